@@ -1,0 +1,52 @@
+// Package mmap maps files read-only into memory.
+package mmap
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mapping is a read-only memory map of a whole file.
+type Mapping struct {
+	Data []byte
+}
+
+// Open maps path read-only. An empty file maps to an empty slice.
+func Open(path string) (*Mapping, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s: is a directory", path)
+	}
+	size := st.Size()
+	if size == 0 {
+		return &Mapping{Data: []byte{}}, nil
+	}
+	if int64(int(size)) != size {
+		return nil, fmt.Errorf("%s: too large to map (%d bytes)", path, size)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	return &Mapping{Data: data}, nil
+}
+
+// Close unmaps the file.
+func (m *Mapping) Close() error {
+	if m == nil || len(m.Data) == 0 {
+		return nil
+	}
+	err := unix.Munmap(m.Data)
+	m.Data = nil
+	return err
+}

@@ -1,0 +1,231 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/kvcache"
+)
+
+// Batch is a set of tokens to run through the model together, possibly from
+// several sequences (as in llama.cpp's llama_batch). Token i of sequence
+// Seq[i] sits at position Pos[i]; positions of a sequence must continue what
+// the cache already holds for it, in order.
+type Batch struct {
+	Tokens []int
+	Pos    []int
+	Seq    []int
+	// Logits marks the tokens whose next-token logits are wanted; nil means
+	// only the last token.
+	Logits []bool
+}
+
+// Model is a loaded transformer ready to run.
+type Model struct {
+	Config  Config
+	Weights *Weights
+	be      backend.Backend
+	rope    ropeTable
+	buf     buffers
+}
+
+// New binds a configuration, its weights and a backend.
+func New(c *Config, w *Weights, be backend.Backend) (*Model, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Config: *c, Weights: w, be: be}
+	m.rope.init(c)
+	return m, nil
+}
+
+// Backend returns the backend the model runs on.
+func (m *Model) Backend() backend.Backend { return m.be }
+
+// buffers are the activations of one forward pass, reused across calls so
+// that decoding allocates nothing after warm-up.
+type buffers struct {
+	n                      int
+	x, h, q, k, v, qkv     []float32
+	att, o, gu, gate, up   []float32
+	logitsIn, logits, prob []float32
+	outRows                []int
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+func (b *buffers) ensure(c *Config, n, nOut int) {
+	d, q, kv, f := c.Hidden, c.QDim(), c.KVDim(), c.FFN
+	b.x = grow(b.x, n*d)
+	b.h = grow(b.h, n*d)
+	b.q = grow(b.q, n*q)
+	b.k = grow(b.k, n*kv)
+	b.v = grow(b.v, n*kv)
+	b.qkv = grow(b.qkv, n*(q+2*kv))
+	b.att = grow(b.att, n*q)
+	b.o = grow(b.o, n*d)
+	b.gu = grow(b.gu, n*2*f)
+	b.gate = grow(b.gate, n*f)
+	b.up = grow(b.up, n*f)
+	b.logitsIn = grow(b.logitsIn, nOut*d)
+	b.logits = grow(b.logits, nOut*c.Vocab)
+}
+
+// Forward runs the batch through the model, stores every token's keys and
+// values in cache, and returns the logits of the tokens marked in
+// b.Logits, one row of Config.Vocab values each, in batch order. The
+// returned slice is reused by the next call.
+func (m *Model) Forward(b *Batch, cache kvcache.Cache) ([]float32, error) {
+	c := &m.Config
+	n := len(b.Tokens)
+	if n == 0 {
+		return nil, nil
+	}
+	if len(b.Pos) != n || len(b.Seq) != n || (b.Logits != nil && len(b.Logits) != n) {
+		return nil, fmt.Errorf("model: batch of %d tokens has %d positions, %d sequence ids, %d logit flags", n, len(b.Pos), len(b.Seq), len(b.Logits))
+	}
+	nOut := 0
+	for i := range n {
+		if b.Tokens[i] < 0 || b.Tokens[i] >= c.Vocab {
+			return nil, fmt.Errorf("model: token id %d out of range [0, %d)", b.Tokens[i], c.Vocab)
+		}
+		if b.Pos[i] < 0 || b.Pos[i] >= cache.Capacity() {
+			return nil, fmt.Errorf("model: position %d is outside the context window of %d tokens", b.Pos[i], cache.Capacity())
+		}
+		if b.Logits == nil && i == n-1 || b.Logits != nil && b.Logits[i] {
+			nOut++
+		}
+	}
+	m.rope.ensure(cache.Capacity())
+	bf := &m.buf
+	bf.ensure(c, n, nOut)
+	d := c.Hidden
+
+	for i, tok := range b.Tokens {
+		m.Weights.Embed.DecodeRows(bf.x[i*d:(i+1)*d], tok, tok+1)
+	}
+	for li := range m.Weights.Layers {
+		if err := m.layer(li, b, cache); err != nil {
+			return nil, err
+		}
+	}
+	// Final norm and output head for the requested tokens only.
+	j := 0
+	for i := range n {
+		if b.Logits == nil && i == n-1 || b.Logits != nil && b.Logits[i] {
+			rmsNorm(bf.logitsIn[j*d:(j+1)*d], bf.x[i*d:(i+1)*d], m.Weights.Norm, float32(c.NormEps))
+			j++
+		}
+	}
+	m.be.MatMul(bf.logits, bf.logitsIn, m.Weights.Output, nOut)
+	return bf.logits, nil
+}
+
+func (m *Model) layer(li int, b *Batch, cache kvcache.Cache) error {
+	c := &m.Config
+	l := &m.Weights.Layers[li]
+	bf := &m.buf
+	n := len(b.Tokens)
+	d, qd, kvd, f := c.Hidden, c.QDim(), c.KVDim(), c.FFN
+	eps := float32(c.NormEps)
+
+	// Attention block.
+	for i := range n {
+		rmsNorm(bf.h[i*d:(i+1)*d], bf.x[i*d:(i+1)*d], l.AttnNorm, eps)
+	}
+	if l.QKV != nil {
+		m.be.MatMul(bf.qkv, bf.h, l.QKV, n)
+		w := qd + 2*kvd
+		for i := range n {
+			row := bf.qkv[i*w : (i+1)*w]
+			copy(bf.q[i*qd:(i+1)*qd], row[:qd])
+			copy(bf.k[i*kvd:(i+1)*kvd], row[qd:qd+kvd])
+			copy(bf.v[i*kvd:(i+1)*kvd], row[qd+kvd:])
+		}
+	} else {
+		m.be.MatMul(bf.q, bf.h, l.Q, n)
+		m.be.MatMul(bf.k, bf.h, l.K, n)
+		m.be.MatMul(bf.v, bf.h, l.V, n)
+	}
+	for i := range n {
+		q, k, v := bf.q[i*qd:(i+1)*qd], bf.k[i*kvd:(i+1)*kvd], bf.v[i*kvd:(i+1)*kvd]
+		if l.QBias != nil {
+			addTo(q, l.QBias)
+			addTo(k, l.KBias)
+			addTo(v, l.VBias)
+		}
+		m.rope.apply(q, c.Heads, b.Pos[i])
+		m.rope.apply(k, c.KVHeads, b.Pos[i])
+		if err := cache.Store(b.Seq[i], li, b.Pos[i], k, v); err != nil {
+			return fmt.Errorf("model: layer %d: %w", li, err)
+		}
+	}
+	m.attention(li, b, cache)
+	m.be.MatMul(bf.o, bf.att, l.O, n)
+	addTo(bf.x[:n*d], bf.o[:n*d])
+
+	// Feed-forward block (SwiGLU).
+	for i := range n {
+		rmsNorm(bf.h[i*d:(i+1)*d], bf.x[i*d:(i+1)*d], l.FFNNorm, eps)
+	}
+	if l.GateUp != nil {
+		m.be.MatMul(bf.gu, bf.h, l.GateUp, n)
+		for i := range n {
+			row := bf.gu[i*2*f : (i+1)*2*f]
+			swiglu(bf.gate[i*f:(i+1)*f], row[:f], row[f:])
+		}
+	} else {
+		m.be.MatMul(bf.gate, bf.h, l.Gate, n)
+		m.be.MatMul(bf.up, bf.h, l.Up, n)
+		swiglu(bf.gate[:n*f], bf.gate[:n*f], bf.up[:n*f])
+	}
+	m.be.MatMul(bf.o, bf.gate, l.Down, n)
+	addTo(bf.x[:n*d], bf.o[:n*d])
+	return nil
+}
+
+// attention computes softmax(q·kᵀ/√d)·v for every token and head over the
+// cached positions 0..pos of the token's sequence (causal by construction).
+func (m *Model) attention(li int, b *Batch, cache kvcache.Cache) {
+	c := &m.Config
+	bf := &m.buf
+	n := len(b.Tokens)
+	hd, qd := c.HeadDim, c.QDim()
+	group := c.Heads / c.KVHeads
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	maxLen := 0
+	for i := range n {
+		maxLen = max(maxLen, b.Pos[i]+1)
+	}
+	bf.prob = grow(bf.prob, c.Heads*maxLen)
+	for i := range n {
+		seq, pos := b.Seq[i], b.Pos[i]
+		q := bf.q[i*qd : (i+1)*qd]
+		out := bf.att[i*qd : (i+1)*qd]
+		T := pos + 1
+		scores := bf.prob[:c.Heads*T]
+		for t := 0; t < T; t++ {
+			k := cache.K(seq, li, t)
+			for h := 0; h < c.Heads; h++ {
+				kh := k[(h/group)*hd : (h/group+1)*hd]
+				scores[h*T+t] = dot(q[h*hd:(h+1)*hd], kh) * scale
+			}
+		}
+		for h := 0; h < c.Heads; h++ {
+			softmax(scores[h*T : (h+1)*T])
+		}
+		clear(out)
+		for t := 0; t < T; t++ {
+			v := cache.V(seq, li, t)
+			for h := 0; h < c.Heads; h++ {
+				axpy(out[h*hd:(h+1)*hd], scores[h*T+t], v[(h/group)*hd:(h/group+1)*hd])
+			}
+		}
+	}
+}
