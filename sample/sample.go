@@ -1,0 +1,326 @@
+// Package sample turns a model's next-token logits into a token id, and
+// watches streamed text for stop strings.
+//
+// A Sampler applies, in order: repetition penalty, top-k, softmax with
+// temperature, top-p (nucleus), min-p, and finally draws a token with a seeded
+// PCG generator (math/rand/v2), so the same seed and the same sequence of
+// logits give the same tokens. Temperature 0 means greedy decoding.
+//
+// The chain is llama.cpp's default sampler chain, except that temperature is
+// applied before top-p and min-p (llama.cpp scales by temperature after them),
+// so here a temperature changes which tokens top-p and min-p keep.
+package sample
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// DefaultRepeatWindow is the number of recent tokens the repetition penalty
+// looks at when Options.RepeatWindow is 0.
+const DefaultRepeatWindow = 64
+
+// Options configures a Sampler. The zero value is greedy decoding.
+type Options struct {
+	Temperature   float32 // 0 => greedy (argmax, ties -> lowest id)
+	TopK          int     // keep the K most likely tokens; 0 => off
+	TopP          float32 // keep the smallest set of tokens whose probability reaches TopP; 0 or 1 => off
+	MinP          float32 // keep tokens with p >= MinP * p_max; 0 => off
+	RepeatPenalty float32 // 0 or 1 => off; logit>0 ? logit/R : logit*R, once per distinct token in the window
+	RepeatWindow  int     // how many recent history tokens the penalty looks at; 0 => DefaultRepeatWindow
+	Seed          uint64  // seed of the PCG generator used for drawing
+}
+
+// Sampler picks tokens from logits. It keeps scratch buffers sized to the
+// vocabulary, so after the first call Sample does not allocate. A Sampler is
+// not safe for concurrent use.
+type Sampler struct {
+	opts Options
+	rng  *rand.Rand
+
+	logit  []float32 // penalized copy of the caller's logits
+	ids    []int32   // candidate token ids
+	weight []float64 // weight[id] = exp((logit[id]-max)/T), valid for candidates
+}
+
+// New validates opts and returns a Sampler. Invalid options give an error
+// naming the offending field.
+func New(opts Options) (*Sampler, error) {
+	bad := func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }
+	switch {
+	case bad(opts.Temperature) || opts.Temperature < 0:
+		return nil, fmt.Errorf("sample: Temperature must be a finite number >= 0, got %v", opts.Temperature)
+	case opts.TopK < 0:
+		return nil, fmt.Errorf("sample: TopK must be >= 0, got %d", opts.TopK)
+	case bad(opts.TopP) || opts.TopP < 0 || opts.TopP > 1:
+		return nil, fmt.Errorf("sample: TopP must be in [0, 1], got %v", opts.TopP)
+	case bad(opts.MinP) || opts.MinP < 0 || opts.MinP > 1:
+		return nil, fmt.Errorf("sample: MinP must be in [0, 1], got %v", opts.MinP)
+	case bad(opts.RepeatPenalty) || opts.RepeatPenalty < 0:
+		return nil, fmt.Errorf("sample: RepeatPenalty must be a finite number >= 0, got %v", opts.RepeatPenalty)
+	case opts.RepeatWindow < 0:
+		return nil, fmt.Errorf("sample: RepeatWindow must be >= 0, got %d", opts.RepeatWindow)
+	}
+	if opts.RepeatWindow == 0 {
+		opts.RepeatWindow = DefaultRepeatWindow
+	}
+	return &Sampler{
+		opts: opts,
+		rng:  rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+	}, nil
+}
+
+// Options returns the sampler's options, with defaults filled in.
+func (s *Sampler) Options() Options { return s.opts }
+
+// Sample returns the next token id for logits (one value per vocabulary
+// entry). history is the sequence of tokens so far (prompt and generated);
+// only its last RepeatWindow entries matter, and only when RepeatPenalty is
+// on. Ids in history outside [0, len(logits)) are ignored.
+//
+// Sample never modifies logits or history: it works on its own copy. NaN
+// logits are treated as -Inf. If some logit is +Inf, or every candidate is
+// -Inf or NaN, Sample falls back to the greedy choice (the first +Inf; 0 when
+// all are -Inf or NaN). It returns -1 only when logits is empty.
+func (s *Sampler) Sample(logits []float32, history []int) int {
+	if len(logits) == 0 {
+		return -1
+	}
+	cand := s.candidates(logits, history)
+	if len(cand) == 1 {
+		return int(cand[0])
+	}
+	var total float64
+	for _, id := range cand {
+		total += s.weight[id]
+	}
+	r := s.rng.Float64() * total
+	var acc float64
+	for _, id := range cand {
+		acc += s.weight[id]
+		if r < acc {
+			return int(id)
+		}
+	}
+	return int(cand[len(cand)-1]) // only reached through rounding
+}
+
+// candidates runs the filter chain and returns the ids that may be drawn; the
+// probability of id is proportional to s.weight[id]. When the result has one
+// element no random number is needed.
+func (s *Sampler) candidates(logits []float32, history []int) []int32 {
+	n := len(logits)
+	if cap(s.logit) < n {
+		s.logit = make([]float32, n)
+		s.ids = make([]int32, n)
+		s.weight = make([]float64, n)
+	}
+	l := s.logit[:n]
+	ids := s.ids[:n]
+	penalize := s.opts.RepeatPenalty != 0 && s.opts.RepeatPenalty != 1
+	greedy := s.opts.Temperature == 0 || s.opts.TopK == 1
+
+	if greedy && !penalize {
+		ids[0] = int32(argmax(logits))
+		return ids[:1]
+	}
+
+	// Copy, turning NaN into -Inf so that comparisons form a total order.
+	for i, v := range logits {
+		if v != v {
+			v = float32(math.Inf(-1))
+		}
+		l[i] = v
+	}
+
+	// Repetition penalty. Each penalized value is computed from the caller's
+	// logit, so a token repeated in the window is penalized once.
+	if penalize {
+		r := s.opts.RepeatPenalty
+		h := history
+		if len(h) > s.opts.RepeatWindow {
+			h = h[len(h)-s.opts.RepeatWindow:]
+		}
+		for _, t := range h {
+			if t < 0 || t >= n {
+				continue
+			}
+			v := logits[t]
+			if v != v {
+				continue
+			}
+			if v > 0 {
+				l[t] = v / r
+			} else {
+				l[t] = v * r
+			}
+		}
+	}
+
+	if greedy {
+		ids[0] = int32(argmax(l))
+		return ids[:1]
+	}
+
+	// Top-k: partial selection, leaving the k best sorted best-first.
+	var cand []int32
+	sorted := false
+	if k := s.opts.TopK; k > 0 && k < n {
+		cand = topK(l, ids, k)
+		sorted = true
+	} else {
+		for i := range ids {
+			ids[i] = int32(i)
+		}
+		cand = ids
+	}
+
+	// Softmax with temperature (unnormalized: the best token has weight 1).
+	maxv := l[cand[0]]
+	if !sorted {
+		for _, id := range cand {
+			maxv = max(maxv, l[id])
+		}
+	}
+	if math.IsInf(float64(maxv), 0) {
+		ids[0] = int32(argmax(l))
+		return ids[:1]
+	}
+	invT := 1 / float64(s.opts.Temperature)
+	var total float64
+	for _, id := range cand {
+		w := math.Exp((float64(l[id]) - float64(maxv)) * invT)
+		s.weight[id] = w
+		total += w
+	}
+
+	// Top-p: keep the shortest best-first prefix whose mass reaches TopP.
+	if p := s.opts.TopP; p > 0 && p < 1 {
+		target := float64(p) * total
+		var acc float64
+		if sorted {
+			for i, id := range cand {
+				acc += s.weight[id]
+				if acc >= target {
+					cand = cand[:i+1]
+					break
+				}
+			}
+		} else {
+			// Lazy sort: heapify all candidates, pop the best until the mass
+			// is reached. Popped ids collect at the end of cand.
+			h := len(cand)
+			heapify(l, cand)
+			for h > 0 {
+				cand[0], cand[h-1] = cand[h-1], cand[0]
+				acc += s.weight[cand[h-1]]
+				h--
+				siftDown(l, cand[:h], 0)
+				if acc >= target {
+					break
+				}
+			}
+			cand = cand[h:]
+			for i, j := 0, len(cand)-1; i < j; i, j = i+1, j-1 {
+				cand[i], cand[j] = cand[j], cand[i]
+			}
+			sorted = true
+		}
+	}
+
+	// Min-p: p >= MinP*p_max is weight >= MinP, since the best weight is 1.
+	if m := float64(s.opts.MinP); m > 0 {
+		kept := cand[:0]
+		for _, id := range cand {
+			if s.weight[id] >= m {
+				kept = append(kept, id)
+			}
+		}
+		cand = kept
+	}
+	return cand
+}
+
+// argmax returns the index of the largest value, ties to the lowest index.
+// NaN never wins; if no value exceeds -Inf it returns 0.
+func argmax(l []float32) int {
+	best, bv := 0, float32(math.Inf(-1))
+	for i, v := range l {
+		if v > bv {
+			best, bv = i, v
+		}
+	}
+	return best
+}
+
+// better reports whether token a ranks above token b: higher logit, ties to
+// the lower id.
+func better(l []float32, a, b int32) bool {
+	return l[a] > l[b] || (l[a] == l[b] && a < b)
+}
+
+// topK selects the k best tokens of l into ids[:k], sorted best-first, in
+// O(n log k) time using a size-k heap whose root is the worst kept token.
+func topK(l []float32, ids []int32, k int) []int32 {
+	h := ids[:k]
+	for i := range h {
+		h[i] = int32(i)
+	}
+	worse := func(a, b int32) bool { return better(l, b, a) }
+	down := func(h []int32, i int) {
+		for {
+			c := 2*i + 1
+			if c >= len(h) {
+				return
+			}
+			if c+1 < len(h) && worse(h[c+1], h[c]) {
+				c++
+			}
+			if !worse(h[c], h[i]) {
+				return
+			}
+			h[i], h[c] = h[c], h[i]
+			i = c
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(h, i)
+	}
+	for i := k; i < len(l); i++ {
+		if better(l, int32(i), h[0]) {
+			h[0] = int32(i)
+			down(h, 0)
+		}
+	}
+	// Heap sort: repeatedly move the worst to the end, giving best-first.
+	for end := k - 1; end > 0; end-- {
+		h[0], h[end] = h[end], h[0]
+		down(h[:end], 0)
+	}
+	return h
+}
+
+// heapify arranges h as a max-heap under better.
+func heapify(l []float32, h []int32) {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		siftDown(l, h, i)
+	}
+}
+
+func siftDown(l []float32, h []int32, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && better(l, h[c+1], h[c]) {
+			c++
+		}
+		if !better(l, h[c], h[i]) {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
+}
