@@ -35,10 +35,12 @@ type Checkpoint struct {
 	Config       *model.Config
 	Tensors      Source
 	ChatTemplate string
+	Metadata     map[string]string // provenance and other facts worth showing (e.g. from a .upg)
 
-	tokenizerPath string // where tokenizer.Load finds the tokenizer
-	closer        func() error
-	gguf          *gguf.File // set for GGUF checkpoints (its vocabulary is the tokenizer)
+	tokenizerPath  string // where tokenizer.Load finds the tokenizer
+	closer         func() error
+	tokenizerFiles map[string][]byte // set for .upg checkpoints: embedded tokenizer files by name
+	gguf           *gguf.File        // set for GGUF checkpoints (its vocabulary is the tokenizer)
 }
 
 // Open detects the format of path and opens it.
@@ -53,6 +55,8 @@ func Open(path string) (*Checkpoint, error) {
 	switch {
 	case strings.HasSuffix(path, ".gguf"):
 		return openGGUF(path)
+	case strings.HasSuffix(path, ".upg"):
+		return openUPG(path)
 	}
 	return nil, fmt.Errorf("%s: unrecognised model format (want a Hugging Face directory, .gguf or .upg file)", path)
 }

@@ -33,7 +33,7 @@ type Contiguous struct {
 
 type seqStore struct {
 	k, v [][]float32 // per layer, len = allocated positions × kvDim
-	n    int
+	n    []int       // positions stored per layer
 }
 
 // NewContiguous makes a cache for layers × kvDim with at most capacity positions per sequence.
@@ -47,7 +47,7 @@ func (c *Contiguous) Capacity() int { return c.capacity }
 func (c *Contiguous) seq(s int) *seqStore {
 	st := c.seqs[s]
 	if st == nil {
-		st = &seqStore{k: make([][]float32, c.layers), v: make([][]float32, c.layers)}
+		st = &seqStore{k: make([][]float32, c.layers), v: make([][]float32, c.layers), n: make([]int, c.layers)}
 		c.seqs[s] = st
 	}
 	return st
@@ -62,8 +62,8 @@ func (c *Contiguous) Store(seq, layer, pos int, k, v []float32) error {
 		return fmt.Errorf("kvcache: layer %d out of range [0, %d)", layer, c.layers)
 	}
 	st := c.seq(seq)
-	if pos > st.n || (layer > 0 && pos >= st.n) {
-		return fmt.Errorf("kvcache: sequence %d: position %d stored out of order (have %d)", seq, pos, st.n)
+	if pos > st.n[layer] {
+		return fmt.Errorf("kvcache: sequence %d: position %d stored out of order (have %d)", seq, pos, st.n[layer])
 	}
 	need := (pos + 1) * c.kvDim
 	if len(st.k[layer]) < need {
@@ -77,8 +77,8 @@ func (c *Contiguous) Store(seq, layer, pos int, k, v []float32) error {
 	}
 	copy(st.k[layer][pos*c.kvDim:need], k)
 	copy(st.v[layer][pos*c.kvDim:need], v)
-	if layer == 0 && pos == st.n {
-		st.n++
+	if pos == st.n[layer] {
+		st.n[layer]++
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func (c *Contiguous) V(seq, layer, pos int) []float32 {
 // Len implements Cache.
 func (c *Contiguous) Len(seq int) int {
 	if st := c.seqs[seq]; st != nil {
-		return st.n
+		return st.n[0]
 	}
 	return 0
 }
@@ -111,5 +111,7 @@ func (c *Contiguous) Truncate(seq, n int) {
 		delete(c.seqs, seq)
 		return
 	}
-	st.n = min(st.n, n)
+	for l := range st.n {
+		st.n[l] = min(st.n[l], n)
+	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/kvcache"
+	"github.com/upg-ai/upg/tensor"
 )
 
 // Batch is a set of tokens to run through the model together, possibly from
@@ -28,6 +29,28 @@ type Model struct {
 	be      backend.Backend
 	rope    ropeTable
 	buf     buffers
+	attn    attnJob                  // the attention call in flight
+	attnRun func(worker, lo, hi int) // m.attnWork, bound once so calls do not allocate
+}
+
+// parallelBackend is implemented by backends that can run Go work on their
+// worker pool (the CPU backend); attention is then split across heads.
+type parallelBackend interface {
+	ParallelFor(n, align int, fn func(worker, lo, hi int))
+	Threads() int
+}
+
+// rowDecoder is implemented by backends that decode one matrix row without
+// allocating (embedding lookups of compressed tables).
+type rowDecoder interface {
+	DecodeRow(dst []float32, w tensor.Matrix, r int)
+}
+
+type attnJob struct {
+	li    int
+	b     *Batch
+	cache kvcache.Cache
+	maxT  int
 }
 
 // New binds a configuration, its weights and a backend.
@@ -37,6 +60,7 @@ func New(c *Config, w *Weights, be backend.Backend) (*Model, error) {
 	}
 	m := &Model{Config: *c, Weights: w, be: be}
 	m.rope.init(c)
+	m.attnRun = m.attnWork
 	return m, nil
 }
 
@@ -107,11 +131,9 @@ func (m *Model) Forward(b *Batch, cache kvcache.Cache) ([]float32, error) {
 	bf.ensure(c, n, nOut)
 	d := c.Hidden
 
-	for i, tok := range b.Tokens {
-		m.Weights.Embed.DecodeRows(bf.x[i*d:(i+1)*d], tok, tok+1)
-	}
+	m.Embed(bf.x, b.Tokens)
 	for li := range m.Weights.Layers {
-		if err := m.layer(li, b, cache); err != nil {
+		if err := m.layer(li, b, cache, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -127,7 +149,50 @@ func (m *Model) Forward(b *Batch, cache kvcache.Cache) ([]float32, error) {
 	return bf.logits, nil
 }
 
-func (m *Model) layer(li int, b *Batch, cache kvcache.Cache) error {
+// TapPoint names the input of a layer's projections, observed by a Tap.
+type TapPoint int
+
+const (
+	TapAttnIn TapPoint = iota // normed input of the q/k/v projections
+	TapOIn                    // attention output, input of o_proj
+	TapFFNIn                  // normed input of the gate/up projections
+	TapDownIn                 // SwiGLU output, input of down_proj
+)
+
+// Tap observes the n×cols activations entering a layer's projections (used
+// by the compressor to collect calibration statistics).
+type Tap func(point TapPoint, act []float32, n int)
+
+// Embed writes the embeddings of tokens into x (len(tokens) × hidden).
+func (m *Model) Embed(x []float32, tokens []int) {
+	d := m.Config.Hidden
+	rd, fast := m.be.(rowDecoder)
+	for i, tok := range tokens {
+		if fast {
+			rd.DecodeRow(x[i*d:(i+1)*d], m.Weights.Embed, tok)
+		} else {
+			m.Weights.Embed.DecodeRows(x[i*d:(i+1)*d], tok, tok+1)
+		}
+	}
+}
+
+// RunLayer applies layer li to the hidden states x (len(b.Tokens) × hidden,
+// updated in place), storing keys and values in cache and reporting the
+// projections' inputs to tap when it is not nil.
+func (m *Model) RunLayer(li int, x []float32, b *Batch, cache kvcache.Cache, tap Tap) error {
+	n := len(b.Tokens)
+	m.rope.ensure(cache.Capacity())
+	m.buf.ensure(&m.Config, n, 0)
+	d := m.Config.Hidden
+	copy(m.buf.x[:n*d], x)
+	if err := m.layer(li, b, cache, tap); err != nil {
+		return err
+	}
+	copy(x, m.buf.x[:n*d])
+	return nil
+}
+
+func (m *Model) layer(li int, b *Batch, cache kvcache.Cache, tap Tap) error {
 	c := &m.Config
 	l := &m.Weights.Layers[li]
 	bf := &m.buf
@@ -138,6 +203,9 @@ func (m *Model) layer(li int, b *Batch, cache kvcache.Cache) error {
 	// Attention block.
 	for i := range n {
 		rmsNorm(bf.h[i*d:(i+1)*d], bf.x[i*d:(i+1)*d], l.AttnNorm, eps)
+	}
+	if tap != nil {
+		tap(TapAttnIn, bf.h[:n*d], n)
 	}
 	if l.QKV != nil {
 		m.be.MatMul(bf.qkv, bf.h, l.QKV, n)
@@ -167,12 +235,18 @@ func (m *Model) layer(li int, b *Batch, cache kvcache.Cache) error {
 		}
 	}
 	m.attention(li, b, cache)
+	if tap != nil {
+		tap(TapOIn, bf.att[:n*qd], n)
+	}
 	m.be.MatMul(bf.o, bf.att, l.O, n)
 	addTo(bf.x[:n*d], bf.o[:n*d])
 
 	// Feed-forward block (SwiGLU).
 	for i := range n {
 		rmsNorm(bf.h[i*d:(i+1)*d], bf.x[i*d:(i+1)*d], l.FFNNorm, eps)
+	}
+	if tap != nil {
+		tap(TapFFNIn, bf.h[:n*d], n)
 	}
 	if l.GateUp != nil {
 		m.be.MatMul(bf.gu, bf.h, l.GateUp, n)
@@ -185,6 +259,9 @@ func (m *Model) layer(li int, b *Batch, cache kvcache.Cache) error {
 		m.be.MatMul(bf.up, bf.h, l.Up, n)
 		swiglu(bf.gate[:n*f], bf.gate[:n*f], bf.up[:n*f])
 	}
+	if tap != nil {
+		tap(TapDownIn, bf.gate[:n*f], n)
+	}
 	m.be.MatMul(bf.o, bf.gate, l.Down, n)
 	addTo(bf.x[:n*d], bf.o[:n*d])
 	return nil
@@ -192,40 +269,51 @@ func (m *Model) layer(li int, b *Batch, cache kvcache.Cache) error {
 
 // attention computes softmax(q·kᵀ/√d)·v for every token and head over the
 // cached positions 0..pos of the token's sequence (causal by construction).
+// The (token, head) pairs are split across the backend's workers when it
+// has a pool; each worker keeps its scores in its own slice of bf.prob.
 func (m *Model) attention(li int, b *Batch, cache kvcache.Cache) {
 	c := &m.Config
-	bf := &m.buf
 	n := len(b.Tokens)
+	maxT := 0
+	for i := range n {
+		maxT = max(maxT, b.Pos[i]+1)
+	}
+	maxT = max(maxT, cache.Capacity())
+	m.attn = attnJob{li: li, b: b, cache: cache, maxT: maxT}
+	if pb, ok := m.be.(parallelBackend); ok && n*c.Heads > 1 {
+		m.buf.prob = grow(m.buf.prob, pb.Threads()*maxT)
+		pb.ParallelFor(n*c.Heads, 1, m.attnRun)
+	} else {
+		m.buf.prob = grow(m.buf.prob, maxT)
+		m.attnWork(0, 0, n*c.Heads)
+	}
+	m.attn = attnJob{}
+}
+
+// attnWork computes the (token, head) pairs [lo, hi) of the attention call.
+func (m *Model) attnWork(worker, lo, hi int) {
+	c := &m.Config
+	a := &m.attn
+	bf := &m.buf
 	hd, qd := c.HeadDim, c.QDim()
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	maxLen := 0
-	for i := range n {
-		maxLen = max(maxLen, b.Pos[i]+1)
-	}
-	bf.prob = grow(bf.prob, c.Heads*maxLen)
-	for i := range n {
-		seq, pos := b.Seq[i], b.Pos[i]
-		q := bf.q[i*qd : (i+1)*qd]
-		out := bf.att[i*qd : (i+1)*qd]
+	prob := bf.prob[worker*a.maxT : (worker+1)*a.maxT]
+	for p := lo; p < hi; p++ {
+		i, h := p/c.Heads, p%c.Heads
+		seq, pos := a.b.Seq[i], a.b.Pos[i]
+		q := bf.q[i*qd+h*hd : i*qd+(h+1)*hd]
+		out := bf.att[i*qd+h*hd : i*qd+(h+1)*hd]
+		kv := (h / group) * hd
 		T := pos + 1
-		scores := bf.prob[:c.Heads*T]
+		scores := prob[:T]
 		for t := 0; t < T; t++ {
-			k := cache.K(seq, li, t)
-			for h := 0; h < c.Heads; h++ {
-				kh := k[(h/group)*hd : (h/group+1)*hd]
-				scores[h*T+t] = dot(q[h*hd:(h+1)*hd], kh) * scale
-			}
+			scores[t] = dot(q, a.cache.K(seq, a.li, t)[kv:kv+hd]) * scale
 		}
-		for h := 0; h < c.Heads; h++ {
-			softmax(scores[h*T : (h+1)*T])
-		}
+		softmax(scores)
 		clear(out)
 		for t := 0; t < T; t++ {
-			v := cache.V(seq, li, t)
-			for h := 0; h < c.Heads; h++ {
-				axpy(out[h*hd:(h+1)*hd], scores[h*T+t], v[(h/group)*hd:(h/group+1)*hd])
-			}
+			axpy(out, scores[t], a.cache.V(seq, a.li, t)[kv:kv+hd])
 		}
 	}
 }

@@ -29,7 +29,7 @@ func swiglu(dst, gate, up []float32) {
 	}
 }
 
-func dot(a, b []float32) float32 {
+func dotGo(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32
 	i := 0
@@ -45,8 +45,8 @@ func dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// axpy adds a·x to y.
-func axpy(y []float32, a float32, x []float32) {
+// axpyGo adds a·x to y.
+func axpyGo(y []float32, a float32, x []float32) {
 	x = x[:len(y)]
 	for i := range y {
 		y[i] += a * x[i]

@@ -63,9 +63,9 @@ func (f *File) Close() error {
 }
 
 type rawEntry struct {
-	DType       string   `json:"dtype"`
-	Shape       []int    `json:"shape"`
-	DataOffsets [2]int64 `json:"data_offsets"`
+	DType       string  `json:"dtype"`
+	Shape       []int   `json:"shape"`
+	DataOffsets []int64 `json:"data_offsets"`
 }
 
 // Parse validates a whole safetensors file held in memory. name is used in errors.
@@ -99,6 +99,9 @@ func Parse(buf []byte, name string) (*File, error) {
 		if err := json.Unmarshal(msg, &e); err != nil {
 			return nil, fail("tensor %q: bad entry: %v", key, err)
 		}
+		if len(e.DataOffsets) != 2 {
+			return nil, fail("tensor %q: data_offsets %v must be [begin, end]", key, e.DataOffsets)
+		}
 		ti := TensorInfo{Name: key, DType: e.DType, Shape: e.Shape, Begin: e.DataOffsets[0], End: e.DataOffsets[1]}
 		if ti.Begin < 0 || ti.End < ti.Begin {
 			return nil, fail("tensor %q: bad data_offsets [%d, %d]", key, ti.Begin, ti.End)
@@ -111,8 +114,10 @@ func Parse(buf []byte, name string) (*File, error) {
 			return nil, fail("tensor %q: invalid shape %v", key, e.Shape)
 		}
 		if dt, err := tensor.ParseDType(e.DType); err == nil {
-			if int64(numel)*int64(dt.Size()) != ti.End-ti.Begin {
-				return nil, fail("tensor %q: shape %v of %s needs %d bytes, data_offsets give %d", key, e.Shape, e.DType, numel*dt.Size(), ti.End-ti.Begin)
+			// Compare element counts, not byte counts: numel*size can overflow.
+			size := int64(dt.Size())
+			if n := ti.End - ti.Begin; n%size != 0 || int64(numel) != n/size {
+				return nil, fail("tensor %q: shape %v of %s needs %d elements of %d bytes, data_offsets give %d bytes", key, e.Shape, e.DType, numel, size, n)
 			}
 		}
 		f.Tensors[key] = ti
@@ -122,6 +127,9 @@ func Parse(buf []byte, name string) (*File, error) {
 		a, b := f.Tensors[f.Names[i]], f.Tensors[f.Names[j]]
 		if a.Begin != b.Begin {
 			return a.Begin < b.Begin
+		}
+		if a.End != b.End {
+			return a.End < b.End // a zero-size tensor sorts before one starting at the same offset
 		}
 		return a.Name < b.Name
 	})
@@ -147,3 +155,6 @@ func (f *File) Data(name string) ([]byte, tensor.DType, TensorInfo, error) {
 	}
 	return f.data[ti.Begin:ti.End], dt, ti, nil
 }
+
+// Release drops the file's pages from the resident set (see mmap.Mapping.Release).
+func (f *File) Release() { f.mapping.Release() }

@@ -50,3 +50,12 @@ func (m *Mapping) Close() error {
 	m.Data = nil
 	return err
 }
+
+// Release tells the kernel the mapped pages are not needed now, dropping
+// them from this process's resident set (they are re-read from the file if
+// touched again). Used when streaming through files larger than memory.
+func (m *Mapping) Release() {
+	if m != nil && len(m.Data) > 0 {
+		unix.Madvise(m.Data, unix.MADV_DONTNEED)
+	}
+}

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/upg-ai/upg/compress"
+)
+
+func newCompressCmd() *cobra.Command {
+	var opts compress.Options
+	var out, calib, family string
+	var asJSON, quiet bool
+	cmd := &cobra.Command{
+		Use:   "compress SRC --out FILE --target-bpw B [--calib TEXTFILE]",
+		Short: "Compress a Hugging Face checkpoint (or F16/F32 GGUF) into a .upg file",
+		Long: `Compress SRC to FILE at B bits per weight, counting every byte of the file
+(tensors, scales, indices, tokenizer and metadata). With --calib, the model
+runs on the calibration text layer by layer: the planner gives more bits to
+the tensors whose errors cost most, and every projection is encoded with
+GPTQ-style error compensation against the already-compressed earlier layers.
+The output is written to a temporary file and renamed at the end, so an
+interrupted run never leaves a partial FILE.`,
+		Example: `  upg compress ../shared/models/miniphi-29m --out miniphi.upg --target-bpw 3.2 --calib calib.txt
+  upg compress ./Phi-4 --out phi4.upg --target-bpw 3.2 --calib calib.txt --calib-tokens 4096
+  upg compress stories.gguf --out stories.upg --target-bpw 4`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef("--out FILE is required")
+			}
+			if opts.TargetBPW <= 0 {
+				return usagef("--target-bpw must be positive (10x smaller than fp32 is 3.2)")
+			}
+			if calib != "" {
+				b, err := os.ReadFile(calib)
+				if err != nil {
+					return err
+				}
+				opts.CalibText = string(b)
+			}
+			opts.Family = compress.Family(family)
+			var bar *progressbar.ProgressBar
+			if !quiet {
+				bar = progressbar.NewOptions64(100, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
+					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
+					progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish(),
+					progressbar.OptionSetDescription("compressing"))
+				opts.Progress = func(done, total int64, stage string) {
+					if bar.GetMax64() != total && total > 0 {
+						bar.ChangeMax64(total)
+					}
+					bar.Describe(fmt.Sprintf("%-44.44s", stage))
+					bar.Set64(done)
+				}
+			}
+			rep, err := compress.Run(args[0], out, opts)
+			if bar != nil {
+				bar.Finish()
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printCompressReport(rep)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&out, "out", "o", "", "output .upg file")
+	fl.Float64Var(&opts.TargetBPW, "target-bpw", 3.2, "all-in bits per weight of the output file")
+	fl.StringVar(&calib, "calib", "", "calibration text file (use text unlike your evaluation text)")
+	fl.IntVar(&opts.CalibTokens, "calib-tokens", 16384, "calibration tokens to use")
+	fl.IntVar(&opts.CalibCtx, "calib-ctx", 512, "tokens per calibration sequence")
+	fl.StringVar(&family, "codec", "auto", "codec family for weight matrices: auto, dense, dense-uniform, sparse, overlay")
+	fl.BoolVar(&opts.NoGPTQ, "no-gptq", false, "round to nearest instead of GPTQ error compensation")
+	fl.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
+	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	return cmd
+}
+
+func printCompressReport(r *compress.Report) {
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "tensor\tshape\tencoding\tbytes\tbits/weight\trel. output error")
+	for _, t := range r.Tensors {
+		rel := ""
+		if t.RelErr > 0 {
+			rel = fmt.Sprintf("%.4f", t.RelErr)
+		}
+		fmt.Fprintf(w, "%s\t%v\t%s\t%d\t%.3f\t%s\n", t.Name, t.Shape, t.Encoding, t.Bytes, t.BPW, rel)
+	}
+	w.Flush()
+	fmt.Printf("\n%s: %d bytes, %.3f bits/weight all-in, %.2fx smaller than fp32, %.2fx smaller than the source (%d bytes)\n",
+		r.Output, r.FileBytes, r.BPW, r.RatioFP32, r.RatioSource, r.SourceBytes)
+	fmt.Printf("%d parameters in %s (%.0f parameters/s; calibration tokens: %d)\n",
+		r.Parameters, r.Elapsed.Round(time.Millisecond), r.ParamsPerSec, r.CalibTokens)
+}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/eval"
+	"github.com/upg-ai/upg/model"
+)
+
+func newEvalCmd() *cobra.Command {
+	var mf modelFlags
+	var refPath, textPath string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "eval --model FILE --ref SRC --text TEXTFILE [--ctx 512] [--json]",
+		Short: "Measure a compressed model against its reference: PPL, KL divergence, top-1 agreement",
+		Long: `Score TEXTFILE with the model and with the reference as llama.cpp's perplexity
+tool does: non-overlapping chunks of --ctx tokens, each scored on its second
+half, no BOS added. Reports both perplexities and their ratio, the mean and
+99th-percentile KL divergence of the model's next-token distribution from the
+reference's, top-1 agreement, bits per weight and file size.`,
+		Example: `  upg eval --model miniphi.upg --ref ../shared/models/miniphi-29m --text ../shared/corpus/miniphi_eval_250k.txt
+  upg eval --model phi4.upg --ref ./Phi-4 --text wiki.txt --ctx 512 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if textPath == "" {
+				return usagef("--text TEXTFILE is required")
+			}
+			text, err := os.ReadFile(textPath)
+			if err != nil {
+				return err
+			}
+			ctx := mf.ctx
+			if ctx == 0 {
+				ctx = 512
+			}
+			mf.ctx = ctx
+			l, err := mf.load()
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			var ref *engine.Loaded
+			if refPath != "" {
+				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Ctx: ctx}); err != nil {
+					return err
+				}
+				defer ref.Close()
+			}
+			tokens := l.Tokenizer.Encode(string(text), false, false)
+			bar := progressbar.NewOptions(len(tokens)/ctx, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
+				progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+				progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetDescription("evaluating"))
+			var refModel *model.Model
+			if ref != nil {
+				refModel = ref.Model
+			}
+			res, err := eval.Compare(l.Model, refModel, tokens, ctx, func(d, t int) { bar.Set(d) })
+			bar.Finish()
+			if err != nil {
+				return err
+			}
+			res.FileBytes, res.BPW = modelSize(l)
+			if asJSON {
+				return json.NewEncoder(os.Stdout).Encode(res)
+			}
+			fmt.Printf("scored %d tokens in %d chunks of %d\n", res.Tokens, res.Chunks, res.Ctx)
+			fmt.Printf("PPL %.4f", res.PPL)
+			if ref != nil {
+				fmt.Printf("   reference PPL %.4f   ratio %.4f\n", res.RefPPL, res.PPLRatio)
+				fmt.Printf("KL divergence: mean %.5f, p99 %.5f\ntop-1 agreement %.2f%%\n", res.KLDMean, res.KLDP99, 100*res.Top1)
+			} else {
+				fmt.Println()
+			}
+			fmt.Printf("%d bytes, %.3f bits/weight\n", res.FileBytes, res.BPW)
+			return nil
+		},
+	}
+	mf.register(cmd)
+	cmd.Flags().StringVar(&refPath, "ref", "", "reference model (the uncompressed checkpoint)")
+	cmd.Flags().StringVar(&textPath, "text", "", "evaluation text file")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+// modelSize returns the model file's size (the sum of tensor bytes for
+// directories) and its bits per weight.
+func modelSize(l *engine.Loaded) (int64, float64) {
+	ck := l.Checkpoint
+	var bytes int64
+	if st, err := os.Stat(ck.Path); err == nil && !st.IsDir() {
+		bytes = st.Size()
+	} else {
+		for _, n := range ck.Tensors.Names() {
+			ti, _ := ck.Tensors.Info(n)
+			bytes += ti.Bytes
+		}
+	}
+	return bytes, float64(bytes*8) / float64(max(ck.NumParams(), 1))
+}

@@ -1,0 +1,80 @@
+// Package cli implements the upg command line: one file per command, each a
+// thin layer over the packages that do the work.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed (bad model file, I/O, ...)
+	exitUsage = 2 // bad flags or arguments
+)
+
+// usageError marks errors that are the caller's fault (exit code 2).
+type usageError struct{ error }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// Main runs the command line and returns the process exit code.
+func Main(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(os.Stderr, "upg: %s\n", msg)
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") ||
+		strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg(s)") {
+		fmt.Fprintf(os.Stderr, "Run 'upg %s --help' for usage.\n", commandName(root, args))
+		return exitUsage
+	}
+	return exitError
+}
+
+func commandName(root *cobra.Command, args []string) string {
+	if c, _, err := root.Find(args); err == nil && c != root {
+		return c.Name()
+	}
+	return ""
+}
+
+var logLevel = new(slog.LevelVar)
+
+func newRoot() *cobra.Command {
+	var verbose bool
+	root := &cobra.Command{
+		Use:   "upg",
+		Short: "Compress language models ~10x and run them fast",
+		Long: `upg compresses decoder-only language models (Phi-3/Phi-4, Llama, Mistral, Qwen2)
+to about 3 bits per weight and runs them on the CPU with fused
+decompress-and-multiply kernels.`,
+		Example: `  upg run "package main"                     # the bundled demo model
+  upg compress ./Phi-4 --out phi4.upg --target-bpw 3.2 --calib calib.txt
+  upg chat --model phi4.upg
+  upg eval --model phi4.upg --ref ./Phi-4 --text eval.txt`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			if verbose {
+				logLevel.Set(slog.LevelDebug)
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})))
+		},
+	}
+	logLevel.Set(slog.LevelWarn)
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "structured debug logs on stderr")
+	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd())
+	return root
+}

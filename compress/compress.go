@@ -1,0 +1,474 @@
+// Package compress turns a checkpoint into a .upg file at a target number of
+// bits per weight (all bytes of the file counted). It streams: one layer's
+// weights are decoded, calibrated, encoded and written at a time, so memory
+// does not grow with the number of layers.
+//
+// The pipeline:
+//  1. Calibration tokens run through the original model once, recording the
+//     per-column activation energy (diag of H = E[x xᵀ]) at every projection
+//     input.
+//  2. A planner estimates, for every 2-D tensor and every candidate encoding,
+//     the energy-weighted relative error, and allocates bytes across tensors
+//     (greedy on error reduction per byte) to meet the budget exactly.
+//  3. Layer by layer, on hidden states that already went through the
+//     compressed earlier layers, each projection's full Hessian is collected
+//     and the tensor is encoded with GPTQ-style error compensation; later
+//     projections of the same layer see the already-compressed earlier ones.
+package compress
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/upg-ai/upg/backend/cpu"
+	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/kvcache"
+	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/tensor"
+	"github.com/upg-ai/upg/upgfile"
+)
+
+// Version is the compressor version recorded in provenance.
+const Version = "0.1.0"
+
+// Options configure a compression run.
+type Options struct {
+	TargetBPW   float64 // all-in bits per weight of the output file
+	CalibText   string  // calibration text (not the evaluation text!); empty = no calibration
+	CalibTokens int     // calibration tokens to use (default 16384)
+	CalibCtx    int     // tokens per calibration sequence (default 512)
+	Family      Family  // codec family for 2-D weights (default "auto")
+	NoGPTQ      bool    // plain round-to-nearest even with calibration
+	Threads     int
+	// Progress reports work done in parameters (for a progress bar with ETA).
+	Progress func(done, total int64, stage string)
+}
+
+// TensorReport describes how one tensor was stored.
+type TensorReport struct {
+	Name     string       `json:"name"`
+	Shape    []int        `json:"shape"`
+	Encoding string       `json:"encoding"`
+	Params   codec.Params `json:"params"`
+	Bytes    int64        `json:"bytes"`
+	BPW      float64      `json:"bpw"`
+	RelErr   float64      `json:"rel_output_error,omitempty"` // tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) on calibration data
+}
+
+// Report summarises a run.
+type Report struct {
+	Source       string         `json:"source"`
+	Output       string         `json:"output"`
+	Parameters   int64          `json:"parameters"`
+	FileBytes    int64          `json:"file_bytes"`
+	BPW          float64        `json:"bpw"`
+	RatioFP32    float64        `json:"ratio_fp32"`
+	RatioSource  float64        `json:"ratio_source"`
+	SourceBytes  int64          `json:"source_bytes"`
+	Elapsed      time.Duration  `json:"elapsed_ns"`
+	ParamsPerSec float64        `json:"params_per_sec"`
+	CalibTokens  int            `json:"calib_tokens"`
+	Tensors      []TensorReport `json:"tensors"`
+}
+
+// Run compresses the checkpoint at src into out.
+func Run(src, out string, opts Options) (*Report, error) {
+	start := time.Now()
+	if opts.TargetBPW <= 0 || opts.TargetBPW > 32 {
+		return nil, fmt.Errorf("target bits per weight %.3g must be in (0, 32]", opts.TargetBPW)
+	}
+	if opts.CalibTokens <= 0 {
+		opts.CalibTokens = 16384
+	}
+	if opts.CalibCtx <= 0 {
+		opts.CalibCtx = 512
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	if opts.Progress == nil {
+		opts.Progress = func(int64, int64, string) {}
+	}
+	ck, err := checkpoint.Open(src)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	if ck.Format == "upg" {
+		return nil, fmt.Errorf("%s is already compressed; compress the original checkpoint", src)
+	}
+	cfg := ck.Config
+	tok, err := ck.Tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	tokFiles, err := tokenizerFiles(ck)
+	if err != nil {
+		return nil, err
+	}
+
+	// The weights, still uncompressed (views into the mapped source).
+	weights, err := model.LoadWeights(cfg, ck.Tensors)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
+	be := cpu.New(opts.Threads)
+	defer be.Close()
+	m, err := model.New(cfg, weights, be)
+	if err != nil {
+		return nil, err
+	}
+
+	// Calibration sequences.
+	var seqs [][]int
+	if strings.TrimSpace(opts.CalibText) != "" {
+		ids := tok.Encode(opts.CalibText, false, false)
+		for i := 0; i+opts.CalibCtx <= len(ids) && len(seqs)*opts.CalibCtx < opts.CalibTokens; i += opts.CalibCtx {
+			seqs = append(seqs, ids[i:i+opts.CalibCtx])
+		}
+		if len(seqs) == 0 {
+			return nil, fmt.Errorf("calibration text has %d tokens, fewer than one sequence of %d (give more text or a smaller --calib-ctx)", len(ids), opts.CalibCtx)
+		}
+	}
+	names := ck.Tensors.Names()
+	sort.Strings(names)
+	var totalParams, sourceBytes int64
+	for _, n := range names {
+		info, _ := ck.Tensors.Info(n)
+		k, _ := tensor.NumElements(info.Shape)
+		totalParams += int64(k)
+		sourceBytes += info.Bytes
+	}
+	c := &compressor{opts: opts, ck: ck, m: m, seqs: seqs, totalParams: totalParams}
+
+	// 1. Activation energy with the original model.
+	if len(seqs) > 0 {
+		if err := c.collectDiag(); err != nil {
+			return nil, err
+		}
+	}
+	// 2. Plan.
+	fixed := int64(0)
+	var plans []*tensorPlan
+	var planOf = map[string]*tensorPlan{}
+	for _, n := range names {
+		shape, _ := ck.Tensors.Shape(n)
+		if len(shape) != 2 {
+			k, _ := tensor.NumElements(shape)
+			fixed += int64(4*k) + upgfile.Alignment/2
+			continue
+		}
+		p, err := c.planTensor(n, shape[0], shape[1])
+		if err != nil {
+			return nil, err
+		}
+		plans = append(plans, p)
+		planOf[n] = p
+		fixed += upgfile.Alignment / 2 // expected padding
+	}
+	var tokBytes int64
+	for _, b := range tokFiles {
+		tokBytes += int64(len(b))*4/3 + 64
+	}
+	fixed += tokBytes + 8192 + int64(len(names))*256 // header JSON and directory
+	budget := int64(opts.TargetBPW*float64(totalParams)/8) - fixed
+	if _, err := allocate(plans, budget); err != nil {
+		return nil, err
+	}
+	slog.Info("bit allocation done", "tensors", len(plans), "budget_bytes", budget)
+
+	// 3. Encode layer by layer and write.
+	w, err := upgfile.Create(out)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
+	c.w = w
+	c.planOf = planOf
+	if err := c.encodeAll(names); err != nil {
+		return nil, err
+	}
+
+	archJSON, _ := json.Marshal(cfg)
+	srcHashes, err := sourceHashes(ck)
+	if err != nil {
+		return nil, err
+	}
+	prov := map[string]any{
+		"compressor": "upg " + Version, "source": filepath.Base(strings.TrimRight(src, "/")), "source_files": srcHashes,
+		"settings": map[string]any{"target_bpw": opts.TargetBPW, "family": opts.Family, "calib_tokens": len(seqs) * opts.CalibCtx,
+			"calib_ctx": opts.CalibCtx, "gptq": !opts.NoGPTQ && len(seqs) > 0, "calib_sha256": sha(opts.CalibText)},
+		"created": time.Now().UTC().Format(time.RFC3339),
+	}
+	provJSON, _ := json.Marshal(prov)
+	genJSON, _ := json.Marshal(map[string]any{"eos_token_ids": cfg.EOS, "bos_token_id": cfg.BOS})
+	if err := w.SetMetadata(upgfile.Metadata{Architecture: archJSON, Tokenizer: tokFiles, ChatTemplate: ck.ChatTemplate,
+		Generation: genJSON, Provenance: provJSON}); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Source: src, Output: out, Parameters: totalParams, FileBytes: st.Size(), SourceBytes: sourceBytes,
+		Tensors: c.reports, CalibTokens: len(seqs) * opts.CalibCtx, Elapsed: time.Since(start)}
+	rep.BPW = float64(rep.FileBytes*8) / float64(totalParams)
+	rep.RatioFP32 = float64(totalParams*4) / float64(rep.FileBytes)
+	rep.RatioSource = float64(sourceBytes) / float64(rep.FileBytes)
+	rep.ParamsPerSec = float64(totalParams) / rep.Elapsed.Seconds()
+	return rep, nil
+}
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// tokenizerFiles collects the source's tokenizer files to embed. JSON files
+// are stored gzip-compressed (name + ".gz"): they are large and compress ~6x.
+func tokenizerFiles(ck *checkpoint.Checkpoint) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	if ck.Format == "gguf" {
+		vocab, err := ck.GGUFVocabFile()
+		if err != nil {
+			return nil, err
+		}
+		files["vocab.gguf.gz"] = gz(vocab)
+		return files, nil
+	}
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json"} {
+		b, err := os.ReadFile(filepath.Join(ck.Path, name))
+		if err != nil {
+			if name == "tokenizer.json" {
+				return nil, fmt.Errorf("%s: no tokenizer.json to embed: %w", ck.Path, err)
+			}
+			continue
+		}
+		files[name+".gz"] = gz(b)
+	}
+	return files, nil
+}
+
+func gz(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// sourceHashes returns sha256 of every file in the source directory (or the file).
+func sourceHashes(ck *checkpoint.Checkpoint) (map[string]string, error) {
+	paths := []string{ck.Path}
+	if st, err := os.Stat(ck.Path); err == nil && st.IsDir() {
+		entries, err := os.ReadDir(ck.Path)
+		if err != nil {
+			return nil, err
+		}
+		paths = paths[:0]
+		for _, e := range entries {
+			if !e.IsDir() {
+				paths = append(paths, filepath.Join(ck.Path, e.Name()))
+			}
+		}
+	}
+	out := map[string]string{}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		out[filepath.Base(p)] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out, nil
+}
+
+// compressor holds the state of one run.
+type compressor struct {
+	opts        Options
+	ck          *checkpoint.Checkpoint
+	m           *model.Model
+	seqs        [][]int
+	totalParams int64
+	done        int64
+	diag        map[string][]float64 // tap key -> per-column activation energy
+	planOf      map[string]*tensorPlan
+	w           *upgfile.Writer
+	reports     []TensorReport
+	keep        [][]byte // encoded data of the current layer (its matrices view it)
+}
+
+func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", layer, p) }
+
+// runCalibration runs every calibration sequence through all layers, calling
+// tap for each layer; X holds the hidden states after the last layer.
+func (c *compressor) forEachSeq(fn func(s int, x []float32, b *model.Batch, cache kvcache.Cache) error) error {
+	n := c.opts.CalibCtx
+	cache := kvcache.NewContiguous(c.m.Config.Layers, c.m.Config.KVDim(), n)
+	b := &model.Batch{Pos: make([]int, n), Seq: make([]int, n)}
+	for i := range n {
+		b.Pos[i] = i
+	}
+	for s, ids := range c.seqs {
+		b.Tokens = ids
+		cache.Truncate(0, 0)
+		if err := fn(s, nil, b, cache); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collectDiag records diag(E[x xᵀ]) at every projection input of the
+// original model, and of the output head's input.
+func (c *compressor) collectDiag() error {
+	cfg := &c.m.Config
+	d := cfg.Hidden
+	c.diag = map[string][]float64{}
+	x := make([]float32, c.opts.CalibCtx*d)
+	count := 0
+	err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
+		c.m.Embed(x, b.Tokens)
+		for li := 0; li < cfg.Layers; li++ {
+			tap := func(p model.TapPoint, act []float32, n int) {
+				key := tapKey(li, p)
+				cols := len(act) / n
+				acc := c.diag[key]
+				if acc == nil {
+					acc = make([]float64, cols)
+					c.diag[key] = acc
+				}
+				for t := 0; t < n; t++ {
+					for j, v := range act[t*cols : (t+1)*cols] {
+						acc[j] += float64(v) * float64(v)
+					}
+				}
+			}
+			if err := c.m.RunLayer(li, x, b, cache, tap); err != nil {
+				return err
+			}
+		}
+		hn := make([]float32, len(x))
+		c.m.FinalNorm(hn, x, len(b.Tokens))
+		acc := c.diag["head"]
+		if acc == nil {
+			acc = make([]float64, d)
+			c.diag["head"] = acc
+		}
+		for t := 0; t < len(b.Tokens); t++ {
+			for j, v := range hn[t*d : (t+1)*d] {
+				acc[j] += float64(v) * float64(v)
+			}
+		}
+		count += len(b.Tokens)
+		c.opts.Progress(0, c.totalParams, fmt.Sprintf("calibration statistics %d/%d", s+1, len(c.seqs)))
+		return nil
+	})
+	for _, acc := range c.diag {
+		for j := range acc {
+			acc[j] /= float64(max(count, 1))
+		}
+	}
+	return err
+}
+
+// tapFor maps a tensor name to the tap point feeding it.
+func tapFor(name string) (layer int, p model.TapPoint, ok bool) {
+	var rest string
+	if _, err := fmt.Sscanf(name, "model.layers.%d.%s", &layer, &rest); err != nil {
+		return 0, 0, false
+	}
+	switch {
+	case strings.Contains(rest, "qkv_proj") || strings.Contains(rest, "q_proj") || strings.Contains(rest, "k_proj") || strings.Contains(rest, "v_proj"):
+		return layer, model.TapAttnIn, true
+	case strings.Contains(rest, "o_proj"):
+		return layer, model.TapOIn, true
+	case strings.Contains(rest, "gate_up_proj") || strings.Contains(rest, "gate_proj") || strings.Contains(rest, "up_proj"):
+		return layer, model.TapFFNIn, true
+	case strings.Contains(rest, "down_proj"):
+		return layer, model.TapDownIn, true
+	}
+	return 0, 0, false
+}
+
+// diagFor returns the activation energy of a tensor's input, or nil.
+func (c *compressor) diagFor(name string) []float64 {
+	if c.diag == nil {
+		return nil
+	}
+	if name == "lm_head.weight" || (name == "model.embed_tokens.weight" && c.m.Config.TieEmbeddings) {
+		return c.diag["head"]
+	}
+	if l, p, ok := tapFor(name); ok {
+		return c.diag[tapKey(l, p)]
+	}
+	return nil
+}
+
+// planRows bounds the rows used to estimate each candidate's error.
+const planRows = 256
+
+// planTensor estimates every candidate's relative error on a sample of rows.
+func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error) {
+	cands, err := Ladder(c.opts.Family, cols)
+	if err != nil {
+		return nil, err
+	}
+	p := &tensorPlan{name: name, rows: rows, cols: cols, weight: 1, cands: cands}
+	mat, err := c.ck.Tensors.Matrix(name)
+	if err != nil {
+		return nil, err
+	}
+	// Sample evenly spaced rows.
+	sr := min(rows, planRows)
+	sample := make([]float32, sr*cols)
+	for i := 0; i < sr; i++ {
+		r := i * rows / sr
+		mat.DecodeRows(sample[i*cols:(i+1)*cols], r, r+1)
+	}
+	diag := c.diagFor(name)
+	if name == "model.embed_tokens.weight" && !c.m.Config.TieEmbeddings {
+		diag = nil // a lookup table: every column matters alike
+	}
+	dec := make([]float32, len(sample))
+	for _, cp := range cands {
+		size, err := codec.EncodedSize(cp, rows, cols)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		data, err := codec.Encode(sample, sr, cols, cp, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		qm, err := codec.Open(cp, sr, cols, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		qm.DecodeRows(dec, 0, sr)
+		p.sizes = append(p.sizes, size)
+		p.errs = append(p.errs, relErr(sample, dec, sr, cols, diag))
+	}
+	return p, nil
+}

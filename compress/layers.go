@@ -1,0 +1,266 @@
+package compress
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/kvcache"
+	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/tensor"
+)
+
+// stage is a group of projections that read the same input.
+type stage struct {
+	tap   model.TapPoint
+	names []string // tensor name suffixes present in this layer
+}
+
+// layerStages lists a layer's projections in the order they run.
+func (c *compressor) layerStages(li int) []stage {
+	p := model.LayerPrefix(li)
+	has := c.ck.Tensors.Has
+	pick := func(fused string, split ...string) []string {
+		if has(p + fused) {
+			return []string{fused}
+		}
+		var out []string
+		for _, s := range split {
+			if has(p + s) {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return []stage{
+		{model.TapAttnIn, pick("self_attn.qkv_proj.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight")},
+		{model.TapOIn, pick("self_attn.o_proj.weight")},
+		{model.TapFFNIn, pick("mlp.gate_up_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight")},
+		{model.TapDownIn, pick("mlp.down_proj.weight")},
+	}
+}
+
+// setMatrix swaps a compressed matrix into the model.
+func setMatrix(l *model.Layer, suffix string, m tensor.Matrix) {
+	switch suffix {
+	case "self_attn.qkv_proj.weight":
+		l.QKV = m
+	case "self_attn.q_proj.weight":
+		l.Q = m
+	case "self_attn.k_proj.weight":
+		l.K = m
+	case "self_attn.v_proj.weight":
+		l.V = m
+	case "self_attn.o_proj.weight":
+		l.O = m
+	case "mlp.gate_up_proj.weight":
+		l.GateUp = m
+	case "mlp.gate_proj.weight":
+		l.Gate = m
+	case "mlp.up_proj.weight":
+		l.Up = m
+	case "mlp.down_proj.weight":
+		l.Down = m
+	}
+}
+
+// encodeAll writes every tensor: embedding, layers in order, final norm, head.
+func (c *compressor) encodeAll(names []string) error {
+	cfg := &c.m.Config
+	written := map[string]bool{}
+	d := cfg.Hidden
+
+	embedName := "model.embed_tokens.weight"
+	if !c.ck.Tensors.Has(embedName) {
+		embedName = "lm_head.weight"
+	}
+	em, err := c.encodeMatrix(embedName, nil)
+	if err != nil {
+		return err
+	}
+	c.m.Weights.Embed = em
+	if cfg.TieEmbeddings || !c.ck.Tensors.Has("lm_head.weight") {
+		c.m.Weights.Output = em
+	}
+	written[embedName] = true
+
+	// Hidden states of every calibration sequence, after the compressed layers so far.
+	xs := make([][]float32, len(c.seqs))
+	for s, ids := range c.seqs {
+		xs[s] = make([]float32, len(ids)*d)
+		c.m.Embed(xs[s], ids)
+	}
+	tmp := make([]float32, c.opts.CalibCtx*d)
+	for li := 0; li < cfg.Layers; li++ {
+		p := model.LayerPrefix(li)
+		layer := &c.m.Weights.Layers[li]
+		for _, name := range names {
+			if strings.HasPrefix(name, p) {
+				if shape, _ := c.ck.Tensors.Shape(name); len(shape) != 2 {
+					if err := c.writeVector(name); err != nil {
+						return err
+					}
+					written[name] = true
+				}
+			}
+		}
+		for _, st := range c.layerStages(li) {
+			var h *codec.Hessian
+			if len(c.seqs) > 0 && !c.opts.NoGPTQ {
+				var acc *hessianAcc
+				err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
+					copy(tmp, xs[s])
+					return c.m.RunLayer(li, tmp[:len(xs[s])], b, cache, func(tp model.TapPoint, act []float32, n int) {
+						if tp != st.tap {
+							return
+						}
+						if acc == nil {
+							acc = newHessianAcc(len(act) / n)
+						}
+						acc.add(act, n, c.opts.Threads)
+					})
+				})
+				if err != nil {
+					return err
+				}
+				h = acc.hessian()
+			}
+			for _, suffix := range st.names {
+				m, err := c.encodeMatrix(p+suffix, h)
+				if err != nil {
+					return err
+				}
+				setMatrix(layer, suffix, m)
+				written[p+suffix] = true
+			}
+		}
+		// Advance the hidden states through the compressed layer.
+		if len(c.seqs) > 0 {
+			err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
+				return c.m.RunLayer(li, xs[s], b, cache, nil)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		*layer = model.Layer{} // done with this layer: let its memory go
+		c.keep = nil
+		c.ck.Release()
+	}
+	for _, name := range names {
+		if written[name] || name == "lm_head.weight" {
+			continue
+		}
+		if shape, _ := c.ck.Tensors.Shape(name); len(shape) != 2 {
+			if err := c.writeVector(name); err != nil {
+				return err
+			}
+			written[name] = true
+		}
+	}
+	if c.ck.Tensors.Has("lm_head.weight") && !written["lm_head.weight"] {
+		var h *codec.Hessian
+		if len(c.seqs) > 0 && !c.opts.NoGPTQ {
+			acc := newHessianAcc(d)
+			hn := make([]float32, c.opts.CalibCtx*d)
+			for s, x := range xs {
+				n := len(c.seqs[s])
+				c.m.FinalNorm(hn, x, n)
+				acc.add(hn[:n*d], n, c.opts.Threads)
+			}
+			h = acc.hessian()
+		}
+		if _, err := c.encodeMatrix("lm_head.weight", h); err != nil {
+			return err
+		}
+		written["lm_head.weight"] = true
+	}
+	for _, name := range names {
+		if !written[name] {
+			return fmt.Errorf("internal error: tensor %s was not written", name)
+		}
+	}
+	return nil
+}
+
+// encodeMatrix encodes one 2-D tensor with its planned parameters, writes it
+// and returns the compressed matrix (valid while c.keep holds its bytes).
+func (c *compressor) encodeMatrix(name string, h *codec.Hessian) (tensor.Matrix, error) {
+	plan := c.planOf[name]
+	if plan == nil {
+		return nil, fmt.Errorf("internal error: no plan for %s", name)
+	}
+	src, err := c.ck.Tensors.Matrix(name)
+	if err != nil {
+		return nil, err
+	}
+	rows, cols := src.Rows(), src.Cols()
+	w := make([]float32, rows*cols)
+	src.DecodeRows(w, 0, rows)
+	cp := plan.cands[plan.choice]
+	c.opts.Progress(c.done, c.totalParams, "encoding "+name)
+	data, err := codec.Encode(w, rows, cols, cp, h)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", name, err)
+	}
+	pj, _ := json.Marshal(cp)
+	if err := c.w.AddTensor(name, []int{rows, cols}, pj, data); err != nil {
+		return nil, err
+	}
+	m, err := codec.Open(cp, rows, cols, data)
+	if err != nil {
+		return nil, fmt.Errorf("reopening %s: %w", name, err)
+	}
+	c.keep = append(c.keep, data)
+	rep := TensorReport{Name: name, Shape: []int{rows, cols}, Encoding: describe(cp), Params: cp,
+		Bytes: int64(len(data)), BPW: float64(len(data)*8) / float64(rows*cols)}
+	if h != nil {
+		rep.RelErr = sampledRelErr(w, m, rows, cols, h)
+	}
+	c.reports = append(c.reports, rep)
+	c.done += int64(rows * cols)
+	c.opts.Progress(c.done, c.totalParams, "encoded "+name)
+	return m, nil
+}
+
+// sampledRelErr estimates tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) on up to planRows rows.
+func sampledRelErr(w []float32, m tensor.Matrix, rows, cols int, h *codec.Hessian) float64 {
+	sr := min(rows, planRows)
+	ws := make([]float32, sr*cols)
+	wq := make([]float32, sr*cols)
+	zero := make([]float32, sr*cols)
+	for i := 0; i < sr; i++ {
+		r := i * rows / sr
+		copy(ws[i*cols:(i+1)*cols], w[r*cols:(r+1)*cols])
+		m.DecodeRows(wq[i*cols:(i+1)*cols], r, r+1)
+	}
+	num := codec.OutputError(ws, wq, sr, cols, h)
+	den := codec.OutputError(ws, zero, sr, cols, h)
+	if den == 0 {
+		return 0
+	}
+	return num / den
+}
+
+// writeVector stores a 1-D tensor (norm weight, bias) exactly as float32.
+func (c *compressor) writeVector(name string) error {
+	v, err := c.ck.Tensors.Vector(name)
+	if err != nil {
+		return err
+	}
+	cp := codec.Params{Codec: "f32"}
+	data, err := codec.Encode(v, 1, len(v), cp, nil)
+	if err != nil {
+		return err
+	}
+	pj, _ := json.Marshal(cp)
+	shape, _ := c.ck.Tensors.Shape(name)
+	if err := c.w.AddTensor(name, shape, pj, data); err != nil {
+		return err
+	}
+	c.reports = append(c.reports, TensorReport{Name: name, Shape: shape, Encoding: "f32", Params: cp,
+		Bytes: int64(len(data)), BPW: 32})
+	c.done += int64(len(v))
+	return nil
+}

@@ -1,0 +1,148 @@
+package compress
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/upg-ai/upg/codec"
+)
+
+// Family names a set of codec configurations the planner may choose from
+// for the 2-D weights.
+type Family string
+
+// Ladder returns the candidate encodings of a family for a matrix with
+// cols columns, from smallest to largest.
+func Ladder(f Family, cols int) ([]codec.Params, error) {
+	gs := 64
+	if cols%128 == 0 && cols >= 2048 {
+		gs = 128
+	}
+	rot := uint64(0x5eed)
+	var out []codec.Params
+	switch f {
+	case "dense", "auto", "":
+		for _, b := range []int{2, 3, 4, 5, 6, 8} {
+			out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: gs, Levels: "lloyd", Rotate: rot})
+		}
+	case "dense-uniform":
+		for _, b := range []int{2, 3, 4, 5, 6, 8} {
+			out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: gs})
+		}
+	case "sparse":
+		for _, b := range []int{3, 4, 5, 6, 8} {
+			out = append(out, codec.Params{Codec: "sparse", Bits: b, GroupSize: gs, N: 4, M: 8})
+		}
+		out = append(out, codec.Params{Codec: "dense", Bits: 8, GroupSize: gs})
+	case "overlay":
+		for _, b := range []int{2, 3, 4, 5, 6} {
+			out = append(out, codec.Params{Codec: "overlay", Bits: b, GroupSize: gs, OverlayFrac: 1.0 / 256, Levels: "lloyd"})
+		}
+		out = append(out, codec.Params{Codec: "dense", Bits: 8, GroupSize: gs})
+	default:
+		return nil, fmt.Errorf("unknown codec family %q (known: auto, dense, dense-uniform, sparse, overlay)", f)
+	}
+	return out, nil
+}
+
+// tensorPlan is one tensor's candidates and estimated relative errors.
+type tensorPlan struct {
+	name       string
+	rows, cols int
+	weight     float64 // importance of this tensor's relative error
+	cands      []codec.Params
+	sizes      []int64
+	errs       []float64 // estimated relative output error per candidate
+	choice     int
+}
+
+// allocate picks one candidate per tensor so that the total size fits the
+// budget while minimising Σ weight·err, by greedy upgrades in order of error
+// reduction per byte (the lower convex hull of each tensor's rate-distortion
+// curve).
+func allocate(plans []*tensorPlan, budget int64) (int64, error) {
+	var total int64
+	for _, p := range plans {
+		p.choice = 0
+		total += p.sizes[0]
+	}
+	if total > budget {
+		return total, fmt.Errorf("even the smallest encodings need %d bytes, over the %d-byte budget: raise --target-bpw", total, budget)
+	}
+	for {
+		best, bestGain := -1, 0.0
+		bestNext := 0
+		for i, p := range plans {
+			for j := p.choice + 1; j < len(p.cands); j++ {
+				dBytes := p.sizes[j] - p.sizes[p.choice]
+				if total+dBytes > budget || dBytes <= 0 {
+					continue
+				}
+				gain := p.weight * (p.errs[p.choice] - p.errs[j]) / float64(dBytes)
+				if gain > bestGain {
+					best, bestGain, bestNext = i, gain, j
+				}
+			}
+		}
+		if best < 0 {
+			return total, nil
+		}
+		p := plans[best]
+		total += p.sizes[bestNext] - p.sizes[p.choice]
+		p.choice = bestNext
+	}
+}
+
+// relErr is the diag(H)-weighted relative squared error of an encoding.
+func relErr(w, wq []float32, rows, cols int, diag []float64) float64 {
+	var num, den float64
+	for r := 0; r < rows; r++ {
+		for c := 0; c < cols; c++ {
+			d := float64(w[r*cols+c] - wq[r*cols+c])
+			h := 1.0
+			if diag != nil {
+				h = diag[c]
+			}
+			num += h * d * d
+			den += h * float64(w[r*cols+c]) * float64(w[r*cols+c])
+		}
+	}
+	if den == 0 {
+		return 0
+	}
+	return num / den
+}
+
+// describe gives a short human name of an encoding, e.g. "dense q3 g64 lloyd rot".
+func describe(p codec.Params) string {
+	parts := []string{p.Codec}
+	if p.Bits > 0 {
+		parts = append(parts, fmt.Sprintf("q%d", p.Bits))
+	}
+	if p.GroupSize > 0 {
+		parts = append(parts, fmt.Sprintf("g%d", p.GroupSize))
+	}
+	if p.N > 0 {
+		parts = append(parts, fmt.Sprintf("%d:%d", p.N, p.M))
+	}
+	if p.Density > 0 {
+		parts = append(parts, fmt.Sprintf("density %.2f", p.Density))
+	}
+	if p.OverlayFrac > 0 {
+		parts = append(parts, fmt.Sprintf("+%.2f%% fp16", 100*p.OverlayFrac))
+	}
+	if p.Levels != "" && p.Levels != "uniform" {
+		parts = append(parts, p.Levels)
+	}
+	if p.Rotate != 0 {
+		parts = append(parts, "rot")
+	}
+	return strings.Join(parts, " ")
+}
+
+func sortedByName(plans []*tensorPlan) []*tensorPlan {
+	out := append([]*tensorPlan(nil), plans...)
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}

@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/upg-ai/upg/backend/cpu"
+	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/model"
+)
+
+// Options configure Load.
+type Options struct {
+	Threads int // CPU worker threads; 0 = all cores
+	Ctx     int // context window in tokens; 0 = the model's maximum (capped at 4096)
+}
+
+// Loaded is an engine together with the files it maps.
+type Loaded struct {
+	*Engine
+	Checkpoint *checkpoint.Checkpoint
+	backend    interface{ Close() }
+}
+
+// Load opens a model of any supported format and prepares it to generate.
+func Load(path string, opts Options) (*Loaded, error) {
+	start := time.Now()
+	ck, err := checkpoint.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Loaded, error) {
+		ck.Close()
+		return nil, err
+	}
+	tok, err := ck.Tokenizer()
+	if err != nil {
+		return fail(err)
+	}
+	if tok.VocabSize() > ck.Config.Vocab {
+		return fail(fmt.Errorf("%s: tokenizer has %d tokens but the model only %d", path, tok.VocabSize(), ck.Config.Vocab))
+	}
+	w, err := model.LoadWeights(ck.Config, ck.Tensors)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", path, err))
+	}
+	be := cpu.New(opts.Threads)
+	m, err := model.New(ck.Config, w, be)
+	if err != nil {
+		be.Close()
+		return fail(err)
+	}
+	ctx := opts.Ctx
+	if ctx <= 0 {
+		ctx = min(4096, max(ck.Config.MaxPositions, 512))
+	}
+	e := New(m, tok, ck.Template(tok), ctx)
+	slog.Debug("model loaded", "path", path, "format", ck.Format, "arch", ck.Config.Arch,
+		"layers", ck.Config.Layers, "threads", be.Threads(), "template", e.Template.Name, "elapsed", time.Since(start))
+	return &Loaded{Engine: e, Checkpoint: ck, backend: be}, nil
+}
+
+// Close stops the backend and unmaps the model.
+func (l *Loaded) Close() error {
+	l.backend.Close()
+	return l.Checkpoint.Close()
+}
