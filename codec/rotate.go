@@ -1,0 +1,115 @@
+package codec
+
+import "math"
+
+// RotationBlock is the size of the Hadamard blocks used to rotate a vector
+// of length cols: the largest power of two dividing cols. The rotation is
+// block-diagonal with cols/RotationBlock(cols) blocks.
+func RotationBlock(cols int) int { return cols & -cols }
+
+// RotationSigns returns the ±1 diagonal D of the rotation for seed: with the
+// splitmix64 generator (state += 0x9E3779B97F4A7C15; z = state;
+// z = (z^(z>>30))*0xBF58476D1CE4E5B9; z = (z^(z>>27))*0x94D049BB133111EB;
+// z ^= z>>31), the state starting at seed, word i = the i-th output; column j
+// is negated when bit j%64 of word j/64 is 1.
+func RotationSigns(seed uint64, cols int) []float32 {
+	s := make([]float32, cols)
+	state := seed
+	var z uint64
+	for j := range s {
+		if j%64 == 0 {
+			state += 0x9E3779B97F4A7C15
+			z = state
+			z = (z ^ z>>30) * 0xBF58476D1CE4E5B9
+			z = (z ^ z>>27) * 0x94D049BB133111EB
+			z ^= z >> 31
+		}
+		s[j] = 1
+		if z>>(j%64)&1 == 1 {
+			s[j] = -1
+		}
+	}
+	return s
+}
+
+// fwht applies the orthonormal (scaled by 1/√n) Walsh–Hadamard transform
+// in natural (Sylvester) order to each consecutive block of length n of x.
+func fwht(x []float32, n int) {
+	scale := float32(1 / math.Sqrt(float64(n)))
+	for b := 0; b+n <= len(x); b += n {
+		v := x[b : b+n]
+		for h := 1; h < n; h *= 2 {
+			for i := 0; i < n; i += 2 * h {
+				for j := i; j < i+h; j++ {
+					a, c := v[j], v[j+h]
+					v[j], v[j+h] = a+c, a-c
+				}
+			}
+		}
+		for i := range v {
+			v[i] *= scale
+		}
+	}
+}
+
+// rotateForward computes x ← Q·x = H·(D·x) in place (what a kernel does to
+// the input vector of a rotated matrix).
+func rotateForward(x, signs []float32) {
+	for i := range x {
+		x[i] *= signs[i]
+	}
+	fwht(x, RotationBlock(len(x)))
+}
+
+// rotateBackward computes x ← Qᵀ·x = D·(H·x) in place.
+func rotateBackward(x, signs []float32) {
+	fwht(x, RotationBlock(len(x)))
+	for i := range x {
+		x[i] *= signs[i]
+	}
+}
+
+// rotateHessian returns Q·H·Qᵀ for a cols×cols matrix H.
+func rotateHessian(h []float64, cols int, signs []float32) []float64 {
+	out := make([]float64, len(h))
+	// Work in float64 for accuracy.
+	row := make([]float64, cols)
+	for r := 0; r < cols; r++ {
+		copy(row, h[r*cols:(r+1)*cols])
+		rotateForward64(row, signs)
+		copy(out[r*cols:], row)
+	}
+	col := make([]float64, cols)
+	for c := 0; c < cols; c++ {
+		for r := 0; r < cols; r++ {
+			col[r] = out[r*cols+c]
+		}
+		rotateForward64(col, signs)
+		for r := 0; r < cols; r++ {
+			out[r*cols+c] = col[r]
+		}
+	}
+	return out
+}
+
+func rotateForward64(x []float64, signs []float32) {
+	for i := range x {
+		x[i] *= float64(signs[i])
+	}
+	n := RotationBlock(len(x))
+	scale := 1 / math.Sqrt(float64(n))
+	for b := 0; b+n <= len(x); b += n {
+		v := x[b : b+n]
+		for h := 1; h < n; h *= 2 {
+			for i := 0; i < n; i += 2 * h {
+				for j := i; j < i+h; j++ {
+					a, c := v[j], v[j+h]
+					v[j], v[j+h] = a+c, a-c
+				}
+			}
+		}
+		for i := range v {
+			v[i] *= scale
+		}
+	}
+}
