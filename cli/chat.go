@@ -29,6 +29,9 @@ history, /exit (or Ctrl-D) quits. Ctrl-C stops the current answer.`,
   upg chat --model phi4.upg --system "You are a terse assistant."`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := gf.validate(); err != nil {
+				return err
+			}
 			l, err := mf.load()
 			if err != nil {
 				return err

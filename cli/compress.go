@@ -79,7 +79,7 @@ interrupted run never leaves a partial FILE.`,
 	fl.StringVarP(&out, "out", "o", "", "output .upg file")
 	fl.Float64Var(&opts.TargetBPW, "target-bpw", 3.2, "all-in bits per weight of the output file")
 	fl.StringVar(&calib, "calib", "", "calibration text file (use text unlike your evaluation text)")
-	fl.IntVar(&opts.CalibTokens, "calib-tokens", 16384, "calibration tokens to use")
+	fl.IntVar(&opts.CalibTokens, "calib-tokens", 4096, "calibration tokens to use")
 	fl.IntVar(&opts.CalibCtx, "calib-ctx", 512, "tokens per calibration sequence")
 	fl.StringVar(&family, "codec", "auto", "codec family for weight matrices: auto, dense, dense-uniform, sparse, overlay")
 	fl.BoolVar(&opts.NoGPTQ, "no-gptq", false, "round to nearest instead of GPTQ error compensation")

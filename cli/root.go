@@ -33,10 +33,10 @@ func Main(args []string) int {
 		return exitOK
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg = strings.TrimPrefix(msg, "upg: ") // packages that prefix their own errors
 	fmt.Fprintf(os.Stderr, "upg: %s\n", msg)
 	var ue usageError
-	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") ||
-		strings.Contains(err.Error(), "flag") || strings.Contains(err.Error(), "arg(s)") {
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		fmt.Fprintf(os.Stderr, "Run 'upg %s --help' for usage.\n", commandName(root, args))
 		return exitUsage
 	}
@@ -74,7 +74,22 @@ decompress-and-multiply kernels.`,
 		},
 	}
 	logLevel.Set(slog.LevelWarn)
+	defer func() {
+		// Argument-count errors are usage errors too.
+		for _, c := range root.Commands() {
+			if c.Args != nil {
+				args := c.Args
+				c.Args = func(cmd *cobra.Command, a []string) error {
+					if err := args(cmd, a); err != nil {
+						return usageError{err}
+					}
+					return nil
+				}
+			}
+		}
+	}()
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "structured debug logs on stderr")
-	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd(), newBenchCmd(), newSynthCmd())
 	return root
 }

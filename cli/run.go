@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 
@@ -58,6 +59,26 @@ func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
 	fl.BoolVar(&g.ignoreEOS, "ignore-eos", false, "keep generating past end-of-text tokens")
 }
 
+// validate checks the flags before any model is loaded.
+func (g *genFlags) validate() error {
+	o := g.opts
+	switch {
+	case g.maxTokens < 0:
+		return usagef("--max-tokens %d must be ≥ 0", g.maxTokens)
+	case !(o.Temperature >= 0) || math.IsInf(float64(o.Temperature), 0):
+		return usagef("--temperature %v must be a finite number ≥ 0", o.Temperature)
+	case o.TopK < 0:
+		return usagef("--top-k %d must be ≥ 0", o.TopK)
+	case !(o.TopP >= 0 && o.TopP <= 1):
+		return usagef("--top-p %v must be in [0, 1]", o.TopP)
+	case !(o.MinP >= 0 && o.MinP <= 1):
+		return usagef("--min-p %v must be in [0, 1]", o.MinP)
+	case !(o.RepeatPenalty > 0) || math.IsInf(float64(o.RepeatPenalty), 0):
+		return usagef("--repeat-penalty %v must be a finite number > 0", o.RepeatPenalty)
+	}
+	return nil
+}
+
 func (g *genFlags) options() sample.Options {
 	o := g.opts
 	if o.Seed == 0 {
@@ -80,24 +101,34 @@ goes to stderr. Without --model, the bundled demo model runs.`,
   upg run --seed 7 --top-p 0.9 "It was a dark and stormy night"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := gf.validate(); err != nil {
+				return err
+			}
 			l, err := mf.load()
 			if err != nil {
 				return err
 			}
 			defer l.Close()
+			prompt := l.EncodePrompt(args[0])
+			if len(prompt) == 0 {
+				return usagef("the prompt is empty and this tokenizer adds no BOS token: give some text")
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			out := bufio.NewWriter(os.Stdout)
 			st, err := l.Generate(ctx, engine.Request{
-				Prompt: l.EncodePrompt(args[0]), MaxTokens: gf.maxTokens, Sampling: gf.options(),
+				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: gf.options(),
 				Stop: gf.stops, IgnoreEOS: gf.ignoreEOS,
 			}, func(s string) { out.WriteString(s); out.Flush() })
 			if isTerminal(os.Stdout) {
 				out.WriteString("\n") // keep the shell prompt off the last line; pipes get only the text
 			}
 			out.Flush()
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
 			printStats(st)
-			return err
+			return nil
 		},
 	}
 	mf.register(cmd)

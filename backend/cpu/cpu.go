@@ -1,56 +1,142 @@
-// Package cpu is the CPU backend: a persistent worker pool that splits matrix
-// rows across cores, and kernels per weight encoding. Encodings without a
-// fused kernel go through the generic path: decode a block of rows once,
-// then multiply it by every token of the batch.
+// Package cpu is the CPU backend: a persistent worker pool that splits the
+// rows of every matrix multiply into one contiguous range per core, and fused
+// decompress-and-multiply kernels per weight encoding, so that compressed
+// weights are read straight from the memory map exactly once per call.
+//
+// Kernels exist at three dispatch levels, picked at run time from the CPU's
+// features (golang.org/x/sys/cpu) or forced with NewWithLevel:
+//
+//   - LevelAVX512: dense k-bit codes with linear levels (uniform, midrise,
+//     asym) are unpacked 64 at a time (VPERMB + VPMULTISHIFTQB) and
+//     multiplied with int8-quantized activations by VPDPBUSD (AVX-512 VNNI).
+//     Activations are quantized per weight group (absmax, 127 levels), like
+//     llama.cpp's Q8 blocks; everything else is exact float32. Lloyd
+//     codebooks use the AVX2 float kernel.
+//   - LevelAVX2: dense codes with k ≤ 4 decoded 8 at a time (broadcast,
+//     variable shift, VPERMPS codebook lookup) and multiplied in float32 by
+//     FMA: the same value as the scalar oracle up to summation order.
+//   - LevelGeneric: portable Go, fused per row and group.
+//
+// Sparse, overlay corrections and plain f32/f16/bf16 matrices use Go kernels
+// at every level. Encodings the backend does not know go through DecodeRows.
 package cpu
 
 import (
 	"runtime"
 	"sync"
 
+	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/tensor"
 )
 
-// rowBlock is how many rows a worker decodes at a time on the generic path.
+// Level is a kernel dispatch level.
+type Level int
+
+// Dispatch levels, from portable to fastest.
+const (
+	LevelGeneric Level = iota // portable Go
+	LevelAVX2                 // AVX2 + FMA + F16C float kernels
+	LevelAVX512               // AVX-512 BW/VL/VBMI/VNNI int8-activation kernels
+)
+
+func (l Level) String() string {
+	switch l {
+	case LevelAVX2:
+		return "avx2"
+	case LevelAVX512:
+		return "avx512"
+	}
+	return "generic"
+}
+
+// Levels lists the dispatch levels this machine supports, lowest first.
+func Levels() []Level {
+	ls := []Level{LevelGeneric}
+	if hasAVX2 {
+		ls = append(ls, LevelAVX2)
+	}
+	if hasAVX512 {
+		ls = append(ls, LevelAVX512)
+	}
+	return ls
+}
+
+// BestLevel is the fastest level this machine supports.
+func BestLevel() Level {
+	ls := Levels()
+	return ls[len(ls)-1]
+}
+
+// rowBlock is how many rows a worker decodes at a time on generic paths.
 const rowBlock = 16
 
-// Backend is the CPU implementation of backend.Backend.
+// Backend is the CPU implementation of backend.Backend. MatMul and
+// ParallelFor may be called from one goroutine at a time per Backend (calls
+// are serialised by a mutex).
 type Backend struct {
 	threads int
-	work    chan task
+	level   Level
+
+	mu      sync.Mutex
+	wake    []chan struct{} // per worker 1..threads-1
+	done    chan struct{}
+	quit    chan struct{}
 	wg      sync.WaitGroup
-	scratch [][]float32 // per worker decode buffer
 	once    sync.Once
+	job     func(worker, lo, hi int)
+	jobN    int
+	jobAl   int
+	workers int
+
+	mm     mmJob               // the matrix multiply in flight
+	mmRun  func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
+	ws     []workerState
+	shared sharedState
 }
 
-type task struct {
-	fn     func(worker, lo, hi int)
-	lo, hi int
-	worker int
-	done   *sync.WaitGroup
-}
+// New starts a backend with the given number of worker threads (0 = the
+// number of CPUs) at the best kernel level of this machine.
+func New(threads int) *Backend { return NewWithLevel(threads, BestLevel()) }
 
-// New starts a backend with the given number of worker threads (0 = number of CPUs).
-func New(threads int) *Backend {
+// NewWithLevel is New with a forced kernel level; a level the machine lacks
+// is lowered to the best one it has.
+func NewWithLevel(threads int, level Level) *Backend {
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	b := &Backend{threads: threads, work: make(chan task, threads), scratch: make([][]float32, threads)}
-	for i := 0; i < threads; i++ {
+	if level > BestLevel() {
+		level = BestLevel()
+	}
+	b := &Backend{threads: threads, level: level, done: make(chan struct{}, threads), quit: make(chan struct{}),
+		wake: make([]chan struct{}, threads), ws: make([]workerState, threads)}
+	b.mmRun = b.runMatMul
+	for i := 1; i < threads; i++ {
+		b.wake[i] = make(chan struct{}, 1)
 		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			for t := range b.work {
-				t.fn(t.worker, t.lo, t.hi)
-				t.done.Done()
-			}
-		}()
+		go b.worker(i)
 	}
 	return b
 }
 
+func (b *Backend) worker(w int) {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.wake[w]:
+		case <-b.quit:
+			return
+		}
+		lo, hi := b.span(w)
+		b.job(w, lo, hi)
+		b.done <- struct{}{}
+	}
+}
+
 // Name implements backend.Backend.
-func (b *Backend) Name() string { return "cpu/generic" }
+func (b *Backend) Name() string { return "cpu/" + b.level.String() }
+
+// Level reports the kernel level in use.
+func (b *Backend) Level() Level { return b.level }
 
 // Threads reports the worker count.
 func (b *Backend) Threads() int { return b.threads }
@@ -58,14 +144,29 @@ func (b *Backend) Threads() int { return b.threads }
 // Close stops the workers.
 func (b *Backend) Close() {
 	b.once.Do(func() {
-		close(b.work)
+		close(b.quit)
 		b.wg.Wait()
 	})
 }
 
+// span is worker w's share of the current job: contiguous, aligned ranges.
+func (b *Backend) span(w int) (lo, hi int) {
+	chunks := (b.jobN + b.jobAl - 1) / b.jobAl
+	lo = (chunks * w / b.workers) * b.jobAl
+	hi = min((chunks*(w+1)/b.workers)*b.jobAl, b.jobN)
+	return lo, hi
+}
+
 // ParallelFor splits [0, n) into one contiguous range per worker (ranges are
-// multiples of align where possible) and runs fn on each concurrently.
+// multiples of align where possible) and runs fn on each concurrently; the
+// calling goroutine works as worker 0. It does not allocate.
 func (b *Backend) ParallelFor(n, align int, fn func(worker, lo, hi int)) {
+	b.mu.Lock()
+	b.parallelFor(n, align, fn)
+	b.mu.Unlock()
+}
+
+func (b *Backend) parallelFor(n, align int, fn func(worker, lo, hi int)) {
 	if n <= 0 {
 		return
 	}
@@ -78,47 +179,82 @@ func (b *Backend) ParallelFor(n, align int, fn func(worker, lo, hi int)) {
 		fn(0, 0, n)
 		return
 	}
-	var done sync.WaitGroup
-	done.Add(workers)
-	for w := 0; w < workers; w++ {
-		lo := (chunks * w / workers) * align
-		hi := min((chunks*(w+1)/workers)*align, n)
-		b.work <- task{fn: fn, lo: lo, hi: hi, worker: w, done: &done}
+	b.job, b.jobN, b.jobAl, b.workers = fn, n, align, workers
+	for w := 1; w < workers; w++ {
+		b.wake[w] <- struct{}{}
 	}
-	done.Wait()
+	lo, hi := b.span(0)
+	fn(0, lo, hi)
+	for w := 1; w < workers; w++ {
+		<-b.done
+	}
+	b.job = nil
 }
 
 // MatMul implements backend.Backend.
 func (b *Backend) MatMul(dst, x []float32, w tensor.Matrix, n int) {
-	R, C := w.Rows(), w.Cols()
-	if d, ok := w.(*tensor.Dense); ok && d.F32Data != nil {
-		b.ParallelFor(R, rowBlock, func(_, lo, hi int) {
-			for r := lo; r < hi; r++ {
-				row := d.F32Data[r*C : (r+1)*C]
-				for t := 0; t < n; t++ {
-					dst[t*R+r] = Dot(row, x[t*C:(t+1)*C])
-				}
-			}
-		})
+	if n <= 0 {
 		return
 	}
-	b.ParallelFor(R, rowBlock, func(worker, lo, hi int) {
-		buf := b.scratch[worker]
-		if len(buf) < rowBlock*C {
-			buf = make([]float32, rowBlock*C)
-			b.scratch[worker] = buf
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	R, C := w.Rows(), w.Cols()
+	_ = dst[n*R-1]
+	_ = x[n*C-1]
+	b.mm = mmJob{dst: dst, x: x, w: w, n: n}
+	align := rowBlock
+	switch m := w.(type) {
+	case *codec.DenseMatrix:
+		b.prepareDense(m, nil)
+	case *codec.OverlayMatrix:
+		b.prepareDense(m.Base, m)
+	case *codec.SparseMatrix:
+		b.mm.kind = kindSparse
+		b.mm.sparse = m
+	case *tensor.Dense:
+		b.mm.kind = kindPlain
+		b.mm.plain = m
+	default:
+		b.mm.kind = kindGeneric
+	}
+	b.parallelFor(R, align, b.mmRun)
+	b.mm = mmJob{}
+}
+
+// DecodeRow writes row r of w into dst (len ≥ w.Cols()) without allocating
+// for the encodings this backend knows; it is used for embedding lookups.
+func (b *Backend) DecodeRow(dst []float32, w tensor.Matrix, r int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ws := &b.ws[0]
+	switch m := w.(type) {
+	case *codec.DenseMatrix:
+		decodeDenseRow(dst[:m.C], m, r, ws)
+		if m.Signs != nil {
+			b.unrotate(dst[:m.C], m)
 		}
-		for r0 := lo; r0 < hi; r0 += rowBlock {
-			r1 := min(r0+rowBlock, hi)
-			w.DecodeRows(buf, r0, r1)
-			for r := r0; r < r1; r++ {
-				row := buf[(r-r0)*C : (r-r0+1)*C]
-				for t := 0; t < n; t++ {
-					dst[t*R+r] = Dot(row, x[t*C:(t+1)*C])
-				}
-			}
+	case *codec.OverlayMatrix:
+		bm := m.Base
+		decodeDenseRow(dst[:bm.C], bm, r, ws)
+		for i := 0; i < m.K; i++ {
+			j := r*m.K + i
+			c := int(m.Idx[2*j]) | int(m.Idx[2*j+1])<<8
+			dst[c] += f16(m.Vals, j)
 		}
-	})
+		if bm.Signs != nil {
+			b.unrotate(dst[:bm.C], bm)
+		}
+	default:
+		w.DecodeRows(dst[:w.Cols()], r, r+1)
+	}
+}
+
+// unrotate computes v ← Qᵀ·v = D·(H·v) for a rotated dense matrix.
+func (b *Backend) unrotate(v []float32, m *codec.DenseMatrix) {
+	fwht(v, m.RotBlock)
+	for i, s := range m.Signs {
+		v[i] *= s
+	}
 }
 
 // Dot is a float32 dot product with four independent accumulators.

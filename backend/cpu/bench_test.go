@@ -1,0 +1,61 @@
+package cpu
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/tensor"
+)
+
+var (
+	benchOnce sync.Map // shape key -> tensor.Matrix
+)
+
+// phiMatrix encodes (once per process) a random Phi-4-shaped matrix as
+// dense 3-bit group-128 uniform codes.
+func phiMatrix(b *testing.B, rows, cols int, p codec.Params) (tensor.Matrix, int64) {
+	key := fmt.Sprint(rows, cols, p)
+	if m, ok := benchOnce.Load(key); ok {
+		sz, _ := codec.EncodedSize(p, rows, cols)
+		return m.(tensor.Matrix), sz
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(rows)))
+	m := encode(b, randVec(rng, rows*cols, 0.02), rows, cols, p)
+	benchOnce.Store(key, m)
+	sz, _ := codec.EncodedSize(p, rows, cols)
+	return m, sz
+}
+
+// BenchmarkDense reports weight bytes streamed per second (b.SetBytes) for
+// one token (decode) and for 64 tokens (prefill) on Phi-4's matrix shapes.
+func BenchmarkDense(b *testing.B) {
+	shapes := [][2]int{{5120, 5120}, {17920, 5120}, {5120, 17920}}
+	for _, lv := range Levels() {
+		for _, sh := range shapes {
+			for _, lvl := range []string{"uniform", "lloyd"} {
+				for _, n := range []int{1, 64} {
+					if n > 1 && (lv == LevelGeneric || lvl == "lloyd") {
+						continue
+					}
+					p := codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Levels: lvl}
+					b.Run(fmt.Sprintf("%s/%dx%d/%s/n%d", lv, sh[0], sh[1], lvl, n), func(b *testing.B) {
+						m, sz := phiMatrix(b, sh[0], sh[1], p)
+						be := NewWithLevel(0, lv)
+						defer be.Close()
+						x := randVec(rand.New(rand.NewPCG(2, 3)), n*sh[1], 1)
+						dst := make([]float32, n*sh[0])
+						b.SetBytes(sz)
+						b.ResetTimer()
+						for i := 0; i < b.N; i++ {
+							be.MatMul(dst, x, m, n)
+						}
+						b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tok/s")
+					})
+				}
+			}
+		}
+	}
+}

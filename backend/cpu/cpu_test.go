@@ -1,0 +1,287 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/tensor"
+)
+
+func randVec(rng *rand.Rand, n int, std float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64() * std)
+	}
+	return v
+}
+
+func encode(t testing.TB, w []float32, rows, cols int, p codec.Params) tensor.Matrix {
+	t.Helper()
+	data, err := codec.Encode(w, rows, cols, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := codec.Open(p, rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// oracle computes W·x for n tokens from DecodeRows in float64, and the
+// magnitude Σ|w||x| per output that bounds the rounding error.
+func oracle(w tensor.Matrix, x []float32, n int) (want, mag []float64) {
+	R, C := w.Rows(), w.Cols()
+	full := make([]float32, R*C)
+	w.DecodeRows(full, 0, R)
+	want = make([]float64, n*R)
+	mag = make([]float64, n*R)
+	for t := 0; t < n; t++ {
+		for r := 0; r < R; r++ {
+			var s, a float64
+			for c := 0; c < C; c++ {
+				p := float64(full[r*C+c]) * float64(x[t*C+c])
+				s += p
+				a += math.Abs(p)
+			}
+			want[t*R+r], mag[t*R+r] = s, a
+		}
+	}
+	return want, mag
+}
+
+// q8Emulate computes what the Q8 kernel computes, in float64: the same int8
+// activation quantization, exact integer group dots, then the scales.
+func q8Emulate(m *codec.DenseMatrix, x []float32, n int) []float64 {
+	out := make([]float64, n*m.R)
+	gs, G := m.GroupSize, m.Groups
+	xr := make([]float32, G*gs)
+	xq := make([]int8, G*gs)
+	codes := make([]uint8, gs)
+	for t := 0; t < n; t++ {
+		clear(xr)
+		copy(xr, x[t*m.C:(t+1)*m.C])
+		m.RotateInput(xr[:m.C])
+		sx := make([]float64, G)
+		sumq := make([]int, G)
+		for g := 0; g < G; g++ {
+			s, sum := quantizeGroup(xq[g*gs:(g+1)*gs], xr[g*gs:(g+1)*gs])
+			sx[g], sumq[g] = float64(s), sum
+		}
+		for r := 0; r < m.R; r++ {
+			row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
+			var total float64
+			for g := 0; g < G; g++ {
+				c0, c1 := g*gs, min((g+1)*gs, m.C)
+				unpack(codes[:c1-c0], row, c0*m.Bits, m.Bits)
+				dot := 0
+				for i := c0; i < c1; i++ {
+					dot += int(codes[i-c0]) * int(xq[i])
+				}
+				sw := float64(f16(m.Scales, r*G+g))
+				total += sw * sx[g] * (float64(dot) + float64(m.Levels[0])*float64(sumq[g]))
+				if m.Asym {
+					total += float64(f16(m.Offsets, r*G+g)) * sx[g] * float64(sumq[g])
+				}
+			}
+			out[t*m.R+r] = total
+		}
+	}
+	return out
+}
+
+func check(t *testing.T, got []float32, want, mag []float64, tol float64) {
+	t.Helper()
+	bad := 0
+	for i := range want {
+		if d := math.Abs(float64(got[i]) - want[i]); !(d <= tol*mag[i]+1e-30) {
+			if bad < 5 {
+				t.Errorf("out[%d] = %g, want %g (|diff| %.3g > %.3g·Σ|wx| = %.3g)", i, got[i], want[i], d, tol, tol*mag[i])
+			}
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d outputs differ", bad, len(want))
+	}
+}
+
+type testMatrix struct {
+	name string
+	m    tensor.Matrix
+}
+
+func testMatrices(t testing.TB) []testMatrix {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var out []testMatrix
+	add := func(rows, cols int, p codec.Params) {
+		w := randVec(rng, rows*cols, 0.02)
+		// A few salient columns, like trained weights.
+		for r := 0; r < rows; r++ {
+			w[r*cols+(r*7)%cols] *= 8
+		}
+		name := fmt.Sprintf("%dx%d/%s/k%d/g%d/%s/rot%v/n%d:%d/d%.2f/ov%.2f", rows, cols, p.Codec, p.Bits, p.GroupSize, p.Levels, p.Rotate != 0, p.N, p.M, p.Density, p.OverlayFrac)
+		out = append(out, testMatrix{name, encode(t, w, rows, cols, p)})
+	}
+	for _, sh := range [][2]int{{37, 333}, {64, 256}, {5, 1000}} {
+		rows, cols := sh[0], sh[1]
+		for _, bits := range []int{2, 3, 4, 5, 8} {
+			for _, lv := range []string{"uniform", "midrise", "asym", "lloyd"} {
+				if lv == "lloyd" && bits > 4 {
+					continue
+				}
+				for _, gs := range []int{64, 128, 48} {
+					add(rows, cols, codec.Params{Codec: "dense", Bits: bits, GroupSize: gs, Levels: lv})
+				}
+			}
+		}
+		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Rotate: 7})
+		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 64, Levels: "lloyd", Rotate: 9})
+		add(rows, cols, codec.Params{Codec: "overlay", Bits: 3, GroupSize: 128, OverlayFrac: 0.02})
+		add(rows, cols, codec.Params{Codec: "overlay", Bits: 2, GroupSize: 64, OverlayFrac: 0.01, Rotate: 3, Levels: "asym"})
+		add(rows, cols, codec.Params{Codec: "sparse", Bits: 4, GroupSize: 128, N: 2, M: 4})
+		add(rows, cols, codec.Params{Codec: "sparse", Bits: 3, GroupSize: 64, Density: 0.3})
+		for _, dt := range []string{"f32", "f16", "bf16"} {
+			add(rows, cols, codec.Params{Codec: dt})
+		}
+	}
+	return out
+}
+
+// TestKernelsMatchOracle runs every matrix type through every dispatch level
+// present on this machine, for one token and for a batch, against the
+// scalar DecodeRows oracle.
+func TestKernelsMatchOracle(t *testing.T) {
+	mats := testMatrices(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, lv := range Levels() {
+		b := NewWithLevel(2, lv)
+		defer b.Close()
+		for _, tm := range mats {
+			for _, n := range []int{1, 3} {
+				t.Run(fmt.Sprintf("%s/%s/n%d", lv, tm.name, n), func(t *testing.T) {
+					R, C := tm.m.Rows(), tm.m.Cols()
+					x := randVec(rng, n*C, 1)
+					got := make([]float32, n*R)
+					b.MatMul(got, x, tm.m, n)
+					want, mag := oracle(tm.m, x, n)
+					var dm *codec.DenseMatrix
+					switch m := tm.m.(type) {
+					case *codec.DenseMatrix:
+						dm = m
+					case *codec.OverlayMatrix:
+						dm = m.Base
+					}
+					if dm != nil && denseKind(dm, lv) == kindDenseQ8 {
+						// Exact against the emulated int8 arithmetic (plus
+						// the overlay, which is float) ...
+						em := q8Emulate(dm, x, n)
+						if _, ok := tm.m.(*codec.OverlayMatrix); ok {
+							base := make([]float32, n*R)
+							b.MatMul(base, x, dm, n)
+							for i := range got {
+								em[i] += float64(got[i] - base[i])
+							}
+						}
+						check(t, got, em, mag, 1e-5)
+						// ... and close to the float oracle: int8 activations
+						// cost at most ~1% of Σ|w·x| per output.
+						check(t, got, want, mag, 1e-2)
+						_ = dm
+						return
+					}
+					check(t, got, want, mag, 1e-5)
+				})
+			}
+		}
+	}
+}
+
+// TestQ8Quality measures the error int8 activations add on a Phi-4-like
+// row width: relative RMS error of the outputs against the float result.
+func TestQ8Quality(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512 VNNI on this machine")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	rows, cols := 256, 5120
+	w := randVec(rng, rows*cols, 0.02)
+	m := encode(t, w, rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 128})
+	x := randVec(rng, cols, 1)
+	for i := 0; i < cols; i += 97 {
+		x[i] *= 20 // outlier features, as in real activations
+	}
+	want, _ := oracle(m, x, 1)
+	b := NewWithLevel(1, LevelAVX512)
+	defer b.Close()
+	got := make([]float32, rows)
+	b.MatMul(got, x, m, 1)
+	var se, ss float64
+	for i := range want {
+		d := float64(got[i]) - want[i]
+		se += d * d
+		ss += want[i] * want[i]
+	}
+	rel := math.Sqrt(se / ss)
+	t.Logf("int8 activation quantization: relative RMS output error %.2e", rel)
+	if rel > 0.03 {
+		t.Errorf("relative RMS error %.3g > 0.03", rel)
+	}
+}
+
+func TestDecodeRow(t *testing.T) {
+	b := New(1)
+	defer b.Close()
+	for _, tm := range testMatrices(t) {
+		R, C := tm.m.Rows(), tm.m.Cols()
+		full := make([]float32, R*C)
+		tm.m.DecodeRows(full, 0, R)
+		row := make([]float32, C)
+		for _, r := range []int{0, R / 2, R - 1} {
+			b.DecodeRow(row, tm.m, r)
+			for c := range row {
+				if d := math.Abs(float64(row[c] - full[r*C+c])); d > 1e-6*(1+math.Abs(float64(full[r*C+c]))) {
+					t.Fatalf("%s: row %d col %d = %g, want %g", tm.name, r, c, row[c], full[r*C+c])
+				}
+			}
+		}
+	}
+}
+
+func TestMatMulAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	m := encode(t, randVec(rng, 64*512, 0.02), 64, 512, codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Rotate: 5})
+	for _, lv := range Levels() {
+		b := NewWithLevel(2, lv)
+		x := randVec(rng, 4*512, 1)
+		dst := make([]float32, 4*64)
+		b.MatMul(dst, x, m, 4) // warm-up grows scratch
+		for _, n := range []int{1, 4} {
+			if a := testing.AllocsPerRun(20, func() { b.MatMul(dst, x, m, n) }); a != 0 {
+				t.Errorf("%s: MatMul n=%d allocates %v times per call", lv, n, a)
+			}
+		}
+		b.Close()
+	}
+}
+
+func TestParallelForCovers(t *testing.T) {
+	b := New(3)
+	defer b.Close()
+	for _, n := range []int{1, 5, 16, 17, 1000} {
+		seen := make([]int, n)
+		b.ParallelFor(n, 4, func(_, lo, hi int) {
+			for i := lo; i < hi; i++ {
+				seen[i]++
+			}
+		})
+		for i, s := range seen {
+			if s != 1 {
+				t.Fatalf("n=%d: index %d covered %d times", n, i, s)
+			}
+		}
+	}
+}

@@ -1,0 +1,541 @@
+package cpu
+
+import (
+	"math"
+	"unsafe"
+
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/tensor"
+)
+
+type mmKind int
+
+const (
+	kindGeneric mmKind = iota
+	kindPlain
+	kindSparse
+	kindDenseGo  // dense codes, portable Go kernel
+	kindDenseF32 // dense codes, AVX2 float kernel
+	kindDenseQ8  // dense codes, AVX-512 VNNI kernel with int8 activations
+)
+
+// mmJob is the matrix multiply in flight.
+type mmJob struct {
+	dst, x  []float32
+	w       tensor.Matrix
+	n       int
+	kind    mmKind
+	dense   *codec.DenseMatrix
+	overlay *codec.OverlayMatrix
+	sparse  *codec.SparseMatrix
+	plain   *tensor.Dense
+	maxRead int // bytes a kernel may read from the start of a code row
+}
+
+// sharedState holds the per-call activations prepared before the rows are
+// split: rotated/padded inputs, their group sums and the int8 quantization.
+type sharedState struct {
+	xr    []float32 // n × cp rotated input, zero-padded to whole groups
+	xsum  []float32 // n × gp group sums of xr (asym float path)
+	xq    []int8    // n × cp quantized input (Q8 path)
+	pv    []float32 // n × gp: α·s_x per group
+	qv    []float32 // n × gp: β·s_x·Σx_q per group
+	xb    []float32 // n × gp: s_x·Σx_q per group
+	cp    int       // padded columns = groups × group size
+	gp    int       // groups rounded up to 16
+	tbl   [16]float32
+	shift [8]uint32
+	perm  [64]byte
+	ctl   [64]byte
+}
+
+// workerState is one worker's scratch memory, grown on first use.
+type workerState struct {
+	f32  []float32
+	u8   []uint8
+	pad  []byte
+	cols []int32
+	vals []float32
+	sws  []float32
+	q8   q8Args
+	fa   f32Args
+}
+
+func (ws *workerState) grow(n int) []float32 {
+	if cap(ws.f32) < n {
+		ws.f32 = make([]float32, n)
+	}
+	return ws.f32[:n]
+}
+
+func growF(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// q8Args is the argument block of q8Rows; the assembly reads it by offset.
+type q8Args struct {
+	xq       *int8    // 0: quantized input, cp bytes
+	pv       *float32 // 8: α·s_x per group (gp)
+	qv       *float32 // 16: β·s_x·Σx_q per group (gp)
+	xb       *float32 // 24: s_x·Σx_q per group (gp), asym only
+	scales   *byte    // 32: fp16 scales of the first row
+	offs     *byte    // 40: fp16 offsets of the first row or nil
+	sws      *float32 // 48: scratch, gp floats
+	perm     *byte    // 56: VPERMB byte index table
+	ctl      *byte    // 64: VPMULTISHIFTQB controls
+	rowBytes int      // 72
+	groups   int      // 80
+	chunks   int      // 88: 64-code chunks per group
+	cbytes   int      // 96: bytes per chunk (8·bits)
+	mask     uint64   // 104: code mask in every byte
+	tailMask uint64   // 112: lanes of the last 16-group block
+}
+
+// f32Args is the argument block of f32Rows; the assembly reads it by offset.
+type f32Args struct {
+	x        *float32 // 0: rotated input, cp floats
+	xsum     *float32 // 8: group sums (asym only)
+	scales   *byte    // 16
+	offs     *byte    // 24
+	tbl      *float32 // 32: 16 levels (lo 8, hi 8)
+	shifts   *uint32  // 40: 8 shift counts
+	rowBytes int      // 48
+	groups   int      // 56
+	iters    int      // 64: 16-code steps per group
+	kbytes   int      // 72: bytes per 8 codes (= bits)
+	mask     uint64   // 80
+	k4       int      // 88: 1 when bits == 4
+}
+
+// linearLevels reports whether L[q] = L[0] + q (uniform, midrise, asym).
+func linearLevels(L []float32) bool {
+	for q, v := range L {
+		if v != L[0]+float32(q) {
+			return false
+		}
+	}
+	return true
+}
+
+// denseKind picks the kernel for m at level lv.
+func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
+	switch {
+	case lv >= LevelAVX512 && m.GroupSize%64 == 0 && m.Bits <= 8 && linearLevels(m.Levels):
+		return kindDenseQ8
+	case lv >= LevelAVX2 && m.GroupSize%16 == 0 && m.Bits <= 4:
+		return kindDenseF32
+	}
+	return kindDenseGo
+}
+
+// prepareDense rotates, pads and (for the Q8 kernel) quantizes the input.
+func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
+	j := &b.mm
+	j.dense, j.overlay = m, ov
+	j.kind = denseKind(m, b.level)
+	sh := &b.shared
+	n, C, G, gs := j.n, m.C, m.Groups, m.GroupSize
+	sh.cp = G * gs
+	sh.gp = (G + 15) &^ 15
+	sh.xr = growF(sh.xr, n*sh.cp)
+	for t := 0; t < n; t++ {
+		xr := sh.xr[t*sh.cp : (t+1)*sh.cp]
+		copy(xr, j.x[t*C:(t+1)*C])
+		clear(xr[C:])
+		if m.Signs != nil {
+			m.RotateInput(xr[:C])
+		}
+	}
+	if m.Asym && j.kind != kindDenseQ8 {
+		sh.xsum = growF(sh.xsum, n*sh.gp)
+		for t := 0; t < n; t++ {
+			for g := 0; g < G; g++ {
+				var s float32
+				for _, v := range sh.xr[t*sh.cp+g*gs : t*sh.cp+(g+1)*gs] {
+					s += v
+				}
+				sh.xsum[t*sh.gp+g] = s
+			}
+		}
+	}
+	switch j.kind {
+	case kindDenseQ8:
+		b.quantizeInput(m)
+		j.maxRead = 8*m.Bits*(sh.cp/64-1) + 64
+	case kindDenseF32:
+		k := m.Bits
+		clear(sh.tbl[:])
+		copy(sh.tbl[:], m.Levels)
+		for i := range sh.shift {
+			sh.shift[i] = uint32(i * k)
+		}
+		j.maxRead = k*(sh.cp/8-1) + 4
+	}
+}
+
+// quantizeInput quantizes every group of every token of the rotated input
+// to int8 with an absmax scale, and precomputes the per-group factors.
+func (b *Backend) quantizeInput(m *codec.DenseMatrix) {
+	sh := &b.shared
+	n, G, gs := b.mm.n, m.Groups, m.GroupSize
+	if cap(sh.xq) < n*sh.cp {
+		sh.xq = make([]int8, n*sh.cp)
+	}
+	sh.xq = sh.xq[:n*sh.cp]
+	sh.pv = growF(sh.pv, n*sh.gp)
+	sh.qv = growF(sh.qv, n*sh.gp)
+	sh.xb = growF(sh.xb, n*sh.gp)
+	clear(sh.pv)
+	clear(sh.qv)
+	clear(sh.xb)
+	beta := m.Levels[0]
+	for t := 0; t < n; t++ {
+		for g := 0; g < G; g++ {
+			x := sh.xr[t*sh.cp+g*gs : t*sh.cp+(g+1)*gs]
+			q := sh.xq[t*sh.cp+g*gs : t*sh.cp+(g+1)*gs]
+			s, sum := quantizeGroup(q, x)
+			i := t*sh.gp + g
+			sh.pv[i] = s
+			sh.xb[i] = s * float32(sum)
+			sh.qv[i] = beta * sh.xb[i]
+		}
+	}
+	k := m.Bits
+	for j := 0; j < 8; j++ { // qword lane j takes the k bytes of codes 8j..8j+7
+		for t := 0; t < 8; t++ {
+			sh.perm[8*j+t] = byte(min(k*j+t, 63))
+			sh.ctl[8*j+t] = byte(k * t)
+		}
+	}
+}
+
+// quantizeGroup writes q = round(x/s) with s = max|x|/127 and returns s and Σq.
+func quantizeGroup(q []int8, x []float32) (float32, int) {
+	var amax float32
+	for _, v := range x {
+		amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
+	}
+	if amax == 0 {
+		clear(q)
+		return 0, 0
+	}
+	s := amax / 127
+	inv := 127 / amax
+	q = q[:len(x)]
+	sum := 0
+	const magic = 12582912 // 1.5·2^23: adding it rounds to the nearest integer (ties to even)
+	for i, v := range x {
+		r := int32(math.Float32bits(v*inv+magic)&0x7fffff) - 0x400000
+		r = min(max(r, -127), 127)
+		q[i] = int8(r)
+		sum += int(r)
+	}
+	return s, sum
+}
+
+// runMatMul is one worker's share (rows [lo, hi)) of the job in b.mm.
+func (b *Backend) runMatMul(w, lo, hi int) {
+	j := &b.mm
+	ws := &b.ws[w]
+	switch j.kind {
+	case kindDenseQ8, kindDenseF32, kindDenseGo:
+		b.denseRows(ws, lo, hi)
+		if j.overlay != nil {
+			b.overlayRows(lo, hi)
+		}
+	case kindSparse:
+		sparseRows(j, ws, lo, hi)
+	case kindPlain:
+		plainRows(j, ws, lo, hi)
+	default:
+		genericRows(j, ws, lo, hi)
+	}
+}
+
+// denseRows runs the dense kernel over rows [lo, hi) for every token,
+// in blocks of rows so that the codes of a block stay in cache across tokens.
+func (b *Backend) denseRows(ws *workerState, lo, hi int) {
+	j := &b.mm
+	m := j.dense
+	if j.kind == kindDenseGo {
+		denseRowsGo(j, &b.shared, ws, lo, hi)
+		return
+	}
+	// Rows whose kernel reads would run past the end of the code section
+	// go through a zero-padded copy.
+	safe := m.R
+	if n := len(m.Codes) - j.maxRead; n < 0 {
+		safe = 0
+	} else {
+		safe = min(m.R, n/m.RowBytes+1)
+	}
+	block := rowBlock
+	if j.n == 1 {
+		block = hi - lo
+	}
+	for r0 := lo; r0 < hi; r0 += block {
+		r1 := min(r0+block, hi)
+		for t := 0; t < j.n; t++ {
+			for r := r0; r < r1; {
+				if r < safe {
+					e := min(r1, safe)
+					b.denseCall(ws, t, r, e-r, &m.Codes[r*m.RowBytes])
+					r = e
+					continue
+				}
+				if len(ws.pad) < j.maxRead+m.RowBytes {
+					ws.pad = make([]byte, j.maxRead+m.RowBytes)
+				}
+				clear(ws.pad)
+				copy(ws.pad, m.Codes[r*m.RowBytes:])
+				b.denseCall(ws, t, r, 1, &ws.pad[0])
+				r++
+			}
+		}
+	}
+}
+
+// denseCall runs the assembly kernel on nrows rows from r for token t.
+func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
+	j := &b.mm
+	m := j.dense
+	sh := &b.shared
+	out := &j.dst[t*m.R+r]
+	if j.kind == kindDenseQ8 {
+		if len(ws.sws) < sh.gp {
+			ws.sws = make([]float32, sh.gp)
+		}
+		a := &ws.q8
+		*a = q8Args{
+			xq: &sh.xq[t*sh.cp], pv: &sh.pv[t*sh.gp], qv: &sh.qv[t*sh.gp], xb: &sh.xb[t*sh.gp],
+			scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], perm: &sh.perm[0], ctl: &sh.ctl[0],
+			rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 64, cbytes: 8 * m.Bits,
+			mask: uint64(1<<m.Bits-1) * 0x0101010101010101, tailMask: 0xffff,
+		}
+		if m.Groups%16 != 0 {
+			a.tailMask = 1<<(m.Groups%16) - 1
+		}
+		if m.Asym {
+			a.offs = &m.Offsets[2*r*m.Groups]
+		}
+		q8Rows(out, codes, nrows, a)
+		return
+	}
+	a := &ws.fa
+	*a = f32Args{
+		x: &sh.xr[t*sh.cp], scales: &m.Scales[2*r*m.Groups], tbl: &sh.tbl[0], shifts: &sh.shift[0],
+		rowBytes: m.RowBytes, groups: m.Groups, iters: m.GroupSize / 16, kbytes: m.Bits,
+		mask: 1<<m.Bits - 1,
+	}
+	if m.Bits == 4 {
+		a.k4 = 1
+	}
+	if m.Asym {
+		a.offs = &m.Offsets[2*r*m.Groups]
+		a.xsum = &sh.xsum[t*sh.gp]
+	}
+	f32Rows(out, codes, nrows, a)
+}
+
+// overlayRows adds the overlay corrections Σ δ·x_rot[c] to rows [lo, hi).
+func (b *Backend) overlayRows(lo, hi int) {
+	j := &b.mm
+	ov := j.overlay
+	sh := &b.shared
+	R, K := ov.Base.R, ov.K
+	for r := lo; r < hi; r++ {
+		idx := ov.Idx[2*r*K : 2*(r+1)*K]
+		vals := ov.Vals[2*r*K : 2*(r+1)*K]
+		for t := 0; t < j.n; t++ {
+			x := sh.xr[t*sh.cp : (t+1)*sh.cp]
+			var s float32
+			for i := 0; i < K; i++ {
+				c := int(idx[2*i]) | int(idx[2*i+1])<<8
+				s += f16(vals, i) * x[c]
+			}
+			j.dst[t*R+r] += s
+		}
+	}
+}
+
+// f16 reads the i-th little-endian fp16 value of b.
+func f16(b []byte, i int) float32 {
+	return tensor.F16ToF32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
+}
+
+// unpack writes the len(dst) k-bit codes starting at bit pos of row.
+func unpack(dst []uint8, row []byte, pos, k int) {
+	if k == 3 && pos&7 == 0 {
+		p := pos >> 3
+		i := 0
+		for ; i+8 <= len(dst); i += 8 {
+			x := uint32(row[p]) | uint32(row[p+1])<<8 | uint32(row[p+2])<<16
+			p += 3
+			d := dst[i : i+8 : i+8]
+			d[0], d[1], d[2], d[3] = uint8(x&7), uint8(x>>3&7), uint8(x>>6&7), uint8(x>>9&7)
+			d[4], d[5], d[6], d[7] = uint8(x>>12&7), uint8(x>>15&7), uint8(x>>18&7), uint8(x>>21&7)
+		}
+		dst = dst[i:]
+		pos += 3 * i
+	}
+	mask := uint32(1)<<k - 1
+	for i := range dst {
+		b, s := pos>>3, pos&7
+		v := uint32(row[b])
+		if b+1 < len(row) {
+			v |= uint32(row[b+1]) << 8
+		}
+		dst[i] = uint8(v >> s & mask)
+		pos += k
+	}
+}
+
+// denseRowsGo is the portable fused kernel: per row and group, unpack the
+// codes and dot them through the level table with every token.
+func denseRowsGo(j *mmJob, sh *sharedState, ws *workerState, lo, hi int) {
+	m := j.dense
+	if cap(ws.u8) < m.GroupSize {
+		ws.u8 = make([]uint8, m.GroupSize)
+	}
+	codes := ws.u8[:m.GroupSize]
+	L := m.Levels
+	for r := lo; r < hi; r++ {
+		row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
+		for t := 0; t < j.n; t++ {
+			j.dst[t*m.R+r] = 0
+		}
+		for g := 0; g < m.Groups; g++ {
+			c0, c1 := g*m.GroupSize, min((g+1)*m.GroupSize, m.C)
+			cs := codes[:c1-c0]
+			unpack(cs, row, c0*m.Bits, m.Bits)
+			d := f16(m.Scales, r*m.Groups+g)
+			var off float32
+			if m.Asym {
+				off = f16(m.Offsets, r*m.Groups+g)
+			}
+			for t := 0; t < j.n; t++ {
+				x := sh.xr[t*sh.cp+c0 : t*sh.cp+c1]
+				x = x[:len(cs)]
+				var a0, a1 float32
+				i := 0
+				for ; i+2 <= len(cs); i += 2 {
+					a0 += L[cs[i]] * x[i]
+					a1 += L[cs[i+1]] * x[i+1]
+				}
+				if i < len(cs) {
+					a0 += L[cs[i]] * x[i]
+				}
+				s := d * (a0 + a1)
+				if m.Asym {
+					s += off * sh.xsum[t*sh.gp+g]
+				}
+				j.dst[t*m.R+r] += s
+			}
+		}
+	}
+}
+
+// decodeDenseRow writes row r of the stored (rotated-domain) matrix into dst.
+func decodeDenseRow(dst []float32, m *codec.DenseMatrix, r int, ws *workerState) {
+	if cap(ws.u8) < m.GroupSize {
+		ws.u8 = make([]uint8, m.GroupSize)
+	}
+	codes := ws.u8[:m.GroupSize]
+	row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
+	for g := 0; g < m.Groups; g++ {
+		c0, c1 := g*m.GroupSize, min((g+1)*m.GroupSize, m.C)
+		cs := codes[:c1-c0]
+		unpack(cs, row, c0*m.Bits, m.Bits)
+		d := f16(m.Scales, r*m.Groups+g)
+		var off float32
+		if m.Asym {
+			off = f16(m.Offsets, r*m.Groups+g)
+		}
+		for i, q := range cs {
+			dst[c0+i] = d*m.Levels[q] + off
+		}
+	}
+}
+
+// sparseRows: per row, gather the kept entries once and dot them with every token.
+func sparseRows(j *mmJob, ws *workerState, lo, hi int) {
+	m := j.sparse
+	if len(ws.cols) < m.K {
+		ws.cols = make([]int32, m.K)
+		ws.vals = make([]float32, m.K)
+	}
+	cols, vals := ws.cols[:m.K], ws.vals[:m.K]
+	for r := lo; r < hi; r++ {
+		m.RowEntries(r, cols, vals)
+		for t := 0; t < j.n; t++ {
+			x := j.x[t*m.C : (t+1)*m.C]
+			var s float32
+			for i, c := range cols {
+				if int(c) < m.C {
+					s += vals[i] * x[c]
+				}
+			}
+			j.dst[t*m.R+r] = s
+		}
+	}
+}
+
+// plainRows multiplies an uncompressed f32/f16/bf16 matrix.
+func plainRows(j *mmJob, ws *workerState, lo, hi int) {
+	d := j.plain
+	R, C := d.R, d.C
+	if d.F32Data != nil || d.DType == tensor.F32 && uintptr(unsafe.Pointer(unsafe.SliceData(d.Data)))%4 == 0 {
+		data := d.F32Data
+		if data == nil {
+			data = unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(d.Data))), R*C)
+		}
+		for r := lo; r < hi; r++ {
+			row := data[r*C : (r+1)*C]
+			for t := 0; t < j.n; t++ {
+				j.dst[t*R+r] = Dot(row, j.x[t*C:(t+1)*C])
+			}
+		}
+		return
+	}
+	genericRows(j, ws, lo, hi)
+}
+
+// genericRows decodes blocks of rows with DecodeRows and dots them.
+func genericRows(j *mmJob, ws *workerState, lo, hi int) {
+	w := j.w
+	R, C := w.Rows(), w.Cols()
+	buf := ws.grow(rowBlock * C)
+	for r0 := lo; r0 < hi; r0 += rowBlock {
+		r1 := min(r0+rowBlock, hi)
+		w.DecodeRows(buf, r0, r1)
+		for r := r0; r < r1; r++ {
+			row := buf[(r-r0)*C : (r-r0+1)*C]
+			for t := 0; t < j.n; t++ {
+				j.dst[t*R+r] = Dot(row, j.x[t*C:(t+1)*C])
+			}
+		}
+	}
+}
+
+// fwht applies the orthonormal Walsh–Hadamard transform (Sylvester order)
+// to each consecutive block of n values of x.
+func fwht(x []float32, n int) {
+	scale := float32(1 / math.Sqrt(float64(n)))
+	for b := 0; b+n <= len(x); b += n {
+		v := x[b : b+n]
+		for h := 1; h < n; h *= 2 {
+			for i := 0; i < n; i += 2 * h {
+				for j := i; j < i+h; j++ {
+					a, c := v[j], v[j+h]
+					v[j], v[j+h] = a+c, a-c
+				}
+			}
+		}
+		for i := range v {
+			v[i] *= scale
+		}
+	}
+}

@@ -1,0 +1,288 @@
+// Package bench measures how fast a model runs on this machine and how
+// close decoding comes to the memory-bandwidth roofline: decoding one token
+// reads every weight once, so tokens/s × bytes read per token can at best
+// equal the machine's streaming read bandwidth.
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/model"
+)
+
+// bwBytes is the buffer ReadBandwidth streams: far larger than any last-level cache.
+const bwBytes = 1 << 30
+
+// ReadBandwidth measures the multi-threaded streaming read bandwidth in
+// GB/s (1e9 bytes/s): threads goroutines (0 = all CPUs) each read their own
+// contiguous part of a 1 GiB buffer with vector loads; the best of several
+// passes counts.
+func ReadBandwidth(threads int) float64 {
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	buf := make([]byte, bwBytes)
+	for i := 0; i < len(buf); i += 4096 {
+		buf[i] = byte(i >> 12) // fault every page in before timing
+	}
+	var sink uint64
+	var mu sync.Mutex
+	best := 0.0
+	for pass := 0; pass < 5; pass++ {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for t := 0; t < threads; t++ {
+			lo, hi := len(buf)*t/threads, len(buf)*(t+1)/threads
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s := readBytes(buf[lo:hi])
+				mu.Lock()
+				sink ^= s
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if gbs := float64(len(buf)) / time.Since(start).Seconds() / 1e9; gbs > best {
+			best = gbs
+		}
+	}
+	runtime.KeepAlive(sink)
+	runtime.KeepAlive(buf)
+	buf = nil
+	debug.FreeOSMemory() // give the 1 GiB back before a model is loaded
+	return best
+}
+
+func readGo(b []byte) uint64 {
+	var s uint64
+	for _, v := range b {
+		s += uint64(v)
+	}
+	return s
+}
+
+// MemAvailable returns /proc/meminfo's MemAvailable in bytes (memory that
+// can be used without swapping, page cache included), or 0 if unknown.
+func MemAvailable() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemAvailable:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// Options configure Run.
+type Options struct {
+	Threads      int     // CPU threads; 0 = all cores
+	PromptTokens int     // prefill length (default 512)
+	GenTokens    int     // decoded tokens (default 128)
+	Bandwidth    float64 // measured read bandwidth in GB/s; 0 = measure it
+	Seed         uint64  // random prompt seed
+	// Force runs even when the model file is larger than the available
+	// memory (it would then be paged from disk on every token).
+	Force bool
+}
+
+// Result is what Run measured.
+type Result struct {
+	Model         string  `json:"model"`
+	Kernel        string  `json:"kernel"`
+	Threads       int     `json:"threads"`
+	Layers        int     `json:"layers"`
+	ModelBytes    int64   `json:"model_bytes"`
+	BytesPerToken int64   `json:"bytes_per_token"` // weight bytes read per decoded token
+	PromptTokens  int     `json:"prompt_tokens"`
+	GenTokens     int     `json:"gen_tokens"`
+	ReadBandwidth float64 `json:"read_bandwidth_gbs"`
+	PrefillTokS   float64 `json:"prefill_tok_s"`
+	DecodeTokS    float64 `json:"decode_tok_s"`
+	MsPerLayer    float64 `json:"ms_per_layer"`
+	EffectiveGBs  float64 `json:"effective_gbs"`
+	RooflinePct   float64 `json:"roofline_pct"`
+	LoadSeconds   float64 `json:"load_s"`
+}
+
+// CheckMemory returns an error naming the sizes when the file at path is
+// larger than the memory available to hold it.
+func CheckMemory(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	if st.IsDir() {
+		size = dirSize(path)
+	}
+	avail := MemAvailable()
+	if avail > 0 && size > avail {
+		return fmt.Errorf("%s is %.2f GB but only %.2f GB of memory is available: every token would be read from disk "+
+			"(close other programs, use a smaller model, or pass --force to measure anyway)", path, float64(size)/1e9, float64(avail)/1e9)
+	}
+	return nil
+}
+
+func dirSize(dir string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && !e.IsDir() {
+			n += info.Size()
+		}
+	}
+	return n
+}
+
+// Run loads the model at path and measures prefill of a random prompt
+// (in blocks of engine.PrefillBlock tokens, as the engine does) and
+// decoding of one token at a time.
+func Run(path string, opts Options) (Result, error) {
+	if opts.PromptTokens <= 0 {
+		opts.PromptTokens = 512
+	}
+	if opts.GenTokens <= 0 {
+		opts.GenTokens = 128
+	}
+	if !opts.Force {
+		if err := CheckMemory(path); err != nil {
+			return Result{}, err
+		}
+	}
+	res := Result{Model: path, PromptTokens: opts.PromptTokens, GenTokens: opts.GenTokens, ReadBandwidth: opts.Bandwidth}
+	if res.ReadBandwidth == 0 {
+		res.ReadBandwidth = ReadBandwidth(opts.Threads)
+	}
+	start := time.Now()
+	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Ctx: opts.PromptTokens + opts.GenTokens + 1})
+	if err != nil {
+		return res, err
+	}
+	defer l.Close()
+	res.LoadSeconds = time.Since(start).Seconds()
+	m := l.Model
+	c := m.Config
+	res.Kernel = m.Backend().Name()
+	res.Threads = opts.Threads
+	if t, ok := m.Backend().(interface{ Threads() int }); ok {
+		res.Threads = t.Threads()
+	}
+	res.Layers = c.Layers
+	res.ModelBytes, res.BytesPerToken = modelBytes(l, path)
+
+	rng := rand.New(rand.NewPCG(opts.Seed, 1))
+	prompt := make([]int, opts.PromptTokens)
+	for i := range prompt {
+		prompt[i] = rng.IntN(c.Vocab)
+	}
+	cache := l.Cache
+	var b model.Batch
+	run := func(toks []int, pos int) ([]float32, error) {
+		b.Tokens, b.Pos, b.Seq = toks, b.Pos[:0], b.Seq[:0]
+		for i := range toks {
+			b.Pos = append(b.Pos, pos+i)
+			b.Seq = append(b.Seq, 0)
+		}
+		return m.Forward(&b, cache)
+	}
+	// Warm-up: one token pages every weight in and sizes the buffers.
+	if _, err := run(prompt[:1], 0); err != nil {
+		return res, err
+	}
+	cache.Truncate(0, 0)
+
+	start = time.Now()
+	var logits []float32
+	for i := 0; i < len(prompt); i += engine.PrefillBlock {
+		j := min(i+engine.PrefillBlock, len(prompt))
+		if logits, err = run(prompt[i:j], i); err != nil {
+			return res, err
+		}
+	}
+	res.PrefillTokS = float64(len(prompt)) / time.Since(start).Seconds()
+
+	pos := len(prompt)
+	tok := []int{argmax(logits[:c.Vocab])}
+	start = time.Now()
+	for i := 0; i < opts.GenTokens; i++ {
+		if logits, err = run(tok, pos); err != nil {
+			return res, err
+		}
+		pos++
+		tok[0] = argmax(logits[:c.Vocab])
+	}
+	el := time.Since(start).Seconds()
+	res.DecodeTokS = float64(opts.GenTokens) / el
+	res.MsPerLayer = el / float64(opts.GenTokens) / float64(c.Layers) * 1000
+	res.EffectiveGBs = float64(res.BytesPerToken) * res.DecodeTokS / 1e9
+	if res.ReadBandwidth > 0 {
+		res.RooflinePct = 100 * res.EffectiveGBs / res.ReadBandwidth
+	}
+	return res, nil
+}
+
+// modelBytes returns the total tensor bytes and the bytes one decoded token
+// reads: everything except the embedding table (of which one row is read),
+// unless the embedding doubles as the output head.
+func modelBytes(l *engine.Loaded, path string) (total, perToken int64) {
+	f := l.Checkpoint.Upgfile()
+	if f == nil {
+		st, err := os.Stat(path)
+		if err != nil || st.IsDir() {
+			total = dirSize(path)
+		} else {
+			total = st.Size()
+		}
+		return total, total
+	}
+	var embed int64
+	hasHead := false
+	for _, t := range f.Tensors {
+		total += t.Length
+		switch t.Name {
+		case "model.embed_tokens.weight":
+			embed = t.Length
+		case "lm_head.weight":
+			hasHead = true
+		}
+	}
+	perToken = total
+	if hasHead && !l.Model.Config.TieEmbeddings {
+		perToken -= embed
+	}
+	return total, perToken
+}
+
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}

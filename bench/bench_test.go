@@ -1,0 +1,47 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/upg-ai/upg/synth"
+)
+
+func TestMemAvailable(t *testing.T) {
+	if _, err := os.Stat("/proc/meminfo"); err != nil {
+		t.Skip("no /proc/meminfo")
+	}
+	if MemAvailable() <= 0 {
+		t.Fatal("MemAvailable found no MemAvailable line")
+	}
+}
+
+func TestRunSmallModel(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.upg")
+	opts := synth.Options{Layers: 2, Hidden: 256, FFN: 512, Heads: 4, KVHeads: 2, HeadDim: 64, Seed: 1}
+	if err := synth.Write(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(path, Options{Threads: 2, PromptTokens: 40, GenTokens: 8, Bandwidth: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	if r.ModelBytes <= 0 || r.ModelBytes >= st.Size() {
+		t.Errorf("model bytes %d for a %d-byte file", r.ModelBytes, st.Size())
+	}
+	// Per token: everything but the embedding table (untied head).
+	if r.BytesPerToken >= r.ModelBytes || r.Layers != 2 || r.PrefillTokS <= 0 || r.DecodeTokS <= 0 {
+		t.Errorf("implausible result %+v", r)
+	}
+	if want := r.DecodeTokS * float64(r.BytesPerToken) / 1e9; r.EffectiveGBs != want || r.RooflinePct != 100*want/10 {
+		t.Errorf("effective %v GB/s (%v%%), want %v", r.EffectiveGBs, r.RooflinePct, want)
+	}
+}
+
+func TestCheckMemory(t *testing.T) {
+	if err := CheckMemory("/nonexistent/x.upg"); err == nil {
+		t.Error("no error for a missing file")
+	}
+}

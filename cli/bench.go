@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"github.com/upg-ai/upg/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	var (
+		path   string
+		opts   bench.Options
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench --model FILE",
+		Short: "Measure memory bandwidth, prefill and decode speed of a model",
+		Long: `bench first measures this machine's streaming read bandwidth, then loads the
+model, prefills a random prompt and decodes tokens one at a time. Decoding
+reads every weight once per token, so the effective GB/s (weight bytes per
+token × tokens/s) against the read bandwidth shows how close the kernels come
+to the memory roofline.`,
+		Example: `  upg bench --model /tmp/phi4-synth.upg
+  upg bench --model model.upg --threads 2 --json
+  upg bench --model model.upg --prompt-tokens 256 --gen-tokens 64`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if path == "" {
+				return fmt.Errorf("--model is required")
+			}
+			if !opts.Force {
+				if err := bench.CheckMemory(path); err != nil {
+					return err
+				}
+			}
+			opts.Bandwidth = bench.ReadBandwidth(opts.Threads)
+			if !asJSON {
+				fmt.Fprintf(os.Stderr, "read bandwidth: %.1f GB/s\n", opts.Bandwidth)
+			}
+			res, err := bench.Run(path, opts)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				return enc.Encode(res)
+			}
+			w := os.Stdout
+			fmt.Fprintf(w, "model            %s (%d layers, %.2f GB)\n", res.Model, res.Layers, float64(res.ModelBytes)/1e9)
+			fmt.Fprintf(w, "kernel           %s, %d threads\n", res.Kernel, res.Threads)
+			fmt.Fprintf(w, "read bandwidth   %.1f GB/s\n", res.ReadBandwidth)
+			fmt.Fprintf(w, "prefill          %.2f tok/s (%d tokens)\n", res.PrefillTokS, res.PromptTokens)
+			fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
+			fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth\n", res.EffectiveGBs, res.RooflinePct)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&path, "model", "m", "", "model: .upg file, Hugging Face directory or .gguf")
+	f.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
+	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
+	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode")
+	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.BoolVar(&opts.Force, "force", false, "run even if the model is larger than the available memory")
+	return cmd
+}
