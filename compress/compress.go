@@ -12,8 +12,7 @@
 //     (greedy on error reduction per byte) to meet the budget exactly.
 //  3. Layer by layer, on hidden states that already went through the
 //     compressed earlier layers, each projection's full Hessian is collected
-//     and the tensor is encoded with GPTQ-style error compensation; later
-//     projections of the same layer see the already-compressed earlier ones.
+//     and the tensor is encoded with GPTQ-style error compensation.
 package compress
 
 import (
@@ -91,7 +90,7 @@ func Run(src, out string, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("target bits per weight %.3g must be in (0, 32]", opts.TargetBPW)
 	}
 	if opts.CalibTokens <= 0 {
-		opts.CalibTokens = 16384
+		opts.CalibTokens = 4096
 	}
 	if opts.CalibCtx <= 0 {
 		opts.CalibCtx = 512
@@ -161,14 +160,14 @@ func Run(src, out string, opts Options) (*Report, error) {
 		}
 	}
 	// 2. Plan.
-	fixed := int64(0)
 	var plans []*tensorPlan
 	var planOf = map[string]*tensorPlan{}
+	vectorBytes := map[string]int64{}
 	for _, n := range names {
 		shape, _ := ck.Tensors.Shape(n)
 		if len(shape) != 2 {
 			k, _ := tensor.NumElements(shape)
-			fixed += int64(4*k) + upgfile.Alignment/2
+			vectorBytes[n] = int64(4 * k)
 			continue
 		}
 		p, err := c.planTensor(n, shape[0], shape[1])
@@ -177,18 +176,50 @@ func Run(src, out string, opts Options) (*Report, error) {
 		}
 		plans = append(plans, p)
 		planOf[n] = p
-		fixed += upgfile.Alignment / 2 // expected padding
 	}
-	var tokBytes int64
+	if len(seqs) > 0 && totalParams <= measuredSensitivityMaxParams {
+		if err := c.measureSensitivity(plans); err != nil {
+			return nil, err
+		}
+	}
+	// The header holds the tokenizer (base64), the config, provenance and
+	// one directory entry per tensor; estimate it generously.
+	header := int64(8192) + int64(len(names))*400
 	for _, b := range tokFiles {
-		tokBytes += int64(len(b))*4/3 + 64
+		header += int64(len(b))*4/3 + 256
 	}
-	fixed += tokBytes + 8192 + int64(len(names))*256 // header JSON and directory
-	budget := int64(opts.TargetBPW*float64(totalParams)/8) - fixed
-	if _, err := allocate(plans, budget); err != nil {
-		return nil, err
+	target := int64(opts.TargetBPW * float64(totalParams) / 8)
+	// fileSize is the exact size of the file for the current choices
+	// (tensor data aligned as upgfile writes it), with the header estimate.
+	fileSize := func() int64 {
+		size := int64(32)
+		for _, n := range names {
+			b := vectorBytes[n]
+			if p := planOf[n]; p != nil {
+				b = p.sizes[p.choice]
+			}
+			size = alignUp(size, upgfile.Alignment) + b
+		}
+		return size + header + 32
 	}
-	slog.Info("bit allocation done", "tensors", len(plans), "budget_bytes", budget)
+	budget := target - header - 64
+	for _, b := range vectorBytes {
+		budget -= b
+	}
+	for range 50 {
+		if _, err := allocate(plans, budget); err != nil {
+			return nil, err
+		}
+		over := fileSize() - target
+		if over <= 0 {
+			break
+		}
+		budget -= over
+	}
+	if fileSize() > target {
+		return nil, fmt.Errorf("cannot meet %.3f bits per weight: the smallest encodings plus metadata need %d bytes; raise --target-bpw", opts.TargetBPW, fileSize())
+	}
+	slog.Info("bit allocation done", "tensors", len(plans), "planned_bytes", fileSize(), "target_bytes", target)
 
 	// 3. Encode layer by layer and write.
 	w, err := upgfile.Create(out)
@@ -234,6 +265,8 @@ func Run(src, out string, opts Options) (*Report, error) {
 	rep.ParamsPerSec = float64(totalParams) / rep.Elapsed.Seconds()
 	return rep, nil
 }
+
+func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }
 
 func sha(s string) string {
 	h := sha256.Sum256([]byte(s))
@@ -428,7 +461,7 @@ func (c *compressor) diagFor(name string) []float64 {
 }
 
 // planRows bounds the rows used to estimate each candidate's error.
-const planRows = 256
+const planRows = 128
 
 // planTensor estimates every candidate's relative error on a sample of rows.
 func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error) {
@@ -458,11 +491,17 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		data, err := codec.Encode(sample, sr, cols, cp, nil)
+		// Learned codebooks are slow to fit; estimate with uniform levels
+		// (the ranking of tensors, which is what allocation needs, is alike).
+		est := cp
+		if est.Levels == "lloyd" {
+			est.Levels = ""
+		}
+		data, err := codec.Encode(sample, sr, cols, est, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		qm, err := codec.Open(cp, sr, cols, data)
+		qm, err := codec.Open(est, sr, cols, data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}

@@ -105,29 +105,32 @@ func (c *compressor) encodeAll(names []string) error {
 				}
 			}
 		}
-		for _, st := range c.layerStages(li) {
-			var h *codec.Hessian
-			if len(c.seqs) > 0 && !c.opts.NoGPTQ {
-				var acc *hessianAcc
-				err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
-					copy(tmp, xs[s])
-					return c.m.RunLayer(li, tmp[:len(xs[s])], b, cache, func(tp model.TapPoint, act []float32, n int) {
-						if tp != st.tap {
-							return
-						}
-						if acc == nil {
-							acc = newHessianAcc(len(act) / n)
-						}
-						acc.add(act, n, c.opts.Threads)
-					})
+		// One pass over the calibration data collects the Hessians of all
+		// four projection inputs (the layer's input already went through the
+		// compressed earlier layers).
+		stages := c.layerStages(li)
+		hs := map[model.TapPoint]*codec.Hessian{}
+		if len(c.seqs) > 0 && !c.opts.NoGPTQ {
+			accs := map[model.TapPoint]*hessianAcc{}
+			err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
+				copy(tmp, xs[s])
+				return c.m.RunLayer(li, tmp[:len(xs[s])], b, cache, func(tp model.TapPoint, act []float32, n int) {
+					if accs[tp] == nil {
+						accs[tp] = newHessianAcc(len(act) / n)
+					}
+					accs[tp].add(act, n, c.opts.Threads)
 				})
-				if err != nil {
-					return err
-				}
-				h = acc.hessian()
+			})
+			if err != nil {
+				return err
 			}
+			for tp, acc := range accs {
+				hs[tp] = acc.hessian()
+			}
+		}
+		for _, st := range stages {
 			for _, suffix := range st.names {
-				m, err := c.encodeMatrix(p+suffix, h)
+				m, err := c.encodeMatrix(p+suffix, hs[st.tap])
 				if err != nil {
 					return err
 				}

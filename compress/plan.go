@@ -24,7 +24,12 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 	switch f {
 	case "dense", "auto", "":
 		for _, b := range []int{2, 3, 4, 5, 6, 8} {
-			out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: gs, Levels: "lloyd", Rotate: rot})
+			for _, g := range []int{256, 128, 64} {
+				if g > cols && g != 64 {
+					continue
+				}
+				out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: g, Levels: "lloyd", Rotate: rot})
+			}
 		}
 	case "dense-uniform":
 		for _, b := range []int{2, 3, 4, 5, 6, 8} {
@@ -43,6 +48,11 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 	default:
 		return nil, fmt.Errorf("unknown codec family %q (known: auto, dense, dense-uniform, sparse, overlay)", f)
 	}
+	sort.SliceStable(out, func(i, j int) bool {
+		si, _ := codec.EncodedSize(out[i], 1024, cols)
+		sj, _ := codec.EncodedSize(out[j], 1024, cols)
+		return si < sj
+	})
 	return out, nil
 }
 
@@ -51,6 +61,7 @@ type tensorPlan struct {
 	name       string
 	rows, cols int
 	weight     float64 // importance of this tensor's relative error
+	sens       float64 // measured KL divergence at the smallest candidate (0 = not measured)
 	cands      []codec.Params
 	sizes      []int64
 	errs       []float64 // estimated relative output error per candidate

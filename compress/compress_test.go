@@ -1,0 +1,107 @@
+package compress_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/upg-ai/upg/compress"
+	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/eval"
+)
+
+const miniphi = "../../shared/models/miniphi-29m"
+
+func need(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("shared test data not available: %v", err)
+	}
+}
+
+// TestCompressEvalMiniphi is the end-to-end check of issue 3: compress the
+// real model at 4 bits per weight with calibration, reload the file, and
+// compare it with the original on held-out text.
+func TestCompressEvalMiniphi(t *testing.T) {
+	need(t, miniphi)
+	if testing.Short() {
+		t.Skip("compresses a 29M-parameter model (a few minutes on 2 cores)")
+	}
+	calib, err := os.ReadFile("../models/calib/miniphi-calib.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "m.upg")
+	rep, err := compress.Run(miniphi, out, compress.Options{TargetBPW: 4, CalibText: string(calib), CalibTokens: 1024, CalibCtx: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bpw := float64(st.Size()*8) / float64(rep.Parameters)
+	t.Logf("%d bytes, %.3f bpw all-in", st.Size(), bpw)
+	if bpw > 4 || rep.FileBytes != st.Size() {
+		t.Errorf("file is %.4f bpw (report says %d bytes, file has %d), want ≤ 4", bpw, rep.FileBytes, st.Size())
+	}
+
+	m, err := engine.Load(out, engine.Options{Ctx: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.Checkpoint.Upgfile().Verify(); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := engine.Load(miniphi, engine.Options{Ctx: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	text, err := os.ReadFile("../../shared/corpus/miniphi_eval_250k.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := ref.Tokenizer.Encode(string(text[:24000]), false, false)
+	res, err := eval.Compare(m.Model, ref.Model, toks, 256, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("PPL %.3f (ref %.3f), KLD %.4f, top-1 %.2f%% over %d tokens", res.PPL, res.RefPPL, res.KLDMean, 100*res.Top1, res.Tokens)
+	if res.Top1 < 0.90 {
+		t.Errorf("top-1 agreement %.2f%% < 90%%", 100*res.Top1)
+	}
+	if res.PPLRatio > 1.05 || res.PPLRatio < 0.95 {
+		t.Errorf("PPL ratio %.4f is far from 1 at 4 bits per weight", res.PPLRatio)
+	}
+}
+
+// TestCompressFailureLeavesNoFile: a run that cannot succeed leaves no output
+// file and keeps an existing one intact.
+func TestCompressFailureLeavesNoFile(t *testing.T) {
+	need(t, miniphi)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m.upg")
+	_, err := compress.Run(miniphi, out, compress.Options{TargetBPW: 0.5})
+	if err == nil {
+		t.Fatal("compressing to 0.5 bits per weight succeeded")
+	}
+	if _, statErr := os.Stat(out); !errors.Is(statErr, os.ErrNotExist) {
+		t.Errorf("a failed run left %s behind (%v)", out, statErr)
+	}
+	if err := os.WriteFile(out, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := compress.Run(miniphi, out, compress.Options{TargetBPW: 0.5}); err == nil {
+		t.Fatal("compressing to 0.5 bits per weight succeeded")
+	}
+	if b, _ := os.ReadFile(out); string(b) != "precious" {
+		t.Errorf("a failed run clobbered the existing output: %q", b)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("temporary files left behind: %v", entries)
+	}
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command (README.md and .ci/run call exactly this).
+# Runs vet, every test (golden logits, tokenizer vectors, codec round trips,
+# bad-input and CLI end-to-end tests) and a short burst of each fuzzer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:-} -mod=mod"
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -count=1 -timeout 40m ./...
+
+echo "== fuzz (short runs; the seed corpora already ran above)"
+FUZZTIME="${FUZZTIME:-10s}"
+for target in \
+  "./safetensors FuzzParse" \
+  "./gguf FuzzParse" \
+  "./tokenizer FuzzHFJSON" \
+  "./upgfile FuzzParse" \
+  "./codec FuzzOpen"; do
+  set -- $target
+  if go test -list "^$2\$" "$1" | grep -q "^$2\$"; then
+    echo "-- $1 $2 ($FUZZTIME)"
+    go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1"
+  else
+    echo "missing fuzz target $2 in $1" >&2
+    exit 1
+  fi
+done
+echo "== all tests passed"
