@@ -36,13 +36,18 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 			out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: gs})
 		}
 	case "sparse":
+		for _, b := range []int{2, 3, 4} {
+			out = append(out, codec.Params{Codec: "sparse", Bits: b, GroupSize: gs, N: 2, M: 4})
+		}
 		for _, b := range []int{3, 4, 5, 6, 8} {
 			out = append(out, codec.Params{Codec: "sparse", Bits: b, GroupSize: gs, N: 4, M: 8})
 		}
 		out = append(out, codec.Params{Codec: "dense", Bits: 8, GroupSize: gs})
 	case "overlay":
 		for _, b := range []int{2, 3, 4, 5, 6} {
-			out = append(out, codec.Params{Codec: "overlay", Bits: b, GroupSize: gs, OverlayFrac: 1.0 / 256, Levels: "lloyd"})
+			for _, frac := range []float64{1.0 / 512, 1.0 / 128} {
+				out = append(out, codec.Params{Codec: "overlay", Bits: b, GroupSize: max(gs, 128), OverlayFrac: frac, Levels: "lloyd", Rotate: rot})
+			}
 		}
 		out = append(out, codec.Params{Codec: "dense", Bits: 8, GroupSize: gs})
 	default:
