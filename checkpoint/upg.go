@@ -22,6 +22,9 @@ func openUPG(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Check each tensor's CRC the first time it is read: a damaged file is
+	// refused instead of running with corrupt weights.
+	f.VerifyOnAccess = true
 	var cfg model.Config
 	if err := json.Unmarshal(f.Meta.Architecture, &cfg); err != nil {
 		f.Close()

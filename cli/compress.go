@@ -102,6 +102,6 @@ func printCompressReport(r *compress.Report) {
 	w.Flush()
 	fmt.Printf("\n%s: %d bytes, %.3f bits/weight all-in, %.2fx smaller than fp32, %.2fx smaller than the source (%d bytes)\n",
 		r.Output, r.FileBytes, r.BPW, r.RatioFP32, r.RatioSource, r.SourceBytes)
-	fmt.Printf("%d parameters in %s (%.0f parameters/s; calibration tokens: %d)\n",
-		r.Parameters, r.Elapsed.Round(time.Millisecond), r.ParamsPerSec, r.CalibTokens)
+	fmt.Printf("%d parameters in %s (%.0f parameters/s; calibration tokens: %d; peak RSS %.2f GiB)\n",
+		r.Parameters, r.Elapsed.Round(time.Millisecond), r.ParamsPerSec, r.CalibTokens, float64(r.PeakRSS)/(1<<30))
 }

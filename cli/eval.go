@@ -16,6 +16,7 @@ import (
 func newEvalCmd() *cobra.Command {
 	var mf modelFlags
 	var refPath, textPath string
+	var more []string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "eval --model FILE --ref SRC --text TEXTFILE [--ctx 512] [--json]",
@@ -61,15 +62,42 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			if ref != nil {
 				refModel = ref.Model
 			}
-			res, err := eval.Compare(l.Model, refModel, tokens, ctx, func(d, t int) { bar.Set(d) })
+			loaded := []*engine.Loaded{l}
+			for _, p := range more {
+				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Ctx: ctx})
+				if err != nil {
+					return err
+				}
+				defer o.Close()
+				loaded = append(loaded, o)
+			}
+			models := make([]*model.Model, len(loaded))
+			for i, o := range loaded {
+				models[i] = o.Model
+			}
+			results, err := eval.CompareMany(models, refModel, tokens, ctx, func(d, t int) { bar.Set(d) })
 			bar.Finish()
 			if err != nil {
 				return err
 			}
-			res.FileBytes, res.BPW = modelSize(l)
-			if asJSON {
-				return json.NewEncoder(os.Stdout).Encode(res)
+			for i, r := range results {
+				r.Model = loaded[i].Checkpoint.Path
+				r.FileBytes, r.BPW = modelSize(loaded[i])
 			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				for _, r := range results {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			for _, r := range results[1:] {
+				fmt.Printf("%s: PPL %.4f ratio %.4f, KLD mean %.5f p99 %.5f, top-1 %.2f%%, %d bytes, %.3f bpw\n",
+					r.Model, r.PPL, r.PPLRatio, r.KLDMean, r.KLDP99, 100*r.Top1, r.FileBytes, r.BPW)
+			}
+			res := results[0]
 			fmt.Printf("scored %d tokens in %d chunks of %d\n", res.Tokens, res.Chunks, res.Ctx)
 			fmt.Printf("PPL %.4f", res.PPL)
 			if ref != nil {
@@ -85,7 +113,8 @@ reference's, top-1 agreement, bits per weight and file size.`,
 	mf.register(cmd)
 	cmd.Flags().StringVar(&refPath, "ref", "", "reference model (the uncompressed checkpoint)")
 	cmd.Flags().StringVar(&textPath, "text", "", "evaluation text file")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per model")
+	cmd.Flags().StringArrayVar(&more, "compare", nil, "another model to score in the same pass (repeatable; the reference runs once)")
 	return cmd
 }
 

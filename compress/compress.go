@@ -80,6 +80,7 @@ type Report struct {
 	Elapsed      time.Duration  `json:"elapsed_ns"`
 	ParamsPerSec float64        `json:"params_per_sec"`
 	CalibTokens  int            `json:"calib_tokens"`
+	PeakRSS      int64          `json:"peak_rss_bytes"` // of the whole process (VmHWM), 0 where unknown
 	Tensors      []TensorReport `json:"tensors"`
 }
 
@@ -263,7 +264,24 @@ func Run(src, out string, opts Options) (*Report, error) {
 	rep.RatioFP32 = float64(totalParams*4) / float64(rep.FileBytes)
 	rep.RatioSource = float64(sourceBytes) / float64(rep.FileBytes)
 	rep.ParamsPerSec = float64(totalParams) / rep.Elapsed.Seconds()
+	rep.PeakRSS = peakRSS()
 	return rep, nil
+}
+
+// peakRSS reads the process's peak resident set size from /proc (Linux).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }

@@ -3,6 +3,7 @@ package compress
 import (
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/upg-ai/upg/codec"
@@ -223,6 +224,11 @@ func (c *compressor) encodeMatrix(name string, h *codec.Hessian) (tensor.Matrix,
 	}
 	c.reports = append(c.reports, rep)
 	c.done += int64(rows * cols)
+	// The float copy and the encoder's scratch are garbage now; hand the
+	// memory back so the peak stays that of the largest tensor, whatever
+	// the number of layers.
+	w = nil
+	debug.FreeOSMemory()
 	c.opts.Progress(c.done, c.totalParams, "encoded "+name)
 	return m, nil
 }

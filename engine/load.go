@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/upg-ai/upg/backend/cpu"
@@ -43,7 +44,10 @@ func Load(path string, opts Options) (*Loaded, error) {
 	}
 	w, err := model.LoadWeights(ck.Config, ck.Tensors)
 	if err != nil {
-		return fail(fmt.Errorf("%s: %w", path, err))
+		if !strings.Contains(err.Error(), path) {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
+		return fail(err)
 	}
 	be := cpu.New(opts.Threads)
 	m, err := model.New(ck.Config, w, be)

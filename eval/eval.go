@@ -18,6 +18,7 @@ import (
 
 // Result holds the measurements. JSON keys are part of the CLI contract.
 type Result struct {
+	Model      string  `json:"model,omitempty"`
 	PPL       float64 `json:"ppl"`
 	RefPPL    float64 `json:"ref_ppl"`
 	PPLRatio  float64 `json:"ppl_ratio"`
@@ -37,6 +38,25 @@ type Progress func(done, total int)
 // Compare scores tokens with both models. ref may be nil, in which case
 // only the perplexity of m is measured.
 func Compare(m, ref *model.Model, tokens []int, ctx int, progress Progress) (*Result, error) {
+	rs, err := CompareMany([]*model.Model{m}, ref, tokens, ctx, progress)
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
+}
+
+// scorer accumulates one model's measurements.
+type scorer struct {
+	m        *model.Model
+	cache    *kvcache.Contiguous
+	nll      float64
+	klds     []float64
+	agree, n int
+}
+
+// CompareMany scores tokens with several models against one reference,
+// running the reference once per chunk.
+func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, progress Progress) ([]*Result, error) {
 	if ctx < 4 {
 		return nil, fmt.Errorf("eval: context %d is too small", ctx)
 	}
@@ -44,82 +64,95 @@ func Compare(m, ref *model.Model, tokens []int, ctx int, progress Progress) (*Re
 	if chunks == 0 {
 		return nil, fmt.Errorf("eval: the text has %d tokens, fewer than one context of %d (use a longer text or a smaller --ctx)", len(tokens), ctx)
 	}
-	if ref != nil && ref.Config.Vocab != m.Config.Vocab {
-		return nil, errors.New("eval: the model and the reference have different vocabularies")
+	V := ms[0].Config.Vocab
+	for _, m := range ms {
+		if m.Config.Vocab != V || (ref != nil && ref.Config.Vocab != V) {
+			return nil, errors.New("eval: the models have different vocabularies")
+		}
 	}
-	V := m.Config.Vocab
 	first := ctx / 2
-	var nll, refNLL float64
-	var klds []float64
-	agree, scored := 0, 0
 	b := &model.Batch{Tokens: make([]int, ctx), Pos: make([]int, ctx), Seq: make([]int, ctx), Logits: make([]bool, ctx)}
 	for i := range ctx {
 		b.Pos[i] = i
 		b.Logits[i] = i >= first && i < ctx-1
 	}
-	cacheM := kvcache.NewContiguous(m.Config.Layers, m.Config.KVDim(), ctx)
+	scorers := make([]*scorer, len(ms))
+	for i, m := range ms {
+		scorers[i] = &scorer{m: m, cache: kvcache.NewContiguous(m.Config.Layers, m.Config.KVDim(), ctx)}
+	}
 	var cacheR *kvcache.Contiguous
-	var refLogits []float32
+	var refLP []float64 // log-probabilities of the scored positions
+	var refArg []int
+	var refNLL float64
+	nScored := ctx - 1 - first
 	if ref != nil {
 		cacheR = kvcache.NewContiguous(ref.Config.Layers, ref.Config.KVDim(), ctx)
+		refLP = make([]float64, nScored*V)
+		refArg = make([]int, nScored)
 	}
-	lp := make([]float64, V)
 	lq := make([]float64, V)
 	for c := 0; c < chunks; c++ {
 		copy(b.Tokens, tokens[c*ctx:(c+1)*ctx])
-		cacheM.Truncate(0, 0)
-		logits, err := m.Forward(b, cacheM)
-		if err != nil {
-			return nil, err
-		}
 		if ref != nil {
 			cacheR.Truncate(0, 0)
 			rl, err := ref.Forward(b, cacheR)
 			if err != nil {
 				return nil, err
 			}
-			refLogits = append(refLogits[:0], rl...)
+			for j := 0; j < nScored; j++ {
+				row := rl[j*V : (j+1)*V]
+				logSoftmax(refLP[j*V:(j+1)*V], row)
+				refArg[j] = argmax(row)
+				refNLL -= refLP[j*V+b.Tokens[first+j+1]]
+			}
 		}
-		for j := first; j < ctx-1; j++ {
-			row := logits[(j-first)*V : (j-first+1)*V]
-			next := b.Tokens[j+1]
-			logSoftmax(lq, row)
-			nll -= lq[next]
-			if ref != nil {
-				rrow := refLogits[(j-first)*V : (j-first+1)*V]
-				logSoftmax(lp, rrow)
-				refNLL -= lp[next]
+		for _, s := range scorers {
+			s.cache.Truncate(0, 0)
+			logits, err := s.m.Forward(b, s.cache)
+			if err != nil {
+				return nil, err
+			}
+			for j := 0; j < nScored; j++ {
+				row := logits[j*V : (j+1)*V]
+				logSoftmax(lq, row)
+				s.nll -= lq[b.Tokens[first+j+1]]
+				s.n++
+				if ref == nil {
+					continue
+				}
+				lp := refLP[j*V : (j+1)*V]
 				var kl float64
 				for v := range V {
-					if p := math.Exp(lp[v]); p > 0 {
-						kl += p * (lp[v] - lq[v])
-					}
+					kl += math.Exp(lp[v]) * (lp[v] - lq[v])
 				}
-				klds = append(klds, max(kl, 0))
-				if argmax(row) == argmax(rrow) {
-					agree++
+				s.klds = append(s.klds, max(kl, 0))
+				if argmax(row) == refArg[j] {
+					s.agree++
 				}
 			}
-			scored++
 		}
 		if progress != nil {
 			progress(c+1, chunks)
 		}
 	}
-	r := &Result{Tokens: scored, Chunks: chunks, Ctx: ctx, PPL: math.Exp(nll / float64(scored))}
-	if ref != nil {
-		r.RefPPL = math.Exp(refNLL / float64(scored))
-		r.PPLRatio = r.PPL / r.RefPPL
-		var sum float64
-		for _, k := range klds {
-			sum += k
+	out := make([]*Result, len(scorers))
+	for i, s := range scorers {
+		r := &Result{Tokens: s.n, Chunks: chunks, Ctx: ctx, PPL: math.Exp(s.nll / float64(s.n))}
+		if ref != nil {
+			r.RefPPL = math.Exp(refNLL / float64(s.n))
+			r.PPLRatio = r.PPL / r.RefPPL
+			var sum float64
+			for _, k := range s.klds {
+				sum += k
+			}
+			r.KLDMean = sum / float64(len(s.klds))
+			sort.Float64s(s.klds)
+			r.KLDP99 = s.klds[min(len(s.klds)-1, int(math.Ceil(0.99*float64(len(s.klds))))-1)]
+			r.Top1 = float64(s.agree) / float64(s.n)
 		}
-		r.KLDMean = sum / float64(len(klds))
-		sort.Float64s(klds)
-		r.KLDP99 = klds[min(len(klds)-1, int(math.Ceil(0.99*float64(len(klds))))-1)]
-		r.Top1 = float64(agree) / float64(scored)
+		out[i] = r
 	}
-	return r, nil
+	return out, nil
 }
 
 // logSoftmax writes log(softmax(x)) in float64.

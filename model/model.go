@@ -31,6 +31,9 @@ type Model struct {
 	buf     buffers
 	attn    attnJob                  // the attention call in flight
 	attnRun func(worker, lo, hi int) // m.attnWork, bound once so calls do not allocate
+	swiN    int                      // tokens of the SwiGLU call in flight
+	swiFuse bool                     // its input is the fused gate_up output
+	swiRun  func(worker, lo, hi int) // m.swigluWork
 }
 
 // parallelBackend is implemented by backends that can run Go work on their
@@ -61,6 +64,7 @@ func New(c *Config, w *Weights, be backend.Backend) (*Model, error) {
 	m := &Model{Config: *c, Weights: w, be: be}
 	m.rope.init(c)
 	m.attnRun = m.attnWork
+	m.swiRun = m.swigluWork
 	return m, nil
 }
 
@@ -250,14 +254,15 @@ func (m *Model) layer(li int, b *Batch, cache kvcache.Cache, tap Tap) error {
 	}
 	if l.GateUp != nil {
 		m.be.MatMul(bf.gu, bf.h, l.GateUp, n)
-		for i := range n {
-			row := bf.gu[i*2*f : (i+1)*2*f]
-			swiglu(bf.gate[i*f:(i+1)*f], row[:f], row[f:])
-		}
 	} else {
 		m.be.MatMul(bf.gate, bf.h, l.Gate, n)
 		m.be.MatMul(bf.up, bf.h, l.Up, n)
-		swiglu(bf.gate[:n*f], bf.gate[:n*f], bf.up[:n*f])
+	}
+	m.swiN, m.swiFuse = n, l.GateUp != nil
+	if pb, ok := m.be.(parallelBackend); ok {
+		pb.ParallelFor(n*f, 64, m.swiRun)
+	} else {
+		m.swigluWork(0, 0, n*f)
 	}
 	if tap != nil {
 		tap(TapDownIn, bf.gate[:n*f], n)
@@ -267,10 +272,32 @@ func (m *Model) layer(li int, b *Batch, cache kvcache.Cache, tap Tap) error {
 	return nil
 }
 
+// swigluWork computes gate = silu(gate)·up for the flattened (token,
+// feature) indices [lo, hi) of the SwiGLU call in flight, reading the fused
+// gate_up rows when the layer has them.
+func (m *Model) swigluWork(worker, lo, hi int) {
+	f := m.Config.FFN
+	bf := &m.buf
+	for k := lo; k < hi; {
+		i, c := k/f, k%f
+		e := min(hi, (i+1)*f) - i*f // end feature in this token
+		if m.swiFuse {
+			row := bf.gu[i*2*f : (i+1)*2*f]
+			swiglu(bf.gate[i*f+c:i*f+e], row[c:e], row[f+c:f+e])
+		} else {
+			swiglu(bf.gate[i*f+c:i*f+e], bf.gate[i*f+c:i*f+e], bf.up[i*f+c:i*f+e])
+		}
+		k = i*f + e
+	}
+}
+
 // attention computes softmax(q·kᵀ/√d)·v for every token and head over the
 // cached positions 0..pos of the token's sequence (causal by construction).
-// The (token, head) pairs are split across the backend's workers when it
-// has a pool; each worker keeps its scores in its own slice of bf.prob.
+// The work is split into (token, KV head) units, each handling the query
+// heads that share that KV head so that every cached key and value row is
+// loaded once for all of them; units are ordered KV head first so that a
+// worker's contiguous share has a mix of short and long (causal) rows.
+// Each worker keeps its scores in its own slice of bf.prob.
 func (m *Model) attention(li int, b *Batch, cache kvcache.Cache) {
 	c := &m.Config
 	n := len(b.Tokens)
@@ -279,41 +306,50 @@ func (m *Model) attention(li int, b *Batch, cache kvcache.Cache) {
 		maxT = max(maxT, b.Pos[i]+1)
 	}
 	maxT = max(maxT, cache.Capacity())
+	group := c.Heads / c.KVHeads
 	m.attn = attnJob{li: li, b: b, cache: cache, maxT: maxT}
-	if pb, ok := m.be.(parallelBackend); ok && n*c.Heads > 1 {
-		m.buf.prob = grow(m.buf.prob, pb.Threads()*maxT)
-		pb.ParallelFor(n*c.Heads, 1, m.attnRun)
+	if pb, ok := m.be.(parallelBackend); ok && n*c.KVHeads > 1 {
+		m.buf.prob = grow(m.buf.prob, pb.Threads()*group*maxT)
+		pb.ParallelFor(n*c.KVHeads, 1, m.attnRun)
 	} else {
-		m.buf.prob = grow(m.buf.prob, maxT)
-		m.attnWork(0, 0, n*c.Heads)
+		m.buf.prob = grow(m.buf.prob, group*maxT)
+		m.attnWork(0, 0, n*c.KVHeads)
 	}
 	m.attn = attnJob{}
 }
 
-// attnWork computes the (token, head) pairs [lo, hi) of the attention call.
+// attnWork computes the (token, KV head) units [lo, hi) of the attention
+// call; unit p is token p%n, KV head p/n.
 func (m *Model) attnWork(worker, lo, hi int) {
 	c := &m.Config
 	a := &m.attn
 	bf := &m.buf
+	n := len(a.b.Tokens)
 	hd, qd := c.HeadDim, c.QDim()
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	prob := bf.prob[worker*a.maxT : (worker+1)*a.maxT]
+	prob := bf.prob[worker*group*a.maxT : (worker+1)*group*a.maxT]
 	for p := lo; p < hi; p++ {
-		i, h := p/c.Heads, p%c.Heads
+		i, kvh := p%n, p/n
 		seq, pos := a.b.Seq[i], a.b.Pos[i]
-		q := bf.q[i*qd+h*hd : i*qd+(h+1)*hd]
-		out := bf.att[i*qd+h*hd : i*qd+(h+1)*hd]
-		kv := (h / group) * hd
+		kv := kvh * hd
+		q0 := i*qd + kvh*group*hd // first query head of the group
 		T := pos + 1
-		scores := prob[:T]
 		for t := 0; t < T; t++ {
-			scores[t] = dot(q, a.cache.K(seq, a.li, t)[kv:kv+hd]) * scale
+			k := a.cache.K(seq, a.li, t)[kv : kv+hd]
+			for g := 0; g < group; g++ {
+				prob[g*a.maxT+t] = dot(bf.q[q0+g*hd:q0+(g+1)*hd], k) * scale
+			}
 		}
-		softmax(scores)
-		clear(out)
+		for g := 0; g < group; g++ {
+			softmax(prob[g*a.maxT : g*a.maxT+T])
+			clear(bf.att[q0+g*hd : q0+(g+1)*hd])
+		}
 		for t := 0; t < T; t++ {
-			axpy(out, scores[t], a.cache.V(seq, a.li, t)[kv:kv+hd])
+			v := a.cache.V(seq, a.li, t)[kv : kv+hd]
+			for g := 0; g < group; g++ {
+				axpy(bf.att[q0+g*hd:q0+(g+1)*hd], prob[g*a.maxT+t], v)
+			}
 		}
 	}
 }

@@ -7,11 +7,16 @@
 // parallel), so memory stays bounded by the largest encoded tensor (about
 // 200 MB for Phi-4's embedding) whatever the model size.
 //
-// The codes are produced by a fast round-to-nearest encoder that writes the
-// codec's documented "dense" byte layout (uniform levels, fp16 absmax
-// scales); codec.Encode's scale search is far too slow for 14.7 billion
-// weights (about 2 M weights/s). The files open and decode through the real
-// codec (codec.Open), which the tests check.
+// The encoding is the compressor's default (compress.Ladder's "dense"
+// family): k-bit codes with a per-tensor Lloyd codebook, fp16 group scales
+// and the randomized Hadamard input rotation, so benchmarks measure what
+// users' files contain. The codes are produced by a fast nearest-level
+// encoder that writes the codec's documented "dense" byte layout;
+// codec.Encode is far too slow for 14.7 billion weights. Because the
+// weights are i.i.d. Gaussian, the rotated-domain matrix Ŵ' (what the
+// codes store) is drawn directly: W = Ŵ'·Q is then i.i.d. Gaussian too.
+// The files open and decode through the real codec (codec.Open), which the
+// tests check.
 package synth
 
 import (
@@ -40,8 +45,11 @@ type Options struct {
 	HeadDim   int     // 128
 	Vocab     int     // 100352
 	TargetBPW float64 // bits per weight of the whole file's tensors (default 3.2)
-	Std       float64 // weight standard deviation (default 0.02)
-	Seed      uint64
+	// Levels is the codec's levels: "lloyd" (default, with rotation, as
+	// the compressor writes) or "uniform" (no rotation).
+	Levels string
+	Std    float64 // weight standard deviation (default 0.02)
+	Seed   uint64
 	// Tokenizer is the cl100k_base.tiktoken rank file to embed (default:
 	// /work/shared/tokenizers/tiktoken/cl100k_base.tiktoken); empty data and
 	// a missing file mean no tokenizer.
@@ -73,7 +81,13 @@ func (o *Options) defaults() {
 	if o.Std <= 0 {
 		o.Std = 0.02
 	}
+	if o.Levels == "" {
+		o.Levels = "lloyd"
+	}
 }
+
+// rotateSeed is the rotation seed compress.Ladder uses.
+const rotateSeed = 0x5eed
 
 // Config returns the model configuration Write stores for opts.
 func Config(opts Options) model.Config {
@@ -111,13 +125,17 @@ func specs(c *model.Config) []tensorSpec {
 
 // pickParams returns the densest dense-codec setting whose whole-file bits
 // per weight stay within target.
-func pickParams(sp []tensorSpec, target float64) (codec.Params, float64, error) {
+func pickParams(sp []tensorSpec, target float64, levels string) (codec.Params, float64, error) {
 	cands := []codec.Params{
 		{Codec: "dense", Bits: 4, GroupSize: 64}, {Codec: "dense", Bits: 4, GroupSize: 128},
 		{Codec: "dense", Bits: 3, GroupSize: 64}, {Codec: "dense", Bits: 3, GroupSize: 128},
 		{Codec: "dense", Bits: 2, GroupSize: 64}, {Codec: "dense", Bits: 2, GroupSize: 128},
 	}
 	for _, p := range cands {
+		p.Levels = levels
+		if levels == "lloyd" {
+			p.Rotate = rotateSeed
+		}
 		var bytes, n int64
 		for _, t := range sp {
 			if t.vector {
@@ -146,18 +164,20 @@ func Write(path string, opts Options) error {
 		return fmt.Errorf("synth: %w", err)
 	}
 	sp := specs(&cfg)
-	p, bpw, err := pickParams(sp, opts.TargetBPW)
+	if opts.Levels != "lloyd" && opts.Levels != "uniform" {
+		return fmt.Errorf("synth: levels %q (known: lloyd, uniform)", opts.Levels)
+	}
+	p, bpw, err := pickParams(sp, opts.TargetBPW, opts.Levels)
 	if err != nil {
 		return err
 	}
-	p.Levels = "uniform"
 	arch, err := json.Marshal(cfg)
 	if err != nil {
 		return err
 	}
 	meta := upgfile.Metadata{Architecture: arch,
-		Provenance: json.RawMessage(fmt.Sprintf(`{"synthetic":true,"seed":%d,"std":%g,"codec":"dense %d-bit group %d uniform","bpw":%.4f}`,
-			opts.Seed, opts.Std, p.Bits, p.GroupSize, bpw))}
+		Provenance: json.RawMessage(fmt.Sprintf(`{"synthetic":true,"seed":%d,"std":%g,"codec":"dense %d-bit group %d %s rotate=%v","bpw":%.4f}`,
+			opts.Seed, opts.Std, p.Bits, p.GroupSize, p.Levels, p.Rotate != 0, bpw))}
 	tokPath := opts.TokenizerPath
 	if tokPath == "" {
 		tokPath = DefaultTokenizer
@@ -227,9 +247,73 @@ func gaussTable(seed uint64) []float32 {
 	return t
 }
 
-// encodeDense generates a rows×cols Gaussian matrix and encodes it with
-// round-to-nearest into the "dense" layout (uniform levels L[q] = q-2^(k-1),
-// one fp16 scale per group = max|w|/2^(k-1)), rows in parallel.
+// gaussCodebook learns the 2^k-level Lloyd codebook of absmax-normalised
+// groups of gs Gaussian values (what every synthetic tensor needs: the
+// weights are i.i.d., so one codebook per (k, gs) is optimal for all), from
+// 4096 sample groups of the table g, ascending.
+func gaussCodebook(g []float32, k, gs int) []float32 {
+	var v []float32
+	for i := 0; i+gs <= len(g) && len(v) < 4096*gs; i += gs {
+		var amax float32
+		for _, x := range g[i : i+gs] {
+			amax = max(amax, float32(math.Abs(float64(x))))
+		}
+		for _, x := range g[i : i+gs] {
+			v = append(v, x/amax)
+		}
+	}
+	n := 1 << k
+	L := make([]float32, n)
+	for i := range L { // start from uniform levels
+		L[i] = -1 + 2*(float32(i)+0.5)/float32(n)
+	}
+	sum := make([]float64, n)
+	cnt := make([]int, n)
+	for it := 0; it < 30; it++ {
+		clear(sum)
+		clear(cnt)
+		for _, x := range v {
+			q := nearest(L, x)
+			sum[q] += float64(x)
+			cnt[q]++
+		}
+		for i := range L {
+			if cnt[i] > 0 {
+				L[i] = float32(sum[i] / float64(cnt[i]))
+			}
+		}
+	}
+	return L
+}
+
+// nearest returns the index of the level of the ascending table L closest to x.
+func nearest(L []float32, x float32) int {
+	q := 0
+	for q+1 < len(L) && x > (L[q]+L[q+1])/2 {
+		q++
+	}
+	return q
+}
+
+// fillRow draws the next row of Gaussian weights from rng and the table.
+func fillRow(row []float32, rng *rand.PCG, gauss []float32) {
+	for i := 0; i+4 <= len(row); i += 4 {
+		u := rng.Uint64()
+		row[i] = gauss[u&0xffff]
+		row[i+1] = gauss[u>>16&0xffff]
+		row[i+2] = gauss[u>>32&0xffff]
+		row[i+3] = gauss[u>>48]
+	}
+	for i := len(row) &^ 3; i < len(row); i++ {
+		row[i] = gauss[rng.Uint64()&0xffff]
+	}
+}
+
+// encodeDense generates a rows×cols Gaussian matrix and encodes it into the
+// "dense" layout, rows in parallel: with p.Levels "uniform", round to
+// nearest of L[q] = q-2^(k-1) with scale max|w|/2^(k-1); with "lloyd", the
+// nearest level of gaussCodebook with scale max|w| (the drawn matrix is the
+// rotated-domain Ŵ', see the package comment).
 func encodeDense(rows, cols int, p codec.Params, std float64, seed uint64) ([]byte, error) {
 	size, err := codec.EncodedSize(p, rows, cols)
 	if err != nil {
@@ -238,12 +322,26 @@ func encodeDense(rows, cols int, p codec.Params, std float64, seed uint64) ([]by
 	k, gs := p.Bits, p.GroupSize
 	groups := (cols + gs - 1) / gs
 	rowBytes := int((int64(cols)*int64(k)+7)/8+7) &^ 7
+	gauss := gaussTable(seed)
+	var L []float32
 	scOff := 0
-	codeOff := (rows*groups*2 + 7) &^ 7
+	if p.Levels == "lloyd" {
+		L = gaussCodebook(gauss, k, gs)
+		scOff = (4<<k + 7) &^ 7
+	}
+	codeOff := (scOff + rows*groups*2 + 7) &^ 7
 	if int64(codeOff)+int64(rows)*int64(rowBytes) != size {
 		return nil, fmt.Errorf("layout mismatch: %d+%d·%d != %d", codeOff, rows, rowBytes, size)
 	}
 	out := make([]byte, size)
+	for i, v := range L {
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
+	}
+	// thr[q] is the decision threshold between levels q and q+1.
+	var thr []float32
+	for q := 0; q+1 < len(L); q++ {
+		thr = append(thr, (L[q]+L[q+1])/2)
+	}
 	const chunk = 256
 	nChunks := (rows + chunk - 1) / chunk
 	workers := runtime.NumCPU()
@@ -254,7 +352,6 @@ func encodeDense(rows, cols int, p codec.Params, std float64, seed uint64) ([]by
 	}
 	close(next)
 	half := 1 << (k - 1)
-	gauss := gaussTable(seed)
 	for i := range gauss {
 		gauss[i] *= float32(std)
 	}
@@ -266,16 +363,7 @@ func encodeDense(rows, cols int, p codec.Params, std float64, seed uint64) ([]by
 			for c := range next {
 				rng := rand.NewPCG(seed, uint64(c))
 				for r := c * chunk; r < min((c+1)*chunk, rows); r++ {
-					for i := 0; i+4 <= len(row); i += 4 {
-						u := rng.Uint64()
-						row[i] = gauss[u&0xffff]
-						row[i+1] = gauss[u>>16&0xffff]
-						row[i+2] = gauss[u>>32&0xffff]
-						row[i+3] = gauss[u>>48]
-					}
-					for i := len(row) &^ 3; i < len(row); i++ {
-						row[i] = gauss[rng.Uint64()&0xffff]
-					}
+					fillRow(row, rng, gauss)
 					codes := out[codeOff+r*rowBytes : codeOff+(r+1)*rowBytes]
 					for g := 0; g < groups; g++ {
 						c0, c1 := g*gs, min((g+1)*gs, cols)
@@ -283,7 +371,11 @@ func encodeDense(rows, cols int, p codec.Params, std float64, seed uint64) ([]by
 						for _, v := range row[c0:c1] {
 							amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
 						}
-						h := tensor.F32ToF16(amax / float32(half))
+						div := float32(half)
+						if L != nil {
+							div = 1
+						}
+						h := tensor.F32ToF16(amax / div)
 						binary.LittleEndian.PutUint16(out[scOff+2*(r*groups+g):], h)
 						d := tensor.F16ToF32(h)
 						var inv float32
@@ -292,8 +384,16 @@ func encodeDense(rows, cols int, p codec.Params, std float64, seed uint64) ([]by
 						}
 						const magic = 12582912 // 1.5·2^23: adding it rounds to nearest
 						for j := c0; j < c1; j++ {
-							q := int(int32(math.Float32bits(row[j]*inv+magic)&0x7fffff)-0x400000) + half
-							q = min(max(q, 0), 2*half-1)
+							var q int
+							if L != nil {
+								x := row[j] * inv
+								for q < len(thr) && x > thr[q] {
+									q++
+								}
+							} else {
+								q = int(int32(math.Float32bits(row[j]*inv+magic)&0x7fffff)-0x400000) + half
+								q = min(max(q, 0), 2*half-1)
+							}
 							pos := j * k
 							v := uint32(q) << (pos & 7)
 							codes[pos>>3] |= byte(v)

@@ -3,6 +3,7 @@ package synth
 import (
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -57,6 +58,9 @@ func TestWriteOpensThroughCodec(t *testing.T) {
 	if err := json.Unmarshal(te.Params, &p); err != nil {
 		t.Fatal(err)
 	}
+	if p.Levels != "lloyd" || p.Rotate == 0 || p.Bits != 3 {
+		t.Errorf("params %+v, want the compressor's default: 3-bit lloyd with rotation", p)
+	}
 	m, err := codec.Open(p, te.Shape[0], te.Shape[1], data)
 	if err != nil {
 		t.Fatal(err)
@@ -110,5 +114,58 @@ func TestEncoderMatchesCodecQuality(t *testing.T) {
 	}
 	if rel := math.Sqrt(se / ss); rel > 0.1 {
 		t.Errorf("codec re-encoding error %.3f", rel)
+	}
+}
+
+// TestLloydEncoderQuality regenerates the rotated-domain weights the fast
+// lloyd encoder drew, and checks that its codes reproduce them about as
+// well as codec.Encode's Lloyd search does (same layout size).
+func TestLloydEncoderQuality(t *testing.T) {
+	rows, cols := 64, 512
+	p := codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: rotateSeed}
+	data, err := encodeDense(rows, cols, p, 0.02, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := codec.Open(p, rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm := m.(*codec.DenseMatrix)
+	got := make([]float32, rows*cols)
+	dm.DecodeRowsRotated(got, 0, rows)
+	gauss := gaussTable(5)
+	for i := range gauss {
+		gauss[i] *= 0.02
+	}
+	w := make([]float32, rows*cols)
+	rng := rand.NewPCG(5, 0)
+	for r := 0; r < rows; r++ {
+		fillRow(w[r*cols:(r+1)*cols], rng, gauss)
+	}
+	relErr := func(a, b []float32) float64 {
+		var se, ss float64
+		for i := range a {
+			se += float64(a[i]-b[i]) * float64(a[i]-b[i])
+			ss += float64(b[i]) * float64(b[i])
+		}
+		return math.Sqrt(se / ss)
+	}
+	pn := p
+	pn.Rotate = 0
+	ref, err := codec.Encode(w, rows, cols, pn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ref) != len(data) {
+		t.Fatalf("layout size %d, codec's %d", len(data), len(ref))
+	}
+	rm, _ := codec.Open(pn, rows, cols, ref)
+	want := make([]float32, rows*cols)
+	rm.DecodeRows(want, 0, rows)
+	e, ec := relErr(got, w), relErr(want, w)
+	t.Logf("relative RMS error: fast encoder %.4f, codec.Encode %.4f", e, ec)
+	if e > 1.25*ec || e > 0.25 {
+		t.Errorf("fast lloyd encoder error %.4f vs codec's %.4f", e, ec)
 	}
 }

@@ -30,18 +30,24 @@ func phiMatrix(b *testing.B, rows, cols int, p codec.Params) (tensor.Matrix, int
 }
 
 // BenchmarkDense reports weight bytes streamed per second (b.SetBytes) for
-// one token (decode) and for 64 tokens (prefill) on Phi-4's matrix shapes.
+// one token (decode) and for 64 tokens (prefill) on Phi-4's matrix shapes,
+// for 3-bit group-128 uniform codes and for the compressor's default
+// encoding (3-bit group-128 lloyd codebook with the input rotation).
 func BenchmarkDense(b *testing.B) {
 	shapes := [][2]int{{5120, 5120}, {17920, 5120}, {5120, 17920}}
 	for _, lv := range Levels() {
 		for _, sh := range shapes {
 			for _, lvl := range []string{"uniform", "lloyd"} {
 				for _, n := range []int{1, 64} {
-					if n > 1 && (lv == LevelGeneric || lvl == "lloyd") {
+					if n > 1 && lv == LevelGeneric {
 						continue
 					}
 					p := codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Levels: lvl}
-					b.Run(fmt.Sprintf("%s/%dx%d/%s/n%d", lv, sh[0], sh[1], lvl, n), func(b *testing.B) {
+					name := lvl
+					if lvl == "lloyd" {
+						p.Rotate, name = 0x5eed, "lloyd-rot"
+					}
+					b.Run(fmt.Sprintf("%s/%dx%d/%s/n%d", lv, sh[0], sh[1], name, n), func(b *testing.B) {
 						m, sz := phiMatrix(b, sh[0], sh[1], p)
 						be := NewWithLevel(0, lv)
 						defer be.Close()

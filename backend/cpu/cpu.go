@@ -6,12 +6,15 @@
 // Kernels exist at three dispatch levels, picked at run time from the CPU's
 // features (golang.org/x/sys/cpu) or forced with NewWithLevel:
 //
-//   - LevelAVX512: dense k-bit codes with linear levels (uniform, midrise,
-//     asym) are unpacked 64 at a time (VPERMB + VPMULTISHIFTQB) and
+//   - LevelAVX512: dense k-bit codes (linear levels up to 8 bits, any
+//     codebook, e.g. lloyd, up to 6 bits) are unpacked 64 at a time
+//     (VPERMB + VPMULTISHIFTQB; a non-linear codebook then goes through a
+//     64-byte VPERMB table as bytes u with L ≈ α·u + β, see q8Levels) and
 //     multiplied with int8-quantized activations by VPDPBUSD (AVX-512 VNNI).
 //     Activations are quantized per weight group (absmax, 127 levels), like
-//     llama.cpp's Q8 blocks; everything else is exact float32. Lloyd
-//     codebooks use the AVX2 float kernel.
+//     llama.cpp's Q8 blocks; everything else is exact float32. Batches of
+//     tokens (prefill) use q8Tile, which unpacks each chunk of codes once for
+//     8 tokens. The input rotation is an AVX-512 Walsh–Hadamard transform.
 //   - LevelAVX2: dense codes with k ≤ 4 decoded 8 at a time (broadcast,
 //     variable shift, VPERMPS codebook lookup) and multiplied in float32 by
 //     FMA: the same value as the scalar oracle up to summation order.
@@ -88,10 +91,11 @@ type Backend struct {
 	jobAl   int
 	workers int
 
-	mm     mmJob               // the matrix multiply in flight
-	mmRun  func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
-	ws     []workerState
-	shared sharedState
+	mm               mmJob               // the matrix multiply in flight
+	mmRun            func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
+	prepRun, packRun func(w, lo, hi int) // b.prepTokens, b.packTiles
+	ws               []workerState
+	shared           sharedState
 }
 
 // New starts a backend with the given number of worker threads (0 = the
@@ -110,6 +114,7 @@ func NewWithLevel(threads int, level Level) *Backend {
 	b := &Backend{threads: threads, level: level, done: make(chan struct{}, threads), quit: make(chan struct{}),
 		wake: make([]chan struct{}, threads), ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
+	b.prepRun, b.packRun = b.prepTokens, b.packTiles
 	for i := 1; i < threads; i++ {
 		b.wake[i] = make(chan struct{}, 1)
 		b.wg.Add(1)

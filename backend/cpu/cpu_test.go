@@ -61,6 +61,7 @@ func q8Emulate(m *codec.DenseMatrix, x []float32, n int) []float64 {
 	xr := make([]float32, G*gs)
 	xq := make([]int8, G*gs)
 	codes := make([]uint8, gs)
+	lv := newQ8Levels(m.Levels, m.Bits)
 	for t := 0; t < n; t++ {
 		clear(xr)
 		copy(xr, x[t*m.C:(t+1)*m.C])
@@ -79,10 +80,10 @@ func q8Emulate(m *codec.DenseMatrix, x []float32, n int) []float64 {
 				unpack(codes[:c1-c0], row, c0*m.Bits, m.Bits)
 				dot := 0
 				for i := c0; i < c1; i++ {
-					dot += int(codes[i-c0]) * int(xq[i])
+					dot += lv.u(codes[i-c0]) * int(xq[i])
 				}
 				sw := float64(f16(m.Scales, r*G+g))
-				total += sw * sx[g] * (float64(dot) + float64(m.Levels[0])*float64(sumq[g]))
+				total += sw * sx[g] * (float64(lv.alpha)*float64(dot) + float64(lv.beta)*float64(sumq[g]))
 				if m.Asym {
 					total += float64(f16(m.Offsets, r*G+g)) * sx[g] * float64(sumq[g])
 				}
@@ -130,9 +131,6 @@ func testMatrices(t testing.TB) []testMatrix {
 		rows, cols := sh[0], sh[1]
 		for _, bits := range []int{2, 3, 4, 5, 8} {
 			for _, lv := range []string{"uniform", "midrise", "asym", "lloyd"} {
-				if lv == "lloyd" && bits > 4 {
-					continue
-				}
 				for _, gs := range []int{64, 128, 48} {
 					add(rows, cols, codec.Params{Codec: "dense", Bits: bits, GroupSize: gs, Levels: lv})
 				}
@@ -161,7 +159,7 @@ func TestKernelsMatchOracle(t *testing.T) {
 		b := NewWithLevel(2, lv)
 		defer b.Close()
 		for _, tm := range mats {
-			for _, n := range []int{1, 3} {
+			for _, n := range []int{1, 3, 11} { // 11: a full and a partial token tile
 				t.Run(fmt.Sprintf("%s/%s/n%d", lv, tm.name, n), func(t *testing.T) {
 					R, C := tm.m.Rows(), tm.m.Cols()
 					x := randVec(rng, n*C, 1)
@@ -187,10 +185,28 @@ func TestKernelsMatchOracle(t *testing.T) {
 							}
 						}
 						check(t, got, em, mag, 1e-5)
-						// ... and close to the float oracle: int8 activations
-						// cost at most ~1% of Σ|w·x| per output.
+						// ... and close to the float oracle of the byte
+						// codebook (a non-linear codebook is represented as
+						// α·u + β, u a byte, each level within α/2): int8
+						// activations cost at most ~1% of Σ|w·x| per output.
+						if lq := newQ8Levels(dm.Levels, dm.Bits); lq.useLut {
+							bm := *dm
+							bm.Levels = make([]float32, len(dm.Levels))
+							for i, v := range dm.Levels {
+								bm.Levels[i] = lq.alpha*float32(lq.lut[i]) + lq.beta
+								if d := math.Abs(float64(bm.Levels[i] - v)); d > float64(lq.alpha)/2*(1+1e-5) {
+									t.Fatalf("level %d = %g is %g from its byte form, > α/2 = %g", i, v, d, lq.alpha/2)
+								}
+							}
+							var bw tensor.Matrix = &bm
+							if ov, ok := tm.m.(*codec.OverlayMatrix); ok {
+								bo := *ov
+								bo.Base = &bm
+								bw = &bo
+							}
+							want, mag = oracle(bw, x, n)
+						}
 						check(t, got, want, mag, 1e-2)
-						_ = dm
 						return
 					}
 					check(t, got, want, mag, 1e-5)
@@ -209,26 +225,33 @@ func TestQ8Quality(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	rows, cols := 256, 5120
 	w := randVec(rng, rows*cols, 0.02)
-	m := encode(t, w, rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 128})
 	x := randVec(rng, cols, 1)
 	for i := 0; i < cols; i += 97 {
 		x[i] *= 20 // outlier features, as in real activations
 	}
-	want, _ := oracle(m, x, 1)
 	b := NewWithLevel(1, LevelAVX512)
 	defer b.Close()
-	got := make([]float32, rows)
-	b.MatMul(got, x, m, 1)
-	var se, ss float64
-	for i := range want {
-		d := float64(got[i]) - want[i]
-		se += d * d
-		ss += want[i] * want[i]
-	}
-	rel := math.Sqrt(se / ss)
-	t.Logf("int8 activation quantization: relative RMS output error %.2e", rel)
-	if rel > 0.03 {
-		t.Errorf("relative RMS error %.3g > 0.03", rel)
+	for _, p := range []codec.Params{
+		{Codec: "dense", Bits: 3, GroupSize: 128},
+		{Codec: "dense", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed},
+		{Codec: "dense", Bits: 2, GroupSize: 64, Levels: "lloyd", Rotate: 0x5eed},
+		{Codec: "dense", Bits: 4, GroupSize: 256, Levels: "lloyd", Rotate: 0x5eed},
+	} {
+		m := encode(t, w, rows, cols, p)
+		want, _ := oracle(m, x, 1)
+		got := make([]float32, rows)
+		b.MatMul(got, x, m, 1)
+		var se, ss float64
+		for i := range want {
+			d := float64(got[i]) - want[i]
+			se += d * d
+			ss += want[i] * want[i]
+		}
+		rel := math.Sqrt(se / ss)
+		t.Logf("%d-bit %s rot=%v: int8 activations (and byte codebook): relative RMS output error %.2e", p.Bits, p.Levels, p.Rotate != 0, rel)
+		if rel > 0.03 {
+			t.Errorf("%+v: relative RMS error %.3g > 0.03", p, rel)
+		}
 	}
 }
 
@@ -281,6 +304,63 @@ func TestParallelForCovers(t *testing.T) {
 		for i, s := range seen {
 			if s != 1 {
 				t.Fatalf("n=%d: index %d covered %d times", n, i, s)
+			}
+		}
+	}
+}
+
+// TestRotateMatchesCodec checks the backend's input rotation (AVX-512
+// Walsh–Hadamard kernel where present) against codec's RotateInput.
+func TestRotateMatchesCodec(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, cols := range []int{16, 48, 256, 1000, 5120, 17920} {
+		p := codec.Params{Codec: "dense", Bits: 3, GroupSize: 16, Rotate: 0x5eed}
+		m := encode(t, randVec(rng, cols, 0.02), 1, cols, p).(*codec.DenseMatrix)
+		x := randVec(rng, cols, 1)
+		want := append([]float32(nil), x...)
+		m.RotateInput(want)
+		for _, lv := range Levels() {
+			got := append([]float32(nil), x...)
+			rotate(got, m, lv)
+			for i := range got {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("%s cols %d: x[%d] = %g, want %g", lv, cols, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestQuantizeKernel checks the AVX-512 activation quantizer against the
+// portable one bit for bit, ties and clamping included.
+func TestQuantizeKernel(t *testing.T) {
+	if !hasAVX512 {
+		t.Skip("no AVX-512 on this machine")
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{16, 64, 128, 256} {
+		for trial := 0; trial < 50; trial++ {
+			x := randVec(rng, n, 1)
+			if trial%2 == 1 { // exact ties: x·127/amax = k + 0.5
+				x[0] = 127
+				for i := 1; i < n; i++ {
+					x[i] = float32(rng.IntN(254)-127) + 0.5
+				}
+			}
+			var amax float32
+			for _, v := range x {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			q1, q2 := make([]int8, n), make([]int8, n)
+			s, sum := quantizeGroup(q1, x)
+			sum2 := quantizeGo(q2, x, 127/amax)
+			if s != amax/127 || sum != sum2 {
+				t.Fatalf("n %d: scale %g, sums %d vs %d", n, s, sum, sum2)
+			}
+			for i := range q1 {
+				if q1[i] != q2[i] {
+					t.Fatalf("n %d: q[%d] = %d, portable %d (x %g)", n, i, q1[i], q2[i], x[i])
+				}
 			}
 		}
 	}

@@ -35,18 +35,64 @@ type mmJob struct {
 // sharedState holds the per-call activations prepared before the rows are
 // split: rotated/padded inputs, their group sums and the int8 quantization.
 type sharedState struct {
-	xr    []float32 // n × cp rotated input, zero-padded to whole groups
-	xsum  []float32 // n × gp group sums of xr (asym float path)
-	xq    []int8    // n × cp quantized input (Q8 path)
-	pv    []float32 // n × gp: α·s_x per group
-	qv    []float32 // n × gp: β·s_x·Σx_q per group
-	xb    []float32 // n × gp: s_x·Σx_q per group
-	cp    int       // padded columns = groups × group size
-	gp    int       // groups rounded up to 16
-	tbl   [16]float32
-	shift [8]uint32
-	perm  [64]byte
-	ctl   [64]byte
+	xr   []float32 // n × cp rotated input, zero-padded to whole groups
+	xsum []float32 // n × gp group sums of xr (asym float path)
+	xq   []int8    // n × cp quantized input (Q8 path)
+	pv   []float32 // n × gp: α·s_x per group
+	qv   []float32 // n × gp: β·s_x·Σx_q per group
+	xb   []float32 // n × gp: s_x·Σx_q per group
+	cp   int       // padded columns = groups × group size
+	gp   int       // groups rounded up to 16
+	// Token tiles of the prefill kernel (q8Tile), tileN tokens each, the
+	// last one zero-padded: xqT[tile][chunk][token][64], and the per-group
+	// factors pvT, qvT, xbT[tile][group][token].
+	tiles         int
+	xqT           []int8
+	pvT, qvT, xbT []float32
+	tbl           [16]float32
+	shift         [8]uint32
+	perm          [64]byte
+	ctl           [64]byte
+	q8            q8Levels // level table of the Q8 kernels
+}
+
+// q8Levels maps a codebook onto unsigned bytes for the VNNI kernels:
+// L[q] ≈ alpha·u[q] + beta. Linear levels are exact (alpha = 1, u[q] = q,
+// no table); any other codebook of up to 64 entries is quantized to 256
+// steps between its smallest and largest entry (error ≤ alpha/2, i.e.
+// 0.2% of the codebook's range), and u is looked up by VPERMB from a
+// 64-byte table replicated so that the bits above the code are ignored.
+type q8Levels struct {
+	lut         [64]byte
+	useLut      bool
+	alpha, beta float32
+}
+
+// newQ8Levels builds the table of codebook L (2^k entries).
+func newQ8Levels(L []float32, k int) q8Levels {
+	if linearLevels(L) {
+		return q8Levels{alpha: 1, beta: L[0]}
+	}
+	lo, hi := L[0], L[0]
+	for _, v := range L {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	q := q8Levels{useLut: true, alpha: (hi - lo) / 255, beta: lo}
+	for i := range q.lut {
+		if q.alpha > 0 {
+			u := math.Round(float64((L[i&(1<<k-1)] - lo) / q.alpha))
+			q.lut[i] = byte(min(max(u, 0), 255))
+		}
+	}
+	return q
+}
+
+// u is the byte code q stands for.
+func (q *q8Levels) u(code uint8) int {
+	if q.useLut {
+		return int(q.lut[code])
+	}
+	return int(code)
 }
 
 // workerState is one worker's scratch memory, grown on first use.
@@ -59,7 +105,44 @@ type workerState struct {
 	sws  []float32
 	q8   q8Args
 	fa   f32Args
+	qt   q8TileArgs
+	tsc  [tileN]float32 // q8Tile scratch
 }
+
+// tileN is the number of tokens q8Tile multiplies with each unpacked chunk.
+const tileN = 8
+
+// q8TileArgs is the argument block of q8Tile; the assembly reads it by offset.
+type q8TileArgs struct {
+	xq        *int8    // 0: the tile's interleaved activations
+	pv        *float32 // 8: α·s_x [group][token]
+	qv        *float32 // 16: β·s_x·Σx_q [group][token]
+	xb        *float32 // 24: s_x·Σx_q [group][token], asym only
+	scales    *byte    // 32: fp16 scales of the first row
+	offs      *byte    // 40: fp16 offsets of the first row or nil
+	perm      *byte    // 48: VPERMB byte index table
+	ctl       *byte    // 56: VPMULTISHIFTQB controls
+	lut       *byte    // 64: level table or nil
+	mask      uint64   // 72: code mask in every byte
+	rowBytes  int      // 80
+	groups    int      // 88
+	chunks    int      // 96: 64-code chunks per group
+	cbytes    int      // 104: bytes per chunk (8·bits)
+	outStride int      // 112: bytes between two tokens' outputs (4·R)
+	nt        int      // 120: valid tokens in the tile (1..8)
+	scratch   *float32 // 128: tileN floats
+	pairIdx   *int32   // 136: VPERMPS indices [a×8, b×8] of the token pairs
+}
+
+// tilePairIdx are the lane indices of the token pairs (0,1) … (6,7).
+var tilePairIdx = func() (t [4][16]int32) {
+	for p := range t {
+		for i := range t[p] {
+			t[p][i] = int32(2*p + i/8)
+		}
+	}
+	return t
+}()
 
 func (ws *workerState) grow(n int) []float32 {
 	if cap(ws.f32) < n {
@@ -92,6 +175,7 @@ type q8Args struct {
 	cbytes   int      // 96: bytes per chunk (8·bits)
 	mask     uint64   // 104: code mask in every byte
 	tailMask uint64   // 112: lanes of the last 16-group block
+	lut      *byte    // 120: 64-byte level table for VPERMB, nil = mask only
 }
 
 // f32Args is the argument block of f32Rows; the assembly reads it by offset.
@@ -123,7 +207,7 @@ func linearLevels(L []float32) bool {
 // denseKind picks the kernel for m at level lv.
 func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
 	switch {
-	case lv >= LevelAVX512 && m.GroupSize%64 == 0 && m.Bits <= 8 && linearLevels(m.Levels):
+	case lv >= LevelAVX512 && m.GroupSize%64 == 0 && (m.Bits <= 6 || m.Bits <= 8 && linearLevels(m.Levels)):
 		return kindDenseQ8
 	case lv >= LevelAVX2 && m.GroupSize%16 == 0 && m.Bits <= 4:
 		return kindDenseF32
@@ -131,40 +215,49 @@ func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
 	return kindDenseGo
 }
 
-// prepareDense rotates, pads and (for the Q8 kernel) quantizes the input.
+// prepareDense rotates, pads and (for the Q8 kernels) quantizes the input,
+// tokens split across the workers.
 func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 	j := &b.mm
 	j.dense, j.overlay = m, ov
 	j.kind = denseKind(m, b.level)
 	sh := &b.shared
-	n, C, G, gs := j.n, m.C, m.Groups, m.GroupSize
-	sh.cp = G * gs
+	n, G := j.n, m.Groups
+	sh.cp = G * m.GroupSize
 	sh.gp = (G + 15) &^ 15
 	sh.xr = growF(sh.xr, n*sh.cp)
-	for t := 0; t < n; t++ {
-		xr := sh.xr[t*sh.cp : (t+1)*sh.cp]
-		copy(xr, j.x[t*C:(t+1)*C])
-		clear(xr[C:])
-		if m.Signs != nil {
-			m.RotateInput(xr[:C])
-		}
-	}
 	if m.Asym && j.kind != kindDenseQ8 {
 		sh.xsum = growF(sh.xsum, n*sh.gp)
-		for t := 0; t < n; t++ {
-			for g := 0; g < G; g++ {
-				var s float32
-				for _, v := range sh.xr[t*sh.cp+g*gs : t*sh.cp+(g+1)*gs] {
-					s += v
-				}
-				sh.xsum[t*sh.gp+g] = s
-			}
-		}
 	}
+	sh.tiles = 0
 	switch j.kind {
 	case kindDenseQ8:
-		b.quantizeInput(m)
+		if cap(sh.xq) < n*sh.cp {
+			sh.xq = make([]int8, n*sh.cp)
+		}
+		sh.xq = sh.xq[:n*sh.cp]
+		sh.pv = growF(sh.pv, n*sh.gp)
+		sh.qv = growF(sh.qv, n*sh.gp)
+		sh.xb = growF(sh.xb, n*sh.gp)
+		sh.q8 = newQ8Levels(m.Levels, m.Bits)
+		k := m.Bits
+		for j := 0; j < 8; j++ { // qword lane j takes the k bytes of codes 8j..8j+7
+			for t := 0; t < 8; t++ {
+				sh.perm[8*j+t] = byte(min(k*j+t, 63))
+				sh.ctl[8*j+t] = byte(k * t)
+			}
+		}
 		j.maxRead = 8*m.Bits*(sh.cp/64-1) + 64
+		if n > 1 {
+			sh.tiles = (n + tileN - 1) / tileN
+			if cap(sh.xqT) < sh.tiles*tileN*sh.cp {
+				sh.xqT = make([]int8, sh.tiles*tileN*sh.cp)
+			}
+			sh.xqT = sh.xqT[:sh.tiles*tileN*sh.cp]
+			sh.pvT = growF(sh.pvT, sh.tiles*G*tileN)
+			sh.qvT = growF(sh.qvT, sh.tiles*G*tileN)
+			sh.xbT = growF(sh.xbT, sh.tiles*G*tileN)
+		}
 	case kindDenseF32:
 		k := m.Bits
 		clear(sh.tbl[:])
@@ -174,49 +267,96 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		}
 		j.maxRead = k*(sh.cp/8-1) + 4
 	}
+	b.parallelFor(n, 1, b.prepRun)
+	if sh.tiles > 0 {
+		b.parallelFor(sh.tiles, 1, b.packRun)
+	}
 }
 
-// quantizeInput quantizes every group of every token of the rotated input
-// to int8 with an absmax scale, and precomputes the per-group factors.
-func (b *Backend) quantizeInput(m *codec.DenseMatrix) {
+// prepTokens prepares tokens [lo, hi) of the dense job: copy, pad, rotate,
+// group sums (asym float path) and int8 quantization (Q8 path).
+func (b *Backend) prepTokens(w, lo, hi int) {
+	j := &b.mm
+	m := j.dense
 	sh := &b.shared
-	n, G, gs := b.mm.n, m.Groups, m.GroupSize
-	if cap(sh.xq) < n*sh.cp {
-		sh.xq = make([]int8, n*sh.cp)
-	}
-	sh.xq = sh.xq[:n*sh.cp]
-	sh.pv = growF(sh.pv, n*sh.gp)
-	sh.qv = growF(sh.qv, n*sh.gp)
-	sh.xb = growF(sh.xb, n*sh.gp)
-	clear(sh.pv)
-	clear(sh.qv)
-	clear(sh.xb)
-	beta := m.Levels[0]
-	for t := 0; t < n; t++ {
-		for g := 0; g < G; g++ {
-			x := sh.xr[t*sh.cp+g*gs : t*sh.cp+(g+1)*gs]
-			q := sh.xq[t*sh.cp+g*gs : t*sh.cp+(g+1)*gs]
-			s, sum := quantizeGroup(q, x)
-			i := t*sh.gp + g
-			sh.pv[i] = s
-			sh.xb[i] = s * float32(sum)
-			sh.qv[i] = beta * sh.xb[i]
+	C, G, gs := m.C, m.Groups, m.GroupSize
+	for t := lo; t < hi; t++ {
+		xr := sh.xr[t*sh.cp : (t+1)*sh.cp]
+		copy(xr, j.x[t*C:(t+1)*C])
+		clear(xr[C:])
+		if m.Signs != nil {
+			rotate(xr[:C], m, b.level)
+		}
+		if m.Asym && j.kind != kindDenseQ8 {
+			for g := 0; g < G; g++ {
+				var s float32
+				for _, v := range xr[g*gs : (g+1)*gs] {
+					s += v
+				}
+				sh.xsum[t*sh.gp+g] = s
+			}
+		}
+		if j.kind == kindDenseQ8 {
+			clear(sh.pv[t*sh.gp : (t+1)*sh.gp])
+			clear(sh.qv[t*sh.gp : (t+1)*sh.gp])
+			clear(sh.xb[t*sh.gp : (t+1)*sh.gp])
+			for g := 0; g < G; g++ {
+				s, sum := quantizeGroup(sh.xq[t*sh.cp+g*gs:t*sh.cp+(g+1)*gs], xr[g*gs:(g+1)*gs])
+				i := t*sh.gp + g
+				sh.pv[i] = sh.q8.alpha * s
+				sh.xb[i] = s * float32(sum)
+				sh.qv[i] = sh.q8.beta * sh.xb[i]
+			}
 		}
 	}
-	k := m.Bits
-	for j := 0; j < 8; j++ { // qword lane j takes the k bytes of codes 8j..8j+7
-		for t := 0; t < 8; t++ {
-			sh.perm[8*j+t] = byte(min(k*j+t, 63))
-			sh.ctl[8*j+t] = byte(k * t)
+}
+
+// packTiles lays tiles [lo, hi) out for q8Tile: per 64-column chunk the
+// tileN tokens' activations in a row, and per group the tokens' factors.
+func (b *Backend) packTiles(w, lo, hi int) {
+	j := &b.mm
+	sh := &b.shared
+	G, n := j.dense.Groups, j.n
+	chunks := sh.cp / 64
+	for tile := lo; tile < hi; tile++ {
+		dst := sh.xqT[tile*tileN*sh.cp : (tile+1)*tileN*sh.cp]
+		f0 := tile * G * tileN
+		for u := 0; u < tileN; u++ {
+			t := tile*tileN + u
+			if t >= n {
+				for c := 0; c < chunks; c++ {
+					clear(dst[(c*tileN+u)*64 : (c*tileN+u+1)*64])
+				}
+				for g := 0; g < G; g++ {
+					sh.pvT[f0+g*tileN+u], sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = 0, 0, 0
+				}
+				continue
+			}
+			src := sh.xq[t*sh.cp : (t+1)*sh.cp]
+			for c := 0; c < chunks; c++ {
+				copy(dst[(c*tileN+u)*64:(c*tileN+u+1)*64], src[c*64:(c+1)*64])
+			}
+			for g := 0; g < G; g++ {
+				i := t*sh.gp + g
+				sh.pvT[f0+g*tileN+u], sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = sh.pv[i], sh.qv[i], sh.xb[i]
+			}
 		}
 	}
 }
 
 // quantizeGroup writes q = round(x/s) with s = max|x|/127 and returns s and Σq.
+// Groups of a multiple of 16 values use the AVX-512 kernels (the Q8 path
+// only runs where they exist), which round identically.
 func quantizeGroup(q []int8, x []float32) (float32, int) {
+	n := len(x)
+	fast := hasAVX512 && n > 0 && n%16 == 0
 	var amax float32
-	for _, v := range x {
-		amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
+	if fast {
+		amax = absMax16(&x[0], n)
+	} else {
+		for _, v := range x {
+			amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
+		}
 	}
 	if amax == 0 {
 		clear(q)
@@ -225,6 +365,15 @@ func quantizeGroup(q []int8, x []float32) (float32, int) {
 	s := amax / 127
 	inv := 127 / amax
 	q = q[:len(x)]
+	if fast {
+		return s, quant16(&q[0], &x[0], n, inv)
+	}
+	return s, quantizeGo(q, x, inv)
+}
+
+// quantizeGo writes q = round(x·inv) (ties to even), clamped to ±127, and
+// returns Σq.
+func quantizeGo(q []int8, x []float32, inv float32) int {
 	sum := 0
 	const magic = 12582912 // 1.5·2^23: adding it rounds to the nearest integer (ties to even)
 	for i, v := range x {
@@ -233,7 +382,7 @@ func quantizeGroup(q []int8, x []float32) (float32, int) {
 		q[i] = int8(r)
 		sum += int(r)
 	}
-	return s, sum
+	return sum
 }
 
 // runMatMul is one worker's share (rows [lo, hi)) of the job in b.mm.
@@ -275,10 +424,16 @@ func (b *Backend) denseRows(ws *workerState, lo, hi int) {
 	block := rowBlock
 	if j.n == 1 {
 		block = hi - lo
+	} else if b.shared.tiles > 0 {
+		block = 4 * rowBlock // codes of 64 rows and a token tile stay in L2
+	}
+	units := j.n // tokens, or tiles of tokens for q8Tile
+	if b.shared.tiles > 0 {
+		units = b.shared.tiles
 	}
 	for r0 := lo; r0 < hi; r0 += block {
 		r1 := min(r0+block, hi)
-		for t := 0; t < j.n; t++ {
+		for t := 0; t < units; t++ {
 			for r := r0; r < r1; {
 				if r < safe {
 					e := min(r1, safe)
@@ -298,11 +453,30 @@ func (b *Backend) denseRows(ws *workerState, lo, hi int) {
 	}
 }
 
-// denseCall runs the assembly kernel on nrows rows from r for token t.
+// denseCall runs the assembly kernel on nrows rows from r for token t
+// (for tile t when the job is tiled).
 func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 	j := &b.mm
 	m := j.dense
 	sh := &b.shared
+	if sh.tiles > 0 {
+		a := &ws.qt
+		*a = q8TileArgs{
+			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
+			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], perm: &sh.perm[0], ctl: &sh.ctl[0],
+			mask: uint64(1<<m.Bits-1) * 0x0101010101010101, rowBytes: m.RowBytes, groups: m.Groups,
+			chunks: m.GroupSize / 64, cbytes: 8 * m.Bits, outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN),
+			scratch: &ws.tsc[0], pairIdx: &tilePairIdx[0][0],
+		}
+		if m.Asym {
+			a.offs = &m.Offsets[2*r*m.Groups]
+		}
+		if sh.q8.useLut {
+			a.lut = &sh.q8.lut[0]
+		}
+		q8Tile(&j.dst[t*tileN*m.R+r], codes, nrows, a)
+		return
+	}
 	out := &j.dst[t*m.R+r]
 	if j.kind == kindDenseQ8 {
 		if len(ws.sws) < sh.gp {
@@ -320,6 +494,9 @@ func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 		}
 		if m.Asym {
 			a.offs = &m.Offsets[2*r*m.Groups]
+		}
+		if sh.q8.useLut {
+			a.lut = &sh.q8.lut[0]
 		}
 		q8Rows(out, codes, nrows, a)
 		return

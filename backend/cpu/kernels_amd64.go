@@ -21,3 +21,26 @@ func q8Rows(out *float32, codes *byte, nrows int, a *q8Args)
 //
 //go:noescape
 func f32Rows(out *float32, codes *byte, nrows int, a *f32Args)
+
+// q8Tile is q8Rows for a tile of 8 tokens (a.nt of them valid) sharing
+// each unpacked chunk of codes; out[t·R+i] gets token t's row i.
+//
+//go:noescape
+func q8Tile(out *float32, codes *byte, nrows int, a *q8TileArgs)
+
+// fwhtBlock computes x[:n] ← H_n·(signs ⊙ x[:n]) with the orthonormal
+// Sylvester Hadamard matrix (scale = 1/√n); n is a power of two ≥ 16.
+//
+//go:noescape
+func fwhtBlock(x *float32, n int, signs *float32, tbl *int32, scale float32)
+
+// absMax16 returns max |x[i]| over n floats (n a multiple of 16).
+//
+//go:noescape
+func absMax16(x *float32, n int) float32
+
+// quant16 writes q[i] = round(x[i]·inv) clamped to ±127 and returns Σq
+// (n a multiple of 16).
+//
+//go:noescape
+func quant16(q *int8, x *float32, n int, inv float32) int

@@ -20,6 +20,12 @@ TEXT ·q8Rows(SB), NOSPLIT, $0-32
 	MOVQ 64(R8), AX
 	VMOVDQU64 (AX), Z29
 	VPBROADCASTQ 104(R8), Z30
+	MOVQ 120(R8), AX
+	TESTQ AX, AX
+	JZ q8nolut
+	VMOVDQU64 (AX), Z30
+
+q8nolut:
 	MOVQ 112(R8), AX
 	KMOVW AX, K1
 	MOVQ 80(R8), R10
@@ -78,21 +84,33 @@ q8group:
 	VPXORD Z6, Z6, Z6
 	MOVQ 88(R8), DX
 	TESTQ $1, DX
-	JZ q8pair
+	JZ q8pairs
 
 	// Odd chunk count: one chunk first.
 	VPERMB (AX), Z28, Z3
 	VPMULTISHIFTQB Z3, Z29, Z3
+	CMPQ 120(R8), $0
+	JNE q8oddlut
 	VPANDQ Z30, Z3, Z3
+	JMP q8odddot
+
+q8oddlut:
+	VPERMB Z30, Z3, Z3
+
+q8odddot:
 	VPDPBUSD (R14), Z3, Z2
 	ADDQ BX, AX
 	ADDQ $64, R14
 	DECQ DX
 	JZ q8sum
 
+q8pairs:
+	CMPQ 120(R8), $0
+	JNE q8pairlut
+
 q8pair:
 	// Two chunks into two accumulators (shorter dependency chains).
-	PREFETCHT0 2048(AX)
+	PREFETCHT0 4096(AX)
 	VPERMB (AX), Z28, Z3
 	VPERMB (AX)(BX*1), Z28, Z7
 	VPMULTISHIFTQB Z3, Z29, Z3
@@ -105,6 +123,24 @@ q8pair:
 	ADDQ $128, R14
 	SUBQ $2, DX
 	JNZ q8pair
+	JMP q8sum
+
+q8pairlut:
+	// Level table: VPERMB maps the low 6 bits of each byte (the code plus
+	// bits of its neighbours, which the replicated table ignores) to u8.
+	PREFETCHT0 4096(AX)
+	VPERMB (AX), Z28, Z3
+	VPERMB (AX)(BX*1), Z28, Z7
+	VPMULTISHIFTQB Z3, Z29, Z3
+	VPMULTISHIFTQB Z7, Z29, Z7
+	VPERMB Z30, Z3, Z3
+	VPERMB Z30, Z7, Z7
+	VPDPBUSD (R14), Z3, Z2
+	VPDPBUSD 64(R14), Z7, Z6
+	LEAQ (AX)(BX*2), AX
+	ADDQ $128, R14
+	SUBQ $2, DX
+	JNZ q8pairlut
 
 q8sum:
 	VPADDD Z6, Z2, Z2
@@ -260,5 +296,317 @@ frownext:
 	JNZ frow
 
 fdone:
+	VZEROUPPER
+	RET
+
+// TILE_DOT(off, acc) accumulates the code bytes in Z17 times token
+// (off/64)'s 64 activations of the current chunk.
+#define TILE_DOT(off, acc) VPDPBUSD off(R14), Z17, acc
+
+// TILE_PAIR(a, b, idx, facc): fold tokens a and b's int32 sums into one
+// register (lanes 0-7: a's 16 lanes summed in pairs, 8-15: b's), convert,
+// and add it times [sw[a]×8, sw[b]×8] (VPERMPS of Z21 by idx) to facc.
+#define TILE_PAIR(a, b, idx, facc) \
+	VSHUFI64X2 $0x44, b, a, Z18; \
+	VSHUFI64X2 $0xee, b, a, Z19; \
+	VPADDD Z19, Z18, Z18; \
+	VCVTDQ2PS Z18, Z18; \
+	VPERMPS Z21, idx, Z19; \
+	VFMADD231PS Z19, Z18, facc
+
+// TILE_OUT(t, half, facc): reduce half (0: lanes 0-7, 1: lanes 8-15) of
+// facc, add token t's β/offset term (lane t of the scratch copy of Y16)
+// and store it at (DX); DX moves on by the token stride; stops after the
+// valid tokens.
+#define TILE_OUT(t, half, facc) \
+	VEXTRACTF64X4 half, facc, Y0; \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X0, X1, X0; \
+	VHADDPS X0, X0, X0; \
+	VHADDPS X0, X0, X0; \
+	VADDSS t(R10), X0, X0; \
+	VMOVSS X0, (DX); \
+	ADDQ 112(R8), DX; \
+	DECQ AX; \
+	JZ tnext
+
+// func q8Tile(out *float32, codes *byte, nrows int, a *q8TileArgs)
+//
+// The prefill kernel: like q8Rows, but each 64-code chunk is unpacked once
+// and multiplied with 8 tokens' activations (interleaved per chunk: token
+// t's 64 bytes of chunk c at (8c+t)·64), into 8 int32 accumulators; per
+// group, each token's sum is scaled by scale·pv[g][t] into its float
+// accumulator, and scale·qv[g][t] (+ offset·xb[g][t]) into lane t of Y16.
+TEXT ·q8Tile(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ codes+8(FP), SI
+	MOVQ nrows+16(FP), CX
+	MOVQ a+24(FP), R8
+	MOVQ 48(R8), AX
+	VMOVDQU64 (AX), Z28
+	MOVQ 56(R8), AX
+	VMOVDQU64 (AX), Z29
+	VPBROADCASTQ 72(R8), Z30
+	MOVQ 64(R8), AX
+	TESTQ AX, AX
+	JZ tnolut
+	VMOVDQU64 (AX), Z30
+
+tnolut:
+	MOVQ 136(R8), AX
+	VMOVDQU32 0(AX), Z12
+	VMOVDQU32 64(AX), Z13
+	VMOVDQU32 128(AX), Z14
+	VMOVDQU32 192(AX), Z15
+	MOVQ 32(R8), R11
+	MOVQ 40(R8), R12
+	MOVQ 128(R8), R10
+	TESTQ CX, CX
+	JZ tdone
+
+trow:
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VXORPS Y16, Y16, Y16
+	MOVQ SI, AX
+	MOVQ 0(R8), R14
+	MOVQ 8(R8), R13
+	MOVQ 16(R8), R15
+	MOVQ 24(R8), BX
+	MOVQ 88(R8), R9
+
+tgroup:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ 96(R8), DX
+	CMPQ 64(R8), $0
+	JNE tchunklut
+
+tchunk:
+	VPERMB (AX), Z28, Z17
+	VPMULTISHIFTQB Z17, Z29, Z17
+	VPANDQ Z30, Z17, Z17
+	TILE_DOT(0, Z0)
+	TILE_DOT(64, Z1)
+	TILE_DOT(128, Z2)
+	TILE_DOT(192, Z3)
+	TILE_DOT(256, Z4)
+	TILE_DOT(320, Z5)
+	TILE_DOT(384, Z6)
+	TILE_DOT(448, Z7)
+	ADDQ 104(R8), AX
+	ADDQ $512, R14
+	DECQ DX
+	JNZ tchunk
+	JMP tscale
+
+tchunklut:
+	VPERMB (AX), Z28, Z17
+	VPMULTISHIFTQB Z17, Z29, Z17
+	VPERMB Z30, Z17, Z17
+	TILE_DOT(0, Z0)
+	TILE_DOT(64, Z1)
+	TILE_DOT(128, Z2)
+	TILE_DOT(192, Z3)
+	TILE_DOT(256, Z4)
+	TILE_DOT(320, Z5)
+	TILE_DOT(384, Z6)
+	TILE_DOT(448, Z7)
+	ADDQ 104(R8), AX
+	ADDQ $512, R14
+	DECQ DX
+	JNZ tchunklut
+
+tscale:
+	VPBROADCASTW (R11), Y20
+	VCVTPH2PS X20, Y20
+	VMULPS (R13), Y20, Y21
+	VFMADD231PS (R15), Y20, Y16
+	ADDQ $2, R11
+	TESTQ R12, R12
+	JZ tnooff
+	VPBROADCASTW (R12), Y22
+	VCVTPH2PS X22, Y22
+	VFMADD231PS (BX), Y22, Y16
+	ADDQ $2, R12
+
+tnooff:
+	TILE_PAIR(Z0, Z1, Z12, Z8)
+	TILE_PAIR(Z2, Z3, Z13, Z9)
+	TILE_PAIR(Z4, Z5, Z14, Z10)
+	TILE_PAIR(Z6, Z7, Z15, Z11)
+	ADDQ $32, R13
+	ADDQ $32, R15
+	ADDQ $32, BX
+	DECQ R9
+	JNZ tgroup
+
+	VMOVUPS Y16, (R10)
+	MOVQ DI, DX
+	MOVQ 120(R8), AX
+	TILE_OUT(0, $0, Z8)
+	TILE_OUT(4, $1, Z8)
+	TILE_OUT(8, $0, Z9)
+	TILE_OUT(12, $1, Z9)
+	TILE_OUT(16, $0, Z10)
+	TILE_OUT(20, $1, Z10)
+	TILE_OUT(24, $0, Z11)
+	TILE_OUT(28, $1, Z11)
+
+tnext:
+	ADDQ $4, DI
+	ADDQ 80(R8), SI
+	DECQ CX
+	JNZ trow
+
+tdone:
+	VZEROUPPER
+	RET
+
+// func fwhtBlock(x *float32, n int, signs *float32, tbl *int32, scale float32)
+//
+// Pass 1 scales each 16-float vector by signs·scale and applies the four
+// Hadamard stages within it (h = 1..8: VPERMPS + FMA with ±1); pass 2 runs
+// the stages h = 16..n/2 as add/sub of vector pairs h floats apart.
+TEXT ·fwhtBlock(SB), NOSPLIT, $0-36
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVQ signs+16(FP), SI
+	MOVQ tbl+24(FP), AX
+	VMOVDQU32 0(AX), Z20
+	VMOVDQU32 64(AX), Z21
+	VMOVDQU32 128(AX), Z22
+	VMOVDQU32 192(AX), Z23
+	VMOVUPS 256(AX), Z24
+	VMOVUPS 320(AX), Z25
+	VMOVUPS 384(AX), Z26
+	VMOVUPS 448(AX), Z27
+	VBROADCASTSS scale+32(FP), Z31
+	MOVQ DI, DX
+	MOVQ CX, BX
+
+wp1:
+	VMULPS (SI), Z31, Z0
+	VMULPS (DX), Z0, Z0
+	VPERMPS Z0, Z20, Z1
+	VFMADD231PS Z24, Z0, Z1
+	VPERMPS Z1, Z21, Z0
+	VFMADD231PS Z25, Z1, Z0
+	VPERMPS Z0, Z22, Z1
+	VFMADD231PS Z26, Z0, Z1
+	VPERMPS Z1, Z23, Z0
+	VFMADD231PS Z27, Z1, Z0
+	VMOVUPS Z0, (DX)
+	ADDQ $64, DX
+	ADDQ $64, SI
+	SUBQ $16, BX
+	JNZ wp1
+
+	MOVQ $16, R9           // h in floats
+	SHLQ $2, CX            // n in bytes
+
+wp2h:
+	MOVQ R9, R10
+	SHLQ $2, R10           // h in bytes
+	CMPQ R10, CX
+	JGE wdone
+	MOVQ DI, DX
+	LEAQ (DI)(CX*1), R13   // end
+
+wp2blk:
+	MOVQ DX, R11
+	MOVQ R9, R12
+
+wp2:
+	VMOVUPS (R11), Z0
+	VMOVUPS (R11)(R10*1), Z1
+	VADDPS Z1, Z0, Z2
+	VSUBPS Z1, Z0, Z3
+	VMOVUPS Z2, (R11)
+	VMOVUPS Z3, (R11)(R10*1)
+	ADDQ $64, R11
+	SUBQ $16, R12
+	JNZ wp2
+	LEAQ (DX)(R10*2), DX
+	CMPQ DX, R13
+	JLT wp2blk
+	SHLQ $1, R9
+	JMP wp2h
+
+wdone:
+	VZEROUPPER
+	RET
+
+// func absMax16(x *float32, n int) float32
+// max |x[i]| over n floats, n a positive multiple of 16 (AVX-512).
+TEXT ·absMax16(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z2
+	VPXORD Z0, Z0, Z0
+
+amloop:
+	VPANDD (SI), Z2, Z1
+	VMAXPS Z1, Z0, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JNZ amloop
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPSHUFD $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPSHUFD $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func quant16(q *int8, x *float32, n int, inv float32) int
+// q[i] = round-to-nearest-even(x[i]·inv) clamped to ±127; returns Σq.
+// n is a positive multiple of 16 (AVX-512).
+TEXT ·quant16(SB), NOSPLIT, $0-40
+	MOVQ q+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS inv+24(FP), Z3
+	MOVL $127, AX
+	VPBROADCASTD AX, Z4
+	MOVL $-127, AX
+	VPBROADCASTD AX, Z5
+	VPXORD Z6, Z6, Z6
+
+qloop:
+	VMULPS (SI), Z3, Z1
+	VCVTPS2DQ Z1, Z1
+	VPMINSD Z4, Z1, Z1
+	VPMAXSD Z5, Z1, Z1
+	VPADDD Z1, Z6, Z6
+	VPMOVDB Z1, (DI)
+	ADDQ $64, SI
+	ADDQ $16, DI
+	SUBQ $16, CX
+	JNZ qloop
+	VEXTRACTI64X4 $1, Z6, Y1
+	VPADDD Y1, Y6, Y6
+	VEXTRACTI128 $1, Y6, X1
+	VPADDD X1, X6, X6
+	VPSHUFD $0x4e, X6, X1
+	VPADDD X1, X6, X6
+	VPSHUFD $0xb1, X6, X1
+	VPADDD X1, X6, X6
+	VMOVD X6, AX
+	MOVLQSX AX, AX
+	MOVQ AX, ret+32(FP)
 	VZEROUPPER
 	RET

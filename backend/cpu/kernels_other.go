@@ -14,3 +14,17 @@ func q8Rows(out *float32, codes *byte, nrows int, a *q8Args) {
 func f32Rows(out *float32, codes *byte, nrows int, a *f32Args) {
 	panic("cpu: no AVX2 kernels on this architecture")
 }
+
+func q8Tile(out *float32, codes *byte, nrows int, a *q8TileArgs) {
+	panic("cpu: no AVX-512 kernels on this architecture")
+}
+
+func fwhtBlock(x *float32, n int, signs *float32, tbl *int32, scale float32) {
+	panic("cpu: no AVX-512 kernels on this architecture")
+}
+
+func absMax16(x *float32, n int) float32 { panic("cpu: no AVX-512 kernels on this architecture") }
+
+func quant16(q *int8, x *float32, n int, inv float32) int {
+	panic("cpu: no AVX-512 kernels on this architecture")
+}

@@ -1,0 +1,43 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/upg-ai/upg/codec"
+)
+
+// fwhtTable holds the constants of the in-register Hadamard stages of
+// fwhtBlock: for h = 1, 2, 4, 8, the lane permutation j → j^h and the
+// signs (+1 where bit h of j is 0, else -1), so that one stage is
+// v ← perm_h(v) + sign_h·v.
+var fwhtTable = func() (t [8][16]int32) {
+	for s := 0; s < 4; s++ {
+		h := 1 << s
+		for j := 0; j < 16; j++ {
+			t[s][j] = int32(j ^ h)
+			f := float32(1)
+			if j&h != 0 {
+				f = -1
+			}
+			t[4+s][j] = int32(math.Float32bits(f))
+		}
+	}
+	return t
+}()
+
+// rotate applies the input rotation of m to x (len m.C) in place: x ← Q·x
+// = H·(D·x), the same transform as m.RotateInput.
+func rotate(x []float32, m *codec.DenseMatrix, lv Level) {
+	n := m.RotBlock
+	if lv >= LevelAVX512 && n >= 16 {
+		scale := float32(1 / math.Sqrt(float64(n)))
+		for b := 0; b+n <= len(x); b += n {
+			fwhtBlock(&x[b], n, &m.Signs[b], &fwhtTable[0][0], scale)
+		}
+		return
+	}
+	for i, s := range m.Signs {
+		x[i] *= s
+	}
+	fwht(x, n)
+}
