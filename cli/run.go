@@ -111,7 +111,7 @@ goes to stderr. Without --model, the bundled demo model runs.`,
 			defer l.Close()
 			prompt := l.EncodePrompt(args[0])
 			if len(prompt) == 0 {
-				return usagef("the prompt is empty and this tokenizer adds no BOS token: give some text")
+				return usagef("empty prompt: this tokenizer adds no BOS token, so there is nothing to start from; give some text")
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()

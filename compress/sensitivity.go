@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/eval"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
@@ -51,7 +52,7 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 	}
 	refLP := make([]float64, n*V)
 	for i := range n {
-		logSoftmax64(refLP[i*V:(i+1)*V], refOut[i*V:(i+1)*V])
+		eval.LogSoftmax(refLP[i*V:(i+1)*V], refOut[i*V:(i+1)*V])
 	}
 	lq := make([]float64, V)
 	for k, p := range plans {
@@ -67,7 +68,7 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 		}
 		var kl float64
 		for i := range n {
-			logSoftmax64(lq, out[i*V:(i+1)*V])
+			eval.LogSoftmax(lq, out[i*V:(i+1)*V])
 			lp := refLP[i*V : (i+1)*V]
 			for v := range V {
 				kl += math.Exp(lp[v]) * (lp[v] - lq[v])
@@ -174,19 +175,4 @@ func (c *compressor) matrixSlots(name string) []*tensor.Matrix {
 		return []*tensor.Matrix{&l.Down}
 	}
 	return nil
-}
-
-func logSoftmax64(dst []float64, x []float32) {
-	mx := float64(x[0])
-	for _, v := range x {
-		mx = math.Max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range x {
-		sum += math.Exp(float64(v) - mx)
-	}
-	lse := mx + math.Log(sum)
-	for i, v := range x {
-		dst[i] = float64(v) - lse
-	}
 }

@@ -18,7 +18,7 @@ import (
 
 // Result holds the measurements. JSON keys are part of the CLI contract.
 type Result struct {
-	Model      string  `json:"model,omitempty"`
+	Model     string  `json:"model,omitempty"`
 	PPL       float64 `json:"ppl"`
 	RefPPL    float64 `json:"ref_ppl"`
 	PPLRatio  float64 `json:"ppl_ratio"`
@@ -101,7 +101,7 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 			}
 			for j := 0; j < nScored; j++ {
 				row := rl[j*V : (j+1)*V]
-				logSoftmax(refLP[j*V:(j+1)*V], row)
+				LogSoftmax(refLP[j*V:(j+1)*V], row)
 				refArg[j] = argmax(row)
 				refNLL -= refLP[j*V+b.Tokens[first+j+1]]
 			}
@@ -114,7 +114,7 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 			}
 			for j := 0; j < nScored; j++ {
 				row := logits[j*V : (j+1)*V]
-				logSoftmax(lq, row)
+				LogSoftmax(lq, row)
 				s.nll -= lq[b.Tokens[first+j+1]]
 				s.n++
 				if ref == nil {
@@ -155,8 +155,8 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 	return out, nil
 }
 
-// logSoftmax writes log(softmax(x)) in float64.
-func logSoftmax(dst []float64, x []float32) {
+// LogSoftmax writes log(softmax(x)) in float64 (numerically stable).
+func LogSoftmax(dst []float64, x []float32) {
 	mx := float64(x[0])
 	for _, v := range x {
 		mx = math.Max(mx, float64(v))
