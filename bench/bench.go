@@ -5,14 +5,12 @@
 package bench
 
 import (
-	"bufio"
 	"fmt"
+	"github.com/upg-ai/upg/internal/sysmem"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -74,25 +72,7 @@ func readGo(b []byte) uint64 {
 
 // MemAvailable returns /proc/meminfo's MemAvailable in bytes (memory that
 // can be used without swapping, page cache included), or 0 if unknown.
-func MemAvailable() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemAvailable:" {
-			kb, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb * 1024
-		}
-	}
-	return 0
-}
+func MemAvailable() int64 { return sysmem.Available() }
 
 // Options configure Run.
 type Options struct {
@@ -128,34 +108,13 @@ type Result struct {
 // CheckMemory returns an error naming the sizes when the file at path is
 // larger than the memory available to hold it.
 func CheckMemory(path string) error {
-	st, err := os.Stat(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return err
 	}
-	size := st.Size()
-	if st.IsDir() {
-		size = dirSize(path)
-	}
-	avail := MemAvailable()
-	if avail > 0 && size > avail {
-		return fmt.Errorf("%s is %.2f GB but only %.2f GB of memory is available: every token would be read from disk "+
-			"(close other programs, use a smaller model, or pass --force to measure anyway)", path, float64(size)/1e9, float64(avail)/1e9)
+	if err := sysmem.Check(path); err != nil {
+		return fmt.Errorf("%w; pass --force to measure anyway", err)
 	}
 	return nil
-}
-
-func dirSize(dir string) int64 {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, e := range ents {
-		if info, err := e.Info(); err == nil && !e.IsDir() {
-			n += info.Size()
-		}
-	}
-	return n
 }
 
 // Run loads the model at path and measures prefill of a random prompt
@@ -251,12 +210,7 @@ func Run(path string, opts Options) (Result, error) {
 func modelBytes(l *engine.Loaded, path string) (total, perToken int64) {
 	f := l.Checkpoint.Upgfile()
 	if f == nil {
-		st, err := os.Stat(path)
-		if err != nil || st.IsDir() {
-			total = dirSize(path)
-		} else {
-			total = st.Size()
-		}
+		total = sysmem.PathSize(path)
 		return total, total
 	}
 	var embed int64

@@ -8,6 +8,7 @@ import (
 
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/model"
 )
 
@@ -27,6 +28,10 @@ type Loaded struct {
 // Load opens a model of any supported format and prepares it to generate.
 func Load(path string, opts Options) (*Loaded, error) {
 	start := time.Now()
+	if err := sysmem.Check(path); err != nil {
+		// mmap'd weights cannot be OOM-killed, but paging makes every token slow: say so first.
+		slog.Warn("model larger than available memory", "problem", err.Error())
+	}
 	ck, err := checkpoint.Open(path)
 	if err != nil {
 		return nil, err
