@@ -42,30 +42,6 @@ func (c *compressor) layerStages(li int) []stage {
 	}
 }
 
-// setMatrix swaps a compressed matrix into the model.
-func setMatrix(l *model.Layer, suffix string, m tensor.Matrix) {
-	switch suffix {
-	case "self_attn.qkv_proj.weight":
-		l.QKV = m
-	case "self_attn.q_proj.weight":
-		l.Q = m
-	case "self_attn.k_proj.weight":
-		l.K = m
-	case "self_attn.v_proj.weight":
-		l.V = m
-	case "self_attn.o_proj.weight":
-		l.O = m
-	case "mlp.gate_up_proj.weight":
-		l.GateUp = m
-	case "mlp.gate_proj.weight":
-		l.Gate = m
-	case "mlp.up_proj.weight":
-		l.Up = m
-	case "mlp.down_proj.weight":
-		l.Down = m
-	}
-}
-
 // encodeAll writes every tensor: embedding, layers in order, final norm, head.
 func (c *compressor) encodeAll(names []string) error {
 	cfg := &c.m.Config
@@ -135,7 +111,9 @@ func (c *compressor) encodeAll(names []string) error {
 				if err != nil {
 					return err
 				}
-				setMatrix(layer, suffix, m)
+				for _, slot := range c.matrixSlots(p + suffix) {
+					*slot = m // later projections and layers see the compressed weight
+				}
 				written[p+suffix] = true
 			}
 		}
