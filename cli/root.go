@@ -34,12 +34,16 @@ func Main(args []string) int {
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	msg = strings.TrimPrefix(msg, "upg: ") // packages that prefix their own errors
-	fmt.Fprintf(os.Stderr, "upg: %s\n", msg)
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
-		fmt.Fprintf(os.Stderr, "Run 'upg %s --help' for usage.\n", commandName(root, args))
+		help := "upg --help"
+		if name := commandName(root, args); name != "" {
+			help = "upg " + name + " --help"
+		}
+		fmt.Fprintf(os.Stderr, "upg: %s (see '%s')\n", msg, help)
 		return exitUsage
 	}
+	fmt.Fprintf(os.Stderr, "upg: %s\n", msg)
 	return exitError
 }
 
