@@ -21,7 +21,8 @@ for target in \
   "./upgfile FuzzParse" \
   "./codec FuzzOpen"; do
   set -- $target
-  if go test -list "^$2\$" "$1" | grep -q "^$2\$"; then
+  listed=$(go test -list "^$2\$" "$1")
+  if grep -qx "$2" <<<"$listed"; then
     echo "-- $1 $2 ($FUZZTIME)"
     go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1"
   else
