@@ -307,12 +307,12 @@ func TestRotationIsOrthogonal(t *testing.T) {
 		for i := range x {
 			x[i], w[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
 		}
-		want := dot32(w, x)
+		want := tensor.Dot(w, x)
 		xr := append([]float32(nil), x...)
 		wr := append([]float32(nil), w...)
 		rotateForward(xr, s)
 		rotateForward(wr, s)
-		if got := dot32(wr, xr); math.Abs(float64(got-want)) > 1e-4 {
+		if got := tensor.Dot(wr, xr); math.Abs(float64(got-want)) > 1e-4 {
 			t.Fatalf("cols %d: rotated dot %v, want %v", cols, got, want)
 		}
 		rotateBackward(wr, s)

@@ -372,23 +372,7 @@ func (m *DenseMatrix) MatMul(dst, x []float32, n int) {
 	for r := 0; r < m.R; r++ {
 		m.DecodeRowsRotated(row, r, r+1)
 		for i := 0; i < n; i++ {
-			dst[i*m.R+r] = dot32(row, xr[i*m.C:(i+1)*m.C])
+			dst[i*m.R+r] = tensor.Dot(row, xr[i*m.C:(i+1)*m.C])
 		}
 	}
-}
-
-func dot32(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1 + s2 + s3
 }

@@ -1,6 +1,10 @@
 package codec
 
-import "math"
+import (
+	"math"
+
+	"github.com/upg-ai/upg/tensor"
+)
 
 // RotationBlock is the size of the Hadamard blocks used to rotate a vector
 // of length cols: the largest power of two dividing cols. The rotation is
@@ -32,38 +36,18 @@ func RotationSigns(seed uint64, cols int) []float32 {
 	return s
 }
 
-// fwht applies the orthonormal (scaled by 1/√n) Walsh–Hadamard transform
-// in natural (Sylvester) order to each consecutive block of length n of x.
-func fwht(x []float32, n int) {
-	scale := float32(1 / math.Sqrt(float64(n)))
-	for b := 0; b+n <= len(x); b += n {
-		v := x[b : b+n]
-		for h := 1; h < n; h *= 2 {
-			for i := 0; i < n; i += 2 * h {
-				for j := i; j < i+h; j++ {
-					a, c := v[j], v[j+h]
-					v[j], v[j+h] = a+c, a-c
-				}
-			}
-		}
-		for i := range v {
-			v[i] *= scale
-		}
-	}
-}
-
 // rotateForward computes x ← Q·x = H·(D·x) in place (what a kernel does to
 // the input vector of a rotated matrix).
 func rotateForward(x, signs []float32) {
 	for i := range x {
 		x[i] *= signs[i]
 	}
-	fwht(x, RotationBlock(len(x)))
+	tensor.FWHT(x, RotationBlock(len(x)))
 }
 
 // rotateBackward computes x ← Qᵀ·x = D·(H·x) in place.
 func rotateBackward(x, signs []float32) {
-	fwht(x, RotationBlock(len(x)))
+	tensor.FWHT(x, RotationBlock(len(x)))
 	for i := range x {
 		x[i] *= signs[i]
 	}

@@ -2,7 +2,10 @@
 
 package model
 
-import "golang.org/x/sys/cpu"
+import (
+	"github.com/upg-ai/upg/tensor"
+	"golang.org/x/sys/cpu"
+)
 
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
@@ -17,11 +20,11 @@ func dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	n := len(a) &^ 31
 	if !useAVX2 || n == 0 {
-		return dotGo(a, b)
+		return tensor.Dot(a, b)
 	}
 	s := dotAVX2(&a[0], &b[0], n)
 	if n < len(a) {
-		s += dotGo(a[n:], b[n:])
+		s += tensor.Dot(a[n:], b[n:])
 	}
 	return s
 }

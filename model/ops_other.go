@@ -2,5 +2,7 @@
 
 package model
 
-func dot(a, b []float32) float32               { return dotGo(a, b) }
+import "github.com/upg-ai/upg/tensor"
+
+func dot(a, b []float32) float32               { return tensor.Dot(a, b) }
 func axpy(y []float32, a float32, x []float32) { axpyGo(y, a, x) }

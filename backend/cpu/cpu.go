@@ -256,25 +256,8 @@ func (b *Backend) DecodeRow(dst []float32, w tensor.Matrix, r int) {
 
 // unrotate computes v ← Qᵀ·v = D·(H·v) for a rotated dense matrix.
 func (b *Backend) unrotate(v []float32, m *codec.DenseMatrix) {
-	fwht(v, m.RotBlock)
+	tensor.FWHT(v, m.RotBlock)
 	for i, s := range m.Signs {
 		v[i] *= s
 	}
-}
-
-// Dot is a float32 dot product with four independent accumulators.
-func Dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }

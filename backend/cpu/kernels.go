@@ -672,7 +672,7 @@ func plainRows(j *mmJob, ws *workerState, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := data[r*C : (r+1)*C]
 			for t := 0; t < j.n; t++ {
-				j.dst[t*R+r] = Dot(row, j.x[t*C:(t+1)*C])
+				j.dst[t*R+r] = tensor.Dot(row, j.x[t*C:(t+1)*C])
 			}
 		}
 		return
@@ -691,28 +691,8 @@ func genericRows(j *mmJob, ws *workerState, lo, hi int) {
 		for r := r0; r < r1; r++ {
 			row := buf[(r-r0)*C : (r-r0+1)*C]
 			for t := 0; t < j.n; t++ {
-				j.dst[t*R+r] = Dot(row, j.x[t*C:(t+1)*C])
+				j.dst[t*R+r] = tensor.Dot(row, j.x[t*C:(t+1)*C])
 			}
-		}
-	}
-}
-
-// fwht applies the orthonormal Walsh–Hadamard transform (Sylvester order)
-// to each consecutive block of n values of x.
-func fwht(x []float32, n int) {
-	scale := float32(1 / math.Sqrt(float64(n)))
-	for b := 0; b+n <= len(x); b += n {
-		v := x[b : b+n]
-		for h := 1; h < n; h *= 2 {
-			for i := 0; i < n; i += 2 * h {
-				for j := i; j < i+h; j++ {
-					a, c := v[j], v[j+h]
-					v[j], v[j+h] = a+c, a-c
-				}
-			}
-		}
-		for i := range v {
-			v[i] *= scale
 		}
 	}
 }

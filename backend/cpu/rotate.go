@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"github.com/upg-ai/upg/tensor"
 	"math"
 
 	"github.com/upg-ai/upg/codec"
@@ -39,5 +40,5 @@ func rotate(x []float32, m *codec.DenseMatrix, lv Level) {
 	for i, s := range m.Signs {
 		x[i] *= s
 	}
-	fwht(x, n)
+	tensor.FWHT(x, n)
 }
