@@ -7,10 +7,12 @@ package bench
 import (
 	"fmt"
 	"github.com/upg-ai/upg/internal/sysmem"
+	"io"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -84,6 +86,9 @@ type Options struct {
 	// Force runs even when the model file is larger than the available
 	// memory (it would then be paged from disk on every token).
 	Force bool
+	// DecodeProfile, when set, receives a CPU profile (pprof) of the
+	// decode phase.
+	DecodeProfile io.Writer
 }
 
 // Result is what Run measured.
@@ -186,6 +191,11 @@ func Run(path string, opts Options) (Result, error) {
 
 	pos := len(prompt)
 	tok := []int{argmax(logits[:c.Vocab])}
+	if opts.DecodeProfile != nil {
+		if err := pprof.StartCPUProfile(opts.DecodeProfile); err != nil {
+			return res, err
+		}
+	}
 	start = time.Now()
 	for i := 0; i < opts.GenTokens; i++ {
 		if logits, err = run(tok, pos); err != nil {
@@ -195,6 +205,9 @@ func Run(path string, opts Options) (Result, error) {
 		tok[0] = argmax(logits[:c.Vocab])
 	}
 	el := time.Since(start).Seconds()
+	if opts.DecodeProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	res.DecodeTokS = float64(opts.GenTokens) / el
 	res.MsPerLayer = el / float64(opts.GenTokens) / float64(c.Layers) * 1000
 	res.EffectiveGBs = float64(res.BytesPerToken) * res.DecodeTokS / 1e9

@@ -11,9 +11,10 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	var (
-		path   string
-		opts   bench.Options
-		asJSON bool
+		path    string
+		opts    bench.Options
+		asJSON  bool
+		profile string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model FILE",
@@ -35,6 +36,14 @@ to the memory roofline.`,
 				if err := bench.CheckMemory(path); err != nil {
 					return err
 				}
+			}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				opts.DecodeProfile = f
 			}
 			opts.Bandwidth = bench.ReadBandwidth(opts.Threads)
 			if !asJSON {
@@ -64,6 +73,7 @@ to the memory roofline.`,
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
 	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (pprof) of the decode phase to this file")
 	f.BoolVar(&opts.Force, "force", false, "run even if the model is larger than the available memory")
 	return cmd
 }

@@ -12,9 +12,12 @@ type Cache interface {
 	// Store writes the key and value of seq at pos in layer. Positions of a
 	// sequence must be stored in order without gaps (pos ≤ Len(seq)).
 	Store(seq, layer, pos int, k, v []float32) error
-	// K and V return the stored vectors (views, not copies) of seq at pos.
-	K(seq, layer, pos int) []float32
-	V(seq, layer, pos int) []float32
+	// Span returns the keys and values of seq in layer from position pos
+	// to the end of the contiguous run of stored positions that holds pos
+	// (at least pos itself; pos < Len): views, not copies, laid out
+	// [position][KVDim]. A contiguous cache returns every position from
+	// pos on in one span; a paged cache returns the rest of pos's page.
+	Span(seq, layer, pos int) (k, v []float32)
 	// Len is the number of positions stored for seq (in layer 0).
 	Len(seq int) int
 	// Truncate forgets positions ≥ n of seq (n = 0 frees the sequence).
@@ -83,14 +86,11 @@ func (c *Contiguous) Store(seq, layer, pos int, k, v []float32) error {
 	return nil
 }
 
-// K implements Cache.
-func (c *Contiguous) K(seq, layer, pos int) []float32 {
-	return c.seqs[seq].k[layer][pos*c.kvDim : (pos+1)*c.kvDim]
-}
-
-// V implements Cache.
-func (c *Contiguous) V(seq, layer, pos int) []float32 {
-	return c.seqs[seq].v[layer][pos*c.kvDim : (pos+1)*c.kvDim]
+// Span implements Cache.
+func (c *Contiguous) Span(seq, layer, pos int) (k, v []float32) {
+	st := c.seqs[seq]
+	lo, hi := pos*c.kvDim, st.n[layer]*c.kvDim
+	return st.k[layer][lo:hi], st.v[layer][lo:hi]
 }
 
 // Len implements Cache.

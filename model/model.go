@@ -325,7 +325,7 @@ func (m *Model) attnWork(worker, lo, hi int) {
 	a := &m.attn
 	bf := &m.buf
 	n := len(a.b.Tokens)
-	hd, qd := c.HeadDim, c.QDim()
+	hd, qd, kvd := c.HeadDim, c.QDim(), c.KVDim()
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	prob := bf.prob[worker*group*a.maxT : (worker+1)*group*a.maxT]
@@ -333,23 +333,47 @@ func (m *Model) attnWork(worker, lo, hi int) {
 		i, kvh := p%n, p/n
 		seq, pos := a.b.Seq[i], a.b.Pos[i]
 		kv := kvh * hd
-		q0 := i*qd + kvh*group*hd // first query head of the group
+		q := bf.q[i*qd+kvh*group*hd : i*qd+(kvh+1)*group*hd] // the group's query heads
+		att := bf.att[i*qd+kvh*group*hd : i*qd+(kvh+1)*group*hd]
 		T := pos + 1
-		for t := 0; t < T; t++ {
-			k := a.cache.K(seq, a.li, t)[kv : kv+hd]
-			for g := 0; g < group; g++ {
-				prob[g*a.maxT+t] = dot(bf.q[q0+g*hd:q0+(g+1)*hd], k) * scale
-			}
+		for t := 0; t < T; {
+			ks, _ := a.cache.Span(seq, a.li, t)
+			cnt := min(len(ks)/kvd, T-t)
+			attnScores(prob[t:], a.maxT, q, ks[kv:], kvd, cnt, group, hd, scale)
+			t += cnt
 		}
 		for g := 0; g < group; g++ {
 			softmax(prob[g*a.maxT : g*a.maxT+T])
-			clear(bf.att[q0+g*hd : q0+(g+1)*hd])
 		}
-		for t := 0; t < T; t++ {
-			v := a.cache.V(seq, a.li, t)[kv : kv+hd]
-			for g := 0; g < group; g++ {
-				axpy(bf.att[q0+g*hd:q0+(g+1)*hd], prob[g*a.maxT+t], v)
-			}
+		clear(att)
+		for t := 0; t < T; {
+			_, vs := a.cache.Span(seq, a.li, t)
+			cnt := min(len(vs)/kvd, T-t)
+			attnValues(att, prob[t:], a.maxT, vs[kv:], kvd, cnt, group, hd)
+			t += cnt
+		}
+	}
+}
+
+// attnScores writes prob[g*ps+t] = scale·(q_g · k_t) for the group's query
+// heads g < group (q holds them back to back, hd floats each) and the n
+// keys k_t = k[t*ks : t*ks+hd].
+func attnScoresGo(prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {
+	for t := 0; t < n; t++ {
+		kt := k[t*ks : t*ks+hd]
+		for g := 0; g < group; g++ {
+			prob[g*ps+t] = dot(q[g*hd:(g+1)*hd], kt) * scale
+		}
+	}
+}
+
+// attnValues adds Σ_t prob[g*ps+t]·v_t to each query head g's output
+// att[g*hd:(g+1)*hd], v_t = v[t*vs : t*vs+hd].
+func attnValuesGo(att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
+	for t := 0; t < n; t++ {
+		vt := v[t*vs : t*vs+hd]
+		for g := 0; g < group; g++ {
+			axpy(att[g*hd:(g+1)*hd], prob[g*ps+t], vt)
 		}
 	}
 }

@@ -7,7 +7,16 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
-var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+var (
+	useAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	useAVX512 = cpu.X86.HasAVX512F
+)
+
+//go:noescape
+func scoresAVX512(prob *float32, ps int, q, k *float32, ks, n, group, hd int, scale float32)
+
+//go:noescape
+func valuesAVX512(att, prob *float32, ps int, v *float32, vs, n, group, hd int)
 
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
@@ -39,4 +48,31 @@ func axpy(y []float32, a float32, x []float32) {
 	}
 	axpyAVX2(&y[0], a, &x[0], n)
 	axpyGo(y[n:], a, x[n:])
+}
+
+// attnScores writes prob[g*ps+t] = scale·(q_g · k_t) for the group's query
+// heads g < group (q holds them back to back, hd floats each) and the n
+// keys k_t = k[t*ks : t*ks+hd].
+func attnScores(prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {
+	if !useAVX512 || hd%16 != 0 || n == 0 {
+		attnScoresGo(prob, ps, q, k, ks, n, group, hd, scale)
+		return
+	}
+	_ = prob[(group-1)*ps+n-1]
+	_ = q[group*hd-1]
+	_ = k[(n-1)*ks+hd-1]
+	scoresAVX512(&prob[0], ps, &q[0], &k[0], ks, n, group, hd, scale)
+}
+
+// attnValues adds Σ_t prob[g*ps+t]·v_t to each query head g's output
+// att[g*hd:(g+1)*hd], v_t = v[t*vs : t*vs+hd].
+func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
+	if !useAVX512 || hd%16 != 0 || n == 0 {
+		attnValuesGo(att, prob, ps, v, vs, n, group, hd)
+		return
+	}
+	_ = prob[(group-1)*ps+n-1]
+	_ = att[group*hd-1]
+	_ = v[(n-1)*vs+hd-1]
+	valuesAVX512(&att[0], &prob[0], ps, &v[0], vs, n, group, hd)
 }

@@ -6,3 +6,11 @@ import "github.com/upg-ai/upg/tensor"
 
 func dot(a, b []float32) float32               { return tensor.Dot(a, b) }
 func axpy(y []float32, a float32, x []float32) { axpyGo(y, a, x) }
+
+func attnScores(prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {
+	attnScoresGo(prob, ps, q, k, ks, n, group, hd, scale)
+}
+
+func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
+	attnValuesGo(att, prob, ps, v, vs, n, group, hd)
+}

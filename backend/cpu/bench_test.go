@@ -65,3 +65,31 @@ func BenchmarkDense(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDenseCompute is the single-core compute ceiling of the decode
+// kernels: one thread, a 512×5120 matrix (about 1 MB of codes) that stays
+// in the L2 cache, so memory bandwidth does not limit it.
+func BenchmarkDenseCompute(b *testing.B) {
+	for _, lv := range Levels() {
+		if lv == LevelGeneric {
+			continue
+		}
+		for _, lvl := range []string{"uniform", "lloyd"} {
+			for _, bits := range []int{2, 3, 4} {
+				p := codec.Params{Codec: "dense", Bits: bits, GroupSize: 128, Levels: lvl}
+				b.Run(fmt.Sprintf("%s/q%d/%s", lv, bits, lvl), func(b *testing.B) {
+					m, sz := phiMatrix(b, 512, 5120, p)
+					be := NewWithLevel(1, lv)
+					defer be.Close()
+					x := randVec(rand.New(rand.NewPCG(2, 3)), 5120, 1)
+					dst := make([]float32, 512)
+					b.SetBytes(sz)
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						be.MatMul(dst, x, m, 1)
+					}
+				})
+			}
+		}
+	}
+}

@@ -80,16 +80,8 @@ type Backend struct {
 	threads int
 	level   Level
 
-	mu      sync.Mutex
-	wake    []chan struct{} // per worker 1..threads-1
-	done    chan struct{}
-	quit    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
-	job     func(worker, lo, hi int)
-	jobN    int
-	jobAl   int
-	workers int
+	mu   sync.Mutex // serialises MatMul, ParallelFor and DecodeRow
+	pool pool
 
 	mm               mmJob               // the matrix multiply in flight
 	mmRun            func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
@@ -111,30 +103,11 @@ func NewWithLevel(threads int, level Level) *Backend {
 	if level > BestLevel() {
 		level = BestLevel()
 	}
-	b := &Backend{threads: threads, level: level, done: make(chan struct{}, threads), quit: make(chan struct{}),
-		wake: make([]chan struct{}, threads), ws: make([]workerState, threads)}
+	b := &Backend{threads: threads, level: level, ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
 	b.prepRun, b.packRun = b.prepTokens, b.packTiles
-	for i := 1; i < threads; i++ {
-		b.wake[i] = make(chan struct{}, 1)
-		b.wg.Add(1)
-		go b.worker(i)
-	}
+	b.pool.start(threads)
 	return b
-}
-
-func (b *Backend) worker(w int) {
-	defer b.wg.Done()
-	for {
-		select {
-		case <-b.wake[w]:
-		case <-b.quit:
-			return
-		}
-		lo, hi := b.span(w)
-		b.job(w, lo, hi)
-		b.done <- struct{}{}
-	}
 }
 
 // Name implements backend.Backend.
@@ -147,24 +120,12 @@ func (b *Backend) Level() Level { return b.level }
 func (b *Backend) Threads() int { return b.threads }
 
 // Close stops the workers.
-func (b *Backend) Close() {
-	b.once.Do(func() {
-		close(b.quit)
-		b.wg.Wait()
-	})
-}
+func (b *Backend) Close() { b.pool.stop() }
 
-// span is worker w's share of the current job: contiguous, aligned ranges.
-func (b *Backend) span(w int) (lo, hi int) {
-	chunks := (b.jobN + b.jobAl - 1) / b.jobAl
-	lo = (chunks * w / b.workers) * b.jobAl
-	hi = min((chunks*(w+1)/b.workers)*b.jobAl, b.jobN)
-	return lo, hi
-}
-
-// ParallelFor splits [0, n) into one contiguous range per worker (ranges are
-// multiples of align where possible) and runs fn on each concurrently; the
-// calling goroutine works as worker 0. It does not allocate.
+// ParallelFor splits [0, n) into chunks (multiples of align where possible)
+// that the workers take in turn until none is left, and runs fn on each;
+// the calling goroutine works as worker 0. fn may be called several times
+// per worker. It does not allocate.
 func (b *Backend) ParallelFor(n, align int, fn func(worker, lo, hi int)) {
 	b.mu.Lock()
 	b.parallelFor(n, align, fn)
@@ -172,28 +133,7 @@ func (b *Backend) ParallelFor(n, align int, fn func(worker, lo, hi int)) {
 }
 
 func (b *Backend) parallelFor(n, align int, fn func(worker, lo, hi int)) {
-	if n <= 0 {
-		return
-	}
-	if align < 1 {
-		align = 1
-	}
-	chunks := (n + align - 1) / align
-	workers := min(b.threads, chunks)
-	if workers <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	b.job, b.jobN, b.jobAl, b.workers = fn, n, align, workers
-	for w := 1; w < workers; w++ {
-		b.wake[w] <- struct{}{}
-	}
-	lo, hi := b.span(0)
-	fn(0, lo, hi)
-	for w := 1; w < workers; w++ {
-		<-b.done
-	}
-	b.job = nil
+	b.pool.run(n, align, fn)
 }
 
 // MatMul implements backend.Backend.

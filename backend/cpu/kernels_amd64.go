@@ -44,3 +44,8 @@ func absMax16(x *float32, n int) float32
 //
 //go:noescape
 func quant16(q *int8, x *float32, n int, inv float32) int
+
+// pause is the x86 spin-wait hint (PAUSE), a few dozen cycles.
+//
+//go:noescape
+func pause()

@@ -610,3 +610,8 @@ qloop:
 	MOVQ AX, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// func pause()
+TEXT ·pause(SB), NOSPLIT, $0-0
+	PAUSE
+	RET

@@ -1,0 +1,47 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestAttnKernels checks the attention score and value kernels (AVX-512
+// where the machine has it) against the plain Go loops on odd shapes.
+func TestAttnKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	vec := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(rng.NormFloat64())
+		}
+		return v
+	}
+	for _, hd := range []int{16, 48, 64, 80, 96, 128, 256} {
+		for _, group := range []int{1, 3, 4, 8} {
+			for _, n := range []int{1, 5, 17, 130} {
+				ks := hd*3 + 16 // keys of three KV heads plus padding per row
+				q, k := vec(group*hd), vec(n*ks)
+				ps := n + 3
+				want, got := make([]float32, group*ps), make([]float32, group*ps)
+				attnScoresGo(want, ps, q, k, ks, n, group, hd, 0.125)
+				attnScores(got, ps, q, k, ks, n, group, hd, 0.125)
+				for i := range want {
+					if d := math.Abs(float64(want[i] - got[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("scores hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, got[i], want[i])
+					}
+				}
+				prob := vec(group * ps)
+				att0 := vec(group * hd)
+				wantA, gotA := append([]float32(nil), att0...), append([]float32(nil), att0...)
+				attnValuesGo(wantA, prob, ps, k, ks, n, group, hd)
+				attnValues(gotA, prob, ps, k, ks, n, group, hd)
+				for i := range wantA {
+					if d := math.Abs(float64(wantA[i] - gotA[i])); d > 1e-4*(1+math.Abs(float64(wantA[i]))) {
+						t.Fatalf("values hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, gotA[i], wantA[i])
+					}
+				}
+			}
+		}
+	}
+}
