@@ -7,6 +7,7 @@ package bench
 import (
 	"fmt"
 	"github.com/upg-ai/upg/internal/sysmem"
+	"github.com/upg-ai/upg/tensor"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -86,6 +87,8 @@ type Options struct {
 	// Force runs even when the model file is larger than the available
 	// memory (it would then be paged from disk on every token).
 	Force bool
+	// KVCache is the KV cache type (tensor.F16 when unset, as in the engine).
+	KVCache tensor.DType
 	// DecodeProfile, when set, receives a CPU profile (pprof) of the
 	// decode phase.
 	DecodeProfile io.Writer
@@ -95,6 +98,7 @@ type Options struct {
 type Result struct {
 	Model         string  `json:"model"`
 	Kernel        string  `json:"kernel"`
+	KVCache       string  `json:"kv_cache"`
 	Threads       int     `json:"threads"`
 	Layers        int     `json:"layers"`
 	ModelBytes    int64   `json:"model_bytes"`
@@ -142,7 +146,7 @@ func Run(path string, opts Options) (Result, error) {
 		res.ReadBandwidth = ReadBandwidth(opts.Threads)
 	}
 	start := time.Now()
-	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Ctx: opts.PromptTokens + opts.GenTokens + 1})
+	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache})
 	if err != nil {
 		return res, err
 	}
@@ -151,6 +155,10 @@ func Run(path string, opts Options) (Result, error) {
 	m := l.Model
 	c := m.Config
 	res.Kernel = m.Backend().Name()
+	res.KVCache = "f16"
+	if opts.KVCache == tensor.F32 {
+		res.KVCache = "f32"
+	}
 	res.Threads = opts.Threads
 	if t, ok := m.Backend().(interface{ Threads() int }); ok {
 		res.Threads = t.Threads()

@@ -15,6 +15,7 @@ func newBenchCmd() *cobra.Command {
 		opts    bench.Options
 		asJSON  bool
 		profile string
+		kvType  string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model FILE",
@@ -32,6 +33,11 @@ to the memory roofline.`,
 			if path == "" {
 				return fmt.Errorf("--model is required")
 			}
+			kv, err := parseKVCache(kvType)
+			if err != nil {
+				return err
+			}
+			opts.KVCache = kv
 			if !opts.Force {
 				if err := bench.CheckMemory(path); err != nil {
 					return err
@@ -74,6 +80,7 @@ to the memory roofline.`,
 	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (pprof) of the decode phase to this file")
+	f.StringVar(&kvType, "kv-cache", "f16", "type of the cached keys and values: f16 or f32")
 	f.BoolVar(&opts.Force, "force", false, "run even if the model is larger than the available memory")
 	return cmd
 }

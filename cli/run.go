@@ -7,10 +7,12 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
+	"github.com/upg-ai/upg/tensor"
 )
 
 // modelFlags are shared by every command that loads a model.
@@ -18,12 +20,25 @@ type modelFlags struct {
 	path    string
 	threads int
 	ctx     int
+	kv      string
 }
 
 func (f *modelFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.path, "model", "m", "", "model: .upg file, Hugging Face directory or .gguf (default: the bundled demo model)")
 	cmd.Flags().IntVarP(&f.threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	cmd.Flags().IntVar(&f.ctx, "ctx", 0, "context window in tokens (default: the model's, at most 4096)")
+	cmd.Flags().StringVar(&f.kv, "kv-cache", "f16", "type of the cached keys and values: f16 or f32")
+}
+
+// parseKVCache maps the --kv-cache flag to a tensor type.
+func parseKVCache(s string) (tensor.DType, error) {
+	switch strings.ToLower(s) {
+	case "f16":
+		return tensor.F16, nil
+	case "f32":
+		return tensor.F32, nil
+	}
+	return tensor.Invalid, usagef("--kv-cache must be f16 or f32, not %q", s)
 }
 
 func (f *modelFlags) load() (*engine.Loaded, error) {
@@ -35,7 +50,11 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 		}
 		path = p
 	}
-	return engine.Load(path, engine.Options{Threads: f.threads, Ctx: f.ctx})
+	kv, err := parseKVCache(f.kv)
+	if err != nil {
+		return nil, err
+	}
+	return engine.Load(path, engine.Options{Threads: f.threads, Ctx: f.ctx, KVCache: kv})
 }
 
 // genFlags are the sampling and length flags of run and chat.

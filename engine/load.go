@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"github.com/upg-ai/upg/kvcache"
+	"github.com/upg-ai/upg/tensor"
 	"log/slog"
 	"strings"
 	"time"
@@ -16,6 +18,10 @@ import (
 type Options struct {
 	Threads int // CPU worker threads; 0 = all cores
 	Ctx     int // context window in tokens; 0 = the model's maximum (capped at 4096)
+	// KVCache is the type of the cached keys and values: tensor.F16 (half
+	// the memory and attention bandwidth; the default, as in llama.cpp) or
+	// tensor.F32 (exact; what eval uses).
+	KVCache tensor.DType
 }
 
 // Loaded is an engine together with the files it maps.
@@ -65,6 +71,13 @@ func Load(path string, opts Options) (*Loaded, error) {
 		ctx = min(4096, max(ck.Config.MaxPositions, 512))
 	}
 	e := New(m, tok, ck.Template(tok), ctx)
+	if opts.KVCache == tensor.Invalid {
+		opts.KVCache = tensor.F16
+	}
+	if e.Cache, err = kvcache.New(opts.KVCache, m.Config.Layers, m.Config.KVDim(), e.Cache.Capacity()); err != nil {
+		be.Close()
+		return fail(err)
+	}
 	slog.Debug("model loaded", "path", path, "format", ck.Format, "arch", ck.Config.Arch,
 		"layers", ck.Config.Layers, "threads", be.Threads(), "template", e.Template.Name, "elapsed", time.Since(start))
 	return &Loaded{Engine: e, Checkpoint: ck, backend: be}, nil

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/upg-ai/upg/tensor"
 )
 
 // TestAttnKernels checks the attention score and value kernels (AVX-512
@@ -31,6 +33,15 @@ func TestAttnKernels(t *testing.T) {
 						t.Fatalf("scores hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, got[i], want[i])
 					}
 				}
+				k16 := make([]uint16, len(k))
+				tensor.F32ToF16s(k16, k)
+				attnScoresF16Go(want, ps, q, k16, ks, n, group, hd, 0.125)
+				attnScoresF16(got, ps, q, k16, ks, n, group, hd, 0.125)
+				for i := range want {
+					if d := math.Abs(float64(want[i] - got[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+						t.Fatalf("f16 scores hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, got[i], want[i])
+					}
+				}
 				prob := vec(group * ps)
 				att0 := vec(group * hd)
 				wantA, gotA := append([]float32(nil), att0...), append([]float32(nil), att0...)
@@ -39,6 +50,15 @@ func TestAttnKernels(t *testing.T) {
 				for i := range wantA {
 					if d := math.Abs(float64(wantA[i] - gotA[i])); d > 1e-4*(1+math.Abs(float64(wantA[i]))) {
 						t.Fatalf("values hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, gotA[i], wantA[i])
+					}
+				}
+				copy(wantA, att0)
+				copy(gotA, att0)
+				attnValuesF16Go(wantA, prob, ps, k16, ks, n, group, hd)
+				attnValuesF16(gotA, prob, ps, k16, ks, n, group, hd)
+				for i := range wantA {
+					if d := math.Abs(float64(wantA[i] - gotA[i])); d > 1e-4*(1+math.Abs(float64(wantA[i]))) {
+						t.Fatalf("f16 values hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, gotA[i], wantA[i])
 					}
 				}
 			}

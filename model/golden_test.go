@@ -11,6 +11,7 @@ import (
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/tensor"
 )
 
 const sharedModels = "../../shared/models"
@@ -72,15 +73,34 @@ func argmax(x []float32) int {
 // TestGoldenLogits checks the forward pass against transformers' float32
 // logits, per-position argmax and greedy continuation (tokenization is
 // tested in package tokenizer; here the reference input ids are used).
+// TestGoldenLogits compares logits and greedy continuations with
+// transformers' float32 reference, through a float32 KV cache (tolerance
+// 1e-3) and through an fp16 one (keys and values rounded to half
+// precision: tolerance 2e-2, same greedy tokens).
 func TestGoldenLogits(t *testing.T) {
 	for _, name := range []string{"miniphi-29m", "TinyStories-656K", "tiny-qwen2-random"} {
-		t.Run(name, func(t *testing.T) {
+		for _, dt := range []tensor.DType{tensor.F32, tensor.F16} {
+			t.Run(name+"/kv-"+dt.String(), func(t *testing.T) { checkGolden(t, name, dt) })
+		}
+	}
+}
+
+func checkGolden(t *testing.T, name string, dt tensor.DType) {
+	tol := 1e-3
+	if dt == tensor.F16 {
+		tol = 2e-2
+	}
+	{
+		{
 			dir := filepath.Join(sharedModels, name)
 			cases := loadCases(t, dir)
 			m := openModel(t, dir)
 			V := m.Config.Vocab
 			for ci, c := range cases {
-				cache := kvcache.NewContiguous(m.Config.Layers, m.Config.KVDim(), 256)
+				cache, err := kvcache.New(dt, m.Config.Layers, m.Config.KVDim(), 256)
+				if err != nil {
+					t.Fatal(err)
+				}
 				n := len(c.InputIDs)
 				b := &model.Batch{Tokens: c.InputIDs, Pos: make([]int, n), Seq: make([]int, n), Logits: make([]bool, n)}
 				for i := range n {
@@ -101,8 +121,8 @@ func TestGoldenLogits(t *testing.T) {
 					maxErr = math.Max(maxErr, math.Abs(float64(last[i]-want)))
 				}
 				t.Logf("case %d: last-position logits max abs error %.2e", ci, maxErr)
-				if maxErr > 1e-3 {
-					t.Errorf("case %d: last logits max abs error %.3e > 1e-3", ci, maxErr)
+				if maxErr > tol {
+					t.Errorf("case %d: last logits max abs error %.3e > %.0e", ci, maxErr, tol)
 				}
 				// Greedy continuation, one token at a time through the cache.
 				// The references were generated with min_new_tokens=32, which
@@ -130,6 +150,6 @@ func TestGoldenLogits(t *testing.T) {
 					}
 				}
 			}
-		})
+		}
 	}
 }

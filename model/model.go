@@ -337,9 +337,13 @@ func (m *Model) attnWork(worker, lo, hi int) {
 		att := bf.att[i*qd+kvh*group*hd : i*qd+(kvh+1)*group*hd]
 		T := pos + 1
 		for t := 0; t < T; {
-			ks, _ := a.cache.Span(seq, a.li, t)
-			cnt := min(len(ks)/kvd, T-t)
-			attnScores(prob[t:], a.maxT, q, ks[kv:], kvd, cnt, group, hd, scale)
+			sp := a.cache.Span(seq, a.li, t)
+			cnt := min(sp.Positions(kvd), T-t)
+			if sp.K16 != nil {
+				attnScoresF16(prob[t:], a.maxT, q, sp.K16[kv:], kvd, cnt, group, hd, scale)
+			} else {
+				attnScores(prob[t:], a.maxT, q, sp.K[kv:], kvd, cnt, group, hd, scale)
+			}
 			t += cnt
 		}
 		for g := 0; g < group; g++ {
@@ -347,17 +351,19 @@ func (m *Model) attnWork(worker, lo, hi int) {
 		}
 		clear(att)
 		for t := 0; t < T; {
-			_, vs := a.cache.Span(seq, a.li, t)
-			cnt := min(len(vs)/kvd, T-t)
-			attnValues(att, prob[t:], a.maxT, vs[kv:], kvd, cnt, group, hd)
+			sp := a.cache.Span(seq, a.li, t)
+			cnt := min(sp.Positions(kvd), T-t)
+			if sp.V16 != nil {
+				attnValuesF16(att, prob[t:], a.maxT, sp.V16[kv:], kvd, cnt, group, hd)
+			} else {
+				attnValues(att, prob[t:], a.maxT, sp.V[kv:], kvd, cnt, group, hd)
+			}
 			t += cnt
 		}
 	}
 }
 
-// attnScores writes prob[g*ps+t] = scale·(q_g · k_t) for the group's query
-// heads g < group (q holds them back to back, hd floats each) and the n
-// keys k_t = k[t*ks : t*ks+hd].
+// attnScoresGo is the portable attnScores.
 func attnScoresGo(prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {
 	for t := 0; t < n; t++ {
 		kt := k[t*ks : t*ks+hd]
@@ -367,13 +373,40 @@ func attnScoresGo(prob []float32, ps int, q, k []float32, ks, n, group, hd int, 
 	}
 }
 
-// attnValues adds Σ_t prob[g*ps+t]·v_t to each query head g's output
-// att[g*hd:(g+1)*hd], v_t = v[t*vs : t*vs+hd].
+// attnValuesGo is the portable attnValues.
 func attnValuesGo(att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
 	for t := 0; t < n; t++ {
 		vt := v[t*vs : t*vs+hd]
 		for g := 0; g < group; g++ {
 			axpy(att[g*hd:(g+1)*hd], prob[g*ps+t], vt)
+		}
+	}
+}
+
+// attnScoresF16Go is attnScoresGo over fp16 keys.
+func attnScoresF16Go(prob []float32, ps int, q []float32, k []uint16, ks, n, group, hd int, scale float32) {
+	for t := 0; t < n; t++ {
+		kt := k[t*ks : t*ks+hd]
+		for g := 0; g < group; g++ {
+			qg := q[g*hd : (g+1)*hd]
+			var s float32
+			for i, h := range kt {
+				s += qg[i] * tensor.F16ToF32(h)
+			}
+			prob[g*ps+t] = s * scale
+		}
+	}
+}
+
+// attnValuesF16Go is attnValuesGo over fp16 values.
+func attnValuesF16Go(att, prob []float32, ps int, v []uint16, vs, n, group, hd int) {
+	for t := 0; t < n; t++ {
+		vt := v[t*vs : t*vs+hd]
+		for g := 0; g < group; g++ {
+			p, ag := prob[g*ps+t], att[g*hd:(g+1)*hd]
+			for i, h := range vt {
+				ag[i] += p * tensor.F16ToF32(h)
+			}
 		}
 	}
 }

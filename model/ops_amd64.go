@@ -16,6 +16,12 @@ var (
 func scoresAVX512(prob *float32, ps int, q, k *float32, ks, n, group, hd int, scale float32)
 
 //go:noescape
+func scoresF16AVX512(prob *float32, ps int, q *float32, k *uint16, ks, n, group, hd int, scale float32)
+
+//go:noescape
+func valuesF16AVX512(att, prob *float32, ps int, v *uint16, vs, n, group, hd int)
+
+//go:noescape
 func valuesAVX512(att, prob *float32, ps int, v *float32, vs, n, group, hd int)
 
 //go:noescape
@@ -75,4 +81,28 @@ func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) 
 	_ = att[group*hd-1]
 	_ = v[(n-1)*vs+hd-1]
 	valuesAVX512(&att[0], &prob[0], ps, &v[0], vs, n, group, hd)
+}
+
+// attnScoresF16 is attnScores over fp16 keys.
+func attnScoresF16(prob []float32, ps int, q []float32, k []uint16, ks, n, group, hd int, scale float32) {
+	if !useAVX512 || hd%16 != 0 || n == 0 {
+		attnScoresF16Go(prob, ps, q, k, ks, n, group, hd, scale)
+		return
+	}
+	_ = prob[(group-1)*ps+n-1]
+	_ = q[group*hd-1]
+	_ = k[(n-1)*ks+hd-1]
+	scoresF16AVX512(&prob[0], ps, &q[0], &k[0], ks, n, group, hd, scale)
+}
+
+// attnValuesF16 is attnValues over fp16 values.
+func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int) {
+	if !useAVX512 || hd%16 != 0 || n == 0 {
+		attnValuesF16Go(att, prob, ps, v, vs, n, group, hd)
+		return
+	}
+	_ = prob[(group-1)*ps+n-1]
+	_ = att[group*hd-1]
+	_ = v[(n-1)*vs+hd-1]
+	valuesF16AVX512(&att[0], &prob[0], ps, &v[0], vs, n, group, hd)
 }

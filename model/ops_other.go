@@ -14,3 +14,11 @@ func attnScores(prob []float32, ps int, q, k []float32, ks, n, group, hd int, sc
 func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
 	attnValuesGo(att, prob, ps, v, vs, n, group, hd)
 }
+
+func attnScoresF16(prob []float32, ps int, q []float32, k []uint16, ks, n, group, hd int, scale float32) {
+	attnScoresF16Go(prob, ps, q, k, ks, n, group, hd, scale)
+}
+
+func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int) {
+	attnValuesF16Go(att, prob, ps, v, vs, n, group, hd)
+}

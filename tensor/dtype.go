@@ -168,3 +168,11 @@ func NumElements(shape []int) (int, bool) {
 	}
 	return n, true
 }
+
+// F32ToF16s rounds src to half precision into dst (len(dst) ≥ len(src)).
+func F32ToF16s(dst []uint16, src []float32) {
+	dst = dst[:len(src)]
+	for i, f := range src {
+		dst[i] = F32ToF16(f)
+	}
+}

@@ -93,3 +93,50 @@ func BenchmarkDenseCompute(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDenseDRAM is the decode kernel streaming from memory: 16 distinct
+// 17920×5120 matrices (3-bit codes, group 128, a non-linear codebook; about
+// 570 MB, more than the last-level cache) multiplied in turn with one
+// token, as in decoding. The codes are random bytes: speed does not depend
+// on the values. Compare its MB/s with `upg bench`'s read bandwidth.
+func BenchmarkDenseDRAM(b *testing.B) {
+	const rows, cols, bits, gs, count = 17920, 5120, 3, 128, 16
+	rng := rand.New(rand.NewPCG(5, 6))
+	groups := cols / gs
+	var ms []*codec.DenseMatrix
+	var total int64
+	for range count {
+		m := &codec.DenseMatrix{R: rows, C: cols, Bits: bits, GroupSize: gs, Groups: groups,
+			Levels: []float32{-2.1, -1.3, -0.75, -0.24, 0.25, 0.77, 1.35, 2.2}, RowBytes: cols * bits / 8,
+			Scales: make([]byte, 2*rows*groups), Codes: make([]byte, rows*cols*bits/8)}
+		for i := range m.Codes {
+			m.Codes[i] = byte(rng.Uint32())
+		}
+		for i := 0; i < len(m.Scales); i += 2 {
+			m.Scales[i], m.Scales[i+1] = 0x1f, 0x21 // fp16 ≈ 0.01
+		}
+		ms = append(ms, m)
+		total += int64(len(m.Codes) + len(m.Scales))
+	}
+	for _, lv := range Levels() {
+		if lv == LevelGeneric {
+			continue
+		}
+		b.Run(lv.String(), func(b *testing.B) {
+			be := NewWithLevel(0, lv)
+			defer be.Close()
+			x := randVec(rng, cols, 1)
+			dst := make([]float32, rows)
+			for _, m := range ms {
+				be.MatMul(dst, x, m, 1)
+			}
+			b.SetBytes(total)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for _, m := range ms {
+					be.MatMul(dst, x, m, 1)
+				}
+			}
+		})
+	}
+}
