@@ -25,7 +25,6 @@
 package cpu
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/upg-ai/upg/codec"
@@ -91,14 +90,14 @@ type Backend struct {
 }
 
 // New starts a backend with the given number of worker threads (0 = the
-// number of CPUs) at the best kernel level of this machine.
+// number of physical cores) at the best kernel level of this machine.
 func New(threads int) *Backend { return NewWithLevel(threads, BestLevel()) }
 
 // NewWithLevel is New with a forced kernel level; a level the machine lacks
 // is lowered to the best one it has.
 func NewWithLevel(threads int, level Level) *Backend {
 	if threads <= 0 {
-		threads = runtime.NumCPU()
+		threads = PhysicalCores()
 	}
 	if level > BestLevel() {
 		level = BestLevel()

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -37,5 +38,17 @@ func TestParallelForCoversOnce(t *testing.T) {
 		}
 		b.Close()
 		b.Close() // idempotent
+	}
+}
+
+func TestPhysicalCores(t *testing.T) {
+	n := PhysicalCores()
+	if n < 1 || n > runtime.NumCPU() {
+		t.Fatalf("PhysicalCores() = %d, want 1..%d", n, runtime.NumCPU())
+	}
+	if b := New(0); b.Threads() != n {
+		t.Errorf("New(0) has %d threads, want %d", b.Threads(), n)
+	} else {
+		b.Close()
 	}
 }
