@@ -34,6 +34,7 @@ import (
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
@@ -175,6 +176,10 @@ func Run(src, out string, opts Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The sampled rows fault in (and read ahead) pages of the mapped
+		// source; drop them so the resident set does not grow with the
+		// number of tensors planned.
+		ck.Release()
 		plans = append(plans, p)
 		planOf[n] = p
 	}
@@ -264,24 +269,8 @@ func Run(src, out string, opts Options) (*Report, error) {
 	rep.RatioFP32 = float64(totalParams*4) / float64(rep.FileBytes)
 	rep.RatioSource = float64(sourceBytes) / float64(rep.FileBytes)
 	rep.ParamsPerSec = float64(totalParams) / rep.Elapsed.Seconds()
-	rep.PeakRSS = peakRSS()
+	rep.PeakRSS = sysmem.Self().PeakRSS
 	return rep, nil
-}
-
-// peakRSS reads the process's peak resident set size from /proc (Linux).
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
-			return kb * 1024
-		}
-	}
-	return 0
 }
 
 func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }
@@ -373,19 +362,47 @@ type compressor struct {
 
 func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", layer, p) }
 
-// runCalibration runs every calibration sequence through all layers, calling
-// tap for each layer; X holds the hidden states after the last layer.
-func (c *compressor) forEachSeq(fn func(s int, x []float32, b *model.Batch, cache kvcache.Cache) error) error {
+// layerCache is a kvcache.Cache that holds the keys and values of one layer
+// only. The compressor runs the model one layer at a time (runLayer clears
+// the batch's sequences first), so the other layers' entries would never be
+// read again: keeping them would make memory grow with the number of layers.
+type layerCache struct{ *kvcache.Contiguous }
+
+func newLayerCache(kvDim, capacity int) layerCache {
+	return layerCache{kvcache.NewContiguous(1, kvDim, capacity)}
+}
+
+// Store implements kvcache.Cache.
+func (c layerCache) Store(seq, layer, pos int, k, v []float32) error {
+	return c.Contiguous.Store(seq, 0, pos, k, v)
+}
+
+// Span implements kvcache.Cache.
+func (c layerCache) Span(seq, layer, pos int) kvcache.Span { return c.Contiguous.Span(seq, 0, pos) }
+
+// runLayer applies layer li of m to the hidden states x of batch b (in
+// place), after clearing the batch's sequences from the one-layer cache.
+func runLayer(m *model.Model, li int, x []float32, b *model.Batch, cache layerCache, tap model.Tap) error {
+	for i, s := range b.Seq {
+		if i == 0 || s != b.Seq[i-1] {
+			cache.Truncate(s, 0)
+		}
+	}
+	return m.RunLayer(li, x, b, cache, tap)
+}
+
+// forEachSeq calls fn with a batch of each calibration sequence in turn
+// (positions from 0, sequence id 0) and a one-layer cache.
+func (c *compressor) forEachSeq(fn func(s int, b *model.Batch, cache layerCache) error) error {
 	n := c.opts.CalibCtx
-	cache := kvcache.NewContiguous(c.m.Config.Layers, c.m.Config.KVDim(), n)
+	cache := newLayerCache(c.m.Config.KVDim(), n)
 	b := &model.Batch{Pos: make([]int, n), Seq: make([]int, n)}
 	for i := range n {
 		b.Pos[i] = i
 	}
 	for s, ids := range c.seqs {
 		b.Tokens = ids
-		cache.Truncate(0, 0)
-		if err := fn(s, nil, b, cache); err != nil {
+		if err := fn(s, b, cache); err != nil {
 			return err
 		}
 	}
@@ -393,56 +410,59 @@ func (c *compressor) forEachSeq(fn func(s int, x []float32, b *model.Batch, cach
 }
 
 // collectDiag records diag(E[x xᵀ]) at every projection input of the
-// original model, and of the output head's input.
+// original model, and of the output head's input. It runs layer by layer
+// over all sequences (their hidden states are kept, as encodeAll keeps them
+// later) and drops the layer's mapped source pages after it, so memory does
+// not grow with the number of layers.
 func (c *compressor) collectDiag() error {
 	cfg := &c.m.Config
 	d := cfg.Hidden
 	c.diag = map[string][]float64{}
-	x := make([]float32, c.opts.CalibCtx*d)
-	count := 0
-	err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
-		c.m.Embed(x, b.Tokens)
-		for li := 0; li < cfg.Layers; li++ {
-			tap := func(p model.TapPoint, act []float32, n int) {
-				key := tapKey(li, p)
-				cols := len(act) / n
-				acc := c.diag[key]
-				if acc == nil {
-					acc = make([]float64, cols)
-					c.diag[key] = acc
-				}
-				for t := 0; t < n; t++ {
-					for j, v := range act[t*cols : (t+1)*cols] {
-						acc[j] += float64(v) * float64(v)
-					}
-				}
-			}
-			if err := c.m.RunLayer(li, x, b, cache, tap); err != nil {
-				return err
-			}
-		}
-		hn := make([]float32, len(x))
-		c.m.FinalNorm(hn, x, len(b.Tokens))
-		acc := c.diag["head"]
+	xs := make([][]float32, len(c.seqs))
+	for s, ids := range c.seqs {
+		xs[s] = make([]float32, len(ids)*d)
+		c.m.Embed(xs[s], ids)
+	}
+	c.ck.Release()
+	accumulate := func(key string, act []float32, n int) {
+		cols := len(act) / n
+		acc := c.diag[key]
 		if acc == nil {
-			acc = make([]float64, d)
-			c.diag["head"] = acc
+			acc = make([]float64, cols)
+			c.diag[key] = acc
 		}
-		for t := 0; t < len(b.Tokens); t++ {
-			for j, v := range hn[t*d : (t+1)*d] {
+		for t := 0; t < n; t++ {
+			for j, v := range act[t*cols : (t+1)*cols] {
 				acc[j] += float64(v) * float64(v)
 			}
 		}
-		count += len(b.Tokens)
-		c.opts.Progress(0, c.totalParams, fmt.Sprintf("calibration statistics %d/%d", s+1, len(c.seqs)))
-		return nil
-	})
+	}
+	for li := 0; li < cfg.Layers; li++ {
+		err := c.forEachSeq(func(s int, b *model.Batch, cache layerCache) error {
+			return runLayer(c.m, li, xs[s], b, cache, func(p model.TapPoint, act []float32, n int) {
+				accumulate(tapKey(li, p), act, n)
+			})
+		})
+		if err != nil {
+			return err
+		}
+		c.ck.Release()
+		c.opts.Progress(0, c.totalParams, fmt.Sprintf("calibration statistics layer %d/%d", li+1, cfg.Layers))
+	}
+	count := 0
+	hn := make([]float32, c.opts.CalibCtx*d)
+	for s, x := range xs {
+		n := len(c.seqs[s])
+		c.m.FinalNorm(hn, x, n)
+		accumulate("head", hn[:n*d], n)
+		count += n
+	}
 	for _, acc := range c.diag {
 		for j := range acc {
 			acc[j] /= float64(max(count, 1))
 		}
 	}
-	return err
+	return nil
 }
 
 // tapFor maps a tensor name to the tap point feeding it.

@@ -58,14 +58,18 @@ func (a *hessianAcc) add(act []float32, n, threads int) {
 	wg.Wait()
 }
 
-// hessian returns the averaged, symmetric matrix.
+// hessian returns the averaged, symmetric matrix. It reuses the
+// accumulator's memory (mirroring the upper triangle into the lower one), so
+// the accumulator must not be used afterwards: for an FFN input of width
+// 17920 each float64 copy is 2.5 GB.
 func (a *hessianAcc) hessian() *codec.Hessian {
 	c := a.cols
-	h := make([]float64, c*c)
+	h := a.h
+	a.h = nil
 	inv := 1 / float64(max(a.n, 1))
 	for i := 0; i < c; i++ {
 		for j := i; j < c; j++ {
-			v := a.h[i*c+j] * inv
+			v := h[i*c+j] * inv
 			h[i*c+j] = v
 			h[j*c+i] = v
 		}

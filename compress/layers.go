@@ -3,11 +3,12 @@ package compress
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"strings"
 
 	"github.com/upg-ai/upg/codec"
-	"github.com/upg-ai/upg/kvcache"
+	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
 )
@@ -89,9 +90,9 @@ func (c *compressor) encodeAll(names []string) error {
 		hs := map[model.TapPoint]*codec.Hessian{}
 		if len(c.seqs) > 0 && !c.opts.NoGPTQ {
 			accs := map[model.TapPoint]*hessianAcc{}
-			err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
+			err := c.forEachSeq(func(s int, b *model.Batch, cache layerCache) error {
 				copy(tmp, xs[s])
-				return c.m.RunLayer(li, tmp[:len(xs[s])], b, cache, func(tp model.TapPoint, act []float32, n int) {
+				return runLayer(c.m, li, tmp[:len(xs[s])], b, cache, func(tp model.TapPoint, act []float32, n int) {
 					if accs[tp] == nil {
 						accs[tp] = newHessianAcc(len(act) / n)
 					}
@@ -116,11 +117,18 @@ func (c *compressor) encodeAll(names []string) error {
 				}
 				written[p+suffix] = true
 			}
+			// Done with this input's Hessian: free it before the next
+			// stage's encoder needs its own scratch (the FFN-down one is
+			// the largest and comes last).
+			if h := hs[st.tap]; h != nil {
+				h.H = nil
+				delete(hs, st.tap)
+			}
 		}
 		// Advance the hidden states through the compressed layer.
 		if len(c.seqs) > 0 {
-			err := c.forEachSeq(func(s int, _ []float32, b *model.Batch, cache kvcache.Cache) error {
-				return c.m.RunLayer(li, xs[s], b, cache, nil)
+			err := c.forEachSeq(func(s int, b *model.Batch, cache layerCache) error {
+				return runLayer(c.m, li, xs[s], b, cache, nil)
 			})
 			if err != nil {
 				return err
@@ -129,6 +137,9 @@ func (c *compressor) encodeAll(names []string) error {
 		*layer = model.Layer{} // done with this layer: let its memory go
 		c.keep = nil
 		c.ck.Release()
+		debug.FreeOSMemory()
+		u := sysmem.Self()
+		slog.Debug("layer compressed", "layer", li, "rss_anon", u.RSSAnon, "rss_file", u.RSSFile, "peak_rss", u.PeakRSS)
 	}
 	for _, name := range names {
 		if written[name] || name == "lm_head.weight" {
@@ -180,6 +191,7 @@ func (c *compressor) encodeMatrix(name string, h *codec.Hessian) (tensor.Matrix,
 	rows, cols := src.Rows(), src.Cols()
 	w := make([]float32, rows*cols)
 	src.DecodeRows(w, 0, rows)
+	c.ck.Release() // the float copy is all we need of the source now
 	cp := plan.cands[plan.choice]
 	c.opts.Progress(c.done, c.totalParams, "encoding "+name)
 	data, err := codec.Encode(w, rows, cols, cp, h)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/eval"
-	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
 )
@@ -22,6 +21,13 @@ const measuredSensitivityMaxParams = 2_000_000_000
 // per weight, the operating point), runs up to two calibration sequences and
 // measures the mean KL divergence from the original model's next-token
 // distributions.
+//
+// A tensor of layer l changes nothing before layer l, so its probe starts
+// from the original model's hidden states at layer l's input (advanced
+// through the original layers as the probes move on) and runs layers l..L-1
+// only: half the work of full forward passes, with the same results. The
+// model runs one layer at a time with a one-layer cache, dropping the mapped
+// source pages after each, so memory does not grow with the number of layers.
 func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 	if len(c.seqs) == 0 {
 		return nil
@@ -31,22 +37,44 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 		ids = append(ids, s...)
 	}
 	n := len(ids)
-	V := c.m.Config.Vocab
-	b := &model.Batch{Tokens: ids, Pos: make([]int, n), Seq: make([]int, n), Logits: make([]bool, n)}
-	L := c.opts.CalibCtx
+	cfg := &c.m.Config
+	V, d, L := cfg.Vocab, cfg.Hidden, c.opts.CalibCtx
+	b := &model.Batch{Tokens: ids, Pos: make([]int, n), Seq: make([]int, n)}
 	for i := range n {
 		b.Pos[i] = i % L
 		b.Seq[i] = i / L
-		b.Logits[i] = true
 	}
-	cache := kvcache.NewContiguous(c.m.Config.Layers, c.m.Config.KVDim(), L)
-	run := func() ([]float32, error) {
-		for s := 0; s*L < n; s++ {
-			cache.Truncate(s, 0)
+	// A model of its own: its activation buffers, sized for all n tokens,
+	// go away with it instead of staying with c.m for the rest of the run.
+	// It shares c.m's weights, which swapQuantized changes.
+	m, err := model.New(cfg, c.m.Weights, c.m.Backend())
+	if err != nil {
+		return err
+	}
+	cache := newLayerCache(cfg.KVDim(), L)
+	y := make([]float32, n*d)
+	hn := make([]float32, n*d)
+	logits := make([]float32, n*V)
+	// run returns the logits of every token, starting from the hidden
+	// states x at the input of layer from (from < 0: from the embeddings).
+	run := func(from int, x []float32) ([]float32, error) {
+		if from < 0 {
+			m.Embed(y, ids)
+			from = 0
+		} else {
+			copy(y, x)
 		}
-		return c.m.Forward(b, cache)
+		for li := from; li < cfg.Layers; li++ {
+			if err := runLayer(m, li, y, b, cache, nil); err != nil {
+				return nil, err
+			}
+			c.ck.Release()
+		}
+		m.FinalNorm(hn, y, n)
+		m.Backend().MatMul(logits, hn, m.Weights.Output, n)
+		return logits, nil
 	}
-	refOut, err := run()
+	refOut, err := run(-1, nil)
 	if err != nil {
 		return err
 	}
@@ -54,31 +82,60 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 	for i := range n {
 		eval.LogSoftmax(refLP[i*V:(i+1)*V], refOut[i*V:(i+1)*V])
 	}
+
+	// Group the probes by the first layer they affect: -1 for the
+	// embedding (and a tied head), cfg.Layers for an untied head.
+	byLayer := map[int][]*tensorPlan{}
+	for _, p := range plans {
+		from := -1
+		if li, _, ok := tapFor(p.name); ok {
+			from = li
+		} else if p.name == "lm_head.weight" && c.m.Weights.Output != c.m.Weights.Embed {
+			from = cfg.Layers
+		}
+		byLayer[from] = append(byLayer[from], p)
+	}
+	last := -1
+	for li := range byLayer {
+		last = max(last, li)
+	}
 	lq := make([]float64, V)
-	for k, p := range plans {
-		c.opts.Progress(0, c.totalParams, fmt.Sprintf("sensitivity %d/%d %s", k+1, len(plans), p.name))
-		restore, err := c.swapQuantized(p)
-		if err != nil {
-			return err
-		}
-		out, err := run()
-		restore()
-		if err != nil {
-			return err
-		}
-		var kl float64
-		for i := range n {
-			eval.LogSoftmax(lq, out[i*V:(i+1)*V])
-			lp := refLP[i*V : (i+1)*V]
-			for v := range V {
-				kl += math.Exp(lp[v]) * (lp[v] - lq[v])
+	x := make([]float32, n*d) // original hidden states at the input of layer li
+	m.Embed(x, ids)
+	k := 0
+	for li := -1; li <= last; li++ {
+		if li > 0 {
+			if err := runLayer(m, li-1, x, b, cache, nil); err != nil {
+				return err
 			}
+			c.ck.Release()
 		}
-		kl /= float64(n)
-		if e := p.errs[p.probe()]; e > 0 {
-			p.weight = max(kl, 1e-9) / e
+		for _, p := range byLayer[li] {
+			k++
+			c.opts.Progress(0, c.totalParams, fmt.Sprintf("sensitivity %d/%d %s", k, len(plans), p.name))
+			restore, err := c.swapQuantized(p)
+			if err != nil {
+				return err
+			}
+			out, err := run(li, x)
+			restore()
+			if err != nil {
+				return err
+			}
+			var kl float64
+			for i := range n {
+				eval.LogSoftmax(lq, out[i*V:(i+1)*V])
+				lp := refLP[i*V : (i+1)*V]
+				for v := range V {
+					kl += math.Exp(lp[v]) * (lp[v] - lq[v])
+				}
+			}
+			kl /= float64(n)
+			if e := p.errs[p.probe()]; e > 0 {
+				p.weight = max(kl, 1e-9) / e
+			}
+			p.sens = kl
 		}
-		p.sens = kl
 	}
 	return nil
 }
