@@ -368,8 +368,8 @@ func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", la
 // read again: keeping them would make memory grow with the number of layers.
 type layerCache struct{ *kvcache.Contiguous }
 
-func newLayerCache(kvDim, capacity int) layerCache {
-	return layerCache{kvcache.NewContiguous(1, kvDim, capacity)}
+func newLayerCache(c *model.Config, capacity int) layerCache {
+	return layerCache{kvcache.NewContiguous(1, c.KVHeads, c.HeadDim, capacity)}
 }
 
 // Store implements kvcache.Cache.
@@ -395,7 +395,7 @@ func runLayer(m *model.Model, li int, x []float32, b *model.Batch, cache layerCa
 // (positions from 0, sequence id 0) and a one-layer cache.
 func (c *compressor) forEachSeq(fn func(s int, b *model.Batch, cache layerCache) error) error {
 	n := c.opts.CalibCtx
-	cache := newLayerCache(c.m.Config.KVDim(), n)
+	cache := newLayerCache(&c.m.Config, n)
 	b := &model.Batch{Pos: make([]int, n), Seq: make([]int, n)}
 	for i := range n {
 		b.Pos[i] = i

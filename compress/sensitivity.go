@@ -51,7 +51,7 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 	if err != nil {
 		return err
 	}
-	cache := newLayerCache(cfg.KVDim(), L)
+	cache := newLayerCache(cfg, L)
 	y := make([]float32, n*d)
 	hn := make([]float32, n*d)
 	logits := make([]float32, n*V)

@@ -39,7 +39,7 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, ctx int) 
 		ctx = 2048
 	}
 	return &Engine{Model: m, Tokenizer: tok, Template: tmpl,
-		Cache: kvcache.NewContiguous(m.Config.Layers, m.Config.KVDim(), ctx)}
+		Cache: kvcache.NewContiguous(m.Config.Layers, m.Config.KVHeads, m.Config.HeadDim, ctx)}
 }
 
 // Request describes one generation.

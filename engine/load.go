@@ -74,7 +74,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	if opts.KVCache == tensor.Invalid {
 		opts.KVCache = tensor.F16
 	}
-	if e.Cache, err = kvcache.New(opts.KVCache, m.Config.Layers, m.Config.KVDim(), e.Cache.Capacity()); err != nil {
+	if e.Cache, err = kvcache.New(opts.KVCache, m.Config.Layers, m.Config.KVHeads, m.Config.HeadDim, e.Cache.Capacity()); err != nil {
 		be.Close()
 		return fail(err)
 	}

@@ -78,7 +78,7 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 	}
 	scorers := make([]*scorer, len(ms))
 	for i, m := range ms {
-		scorers[i] = &scorer{m: m, cache: kvcache.NewContiguous(m.Config.Layers, m.Config.KVDim(), ctx)}
+		scorers[i] = &scorer{m: m, cache: kvcache.NewContiguous(m.Config.Layers, m.Config.KVHeads, m.Config.HeadDim, ctx)}
 	}
 	var cacheR *kvcache.Contiguous
 	var refLP []float64 // log-probabilities of the scored positions
@@ -86,7 +86,7 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 	var refNLL float64
 	nScored := ctx - 1 - first
 	if ref != nil {
-		cacheR = kvcache.NewContiguous(ref.Config.Layers, ref.Config.KVDim(), ctx)
+		cacheR = kvcache.NewContiguous(ref.Config.Layers, ref.Config.KVHeads, ref.Config.HeadDim, ctx)
 		refLP = make([]float64, nScored*V)
 		refArg = make([]int, nScored)
 	}

@@ -30,56 +30,58 @@ type Cache interface {
 	Capacity() int
 }
 
-// Span is a run of consecutive cached positions laid out [position][KVDim]:
-// float32 in K and V, or fp16 (IEEE half) in K16 and V16; exactly one pair
-// is set.
+// Span is a run of N consecutive cached positions of one sequence and
+// layer. Keys and values are float32 (K, V) or fp16 IEEE halves (K16, V16);
+// exactly one pair is set. Element i of KV head h at the span's t-th
+// position is at h*HeadStride + t*RowStride + i. A span is a view that
+// stays valid until the next Store or Truncate of its sequence.
 type Span struct {
-	K, V     []float32
-	K16, V16 []uint16
+	N                     int
+	RowStride, HeadStride int
+	K, V                  []float32
+	K16, V16              []uint16
 }
 
-// Positions is how many positions the span holds.
-func (s Span) Positions(kvDim int) int {
-	if s.K16 != nil {
-		return len(s.K16) / kvDim
-	}
-	return len(s.K) / kvDim
-}
-
-// Contiguous keeps each sequence's keys and values in one block per layer:
-// [pos][kvdim], float32 or fp16. Memory grows in chunks as positions are
-// stored, up to the capacity.
+// Contiguous keeps each sequence's keys and values in one block per layer,
+// KV head by KV head ([head][position][head dim]), so that attention for
+// one head streams through memory; float32 or fp16. Blocks grow by
+// doubling as positions are stored, up to the capacity.
 type Contiguous struct {
-	layers, kvDim, capacity int
-	f16                     bool
-	seqs                    map[int]*seqStore
+	layers, heads, headDim, capacity int
+	f16                              bool
+	seqs                             map[int]*seqStore
 }
 
 type seqStore struct {
-	k, v     [][]float32 // per layer, len = allocated positions × kvDim (float32 cache)
+	k, v     [][]float32 // per layer, heads × alloc × headDim (float32 cache)
 	k16, v16 [][]uint16  // the same for an fp16 cache
+	alloc    []int       // positions allocated per head, per layer
 	n        []int       // positions stored per layer
 }
 
-// NewContiguous makes a float32 cache for layers × kvDim with at most
-// capacity positions per sequence.
-func NewContiguous(layers, kvDim, capacity int) *Contiguous {
-	c, _ := New(tensor.F32, layers, kvDim, capacity)
+// NewContiguous makes a float32 cache for layers × kvHeads × headDim with
+// at most capacity positions per sequence.
+func NewContiguous(layers, kvHeads, headDim, capacity int) *Contiguous {
+	c, _ := New(tensor.F32, layers, kvHeads, headDim, capacity)
 	return c
 }
 
 // New makes a contiguous cache storing dtype (F32 or F16) values. An fp16
 // cache halves the memory and the bandwidth attention needs; values are
 // rounded to nearest even on store.
-func New(dtype tensor.DType, layers, kvDim, capacity int) (*Contiguous, error) {
+func New(dtype tensor.DType, layers, kvHeads, headDim, capacity int) (*Contiguous, error) {
 	if dtype != tensor.F32 && dtype != tensor.F16 {
 		return nil, fmt.Errorf("kvcache: unsupported cache type %v (want f32 or f16)", dtype)
 	}
-	return &Contiguous{layers: layers, kvDim: kvDim, capacity: capacity, f16: dtype == tensor.F16, seqs: map[int]*seqStore{}}, nil
+	if layers <= 0 || kvHeads <= 0 || headDim <= 0 || capacity <= 0 {
+		return nil, fmt.Errorf("kvcache: invalid shape: %d layers, %d KV heads of %d, capacity %d", layers, kvHeads, headDim, capacity)
+	}
+	return &Contiguous{layers: layers, heads: kvHeads, headDim: headDim, capacity: capacity,
+		f16: dtype == tensor.F16, seqs: map[int]*seqStore{}}, nil
 }
 
 // KVDim implements Cache.
-func (c *Contiguous) KVDim() int { return c.kvDim }
+func (c *Contiguous) KVDim() int { return c.heads * c.headDim }
 
 // Capacity implements Cache.
 func (c *Contiguous) Capacity() int { return c.capacity }
@@ -95,7 +97,7 @@ func (c *Contiguous) DType() tensor.DType {
 func (c *Contiguous) seq(s int) *seqStore {
 	st := c.seqs[s]
 	if st == nil {
-		st = &seqStore{n: make([]int, c.layers)}
+		st = &seqStore{n: make([]int, c.layers), alloc: make([]int, c.layers)}
 		if c.f16 {
 			st.k16, st.v16 = make([][]uint16, c.layers), make([][]uint16, c.layers)
 		} else {
@@ -106,16 +108,14 @@ func (c *Contiguous) seq(s int) *seqStore {
 	return st
 }
 
-// growTo returns s with room for need values, growing by doubling (at least
-// 64 positions) up to the capacity.
-func growTo[T float32 | uint16](s []T, need, kvDim, capacity int) []T {
-	if len(s) >= need {
-		return s
+// regrow copies the n stored positions of every head from a block of
+// alloc positions per head into a new block of grown positions per head.
+func regrow[T float32 | uint16](old []T, heads, hd, alloc, grown, n int) []T {
+	b := make([]T, heads*grown*hd)
+	for h := 0; h < heads; h++ {
+		copy(b[h*grown*hd:h*grown*hd+n*hd], old[h*alloc*hd:h*alloc*hd+n*hd])
 	}
-	n := min(max(need, 2*len(s), 64*kvDim), capacity*kvDim)
-	ns := make([]T, n)
-	copy(ns, s)
-	return ns
+	return b
 }
 
 // Store implements Cache.
@@ -126,24 +126,35 @@ func (c *Contiguous) Store(seq, layer, pos int, k, v []float32) error {
 	if layer < 0 || layer >= c.layers {
 		return fmt.Errorf("kvcache: layer %d out of range [0, %d)", layer, c.layers)
 	}
-	if len(k) != c.kvDim || len(v) != c.kvDim {
-		return fmt.Errorf("kvcache: key/value of %d/%d values, want %d", len(k), len(v), c.kvDim)
+	kvDim := c.KVDim()
+	if len(k) != kvDim || len(v) != kvDim {
+		return fmt.Errorf("kvcache: key/value of %d/%d values, want %d", len(k), len(v), kvDim)
 	}
 	st := c.seq(seq)
 	if pos > st.n[layer] {
 		return fmt.Errorf("kvcache: sequence %d: position %d stored out of order (have %d)", seq, pos, st.n[layer])
 	}
-	lo, need := pos*c.kvDim, (pos+1)*c.kvDim
-	if c.f16 {
-		st.k16[layer] = growTo(st.k16[layer], need, c.kvDim, c.capacity)
-		st.v16[layer] = growTo(st.v16[layer], need, c.kvDim, c.capacity)
-		tensor.F32ToF16s(st.k16[layer][lo:need], k)
-		tensor.F32ToF16s(st.v16[layer][lo:need], v)
-	} else {
-		st.k[layer] = growTo(st.k[layer], need, c.kvDim, c.capacity)
-		st.v[layer] = growTo(st.v[layer], need, c.kvDim, c.capacity)
-		copy(st.k[layer][lo:need], k)
-		copy(st.v[layer][lo:need], v)
+	hd, alloc := c.headDim, st.alloc[layer]
+	if pos >= alloc {
+		grown := min(max(pos+1, 2*alloc, 64), c.capacity)
+		if c.f16 {
+			st.k16[layer] = regrow(st.k16[layer], c.heads, hd, alloc, grown, st.n[layer])
+			st.v16[layer] = regrow(st.v16[layer], c.heads, hd, alloc, grown, st.n[layer])
+		} else {
+			st.k[layer] = regrow(st.k[layer], c.heads, hd, alloc, grown, st.n[layer])
+			st.v[layer] = regrow(st.v[layer], c.heads, hd, alloc, grown, st.n[layer])
+		}
+		st.alloc[layer], alloc = grown, grown
+	}
+	for h := 0; h < c.heads; h++ {
+		dst, src := (h*alloc+pos)*hd, h*hd
+		if c.f16 {
+			tensor.F32ToF16s(st.k16[layer][dst:dst+hd], k[src:src+hd])
+			tensor.F32ToF16s(st.v16[layer][dst:dst+hd], v[src:src+hd])
+		} else {
+			copy(st.k[layer][dst:dst+hd], k[src:src+hd])
+			copy(st.v[layer][dst:dst+hd], v[src:src+hd])
+		}
 	}
 	if pos == st.n[layer] {
 		st.n[layer]++
@@ -151,14 +162,17 @@ func (c *Contiguous) Store(seq, layer, pos int, k, v []float32) error {
 	return nil
 }
 
-// Span implements Cache.
+// Span implements Cache: one span from pos to the last stored position.
 func (c *Contiguous) Span(seq, layer, pos int) Span {
 	st := c.seqs[seq]
-	lo, hi := pos*c.kvDim, st.n[layer]*c.kvDim
+	hd := c.headDim
+	sp := Span{N: st.n[layer] - pos, RowStride: hd, HeadStride: st.alloc[layer] * hd}
 	if c.f16 {
-		return Span{K16: st.k16[layer][lo:hi], V16: st.v16[layer][lo:hi]}
+		sp.K16, sp.V16 = st.k16[layer][pos*hd:], st.v16[layer][pos*hd:]
+	} else {
+		sp.K, sp.V = st.k[layer][pos*hd:], st.v[layer][pos*hd:]
 	}
-	return Span{K: st.k[layer][lo:hi], V: st.v[layer][lo:hi]}
+	return sp
 }
 
 // Len implements Cache.

@@ -8,9 +8,10 @@ import (
 )
 
 func TestContiguousStoreSpan(t *testing.T) {
-	const layers, kvDim, capacity = 2, 4, 100
+	const layers, heads, hd, capacity = 2, 2, 2, 100
+	const kvDim = heads * hd
 	for _, dt := range []tensor.DType{tensor.F32, tensor.F16} {
-		c, err := New(dt, layers, kvDim, capacity)
+		c, err := New(dt, layers, heads, hd, capacity)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,18 +29,22 @@ func TestContiguousStoreSpan(t *testing.T) {
 			t.Fatalf("%v: Len = %d, %d; want 70, 0", dt, c.Len(3), c.Len(4))
 		}
 		sp := c.Span(3, 1, 60)
-		if n := sp.Positions(kvDim); n != 10 {
-			t.Fatalf("%v: span from 60 has %d positions, want 10", dt, n)
+		if sp.N != 10 {
+			t.Fatalf("%v: span from 60 has %d positions, want 10", dt, sp.N)
+		}
+		// Key of head h at the span's position i: element j at h*HeadStride + i*RowStride + j.
+		at := func(k []float32, k16 []uint16, h, i, j int) float32 {
+			o := h*sp.HeadStride + i*sp.RowStride + j
+			if k16 != nil {
+				return tensor.F16ToF32(k16[o])
+			}
+			return k[o]
 		}
 		for i := 0; i < 10; i++ {
-			var k0, k1, v0 float32
-			if dt == tensor.F16 {
-				k0, k1, v0 = tensor.F16ToF32(sp.K16[i*kvDim]), tensor.F16ToF32(sp.K16[i*kvDim+1]), tensor.F16ToF32(sp.V16[i*kvDim])
-			} else {
-				k0, k1, v0 = sp.K[i*kvDim], sp.K[i*kvDim+1], sp.V[i*kvDim]
-			}
-			if k0 != float32(60+i) || k1 != 1 || v0 != -float32(60+i) {
-				t.Fatalf("%v: position %d holds k=(%g,%g) v0=%g", dt, 60+i, k0, k1, v0)
+			k0, k1, k2, k3 := at(sp.K, sp.K16, 0, i, 0), at(sp.K, sp.K16, 0, i, 1), at(sp.K, sp.K16, 1, i, 0), at(sp.K, sp.K16, 1, i, 1)
+			v0 := at(sp.V, sp.V16, 0, i, 0)
+			if k0 != float32(60+i) || k1 != 1 || k2 != 0.5 || k3 != -1 || v0 != -float32(60+i) {
+				t.Fatalf("%v: position %d holds k=(%g,%g,%g,%g) v0=%g", dt, 60+i, k0, k1, k2, k3, v0)
 			}
 		}
 		// Overwrite inside, truncate, and continue.
@@ -64,7 +69,7 @@ func TestContiguousStoreSpan(t *testing.T) {
 			t.Fatalf("%v: sequence not freed", dt)
 		}
 	}
-	if _, err := New(tensor.BF16, 1, 4, 8); err == nil {
+	if _, err := New(tensor.BF16, 1, 2, 2, 8); err == nil {
 		t.Fatal("bf16 cache accepted")
 	}
 }
@@ -72,7 +77,7 @@ func TestContiguousStoreSpan(t *testing.T) {
 // TestF16Rounding checks that stored values are rounded to half precision
 // (to nearest even) and read back exactly as that half.
 func TestF16Rounding(t *testing.T) {
-	c, _ := New(tensor.F16, 1, 3, 4)
+	c, _ := New(tensor.F16, 1, 1, 3, 4)
 	k := []float32{1 + 1.0/4096, 65504, 1e-8} // halfway case rounds to even (1), max half, underflow to 0
 	if err := c.Store(0, 0, 0, k, k); err != nil {
 		t.Fatal(err)

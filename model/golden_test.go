@@ -97,7 +97,7 @@ func checkGolden(t *testing.T, name string, dt tensor.DType) {
 			m := openModel(t, dir)
 			V := m.Config.Vocab
 			for ci, c := range cases {
-				cache, err := kvcache.New(dt, m.Config.Layers, m.Config.KVDim(), 256)
+				cache, err := kvcache.New(dt, m.Config.Layers, m.Config.KVHeads, m.Config.HeadDim, 256)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -325,24 +325,23 @@ func (m *Model) attnWork(worker, lo, hi int) {
 	a := &m.attn
 	bf := &m.buf
 	n := len(a.b.Tokens)
-	hd, qd, kvd := c.HeadDim, c.QDim(), c.KVDim()
+	hd, qd := c.HeadDim, c.QDim()
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	prob := bf.prob[worker*group*a.maxT : (worker+1)*group*a.maxT]
 	for p := lo; p < hi; p++ {
 		i, kvh := p%n, p/n
 		seq, pos := a.b.Seq[i], a.b.Pos[i]
-		kv := kvh * hd
 		q := bf.q[i*qd+kvh*group*hd : i*qd+(kvh+1)*group*hd] // the group's query heads
 		att := bf.att[i*qd+kvh*group*hd : i*qd+(kvh+1)*group*hd]
 		T := pos + 1
 		for t := 0; t < T; {
 			sp := a.cache.Span(seq, a.li, t)
-			cnt := min(sp.Positions(kvd), T-t)
+			cnt, off := min(sp.N, T-t), kvh*sp.HeadStride
 			if sp.K16 != nil {
-				attnScoresF16(prob[t:], a.maxT, q, sp.K16[kv:], kvd, cnt, group, hd, scale)
+				attnScoresF16(prob[t:], a.maxT, q, sp.K16[off:], sp.RowStride, cnt, group, hd, scale)
 			} else {
-				attnScores(prob[t:], a.maxT, q, sp.K[kv:], kvd, cnt, group, hd, scale)
+				attnScores(prob[t:], a.maxT, q, sp.K[off:], sp.RowStride, cnt, group, hd, scale)
 			}
 			t += cnt
 		}
@@ -352,11 +351,11 @@ func (m *Model) attnWork(worker, lo, hi int) {
 		clear(att)
 		for t := 0; t < T; {
 			sp := a.cache.Span(seq, a.li, t)
-			cnt := min(sp.Positions(kvd), T-t)
+			cnt, off := min(sp.N, T-t), kvh*sp.HeadStride
 			if sp.V16 != nil {
-				attnValuesF16(att, prob[t:], a.maxT, sp.V16[kv:], kvd, cnt, group, hd)
+				attnValuesF16(att, prob[t:], a.maxT, sp.V16[off:], sp.RowStride, cnt, group, hd)
 			} else {
-				attnValues(att, prob[t:], a.maxT, sp.V[kv:], kvd, cnt, group, hd)
+				attnValues(att, prob[t:], a.maxT, sp.V[off:], sp.RowStride, cnt, group, hd)
 			}
 			t += cnt
 		}
