@@ -81,7 +81,8 @@ type Report struct {
 	Elapsed      time.Duration  `json:"elapsed_ns"`
 	ParamsPerSec float64        `json:"params_per_sec"`
 	CalibTokens  int            `json:"calib_tokens"`
-	PeakRSS      int64          `json:"peak_rss_bytes"` // of the whole process (VmHWM), 0 where unknown
+	PeakRSS      int64          `json:"peak_rss_bytes"`    // of the whole process (VmHWM), 0 where unknown
+	Quality      *Quality       `json:"quality,omitempty"` // measured on held-out calibration text, when there was some
 	Tensors      []TensorReport `json:"tensors"`
 }
 
@@ -135,6 +136,7 @@ func Run(src, out string, opts Options) (*Report, error) {
 
 	// Calibration sequences.
 	var seqs [][]int
+	var holdout []int
 	if strings.TrimSpace(opts.CalibText) != "" {
 		ids := tok.Encode(opts.CalibText, false, false)
 		for i := 0; i+opts.CalibCtx <= len(ids) && len(seqs)*opts.CalibCtx < opts.CalibTokens; i += opts.CalibCtx {
@@ -142,6 +144,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 		}
 		if len(seqs) == 0 {
 			return nil, fmt.Errorf("calibration text has %d tokens, fewer than one sequence of %d (give more text or a smaller --calib-ctx)", len(ids), opts.CalibCtx)
+		}
+		// The next sequence, if the text has one, is held out to measure
+		// the result's quality.
+		if i := len(seqs) * opts.CalibCtx; i+opts.CalibCtx <= len(ids) {
+			holdout = ids[i : i+opts.CalibCtx]
 		}
 	}
 	names := ck.Tensors.Names()
@@ -154,6 +161,9 @@ func Run(src, out string, opts Options) (*Report, error) {
 		sourceBytes += info.Bytes
 	}
 	c := &compressor{opts: opts, ck: ck, m: m, seqs: seqs, totalParams: totalParams}
+	if holdout != nil {
+		c.held = &heldOut{ids: holdout, x: make([]float32, len(holdout)*cfg.Hidden)}
+	}
 
 	// 1. Activation energy with the original model.
 	if len(seqs) > 0 {
@@ -250,6 +260,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 			"calib_ctx": opts.CalibCtx, "gptq": !opts.NoGPTQ && len(seqs) > 0, "calib_sha256": sha(opts.CalibText)},
 		"created": time.Now().UTC().Format(time.RFC3339),
 	}
+	if c.quality != nil {
+		prov["quality"] = c.quality
+	} else {
+		prov["quality"] = "not measured: give --calib text longer than --calib-tokens by one --calib-ctx sequence"
+	}
 	provJSON, _ := json.Marshal(prov)
 	genJSON, _ := json.Marshal(map[string]any{"eos_token_ids": cfg.EOS, "bos_token_id": cfg.BOS})
 	if err := w.SetMetadata(upgfile.Metadata{Architecture: archJSON, Tokenizer: tokFiles, ChatTemplate: ck.ChatTemplate,
@@ -264,7 +279,7 @@ func Run(src, out string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Source: src, Output: out, Parameters: totalParams, FileBytes: st.Size(), SourceBytes: sourceBytes,
-		Tensors: c.reports, CalibTokens: len(seqs) * opts.CalibCtx, Elapsed: time.Since(start)}
+		Tensors: c.reports, Quality: c.quality, CalibTokens: len(seqs) * opts.CalibCtx, Elapsed: time.Since(start)}
 	rep.BPW = float64(rep.FileBytes*8) / float64(totalParams)
 	rep.RatioFP32 = float64(totalParams*4) / float64(rep.FileBytes)
 	rep.RatioSource = float64(sourceBytes) / float64(rep.FileBytes)
@@ -358,6 +373,8 @@ type compressor struct {
 	w           *upgfile.Writer
 	reports     []TensorReport
 	keep        [][]byte // encoded data of the current layer (its matrices view it)
+	held        *heldOut // held-out sequence for the quality measurement, or nil
+	quality     *Quality
 }
 
 func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", layer, p) }
@@ -437,6 +454,9 @@ func (c *compressor) collectDiag() error {
 			}
 		}
 	}
+	if c.held != nil {
+		c.m.Embed(c.held.x, c.held.ids)
+	}
 	for li := 0; li < cfg.Layers; li++ {
 		err := c.forEachSeq(func(s int, b *model.Batch, cache layerCache) error {
 			return runLayer(c.m, li, xs[s], b, cache, func(p model.TapPoint, act []float32, n int) {
@@ -444,6 +464,9 @@ func (c *compressor) collectDiag() error {
 			})
 		})
 		if err != nil {
+			return err
+		}
+		if err := c.advanceHeldOut(li); err != nil {
 			return err
 		}
 		c.ck.Release()
@@ -462,7 +485,25 @@ func (c *compressor) collectDiag() error {
 			acc[j] /= float64(max(count, 1))
 		}
 	}
+	if c.held != nil {
+		c.held.reference(c.m)
+		c.ck.Release()
+	}
 	return nil
+}
+
+// advanceHeldOut runs layer li over the held-out sequence, if any.
+func (c *compressor) advanceHeldOut(li int) error {
+	h := c.held
+	if h == nil {
+		return nil
+	}
+	n := len(h.ids)
+	b := &model.Batch{Tokens: h.ids, Pos: make([]int, n), Seq: make([]int, n)}
+	for i := range n {
+		b.Pos[i] = i
+	}
+	return runLayer(c.m, li, h.x, b, newLayerCache(&c.m.Config, n), nil)
 }
 
 // tapFor maps a tensor name to the tap point feeding it.

@@ -2,6 +2,7 @@ package compress_test
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -47,7 +48,7 @@ func TestCompressEvalMiniphi(t *testing.T) {
 		t.Errorf("file is %.4f bpw (report says %d bytes, file has %d), want ≤ 4", bpw, rep.FileBytes, st.Size())
 	}
 
-	m, err := engine.Load(out, engine.Options{Ctx: 256})
+	m, err := engine.Load(out, engine.Options{Ctx: 512})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestCompressEvalMiniphi(t *testing.T) {
 	if err := m.Checkpoint.Upgfile().Verify(); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := engine.Load(miniphi, engine.Options{Ctx: 256})
+	ref, err := engine.Load(miniphi, engine.Options{Ctx: 512})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +76,25 @@ func TestCompressEvalMiniphi(t *testing.T) {
 	}
 	if res.PPLRatio > 1.05 || res.PPLRatio < 0.95 {
 		t.Errorf("PPL ratio %.4f is far from 1 at 4 bits per weight", res.PPLRatio)
+	}
+	// The compressor's own quality measurement (recorded in the file) is on
+	// the calibration text's next 512 tokens; upg eval's scoring of the
+	// same tokens, through the written file, must agree.
+	q := rep.Quality
+	if q == nil {
+		t.Fatal("the report has no quality measurement although the calibration text has a held-out sequence")
+	}
+	held := ref.Tokenizer.Encode(string(calib), false, false)[1024:1536]
+	hr, err := eval.Compare(m.Model, ref.Model, held, 512, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("held-out: compressor KLD %.5f top-1 %.4f PPL ratio %.5f; eval KLD %.5f top-1 %.4f PPL ratio %.5f",
+		q.KLDMean, q.Top1Agreement, q.PPLRatio, hr.KLDMean, hr.Top1, hr.PPLRatio)
+	if q.ScoredTokens != hr.Tokens || math.Abs(q.KLDMean-hr.KLDMean) > 1e-3+0.02*hr.KLDMean ||
+		math.Abs(q.Top1Agreement-hr.Top1) > 0.01 || math.Abs(q.PPLRatio-hr.PPLRatio) > 1e-3 {
+		t.Errorf("compressor's quality (%d tokens, KLD %.5f, top-1 %.4f, PPL ratio %.5f) differs from eval's (%d tokens, %.5f, %.4f, %.5f)",
+			q.ScoredTokens, q.KLDMean, q.Top1Agreement, q.PPLRatio, hr.Tokens, hr.KLDMean, hr.Top1, hr.PPLRatio)
 	}
 }
 

@@ -69,6 +69,9 @@ func (c *compressor) encodeAll(names []string) error {
 		xs[s] = make([]float32, len(ids)*d)
 		c.m.Embed(xs[s], ids)
 	}
+	if c.held != nil {
+		c.m.Embed(c.held.x, c.held.ids)
+	}
 	tmp := make([]float32, c.opts.CalibCtx*d)
 	for li := 0; li < cfg.Layers; li++ {
 		p := model.LayerPrefix(li)
@@ -133,6 +136,9 @@ func (c *compressor) encodeAll(names []string) error {
 			if err != nil {
 				return err
 			}
+			if err := c.advanceHeldOut(li); err != nil {
+				return err
+			}
 		}
 		*layer = model.Layer{} // done with this layer: let its memory go
 		c.keep = nil
@@ -164,10 +170,15 @@ func (c *compressor) encodeAll(names []string) error {
 			}
 			h = acc.hessian()
 		}
-		if _, err := c.encodeMatrix("lm_head.weight", h); err != nil {
+		head, err := c.encodeMatrix("lm_head.weight", h)
+		if err != nil {
 			return err
 		}
+		c.m.Weights.Output = head
 		written["lm_head.weight"] = true
+	}
+	if c.held != nil {
+		c.quality = c.held.measure(c.m, c.m.Weights.Output)
 	}
 	for _, name := range names {
 		if !written[name] {
