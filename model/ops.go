@@ -21,8 +21,8 @@ func addTo(dst, src []float32) {
 	}
 }
 
-// swiglu writes silu(gate) * up into dst (dst may alias gate).
-func swiglu(dst, gate, up []float32) {
+// swigluGo writes silu(gate) * up into dst (dst may alias gate).
+func swigluGo(dst, gate, up []float32) {
 	up = up[:len(dst)]
 	for i, g := range gate[:len(dst)] {
 		dst[i] = g / (1 + expf(-g)) * up[i]
@@ -43,16 +43,21 @@ func softmax(x []float32) {
 	for _, v := range x[1:] {
 		mx = max(mx, v)
 	}
+	inv := 1 / expSum(x, mx)
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// expSumGo sets x[i] = e^(x[i]-mx) and returns their sum.
+func expSumGo(x []float32, mx float32) float32 {
 	var sum float32
 	for i, v := range x {
 		e := expf(v - mx)
 		x[i] = e
 		sum += e
 	}
-	inv := 1 / sum
-	for i := range x {
-		x[i] *= inv
-	}
+	return sum
 }
 
 // ropeTable holds cos/sin of every position × frequency, grown on demand.

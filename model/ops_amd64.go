@@ -106,3 +106,32 @@ func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int
 	_ = v[(n-1)*vs+hd-1]
 	valuesF16AVX512(&att[0], &prob[0], ps, &v[0], vs, n, group, hd)
 }
+
+//go:noescape
+func expSumAVX512(x *float32, n int, mx float32) float32
+
+//go:noescape
+func siluMulAVX512(dst, gate, up *float32, n int)
+
+// expSum sets x[i] = e^(x[i]-mx) and returns their sum (AVX-512 for the
+// bulk: same algorithm as expf).
+func expSum(x []float32, mx float32) float32 {
+	n := len(x) &^ 15
+	if !useAVX512 || n == 0 {
+		return expSumGo(x, mx)
+	}
+	s := expSumAVX512(&x[0], n, mx)
+	return s + expSumGo(x[n:], mx)
+}
+
+// swiglu writes silu(gate) * up into dst (dst may alias gate).
+func swiglu(dst, gate, up []float32) {
+	n := len(dst) &^ 15
+	if !useAVX512 || n == 0 {
+		swigluGo(dst, gate, up)
+		return
+	}
+	_, _ = gate[len(dst)-1], up[len(dst)-1]
+	siluMulAVX512(&dst[0], &gate[0], &up[0], n)
+	swigluGo(dst[n:], gate[n:len(dst)], up[n:len(dst)])
+}

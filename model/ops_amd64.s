@@ -371,3 +371,106 @@ vnext16:
 vdone16:
 	VZEROUPPER
 	RET
+
+// EXP_CONSTS loads the constants of EXP16 into Z20–Z31.
+#define EXP_CONSTS \
+	MOVL $0x3fb8aa3b, AX; VPBROADCASTD AX, Z20 \
+	MOVL $0x3f318000, AX; VPBROADCASTD AX, Z21 \
+	MOVL $0xb95e8083, AX; VPBROADCASTD AX, Z22 \
+	MOVL $0x39506967, AX; VPBROADCASTD AX, Z23 \
+	MOVL $0x3ab743ce, AX; VPBROADCASTD AX, Z24 \
+	MOVL $0x3c088908, AX; VPBROADCASTD AX, Z25 \
+	MOVL $0x3d2aa9c1, AX; VPBROADCASTD AX, Z26 \
+	MOVL $0x3e2aaaaa, AX; VPBROADCASTD AX, Z27 \
+	MOVL $0x3f000000, AX; VPBROADCASTD AX, Z28 \
+	MOVL $0x3f800000, AX; VPBROADCASTD AX, Z29 \
+	MOVL $0x42b17217, AX; VPBROADCASTD AX, Z30 \
+	MOVL $0xc2aeac4f, AX; VPBROADCASTD AX, Z31
+
+// EXP16 computes Z0 ← e^Z0 in 16 lanes, the same algorithm as expf (Go):
+// clamp to the float32 range, n = ⌊x·log2e + ½⌋, r = x − n·ln2 (two
+// parts), Cephes' polynomial, then VSCALEFPS multiplies by 2^n. Clobbers
+// Z1–Z3.
+#define EXP16 \
+	VMINPS Z30, Z0, Z0; \
+	VMAXPS Z31, Z0, Z0; \
+	VMOVAPS Z28, Z1; \
+	VFMADD231PS Z20, Z0, Z1; \
+	VRNDSCALEPS $1, Z1, Z1; \
+	VFNMADD231PS Z21, Z1, Z0; \
+	VFNMADD231PS Z22, Z1, Z0; \
+	VMOVAPS Z23, Z2; \
+	VFMADD213PS Z24, Z0, Z2; \
+	VFMADD213PS Z25, Z0, Z2; \
+	VFMADD213PS Z26, Z0, Z2; \
+	VFMADD213PS Z27, Z0, Z2; \
+	VFMADD213PS Z28, Z0, Z2; \
+	VMULPS Z0, Z0, Z3; \
+	VFMADD213PS Z0, Z3, Z2; \
+	VADDPS Z29, Z2, Z2; \
+	VSCALEFPS Z1, Z2, Z0
+
+// func expSumAVX512(x *float32, n int, mx float32) float32
+// x[i] ← e^(x[i]−mx) for n floats (a multiple of 16); returns their sum.
+TEXT ·expSumAVX512(SB), NOSPLIT, $0-28
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS mx+16(FP), Z5
+	EXP_CONSTS
+	VXORPS Z4, Z4, Z4
+	SHRQ $4, CX
+	JZ esdone
+
+esloop:
+	VMOVUPS (SI), Z0
+	VSUBPS Z5, Z0, Z0
+	EXP16
+	VMOVUPS Z0, (SI)
+	VADDPS Z0, Z4, Z4
+	ADDQ $64, SI
+	DECQ CX
+	JNZ esloop
+
+esdone:
+	VEXTRACTF64X4 $1, Z4, Y1
+	VADDPS Y1, Y4, Y4
+	VEXTRACTF128 $1, Y4, X1
+	VADDPS X1, X4, X4
+	VPERMILPS $0x4e, X4, X1
+	VADDPS X1, X4, X4
+	VPERMILPS $0xb1, X4, X1
+	VADDPS X1, X4, X4
+	VMOVSS X4, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func siluMulAVX512(dst, gate, up *float32, n int)
+// dst[i] = gate[i]·up[i] / (1 + e^−gate[i]) for n floats (a multiple of 16);
+// dst may alias gate.
+TEXT ·siluMulAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	EXP_CONSTS
+	VXORPS Z6, Z6, Z6
+	SHRQ $4, CX
+	JZ smdone
+
+smloop:
+	VMOVUPS (SI), Z5
+	VSUBPS Z5, Z6, Z0
+	EXP16
+	VADDPS Z29, Z0, Z0
+	VMULPS (DX), Z5, Z5
+	VDIVPS Z0, Z5, Z5
+	VMOVUPS Z5, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	DECQ CX
+	JNZ smloop
+
+smdone:
+	VZEROUPPER
+	RET

@@ -22,3 +22,7 @@ func attnScoresF16(prob []float32, ps int, q []float32, k []uint16, ks, n, group
 func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int) {
 	attnValuesF16Go(att, prob, ps, v, vs, n, group, hd)
 }
+
+func expSum(x []float32, mx float32) float32 { return expSumGo(x, mx) }
+
+func swiglu(dst, gate, up []float32) { swigluGo(dst, gate, up) }

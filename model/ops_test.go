@@ -38,3 +38,39 @@ func BenchmarkExpf(b *testing.B) {
 	}
 	_ = x
 }
+
+// TestExpSumAndSwiGLU checks the vector softmax exponentials and SwiGLU
+// (AVX-512 where available) against the scalar Go versions, on lengths with
+// tails and on inputs spanning the clamped range.
+func TestExpSumAndSwiGLU(t *testing.T) {
+	for _, n := range []int{1, 15, 16, 17, 100, 4099} {
+		x := make([]float32, n)
+		gate := make([]float32, n)
+		up := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i%97)*0.37 - 30 + float32(i%7)*13
+			gate[i] = float32(i%101)*0.25 - 12
+			up[i] = float32(i%13) - 6
+		}
+		gate[0], x[0] = -200, -200 // far outside the range
+		mx := float32(60)
+		want, got := append([]float32(nil), x...), append([]float32(nil), x...)
+		ws, gs := expSumGo(want, mx), expSum(got, mx)
+		for i := range want {
+			if math.Abs(float64(got[i]-want[i])) > 4e-7*math.Abs(float64(want[i]))+1e-37 {
+				t.Fatalf("n=%d: exp[%d] = %g, want %g", n, i, got[i], want[i])
+			}
+		}
+		if math.Abs(float64(gs-ws)) > 1e-6*math.Abs(float64(ws)) {
+			t.Fatalf("n=%d: sum %g, want %g", n, gs, ws)
+		}
+		wd, gd := make([]float32, n), make([]float32, n)
+		swigluGo(wd, gate, up)
+		swiglu(gd, gate, up)
+		for i := range wd {
+			if math.Abs(float64(gd[i]-wd[i])) > 1e-6*(1+math.Abs(float64(wd[i]))) {
+				t.Fatalf("n=%d: swiglu[%d] = %g, want %g (gate %g, up %g)", n, i, gd[i], wd[i], gate[i], up[i])
+			}
+		}
+	}
+}
