@@ -3,6 +3,8 @@
 package model
 
 import (
+	"unsafe"
+
 	"github.com/upg-ai/upg/tensor"
 	"golang.org/x/sys/cpu"
 )
@@ -12,17 +14,14 @@ var (
 	useAVX512 = cpu.X86.HasAVX512F
 )
 
+// scoresAVX512 and valuesAVX512 read float32 keys/values, or fp16 ones
+// when half is 1.
+//
 //go:noescape
-func scoresAVX512(prob *float32, ps int, q, k *float32, ks, n, group, hd int, scale float32)
+func scoresAVX512(prob *float32, ps int, q *float32, k unsafe.Pointer, ks, n, group, hd int, scale float32, half int)
 
 //go:noescape
-func scoresF16AVX512(prob *float32, ps int, q *float32, k *uint16, ks, n, group, hd int, scale float32)
-
-//go:noescape
-func valuesF16AVX512(att, prob *float32, ps int, v *uint16, vs, n, group, hd int)
-
-//go:noescape
-func valuesAVX512(att, prob *float32, ps int, v *float32, vs, n, group, hd int)
+func valuesAVX512(att, prob *float32, ps int, v unsafe.Pointer, vs, n, group, hd int, half int)
 
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
@@ -67,7 +66,7 @@ func attnScores(prob []float32, ps int, q, k []float32, ks, n, group, hd int, sc
 	_ = prob[(group-1)*ps+n-1]
 	_ = q[group*hd-1]
 	_ = k[(n-1)*ks+hd-1]
-	scoresAVX512(&prob[0], ps, &q[0], &k[0], ks, n, group, hd, scale)
+	scoresAVX512(&prob[0], ps, &q[0], unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 0)
 }
 
 // attnValues adds Σ_t prob[g*ps+t]·v_t to each query head g's output
@@ -80,7 +79,7 @@ func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) 
 	_ = prob[(group-1)*ps+n-1]
 	_ = att[group*hd-1]
 	_ = v[(n-1)*vs+hd-1]
-	valuesAVX512(&att[0], &prob[0], ps, &v[0], vs, n, group, hd)
+	valuesAVX512(&att[0], &prob[0], ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 0)
 }
 
 // attnScoresF16 is attnScores over fp16 keys.
@@ -92,7 +91,7 @@ func attnScoresF16(prob []float32, ps int, q []float32, k []uint16, ks, n, group
 	_ = prob[(group-1)*ps+n-1]
 	_ = q[group*hd-1]
 	_ = k[(n-1)*ks+hd-1]
-	scoresF16AVX512(&prob[0], ps, &q[0], &k[0], ks, n, group, hd, scale)
+	scoresAVX512(&prob[0], ps, &q[0], unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 1)
 }
 
 // attnValuesF16 is attnValues over fp16 values.
@@ -104,7 +103,7 @@ func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int
 	_ = prob[(group-1)*ps+n-1]
 	_ = att[group*hd-1]
 	_ = v[(n-1)*vs+hd-1]
-	valuesF16AVX512(&att[0], &prob[0], ps, &v[0], vs, n, group, hd)
+	valuesAVX512(&att[0], &prob[0], ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 1)
 }
 
 //go:noescape

@@ -63,20 +63,23 @@ adone:
 	VZEROUPPER
 	RET
 
-// func scoresAVX512(prob *float32, ps int, q, k *float32, ks, n, group, hd int, scale float32)
+// func scoresAVX512(prob *float32, ps int, q *float32, k unsafe.Pointer, ks, n, group, hd int, scale float32, half int)
 //
-// For each of the n keys k_t (rows ks floats apart) and each of the group's
-// query heads q_g (hd floats each, back to back), prob[g*ps+t] =
-// scale·(q_g·k_t). hd is a multiple of 16; the key row is re-read from L1
-// for every head of the group.
-TEXT ·scoresAVX512(SB), NOSPLIT, $0-68
+// For each of the n keys k_t (rows ks values apart; float32, or fp16 when
+// half is 1) and each of the group's query heads q_g (hd floats each, back
+// to back), prob[g*ps+t] = scale·(q_g·k_t). hd is a multiple of 16; the key
+// row is re-read from L1 for every head of the group.
+TEXT ·scoresAVX512(SB), NOSPLIT, $0-80
 	MOVQ prob+0(FP), DI
 	MOVQ ps+8(FP), R8
 	SHLQ $2, R8
 	MOVQ q+16(FP), SI
 	MOVQ k+24(FP), DX
+	MOVQ half+72(FP), R12
 	MOVQ ks+32(FP), R9
 	SHLQ $2, R9
+	MOVQ R12, CX
+	SHRQ CX, R9
 	MOVQ n+40(FP), CX
 	MOVQ group+48(FP), R10
 	MOVQ hd+56(FP), R11
@@ -98,9 +101,18 @@ sg:
 	MOVQ R11, R15
 
 si:
-	VMOVUPS (BX), Z2
-	VFMADD231PS (AX), Z2, Z0
+	TESTQ R12, R12
+	JNZ si16
+	VMOVUPS (AX), Z1
 	ADDQ $64, AX
+	JMP sifma
+
+si16:
+	VCVTPH2PS (AX), Z1
+	ADDQ $32, AX
+
+sifma:
+	VFMADD231PS (BX), Z1, Z0
 	ADDQ $64, BX
 	DECQ R15
 	JNZ si
@@ -126,12 +138,13 @@ sdone:
 	VZEROUPPER
 	RET
 
-// func valuesAVX512(att, prob *float32, ps int, v *float32, vs, n, group, hd int)
+// func valuesAVX512(att, prob *float32, ps int, v unsafe.Pointer, vs, n, group, hd int, half int)
 //
 // For each query head g < group: att[g*hd : (g+1)*hd] += Σ_t prob[g*ps+t]·v_t
-// over the n value rows v_t (vs floats apart). hd is a multiple of 16; the
-// head is done 64 floats at a time in four accumulators, then 16 at a time.
-TEXT ·valuesAVX512(SB), NOSPLIT, $0-64
+// over the n value rows v_t (vs values apart; float32, or fp16 when half is
+// 1). hd is a multiple of 16; the head is done 64 floats at a time in four
+// accumulators, then 16 at a time.
+TEXT ·valuesAVX512(SB), NOSPLIT, $0-72
 	MOVQ att+0(FP), DI
 	MOVQ prob+8(FP), SI
 	MOVQ ps+16(FP), R8
@@ -139,6 +152,8 @@ TEXT ·valuesAVX512(SB), NOSPLIT, $0-64
 	MOVQ v+24(FP), DX
 	MOVQ vs+32(FP), R9
 	SHLQ $2, R9
+	MOVQ half+64(FP), CX
+	SHRQ CX, R9
 	MOVQ n+40(FP), CX
 	MOVQ group+48(FP), R10
 	MOVQ hd+56(FP), R11
@@ -165,10 +180,25 @@ vb:
 
 vbt:
 	VBROADCASTSS (BX), Z4
-	VFMADD231PS (AX), Z4, Z0
-	VFMADD231PS 64(AX), Z4, Z1
-	VFMADD231PS 128(AX), Z4, Z2
-	VFMADD231PS 192(AX), Z4, Z3
+	CMPQ half+64(FP), $0
+	JNE vbt16
+	VMOVUPS (AX), Z5
+	VMOVUPS 64(AX), Z6
+	VMOVUPS 128(AX), Z7
+	VMOVUPS 192(AX), Z8
+	JMP vbtfma
+
+vbt16:
+	VCVTPH2PS (AX), Z5
+	VCVTPH2PS 32(AX), Z6
+	VCVTPH2PS 64(AX), Z7
+	VCVTPH2PS 96(AX), Z8
+
+vbtfma:
+	VFMADD231PS Z5, Z4, Z0
+	VFMADD231PS Z6, Z4, Z1
+	VFMADD231PS Z7, Z4, Z2
+	VFMADD231PS Z8, Z4, Z3
 	ADDQ R9, AX
 	ADDQ $4, BX
 	DECQ R15
@@ -178,8 +208,11 @@ vbt:
 	VMOVUPS Z2, 128(R14)
 	VMOVUPS Z3, 192(R14)
 	ADDQ $256, R14
-	ADDQ $256, R13
 	SUBQ $64, R12
+	ADDQ $128, R13
+	CMPQ half+64(FP), $0
+	JNE vb
+	ADDQ $128, R13
 	JMP vb
 
 vc:
@@ -192,14 +225,28 @@ vc:
 
 vct:
 	VBROADCASTSS (BX), Z4
-	VFMADD231PS (AX), Z4, Z0
+	CMPQ half+64(FP), $0
+	JNE vct16
+	VMOVUPS (AX), Z5
+	JMP vctfma
+
+vct16:
+	VCVTPH2PS (AX), Z5
+
+vctfma:
+	VFMADD231PS Z5, Z4, Z0
 	ADDQ R9, AX
 	ADDQ $4, BX
 	DECQ R15
 	JNZ vct
 	VMOVUPS Z0, (R14)
 	ADDQ $64, R14
-	ADDQ $64, R13
+	ADDQ $32, R13
+	CMPQ half+64(FP), $0
+	JNE vcnext
+	ADDQ $32, R13
+
+vcnext:
 	SUBQ $16, R12
 	JMP vc
 
@@ -212,163 +259,6 @@ vnext:
 	JNZ vg
 
 vdone:
-	VZEROUPPER
-	RET
-
-// func scoresF16AVX512(prob *float32, ps int, q, k *uint16, ks, n, group, hd int, scale float32)
-//
-// For each of the n keys k_t (rows ks floats apart) and each of the group's
-// query heads q_g (hd floats each, back to back), prob[g*ps+t] =
-// scale·(q_g·k_t). hd is a multiple of 16; the fp16 key row is re-read from L1
-// for every head of the group.
-TEXT ·scoresF16AVX512(SB), NOSPLIT, $0-68
-	MOVQ prob+0(FP), DI
-	MOVQ ps+8(FP), R8
-	SHLQ $2, R8
-	MOVQ q+16(FP), SI
-	MOVQ k+24(FP), DX
-	MOVQ ks+32(FP), R9
-	SHLQ $1, R9
-	MOVQ n+40(FP), CX
-	MOVQ group+48(FP), R10
-	MOVQ hd+56(FP), R11
-	SHRQ $4, R11
-	VBROADCASTSS scale+64(FP), X15
-	TESTQ CX, CX
-	JZ sdone16
-	TESTQ R11, R11
-	JZ sdone16
-
-st16:
-	MOVQ SI, BX
-	MOVQ DI, R13
-	MOVQ R10, R14
-
-sg16:
-	VPXORD Z0, Z0, Z0
-	MOVQ DX, AX
-	MOVQ R11, R15
-
-si16:
-	VCVTPH2PS (AX), Z1
-	VFMADD231PS (BX), Z1, Z0
-	ADDQ $32, AX
-	ADDQ $64, BX
-	DECQ R15
-	JNZ si16
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
-	VPERMILPS $0x4e, X0, X1
-	VADDPS X1, X0, X0
-	VPERMILPS $0xb1, X0, X1
-	VADDPS X1, X0, X0
-	VMULSS X15, X0, X0
-	VMOVSS X0, (R13)
-	ADDQ R8, R13
-	DECQ R14
-	JNZ sg16
-	ADDQ R9, DX
-	ADDQ $4, DI
-	DECQ CX
-	JNZ st16
-
-sdone16:
-	VZEROUPPER
-	RET
-
-// func valuesF16AVX512(att, prob *float32, ps int, v *uint16, vs, n, group, hd int)
-//
-// For each query head g < group: att[g*hd : (g+1)*hd] += Σ_t prob[g*ps+t]·v_t
-// over the n fp16 value rows v_t (vs floats apart). hd is a multiple of 16; the
-// head is done 64 floats at a time in four accumulators, then 16 at a time.
-TEXT ·valuesF16AVX512(SB), NOSPLIT, $0-64
-	MOVQ att+0(FP), DI
-	MOVQ prob+8(FP), SI
-	MOVQ ps+16(FP), R8
-	SHLQ $2, R8
-	MOVQ v+24(FP), DX
-	MOVQ vs+32(FP), R9
-	SHLQ $1, R9
-	MOVQ n+40(FP), CX
-	MOVQ group+48(FP), R10
-	MOVQ hd+56(FP), R11
-	TESTQ CX, CX
-	JZ vdone16
-	TESTQ R10, R10
-	JZ vdone16
-
-vg16:
-	MOVQ R11, R12
-	MOVQ DX, R13
-	MOVQ DI, R14
-
-vb16:
-	CMPQ R12, $64
-	JLT vc16
-	VMOVUPS (R14), Z0
-	VMOVUPS 64(R14), Z1
-	VMOVUPS 128(R14), Z2
-	VMOVUPS 192(R14), Z3
-	MOVQ R13, AX
-	MOVQ SI, BX
-	MOVQ CX, R15
-
-vbt16:
-	VBROADCASTSS (BX), Z4
-	VCVTPH2PS (AX), Z5
-	VCVTPH2PS 32(AX), Z6
-	VCVTPH2PS 64(AX), Z7
-	VCVTPH2PS 96(AX), Z8
-	VFMADD231PS Z5, Z4, Z0
-	VFMADD231PS Z6, Z4, Z1
-	VFMADD231PS Z7, Z4, Z2
-	VFMADD231PS Z8, Z4, Z3
-	ADDQ R9, AX
-	ADDQ $4, BX
-	DECQ R15
-	JNZ vbt16
-	VMOVUPS Z0, (R14)
-	VMOVUPS Z1, 64(R14)
-	VMOVUPS Z2, 128(R14)
-	VMOVUPS Z3, 192(R14)
-	ADDQ $256, R14
-	ADDQ $128, R13
-	SUBQ $64, R12
-	JMP vb16
-
-vc16:
-	CMPQ R12, $16
-	JLT vnext16
-	VMOVUPS (R14), Z0
-	MOVQ R13, AX
-	MOVQ SI, BX
-	MOVQ CX, R15
-
-vct16:
-	VBROADCASTSS (BX), Z4
-	VCVTPH2PS (AX), Z5
-	VFMADD231PS Z5, Z4, Z0
-	ADDQ R9, AX
-	ADDQ $4, BX
-	DECQ R15
-	JNZ vct16
-	VMOVUPS Z0, (R14)
-	ADDQ $64, R14
-	ADDQ $32, R13
-	SUBQ $16, R12
-	JMP vc16
-
-vnext16:
-	MOVQ R11, AX
-	SHLQ $2, AX
-	ADDQ AX, DI
-	ADDQ R8, SI
-	DECQ R10
-	JNZ vg16
-
-vdone16:
 	VZEROUPPER
 	RET
 
