@@ -5,6 +5,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/upg-ai/upg/tensor"
 )
 
 // colQuant quantizes one row column by column for the GPTQ loop. quant is
@@ -92,7 +94,7 @@ func cholesky(a []float64, n int) bool {
 	workers := runtime.GOMAXPROCS(0)
 	for j := 0; j < n; j++ {
 		lj := a[j*n : j*n+j]
-		d := a[j*n+j] - dot64(lj, lj)
+		d := a[j*n+j] - tensor.Dot(lj, lj)
 		if !(d > 0) {
 			return false
 		}
@@ -102,7 +104,7 @@ func cholesky(a []float64, n int) bool {
 		rest := n - j - 1
 		if rest < 256 || workers == 1 {
 			for i := j + 1; i < n; i++ {
-				a[i*n+j] = (a[i*n+j] - dot64(a[i*n:i*n+j], lj)) * inv
+				a[i*n+j] = (a[i*n+j] - tensor.Dot(a[i*n:i*n+j], lj)) * inv
 			}
 			continue
 		}
@@ -114,7 +116,7 @@ func cholesky(a []float64, n int) bool {
 			go func(s, e int) {
 				defer wg.Done()
 				for i := s; i < e; i++ {
-					a[i*n+j] = (a[i*n+j] - dot64(a[i*n:i*n+j], lj)) * inv
+					a[i*n+j] = (a[i*n+j] - tensor.Dot(a[i*n:i*n+j], lj)) * inv
 				}
 			}(s, e)
 		}
@@ -131,7 +133,7 @@ func invLower(l []float64, n int) []float64 {
 		col := make([]float64, n)
 		col[j] = 1 / l[j*n+j]
 		for i := j + 1; i < n; i++ {
-			col[i] = -dot64(l[i*n+j:i*n+i], col[j:i]) / l[i*n+i]
+			col[i] = -tensor.Dot(l[i*n+j:i*n+i], col[j:i]) / l[i*n+i]
 		}
 		for i := j; i < n; i++ {
 			x[i*n+j] = col[i]
@@ -154,22 +156,6 @@ func parallelFor(n int, f func(i int)) {
 		}(w)
 	}
 	wg.Wait()
-}
-
-func dot64(a, b []float64) float64 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return s0 + s1 + s2 + s3
 }
 
 // axpy computes y += s*x.
@@ -248,12 +234,12 @@ func OutputError(w, wq []float32, rows, cols int, h *Hessian) float64 {
 			d[j] = float64(w[r*cols+j]) - float64(wq[r*cols+j])
 		}
 		if h == nil {
-			total += dot64(d, d)
+			total += tensor.Dot(d, d)
 			continue
 		}
 		for i := 0; i < cols; i++ {
 			if d[i] != 0 {
-				total += d[i] * dot64(h.H[i*cols:(i+1)*cols], d)
+				total += d[i] * tensor.Dot(h.H[i*cols:(i+1)*cols], d)
 			}
 		}
 	}

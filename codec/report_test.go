@@ -91,7 +91,7 @@ func synthHessian(rng *rand.Rand, cols int) *Hessian {
 	h := make([]float64, cols*cols)
 	for i := 0; i < cols; i++ {
 		for j := 0; j <= i; j++ {
-			v := dot64(b[i*k:(i+1)*k], b[j*k:(j+1)*k]) / k
+			v := tensor.Dot(b[i*k:(i+1)*k], b[j*k:(j+1)*k]) / k
 			if i == j {
 				v += 0.2
 			}

@@ -1,8 +1,6 @@
 package codec
 
 import (
-	"math"
-
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -80,20 +78,5 @@ func rotateForward64(x []float64, signs []float32) {
 	for i := range x {
 		x[i] *= float64(signs[i])
 	}
-	n := RotationBlock(len(x))
-	scale := 1 / math.Sqrt(float64(n))
-	for b := 0; b+n <= len(x); b += n {
-		v := x[b : b+n]
-		for h := 1; h < n; h *= 2 {
-			for i := 0; i < n; i += 2 * h {
-				for j := i; j < i+h; j++ {
-					a, c := v[j], v[j+h]
-					v[j], v[j+h] = a+c, a-c
-				}
-			}
-		}
-		for i := range v {
-			v[i] *= scale
-		}
-	}
+	tensor.FWHT(x, RotationBlock(len(x)))
 }

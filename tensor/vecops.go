@@ -2,11 +2,12 @@ package tensor
 
 import "math"
 
-// Dot is the portable float32 dot product (four independent accumulators),
-// the scalar fallback that SIMD kernels are checked against.
-func Dot(a, b []float32) float32 {
+// Dot is the portable dot product (four independent accumulators), the
+// scalar fallback that SIMD kernels are checked against; float64 for the
+// compressor's Hessian algebra.
+func Dot[T float32 | float64](a, b []T) T {
 	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
+	var s0, s1, s2, s3 T
 	i := 0
 	for ; i+4 <= len(a); i += 4 {
 		s0 += a[i] * b[i]
@@ -22,8 +23,8 @@ func Dot(a, b []float32) float32 {
 
 // FWHT applies the orthonormal (scaled by 1/√n) Walsh–Hadamard transform in
 // natural (Sylvester) order to each consecutive block of n values of x.
-func FWHT(x []float32, n int) {
-	scale := float32(1 / math.Sqrt(float64(n)))
+func FWHT[T float32 | float64](x []T, n int) {
+	scale := T(1 / math.Sqrt(float64(n)))
 	for b := 0; b+n <= len(x); b += n {
 		v := x[b : b+n]
 		for h := 1; h < n; h *= 2 {
