@@ -345,8 +345,15 @@ func (m *Model) attnWork(worker, lo, hi int) {
 			}
 			t += cnt
 		}
+		// Unnormalised probabilities; each head's output is divided by its
+		// sum afterwards (a pass over hd values instead of T).
+		var inv [maxGroupInline]float32
 		for g := 0; g < group; g++ {
-			softmax(prob[g*a.maxT : g*a.maxT+T])
+			if group <= maxGroupInline {
+				inv[g] = 1 / expNorm(prob[g*a.maxT:g*a.maxT+T])
+			} else {
+				softmax(prob[g*a.maxT : g*a.maxT+T])
+			}
 		}
 		clear(att)
 		for t := 0; t < T; {
@@ -359,8 +366,17 @@ func (m *Model) attnWork(worker, lo, hi int) {
 			}
 			t += cnt
 		}
+		if group <= maxGroupInline {
+			for g := 0; g < group; g++ {
+				scaleVec(att[g*hd:(g+1)*hd], inv[g])
+			}
+		}
 	}
 }
+
+// maxGroupInline is the largest query-head group whose softmax sums
+// attnWork keeps on the stack.
+const maxGroupInline = 64
 
 // attnScoresGo is the portable attnScores.
 func attnScoresGo(prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {

@@ -39,14 +39,25 @@ func axpyGo(y []float32, a float32, x []float32) {
 
 // softmax normalises x in place, subtracting the maximum for stability.
 func softmax(x []float32) {
-	mx := x[0]
-	for _, v := range x[1:] {
-		mx = max(mx, v)
-	}
-	inv := 1 / expSum(x, mx)
+	inv := 1 / expNorm(x)
 	for i := range x {
 		x[i] *= inv
 	}
+}
+
+// expNorm sets x[i] = e^(x[i]-max(x)) and returns their sum: softmax
+// without the division, which attention applies to its output instead.
+func expNorm(x []float32) float32 { return expSum(x, maxOf(x)) }
+
+// maxGo is the portable maxOf.
+func maxGo(x []float32) float32 {
+	mx := x[0]
+	for _, v := range x[1:] {
+		if v > mx {
+			mx = v
+		}
+	}
+	return mx
 }
 
 // expSumGo sets x[i] = e^(x[i]-mx) and returns their sum.
@@ -180,4 +191,11 @@ func expf(x float32) float32 {
 		return y * 2 * math.Float32frombits(uint32(n+126)<<23)
 	}
 	return y * math.Float32frombits(uint32(n+127)<<23)
+}
+
+// scaleVec multiplies x by s.
+func scaleVec(x []float32, s float32) {
+	for i := range x {
+		x[i] *= s
+	}
 }

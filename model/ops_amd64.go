@@ -23,6 +23,38 @@ func scoresAVX512(prob *float32, ps int, q *float32, k unsafe.Pointer, ks, n, gr
 //go:noescape
 func valuesAVX512(att, prob *float32, ps int, v unsafe.Pointer, vs, n, group, hd int, half int)
 
+// scores4AVX512 and values4AVX512 are the same for groups of four query
+// heads, reading each key or value row once for all four.
+//
+//go:noescape
+func scores4AVX512(prob *float32, ps int, q *float32, k unsafe.Pointer, ks, n, hd int, scale float32, half int)
+
+//go:noescape
+func values4AVX512(att, prob *float32, ps int, v unsafe.Pointer, vs, n, hd int, half int)
+
+// scoresAsm runs the score kernels over the group's query heads, four at a
+// time where the group divides into fours; half is 1 for fp16 keys.
+func scoresAsm(prob []float32, ps int, q []float32, k unsafe.Pointer, ks, n, group, hd int, scale float32, half int) {
+	if group%4 != 0 {
+		scoresAVX512(&prob[0], ps, &q[0], k, ks, n, group, hd, scale, half)
+		return
+	}
+	for g := 0; g < group; g += 4 {
+		scores4AVX512(&prob[g*ps], ps, &q[g*hd], k, ks, n, hd, scale, half)
+	}
+}
+
+// valuesAsm is scoresAsm for the value kernels.
+func valuesAsm(att, prob []float32, ps int, v unsafe.Pointer, vs, n, group, hd int, half int) {
+	if group%4 != 0 {
+		valuesAVX512(&att[0], &prob[0], ps, v, vs, n, group, hd, half)
+		return
+	}
+	for g := 0; g < group; g += 4 {
+		values4AVX512(&att[g*hd], &prob[g*ps], ps, v, vs, n, hd, half)
+	}
+}
+
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
 
@@ -66,7 +98,7 @@ func attnScores(prob []float32, ps int, q, k []float32, ks, n, group, hd int, sc
 	_ = prob[(group-1)*ps+n-1]
 	_ = q[group*hd-1]
 	_ = k[(n-1)*ks+hd-1]
-	scoresAVX512(&prob[0], ps, &q[0], unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 0)
+	scoresAsm(prob, ps, q, unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 0)
 }
 
 // attnValues adds Σ_t prob[g*ps+t]·v_t to each query head g's output
@@ -79,7 +111,7 @@ func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) 
 	_ = prob[(group-1)*ps+n-1]
 	_ = att[group*hd-1]
 	_ = v[(n-1)*vs+hd-1]
-	valuesAVX512(&att[0], &prob[0], ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 0)
+	valuesAsm(att, prob, ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 0)
 }
 
 // attnScoresF16 is attnScores over fp16 keys.
@@ -91,7 +123,7 @@ func attnScoresF16(prob []float32, ps int, q []float32, k []uint16, ks, n, group
 	_ = prob[(group-1)*ps+n-1]
 	_ = q[group*hd-1]
 	_ = k[(n-1)*ks+hd-1]
-	scoresAVX512(&prob[0], ps, &q[0], unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 1)
+	scoresAsm(prob, ps, q, unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 1)
 }
 
 // attnValuesF16 is attnValues over fp16 values.
@@ -103,7 +135,7 @@ func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int
 	_ = prob[(group-1)*ps+n-1]
 	_ = att[group*hd-1]
 	_ = v[(n-1)*vs+hd-1]
-	valuesAVX512(&att[0], &prob[0], ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 1)
+	valuesAsm(att, prob, ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 1)
 }
 
 //go:noescape
@@ -111,6 +143,22 @@ func expSumAVX512(x *float32, n int, mx float32) float32
 
 //go:noescape
 func siluMulAVX512(dst, gate, up *float32, n int)
+
+//go:noescape
+func maxAVX512(x *float32, n int) float32
+
+// maxOf returns the largest element of a non-empty x.
+func maxOf(x []float32) float32 {
+	n := len(x) &^ 15
+	if !useAVX512 || n == 0 {
+		return maxGo(x)
+	}
+	mx := maxAVX512(&x[0], n)
+	if n < len(x) {
+		mx = max(mx, maxGo(x[n:]))
+	}
+	return mx
+}
 
 // expSum sets x[i] = e^(x[i]-mx) and returns their sum (AVX-512 for the
 // bulk: same algorithm as expf).

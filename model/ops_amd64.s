@@ -364,3 +364,294 @@ smloop:
 smdone:
 	VZEROUPPER
 	RET
+
+// func scores4AVX512(prob *float32, ps int, q *float32, k unsafe.Pointer, ks, n, hd int, scale float32, half int)
+//
+// scoresAVX512 for a group of exactly four query heads: each 16-value chunk
+// of a key row is loaded (or converted from fp16) once and multiplied into
+// four accumulators, and the four dot products are reduced together
+// (three VHADDPS) to one vector of four scores.
+TEXT ·scores4AVX512(SB), NOSPLIT, $0-72
+	MOVQ prob+0(FP), DI
+	MOVQ ps+8(FP), R8
+	SHLQ $2, R8
+	MOVQ q+16(FP), SI
+	MOVQ k+24(FP), DX
+	MOVQ half+64(FP), R12
+	MOVQ ks+32(FP), R9
+	SHLQ $2, R9
+	MOVQ R12, CX
+	SHRQ CX, R9
+	MOVQ n+40(FP), CX
+	MOVQ hd+48(FP), R11
+	MOVQ R11, R13
+	SHLQ $2, R13                // bytes per query head
+	LEAQ (R13)(R13*2), R14      // 3 heads
+	SHRQ $4, R11
+	VBROADCASTSS scale+56(FP), X15
+	TESTQ CX, CX
+	JZ s4done
+	TESTQ R11, R11
+	JZ s4done
+
+s4t:
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, AX
+	MOVQ SI, BX
+	MOVQ R11, R15
+
+s4i:
+	TESTQ R12, R12
+	JNZ s4i16
+	VMOVUPS (AX), Z1
+	ADDQ $64, AX
+	JMP s4fma
+
+s4i16:
+	VCVTPH2PS (AX), Z1
+	ADDQ $32, AX
+
+s4fma:
+	VFMADD231PS (BX), Z1, Z8
+	VFMADD231PS (BX)(R13*1), Z1, Z9
+	VFMADD231PS (BX)(R13*2), Z1, Z10
+	VFMADD231PS (BX)(R14*1), Z1, Z11
+	ADDQ $64, BX
+	DECQ R15
+	JNZ s4i
+	VEXTRACTF64X4 $1, Z8, Y0
+	VADDPS Y0, Y8, Y8
+	VEXTRACTF64X4 $1, Z9, Y0
+	VADDPS Y0, Y9, Y9
+	VEXTRACTF64X4 $1, Z10, Y0
+	VADDPS Y0, Y10, Y10
+	VEXTRACTF64X4 $1, Z11, Y0
+	VADDPS Y0, Y11, Y11
+	VHADDPS Y9, Y8, Y0          // a01 a23 b01 b23 | a45 a67 b45 b67
+	VHADDPS Y11, Y10, Y2        // c.. d..
+	VHADDPS Y2, Y0, Y0          // a b c d (low half) | a b c d (high half)
+	VEXTRACTF128 $1, Y0, X2
+	VADDPS X2, X0, X0
+	VMULPS X15, X0, X0
+	VMOVSS X0, (DI)
+	VEXTRACTPS $1, X0, (DI)(R8*1)
+	VEXTRACTPS $2, X0, (DI)(R8*2)
+	LEAQ (DI)(R8*2), R10
+	VEXTRACTPS $3, X0, (R10)(R8*1)
+	ADDQ R9, DX
+	ADDQ $4, DI
+	DECQ CX
+	JNZ s4t
+
+s4done:
+	VZEROUPPER
+	RET
+
+// func values4AVX512(att, prob *float32, ps int, v unsafe.Pointer, vs, n, hd int, half int)
+//
+// valuesAVX512 for a group of exactly four query heads: 64 values of a
+// value row at a time are loaded (or converted) once and multiplied into
+// the four heads' sixteen accumulators (then 16 at a time with four).
+TEXT ·values4AVX512(SB), NOSPLIT, $0-64
+	MOVQ att+0(FP), DI
+	MOVQ prob+8(FP), SI
+	MOVQ ps+16(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R10        // 3·ps bytes
+	MOVQ v+24(FP), DX
+	MOVQ vs+32(FP), R9
+	SHLQ $2, R9
+	MOVQ half+56(FP), CX
+	SHRQ CX, R9
+	MOVQ n+40(FP), CX
+	MOVQ hd+48(FP), R11
+	MOVQ R11, R12
+	SHLQ $2, R12                // bytes per head of att
+	TESTQ CX, CX
+	JZ v4done
+	MOVQ DI, R14                // att of head 0 at the current column
+	MOVQ DX, R13                // value column pointer
+
+v4b:
+	CMPQ R11, $64
+	JLT v4c
+	MOVQ R14, DI
+	VMOVUPS (DI), Z16
+	VMOVUPS 64(DI), Z17
+	VMOVUPS 128(DI), Z18
+	VMOVUPS 192(DI), Z19
+	ADDQ R12, DI
+	VMOVUPS (DI), Z20
+	VMOVUPS 64(DI), Z21
+	VMOVUPS 128(DI), Z22
+	VMOVUPS 192(DI), Z23
+	ADDQ R12, DI
+	VMOVUPS (DI), Z24
+	VMOVUPS 64(DI), Z25
+	VMOVUPS 128(DI), Z26
+	VMOVUPS 192(DI), Z27
+	ADDQ R12, DI
+	VMOVUPS (DI), Z28
+	VMOVUPS 64(DI), Z29
+	VMOVUPS 128(DI), Z30
+	VMOVUPS 192(DI), Z31
+	MOVQ R13, AX
+	MOVQ SI, BX
+	MOVQ CX, R15
+
+v4bt:
+	CMPQ half+56(FP), $0
+	JNE v4bt16
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	JMP v4btfma
+
+v4bt16:
+	VCVTPH2PS (AX), Z0
+	VCVTPH2PS 32(AX), Z1
+	VCVTPH2PS 64(AX), Z2
+	VCVTPH2PS 96(AX), Z3
+
+v4btfma:
+	VBROADCASTSS (BX), Z4
+	VBROADCASTSS (BX)(R8*1), Z5
+	VBROADCASTSS (BX)(R8*2), Z6
+	VBROADCASTSS (BX)(R10*1), Z7
+	VFMADD231PS Z0, Z4, Z16
+	VFMADD231PS Z1, Z4, Z17
+	VFMADD231PS Z2, Z4, Z18
+	VFMADD231PS Z3, Z4, Z19
+	VFMADD231PS Z0, Z5, Z20
+	VFMADD231PS Z1, Z5, Z21
+	VFMADD231PS Z2, Z5, Z22
+	VFMADD231PS Z3, Z5, Z23
+	VFMADD231PS Z0, Z6, Z24
+	VFMADD231PS Z1, Z6, Z25
+	VFMADD231PS Z2, Z6, Z26
+	VFMADD231PS Z3, Z6, Z27
+	VFMADD231PS Z0, Z7, Z28
+	VFMADD231PS Z1, Z7, Z29
+	VFMADD231PS Z2, Z7, Z30
+	VFMADD231PS Z3, Z7, Z31
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ R15
+	JNZ v4bt
+	MOVQ R14, DI
+	VMOVUPS Z16, (DI)
+	VMOVUPS Z17, 64(DI)
+	VMOVUPS Z18, 128(DI)
+	VMOVUPS Z19, 192(DI)
+	ADDQ R12, DI
+	VMOVUPS Z20, (DI)
+	VMOVUPS Z21, 64(DI)
+	VMOVUPS Z22, 128(DI)
+	VMOVUPS Z23, 192(DI)
+	ADDQ R12, DI
+	VMOVUPS Z24, (DI)
+	VMOVUPS Z25, 64(DI)
+	VMOVUPS Z26, 128(DI)
+	VMOVUPS Z27, 192(DI)
+	ADDQ R12, DI
+	VMOVUPS Z28, (DI)
+	VMOVUPS Z29, 64(DI)
+	VMOVUPS Z30, 128(DI)
+	VMOVUPS Z31, 192(DI)
+	ADDQ $256, R14
+	SUBQ $64, R11
+	ADDQ $128, R13
+	CMPQ half+56(FP), $0
+	JNE v4b
+	ADDQ $128, R13
+	JMP v4b
+
+v4c:
+	CMPQ R11, $16
+	JLT v4done
+	MOVQ R14, DI
+	VMOVUPS (DI), Z16
+	VMOVUPS (DI)(R12*1), Z20
+	VMOVUPS (DI)(R12*2), Z24
+	LEAQ (R12)(R12*2), BX
+	VMOVUPS (DI)(BX*1), Z28
+	MOVQ R13, AX
+	MOVQ SI, BX
+	MOVQ CX, R15
+
+v4ct:
+	CMPQ half+56(FP), $0
+	JNE v4ct16
+	VMOVUPS (AX), Z0
+	JMP v4ctfma
+
+v4ct16:
+	VCVTPH2PS (AX), Z0
+
+v4ctfma:
+	VBROADCASTSS (BX), Z4
+	VBROADCASTSS (BX)(R8*1), Z5
+	VBROADCASTSS (BX)(R8*2), Z6
+	VBROADCASTSS (BX)(R10*1), Z7
+	VFMADD231PS Z0, Z4, Z16
+	VFMADD231PS Z0, Z5, Z20
+	VFMADD231PS Z0, Z6, Z24
+	VFMADD231PS Z0, Z7, Z28
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ R15
+	JNZ v4ct
+	MOVQ R14, DI
+	VMOVUPS Z16, (DI)
+	VMOVUPS Z20, (DI)(R12*1)
+	VMOVUPS Z24, (DI)(R12*2)
+	LEAQ (R12)(R12*2), BX
+	VMOVUPS Z28, (DI)(BX*1)
+	ADDQ $64, R14
+	SUBQ $16, R11
+	ADDQ $32, R13
+	CMPQ half+56(FP), $0
+	JNE v4c
+	ADDQ $32, R13
+	JMP v4c
+
+v4done:
+	VZEROUPPER
+	RET
+
+// func maxAVX512(x *float32, n int) float32
+// Returns the largest of n floats (n a positive multiple of 16).
+TEXT ·maxAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	SHRQ $4, CX
+	VMOVUPS (SI), Z0
+	VMOVAPS Z0, Z1
+
+mxloop:
+	VMAXPS (SI), Z0, Z0
+	ADDQ $64, SI
+	DECQ CX
+	JZ mxdone
+	VMAXPS (SI), Z1, Z1
+	ADDQ $64, SI
+	DECQ CX
+	JNZ mxloop
+
+mxdone:
+	VMAXPS Z1, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET

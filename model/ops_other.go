@@ -26,3 +26,5 @@ func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int
 func expSum(x []float32, mx float32) float32 { return expSumGo(x, mx) }
 
 func swiglu(dst, gate, up []float32) { swigluGo(dst, gate, up) }
+
+func maxOf(x []float32) float32 { return maxGo(x) }

@@ -98,7 +98,9 @@ func BenchmarkDenseCompute(b *testing.B) {
 // 17920×5120 matrices (3-bit codes, group 128, a non-linear codebook; about
 // 570 MB, more than the last-level cache) multiplied in turn with one
 // token, as in decoding. The codes are random bytes: speed does not depend
-// on the values. Compare its MB/s with `upg bench`'s read bandwidth.
+// on the values. The uniform variant (no codebook lookup, a third fewer
+// shuffles) shows how much compute limits streaming. Compare its MB/s with
+// `upg bench`'s read bandwidth.
 func BenchmarkDenseDRAM(b *testing.B) {
 	const rows, cols, bits, gs, count = 17920, 5120, 3, 128, 16
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -118,25 +120,34 @@ func BenchmarkDenseDRAM(b *testing.B) {
 		ms = append(ms, m)
 		total += int64(len(m.Codes) + len(m.Scales))
 	}
+	lloyd := ms[0].Levels
 	for _, lv := range Levels() {
 		if lv == LevelGeneric {
 			continue
 		}
-		b.Run(lv.String(), func(b *testing.B) {
-			be := NewWithLevel(0, lv)
-			defer be.Close()
-			x := randVec(rng, cols, 1)
-			dst := make([]float32, rows)
-			for _, m := range ms {
-				be.MatMul(dst, x, m, 1)
-			}
-			b.SetBytes(total)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
+		for _, levels := range []string{"lloyd", "uniform"} {
+			b.Run(lv.String()+"/"+levels, func(b *testing.B) {
+				for _, m := range ms {
+					m.Levels = lloyd
+					if levels == "uniform" {
+						m.Levels = []float32{-4, -3, -2, -1, 0, 1, 2, 3}
+					}
+				}
+				be := NewWithLevel(0, lv)
+				defer be.Close()
+				x := randVec(rng, cols, 1)
+				dst := make([]float32, rows)
 				for _, m := range ms {
 					be.MatMul(dst, x, m, 1)
 				}
-			}
-		})
+				b.SetBytes(total)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for _, m := range ms {
+						be.MatMul(dst, x, m, 1)
+					}
+				}
+			})
+		}
 	}
 }

@@ -176,6 +176,8 @@ type q8Args struct {
 	mask     uint64   // 104: code mask in every byte
 	tailMask uint64   // 112: lanes of the last 16-group block
 	lut      *byte    // 120: 64-byte level table for VPERMB, nil = mask only
+	pfNear   int      // 128: software prefetch distance into L1, bytes
+	pfFar    int      // 136: software prefetch distance into L2, bytes
 }
 
 // f32Args is the argument block of f32Rows; the assembly reads it by offset.
@@ -488,6 +490,7 @@ func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 			scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], perm: &sh.perm[0], ctl: &sh.ctl[0],
 			rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 64, cbytes: 8 * m.Bits,
 			mask: uint64(1<<m.Bits-1) * 0x0101010101010101, tailMask: 0xffff,
+			pfNear: prefetch.near, pfFar: prefetch.far,
 		}
 		if m.Groups%16 != 0 {
 			a.tailMask = 1<<(m.Groups%16) - 1

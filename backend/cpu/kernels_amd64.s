@@ -28,9 +28,6 @@ TEXT ·q8Rows(SB), NOSPLIT, $0-32
 q8nolut:
 	MOVQ 112(R8), AX
 	KMOVW AX, K1
-	MOVQ 80(R8), R10
-	ADDQ $15, R10
-	SHRQ $4, R10
 	MOVQ 32(R8), R11
 	MOVQ 40(R8), R12
 	TESTQ CX, CX
@@ -44,7 +41,9 @@ q8row:
 	MOVQ 24(R8), BX
 	MOVQ R11, AX
 	MOVQ R12, DX
-	MOVQ R10, R9
+	MOVQ 80(R8), R9
+	ADDQ $15, R9
+	SHRQ $4, R9
 
 q8conv:
 	KXNORW K2, K2, K2
@@ -73,6 +72,8 @@ q8convnext:
 	JNZ q8conv
 
 	VPXORD Z21, Z21, Z21
+	MOVQ 128(R8), R15
+	MOVQ 136(R8), R10
 	MOVQ 0(R8), R14
 	MOVQ 48(R8), R13
 	MOVQ SI, AX
@@ -91,8 +92,13 @@ q8convnext:
 	JLT q8g2tail
 
 q8g2:
-	PREFETCHT0 4096(AX)
-	PREFETCHT0 4160(AX)
+	// Software prefetch of every code line at two distances (R15 into
+	// L1, R10 into L2; see prefetch.go): a step is 32·bits bytes, so two
+	// lines per step cover every line for bits ≤ 4.
+	PREFETCHT0 (AX)(R15*1)
+	PREFETCHT0 64(AX)(R15*1)
+	PREFETCHT2 (AX)(R10*1)
+	PREFETCHT2 64(AX)(R10*1)
 	VPERMB (AX), Z28, Z3
 	VPERMB (AX)(BX*1), Z28, Z4
 	VPERMB (AX)(BX*2), Z28, Z5
@@ -172,7 +178,8 @@ q8pairs:
 
 q8pair:
 	// Two chunks into two accumulators (shorter dependency chains).
-	PREFETCHT0 4096(AX)
+	PREFETCHT0 (AX)(R15*1)
+	PREFETCHT2 (AX)(R10*1)
 	VPERMB (AX), Z28, Z3
 	VPERMB (AX)(BX*1), Z28, Z7
 	VPMULTISHIFTQB Z3, Z29, Z3
@@ -190,7 +197,8 @@ q8pair:
 q8pairlut:
 	// Level table: VPERMB maps the low 6 bits of each byte (the code plus
 	// bits of its neighbours, which the replicated table ignores) to u8.
-	PREFETCHT0 4096(AX)
+	PREFETCHT0 (AX)(R15*1)
+	PREFETCHT2 (AX)(R10*1)
 	VPERMB (AX), Z28, Z3
 	VPERMB (AX)(BX*1), Z28, Z7
 	VPMULTISHIFTQB Z3, Z29, Z3

@@ -9,22 +9,24 @@ import (
 // bumping an epoch counter; idle workers spin on it for a while (a decode
 // step issues hundreds of short jobs per token, and waking a sleeping
 // goroutine costs tens of microseconds) before they sleep on a condition
-// variable. Work is handed out in chunks from an atomic counter, so a
-// worker slowed by the memory system or the OS takes fewer chunks instead
-// of making everyone wait for it.
+// variable. Work is handed out by guided self-scheduling: each grab takes
+// a share of what is left (large contiguous ranges first, for streaming;
+// small ones at the end, so workers finish together), and a worker slowed
+// by the memory system or the OS takes fewer chunks instead of making
+// everyone wait for it.
 type pool struct {
 	threads int
 
 	epoch    atomic.Uint64 // bumped once per job
 	pending  atomic.Int32  // workers (other than the caller) still in the job
-	next     atomic.Int64  // next chunk to hand out
+	next     atomic.Int64  // next unit to hand out
 	sleepers atomic.Int32
 	quit     atomic.Bool
 
 	// The job in flight; written before epoch is bumped.
 	fn       func(worker, lo, hi int)
-	n, chunk int
-	chunks   int
+	n, align int
+	units    int // ⌈n/align⌉
 	joined   int // workers taking part (the caller included)
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -36,8 +38,8 @@ type pool struct {
 // before it sleeps.
 const spinRounds = 2000
 
-// chunksPerWorker is how many chunks each worker's share is cut into.
-const chunksPerWorker = 8
+// guidedShare: a grab takes 1/(guidedShare·workers) of the units left.
+const guidedShare = 2
 
 func (p *pool) start(threads int) {
 	p.threads = threads
@@ -71,9 +73,7 @@ func (p *pool) run(n, align int, fn func(worker, lo, hi int)) {
 		fn(0, 0, n)
 		return
 	}
-	per := max(1, units/(workers*chunksPerWorker))
-	p.fn, p.n, p.chunk = fn, n, per*align
-	p.chunks = (n + p.chunk - 1) / p.chunk
+	p.fn, p.n, p.align, p.units = fn, n, align, units
 	p.joined = workers
 	p.next.Store(0)
 	p.pending.Store(int32(p.threads - 1))
@@ -92,13 +92,18 @@ func (p *pool) run(n, align int, fn func(worker, lo, hi int)) {
 
 // work takes chunks of the current job until none is left.
 func (p *pool) work(w int) {
+	div := int64(guidedShare * p.joined)
+	units := int64(p.units)
 	for {
-		c := int(p.next.Add(1) - 1)
-		if c >= p.chunks {
+		cur := p.next.Load()
+		if cur >= units {
 			return
 		}
-		lo := c * p.chunk
-		p.fn(w, lo, min(lo+p.chunk, p.n))
+		end := min(units, cur+max(1, (units-cur)/div))
+		if !p.next.CompareAndSwap(cur, end) {
+			continue
+		}
+		p.fn(w, int(cur)*p.align, min(int(end)*p.align, p.n))
 	}
 }
 
