@@ -172,7 +172,8 @@ func NumElements(shape []int) (int, bool) {
 // F32ToF16s rounds src to half precision into dst (len(dst) ≥ len(src)).
 func F32ToF16s(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
-	for i, f := range src {
-		dst[i] = F32ToF16(f)
+	n := f32ToF16Fast(dst, src) // the hardware conversion where there is one
+	for i, f := range src[n:] {
+		dst[n+i] = F32ToF16(f)
 	}
 }
