@@ -25,6 +25,8 @@
 package cpu
 
 import (
+	"fmt"
+	"os"
 	"sync"
 
 	"github.com/upg-ai/upg/codec"
@@ -90,8 +92,27 @@ type Backend struct {
 }
 
 // New starts a backend with the given number of worker threads (0 = the
-// number of physical cores) at the best kernel level of this machine.
-func New(threads int) *Backend { return NewWithLevel(threads, BestLevel()) }
+// number of physical cores) at the best kernel level of this machine, or
+// the one named by the UPG_KERNEL environment variable ("generic", "avx2",
+// "avx512"; to compare results or speed across levels).
+func New(threads int) *Backend { return NewWithLevel(threads, envLevel()) }
+
+// KernelEnv names the environment variable that caps New's kernel level.
+const KernelEnv = "UPG_KERNEL"
+
+func envLevel() Level {
+	v := os.Getenv(KernelEnv)
+	if v == "" {
+		return BestLevel()
+	}
+	for _, l := range []Level{LevelGeneric, LevelAVX2, LevelAVX512} {
+		if l.String() == v {
+			return min(l, BestLevel())
+		}
+	}
+	fmt.Fprintf(os.Stderr, "upg: ignoring %s=%q (want generic, avx2 or avx512)\n", KernelEnv, v)
+	return BestLevel()
+}
 
 // NewWithLevel is New with a forced kernel level; a level the machine lacks
 // is lowered to the best one it has.

@@ -365,3 +365,19 @@ func TestQuantizeKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelEnv checks that UPG_KERNEL picks New's level, capped at what
+// the machine has, and that an unknown name is ignored.
+func TestKernelEnv(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want Level
+	}{{"generic", LevelGeneric}, {"avx2", min(LevelAVX2, BestLevel())}, {"avx512", BestLevel()}, {"sse9", BestLevel()}, {"", BestLevel()}} {
+		t.Setenv(KernelEnv, c.env)
+		b := New(1)
+		if b.Level() != c.want {
+			t.Errorf("%s=%q: level %s, want %s", KernelEnv, c.env, b.Level(), c.want)
+		}
+		b.Close()
+	}
+}
