@@ -395,6 +395,13 @@ TEXT ·scores4AVX512(SB), NOSPLIT, $0-72
 	JZ s4done
 
 s4t:
+	MOVQ R9, R10                // prefetch the key row 8 ahead
+	SHLQ $3, R10
+	ADDQ DX, R10
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
@@ -503,6 +510,10 @@ v4b:
 	MOVQ CX, R15
 
 v4bt:
+	MOVQ R9, DI                 // prefetch the value row 8 ahead
+	SHLQ $3, DI
+	PREFETCHT0 (AX)(DI*1)
+	PREFETCHT0 64(AX)(DI*1)
 	CMPQ half+56(FP), $0
 	JNE v4bt16
 	VMOVUPS (AX), Z0
