@@ -508,10 +508,10 @@ v4b:
 	MOVQ R13, AX
 	MOVQ SI, BX
 	MOVQ CX, R15
+	MOVQ R9, DI                 // prefetch distance: the value row 8 ahead
+	SHLQ $3, DI
 
 v4bt:
-	MOVQ R9, DI                 // prefetch the value row 8 ahead
-	SHLQ $3, DI
 	PREFETCHT0 (AX)(DI*1)
 	PREFETCHT0 64(AX)(DI*1)
 	CMPQ half+56(FP), $0
