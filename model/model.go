@@ -78,6 +78,7 @@ type buffers struct {
 	x, h, q, k, v, qkv     []float32
 	att, o, gu, gate, up   []float32
 	logitsIn, logits, prob []float32
+	inv                    []float32 // attention's per-head softmax normalisers
 	outRows                []int
 }
 
@@ -297,7 +298,8 @@ func (m *Model) swigluWork(worker, lo, hi int) {
 // heads that share that KV head so that every cached key and value row is
 // loaded once for all of them; units are ordered KV head first so that a
 // worker's contiguous share has a mix of short and long (causal) rows.
-// Each worker keeps its scores in its own slice of bf.prob.
+// Each worker keeps its scores in its own slice of bf.prob and its
+// per-head softmax normalisers in its own slice of bf.inv.
 func (m *Model) attention(li int, b *Batch, cache kvcache.Cache) {
 	c := &m.Config
 	n := len(b.Tokens)
@@ -310,9 +312,11 @@ func (m *Model) attention(li int, b *Batch, cache kvcache.Cache) {
 	m.attn = attnJob{li: li, b: b, cache: cache, maxT: maxT}
 	if pb, ok := m.be.(parallelBackend); ok && n*c.KVHeads > 1 {
 		m.buf.prob = grow(m.buf.prob, pb.Threads()*group*maxT)
+		m.buf.inv = grow(m.buf.inv, pb.Threads()*group)
 		pb.ParallelFor(n*c.KVHeads, 1, m.attnRun)
 	} else {
 		m.buf.prob = grow(m.buf.prob, group*maxT)
+		m.buf.inv = grow(m.buf.inv, group)
 		m.attnWork(0, 0, n*c.KVHeads)
 	}
 	m.attn = attnJob{}
@@ -329,6 +333,7 @@ func (m *Model) attnWork(worker, lo, hi int) {
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	prob := bf.prob[worker*group*a.maxT : (worker+1)*group*a.maxT]
+	inv := bf.inv[worker*group : (worker+1)*group]
 	for p := lo; p < hi; p++ {
 		i, kvh := p%n, p/n
 		seq, pos := a.b.Seq[i], a.b.Pos[i]
@@ -347,13 +352,8 @@ func (m *Model) attnWork(worker, lo, hi int) {
 		}
 		// Unnormalised probabilities; each head's output is divided by its
 		// sum afterwards (a pass over hd values instead of T).
-		var inv [maxGroupInline]float32
 		for g := 0; g < group; g++ {
-			if group <= maxGroupInline {
-				inv[g] = 1 / expNorm(prob[g*a.maxT:g*a.maxT+T])
-			} else {
-				softmax(prob[g*a.maxT : g*a.maxT+T])
-			}
+			inv[g] = 1 / expNorm(prob[g*a.maxT:g*a.maxT+T])
 		}
 		clear(att)
 		for t := 0; t < T; {
@@ -366,17 +366,11 @@ func (m *Model) attnWork(worker, lo, hi int) {
 			}
 			t += cnt
 		}
-		if group <= maxGroupInline {
-			for g := 0; g < group; g++ {
-				scaleVec(att[g*hd:(g+1)*hd], inv[g])
-			}
+		for g := 0; g < group; g++ {
+			scaleVec(att[g*hd:(g+1)*hd], inv[g])
 		}
 	}
 }
-
-// maxGroupInline is the largest query-head group whose softmax sums
-// attnWork keeps on the stack.
-const maxGroupInline = 64
 
 // attnScoresGo is the portable attnScores.
 func attnScoresGo(prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {

@@ -37,16 +37,9 @@ func axpyGo(y []float32, a float32, x []float32) {
 	}
 }
 
-// softmax normalises x in place, subtracting the maximum for stability.
-func softmax(x []float32) {
-	inv := 1 / expNorm(x)
-	for i := range x {
-		x[i] *= inv
-	}
-}
-
-// expNorm sets x[i] = e^(x[i]-max(x)) and returns their sum: softmax
-// without the division, which attention applies to its output instead.
+// expNorm sets x[i] = e^(x[i]-max(x)) (subtracting the maximum for
+// stability) and returns their sum: softmax without the division, which
+// attention applies to its output instead.
 func expNorm(x []float32) float32 { return expSum(x, maxOf(x)) }
 
 // maxGo is the portable maxOf.

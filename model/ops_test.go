@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -70,6 +71,24 @@ func TestExpSumAndSwiGLU(t *testing.T) {
 		for i := range wd {
 			if math.Abs(float64(gd[i]-wd[i])) > 1e-6*(1+math.Abs(float64(wd[i]))) {
 				t.Fatalf("n=%d: swiglu[%d] = %g, want %g (gate %g, up %g)", n, i, gd[i], wd[i], gate[i], up[i])
+			}
+		}
+	}
+}
+
+// TestMaxOf checks the vector maximum against the scalar loop on lengths
+// around the 16-lane width, with the maximum at every position class.
+func TestMaxOf(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	for _, n := range []int{1, 15, 16, 17, 31, 32, 33, 100, 513} {
+		for _, at := range []int{0, n / 2, n - 1} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64()) - 50
+			}
+			x[at] = 3.5
+			if got := maxOf(x); got != 3.5 || got != maxGo(x) {
+				t.Fatalf("n=%d, max at %d: maxOf = %g, maxGo = %g, want 3.5", n, at, got, maxGo(x))
 			}
 		}
 	}

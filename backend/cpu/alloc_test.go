@@ -22,10 +22,7 @@ func TestDecodeStepAllocs(t *testing.T) {
 
 func decodeStepAllocs(t *testing.T, heads int) {
 	path := filepath.Join(t.TempDir(), "s.upg")
-	opts := synth.Options{Layers: 2, Hidden: 256, FFN: 512, Heads: heads, KVHeads: 2, HeadDim: 32, Seed: 1}
-	if heads == 4 {
-		opts.HeadDim = 64
-	}
+	opts := synth.Options{Layers: 2, Hidden: 256, FFN: 512, Heads: heads, KVHeads: 2, HeadDim: 256 / heads, Seed: 1}
 	if err := synth.Write(path, opts); err != nil {
 		t.Fatal(err)
 	}
