@@ -45,10 +45,10 @@ type sharedState struct {
 	gp   int       // groups rounded up to 16
 	// Token tiles of the prefill kernel (q8Tile), tileN tokens each, the
 	// last one zero-padded: xqT[tile][chunk][token][64], and the per-group
-	// factors pvT, qvT, xbT[tile][group][token].
-	tiles         int
-	xqT           []int8
-	pvT, qvT, xbT []float32
+	// factors pvT[tile][group][token].
+	tiles int
+	xqT   []int8
+	pvT   []float32
 	tbl           [16]float32
 	shift         [8]uint32
 	perm          [64]byte
@@ -106,18 +106,19 @@ type workerState struct {
 	q8   q8Args
 	fa   f32Args
 	qt   q8TileArgs
-	tsc  [tileN]float32 // q8Tile scratch
+	tsc  [tileScratch]float32 // q8Tile scratch
 }
 
 // tileN is the number of tokens q8Tile multiplies with each unpacked chunk.
 const tileN = 8
 
-// q8TileArgs is the argument block of q8Tile; the assembly reads it by offset.
+// q8TileArgs is the argument block of q8Tile; the assembly reads it by
+// offset (TestArgOffsets checks them).
 type q8TileArgs struct {
 	xq        *int8    // 0: the tile's interleaved activations
 	pv        *float32 // 8: α·s_x [group][token]
-	qv        *float32 // 16: β·s_x·Σx_q [group][token]
-	xb        *float32 // 24: s_x·Σx_q [group][token], asym only
+	qv        *float32 // 16: β·s_x·Σx_q of the tile's first token, [token][gp] (q8Rows' layout)
+	xb        *float32 // 24: s_x·Σx_q, the same layout, asym only
 	scales    *byte    // 32: fp16 scales of the first row
 	offs      *byte    // 40: fp16 offsets of the first row or nil
 	perm      *byte    // 48: VPERMB byte index table
@@ -130,19 +131,14 @@ type q8TileArgs struct {
 	cbytes    int      // 104: bytes per chunk (8·bits)
 	outStride int      // 112: bytes between two tokens' outputs (4·R)
 	nt        int      // 120: valid tokens in the tile (1..8)
-	scratch   *float32 // 128: tileN floats
-	pairIdx   *int32   // 136: VPERMPS indices [a×8, b×8] of the token pairs
+	scratch   *float32 // 128: tileScratch floats
+	gpBytes   int      // 136: bytes between two tokens' qv (and xb) rows: 4·gp
+	tailMask  uint64   // 144: lanes of the last 16-group block
 }
 
-// tilePairIdx are the lane indices of the token pairs (0,1) … (6,7).
-var tilePairIdx = func() (t [4][16]int32) {
-	for p := range t {
-		for i := range t[p] {
-			t[p][i] = int32(2*p + i/8)
-		}
-	}
-	return t
-}()
+// tileScratch is q8Tile's scratch: 8 sws, 8 tokens' 16-lane β vectors and
+// a saved register.
+const tileScratch = 8 + tileN*16 + 2
 
 func (ws *workerState) grow(n int) []float32 {
 	if cap(ws.f32) < n {
@@ -257,8 +253,6 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 			}
 			sh.xqT = sh.xqT[:sh.tiles*tileN*sh.cp]
 			sh.pvT = growF(sh.pvT, sh.tiles*G*tileN)
-			sh.qvT = growF(sh.qvT, sh.tiles*G*tileN)
-			sh.xbT = growF(sh.xbT, sh.tiles*G*tileN)
 		}
 	case kindDenseF32:
 		k := m.Bits
@@ -330,7 +324,7 @@ func (b *Backend) packTiles(w, lo, hi int) {
 					clear(dst[(c*tileN+u)*64 : (c*tileN+u+1)*64])
 				}
 				for g := 0; g < G; g++ {
-					sh.pvT[f0+g*tileN+u], sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = 0, 0, 0
+					sh.pvT[f0+g*tileN+u] = 0
 				}
 				continue
 			}
@@ -340,7 +334,7 @@ func (b *Backend) packTiles(w, lo, hi int) {
 			}
 			for g := 0; g < G; g++ {
 				i := t*sh.gp + g
-				sh.pvT[f0+g*tileN+u], sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = sh.pv[i], sh.qv[i], sh.xb[i]
+				sh.pvT[f0+g*tileN+u] = sh.pv[i]
 			}
 		}
 	}
@@ -464,11 +458,14 @@ func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 	if sh.tiles > 0 {
 		a := &ws.qt
 		*a = q8TileArgs{
-			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
-			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], perm: &sh.perm[0], ctl: &sh.ctl[0],
+			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qv[t*tileN*sh.gp],
+			xb: &sh.xb[t*tileN*sh.gp], scales: &m.Scales[2*r*m.Groups], perm: &sh.perm[0], ctl: &sh.ctl[0],
 			mask: uint64(1<<m.Bits-1) * 0x0101010101010101, rowBytes: m.RowBytes, groups: m.Groups,
 			chunks: m.GroupSize / 64, cbytes: 8 * m.Bits, outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN),
-			scratch: &ws.tsc[0], pairIdx: &tilePairIdx[0][0],
+			scratch: &ws.tsc[0], gpBytes: 4 * sh.gp, tailMask: 0xffff,
+		}
+		if m.Groups%16 != 0 {
+			a.tailMask = 1<<(m.Groups%16) - 1
 		}
 		if m.Asym {
 			a.offs = &m.Offsets[2*r*m.Groups]

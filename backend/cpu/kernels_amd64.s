@@ -81,12 +81,12 @@ q8convnext:
 	MOVQ 96(R8), BX
 	// Groups of 128 codes with a level table (the common encoding) run
 	// two groups per iteration: eight unpack uops per group, the rest
-	// amortised, and the two groups' float sums in separate accumulators.
+	// amortised. Both groups' float sums go into Z21 in group order, the
+	// one accumulation order every path (and q8Tile) shares.
 	CMPQ 88(R8), $2
 	JNE q8group
 	CMPQ 120(R8), $0
 	JEQ q8group
-	VPXORD Z22, Z22, Z22
 	LEAQ (BX)(BX*2), DX
 	CMPQ R9, $2
 	JLT q8g2tail
@@ -120,7 +120,7 @@ q8g2:
 	VCVTDQ2PS Z8, Z8
 	VCVTDQ2PS Z9, Z9
 	VFMADD231PS.BCST (R13), Z8, Z21
-	VFMADD231PS.BCST 4(R13), Z9, Z22
+	VFMADD231PS.BCST 4(R13), Z9, Z21
 	LEAQ (AX)(BX*4), AX
 	ADDQ $256, R14
 	ADDQ $8, R13
@@ -144,7 +144,6 @@ q8g2tail:
 	VFMADD231PS.BCST (R13), Z8, Z21
 
 q8g2done:
-	VADDPS Z22, Z21, Z21
 	JMP q8rowend
 
 q8group:
@@ -374,28 +373,24 @@ fdone:
 // (off/64)'s 64 activations of the current chunk.
 #define TILE_DOT(off, acc) VPDPBUSD off(R14), Z17, acc
 
-// TILE_PAIR(a, b, idx, facc): fold tokens a and b's int32 sums into one
-// register (lanes 0-7: a's 16 lanes summed in pairs, 8-15: b's), convert,
-// and add it times [sw[a]×8, sw[b]×8] (VPERMPS of Z21 by idx) to facc.
-#define TILE_PAIR(a, b, idx, facc) \
-	VSHUFI64X2 $0x44, b, a, Z18; \
-	VSHUFI64X2 $0xee, b, a, Z19; \
-	VPADDD Z19, Z18, Z18; \
-	VCVTDQ2PS Z18, Z18; \
-	VPERMPS Z21, idx, Z19; \
-	VFMADD231PS Z19, Z18, facc
+// TILE_SCALE(t, iacc, facc): facc += float(iacc) · sws[t], exactly the
+// operation q8Rows applies to one token's group sums (VFMADD231PS.BCST of
+// the scratch copy of scale·pv[g][t]).
+#define TILE_SCALE(t, iacc, facc) \
+	VCVTDQ2PS iacc, iacc; \
+	VFMADD231PS.BCST t(R10), iacc, facc
 
-// TILE_OUT(t, half, facc): reduce half (0: lanes 0-7, 1: lanes 8-15) of
-// facc, add token t's β/offset term (lane t of the scratch copy of Y16)
-// and store it at (DX); DX moves on by the token stride; stops after the
-// valid tokens.
-#define TILE_OUT(t, half, facc) \
-	VEXTRACTF64X4 half, facc, Y0; \
-	VEXTRACTF128 $1, Y0, X1; \
+// TILE_OUT(t, facc): add token t's β vector (scratch, written by the
+// pre-pass), reduce the 16 lanes in q8Rows' order and store at (DX); DX
+// moves on by the token stride; stops after the valid tokens.
+#define TILE_OUT(t, facc) \
+	VADDPS (32+64*t)(R10), facc, Z0; \
+	VEXTRACTF64X4 $1, Z0, Y1; \
+	VADDPS Y0, Y1, Y1; \
+	VEXTRACTF128 $1, Y1, X0; \
 	VADDPS X0, X1, X0; \
 	VHADDPS X0, X0, X0; \
 	VHADDPS X0, X0, X0; \
-	VADDSS t(R10), X0, X0; \
 	VMOVSS X0, (DX); \
 	ADDQ 112(R8), DX; \
 	DECQ AX; \
@@ -403,11 +398,15 @@ fdone:
 
 // func q8Tile(out *float32, codes *byte, nrows int, a *q8TileArgs)
 //
-// The prefill kernel: like q8Rows, but each 64-code chunk is unpacked once
-// and multiplied with 8 tokens' activations (interleaved per chunk: token
-// t's 64 bytes of chunk c at (8c+t)·64), into 8 int32 accumulators; per
-// group, each token's sum is scaled by scale·pv[g][t] into its float
-// accumulator, and scale·qv[g][t] (+ offset·xb[g][t]) into lane t of Y16.
+// The prefill and batched-decode kernel: each 64-code chunk is unpacked
+// once and multiplied with 8 tokens' activations (interleaved per chunk:
+// token t's 64 bytes of chunk c at (8c+t)·64) into 8 int32 accumulators.
+// Every token's floating-point arithmetic is exactly q8Rows' for that token
+// alone, in the same order, so a token's output does not depend on the
+// batch it is in: per group, its 16 int32 lanes are converted and added
+// times scale·pv[g][t] into its own 16-lane accumulator; the β/offset terms
+// are summed by a per-row pre-pass over 16 groups at a time as q8Rows'
+// scale conversion loop does; the final reduction is q8Rows'.
 TEXT ·q8Tile(SB), NOSPLIT, $0-32
 	MOVQ out+0(FP), DI
 	MOVQ codes+8(FP), SI
@@ -424,11 +423,8 @@ TEXT ·q8Tile(SB), NOSPLIT, $0-32
 	VMOVDQU64 (AX), Z30
 
 tnolut:
-	MOVQ 136(R8), AX
-	VMOVDQU32 0(AX), Z12
-	VMOVDQU32 64(AX), Z13
-	VMOVDQU32 128(AX), Z14
-	VMOVDQU32 192(AX), Z15
+	MOVQ 144(R8), AX
+	KMOVW AX, K1
 	MOVQ 32(R8), R11
 	MOVQ 40(R8), R12
 	MOVQ 128(R8), R10
@@ -436,16 +432,66 @@ tnolut:
 	JZ tdone
 
 trow:
+	// Pre-pass: each valid token's β vector (16 lanes, groups g ≡ lane
+	// mod 16) into scratch+32+64t.
+	XORQ BX, BX
+	MOVQ 16(R8), R15
+	MOVQ 24(R8), R13
+
+tbeta:
+	VPXORD Z20, Z20, Z20
+	MOVQ R11, AX
+	MOVQ R12, DX
+	MOVQ R15, R14
+	MOVQ R13, R9
+	MOVQ CX, 544(R10)
+	MOVQ 88(R8), CX
+	ADDQ $15, CX
+	SHRQ $4, CX
+
+tbetablk:
+	KXNORW K2, K2, K2
+	CMPQ CX, $1
+	JNE tbetafull
+	KMOVW K1, K2
+
+tbetafull:
+	VCVTPH2PS.Z (AX), K2, Z0
+	VFMADD231PS (R14), Z0, Z20
+	TESTQ R12, R12
+	JZ tbetanext
+	VCVTPH2PS.Z (DX), K2, Z1
+	VFMADD231PS (R9), Z1, Z20
+	ADDQ $32, DX
+
+tbetanext:
+	ADDQ $32, AX
+	ADDQ $64, R14
+	ADDQ $64, R9
+	DECQ CX
+	JNZ tbetablk
+	MOVQ 544(R10), CX
+	MOVQ BX, AX
+	SHLQ $6, AX
+	VMOVUPS Z20, 32(R10)(AX*1)
+	ADDQ 136(R8), R15
+	ADDQ 136(R8), R13
+	INCQ BX
+	CMPQ BX, 120(R8)
+	JLT tbeta
+
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	VXORPS Y16, Y16, Y16
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
 	MOVQ SI, AX
 	MOVQ 0(R8), R14
 	MOVQ 8(R8), R13
-	MOVQ 16(R8), R15
-	MOVQ 24(R8), BX
+	MOVQ R11, BX
 	MOVQ 88(R8), R9
 
 tgroup:
@@ -497,44 +543,46 @@ tchunklut:
 	JNZ tchunklut
 
 tscale:
-	VPBROADCASTW (R11), Y20
+	// sws[t] = scale·pv[g][t] for the 8 tokens, as q8Rows' VMULPS.
+	VPBROADCASTW (BX), Y20
 	VCVTPH2PS X20, Y20
 	VMULPS (R13), Y20, Y21
-	VFMADD231PS (R15), Y20, Y16
-	ADDQ $2, R11
-	TESTQ R12, R12
-	JZ tnooff
-	VPBROADCASTW (R12), Y22
-	VCVTPH2PS X22, Y22
-	VFMADD231PS (BX), Y22, Y16
-	ADDQ $2, R12
-
-tnooff:
-	TILE_PAIR(Z0, Z1, Z12, Z8)
-	TILE_PAIR(Z2, Z3, Z13, Z9)
-	TILE_PAIR(Z4, Z5, Z14, Z10)
-	TILE_PAIR(Z6, Z7, Z15, Z11)
+	VMOVUPS Y21, (R10)
+	ADDQ $2, BX
+	TILE_SCALE(0, Z0, Z8)
+	TILE_SCALE(4, Z1, Z9)
+	TILE_SCALE(8, Z2, Z10)
+	TILE_SCALE(12, Z3, Z11)
+	TILE_SCALE(16, Z4, Z12)
+	TILE_SCALE(20, Z5, Z13)
+	TILE_SCALE(24, Z6, Z14)
+	TILE_SCALE(28, Z7, Z15)
 	ADDQ $32, R13
-	ADDQ $32, R15
-	ADDQ $32, BX
 	DECQ R9
 	JNZ tgroup
 
-	VMOVUPS Y16, (R10)
 	MOVQ DI, DX
 	MOVQ 120(R8), AX
-	TILE_OUT(0, $0, Z8)
-	TILE_OUT(4, $1, Z8)
-	TILE_OUT(8, $0, Z9)
-	TILE_OUT(12, $1, Z9)
-	TILE_OUT(16, $0, Z10)
-	TILE_OUT(20, $1, Z10)
-	TILE_OUT(24, $0, Z11)
-	TILE_OUT(28, $1, Z11)
+	TILE_OUT(0, Z8)
+	TILE_OUT(1, Z9)
+	TILE_OUT(2, Z10)
+	TILE_OUT(3, Z11)
+	TILE_OUT(4, Z12)
+	TILE_OUT(5, Z13)
+	TILE_OUT(6, Z14)
+	TILE_OUT(7, Z15)
 
 tnext:
 	ADDQ $4, DI
 	ADDQ 80(R8), SI
+	MOVQ 88(R8), AX
+	SHLQ $1, AX
+	ADDQ AX, R11
+	TESTQ R12, R12
+	JZ tnextrow
+	ADDQ AX, R12
+
+tnextrow:
 	DECQ CX
 	JNZ trow
 
