@@ -49,11 +49,11 @@ type sharedState struct {
 	tiles int
 	xqT   []int8
 	pvT   []float32
-	tbl           [16]float32
-	shift         [8]uint32
-	perm          [64]byte
-	ctl           [64]byte
-	q8            q8Levels // level table of the Q8 kernels
+	tbl   [16]float32
+	shift [8]uint32
+	perm  [64]byte
+	ctl   [64]byte
+	q8    q8Levels // level table of the Q8 kernels
 }
 
 // q8Levels maps a codebook onto unsigned bytes for the VNNI kernels:
