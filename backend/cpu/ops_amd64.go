@@ -8,7 +8,6 @@ import (
 	"github.com/upg-ai/upg/tensor"
 )
 
-
 // scoresAVX512 and valuesAVX512 read float32 keys/values, or fp16 ones
 // when half is 1.
 //
