@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/eval"
@@ -55,9 +53,7 @@ reference's, top-1 agreement, bits per weight and file size.`,
 				defer ref.Close()
 			}
 			tokens := l.Tokenizer.Encode(string(text), false, false)
-			bar := progressbar.NewOptions(len(tokens)/ctx, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
-				progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
-				progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetDescription("evaluating"))
+			bar := newProgress("evaluating", "chunks", int64(len(tokens)/ctx))
 			var refModel *model.Model
 			if ref != nil {
 				refModel = ref.Model
@@ -75,8 +71,8 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			for i, o := range loaded {
 				models[i] = o.Model
 			}
-			results, err := eval.CompareMany(models, refModel, tokens, ctx, func(d, t int) { bar.Set(d) })
-			bar.Finish()
+			results, err := eval.CompareMany(models, refModel, tokens, ctx, func(d, t int) { bar.set(int64(d), int64(t), "") })
+			bar.finish()
 			if err != nil {
 				return err
 			}

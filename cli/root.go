@@ -17,6 +17,9 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command failed (bad model file, I/O, ...)
 	exitUsage = 2 // bad flags or arguments
+	// exitInterrupted: stopped by Ctrl-C, the code a shell gives a process
+	// killed by SIGINT.
+	exitInterrupted = 130
 )
 
 // usageError marks errors that are the caller's fault (exit code 2).
@@ -31,6 +34,9 @@ func Main(args []string) int {
 	err := root.Execute()
 	if err == nil {
 		return exitOK
+	}
+	if errors.As(err, new(interruptedError)) {
+		return exitInterrupted
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	msg = strings.TrimPrefix(msg, "upg: ") // packages that prefix their own errors
