@@ -7,6 +7,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -279,4 +280,52 @@ func TestSniffMagic(t *testing.T) {
 	junk := filepath.Join(dir, "junk.bin")
 	os.WriteFile(junk, []byte("not a model at all"), 0o644)
 	wantFail(t, upg(t, "run", "--model", junk, "hi"), exitError, junk, "unrecognised model format")
+}
+
+// TestVersion: upg version and upg --version print the same facts.
+func TestVersion(t *testing.T) {
+	r := upg(t, "version")
+	wantOK(t, r, 0)
+	for _, want := range []string{"upg ", "commit ", runtime.Version(), runtime.GOOS + "/" + runtime.GOARCH, "kernels ", "generic"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("version output lacks %q\n%s", want, r)
+		}
+	}
+	if r2 := upg(t, "--version"); r2.stdout != r.stdout || r2.code != 0 {
+		t.Errorf("--version differs from version\n%s\n%s", r2, r)
+	}
+}
+
+// TestRunJSON: --json prints the text and the statistics as one object,
+// with the same text as the streamed run, and nothing on stderr.
+func TestRunJSON(t *testing.T) {
+	needData(t, demoUPG)
+	plain := upg(t, greedyArgs("8", "package main")...)
+	wantOK(t, plain, 1)
+	r := upg(t, greedyArgs("8", "--json", "package main")...)
+	wantOK(t, r, 0)
+	var j struct {
+		Model           string   `json:"model"`
+		Text            string   `json:"text"`
+		PromptTokens    int      `json:"prompt_tokens"`
+		GeneratedTokens int      `json:"generated_tokens"`
+		StopReason      string   `json:"stop_reason"`
+		LoadS           float64  `json:"load_s"`
+		TTFT            float64  `json:"time_to_first_token_s"`
+		Prefill         float64  `json:"prefill_tok_s"`
+		Decode          *float64 `json:"decode_tok_s"`
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		t.Fatalf("run --json: %v\n%s", err, r)
+	}
+	if j.Text != plain.stdout || j.GeneratedTokens != 8 || j.PromptTokens != 2 || j.StopReason != "length" ||
+		j.Model != demoUPG || !(j.LoadS > 0) || !(j.TTFT > 0) || !(j.Prefill > 0) || j.Decode == nil || !(*j.Decode > 0) {
+		t.Errorf("run --json: %+v; want the text %q of 8 tokens from 2 prompt tokens, positive timings", j, plain.stdout)
+	}
+	r = upg(t, greedyArgs("1", "--json", "package main")...)
+	if !strings.Contains(r.stdout, `"decode_tok_s":null`) {
+		t.Errorf("one token: decode rate should be null\n%s", r)
+	}
 }

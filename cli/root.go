@@ -98,8 +98,11 @@ decompress-and-multiply kernels.`,
 			}
 		}
 	}()
+	root.Version = Version
+	cobra.AddTemplateFunc("upgVersion", versionText)
+	root.SetVersionTemplate("{{upgVersion}}")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "structured debug logs on stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd(), newBenchCmd(), newSynthCmd())
+	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd(), newBenchCmd(), newSynthCmd(), newVersionCmd())
 	return root
 }
