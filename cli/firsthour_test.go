@@ -329,3 +329,26 @@ func TestRunJSON(t *testing.T) {
 		t.Errorf("one token: decode rate should be null\n%s", r)
 	}
 }
+
+// q4kmGGUF is miniphi-29m as llama.cpp's Q4_K_M quantization left it.
+const q4kmGGUF = "../../shared/gguf/miniphi-29m-Q4_K_M.gguf"
+
+// TestQuantizedGGUF: a llama.cpp-quantized file runs and inspects (it was
+// refused before), and its greedy text starts like the original model's.
+func TestQuantizedGGUF(t *testing.T) {
+	needData(t, q4kmGGUF, demoUPG)
+	r := upg(t, "run", "--model", q4kmGGUF, "--temperature", "0", "-n", "12", "package main")
+	wantOK(t, r, 1)
+	ref := upg(t, "run", "--model", miniphi, "--temperature", "0", "-n", "12", "package main")
+	// Quantization may change a later token; the first line agrees.
+	if first := strings.SplitN(strings.TrimLeft(ref.stdout, "\n"), "\n", 2)[0]; !strings.Contains(r.stdout, first) {
+		t.Errorf("Q4_K_M greedy %q does not share the first line %q of the bf16 model", r.stdout, first)
+	}
+	r = upg(t, "inspect", "--tensors", q4kmGGUF)
+	wantOK(t, r, 0)
+	for _, enc := range []string{"Q4_K", "Q5_K", "Q6_K"} {
+		if !strings.Contains(r.stdout, enc) {
+			t.Errorf("inspect --tensors does not list %s tensors", enc)
+		}
+	}
+}
