@@ -3,6 +3,7 @@ module github.com/upg-ai/upg
 go 1.26.8
 
 require (
+	github.com/chzyer/readline v1.5.1
 	github.com/dlclark/regexp2 v1.12.0
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/spf13/cobra v1.10.2

@@ -352,3 +352,28 @@ func TestQuantizedGGUF(t *testing.T) {
 		}
 	}
 }
+
+// TestChatCommands: /set changes sampling for the next answers, bad
+// commands and values are reported without ending the chat, and a """
+// block is one message.
+func TestChatCommands(t *testing.T) {
+	needData(t, demoUPG)
+	want := upgIn(t, "hello\n", "chat", "--model", demoUPG, "--temperature", "0", "-n", "5")
+	wantOK(t, want, 0)
+	r := upgIn(t, "/set temperature 0\n/set max-tokens 5\n/set top-k -1\n/frob\nhello\n/help\n", "chat", "--model", demoUPG)
+	wantOK(t, r, -1)
+	if r.stdout != want.stdout {
+		t.Errorf("after /set temperature 0 and max-tokens 5: %q, want %q", r.stdout, want.stdout)
+	}
+	for _, s := range []string{"[temperature = 0]", "--top-k -1 must be", "unknown command /frob", "/clear, /reset"} {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("stderr lacks %q\n%s", s, r)
+		}
+	}
+	// A block of one line is that line; /clear forgets the first turn.
+	r = upgIn(t, "hi\n/clear\n\"\"\"\nhello\n\"\"\"\n", "chat", "--model", demoUPG, "--temperature", "0", "-n", "5")
+	wantOK(t, r, -1)
+	if !strings.HasSuffix(r.stdout, want.stdout) {
+		t.Errorf("after /clear, the block \"hello\" answered %q, want %q", r.stdout, want.stdout)
+	}
+}

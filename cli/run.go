@@ -134,6 +134,7 @@ type genFlags struct {
 	opts      sample.Options
 	stops     []string
 	ignoreEOS bool
+	unescaped bool // stops already unescaped (validate runs again on /set)
 }
 
 func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
@@ -167,6 +168,10 @@ func (g *genFlags) validate() error {
 	case !(o.RepeatPenalty > 0) || math.IsInf(float64(o.RepeatPenalty), 0):
 		return usagef("--repeat-penalty %v must be a finite number > 0", o.RepeatPenalty)
 	}
+	if g.unescaped {
+		return nil
+	}
+	g.unescaped = true
 	for i, s := range g.stops {
 		u, err := unescape(s)
 		if err != nil {
