@@ -36,6 +36,10 @@ to the memory roofline.`,
 			if err := checkThreads(opts.Threads); err != nil {
 				return err
 			}
+			var err error
+			if path, err = modelPath(path); err != nil {
+				return err
+			}
 			kv, err := parseKVCache(kvType)
 			if err != nil {
 				return err

@@ -47,6 +47,9 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			defer l.Close()
 			var ref *engine.Loaded
 			if refPath != "" {
+				if refPath, err = modelPath(refPath); err != nil {
+					return err
+				}
 				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Ctx: ctx}); err != nil {
 					return err
 				}
@@ -60,6 +63,10 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			}
 			loaded := []*engine.Loaded{l}
 			for _, p := range more {
+				p, err := modelPath(p)
+				if err != nil {
+					return err
+				}
 				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Ctx: ctx})
 				if err != nil {
 					return err

@@ -377,3 +377,50 @@ func TestChatCommands(t *testing.T) {
 		t.Errorf("after /clear, the block \"hello\" answered %q, want %q", r.stdout, want.stdout)
 	}
 }
+
+// upgEnv is upg with extra environment variables.
+func upgEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(upgBin, args...)
+	cmd.Env = append(append(os.Environ(), "UPG_DEMO_MODEL=/nonexistent/demo.upg"), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{args: args, stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.stderr, "panic:") {
+		t.Fatalf("upg panicked:\n%s", r)
+	}
+	return r
+}
+
+// TestModelNames: --model NAME finds NAME.upg or NAME.gguf in $UPG_MODELS,
+// and upg list shows what is there.
+func TestModelNames(t *testing.T) {
+	needData(t, demoUPG, stories)
+	dir := t.TempDir()
+	copyFile(t, demoUPG, filepath.Join(dir, "demo.upg"))
+	copyFile(t, stories, filepath.Join(dir, "stories.gguf"))
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a model"), 0o644)
+	env := []string{"UPG_MODELS=" + dir}
+	want := upg(t, greedyArgs("4", "package main")...)
+	r := upgEnv(t, env, "run", "--model", "demo", "--temperature", "0", "-n", "4", "package main")
+	wantOK(t, r, 1)
+	if r.stdout != want.stdout {
+		t.Errorf("--model demo: %q, want %q", r.stdout, want.stdout)
+	}
+	wantOK(t, upgEnv(t, env, "inspect", "stories"), 0)
+	r = upgEnv(t, env, "run", "--model", "phi9", "hi")
+	wantFail(t, r, exitError, "phi9", "models directory", dir)
+	r = upgEnv(t, env, "list")
+	wantOK(t, r, 0)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], "demo ") || !strings.Contains(lines[1], "3.19") || !strings.HasPrefix(lines[2], "stories ") || !strings.Contains(lines[2], "gguf") {
+		t.Errorf("upg list:\n%s", r.stdout)
+	}
+}

@@ -42,6 +42,9 @@ recognised, and BOS is added when the tokenizer is configured to add it.`,
 				}
 				path = p
 			}
+			if path, err = modelPath(path); err != nil {
+				return err
+			}
 			tok, err := loadTokenizer(path)
 			if err != nil {
 				return err
@@ -89,7 +92,11 @@ func newInspectCmd() *cobra.Command {
   upg inspect --json stories260K.gguf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ck, err := checkpoint.Open(args[0])
+			path, err := modelPath(args[0])
+			if err != nil {
+				return err
+			}
+			ck, err := checkpoint.Open(path)
 			if err != nil {
 				return err
 			}

@@ -32,7 +32,7 @@ type modelFlags struct {
 }
 
 func (f *modelFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.path, "model", "m", "", "model: .upg file, Hugging Face directory or .gguf (default: the bundled demo model)")
+	cmd.Flags().StringVarP(&f.path, "model", "m", "", "model: .upg file, Hugging Face directory, .gguf, or a name in the models directory (upg list) (default: the bundled demo model)")
 	cmd.Flags().IntVarP(&f.threads, "threads", "t", 0, "CPU threads (default: one per physical core)")
 	cmd.Flags().IntVar(&f.ctx, "ctx", 0, "context window in tokens (default: the model's, at most 4096)")
 	cmd.Flags().BoolVar(&f.longCtx, "allow-long-ctx", false, "allow a --ctx above the context the model was trained for (quality degrades past it)")
@@ -75,7 +75,10 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 	if err := checkThreads(f.threads); err != nil {
 		return nil, err
 	}
-	path := f.path
+	path, err := modelPath(f.path)
+	if err != nil {
+		return nil, err
+	}
 	if path == "" {
 		p, err := demoModelPath()
 		if err != nil {
