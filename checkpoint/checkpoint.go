@@ -17,10 +17,10 @@ import (
 
 // TensorInfo describes one stored tensor.
 type TensorInfo struct {
-	Name     string
-	Shape    []int
-	Encoding string // dtype ("BF16") or codec description
-	Bytes    int64
+	Name     string `json:"name"`
+	Shape    []int  `json:"shape"`
+	Encoding string `json:"encoding"` // dtype ("BF16") or codec description
+	Bytes    int64  `json:"bytes"`
 }
 
 // Source is a model.TensorSource that can also list its tensors.

@@ -424,3 +424,35 @@ func TestModelNames(t *testing.T) {
 		t.Errorf("upg list:\n%s", r.stdout)
 	}
 }
+
+// TestInspectJSONKeys: every key of inspect --json is snake_case (the
+// tensor entries were "Name", "Shape", ...).
+func TestInspectJSONKeys(t *testing.T) {
+	needData(t, demoUPG)
+	r := upg(t, "inspect", "--json", "--tensors", demoUPG)
+	wantOK(t, r, 0)
+	var v any
+	if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(v any, path string)
+	walk = func(v any, path string) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if path != ".metadata" && strings.ToLower(k) != k {
+					t.Errorf("key %s.%s is not snake_case", path, k)
+				}
+				walk(e, path+"."+k)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e, path)
+			}
+		}
+	}
+	walk(v, "")
+	if !strings.Contains(r.stdout, `"name": "model.embed_tokens.weight"`) {
+		t.Errorf("tensor entries lack snake_case names:\n%.400s", r.stdout)
+	}
+}
