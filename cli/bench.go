@@ -31,7 +31,14 @@ to the memory roofline.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				return fmt.Errorf("--model is required")
+				return usagef("--model is required")
+			}
+			if err := checkThreads(opts.Threads); err != nil {
+				return err
+			}
+			var err error
+			if path, err = modelPath(path); err != nil {
+				return err
 			}
 			kv, err := parseKVCache(kvType)
 			if err != nil {

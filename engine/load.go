@@ -22,6 +22,9 @@ type Options struct {
 	// the memory and attention bandwidth; the default, as in llama.cpp) or
 	// tensor.F32 (exact; what eval uses).
 	KVCache tensor.DType
+	// AllowLongCtx lets Ctx exceed the positions the model was trained
+	// for (the text degrades past them); otherwise Ctx is capped there.
+	AllowLongCtx bool
 	// MaxSeqs, StepTokens, KVBudget and BlockSize: see Config (0 = defaults).
 	MaxSeqs, StepTokens int
 	KVBudget            int64
@@ -74,7 +77,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	if ctx <= 0 {
 		ctx = min(4096, max(ck.Config.MaxPositions, 512))
 	}
-	if ck.Config.MaxPositions > 0 && ctx > ck.Config.MaxPositions {
+	if ck.Config.MaxPositions > 0 && ctx > ck.Config.MaxPositions && !opts.AllowLongCtx {
 		ctx = ck.Config.MaxPositions
 	}
 	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
