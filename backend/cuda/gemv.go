@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"strconv"
 	"unsafe"
@@ -25,17 +26,16 @@ func (d *Device) LoadKernels() error {
 // Launch enqueues kernel name after checking the arguments against its
 // declared parameter list. Runs on the owner thread (inside Do).
 func (d *Device) launchK(name string, grid, block [3]uint32, smem uint32, args ...Arg) error {
-	sig, ok := kernelSig[name]
+	kinds, ok := kernelKinds[name]
 	if !ok {
 		return fmt.Errorf("cuda: unknown kernel %s", name)
 	}
-	kinds := sigKinds(sig)
 	if len(kinds) != len(args) {
 		return fmt.Errorf("cuda: %s takes %d arguments, got %d", name, len(kinds), len(args))
 	}
 	for i, a := range args {
 		if a.kind != kinds[i] {
-			return fmt.Errorf("cuda: %s argument %d is %c, want %c (%s)", name, i, a.kind, kinds[i], sig)
+			return fmt.Errorf("cuda: %s argument %d is %c, want %c (%s)", name, i, a.kind, kinds[i], kernelSig[name])
 		}
 	}
 	f, err := d.function(name)
@@ -53,9 +53,12 @@ type DenseGPU struct {
 	plan          quantPlan
 	codes, scales DevPtr
 	offs, signs   DevPtr
+	levels        DevPtr // 2^K float32 code values (embedding lookups)
 	alpha, beta   float32
 	t0, t1        uint32
 	// overlay corrections
+	name1, name8 string // fused kernels for 1 and up to 8 tokens
+	gsl          int
 	ovK          int
 	ovIdx, ovVal DevPtr
 	// fallback: W decoded to fp16, R rows of ldw halves
@@ -92,6 +95,10 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	u, alpha, beta := byteLevels(m.Levels)
 	g.alpha, g.beta = alpha, beta
 	g.t0, g.t1 = permTable(u)
+	gp := max(1, unitCodes/m.GroupSize)
+	g.name1 = fmt.Sprintf("upg_gemv_k%d_g%d_t1", m.Bits, gp)
+	g.name8 = fmt.Sprintf("upg_gemv_k%d_g%d_t8", m.Bits, gp)
+	g.gsl = bits.Len(uint(m.GroupSize)) - 1
 	packed := repackDense(m)
 	var err error
 	up := func(what string, b []byte) DevPtr {
@@ -113,6 +120,7 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	if m.Signs != nil {
 		g.signs = up("rotation", f32Bytes(m.Signs))
 	}
+	g.levels = up("levels", f32Bytes(m.Levels))
 	if ov != nil && ov.K > 0 {
 		g.ovK = ov.K
 		g.ovIdx = up("overlay", ov.Idx[:2*m.R*ov.K])
@@ -158,7 +166,7 @@ func (d *Device) uploadF16(m tensor.Matrix, why string) (*DenseGPU, error) {
 
 // Free releases the matrix's device memory.
 func (g *DenseGPU) Free(d *Device) {
-	for _, p := range []DevPtr{g.codes, g.scales, g.offs, g.signs, g.ovIdx, g.ovVal, g.w16} {
+	for _, p := range []DevPtr{g.codes, g.scales, g.offs, g.signs, g.levels, g.ovIdx, g.ovVal, g.w16} {
 		if p != 0 {
 			d.Free(p)
 		}
@@ -237,34 +245,45 @@ func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error 
 	if n > s.Tokens || g.C > s.Cols {
 		return fmt.Errorf("cuda: scratch holds %d tokens of %d columns, need %d of %d", s.Tokens, s.Cols, n, g.C)
 	}
+	if err := d.rotq(g, x, ldx, n, s); err != nil {
+		return err
+	}
+	return d.gemv(g, y, n, s)
+}
+
+// rotq enqueues the rotation and int8 quantization of n input rows.
+func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
 	p := g.plan
-	ldq := g.U * unitCodes
 	var xr DevPtr
 	if g.ovK > 0 {
 		xr = s.xr
 	}
-	if err := d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{256, 1, 1}, uint32(4*p.seg),
+	return d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{256, 1, 1}, uint32(4*p.seg),
 		Ptr(x), I32(ldx), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
-		Ptr(xr), Ptr(s.xq), I32(ldq), Ptr(s.fac)); err != nil {
-		return err
-	}
+		Ptr(xr), Ptr(s.xq), I32(g.U*unitCodes), Ptr(s.fac))
+}
+
+// gemv enqueues the fused multiply of the quantized input in s (and the
+// overlay corrections).
+func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch) error {
+	ldq := g.U * unitCodes
 	ll := lanesFor(g.U, g.R, d.SMs)
 	grid := [3]uint32{uint32((g.R<<ll + 255) / 256), 1, 1}
 	for t0 := 0; t0 < n; {
-		name, nt := fmt.Sprintf("upg_gemv_k%d_t8", g.K), min(8, n-t0)
+		name, nt := g.name8, min(8, n-t0)
 		if n == 1 {
-			name = fmt.Sprintf("upg_gemv_k%d_t1", g.K)
+			name = g.name1
 		}
 		if err := d.launchK(name, grid, [3]uint32{256, 1, 1}, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(s.xq+DevPtr(t0*ldq)), Ptr(s.fac+DevPtr(16*t0*g.G)), Ptr(y+DevPtr(4*t0*g.R)),
-			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.GS), I32(ldq), I32(nt), U32(g.t0), U32(g.t1), I32(ll)); err != nil {
+			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t0), U32(g.t1), I32(ll)); err != nil {
 			return err
 		}
 		t0 += nt
 	}
 	if g.ovK > 0 {
 		if err := d.launchK("upg_overlay", [3]uint32{uint32((g.R*32 + 255) / 256), 1, 1}, [3]uint32{256, 1, 1}, 0,
-			Ptr(g.ovIdx), Ptr(g.ovVal), I32(g.ovK), Ptr(xr), Ptr(y), I32(g.R), I32(g.C), I32(n)); err != nil {
+			Ptr(g.ovIdx), Ptr(g.ovVal), I32(g.ovK), Ptr(s.xr), Ptr(y), I32(g.R), I32(g.C), I32(n)); err != nil {
 			return err
 		}
 	}
@@ -307,6 +326,7 @@ func (d *Device) cloneDense(g *DenseGPU) (*DenseGPU, error) {
 	c.scales = dup(g.scales, int64(2*g.R*g.G))
 	c.offs = dup(g.offs, int64(2*g.R*g.G))
 	c.signs = dup(g.signs, int64(4*g.C))
+	c.levels = dup(g.levels, int64(4<<g.K))
 	c.ovIdx = dup(g.ovIdx, int64(2*g.R*g.ovK))
 	c.ovVal = dup(g.ovVal, int64(2*g.R*g.ovK))
 	c.w16 = dup(g.w16, int64(2*g.R*g.ldw))

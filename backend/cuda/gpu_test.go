@@ -310,6 +310,11 @@ func TestGPUBenchGemv(t *testing.T) {
 				float64(total)/(layerMS*1e-3)/1e9, 100*float64(total)/(layerMS*1e-3)/1e9/copyBW, strings.Join(line, ", "))
 		}
 		lanesOverride = -1
+		for i, s := range shapes {
+			rq := timeIt(t, d, 50, func() error { return d.rotq(ms[i].g, xd, s.C, 1, sc) })
+			gv := timeIt(t, d, 50, func() error { return d.gemv(ms[i].g, yd, 1, sc) })
+			t.Logf("k=%d %s: rotq alone %.1fus, gemv alone %.1fus = %.0f GB/s", k, s.name, rq*1e3, gv*1e3, float64(ms[i].bytes)/(float64(gv)*1e-3)/1e9)
+		}
 		// a graph of 8 layers (distinct copies, 8x the L2) replayed: decode's
 		// launch pattern without launch gaps
 		var copies [][]*DenseGPU

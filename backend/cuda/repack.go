@@ -22,8 +22,8 @@ func denseFusable(m *codec.DenseMatrix) (bool, string) {
 	default:
 		return false, "bits/levels without a fused kernel"
 	}
-	if m.GroupSize%32 != 0 {
-		return false, "group size not a multiple of 32"
+	if m.GroupSize < 32 || m.GroupSize&(m.GroupSize-1) != 0 {
+		return false, "group size not a power of two ≥ 32"
 	}
 	rb := 1
 	if m.Signs != nil {

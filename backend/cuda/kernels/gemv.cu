@@ -70,72 +70,97 @@ template <> DEVI unsigned extract<4>(const uint4 *w, int c) {
 
 // gemv_dense computes y[t*R + r] = Σ_c W[r][c]·x_t[c] for NT tokens (nt of
 // them valid) from int8 activations xq (ldq bytes per token) and factors fac
-// (G per token). L = 1<<lanesLog2 lanes share a row.
-template <int K, int NT, bool LIN4>
+// (G per token). L = 1<<lanesLog2 lanes share a row; each lane takes units
+// lane, lane+L, ... and loads the next unit's codes before computing the
+// current one. GPU_ groups per unit (1: group size a multiple of 128, 2: 64,
+// 4: 32); gsl = log2(group size).
+template <int K, int NT, bool LIN4, int GPU_>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
-                     int G, int gs, int ldq, int nt, unsigned t0, unsigned t1, int lanesLog2) {
+                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, int lanesLog2) {
   const int L = 1 << lanesLog2;
   const int tid = blockIdx.x * blockDim.x + threadIdx.x;
   const int r = tid >> lanesLog2;
   const int lane = tid & (L - 1);
   const int rr = r < R ? r : R - 1;
   const uint4 *row = codes + (size_t)rr * K * U;
+  const __half *srow = scales + (size_t)rr * G;
+  const __half *orow = offs != nullptr ? offs + (size_t)rr * G : nullptr;
+  constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
 
+  uint4 w[K];
+  if (lane < U) {
+#pragma unroll
+    for (int j = 0; j < K; j++) w[j] = ldg_stream(row + (size_t)j * U + lane);
+  }
   for (int u = lane; u < U; u += L) {
-    uint4 w[K];
+    uint4 wn[K];
+    const int un = u + L;
+    if (un < U) {
 #pragma unroll
-    for (int j = 0; j < K; j++) w[j] = ldg_stream(row + (size_t)j * U + u);
+      for (int j = 0; j < K; j++) wn[j] = ldg_stream(row + (size_t)j * U + un);
+    }
+    int ia[NT][GPU_];
 #pragma unroll
-    for (int q = 0; q < 4; q++) {
-      const int c0 = u * 128 + q * 32;
-      int ia[NT];
+    for (int t = 0; t < NT; t++)
 #pragma unroll
-      for (int t = 0; t < NT; t++) ia[t] = 0;
+      for (int s = 0; s < GPU_; s++) ia[t][s] = 0;
+    const int8_t *xu = xq + u * 128;
 #pragma unroll
-      for (int h = 0; h < 2; h++) {
-        unsigned b[4];
+    for (int c2 = 0; c2 < 8; c2++) {
+      unsigned b[4];
 #pragma unroll
-        for (int e = 0; e < 2; e++) {
-          const int c = q * 4 + h * 2 + e;
-          unsigned nib = extract<K>(w, c);
-          if (LIN4) {
-            b[2 * e] = nib & 0x0F0F0F0Fu;
-            b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
-          } else {
-            b[2 * e] = __byte_perm(t0, t1, nib);
-            b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
-          }
-        }
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-          if (NT == 1 || t < nt) {
-            int4 xv = *(const int4 *)(xq + (size_t)t * ldq + c0 + h * 16);
-            ia[t] = dp4a_us(b[0], xv.x, ia[t]);
-            ia[t] = dp4a_us(b[1], xv.y, ia[t]);
-            ia[t] = dp4a_us(b[2], xv.z, ia[t]);
-            ia[t] = dp4a_us(b[3], xv.w, ia[t]);
-          }
+      for (int e = 0; e < 2; e++) {
+        const int c = 2 * c2 + e;
+        unsigned nib = extract<K>(w, c);
+        if (LIN4) {
+          b[2 * e] = nib & 0x0F0F0F0Fu;
+          b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
+        } else {
+          b[2 * e] = __byte_perm(t0, t1, nib);
+          b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
         }
       }
+      const int s = (2 * c2) / SUBC;
+#pragma unroll
+      for (int t = 0; t < NT; t++) {
+        if (NT == 1 || t < nt) {
+          int4 xv = *(const int4 *)(xu + (size_t)t * ldq + c2 * 16);
+          int a = ia[t][s];
+          a = dp4a_us(b[0], xv.x, a);
+          a = dp4a_us(b[1], xv.y, a);
+          a = dp4a_us(b[2], xv.z, a);
+          a = dp4a_us(b[3], xv.w, a);
+          ia[t][s] = a;
+        }
+      }
+    }
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+      const int c0 = u * 128 + s * (128 / GPU_);
       if (c0 < C) {
-        const int g = c0 / gs;
-        const float sc = __half2float(scales[(size_t)rr * G + g]);
-        const bool first = c0 - g * gs == 0;
-        const float of = (offs != nullptr && first) ? __half2float(offs[(size_t)rr * G + g]) : 0.f;
+        const int g = c0 >> gsl;
+        const float sc = __half2float(srow[g]);
+        const bool first = GPU_ > 1 || (c0 & ((1 << gsl) - 1)) == 0;
+        const float of = (orow != nullptr && first) ? __half2float(orow[g]) : 0.f;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
           if (NT == 1 || t < nt) {
-            float4 f = fac[(size_t)t * G + g];
-            acc[t] = fmaf(sc * f.x, (float)ia[t], acc[t]);
-            if (first) acc[t] = fmaf(sc, f.y, fmaf(of, f.z, acc[t]));
+            const float4 f = fac[(size_t)t * G + g];
+            float a = fmaf(sc * f.x, (float)ia[t][s], acc[t]);
+            if (first) a = fmaf(sc, f.y, fmaf(of, f.z, a));
+            acc[t] = a;
           }
         }
       }
+    }
+    if (un < U) {
+#pragma unroll
+      for (int j = 0; j < K; j++) w[j] = wn[j];
     }
   }
 #pragma unroll
@@ -152,16 +177,29 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #define GEMV_ARGS                                                                              \
   const uint4 *__restrict__ codes, const __half *__restrict__ scales,                          \
       const __half *__restrict__ offs, const int8_t *__restrict__ xq,                          \
-      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gs, \
+      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gsl, \
       int ldq, int nt, unsigned t0, unsigned t1, int lanesLog2
-#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gs, ldq, nt, t0, t1, lanesLog2
+#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, lanesLog2
 
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_t1(GEMV_ARGS) { gemv_dense<2, 1, false>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_t1(GEMV_ARGS) { gemv_dense<3, 1, false>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_t1(GEMV_ARGS) { gemv_dense<4, 1, true>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_t8(GEMV_ARGS) { gemv_dense<2, 8, false>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_t8(GEMV_ARGS) { gemv_dense<3, 8, false>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_t8(GEMV_ARGS) { gemv_dense<4, 8, true>(GEMV_PASS); }
+// upg_gemv_k<bits>_g<groups per unit>_t<tokens per pass>
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 4>(GEMV_PASS); }
 
 // upg_rotq rotates (x ← H·(D·x), Hadamard blocks of rb values) and quantizes
 // the input of a dense matrix: one block per (segment of seg values, token),
