@@ -4,10 +4,7 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"math/bits"
-	"os"
-	"strconv"
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
@@ -113,9 +110,9 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		return p
 	}
 	g.codes = up("weights", packed)
-	g.scales = up("scales", m.Scales[:2*m.R*m.Groups])
+	g.scales = up("scales", interleaveRows(m.Scales, m.R, m.Groups))
 	if m.Asym {
-		g.offs = up("offsets", m.Offsets[:2*m.R*m.Groups])
+		g.offs = up("offsets", interleaveRows(m.Offsets, m.R, m.Groups))
 	}
 	if m.Signs != nil {
 		g.signs = up("rotation", f32Bytes(m.Signs))
@@ -198,35 +195,21 @@ func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
 	return s, nil
 }
 
-// lanesOverride, when ≥ 0, fixes lanesFor's answer (benchmarks).
-var lanesOverride = -1
+// warpsOverride, when > 0, fixes warpsFor's answer (benchmarks).
+var warpsOverride = 0
 
-// lanesFor picks how many lanes share a row (log2): the most lanes with
-// little idle work per lane, but enough rows per block to fill the GPU.
-func lanesFor(U, R, sms int) int {
-	if lanesOverride >= 0 {
-		return lanesOverride
+// warpsFor picks how many warps of a block split a row group's units: about
+// 48 warps per SM over the grid, at most 32 (one token) or 8 (eight).
+func warpsFor(U, RG, sms, nt int) int {
+	w := warpsOverride
+	if w <= 0 {
+		w = (48*sms + RG - 1) / RG
 	}
-	if v := os.Getenv("UPG_CUDA_LANES"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			return n
-		}
+	lim := 32
+	if nt > 1 {
+		lim = 8
 	}
-	best, bestCost := 0, math.Inf(1)
-	for l := 0; l <= 5; l++ {
-		L := 1 << l
-		iters := (U + L - 1) / L
-		blocks := (R*L + 255) / 256
-		waves := math.Ceil(float64(blocks) / float64(8*sms))
-		// time ∝ iterations per lane × waves; prefer more lanes when the
-		// GPU is not full (more loads in flight).
-		fill := math.Min(1, float64(blocks)/float64(4*sms))
-		cost := float64(iters) * waves / (0.5 + 0.5*fill)
-		if cost < bestCost-1e-9 {
-			best, bestCost = l, cost
-		}
-	}
-	return best
+	return max(1, min(w, lim, U))
 }
 
 // matMul enqueues y[t*R + r] = Σ_c W[r][c]·x[t*ldx + c] for n tokens.
@@ -267,16 +250,16 @@ func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
 // overlay corrections).
 func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch) error {
 	ldq := g.U * unitCodes
-	ll := lanesFor(g.U, g.R, d.SMs)
-	grid := [3]uint32{uint32((g.R<<ll + 255) / 256), 1, 1}
+	RG := (g.R + 31) / 32
 	for t0 := 0; t0 < n; {
 		name, nt := g.name8, min(8, n-t0)
 		if n == 1 {
 			name = g.name1
 		}
-		if err := d.launchK(name, grid, [3]uint32{256, 1, 1}, 0,
+		W := warpsFor(g.U, RG, d.SMs, n)
+		if err := d.launchK(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(s.xq+DevPtr(t0*ldq)), Ptr(s.fac+DevPtr(16*t0*g.G)), Ptr(y+DevPtr(4*t0*g.R)),
-			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t0), U32(g.t1), I32(ll)); err != nil {
+			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t0), U32(g.t1)); err != nil {
 			return err
 		}
 		t0 += nt
@@ -322,9 +305,10 @@ func (d *Device) cloneDense(g *DenseGPU) (*DenseGPU, error) {
 		}
 		return q
 	}
-	c.codes = dup(g.codes, int64(g.R*g.K*g.U*16))
-	c.scales = dup(g.scales, int64(2*g.R*g.G))
-	c.offs = dup(g.offs, int64(2*g.R*g.G))
+	rp := int64((g.R + 31) / 32 * 32)
+	c.codes = dup(g.codes, rp*int64(g.K*g.U*16))
+	c.scales = dup(g.scales, 2*rp*int64(g.G))
+	c.offs = dup(g.offs, 2*rp*int64(g.G))
 	c.signs = dup(g.signs, int64(4*g.C))
 	c.levels = dup(g.levels, int64(4<<g.K))
 	c.ovIdx = dup(g.ovIdx, int64(2*g.R*g.ovK))

@@ -263,6 +263,12 @@ func TestGPUBenchGemv(t *testing.T) {
 	})
 	copyBW := 2 * cb / (float64(ms) * 1e-3) / 1e9
 	t.Logf("device-to-device copy: %.0f GB/s (read+write, 2 GiB, median of 20)", copyBW)
+	for _, gridMul := range []int{2, 8} {
+		ms := timeIt(t, d, 20, func() error {
+			return d.launchK("upg_readbw", [3]uint32{uint32(gridMul * 4 * d.SMs), 1, 1}, b256, 0, Ptr(a), I64(cb/16), Ptr(b))
+		})
+		t.Logf("read-only stream (16-byte loads, %d blocks/SM): %.0f GB/s", 4*gridMul, cb/(float64(ms)*1e-3)/1e9)
+	}
 	d.Free(a)
 	d.Free(b)
 	for _, k := range []int{3, 2, 4} {
@@ -297,8 +303,8 @@ func TestGPUBenchGemv(t *testing.T) {
 			x[i] = float32(rng.NormFloat64())
 		}
 		_ = d.UploadF32(xd, x)
-		for _, ll := range []int{-1, 2, 3, 4, 5} {
-			lanesOverride = ll
+		for _, ll := range []int{0, 4, 8, 16, 32} {
+			warpsOverride = ll
 			var line []string
 			var layerMS float64
 			for i, s := range shapes {
@@ -306,10 +312,10 @@ func TestGPUBenchGemv(t *testing.T) {
 				layerMS += float64(msOne)
 				line = append(line, fmt.Sprintf("%s %.1fus %.0fGB/s", s.name, msOne*1e3, float64(ms[i].bytes)/(float64(msOne)*1e-3)/1e9))
 			}
-			t.Logf("k=%d lanes=%d: layer %.1fus = %.0f GB/s (%.0f%% of copy); %s", k, ll, layerMS*1e3,
+			t.Logf("k=%d warps=%d: layer %.1fus = %.0f GB/s (%.0f%% of copy); %s", k, ll, layerMS*1e3,
 				float64(total)/(layerMS*1e-3)/1e9, 100*float64(total)/(layerMS*1e-3)/1e9/copyBW, strings.Join(line, ", "))
 		}
-		lanesOverride = -1
+		warpsOverride = 0
 		for i, s := range shapes {
 			rq := timeIt(t, d, 50, func() error { return d.rotq(ms[i].g, xd, s.C, 1, sc) })
 			gv := timeIt(t, d, 50, func() error { return d.gemv(ms[i].g, yd, 1, sc) })
@@ -397,7 +403,9 @@ func TestGPUBenchGemv(t *testing.T) {
 	}
 }
 
-// timeIt returns the median milliseconds of f over reps runs (events).
+// timeIt returns the mean milliseconds of f over reps back-to-back runs
+// between two events (the GPU's throughput, not the host's launch rate),
+// the median of 5 such measurements.
 func timeIt(t testing.TB, d *Device, reps int, f func() error) float32 {
 	var times []float32
 	err := d.Do(func() error {
@@ -413,17 +421,19 @@ func timeIt(t testing.TB, d *Device, reps int, f func() error) float32 {
 				return err
 			}
 		}
-		for i := 0; i < reps; i++ {
+		for k := 0; k < 5; k++ {
 			_ = d.eventRecord(e0)
-			if err := f(); err != nil {
-				return err
+			for i := 0; i < reps; i++ {
+				if err := f(); err != nil {
+					return err
+				}
 			}
 			_ = d.eventRecord(e1)
 			ms, err := d.eventElapsed(e0, e1)
 			if err != nil {
 				return err
 			}
-			times = append(times, ms)
+			times = append(times, ms/float32(reps))
 		}
 		return d.sync()
 	})

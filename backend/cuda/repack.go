@@ -81,11 +81,14 @@ func permTable(u []byte) (t0, t1 uint32) {
 }
 
 // repackDense lays m's codes out for the GPU kernel (see kernels/gemv.cu):
-// row r, plane word j (0..K-1), unit u is the 16 bytes at ((r·K + j)·U + u)·16.
+// rows in groups of 32; row r = 32·rg + lane, unit u, plane word j (0..K-1)
+// is the 16 bytes at (((rg·U + u)·K + j)·32 + lane)·16. Rows are padded to
+// a multiple of 32 with zero codes.
 func repackDense(m *codec.DenseMatrix) []byte {
 	K := m.Bits
 	U := (m.C + unitCodes - 1) / unitCodes
-	out := make([]byte, m.R*K*U*16)
+	RG := (m.R + 31) / 32
+	out := make([]byte, RG*32*K*U*16)
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -99,7 +102,7 @@ func repackDense(m *codec.DenseMatrix) []byte {
 				for c := 0; c < m.C; c++ {
 					q[c] = uint8(getBits(row, c*K, K))
 				}
-				packRow(out[r*K*U*16:(r+1)*K*U*16], q, K, U)
+				packRow(out, r, q, K, U)
 			}
 		}(w)
 	}
@@ -107,10 +110,11 @@ func repackDense(m *codec.DenseMatrix) []byte {
 	return out
 }
 
-// packRow writes one row's units (codes q, U·128 of them) in plane layout.
-func packRow(dst []byte, q []uint8, K, U int) {
+// packRow writes row r's units (codes q, U·128 of them) in plane layout.
+func packRow(dst []byte, r int, q []uint8, K, U int) {
+	rg, lane := r/32, r%32
 	put := func(j, u, comp int, v uint32) {
-		o := ((j*U+u)*4 + comp) * 4
+		o := ((((rg*U+u)*K+j)*32+lane)*4 + comp) * 4
 		dst[o] |= byte(v)
 		dst[o+1] |= byte(v >> 8)
 		dst[o+2] |= byte(v >> 16)
@@ -173,3 +177,18 @@ func newQuantPlan(m *codec.DenseMatrix) quantPlan {
 
 // segments is the number of rotq blocks per token (covering U·128 columns).
 func (p quantPlan) segments() int { return (p.U*unitCodes + p.seg - 1) / p.seg }
+
+// interleaveRows re-lays an R×G fp16 array (scales, offsets) as the kernel
+// reads it: element (r, g) at (rg·G + g)·32 + lane, rows padded to 32.
+func interleaveRows(src []byte, R, G int) []byte {
+	RG := (R + 31) / 32
+	out := make([]byte, RG*32*G*2)
+	for r := 0; r < R; r++ {
+		rg, lane := r/32, r%32
+		for g := 0; g < G; g++ {
+			o := ((rg*G+g)*32 + lane) * 2
+			out[o], out[o+1] = src[2*(r*G+g)], src[2*(r*G+g)+1]
+		}
+	}
+	return out
+}

@@ -121,7 +121,7 @@ func bytePerm(t0, t1, sel uint32) uint32 {
 func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]float32, t0, t1 uint32) float32 {
 	K, U := m.Bits, (m.C+unitCodes-1)/unitCodes
 	lin4 := K == 4
-	word := func(j, u, comp int) uint32 { return u32At(packed, (((r*K+j)*U+u)*4+comp)*4) }
+	word := func(j, u, comp int) uint32 { return u32At(packed, (((((r/32)*U+u)*K+j)*32+r%32)*4+comp)*4) }
 	var acc float32
 	for u := 0; u < U; u++ {
 		for q := 0; q < 4; q++ {

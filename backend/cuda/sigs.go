@@ -12,7 +12,7 @@ var kernelSig = map[string]string{}
 // kernelKinds is kernelSig's kinds, one byte per parameter (sigKinds).
 var kernelKinds = map[string][]byte{}
 
-const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u lanesLog2:i"
+const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u"
 
 func init() {
 	for _, k := range []string{"k2", "k3", "k4"} {
@@ -25,6 +25,7 @@ func init() {
 	kernelSig["upg_rotq"] = "x:p ldx:i signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
 	kernelSig["upg_overlay"] = "idx:p vals:p K:i xr:p y:p R:i C:i n:i"
 	kernelSig["upg_gemv_f16"] = "w:p ldw:i x:p ldx:i y:p R:i C:i nt:i"
+	kernelSig["upg_readbw"] = "p:p n:l out:p"
 	kernelSig["upg_embed_dense"] = "codes:p scales:p offs:p levels:p signs:p tokens:p dst:p C:i U:i G:i gsl:i K:i rb:i seg:i"
 	kernelSig["upg_embed_f16"] = "w:p ldw:i tokens:p dst:p C:i"
 	kernelSig["upg_rmsnorm"] = "dst:p x:p w:p eps:f d:i rows:p"

@@ -70,40 +70,46 @@ template <> DEVI unsigned extract<4>(const uint4 *w, int c) {
 
 // gemv_dense computes y[t*R + r] = Σ_c W[r][c]·x_t[c] for NT tokens (nt of
 // them valid) from int8 activations xq (ldq bytes per token) and factors fac
-// (G per token). L = 1<<lanesLog2 lanes share a row; each lane takes units
-// lane, lane+L, ... and loads the next unit's codes before computing the
-// current one. GPU_ groups per unit (1: group size a multiple of 128, 2: 64,
-// 4: 32); gsl = log2(group size).
+// (G per token). Block b takes rows 32b..32b+31, one row per lane, so a
+// warp's code loads are 512 contiguous bytes and its activation loads are
+// broadcasts; the block's W warps split the row's units (warp w takes units
+// w, w+W, ...) and are summed in shared memory. Each warp loads the next
+// unit's codes and scales before computing the current one. GPU_ groups per
+// unit (1: group size a multiple of 128, 2: 64, 4: 32); gsl = log2(group).
 template <int K, int NT, bool LIN4, int GPU_>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
-                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, int lanesLog2) {
-  const int L = 1 << lanesLog2;
-  const int tid = blockIdx.x * blockDim.x + threadIdx.x;
-  const int r = tid >> lanesLog2;
-  const int lane = tid & (L - 1);
-  const int rr = r < R ? r : R - 1;
-  const uint4 *row = codes + (size_t)rr * K * U;
-  const __half *srow = scales + (size_t)rr * G;
-  const __half *orow = offs != nullptr ? offs + (size_t)rr * G : nullptr;
+                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1) {
+  __shared__ float red[32 * 32];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
+  const int rg = blockIdx.x;
+  const uint4 *base = codes + (size_t)rg * U * K * 32 + lane;
+  const __half *sbase = scales + (size_t)rg * G * 32 + lane;
+  const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 + lane : nullptr;
   constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
 
-  uint4 w[K];
-  if (lane < U) {
+  uint4 wc[K];
+  __half sc[GPU_], of[GPU_];
+  auto load = [&](int uu, uint4 *ww, __half *ss, __half *oo) {
 #pragma unroll
-    for (int j = 0; j < K; j++) w[j] = ldg_stream(row + (size_t)j * U + lane);
-  }
-  for (int u = lane; u < U; u += L) {
-    uint4 wn[K];
-    const int un = u + L;
-    if (un < U) {
+    for (int j = 0; j < K; j++) ww[j] = ldg_stream(base + ((size_t)uu * K + j) * 32);
 #pragma unroll
-      for (int j = 0; j < K; j++) wn[j] = ldg_stream(row + (size_t)j * U + un);
+    for (int s = 0; s < GPU_; s++) {
+      const int g = min((uu * 128 + s * (128 / GPU_)) >> gsl, G - 1);
+      ss[s] = sbase[(size_t)g * 32];
+      oo[s] = obase != nullptr ? obase[(size_t)g * 32] : __half(0.f);
     }
+  };
+  if (w < U) load(w, wc, sc, of);
+  for (int u = w; u < U; u += W) {
+    uint4 wn[K];
+    __half scn[GPU_], ofn[GPU_];
+    const int un = u + W;
+    if (un < U) load(un, wn, scn, ofn);
     int ia[NT][GPU_];
 #pragma unroll
     for (int t = 0; t < NT; t++)
@@ -116,7 +122,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
       for (int e = 0; e < 2; e++) {
         const int c = 2 * c2 + e;
-        unsigned nib = extract<K>(w, c);
+        unsigned nib = extract<K>(wc, c);
         if (LIN4) {
           b[2 * e] = nib & 0x0F0F0F0Fu;
           b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
@@ -129,7 +135,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
       for (int t = 0; t < NT; t++) {
         if (NT == 1 || t < nt) {
-          int4 xv = *(const int4 *)(xu + (size_t)t * ldq + c2 * 16);
+          const int4 xv = *(const int4 *)(xu + (size_t)t * ldq + c2 * 16);
           int a = ia[t][s];
           a = dp4a_us(b[0], xv.x, a);
           a = dp4a_us(b[1], xv.y, a);
@@ -144,15 +150,15 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       const int c0 = u * 128 + s * (128 / GPU_);
       if (c0 < C) {
         const int g = c0 >> gsl;
-        const float sc = __half2float(srow[g]);
+        const float scf = __half2float(sc[s]);
         const bool first = GPU_ > 1 || (c0 & ((1 << gsl) - 1)) == 0;
-        const float of = (orow != nullptr && first) ? __half2float(orow[g]) : 0.f;
+        const float off = first ? __half2float(of[s]) : 0.f;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
           if (NT == 1 || t < nt) {
             const float4 f = fac[(size_t)t * G + g];
-            float a = fmaf(sc * f.x, (float)ia[t][s], acc[t]);
-            if (first) a = fmaf(sc, f.y, fmaf(of, f.z, a));
+            float a = fmaf(scf * f.x, (float)ia[t][s], acc[t]);
+            if (first) a = fmaf(scf, f.y, fmaf(off, f.z, a));
             acc[t] = a;
           }
         }
@@ -160,17 +166,28 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     }
     if (un < U) {
 #pragma unroll
-      for (int j = 0; j < K; j++) w[j] = wn[j];
+      for (int j = 0; j < K; j++) wc[j] = wn[j];
+#pragma unroll
+      for (int s = 0; s < GPU_; s++) sc[s] = scn[s], of[s] = ofn[s];
     }
   }
+  const int r = rg * 32 + lane;
+  // sum the warps' partial rows, NT tokens in turns of 32/NT... one token at a time
 #pragma unroll
   for (int t = 0; t < NT; t++) {
-    for (int o = L >> 1; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], o);
-  }
-  if (lane == 0 && r < R) {
-#pragma unroll
-    for (int t = 0; t < NT; t++)
-      if (NT == 1 || t < nt) y[(size_t)t * R + r] = acc[t];
+    if (NT > 1 && t >= nt) break;
+    if (W > 1) {
+      __syncthreads();
+      red[w * 32 + lane] = acc[t];
+      __syncthreads();
+      if (w == 0) {
+        float v = 0.f;
+        for (int i = 0; i < W; i++) v += red[i * 32 + lane];
+        if (r < R) y[(size_t)t * R + r] = v;
+      }
+    } else if (r < R) {
+      y[(size_t)t * R + r] = acc[t];
+    }
   }
 }
 
@@ -178,25 +195,25 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const uint4 *__restrict__ codes, const __half *__restrict__ scales,                          \
       const __half *__restrict__ offs, const int8_t *__restrict__ xq,                          \
       const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gsl, \
-      int ldq, int nt, unsigned t0, unsigned t1, int lanesLog2
-#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, lanesLog2
+      int ldq, int nt, unsigned t0, unsigned t1
+#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1
 
-// upg_gemv_k<bits>_g<groups per unit>_t<tokens per pass>
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 4>(GEMV_PASS); }
+// upg_gemv_k<bits>_g<groups per unit>_t<tokens per pass>: 1 token with up to 1024 threads, 8 with up to 256
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 4>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 4>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 4>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 4>(GEMV_PASS); }
@@ -326,4 +343,15 @@ extern "C" __global__ void __launch_bounds__(256)
     for (int t = 0; t < 8; t++)
       if (t < nt) y[(size_t)t * R + r] = acc[t];
   }
+}
+
+// upg_readbw streams n uint4 (a read-bandwidth reference for the GEMV's
+// access pattern); out gets an XOR so the loads are not removed.
+extern "C" __global__ void __launch_bounds__(256) upg_readbw(const uint4 *__restrict__ p, long long n, unsigned *__restrict__ out) {
+  unsigned x = 0;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const uint4 v = ldg_stream(p + i);
+    x ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (x == 0x12345678u) out[0] = x;
 }

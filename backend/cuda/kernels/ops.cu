@@ -48,17 +48,18 @@ DEVI unsigned comp4(const uint4 &v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
 
-// dense_code reads the code of column c (unit u, chunk ch, index ii) of a
-// row in the GPU dense layout (gemv.cu).
-DEVI unsigned dense_code(const uint4 *row, int K, int U, int c) {
+// dense_code reads the code of column c of lane's row in the GPU dense
+// layout (gemv.cu): base points at the row group's codes plus the lane.
+DEVI unsigned dense_code(const uint4 *base, int K, int c) {
   const int u = c >> 7, ch = (c & 127) >> 3, ii = c & 7;
+  const uint4 *unit = base + (size_t)u * K * 32;
   if (K == 4) {
-    const unsigned w = comp4(row[(size_t)(ch >> 2) * U + u], ch & 3);
+    const unsigned w = comp4(unit[(ch >> 2) * 32], ch & 3);
     return ii < 4 ? (w >> (8 * ii)) & 15u : (w >> (8 * (ii - 4) + 4)) & 15u;
   }
   const int m = ch >> 1, s = 2 * (ch & 1);
-  unsigned q = (comp4(row[(size_t)(m >> 2) * U + u], m & 3) >> (4 * ii + s)) & 3u;
-  if (K == 3) q |= ((comp4(row[(size_t)2 * U + u], ch >> 2) >> (4 * ii + (ch & 3))) & 1u) << 2;
+  unsigned q = (comp4(unit[(m >> 2) * 32], m & 3) >> (4 * ii + s)) & 3u;
+  if (K == 3) q |= ((comp4(unit[2 * 32], ch >> 2) >> (4 * ii + (ch & 3))) & 1u) << 2;
   return q;
 }
 
@@ -72,15 +73,16 @@ extern "C" __global__ void __launch_bounds__(256)
                     float *__restrict__ dst, int C, int U, int G, int gsl, int K, int rb, int seg) {
   extern __shared__ float sm[];
   const int t = blockIdx.y, base = blockIdx.x * seg;
-  const int r = tokens[t];
-  const uint4 *row = codes + (size_t)r * K * U;
+  const int r = tokens[t], rg = r >> 5, lane = r & 31;
+  const uint4 *row = codes + (size_t)rg * U * K * 32 + lane;
   for (int i = threadIdx.x; i < seg; i += blockDim.x) {
     const int c = base + i;
     float v = 0.f;
     if (c < C) {
       const int g = c >> gsl;
-      v = __half2float(scales[(size_t)r * G + g]) * levels[dense_code(row, K, U, c)];
-      if (offs != nullptr) v += __half2float(offs[(size_t)r * G + g]);
+      const size_t si = ((size_t)rg * G + g) * 32 + lane;
+      v = __half2float(scales[si]) * levels[dense_code(row, K, c)];
+      if (offs != nullptr) v += __half2float(offs[si]);
     }
     sm[i] = v;
   }
