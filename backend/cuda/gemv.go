@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"os"
 	"math/bits"
 	"unsafe"
 
@@ -52,7 +53,8 @@ type DenseGPU struct {
 	offs, signs   DevPtr
 	levels        DevPtr // 2^K float32 code values (embedding lookups)
 	alpha, beta   float32
-	t0, t1        uint32
+	t             [4]uint32 // byte-level table for PRMT
+	embedK        int       // K as upg_embed_dense reads it (20: 4-bit nibble layout)
 	// overlay corrections
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	gsl          int
@@ -64,6 +66,11 @@ type DenseGPU struct {
 	ldw      int
 	Bytes    int64 // device bytes held
 }
+
+// FloatEnv, when set, makes every matrix take the fp16-weight, float32-
+// activation path (no int8 activations): to compare with the CPU's float
+// kernels (UPG_KERNEL=avx2). It costs 4-5x the weight memory.
+const FloatEnv = "UPG_CUDA_FLOAT"
 
 // UploadMatrix uploads m: dense and overlay matrices the fused kernels
 // handle are repacked; anything else is decoded with DecodeRows to fp16
@@ -78,6 +85,9 @@ func (d *Device) UploadMatrix(m tensor.Matrix) (*DenseGPU, error) {
 		dm, ov = x.Base, x
 	}
 	why := "codec without a fused kernel"
+	if os.Getenv(FloatEnv) != "" {
+		dm, why = nil, FloatEnv+" is set"
+	}
 	if dm != nil {
 		var ok bool
 		if ok, why = denseFusable(dm); ok {
@@ -91,10 +101,15 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	g := &DenseGPU{R: m.R, C: m.C, K: m.Bits, U: (m.C + unitCodes - 1) / unitCodes, G: m.Groups, GS: m.GroupSize, plan: newQuantPlan(m)}
 	u, alpha, beta := byteLevels(m.Levels)
 	g.alpha, g.beta = alpha, beta
-	g.t0, g.t1 = permTable(u)
+	g.t = permTable(u)
+	kname := fmt.Sprintf("k%d", m.Bits)
+	g.embedK = m.Bits
+	if m.Bits == 4 && !linearLevels(m.Levels) {
+		kname, g.embedK = "k4l", 20
+	}
 	gp := max(1, unitCodes/m.GroupSize)
-	g.name1 = fmt.Sprintf("upg_gemv_k%d_g%d_t1", m.Bits, gp)
-	g.name8 = fmt.Sprintf("upg_gemv_k%d_g%d_t8", m.Bits, gp)
+	g.name1 = fmt.Sprintf("upg_gemv_%s_g%d_t1", kname, gp)
+	g.name8 = fmt.Sprintf("upg_gemv_%s_g%d_t8", kname, gp)
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
 	packed := repackDense(m)
 	var err error
@@ -259,7 +274,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch) error {
 		W := warpsFor(g.U, RG, d.SMs, n)
 		if err := d.launchK(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(s.xq+DevPtr(t0*ldq)), Ptr(s.fac+DevPtr(16*t0*g.G)), Ptr(y+DevPtr(4*t0*g.R)),
-			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t0), U32(g.t1)); err != nil {
+			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3])); err != nil {
 			return err
 		}
 		t0 += nt

@@ -150,14 +150,14 @@ func TestGPUDenseGemv(t *testing.T) {
 				}
 				packed := repackDense(m)
 				u, alpha, beta := byteLevels(m.Levels)
-				t0, t1 := permTable(u)
+				tb := permTable(u)
 				var worst, worstRef float64
 				for tok := 0; tok < n; tok++ {
 					xt := x[tok*c.C : (tok+1)*c.C]
 					_, xq, fac := emuRotq(g.plan, m.Signs, xt, alpha, beta)
 					emu := make([]float64, c.R)
 					for r := range emu {
-						emu[r] = float64(emuGemv(packed, m, r, xq, fac, t0, t1))
+						emu[r] = float64(emuGemv(packed, m, r, xq, fac, tb))
 					}
 					yt := y[tok*c.R : (tok+1)*c.R]
 					worst = max(worst, relErr(yt, emu))
@@ -381,12 +381,12 @@ func TestGPUBenchGemv(t *testing.T) {
 			_ = d.DownloadF32(y, yd)
 			m := ms[i].m
 			u, alpha, beta := byteLevels(m.Levels)
-			t0, t1 := permTable(u)
+			tb := permTable(u)
 			_, xq, fac := emuRotq(ms[i].g.plan, m.Signs, x[:s.C], alpha, beta)
 			packed := repackDense(m)
 			for j := 0; j < 64; j++ {
 				r := rng.IntN(s.R)
-				e := emuGemv(packed, m, r, xq, fac, t0, t1)
+				e := emuGemv(packed, m, r, xq, fac, tb)
 				if math.Abs(float64(y[r]-e)) > 1e-4*math.Max(1, math.Abs(float64(e))) || math.IsNaN(float64(y[r])) {
 					t.Fatalf("k=%d %s row %d: gpu %v emulation %v", k, s.name, r, y[r], e)
 				}

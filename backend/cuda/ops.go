@@ -19,7 +19,7 @@ func (d *Device) embed(g *DenseGPU, tokens, dst DevPtr, n int) error {
 	seg := max(rb, 256)
 	return d.launchK("upg_embed_dense", [3]uint32{uint32((g.C + seg - 1) / seg), uint32(n), 1}, b256, uint32(4*seg),
 		Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(g.levels), Ptr(g.signs), Ptr(tokens), Ptr(dst),
-		I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(g.K), I32(rb), I32(seg))
+		I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(g.embedK), I32(rb), I32(seg))
 }
 
 // rmsnorm normalises n rows of d values (rows lists the source rows, or 0
@@ -73,7 +73,7 @@ func (d *Device) storeKV(kc, vc DevPtr, f16 bool, k DevPtr, ks int, v DevPtr, vs
 }
 
 // attnChunk is the number of positions one attention block handles.
-const attnChunk = 256
+const attnChunk = 64
 
 // attention enqueues the split and combine kernels; part holds n × heads ×
 // S × (hd+2) floats, S = ceil(max positions / attnChunk).

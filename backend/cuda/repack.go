@@ -18,7 +18,7 @@ const maxSeg = 8192
 func denseFusable(m *codec.DenseMatrix) (bool, string) {
 	switch {
 	case m.Bits == 2 || m.Bits == 3:
-	case m.Bits == 4 && linearLevels(m.Levels):
+	case m.Bits == 4:
 	default:
 		return false, "bits/levels without a fused kernel"
 	}
@@ -71,12 +71,13 @@ func byteLevels(L []float32) (u []byte, alpha, beta float32) {
 	return u, alpha, beta
 }
 
-// permTable packs the byte levels of codes 0..7 into PRMT's two registers.
-func permTable(u []byte) (t0, t1 uint32) {
-	var b [8]byte
+// permTable packs the byte levels of codes 0..15 into PRMT's registers.
+func permTable(u []byte) (t [4]uint32) {
+	var b [16]byte
 	copy(b[:], u)
-	t0 = uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-	t1 = uint32(b[4]) | uint32(b[5])<<8 | uint32(b[6])<<16 | uint32(b[7])<<24
+	for i := range t {
+		t[i] = uint32(b[4*i]) | uint32(b[4*i+1])<<8 | uint32(b[4*i+2])<<16 | uint32(b[4*i+3])<<24
+	}
 	return
 }
 
@@ -102,7 +103,7 @@ func repackDense(m *codec.DenseMatrix) []byte {
 				for c := 0; c < m.C; c++ {
 					q[c] = uint8(getBits(row, c*K, K))
 				}
-				packRow(out, r, q, K, U)
+				packRow(out, r, q, K, U, K == 4 && !linearLevels(m.Levels))
 			}
 		}(w)
 	}
@@ -111,7 +112,9 @@ func repackDense(m *codec.DenseMatrix) []byte {
 }
 
 // packRow writes row r's units (codes q, U·128 of them) in plane layout.
-func packRow(dst []byte, r int, q []uint8, K, U int) {
+// nib4 selects the 4-bit nibble layout (nibble i of word c = code 8c+i, for
+// the 16-entry table kernel) instead of the byte-split one.
+func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 	rg, lane := r/32, r%32
 	put := func(j, u, comp int, v uint32) {
 		o := ((((rg*U+u)*K+j)*32+lane)*4 + comp) * 4
@@ -143,7 +146,11 @@ func packRow(dst []byte, r int, q []uint8, K, U int) {
 			case 4:
 				var x uint32
 				for i := 0; i < 4; i++ {
-					x |= uint32(cs[i]&15)<<(8*i) | uint32(cs[i+4]&15)<<(8*i+4)
+					if nib4 {
+						x |= uint32(cs[i]&15)<<(4*i) | uint32(cs[i+4]&15)<<(4*i+16)
+					} else {
+						x |= uint32(cs[i]&15)<<(8*i) | uint32(cs[i+4]&15)<<(8*i+4)
+					}
 				}
 				put(c>>2, u, c&3, x)
 			}

@@ -30,6 +30,8 @@ func denseCases() []denseCase {
 			{Codec: "dense", Bits: 4, GroupSize: 32, Levels: "asym"},
 			{Codec: "dense", Bits: 4, GroupSize: 256, Levels: "midrise", Rotate: 3},
 			{Codec: "dense", Bits: 3, GroupSize: 32, Levels: "asym", Rotate: 11},
+			{Codec: "dense", Bits: 4, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed},
+			{Codec: "dense", Bits: 4, GroupSize: 64, Levels: "lloyd"},
 		} {
 			if p.GroupSize > sh[1] && sh[1]%p.GroupSize != 0 {
 				continue
@@ -118,9 +120,10 @@ func bytePerm(t0, t1, sel uint32) uint32 {
 }
 
 // emuGemv mirrors gemv_dense for one token and row r over the packed codes.
-func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]float32, t0, t1 uint32) float32 {
+func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]float32, tb [4]uint32) float32 {
 	K, U := m.Bits, (m.C+unitCodes-1)/unitCodes
-	lin4 := K == 4
+	lin4 := K == 4 && linearLevels(m.Levels)
+	lut16 := K == 4 && !lin4
 	word := func(j, u, comp int) uint32 { return u32At(packed, (((((r/32)*U+u)*K+j)*32+r%32)*4+comp)*4) }
 	var acc float32
 	for u := 0; u < U; u++ {
@@ -148,10 +151,21 @@ func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]flo
 					nib = word(ch>>2, u, ch&3)
 				}
 				var b0, b1 uint32
-				if lin4 {
+				switch {
+				case lin4:
 					b0, b1 = nib&0x0F0F0F0F, nib>>4&0x0F0F0F0F
-				} else {
-					b0, b1 = bytePerm(t0, t1, nib), bytePerm(t0, t1, nib>>16)
+				case lut16:
+					lut := func(x uint32) uint32 {
+						var r uint32
+						for i := 0; i < 4; i++ {
+							q := x >> (4 * i) & 15
+							r |= (tb[q/4] >> (8 * (q % 4)) & 255) << (8 * i)
+						}
+						return r
+					}
+					b0, b1 = lut(nib), lut(nib>>16)
+				default:
+					b0, b1 = bytePerm(tb[0], tb[1], nib), bytePerm(tb[0], tb[1], nib>>16)
 				}
 				for i := 0; i < 4; i++ {
 					ia += int(byte(b0>>(8*i))) * int(xq[u*128+8*ch+i])
@@ -212,7 +226,7 @@ func TestRepackEmulation(t *testing.T) {
 			}
 			packed := repackDense(m)
 			u, alpha, beta := byteLevels(m.Levels)
-			t0, t1 := permTable(u)
+			tb := permTable(u)
 			x := make([]float32, c.C)
 			for i := range x {
 				x[i] = float32(rng.NormFloat64())
@@ -221,7 +235,7 @@ func TestRepackEmulation(t *testing.T) {
 			_, xq, fac := emuRotq(plan, m.Signs, x, alpha, beta)
 			y := make([]float32, c.R)
 			for r := range y {
-				y[r] = emuGemv(packed, m, r, xq, fac, t0, t1)
+				y[r] = emuGemv(packed, m, r, xq, fac, tb)
 			}
 			ref := refMatVec(m, x)
 			// int8 activations (and a 256-step codebook) cost well under 2%.

@@ -12,10 +12,10 @@ var kernelSig = map[string]string{}
 // kernelKinds is kernelSig's kinds, one byte per parameter (sigKinds).
 var kernelKinds = map[string][]byte{}
 
-const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u"
+const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u t2:u t3:u"
 
 func init() {
-	for _, k := range []string{"k2", "k3", "k4"} {
+	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
 		for _, g := range []string{"g1", "g2", "g4"} {
 			for _, t := range []string{"t1", "t8"} {
 				kernelSig["upg_gemv_"+k+"_"+g+"_"+t] = gemvSig

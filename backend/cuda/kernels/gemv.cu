@@ -76,11 +76,32 @@ template <> DEVI unsigned extract<4>(const uint4 *w, int c) {
 // w, w+W, ...) and are summed in shared memory. Each warp loads the next
 // unit's codes and scales before computing the current one. GPU_ groups per
 // unit (1: group size a multiple of 128, 2: 64, 4: 32); gsl = log2(group).
-template <int K, int NT, bool LIN4, int GPU_>
+// MODE 0: PRMT through an 8-byte table (K ≤ 3); 1: 4-bit linear levels, the
+// byte layout split into two words; 2: 4-bit any levels, 16-byte table
+// (t0..t3) looked up by two PRMTs and a per-byte select on the code's bit 3.
+// prmt_sign is PTX prmt.b32 in its default mode, where a selector nibble's
+// bit 3 replicates the selected byte's sign (__byte_perm ignores that bit).
+DEVI unsigned prmt_sign(unsigned a, unsigned b, unsigned sel) {
+  unsigned d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+
+DEVI unsigned lut16(unsigned x, unsigned t0, unsigned t1, unsigned t2, unsigned t3) {
+  const unsigned sel = x & 0x7777u;
+  const unsigned lo = __byte_perm(t0, t1, sel), hi = __byte_perm(t2, t3, sel);
+  // PRMT's sign mode: a selector nibble with bit 3 set yields 0xFF from a
+  // byte 0x80, the others 0x80; turn that into a 0x00/0xFF byte mask.
+  unsigned m = prmt_sign(0x80808080u, 0x80808080u, x) ^ 0x80808080u; // 0x00 or 0x7F
+  m |= (m << 1) & 0x80808080u;
+  return (lo & ~m) | (hi & m);
+}
+
+template <int K, int NT, int MODE, int GPU_>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
-                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1) {
+                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3) {
   __shared__ float red[32 * 32];
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
   const int rg = blockIdx.x;
@@ -123,9 +144,12 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       for (int e = 0; e < 2; e++) {
         const int c = 2 * c2 + e;
         unsigned nib = extract<K>(wc, c);
-        if (LIN4) {
+        if (MODE == 1) {
           b[2 * e] = nib & 0x0F0F0F0Fu;
           b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
+        } else if (MODE == 2) {
+          b[2 * e] = lut16(nib, t0, t1, t2, t3);
+          b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
         } else {
           b[2 * e] = __byte_perm(t0, t1, nib);
           b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
@@ -195,28 +219,34 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const uint4 *__restrict__ codes, const __half *__restrict__ scales,                          \
       const __half *__restrict__ offs, const int8_t *__restrict__ xq,                          \
       const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gsl, \
-      int ldq, int nt, unsigned t0, unsigned t1
-#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1
+      int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3
+#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3
 
-// upg_gemv_k<bits>_g<groups per unit>_t<tokens per pass>: 1 token with up to 1024 threads, 8 with up to 256
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1(GEMV_ARGS) { gemv_dense<2, 1, false, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t8(GEMV_ARGS) { gemv_dense<2, 8, false, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1(GEMV_ARGS) { gemv_dense<3, 1, false, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t8(GEMV_ARGS) { gemv_dense<3, 8, false, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, true, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, true, 4>(GEMV_PASS); }
+// upg_gemv_k<bits>[l]_g<groups per unit>_t<tokens per pass> (k4l: 4-bit, any levels): 1 token with up to 1024 threads, 8 with up to 256
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
 
 // upg_rotq rotates (x ← H·(D·x), Hadamard blocks of rb values) and quantizes
 // the input of a dense matrix: one block per (segment of seg values, token),

@@ -52,7 +52,10 @@ DEVI unsigned comp4(const uint4 &v, int i) {
 // layout (gemv.cu): base points at the row group's codes plus the lane.
 DEVI unsigned dense_code(const uint4 *base, int K, int c) {
   const int u = c >> 7, ch = (c & 127) >> 3, ii = c & 7;
-  const uint4 *unit = base + (size_t)u * K * 32;
+  const uint4 *unit = base + (size_t)u * (K & 15) * 32;
+  if (K == 20) { // 4-bit nibble layout (any levels): nibble ii of word ch
+    return (comp4(unit[(ch >> 2) * 32], ch & 3) >> (4 * ii)) & 15u;
+  }
   if (K == 4) {
     const unsigned w = comp4(unit[(ch >> 2) * 32], ch & 3);
     return ii < 4 ? (w >> (8 * ii)) & 15u : (w >> (8 * (ii - 4) + 4)) & 15u;
@@ -74,7 +77,7 @@ extern "C" __global__ void __launch_bounds__(256)
   extern __shared__ float sm[];
   const int t = blockIdx.y, base = blockIdx.x * seg;
   const int r = tokens[t], rg = r >> 5, lane = r & 31;
-  const uint4 *row = codes + (size_t)rg * U * K * 32 + lane;
+  const uint4 *row = codes + (size_t)rg * U * (K & 15) * 32 + lane;
   for (int i = threadIdx.x; i < seg; i += blockDim.x) {
     const int c = base + i;
     float v = 0.f;
@@ -189,7 +192,36 @@ extern "C" __global__ void upg_store_kv_f32(float *kc, float *vc, const float *k
 // attn_split computes, for token t, query head h and positions
 // [split·chunk, min((split+1)·chunk, pos[t]+1)), the softmax partial
 // (max m, Σ e^(s-m), Σ e^(s-m)·v) into part[((t·heads + h)·S + split)·(hd+2)].
-// Grid (S, heads, n), 128 threads; shared memory hd + chunk floats.
+// Grid (S, heads, n), 128 threads, chunk ≤ 64: two threads per position
+// compute a score (each half the head, 16-byte loads), then thread d sums
+// the chunk's values for dimension d. Shared memory hd + chunk floats.
+template <typename T> DEVI float dot_part(const float *q, const T *k, int n);
+template <> DEVI float dot_part<__half>(const float *q, const __half *k, int n) {
+  float s = 0.f;
+  for (int i = 0; i < n; i += 8) {
+    const uint4 raw = *(const uint4 *)(k + i);
+    const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const float2 f = __half22float2(h2[j]);
+      s += q[i + 2 * j] * f.x;
+      s += q[i + 2 * j + 1] * f.y;
+    }
+  }
+  return s;
+}
+template <> DEVI float dot_part<float>(const float *q, const float *k, int n) {
+  float s = 0.f;
+  for (int i = 0; i < n; i += 4) {
+    const float4 f = *(const float4 *)(k + i);
+    s += q[i] * f.x;
+    s += q[i + 1] * f.y;
+    s += q[i + 2] * f.z;
+    s += q[i + 3] * f.w;
+  }
+  return s;
+}
+
 template <typename T>
 DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int *tables, int tstride,
                      const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk,
@@ -200,26 +232,29 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   const int T1 = pos[t] + 1, p0 = split * chunk;
   float *pp = part + ((size_t)(t * heads + h) * S + split) * (hd + 2);
   if (p0 >= T1) return; // combine reads only the splits that hold positions
-  const int p1 = min(p0 + chunk, T1);
+  const int np = min(chunk, T1 - p0);
   const int kvh = h / (heads / H);
   float *qv = sm, *sc = sm + hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) qv[d] = q[(size_t)t * qs + h * hd + d];
   __syncthreads();
   const int *tab = tables + (size_t)seq[t] * tstride;
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  for (int p = p0 + w; p < p1; p += nw) {
-    const T *kr = kc + (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
+  {
+    const int i = threadIdx.x >> 1, half = threadIdx.x & 1, hh = hd / 2;
     float s = 0.f;
-    for (int d = lane; d < hd; d += 32) s += qv[d] * to_f(kr[d]);
-    s = warp_sum(s);
-    if (lane == 0) sc[p - p0] = s * scale;
+    if (i < np) {
+      const int p = p0 + i;
+      const T *kr = kc + (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + half * hh;
+      s = dot_part<T>(qv + half * hh, kr, hh);
+    }
+    s += __shfl_xor_sync(0xffffffffu, s, 1);
+    if (i < np && half == 0) sc[i] = s * scale;
   }
   __syncthreads();
   float m = -INFINITY;
-  for (int i = threadIdx.x; i < p1 - p0; i += blockDim.x) m = fmaxf(m, sc[i]);
+  for (int i = threadIdx.x; i < np; i += blockDim.x) m = fmaxf(m, sc[i]);
   m = block_max(m, red);
   float l = 0.f;
-  for (int i = threadIdx.x; i < p1 - p0; i += blockDim.x) {
+  for (int i = threadIdx.x; i < np; i += blockDim.x) {
     const float e = expf(sc[i] - m);
     sc[i] = e;
     l += e;
@@ -227,7 +262,11 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   l = block_sum(l, red); // its barriers also order the sc writes before the reads below
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
     float acc = 0.f;
-    for (int p = p0; p < p1; p++) acc += sc[p - p0] * to_f(vc[(((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + d]);
+#pragma unroll 8
+    for (int i = 0; i < np; i++) {
+      const int p = p0 + i;
+      acc += sc[i] * to_f(vc[(((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + d]);
+    }
     pp[2 + d] = acc;
   }
   if (threadIdx.x == 0) {
