@@ -6,8 +6,6 @@ package bench
 
 import (
 	"fmt"
-	"github.com/upg-ai/upg/internal/sysmem"
-	"github.com/upg-ai/upg/tensor"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -17,8 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/internal/sysmem"
+	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/tensor"
 )
 
 // bwBytes is the buffer ReadBandwidth streams: far larger than any last-level cache.
@@ -92,6 +94,10 @@ type Options struct {
 	// DecodeProfile, when set, receives a CPU profile (pprof) of the
 	// decode phase.
 	DecodeProfile io.Writer
+	// Batch is the number of sequences decoded together (default 1). They
+	// share the prompt's first tokens (forked KV blocks) and differ from
+	// its last token on.
+	Batch int
 }
 
 // Result is what Run measured.
@@ -107,7 +113,9 @@ type Result struct {
 	GenTokens     int     `json:"gen_tokens"`
 	ReadBandwidth float64 `json:"read_bandwidth_gbs"`
 	PrefillTokS   float64 `json:"prefill_tok_s"`
-	DecodeTokS    float64 `json:"decode_tok_s"`
+	DecodeTokS    float64 `json:"decode_tok_s"` // per sequence
+	Batch         int     `json:"batch"`
+	AggregateTokS float64 `json:"aggregate_decode_tok_s"` // all sequences together
 	MsPerLayer    float64 `json:"ms_per_layer"`
 	EffectiveGBs  float64 `json:"effective_gbs"`
 	RooflinePct   float64 `json:"roofline_pct"`
@@ -146,7 +154,12 @@ func Run(path string, opts Options) (Result, error) {
 		res.ReadBandwidth = ReadBandwidth(opts.Threads)
 	}
 	start := time.Now()
-	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache})
+	if opts.Batch <= 0 {
+		opts.Batch = 1
+	}
+	res.Batch = opts.Batch
+	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache,
+		MaxSeqs: opts.Batch, StepTokens: max(engine.PrefillBlock, opts.Batch)})
 	if err != nil {
 		return res, err
 	}
@@ -171,34 +184,42 @@ func Run(path string, opts Options) (Result, error) {
 	for i := range prompt {
 		prompt[i] = rng.IntN(c.Vocab)
 	}
-	cache := l.Cache
-	var b model.Batch
-	run := func(toks []int, pos int) ([]float32, error) {
-		b.Tokens, b.Pos, b.Seq = toks, b.Pos[:0], b.Seq[:0]
-		for i := range toks {
-			b.Pos = append(b.Pos, pos+i)
-			b.Seq = append(b.Seq, 0)
-		}
-		return m.Forward(&b, cache)
-	}
-	// Warm-up: one token pages every weight in and sizes the buffers.
-	if _, err := run(prompt[:1], 0); err != nil {
+	r := &runner{pool: l.Pool, ctx: l.Context(), vocab: c.Vocab}
+	// Warm-up: one token pages every weight in.
+	if err := r.feed([]int{0}, [][]int{prompt[:1]}); err != nil {
 		return res, err
 	}
-	cache.Truncate(0, 0)
+	r.pool.Truncate(0, 0)
 
 	start = time.Now()
-	var logits []float32
 	for i := 0; i < len(prompt); i += engine.PrefillBlock {
 		j := min(i+engine.PrefillBlock, len(prompt))
-		if logits, err = run(prompt[i:j], i); err != nil {
+		if err := r.feed([]int{0}, [][]int{prompt[i:j]}); err != nil {
 			return res, err
 		}
 	}
 	res.PrefillTokS = float64(len(prompt)) / time.Since(start).Seconds()
 
-	pos := len(prompt)
-	tok := []int{argmax(logits[:c.Vocab])}
+	// The other sequences share all but the prompt's last position, and
+	// feed a token of their own there.
+	seqs := make([]int, opts.Batch)
+	next := make([][]int, opts.Batch)
+	next[0] = []int{r.argmax(0)}
+	for k := 1; k < opts.Batch; k++ {
+		seqs[k] = k
+		if err := r.pool.Fork(k, 0, len(prompt)-1); err != nil {
+			return res, err
+		}
+		next[k] = []int{rng.IntN(c.Vocab)}
+	}
+	if opts.Batch > 1 {
+		if err := r.feed(seqs[1:], next[1:]); err != nil {
+			return res, err
+		}
+		for k := 1; k < opts.Batch; k++ {
+			next[k][0] = r.argmax(k - 1)
+		}
+	}
 	if opts.DecodeProfile != nil {
 		if err := pprof.StartCPUProfile(opts.DecodeProfile); err != nil {
 			return res, err
@@ -206,17 +227,19 @@ func Run(path string, opts Options) (Result, error) {
 	}
 	start = time.Now()
 	for i := 0; i < opts.GenTokens; i++ {
-		if logits, err = run(tok, pos); err != nil {
+		if err := r.feed(seqs, next); err != nil {
 			return res, err
 		}
-		pos++
-		tok[0] = argmax(logits[:c.Vocab])
+		for k := range seqs {
+			next[k][0] = r.argmax(k)
+		}
 	}
 	el := time.Since(start).Seconds()
 	if opts.DecodeProfile != nil {
 		pprof.StopCPUProfile()
 	}
 	res.DecodeTokS = float64(opts.GenTokens) / el
+	res.AggregateTokS = res.DecodeTokS * float64(opts.Batch)
 	res.MsPerLayer = el / float64(opts.GenTokens) / float64(c.Layers) * 1000
 	res.EffectiveGBs = float64(res.BytesPerToken) * res.DecodeTokS / 1e9
 	if res.ReadBandwidth > 0 {
@@ -224,6 +247,49 @@ func Run(path string, opts Options) (Result, error) {
 	}
 	return res, nil
 }
+
+// runner feeds tokens of several sequences through the engine's context
+// and KV pool, one forward pass per call, as the engine's Step does but
+// with greedy argmax on the host and no text.
+type runner struct {
+	pool   *kvcache.Pool
+	ctx    *model.Context
+	vocab  int
+	step   backend.Step
+	logits []float32
+}
+
+// feed runs toks[k] after the stored positions of sequence seqs[k], for
+// every k, in one step, keeping the last token's logits of each.
+func (r *runner) feed(seqs []int, toks [][]int) error {
+	st := &r.step
+	st.Tokens, st.Pos, st.Slot, st.Seq, st.Tables, st.Out = st.Tokens[:0], st.Pos[:0], st.Slot[:0], st.Seq[:0], st.Tables[:0], st.Out[:0]
+	for k, id := range seqs {
+		if err := r.pool.Reserve(id, len(toks[k])); err != nil {
+			return err
+		}
+		from := r.pool.Len(id)
+		st.Tables = append(st.Tables, r.pool.Table(id))
+		for j, t := range toks[k] {
+			st.Tokens = append(st.Tokens, int32(t))
+			st.Pos = append(st.Pos, int32(from+j))
+			st.Slot = append(st.Slot, r.pool.Slot(id, from+j))
+			st.Seq = append(st.Seq, int32(k))
+		}
+		st.Out = append(st.Out, int32(len(st.Tokens)-1))
+	}
+	if err := r.ctx.Forward(st, r.pool.KV()); err != nil {
+		return err
+	}
+	for k, id := range seqs {
+		r.pool.Commit(id, len(toks[k]))
+	}
+	r.logits = r.ctx.ReadLogits()
+	return nil
+}
+
+// argmax is the most likely next token of the k-th sequence of the last feed.
+func (r *runner) argmax(k int) int { return argmax(r.logits[k*r.vocab : (k+1)*r.vocab]) }
 
 // modelBytes returns the total tensor bytes and the bytes one decoded token
 // reads: everything except the embedding table (of which one row is read),

@@ -31,7 +31,14 @@ to the memory roofline.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				return fmt.Errorf("--model is required")
+				return usagef("--model is required")
+			}
+			if err := checkThreads(opts.Threads); err != nil {
+				return err
+			}
+			var err error
+			if path, err = modelPath(path); err != nil {
+				return err
 			}
 			kv, err := parseKVCache(kvType)
 			if err != nil {
@@ -68,7 +75,12 @@ to the memory roofline.`,
 			fmt.Fprintf(w, "kernel           %s, %d threads\n", res.Kernel, res.Threads)
 			fmt.Fprintf(w, "read bandwidth   %.1f GB/s\n", res.ReadBandwidth)
 			fmt.Fprintf(w, "prefill          %.2f tok/s (%d tokens)\n", res.PrefillTokS, res.PromptTokens)
-			fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
+			if res.Batch > 1 {
+				fmt.Fprintf(w, "decode           %.2f tok/s aggregate over %d sequences, %.2f tok/s each (%d tokens each), %.2f ms/layer per step\n",
+					res.AggregateTokS, res.Batch, res.DecodeTokS, res.GenTokens, res.MsPerLayer)
+			} else {
+				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
+			}
 			fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth\n", res.EffectiveGBs, res.RooflinePct)
 			return nil
 		},
@@ -77,7 +89,8 @@ to the memory roofline.`,
 	f.StringVarP(&path, "model", "m", "", "model: .upg file, Hugging Face directory or .gguf")
 	f.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
-	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode")
+	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode (per sequence)")
+	f.IntVar(&opts.Batch, "batch", 1, "sequences decoded together (they share the prompt but its last token)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (pprof) of the decode phase to this file")
 	f.StringVar(&kvType, "kv-cache", "f16", "type of the cached keys and values: f16 or f32")

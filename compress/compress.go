@@ -35,7 +35,6 @@ import (
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/internal/sysmem"
-	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
 	"github.com/upg-ai/upg/upgfile"
@@ -160,7 +159,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 		totalParams += int64(k)
 		sourceBytes += info.Bytes
 	}
-	c := &compressor{opts: opts, ck: ck, m: m, seqs: seqs, totalParams: totalParams}
+	lr, err := newLayerRunner(m, 2*opts.CalibCtx, opts.CalibCtx)
+	if err != nil {
+		return nil, err
+	}
+	c := &compressor{opts: opts, ck: ck, m: m, be: be, lr: lr, seqs: seqs, totalParams: totalParams}
 	if holdout != nil {
 		c.held = &heldOut{ids: holdout, x: make([]float32, len(holdout)*cfg.Hidden)}
 	}
@@ -365,6 +368,8 @@ type compressor struct {
 	opts        Options
 	ck          *checkpoint.Checkpoint
 	m           *model.Model
+	be          *cpu.Backend
+	lr          *layerRunner
 	seqs        [][]int
 	totalParams int64
 	done        int64
@@ -379,47 +384,10 @@ type compressor struct {
 
 func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", layer, p) }
 
-// layerCache is a kvcache.Cache that holds the keys and values of one layer
-// only. The compressor runs the model one layer at a time (runLayer clears
-// the batch's sequences first), so the other layers' entries would never be
-// read again: keeping them would make memory grow with the number of layers.
-type layerCache struct{ *kvcache.Contiguous }
-
-func newLayerCache(c *model.Config, capacity int) layerCache {
-	return layerCache{kvcache.NewContiguous(1, c.KVHeads, c.HeadDim, capacity)}
-}
-
-// Store implements kvcache.Cache.
-func (c layerCache) Store(seq, layer, pos int, k, v []float32) error {
-	return c.Contiguous.Store(seq, 0, pos, k, v)
-}
-
-// Span implements kvcache.Cache.
-func (c layerCache) Span(seq, layer, pos int) kvcache.Span { return c.Contiguous.Span(seq, 0, pos) }
-
-// runLayer applies layer li of m to the hidden states x of batch b (in
-// place), after clearing the batch's sequences from the one-layer cache.
-func runLayer(m *model.Model, li int, x []float32, b *model.Batch, cache layerCache, tap model.Tap) error {
-	for i, s := range b.Seq {
-		if i == 0 || s != b.Seq[i-1] {
-			cache.Truncate(s, 0)
-		}
-	}
-	return m.RunLayer(li, x, b, cache, tap)
-}
-
-// forEachSeq calls fn with a batch of each calibration sequence in turn
-// (positions from 0, sequence id 0) and a one-layer cache.
-func (c *compressor) forEachSeq(fn func(s int, b *model.Batch, cache layerCache) error) error {
-	n := c.opts.CalibCtx
-	cache := newLayerCache(&c.m.Config, n)
-	b := &model.Batch{Pos: make([]int, n), Seq: make([]int, n)}
-	for i := range n {
-		b.Pos[i] = i
-	}
+// forEachSeq calls fn with each calibration sequence in turn.
+func (c *compressor) forEachSeq(fn func(s int, ids []int) error) error {
 	for s, ids := range c.seqs {
-		b.Tokens = ids
-		if err := fn(s, b, cache); err != nil {
+		if err := fn(s, ids); err != nil {
 			return err
 		}
 	}
@@ -458,8 +426,8 @@ func (c *compressor) collectDiag() error {
 		c.m.Embed(c.held.x, c.held.ids)
 	}
 	for li := 0; li < cfg.Layers; li++ {
-		err := c.forEachSeq(func(s int, b *model.Batch, cache layerCache) error {
-			return runLayer(c.m, li, xs[s], b, cache, func(p model.TapPoint, act []float32, n int) {
+		err := c.forEachSeq(func(s int, ids []int) error {
+			return c.lr.run(li, xs[s], ids, len(ids), func(p model.TapPoint, act []float32, n int) {
 				accumulate(tapKey(li, p), act, n)
 			})
 		})
@@ -476,7 +444,7 @@ func (c *compressor) collectDiag() error {
 	hn := make([]float32, c.opts.CalibCtx*d)
 	for s, x := range xs {
 		n := len(c.seqs[s])
-		c.m.FinalNorm(hn, x, n)
+		c.lr.ctx.FinalNorm(hn, x, n)
 		accumulate("head", hn[:n*d], n)
 		count += n
 	}
@@ -486,7 +454,7 @@ func (c *compressor) collectDiag() error {
 		}
 	}
 	if c.held != nil {
-		c.held.reference(c.m)
+		c.held.reference(c)
 		c.ck.Release()
 	}
 	return nil
@@ -498,12 +466,7 @@ func (c *compressor) advanceHeldOut(li int) error {
 	if h == nil {
 		return nil
 	}
-	n := len(h.ids)
-	b := &model.Batch{Tokens: h.ids, Pos: make([]int, n), Seq: make([]int, n)}
-	for i := range n {
-		b.Pos[i] = i
-	}
-	return runLayer(c.m, li, h.x, b, newLayerCache(&c.m.Config, n), nil)
+	return c.lr.run(li, h.x, h.ids, len(h.ids), nil)
 }
 
 // tapFor maps a tensor name to the tap point feeding it.

@@ -61,6 +61,9 @@ func (c *compressor) encodeAll(names []string) error {
 	if cfg.TieEmbeddings || !c.ck.Tensors.Has("lm_head.weight") {
 		c.m.Weights.Output = em
 	}
+	if err := c.m.Rebind(); err != nil {
+		return err
+	}
 	written[embedName] = true
 
 	// Hidden states of every calibration sequence, after the compressed layers so far.
@@ -93,9 +96,9 @@ func (c *compressor) encodeAll(names []string) error {
 		hs := map[model.TapPoint]*codec.Hessian{}
 		if len(c.seqs) > 0 && !c.opts.NoGPTQ {
 			accs := map[model.TapPoint]*hessianAcc{}
-			err := c.forEachSeq(func(s int, b *model.Batch, cache layerCache) error {
+			err := c.forEachSeq(func(s int, ids []int) error {
 				copy(tmp, xs[s])
-				return runLayer(c.m, li, tmp[:len(xs[s])], b, cache, func(tp model.TapPoint, act []float32, n int) {
+				return c.lr.run(li, tmp[:len(xs[s])], ids, len(ids), func(tp model.TapPoint, act []float32, n int) {
 					if accs[tp] == nil {
 						accs[tp] = newHessianAcc(len(act) / n)
 					}
@@ -118,6 +121,9 @@ func (c *compressor) encodeAll(names []string) error {
 				for _, slot := range c.matrixSlots(p + suffix) {
 					*slot = m // later projections and layers see the compressed weight
 				}
+				if err := c.m.Rebind(); err != nil {
+					return err
+				}
 				written[p+suffix] = true
 			}
 			// Done with this input's Hessian: free it before the next
@@ -130,8 +136,8 @@ func (c *compressor) encodeAll(names []string) error {
 		}
 		// Advance the hidden states through the compressed layer.
 		if len(c.seqs) > 0 {
-			err := c.forEachSeq(func(s int, b *model.Batch, cache layerCache) error {
-				return runLayer(c.m, li, xs[s], b, cache, nil)
+			err := c.forEachSeq(func(s int, ids []int) error {
+				return c.lr.run(li, xs[s], ids, len(ids), nil)
 			})
 			if err != nil {
 				return err
@@ -141,6 +147,9 @@ func (c *compressor) encodeAll(names []string) error {
 			}
 		}
 		*layer = model.Layer{} // done with this layer: let its memory go
+		if err := c.m.Rebind(); err != nil {
+			return err
+		}
 		c.keep = nil
 		c.ck.Release()
 		debug.FreeOSMemory()
@@ -165,7 +174,7 @@ func (c *compressor) encodeAll(names []string) error {
 			hn := make([]float32, c.opts.CalibCtx*d)
 			for s, x := range xs {
 				n := len(c.seqs[s])
-				c.m.FinalNorm(hn, x, n)
+				c.lr.ctx.FinalNorm(hn, x, n)
 				acc.add(hn[:n*d], n, c.opts.Threads)
 			}
 			h = acc.hessian()
@@ -175,10 +184,13 @@ func (c *compressor) encodeAll(names []string) error {
 			return err
 		}
 		c.m.Weights.Output = head
+		if err := c.m.Rebind(); err != nil {
+			return err
+		}
 		written["lm_head.weight"] = true
 	}
 	if c.held != nil {
-		c.quality = c.held.measure(c.m, c.m.Weights.Output)
+		c.quality = c.held.measure(c, c.m.Weights.Output)
 	}
 	for _, name := range names {
 		if !written[name] {

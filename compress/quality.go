@@ -3,7 +3,6 @@ package compress
 import (
 	"math"
 
-	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -41,14 +40,14 @@ func (h *heldOut) scored() (first, n int) {
 
 // finalLogProbs runs the final norm and head of m on the scored positions
 // of x and returns their log-probabilities (n × vocab) and argmaxes.
-func finalLogProbs(m *model.Model, head tensor.Matrix, h *heldOut) ([]float32, []int) {
-	c := &m.Config
+func finalLogProbs(cp *compressor, head tensor.Matrix, h *heldOut) ([]float32, []int) {
+	c := &cp.m.Config
 	d, V := c.Hidden, c.Vocab
 	first, n := h.scored()
 	hn := make([]float32, n*d)
-	m.FinalNorm(hn, h.x[first*d:(first+n)*d], n)
+	cp.lr.ctx.FinalNorm(hn, h.x[first*d:(first+n)*d], n)
 	logits := make([]float32, n*V)
-	m.Backend().MatMul(logits, hn, head, n)
+	cp.be.MatMulF32(logits, hn, head, n)
 	top := make([]int, n)
 	for t := 0; t < n; t++ {
 		row := logits[t*V : (t+1)*V]
@@ -73,8 +72,9 @@ func finalLogProbs(m *model.Model, head tensor.Matrix, h *heldOut) ([]float32, [
 
 // reference records the original model's predictions for the held-out
 // sequence (h.x holds its hidden states after all original layers).
-func (h *heldOut) reference(m *model.Model) {
-	h.refLP, h.refTop = finalLogProbs(m, m.Weights.Output, h)
+func (h *heldOut) reference(c *compressor) {
+	m := c.m
+	h.refLP, h.refTop = finalLogProbs(c, m.Weights.Output, h)
 	first, n := h.scored()
 	V := m.Config.Vocab
 	for t := 0; t < n; t++ {
@@ -84,8 +84,9 @@ func (h *heldOut) reference(m *model.Model) {
 
 // measure compares the compressed model's predictions (h.x after all
 // compressed layers, head the compressed output matrix) with the reference.
-func (h *heldOut) measure(m *model.Model, head tensor.Matrix) *Quality {
-	lp, top := finalLogProbs(m, head, h)
+func (h *heldOut) measure(c *compressor, head tensor.Matrix) *Quality {
+	m := c.m
+	lp, top := finalLogProbs(c, head, h)
 	first, n := h.scored()
 	V := m.Config.Vocab
 	var nll, kld float64

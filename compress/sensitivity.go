@@ -39,19 +39,7 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 	n := len(ids)
 	cfg := &c.m.Config
 	V, d, L := cfg.Vocab, cfg.Hidden, c.opts.CalibCtx
-	b := &model.Batch{Tokens: ids, Pos: make([]int, n), Seq: make([]int, n)}
-	for i := range n {
-		b.Pos[i] = i % L
-		b.Seq[i] = i / L
-	}
-	// A model of its own: its activation buffers, sized for all n tokens,
-	// go away with it instead of staying with c.m for the rest of the run.
-	// It shares c.m's weights, which swapQuantized changes.
-	m, err := model.New(cfg, c.m.Weights, c.m.Backend())
-	if err != nil {
-		return err
-	}
-	cache := newLayerCache(cfg, L)
+	m := c.m
 	y := make([]float32, n*d)
 	hn := make([]float32, n*d)
 	logits := make([]float32, n*V)
@@ -65,13 +53,13 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 			copy(y, x)
 		}
 		for li := from; li < cfg.Layers; li++ {
-			if err := runLayer(m, li, y, b, cache, nil); err != nil {
+			if err := c.lr.run(li, y, ids, L, nil); err != nil {
 				return nil, err
 			}
 			c.ck.Release()
 		}
-		m.FinalNorm(hn, y, n)
-		m.Backend().MatMul(logits, hn, m.Weights.Output, n)
+		c.lr.ctx.FinalNorm(hn, y, n)
+		c.be.MatMulF32(logits, hn, m.Weights.Output, n)
 		return logits, nil
 	}
 	refOut, err := run(-1, nil)
@@ -105,7 +93,7 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 	k := 0
 	for li := -1; li <= last; li++ {
 		if li > 0 {
-			if err := runLayer(m, li-1, x, b, cache, nil); err != nil {
+			if err := c.lr.run(li-1, x, ids, L, nil); err != nil {
 				return err
 			}
 			c.ck.Release()
@@ -182,9 +170,15 @@ func (c *compressor) swapQuantized(p *tensorPlan) (func(), error) {
 		old[i] = *s
 		*s = q
 	}
+	if err := c.m.Rebind(); err != nil {
+		return nil, err
+	}
 	return func() {
 		for i, s := range slot {
 			*s = old[i]
+		}
+		if err := c.m.Rebind(); err != nil {
+			panic(err) // the same weights bound a moment ago
 		}
 	}, nil
 }

@@ -2,11 +2,11 @@ package engine
 
 import (
 	"fmt"
-	"github.com/upg-ai/upg/kvcache"
-	"github.com/upg-ai/upg/tensor"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/upg-ai/upg/tensor"
 
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
@@ -22,6 +22,13 @@ type Options struct {
 	// the memory and attention bandwidth; the default, as in llama.cpp) or
 	// tensor.F32 (exact; what eval uses).
 	KVCache tensor.DType
+	// AllowLongCtx lets Ctx exceed the positions the model was trained
+	// for (the text degrades past them); otherwise Ctx is capped there.
+	AllowLongCtx bool
+	// MaxSeqs, StepTokens, KVBudget and BlockSize: see Config (0 = defaults).
+	MaxSeqs, StepTokens int
+	KVBudget            int64
+	BlockSize           int
 }
 
 // Loaded is an engine together with the files it maps.
@@ -70,11 +77,12 @@ func Load(path string, opts Options) (*Loaded, error) {
 	if ctx <= 0 {
 		ctx = min(4096, max(ck.Config.MaxPositions, 512))
 	}
-	e := New(m, tok, ck.Template(tok), ctx)
-	if opts.KVCache == tensor.Invalid {
-		opts.KVCache = tensor.F16
+	if ck.Config.MaxPositions > 0 && ctx > ck.Config.MaxPositions && !opts.AllowLongCtx {
+		ctx = ck.Config.MaxPositions
 	}
-	if e.Cache, err = kvcache.New(opts.KVCache, m.Config.Layers, m.Config.KVHeads, m.Config.HeadDim, e.Cache.Capacity()); err != nil {
+	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
+		KVCache: opts.KVCache, KVBudget: opts.KVBudget, BlockSize: opts.BlockSize})
+	if err != nil {
 		be.Close()
 		return fail(err)
 	}

@@ -12,8 +12,8 @@ import (
 	"math"
 	"sort"
 
-	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/tensor"
 )
 
 // Result holds the measurements. JSON keys are part of the CLI contract.
@@ -47,8 +47,7 @@ func Compare(m, ref *model.Model, tokens []int, ctx int, progress Progress) (*Re
 
 // scorer accumulates one model's measurements.
 type scorer struct {
-	m        *model.Model
-	cache    *kvcache.Contiguous
+	run      *model.Single
 	nll      float64
 	klds     []float64
 	agree, n int
@@ -71,31 +70,34 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 		}
 	}
 	first := ctx / 2
-	b := &model.Batch{Tokens: make([]int, ctx), Pos: make([]int, ctx), Seq: make([]int, ctx), Logits: make([]bool, ctx)}
-	for i := range ctx {
-		b.Pos[i] = i
-		b.Logits[i] = i >= first && i < ctx-1
-	}
+	toks := make([]int, ctx)
 	scorers := make([]*scorer, len(ms))
 	for i, m := range ms {
-		scorers[i] = &scorer{m: m, cache: kvcache.NewContiguous(m.Config.Layers, m.Config.KVHeads, m.Config.HeadDim, ctx)}
+		run, err := m.NewSingle(ctx, tensor.F32)
+		if err != nil {
+			return nil, err
+		}
+		scorers[i] = &scorer{run: run}
 	}
-	var cacheR *kvcache.Contiguous
+	var runR *model.Single
 	var refLP []float64 // log-probabilities of the scored positions
 	var refArg []int
 	var refNLL float64
 	nScored := ctx - 1 - first
 	if ref != nil {
-		cacheR = kvcache.NewContiguous(ref.Config.Layers, ref.Config.KVHeads, ref.Config.HeadDim, ctx)
+		var err error
+		if runR, err = ref.NewSingle(ctx, tensor.F32); err != nil {
+			return nil, err
+		}
 		refLP = make([]float64, nScored*V)
 		refArg = make([]int, nScored)
 	}
 	lq := make([]float64, V)
 	for c := 0; c < chunks; c++ {
-		copy(b.Tokens, tokens[c*ctx:(c+1)*ctx])
+		copy(toks, tokens[c*ctx:(c+1)*ctx])
 		if ref != nil {
-			cacheR.Truncate(0, 0)
-			rl, err := ref.Forward(b, cacheR)
+			runR.Reset()
+			rl, err := runR.Forward(toks, first)
 			if err != nil {
 				return nil, err
 			}
@@ -103,19 +105,19 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 				row := rl[j*V : (j+1)*V]
 				LogSoftmax(refLP[j*V:(j+1)*V], row)
 				refArg[j] = argmax(row)
-				refNLL -= refLP[j*V+b.Tokens[first+j+1]]
+				refNLL -= refLP[j*V+toks[first+j+1]]
 			}
 		}
 		for _, s := range scorers {
-			s.cache.Truncate(0, 0)
-			logits, err := s.m.Forward(b, s.cache)
+			s.run.Reset()
+			logits, err := s.run.Forward(toks, first)
 			if err != nil {
 				return nil, err
 			}
 			for j := 0; j < nScored; j++ {
 				row := logits[j*V : (j+1)*V]
 				LogSoftmax(lq, row)
-				s.nll -= lq[b.Tokens[first+j+1]]
+				s.nll -= lq[toks[first+j+1]]
 				s.n++
 				if ref == nil {
 					continue

@@ -12,6 +12,9 @@ go vet ./...
 echo "== go test"
 go test -count=1 -timeout 40m ./...
 
+echo "== race detector: model contexts running concurrently, batched engine steps"
+go test -count=1 -race -run 'TestContextsRunConcurrently' ./model
+
 echo "== fuzz (short runs; the seed corpora already ran above)"
 FUZZTIME="${FUZZTIME:-10s}"
 for target in \

@@ -10,7 +10,7 @@ import (
 	"github.com/upg-ai/upg/synth"
 )
 
-// TestDecodeStepAllocs proves a full decode step (model.Forward of one
+// TestDecodeStepAllocs proves a full decode step (a context's Forward of one
 // token on a dense-codec model, on every kernel level) allocates nothing
 // after warm-up, with query-head groups of two (the general attention
 // kernels) and of four (the four-head kernels).
@@ -37,20 +37,31 @@ func decodeStepAllocs(t *testing.T, heads int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cache := l.Cache
-		cache.Truncate(0, 0)
-		b := &model.Batch{Tokens: []int{1, 2, 3, 4}, Pos: []int{0, 1, 2, 3}, Seq: []int{0, 0, 0, 0}}
-		if _, err := m.Forward(b, cache); err != nil { // warm-up: buffers, cache chunk
+		run, err := m.NewSingle(256, 0)
+		if err != nil {
 			t.Fatal(err)
 		}
-		pos := 4
-		step := &model.Batch{Tokens: []int{5}, Pos: []int{0}, Seq: []int{0}}
+		if _, err := run.Forward([]int{1, 2, 3, 4}, 3); err != nil { // warm-up
+			t.Fatal(err)
+		}
+		// A decode step as the engine makes it: reserve, forward, commit,
+		// read the logits, with the step's slices reused.
+		st, err := run.Pool.StepFor(0, []int{5}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run.Pool.Truncate(0, 4)
 		allocs := testing.AllocsPerRun(10, func() {
-			step.Pos[0] = pos
-			if _, err := m.Forward(step, cache); err != nil {
+			pos := run.Len()
+			if err := run.Pool.Reserve(0, 1); err != nil {
 				t.Fatal(err)
 			}
-			pos++
+			st.Pos[0], st.Slot[0], st.Tables[0] = int32(pos), run.Pool.Slot(0, pos), run.Pool.Table(0)
+			if err := run.Ctx.Forward(st, run.Pool.KV()); err != nil {
+				t.Fatal(err)
+			}
+			run.Pool.Commit(0, 1)
+			_ = run.Ctx.ReadLogits()
 		})
 		if allocs != 0 {
 			t.Errorf("%s, %d query heads: decode step allocates %v times", lv, heads, allocs)

@@ -23,10 +23,10 @@ func TestBatchInvariant(t *testing.T) {
 			for _, n := range []int{2, 9, 17} {
 				x := randVec(rng, n*C, 1)
 				all := make([]float32, n*R)
-				b.MatMul(all, x, tm.m, n)
+				b.MatMulF32(all, x, tm.m, n)
 				one := make([]float32, R)
 				for tok := 0; tok < n; tok++ {
-					b.MatMul(one, x[tok*C:(tok+1)*C], tm.m, 1)
+					b.MatMulF32(one, x[tok*C:(tok+1)*C], tm.m, 1)
 					for r := range one {
 						if math.Float32bits(one[r]) != math.Float32bits(all[tok*R+r]) {
 							t.Fatalf("%v %s: token %d of %d, row %d: %v alone, %v batched", lv, tm.name, tok, n, r, one[r], all[tok*R+r])

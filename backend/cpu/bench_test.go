@@ -38,7 +38,7 @@ func BenchmarkDense(b *testing.B) {
 	for _, lv := range Levels() {
 		for _, sh := range shapes {
 			for _, lvl := range []string{"uniform", "lloyd"} {
-				for _, n := range []int{1, 64} {
+				for _, n := range []int{1, 4, 8, 64} {
 					if n > 1 && lv == LevelGeneric {
 						continue
 					}
@@ -56,7 +56,7 @@ func BenchmarkDense(b *testing.B) {
 						b.SetBytes(sz)
 						b.ResetTimer()
 						for i := 0; i < b.N; i++ {
-							be.MatMul(dst, x, m, n)
+							be.MatMulF32(dst, x, m, n)
 						}
 						b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tok/s")
 					})
@@ -86,7 +86,7 @@ func BenchmarkDenseCompute(b *testing.B) {
 					b.SetBytes(sz)
 					b.ResetTimer()
 					for i := 0; i < b.N; i++ {
-						be.MatMul(dst, x, m, 1)
+						be.MatMulF32(dst, x, m, 1)
 					}
 				})
 			}
@@ -138,13 +138,13 @@ func BenchmarkDenseDRAM(b *testing.B) {
 				x := randVec(rng, cols, 1)
 				dst := make([]float32, rows)
 				for _, m := range ms {
-					be.MatMul(dst, x, m, 1)
+					be.MatMulF32(dst, x, m, 1)
 				}
 				b.SetBytes(total)
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					for _, m := range ms {
-						be.MatMul(dst, x, m, 1)
+						be.MatMulF32(dst, x, m, 1)
 					}
 				}
 			})

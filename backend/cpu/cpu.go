@@ -74,14 +74,14 @@ func BestLevel() Level {
 // rowBlock is how many rows a worker decodes at a time on generic paths.
 const rowBlock = 16
 
-// Backend is the CPU implementation of backend.Backend. MatMul and
-// ParallelFor may be called from one goroutine at a time per Backend (calls
-// are serialised by a mutex).
+// Backend is the CPU implementation of backend.Backend. Its ops may be
+// called from several goroutines (model contexts); those that use the
+// worker pool are serialised by a mutex.
 type Backend struct {
 	threads int
 	level   Level
 
-	mu   sync.Mutex // serialises MatMul, ParallelFor and DecodeRow
+	mu   sync.Mutex // serialises the ops that use the pool and shared scratch
 	pool pool
 
 	mm               mmJob               // the matrix multiply in flight
@@ -89,6 +89,12 @@ type Backend struct {
 	prepRun, packRun func(w, lo, hi int) // b.prepTokens, b.packTiles
 	ws               []workerState
 	shared           sharedState
+
+	attn      attnJob             // the attention call in flight
+	attnRun   func(w, lo, hi int) // b.attnWork
+	prob, inv []float32           // attention scores and softmax normalisers, per worker
+	swi       swiJob              // the SwiGLU call in flight
+	swiRun    func(w, lo, hi int) // b.swigluWork
 }
 
 // New starts a backend with the given number of worker threads (0 = the
@@ -126,6 +132,7 @@ func NewWithLevel(threads int, level Level) *Backend {
 	b := &Backend{threads: threads, level: level, ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
 	b.prepRun, b.packRun = b.prepTokens, b.packTiles
+	b.attnRun, b.swiRun = b.attnWork, b.swigluWork
 	b.pool.start(threads)
 	return b
 }
@@ -156,8 +163,9 @@ func (b *Backend) parallelFor(n, align int, fn func(worker, lo, hi int)) {
 	b.pool.run(n, align, fn)
 }
 
-// MatMul implements backend.Backend.
-func (b *Backend) MatMul(dst, x []float32, w tensor.Matrix, n int) {
+// MatMulF32 computes dst[t*R + r] = Σ_c W[r, c] · x[t*C + c] for t < n on
+// host slices (backend.Backend's MatMul on this backend's buffers).
+func (b *Backend) MatMulF32(dst, x []float32, w tensor.Matrix, n int) {
 	if n <= 0 {
 		return
 	}
@@ -191,27 +199,7 @@ func (b *Backend) MatMul(dst, x []float32, w tensor.Matrix, n int) {
 func (b *Backend) DecodeRow(dst []float32, w tensor.Matrix, r int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ws := &b.ws[0]
-	switch m := w.(type) {
-	case *codec.DenseMatrix:
-		decodeDenseRow(dst[:m.C], m, r, ws)
-		if m.Signs != nil {
-			b.unrotate(dst[:m.C], m)
-		}
-	case *codec.OverlayMatrix:
-		bm := m.Base
-		decodeDenseRow(dst[:bm.C], bm, r, ws)
-		for i := 0; i < m.K; i++ {
-			j := r*m.K + i
-			c := int(m.Idx[2*j]) | int(m.Idx[2*j+1])<<8
-			dst[c] += f16(m.Vals, j)
-		}
-		if bm.Signs != nil {
-			b.unrotate(dst[:bm.C], bm)
-		}
-	default:
-		w.DecodeRows(dst[:w.Cols()], r, r+1)
-	}
+	b.decodeRow(dst, w, r)
 }
 
 // unrotate computes v ← Qᵀ·v = D·(H·v) for a rotated dense matrix.

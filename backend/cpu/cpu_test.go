@@ -164,7 +164,7 @@ func TestKernelsMatchOracle(t *testing.T) {
 					R, C := tm.m.Rows(), tm.m.Cols()
 					x := randVec(rng, n*C, 1)
 					got := make([]float32, n*R)
-					b.MatMul(got, x, tm.m, n)
+					b.MatMulF32(got, x, tm.m, n)
 					want, mag := oracle(tm.m, x, n)
 					var dm *codec.DenseMatrix
 					switch m := tm.m.(type) {
@@ -179,7 +179,7 @@ func TestKernelsMatchOracle(t *testing.T) {
 						em := q8Emulate(dm, x, n)
 						if _, ok := tm.m.(*codec.OverlayMatrix); ok {
 							base := make([]float32, n*R)
-							b.MatMul(base, x, dm, n)
+							b.MatMulF32(base, x, dm, n)
 							for i := range got {
 								em[i] += float64(got[i] - base[i])
 							}
@@ -240,7 +240,7 @@ func TestQ8Quality(t *testing.T) {
 		m := encode(t, w, rows, cols, p)
 		want, _ := oracle(m, x, 1)
 		got := make([]float32, rows)
-		b.MatMul(got, x, m, 1)
+		b.MatMulF32(got, x, m, 1)
 		var se, ss float64
 		for i := range want {
 			d := float64(got[i]) - want[i]
@@ -281,9 +281,9 @@ func TestMatMulAllocs(t *testing.T) {
 		b := NewWithLevel(2, lv)
 		x := randVec(rng, 4*512, 1)
 		dst := make([]float32, 4*64)
-		b.MatMul(dst, x, m, 4) // warm-up grows scratch
+		b.MatMulF32(dst, x, m, 4) // warm-up grows scratch
 		for _, n := range []int{1, 4} {
-			if a := testing.AllocsPerRun(20, func() { b.MatMul(dst, x, m, n) }); a != 0 {
+			if a := testing.AllocsPerRun(20, func() { b.MatMulF32(dst, x, m, n) }); a != 0 {
 				t.Errorf("%s: MatMul n=%d allocates %v times per call", lv, n, a)
 			}
 		}

@@ -46,7 +46,7 @@ func TestPrefetchDoesNotChangeResults(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := make([]float32, rows)
-		b.MatMul(got, x, m, 1)
+		b.MatMulF32(got, x, m, 1)
 		if want == nil {
 			want = got
 		} else if !slices.Equal(got, want) {

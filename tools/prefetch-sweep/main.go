@@ -19,7 +19,6 @@ import (
 
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/engine"
-	"github.com/upg-ai/upg/model"
 )
 
 func ints(s string) []int {
@@ -49,16 +48,20 @@ func main() {
 	}
 	defer l.Close()
 	m := l.Model
-	var b model.Batch
+	pool, ctx := l.Pool, l.Context()
 	pos := 0
 	step := func() {
-		b.Tokens, b.Pos, b.Seq = []int{pos % m.Config.Vocab}, []int{pos}, []int{0}
-		if _, err := m.Forward(&b, l.Cache); err != nil {
+		st, err := pool.StepFor(0, []int{pos % m.Config.Vocab}, false)
+		if err != nil {
 			log.Fatal(err)
 		}
+		if err := ctx.Forward(st, pool.KV()); err != nil {
+			log.Fatal(err)
+		}
+		pool.Commit(0, 1)
 		pos++
-		if pos >= l.Cache.Capacity()-1 {
-			l.Cache.Truncate(0, 0)
+		if pos >= l.Capacity()-1 {
+			pool.Truncate(0, 0)
 			pos = 0
 		}
 	}

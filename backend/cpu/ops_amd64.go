@@ -1,17 +1,11 @@
 //go:build amd64
 
-package model
+package cpu
 
 import (
 	"unsafe"
 
 	"github.com/upg-ai/upg/tensor"
-	"golang.org/x/sys/cpu"
-)
-
-var (
-	useAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-	useAVX512 = cpu.X86.HasAVX512F
 )
 
 // scoresAVX512 and valuesAVX512 read float32 keys/values, or fp16 ones
@@ -62,10 +56,10 @@ func dotAVX2(a, b *float32, n int) float32
 func axpyAVX2(y *float32, a float32, x *float32, n int)
 
 // dot is a float32 dot product (AVX2 for the bulk).
-func dot(a, b []float32) float32 {
+func dot(lv Level, a, b []float32) float32 {
 	b = b[:len(a)]
 	n := len(a) &^ 31
-	if !useAVX2 || n == 0 {
+	if lv < LevelAVX2 || n == 0 {
 		return tensor.Dot(a, b)
 	}
 	s := dotAVX2(&a[0], &b[0], n)
@@ -76,10 +70,10 @@ func dot(a, b []float32) float32 {
 }
 
 // axpy adds a·x to y.
-func axpy(y []float32, a float32, x []float32) {
+func axpy(lv Level, y []float32, a float32, x []float32) {
 	x = x[:len(y)]
 	n := len(y) &^ 15
-	if !useAVX2 || n == 0 {
+	if lv < LevelAVX2 || n == 0 {
 		axpyGo(y, a, x)
 		return
 	}
@@ -90,9 +84,9 @@ func axpy(y []float32, a float32, x []float32) {
 // attnScores writes prob[g*ps+t] = scale·(q_g · k_t) for the group's query
 // heads g < group (q holds them back to back, hd floats each) and the n
 // keys k_t = k[t*ks : t*ks+hd].
-func attnScores(prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {
-	if !useAVX512 || hd%16 != 0 || n == 0 {
-		attnScoresGo(prob, ps, q, k, ks, n, group, hd, scale)
+func attnScores(lv Level, prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {
+	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
+		attnScoresGo(lv, prob, ps, q, k, ks, n, group, hd, scale)
 		return
 	}
 	_ = prob[(group-1)*ps+n-1]
@@ -103,9 +97,9 @@ func attnScores(prob []float32, ps int, q, k []float32, ks, n, group, hd int, sc
 
 // attnValues adds Σ_t prob[g*ps+t]·v_t to each query head g's output
 // att[g*hd:(g+1)*hd], v_t = v[t*vs : t*vs+hd].
-func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
-	if !useAVX512 || hd%16 != 0 || n == 0 {
-		attnValuesGo(att, prob, ps, v, vs, n, group, hd)
+func attnValues(lv Level, att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
+	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
+		attnValuesGo(lv, att, prob, ps, v, vs, n, group, hd)
 		return
 	}
 	_ = prob[(group-1)*ps+n-1]
@@ -115,8 +109,8 @@ func attnValues(att, prob []float32, ps int, v []float32, vs, n, group, hd int) 
 }
 
 // attnScoresF16 is attnScores over fp16 keys.
-func attnScoresF16(prob []float32, ps int, q []float32, k []uint16, ks, n, group, hd int, scale float32) {
-	if !useAVX512 || hd%16 != 0 || n == 0 {
+func attnScoresF16(lv Level, prob []float32, ps int, q []float32, k []uint16, ks, n, group, hd int, scale float32) {
+	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
 		attnScoresF16Go(prob, ps, q, k, ks, n, group, hd, scale)
 		return
 	}
@@ -127,8 +121,8 @@ func attnScoresF16(prob []float32, ps int, q []float32, k []uint16, ks, n, group
 }
 
 // attnValuesF16 is attnValues over fp16 values.
-func attnValuesF16(att, prob []float32, ps int, v []uint16, vs, n, group, hd int) {
-	if !useAVX512 || hd%16 != 0 || n == 0 {
+func attnValuesF16(lv Level, att, prob []float32, ps int, v []uint16, vs, n, group, hd int) {
+	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
 		attnValuesF16Go(att, prob, ps, v, vs, n, group, hd)
 		return
 	}
@@ -148,9 +142,9 @@ func siluMulAVX512(dst, gate, up *float32, n int)
 func maxAVX512(x *float32, n int) float32
 
 // maxOf returns the largest element of a non-empty x.
-func maxOf(x []float32) float32 {
+func maxOf(lv Level, x []float32) float32 {
 	n := len(x) &^ 15
-	if !useAVX512 || n == 0 {
+	if lv < LevelAVX512 || n == 0 {
 		return maxGo(x)
 	}
 	mx := maxAVX512(&x[0], n)
@@ -162,9 +156,9 @@ func maxOf(x []float32) float32 {
 
 // expSum sets x[i] = e^(x[i]-mx) and returns their sum (AVX-512 for the
 // bulk: same algorithm as expf).
-func expSum(x []float32, mx float32) float32 {
+func expSum(lv Level, x []float32, mx float32) float32 {
 	n := len(x) &^ 15
-	if !useAVX512 || n == 0 {
+	if lv < LevelAVX512 || n == 0 {
 		return expSumGo(x, mx)
 	}
 	s := expSumAVX512(&x[0], n, mx)
@@ -172,9 +166,9 @@ func expSum(x []float32, mx float32) float32 {
 }
 
 // swiglu writes silu(gate) * up into dst (dst may alias gate).
-func swiglu(dst, gate, up []float32) {
+func swiglu(lv Level, dst, gate, up []float32) {
 	n := len(dst) &^ 15
-	if !useAVX512 || n == 0 {
+	if lv < LevelAVX512 || n == 0 {
 		swigluGo(dst, gate, up)
 		return
 	}

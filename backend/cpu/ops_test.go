@@ -1,4 +1,4 @@
-package model
+package cpu
 
 import (
 	"math"
@@ -56,7 +56,7 @@ func TestExpSumAndSwiGLU(t *testing.T) {
 		gate[0], x[0] = -200, -200 // far outside the range
 		mx := float32(60)
 		want, got := append([]float32(nil), x...), append([]float32(nil), x...)
-		ws, gs := expSumGo(want, mx), expSum(got, mx)
+		ws, gs := expSumGo(want, mx), expSum(BestLevel(), got, mx)
 		for i := range want {
 			if math.Abs(float64(got[i]-want[i])) > 4e-7*math.Abs(float64(want[i]))+1e-37 {
 				t.Fatalf("n=%d: exp[%d] = %g, want %g", n, i, got[i], want[i])
@@ -67,7 +67,7 @@ func TestExpSumAndSwiGLU(t *testing.T) {
 		}
 		wd, gd := make([]float32, n), make([]float32, n)
 		swigluGo(wd, gate, up)
-		swiglu(gd, gate, up)
+		swiglu(BestLevel(), gd, gate, up)
 		for i := range wd {
 			if math.Abs(float64(gd[i]-wd[i])) > 1e-6*(1+math.Abs(float64(wd[i]))) {
 				t.Fatalf("n=%d: swiglu[%d] = %g, want %g (gate %g, up %g)", n, i, gd[i], wd[i], gate[i], up[i])
@@ -87,7 +87,7 @@ func TestMaxOf(t *testing.T) {
 				x[i] = float32(rng.NormFloat64()) - 50
 			}
 			x[at] = 3.5
-			if got := maxOf(x); got != 3.5 || got != maxGo(x) {
+			if got := maxOf(BestLevel(), x); got != 3.5 || got != maxGo(x) {
 				t.Fatalf("n=%d, max at %d: maxOf = %g, maxGo = %g, want 3.5", n, at, got, maxGo(x))
 			}
 		}

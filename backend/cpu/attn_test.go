@@ -1,4 +1,4 @@
-package model
+package cpu
 
 import (
 	"math"
@@ -26,8 +26,8 @@ func TestAttnKernels(t *testing.T) {
 				q, k := vec(group*hd), vec(n*ks)
 				ps := n + 3
 				want, got := make([]float32, group*ps), make([]float32, group*ps)
-				attnScoresGo(want, ps, q, k, ks, n, group, hd, 0.125)
-				attnScores(got, ps, q, k, ks, n, group, hd, 0.125)
+				attnScoresGo(LevelGeneric, want, ps, q, k, ks, n, group, hd, 0.125)
+				attnScores(BestLevel(), got, ps, q, k, ks, n, group, hd, 0.125)
 				for i := range want {
 					if d := math.Abs(float64(want[i] - got[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
 						t.Fatalf("scores hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, got[i], want[i])
@@ -36,7 +36,7 @@ func TestAttnKernels(t *testing.T) {
 				k16 := make([]uint16, len(k))
 				tensor.F32ToF16s(k16, k)
 				attnScoresF16Go(want, ps, q, k16, ks, n, group, hd, 0.125)
-				attnScoresF16(got, ps, q, k16, ks, n, group, hd, 0.125)
+				attnScoresF16(BestLevel(), got, ps, q, k16, ks, n, group, hd, 0.125)
 				for i := range want {
 					if d := math.Abs(float64(want[i] - got[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
 						t.Fatalf("f16 scores hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, got[i], want[i])
@@ -45,8 +45,8 @@ func TestAttnKernels(t *testing.T) {
 				prob := vec(group * ps)
 				att0 := vec(group * hd)
 				wantA, gotA := append([]float32(nil), att0...), append([]float32(nil), att0...)
-				attnValuesGo(wantA, prob, ps, k, ks, n, group, hd)
-				attnValues(gotA, prob, ps, k, ks, n, group, hd)
+				attnValuesGo(LevelGeneric, wantA, prob, ps, k, ks, n, group, hd)
+				attnValues(BestLevel(), gotA, prob, ps, k, ks, n, group, hd)
 				for i := range wantA {
 					if d := math.Abs(float64(wantA[i] - gotA[i])); d > 1e-4*(1+math.Abs(float64(wantA[i]))) {
 						t.Fatalf("values hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, gotA[i], wantA[i])
@@ -55,7 +55,7 @@ func TestAttnKernels(t *testing.T) {
 				copy(wantA, att0)
 				copy(gotA, att0)
 				attnValuesF16Go(wantA, prob, ps, k16, ks, n, group, hd)
-				attnValuesF16(gotA, prob, ps, k16, ks, n, group, hd)
+				attnValuesF16(BestLevel(), gotA, prob, ps, k16, ks, n, group, hd)
 				for i := range wantA {
 					if d := math.Abs(float64(wantA[i] - gotA[i])); d > 1e-4*(1+math.Abs(float64(wantA[i]))) {
 						t.Fatalf("f16 values hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, gotA[i], wantA[i])

@@ -1,0 +1,45 @@
+package engine
+
+import "context"
+
+// Generate runs req as the engine's conversation, calling emit with each
+// piece of text as soon as it is complete UTF-8 and cannot be part of a
+// stop string. Cache entries shared with the previous call's tokens are
+// reused (chat history). It is a loop over Step.
+func (e *Engine) Generate(ctx context.Context, req Request, emit func(string)) (Stats, error) {
+	// Reuse the longest common prefix of the cached conversation (keep ≥ 1
+	// prompt token to compute, so that there are logits to sample from).
+	keep := 0
+	if e.conv != nil {
+		cached := e.conv.tokens[:e.Pool.Len(ConversationID)]
+		for keep < len(cached) && keep < len(req.Prompt)-1 && cached[keep] == req.Prompt[keep] {
+			keep++
+		}
+	}
+	e.Pool.Truncate(ConversationID, keep)
+	s, err := e.newSequence(ConversationID, req)
+	if err != nil {
+		e.conv = nil
+		e.Pool.Truncate(ConversationID, 0)
+		return Stats{PromptTokens: len(req.Prompt)}, err
+	}
+	e.conv = s
+	s.stats.ReusedTokens = keep
+	seqs := []*Sequence{s}
+	for !s.done {
+		if ctx.Err() != nil {
+			s.Cancel()
+			return s.stats, ctx.Err()
+		}
+		outs, err := e.Step(seqs, 0)
+		if err != nil {
+			return s.stats, err
+		}
+		for _, o := range outs {
+			if o.Text != "" {
+				emit(o.Text)
+			}
+		}
+	}
+	return s.stats, nil
+}

@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/sample"
+	"github.com/upg-ai/upg/tokenizer"
+)
+
+// Request describes one generation.
+type Request struct {
+	Prompt    []int // already tokenized (see EncodePrompt, EncodeChat)
+	MaxTokens int   // 0 = until EOS or the context is full
+	Sampling  sample.Options
+	Stop      []string
+	// IgnoreEOS keeps generating past end-of-sequence tokens.
+	IgnoreEOS bool
+	// TopLogprobs < 0 (the zero value is treated as "none" unless
+	// Logprobs is set): see backend.SampleRequest.
+	Logprobs    bool
+	TopLogprobs int
+}
+
+// Stats reports what a generation did and how fast.
+type Stats struct {
+	PromptTokens    int
+	ReusedTokens    int // prompt tokens whose cache entries were reused
+	GeneratedTokens int
+	Prefill         time.Duration // until the first token was sampled
+	Decode          time.Duration // from the first sampled token to the end
+	StopReason      string        // "eos", "stop", "length", "context", "cancelled"
+}
+
+// PrefillTokS is prompt tokens per second (counting only tokens computed).
+func (s Stats) PrefillTokS() float64 {
+	return rate(s.PromptTokens-s.ReusedTokens, s.Prefill)
+}
+
+// DecodeTokS is generated tokens per second after the first.
+func (s Stats) DecodeTokS() float64 { return rate(s.GeneratedTokens-1, s.Decode) }
+
+func rate(n int, d time.Duration) float64 {
+	if n <= 0 || d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// Sequence is one request in flight: its tokens (prompt, then output), its
+// sampler with its own seeded state, stop matcher and UTF-8 decoder. Its
+// tokens do not depend on which other sequences share its steps.
+type Sequence struct {
+	ID  int
+	req Request
+
+	tokens  []int // prompt, then generated tokens
+	sampler *sample.Sampler
+	stops   *sample.StopMatcher
+	dec     *tokenizer.StreamDecoder
+	done    bool
+	stats   Stats
+	start   time.Time
+	first   time.Time
+}
+
+// NewSequence makes a sequence for req with a fresh id. Its KV cache
+// entries are freed by Release.
+func (e *Engine) NewSequence(req Request) (*Sequence, error) {
+	id := e.nextID
+	e.nextID++
+	return e.newSequence(id, req)
+}
+
+func (e *Engine) newSequence(id int, req Request) (*Sequence, error) {
+	if len(req.Prompt) == 0 {
+		return nil, errors.New("engine: empty prompt (the tokenizer adds no BOS; give some text)")
+	}
+	if len(req.Prompt) >= e.cfg.Ctx {
+		return nil, fmt.Errorf("engine: prompt of %d tokens does not fit the context of %d tokens (raise --ctx)", len(req.Prompt), e.cfg.Ctx)
+	}
+	for _, t := range req.Prompt {
+		if t < 0 || t >= e.Model.Config.Vocab {
+			return nil, fmt.Errorf("engine: token id %d out of range [0, %d)", t, e.Model.Config.Vocab)
+		}
+	}
+	sp, err := sample.New(req.Sampling)
+	if err != nil {
+		return nil, err
+	}
+	if !req.Logprobs {
+		req.TopLogprobs = -1
+	}
+	return &Sequence{ID: id, req: req, tokens: append([]int(nil), req.Prompt...), sampler: sp,
+		stops: sample.NewStopMatcher(req.Stop), dec: tokenizer.NewStreamDecoder(e.Tokenizer),
+		stats: Stats{PromptTokens: len(req.Prompt)}}, nil
+}
+
+// Release frees the sequence's KV cache blocks.
+func (e *Engine) Release(s *Sequence) { e.Pool.Truncate(s.ID, 0) }
+
+// Preempt frees an unfinished sequence's KV cache blocks to make room for
+// others; its tokens stay, and a later Step recomputes their keys and
+// values (vLLM's recompute preemption). Its output does not change: a
+// token's arithmetic does not depend on the step it is in.
+func (e *Engine) Preempt(s *Sequence) { e.Pool.Truncate(s.ID, 0) }
+
+// Done reports whether the sequence has finished.
+func (s *Sequence) Done() bool { return s.done }
+
+// Tokens are the prompt followed by the generated tokens.
+func (s *Sequence) Tokens() []int { return s.tokens }
+
+// Stats are the sequence's counts and timings so far.
+func (s *Sequence) Stats() Stats { return s.stats }
+
+// Cancel marks the sequence finished with reason "cancelled"; its pending
+// text is dropped.
+func (s *Sequence) Cancel() {
+	if !s.done {
+		s.done = true
+		s.stats.StopReason = "cancelled"
+	}
+}
+
+// Output is what one step did for one sequence.
+type Output struct {
+	Seq *Sequence
+	// Sampled is true when the step produced a token (false while the
+	// prompt is still being prefilled).
+	Sampled bool
+	Token   int    // the sampled token (also when it is EOS)
+	Text    string // text released by this token (UTF-8 complete, clear of stop strings)
+	Logprob float32
+	Top     []backend.TokenLogprob
+	Done    bool
+	Reason  string // when Done
+}
+
+type scheduled struct {
+	seq  *Sequence
+	from int // first position fed
+	n    int // tokens fed
+	out  bool
+}
+
+// Step advances seqs (finished ones are skipped) by one forward pass of at
+// most budget tokens (0 = the engine's StepTokens): in order, each
+// sequence feeds its pending tokens (a prompt chunk, or its last sampled
+// token), and those that reach their end sample a token. Sequences that do
+// not fit the budget or the KV pool wait for a later step; if none fits,
+// the error wraps ErrNoBlocks. Nothing of a sequence is committed unless
+// the whole forward pass succeeds.
+func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
+	if budget <= 0 || budget > e.cfg.StepTokens {
+		budget = e.cfg.StepTokens
+	}
+	st := &e.step
+	st.Tokens, st.Pos, st.Slot, st.Seq, st.Tables, st.Out = st.Tokens[:0], st.Pos[:0], st.Slot[:0], st.Seq[:0], st.Tables[:0], st.Out[:0]
+	e.sel = e.sel[:0]
+	var outs []Output
+	var noBlocks error
+	for _, s := range seqs {
+		if s.done || budget == 0 || len(e.sel) == e.cfg.MaxSeqs {
+			continue
+		}
+		fed := e.Pool.Len(s.ID)
+		if fed >= e.cfg.Ctx {
+			s.finish("context")
+			outs = append(outs, Output{Seq: s, Done: true, Reason: "context"})
+			continue
+		}
+		k := min(len(s.tokens)-fed, budget)
+		if err := e.Pool.Reserve(s.ID, k); err != nil {
+			noBlocks = err
+			continue
+		}
+		if s.start.IsZero() {
+			s.start = time.Now()
+		}
+		budget -= k
+		out := fed+k == len(s.tokens)
+		e.sel = append(e.sel, scheduled{seq: s, from: fed, n: k, out: out})
+		si := int32(len(st.Tables))
+		st.Tables = append(st.Tables, e.Pool.Table(s.ID))
+		for j := range k {
+			p := fed + j
+			st.Tokens = append(st.Tokens, int32(s.tokens[p]))
+			st.Pos = append(st.Pos, int32(p))
+			st.Slot = append(st.Slot, e.Pool.Slot(s.ID, p))
+			st.Seq = append(st.Seq, si)
+		}
+		if out {
+			st.Out = append(st.Out, int32(len(st.Tokens)-1))
+		}
+	}
+	if len(e.sel) == 0 {
+		if noBlocks != nil && len(outs) == 0 {
+			return nil, noBlocks
+		}
+		return outs, nil
+	}
+	if err := e.ctx.Forward(st, e.Pool.KV()); err != nil {
+		return outs, err
+	}
+	e.reqs, e.res = e.reqs[:0], e.res[:0]
+	for _, sc := range e.sel {
+		e.Pool.Commit(sc.seq.ID, sc.n)
+		if sc.out {
+			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: sc.seq.sampler, History: sc.seq.tokens, TopLogprobs: sc.seq.req.TopLogprobs})
+		}
+	}
+	for len(e.res) < len(e.reqs) {
+		e.res = append(e.res, backend.SampleResult{})
+	}
+	if len(e.reqs) > 0 {
+		if err := e.ctx.Sample(e.reqs, e.res[:len(e.reqs)]); err != nil {
+			return outs, err
+		}
+	}
+	r := 0
+	for _, sc := range e.sel {
+		if !sc.out {
+			outs = append(outs, Output{Seq: sc.seq})
+			continue
+		}
+		outs = append(outs, e.accept(sc.seq, e.res[r]))
+		r++
+	}
+	return outs, nil
+}
+
+// accept appends a sampled token to s and decides whether s is finished.
+func (e *Engine) accept(s *Sequence, res backend.SampleResult) Output {
+	now := time.Now()
+	if s.first.IsZero() {
+		s.first = now
+		s.stats.Prefill = now.Sub(s.start)
+	}
+	o := Output{Seq: s, Sampled: true, Token: res.Token, Logprob: res.Logprob, Top: append([]backend.TokenLogprob(nil), res.Top...)}
+	finish := func(reason string) Output {
+		if reason != "stop" {
+			text, _ := s.stops.Push(s.dec.Flush())
+			o.Text += text + s.stops.Flush()
+		}
+		s.finish(reason)
+		o.Done, o.Reason = true, reason
+		return o
+	}
+	if e.eos[res.Token] && !s.req.IgnoreEOS {
+		return finish("eos")
+	}
+	s.tokens = append(s.tokens, res.Token)
+	s.stats.GeneratedTokens++
+	text, stopped := s.stops.Push(s.dec.Add(res.Token))
+	o.Text = text
+	if stopped {
+		return finish("stop")
+	}
+	if s.req.MaxTokens > 0 && s.stats.GeneratedTokens >= s.req.MaxTokens {
+		return finish("length")
+	}
+	if len(s.tokens)-1 >= e.cfg.Ctx {
+		return finish("context")
+	}
+	return o
+}
+
+func (s *Sequence) finish(reason string) {
+	s.done = true
+	s.stats.StopReason = reason
+	if !s.first.IsZero() {
+		s.stats.Decode = time.Since(s.first)
+	}
+}

@@ -1,0 +1,133 @@
+package kvcache
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/tensor"
+)
+
+// fakeBackend provides KV storage and records block copies; the pool uses
+// nothing else of a backend.
+type fakeBackend struct {
+	backend.Backend
+	copies [][2]int
+}
+
+type fakeKV struct{ spec backend.KVSpec }
+
+func (k *fakeKV) Spec() backend.KVSpec { return k.spec }
+
+func (f *fakeBackend) NewKV(spec backend.KVSpec) (backend.KV, error) { return &fakeKV{spec}, nil }
+func (f *fakeBackend) CopyKVBlock(kv backend.KV, dst, src int) {
+	f.copies = append(f.copies, [2]int{dst, src})
+}
+
+func newPool(t *testing.T, blocks int) (*Pool, *fakeBackend) {
+	t.Helper()
+	be := &fakeBackend{}
+	o := Options{Layers: 2, KVHeads: 2, HeadDim: 8, DType: tensor.F16, BlockSize: 4}
+	o.Budget = int64(blocks)*o.spec().BlockBytes() + 7 // a partial block does not count
+	p, err := New(be, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Blocks() != blocks {
+		t.Fatalf("%d blocks, want %d", p.Blocks(), blocks)
+	}
+	return p, be
+}
+
+func TestReserveCommitTruncate(t *testing.T) {
+	p, _ := newPool(t, 5)
+	if err := p.Reserve(7, 6); err != nil {
+		t.Fatal(err)
+	}
+	if p.SeqBlocks(7) != 2 || p.Len(7) != 0 || p.FreeBlocks() != 3 {
+		t.Fatalf("after reserving 6: %d blocks, len %d, %d free", p.SeqBlocks(7), p.Len(7), p.FreeBlocks())
+	}
+	p.Commit(7, 6)
+	tb := p.Table(7)
+	for pos := 0; pos < 6; pos++ {
+		if want := tb[pos/4]*4 + int32(pos%4); p.Slot(7, pos) != want {
+			t.Errorf("slot of %d = %d, want %d", pos, p.Slot(7, pos), want)
+		}
+	}
+	// 15 more positions (21) need 4 more blocks: more than the 3 free; nothing changes.
+	err := p.Reserve(7, 15)
+	if !errors.Is(err, ErrNoBlocks) || !strings.Contains(err.Error(), "needs 4 more blocks of 4 positions, 3 of 5 are free") {
+		t.Fatalf("over-reserve: %v", err)
+	}
+	if p.SeqBlocks(7) != 2 || p.FreeBlocks() != 3 || p.Len(7) != 6 {
+		t.Fatalf("a failed reserve changed the pool: %d blocks, %d free, len %d", p.SeqBlocks(7), p.FreeBlocks(), p.Len(7))
+	}
+	p.Truncate(7, 3)
+	if p.SeqBlocks(7) != 1 || p.FreeBlocks() != 4 || p.Len(7) != 3 {
+		t.Fatalf("after truncating to 3: %d blocks, %d free, len %d", p.SeqBlocks(7), p.FreeBlocks(), p.Len(7))
+	}
+	if err := p.Remove(7, 1, 2); err == nil {
+		t.Error("removing a middle range succeeded")
+	}
+	if err := p.Remove(7, 0, 3); err != nil || p.Sequences() != 0 || p.FreeBlocks() != 5 {
+		t.Fatalf("remove all: %v, %d sequences, %d free", err, p.Sequences(), p.FreeBlocks())
+	}
+}
+
+func TestForkCopyOnWrite(t *testing.T) {
+	p, be := newPool(t, 6)
+	if err := p.Reserve(1, 6); err != nil {
+		t.Fatal(err)
+	}
+	p.Commit(1, 6) // blocks A (0-3) and B (4-5, partial)
+	a, b := p.Table(1)[0], p.Table(1)[1]
+	if err := p.Fork(2, 1, -1); err != nil {
+		t.Fatal(err)
+	}
+	if p.FreeBlocks() != 4 || p.Len(2) != 6 {
+		t.Fatalf("fork took blocks: %d free, len %d", p.FreeBlocks(), p.Len(2))
+	}
+	// Sequence 2 writes into the shared partial block: it gets a copy.
+	if p.Needed(2, 1) != 1 {
+		t.Fatalf("Needed = %d, want 1 (the copy)", p.Needed(2, 1))
+	}
+	if err := p.Reserve(2, 1); err != nil {
+		t.Fatal(err)
+	}
+	t2 := p.Table(2)
+	if t2[0] != a || t2[1] == b || len(be.copies) != 1 || be.copies[0] != [2]int{int(t2[1]), int(b)} {
+		t.Fatalf("copy-on-write: table %v (source %d %d), copies %v", t2, a, b, be.copies)
+	}
+	// Sequence 1's block B is now its own: no copy when it writes.
+	if err := p.Reserve(1, 1); err != nil || len(be.copies) != 1 {
+		t.Fatalf("writing an unshared block copied: %v, %v", err, be.copies)
+	}
+	// A fork of a prefix shares only the blocks covering it.
+	if err := p.Fork(3, 1, 4); err != nil || p.SeqBlocks(3) != 1 || p.Table(3)[0] != a {
+		t.Fatalf("prefix fork: %v, table %v", err, p.Table(3))
+	}
+	// Freeing sequence 1 keeps A (still used by 2 and 3).
+	p.Truncate(1, 0)
+	p.Truncate(2, 0)
+	if p.FreeBlocks() != 5 {
+		t.Fatalf("%d free with only sequence 3's block A held", p.FreeBlocks())
+	}
+	p.Truncate(3, 0)
+	if p.FreeBlocks() != 6 {
+		t.Fatalf("%d free at the end", p.FreeBlocks())
+	}
+	if err := p.Fork(4, 9, -1); err == nil {
+		t.Error("fork of an unknown sequence succeeded")
+	}
+}
+
+func TestBudgetTooSmall(t *testing.T) {
+	o := Options{Layers: 2, KVHeads: 2, HeadDim: 8, BlockSize: 4, Budget: 100}
+	if _, err := New(&fakeBackend{}, o); err == nil || !strings.Contains(err.Error(), "holds no block") {
+		t.Errorf("budget below one block: %v", err)
+	}
+	if got, want := BudgetFor(o, 9, 2), int64(3*2)*o.spec().BlockBytes(); got != want {
+		t.Errorf("BudgetFor = %d, want %d", got, want)
+	}
+}
