@@ -66,6 +66,73 @@ func New(ordinal int) (*Backend, error) {
 		key: fnvOffset}, nil
 }
 
+// NewBackend is New as a backend.Backend (the constructor every platform
+// has; elsewhere it reports that there is no CUDA backend).
+func NewBackend(ordinal int) (backend.Backend, error) {
+	b, err := New(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// CopyBandwidth measures the device-to-device copy bandwidth in GB/s,
+// bytes read plus bytes written (1 GiB copied 10 times, median) — the
+// roofline `upg bench` compares decode with.
+func (b *Backend) CopyBandwidth() (float64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	const n = 1 << 30
+	src, err := b.d.Alloc(n, "a bandwidth test")
+	if err != nil {
+		return 0, err
+	}
+	defer b.d.Free(src)
+	dst, err := b.d.Alloc(n, "a bandwidth test")
+	if err != nil {
+		return 0, err
+	}
+	defer b.d.Free(dst)
+	var times []float64
+	err = b.d.Do(func() error {
+		e0, err := b.d.eventCreate()
+		if err != nil {
+			return err
+		}
+		defer b.d.eventDestroy(e0)
+		e1, err := b.d.eventCreate()
+		if err != nil {
+			return err
+		}
+		defer b.d.eventDestroy(e1)
+		for i := 0; i < 12; i++ {
+			if err := b.d.eventRecord(e0); err != nil {
+				return err
+			}
+			if err := call("cuMemcpyDtoDAsync", sym.cuMemcpyDtoDAsync, uintptr(dst), uintptr(src), n, b.d.stream); err != nil {
+				return err
+			}
+			if err := b.d.eventRecord(e1); err != nil {
+				return err
+			}
+			ms, err := b.d.eventElapsed(e0, e1)
+			if err != nil {
+				return err
+			}
+			if i >= 2 {
+				times = append(times, float64(ms))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	sort.Float64s(times)
+	return 2 * n / (times[len(times)/2] * 1e-3) / 1e9, nil
+}
+
 // Device is the GPU the backend runs on.
 func (b *Backend) Device() *Device { return b.d }
 
@@ -242,14 +309,14 @@ func (b *Backend) NewRope(spec backend.RopeSpec) (backend.Rope, error) {
 // slot, seq, out (lim.Tokens int32 each), then the block tables (lim.Seqs ×
 // lim.BlocksPerSeq int32).
 type stepBuf struct {
-	lim                            backend.StepLimits
-	dev                            DevPtr
-	tokens, pos, slot, seq, out    DevPtr
-	tables                         DevPtr
-	host                           []int32
-	n, nOut                        int
-	hostTokens                     []int32
-	splits                         int // attention splits covering BlocksPerSeq blocks
+	lim                         backend.StepLimits
+	dev                         DevPtr
+	tokens, pos, slot, seq, out DevPtr
+	tables                      DevPtr
+	host                        []int32
+	n, nOut                     int
+	hostTokens                  []int32
+	splits                      int // attention splits covering BlocksPerSeq blocks
 }
 
 func (s *stepBuf) N() int { return s.n }

@@ -21,21 +21,21 @@ type Device struct {
 	work chan func()
 	done chan struct{}
 
-	ordinal     int
-	dev         int32
-	ctx         uintptr
-	stream      uintptr
-	Name        string
-	Major       int // compute capability
-	Minor       int
-	SMs         int
-	TotalMem    uint64
-	DriverVer   int
-	L2Bytes     int
-	mod         uintptr
-	fns         map[string]uintptr
-	params      *launchParams // argument marshalling, heap memory reused by every launch
-	closed      bool
+	ordinal   int
+	dev       int32
+	ctx       uintptr
+	stream    uintptr
+	Name      string
+	Major     int // compute capability
+	Minor     int
+	SMs       int
+	TotalMem  uint64
+	DriverVer int
+	L2Bytes   int
+	mod       uintptr
+	fns       map[string]uintptr
+	params    *launchParams // argument marshalling, heap memory reused by every launch
+	closed    bool
 }
 
 // launchParams is the memory cuLaunchKernel's kernelParams point into.

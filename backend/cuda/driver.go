@@ -27,17 +27,17 @@ const (
 
 // sym holds the addresses of the driver functions UPG calls.
 var sym struct {
-	cuInit, cuDriverGetVersion, cuGetErrorName, cuGetErrorString                               uintptr
-	cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute, cuDeviceTotalMem     uintptr
-	cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize     uintptr
-	cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemAllocHost, cuMemFreeHost                         uintptr
-	cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync             uintptr
-	cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD8Async                                       uintptr
-	cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuFuncGetAttribute, cuLaunchKernel  uintptr
-	cuStreamCreate, cuStreamDestroy, cuStreamSynchronize                                       uintptr
-	cuEventCreate, cuEventDestroy, cuEventRecord, cuEventSynchronize, cuEventElapsedTime       uintptr
-	cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiateWithFlags, cuGraphLaunch       uintptr
-	cuGraphExecDestroy, cuGraphDestroy                                                         uintptr
+	cuInit, cuDriverGetVersion, cuGetErrorName, cuGetErrorString                              uintptr
+	cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute, cuDeviceTotalMem    uintptr
+	cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize    uintptr
+	cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemAllocHost, cuMemFreeHost                        uintptr
+	cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync            uintptr
+	cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD8Async                                      uintptr
+	cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuFuncGetAttribute, cuLaunchKernel uintptr
+	cuStreamCreate, cuStreamDestroy, cuStreamSynchronize                                      uintptr
+	cuEventCreate, cuEventDestroy, cuEventRecord, cuEventSynchronize, cuEventElapsedTime      uintptr
+	cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiateWithFlags, cuGraphLaunch      uintptr
+	cuGraphExecDestroy, cuGraphDestroy                                                        uintptr
 }
 
 var (
@@ -58,7 +58,7 @@ func openDriver() error {
 	}
 	lib, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	if err != nil {
-		return fmt.Errorf("cuda: no NVIDIA driver: cannot load %s (%v); install the NVIDIA driver or use --device cpu", name, err)
+		return fmt.Errorf("cuda: %w: cannot load %s (%v); install the NVIDIA driver or use --device cpu", ErrNoDriver, name, err)
 	}
 	for _, s := range []struct {
 		p    *uintptr
@@ -121,9 +121,9 @@ type Error struct {
 
 // Well-known CUresult codes.
 const (
-	errOutOfMemory   = 2
-	errNoDevice      = 100
-	errInvalidDevice = 101
+	errOutOfMemory    = 2
+	errNoDevice       = 100
+	errInvalidDevice  = 101
 	errNoBinaryForGPU = 209
 )
 

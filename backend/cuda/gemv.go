@@ -4,8 +4,8 @@ package cuda
 
 import (
 	"fmt"
-	"os"
 	"math/bits"
+	"os"
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
