@@ -50,7 +50,7 @@ reference's, top-1 agreement, bits per weight and file size.`,
 				if refPath, err = modelPath(refPath); err != nil {
 					return err
 				}
-				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Ctx: ctx}); err != nil {
+				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctx}); err != nil {
 					return err
 				}
 				defer ref.Close()
@@ -67,7 +67,7 @@ reference's, top-1 agreement, bits per weight and file size.`,
 				if err != nil {
 					return err
 				}
-				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Ctx: ctx})
+				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctx})
 				if err != nil {
 					return err
 				}

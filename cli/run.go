@@ -26,6 +26,7 @@ type modelFlags struct {
 	ctx     int
 	kv      string
 	longCtx bool
+	device  string
 
 	loadTime time.Duration // how long the last load took
 }
@@ -36,6 +37,16 @@ func (f *modelFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.ctx, "ctx", 0, "context window in tokens (default: the model's, at most 4096)")
 	cmd.Flags().BoolVar(&f.longCtx, "allow-long-ctx", false, "allow a --ctx above the context the model was trained for (quality degrades past it)")
 	cmd.Flags().StringVar(&f.kv, "kv-cache", "f16", "type of the cached keys and values: f16 or f32")
+	cmd.Flags().StringVar(&f.device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda")
+}
+
+// checkDevice validates a --device value.
+func checkDevice(d string) error {
+	switch strings.ToLower(d) {
+	case "auto", "cpu", "cuda":
+		return nil
+	}
+	return usagef("--device must be auto, cpu or cuda, not %q", d)
 }
 
 // parseKVCache maps the --kv-cache flag to a tensor type.
@@ -74,6 +85,9 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 	if err := checkThreads(f.threads); err != nil {
 		return nil, err
 	}
+	if err := checkDevice(f.device); err != nil {
+		return nil, err
+	}
 	path, err := modelPath(f.path)
 	if err != nil {
 		return nil, err
@@ -90,7 +104,7 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 		return nil, err
 	}
 	start := time.Now()
-	l, err := engine.Load(path, engine.Options{Threads: f.threads, Ctx: f.ctx, KVCache: kv, AllowLongCtx: f.longCtx})
+	l, err := engine.Load(path, engine.Options{Threads: f.threads, Device: f.device, Ctx: f.ctx, KVCache: kv, AllowLongCtx: f.longCtx})
 	if err != nil {
 		return nil, err
 	}

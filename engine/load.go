@@ -8,7 +8,6 @@ import (
 
 	"github.com/upg-ai/upg/tensor"
 
-	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/model"
@@ -17,7 +16,11 @@ import (
 // Options configure Load.
 type Options struct {
 	Threads int // CPU worker threads; 0 = all cores
-	Ctx     int // context window in tokens; 0 = the model's maximum (capped at 4096)
+	// Device picks the backend: "cpu" (also ""), "cuda" (the first NVIDIA
+	// GPU; an error when there is none), or "auto" (the GPU when one is
+	// usable, else the CPU with one log line).
+	Device string
+	Ctx    int // context window in tokens; 0 = the model's maximum (capped at 4096)
 	// KVCache is the type of the cached keys and values: tensor.F16 (half
 	// the memory and attention bandwidth; the default, as in llama.cpp) or
 	// tensor.F32 (exact; what eval uses).
@@ -67,7 +70,10 @@ func Load(path string, opts Options) (*Loaded, error) {
 		}
 		return fail(err)
 	}
-	be := cpu.New(opts.Threads)
+	be, err := NewBackend(opts.Device, opts.Threads)
+	if err != nil {
+		return fail(err)
+	}
 	m, err := model.New(ck.Config, w, be)
 	if err != nil {
 		be.Close()
@@ -87,7 +93,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 		return fail(err)
 	}
 	slog.Debug("model loaded", "path", path, "format", ck.Format, "arch", ck.Config.Arch,
-		"layers", ck.Config.Layers, "threads", be.Threads(), "template", e.Template.Name, "elapsed", time.Since(start))
+		"layers", ck.Config.Layers, "backend", be.Name(), "template", e.Template.Name, "elapsed", time.Since(start))
 	return &Loaded{Engine: e, Checkpoint: ck, backend: be}, nil
 }
 
