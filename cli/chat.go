@@ -20,7 +20,7 @@ import (
 func newChatCmd() *cobra.Command {
 	var mf modelFlags
 	var gf genFlags
-	var system string
+	var system, tmplName string
 	cmd := &cobra.Command{
 		Use:   "chat [flags]",
 		Short: "Chat interactively, using the model's chat template",
@@ -43,11 +43,26 @@ answer.`,
 			if err := gf.validate(); err != nil {
 				return err
 			}
+			if tmplName != "" && tmplName != "raw" {
+				if _, ok := chat.Get(tmplName); !ok {
+					return usagef("--chat-template %q: want one of %s, or raw", tmplName, strings.Join(chat.Names, ", "))
+				}
+			}
 			l, err := mf.load()
 			if err != nil {
 				return err
 			}
 			defer l.Close()
+			switch tmplName {
+			case "":
+				if !hasChatFormat(l) {
+					warnf("%s has no chat template and no chat tokens (a base model?): guessing %s; --chat-template raw continues plain text instead", l.Checkpoint.Path, l.Template.Name)
+				}
+			case "raw":
+				l.Template = nil
+			default:
+				l.Template, _ = chat.Get(tmplName)
+			}
 			interactive := isTerminal(os.Stdin)
 			var lines lineReader = &plainLines{r: bufio.NewReader(os.Stdin)}
 			if interactive {
@@ -63,6 +78,7 @@ answer.`,
 	mf.register(cmd)
 	gf.register(cmd, 512)
 	cmd.Flags().StringVar(&system, "system", "", "system message that opens the conversation")
+	cmd.Flags().StringVar(&tmplName, "chat-template", "", "chat format instead of the detected one: "+strings.Join(chat.Names, ", ")+", or raw (the conversation as plain text, for base models)")
 	return cmd
 }
 
@@ -123,8 +139,12 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 		}
 	}
 	reset()
+	encode, stops, name := rawConversation(l), []string(nil), "raw"
+	if l.Template != nil {
+		encode, stops, name = l.EncodeChat, l.Template.Stops(), l.Template.Name
+	}
 	if interactive {
-		fmt.Fprintf(os.Stderr, "chat template %s; /help lists the commands, /exit quits\n", l.Template.Name)
+		fmt.Fprintf(os.Stderr, "chat template %s; /help lists the commands, /exit quits\n", name)
 	}
 	prompt := func(p string) string {
 		if interactive {
@@ -177,7 +197,7 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 			continue
 		}
 		history = append(history, chat.Message{Role: "user", Content: line})
-		toks, dropped := fitHistory(l, &history, gf.maxTokens)
+		toks, dropped := fitHistory(l, encode, &history, gf.maxTokens)
 		if dropped > 0 {
 			fmt.Fprintf(os.Stderr, "[context full: dropped the %d oldest messages]\n", dropped)
 		}
@@ -190,7 +210,7 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 		var answer strings.Builder
 		st, err := l.Generate(ctx, engine.Request{
 			Prompt: toks, MaxTokens: gf.maxTokens, Sampling: gf.options(),
-			Stop: append(l.Template.Stops(), gf.stops...), IgnoreEOS: gf.ignoreEOS,
+			Stop: append(append([]string(nil), stops...), gf.stops...), IgnoreEOS: gf.ignoreEOS,
 		}, func(s string) { answer.WriteString(s); fmt.Fprint(out, s) })
 		interrupted := ctx.Err() != nil // before stop(), which cancels ctx too
 		stop()
@@ -262,7 +282,7 @@ func (g *genFlags) set(args []string) error {
 // leaves room for an answer in the context: maxTokens if set, else a
 // quarter of the context. The newest message always stays. It returns the
 // tokens of what is kept and how many messages were dropped.
-func fitHistory(l *engine.Loaded, history *[]chat.Message, maxTokens int) ([]int, int) {
+func fitHistory(l *engine.Loaded, encode func([]chat.Message) []int, history *[]chat.Message, maxTokens int) ([]int, int) {
 	capacity := l.Capacity()
 	room := capacity / 4
 	if maxTokens > 0 {
@@ -271,7 +291,7 @@ func fitHistory(l *engine.Loaded, history *[]chat.Message, maxTokens int) ([]int
 	h := *history
 	dropped := 0
 	for {
-		prompt := l.EncodeChat(h)
+		prompt := encode(h)
 		first := 0
 		for first < len(h) && h[first].Role == "system" {
 			first++
@@ -287,4 +307,31 @@ func fitHistory(l *engine.Loaded, history *[]chat.Message, maxTokens int) ([]int
 		h = append(h[:first], h[first+n:]...)
 		dropped += n
 	}
+}
+
+// rawConversation encodes a conversation without a chat template: the
+// messages' texts, one per line, continued by the model (for base models).
+func rawConversation(l *engine.Loaded) func([]chat.Message) []int {
+	return func(msgs []chat.Message) []int {
+		var b strings.Builder
+		for _, m := range msgs {
+			b.WriteString(m.Content)
+			b.WriteString("\n")
+		}
+		return l.EncodePrompt(b.String())
+	}
+}
+
+// hasChatFormat reports whether the model says how it chats: a chat
+// template in its metadata, or the special tokens of a chat format.
+func hasChatFormat(l *engine.Loaded) bool {
+	if l.Checkpoint.ChatTemplate != "" {
+		return true
+	}
+	for _, t := range []string{"<|im_start|>", "<|im_sep|>", "<|start_header_id|>", "<|eot_id|>", "<|assistant|>", "[INST]"} {
+		if _, ok := l.Tokenizer.TokenID(t); ok {
+			return true
+		}
+	}
+	return false
 }

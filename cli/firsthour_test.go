@@ -456,3 +456,25 @@ func TestInspectJSONKeys(t *testing.T) {
 		t.Errorf("tensor entries lack snake_case names:\n%.400s", r.stdout)
 	}
 }
+
+// TestChatTemplateFlag: --chat-template overrides the detected format, raw
+// continues plain text (what run does with the same text), and a model
+// without any chat format is warned about instead of silently given one.
+func TestChatTemplateFlag(t *testing.T) {
+	needData(t, stories, demoUPG)
+	r := upgIn(t, "Once upon a time\n", "chat", "--model", stories, "--chat-template", "raw", "-n", "12", "--temperature", "0")
+	wantOK(t, r, 0)
+	run := upg(t, "run", "--model", stories, "-n", "12", "--temperature", "0", "Once upon a time\n")
+	if strings.TrimSpace(r.stdout) != strings.TrimSpace(run.stdout) {
+		t.Errorf("chat --chat-template raw: %q, want run's %q", r.stdout, run.stdout)
+	}
+	r = upgIn(t, "hi\n", "chat", "--model", stories, "-n", "2")
+	wantOK(t, r, 1)
+	if !strings.Contains(r.stderr, "no chat template") || !strings.Contains(r.stderr, "--chat-template raw") {
+		t.Errorf("want a warning about the guessed template\n%s", r)
+	}
+	r = upgIn(t, "hi\n", "chat", "--model", demoUPG, "-n", "2")
+	wantOK(t, r, 0) // miniphi has its template: no warning
+	wantFail(t, upg(t, "chat", "--model", demoUPG, "--chat-template", "jinja"), exitUsage, "--chat-template", "chatml")
+	wantOK(t, upgIn(t, "hi\n", "chat", "--model", demoUPG, "--chat-template", "llama3", "-n", "2"), 0)
+}

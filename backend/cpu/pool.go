@@ -128,7 +128,7 @@ func (p *pool) stop() {
 
 // wakeWorker wakes worker w if it is asleep.
 func (p *pool) wakeWorker(w int) bool {
-	if p.workers[w].sleeping.CompareAndSwap(true, false) {
+	if sl := &p.workers[w].sleeping; sl.Load() && sl.CompareAndSwap(true, false) { // a plain load keeps a spinning worker's line shared
 		p.workers[w].wake <- struct{}{}
 		return true
 	}
