@@ -586,7 +586,7 @@ func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, 
 	defer b.mu.Unlock()
 	o, in, wv := bufOf(dst).p, bufOf(x).p, weightOf(w)
 	b.enqueue(opRMS, func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, 0, n) }, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
-	if b.fuse && o != in && n > 0 {
+	if b.fusing(n) && o != in {
 		b.last = &pend{kind: opRMS, idx: len(b.ops) - 1, out: o, n: n, cols: wv.cols,
 			rotq: func(g *DenseGPU) func() error {
 				return func() error { return b.d.rmsRotq(g, o, in, wv.vec, eps, n, b.sc) }
@@ -655,7 +655,7 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 	b.enqueue(opRope, func() error {
 		return b.d.rope(p, stride, heads, headDim, rp.spec.Dim, rp.spec.Interleave, rp.cos, rp.sin, st.pos, n)
 	}, uint64(p), uint64(stride), uint64(heads), uint64(rp.cos), uint64(n))
-	if b.fuse && n > 0 {
+	if b.fusing(n) {
 		b.last = &pend{kind: opRope, idx: len(b.ops) - 1, rope: &ropeOp{v: x, heads: heads, hd: headDim, r: rp, st: st}}
 		if prev != nil && prev.kind == opRope && prev.idx == len(b.ops)-2 {
 			b.last.prev = prev
@@ -701,7 +701,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
 			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, S, b.part, n)
 	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S))
-	if b.fuse && n > 0 && bufOf(q.Buf) != bufOf(dst) {
+	if b.fusing(n) && bufOf(q.Buf) != bufOf(dst) {
 		hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
 		b.last = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
 			rotq: func(g *DenseGPU) func() error {
@@ -721,7 +721,7 @@ func (b *Backend) SwiGLU(dst backend.Buffer, gate, up backend.View, width, n int
 	defer b.mu.Unlock()
 	o, gp, up_, gs, us := bufOf(dst).p, viewPtr(gate), viewPtr(up), gate.Stride, up.Stride
 	b.enqueue(opSwiGLU, func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n) }, uint64(o), uint64(gp), uint64(up_), uint64(width), uint64(n))
-	if b.fuse && n > 0 && bufOf(gate.Buf) != bufOf(dst) && bufOf(up.Buf) != bufOf(dst) {
+	if b.fusing(n) && bufOf(gate.Buf) != bufOf(dst) && bufOf(up.Buf) != bufOf(dst) {
 		b.last = &pend{kind: opSwiGLU, idx: len(b.ops) - 1, out: o, n: n, cols: width,
 			rotq: func(g *DenseGPU) func() error {
 				return func() error { return b.d.swigluRotq(g, o, gp, gs, up_, us, n, b.sc) }

@@ -22,6 +22,16 @@ import "github.com/upg-ai/upg/backend"
 // FuseEnv set to 0 turns the fusions off (A/B measurements, debugging).
 const FuseEnv = "UPG_CUDA_FUSE"
 
+// fuseMaxTokens is the largest step the fusions apply to: decode and small
+// batches. Run 11 measured prefill (512 tokens) 7% slower fused (387 vs 416
+// tok/s); the likely cause is upg_combine_rotq's 256 threads per 1024
+// columns recomputing each head's max and sum per column (upg_attn_combine
+// has a thread per column), which only long steps feel.
+const fuseMaxTokens = 64
+
+// fusing reports whether ops of an n-token step may fuse.
+func (b *Backend) fusing(n int) bool { return b.fuse && n > 0 && n <= fuseMaxTokens }
+
 // fusedOp marks a fused op in the queue's key.
 const fusedOp = 1 << 32
 
@@ -93,7 +103,7 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 	} else {
 		b.enqueue(opMatMul, mm(0), args...)
 	}
-	if n > 0 && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
+	if b.fusing(n) && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
 		b.last = &pend{kind: opMatMul, idx: len(b.ops) - 1, out: y, n: n, cols: g.R, withRes: mm}
 	}
 }
