@@ -39,6 +39,12 @@ type Backend struct {
 	graphs   map[uint64]uintptr
 	seen     map[uint64]bool
 
+	// fuse enables the peephole fusions of step ops (fuse.go): set unless
+	// UPG_CUDA_FUSE=0 or the loaded kernels lack the fused ones. last is the
+	// last queued op when the next one may fuse with it.
+	fuse bool
+	last *pend
+
 	// workspaces, grown on demand (growing drops the captured graphs)
 	sc       *Scratch
 	part     DevPtr
@@ -63,7 +69,7 @@ func New(ordinal int) (*Backend, error) {
 		return nil, err
 	}
 	return &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0", graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
-		key: fnvOffset}, nil
+		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}, nil
 }
 
 // NewBackend is New as a backend.Backend (the constructor every platform
@@ -430,8 +436,16 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 
 const fnvOffset = 0xcbf29ce484222325
 
-// enqueue adds an op; args feed the queue's key.
+// enqueue adds an op; args feed the queue's key. It ends any pending
+// fusion (b.last).
 func (b *Backend) enqueue(op uint64, f func() error, args ...uint64) {
+	b.hash(op, args...)
+	b.last = nil
+	b.ops = append(b.ops, f)
+}
+
+// hash feeds an op and its arguments into the queue's key.
+func (b *Backend) hash(op uint64, args ...uint64) {
 	k := b.key ^ op
 	k *= 0x100000001b3
 	for _, a := range args {
@@ -439,7 +453,6 @@ func (b *Backend) enqueue(op uint64, f func() error, args ...uint64) {
 		k *= 0x100000001b3
 	}
 	b.key = k
-	b.ops = append(b.ops, f)
 }
 
 // flush runs the queued ops: replaying a graph captured for the same queue,
@@ -450,7 +463,7 @@ func (b *Backend) flush() {
 	}
 	ops, key := b.ops, b.key^uint64(len(b.ops))
 	capture := b.graphsOn && !b.noCapture
-	b.ops, b.key, b.noCapture = b.ops[:0], fnvOffset, false
+	b.ops, b.key, b.noCapture, b.last = b.ops[:0], fnvOffset, false, nil
 	d := b.d
 	err := d.Do(func() error {
 		if capture {
@@ -573,6 +586,12 @@ func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, 
 	defer b.mu.Unlock()
 	o, in, wv := bufOf(dst).p, bufOf(x).p, weightOf(w)
 	b.enqueue(opRMS, func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, 0, n) }, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
+	if b.fusing(n) && o != in {
+		b.last = &pend{kind: opRMS, idx: len(b.ops) - 1, out: o, n: n, cols: wv.cols,
+			rotq: func(g *DenseGPU) func() error {
+				return func() error { return b.d.rmsRotq(g, o, in, wv.vec, eps, n, b.sc) }
+			}}
+	}
 }
 
 // RMSNormOut implements backend.Backend.
@@ -593,6 +612,10 @@ func (b *Backend) MatMul(dst, x backend.Buffer, w backend.Weight, n int) {
 		b.err = err
 		return
 	}
+	if b.fuse {
+		b.fuseMatMul(g, o, in, n)
+		return
+	}
 	b.enqueue(opMatMul, func() error { return b.d.matMul(g, o, in, g.C, n, b.sc) }, uint64(o), uint64(in), uint64(g.codes|g.w16), uint64(n))
 }
 
@@ -609,6 +632,12 @@ func (b *Backend) Add(dst, src backend.Buffer, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, i := bufOf(dst).p, bufOf(src).p
+	if l := b.last; l != nil && l.withRes != nil && l.out == i && o != i && l.n*l.cols == n && n > 0 {
+		b.ops[l.idx] = l.withRes(o)
+		b.hash(opAdd|fusedOp, uint64(o), uint64(i), uint64(n))
+		b.last = nil
+		return
+	}
 	b.enqueue(opAdd, func() error { return b.d.add(o, i, n) }, uint64(o), uint64(i), uint64(n))
 }
 
@@ -622,9 +651,16 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 	}
 	st, p, stride := stepOf(s), viewPtr(x), x.Stride
 	n := st.n
+	prev := b.last
 	b.enqueue(opRope, func() error {
 		return b.d.rope(p, stride, heads, headDim, rp.spec.Dim, rp.spec.Interleave, rp.cos, rp.sin, st.pos, n)
 	}, uint64(p), uint64(stride), uint64(heads), uint64(rp.cos), uint64(n))
+	if b.fusing(n) {
+		b.last = &pend{kind: opRope, idx: len(b.ops) - 1, rope: &ropeOp{v: x, heads: heads, hd: headDim, r: rp, st: st}}
+		if prev != nil && prev.kind == opRope && prev.idx == len(b.ops)-2 {
+			b.last.prev = prev
+		}
+	}
 }
 
 // StoreKV implements backend.Backend.
@@ -636,6 +672,9 @@ func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend
 	kc, vc := c.k+DevPtr(int64(layer)*c.perLayer), c.v+DevPtr(int64(layer)*c.perLayer)
 	kp, vp, ks, vs, n := viewPtr(k), viewPtr(v), k.Stride, v.Stride, st.n
 	f16 := sp.DType == tensor.F16
+	if b.fuseRopeKV(kc, vc, f16, k, v, sp, st) {
+		return
+	}
 	b.enqueue(opStoreKV, func() error {
 		return b.d.storeKV(kc, vc, f16, kp, ks, vp, vs, st.slot, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
 	}, uint64(kc), uint64(kp), uint64(vp), uint64(n))
@@ -662,6 +701,18 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
 			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, S, b.part, n)
 	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S))
+	if b.fusing(n) && bufOf(q.Buf) != bufOf(dst) {
+		hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
+		b.last = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
+			rotq: func(g *DenseGPU) func() error {
+				return func() error {
+					if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, S, part, n); err != nil {
+						return err
+					}
+					return b.d.combineRotq(g, o, part, st.pos, S, heads, hd, n, b.sc)
+				}
+			}}
+	}
 }
 
 // SwiGLU implements backend.Backend.
@@ -670,6 +721,12 @@ func (b *Backend) SwiGLU(dst backend.Buffer, gate, up backend.View, width, n int
 	defer b.mu.Unlock()
 	o, gp, up_, gs, us := bufOf(dst).p, viewPtr(gate), viewPtr(up), gate.Stride, up.Stride
 	b.enqueue(opSwiGLU, func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n) }, uint64(o), uint64(gp), uint64(up_), uint64(width), uint64(n))
+	if b.fusing(n) && bufOf(gate.Buf) != bufOf(dst) && bufOf(up.Buf) != bufOf(dst) {
+		b.last = &pend{kind: opSwiGLU, idx: len(b.ops) - 1, out: o, n: n, cols: width,
+			rotq: func(g *DenseGPU) func() error {
+				return func() error { return b.d.swigluRotq(g, o, gp, gs, up_, us, n, b.sc) }
+			}}
+	}
 }
 
 // CopyKVBlock implements backend.Backend (not part of step graphs).

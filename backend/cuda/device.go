@@ -35,6 +35,7 @@ type Device struct {
 	mod       uintptr
 	fns       map[string]uintptr
 	params    *launchParams // argument marshalling, heap memory reused by every launch
+	launches  int64         // kernels launched (not counting graph replays); owner thread only
 	closed    bool
 }
 
@@ -407,6 +408,7 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 	if len(args) > 0 {
 		pp = uintptr(unsafe.Pointer(&p.ptrs[0]))
 	}
+	d.launches++
 	r, _, _ := purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
 		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), d.stream, pp, 0)
 	if r != 0 {

@@ -213,12 +213,26 @@ func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
 // warpsOverride, when > 0, fixes warpsFor's answer (benchmarks).
 var warpsOverride = 0
 
+// oneWave (UPG_CUDA_WAVES=0 turns it off) makes warpsFor fit a one-token
+// GEMV of a few hundred row groups into one wave of blocks.
+var oneWave = os.Getenv("UPG_CUDA_WAVES") != "0"
+
 // warpsFor picks how many warps of a block split a row group's units: about
-// 48 warps per SM over the grid, at most 32 (one token) or 8 (eight).
+// 48 warps per SM over the grid, at most 32 (one token) or 8 (eight). With
+// oneWave, one token and RG blocks that need ceil(RG/sms) blocks per SM, the
+// blocks get at most 32/that warps (the kernel's 64 registers leave room for
+// 32 warps per SM), so every block is resident at once when that is ≥ 8:
+// 5120-row matrices (160 row groups on 132 SMs) run 2 blocks of 16 warps
+// per SM instead of 1.2 waves of 32-warp blocks.
 func warpsFor(U, RG, sms, nt int) int {
 	w := warpsOverride
 	if w <= 0 {
 		w = (48*sms + RG - 1) / RG
+		if oneWave && nt == 1 && sms > 0 {
+			if wf := 32 / ((RG + sms - 1) / sms); wf >= 8 && wf < w {
+				w = wf
+			}
+		}
 	}
 	lim := 32
 	if nt > 1 {
@@ -246,7 +260,59 @@ func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error 
 	if err := d.rotq(g, x, ldx, n, s); err != nil {
 		return err
 	}
-	return d.gemv(g, y, n, s)
+	return d.gemv(g, y, n, s, 0)
+}
+
+// fusable reports whether the fused step kernels can feed or finish g's
+// GEMV: the dense int8 path (not the fp16 fallback) whose input fits s.
+func (g *DenseGPU) fusable(n int, s *Scratch) bool {
+	return g.w16 == 0 && s != nil && n <= s.Tokens && g.C <= s.Cols
+}
+
+// rotqTail is the rotation+quantization arguments for g's input (the
+// rotq_tail parameters of the *_rotq kernels, kernels/fused.cu).
+func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
+	p := g.plan
+	var xr DevPtr
+	if g.ovK > 0 {
+		xr = s.xr
+	}
+	return []Arg{Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
+		Ptr(xr), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac)}
+}
+
+// rotqLaunch launches a *_rotq kernel for n tokens of g's input: head
+// arguments, then the rotq_tail ones.
+func (d *Device) rotqLaunch(name string, g *DenseGPU, n int, s *Scratch, head ...Arg) error {
+	p := g.plan
+	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, b256, uint32(4*p.seg), append(head, g.rotqTail(s)...)...)
+}
+
+// rmsRotq is rmsnorm (x rows of g.C, rows 0..n-1) into h fused with the
+// rotation+quantization of h for g.
+func (d *Device) rmsRotq(g *DenseGPU, h, x, w DevPtr, eps float32, n int, s *Scratch) error {
+	if n == 0 {
+		return nil
+	}
+	return d.rotqLaunch("upg_rms_rotq", g, n, s, Ptr(x), Ptr(w), F32(eps), Ptr(h))
+}
+
+// swigluRotq is swiglu (width g.C) into act fused with the rotation+
+// quantization of act for g.
+func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us, n int, s *Scratch) error {
+	if n == 0 {
+		return nil
+	}
+	return d.rotqLaunch("upg_swiglu_rotq", g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us), Ptr(act))
+}
+
+// combineRotq is attention's combine (into dst, heads·hd = g.C) fused with
+// the rotation+quantization of dst for g.
+func (d *Device) combineRotq(g *DenseGPU, dst, part, pos DevPtr, S, heads, hd, n int, s *Scratch) error {
+	if n == 0 {
+		return nil
+	}
+	return d.rotqLaunch("upg_combine_rotq", g, n, s, Ptr(part), Ptr(pos), I32(attnChunk), I32(S), I32(heads), I32(hd), Ptr(dst))
 }
 
 // rotq enqueues the rotation and int8 quantization of n input rows.
@@ -262,8 +328,13 @@ func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
 }
 
 // gemv enqueues the fused multiply of the quantized input in s (and the
-// overlay corrections).
-func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch) error {
+// overlay corrections). res, when not 0, also gets y added (the residual
+// add fused into the epilogue; not with overlay corrections, which are
+// added to y after).
+func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) error {
+	if res != 0 && g.ovK > 0 {
+		return fmt.Errorf("cuda: residual epilogue with overlay corrections")
+	}
 	ldq := g.U * unitCodes
 	RG := (g.R + 31) / 32
 	for t0 := 0; t0 < n; {
@@ -274,7 +345,8 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch) error {
 		W := warpsFor(g.U, RG, d.SMs, n)
 		if err := d.launchK(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(s.xq+DevPtr(t0*ldq)), Ptr(s.fac+DevPtr(16*t0*g.G)), Ptr(y+DevPtr(4*t0*g.R)),
-			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3])); err != nil {
+			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
+			Ptr(resAt(res, 4*t0*g.R))); err != nil {
 			return err
 		}
 		t0 += nt
@@ -286,6 +358,13 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch) error {
 		}
 	}
 	return nil
+}
+
+func resAt(res DevPtr, off int) DevPtr {
+	if res == 0 {
+		return 0
+	}
+	return res + DevPtr(off)
 }
 
 // MatMul runs matMul and waits for it.

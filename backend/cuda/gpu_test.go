@@ -318,7 +318,7 @@ func TestGPUBenchGemv(t *testing.T) {
 		warpsOverride = 0
 		for i, s := range shapes {
 			rq := timeIt(t, d, 50, func() error { return d.rotq(ms[i].g, xd, s.C, 1, sc) })
-			gv := timeIt(t, d, 50, func() error { return d.gemv(ms[i].g, yd, 1, sc) })
+			gv := timeIt(t, d, 50, func() error { return d.gemv(ms[i].g, yd, 1, sc, 0) })
 			t.Logf("k=%d %s: rotq alone %.1fus, gemv alone %.1fus = %.0f GB/s", k, s.name, rq*1e3, gv*1e3, float64(ms[i].bytes)/(float64(gv)*1e-3)/1e9)
 		}
 		// a graph of 8 layers (distinct copies, 8x the L2) replayed: decode's

@@ -72,6 +72,43 @@ func (d *Device) storeKV(kc, vc DevPtr, f16 bool, k DevPtr, ks int, v DevPtr, vs
 		Ptr(kc), Ptr(vc), Ptr(k), I32(ks), Ptr(v), I32(vs), Ptr(slots), I32(H), I32(hd), I32(bs))
 }
 
+// ropeKV is rope on the heads query heads at q (stride qs) and on the H key
+// heads at k (stride ks), then storeKV of k and v: one launch.
+func (d *Device) ropeKV(q DevPtr, qs, heads int, k DevPtr, ks int, v DevPtr, vs int, kc, vc DevPtr, f16 bool, slots DevPtr,
+	H, hd, bs, dim int, interleave bool, cos, sin, pos DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	name := "upg_rope_kv_f32"
+	if f16 {
+		name = "upg_rope_kv_f16"
+	}
+	il := 0
+	if interleave {
+		il = 1
+	}
+	th := uint32(min(256, (max(hd, dim/2)+31)&^31))
+	return d.launchK(name, [3]uint32{uint32(n), uint32(heads + H), 1}, [3]uint32{th, 1, 1}, 0,
+		Ptr(q), I32(qs), I32(heads), Ptr(k), I32(ks), Ptr(v), I32(vs), Ptr(kc), Ptr(vc), Ptr(slots),
+		I32(H), I32(hd), I32(bs), I32(dim), I32(il), Ptr(cos), Ptr(sin), Ptr(pos))
+}
+
+// attnSplit enqueues attention's split kernel alone (its combine fused
+// into the consumer's rotation: combineRotq).
+func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
+	scale float32, heads, H, hd, bs, S int, part DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	name := "upg_attn_f32"
+	if f16 {
+		name = "upg_attn_f16"
+	}
+	return d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{128, 1, 1}, uint32(4*(hd+attnChunk)),
+		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+		I32(heads), I32(H), I32(hd), I32(bs), I32(attnChunk), I32(S), Ptr(part))
+}
+
 // attnChunk is the number of positions one attention block handles.
 const attnChunk = 64
 

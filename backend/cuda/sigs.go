@@ -12,7 +12,7 @@ var kernelSig = map[string]string{}
 // kernelKinds is kernelSig's kinds, one byte per parameter (sigKinds).
 var kernelKinds = map[string][]byte{}
 
-const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u t2:u t3:u"
+const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u t2:u t3:u res:p"
 
 func init() {
 	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
@@ -39,6 +39,12 @@ func init() {
 	kernelSig["upg_attn_combine"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p"
 	kernelSig["upg_swiglu"] = "dst:p gate:p gs:i up:p us:i width:i n:i"
 	kernelSig["upg_argmax"] = "x:p vocab:i out:p"
+	const rotqTail = " signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
+	kernelSig["upg_rms_rotq"] = "x:p w:p eps:f h:p" + rotqTail
+	kernelSig["upg_swiglu_rotq"] = "gate:p gstr:i up:p ustr:i act:p" + rotqTail
+	kernelSig["upg_combine_rotq"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p" + rotqTail
+	kernelSig["upg_rope_kv_f16"] = "q:p qs:i heads:i k:p ks:i v:p vs:i kc:p vc:p slots:p H:i hd:i bs:i dim:i interleave:i cosT:p sinT:p pos:p"
+	kernelSig["upg_rope_kv_f32"] = kernelSig["upg_rope_kv_f16"]
 	for n, s := range kernelSig {
 		kernelKinds[n] = sigKinds(s)
 	}

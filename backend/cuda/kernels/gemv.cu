@@ -101,7 +101,8 @@ template <int K, int NT, int MODE, int GPU_>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
-                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3) {
+                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3,
+                     float *__restrict__ res) {
   __shared__ float red[32 * 32];
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
   const int rg = blockIdx.x;
@@ -207,10 +208,14 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       if (w == 0) {
         float v = 0.f;
         for (int i = 0; i < W; i++) v += red[i * 32 + lane];
-        if (r < R) y[(size_t)t * R + r] = v;
+        if (r < R) {
+          y[(size_t)t * R + r] = v;
+          if (res != nullptr) res[(size_t)t * R + r] += v;
+        }
       }
     } else if (r < R) {
       y[(size_t)t * R + r] = acc[t];
+      if (res != nullptr) res[(size_t)t * R + r] += acc[t];
     }
   }
 }
@@ -219,8 +224,8 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const uint4 *__restrict__ codes, const __half *__restrict__ scales,                          \
       const __half *__restrict__ offs, const int8_t *__restrict__ xq,                          \
       const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gsl, \
-      int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3
-#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3
+      int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res
+#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3, res
 
 // upg_gemv_k<bits>[l]_g<groups per unit>_t<tokens per pass> (k4l: 4-bit, any levels): 1 token with up to 1024 threads, 8 with up to 256
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 1>(GEMV_PASS); }
@@ -248,7 +253,62 @@ extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) 
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
 
-// upg_rotq rotates (x ← H·(D·x), Hadamard blocks of rb values) and quantizes
+// rotq_tail rotates and quantizes one block's segment of one token: sm
+// holds the seg input values (times the signs, zero past C) and is
+// synchronized; base is the segment's first column. Hadamard blocks of rb
+// values (rb a power of two), scaled by 1/sqrt(rb); xr (may be null)
+// receives the rotated values; xq (ldq int8 per token) and fac (G float4 per
+// token) feed gemv_dense. One warp per group of gs values quantizes:
+// s = max|x|/127, q = round-half-even(x/s).
+DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, int G, float alpha,
+                    float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
+                    float4 *__restrict__ fac) {
+  float scale = 1.f;
+  if (rb > 1) {
+    for (int h = 1; h < rb; h <<= 1) {
+      for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
+        // pair p: block-local index j with bit h clear (h a power of two)
+        const int j = ((p & ~(h - 1)) << 1) | (p & (h - 1));
+        const float a = sm[j], b = sm[j + h];
+        sm[j] = a + b;
+        sm[j + h] = a - b;
+      }
+      __syncthreads();
+    }
+    scale = (float)(1.0 / sqrt((double)rb));
+  }
+  if (xr != nullptr) {
+    for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+      const int c = base + i;
+      if (c < C) xr[(size_t)t * C + c] = sm[i] * scale;
+    }
+  }
+  // one warp per group
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  for (int g0 = warp * gs; g0 < seg; g0 += nw * gs) {
+    float amax = 0.f;
+    for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(sm[g0 + i] * scale));
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float s = amax / 127.f;
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    int sum = 0;
+    for (int i = lane; i < gs; i += 32) {
+      int q = __float2int_rn((sm[g0 + i] * scale) * inv);
+      q = max(-127, min(127, q));
+      sum += q;
+      const int c = base + g0 + i;
+      if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)q;
+    }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const int g = (base + g0) / gs;
+    if (lane == 0 && g < G) {
+      const float xb = amax > 0.f ? s * (float)sum : 0.f;
+      fac[(size_t)t * G + g] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
+    }
+  }
+}
+
+// upg_rotq rotates (x <- H·(D·x), Hadamard blocks of rb values) and quantizes
 // the input of a dense matrix: one block per (segment of seg values, token),
 // seg = max(rb, gs). x rows are ldx floats apart; xr (n × C floats, may be
 // null) receives the rotated input; xq (n × ldq int8, ldq = U·128) and fac
@@ -271,51 +331,7 @@ extern "C" __global__ void __launch_bounds__(256)
     sm[i] = v;
   }
   __syncthreads();
-  if (rb > 1) {
-    for (int h = 1; h < rb; h <<= 1) {
-      for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
-        // pair p: block-local index j with bit h clear
-        const int lo = p % h, hi = p / h;
-        const int j = hi * 2 * h + lo;
-        const float a = sm[j], b = sm[j + h];
-        sm[j] = a + b;
-        sm[j + h] = a - b;
-      }
-      __syncthreads();
-    }
-    const float scale = (float)(1.0 / sqrt((double)rb));
-    for (int i = threadIdx.x; i < seg; i += blockDim.x) sm[i] *= scale;
-    __syncthreads();
-  }
-  if (xr != nullptr) {
-    for (int i = threadIdx.x; i < seg; i += blockDim.x) {
-      const int c = base + i;
-      if (c < C) xr[(size_t)t * C + c] = sm[i];
-    }
-  }
-  // one warp per group
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  for (int g0 = warp * gs; g0 < seg; g0 += nw * gs) {
-    float amax = 0.f;
-    for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(sm[g0 + i]));
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float s = amax / 127.f;
-    const float inv = amax > 0.f ? 127.f / amax : 0.f;
-    int sum = 0;
-    for (int i = lane; i < gs; i += 32) {
-      int q = __float2int_rn(sm[g0 + i] * inv);
-      q = max(-127, min(127, q));
-      sum += q;
-      const int c = base + g0 + i;
-      if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)q;
-    }
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    const int g = (base + g0) / gs;
-    if (lane == 0 && g < G) {
-      const float xb = amax > 0.f ? s * (float)sum : 0.f;
-      fac[(size_t)t * G + g] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
-    }
-  }
+  rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
 }
 
 // upg_overlay adds the fp16 overlay corrections Σ δ·xr[idx] of each row to y

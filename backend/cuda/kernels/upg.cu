@@ -2,3 +2,4 @@
 // backend/cuda/kernels.fatbin (one module: the driver loads it once).
 #include "gemv.cu"
 #include "ops.cu"
+#include "fused.cu"
