@@ -30,3 +30,11 @@ func quant16(q *int8, x *float32, n int, inv float32) int {
 }
 
 func pause() {}
+
+func i8Rows(out *float32, codes *byte, nrows int, a *i8Args) {
+	panic("cpu: no AVX2 kernels on this architecture")
+}
+
+func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs) {
+	panic("cpu: no AVX2 kernels on this architecture")
+}
