@@ -375,7 +375,7 @@ func TestKernelEnv(t *testing.T) {
 	for _, c := range []struct {
 		env  string
 		want Level
-	}{{"generic", LevelGeneric}, {"avx2", min(LevelAVX2, BestLevel())}, {"avx512", BestLevel()}, {"sse9", BestLevel()}, {"", BestLevel()}} {
+	}{{"generic", LevelGeneric}, {"avx2", capLevel(LevelAVX2)}, {"avx512", capLevel(LevelAVX512)}, {"neon", capLevel(LevelNEON)}, {"sse9", BestLevel()}, {"", BestLevel()}} {
 		t.Setenv(KernelEnv, c.env)
 		b := New(1)
 		if b.Level() != c.want {

@@ -217,11 +217,11 @@ func linearLevels(L []float32) bool {
 // denseKind picks the kernel for m at level lv.
 func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
 	switch {
-	case lv >= LevelAVX512 && m.GroupSize%64 == 0 && (m.Bits <= 6 || m.Bits <= 8 && linearLevels(m.Levels)):
+	case lv == LevelAVX512 && m.GroupSize%64 == 0 && (m.Bits <= 6 || m.Bits <= 8 && linearLevels(m.Levels)):
 		return kindDenseQ8
-	case lv >= LevelAVX2 && i8Supported(m.Bits, m.GroupSize, linearLevels(m.Levels)):
+	case i8Level(lv) && i8Supported(m.Bits, m.GroupSize, m.Groups, linearLevels(m.Levels)):
 		return kindDenseI8
-	case lv >= LevelAVX2 && m.GroupSize%16 == 0 && m.Bits <= 4:
+	case (lv == LevelAVX2 || lv == LevelAVX512) && m.GroupSize%16 == 0 && m.Bits <= 4:
 		return kindDenseF32
 	}
 	return kindDenseGo
@@ -254,9 +254,9 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		k := m.Bits
 		if j.kind == kindDenseI8 {
 			sh.q8 = q8LevelsI8(m.Levels, k)
-			sh.i8 = &i8Tab[k]
+			sh.i8 = i8TablesFor(k)
 			sh.i8lut = i8Lut(&sh.q8, k)
-			j.maxRead = 4*k*(sh.cp/32-1) + sh.i8.readBytes()
+			j.maxRead = sh.i8.maxRead(sh.cp)
 		} else {
 			sh.q8 = newQ8Levels(m.Levels, k)
 			for j := 0; j < 8; j++ { // qword lane j takes the k bytes of codes 8j..8j+7
@@ -267,7 +267,7 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 			}
 			j.maxRead = 8*m.Bits*(sh.cp/64-1) + 64
 		}
-		if n > 1 {
+		if n > 1 && (j.kind == kindDenseQ8 || i8Tiled) {
 			sh.tiles = (n + tileN - 1) / tileN
 			if cap(sh.xqT) < sh.tiles*tileN*sh.cp {
 				sh.xqT = make([]int8, sh.tiles*tileN*sh.cp)
@@ -327,7 +327,7 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 				sh.qv[i] = sh.q8.beta * sh.xb[i]
 			}
 			if j.kind == kindDenseI8 {
-				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], &sh.i8.perm)
+				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], sh.i8.perm[:])
 			}
 		}
 	}

@@ -10,6 +10,8 @@ var (
 		cpu.X86.HasAVX512VBMI && cpu.X86.HasAVX512VNNI
 )
 
+const hasNEON = false
+
 // q8Rows computes out[i] for nrows code rows from codes (stride a.rowBytes)
 // with int8 activations (AVX-512 VBMI + VNNI).
 //

@@ -1,10 +1,11 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package cpu
 
 const (
 	hasAVX2   = false
 	hasAVX512 = false
+	hasNEON   = false
 )
 
 func q8Rows(out *float32, codes *byte, nrows int, a *q8Args) {
@@ -31,10 +32,20 @@ func quant16(q *int8, x *float32, n int, inv float32) int {
 
 func pause() {}
 
-func i8Rows(out *float32, codes *byte, nrows int, a *i8Args) {
-	panic("cpu: no AVX2 kernels on this architecture")
-}
+func i8Level(Level) bool { return false }
 
-func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs) {
-	panic("cpu: no AVX2 kernels on this architecture")
+const i8Tiled = false
+
+// i8Tables: no integer kernels on this architecture.
+type i8Tables struct{ perm [32]uint8 }
+
+func (*i8Tables) maxRead(int) int                           { return 0 }
+func i8TablesFor(int) *i8Tables                             { return nil }
+func i8Supported(bits, group, groups int, linear bool) bool { return false }
+
+type i8Args struct{}
+type i8TileArgs struct{}
+
+func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
+	panic("cpu: no integer kernels on this architecture")
 }
