@@ -78,6 +78,8 @@ type Server struct {
 	draining atomic.Bool
 	handlers sync.WaitGroup
 	stopOnce sync.Once
+	shutOnce sync.Once
+	shutErr  error
 }
 
 // New starts a scheduler over e (which it owns from now on: nothing else
@@ -540,16 +542,17 @@ func (s *Server) Serve(ln net.Listener) error {
 // requests finish until ctx is done, then cancels the rest and stops the
 // scheduler. The engine is free for the caller again when it returns.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
-	var err error
-	if s.hs != nil {
-		err = s.hs.Shutdown(ctx)
-	}
-	s.Close()
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		err = nil // the remaining requests were cancelled, as asked
-	}
-	return err
+	s.shutOnce.Do(func() {
+		s.draining.Store(true)
+		if s.hs != nil {
+			s.shutErr = s.hs.Shutdown(ctx)
+		}
+		s.Close()
+		if errors.Is(s.shutErr, context.DeadlineExceeded) || errors.Is(s.shutErr, context.Canceled) {
+			s.shutErr = nil // the remaining requests were cancelled, as asked
+		}
+	})
+	return s.shutErr
 }
 
 // Close cancels every queued and running request, closes the connections,
@@ -558,9 +561,20 @@ func (s *Server) Close() {
 	s.stopOnce.Do(func() {
 		s.draining.Store(true)
 		s.sched.stop()
+		// Let the handlers write their requests' last events, then close
+		// the connections of any stuck on a client that does not read.
+		done := make(chan struct{})
+		go func() {
+			s.handlers.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
 		if s.hs != nil {
 			s.hs.Close()
 		}
-		s.handlers.Wait()
+		<-done
 	})
 }
