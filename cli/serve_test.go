@@ -188,4 +188,3 @@ func TestServeFlags(t *testing.T) {
 		}
 	}
 }
-
