@@ -103,6 +103,9 @@ type common struct {
 	ResponseFormat      *responseFormat    `json:"response_format"`
 	MaxCompletionTokens *int               `json:"max_completion_tokens"`
 	WebSearchOptions    json.RawMessage    `json:"web_search_options"`
+	// IgnoreEOS (an extension, as in vLLM) generates past end-of-text
+	// tokens, up to max_tokens: for benchmarks.
+	IgnoreEOS *bool `json:"ignore_eos"`
 	// Accepted and ignored (hints and identifiers with no effect here).
 	PromptCacheKey       *string         `json:"prompt_cache_key"`
 	PromptCacheRetention *string         `json:"prompt_cache_retention"`
@@ -210,6 +213,7 @@ type params struct {
 	stop         []string
 	logprobs     bool
 	topLogprobs  int
+	ignoreEOS    bool
 }
 
 // MaxStops is the most stop strings a request may give.
@@ -219,6 +223,9 @@ const MaxStops = 16
 // not implement with a clear 400.
 func (c *common) validate() (params, *apiError) {
 	p := params{temperature: 1, topP: 1}
+	if c.IgnoreEOS != nil {
+		p.ignoreEOS = *c.IgnoreEOS
+	}
 	if c.Stream != nil {
 		p.stream = *c.Stream
 	}
@@ -389,9 +396,16 @@ func parsePrompt(raw json.RawMessage) (promptInput, *apiError) {
 // Response types.
 
 type usage struct {
-	PromptTokens     int `json:"prompt_tokens"`
-	CompletionTokens int `json:"completion_tokens"`
-	TotalTokens      int `json:"total_tokens"`
+	PromptTokens        int                 `json:"prompt_tokens"`
+	CompletionTokens    int                 `json:"completion_tokens"`
+	TotalTokens         int                 `json:"total_tokens"`
+	PromptTokensDetails promptTokensDetails `json:"prompt_tokens_details"`
+}
+
+// promptTokensDetails reports, as OpenAI does, how many prompt tokens came
+// from the (prefix) cache.
+type promptTokensDetails struct {
+	CachedTokens int `json:"cached_tokens"`
 }
 
 type topLogprob struct {

@@ -186,3 +186,48 @@ func TestConcurrentStreams(t *testing.T) {
 		t.Errorf("metrics do not count 64 completions:\n%s", m)
 	}
 }
+
+// TestPrefixCacheReuse: a repeated long system prompt is served from the
+// prefix cache (usage.prompt_tokens_details.cached_tokens), with the same
+// greedy output as without the cache.
+func TestPrefixCacheReuse(t *testing.T) {
+	ts := start(t, engine.Options{Ctx: 1024}, serve.Config{})
+	var sys strings.Builder
+	for i := 1; sys.Len() < 2400; i++ {
+		fmt.Fprintf(&sys, "Rule %d: check the error returned by call number %d before using its result.\n", i, i*7)
+	}
+	ask := func(q string) (text string, prompt, cached int) {
+		body, _ := json.Marshal(map[string]any{"max_tokens": 12, "temperature": 0,
+			"messages": []map[string]string{{"role": "system", "content": sys.String()}, {"role": "user", "content": q}}})
+		code, _, b := post(t, ts.URL+"/v1/chat/completions", string(body))
+		var r struct {
+			Choices []struct{ Message struct{ Content string } } `json:"choices"`
+			Usage   struct {
+				PromptTokens        int `json:"prompt_tokens"`
+				PromptTokensDetails struct {
+					CachedTokens int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if code != 200 || json.Unmarshal(b, &r) != nil {
+			t.Fatalf("%d %s", code, b)
+		}
+		return r.Choices[0].Message.Content, r.Usage.PromptTokens, r.Usage.PromptTokensDetails.CachedTokens
+	}
+	first, n, cached := ask("Which rule matters most?")
+	if cached != 0 || n < 500 {
+		t.Fatalf("first request: %d prompt tokens, %d cached", n, cached)
+	}
+	_, n2, cached2 := ask("Which rule is easiest?")
+	if cached2 < n2-64 || cached2 >= n2 {
+		t.Errorf("second request (new question): %d of %d prompt tokens cached; want the system prompt's full blocks", cached2, n2)
+	}
+	again, n3, cached3 := ask("Which rule matters most?")
+	if again != first || cached3 != (n3-1)/32*32 {
+		t.Errorf("repeat: %q (%d of %d cached), first %q", again, cached3, n3, first)
+	}
+	st := waitIdle(t, ts.Server, time.Second)
+	if st.BlocksCached == 0 {
+		t.Errorf("no cached blocks kept: %+v", st)
+	}
+}

@@ -346,7 +346,7 @@ func (s *Server) request(prompt []int, p params, stops []string) (engine.Request
 	}
 	return engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops,
 		Sampling: sample.Options{Temperature: p.temperature, TopP: p.topP, Seed: seed},
-		Logprobs: p.logprobs, TopLogprobs: p.topLogprobs}, nil
+		Logprobs: p.logprobs, TopLogprobs: p.topLogprobs, IgnoreEOS: p.ignoreEOS}, nil
 }
 
 func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {

@@ -158,7 +158,8 @@ func (o *responder) token(ev event) error {
 }
 
 func (o *responder) usage(ev event) usage {
-	return usage{PromptTokens: ev.prompt, CompletionTokens: ev.completion, TotalTokens: ev.prompt + ev.completion}
+	return usage{PromptTokens: ev.prompt, CompletionTokens: ev.completion, TotalTokens: ev.prompt + ev.completion,
+		PromptTokensDetails: promptTokensDetails{CachedTokens: ev.reused}}
 }
 
 // finish writes the end of a successful response.
