@@ -103,6 +103,6 @@ decompress-and-multiply kernels.`,
 	root.SetVersionTemplate("{{upgVersion}}")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "structured debug logs on stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd(), newBenchCmd(), newSynthCmd(), newVersionCmd(), newListCmd())
+	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd(), newBenchCmd(), newSynthCmd(), newVersionCmd(), newListCmd(), newServeCmd())
 	return root
 }

@@ -38,6 +38,10 @@ type Config struct {
 	KVBudget int64
 	// BlockSize is the KV block size in positions (0 = kvcache.DefaultBlockSize).
 	BlockSize int
+	// PrefixCache keeps full KV blocks after their sequences end and lets
+	// new sequences that start with the same tokens reuse them (a shared
+	// system prompt, an earlier chat turn); see kvcache.
+	PrefixCache bool
 }
 
 // Engine runs sequences over one model, one context and one KV pool. It is
@@ -79,7 +83,8 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 		cfg.BlockSize = kvcache.DefaultBlockSize
 	}
 	c := &m.Config
-	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, DType: cfg.KVCache, BlockSize: cfg.BlockSize, Budget: cfg.KVBudget}
+	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, DType: cfg.KVCache, BlockSize: cfg.BlockSize, Budget: cfg.KVBudget,
+		PrefixCache: cfg.PrefixCache}
 	if po.Budget <= 0 {
 		po.Budget = kvcache.BudgetFor(po, cfg.Ctx, cfg.MaxSeqs)
 	}

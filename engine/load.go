@@ -32,6 +32,7 @@ type Options struct {
 	MaxSeqs, StepTokens int
 	KVBudget            int64
 	BlockSize           int
+	PrefixCache         bool // see Config.PrefixCache
 }
 
 // Loaded is an engine together with the files it maps.
@@ -87,7 +88,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 		ctx = ck.Config.MaxPositions
 	}
 	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
-		KVCache: opts.KVCache, KVBudget: opts.KVBudget, BlockSize: opts.BlockSize})
+		KVCache: opts.KVCache, KVBudget: opts.KVBudget, BlockSize: opts.BlockSize, PrefixCache: opts.PrefixCache})
 	if err != nil {
 		be.Close()
 		return fail(err)

@@ -107,6 +107,30 @@ func (e *Engine) Release(s *Sequence) { e.Pool.Truncate(s.ID, 0) }
 // token's arithmetic does not depend on the step it is in.
 func (e *Engine) Preempt(s *Sequence) { e.Pool.Truncate(s.ID, 0) }
 
+// CachedPrefix is the number of s's positions that AttachPrefix would
+// take from the prefix cache now (0 when s holds positions already).
+func (e *Engine) CachedPrefix(s *Sequence) int {
+	if !e.Pool.PrefixCache() || e.Pool.SeqBlocks(s.ID) > 0 || len(s.tokens) < 2 {
+		return 0
+	}
+	return e.Pool.MatchPrefix(s.tokens[:len(s.tokens)-1])
+}
+
+// AttachPrefix gives s, when it holds no positions, the cached KV blocks
+// its tokens start with (with Config.PrefixCache; at least the last token
+// is left to compute, for its logits) and returns how many positions it
+// got. Step calls it; a scheduler may call it first to plan.
+func (e *Engine) AttachPrefix(s *Sequence) int {
+	if !e.Pool.PrefixCache() || e.Pool.SeqBlocks(s.ID) > 0 || len(s.tokens) < 2 {
+		return 0
+	}
+	n := e.Pool.Attach(s.ID, s.tokens[:len(s.tokens)-1])
+	if s.start.IsZero() {
+		s.stats.ReusedTokens = n
+	}
+	return n
+}
+
 // Done reports whether the sequence has finished.
 func (s *Sequence) Done() bool { return s.done }
 
@@ -166,6 +190,7 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 		if s.done || budget == 0 || len(e.sel) == e.cfg.MaxSeqs {
 			continue
 		}
+		e.AttachPrefix(s)
 		fed := e.Pool.Len(s.ID)
 		if fed >= e.cfg.Ctx {
 			s.finish("context")
@@ -208,6 +233,7 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	e.reqs, e.res = e.reqs[:0], e.res[:0]
 	for _, sc := range e.sel {
 		e.Pool.Commit(sc.seq.ID, sc.n)
+		e.Pool.Register(sc.seq.ID, sc.seq.tokens)
 		if sc.out {
 			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: sc.seq.sampler, History: sc.seq.tokens, TopLogprobs: sc.seq.req.TopLogprobs})
 		}

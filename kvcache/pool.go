@@ -5,9 +5,20 @@
 // (copy-on-write), and the pool's size is a byte budget. The storage itself
 // belongs to the backend (backend.KV); the pool is host bookkeeping only,
 // and is not safe for concurrent use (one scheduler owns it).
+//
+// With Options.PrefixCache, full blocks are also content-addressed: a
+// block's key is the SHA-256 of its parent block's key and its tokens, so
+// equal keys mean equal token prefixes and therefore equal keys and values
+// (a position's cache entries depend only on the tokens up to it). Register
+// records a sequence's full blocks; Attach gives a new sequence the cached
+// blocks its tokens start with (shared, reference counted). A cached block
+// that no sequence references stays in the pool, counted as free, until a
+// new block is needed: then the least recently used one is evicted.
 package kvcache
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -28,6 +39,7 @@ type Options struct {
 	DType                    tensor.DType // tensor.F16 (default when Invalid) or tensor.F32
 	BlockSize                int          // positions per block (0 = DefaultBlockSize)
 	Budget                   int64        // bytes of key/value storage; the pool holds Budget / block bytes blocks
+	PrefixCache              bool         // keep full blocks for reuse by later sequences with the same prefix
 }
 
 func (o Options) spec() backend.KVSpec {
@@ -48,11 +60,27 @@ type Pool struct {
 	free []int32 // free block ids, a stack
 	ref  []int32 // references per block
 	seqs map[int]*seqState
+
+	// Prefix cache (nil maps and slices when off).
+	prefix  bool
+	cached  map[blockKey]int32 // key → block holding it
+	key     []blockKey         // per block: its key, when registered
+	isReg   []bool             // per block: registered in cached
+	lruPrev []int32            // per block: LRU list of unreferenced registered blocks
+	lruNext []int32
+	lruHead int32 // least recently used (evicted first); -1 when empty
+	lruTail int32
+	lruLen  int
+	hbuf    []byte
 }
 
+// blockKey identifies a full block's content and everything before it.
+type blockKey [sha256.Size]byte
+
 type seqState struct {
-	blocks []int32 // the block table
-	n      int     // positions stored
+	blocks []int32    // the block table
+	n      int        // positions stored
+	keys   []blockKey // keys of the leading full blocks registered or attached
 }
 
 // New allocates a pool's storage on be.
@@ -74,6 +102,15 @@ func New(be backend.Backend, o Options) (*Pool, error) {
 	p.free = make([]int32, spec.Blocks)
 	for i := range p.free {
 		p.free[i] = int32(spec.Blocks - 1 - i) // block 0 on top
+	}
+	p.lruHead, p.lruTail = -1, -1
+	if o.PrefixCache {
+		p.prefix = true
+		p.cached = map[blockKey]int32{}
+		p.key = make([]blockKey, spec.Blocks)
+		p.isReg = make([]bool, spec.Blocks)
+		p.lruPrev = make([]int32, spec.Blocks)
+		p.lruNext = make([]int32, spec.Blocks)
 	}
 	return p, nil
 }
@@ -98,8 +135,16 @@ func (p *Pool) BlockSize() int { return p.spec.BlockSize }
 // Blocks is the pool's size in blocks.
 func (p *Pool) Blocks() int { return p.spec.Blocks }
 
-// FreeBlocks is the number of blocks no sequence holds.
-func (p *Pool) FreeBlocks() int { return len(p.free) }
+// FreeBlocks is the number of blocks no sequence holds (including cached
+// blocks, which are evicted when needed).
+func (p *Pool) FreeBlocks() int { return len(p.free) + p.lruLen }
+
+// CachedBlocks is the number of blocks no sequence holds that keep a
+// cached prefix (part of FreeBlocks).
+func (p *Pool) CachedBlocks() int { return p.lruLen }
+
+// PrefixCache reports whether the pool caches full blocks for reuse.
+func (p *Pool) PrefixCache() bool { return p.prefix }
 
 // Bytes is the storage the pool was given.
 func (p *Pool) Bytes() int64 { return int64(p.spec.Blocks) * p.spec.BlockBytes() }
@@ -162,9 +207,9 @@ func (p *Pool) Needed(seq, n int) int {
 // Commit once the positions are written.
 func (p *Pool) Reserve(seq, n int) error {
 	need := p.Needed(seq, n)
-	if need > len(p.free) {
+	if need > p.FreeBlocks() {
 		return fmt.Errorf("%w: sequence %d needs %d more blocks of %d positions, %d of %d are free",
-			ErrNoBlocks, seq, need, p.spec.BlockSize, len(p.free), p.spec.Blocks)
+			ErrNoBlocks, seq, need, p.spec.BlockSize, p.FreeBlocks(), p.spec.Blocks)
 	}
 	s := p.seqs[seq]
 	if s == nil {
@@ -179,6 +224,9 @@ func (p *Pool) Reserve(seq, n int) error {
 			p.be.CopyKVBlock(p.kv, int(nb), int(old))
 			p.ref[old]--
 			s.blocks[i] = nb
+		} else if i < len(s.blocks) && p.prefix && p.isReg[s.blocks[i]] {
+			// Positions of a registered block are about to be overwritten.
+			p.unregister(s.blocks[i])
 		}
 	}
 	for len(s.blocks)*bs < s.n+n {
@@ -188,8 +236,15 @@ func (p *Pool) Reserve(seq, n int) error {
 }
 
 func (p *Pool) take() int32 {
-	b := p.free[len(p.free)-1]
-	p.free = p.free[:len(p.free)-1]
+	var b int32
+	if len(p.free) > 0 {
+		b = p.free[len(p.free)-1]
+		p.free = p.free[:len(p.free)-1]
+	} else {
+		b = p.lruHead // evict the least recently used cached block
+		p.lruRemove(b)
+		p.unregister(b)
+	}
 	p.ref[b] = 1
 	return b
 }
@@ -197,8 +252,135 @@ func (p *Pool) take() int32 {
 func (p *Pool) release(b int32) {
 	p.ref[b]--
 	if p.ref[b] == 0 {
-		p.free = append(p.free, b)
+		if p.prefix && p.isReg[b] {
+			p.lruPush(b)
+		} else {
+			p.free = append(p.free, b)
+		}
 	}
+}
+
+func (p *Pool) unregister(b int32) {
+	if p.isReg[b] {
+		delete(p.cached, p.key[b])
+		p.isReg[b] = false
+	}
+}
+
+func (p *Pool) lruPush(b int32) {
+	p.lruPrev[b], p.lruNext[b] = p.lruTail, -1
+	if p.lruTail >= 0 {
+		p.lruNext[p.lruTail] = b
+	} else {
+		p.lruHead = b
+	}
+	p.lruTail = b
+	p.lruLen++
+}
+
+func (p *Pool) lruRemove(b int32) {
+	prev, next := p.lruPrev[b], p.lruNext[b]
+	if prev >= 0 {
+		p.lruNext[prev] = next
+	} else {
+		p.lruHead = next
+	}
+	if next >= 0 {
+		p.lruPrev[next] = prev
+	} else {
+		p.lruTail = prev
+	}
+	p.lruLen--
+}
+
+// hashBlock is the key of a block holding tokens after the block keyed parent
+// (the zero key for the first block).
+func (p *Pool) hashBlock(parent *blockKey, tokens []int) blockKey {
+	p.hbuf = append(p.hbuf[:0], parent[:]...)
+	for _, t := range tokens {
+		p.hbuf = binary.LittleEndian.AppendUint32(p.hbuf, uint32(t))
+	}
+	return sha256.Sum256(p.hbuf)
+}
+
+// Register records seq's full blocks in the prefix cache, so that later
+// sequences starting with the same tokens can Attach them. tokens are seq's
+// tokens (at least Len(seq) of them). A no-op without Options.PrefixCache.
+func (p *Pool) Register(seq int, tokens []int) {
+	s := p.seqs[seq]
+	if !p.prefix || s == nil {
+		return
+	}
+	bs := p.spec.BlockSize
+	for i := len(s.keys); (i+1)*bs <= s.n && (i+1)*bs <= len(tokens); i++ {
+		var parent blockKey
+		if i > 0 {
+			parent = s.keys[i-1]
+		}
+		k := p.hashBlock(&parent, tokens[i*bs:(i+1)*bs])
+		s.keys = append(s.keys, k)
+		b := s.blocks[i]
+		if _, dup := p.cached[k]; !dup && !p.isReg[b] {
+			p.cached[k] = b
+			p.key[b] = k
+			p.isReg[b] = true
+		}
+	}
+}
+
+// match walks the cache along the full blocks of tokens and returns the
+// blocks found and their keys.
+func (p *Pool) match(tokens []int, fn func(b int32, k blockKey)) int {
+	if !p.prefix {
+		return 0
+	}
+	bs := p.spec.BlockSize
+	var parent blockKey
+	n := 0
+	for ; (n+1)*bs <= len(tokens); n++ {
+		k := p.hashBlock(&parent, tokens[n*bs:(n+1)*bs])
+		b, ok := p.cached[k]
+		if !ok {
+			break
+		}
+		if fn != nil {
+			fn(b, k)
+		}
+		parent = k
+	}
+	return n * bs
+}
+
+// MatchPrefix is the number of leading positions of tokens (whole blocks)
+// whose keys and values are in the prefix cache.
+func (p *Pool) MatchPrefix(tokens []int) int { return p.match(tokens, nil) }
+
+// Attach gives seq, which must hold no positions, the cached blocks that
+// tokens start with, and returns how many positions they hold (a multiple
+// of the block size; 0 without a match or Options.PrefixCache). Pass the
+// tokens whose cache entries are wanted: a caller that must compute the
+// last prompt token to get logits passes all but it.
+func (p *Pool) Attach(seq int, tokens []int) int {
+	if !p.prefix {
+		return 0
+	}
+	if s := p.seqs[seq]; s != nil && (s.n > 0 || len(s.blocks) > 0) {
+		return 0
+	}
+	s := &seqState{}
+	n := p.match(tokens, func(b int32, k blockKey) {
+		if p.ref[b] == 0 {
+			p.lruRemove(b)
+		}
+		p.ref[b]++
+		s.blocks = append(s.blocks, b)
+		s.keys = append(s.keys, k)
+	})
+	if n > 0 {
+		s.n = n
+		p.seqs[seq] = s
+	}
+	return n
 }
 
 // Commit records that n more positions of seq were written (after Reserve).
@@ -219,11 +401,16 @@ func (p *Pool) Truncate(seq, n int) {
 	}
 	n = max(0, min(n, s.n))
 	keep := (n + p.spec.BlockSize - 1) / p.spec.BlockSize
-	for _, b := range s.blocks[keep:] {
-		p.release(b)
+	// Last block first: in the prefix cache's LRU order, a sequence's later
+	// blocks are evicted before the earlier ones they depend on.
+	for i := len(s.blocks) - 1; i >= keep; i-- {
+		p.release(s.blocks[i])
 	}
 	s.blocks = s.blocks[:keep]
 	s.n = n
+	if full := n / p.spec.BlockSize; len(s.keys) > full {
+		s.keys = s.keys[:full]
+	}
 	if n == 0 {
 		delete(p.seqs, seq)
 	}
@@ -260,6 +447,7 @@ func (p *Pool) Fork(dst, src, n int) error {
 	}
 	keep := (n + p.spec.BlockSize - 1) / p.spec.BlockSize
 	d := &seqState{blocks: append([]int32(nil), s.blocks[:keep]...), n: n}
+	d.keys = append(d.keys, s.keys[:min(len(s.keys), n/p.spec.BlockSize)]...)
 	for _, b := range d.blocks {
 		p.ref[b]++
 	}

@@ -22,6 +22,19 @@ go test -count=1 -timeout 40m ./...
 echo "== race detector: model contexts running concurrently, batched engine steps"
 go test -count=1 -race -run 'TestContextsRunConcurrently' ./model
 
+echo "== race detector: the server's scheduler and handlers (streams, disconnects, shutdown)"
+go test -count=1 -race -run 'TestOpenAIGoChat|TestDisconnectFreesBlocks|TestShutdown' ./serve
+
+echo "== upg serve with the official openai npm client (node --test tests/node)"
+if [ ! -d tests/node/node_modules/openai ]; then
+  echo "tests/node/node_modules is missing: run 'npm ci' in tests/node (.ci/run does)" >&2
+  exit 1
+fi
+bindir=$(mktemp -d)
+trap 'rm -rf "$bindir"' EXIT
+go build -o "$bindir/upg" ./cmd/upg
+UPG_BIN="$bindir/upg" node --test tests/node/
+
 echo "== fuzz (short runs; the seed corpora already ran above)"
 FUZZTIME="${FUZZTIME:-10s}"
 for target in \

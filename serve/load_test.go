@@ -1,0 +1,233 @@
+package serve_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/internal/sysmem"
+	"github.com/upg-ai/upg/serve"
+)
+
+var loadPrompts = []string{
+	"package main\n\nimport \"fmt\"\n\nfunc main() {",
+	"It was a dark and stormy night; the rain fell in torrents",
+	"func (b *Buffer) Write(p []byte) (n int, err error) {",
+	"The old man looked at the sea and",
+	"// Copyright 2009 The Go Authors. All rights reserved.",
+	"She had never seen so many people in one room, and",
+	"type Reader interface {",
+	"In the beginning",
+}
+
+type streamResult struct {
+	text       string
+	finish     string
+	done       bool
+	usage      *struct{ PromptTokens, CompletionTokens int }
+	chunks     int
+	err        error
+	status     int
+	firstToken time.Duration
+}
+
+// streamCompletion posts a streaming completion and reads it to the end.
+func streamCompletion(ctx context.Context, url string, body map[string]any) streamResult {
+	var r streamResult
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v1/completions", strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
+	t0 := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer resp.Body.Close()
+	r.status = resp.StatusCode
+	if resp.StatusCode != 200 {
+		msg, _ := io.ReadAll(resp.Body)
+		r.err = fmt.Errorf("status %d: %s", resp.StatusCode, msg)
+		return r
+	}
+	events, done, err := sse(resp.Body)
+	r.done, r.err = done, err
+	var text strings.Builder
+	for _, ev := range events {
+		var c struct {
+			Choices []struct {
+				Text         string  `json:"text"`
+				FinishReason *string `json:"finish_reason"`
+			} `json:"choices"`
+			Usage *struct {
+				PromptTokens     int `json:"prompt_tokens"`
+				CompletionTokens int `json:"completion_tokens"`
+			} `json:"usage"`
+			Error *struct{ Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(ev, &c); err != nil {
+			r.err = err
+			return r
+		}
+		if c.Error != nil {
+			r.err = fmt.Errorf("error event: %s", c.Error.Message)
+			return r
+		}
+		for _, ch := range c.Choices {
+			if ch.Text != "" && r.firstToken == 0 {
+				r.firstToken = time.Since(t0)
+			}
+			text.WriteString(ch.Text)
+			if ch.FinishReason != nil {
+				r.finish = *ch.FinishReason
+			}
+		}
+		if c.Usage != nil {
+			r.usage = &struct{ PromptTokens, CompletionTokens int }{c.Usage.PromptTokens, c.Usage.CompletionTokens}
+		}
+		r.chunks++
+	}
+	r.text = text.String()
+	return r
+}
+
+// TestConcurrentStreams runs 64 streaming requests of up to 64 tokens at
+// once: no errors, every stream ends with [DONE] and correct usage, greedy
+// ones produce what they produce alone, and afterwards no KV block is
+// referenced by a request and memory stayed within model + KV budget + 0.5 GiB.
+func TestConcurrentStreams(t *testing.T) {
+	t0 := time.Now()
+	ts := start(t, engine.Options{MaxSeqs: 32, Ctx: 512}, serve.Config{})
+	const n = 64
+	type spec struct {
+		prompt    string
+		maxTokens int
+		greedy    bool
+	}
+	specs := make([]spec, n)
+	for i := range specs {
+		specs[i] = spec{prompt: fmt.Sprintf("%s // %d", loadPrompts[i%len(loadPrompts)], i), maxTokens: 1 + (i*37)%64, greedy: i%2 == 0}
+	}
+	results := make([]streamResult, n)
+	var wg sync.WaitGroup
+	for i, sp := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := map[string]any{"model": "miniphi-29m", "prompt": sp.prompt, "max_tokens": sp.maxTokens, "stream": true,
+				"stream_options": map[string]any{"include_usage": true}}
+			if sp.greedy {
+				body["temperature"] = 0
+			} else {
+				body["temperature"], body["seed"] = 0.8, i
+			}
+			results[i] = streamCompletion(context.Background(), ts.URL, body)
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	tokens := 0
+	for i, r := range results {
+		if r.err != nil || !r.done {
+			t.Errorf("request %d: err %v, [DONE] %v", i, r.err, r.done)
+			continue
+		}
+		prompt := ts.eng.EncodePrompt(specs[i].prompt)
+		if r.usage == nil || r.usage.PromptTokens != len(prompt) || r.usage.CompletionTokens > specs[i].maxTokens ||
+			(r.finish == "length") != (r.usage.CompletionTokens == specs[i].maxTokens) {
+			t.Errorf("request %d: usage %+v finish %q for max_tokens %d, prompt %d", i, r.usage, r.finish, specs[i].maxTokens, len(prompt))
+			continue
+		}
+		tokens += r.usage.CompletionTokens
+	}
+	st := waitIdle(t, ts.Server, 2*time.Second)
+	if st.BlocksReferenced != 0 {
+		t.Errorf("%d KV blocks still referenced", st.BlocksReferenced)
+	}
+	t.Logf("%d requests, %d tokens in %v (%.0f tok/s); %d steps, %d preemptions, %d cached blocks", n, tokens, elapsed.Round(time.Millisecond),
+		float64(tokens)/elapsed.Seconds(), st.Steps, st.Preemptions, st.BlocksCached)
+
+	// Greedy ones equal the engine's output alone.
+	ref := load(t, engine.Options{Ctx: 512})
+	defer ref.Close()
+	for i := 0; i < n; i += 8 {
+		var b strings.Builder
+		if _, err := ref.Generate(context.Background(), engine.Request{Prompt: ref.EncodePrompt(specs[i].prompt), MaxTokens: specs[i].maxTokens},
+			func(s string) { b.WriteString(s) }); err != nil {
+			t.Fatal(err)
+		}
+		if results[i].text != b.String() {
+			t.Errorf("request %d batched: %q\nalone: %q", i, results[i].text, b.String())
+		}
+	}
+	usage := sysmem.Self()
+	limit := sysmem.PathSize(demo) + ts.eng.Pool.Bytes() + 512<<20
+	if usage.PeakRSS > limit {
+		t.Errorf("peak RSS %d MiB > model + KV budget + 512 MiB = %d MiB", usage.PeakRSS>>20, limit>>20)
+	}
+	if elapsed > 2*time.Minute {
+		t.Errorf("64 streams took %v", elapsed)
+	}
+	// The request counter saw them.
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(m), `upg_requests_total{code="200",endpoint="completions"} 64`) {
+		t.Errorf("metrics do not count 64 completions:\n%s", m)
+	}
+}
+
+// TestPrefixCacheReuse: a repeated long system prompt is served from the
+// prefix cache (usage.prompt_tokens_details.cached_tokens), with the same
+// greedy output as without the cache.
+func TestPrefixCacheReuse(t *testing.T) {
+	ts := start(t, engine.Options{Ctx: 1024}, serve.Config{})
+	var sys strings.Builder
+	for i := 1; sys.Len() < 2400; i++ {
+		fmt.Fprintf(&sys, "Rule %d: check the error returned by call number %d before using its result.\n", i, i*7)
+	}
+	ask := func(q string) (text string, prompt, cached int) {
+		body, _ := json.Marshal(map[string]any{"max_tokens": 12, "temperature": 0,
+			"messages": []map[string]string{{"role": "system", "content": sys.String()}, {"role": "user", "content": q}}})
+		code, _, b := post(t, ts.URL+"/v1/chat/completions", string(body))
+		var r struct {
+			Choices []struct{ Message struct{ Content string } } `json:"choices"`
+			Usage   struct {
+				PromptTokens        int `json:"prompt_tokens"`
+				PromptTokensDetails struct {
+					CachedTokens int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if code != 200 || json.Unmarshal(b, &r) != nil {
+			t.Fatalf("%d %s", code, b)
+		}
+		return r.Choices[0].Message.Content, r.Usage.PromptTokens, r.Usage.PromptTokensDetails.CachedTokens
+	}
+	first, n, cached := ask("Which rule matters most?")
+	if cached != 0 || n < 500 {
+		t.Fatalf("first request: %d prompt tokens, %d cached", n, cached)
+	}
+	_, n2, cached2 := ask("Which rule is easiest?")
+	if cached2 < n2-64 || cached2 >= n2 {
+		t.Errorf("second request (new question): %d of %d prompt tokens cached; want the system prompt's full blocks", cached2, n2)
+	}
+	again, n3, cached3 := ask("Which rule matters most?")
+	if again != first || cached3 != (n3-1)/32*32 {
+		t.Errorf("repeat: %q (%d of %d cached), first %q", again, cached3, n3, first)
+	}
+	st := waitIdle(t, ts.Server, time.Second)
+	if st.BlocksCached == 0 {
+		t.Errorf("no cached blocks kept: %+v", st)
+	}
+}

@@ -1,0 +1,214 @@
+package serve_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/upg-ai/upg/chat"
+	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/serve"
+)
+
+func client(ts *testServer, key string) openai.Client {
+	return openai.NewClient(option.WithBaseURL(ts.URL+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+}
+
+// reference generates text with a separate engine, as `upg run` does.
+func reference(t *testing.T, prompt []int, maxTokens int, stops []string) (string, engine.Stats) {
+	t.Helper()
+	l := load(t, engine.Options{Ctx: 512})
+	defer l.Close()
+	var b strings.Builder
+	st, err := l.Generate(context.Background(), engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops}, func(s string) { b.WriteString(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String(), st
+}
+
+const codePrompt = "func (b *Buffer) Write(p []byte) (n int, err error) {"
+
+// TestOpenAIGoCompletions drives /v1/completions with the official Go client:
+// greedy text equal to a plain engine run, streaming equal to not, usage
+// equal to the tokenizer's count, stop strings, seeded sampling.
+func TestOpenAIGoCompletions(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{APIKey: "sk-test"})
+	c := client(ts, "sk-test")
+	ctx := context.Background()
+	prompt := ts.eng.EncodePrompt(codePrompt)
+	want, wst := reference(t, prompt, 40, nil)
+
+	params := openai.CompletionNewParams{Model: "miniphi-29m", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(codePrompt)},
+		MaxTokens: openai.Int(40), Temperature: openai.Float(0)}
+	res, err := c.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Choices) != 1 || res.Choices[0].Text != want {
+		t.Fatalf("greedy completion %q\nwant (engine alone) %q", res.Choices[0].Text, want)
+	}
+	if res.Usage.PromptTokens != int64(len(prompt)) || res.Usage.CompletionTokens != int64(wst.GeneratedTokens) || res.Usage.TotalTokens != res.Usage.PromptTokens+res.Usage.CompletionTokens {
+		t.Errorf("usage %+v, want prompt %d completion %d", res.Usage, len(prompt), wst.GeneratedTokens)
+	}
+	wantReason := "length"
+	if wst.StopReason == "eos" {
+		wantReason = "stop"
+	}
+	if string(res.Choices[0].FinishReason) != wantReason || res.Object != "text_completion" || res.Model != "miniphi-29m" {
+		t.Errorf("finish %q object %q model %q", res.Choices[0].FinishReason, res.Object, res.Model)
+	}
+
+	// Streaming: the same text, usage at the end when asked.
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	stream := c.Completions.NewStreaming(ctx, params)
+	var text strings.Builder
+	var usage openai.CompletionUsage
+	finish := ""
+	chunks := 0
+	for stream.Next() {
+		ch := stream.Current()
+		chunks++
+		for _, cc := range ch.Choices {
+			text.WriteString(cc.Text)
+			if cc.FinishReason != "" {
+				finish = string(cc.FinishReason)
+			}
+		}
+		if ch.Usage.TotalTokens > 0 {
+			usage = ch.Usage
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if text.String() != want || finish != wantReason || usage.PromptTokens != int64(len(prompt)) || usage.CompletionTokens != int64(wst.GeneratedTokens) {
+		t.Errorf("stream: %q finish %q usage %+v (%d chunks)\nwant %q", text.String(), finish, usage, chunks, want)
+	}
+
+	// A stop string from the middle of the greedy text ends it before the stop.
+	stop := want[len(want)/2 : len(want)/2+6]
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{}
+	params.Stop = openai.CompletionNewParamsStopUnion{OfStringArray: []string{"\x00never", stop}}
+	res, err = c.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Choices[0].Text; got != want[:strings.Index(want, stop)] || res.Choices[0].FinishReason != "stop" {
+		t.Errorf("stop %q: %q (%s), want %q", stop, got, res.Choices[0].FinishReason, want[:strings.Index(want, stop)])
+	}
+
+	// Seeded sampling repeats itself; log-probabilities come per token.
+	sampled := openai.CompletionNewParams{Model: "miniphi-29m", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("The old man")},
+		MaxTokens: openai.Int(16), Temperature: openai.Float(0.9), TopP: openai.Float(0.95), Seed: openai.Int(42), Logprobs: openai.Int(3)}
+	a, err := c.Completions.New(ctx, sampled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Completions.New(ctx, sampled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Choices[0].Text != b.Choices[0].Text {
+		t.Errorf("same seed, different text: %q vs %q", a.Choices[0].Text, b.Choices[0].Text)
+	}
+	lp := a.Choices[0].Logprobs
+	if n := int(a.Usage.CompletionTokens); len(lp.Tokens) != n || len(lp.TokenLogprobs) != n || len(lp.TopLogprobs) != n {
+		t.Errorf("logprobs for %d tokens: %d tokens, %d logprobs, %d tops", n, len(lp.Tokens), len(lp.TokenLogprobs), len(lp.TopLogprobs))
+	}
+	for i, v := range lp.TokenLogprobs {
+		if v > 0 || len(lp.TopLogprobs[i]) == 0 || len(lp.TopLogprobs[i]) > 3 {
+			t.Errorf("token %d: logprob %v, %d top logprobs", i, v, len(lp.TopLogprobs[i]))
+		}
+	}
+
+	// Token-id prompts are accepted too.
+	ids := make([]int64, len(prompt))
+	for i, id := range prompt {
+		ids[i] = int64(id)
+	}
+	res, err = c.Completions.New(ctx, openai.CompletionNewParams{Model: "miniphi-29m", Prompt: openai.CompletionNewParamsPromptUnion{OfArrayOfTokens: ids},
+		MaxTokens: openai.Int(40), Temperature: openai.Float(0)})
+	if err != nil || res.Choices[0].Text != want {
+		t.Errorf("token-id prompt: %v %q", err, res.Choices[0].Text)
+	}
+
+	// The wrong key is refused with 401.
+	wrong := client(ts, "sk-wrong")
+	_, err = wrong.Completions.New(ctx, params)
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized || apiErr.Code != "invalid_api_key" {
+		t.Errorf("wrong key: %v", err)
+	}
+	// The model list.
+	models, err := c.Models.List(ctx)
+	if err != nil || len(models.Data) != 1 || models.Data[0].ID != "miniphi-29m" {
+		t.Errorf("models: %v %+v", err, models)
+	}
+}
+
+// TestOpenAIGoChat drives /v1/chat/completions with the official Go client.
+func TestOpenAIGoChat(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{})
+	c := client(ts, "unused")
+	ctx := context.Background()
+	msgs := []chat.Message{{Role: "system", Content: "You write Go."}, {Role: "user", Content: "Write a function that adds two numbers."}}
+	prompt := ts.eng.EncodeChat(msgs)
+	want, wst := reference(t, prompt, 48, ts.eng.Template.Stops())
+
+	params := openai.ChatCompletionNewParams{Model: "anything",
+		Messages:            []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(msgs[0].Content), openai.UserMessage(msgs[1].Content)},
+		MaxCompletionTokens: openai.Int(48), Temperature: openai.Float(0), Logprobs: openai.Bool(true), TopLogprobs: openai.Int(2)}
+	res, err := c.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := res.Choices[0]
+	if ch.Message.Content != want || ch.Message.Role != "assistant" {
+		t.Errorf("chat %q\nwant (engine alone) %q", ch.Message.Content, want)
+	}
+	if res.Usage.PromptTokens != int64(len(prompt)) || res.Usage.CompletionTokens != int64(wst.GeneratedTokens) {
+		t.Errorf("usage %+v, want prompt %d completion %d", res.Usage, len(prompt), wst.GeneratedTokens)
+	}
+	if len(ch.Logprobs.Content) != wst.GeneratedTokens {
+		t.Errorf("%d logprobs for %d tokens", len(ch.Logprobs.Content), wst.GeneratedTokens)
+	}
+	for _, lp := range ch.Logprobs.Content {
+		if len(lp.TopLogprobs) != 2 || lp.TopLogprobs[0].Logprob < lp.TopLogprobs[1].Logprob || lp.Logprob > lp.TopLogprobs[0].Logprob+1e-6 {
+			t.Errorf("logprob %+v", lp)
+			break
+		}
+	}
+
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	stream := c.Chat.Completions.NewStreaming(ctx, params)
+	acc := openai.ChatCompletionAccumulator{}
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(acc.Choices) != 1 || acc.Choices[0].Message.Content != want || acc.Usage.PromptTokens != int64(len(prompt)) ||
+		acc.Usage.CompletionTokens != int64(wst.GeneratedTokens) || acc.Choices[0].FinishReason != res.Choices[0].FinishReason {
+		t.Errorf("stream: %+v\nwant %q", acc.ChatCompletion, want)
+	}
+
+	// Refused parameters name themselves.
+	for name, p := range map[string]openai.ChatCompletionNewParams{
+		"n":                 {N: openai.Int(2)},
+		"frequency_penalty": {FrequencyPenalty: openai.Float(0.5)},
+		"response_format":   {ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}},
+	} {
+		p.Model, p.Messages = "x", params.Messages
+		_, err := c.Chat.Completions.New(ctx, p)
+		var apiErr *openai.Error
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != name || !strings.Contains(apiErr.Message, name) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+// The official openai npm client against `upg serve` with the demo model.
+// scripts/test.sh builds upg and runs this with UPG_BIN set:
+//   UPG_BIN=/path/to/upg node --test tests/node/
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import OpenAI from 'openai';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const bin = process.env.UPG_BIN || path.join(root, 'upg');
+const model = path.join(root, 'models/miniphi-29m.upg');
+const key = 'sk-node-test';
+
+let server;
+let stderr = '';
+let client;
+
+before(async () => {
+  server = spawn(bin, ['serve', '--model', model, '--port', '0', '--api-key', key, '--max-batch', '8', '--kv-budget', '64MiB'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  server.stderr.setEncoding('utf8');
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`upg serve did not start:\n${stderr}`)), 30000);
+    server.stderr.on('data', (chunk) => {
+      stderr += chunk;
+      const m = stderr.match(/msg=listening url=(http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    server.on('exit', (code) => reject(new Error(`upg serve exited with ${code}:\n${stderr}`)));
+  });
+  client = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0 });
+});
+
+after(async () => {
+  if (!server || server.exitCode !== null) return;
+  const exited = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
+  server.kill('SIGTERM');
+  const { code } = await exited;
+  assert.equal(code, 0, `upg serve exit code after SIGTERM:\n${stderr}`);
+});
+
+const prompt = 'func (b *Buffer) Write(p []byte) (n int, err error) {';
+
+test('greedy completion equals upg run --temperature 0', async () => {
+  const want = execFileSync(bin, ['run', '--model', model, '--temperature', '0', '--max-tokens', '32', prompt],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const tokens = execFileSync(bin, ['tokenize', '--model', model, prompt], { encoding: 'utf8' }).trim().split(/\s+/);
+  const res = await client.completions.create({ model: 'miniphi-29m', prompt, max_tokens: 32, temperature: 0 });
+  assert.equal(res.choices[0].text, want);
+  assert.equal(res.usage.prompt_tokens, tokens.length);
+  assert.equal(res.usage.total_tokens, res.usage.prompt_tokens + res.usage.completion_tokens);
+  assert.equal(res.object, 'text_completion');
+});
+
+test('streamed completion equals the non-streamed one, with usage', async () => {
+  const params = { model: 'miniphi-29m', prompt, max_tokens: 24, temperature: 0 };
+  const full = await client.completions.create(params);
+  const stream = await client.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let usage;
+  let finish;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      text += c.text;
+      if (c.finish_reason) finish = c.finish_reason;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.equal(text, full.choices[0].text);
+  assert.equal(finish, full.choices[0].finish_reason);
+  assert.deepEqual(usage, full.usage);
+});
+
+test('chat, streaming and not, stop strings', async () => {
+  const messages = [{ role: 'system', content: 'You write Go.' }, { role: 'user', content: 'Write a function that adds two numbers.' }];
+  const res = await client.chat.completions.create({ model: 'miniphi-29m', messages, max_completion_tokens: 40, temperature: 0 });
+  const want = res.choices[0].message.content;
+  assert.equal(res.choices[0].message.role, 'assistant');
+  assert.ok(res.usage.prompt_tokens > 0 && res.usage.completion_tokens > 0);
+
+  const stream = await client.chat.completions.create({ model: 'miniphi-29m', messages, max_completion_tokens: 40, temperature: 0, stream: true });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  assert.equal(text, want);
+
+  if (want.length > 12) {
+    const stop = want.slice(6, 11);
+    const cut = await client.chat.completions.create({ model: 'miniphi-29m', messages, max_completion_tokens: 40, temperature: 0, stop: [stop] });
+    assert.equal(cut.choices[0].message.content, want.slice(0, want.indexOf(stop)));
+    assert.equal(cut.choices[0].finish_reason, 'stop');
+  }
+});
+
+test('errors: wrong key 401, n > 1 and oversize prompts 400', async () => {
+  const wrong = new OpenAI({ baseURL: client.baseURL, apiKey: 'sk-wrong', maxRetries: 0 });
+  await assert.rejects(wrong.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+  await assert.rejects(
+    client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }], n: 2 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'n',
+  );
+  await assert.rejects(
+    client.completions.create({ model: 'x', prompt: 'word '.repeat(5000), max_tokens: 1 }),
+    (e) => e instanceof OpenAI.BadRequestError && e.code === 'context_length_exceeded' && /maximum context length/.test(e.message),
+  );
+  const models = await client.models.list();
+  assert.equal(models.data[0].id, 'miniphi-29m');
+});
+
+test('concurrent streams all finish', async () => {
+  const runs = Array.from({ length: 8 }, (_, i) => (async () => {
+    const stream = await client.completions.create({ model: 'm', prompt: `Story ${i}:`, max_tokens: 16, stream: true, seed: i });
+    let n = 0;
+    let finish;
+    for await (const chunk of stream) {
+      n++;
+      if (chunk.choices[0]?.finish_reason) finish = chunk.choices[0].finish_reason;
+    }
+    return { n, finish };
+  })());
+  for (const r of await Promise.all(runs)) {
+    assert.ok(r.n > 0);
+    assert.ok(r.finish === 'length' || r.finish === 'stop');
+  }
+});
