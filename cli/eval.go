@@ -37,52 +37,28 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			if err != nil {
 				return err
 			}
-			ctx := mf.ctx
-			if ctx == 0 {
-				ctx = 512
-			}
-			mf.ctx = ctx
-			l, err := mf.load()
-			if err != nil {
+			if _, err := parseKVCache(mf.kv); err != nil {
 				return err
 			}
-			defer l.Close()
-			var ref *engine.Loaded
-			if refPath != "" {
-				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Ctx: ctx}); err != nil {
+			path := mf.path
+			if path == "" {
+				if path, err = demoModelPath(); err != nil {
 					return err
 				}
-				defer ref.Close()
 			}
-			tokens := l.Tokenizer.Encode(string(text), false, false)
-			bar := progressbar.NewOptions(len(tokens)/ctx, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
+			bar := progressbar.NewOptions(0, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
 				progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
 				progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetDescription("evaluating"))
-			var refModel *model.Model
-			if ref != nil {
-				refModel = ref.Model
-			}
-			loaded := []*engine.Loaded{l}
-			for _, p := range more {
-				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Ctx: ctx})
-				if err != nil {
-					return err
+			results, err := Evaluate(EvalOptions{Model: path, Ref: refPath, Compare: more, Text: string(text),
+				Ctx: mf.ctx, Threads: mf.threads}, func(d, t int) {
+				if bar.GetMax() != t {
+					bar.ChangeMax(t)
 				}
-				defer o.Close()
-				loaded = append(loaded, o)
-			}
-			models := make([]*model.Model, len(loaded))
-			for i, o := range loaded {
-				models[i] = o.Model
-			}
-			results, err := eval.CompareMany(models, refModel, tokens, ctx, func(d, t int) { bar.Set(d) })
+				bar.Set(d)
+			})
 			bar.Finish()
 			if err != nil {
 				return err
-			}
-			for i, r := range results {
-				r.Model = loaded[i].Checkpoint.Path
-				r.FileBytes, r.BPW = modelSize(loaded[i])
 			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
@@ -100,7 +76,7 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			res := results[0]
 			fmt.Printf("scored %d tokens in %d chunks of %d\n", res.Tokens, res.Chunks, res.Ctx)
 			fmt.Printf("PPL %.4f", res.PPL)
-			if ref != nil {
+			if refPath != "" {
 				fmt.Printf("   reference PPL %.4f   ratio %.4f\n", res.RefPPL, res.PPLRatio)
 				fmt.Printf("KL divergence: mean %.5f, p99 %.5f\ntop-1 agreement %.2f%%\n", res.KLDMean, res.KLDP99, 100*res.Top1)
 			} else {
@@ -116,6 +92,63 @@ reference's, top-1 agreement, bits per weight and file size.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per model")
 	cmd.Flags().StringArrayVar(&more, "compare", nil, "another model to score in the same pass (repeatable; the reference runs once)")
 	return cmd
+}
+
+// EvalOptions are the inputs of Evaluate (upg eval's flags).
+type EvalOptions struct {
+	Model   string   // the model to score
+	Ref     string   // the reference model ("" = perplexity only)
+	Compare []string // more models scored in the same pass
+	Text    string   // the evaluation text
+	Ctx     int      // tokens per chunk (0 = 512)
+	Threads int      // CPU threads (0 = all cores)
+}
+
+// Evaluate loads the models and scores the text as `upg eval` does: one
+// result per model (Model, then Compare) with the file's path, size and
+// bits per weight filled in; these are the objects `upg eval --json`
+// prints. progress (may be nil) is called after each chunk.
+func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
+	ctx := o.Ctx
+	if ctx == 0 {
+		ctx = 512
+	}
+	var loaded []*engine.Loaded
+	defer func() {
+		for _, l := range loaded {
+			l.Close()
+		}
+	}()
+	for _, p := range append([]string{o.Model}, o.Compare...) {
+		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Ctx: ctx})
+		if err != nil {
+			return nil, err
+		}
+		loaded = append(loaded, l)
+	}
+	var refModel *model.Model
+	if o.Ref != "" {
+		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Ctx: ctx})
+		if err != nil {
+			return nil, err
+		}
+		defer ref.Close()
+		refModel = ref.Model
+	}
+	tokens := loaded[0].Tokenizer.Encode(o.Text, false, false)
+	models := make([]*model.Model, len(loaded))
+	for i, l := range loaded {
+		models[i] = l.Model
+	}
+	results, err := eval.CompareMany(models, refModel, tokens, ctx, progress)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range results {
+		r.Model = loaded[i].Checkpoint.Path
+		r.FileBytes, r.BPW = modelSize(loaded[i])
+	}
+	return results, nil
 }
 
 // modelSize returns the model file's size (the sum of tensor bytes for
