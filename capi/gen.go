@@ -186,17 +186,29 @@ func (g *genObj) run(ctx context.Context, req engine.Request) {
 		return
 	}
 	defer m.life.RUnlock()
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.gen.Lock()
+	defer m.gen.Unlock()
 	if ctx.Err() != nil {
 		g.stats.StopReason = "cancelled"
 		return
 	}
+	m.run.Lock()
+	held := true
+	defer func() {
+		if held {
+			m.run.Unlock()
+		}
+	}()
+	// Generate calls emit between its steps, where the backend is idle.
 	st, err := m.l.Generate(ctx, req, func(s string) {
+		held = false
+		m.run.Unlock()
 		select {
 		case g.ch <- s:
 		case <-ctx.Done():
 		}
+		m.run.Lock()
+		held = true
 	})
 	g.stats = st
 	if err != nil && ctx.Err() == nil {
@@ -204,15 +216,18 @@ func (g *genObj) run(ctx context.Context, req engine.Request) {
 	}
 }
 
-// next copies text produced since the last call into buf: it waits up to
-// timeout for a first piece, then takes the pieces already waiting, up to
-// maxPieces (0 = no limit) and the size of buf. finished reports that the
-// generation has ended and all its text was returned; the generation's
-// error, if any, is returned once all its text was.
+// next copies text produced since the last call into buf. With maxPieces
+// > 0 it waits up to timeout for a first piece, then takes the pieces
+// already waiting, up to maxPieces (streaming); with maxPieces 0 it
+// collects pieces until the generation ends or timeout passes (one wake-up
+// per timeout instead of one per token). Either way it stops when buf is
+// full. finished reports that the generation has ended and all its text was
+// returned; the generation's error, if any, is returned with finished.
 func (g *genObj) next(timeout time.Duration, maxPieces int, buf []byte) (n int, finished bool, err error) {
 	pieces := 0
-	// put copies s into buf; what does not fit waits in pending. A piece
-	// longer than the whole buffer is cut at a UTF-8 boundary.
+	// put copies s into buf and reports whether there is room for more;
+	// what does not fit waits in pending. A piece longer than the whole
+	// buffer is cut at a UTF-8 boundary.
 	put := func(s string) bool {
 		if len(s) > len(buf)-n {
 			if n > 0 {
@@ -241,16 +256,16 @@ func (g *genObj) next(timeout time.Duration, maxPieces int, buf []byte) (n int, 
 			return n, false, nil
 		}
 	}
+	g.timer.Reset(timeout)
+	defer g.timer.Stop()
 	for {
 		var s string
 		var ok bool
-		if n == 0 {
-			g.timer.Reset(timeout)
+		if n == 0 || maxPieces <= 0 {
 			select {
 			case s, ok = <-g.ch:
-				g.timer.Stop()
 			case <-g.timer.C:
-				return 0, false, nil
+				return n, false, nil
 			}
 		} else {
 			select {
@@ -260,10 +275,7 @@ func (g *genObj) next(timeout time.Duration, maxPieces int, buf []byte) (n int, 
 			}
 		}
 		if !ok {
-			if n > 0 {
-				return n, false, nil // the text first, the end (or the error) next time
-			}
-			return 0, true, g.err
+			return n, true, g.err
 		}
 		if !put(s) {
 			return n, false, nil

@@ -36,7 +36,7 @@ type cancelPanic struct{}
 // argument, which stops fn (by panicking; fn's deferred cleanups run) once
 // the job is cancelled: compress.Run and eval.CompareMany take no context,
 // but call their progress callbacks on their own goroutine between stages.
-func startJob(fn func(progress func(done, total int64, stage string)) (any, error)) *jobObj {
+func startJob(fn func(progress func(done, total int64, stage string), cancelled func() bool) (any, error)) *jobObj {
 	j := &jobObj{finished: make(chan struct{})}
 	progress := func(done, total int64, stage string) {
 		j.mu.Lock()
@@ -58,7 +58,7 @@ func startJob(fn func(progress func(done, total int64, stage string)) (any, erro
 				j.err = fmt.Errorf("internal error: %v", p)
 			}
 		}()
-		res, err := fn(progress)
+		res, err := fn(progress, j.cancel.Load)
 		if err != nil {
 			j.err = err
 			return
@@ -141,9 +141,14 @@ func startCompress(src, out string, o compressOptions) (*jobObj, error) {
 	}
 	opts := compress.Options{TargetBPW: o.TargetBPW, CalibText: text, CalibTokens: o.CalibTokens, CalibCtx: o.CalibCtx,
 		Family: compress.Family(o.Codec), NoGPTQ: o.NoGPTQ, Threads: o.Threads}
-	return startJob(func(progress func(int64, int64, string)) (any, error) {
+	return startJob(func(progress func(int64, int64, string), cancelled func() bool) (any, error) {
 		opts.Progress = progress
-		return compress.Run(src, out, opts)
+		rep, err := compress.Run(src, out, opts)
+		if err == nil && cancelled() { // cancelled after the last progress report
+			os.Remove(out)
+			return nil, errCancelled
+		}
+		return rep, err
 	}), nil
 }
 
@@ -197,7 +202,7 @@ func startEvaluate(o evalOptions) (*jobObj, error) {
 		}
 		text = string(b)
 	}
-	return startJob(func(progress func(int64, int64, string)) (any, error) {
+	return startJob(func(progress func(int64, int64, string), _ func() bool) (any, error) {
 		return cli.Evaluate(cli.EvalOptions{Model: o.Model, Ref: o.Ref, Compare: o.Compare, Text: text, Ctx: o.Ctx, Threads: o.Threads},
 			func(done, total int) { progress(int64(done), int64(total), "evaluating") })
 	}), nil

@@ -254,12 +254,14 @@ func upg_gen_start(h C.uint64_t, reqJSON *C.char, out *C.uint64_t, errOut **C.ch
 	return codeOK
 }
 
-// upg_gen_next waits up to timeoutMs for text, then copies what is ready
-// (at most maxPieces pieces, 0 = all; at most capacity bytes, never
-// splitting a UTF-8 character unless capacity is smaller than one) into
-// buf and its length into *n. *finished becomes 1 once the generation has
-// ended and all its text was returned (then *n is 0); a failed generation
-// returns its error at that point. *n may be 0 with *finished 0: the
+// upg_gen_next copies the generation's next text into buf (at most
+// capacity bytes, never splitting a UTF-8 character unless capacity is
+// smaller than one) and its length into *n. With maxPieces > 0 it waits up
+// to timeoutMs for a first piece and returns at most maxPieces pieces (1:
+// streaming); with maxPieces 0 it collects text until the generation ends
+// or timeoutMs passes. *finished becomes 1 once the generation has ended
+// and all its text was returned (this call's text included); a failed
+// generation returns its error then. *n may be 0 with *finished 0: the
 // timeout passed first.
 //
 //export upg_gen_next

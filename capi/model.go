@@ -19,14 +19,17 @@ type loadOptions struct {
 }
 
 // modelObj is a loaded model behind a handle. Every use holds life for
-// reading (closing waits for them and unmaps the file); mu serialises what
-// runs the model (generations, logits): an engine is driven by one
-// goroutine at a time, so two generations on one model take turns, while
-// generations on two models run at once.
+// reading (closing waits for them and unmaps the file). An engine is driven
+// by one goroutine at a time: a generation holds gen from start to end, so
+// two generations on one model take turns (generations on two models run
+// at once). run is held while a forward pass uses the model's backend: a
+// generation lets go of it while it hands text over, so logits can run
+// between its steps.
 type modelObj struct {
 	life   sync.RWMutex
 	closed bool // under life
-	mu     sync.Mutex
+	gen    sync.Mutex
+	run    sync.Mutex
 	l      *engine.Loaded
 
 	single *model.Single // logits for research use, float32 cache; sized on demand
@@ -190,8 +193,8 @@ func (m *modelObj) logits(ids []int32, all bool, out []float32) error {
 		}
 		toks[i] = int(id)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.run.Lock()
+	defer m.run.Unlock()
 	// One forward pass of all tokens: size the context to the request
 	// (rounded up so that similar lengths reuse it), not to the model's
 	// whole context, whose logits buffer would hold ctx × vocab floats.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 import weakref
 from ctypes import POINTER, byref, c_float, c_int32, c_int64, c_uint64, c_void_p
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Se
 
 from . import _lib
 from ._lib import lib
-from .errors import ClosedError, InvalidArgumentError, ModelNotFoundError
+from .errors import ClosedError, InvalidArgumentError, ModelNotFoundError, UpgError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,6 +86,7 @@ class Stream(Iterator[str]):
 
     def __init__(self, model: Model, handle: int, max_pieces: int) -> None:
         self._model = model
+        self._thread = threading.get_ident()
         self._h = handle
         self._max_pieces = max_pieces
         self._buf = ctypes.create_string_buffer(_BUFFER)
@@ -181,6 +183,7 @@ class Model:
         self.info: dict[str, Any] = _lib.call_json(lib.upg_model_info, self._h)
         """What the library reports about the model: path, format, architecture, vocab_size, ctx, threads,
         kv_cache, chat_template, bos_token_id, eos_token_ids, parameters, ..."""
+        self._streams: weakref.WeakSet[Stream] = weakref.WeakSet()
         self.last_stats: Optional[dict[str, Any]] = None
         """The statistics of the last generation that finished (tokens, prefill and decode tok/s, stop reason)."""
 
@@ -390,9 +393,20 @@ class Model:
         return self._start(req, max_pieces=1)
 
     def _start(self, req: dict[str, Any], max_pieces: int) -> Stream:
+        handle = self._handle()
+        # A model runs one generation at a time; one started on a thread that holds an
+        # unfinished stream of this model would wait for that stream forever.
+        me = threading.get_ident()
+        if any(s._thread == me and s._finalizer.alive for s in list(self._streams)):
+            raise UpgError(
+                "this thread has an unfinished stream of this model; read it to the end or close it first "
+                "(a model runs one generation at a time)"
+            )
         g = c_uint64()
-        _lib.call(lib.upg_gen_start, self._handle(), _lib.json_bytes(req), byref(g))
-        return Stream(self, g.value, max_pieces)
+        _lib.call(lib.upg_gen_start, handle, _lib.json_bytes(req), byref(g))
+        s = Stream(self, g.value, max_pieces)
+        self._streams.add(s)
+        return s
 
 
 def _ids_array(ids: Iterable[int]) -> ctypes.Array[c_int32]:
