@@ -1,29 +1,5 @@
-// Command capi is UPG's C ABI, built with
-//
-//	go build -buildmode=c-shared -o libupg.so ./capi
-//
-// which also writes libupg.h. The Python package (python/) loads it with
-// ctypes; any language with a C FFI can.
-//
-// Conventions:
-//   - Objects (models, generations, jobs) are opaque 64-bit handles; C never
-//     holds a Go pointer. 0 is never a handle.
-//   - Every function returns an int32 code: 0 on success, else one of the
-//     UPG_ERR_* codes below, with a message in *err (when err is not NULL)
-//     that the caller frees with upg_free. Strings returned through char**
-//     are also freed with upg_free. Strings passed in are UTF-8, NUL-ended
-//     unless a length is given.
-//   - Functions may be called from any thread; calls on different models run
-//     in parallel. Calls on one model that run it (generation, logits) take
-//     turns. The library never calls back into the caller: long operations
-//     (generation, compress, evaluate) are started, then polled with a
-//     timeout, so the caller can report progress and notice Ctrl-C between
-//     polls, and cancel.
-//   - Go panics in the calling goroutine become UPG_ERR (1) errors.
-//
-// Codes: 1 error, 2 bad argument, 3 not found, 4 bad model file (corrupt,
-// unsupported), 5 closed or unknown handle, 6 cancelled, 7 other I/O error,
-// 8 buffer too small.
+// The exported functions (cgo); see doc.go.
+
 package main
 
 /*
@@ -43,7 +19,6 @@ import (
 	"github.com/upg-ai/upg/compress"
 )
 
-func main() {}
 
 // fail stores err's message in *errOut and returns its code.
 func fail(errOut **C.char, err error, fallback int) C.int32_t {
