@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,65 +12,123 @@ import (
 	"unicode/utf8"
 )
 
-// A generation's text crosses buffers of any size whole and never split
-// inside a UTF-8 character (unless the buffer is smaller than one).
-func TestNextReassemblesTextInSmallBuffers(t *testing.T) {
-	pieces := []string{"héllo", " wörld", " 🙂🙂🙂", strings.Repeat("ж", 40), "", "end"}
-	want := strings.Join(pieces, "")
-	for _, size := range []int{1, 2, 3, 4, 5, 7, 16, 1 << 16} {
-		for _, maxPieces := range []int{0, 1, 2} {
-			g := &genObj{ch: make(chan string, len(pieces)), done: make(chan struct{}), timer: time.NewTimer(time.Hour)}
-			g.timer.Stop()
-			for _, p := range pieces {
-				g.ch <- p
-			}
-			close(g.done)
-			close(g.ch)
-			buf := make([]byte, size)
-			var got strings.Builder
-			for calls := 0; ; calls++ {
-				if calls > 10000 {
-					t.Fatal("no end")
-				}
-				n, fin, err := g.next(time.Millisecond, maxPieces, buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if size >= utf8.UTFMax && !utf8.Valid(buf[:n]) {
-					t.Fatalf("size %d: chunk %q splits a character", size, buf[:n])
-				}
-				got.Write(buf[:n])
-				if fin {
-					break
-				}
-			}
-			if got.String() != want {
-				t.Fatalf("size %d, maxPieces %d: got %q, want %q", size, maxPieces, got.String(), want)
-			}
+const demoModel = "../models/miniphi-29m.upg"
+
+func loadDemo(t *testing.T) *modelObj {
+	t.Helper()
+	m, err := loadModel(demoModel, loadOptions{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.close() })
+	return m
+}
+
+func greedy(prompt string, maxTokens int) genRequest {
+	zero := float32(0)
+	return genRequest{Prompt: &prompt, MaxTokens: &maxTokens, Temperature: &zero}
+}
+
+// poll runs g to its end through buffers of size bytes.
+func poll(t *testing.T, g *genObj, size, maxPieces int) string {
+	t.Helper()
+	buf := make([]byte, size)
+	var got strings.Builder
+	for calls := 0; ; calls++ {
+		if calls > 100000 {
+			t.Fatal("no end")
+		}
+		n, fin, err := g.next(time.Second, maxPieces, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size >= utf8.UTFMax && !utf8.Valid(buf[:n]) {
+			t.Fatalf("size %d: chunk %q splits a character", size, buf[:n])
+		}
+		got.Write(buf[:n])
+		if fin {
+			return got.String()
 		}
 	}
 }
 
-// next returns within its timeout when no text comes, and a failed
-// generation's error comes with the end.
-func TestNextTimeoutAndError(t *testing.T) {
-	g := &genObj{ch: make(chan string, 1), done: make(chan struct{}), timer: time.NewTimer(time.Hour)}
-	g.timer.Stop()
-	buf := make([]byte, 64)
-	for _, mp := range []int{0, 1} {
-		start := time.Now()
-		n, fin, err := g.next(20*time.Millisecond, mp, buf)
-		if n != 0 || fin || err != nil || time.Since(start) > time.Second {
-			t.Fatalf("maxPieces %d: n %d fin %v err %v after %v", mp, n, fin, err, time.Since(start))
+// A generation polled through buffers of any size gives the text of
+// engine.Generate (what upg run prints), never split inside a UTF-8
+// character (unless the buffer is smaller than one).
+func TestPolledGenerationEqualsGenerate(t *testing.T) {
+	m := loadDemo(t)
+	prompt := "It was a bright cold day in April, and the clocks were"
+	var want strings.Builder
+	req, err := m.request(greedy(prompt, 48))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.l.Generate(context.Background(), req, func(s string) { want.WriteString(s) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1, 2, 3, 4, 7, 64, 1 << 16} {
+		for _, maxPieces := range []int{0, 1, 3} {
+			g, err := m.startGen(greedy(prompt, 48))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := poll(t, g, size, maxPieces); got != want.String() {
+				t.Fatalf("size %d, maxPieces %d: got %q, want %q", size, maxPieces, got, want.String())
+			}
+			st, err := g.finishedStats()
+			if err != nil || st.GeneratedTokens != 48 || st.StopReason != "length" {
+				t.Fatalf("stats %+v, %v", st, err)
+			}
 		}
 	}
-	g.ch <- "text"
-	g.err = errors.New("boom")
-	close(g.done)
-	close(g.ch)
-	n, fin, err := g.next(time.Second, 0, buf)
-	if string(buf[:n]) != "text" || !fin || err == nil || err.Error() != "boom" {
-		t.Fatalf("got %q fin %v err %v", buf[:n], fin, err)
+	if len(m.gens) != 0 {
+		t.Fatalf("%d generations still registered", len(m.gens))
+	}
+}
+
+// A second generation on a model waits for the first (its polls time out
+// empty), and a cancelled one ends with stop reason "cancelled".
+func TestGenerationsTakeTurnsAndCancel(t *testing.T) {
+	m := loadDemo(t)
+	ignore := greedy("package main", 0)
+	ignore.IgnoreEOS = true
+	a, err := m.startGen(ignore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.startGen(greedy("package main", 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 256)
+	if n, fin, err := a.next(time.Second, 1, buf); n == 0 || fin || err != nil {
+		t.Fatalf("a: n %d fin %v err %v", n, fin, err)
+	}
+	start := time.Now()
+	if n, fin, err := b.next(30*time.Millisecond, 1, buf); n != 0 || fin || err != nil || time.Since(start) > time.Second {
+		t.Fatalf("b while a runs: n %d fin %v err %v after %v", n, fin, err, time.Since(start))
+	}
+	a.cancel()
+	if n, fin, err := a.next(time.Second, 0, buf); !fin || err != nil {
+		t.Fatalf("cancelled a: n %d fin %v err %v", n, fin, err)
+	}
+	if st, _ := a.finishedStats(); st.StopReason != "cancelled" {
+		t.Fatalf("a stopped for %q", st.StopReason)
+	}
+	if got := poll(t, b, 256, 0); got == "" {
+		t.Fatal("b produced nothing")
+	}
+	// Closing the model ends a generation that owns it.
+	c, _ := m.startGen(ignore)
+	c.next(time.Second, 1, buf)
+	if err := m.close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, fin, err := c.next(time.Second, 1, buf); !fin || err != nil {
+		t.Fatalf("c after close: fin %v err %v", fin, err)
+	}
+	if _, err := m.startGen(ignore); classify(err, codeError) != codeClosed {
+		t.Fatalf("start after close: %v", err)
 	}
 }
 

@@ -14,11 +14,13 @@
 //     are also freed with upg_free. Strings passed in are UTF-8, NUL-ended
 //     unless a length is given.
 //   - Functions may be called from any thread; calls on different models run
-//     in parallel. Calls on one model that run it (generation, logits) take
-//     turns. The library never calls back into the caller: long operations
-//     (generation, compress, evaluate) are started, then polled with a
-//     timeout, so the caller can report progress and notice Ctrl-C between
-//     polls, and cancel.
+//     in parallel. On one model, generations take turns (one owns the model's
+//     conversation from its first poll to its end) and logits run between
+//     steps. The library never calls back into the caller: long operations
+//     are started, then polled with a timeout, so that the caller can report
+//     progress and notice Ctrl-C between polls, and cancel. A generation runs
+//     on the polling thread itself (no thread hands text to another);
+//     compress and evaluate run on Go's threads.
 //   - Go panics in the calling goroutine become UPG_ERR (1) errors.
 //
 // Codes: 1 error, 2 bad argument, 3 not found, 4 bad model file (corrupt,

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -126,25 +126,26 @@ func (m *modelObj) request(r genRequest) (engine.Request, error) {
 	return req, nil
 }
 
-// genObj is one generation in flight. A goroutine runs engine.Generate
-// (the same loop as `upg run`) and hands text pieces over ch; the caller
-// polls with next, which waits at most a timeout so that the caller's
-// thread can notice Ctrl-C between calls.
+// genObj is one generation. It runs on the caller's thread: each poll
+// (next) steps the engine until it has text to return or its time is up,
+// so no thread hands text to another, and the caller gets control back
+// often enough to notice Ctrl-C. The engine's conversation belongs to one
+// generation at a time (it holds m.gen from its first poll to its end);
+// each step holds m.run only while it computes, so logits can run between
+// steps.
 type genObj struct {
-	m       *modelObj
-	ch      chan string   // closed when the generation has ended
-	done    chan struct{} // closed before ch, once stats and err are written
-	cancel  context.CancelFunc
-	timer   *time.Timer
+	m         *modelObj
+	req       engine.Request
+	cancelled atomic.Bool // set from any thread; seen between steps
+
+	mu      sync.Mutex // one poll (or release) at a time
+	owner   bool       // holds m.gen
+	seq     *engine.Sequence
+	ended   bool // all text produced; stats and err final
+	stats   engine.Stats
+	err     error
 	pending string // text that did not fit the caller's buffer
-
-	// Written by the goroutine before it closes ch.
-	stats engine.Stats
-	err   error
 }
-
-// genBuffer is how many pieces the generation may run ahead of the caller.
-const genBuffer = 256
 
 func (m *modelObj) startGen(r genRequest) (*genObj, error) {
 	if err := m.use(); err != nil {
@@ -155,75 +156,26 @@ func (m *modelObj) startGen(r genRequest) (*genObj, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &genObj{m: m, ch: make(chan string, genBuffer), done: make(chan struct{}), cancel: cancel, timer: time.NewTimer(time.Hour)}
-	g.timer.Stop()
+	g := &genObj{m: m, req: req}
 	m.gensMu.Lock()
 	defer m.gensMu.Unlock()
 	if m.closing {
-		cancel()
 		return nil, errClosed
 	}
 	m.gens[g] = true
-	go g.run(ctx, req)
 	return g, nil
 }
 
-func (g *genObj) run(ctx context.Context, req engine.Request) {
-	m := g.m
-	defer func() {
-		if p := recover(); p != nil {
-			g.err = fmt.Errorf("internal error: %v", p)
-		}
-		m.gensMu.Lock()
-		delete(m.gens, g)
-		m.gensMu.Unlock()
-		close(g.done)
-		close(g.ch)
-	}()
-	if err := m.use(); err != nil {
-		g.err = err
-		return
-	}
-	defer m.life.RUnlock()
-	m.gen.Lock()
-	defer m.gen.Unlock()
-	if ctx.Err() != nil {
-		g.stats.StopReason = "cancelled"
-		return
-	}
-	m.run.Lock()
-	held := true
-	defer func() {
-		if held {
-			m.run.Unlock()
-		}
-	}()
-	// Generate calls emit between its steps, where the backend is idle.
-	st, err := m.l.Generate(ctx, req, func(s string) {
-		held = false
-		m.run.Unlock()
-		select {
-		case g.ch <- s:
-		case <-ctx.Done():
-		}
-		m.run.Lock()
-		held = true
-	})
-	g.stats = st
-	if err != nil && ctx.Err() == nil {
-		g.err = err
-	}
-}
-
-// next copies text produced since the last call into buf. With maxPieces
-// > 0 it waits up to timeout for a first piece, then takes the pieces
-// already waiting, up to maxPieces (streaming); with maxPieces 0 it
-// collects pieces until the generation ends or timeout passes (one wake-up
-// per timeout instead of one per token). Either way it stops when buf is
-// full. finished reports that the generation has ended and all its text was
-// returned; the generation's error, if any, is returned with finished.
+// next copies the generation's next text into buf. With maxPieces > 0 it
+// returns once it has that many pieces (streaming: 1); with maxPieces 0 it
+// collects text until the generation ends. Either way it returns when buf
+// is full or timeout has passed (after the step then running; n may be 0).
+// finished reports that the generation has ended and all its text was
+// returned; the generation's error, if any, comes with it.
 func (g *genObj) next(timeout time.Duration, maxPieces int, buf []byte) (n int, finished bool, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	deadline := time.Now().Add(timeout)
 	pieces := 0
 	// put copies s into buf and reports whether there is room for more;
 	// what does not fit waits in pending. A piece longer than the whole
@@ -256,31 +208,119 @@ func (g *genObj) next(timeout time.Duration, maxPieces int, buf []byte) (n int, 
 			return n, false, nil
 		}
 	}
-	g.timer.Reset(timeout)
-	defer g.timer.Stop()
+	if g.ended {
+		return n, true, g.err
+	}
+	m := g.m
+	if err := m.use(); err != nil {
+		g.end(err)
+		return n, true, err
+	}
+	defer m.life.RUnlock()
+	if !g.owner {
+		if !g.acquire(deadline) {
+			return n, false, nil
+		}
+		if g.cancelled.Load() {
+			g.end(nil)
+			return n, true, nil
+		}
+		s, err := m.l.Converse(g.req)
+		if err != nil {
+			g.end(err)
+			return n, true, err
+		}
+		g.seq = s
+	}
+	seqs := []*engine.Sequence{g.seq}
 	for {
-		var s string
-		var ok bool
-		if n == 0 || maxPieces <= 0 {
-			select {
-			case s, ok = <-g.ch:
-			case <-g.timer.C:
-				return n, false, nil
+		if g.cancelled.Load() {
+			g.seq.Cancel()
+		}
+		if g.seq.Done() {
+			g.end(nil)
+			return n, g.pending == "", nil
+		}
+		if time.Now().After(deadline) {
+			return n, false, nil
+		}
+		m.run.Lock()
+		outs, err := m.l.Step(seqs, 0)
+		m.run.Unlock()
+		if err != nil {
+			g.seq.Cancel()
+			g.end(err)
+			if n > 0 {
+				return n, false, nil // the text first, the error at the next poll
 			}
-		} else {
-			select {
-			case s, ok = <-g.ch:
-			default:
-				return n, false, nil
+			return 0, true, err
+		}
+		room := true
+		for _, o := range outs {
+			if o.Text != "" && room {
+				room = put(o.Text)
+			} else if o.Text != "" {
+				g.pending += o.Text
 			}
 		}
-		if !ok {
-			return n, true, g.err
-		}
-		if !put(s) {
+		if !room {
 			return n, false, nil
 		}
 	}
+}
+
+// acquire takes the engine's conversation for g, waiting until deadline.
+func (g *genObj) acquire(deadline time.Time) bool {
+	select {
+	case g.m.gen <- struct{}{}:
+	default:
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case g.m.gen <- struct{}{}:
+		case <-t.C:
+			return false
+		}
+	}
+	g.owner = true
+	return true
+}
+
+// end records that g has ended (err: why it failed) and gives the
+// conversation back. Under g.mu.
+func (g *genObj) end(err error) {
+	if g.ended {
+		return
+	}
+	g.ended, g.err = true, err
+	if g.seq != nil {
+		g.stats = g.seq.Stats()
+	} else {
+		g.stats = engine.Stats{PromptTokens: len(g.req.Prompt), StopReason: "cancelled"}
+	}
+	if g.owner {
+		g.owner = false
+		<-g.m.gen
+	}
+	g.m.gensMu.Lock()
+	delete(g.m.gens, g)
+	g.m.gensMu.Unlock()
+}
+
+// cancel asks g to stop at its next step (any thread, any time).
+func (g *genObj) cancel() { g.cancelled.Store(true) }
+
+// release cancels g, waits for a poll in progress, and ends g (its text
+// not yet returned is dropped).
+func (g *genObj) release() {
+	g.cancel()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.seq != nil && !g.seq.Done() {
+		g.seq.Cancel()
+	}
+	g.end(nil)
+	g.pending = ""
 }
 
 // statsJSON is upg_gen_stats' JSON.
@@ -297,9 +337,9 @@ type statsJSON struct {
 
 // finishedStats returns the generation's statistics once it has ended.
 func (g *genObj) finishedStats() (statsJSON, error) {
-	select {
-	case <-g.done:
-	default:
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.ended {
 		return statsJSON{}, argErrorf("the generation has not finished")
 	}
 	st := g.stats

@@ -19,7 +19,6 @@ import (
 	"github.com/upg-ai/upg/compress"
 )
 
-
 // fail stores err's message in *errOut and returns its code.
 func fail(errOut **C.char, err error, fallback int) C.int32_t {
 	code := classify(err, fallback)
@@ -229,15 +228,16 @@ func upg_gen_start(h C.uint64_t, reqJSON *C.char, out *C.uint64_t, errOut **C.ch
 	return codeOK
 }
 
-// upg_gen_next copies the generation's next text into buf (at most
-// capacity bytes, never splitting a UTF-8 character unless capacity is
-// smaller than one) and its length into *n. With maxPieces > 0 it waits up
-// to timeoutMs for a first piece and returns at most maxPieces pieces (1:
-// streaming); with maxPieces 0 it collects text until the generation ends
-// or timeoutMs passes. *finished becomes 1 once the generation has ended
-// and all its text was returned (this call's text included); a failed
-// generation returns its error then. *n may be 0 with *finished 0: the
-// timeout passed first.
+// upg_gen_next runs the generation on the calling thread and copies its
+// next text into buf (at most capacity bytes, never splitting a UTF-8
+// character unless capacity is smaller than one), its length into *n.
+// With maxPieces > 0 it returns once it has that many pieces of text (1:
+// streaming); with maxPieces 0 it collects text until the generation ends.
+// Either way it returns when buf is full or timeoutMs has passed (after the
+// step then running), also while it waits for another generation on the
+// same model to end; *n may then be 0. *finished becomes 1 once the
+// generation has ended and all its text was returned (this call's text
+// included); a failed generation returns its error then.
 //
 //export upg_gen_next
 func upg_gen_next(h C.uint64_t, timeoutMs C.int32_t, maxPieces C.int32_t, buf *C.char, capacity C.int64_t,
@@ -285,7 +285,8 @@ func upg_gen_stats(h C.uint64_t, out **C.char, errOut **C.char) (rc C.int32_t) {
 }
 
 // upg_gen_cancel asks a generation to stop (safe from any thread, at any
-// time); it ends after the step it is in, with stop reason "cancelled".
+// time, also during upg_gen_next); it ends after the step it is in, with
+// stop reason "cancelled".
 //
 //export upg_gen_cancel
 func upg_gen_cancel(h C.uint64_t) C.int32_t {
@@ -297,8 +298,8 @@ func upg_gen_cancel(h C.uint64_t) C.int32_t {
 	return codeOK
 }
 
-// upg_gen_free cancels the generation if it still runs and forgets the
-// handle.
+// upg_gen_free ends the generation (waiting for a upg_gen_next in
+// progress, which returns after its current step) and forgets the handle.
 //
 //export upg_gen_free
 func upg_gen_free(h C.uint64_t) C.int32_t {
@@ -306,7 +307,7 @@ func upg_gen_free(h C.uint64_t) C.int32_t {
 	if err != nil {
 		return C.int32_t(classify(err, codeError))
 	}
-	g.cancel()
+	g.release()
 	return codeOK
 }
 

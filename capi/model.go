@@ -18,17 +18,17 @@ type loadOptions struct {
 	KVCache string `json:"kv_cache"` // "f16" (default) or "f32"
 }
 
-// modelObj is a loaded model behind a handle. Every use holds life for
-// reading (closing waits for them and unmaps the file). An engine is driven
-// by one goroutine at a time: a generation holds gen from start to end, so
-// two generations on one model take turns (generations on two models run
-// at once). run is held while a forward pass uses the model's backend: a
-// generation lets go of it while it hands text over, so logits can run
-// between its steps.
+// modelObj is a loaded model behind a handle. Every call holds life for
+// reading (closing waits for them and unmaps the file). The engine's
+// conversation belongs to one generation at a time, from its first poll to
+// its end (gen, a semaphore, so that a waiting poll can time out): two
+// generations on one model take turns, while generations on two models run
+// at once. run is held while a forward pass (a generation's step, logits)
+// uses the model's backend.
 type modelObj struct {
 	life   sync.RWMutex
 	closed bool // under life
-	gen    sync.Mutex
+	gen    chan struct{}
 	run    sync.Mutex
 	l      *engine.Loaded
 
@@ -67,18 +67,22 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &modelObj{l: l, gens: map[*genObj]bool{}}, nil
+	return &modelObj{l: l, gen: make(chan struct{}, 1), gens: map[*genObj]bool{}}, nil
 }
 
-// close cancels the model's generations, waits for the one running, and
+// close ends the model's generations (waiting for polls in progress) and
 // unmaps the model.
 func (m *modelObj) close() error {
 	m.gensMu.Lock()
 	m.closing = true
+	var gens []*genObj
 	for g := range m.gens {
-		g.cancel()
+		gens = append(gens, g)
 	}
 	m.gensMu.Unlock()
+	for _, g := range gens {
+		g.release()
+	}
 	m.life.Lock()
 	defer m.life.Unlock()
 	if m.closed {

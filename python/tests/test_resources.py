@@ -39,7 +39,7 @@ with upg.Model(threads=1) as m:
                 m.detokenize([1, 2, 3])
                 list(m.stream("x", max_tokens=2, seed=1))
                 m.logits([1, 2, 3])
-    burst(300)  # warm-up: Go's heap (and its collection goal), the allocator, the mapped pages settle
+    burst(1000)  # warm-up: Go's heap (and its collection goal), the allocator, the mapped pages settle
     before = memory()
     t = time.perf_counter()
     burst(1000)

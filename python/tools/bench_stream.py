@@ -10,6 +10,10 @@ For each repeat (the two runs interleaved, so that drift affects both alike):
     (perf_counter from the first piece received to the last): what a Python
     program sees, every crossing of the C boundary included; the engine's own
     figure for that run is printed beside it.
+Wall-clock rates need a quiet machine. The CPU time per decoded token does not:
+it is measured as the CPU time (user + system, all threads) of a run of N tokens
+minus that of a run of 1 token, over N-1, for the CLI (the child process) and for
+Python (this process: Go's threads and the Python thread together).
 Prints the medians and Python/CLI.
 """
 
@@ -17,11 +21,17 @@ from __future__ import annotations
 
 import argparse
 import re
+import resource
 import statistics
 import subprocess
 import time
 
 import upg
+
+
+def cpu(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -37,7 +47,19 @@ def main() -> None:
     cli_args = [a.cli, "run", "--model", model, "--temperature", "0", "--ignore-eos", "--max-tokens", str(a.tokens)]
     if a.threads:
         cli_args += ["--threads", str(a.threads)]
-    cli_rates, py_rates, engine_rates = [], [], []
+    cli_rates, py_rates, engine_rates, cli_cpu, py_cpu = [], [], [], [], []
+
+    def cli_cpu_run(n: int) -> float:
+        c = cpu(resource.RUSAGE_CHILDREN)
+        subprocess.run([*cli_args[:-1], str(n), a.prompt], capture_output=True, check=True)
+        return cpu(resource.RUSAGE_CHILDREN) - c
+
+    def py_cpu_run(m: upg.Model, n: int) -> float:
+        c = cpu(resource.RUSAGE_SELF)
+        for _ in m.stream(a.prompt, temperature=0, ignore_eos=True, max_tokens=n):
+            pass
+        return cpu(resource.RUSAGE_SELF) - c
+
     with upg.Model(model, threads=a.threads) as m:
         list(m.stream(a.prompt, temperature=0, ignore_eos=True, max_tokens=a.tokens))  # warm-up
         for r in range(a.repeats):
@@ -54,17 +76,23 @@ def main() -> None:
             assert s.stats is not None and first is not None
             assert "".join(text) == p.stdout, "Python and the CLI generated different text"
             py = (s.stats["generated_tokens"] - 1) / (end - first)
+            cli_cpu.append((cli_cpu_run(a.tokens) - cli_cpu_run(1)) / (a.tokens - 1))
+            py_cpu.append((py_cpu_run(m, a.tokens) - py_cpu_run(m, 1)) / (a.tokens - 1))
             cli_rates.append(cli)
             py_rates.append(py)
             engine_rates.append(s.stats["decode_tok_s"])
             print(f"repeat {r + 1}: CLI {cli:8.1f} tok/s   Python stream {py:8.1f} tok/s   "
-                  f"(engine inside Python {s.stats['decode_tok_s']:.1f}; {s.stats['generated_tokens']} tokens)", flush=True)
+                  f"(engine inside Python {s.stats['decode_tok_s']:.1f}; {s.stats['generated_tokens']} tokens)   "
+                  f"CPU/token: CLI {1e3 * cli_cpu[-1]:.3f} ms, Python {1e3 * py_cpu[-1]:.3f} ms", flush=True)
         info = m.info
     c, p_, e = statistics.median(cli_rates), statistics.median(py_rates), statistics.median(engine_rates)
     print(f"\n{info['path']} ({info['threads']} threads, kv {info['kv_cache']}), {a.tokens} tokens, median of {a.repeats}:")
     print(f"  CLI decode           {c:8.1f} tok/s")
     print(f"  Python stream        {p_:8.1f} tok/s   ({100 * p_ / c:.1f}% of the CLI)")
     print(f"  engine inside Python {e:8.1f} tok/s")
+    cc, pc = statistics.median(cli_cpu), statistics.median(py_cpu)
+    print(f"  CPU time per decoded token: CLI {1e3 * cc:.3f} ms, Python stream {1e3 * pc:.3f} ms "
+          f"({100 * (pc / cc - 1):+.1f}%)")
 
 
 if __name__ == "__main__":
