@@ -1,7 +1,9 @@
 """The ctypes layer over UPG's C ABI (capi/main.go documents every function).
 
 ctypes releases the GIL during each foreign call, so other Python threads run
-while Go works; Go runs each call on its own threads.
+while Go works. A generation's steps run on the calling thread (with the
+model's worker threads); compress and evaluate run on Go's threads and are
+polled.
 """
 
 from __future__ import annotations
