@@ -95,3 +95,15 @@ def test_generation_ends_when_the_context_is_full(shared) -> None:
         assert m.last_stats["stop_reason"] == "context"
         # Every position is used: the last token sampled needs none (it is never fed).
         assert m.last_stats["prompt_tokens"] + m.last_stats["generated_tokens"] == 32 + 1
+
+
+def test_leaving_a_stream_early_cancels_it(demo: upg.Model) -> None:
+    for piece in demo.stream("package main", max_tokens=None, ignore_eos=True):
+        break
+    # The dropped stream gave the model back: the next generation does not wait for it.
+    assert demo.generate("package main", temperature=0, max_tokens=4)
+    s = demo.stream("package main", max_tokens=None, ignore_eos=True)
+    next(s)
+    s.cancel()
+    rest = list(s)
+    assert s.stats is not None and s.stats["stop_reason"] == "cancelled" and len(rest) < 50

@@ -79,9 +79,10 @@ class Stream(Iterator[str]):
     """The text of one generation as it is produced: iterate it for pieces of text.
 
     Each piece is complete UTF-8 and clear of stop strings; the pieces joined are
-    what `generate` returns. Closing the stream (or leaving a `for` loop over it,
-    or Ctrl-C while it waits) cancels the generation. After the last piece,
-    `stats` holds the generation's counts and speeds.
+    what `generate` returns. Closing the stream, dropping it (leaving a `for` loop
+    over `model.stream(...)` early), or Ctrl-C while it waits cancels the
+    generation. After the last piece, `stats` holds the generation's counts and
+    speeds.
     """
 
     def __init__(self, model: Model, handle: int, max_pieces: int) -> None:
