@@ -35,57 +35,47 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			if err != nil {
 				return err
 			}
-			ctx := mf.ctx
-			if ctx == 0 {
-				ctx = 512
+			if _, err := parseKVCache(mf.kv); err != nil {
+				return err
 			}
-			mf.ctx = ctx
-			l, err := mf.load()
+			if err := checkThreads(mf.threads); err != nil {
+				return err
+			}
+			if err := checkDevice(mf.device); err != nil {
+				return err
+			}
+			path, err := modelPath(mf.path)
 			if err != nil {
 				return err
 			}
-			defer l.Close()
-			var ref *engine.Loaded
+			if path == "" {
+				if path, err = demoModelPath(); err != nil {
+					return err
+				}
+			}
 			if refPath != "" {
 				if refPath, err = modelPath(refPath); err != nil {
 					return err
 				}
-				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctx}); err != nil {
+			}
+			for i, p := range more {
+				if more[i], err = modelPath(p); err != nil {
 					return err
 				}
-				defer ref.Close()
 			}
-			tokens := l.Tokenizer.Encode(string(text), false, false)
-			bar := newProgress("evaluating", "chunks", int64(len(tokens)/ctx))
-			var refModel *model.Model
-			if ref != nil {
-				refModel = ref.Model
-			}
-			loaded := []*engine.Loaded{l}
-			for _, p := range more {
-				p, err := modelPath(p)
-				if err != nil {
-					return err
+			var bar *progress
+			results, err := Evaluate(EvalOptions{Model: path, Ref: refPath, Compare: more, Text: string(text),
+				Ctx: mf.ctx, Threads: mf.threads, Device: mf.device}, func(d, t int) {
+				if bar == nil {
+					bar = newProgress("evaluating", "chunks", int64(t))
 				}
-				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctx})
-				if err != nil {
-					return err
-				}
-				defer o.Close()
-				loaded = append(loaded, o)
+				bar.set(int64(d), int64(t), "")
+			})
+			if bar != nil {
+				bar.finish()
 			}
-			models := make([]*model.Model, len(loaded))
-			for i, o := range loaded {
-				models[i] = o.Model
-			}
-			results, err := eval.CompareMany(models, refModel, tokens, ctx, func(d, t int) { bar.set(int64(d), int64(t), "") })
-			bar.finish()
 			if err != nil {
 				return err
-			}
-			for i, r := range results {
-				r.Model = loaded[i].Checkpoint.Path
-				r.FileBytes, r.BPW = modelSize(loaded[i])
 			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
@@ -103,7 +93,7 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			res := results[0]
 			fmt.Printf("scored %d tokens in %d chunks of %d\n", res.Tokens, res.Chunks, res.Ctx)
 			fmt.Printf("PPL %.4f", res.PPL)
-			if ref != nil {
+			if refPath != "" {
 				fmt.Printf("   reference PPL %.4f   ratio %.4f\n", res.RefPPL, res.PPLRatio)
 				fmt.Printf("KL divergence: mean %.5f, p99 %.5f\ntop-1 agreement %.2f%%\n", res.KLDMean, res.KLDP99, 100*res.Top1)
 			} else {
@@ -119,6 +109,64 @@ reference's, top-1 agreement, bits per weight and file size.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per model")
 	cmd.Flags().StringArrayVar(&more, "compare", nil, "another model to score in the same pass (repeatable; the reference runs once)")
 	return cmd
+}
+
+// EvalOptions are the inputs of Evaluate (upg eval's flags).
+type EvalOptions struct {
+	Model   string   // the model to score
+	Ref     string   // the reference model ("" = perplexity only)
+	Compare []string // more models scored in the same pass
+	Text    string   // the evaluation text
+	Ctx     int      // tokens per chunk (0 = 512)
+	Threads int      // CPU threads (0 = all cores)
+	Device  string   // "auto" (default), "cpu" or "cuda"
+}
+
+// Evaluate loads the models and scores the text as `upg eval` does: one
+// result per model (Model, then Compare) with the file's path, size and
+// bits per weight filled in; these are the objects `upg eval --json`
+// prints. progress (may be nil) is called after each chunk.
+func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
+	ctx := o.Ctx
+	if ctx == 0 {
+		ctx = 512
+	}
+	var loaded []*engine.Loaded
+	defer func() {
+		for _, l := range loaded {
+			l.Close()
+		}
+	}()
+	for _, p := range append([]string{o.Model}, o.Compare...) {
+		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx})
+		if err != nil {
+			return nil, err
+		}
+		loaded = append(loaded, l)
+	}
+	var refModel *model.Model
+	if o.Ref != "" {
+		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx})
+		if err != nil {
+			return nil, err
+		}
+		defer ref.Close()
+		refModel = ref.Model
+	}
+	tokens := loaded[0].Tokenizer.Encode(o.Text, false, false)
+	models := make([]*model.Model, len(loaded))
+	for i, l := range loaded {
+		models[i] = l.Model
+	}
+	results, err := eval.CompareMany(models, refModel, tokens, ctx, progress)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range results {
+		r.Model = loaded[i].Checkpoint.Path
+		r.FileBytes, r.BPW = modelSize(loaded[i])
+	}
+	return results, nil
 }
 
 // modelSize returns the model file's size (the sum of tensor bytes for

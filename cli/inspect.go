@@ -101,41 +101,22 @@ func newInspectCmd() *cobra.Command {
 				return err
 			}
 			defer ck.Close()
-			var infos []checkpoint.TensorInfo
-			var bytes int64
-			for _, n := range ck.Tensors.Names() {
-				ti, _ := ck.Tensors.Info(n)
-				infos = append(infos, ti)
-				bytes += ti.Bytes
-			}
-			params := ck.NumParams()
-			tokDesc := "none"
-			tok, tokErr := ck.Tokenizer()
-			if tokErr == nil {
-				tokDesc = fmt.Sprintf("%d tokens, BOS %d, EOS %v", tok.VocabSize(), tok.BOS(), tok.EOS())
-			} else {
-				tokDesc = "error: " + tokErr.Error()
-			}
+			in := inspectCheckpoint(ck)
 			if asJSON {
-				out := map[string]any{
-					"path": ck.Path, "format": ck.Format, "config": ck.Config, "parameters": params,
-					"tensor_bytes": bytes, "bits_per_weight": float64(bytes*8) / float64(max(params, 1)),
-					"tokenizer": tokDesc, "tensors": infos, "metadata": ck.Metadata,
-				}
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return enc.Encode(in.json(ck))
 			}
 			c := ck.Config
 			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(w, "path\t%s\nformat\t%s\narchitecture\t%s (%s)\n", ck.Path, ck.Format, c.HFArchitecture, c.Arch)
 			fmt.Fprintf(w, "layers\t%d\nhidden\t%d\nffn\t%d\nheads\t%d (kv %d, head dim %d)\nvocab\t%d\n", c.Layers, c.Hidden, c.FFN, c.Heads, c.KVHeads, c.HeadDim, c.Vocab)
 			fmt.Fprintf(w, "rope\ttheta %g, %d dims%s\ncontext\t%d\ntied embeddings\t%v\n", c.RopeTheta, c.RopeDim, map[bool]string{true: ", interleaved"}[c.RopeInterleave], c.MaxPositions, c.TieEmbeddings)
-			fmt.Fprintf(w, "parameters\t%d (%.2fM)\n", params, float64(params)/1e6)
-			fmt.Fprintf(w, "tensor data\t%d bytes (%.3f bits/weight; fp32 would be %d bytes, %.2fx)\n", bytes, float64(bytes*8)/float64(max(params, 1)), params*4, float64(params*4)/float64(max(bytes, 1)))
-			fmt.Fprintf(w, "tokenizer\t%s\n", tokDesc)
-			if ck.ChatTemplate != "" && tokErr == nil {
-				fmt.Fprintf(w, "chat template\t%s\n", ck.Template(tok).Name)
+			fmt.Fprintf(w, "parameters\t%d (%.2fM)\n", in.params, float64(in.params)/1e6)
+			fmt.Fprintf(w, "tensor data\t%d bytes (%.3f bits/weight; fp32 would be %d bytes, %.2fx)\n", in.bytes, float64(in.bytes*8)/float64(max(in.params, 1)), in.params*4, float64(in.params*4)/float64(max(in.bytes, 1)))
+			fmt.Fprintf(w, "tokenizer\t%s\n", in.tokDesc)
+			if ck.ChatTemplate != "" && in.tokErr == nil {
+				fmt.Fprintf(w, "chat template\t%s\n", ck.Template(in.tok).Name)
 			}
 			for _, k := range sortedKeys(ck.Metadata) {
 				fmt.Fprintf(w, "%s\t%s\n", k, ck.Metadata[k])
@@ -145,7 +126,7 @@ func newInspectCmd() *cobra.Command {
 				fmt.Println()
 				w = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "tensor\tshape\tencoding\tbytes\tbits/weight")
-				for _, ti := range infos {
+				for _, ti := range in.infos {
 					n := int64(1)
 					for _, d := range ti.Shape {
 						n *= int64(d)
@@ -160,4 +141,50 @@ func newInspectCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	cmd.Flags().BoolVar(&tensors, "tensors", false, "list every tensor")
 	return cmd
+}
+
+// inspection is what inspect reports about a checkpoint.
+type inspection struct {
+	infos   []checkpoint.TensorInfo
+	bytes   int64 // tensor data
+	params  int64
+	tokDesc string
+	tok     tokenizer.Tokenizer
+	tokErr  error
+}
+
+func inspectCheckpoint(ck *checkpoint.Checkpoint) inspection {
+	in := inspection{params: ck.NumParams()}
+	for _, n := range ck.Tensors.Names() {
+		ti, _ := ck.Tensors.Info(n)
+		in.infos = append(in.infos, ti)
+		in.bytes += ti.Bytes
+	}
+	in.tok, in.tokErr = ck.Tokenizer()
+	if in.tokErr == nil {
+		in.tokDesc = fmt.Sprintf("%d tokens, BOS %d, EOS %v", in.tok.VocabSize(), in.tok.BOS(), in.tok.EOS())
+	} else {
+		in.tokDesc = "error: " + in.tokErr.Error()
+	}
+	return in
+}
+
+// json is the object `upg inspect --json` prints.
+func (in inspection) json(ck *checkpoint.Checkpoint) map[string]any {
+	return map[string]any{
+		"path": ck.Path, "format": ck.Format, "config": ck.Config, "parameters": in.params,
+		"tensor_bytes": in.bytes, "bits_per_weight": float64(in.bytes*8) / float64(max(in.params, 1)),
+		"tokenizer": in.tokDesc, "tensors": in.infos, "metadata": ck.Metadata,
+	}
+}
+
+// InspectJSON opens the checkpoint at path and returns the object that
+// `upg inspect --json` prints (for the C ABI and the Python package).
+func InspectJSON(path string) (map[string]any, error) {
+	ck, err := checkpoint.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ck.Close()
+	return inspectCheckpoint(ck).json(ck), nil
 }

@@ -7,24 +7,10 @@ import "context"
 // stop string. Cache entries shared with the previous call's tokens are
 // reused (chat history). It is a loop over Step.
 func (e *Engine) Generate(ctx context.Context, req Request, emit func(string)) (Stats, error) {
-	// Reuse the longest common prefix of the cached conversation (keep ≥ 1
-	// prompt token to compute, so that there are logits to sample from).
-	keep := 0
-	if e.conv != nil {
-		cached := e.conv.tokens[:e.Pool.Len(ConversationID)]
-		for keep < len(cached) && keep < len(req.Prompt)-1 && cached[keep] == req.Prompt[keep] {
-			keep++
-		}
-	}
-	e.Pool.Truncate(ConversationID, keep)
-	s, err := e.newSequence(ConversationID, req)
+	s, err := e.Converse(req)
 	if err != nil {
-		e.conv = nil
-		e.Pool.Truncate(ConversationID, 0)
 		return Stats{PromptTokens: len(req.Prompt)}, err
 	}
-	e.conv = s
-	s.stats.ReusedTokens = keep
 	seqs := []*Sequence{s}
 	for !s.done {
 		if ctx.Err() != nil {
@@ -42,4 +28,30 @@ func (e *Engine) Generate(ctx context.Context, req Request, emit func(string)) (
 		}
 	}
 	return s.stats, nil
+}
+
+// Converse makes req the engine's conversation, the sequence Generate
+// runs, for callers that drive it with Step themselves (the C ABI steps it
+// from the caller's thread): the cache entries it shares with the previous
+// conversation's tokens are kept, the rest is dropped.
+func (e *Engine) Converse(req Request) (*Sequence, error) {
+	// Reuse the longest common prefix of the cached conversation (keep ≥ 1
+	// prompt token to compute, so that there are logits to sample from).
+	keep := 0
+	if e.conv != nil {
+		cached := e.conv.tokens[:e.Pool.Len(ConversationID)]
+		for keep < len(cached) && keep < len(req.Prompt)-1 && cached[keep] == req.Prompt[keep] {
+			keep++
+		}
+	}
+	e.Pool.Truncate(ConversationID, keep)
+	s, err := e.newSequence(ConversationID, req)
+	if err != nil {
+		e.conv = nil
+		e.Pool.Truncate(ConversationID, 0)
+		return nil, err
+	}
+	e.conv = s
+	s.stats.ReusedTokens = keep
+	return s, nil
 }

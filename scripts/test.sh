@@ -53,4 +53,7 @@ for target in \
     exit 1
   fi
 done
+echo "== python package (python/tests/run.sh: wheel -> fresh venv -> pytest)"
+./python/tests/run.sh
+
 echo "== all tests passed"

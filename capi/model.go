@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/tensor"
+)
+
+// loadOptions are upg_model_load's options (JSON).
+type loadOptions struct {
+	Device  string `json:"device"`   // "auto" or "cpu" ("" = auto)
+	Ctx     int    `json:"ctx"`      // 0 = the model's, at most 4096
+	Threads int    `json:"threads"`  // 0 = all cores
+	KVCache string `json:"kv_cache"` // "f16" (default) or "f32"
+}
+
+// modelObj is a loaded model behind a handle. Every call holds life for
+// reading (closing waits for them and unmaps the file). The engine's
+// conversation belongs to one generation at a time, from its first poll to
+// its end (gen, a semaphore, so that a waiting poll can time out): two
+// generations on one model take turns, while generations on two models run
+// at once. run is held while a forward pass (a generation's step, logits)
+// uses the model's backend.
+type modelObj struct {
+	life   sync.RWMutex
+	closed bool // under life
+	gen    chan struct{}
+	run    sync.Mutex
+	l      *engine.Loaded
+
+	single *model.Single // logits for research use, float32 cache; sized on demand
+
+	gensMu  sync.Mutex
+	gens    map[*genObj]bool // started and not yet finished
+	closing bool             // under gensMu: no new generations
+}
+
+func loadModel(path string, o loadOptions) (*modelObj, error) {
+	switch strings.ToLower(o.Device) {
+	case "", "auto", "cpu":
+	default:
+		return nil, argErrorf("device %q is not available: this build runs on the CPU only (use \"auto\" or \"cpu\")", o.Device)
+	}
+	if o.Ctx < 0 {
+		return nil, argErrorf("ctx %d must be ≥ 0 (0 = the model's context, at most 4096)", o.Ctx)
+	}
+	if o.Threads < 0 {
+		return nil, argErrorf("threads %d must be ≥ 0 (0 = all cores)", o.Threads)
+	}
+	var kv tensor.DType
+	switch strings.ToLower(o.KVCache) {
+	case "", "f16":
+		kv = tensor.F16
+	case "f32":
+		kv = tensor.F32
+	default:
+		return nil, argErrorf("kv_cache must be \"f16\" or \"f32\", not %q", o.KVCache)
+	}
+	if path == "" {
+		return nil, argErrorf("no model path given")
+	}
+	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Ctx: o.Ctx, KVCache: kv})
+	if err != nil {
+		return nil, err
+	}
+	return &modelObj{l: l, gen: make(chan struct{}, 1), gens: map[*genObj]bool{}}, nil
+}
+
+// close ends the model's generations (waiting for polls in progress) and
+// unmaps the model.
+func (m *modelObj) close() error {
+	m.gensMu.Lock()
+	m.closing = true
+	var gens []*genObj
+	for g := range m.gens {
+		gens = append(gens, g)
+	}
+	m.gensMu.Unlock()
+	for _, g := range gens {
+		g.release()
+	}
+	m.life.Lock()
+	defer m.life.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	m.single = nil
+	return m.l.Close()
+}
+
+// modelInfo is upg_model_info's JSON.
+type modelInfo struct {
+	Path      string `json:"path"`
+	Format    string `json:"format"`
+	Arch      string `json:"architecture"`
+	Vocab     int    `json:"vocab_size"` // logits per position
+	TokVocab  int    `json:"tokenizer_vocab_size"`
+	Ctx       int    `json:"ctx"`
+	Threads   int    `json:"threads"`
+	KVCache   string `json:"kv_cache"`
+	Template  string `json:"chat_template"`
+	BOS       int    `json:"bos_token_id"`
+	EOS       []int  `json:"eos_token_ids"`
+	Params    int64  `json:"parameters"`
+	Layers    int    `json:"layers"`
+	Hidden    int    `json:"hidden_size"`
+	MaxPos    int    `json:"max_position_embeddings"`
+	StepLimit int    `json:"step_tokens"`
+}
+
+// use holds the model open (release with m.life.RUnlock).
+func (m *modelObj) use() error {
+	m.life.RLock()
+	if m.closed {
+		m.life.RUnlock()
+		return errClosed
+	}
+	return nil
+}
+
+func (m *modelObj) info() (modelInfo, error) {
+	if err := m.use(); err != nil {
+		return modelInfo{}, err
+	}
+	defer m.life.RUnlock()
+	l := m.l
+	c := l.Model.Config
+	kv := "f16"
+	if l.Config().KVCache == tensor.F32 {
+		kv = "f32"
+	}
+	threads := 0
+	if t, ok := l.Model.Backend().(interface{ Threads() int }); ok {
+		threads = t.Threads()
+	}
+	return modelInfo{Path: l.Checkpoint.Path, Format: l.Checkpoint.Format, Arch: c.HFArchitecture, Vocab: c.Vocab,
+		TokVocab: l.Tokenizer.VocabSize(), Ctx: l.Capacity(), Threads: threads, KVCache: kv,
+		Template: l.Template.Name, BOS: l.Tokenizer.BOS(), EOS: l.Tokenizer.EOS(), Params: l.Checkpoint.NumParams(),
+		Layers: c.Layers, Hidden: c.Hidden, MaxPos: c.MaxPositions, StepLimit: l.Config().StepTokens}, nil
+}
+
+func (m *modelObj) tokenize(text string, addSpecial, parseSpecial bool) ([]int, error) {
+	if err := m.use(); err != nil {
+		return nil, err
+	}
+	defer m.life.RUnlock()
+	return m.l.Tokenizer.Encode(text, addSpecial, parseSpecial), nil
+}
+
+func (m *modelObj) detokenize(ids []int32) (string, error) {
+	if err := m.use(); err != nil {
+		return "", err
+	}
+	defer m.life.RUnlock()
+	n := m.l.Tokenizer.VocabSize()
+	v := make([]int, len(ids))
+	for i, id := range ids {
+		if id < 0 || int(id) >= n {
+			return "", argErrorf("token id %d at index %d is out of range [0, %d)", id, i, n)
+		}
+		v[i] = int(id)
+	}
+	return m.l.Tokenizer.Decode(v), nil
+}
+
+// logits runs ids from an empty cache (float32 keys and values, exact)
+// and writes the logits of the last position, or of every position when
+// all, into out (len(ids) or 1 rows of the model's vocabulary).
+func (m *modelObj) logits(ids []int32, all bool, out []float32) error {
+	if err := m.use(); err != nil {
+		return err
+	}
+	defer m.life.RUnlock()
+	V := m.l.Model.Config.Vocab
+	n := len(ids)
+	rows := 1
+	if all {
+		rows = n
+	}
+	switch {
+	case n == 0:
+		return argErrorf("logits of an empty token list")
+	case n > m.l.Capacity():
+		return argErrorf("%d tokens do not fit the context of %d tokens (load the model with a larger ctx)", n, m.l.Capacity())
+	case len(out) < rows*V:
+		return argErrorf("output buffer holds %d floats, %d needed", len(out), rows*V)
+	}
+	toks := make([]int, n)
+	for i, id := range ids {
+		if id < 0 || int(id) >= V {
+			return argErrorf("token id %d at index %d is out of range [0, %d)", id, i, V)
+		}
+		toks[i] = int(id)
+	}
+	m.run.Lock()
+	defer m.run.Unlock()
+	// One forward pass of all tokens: size the context to the request
+	// (rounded up so that similar lengths reuse it), not to the model's
+	// whole context, whose logits buffer would hold ctx × vocab floats.
+	if m.single == nil || m.single.Ctx.Options().Positions < n {
+		size := 64
+		for size < n {
+			size *= 2
+		}
+		size = min(size, m.l.Capacity())
+		m.single = nil
+		s, err := m.l.Model.NewSingle(size, tensor.F32)
+		if err != nil {
+			return err
+		}
+		m.single = s
+	}
+	m.single.Reset()
+	from := n - rows
+	res, err := m.single.Forward(toks, from)
+	if err != nil {
+		return fmt.Errorf("logits: %w", err)
+	}
+	copy(out, res[:rows*V])
+	return nil
+}

@@ -1,0 +1,486 @@
+"""upg.Model: load a model, generate, stream, chat, tokenize, read logits."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import weakref
+from ctypes import POINTER, byref, c_float, c_int32, c_int64, c_uint64, c_void_p
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
+
+from . import _lib
+from ._lib import lib
+from .errors import ClosedError, InvalidArgumentError, ModelNotFoundError, UpgError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+PathLike = Union[str, "os.PathLike[str]"]
+Message = Mapping[str, Any]
+
+# How long one poll of a generation waits in Go before Python gets control
+# back (and can raise KeyboardInterrupt): the latency of Ctrl-C.
+_POLL_MS = 100
+_BUFFER = 1 << 16
+
+DEMO_MODEL = "miniphi-29m.upg"
+
+
+def demo_model_path() -> Path:
+    """The bundled demo model (miniphi-29m, 11.5 MB): $UPG_DEMO_MODEL, else the copy inside the package."""
+    env = os.environ.get("UPG_DEMO_MODEL")
+    p = Path(env) if env else Path(__file__).resolve().parent / "models" / DEMO_MODEL
+    if not p.exists():
+        raise ModelNotFoundError(f"the bundled demo model {p} is missing (set UPG_DEMO_MODEL or give a path)")
+    return p
+
+
+def _int_opt(name: str, v: Any, *, minimum: int, allow_none: bool = True) -> int:
+    """An optional integer option; None becomes 0 (the library's 'default')."""
+    if v is None and allow_none:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int{' or None' if allow_none else ''}, not {type(v).__name__}")
+    if v < minimum:
+        raise InvalidArgumentError(f"{name} {v} must be ≥ {minimum}{' (or None)' if allow_none else ''}")
+    return v
+
+
+def _float_opt(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(v).__name__}")
+    return float(v)
+
+
+def _str_list(name: str, v: Any) -> list[str]:
+    if v is None:
+        return []
+    if isinstance(v, str):
+        return [v]
+    items = list(v)
+    for s in items:
+        if not isinstance(s, str):
+            raise TypeError(f"{name} must be a string or a list of strings, not a list holding {type(s).__name__}")
+    return items
+
+
+def _free_model(handle: int) -> None:
+    lib.upg_model_free(handle, None)
+
+
+def _free_gen(handle: int) -> None:
+    lib.upg_gen_free(handle)
+
+
+class Stream(Iterator[str]):
+    """The text of one generation as it is produced: iterate it for pieces of text.
+
+    Each piece is complete UTF-8 and clear of stop strings; the pieces joined are
+    what `generate` returns. Closing the stream, dropping it (leaving a `for` loop
+    over `model.stream(...)` early), or Ctrl-C while it waits cancels the
+    generation. After the last piece, `stats` holds the generation's counts and
+    speeds.
+    """
+
+    def __init__(self, model: Model, handle: int, max_pieces: int) -> None:
+        self._model = model
+        self._thread = threading.get_ident()
+        self._h = handle
+        self._max_pieces = max_pieces
+        self._buf = ctypes.create_string_buffer(_BUFFER)
+        self._n = c_int64()
+        self._fin = c_int32()
+        self.stats: Optional[dict[str, Any]] = None
+        self._finalizer = weakref.finalize(self, _free_gen, handle)
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        if not self._finalizer.alive:
+            raise StopIteration
+        addr = ctypes.addressof(self._buf)
+        err = c_void_p()
+        try:
+            while True:
+                code = lib.upg_gen_next(
+                    self._h, _POLL_MS, self._max_pieces, addr, _BUFFER, byref(self._n), byref(self._fin), byref(err)
+                )
+                _lib.check(code, err)
+                if self._n.value:
+                    return ctypes.string_at(addr, self._n.value).decode("utf-8", errors="replace")
+                if self._fin.value:
+                    self.stats = _lib.call_json(lib.upg_gen_stats, self._h)
+                    self._model.last_stats = self.stats
+                    self._finalizer()
+                    raise StopIteration
+        except StopIteration:
+            raise
+        except BaseException:  # KeyboardInterrupt while waiting, or the generation failed
+            self._finalizer()
+            raise
+
+    def cancel(self) -> None:
+        """Asks the generation to stop after its current step (safe from another thread)."""
+        if self._finalizer.alive:
+            lib.upg_gen_cancel(self._h)
+
+    def close(self) -> None:
+        """Cancels the generation (if it still runs) and frees it."""
+        self._finalizer()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Model:
+    """A loaded model.
+
+    `path` is a .upg file, a Hugging Face checkpoint directory or an F16/F32/BF16
+    GGUF file; None loads the bundled demo model (miniphi-29m). `device` is "auto"
+    or "cpu" (this build runs on the CPU). `ctx` is the context window in tokens
+    (None: the model's, at most 4096), `threads` the CPU worker threads (None: one
+    per core), `kv_cache` the type of cached keys and values ("f16", or "f32" for
+    an exact cache).
+
+    A Model may be used from several threads; calls that run it (generations,
+    logits) take turns, while different Models run in parallel. Use it as a
+    context manager, or call close(), to unmap the file at a known time.
+    """
+
+    def __init__(
+        self,
+        path: Optional[PathLike] = None,
+        *,
+        device: str = "auto",
+        ctx: Optional[int] = None,
+        threads: Optional[int] = None,
+        kv_cache: str = "f16",
+    ) -> None:
+        self._h = 0
+        if path is None:
+            path = demo_model_path()
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+        for name, v in (("device", device), ("kv_cache", kv_cache)):
+            if not isinstance(v, str):
+                raise TypeError(f"{name} must be a str, not {type(v).__name__}")
+        opts = {
+            "device": device,
+            "ctx": _int_opt("ctx", ctx, minimum=1),
+            "threads": _int_opt("threads", threads, minimum=1),
+            "kv_cache": kv_cache,
+        }
+        h = c_uint64()
+        _lib.call(lib.upg_model_load, _lib.path_bytes(path), _lib.json_bytes(opts), byref(h))
+        self._h = h.value
+        self._finalizer = weakref.finalize(self, _free_model, self._h)
+        self.info: dict[str, Any] = _lib.call_json(lib.upg_model_info, self._h)
+        """What the library reports about the model: path, format, architecture, vocab_size, ctx, threads,
+        kv_cache, chat_template, bos_token_id, eos_token_ids, parameters, ..."""
+        self._streams: weakref.WeakSet[Stream] = weakref.WeakSet()
+        self.last_stats: Optional[dict[str, Any]] = None
+        """The statistics of the last generation that finished (tokens, prefill and decode tok/s, stop reason)."""
+
+    # -- life -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Cancels running generations, waits for them to stop, and unloads the model."""
+        if self._h:
+            self._finalizer()
+            self._h = 0
+
+    def __enter__(self) -> Model:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._h == 0
+
+    def _handle(self) -> int:
+        if not self._h:
+            raise ClosedError("the model was closed")
+        return self._h
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"ctx={self.info['ctx']}, kv_cache={self.info['kv_cache']!r}"
+        return f"upg.Model({self.info['path']!r}, {state})"
+
+    # -- properties -------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        return str(self.info["path"])
+
+    @property
+    def vocab_size(self) -> int:
+        """Logits per position."""
+        return int(self.info["vocab_size"])
+
+    @property
+    def ctx(self) -> int:
+        """The most positions one generation may hold (prompt and output)."""
+        return int(self.info["ctx"])
+
+    @property
+    def chat_template(self) -> str:
+        """The chat template chat() renders messages with (phi4, phi3, llama2, llama3 or chatml)."""
+        return str(self.info["chat_template"])
+
+    # -- tokens -----------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        """Token ids of text. add_special adds BOS (and the like) as the tokenizer is configured to;
+        parse_special turns special tokens written in the text (like <|im_start|>) into their ids."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        h = self._handle()
+        data = text.encode("utf-8")
+        cap = len(data) + 16
+        while True:
+            out = (c_int32 * cap)()
+            n = c_int64()
+            err = c_void_p()
+            code = lib.upg_tokenize(h, data, len(data), int(add_special), int(parse_special), out, cap, byref(n), byref(err))
+            if code == _lib.CODE_TOO_SMALL:
+                _lib.take_string(err)
+                cap = n.value
+                continue
+            _lib.check(code, err)
+            return list(out[: n.value])
+
+    def detokenize(self, ids: Iterable[int]) -> str:
+        """The text of token ids (special tokens rendered as their text)."""
+        arr = _ids_array(ids)
+        out, n, err = c_void_p(), c_int64(), c_void_p()
+        _lib.check(lib.upg_detokenize(self._handle(), arr, len(arr), byref(out), byref(n), byref(err)), err)
+        return _lib.take_string(out, n.value)
+
+    def logits(self, ids: Iterable[int], *, all_positions: bool = False) -> npt.NDArray[np.float32]:
+        """Logits (float32) after running the token ids from an empty, exact (float32) cache:
+        shape (vocab_size,) for the last position, or (len(ids), vocab_size) with all_positions."""
+        import numpy as np
+
+        arr = _ids_array(ids)
+        rows = len(arr) if all_positions else 1
+        out = np.empty((rows, self.vocab_size), dtype=np.float32)
+        _lib.call(
+            lib.upg_logits,
+            self._handle(),
+            arr,
+            len(arr),
+            int(all_positions),
+            out.ctypes.data_as(POINTER(c_float)),
+            out.size,
+        )
+        return out if all_positions else out[0]
+
+    # -- generation -------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: Union[str, Sequence[int]],
+        *,
+        max_tokens: Optional[int] = 128,
+        temperature: float = 0.7,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        ignore_eos: bool = False,
+    ) -> str:
+        """Generates a completion of prompt (text, or token ids used as they are) and returns its text.
+
+        temperature 0 is greedy decoding (the same tokens as `upg run --temperature 0`);
+        top_k 0, top_p 1, min_p 0 and repeat_penalty 1 turn those filters off; the same
+        seed gives the same text (None: a random seed). Generation ends at end of text,
+        at a stop string (not included), after max_tokens tokens (None: no limit), or when
+        the context is full. Ctrl-C interrupts it (KeyboardInterrupt).
+        """
+        req = _request(
+            _prompt(prompt), max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop, ignore_eos
+        )
+        return "".join(self._start(req, max_pieces=0))
+
+    def stream(
+        self,
+        prompt: Union[str, Sequence[int]],
+        *,
+        max_tokens: Optional[int] = 128,
+        temperature: float = 0.7,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        ignore_eos: bool = False,
+    ) -> Stream:
+        """Like generate, but returns a Stream yielding the text piece by piece as it is produced."""
+        req = _request(
+            _prompt(prompt), max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop, ignore_eos
+        )
+        return self._start(req, max_pieces=1)
+
+    def chat(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: Optional[int] = 512,
+        temperature: float = 0.7,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        ignore_eos: bool = False,
+    ) -> str:
+        """The assistant's answer to messages (OpenAI's shape: [{"role": "system"|"user"|"assistant",
+        "content": "..."}]), rendered with the model's own chat template. Calls that extend the
+        previous conversation reuse its cached prefix."""
+        req = _request(
+            {"messages": _messages(messages)},
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            seed,
+            stop,
+            ignore_eos,
+        )
+        return "".join(self._start(req, max_pieces=0))
+
+    def chat_stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: Optional[int] = 512,
+        temperature: float = 0.7,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        seed: Optional[int] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        ignore_eos: bool = False,
+    ) -> Stream:
+        """Like chat, but returns a Stream of the answer's pieces."""
+        req = _request(
+            {"messages": _messages(messages)},
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            seed,
+            stop,
+            ignore_eos,
+        )
+        return self._start(req, max_pieces=1)
+
+    def _start(self, req: dict[str, Any], max_pieces: int) -> Stream:
+        handle = self._handle()
+        # A model runs one generation at a time; one started on a thread that holds an
+        # unfinished stream of this model would wait for that stream forever.
+        me = threading.get_ident()
+        if any(s._thread == me and s._finalizer.alive for s in list(self._streams)):
+            raise UpgError(
+                "this thread has an unfinished stream of this model; read it to the end or close it first "
+                "(a model runs one generation at a time)"
+            )
+        g = c_uint64()
+        _lib.call(lib.upg_gen_start, handle, _lib.json_bytes(req), byref(g))
+        s = Stream(self, g.value, max_pieces)
+        self._streams.add(s)
+        return s
+
+
+def _ids_array(ids: Iterable[int]) -> ctypes.Array[c_int32]:
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids must be a sequence of token ids (use tokenize for text)")
+    try:
+        values = [int(i) for i in ids]  # numpy integers too
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"ids must be a sequence of int: {e}") from None
+    for i, v in enumerate(values):
+        if not -(2**31) <= v < 2**31:
+            raise InvalidArgumentError(f"token id {v} at index {i} is out of range")
+    return (c_int32 * len(values))(*values)
+
+
+def _prompt(prompt: Union[str, Sequence[int]]) -> dict[str, Any]:
+    if isinstance(prompt, str):
+        return {"prompt": prompt}
+    if isinstance(prompt, bytes):
+        raise TypeError("prompt must be a str or a sequence of token ids, not bytes")
+    return {"ids": list(_ids_array(prompt))}
+
+
+def _messages(messages: Sequence[Message]) -> list[dict[str, str]]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise TypeError('messages must be a list of {"role": ..., "content": ...} dicts')
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+            raise InvalidArgumentError(f'message {i} is not a {{"role": ..., "content": ...}} mapping')
+        content = m["content"]
+        if isinstance(content, list):  # OpenAI content parts: text only
+            texts = []
+            for part in content:
+                if not isinstance(part, Mapping) or part.get("type") != "text":
+                    raise InvalidArgumentError(f"message {i}: only text content parts are supported")
+                texts.append(str(part.get("text", "")))
+            content = "".join(texts)
+        if not isinstance(content, str) or not isinstance(m["role"], str):
+            raise TypeError(f"message {i}: role and content must be strings")
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+def _request(
+    base: dict[str, Any],
+    max_tokens: Optional[int],
+    temperature: float,
+    top_k: int,
+    top_p: float,
+    min_p: float,
+    repeat_penalty: float,
+    seed: Optional[int],
+    stop: Union[str, Sequence[str], None],
+    ignore_eos: bool,
+) -> dict[str, Any]:
+    req = dict(base)
+    req["max_tokens"] = _int_opt("max_tokens", max_tokens, minimum=1)
+    req["temperature"] = _float_opt("temperature", temperature)
+    req["top_k"] = _int_opt("top_k", top_k, minimum=0, allow_none=False)
+    req["top_p"] = _float_opt("top_p", top_p)
+    req["min_p"] = _float_opt("min_p", min_p)
+    req["repeat_penalty"] = _float_opt("repeat_penalty", repeat_penalty)
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int or None, not {type(seed).__name__}")
+        if not 0 <= seed < 2**64:
+            raise InvalidArgumentError(f"seed {seed} must be in [0, 2**64)")
+        req["seed"] = seed
+    req["stop"] = _str_list("stop", stop)
+    req["ignore_eos"] = bool(ignore_eos)
+    for k in ("temperature", "top_p", "min_p", "repeat_penalty"):
+        v = req[k]
+        if v != v or v in (float("inf"), float("-inf")):  # JSON has no NaN or infinity
+            raise InvalidArgumentError(f"{k} {v} must be a finite number")
+    return req

@@ -1,0 +1,109 @@
+"""Generation from Python equals the command line's and transformers' greedy text."""
+
+from __future__ import annotations
+
+import pytest
+
+import upg
+from conftest import MODELS, reference, run_cli
+
+PROMPTS = [c["prompt"] for c in reference("miniphi-29m")["cases"]] if MODELS.is_dir() else []
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_greedy_generate_equals_upg_run(demo: upg.Model, cli, prompt: str) -> None:
+    want = run_cli(cli, "run", "--model", demo.path, "--temperature", "0", "--max-tokens", "48", prompt).stdout
+    got = demo.generate(prompt, temperature=0, max_tokens=48)
+    assert got == want
+    assert demo.last_stats is not None and demo.last_stats["generated_tokens"] > 0
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+def test_stream_pieces_join_to_generate(demo: upg.Model, prompt: str) -> None:
+    text = demo.generate(prompt, temperature=0, max_tokens=64)
+    stream = demo.stream(prompt, temperature=0, max_tokens=64)
+    pieces = list(stream)
+    assert len(pieces) > 1
+    assert all(pieces)
+    assert "".join(pieces) == text
+    assert stream.stats is not None and stream.stats["stop_reason"] in ("length", "eos")
+
+
+def test_stop_strings_and_seeds(demo: upg.Model) -> None:
+    full = demo.generate("package main", temperature=0, max_tokens=40)
+    cut = full.index("fmt") if "fmt" in full else len(full) // 2
+    stop = full[cut : cut + 3]
+    got = demo.generate("package main", temperature=0, max_tokens=40, stop=stop)
+    assert got == full[: full.index(stop)]
+    assert demo.last_stats is not None and demo.last_stats["stop_reason"] == "stop"
+    a = demo.generate("It was", seed=7, max_tokens=24, temperature=1.0)
+    b = demo.generate("It was", seed=7, max_tokens=24, temperature=1.0)
+    assert a == b
+
+
+def test_sampled_generate_equals_upg_run_with_the_same_seed(demo: upg.Model, cli) -> None:
+    args = ["--temperature", "0.9", "--top-k", "20", "--top-p", "0.9", "--min-p", "0.02", "--repeat-penalty", "1.1"]
+    want = run_cli(cli, "run", "--model", demo.path, *args, "--seed", "42", "--max-tokens", "32", "It was").stdout
+    got = demo.generate(
+        "It was", temperature=0.9, top_k=20, top_p=0.9, min_p=0.02, repeat_penalty=1.1, seed=42, max_tokens=32
+    )
+    assert got == want
+
+
+def test_transformers_greedy_text(shared) -> None:
+    """The uncompressed checkpoint with an exact cache continues as transformers does (32 tokens)."""
+    with upg.Model(MODELS / "miniphi-29m", kv_cache="f32") as m:
+        for c in reference("miniphi-29m")["cases"]:
+            assert m.generate(c["input_ids"], temperature=0, max_tokens=32) == c["greedy_text"]
+
+
+def test_chat(demo: upg.Model) -> None:
+    assert demo.chat_template == "phi4"
+    msgs = [{"role": "system", "content": "You write Go."}, {"role": "user", "content": "Write a main function."}]
+    a = demo.chat(msgs, temperature=0, max_tokens=24)
+    assert a
+    assert "".join(demo.chat_stream(msgs, temperature=0, max_tokens=24)) == a
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Write a main"}, {"type": "text", "text": " function."}]}]
+    assert demo.chat([msgs[0], *parts], temperature=0, max_tokens=24) == a
+
+
+def test_tokenize_round_trip(demo: upg.Model, cli, shared) -> None:
+    for c in reference("miniphi-29m")["cases"]:
+        ids = demo.tokenize(c["prompt"])
+        assert ids == c["input_ids"]
+        assert demo.detokenize(ids) == c["prompt"]
+    text = "héllo wörld 🙂 <|im_start|> end"
+    want = [int(t) for t in run_cli(cli, "tokenize", "--model", demo.path, text).stdout.split()]
+    assert demo.tokenize(text) == want
+    assert demo.detokenize(demo.tokenize(text)) == text
+    assert demo.detokenize(demo.tokenize("a\x00b")) == "a\x00b"  # NULs cross the boundary
+    assert demo.tokenize("") == []
+    assert demo.detokenize([]) == ""
+    long = "abc def " * 5000
+    assert demo.detokenize(demo.tokenize(long)) == long
+
+
+def test_prompt_as_token_ids(demo: upg.Model) -> None:
+    ids = demo.tokenize("package main")
+    assert demo.generate(ids, temperature=0, max_tokens=16) == demo.generate("package main", temperature=0, max_tokens=16)
+
+
+def test_generation_ends_when_the_context_is_full(shared) -> None:
+    with upg.Model(ctx=32) as m:
+        m.generate("package main", temperature=0, max_tokens=None, ignore_eos=True)
+        assert m.last_stats is not None
+        assert m.last_stats["stop_reason"] == "context"
+        # Every position is used: the last token sampled needs none (it is never fed).
+        assert m.last_stats["prompt_tokens"] + m.last_stats["generated_tokens"] == 32 + 1
+
+
+def test_leaving_a_stream_early_cancels_it(demo: upg.Model) -> None:
+    for piece in demo.stream("package main", max_tokens=None, ignore_eos=True):
+        break
+    # The dropped stream gave the model back: the next generation does not wait for it.
+    assert demo.generate("package main", temperature=0, max_tokens=4)
+    s = demo.stream("package main", max_tokens=None, ignore_eos=True)
+    next(s)
+    s.cancel()
+    rest = list(s)
+    assert s.stats is not None and s.stats["stop_reason"] == "cancelled" and len(rest) < 50

@@ -1,0 +1,71 @@
+"""compress, evaluate and inspect equal the command line's JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import upg
+from conftest import MODELS, SHARED, run_cli
+
+EVAL_KEYS = {"model", "ppl", "ref_ppl", "ppl_ratio", "kld_mean", "kld_p99", "top1_agreement", "bpw", "file_bytes",
+             "scored_tokens", "chunks", "ctx"}
+
+
+def test_compress_then_evaluate(tmp_path: Path, cli, shared) -> None:
+    src = MODELS / "TinyStories-656K"
+    calib = SHARED / "corpus" / "cs336_tinystories_sample.txt"
+    out = tmp_path / "ts.upg"
+    seen: list[tuple[int, int, str]] = []
+    rep = upg.compress(src, out, 4.0, calib, calib_ctx=128, calib_tokens=512, progress=lambda d, t, s: seen.append((d, t, s)))
+    assert out.is_file() and rep["file_bytes"] == out.stat().st_size
+    assert rep["bpw"] <= 4.0 and rep["parameters"] == 656000 and rep["quality"]["kld_mean"] >= 0
+    assert seen and 0 < seen[-1][0] <= seen[-1][1] == 656000 and any(s.startswith("encoded") for _, _, s in seen)
+    assert [d for d, _, _ in seen] == sorted(d for d, _, _ in seen)
+    assert [p.name for p in tmp_path.iterdir()] == ["ts.upg"]  # no temporary file left
+
+    # The command line writes the same tensors (the files differ in their creation time).
+    out2 = tmp_path / "cli.upg"
+    run_cli(cli, "compress", str(src), "--out", str(out2), "--target-bpw", "4", "--calib", str(calib), "--calib-ctx", "128", "--calib-tokens", "512", "-q")
+    assert upg.inspect(out2)["tensors"] == upg.inspect(out)["tensors"]
+    out2.unlink()
+
+    ticks: list[tuple[int, int, str]] = []
+    r = upg.evaluate(out, text_file=calib, ref=src, ctx=128, progress=lambda d, t, s: ticks.append((d, t, s)))
+    assert set(r) == EVAL_KEYS
+    want = json.loads(run_cli(cli, "eval", "--model", str(out), "--ref", str(src), "--text", str(calib), "--ctx", "128", "--json").stdout)
+    assert r == want
+    assert ticks[-1] == (r["chunks"], r["chunks"], "evaluating")
+    # Text instead of a file, a Model instead of a path, several models in one pass.
+    with upg.Model(out) as m:
+        assert upg.evaluate(m, calib.read_text(), ref=src, ctx=128) == r
+    both = upg.evaluate_many([out, src], text_file=calib, ref=src, ctx=128)
+    assert both[0] == r and both[1]["kld_mean"] < 1e-6
+
+
+def test_cancelled_compress_writes_nothing(tmp_path: Path, shared) -> None:
+    class Stop(Exception):
+        pass
+
+    calls = []
+
+    def progress(done: int, total: int, stage: str) -> None:
+        calls.append(stage)
+        if len(calls) == 3:
+            raise Stop
+
+    calib = SHARED / "corpus" / "cs336_tinystories_sample.txt"
+    with pytest.raises(Stop):
+        upg.compress(MODELS / "TinyStories-656K", tmp_path / "x.upg", 4.0, calib, calib_ctx=128, progress=progress)
+    assert len(calls) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_equals_cli(cli) -> None:
+    demo = upg.demo_model_path()
+    got = upg.inspect(demo)
+    assert got == json.loads(run_cli(cli, "inspect", "--json", str(demo)).stdout)
+    assert got["parameters"] == 28842496 and got["format"] == "upg"
+    assert upg.inspect() == got
