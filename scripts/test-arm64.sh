@@ -4,12 +4,16 @@
 # Armv8.2 dot product (the SDOT kernels); `-cpu cortex-a72` does not (the
 # SMULL/SMLAL2/SADALP fallback). Every NEON kernel is checked against the
 # codec's reference decoder, and the golden logits through the arm64 build.
-# Needs qemu-user-static (Debian: apt-get install qemu-user-static).
+# Needs qemu-user-static and, since main's CUDA backend links the system's
+# driver dynamically on linux/arm64 (dynamic test binaries), the arm64
+# dynamic loader (Debian: apt-get install qemu-user-static
+# libc6-arm64-cross; QEMU_LD_PREFIX points qemu at it).
 # On the 2-core development machine: about 1.5 min for the kernel runs and
 # 2-3 min for the golden logits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QEMU="${QEMU:-qemu-aarch64-static}"
+export QEMU_LD_PREFIX="${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/cpu.test" ./backend/cpu
