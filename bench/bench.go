@@ -82,6 +82,7 @@ func MemAvailable() int64 { return sysmem.Available() }
 // Options configure Run.
 type Options struct {
 	Threads      int     // CPU threads; 0 = all cores
+	Device       string  // backend: cpu (""), cuda or auto (engine.Options.Device)
 	PromptTokens int     // prefill length (default 512)
 	GenTokens    int     // decoded tokens (default 128)
 	Bandwidth    float64 // measured read bandwidth in GB/s; 0 = measure it
@@ -150,15 +151,12 @@ func Run(path string, opts Options) (Result, error) {
 		}
 	}
 	res := Result{Model: path, PromptTokens: opts.PromptTokens, GenTokens: opts.GenTokens, ReadBandwidth: opts.Bandwidth}
-	if res.ReadBandwidth == 0 {
-		res.ReadBandwidth = ReadBandwidth(opts.Threads)
-	}
 	start := time.Now()
 	if opts.Batch <= 0 {
 		opts.Batch = 1
 	}
 	res.Batch = opts.Batch
-	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache,
+	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Device: opts.Device, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache,
 		MaxSeqs: opts.Batch, StepTokens: max(engine.PrefillBlock, opts.Batch)})
 	if err != nil {
 		return res, err
@@ -175,6 +173,18 @@ func Run(path string, opts Options) (Result, error) {
 	res.Threads = opts.Threads
 	if t, ok := m.Backend().(interface{ Threads() int }); ok {
 		res.Threads = t.Threads()
+	}
+	if res.ReadBandwidth == 0 {
+		// a GPU backend's roofline is its device memory's copy bandwidth
+		if g, ok := m.Backend().(interface{ CopyBandwidth() (float64, error) }); ok {
+			bw, err := g.CopyBandwidth()
+			if err != nil {
+				return res, err
+			}
+			res.ReadBandwidth = bw
+		} else {
+			res.ReadBandwidth = ReadBandwidth(opts.Threads)
+		}
 	}
 	res.Layers = c.Layers
 	res.ModelBytes, res.BytesPerToken = modelBytes(l, path)

@@ -6,19 +6,21 @@ package checkpoint
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/upg-ai/upg/gguf"
 	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/upgfile"
 )
 
 // TensorInfo describes one stored tensor.
 type TensorInfo struct {
-	Name     string
-	Shape    []int
-	Encoding string // dtype ("BF16") or codec description
-	Bytes    int64
+	Name     string `json:"name"`
+	Shape    []int  `json:"shape"`
+	Encoding string `json:"encoding"` // dtype ("BF16") or codec description
+	Bytes    int64  `json:"bytes"`
 }
 
 // Source is a model.TensorSource that can also list its tensors.
@@ -52,13 +54,41 @@ func Open(path string) (*Checkpoint, error) {
 	if st.IsDir() {
 		return openHF(path)
 	}
+	// The magic bytes decide; the extension only picks the parser whose
+	// error explains a file that has neither magic.
+	switch sniff(path) {
+	case "gguf":
+		return openGGUF(path)
+	case "upg":
+		return openUPG(path)
+	}
 	switch {
 	case strings.HasSuffix(path, ".gguf"):
 		return openGGUF(path)
 	case strings.HasSuffix(path, ".upg"):
 		return openUPG(path)
 	}
-	return nil, fmt.Errorf("%s: unrecognised model format (want a Hugging Face directory, .gguf or .upg file)", path)
+	return nil, fmt.Errorf("%s: unrecognised model format: neither a GGUF nor a .upg file (by its first bytes), nor a Hugging Face directory", path)
+}
+
+// sniff names the format of a file by its magic bytes: "gguf", "upg" or "".
+func sniff(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var magic [4]byte
+	if _, err := io.ReadFull(f, magic[:]); err != nil {
+		return ""
+	}
+	switch string(magic[:]) {
+	case "GGUF":
+		return "gguf"
+	case upgfile.Magic:
+		return "upg"
+	}
+	return ""
 }
 
 // Close releases the mapped files.

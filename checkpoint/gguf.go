@@ -2,19 +2,30 @@ package checkpoint
 
 import (
 	"fmt"
+	"log/slog"
 	"regexp"
 
 	"github.com/upg-ai/upg/gguf"
+	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
 )
 
 // ggufSource serves a GGUF file's tensors under Hugging Face names.
+// Block-quantized tensors (Q4_K, Q8_0, IQ4_XS, ...) are dequantized
+// exactly: whole, into float32 memory, when all of them together fit
+// comfortably (eager); otherwise row by row on every use, which keeps
+// memory at the file's size but makes every matrix multiply decode its
+// weights (fine for `upg compress`, slow to run).
 type ggufSource struct {
 	f      *gguf.File
 	toGGUF map[string]string // HF name -> GGUF name
 	names  []string
+	eager  bool
 }
+
+// maxEagerDequant bounds the float32 memory of eagerly dequantized tensors.
+const maxEagerDequant = 4 << 30
 
 var ggufArchitectures = map[string]string{"llama": "llama", "phi3": "phi3", "qwen2": "qwen2"}
 
@@ -68,11 +79,20 @@ func openGGUF(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	src := &ggufSource{f: f, toGGUF: map[string]string{}}
+	var quantBytes int64 // float32 bytes of the quantized tensors
 	for _, t := range f.Tensors {
 		if hf, ok := hfName(cfg.Arch, t.Name); ok {
 			src.toGGUF[hf] = t.Name
 			src.names = append(src.names, hf)
+			if t.Type.Quantized() {
+				quantBytes += 4 * int64(t.Elements())
+			}
 		}
+	}
+	src.eager = quantBytes <= min(maxEagerDequant, sysmem.Available()/2)
+	if !src.eager {
+		slog.Warn("quantized GGUF too large to dequantize in memory: decoding its weights at every use, which is slow; convert it once with upg compress",
+			"file", path, "float32_GB", fmt.Sprintf("%.1f", float64(quantBytes)/1e9))
 	}
 	ck := &Checkpoint{Path: path, Format: "gguf", Config: cfg, Tensors: src, closer: f.Close, gguf: f}
 	ck.ChatTemplate, _ = f.String("tokenizer.chat_template")
@@ -181,7 +201,7 @@ func ggufDType(t gguf.GGMLType) (tensor.DType, error) {
 	case gguf.TypeBF16:
 		return tensor.BF16, nil
 	}
-	return 0, fmt.Errorf("GGUF tensor type %s is not supported (F32, F16 and BF16 are; re-export unquantized or import through `upg compress`)", t)
+	return 0, fmt.Errorf("GGUF tensor type %s is not supported (F32, F16, BF16 and the quantized types Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 are)", t)
 }
 
 func (s *ggufSource) Matrix(name string) (tensor.Matrix, error) {
@@ -192,11 +212,25 @@ func (s *ggufSource) Matrix(name string) (tensor.Matrix, error) {
 	if len(ti.Dims) != 2 {
 		return nil, fmt.Errorf("gguf: %s: tensor %q has %d dimensions, want 2", s.f.Path, ti.Name, len(ti.Dims))
 	}
+	rows, cols := int(ti.Dims[1]), int(ti.Dims[0])
+	if ti.Type.Quantized() {
+		bs, ts := int(ti.Type.BlockSize()), int(ti.Type.TypeSize())
+		if cols%bs != 0 || len(data) != rows*cols/bs*ts {
+			return nil, fmt.Errorf("gguf: %s: tensor %q: %d columns are not whole %s blocks of %d", s.f.Path, ti.Name, cols, ti.Type, bs)
+		}
+		m := &quantMatrix{typ: ti.Type, rows: rows, cols: cols, rowBytes: cols / bs * ts, data: data}
+		if !s.eager {
+			return m, nil
+		}
+		out := make([]float32, rows*cols)
+		m.DecodeRows(out, 0, rows)
+		return tensor.FromF32(rows, cols, out), nil
+	}
 	dt, err := ggufDType(ti.Type)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %s: tensor %q: %w", s.f.Path, ti.Name, err)
 	}
-	return tensor.NewDense(dt, int(ti.Dims[1]), int(ti.Dims[0]), data)
+	return tensor.NewDense(dt, rows, cols, data)
 }
 
 func (s *ggufSource) Vector(name string) ([]float32, error) {
@@ -204,10 +238,27 @@ func (s *ggufSource) Vector(name string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	dt, err := ggufDType(ti.Type)
-	if err != nil {
+	out := make([]float32, ti.Elements())
+	if err := gguf.Dequantize(ti.Type, out, data); err != nil {
 		return nil, fmt.Errorf("gguf: %s: tensor %q: %w", s.f.Path, ti.Name, err)
 	}
-	out := make([]float32, ti.Elements())
-	return out, tensor.ToFloat32(out, data, dt)
+	return out, nil
+}
+
+// quantMatrix is a block-quantized GGUF matrix decoded row by row (exactly,
+// as ggml's to_float does) by DecodeRows.
+type quantMatrix struct {
+	typ        gguf.GGMLType
+	rows, cols int
+	rowBytes   int
+	data       []byte
+}
+
+func (m *quantMatrix) Rows() int { return m.rows }
+func (m *quantMatrix) Cols() int { return m.cols }
+
+func (m *quantMatrix) DecodeRows(dst []float32, r0, r1 int) {
+	if err := gguf.Dequantize(m.typ, dst[:(r1-r0)*m.cols], m.data[r0*m.rowBytes:r1*m.rowBytes]); err != nil {
+		panic(err) // the sizes were checked when the matrix was made
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/bench"
@@ -31,7 +32,17 @@ to the memory roofline.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				return fmt.Errorf("--model is required")
+				return usagef("--model is required")
+			}
+			if err := checkThreads(opts.Threads); err != nil {
+				return err
+			}
+			if err := checkDevice(opts.Device); err != nil {
+				return err
+			}
+			var err error
+			if path, err = modelPath(path); err != nil {
+				return err
 			}
 			kv, err := parseKVCache(kvType)
 			if err != nil {
@@ -51,10 +62,12 @@ to the memory roofline.`,
 				defer f.Close()
 				opts.DecodeProfile = f
 			}
-			opts.Bandwidth = bench.ReadBandwidth(opts.Threads)
-			if !asJSON {
-				fmt.Fprintf(os.Stderr, "read bandwidth: %.1f GB/s\n", opts.Bandwidth)
-			}
+			if strings.ToLower(opts.Device) == "cpu" {
+				opts.Bandwidth = bench.ReadBandwidth(opts.Threads)
+				if !asJSON {
+					fmt.Fprintf(os.Stderr, "read bandwidth: %.1f GB/s\n", opts.Bandwidth)
+				}
+			} // else bench.Run measures the backend's own: a GPU's copy bandwidth, or the CPU's
 			res, err := bench.Run(path, opts)
 			if err != nil {
 				return err
@@ -65,7 +78,11 @@ to the memory roofline.`,
 			}
 			w := os.Stdout
 			fmt.Fprintf(w, "model            %s (%d layers, %.2f GB)\n", res.Model, res.Layers, float64(res.ModelBytes)/1e9)
-			fmt.Fprintf(w, "kernel           %s, %d threads\n", res.Kernel, res.Threads)
+			if res.Threads > 0 {
+				fmt.Fprintf(w, "kernel           %s, %d threads\n", res.Kernel, res.Threads)
+			} else {
+				fmt.Fprintf(w, "kernel           %s\n", res.Kernel)
+			}
 			fmt.Fprintf(w, "read bandwidth   %.1f GB/s\n", res.ReadBandwidth)
 			fmt.Fprintf(w, "prefill          %.2f tok/s (%d tokens)\n", res.PrefillTokS, res.PromptTokens)
 			if res.Batch > 1 {
@@ -81,6 +98,7 @@ to the memory roofline.`,
 	f := cmd.Flags()
 	f.StringVarP(&path, "model", "m", "", "model: .upg file, Hugging Face directory or .gguf")
 	f.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
+	f.StringVar(&opts.Device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda; on a GPU the roofline is its copy bandwidth")
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
 	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode (per sequence)")
 	f.IntVar(&opts.Batch, "batch", 1, "sequences decoded together (they share the prompt but its last token)")

@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/compress"
 )
@@ -44,24 +43,18 @@ interrupted run never leaves a partial FILE.`,
 				}
 				opts.CalibText = string(b)
 			}
+			if err := checkThreads(opts.Threads); err != nil {
+				return err
+			}
 			opts.Family = compress.Family(family)
-			var bar *progressbar.ProgressBar
+			var bar *progress
 			if !quiet {
-				bar = progressbar.NewOptions64(100, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
-					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
-					progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish(),
-					progressbar.OptionSetDescription("compressing"))
-				opts.Progress = func(done, total int64, stage string) {
-					if bar.GetMax64() != total && total > 0 {
-						bar.ChangeMax64(total)
-					}
-					bar.Describe(fmt.Sprintf("%-44.44s", stage))
-					bar.Set64(done)
-				}
+				bar = newProgress("compressing", "parameters", 100)
+				opts.Progress = bar.set
 			}
 			rep, err := compress.Run(args[0], out, opts)
 			if bar != nil {
-				bar.Finish()
+				bar.finish()
 			}
 			if err != nil {
 				return err

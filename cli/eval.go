@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/eval"
@@ -49,22 +47,27 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			defer l.Close()
 			var ref *engine.Loaded
 			if refPath != "" {
-				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Ctx: ctx}); err != nil {
+				if refPath, err = modelPath(refPath); err != nil {
+					return err
+				}
+				if ref, err = engine.Load(refPath, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctx}); err != nil {
 					return err
 				}
 				defer ref.Close()
 			}
 			tokens := l.Tokenizer.Encode(string(text), false, false)
-			bar := progressbar.NewOptions(len(tokens)/ctx, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
-				progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
-				progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionSetDescription("evaluating"))
+			bar := newProgress("evaluating", "chunks", int64(len(tokens)/ctx))
 			var refModel *model.Model
 			if ref != nil {
 				refModel = ref.Model
 			}
 			loaded := []*engine.Loaded{l}
 			for _, p := range more {
-				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Ctx: ctx})
+				p, err := modelPath(p)
+				if err != nil {
+					return err
+				}
+				o, err := engine.Load(p, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctx})
 				if err != nil {
 					return err
 				}
@@ -75,8 +78,8 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			for i, o := range loaded {
 				models[i] = o.Model
 			}
-			results, err := eval.CompareMany(models, refModel, tokens, ctx, func(d, t int) { bar.Set(d) })
-			bar.Finish()
+			results, err := eval.CompareMany(models, refModel, tokens, ctx, func(d, t int) { bar.set(int64(d), int64(t), "") })
+			bar.finish()
 			if err != nil {
 				return err
 			}

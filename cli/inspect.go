@@ -16,30 +16,24 @@ func newTokenizeCmd() *cobra.Command {
 	var path, file string
 	var noSpecial bool
 	cmd := &cobra.Command{
-		Use:   "tokenize --model PATH [--file F | TEXT]",
+		Use:   "tokenize --model PATH [--file F | TEXT | -]",
 		Short: "Print the token ids of a text, space-separated",
-		Long: `Tokenize TEXT (or the contents of --file) and print the token ids on one line.
+		Long: `Tokenize TEXT (or the contents of --file, or standard input: "-", or no TEXT
+with input piped in) and print the token ids on one line.
 PATH may be a model directory, a .gguf, a .upg, a tokenizer.json or a .tiktoken
 rank file. Special tokens written in the text (like <|im_start|>) are
 recognised, and BOS is added when the tokenizer is configured to add it.`,
 		Example: `  upg tokenize --model ./Phi-4 "Hello world"
-  upg tokenize --model cl100k_base.tiktoken --file notes.txt`,
+  upg tokenize --model cl100k_base.tiktoken --file notes.txt
+  cat notes.txt | upg tokenize --model cl100k_base.tiktoken -`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var text string
-			switch {
-			case file != "" && len(args) == 1:
-				return usagef("give TEXT or --file, not both")
-			case file != "":
-				b, err := os.ReadFile(file)
-				if err != nil {
-					return err
+			text, err := promptText(args, file)
+			if err != nil {
+				if _, ok := err.(usageError); ok && strings.HasPrefix(err.Error(), "no prompt") {
+					return usagef("nothing to tokenize: give TEXT, --file FILE, or - to read standard input")
 				}
-				text = string(b)
-			case len(args) == 1:
-				text = args[0]
-			default:
-				return usagef("nothing to tokenize: give TEXT or --file")
+				return err
 			}
 			if path == "" {
 				p, err := demoModelPath()
@@ -47,6 +41,9 @@ recognised, and BOS is added when the tokenizer is configured to add it.`,
 					return err
 				}
 				path = p
+			}
+			if path, err = modelPath(path); err != nil {
+				return err
 			}
 			tok, err := loadTokenizer(path)
 			if err != nil {
@@ -62,7 +59,7 @@ recognised, and BOS is added when the tokenizer is configured to add it.`,
 		},
 	}
 	cmd.Flags().StringVarP(&path, "model", "m", "", "model or tokenizer file (default: the bundled demo model)")
-	cmd.Flags().StringVarP(&file, "file", "f", "", "read the text from this file")
+	cmd.Flags().StringVarP(&file, "file", "f", "", "read the text from this file (\"-\" = standard input)")
 	cmd.Flags().BoolVar(&noSpecial, "no-special", false, "add no BOS and treat special-token text as plain text")
 	return cmd
 }
@@ -95,7 +92,11 @@ func newInspectCmd() *cobra.Command {
   upg inspect --json stories260K.gguf`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ck, err := checkpoint.Open(args[0])
+			path, err := modelPath(args[0])
+			if err != nil {
+				return err
+			}
+			ck, err := checkpoint.Open(path)
 			if err != nil {
 				return err
 			}

@@ -17,6 +17,9 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command failed (bad model file, I/O, ...)
 	exitUsage = 2 // bad flags or arguments
+	// exitInterrupted: stopped by Ctrl-C, the code a shell gives a process
+	// killed by SIGINT.
+	exitInterrupted = 130
 )
 
 // usageError marks errors that are the caller's fault (exit code 2).
@@ -31,6 +34,9 @@ func Main(args []string) int {
 	err := root.Execute()
 	if err == nil {
 		return exitOK
+	}
+	if errors.As(err, new(interruptedError)) {
+		return exitInterrupted
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", " ")
 	msg = strings.TrimPrefix(msg, "upg: ") // packages that prefix their own errors
@@ -92,8 +98,11 @@ decompress-and-multiply kernels.`,
 			}
 		}
 	}()
+	root.Version = Version
+	cobra.AddTemplateFunc("upgVersion", versionText)
+	root.SetVersionTemplate("{{upgVersion}}")
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "structured debug logs on stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd(), newBenchCmd(), newSynthCmd(), newServeCmd())
+	root.AddCommand(newRunCmd(), newChatCmd(), newTokenizeCmd(), newInspectCmd(), newCompressCmd(), newEvalCmd(), newVerifyCmd(), newBenchCmd(), newSynthCmd(), newVersionCmd(), newListCmd(), newServeCmd())
 	return root
 }

@@ -3,16 +3,20 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/tensor"
+	"github.com/upg-ai/upg/tokenizer"
 )
 
 // modelFlags are shared by every command that loads a model.
@@ -21,13 +25,28 @@ type modelFlags struct {
 	threads int
 	ctx     int
 	kv      string
+	longCtx bool
+	device  string
+
+	loadTime time.Duration // how long the last load took
 }
 
 func (f *modelFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.path, "model", "m", "", "model: .upg file, Hugging Face directory or .gguf (default: the bundled demo model)")
-	cmd.Flags().IntVarP(&f.threads, "threads", "t", 0, "CPU threads (default: all cores)")
+	cmd.Flags().StringVarP(&f.path, "model", "m", "", "model: .upg file, Hugging Face directory, .gguf, or a name in the models directory (upg list) (default: the bundled demo model)")
+	cmd.Flags().IntVarP(&f.threads, "threads", "t", 0, "CPU threads (default: one per physical core)")
 	cmd.Flags().IntVar(&f.ctx, "ctx", 0, "context window in tokens (default: the model's, at most 4096)")
+	cmd.Flags().BoolVar(&f.longCtx, "allow-long-ctx", false, "allow a --ctx above the context the model was trained for (quality degrades past it)")
 	cmd.Flags().StringVar(&f.kv, "kv-cache", "f16", "type of the cached keys and values: f16 or f32")
+	cmd.Flags().StringVar(&f.device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda")
+}
+
+// checkDevice validates a --device value.
+func checkDevice(d string) error {
+	switch strings.ToLower(d) {
+	case "auto", "cpu", "cuda":
+		return nil
+	}
+	return usagef("--device must be auto, cpu or cuda, not %q", d)
 }
 
 // parseKVCache maps the --kv-cache flag to a tensor type.
@@ -41,8 +60,38 @@ func parseKVCache(s string) (tensor.DType, error) {
 	return tensor.Invalid, usagef("--kv-cache must be f16 or f32, not %q", s)
 }
 
+// warnf prints a one-line warning on stderr.
+func warnf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "upg: warning: "+format+"\n", a...)
+}
+
+// checkThreads validates a --threads value and warns when it asks for more
+// threads than there are cores: a worker waiting for a core holds up every
+// parallel step.
+func checkThreads(n int) error {
+	if n < 0 {
+		return usagef("--threads %d must be ≥ 0 (0 = one per physical core)", n)
+	}
+	if c := cpu.PhysicalCores(); n > c {
+		warnf("--threads %d is more than the %d physical cores this process may use; decoding is fastest with at most one thread per core", n, c)
+	}
+	return nil
+}
+
 func (f *modelFlags) load() (*engine.Loaded, error) {
-	path := f.path
+	if f.ctx < 0 {
+		return nil, usagef("--ctx %d must be ≥ 0 (0 = the model's context, at most 4096)", f.ctx)
+	}
+	if err := checkThreads(f.threads); err != nil {
+		return nil, err
+	}
+	if err := checkDevice(f.device); err != nil {
+		return nil, err
+	}
+	path, err := modelPath(f.path)
+	if err != nil {
+		return nil, err
+	}
 	if path == "" {
 		p, err := demoModelPath()
 		if err != nil {
@@ -54,7 +103,38 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
-	return engine.Load(path, engine.Options{Threads: f.threads, Ctx: f.ctx, KVCache: kv})
+	start := time.Now()
+	l, err := engine.Load(path, engine.Options{Threads: f.threads, Device: f.device, Ctx: f.ctx, KVCache: kv, AllowLongCtx: f.longCtx})
+	if err != nil {
+		return nil, err
+	}
+	if trained := l.Model.Config.MaxPositions; trained > 0 && f.ctx > trained {
+		if !f.longCtx {
+			l.Close()
+			return nil, usagef("--ctx %d is more than the %d positions %s was trained for (its max_position_embeddings/context_length); use --ctx %d or less, or add --allow-long-ctx to go past it (the text degrades)",
+				f.ctx, trained, path, trained)
+		}
+		warnf("--ctx %d is more than the %d positions %s was trained for; expect the text to degrade past them", f.ctx, trained, path)
+	}
+	f.loadTime = time.Since(start)
+	return l, nil
+}
+
+// checkFits explains a prompt that does not fit the context before any
+// work is done: what the limit is and what raises it.
+func (f *modelFlags) checkFits(l *engine.Loaded, n int) error {
+	capacity := l.Capacity()
+	if n < capacity {
+		return nil
+	}
+	trained := l.Model.Config.MaxPositions
+	switch {
+	case trained > 0 && capacity >= trained && !f.longCtx:
+		return usagef("prompt of %d tokens does not fit the %d-token context this model was trained for; shorten it (or go past the trained length with --ctx N --allow-long-ctx; the text degrades)", n, capacity)
+	case f.longCtx || trained <= 0 || capacity >= trained:
+		return usagef("prompt of %d tokens does not fit the context of %d tokens; raise --ctx", n, capacity)
+	}
+	return usagef("prompt of %d tokens does not fit the context of %d tokens; raise --ctx (this model was trained for up to %d)", n, capacity, trained)
 }
 
 // genFlags are the sampling and length flags of run and chat.
@@ -63,6 +143,7 @@ type genFlags struct {
 	opts      sample.Options
 	stops     []string
 	ignoreEOS bool
+	unescaped bool // stops already unescaped (validate runs again on /set)
 }
 
 func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
@@ -74,11 +155,12 @@ func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
 	fl.Float32Var(&g.opts.MinP, "min-p", 0.05, "drop tokens below this fraction of the top probability (0 = off)")
 	fl.Float32Var(&g.opts.RepeatPenalty, "repeat-penalty", 1.0, "penalty for recently generated tokens, e.g. 1.1 (1 = off)")
 	fl.Uint64Var(&g.opts.Seed, "seed", 0, "random seed; the same seed reproduces the same text (0 = random)")
-	fl.StringArrayVar(&g.stops, "stop", nil, "stop when this text is generated (repeatable)")
+	fl.StringArrayVar(&g.stops, "stop", nil, `stop when this text is generated (repeatable; escapes such as \n and \t are understood)`)
 	fl.BoolVar(&g.ignoreEOS, "ignore-eos", false, "keep generating past end-of-text tokens")
 }
 
-// validate checks the flags before any model is loaded.
+// validate checks the flags before any model is loaded, and unescapes the
+// stop strings.
 func (g *genFlags) validate() error {
 	o := g.opts
 	switch {
@@ -95,6 +177,20 @@ func (g *genFlags) validate() error {
 	case !(o.RepeatPenalty > 0) || math.IsInf(float64(o.RepeatPenalty), 0):
 		return usagef("--repeat-penalty %v must be a finite number > 0", o.RepeatPenalty)
 	}
+	if g.unescaped {
+		return nil
+	}
+	g.unescaped = true
+	for i, s := range g.stops {
+		u, err := unescape(s)
+		if err != nil {
+			return usagef("--stop %q: %v", s, err)
+		}
+		if u == "" {
+			return usagef("--stop must not be empty")
+		}
+		g.stops[i] = u
+	}
 	return nil
 }
 
@@ -106,21 +202,83 @@ func (g *genFlags) options() sample.Options {
 	return o
 }
 
+// promptText finds run's prompt: the argument, a file (--file), or standard
+// input ("-", or no argument while standard input is not a terminal).
+func promptText(args []string, file string) (string, error) {
+	switch {
+	case file != "" && len(args) == 1:
+		return "", usagef("give PROMPT or --file, not both")
+	case file != "":
+		return readInput(file)
+	case len(args) == 1 && args[0] == "-":
+		return readInput("-")
+	case len(args) == 1:
+		return args[0], nil
+	case !isTerminal(os.Stdin):
+		s, err := readInput("-")
+		if err == nil && s == "" {
+			return "", usagef("no prompt: give PROMPT as an argument, --file FILE, or text on standard input")
+		}
+		return s, err
+	}
+	return "", usagef("no prompt: give PROMPT as an argument, --file FILE, or - to read standard input")
+}
+
+// stripsPrefixSpace reports whether tok is a SentencePiece tokenizer that
+// puts a space in front of the text it encodes and removes it again when it
+// decodes: text generated right after BOS then starts with that space, which
+// llama.cpp and llama2.c do not print.
+func stripsPrefixSpace(tok tokenizer.Tokenizer) bool {
+	ids := tok.Encode("a", false, false)
+	return len(ids) > 0 && strings.HasPrefix(string(tok.TokenBytes(ids[0])), " ") &&
+		!strings.HasPrefix(tok.Decode(ids[:1]), " ")
+}
+
+// interruptedError ends a command stopped by Ctrl-C (exit code 130, like a
+// shell reports a process killed by SIGINT).
+type interruptedError struct{}
+
+func (interruptedError) Error() string { return "interrupted" }
+
+// runJSON is what run --json prints.
+type runJSON struct {
+	Model           string   `json:"model"`
+	Text            string   `json:"text"`
+	PromptTokens    int      `json:"prompt_tokens"`
+	GeneratedTokens int      `json:"generated_tokens"`
+	StopReason      string   `json:"stop_reason"`
+	LoadSeconds     float64  `json:"load_s"`
+	TTFTSeconds     float64  `json:"time_to_first_token_s"`
+	PrefillTokS     float64  `json:"prefill_tok_s"`
+	DecodeTokS      *float64 `json:"decode_tok_s"` // null below two generated tokens
+}
+
 func newRunCmd() *cobra.Command {
 	var mf modelFlags
 	var gf genFlags
+	var file string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "run [flags] PROMPT",
+		Use:   "run [flags] [PROMPT | -]",
 		Short: "Generate a completion of PROMPT, streamed to stdout",
-		Long: `Generate text that continues PROMPT. Only the generated text goes to stdout;
-a one-line summary (prompt tokens, generated tokens, prefill and decode speed)
-goes to stderr. Without --model, the bundled demo model runs.`,
+		Long: `Generate text that continues PROMPT. The prompt is the argument, the contents
+of --file, or standard input ("-", or no argument with input piped in). Only the
+generated text goes to stdout; a one-line summary (prompt and generated tokens,
+load time, time to first token, prefill and decode speed) goes to stderr.
+--json prints the text and the summary as one JSON object instead. Without
+--model, the bundled demo model runs. Ctrl-C stops the generation (exit 130).`,
 		Example: `  upg run "package main"
   upg run --model phi4.upg --temperature 0 --max-tokens 64 "The capital of France is"
-  upg run --seed 7 --top-p 0.9 "It was a dark and stormy night"`,
-		Args: cobra.ExactArgs(1),
+  upg run --seed 7 --top-p 0.9 "It was a dark and stormy night"
+  git diff | upg run --model phi4.upg --stop '\n\n' -
+  upg run --json --file prompt.txt`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := gf.validate(); err != nil {
+				return err
+			}
+			text, err := promptText(args, file)
+			if err != nil {
 				return err
 			}
 			l, err := mf.load()
@@ -128,34 +286,97 @@ goes to stderr. Without --model, the bundled demo model runs.`,
 				return err
 			}
 			defer l.Close()
-			prompt := l.EncodePrompt(args[0])
+			start := time.Now()
+			prompt := l.EncodePrompt(text)
 			if len(prompt) == 0 {
 				return usagef("empty prompt: this tokenizer adds no BOS token, so there is nothing to start from; give some text")
 			}
+			if err := mf.checkFits(l, len(prompt)); err != nil {
+				return err
+			}
+			strip := len(prompt) == 1 && prompt[0] == l.Tokenizer.BOS() && stripsPrefixSpace(l.Tokenizer)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			out := bufio.NewWriter(os.Stdout)
+			var all strings.Builder
+			first := true
 			st, err := l.Generate(ctx, engine.Request{
 				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: gf.options(),
 				Stop: gf.stops, IgnoreEOS: gf.ignoreEOS,
-			}, func(s string) { out.WriteString(s); out.Flush() })
-			if isTerminal(os.Stdout) {
-				out.WriteString("\n") // keep the shell prompt off the last line; pipes get only the text
-			}
-			out.Flush()
-			if err != nil && ctx.Err() == nil {
+			}, func(s string) {
+				if first && strip {
+					s = strings.TrimPrefix(s, " ")
+				}
+				first = false
+				if asJSON {
+					all.WriteString(s)
+					return
+				}
+				out.WriteString(s)
+				out.Flush()
+			})
+			elapsed := time.Since(start)
+			interrupted := ctx.Err() != nil
+			if err != nil && !interrupted {
 				return err
 			}
-			printStats(st)
+			sum := summary{st: st, load: mf.loadTime}
+			if st.GeneratedTokens > 0 || st.StopReason == "eos" {
+				sum.ttft = elapsed - st.Decode // the engine times decoding from the first token
+			}
+			if asJSON {
+				j := runJSON{Model: l.Checkpoint.Path, Text: all.String(), PromptTokens: st.PromptTokens,
+					GeneratedTokens: st.GeneratedTokens, StopReason: st.StopReason, LoadSeconds: sum.load.Seconds(),
+					TTFTSeconds: sum.ttft.Seconds(), PrefillTokS: st.PrefillTokS()}
+				if st.GeneratedTokens >= 2 {
+					d := st.DecodeTokS()
+					j.DecodeTokS = &d
+				}
+				if err := json.NewEncoder(os.Stdout).Encode(j); err != nil {
+					return err
+				}
+			} else {
+				if isTerminal(os.Stdout) {
+					out.WriteString("\n") // keep the shell prompt off the last line; pipes get only the text
+				}
+				out.Flush()
+				sum.print()
+			}
+			if interrupted {
+				return interruptedError{}
+			}
 			return nil
 		},
 	}
 	mf.register(cmd)
 	gf.register(cmd, 128)
+	cmd.Flags().StringVarP(&file, "file", "f", "", `read the prompt from this file ("-" = standard input)`)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the text and the statistics as one JSON object on stdout")
 	return cmd
 }
 
-func printStats(st engine.Stats) {
-	fmt.Fprintf(os.Stderr, "[prompt %d tokens, generated %d tokens; prefill %.1f tok/s, decode %.1f tok/s; stop: %s]\n",
-		st.PromptTokens, st.GeneratedTokens, st.PrefillTokS(), st.DecodeTokS(), st.StopReason)
+// summary is the one-line report of a generation on stderr.
+type summary struct {
+	st         engine.Stats
+	load, ttft time.Duration
+}
+
+func (s summary) print() {
+	st := s.st
+	var b strings.Builder
+	fmt.Fprintf(&b, "[prompt %d tokens, generated %d tokens; load %s, first token %s; prefill %.1f tok/s",
+		st.PromptTokens, st.GeneratedTokens, fmtDur(s.load), fmtDur(s.ttft), st.PrefillTokS())
+	if st.GeneratedTokens >= 2 { // one token has no decode time to measure
+		fmt.Fprintf(&b, ", decode %.1f tok/s", st.DecodeTokS())
+	}
+	fmt.Fprintf(&b, "; stop: %s]\n", st.StopReason)
+	os.Stderr.WriteString(b.String())
+}
+
+// fmtDur prints a duration in ms below a second, else in seconds.
+func fmtDur(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
 }

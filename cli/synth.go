@@ -34,19 +34,23 @@ encoded with the dense codec at the target bits per weight, tensor by tensor
 				return fmt.Errorf("--out is required")
 			}
 			start := time.Now()
+			var bar *progress
 			if !quiet {
-				opts.Progress = func(done, total int64, name string) {
-					fmt.Fprintf(os.Stderr, "\r%5.1f%%  %-50s", 100*float64(done)/float64(total), name)
-				}
+				bar = newProgress("writing "+out, "weights", 100)
+				opts.Progress = bar.set
 			}
-			if err := synth.Write(out, opts); err != nil {
+			err := synth.Write(out, opts)
+			if bar != nil {
+				bar.finish()
+			}
+			if err != nil {
 				return err
 			}
 			st, err := os.Stat(out)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "\rwrote %s: %.2f GB in %s\n", out, float64(st.Size())/1e9, time.Since(start).Round(time.Second))
+			fmt.Fprintf(os.Stderr, "wrote %s: %.2f GB in %s\n", out, float64(st.Size())/1e9, time.Since(start).Round(time.Second))
 			return nil
 		},
 	}

@@ -4,13 +4,162 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
+// isTerminal reports whether f is an interactive terminal (not /dev/null,
+// which is a character device too).
 func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd()))
+}
+
+// readInput reads a whole file, or standard input when path is "-".
+func readInput(path string) (string, error) {
+	if path == "-" {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return "", fmt.Errorf("standard input: %w", err)
+		}
+		return string(b), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// unescape turns the escapes people type in shell arguments (\n, \t, \r,
+// \\, \xNN, \uNNNN, ...) into the characters they stand for, as Go and
+// C string literals do.
+func unescape(s string) (string, error) {
+	if !strings.Contains(s, `\`) {
+		return s, nil
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		if s[0] != '\\' {
+			b.WriteByte(s[0])
+			s = s[1:]
+			continue
+		}
+		q := byte('"')
+		if len(s) > 1 && s[1] == '\'' {
+			q = '\''
+		}
+		r, multi, tail, err := strconv.UnquoteChar(s, q)
+		if err != nil {
+			return "", fmt.Errorf("bad escape at %q", s[:min(len(s), 6)])
+		}
+		if multi || r >= 0x80 {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte(byte(r))
+		}
+		s = tail
+	}
+	return b.String(), nil
+}
+
+// progress reports the advance of a long command on stderr: a redrawn bar
+// on a terminal, plain lines at most every progressEvery elsewhere (logs and
+// CI capture no carriage-return frames).
+type progress struct {
+	bar   *progressbar.ProgressBar
+	desc  string
+	unit  string
+	total int64
+	start time.Time
+
+	mu   sync.Mutex
+	last time.Time
+	done int64
+}
+
+// progressEvery is the interval between plain progress lines.
+var progressEvery = 10 * time.Second
+
+func newProgress(desc, unit string, total int64) *progress {
+	p := &progress{desc: desc, unit: unit, total: total, start: time.Now()}
+	if isTerminal(os.Stderr) {
+		p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr), progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetDescription(desc))
+		return p
+	}
+	if d := os.Getenv("UPG_PROGRESS_EVERY"); d != "" {
+		if v, err := time.ParseDuration(d); err == nil && v > 0 {
+			progressEvery = v
+		}
+	}
+	p.last = p.start
+	fmt.Fprintf(os.Stderr, "%s: started (progress every %s)\n", desc, progressEvery)
+	return p
+}
+
+// set records done units of total (total ≤ 0 keeps the previous total) at stage.
+func (p *progress) set(done, total int64, stage string) {
+	if p.bar != nil {
+		if total > 0 && p.bar.GetMax64() != total {
+			p.bar.ChangeMax64(total)
+		}
+		if stage != "" {
+			p.bar.Describe(fmt.Sprintf("%-44.44s", stage))
+		}
+		p.bar.Set64(done)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if total > 0 {
+		p.total = total
+	}
+	p.done = done
+	now := time.Now()
+	if now.Sub(p.last) < progressEvery {
+		return
+	}
+	p.last = now
+	p.line(stage)
+}
+
+func (p *progress) line(stage string) {
+	el := time.Since(p.start).Round(time.Second)
+	pct := 0.0
+	if p.total > 0 {
+		pct = 100 * float64(p.done) / float64(p.total)
+	}
+	msg := fmt.Sprintf("%s: %d/%d %s (%.0f%%), %s elapsed", p.desc, p.done, p.total, p.unit, pct, el)
+	if p.done > 0 && p.done < p.total {
+		left := time.Duration(float64(time.Since(p.start)) * float64(p.total-p.done) / float64(p.done))
+		msg += fmt.Sprintf(", about %s left", left.Round(time.Second))
+	}
+	if stage != "" {
+		msg += "; " + strings.TrimSpace(stage)
+	}
+	fmt.Fprintln(os.Stderr, msg)
+}
+
+// finish ends the bar, or prints the final line.
+func (p *progress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.line("done")
 }
 
 func randomSeed() uint64 {

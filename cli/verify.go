@@ -14,7 +14,12 @@ func newVerifyCmd() *cobra.Command {
 		Example: `  upg verify models/miniphi-29m.upg`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ck, err := checkpoint.Open(args[0])
+			path, err := modelPath(args[0])
+			if err != nil {
+				return err
+			}
+			args[0] = path
+			ck, err := checkpoint.Open(path)
 			if err != nil {
 				return err
 			}

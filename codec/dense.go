@@ -288,22 +288,37 @@ func (m *DenseMatrix) Cols() int { return m.C }
 func (m *DenseMatrix) DecodeRowsRotated(dst []float32, r0, r1 int) {
 	codes := make([]uint8, m.GroupSize)
 	for r := r0; r < r1; r++ {
-		out := dst[(r-r0)*m.C : (r-r0+1)*m.C]
-		row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
-		for g := 0; g < m.Groups; g++ {
-			c0, c1 := g*m.GroupSize, min((g+1)*m.GroupSize, m.C)
-			cs := codes[:c1-c0]
-			unpackCodes(cs, row, c0*m.Bits, m.Bits)
-			d := f16At(m.Scales, r*m.Groups+g)
-			var off float32
-			if m.Asym {
-				off = f16At(m.Offsets, r*m.Groups+g)
-			}
-			for i, q := range cs {
-				out[c0+i] = d*m.Levels[q] + off
-			}
+		m.DecodeRowRotated(dst[(r-r0)*m.C:(r-r0+1)*m.C], r, codes)
+	}
+}
+
+// DecodeRowRotated writes row r of Ŵ' into dst (len ≥ C) without
+// allocating; codes is scratch of at least GroupSize bytes.
+func (m *DenseMatrix) DecodeRowRotated(dst []float32, r int, codes []uint8) {
+	for g := 0; g < m.Groups; g++ {
+		c0, c1 := g*m.GroupSize, min((g+1)*m.GroupSize, m.C)
+		cs := codes[:c1-c0]
+		m.GroupCodes(cs, r, g)
+		d, off := m.GroupScale(r, g)
+		for i, q := range cs {
+			dst[c0+i] = d*m.Levels[q] + off
 		}
 	}
+}
+
+// GroupCodes writes the codes of group g of row r into dst (len = the
+// group's width: GroupSize, or less for the last group).
+func (m *DenseMatrix) GroupCodes(dst []uint8, r, g int) {
+	unpackCodes(dst, m.Codes[r*m.RowBytes:(r+1)*m.RowBytes], g*m.GroupSize*m.Bits, m.Bits)
+}
+
+// GroupScale returns the scale and offset (0 unless Asym) of group g of row r.
+func (m *DenseMatrix) GroupScale(r, g int) (scale, off float32) {
+	scale = f16At(m.Scales, r*m.Groups+g)
+	if m.Asym {
+		off = f16At(m.Offsets, r*m.Groups+g)
+	}
+	return scale, off
 }
 
 // DecodeRows writes rows [r0, r1) of W (rotation undone) into dst.

@@ -47,7 +47,7 @@ const Version = "0.1.0"
 type Options struct {
 	TargetBPW   float64 // all-in bits per weight of the output file
 	CalibText   string  // calibration text (not the evaluation text!); empty = no calibration
-	CalibTokens int     // calibration tokens to use (default 16384)
+	CalibTokens int     // calibration tokens to use (default 4096)
 	CalibCtx    int     // tokens per calibration sequence (default 512)
 	Family      Family  // codec family for 2-D weights (default "auto")
 	NoGPTQ      bool    // plain round-to-nearest even with calibration

@@ -8,7 +8,6 @@ import (
 
 	"github.com/upg-ai/upg/tensor"
 
-	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/model"
@@ -17,11 +16,18 @@ import (
 // Options configure Load.
 type Options struct {
 	Threads int // CPU worker threads; 0 = all cores
-	Ctx     int // context window in tokens; 0 = the model's maximum (capped at 4096)
+	// Device picks the backend: "cpu" (also ""), "cuda" (the first NVIDIA
+	// GPU; an error when there is none), or "auto" (the GPU when one is
+	// usable, else the CPU with one log line).
+	Device string
+	Ctx    int // context window in tokens; 0 = the model's maximum (capped at 4096)
 	// KVCache is the type of the cached keys and values: tensor.F16 (half
 	// the memory and attention bandwidth; the default, as in llama.cpp) or
 	// tensor.F32 (exact; what eval uses).
 	KVCache tensor.DType
+	// AllowLongCtx lets Ctx exceed the positions the model was trained
+	// for (the text degrades past them); otherwise Ctx is capped there.
+	AllowLongCtx bool
 	// MaxSeqs, StepTokens, KVBudget and BlockSize: see Config (0 = defaults).
 	MaxSeqs, StepTokens int
 	KVBudget            int64
@@ -65,7 +71,10 @@ func Load(path string, opts Options) (*Loaded, error) {
 		}
 		return fail(err)
 	}
-	be := cpu.New(opts.Threads)
+	be, err := NewBackend(opts.Device, opts.Threads)
+	if err != nil {
+		return fail(err)
+	}
 	m, err := model.New(ck.Config, w, be)
 	if err != nil {
 		be.Close()
@@ -75,7 +84,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	if ctx <= 0 {
 		ctx = min(4096, max(ck.Config.MaxPositions, 512))
 	}
-	if ck.Config.MaxPositions > 0 && ctx > ck.Config.MaxPositions {
+	if ck.Config.MaxPositions > 0 && ctx > ck.Config.MaxPositions && !opts.AllowLongCtx {
 		ctx = ck.Config.MaxPositions
 	}
 	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
@@ -85,7 +94,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 		return fail(err)
 	}
 	slog.Debug("model loaded", "path", path, "format", ck.Format, "arch", ck.Config.Arch,
-		"layers", ck.Config.Layers, "threads", be.Threads(), "template", e.Template.Name, "elapsed", time.Since(start))
+		"layers", ck.Config.Layers, "backend", be.Name(), "template", e.Template.Name, "elapsed", time.Since(start))
 	return &Loaded{Engine: e, Checkpoint: ck, backend: be}, nil
 }
 

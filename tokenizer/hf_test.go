@@ -103,3 +103,20 @@ func TestGGUFVocabRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestHFEndOfGenerationNames: a Hugging Face tokenizer's special tokens
+// named like llama.cpp's end-of-generation tokens end generation, from the
+// same list the GGUF vocabularies use ("</s>" was missing from the old
+// Hugging Face list).
+func TestHFEndOfGenerationNames(t *testing.T) {
+	tok, err := FromHFJSON([]byte(strings.Replace(byteLevelJSON, "IGNORE", "false", 1)), nil, "synthetic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(tok.EOS(), 6) {
+		t.Errorf("EOS %v lacks </s> (6)", tok.EOS())
+	}
+	if slices.Contains(tok.EOS(), 5) || slices.Contains(tok.EOS(), 7) {
+		t.Errorf("EOS %v has <s> or the non-special [X]", tok.EOS())
+	}
+}

@@ -56,12 +56,13 @@ type Tokenizer interface {
 	IsControl(id int) bool
 }
 
-// eogNames are token texts that end generation when present as special
-// tokens (llama.cpp's list of end-of-generation tokens).
-var eogNames = []string{
-	"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-	"<|eom_id|>", "<EOT>", "<|end_of_text|>", "<end_of_utterance>",
-}
+// eogTokenNames are the token texts llama.cpp treats as control and
+// end-of-generation (plus FIM/EOT names it forces to control). GGUF
+// vocabularies (llama.go) use the list as llama.cpp does; Hugging Face
+// tokenizers take from it the tokens that they declare special.
+var eogTokenNames = []string{"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+	"<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
+	"<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>"}
 
 // vocab holds what every implementation shares: the token texts, their
 // bytes and the special-token bookkeeping.
@@ -119,7 +120,7 @@ func (v *vocab) addEOS(id int) {
 // addEOGByName adds the well-known end-of-generation tokens that exist as
 // control tokens.
 func (v *vocab) addEOGByName() {
-	for _, name := range eogNames {
+	for _, name := range eogTokenNames {
 		if id, ok := v.ids[name]; ok && v.IsControl(id) {
 			v.addEOS(id)
 		}

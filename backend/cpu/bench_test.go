@@ -38,7 +38,7 @@ func BenchmarkDense(b *testing.B) {
 	for _, lv := range Levels() {
 		for _, sh := range shapes {
 			for _, lvl := range []string{"uniform", "lloyd"} {
-				for _, n := range []int{1, 64} {
+				for _, n := range []int{1, 4, 8, 64} {
 					if n > 1 && lv == LevelGeneric {
 						continue
 					}

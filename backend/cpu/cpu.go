@@ -174,23 +174,10 @@ func (b *Backend) MatMulF32(dst, x []float32, w tensor.Matrix, n int) {
 	R, C := w.Rows(), w.Cols()
 	_ = dst[n*R-1]
 	_ = x[n*C-1]
-	b.mm = mmJob{dst: dst, x: x, w: w, n: n}
-	align := rowBlock
-	switch m := w.(type) {
-	case *codec.DenseMatrix:
-		b.prepareDense(m, nil)
-	case *codec.OverlayMatrix:
-		b.prepareDense(m.Base, m)
-	case *codec.SparseMatrix:
-		b.mm.kind = kindSparse
-		b.mm.sparse = m
-	case *tensor.Dense:
-		b.mm.kind = kindPlain
-		b.mm.plain = m
-	default:
-		b.mm.kind = kindGeneric
-	}
-	b.parallelFor(R, align, b.mmRun)
+	k := kernelFor(w)
+	b.mm = mmJob{dst: dst, x: x, w: w, n: n, k: k}
+	k.prepare(b, w)
+	b.parallelFor(R, rowBlock, b.mmRun)
 	b.mm = mmJob{}
 }
 

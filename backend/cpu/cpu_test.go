@@ -73,11 +73,10 @@ func q8Emulate(m *codec.DenseMatrix, x []float32, n int) []float64 {
 			sx[g], sumq[g] = float64(s), sum
 		}
 		for r := 0; r < m.R; r++ {
-			row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
 			var total float64
 			for g := 0; g < G; g++ {
 				c0, c1 := g*gs, min((g+1)*gs, m.C)
-				unpack(codes[:c1-c0], row, c0*m.Bits, m.Bits)
+				m.GroupCodes(codes[:c1-c0], r, g)
 				dot := 0
 				for i := c0; i < c1; i++ {
 					dot += lv.u(codes[i-c0]) * int(xq[i])

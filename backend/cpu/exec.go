@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/upg-ai/upg/backend"
-	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -508,27 +507,11 @@ func logprobs(row []float32, tok, k int, top []backend.TokenLogprob) (float32, [
 // decodeRow writes row r of w into dst (len ≥ w.Cols()) without allocating
 // for the encodings this backend knows; b.mu must be held.
 func (b *Backend) decodeRow(dst []float32, w tensor.Matrix, r int) {
-	ws := &b.ws[0]
-	switch m := w.(type) {
-	case *codec.DenseMatrix:
-		decodeDenseRow(dst[:m.C], m, r, ws)
-		if m.Signs != nil {
-			b.unrotate(dst[:m.C], m)
-		}
-	case *codec.OverlayMatrix:
-		bm := m.Base
-		decodeDenseRow(dst[:bm.C], bm, r, ws)
-		for i := 0; i < m.K; i++ {
-			j := r*m.K + i
-			c := int(m.Idx[2*j]) | int(m.Idx[2*j+1])<<8
-			dst[c] += f16(m.Vals, j)
-		}
-		if bm.Signs != nil {
-			b.unrotate(dst[:bm.C], bm)
-		}
-	default:
-		w.DecodeRows(dst[:w.Cols()], r, r+1)
+	if k := kernelFor(w); k.decodeRow != nil {
+		k.decodeRow(b, dst, w, r)
+		return
 	}
+	w.DecodeRows(dst[:w.Cols()], r, r+1)
 }
 
 // attnScoresGo is the portable attnScores.

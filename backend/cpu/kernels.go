@@ -11,12 +11,9 @@ import (
 type mmKind int
 
 const (
-	kindGeneric mmKind = iota
-	kindPlain
-	kindSparse
-	kindDenseGo  // dense codes, portable Go kernel
-	kindDenseF32 // dense codes, AVX2 float kernel
-	kindDenseQ8  // dense codes, AVX-512 VNNI kernel with int8 activations
+	kindDenseGo  mmKind = iota // dense codes, portable Go kernel
+	kindDenseF32               // dense codes, AVX2 float kernel
+	kindDenseQ8                // dense codes, AVX-512 VNNI kernel with int8 activations
 )
 
 // mmJob is the matrix multiply in flight.
@@ -24,7 +21,8 @@ type mmJob struct {
 	dst, x  []float32
 	w       tensor.Matrix
 	n       int
-	kind    mmKind
+	k       *kernel // the matrix type's kernels (registry.go)
+	kind    mmKind  // the dense kernel in use
 	dense   *codec.DenseMatrix
 	overlay *codec.OverlayMatrix
 	sparse  *codec.SparseMatrix
@@ -384,20 +382,7 @@ func quantizeGo(q []int8, x []float32, inv float32) int {
 // runMatMul is one worker's share (rows [lo, hi)) of the job in b.mm.
 func (b *Backend) runMatMul(w, lo, hi int) {
 	j := &b.mm
-	ws := &b.ws[w]
-	switch j.kind {
-	case kindDenseQ8, kindDenseF32, kindDenseGo:
-		b.denseRows(ws, lo, hi)
-		if j.overlay != nil {
-			b.overlayRows(lo, hi)
-		}
-	case kindSparse:
-		sparseRows(j, ws, lo, hi)
-	case kindPlain:
-		plainRows(j, ws, lo, hi)
-	default:
-		genericRows(j, ws, lo, hi)
-	}
+	j.k.rows(b, &b.ws[w], lo, hi)
 }
 
 // denseRows runs the dense kernel over rows [lo, hi) for every token,
@@ -543,33 +528,6 @@ func f16(b []byte, i int) float32 {
 	return tensor.F16ToF32(uint16(b[2*i]) | uint16(b[2*i+1])<<8)
 }
 
-// unpack writes the len(dst) k-bit codes starting at bit pos of row.
-func unpack(dst []uint8, row []byte, pos, k int) {
-	if k == 3 && pos&7 == 0 {
-		p := pos >> 3
-		i := 0
-		for ; i+8 <= len(dst); i += 8 {
-			x := uint32(row[p]) | uint32(row[p+1])<<8 | uint32(row[p+2])<<16
-			p += 3
-			d := dst[i : i+8 : i+8]
-			d[0], d[1], d[2], d[3] = uint8(x&7), uint8(x>>3&7), uint8(x>>6&7), uint8(x>>9&7)
-			d[4], d[5], d[6], d[7] = uint8(x>>12&7), uint8(x>>15&7), uint8(x>>18&7), uint8(x>>21&7)
-		}
-		dst = dst[i:]
-		pos += 3 * i
-	}
-	mask := uint32(1)<<k - 1
-	for i := range dst {
-		b, s := pos>>3, pos&7
-		v := uint32(row[b])
-		if b+1 < len(row) {
-			v |= uint32(row[b+1]) << 8
-		}
-		dst[i] = uint8(v >> s & mask)
-		pos += k
-	}
-}
-
 // denseRowsGo is the portable fused kernel: per row and group, unpack the
 // codes and dot them through the level table with every token.
 func denseRowsGo(j *mmJob, sh *sharedState, ws *workerState, lo, hi int) {
@@ -580,19 +538,14 @@ func denseRowsGo(j *mmJob, sh *sharedState, ws *workerState, lo, hi int) {
 	codes := ws.u8[:m.GroupSize]
 	L := m.Levels
 	for r := lo; r < hi; r++ {
-		row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
 		for t := 0; t < j.n; t++ {
 			j.dst[t*m.R+r] = 0
 		}
 		for g := 0; g < m.Groups; g++ {
 			c0, c1 := g*m.GroupSize, min((g+1)*m.GroupSize, m.C)
 			cs := codes[:c1-c0]
-			unpack(cs, row, c0*m.Bits, m.Bits)
-			d := f16(m.Scales, r*m.Groups+g)
-			var off float32
-			if m.Asym {
-				off = f16(m.Offsets, r*m.Groups+g)
-			}
+			m.GroupCodes(cs, r, g)
+			d, off := m.GroupScale(r, g)
 			for t := 0; t < j.n; t++ {
 				x := sh.xr[t*sh.cp+c0 : t*sh.cp+c1]
 				x = x[:len(cs)]
@@ -620,21 +573,7 @@ func decodeDenseRow(dst []float32, m *codec.DenseMatrix, r int, ws *workerState)
 	if cap(ws.u8) < m.GroupSize {
 		ws.u8 = make([]uint8, m.GroupSize)
 	}
-	codes := ws.u8[:m.GroupSize]
-	row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
-	for g := 0; g < m.Groups; g++ {
-		c0, c1 := g*m.GroupSize, min((g+1)*m.GroupSize, m.C)
-		cs := codes[:c1-c0]
-		unpack(cs, row, c0*m.Bits, m.Bits)
-		d := f16(m.Scales, r*m.Groups+g)
-		var off float32
-		if m.Asym {
-			off = f16(m.Offsets, r*m.Groups+g)
-		}
-		for i, q := range cs {
-			dst[c0+i] = d*m.Levels[q] + off
-		}
-	}
+	m.DecodeRowRotated(dst, r, ws.u8[:m.GroupSize])
 }
 
 // sparseRows: per row, gather the kept entries once and dot them with every token.

@@ -2,9 +2,11 @@ package cpu
 
 import (
 	"math/rand/v2"
+	"os/exec"
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestParallelForCoversOnce runs many short jobs of random sizes and
@@ -50,5 +52,116 @@ func TestPhysicalCores(t *testing.T) {
 		t.Errorf("New(0) has %d threads, want %d", b.Threads(), n)
 	} else {
 		b.Close()
+	}
+}
+
+// TestPoolNarrowsAndProbes drives the adaptation with synthetic windows:
+// stalls above 1/stallFraction of a window narrow the pool by one worker,
+// jobs then use only the workers still active, and once the probe delay
+// has passed the pool tries its full width again.
+func TestPoolNarrowsAndProbes(t *testing.T) {
+	b := New(4)
+	defer b.Close()
+	p := &b.pool
+	// window ends a window of 2·adaptPeriod whose stalls took half of it, or none.
+	window := func(stalled bool) {
+		p.windowStart = time.Now().Add(-2 * adaptPeriod)
+		p.jobs, p.stallTime = adaptWindow-1, 0
+		stall := time.Duration(0)
+		if stalled {
+			stall = adaptPeriod
+		}
+		p.adapt(stall)
+	}
+	window(false)
+	if p.active != 4 {
+		t.Fatalf("a quiet window narrowed the pool to %d", p.active)
+	}
+	window(true)
+	if p.active != 3 {
+		t.Fatalf("after a stalled window: %d workers, want 3", p.active)
+	}
+	var seen [4]atomic.Int32
+	b.ParallelFor(1000, 1, func(w, lo, hi int) { seen[w].Add(1) })
+	if seen[3].Load() != 0 || seen[0].Load() == 0 {
+		t.Errorf("narrowed pool: chunks per worker %v, want none for worker 3", &seen)
+	}
+	window(true)
+	window(true)
+	window(true)
+	if p.active != 1 {
+		t.Fatalf("after four stalled windows: %d workers, want 1", p.active)
+	}
+	window(false)
+	if p.active != 1 {
+		t.Fatalf("probed before the backoff passed: %d workers", p.active)
+	}
+	if p.backoff <= minBackoff {
+		t.Errorf("backoff %v did not grow", p.backoff)
+	}
+	p.probeAt = time.Now().Add(-time.Millisecond)
+	window(false)
+	if p.active != 4 {
+		t.Fatalf("probe: %d workers, want 4", p.active)
+	}
+	window(false)
+	if p.active != 4 || p.backoff != minBackoff {
+		t.Errorf("a quiet full-width window: %d workers, backoff %v; want 4, %v", p.active, p.backoff, minBackoff)
+	}
+	// A long stall decides at once, without waiting for a whole window.
+	p.windowStart, p.jobs, p.stallTime = time.Now().Add(-time.Millisecond), 0, 0
+	p.adapt(3 * time.Millisecond)
+	if p.active != 3 {
+		t.Errorf("a 3 ms stall 1 ms into a window: %d workers, want 3", p.active)
+	}
+}
+
+// TestPoolUnderContention: with as many threads as cores and one more busy
+// process, short jobs (like the ~250 per token of a small model's decode)
+// must run at least 60% as fast as on a single thread in the same
+// conditions (on the 2-core development machine: 90-120% when it is
+// otherwise idle, 60-90% with other tests running); the pool whose workers
+// kept waiting for a descheduled peer ran them at 3-55% of one thread's
+// speed. docs/benchmarks.md measures decode the same way.
+// Both are measured in turns, best of three, so that load from elsewhere
+// affects them alike.
+func TestPoolUnderContention(t *testing.T) {
+	cores := PhysicalCores()
+	if testing.Short() || cores < 2 || runtime.GOOS != "linux" {
+		t.Skip("needs Linux, 2+ cores and not -short")
+	}
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Skipf("cannot start a busy process: %v", err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	full, one := New(cores), New(1)
+	defer full.Close()
+	defer one.Close()
+	var sink atomic.Uint64
+	job := func(w, lo, hi int) {
+		x := uint64(lo)
+		for i := lo * 30; i < hi*30; i++ {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+		sink.Add(x)
+	}
+	rate := func(b *Backend) float64 {
+		start := time.Now()
+		n := 0
+		for time.Since(start) < 150*time.Millisecond {
+			b.ParallelFor(64*cores, 1, job)
+			n++
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	var bestFull, bestOne float64
+	for r := 0; r < 3; r++ {
+		bestFull = max(bestFull, rate(full))
+		bestOne = max(bestOne, rate(one))
+	}
+	t.Logf("one busy process: %d threads %.0f jobs/s, 1 thread %.0f jobs/s (%.0f%%)", cores, bestFull, bestOne, 100*bestFull/bestOne)
+	if bestFull < 0.6*bestOne {
+		t.Errorf("under contention %d threads run %.0f jobs/s, %.0f%% of one thread's %.0f", cores, bestFull, 100*bestFull/bestOne, bestOne)
 	}
 }

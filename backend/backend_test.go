@@ -1,0 +1,69 @@
+package backend
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/upg-ai/upg/tensor"
+)
+
+func TestStepValidate(t *testing.T) {
+	spec := KVSpec{Layers: 1, KVHeads: 1, HeadDim: 4, BlockSize: 4, Blocks: 3, DType: tensor.F16}
+	good := func() *Step {
+		return &Step{Tokens: []int32{5, 6}, Pos: []int32{4, 5}, Slot: []int32{8, 9}, Seq: []int32{0, 0},
+			Tables: [][]int32{{0, 2}}, Out: []int32{1}}
+	}
+	if err := good().Validate(spec, 10); err != nil {
+		t.Fatalf("valid step: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		mut  func(s *Step)
+		want string
+	}{
+		{"lengths", func(s *Step) { s.Pos = s.Pos[:1] }, "1 positions"},
+		{"token", func(s *Step) { s.Tokens[0] = 10 }, "token id 10 out of range"},
+		{"slot range", func(s *Step) { s.Slot[0] = 12 }, "KV slot 12 out of range"},
+		{"slot table", func(s *Step) { s.Slot[0] = 4 }, "not where its block table puts position 4"},
+		{"sequence", func(s *Step) { s.Seq[1] = 1 }, "names sequence 1 of 1"},
+		{"position", func(s *Step) { s.Pos[1] = 8 }, "beyond its sequence's 2 blocks"},
+		{"block", func(s *Step) { s.Tables[0][0] = 3 }, "block 3 out of range"},
+		{"out", func(s *Step) { s.Out[0] = 2 }, "logits row for token 2 of 2"},
+	} {
+		s := good()
+		c.mut(s)
+		if err := s.Validate(spec, 10); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestKVSpec(t *testing.T) {
+	s := KVSpec{Layers: 2, KVHeads: 3, HeadDim: 4, BlockSize: 5, Blocks: 1, DType: tensor.F16}
+	if got := s.BlockBytes(); got != 2*3*4*5*2*2 {
+		t.Errorf("BlockBytes = %d", got)
+	}
+	if err := s.Validate(); err != nil {
+		t.Error(err)
+	}
+	s.DType = tensor.BF16
+	if err := s.Validate(); err == nil {
+		t.Error("bf16 KV spec accepted")
+	}
+}
+
+func TestRopeTables(t *testing.T) {
+	r := RopeSpec{Dim: 4, InvFreq: []float64{1, 0.01}, PosScale: 0.5, Positions: 3}
+	cos, sin := r.Tables()
+	if len(cos) != 6 || len(sin) != 6 {
+		t.Fatalf("tables of %d and %d values", len(cos), len(sin))
+	}
+	// Position 2, frequency 0.01, scaled positions: angle 2·0.5·0.01.
+	if got, want := float64(sin[2*2+1]), math.Sin(0.01); math.Abs(got-want) > 1e-7 {
+		t.Errorf("sin = %v, want %v", got, want)
+	}
+	if cos[0] != 1 || sin[0] != 0 {
+		t.Errorf("position 0: cos %v sin %v", cos[0], sin[0])
+	}
+}

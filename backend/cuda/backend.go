@@ -1,0 +1,849 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"sync"
+	"unsafe"
+
+	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/tensor"
+)
+
+// Backend is backend.Backend on one NVIDIA GPU. Ops are queued as they are
+// called and run, all in one visit to the owner thread, when a result is
+// needed (Read, Sample, Write, SetStep). A queue whose ops and arguments
+// were seen before (a decode step of the same shape) is captured as a CUDA
+// graph the second time and replayed from then on: the step's changing
+// data (tokens, positions, slots, block tables, output rows) lives in the
+// StepBuf's device memory, so the same graph serves every such step.
+//
+// Every method is atomic (one mutex); several contexts may share it.
+type Backend struct {
+	mu sync.Mutex
+	d  *Device
+
+	err error // first failure of a queued op; reported by Sample, Read panics
+
+	// queued ops and the hash of their kinds and arguments
+	ops       []func() error
+	key       uint64
+	noCapture bool
+
+	graphsOn bool
+	graphs   map[uint64]uintptr
+	seen     map[uint64]bool
+
+	// fuse enables the peephole fusions of step ops (fuse.go): set unless
+	// UPG_CUDA_FUSE=0 or the loaded kernels lack the fused ones. last is the
+	// last queued op when the next one may fuse with it.
+	fuse bool
+	last *pend
+
+	// workspaces, grown on demand (growing drops the captured graphs)
+	sc       *Scratch
+	part     DevPtr
+	partSize int64
+	ids      DevPtr // argmax outputs
+	idsN     int
+	maxCols  int
+	weights  []*weight
+}
+
+// New opens GPU ordinal, loads the kernels and returns the backend.
+func New(ordinal int) (*Backend, error) {
+	if err := Probe(); err != nil {
+		return nil, err
+	}
+	d, err := Open(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.LoadKernels(); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0", graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
+		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}, nil
+}
+
+// NewBackend is New as a backend.Backend (the constructor every platform
+// has; elsewhere it reports that there is no CUDA backend).
+func NewBackend(ordinal int) (backend.Backend, error) {
+	b, err := New(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// CopyBandwidth measures the device-to-device copy bandwidth in GB/s,
+// bytes read plus bytes written (1 GiB copied 10 times, median) — the
+// roofline `upg bench` compares decode with.
+func (b *Backend) CopyBandwidth() (float64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	const n = 1 << 30
+	src, err := b.d.Alloc(n, "a bandwidth test")
+	if err != nil {
+		return 0, err
+	}
+	defer b.d.Free(src)
+	dst, err := b.d.Alloc(n, "a bandwidth test")
+	if err != nil {
+		return 0, err
+	}
+	defer b.d.Free(dst)
+	var times []float64
+	err = b.d.Do(func() error {
+		e0, err := b.d.eventCreate()
+		if err != nil {
+			return err
+		}
+		defer b.d.eventDestroy(e0)
+		e1, err := b.d.eventCreate()
+		if err != nil {
+			return err
+		}
+		defer b.d.eventDestroy(e1)
+		for i := 0; i < 12; i++ {
+			if err := b.d.eventRecord(e0); err != nil {
+				return err
+			}
+			if err := call("cuMemcpyDtoDAsync", sym.cuMemcpyDtoDAsync, uintptr(dst), uintptr(src), n, b.d.stream); err != nil {
+				return err
+			}
+			if err := b.d.eventRecord(e1); err != nil {
+				return err
+			}
+			ms, err := b.d.eventElapsed(e0, e1)
+			if err != nil {
+				return err
+			}
+			if i >= 2 {
+				times = append(times, float64(ms))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	sort.Float64s(times)
+	return 2 * n / (times[len(times)/2] * 1e-3) / 1e9, nil
+}
+
+// Device is the GPU the backend runs on.
+func (b *Backend) Device() *Device { return b.d }
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "cuda/" + b.d.Name }
+
+// Close implements backend.Backend.
+func (b *Backend) Close() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	b.dropGraphs()
+	for _, w := range b.weights {
+		w.free(b.d)
+	}
+	b.d.Close()
+}
+
+// buffer is float32 device memory.
+type buffer struct {
+	p DevPtr
+	n int
+}
+
+func (x *buffer) Len() int { return x.n }
+
+func bufOf(x backend.Buffer) *buffer {
+	p, ok := x.(*buffer)
+	if !ok {
+		panic(fmt.Sprintf("cuda: buffer %T does not belong to the CUDA backend", x))
+	}
+	return p
+}
+
+func viewPtr(v backend.View) DevPtr { return bufOf(v.Buf).p + DevPtr(4*v.Off) }
+
+// weight is an uploaded matrix or vector.
+type weight struct {
+	rows, cols int
+	g          *DenseGPU     // matrix
+	vec        DevPtr        // vector
+	host       tensor.Matrix // the source, for host fallbacks (overlay embeddings)
+}
+
+func (w *weight) Rows() int { return w.rows }
+func (w *weight) Cols() int { return w.cols }
+
+func (w *weight) free(d *Device) {
+	if w.g != nil {
+		w.g.Free(d)
+	}
+	if w.vec != 0 {
+		d.Free(w.vec)
+	}
+}
+
+func weightOf(x backend.Weight) *weight {
+	w, ok := x.(*weight)
+	if !ok {
+		panic(fmt.Sprintf("cuda: weight %T does not belong to the CUDA backend", x))
+	}
+	return w
+}
+
+// NewBuffer implements backend.Backend.
+func (b *Backend) NewBuffer(n int) (backend.Buffer, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, err := b.d.Alloc(int64(4*max(n, 1)), "activations")
+	if err != nil {
+		return nil, err
+	}
+	return &buffer{p: p, n: n}, nil
+}
+
+// LoadMatrix implements backend.Backend: dense and overlay matrices are
+// repacked for the fused kernels; other encodings are decoded to fp16.
+func (b *Backend) LoadMatrix(m tensor.Matrix) (backend.Weight, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	g, err := b.d.UploadMatrix(m)
+	if err != nil {
+		return nil, err
+	}
+	w := &weight{rows: m.Rows(), cols: m.Cols(), g: g, host: m}
+	b.weights = append(b.weights, w)
+	b.maxCols = max(b.maxCols, m.Cols())
+	return w, nil
+}
+
+// LoadVector implements backend.Backend.
+func (b *Backend) LoadVector(v []float32) (backend.Weight, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, err := b.d.Alloc(int64(4*max(1, len(v))), "weights")
+	if err != nil {
+		return nil, err
+	}
+	if err := b.d.UploadF32(p, v); err != nil {
+		return nil, err
+	}
+	w := &weight{rows: 1, cols: len(v), vec: p}
+	b.weights = append(b.weights, w)
+	return w, nil
+}
+
+// kvStore is paged KV storage: per layer, keys then values, each block
+// ((block·H + head)·bs + offset)·hd.
+type kvStore struct {
+	spec     backend.KVSpec
+	k, v     DevPtr
+	perLayer int64 // bytes of one layer's keys (or values)
+}
+
+func (s *kvStore) Spec() backend.KVSpec { return s.spec }
+
+func kvOf(x backend.KV) *kvStore {
+	s, ok := x.(*kvStore)
+	if !ok {
+		panic(fmt.Sprintf("cuda: KV storage %T does not belong to the CUDA backend", x))
+	}
+	return s
+}
+
+// NewKV implements backend.Backend.
+func (b *Backend) NewKV(spec backend.KVSpec) (backend.KV, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	per := int64(spec.Blocks) * int64(spec.KVHeads) * int64(spec.BlockSize) * int64(spec.HeadDim) * int64(spec.DType.Size())
+	s := &kvStore{spec: spec, perLayer: per}
+	var err error
+	if s.k, err = b.d.Alloc(per*int64(spec.Layers), "the KV cache (keys)"); err != nil {
+		return nil, err
+	}
+	if s.v, err = b.d.Alloc(per*int64(spec.Layers), "the KV cache (values)"); err != nil {
+		b.d.Free(s.k)
+		return nil, err
+	}
+	return s, nil
+}
+
+// rope is a rotary embedding's tables on the device.
+type rope struct {
+	spec     backend.RopeSpec
+	cos, sin DevPtr
+}
+
+// NewRope implements backend.Backend.
+func (b *Backend) NewRope(spec backend.RopeSpec) (backend.Rope, error) {
+	if spec.Dim <= 0 || spec.Dim%2 != 0 || len(spec.InvFreq) < spec.Dim/2 || spec.Positions <= 0 {
+		return nil, fmt.Errorf("cuda: invalid rotary embedding (dim %d, %d frequencies, %d positions)", spec.Dim, len(spec.InvFreq), spec.Positions)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	cos, sin := spec.Tables()
+	r := &rope{spec: spec}
+	var err error
+	if r.cos, err = b.d.Alloc(int64(4*len(cos)), "rotary tables"); err != nil {
+		return nil, err
+	}
+	if r.sin, err = b.d.Alloc(int64(4*len(sin)), "rotary tables"); err != nil {
+		return nil, err
+	}
+	if err := b.d.UploadF32(r.cos, cos); err != nil {
+		return nil, err
+	}
+	return r, b.d.UploadF32(r.sin, sin)
+}
+
+// stepBuf holds a step's metadata in one device allocation: tokens, pos,
+// slot, seq, out (lim.Tokens int32 each), then the block tables (lim.Seqs ×
+// lim.BlocksPerSeq int32).
+type stepBuf struct {
+	lim                         backend.StepLimits
+	dev                         DevPtr
+	tokens, pos, slot, seq, out DevPtr
+	tables                      DevPtr
+	host                        []int32
+	n, nOut                     int
+	hostTokens                  []int32
+	splits                      int // attention splits covering BlocksPerSeq blocks
+}
+
+func (s *stepBuf) N() int { return s.n }
+
+func stepOf(x backend.StepBuf) *stepBuf {
+	s, ok := x.(*stepBuf)
+	if !ok {
+		panic(fmt.Sprintf("cuda: step %T does not belong to the CUDA backend", x))
+	}
+	return s
+}
+
+// NewStep implements backend.Backend.
+func (b *Backend) NewStep(lim backend.StepLimits) (backend.StepBuf, error) {
+	if lim.Tokens <= 0 || lim.Seqs <= 0 || lim.BlocksPerSeq <= 0 {
+		return nil, fmt.Errorf("cuda: invalid step limits %+v", lim)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	words := 5*lim.Tokens + lim.Seqs*lim.BlocksPerSeq
+	p, err := b.d.Alloc(int64(4*words), "step metadata")
+	if err != nil {
+		return nil, err
+	}
+	s := &stepBuf{lim: lim, dev: p, host: make([]int32, words)}
+	T := DevPtr(4 * lim.Tokens)
+	s.tokens, s.pos, s.slot, s.seq, s.out, s.tables = p, p+T, p+2*T, p+3*T, p+4*T, p+5*T
+	if err := b.grow(lim.Tokens, b.maxCols); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// grow makes the GEMV workspace hold tokens × cols; growing frees the old
+// one after the GPU is idle and drops captured graphs.
+func (b *Backend) grow(tokens, cols int) error {
+	if cols == 0 || b.sc != nil && b.sc.Tokens >= tokens && b.sc.Cols >= cols {
+		return nil
+	}
+	if b.sc != nil {
+		tokens, cols = max(tokens, b.sc.Tokens), max(cols, b.sc.Cols)
+	}
+	b.flush()
+	b.dropGraphs()
+	if b.sc != nil {
+		_ = b.d.Do(b.d.sync)
+		b.d.Free(b.sc.xr)
+		b.d.Free(b.sc.xq)
+		b.d.Free(b.sc.fac)
+	}
+	sc, err := b.d.NewScratch(tokens, cols)
+	if err != nil {
+		return err
+	}
+	b.sc = sc
+	return nil
+}
+
+// ensure grows *p to at least n bytes (idle GPU, graphs dropped).
+func (b *Backend) ensure(p *DevPtr, size *int64, n int64, what string) error {
+	if *size >= n {
+		return nil
+	}
+	b.flush()
+	b.dropGraphs()
+	if *p != 0 {
+		_ = b.d.Do(b.d.sync)
+		b.d.Free(*p)
+	}
+	q, err := b.d.Alloc(n, what)
+	if err != nil {
+		*p, *size = 0, 0
+		return err
+	}
+	*p, *size = q, n
+	return nil
+}
+
+// SetStep implements backend.Backend.
+func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
+	s := stepOf(dst)
+	n := len(st.Tokens)
+	if n > s.lim.Tokens || len(st.Tables) > s.lim.Seqs || len(st.Out) > s.lim.Tokens {
+		return fmt.Errorf("cuda: step of %d tokens in %d sequences exceeds the context's limits (%d tokens, %d sequences)", n, len(st.Tables), s.lim.Tokens, s.lim.Seqs)
+	}
+	for _, t := range st.Tables {
+		if len(t) > s.lim.BlocksPerSeq {
+			return fmt.Errorf("cuda: block table of %d blocks exceeds the context's limit of %d", len(t), s.lim.BlocksPerSeq)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	h, T := s.host, s.lim.Tokens
+	clear(h)
+	copy(h[0:], st.Tokens)
+	copy(h[T:], st.Pos)
+	copy(h[2*T:], st.Slot)
+	copy(h[3*T:], st.Seq)
+	copy(h[4*T:], st.Out)
+	for i, t := range st.Tables {
+		copy(h[5*T+i*s.lim.BlocksPerSeq:], t)
+	}
+	s.n, s.nOut = n, len(st.Out)
+	s.hostTokens = append(s.hostTokens[:0], st.Tokens...)
+	words := 5*T + len(st.Tables)*s.lim.BlocksPerSeq
+	return b.d.Upload(s.dev, unsafe.Slice((*byte)(unsafe.Pointer(&h[0])), 4*words))
+}
+
+// Queueing.
+
+const fnvOffset = 0xcbf29ce484222325
+
+// enqueue adds an op; args feed the queue's key. It ends any pending
+// fusion (b.last).
+func (b *Backend) enqueue(op uint64, f func() error, args ...uint64) {
+	b.hash(op, args...)
+	b.last = nil
+	b.ops = append(b.ops, f)
+}
+
+// hash feeds an op and its arguments into the queue's key.
+func (b *Backend) hash(op uint64, args ...uint64) {
+	k := b.key ^ op
+	k *= 0x100000001b3
+	for _, a := range args {
+		k ^= a
+		k *= 0x100000001b3
+	}
+	b.key = k
+}
+
+// flush runs the queued ops: replaying a graph captured for the same queue,
+// capturing one when the queue repeats, or running them one by one.
+func (b *Backend) flush() {
+	if len(b.ops) == 0 {
+		return
+	}
+	ops, key := b.ops, b.key^uint64(len(b.ops))
+	capture := b.graphsOn && !b.noCapture
+	b.ops, b.key, b.noCapture, b.last = b.ops[:0], fnvOffset, false, nil
+	d := b.d
+	err := d.Do(func() error {
+		if capture {
+			if g, ok := b.graphs[key]; ok {
+				return d.graphLaunch(g)
+			}
+			if b.seen[key] {
+				if err := d.beginCapture(); err != nil {
+					return err
+				}
+				for _, f := range ops {
+					if err := f(); err != nil {
+						d.endCapture()
+						return err
+					}
+				}
+				g, err := d.endCapture()
+				if err != nil {
+					return err
+				}
+				b.graphs[key] = g
+				return d.graphLaunch(g)
+			}
+			b.seen[key] = true
+		}
+		for _, f := range ops {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	clear(ops)
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+func (b *Backend) dropGraphs() {
+	if len(b.graphs) == 0 {
+		return
+	}
+	_ = b.d.Do(func() error {
+		for _, g := range b.graphs {
+			b.d.graphDestroy(g)
+		}
+		return nil
+	})
+	b.graphs = map[uint64]uintptr{}
+	b.seen = map[uint64]bool{}
+}
+
+// GraphCount reports how many step graphs have been captured (tests).
+func (b *Backend) GraphCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.graphs)
+}
+
+// Write implements backend.Backend.
+func (b *Backend) Write(dst backend.Buffer, off int, src []float32) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	if err := b.d.UploadF32(bufOf(dst).p+DevPtr(4*off), src); err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+// Read implements backend.Backend. A failed op before it panics: the
+// values would be garbage.
+func (b *Backend) Read(dst []float32, src backend.Buffer, off int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	if b.err == nil {
+		b.err = b.d.DownloadF32(dst, bufOf(src).p+DevPtr(4*off))
+	}
+	if b.err != nil {
+		panic(b.err)
+	}
+}
+
+// Op codes for the queue's key.
+const (
+	opEmbed = iota + 1
+	opRMS
+	opRMSOut
+	opMatMul
+	opBias
+	opAdd
+	opRope
+	opStoreKV
+	opAttn
+	opSwiGLU
+	opArgmax
+)
+
+// Embed implements backend.Backend.
+func (b *Backend) Embed(dst backend.Buffer, table backend.Weight, s backend.StepBuf) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w, st, out := weightOf(table), stepOf(s), bufOf(dst).p
+	n := st.n
+	if w.g.ovK > 0 { // overlay: decode on the host
+		b.noCapture = true
+		row := make([]float32, n*w.cols)
+		for i, t := range st.hostTokens {
+			w.host.DecodeRows(row[i*w.cols:(i+1)*w.cols], int(t), int(t)+1)
+		}
+		b.enqueue(opEmbed, func() error { return b.d.htod(out, unsafe.Pointer(&row[0]), 4*len(row)) }, uint64(out))
+		return
+	}
+	b.enqueue(opEmbed, func() error { return b.d.embed(w.g, st.tokens, out, n) }, uint64(out), uint64(w.g.codes), uint64(n))
+}
+
+// RMSNorm implements backend.Backend.
+func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, in, wv := bufOf(dst).p, bufOf(x).p, weightOf(w)
+	b.enqueue(opRMS, func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, 0, n) }, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
+	if b.fusing(n) && o != in {
+		b.last = &pend{kind: opRMS, idx: len(b.ops) - 1, out: o, n: n, cols: wv.cols,
+			rotq: func(g *DenseGPU) func() error {
+				return func() error { return b.d.rmsRotq(g, o, in, wv.vec, eps, n, b.sc) }
+			}}
+	}
+}
+
+// RMSNormOut implements backend.Backend.
+func (b *Backend) RMSNormOut(dst, x backend.Buffer, w backend.Weight, eps float32, s backend.StepBuf) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, in, wv, st := bufOf(dst).p, bufOf(x).p, weightOf(w), stepOf(s)
+	n := st.nOut
+	b.enqueue(opRMSOut, func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, st.out, n) }, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
+}
+
+// MatMul implements backend.Backend.
+func (b *Backend) MatMul(dst, x backend.Buffer, w backend.Weight, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, in, g := bufOf(dst).p, bufOf(x).p, weightOf(w).g
+	if err := b.grow(n, g.C); err != nil && b.err == nil {
+		b.err = err
+		return
+	}
+	if b.fuse {
+		b.fuseMatMul(g, o, in, n)
+		return
+	}
+	b.enqueue(opMatMul, func() error { return b.d.matMul(g, o, in, g.C, n, b.sc) }, uint64(o), uint64(in), uint64(g.codes|g.w16), uint64(n))
+}
+
+// AddBias implements backend.Backend.
+func (b *Backend) AddBias(x backend.Buffer, bias backend.Weight, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, wv := bufOf(x).p, weightOf(bias)
+	b.enqueue(opBias, func() error { return b.d.bias(p, wv.vec, wv.cols, n) }, uint64(p), uint64(wv.vec), uint64(n))
+}
+
+// Add implements backend.Backend.
+func (b *Backend) Add(dst, src backend.Buffer, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, i := bufOf(dst).p, bufOf(src).p
+	if l := b.last; l != nil && l.withRes != nil && l.out == i && o != i && l.n*l.cols == n && n > 0 {
+		b.ops[l.idx] = l.withRes(o)
+		b.hash(opAdd|fusedOp, uint64(o), uint64(i), uint64(n))
+		b.last = nil
+		return
+	}
+	b.enqueue(opAdd, func() error { return b.d.add(o, i, n) }, uint64(o), uint64(i), uint64(n))
+}
+
+// Rope implements backend.Backend.
+func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s backend.StepBuf) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rp, ok := r.(*rope)
+	if !ok {
+		panic(fmt.Sprintf("cuda: rope %T does not belong to the CUDA backend", r))
+	}
+	st, p, stride := stepOf(s), viewPtr(x), x.Stride
+	n := st.n
+	prev := b.last
+	b.enqueue(opRope, func() error {
+		return b.d.rope(p, stride, heads, headDim, rp.spec.Dim, rp.spec.Interleave, rp.cos, rp.sin, st.pos, n)
+	}, uint64(p), uint64(stride), uint64(heads), uint64(rp.cos), uint64(n))
+	if b.fusing(n) {
+		b.last = &pend{kind: opRope, idx: len(b.ops) - 1, rope: &ropeOp{v: x, heads: heads, hd: headDim, r: rp, st: st}}
+		if prev != nil && prev.kind == opRope && prev.idx == len(b.ops)-2 {
+			b.last.prev = prev
+		}
+	}
+}
+
+// StoreKV implements backend.Backend.
+func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend.StepBuf) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, st := kvOf(kv), stepOf(s)
+	sp := c.spec
+	kc, vc := c.k+DevPtr(int64(layer)*c.perLayer), c.v+DevPtr(int64(layer)*c.perLayer)
+	kp, vp, ks, vs, n := viewPtr(k), viewPtr(v), k.Stride, v.Stride, st.n
+	f16 := sp.DType == tensor.F16
+	if b.fuseRopeKV(kc, vc, f16, k, v, sp, st) {
+		return
+	}
+	b.enqueue(opStoreKV, func() error {
+		return b.d.storeKV(kc, vc, f16, kp, ks, vp, vs, st.slot, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
+	}, uint64(kc), uint64(kp), uint64(vp), uint64(n))
+}
+
+// Attention implements backend.Backend.
+func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale float32, kv backend.KV, layer int, s backend.StepBuf) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, st := kvOf(kv), stepOf(s)
+	sp := c.spec
+	n := st.n
+	S := (st.lim.BlocksPerSeq*sp.BlockSize + attnChunk - 1) / attnChunk
+	if err := b.ensure(&b.part, &b.partSize, int64(4*st.lim.Tokens*heads*S*(sp.HeadDim+2)), "attention workspace"); err != nil {
+		if b.err == nil {
+			b.err = err
+		}
+		return
+	}
+	kc, vc := c.k+DevPtr(int64(layer)*c.perLayer), c.v+DevPtr(int64(layer)*c.perLayer)
+	o, qp, qs := bufOf(dst).p, viewPtr(q), q.Stride
+	f16 := sp.DType == tensor.F16
+	b.enqueue(opAttn, func() error {
+		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
+			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, S, b.part, n)
+	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S))
+	if b.fusing(n) && bufOf(q.Buf) != bufOf(dst) {
+		hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
+		b.last = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
+			rotq: func(g *DenseGPU) func() error {
+				return func() error {
+					if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, S, part, n); err != nil {
+						return err
+					}
+					return b.d.combineRotq(g, o, part, st.pos, S, heads, hd, n, b.sc)
+				}
+			}}
+	}
+}
+
+// SwiGLU implements backend.Backend.
+func (b *Backend) SwiGLU(dst backend.Buffer, gate, up backend.View, width, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o, gp, up_, gs, us := bufOf(dst).p, viewPtr(gate), viewPtr(up), gate.Stride, up.Stride
+	b.enqueue(opSwiGLU, func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n) }, uint64(o), uint64(gp), uint64(up_), uint64(width), uint64(n))
+	if b.fusing(n) && bufOf(gate.Buf) != bufOf(dst) && bufOf(up.Buf) != bufOf(dst) {
+		b.last = &pend{kind: opSwiGLU, idx: len(b.ops) - 1, out: o, n: n, cols: width,
+			rotq: func(g *DenseGPU) func() error {
+				return func() error { return b.d.swigluRotq(g, o, gp, gs, up_, us, n, b.sc) }
+			}}
+	}
+}
+
+// CopyKVBlock implements backend.Backend (not part of step graphs).
+func (b *Backend) CopyKVBlock(kv backend.KV, dst, src int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	c := kvOf(kv)
+	sp := c.spec
+	blk := int64(sp.KVHeads) * int64(sp.BlockSize) * int64(sp.HeadDim) * int64(sp.DType.Size())
+	err := b.d.Do(func() error {
+		for l := 0; l < sp.Layers; l++ {
+			for _, base := range []DevPtr{c.k, c.v} {
+				lb := base + DevPtr(int64(l)*c.perLayer)
+				if err := call("cuMemcpyDtoDAsync", sym.cuMemcpyDtoDAsync, uintptr(lb)+uintptr(int64(dst)*blk),
+					uintptr(lb)+uintptr(int64(src)*blk), uintptr(blk), b.d.stream); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+// Sample implements backend.Backend. Greedy requests without a repetition
+// penalty or log-probabilities are answered by an argmax on the device (in
+// the step's graph); the others read their logits row back and sample on
+// the host with the request's own sampler.
+func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lb := bufOf(logits)
+	if len(res) < len(reqs) || len(reqs)*vocab > lb.n {
+		return fmt.Errorf("cuda: %d sample requests for %d logits rows of %d and %d results", len(reqs), lb.n/max(vocab, 1), vocab, len(res))
+	}
+	n := len(reqs)
+	if n == 0 {
+		b.flush()
+		return b.err
+	}
+	if b.idsN < n {
+		var sz int64 = int64(4 * b.idsN)
+		if err := b.ensure(&b.ids, &sz, int64(4*max(n, 64)), "sampling"); err != nil {
+			return err
+		}
+		b.idsN = int(sz / 4)
+	}
+	ids, lp := b.ids, lb.p
+	b.enqueue(opArgmax, func() error { return b.d.argmax(lp, vocab, ids, n) }, uint64(lp), uint64(vocab), uint64(n))
+	b.flush()
+	if b.err != nil {
+		return b.err
+	}
+	host := make([]int32, n)
+	if err := b.d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&host[0])), 4*n), ids); err != nil {
+		return err
+	}
+	var row []float32
+	for i, r := range reqs {
+		o := r.Sampler.Options()
+		greedy := (o.Temperature == 0 || o.TopK == 1) && (o.RepeatPenalty == 0 || o.RepeatPenalty == 1)
+		if greedy && r.TopLogprobs < 0 {
+			res[i] = backend.SampleResult{Token: int(host[i]), Top: res[i].Top[:0]}
+			continue
+		}
+		if row == nil {
+			row = make([]float32, vocab)
+		}
+		if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
+			return err
+		}
+		tok := r.Sampler.Sample(row, r.History)
+		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
+		if r.TopLogprobs >= 0 {
+			res[i].Logprob, res[i].Top = logprobs(row, tok, r.TopLogprobs, res[i].Top)
+		}
+	}
+	return nil
+}
+
+// logprobs is the CPU backend's: log softmax(row)[tok] and the k most
+// likely tokens (ties to the lower id).
+func logprobs(row []float32, tok, k int, top []backend.TokenLogprob) (float32, []backend.TokenLogprob) {
+	mx := row[0]
+	for _, v := range row {
+		mx = max(mx, v)
+	}
+	var sum float64
+	for _, v := range row {
+		sum += math.Exp(float64(v - mx))
+	}
+	lse := float64(mx) + math.Log(sum)
+	if k > 0 {
+		idx := make([]int, 0, k+1)
+		for i, v := range row {
+			if len(idx) == k && v <= row[idx[k-1]] {
+				continue
+			}
+			j := sort.Search(len(idx), func(j int) bool { return row[idx[j]] < v })
+			idx = append(idx, 0)
+			copy(idx[j+1:], idx[j:])
+			idx[j] = i
+			if len(idx) > k {
+				idx = idx[:k]
+			}
+		}
+		for _, i := range idx {
+			top = append(top, backend.TokenLogprob{Token: i, Logprob: float32(float64(row[i]) - lse)})
+		}
+	}
+	return float32(float64(row[tok]) - lse), top
+}
+
+var (
+	_ backend.Backend = (*Backend)(nil)
+	_                 = codec.DefaultGroupSize
+)

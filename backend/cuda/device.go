@@ -1,0 +1,480 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// DevPtr is a device address.
+type DevPtr uintptr
+
+// Device is one GPU's primary context, owned by a goroutine locked to its OS
+// thread: every driver call runs there, in order (Do), so the context is
+// current on exactly one thread and stream order is call order.
+type Device struct {
+	work chan func()
+	done chan struct{}
+
+	ordinal   int
+	dev       int32
+	ctx       uintptr
+	stream    uintptr
+	Name      string
+	Major     int // compute capability
+	Minor     int
+	SMs       int
+	TotalMem  uint64
+	DriverVer int
+	L2Bytes   int
+	mod       uintptr
+	fns       map[string]uintptr
+	params    *launchParams // argument marshalling, heap memory reused by every launch
+	launches  int64         // kernels launched (not counting graph replays); owner thread only
+	closed    bool
+}
+
+// launchParams is the memory cuLaunchKernel's kernelParams point into.
+type launchParams struct {
+	vals [maxKernelArgs]uint64
+	ptrs [maxKernelArgs]uintptr
+}
+
+const maxKernelArgs = 32
+
+// Attribute numbers of cuDeviceGetAttribute.
+const (
+	attrSMCount     = 16
+	attrCCMajor     = 75
+	attrCCMinor     = 76
+	attrL2CacheSize = 38
+)
+
+// Probe reports why CUDA cannot be used here, or nil when a device with a
+// recent enough driver exists. It does not create a context.
+func Probe() error {
+	if err := loadDriver(); err != nil {
+		return err
+	}
+	return probe()
+}
+
+func probe() error {
+	if err := call("cuInit", sym.cuInit, 0); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == errNoDevice {
+			return fmt.Errorf("cuda: no CUDA GPU found (the NVIDIA driver is installed but reports no device)")
+		}
+		return fmt.Errorf("cuda: cannot initialise the driver: %v", err)
+	}
+	var v int32
+	if err := call("cuDriverGetVersion", sym.cuDriverGetVersion, uintptr(unsafe.Pointer(&v))); err != nil {
+		return err
+	}
+	if int(v) < MinDriverVersion {
+		return fmt.Errorf("cuda: the NVIDIA driver supports CUDA %s, UPG's kernels need %s (driver R580 or newer); update the driver or use --device cpu",
+			versionString(int(v)), versionString(MinDriverVersion))
+	}
+	var n int32
+	if err := call("cuDeviceGetCount", sym.cuDeviceGetCount, uintptr(unsafe.Pointer(&n))); err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("cuda: no CUDA GPU found")
+	}
+	return nil
+}
+
+// Open starts the owner thread and makes device ordinal's primary context
+// current on it.
+func Open(ordinal int) (*Device, error) {
+	if err := loadDriver(); err != nil {
+		return nil, err
+	}
+	d := &Device{work: make(chan func()), done: make(chan struct{}), ordinal: ordinal, fns: map[string]uintptr{}, params: new(launchParams)}
+	errc := make(chan error)
+	go d.loop(errc)
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Device) loop(errc chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := d.init(); err != nil {
+		errc <- err
+		close(d.done)
+		return
+	}
+	errc <- nil
+	for f := range d.work {
+		f()
+	}
+	d.release()
+	close(d.done)
+}
+
+func (d *Device) init() error {
+	if err := probe(); err != nil {
+		return err
+	}
+	var n int32
+	if err := call("cuDeviceGetCount", sym.cuDeviceGetCount, uintptr(unsafe.Pointer(&n))); err != nil {
+		return err
+	}
+	if d.ordinal < 0 || d.ordinal >= int(n) {
+		return fmt.Errorf("cuda: GPU %d does not exist (%d found)", d.ordinal, n)
+	}
+	if err := call("cuDeviceGet", sym.cuDeviceGet, uintptr(unsafe.Pointer(&d.dev)), uintptr(d.ordinal)); err != nil {
+		return err
+	}
+	var v int32
+	if err := call("cuDriverGetVersion", sym.cuDriverGetVersion, uintptr(unsafe.Pointer(&v))); err != nil {
+		return err
+	}
+	d.DriverVer = int(v)
+	name := make([]byte, 256)
+	if err := call("cuDeviceGetName", sym.cuDeviceGetName, uintptr(unsafe.Pointer(&name[0])), 256, uintptr(d.dev)); err != nil {
+		return err
+	}
+	for i, c := range name {
+		if c == 0 {
+			name = name[:i]
+			break
+		}
+	}
+	d.Name = string(name)
+	for _, a := range []struct {
+		p    *int
+		attr int
+	}{{&d.SMs, attrSMCount}, {&d.Major, attrCCMajor}, {&d.Minor, attrCCMinor}, {&d.L2Bytes, attrL2CacheSize}} {
+		var x int32
+		if err := call("cuDeviceGetAttribute", sym.cuDeviceGetAttribute, uintptr(unsafe.Pointer(&x)), uintptr(a.attr), uintptr(d.dev)); err != nil {
+			return err
+		}
+		*a.p = int(x)
+	}
+	var tm uint64
+	if err := call("cuDeviceTotalMem", sym.cuDeviceTotalMem, uintptr(unsafe.Pointer(&tm)), uintptr(d.dev)); err != nil {
+		return err
+	}
+	d.TotalMem = tm
+	if d.Major < 8 {
+		return fmt.Errorf("cuda: %s is compute capability %d.%d; UPG's kernels need 8.0 or newer (Ampere, Ada, Hopper, ...)", d.Name, d.Major, d.Minor)
+	}
+	if err := call("cuDevicePrimaryCtxRetain", sym.cuDevicePrimaryCtxRetain, uintptr(unsafe.Pointer(&d.ctx)), uintptr(d.dev)); err != nil {
+		return err
+	}
+	if err := call("cuCtxSetCurrent", sym.cuCtxSetCurrent, d.ctx); err != nil {
+		return err
+	}
+	const nonBlocking = 1
+	if err := call("cuStreamCreate", sym.cuStreamCreate, uintptr(unsafe.Pointer(&d.stream)), nonBlocking); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (d *Device) release() {
+	if d.mod != 0 {
+		_ = call("cuModuleUnload", sym.cuModuleUnload, d.mod)
+	}
+	if d.stream != 0 {
+		_ = call("cuStreamDestroy", sym.cuStreamDestroy, d.stream)
+	}
+	if d.ctx != 0 {
+		_ = call("cuDevicePrimaryCtxRelease", sym.cuDevicePrimaryCtxRelease, uintptr(d.dev))
+	}
+}
+
+// Do runs f on the owner thread and waits for it.
+func (d *Device) Do(f func() error) error {
+	if d.closed {
+		return fmt.Errorf("cuda: device is closed")
+	}
+	var err error
+	ch := make(chan struct{})
+	d.work <- func() { err = f(); close(ch) }
+	<-ch
+	return err
+}
+
+// Close synchronizes, frees the context's module and stream and stops the
+// owner thread. Memory allocated with Alloc must be freed before.
+func (d *Device) Close() {
+	if d.closed {
+		return
+	}
+	_ = d.Do(d.sync)
+	d.closed = true
+	close(d.work)
+	<-d.done
+}
+
+// The methods below whose names start with a lower-case letter must run on
+// the owner thread (inside Do).
+
+func (d *Device) sync() error { return call("cuStreamSynchronize", sym.cuStreamSynchronize, d.stream) }
+
+// memInfo returns free and total device memory.
+func (d *Device) memInfo() (free, total uint64, err error) {
+	err = call("cuMemGetInfo", sym.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total)))
+	return
+}
+
+// alloc allocates n bytes (at least 1); out of memory says how much was
+// asked and how much is free.
+func (d *Device) alloc(n int64, what string) (DevPtr, error) {
+	if n <= 0 {
+		n = 1
+	}
+	var p uintptr
+	err := call("cuMemAlloc", sym.cuMemAlloc, uintptr(unsafe.Pointer(&p)), uintptr(n))
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == errOutOfMemory {
+			free, total, _ := d.memInfo()
+			return 0, &OOMError{What: what, Need: n, Free: free, Total: total, Device: d.Name}
+		}
+		return 0, err
+	}
+	return DevPtr(p), nil
+}
+
+// OOMError is an allocation the device could not satisfy.
+type OOMError struct {
+	What        string
+	Need        int64
+	Free, Total uint64
+	Device      string
+}
+
+func (e *OOMError) Error() string {
+	return fmt.Sprintf("cuda: out of device memory for %s: need %s, %s free of %s on %s",
+		e.What, gib(uint64(e.Need)), gib(e.Free), gib(e.Total), e.Device)
+}
+
+func gib(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+func (d *Device) free(p DevPtr) {
+	if p != 0 {
+		_ = call("cuMemFree", sym.cuMemFree, uintptr(p))
+	}
+}
+
+// Alloc allocates n bytes of device memory.
+func (d *Device) Alloc(n int64, what string) (DevPtr, error) {
+	var p DevPtr
+	err := d.Do(func() (err error) { p, err = d.alloc(n, what); return })
+	return p, err
+}
+
+// Free releases memory from Alloc.
+func (d *Device) Free(p DevPtr) { _ = d.Do(func() error { d.free(p); return nil }) }
+
+// MemInfo returns free and total device memory.
+func (d *Device) MemInfo() (free, total uint64, err error) {
+	err = d.Do(func() (err error) { free, total, err = d.memInfo(); return })
+	return
+}
+
+// htod copies host bytes to the device (synchronous with the stream: the
+// stream is drained first, then the copy completes before return).
+func (d *Device) htod(dst DevPtr, src unsafe.Pointer, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := d.sync(); err != nil {
+		return err
+	}
+	return call("cuMemcpyHtoD", sym.cuMemcpyHtoD, uintptr(dst), uintptr(src), uintptr(n))
+}
+
+// dtoh copies device bytes to the host after the stream's work finished.
+func (d *Device) dtoh(dst unsafe.Pointer, src DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := d.sync(); err != nil {
+		return err
+	}
+	return call("cuMemcpyDtoH", sym.cuMemcpyDtoH, uintptr(dst), uintptr(src), uintptr(n))
+}
+
+// Upload copies b to device memory at dst.
+func (d *Device) Upload(dst DevPtr, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	err := d.Do(func() error { return d.htod(dst, unsafe.Pointer(&b[0]), len(b)) })
+	runtime.KeepAlive(b)
+	return err
+}
+
+// Download copies len(b) bytes from src into b after all queued work.
+func (d *Device) Download(b []byte, src DevPtr) error {
+	if len(b) == 0 {
+		return nil
+	}
+	err := d.Do(func() error { return d.dtoh(unsafe.Pointer(&b[0]), src, len(b)) })
+	runtime.KeepAlive(b)
+	return err
+}
+
+// UploadF32 and DownloadF32 copy float32 slices.
+func (d *Device) UploadF32(dst DevPtr, v []float32) error {
+	if len(v) == 0 {
+		return nil
+	}
+	return d.Upload(dst, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)))
+}
+
+func (d *Device) DownloadF32(v []float32, src DevPtr) error {
+	if len(v) == 0 {
+		return nil
+	}
+	return d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v)), src)
+}
+
+// memsetD32 fills n 32-bit words at p with v, in stream order.
+func (d *Device) memsetD32(p DevPtr, v uint32, n int) error {
+	return call("cuMemsetD32Async", sym.cuMemsetD32Async, uintptr(p), uintptr(v), uintptr(n), d.stream)
+}
+
+// Fill32 fills n 32-bit words at p with v.
+func (d *Device) Fill32(p DevPtr, v uint32, n int) error {
+	return d.Do(func() error { return d.memsetD32(p, v, n) })
+}
+
+// loadModule loads a fatbin (or cubin/PTX image); the driver picks the
+// machine code for this GPU or JIT-compiles the PTX.
+func (d *Device) loadModule(image []byte) error {
+	if d.mod != 0 {
+		return nil
+	}
+	err := call("cuModuleLoadData", sym.cuModuleLoadData, uintptr(unsafe.Pointer(&d.mod)), uintptr(unsafe.Pointer(&image[0])))
+	runtime.KeepAlive(image)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == errNoBinaryForGPU {
+			return fmt.Errorf("cuda: the embedded kernels have no code for %s (compute capability %d.%d): %v", d.Name, d.Major, d.Minor, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// function returns the kernel named name of the loaded module.
+func (d *Device) function(name string) (uintptr, error) {
+	if f, ok := d.fns[name]; ok {
+		return f, nil
+	}
+	cname := append([]byte(name), 0)
+	var f uintptr
+	if err := call("cuModuleGetFunction "+name, sym.cuModuleGetFunction, uintptr(unsafe.Pointer(&f)), d.mod, uintptr(unsafe.Pointer(&cname[0]))); err != nil {
+		return 0, err
+	}
+	d.fns[name] = f
+	return f, nil
+}
+
+// launch enqueues kernel f with the given argument values (each passed by
+// address as the kernel's parameter of the matching size).
+func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint32, args []Arg) error {
+	p := d.params
+	if len(args) > maxKernelArgs {
+		return fmt.Errorf("cuda: %s: %d arguments > %d", name, len(args), maxKernelArgs)
+	}
+	for i, a := range args {
+		p.vals[i] = a.v
+		p.ptrs[i] = uintptr(unsafe.Pointer(&p.vals[i]))
+	}
+	var pp uintptr
+	if len(args) > 0 {
+		pp = uintptr(unsafe.Pointer(&p.ptrs[0]))
+	}
+	d.launches++
+	r, _, _ := purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
+		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), d.stream, pp, 0)
+	if r != 0 {
+		return &Error{Op: "cuLaunchKernel " + name, Code: int(uint32(r))}
+	}
+	return nil
+}
+
+// Arg is one kernel argument: a pointer, a 32-bit integer or a float.
+type Arg struct {
+	kind byte // 'p' pointer, 'i' int32, 'u' uint32, 'f' float32, 'l' int64
+	v    uint64
+}
+
+// Ptr, I32, U32, F32 and I64 make kernel arguments.
+func Ptr(p DevPtr) Arg  { return Arg{'p', uint64(p)} }
+func I32(v int) Arg     { return Arg{'i', uint64(uint32(int32(v)))} }
+func U32(v uint32) Arg  { return Arg{'u', uint64(v)} }
+func I64(v int64) Arg   { return Arg{'l', uint64(v)} }
+func F32(v float32) Arg { return Arg{'f', uint64(f32bits(v))} }
+
+// Event timing.
+
+func (d *Device) eventCreate() (uintptr, error) {
+	var e uintptr
+	err := call("cuEventCreate", sym.cuEventCreate, uintptr(unsafe.Pointer(&e)), 0)
+	return e, err
+}
+
+func (d *Device) eventRecord(e uintptr) error {
+	return call("cuEventRecord", sym.cuEventRecord, e, d.stream)
+}
+
+func (d *Device) eventElapsed(a, b uintptr) (float32, error) {
+	if err := call("cuEventSynchronize", sym.cuEventSynchronize, b); err != nil {
+		return 0, err
+	}
+	var ms float32
+	err := call("cuEventElapsedTime", sym.cuEventElapsedTime, uintptr(unsafe.Pointer(&ms)), a, b)
+	return ms, err
+}
+
+func (d *Device) eventDestroy(e uintptr) { _ = call("cuEventDestroy", sym.cuEventDestroy, e) }
+
+// Graphs: capture the stream's work between beginCapture and endCapture
+// into an executable graph that launch replays with one call.
+
+func (d *Device) beginCapture() error {
+	const relaxed = 2 // CU_STREAM_CAPTURE_MODE_RELAXED
+	return call("cuStreamBeginCapture", sym.cuStreamBeginCapture, d.stream, relaxed)
+}
+
+func (d *Device) endCapture() (exec uintptr, err error) {
+	var g uintptr
+	if err = call("cuStreamEndCapture", sym.cuStreamEndCapture, d.stream, uintptr(unsafe.Pointer(&g))); err != nil {
+		return 0, err
+	}
+	defer call("cuGraphDestroy", sym.cuGraphDestroy, g)
+	err = call("cuGraphInstantiateWithFlags", sym.cuGraphInstantiateWithFlags, uintptr(unsafe.Pointer(&exec)), g, 0)
+	return exec, err
+}
+
+func (d *Device) graphLaunch(exec uintptr) error {
+	return call("cuGraphLaunch", sym.cuGraphLaunch, exec, d.stream)
+}
+
+func (d *Device) graphDestroy(exec uintptr) {
+	_ = call("cuGraphExecDestroy", sym.cuGraphExecDestroy, exec)
+}

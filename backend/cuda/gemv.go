@@ -1,0 +1,412 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"fmt"
+	"math/bits"
+	"os"
+	"unsafe"
+
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/tensor"
+)
+
+// LoadKernels loads the kernel module into the device's context.
+func (d *Device) LoadKernels() error {
+	img, _, err := kernelImage()
+	if err != nil {
+		return err
+	}
+	return d.Do(func() error { return d.loadModule(img) })
+}
+
+// Launch enqueues kernel name after checking the arguments against its
+// declared parameter list. Runs on the owner thread (inside Do).
+func (d *Device) launchK(name string, grid, block [3]uint32, smem uint32, args ...Arg) error {
+	kinds, ok := kernelKinds[name]
+	if !ok {
+		return fmt.Errorf("cuda: unknown kernel %s", name)
+	}
+	if len(kinds) != len(args) {
+		return fmt.Errorf("cuda: %s takes %d arguments, got %d", name, len(kinds), len(args))
+	}
+	for i, a := range args {
+		if a.kind != kinds[i] {
+			return fmt.Errorf("cuda: %s argument %d is %c, want %c (%s)", name, i, a.kind, kinds[i], kernelSig[name])
+		}
+	}
+	f, err := d.function(name)
+	if err != nil {
+		return err
+	}
+	return d.launch(name, f, grid, block, smem, args)
+}
+
+// DenseGPU is a dense (or overlay) matrix uploaded for the fused kernels,
+// or, for encodings without one, decoded to fp16 (Fallback).
+type DenseGPU struct {
+	R, C          int
+	K, U, G, GS   int
+	plan          quantPlan
+	codes, scales DevPtr
+	offs, signs   DevPtr
+	levels        DevPtr // 2^K float32 code values (embedding lookups)
+	alpha, beta   float32
+	t             [4]uint32 // byte-level table for PRMT
+	embedK        int       // K as upg_embed_dense reads it (20: 4-bit nibble layout)
+	// overlay corrections
+	name1, name8 string // fused kernels for 1 and up to 8 tokens
+	gsl          int
+	ovK          int
+	ovIdx, ovVal DevPtr
+	// fallback: W decoded to fp16, R rows of ldw halves
+	Fallback string
+	w16      DevPtr
+	ldw      int
+	Bytes    int64 // device bytes held
+}
+
+// FloatEnv, when set, makes every matrix take the fp16-weight, float32-
+// activation path (no int8 activations): to compare with the CPU's float
+// kernels (UPG_KERNEL=avx2). It costs 4-5x the weight memory.
+const FloatEnv = "UPG_CUDA_FLOAT"
+
+// UploadMatrix uploads m: dense and overlay matrices the fused kernels
+// handle are repacked; anything else is decoded with DecodeRows to fp16
+// (a correct but 4-5x larger fallback; Fallback says why).
+func (d *Device) UploadMatrix(m tensor.Matrix) (*DenseGPU, error) {
+	var dm *codec.DenseMatrix
+	var ov *codec.OverlayMatrix
+	switch x := m.(type) {
+	case *codec.DenseMatrix:
+		dm = x
+	case *codec.OverlayMatrix:
+		dm, ov = x.Base, x
+	}
+	why := "codec without a fused kernel"
+	if os.Getenv(FloatEnv) != "" {
+		dm, why = nil, FloatEnv+" is set"
+	}
+	if dm != nil {
+		var ok bool
+		if ok, why = denseFusable(dm); ok {
+			return d.uploadDense(dm, ov)
+		}
+	}
+	return d.uploadF16(m, why)
+}
+
+func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*DenseGPU, error) {
+	g := &DenseGPU{R: m.R, C: m.C, K: m.Bits, U: (m.C + unitCodes - 1) / unitCodes, G: m.Groups, GS: m.GroupSize, plan: newQuantPlan(m)}
+	u, alpha, beta := byteLevels(m.Levels)
+	g.alpha, g.beta = alpha, beta
+	g.t = permTable(u)
+	kname := fmt.Sprintf("k%d", m.Bits)
+	g.embedK = m.Bits
+	if m.Bits == 4 && !linearLevels(m.Levels) {
+		kname, g.embedK = "k4l", 20
+	}
+	gp := max(1, unitCodes/m.GroupSize)
+	g.name1 = fmt.Sprintf("upg_gemv_%s_g%d_t1", kname, gp)
+	g.name8 = fmt.Sprintf("upg_gemv_%s_g%d_t8", kname, gp)
+	g.gsl = bits.Len(uint(m.GroupSize)) - 1
+	packed := repackDense(m)
+	var err error
+	up := func(what string, b []byte) DevPtr {
+		if err != nil {
+			return 0
+		}
+		var p DevPtr
+		if p, err = d.Alloc(int64(len(b)), what); err == nil {
+			g.Bytes += int64(len(b))
+			err = d.Upload(p, b)
+		}
+		return p
+	}
+	g.codes = up("weights", packed)
+	g.scales = up("scales", interleaveRows(m.Scales, m.R, m.Groups))
+	if m.Asym {
+		g.offs = up("offsets", interleaveRows(m.Offsets, m.R, m.Groups))
+	}
+	if m.Signs != nil {
+		g.signs = up("rotation", f32Bytes(m.Signs))
+	}
+	g.levels = up("levels", f32Bytes(m.Levels))
+	if ov != nil && ov.K > 0 {
+		g.ovK = ov.K
+		g.ovIdx = up("overlay", ov.Idx[:2*m.R*ov.K])
+		g.ovVal = up("overlay", ov.Vals[:2*m.R*ov.K])
+	}
+	if err != nil {
+		g.Free(d)
+		return nil, err
+	}
+	return g, nil
+}
+
+func (d *Device) uploadF16(m tensor.Matrix, why string) (*DenseGPU, error) {
+	R, C := m.Rows(), m.Cols()
+	ldw := (C + 7) &^ 7
+	g := &DenseGPU{R: R, C: C, Fallback: why, ldw: ldw}
+	p, err := d.Alloc(int64(R)*int64(ldw)*2, "fp16 weights")
+	if err != nil {
+		return nil, err
+	}
+	g.w16, g.Bytes = p, int64(R)*int64(ldw)*2
+	const block = 256
+	row := make([]float32, block*C)
+	buf := make([]byte, block*ldw*2)
+	for r0 := 0; r0 < R; r0 += block {
+		r1 := min(r0+block, R)
+		m.DecodeRows(row[:(r1-r0)*C], r0, r1)
+		clear(buf)
+		for r := r0; r < r1; r++ {
+			for c := 0; c < C; c++ {
+				h := tensor.F32ToF16(row[(r-r0)*C+c])
+				o := ((r-r0)*ldw + c) * 2
+				buf[o], buf[o+1] = byte(h), byte(h>>8)
+			}
+		}
+		if err := d.Upload(p+DevPtr(r0*ldw*2), buf[:(r1-r0)*ldw*2]); err != nil {
+			g.Free(d)
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// Free releases the matrix's device memory.
+func (g *DenseGPU) Free(d *Device) {
+	for _, p := range []DevPtr{g.codes, g.scales, g.offs, g.signs, g.levels, g.ovIdx, g.ovVal, g.w16} {
+		if p != 0 {
+			d.Free(p)
+		}
+	}
+	*g = DenseGPU{}
+}
+
+// Scratch is the activation workspace of the dense path: rotated input,
+// int8 input and group factors for up to Tokens tokens of Cols columns.
+type Scratch struct {
+	Tokens, Cols int
+	xr, xq, fac  DevPtr
+}
+
+// NewScratch allocates a workspace.
+func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
+	s := &Scratch{Tokens: tokens, Cols: cols}
+	cp := (cols + unitCodes - 1) / unitCodes * unitCodes
+	var err error
+	if s.xr, err = d.Alloc(int64(tokens*cols*4), "activations"); err != nil {
+		return nil, err
+	}
+	if s.xq, err = d.Alloc(int64(tokens*cp), "activations"); err != nil {
+		return nil, err
+	}
+	if s.fac, err = d.Alloc(int64(tokens*cp/32*16), "activations"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// warpsOverride, when > 0, fixes warpsFor's answer (benchmarks).
+var warpsOverride = 0
+
+// oneWave (UPG_CUDA_WAVES=0 turns it off) makes warpsFor fit a one-token
+// GEMV of a few hundred row groups into one wave of blocks.
+var oneWave = os.Getenv("UPG_CUDA_WAVES") != "0"
+
+// warpsFor picks how many warps of a block split a row group's units: about
+// 48 warps per SM over the grid, at most 32 (one token) or 8 (eight). With
+// oneWave, one token and RG blocks that need ceil(RG/sms) blocks per SM, the
+// blocks get at most 32/that warps (the kernel's 64 registers leave room for
+// 32 warps per SM), so every block is resident at once when that is ≥ 8:
+// 5120-row matrices (160 row groups on 132 SMs) run 2 blocks of 16 warps
+// per SM instead of 1.2 waves of 32-warp blocks.
+func warpsFor(U, RG, sms, nt int) int {
+	w := warpsOverride
+	if w <= 0 {
+		w = (48*sms + RG - 1) / RG
+		if oneWave && nt == 1 && sms > 0 {
+			if wf := 32 / ((RG + sms - 1) / sms); wf >= 8 && wf < w {
+				w = wf
+			}
+		}
+	}
+	lim := 32
+	if nt > 1 {
+		lim = 8
+	}
+	return max(1, min(w, lim, U))
+}
+
+// matMul enqueues y[t*R + r] = Σ_c W[r][c]·x[t*ldx + c] for n tokens.
+// Runs on the owner thread.
+func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error {
+	if g.w16 != 0 {
+		for t0 := 0; t0 < n; t0 += 8 {
+			nt := min(8, n-t0)
+			if err := d.launchK("upg_gemv_f16", [3]uint32{uint32((g.R*32 + 255) / 256), 1, 1}, [3]uint32{256, 1, 1}, 0,
+				Ptr(g.w16), I32(g.ldw), Ptr(x+DevPtr(4*t0*ldx)), I32(ldx), Ptr(y+DevPtr(4*t0*g.R)), I32(g.R), I32(g.C), I32(nt)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if n > s.Tokens || g.C > s.Cols {
+		return fmt.Errorf("cuda: scratch holds %d tokens of %d columns, need %d of %d", s.Tokens, s.Cols, n, g.C)
+	}
+	if err := d.rotq(g, x, ldx, n, s); err != nil {
+		return err
+	}
+	return d.gemv(g, y, n, s, 0)
+}
+
+// fusable reports whether the fused step kernels can feed or finish g's
+// GEMV: the dense int8 path (not the fp16 fallback) whose input fits s.
+func (g *DenseGPU) fusable(n int, s *Scratch) bool {
+	return g.w16 == 0 && s != nil && n <= s.Tokens && g.C <= s.Cols
+}
+
+// rotqTail is the rotation+quantization arguments for g's input (the
+// rotq_tail parameters of the *_rotq kernels, kernels/fused.cu).
+func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
+	p := g.plan
+	var xr DevPtr
+	if g.ovK > 0 {
+		xr = s.xr
+	}
+	return []Arg{Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
+		Ptr(xr), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac)}
+}
+
+// rotqLaunch launches a *_rotq kernel for n tokens of g's input: head
+// arguments, then the rotq_tail ones.
+func (d *Device) rotqLaunch(name string, g *DenseGPU, n int, s *Scratch, head ...Arg) error {
+	p := g.plan
+	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, b256, uint32(4*p.seg), append(head, g.rotqTail(s)...)...)
+}
+
+// rmsRotq is rmsnorm (x rows of g.C, rows 0..n-1) into h fused with the
+// rotation+quantization of h for g.
+func (d *Device) rmsRotq(g *DenseGPU, h, x, w DevPtr, eps float32, n int, s *Scratch) error {
+	if n == 0 {
+		return nil
+	}
+	return d.rotqLaunch("upg_rms_rotq", g, n, s, Ptr(x), Ptr(w), F32(eps), Ptr(h))
+}
+
+// swigluRotq is swiglu (width g.C) into act fused with the rotation+
+// quantization of act for g.
+func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us, n int, s *Scratch) error {
+	if n == 0 {
+		return nil
+	}
+	return d.rotqLaunch("upg_swiglu_rotq", g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us), Ptr(act))
+}
+
+// combineRotq is attention's combine (into dst, heads·hd = g.C) fused with
+// the rotation+quantization of dst for g.
+func (d *Device) combineRotq(g *DenseGPU, dst, part, pos DevPtr, S, heads, hd, n int, s *Scratch) error {
+	if n == 0 {
+		return nil
+	}
+	return d.rotqLaunch("upg_combine_rotq", g, n, s, Ptr(part), Ptr(pos), I32(attnChunk), I32(S), I32(heads), I32(hd), Ptr(dst))
+}
+
+// rotq enqueues the rotation and int8 quantization of n input rows.
+func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
+	p := g.plan
+	var xr DevPtr
+	if g.ovK > 0 {
+		xr = s.xr
+	}
+	return d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{256, 1, 1}, uint32(4*p.seg),
+		Ptr(x), I32(ldx), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
+		Ptr(xr), Ptr(s.xq), I32(g.U*unitCodes), Ptr(s.fac))
+}
+
+// gemv enqueues the fused multiply of the quantized input in s (and the
+// overlay corrections). res, when not 0, also gets y added (the residual
+// add fused into the epilogue; not with overlay corrections, which are
+// added to y after).
+func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) error {
+	if res != 0 && g.ovK > 0 {
+		return fmt.Errorf("cuda: residual epilogue with overlay corrections")
+	}
+	ldq := g.U * unitCodes
+	RG := (g.R + 31) / 32
+	for t0 := 0; t0 < n; {
+		name, nt := g.name8, min(8, n-t0)
+		if n == 1 {
+			name = g.name1
+		}
+		W := warpsFor(g.U, RG, d.SMs, n)
+		if err := d.launchK(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, 0,
+			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(s.xq+DevPtr(t0*ldq)), Ptr(s.fac+DevPtr(16*t0*g.G)), Ptr(y+DevPtr(4*t0*g.R)),
+			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
+			Ptr(resAt(res, 4*t0*g.R))); err != nil {
+			return err
+		}
+		t0 += nt
+	}
+	if g.ovK > 0 {
+		if err := d.launchK("upg_overlay", [3]uint32{uint32((g.R*32 + 255) / 256), 1, 1}, [3]uint32{256, 1, 1}, 0,
+			Ptr(g.ovIdx), Ptr(g.ovVal), I32(g.ovK), Ptr(s.xr), Ptr(y), I32(g.R), I32(g.C), I32(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func resAt(res DevPtr, off int) DevPtr {
+	if res == 0 {
+		return 0
+	}
+	return res + DevPtr(off)
+}
+
+// MatMul runs matMul and waits for it.
+func (d *Device) MatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error {
+	return d.Do(func() error {
+		if err := d.matMul(g, y, x, ldx, n, s); err != nil {
+			return err
+		}
+		return d.sync()
+	})
+}
+
+func f32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
+
+// cloneDense copies g's device buffers into new ones (benchmarks that need
+// more distinct weights than fit in L2).
+func (d *Device) cloneDense(g *DenseGPU) (*DenseGPU, error) {
+	c := *g
+	var err error
+	dup := func(p DevPtr, n int64) DevPtr {
+		if p == 0 || err != nil {
+			return 0
+		}
+		var q DevPtr
+		if q, err = d.Alloc(n, "weights"); err == nil {
+			err = d.Do(func() error { return call("cuMemcpyDtoD", sym.cuMemcpyDtoD, uintptr(q), uintptr(p), uintptr(n)) })
+		}
+		return q
+	}
+	rp := int64((g.R + 31) / 32 * 32)
+	c.codes = dup(g.codes, rp*int64(g.K*g.U*16))
+	c.scales = dup(g.scales, 2*rp*int64(g.G))
+	c.offs = dup(g.offs, 2*rp*int64(g.G))
+	c.signs = dup(g.signs, int64(4*g.C))
+	c.levels = dup(g.levels, int64(4<<g.K))
+	c.ovIdx = dup(g.ovIdx, int64(2*g.R*g.ovK))
+	c.ovVal = dup(g.ovVal, int64(2*g.R*g.ovK))
+	c.w16 = dup(g.w16, int64(2*g.R*g.ldw))
+	return &c, err
+}

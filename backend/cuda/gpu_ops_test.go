@@ -1,0 +1,357 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"unsafe"
+
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/tensor"
+)
+
+// Device helpers for tests: upload slices, poison and read back.
+
+func devF32(t testing.TB, d *Device, v []float32) DevPtr {
+	p, err := d.Alloc(int64(4*max(1, len(v))), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.UploadF32(p, v); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func devI32(t testing.TB, d *Device, v []int32) DevPtr {
+	p, err := d.Alloc(int64(4*max(1, len(v))), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) > 0 {
+		if err := d.Upload(p, unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func devPoisoned(t testing.TB, d *Device, n int) DevPtr {
+	p, err := d.Alloc(int64(4*max(1, n)), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Fill32(p, poison, n); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readF32(t testing.TB, d *Device, p DevPtr, n int) []float32 {
+	v := make([]float32, n)
+	if err := d.DownloadF32(v, p); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func run(t testing.TB, d *Device, f func() error) {
+	if err := d.Do(func() error {
+		if err := f(); err != nil {
+			return err
+		}
+		return d.sync()
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randF(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+// closeTo checks every element (written, finite) against want within
+// atol + rtol·|want|.
+func closeTo(t *testing.T, what string, got []float32, want []float64, atol, rtol float64) {
+	t.Helper()
+	for i, g := range got {
+		if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) || math.Abs(float64(g)-want[i]) > atol+rtol*math.Abs(want[i]) {
+			t.Fatalf("%s[%d] = %v, want %v", what, i, g, want[i])
+		}
+	}
+}
+
+func TestGPUEmbed(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 21))
+	for _, c := range append(denseCases()[:8], denseCase{50, 333, codec.Params{Codec: "dense", Bits: 5, GroupSize: 64}}) {
+		t.Run(fmt.Sprintf("%dx%d_k%d_%s", c.R, c.C, c.p.Bits, c.p.Levels), func(t *testing.T) {
+			w := randF(rng, c.R*c.C)
+			data, err := codec.Encode(w, c.R, c.C, c.p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := codec.Open(c.p, c.R, c.C, data)
+			g, err := d.UploadMatrix(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Free(d)
+			toks := []int32{int32(c.R - 1), 0, int32(rng.IntN(c.R)), int32(rng.IntN(c.R))}
+			tp := devI32(t, d, toks)
+			out := devPoisoned(t, d, len(toks)*c.C)
+			defer d.Free(tp)
+			defer d.Free(out)
+			run(t, d, func() error { return d.embed(g, tp, out, len(toks)) })
+			got := readF32(t, d, out, len(toks)*c.C)
+			row := make([]float32, c.C)
+			tol := 1e-5
+			if g.Fallback != "" {
+				tol = 1e-3 // fp16
+			}
+			for i, tok := range toks {
+				m.DecodeRows(row, int(tok), int(tok)+1)
+				want := make([]float64, c.C)
+				for j, v := range row {
+					want[j] = float64(v)
+				}
+				closeTo(t, fmt.Sprintf("token %d", i), got[i*c.C:(i+1)*c.C], want, tol, tol)
+			}
+		})
+	}
+}
+
+func TestGPUSmallOps(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 22))
+	const n, dim = 5, 333
+	x := randF(rng, n*dim)
+	w := randF(rng, dim)
+	xp, wp := devF32(t, d, x), devF32(t, d, w)
+	// RMSNorm over all rows, and over rows {3, 0}
+	out := devPoisoned(t, d, n*dim)
+	rows := devI32(t, d, []int32{3, 0})
+	run(t, d, func() error { return d.rmsnorm(out, xp, wp, 1e-5, dim, 0, n) })
+	got := readF32(t, d, out, n*dim)
+	ref := func(r int) []float64 {
+		var ss float32
+		for _, v := range x[r*dim : (r+1)*dim] {
+			ss += v * v
+		}
+		inv := float32(1 / math.Sqrt(float64(ss/float32(dim)+1e-5)))
+		o := make([]float64, dim)
+		for i, v := range x[r*dim : (r+1)*dim] {
+			o[i] = float64(w[i] * (v * inv))
+		}
+		return o
+	}
+	for r := 0; r < n; r++ {
+		closeTo(t, "rmsnorm", got[r*dim:(r+1)*dim], ref(r), 1e-5, 1e-5)
+	}
+	run(t, d, func() error { return d.rmsnorm(out, xp, wp, 1e-5, dim, rows, 2) })
+	got = readF32(t, d, out, 2*dim)
+	closeTo(t, "rmsnorm out row 3", got[:dim], ref(3), 1e-5, 1e-5)
+	closeTo(t, "rmsnorm out row 0", got[dim:], ref(0), 1e-5, 1e-5)
+	// Add, bias
+	y := randF(rng, n*dim)
+	yp := devF32(t, d, y)
+	run(t, d, func() error { return d.add(yp, xp, n*dim-7) })
+	run(t, d, func() error { return d.bias(yp, wp, dim, n) })
+	got = readF32(t, d, yp, n*dim)
+	want := make([]float64, n*dim)
+	for i := range want {
+		v := y[i]
+		if i < n*dim-7 {
+			v += x[i]
+		}
+		want[i] = float64(v + w[i%dim])
+	}
+	closeTo(t, "add+bias", got, want, 0, 0)
+	// SwiGLU over views of a fused gate_up output (gate | up per row)
+	const width = 100
+	gu := randF(rng, n*2*width)
+	gp := devF32(t, d, gu)
+	sw := devPoisoned(t, d, n*width)
+	run(t, d, func() error { return d.swiglu(sw, gp, 2*width, gp+4*width, 2*width, width, n) })
+	got = readF32(t, d, sw, n*width)
+	for i := range n * width {
+		tk, f := i/width, i%width
+		g, u := gu[tk*2*width+f], gu[tk*2*width+width+f]
+		want[i] = float64(g) / (1 + math.Exp(-float64(g))) * float64(u)
+	}
+	closeTo(t, "swiglu", got, want[:n*width], 1e-6, 1e-5)
+	// Argmax with a tie (first wins) and a NaN
+	const vocab = 5000
+	lg := randF(rng, 3*vocab)
+	lg[vocab+17], lg[vocab+4000] = 9, 9
+	lg[2*vocab+3] = float32(math.NaN())
+	lg[2*vocab+4999] = 50
+	lp := devF32(t, d, lg)
+	op := devI32(t, d, []int32{-1, -1, -1})
+	run(t, d, func() error { return d.argmax(lp, vocab, op, 3) })
+	ids := make([]int32, 3)
+	_ = d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&ids[0])), 12), op)
+	best := 0
+	for i, v := range lg[:vocab] {
+		if v > lg[best] {
+			best = i
+		}
+	}
+	if ids[0] != int32(best) || ids[1] != int32(17) || ids[2] != 4999 {
+		t.Fatalf("argmax %v, want [%d 17 4999]", ids, best)
+	}
+	for _, p := range []DevPtr{xp, wp, out, rows, yp, gp, sw, lp, op} {
+		d.Free(p)
+	}
+}
+
+func TestGPURope(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 23))
+	for _, il := range []bool{false, true} {
+		const n, heads, hd, dim, stride, positions = 3, 4, 64, 48, 4*64 + 2*64, 100
+		half := dim / 2
+		cos, sin := randF(rng, positions*half), randF(rng, positions*half)
+		x := randF(rng, n*stride)
+		pos := []int32{99, 0, 37}
+		xp, cp, sp, pp := devF32(t, d, x), devF32(t, d, cos), devF32(t, d, sin), devI32(t, d, pos)
+		run(t, d, func() error { return d.rope(xp, stride, heads, hd, dim, il, cp, sp, pp, n) })
+		got := readF32(t, d, xp, n*stride)
+		want := make([]float64, len(x))
+		for i, v := range x {
+			want[i] = float64(v)
+		}
+		for tk := 0; tk < n; tk++ {
+			cs, sn := cos[int(pos[tk])*half:], sin[int(pos[tk])*half:]
+			for h := 0; h < heads; h++ {
+				v := x[tk*stride+h*hd:]
+				o := want[tk*stride+h*hd:]
+				for i := 0; i < half; i++ {
+					ia, ib := i, i+half
+					if il {
+						ia, ib = 2*i, 2*i+1
+					}
+					a, b := v[ia], v[ib]
+					o[ia] = float64(a*cs[i] - b*sn[i])
+					o[ib] = float64(b*cs[i] + a*sn[i])
+				}
+			}
+		}
+		closeTo(t, fmt.Sprintf("rope interleave=%v", il), got, want, 1e-6, 1e-6)
+		for _, p := range []DevPtr{xp, cp, sp, pp} {
+			d.Free(p)
+		}
+	}
+}
+
+// TestGPUAttention stores K/V for two sequences with shuffled block
+// tables (through StoreKV), then checks paged attention for tokens at
+// short and long (several splits) positions against float64.
+func TestGPUAttention(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 24))
+	for _, f16 := range []bool{true, false} {
+		const heads, H, hd, bs, blocks = 8, 2, 64, 16, 120
+		const maxPos = 900
+		S := (maxPos + attnChunk - 1) / attnChunk
+		perSeq := (maxPos + bs - 1) / bs
+		perm := rng.Perm(blocks)
+		tables := [][]int32{make([]int32, perSeq), make([]int32, perSeq)}
+		for i := 0; i < perSeq; i++ {
+			tables[0][i] = int32(perm[i])
+			tables[1][i] = int32(perm[blocks-1-i])
+		}
+		lens := []int{maxPos, 3}
+		esz := 4
+		if f16 {
+			esz = 2
+		}
+		kc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "k")
+		vc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "v")
+		// host copies of what is stored, rounded like the cache
+		keys := [2][][]float32{}
+		vals := [2][][]float32{}
+		for s := 0; s < 2; s++ {
+			n := lens[s]
+			k, v := randF(rng, n*H*hd), randF(rng, n*H*hd)
+			slots := make([]int32, n)
+			for p := range slots {
+				slots[p] = tables[s][p/bs]*bs + int32(p%bs)
+			}
+			kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
+			run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, n) })
+			d.Free(kp)
+			d.Free(vp)
+			d.Free(sp)
+			if f16 {
+				for i := range k {
+					k[i] = tensor.F16ToF32(tensor.F32ToF16(k[i]))
+					v[i] = tensor.F16ToF32(tensor.F32ToF16(v[i]))
+				}
+			}
+			for p := 0; p < n; p++ {
+				keys[s] = append(keys[s], k[p*H*hd:(p+1)*H*hd])
+				vals[s] = append(vals[s], v[p*H*hd:(p+1)*H*hd])
+			}
+		}
+		// query tokens: (seq, pos)
+		qs := [][2]int{{0, maxPos - 1}, {1, 2}, {0, 255}, {0, 256}, {0, 0}, {0, 600}}
+		n := len(qs)
+		q := randF(rng, n*heads*hd)
+		flat := append(append([]int32{}, tables[0]...), tables[1]...)
+		pos, seq := make([]int32, n), make([]int32, n)
+		for i, x := range qs {
+			seq[i], pos[i] = int32(x[0]), int32(x[1])
+		}
+		qp, tp, pp, sqp := devF32(t, d, q), devI32(t, d, flat), devI32(t, d, pos), devI32(t, d, seq)
+		part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
+		out := devPoisoned(t, d, n*heads*hd)
+		scale := float32(1 / math.Sqrt(hd))
+		run(t, d, func() error {
+			return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, S, part, n)
+		})
+		got := readF32(t, d, out, n*heads*hd)
+		want := make([]float64, n*heads*hd)
+		for i, x := range qs {
+			s, T := x[0], x[1]+1
+			for h := 0; h < heads; h++ {
+				kvh := h / (heads / H)
+				qv := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
+				sc := make([]float64, T)
+				mx := math.Inf(-1)
+				for p := 0; p < T; p++ {
+					var dot float64
+					for j := 0; j < hd; j++ {
+						dot += float64(qv[j]) * float64(keys[s][p][kvh*hd+j])
+					}
+					sc[p] = dot * float64(scale)
+					mx = math.Max(mx, sc[p])
+				}
+				var sum float64
+				for p := range sc {
+					sc[p] = math.Exp(sc[p] - mx)
+					sum += sc[p]
+				}
+				for j := 0; j < hd; j++ {
+					var o float64
+					for p := 0; p < T; p++ {
+						o += sc[p] * float64(vals[s][p][kvh*hd+j])
+					}
+					want[(i*heads+h)*hd+j] = o / sum
+				}
+			}
+		}
+		closeTo(t, fmt.Sprintf("attention f16=%v", f16), got, want, 2e-5, 2e-4)
+		for _, p := range []DevPtr{kc, vc, qp, tp, pp, sqp, part, out} {
+			d.Free(p)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+// Fused step kernels (decode launches per layer 18 -> 11): the op that
+// produces a dense matrix's input also rotates and int8-quantizes it for the
+// GEMV (RMSNorm, SwiGLU, attention's combine), RoPE of queries and keys
+// with the KV store, and (gemv.cu) the residual add in the GEMV's epilogue.
+// Each writes the same values, computed by the same float operations in the
+// same order, as the unfused kernels it replaces (ops.cu), so the backend
+// can fuse or not (UPG_CUDA_FUSE=0) with identical results.
+//
+// The *_rotq kernels: grid (segments of seg columns, n tokens), 256
+// threads, 4·seg bytes of dynamic shared memory, as upg_rotq; the rotq_tail
+// parameters (signs .. fac) are upg_rotq's.
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+// upg_rms_rotq: h row t = w · x_t / rms(x_t) (as upg_rmsnorm with rows =
+// null, C = its d), then rotated and quantized. Every block sums the whole
+// row's squares (256 threads, block_sum, like upg_rmsnorm) and writes only
+// its own segment of h; x must not alias h.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_rms_rotq(const float *__restrict__ x, const float *__restrict__ w, float eps, float *__restrict__ h,
+                 const float *__restrict__ signs, int rb, int gs, int seg, int C, int G, float alpha,
+                 float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
+                 float4 *__restrict__ fac) {
+  extern __shared__ float sm[];
+  __shared__ float red[32];
+  const int t = blockIdx.y, base = blockIdx.x * seg;
+  const float *xt = x + (size_t)t * C;
+  float ss = 0.f;
+#pragma unroll 4
+  for (int c = threadIdx.x; c < C; c += blockDim.x) ss += xt[c] * xt[c];
+  ss = block_sum(ss, red);
+  const float inv = (float)(1.0 / sqrt((double)(ss / (float)C + eps)));
+#pragma unroll 4
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    float v = 0.f;
+    if (c < C) {
+      v = w[c] * (xt[c] * inv);
+      h[(size_t)t * C + c] = v;
+      if (signs != nullptr) v *= signs[c];
+    }
+    sm[i] = v;
+  }
+  __syncthreads();
+  rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
+}
+
+// upg_swiglu_rotq: act[t·C + i] = silu(gate[t·gstr + i])·up[t·ustr + i] (as
+// upg_swiglu, width C), then rotated and quantized.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr,
+                    float *__restrict__ act, const float *__restrict__ signs, int rb, int gs, int seg,
+                    int C, int G, float alpha, float beta, float *__restrict__ xr,
+                    int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
+  extern __shared__ float sm[];
+  const int t = blockIdx.y, base = blockIdx.x * seg;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    float v = 0.f;
+    if (c < C) {
+      const float g = gate[(size_t)t * gstr + c];
+      v = g / (1.f + expf(-g)) * up[(size_t)t * ustr + c];
+      act[(size_t)t * C + c] = v;
+      if (signs != nullptr) v *= signs[c];
+    }
+    sm[i] = v;
+  }
+  __syncthreads();
+  rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
+}
+
+// upg_combine_rotq merges attention's splits (as upg_attn_combine) into dst
+// (n × heads·hd, C = heads·hd), then rotates and quantizes.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_combine_rotq(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S, int heads,
+                     int hd, float *__restrict__ dst, const float *__restrict__ signs, int rb, int gs,
+                     int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
+                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
+  extern __shared__ float sm[];
+  const int t = blockIdx.y, base = blockIdx.x * seg;
+  const int ns = min(S, (pos[t] + chunk) / chunk);
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    float v = 0.f;
+    if (c < C) {
+      const int h = c / hd, d = c - h * hd;
+      const float *pp = part + (size_t)(t * heads + h) * S * (hd + 2);
+      float M = -INFINITY;
+      for (int s = 0; s < ns; s++) M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
+      float L = 0.f;
+      for (int s = 0; s < ns; s++) L += pp[(size_t)s * (hd + 2) + 1] * expf(pp[(size_t)s * (hd + 2)] - M);
+      const float linv = 1.f / L;
+      float o = 0.f;
+      for (int s = 0; s < ns; s++) o += pp[(size_t)s * (hd + 2) + 2 + d] * expf(pp[(size_t)s * (hd + 2)] - M);
+      v = o * linv;
+      dst[(size_t)t * C + c] = v;
+      if (signs != nullptr) v *= signs[c];
+    }
+    sm[i] = v;
+  }
+  __syncthreads();
+  rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
+}
+
+// rope_kv: upg_rope on the query heads and the key heads of token t, then
+// (key heads) upg_store_kv of that head's key and value. Grid (n, heads +
+// H), threads ≥ 32, any count (loops over dim/2 pairs and hd values).
+template <typename T>
+DEVI void rope_kv(float *q, int qs, int heads, float *k, int ks, const float *v, int vs, T *kc, T *vc,
+                  const int *slots, int H, int hd, int bs, int dim, int il, const float *cosT,
+                  const float *sinT, const int *pos) {
+  const int t = blockIdx.x, y = blockIdx.y, half = dim / 2;
+  float *x = y < heads ? q + (size_t)t * qs + y * hd : k + (size_t)t * ks + (y - heads) * hd;
+  const int p = pos[t];
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float cs = cosT[(size_t)p * half + i], sn = sinT[(size_t)p * half + i];
+    const int ia = il ? 2 * i : i, ib = il ? 2 * i + 1 : i + half;
+    const float a = x[ia], b = x[ib];
+    x[ia] = a * cs - b * sn;
+    x[ib] = b * cs + a * sn;
+  }
+  if (y < heads) return; // uniform per block
+  __syncthreads();       // the rotated key, written by other threads, is visible after it
+  const int h = y - heads;
+  const int slot = slots[t], blk = slot / bs, off = slot % bs;
+  const size_t o = (((size_t)blk * H + h) * bs + off) * hd;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    kc[o + d] = from_f<T>(x[d]);
+    vc[o + d] = from_f<T>(v[(size_t)t * vs + h * hd + d]);
+  }
+}
+extern "C" __global__ void __launch_bounds__(256)
+    upg_rope_kv_f16(float *q, int qs, int heads, float *k, int ks, const float *v, int vs, __half *kc,
+                    __half *vc, const int *slots, int H, int hd, int bs, int dim, int interleave,
+                    const float *cosT, const float *sinT, const int *pos) {
+  rope_kv<__half>(q, qs, heads, k, ks, v, vs, kc, vc, slots, H, hd, bs, dim, interleave, cosT, sinT, pos);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    upg_rope_kv_f32(float *q, int qs, int heads, float *k, int ks, const float *v, int vs, float *kc,
+                    float *vc, const int *slots, int H, int hd, int bs, int dim, int interleave,
+                    const float *cosT, const float *sinT, const int *pos) {
+  rope_kv<float>(q, qs, heads, k, ks, v, vs, kc, vc, slots, H, hd, bs, dim, interleave, cosT, sinT, pos);
+}

@@ -1,0 +1,403 @@
+// Fused decompress-and-multiply kernels for the dense codec (decode and
+// small batches), the input rotation + int8 quantization that feeds them,
+// the overlay correction, and an fp16-weight fallback GEMV.
+//
+// Every extern "C" kernel's parameter list is mirrored by a Go launch
+// wrapper (backend/cuda/kernels.go); TestKernelSignatures compares them.
+//
+// GPU layout of a dense matrix (made by the Go uploader, repack.go): each
+// row is U = ceil(C/128) units of 128 codes; a unit's K bits per code are
+// split into bit planes of width 2 and 1 (K = 3), 2 (K = 2) or 4 (K = 4),
+// and a row stores, for each plane word j (K uint4 words per unit in all),
+// the U units' word j contiguously: row r, word j, unit u is the uint4 at
+// (r*K + j)*U + u, so lanes reading consecutive units are coalesced.
+// Within a unit, chunk c (0..15) holds codes 8c..8c+7; the planes are
+// "nibble-sliced": extracting chunk c yields the 8 codes as nibbles of one
+// 32-bit word (nibble i = code 8c+i; for K = 4 byte i holds codes i (low)
+// and i+4 (high)), see extract() below and repack.go.
+//
+// Activations are int8, quantized per weight group like the CPU's AVX-512
+// path (s = max|x|/127, q = round-half-even(x/s)); codes map to bytes u with
+// L[q] ≈ alpha·u[q] + beta (exact for linear levels), looked up by PRMT
+// from an 8-byte table for K ≤ 3. Per group g and token t the quantizer
+// stores fac = (alpha·s, beta·s·Σq, s·Σq, 0), so that
+//   y[r] = Σ_g scale[r][g]·(fac.x·Σ u·q + fac.y) + offset[r][g]·fac.z.
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#define DEVI __device__ __forceinline__
+
+DEVI unsigned comp(const uint4 &v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+DEVI int dp4a_us(unsigned a, int b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+DEVI uint4 ldg_stream(const uint4 *p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// extract returns chunk c's 8 codes as nibbles (K <= 3) or as the K = 4
+// byte layout, from the unit's plane words w[0..K-1].
+template <int K> DEVI unsigned extract(const uint4 *w, int c);
+
+template <> DEVI unsigned extract<2>(const uint4 *w, int c) {
+  int m = c >> 1, s = 2 * (c & 1);
+  return (comp(w[m >> 2], m & 3) >> s) & 0x33333333u;
+}
+
+template <> DEVI unsigned extract<3>(const uint4 *w, int c) {
+  int m = c >> 1, s = 2 * (c & 1);
+  unsigned lo = (comp(w[m >> 2], m & 3) >> s) & 0x33333333u;
+  unsigned b = comp(w[2], c >> 2);
+  int s1 = c & 3;
+  unsigned hi = s1 <= 2 ? (b << (2 - s1)) : (b >> (s1 - 2));
+  return lo | (hi & 0x44444444u);
+}
+
+template <> DEVI unsigned extract<4>(const uint4 *w, int c) {
+  return comp(w[c >> 2], c & 3);
+}
+
+// gemv_dense computes y[t*R + r] = Σ_c W[r][c]·x_t[c] for NT tokens (nt of
+// them valid) from int8 activations xq (ldq bytes per token) and factors fac
+// (G per token). Block b takes rows 32b..32b+31, one row per lane, so a
+// warp's code loads are 512 contiguous bytes and its activation loads are
+// broadcasts; the block's W warps split the row's units (warp w takes units
+// w, w+W, ...) and are summed in shared memory. Each warp loads the next
+// unit's codes and scales before computing the current one. GPU_ groups per
+// unit (1: group size a multiple of 128, 2: 64, 4: 32); gsl = log2(group).
+// MODE 0: PRMT through an 8-byte table (K ≤ 3); 1: 4-bit linear levels, the
+// byte layout split into two words; 2: 4-bit any levels, 16-byte table
+// (t0..t3) looked up by two PRMTs and a per-byte select on the code's bit 3.
+// prmt_sign is PTX prmt.b32 in its default mode, where a selector nibble's
+// bit 3 replicates the selected byte's sign (__byte_perm ignores that bit).
+DEVI unsigned prmt_sign(unsigned a, unsigned b, unsigned sel) {
+  unsigned d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+
+DEVI unsigned lut16(unsigned x, unsigned t0, unsigned t1, unsigned t2, unsigned t3) {
+  const unsigned sel = x & 0x7777u;
+  const unsigned lo = __byte_perm(t0, t1, sel), hi = __byte_perm(t2, t3, sel);
+  // PRMT's sign mode: a selector nibble with bit 3 set yields 0xFF from a
+  // byte 0x80, the others 0x80; turn that into a 0x00/0xFF byte mask.
+  unsigned m = prmt_sign(0x80808080u, 0x80808080u, x) ^ 0x80808080u; // 0x00 or 0x7F
+  m |= (m << 1) & 0x80808080u;
+  return (lo & ~m) | (hi & m);
+}
+
+template <int K, int NT, int MODE, int GPU_>
+DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
+                     const __half *__restrict__ offs, const int8_t *__restrict__ xq,
+                     const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
+                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3,
+                     float *__restrict__ res) {
+  __shared__ float red[32 * 32];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
+  const int rg = blockIdx.x;
+  const uint4 *base = codes + (size_t)rg * U * K * 32 + lane;
+  const __half *sbase = scales + (size_t)rg * G * 32 + lane;
+  const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 + lane : nullptr;
+  constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
+  float acc[NT];
+#pragma unroll
+  for (int t = 0; t < NT; t++) acc[t] = 0.f;
+
+  uint4 wc[K];
+  __half sc[GPU_], of[GPU_];
+  auto load = [&](int uu, uint4 *ww, __half *ss, __half *oo) {
+#pragma unroll
+    for (int j = 0; j < K; j++) ww[j] = ldg_stream(base + ((size_t)uu * K + j) * 32);
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+      const int g = min((uu * 128 + s * (128 / GPU_)) >> gsl, G - 1);
+      ss[s] = sbase[(size_t)g * 32];
+      oo[s] = obase != nullptr ? obase[(size_t)g * 32] : __half(0.f);
+    }
+  };
+  if (w < U) load(w, wc, sc, of);
+  for (int u = w; u < U; u += W) {
+    uint4 wn[K];
+    __half scn[GPU_], ofn[GPU_];
+    const int un = u + W;
+    if (un < U) load(un, wn, scn, ofn);
+    int ia[NT][GPU_];
+#pragma unroll
+    for (int t = 0; t < NT; t++)
+#pragma unroll
+      for (int s = 0; s < GPU_; s++) ia[t][s] = 0;
+    const int8_t *xu = xq + u * 128;
+#pragma unroll
+    for (int c2 = 0; c2 < 8; c2++) {
+      unsigned b[4];
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int c = 2 * c2 + e;
+        unsigned nib = extract<K>(wc, c);
+        if (MODE == 1) {
+          b[2 * e] = nib & 0x0F0F0F0Fu;
+          b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
+        } else if (MODE == 2) {
+          b[2 * e] = lut16(nib, t0, t1, t2, t3);
+          b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
+        } else {
+          b[2 * e] = __byte_perm(t0, t1, nib);
+          b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
+        }
+      }
+      const int s = (2 * c2) / SUBC;
+#pragma unroll
+      for (int t = 0; t < NT; t++) {
+        if (NT == 1 || t < nt) {
+          const int4 xv = *(const int4 *)(xu + (size_t)t * ldq + c2 * 16);
+          int a = ia[t][s];
+          a = dp4a_us(b[0], xv.x, a);
+          a = dp4a_us(b[1], xv.y, a);
+          a = dp4a_us(b[2], xv.z, a);
+          a = dp4a_us(b[3], xv.w, a);
+          ia[t][s] = a;
+        }
+      }
+    }
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+      const int c0 = u * 128 + s * (128 / GPU_);
+      if (c0 < C) {
+        const int g = c0 >> gsl;
+        const float scf = __half2float(sc[s]);
+        const bool first = GPU_ > 1 || (c0 & ((1 << gsl) - 1)) == 0;
+        const float off = first ? __half2float(of[s]) : 0.f;
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+          if (NT == 1 || t < nt) {
+            const float4 f = fac[(size_t)t * G + g];
+            float a = fmaf(scf * f.x, (float)ia[t][s], acc[t]);
+            if (first) a = fmaf(scf, f.y, fmaf(off, f.z, a));
+            acc[t] = a;
+          }
+        }
+      }
+    }
+    if (un < U) {
+#pragma unroll
+      for (int j = 0; j < K; j++) wc[j] = wn[j];
+#pragma unroll
+      for (int s = 0; s < GPU_; s++) sc[s] = scn[s], of[s] = ofn[s];
+    }
+  }
+  const int r = rg * 32 + lane;
+  // sum the warps' partial rows, NT tokens in turns of 32/NT... one token at a time
+#pragma unroll
+  for (int t = 0; t < NT; t++) {
+    if (NT > 1 && t >= nt) break;
+    if (W > 1) {
+      __syncthreads();
+      red[w * 32 + lane] = acc[t];
+      __syncthreads();
+      if (w == 0) {
+        float v = 0.f;
+        for (int i = 0; i < W; i++) v += red[i * 32 + lane];
+        if (r < R) {
+          y[(size_t)t * R + r] = v;
+          if (res != nullptr) res[(size_t)t * R + r] += v;
+        }
+      }
+    } else if (r < R) {
+      y[(size_t)t * R + r] = acc[t];
+      if (res != nullptr) res[(size_t)t * R + r] += acc[t];
+    }
+  }
+}
+
+#define GEMV_ARGS                                                                              \
+  const uint4 *__restrict__ codes, const __half *__restrict__ scales,                          \
+      const __half *__restrict__ offs, const int8_t *__restrict__ xq,                          \
+      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gsl, \
+      int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res
+#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3, res
+
+// upg_gemv_k<bits>[l]_g<groups per unit>_t<tokens per pass> (k4l: 4-bit, any levels): 1 token with up to 1024 threads, 8 with up to 256
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
+
+// rotq_tail rotates and quantizes one block's segment of one token: sm
+// holds the seg input values (times the signs, zero past C) and is
+// synchronized; base is the segment's first column. Hadamard blocks of rb
+// values (rb a power of two), scaled by 1/sqrt(rb); xr (may be null)
+// receives the rotated values; xq (ldq int8 per token) and fac (G float4 per
+// token) feed gemv_dense. One warp per group of gs values quantizes:
+// s = max|x|/127, q = round-half-even(x/s).
+DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, int G, float alpha,
+                    float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
+                    float4 *__restrict__ fac) {
+  float scale = 1.f;
+  if (rb > 1) {
+    for (int h = 1; h < rb; h <<= 1) {
+      for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
+        // pair p: block-local index j with bit h clear (h a power of two)
+        const int j = ((p & ~(h - 1)) << 1) | (p & (h - 1));
+        const float a = sm[j], b = sm[j + h];
+        sm[j] = a + b;
+        sm[j + h] = a - b;
+      }
+      __syncthreads();
+    }
+    scale = (float)(1.0 / sqrt((double)rb));
+  }
+  if (xr != nullptr) {
+    for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+      const int c = base + i;
+      if (c < C) xr[(size_t)t * C + c] = sm[i] * scale;
+    }
+  }
+  // one warp per group
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+  for (int g0 = warp * gs; g0 < seg; g0 += nw * gs) {
+    float amax = 0.f;
+    for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(sm[g0 + i] * scale));
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float s = amax / 127.f;
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    int sum = 0;
+    for (int i = lane; i < gs; i += 32) {
+      int q = __float2int_rn((sm[g0 + i] * scale) * inv);
+      q = max(-127, min(127, q));
+      sum += q;
+      const int c = base + g0 + i;
+      if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)q;
+    }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const int g = (base + g0) / gs;
+    if (lane == 0 && g < G) {
+      const float xb = amax > 0.f ? s * (float)sum : 0.f;
+      fac[(size_t)t * G + g] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
+    }
+  }
+}
+
+// upg_rotq rotates (x <- H·(D·x), Hadamard blocks of rb values) and quantizes
+// the input of a dense matrix: one block per (segment of seg values, token),
+// seg = max(rb, gs). x rows are ldx floats apart; xr (n × C floats, may be
+// null) receives the rotated input; xq (n × ldq int8, ldq = U·128) and fac
+// (n × G float4) feed gemv_dense. alpha and beta map bytes to levels.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_rotq(const float *__restrict__ x, int ldx, const float *__restrict__ signs, int rb, int gs,
+             int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
+             int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
+  extern __shared__ float sm[];
+  const int t = blockIdx.y;
+  const int base = blockIdx.x * seg;
+  const float *xt = x + (size_t)t * ldx;
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    float v = 0.f;
+    if (c < C) {
+      v = xt[c];
+      if (signs != nullptr) v *= signs[c];
+    }
+    sm[i] = v;
+  }
+  __syncthreads();
+  rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
+}
+
+// upg_overlay adds the fp16 overlay corrections Σ δ·xr[idx] of each row to y
+// (n tokens, rotated input xr of C floats per token); one warp per row.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_overlay(const uint16_t *__restrict__ idx, const __half *__restrict__ vals, int K,
+                const float *__restrict__ xr, float *__restrict__ y, int R, int C, int n) {
+  const int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (r >= R) return;
+  for (int t = 0; t < n; t++) {
+    float s = 0.f;
+    for (int i = lane; i < K; i += 32)
+      s += __half2float(vals[(size_t)r * K + i]) * xr[(size_t)t * C + idx[(size_t)r * K + i]];
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (lane == 0) y[(size_t)t * R + r] += s;
+  }
+}
+
+// upg_gemv_f16 is the fallback for encodings without a fused kernel: W was
+// decoded to fp16 at upload (R rows of ldw halves). One warp per row, up to
+// 8 tokens per launch (x rows ldx floats apart).
+extern "C" __global__ void __launch_bounds__(256)
+    upg_gemv_f16(const __half *__restrict__ w, int ldw, const float *__restrict__ x, int ldx,
+                 float *__restrict__ y, int R, int C, int nt) {
+  const int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (r >= R) return;
+  float acc[8];
+#pragma unroll
+  for (int t = 0; t < 8; t++) acc[t] = 0.f;
+  const __half *wr = w + (size_t)r * ldw;
+  for (int c0 = lane * 8; c0 < C; c0 += 256) {
+    uint4 raw = *(const uint4 *)(wr + c0);
+    const __half *hv = (const __half *)&raw;
+    float wf[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) wf[i] = __half2float(hv[i]);
+#pragma unroll
+    for (int t = 0; t < 8; t++) {
+      if (t < nt) {
+        const float *xt = x + (size_t)t * ldx + c0;
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+          if (c0 + i < C) acc[t] = fmaf(wf[i], xt[i], acc[t]);
+      }
+    }
+  }
+#pragma unroll
+  for (int t = 0; t < 8; t++) {
+    for (int o = 16; o > 0; o >>= 1) acc[t] += __shfl_xor_sync(0xffffffffu, acc[t], o);
+  }
+  if (lane == 0) {
+#pragma unroll
+    for (int t = 0; t < 8; t++)
+      if (t < nt) y[(size_t)t * R + r] = acc[t];
+  }
+}
+
+// upg_readbw streams n uint4 (a read-bandwidth reference for the GEMV's
+// access pattern); out gets an XOR so the loads are not removed.
+extern "C" __global__ void __launch_bounds__(256) upg_readbw(const uint4 *__restrict__ p, long long n, unsigned *__restrict__ out) {
+  unsigned x = 0;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+    const uint4 v = ldg_stream(p + i);
+    x ^= v.x ^ v.y ^ v.z ^ v.w;
+  }
+  if (x == 0x12345678u) out[0] = x;
+}

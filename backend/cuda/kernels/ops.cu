@@ -1,0 +1,354 @@
+// The other ops of a decoder step: embedding lookup, RMSNorm, residual add,
+// bias, rotary embedding, KV store, paged attention (split over positions,
+// then combined), SwiGLU and greedy sampling. Formulas follow the CPU
+// backend (backend/cpu/exec.go, ops.go) operation for operation where the
+// order matters for rounding.
+//
+// KV storage, one array per layer for keys and one for values:
+// element ((block·H + kvhead)·bs + offset)·hd + d, like the CPU backend.
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#ifndef DEVI
+#define DEVI __device__ __forceinline__
+#endif
+
+DEVI float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+DEVI float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// block_sum / block_max reduce over the whole block (blockDim a multiple of
+// 32, at most 1024); red is 32 floats of shared memory. All threads get it.
+DEVI float block_sum(float v, float *red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  v = lane < nw ? red[lane] : 0.f;
+  return warp_sum(v);
+}
+DEVI float block_max(float v, float *red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  v = lane < nw ? red[lane] : -INFINITY;
+  return warp_max(v);
+}
+
+DEVI unsigned comp4(const uint4 &v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// dense_code reads the code of column c of lane's row in the GPU dense
+// layout (gemv.cu): base points at the row group's codes plus the lane.
+DEVI unsigned dense_code(const uint4 *base, int K, int c) {
+  const int u = c >> 7, ch = (c & 127) >> 3, ii = c & 7;
+  const uint4 *unit = base + (size_t)u * (K & 15) * 32;
+  if (K == 20) { // 4-bit nibble layout (any levels): nibble ii of word ch
+    return (comp4(unit[(ch >> 2) * 32], ch & 3) >> (4 * ii)) & 15u;
+  }
+  if (K == 4) {
+    const unsigned w = comp4(unit[(ch >> 2) * 32], ch & 3);
+    return ii < 4 ? (w >> (8 * ii)) & 15u : (w >> (8 * (ii - 4) + 4)) & 15u;
+  }
+  const int m = ch >> 1, s = 2 * (ch & 1);
+  unsigned q = (comp4(unit[(m >> 2) * 32], m & 3) >> (4 * ii + s)) & 3u;
+  if (K == 3) q |= ((comp4(unit[2 * 32], ch >> 2) >> (4 * ii + (ch & 3))) & 1u) << 2;
+  return q;
+}
+
+// upg_embed_dense writes the rows tokens[t] of a dense matrix (rotation
+// undone, as DecodeRows) into dst (n rows of C). Grid (segments of seg
+// columns, n); seg is a multiple of the rotation block rb.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_embed_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
+                    const __half *__restrict__ offs, const float *__restrict__ levels,
+                    const float *__restrict__ signs, const int *__restrict__ tokens,
+                    float *__restrict__ dst, int C, int U, int G, int gsl, int K, int rb, int seg) {
+  extern __shared__ float sm[];
+  const int t = blockIdx.y, base = blockIdx.x * seg;
+  const int r = tokens[t], rg = r >> 5, lane = r & 31;
+  const uint4 *row = codes + (size_t)rg * U * (K & 15) * 32 + lane;
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    float v = 0.f;
+    if (c < C) {
+      const int g = c >> gsl;
+      const size_t si = ((size_t)rg * G + g) * 32 + lane;
+      v = __half2float(scales[si]) * levels[dense_code(row, K, c)];
+      if (offs != nullptr) v += __half2float(offs[si]);
+    }
+    sm[i] = v;
+  }
+  __syncthreads();
+  if (rb > 1) {
+    for (int h = 1; h < rb; h <<= 1) {
+      for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
+        const int j = (p / h) * 2 * h + p % h;
+        const float a = sm[j], b = sm[j + h];
+        sm[j] = a + b;
+        sm[j + h] = a - b;
+      }
+      __syncthreads();
+    }
+    const float scale = (float)(1.0 / sqrt((double)rb));
+    for (int i = threadIdx.x; i < seg; i += blockDim.x) sm[i] *= scale;
+    __syncthreads();
+  }
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    if (c < C) dst[(size_t)t * C + c] = signs != nullptr ? sm[i] * signs[c] : sm[i];
+  }
+}
+
+// upg_embed_f16 writes rows tokens[t] of an fp16 matrix (ldw halves a row).
+extern "C" __global__ void upg_embed_f16(const __half *__restrict__ w, int ldw,
+                                         const int *__restrict__ tokens, float *__restrict__ dst,
+                                         int C) {
+  const int t = blockIdx.y, c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c < C) dst[(size_t)t * C + c] = __half2float(w[(size_t)tokens[t] * ldw + c]);
+}
+
+// upg_rmsnorm: dst row i = w · x_row / rms(x_row), x_row = rows ? rows[i] : i.
+// One block per row.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_rmsnorm(float *__restrict__ dst, const float *__restrict__ x, const float *__restrict__ w,
+                float eps, int d, const int *__restrict__ rows) {
+  __shared__ float red[32];
+  const int i = blockIdx.x;
+  const float *xr = x + (size_t)(rows != nullptr ? rows[i] : i) * d;
+  float ss = 0.f;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
+  ss = block_sum(ss, red);
+  const float inv = (float)(1.0 / sqrt((double)(ss / (float)d + eps)));
+  for (int c = threadIdx.x; c < d; c += blockDim.x) dst[(size_t)i * d + c] = w[c] * (xr[c] * inv);
+}
+
+// upg_add: dst[i] += src[i], i < n.
+extern "C" __global__ void upg_add(float *__restrict__ dst, const float *__restrict__ src, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) dst[i] += src[i];
+}
+
+// upg_bias: x[t·width + i] += b[i] for n rows.
+extern "C" __global__ void upg_bias(float *__restrict__ x, const float *__restrict__ b, int width, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < width * n) x[i] += b[i % width];
+}
+
+// upg_rope rotates the first dim values of each head of token t's row
+// (x + t·stride) by position pos[t]; cos/sin are [position][dim/2].
+// Grid (n, heads), dim/2 threads (rounded up).
+extern "C" __global__ void upg_rope(float *__restrict__ x, int stride, int hd, int dim, int interleave,
+                                    const float *__restrict__ cosT, const float *__restrict__ sinT,
+                                    const int *__restrict__ pos) {
+  const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = dim / 2;
+  if (i >= half) return;
+  float *v = x + (size_t)t * stride + h * hd;
+  const float cs = cosT[(size_t)pos[t] * half + i], sn = sinT[(size_t)pos[t] * half + i];
+  const int ia = interleave ? 2 * i : i, ib = interleave ? 2 * i + 1 : i + half;
+  const float a = v[ia], b = v[ib];
+  v[ia] = a * cs - b * sn;
+  v[ib] = b * cs + a * sn;
+}
+
+template <typename T> DEVI T from_f(float v);
+template <> DEVI float from_f<float>(float v) { return v; }
+template <> DEVI __half from_f<__half>(float v) { return __float2half_rn(v); }
+DEVI float to_f(float v) { return v; }
+DEVI float to_f(__half v) { return __half2float(v); }
+
+// store_kv writes token t's key and value rows (H heads of hd) into slot
+// slots[t] of one layer's storage. Grid (n, H), hd threads (rounded up).
+template <typename T>
+DEVI void store_kv(T *kc, T *vc, const float *k, int ks, const float *v, int vs, const int *slots, int H,
+                   int hd, int bs) {
+  const int t = blockIdx.x, h = blockIdx.y;
+  const int slot = slots[t], blk = slot / bs, off = slot % bs;
+  const size_t o = (((size_t)blk * H + h) * bs + off) * hd;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    kc[o + d] = from_f<T>(k[(size_t)t * ks + h * hd + d]);
+    vc[o + d] = from_f<T>(v[(size_t)t * vs + h * hd + d]);
+  }
+}
+extern "C" __global__ void upg_store_kv_f16(__half *kc, __half *vc, const float *k, int ks, const float *v,
+                                            int vs, const int *slots, int H, int hd, int bs) {
+  store_kv<__half>(kc, vc, k, ks, v, vs, slots, H, hd, bs);
+}
+extern "C" __global__ void upg_store_kv_f32(float *kc, float *vc, const float *k, int ks, const float *v,
+                                            int vs, const int *slots, int H, int hd, int bs) {
+  store_kv<float>(kc, vc, k, ks, v, vs, slots, H, hd, bs);
+}
+
+// attn_split computes, for token t, query head h and positions
+// [split·chunk, min((split+1)·chunk, pos[t]+1)), the softmax partial
+// (max m, Σ e^(s-m), Σ e^(s-m)·v) into part[((t·heads + h)·S + split)·(hd+2)].
+// Grid (S, heads, n), 128 threads, chunk ≤ 64: two threads per position
+// compute a score (each half the head, 16-byte loads), then thread d sums
+// the chunk's values for dimension d. Shared memory hd + chunk floats.
+template <typename T> DEVI float dot_part(const float *q, const T *k, int n);
+template <> DEVI float dot_part<__half>(const float *q, const __half *k, int n) {
+  float s = 0.f;
+  for (int i = 0; i < n; i += 8) {
+    const uint4 raw = *(const uint4 *)(k + i);
+    const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const float2 f = __half22float2(h2[j]);
+      s += q[i + 2 * j] * f.x;
+      s += q[i + 2 * j + 1] * f.y;
+    }
+  }
+  return s;
+}
+template <> DEVI float dot_part<float>(const float *q, const float *k, int n) {
+  float s = 0.f;
+  for (int i = 0; i < n; i += 4) {
+    const float4 f = *(const float4 *)(k + i);
+    s += q[i] * f.x;
+    s += q[i + 1] * f.y;
+    s += q[i + 2] * f.z;
+    s += q[i + 3] * f.w;
+  }
+  return s;
+}
+
+template <typename T>
+DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int *tables, int tstride,
+                     const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk,
+                     int S, float *part) {
+  extern __shared__ float sm[];
+  __shared__ float red[32];
+  const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
+  const int T1 = pos[t] + 1, p0 = split * chunk;
+  float *pp = part + ((size_t)(t * heads + h) * S + split) * (hd + 2);
+  if (p0 >= T1) return; // combine reads only the splits that hold positions
+  const int np = min(chunk, T1 - p0);
+  const int kvh = h / (heads / H);
+  float *qv = sm, *sc = sm + hd;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) qv[d] = q[(size_t)t * qs + h * hd + d];
+  __syncthreads();
+  const int *tab = tables + (size_t)seq[t] * tstride;
+  {
+    const int i = threadIdx.x >> 1, half = threadIdx.x & 1, hh = hd / 2;
+    float s = 0.f;
+    if (i < np) {
+      const int p = p0 + i;
+      const T *kr = kc + (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + half * hh;
+      s = dot_part<T>(qv + half * hh, kr, hh);
+    }
+    s += __shfl_xor_sync(0xffffffffu, s, 1);
+    if (i < np && half == 0) sc[i] = s * scale;
+  }
+  __syncthreads();
+  float m = -INFINITY;
+  for (int i = threadIdx.x; i < np; i += blockDim.x) m = fmaxf(m, sc[i]);
+  m = block_max(m, red);
+  float l = 0.f;
+  for (int i = threadIdx.x; i < np; i += blockDim.x) {
+    const float e = expf(sc[i] - m);
+    sc[i] = e;
+    l += e;
+  }
+  l = block_sum(l, red); // its barriers also order the sc writes before the reads below
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float acc = 0.f;
+#pragma unroll 8
+    for (int i = 0; i < np; i++) {
+      const int p = p0 + i;
+      acc += sc[i] * to_f(vc[(((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + d]);
+    }
+    pp[2 + d] = acc;
+  }
+  if (threadIdx.x == 0) {
+    pp[0] = m;
+    pp[1] = l;
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+    upg_attn_f16(const float *__restrict__ q, int qs, const __half *__restrict__ kc, const __half *__restrict__ vc,
+                  const int *__restrict__ tables, int tstride, const int *__restrict__ pos,
+                  const int *__restrict__ seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
+                  float *__restrict__ part) {
+  attn_split<__half>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part);
+}
+extern "C" __global__ void __launch_bounds__(128)
+    upg_attn_f32(const float *__restrict__ q, int qs, const float *__restrict__ kc, const float *__restrict__ vc,
+                  const int *__restrict__ tables, int tstride, const int *__restrict__ pos,
+                  const int *__restrict__ seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
+                  float *__restrict__ part) {
+  attn_split<float>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part);
+}
+
+// upg_attn_combine merges the splits of token t, head h into dst row t
+// (heads × hd). Grid (heads, n), 128 threads.
+extern "C" __global__ void __launch_bounds__(128)
+    upg_attn_combine(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S,
+                     int heads, int hd, float *__restrict__ dst) {
+  const int h = blockIdx.x, t = blockIdx.y;
+  const int ns = min(S, (pos[t] + chunk) / chunk);
+  const float *pp = part + (size_t)(t * heads + h) * S * (hd + 2);
+  float M = -INFINITY;
+  for (int s = 0; s < ns; s++) M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
+  float L = 0.f;
+  for (int s = 0; s < ns; s++) L += pp[(size_t)s * (hd + 2) + 1] * expf(pp[(size_t)s * (hd + 2)] - M);
+  const float inv = 1.f / L;
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float o = 0.f;
+    for (int s = 0; s < ns; s++) o += pp[(size_t)s * (hd + 2) + 2 + d] * expf(pp[(size_t)s * (hd + 2)] - M);
+    dst[((size_t)t * heads + h) * hd + d] = o * inv;
+  }
+}
+
+// upg_swiglu: dst[t·width + i] = silu(gate[t·gs + i])·up[t·us + i].
+extern "C" __global__ void upg_swiglu(float *__restrict__ dst, const float *__restrict__ gate, int gs,
+                                      const float *__restrict__ up, int us, int width, int n) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= width * n) return;
+  const int t = k / width, i = k % width;
+  const float g = gate[(size_t)t * gs + i];
+  dst[k] = g / (1.f + expf(-g)) * up[(size_t)t * us + i];
+}
+
+// upg_argmax writes the index of the largest of each row's vocab logits
+// (the first on ties; NaN never wins) into out. One 1024-thread block a row.
+extern "C" __global__ void __launch_bounds__(1024)
+    upg_argmax(const float *__restrict__ x, int vocab, int *__restrict__ out) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
+  const float *row = x + (size_t)blockIdx.x * vocab;
+  float best = -INFINITY;
+  int idx = 0x7fffffff;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const float v = row[i];
+    if (v > best) best = v, idx = i; // i ascends per thread: ties keep the first
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (ov > best || (ov == best && oi < idx)) best = ov, idx = oi;
+  }
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) bv[w] = best, bi[w] = idx;
+  __syncthreads();
+  if (w == 0) {
+    best = lane < (int)(blockDim.x >> 5) ? bv[lane] : -INFINITY;
+    idx = lane < (int)(blockDim.x >> 5) ? bi[lane] : 0x7fffffff;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+      if (ov > best || (ov == best && oi < idx)) best = ov, idx = oi;
+    }
+    if (lane == 0) out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
+  }
+}

@@ -1,0 +1,147 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+// Launch wrappers of kernels/ops.cu. They run on the owner thread (inside
+// Do) and only enqueue work.
+
+func grid1(n, per int) [3]uint32 { return [3]uint32{uint32((n + per - 1) / per), 1, 1} }
+
+var b256 = [3]uint32{256, 1, 1}
+
+// embed writes rows tokens[0..n) of g into dst (n × g.C floats).
+func (d *Device) embed(g *DenseGPU, tokens, dst DevPtr, n int) error {
+	if g.w16 != 0 {
+		return d.launchK("upg_embed_f16", [3]uint32{uint32((g.C + 255) / 256), uint32(n), 1}, b256, 0,
+			Ptr(g.w16), I32(g.ldw), Ptr(tokens), Ptr(dst), I32(g.C))
+	}
+	rb := g.plan.rb
+	seg := max(rb, 256)
+	return d.launchK("upg_embed_dense", [3]uint32{uint32((g.C + seg - 1) / seg), uint32(n), 1}, b256, uint32(4*seg),
+		Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(g.levels), Ptr(g.signs), Ptr(tokens), Ptr(dst),
+		I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(g.embedK), I32(rb), I32(seg))
+}
+
+// rmsnorm normalises n rows of d values (rows lists the source rows, or 0
+// for rows 0..n-1).
+func (d *Device) rmsnorm(dst, x, w DevPtr, eps float32, dim int, rows DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return d.launchK("upg_rmsnorm", [3]uint32{uint32(n), 1, 1}, b256, 0, Ptr(dst), Ptr(x), Ptr(w), F32(eps), I32(dim), Ptr(rows))
+}
+
+func (d *Device) add(dst, src DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return d.launchK("upg_add", grid1(n, 256), b256, 0, Ptr(dst), Ptr(src), I32(n))
+}
+
+func (d *Device) bias(x, b DevPtr, width, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return d.launchK("upg_bias", grid1(width*n, 256), b256, 0, Ptr(x), Ptr(b), I32(width), I32(n))
+}
+
+// rope rotates heads of n rows (stride floats apart) starting at x.
+func (d *Device) rope(x DevPtr, stride, heads, hd, dim int, interleave bool, cos, sin, pos DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	il := 0
+	if interleave {
+		il = 1
+	}
+	th := uint32((dim/2 + 31) &^ 31)
+	return d.launchK("upg_rope", [3]uint32{uint32(n), uint32(heads), 1}, [3]uint32{th, 1, 1}, 0,
+		Ptr(x), I32(stride), I32(hd), I32(dim), I32(il), Ptr(cos), Ptr(sin), Ptr(pos))
+}
+
+func (d *Device) storeKV(kc, vc DevPtr, f16 bool, k DevPtr, ks int, v DevPtr, vs int, slots DevPtr, H, hd, bs, n int) error {
+	if n == 0 {
+		return nil
+	}
+	name := "upg_store_kv_f32"
+	if f16 {
+		name = "upg_store_kv_f16"
+	}
+	th := uint32(min(256, (hd+31)&^31))
+	return d.launchK(name, [3]uint32{uint32(n), uint32(H), 1}, [3]uint32{th, 1, 1}, 0,
+		Ptr(kc), Ptr(vc), Ptr(k), I32(ks), Ptr(v), I32(vs), Ptr(slots), I32(H), I32(hd), I32(bs))
+}
+
+// ropeKV is rope on the heads query heads at q (stride qs) and on the H key
+// heads at k (stride ks), then storeKV of k and v: one launch.
+func (d *Device) ropeKV(q DevPtr, qs, heads int, k DevPtr, ks int, v DevPtr, vs int, kc, vc DevPtr, f16 bool, slots DevPtr,
+	H, hd, bs, dim int, interleave bool, cos, sin, pos DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	name := "upg_rope_kv_f32"
+	if f16 {
+		name = "upg_rope_kv_f16"
+	}
+	il := 0
+	if interleave {
+		il = 1
+	}
+	th := uint32(min(256, (max(hd, dim/2)+31)&^31))
+	return d.launchK(name, [3]uint32{uint32(n), uint32(heads + H), 1}, [3]uint32{th, 1, 1}, 0,
+		Ptr(q), I32(qs), I32(heads), Ptr(k), I32(ks), Ptr(v), I32(vs), Ptr(kc), Ptr(vc), Ptr(slots),
+		I32(H), I32(hd), I32(bs), I32(dim), I32(il), Ptr(cos), Ptr(sin), Ptr(pos))
+}
+
+// attnSplit enqueues attention's split kernel alone (its combine fused
+// into the consumer's rotation: combineRotq).
+func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
+	scale float32, heads, H, hd, bs, S int, part DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	name := "upg_attn_f32"
+	if f16 {
+		name = "upg_attn_f16"
+	}
+	return d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{128, 1, 1}, uint32(4*(hd+attnChunk)),
+		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+		I32(heads), I32(H), I32(hd), I32(bs), I32(attnChunk), I32(S), Ptr(part))
+}
+
+// attnChunk is the number of positions one attention block handles.
+const attnChunk = 64
+
+// attention enqueues the split and combine kernels; part holds n × heads ×
+// S × (hd+2) floats, S = ceil(max positions / attnChunk).
+func (d *Device) attention(dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
+	scale float32, heads, H, hd, bs, S int, part DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	name := "upg_attn_f32"
+	if f16 {
+		name = "upg_attn_f16"
+	}
+	if err := d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{128, 1, 1}, uint32(4*(hd+attnChunk)),
+		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+		I32(heads), I32(H), I32(hd), I32(bs), I32(attnChunk), I32(S), Ptr(part)); err != nil {
+		return err
+	}
+	return d.launchK("upg_attn_combine", [3]uint32{uint32(heads), uint32(n), 1}, [3]uint32{128, 1, 1}, 0,
+		Ptr(part), Ptr(pos), I32(attnChunk), I32(S), I32(heads), I32(hd), Ptr(dst))
+}
+
+func (d *Device) swiglu(dst, gate DevPtr, gs int, up DevPtr, us, width, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return d.launchK("upg_swiglu", grid1(width*n, 256), b256, 0, Ptr(dst), Ptr(gate), I32(gs), Ptr(up), I32(us), I32(width), I32(n))
+}
+
+func (d *Device) argmax(x DevPtr, vocab int, out DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return d.launchK("upg_argmax", [3]uint32{uint32(n), 1, 1}, [3]uint32{1024, 1, 1}, 0, Ptr(x), I32(vocab), Ptr(out))
+}

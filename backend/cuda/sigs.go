@@ -1,0 +1,60 @@
+package cuda
+
+import "strings"
+
+// kernelSig lists each kernel's parameters as "name:kind" (kind p pointer,
+// i int, u unsigned, f float, l 64-bit integer), in order. Launch checks
+// the arguments it is given against it, and TestKernelSignatures checks it
+// against the extern "C" declarations in kernels/*.cu, so that a kernel's
+// parameter list and its Go launch wrapper cannot drift apart silently.
+var kernelSig = map[string]string{}
+
+// kernelKinds is kernelSig's kinds, one byte per parameter (sigKinds).
+var kernelKinds = map[string][]byte{}
+
+const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u t2:u t3:u res:p"
+
+func init() {
+	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
+		for _, g := range []string{"g1", "g2", "g4"} {
+			for _, t := range []string{"t1", "t8"} {
+				kernelSig["upg_gemv_"+k+"_"+g+"_"+t] = gemvSig
+			}
+		}
+	}
+	kernelSig["upg_rotq"] = "x:p ldx:i signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
+	kernelSig["upg_overlay"] = "idx:p vals:p K:i xr:p y:p R:i C:i n:i"
+	kernelSig["upg_gemv_f16"] = "w:p ldw:i x:p ldx:i y:p R:i C:i nt:i"
+	kernelSig["upg_readbw"] = "p:p n:l out:p"
+	kernelSig["upg_embed_dense"] = "codes:p scales:p offs:p levels:p signs:p tokens:p dst:p C:i U:i G:i gsl:i K:i rb:i seg:i"
+	kernelSig["upg_embed_f16"] = "w:p ldw:i tokens:p dst:p C:i"
+	kernelSig["upg_rmsnorm"] = "dst:p x:p w:p eps:f d:i rows:p"
+	kernelSig["upg_add"] = "dst:p src:p n:i"
+	kernelSig["upg_bias"] = "x:p b:p width:i n:i"
+	kernelSig["upg_rope"] = "x:p stride:i hd:i dim:i interleave:i cosT:p sinT:p pos:p"
+	kernelSig["upg_store_kv_f16"] = "kc:p vc:p k:p ks:i v:p vs:i slots:p H:i hd:i bs:i"
+	kernelSig["upg_store_kv_f32"] = kernelSig["upg_store_kv_f16"]
+	kernelSig["upg_attn_f16"] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i hd:i bs:i chunk:i S:i part:p"
+	kernelSig["upg_attn_f32"] = kernelSig["upg_attn_f16"]
+	kernelSig["upg_attn_combine"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p"
+	kernelSig["upg_swiglu"] = "dst:p gate:p gs:i up:p us:i width:i n:i"
+	kernelSig["upg_argmax"] = "x:p vocab:i out:p"
+	const rotqTail = " signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
+	kernelSig["upg_rms_rotq"] = "x:p w:p eps:f h:p" + rotqTail
+	kernelSig["upg_swiglu_rotq"] = "gate:p gstr:i up:p ustr:i act:p" + rotqTail
+	kernelSig["upg_combine_rotq"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p" + rotqTail
+	kernelSig["upg_rope_kv_f16"] = "q:p qs:i heads:i k:p ks:i v:p vs:i kc:p vc:p slots:p H:i hd:i bs:i dim:i interleave:i cosT:p sinT:p pos:p"
+	kernelSig["upg_rope_kv_f32"] = kernelSig["upg_rope_kv_f16"]
+	for n, s := range kernelSig {
+		kernelKinds[n] = sigKinds(s)
+	}
+}
+
+// sigKinds returns the kinds of a signature, one byte per parameter.
+func sigKinds(sig string) []byte {
+	var k []byte
+	for _, f := range strings.Fields(sig) {
+		k = append(k, f[len(f)-1])
+	}
+	return k
+}
