@@ -25,7 +25,7 @@ import (
 	"math/bits"
 	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/upg-ai/upg/internal/mmap"
 )
 
 // DefaultAlignment is the data alignment used when general.alignment is absent.
@@ -113,16 +113,16 @@ func Open(path string) (*File, error) {
 	if size > math.MaxInt {
 		return nil, fmt.Errorf("gguf: %s: file too large to map", path)
 	}
-	data, err := unix.Mmap(int(fd.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := mmap.Map(fd, int(size))
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %s: mmap: %w", path, err)
 	}
 	f, err := Parse(data, path)
 	if err != nil {
-		unix.Munmap(data)
+		mmap.Unmap(data)
 		return nil, err
 	}
-	f.closer = func() error { return unix.Munmap(data) }
+	f.closer = func() error { return mmap.Unmap(data) }
 	return f, nil
 }
 

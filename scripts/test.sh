@@ -9,6 +9,13 @@ export GOFLAGS="${GOFLAGS:-} -mod=mod"
 echo "== go vet"
 go vet ./...
 
+echo "== cross-builds: Windows and macOS (build and vet, tests included)"
+for target in windows/amd64 darwin/arm64 darwin/amd64; do
+  echo "-- $target"
+  GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
+  GOOS=${target%/*} GOARCH=${target#*/} go build -o /dev/null ./cmd/upg
+done
+
 echo "== go test"
 go test -count=1 -timeout 40m ./...
 

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
-	"golang.org/x/sys/unix"
+	"github.com/upg-ai/upg/internal/mmap"
 )
 
 // Metadata is everything in a .upg file except the tensors.
@@ -111,13 +111,13 @@ func Open(path string) (*File, error) {
 	if size > math.MaxInt {
 		return nil, unsupported(path, "file of %d bytes is too large to map", size)
 	}
-	data, err := unix.Mmap(int(fd.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := mmap.Map(fd, int(size))
 	if err != nil {
 		return nil, fmt.Errorf("upg: %s: mmap: %w", path, err)
 	}
 	f, err := Parse(data, path)
 	if err != nil {
-		unix.Munmap(data)
+		mmap.Unmap(data)
 		return nil, err
 	}
 	f.mapped = true
@@ -359,7 +359,7 @@ func (f *File) Close() error {
 	data := f.data
 	f.data = nil
 	if f.mapped && data != nil {
-		if err := unix.Munmap(data); err != nil {
+		if err := mmap.Unmap(data); err != nil {
 			return fmt.Errorf("upg: %s: munmap: %w", f.Path, err)
 		}
 	}

@@ -18,6 +18,11 @@
 //   - LevelAVX2: dense codes with k ≤ 4 decoded 8 at a time (broadcast,
 //     variable shift, VPERMPS codebook lookup) and multiplied in float32 by
 //     FMA: the same value as the scalar oracle up to summation order.
+//   - LevelAVX2 also runs dense codes with k ≤ 4 (any codebook) and linear
+//     k ≤ 6 in groups of 32 through integer kernels (kernels_i8.go): the
+//     same int8 activations, VPMADDUBSW + VPMADDWD with code bytes ≤ 127.
+//   - LevelNEON (arm64): the same integer scheme with SDOT (Armv8.2 dot
+//     product) or, without it, SMULL/SMLAL2/SADALP (kernels_i8_arm64.go).
 //   - LevelGeneric: portable Go, fused per row and group.
 //
 // Sparse, overlay corrections and plain f32/f16/bf16 matrices use Go kernels
@@ -41,6 +46,7 @@ const (
 	LevelGeneric Level = iota // portable Go
 	LevelAVX2                 // AVX2 + FMA + F16C float kernels
 	LevelAVX512               // AVX-512 BW/VL/VBMI/VNNI int8-activation kernels
+	LevelNEON                 // arm64 Advanced SIMD int8-activation kernels
 )
 
 func (l Level) String() string {
@@ -49,6 +55,8 @@ func (l Level) String() string {
 		return "avx2"
 	case LevelAVX512:
 		return "avx512"
+	case LevelNEON:
+		return "neon"
 	}
 	return "generic"
 }
@@ -62,7 +70,21 @@ func Levels() []Level {
 	if hasAVX512 {
 		ls = append(ls, LevelAVX512)
 	}
+	if hasNEON {
+		ls = append(ls, LevelNEON)
+	}
 	return ls
+}
+
+// capLevel is the highest level this machine supports that is ≤ l.
+func capLevel(l Level) Level {
+	best := LevelGeneric
+	for _, s := range Levels() {
+		if s <= l {
+			best = s
+		}
+	}
+	return best
 }
 
 // BestLevel is the fastest level this machine supports.
@@ -100,7 +122,7 @@ type Backend struct {
 // New starts a backend with the given number of worker threads (0 = the
 // number of physical cores) at the best kernel level of this machine, or
 // the one named by the UPG_KERNEL environment variable ("generic", "avx2",
-// "avx512"; to compare results or speed across levels).
+// "avx512", "neon"; to compare results or speed across levels).
 func New(threads int) *Backend { return NewWithLevel(threads, envLevel()) }
 
 // KernelEnv names the environment variable that caps New's kernel level.
@@ -111,24 +133,22 @@ func envLevel() Level {
 	if v == "" {
 		return BestLevel()
 	}
-	for _, l := range []Level{LevelGeneric, LevelAVX2, LevelAVX512} {
+	for _, l := range []Level{LevelGeneric, LevelAVX2, LevelAVX512, LevelNEON} {
 		if l.String() == v {
-			return min(l, BestLevel())
+			return capLevel(l)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "upg: ignoring %s=%q (want generic, avx2 or avx512)\n", KernelEnv, v)
+	fmt.Fprintf(os.Stderr, "upg: ignoring %s=%q (want generic, avx2, avx512 or neon)\n", KernelEnv, v)
 	return BestLevel()
 }
 
 // NewWithLevel is New with a forced kernel level; a level the machine lacks
-// is lowered to the best one it has.
+// is lowered to the best one it has below it.
 func NewWithLevel(threads int, level Level) *Backend {
 	if threads <= 0 {
 		threads = PhysicalCores()
 	}
-	if level > BestLevel() {
-		level = BestLevel()
-	}
+	level = capLevel(level)
 	b := &Backend{threads: threads, level: level, ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
 	b.prepRun, b.packRun = b.prepTokens, b.packTiles

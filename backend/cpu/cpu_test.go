@@ -55,13 +55,12 @@ func oracle(w tensor.Matrix, x []float32, n int) (want, mag []float64) {
 
 // q8Emulate computes what the Q8 kernel computes, in float64: the same int8
 // activation quantization, exact integer group dots, then the scales.
-func q8Emulate(m *codec.DenseMatrix, x []float32, n int) []float64 {
+func q8Emulate(m *codec.DenseMatrix, x []float32, n int, lv q8Levels) []float64 {
 	out := make([]float64, n*m.R)
 	gs, G := m.GroupSize, m.Groups
 	xr := make([]float32, G*gs)
 	xq := make([]int8, G*gs)
 	codes := make([]uint8, gs)
-	lv := newQ8Levels(m.Levels, m.Bits)
 	for t := 0; t < n; t++ {
 		clear(xr)
 		copy(xr, x[t*m.C:(t+1)*m.C])
@@ -172,10 +171,14 @@ func TestKernelsMatchOracle(t *testing.T) {
 					case *codec.OverlayMatrix:
 						dm = m.Base
 					}
-					if dm != nil && denseKind(dm, lv) == kindDenseQ8 {
+					if dm != nil && denseKind(dm, lv).int8() {
 						// Exact against the emulated int8 arithmetic (plus
 						// the overlay, which is float) ...
-						em := q8Emulate(dm, x, n)
+						levels := newQ8Levels(dm.Levels, dm.Bits)
+						if denseKind(dm, lv) == kindDenseI8 {
+							levels = q8LevelsI8(dm.Levels, dm.Bits)
+						}
+						em := q8Emulate(dm, x, n, levels)
 						if _, ok := tm.m.(*codec.OverlayMatrix); ok {
 							base := make([]float32, n*R)
 							b.MatMulF32(base, x, dm, n)
@@ -188,7 +191,7 @@ func TestKernelsMatchOracle(t *testing.T) {
 						// codebook (a non-linear codebook is represented as
 						// α·u + β, u a byte, each level within α/2): int8
 						// activations cost at most ~1% of Σ|w·x| per output.
-						if lq := newQ8Levels(dm.Levels, dm.Bits); lq.useLut {
+						if lq := levels; lq.useLut {
 							bm := *dm
 							bm.Levels = make([]float32, len(dm.Levels))
 							for i, v := range dm.Levels {
@@ -371,7 +374,7 @@ func TestKernelEnv(t *testing.T) {
 	for _, c := range []struct {
 		env  string
 		want Level
-	}{{"generic", LevelGeneric}, {"avx2", min(LevelAVX2, BestLevel())}, {"avx512", BestLevel()}, {"sse9", BestLevel()}, {"", BestLevel()}} {
+	}{{"generic", LevelGeneric}, {"avx2", capLevel(LevelAVX2)}, {"avx512", capLevel(LevelAVX512)}, {"neon", capLevel(LevelNEON)}, {"sse9", BestLevel()}, {"", BestLevel()}} {
 		t.Setenv(KernelEnv, c.env)
 		b := New(1)
 		if b.Level() != c.want {

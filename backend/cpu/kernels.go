@@ -14,6 +14,7 @@ const (
 	kindDenseGo  mmKind = iota // dense codes, portable Go kernel
 	kindDenseF32               // dense codes, AVX2 float kernel
 	kindDenseQ8                // dense codes, AVX-512 VNNI kernel with int8 activations
+	kindDenseI8                // dense codes, AVX2 VPMADDUBSW (arm64: SDOT) kernel with int8 activations (kernels_i8*.go)
 )
 
 // mmJob is the matrix multiply in flight.
@@ -43,15 +44,18 @@ type sharedState struct {
 	gp   int       // groups rounded up to 16
 	// Token tiles of the prefill kernel (q8Tile), tileN tokens each, the
 	// last one zero-padded: xqT[tile][chunk][token][64], and the per-group
-	// factors pvT[tile][group][token].
-	tiles int
-	xqT   []int8
-	pvT   []float32
-	tbl   [16]float32
-	shift [8]uint32
-	perm  [64]byte
-	ctl   [64]byte
-	q8    q8Levels // level table of the Q8 kernels
+	// factors pvT[tile][group][token] (and, for the I8 tile kernel, qvT and
+	// xbT in the same layout).
+	tiles         int
+	xqT           []int8
+	pvT, qvT, xbT []float32
+	tbl           [16]float32
+	shift         [8]uint32
+	perm          [64]byte
+	ctl           [64]byte
+	q8            q8Levels  // level table of the Q8 and I8 kernels
+	i8lut         [32]byte  // VPSHUFB level table of the I8 kernels
+	i8            *i8Tables // unpack tables of the I8 kernels
 }
 
 // q8Levels maps a codebook onto unsigned bytes for the VNNI kernels:
@@ -67,7 +71,10 @@ type q8Levels struct {
 }
 
 // newQ8Levels builds the table of codebook L (2^k entries).
-func newQ8Levels(L []float32, k int) q8Levels {
+func newQ8Levels(L []float32, k int) q8Levels { return newQ8LevelsMax(L, k, 255) }
+
+// newQ8LevelsMax builds the table of codebook L with level bytes ≤ umax.
+func newQ8LevelsMax(L []float32, k, umax int) q8Levels {
 	if linearLevels(L) {
 		return q8Levels{alpha: 1, beta: L[0]}
 	}
@@ -75,11 +82,11 @@ func newQ8Levels(L []float32, k int) q8Levels {
 	for _, v := range L {
 		lo, hi = min(lo, v), max(hi, v)
 	}
-	q := q8Levels{useLut: true, alpha: (hi - lo) / 255, beta: lo}
+	q := q8Levels{useLut: true, alpha: (hi - lo) / float32(umax), beta: lo}
 	for i := range q.lut {
 		if q.alpha > 0 {
 			u := math.Round(float64((L[i&(1<<k-1)] - lo) / q.alpha))
-			q.lut[i] = byte(min(max(u, 0), 255))
+			q.lut[i] = byte(min(max(u, 0), float64(umax)))
 		}
 	}
 	return q
@@ -102,6 +109,8 @@ type workerState struct {
 	vals []float32
 	sws  []float32
 	q8   q8Args
+	i8   i8Args
+	it   i8TileArgs
 	fa   f32Args
 	qt   q8TileArgs
 	tsc  [tileScratch]float32 // q8Tile scratch
@@ -203,9 +212,11 @@ func linearLevels(L []float32) bool {
 // denseKind picks the kernel for m at level lv.
 func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
 	switch {
-	case lv >= LevelAVX512 && m.GroupSize%64 == 0 && (m.Bits <= 6 || m.Bits <= 8 && linearLevels(m.Levels)):
+	case lv == LevelAVX512 && m.GroupSize%64 == 0 && (m.Bits <= 6 || m.Bits <= 8 && linearLevels(m.Levels)):
 		return kindDenseQ8
-	case lv >= LevelAVX2 && m.GroupSize%16 == 0 && m.Bits <= 4:
+	case i8Level(lv) && i8Supported(m.Bits, m.GroupSize, m.Groups, linearLevels(m.Levels)):
+		return kindDenseI8
+	case (lv == LevelAVX2 || lv == LevelAVX512) && m.GroupSize%16 == 0 && m.Bits <= 4:
 		return kindDenseF32
 	}
 	return kindDenseGo
@@ -222,12 +233,12 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 	sh.cp = G * m.GroupSize
 	sh.gp = (G + 15) &^ 15
 	sh.xr = growF(sh.xr, n*sh.cp)
-	if m.Asym && j.kind != kindDenseQ8 {
+	if m.Asym && !j.kind.int8() {
 		sh.xsum = growF(sh.xsum, n*sh.gp)
 	}
 	sh.tiles = 0
 	switch j.kind {
-	case kindDenseQ8:
+	case kindDenseQ8, kindDenseI8:
 		if cap(sh.xq) < n*sh.cp {
 			sh.xq = make([]int8, n*sh.cp)
 		}
@@ -235,22 +246,37 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		sh.pv = growF(sh.pv, n*sh.gp)
 		sh.qv = growF(sh.qv, n*sh.gp)
 		sh.xb = growF(sh.xb, n*sh.gp)
-		sh.q8 = newQ8Levels(m.Levels, m.Bits)
 		k := m.Bits
-		for j := 0; j < 8; j++ { // qword lane j takes the k bytes of codes 8j..8j+7
-			for t := 0; t < 8; t++ {
-				sh.perm[8*j+t] = byte(min(k*j+t, 63))
-				sh.ctl[8*j+t] = byte(k * t)
+		if j.kind == kindDenseI8 {
+			sh.q8 = q8LevelsI8(m.Levels, k)
+			sh.i8 = i8TablesFor(k)
+			sh.i8lut = i8Lut(&sh.q8, k)
+			j.maxRead = sh.i8.maxRead(sh.cp)
+		} else {
+			sh.q8 = newQ8Levels(m.Levels, k)
+			for j := 0; j < 8; j++ { // qword lane j takes the k bytes of codes 8j..8j+7
+				for t := 0; t < 8; t++ {
+					sh.perm[8*j+t] = byte(min(k*j+t, 63))
+					sh.ctl[8*j+t] = byte(k * t)
+				}
 			}
+			j.maxRead = 8*m.Bits*(sh.cp/64-1) + 64
 		}
-		j.maxRead = 8*m.Bits*(sh.cp/64-1) + 64
-		if n > 1 {
+		// The I8 tile kernel (i8Tile) sums a token's products in another
+		// order than i8Rows, so batched tokens would not get what they get
+		// alone: batches run i8Rows per token until it does (the Q8 tile
+		// shares q8Rows' order; TestBatchInvariant).
+		if n > 1 && (j.kind == kindDenseQ8 || i8Tiled && i8TileInvariant) {
 			sh.tiles = (n + tileN - 1) / tileN
 			if cap(sh.xqT) < sh.tiles*tileN*sh.cp {
 				sh.xqT = make([]int8, sh.tiles*tileN*sh.cp)
 			}
 			sh.xqT = sh.xqT[:sh.tiles*tileN*sh.cp]
 			sh.pvT = growF(sh.pvT, sh.tiles*G*tileN)
+			if j.kind == kindDenseI8 {
+				sh.qvT = growF(sh.qvT, sh.tiles*G*tileN)
+				sh.xbT = growF(sh.xbT, sh.tiles*G*tileN)
+			}
 		}
 	case kindDenseF32:
 		k := m.Bits
@@ -281,7 +307,7 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 		if m.Signs != nil {
 			rotate(xr[:C], m, b.level)
 		}
-		if m.Asym && j.kind != kindDenseQ8 {
+		if m.Asym && !j.kind.int8() {
 			for g := 0; g < G; g++ {
 				var s float32
 				for _, v := range xr[g*gs : (g+1)*gs] {
@@ -290,7 +316,7 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 				sh.xsum[t*sh.gp+g] = s
 			}
 		}
-		if j.kind == kindDenseQ8 {
+		if j.kind.int8() {
 			clear(sh.pv[t*sh.gp : (t+1)*sh.gp])
 			clear(sh.qv[t*sh.gp : (t+1)*sh.gp])
 			clear(sh.xb[t*sh.gp : (t+1)*sh.gp])
@@ -301,9 +327,15 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 				sh.xb[i] = s * float32(sum)
 				sh.qv[i] = sh.q8.beta * sh.xb[i]
 			}
+			if j.kind == kindDenseI8 {
+				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], sh.i8.perm[:])
+			}
 		}
 	}
 }
+
+// int8 reports whether the kind's kernels take int8-quantized activations.
+func (k mmKind) int8() bool { return k == kindDenseQ8 || k == kindDenseI8 }
 
 // packTiles lays tiles [lo, hi) out for q8Tile: per 64-column chunk the
 // tileN tokens' activations in a row, and per group the tokens' factors.
@@ -311,7 +343,11 @@ func (b *Backend) packTiles(w, lo, hi int) {
 	j := &b.mm
 	sh := &b.shared
 	G, n := j.dense.Groups, j.n
-	chunks := sh.cp / 64
+	cs := 64 // chunk bytes: 64 (q8Tile), 32 (i8Tile)
+	if j.kind == kindDenseI8 {
+		cs = 32
+	}
+	chunks := sh.cp / cs
 	for tile := lo; tile < hi; tile++ {
 		dst := sh.xqT[tile*tileN*sh.cp : (tile+1)*tileN*sh.cp]
 		f0 := tile * G * tileN
@@ -319,20 +355,26 @@ func (b *Backend) packTiles(w, lo, hi int) {
 			t := tile*tileN + u
 			if t >= n {
 				for c := 0; c < chunks; c++ {
-					clear(dst[(c*tileN+u)*64 : (c*tileN+u+1)*64])
+					clear(dst[(c*tileN+u)*cs : (c*tileN+u+1)*cs])
 				}
 				for g := 0; g < G; g++ {
 					sh.pvT[f0+g*tileN+u] = 0
+					if j.kind == kindDenseI8 {
+						sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = 0, 0
+					}
 				}
 				continue
 			}
 			src := sh.xq[t*sh.cp : (t+1)*sh.cp]
 			for c := 0; c < chunks; c++ {
-				copy(dst[(c*tileN+u)*64:(c*tileN+u+1)*64], src[c*64:(c+1)*64])
+				copy(dst[(c*tileN+u)*cs:(c*tileN+u+1)*cs], src[c*cs:(c+1)*cs])
 			}
 			for g := 0; g < G; g++ {
 				i := t*sh.gp + g
 				sh.pvT[f0+g*tileN+u] = sh.pv[i]
+				if j.kind == kindDenseI8 {
+					sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = sh.qv[i], sh.xb[i]
+				}
 			}
 		}
 	}
@@ -440,6 +482,10 @@ func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 	j := &b.mm
 	m := j.dense
 	sh := &b.shared
+	if j.kind == kindDenseI8 {
+		b.i8Call(ws, t, r, nrows, codes)
+		return
+	}
 	if sh.tiles > 0 {
 		a := &ws.qt
 		*a = q8TileArgs{

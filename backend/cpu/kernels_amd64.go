@@ -10,6 +10,8 @@ var (
 		cpu.X86.HasAVX512VBMI && cpu.X86.HasAVX512VNNI
 )
 
+const hasNEON = false
+
 // q8Rows computes out[i] for nrows code rows from codes (stride a.rowBytes)
 // with int8 activations (AVX-512 VBMI + VNNI).
 //
@@ -49,3 +51,15 @@ func quant16(q *int8, x *float32, n int, inv float32) int
 //
 //go:noescape
 func pause()
+
+// i8Rows is q8Rows for AVX2 (VPMADDUBSW; kernels_i8.go): out[i] for nrows
+// code rows with int8 activations in the chunk permutation of a.tab.
+//
+//go:noescape
+func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
+
+// i8Tile is i8Rows for a tile of 8 tokens (a.nt of them valid) sharing each
+// unpacked chunk of codes; out[t·R+i] gets token t's row i.
+//
+//go:noescape
+func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)

@@ -1,10 +1,11 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package cpu
 
 const (
 	hasAVX2   = false
 	hasAVX512 = false
+	hasNEON   = false
 )
 
 func q8Rows(out *float32, codes *byte, nrows int, a *q8Args) {
@@ -30,3 +31,21 @@ func quant16(q *int8, x *float32, n int, inv float32) int {
 }
 
 func pause() {}
+
+func i8Level(Level) bool { return false }
+
+const i8Tiled = false
+
+// i8Tables: no integer kernels on this architecture.
+type i8Tables struct{ perm [32]uint8 }
+
+func (*i8Tables) maxRead(int) int                           { return 0 }
+func i8TablesFor(int) *i8Tables                             { return nil }
+func i8Supported(bits, group, groups int, linear bool) bool { return false }
+
+type i8Args struct{}
+type i8TileArgs struct{}
+
+func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
+	panic("cpu: no integer kernels on this architecture")
+}

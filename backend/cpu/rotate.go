@@ -30,7 +30,7 @@ var fwhtTable = func() (t [8][16]int32) {
 // = H·(D·x), the same transform as m.RotateInput.
 func rotate(x []float32, m *codec.DenseMatrix, lv Level) {
 	n := m.RotBlock
-	if lv >= LevelAVX512 && n >= 16 {
+	if lv == LevelAVX512 && n >= 16 {
 		scale := float32(1 / math.Sqrt(float64(n)))
 		for b := 0; b+n <= len(x); b += n {
 			fwhtBlock(&x[b], n, &m.Signs[b], &fwhtTable[0][0], scale)

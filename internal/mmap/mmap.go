@@ -1,11 +1,10 @@
-// Package mmap maps files read-only into memory.
+// Package mmap maps files read-only into memory, on Unix (mmap), Windows
+// (file mapping views) and elsewhere (by reading the file).
 package mmap
 
 import (
 	"fmt"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // Mapping is a read-only memory map of a whole file.
@@ -34,7 +33,7 @@ func Open(path string) (*Mapping, error) {
 	if int64(int(size)) != size {
 		return nil, fmt.Errorf("%s: too large to map (%d bytes)", path, size)
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := Map(f, int(size))
 	if err != nil {
 		return nil, fmt.Errorf("mmap %s: %w", path, err)
 	}
@@ -46,7 +45,7 @@ func (m *Mapping) Close() error {
 	if m == nil || len(m.Data) == 0 {
 		return nil
 	}
-	err := unix.Munmap(m.Data)
+	err := Unmap(m.Data)
 	m.Data = nil
 	return err
 }
@@ -54,8 +53,9 @@ func (m *Mapping) Close() error {
 // Release tells the kernel the mapped pages are not needed now, dropping
 // them from this process's resident set (they are re-read from the file if
 // touched again). Used when streaming through files larger than memory.
+// It does nothing where the platform has no such advice.
 func (m *Mapping) Release() {
 	if m != nil && len(m.Data) > 0 {
-		unix.Madvise(m.Data, unix.MADV_DONTNEED)
+		release(m.Data)
 	}
 }

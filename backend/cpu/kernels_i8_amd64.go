@@ -1,0 +1,233 @@
+//go:build amd64
+
+package cpu
+
+// The AVX2 integer kernels (kindDenseI8): dense k-bit codes, k ≤ 4 with any
+// codebook and k ≤ 6 with linear levels, multiplied with the same int8
+// activations as the AVX-512 path by VPMADDUBSW (unsigned code byte × signed
+// activation, adjacent pairs summed to int16) and VPMADDWD (pairs to int32).
+//
+// VPMADDUBSW saturates its int16 pair sums, so the code bytes stay ≤ 127:
+// 2·127·127 = 32258 < 32767 and every product is exact (q8LevelsI8). A
+// codebook that is not linear is quantized to 128 steps (0.4% of its range,
+// twice the AVX-512 path's step); linear levels stay exact.
+//
+// AVX2 has no per-byte variable shift, so 32 codes (one register) are
+// unpacked per step in one of four ways (i8Mode), each table-driven:
+//
+//   - i8Window (k = 3): VBROADCASTI128 of the 12 bytes, VPSHUFB puts a
+//     16-bit window of the stream in each word (lane 0: codes 0-15, lane 1:
+//     codes 16-31), VPMULHUW shifts the window right so that an odd code
+//     lands in the low byte, VPMULLW shifts it left so that the even code
+//     before it lands in the high byte; two masks and an OR merge them.
+//   - i8WindowWide (k = 5, 6, linear only): the same, lane 1 loaded from
+//     byte 2k by VINSERTI128 (32 codes span more than 16 bytes).
+//   - i8Nibble (k = 4): VBROADCASTI128 of 16 bytes, VPSRLVD by 0 (lane 0)
+//     and 4 (lane 1), mask: lane 0 holds the even codes, lane 1 the odd.
+//   - i8Crumb (k = 2): VPBROADCASTQ of 8 bytes, VPSRLVD by 0, 2, 4, 6 per
+//     dword pair, mask.
+//
+// The codes come out in a fixed permutation of the chunk's 32 columns
+// (i8Tables.perm); the activations are stored in the same order, so the
+// products pair up. Then VPSHUFB maps codes to level bytes (the identity
+// for linear levels; i8WindowWide has no table).
+type i8Mode int
+
+const (
+	i8Window i8Mode = iota
+	i8WindowWide
+	i8Nibble
+	i8Crumb
+)
+
+// i8Tables are the constant tables of one bit width; the assembly reads
+// them by offset.
+type i8Tables struct {
+	ctl   [32]byte   // 0: VPSHUFB window bytes (window modes)
+	mulA  [16]uint16 // 32: VPMULHUW multipliers (odd code → low byte)
+	mulB  [16]uint16 // 64: VPMULLW multipliers (even code → high byte)
+	maskA [16]uint16 // 96: code mask in the low byte
+	maskB [16]uint16 // 128: code mask in the high byte
+	shift [8]uint32  // 160: VPSRLVD counts (nibble, crumb modes)
+	mask  [32]byte   // 192: code mask in every byte (nibble, crumb modes)
+	ones  [16]int16  // 224: VPMADDWD ones
+	perm  [32]uint8  // slot → column within the chunk (not read by assembly)
+	mode  i8Mode
+	bytes int // code bytes per chunk (4k)
+}
+
+var i8Tab = func() (t [7]i8Tables) {
+	for k := 2; k <= 6; k++ {
+		t[k] = newI8Tables(k)
+	}
+	return t
+}()
+
+func newI8Tables(k int) i8Tables {
+	var t i8Tables
+	t.bytes = 4 * k
+	for i := range t.ones {
+		t.ones[i] = 1
+	}
+	km := byte(1<<k - 1)
+	switch k {
+	case 2:
+		t.mode = i8Crumb
+		for d := 0; d < 8; d++ { // dword d holds bytes 4(d%2)..+3 shifted by 2(d/2)
+			t.shift[d] = uint32(2 * (d / 2))
+			for i := 0; i < 4; i++ {
+				t.perm[4*d+i] = uint8(4*((d%2)*4+i) + d/2)
+			}
+		}
+		for i := range t.mask {
+			t.mask[i] = km
+		}
+	case 4:
+		t.mode = i8Nibble
+		for d := 0; d < 8; d++ {
+			t.shift[d] = uint32(4 * (d / 4))
+		}
+		for i := 0; i < 16; i++ {
+			t.perm[i], t.perm[16+i] = uint8(2*i), uint8(2*i+1)
+		}
+		for i := range t.mask {
+			t.mask[i] = km
+		}
+	default:
+		t.mode = i8Window
+		if k > 4 {
+			t.mode = i8WindowWide
+		}
+		for lane := 0; lane < 2; lane++ {
+			base := 0 // lane 1's bytes: the broadcast copy at +2k, or its own load
+			if lane == 1 && k <= 4 {
+				base = 2 * k
+			}
+			for i := 0; i < 8; i++ {
+				even := 2 * i // code within the lane's 16
+				w := even * k / 8
+				sB := even*k - 8*w // ≤ 7
+				sA := sB + k       // ≤ 13, sA + k ≤ 16 for k ≤ 6
+				word := lane*8 + i
+				for b := 0; b < 2; b++ {
+					idx := base + w + b
+					if idx >= 16 || (w+b)*8 >= 16*k { // past the chunk's bytes: zero
+						idx = 0x80
+					}
+					t.ctl[2*word+b] = byte(idx)
+				}
+				t.mulA[word] = uint16(1 << (16 - sA))
+				t.mulB[word] = uint16(1 << (8 - sB))
+				t.maskA[word] = uint16(km)
+				t.maskB[word] = uint16(km) << 8
+				t.perm[2*word] = uint8(16*lane + even + 1)
+				t.perm[2*word+1] = uint8(16*lane + even)
+			}
+		}
+	}
+	return t
+}
+
+// i8Supported reports whether the AVX2 integer kernels handle a matrix.
+func i8Supported(bits, group, groups int, linear bool) bool {
+	return group%32 == 0 && bits >= 2 && (bits <= 4 || bits <= 6 && linear)
+}
+
+// i8Args is the argument block of i8Rows; the assembly reads it by offset.
+type i8Args struct {
+	xq       *int8     // 0: permuted quantized input, cp bytes
+	pv       *float32  // 8: α·s_x per group (gp)
+	qv       *float32  // 16: β·s_x·Σx_q per group (gp)
+	xb       *float32  // 24: s_x·Σx_q per group (gp), asym only
+	scales   *byte     // 32: fp16 scales of the first row
+	offs     *byte     // 40: fp16 offsets of the first row or nil
+	sws      *float32  // 48: scratch, gp floats
+	tab      *i8Tables // 56
+	lut      *byte     // 64: 32-byte VPSHUFB level table (16 entries per lane)
+	rowBytes int       // 72
+	groups   int       // 80
+	chunks   int       // 88: 32-code chunks per group
+	cbytes   int       // 96: bytes per chunk (4·bits)
+	mode     int       // 104: i8Mode
+	pfNear   int       // 112
+	pfFar    int       // 120
+}
+
+// i8TileArgs is the argument block of i8Tile; the assembly reads it by offset.
+type i8TileArgs struct {
+	xq        *int8     // 0: the tile's activations [chunk][token][32]
+	pv        *float32  // 8: α·s_x [group][token]
+	qv        *float32  // 16: β·s_x·Σx_q [group][token]
+	xb        *float32  // 24: s_x·Σx_q [group][token], asym only
+	scales    *byte     // 32
+	offs      *byte     // 40
+	tab       *i8Tables // 48
+	lut       *byte     // 56
+	rowBytes  int       // 64
+	groups    int       // 72
+	chunks    int       // 80
+	cbytes    int       // 88
+	mode      int       // 96
+	outStride int       // 104: bytes between two tokens' outputs (4·R)
+	nt        int       // 112: valid tokens in the tile (1..8)
+	scratch   *float32  // 120: 8 floats
+}
+
+// maxRead is how many bytes from the start of a code row the kernels read
+// for cp (padded) columns.
+func (t *i8Tables) maxRead(cp int) int {
+	n := 16
+	switch t.mode {
+	case i8WindowWide:
+		n = t.bytes/2 + 16
+	case i8Crumb:
+		n = 8
+	}
+	return t.bytes*(cp/32-1) + n
+}
+
+// i8Level reports whether level lv runs the integer kernels of this file
+// (where the AVX-512 ones do not apply).
+func i8Level(lv Level) bool { return lv == LevelAVX2 || lv == LevelAVX512 }
+
+// i8Tiled: the AVX2 kernels have a prefill tile (i8Tile).
+const i8Tiled = true
+
+// i8TablesFor returns the tables of bit width k.
+func i8TablesFor(k int) *i8Tables { return &i8Tab[k] }
+
+// i8Call runs the AVX2 integer kernel on nrows rows from r for token t
+// (for tile t when the job is tiled).
+func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
+	j := &b.mm
+	m := j.dense
+	sh := &b.shared
+	if sh.tiles > 0 {
+		a := &ws.it
+		*a = i8TileArgs{
+			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
+			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], tab: sh.i8, lut: &sh.i8lut[0],
+			rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
+			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: &ws.tsc[0],
+		}
+		if m.Asym {
+			a.offs = &m.Offsets[2*r*m.Groups]
+		}
+		i8Tile(&j.dst[t*tileN*m.R+r], codes, nrows, a)
+		return
+	}
+	if len(ws.sws) < sh.gp {
+		ws.sws = make([]float32, sh.gp)
+	}
+	a := &ws.i8
+	*a = i8Args{
+		xq: &sh.xq[t*sh.cp], pv: &sh.pv[t*sh.gp], qv: &sh.qv[t*sh.gp], xb: &sh.xb[t*sh.gp],
+		scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], tab: sh.i8, lut: &sh.i8lut[0],
+		rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
+		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far,
+	}
+	if m.Asym {
+		a.offs = &m.Offsets[2*r*m.Groups]
+	}
+	i8Rows(&j.dst[t*m.R+r], codes, nrows, a)
+}
