@@ -155,11 +155,23 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	if mf.ctx < 0 {
+		return usagef("--ctx %d must be ≥ 0 (0 = the model's context, at most 4096)", mf.ctx)
+	}
+	if err := checkThreads(mf.threads); err != nil {
+		return err
+	}
+	if err := checkDevice(mf.device); err != nil {
+		return err
+	}
 	apiKey := sf.apiKey
 	if apiKey == "" {
 		apiKey = os.Getenv("UPG_API_KEY")
 	}
-	path := mf.path
+	path, err := modelPath(mf.path)
+	if err != nil {
+		return err
+	}
 	if path == "" {
 		if path, err = demoModelPath(); err != nil {
 			return err
@@ -178,7 +190,13 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 		ctxLen = min(4096, max(c.MaxPositions, 512))
 	}
 	if c.MaxPositions > 0 && ctxLen > c.MaxPositions {
-		ctxLen = c.MaxPositions
+		if mf.ctx > 0 && !mf.longCtx {
+			return usagef("--ctx %d is more than the %d positions %s was trained for; use --ctx %d or less, or add --allow-long-ctx to go past it (the text degrades)",
+				mf.ctx, c.MaxPositions, path, c.MaxPositions)
+		}
+		if !mf.longCtx {
+			ctxLen = c.MaxPositions
+		}
 	}
 	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, DType: kvType}
 	why := "--kv-budget"
@@ -186,8 +204,8 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 		budget, why = defaultKVBudget(po, ctxLen, sf.maxBatch, sysmem.PathSize(path))
 	}
 	start := time.Now()
-	l, err := engine.Load(path, engine.Options{Threads: mf.threads, Ctx: ctxLen, KVCache: kvType, MaxSeqs: sf.maxBatch,
-		StepTokens: sf.stepTokens, KVBudget: budget, PrefixCache: !sf.noPrefixCache})
+	l, err := engine.Load(path, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctxLen, KVCache: kvType, AllowLongCtx: mf.longCtx,
+		MaxSeqs: sf.maxBatch, StepTokens: sf.stepTokens, KVBudget: budget, PrefixCache: !sf.noPrefixCache})
 	if err != nil {
 		return err
 	}
@@ -198,7 +216,8 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	}
 	pool := l.Pool
 	positions := pool.Blocks() * pool.BlockSize()
-	slog.Info("model loaded", "model", name, "path", path, "arch", c.Arch, "context", l.Capacity(), "elapsed", time.Since(start).Round(time.Millisecond))
+	slog.Info("model loaded", "model", name, "path", path, "arch", c.Arch, "backend", l.Model.Backend().Name(), "context", l.Capacity(),
+		"elapsed", time.Since(start).Round(time.Millisecond))
 	slog.Info("kv cache", "budget_bytes", pool.Bytes(), "budget", fmt.Sprintf("%.1f MiB", float64(pool.Bytes())/(1<<20)), "why", why,
 		"type", kvType.String(), "blocks", pool.Blocks(), "block_positions", pool.BlockSize(), "positions", positions,
 		"full_contexts", fmt.Sprintf("%.1f", float64(positions)/float64(l.Capacity())), "prefix_cache", !sf.noPrefixCache)

@@ -179,6 +179,8 @@ func TestServeFlags(t *testing.T) {
 		{[]string{"--max-batch", "0"}, "--max-batch"},
 		{[]string{"--port", "http"}, "--port"},
 		{[]string{"--max-body", "1XB"}, "--max-body"},
+		{[]string{"--device", "tpu"}, "--device"},
+		{[]string{"--ctx", "100000"}, "--allow-long-ctx"},
 	} {
 		wantFail(t, upg(t, append([]string{"serve", "--model", demoUpg}, c.args...)...), 2, c.frag)
 	}
