@@ -44,14 +44,17 @@ def main() -> None:
     ap.add_argument("--prompt", default="package main")
     a = ap.parse_args()
     model = a.model or str(upg.demo_model_path())
-    cli_args = [a.cli, "run", "--model", model, "--temperature", "0", "--ignore-eos", "--max-tokens", str(a.tokens)]
-    if a.threads:
-        cli_args += ["--threads", str(a.threads)]
+    def cli_args(n: int) -> list[str]:
+        args = [a.cli, "run", "--model", model, "--temperature", "0", "--ignore-eos", "--max-tokens", str(n)]
+        if a.threads:
+            args += ["--threads", str(a.threads)]
+        return [*args, a.prompt]
+
     cli_rates, py_rates, engine_rates, cli_cpu, py_cpu = [], [], [], [], []
 
     def cli_cpu_run(n: int) -> float:
         c = cpu(resource.RUSAGE_CHILDREN)
-        subprocess.run([*cli_args[:-1], str(n), a.prompt], capture_output=True, check=True)
+        subprocess.run(cli_args(n), capture_output=True, check=True)
         return cpu(resource.RUSAGE_CHILDREN) - c
 
     def py_cpu_run(m: upg.Model, n: int) -> float:
@@ -63,7 +66,7 @@ def main() -> None:
     with upg.Model(model, threads=a.threads) as m:
         list(m.stream(a.prompt, temperature=0, ignore_eos=True, max_tokens=a.tokens))  # warm-up
         for r in range(a.repeats):
-            p = subprocess.run([*cli_args, a.prompt], capture_output=True, text=True, check=True)
+            p = subprocess.run(cli_args(a.tokens), capture_output=True, text=True, check=True)
             cli = float(re.search(r"decode ([0-9.]+) tok/s", p.stderr).group(1))  # type: ignore[union-attr]
             s = m.stream(a.prompt, temperature=0, ignore_eos=True, max_tokens=a.tokens)
             first = None
