@@ -66,7 +66,7 @@ func TestArgOffsets(t *testing.T) {
 		{"q8TileArgs.chunks", unsafe.Offsetof(tl.chunks), 96}, {"q8TileArgs.cbytes", unsafe.Offsetof(tl.cbytes), 104},
 		{"q8TileArgs.outStride", unsafe.Offsetof(tl.outStride), 112}, {"q8TileArgs.nt", unsafe.Offsetof(tl.nt), 120},
 		{"q8TileArgs.scratch", unsafe.Offsetof(tl.scratch), 128}, {"q8TileArgs.gpBytes", unsafe.Offsetof(tl.gpBytes), 136},
-		{"q8TileArgs.tailMask", unsafe.Offsetof(tl.tailMask), 144},
+		{"q8TileArgs.tailMask", unsafe.Offsetof(tl.tailMask), 144}, {"q8TileArgs.pfNear", unsafe.Offsetof(tl.pfNear), 152},
 		{"f32Args.x", unsafe.Offsetof(f.x), 0}, {"f32Args.xsum", unsafe.Offsetof(f.xsum), 8},
 		{"f32Args.scales", unsafe.Offsetof(f.scales), 16}, {"f32Args.offs", unsafe.Offsetof(f.offs), 24},
 		{"f32Args.tbl", unsafe.Offsetof(f.tbl), 32}, {"f32Args.shifts", unsafe.Offsetof(f.shifts), 40},

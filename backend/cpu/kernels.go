@@ -141,6 +141,7 @@ type q8TileArgs struct {
 	scratch   *float32 // 128: tileScratch floats
 	gpBytes   int      // 136: bytes between two tokens' qv (and xb) rows: 4·gp
 	tailMask  uint64   // 144: lanes of the last 16-group block
+	pfNear    int      // 152: software prefetch distance into L1, bytes
 }
 
 // tileScratch is q8Tile's scratch: 8 sws, 8 tokens' 16-lane β vectors and
@@ -493,7 +494,7 @@ func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 			xb: &sh.xb[t*tileN*sh.gp], scales: &m.Scales[2*r*m.Groups], perm: &sh.perm[0], ctl: &sh.ctl[0],
 			mask: uint64(1<<m.Bits-1) * 0x0101010101010101, rowBytes: m.RowBytes, groups: m.Groups,
 			chunks: m.GroupSize / 64, cbytes: 8 * m.Bits, outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN),
-			scratch: &ws.tsc[0], gpBytes: 4 * sh.gp, tailMask: 0xffff,
+			scratch: &ws.tsc[0], gpBytes: 4 * sh.gp, tailMask: 0xffff, pfNear: prefetch.near,
 		}
 		if m.Groups%16 != 0 {
 			a.tailMask = 1<<(m.Groups%16) - 1

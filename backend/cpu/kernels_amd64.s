@@ -493,6 +493,7 @@ tbetanext:
 	MOVQ 8(R8), R13
 	MOVQ R11, BX
 	MOVQ 88(R8), R9
+	MOVQ 152(R8), R15 // software prefetch distance into L1 (prefetch.go)
 
 tgroup:
 	VPXORD Z0, Z0, Z0
@@ -513,6 +514,7 @@ tgroup:
 	JNE tchunklut
 
 tchunk:
+	PREFETCHT0 (AX)(R15*1)
 	VPERMB (AX), Z28, Z17
 	VPMULTISHIFTQB Z17, Z29, Z17
 	VPANDQ Z30, Z17, Z17
@@ -531,6 +533,7 @@ tchunk:
 	JMP tscale
 
 tchunklut:
+	PREFETCHT0 (AX)(R15*1)
 	VPERMB (AX), Z28, Z17
 	VPMULTISHIFTQB Z17, Z29, Z17
 	VPERMB Z30, Z17, Z17
@@ -572,6 +575,7 @@ tgroup4:
 	JNE tchunklut4
 
 tchunk4:
+	PREFETCHT0 (AX)(R15*1)
 	VPERMB (AX), Z28, Z17
 	VPMULTISHIFTQB Z17, Z29, Z17
 	VPANDQ Z30, Z17, Z17
@@ -586,6 +590,7 @@ tchunk4:
 	JMP tscale4
 
 tchunklut4:
+	PREFETCHT0 (AX)(R15*1)
 	VPERMB (AX), Z28, Z17
 	VPMULTISHIFTQB Z17, Z29, Z17
 	VPERMB Z30, Z17, Z17
