@@ -19,6 +19,7 @@ package backend
 import (
 	"fmt"
 	"math"
+	"sort"
 
 	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/tensor"
@@ -271,4 +272,38 @@ func (r RopeSpec) Tables() (cos, sin []float32) {
 		}
 	}
 	return cos, sin
+}
+
+// Logprobs returns log softmax(row)[tok] and appends the k most likely
+// tokens with theirs to top (ties to the lower id): the host side of
+// Sample's log-probabilities, shared by the backends that sample on the host.
+func Logprobs(row []float32, tok, k int, top []TokenLogprob) (float32, []TokenLogprob) {
+	mx := row[0]
+	for _, v := range row {
+		mx = max(mx, v)
+	}
+	var sum float64
+	for _, v := range row {
+		sum += math.Exp(float64(v - mx))
+	}
+	lse := float64(mx) + math.Log(sum)
+	if k > 0 {
+		idx := make([]int, 0, k+1)
+		for i, v := range row {
+			if len(idx) == k && v <= row[idx[k-1]] {
+				continue
+			}
+			j := sort.Search(len(idx), func(j int) bool { return row[idx[j]] < v })
+			idx = append(idx, 0)
+			copy(idx[j+1:], idx[j:])
+			idx[j] = i
+			if len(idx) > k {
+				idx = idx[:k]
+			}
+		}
+		for _, i := range idx {
+			top = append(top, TokenLogprob{Token: i, Logprob: float32(float64(row[i]) - lse)})
+		}
+	}
+	return float32(float64(row[tok]) - lse), top
 }

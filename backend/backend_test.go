@@ -67,3 +67,18 @@ func TestRopeTables(t *testing.T) {
 		t.Errorf("position 0: cos %v sin %v", cos[0], sin[0])
 	}
 }
+
+func TestLogprobs(t *testing.T) {
+	row := []float32{1, 3, 3, 0}
+	lse := math.Log(math.Exp(1) + 2*math.Exp(3) + 1)
+	lp, top := Logprobs(row, 0, 2, nil)
+	if math.Abs(float64(lp)-(1-lse)) > 1e-6 {
+		t.Errorf("logprob of token 0 = %v, want %v", lp, 1-lse)
+	}
+	if len(top) != 2 || top[0].Token != 1 || top[1].Token != 2 || math.Abs(float64(top[0].Logprob)-(3-lse)) > 1e-6 {
+		t.Errorf("top 2 = %+v, want tokens 1 and 2 (ties to the lower id) at %v", top, 3-lse)
+	}
+	if _, top := Logprobs(row, 3, 0, nil); len(top) != 0 {
+		t.Errorf("k = 0 gave %d top entries", len(top))
+	}
+}

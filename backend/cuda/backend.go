@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"sort"
 	"sync"
@@ -804,44 +803,12 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		tok := r.Sampler.Sample(row, r.History)
 		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
 		if r.TopLogprobs >= 0 {
-			res[i].Logprob, res[i].Top = logprobs(row, tok, r.TopLogprobs, res[i].Top)
+			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)
 		}
 	}
 	return nil
 }
 
-// logprobs is the CPU backend's: log softmax(row)[tok] and the k most
-// likely tokens (ties to the lower id).
-func logprobs(row []float32, tok, k int, top []backend.TokenLogprob) (float32, []backend.TokenLogprob) {
-	mx := row[0]
-	for _, v := range row {
-		mx = max(mx, v)
-	}
-	var sum float64
-	for _, v := range row {
-		sum += math.Exp(float64(v - mx))
-	}
-	lse := float64(mx) + math.Log(sum)
-	if k > 0 {
-		idx := make([]int, 0, k+1)
-		for i, v := range row {
-			if len(idx) == k && v <= row[idx[k-1]] {
-				continue
-			}
-			j := sort.Search(len(idx), func(j int) bool { return row[idx[j]] < v })
-			idx = append(idx, 0)
-			copy(idx[j+1:], idx[j:])
-			idx[j] = i
-			if len(idx) > k {
-				idx = idx[:k]
-			}
-		}
-		for _, i := range idx {
-			top = append(top, backend.TokenLogprob{Token: i, Logprob: float32(float64(row[i]) - lse)})
-		}
-	}
-	return float32(float64(row[tok]) - lse), top
-}
 
 var (
 	_ backend.Backend = (*Backend)(nil)
