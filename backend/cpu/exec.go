@@ -469,7 +469,6 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 	return nil
 }
 
-
 // decodeRow writes row r of w into dst (len ≥ w.Cols()) without allocating
 // for the encodings this backend knows; b.mu must be held.
 func (b *Backend) decodeRow(dst []float32, w tensor.Matrix, r int) {

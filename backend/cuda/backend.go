@@ -809,7 +809,6 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 	return nil
 }
 
-
 var (
 	_ backend.Backend = (*Backend)(nil)
 	_                 = codec.DefaultGroupSize
