@@ -46,7 +46,6 @@ type pool struct {
 	workers []poolWorker // [1, threads)
 	waiting atomic.Int32 // 1 while the caller sleeps until pending reaches 0
 	done    chan struct{}
-	timer   *time.Timer // bounds the caller's sleeps (recheck)
 
 	// Adaptation to contention; only the caller touches these.
 	active      int           // workers a job may use now (1..threads)
@@ -64,7 +63,6 @@ type pool struct {
 type poolWorker struct {
 	sleeping atomic.Bool   // set by the worker before it blocks on wake
 	wake     chan struct{} // one token per claimed sleep
-	timer    *time.Timer   // bounds each sleep (recheck)
 	_        [48]byte      // keep workers' flags on separate cache lines
 }
 
@@ -109,11 +107,9 @@ func (p *pool) start(threads int) {
 	p.backoff = minBackoff
 	p.windowStart = time.Now()
 	p.done = make(chan struct{}, 1)
-	p.timer = stoppedTimer()
 	p.workers = make([]poolWorker, threads)
 	for w := 1; w < threads; w++ {
 		p.workers[w].wake = make(chan struct{}, 1)
-		p.workers[w].timer = stoppedTimer()
 		p.wg.Add(1)
 		go p.worker(w)
 	}
@@ -176,62 +172,13 @@ func (p *pool) run(n, align int, fn func(worker, lo, hi int)) {
 			t0 := time.Now()
 			p.waiting.Store(1)
 			if p.pending.Load() > 0 || !p.waiting.CompareAndSwap(1, 0) {
-				p.await()
+				<-p.done
 			}
 			stall = time.Since(t0)
 		}
 	}
 	p.fn = nil
 	p.adapt(stall)
-}
-
-// recheck bounds every sleep of the pool: a sleeper also re-reads the state
-// it waits for this often, so a wake-up that a weakly ordered machine (or an
-// emulator of one: qemu-user translating arm64's store-release/load-acquire
-// pairs onto x86 lost one, deadlocking the golden tests) delays a job by at
-// most this much instead of stopping it.
-const recheck = 5 * time.Millisecond
-
-// await blocks the caller until the last worker of the job is done (it
-// sends on done after claiming waiting).
-func (p *pool) await() {
-	for {
-		p.timer.Reset(recheck)
-		select {
-		case <-p.done:
-			p.timer.Stop()
-			return
-		case <-p.timer.C:
-			if p.pending.Load() == 0 {
-				if p.waiting.CompareAndSwap(1, 0) {
-					return // the last worker has not claimed it: it will not send
-				}
-				<-p.done // it claimed it: its token is on the way
-				return
-			}
-		}
-	}
-}
-
-// sleep parks worker me until a job newer than seen is published and
-// returns the epoch it then reads.
-func (p *pool) sleep(me *poolWorker, seen uint64) uint64 {
-	me.sleeping.Store(true)
-	for {
-		if e := p.epoch.Load(); e != seen {
-			if !me.sleeping.CompareAndSwap(true, false) {
-				<-me.wake // a waker cleared sleeping: its token is on the way
-			}
-			return p.epoch.Load()
-		}
-		me.timer.Reset(recheck)
-		select {
-		case <-me.wake: // whoever cleared sleeping sends exactly one token
-			me.timer.Stop()
-			return p.epoch.Load()
-		case <-me.timer.C:
-		}
-	}
 }
 
 // adapt counts a job and, at the end of each window, narrows the pool if
@@ -291,7 +238,11 @@ func (p *pool) worker(w int) {
 			e = p.epoch.Load()
 		}
 		if e == seen {
-			e = p.sleep(me, seen)
+			me.sleeping.Store(true)
+			if e = p.epoch.Load(); e == seen || !me.sleeping.CompareAndSwap(true, false) {
+				<-me.wake // whoever cleared sleeping sends exactly one token
+				e = p.epoch.Load()
+			}
 		}
 		if e == seen {
 			continue
@@ -309,12 +260,4 @@ func (p *pool) worker(w int) {
 			p.done <- struct{}{}
 		}
 	}
-}
-
-// stoppedTimer is a timer made once and Reset for every sleep (no
-// allocation per job).
-func stoppedTimer() *time.Timer {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
 }
