@@ -153,7 +153,13 @@ func (p *pool) run(n, align int, fn func(worker, lo, hi int)) {
 	p.next.Store(0)
 	p.pending.Store(int32(workers - 1))
 	seq := p.epoch.Load()>>16 + 1
-	p.epoch.Store(seq<<16 | uint64(workers))
+	// Swap, not Store: a read-modify-write orders this publication before
+	// the loads of the workers' sleeping flags below on every machine, also
+	// in qemu-user, which maps arm64's store-release/load-acquire pairs onto
+	// x86 without the store-load fence this handshake needs (a lost wake-up
+	// there deadlocked the golden tests once: the caller waiting for done,
+	// the worker for wake).
+	p.epoch.Swap(seq<<16 | uint64(workers))
 	spin := waitSpin
 	for w := 1; w < workers; w++ {
 		if p.wakeWorker(w) {
@@ -170,7 +176,7 @@ func (p *pool) run(n, align int, fn func(worker, lo, hi int)) {
 			// Still waiting: a worker is slow to wake, or the OS has
 			// descheduled it. Sleep, so that the core is free for it.
 			t0 := time.Now()
-			p.waiting.Store(1)
+			p.waiting.Swap(1) // ordered before the pending load (see the epoch Swap)
 			if p.pending.Load() > 0 || !p.waiting.CompareAndSwap(1, 0) {
 				<-p.done
 			}
@@ -238,7 +244,7 @@ func (p *pool) worker(w int) {
 			e = p.epoch.Load()
 		}
 		if e == seen {
-			me.sleeping.Store(true)
+			me.sleeping.Swap(true) // ordered before the epoch load (see run's epoch Swap)
 			if e = p.epoch.Load(); e == seen || !me.sleeping.CompareAndSwap(true, false) {
 				<-me.wake // whoever cleared sleeping sends exactly one token
 				e = p.epoch.Load()
