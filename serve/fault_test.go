@@ -21,9 +21,9 @@ import (
 func TestDisconnectFreesBlocks(t *testing.T) {
 	ts := start(t, engine.Options{}, serve.Config{})
 	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
-		body := `{"prompt":"Once upon a time","max_tokens":400,"stream":true,"temperature":0}`
+		body := `{"prompt":"Once upon a time","max_tokens":400,"stream":true,"temperature":0,"ignore_eos":true}`
 		if strings.Contains(path, "chat") {
-			body = `{"messages":[{"role":"user","content":"Tell me a long story"}],"max_tokens":400,"stream":true}`
+			body = `{"messages":[{"role":"user","content":"Tell me a long story"}],"max_tokens":400,"stream":true,"ignore_eos":true}`
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
@@ -149,7 +149,7 @@ func TestQueueLimit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
-	long := map[string]any{"prompt": "Once upon a time", "max_tokens": 400, "stream": true, "temperature": 0}
+	long := map[string]any{"prompt": "Once upon a time", "max_tokens": 400, "stream": true, "temperature": 0, "ignore_eos": true}
 	for i := range 3 {
 		wg.Add(1)
 		go func() {
@@ -178,10 +178,13 @@ func TestQueueLimit(t *testing.T) {
 // TestTimeout: a request over the time limit ends with a timeout error and
 // frees its blocks.
 func TestTimeout(t *testing.T) {
-	ts := start(t, engine.Options{}, serve.Config{RequestTimeout: 300 * time.Millisecond})
-	code, _, b := post(t, ts.URL+"/v1/completions", `{"prompt":"Once upon a time","max_tokens":450}`)
+	// 2,000 tokens that cannot end early (ignore_eos) take seconds on any CPU
+	// this test runs on; the limit is 100 ms. (CI once saw the model emit
+	// end-of-text after 100 of 450 sampled tokens inside a 300 ms limit.)
+	ts := start(t, engine.Options{Ctx: 2048}, serve.Config{RequestTimeout: 100 * time.Millisecond})
+	code, _, b := post(t, ts.URL+"/v1/completions", `{"prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true}`)
 	wantError(t, "non-streaming", 504, b, code, "timed out")
-	r := streamCompletion(context.Background(), ts.URL, map[string]any{"prompt": "Once upon a time", "max_tokens": 450, "stream": true})
+	r := streamCompletion(context.Background(), ts.URL, map[string]any{"prompt": "Once upon a time", "max_tokens": 2000, "ignore_eos": true, "stream": true})
 	if r.err == nil || !strings.Contains(r.err.Error(), "timed out") || r.done {
 		t.Errorf("streaming: %v, [DONE] %v", r.err, r.done)
 	}
