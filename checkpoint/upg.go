@@ -11,6 +11,13 @@ import (
 	"github.com/upg-ai/upg/upgfile"
 )
 
+// The codecs this program implements are features .upg files may require.
+func init() {
+	for _, f := range codec.Features {
+		upgfile.RegisterFeature(f)
+	}
+}
+
 // upgSource serves a .upg file's tensors through their codecs.
 type upgSource struct {
 	f      *upgfile.File

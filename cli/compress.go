@@ -74,7 +74,7 @@ interrupted run never leaves a partial FILE.`,
 	fl.StringVar(&calib, "calib", "", "calibration text file (use text unlike your evaluation text)")
 	fl.IntVar(&opts.CalibTokens, "calib-tokens", 4096, "calibration tokens to use")
 	fl.IntVar(&opts.CalibCtx, "calib-ctx", 512, "tokens per calibration sequence")
-	fl.StringVar(&family, "codec", "auto", "codec family for weight matrices: auto, dense, dense-uniform, sparse, overlay")
+	fl.StringVar(&family, "codec", "auto", "codec family for weight matrices: auto, dense, trellis, dense-uniform, sparse, overlay")
 	fl.BoolVar(&opts.NoGPTQ, "no-gptq", false, "round to nearest instead of GPTQ error compensation")
 	fl.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")

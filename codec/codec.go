@@ -90,6 +90,7 @@ var registry = map[string]Codec{
 	"dense":   denseCodec{},
 	"sparse":  sparseCodec{},
 	"overlay": overlayCodec{},
+	"trellis": trellisCodec{},
 }
 
 // Lookup returns the codec with the given name.
@@ -189,4 +190,18 @@ func (c passthrough) Open(p Params, rows, cols int, data []byte) (tensor.Matrix,
 		return nil, fmt.Errorf("codec %s: %v", c.Name(), err)
 	}
 	return d, nil
+}
+
+// Features lists the .upg "requires" features this package implements:
+// files whose tensors use a codec newer than the format's first readers
+// declare it, so that those readers refuse them with a clear message.
+var Features = []string{"codec:trellis"}
+
+// Requires returns the feature a file must declare to hold a tensor encoded
+// with p, or "" when every reader knows p's codec.
+func (p Params) Requires() string {
+	if p.Codec == "trellis" {
+		return "codec:trellis"
+	}
+	return ""
 }

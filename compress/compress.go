@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -270,8 +271,15 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	provJSON, _ := json.Marshal(prov)
 	genJSON, _ := json.Marshal(map[string]any{"eos_token_ids": cfg.EOS, "bos_token_id": cfg.BOS})
+	var requires []string
+	for _, r := range c.reports {
+		if f := r.Params.Requires(); f != "" && !slices.Contains(requires, f) {
+			requires = append(requires, f)
+		}
+	}
+	sort.Strings(requires)
 	if err := w.SetMetadata(upgfile.Metadata{Architecture: archJSON, Tokenizer: tokFiles, ChatTemplate: ck.ChatTemplate,
-		Generation: genJSON, Provenance: provJSON}); err != nil {
+		Generation: genJSON, Provenance: provJSON, Requires: requires}); err != nil {
 		return nil, err
 	}
 	if err := w.Close(); err != nil {
@@ -505,6 +513,9 @@ func (c *compressor) diagFor(name string) []float64 {
 // planRows bounds the rows used to estimate each candidate's error.
 const planRows = 128
 
+// trellisPlanRows bounds them for trellis candidates.
+const trellisPlanRows = 32
+
 // planTensor estimates every candidate's relative error on a sample of rows.
 func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error) {
 	cands, err := Ladder(c.opts.Family, cols)
@@ -528,6 +539,7 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 		diag = nil // a lookup table: every column matters alike
 	}
 	dec := make([]float32, len(sample))
+	var sub []float32 // the rows trellis candidates are estimated on
 	for _, cp := range cands {
 		size, err := codec.EncodedSize(cp, rows, cols)
 		if err != nil {
@@ -539,17 +551,31 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 		if est.Levels == "lloyd" {
 			est.Levels = ""
 		}
-		data, err := codec.Encode(sample, sr, cols, est, nil)
+		// The trellis search is slow; its error is estimated on the first
+		// trellisPlanRows of the sample (spread over the whole tensor too).
+		n, rowsIn := sr, sample
+		if est.Codec == "trellis" && sr > trellisPlanRows {
+			n = trellisPlanRows
+			if sub == nil {
+				sub = make([]float32, n*cols)
+				for i := 0; i < n; i++ {
+					j := i * sr / n
+					copy(sub[i*cols:(i+1)*cols], sample[j*cols:(j+1)*cols])
+				}
+			}
+			rowsIn = sub
+		}
+		data, err := codec.Encode(rowsIn[:n*cols], n, cols, est, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		qm, err := codec.Open(est, sr, cols, data)
+		qm, err := codec.Open(est, n, cols, data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		qm.DecodeRows(dec, 0, sr)
+		qm.DecodeRows(dec[:n*cols], 0, n)
 		p.sizes = append(p.sizes, size)
-		p.errs = append(p.errs, relErr(sample, dec, sr, cols, diag))
+		p.errs = append(p.errs, relErr(rowsIn[:n*cols], dec[:n*cols], n, cols, diag))
 	}
 	return p, nil
 }

@@ -31,6 +31,20 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 				out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: g, Levels: "lloyd", Rotate: rot})
 			}
 		}
+	case "trellis":
+		// Trellis codes at 2-4 bits; the scalar Lloyd codec above that,
+		// where a trellis adds little and the planner may want more bits.
+		for _, b := range []int{2, 3, 4} {
+			for _, g := range []int{256, 128, 64} {
+				if g > cols && g != 64 {
+					continue
+				}
+				out = append(out, codec.Params{Codec: "trellis", Bits: b, GroupSize: g, Rotate: rot})
+			}
+		}
+		for _, b := range []int{5, 6, 8} {
+			out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: 128, Levels: "lloyd", Rotate: rot})
+		}
 	case "dense-uniform":
 		for _, b := range []int{2, 3, 4, 5, 6, 8} {
 			out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: gs})
@@ -51,7 +65,7 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 		}
 		out = append(out, codec.Params{Codec: "dense", Bits: 8, GroupSize: gs})
 	default:
-		return nil, fmt.Errorf("unknown codec family %q (known: auto, dense, dense-uniform, sparse, overlay)", f)
+		return nil, fmt.Errorf("unknown codec family %q (known: auto, dense, trellis, dense-uniform, sparse, overlay)", f)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		si, _ := codec.EncodedSize(out[i], 1024, cols)
