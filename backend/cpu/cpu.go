@@ -109,6 +109,7 @@ type Backend struct {
 	mm               mmJob               // the matrix multiply in flight
 	mmRun            func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
 	prepRun, packRun func(w, lo, hi int) // b.prepTokens, b.packTiles
+	trellisPrepRun   func(w, lo, hi int) // b.trellisPrep
 	ws               []workerState
 	shared           sharedState
 
@@ -152,6 +153,7 @@ func NewWithLevel(threads int, level Level) *Backend {
 	b := &Backend{threads: threads, level: level, ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
 	b.prepRun, b.packRun = b.prepTokens, b.packTiles
+	b.trellisPrepRun = b.trellisPrep
 	b.attnRun, b.swiRun = b.attnWork, b.swigluWork
 	b.pool.start(threads)
 	return b
@@ -210,9 +212,12 @@ func (b *Backend) DecodeRow(dst []float32, w tensor.Matrix, r int) {
 }
 
 // unrotate computes v ← Qᵀ·v = D·(H·v) for a rotated dense matrix.
-func (b *Backend) unrotate(v []float32, m *codec.DenseMatrix) {
-	tensor.FWHT(v, m.RotBlock)
-	for i, s := range m.Signs {
+func (b *Backend) unrotate(v []float32, m *codec.DenseMatrix) { b.unrotateBy(v, m.Signs, m.RotBlock) }
+
+// unrotateBy computes v ← D·(H·v) for the signs D and Hadamard block size n.
+func (b *Backend) unrotateBy(v []float32, signs []float32, n int) {
+	tensor.FWHT(v, n)
+	for i, s := range signs {
 		v[i] *= s
 	}
 }

@@ -56,6 +56,7 @@ type sharedState struct {
 	q8            q8Levels  // level table of the Q8 and I8 kernels
 	i8lut         [32]byte  // VPSHUFB level table of the I8 kernels
 	i8            *i8Tables // unpack tables of the I8 kernels
+	trellis       trellisState
 }
 
 // q8Levels maps a codebook onto unsigned bytes for the VNNI kernels:
@@ -113,6 +114,7 @@ type workerState struct {
 	it   i8TileArgs
 	fa   f32Args
 	qt   q8TileArgs
+	tr   trellisArgs
 	tsc  [tileScratch]float32 // q8Tile scratch
 }
 

@@ -74,6 +74,13 @@ func init() {
 			}
 		},
 	})
+	register[*codec.TrellisMatrix](&kernel{
+		prepare: func(b *Backend, w tensor.Matrix) { b.prepareTrellis(w.(*codec.TrellisMatrix)) },
+		rows:    func(b *Backend, ws *workerState, lo, hi int) { b.trellisRowsRun(ws, lo, hi) },
+		decodeRow: func(b *Backend, dst []float32, w tensor.Matrix, r int) {
+			b.decodeTrellisRow(dst, w.(*codec.TrellisMatrix), r)
+		},
+	})
 	register[*codec.SparseMatrix](&kernel{
 		prepare: func(b *Backend, w tensor.Matrix) { b.mm.sparse = w.(*codec.SparseMatrix) },
 		rows:    func(b *Backend, ws *workerState, lo, hi int) { sparseRows(&b.mm, ws, lo, hi) },

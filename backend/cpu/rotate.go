@@ -28,16 +28,18 @@ var fwhtTable = func() (t [8][16]int32) {
 
 // rotate applies the input rotation of m to x (len m.C) in place: x ← Q·x
 // = H·(D·x), the same transform as m.RotateInput.
-func rotate(x []float32, m *codec.DenseMatrix, lv Level) {
-	n := m.RotBlock
+func rotate(x []float32, m *codec.DenseMatrix, lv Level) { rotateBy(x, m.Signs, m.RotBlock, lv) }
+
+// rotateBy computes x ← H·(D·x) for the signs D and Hadamard block size n.
+func rotateBy(x []float32, signs []float32, n int, lv Level) {
 	if lv == LevelAVX512 && n >= 16 {
 		scale := float32(1 / math.Sqrt(float64(n)))
 		for b := 0; b+n <= len(x); b += n {
-			fwhtBlock(&x[b], n, &m.Signs[b], &fwhtTable[0][0], scale)
+			fwhtBlock(&x[b], n, &signs[b], &fwhtTable[0][0], scale)
 		}
 		return
 	}
-	for i, s := range m.Signs {
+	for i, s := range signs {
 		x[i] *= s
 	}
 	tensor.FWHT(x, n)

@@ -1,0 +1,139 @@
+package cpu
+
+import (
+	"github.com/upg-ai/upg/codec"
+)
+
+// The trellis codec's kernels. A multiply rotates and pads each token's
+// input once, quantizes it to int8 per column group (as the dense int8
+// path does), and then decodes every 16×16 tile exactly once per token:
+// 64 weights at a time are cut out of the tile's bitstream, hashed to
+// codebook indices and looked up as level bytes, and multiplied with
+// VPDPBUSD into sixteen row accumulators (trellisRows, AVX-512 with VBMI
+// and GFNI). Other machines run the portable Go kernel on float inputs.
+
+// trellisState is the per-call preparation of a trellis multiply.
+type trellisState struct {
+	m      *codec.TrellisMatrix
+	asm    bool
+	cp     int // padded columns (16·TileCols)
+	levels q8Levels
+	xr     []float32 // n × cp rotated input (Go kernel)
+	xq     []int8    // n × cp quantized input (assembly kernel)
+	sx, sq []float32 // n × groups: α·s_x and β·s_x·Σx_q
+}
+
+// trellisAsm reports whether the assembly kernel runs at level lv.
+func trellisAsm(lv Level) bool { return lv == LevelAVX512 && hasTrellisAsm }
+
+func (b *Backend) prepareTrellis(m *codec.TrellisMatrix) {
+	j := &b.mm
+	st := &b.shared.trellis
+	st.m = m
+	st.asm = trellisAsm(b.level)
+	st.cp = 16 * m.TileCols
+	n := j.n
+	st.xr = growF(st.xr, n*st.cp)
+	if st.asm {
+		st.levels = newQ8LevelsMax(m.Codebook, 6, 255)
+		if cap(st.xq) < n*st.cp {
+			st.xq = make([]int8, n*st.cp)
+		}
+		st.xq = st.xq[:n*st.cp]
+		st.sx = growF(st.sx, n*m.Groups)
+		st.sq = growF(st.sq, n*m.Groups)
+	}
+	b.parallelFor(n, 1, b.trellisPrepRun)
+}
+
+// trellisPrep prepares tokens [lo, hi): copy, pad, rotate, quantize.
+func (b *Backend) trellisPrep(w, lo, hi int) {
+	j := &b.mm
+	st := &b.shared.trellis
+	m := st.m
+	C, cp, G, gs := m.C, st.cp, m.Groups, m.GroupSize
+	for t := lo; t < hi; t++ {
+		xr := st.xr[t*cp : (t+1)*cp]
+		copy(xr, j.x[t*C:(t+1)*C])
+		clear(xr[C:])
+		if m.Signs != nil {
+			rotateBy(xr[:C], m.Signs, m.RotBlock, b.level)
+		}
+		if !st.asm {
+			continue
+		}
+		for g := 0; g < G; g++ {
+			c0, c1 := g*gs, min((g+1)*gs, cp)
+			s, sum := quantizeGroup(st.xq[t*cp+c0:t*cp+c1], xr[c0:c1])
+			st.sx[t*G+g] = st.levels.alpha * s
+			st.sq[t*G+g] = st.levels.beta * s * float32(sum)
+		}
+	}
+}
+
+// trellisRowsRun multiplies rows [lo, hi) (lo a multiple of 16) for every token.
+func (b *Backend) trellisRowsRun(ws *workerState, lo, hi int) {
+	j := &b.mm
+	st := &b.shared.trellis
+	m := st.m
+	b0, b1 := lo/16, (hi+15)/16
+	for t := 0; t < j.n; t++ {
+		out := j.dst[t*m.R : (t+1)*m.R]
+		full := min(b1, m.R/16) // bands whose 16 rows all exist
+		if st.asm {
+			if full > b0 {
+				b.trellisCall(ws, t, b0, full-b0, &out[16*b0])
+			}
+			if full < b1 {
+				b.trellisCall(ws, t, full, 1, &ws.tsc[0])
+				copy(out[16*full:], ws.tsc[:m.R-16*full])
+			}
+			continue
+		}
+		xr := st.xr[t*st.cp : (t+1)*st.cp]
+		for band := b0; band < b1; band++ {
+			var acc [16]float32
+			trellisBandGo(&acc, m, band, xr)
+			copy(out[16*band:min(16*band+16, m.R)], acc[:])
+		}
+	}
+}
+
+// trellisBandGo computes the 16 row dot products of band b with the rotated
+// input xr by decoding the codes (the portable kernel).
+func trellisBandGo(acc *[16]float32, m *codec.TrellisMatrix, b int, xr []float32) {
+	var part [16]float32
+	for t := 0; t < m.TileCols; t++ {
+		c0 := 16 * t
+		if c0%m.GroupSize == 0 {
+			part = [16]float32{}
+		}
+		tile := m.Tile(b, t)
+		for c := 0; c < 16; c++ {
+			x := xr[c0+c]
+			if x == 0 {
+				continue
+			}
+			for r := 0; r < 16; r++ {
+				idx := codec.TrellisIndex(codec.TrellisWindow(tile, codec.TrellisPos(r, c), m.Bits))
+				part[r] += m.Codebook[idx] * x
+			}
+		}
+		if end := c0 + 16; end%m.GroupSize == 0 || t == m.TileCols-1 {
+			g := c0 / m.GroupSize
+			for r := 0; r < 16; r++ {
+				if row := 16*b + r; row < m.R {
+					acc[r] += m.Scale(row, g) * part[r]
+				}
+			}
+		}
+	}
+}
+
+// decodeTrellisRow writes row r of W (rotation undone) into dst.
+func (b *Backend) decodeTrellisRow(dst []float32, m *codec.TrellisMatrix, r int) {
+	m.DecodeRowRotated(dst[:m.C], r)
+	if m.Signs != nil {
+		b.unrotateBy(dst[:m.C], m.Signs, m.RotBlock)
+	}
+}

@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package cpu
+
+const hasTrellisAsm = false
+
+type trellisArgs struct{}
+
+func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) {
+	panic("cpu: no trellis assembly kernel on this architecture")
+}
