@@ -60,6 +60,7 @@ encoded with the dense codec at the target bits per weight, tensor by tensor
 	f.IntVar(&opts.Layers, "layers", 0, "number of layers (default: the architecture's)")
 	f.Float64Var(&opts.TargetBPW, "target-bpw", 3.2, "largest bits per weight of the file's tensors")
 	f.Uint64Var(&opts.Seed, "seed", 1, "random seed")
+	f.StringVar(&opts.Codec, "codec", "dense", "weight codec: dense (scalar Lloyd codes) or trellis (trellis codes)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }

@@ -142,6 +142,16 @@ func newTrellisLayout(p Params, rows, cols int) (*trellisLayout, error) {
 	return l, nil
 }
 
+// TrellisSections returns the byte offsets of the scales and the tiles in
+// a trellis tensor's data, and its size (see TrellisMatrix).
+func TrellisSections(p Params, rows, cols int) (scales, tiles, size int64, err error) {
+	l, err := newTrellisLayout(p, rows, cols)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("codec trellis: %v", err)
+	}
+	return l.scOff, l.tileOff, l.sz, nil
+}
+
 func (trellisCodec) EncodedSize(p Params, rows, cols int) (int64, error) {
 	l, err := newTrellisLayout(p, rows, cols)
 	if err != nil {

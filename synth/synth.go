@@ -48,6 +48,9 @@ type Options struct {
 	// Levels is the codec's levels: "lloyd" (default, with rotation, as
 	// the compressor writes) or "uniform" (no rotation).
 	Levels string
+	// Codec is "dense" (default) or "trellis" (random valid bitstreams,
+	// rotated, a Gaussian codebook).
+	Codec string
 	Std    float64 // weight standard deviation (default 0.02)
 	Seed   uint64
 	// Tokenizer is the cl100k_base.tiktoken rank file to embed (default:
@@ -83,6 +86,9 @@ func (o *Options) defaults() {
 	}
 	if o.Levels == "" {
 		o.Levels = "lloyd"
+	}
+	if o.Codec == "" {
+		o.Codec = "dense"
 	}
 }
 
@@ -123,19 +129,36 @@ func specs(c *model.Config) []tensorSpec {
 		tensorSpec{name: "lm_head.weight", rows: c.Vocab, cols: d})
 }
 
-// pickParams returns the densest dense-codec setting whose whole-file bits
-// per weight stay within target.
-func pickParams(sp []tensorSpec, target float64, levels string) (codec.Params, float64, error) {
-	cands := []codec.Params{
-		{Codec: "dense", Bits: 4, GroupSize: 64}, {Codec: "dense", Bits: 4, GroupSize: 128},
-		{Codec: "dense", Bits: 3, GroupSize: 64}, {Codec: "dense", Bits: 3, GroupSize: 128},
-		{Codec: "dense", Bits: 2, GroupSize: 64}, {Codec: "dense", Bits: 2, GroupSize: 128},
-	}
-	for _, p := range cands {
-		p.Levels = levels
-		if levels == "lloyd" {
-			p.Rotate = rotateSeed
+// denseCandidates are the dense settings synth may use, densest first.
+func denseCandidates(levels string) []codec.Params {
+	var out []codec.Params
+	for _, bits := range []int{4, 3, 2} {
+		for _, gs := range []int{64, 128} {
+			p := codec.Params{Codec: "dense", Bits: bits, GroupSize: gs, Levels: levels}
+			if levels == "lloyd" {
+				p.Rotate = rotateSeed
+			}
+			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// trellisCandidates are the trellis settings synth may use, densest first.
+func trellisCandidates() []codec.Params {
+	var out []codec.Params
+	for _, bits := range []int{4, 3, 2} {
+		for _, gs := range []int{64, 128, 256} {
+			out = append(out, codec.Params{Codec: "trellis", Bits: bits, GroupSize: gs, Rotate: rotateSeed})
+		}
+	}
+	return out
+}
+
+// pickParams returns the densest of cands whose whole-file bits per weight
+// stay within target.
+func pickParams(sp []tensorSpec, target float64, cands []codec.Params) (codec.Params, float64, error) {
+	for _, p := range cands {
 		var bytes, n int64
 		for _, t := range sp {
 			if t.vector {
@@ -153,7 +176,8 @@ func pickParams(sp []tensorSpec, target float64, levels string) (codec.Params, f
 			return p, bpw, nil
 		}
 	}
-	return codec.Params{}, 0, fmt.Errorf("synth: no dense setting reaches %.3g bits per weight (the smallest is 2-bit group 128)", target)
+	last := cands[len(cands)-1]
+	return codec.Params{}, 0, fmt.Errorf("synth: no %s setting reaches %.3g bits per weight (the smallest is %d-bit group %d)", last.Codec, target, last.Bits, last.GroupSize)
 }
 
 // Write creates the model file at path.
@@ -167,7 +191,17 @@ func Write(path string, opts Options) error {
 	if opts.Levels != "lloyd" && opts.Levels != "uniform" {
 		return fmt.Errorf("synth: levels %q (known: lloyd, uniform)", opts.Levels)
 	}
-	p, bpw, err := pickParams(sp, opts.TargetBPW, opts.Levels)
+	var p codec.Params
+	var bpw float64
+	var err error
+	switch opts.Codec {
+	case "dense":
+		p, bpw, err = pickParams(sp, opts.TargetBPW, denseCandidates(opts.Levels))
+	case "trellis":
+		p, bpw, err = pickParams(sp, opts.TargetBPW, trellisCandidates())
+	default:
+		return fmt.Errorf("synth: codec %q (known: dense, trellis)", opts.Codec)
+	}
 	if err != nil {
 		return err
 	}
@@ -176,8 +210,11 @@ func Write(path string, opts Options) error {
 		return err
 	}
 	meta := upgfile.Metadata{Architecture: arch,
-		Provenance: json.RawMessage(fmt.Sprintf(`{"synthetic":true,"seed":%d,"std":%g,"codec":"dense %d-bit group %d %s rotate=%v","bpw":%.4f}`,
-			opts.Seed, opts.Std, p.Bits, p.GroupSize, p.Levels, p.Rotate != 0, bpw))}
+		Provenance: json.RawMessage(fmt.Sprintf(`{"synthetic":true,"seed":%d,"std":%g,"codec":"%s %d-bit group %d %s rotate=%v","bpw":%.4f}`,
+			opts.Seed, opts.Std, p.Codec, p.Bits, p.GroupSize, p.Levels, p.Rotate != 0, bpw))}
+	if f := p.Requires(); f != "" {
+		meta.Requires = []string{f}
+	}
 	tokPath := opts.TokenizerPath
 	if tokPath == "" {
 		tokPath = DefaultTokenizer
@@ -213,7 +250,12 @@ func Write(path string, opts Options) error {
 			}
 			params = f32j
 		} else {
-			if data, err = encodeDense(t.rows, t.cols, p, opts.Std, seed); err != nil {
+			if p.Codec == "trellis" {
+				data, err = encodeTrellis(t.rows, t.cols, p, opts.Std, seed)
+			} else {
+				data, err = encodeDense(t.rows, t.cols, p, opts.Std, seed)
+			}
+			if err != nil {
 				w.Abort()
 				return fmt.Errorf("synth: %s: %w", t.name, err)
 			}
@@ -405,6 +447,44 @@ func encodeDense(rows, cols int, p codec.Params, std float64, seed uint64) ([]by
 				}
 			}
 		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// encodeTrellis writes a rows×cols trellis tensor with random bitstreams
+// (every bitstream is valid), the Gaussian codebook of 64 quantiles and
+// scales std·(1 ± 10%), so that the weights are about N(0, std²).
+func encodeTrellis(rows, cols int, p codec.Params, std float64, seed uint64) ([]byte, error) {
+	scOff, tileOff, size, err := codec.TrellisSections(p, rows, cols)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, size)
+	for i := 0; i < codec.TrellisCodebookSize; i++ {
+		q := (float64(i) + 0.5) / codec.TrellisCodebookSize
+		binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(math.Sqrt2*math.Erfinv(2*q-1))))
+	}
+	rng := rand.New(rand.NewPCG(seed, 5))
+	for o := scOff; o < tileOff; o += 2 {
+		binary.LittleEndian.PutUint16(out[o:], tensor.F32ToF16(float32(std*(0.9+0.2*rng.Float64()))))
+	}
+	tiles := out[tileOff:]
+	const chunk = 1 << 20
+	n := (len(tiles) + chunk - 1) / chunk
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for c := w; c < n; c += runtime.NumCPU() {
+				r := rand.NewPCG(seed, uint64(c))
+				b := tiles[c*chunk : min((c+1)*chunk, len(tiles))]
+				for i := 0; i+8 <= len(b); i += 8 {
+					binary.LittleEndian.PutUint64(b[i:], r.Uint64())
+				}
+			}
+		}(w)
 	}
 	wg.Wait()
 	return out, nil

@@ -2,6 +2,7 @@ package synth
 
 import (
 	"encoding/json"
+	"github.com/upg-ai/upg/checkpoint"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -167,5 +168,42 @@ func TestLloydEncoderQuality(t *testing.T) {
 	t.Logf("relative RMS error: fast encoder %.4f, codec.Encode %.4f", e, ec)
 	if e > 1.25*ec || e > 0.25 {
 		t.Errorf("fast lloyd encoder error %.4f vs codec's %.4f", e, ec)
+	}
+}
+
+// TestTrellisSynth: --codec trellis writes random valid trellis tensors that
+// open through the checkpoint loader (the file declares codec:trellis),
+// stay within the bits budget and decode to weights of std ≈ 0.02.
+func TestTrellisSynth(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.upg")
+	opts := small
+	opts.Codec = "trellis"
+	if err := Write(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoint.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if req := ck.Upgfile().Meta.Requires; len(req) != 1 || req[0] != "codec:trellis" {
+		t.Errorf("requires %v, want [codec:trellis]", req)
+	}
+	mat, err := ck.Tensors.Matrix("model.layers.1.mlp.down_proj.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := mat.(*codec.TrellisMatrix)
+	if !ok || m.Bits != 3 || m.Signs == nil {
+		t.Fatalf("down_proj is %T %+v, want a rotated 3-bit trellis matrix", mat, mat)
+	}
+	w := make([]float32, m.Rows()*m.Cols())
+	m.DecodeRows(w, 0, m.Rows())
+	var ss float64
+	for _, v := range w {
+		ss += float64(v) * float64(v)
+	}
+	if std := math.Sqrt(ss / float64(len(w))); std < 0.017 || std > 0.023 {
+		t.Errorf("decoded std %.4f, want ≈ 0.02", std)
 	}
 }
