@@ -32,7 +32,8 @@ import (
 //  2. scales: Bands×Groups×16 fp16, band-major: the scale of row 16b+i in
 //     column group g is entry (b·Groups+g)·16+i. Groups = ceil(C/GroupSize);
 //     GroupSize is a multiple of 16 (the last group may cover padding).
-//  3. tiles: Bands×TileCols tiles of 32·k bytes, band-major, tiles left to
+//  3. tiles (from a multiple of 64 bytes, so that 2- and 4-bit tiles fill
+//     whole cache lines): Bands×TileCols tiles of 32·k bytes, band-major, tiles left to
 //     right; Bands = ceil(R/16), TileCols = ceil(C/16). Padding rows and
 //     columns decode to whatever their codes say; kernels ignore padding
 //     rows and multiply padding columns by zero inputs.
@@ -137,7 +138,7 @@ func newTrellisLayout(p Params, rows, cols int) (*trellisLayout, error) {
 	}
 	l := &trellisLayout{k: p.Bits, gs: gs, groups: (cols + gs - 1) / gs, bands: (rows + 15) / 16, tcols: (cols + 15) / 16, tileBytes: 32 * p.Bits}
 	l.scOff = 4 * TrellisCodebookSize
-	l.tileOff = l.scOff + align8(int64(l.bands)*int64(l.groups)*16*2)
+	l.tileOff = (l.scOff + int64(l.bands)*int64(l.groups)*16*2 + 63) &^ 63
 	l.sz = l.tileOff + int64(l.bands)*int64(l.tcols)*int64(l.tileBytes)
 	return l, nil
 }

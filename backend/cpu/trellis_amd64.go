@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"fmt"
+
 	"github.com/upg-ai/upg/codec"
 	"golang.org/x/sys/cpu"
 )
@@ -16,15 +18,16 @@ type trellisArgs struct {
 	scales    *byte    // 24: fp16 scales of the first band
 	tiles     *byte    // 32: the first band's tiles
 	lut       *byte    // 40: 64 level bytes
-	perm      *byte    // 48: 4 × 64 VPERMI2B indices, one per 16×4 strip
+	perm      *byte    // 48: 4 × 64 permute indices, one per 16×4 strip
 	ctl       *byte    // 56: 2 × 64 VPMULTISHIFTQB controls (hash fields A and B)
 	aff       *uint64  // 64: GF2P8AFFINEQB matrices of fields A and B
 	groups    int      // 72
 	tpg       int      // 80: tiles per group
 	tcols     int      // 88: tiles per band
 	tileBytes int      // 96
-	hiMask    uint64   // 104: bytes of a tile beyond its first 64
+	lastOff   int      // 104: offset of a tile's last 64 bytes (32k-64)
 	bandBytes int      // 112
+	bits      int      // 120: k
 }
 
 // trellisRows computes 16 outputs per band for nbands consecutive bands.
@@ -42,14 +45,33 @@ type trellisTables struct {
 var trellisTab = func() (t [5]trellisTables) {
 	for k := 2; k <= 4; k++ {
 		tt := &t[k]
+			// Qword i of strip c takes the tile's bytes from (8c+i)·k-2 on,
+		// circularly: the 16 bits before weight 64c+8i's own, then those of
+		// weights 64c+8i..+7; of its 8 bytes the first k+2 are needed.
+		// Z0 holds tile bytes [0, 64), Z1 [32k-64, 32k); a strip reads from
+		// Z0 alone (indices 0-63), Z1 alone (0-63) or both (Z1 as 64-127).
 		n := 32 * k
-		// Qword i of strip c holds the tile's bytes from (8c+i)·k-2 on
-		// (circularly): the 16 bits before weight 64c+8i's own and the 8k
-		// bits of weights 64c+8i..+7.
+		last := n - 64
 		for c := 0; c < 4; c++ {
+			src := trellisStripSrc(k, c)
 			for i := 0; i < 8; i++ {
 				for by := 0; by < 8; by++ {
-					tt.perm[64*c+8*i+by] = byte(((8*c+i)*k - 2 + by + n) % n)
+					need := min(by, k+1) // unneeded bytes repeat the last needed one
+					t := ((8*c+i)*k - 2 + need + n) % n
+					var ix int
+					switch {
+					case src == 0 && t < 64:
+						ix = t
+					case src == 1 && t >= last:
+						ix = t - last
+					case src == 2 && t < 64:
+						ix = t
+					case src == 2 && t >= last:
+						ix = 64 + t - last
+					default:
+						panic(fmt.Sprintf("trellis tables: k=%d strip %d byte %d not in its source", k, c, t))
+					}
+					tt.perm[64*c+8*i+by] = byte(ix)
 				}
 			}
 		}
@@ -70,26 +92,32 @@ var trellisTab = func() (t [5]trellisTables) {
 	return t
 }()
 
+// trellisStripSrc says where strip c's bytes are for k: 0 = Z0 (the tile's
+// first 64 bytes), 1 = Z1 (its last 64), 2 = both (VPERMI2B). It must
+// match the assembly's per-k strip sequence.
+func trellisStripSrc(k, c int) int {
+	switch k {
+	case 2:
+		return 0
+	case 3:
+		return [4]int{2, 0, 1, 1}[c]
+	}
+	return [4]int{2, 0, 2, 1}[c]
+}
+
 // trellisCall runs the assembly kernel for token t over nbands bands from
 // band b0, writing 16 floats per band to out.
 func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) {
 	st := &b.shared.trellis
 	m := st.m
 	tt := &trellisTab[m.Bits]
-	var hi uint64
-	switch m.Bits {
-	case 3:
-		hi = 1<<32 - 1
-	case 4:
-		hi = ^uint64(0)
-	}
 	a := &ws.tr
 	*a = trellisArgs{
 		xq: &st.xq[t*st.cp], sx: &st.sx[t*m.Groups], sq: &st.sq[t*m.Groups],
 		scales: &m.Scales[b0*m.Groups*32], tiles: &m.Tiles[b0*m.TileCols*m.TileBytes],
 		lut: &st.levels.lut[0], perm: &tt.perm[0], ctl: &tt.ctl[0], aff: &tt.aff[0],
 		groups: m.Groups, tpg: m.GroupSize / 16, tcols: m.TileCols, tileBytes: m.TileBytes,
-		hiMask: hi, bandBytes: m.TileCols * m.TileBytes,
+		lastOff: m.TileBytes - 64, bandBytes: m.TileCols * m.TileBytes, bits: m.Bits,
 	}
 	trellisRows(out, nbands, a)
 }

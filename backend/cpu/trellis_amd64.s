@@ -1,21 +1,34 @@
 #include "textflag.h"
 
-// One 16×4 strip of a tile: VPERMI2B gathers each qword's source bytes from
-// the tile (Z0:Z1) by the strip's index table, two VPMULTISHIFTQB cut the
-// hash fields A and B of each weight's window, two GF2P8AFFINEQB and an XOR
-// hash them to the 6-bit codebook index, VPERMB looks up the level byte,
-// and VPDPBUSD multiplies with the strip's four activation bytes
-// (broadcast), lane r accumulating row r.
-#define STRIP(perm, xoff) \
-	VMOVDQA64 perm, Z2 \
-	VPERMI2B Z1, Z0, Z2 \
+// A tile is loaded once into Z0 (its first 64 bytes) and Z1 (its last 64
+// bytes: the same for k=2, bytes 32-95 for k=3, 64-127 for k=4). Each
+// 16×4 strip then gets its source bytes by one permute (VPERMB from the one
+// register that holds them, VPERMI2B over both where a strip straddles
+// them or wraps around, tail-biting): qword i receives the 8 bytes from 2
+// bytes before weight 8i's bits. Two VPMULTISHIFTQB cut the hash fields A
+// (window bits 0-7) and B (bits 4-11) of each weight, two GF2P8AFFINEQB and
+// an XOR hash them to the 6-bit codebook index, VPERMB looks up the level
+// byte, and VPDPBUSD multiplies with the strip's four activation bytes
+// (broadcast), lane r accumulating row r; each strip has its own
+// accumulator so that the four VPDPBUSD of a tile do not wait on each other.
+#define HASH(acc, xoff) \
 	VPMULTISHIFTQB Z2, Z24, Z3 \
 	VPMULTISHIFTQB Z2, Z25, Z4 \
 	VGF2P8AFFINEQB $0, Z26, Z3, Z3 \
 	VGF2P8AFFINEQB $0, Z27, Z4, Z4 \
 	VPXORQ Z4, Z3, Z3 \
 	VPERMB Z30, Z3, Z3 \
-	VPDPBUSD.BCST xoff(R13), Z3, Z29
+	VPDPBUSD.BCST xoff(R13), Z3, acc
+
+// ONE: the strip's bytes are all in src; BOTH: they need Z0 and Z1.
+#define ONE(src, idx, acc, xoff) \
+	VPERMB src, idx, Z2 \
+	HASH(acc, xoff)
+
+#define BOTH(idx, acc, xoff) \
+	VMOVDQA64 idx, Z2 \
+	VPERMI2B Z1, Z0, Z2 \
+	HASH(acc, xoff)
 
 // func trellisRows(out *float32, nbands int, a *trellisArgs)
 TEXT ·trellisRows(SB), NOSPLIT, $0-24
@@ -35,8 +48,7 @@ TEXT ·trellisRows(SB), NOSPLIT, $0-24
 	MOVQ 64(R8), AX
 	VPBROADCASTQ (AX), Z26
 	VPBROADCASTQ 8(AX), Z27
-	MOVQ 104(R8), AX
-	KMOVQ AX, K4
+	MOVQ 104(R8), DX            // offset of a tile's last 64 bytes
 	MOVQ 24(R8), R11
 	MOVQ 32(R8), R12
 	TESTQ CX, CX
@@ -53,6 +65,9 @@ band:
 
 group:
 	VPXORD Z29, Z29, Z29
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
 	MOVQ 80(R8), R10
 	CMPQ R10, R9
 	CMOVQGT R9, R10
@@ -60,16 +75,39 @@ group:
 
 tile:
 	VMOVDQU8 (SI), Z0
-	VMOVDQU8.Z 64(SI), K4, Z1
-	STRIP(Z20, 0)
-	STRIP(Z21, 4)
-	STRIP(Z22, 8)
-	STRIP(Z23, 12)
+	VMOVDQU8 (SI)(DX*1), Z1
+	MOVQ 120(R8), AX
+	CMPQ AX, $3
+	JEQ tile3
+	JGT tile4
+	ONE(Z0, Z20, Z29, 0)
+	ONE(Z0, Z21, Z16, 4)
+	ONE(Z0, Z22, Z17, 8)
+	ONE(Z0, Z23, Z18, 12)
+	JMP tiled
+
+tile3:
+	BOTH(Z20, Z29, 0)
+	ONE(Z0, Z21, Z16, 4)
+	ONE(Z1, Z22, Z17, 8)
+	ONE(Z1, Z23, Z18, 12)
+	JMP tiled
+
+tile4:
+	BOTH(Z20, Z29, 0)
+	ONE(Z0, Z21, Z16, 4)
+	BOTH(Z22, Z17, 8)
+	ONE(Z1, Z23, Z18, 12)
+
+tiled:
 	ADDQ 96(R8), SI
 	ADDQ $16, R13
 	DECQ R10
 	JNZ tile
 
+	VPADDD Z16, Z29, Z29
+	VPADDD Z18, Z17, Z17
+	VPADDD Z17, Z29, Z29
 	VCVTDQ2PS Z29, Z29
 	VBROADCASTSS (R14), Z5
 	VBROADCASTSS (R15), Z6

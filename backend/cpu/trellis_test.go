@@ -73,3 +73,75 @@ func TestTrellisKernels(t *testing.T) {
 		}
 	}
 }
+
+// randomTrellis is a rows×cols trellis matrix with random codes (every
+// bitstream is valid; speed does not depend on the values), scales ≈ 0.01
+// and a Gaussian codebook.
+func randomTrellis(rng *rand.Rand, rows, cols, bits, gs int) *codec.TrellisMatrix {
+	m := &codec.TrellisMatrix{R: rows, C: cols, Bits: bits, GroupSize: gs, Groups: (cols + gs - 1) / gs,
+		Bands: (rows + 15) / 16, TileCols: (cols + 15) / 16, TileBytes: 32 * bits, Codebook: make([]float32, codec.TrellisCodebookSize)}
+	for i := range m.Codebook {
+		m.Codebook[i] = float32(i-32) / 14
+	}
+	m.Scales = make([]byte, 2*16*m.Bands*m.Groups)
+	for i := 0; i < len(m.Scales); i += 2 {
+		m.Scales[i], m.Scales[i+1] = 0x1f, 0x21
+	}
+	m.Tiles = make([]byte, m.Bands*m.TileCols*m.TileBytes)
+	for i := range m.Tiles {
+		m.Tiles[i] = byte(rng.Uint32())
+	}
+	return m
+}
+
+// BenchmarkTrellisCompute is one core's decode ceiling: a 512×5120 trellis
+// matrix (in cache) times one token, in weight bytes per second.
+func BenchmarkTrellisCompute(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, lv := range Levels() {
+		for _, bits := range []int{2, 3, 4} {
+			b.Run(fmt.Sprintf("%s/q%d", lv, bits), func(b *testing.B) {
+				m := randomTrellis(rng, 512, 5120, bits, 128)
+				be := NewWithLevel(1, lv)
+				defer be.Close()
+				x := randVec(rng, 5120, 1)
+				dst := make([]float32, 512)
+				b.SetBytes(int64(len(m.Tiles) + len(m.Scales)))
+				for b.Loop() {
+					be.MatMulF32(dst, x, m, 1)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkTrellisDRAM streams 16 distinct 17920×5120 3-bit trellis
+// matrices (about 560 MB) through the decode kernel, one token each, as in
+// decoding; compare its MB/s with `upg bench`'s read bandwidth.
+func BenchmarkTrellisDRAM(b *testing.B) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	var ms []*codec.TrellisMatrix
+	var total int64
+	for range 16 {
+		m := randomTrellis(rng, 17920, 5120, 3, 128)
+		ms = append(ms, m)
+		total += int64(len(m.Tiles) + len(m.Scales))
+	}
+	for _, lv := range Levels() {
+		if lv == LevelGeneric {
+			continue
+		}
+		b.Run(lv.String(), func(b *testing.B) {
+			be := NewWithLevel(0, lv)
+			defer be.Close()
+			x := randVec(rng, 5120, 1)
+			dst := make([]float32, 17920)
+			b.SetBytes(total)
+			for b.Loop() {
+				for _, m := range ms {
+					be.MatMulF32(dst, x, m, 1)
+				}
+			}
+		})
+	}
+}
