@@ -45,7 +45,7 @@ type trellisTables struct {
 var trellisTab = func() (t [5]trellisTables) {
 	for k := 2; k <= 4; k++ {
 		tt := &t[k]
-			// Qword i of strip c takes the tile's bytes from (8c+i)·k-2 on,
+		// Qword i of strip c takes the tile's bytes from (8c+i)·k-2 on,
 		// circularly: the 16 bits before weight 64c+8i's own, then those of
 		// weights 64c+8i..+7; of its 8 bytes the first k+2 are needed.
 		// Z0 holds tile bytes [0, 64), Z1 [32k-64, 32k); a strip reads from
