@@ -110,6 +110,7 @@ type Backend struct {
 	mmRun            func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
 	prepRun, packRun func(w, lo, hi int) // b.prepTokens, b.packTiles
 	trellisPrepRun   func(w, lo, hi int) // b.trellisPrep
+	trellisPackRun   func(w, lo, hi int) // b.trellisPack
 	ws               []workerState
 	shared           sharedState
 
@@ -153,7 +154,7 @@ func NewWithLevel(threads int, level Level) *Backend {
 	b := &Backend{threads: threads, level: level, ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
 	b.prepRun, b.packRun = b.prepTokens, b.packTiles
-	b.trellisPrepRun = b.trellisPrep
+	b.trellisPrepRun, b.trellisPackRun = b.trellisPrep, b.trellisPack
 	b.attnRun, b.swiRun = b.attnWork, b.swigluWork
 	b.pool.start(threads)
 	return b

@@ -21,6 +21,12 @@ type trellisState struct {
 	xr     []float32 // n × cp rotated input (Go kernel)
 	xq     []int8    // n × cp quantized input (assembly kernel)
 	sx, sq []float32 // n × groups: α·s_x and β·s_x·Σx_q
+	// Token tiles of the tile kernel (trellisTile), tileN tokens each, the
+	// last zero-padded: xqT[tile][quad][token][4] (quad: 4 columns) and
+	// gfT[tile][group][α·s_x of 8 tokens, β·s_x·Σx_q of 8 tokens].
+	tiles int
+	xqT   []int8
+	gfT   []float32
 }
 
 // trellisAsm reports whether the assembly kernel runs at level lv.
@@ -43,7 +49,48 @@ func (b *Backend) prepareTrellis(m *codec.TrellisMatrix) {
 		st.sx = growF(st.sx, n*m.Groups)
 		st.sq = growF(st.sq, n*m.Groups)
 	}
+	st.tiles = 0
+	if st.asm && n > 1 {
+		st.tiles = (n + tileN - 1) / tileN
+		if cap(st.xqT) < st.tiles*tileN*st.cp {
+			st.xqT = make([]int8, st.tiles*tileN*st.cp)
+		}
+		st.xqT = st.xqT[:st.tiles*tileN*st.cp]
+		st.gfT = growF(st.gfT, st.tiles*m.Groups*2*tileN)
+	}
 	b.parallelFor(n, 1, b.trellisPrepRun)
+	if st.tiles > 0 {
+		b.parallelFor(st.tiles, 1, b.trellisPackRun)
+	}
+}
+
+// trellisPack lays token tiles [lo, hi) out for trellisTile.
+func (b *Backend) trellisPack(w, lo, hi int) {
+	st := &b.shared.trellis
+	n, cp, G := b.mm.n, st.cp, st.m.Groups
+	for tile := lo; tile < hi; tile++ {
+		dst := st.xqT[tile*tileN*cp : (tile+1)*tileN*cp]
+		gf := st.gfT[tile*G*2*tileN : (tile+1)*G*2*tileN]
+		for u := 0; u < tileN; u++ {
+			t := tile*tileN + u
+			if t >= n {
+				for q := 0; q < cp/4; q++ {
+					clear(dst[(q*tileN+u)*4 : (q*tileN+u+1)*4])
+				}
+				for g := 0; g < G; g++ {
+					gf[g*2*tileN+u], gf[g*2*tileN+tileN+u] = 0, 0
+				}
+				continue
+			}
+			src := st.xq[t*cp : (t+1)*cp]
+			for q := 0; q < cp/4; q++ {
+				copy(dst[(q*tileN+u)*4:(q*tileN+u+1)*4], src[4*q:4*q+4])
+			}
+			for g := 0; g < G; g++ {
+				gf[g*2*tileN+u], gf[g*2*tileN+tileN+u] = st.sx[t*G+g], st.sq[t*G+g]
+			}
+		}
+	}
 }
 
 // trellisPrep prepares tokens [lo, hi): copy, pad, rotate, quantize.
@@ -81,12 +128,32 @@ func (b *Backend) trellisRowsRun(ws *workerState, lo, hi int) {
 		out := j.dst[t*m.R : (t+1)*m.R]
 		full := min(b1, m.R/16) // bands whose 16 rows all exist
 		if st.asm {
+			if st.tiles > 0 {
+				if t%tileN != 0 {
+					continue // the tile kernel did this token with the tile's first
+				}
+				tile := t / tileN
+				nt := min(tileN, j.n-t)
+				if full > b0 {
+					b.trellisCall(ws, tile, b0, full-b0, &out[16*b0], m.R)
+				}
+				if full < b1 {
+					// The last band's rows end early: through scratch.
+					var part [tileN * 16]float32
+					b.trellisCall(ws, tile, full, 1, &part[0], 16)
+					for u := 0; u < nt; u++ {
+						copy(j.dst[(t+u)*m.R+16*full:(t+u+1)*m.R], part[16*u:])
+					}
+				}
+				continue
+			}
 			if full > b0 {
-				b.trellisCall(ws, t, b0, full-b0, &out[16*b0])
+				b.trellisCall(ws, t, b0, full-b0, &out[16*b0], m.R)
 			}
 			if full < b1 {
-				b.trellisCall(ws, t, full, 1, &ws.tsc[0])
-				copy(out[16*full:], ws.tsc[:m.R-16*full])
+				var part [16]float32
+				b.trellisCall(ws, t, full, 1, &part[0], 16)
+				copy(out[16*full:], part[:m.R-16*full])
 			}
 			continue
 		}

@@ -28,12 +28,21 @@ type trellisArgs struct {
 	lastOff   int      // 104: offset of a tile's last 64 bytes (32k-64)
 	bandBytes int      // 112
 	bits      int      // 120: k
+	nt        int      // 128: tokens of the tile (trellisTile)
+	outStride int      // 136: bytes between two tokens' outputs (trellisTile)
+	scratch   *float32 // 144: 8×16 floats (trellisTile)
 }
 
 // trellisRows computes 16 outputs per band for nbands consecutive bands.
 //
 //go:noescape
 func trellisRows(out *float32, nbands int, a *trellisArgs)
+
+// trellisTile computes 16 outputs per band for nbands bands and the a.nt
+// (1..8) tokens of a token tile, decoding each strip once.
+//
+//go:noescape
+func trellisTile(out *float32, nbands int, a *trellisArgs)
 
 // trellisTables are the constant tables of trellisRows for one bit width.
 type trellisTables struct {
@@ -105,19 +114,26 @@ func trellisStripSrc(k, c int) int {
 	return [4]int{2, 0, 2, 1}[c]
 }
 
-// trellisCall runs the assembly kernel for token t over nbands bands from
-// band b0, writing 16 floats per band to out.
-func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) {
+// trellisCall runs the assembly kernel for token t (token tile t when the
+// job is tiled) over nbands bands from band b0, writing 16 floats per band
+// (per token) to out (token stride outStride floats).
+func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32, outStride int) {
 	st := &b.shared.trellis
 	m := st.m
 	tt := &trellisTab[m.Bits]
 	a := &ws.tr
 	*a = trellisArgs{
-		xq: &st.xq[t*st.cp], sx: &st.sx[t*m.Groups], sq: &st.sq[t*m.Groups],
 		scales: &m.Scales[b0*m.Groups*32], tiles: &m.Tiles[b0*m.TileCols*m.TileBytes],
 		lut: &st.levels.lut[0], perm: &tt.perm[0], ctl: &tt.ctl[0], aff: &tt.aff[0],
 		groups: m.Groups, tpg: m.GroupSize / 16, tcols: m.TileCols, tileBytes: m.TileBytes,
 		lastOff: m.TileBytes - 64, bandBytes: m.TileCols * m.TileBytes, bits: m.Bits,
 	}
+	if st.tiles > 0 {
+		a.xq, a.sx = &st.xqT[t*tileN*st.cp], &st.gfT[t*m.Groups*2*tileN]
+		a.nt, a.outStride, a.scratch = min(tileN, b.mm.n-t*tileN), 4*outStride, &ws.tsc[0]
+		trellisTile(out, nbands, a)
+		return
+	}
+	a.xq, a.sx, a.sq = &st.xq[t*st.cp], &st.sx[t*m.Groups], &st.sq[t*m.Groups]
 	trellisRows(out, nbands, a)
 }

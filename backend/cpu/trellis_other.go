@@ -6,6 +6,6 @@ const hasTrellisAsm = false
 
 type trellisArgs struct{}
 
-func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) {
+func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32, outStride int) {
 	panic("cpu: no trellis assembly kernel on this architecture")
 }

@@ -56,7 +56,7 @@ func TestTrellisKernels(t *testing.T) {
 		b := NewWithLevel(2, lv)
 		defer b.Close()
 		for _, m := range mats {
-			for _, n := range []int{1, 3} {
+			for _, n := range []int{1, 3, 11} { // 11: a full and a partial token tile
 				t.Run(fmt.Sprintf("%s/%dx%d/k%d/g%d/n%d", lv, m.R, m.C, m.Bits, m.GroupSize, n), func(t *testing.T) {
 					x := randVec(rng, n*m.C, 1)
 					got := make([]float32, n*m.R)
@@ -95,22 +95,30 @@ func randomTrellis(rng *rand.Rand, rows, cols, bits, gs int) *codec.TrellisMatri
 }
 
 // BenchmarkTrellisCompute is one core's decode ceiling: a 512×5120 trellis
-// matrix (in cache) times one token, in weight bytes per second.
+// matrix (in cache) times one token, in weight bytes per second; n64 is a
+// 64-token prefill (the tile kernel: each decode serves 8 tokens).
 func BenchmarkTrellisCompute(b *testing.B) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, lv := range Levels() {
 		for _, bits := range []int{2, 3, 4} {
-			b.Run(fmt.Sprintf("%s/q%d", lv, bits), func(b *testing.B) {
-				m := randomTrellis(rng, 512, 5120, bits, 128)
-				be := NewWithLevel(1, lv)
-				defer be.Close()
-				x := randVec(rng, 5120, 1)
-				dst := make([]float32, 512)
-				b.SetBytes(int64(len(m.Tiles) + len(m.Scales)))
-				for b.Loop() {
-					be.MatMulF32(dst, x, m, 1)
+			for _, n := range []int{1, 64} {
+				name := fmt.Sprintf("%s/q%d", lv, bits)
+				if n > 1 {
+					name += fmt.Sprintf("/n%d", n)
 				}
-			})
+				b.Run(name, func(b *testing.B) {
+					m := randomTrellis(rng, 512, 5120, bits, 128)
+					be := NewWithLevel(1, lv)
+					defer be.Close()
+					x := randVec(rng, n*5120, 1)
+					dst := make([]float32, n*512)
+					b.SetBytes(int64(len(m.Tiles) + len(m.Scales)))
+					for b.Loop() {
+						be.MatMulF32(dst, x, m, n)
+					}
+					b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tok/s")
+				})
+			}
 		}
 	}
 }
