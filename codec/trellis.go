@@ -440,9 +440,10 @@ func rowGroupScale(w []float32) float32 {
 	return roundF16(float32(math.Sqrt(ss / float64(len(w)))))
 }
 
-// tileTargets fills x (codebook units) and wt (squared scales) for the tile
-// at band rows [r0, r0+16), columns [c0, c0+16) of w (cp columns).
-func tileTargets(x, wt []float32, w []float32, cp, r0, c0 int, sc []float32) {
+// tileTargets fills x (codebook units) and wt (the cost of a unit error:
+// the squared scale times the column's weight cw, nil meaning 1) for the
+// tile at band rows [r0, r0+16), columns [c0, c0+16) of w (cp columns).
+func tileTargets(x, wt []float32, w []float32, cp, r0, c0 int, sc, cw []float32) {
 	for r := 0; r < 16; r++ {
 		s := sc[r]
 		inv := float32(0)
@@ -453,6 +454,9 @@ func tileTargets(x, wt []float32, w []float32, cp, r0, c0 int, sc []float32) {
 			p := TrellisPos(r, c)
 			x[p] = w[(r0+r)*cp+c0+c] * inv
 			wt[p] = s * s
+			if cw != nil {
+				wt[p] *= cw[c0+c]
+			}
 		}
 	}
 }
@@ -484,7 +488,7 @@ func learnTrellisCodebook(w []float32, rp, cp, gs, k int) []float32 {
 				row := w[(16*b+r)*cp:]
 				sc[r] = rowGroupScale(row[g0:min(g0+gs, cp)])
 			}
-			tileTargets(x[:], wt[:], w, cp, 16*b, c0, sc[:])
+			tileTargets(x[:], wt[:], w, cp, 16*b, c0, sc[:], nil)
 			ts.encodeTile(x[:], wt[:], cb, tile)
 			for p := range x {
 				idx := trellisIdx[ts.states[p]]
@@ -546,6 +550,22 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 			return nil, fmt.Errorf("codec trellis: %v", err)
 		}
 	}
+	// With feedback, an error in column c costs what GPTQ's factor says
+	// its innovation is worth, 1/U[c][c]² (the LDL diagonal): the search
+	// weighs the block's columns by it (normalised to mean 1).
+	var cw []float32
+	if prep != nil {
+		cw = make([]float32, cp)
+		var sum float64
+		for c := range cw {
+			u := float64(prep.Ucc[c])
+			cw[c] = float32(1 / (u * u))
+			sum += float64(cw[c])
+		}
+		for c := range cw {
+			cw[c] = float32(float64(cw[c]) * float64(cp) / sum)
+		}
+	}
 	cb := learnTrellisCodebook(work, rp, cp, l.gs, l.k)
 	out := make([]byte, l.sz)
 	for i, v := range cb {
@@ -570,7 +590,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 						sc[r] = rowGroupScale(row[c0:min(c0+l.gs, cp)])
 					}
 				}
-				tileTargets(x[:], wt[:], work, cp, r0, c0, sc)
+				tileTargets(x[:], wt[:], work, cp, r0, c0, sc, cw)
 				ts.encodeTile(x[:], wt[:], cb, tiles[(b*l.tcols+c0/16)*l.tileBytes:(b*l.tcols+c0/16+1)*l.tileBytes])
 				for c := c0; c < c0+16; c++ {
 					for r := 0; r < 16; r++ {

@@ -34,12 +34,18 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 	case "trellis":
 		// Trellis codes at 2-4 bits; the scalar Lloyd codec above that,
 		// where a trellis adds little and the planner may want more bits.
+		// One scale per row (a group of all columns, rounded up to the
+		// tiles) is a candidate too: after the rotation rows are alike.
+		row := (cols + 15) &^ 15
 		for _, b := range []int{2, 3, 4} {
-			for _, g := range []int{256, 128, 64} {
-				if g > cols && g != 64 {
+			for _, g := range []int{row, 256, 128, 64} {
+				if g > row || g == row && row <= 256 {
 					continue
 				}
 				out = append(out, codec.Params{Codec: "trellis", Bits: b, GroupSize: g, Rotate: rot})
+			}
+			if row <= 256 {
+				out = append(out, codec.Params{Codec: "trellis", Bits: b, GroupSize: row, Rotate: rot})
 			}
 		}
 		for _, b := range []int{5, 6, 8} {
