@@ -239,7 +239,8 @@ func Run(src, out string, opts Options) (*Report, error) {
 	if fileSize() > target {
 		return nil, fmt.Errorf("cannot meet %.3f bits per weight: the smallest encodings plus metadata need %d bytes; raise --target-bpw", opts.TargetBPW, fileSize())
 	}
-	slog.Info("bit allocation done", "tensors", len(plans), "planned_bytes", fileSize(), "target_bytes", target)
+	slog.Info("bit allocation done", "tensors", len(plans), "planned_bytes", fileSize(), "target_bytes", target,
+		"codecs", FamilyNote(opts.Family))
 
 	// 3. Encode layer by layer and write.
 	w, err := upgfile.Create(out)

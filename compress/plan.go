@@ -81,6 +81,20 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 	return out, nil
 }
 
+// FamilyNote says what a family chooses from and why, for the log: the
+// default stays with the scalar codec because trellis codes, though lower
+// in error per byte, cost more arithmetic to decode and have no CUDA kernel
+// yet.
+func FamilyNote(f Family) string {
+	switch f {
+	case "auto", "":
+		return "auto: dense scalar (Lloyd) codes, the fastest to decode on every backend; --codec trellis gives lower error per byte (miniphi-29m at 3.2 bits/weight: see docs/benchmarks.md) but decodes with about 1.4x the CPU arithmetic and runs on CUDA only through an fp16 copy"
+	case "trellis":
+		return "trellis codes at 2-4 bits per weight (dense scalar codes above): lower error per byte than --codec dense; decoding costs about 1.4x its CPU arithmetic, and the CUDA backend has no trellis kernel yet (it uploads fp16 copies)"
+	}
+	return string(f)
+}
+
 // tensorPlan is one tensor's candidates and estimated relative errors.
 type tensorPlan struct {
 	name       string
