@@ -521,6 +521,8 @@ func FuzzOpen(f *testing.F) {
 		{Codec: "sparse", Bits: 3, GroupSize: 16, Density: 0.1},
 		{Codec: "overlay", Bits: 3, GroupSize: 8, OverlayFrac: 0.2},
 		{Codec: "bf16"},
+		{Codec: "trellis", Bits: 3, GroupSize: 16, Rotate: 0},
+		{Codec: "trellis", Bits: 2, GroupSize: 32},
 	}
 	rng := rand.New(rand.NewPCG(14, 15))
 	w := randMatrix(rng, 3, 13, true)
