@@ -10,32 +10,80 @@ import (
 // 64 weights at a time are cut out of the tile's bitstream, hashed to
 // codebook indices and looked up as level bytes, and multiplied with
 // VPDPBUSD into sixteen row accumulators (trellisRows, AVX-512 with VBMI
-// and GFNI). Other machines run the portable Go kernel on float inputs.
+// and GFNI). AVX2 (trellisRowsAVX2: VPSHUFB nibble hash, VPMADDUBSW) and
+// NEON (trellisRowsNEON: TBL nibble hash, SDOT or SMULL+SADALP) do the same
+// with level bytes ≤ 127. Other machines run the portable Go kernel on float
+// inputs.
 
 // trellisState is the per-call preparation of a trellis multiply.
 type trellisState struct {
 	m      *codec.TrellisMatrix
 	asm    bool
+	level  Level
 	cp     int // padded columns (16·TileCols)
 	levels q8Levels
-	xr     []float32 // n × cp rotated input (Go kernel)
-	xq     []int8    // n × cp quantized input (assembly kernel)
-	sx, sq []float32 // n × groups: α·s_x and β·s_x·Σx_q
+	pieces [4][32]byte // AVX2: the level table as four XOR-telescoped VPSHUFB pieces (trellisPieces)
+	last   []byte      // AVX2, NEON: the last band's tiles with 32 bytes of padding (the kernels read past a tile)
+	xr     []float32   // n × cp rotated input (Go kernel)
+	xq     []int8      // n × cp quantized input (assembly kernel)
+	sx, sq []float32   // n × groups: α·s_x and β·s_x·Σx_q
 }
 
-// trellisAsm reports whether the assembly kernel runs at level lv.
-func trellisAsm(lv Level) bool { return lv == LevelAVX512 && hasTrellisAsm }
+// trellisAsm reports whether an assembly kernel runs at level lv.
+func trellisAsm(lv Level) bool { return trellisUmax(lv) > 0 }
+
+// trellisQ8Levels is the level table of the int8 kernels with level bytes
+// ≤ umax. Unlike newQ8LevelsMax it always fills lut (the kernels always look
+// the 64 indices up, also for a linear codebook).
+func trellisQ8Levels(cb []float32, umax int) q8Levels {
+	q := newQ8LevelsMax(cb, 6, umax)
+	if !q.useLut {
+		for i := range q.lut {
+			q.lut[i] = byte(i)
+		}
+		q.useLut = true
+	}
+	return q
+}
+
+// trellisPieces splits a 64-entry table into the four 16-entry VPSHUFB
+// tables the AVX2 kernel XORs: with v = 0x40|idx, the lookup at v+16j has
+// its bit 7 clear exactly when idx < 64-16j, so piece j must be L[3-j] ^
+// L[4-j] (L[4] = 0) for the XOR over the pieces that fire to telescope to
+// L[idx>>4]. Each piece is replicated over both 128-bit lanes.
+func trellisPieces(lut *[64]byte) (p [4][32]byte) {
+	for j := 0; j < 4; j++ {
+		for i := 0; i < 32; i++ {
+			v := lut[16*(3-j)+i%16]
+			if j > 0 {
+				v ^= lut[16*(4-j)+i%16]
+			}
+			p[j][i] = v
+		}
+	}
+	return p
+}
 
 func (b *Backend) prepareTrellis(m *codec.TrellisMatrix) {
 	j := &b.mm
 	st := &b.shared.trellis
 	st.m = m
 	st.asm = trellisAsm(b.level)
+	st.level = b.level
 	st.cp = 16 * m.TileCols
 	n := j.n
 	st.xr = growF(st.xr, n*st.cp)
 	if st.asm {
-		st.levels = newQ8LevelsMax(m.Codebook, 6, 255)
+		st.levels = trellisQ8Levels(m.Codebook, trellisUmax(b.level))
+		st.pieces = trellisPieces(&st.levels.lut)
+		if b.level != LevelAVX512 {
+			// The AVX2 and NEON kernels load 16 bytes per lane and may read
+			// up to 14 bytes past a tile: run the matrix's last band from a
+			// padded copy so that they never read past the tiles.
+			bb := m.TileCols * m.TileBytes
+			st.last = append(st.last[:0], m.Tiles[(m.Bands-1)*bb:m.Bands*bb]...)
+			st.last = append(st.last, make([]byte, 32)...)
+		}
 		if cap(st.xq) < n*st.cp {
 			st.xq = make([]int8, n*st.cp)
 		}
@@ -67,6 +115,13 @@ func (b *Backend) trellisPrep(w, lo, hi int) {
 			s, sum := quantizeGroup(st.xq[t*cp+c0:t*cp+c1], xr[c0:c1])
 			st.sx[t*G+g] = st.levels.alpha * s
 			st.sq[t*G+g] = st.levels.beta * s * float32(sum)
+		}
+		if trellisSwapPairs(st.level) {
+			// The AVX2 kernel leaves each pair of columns swapped.
+			q := st.xq[t*cp : (t+1)*cp]
+			for i := 0; i+1 < len(q); i += 2 {
+				q[i], q[i+1] = q[i+1], q[i]
+			}
 		}
 	}
 }

@@ -1,11 +1,30 @@
 package cpu
 
 import (
+	"unsafe"
+
 	"github.com/upg-ai/upg/codec"
 	"golang.org/x/sys/cpu"
 )
 
 var hasTrellisAsm = hasAVX512 && cpu.X86.HasAVX512GFNI
+
+// trellisUmax is the largest level byte of the int8 trellis kernel at level
+// lv, 0 where the Go kernel runs: VPDPBUSD multiplies unsigned bytes, and
+// VPMADDUBSW's int16 pair sums stay exact with bytes ≤ 127.
+func trellisUmax(lv Level) int {
+	switch {
+	case lv == LevelAVX512 && hasTrellisAsm:
+		return 255
+	case lv == LevelAVX2 && hasAVX2:
+		return 127
+	}
+	return 0
+}
+
+// trellisSwapPairs: the AVX2 kernel's level bytes come out with each pair
+// of columns swapped (see trellisAVX2Tables), so its activations are too.
+func trellisSwapPairs(lv Level) bool { return lv == LevelAVX2 }
 
 // trellisArgs is the argument block of trellisRows; the assembly reads it by
 // offset (TestArgOffsets checks them).
@@ -70,11 +89,94 @@ var trellisTab = func() (t [5]trellisTables) {
 	return t
 }()
 
+// trellisI8Args is the argument block of trellisRowsAVX2; the assembly
+// reads it by offset (TestArgOffsets checks them).
+type trellisI8Args struct {
+	xq        *int8              // 0: the token's quantized input (pairs swapped), padded to 16·TileCols
+	sx        *float32           // 8: α·s_x per group
+	sq        *float32           // 16: β·s_x·Σx_q per group
+	scales    *byte              // 24: fp16 scales of the first band
+	tiles     *byte              // 32: the first band's tiles
+	tab       *trellisAVX2Tables // 40
+	pieces    *[4][32]byte       // 48: the level table in VPSHUFB pieces
+	groups    int                // 56
+	tpg       int                // 64: tiles per group
+	tcols     int                // 72: tiles per band
+	tileBytes int                // 80
+	bandBytes int                // 88
+}
+
+// trellisAVX2Tables are the constant tables of trellisRowsAVX2 for one bit
+// width; the assembly reads them by offset.
+//
+// A step decodes 32 consecutive trellis positions (a 16×4 strip's rows
+// 0-7 or 8-15), 16 per 128-bit lane: lane l of chunk ch (0..7) holds the 16
+// bytes of the tile from 4k·ch + 2k·l − 2 on (chunk 0 lane 0 takes the
+// tile's last two bytes first, tail-biting), so that position i of the
+// lane has its 12-bit window at bit (i+1)·k + 4 of the lane, for every
+// chunk and lane. Nibble t (bits 4t..4t+3) of the windows of positions 2w
+// and 2w+1 lies in the lane's bytes ctl[t][2w], +1 (a 16-bit word);
+// VPMULHUW by mulA (a right shift) brings position 2w+1's nibble to the
+// low byte, VPMULLW by mulB (a left shift) position 2w's to the high byte,
+// and two masks leave the nibbles alone: the level bytes come out with the
+// pair's columns swapped. The hash is linear, idx = H0[n0]^H1[n1]^H2[n2]
+// (VPSHUFB); H0 also sets bit 6, which the level lookup uses (trellisPieces).
+type trellisAVX2Tables struct {
+	ctl   [3][32]byte   // 0
+	mulA  [3][16]uint16 // 96
+	mulB  [3][16]uint16 // 192
+	maskA [16]uint16    // 288: 0x000f
+	maskB [16]uint16    // 320: 0x0f00
+	hash  [3][32]byte   // 352: H0|0x40, H1, H2
+	add   [3][32]byte   // 448: 0x10, 0x20, 0x30
+	ones  [16]int16     // 544
+}
+
+var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
+	for k := 2; k <= 4; k++ {
+		tt := &t[k]
+		for nib := 0; nib < 3; nib++ {
+			for w := 0; w < 8; w++ {
+				f := (2*w+1)*k + 4 + 4*nib // the even position's nibble, in bits of the lane
+				b0, sB := f/8, f%8
+				sA := sB + k
+				for l := 0; l < 2; l++ {
+					tt.ctl[nib][16*l+2*w] = byte(b0)
+					tt.ctl[nib][16*l+2*w+1] = byte(b0 + 1)
+					tt.mulA[nib][8*l+w] = uint16(1 << (16 - sA))
+					tt.mulB[nib][8*l+w] = uint16(1 << (8 - sB))
+				}
+			}
+			for i := 0; i < 32; i++ {
+				h := byte(codec.TrellisIndex(uint32(i%16) << (4 * nib)))
+				if nib == 0 {
+					h |= 0x40
+				}
+				tt.hash[nib][i] = h
+				tt.add[nib][i] = byte(0x10 * (nib + 1))
+			}
+		}
+		for i := 0; i < 16; i++ {
+			tt.maskA[i], tt.maskB[i], tt.ones[i] = 0x000f, 0x0f00, 1
+		}
+	}
+	return t
+}()
+
+// trellisRowsAVX2 computes 16 outputs per band for nbands consecutive bands.
+//
+//go:noescape
+func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
+
 // trellisCall runs the assembly kernel for token t over nbands bands from
 // band b0, writing 16 floats per band to out.
 func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) {
 	st := &b.shared.trellis
 	m := st.m
+	if st.level == LevelAVX2 {
+		b.trellisCallAVX2(ws, t, b0, nbands, out)
+		return
+	}
 	tt := &trellisTab[m.Bits]
 	var hi uint64
 	switch m.Bits {
@@ -92,4 +194,27 @@ func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) 
 		hiMask: hi, bandBytes: m.TileCols * m.TileBytes,
 	}
 	trellisRows(out, nbands, a)
+}
+
+func (b *Backend) trellisCallAVX2(ws *workerState, t, b0, nbands int, out *float32) {
+	st := &b.shared.trellis
+	m := st.m
+	bb := m.TileCols * m.TileBytes
+	a := &ws.tr2
+	*a = trellisI8Args{
+		xq: &st.xq[t*st.cp], sx: &st.sx[t*m.Groups], sq: &st.sq[t*m.Groups],
+		scales: &m.Scales[b0*m.Groups*32], tiles: &m.Tiles[b0*bb], tab: &trellisAVX2Tab[m.Bits], pieces: &st.pieces,
+		groups: m.Groups, tpg: m.GroupSize / 16, tcols: m.TileCols, tileBytes: m.TileBytes, bandBytes: bb,
+	}
+	if b0+nbands == m.Bands {
+		// The last band from its padded copy.
+		if nbands > 1 {
+			trellisRowsAVX2(out, nbands-1, a)
+		}
+		last := unsafe.Add(unsafe.Pointer(out), 64*(nbands-1))
+		a.scales, a.tiles = &m.Scales[(m.Bands-1)*m.Groups*32], &st.last[0]
+		trellisRowsAVX2((*float32)(last), 1, a)
+		return
+	}
+	trellisRowsAVX2(out, nbands, a)
 }

@@ -1,10 +1,16 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package cpu
 
 const hasTrellisAsm = false
 
 type trellisArgs struct{}
+
+type trellisI8Args struct{}
+
+func trellisUmax(lv Level) int { return 0 }
+
+func trellisSwapPairs(lv Level) bool { return false }
 
 func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) {
 	panic("cpu: no trellis assembly kernel on this architecture")

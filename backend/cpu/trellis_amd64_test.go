@@ -1,0 +1,31 @@
+package cpu
+
+import "unsafe"
+
+// archArgOffsets are the argument-block offsets of this architecture's
+// trellis kernels (TestArgOffsets).
+func archArgOffsets() []argOffset {
+	var a trellisArgs
+	var i trellisI8Args
+	var t trellisAVX2Tables
+	return []argOffset{
+		{"trellisArgs.xq", unsafe.Offsetof(a.xq), 0}, {"trellisArgs.sx", unsafe.Offsetof(a.sx), 8},
+		{"trellisArgs.sq", unsafe.Offsetof(a.sq), 16}, {"trellisArgs.scales", unsafe.Offsetof(a.scales), 24},
+		{"trellisArgs.tiles", unsafe.Offsetof(a.tiles), 32}, {"trellisArgs.lut", unsafe.Offsetof(a.lut), 40},
+		{"trellisArgs.perm", unsafe.Offsetof(a.perm), 48}, {"trellisArgs.ctl", unsafe.Offsetof(a.ctl), 56},
+		{"trellisArgs.aff", unsafe.Offsetof(a.aff), 64}, {"trellisArgs.groups", unsafe.Offsetof(a.groups), 72},
+		{"trellisArgs.tpg", unsafe.Offsetof(a.tpg), 80}, {"trellisArgs.tcols", unsafe.Offsetof(a.tcols), 88},
+		{"trellisArgs.tileBytes", unsafe.Offsetof(a.tileBytes), 96}, {"trellisArgs.hiMask", unsafe.Offsetof(a.hiMask), 104},
+		{"trellisArgs.bandBytes", unsafe.Offsetof(a.bandBytes), 112},
+		{"trellisI8Args.xq", unsafe.Offsetof(i.xq), 0}, {"trellisI8Args.sx", unsafe.Offsetof(i.sx), 8},
+		{"trellisI8Args.sq", unsafe.Offsetof(i.sq), 16}, {"trellisI8Args.scales", unsafe.Offsetof(i.scales), 24},
+		{"trellisI8Args.tiles", unsafe.Offsetof(i.tiles), 32}, {"trellisI8Args.tab", unsafe.Offsetof(i.tab), 40},
+		{"trellisI8Args.pieces", unsafe.Offsetof(i.pieces), 48}, {"trellisI8Args.groups", unsafe.Offsetof(i.groups), 56},
+		{"trellisI8Args.tpg", unsafe.Offsetof(i.tpg), 64}, {"trellisI8Args.tcols", unsafe.Offsetof(i.tcols), 72},
+		{"trellisI8Args.tileBytes", unsafe.Offsetof(i.tileBytes), 80}, {"trellisI8Args.bandBytes", unsafe.Offsetof(i.bandBytes), 88},
+		{"trellisAVX2Tables.ctl", unsafe.Offsetof(t.ctl), 0}, {"trellisAVX2Tables.mulA", unsafe.Offsetof(t.mulA), 96},
+		{"trellisAVX2Tables.mulB", unsafe.Offsetof(t.mulB), 192}, {"trellisAVX2Tables.maskA", unsafe.Offsetof(t.maskA), 288},
+		{"trellisAVX2Tables.maskB", unsafe.Offsetof(t.maskB), 320}, {"trellisAVX2Tables.hash", unsafe.Offsetof(t.hash), 352},
+		{"trellisAVX2Tables.add", unsafe.Offsetof(t.add), 448}, {"trellisAVX2Tables.ones", unsafe.Offsetof(t.ones), 544},
+	}
+}

@@ -1,0 +1,177 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// The AVX2 trellis kernel (trellisAVX2Tables in trellis_amd64.go). Register
+// use: AX tables, DX 2k (the second lane's byte offset), BX the chunk's
+// first lane in the tile, SI the tile, R12 the tile's size, R13 the strip's
+// activations, R14/R15 the group factors, R11 the group's scales, R9/R10
+// tiles left in the band and the group, DI the band's 16 outputs (float
+// sums kept in memory); Y10-Y12 the hash tables, Y13-Y15/Y9 the level
+// pieces, Y7/Y8 the int32 sums of rows 0-7 and 8-15, Y6 the strip's four
+// activation bytes.
+//
+// A note for later: CPUs with AVX-VNNI could replace VPMADDUBSW + VPMADDWD
+// + VPADDD by one VPDPBUSD (ymm), as the AVX-512 kernel does.
+
+// TNIB(n, h, dst): nibble n of the 32 positions' windows in Y0 hashed with
+// table h into dst (temporaries Y1, Y2).
+#define TNIB(n, h, dst) \
+	VPSHUFB (n*32)(AX), Y0, Y1; \
+	VPMULHUW (96+n*32)(AX), Y1, Y2; \
+	VPMULLW (192+n*32)(AX), Y1, Y1; \
+	VPAND 288(AX), Y2, Y2; \
+	VPAND 320(AX), Y1, Y1; \
+	VPOR Y2, Y1, Y1; \
+	VPSHUFB Y1, h, dst
+
+// TCHUNK(acc): the 32 positions whose tile bytes are in Y0: hash, look the
+// level bytes up (v = 0x40|idx in Y3; piece j fires while v+16j < 128),
+// multiply with the strip's activations (pairs swapped) and add the row
+// sums to acc.
+#define TCHUNK(acc) \
+	TNIB(0, Y10, Y3); \
+	TNIB(1, Y11, Y4); \
+	VPXOR Y4, Y3, Y3; \
+	TNIB(2, Y12, Y4); \
+	VPXOR Y4, Y3, Y3; \
+	VPSHUFB Y3, Y13, Y4; \
+	VPADDB 448(AX), Y3, Y5; \
+	VPSHUFB Y5, Y14, Y5; \
+	VPXOR Y5, Y4, Y4; \
+	VPADDB 480(AX), Y3, Y5; \
+	VPSHUFB Y5, Y15, Y5; \
+	VPXOR Y5, Y4, Y4; \
+	VPADDB 512(AX), Y3, Y5; \
+	VPSHUFB Y5, Y9, Y5; \
+	VPXOR Y5, Y4, Y4; \
+	VPMADDUBSW Y6, Y4, Y4; \
+	VPMADDWD 544(AX), Y4, Y4; \
+	VPADDD Y4, acc, acc
+
+// TLOAD: Y0 = the 16 bytes at BX (lane 0) and at BX+2k (lane 1).
+#define TLOAD \
+	VMOVDQU (BX), X0; \
+	VINSERTI128 $1, (BX)(DX*1), Y0, Y0
+
+// func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
+TEXT ·trellisRowsAVX2(SB), NOSPLIT, $16-24
+	MOVQ out+0(FP), DI
+	MOVQ nbands+8(FP), CX
+	MOVQ a+16(FP), R8
+	MOVQ 40(R8), AX
+	MOVQ 48(R8), DX
+	VMOVDQU 352(AX), Y10
+	VMOVDQU 384(AX), Y11
+	VMOVDQU 416(AX), Y12
+	VMOVDQU 0(DX), Y13
+	VMOVDQU 32(DX), Y14
+	VMOVDQU 64(DX), Y15
+	VMOVDQU 96(DX), Y9
+	MOVQ 80(R8), R12
+	MOVQ R12, DX
+	SHRQ $4, DX // 2k = tileBytes/16
+	MOVQ 24(R8), R11
+	MOVQ R11, 0(SP)
+	MOVQ 32(R8), SI
+	MOVQ SI, 8(SP)
+	TESTQ CX, CX
+	JZ tdone
+
+tband:
+	VPXOR Y1, Y1, Y1
+	VMOVDQU Y1, (DI)
+	VMOVDQU Y1, 32(DI)
+	MOVQ 0(R8), R13
+	MOVQ 8(R8), R14
+	MOVQ 16(R8), R15
+	MOVQ 72(R8), R9
+	MOVQ 0(SP), R11
+	MOVQ 8(SP), SI
+
+tgroup:
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	MOVQ 64(R8), R10
+	CMPQ R10, R9
+	CMOVQGT R9, R10
+	SUBQ R10, R9
+
+ttile:
+	// Chunk 0: lane 0 is the tile's last two bytes, then its first 14.
+	LEAQ -2(SI), BX
+	VMOVDQU -16(SI)(R12*1), X1
+	VMOVDQU (SI), X0
+	VPALIGNR $14, X1, X0, X0
+	VINSERTI128 $1, (BX)(DX*1), Y0, Y0
+	VPBROADCASTD (R13), Y6
+	TCHUNK(Y7)
+	ADDQ DX, BX
+	ADDQ DX, BX
+	TLOAD
+	TCHUNK(Y8)
+	ADDQ DX, BX
+	ADDQ DX, BX
+	VPBROADCASTD 4(R13), Y6
+	TLOAD
+	TCHUNK(Y7)
+	ADDQ DX, BX
+	ADDQ DX, BX
+	TLOAD
+	TCHUNK(Y8)
+	ADDQ DX, BX
+	ADDQ DX, BX
+	VPBROADCASTD 8(R13), Y6
+	TLOAD
+	TCHUNK(Y7)
+	ADDQ DX, BX
+	ADDQ DX, BX
+	TLOAD
+	TCHUNK(Y8)
+	ADDQ DX, BX
+	ADDQ DX, BX
+	VPBROADCASTD 12(R13), Y6
+	TLOAD
+	TCHUNK(Y7)
+	ADDQ DX, BX
+	ADDQ DX, BX
+	TLOAD
+	TCHUNK(Y8)
+	ADDQ R12, SI
+	ADDQ $16, R13
+	DECQ R10
+	JNZ ttile
+
+	// out[r] += scale[r]·(α·s_x·dot_r + β·s_x·Σx_q)
+	VCVTDQ2PS Y7, Y7
+	VCVTDQ2PS Y8, Y8
+	VBROADCASTSS (R14), Y1
+	VBROADCASTSS (R15), Y2
+	VFMADD213PS Y2, Y1, Y7
+	VFMADD213PS Y2, Y1, Y8
+	VCVTPH2PS (R11), Y1
+	VCVTPH2PS 16(R11), Y2
+	VFMADD213PS (DI), Y1, Y7
+	VFMADD213PS 32(DI), Y2, Y8
+	VMOVUPS Y7, (DI)
+	VMOVUPS Y8, 32(DI)
+	ADDQ $4, R14
+	ADDQ $4, R15
+	ADDQ $32, R11
+	TESTQ R9, R9
+	JNZ tgroup
+
+	ADDQ $64, DI
+	MOVQ 8(SP), SI
+	ADDQ 88(R8), SI
+	MOVQ SI, 8(SP)
+	MOVQ 56(R8), AX
+	SHLQ $5, AX
+	ADDQ AX, 0(SP)
+	MOVQ 40(R8), AX
+	DECQ CX
+	JNZ tband
+
+tdone:
+	VZEROUPPER
+	RET
