@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+# Generates backend/cpu/trellis_arm64.s, the NEON trellis kernel, with the
+# instructions Go's arm64 assembler does not spell WORD-encoded (Arm ARM
+# encodings; each WORD carries the instruction in its comment).
+#
+#   python3 tools/neon-asm/trellis.py backend/cpu/trellis_arm64.s
+import sys
+
+def enc3(base, d, n, m): return base | (m << 16) | (n << 5) | d
+def enc2(base, d, n): return base | (n << 5) | d
+def W(code, text): return f"\tWORD ${code:#08x} // {text}"
+def USHLH(d, n, m): return W(enc3(0x6E604400, d, n, m), f"USHL V{d}.8H, V{n}.8H, V{m}.8H")
+def SDOT(d, n, m): return W(enc3(0x4E809400, d, n, m), f"SDOT V{d}.4S, V{n}.16B, V{m}.16B")
+def SMULL(d, n, m): return W(enc3(0x0E20C000, d, n, m), f"SMULL V{d}.8H, V{n}.8B, V{m}.8B")
+def SMULL2(d, n, m): return W(enc3(0x4E20C000, d, n, m), f"SMULL2 V{d}.8H, V{n}.16B, V{m}.16B")
+def SADALP(d, n): return W(enc2(0x4E606800, d, n), f"SADALP V{d}.4S, V{n}.8H")
+def SCVTF(d, n): return W(enc2(0x4E21D800, d, n), f"SCVTF V{d}.4S, V{n}.4S")
+def FCVTL(d, n): return W(enc2(0x0E217800, d, n), f"FCVTL V{d}.4S, V{n}.4H")
+
+L = []
+a = L.append
+a("""//go:build arm64
+
+#include "textflag.h"
+
+// The NEON trellis kernel (trellisNEONTables in trellis_arm64.go), generated
+// by tools/neon-asm/trellis.py; do not edit by hand. Go's assembler does not
+// spell USHL, SDOT, SMULL, SMULL2, SADALP, SCVTF (vector) or FCVTL; they
+// are WORD-encoded, each with the instruction in its comment.
+//
+// Register use: R3 tables, R4 the tile, R5 the strip's activations, R6/R7
+// the group factors, R8 the group's scales, R9/R10 tiles left in the band
+// and the group, R11 the tile's size, R12 2k, R13 the step's bytes, R0 the
+// band's 16 outputs (float sums kept in memory), R14/R15 the band's scales
+// and tiles, R20 1 = SDOT; V0 the step's 16 tile bytes, V6-V8 the TBL
+// indices of the three nibbles, V9-V14 their USHL counts (even, odd
+// position), V15 0x00ff per halfword, V16 0x0f per byte, V17-V19 the hash
+// tables, V20-V23 the 64 level bytes, V5 the strip's four activation
+// bytes, V24-V27 the int32 sums of rows 0-3, 4-7, 8-11, 12-15 (without
+// SDOT also V28-V31: V24+q holds two rows' pair sums, V28+q the other two).
+
+// func trellisRowsNEON(out *float32, nbands int, a *trellisI8Args)
+TEXT ·trellisRowsNEON(SB), NOSPLIT, $0-24
+	MOVD out+0(FP), R0
+	MOVD nbands+8(FP), R1
+	MOVD a+16(FP), R2
+	MOVD 40(R2), R3
+	VLD1 (R3), [V6.B16, V7.B16, V8.B16]
+	ADD $48, R3, R13
+	VLD1 (R13), [V9.B16, V10.B16, V11.B16, V12.B16]
+	ADD $112, R3, R13
+	VLD1 (R13), [V13.B16, V14.B16, V15.B16, V16.B16]
+	ADD $176, R3, R13
+	VLD1 (R13), [V17.B16, V18.B16, V19.B16]
+	MOVD 48(R2), R13
+	VLD1 (R13), [V20.B16, V21.B16, V22.B16, V23.B16]
+	MOVD 80(R2), R11
+	LSR $4, R11, R12
+	MOVD 24(R2), R14
+	MOVD 32(R2), R15
+	MOVD 96(R2), R20
+	CBZ R1, tdone
+
+tband:
+	VEOR V1.B16, V1.B16, V1.B16
+	VST1 [V1.B16], (R0)
+	ADD $16, R0, R13
+	VST1 [V1.B16], (R13)
+	ADD $32, R0, R13
+	VST1 [V1.B16], (R13)
+	ADD $48, R0, R13
+	VST1 [V1.B16], (R13)
+	MOVD 0(R2), R5
+	MOVD 8(R2), R6
+	MOVD 16(R2), R7
+	MOVD 72(R2), R9
+	MOVD R14, R8
+	MOVD R15, R4
+
+tgroup:""")
+for v in range(24, 32):
+    a(f"\tVEOR V{v}.B16, V{v}.B16, V{v}.B16")
+a("""	MOVD 64(R2), R10
+	CMP R9, R10
+	CSEL GT, R9, R10, R10
+	SUB R10, R9, R9
+	CBZ R20, ttiles""")
+
+def nib(t, h, dst):
+    # Nibble t of the 16 windows: TBL gathers each halfword's two bytes,
+    # USHL puts the even position's nibble at bit 0 and the odd one's at
+    # bit 8, BIT merges the bytes, AND masks, TBL hashes.
+    out = [f"\tVTBL V{6+t}.B16, [V0.B16], V1.B16",
+           USHLH(2, 1, 10 + 2 * t),
+           USHLH(1, 1, 9 + 2 * t),
+           "\tVBIT V15.B16, V1.B16, V2.B16",
+           "\tVAND V16.B16, V2.B16, V2.B16",
+           f"\tVTBL V2.B16, [V{h}.B16], V{dst}.B16"]
+    return out
+
+def tile(dot, lbl):
+    out = [f"\n{lbl}:",
+           "\t// Step 0: the tile's last two bytes, then its first 14 (tail-biting).",
+           "\tVLD1 (R4), [V0.B16]",
+           "\tADD R11, R4, R13",
+           "\tSUB $16, R13, R13",
+           "\tVLD1 (R13), [V1.B16]",
+           "\tVEXT $14, V0.B16, V1.B16, V0.B16",
+           "\tSUB $2, R4, R13"]
+    for s in range(16):
+        q = s % 4
+        if s > 0:
+            out.append("\tVLD1 (R13), [V0.B16]")
+        if q == 0:
+            out.append(f"\tADD ${4*(s//4)}, R5, R16")
+            out.append("\tVLD1R (R16), [V5.S4]")
+        out += nib(0, 17, 3)
+        out += nib(1, 18, 4)
+        out.append("\tVEOR V4.B16, V3.B16, V3.B16")
+        out += nib(2, 19, 4)
+        out.append("\tVEOR V4.B16, V3.B16, V3.B16")
+        out.append("\tVTBL V3.B16, [V20.B16, V21.B16, V22.B16, V23.B16], V3.B16")
+        if dot:
+            out.append(SDOT(24 + q, 3, 5))
+        else:
+            out.append(SMULL(1, 3, 5))
+            out.append(SMULL2(2, 3, 5))
+            out.append(SADALP(24 + q, 1))
+            out.append(SADALP(28 + q, 2))
+        if s < 15:
+            out.append("\tADD R12, R13, R13")
+    out += ["\tADD R11, R4, R4",
+            "\tADD $16, R5, R5",
+            "\tSUB $1, R10, R10",
+            f"\tCBNZ R10, {lbl}"]
+    return out
+
+L += tile(True, "tdtile")
+a("\tB tgroupend")
+a("\nttiles:")
+L += tile(False, "tstile")
+for q in range(4):
+    a(f"\tVADDP V{28+q}.S4, V{24+q}.S4, V{24+q}.S4")
+
+a("""
+tgroupend:
+	// out[r] += scale[r]·(α·s_x·dot_r + β·s_x·Σx_q)
+	VLD1R (R6), [V1.S4]
+	ADD $4, R6
+	VLD1R (R7), [V2.S4]
+	ADD $4, R7""")
+for q in range(4):
+    a(SCVTF(24 + q, 24 + q))
+    a(f"\tVMOV V2.B16, V3.B16")
+    a(f"\tVFMLA V1.S4, V{24+q}.S4, V3.S4")
+    a(f"\tFMOVD {8*q}(R8), F4")
+    a(FCVTL(4, 4))
+    a(f"\tADD ${16*q}, R0, R13")
+    a("\tVLD1 (R13), [V0.S4]")
+    a("\tVFMLA V3.S4, V4.S4, V0.S4")
+    a("\tVST1 [V0.S4], (R13)")
+a("""	ADD $32, R8
+	CBNZ R9, tgroup
+
+	ADD $64, R0
+	MOVD 88(R2), R13
+	ADD R13, R15, R15
+	MOVD 56(R2), R13
+	ADD R13<<5, R14, R14
+	SUB $1, R1
+	CBNZ R1, tband
+
+tdone:
+	RET""")
+open(sys.argv[1], "w").write("\n".join(L) + "\n")
