@@ -53,6 +53,11 @@ func TestTrellisKernels(t *testing.T) {
 		}
 		mats = append(mats, encode(t, w, s.rows, s.cols, p).(*codec.TrellisMatrix))
 	}
+	// A random matrix with a linear codebook (L[i] = i - 32, which the
+	// level tables store as u = i) and one whose columns are not a multiple
+	// of 16 nor its rows of 16, both with random valid bitstreams.
+	mats = append(mats, trellisRandMatrix(rng, 40, 384, 3, 128, func(i int) float32 { return float32(i - 32) }))
+	mats = append(mats, trellisRandMatrix(rng, 33, 250, 4, 32, func(i int) float32 { return float32(i*i) / 256 }))
 	for _, lv := range Levels() {
 		b := NewWithLevel(2, lv)
 		defer b.Close()
@@ -78,10 +83,10 @@ func TestTrellisKernels(t *testing.T) {
 	}
 }
 
-// trellisBenchMatrix is a random valid trellis matrix (random bitstreams,
-// a Gaussian-quantile codebook, scales ≈ 0.01): the kernels' speed does not
-// depend on the values, and encoding a large matrix would take minutes.
-func trellisBenchMatrix(rng *rand.Rand, rows, cols, bits, gs int) *codec.TrellisMatrix {
+// trellisRandMatrix is a random valid trellis matrix: random bitstreams,
+// codebook cb(i), scales ≈ 0.01. (Speed does not depend on the values, and
+// encoding a large matrix would take minutes.)
+func trellisRandMatrix(rng *rand.Rand, rows, cols, bits, gs int, cb func(int) float32) *codec.TrellisMatrix {
 	p := codec.Params{Codec: "trellis", Bits: bits, GroupSize: gs}
 	sc, tl, sz, err := codec.TrellisSections(p, rows, cols)
 	if err != nil {
@@ -89,7 +94,7 @@ func trellisBenchMatrix(rng *rand.Rand, rows, cols, bits, gs int) *codec.Trellis
 	}
 	data := make([]byte, sz)
 	for i := 0; i < 64; i++ {
-		v := math.Float32bits(float32(i-32) / 16)
+		v := math.Float32bits(cb(i))
 		data[4*i], data[4*i+1], data[4*i+2], data[4*i+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 	}
 	for i := sc; i+1 < tl; i += 2 {
@@ -103,6 +108,10 @@ func trellisBenchMatrix(rng *rand.Rand, rows, cols, bits, gs int) *codec.Trellis
 		panic(err)
 	}
 	return m.(*codec.TrellisMatrix)
+}
+
+func trellisBenchMatrix(rng *rand.Rand, rows, cols, bits, gs int) *codec.TrellisMatrix {
+	return trellisRandMatrix(rng, rows, cols, bits, gs, func(i int) float32 { return float32(i-32) / 16 })
 }
 
 // BenchmarkTrellisCompute is the single-core compute ceiling of the trellis
