@@ -23,8 +23,9 @@ func trellisUmax(lv Level) int {
 }
 
 // trellisSwapPairs: the AVX2 kernel's level bytes come out with each pair
-// of columns swapped (see trellisAVX2Tables), so its activations are too.
-func trellisSwapPairs(lv Level) bool { return lv == LevelAVX2 }
+// of columns swapped (see trellisAVX2Tables), so its activations are too;
+// not those of the k = 4 kernel.
+func trellisSwapPairs(lv Level, k int) bool { return lv == LevelAVX2 && k != 4 }
 
 // trellisArgs is the argument block of trellisRows; the assembly reads it by
 // offset (TestArgOffsets checks them).
@@ -130,6 +131,7 @@ type trellisAVX2Tables struct {
 	hash  [3][32]byte   // 352: H0|0x40, H1, H2
 	add   [3][32]byte   // 448: 0x10, 0x20, 0x30
 	ones  [16]int16     // 544
+	nib   [32]byte      // 576: 0x0f (k = 4)
 }
 
 var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
@@ -159,6 +161,9 @@ var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 		for i := 0; i < 16; i++ {
 			tt.maskA[i], tt.maskB[i], tt.ones[i] = 0x000f, 0x0f00, 1
 		}
+		for i := range tt.nib {
+			tt.nib[i] = 0x0f
+		}
 	}
 	return t
 }()
@@ -167,6 +172,13 @@ var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 //
 //go:noescape
 func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
+
+// trellisRowsAVX2K4 is trellisRowsAVX2 for k = 4: the windows are whole
+// nibbles of the stream (position p's are nibbles p-2, p-1, p), so a strip
+// needs no shifts, only its bytes and the same bytes one earlier.
+//
+//go:noescape
+func trellisRowsAVX2K4(out *float32, nbands int, a *trellisI8Args)
 
 // trellisCall runs the assembly kernel for token t over nbands bands from
 // band b0, writing 16 floats per band to out.
@@ -206,15 +218,19 @@ func (b *Backend) trellisCallAVX2(ws *workerState, t, b0, nbands int, out *float
 		scales: &m.Scales[b0*m.Groups*32], tiles: &m.Tiles[b0*bb], tab: &trellisAVX2Tab[m.Bits], pieces: &st.pieces,
 		groups: m.Groups, tpg: m.GroupSize / 16, tcols: m.TileCols, tileBytes: m.TileBytes, bandBytes: bb,
 	}
+	run := trellisRowsAVX2
+	if m.Bits == 4 {
+		run = trellisRowsAVX2K4
+	}
 	if b0+nbands == m.Bands {
 		// The last band from its padded copy.
 		if nbands > 1 {
-			trellisRowsAVX2(out, nbands-1, a)
+			run(out, nbands-1, a)
 		}
 		last := unsafe.Add(unsafe.Pointer(out), 64*(nbands-1))
 		a.scales, a.tiles = &m.Scales[(m.Bands-1)*m.Groups*32], &st.last[0]
-		trellisRowsAVX2((*float32)(last), 1, a)
+		run((*float32)(last), 1, a)
 		return
 	}
-	trellisRowsAVX2(out, nbands, a)
+	run(out, nbands, a)
 }

@@ -21,7 +21,7 @@ func trellisUmax(lv Level) int {
 	return 0
 }
 
-func trellisSwapPairs(lv Level) bool { return false }
+func trellisSwapPairs(lv Level, k int) bool { return false }
 
 // trellisI8Args is the argument block of trellisRowsNEON; the assembly
 // reads it by offset (TestArgOffsets checks them).

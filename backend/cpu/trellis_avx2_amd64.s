@@ -35,19 +35,25 @@
 	VPXOR Y4, Y3, Y3; \
 	TNIB(2, Y12, Y4); \
 	VPXOR Y4, Y3, Y3; \
-	VPSHUFB Y3, Y13, Y4; \
-	VPADDB 448(AX), Y3, Y5; \
-	VPSHUFB Y5, Y14, Y5; \
-	VPXOR Y5, Y4, Y4; \
-	VPADDB 480(AX), Y3, Y5; \
-	VPSHUFB Y5, Y15, Y5; \
-	VPXOR Y5, Y4, Y4; \
-	VPADDB 512(AX), Y3, Y5; \
-	VPSHUFB Y5, Y9, Y5; \
-	VPXOR Y5, Y4, Y4; \
-	VPMADDUBSW Y6, Y4, Y4; \
-	VPMADDWD 544(AX), Y4, Y4; \
-	VPADDD Y4, acc, acc
+	TLEVMAC(Y3, Y4, Y5, acc)
+
+// TLEVMAC(v, l, t, acc): the level bytes l of v = 0x40|idx (piece j fires
+// while v+16j < 128; trellisPieces), times the strip's activations in Y6,
+// pair sums (int16, exact for bytes ≤ 127) and quad sums (int32) into acc.
+#define TLEVMAC(v, l, t, acc) \
+	VPSHUFB v, Y13, l; \
+	VPADDB 448(AX), v, t; \
+	VPSHUFB t, Y14, t; \
+	VPXOR t, l, l; \
+	VPADDB 480(AX), v, t; \
+	VPSHUFB t, Y15, t; \
+	VPXOR t, l, l; \
+	VPADDB 512(AX), v, t; \
+	VPSHUFB t, Y9, t; \
+	VPXOR t, l, l; \
+	VPMADDUBSW Y6, l, l; \
+	VPMADDWD 544(AX), l, l; \
+	VPADDD l, acc, acc
 
 // TLOAD: Y0 = the 16 bytes at BX (lane 0) and at BX+2k (lane 1).
 #define TLOAD \
@@ -173,5 +179,137 @@ ttile:
 	JNZ tband
 
 tdone:
+	VZEROUPPER
+	RET
+
+// TK4STRIP(acc): k = 4, the strip whose bytes are in Y0 and whose bytes
+// shifted by one (the byte before first) are in Y1. Position 2m's window is
+// the nibbles lo(m-1), hi(m-1), lo(m) and position 2m+1's hi(m-1), lo(m),
+// hi(m): no shifts, six lookups for 64 positions. VPUNPCKLBW/HBW put the
+// even and odd positions back in order: rows 0-3 | 8-11 (Y0) and 4-7 |
+// 12-15 (Y1).
+#define TK4STRIP \
+	VPSRLW $4, Y0, Y2; \
+	VPAND 576(AX), Y2, Y2; \
+	VPAND 576(AX), Y0, Y0; \
+	VPSRLW $4, Y1, Y3; \
+	VPAND 576(AX), Y3, Y3; \
+	VPAND 576(AX), Y1, Y1; \
+	VPSHUFB Y1, Y10, Y4; \
+	VPSHUFB Y3, Y11, Y5; \
+	VPXOR Y5, Y4, Y4; \
+	VPSHUFB Y0, Y12, Y5; \
+	VPXOR Y5, Y4, Y4; \
+	VPSHUFB Y3, Y10, Y3; \
+	VPSHUFB Y0, Y11, Y1; \
+	VPXOR Y1, Y3, Y3; \
+	VPSHUFB Y2, Y12, Y1; \
+	VPXOR Y1, Y3, Y3; \
+	VPUNPCKLBW Y3, Y4, Y0; \
+	VPUNPCKHBW Y3, Y4, Y1; \
+	TLEVMAC(Y0, Y2, Y3, Y7); \
+	TLEVMAC(Y1, Y2, Y3, Y8)
+
+// func trellisRowsAVX2K4(out *float32, nbands int, a *trellisI8Args)
+//
+// trellisRowsAVX2 for k = 4 (nibble-aligned windows); the activations are
+// in order (not pair-swapped).
+TEXT ·trellisRowsAVX2K4(SB), NOSPLIT, $16-24
+	MOVQ out+0(FP), DI
+	MOVQ nbands+8(FP), CX
+	MOVQ a+16(FP), R8
+	MOVQ 40(R8), AX
+	MOVQ 48(R8), DX
+	VMOVDQU 352(AX), Y10
+	VMOVDQU 384(AX), Y11
+	VMOVDQU 416(AX), Y12
+	VMOVDQU 0(DX), Y13
+	VMOVDQU 32(DX), Y14
+	VMOVDQU 64(DX), Y15
+	VMOVDQU 96(DX), Y9
+	MOVQ 24(R8), R11
+	MOVQ R11, 0(SP)
+	MOVQ 32(R8), SI
+	MOVQ SI, 8(SP)
+	TESTQ CX, CX
+	JZ k4done
+
+k4band:
+	VPXOR Y1, Y1, Y1
+	VMOVDQU Y1, (DI)
+	VMOVDQU Y1, 32(DI)
+	MOVQ 0(R8), R13
+	MOVQ 8(R8), R14
+	MOVQ 16(R8), R15
+	MOVQ 72(R8), R9
+	MOVQ 0(SP), R11
+	MOVQ 8(SP), SI
+
+k4group:
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	MOVQ 64(R8), R10
+	CMPQ R10, R9
+	CMOVQGT R9, R10
+	SUBQ R10, R9
+
+k4tile:
+	// Strip 0: the byte before the first is the tile's last (tail-biting).
+	VMOVDQU (SI), Y0
+	VMOVDQU 112(SI), X1
+	VPALIGNR $15, X1, X0, X1
+	VINSERTI128 $1, 15(SI), Y1, Y1
+	VPBROADCASTD (R13), Y6
+	TK4STRIP
+	VMOVDQU 32(SI), Y0
+	VMOVDQU 31(SI), Y1
+	VPBROADCASTD 4(R13), Y6
+	TK4STRIP
+	VMOVDQU 64(SI), Y0
+	VMOVDQU 63(SI), Y1
+	VPBROADCASTD 8(R13), Y6
+	TK4STRIP
+	VMOVDQU 96(SI), Y0
+	VMOVDQU 95(SI), Y1
+	VPBROADCASTD 12(R13), Y6
+	TK4STRIP
+	ADDQ $128, SI
+	ADDQ $16, R13
+	DECQ R10
+	JNZ k4tile
+
+	// Rows 0-7 and 8-15 from the lane-split sums, then as trellisRowsAVX2.
+	VPERM2I128 $0x20, Y8, Y7, Y0
+	VPERM2I128 $0x31, Y8, Y7, Y8
+	VCVTDQ2PS Y0, Y7
+	VCVTDQ2PS Y8, Y8
+	VBROADCASTSS (R14), Y1
+	VBROADCASTSS (R15), Y2
+	VFMADD213PS Y2, Y1, Y7
+	VFMADD213PS Y2, Y1, Y8
+	VCVTPH2PS (R11), Y1
+	VCVTPH2PS 16(R11), Y2
+	VFMADD213PS (DI), Y1, Y7
+	VFMADD213PS 32(DI), Y2, Y8
+	VMOVUPS Y7, (DI)
+	VMOVUPS Y8, 32(DI)
+	ADDQ $4, R14
+	ADDQ $4, R15
+	ADDQ $32, R11
+	TESTQ R9, R9
+	JNZ k4group
+
+	ADDQ $64, DI
+	MOVQ 8(SP), SI
+	ADDQ 88(R8), SI
+	MOVQ SI, 8(SP)
+	MOVQ 56(R8), AX
+	SHLQ $5, AX
+	ADDQ AX, 0(SP)
+	MOVQ 40(R8), AX
+	DECQ CX
+	JNZ k4band
+
+k4done:
 	VZEROUPPER
 	RET
