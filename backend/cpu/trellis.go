@@ -117,7 +117,7 @@ func (b *Backend) trellisPrep(w, lo, hi int) {
 			st.sq[t*G+g] = st.levels.beta * s * float32(sum)
 		}
 		if trellisSwapPairs(st.level, m.Bits) {
-			// The AVX2 kernel (k = 2, 3) leaves each pair of columns swapped.
+			// The AVX2 kernel for k = 3 leaves each pair of columns swapped.
 			q := st.xq[t*cp : (t+1)*cp]
 			for i := 0; i+1 < len(q); i += 2 {
 				q[i], q[i+1] = q[i+1], q[i]

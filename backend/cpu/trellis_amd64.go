@@ -24,8 +24,8 @@ func trellisUmax(lv Level) int {
 
 // trellisSwapPairs: the AVX2 kernel's level bytes come out with each pair
 // of columns swapped (see trellisAVX2Tables), so its activations are too;
-// not those of the k = 4 kernel.
-func trellisSwapPairs(lv Level, k int) bool { return lv == LevelAVX2 && k != 4 }
+// not those of the k = 2 and k = 4 kernels.
+func trellisSwapPairs(lv Level, k int) bool { return lv == LevelAVX2 && k == 3 }
 
 // trellisArgs is the argument block of trellisRows; the assembly reads it by
 // offset (TestArgOffsets checks them).
@@ -131,8 +131,18 @@ type trellisAVX2Tables struct {
 	hash  [3][32]byte   // 352: H0|0x40, H1, H2
 	add   [3][32]byte   // 448: 0x10, 0x20, 0x30
 	ones  [16]int16     // 544
-	nib   [32]byte      // 576: 0x0f (k = 4)
+	nib   [32]byte      // 576: 0x0f (k = 2, 4)
+	g2    [14][32]byte  // 608: k = 2 hash tables (trellisK2Sources)
+	lanes [8]uint32     // 1056: VPERMD: dword 0 to lane 0, dword 1 to lane 1
 }
+
+// trellisK2Sources are, for the k = 2 kernel, the nibbles each column e of
+// a strip hashes, as bit offsets from the byte m that holds positions
+// 4m..4m+3: position 4m+e's window is stream bits 8m+2e-10 .. 8m+2e+1, which
+// overlap the high nibble of byte m-2 (-12), both of byte m-1 (-8, -4) and
+// of byte m (0, 4); the nibbles that lie outside are left out, the ones
+// that lie partly outside contribute their bits inside.
+var trellisK2Sources = [4][]int{{-12, -8, -4, 0}, {-8, -4, 0}, {-8, -4, 0, 4}, {-4, 0, 4}}
 
 var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 	for k := 2; k <= 4; k++ {
@@ -164,6 +174,27 @@ var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 		for i := range tt.nib {
 			tt.nib[i] = 0x0f
 		}
+		for i := range tt.lanes {
+			tt.lanes[i] = uint32(i / 4)
+		}
+		n := 0
+		for e, srcs := range trellisK2Sources {
+			for si, o := range srcs {
+				for v := 0; v < 16; v++ {
+					var h byte
+					for b := 0; b < 4; b++ {
+						if j := o + b - (2*e - 10); v>>b&1 == 1 && j >= 0 && j < 12 {
+							h ^= byte(codec.TrellisIndex(1 << j))
+						}
+					}
+					if si == 0 {
+						h |= 0x40
+					}
+					tt.g2[n][v], tt.g2[n][16+v] = h, h
+				}
+				n++
+			}
+		}
 	}
 	return t
 }()
@@ -172,6 +203,15 @@ var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 //
 //go:noescape
 func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
+
+// trellisRowsAVX2K2 is trellisRowsAVX2 for k = 2: 32 bytes of the stream
+// hold two strips, positions 4m+e in byte m; column e's windows are hashed
+// from whole nibbles of the bytes m, m-1 and m-2 (trellisK2Sources: 14
+// lookups for 128 positions, no shifts), and a 4×4 byte transpose puts each
+// row's four columns together; the activations are in order.
+//
+//go:noescape
+func trellisRowsAVX2K2(out *float32, nbands int, a *trellisI8Args)
 
 // trellisRowsAVX2K4 is trellisRowsAVX2 for k = 4: the windows are whole
 // nibbles of the stream (position p's are nibbles p-2, p-1, p), so a strip
@@ -219,7 +259,10 @@ func (b *Backend) trellisCallAVX2(ws *workerState, t, b0, nbands int, out *float
 		groups: m.Groups, tpg: m.GroupSize / 16, tcols: m.TileCols, tileBytes: m.TileBytes, bandBytes: bb,
 	}
 	run := trellisRowsAVX2
-	if m.Bits == 4 {
+	switch m.Bits {
+	case 2:
+		run = trellisRowsAVX2K2
+	case 4:
 		run = trellisRowsAVX2K4
 	}
 	if b0+nbands == m.Bands {

@@ -27,6 +27,7 @@ func archArgOffsets() []argOffset {
 		{"trellisAVX2Tables.mulB", unsafe.Offsetof(t.mulB), 192}, {"trellisAVX2Tables.maskA", unsafe.Offsetof(t.maskA), 288},
 		{"trellisAVX2Tables.maskB", unsafe.Offsetof(t.maskB), 320}, {"trellisAVX2Tables.hash", unsafe.Offsetof(t.hash), 352},
 		{"trellisAVX2Tables.add", unsafe.Offsetof(t.add), 448}, {"trellisAVX2Tables.ones", unsafe.Offsetof(t.ones), 544},
-		{"trellisAVX2Tables.nib", unsafe.Offsetof(t.nib), 576},
+		{"trellisAVX2Tables.nib", unsafe.Offsetof(t.nib), 576}, {"trellisAVX2Tables.g2", unsafe.Offsetof(t.g2), 608},
+		{"trellisAVX2Tables.lanes", unsafe.Offsetof(t.lanes), 1056},
 	}
 }

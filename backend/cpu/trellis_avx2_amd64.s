@@ -313,3 +313,159 @@ k4tile:
 k4done:
 	VZEROUPPER
 	RET
+
+// TG(n, src, dst): dst = k = 2 hash table n looked up at src.
+#define TG(n, src, dst) \
+	VMOVDQU (608+n*32)(AX), dst; \
+	VPSHUFB src, dst, dst
+
+// TGX(n, src, dst): dst ^= hash table n looked up at src (Y6 temporary).
+#define TGX(n, src, dst) \
+	VMOVDQU (608+n*32)(AX), Y6; \
+	VPSHUFB src, Y6, Y6; \
+	VPXOR Y6, dst, dst
+
+// TK2BLOCK(xoff): k = 2, the 32 bytes m (two strips, one per lane) in Y0,
+// the same one byte earlier in Y2 and two bytes earlier in Y4: the column
+// hashes e0-e3 from the nibbles (trellisK2Sources), a 4×4 byte transpose to
+// rows 0-3, 4-7, 8-11, 12-15 (lane 0 the first strip, lane 1 the second),
+// and the level lookups and products with the strips' activations at
+// xoff(R13) into Y7, Y8, Y10, Y11.
+#define TK2BLOCK(xoff) \
+	VPSRLW $4, Y0, Y1; \
+	VPAND 576(AX), Y1, Y1; \
+	VPAND 576(AX), Y0, Y0; \
+	VPSRLW $4, Y2, Y3; \
+	VPAND 576(AX), Y3, Y3; \
+	VPAND 576(AX), Y2, Y2; \
+	VPSRLW $4, Y4, Y4; \
+	VPAND 576(AX), Y4, Y4; \
+	TG(0, Y4, Y5); \
+	TGX(1, Y2, Y5); \
+	TGX(2, Y3, Y5); \
+	TGX(3, Y0, Y5); \
+	TG(4, Y2, Y4); \
+	TGX(5, Y3, Y4); \
+	TGX(6, Y0, Y4); \
+	TG(7, Y2, Y12); \
+	TGX(8, Y3, Y12); \
+	TGX(9, Y0, Y12); \
+	TGX(10, Y1, Y12); \
+	TG(11, Y3, Y2); \
+	TGX(12, Y0, Y2); \
+	TGX(13, Y1, Y2); \
+	VPUNPCKLBW Y4, Y5, Y0; \
+	VPUNPCKHBW Y4, Y5, Y1; \
+	VPUNPCKLBW Y2, Y12, Y3; \
+	VPUNPCKHBW Y2, Y12, Y5; \
+	VPUNPCKLWD Y3, Y0, Y2; \
+	VPUNPCKHWD Y3, Y0, Y4; \
+	VPUNPCKLWD Y5, Y1, Y0; \
+	VPUNPCKHWD Y5, Y1, Y1; \
+	VPBROADCASTQ xoff(R13), Y6; \
+	VMOVDQU 1056(AX), Y3; \
+	VPERMD Y6, Y3, Y6; \
+	TLEVMAC(Y2, Y3, Y5, Y7); \
+	TLEVMAC(Y4, Y3, Y5, Y8); \
+	TLEVMAC(Y0, Y3, Y5, Y10); \
+	TLEVMAC(Y1, Y3, Y5, Y11)
+
+// func trellisRowsAVX2K2(out *float32, nbands int, a *trellisI8Args)
+//
+// trellisRowsAVX2 for k = 2; Y10/Y11 hold row sums here, the hash tables
+// are read from memory.
+TEXT ·trellisRowsAVX2K2(SB), NOSPLIT, $16-24
+	MOVQ out+0(FP), DI
+	MOVQ nbands+8(FP), CX
+	MOVQ a+16(FP), R8
+	MOVQ 40(R8), AX
+	MOVQ 48(R8), DX
+	VMOVDQU 0(DX), Y13
+	VMOVDQU 32(DX), Y14
+	VMOVDQU 64(DX), Y15
+	VMOVDQU 96(DX), Y9
+	MOVQ 24(R8), R11
+	MOVQ R11, 0(SP)
+	MOVQ 32(R8), SI
+	MOVQ SI, 8(SP)
+	TESTQ CX, CX
+	JZ k2done
+
+k2band:
+	VPXOR Y1, Y1, Y1
+	VMOVDQU Y1, (DI)
+	VMOVDQU Y1, 32(DI)
+	MOVQ 0(R8), R13
+	MOVQ 8(R8), R14
+	MOVQ 16(R8), R15
+	MOVQ 72(R8), R9
+	MOVQ 0(SP), R11
+	MOVQ 8(SP), SI
+
+k2group:
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y10, Y10, Y10
+	VPXOR Y11, Y11, Y11
+	MOVQ 64(R8), R10
+	CMPQ R10, R9
+	CMOVQGT R9, R10
+	SUBQ R10, R9
+
+k2tile:
+	// Block 0: the bytes before the first are the tile's last (tail-biting).
+	VMOVDQU (SI), Y0
+	VMOVDQU 48(SI), X1
+	VPALIGNR $15, X1, X0, X2
+	VINSERTI128 $1, 15(SI), Y2, Y2
+	VPALIGNR $14, X1, X0, X4
+	VINSERTI128 $1, 14(SI), Y4, Y4
+	TK2BLOCK(0)
+	VMOVDQU 32(SI), Y0
+	VMOVDQU 31(SI), Y2
+	VMOVDQU 30(SI), Y4
+	TK2BLOCK(8)
+	ADDQ $64, SI
+	ADDQ $16, R13
+	DECQ R10
+	JNZ k2tile
+
+	// Rows 0-7 and 8-15: the two lanes (strips) of each row sum added.
+	VPERM2I128 $0x20, Y8, Y7, Y0
+	VPERM2I128 $0x31, Y8, Y7, Y1
+	VPADDD Y1, Y0, Y7
+	VPERM2I128 $0x20, Y11, Y10, Y0
+	VPERM2I128 $0x31, Y11, Y10, Y1
+	VPADDD Y1, Y0, Y8
+	VCVTDQ2PS Y7, Y7
+	VCVTDQ2PS Y8, Y8
+	VBROADCASTSS (R14), Y1
+	VBROADCASTSS (R15), Y2
+	VFMADD213PS Y2, Y1, Y7
+	VFMADD213PS Y2, Y1, Y8
+	VCVTPH2PS (R11), Y1
+	VCVTPH2PS 16(R11), Y2
+	VFMADD213PS (DI), Y1, Y7
+	VFMADD213PS 32(DI), Y2, Y8
+	VMOVUPS Y7, (DI)
+	VMOVUPS Y8, 32(DI)
+	ADDQ $4, R14
+	ADDQ $4, R15
+	ADDQ $32, R11
+	TESTQ R9, R9
+	JNZ k2group
+
+	ADDQ $64, DI
+	MOVQ 8(SP), SI
+	ADDQ 88(R8), SI
+	MOVQ SI, 8(SP)
+	MOVQ 56(R8), AX
+	SHLQ $5, AX
+	ADDQ AX, 0(SP)
+	MOVQ 40(R8), AX
+	DECQ CX
+	JNZ k2band
+
+k2done:
+	VZEROUPPER
+	RET
