@@ -184,7 +184,7 @@ func TestPassthrough(t *testing.T) {
 
 func TestLookupUnknown(t *testing.T) {
 	_, err := Lookup("q9")
-	if err == nil || !strings.Contains(err.Error(), `unknown codec "q9" (known: bf16, dense, f16, f32, overlay, sparse)`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown codec "q9" (known: bf16, dense, f16, f32, overlay, sparse, trellis)`) {
 		t.Fatalf("err = %v", err)
 	}
 }
