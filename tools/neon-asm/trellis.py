@@ -32,11 +32,11 @@ a("""//go:build arm64
 // the group factors, R8 the group's scales, R9/R10 tiles left in the band
 // and the group, R11 the tile's size, R12 2k, R13 the step's bytes, R0 the
 // band's 16 outputs (float sums kept in memory), R14/R15 the band's scales
-// and tiles, R20 1 = SDOT; V0 the step's 16 tile bytes, V6-V8 the TBL
+// and tiles, R20 1 = SDOT, R21 1 = k = 4 (tile4); V0 the step's 16 tile bytes, V6-V8 the TBL
 // indices of the three nibbles, V9-V14 their USHL counts (even, odd
 // position), V15 0x00ff per halfword, V16 0x0f per byte, V17-V19 the hash
-// tables, V20-V23 the 64 level bytes, V5 the strip's four activation
-// bytes, V24-V27 the int32 sums of rows 0-3, 4-7, 8-11, 12-15 (without
+// tables, V20-V23 the 64 level bytes, V5 (k = 4: V6) the strip's four
+// activation bytes, V24-V27 the int32 sums of rows 0-3, 4-7, 8-11, 12-15 (without
 // SDOT also V28-V31: V24+q holds two rows' pair sums, V28+q the other two).
 
 // func trellisRowsNEON(out *float32, nbands int, a *trellisI8Args)
@@ -59,6 +59,8 @@ TEXT ·trellisRowsNEON(SB), NOSPLIT, $0-24
 	MOVD 24(R2), R14
 	MOVD 32(R2), R15
 	MOVD 96(R2), R20
+	CMP $128, R11
+	CSET EQ, R21 // k = 4
 	CBZ R1, tdone
 
 tband:
@@ -84,7 +86,8 @@ a("""	MOVD 64(R2), R10
 	CMP R9, R10
 	CSEL GT, R9, R10, R10
 	SUB R10, R9, R9
-	CBZ R20, ttiles""")
+	CBZ R20, ttiles
+	CBNZ R21, t4dtile""")
 
 def nib(t, h, dst):
     # Nibble t of the 16 windows: TBL gathers each halfword's two bytes,
@@ -135,10 +138,70 @@ def tile(dot, lbl):
             f"\tCBNZ R10, {lbl}"]
     return out
 
+def tile4(dot, lbl):
+    # k = 4: position p's window is the stream nibbles p-2, p-1, p, so 16
+    # bytes m (32 positions) and the same bytes one earlier give the even
+    # positions 2m (lo(m-1), hi(m-1), lo(m)) and the odd ones 2m+1 (hi(m-1),
+    # lo(m), hi(m)) with six TBL lookups and no shifts; ZIP1/ZIP2 put them
+    # back in order (rows 0-3 and 4-7 of the step's half strip).
+    out = [f"\n{lbl}:"]
+    for s in range(8):
+        h = s % 2
+        if s == 0:
+            out += ["\tVLD1 (R4), [V0.B16]",
+                    "\tADD $112, R4, R13",
+                    "\tVLD1 (R13), [V1.B16]",
+                    "\tVEXT $15, V0.B16, V1.B16, V1.B16 // the byte before the first: the tile's last"]
+        else:
+            out += [f"\tADD ${16*s-1}, R4, R13",
+                    "\tVLD1 (R13), [V1.B16]",
+                    "\tADD $1, R13, R13",
+                    "\tVLD1 (R13), [V0.B16]"]
+        if h == 0:
+            out.append(f"\tADD ${4*(s//2)}, R5, R16")
+            out.append("\tVLD1R (R16), [V6.S4]")
+        out += ["\tVAND V16.B16, V0.B16, V2.B16",
+                "\tVUSHR $4, V0.B16, V3.B16",
+                "\tVAND V16.B16, V1.B16, V4.B16",
+                "\tVUSHR $4, V1.B16, V1.B16",
+                "\tVTBL V4.B16, [V17.B16], V0.B16",
+                "\tVTBL V1.B16, [V18.B16], V5.B16",
+                "\tVEOR V5.B16, V0.B16, V0.B16",
+                "\tVTBL V2.B16, [V19.B16], V5.B16",
+                "\tVEOR V5.B16, V0.B16, V0.B16",
+                "\tVTBL V1.B16, [V17.B16], V1.B16",
+                "\tVTBL V2.B16, [V18.B16], V5.B16",
+                "\tVEOR V5.B16, V1.B16, V1.B16",
+                "\tVTBL V3.B16, [V19.B16], V5.B16",
+                "\tVEOR V5.B16, V1.B16, V1.B16",
+                "\tVZIP1 V1.B16, V0.B16, V2.B16",
+                "\tVZIP2 V1.B16, V0.B16, V3.B16",
+                "\tVTBL V2.B16, [V20.B16, V21.B16, V22.B16, V23.B16], V2.B16",
+                "\tVTBL V3.B16, [V20.B16, V21.B16, V22.B16, V23.B16], V3.B16"]
+        for r, q in ((2, 2 * h), (3, 2 * h + 1)):
+            if dot:
+                out.append(SDOT(24 + q, r, 6))
+            else:
+                out.append(SMULL(4, r, 6))
+                out.append(SMULL2(5, r, 6))
+                out.append(SADALP(24 + q, 4))
+                out.append(SADALP(28 + q, 5))
+    out += ["\tADD $128, R4, R4",
+            "\tADD $16, R5, R5",
+            "\tSUB $1, R10, R10",
+            f"\tCBNZ R10, {lbl}"]
+    return out
+
 L += tile(True, "tdtile")
 a("\tB tgroupend")
+L += tile4(True, "t4dtile")
+a("\tB tgroupend")
 a("\nttiles:")
+a("\tCBNZ R21, t4stile")
 L += tile(False, "tstile")
+a("\tB tpairs")
+L += tile4(False, "t4stile")
+a("\ntpairs:")
 for q in range(4):
     a(f"\tVADDP V{28+q}.S4, V{24+q}.S4, V{24+q}.S4")
 
