@@ -192,3 +192,39 @@ func (b *Backend) decodeTrellisRow(dst []float32, m *codec.TrellisMatrix, r int)
 		b.unrotateBy(dst[:m.C], m.Signs, m.RotBlock)
 	}
 }
+
+// trellisK2Sources are, for the k = 2 kernel, the nibbles each column e of
+// a strip hashes, as bit offsets from the byte m that holds positions
+// 4m..4m+3: position 4m+e's window is stream bits 8m+2e-10 .. 8m+2e+1, which
+// overlap the high nibble of byte m-2 (-12), both of byte m-1 (-8, -4) and
+// of byte m (0, 4); the nibbles that lie outside are left out, the ones
+// that lie partly outside contribute their bits inside.
+var trellisK2Sources = [4][]int{{-12, -8, -4, 0}, {-8, -4, 0}, {-8, -4, 0, 4}, {-4, 0, 4}}
+
+// trellisK2First are the indices of trellisK2Hash's tables that start a
+// column (where the AVX2 kernel sets bit 6, see trellisPieces).
+var trellisK2First = []int{0, 4, 7, 11}
+
+// trellisK2Hash are the 14 hash tables of the k = 2 kernels, column by
+// column and source by source (trellisK2Sources): entry v of the table of
+// the nibble at bit offset o from byte m, for column e, is the hash of v's
+// bits placed where they lie in the window of position 4m+e (bits outside
+// the window left out).
+func trellisK2Hash() (t [14][16]byte) {
+	n := 0
+	for e, srcs := range trellisK2Sources {
+		for _, o := range srcs {
+			for v := 0; v < 16; v++ {
+				var h byte
+				for b := 0; b < 4; b++ {
+					if j := o + b - (2*e - 10); v>>b&1 == 1 && j >= 0 && j < 12 {
+						h ^= byte(codec.TrellisIndex(1 << j))
+					}
+				}
+				t[n][v] = h
+			}
+			n++
+		}
+	}
+	return t
+}

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"slices"
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
@@ -136,14 +137,6 @@ type trellisAVX2Tables struct {
 	lanes [8]uint32     // 1056: VPERMD: dword 0 to lane 0, dword 1 to lane 1
 }
 
-// trellisK2Sources are, for the k = 2 kernel, the nibbles each column e of
-// a strip hashes, as bit offsets from the byte m that holds positions
-// 4m..4m+3: position 4m+e's window is stream bits 8m+2e-10 .. 8m+2e+1, which
-// overlap the high nibble of byte m-2 (-12), both of byte m-1 (-8, -4) and
-// of byte m (0, 4); the nibbles that lie outside are left out, the ones
-// that lie partly outside contribute their bits inside.
-var trellisK2Sources = [4][]int{{-12, -8, -4, 0}, {-8, -4, 0}, {-8, -4, 0, 4}, {-4, 0, 4}}
-
 var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 	for k := 2; k <= 4; k++ {
 		tt := &t[k]
@@ -177,22 +170,12 @@ var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 		for i := range tt.lanes {
 			tt.lanes[i] = uint32(i / 4)
 		}
-		n := 0
-		for e, srcs := range trellisK2Sources {
-			for si, o := range srcs {
-				for v := 0; v < 16; v++ {
-					var h byte
-					for b := 0; b < 4; b++ {
-						if j := o + b - (2*e - 10); v>>b&1 == 1 && j >= 0 && j < 12 {
-							h ^= byte(codec.TrellisIndex(1 << j))
-						}
-					}
-					if si == 0 {
-						h |= 0x40
-					}
-					tt.g2[n][v], tt.g2[n][16+v] = h, h
+		for n, h := range trellisK2Hash() {
+			for v := 0; v < 16; v++ {
+				if slices.Contains(trellisK2First, n) {
+					h[v] |= 0x40
 				}
-				n++
+				tt.g2[n][v], tt.g2[n][16+v] = h[v], h[v]
 			}
 		}
 	}

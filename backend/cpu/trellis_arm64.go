@@ -53,13 +53,16 @@ type trellisI8Args struct {
 // nibble to bit 0, by sh[2t+1] position 2i+1's to bit 8, BIT merges the
 // two bytes and AND masks them. The hash is linear, idx =
 // H0[n0]^H1[n1]^H2[n2] (TBL), and a four-register TBL looks the level
-// bytes up.
+// bytes up. k = 4 and k = 2 have their own paths without shifts (tile4,
+// tile2 in tools/neon-asm/trellis.py): their windows are whole nibbles of
+// the stream, or parts of them (g2, trellisK2Sources).
 type trellisNEONTables struct {
-	ctl  [3][16]byte // 0
-	sh   [6][8]int16 // 48: USHL counts, even and odd position per nibble
-	mask [8]uint16   // 144: 0x00ff
-	nib  [16]byte    // 160: 0x0f
-	hash [3][16]byte // 176
+	ctl  [3][16]byte  // 0
+	sh   [6][8]int16  // 48: USHL counts, even and odd position per nibble
+	mask [8]uint16    // 144: 0x00ff
+	nib  [16]byte     // 160: 0x0f
+	hash [3][16]byte  // 176
+	g2   [14][16]byte // 224: k = 2 hash tables (trellisK2Sources)
 }
 
 var trellisNEONTab = func() (t [5]trellisNEONTables) {
@@ -84,6 +87,7 @@ var trellisNEONTab = func() (t [5]trellisNEONTables) {
 		for i := range tt.nib {
 			tt.nib[i] = 0x0f
 		}
+		tt.g2 = trellisK2Hash()
 	}
 	return t
 }()

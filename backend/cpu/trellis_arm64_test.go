@@ -20,7 +20,7 @@ func archArgOffsets() []argOffset {
 		{"trellisI8Args.dot", unsafe.Offsetof(i.dot), 96},
 		{"trellisNEONTables.ctl", unsafe.Offsetof(t.ctl), 0}, {"trellisNEONTables.sh", unsafe.Offsetof(t.sh), 48},
 		{"trellisNEONTables.mask", unsafe.Offsetof(t.mask), 144}, {"trellisNEONTables.nib", unsafe.Offsetof(t.nib), 160},
-		{"trellisNEONTables.hash", unsafe.Offsetof(t.hash), 176},
+		{"trellisNEONTables.hash", unsafe.Offsetof(t.hash), 176}, {"trellisNEONTables.g2", unsafe.Offsetof(t.g2), 224},
 	}
 }
 

@@ -32,11 +32,11 @@ a("""//go:build arm64
 // the group factors, R8 the group's scales, R9/R10 tiles left in the band
 // and the group, R11 the tile's size, R12 2k, R13 the step's bytes, R0 the
 // band's 16 outputs (float sums kept in memory), R14/R15 the band's scales
-// and tiles, R20 1 = SDOT, R21 1 = k = 4 (tile4); V0 the step's 16 tile bytes, V6-V8 the TBL
+// and tiles, R20 1 = SDOT, R21 1 = k = 4 (tile4), R22 1 = k = 2 (tile2); V0 the step's 16 tile bytes, V6-V8 the TBL
 // indices of the three nibbles, V9-V14 their USHL counts (even, odd
 // position), V15 0x00ff per halfword, V16 0x0f per byte, V17-V19 the hash
 // tables, V20-V23 the 64 level bytes, V5 (k = 4: V6) the strip's four
-// activation bytes, V24-V27 the int32 sums of rows 0-3, 4-7, 8-11, 12-15 (without
+// activation bytes (k = 2: V18), V24-V27 the int32 sums of rows 0-3, 4-7, 8-11, 12-15 (without
 // SDOT also V28-V31: V24+q holds two rows' pair sums, V28+q the other two).
 
 // func trellisRowsNEON(out *float32, nbands int, a *trellisI8Args)
@@ -61,6 +61,8 @@ TEXT ·trellisRowsNEON(SB), NOSPLIT, $0-24
 	MOVD 96(R2), R20
 	CMP $128, R11
 	CSET EQ, R21 // k = 4
+	CMP $64, R11
+	CSET EQ, R22 // k = 2
 	CBZ R1, tdone
 
 tband:
@@ -87,7 +89,8 @@ a("""	MOVD 64(R2), R10
 	CSEL GT, R9, R10, R10
 	SUB R10, R9, R9
 	CBZ R20, ttiles
-	CBNZ R21, t4dtile""")
+	CBNZ R21, t4dtile
+	CBNZ R22, t2dtile""")
 
 def nib(t, h, dst):
     # Nibble t of the 16 windows: TBL gathers each halfword's two bytes,
@@ -192,15 +195,89 @@ def tile4(dot, lbl):
             f"\tCBNZ R10, {lbl}"]
     return out
 
+def tile2(dot, lbl):
+    # k = 2: 16 bytes m (one strip, positions 4m+e: row m, column e); column
+    # e's windows are hashed from whole nibbles of bytes m, m-1 and m-2
+    # (trellisK2Sources: 14 TBL lookups per 64 positions, no shifts), and a
+    # 4×4 byte transpose (ZIP1/ZIP2 on bytes, then halfwords) puts each
+    # row's four columns together.
+    out = [f"\n{lbl}:"]
+    for s in range(4):
+        if s == 0:
+            out += ["\tVLD1 (R4), [V0.B16]",
+                    "\tADD $48, R4, R13",
+                    "\tVLD1 (R13), [V3.B16]",
+                    "\tVEXT $15, V0.B16, V3.B16, V2.B16 // the bytes before the first: the tile's last",
+                    "\tVEXT $14, V0.B16, V3.B16, V4.B16"]
+        else:
+            out += [f"\tADD ${16*s-2}, R4, R13",
+                    "\tVLD1 (R13), [V4.B16]",
+                    "\tADD $1, R13, R13",
+                    "\tVLD1 (R13), [V2.B16]",
+                    "\tADD $1, R13, R13",
+                    "\tVLD1 (R13), [V0.B16]"]
+        out += [f"\tADD ${4*s}, R5, R16",
+                "\tVLD1R (R16), [V18.S4]",
+                "\tVUSHR $4, V0.B16, V1.B16",
+                "\tVAND V16.B16, V0.B16, V0.B16",
+                "\tVUSHR $4, V2.B16, V3.B16",
+                "\tVAND V16.B16, V2.B16, V2.B16",
+                "\tVUSHR $4, V4.B16, V4.B16"]
+        # sources: V4 hi(m-2), V2 lo(m-1), V3 hi(m-1), V0 lo(m), V1 hi(m)
+        src = {-12: 4, -8: 2, -4: 3, 0: 0, 4: 1}
+        srcs = [[-12, -8, -4, 0], [-8, -4, 0], [-8, -4, 0, 4], [-4, 0, 4]]
+        dst = [5, 13, 14, 15]
+        off = 224
+        for e in range(4):
+            n = len(srcs[e])
+            tr = [6, 7, 8, 9] if e % 2 == 0 else [10, 11, 12]
+            out.append(f"\tADD ${off}, R3, R13")
+            out.append("\tVLD1 (R13), [" + ", ".join(f"V{r}.B16" for r in tr[:n]) + "]")
+            for i, o in enumerate(srcs[e]):
+                if i == 0:
+                    out.append(f"\tVTBL V{src[o]}.B16, [V{tr[i]}.B16], V{dst[e]}.B16")
+                else:
+                    out.append(f"\tVTBL V{src[o]}.B16, [V{tr[i]}.B16], V17.B16")
+                    out.append(f"\tVEOR V17.B16, V{dst[e]}.B16, V{dst[e]}.B16")
+            off += 16 * n
+        out += ["\tVZIP1 V13.B16, V5.B16, V0.B16",
+                "\tVZIP2 V13.B16, V5.B16, V1.B16",
+                "\tVZIP1 V15.B16, V14.B16, V2.B16",
+                "\tVZIP2 V15.B16, V14.B16, V3.B16",
+                "\tVZIP1 V2.H8, V0.H8, V4.H8",
+                "\tVZIP2 V2.H8, V0.H8, V5.H8",
+                "\tVZIP1 V3.H8, V1.H8, V6.H8",
+                "\tVZIP2 V3.H8, V1.H8, V7.H8"]
+        for q in range(4):
+            r = 4 + q
+            out.append(f"\tVTBL V{r}.B16, [V20.B16, V21.B16, V22.B16, V23.B16], V{r}.B16")
+            if dot:
+                out.append(SDOT(24 + q, r, 18))
+            else:
+                out.append(SMULL(0, r, 18))
+                out.append(SMULL2(1, r, 18))
+                out.append(SADALP(24 + q, 0))
+                out.append(SADALP(28 + q, 1))
+    out += ["\tADD $64, R4, R4",
+            "\tADD $16, R5, R5",
+            "\tSUB $1, R10, R10",
+            f"\tCBNZ R10, {lbl}"]
+    return out
+
 L += tile(True, "tdtile")
 a("\tB tgroupend")
 L += tile4(True, "t4dtile")
 a("\tB tgroupend")
+L += tile2(True, "t2dtile")
+a("\tB tgroupend")
 a("\nttiles:")
 a("\tCBNZ R21, t4stile")
+a("\tCBNZ R22, t2stile")
 L += tile(False, "tstile")
 a("\tB tpairs")
 L += tile4(False, "t4stile")
+a("\tB tpairs")
+L += tile2(False, "t2stile")
 a("\ntpairs:")
 for q in range(4):
     a(f"\tVADDP V{28+q}.S4, V{24+q}.S4, V{24+q}.S4")
