@@ -26,7 +26,7 @@ func trellisUmax(lv Level) int {
 // trellisSwapPairs: the AVX2 kernel's level bytes come out with each pair
 // of columns swapped (see trellisAVX2Tables), so its activations are too;
 // not those of the k = 2 and k = 4 kernels.
-func trellisSwapPairs(lv Level, k int) bool { return lv == LevelAVX2 && k == 3 }
+func trellisSwapPairs(lv Level, k int) bool { return false }
 
 // trellisArgs is the argument block of trellisRows; the assembly reads it by
 // offset (TestArgOffsets checks them).
@@ -135,6 +135,9 @@ type trellisAVX2Tables struct {
 	nib   [32]byte      // 576: 0x0f (k = 2, 4)
 	g2    [14][32]byte  // 608: k = 2 hash tables (trellisK2Sources)
 	lanes [8]uint32     // 1056: VPERMD: dword 0 to lane 0, dword 1 to lane 1
+	lag   [4][32]byte   // 1088: k = 3 hash tables of symbols p, p-1, p-2, p-3 (the first |0x40)
+	swap  [32]byte      // 1216: VPSHUFB: swap the bytes of each pair
+	sym   [160]byte     // 1248: k = 3 symbol unpacking, i8Tab[3]'s ctl, mulA, mulB, maskA, maskB
 }
 
 var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
@@ -170,6 +173,19 @@ var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 		for i := range tt.lanes {
 			tt.lanes[i] = uint32(i / 4)
 		}
+		for d := 0; d < 4; d++ {
+			for i := 0; i < 32; i++ {
+				h := byte(codec.TrellisIndex(uint32(i%8) << (9 - 3*d)))
+				if d == 0 {
+					h |= 0x40
+				}
+				tt.lag[d][i] = h
+			}
+		}
+		for i := range tt.swap {
+			tt.swap[i] = byte(i ^ 1)
+		}
+		copy(tt.sym[:], unsafe.Slice((*byte)(unsafe.Pointer(&i8Tab[3])), len(tt.sym)))
 		for n, h := range trellisK2Hash() {
 			for v := 0; v < 16; v++ {
 				if slices.Contains(trellisK2First, n) {
@@ -195,6 +211,16 @@ func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
 //
 //go:noescape
 func trellisRowsAVX2K2(out *float32, nbands int, a *trellisI8Args)
+
+// trellisRowsAVX2K3 is trellisRowsAVX2 for k = 3: the windows are four
+// whole 3-bit symbols of the stream (position p's are symbols p-3..p), so
+// a chunk unpacks its 32 symbols as the dense 3-bit kernel does (i8Tab[3]),
+// restores their order and takes the three earlier versions with
+// VPALIGNR against the previous chunk's; four 8-entry lookups hash them.
+// The activations are in order.
+//
+//go:noescape
+func trellisRowsAVX2K3(out *float32, nbands int, a *trellisI8Args)
 
 // trellisRowsAVX2K4 is trellisRowsAVX2 for k = 4: the windows are whole
 // nibbles of the stream (position p's are nibbles p-2, p-1, p), so a strip
@@ -245,6 +271,8 @@ func (b *Backend) trellisCallAVX2(ws *workerState, t, b0, nbands int, out *float
 	switch m.Bits {
 	case 2:
 		run = trellisRowsAVX2K2
+	case 3:
+		run = trellisRowsAVX2K3
 	case 4:
 		run = trellisRowsAVX2K4
 	}

@@ -28,6 +28,8 @@ func archArgOffsets() []argOffset {
 		{"trellisAVX2Tables.maskB", unsafe.Offsetof(t.maskB), 320}, {"trellisAVX2Tables.hash", unsafe.Offsetof(t.hash), 352},
 		{"trellisAVX2Tables.add", unsafe.Offsetof(t.add), 448}, {"trellisAVX2Tables.ones", unsafe.Offsetof(t.ones), 544},
 		{"trellisAVX2Tables.nib", unsafe.Offsetof(t.nib), 576}, {"trellisAVX2Tables.g2", unsafe.Offsetof(t.g2), 608},
-		{"trellisAVX2Tables.lanes", unsafe.Offsetof(t.lanes), 1056},
+		{"trellisAVX2Tables.lanes", unsafe.Offsetof(t.lanes), 1056}, {"trellisAVX2Tables.lag", unsafe.Offsetof(t.lag), 1088},
+		{"trellisAVX2Tables.swap", unsafe.Offsetof(t.swap), 1216}, {"trellisAVX2Tables.sym", unsafe.Offsetof(t.sym), 1248},
+		{"i8Tables.maskB", unsafe.Offsetof(i8Tab[3].maskB), 128},
 	}
 }

@@ -469,3 +469,127 @@ k2tile:
 k2done:
 	VZEROUPPER
 	RET
+
+// TK3SYM(off, n): the 32 symbols of the chunk at off(SI) in order into n
+// (the dense 3-bit unpacking, which leaves each pair swapped, then a
+// swap).
+#define TK3SYM(off, n) \
+	VBROADCASTI128 off(SI), Y0; \
+	VPSHUFB 1248(AX), Y0, Y1; \
+	VPMULHUW 1280(AX), Y1, Y2; \
+	VPMULLW 1312(AX), Y1, Y1; \
+	VPAND 1344(AX), Y2, Y2; \
+	VPAND 1376(AX), Y1, Y1; \
+	VPOR Y2, Y1, n; \
+	VPSHUFB 1216(AX), n, n
+
+// TK3LAG(d, off): v (Y3) ^= lag table d looked up at the symbols d
+// positions back: VPALIGNR of the chunk's symbols (n) with M (Y0 = the
+// previous chunk's second lane, the chunk's first).
+#define TK3LAG(n, d) \
+	VPALIGNR $(16-d), Y0, n, Y1; \
+	VMOVDQU (1088+d*32)(AX), Y2; \
+	VPSHUFB Y1, Y2, Y2; \
+	VPXOR Y2, Y3, Y3
+
+// TK3CHUNK(off, xoff, p, n, acc): chunk at off(SI) (symbols into n, the
+// previous chunk's in p), activations at xoff(R13) when xoff >= 0.
+#define TK3CHUNK(off, p, n, acc) \
+	TK3SYM(off, n); \
+	VPERM2I128 $0x21, n, p, Y0; \
+	VMOVDQU 1088(AX), Y3; \
+	VPSHUFB n, Y3, Y3; \
+	TK3LAG(n, 1); \
+	TK3LAG(n, 2); \
+	TK3LAG(n, 3); \
+	TLEVMAC(Y3, Y4, Y5, acc)
+
+// func trellisRowsAVX2K3(out *float32, nbands int, a *trellisI8Args)
+TEXT ·trellisRowsAVX2K3(SB), NOSPLIT, $16-24
+	MOVQ out+0(FP), DI
+	MOVQ nbands+8(FP), CX
+	MOVQ a+16(FP), R8
+	MOVQ 40(R8), AX
+	MOVQ 48(R8), DX
+	VMOVDQU 0(DX), Y13
+	VMOVDQU 32(DX), Y14
+	VMOVDQU 64(DX), Y15
+	VMOVDQU 96(DX), Y9
+	MOVQ 24(R8), R11
+	MOVQ R11, 0(SP)
+	MOVQ 32(R8), SI
+	MOVQ SI, 8(SP)
+	TESTQ CX, CX
+	JZ k3done
+
+k3band:
+	VPXOR Y1, Y1, Y1
+	VMOVDQU Y1, (DI)
+	VMOVDQU Y1, 32(DI)
+	MOVQ 0(R8), R13
+	MOVQ 8(R8), R14
+	MOVQ 16(R8), R15
+	MOVQ 72(R8), R9
+	MOVQ 0(SP), R11
+	MOVQ 8(SP), SI
+
+k3group:
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	MOVQ 64(R8), R10
+	CMPQ R10, R9
+	CMOVQGT R9, R10
+	SUBQ R10, R9
+
+k3tile:
+	// The symbols before chunk 0 are chunk 7's (tail-biting).
+	TK3SYM(84, Y11)
+	VPBROADCASTD (R13), Y6
+	TK3CHUNK(0, Y11, Y10, Y7)
+	TK3CHUNK(12, Y10, Y11, Y8)
+	VPBROADCASTD 4(R13), Y6
+	TK3CHUNK(24, Y11, Y10, Y7)
+	TK3CHUNK(36, Y10, Y11, Y8)
+	VPBROADCASTD 8(R13), Y6
+	TK3CHUNK(48, Y11, Y10, Y7)
+	TK3CHUNK(60, Y10, Y11, Y8)
+	VPBROADCASTD 12(R13), Y6
+	TK3CHUNK(72, Y11, Y10, Y7)
+	TK3CHUNK(84, Y10, Y11, Y8)
+	ADDQ $96, SI
+	ADDQ $16, R13
+	DECQ R10
+	JNZ k3tile
+
+	VCVTDQ2PS Y7, Y7
+	VCVTDQ2PS Y8, Y8
+	VBROADCASTSS (R14), Y1
+	VBROADCASTSS (R15), Y2
+	VFMADD213PS Y2, Y1, Y7
+	VFMADD213PS Y2, Y1, Y8
+	VCVTPH2PS (R11), Y1
+	VCVTPH2PS 16(R11), Y2
+	VFMADD213PS (DI), Y1, Y7
+	VFMADD213PS 32(DI), Y2, Y8
+	VMOVUPS Y7, (DI)
+	VMOVUPS Y8, 32(DI)
+	ADDQ $4, R14
+	ADDQ $4, R15
+	ADDQ $32, R11
+	TESTQ R9, R9
+	JNZ k3group
+
+	ADDQ $64, DI
+	MOVQ 8(SP), SI
+	ADDQ 88(R8), SI
+	MOVQ SI, 8(SP)
+	MOVQ 56(R8), AX
+	SHLQ $5, AX
+	ADDQ AX, 0(SP)
+	MOVQ 40(R8), AX
+	DECQ CX
+	JNZ k3band
+
+k3done:
+	VZEROUPPER
+	RET
