@@ -10,9 +10,9 @@ import (
 // 64 weights at a time are cut out of the tile's bitstream, hashed to
 // codebook indices and looked up as level bytes, and multiplied with
 // VPDPBUSD into sixteen row accumulators (trellisRows, AVX-512 with VBMI
-// and GFNI). AVX2 (trellisRowsAVX2: VPSHUFB nibble hash, VPMADDUBSW) and
-// NEON (trellisRowsNEON: TBL nibble hash, SDOT or SMULL+SADALP) do the same
-// with level bytes ≤ 127. Other machines run the portable Go kernel on float
+// and GFNI). AVX2 (trellisRowsAVX2K2/K3/K4: VPSHUFB hash of whole nibbles
+// or 3-bit symbols, VPMADDUBSW) and NEON (trellisRowsNEON: TBL hash, SDOT
+// or SMULL+SADALP) do the same with level bytes ≤ 127. Other machines run the portable Go kernel on float
 // inputs.
 
 // trellisState is the per-call preparation of a trellis multiply.
@@ -115,13 +115,6 @@ func (b *Backend) trellisPrep(w, lo, hi int) {
 			s, sum := quantizeGroup(st.xq[t*cp+c0:t*cp+c1], xr[c0:c1])
 			st.sx[t*G+g] = st.levels.alpha * s
 			st.sq[t*G+g] = st.levels.beta * s * float32(sum)
-		}
-		if trellisSwapPairs(st.level, m.Bits) {
-			// The AVX2 kernel for k = 3 leaves each pair of columns swapped.
-			q := st.xq[t*cp : (t+1)*cp]
-			for i := 0; i+1 < len(q); i += 2 {
-				q[i], q[i+1] = q[i+1], q[i]
-			}
 		}
 	}
 }

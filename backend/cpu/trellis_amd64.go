@@ -23,11 +23,6 @@ func trellisUmax(lv Level) int {
 	return 0
 }
 
-// trellisSwapPairs: the AVX2 kernel's level bytes come out with each pair
-// of columns swapped (see trellisAVX2Tables), so its activations are too;
-// not those of the k = 2 and k = 4 kernels.
-func trellisSwapPairs(lv Level, k int) bool { return false }
-
 // trellisArgs is the argument block of trellisRows; the assembly reads it by
 // offset (TestArgOffsets checks them).
 type trellisArgs struct {
@@ -91,10 +86,10 @@ var trellisTab = func() (t [5]trellisTables) {
 	return t
 }()
 
-// trellisI8Args is the argument block of trellisRowsAVX2; the assembly
-// reads it by offset (TestArgOffsets checks them).
+// trellisI8Args is the argument block of the AVX2 trellis kernels; the
+// assembly reads it by offset (TestArgOffsets checks them).
 type trellisI8Args struct {
-	xq        *int8              // 0: the token's quantized input (pairs swapped), padded to 16·TileCols
+	xq        *int8              // 0: the token's quantized input, padded to 16·TileCols
 	sx        *float32           // 8: α·s_x per group
 	sq        *float32           // 16: β·s_x·Σx_q per group
 	scales    *byte              // 24: fp16 scales of the first band
@@ -108,64 +103,44 @@ type trellisI8Args struct {
 	bandBytes int                // 88
 }
 
-// trellisAVX2Tables are the constant tables of trellisRowsAVX2 for one bit
-// width; the assembly reads them by offset.
+// trellisAVX2Tables are the constant tables of the AVX2 trellis kernels
+// for one bit width; the assembly reads them by offset.
 //
-// A step decodes 32 consecutive trellis positions (a 16×4 strip's rows
-// 0-7 or 8-15), 16 per 128-bit lane: lane l of chunk ch (0..7) holds the 16
-// bytes of the tile from 4k·ch + 2k·l − 2 on (chunk 0 lane 0 takes the
-// tile's last two bytes first, tail-biting), so that position i of the
-// lane has its 12-bit window at bit (i+1)·k + 4 of the lane, for every
-// chunk and lane. Nibble t (bits 4t..4t+3) of the windows of positions 2w
-// and 2w+1 lies in the lane's bytes ctl[t][2w], +1 (a 16-bit word);
-// VPMULHUW by mulA (a right shift) brings position 2w+1's nibble to the
-// low byte, VPMULLW by mulB (a left shift) position 2w's to the high byte,
-// and two masks leave the nibbles alone: the level bytes come out with the
-// pair's columns swapped. The hash is linear, idx = H0[n0]^H1[n1]^H2[n2]
-// (VPSHUFB); H0 also sets bit 6, which the level lookup uses (trellisPieces).
+// The hash is linear, so a window is hashed as the XOR of 16-entry VPSHUFB
+// lookups of its pieces, and each kernel picks pieces that need no shifts:
+// for k = 4 the windows are three whole nibbles of the stream (hash), for
+// k = 3 four whole 3-bit symbols (lag), for k = 2 whole or partial nibbles
+// of the bytes at and before a position's byte (g2, trellisK2Sources). The
+// first table of each window also sets bit 6, which the level lookup uses
+// (trellisPieces); VPMADDUBSW multiplies the level bytes with the
+// activations, VPMADDWD sums each row's four.
 type trellisAVX2Tables struct {
-	ctl   [3][32]byte   // 0
-	mulA  [3][16]uint16 // 96
-	mulB  [3][16]uint16 // 192
-	maskA [16]uint16    // 288: 0x000f
-	maskB [16]uint16    // 320: 0x0f00
-	hash  [3][32]byte   // 352: H0|0x40, H1, H2
-	add   [3][32]byte   // 448: 0x10, 0x20, 0x30
-	ones  [16]int16     // 544
-	nib   [32]byte      // 576: 0x0f (k = 2, 4)
-	g2    [14][32]byte  // 608: k = 2 hash tables (trellisK2Sources)
-	lanes [8]uint32     // 1056: VPERMD: dword 0 to lane 0, dword 1 to lane 1
-	lag   [4][32]byte   // 1088: k = 3 hash tables of symbols p, p-1, p-2, p-3 (the first |0x40)
-	swap  [32]byte      // 1216: VPSHUFB: swap the bytes of each pair
-	sym   [160]byte     // 1248: k = 3 symbol unpacking, i8Tab[3]'s ctl, mulA, mulB, maskA, maskB
+	hash  [3][32]byte  // 0: k = 4: nibbles p-2 (|0x40), p-1, p
+	add   [3][32]byte  // 96: 0x10, 0x20, 0x30
+	ones  [16]int16    // 192
+	nib   [32]byte     // 224: 0x0f (k = 2, 4)
+	g2    [14][32]byte // 256: k = 2 hash tables (trellisK2Hash)
+	lanes [8]uint32    // 704: VPERMD: dword 0 to lane 0, dword 1 to lane 1
+	lag   [4][32]byte  // 736: k = 3 hash tables of symbols p (|0x40), p-1, p-2, p-3
+	swap  [32]byte     // 864: VPSHUFB: swap the bytes of each pair
+	sym   [160]byte    // 896: k = 3 symbol unpacking, i8Tab[3]'s ctl, mulA, mulB, maskA, maskB
 }
 
 var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 	for k := 2; k <= 4; k++ {
 		tt := &t[k]
-		for nib := 0; nib < 3; nib++ {
-			for w := 0; w < 8; w++ {
-				f := (2*w+1)*k + 4 + 4*nib // the even position's nibble, in bits of the lane
-				b0, sB := f/8, f%8
-				sA := sB + k
-				for l := 0; l < 2; l++ {
-					tt.ctl[nib][16*l+2*w] = byte(b0)
-					tt.ctl[nib][16*l+2*w+1] = byte(b0 + 1)
-					tt.mulA[nib][8*l+w] = uint16(1 << (16 - sA))
-					tt.mulB[nib][8*l+w] = uint16(1 << (8 - sB))
-				}
-			}
+		for n := 0; n < 3; n++ {
 			for i := 0; i < 32; i++ {
-				h := byte(codec.TrellisIndex(uint32(i%16) << (4 * nib)))
-				if nib == 0 {
+				h := byte(codec.TrellisIndex(uint32(i%16) << (4 * n)))
+				if n == 0 {
 					h |= 0x40
 				}
-				tt.hash[nib][i] = h
-				tt.add[nib][i] = byte(0x10 * (nib + 1))
+				tt.hash[n][i] = h
+				tt.add[n][i] = byte(0x10 * (n + 1))
 			}
 		}
-		for i := 0; i < 16; i++ {
-			tt.maskA[i], tt.maskB[i], tt.ones[i] = 0x000f, 0x0f00, 1
+		for i := range tt.ones {
+			tt.ones[i] = 1
 		}
 		for i := range tt.nib {
 			tt.nib[i] = 0x0f
@@ -198,12 +173,8 @@ var trellisAVX2Tab = func() (t [5]trellisAVX2Tables) {
 	return t
 }()
 
-// trellisRowsAVX2 computes 16 outputs per band for nbands consecutive bands.
-//
-//go:noescape
-func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
-
-// trellisRowsAVX2K2 is trellisRowsAVX2 for k = 2: 32 bytes of the stream
+// trellisRowsAVX2K2 computes 16 outputs per band for nbands consecutive
+// bands of a k = 2 matrix: 32 bytes of the stream
 // hold two strips, positions 4m+e in byte m; column e's windows are hashed
 // from whole nibbles of the bytes m, m-1 and m-2 (trellisK2Sources: 14
 // lookups for 128 positions, no shifts), and a 4×4 byte transpose puts each
@@ -212,7 +183,7 @@ func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
 //go:noescape
 func trellisRowsAVX2K2(out *float32, nbands int, a *trellisI8Args)
 
-// trellisRowsAVX2K3 is trellisRowsAVX2 for k = 3: the windows are four
+// trellisRowsAVX2K3 is trellisRowsAVX2K2 for k = 3: the windows are four
 // whole 3-bit symbols of the stream (position p's are symbols p-3..p), so
 // a chunk unpacks its 32 symbols as the dense 3-bit kernel does (i8Tab[3]),
 // restores their order and takes the three earlier versions with
@@ -222,7 +193,7 @@ func trellisRowsAVX2K2(out *float32, nbands int, a *trellisI8Args)
 //go:noescape
 func trellisRowsAVX2K3(out *float32, nbands int, a *trellisI8Args)
 
-// trellisRowsAVX2K4 is trellisRowsAVX2 for k = 4: the windows are whole
+// trellisRowsAVX2K4 is trellisRowsAVX2K2 for k = 4: the windows are whole
 // nibbles of the stream (position p's are nibbles p-2, p-1, p), so a strip
 // needs no shifts, only its bytes and the same bytes one earlier.
 //
@@ -267,17 +238,16 @@ func (b *Backend) trellisCallAVX2(ws *workerState, t, b0, nbands int, out *float
 		scales: &m.Scales[b0*m.Groups*32], tiles: &m.Tiles[b0*bb], tab: &trellisAVX2Tab[m.Bits], pieces: &st.pieces,
 		groups: m.Groups, tpg: m.GroupSize / 16, tcols: m.TileCols, tileBytes: m.TileBytes, bandBytes: bb,
 	}
-	run := trellisRowsAVX2
+	run := trellisRowsAVX2K3
 	switch m.Bits {
 	case 2:
 		run = trellisRowsAVX2K2
-	case 3:
-		run = trellisRowsAVX2K3
 	case 4:
 		run = trellisRowsAVX2K4
 	}
 	if b0+nbands == m.Bands {
-		// The last band from its padded copy.
+		// The last band from its padded copy (k = 3 reads up to 4 bytes
+		// past a tile).
 		if nbands > 1 {
 			run(out, nbands-1, a)
 		}

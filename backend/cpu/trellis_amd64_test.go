@@ -23,13 +23,11 @@ func archArgOffsets() []argOffset {
 		{"trellisI8Args.pieces", unsafe.Offsetof(i.pieces), 48}, {"trellisI8Args.groups", unsafe.Offsetof(i.groups), 56},
 		{"trellisI8Args.tpg", unsafe.Offsetof(i.tpg), 64}, {"trellisI8Args.tcols", unsafe.Offsetof(i.tcols), 72},
 		{"trellisI8Args.tileBytes", unsafe.Offsetof(i.tileBytes), 80}, {"trellisI8Args.bandBytes", unsafe.Offsetof(i.bandBytes), 88},
-		{"trellisAVX2Tables.ctl", unsafe.Offsetof(t.ctl), 0}, {"trellisAVX2Tables.mulA", unsafe.Offsetof(t.mulA), 96},
-		{"trellisAVX2Tables.mulB", unsafe.Offsetof(t.mulB), 192}, {"trellisAVX2Tables.maskA", unsafe.Offsetof(t.maskA), 288},
-		{"trellisAVX2Tables.maskB", unsafe.Offsetof(t.maskB), 320}, {"trellisAVX2Tables.hash", unsafe.Offsetof(t.hash), 352},
-		{"trellisAVX2Tables.add", unsafe.Offsetof(t.add), 448}, {"trellisAVX2Tables.ones", unsafe.Offsetof(t.ones), 544},
-		{"trellisAVX2Tables.nib", unsafe.Offsetof(t.nib), 576}, {"trellisAVX2Tables.g2", unsafe.Offsetof(t.g2), 608},
-		{"trellisAVX2Tables.lanes", unsafe.Offsetof(t.lanes), 1056}, {"trellisAVX2Tables.lag", unsafe.Offsetof(t.lag), 1088},
-		{"trellisAVX2Tables.swap", unsafe.Offsetof(t.swap), 1216}, {"trellisAVX2Tables.sym", unsafe.Offsetof(t.sym), 1248},
+		{"trellisAVX2Tables.hash", unsafe.Offsetof(t.hash), 0}, {"trellisAVX2Tables.add", unsafe.Offsetof(t.add), 96},
+		{"trellisAVX2Tables.ones", unsafe.Offsetof(t.ones), 192}, {"trellisAVX2Tables.nib", unsafe.Offsetof(t.nib), 224},
+		{"trellisAVX2Tables.g2", unsafe.Offsetof(t.g2), 256}, {"trellisAVX2Tables.lanes", unsafe.Offsetof(t.lanes), 704},
+		{"trellisAVX2Tables.lag", unsafe.Offsetof(t.lag), 736}, {"trellisAVX2Tables.swap", unsafe.Offsetof(t.swap), 864},
+		{"trellisAVX2Tables.sym", unsafe.Offsetof(t.sym), 896}, {"i8Tables.mulA", unsafe.Offsetof(i8Tab[3].mulA), 32},
 		{"i8Tables.maskB", unsafe.Offsetof(i8Tab[3].maskB), 128},
 	}
 }

@@ -21,8 +21,6 @@ func trellisUmax(lv Level) int {
 	return 0
 }
 
-func trellisSwapPairs(lv Level, k int) bool { return false }
-
 // trellisI8Args is the argument block of trellisRowsNEON; the assembly
 // reads it by offset (TestArgOffsets checks them).
 type trellisI8Args struct {

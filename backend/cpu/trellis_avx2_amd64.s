@@ -2,185 +2,33 @@
 
 #include "textflag.h"
 
-// The AVX2 trellis kernel (trellisAVX2Tables in trellis_amd64.go). Register
-// use: AX tables, DX 2k (the second lane's byte offset), BX the chunk's
-// first lane in the tile, SI the tile, R12 the tile's size, R13 the strip's
+// The AVX2 trellis kernels, one per bit width (trellis_amd64.go). Register
+// use: AX tables (trellisAVX2Tables), SI the tile, R13 the tile's
 // activations, R14/R15 the group factors, R11 the group's scales, R9/R10
 // tiles left in the band and the group, DI the band's 16 outputs (float
-// sums kept in memory); Y10-Y12 the hash tables, Y13-Y15/Y9 the level
-// pieces, Y7/Y8 the int32 sums of rows 0-7 and 8-15, Y6 the strip's four
-// activation bytes.
+// sums kept in memory); Y13-Y15/Y9 the level pieces, Y7/Y8 (k = 2 also
+// Y10/Y11) the int32 row sums, Y6 the activation bytes.
 //
 // A note for later: CPUs with AVX-VNNI could replace VPMADDUBSW + VPMADDWD
 // + VPADDD by one VPDPBUSD (ymm), as the AVX-512 kernel does.
-
-// TNIB(n, h, dst): nibble n of the 32 positions' windows in Y0 hashed with
-// table h into dst (temporaries Y1, Y2).
-#define TNIB(n, h, dst) \
-	VPSHUFB (n*32)(AX), Y0, Y1; \
-	VPMULHUW (96+n*32)(AX), Y1, Y2; \
-	VPMULLW (192+n*32)(AX), Y1, Y1; \
-	VPAND 288(AX), Y2, Y2; \
-	VPAND 320(AX), Y1, Y1; \
-	VPOR Y2, Y1, Y1; \
-	VPSHUFB Y1, h, dst
-
-// TCHUNK(acc): the 32 positions whose tile bytes are in Y0: hash, look the
-// level bytes up (v = 0x40|idx in Y3; piece j fires while v+16j < 128),
-// multiply with the strip's activations (pairs swapped) and add the row
-// sums to acc.
-#define TCHUNK(acc) \
-	TNIB(0, Y10, Y3); \
-	TNIB(1, Y11, Y4); \
-	VPXOR Y4, Y3, Y3; \
-	TNIB(2, Y12, Y4); \
-	VPXOR Y4, Y3, Y3; \
-	TLEVMAC(Y3, Y4, Y5, acc)
 
 // TLEVMAC(v, l, t, acc): the level bytes l of v = 0x40|idx (piece j fires
 // while v+16j < 128; trellisPieces), times the strip's activations in Y6,
 // pair sums (int16, exact for bytes ≤ 127) and quad sums (int32) into acc.
 #define TLEVMAC(v, l, t, acc) \
 	VPSHUFB v, Y13, l; \
-	VPADDB 448(AX), v, t; \
+	VPADDB 96(AX), v, t; \
 	VPSHUFB t, Y14, t; \
 	VPXOR t, l, l; \
-	VPADDB 480(AX), v, t; \
+	VPADDB 128(AX), v, t; \
 	VPSHUFB t, Y15, t; \
 	VPXOR t, l, l; \
-	VPADDB 512(AX), v, t; \
+	VPADDB 160(AX), v, t; \
 	VPSHUFB t, Y9, t; \
 	VPXOR t, l, l; \
 	VPMADDUBSW Y6, l, l; \
-	VPMADDWD 544(AX), l, l; \
+	VPMADDWD 192(AX), l, l; \
 	VPADDD l, acc, acc
-
-// TLOAD: Y0 = the 16 bytes at BX (lane 0) and at BX+2k (lane 1).
-#define TLOAD \
-	VMOVDQU (BX), X0; \
-	VINSERTI128 $1, (BX)(DX*1), Y0, Y0
-
-// func trellisRowsAVX2(out *float32, nbands int, a *trellisI8Args)
-TEXT ·trellisRowsAVX2(SB), NOSPLIT, $16-24
-	MOVQ out+0(FP), DI
-	MOVQ nbands+8(FP), CX
-	MOVQ a+16(FP), R8
-	MOVQ 40(R8), AX
-	MOVQ 48(R8), DX
-	VMOVDQU 352(AX), Y10
-	VMOVDQU 384(AX), Y11
-	VMOVDQU 416(AX), Y12
-	VMOVDQU 0(DX), Y13
-	VMOVDQU 32(DX), Y14
-	VMOVDQU 64(DX), Y15
-	VMOVDQU 96(DX), Y9
-	MOVQ 80(R8), R12
-	MOVQ R12, DX
-	SHRQ $4, DX // 2k = tileBytes/16
-	MOVQ 24(R8), R11
-	MOVQ R11, 0(SP)
-	MOVQ 32(R8), SI
-	MOVQ SI, 8(SP)
-	TESTQ CX, CX
-	JZ tdone
-
-tband:
-	VPXOR Y1, Y1, Y1
-	VMOVDQU Y1, (DI)
-	VMOVDQU Y1, 32(DI)
-	MOVQ 0(R8), R13
-	MOVQ 8(R8), R14
-	MOVQ 16(R8), R15
-	MOVQ 72(R8), R9
-	MOVQ 0(SP), R11
-	MOVQ 8(SP), SI
-
-tgroup:
-	VPXOR Y7, Y7, Y7
-	VPXOR Y8, Y8, Y8
-	MOVQ 64(R8), R10
-	CMPQ R10, R9
-	CMOVQGT R9, R10
-	SUBQ R10, R9
-
-ttile:
-	// Chunk 0: lane 0 is the tile's last two bytes, then its first 14.
-	LEAQ -2(SI), BX
-	VMOVDQU -16(SI)(R12*1), X1
-	VMOVDQU (SI), X0
-	VPALIGNR $14, X1, X0, X0
-	VINSERTI128 $1, (BX)(DX*1), Y0, Y0
-	VPBROADCASTD (R13), Y6
-	TCHUNK(Y7)
-	ADDQ DX, BX
-	ADDQ DX, BX
-	TLOAD
-	TCHUNK(Y8)
-	ADDQ DX, BX
-	ADDQ DX, BX
-	VPBROADCASTD 4(R13), Y6
-	TLOAD
-	TCHUNK(Y7)
-	ADDQ DX, BX
-	ADDQ DX, BX
-	TLOAD
-	TCHUNK(Y8)
-	ADDQ DX, BX
-	ADDQ DX, BX
-	VPBROADCASTD 8(R13), Y6
-	TLOAD
-	TCHUNK(Y7)
-	ADDQ DX, BX
-	ADDQ DX, BX
-	TLOAD
-	TCHUNK(Y8)
-	ADDQ DX, BX
-	ADDQ DX, BX
-	VPBROADCASTD 12(R13), Y6
-	TLOAD
-	TCHUNK(Y7)
-	ADDQ DX, BX
-	ADDQ DX, BX
-	TLOAD
-	TCHUNK(Y8)
-	ADDQ R12, SI
-	ADDQ $16, R13
-	DECQ R10
-	JNZ ttile
-
-	// out[r] += scale[r]·(α·s_x·dot_r + β·s_x·Σx_q)
-	VCVTDQ2PS Y7, Y7
-	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (R14), Y1
-	VBROADCASTSS (R15), Y2
-	VFMADD213PS Y2, Y1, Y7
-	VFMADD213PS Y2, Y1, Y8
-	VCVTPH2PS (R11), Y1
-	VCVTPH2PS 16(R11), Y2
-	VFMADD213PS (DI), Y1, Y7
-	VFMADD213PS 32(DI), Y2, Y8
-	VMOVUPS Y7, (DI)
-	VMOVUPS Y8, 32(DI)
-	ADDQ $4, R14
-	ADDQ $4, R15
-	ADDQ $32, R11
-	TESTQ R9, R9
-	JNZ tgroup
-
-	ADDQ $64, DI
-	MOVQ 8(SP), SI
-	ADDQ 88(R8), SI
-	MOVQ SI, 8(SP)
-	MOVQ 56(R8), AX
-	SHLQ $5, AX
-	ADDQ AX, 0(SP)
-	MOVQ 40(R8), AX
-	DECQ CX
-	JNZ tband
-
-tdone:
-	VZEROUPPER
-	RET
 
 // TK4STRIP(acc): k = 4, the strip whose bytes are in Y0 and whose bytes
 // shifted by one (the byte before first) are in Y1. Position 2m's window is
@@ -190,11 +38,11 @@ tdone:
 // 12-15 (Y1).
 #define TK4STRIP \
 	VPSRLW $4, Y0, Y2; \
-	VPAND 576(AX), Y2, Y2; \
-	VPAND 576(AX), Y0, Y0; \
+	VPAND 224(AX), Y2, Y2; \
+	VPAND 224(AX), Y0, Y0; \
 	VPSRLW $4, Y1, Y3; \
-	VPAND 576(AX), Y3, Y3; \
-	VPAND 576(AX), Y1, Y1; \
+	VPAND 224(AX), Y3, Y3; \
+	VPAND 224(AX), Y1, Y1; \
 	VPSHUFB Y1, Y10, Y4; \
 	VPSHUFB Y3, Y11, Y5; \
 	VPXOR Y5, Y4, Y4; \
@@ -211,18 +59,15 @@ tdone:
 	TLEVMAC(Y1, Y2, Y3, Y8)
 
 // func trellisRowsAVX2K4(out *float32, nbands int, a *trellisI8Args)
-//
-// trellisRowsAVX2 for k = 4 (nibble-aligned windows); the activations are
-// in order (not pair-swapped).
 TEXT ·trellisRowsAVX2K4(SB), NOSPLIT, $16-24
 	MOVQ out+0(FP), DI
 	MOVQ nbands+8(FP), CX
 	MOVQ a+16(FP), R8
 	MOVQ 40(R8), AX
 	MOVQ 48(R8), DX
-	VMOVDQU 352(AX), Y10
-	VMOVDQU 384(AX), Y11
-	VMOVDQU 416(AX), Y12
+	VMOVDQU 0(AX), Y10
+	VMOVDQU 32(AX), Y11
+	VMOVDQU 64(AX), Y12
 	VMOVDQU 0(DX), Y13
 	VMOVDQU 32(DX), Y14
 	VMOVDQU 64(DX), Y15
@@ -278,7 +123,7 @@ k4tile:
 	DECQ R10
 	JNZ k4tile
 
-	// Rows 0-7 and 8-15 from the lane-split sums, then as trellisRowsAVX2.
+	// Rows 0-7 and 8-15 from the lane-split sums.
 	VPERM2I128 $0x20, Y8, Y7, Y0
 	VPERM2I128 $0x31, Y8, Y7, Y8
 	VCVTDQ2PS Y0, Y7
@@ -316,12 +161,12 @@ k4done:
 
 // TG(n, src, dst): dst = k = 2 hash table n looked up at src.
 #define TG(n, src, dst) \
-	VMOVDQU (608+n*32)(AX), dst; \
+	VMOVDQU (256+n*32)(AX), dst; \
 	VPSHUFB src, dst, dst
 
 // TGX(n, src, dst): dst ^= hash table n looked up at src (Y6 temporary).
 #define TGX(n, src, dst) \
-	VMOVDQU (608+n*32)(AX), Y6; \
+	VMOVDQU (256+n*32)(AX), Y6; \
 	VPSHUFB src, Y6, Y6; \
 	VPXOR Y6, dst, dst
 
@@ -333,13 +178,13 @@ k4done:
 // xoff(R13) into Y7, Y8, Y10, Y11.
 #define TK2BLOCK(xoff) \
 	VPSRLW $4, Y0, Y1; \
-	VPAND 576(AX), Y1, Y1; \
-	VPAND 576(AX), Y0, Y0; \
+	VPAND 224(AX), Y1, Y1; \
+	VPAND 224(AX), Y0, Y0; \
 	VPSRLW $4, Y2, Y3; \
-	VPAND 576(AX), Y3, Y3; \
-	VPAND 576(AX), Y2, Y2; \
+	VPAND 224(AX), Y3, Y3; \
+	VPAND 224(AX), Y2, Y2; \
 	VPSRLW $4, Y4, Y4; \
-	VPAND 576(AX), Y4, Y4; \
+	VPAND 224(AX), Y4, Y4; \
 	TG(0, Y4, Y5); \
 	TGX(1, Y2, Y5); \
 	TGX(2, Y3, Y5); \
@@ -363,7 +208,7 @@ k4done:
 	VPUNPCKLWD Y5, Y1, Y0; \
 	VPUNPCKHWD Y5, Y1, Y1; \
 	VPBROADCASTQ xoff(R13), Y6; \
-	VMOVDQU 1056(AX), Y3; \
+	VMOVDQU 704(AX), Y3; \
 	VPERMD Y6, Y3, Y6; \
 	TLEVMAC(Y2, Y3, Y5, Y7); \
 	TLEVMAC(Y4, Y3, Y5, Y8); \
@@ -372,8 +217,7 @@ k4done:
 
 // func trellisRowsAVX2K2(out *float32, nbands int, a *trellisI8Args)
 //
-// trellisRowsAVX2 for k = 2; Y10/Y11 hold row sums here, the hash tables
-// are read from memory.
+// Y10/Y11 hold row sums here; the hash tables are read from memory.
 TEXT ·trellisRowsAVX2K2(SB), NOSPLIT, $16-24
 	MOVQ out+0(FP), DI
 	MOVQ nbands+8(FP), CX
@@ -475,29 +319,29 @@ k2done:
 // swap).
 #define TK3SYM(off, n) \
 	VBROADCASTI128 off(SI), Y0; \
-	VPSHUFB 1248(AX), Y0, Y1; \
-	VPMULHUW 1280(AX), Y1, Y2; \
-	VPMULLW 1312(AX), Y1, Y1; \
-	VPAND 1344(AX), Y2, Y2; \
-	VPAND 1376(AX), Y1, Y1; \
+	VPSHUFB 896(AX), Y0, Y1; \
+	VPMULHUW 928(AX), Y1, Y2; \
+	VPMULLW 960(AX), Y1, Y1; \
+	VPAND 992(AX), Y2, Y2; \
+	VPAND 1024(AX), Y1, Y1; \
 	VPOR Y2, Y1, n; \
-	VPSHUFB 1216(AX), n, n
+	VPSHUFB 864(AX), n, n
 
-// TK3LAG(d, off): v (Y3) ^= lag table d looked up at the symbols d
+// TK3LAG(n, d): v (Y3) ^= lag table d looked up at the symbols d
 // positions back: VPALIGNR of the chunk's symbols (n) with M (Y0 = the
 // previous chunk's second lane, the chunk's first).
 #define TK3LAG(n, d) \
 	VPALIGNR $(16-d), Y0, n, Y1; \
-	VMOVDQU (1088+d*32)(AX), Y2; \
+	VMOVDQU (736+d*32)(AX), Y2; \
 	VPSHUFB Y1, Y2, Y2; \
 	VPXOR Y2, Y3, Y3
 
-// TK3CHUNK(off, xoff, p, n, acc): chunk at off(SI) (symbols into n, the
-// previous chunk's in p), activations at xoff(R13) when xoff >= 0.
+// TK3CHUNK(off, p, n, acc): the chunk at off(SI) (its symbols into n, the
+// previous chunk's in p) into acc, with the activations in Y6.
 #define TK3CHUNK(off, p, n, acc) \
 	TK3SYM(off, n); \
 	VPERM2I128 $0x21, n, p, Y0; \
-	VMOVDQU 1088(AX), Y3; \
+	VMOVDQU 736(AX), Y3; \
 	VPSHUFB n, Y3, Y3; \
 	TK3LAG(n, 1); \
 	TK3LAG(n, 2); \

@@ -10,8 +10,6 @@ type trellisI8Args struct{}
 
 func trellisUmax(lv Level) int { return 0 }
 
-func trellisSwapPairs(lv Level, k int) bool { return false }
-
 func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32) {
 	panic("cpu: no trellis assembly kernel on this architecture")
 }
