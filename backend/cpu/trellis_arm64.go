@@ -42,50 +42,49 @@ type trellisI8Args struct {
 // trellisNEONTables are the constant tables of trellisRowsNEON for one bit
 // width; the assembly reads them by offset.
 //
-// A step decodes 16 consecutive trellis positions (four rows of a 16×4
-// strip) from the 16 bytes of the tile at 2k·s − 2 (step s; step 0 takes
-// the tile's last two bytes first, tail-biting), so that position i has its
-// 12-bit window at bit (i+1)·k + 4 of the vector in every step. Nibble t
-// (bits 4t..4t+3) of the windows of positions 2i and 2i+1 lies in the
-// bytes ctl[t][2i], +1 (a halfword); USHL by sh[2t] brings position 2i's
-// nibble to bit 0, by sh[2t+1] position 2i+1's to bit 8, BIT merges the
-// two bytes and AND masks them. The hash is linear, idx =
-// H0[n0]^H1[n1]^H2[n2] (TBL), and a four-register TBL looks the level
-// bytes up. k = 4 and k = 2 have their own paths without shifts (tile4,
-// tile2 in tools/neon-asm/trellis.py): their windows are whole nibbles of
-// the stream, or parts of them (g2, trellisK2Sources).
+// The hash is linear, so a window is hashed as the XOR of 16-entry TBL
+// lookups of pieces that need no shifts: for k = 4 three whole nibbles of
+// the stream (hash; 16 bytes and the same one byte earlier give 32
+// positions), for k = 3 four whole 3-bit symbols (lag; a step unpacks 16
+// symbols, TBL gathering each halfword's two bytes from symctl and USHL by
+// symsh bringing the even symbol to bit 0 and the odd one to bit 8), for
+// k = 2 whole or partial nibbles of the bytes at and before a position's
+// byte (g2, trellisK2Sources). A four-register TBL then looks the level
+// bytes up.
 type trellisNEONTables struct {
-	ctl  [3][16]byte  // 0
-	sh   [6][8]int16  // 48: USHL counts, even and odd position per nibble
-	mask [8]uint16    // 144: 0x00ff
-	nib  [16]byte     // 160: 0x0f
-	hash [3][16]byte  // 176
-	g2   [14][16]byte // 224: k = 2 hash tables (trellisK2Sources)
+	hash   [3][16]byte  // 0: k = 4: nibbles p-2, p-1, p
+	nib    [16]byte     // 48: 0x0f
+	g2     [14][16]byte // 64: k = 2 hash tables (trellisK2Hash)
+	symctl [16]byte     // 288: k = 3
+	symsh  [2][8]int16  // 304: USHL counts, even and odd symbol of a halfword
+	mask   [8]uint16    // 336: 0x00ff
+	sym7   [16]byte     // 352: 0x07
+	lag    [4][16]byte  // 368: k = 3 hash tables of symbols p, p-1, p-2, p-3
 }
 
 var trellisNEONTab = func() (t [5]trellisNEONTables) {
 	for k := 2; k <= 4; k++ {
 		tt := &t[k]
 		for n := 0; n < 3; n++ {
-			for w := 0; w < 8; w++ {
-				f := (2*w+1)*k + 4 + 4*n // the even position's nibble, in bits of the vector
-				b0, sB := f/8, f%8
-				sA := sB + k
-				tt.ctl[n][2*w], tt.ctl[n][2*w+1] = byte(b0), byte(b0+1)
-				tt.sh[2*n][w] = int16(-sB)
-				tt.sh[2*n+1][w] = int16(8 - sA)
+			for v := 0; v < 16; v++ {
+				tt.hash[n][v] = byte(codec.TrellisIndex(uint32(v) << (4 * n)))
 			}
-			for i := 0; i < 16; i++ {
-				tt.hash[n][i] = byte(codec.TrellisIndex(uint32(i) << (4 * n)))
-			}
-		}
-		for i := range tt.mask {
-			tt.mask[i] = 0x00ff
 		}
 		for i := range tt.nib {
-			tt.nib[i] = 0x0f
+			tt.nib[i], tt.sym7[i] = 0x0f, 0x07
 		}
 		tt.g2 = trellisK2Hash()
+		for w := 0; w < 8; w++ {
+			b0, sB := 6*w/8, 6*w%8
+			tt.symctl[2*w], tt.symctl[2*w+1] = byte(b0), byte(b0+1)
+			tt.symsh[0][w], tt.symsh[1][w] = int16(-sB), int16(8-(sB+3))
+			tt.mask[w] = 0x00ff
+		}
+		for d := 0; d < 4; d++ {
+			for v := 0; v < 16; v++ {
+				tt.lag[d][v] = byte(codec.TrellisIndex(uint32(v&7) << (9 - 3*d)))
+			}
+		}
 	}
 	return t
 }()

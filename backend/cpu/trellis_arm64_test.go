@@ -18,9 +18,10 @@ func archArgOffsets() []argOffset {
 		{"trellisI8Args.tpg", unsafe.Offsetof(i.tpg), 64}, {"trellisI8Args.tcols", unsafe.Offsetof(i.tcols), 72},
 		{"trellisI8Args.tileBytes", unsafe.Offsetof(i.tileBytes), 80}, {"trellisI8Args.bandBytes", unsafe.Offsetof(i.bandBytes), 88},
 		{"trellisI8Args.dot", unsafe.Offsetof(i.dot), 96},
-		{"trellisNEONTables.ctl", unsafe.Offsetof(t.ctl), 0}, {"trellisNEONTables.sh", unsafe.Offsetof(t.sh), 48},
-		{"trellisNEONTables.mask", unsafe.Offsetof(t.mask), 144}, {"trellisNEONTables.nib", unsafe.Offsetof(t.nib), 160},
-		{"trellisNEONTables.hash", unsafe.Offsetof(t.hash), 176}, {"trellisNEONTables.g2", unsafe.Offsetof(t.g2), 224},
+		{"trellisNEONTables.hash", unsafe.Offsetof(t.hash), 0}, {"trellisNEONTables.nib", unsafe.Offsetof(t.nib), 48},
+		{"trellisNEONTables.g2", unsafe.Offsetof(t.g2), 64}, {"trellisNEONTables.symctl", unsafe.Offsetof(t.symctl), 288},
+		{"trellisNEONTables.symsh", unsafe.Offsetof(t.symsh), 304}, {"trellisNEONTables.mask", unsafe.Offsetof(t.mask), 336},
+		{"trellisNEONTables.sym7", unsafe.Offsetof(t.sym7), 352}, {"trellisNEONTables.lag", unsafe.Offsetof(t.lag), 368},
 	}
 }
 

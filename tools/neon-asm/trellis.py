@@ -28,16 +28,17 @@ a("""//go:build arm64
 // spell USHL, SDOT, SMULL, SMULL2, SADALP, SCVTF (vector) or FCVTL; they
 // are WORD-encoded, each with the instruction in its comment.
 //
-// Register use: R3 tables, R4 the tile, R5 the strip's activations, R6/R7
+// Register use: R3 tables, R4 the tile, R5 the tile's activations, R6/R7
 // the group factors, R8 the group's scales, R9/R10 tiles left in the band
-// and the group, R11 the tile's size, R12 2k, R13 the step's bytes, R0 the
-// band's 16 outputs (float sums kept in memory), R14/R15 the band's scales
-// and tiles, R20 1 = SDOT, R21 1 = k = 4 (tile4), R22 1 = k = 2 (tile2); V0 the step's 16 tile bytes, V6-V8 the TBL
-// indices of the three nibbles, V9-V14 their USHL counts (even, odd
-// position), V15 0x00ff per halfword, V16 0x0f per byte, V17-V19 the hash
-// tables, V20-V23 the 64 level bytes, V5 (k = 4: V6) the strip's four
-// activation bytes (k = 2: V18), V24-V27 the int32 sums of rows 0-3, 4-7, 8-11, 12-15 (without
-// SDOT also V28-V31: V24+q holds two rows' pair sums, V28+q the other two).
+// and the group, R11 the tile's size, R13/R16 addresses, R0 the band's 16
+// outputs (float sums kept in memory), R14/R15 the band's scales and tiles,
+// R20 1 = SDOT, R21 1 = k = 4, R22 1 = k = 2 (else k = 3). V16-V18 the k = 4
+// hash tables, V19 0x0f; k = 3: V6 the TBL indices of each halfword's two
+// bytes, V7/V8 their USHL counts, V9 0x00ff, V10 0x07, V11-V14 the hash
+// tables of the symbols p..p-3, V16/V17 this and the previous step's
+// symbols; V20-V23 the 64 level bytes, V24-V27 the int32 sums of rows 0-3,
+// 4-7, 8-11, 12-15 (without SDOT also V28-V31: V24+q holds two rows' pair
+// sums, V28+q the other two).
 
 // func trellisRowsNEON(out *float32, nbands int, a *trellisI8Args)
 TEXT ·trellisRowsNEON(SB), NOSPLIT, $0-24
@@ -45,17 +46,16 @@ TEXT ·trellisRowsNEON(SB), NOSPLIT, $0-24
 	MOVD nbands+8(FP), R1
 	MOVD a+16(FP), R2
 	MOVD 40(R2), R3
-	VLD1 (R3), [V6.B16, V7.B16, V8.B16]
-	ADD $48, R3, R13
-	VLD1 (R13), [V9.B16, V10.B16, V11.B16, V12.B16]
-	ADD $112, R3, R13
-	VLD1 (R13), [V13.B16, V14.B16, V15.B16, V16.B16]
-	ADD $176, R3, R13
-	VLD1 (R13), [V17.B16, V18.B16, V19.B16]
+	VLD1 (R3), [V16.B16, V17.B16, V18.B16, V19.B16]
+	ADD $288, R3, R13
+	VLD1 (R13), [V6.B16, V7.B16, V8.B16, V9.B16]
+	ADD $352, R3, R13
+	VLD1 (R13), [V10.B16, V11.B16, V12.B16, V13.B16]
+	ADD $416, R3, R13
+	VLD1 (R13), [V14.B16]
 	MOVD 48(R2), R13
 	VLD1 (R13), [V20.B16, V21.B16, V22.B16, V23.B16]
 	MOVD 80(R2), R11
-	LSR $4, R11, R12
 	MOVD 24(R2), R14
 	MOVD 32(R2), R15
 	MOVD 96(R2), R20
@@ -92,50 +92,43 @@ a("""	MOVD 64(R2), R10
 	CBNZ R21, t4dtile
 	CBNZ R22, t2dtile""")
 
-def nib(t, h, dst):
-    # Nibble t of the 16 windows: TBL gathers each halfword's two bytes,
-    # USHL puts the even position's nibble at bit 0 and the odd one's at
-    # bit 8, BIT merges the bytes, AND masks, TBL hashes.
-    out = [f"\tVTBL V{6+t}.B16, [V0.B16], V1.B16",
-           USHLH(2, 1, 10 + 2 * t),
-           USHLH(1, 1, 9 + 2 * t),
-           "\tVBIT V15.B16, V1.B16, V2.B16",
-           "\tVAND V16.B16, V2.B16, V2.B16",
-           f"\tVTBL V2.B16, [V{h}.B16], V{dst}.B16"]
-    return out
-
-def tile(dot, lbl):
-    out = [f"\n{lbl}:",
-           "\t// Step 0: the tile's last two bytes, then its first 14 (tail-biting).",
-           "\tVLD1 (R4), [V0.B16]",
-           "\tADD R11, R4, R13",
-           "\tSUB $16, R13, R13",
-           "\tVLD1 (R13), [V1.B16]",
-           "\tVEXT $14, V0.B16, V1.B16, V0.B16",
-           "\tSUB $2, R4, R13"]
+def tile3(dot, lbl):
+    # k = 3: position p's window is the 3-bit symbols p-3..p. A step unpacks
+    # its 16 symbols (bytes 6s..: TBL gathers each halfword's two bytes, USHL
+    # brings the even symbol to bit 0 and the odd one to bit 8, BIT merges,
+    # AND masks) and EXT against the previous step's gives the three earlier
+    # versions; four TBL lookups hash them. The symbols before step 0 are
+    # step 15's (tail-biting).
+    def unpack(off, dst):
+        return [f"\tADD ${off}, R4, R13",
+                "\tVLD1 (R13), [V0.B16]",
+                "\tVTBL V6.B16, [V0.B16], V1.B16",
+                USHLH(2, 1, 8),
+                USHLH(1, 1, 7),
+                "\tVBIT V9.B16, V1.B16, V2.B16",
+                f"\tVAND V10.B16, V2.B16, V{dst}.B16"]
+    out = [f"\n{lbl}:"] + unpack(90, 17)
     for s in range(16):
         q = s % 4
-        if s > 0:
-            out.append("\tVLD1 (R13), [V0.B16]")
+        cur, prev = (16, 17) if s % 2 == 0 else (17, 16)
+        out += unpack(6 * s, cur)
         if q == 0:
             out.append(f"\tADD ${4*(s//4)}, R5, R16")
-            out.append("\tVLD1R (R16), [V5.S4]")
-        out += nib(0, 17, 3)
-        out += nib(1, 18, 4)
-        out.append("\tVEOR V4.B16, V3.B16, V3.B16")
-        out += nib(2, 19, 4)
-        out.append("\tVEOR V4.B16, V3.B16, V3.B16")
+            out.append("\tVLD1R (R16), [V18.S4]")
+        out.append(f"\tVTBL V{cur}.B16, [V11.B16], V3.B16")
+        for d in (1, 2, 3):
+            out += [f"\tVEXT ${16-d}, V{cur}.B16, V{prev}.B16, V4.B16",
+                    f"\tVTBL V4.B16, [V{11+d}.B16], V4.B16",
+                    "\tVEOR V4.B16, V3.B16, V3.B16"]
         out.append("\tVTBL V3.B16, [V20.B16, V21.B16, V22.B16, V23.B16], V3.B16")
         if dot:
-            out.append(SDOT(24 + q, 3, 5))
+            out.append(SDOT(24 + q, 3, 18))
         else:
-            out.append(SMULL(1, 3, 5))
-            out.append(SMULL2(2, 3, 5))
-            out.append(SADALP(24 + q, 1))
-            out.append(SADALP(28 + q, 2))
-        if s < 15:
-            out.append("\tADD R12, R13, R13")
-    out += ["\tADD R11, R4, R4",
+            out.append(SMULL(0, 3, 18))
+            out.append(SMULL2(1, 3, 18))
+            out.append(SADALP(24 + q, 0))
+            out.append(SADALP(28 + q, 1))
+    out += ["\tADD $96, R4, R4",
             "\tADD $16, R5, R5",
             "\tSUB $1, R10, R10",
             f"\tCBNZ R10, {lbl}"]
@@ -163,19 +156,19 @@ def tile4(dot, lbl):
         if h == 0:
             out.append(f"\tADD ${4*(s//2)}, R5, R16")
             out.append("\tVLD1R (R16), [V6.S4]")
-        out += ["\tVAND V16.B16, V0.B16, V2.B16",
+        out += ["\tVAND V19.B16, V0.B16, V2.B16",
                 "\tVUSHR $4, V0.B16, V3.B16",
-                "\tVAND V16.B16, V1.B16, V4.B16",
+                "\tVAND V19.B16, V1.B16, V4.B16",
                 "\tVUSHR $4, V1.B16, V1.B16",
-                "\tVTBL V4.B16, [V17.B16], V0.B16",
-                "\tVTBL V1.B16, [V18.B16], V5.B16",
+                "\tVTBL V4.B16, [V16.B16], V0.B16",
+                "\tVTBL V1.B16, [V17.B16], V5.B16",
                 "\tVEOR V5.B16, V0.B16, V0.B16",
-                "\tVTBL V2.B16, [V19.B16], V5.B16",
-                "\tVEOR V5.B16, V0.B16, V0.B16",
-                "\tVTBL V1.B16, [V17.B16], V1.B16",
                 "\tVTBL V2.B16, [V18.B16], V5.B16",
+                "\tVEOR V5.B16, V0.B16, V0.B16",
+                "\tVTBL V1.B16, [V16.B16], V1.B16",
+                "\tVTBL V2.B16, [V17.B16], V5.B16",
                 "\tVEOR V5.B16, V1.B16, V1.B16",
-                "\tVTBL V3.B16, [V19.B16], V5.B16",
+                "\tVTBL V3.B16, [V18.B16], V5.B16",
                 "\tVEOR V5.B16, V1.B16, V1.B16",
                 "\tVZIP1 V1.B16, V0.B16, V2.B16",
                 "\tVZIP2 V1.B16, V0.B16, V3.B16",
@@ -219,15 +212,15 @@ def tile2(dot, lbl):
         out += [f"\tADD ${4*s}, R5, R16",
                 "\tVLD1R (R16), [V18.S4]",
                 "\tVUSHR $4, V0.B16, V1.B16",
-                "\tVAND V16.B16, V0.B16, V0.B16",
+                "\tVAND V19.B16, V0.B16, V0.B16",
                 "\tVUSHR $4, V2.B16, V3.B16",
-                "\tVAND V16.B16, V2.B16, V2.B16",
+                "\tVAND V19.B16, V2.B16, V2.B16",
                 "\tVUSHR $4, V4.B16, V4.B16"]
         # sources: V4 hi(m-2), V2 lo(m-1), V3 hi(m-1), V0 lo(m), V1 hi(m)
         src = {-12: 4, -8: 2, -4: 3, 0: 0, 4: 1}
         srcs = [[-12, -8, -4, 0], [-8, -4, 0], [-8, -4, 0, 4], [-4, 0, 4]]
         dst = [5, 13, 14, 15]
-        off = 224
+        off = 64
         for e in range(4):
             n = len(srcs[e])
             tr = [6, 7, 8, 9] if e % 2 == 0 else [10, 11, 12]
@@ -264,7 +257,7 @@ def tile2(dot, lbl):
             f"\tCBNZ R10, {lbl}"]
     return out
 
-L += tile(True, "tdtile")
+L += tile3(True, "t3dtile")
 a("\tB tgroupend")
 L += tile4(True, "t4dtile")
 a("\tB tgroupend")
@@ -273,7 +266,7 @@ a("\tB tgroupend")
 a("\nttiles:")
 a("\tCBNZ R21, t4stile")
 a("\tCBNZ R22, t2stile")
-L += tile(False, "tstile")
+L += tile3(False, "t3stile")
 a("\tB tpairs")
 L += tile4(False, "t4stile")
 a("\tB tpairs")
