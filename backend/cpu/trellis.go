@@ -12,8 +12,8 @@ import (
 // VPDPBUSD into sixteen row accumulators (trellisRows, AVX-512 with VBMI
 // and GFNI). AVX2 (trellisRowsAVX2K2/K3/K4: VPSHUFB hash of whole nibbles
 // or 3-bit symbols, VPMADDUBSW) and NEON (trellisRowsNEON: TBL hash, SDOT
-// or SMULL+SADALP) do the same with level bytes ≤ 127. Other machines run the portable Go kernel on float
-// inputs.
+// or SMULL+SADALP) do the same with level bytes ≤ 127. Other machines run
+// the portable Go kernel on float inputs.
 
 // trellisState is the per-call preparation of a trellis multiply.
 type trellisState struct {
@@ -23,7 +23,7 @@ type trellisState struct {
 	cp     int // padded columns (16·TileCols)
 	levels q8Levels
 	pieces [4][32]byte // AVX2: the level table as four XOR-telescoped VPSHUFB pieces (trellisPieces)
-	last   []byte      // AVX2, NEON: the last band's tiles with 32 bytes of padding (the kernels read past a tile)
+	last   []byte      // AVX2, NEON, k = 3: the last band's tiles and 32 bytes of padding (trellisPadLast)
 	xr     []float32   // n × cp rotated input (Go kernel)
 	xq     []int8      // n × cp quantized input (assembly kernel)
 	sx, sq []float32   // n × groups: α·s_x and β·s_x·Σx_q
@@ -45,6 +45,12 @@ func trellisQ8Levels(cb []float32, umax int) q8Levels {
 	}
 	return q
 }
+
+// trellisPadLast reports whether the kernel at level lv for k-bit codes
+// runs the matrix's last band from a padded copy (st.last): the AVX2 and
+// NEON kernels for k = 3 load 16 bytes per 32 (16) symbols and read up to 4
+// (10) bytes past a tile, which must not run past the end of the tiles.
+func trellisPadLast(lv Level, k int) bool { return lv != LevelAVX512 && k == 3 }
 
 // trellisPieces splits a 64-entry table into the four 16-entry VPSHUFB
 // tables the AVX2 kernel XORs: with v = 0x40|idx, the lookup at v+16j has
@@ -76,10 +82,7 @@ func (b *Backend) prepareTrellis(m *codec.TrellisMatrix) {
 	if st.asm {
 		st.levels = trellisQ8Levels(m.Codebook, trellisUmax(b.level))
 		st.pieces = trellisPieces(&st.levels.lut)
-		if b.level != LevelAVX512 {
-			// The AVX2 and NEON kernels load 16 bytes per lane and may read
-			// up to 14 bytes past a tile: run the matrix's last band from a
-			// padded copy so that they never read past the tiles.
+		if trellisPadLast(b.level, m.Bits) {
 			bb := m.TileCols * m.TileBytes
 			st.last = append(st.last[:0], m.Tiles[(m.Bands-1)*bb:m.Bands*bb]...)
 			st.last = append(st.last, make([]byte, 32)...)

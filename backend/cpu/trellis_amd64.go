@@ -245,9 +245,8 @@ func (b *Backend) trellisCallAVX2(ws *workerState, t, b0, nbands int, out *float
 	case 4:
 		run = trellisRowsAVX2K4
 	}
-	if b0+nbands == m.Bands {
-		// The last band from its padded copy (k = 3 reads up to 4 bytes
-		// past a tile).
+	if b0+nbands == m.Bands && trellisPadLast(st.level, m.Bits) {
+		// The last band from its padded copy.
 		if nbands > 1 {
 			run(out, nbands-1, a)
 		}
