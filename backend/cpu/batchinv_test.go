@@ -38,16 +38,20 @@ func TestBatchInvariant(t *testing.T) {
 	}
 }
 
+// argOffset is a field's offset in an argument block and the one the
+// assembly reads.
+type argOffset struct {
+	name      string
+	got, want uintptr
+}
+
 // TestArgOffsets pins the offsets the assembly reads from the kernels'
 // argument blocks.
 func TestArgOffsets(t *testing.T) {
 	var q q8Args
 	var tl q8TileArgs
 	var f f32Args
-	for _, c := range []struct {
-		name      string
-		got, want uintptr
-	}{
+	for _, c := range append([]argOffset{
 		{"q8Args.xq", unsafe.Offsetof(q.xq), 0}, {"q8Args.pv", unsafe.Offsetof(q.pv), 8},
 		{"q8Args.qv", unsafe.Offsetof(q.qv), 16}, {"q8Args.xb", unsafe.Offsetof(q.xb), 24},
 		{"q8Args.scales", unsafe.Offsetof(q.scales), 32}, {"q8Args.offs", unsafe.Offsetof(q.offs), 40},
@@ -73,7 +77,7 @@ func TestArgOffsets(t *testing.T) {
 		{"f32Args.rowBytes", unsafe.Offsetof(f.rowBytes), 48}, {"f32Args.groups", unsafe.Offsetof(f.groups), 56},
 		{"f32Args.iters", unsafe.Offsetof(f.iters), 64}, {"f32Args.kbytes", unsafe.Offsetof(f.kbytes), 72},
 		{"f32Args.mask", unsafe.Offsetof(f.mask), 80}, {"f32Args.k4", unsafe.Offsetof(f.k4), 88},
-	} {
+	}, archArgOffsets()...) {
 		if c.got != c.want {
 			t.Errorf("%s at offset %d, the assembly reads %d", c.name, c.got, c.want)
 		}

@@ -115,6 +115,7 @@ type workerState struct {
 	fa   f32Args
 	qt   q8TileArgs
 	tr   trellisArgs
+	tr2  trellisI8Args
 	tsc  [tileScratch]float32 // q8Tile scratch
 }
 
