@@ -66,12 +66,18 @@ func alone(t *testing.T, l *engine.Loaded, reqs []engine.Request) [][]int {
 }
 
 // TestBatchedEqualsAlone decodes N sequences with different prompts in one
-// batch (f32 KV cache) and checks that each produces exactly the tokens it
+// batch (f32 and q8 KV caches) and checks that each produces exactly the tokens it
 // produces alone, for N = 1, 3, 8, with sequences that join at different
 // steps (their prompts prefilled while others decode) and stop at
 // different lengths; greedy and seeded sampling both.
 func TestBatchedEqualsAlone(t *testing.T) {
-	l := load(t, engine.Options{Ctx: 256, KVCache: backend.KVF32, MaxSeqs: 8, StepTokens: 64})
+	for _, kv := range []backend.KVType{backend.KVF32, backend.KVQ8} {
+		t.Run(kv.String(), func(t *testing.T) { testBatchedEqualsAlone(t, kv) })
+	}
+}
+
+func testBatchedEqualsAlone(t *testing.T, kv backend.KVType) {
+	l := load(t, engine.Options{Ctx: 256, KVCache: kv, MaxSeqs: 8, StepTokens: 64})
 	for _, n := range []int{1, 3, 8} {
 		for _, sampled := range []bool{false, true} {
 			t.Run(fmt.Sprintf("n%d/sampled=%v", n, sampled), func(t *testing.T) {
