@@ -32,11 +32,11 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			if textPath == "" {
 				return usagef("--text TEXTFILE is required")
 			}
-			text, err := os.ReadFile(textPath)
+			kv, err := parseKVCache(mf.kv)
 			if err != nil {
 				return err
 			}
-			kv, err := parseKVCache(mf.kv)
+			text, err := os.ReadFile(textPath)
 			if err != nil {
 				return err
 			}
