@@ -418,3 +418,133 @@ v4qct:
 v4qdone:
 	VZEROUPPER
 	RET
+
+// func scoresQ8AVX2(prob *float32, q *float32, k *int8, sc *uint16, n, hd int, scale float32)
+//
+// scoresQ8AVX512 in 8-lane registers (AVX2 + FMA + F16C).
+TEXT ·scoresQ8AVX2(SB), NOSPLIT, $0-52
+	MOVQ prob+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ k+16(FP), AX
+	MOVQ sc+24(FP), DX
+	MOVQ n+32(FP), CX
+	MOVQ hd+40(FP), R11
+	SHRQ $5, R11                // groups per row
+	VBROADCASTSS scale+48(FP), X15
+	TESTQ CX, CX
+	JZ sa2done
+	TESTQ R11, R11
+	JZ sa2done
+
+sa2t:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ SI, BX
+	MOVQ R11, R15
+
+sa2g:
+	VPBROADCASTW (DX), X2
+	VCVTPH2PS X2, Y2
+	VPMOVSXBD (AX), Y3
+	VPMOVSXBD 8(AX), Y4
+	VPMOVSXBD 16(AX), Y5
+	VPMOVSXBD 24(AX), Y6
+	VCVTDQ2PS Y3, Y3
+	VCVTDQ2PS Y4, Y4
+	VCVTDQ2PS Y5, Y5
+	VCVTDQ2PS Y6, Y6
+	VMULPS Y2, Y3, Y3
+	VMULPS Y2, Y4, Y4
+	VMULPS Y2, Y5, Y5
+	VMULPS Y2, Y6, Y6
+	VFMADD231PS (BX), Y3, Y0
+	VFMADD231PS 32(BX), Y4, Y1
+	VFMADD231PS 64(BX), Y5, Y0
+	VFMADD231PS 96(BX), Y6, Y1
+	ADDQ $32, AX
+	ADDQ $2, DX
+	ADDQ $128, BX
+	DECQ R15
+	JNZ sa2g
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VADDPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VADDPS X1, X0, X0
+	VMULSS X15, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ $4, DI
+	DECQ CX
+	JNZ sa2t
+
+sa2done:
+	VZEROUPPER
+	RET
+
+// func valuesQ8AVX2(att, prob *float32, v *int8, sc *uint16, n, hd int)
+//
+// valuesQ8AVX512 in 8-lane registers: 32 columns (one scale) at a time in
+// four accumulators.
+TEXT ·valuesQ8AVX2(SB), NOSPLIT, $0-48
+	MOVQ att+0(FP), DI
+	MOVQ prob+8(FP), SI
+	MOVQ v+16(FP), DX           // codes of row 0 at the current column
+	MOVQ sc+24(FP), R8          // scales of row 0 at the current column
+	MOVQ n+32(FP), CX
+	MOVQ hd+40(FP), R9          // bytes per row of codes
+	MOVQ R9, R10
+	SHRQ $4, R10                // bytes per row of scales
+	MOVQ R9, R11
+	SHRQ $5, R11                // column groups left
+	TESTQ CX, CX
+	JZ va2done
+	TESTQ R11, R11
+	JZ va2done
+
+va2b:
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	MOVQ DX, AX
+	MOVQ R8, BX
+	MOVQ SI, R12
+	MOVQ CX, R15
+
+va2t:
+	VBROADCASTSS (R12), Y4
+	VPBROADCASTW (BX), X5
+	VCVTPH2PS X5, Y5
+	VMULPS Y4, Y5, Y5
+	VPMOVSXBD (AX), Y6
+	VPMOVSXBD 8(AX), Y7
+	VPMOVSXBD 16(AX), Y8
+	VPMOVSXBD 24(AX), Y9
+	VCVTDQ2PS Y6, Y6
+	VCVTDQ2PS Y7, Y7
+	VCVTDQ2PS Y8, Y8
+	VCVTDQ2PS Y9, Y9
+	VFMADD231PS Y6, Y5, Y0
+	VFMADD231PS Y7, Y5, Y1
+	VFMADD231PS Y8, Y5, Y2
+	VFMADD231PS Y9, Y5, Y3
+	ADDQ R9, AX
+	ADDQ R10, BX
+	ADDQ $4, R12
+	DECQ R15
+	JNZ va2t
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $32, DX
+	ADDQ $2, R8
+	DECQ R11
+	JNZ va2b
+
+va2done:
+	VZEROUPPER
+	RET

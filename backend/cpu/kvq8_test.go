@@ -60,8 +60,8 @@ func TestQuantQ8(t *testing.T) {
 	quantQ8(codes[:3], sc[:1], nan) // must not panic
 }
 
-// TestAttnKernelsQ8 checks the int8 attention kernels (AVX-512 where the
-// machine has it) against the plain Go loops, and both against float32
+// TestAttnKernelsQ8 checks the int8 attention kernels of every level the
+// machine has (AVX-512, AVX2, NEON: Go) against the plain Go loops, and both against float32
 // attention over the dequantized rows.
 func TestAttnKernelsQ8(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
@@ -90,30 +90,37 @@ func TestAttnKernelsQ8(t *testing.T) {
 				ref, want, got := make([]float32, group*ps), make([]float32, group*ps), make([]float32, group*ps)
 				attnScoresGo(LevelGeneric, ref, ps, q, deq, hd, n, group, hd, 0.125)
 				attnScoresQ8Go(want, ps, q, k8, ks, n, group, hd, 0.125)
-				attnScoresQ8(BestLevel(), got, ps, q, k8, ks, n, group, hd, 0.125)
-				for g := 0; g < group; g++ {
-					for i := g * ps; i < g*ps+n; i++ {
-						if d := math.Abs(float64(ref[i] - want[i])); d > 1e-5*(1+math.Abs(float64(ref[i]))) {
-							t.Fatalf("Go q8 scores hd=%d group=%d n=%d: [%d] = %g, dequantized float32 gives %g", hd, group, n, i, want[i], ref[i])
-						}
-						if d := math.Abs(float64(want[i] - got[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
-							t.Fatalf("q8 scores hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, got[i], want[i])
+				for _, lv := range Levels() {
+					attnScoresQ8(lv, got, ps, q, k8, ks, n, group, hd, 0.125)
+					for g := 0; g < group; g++ {
+						for i := g * ps; i < g*ps+n; i++ {
+							if d := math.Abs(float64(ref[i] - want[i])); d > 1e-5*(1+math.Abs(float64(ref[i]))) {
+								t.Fatalf("Go q8 scores hd=%d group=%d n=%d: [%d] = %g, dequantized float32 gives %g", hd, group, n, i, want[i], ref[i])
+							}
+							if d := math.Abs(float64(want[i] - got[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+								t.Fatalf("%v q8 scores hd=%d group=%d n=%d: [%d] = %g, want %g", lv, hd, group, n, i, got[i], want[i])
+							}
 						}
 					}
 				}
 				prob := vec(group * ps)
 				att0 := vec(group * hd)
 				refA := append([]float32(nil), att0...)
-				wantA, gotA := append([]float32(nil), att0...), append([]float32(nil), att0...)
+				wantA := append([]float32(nil), att0...)
 				attnValuesGo(LevelGeneric, refA, prob, ps, deq, hd, n, group, hd)
 				attnValuesQ8Go(wantA, prob, ps, k8, ks, n, group, hd)
-				attnValuesQ8(BestLevel(), gotA, prob, ps, k8, ks, n, group, hd)
 				for i := range wantA {
 					if d := math.Abs(float64(refA[i] - wantA[i])); d > 1e-4*(1+math.Abs(float64(refA[i]))) {
 						t.Fatalf("Go q8 values hd=%d group=%d n=%d: [%d] = %g, dequantized float32 gives %g", hd, group, n, i, wantA[i], refA[i])
 					}
-					if d := math.Abs(float64(wantA[i] - gotA[i])); d > 1e-4*(1+math.Abs(float64(wantA[i]))) {
-						t.Fatalf("q8 values hd=%d group=%d n=%d: [%d] = %g, want %g", hd, group, n, i, gotA[i], wantA[i])
+				}
+				for _, lv := range Levels() {
+					gotA := append([]float32(nil), att0...)
+					attnValuesQ8(lv, gotA, prob, ps, k8, ks, n, group, hd)
+					for i := range wantA {
+						if d := math.Abs(float64(wantA[i] - gotA[i])); d > 1e-4*(1+math.Abs(float64(wantA[i]))) {
+							t.Fatalf("%v q8 values hd=%d group=%d n=%d: [%d] = %g, want %g", lv, hd, group, n, i, gotA[i], wantA[i])
+						}
 					}
 				}
 			}
@@ -214,7 +221,7 @@ func TestKVQ8Attention(t *testing.T) {
 			return maxErr, math.Sqrt(sumSq/float64(len(want))) / rms
 		}
 		_, f16Rel := errs(f16, ref)
-		for _, lv := range []Level{best, LevelGeneric} {
+		for _, lv := range Levels() {
 			got, st, _ := kvAttention(t, b, lv, backend.KVQ8, k, v, q, T, c.heads, c.kvHeads, c.hd)
 			maxErr, relRMS := errs(got, ref)
 			t.Logf("heads %d/%d hd %d %v: vs the f32 cache: q8 max error %.2e, relative RMS error %.2e (f16: %.2e; output RMS %.3f)",
