@@ -282,3 +282,63 @@ func TestKVQ8Attention(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAttentionDecode is one decode token's attention over one layer
+// of Phi-4's shape (40 query heads, 10 KV heads of 128) at 4,096 cached
+// positions, per KV cache type; bytes are the cache bytes read.
+func BenchmarkAttentionDecode(b *testing.B) {
+	const (
+		heads, kvHeads, hd, T, bs = 40, 10, 128, 4096, 32
+	)
+	for _, typ := range []backend.KVType{backend.KVF32, backend.KVF16, backend.KVQ8} {
+		b.Run(typ.String(), func(b *testing.B) {
+			be := New(0)
+			defer be.Close()
+			spec := backend.KVSpec{Layers: 1, KVHeads: kvHeads, HeadDim: hd, BlockSize: bs, Blocks: T / bs, Type: typ}
+			kv, err := be.NewKV(spec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			table := make([]int32, T/bs)
+			for i := range table {
+				table[i] = int32(len(table) - 1 - i)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			w := kvHeads * hd
+			k, v := make([]float32, T*w), make([]float32, T*w)
+			for i := range k {
+				k[i], v[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			fill := backend.Step{Tables: [][]int32{table}}
+			for p := 0; p < T; p++ {
+				fill.Tokens = append(fill.Tokens, 0)
+				fill.Pos = append(fill.Pos, int32(p))
+				fill.Seq = append(fill.Seq, 0)
+				fill.Slot = append(fill.Slot, table[p/bs]*bs+int32(p%bs))
+			}
+			sb, err := be.NewStep(backend.StepLimits{Tokens: T, Seqs: 1, BlocksPerSeq: len(table)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := be.SetStep(sb, &fill); err != nil {
+				b.Fatal(err)
+			}
+			be.StoreKV(kv, 0, backend.Whole(&Buf{F: k}, w), backend.Whole(&Buf{F: v}, w), sb)
+			last := len(fill.Tokens) - 1
+			dec := backend.Step{Tokens: fill.Tokens[last:], Pos: fill.Pos[last:], Seq: fill.Seq[last:], Slot: fill.Slot[last:], Tables: fill.Tables}
+			if err := be.SetStep(sb, &dec); err != nil {
+				b.Fatal(err)
+			}
+			q := &Buf{F: make([]float32, heads*hd)}
+			for i := range q.F {
+				q.F[i] = float32(rng.NormFloat64())
+			}
+			out := &Buf{F: make([]float32, heads*hd)}
+			b.SetBytes(2 * T * kvHeads * typ.RowBytes(hd))
+			b.ResetTimer()
+			for range b.N {
+				be.Attention(out, backend.Whole(q, heads*hd), heads, 0.088, kv, 0, sb)
+			}
+		})
+	}
+}
