@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/tensor"
@@ -50,23 +51,85 @@ type View struct {
 // Whole is the view of a buffer of rows of width values each.
 func Whole(b Buffer, width int) View { return View{Buf: b, Stride: width} }
 
+// KVType is how a KV cache stores keys and values. The zero value is the
+// default, KVF16.
+type KVType uint8
+
+const (
+	// KVF16 stores half-precision floats (the default).
+	KVF16 KVType = iota
+	// KVF32 stores float32: exact.
+	KVF32
+	// KVQ8 stores int8 codes with an fp16 scale per KVQ8Group values of a
+	// row (one position's head): value = scale·code, the scale being the
+	// group's largest magnitude / 127. About half of KVF16's bytes.
+	KVQ8
+)
+
+// KVQ8Group is the values per scale of a KVQ8 row; a row's last group is
+// shorter when the head dimension is not a multiple of it.
+const KVQ8Group = 32
+
+// kvTypeNames are the names ParseKVType accepts, in KVType order.
+var kvTypeNames = [...]string{KVF16: "f16", KVF32: "f32", KVQ8: "q8"}
+
+// String is the type's name as the --kv-cache flag spells it.
+func (t KVType) String() string {
+	if int(t) < len(kvTypeNames) {
+		return kvTypeNames[t]
+	}
+	return fmt.Sprintf("KVType(%d)", uint8(t))
+}
+
+// KVTypeNames lists the accepted names, for messages ("f16, f32 or q8").
+func KVTypeNames() string {
+	n := len(kvTypeNames)
+	return strings.Join(kvTypeNames[:n-1], ", ") + " or " + kvTypeNames[n-1]
+}
+
+// ParseKVType maps a name ("f16", "f32", "q8", any case) to a KVType.
+func ParseKVType(s string) (KVType, error) {
+	for t, n := range kvTypeNames {
+		if strings.EqualFold(s, n) {
+			return KVType(t), nil
+		}
+	}
+	return 0, fmt.Errorf("KV cache type %q is not one of %s", s, KVTypeNames())
+}
+
+// KVQ8Groups is the number of scales of a KVQ8 row of hd values.
+func KVQ8Groups(hd int) int { return (hd + KVQ8Group - 1) / KVQ8Group }
+
+// RowBytes is the storage of one row of hd values (one position's key, or
+// value, for one KV head), scales included.
+func (t KVType) RowBytes(hd int) int64 {
+	switch t {
+	case KVF32:
+		return 4 * int64(hd)
+	case KVQ8:
+		return int64(hd) + 2*int64(KVQ8Groups(hd))
+	}
+	return 2 * int64(hd)
+}
+
 // KVSpec is the shape of a paged KV cache's storage: Blocks blocks of
 // BlockSize positions each, for every layer and KV head.
 type KVSpec struct {
 	Layers, KVHeads, HeadDim int
 	BlockSize, Blocks        int
-	DType                    tensor.DType // tensor.F16 (default) or tensor.F32 (exact)
+	Type                     KVType
 }
 
-// BlockBytes is the storage of one block over all layers, keys and values.
+// BlockBytes is the storage of one block over all layers, keys and values
+// (with KVQ8, their scales too).
 func (s KVSpec) BlockBytes() int64 {
-	return int64(s.Layers) * int64(s.KVHeads) * int64(s.HeadDim) * int64(s.BlockSize) * 2 * int64(s.DType.Size())
+	return int64(s.Layers) * int64(s.KVHeads) * int64(s.BlockSize) * 2 * s.Type.RowBytes(s.HeadDim)
 }
 
 // Validate reports a spec no backend can hold.
 func (s KVSpec) Validate() error {
-	if s.DType != tensor.F16 && s.DType != tensor.F32 {
-		return fmt.Errorf("backend: KV cache type %v is not supported (want f16 or f32)", s.DType)
+	if int(s.Type) >= len(kvTypeNames) {
+		return fmt.Errorf("backend: KV cache type %v is not supported (want %s)", s.Type, KVTypeNames())
 	}
 	if s.Layers <= 0 || s.KVHeads <= 0 || s.HeadDim <= 0 || s.BlockSize <= 0 || s.Blocks <= 0 {
 		return fmt.Errorf("backend: invalid KV cache shape: %d layers, %d KV heads of %d, %d blocks of %d positions",

@@ -4,12 +4,10 @@ import (
 	"math"
 	"strings"
 	"testing"
-
-	"github.com/upg-ai/upg/tensor"
 )
 
 func TestStepValidate(t *testing.T) {
-	spec := KVSpec{Layers: 1, KVHeads: 1, HeadDim: 4, BlockSize: 4, Blocks: 3, DType: tensor.F16}
+	spec := KVSpec{Layers: 1, KVHeads: 1, HeadDim: 4, BlockSize: 4, Blocks: 3}
 	good := func() *Step {
 		return &Step{Tokens: []int32{5, 6}, Pos: []int32{4, 5}, Slot: []int32{8, 9}, Seq: []int32{0, 0},
 			Tables: [][]int32{{0, 2}}, Out: []int32{1}}
@@ -40,16 +38,51 @@ func TestStepValidate(t *testing.T) {
 }
 
 func TestKVSpec(t *testing.T) {
-	s := KVSpec{Layers: 2, KVHeads: 3, HeadDim: 4, BlockSize: 5, Blocks: 1, DType: tensor.F16}
+	s := KVSpec{Layers: 2, KVHeads: 3, HeadDim: 4, BlockSize: 5, Blocks: 1}
 	if got := s.BlockBytes(); got != 2*3*4*5*2*2 {
-		t.Errorf("BlockBytes = %d", got)
+		t.Errorf("f16 BlockBytes = %d", got)
 	}
 	if err := s.Validate(); err != nil {
 		t.Error(err)
 	}
-	s.DType = tensor.BF16
+	s.Type = KVF32
+	if got := s.BlockBytes(); got != 2*3*4*5*2*4 {
+		t.Errorf("f32 BlockBytes = %d", got)
+	}
+	// q8: one byte per value and a 2-byte scale per 32 values of a row
+	// (a partial group counts as a whole scale).
+	for _, c := range []struct{ hd, row int }{{4, 4 + 2}, {32, 32 + 2}, {33, 33 + 4}, {128, 128 + 8}} {
+		s.Type, s.HeadDim = KVQ8, c.hd
+		if got := s.BlockBytes(); got != int64(2*3*5*2*c.row) {
+			t.Errorf("q8 BlockBytes (head dim %d) = %d, want %d", c.hd, got, 2*3*5*2*c.row)
+		}
+		if err := s.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+	s.Type = KVQ8 + 1
 	if err := s.Validate(); err == nil {
-		t.Error("bf16 KV spec accepted")
+		t.Error("unknown KV type accepted")
+	}
+}
+
+func TestParseKVType(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		want KVType
+	}{{"f16", KVF16}, {"F32", KVF32}, {"q8", KVQ8}, {"Q8", KVQ8}} {
+		got, err := ParseKVType(c.s)
+		if err != nil || got != c.want {
+			t.Errorf("ParseKVType(%q) = %v, %v; want %v", c.s, got, err, c.want)
+		}
+		if !strings.EqualFold(got.String(), c.s) {
+			t.Errorf("%v.String() = %q", got, got.String())
+		}
+	}
+	for _, s := range []string{"", "q4", "bf16", "int8"} {
+		if _, err := ParseKVType(s); err == nil || !strings.Contains(err.Error(), "f16, f32 or q8") {
+			t.Errorf("ParseKVType(%q): %v, want an error naming f16, f32 or q8", s, err)
+		}
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // bwBytes is the buffer ReadBandwidth streams: far larger than any last-level cache.
@@ -90,8 +89,8 @@ type Options struct {
 	// Force runs even when the model file is larger than the available
 	// memory (it would then be paged from disk on every token).
 	Force bool
-	// KVCache is the KV cache type (tensor.F16 when unset, as in the engine).
-	KVCache tensor.DType
+	// KVCache is the KV cache type (backend.KVF16 when unset, as in the engine).
+	KVCache backend.KVType
 	// DecodeProfile, when set, receives a CPU profile (pprof) of the
 	// decode phase.
 	DecodeProfile io.Writer
@@ -166,10 +165,7 @@ func Run(path string, opts Options) (Result, error) {
 	m := l.Model
 	c := m.Config
 	res.Kernel = m.Backend().Name()
-	res.KVCache = "f16"
-	if opts.KVCache == tensor.F32 {
-		res.KVCache = "f32"
-	}
+	res.KVCache = opts.KVCache.String()
 	res.Threads = opts.Threads
 	if t, ok := m.Backend().(interface{ Threads() int }); ok {
 		res.Threads = t.Threads()

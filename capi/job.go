@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/cli"
 	"github.com/upg-ai/upg/compress"
@@ -171,6 +172,7 @@ type evalOptions struct {
 	TextFile string   `json:"text_file"` // or a file of it
 	Ctx      int      `json:"ctx"`
 	Threads  int      `json:"threads"`
+	KVCache  string   `json:"kv_cache"` // the scored models' KV cache: "f32" (default, ""), "f16" or "q8"
 }
 
 // startEvaluate scores as `upg eval --json` does; the job's result is the
@@ -185,6 +187,11 @@ func startEvaluate(o evalOptions) (*jobObj, error) {
 		return nil, argErrorf("ctx %d is too small (at least 4; 0 = 512)", o.Ctx)
 	case o.Ctx < 0 || o.Threads < 0:
 		return nil, argErrorf("ctx and threads must be ≥ 0")
+	}
+	if o.KVCache != "" {
+		if _, err := backend.ParseKVType(o.KVCache); err != nil {
+			return nil, argErrorf("kv_cache must be %s, not %q", backend.KVTypeNames(), o.KVCache)
+		}
 	}
 	for _, p := range append([]string{o.Model, o.Ref}, o.Compare...) {
 		if p == "" {
@@ -203,7 +210,7 @@ func startEvaluate(o evalOptions) (*jobObj, error) {
 		text = string(b)
 	}
 	return startJob(func(progress func(int64, int64, string), _ func() bool) (any, error) {
-		return cli.Evaluate(cli.EvalOptions{Model: o.Model, Ref: o.Ref, Compare: o.Compare, Text: text, Ctx: o.Ctx, Threads: o.Threads},
+		return cli.Evaluate(cli.EvalOptions{Model: o.Model, Ref: o.Ref, Compare: o.Compare, Text: text, Ctx: o.Ctx, Threads: o.Threads, KVCache: o.KVCache},
 			func(done, total int) { progress(int64(done), int64(total), "evaluating") })
 	}), nil
 }

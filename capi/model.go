@@ -5,9 +5,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/model"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // loadOptions are upg_model_load's options (JSON).
@@ -15,7 +15,7 @@ type loadOptions struct {
 	Device  string `json:"device"`   // "auto" or "cpu" ("" = auto)
 	Ctx     int    `json:"ctx"`      // 0 = the model's, at most 4096
 	Threads int    `json:"threads"`  // 0 = all cores
-	KVCache string `json:"kv_cache"` // "f16" (default) or "f32"
+	KVCache string `json:"kv_cache"` // "f16" (default), "f32" or "q8"
 }
 
 // modelObj is a loaded model behind a handle. Every call holds life for
@@ -51,14 +51,12 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if o.Threads < 0 {
 		return nil, argErrorf("threads %d must be ≥ 0 (0 = all cores)", o.Threads)
 	}
-	var kv tensor.DType
-	switch strings.ToLower(o.KVCache) {
-	case "", "f16":
-		kv = tensor.F16
-	case "f32":
-		kv = tensor.F32
-	default:
-		return nil, argErrorf("kv_cache must be \"f16\" or \"f32\", not %q", o.KVCache)
+	var kv backend.KVType // "" = f16
+	if o.KVCache != "" {
+		var err error
+		if kv, err = backend.ParseKVType(o.KVCache); err != nil {
+			return nil, argErrorf("kv_cache must be %s, not %q", backend.KVTypeNames(), o.KVCache)
+		}
 	}
 	if path == "" {
 		return nil, argErrorf("no model path given")
@@ -130,10 +128,7 @@ func (m *modelObj) info() (modelInfo, error) {
 	defer m.life.RUnlock()
 	l := m.l
 	c := l.Model.Config
-	kv := "f16"
-	if l.Config().KVCache == tensor.F32 {
-		kv = "f32"
-	}
+	kv := l.Config().KVCache.String()
 	threads := 0
 	if t, ok := l.Model.Backend().(interface{ Threads() int }); ok {
 		threads = t.Threads()
@@ -209,7 +204,7 @@ func (m *modelObj) logits(ids []int32, all bool, out []float32) error {
 		}
 		size = min(size, m.l.Capacity())
 		m.single = nil
-		s, err := m.l.Model.NewSingle(size, tensor.F32)
+		s, err := m.l.Model.NewSingle(size, backend.KVF32)
 		if err != nil {
 			return err
 		}

@@ -104,7 +104,7 @@ to the memory roofline.`,
 	f.IntVar(&opts.Batch, "batch", 1, "sequences decoded together (they share the prompt but its last token)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (pprof) of the decode phase to this file")
-	f.StringVar(&kvType, "kv-cache", "f16", "type of the cached keys and values: f16 or f32")
+	f.StringVar(&kvType, "kv-cache", "f16", kvCacheUsage)
 	f.BoolVar(&opts.Force, "force", false, "run even if the model is larger than the available memory")
 	return cmd
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -421,6 +422,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"tokenize", "--model", miniphi}, []string{"TEXT"}},
 		{[]string{"inspect"}, []string{"arg"}},
 		{[]string{"frobnicate"}, []string{"frobnicate"}},
+		{[]string{"run", "--model", miniphi, "--kv-cache", "q4", "hi"}, []string{"--kv-cache must be f16, f32 or q8", `"q4"`}},
+		{[]string{"chat", "--model", miniphi, "--kv-cache", "int8"}, []string{"--kv-cache must be f16, f32 or q8"}},
+		{[]string{"bench", "--model", miniphi, "--kv-cache", "bf16"}, []string{"--kv-cache must be f16, f32 or q8"}},
+		{[]string{"serve", "--model", miniphi, "--kv-cache", ""}, []string{"--kv-cache must be f16, f32 or q8"}},
+		{[]string{"eval", "--model", miniphi, "--text", "missing.txt", "--kv-cache", "q"}, []string{"--kv-cache must be f16, f32 or q8"}},
 	} {
 		wantFail(t, upg(t, c.args...), exitUsage, c.fragments...)
 	}
@@ -654,4 +660,39 @@ func TestUPGCorruptTensorDataRun(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "data.upg")
 	os.WriteFile(p, b, 0o644)
 	wantFail(t, upg(t, "run", "--model", p, "--max-tokens", "4", "hi"), exitError, p, "checksum mismatch")
+}
+
+// TestEvalKVCache checks that upg eval scores through the KV cache it is
+// asked for: f32 by default, and q8 when asked, whose rounding shows in
+// the perplexity (slightly, not wildly) and in the JSON's kv_cache.
+func TestEvalKVCache(t *testing.T) {
+	text := "../../shared/corpus/cs336_tinystories_sample.txt"
+	needData(t, miniphi, text)
+	score := func(args ...string) (ppl, kld float64, kv string) {
+		r := upg(t, append([]string{"eval", "--model", demoUPG, "--ref", miniphi, "--text", text, "--ctx", "128", "--json"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("%s", r)
+		}
+		var res struct {
+			PPL     float64 `json:"ppl"`
+			KLD     float64 `json:"kld_mean"`
+			KVCache string  `json:"kv_cache"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+			t.Fatalf("%v\n%s", err, r)
+		}
+		return res.PPL, res.KLD, res.KVCache
+	}
+	p32, k32, kv32 := score()
+	p8, k8, kv8 := score("--kv-cache", "q8")
+	t.Logf("f32 cache: PPL %.4f KLD %.5f; q8 cache: PPL %.4f KLD %.5f", p32, k32, p8, k8)
+	if kv32 != "f32" || kv8 != "q8" {
+		t.Errorf("kv_cache %q by default and %q with --kv-cache q8", kv32, kv8)
+	}
+	if p8 == p32 || k8 == k32 {
+		t.Errorf("--kv-cache q8 scored exactly as the f32 cache (PPL %v, KLD %v): the q8 cache was not used", p8, k8)
+	}
+	if math.Abs(p8/p32-1) > 0.02 || math.Abs(k8-k32) > 0.01 {
+		t.Errorf("q8 cache: PPL %.4f KLD %.5f, f32 cache: PPL %.4f KLD %.5f: more than the int8 cache's rounding", p8, k8, p32, k32)
+	}
 }

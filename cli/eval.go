@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/eval"
 	"github.com/upg-ai/upg/model"
@@ -31,11 +32,12 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			if textPath == "" {
 				return usagef("--text TEXTFILE is required")
 			}
-			text, err := os.ReadFile(textPath)
+			kv, err := parseKVCache(mf.kv)
 			if err != nil {
 				return err
 			}
-			if _, err := parseKVCache(mf.kv); err != nil {
+			text, err := os.ReadFile(textPath)
+			if err != nil {
 				return err
 			}
 			if err := checkThreads(mf.threads); err != nil {
@@ -65,7 +67,7 @@ reference's, top-1 agreement, bits per weight and file size.`,
 			}
 			var bar *progress
 			results, err := Evaluate(EvalOptions{Model: path, Ref: refPath, Compare: more, Text: string(text),
-				Ctx: mf.ctx, Threads: mf.threads, Device: mf.device}, func(d, t int) {
+				Ctx: mf.ctx, Threads: mf.threads, Device: mf.device, KVCache: kv.String()}, func(d, t int) {
 				if bar == nil {
 					bar = newProgress("evaluating", "chunks", int64(t))
 				}
@@ -104,6 +106,11 @@ reference's, top-1 agreement, bits per weight and file size.`,
 		},
 	}
 	mf.register(cmd)
+	// eval measures the weights: its cache is exact unless asked otherwise.
+	kvFlag := cmd.Flags().Lookup("kv-cache")
+	kvFlag.DefValue = "f32"
+	_ = kvFlag.Value.Set("f32")
+	kvFlag.Usage = "type of the scored models' cached keys and values: f32 (exact: the weights alone are measured), f16 or q8 (the cache's rounding is measured too); the reference's is f32"
 	cmd.Flags().StringVar(&refPath, "ref", "", "reference model (the uncompressed checkpoint)")
 	cmd.Flags().StringVar(&textPath, "text", "", "evaluation text file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per model")
@@ -120,6 +127,7 @@ type EvalOptions struct {
 	Ctx     int      // tokens per chunk (0 = 512)
 	Threads int      // CPU threads (0 = all cores)
 	Device  string   // "auto" (default), "cpu" or "cuda"
+	KVCache string   // the scored models' KV cache: "f32" (default, ""), "f16" or "q8"; the reference's is f32
 }
 
 // Evaluate loads the models and scores the text as `upg eval` does: one
@@ -131,6 +139,13 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 	if ctx == 0 {
 		ctx = 512
 	}
+	kv := backend.KVF32
+	if o.KVCache != "" {
+		var err error
+		if kv, err = backend.ParseKVType(o.KVCache); err != nil {
+			return nil, err
+		}
+	}
 	var loaded []*engine.Loaded
 	defer func() {
 		for _, l := range loaded {
@@ -138,7 +153,7 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 		}
 	}()
 	for _, p := range append([]string{o.Model}, o.Compare...) {
-		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx})
+		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx, KVCache: kv})
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +173,7 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 	for i, l := range loaded {
 		models[i] = l.Model
 	}
-	results, err := eval.CompareMany(models, refModel, tokens, ctx, progress)
+	results, err := eval.CompareMany(models, refModel, tokens, ctx, kv, progress)
 	if err != nil {
 		return nil, err
 	}

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
-	"github.com/upg-ai/upg/tensor"
 	"github.com/upg-ai/upg/tokenizer"
 )
 
@@ -36,7 +36,7 @@ func (f *modelFlags) register(cmd *cobra.Command) {
 	cmd.Flags().IntVarP(&f.threads, "threads", "t", 0, "CPU threads (default: one per physical core)")
 	cmd.Flags().IntVar(&f.ctx, "ctx", 0, "context window in tokens (default: the model's, at most 4096)")
 	cmd.Flags().BoolVar(&f.longCtx, "allow-long-ctx", false, "allow a --ctx above the context the model was trained for (quality degrades past it)")
-	cmd.Flags().StringVar(&f.kv, "kv-cache", "f16", "type of the cached keys and values: f16 or f32")
+	cmd.Flags().StringVar(&f.kv, "kv-cache", "f16", kvCacheUsage)
 	cmd.Flags().StringVar(&f.device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda")
 }
 
@@ -49,15 +49,16 @@ func checkDevice(d string) error {
 	return usagef("--device must be auto, cpu or cuda, not %q", d)
 }
 
-// parseKVCache maps the --kv-cache flag to a tensor type.
-func parseKVCache(s string) (tensor.DType, error) {
-	switch strings.ToLower(s) {
-	case "f16":
-		return tensor.F16, nil
-	case "f32":
-		return tensor.F32, nil
+// kvCacheUsage is the --kv-cache flag's help.
+const kvCacheUsage = "type of the cached keys and values: f16, f32 (exact) or q8 (int8 with a scale per 32 values: about half of f16's memory; CPU only)"
+
+// parseKVCache maps the --kv-cache flag to a KV cache type.
+func parseKVCache(s string) (backend.KVType, error) {
+	t, err := backend.ParseKVType(s)
+	if err != nil {
+		return 0, usagef("--kv-cache must be %s, not %q", backend.KVTypeNames(), s)
 	}
-	return tensor.Invalid, usagef("--kv-cache must be f16 or f32, not %q", s)
+	return t, nil
 }
 
 // warnf prints a one-line warning on stderr.

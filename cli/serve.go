@@ -198,7 +198,7 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 			ctxLen = c.MaxPositions
 		}
 	}
-	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, DType: kvType}
+	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Type: kvType}
 	why := "--kv-budget"
 	if budget == 0 {
 		budget, why = defaultKVBudget(po, ctxLen, sf.maxBatch, sysmem.PathSize(path))

@@ -4,7 +4,6 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // layerRunner applies one layer at a time to the hidden states of
@@ -27,7 +26,7 @@ const runnerBlock = 16
 func newLayerRunner(m *model.Model, maxTokens, seqLen int) (*layerRunner, error) {
 	c := &m.Config
 	seqs := (maxTokens + seqLen - 1) / seqLen
-	o := kvcache.Options{Layers: 1, KVHeads: c.KVHeads, HeadDim: c.HeadDim, DType: tensor.F32, BlockSize: runnerBlock}
+	o := kvcache.Options{Layers: 1, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Type: backend.KVF32, BlockSize: runnerBlock}
 	o.Budget = kvcache.BudgetFor(o, seqLen, seqs)
 	pool, err := kvcache.New(m.Backend(), o)
 	if err != nil {

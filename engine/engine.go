@@ -14,7 +14,6 @@ import (
 	"github.com/upg-ai/upg/chat"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
-	"github.com/upg-ai/upg/tensor"
 	"github.com/upg-ai/upg/tokenizer"
 )
 
@@ -30,9 +29,9 @@ type Config struct {
 	StepTokens int
 	// MaxSeqs is the most sequences one step carries (0 = 1).
 	MaxSeqs int
-	// KVCache is the cached keys' and values' type (tensor.F16 when
-	// Invalid; tensor.F32 is exact).
-	KVCache tensor.DType
+	// KVCache is the cached keys' and values' type (backend.KVF16, the
+	// zero value; KVF32 is exact; KVQ8 is int8 with scales).
+	KVCache backend.KVType
 	// KVBudget is the KV pool's size in bytes (0 = Ctx positions for each
 	// of MaxSeqs sequences).
 	KVBudget int64
@@ -83,7 +82,7 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 		cfg.BlockSize = kvcache.DefaultBlockSize
 	}
 	c := &m.Config
-	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, DType: cfg.KVCache, BlockSize: cfg.BlockSize, Budget: cfg.KVBudget,
+	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Type: cfg.KVCache, BlockSize: cfg.BlockSize, Budget: cfg.KVBudget,
 		PrefixCache: cfg.PrefixCache}
 	if po.Budget <= 0 {
 		po.Budget = kvcache.BudgetFor(po, cfg.Ctx, cfg.MaxSeqs)

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // demo is the bundled demo model (a real trained Phi-3-architecture model).
@@ -66,12 +66,18 @@ func alone(t *testing.T, l *engine.Loaded, reqs []engine.Request) [][]int {
 }
 
 // TestBatchedEqualsAlone decodes N sequences with different prompts in one
-// batch (f32 KV cache) and checks that each produces exactly the tokens it
+// batch (f32 and q8 KV caches) and checks that each produces exactly the tokens it
 // produces alone, for N = 1, 3, 8, with sequences that join at different
 // steps (their prompts prefilled while others decode) and stop at
 // different lengths; greedy and seeded sampling both.
 func TestBatchedEqualsAlone(t *testing.T) {
-	l := load(t, engine.Options{Ctx: 256, KVCache: tensor.F32, MaxSeqs: 8, StepTokens: 64})
+	for _, kv := range []backend.KVType{backend.KVF32, backend.KVQ8} {
+		t.Run(kv.String(), func(t *testing.T) { testBatchedEqualsAlone(t, kv) })
+	}
+}
+
+func testBatchedEqualsAlone(t *testing.T, kv backend.KVType) {
+	l := load(t, engine.Options{Ctx: 256, KVCache: kv, MaxSeqs: 8, StepTokens: 64})
 	for _, n := range []int{1, 3, 8} {
 		for _, sampled := range []bool{false, true} {
 			t.Run(fmt.Sprintf("n%d/sampled=%v", n, sampled), func(t *testing.T) {
@@ -120,7 +126,7 @@ func TestBatchedEqualsAlone(t *testing.T) {
 // TestChatTurnReuse checks that a second turn extending the first reuses
 // the cached prefix and produces what a fresh engine produces.
 func TestChatTurnReuse(t *testing.T) {
-	l := load(t, engine.Options{Ctx: 256, KVCache: tensor.F32})
+	l := load(t, engine.Options{Ctx: 256, KVCache: backend.KVF32})
 	first := l.EncodePrompt("The ship sailed out of the harbour")
 	var text strings.Builder
 	st, err := l.Generate(context.Background(), engine.Request{Prompt: first, MaxTokens: 16, IgnoreEOS: true}, func(s string) { text.WriteString(s) })
@@ -139,7 +145,7 @@ func TestChatTurnReuse(t *testing.T) {
 	if st.ReusedTokens < len(first) {
 		t.Errorf("second turn reused %d cached tokens, want at least the first prompt's %d", st.ReusedTokens, len(first))
 	}
-	fresh := load(t, engine.Options{Ctx: 256, KVCache: tensor.F32})
+	fresh := load(t, engine.Options{Ctx: 256, KVCache: backend.KVF32})
 	var want strings.Builder
 	if _, err := fresh.Generate(context.Background(), engine.Request{Prompt: second, MaxTokens: 16, IgnoreEOS: true}, func(s string) { want.WriteString(s) }); err != nil {
 		t.Fatal(err)
@@ -219,10 +225,10 @@ func TestContextFills(t *testing.T) {
 // that do not fit wait, everyone finishes with the tokens it gets alone,
 // and every block comes back.
 func TestKVBudget(t *testing.T) {
-	l := load(t, engine.Options{Ctx: 128, KVCache: tensor.F32, MaxSeqs: 8, StepTokens: 64})
+	l := load(t, engine.Options{Ctx: 128, KVCache: backend.KVF32, MaxSeqs: 8, StepTokens: 64})
 	c := l.Model.Config
 	perBlock := int64(c.Layers * c.KVHeads * c.HeadDim * 32 * 2 * 4)
-	small := load(t, engine.Options{Ctx: 128, KVCache: tensor.F32, MaxSeqs: 8, StepTokens: 64, KVBudget: 6 * perBlock})
+	small := load(t, engine.Options{Ctx: 128, KVCache: backend.KVF32, MaxSeqs: 8, StepTokens: 64, KVBudget: 6 * perBlock})
 	if small.Pool.Blocks() != 6 {
 		t.Fatalf("pool of %d blocks, want 6", small.Pool.Blocks())
 	}
@@ -277,7 +283,7 @@ func TestKVBudget(t *testing.T) {
 	}
 	t.Logf("%d preemptions", preempted)
 	// A sequence that cannot fit even alone is an error naming the numbers.
-	tiny := load(t, engine.Options{Ctx: 128, KVCache: tensor.F32, KVBudget: perBlock})
+	tiny := load(t, engine.Options{Ctx: 128, KVCache: backend.KVF32, KVBudget: perBlock})
 	_, err := tiny.Generate(context.Background(), engine.Request{Prompt: l.EncodePrompt(strings.Repeat(prompts[1], 4)), IgnoreEOS: true, MaxTokens: 4}, func(string) {})
 	if !engine.IsNoBlocks(err) || !strings.Contains(err.Error(), "1 of 1 are free") {
 		t.Errorf("prompt larger than the pool: %v", err)

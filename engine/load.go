@@ -6,8 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/upg-ai/upg/tensor"
-
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/model"
@@ -21,10 +20,12 @@ type Options struct {
 	// usable, else the CPU with one log line).
 	Device string
 	Ctx    int // context window in tokens; 0 = the model's maximum (capped at 4096)
-	// KVCache is the type of the cached keys and values: tensor.F16 (half
-	// the memory and attention bandwidth; the default, as in llama.cpp) or
-	// tensor.F32 (exact; what eval uses).
-	KVCache tensor.DType
+	// KVCache is the type of the cached keys and values: backend.KVF16
+	// (half the memory and attention bandwidth of float32; the zero value,
+	// the default, as in llama.cpp), backend.KVF32 (exact) or backend.KVQ8
+	// (int8 with a scale per 32 values: about half of f16's bytes; CPU
+	// only, so Device "auto" runs on the CPU with it).
+	KVCache backend.KVType
 	// AllowLongCtx lets Ctx exceed the positions the model was trained
 	// for (the text degrades past them); otherwise Ctx is capped there.
 	AllowLongCtx bool
@@ -71,7 +72,12 @@ func Load(path string, opts Options) (*Loaded, error) {
 		}
 		return fail(err)
 	}
-	be, err := NewBackend(opts.Device, opts.Threads)
+	device := opts.Device
+	if opts.KVCache == backend.KVQ8 && strings.EqualFold(device, "auto") {
+		slog.Info("running on the CPU", "reason", "the q8 KV cache is implemented on the CPU only")
+		device = "cpu"
+	}
+	be, err := NewBackend(device, opts.Threads)
 	if err != nil {
 		return fail(err)
 	}

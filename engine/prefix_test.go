@@ -5,15 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/engine"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // TestPrefixCache runs requests sharing a long prefix (a system prompt)
 // with the prefix cache: later ones reuse the cached blocks, and every
 // request produces exactly the tokens it produces without the cache.
 func TestPrefixCache(t *testing.T) {
-	opts := engine.Options{Ctx: 512, KVCache: tensor.F32, MaxSeqs: 4, StepTokens: 64}
+	opts := engine.Options{Ctx: 512, KVCache: backend.KVF32, MaxSeqs: 4, StepTokens: 64}
 	plain := load(t, opts)
 	opts.PrefixCache = true
 	cached := load(t, opts)

@@ -12,8 +12,8 @@ import (
 	"math"
 	"sort"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/model"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // Result holds the measurements. JSON keys are part of the CLI contract.
@@ -30,15 +30,16 @@ type Result struct {
 	Tokens    int     `json:"scored_tokens"`
 	Chunks    int     `json:"chunks"`
 	Ctx       int     `json:"ctx"`
+	KVCache   string  `json:"kv_cache"` // the scored model's KV cache type (the reference's is f32)
 }
 
 // Progress is called after each chunk.
 type Progress func(done, total int)
 
-// Compare scores tokens with both models. ref may be nil, in which case
-// only the perplexity of m is measured.
+// Compare scores tokens with both models, through float32 KV caches. ref
+// may be nil, in which case only the perplexity of m is measured.
 func Compare(m, ref *model.Model, tokens []int, ctx int, progress Progress) (*Result, error) {
-	rs, err := CompareMany([]*model.Model{m}, ref, tokens, ctx, progress)
+	rs, err := CompareMany([]*model.Model{m}, ref, tokens, ctx, backend.KVF32, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +55,11 @@ type scorer struct {
 }
 
 // CompareMany scores tokens with several models against one reference,
-// running the reference once per chunk.
-func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, progress Progress) ([]*Result, error) {
+// running the reference once per chunk. The models keep their keys and
+// values in a cache of type kv (backend.KVF32 measures the weights alone;
+// KVF16 or KVQ8 adds the cache's rounding); the reference's is always
+// float32.
+func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, kv backend.KVType, progress Progress) ([]*Result, error) {
 	if ctx < 4 {
 		return nil, fmt.Errorf("eval: context %d is too small", ctx)
 	}
@@ -73,7 +77,7 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 	toks := make([]int, ctx)
 	scorers := make([]*scorer, len(ms))
 	for i, m := range ms {
-		run, err := m.NewSingle(ctx, tensor.F32)
+		run, err := m.NewSingle(ctx, kv)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +90,7 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 	nScored := ctx - 1 - first
 	if ref != nil {
 		var err error
-		if runR, err = ref.NewSingle(ctx, tensor.F32); err != nil {
+		if runR, err = ref.NewSingle(ctx, backend.KVF32); err != nil {
 			return nil, err
 		}
 		refLP = make([]float64, nScored*V)
@@ -139,7 +143,7 @@ func CompareMany(ms []*model.Model, ref *model.Model, tokens []int, ctx int, pro
 	}
 	out := make([]*Result, len(scorers))
 	for i, s := range scorers {
-		r := &Result{Tokens: s.n, Chunks: chunks, Ctx: ctx, PPL: math.Exp(s.nll / float64(s.n))}
+		r := &Result{Tokens: s.n, Chunks: chunks, Ctx: ctx, KVCache: kv.String(), PPL: math.Exp(s.nll / float64(s.n))}
 		if ref != nil {
 			r.RefPPL = math.Exp(refNLL / float64(s.n))
 			r.PPLRatio = r.PPL / r.RefPPL

@@ -23,7 +23,6 @@ import (
 	"fmt"
 
 	"github.com/upg-ai/upg/backend"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // DefaultBlockSize is the positions per block when Options leave it 0.
@@ -36,20 +35,17 @@ var ErrNoBlocks = errors.New("kvcache: out of KV cache blocks")
 // Options describe a pool.
 type Options struct {
 	Layers, KVHeads, HeadDim int
-	DType                    tensor.DType // tensor.F16 (default when Invalid) or tensor.F32
-	BlockSize                int          // positions per block (0 = DefaultBlockSize)
-	Budget                   int64        // bytes of key/value storage; the pool holds Budget / block bytes blocks
-	PrefixCache              bool         // keep full blocks for reuse by later sequences with the same prefix
+	Type                     backend.KVType // backend.KVF16 (the zero value), KVF32 (exact) or KVQ8
+	BlockSize                int            // positions per block (0 = DefaultBlockSize)
+	Budget                   int64          // bytes of key/value storage; the pool holds Budget / block bytes blocks
+	PrefixCache              bool           // keep full blocks for reuse by later sequences with the same prefix
 }
 
 func (o Options) spec() backend.KVSpec {
-	if o.DType == tensor.Invalid {
-		o.DType = tensor.F16
-	}
 	if o.BlockSize <= 0 {
 		o.BlockSize = DefaultBlockSize
 	}
-	return backend.KVSpec{Layers: o.Layers, KVHeads: o.KVHeads, HeadDim: o.HeadDim, BlockSize: o.BlockSize, DType: o.DType, Blocks: 1}
+	return backend.KVSpec{Layers: o.Layers, KVHeads: o.KVHeads, HeadDim: o.HeadDim, BlockSize: o.BlockSize, Type: o.Type, Blocks: 1}
 }
 
 // Pool is a paged KV cache.

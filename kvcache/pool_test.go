@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/upg-ai/upg/backend"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // fakeBackend provides KV storage and records block copies; the pool uses
@@ -28,7 +27,7 @@ func (f *fakeBackend) CopyKVBlock(kv backend.KV, dst, src int) {
 func newPool(t *testing.T, blocks int) (*Pool, *fakeBackend) {
 	t.Helper()
 	be := &fakeBackend{}
-	o := Options{Layers: 2, KVHeads: 2, HeadDim: 8, DType: tensor.F16, BlockSize: 4}
+	o := Options{Layers: 2, KVHeads: 2, HeadDim: 8, BlockSize: 4}
 	o.Budget = int64(blocks)*o.spec().BlockBytes() + 7 // a partial block does not count
 	p, err := New(be, o)
 	if err != nil {
@@ -129,5 +128,48 @@ func TestBudgetTooSmall(t *testing.T) {
 	}
 	if got, want := BudgetFor(o, 9, 2), int64(3*2)*o.spec().BlockBytes(); got != want {
 		t.Errorf("BudgetFor = %d, want %d", got, want)
+	}
+}
+
+// TestBudgetQ8 checks the pool's byte arithmetic for an int8 cache: the
+// scales count, and a q8 budget holds about twice the blocks of f16.
+func TestBudgetQ8(t *testing.T) {
+	o := Options{Layers: 2, KVHeads: 2, HeadDim: 64, BlockSize: 4, Type: backend.KVQ8}
+	// Per block: 2 layers × 2 heads × 4 positions × (K and V) × (64 codes + 2 scales of 2 bytes).
+	if got, want := o.spec().BlockBytes(), int64(2*2*4*2*(64+4)); got != want {
+		t.Fatalf("q8 block bytes %d, want %d", got, want)
+	}
+	o16 := o
+	o16.Type = backend.KVF16
+	budget := BudgetFor(o16, 40, 1) // 10 f16 blocks
+	p, err := New(&fakeBackend{}, Options{Layers: 2, KVHeads: 2, HeadDim: 64, BlockSize: 4, Type: backend.KVQ8, Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 f16 blocks of 4096 bytes hold 40960 / 2176 = 18 q8 blocks.
+	if p.Blocks() != 18 || p.Bytes() != 18*2176 {
+		t.Errorf("q8 pool of an f16 budget for 10 blocks: %d blocks, %d bytes; want 18, %d", p.Blocks(), p.Bytes(), 18*2176)
+	}
+}
+
+// TestPhi4Q8Context16k is the arithmetic behind the claim that Phi-4's
+// keys and values for 16,384 positions fit in 2.68 GB with the q8 cache:
+// 40 layers, 10 KV heads of 128, blocks of DefaultBlockSize positions.
+func TestPhi4Q8Context16k(t *testing.T) {
+	o := Options{Layers: 40, KVHeads: 10, HeadDim: 128, Type: backend.KVQ8}
+	got := BudgetFor(o, 16384, 1)
+	// 16384 positions × 40 layers × 10 heads × (K, V) × (128 codes + 4 fp16 scales).
+	const want = int64(16384 * 40 * 10 * 2 * (128 + 4*2))
+	if got != want {
+		t.Errorf("Phi-4 q8 KV for 16,384 positions: %d bytes, want %d", got, want)
+	}
+	if got > 2_680_000_000 {
+		t.Errorf("Phi-4 q8 KV for 16,384 positions: %d bytes, more than 2.68 GB", got)
+	}
+	o.Type = backend.KVF16
+	f16 := BudgetFor(o, 16384, 1)
+	t.Logf("Phi-4, 16,384 positions: q8 %d bytes (%.2f GB), f16 %d bytes (%.2f GB)", got, float64(got)/1e9, f16, float64(f16)/1e9)
+	if f16 <= 2_680_000_000 {
+		t.Errorf("f16 cache of %d bytes also fits: the test no longer shows what q8 buys", f16)
 	}
 }

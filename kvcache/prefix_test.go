@@ -3,13 +3,11 @@ package kvcache
 import (
 	"slices"
 	"testing"
-
-	"github.com/upg-ai/upg/tensor"
 )
 
 func newPrefixPool(t *testing.T, blocks int) *Pool {
 	t.Helper()
-	o := Options{Layers: 2, KVHeads: 2, HeadDim: 8, DType: tensor.F16, BlockSize: 4, PrefixCache: true}
+	o := Options{Layers: 2, KVHeads: 2, HeadDim: 8, BlockSize: 4, PrefixCache: true}
 	o.Budget = int64(blocks) * o.spec().BlockBytes()
 	p, err := New(&fakeBackend{}, o)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/upg-ai/upg/tensor"
+	"github.com/upg-ai/upg/backend"
 )
 
 // TestContextsRunConcurrently runs two contexts over one model from two
@@ -16,7 +16,7 @@ func TestContextsRunConcurrently(t *testing.T) {
 	m := openModel(t, filepath.Join(sharedModels, "TinyStories-656K"))
 	prompts := [][]int{{1, 45, 496, 173, 170, 291}, {1, 311, 250, 26, 93, 289, 72, 47}}
 	greedy := func(p []int) []int {
-		run, err := m.NewSingle(64, tensor.F32)
+		run, err := m.NewSingle(64, backend.KVF32)
 		if err != nil {
 			t.Error(err)
 			return nil

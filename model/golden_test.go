@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/model"
-	"github.com/upg-ai/upg/tensor"
 )
 
 const sharedModels = "../../shared/models"
@@ -78,15 +78,15 @@ func argmax(x []float32) int {
 // precision: tolerance 2e-2, same greedy tokens).
 func TestGoldenLogits(t *testing.T) {
 	for _, name := range []string{"miniphi-29m", "TinyStories-656K", "tiny-qwen2-random"} {
-		for _, dt := range []tensor.DType{tensor.F32, tensor.F16} {
+		for _, dt := range []backend.KVType{backend.KVF32, backend.KVF16} {
 			t.Run(name+"/kv-"+dt.String(), func(t *testing.T) { checkGolden(t, name, dt) })
 		}
 	}
 }
 
-func checkGolden(t *testing.T, name string, dt tensor.DType) {
+func checkGolden(t *testing.T, name string, dt backend.KVType) {
 	tol := 1.5e-5
-	if dt == tensor.F16 {
+	if dt == backend.KVF16 {
 		tol = 2e-2
 	}
 	{

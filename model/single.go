@@ -1,8 +1,8 @@
 package model
 
 import (
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/kvcache"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // Single runs one sequence at a time through a context and a KV pool of
@@ -17,10 +17,10 @@ type Single struct {
 const singleBlock = 16
 
 // NewSingle sizes a context and a pool for one sequence of up to positions
-// positions, its keys and values stored as dt (tensor.F32 is exact).
-func (m *Model) NewSingle(positions int, dt tensor.DType) (*Single, error) {
+// positions, its keys and values stored as kv (backend.KVF32 is exact).
+func (m *Model) NewSingle(positions int, kv backend.KVType) (*Single, error) {
 	c := &m.Config
-	o := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, DType: dt, BlockSize: singleBlock}
+	o := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Type: kv, BlockSize: singleBlock}
 	o.Budget = kvcache.BudgetFor(o, positions, 1)
 	pool, err := kvcache.New(m.be, o)
 	if err != nil {

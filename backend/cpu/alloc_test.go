@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/model"
@@ -12,7 +13,7 @@ import (
 
 // TestDecodeStepAllocs proves a full decode step (a context's Forward of one
 // token on a dense-codec model, on every kernel level) allocates nothing
-// after warm-up, with query-head groups of two (the general attention
+// after warm-up, with f16 and q8 KV caches, with query-head groups of two (the general attention
 // kernels) and of four (the four-head kernels).
 func TestDecodeStepAllocs(t *testing.T) {
 	for _, heads := range []int{4, 8} {
@@ -37,34 +38,36 @@ func decodeStepAllocs(t *testing.T, heads int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run, err := m.NewSingle(256, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := run.Forward([]int{1, 2, 3, 4}, 3); err != nil { // warm-up
-			t.Fatal(err)
-		}
-		// A decode step as the engine makes it: reserve, forward, commit,
-		// read the logits, with the step's slices reused.
-		st, err := run.Pool.StepFor(0, []int{5}, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run.Pool.Truncate(0, 4)
-		allocs := testing.AllocsPerRun(10, func() {
-			pos := run.Len()
-			if err := run.Pool.Reserve(0, 1); err != nil {
+		for _, kv := range []backend.KVType{backend.KVF16, backend.KVQ8} {
+			run, err := m.NewSingle(256, kv)
+			if err != nil {
 				t.Fatal(err)
 			}
-			st.Pos[0], st.Slot[0], st.Tables[0] = int32(pos), run.Pool.Slot(0, pos), run.Pool.Table(0)
-			if err := run.Ctx.Forward(st, run.Pool.KV()); err != nil {
+			if _, err := run.Forward([]int{1, 2, 3, 4}, 3); err != nil { // warm-up
 				t.Fatal(err)
 			}
-			run.Pool.Commit(0, 1)
-			_ = run.Ctx.ReadLogits()
-		})
-		if allocs != 0 {
-			t.Errorf("%s, %d query heads: decode step allocates %v times", lv, heads, allocs)
+			// A decode step as the engine makes it: reserve, forward, commit,
+			// read the logits, with the step's slices reused.
+			st, err := run.Pool.StepFor(0, []int{5}, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run.Pool.Truncate(0, 4)
+			allocs := testing.AllocsPerRun(10, func() {
+				pos := run.Len()
+				if err := run.Pool.Reserve(0, 1); err != nil {
+					t.Fatal(err)
+				}
+				st.Pos[0], st.Slot[0], st.Tables[0] = int32(pos), run.Pool.Slot(0, pos), run.Pool.Table(0)
+				if err := run.Ctx.Forward(st, run.Pool.KV()); err != nil {
+					t.Fatal(err)
+				}
+				run.Pool.Commit(0, 1)
+				_ = run.Ctx.ReadLogits()
+			})
+			if allocs != 0 {
+				t.Errorf("%s, %d query heads, %v cache: decode step allocates %v times", lv, heads, kv, allocs)
+			}
 		}
 		be.Close()
 	}

@@ -86,11 +86,16 @@ func vectorOf(w backend.Weight) []float32 {
 
 // kvStore is paged KV storage: per layer, keys and values laid out
 // [block][KV head][position in block][head dim], so that attention streams
-// each head's rows of a block contiguously.
+// each head's rows of a block contiguously. One pair of arrays per layer is
+// used, by the spec's type: k/v (f32), k16/v16 (f16), or k8/v8 with their
+// scales ks8/vs8, laid out [block][KV head][position in block][group]
+// (q8, see kvq8.go).
 type kvStore struct {
 	spec     backend.KVSpec
 	k, v     [][]float32
 	k16, v16 [][]uint16
+	k8, v8   [][]int8
+	ks8, vs8 [][]uint16
 }
 
 // Spec implements backend.KV.
@@ -103,12 +108,20 @@ func (b *Backend) NewKV(spec backend.KVSpec) (backend.KV, error) {
 		return nil, err
 	}
 	per := spec.Blocks * spec.BlockSize * spec.KVHeads * spec.HeadDim
+	rows := spec.Blocks * spec.BlockSize * spec.KVHeads
 	s := &kvStore{spec: spec}
 	for range spec.Layers {
-		if spec.DType == tensor.F16 {
+		switch spec.Type {
+		case backend.KVF16:
 			s.k16 = append(s.k16, make([]uint16, per))
 			s.v16 = append(s.v16, make([]uint16, per))
-		} else {
+		case backend.KVQ8:
+			g := backend.KVQ8Groups(spec.HeadDim)
+			s.k8 = append(s.k8, make([]int8, per))
+			s.v8 = append(s.v8, make([]int8, per))
+			s.ks8 = append(s.ks8, make([]uint16, rows*g))
+			s.vs8 = append(s.vs8, make([]uint16, rows*g))
+		default:
 			s.k = append(s.k, make([]float32, per))
 			s.v = append(s.v, make([]float32, per))
 		}
@@ -295,17 +308,23 @@ func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend
 	st := kvOf(kv)
 	sp := st.spec
 	H, hd, bs := sp.KVHeads, sp.HeadDim, sp.BlockSize
+	G := backend.KVQ8Groups(hd)
 	ks, vs := view(k), view(v)
 	for i, slot := range stepOf(s).s.Slot {
 		blk, off := int(slot)/bs, int(slot)%bs
 		for h := 0; h < H; h++ {
-			dst := ((blk*H+h)*bs + off) * hd
+			row := (blk*H+h)*bs + off
+			dst := row * hd
 			kr := ks[i*k.Stride+h*hd : i*k.Stride+(h+1)*hd]
 			vr := vs[i*v.Stride+h*hd : i*v.Stride+(h+1)*hd]
-			if st.k16 != nil {
+			switch {
+			case st.k16 != nil:
 				tensor.F32ToF16s(st.k16[layer][dst:dst+hd], kr)
 				tensor.F32ToF16s(st.v16[layer][dst:dst+hd], vr)
-			} else {
+			case st.k8 != nil:
+				quantQ8(st.k8[layer][dst:dst+hd], st.ks8[layer][row*G:(row+1)*G], kr)
+				quantQ8(st.v8[layer][dst:dst+hd], st.vs8[layer][row*G:(row+1)*G], vr)
+			default:
 				copy(st.k[layer][dst:dst+hd], kr)
 				copy(st.v[layer][dst:dst+hd], vr)
 			}
@@ -318,11 +337,18 @@ func (b *Backend) CopyKVBlock(kv backend.KV, dst, src int) {
 	st := kvOf(kv)
 	sp := st.spec
 	per := sp.KVHeads * sp.BlockSize * sp.HeadDim
+	rows := sp.KVHeads * sp.BlockSize * backend.KVQ8Groups(sp.HeadDim) // scales per block
 	for l := 0; l < sp.Layers; l++ {
-		if st.k16 != nil {
+		switch {
+		case st.k16 != nil:
 			copy(st.k16[l][dst*per:(dst+1)*per], st.k16[l][src*per:(src+1)*per])
 			copy(st.v16[l][dst*per:(dst+1)*per], st.v16[l][src*per:(src+1)*per])
-		} else {
+		case st.k8 != nil:
+			copy(st.k8[l][dst*per:(dst+1)*per], st.k8[l][src*per:(src+1)*per])
+			copy(st.v8[l][dst*per:(dst+1)*per], st.v8[l][src*per:(src+1)*per])
+			copy(st.ks8[l][dst*rows:(dst+1)*rows], st.ks8[l][src*rows:(src+1)*rows])
+			copy(st.vs8[l][dst*rows:(dst+1)*rows], st.vs8[l][src*rows:(src+1)*rows])
+		default:
 			copy(st.k[l][dst*per:(dst+1)*per], st.k[l][src*per:(src+1)*per])
 			copy(st.v[l][dst*per:(dst+1)*per], st.v[l][src*per:(src+1)*per])
 		}
@@ -386,6 +412,7 @@ func (b *Backend) attnWork(worker, lo, hi int) {
 	hd, bs, H := sp.HeadDim, sp.BlockSize, sp.KVHeads
 	qd := a.heads * hd
 	group := a.heads / H
+	G := backend.KVQ8Groups(hd)
 	maxT := a.ps
 	prob := b.prob[worker*group*maxT : (worker+1)*group*maxT]
 	inv := b.inv[worker*group : (worker+1)*group]
@@ -397,9 +424,12 @@ func (b *Backend) attnWork(worker, lo, hi int) {
 		T := int(a.s.s.Pos[i]) + 1
 		for t := 0; t < T; t += bs {
 			cnt, off := min(bs, T-t), (int(table[t/bs])*H+kvh)*bs*hd
-			if a.kv.k16 != nil {
+			switch {
+			case a.kv.k16 != nil:
 				attnScoresF16(lv, prob[t:], maxT, q, a.kv.k16[a.layer][off:], hd, cnt, group, hd, a.scale)
-			} else {
+			case a.kv.k8 != nil:
+				attnScoresQ8(lv, prob[t:], maxT, q, a.kv.k8[a.layer][off:], a.kv.ks8[a.layer][off/hd*G:], cnt, group, hd, a.scale)
+			default:
 				attnScores(lv, prob[t:], maxT, q, a.kv.k[a.layer][off:], hd, cnt, group, hd, a.scale)
 			}
 		}
@@ -411,9 +441,12 @@ func (b *Backend) attnWork(worker, lo, hi int) {
 		clear(att)
 		for t := 0; t < T; t += bs {
 			cnt, off := min(bs, T-t), (int(table[t/bs])*H+kvh)*bs*hd
-			if a.kv.v16 != nil {
+			switch {
+			case a.kv.v16 != nil:
 				attnValuesF16(lv, att, prob[t:], maxT, a.kv.v16[a.layer][off:], hd, cnt, group, hd)
-			} else {
+			case a.kv.v8 != nil:
+				attnValuesQ8(lv, att, prob[t:], maxT, a.kv.v8[a.layer][off:], a.kv.vs8[a.layer][off/hd*G:], cnt, group, hd)
+			default:
 				attnValues(lv, att, prob[t:], maxT, a.kv.v[a.layer][off:], hd, cnt, group, hd)
 			}
 		}

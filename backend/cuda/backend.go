@@ -267,9 +267,12 @@ func (b *Backend) NewKV(spec backend.KVSpec) (backend.KV, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if spec.Type != backend.KVF16 && spec.Type != backend.KVF32 {
+		return nil, fmt.Errorf("cuda: the %v KV cache is not implemented on the CUDA backend (it is on the CPU): use --kv-cache f16 or f32, or --device cpu", spec.Type)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	per := int64(spec.Blocks) * int64(spec.KVHeads) * int64(spec.BlockSize) * int64(spec.HeadDim) * int64(spec.DType.Size())
+	per := int64(spec.Blocks) * int64(spec.KVHeads) * int64(spec.BlockSize) * spec.Type.RowBytes(spec.HeadDim)
 	s := &kvStore{spec: spec, perLayer: per}
 	var err error
 	if s.k, err = b.d.Alloc(per*int64(spec.Layers), "the KV cache (keys)"); err != nil {
@@ -670,7 +673,7 @@ func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend
 	sp := c.spec
 	kc, vc := c.k+DevPtr(int64(layer)*c.perLayer), c.v+DevPtr(int64(layer)*c.perLayer)
 	kp, vp, ks, vs, n := viewPtr(k), viewPtr(v), k.Stride, v.Stride, st.n
-	f16 := sp.DType == tensor.F16
+	f16 := sp.Type == backend.KVF16
 	if b.fuseRopeKV(kc, vc, f16, k, v, sp, st) {
 		return
 	}
@@ -695,7 +698,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	}
 	kc, vc := c.k+DevPtr(int64(layer)*c.perLayer), c.v+DevPtr(int64(layer)*c.perLayer)
 	o, qp, qs := bufOf(dst).p, viewPtr(q), q.Stride
-	f16 := sp.DType == tensor.F16
+	f16 := sp.Type == backend.KVF16
 	b.enqueue(opAttn, func() error {
 		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
 			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, S, b.part, n)
@@ -735,7 +738,7 @@ func (b *Backend) CopyKVBlock(kv backend.KV, dst, src int) {
 	b.flush()
 	c := kvOf(kv)
 	sp := c.spec
-	blk := int64(sp.KVHeads) * int64(sp.BlockSize) * int64(sp.HeadDim) * int64(sp.DType.Size())
+	blk := int64(sp.KVHeads) * int64(sp.BlockSize) * sp.Type.RowBytes(sp.HeadDim)
 	err := b.d.Do(func() error {
 		for l := 0; l < sp.Layers; l++ {
 			for _, base := range []DevPtr{c.k, c.v} {

@@ -16,7 +16,6 @@ import (
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/sample"
-	"github.com/upg-ai/upg/tensor"
 )
 
 // gen runs a model on be: the prompt, then steps greedy tokens, returning
@@ -40,7 +39,7 @@ func generate(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be back
 	if err != nil {
 		t.Fatal(err)
 	}
-	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, BlockSize: bs, DType: tensor.F16}
+	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, BlockSize: bs}
 	po.Budget = kvcache.BudgetFor(po, positions, 1)
 	pool, err := kvcache.New(be, po)
 	if err != nil {

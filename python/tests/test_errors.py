@@ -63,7 +63,7 @@ def test_corrupt_safetensors(tmp_path: Path, shared) -> None:
 
 
 def test_bad_load_options() -> None:
-    with pytest.raises(upg.InvalidArgumentError, match="kv_cache"):
+    with pytest.raises(upg.InvalidArgumentError, match="kv_cache must be f16, f32 or q8"):
         upg.Model(kv_cache="q4")
     with pytest.raises(upg.InvalidArgumentError, match="CPU only"):
         upg.Model(device="cuda")
@@ -162,6 +162,8 @@ def test_bad_tool_arguments(tmp_path: Path, shared) -> None:
         upg.evaluate(None)  # no text
     with pytest.raises(upg.InvalidArgumentError, match="ctx"):
         upg.evaluate(None, "text", ctx=2)
+    with pytest.raises(upg.InvalidArgumentError, match="kv_cache must be f16, f32 or q8"):
+        upg.evaluate(None, "text", kv_cache="int8")
     with pytest.raises(upg.UpgError, match="fewer than one context"):
         upg.evaluate(None, "too short")
     with pytest.raises(upg.ModelNotFoundError):

@@ -11,7 +11,7 @@ import upg
 from conftest import MODELS, SHARED, run_cli
 
 EVAL_KEYS = {"model", "ppl", "ref_ppl", "ppl_ratio", "kld_mean", "kld_p99", "top1_agreement", "bpw", "file_bytes",
-             "scored_tokens", "chunks", "ctx"}
+             "scored_tokens", "chunks", "ctx", "kv_cache"}
 
 
 def test_compress_then_evaluate(tmp_path: Path, cli, shared) -> None:
@@ -43,6 +43,11 @@ def test_compress_then_evaluate(tmp_path: Path, cli, shared) -> None:
         assert upg.evaluate(m, calib.read_text(), ref=src, ctx=128) == r
     both = upg.evaluate_many([out, src], text_file=calib, ref=src, ctx=128)
     assert both[0] == r and both[1]["kld_mean"] < 1e-6
+    # The int8 KV cache, as `upg eval --kv-cache q8` scores it (r used the exact f32 cache).
+    q8 = upg.evaluate(out, text_file=calib, ref=src, ctx=128, kv_cache="q8")
+    assert r["kv_cache"] == "f32" and q8["kv_cache"] == "q8" and q8["ppl"] != r["ppl"]
+    want_q8 = run_cli(cli, "eval", "--model", str(out), "--ref", str(src), "--text", str(calib), "--ctx", "128", "--json", "--kv-cache", "q8")
+    assert q8 == json.loads(want_q8.stdout)
 
 
 def test_cancelled_compress_writes_nothing(tmp_path: Path, shared) -> None:

@@ -146,8 +146,9 @@ class Model:
     GGUF file; None loads the bundled demo model (miniphi-29m). `device` is "auto"
     or "cpu" (this build runs on the CPU). `ctx` is the context window in tokens
     (None: the model's, at most 4096), `threads` the CPU worker threads (None: one
-    per core), `kv_cache` the type of cached keys and values ("f16", or "f32" for
-    an exact cache).
+    per core), `kv_cache` the type of cached keys and values ("f16", "f32" for an
+    exact cache, or "q8": int8 with a scale per 32 values, about half of f16's
+    memory).
 
     A Model may be used from several threads; calls that run it (generations,
     logits) take turns, while different Models run in parallel. Use it as a

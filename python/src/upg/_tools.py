@@ -99,6 +99,7 @@ def evaluate(
     ref: Union[PathLike, Model, None] = None,
     ctx: int = 512,
     threads: Optional[int] = None,
+    kv_cache: str = "f32",
     progress: Optional[Progress] = None,
 ) -> dict[str, Any]:
     """Scores model (a path, a Model's file, or None for the demo model) on text (or text_file) as
@@ -106,10 +107,13 @@ def evaluate(
     and, given the reference ref (the uncompressed checkpoint), KL divergence and top-1 agreement.
 
     Returns the object `upg eval --json` prints: model, ppl, ref_ppl, ppl_ratio, kld_mean, kld_p99,
-    top1_agreement, bpw, file_bytes, scored_tokens, chunks, ctx. progress(done, total, "evaluating")
-    is called after each chunk.
+    top1_agreement, bpw, file_bytes, scored_tokens, chunks, ctx, kv_cache. kv_cache is the scored
+    model's KV cache ("f32", exact, measures the weights alone; "f16" or "q8" add the cache's rounding);
+    the reference's is f32. progress(done, total, "evaluating") is called after each chunk.
     """
-    return evaluate_many([model], text, text_file=text_file, ref=ref, ctx=ctx, threads=threads, progress=progress)[0]
+    return evaluate_many(
+        [model], text, text_file=text_file, ref=ref, ctx=ctx, threads=threads, kv_cache=kv_cache, progress=progress
+    )[0]
 
 
 def evaluate_many(
@@ -120,6 +124,7 @@ def evaluate_many(
     ref: Union[PathLike, Model, None] = None,
     ctx: int = 512,
     threads: Optional[int] = None,
+    kv_cache: str = "f32",
     progress: Optional[Progress] = None,
 ) -> list[dict[str, Any]]:
     """evaluate for several models in one pass (the reference runs once): one result each, in order."""
@@ -127,6 +132,8 @@ def evaluate_many(
         raise TypeError("give text or text_file (one of them)")
     if text is not None and not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
+    if not isinstance(kv_cache, str):
+        raise TypeError(f"kv_cache must be a str, not {type(kv_cache).__name__}")
     paths = [_model_path(m) for m in models]
     if not paths:
         raise TypeError("no models to evaluate")
@@ -138,6 +145,7 @@ def evaluate_many(
         "text_file": os.fsdecode(text_file) if text_file is not None else "",
         "ctx": _int_opt("ctx", ctx, minimum=4, allow_none=False),
         "threads": _int_opt("threads", threads, minimum=1),
+        "kv_cache": kv_cache,
     }
     job = c_uint64()
     _lib.call(lib.upg_evaluate_start, _lib.json_bytes(opts), byref(job))
