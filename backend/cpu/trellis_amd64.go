@@ -46,6 +46,8 @@ type trellisArgs struct {
 	nt        int      // 128: tokens of the tile (trellisTile)
 	outStride int      // 136: bytes between two tokens' outputs (trellisTile)
 	scratch   *float32 // 144: 8×16 floats (trellisTile)
+	pfNear    int      // 152: software prefetch distance into L1, bytes (two lines per tile)
+	pfFar     int      // 160: the same into L2
 }
 
 // trellisRows computes 16 outputs per band for nbands consecutive bands.
@@ -260,6 +262,7 @@ func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32, 
 		lut: &st.levels.lut[0], perm: &tt.perm[0], ctl: &tt.ctl[0], aff: &tt.aff[0],
 		groups: m.Groups, tpg: m.GroupSize / 16, tcols: m.TileCols, tileBytes: m.TileBytes,
 		lastOff: m.TileBytes - 64, bandBytes: m.TileCols * m.TileBytes, bits: m.Bits,
+		pfNear: prefetch.near, pfFar: prefetch.far,
 	}
 	if st.tiles > 0 {
 		a.xq, a.sx = &st.xqT[t*tileN*st.cp], &st.gfT[t*m.Groups*2*tileN]
