@@ -78,7 +78,19 @@ func TestArgOffsets(t *testing.T) {
 			t.Errorf("%s at offset %d, the assembly reads %d", c.name, c.got, c.want)
 		}
 	}
+	for _, c := range i8ArgOffsets() { // the integer kernels' blocks and tables (per architecture)
+		if c.got != c.want {
+			t.Errorf("%s at offset %d, the assembly reads %d", c.name, c.got, c.want)
+		}
+	}
 	if tileScratch*4 < 544+8 {
 		t.Errorf("q8Tile scratch of %d bytes; the assembly uses 552", tileScratch*4)
 	}
+}
+
+// argOffset is one field of an argument block: its offset and the one the
+// assembly reads.
+type argOffset struct {
+	name      string
+	got, want uintptr
 }

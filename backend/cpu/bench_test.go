@@ -70,16 +70,13 @@ func BenchmarkDense(b *testing.B) {
 // kernels: one thread, a 512×5120 matrix (about 1 MB of codes) that stays
 // in the L2 cache, so memory bandwidth does not limit it.
 func BenchmarkDenseCompute(b *testing.B) {
-	for _, lv := range Levels() {
-		if lv == LevelGeneric {
-			continue
-		}
+	for _, kc := range benchKernels() {
 		for _, lvl := range []string{"uniform", "lloyd"} {
 			for _, bits := range []int{2, 3, 4} {
 				p := codec.Params{Codec: "dense", Bits: bits, GroupSize: 128, Levels: lvl}
-				b.Run(fmt.Sprintf("%s/q%d/%s", lv, bits, lvl), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/q%d/%s", kc.name, bits, lvl), func(b *testing.B) {
 					m, sz := phiMatrix(b, 512, 5120, p)
-					be := NewWithLevel(1, lv)
+					be := kc.new(1)
 					defer be.Close()
 					x := randVec(rand.New(rand.NewPCG(2, 3)), 5120, 1)
 					dst := make([]float32, 512)
@@ -121,19 +118,16 @@ func BenchmarkDenseDRAM(b *testing.B) {
 		total += int64(len(m.Codes) + len(m.Scales))
 	}
 	lloyd := ms[0].Levels
-	for _, lv := range Levels() {
-		if lv == LevelGeneric {
-			continue
-		}
+	for _, kc := range benchKernels() {
 		for _, levels := range []string{"lloyd", "uniform"} {
-			b.Run(lv.String()+"/"+levels, func(b *testing.B) {
+			b.Run(kc.name+"/"+levels, func(b *testing.B) {
 				for _, m := range ms {
 					m.Levels = lloyd
 					if levels == "uniform" {
 						m.Levels = []float32{-4, -3, -2, -1, 0, 1, 2, 3}
 					}
 				}
-				be := NewWithLevel(0, lv)
+				be := kc.new(0)
 				defer be.Close()
 				x := randVec(rng, cols, 1)
 				dst := make([]float32, rows)
@@ -150,4 +144,33 @@ func BenchmarkDenseDRAM(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchKernel is one kernel configuration of the compute benchmarks.
+type benchKernel struct {
+	name  string
+	level Level
+	vnni  bool
+}
+
+func (k benchKernel) new(threads int) *Backend {
+	b := NewWithLevel(threads, k.level)
+	b.vnni = b.vnni && k.vnni
+	return b
+}
+
+// benchKernels are the levels above generic, and AVX2 without AVX-VNNI as
+// "avx2-novnni" on a machine that has it.
+func benchKernels() []benchKernel {
+	var ks []benchKernel
+	for _, lv := range Levels() {
+		if lv == LevelGeneric {
+			continue
+		}
+		if lv == LevelAVX2 && hasAVXVNNI {
+			ks = append(ks, benchKernel{"avx2-novnni", lv, false})
+		}
+		ks = append(ks, benchKernel{lv.String(), lv, true})
+	}
+	return ks
 }

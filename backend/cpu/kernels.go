@@ -249,7 +249,7 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		sh.xb = growF(sh.xb, n*sh.gp)
 		k := m.Bits
 		if j.kind == kindDenseI8 {
-			sh.q8 = q8LevelsI8(m.Levels, k)
+			sh.q8 = q8LevelsI8(m.Levels, k, b.vnni)
 			sh.i8 = i8TablesFor(k)
 			sh.i8lut = i8Lut(&sh.q8, k)
 			j.maxRead = sh.i8.maxRead(sh.cp)

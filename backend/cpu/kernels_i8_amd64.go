@@ -229,5 +229,9 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 	if m.Asym {
 		a.offs = &m.Offsets[2*r*m.Groups]
 	}
+	if b.vnni {
+		i8RowsVNNI(&j.dst[t*m.R+r], codes, nrows, a)
+		return
+	}
 	i8Rows(&j.dst[t*m.R+r], codes, nrows, a)
 }
