@@ -75,3 +75,8 @@ func i8RowsVNNI(out *float32, codes *byte, nrows int, a *i8Args)
 //
 //go:noescape
 func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
+
+// i8TileVNNI is i8Tile with AVX-VNNI's VPDPBUSD.
+//
+//go:noescape
+func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)

@@ -8,10 +8,6 @@ package cpu
 // activations are stored in that order. kernels_i8_amd64.go (AVX2) and
 // kernels_i8_arm64.go (NEON) hold the kernels and their tables.
 
-// i8TileInvariant reports whether i8Tile accumulates each token exactly as
-// i8Rows does (batch invariance). It does not yet: see prepareDense.
-const i8TileInvariant = false
-
 // q8LevelsI8 are the level bytes of the integer kernels: ≤ 127 so that
 // VPMADDUBSW never saturates and SDOT reads them as non-negative; with
 // AVX-VNNI (vnni), whose VPDPBUSD sums unsigned × signed byte products

@@ -2,6 +2,8 @@
 
 package cpu
 
+import "unsafe"
+
 // The AVX2 integer kernels (kindDenseI8): dense k-bit codes, k ≤ 4 with any
 // codebook and k ≤ 6 with linear levels, multiplied with the same int8
 // activations as the AVX-512 path by VPMADDUBSW (unsigned code byte × signed
@@ -151,6 +153,7 @@ type i8Args struct {
 	mode     int       // 104: i8Mode
 	pfNear   int       // 112
 	pfFar    int       // 120
+	isum     *int32    // 128: scratch: 8 groups' int32 sums (256 bytes), then the rows left
 }
 
 // i8TileArgs is the argument block of i8Tile; the assembly reads it by offset.
@@ -170,7 +173,15 @@ type i8TileArgs struct {
 	mode      int       // 96
 	outStride int       // 104: bytes between two tokens' outputs (4·R)
 	nt        int       // 112: valid tokens in the tile (1..8)
-	scratch   *float32  // 120: 8 floats
+	scratch   *float32  // 120: 592 bytes of scratch, 32-byte aligned
+}
+
+// aligned32 returns the first 32-byte aligned element of s.
+func aligned32[T any](s []T) *T {
+	var z T
+	sz := unsafe.Sizeof(z)
+	p := uintptr(unsafe.Pointer(&s[0]))
+	return &s[((32-p%32)%32)/sz]
 }
 
 // maxRead is how many bytes from the start of a code row the kernels read
@@ -208,23 +219,27 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
 			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], tab: sh.i8, lut: &sh.i8lut[0],
 			rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
-			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: &ws.tsc[0],
+			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: aligned32(ws.tsc[:]),
 		}
 		if m.Asym {
 			a.offs = &m.Offsets[2*r*m.Groups]
 		}
+		if b.vnni {
+			i8TileVNNI(&j.dst[t*tileN*m.R+r], codes, nrows, a)
+			return
+		}
 		i8Tile(&j.dst[t*tileN*m.R+r], codes, nrows, a)
 		return
 	}
-	if len(ws.sws) < sh.gp {
-		ws.sws = make([]float32, sh.gp)
+	if len(ws.sws) < sh.gp+8 { // + the zeros up to the next multiple of 8 groups
+		ws.sws = make([]float32, sh.gp+8)
 	}
 	a := &ws.i8
 	*a = i8Args{
 		xq: &sh.xq[t*sh.cp], pv: &sh.pv[t*sh.gp], qv: &sh.qv[t*sh.gp], xb: &sh.xb[t*sh.gp],
 		scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], tab: sh.i8, lut: &sh.i8lut[0],
 		rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
-		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far,
+		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far, isum: aligned32(ws.isum[:]),
 	}
 	if m.Asym {
 		a.offs = &m.Offsets[2*r*m.Groups]

@@ -22,6 +22,7 @@ func i8ArgOffsets() []argOffset {
 		{"i8Args.groups", unsafe.Offsetof(a.groups), 80}, {"i8Args.chunks", unsafe.Offsetof(a.chunks), 88},
 		{"i8Args.cbytes", unsafe.Offsetof(a.cbytes), 96}, {"i8Args.mode", unsafe.Offsetof(a.mode), 104},
 		{"i8Args.pfNear", unsafe.Offsetof(a.pfNear), 112}, {"i8Args.pfFar", unsafe.Offsetof(a.pfFar), 120},
+		{"i8Args.isum", unsafe.Offsetof(a.isum), 128},
 		{"i8TileArgs.xq", unsafe.Offsetof(tl.xq), 0}, {"i8TileArgs.pv", unsafe.Offsetof(tl.pv), 8},
 		{"i8TileArgs.qv", unsafe.Offsetof(tl.qv), 16}, {"i8TileArgs.xb", unsafe.Offsetof(tl.xb), 24},
 		{"i8TileArgs.scales", unsafe.Offsetof(tl.scales), 32}, {"i8TileArgs.offs", unsafe.Offsetof(tl.offs), 40},

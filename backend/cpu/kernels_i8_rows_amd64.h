@@ -29,6 +29,8 @@ i8tabdone:
 	MOVQ 40(R8), R12
 	TESTQ CX, CX
 	JZ i8done
+	MOVQ 128(R8), DX
+	MOVQ CX, 256(DX)
 
 i8row:
 	VXORPS Y1, Y1, Y1
@@ -93,6 +95,10 @@ i8convonenext:
 	JNZ i8convone
 
 i8convdone:
+	// sws of the groups up to the next multiple of 8 are zero (I8FLUSH).
+	VXORPS Y4, Y4, Y4
+	VMOVUPS Y4, (R13)
+	MOVQ 128(R8), CX
 	VXORPS Y0, Y0, Y0
 	MOVQ 112(R8), R15
 	MOVQ 120(R8), R10
@@ -143,6 +149,10 @@ i8gwin1:
 
 i8gwinsum:
 	I8SUM
+	JNE i8gwinnext
+	I8RED
+
+i8gwinnext:
 	DECQ R9
 	JNZ i8gwin
 	JMP i8rowend
@@ -179,6 +189,10 @@ i8gnib1:
 
 i8gnibsum:
 	I8SUM
+	JNE i8gnibnext
+	I8RED
+
+i8gnibnext:
 	DECQ R9
 	JNZ i8gnib
 	JMP i8rowend
@@ -213,6 +227,10 @@ i8gcrumb1:
 
 i8gcrumbsum:
 	I8SUM
+	JNE i8gcrumbnext
+	I8RED
+
+i8gcrumbnext:
 	DECQ R9
 	JNZ i8gcrumb
 	JMP i8rowend
@@ -233,10 +251,31 @@ i8gwide1:
 	DECQ DX
 	JNZ i8gwide1
 	I8SUM
+	JNE i8gwidenext
+	I8RED
+
+i8gwidenext:
 	DECQ R9
 	JNZ i8gwide
 
 i8rowend:
+	// A last block of fewer than 8 groups: zero sums (and zero sws) for
+	// the rest, then the same reduction.
+	MOVQ 128(R8), DX
+	CMPQ CX, DX
+	JEQ i8rowsum
+	ADDQ $256, DX
+	VPXOR Y2, Y2, Y2
+
+i8pad:
+	VMOVDQU Y2, (CX)
+	ADDQ $32, CX
+	ADDQ $4, R13
+	CMPQ CX, DX
+	JNE i8pad
+	I8RED
+
+i8rowsum:
 	VADDPS Y1, Y0, Y0
 	VEXTRACTF128 $1, Y0, X4
 	VADDPS X4, X0, X0
@@ -254,7 +293,8 @@ i8rowend:
 	ADDQ AX, R12
 
 i8rownext:
-	DECQ CX
+	MOVQ 128(R8), DX
+	DECQ 256(DX)
 	JNZ i8row
 
 i8done:
