@@ -114,7 +114,7 @@ type workerState struct {
 	fa   f32Args
 	qt   q8TileArgs
 	tsc  [tileScratch]float32 // q8Tile and i8Tile scratch
-	isum [80]int32            // i8Rows scratch: 8 groups' int32 sums and a count, 32-byte aligned within
+	isum [136]int32           // i8Rows scratch: 8 groups' int32 sums and a count, 256-byte aligned within
 }
 
 // tileN is the number of tokens q8Tile multiplies with each unpacked chunk.

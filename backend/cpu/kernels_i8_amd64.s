@@ -61,31 +61,29 @@
 	VPADDD Y6, Y3, Y3
 
 // I8SUM: the group's int32 sums (Y2 + Y3) into its slot (CX) of the block
-// of 8 groups at a.isum; CX and the sws pointer R13 move on; the flags say
-// whether the block is full (DX = its end).
+// of 8 groups at a.isum (256-byte aligned); CX and the sws pointer R13 move
+// on; the flags say whether the block is full (CX at a multiple of 256).
 #define I8SUM \
 	VPADDD Y3, Y2, Y2; \
 	VMOVDQU Y2, (CX); \
 	ADDQ $32, CX; \
 	ADDQ $4, R13; \
-	MOVQ 128(R8), DX; \
-	ADDQ $256, DX; \
-	CMPQ CX, DX
+	TESTQ $255, CX
 
-// I8RED: a full block of 8 groups (slots at DX−256): each group's 8 int32
+// I8RED: a full block of 8 groups (slots at CX−256): each group's 8 int32
 // lanes summed (VPHADDD tree, exact) into one vector of the 8 group dots,
 // converted and multiplied by the groups' sws into Y0 (lane j: the groups
 // ≡ j mod 8, in order; i8Tile does the same per token); CX back to the
 // first slot.
 #define I8RED \
-	VMOVDQU -256(DX), Y2; \
-	VPHADDD -224(DX), Y2, Y2; \
-	VMOVDQU -192(DX), Y3; \
-	VPHADDD -160(DX), Y3, Y3; \
-	VMOVDQU -128(DX), Y4; \
-	VPHADDD -96(DX), Y4, Y4; \
-	VMOVDQU -64(DX), Y5; \
-	VPHADDD -32(DX), Y5, Y5; \
+	VMOVDQU -256(CX), Y2; \
+	VPHADDD -224(CX), Y2, Y2; \
+	VMOVDQU -192(CX), Y3; \
+	VPHADDD -160(CX), Y3, Y3; \
+	VMOVDQU -128(CX), Y4; \
+	VPHADDD -96(CX), Y4, Y4; \
+	VMOVDQU -64(CX), Y5; \
+	VPHADDD -32(CX), Y5, Y5; \
 	VPHADDD Y3, Y2, Y2; \
 	VPHADDD Y5, Y4, Y4; \
 	VPERM2I128 $0x20, Y4, Y2, Y3; \
@@ -93,7 +91,7 @@
 	VPADDD Y5, Y3, Y3; \
 	VCVTDQ2PS Y3, Y3; \
 	VFMADD231PS -32(R13), Y3, Y0; \
-	LEAQ -256(DX), CX
+	SUBQ $256, CX
 
 // func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 //

@@ -261,18 +261,16 @@ i8gwidenext:
 i8rowend:
 	// A last block of fewer than 8 groups: zero sums (and zero sws) for
 	// the rest, then the same reduction.
-	MOVQ 128(R8), DX
-	CMPQ CX, DX
-	JEQ i8rowsum
-	ADDQ $256, DX
+	TESTQ $255, CX
+	JZ i8rowsum
 	VPXOR Y2, Y2, Y2
 
 i8pad:
 	VMOVDQU Y2, (CX)
 	ADDQ $32, CX
 	ADDQ $4, R13
-	CMPQ CX, DX
-	JNE i8pad
+	TESTQ $255, CX
+	JNZ i8pad
 	I8RED
 
 i8rowsum:
