@@ -23,7 +23,9 @@
 //     same int8 activations, VPMADDUBSW + VPMADDWD with code bytes ≤ 127,
 //     or, on CPUs with AVX-VNNI, VPDPBUSD (ymm) with code bytes ≤ 255.
 //   - LevelNEON (arm64): the same integer scheme with SDOT (Armv8.2 dot
-//     product) or, without it, SMULL/SMLAL2/SADALP (kernels_i8_arm64.go).
+//     product) or, without it, SMULL/SMLAL2/SADALP (kernels_i8_arm64.go);
+//     attention's dot products and weighted sums (float32 and fp16 caches)
+//     and RMSNorm in NEON too (ops_arm64.s).
 //   - LevelGeneric: portable Go, fused per row and group.
 //
 // Sparse, overlay corrections and plain f32/f16/bf16 matrices use Go kernels
