@@ -2,8 +2,9 @@
 # ARM64 tests on an x86 machine (issue 16): cross-compiles the CPU backend's
 # and the model's tests and runs them under qemu-user. `-cpu max` has the
 # Armv8.2 dot product (the SDOT kernels); `-cpu cortex-a72` does not (the
-# SMULL/SMLAL2/SADALP fallback). Every NEON kernel is checked against the
-# codec's reference decoder, and the golden logits through the arm64 build.
+# SMULL/SMLAL2/SADALP fallback). Every NEON kernel is checked: the matrix
+# kernels against the codec's reference decoder, the attention and RMSNorm
+# kernels against the Go loops, and the golden logits through the arm64 build.
 # Needs qemu-user-static and, since main's CUDA backend links the system's
 # driver dynamically on linux/arm64 (dynamic test binaries), the arm64
 # dynamic loader (Debian: apt-get install qemu-user-static
@@ -18,7 +19,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/cpu.test" ./backend/cpu
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/model.test" ./model
-kernels='^(TestKernelsMatchOracle|TestTrellisKernels|TestTrellisNEONWithoutDotProd|TestArgOffsets|TestDecodeRow|TestMatMulAllocs|TestKernelEnv|TestRotateMatchesCodec|TestParallelForCovers|TestQuantQ8|TestAttnKernelsQ8|TestKVQ8Attention)$'
+kernels='^(TestKernelsMatchOracle|TestTrellisKernels|TestTrellisNEONWithoutDotProd|TestArgOffsets|TestDecodeRow|TestMatMulAllocs|TestKernelEnv|TestRotateMatchesCodec|TestParallelForCovers|TestQuantQ8|TestAttnKernelsQ8|TestKVQ8Attention|TestAttnKernels|TestRMSNormKernel)$'
 for c in max cortex-a72; do
   echo "-- qemu -cpu $c: backend/cpu kernels"
   (cd backend/cpu && "$QEMU" -cpu "$c" "$tmp/cpu.test" -test.run "$kernels")

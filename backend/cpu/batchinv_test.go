@@ -82,7 +82,18 @@ func TestArgOffsets(t *testing.T) {
 			t.Errorf("%s at offset %d, the assembly reads %d", c.name, c.got, c.want)
 		}
 	}
+	for _, c := range i8ArgOffsets() { // the integer kernels' blocks and tables (per architecture)
+		if c.got != c.want {
+			t.Errorf("%s at offset %d, the assembly reads %d", c.name, c.got, c.want)
+		}
+	}
 	if tileScratch*4 < 544+8 {
 		t.Errorf("q8Tile scratch of %d bytes; the assembly uses 552", tileScratch*4)
+	}
+	if tileScratch*4 < 592+28 { // i8TileScratch after up to 7 floats of alignment
+		t.Errorf("i8Tile scratch of %d bytes; the assembly uses 592 from an aligned float", tileScratch*4)
+	}
+	if len(workerState{}.isum)*4 < 256+8+252 {
+		t.Errorf("i8Rows scratch of %d bytes; the assembly uses 264 from a 256-byte aligned int32", len(workerState{}.isum)*4)
 	}
 }

@@ -16,7 +16,7 @@ var (
 
 // phiMatrix encodes (once per process) a random Phi-4-shaped matrix as
 // dense 3-bit group-128 uniform codes.
-func phiMatrix(b *testing.B, rows, cols int, p codec.Params) (tensor.Matrix, int64) {
+func phiMatrix(b testing.TB, rows, cols int, p codec.Params) (tensor.Matrix, int64) {
 	key := fmt.Sprint(rows, cols, p)
 	if m, ok := benchOnce.Load(key); ok {
 		sz, _ := codec.EncodedSize(p, rows, cols)
@@ -35,11 +35,12 @@ func phiMatrix(b *testing.B, rows, cols int, p codec.Params) (tensor.Matrix, int
 // encoding (3-bit group-128 lloyd codebook with the input rotation).
 func BenchmarkDense(b *testing.B) {
 	shapes := [][2]int{{5120, 5120}, {17920, 5120}, {5120, 17920}}
-	for _, lv := range Levels() {
+	ks := append([]benchKernel{{"generic", LevelGeneric, false}}, benchKernels()...)
+	for _, kc := range ks {
 		for _, sh := range shapes {
 			for _, lvl := range []string{"uniform", "lloyd"} {
 				for _, n := range []int{1, 4, 8, 64} {
-					if n > 1 && lv == LevelGeneric {
+					if n > 1 && kc.level == LevelGeneric {
 						continue
 					}
 					p := codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Levels: lvl}
@@ -47,9 +48,9 @@ func BenchmarkDense(b *testing.B) {
 					if lvl == "lloyd" {
 						p.Rotate, name = 0x5eed, "lloyd-rot"
 					}
-					b.Run(fmt.Sprintf("%s/%dx%d/%s/n%d", lv, sh[0], sh[1], name, n), func(b *testing.B) {
+					b.Run(fmt.Sprintf("%s/%dx%d/%s/n%d", kc.name, sh[0], sh[1], name, n), func(b *testing.B) {
 						m, sz := phiMatrix(b, sh[0], sh[1], p)
-						be := NewWithLevel(0, lv)
+						be := kc.new(0)
 						defer be.Close()
 						x := randVec(rand.New(rand.NewPCG(2, 3)), n*sh[1], 1)
 						dst := make([]float32, n*sh[0])
@@ -70,16 +71,13 @@ func BenchmarkDense(b *testing.B) {
 // kernels: one thread, a 512×5120 matrix (about 1 MB of codes) that stays
 // in the L2 cache, so memory bandwidth does not limit it.
 func BenchmarkDenseCompute(b *testing.B) {
-	for _, lv := range Levels() {
-		if lv == LevelGeneric {
-			continue
-		}
+	for _, kc := range benchKernels() {
 		for _, lvl := range []string{"uniform", "lloyd"} {
 			for _, bits := range []int{2, 3, 4} {
 				p := codec.Params{Codec: "dense", Bits: bits, GroupSize: 128, Levels: lvl}
-				b.Run(fmt.Sprintf("%s/q%d/%s", lv, bits, lvl), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/q%d/%s", kc.name, bits, lvl), func(b *testing.B) {
 					m, sz := phiMatrix(b, 512, 5120, p)
-					be := NewWithLevel(1, lv)
+					be := kc.new(1)
 					defer be.Close()
 					x := randVec(rand.New(rand.NewPCG(2, 3)), 5120, 1)
 					dst := make([]float32, 512)
@@ -90,6 +88,31 @@ func BenchmarkDenseCompute(b *testing.B) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkTileCompute is BenchmarkDenseCompute for prefill: one thread,
+// the same L2-resident 512×5120 matrix, 64 tokens per call (the tile
+// kernels). Bytes per second count the codes once per call, so they are the
+// prefill rate in weight bytes: 64 tokens' worth of products per byte.
+func BenchmarkTileCompute(b *testing.B) {
+	for _, kc := range benchKernels() {
+		for _, bits := range []int{2, 3, 4} {
+			p := codec.Params{Codec: "dense", Bits: bits, GroupSize: 128, Levels: "lloyd"}
+			b.Run(fmt.Sprintf("%s/q%d/lloyd", kc.name, bits), func(b *testing.B) {
+				const n = 64
+				m, sz := phiMatrix(b, 512, 5120, p)
+				be := kc.new(1)
+				defer be.Close()
+				x := randVec(rand.New(rand.NewPCG(2, 3)), n*5120, 1)
+				dst := make([]float32, n*512)
+				b.SetBytes(sz)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					be.MatMulF32(dst, x, m, n)
+				}
+			})
 		}
 	}
 }
@@ -121,19 +144,16 @@ func BenchmarkDenseDRAM(b *testing.B) {
 		total += int64(len(m.Codes) + len(m.Scales))
 	}
 	lloyd := ms[0].Levels
-	for _, lv := range Levels() {
-		if lv == LevelGeneric {
-			continue
-		}
+	for _, kc := range benchKernels() {
 		for _, levels := range []string{"lloyd", "uniform"} {
-			b.Run(lv.String()+"/"+levels, func(b *testing.B) {
+			b.Run(kc.name+"/"+levels, func(b *testing.B) {
 				for _, m := range ms {
 					m.Levels = lloyd
 					if levels == "uniform" {
 						m.Levels = []float32{-4, -3, -2, -1, 0, 1, 2, 3}
 					}
 				}
-				be := NewWithLevel(0, lv)
+				be := kc.new(0)
 				defer be.Close()
 				x := randVec(rng, cols, 1)
 				dst := make([]float32, rows)
@@ -150,4 +170,33 @@ func BenchmarkDenseDRAM(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchKernel is one kernel configuration of the compute benchmarks.
+type benchKernel struct {
+	name  string
+	level Level
+	vnni  bool
+}
+
+func (k benchKernel) new(threads int) *Backend {
+	b := NewWithLevel(threads, k.level)
+	b.vnni = b.vnni && k.vnni
+	return b
+}
+
+// benchKernels are the levels above generic, and AVX2 without AVX-VNNI as
+// "avx2-novnni" on a machine that has it.
+func benchKernels() []benchKernel {
+	var ks []benchKernel
+	for _, lv := range Levels() {
+		if lv == LevelGeneric {
+			continue
+		}
+		if lv == LevelAVX2 && hasAVXVNNI {
+			ks = append(ks, benchKernel{"avx2-novnni", lv, false})
+		}
+		ks = append(ks, benchKernel{lv.String(), lv, true})
+	}
+	return ks
 }

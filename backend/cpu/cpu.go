@@ -20,9 +20,12 @@
 //     FMA: the same value as the scalar oracle up to summation order.
 //   - LevelAVX2 also runs dense codes with k ≤ 4 (any codebook) and linear
 //     k ≤ 6 in groups of 32 through integer kernels (kernels_i8.go): the
-//     same int8 activations, VPMADDUBSW + VPMADDWD with code bytes ≤ 127.
+//     same int8 activations, VPMADDUBSW + VPMADDWD with code bytes ≤ 127,
+//     or, on CPUs with AVX-VNNI, VPDPBUSD (ymm) with code bytes ≤ 255.
 //   - LevelNEON (arm64): the same integer scheme with SDOT (Armv8.2 dot
-//     product) or, without it, SMULL/SMLAL2/SADALP (kernels_i8_arm64.go).
+//     product) or, without it, SMULL/SMLAL2/SADALP (kernels_i8_arm64.go);
+//     attention's dot products and weighted sums (float32 and fp16 caches)
+//     and RMSNorm in NEON too (ops_arm64.s).
 //   - LevelGeneric: portable Go, fused per row and group.
 //
 // Sparse, overlay corrections and plain f32/f16/bf16 matrices use Go kernels
@@ -102,6 +105,7 @@ const rowBlock = 16
 type Backend struct {
 	threads int
 	level   Level
+	vnni    bool // the AVX2 integer kernels use AVX-VNNI (hasAVXVNNI unless UPG_KERNEL=avx2-novnni)
 
 	mu   sync.Mutex // serialises the ops that use the pool and shared scratch
 	pool pool
@@ -125,23 +129,34 @@ type Backend struct {
 // number of physical cores) at the best kernel level of this machine, or
 // the one named by the UPG_KERNEL environment variable ("generic", "avx2",
 // "avx512", "neon"; to compare results or speed across levels).
-func New(threads int) *Backend { return NewWithLevel(threads, envLevel()) }
+// "avx2-novnni" is "avx2" without AVX-VNNI: the integer kernels multiply
+// with VPMADDUBSW even where VPDPBUSD on ymm registers exists.
+func New(threads int) *Backend {
+	l, vnni := envLevel()
+	b := NewWithLevel(threads, l)
+	b.vnni = b.vnni && vnni
+	return b
+}
 
 // KernelEnv names the environment variable that caps New's kernel level.
 const KernelEnv = "UPG_KERNEL"
 
-func envLevel() Level {
+// envLevel is the level UPG_KERNEL asks for and whether it allows AVX-VNNI.
+func envLevel() (Level, bool) {
 	v := os.Getenv(KernelEnv)
 	if v == "" {
-		return BestLevel()
+		return BestLevel(), true
+	}
+	if v == "avx2-novnni" {
+		return capLevel(LevelAVX2), false
 	}
 	for _, l := range []Level{LevelGeneric, LevelAVX2, LevelAVX512, LevelNEON} {
 		if l.String() == v {
-			return capLevel(l)
+			return capLevel(l), true
 		}
 	}
-	fmt.Fprintf(os.Stderr, "upg: ignoring %s=%q (want generic, avx2, avx512 or neon)\n", KernelEnv, v)
-	return BestLevel()
+	fmt.Fprintf(os.Stderr, "upg: ignoring %s=%q (want generic, avx2, avx2-novnni, avx512 or neon)\n", KernelEnv, v)
+	return BestLevel(), true
 }
 
 // NewWithLevel is New with a forced kernel level; a level the machine lacks
@@ -151,7 +166,7 @@ func NewWithLevel(threads int, level Level) *Backend {
 		threads = PhysicalCores()
 	}
 	level = capLevel(level)
-	b := &Backend{threads: threads, level: level, ws: make([]workerState, threads)}
+	b := &Backend{threads: threads, level: level, vnni: hasAVXVNNI, ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
 	b.prepRun, b.packRun = b.prepTokens, b.packTiles
 	b.trellisPrepRun, b.trellisPackRun = b.trellisPrep, b.trellisPack
@@ -160,8 +175,17 @@ func NewWithLevel(threads int, level Level) *Backend {
 	return b
 }
 
-// Name implements backend.Backend.
-func (b *Backend) Name() string { return "cpu/" + b.level.String() }
+// Name implements backend.Backend: "cpu/" and the level, "+vnni" for the
+// AVX2 level on a machine with AVX-VNNI.
+func (b *Backend) Name() string {
+	if b.level == LevelAVX2 && b.vnni {
+		return "cpu/avx2+vnni"
+	}
+	return "cpu/" + b.level.String()
+}
+
+// VNNI reports whether the AVX2 integer kernels use AVX-VNNI.
+func (b *Backend) VNNI() bool { return b.vnni }
 
 // Level reports the kernel level in use.
 func (b *Backend) Level() Level { return b.level }

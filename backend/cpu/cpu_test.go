@@ -176,7 +176,7 @@ func TestKernelsMatchOracle(t *testing.T) {
 						// the overlay, which is float) ...
 						levels := newQ8Levels(dm.Levels, dm.Bits)
 						if denseKind(dm, lv) == kindDenseI8 {
-							levels = q8LevelsI8(dm.Levels, dm.Bits)
+							levels = q8LevelsI8(dm.Levels, dm.Bits, b.vnni)
 						}
 						em := q8Emulate(dm, x, n, levels)
 						if _, ok := tm.m.(*codec.OverlayMatrix); ok {

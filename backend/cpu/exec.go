@@ -261,7 +261,7 @@ func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, 
 	o, in, wv := Floats(dst), Floats(x), vectorOf(w)
 	d := len(wv)
 	for i := range n {
-		rmsNorm(o[i*d:(i+1)*d], in[i*d:(i+1)*d], wv, eps)
+		rmsNorm(b.level, o[i*d:(i+1)*d], in[i*d:(i+1)*d], wv, eps)
 	}
 }
 
@@ -270,7 +270,7 @@ func (b *Backend) RMSNormOut(dst, x backend.Buffer, w backend.Weight, eps float3
 	o, in, wv := Floats(dst), Floats(x), vectorOf(w)
 	d := len(wv)
 	for j, i := range stepOf(s).s.Out {
-		rmsNorm(o[j*d:(j+1)*d], in[int(i)*d:(int(i)+1)*d], wv, eps)
+		rmsNorm(b.level, o[j*d:(j+1)*d], in[int(i)*d:(int(i)+1)*d], wv, eps)
 	}
 }
 

@@ -116,7 +116,8 @@ type workerState struct {
 	qt   q8TileArgs
 	tr   trellisArgs
 	tr2  trellisI8Args
-	tsc  [tileScratch]float32 // q8Tile scratch
+	tsc  [tileScratch]float32 // q8Tile, i8Tile and trellisTile scratch
+	isum [136]int32           // i8Rows scratch: 8 groups' int32 sums and a count, 256-byte aligned within
 }
 
 // tileN is the number of tokens q8Tile multiplies with each unpacked chunk.
@@ -147,9 +148,10 @@ type q8TileArgs struct {
 	pfNear    int      // 152: software prefetch distance into L1, bytes
 }
 
-// tileScratch is q8Tile's scratch: 8 sws, 8 tokens' 16-lane β vectors and
-// a saved register.
-const tileScratch = 8 + tileN*16 + 2
+// tileScratch is the tile kernels' scratch: q8Tile's 8 sws, 8 tokens'
+// 16-lane β vectors and a saved register (552 bytes); i8Tile's 592 bytes
+// (kernels_i8_amd64.s) from the first 32-byte aligned float.
+const tileScratch = 148 + 8
 
 func (ws *workerState) grow(n int) []float32 {
 	if cap(ws.f32) < n {
@@ -252,7 +254,7 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		sh.xb = growF(sh.xb, n*sh.gp)
 		k := m.Bits
 		if j.kind == kindDenseI8 {
-			sh.q8 = q8LevelsI8(m.Levels, k)
+			sh.q8 = q8LevelsI8(m.Levels, k, b.vnni)
 			sh.i8 = i8TablesFor(k)
 			sh.i8lut = i8Lut(&sh.q8, k)
 			j.maxRead = sh.i8.maxRead(sh.cp)
@@ -266,11 +268,9 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 			}
 			j.maxRead = 8*m.Bits*(sh.cp/64-1) + 64
 		}
-		// The I8 tile kernel (i8Tile) sums a token's products in another
-		// order than i8Rows, so batched tokens would not get what they get
-		// alone: batches run i8Rows per token until it does (the Q8 tile
-		// shares q8Rows' order; TestBatchInvariant).
-		if n > 1 && (j.kind == kindDenseQ8 || i8Tiled && i8TileInvariant) {
+		// The tile kernels (q8Tile, i8Tile) do each token's arithmetic in
+		// the order of the one-token kernels (TestBatchInvariant).
+		if n > 1 && (j.kind == kindDenseQ8 || j.kind == kindDenseI8 && i8Tiled) {
 			sh.tiles = (n + tileN - 1) / tileN
 			if cap(sh.xqT) < sh.tiles*tileN*sh.cp {
 				sh.xqT = make([]int8, sh.tiles*tileN*sh.cp)

@@ -12,6 +12,12 @@ var (
 
 const hasNEON = false
 
+// hasAVXVNNI reports AVX-VNNI (VEX-encoded VPDPBUSD on ymm registers,
+// CPUID.(EAX=7,ECX=1):EAX[4]; Alder Lake and later, Zen 5), which the AVX2
+// integer kernels use when present (i8RowsVNNI). A variable so that tests
+// can run the VPMADDUBSW kernels on a machine that has it.
+var hasAVXVNNI = hasAVX2 && cpu.X86.HasAVXVNNI
+
 // q8Rows computes out[i] for nrows code rows from codes (stride a.rowBytes)
 // with int8 activations (AVX-512 VBMI + VNNI).
 //
@@ -58,8 +64,19 @@ func pause()
 //go:noescape
 func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 
+// i8RowsVNNI is i8Rows with AVX-VNNI's VPDPBUSD in place of VPMADDUBSW +
+// VPMADDWD + VPADDD; level bytes may use 0..255.
+//
+//go:noescape
+func i8RowsVNNI(out *float32, codes *byte, nrows int, a *i8Args)
+
 // i8Tile is i8Rows for a tile of 8 tokens (a.nt of them valid) sharing each
 // unpacked chunk of codes; out[t·R+i] gets token t's row i.
 //
 //go:noescape
 func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
+
+// i8TileVNNI is i8Tile with AVX-VNNI's VPDPBUSD.
+//
+//go:noescape
+func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)

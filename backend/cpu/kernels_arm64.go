@@ -5,9 +5,10 @@ package cpu
 import "golang.org/x/sys/cpu"
 
 const (
-	hasAVX2   = false
-	hasAVX512 = false
-	hasNEON   = true // Advanced SIMD is part of every arm64 core
+	hasAVX2    = false
+	hasAVX512  = false
+	hasNEON    = true // Advanced SIMD is part of every arm64 core
+	hasAVXVNNI = false
 )
 
 // hasDotProd reports the Armv8.2 dot product instructions (SDOT); without

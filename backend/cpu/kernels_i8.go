@@ -9,12 +9,15 @@ package cpu
 // kernels_i8_arm64.go (NEON) hold the kernels and their tables.
 
 // q8LevelsI8 are the level bytes of the integer kernels: ≤ 127 so that
-// VPMADDUBSW never saturates and SDOT reads them as non-negative.
-// i8TileInvariant reports whether i8Tile accumulates each token exactly as
-// i8Rows does (batch invariance). It does not yet: see prepareDense.
-const i8TileInvariant = false
-
-func q8LevelsI8(L []float32, k int) q8Levels { return newQ8LevelsMax(L, k, 127) }
+// VPMADDUBSW never saturates and SDOT reads them as non-negative; with
+// AVX-VNNI (vnni), whose VPDPBUSD sums unsigned × signed byte products
+// straight into int32, ≤ 255 like the AVX-512 path.
+func q8LevelsI8(L []float32, k int, vnni bool) q8Levels {
+	if vnni {
+		return newQ8LevelsMax(L, k, 255)
+	}
+	return newQ8LevelsMax(L, k, 127)
+}
 
 // permuteChunks reorders q (whole chunks of len(perm) columns) into a
 // kernel's slot order: q'[nc + s] = q[nc + perm[s]].

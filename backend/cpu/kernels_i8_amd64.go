@@ -2,6 +2,8 @@
 
 package cpu
 
+import "unsafe"
+
 // The AVX2 integer kernels (kindDenseI8): dense k-bit codes, k ≤ 4 with any
 // codebook and k ≤ 6 with linear levels, multiplied with the same int8
 // activations as the AVX-512 path by VPMADDUBSW (unsigned code byte × signed
@@ -10,7 +12,19 @@ package cpu
 // VPMADDUBSW saturates its int16 pair sums, so the code bytes stay ≤ 127:
 // 2·127·127 = 32258 < 32767 and every product is exact (q8LevelsI8). A
 // codebook that is not linear is quantized to 128 steps (0.4% of its range,
-// twice the AVX-512 path's step); linear levels stay exact.
+// twice the AVX-512 path's step); linear levels stay exact. With AVX-VNNI
+// (hasAVXVNNI; Alder Lake and later, Zen 5) i8RowsVNNI and i8TileVNNI
+// multiply with one VPDPBUSD (ymm, VEX) instead, which sums four unsigned ×
+// signed byte products straight into int32: the code bytes use 0..255 and a
+// codebook gets 256 steps, as on the AVX-512 path.
+//
+// Accumulation order (batch invariance): i8Rows sums each group's products
+// in int32 (exact, so any order), keeps 8 groups' int32 lane vectors, and
+// every 8 groups reduces them (VPHADDD tree) to one vector of the 8 group
+// dots, converts it and adds it times the groups' sws into the float sum:
+// lane j holds the groups ≡ j mod 8. i8Tile gets the same group dots for 8
+// tokens at once and keeps, per j, a vector over the tokens of lane j, so
+// each token's float operations are i8Rows' one for one.
 //
 // AVX2 has no per-byte variable shift, so 32 codes (one register) are
 // unpacked per step in one of four ways (i8Mode), each table-driven:
@@ -151,6 +165,7 @@ type i8Args struct {
 	mode     int       // 104: i8Mode
 	pfNear   int       // 112
 	pfFar    int       // 120
+	isum     *int32    // 128: scratch, 256-byte aligned: 8 groups' int32 sums (256 bytes), then the rows left
 }
 
 // i8TileArgs is the argument block of i8Tile; the assembly reads it by offset.
@@ -170,7 +185,15 @@ type i8TileArgs struct {
 	mode      int       // 96
 	outStride int       // 104: bytes between two tokens' outputs (4·R)
 	nt        int       // 112: valid tokens in the tile (1..8)
-	scratch   *float32  // 120: 8 floats
+	scratch   *float32  // 120: 592 bytes of scratch, 32-byte aligned
+}
+
+// aligned returns the first element of s at a multiple of align bytes.
+func aligned[T any](s []T, align uintptr) *T {
+	var z T
+	sz := unsafe.Sizeof(z)
+	p := uintptr(unsafe.Pointer(&s[0]))
+	return &s[((align-p%align)%align)/sz]
 }
 
 // maxRead is how many bytes from the start of a code row the kernels read
@@ -208,26 +231,34 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
 			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], tab: sh.i8, lut: &sh.i8lut[0],
 			rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
-			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: &ws.tsc[0],
+			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: aligned(ws.tsc[:], 32),
 		}
 		if m.Asym {
 			a.offs = &m.Offsets[2*r*m.Groups]
 		}
+		if b.vnni {
+			i8TileVNNI(&j.dst[t*tileN*m.R+r], codes, nrows, a)
+			return
+		}
 		i8Tile(&j.dst[t*tileN*m.R+r], codes, nrows, a)
 		return
 	}
-	if len(ws.sws) < sh.gp {
-		ws.sws = make([]float32, sh.gp)
+	if len(ws.sws) < sh.gp+8 { // + the zeros up to the next multiple of 8 groups
+		ws.sws = make([]float32, sh.gp+8)
 	}
 	a := &ws.i8
 	*a = i8Args{
 		xq: &sh.xq[t*sh.cp], pv: &sh.pv[t*sh.gp], qv: &sh.qv[t*sh.gp], xb: &sh.xb[t*sh.gp],
 		scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], tab: sh.i8, lut: &sh.i8lut[0],
 		rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
-		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far,
+		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far, isum: aligned(ws.isum[:], 256),
 	}
 	if m.Asym {
 		a.offs = &m.Offsets[2*r*m.Groups]
+	}
+	if b.vnni {
+		i8RowsVNNI(&j.dst[t*m.R+r], codes, nrows, a)
+		return
 	}
 	i8Rows(&j.dst[t*m.R+r], codes, nrows, a)
 }

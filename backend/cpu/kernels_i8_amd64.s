@@ -45,289 +45,91 @@
 	VPAND Y10, r, r; \
 	VPSHUFB r, Y14, r
 
-// I8MAC(addr, r, acc): acc (int32) += pairwise sums of level bytes r times
-// the activations at addr (Y15: int16 ones).
-#define I8MAC(addr, r, acc) \
-	VPMADDUBSW addr, r, r; \
-	VPMADDWD Y15, r, r; \
-	VPADDD r, acc, acc
+// I8MACA, I8MACB: Y2 += Y4 · 0(R14) and Y3 += Y6 · 32(R14), the int32
+// sums of 4 adjacent products of level bytes (unsigned) and activations
+// (signed). Here by VPMADDUBSW (pairs to int16, which saturates: level bytes
+// ≤ 127), VPMADDWD with Y15 = int16 ones (pairs to int32) and VPADDD; for
+// i8RowsVNNI below by one VPDPBUSD.
+#define I8MACA \
+	VPMADDUBSW 0(R14), Y4, Y4; \
+	VPMADDWD Y15, Y4, Y4; \
+	VPADDD Y4, Y2, Y2
 
-// I8SUM: the group's int32 sums (Y2 + Y3) times its factor sws[g] into Y0.
+#define I8MACB \
+	VPMADDUBSW 32(R14), Y6, Y6; \
+	VPMADDWD Y15, Y6, Y6; \
+	VPADDD Y6, Y3, Y3
+
+// I8SUM: the group's int32 sums (Y2 + Y3) into its slot (CX) of the block
+// of 8 groups at a.isum (256-byte aligned); CX and the sws pointer R13 move
+// on; the flags say whether the block is full (CX at a multiple of 256).
 #define I8SUM \
 	VPADDD Y3, Y2, Y2; \
-	VCVTDQ2PS Y2, Y2; \
-	VBROADCASTSS (R13), Y4; \
-	VFMADD231PS Y4, Y2, Y0; \
-	ADDQ $4, R13
+	VMOVDQU Y2, (CX); \
+	ADDQ $32, CX; \
+	ADDQ $4, R13; \
+	TESTQ $255, CX
+
+// I8RED: a full block of 8 groups (slots at CX−256): each group's 8 int32
+// lanes summed (VPHADDD tree, exact) into one vector of the 8 group dots,
+// converted and multiplied by the groups' sws into Y0 (lane j: the groups
+// ≡ j mod 8, in order; i8Tile does the same per token); CX back to the
+// first slot.
+#define I8RED \
+	VMOVDQU -256(CX), Y2; \
+	VPHADDD -224(CX), Y2, Y2; \
+	VMOVDQU -192(CX), Y3; \
+	VPHADDD -160(CX), Y3, Y3; \
+	VMOVDQU -128(CX), Y4; \
+	VPHADDD -96(CX), Y4, Y4; \
+	VMOVDQU -64(CX), Y5; \
+	VPHADDD -32(CX), Y5, Y5; \
+	VPHADDD Y3, Y2, Y2; \
+	VPHADDD Y5, Y4, Y4; \
+	VPERM2I128 $0x20, Y4, Y2, Y3; \
+	VPERM2I128 $0x31, Y4, Y2, Y5; \
+	VPADDD Y5, Y3, Y3; \
+	VCVTDQ2PS Y3, Y3; \
+	VFMADD231PS -32(R13), Y3, Y0; \
+	SUBQ $256, CX
 
 // func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 //
 // Per row: convert the fp16 scales 8 at a time, premultiplied by the
-// per-group activation factors (sws), and accumulate the β and offset terms;
-// then per group, unpack two 32-code chunks per step, multiply-accumulate
-// into two int32 accumulators, convert and scale into the float sum.
+// per-group activation factors (sws), and accumulate the β and offset terms
+// (lane j: groups ≡ j mod 8; the last G mod 8 groups in a scalar); then per
+// group, unpack two 32-code chunks per step and multiply-accumulate into two
+// int32 accumulators; every 8 groups, their exact int32 dots are converted
+// and multiplied by their sws into the float sum (I8RED), which i8Tile can
+// reproduce token by token.
 // Every code line is prefetched at two distances as in q8Rows (a step reads
 // 8·bits ≤ 48 bytes, so one line per step covers them all).
 TEXT ·i8Rows(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), DI
-	MOVQ codes+8(FP), SI
-	MOVQ nrows+16(FP), CX
-	MOVQ a+24(FP), R8
-	MOVQ 56(R8), AX
-	VMOVDQU 224(AX), Y15
-	MOVQ 64(R8), DX
-	VMOVDQU (DX), Y14
-	CMPQ 104(R8), $2
-	JGE i8tabshift
-	VMOVDQU 0(AX), Y13
-	VMOVDQU 32(AX), Y12
-	VMOVDQU 64(AX), Y11
-	VMOVDQU 96(AX), Y10
-	VMOVDQU 128(AX), Y9
-	JMP i8tabdone
+#include "kernels_i8_rows_amd64.h"
 
-i8tabshift:
-	VMOVDQU 160(AX), Y13
-	VMOVDQU 192(AX), Y10
+// AVX-VNNI (VEX-encoded VPDPBUSD ymm; Alder Lake and later, Zen 5): one
+// instruction per 32 products instead of three, and no int16 intermediate,
+// so level bytes may use 0..255. Go's assembler knows only the EVEX form
+// (AVX-512 VNNI), hence the bytes: C4 (3-byte VEX), R̄X̄B̄·mmmmm (0F38),
+// W0·v̄v̄v̄v̄·L1·pp (66), opcode 50, ModRM (reg = accumulator, rm = R14), disp8.
+#undef I8MACA
+#undef I8MACB
+// I8MACA: VPDPBUSD (R14), Y4, Y2
+#define I8MACA \
+	BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x16
 
-i8tabdone:
-	MOVQ 32(R8), R11
-	MOVQ 40(R8), R12
-	TESTQ CX, CX
-	JZ i8done
+// I8MACB: VPDPBUSD 32(R14), Y6, Y3
+#define I8MACB \
+	BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x5e; BYTE $0x20
 
-i8row:
-	VXORPS Y1, Y1, Y1
-	VXORPS X8, X8, X8
-	MOVQ 48(R8), R13
-	MOVQ 8(R8), R14
-	MOVQ 16(R8), R15
-	MOVQ 24(R8), BX
-	MOVQ R11, AX
-	MOVQ R12, DX
-	MOVQ 80(R8), R9
-	SHRQ $3, R9
-	JZ i8convtail
+// func i8RowsVNNI(out *float32, codes *byte, nrows int, a *i8Args)
+//
+// i8Rows with VPDPBUSD: the same unpacking, accumulation order and scaling.
+TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
+#include "kernels_i8_rows_amd64.h"
 
-i8conv:
-	VCVTPH2PS (AX), Y4
-	VFMADD231PS (R15), Y4, Y1
-	VMULPS (R14), Y4, Y4
-	VMOVUPS Y4, (R13)
-	TESTQ R12, R12
-	JZ i8convnext
-	VCVTPH2PS (DX), Y5
-	VFMADD231PS (BX), Y5, Y1
-	ADDQ $16, DX
-
-i8convnext:
-	ADDQ $16, AX
-	ADDQ $32, R13
-	ADDQ $32, R14
-	ADDQ $32, R15
-	ADDQ $32, BX
-	DECQ R9
-	JNZ i8conv
-
-i8convtail:
-	MOVQ 80(R8), R9
-	ANDQ $7, R9
-	JZ i8convdone
-
-i8convone:
-	MOVWLZX (AX), R10
-	VMOVD R10, X4
-	VCVTPH2PS X4, X4
-	VFMADD231SS (R15), X4, X8
-	VMULSS (R14), X4, X4
-	VMOVSS X4, (R13)
-	TESTQ R12, R12
-	JZ i8convonenext
-	MOVWLZX (DX), R10
-	VMOVD R10, X5
-	VCVTPH2PS X5, X5
-	VFMADD231SS (BX), X5, X8
-	ADDQ $2, DX
-
-i8convonenext:
-	ADDQ $2, AX
-	ADDQ $4, R13
-	ADDQ $4, R14
-	ADDQ $4, R15
-	ADDQ $4, BX
-	DECQ R9
-	JNZ i8convone
-
-i8convdone:
-	VXORPS Y0, Y0, Y0
-	MOVQ 112(R8), R15
-	MOVQ 120(R8), R10
-	MOVQ 0(R8), R14
-	MOVQ 48(R8), R13
-	MOVQ SI, AX
-	MOVQ 80(R8), R9
-	MOVQ 96(R8), BX
-	MOVQ 104(R8), DX
-	CMPQ DX, $0
-	JEQ i8gwin
-	CMPQ DX, $2
-	JEQ i8gnib
-	CMPQ DX, $3
-	JEQ i8gcrumb
-	SHRQ $1, BX
-	JMP i8gwide
-
-	// k = 3 windows.
-i8gwin:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ 88(R8), DX
-	SHRQ $1, DX
-	JZ i8gwin1
-
-i8gwin2:
-	PREFETCHT0 (AX)(R15*1)
-	PREFETCHT2 (AX)(R10*1)
-	I8WIN((AX), Y4, Y5)
-	I8WIN((AX)(BX*1), Y6, Y7)
-	I8MAC(0(R14), Y4, Y2)
-	I8MAC(32(R14), Y6, Y3)
-	LEAQ (AX)(BX*2), AX
-	ADDQ $64, R14
-	DECQ DX
-	JNZ i8gwin2
-
-i8gwin1:
-	TESTQ $1, 88(R8)
-	JZ i8gwinsum
-	PREFETCHT0 (AX)(R15*1)
-	PREFETCHT2 (AX)(R10*1)
-	I8WIN((AX), Y4, Y5)
-	I8MAC(0(R14), Y4, Y2)
-	ADDQ BX, AX
-	ADDQ $32, R14
-
-i8gwinsum:
-	I8SUM
-	DECQ R9
-	JNZ i8gwin
-	JMP i8rowend
-
-	// k = 4 nibbles.
-i8gnib:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ 88(R8), DX
-	SHRQ $1, DX
-	JZ i8gnib1
-
-i8gnib2:
-	PREFETCHT0 (AX)(R15*1)
-	PREFETCHT2 (AX)(R10*1)
-	I8NIB((AX), Y4)
-	I8NIB((AX)(BX*1), Y6)
-	I8MAC(0(R14), Y4, Y2)
-	I8MAC(32(R14), Y6, Y3)
-	LEAQ (AX)(BX*2), AX
-	ADDQ $64, R14
-	DECQ DX
-	JNZ i8gnib2
-
-i8gnib1:
-	TESTQ $1, 88(R8)
-	JZ i8gnibsum
-	PREFETCHT0 (AX)(R15*1)
-	PREFETCHT2 (AX)(R10*1)
-	I8NIB((AX), Y4)
-	I8MAC(0(R14), Y4, Y2)
-	ADDQ BX, AX
-	ADDQ $32, R14
-
-i8gnibsum:
-	I8SUM
-	DECQ R9
-	JNZ i8gnib
-	JMP i8rowend
-
-	// k = 2 crumbs.
-i8gcrumb:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ 88(R8), DX
-	SHRQ $1, DX
-	JZ i8gcrumb1
-
-i8gcrumb2:
-	PREFETCHT0 (AX)(R15*1)
-	PREFETCHT2 (AX)(R10*1)
-	I8CRUMB((AX), Y4)
-	I8CRUMB((AX)(BX*1), Y6)
-	I8MAC(0(R14), Y4, Y2)
-	I8MAC(32(R14), Y6, Y3)
-	LEAQ (AX)(BX*2), AX
-	ADDQ $64, R14
-	DECQ DX
-	JNZ i8gcrumb2
-
-i8gcrumb1:
-	TESTQ $1, 88(R8)
-	JZ i8gcrumbsum
-	I8CRUMB((AX), Y4)
-	I8MAC(0(R14), Y4, Y2)
-	ADDQ BX, AX
-	ADDQ $32, R14
-
-i8gcrumbsum:
-	I8SUM
-	DECQ R9
-	JNZ i8gcrumb
-	JMP i8rowend
-
-	// k = 5, 6 wide windows, one chunk per step (BX = half a chunk).
-i8gwide:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	MOVQ 88(R8), DX
-
-i8gwide1:
-	PREFETCHT0 (AX)(R15*1)
-	PREFETCHT2 (AX)(R10*1)
-	I8WIDE(Y4, X4, Y5)
-	I8MAC(0(R14), Y4, Y2)
-	LEAQ (AX)(BX*2), AX
-	ADDQ $32, R14
-	DECQ DX
-	JNZ i8gwide1
-	I8SUM
-	DECQ R9
-	JNZ i8gwide
-
-i8rowend:
-	VADDPS Y1, Y0, Y0
-	VEXTRACTF128 $1, Y0, X4
-	VADDPS X4, X0, X0
-	VHADDPS X0, X0, X0
-	VHADDPS X0, X0, X0
-	VADDSS X8, X0, X0
-	VMOVSS X0, (DI)
-	ADDQ $4, DI
-	ADDQ 72(R8), SI
-	MOVQ 80(R8), AX
-	SHLQ $1, AX
-	ADDQ AX, R11
-	TESTQ R12, R12
-	JZ i8rownext
-	ADDQ AX, R12
-
-i8rownext:
-	DECQ CX
-	JNZ i8row
-
-i8done:
-	VZEROUPPER
-	RET
-
-// Tile unpack macros: tables as memory operands at (R15).
+// Tile unpack macros: 32 codes into level bytes in Y8 (Y9 temporary),
+// tables as memory operands at (R15), Y14 the level table.
 #define I8TWIN \
 	VBROADCASTI128 (AX), Y8; \
 	VPSHUFB (R15), Y8, Y8; \
@@ -360,7 +162,9 @@ i8done:
 	VPAND 192(R15), Y8, Y8; \
 	VPSHUFB Y8, Y14, Y8
 
-// I8TDOT(off, acc): token off/32's activations of the chunk times Y8.
+// I8TDOT(off, acc): token off/32's activations of the chunk times the level
+// bytes in Y8 into its int32 accumulator (VPMADDUBSW, VPMADDWD with the
+// int16 ones in Y15, VPADDD).
 #define I8TDOT(off, acc) \
 	VPMADDUBSW off(R14), Y8, Y9; \
 	VPMADDWD Y15, Y9, Y9; \
@@ -377,142 +181,52 @@ i8done:
 	I8TDOT(224, Y7); \
 	ADDQ $256, R14
 
-#define I8TZERO \
-	VPXOR Y0, Y0, Y0; \
-	VPXOR Y1, Y1, Y1; \
-	VPXOR Y2, Y2, Y2; \
-	VPXOR Y3, Y3, Y3; \
-	VPXOR Y4, Y4, Y4; \
-	VPXOR Y5, Y5, Y5; \
-	VPXOR Y6, Y6, Y6; \
-	VPXOR Y7, Y7, Y7; \
-	MOVQ 80(R8), DX
-
 // func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
-// The prefill kernel: each 32-code chunk is unpacked once and multiplied
-// with 8 tokens' activations (token t's 32 bytes of chunk c at (8c+t)·32)
-// into 8 int32 accumulators; per group they are reduced to one vector of
-// 8 token sums (VPHADDD tree), converted, scaled by pv[g][t], plus qv[g][t],
-// times the group's scale (and offset·xb[g][t]) into Y11.
+// The prefill and batched-decode kernel: each 32-code chunk is unpacked
+// once and multiplied with 8 tokens' activations (token t's 32 bytes of
+// chunk c at (8c+t)·32) into 8 int32 accumulators, Y0-Y7. Every token's
+// floating-point arithmetic is exactly i8Rows' for that token alone, in the
+// same order, so a token's output does not depend on the batch it is in:
+// per group, the tokens' exact int32 dots (a VPHADDD tree) are converted
+// and added times scale·pv[g][t] into F_(g mod 8), the token's share of
+// i8Rows' lane g mod 8; the β and offset terms are summed per row by a
+// pre-pass as i8Rows' conversion loop sums them; the final reduction is
+// i8Rows', done lane-wise across tokens.
 TEXT ·i8Tile(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), DI
-	MOVQ codes+8(FP), SI
-	MOVQ nrows+16(FP), CX
-	MOVQ a+24(FP), R8
-	MOVQ 48(R8), R15
-	VMOVDQU 224(R15), Y15
-	MOVQ 56(R8), AX
-	VMOVDQU (AX), Y14
-	MOVQ 32(R8), R11
-	MOVQ 40(R8), R12
-	MOVQ 120(R8), R10
-	MOVQ 88(R8), BX
-	CMPQ 96(R8), $1
-	JNE i8tbx
-	SHRQ $1, BX
+#include "kernels_i8_tile_amd64.h"
 
-i8tbx:
-	TESTQ CX, CX
-	JZ i8tdone
+#undef I8TDOTS
+// I8TDOT0: VPDPBUSD 0(R14), Y8, Y0
+#define I8TDOT0 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x06
+// I8TDOT1: VPDPBUSD 32(R14), Y8, Y1
+#define I8TDOT1 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x4e; BYTE $0x20
+// I8TDOT2: VPDPBUSD 64(R14), Y8, Y2
+#define I8TDOT2 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x56; BYTE $0x40
+// I8TDOT3: VPDPBUSD 96(R14), Y8, Y3
+#define I8TDOT3 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x5e; BYTE $0x60
+// I8TDOT4: VPDPBUSD 128(R14), Y8, Y4
+#define I8TDOT4 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0xa6; BYTE $0x80; BYTE $0x00; BYTE $0x00; BYTE $0x00
+// I8TDOT5: VPDPBUSD 160(R14), Y8, Y5
+#define I8TDOT5 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0xae; BYTE $0xa0; BYTE $0x00; BYTE $0x00; BYTE $0x00
+// I8TDOT6: VPDPBUSD 192(R14), Y8, Y6
+#define I8TDOT6 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0xb6; BYTE $0xc0; BYTE $0x00; BYTE $0x00; BYTE $0x00
+// I8TDOT7: VPDPBUSD 224(R14), Y8, Y7
+#define I8TDOT7 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0xbe; BYTE $0xe0; BYTE $0x00; BYTE $0x00; BYTE $0x00
 
-i8trow:
-	VXORPS Y11, Y11, Y11
-	MOVQ SI, AX
-	MOVQ 0(R8), R14
-	XORQ R13, R13
-	MOVQ 72(R8), R9
+#define I8TDOTS \
+	I8TDOT0; \
+	I8TDOT1; \
+	I8TDOT2; \
+	I8TDOT3; \
+	I8TDOT4; \
+	I8TDOT5; \
+	I8TDOT6; \
+	I8TDOT7; \
+	ADDQ $256, R14
 
-i8tgroup:
-	I8TZERO
-	CMPQ 96(R8), $0
-	JEQ i8twin
-	CMPQ 96(R8), $2
-	JEQ i8tnib
-	CMPQ 96(R8), $3
-	JEQ i8tcrumb
-
-i8twide:
-	I8TWIDE
-	I8TDOTS
-	LEAQ (AX)(BX*2), AX
-	DECQ DX
-	JNZ i8twide
-	JMP i8tscale
-
-i8twin:
-	I8TWIN
-	I8TDOTS
-	ADDQ BX, AX
-	DECQ DX
-	JNZ i8twin
-	JMP i8tscale
-
-i8tnib:
-	I8TNIB
-	I8TDOTS
-	ADDQ BX, AX
-	DECQ DX
-	JNZ i8tnib
-	JMP i8tscale
-
-i8tcrumb:
-	I8TCRUMB
-	I8TDOTS
-	ADDQ BX, AX
-	DECQ DX
-	JNZ i8tcrumb
-
-i8tscale:
-	VPHADDD Y1, Y0, Y0
-	VPHADDD Y3, Y2, Y2
-	VPHADDD Y5, Y4, Y4
-	VPHADDD Y7, Y6, Y6
-	VPHADDD Y2, Y0, Y0
-	VPHADDD Y6, Y4, Y4
-	VPERM2I128 $0x20, Y4, Y0, Y2
-	VPERM2I128 $0x31, Y4, Y0, Y3
-	VPADDD Y3, Y2, Y2
-	VCVTDQ2PS Y2, Y2
-	MOVQ 16(R8), DX
-	VMOVUPS (DX)(R13*1), Y3
-	MOVQ 8(R8), DX
-	VFMADD231PS (DX)(R13*1), Y2, Y3
-	VPBROADCASTW (R11), Y4
-	VCVTPH2PS X4, Y4
-	VFMADD231PS Y4, Y3, Y11
-	ADDQ $2, R11
-	TESTQ R12, R12
-	JZ i8tnooff
-	VPBROADCASTW (R12), Y5
-	VCVTPH2PS X5, Y5
-	MOVQ 24(R8), DX
-	VFMADD231PS (DX)(R13*1), Y5, Y11
-	ADDQ $2, R12
-
-i8tnooff:
-	ADDQ $32, R13
-	DECQ R9
-	JNZ i8tgroup
-
-	VMOVUPS Y11, (R10)
-	MOVQ DI, DX
-	MOVQ 112(R8), R9
-	XORQ R13, R13
-
-i8tout:
-	MOVL (R10)(R13*4), AX
-	MOVL AX, (DX)
-	ADDQ 104(R8), DX
-	INCQ R13
-	CMPQ R13, R9
-	JLT i8tout
-
-	ADDQ $4, DI
-	ADDQ 64(R8), SI
-	DECQ CX
-	JNZ i8trow
-
-i8tdone:
-	VZEROUPPER
-	RET
+// func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)
+//
+// i8Tile with AVX-VNNI's VPDPBUSD (VEX-encoded as BYTEs; i8RowsVNNI).
+TEXT ·i8TileVNNI(SB), NOSPLIT, $0-32
+#include "kernels_i8_tile_amd64.h"

@@ -3,9 +3,10 @@
 package cpu
 
 const (
-	hasAVX2   = false
-	hasAVX512 = false
-	hasNEON   = false
+	hasAVX2    = false
+	hasAVX512  = false
+	hasNEON    = false
+	hasAVXVNNI = false
 )
 
 func q8Rows(out *float32, codes *byte, nrows int, a *q8Args) {

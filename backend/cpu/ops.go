@@ -2,16 +2,22 @@ package cpu
 
 import "math"
 
-// rmsNorm writes x / rms(x) * w into dst (HF LlamaRMSNorm in float32).
-func rmsNorm(dst, x, w []float32, eps float32) {
+// rmsNormGo writes x / rms(x) * w into dst (HF LlamaRMSNorm in float32);
+// rmsNorm is it at a kernel level (NEON on arm64, this loop elsewhere).
+func rmsNormGo(dst, x, w []float32, eps float32) {
 	var ss float32
 	for _, v := range x {
 		ss += v * v
 	}
-	inv := float32(1 / math.Sqrt(float64(ss/float32(len(x))+eps)))
+	inv := rmsInv(ss, len(x), eps)
 	for i, v := range x {
 		dst[i] = w[i] * (v * inv)
 	}
+}
+
+// rmsInv is 1/√(ss/n + eps).
+func rmsInv(ss float32, n int, eps float32) float32 {
+	return float32(1 / math.Sqrt(float64(ss/float32(n)+eps)))
 }
 
 func addTo(dst, src []float32) {

@@ -176,3 +176,6 @@ func swiglu(lv Level, dst, gate, up []float32) {
 	siluMulAVX512(&dst[0], &gate[0], &up[0], n)
 	swigluGo(dst[n:], gate[n:len(dst)], up[n:len(dst)])
 }
+
+// rmsNorm is the portable loop at every level on amd64.
+func rmsNorm(lv Level, dst, x, w []float32, eps float32) { rmsNormGo(dst, x, w, eps) }

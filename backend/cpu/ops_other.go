@@ -1,4 +1,4 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package cpu
 
@@ -28,3 +28,5 @@ func expSum(lv Level, x []float32, mx float32) float32 { return expSumGo(x, mx) 
 func swiglu(lv Level, dst, gate, up []float32) { swigluGo(dst, gate, up) }
 
 func maxOf(lv Level, x []float32) float32 { return maxGo(x) }
+
+func rmsNorm(lv Level, dst, x, w []float32, eps float32) { rmsNormGo(dst, x, w, eps) }

@@ -93,3 +93,20 @@ func TestMaxOf(t *testing.T) {
 		}
 	}
 }
+
+// TestRMSNormKernel checks rmsNorm at the best level (NEON on arm64)
+// against the portable loop on odd lengths.
+func TestRMSNormKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{1, 7, 16, 33, 96, 1000, 5120} {
+		x, w := randVec(rng, n, 3), randVec(rng, n, 1)
+		want, got := make([]float32, n), make([]float32, n)
+		rmsNormGo(want, x, w, 1e-5)
+		rmsNorm(BestLevel(), got, x, w, 1e-5)
+		for i := range want {
+			if d := math.Abs(float64(want[i] - got[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+				t.Fatalf("n=%d: [%d] = %g, want %g", n, i, got[i], want[i])
+			}
+		}
+	}
+}

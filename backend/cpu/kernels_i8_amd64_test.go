@@ -1,0 +1,87 @@
+//go:build amd64
+
+package cpu
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// i8ArgOffsets are the offsets i8Rows, i8RowsVNNI and i8Tile read from
+// their argument blocks and tables (TestArgOffsets).
+func i8ArgOffsets() []argOffset {
+	var a i8Args
+	var tl i8TileArgs
+	var tb i8Tables
+	return []argOffset{
+		{"i8Args.xq", unsafe.Offsetof(a.xq), 0}, {"i8Args.pv", unsafe.Offsetof(a.pv), 8},
+		{"i8Args.qv", unsafe.Offsetof(a.qv), 16}, {"i8Args.xb", unsafe.Offsetof(a.xb), 24},
+		{"i8Args.scales", unsafe.Offsetof(a.scales), 32}, {"i8Args.offs", unsafe.Offsetof(a.offs), 40},
+		{"i8Args.sws", unsafe.Offsetof(a.sws), 48}, {"i8Args.tab", unsafe.Offsetof(a.tab), 56},
+		{"i8Args.lut", unsafe.Offsetof(a.lut), 64}, {"i8Args.rowBytes", unsafe.Offsetof(a.rowBytes), 72},
+		{"i8Args.groups", unsafe.Offsetof(a.groups), 80}, {"i8Args.chunks", unsafe.Offsetof(a.chunks), 88},
+		{"i8Args.cbytes", unsafe.Offsetof(a.cbytes), 96}, {"i8Args.mode", unsafe.Offsetof(a.mode), 104},
+		{"i8Args.pfNear", unsafe.Offsetof(a.pfNear), 112}, {"i8Args.pfFar", unsafe.Offsetof(a.pfFar), 120},
+		{"i8Args.isum", unsafe.Offsetof(a.isum), 128},
+		{"i8TileArgs.xq", unsafe.Offsetof(tl.xq), 0}, {"i8TileArgs.pv", unsafe.Offsetof(tl.pv), 8},
+		{"i8TileArgs.qv", unsafe.Offsetof(tl.qv), 16}, {"i8TileArgs.xb", unsafe.Offsetof(tl.xb), 24},
+		{"i8TileArgs.scales", unsafe.Offsetof(tl.scales), 32}, {"i8TileArgs.offs", unsafe.Offsetof(tl.offs), 40},
+		{"i8TileArgs.tab", unsafe.Offsetof(tl.tab), 48}, {"i8TileArgs.lut", unsafe.Offsetof(tl.lut), 56},
+		{"i8TileArgs.rowBytes", unsafe.Offsetof(tl.rowBytes), 64}, {"i8TileArgs.groups", unsafe.Offsetof(tl.groups), 72},
+		{"i8TileArgs.chunks", unsafe.Offsetof(tl.chunks), 80}, {"i8TileArgs.cbytes", unsafe.Offsetof(tl.cbytes), 88},
+		{"i8TileArgs.mode", unsafe.Offsetof(tl.mode), 96}, {"i8TileArgs.outStride", unsafe.Offsetof(tl.outStride), 104},
+		{"i8TileArgs.nt", unsafe.Offsetof(tl.nt), 112}, {"i8TileArgs.scratch", unsafe.Offsetof(tl.scratch), 120},
+		{"i8Tables.ctl", unsafe.Offsetof(tb.ctl), 0}, {"i8Tables.mulA", unsafe.Offsetof(tb.mulA), 32},
+		{"i8Tables.mulB", unsafe.Offsetof(tb.mulB), 64}, {"i8Tables.maskA", unsafe.Offsetof(tb.maskA), 96},
+		{"i8Tables.maskB", unsafe.Offsetof(tb.maskB), 128}, {"i8Tables.shift", unsafe.Offsetof(tb.shift), 160},
+		{"i8Tables.mask", unsafe.Offsetof(tb.mask), 192}, {"i8Tables.ones", unsafe.Offsetof(tb.ones), 224},
+	}
+}
+
+// TestAVX2WithoutVNNI runs the kernel tests again with AVX-VNNI switched
+// off, so that a machine with it also checks the VPMADDUBSW kernels (and
+// one without it reports the skip).
+func TestAVX2WithoutVNNI(t *testing.T) {
+	if !hasAVXVNNI {
+		t.Skip("no AVX-VNNI on this machine: the other tests already run the VPMADDUBSW kernels")
+	}
+	hasAVXVNNI = false
+	defer func() { hasAVXVNNI = true }()
+	t.Run("oracle", TestKernelsMatchOracle)
+	t.Run("batch", TestBatchInvariant)
+}
+
+// TestAVXVNNIDispatch checks that UPG_KERNEL=avx2 uses AVX-VNNI where the
+// CPU has it and avx2-novnni does not, and that the level bytes follow:
+// 255 steps with VPDPBUSD, 127 without.
+func TestAVXVNNIDispatch(t *testing.T) {
+	if !hasAVX2 {
+		t.Skip("no AVX2")
+	}
+	for _, c := range []struct {
+		env  string
+		vnni bool
+		name string
+	}{{"avx2", hasAVXVNNI, "cpu/avx2"}, {"avx2-novnni", false, "cpu/avx2"}} {
+		t.Setenv(KernelEnv, c.env)
+		b := New(1)
+		want := c.name
+		if c.vnni {
+			want += "+vnni"
+		}
+		if b.Level() != LevelAVX2 || b.VNNI() != c.vnni || b.Name() != want {
+			t.Errorf("%s=%s: level %s, vnni %v, name %s; want avx2, %v, %s", KernelEnv, c.env, b.Level(), b.VNNI(), b.Name(), c.vnni, want)
+		}
+		b.Close()
+	}
+	lloyd := []float32{-2.1, -1.3, -0.75, -0.24, 0.25, 0.77, 1.35, 2.2}
+	for _, c := range []struct {
+		vnni bool
+		umax int
+	}{{false, 127}, {true, 255}} {
+		q := q8LevelsI8(lloyd, 3, c.vnni)
+		if q.u(0) != 0 || q.u(7) != c.umax {
+			t.Errorf("vnni %v: level bytes %d..%d, want 0..%d", c.vnni, q.u(0), q.u(7), c.umax)
+		}
+	}
+}
