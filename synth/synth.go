@@ -51,8 +51,8 @@ type Options struct {
 	// Codec is "dense" (default) or "trellis" (random valid bitstreams,
 	// rotated, a Gaussian codebook).
 	Codec string
-	Std    float64 // weight standard deviation (default 0.02)
-	Seed   uint64
+	Std   float64 // weight standard deviation (default 0.02)
+	Seed  uint64
 	// Tokenizer is the cl100k_base.tiktoken rank file to embed (default:
 	// /work/shared/tokenizers/tiktoken/cl100k_base.tiktoken); empty data and
 	// a missing file mean no tokenizer.
