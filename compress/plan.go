@@ -88,9 +88,9 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 func FamilyNote(f Family) string {
 	switch f {
 	case "auto", "":
-		return "auto: dense scalar (Lloyd) codes, the fastest to decode on every backend; --codec trellis gives lower error per byte (miniphi-29m at 3.2 bits/weight: see docs/benchmarks.md) but decodes with about 1.4x the CPU arithmetic and runs on CUDA only through an fp16 copy"
+		return "auto: dense scalar (Lloyd) codes, fast on every backend; --codec trellis gives lower error per byte and, with AVX-512, decodes as fast (prefills faster), but its AVX2 kernels are about a third as fast and the CUDA backend runs it only through an fp16 copy (docs/benchmarks.md)"
 	case "trellis":
-		return "trellis codes at 2-4 bits per weight (dense scalar codes above): lower error per byte than --codec dense; decoding costs about 1.4x its CPU arithmetic, and the CUDA backend has no trellis kernel yet (it uploads fp16 copies)"
+		return "trellis codes at 2-4 bits per weight (dense scalar codes above): lower error per byte than --codec dense; as fast with AVX-512, about a third as fast with AVX2, and CUDA uploads fp16 copies (no trellis kernel yet)"
 	}
 	return string(f)
 }
