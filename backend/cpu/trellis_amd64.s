@@ -30,24 +30,30 @@
 	VPERMI2B Z1, Z0, Z2 \
 	HASH(acc, xoff)
 
+// PROLOGUE loads the arguments and the constant registers both kernels
+// use: Z30 the level table, Z20-Z23 the strips' permute indices, Z24/Z25
+// the hash fields' shift controls, Z26/Z27 the hash matrices.
+#define PROLOGUE \
+	MOVQ out+0(FP), DI \
+	MOVQ nbands+8(FP), CX \
+	MOVQ a+16(FP), R8 \
+	MOVQ 40(R8), AX \
+	VMOVDQU64 (AX), Z30 \
+	MOVQ 48(R8), AX \
+	VMOVDQU64 (AX), Z20 \
+	VMOVDQU64 64(AX), Z21 \
+	VMOVDQU64 128(AX), Z22 \
+	VMOVDQU64 192(AX), Z23 \
+	MOVQ 56(R8), AX \
+	VMOVDQU64 (AX), Z24 \
+	VMOVDQU64 64(AX), Z25 \
+	MOVQ 64(R8), AX \
+	VPBROADCASTQ (AX), Z26 \
+	VPBROADCASTQ 8(AX), Z27
+
 // func trellisRows(out *float32, nbands int, a *trellisArgs)
 TEXT ·trellisRows(SB), NOSPLIT, $0-24
-	MOVQ out+0(FP), DI
-	MOVQ nbands+8(FP), CX
-	MOVQ a+16(FP), R8
-	MOVQ 40(R8), AX
-	VMOVDQU64 (AX), Z30
-	MOVQ 48(R8), AX
-	VMOVDQU64 (AX), Z20
-	VMOVDQU64 64(AX), Z21
-	VMOVDQU64 128(AX), Z22
-	VMOVDQU64 192(AX), Z23
-	MOVQ 56(R8), AX
-	VMOVDQU64 (AX), Z24
-	VMOVDQU64 64(AX), Z25
-	MOVQ 64(R8), AX
-	VPBROADCASTQ (AX), Z26
-	VPBROADCASTQ 8(AX), Z27
+	PROLOGUE
 	MOVQ 104(R8), DX            // offset of a tile's last 64 bytes
 	MOVQ 24(R8), R11
 	MOVQ 32(R8), R12
@@ -182,22 +188,7 @@ done:
 
 // func trellisTile(out *float32, nbands int, a *trellisArgs)
 TEXT ·trellisTile(SB), NOSPLIT, $0-24
-	MOVQ out+0(FP), DI
-	MOVQ nbands+8(FP), CX
-	MOVQ a+16(FP), R8
-	MOVQ 40(R8), AX
-	VMOVDQU64 (AX), Z30
-	MOVQ 48(R8), AX
-	VMOVDQU64 (AX), Z20
-	VMOVDQU64 64(AX), Z21
-	VMOVDQU64 128(AX), Z22
-	VMOVDQU64 192(AX), Z23
-	MOVQ 56(R8), AX
-	VMOVDQU64 (AX), Z24
-	VMOVDQU64 64(AX), Z25
-	MOVQ 64(R8), AX
-	VPBROADCASTQ (AX), Z26
-	VPBROADCASTQ 8(AX), Z27
+	PROLOGUE
 	MOVQ 104(R8), DX
 	MOVQ 24(R8), R11
 	MOVQ 32(R8), R12
