@@ -266,6 +266,10 @@ type Backend interface {
 	Name() string
 	// Close releases worker threads and device memory.
 	Close()
+	// FreeMemory is how many more bytes the backend's own memory can hold
+	// (a GPU's free device memory), or 0 where its buffers live in host
+	// memory, which the caller judges (the CPU).
+	FreeMemory() int64
 
 	// NewBuffer allocates n float32 values.
 	NewBuffer(n int) (Buffer, error)

@@ -18,8 +18,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/engine"
-	"github.com/upg-ai/upg/internal/sysmem"
-	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/serve"
 )
 
@@ -72,7 +70,7 @@ The API key may also come from the UPG_API_KEY environment variable.`,
 	fl := cmd.Flags()
 	fl.StringVar(&sf.host, "host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
 	fl.StringVar(&sf.port, "port", "8080", "TCP port to listen on (0 = any free port)")
-	fl.StringVar(&sf.kvBudget, "kv-budget", "", "KV cache size, e.g. 512MiB or 2GB (default: a share of the free memory, at most --max-batch full contexts)")
+	fl.StringVar(&sf.kvBudget, "kv-budget", "", "KV cache size, e.g. 512MiB or 2GB (default: half of the memory left after the weights — free device memory on a GPU, available host memory on the CPU — at most --max-batch full contexts)")
 	fl.IntVar(&sf.maxBatch, "max-batch", 16, "most sequences decoded together")
 	fl.IntVar(&sf.stepTokens, "step-tokens", engine.PrefillBlock, "most tokens in one forward step (prompt chunks and decode tokens together)")
 	fl.StringVar(&sf.apiKey, "api-key", "", "require this key as 'Authorization: Bearer KEY' (default: $UPG_API_KEY; none)")
@@ -106,26 +104,6 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("invalid size unit in %q (want B, KB, MB, GB, KiB, MiB, GiB)", s)
 	}
 	return int64(v * mult), nil
-}
-
-// defaultKVBudget sizes the KV cache from free memory: half of what is
-// available after the model's weights, at most maxBatch full contexts and
-// at least one.
-func defaultKVBudget(o kvcache.Options, ctx, maxBatch int, modelBytes int64) (int64, string) {
-	full := kvcache.BudgetFor(o, ctx, maxBatch)
-	one := kvcache.BudgetFor(o, ctx, 1)
-	avail := sysmem.Available()
-	if avail <= 0 {
-		return full, "free memory unknown: room for every sequence's full context"
-	}
-	share := (avail - modelBytes) / 2
-	switch {
-	case share >= full:
-		return full, "room for every sequence's full context"
-	case share < one:
-		return one, "free memory is short: room for one full context"
-	}
-	return share, "half of the free memory after the model"
 }
 
 func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
@@ -198,10 +176,8 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 			ctxLen = c.MaxPositions
 		}
 	}
-	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Type: kvType}
-	why := "--kv-budget"
 	if budget == 0 {
-		budget, why = defaultKVBudget(po, ctxLen, sf.maxBatch, sysmem.PathSize(path))
+		budget = -1 // from the memory left after the weights: the GPU's, or the host's
 	}
 	start := time.Now()
 	l, err := engine.Load(path, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctxLen, KVCache: kvType, AllowLongCtx: mf.longCtx,
@@ -218,7 +194,7 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	positions := pool.Blocks() * pool.BlockSize()
 	slog.Info("model loaded", "model", name, "path", path, "arch", c.Arch, "backend", l.Model.Backend().Name(), "context", l.Capacity(),
 		"elapsed", time.Since(start).Round(time.Millisecond))
-	slog.Info("kv cache", "budget_bytes", pool.Bytes(), "budget", fmt.Sprintf("%.1f MiB", float64(pool.Bytes())/(1<<20)), "why", why,
+	slog.Info("kv cache", "budget_bytes", pool.Bytes(), "budget", fmt.Sprintf("%.1f MiB", float64(pool.Bytes())/(1<<20)), "why", l.KVBudgetWhy,
 		"type", kvType.String(), "blocks", pool.Blocks(), "block_positions", pool.BlockSize(), "positions", positions,
 		"full_contexts", fmt.Sprintf("%.1f", float64(positions)/float64(l.Capacity())), "prefix_cache", !sf.noPrefixCache)
 

@@ -289,3 +289,19 @@ func TestKVBudget(t *testing.T) {
 		t.Errorf("prompt larger than the pool: %v", err)
 	}
 }
+
+// TestKVBudgetFromMemory: KVBudget < 0 sizes the pool from the memory left
+// after the weights (on the CPU: the host's), between one full context and
+// every sequence's, and says so.
+func TestKVBudgetFromMemory(t *testing.T) {
+	l := load(t, engine.Options{Ctx: 256, MaxSeqs: 4, Device: "cpu", KVBudget: -1})
+	c := l.Model.Config
+	row := int64(c.Layers * c.KVHeads * c.HeadDim * 2 * 2) // f16 K and V per position
+	got := l.Pool.Bytes()
+	if got < 256*row || got > 4*256*row {
+		t.Errorf("pool of %d bytes, want between one (%d) and four (%d) full contexts", got, 256*row, 4*256*row)
+	}
+	if !strings.Contains(l.KVBudgetWhy, "host memory") {
+		t.Errorf("why %q does not name the host's memory", l.KVBudgetWhy)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/sysmem"
+	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 )
 
@@ -30,6 +31,9 @@ type Options struct {
 	// for (the text degrades past them); otherwise Ctx is capped there.
 	AllowLongCtx bool
 	// MaxSeqs, StepTokens, KVBudget and BlockSize: see Config (0 = defaults).
+	// KVBudget < 0 sizes the cache from the memory left once the weights
+	// are loaded (kvcache.DefaultBudget): the device's free memory on a
+	// GPU, the host's available memory less the model file on the CPU.
 	MaxSeqs, StepTokens int
 	KVBudget            int64
 	BlockSize           int
@@ -40,6 +44,8 @@ type Options struct {
 type Loaded struct {
 	*Engine
 	Checkpoint *checkpoint.Checkpoint
+	// KVBudgetWhy says how the KV pool's size was chosen.
+	KVBudgetWhy string
 	backend    interface{ Close() }
 }
 
@@ -93,15 +99,35 @@ func Load(path string, opts Options) (*Loaded, error) {
 	if ck.Config.MaxPositions > 0 && ctx > ck.Config.MaxPositions && !opts.AllowLongCtx {
 		ctx = ck.Config.MaxPositions
 	}
+	budget, why := opts.KVBudget, "--kv-budget"
+	if budget == 0 {
+		why = "every sequence's full context"
+	}
+	if budget < 0 {
+		free, where := be.FreeMemory(), "device"
+		if free <= 0 {
+			free, where = sysmem.Available()-sysmem.PathSize(path), "host"
+			if sysmem.Available() <= 0 {
+				free = 0
+			}
+		}
+		bs := opts.BlockSize
+		if bs <= 0 {
+			bs = kvcache.DefaultBlockSize
+		}
+		po := kvcache.Options{Layers: ck.Config.Layers, KVHeads: ck.Config.KVHeads, HeadDim: ck.Config.HeadDim, Type: opts.KVCache, BlockSize: bs}
+		budget, why = kvcache.DefaultBudget(po, ctx, max(opts.MaxSeqs, 1), free)
+		why += " (" + where + " memory)"
+	}
 	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
-		KVCache: opts.KVCache, KVBudget: opts.KVBudget, BlockSize: opts.BlockSize, PrefixCache: opts.PrefixCache})
+		KVCache: opts.KVCache, KVBudget: budget, BlockSize: opts.BlockSize, PrefixCache: opts.PrefixCache})
 	if err != nil {
 		be.Close()
 		return fail(err)
 	}
 	slog.Debug("model loaded", "path", path, "format", ck.Format, "arch", ck.Config.Arch,
 		"layers", ck.Config.Layers, "backend", be.Name(), "template", e.Template.Name, "elapsed", time.Since(start))
-	return &Loaded{Engine: e, Checkpoint: ck, backend: be}, nil
+	return &Loaded{Engine: e, Checkpoint: ck, backend: be, KVBudgetWhy: why}, nil
 }
 
 // Close stops the backend and unmaps the model.

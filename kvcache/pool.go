@@ -475,3 +475,23 @@ func (p *Pool) StepFor(seq int, tokens []int, allLogits bool) (*backend.Step, er
 	}
 	return s, nil
 }
+
+// DefaultBudget is the KV budget a server takes when none is given: half
+// of free (the memory left for the cache after the weights), at most
+// maxSeqs full contexts of ctx positions and at least one; free ≤ 0 means
+// unknown (then maxSeqs full contexts). It says why, for the log.
+func DefaultBudget(o Options, ctx, maxSeqs int, free int64) (int64, string) {
+	full := BudgetFor(o, ctx, maxSeqs)
+	one := BudgetFor(o, ctx, 1)
+	if free <= 0 {
+		return full, "free memory unknown: room for every sequence's full context"
+	}
+	share := free / 2
+	switch {
+	case share >= full:
+		return full, "room for every sequence's full context"
+	case share < one:
+		return one, "free memory is short: room for one full context"
+	}
+	return share, "half of the free memory after the model"
+}

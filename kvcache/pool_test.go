@@ -173,3 +173,19 @@ func TestPhi4Q8Context16k(t *testing.T) {
 		t.Errorf("f16 cache of %d bytes also fits: the test no longer shows what q8 buys", f16)
 	}
 }
+
+// TestDefaultBudget: half of the free memory, between one full context and
+// every sequence's full context; unknown free memory gives the latter.
+func TestDefaultBudget(t *testing.T) {
+	o := Options{Layers: 40, KVHeads: 10, HeadDim: 128, BlockSize: 16}
+	one, full := BudgetFor(o, 4096, 1), BudgetFor(o, 4096, 8)
+	for _, c := range []struct {
+		free, want int64
+	}{
+		{0, full}, {-5, full}, {100 * full, full}, {one, one}, {3 * one, 3 * one / 2}, {2 * full, full},
+	} {
+		if got, why := DefaultBudget(o, 4096, 8, c.free); got != c.want || why == "" {
+			t.Errorf("free %d: budget %d (%q), want %d", c.free, got, why, c.want)
+		}
+	}
+}

@@ -177,6 +177,9 @@ func NewWithLevel(threads int, level Level) *Backend {
 
 // Name implements backend.Backend: "cpu/" and the level, "+vnni" for the
 // AVX2 level on a machine with AVX-VNNI.
+// FreeMemory is 0: the CPU backend's buffers are host memory.
+func (b *Backend) FreeMemory() int64 { return 0 }
+
 func (b *Backend) Name() string {
 	if b.level == LevelAVX2 && b.vnni {
 		return "cpu/avx2+vnni"

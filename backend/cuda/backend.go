@@ -144,6 +144,15 @@ func (b *Backend) Device() *Device { return b.d }
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "cuda/" + b.d.Name }
 
+// FreeMemory is the device's free memory (0 if the driver cannot say).
+func (b *Backend) FreeMemory() int64 {
+	free, _, err := b.d.MemInfo()
+	if err != nil {
+		return 0
+	}
+	return int64(free)
+}
+
 // Close implements backend.Backend.
 func (b *Backend) Close() {
 	b.mu.Lock()
