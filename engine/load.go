@@ -46,7 +46,7 @@ type Loaded struct {
 	Checkpoint *checkpoint.Checkpoint
 	// KVBudgetWhy says how the KV pool's size was chosen.
 	KVBudgetWhy string
-	backend    interface{ Close() }
+	backend     interface{ Close() }
 }
 
 // Load opens a model of any supported format and prepares it to generate.
