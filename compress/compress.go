@@ -552,8 +552,8 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 		if est.Levels == "lloyd" {
 			est.Levels = ""
 		}
-		// The trellis search is slow; its error is estimated on the first
-		// trellisPlanRows of the sample (spread over the whole tensor too).
+		// The trellis search is slow; its error is estimated on
+		// trellisPlanRows evenly spaced rows of the sample.
 		n, rowsIn := sr, sample
 		if est.Codec == "trellis" && sr > trellisPlanRows {
 			n = trellisPlanRows

@@ -38,15 +38,12 @@ func Ladder(f Family, cols int) ([]codec.Params, error) {
 		// tiles) is a candidate too: after the rotation rows are alike.
 		row := (cols + 15) &^ 15
 		for _, b := range []int{2, 3, 4} {
-			for _, g := range []int{row, 256, 128, 64} {
-				if g > row || g == row && row <= 256 {
-					continue
+			for _, g := range []int{256, 128, 64} {
+				if g < row {
+					out = append(out, codec.Params{Codec: "trellis", Bits: b, GroupSize: g, Rotate: rot})
 				}
-				out = append(out, codec.Params{Codec: "trellis", Bits: b, GroupSize: g, Rotate: rot})
 			}
-			if row <= 256 {
-				out = append(out, codec.Params{Codec: "trellis", Bits: b, GroupSize: row, Rotate: rot})
-			}
+			out = append(out, codec.Params{Codec: "trellis", Bits: b, GroupSize: row, Rotate: rot})
 		}
 		for _, b := range []int{5, 6, 8} {
 			out = append(out, codec.Params{Codec: "dense", Bits: b, GroupSize: 128, Levels: "lloyd", Rotate: rot})

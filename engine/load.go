@@ -106,9 +106,9 @@ func Load(path string, opts Options) (*Loaded, error) {
 	if budget < 0 {
 		free, where := be.FreeMemory(), "device"
 		if free <= 0 {
-			free, where = sysmem.Available()-sysmem.PathSize(path), "host"
-			if sysmem.Available() <= 0 {
-				free = 0
+			where = "host"
+			if avail := sysmem.Available(); avail > 0 {
+				free = avail - sysmem.PathSize(path) // ≤ 0: DefaultBudget treats it as unknown
 			}
 		}
 		bs := opts.BlockSize

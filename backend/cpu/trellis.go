@@ -18,8 +18,6 @@ import (
 // trellisState is the per-call preparation of a trellis multiply.
 type trellisState struct {
 	m      *codec.TrellisMatrix
-	asm    bool
-	level  Level
 	cp     int // padded columns (16·TileCols)
 	levels q8Levels
 	pieces [4][32]byte // AVX2: the level table as four XOR-telescoped VPSHUFB pieces (trellisPieces)
@@ -80,12 +78,11 @@ func (b *Backend) prepareTrellis(m *codec.TrellisMatrix) {
 	j := &b.mm
 	st := &b.shared.trellis
 	st.m = m
-	st.asm = trellisAsm(b.level)
-	st.level = b.level
+	asm := trellisAsm(b.level)
 	st.cp = 16 * m.TileCols
 	n := j.n
 	st.xr = growF(st.xr, n*st.cp)
-	if st.asm {
+	if asm {
 		st.levels = trellisQ8Levels(m.Codebook, trellisUmax(b.level))
 		st.pieces = trellisPieces(&st.levels.lut)
 		if trellisPadLast(b.level, m.Bits) {
@@ -101,7 +98,7 @@ func (b *Backend) prepareTrellis(m *codec.TrellisMatrix) {
 		st.sq = growF(st.sq, n*m.Groups)
 	}
 	st.tiles = 0
-	if st.asm && b.level == LevelAVX512 && n > 1 {
+	if b.level == LevelAVX512 && asm && n > 1 {
 		st.tiles = (n + tileN - 1) / tileN
 		if cap(st.xqT) < st.tiles*tileN*st.cp {
 			st.xqT = make([]int8, st.tiles*tileN*st.cp)
@@ -157,7 +154,7 @@ func (b *Backend) trellisPrep(w, lo, hi int) {
 		if m.Signs != nil {
 			rotateBy(xr[:C], m.Signs, m.RotBlock, b.level)
 		}
-		if !st.asm {
+		if !trellisAsm(b.level) {
 			continue
 		}
 		for g := 0; g < G; g++ {
@@ -178,7 +175,7 @@ func (b *Backend) trellisRowsRun(ws *workerState, lo, hi int) {
 	for t := 0; t < j.n; t++ {
 		out := j.dst[t*m.R : (t+1)*m.R]
 		full := min(b1, m.R/16) // bands whose 16 rows all exist
-		if st.asm {
+		if trellisAsm(b.level) {
 			if st.tiles > 0 {
 				if t%tileN != 0 {
 					continue // the tile kernel did this token with the tile's first

@@ -251,7 +251,7 @@ func trellisStripSrc(k, c int) int {
 func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32, outStride int) {
 	st := &b.shared.trellis
 	m := st.m
-	if st.level == LevelAVX2 {
+	if b.level == LevelAVX2 {
 		b.trellisCallAVX2(ws, t, b0, nbands, out)
 		return
 	}
@@ -291,7 +291,7 @@ func (b *Backend) trellisCallAVX2(ws *workerState, t, b0, nbands int, out *float
 	case 4:
 		run = trellisRowsAVX2K4
 	}
-	if b0+nbands == m.Bands && trellisPadLast(st.level, m.Bits) {
+	if b0+nbands == m.Bands && trellisPadLast(b.level, m.Bits) {
 		// The last band from its padded copy.
 		if nbands > 1 {
 			run(out, nbands-1, a)

@@ -109,7 +109,7 @@ func (b *Backend) trellisCall(ws *workerState, t, b0, nbands int, out *float32, 
 	if hasDotProd {
 		a.dot = 1
 	}
-	if b0+nbands == m.Bands && trellisPadLast(st.level, m.Bits) {
+	if b0+nbands == m.Bands && trellisPadLast(b.level, m.Bits) {
 		// The last band from its padded copy.
 		if nbands > 1 {
 			trellisRowsNEON(out, nbands-1, a)
