@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/kvcache"
@@ -86,6 +87,14 @@ func Load(path string, opts Options) (*Loaded, error) {
 	be, err := NewBackend(device, opts.Threads)
 	if err != nil {
 		return fail(err)
+	}
+	if err := checkFitsDevice(be, w); err != nil {
+		be.Close()
+		if !strings.EqualFold(device, "auto") {
+			return fail(fmt.Errorf("%s: %w", path, err))
+		}
+		slog.Warn("running on the CPU", "reason", err.Error())
+		be = cpu.New(opts.Threads)
 	}
 	m, err := model.New(ck.Config, w, be)
 	if err != nil {

@@ -122,3 +122,23 @@ func LoadWeights(c *Config, src TensorSource) (*Weights, error) {
 	}
 	return w, nil
 }
+
+// Matrices lists the distinct matrices of w (a tied output head once).
+func (w *Weights) Matrices() []tensor.Matrix {
+	var out []tensor.Matrix
+	seen := map[tensor.Matrix]bool{}
+	add := func(ms ...tensor.Matrix) {
+		for _, m := range ms {
+			if m != nil && !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
+	add(w.Embed, w.Output)
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		add(l.QKV, l.Q, l.K, l.V, l.O, l.GateUp, l.Gate, l.Up, l.Down)
+	}
+	return out
+}

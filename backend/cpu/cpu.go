@@ -47,7 +47,7 @@ type Level int
 // Dispatch levels, from portable to fastest.
 const (
 	LevelGeneric Level = iota // portable Go
-	LevelAVX2                 // AVX2 + FMA + F16C float kernels
+	LevelAVX2                 // AVX2 + FMA + F16C (int8-activation kernels for dense k ≤ 4)
 	LevelAVX512               // AVX-512 BW/VL/VBMI/VNNI int8-activation kernels
 	LevelNEON                 // arm64 Advanced SIMD int8-activation kernels
 )

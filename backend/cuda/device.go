@@ -5,10 +5,12 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+	"github.com/upg-ai/upg/internal/units"
 )
 
 // DevPtr is a device address.
@@ -37,6 +39,24 @@ type Device struct {
 	params    *launchParams // argument marshalling, heap memory reused by every launch
 	launches  int64         // kernels launched (not counting graph replays); owner thread only
 	closed    bool
+
+	// memCap, when > 0, caps the device memory UPG allocates (MemEnv);
+	// used and sizes count what is allocated (owner thread only).
+	memCap uint64
+	used   uint64
+	sizes  map[DevPtr]uint64
+}
+
+func memCapFromEnv() (uint64, error) {
+	v := os.Getenv(MemEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := units.ParseSize(v)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("cuda: %s=%q: want a positive size such as 12GiB", MemEnv, v)
+	}
+	return uint64(n), nil
 }
 
 // launchParams is the memory cuLaunchKernel's kernelParams point into.
@@ -96,7 +116,12 @@ func Open(ordinal int) (*Device, error) {
 	if err := loadDriver(); err != nil {
 		return nil, err
 	}
-	d := &Device{work: make(chan func()), done: make(chan struct{}), ordinal: ordinal, fns: map[string]uintptr{}, params: new(launchParams)}
+	memCap, err := memCapFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{work: make(chan func()), done: make(chan struct{}), ordinal: ordinal, fns: map[string]uintptr{}, params: new(launchParams),
+		memCap: memCap, sizes: map[DevPtr]uint64{}}
 	errc := make(chan error)
 	go d.loop(errc)
 	if err := <-errc; err != nil {
@@ -225,7 +250,16 @@ func (d *Device) sync() error { return call("cuStreamSynchronize", sym.cuStreamS
 
 // memInfo returns free and total device memory.
 func (d *Device) memInfo() (free, total uint64, err error) {
-	err = call("cuMemGetInfo", sym.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total)))
+	if err = call("cuMemGetInfo", sym.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total))); err != nil {
+		return
+	}
+	if d.memCap > 0 {
+		left := uint64(0)
+		if d.used < d.memCap {
+			left = d.memCap - d.used
+		}
+		free, total = min(free, left), min(total, d.memCap)
+	}
 	return
 }
 
@@ -234,6 +268,10 @@ func (d *Device) memInfo() (free, total uint64, err error) {
 func (d *Device) alloc(n int64, what string) (DevPtr, error) {
 	if n <= 0 {
 		n = 1
+	}
+	if d.memCap > 0 && d.used+uint64(n) > d.memCap {
+		free, total, _ := d.memInfo()
+		return 0, &OOMError{What: what, Need: n, Free: free, Total: total, Device: d.Name + " (capped by " + MemEnv + ")"}
 	}
 	var p uintptr
 	err := call("cuMemAlloc", sym.cuMemAlloc, uintptr(unsafe.Pointer(&p)), uintptr(n))
@@ -245,6 +283,8 @@ func (d *Device) alloc(n int64, what string) (DevPtr, error) {
 		}
 		return 0, err
 	}
+	d.used += uint64(n)
+	d.sizes[DevPtr(p)] = uint64(n)
 	return DevPtr(p), nil
 }
 
@@ -274,6 +314,8 @@ func gib(n uint64) string {
 func (d *Device) free(p DevPtr) {
 	if p != 0 {
 		_ = call("cuMemFree", sym.cuMemFree, uintptr(p))
+		d.used -= d.sizes[p]
+		delete(d.sizes, p)
 	}
 }
 

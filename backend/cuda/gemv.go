@@ -55,6 +55,7 @@ type DenseGPU struct {
 	alpha, beta   float32
 	t             [4]uint32 // byte-level table for PRMT
 	embedK        int       // K as upg_embed_dense reads it (20: 4-bit nibble layout)
+	trK, trTC     int       // trellis: bits per weight (0: not trellis) and tiles per band (trellis.go)
 	// overlay corrections
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	gsl          int
@@ -83,6 +84,14 @@ func (d *Device) UploadMatrix(m tensor.Matrix) (*DenseGPU, error) {
 		dm = x
 	case *codec.OverlayMatrix:
 		dm, ov = x.Base, x
+	case *codec.TrellisMatrix:
+		if os.Getenv(FloatEnv) != "" {
+			return d.uploadF16(m, FloatEnv+" is set")
+		}
+		if ok, why := trellisFusable(x); !ok {
+			return d.uploadF16(m, why)
+		}
+		return d.uploadTrellis(x)
 	}
 	why := "codec without a fused kernel"
 	if os.Getenv(FloatEnv) != "" {
@@ -257,6 +266,9 @@ func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error 
 	if n > s.Tokens || g.C > s.Cols {
 		return fmt.Errorf("cuda: scratch holds %d tokens of %d columns, need %d of %d", s.Tokens, s.Cols, n, g.C)
 	}
+	if g.trK != 0 {
+		return d.trellisMatMul(g, y, x, ldx, n, s, 0)
+	}
 	if err := d.rotq(g, x, ldx, n, s); err != nil {
 		return err
 	}
@@ -266,7 +278,7 @@ func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error 
 // fusable reports whether the fused step kernels can feed or finish g's
 // GEMV: the dense int8 path (not the fp16 fallback) whose input fits s.
 func (g *DenseGPU) fusable(n int, s *Scratch) bool {
-	return g.w16 == 0 && s != nil && n <= s.Tokens && g.C <= s.Cols
+	return g.w16 == 0 && g.trK == 0 && s != nil && n <= s.Tokens && g.C <= s.Cols
 }
 
 // rotqTail is the rotation+quantization arguments for g's input (the

@@ -15,6 +15,9 @@ func (d *Device) embed(g *DenseGPU, tokens, dst DevPtr, n int) error {
 		return d.launchK("upg_embed_f16", [3]uint32{uint32((g.C + 255) / 256), uint32(n), 1}, b256, 0,
 			Ptr(g.w16), I32(g.ldw), Ptr(tokens), Ptr(dst), I32(g.C))
 	}
+	if g.trK != 0 {
+		return d.embedTrellis(g, tokens, dst, n)
+	}
 	rb := g.plan.rb
 	seg := max(rb, 256)
 	return d.launchK("upg_embed_dense", [3]uint32{uint32((g.C + seg - 1) / seg), uint32(n), 1}, b256, uint32(4*seg),

@@ -3,3 +3,4 @@
 #include "gemv.cu"
 #include "ops.cu"
 #include "fused.cu"
+#include "trellis.cu"

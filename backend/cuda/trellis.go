@@ -1,0 +1,114 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"fmt"
+
+	"github.com/upg-ai/upg/codec"
+)
+
+// The trellis codec on the GPU (kernels/trellis.cu). A trellis matrix is a
+// DenseGPU whose codes are the file's tiles, scales the file's band-major
+// scales, and levels the 4096-entry table vtab[window] =
+// codebook[hash(window)]; trK is its bits per weight (0: not trellis).
+
+// trellisFusable reports whether the trellis kernels handle m, and why not.
+func trellisFusable(m *codec.TrellisMatrix) (bool, string) {
+	if m.Bits < 2 || m.Bits > 4 {
+		return false, "trellis bits without a kernel"
+	}
+	if m.GroupSize%16 != 0 {
+		return false, "trellis group not a multiple of 16"
+	}
+	if m.Signs != nil && m.RotBlock > maxSeg {
+		return false, "rotation block larger than the kernels' segment"
+	}
+	return true, ""
+}
+
+// trellisTable is vtab: the value of every 12-bit window.
+func trellisTable(m *codec.TrellisMatrix) []float32 {
+	t := make([]float32, 1<<codec.TrellisStateBits)
+	for w := range t {
+		t[w] = m.Codebook[codec.TrellisIndex(uint32(w))]
+	}
+	return t
+}
+
+// trellisPlan is the rotation the input needs (upg_rotq writes the rotated
+// float input to the scratch's xr; its int8 output goes unused).
+func trellisPlan(m *codec.TrellisMatrix) quantPlan {
+	rb := 1
+	if m.Signs != nil {
+		rb = m.RotBlock
+	}
+	U := (m.C + unitCodes - 1) / unitCodes
+	gs := 32
+	return quantPlan{rb: rb, gs: gs, seg: max(rb, gs), C: m.C, G: U * unitCodes / gs, U: U}
+}
+
+func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
+	g := &DenseGPU{R: m.R, C: m.C, K: m.Bits, G: m.Groups, GS: m.GroupSize, trK: m.Bits, trTC: m.TileCols,
+		plan: trellisPlan(m), U: (m.C + unitCodes - 1) / unitCodes}
+	g.name1 = fmt.Sprintf("upg_gemv_trellis_k%d_t1", m.Bits)
+	g.name8 = fmt.Sprintf("upg_gemv_trellis_k%d_t8", m.Bits)
+	var err error
+	up := func(what string, b []byte) DevPtr {
+		if err != nil || len(b) == 0 {
+			return 0
+		}
+		var p DevPtr
+		if p, err = d.Alloc(int64(len(b)), what); err == nil {
+			g.Bytes += int64(len(b))
+			err = d.Upload(p, b)
+		}
+		return p
+	}
+	g.codes = up("weights", m.Tiles[:m.Bands*m.TileCols*m.TileBytes])
+	g.scales = up("scales", m.Scales[:m.Bands*m.Groups*32])
+	g.levels = up("levels", f32Bytes(trellisTable(m)))
+	if m.Signs != nil {
+		g.signs = up("rotation", f32Bytes(m.Signs))
+	}
+	if err != nil {
+		g.Free(d)
+		return nil, err
+	}
+	return g, nil
+}
+
+// trellisMatMul enqueues y = W·x for n tokens of a trellis matrix: the
+// input rotation (into s.xr), then the fused kernel, up to 8 tokens a
+// launch. res, when not 0, gets y added too.
+func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch, res DevPtr) error {
+	p := g.plan
+	if err := d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, b256, uint32(4*p.seg),
+		Ptr(x), I32(ldx), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(p.G), F32(1), F32(0),
+		Ptr(s.xr), Ptr(s.xq), I32(g.U*unitCodes), Ptr(s.fac)); err != nil {
+		return err
+	}
+	bands := (g.R + 15) / 16
+	for t0 := 0; t0 < n; {
+		name, nt := g.name8, min(8, n-t0)
+		if nt == 1 {
+			name = g.name1
+		}
+		if err := d.launchK(name, [3]uint32{uint32(bands), 1, 1}, b256, 0,
+			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr+DevPtr(4*t0*g.C)), Ptr(y+DevPtr(4*t0*g.R)),
+			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(nt), Ptr(resAt(res, 4*t0*g.R))); err != nil {
+			return err
+		}
+		t0 += nt
+	}
+	return nil
+}
+
+// embedTrellis writes rows tokens[0..n) of a trellis matrix into dst.
+func (d *Device) embedTrellis(g *DenseGPU, tokens, dst DevPtr, n int) error {
+	rb := g.plan.rb
+	seg := max(rb, 256)
+	return d.launchK("upg_embed_trellis", [3]uint32{uint32((g.C + seg - 1) / seg), uint32(n), 1}, b256, uint32(4*seg),
+		Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(g.signs), Ptr(tokens), Ptr(dst),
+		I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS), I32(g.trK), I32(rb), I32(seg))
+}

@@ -1,0 +1,237 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/tensor"
+)
+
+// TestTrellisKernelWindows mirrors the kernels' window arithmetic
+// (kernels/trellis.cu: trellis_start, trellis_chunk, then shifts of K per
+// column) in Go and checks every position of random tiles against the
+// codec's TrellisWindow, for each K: the part of the GPU kernels that runs
+// without a GPU.
+func TestTrellisKernelWindows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for k := 2; k <= 4; k++ {
+		tile := make([]byte, 32*k)
+		for trial := 0; trial < 20; trial++ {
+			for i := range tile {
+				tile[i] = byte(rng.Uint32())
+			}
+			words := make([]uint32, 8*k)
+			for i := range words {
+				words[i] = binary.LittleEndian.Uint32(tile[4*i:])
+			}
+			chunk := func(o int) uint32 { // trellis_chunk
+				wi := o >> 5
+				wn := wi + 1
+				if wn == 8*k {
+					wn = 0
+				}
+				lo, hi := uint64(words[wi]), uint64(words[wn])
+				return uint32((lo | hi<<32) >> (o & 31))
+			}
+			start := func(p int) int { // trellis_start
+				o := (p+1)*k - 12
+				if o < 0 {
+					o += 256 * k
+				}
+				return o
+			}
+			for r := 0; r < 16; r++ {
+				for s := 0; s < 4; s++ {
+					ch := chunk(start(64*s + 4*r))
+					for q := 0; q < 4; q++ {
+						c := 4*s + q
+						p := codec.TrellisPos(r, c)
+						got := (ch >> (q * k)) & 0xfff
+						if want := codec.TrellisWindow(tile, p, k); got != want {
+							t.Fatalf("k=%d row %d col %d: kernel window %#x, codec %#x", k, r, c, got, want)
+						}
+						// upg_embed_trellis: one window straight from its position
+						if e := chunk(start(p)) & 0xfff; e != got {
+							t.Fatalf("k=%d row %d col %d: embed window %#x, gemv %#x", k, r, c, e, got)
+						}
+					}
+				}
+			}
+		}
+	}
+	if codec.TrellisStateBits != 12 {
+		t.Fatalf("kernels assume 12-bit windows, codec has %d", codec.TrellisStateBits)
+	}
+}
+
+// synthTrellis makes a trellis matrix from random bytes (any bitstream is
+// valid): an ascending codebook and positive scales around 0.01.
+func synthTrellis(t testing.TB, rng *rand.Rand, R, C, k, gs int, rot uint64) *codec.TrellisMatrix {
+	p := codec.Params{Codec: "trellis", Bits: k, GroupSize: gs, Rotate: rot}
+	scOff, tileOff, size, err := codec.TrellisSections(p, R, C)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	for i := 0; i < codec.TrellisCodebookSize; i++ {
+		binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits((float32(i)-31.5)/16+0.01*rng.Float32()))
+	}
+	for o := scOff; o+2 <= tileOff; o += 2 {
+		h := tensor.F32ToF16(0.005 + 0.01*rng.Float32())
+		data[o], data[o+1] = byte(h), byte(h>>8)
+	}
+	m, err := codec.Open(p, R, C, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*codec.TrellisMatrix)
+}
+
+type trellisCase struct{ R, C, k, gs int }
+
+func trellisCases() []trellisCase {
+	return []trellisCase{
+		{16, 64, 2, 64}, {40, 200, 2, 16}, {33, 96, 3, 32}, {64, 512, 3, 128}, {48, 640, 3, 640},
+		{30, 70, 3, 80}, {17, 1000, 4, 64}, {128, 256, 4, 256}, {7, 5120, 3, 128},
+	}
+}
+
+// TestGPUTrellisGemv checks the trellis kernels against the codec's
+// reference decoder (float32 activations: close to the reference).
+func TestGPUTrellisGemv(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 31))
+	for _, c := range trellisCases() {
+		for _, rot := range []uint64{0, 0x5eed} {
+			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
+			for _, n := range []int{1, 3, 11} {
+				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d", c.R, c.C, c.k, c.gs, rot != 0, n), func(t *testing.T) {
+					g, x, y := runDense(t, d, m, n, rng)
+					defer g.Free(d)
+					if g.Fallback != "" || g.trK != c.k {
+						t.Fatalf("not the trellis kernel: fallback %q, trK %d", g.Fallback, g.trK)
+					}
+					for tok := 0; tok < n; tok++ {
+						if e := relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])); e > 1e-4 {
+							t.Fatalf("token %d: relative error %.3g vs the reference decoder (want ≤ 1e-4)", tok, e)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestGPUTrellisEmbed checks the trellis row lookup (rotation undone)
+// against DecodeRows.
+func TestGPUTrellisEmbed(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 32))
+	for _, c := range trellisCases() {
+		t.Run(fmt.Sprintf("%dx%d_k%d_g%d", c.R, c.C, c.k, c.gs), func(t *testing.T) {
+			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, 0x5eed)
+			g, err := d.UploadMatrix(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Free(d)
+			toks := []int32{int32(c.R - 1), 0, int32(rng.IntN(c.R)), int32(rng.IntN(c.R))}
+			tp := devI32(t, d, toks)
+			out := devPoisoned(t, d, len(toks)*c.C)
+			defer d.Free(tp)
+			defer d.Free(out)
+			run(t, d, func() error { return d.embed(g, tp, out, len(toks)) })
+			got := readF32(t, d, out, len(toks)*c.C)
+			row := make([]float32, c.C)
+			for i, tok := range toks {
+				m.DecodeRows(row, int(tok), int(tok)+1)
+				want := make([]float64, c.C)
+				for j, v := range row {
+					want[j] = float64(v)
+				}
+				closeTo(t, fmt.Sprintf("token %d", i), got[i*c.C:(i+1)*c.C], want, 1e-5, 1e-5)
+			}
+		})
+	}
+}
+
+// TestGPUWeightBytes checks the engine's pre-load estimate (weightBytes)
+// against what uploads really take, for every kind of upload.
+func TestGPUWeightBytes(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 33))
+	ms := []tensor.Matrix{
+		synthTrellis(t, rng, 40, 200, 3, 64, 0x5eed),
+		synthTrellis(t, rng, 33, 96, 2, 96, 0),
+		synthDense(t, rng, 100, 512, 3, 128),
+		synthDense(t, rng, 64, 256, 4, 64),
+	}
+	for _, c := range []denseCase{
+		{77, 256, codec.Params{Codec: "sparse", Bits: 3, GroupSize: 64, N: 2, M: 4}},
+		{65, 1024, codec.Params{Codec: "overlay", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed, OverlayFrac: 1.0 / 128}},
+		{50, 96, codec.Params{Codec: "dense", Bits: 3, GroupSize: 32, Levels: "asym"}},
+	} {
+		w := randF(rng, c.R*c.C)
+		data, err := codec.Encode(w, c.R, c.C, c.p, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := codec.Open(c.p, c.R, c.C, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	for i, m := range ms {
+		g, err := d.UploadMatrix(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if est := weightBytes(m); est != g.Bytes {
+			t.Errorf("matrix %d (%T, fallback %q): estimated %d bytes, upload took %d", i, m, g.Fallback, est, g.Bytes)
+		}
+		g.Free(d)
+	}
+}
+
+// TestGPUMemoryCap checks the UPG_GPU_MEMORY cap: an allocation past it
+// fails with an out-of-memory error that names the cap, and MemInfo reports
+// only what is left under it.
+func TestGPUMemoryCap(t *testing.T) {
+	d := gpu(t)
+	var used uint64
+	_ = d.Do(func() error { used = d.used; d.memCap = used + 1<<20; return nil })
+	defer func() { _ = d.Do(func() error { d.memCap = 0; return nil }) }()
+	free, total, err := d.MemInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free != 1<<20 || total > used+1<<20 {
+		t.Fatalf("under a cap of used+1 MiB: MemInfo free %d total %d, want free %d", free, total, 1<<20)
+	}
+	p, err := d.Alloc(512<<10, "small")
+	if err != nil {
+		t.Fatalf("allocation under the cap: %v", err)
+	}
+	_, err = d.Alloc(1<<20, "big")
+	var oom *OOMError
+	if !errors.As(err, &oom) || !strings.Contains(err.Error(), MemEnv) {
+		t.Fatalf("allocation past the cap: got %v, want an out-of-memory error naming %s", err, MemEnv)
+	}
+	d.Free(p)
+	if free, _, _ := d.MemInfo(); free != 1<<20 {
+		t.Fatalf("after freeing, %d bytes free under the cap, want %d", free, 1<<20)
+	}
+}
