@@ -58,6 +58,7 @@ type DenseGPU struct {
 	trK, trTC     int       // trellis: bits per weight (0: not trellis) and tiles per band (trellis.go)
 	// overlay corrections
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
+	nameMMA      string // tensor-core kernel for many tokens (kernels/mma.cu)
 	gsl          int
 	ovK          int
 	ovIdx, ovVal DevPtr
@@ -119,6 +120,7 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	gp := max(1, unitCodes/m.GroupSize)
 	g.name1 = fmt.Sprintf("upg_gemv_%s_g%d_t1", kname, gp)
 	g.name8 = fmt.Sprintf("upg_gemv_%s_g%d_t8", kname, gp)
+	g.nameMMA = fmt.Sprintf("upg_gemm_%s_g%d", kname, gp)
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
 	packed := repackDense(m)
 	var err error
@@ -349,19 +351,30 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 	}
 	ldq := g.U * unitCodes
 	RG := (g.R + 31) / 32
-	for t0 := 0; t0 < n; {
-		name, nt := g.name8, min(8, n-t0)
-		if n == 1 {
-			name = g.name1
-		}
-		W := warpsFor(g.U, RG, d.SMs, n)
-		if err := d.launchK(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, 0,
-			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(s.xq+DevPtr(t0*ldq)), Ptr(s.fac+DevPtr(16*t0*g.G)), Ptr(y+DevPtr(4*t0*g.R)),
+	tail := func(name string, grid, block [3]uint32, xq, fac, y DevPtr, nt int, res DevPtr) error {
+		return d.launchK(name, grid, block, 0,
+			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(xq), Ptr(fac), Ptr(y),
 			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
-			Ptr(resAt(res, 4*t0*g.R))); err != nil {
+			Ptr(res))
+	}
+	if d.mmaFor(n) {
+		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + mmaTokens - 1) / mmaTokens), 1}
+		if err := tail(g.nameMMA, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, y, n, res); err != nil {
 			return err
 		}
-		t0 += nt
+	} else {
+		for t0 := 0; t0 < n; {
+			name, nt := g.name8, min(8, n-t0)
+			if n == 1 {
+				name = g.name1
+			}
+			W := warpsFor(g.U, RG, d.SMs, n)
+			if err := tail(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
+				s.xq+DevPtr(t0*ldq), s.fac+DevPtr(16*t0*g.G), y+DevPtr(4*t0*g.R), nt, resAt(res, 4*t0*g.R)); err != nil {
+				return err
+			}
+			t0 += nt
+		}
 	}
 	if g.ovK > 0 {
 		if err := d.launchK("upg_overlay", [3]uint32{uint32((g.R*32 + 255) / 256), 1, 1}, [3]uint32{256, 1, 1}, 0,
@@ -371,6 +384,19 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 	}
 	return nil
 }
+
+// The tensor-core kernels (kernels/mma.cu) take steps of mmaMinTokens or
+// more on sm_80 and later: blocks of mmaRows rows × mmaTokens tokens.
+// UPG_CUDA_MMA=0 keeps every step on the dp4a kernels (comparisons).
+const (
+	mmaMinTokens = 16
+	mmaRows      = 64
+	mmaTokens    = 64
+)
+
+var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
+
+func (d *Device) mmaFor(n int) bool { return useMMA && n >= mmaMinTokens && d.Major >= 8 }
 
 func resAt(res DevPtr, off int) DevPtr {
 	if res == 0 {

@@ -140,7 +140,7 @@ func TestGPUDenseGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 9))
 	for _, c := range denseCases() {
-		for _, n := range []int{1, 3, 11} {
+		for _, n := range []int{1, 3, 11, 16, 70} { // 16 and 70: the tensor-core kernel
 			t.Run(fmt.Sprintf("%dx%d_k%d_g%d_%s_rot%v_n%d", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, c.p.Rotate != 0, n), func(t *testing.T) {
 				m := randomDense(t, rng, c)
 				g, x, y := runDense(t, d, m, n, rng)
@@ -196,7 +196,7 @@ func TestGPUFallbackAndOverlay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, n := range []int{1, 5} {
+			for _, n := range []int{1, 5, 20} {
 				g, x, y := runDense(t, d, m, n, rng)
 				tol := 1e-3 // fp16 weights
 				if g.Fallback == "" {

@@ -86,19 +86,24 @@ var (
 )
 
 // parseKernels returns each extern "C" kernel's parameters as "name:kind".
+// Macros are shared across the files (upg.cu includes them all into one
+// translation unit).
 func parseKernels(t *testing.T) map[string]string {
 	files, _ := filepath.Glob("kernels/*.cu*")
 	out := map[string]string{}
+	macros := map[string]string{}
+	var srcs []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		src := string(b)
-		macros := map[string]string{}
-		for _, m := range defineRE.FindAllStringSubmatch(src, -1) {
+		srcs = append(srcs, string(b))
+		for _, m := range defineRE.FindAllStringSubmatch(string(b), -1) {
 			macros[m[1]] = strings.ReplaceAll(m[2], "\\\n", " ")
 		}
+	}
+	for _, src := range srcs {
 		for _, m := range kernelRE.FindAllStringSubmatch(src, -1) {
 			params := strings.TrimSpace(m[2])
 			if v, ok := macros[params]; ok {

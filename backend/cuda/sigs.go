@@ -22,6 +22,11 @@ func init() {
 			}
 		}
 	}
+	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
+		for _, g := range []string{"g1", "g2", "g4"} {
+			kernelSig["upg_gemm_"+k+"_"+g] = gemvSig
+		}
+	}
 	for _, k := range []string{"k2", "k3", "k4"} {
 		for _, t := range []string{"t1", "t8"} {
 			kernelSig["upg_gemv_trellis_"+k+"_"+t] = "tiles:p scales:p vtab:p xr:p y:p R:i C:i TC:i G:i gst:i nt:i res:p"

@@ -4,3 +4,4 @@
 #include "ops.cu"
 #include "fused.cu"
 #include "trellis.cu"
+#include "mma.cu"

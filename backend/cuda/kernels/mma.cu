@@ -1,0 +1,168 @@
+// Tensor-core multiply of the dense codec for many tokens (prefill and
+// large batches): the same codes, scales, int8 activations and group
+// factors as gemv_dense (gemv.cu), with the code bytes u[q] times the int8
+// activations summed by mma.sync m16n8k32 (u8 × s8 → s32, sm_80 and later)
+// instead of dp4a. The integer sums are exact, so per unit and group the
+// result is gemv_dense's; only the float additions run in another order.
+//
+// Block: 4 warps, 64 rows (two 32-row groups of the layout) × 64 tokens.
+// Warp w takes rows 16w..16w+15 of the block; each of its lanes (gid =
+// lane/4, tig = lane%4) holds, per mma, the A fragment of rows gid and
+// gid+8 (4 code bytes each at columns 4·tig and 16+4·tig of the 32-column
+// slice), the B fragments of 8 tokens (from the block's activation tile in
+// shared memory, rows padded to 144 bytes: conflict-free), and the C
+// fragment of rows gid, gid+8 × tokens 2·tig, 2·tig+1 of each 8-token tile.
+
+#define MMA_ROWS 64
+#define MMA_TOKS 64
+#define MMA_XSTRIDE 144 // bytes per token row of the activation tile (128 + 16 padding)
+
+DEVI void mma_u8s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, int b0, int b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// code_bytes returns the level bytes of codes 8c+4h..8c+4h+3 of a unit
+// (plane words w), as gemv_dense maps them (MODE as there).
+template <int K, int MODE>
+DEVI unsigned code_bytes(const uint4 *w, int c, int h, unsigned t0, unsigned t1, unsigned t2,
+                         unsigned t3) {
+  const unsigned nib = extract<K>(w, c);
+  if (MODE == 1) return h ? (nib >> 4) & 0x0F0F0F0Fu : nib & 0x0F0F0F0Fu;
+  if (MODE == 2) return lut16(h ? nib >> 16 : nib, t0, t1, t2, t3);
+  return __byte_perm(t0, t1, h ? nib >> 16 : nib);
+}
+
+template <int K, int MODE, int GPU_>
+DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
+                     const __half *__restrict__ offs, const int8_t *__restrict__ xq,
+                     const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
+                     int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2,
+                     unsigned t3, float *__restrict__ res) {
+  __shared__ __align__(16) unsigned char xs[MMA_TOKS * MMA_XSTRIDE];
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int gid = lane >> 2, tig = lane & 3;
+  const int row0 = blockIdx.x * MMA_ROWS + w * 16; // the warp's first row
+  const int rg = row0 >> 5, rl = (row0 & 31) + gid; // row group, lane of row gid
+  const bool live = row0 < R; // a warp past the last row group only helps fill xs
+  const int tok0 = blockIdx.y * MMA_TOKS;
+  const int ntok = min(MMA_TOKS, nt - tok0);
+  const uint4 *base = codes + (size_t)rg * U * K * 32;
+  const __half *sbase = scales + (size_t)rg * G * 32;
+  const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 : nullptr;
+  constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
+  float acc[8][4];
+#pragma unroll
+  for (int i = 0; i < 8; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
+
+  for (int u = 0; u < U; u++) {
+    // the block's activation tile: 64 tokens × 128 bytes of unit u
+    __syncthreads();
+    for (int i = threadIdx.x; i < MMA_TOKS * 8; i += blockDim.x) {
+      const int t = i >> 3, q = i & 7;
+      uint4 v = make_uint4(0, 0, 0, 0);
+      if (t < ntok) v = *reinterpret_cast<const uint4 *>(xq + (size_t)(tok0 + t) * ldq + u * 128 + q * 16);
+      *reinterpret_cast<uint4 *>(xs + t * MMA_XSTRIDE + q * 16) = v;
+    }
+    uint4 wa[K], wb[K]; // rows gid and gid+8
+#pragma unroll
+    for (int j = 0; j < K; j++) {
+      wa[j] = wb[j] = make_uint4(0, 0, 0, 0);
+      if (live) {
+        wa[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl);
+        wb[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl + 8);
+      }
+    }
+    __syncthreads();
+    int ia[8][4];
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+#pragma unroll
+      for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) ia[i][j] = 0;
+      // the k-slices (32 columns = 4 chunks) of sub-group s
+#pragma unroll
+      for (int ks = s * SUBC / 4; ks < (s + 1) * SUBC / 4; ks++) {
+        const int c0 = 4 * ks + (tig >> 1), h = tig & 1;
+        const unsigned a0 = code_bytes<K, MODE>(wa, c0, h, t0, t1, t2, t3);
+        const unsigned a1 = code_bytes<K, MODE>(wb, c0, h, t0, t1, t2, t3);
+        const unsigned a2 = code_bytes<K, MODE>(wa, c0 + 2, h, t0, t1, t2, t3);
+        const unsigned a3 = code_bytes<K, MODE>(wb, c0 + 2, h, t0, t1, t2, t3);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+          const unsigned char *xr = xs + (i * 8 + gid) * MMA_XSTRIDE + ks * 32 + tig * 4;
+          const int b0 = *reinterpret_cast<const int *>(xr);
+          const int b1 = *reinterpret_cast<const int *>(xr + 16);
+          mma_u8s8(ia[i], a0, a1, a2, a3, b0, b1);
+        }
+      }
+      // flush sub-group s of unit u as gemv_dense does
+      const int cs = u * 128 + s * (128 / GPU_);
+      if (live && cs < C) {
+        const int g = cs >> gsl;
+        const bool first = GPU_ > 1 || (cs & ((1 << gsl) - 1)) == 0;
+        const float sca = __half2float(sbase[(size_t)g * 32 + rl]);
+        const float scb = __half2float(sbase[(size_t)g * 32 + rl + 8]);
+        const float ofa = obase != nullptr && first ? __half2float(obase[(size_t)g * 32 + rl]) : 0.f;
+        const float ofb = obase != nullptr && first ? __half2float(obase[(size_t)g * 32 + rl + 8]) : 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+#pragma unroll
+          for (int e = 0; e < 2; e++) {
+            const int t = i * 8 + 2 * tig + e;
+            if (t < ntok) {
+              const float4 f = fac[(size_t)(tok0 + t) * G + g];
+              float a = fmaf(sca * f.x, (float)ia[i][e], acc[i][e]);
+              float b = fmaf(scb * f.x, (float)ia[i][2 + e], acc[i][2 + e]);
+              if (first) {
+                a = fmaf(sca, f.y, fmaf(ofa, f.z, a));
+                b = fmaf(scb, f.y, fmaf(ofb, f.z, b));
+              }
+              acc[i][e] = a;
+              acc[i][2 + e] = b;
+            }
+          }
+        }
+      }
+    }
+  }
+  const int ra = row0 + gid, rb = ra + 8;
+#pragma unroll
+  for (int i = 0; i < 8; i++) {
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const int t = i * 8 + 2 * tig + e;
+      if (t < ntok) {
+        const size_t o = (size_t)(tok0 + t) * R;
+        if (ra < R) {
+          y[o + ra] = acc[i][e];
+          if (res != nullptr) res[o + ra] += acc[i][e];
+        }
+        if (rb < R) {
+          y[o + rb] = acc[i][2 + e];
+          if (res != nullptr) res[o + rb] += acc[i][2 + e];
+        }
+      }
+    }
+  }
+}
+
+// upg_gemm_<bits>[l]_g<groups per unit>: grid (ceil(R/64), ceil(nt/64)), 128 threads; nt = tokens.
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4>(GEMV_PASS); }
