@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"fmt"
-	"log/slog"
 	"regexp"
 
 	"github.com/upg-ai/upg/gguf"
@@ -16,16 +15,37 @@ import (
 // exactly: whole, into float32 memory, when all of them together fit
 // comfortably (eager); otherwise row by row on every use, which keeps
 // memory at the file's size but makes every matrix multiply decode its
-// weights (fine for `upg compress`, slow to run).
+// weights (fine for `upg compress`, slow to run: package ggufcache converts
+// such a file once into a cached .upg for inference).
 type ggufSource struct {
 	f      *gguf.File
 	toGGUF map[string]string // HF name -> GGUF name
 	names  []string
 	eager  bool
+	dq     GGUFDequant
 }
 
-// maxEagerDequant bounds the float32 memory of eagerly dequantized tensors.
-const maxEagerDequant = 4 << 30
+// MaxEagerDequant bounds the float32 memory of eagerly dequantized tensors
+// (also bounded by half the available memory, where that is known). Tests
+// lower it to exercise the path of a large file with a small one.
+var MaxEagerDequant int64 = 4 << 30
+
+// GGUFDequant says how a GGUF checkpoint serves its block-quantized tensors.
+type GGUFDequant struct {
+	Quantized    bool  // the file has block-quantized tensors
+	Float32Bytes int64 // their size dequantized to float32
+	Limit        int64 // the eager limit: MaxEagerDequant, or half the available memory if less
+	Eager        bool  // dequantized whole into float32 memory; else row by row at every use
+}
+
+// GGUFDequant reports how a GGUF checkpoint's quantized tensors are served;
+// ok is false for other formats.
+func (c *Checkpoint) GGUFDequant() (d GGUFDequant, ok bool) {
+	if s, ok := c.Tensors.(*ggufSource); ok {
+		return s.dq, true
+	}
+	return GGUFDequant{}, false
+}
 
 var ggufArchitectures = map[string]string{"llama": "llama", "phi3": "phi3", "qwen2": "qwen2"}
 
@@ -89,11 +109,12 @@ func openGGUF(path string) (*Checkpoint, error) {
 			}
 		}
 	}
-	src.eager = quantBytes <= min(maxEagerDequant, sysmem.Available()/2)
-	if !src.eager {
-		slog.Warn("quantized GGUF too large to dequantize in memory: decoding its weights at every use, which is slow; convert it once with upg compress",
-			"file", path, "float32_GB", fmt.Sprintf("%.1f", float64(quantBytes)/1e9))
+	limit := MaxEagerDequant
+	if avail := sysmem.Available(); avail > 0 {
+		limit = min(limit, avail/2)
 	}
+	src.eager = quantBytes <= limit
+	src.dq = GGUFDequant{Quantized: quantBytes > 0, Float32Bytes: quantBytes, Limit: limit, Eager: src.eager}
 	ck := &Checkpoint{Path: path, Format: "gguf", Config: cfg, Tensors: src, closer: f.Close, gguf: f}
 	ck.ChatTemplate, _ = f.String("tokenizer.chat_template")
 	return ck, nil

@@ -35,6 +35,9 @@ func TestQuantizedGGUF(t *testing.T) {
 	if !src.eager {
 		t.Fatal("a 29M-parameter model should be dequantized in memory")
 	}
+	if d, ok := ck.GGUFDequant(); !ok || !d.Quantized || !d.Eager || d.Float32Bytes < 100e6 || d.Float32Bytes > 4*ck.NumParams() {
+		t.Errorf("GGUFDequant() = %+v, %v", d, ok)
+	}
 	encodings := map[string]int{}
 	for _, name := range src.Names() {
 		info, _ := src.Info(name)
@@ -80,5 +83,30 @@ func TestQuantizedGGUF(t *testing.T) {
 		if encodings[e] == 0 {
 			t.Errorf("no %s tensor found (%v)", e, encodings)
 		}
+	}
+}
+
+// TestGGUFEagerLimit: MaxEagerDequant decides between the float32 copy and
+// row-by-row decoding (ggufcache converts the second kind for inference).
+func TestGGUFEagerLimit(t *testing.T) {
+	needData(t, q4km)
+	old := MaxEagerDequant
+	defer func() { MaxEagerDequant = old }()
+	MaxEagerDequant = 1 << 20
+	ck, err := Open(q4km)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	d, _ := ck.GGUFDequant()
+	if d.Eager || d.Limit != 1<<20 || !d.Quantized {
+		t.Fatalf("GGUFDequant() = %+v, want row by row under a 1 MiB limit", d)
+	}
+	m, err := ck.Tensors.Matrix("model.layers.0.mlp.down_proj.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.(*quantMatrix); !ok {
+		t.Fatalf("matrix is %T, want the row-by-row decoder", m)
 	}
 }

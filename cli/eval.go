@@ -9,6 +9,7 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/eval"
+	"github.com/upg-ai/upg/ggufcache"
 	"github.com/upg-ai/upg/model"
 )
 
@@ -24,7 +25,10 @@ func newEvalCmd() *cobra.Command {
 tool does: non-overlapping chunks of --ctx tokens, each scored on its second
 half, no BOS added. Reports both perplexities and their ratio, the mean and
 99th-percentile KL divergence of the model's next-token distribution from the
-reference's, top-1 agreement, bits per weight and file size.`,
+reference's, top-1 agreement, bits per weight and file size. A quantized GGUF
+is scored as it is, its weights dequantized exactly (row by row at every use
+when too large for memory: slow), never through the cached .upg conversion
+that run, chat, bench and serve use for large ones.`,
 		Example: `  upg eval --model miniphi.upg --ref ../shared/models/miniphi-29m --text ../shared/corpus/miniphi_eval_250k.txt
   upg eval --model phi4.upg --ref ./Phi-4 --text wiki.txt --ctx 512 --json`,
 		Args: cobra.NoArgs,
@@ -153,7 +157,10 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 		}
 	}()
 	for _, p := range append([]string{o.Model}, o.Compare...) {
-		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx, KVCache: kv})
+		// A quantized GGUF is scored as it is (its own weights, dequantized
+		// exactly), never through a cached conversion: that would measure
+		// the conversion, not the file.
+		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx, KVCache: kv, GGUF: ggufcache.Never})
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +168,7 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 	}
 	var refModel *model.Model
 	if o.Ref != "" {
-		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx})
+		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx, GGUF: ggufcache.Never})
 		if err != nil {
 			return nil, err
 		}

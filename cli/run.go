@@ -267,7 +267,11 @@ of --file, or standard input ("-", or no argument with input piped in). Only the
 generated text goes to stdout; a one-line summary (prompt and generated tokens,
 load time, time to first token, prefill and decode speed) goes to stderr.
 --json prints the text and the summary as one JSON object instead. Without
---model, the bundled demo model runs. Ctrl-C stops the generation (exit 130).`,
+--model, the bundled demo model runs. Ctrl-C stops the generation (exit 130).
+
+A quantized GGUF too large to dequantize in memory is converted once into a
+cached .upg at its own bits per weight ($UPG_CACHE, default ~/.cache/upg;
+UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 		Example: `  upg run "package main"
   upg run --model phi4.upg --temperature 0 --max-tokens 64 "The capital of France is"
   upg run --seed 7 --top-p 0.9 "It was a dark and stormy night"

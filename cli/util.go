@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/upg-ai/upg/ggufcache"
 	"golang.org/x/term"
 )
 
@@ -84,6 +85,17 @@ type progress struct {
 	mu   sync.Mutex
 	last time.Time
 	done int64
+}
+
+// A conversion of a quantized GGUF into a cached .upg (package ggufcache,
+// reached through engine.Load) shows this progress display and cleans up
+// after Ctrl-C.
+func init() {
+	ggufcache.NewProgress = func(desc, unit string) (func(done, total int64, stage string), func()) {
+		p := newProgress(desc, unit, 100)
+		return p.set, p.finish
+	}
+	ggufcache.HandleSignals = true
 }
 
 // progressEvery is the interval between plain progress lines.

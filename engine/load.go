@@ -9,6 +9,7 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/ggufcache"
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
@@ -39,6 +40,11 @@ type Options struct {
 	KVBudget            int64
 	BlockSize           int
 	PrefixCache         bool // see Config.PrefixCache
+	// GGUF says what to do with a block-quantized GGUF (package ggufcache):
+	// the zero value follows $UPG_GGUF_CONVERT (default: convert one too
+	// large to dequantize in memory once into a cached .upg and run that);
+	// ggufcache.Never runs the file's own weights exactly.
+	GGUF ggufcache.Mode
 }
 
 // Loaded is an engine together with the files it maps.
@@ -53,13 +59,14 @@ type Loaded struct {
 // Load opens a model of any supported format and prepares it to generate.
 func Load(path string, opts Options) (*Loaded, error) {
 	start := time.Now()
+	ck, err := ggufcache.Open(path, ggufcache.Options{Mode: opts.GGUF, Threads: opts.Threads})
+	if err != nil {
+		return nil, err
+	}
+	path = ck.Path // a quantized GGUF's cached conversion, or path itself
 	if err := sysmem.Check(path); err != nil {
 		// mmap'd weights cannot be OOM-killed, but paging makes every token slow: say so first.
 		slog.Warn("model larger than available memory", "problem", err.Error())
-	}
-	ck, err := checkpoint.Open(path)
-	if err != nil {
-		return nil, err
 	}
 	fail := func(err error) (*Loaded, error) {
 		ck.Close()
