@@ -116,7 +116,7 @@ func TestGPUTrellisGemv(t *testing.T) {
 	for _, c := range trellisCases() {
 		for _, rot := range []uint64{0, 0x5eed} {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
-			for _, n := range []int{1, 3, 11} {
+			for _, n := range []int{1, 3, 11, 40} {
 				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d", c.R, c.C, c.k, c.gs, rot != 0, n), func(t *testing.T) {
 					g, x, y := runDense(t, d, m, n, rng)
 					defer g.Free(d)
@@ -233,5 +233,66 @@ func TestGPUMemoryCap(t *testing.T) {
 	d.Free(p)
 	if free, _, _ := d.MemInfo(); free != 1<<20 {
 		t.Fatalf("after freeing, %d bytes free under the cap, want %d", free, 1<<20)
+	}
+}
+
+// TestGPUBenchMany times one Phi-4 layer's four projections for steps of
+// many tokens (prefill, big batches): the dense codec's tensor-core kernel
+// (3 bits, lloyd, group 128, rotated) and the trellis kernel (3 bits),
+// the multiply alone (the input already rotated and quantized).
+func TestGPUBenchMany(t *testing.T) {
+	if os.Getenv("UPG_CUDA_BENCH") == "" {
+		t.Skip("set UPG_CUDA_BENCH=1 to run the multi-token benchmark")
+	}
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	shapes := []struct {
+		name string
+		R, C int
+	}{{"qkv", 7680, 5120}, {"o", 5120, 5120}, {"gate_up", 35840, 5120}, {"down", 5120, 17920}}
+	const maxN = 512
+	sc, err := d.NewScratch(maxN, 17920)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xd, _ := d.Alloc(int64(maxN*17920*4), "x")
+	yd, _ := d.Alloc(int64(maxN*35840*4), "y")
+	x := make([]float32, maxN*17920)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	_ = d.UploadF32(xd, x)
+	for _, kind := range []string{"dense", "trellis"} {
+		for _, n := range []int{32, 512} {
+			var layer float32
+			var flops float64
+			for _, s := range shapes {
+				var m tensor.Matrix
+				if kind == "dense" {
+					m = synthDense(t, rng, s.R, s.C, 3, 128)
+				} else {
+					m = synthTrellis(t, rng, s.R, s.C, 3, 128, 0x5eed)
+				}
+				g, err := d.UploadMatrix(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var ms float32
+				if kind == "dense" {
+					if err := d.Do(func() error { return d.rotq(g, xd, s.C, n, sc) }); err != nil {
+						t.Fatal(err)
+					}
+					ms = timeIt(t, d, 5, func() error { return d.gemv(g, yd, n, sc, 0) })
+				} else {
+					ms = timeIt(t, d, 5, func() error { return d.trellisMatMul(g, yd, xd, s.C, n, sc, 0) })
+				}
+				f := 2 * float64(s.R) * float64(s.C) * float64(n)
+				t.Logf("%s n=%d %s %dx%d: %.3f ms, %.1f TOPS", kind, n, s.name, s.R, s.C, ms, f/(float64(ms)*1e-3)/1e12)
+				layer += ms
+				flops += f
+				g.Free(d)
+			}
+			t.Logf("%s n=%d: one layer's projections %.3f ms (%.1f TOPS) -> %.0f tok/s for 40 layers", kind, n, layer, flops/(float64(layer)*1e-3)/1e12, float64(n)/(40*float64(layer)*1e-3))
+		}
 	}
 }

@@ -12,6 +12,7 @@
 // slice), the B fragments of 8 tokens (from the block's activation tile in
 // shared memory, rows padded to 144 bytes: conflict-free), and the C
 // fragment of rows gid, gid+8 × tokens 2·tig, 2·tig+1 of each 8-token tile.
+// The next unit's codes and activations are loaded while one is multiplied.
 
 #define MMA_ROWS 64
 #define MMA_TOKS 64
@@ -60,25 +61,37 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
     for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
 
-  for (int u = 0; u < U; u++) {
-    // the block's activation tile: 64 tokens × 128 bytes of unit u
-    __syncthreads();
-    for (int i = threadIdx.x; i < MMA_TOKS * 8; i += blockDim.x) {
-      const int t = i >> 3, q = i & 7;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (t < ntok) v = *reinterpret_cast<const uint4 *>(xq + (size_t)(tok0 + t) * ldq + u * 128 + q * 16);
-      *reinterpret_cast<uint4 *>(xs + t * MMA_XSTRIDE + q * 16) = v;
-    }
-    uint4 wa[K], wb[K]; // rows gid and gid+8
+  // Unit u+1's codes and activation tile are loaded into registers while
+  // unit u is multiplied (double buffering through registers).
+  uint4 wa[K], wb[K]; // rows gid and gid+8
+  uint4 xv[MMA_TOKS * 8 / 128];
+  auto load = [&](int u, uint4 *ca, uint4 *cb, uint4 *xx) {
 #pragma unroll
     for (int j = 0; j < K; j++) {
-      wa[j] = wb[j] = make_uint4(0, 0, 0, 0);
+      ca[j] = cb[j] = make_uint4(0, 0, 0, 0);
       if (live) {
-        wa[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl);
-        wb[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl + 8);
+        ca[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl);
+        cb[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl + 8);
       }
     }
+#pragma unroll
+    for (int j = 0; j < MMA_TOKS * 8 / 128; j++) {
+      const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
+      xx[j] = make_uint4(0, 0, 0, 0);
+      if (t < ntok) xx[j] = *reinterpret_cast<const uint4 *>(xq + (size_t)(tok0 + t) * ldq + u * 128 + q * 16);
+    }
+  };
+  load(0, wa, wb, xv);
+  for (int u = 0; u < U; u++) {
+    __syncthreads(); // every warp is done with the last tile
+#pragma unroll
+    for (int j = 0; j < MMA_TOKS * 8 / 128; j++) {
+      const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
+      *reinterpret_cast<uint4 *>(xs + t * MMA_XSTRIDE + q * 16) = xv[j];
+    }
     __syncthreads();
+    uint4 na[K], nb[K];
+    if (u + 1 < U) load(u + 1, na, nb, xv);
     int ia[8][4];
 #pragma unroll
     for (int s = 0; s < GPU_; s++) {
@@ -130,6 +143,10 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
           }
         }
       }
+    }
+    if (u + 1 < U) {
+#pragma unroll
+      for (int j = 0; j < K; j++) wa[j] = na[j], wb[j] = nb[j];
     }
   }
   const int ra = row0 + gid, rb = ra + 8;

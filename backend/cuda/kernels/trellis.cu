@@ -52,17 +52,38 @@ DEVI void gemv_trellis(const unsigned *__restrict__ tiles, const __half *__restr
   const int b = blockIdx.x;
   const unsigned *band = tiles + (size_t)b * TC * (8 * K);
   const bool vec = (C & 3) == 0;
+  // the word offsets and shifts of this row's 4 strips (the same in every tile)
+  int wi[4], wn[4], sh[4];
+#pragma unroll
+  for (int s = 0; s < 4; s++) {
+    const int o = trellis_start<K>(64 * s + 4 * r);
+    wi[s] = o >> 5;
+    wn[s] = wi[s] + 1 == 8 * K ? 0 : wi[s] + 1;
+    sh[s] = o & 31;
+  }
   float acc[NT];
 #pragma unroll
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
-  for (int tc = j; tc < TC; tc += 16) {
+  // The next tile's words and scale are loaded while one is decoded.
+  unsigned lo[4], hi[4];
+  float sc = 0.f;
+  auto load = [&](int tc, unsigned *l, unsigned *h, float &scl) {
     const unsigned *tw = band + (size_t)tc * (8 * K);
+#pragma unroll
+    for (int s = 0; s < 4; s++) l[s] = __ldg(tw + wi[s]), h[s] = __ldg(tw + wn[s]);
+    scl = __half2float(scales[((size_t)b * G + tc / gst) * 16 + r]);
+  };
+  if (j < TC) load(j, lo, hi, sc);
+  for (int tc = j; tc < TC; tc += 16) {
+    unsigned nlo[4], nhi[4];
+    float nsc = 0.f;
+    if (tc + 16 < TC) load(tc + 16, nlo, nhi, nsc);
     float part[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) part[t] = 0.f;
 #pragma unroll
     for (int s = 0; s < 4; s++) {
-      const unsigned ch = trellis_chunk<K>(tw, trellis_start<K>(64 * s + 4 * r));
+      const unsigned ch = __funnelshift_r(lo[s], hi[s], sh[s]);
       const float v0 = vt[ch & 0xFFF], v1 = vt[(ch >> K) & 0xFFF];
       const float v2 = vt[(ch >> (2 * K)) & 0xFFF], v3 = vt[(ch >> (3 * K)) & 0xFFF];
       const int c = 16 * tc + 4 * s;
@@ -83,9 +104,11 @@ DEVI void gemv_trellis(const unsigned *__restrict__ tiles, const __half *__restr
         part[t] = fmaf(v0, x.x, fmaf(v1, x.y, fmaf(v2, x.z, fmaf(v3, x.w, part[t]))));
       }
     }
-    const float sc = __half2float(scales[((size_t)b * G + tc / gst) * 16 + r]);
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = fmaf(sc, part[t], acc[t]);
+#pragma unroll
+    for (int s = 0; s < 4; s++) lo[s] = nlo[s], hi[s] = nhi[s];
+    sc = nsc;
   }
   // j and j+1 share a warp: add across the half-warps, then across warps.
   const int w = tid >> 5;
@@ -95,12 +118,12 @@ DEVI void gemv_trellis(const unsigned *__restrict__ tiles, const __half *__restr
     if ((tid & 16) == 0) red[w][t * 16 + r] = v;
   }
   __syncthreads();
-  if (tid < 16 * NT) {
-    const int t = tid >> 4, rr = tid & 15, row = 16 * b + rr;
+  for (int i = tid; i < 16 * NT; i += blockDim.x) {
+    const int t = i >> 4, rr = i & 15, row = 16 * b + rr;
     if ((NT == 1 || t < nt) && row < R) {
       float v = 0.f;
 #pragma unroll
-      for (int i = 0; i < 8; i++) v += red[i][tid];
+      for (int k = 0; k < 8; k++) v += red[k][i];
       y[(size_t)t * R + row] = v;
       if (res != nullptr) res[(size_t)t * R + row] += v;
     }
