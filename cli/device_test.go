@@ -12,6 +12,10 @@ func TestDeviceFlag(t *testing.T) {
 	t.Setenv("UPG_LIBCUDA", "/nonexistent/libcuda.so.1")
 	wantFail(t, upg(t, "run", "--model", demo, "--device", "cuda", "--max-tokens", "2", "hi"), 1, "no NVIDIA driver", "--device cpu")
 	wantFail(t, upg(t, "run", "--model", demo, "--device", "tpu", "--max-tokens", "2", "hi"), exitUsage, "--device")
+	wantFail(t, upg(t, "eval", "--model", demo, "--ref", demo, "--ref-device", "tpu", "--text", demo), exitUsage, "--ref-device")
+	t.Setenv("UPG_GPU_MEMORY", "lots")
+	wantFail(t, upg(t, "run", "--model", demo, "--device", "cuda", "--max-tokens", "2", "hi"), 1, "UPG_GPU_MEMORY")
+	t.Setenv("UPG_GPU_MEMORY", "")
 	r := upg(t, "run", "--model", demo, "--device", "auto", "--temperature", "0", "--max-tokens", "2", "hi")
 	if r.code != 0 {
 		t.Fatalf("--device auto without a driver should run on the CPU:\n%s", r)

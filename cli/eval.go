@@ -15,7 +15,7 @@ import (
 
 func newEvalCmd() *cobra.Command {
 	var mf modelFlags
-	var refPath, textPath string
+	var refPath, refDevice, textPath string
 	var more []string
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -50,6 +50,11 @@ that run, chat, bench and serve use for large ones.`,
 			if err := checkDevice(mf.device); err != nil {
 				return err
 			}
+			if refDevice != "" {
+				if checkDevice(refDevice) != nil {
+					return usagef("--ref-device must be auto, cpu or cuda, not %q", refDevice)
+				}
+			}
 			path, err := modelPath(mf.path)
 			if err != nil {
 				return err
@@ -71,7 +76,7 @@ that run, chat, bench and serve use for large ones.`,
 			}
 			var bar *progress
 			results, err := Evaluate(EvalOptions{Model: path, Ref: refPath, Compare: more, Text: string(text),
-				Ctx: mf.ctx, Threads: mf.threads, Device: mf.device, KVCache: kv.String()}, func(d, t int) {
+				Ctx: mf.ctx, Threads: mf.threads, Device: mf.device, RefDevice: refDevice, KVCache: kv.String()}, func(d, t int) {
 				if bar == nil {
 					bar = newProgress("evaluating", "chunks", int64(t))
 				}
@@ -116,6 +121,7 @@ that run, chat, bench and serve use for large ones.`,
 	_ = kvFlag.Value.Set("f32")
 	kvFlag.Usage = "type of the scored models' cached keys and values: f32 (exact: the weights alone are measured), f16 or q8 (the cache's rounding is measured too); the reference's is f32"
 	cmd.Flags().StringVar(&refPath, "ref", "", "reference model (the uncompressed checkpoint)")
+	cmd.Flags().StringVar(&refDevice, "ref-device", "", "run the reference on this device (auto, cpu, cuda; default: --device), e.g. the same file on the CPU to measure the GPU's divergence")
 	cmd.Flags().StringVar(&textPath, "text", "", "evaluation text file")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per model")
 	cmd.Flags().StringArrayVar(&more, "compare", nil, "another model to score in the same pass (repeatable; the reference runs once)")
@@ -131,6 +137,10 @@ type EvalOptions struct {
 	Ctx     int      // tokens per chunk (0 = 512)
 	Threads int      // CPU threads (0 = all cores)
 	Device  string   // "auto" (default), "cpu" or "cuda"
+	// RefDevice runs the reference elsewhere ("" = Device): with the scored
+	// model on the GPU and the reference on the CPU (the same file), eval
+	// measures the GPU's divergence from the CPU directly.
+	RefDevice string
 	KVCache string   // the scored models' KV cache: "f32" (default, ""), "f16" or "q8"; the reference's is f32
 }
 
@@ -168,7 +178,11 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 	}
 	var refModel *model.Model
 	if o.Ref != "" {
-		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx, GGUF: ggufcache.Never})
+		dev := o.Device
+		if o.RefDevice != "" {
+			dev = o.RefDevice
+		}
+		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Device: dev, Ctx: ctx, GGUF: ggufcache.Never})
 		if err != nil {
 			return nil, err
 		}

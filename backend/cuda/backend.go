@@ -56,6 +56,9 @@ type Backend struct {
 
 // New opens GPU ordinal, loads the kernels and returns the backend.
 func New(ordinal int) (*Backend, error) {
+	if _, err := memCapFromEnv(); err != nil { // a bad value is reported even without a GPU
+		return nil, err
+	}
 	if err := Probe(); err != nil {
 		return nil, err
 	}

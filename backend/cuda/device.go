@@ -113,11 +113,11 @@ func probe() error {
 // Open starts the owner thread and makes device ordinal's primary context
 // current on it.
 func Open(ordinal int) (*Device, error) {
-	if err := loadDriver(); err != nil {
-		return nil, err
-	}
 	memCap, err := memCapFromEnv()
 	if err != nil {
+		return nil, err
+	}
+	if err := loadDriver(); err != nil {
 		return nil, err
 	}
 	d := &Device{work: make(chan func()), done: make(chan struct{}), ordinal: ordinal, fns: map[string]uintptr{}, params: new(launchParams),
