@@ -336,7 +336,15 @@ type stepBuf struct {
 	host                        []int32
 	n, nOut                     int
 	hostTokens                  []int32
-	splits                      int // attention splits covering BlocksPerSeq blocks
+	splits                      int  // attention splits covering BlocksPerSeq blocks
+	oneSeq                      bool // every token of the step belongs to one sequence
+}
+
+func boolKey(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s *stepBuf) N() int { return s.n }
@@ -441,6 +449,13 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 		copy(h[5*T+i*s.lim.BlocksPerSeq:], t)
 	}
 	s.n, s.nOut = n, len(st.Out)
+	s.oneSeq = n > 0
+	for _, q := range st.Seq {
+		if q != st.Seq[0] {
+			s.oneSeq = false
+			break
+		}
+	}
 	s.hostTokens = append(s.hostTokens[:0], st.Tokens...)
 	words := 5*T + len(st.Tables)*s.lim.BlocksPerSeq
 	return b.d.Upload(s.dev, unsafe.Slice((*byte)(unsafe.Pointer(&h[0])), 4*words))
@@ -711,10 +726,15 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	kc, vc := c.k+DevPtr(int64(layer)*c.perLayer), c.v+DevPtr(int64(layer)*c.perLayer)
 	o, qp, qs := bufOf(dst).p, viewPtr(q), q.Stride
 	f16 := sp.Type == backend.KVF16
+	pre := prefillAttention(st.oneSeq, n, sp.HeadDim)
 	b.enqueue(opAttn, func() error {
+		if pre {
+			return b.d.attentionPrefill(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
+				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
+		}
 		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
 			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, S, b.part, n)
-	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S))
+	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S), boolKey(pre))
 	if b.fusing(n) && bufOf(q.Buf) != bufOf(dst) {
 		hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
 		b.last = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,

@@ -355,3 +355,66 @@ func TestGPUAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUAttentionPrefill checks the prefill attention kernel (one
+// sequence, 16 queries a block) against the split kernels on runs of
+// consecutive positions, as a prompt's chunks are, for fp16 and f32 caches.
+func TestGPUAttentionPrefill(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 25))
+	for _, f16 := range []bool{true, false} {
+		for _, hd := range []int{64, 128} {
+			const heads, H, bs, blocks, L = 8, 2, 16, 60, 700
+			esz := 4
+			if f16 {
+				esz = 2
+			}
+			perSeq := (L + bs - 1) / bs
+			table := make([]int32, perSeq)
+			for i, p := range rng.Perm(blocks)[:perSeq] {
+				table[i] = int32(p)
+			}
+			kc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "k")
+			vc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "v")
+			k, v := randF(rng, L*H*hd), randF(rng, L*H*hd)
+			slots := make([]int32, L)
+			for p := range slots {
+				slots[p] = table[p/bs]*bs + int32(p%bs)
+			}
+			kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
+			run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, L) })
+			tp := devI32(t, d, table)
+			for _, c := range [][2]int{{0, 16}, {0, 40}, {600, 100}, {37, 291}} {
+				p0, n := c[0], c[1]
+				pos, seq := make([]int32, n), make([]int32, n)
+				for i := range pos {
+					pos[i] = int32(p0 + i)
+				}
+				q := randF(rng, n*heads*hd)
+				qp, pp, sqp := devF32(t, d, q), devI32(t, d, pos), devI32(t, d, seq)
+				S := (L + attnChunk - 1) / attnChunk
+				part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
+				want, got := devPoisoned(t, d, n*heads*hd), devPoisoned(t, d, n*heads*hd)
+				scale := float32(1 / math.Sqrt(float64(hd)))
+				run(t, d, func() error {
+					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, S, part, n)
+				})
+				run(t, d, func() error {
+					return d.attentionPrefill(got, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, n)
+				})
+				w, g := readF32(t, d, want, n*heads*hd), readF32(t, d, got, n*heads*hd)
+				ref := make([]float64, len(w))
+				for i, x := range w {
+					ref[i] = float64(x)
+				}
+				closeTo(t, fmt.Sprintf("f16=%v hd=%d positions %d..%d", f16, hd, p0, p0+n-1), g, ref, 2e-5, 1e-4)
+				for _, p := range []DevPtr{qp, pp, sqp, part, want, got} {
+					d.Free(p)
+				}
+			}
+			for _, p := range []DevPtr{kc, vc, kp, vp, sp, tp} {
+				d.Free(p)
+			}
+		}
+	}
+}

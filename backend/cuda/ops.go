@@ -2,6 +2,8 @@
 
 package cuda
 
+import "os"
+
 // Launch wrappers of kernels/ops.cu. They run on the owner thread (inside
 // Do) and only enqueue work.
 
@@ -133,6 +135,31 @@ func (d *Device) attention(dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, table
 	}
 	return d.launchK("upg_attn_combine", [3]uint32{uint32(heads), uint32(n), 1}, [3]uint32{128, 1, 1}, 0,
 		Ptr(part), Ptr(pos), I32(attnChunk), I32(S), I32(heads), I32(hd), Ptr(dst))
+}
+
+// attnPrefillMin is the fewest tokens of one sequence that take the prefill
+// attention kernel (upg_attn_prefill_*: keys staged once per 16 queries).
+const attnPrefillMin = 16
+
+// prefillAttention reports whether a step of n tokens, all of one sequence
+// when oneSeq, takes the prefill attention kernel.
+func prefillAttention(oneSeq bool, n, hd int) bool {
+	return oneSeq && n >= attnPrefillMin && hd <= 128 && hd%8 == 0 && usePrefillAttn
+}
+
+var usePrefillAttn = os.Getenv("UPG_CUDA_PREFILL_ATTN") != "0"
+
+// attentionPrefill enqueues causal attention for n tokens of one sequence
+// (tables row seq[0]) straight into dst.
+func (d *Device) attentionPrefill(dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
+	scale float32, heads, H, hd, bs, n int) error {
+	name := "upg_attn_prefill_f32"
+	if f16 {
+		name = "upg_attn_prefill_f16"
+	}
+	return d.launchK(name, [3]uint32{uint32((n + 15) / 16), uint32(heads), 1}, [3]uint32{128, 1, 1}, 0,
+		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+		I32(heads), I32(H), I32(hd), I32(bs), I32(n), Ptr(dst))
 }
 
 func (d *Device) swiglu(dst, gate DevPtr, gs int, up DevPtr, us, width, n int) error {

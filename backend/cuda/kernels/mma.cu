@@ -9,8 +9,8 @@
 // Warp w takes rows 16w..16w+15 of the block; each of its lanes (gid =
 // lane/4, tig = lane%4) holds, per mma, the A fragment of rows gid and
 // gid+8 (4 code bytes each at columns 4·tig and 16+4·tig of the 32-column
-// slice), the B fragments of 8 tokens (from the block's activation tile in
-// shared memory, rows padded to 144 bytes: conflict-free), and the C
+// slice), the B fragments of 8 tokens (ldmatrix from the block's activation
+// tile in shared memory, rows padded to 144 bytes: conflict-free), and the C
 // fragment of rows gid, gid+8 × tokens 2·tig, 2·tig+1 of each 8-token tile.
 // The next unit's codes and activations are loaded while one is multiplied.
 
@@ -24,6 +24,13 @@ DEVI void mma_u8s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned 
       "{%0,%1,%2,%3};"
       : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+DEVI void ldmatrix_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(a));
 }
 
 // code_bytes returns the level bytes of codes 8c+4h..8c+4h+3 of a unit
@@ -107,12 +114,16 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         const unsigned a1 = code_bytes<K, MODE>(wb, c0, h, t0, t1, t2, t3);
         const unsigned a2 = code_bytes<K, MODE>(wa, c0 + 2, h, t0, t1, t2, t3);
         const unsigned a3 = code_bytes<K, MODE>(wb, c0 + 2, h, t0, t1, t2, t3);
+        // B fragments of two 8-token tiles per ldmatrix.x4: lanes 8j..8j+7
+        // address rows (tokens) of matrix j = (tile i + j/2, bytes 16·(j%2)..).
 #pragma unroll
-        for (int i = 0; i < 8; i++) {
-          const unsigned char *xr = xs + (i * 8 + gid) * MMA_XSTRIDE + ks * 32 + tig * 4;
-          const int b0 = *reinterpret_cast<const int *>(xr);
-          const int b1 = *reinterpret_cast<const int *>(xr + 16);
-          mma_u8s8(ia[i], a0, a1, a2, a3, b0, b1);
+        for (int i = 0; i < 8; i += 2) {
+          const int j = lane >> 3;
+          const unsigned char *xr = xs + ((i + (j >> 1)) * 8 + (lane & 7)) * MMA_XSTRIDE + ks * 32 + (j & 1) * 16;
+          unsigned b0, b1, b2, b3;
+          ldmatrix_x4(b0, b1, b2, b3, xr);
+          mma_u8s8(ia[i], a0, a1, a2, a3, (int)b0, (int)b1);
+          mma_u8s8(ia[i + 1], a0, a1, a2, a3, (int)b2, (int)b3);
         }
       }
       // flush sub-group s of unit u as gemv_dense does

@@ -352,3 +352,155 @@ extern "C" __global__ void __launch_bounds__(1024)
     if (lane == 0) out[blockIdx.x] = idx == 0x7fffffff ? 0 : idx;
   }
 }
+
+// attn_prefill is causal attention for n tokens of one sequence (tables row
+// seq[0]; token t at position pos[t]), for prompts: a block takes 16
+// consecutive tokens and one query head, and walks the keys up to the
+// tile's last position in chunks of 32, staged in shared memory once for
+// all 16 queries (the split kernel above loads them once per token), with
+// an online softmax. Grid (ceil(n/16), heads), 128 threads; hd ≤ 128 and a
+// multiple of 8. dst row t gets heads × hd values, as upg_attn_combine's.
+#define AP_Q 16
+#define AP_K 32
+#define AP_LD 132 // padded row (floats): float4 reads of 8 rows hit 32 banks
+template <typename T> DEVI void load8(float *dst, const T *src);
+template <> DEVI void load8<__half>(float *dst, const __half *src) {
+  const uint4 raw = *(const uint4 *)src;
+  const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    const float2 f = __half22float2(h2[j]);
+    dst[2 * j] = f.x;
+    dst[2 * j + 1] = f.y;
+  }
+}
+template <> DEVI void load8<float>(float *dst, const float *src) {
+  *(float4 *)dst = *(const float4 *)src;
+  *(float4 *)(dst + 4) = *(const float4 *)(src + 4);
+}
+
+template <typename T>
+DEVI void attn_prefill(const float *q, int qs, const T *kc, const T *vc, const int *tables,
+                       int tstride, const int *pos, const int *seq, float scale, int heads, int H,
+                       int hd, int bs, int n, float *dst) {
+  __shared__ __align__(16) float qt[AP_Q][AP_LD];
+  __shared__ __align__(16) float kt[AP_K][AP_LD];
+  __shared__ __align__(16) float vt[AP_K][AP_LD];
+  __shared__ float pt[AP_Q][AP_K];
+  __shared__ float rowm[AP_Q], rowl[AP_Q], rowa[AP_Q];
+  __shared__ int rowp[AP_Q], tilemax;
+  const int t0 = blockIdx.x * AP_Q, h = blockIdx.y, tid = threadIdx.x;
+  const int kvh = h / (heads / H);
+  const int *tab = tables + (size_t)seq[0] * tstride; // the step's one sequence
+  if (tid < AP_Q) {
+    const int t = t0 + tid;
+    rowp[tid] = t < n ? pos[t] : -1;
+    rowm[tid] = -INFINITY;
+    rowl[tid] = 0.f;
+  }
+  for (int i = tid; i < AP_Q * hd; i += blockDim.x) {
+    const int r = i / hd, d = i % hd, t = t0 + r;
+    qt[r][d] = t < n ? q[(size_t)t * qs + h * hd + d] * scale : 0.f;
+  }
+  __syncthreads();
+  if (tid == 0) {
+    int m = 0;
+    for (int r = 0; r < AP_Q; r++) m = max(m, rowp[r]);
+    tilemax = m;
+  }
+  __syncthreads();
+  const int last = tilemax;
+  const int qi = tid >> 3, kj = tid & 7; // scores: row qi, keys kj + 8i
+  float acc[AP_Q];
+#pragma unroll
+  for (int r = 0; r < AP_Q; r++) acc[r] = 0.f;
+  for (int c0 = 0; c0 <= last; c0 += AP_K) {
+    // stage keys and values c0..c0+31 (zero past the tile's last position)
+    for (int i = tid; i < AP_K * (hd / 8); i += blockDim.x) {
+      const int r = i / (hd / 8), d = (i % (hd / 8)) * 8, p = c0 + r;
+      if (p <= last) {
+        const size_t o = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + d;
+        load8<T>(&kt[r][d], kc + o);
+        load8<T>(&vt[r][d], vc + o);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; j++) kt[r][d + j] = vt[r][d + j] = 0.f;
+      }
+    }
+    __syncthreads();
+    // scores of row qi against keys kj, kj+8, kj+16, kj+24
+    {
+      const int r = qi;
+      float s[4] = {0.f, 0.f, 0.f, 0.f};
+      for (int d = 0; d < hd; d += 4) {
+        const float4 a = *(const float4 *)&qt[r][d];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          const float4 b = *(const float4 *)&kt[kj + 8 * i][d];
+          s[i] += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+        }
+      }
+      const int rp = rowp[r];
+      float m = -INFINITY;
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        if (c0 + kj + 8 * i > rp) s[i] = -INFINITY; // causal (and rows past n: rp = -1)
+        m = fmaxf(m, s[i]);
+      }
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));
+      const float mo = rowm[r], mn = fmaxf(mo, m);
+      float l = 0.f;
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        const float e = mn == -INFINITY ? 0.f : expf(s[i] - mn);
+        pt[r][kj + 8 * i] = e;
+        l += e;
+      }
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      l += __shfl_xor_sync(0xffffffffu, l, 4);
+      if (kj == 0) {
+        const float a = mo == -INFINITY ? 0.f : expf(mo - mn);
+        rowa[r] = a;
+        rowl[r] = rowl[r] * a + l;
+        rowm[r] = mn;
+      }
+    }
+    __syncthreads();
+    // values: thread d accumulates dimension d of all 16 rows
+    if (tid < hd) {
+#pragma unroll
+      for (int r = 0; r < AP_Q; r++) acc[r] *= rowa[r];
+      for (int k = 0; k < AP_K; k++) {
+        const float v = vt[k][tid];
+#pragma unroll
+        for (int r = 0; r < AP_Q; r++) acc[r] += pt[r][k] * v;
+      }
+    }
+    __syncthreads();
+  }
+  if (tid < hd) {
+#pragma unroll
+    for (int r = 0; r < AP_Q; r++) {
+      const int t = t0 + r;
+      if (t < n) dst[((size_t)t * heads + h) * hd + tid] = acc[r] / rowl[r];
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(128)
+    upg_attn_prefill_f16(const float *__restrict__ q, int qs, const __half *__restrict__ kc,
+                         const __half *__restrict__ vc, const int *__restrict__ tables, int tstride,
+                         const int *__restrict__ pos, const int *__restrict__ seq, float scale, int heads,
+                         int H, int hd, int bs, int n, float *__restrict__ dst) {
+  attn_prefill<__half>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, n, dst);
+}
+extern "C" __global__ void __launch_bounds__(128)
+    upg_attn_prefill_f32(const float *__restrict__ q, int qs, const float *__restrict__ kc,
+                         const float *__restrict__ vc, const int *__restrict__ tables, int tstride,
+                         const int *__restrict__ pos, const int *__restrict__ seq, float scale, int heads,
+                         int H, int hd, int bs, int n, float *__restrict__ dst) {
+  attn_prefill<float>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, n, dst);
+}
