@@ -566,6 +566,10 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 			cw[c] = float32(float64(cw[c]) * float64(cp) / sum)
 		}
 	}
+	var orig []float32 // the rotated targets, for refineScales
+	if prep != nil && refineTrellisScales {
+		orig = append([]float32(nil), work...)
+	}
 	cb := learnTrellisCodebook(work, rp, cp, l.gs, l.k)
 	out := make([]byte, l.sz)
 	for i, v := range cb {
@@ -587,7 +591,8 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 				if c0%l.gs == 0 {
 					for r := 0; r < 16; r++ {
 						row := work[(r0+r)*cp:]
-						sc[r] = rowGroupScale(row[c0:min(c0+l.gs, cp)])
+						// stored as fp16: the feedback must see the stored value
+						sc[r] = tensor.F16ToF32(tensor.F32ToF16(rowGroupScale(row[c0:min(c0+l.gs, cp)])))
 					}
 				}
 				tileTargets(x[:], wt[:], work, cp, r0, c0, sc, cw)
@@ -622,8 +627,19 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 			}
 		}
 	})
+	if orig != nil {
+		// work now holds the quantized rows: refit each row's group scales
+		// to the codes (hm is the rotated, padded Hessian).
+		refineScales(orig, work, hm, cp, rows, cols, l.gs, func(r, g int, s float64) {
+			scales[(r/16*l.groups+g)*16+r%16] *= float32(s)
+		})
+	}
 	for i, v := range scales {
 		putU16(out[l.scOff+int64(2*i):], tensor.F32ToF16(v))
 	}
 	return out, nil
 }
+
+// refineTrellisScales turns refineScales on for the trellis encoder (tests
+// compare with and without).
+var refineTrellisScales = true
