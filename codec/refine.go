@@ -90,3 +90,82 @@ func solveSPD(a, b []float64, n int) ([]float64, bool) {
 	}
 	return x, true
 }
+
+// refitCodebook returns the codebook (n entries) that minimises the output
+// error Σ_r (w_r − ŵ_r) H (w_r − ŵ_r)ᵀ given every weight's code index and
+// scale, ŵ_{r,i} = scale(r, i)·c[index(r, i)]: the normal equations
+// A c = b with A_kl = Σ_r Σ_{i: k, j: l} s_i H_ij s_j and b_k = Σ_r Σ_{i: k}
+// s_i (H w_r)_i, with a slight pull towards the old codebook (entries no
+// weight uses keep their value). Rows are sampled so that the work stays
+// near 2·10⁹ multiply-adds (a codebook has few entries and a row many
+// weights). It reports false when the system cannot be solved.
+func refitCodebook(w []float32, h []float64, ld, rows, cols int, old []float32, index func(r, i int) int, scale func(r, i int) float32) ([]float32, bool) {
+	n := len(old)
+	sample := min(rows, max(8, int(2e9/float64(cols*cols))))
+	hf := make([]float32, cols*cols)
+	for i := 0; i < cols; i++ {
+		for j := 0; j < cols; j++ {
+			hf[i*cols+j] = float32(h[i*ld+j])
+		}
+	}
+	type acc struct{ a, b []float64 }
+	parts := make([]acc, sample)
+	parallelFor(sample, func(si int) {
+		r := si * rows / sample
+		a, b := make([]float64, n*n), make([]float64, n)
+		wr := w[r*ld : r*ld+cols]
+		idx := make([]int, cols)
+		s := make([]float32, cols)
+		for i := range idx {
+			idx[i], s[i] = index(r, i), scale(r, i)
+		}
+		row := make([]float64, n)
+		for i := 0; i < cols; i++ {
+			if s[i] == 0 {
+				continue
+			}
+			hi := hf[i*cols : (i+1)*cols]
+			b[idx[i]] += float64(s[i]) * float64(tensor.Dot(hi, wr))
+			clear(row)
+			for j, v := range hi {
+				row[idx[j]] += float64(v * s[j])
+			}
+			ai := a[idx[i]*n : (idx[i]+1)*n]
+			si := float64(s[i])
+			for l, v := range row {
+				ai[l] += si * v
+			}
+		}
+		parts[si] = acc{a, b}
+	})
+	a, b := make([]float64, n*n), make([]float64, n)
+	for _, p := range parts {
+		for i, v := range p.a {
+			a[i] += v
+		}
+		for i, v := range p.b {
+			b[i] += v
+		}
+	}
+	var tr float64
+	for k := 0; k < n; k++ {
+		tr += a[k*n+k]
+	}
+	lambda := 1e-6 * tr / float64(n)
+	if !(lambda > 0) {
+		return nil, false
+	}
+	for k := 0; k < n; k++ {
+		a[k*n+k] += lambda
+		b[k] += lambda * float64(old[k])
+	}
+	c, ok := solveSPD(a, b, n)
+	if !ok {
+		return nil, false
+	}
+	out := make([]float32, n)
+	for k, v := range c {
+		out[k] = float32(v)
+	}
+	return out, true
+}

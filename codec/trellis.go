@@ -628,8 +628,25 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 		}
 	})
 	if orig != nil {
-		// work now holds the quantized rows: refit each row's group scales
-		// to the codes (hm is the rotated, padded Hessian).
+		// The codes are final: refit the codebook to them, then each row's
+		// group scales (hm is the rotated, padded Hessian).
+		index := func(r, c int) int {
+			b, t := r/16, c/16
+			tile := tiles[(b*l.tcols+t)*l.tileBytes : (b*l.tcols+t+1)*l.tileBytes]
+			return TrellisIndex(TrellisWindow(tile, TrellisPos(r%16, c%16), l.k))
+		}
+		scale := func(r, c int) float32 { return scales[(r/16*l.groups+c/l.gs)*16+r%16] }
+		if ncb, ok := refitCodebook(orig, hm, cp, rows, cols, cb, index, scale); ok && refitTrellisCodebook {
+			cb = ncb
+			for i, v := range cb {
+				putF32(out[4*i:], v)
+			}
+			parallelFor(rows, func(r int) {
+				for c := 0; c < cols; c++ {
+					work[r*cp+c] = scale(r, c) * cb[index(r, c)]
+				}
+			})
+		}
 		refineScales(orig, work, hm, cp, rows, cols, l.gs, func(r, g int, s float64) {
 			scales[(r/16*l.groups+g)*16+r%16] *= float32(s)
 		})
@@ -640,6 +657,6 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 	return out, nil
 }
 
-// refineTrellisScales turns refineScales on for the trellis encoder (tests
-// compare with and without).
-var refineTrellisScales = true
+// refineTrellisScales turns the refits after the search (codebook, then
+// scales) on; refitTrellisCodebook the codebook's alone (tests compare).
+var refineTrellisScales, refitTrellisCodebook = true, true
