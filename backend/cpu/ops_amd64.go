@@ -219,15 +219,22 @@ func expSum(lv Level, x []float32, mx float32) float32 {
 	return s + expSumGo(x[n:], mx)
 }
 
+//go:noescape
+func siluMulAVX2(dst, gate, up *float32, n int)
+
 // swiglu writes silu(gate) * up into dst (dst may alias gate).
 func swiglu(lv Level, dst, gate, up []float32) {
 	n := len(dst) &^ 15
-	if lv < LevelAVX512 || n == 0 {
+	if lv < LevelAVX2 || n == 0 {
 		swigluGo(dst, gate, up)
 		return
 	}
 	_, _ = gate[len(dst)-1], up[len(dst)-1]
-	siluMulAVX512(&dst[0], &gate[0], &up[0], n)
+	if lv < LevelAVX512 {
+		siluMulAVX2(&dst[0], &gate[0], &up[0], n)
+	} else {
+		siluMulAVX512(&dst[0], &gate[0], &up[0], n)
+	}
 	swigluGo(dst[n:], gate[n:len(dst)], up[n:len(dst)])
 }
 

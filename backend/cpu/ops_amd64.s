@@ -1025,3 +1025,66 @@ v4atfma:
 v4adone:
 	VZEROUPPER
 	RET
+
+// func siluMulAVX2(dst, gate, up *float32, n int)
+// siluMulAVX512 in 8 lanes (n a multiple of 8; dst may alias gate): the
+// same e^x (expf's algorithm: clamp, n = ⌊x·log2e + ½⌋, r = x − n·ln2 in
+// two parts, Cephes' polynomial), 2^n built in the exponent bits as expf
+// does. Constants in Y4–Y15.
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVL $0x3fb8aa3b, AX; VMOVD AX, X4; VPBROADCASTD X4, Y4     // log2e
+	MOVL $0x3f318000, AX; VMOVD AX, X5; VPBROADCASTD X5, Y5     // ln2hi
+	MOVL $0xb95e8083, AX; VMOVD AX, X6; VPBROADCASTD X6, Y6     // ln2lo
+	MOVL $0x39506967, AX; VMOVD AX, X7; VPBROADCASTD X7, Y7     // p0
+	MOVL $0x3ab743ce, AX; VMOVD AX, X8; VPBROADCASTD X8, Y8     // p1
+	MOVL $0x3c088908, AX; VMOVD AX, X9; VPBROADCASTD X9, Y9     // p2
+	MOVL $0x3d2aa9c1, AX; VMOVD AX, X10; VPBROADCASTD X10, Y10  // p3
+	MOVL $0x3e2aaaaa, AX; VMOVD AX, X11; VPBROADCASTD X11, Y11  // p4
+	MOVL $0x3f000000, AX; VMOVD AX, X12; VPBROADCASTD X12, Y12  // ½ (p5 ≈ ½ too)
+	MOVL $0x3f800000, AX; VMOVD AX, X13; VPBROADCASTD X13, Y13  // 1
+	MOVL $0x42b17217, AX; VMOVD AX, X14; VPBROADCASTD X14, Y14  // upper clamp
+	MOVL $0xc2aeac4f, AX; VMOVD AX, X15; VPBROADCASTD X15, Y15  // lower clamp
+	SHRQ $3, CX
+	JZ sm2done
+
+sm2loop:
+	VXORPS Y0, Y0, Y0
+	VSUBPS (SI), Y0, Y0         // x = −gate
+	VMINPS Y14, Y0, Y0
+	VMAXPS Y15, Y0, Y0
+	VMOVAPS Y12, Y1
+	VFMADD231PS Y4, Y0, Y1      // x·log2e + ½
+	VROUNDPS $1, Y1, Y1         // n = ⌊…⌋
+	VFNMADD231PS Y5, Y1, Y0     // r = x − n·ln2hi − n·ln2lo
+	VFNMADD231PS Y6, Y1, Y0
+	VMOVAPS Y7, Y2
+	VFMADD213PS Y8, Y0, Y2
+	VFMADD213PS Y9, Y0, Y2
+	VFMADD213PS Y10, Y0, Y2
+	VFMADD213PS Y11, Y0, Y2
+	VFMADD213PS Y12, Y0, Y2
+	VMULPS Y0, Y0, Y3
+	VFMADD213PS Y0, Y3, Y2      // p·r² + r
+	VADDPS Y13, Y2, Y2          // + 1
+	VCVTPS2DQ Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VPADDD Y13, Y1, Y1          // 2^n: (n + 127) << 23
+	VMULPS Y1, Y2, Y0           // e^x
+	VADDPS Y13, Y0, Y0          // 1 + e^−gate
+	VMOVUPS (SI), Y1
+	VMULPS (DX), Y1, Y1
+	VDIVPS Y0, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ sm2loop
+
+sm2done:
+	VZEROUPPER
+	RET
