@@ -34,14 +34,16 @@ type mmJob struct {
 // sharedState holds the per-call activations prepared before the rows are
 // split: rotated/padded inputs, their group sums and the int8 quantization.
 type sharedState struct {
-	xr   []float32 // n × cp rotated input, zero-padded to whole groups
-	xsum []float32 // n × gp group sums of xr (asym float path)
-	xq   []int8    // n × cp quantized input (Q8 path)
-	pv   []float32 // n × gp: α·s_x per group
-	qv   []float32 // n × gp: β·s_x·Σx_q per group
-	xb   []float32 // n × gp: s_x·Σx_q per group
-	cp   int       // padded columns = groups × group size
-	gp   int       // groups rounded up to 16
+	xr    []float32 // n × cp rotated input, zero-padded to whole groups
+	xsum  []float32 // n × gp group sums of xr (asym float path)
+	xq    []int8    // n × cp quantized input (Q8 path)
+	xs    []int8    // n × cp/128 × 160: xq in i8Split3's slots (split)
+	split bool      // i8Rows runs i8Split3 (AVX2, 3-bit codes, one token)
+	pv    []float32 // n × gp: α·s_x per group
+	qv    []float32 // n × gp: β·s_x·Σx_q per group
+	xb    []float32 // n × gp: s_x·Σx_q per group
+	cp    int       // padded columns = groups × group size
+	gp    int       // groups rounded up to 16
 	// Token tiles of the prefill kernel (q8Tile), tileN tokens each, the
 	// last one zero-padded: xqT[tile][chunk][token][64], and the per-group
 	// factors pvT[tile][group][token] (and, for the I8 tile kernel, qvT and
@@ -243,6 +245,7 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		sh.xsum = growF(sh.xsum, n*sh.gp)
 	}
 	sh.tiles = 0
+	sh.split = false
 	switch j.kind {
 	case kindDenseQ8, kindDenseI8:
 		if cap(sh.xq) < n*sh.cp {
@@ -258,6 +261,12 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 			sh.i8 = i8TablesFor(k)
 			sh.i8lut = i8Lut(&sh.q8, k)
 			j.maxRead = sh.i8.maxRead(sh.cp)
+			if sh.split = n == 1 && sh.i8.splits(k, m.GroupSize); sh.split {
+				if cap(sh.xs) < sh.cp/128*160 {
+					sh.xs = make([]int8, sh.cp/128*160)
+				}
+				sh.xs = sh.xs[:sh.cp/128*160]
+			}
 		} else {
 			sh.q8 = newQ8Levels(m.Levels, k)
 			for j := 0; j < 8; j++ { // qword lane j takes the k bytes of codes 8j..8j+7
@@ -331,7 +340,11 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 				sh.xb[i] = s * float32(sum)
 				sh.qv[i] = sh.q8.beta * sh.xb[i]
 			}
-			if j.kind == kindDenseI8 {
+			if sh.split {
+				for g := 0; g < sh.cp/128; g++ {
+					sh.i8.splitGroup(sh.xs[(t*sh.cp/128+g)*160:], sh.xq[t*sh.cp+g*128:])
+				}
+			} else if j.kind == kindDenseI8 {
 				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], sh.i8.perm[:])
 			}
 		}

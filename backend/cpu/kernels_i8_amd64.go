@@ -52,6 +52,26 @@ const (
 	i8WindowWide
 	i8Nibble
 	i8Crumb
+	// i8Split3 (k = 3, groups of a multiple of 128, one token: i8Rows
+	// only): a group's 48 code bytes become five registers, each a
+	// VPSHUFB gather of whole bytes into dwords that one VPSRLVD aligns
+	// (one count per dword) and one mask cleans: 3 + 2 ops per register
+	// instead of the windows' 6 + 2 per 32 codes, at 128 codes in 160
+	// slots (the activations are zero in the empty ones). Every 3 bytes
+	// (8 codes c0..c7) hold c0, c1 in byte 0 (bits 0-2, 3-5), c3, c4 in
+	// byte 1 (bits 1-3, 4-6), c6, c7 in byte 2 (bits 2-4, 5-7) and the two
+	// that straddle a byte boundary, c2 (bits 6-8) and c5 (bits 15-17). A
+	// dword of the same byte of four 3-byte groups shifted by one count
+	// gives four codes; a dword of two groups' byte pairs shifted by 6 (c2)
+	// or 7 (c5) gives two. Main register of chunk c (VBROADCASTI128 of its
+	// 12 bytes): lane 0 = bytes 0, 1, 2 of its four groups shifted by 0, 1,
+	// 2 and a c2 pair, lane 1 the same bytes by 3, 4, 5 and a c5 pair (28
+	// codes); even chunks take the pairs of their groups 0 and 1, odd ones
+	// of 2 and 3. The fifth register gathers the other pairs: lane 0 from
+	// the group's bytes 6-21 (chunk 0's groups 2, 3 and chunk 1's 0, 1),
+	// lane 1 from bytes 30-45 (VINSERTI128). i8Tables.sslot maps slots to
+	// columns.
+	i8Split3
 )
 
 // i8Tables are the constant tables of one bit width; the assembly reads
@@ -65,15 +85,98 @@ type i8Tables struct {
 	shift [8]uint32  // 160: VPSRLVD counts (nibble, crumb modes)
 	mask  [32]byte   // 192: code mask in every byte (nibble, crumb modes)
 	ones  [16]int16  // 224: VPMADDWD ones
+	// i8Split3 tables (k = 3)
+	sctlE [32]byte   // 256: VPSHUFB gather of an even chunk's register
+	sctlO [32]byte   // 288: of an odd chunk's
+	sctlL [32]byte   // 320: of the fifth register (two 16-byte windows)
+	sshM  [8]uint32  // 352: VPSRLVD counts of the chunk registers
+	sshL  [8]uint32  // 384: of the fifth register
+	smask [32]byte   // 416: 7 in every byte
 	perm  [32]uint8  // slot → column within the chunk (not read by assembly)
+	sslot [160]int16 // i8Split3: slot → column within the group, -1 for an empty slot
 	mode  i8Mode
 	bytes int // code bytes per chunk (4k)
+}
+
+// buildSplit fills the i8Split3 tables (k = 3).
+func (t *i8Tables) buildSplit() {
+	for i := range t.sslot {
+		t.sslot[i] = -1
+	}
+	for i := range t.smask {
+		t.smask[i] = 7
+	}
+	for par, ctl := range []*[32]byte{&t.sctlE, &t.sctlO} {
+		for L := 0; L < 2; L++ {
+			for d := 0; d < 3; d++ { // byte d of the four groups, shifted by d (lane 0) or d+3
+				for g := 0; g < 4; g++ {
+					ctl[16*L+4*d+g] = byte(3*g + d)
+				}
+				t.sshM[4*L+d] = uint32(d + 3*L)
+			}
+			for h := 0; h < 2; h++ { // c2 (lane 0) or c5 (lane 1) of groups 2par, 2par+1
+				g := 2*par + h
+				ctl[16*L+12+2*h] = byte(3*g + L)
+				ctl[16*L+12+2*h+1] = byte(3*g + L + 1)
+			}
+			t.sshM[4*L+3] = uint32(6 + L)
+		}
+	}
+	for c := 0; c < 4; c++ {
+		for L := 0; L < 2; L++ {
+			for d := 0; d < 3; d++ {
+				for g := 0; g < 4; g++ {
+					t.sslot[32*c+16*L+4*d+g] = int16(32*c + 8*g + 3*d + L)
+				}
+			}
+			for h := 0; h < 2; h++ {
+				g := 2*(c&1) + h
+				t.sslot[32*c+16*L+12+2*h] = int16(32*c + 8*g + 2 + 3*L)
+			}
+		}
+	}
+	// Fifth register, lane L: the window at group byte 6+24L holds chunk
+	// 2L's groups 2, 3 and chunk 2L+1's groups 0, 1 (window groups 0-3).
+	for L := 0; L < 2; L++ {
+		for d := 0; d < 4; d++ {
+			kind, half := d&1, d>>1 // kind 0: c2, 1: c5; half 0: chunk 2L, 1: chunk 2L+1
+			for h := 0; h < 2; h++ {
+				wg := 2*half + h
+				t.sctlL[16*L+4*d+2*h] = byte(3*wg + kind)
+				t.sctlL[16*L+4*d+2*h+1] = byte(3*wg + kind + 1)
+				c, g := 2*L+half, 2*(1-half)+h
+				t.sslot[128+16*L+4*d+2*h] = int16(32*c + 8*g + 2 + 3*kind)
+			}
+			t.sshL[4*L+d] = uint32(6 + kind)
+		}
+	}
+}
+
+// splits reports whether i8Rows runs the i8Split3 layout for a matrix of
+// these tables with bits-bit codes in groups of group columns.
+func (t *i8Tables) splits(bits, group int) bool {
+	return t.mode == i8Window && bits == 3 && group%128 == 0
+}
+
+// splitGroup scatters a group's 128 quantized activations (column order)
+// into the 160 slots of i8Split3.
+func (t *i8Tables) splitGroup(dst, src []int8) {
+	dst = dst[:160]
+	src = src[:128]
+	for s, c := range t.sslot {
+		if c < 0 {
+			dst[s] = 0
+		} else {
+			dst[s] = src[c]
+		}
+	}
 }
 
 var i8Tab = func() (t [7]i8Tables) {
 	for k := 2; k <= 6; k++ {
 		t[k] = newI8Tables(k)
 	}
+	t[3].buildSplit()
 	return t
 }()
 
@@ -252,6 +355,9 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 		scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], tab: sh.i8, lut: &sh.i8lut[0],
 		rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
 		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far, isum: aligned(ws.isum[:], 256),
+	}
+	if sh.split {
+		a.xq, a.mode = &sh.xs[t*sh.cp/128*160], int(i8Split3)
 	}
 	if m.Asym {
 		a.offs = &m.Offsets[2*r*m.Groups]

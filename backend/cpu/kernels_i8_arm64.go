@@ -104,6 +104,11 @@ const i8Tiled = false
 
 func i8TablesFor(k int) *i8Tables { return &i8Tab[k] }
 
+// splits: the NEON kernels have no i8Split3 layout (kernels_i8_amd64.go).
+func (*i8Tables) splits(bits, group int) bool { return false }
+
+func (*i8Tables) splitGroup(dst, src []int8) { panic("cpu: no i8Split3 kernel on arm64") }
+
 // i8Supported reports whether the NEON kernels handle a matrix.
 func i8Supported(bits, group, groups int, linear bool) bool {
 	return group%64 == 0 && groups%4 == 0 && bits >= 2 && bits <= 4

@@ -41,6 +41,8 @@ const i8Tiled = false
 type i8Tables struct{ perm [32]uint8 }
 
 func (*i8Tables) maxRead(int) int                           { return 0 }
+func (*i8Tables) splits(bits, group int) bool               { return false }
+func (*i8Tables) splitGroup(dst, src []int8)                {}
 func i8TablesFor(int) *i8Tables                             { return nil }
 func i8Supported(bits, group, groups int, linear bool) bool { return false }
 

@@ -49,6 +49,44 @@ func valuesAsm(att, prob []float32, ps int, v unsafe.Pointer, vs, n, group, hd i
 	}
 }
 
+// scoresAVX2, scores4AVX2, valuesAVX2 and values4AVX2 are the AVX2 (FMA,
+// F16C) attention kernels: one query head, or four reading each key or
+// value row once; half is 1 for fp16 rows.
+//
+//go:noescape
+func scoresAVX2(prob *float32, q *float32, k unsafe.Pointer, ks, n, hd int, scale float32, half int)
+
+//go:noescape
+func scores4AVX2(prob *float32, ps int, q *float32, k unsafe.Pointer, ks, n, hd int, scale float32, half int)
+
+//go:noescape
+func valuesAVX2(att, prob *float32, v unsafe.Pointer, vs, n, hd int, half int)
+
+//go:noescape
+func values4AVX2(att, prob *float32, ps int, v unsafe.Pointer, vs, n, hd int, half int)
+
+// scoresAsmAVX2 is scoresAsm for LevelAVX2.
+func scoresAsmAVX2(prob []float32, ps int, q []float32, k unsafe.Pointer, ks, n, group, hd int, scale float32, half int) {
+	g := 0
+	for ; g+4 <= group; g += 4 {
+		scores4AVX2(&prob[g*ps], ps, &q[g*hd], k, ks, n, hd, scale, half)
+	}
+	for ; g < group; g++ {
+		scoresAVX2(&prob[g*ps], &q[g*hd], k, ks, n, hd, scale, half)
+	}
+}
+
+// valuesAsmAVX2 is valuesAsm for LevelAVX2.
+func valuesAsmAVX2(att, prob []float32, ps int, v unsafe.Pointer, vs, n, group, hd int, half int) {
+	g := 0
+	for ; g+4 <= group; g += 4 {
+		values4AVX2(&att[g*hd], &prob[g*ps], ps, v, vs, n, hd, half)
+	}
+	for ; g < group; g++ {
+		valuesAVX2(&att[g*hd], &prob[g*ps], v, vs, n, hd, half)
+	}
+}
+
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
 
@@ -85,50 +123,66 @@ func axpy(lv Level, y []float32, a float32, x []float32) {
 // heads g < group (q holds them back to back, hd floats each) and the n
 // keys k_t = k[t*ks : t*ks+hd].
 func attnScores(lv Level, prob []float32, ps int, q, k []float32, ks, n, group, hd int, scale float32) {
-	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
+	if lv < LevelAVX2 || hd%16 != 0 || n == 0 {
 		attnScoresGo(lv, prob, ps, q, k, ks, n, group, hd, scale)
 		return
 	}
 	_ = prob[(group-1)*ps+n-1]
 	_ = q[group*hd-1]
 	_ = k[(n-1)*ks+hd-1]
+	if lv < LevelAVX512 {
+		scoresAsmAVX2(prob, ps, q, unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 0)
+		return
+	}
 	scoresAsm(prob, ps, q, unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 0)
 }
 
 // attnValues adds Σ_t prob[g*ps+t]·v_t to each query head g's output
 // att[g*hd:(g+1)*hd], v_t = v[t*vs : t*vs+hd].
 func attnValues(lv Level, att, prob []float32, ps int, v []float32, vs, n, group, hd int) {
-	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
+	if lv < LevelAVX2 || hd%16 != 0 || n == 0 {
 		attnValuesGo(lv, att, prob, ps, v, vs, n, group, hd)
 		return
 	}
 	_ = prob[(group-1)*ps+n-1]
 	_ = att[group*hd-1]
 	_ = v[(n-1)*vs+hd-1]
+	if lv < LevelAVX512 {
+		valuesAsmAVX2(att, prob, ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 0)
+		return
+	}
 	valuesAsm(att, prob, ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 0)
 }
 
 // attnScoresF16 is attnScores over fp16 keys.
 func attnScoresF16(lv Level, prob []float32, ps int, q []float32, k []uint16, ks, n, group, hd int, scale float32) {
-	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
+	if lv < LevelAVX2 || hd%16 != 0 || n == 0 {
 		attnScoresF16Go(prob, ps, q, k, ks, n, group, hd, scale)
 		return
 	}
 	_ = prob[(group-1)*ps+n-1]
 	_ = q[group*hd-1]
 	_ = k[(n-1)*ks+hd-1]
+	if lv < LevelAVX512 {
+		scoresAsmAVX2(prob, ps, q, unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 1)
+		return
+	}
 	scoresAsm(prob, ps, q, unsafe.Pointer(&k[0]), ks, n, group, hd, scale, 1)
 }
 
 // attnValuesF16 is attnValues over fp16 values.
 func attnValuesF16(lv Level, att, prob []float32, ps int, v []uint16, vs, n, group, hd int) {
-	if lv < LevelAVX512 || hd%16 != 0 || n == 0 {
+	if lv < LevelAVX2 || hd%16 != 0 || n == 0 {
 		attnValuesF16Go(att, prob, ps, v, vs, n, group, hd)
 		return
 	}
 	_ = prob[(group-1)*ps+n-1]
 	_ = att[group*hd-1]
 	_ = v[(n-1)*vs+hd-1]
+	if lv < LevelAVX512 {
+		valuesAsmAVX2(att, prob, ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 1)
+		return
+	}
 	valuesAsm(att, prob, ps, unsafe.Pointer(&v[0]), vs, n, group, hd, 1)
 }
 
@@ -165,15 +219,22 @@ func expSum(lv Level, x []float32, mx float32) float32 {
 	return s + expSumGo(x[n:], mx)
 }
 
+//go:noescape
+func siluMulAVX2(dst, gate, up *float32, n int)
+
 // swiglu writes silu(gate) * up into dst (dst may alias gate).
 func swiglu(lv Level, dst, gate, up []float32) {
 	n := len(dst) &^ 15
-	if lv < LevelAVX512 || n == 0 {
+	if lv < LevelAVX2 || n == 0 {
 		swigluGo(dst, gate, up)
 		return
 	}
 	_, _ = gate[len(dst)-1], up[len(dst)-1]
-	siluMulAVX512(&dst[0], &gate[0], &up[0], n)
+	if lv < LevelAVX512 {
+		siluMulAVX2(&dst[0], &gate[0], &up[0], n)
+	} else {
+		siluMulAVX512(&dst[0], &gate[0], &up[0], n)
+	}
 	swigluGo(dst[n:], gate[n:len(dst)], up[n:len(dst)])
 }
 

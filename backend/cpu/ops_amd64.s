@@ -666,3 +666,425 @@ mxdone:
 	VMOVSS X0, ret+16(FP)
 	VZEROUPPER
 	RET
+
+// The AVX2 attention kernels (LevelAVX2: AVX2, FMA, F16C): the same
+// contracts as scoresAVX512/valuesAVX512 and their four-head variants, in
+// 8-lane registers; hd is a multiple of 16. Float32 rows, or fp16 when
+// half is 1 (VCVTPH2PS).
+
+// func scoresAVX2(prob *float32, q *float32, k unsafe.Pointer, ks, n, hd int, scale float32, half int)
+//
+// One query head: prob[t] = scale·(q·k_t) for the n keys k_t (rows ks
+// values apart), two accumulators of 8 lanes.
+TEXT ·scoresAVX2(SB), NOSPLIT, $0-64
+	MOVQ prob+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ k+16(FP), DX
+	MOVQ half+56(FP), R12
+	MOVQ ks+24(FP), R9
+	SHLQ $2, R9
+	MOVQ R12, CX
+	SHRQ CX, R9
+	MOVQ n+32(FP), CX
+	MOVQ hd+40(FP), R11
+	SHRQ $4, R11
+	VBROADCASTSS scale+48(FP), X15
+	TESTQ CX, CX
+	JZ s1done
+	TESTQ R11, R11
+	JZ s1done
+
+s1t:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, AX
+	MOVQ SI, BX
+	MOVQ R11, R15
+	TESTQ R12, R12
+	JNZ s1i16
+
+s1i32:
+	VMOVUPS (AX), Y2
+	VMOVUPS 32(AX), Y3
+	VFMADD231PS (BX), Y2, Y0
+	VFMADD231PS 32(BX), Y3, Y1
+	ADDQ $64, AX
+	ADDQ $64, BX
+	DECQ R15
+	JNZ s1i32
+	JMP s1red
+
+s1i16:
+	VCVTPH2PS (AX), Y2
+	VCVTPH2PS 16(AX), Y3
+	VFMADD231PS (BX), Y2, Y0
+	VFMADD231PS 32(BX), Y3, Y1
+	ADDQ $32, AX
+	ADDQ $64, BX
+	DECQ R15
+	JNZ s1i16
+
+s1red:
+	VADDPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VADDPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VADDPS X1, X0, X0
+	VMULSS X15, X0, X0
+	VMOVSS X0, (DI)
+	ADDQ R9, DX
+	ADDQ $4, DI
+	DECQ CX
+	JNZ s1t
+
+s1done:
+	VZEROUPPER
+	RET
+
+// func scores4AVX2(prob *float32, ps int, q *float32, k unsafe.Pointer, ks, n, hd int, scale float32, half int)
+//
+// Four query heads (back to back in q): each 16 values of a key row are
+// loaded (or converted) once and multiplied into the four heads' two
+// accumulators each; prob[g*ps+t] = scale·(q_g·k_t).
+TEXT ·scores4AVX2(SB), NOSPLIT, $0-72
+	MOVQ prob+0(FP), DI
+	MOVQ ps+8(FP), R8
+	SHLQ $2, R8
+	MOVQ q+16(FP), SI
+	MOVQ k+24(FP), DX
+	MOVQ half+64(FP), R12
+	MOVQ ks+32(FP), R9
+	SHLQ $2, R9
+	MOVQ R12, CX
+	SHRQ CX, R9
+	MOVQ n+40(FP), CX
+	MOVQ hd+48(FP), R11
+	MOVQ R11, R13
+	SHLQ $2, R13                // bytes per query head
+	LEAQ (R13)(R13*2), R14      // 3 heads
+	SHRQ $4, R11
+	VBROADCASTSS scale+56(FP), X15
+	TESTQ CX, CX
+	JZ s4adone
+	TESTQ R11, R11
+	JZ s4adone
+
+s4at:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ DX, AX
+	MOVQ SI, BX
+	MOVQ R11, R15
+
+s4ai:
+	TESTQ R12, R12
+	JNZ s4ai16
+	VMOVUPS (AX), Y8
+	VMOVUPS 32(AX), Y9
+	ADDQ $64, AX
+	JMP s4afma
+
+s4ai16:
+	VCVTPH2PS (AX), Y8
+	VCVTPH2PS 16(AX), Y9
+	ADDQ $32, AX
+
+s4afma:
+	VFMADD231PS (BX), Y8, Y0
+	VFMADD231PS 32(BX), Y9, Y1
+	VFMADD231PS (BX)(R13*1), Y8, Y2
+	VFMADD231PS 32(BX)(R13*1), Y9, Y3
+	VFMADD231PS (BX)(R13*2), Y8, Y4
+	VFMADD231PS 32(BX)(R13*2), Y9, Y5
+	VFMADD231PS (BX)(R14*1), Y8, Y6
+	VFMADD231PS 32(BX)(R14*1), Y9, Y7
+	ADDQ $64, BX
+	DECQ R15
+	JNZ s4ai
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y5, Y4, Y4
+	VADDPS Y7, Y6, Y6
+	VHADDPS Y2, Y0, Y0          // a01 a23 b01 b23 | a45 a67 b45 b67
+	VHADDPS Y6, Y4, Y4          // c.. d..
+	VHADDPS Y4, Y0, Y0          // a b c d | a b c d
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMULPS X15, X0, X0
+	VMOVSS X0, (DI)
+	VEXTRACTPS $1, X0, (DI)(R8*1)
+	VEXTRACTPS $2, X0, (DI)(R8*2)
+	LEAQ (DI)(R8*2), R10
+	VEXTRACTPS $3, X0, (R10)(R8*1)
+	ADDQ R9, DX
+	ADDQ $4, DI
+	DECQ CX
+	JNZ s4at
+
+s4adone:
+	VZEROUPPER
+	RET
+
+// func valuesAVX2(att, prob *float32, v unsafe.Pointer, vs, n, hd int, half int)
+//
+// One query head: att[0:hd] += Σ_t prob[t]·v_t over the n value rows (vs
+// values apart), 32 values at a time in four accumulators, then 16 in two.
+TEXT ·valuesAVX2(SB), NOSPLIT, $0-56
+	MOVQ att+0(FP), DI
+	MOVQ prob+8(FP), SI
+	MOVQ v+16(FP), DX
+	MOVQ half+48(FP), R12
+	MOVQ vs+24(FP), R9
+	SHLQ $2, R9
+	MOVQ R12, CX
+	SHRQ CX, R9
+	MOVQ $64, R13               // bytes of v per 16 values
+	SHRQ CX, R13
+	MOVQ n+32(FP), CX
+	MOVQ hd+40(FP), R11
+	TESTQ CX, CX
+	JZ v1done
+
+v1b:
+	CMPQ R11, $32
+	JLT v1c
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	MOVQ DX, AX
+	MOVQ SI, BX
+	MOVQ CX, R15
+
+v1bt:
+	VBROADCASTSS (BX), Y8
+	TESTQ R12, R12
+	JNZ v1bt16
+	VMOVUPS (AX), Y4
+	VMOVUPS 32(AX), Y5
+	VMOVUPS 64(AX), Y6
+	VMOVUPS 96(AX), Y7
+	JMP v1btfma
+
+v1bt16:
+	VCVTPH2PS (AX), Y4
+	VCVTPH2PS 16(AX), Y5
+	VCVTPH2PS 32(AX), Y6
+	VCVTPH2PS 48(AX), Y7
+
+v1btfma:
+	VFMADD231PS Y4, Y8, Y0
+	VFMADD231PS Y5, Y8, Y1
+	VFMADD231PS Y6, Y8, Y2
+	VFMADD231PS Y7, Y8, Y3
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ R15
+	JNZ v1bt
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	SUBQ $32, R11
+	ADDQ R13, DX
+	ADDQ R13, DX
+	JMP v1b
+
+v1c:
+	CMPQ R11, $16
+	JLT v1done
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	MOVQ DX, AX
+	MOVQ SI, BX
+	MOVQ CX, R15
+
+v1ct:
+	VBROADCASTSS (BX), Y8
+	TESTQ R12, R12
+	JNZ v1ct16
+	VMOVUPS (AX), Y4
+	VMOVUPS 32(AX), Y5
+	JMP v1ctfma
+
+v1ct16:
+	VCVTPH2PS (AX), Y4
+	VCVTPH2PS 16(AX), Y5
+
+v1ctfma:
+	VFMADD231PS Y4, Y8, Y0
+	VFMADD231PS Y5, Y8, Y1
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ R15
+	JNZ v1ct
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $64, DI
+	SUBQ $16, R11
+	ADDQ R13, DX
+	JMP v1c
+
+v1done:
+	VZEROUPPER
+	RET
+
+// func values4AVX2(att, prob *float32, ps int, v unsafe.Pointer, vs, n, hd int, half int)
+//
+// Four query heads (att and prob rows back to back, hd and ps apart): 16
+// values of a value row at a time are loaded (or converted) once and
+// multiplied into the four heads' two accumulators each.
+TEXT ·values4AVX2(SB), NOSPLIT, $0-64
+	MOVQ att+0(FP), DI
+	MOVQ prob+8(FP), SI
+	MOVQ ps+16(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*2), R10        // 3·ps bytes
+	MOVQ v+24(FP), DX
+	MOVQ half+56(FP), R12
+	MOVQ vs+32(FP), R9
+	SHLQ $2, R9
+	MOVQ R12, CX
+	SHRQ CX, R9
+	MOVQ $64, R13               // bytes of v per 16 values
+	SHRQ CX, R13
+	MOVQ n+40(FP), CX
+	MOVQ hd+48(FP), R11
+	MOVQ R11, R14
+	SHLQ $2, R14                // bytes per head of att
+	TESTQ CX, CX
+	JZ v4adone
+
+v4ab:
+	CMPQ R11, $16
+	JLT v4adone
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS (DI)(R14*1), Y2
+	VMOVUPS 32(DI)(R14*1), Y3
+	VMOVUPS (DI)(R14*2), Y4
+	VMOVUPS 32(DI)(R14*2), Y5
+	LEAQ (DI)(R14*2), BX
+	VMOVUPS (BX)(R14*1), Y6
+	VMOVUPS 32(BX)(R14*1), Y7
+	MOVQ DX, AX
+	MOVQ SI, BX
+	MOVQ CX, R15
+
+v4at:
+	TESTQ R12, R12
+	JNZ v4at16
+	VMOVUPS (AX), Y8
+	VMOVUPS 32(AX), Y9
+	JMP v4atfma
+
+v4at16:
+	VCVTPH2PS (AX), Y8
+	VCVTPH2PS 16(AX), Y9
+
+v4atfma:
+	VBROADCASTSS (BX), Y10
+	VBROADCASTSS (BX)(R8*1), Y11
+	VBROADCASTSS (BX)(R8*2), Y12
+	VBROADCASTSS (BX)(R10*1), Y13
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, AX
+	ADDQ $4, BX
+	DECQ R15
+	JNZ v4at
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (DI)(R14*1)
+	VMOVUPS Y3, 32(DI)(R14*1)
+	VMOVUPS Y4, (DI)(R14*2)
+	VMOVUPS Y5, 32(DI)(R14*2)
+	LEAQ (DI)(R14*2), BX
+	VMOVUPS Y6, (BX)(R14*1)
+	VMOVUPS Y7, 32(BX)(R14*1)
+	ADDQ $64, DI
+	SUBQ $16, R11
+	ADDQ R13, DX
+	JMP v4ab
+
+v4adone:
+	VZEROUPPER
+	RET
+
+// func siluMulAVX2(dst, gate, up *float32, n int)
+// siluMulAVX512 in 8 lanes (n a multiple of 8; dst may alias gate): the
+// same e^x (expf's algorithm: clamp, n = ⌊x·log2e + ½⌋, r = x − n·ln2 in
+// two parts, Cephes' polynomial), 2^n built in the exponent bits as expf
+// does. Constants in Y4–Y15.
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVL $0x3fb8aa3b, AX; VMOVD AX, X4; VPBROADCASTD X4, Y4     // log2e
+	MOVL $0x3f318000, AX; VMOVD AX, X5; VPBROADCASTD X5, Y5     // ln2hi
+	MOVL $0xb95e8083, AX; VMOVD AX, X6; VPBROADCASTD X6, Y6     // ln2lo
+	MOVL $0x39506967, AX; VMOVD AX, X7; VPBROADCASTD X7, Y7     // p0
+	MOVL $0x3ab743ce, AX; VMOVD AX, X8; VPBROADCASTD X8, Y8     // p1
+	MOVL $0x3c088908, AX; VMOVD AX, X9; VPBROADCASTD X9, Y9     // p2
+	MOVL $0x3d2aa9c1, AX; VMOVD AX, X10; VPBROADCASTD X10, Y10  // p3
+	MOVL $0x3e2aaaaa, AX; VMOVD AX, X11; VPBROADCASTD X11, Y11  // p4
+	MOVL $0x3f000000, AX; VMOVD AX, X12; VPBROADCASTD X12, Y12  // ½ (p5 ≈ ½ too)
+	MOVL $0x3f800000, AX; VMOVD AX, X13; VPBROADCASTD X13, Y13  // 1
+	MOVL $0x42b17217, AX; VMOVD AX, X14; VPBROADCASTD X14, Y14  // upper clamp
+	MOVL $0xc2aeac4f, AX; VMOVD AX, X15; VPBROADCASTD X15, Y15  // lower clamp
+	SHRQ $3, CX
+	JZ sm2done
+
+sm2loop:
+	VXORPS Y0, Y0, Y0
+	VSUBPS (SI), Y0, Y0         // x = −gate
+	VMINPS Y14, Y0, Y0
+	VMAXPS Y15, Y0, Y0
+	VMOVAPS Y12, Y1
+	VFMADD231PS Y4, Y0, Y1      // x·log2e + ½
+	VROUNDPS $1, Y1, Y1         // n = ⌊…⌋
+	VFNMADD231PS Y5, Y1, Y0     // r = x − n·ln2hi − n·ln2lo
+	VFNMADD231PS Y6, Y1, Y0
+	VMOVAPS Y7, Y2
+	VFMADD213PS Y8, Y0, Y2
+	VFMADD213PS Y9, Y0, Y2
+	VFMADD213PS Y10, Y0, Y2
+	VFMADD213PS Y11, Y0, Y2
+	VFMADD213PS Y12, Y0, Y2
+	VMULPS Y0, Y0, Y3
+	VFMADD213PS Y0, Y3, Y2      // p·r² + r
+	VADDPS Y13, Y2, Y2          // + 1
+	VCVTPS2DQ Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VPADDD Y13, Y1, Y1          // 2^n: (n + 127) << 23
+	VMULPS Y1, Y2, Y0           // e^x
+	VADDPS Y13, Y0, Y0          // 1 + e^−gate
+	VMOVUPS (SI), Y1
+	VMULPS (DX), Y1, Y1
+	VDIVPS Y0, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ sm2loop
+
+sm2done:
+	VZEROUPPER
+	RET

@@ -67,10 +67,12 @@ func TestExpSumAndSwiGLU(t *testing.T) {
 		}
 		wd, gd := make([]float32, n), make([]float32, n)
 		swigluGo(wd, gate, up)
-		swiglu(BestLevel(), gd, gate, up)
-		for i := range wd {
-			if math.Abs(float64(gd[i]-wd[i])) > 1e-6*(1+math.Abs(float64(wd[i]))) {
-				t.Fatalf("n=%d: swiglu[%d] = %g, want %g (gate %g, up %g)", n, i, gd[i], wd[i], gate[i], up[i])
+		for _, lv := range Levels() { // every level's kernel (AVX-512, AVX2)
+			swiglu(lv, gd, gate, up)
+			for i := range wd {
+				if math.Abs(float64(gd[i]-wd[i])) > 1e-6*(1+math.Abs(float64(wd[i]))) {
+					t.Fatalf("%s n=%d: swiglu[%d] = %g, want %g (gate %g, up %g)", lv, n, i, gd[i], wd[i], gate[i], up[i])
+				}
 			}
 		}
 	}
