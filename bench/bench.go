@@ -117,9 +117,13 @@ type Result struct {
 	Batch         int     `json:"batch"`
 	AggregateTokS float64 `json:"aggregate_decode_tok_s"` // all sequences together
 	MsPerLayer    float64 `json:"ms_per_layer"`
-	EffectiveGBs  float64 `json:"effective_gbs"`
-	RooflinePct   float64 `json:"roofline_pct"`
-	LoadSeconds   float64 `json:"load_s"`
+	// DecodeCPUMsPerStep is the process's CPU time (all threads, spin-waits
+	// included) per decode step: on a shared machine, with --threads 1, a
+	// measure of the work that other processes disturb less than tok/s.
+	DecodeCPUMsPerStep float64 `json:"decode_cpu_ms_per_step,omitempty"`
+	EffectiveGBs       float64 `json:"effective_gbs"`
+	RooflinePct        float64 `json:"roofline_pct"`
+	LoadSeconds        float64 `json:"load_s"`
 }
 
 // CheckMemory returns an error naming the sizes when the file at path is
@@ -231,6 +235,7 @@ func Run(path string, opts Options) (Result, error) {
 			return res, err
 		}
 	}
+	cpu0 := processCPU()
 	start = time.Now()
 	for i := 0; i < opts.GenTokens; i++ {
 		if err := r.feed(seqs, next); err != nil {
@@ -241,6 +246,7 @@ func Run(path string, opts Options) (Result, error) {
 		}
 	}
 	el := time.Since(start).Seconds()
+	res.DecodeCPUMsPerStep = (processCPU() - cpu0) * 1000 / float64(opts.GenTokens)
 	if opts.DecodeProfile != nil {
 		pprof.StopCPUProfile()
 	}
