@@ -116,8 +116,9 @@ type workerState struct {
 	qt   q8TileArgs
 	tr   trellisArgs
 	tr2  trellisI8Args
-	tsc  [tileScratch]float32 // q8Tile, i8Tile and trellisTile scratch
-	isum [136]int32           // i8Rows scratch: 8 groups' int32 sums and a count, 256-byte aligned within
+	tsc  [tileScratch]float32      // q8Tile, i8Tile and trellisTile scratch
+	red  [tileN*16*16 + 16]float32 // q8Tile's rows before reduction (redBuf: 64-byte aligned within)
+	isum [136]int32                // i8Rows scratch: 8 groups' int32 sums and a count, 256-byte aligned within
 }
 
 // tileN is the number of tokens q8Tile multiplies with each unpacked chunk.
@@ -146,12 +147,19 @@ type q8TileArgs struct {
 	gpBytes   int      // 136: bytes between two tokens' qv (and xb) rows: 4·gp
 	tailMask  uint64   // 144: lanes of the last 16-group block
 	pfNear    int      // 152: software prefetch distance into L1, bytes
+	red       *float32 // 160: tileN × 16 rows × 16 lanes, 64-byte aligned: rows waiting for their 16-row reduction
 }
 
 // tileScratch is the tile kernels' scratch: q8Tile's 8 sws, 8 tokens'
 // 16-lane β vectors and a saved register (552 bytes); i8Tile's 592 bytes
 // (kernels_i8_amd64.s) from the first 32-byte aligned float.
 const tileScratch = 148 + 8
+
+// redBuf is the 64-byte aligned start of ws.red.
+func (ws *workerState) redBuf() *float32 {
+	p := uintptr(unsafe.Pointer(&ws.red[0]))
+	return &ws.red[((64-p%64)%64)/4]
+}
 
 func (ws *workerState) grow(n int) []float32 {
 	if cap(ws.f32) < n {
@@ -497,7 +505,7 @@ func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 			xb: &sh.xb[t*tileN*sh.gp], scales: &m.Scales[2*r*m.Groups], perm: &sh.perm[0], ctl: &sh.ctl[0],
 			mask: uint64(1<<m.Bits-1) * 0x0101010101010101, rowBytes: m.RowBytes, groups: m.Groups,
 			chunks: m.GroupSize / 64, cbytes: 8 * m.Bits, outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN),
-			scratch: &ws.tsc[0], gpBytes: 4 * sh.gp, tailMask: 0xffff, pfNear: prefetch.near,
+			scratch: &ws.tsc[0], gpBytes: 4 * sh.gp, tailMask: 0xffff, pfNear: prefetch.near, red: ws.redBuf(),
 		}
 		if m.Groups%16 != 0 {
 			a.tailMask = 1<<(m.Groups%16) - 1
