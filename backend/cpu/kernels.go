@@ -299,9 +299,11 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		}
 		j.maxRead = k*(sh.cp/8-1) + 4
 	}
+	// Each token is laid out into its tile as it is prepared (packToken);
+	// the padding of the last tile is cleared here.
 	b.parallelFor(n, 1, b.prepRun)
-	if sh.tiles > 0 {
-		b.parallelFor(sh.tiles, 1, b.packRun)
+	for t := n; t < sh.tiles*tileN; t++ {
+		b.packToken(t)
 	}
 }
 
@@ -342,6 +344,9 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 			if j.kind == kindDenseI8 {
 				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], sh.i8.perm[:])
 			}
+			if sh.tiles > 0 {
+				b.packToken(t)
+			}
 		}
 	}
 }
@@ -349,45 +354,43 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 // int8 reports whether the kind's kernels take int8-quantized activations.
 func (k mmKind) int8() bool { return k == kindDenseQ8 || k == kindDenseI8 }
 
-// packTiles lays tiles [lo, hi) out for q8Tile: per 64-column chunk the
-// tileN tokens' activations in a row, and per group the tokens' factors.
-func (b *Backend) packTiles(w, lo, hi int) {
+// packToken lays token t out in its tile for the tile kernels (q8Tile,
+// i8Tile): per 64-column chunk (32 for i8Tile) the tileN tokens'
+// activations in a row, and per group the tokens' factors; a t ≥ n (the
+// padding of the last tile) gets zeros.
+func (b *Backend) packToken(t int) {
 	j := &b.mm
 	sh := &b.shared
-	G, n := j.dense.Groups, j.n
+	G := j.dense.Groups
 	cs := 64 // chunk bytes: 64 (q8Tile), 32 (i8Tile)
 	if j.kind == kindDenseI8 {
 		cs = 32
 	}
 	chunks := sh.cp / cs
-	for tile := lo; tile < hi; tile++ {
-		dst := sh.xqT[tile*tileN*sh.cp : (tile+1)*tileN*sh.cp]
-		f0 := tile * G * tileN
-		for u := 0; u < tileN; u++ {
-			t := tile*tileN + u
-			if t >= n {
-				for c := 0; c < chunks; c++ {
-					clear(dst[(c*tileN+u)*cs : (c*tileN+u+1)*cs])
-				}
-				for g := 0; g < G; g++ {
-					sh.pvT[f0+g*tileN+u] = 0
-					if j.kind == kindDenseI8 {
-						sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = 0, 0
-					}
-				}
-				continue
+	tile, u := t/tileN, t%tileN
+	dst := sh.xqT[tile*tileN*sh.cp : (tile+1)*tileN*sh.cp]
+	f0 := tile * G * tileN
+	if t >= j.n {
+		for c := 0; c < chunks; c++ {
+			clear(dst[(c*tileN+u)*cs : (c*tileN+u+1)*cs])
+		}
+		for g := 0; g < G; g++ {
+			sh.pvT[f0+g*tileN+u] = 0
+			if j.kind == kindDenseI8 {
+				sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = 0, 0
 			}
-			src := sh.xq[t*sh.cp : (t+1)*sh.cp]
-			for c := 0; c < chunks; c++ {
-				copy(dst[(c*tileN+u)*cs:(c*tileN+u+1)*cs], src[c*cs:(c+1)*cs])
-			}
-			for g := 0; g < G; g++ {
-				i := t*sh.gp + g
-				sh.pvT[f0+g*tileN+u] = sh.pv[i]
-				if j.kind == kindDenseI8 {
-					sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = sh.qv[i], sh.xb[i]
-				}
-			}
+		}
+		return
+	}
+	src := sh.xq[t*sh.cp : (t+1)*sh.cp]
+	for c := 0; c < chunks; c++ {
+		copy(dst[(c*tileN+u)*cs:(c*tileN+u+1)*cs], src[c*cs:(c+1)*cs])
+	}
+	for g := 0; g < G; g++ {
+		i := t*sh.gp + g
+		sh.pvT[f0+g*tileN+u] = sh.pv[i]
+		if j.kind == kindDenseI8 {
+			sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = sh.qv[i], sh.xb[i]
 		}
 	}
 }
