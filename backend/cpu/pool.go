@@ -68,7 +68,11 @@ type poolWorker struct {
 
 const (
 	// spinRounds is how many pause rounds an idle worker spins (about
-	// 100 µs) before it sleeps.
+	// 300 µs) before it sleeps: longer than the host's share of a batched
+	// decode step of a small model (sampling 8 sequences, building the
+	// step, ~100-150 µs), so that the workers are still spinning when the
+	// next step's first parallel op comes (waking a sleeping one took
+	// ~100 µs on the development VM).
 	spinRounds = 6000
 	// waitSpin is how many pause rounds the caller spins at the end of a
 	// job before it sleeps until the last worker is done (about 50 µs: in
