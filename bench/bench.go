@@ -275,19 +275,12 @@ type runner struct {
 // every k, in one step, keeping the last token's logits of each.
 func (r *runner) feed(seqs []int, toks [][]int) error {
 	st := &r.step
-	st.Tokens, st.Pos, st.Slot, st.Seq, st.Tables, st.Out = st.Tokens[:0], st.Pos[:0], st.Slot[:0], st.Seq[:0], st.Tables[:0], st.Out[:0]
+	st.Reset()
 	for k, id := range seqs {
 		if err := r.pool.Reserve(id, len(toks[k])); err != nil {
 			return err
 		}
-		from := r.pool.Len(id)
-		st.Tables = append(st.Tables, r.pool.Table(id))
-		for j, t := range toks[k] {
-			st.Tokens = append(st.Tokens, int32(t))
-			st.Pos = append(st.Pos, int32(from+j))
-			st.Slot = append(st.Slot, r.pool.Slot(id, from+j))
-			st.Seq = append(st.Seq, int32(k))
-		}
+		r.pool.AppendStep(st, id, toks[k])
 		st.Out = append(st.Out, int32(len(st.Tokens)-1))
 	}
 	if err := r.ctx.Forward(st, r.pool.KV()); err != nil {
