@@ -264,14 +264,16 @@ func (b *Backend) Embed(dst backend.Buffer, table backend.Weight, s backend.Step
 		return
 	}
 	b.tok = tokJob{dst: x, mat: w, s: sb}
-	b.tokens(len(sb.s.Tokens), b.embedRun)
+	n := len(sb.s.Tokens)
+	b.tokens(n, n >= 4, b.embedRun) // a row's decode and unrotation: microseconds
 }
 
-// parTokens is the fewest tokens for which the per-token ops (embedding
-// lookup, RMSNorm, RoPE, StoreKV, Add) run on the worker pool: in a batched
-// decode step of a small model they are otherwise a tenth of the step,
-// run by one core while the others wait.
-const parTokens = 4
+// parValues is how many values a per-token op (RMSNorm, RoPE, StoreKV, Add)
+// must touch for it to run on the worker pool: a pool job costs ~2 µs on the
+// development VM, so the few thousand values of a batched decode step of a
+// small model are done sooner by the caller alone; a prefill chunk or a
+// large model's step is split.
+const parValues = 1 << 14
 
 // tokJob is the per-token op in flight (tokens).
 type tokJob struct {
@@ -288,9 +290,9 @@ type tokJob struct {
 }
 
 // tokens runs fn over tokens [0, n) of the job in b.tok, on the pool when
-// there are parTokens or more; b.mu must be held.
-func (b *Backend) tokens(n int, fn func(w, lo, hi int)) {
-	if n >= parTokens {
+// par; b.mu must be held.
+func (b *Backend) tokens(n int, par bool, fn func(w, lo, hi int)) {
+	if par {
 		b.parallelFor(n, 1, fn)
 	} else {
 		fn(0, 0, n)
@@ -309,10 +311,10 @@ func (b *Backend) embedWork(worker, lo, hi int) {
 // RMSNorm implements backend.Backend.
 func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, n int) {
 	o, in, wv := Floats(dst), Floats(x), vectorOf(w)
-	if n >= parTokens {
+	if n*len(wv) >= parValues {
 		b.mu.Lock()
 		b.tok = tokJob{dst: o, x: in, w: wv, eps: eps}
-		b.tokens(n, b.rmsRun)
+		b.tokens(n, true, b.rmsRun)
 		b.mu.Unlock()
 		return
 	}
@@ -356,7 +358,7 @@ func (b *Backend) AddBias(x backend.Buffer, bias backend.Weight, n int) {
 // Add implements backend.Backend.
 func (b *Backend) Add(dst, src backend.Buffer, n int) {
 	d, sr := Floats(dst)[:n], Floats(src)[:n]
-	if n < parTokens*addSpan {
+	if n < parValues {
 		addTo(d, sr)
 		return
 	}
@@ -381,7 +383,7 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 	sb := stepOf(s)
 	b.mu.Lock()
 	b.tok = tokJob{x: view(x), stride: x.Stride, heads: heads, hd: headDim, rope: rp, s: sb}
-	b.tokens(sb.N(), b.ropeRun)
+	b.tokens(sb.N(), sb.N()*heads*headDim >= parValues, b.ropeRun)
 	b.mu.Unlock()
 }
 
@@ -397,7 +399,7 @@ func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend
 	sb := stepOf(s)
 	b.mu.Lock()
 	b.tok = tokJob{kv: kvOf(kv), layer: layer, k: k, v: v, s: sb}
-	b.tokens(sb.N(), b.storeRun)
+	b.tokens(sb.N(), 2*sb.N()*kvOf(kv).spec.KVHeads*kvOf(kv).spec.HeadDim >= parValues, b.storeRun)
 	b.mu.Unlock()
 }
 

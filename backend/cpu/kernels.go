@@ -300,8 +300,14 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		j.maxRead = k*(sh.cp/8-1) + 4
 	}
 	// Each token is laid out into its tile as it is prepared (packToken);
-	// the padding of the last tile is cleared here.
-	b.parallelFor(n, 1, b.prepRun)
+	// the padding of the last tile is cleared here. A few tokens of a
+	// narrow matrix (a batched decode step of a small model) are prepared
+	// sooner by the caller alone than by a pool job (parValues).
+	if n*sh.cp >= parValues {
+		b.parallelFor(n, 1, b.prepRun)
+	} else {
+		b.prepRun(0, 0, n)
+	}
 	for t := n; t < sh.tiles*tileN; t++ {
 		b.packToken(t)
 	}
