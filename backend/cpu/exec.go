@@ -269,7 +269,7 @@ func (b *Backend) Embed(dst backend.Buffer, table backend.Weight, s backend.Step
 }
 
 // parValues is how many values a per-token op (RMSNorm, RoPE, StoreKV, Add)
-// must touch for it to run on the worker pool: a pool job costs ~2 µs on the
+// must touch for it to run on the worker pool: a pool job costs roughly 2 µs on the
 // development VM, so the few thousand values of a batched decode step of a
 // small model are done sooner by the caller alone; a prefill chunk or a
 // large model's step is split.
