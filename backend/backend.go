@@ -161,6 +161,12 @@ type Step struct {
 	Out    []int32
 }
 
+// Reset empties the step, keeping its slices' capacity, so that it can be
+// built again (kvcache.Pool.AppendStep) without allocating.
+func (s *Step) Reset() {
+	s.Tokens, s.Pos, s.Slot, s.Seq, s.Tables, s.Out = s.Tokens[:0], s.Pos[:0], s.Slot[:0], s.Seq[:0], s.Tables[:0], s.Out[:0]
+}
+
 // Validate checks the step's internal consistency (lengths, ranges)
 // against a KV spec, so that a bad step is an error, not a wild write.
 func (s *Step) Validate(spec KVSpec, vocab int) error {

@@ -47,19 +47,13 @@ func (r *layerRunner) run(li int, x []float32, ids []int, seqLen int, tap model.
 		r.pool.Truncate(k, 0)
 	}
 	st := &r.step
-	st.Tokens, st.Pos, st.Slot, st.Seq, st.Tables, st.Out = st.Tokens[:0], st.Pos[:0], st.Slot[:0], st.Seq[:0], st.Tables[:0], st.Out[:0]
+	st.Reset()
 	for k := 0; k*seqLen < len(ids); k++ {
 		chunk := ids[k*seqLen : min((k+1)*seqLen, len(ids))]
 		if err := r.pool.Reserve(k, len(chunk)); err != nil {
 			return err
 		}
-		st.Tables = append(st.Tables, r.pool.Table(k))
-		for i, t := range chunk {
-			st.Tokens = append(st.Tokens, int32(t))
-			st.Pos = append(st.Pos, int32(i))
-			st.Slot = append(st.Slot, r.pool.Slot(k, i))
-			st.Seq = append(st.Seq, int32(k))
-		}
+		r.pool.AppendStep(st, k, chunk) // positions from 0: the sequence was truncated above
 	}
 	return r.ctx.RunLayer(li, x, st, r.pool.KV(), 0, tap)
 }

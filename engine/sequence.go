@@ -182,7 +182,7 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 		budget = e.cfg.StepTokens
 	}
 	st := &e.step
-	st.Tokens, st.Pos, st.Slot, st.Seq, st.Tables, st.Out = st.Tokens[:0], st.Pos[:0], st.Slot[:0], st.Seq[:0], st.Tables[:0], st.Out[:0]
+	st.Reset()
 	e.sel = e.sel[:0]
 	var outs []Output
 	var noBlocks error
@@ -208,15 +208,7 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 		budget -= k
 		out := fed+k == len(s.tokens)
 		e.sel = append(e.sel, scheduled{seq: s, from: fed, n: k, out: out})
-		si := int32(len(st.Tables))
-		st.Tables = append(st.Tables, e.Pool.Table(s.ID))
-		for j := range k {
-			p := fed + j
-			st.Tokens = append(st.Tokens, int32(s.tokens[p]))
-			st.Pos = append(st.Pos, int32(p))
-			st.Slot = append(st.Slot, e.Pool.Slot(s.ID, p))
-			st.Seq = append(st.Seq, si)
-		}
+		e.Pool.AppendStep(st, s.ID, s.tokens[fed:fed+k])
 		if out {
 			st.Out = append(st.Out, int32(len(st.Tokens)-1))
 		}

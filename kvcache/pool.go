@@ -451,21 +451,36 @@ func (p *Pool) Fork(dst, src, n int) error {
 	return nil
 }
 
+// AppendStep adds seq to the step st as its next sequence, feeding tokens
+// at the positions after seq's stored ones: seq's block table, and per
+// token its id, position, KV slot and sequence index. Room must have been
+// reserved (Reserve(seq, len(tokens))); the caller asks for logits rows
+// (st.Out) and commits (Commit(seq, len(tokens))) after the forward pass.
+// The one place a step is built from the pool (the engine, the benchmark,
+// the compressor and StepFor use it); it allocates nothing once st's slices
+// have grown.
+func (p *Pool) AppendStep(st *backend.Step, seq int, tokens []int) {
+	si, start := int32(len(st.Tables)), p.Len(seq)
+	st.Tables = append(st.Tables, p.Table(seq))
+	for i, t := range tokens {
+		st.Tokens = append(st.Tokens, int32(t))
+		st.Pos = append(st.Pos, int32(start+i))
+		st.Slot = append(st.Slot, p.Slot(seq, start+i))
+		st.Seq = append(st.Seq, si)
+	}
+}
+
 // StepFor reserves room for tokens after seq's stored positions and returns
 // the one-sequence step that feeds them (logits of every token when
 // allLogits, else of the last); Commit(seq, len(tokens)) after the forward
-// pass. For callers that run one sequence at a time (eval, the compressor,
-// tests); the engine builds multi-sequence steps itself.
+// pass. For callers that run one sequence at a time (eval, tests).
 func (p *Pool) StepFor(seq int, tokens []int, allLogits bool) (*backend.Step, error) {
 	if err := p.Reserve(seq, len(tokens)); err != nil {
 		return nil, err
 	}
-	n, start := len(tokens), p.Len(seq)
-	s := &backend.Step{Tokens: make([]int32, n), Pos: make([]int32, n), Slot: make([]int32, n), Seq: make([]int32, n),
-		Tables: [][]int32{p.Table(seq)}}
-	for i, t := range tokens {
-		s.Tokens[i], s.Pos[i], s.Slot[i] = int32(t), int32(start+i), p.Slot(seq, start+i)
-	}
+	n := len(tokens)
+	s := &backend.Step{Tokens: make([]int32, 0, n), Pos: make([]int32, 0, n), Slot: make([]int32, 0, n), Seq: make([]int32, 0, n)}
+	p.AppendStep(s, seq, tokens)
 	if allLogits {
 		for i := range n {
 			s.Out = append(s.Out, int32(i))

@@ -189,3 +189,36 @@ func TestDefaultBudget(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendStep(t *testing.T) {
+	p, _ := newPool(t, 6)
+	if err := p.Reserve(3, 5); err != nil {
+		t.Fatal(err)
+	}
+	p.Commit(3, 5)
+	st := &backend.Step{Out: []int32{9}}
+	for round := 0; round < 2; round++ { // the second round reuses the step's slices
+		st.Reset()
+		for _, c := range []struct {
+			seq  int
+			toks []int
+		}{{3, []int{11, 12}}, {8, []int{21, 22, 23}}} {
+			if err := p.Reserve(c.seq, len(c.toks)); err != nil {
+				t.Fatal(err)
+			}
+			p.AppendStep(st, c.seq, c.toks)
+		}
+		if len(st.Out) != 0 || len(st.Tables) != 2 {
+			t.Fatalf("round %d: %d logits rows, %d tables", round, len(st.Out), len(st.Tables))
+		}
+		want := []struct{ seq, si, pos, tok int }{{3, 0, 5, 11}, {3, 0, 6, 12}, {8, 1, 0, 21}, {8, 1, 1, 22}, {8, 1, 2, 23}}
+		for i, w := range want {
+			if int(st.Tokens[i]) != w.tok || int(st.Pos[i]) != w.pos || st.Slot[i] != p.Slot(w.seq, w.pos) || int(st.Seq[i]) != w.si {
+				t.Fatalf("round %d, token %d: id %d pos %d slot %d seq %d, want %+v (slot %d)", round, i, st.Tokens[i], st.Pos[i], st.Slot[i], st.Seq[i], w, p.Slot(w.seq, w.pos))
+			}
+		}
+		if &st.Tables[0][0] != &p.Table(3)[0] || &st.Tables[1][0] != &p.Table(8)[0] {
+			t.Fatalf("round %d: tables are not the pool's", round)
+		}
+	}
+}

@@ -68,6 +68,26 @@ func decodeStepAllocs(t *testing.T, heads int) {
 			if allocs != 0 {
 				t.Errorf("%s, %d query heads, %v cache: decode step allocates %v times", lv, heads, kv, allocs)
 			}
+			// A step of 8 tokens, as a batched decode step of 8 sequences
+			// runs its ops (token tiles, per-token ops on the pool), with
+			// 8 logits rows.
+			run.Pool.Truncate(0, 4)
+			st8, err := run.Pool.StepFor(0, []int{5, 6, 7, 8, 9, 10, 11, 12}, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := run.Ctx.Forward(st8, run.Pool.KV()); err != nil { // warm-up
+				t.Fatal(err)
+			}
+			allocs = testing.AllocsPerRun(10, func() {
+				if err := run.Ctx.Forward(st8, run.Pool.KV()); err != nil {
+					t.Fatal(err)
+				}
+				_ = run.Ctx.ReadLogits()
+			})
+			if allocs != 0 {
+				t.Errorf("%s, %d query heads, %v cache: 8-token step allocates %v times", lv, heads, kv, allocs)
+			}
 		}
 		be.Close()
 	}

@@ -1,10 +1,13 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 	"unsafe"
+
+	"github.com/upg-ai/upg/codec"
 )
 
 // TestBatchInvariant checks that every token of a batched matrix multiply
@@ -15,6 +18,15 @@ import (
 func TestBatchInvariant(t *testing.T) {
 	mats := testMatrices(t)
 	rng := rand.New(rand.NewPCG(3, 4))
+	// More than 16 groups a row (q8Tile's general β pass) and row counts
+	// that leave partial 16-row blocks (its reduction).
+	for _, p := range []codec.Params{
+		{Codec: "dense", Bits: 3, GroupSize: 64, Levels: "lloyd", Rotate: 5},
+		{Codec: "dense", Bits: 4, GroupSize: 64, Levels: "asym"},
+	} {
+		w := randVec(rng, 70*2112, 0.02)
+		mats = append(mats, testMatrix{fmt.Sprintf("70x2112/%s/k%d/g%d", p.Levels, p.Bits, p.GroupSize), encode(t, w, 70, 2112, p)})
+	}
 	for _, lv := range Levels() {
 		b := NewWithLevel(2, lv)
 		defer b.Close()
@@ -71,6 +83,7 @@ func TestArgOffsets(t *testing.T) {
 		{"q8TileArgs.outStride", unsafe.Offsetof(tl.outStride), 112}, {"q8TileArgs.nt", unsafe.Offsetof(tl.nt), 120},
 		{"q8TileArgs.scratch", unsafe.Offsetof(tl.scratch), 128}, {"q8TileArgs.gpBytes", unsafe.Offsetof(tl.gpBytes), 136},
 		{"q8TileArgs.tailMask", unsafe.Offsetof(tl.tailMask), 144}, {"q8TileArgs.pfNear", unsafe.Offsetof(tl.pfNear), 152},
+		{"q8TileArgs.red", unsafe.Offsetof(tl.red), 160},
 		{"f32Args.x", unsafe.Offsetof(f.x), 0}, {"f32Args.xsum", unsafe.Offsetof(f.xsum), 8},
 		{"f32Args.scales", unsafe.Offsetof(f.scales), 16}, {"f32Args.offs", unsafe.Offsetof(f.offs), 24},
 		{"f32Args.tbl", unsafe.Offsetof(f.tbl), 32}, {"f32Args.shifts", unsafe.Offsetof(f.shifts), 40},
@@ -87,8 +100,8 @@ func TestArgOffsets(t *testing.T) {
 			t.Errorf("%s at offset %d, the assembly reads %d", c.name, c.got, c.want)
 		}
 	}
-	if tileScratch*4 < 544+8 {
-		t.Errorf("q8Tile scratch of %d bytes; the assembly uses 552", tileScratch*4)
+	if tileScratch*4 < 552+8 {
+		t.Errorf("q8Tile scratch of %d bytes; the assembly uses 560", tileScratch*4)
 	}
 	if tileScratch*4 < 592+28 { // i8TileScratch after up to 7 floats of alignment
 		t.Errorf("i8Tile scratch of %d bytes; the assembly uses 592 from an aligned float", tileScratch*4)

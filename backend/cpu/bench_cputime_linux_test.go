@@ -51,3 +51,40 @@ func BenchmarkDenseCPU(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSmallCPU is the single-core kernel cost on miniphi-29m's matrix
+// shapes (all in cache), for one token and for a decode batch of 8 (one
+// q8Tile tile), in the thread's CPU time: "ns/tok-cpu" is what one token's
+// row of the multiply costs, the number batched decoding of a small model
+// is made of.
+func BenchmarkSmallCPU(b *testing.B) {
+	for _, c := range []struct {
+		rows, cols int
+		p          codec.Params
+	}{
+		{3584, 512, codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: 5}},
+		{768, 512, codec.Params{Codec: "dense", Bits: 4, GroupSize: 256, Levels: "lloyd", Rotate: 5}},
+		{512, 1792, codec.Params{Codec: "dense", Bits: 4, GroupSize: 256, Levels: "lloyd", Rotate: 5}},
+	} {
+		for _, kc := range benchKernels() {
+			for _, n := range []int{1, 8} {
+				b.Run(fmt.Sprintf("%s/%dx%d/q%dg%d/n%d", kc.name, c.rows, c.cols, c.p.Bits, c.p.GroupSize, n), func(b *testing.B) {
+					runtime.LockOSThread()
+					defer runtime.UnlockOSThread()
+					m, _ := phiMatrix(b, c.rows, c.cols, c.p)
+					be := kc.new(1)
+					defer be.Close()
+					x := randVec(rand.New(rand.NewPCG(2, 3)), n*c.cols, 1)
+					dst := make([]float32, n*c.rows)
+					be.MatMulF32(dst, x, m, n)
+					b.ResetTimer()
+					c0 := threadCPU()
+					for i := 0; i < b.N; i++ {
+						be.MatMulF32(dst, x, m, n)
+					}
+					b.ReportMetric((threadCPU()-c0)*1e9/float64(b.N*n), "ns/tok-cpu")
+				})
+			}
+		}
+	}
+}

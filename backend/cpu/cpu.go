@@ -110,19 +110,22 @@ type Backend struct {
 	mu   sync.Mutex // serialises the ops that use the pool and shared scratch
 	pool pool
 
-	mm               mmJob               // the matrix multiply in flight
-	mmRun            func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
-	prepRun, packRun func(w, lo, hi int) // b.prepTokens, b.packTiles
-	trellisPrepRun   func(w, lo, hi int) // b.trellisPrep
-	trellisPackRun   func(w, lo, hi int) // b.trellisPack
-	ws               []workerState
-	shared           sharedState
+	mm             mmJob               // the matrix multiply in flight
+	mmRun          func(w, lo, hi int) // b.runMatMul, bound once so calls do not allocate
+	prepRun        func(w, lo, hi int) // b.prepTokens
+	trellisPrepRun func(w, lo, hi int) // b.trellisPrep
+	trellisPackRun func(w, lo, hi int) // b.trellisPack
+	ws             []workerState
+	shared         sharedState
 
 	attn      attnJob             // the attention call in flight
 	attnRun   func(w, lo, hi int) // b.attnWork
 	prob, inv []float32           // attention scores and softmax normalisers, per worker
 	swi       swiJob              // the SwiGLU call in flight
 	swiRun    func(w, lo, hi int) // b.swigluWork
+	tok       tokJob              // the per-token op in flight
+	// b.embedWork, b.rmsWork, b.addWork, b.ropeWork, b.storeWork
+	embedRun, rmsRun, addRun, ropeRun, storeRun func(w, lo, hi int)
 }
 
 // New starts a backend with the given number of worker threads (0 = the
@@ -168,9 +171,10 @@ func NewWithLevel(threads int, level Level) *Backend {
 	level = capLevel(level)
 	b := &Backend{threads: threads, level: level, vnni: hasAVXVNNI, ws: make([]workerState, threads)}
 	b.mmRun = b.runMatMul
-	b.prepRun, b.packRun = b.prepTokens, b.packTiles
+	b.prepRun = b.prepTokens
 	b.trellisPrepRun, b.trellisPackRun = b.trellisPrep, b.trellisPack
 	b.attnRun, b.swiRun = b.attnWork, b.swigluWork
+	b.embedRun, b.rmsRun, b.addRun, b.ropeRun, b.storeRun = b.embedWork, b.rmsWork, b.addWork, b.ropeWork, b.storeWork
 	b.pool.start(threads)
 	return b
 }
@@ -229,6 +233,7 @@ func (b *Backend) MatMulF32(dst, x []float32, w tensor.Matrix, n int) {
 	k.prepare(b, w)
 	b.parallelFor(R, rowBlock, b.mmRun)
 	b.mm = mmJob{}
+	b.shared.prepN = 0
 }
 
 // DecodeRow writes row r of w into dst (len ≥ w.Cols()) without allocating
@@ -236,7 +241,7 @@ func (b *Backend) MatMulF32(dst, x []float32, w tensor.Matrix, n int) {
 func (b *Backend) DecodeRow(dst []float32, w tensor.Matrix, r int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.decodeRow(dst, w, r)
+	b.decodeRow(&b.ws[0], dst, w, r)
 }
 
 // unrotate computes v ← Qᵀ·v = D·(H·v) for a rotated dense matrix.

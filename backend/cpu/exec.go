@@ -226,6 +226,12 @@ func (b *Backend) SetStep(dst backend.StepBuf, s *backend.Step) error {
 			return fmt.Errorf("cpu: block table of %d blocks exceeds the context's limit of %d", len(t), sb.lim.BlocksPerSeq)
 		}
 	}
+	// The ops of the step follow: workers that went to sleep while the
+	// host sampled and built this step start waking now, during the
+	// embedding lookup, rather than at the first parallel op.
+	b.mu.Lock()
+	b.pool.prewake()
+	b.mu.Unlock()
 	d := &sb.s
 	d.Tokens = append(d.Tokens[:0], s.Tokens...)
 	d.Pos = append(d.Pos[:0], s.Pos...)
@@ -248,21 +254,77 @@ func (b *Backend) Read(dst []float32, src backend.Buffer, off int) { copy(dst, F
 // Embed implements backend.Backend.
 func (b *Backend) Embed(dst backend.Buffer, table backend.Weight, s backend.StepBuf) {
 	x, w, sb := Floats(dst), matrixOf(table), stepOf(s)
-	d := w.Cols()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, tok := range sb.s.Tokens {
-		b.decodeRow(x[i*d:(i+1)*d], w, int(tok))
+	if kernelFor(w).decodeRow == nil { // DecodeRows of an unknown type: one goroutine
+		d := w.Cols()
+		for i, tok := range sb.s.Tokens {
+			b.decodeRow(&b.ws[0], x[i*d:(i+1)*d], w, int(tok))
+		}
+		return
+	}
+	b.tok = tokJob{dst: x, mat: w, s: sb}
+	n := len(sb.s.Tokens)
+	b.tokens(n, n >= 4, b.embedRun) // a row's decode and unrotation: microseconds
+}
+
+// parValues is how many values a per-token op (RMSNorm, RoPE, StoreKV, Add)
+// must touch for it to run on the worker pool: a pool job costs roughly 2 µs on the
+// development VM, so the few thousand values of a batched decode step of a
+// small model are done sooner by the caller alone; a prefill chunk or a
+// large model's step is split.
+const parValues = 1 << 14
+
+// tokJob is the per-token op in flight (tokens).
+type tokJob struct {
+	dst, x, w     []float32
+	eps           float32
+	mat           tensor.Matrix
+	s             *stepBuf
+	stride, heads int
+	hd            int
+	rope          *rope
+	kv            *kvStore
+	layer         int
+	k, v          backend.View
+}
+
+// tokens runs fn over tokens [0, n) of the job in b.tok, on the pool when
+// par; b.mu must be held.
+func (b *Backend) tokens(n int, par bool, fn func(w, lo, hi int)) {
+	if par {
+		b.parallelFor(n, 1, fn)
+	} else {
+		fn(0, 0, n)
+	}
+	b.tok = tokJob{}
+}
+
+func (b *Backend) embedWork(worker, lo, hi int) {
+	j := &b.tok
+	d := j.mat.Cols()
+	for i := lo; i < hi; i++ {
+		b.decodeRow(&b.ws[worker], j.dst[i*d:(i+1)*d], j.mat, int(j.s.s.Tokens[i]))
 	}
 }
 
 // RMSNorm implements backend.Backend.
 func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, n int) {
 	o, in, wv := Floats(dst), Floats(x), vectorOf(w)
-	d := len(wv)
-	for i := range n {
-		rmsNorm(b.level, o[i*d:(i+1)*d], in[i*d:(i+1)*d], wv, eps)
+	if n*len(wv) >= parValues {
+		b.mu.Lock()
+		b.tok = tokJob{dst: o, x: in, w: wv, eps: eps}
+		b.tokens(n, true, b.rmsRun)
+		b.mu.Unlock()
+		return
 	}
+	rmsNormMany(b.level, o, in, wv, eps, n)
+}
+
+func (b *Backend) rmsWork(worker, lo, hi int) {
+	j := &b.tok
+	d := len(j.w)
+	rmsNormMany(b.level, j.dst[lo*d:hi*d], j.x[lo*d:hi*d], j.w, j.eps, hi-lo)
 }
 
 // RMSNormOut implements backend.Backend.
@@ -289,7 +351,27 @@ func (b *Backend) AddBias(x backend.Buffer, bias backend.Weight, n int) {
 }
 
 // Add implements backend.Backend.
-func (b *Backend) Add(dst, src backend.Buffer, n int) { addTo(Floats(dst)[:n], Floats(src)[:n]) }
+func (b *Backend) Add(dst, src backend.Buffer, n int) {
+	d, sr := Floats(dst)[:n], Floats(src)[:n]
+	if n < parValues {
+		b.addTo(d, sr)
+		return
+	}
+	b.mu.Lock()
+	b.tok = tokJob{dst: d, x: sr}
+	b.parallelFor(n, addSpan, b.addRun)
+	b.tok = tokJob{}
+	b.mu.Unlock()
+}
+
+// addSpan is the unit of a parallel Add, in values.
+const addSpan = 512
+
+func (b *Backend) addWork(worker, lo, hi int) { b.addTo(b.tok.dst[lo:hi], b.tok.x[lo:hi]) }
+
+// addTo adds src to dst with the vector kernel: axpy with a = 1 computes
+// round(1·x + y) = round(x + y), the sum the Go loop computes.
+func (b *Backend) addTo(dst, src []float32) { axpy(b.level, dst, 1, src) }
 
 // Rope implements backend.Backend.
 func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s backend.StepBuf) {
@@ -297,20 +379,38 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 	if !ok {
 		panic(fmt.Sprintf("cpu: rope %T does not belong to the CPU backend", r))
 	}
-	xs := view(x)
-	for i, p := range stepOf(s).s.Pos {
-		rp.apply(xs[i*x.Stride:i*x.Stride+heads*headDim], heads, headDim, int(p))
+	sb := stepOf(s)
+	b.mu.Lock()
+	b.tok = tokJob{x: view(x), stride: x.Stride, heads: heads, hd: headDim, rope: rp, s: sb}
+	b.tokens(sb.N(), sb.N()*heads*headDim >= parValues, b.ropeRun)
+	b.mu.Unlock()
+}
+
+func (b *Backend) ropeWork(worker, lo, hi int) {
+	j := &b.tok
+	for i := lo; i < hi; i++ {
+		j.rope.apply(j.x[i*j.stride:i*j.stride+j.heads*j.hd], j.heads, j.hd, int(j.s.s.Pos[i]))
 	}
 }
 
 // StoreKV implements backend.Backend.
 func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend.StepBuf) {
-	st := kvOf(kv)
+	sb := stepOf(s)
+	b.mu.Lock()
+	b.tok = tokJob{kv: kvOf(kv), layer: layer, k: k, v: v, s: sb}
+	b.tokens(sb.N(), 2*sb.N()*kvOf(kv).spec.KVHeads*kvOf(kv).spec.HeadDim >= parValues, b.storeRun)
+	b.mu.Unlock()
+}
+
+func (b *Backend) storeWork(worker, lo, hi int) {
+	j := &b.tok
+	st, layer, k, v := j.kv, j.layer, j.k, j.v
 	sp := st.spec
 	H, hd, bs := sp.KVHeads, sp.HeadDim, sp.BlockSize
 	G := backend.KVQ8Groups(hd)
 	ks, vs := view(k), view(v)
-	for i, slot := range stepOf(s).s.Slot {
+	for i := lo; i < hi; i++ {
+		slot := j.s.s.Slot[i]
 		blk, off := int(slot)/bs, int(slot)%bs
 		for h := 0; h < H; h++ {
 			row := (blk*H+h)*bs + off
@@ -504,9 +604,9 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 
 // decodeRow writes row r of w into dst (len ≥ w.Cols()) without allocating
 // for the encodings this backend knows; b.mu must be held.
-func (b *Backend) decodeRow(dst []float32, w tensor.Matrix, r int) {
+func (b *Backend) decodeRow(ws *workerState, dst []float32, w tensor.Matrix, r int) {
 	if k := kernelFor(w); k.decodeRow != nil {
-		k.decodeRow(b, dst, w, r)
+		k.decodeRow(b, ws, dst, w, r)
 		return
 	}
 	w.DecodeRows(dst[:w.Cols()], r, r+1)

@@ -2,6 +2,8 @@ package cpu
 
 import (
 	"math"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
@@ -59,6 +61,10 @@ type sharedState struct {
 	i8lut         [32]byte  // VPSHUFB level table of the I8 kernels
 	i8            *i8Tables // unpack tables of the I8 kernels
 	trellis       trellisState
+	// Token preparation shared out at the start of the rows' job
+	// (helpPrep): prepN tokens, the next one to take, how many are done.
+	prepN              int
+	prepNext, prepDone atomic.Int32
 }
 
 // q8Levels maps a codebook onto unsigned bytes for the VNNI kernels:
@@ -118,8 +124,9 @@ type workerState struct {
 	qt   q8TileArgs
 	tr   trellisArgs
 	tr2  trellisI8Args
-	tsc  [tileScratch]float32 // q8Tile, i8Tile and trellisTile scratch
-	isum [136]int32           // i8Rows scratch: 8 groups' int32 sums and a count, 256-byte aligned within
+	tsc  [tileScratch]float32      // q8Tile, i8Tile and trellisTile scratch
+	red  [tileN*16*16 + 16]float32 // q8Tile's rows before reduction (redBuf: 64-byte aligned within)
+	isum [136]int32                // i8Rows scratch: 8 groups' int32 sums and a count, 256-byte aligned within
 }
 
 // tileN is the number of tokens q8Tile multiplies with each unpacked chunk.
@@ -148,12 +155,19 @@ type q8TileArgs struct {
 	gpBytes   int      // 136: bytes between two tokens' qv (and xb) rows: 4·gp
 	tailMask  uint64   // 144: lanes of the last 16-group block
 	pfNear    int      // 152: software prefetch distance into L1, bytes
+	red       *float32 // 160: tileN × 16 rows × 16 lanes, 64-byte aligned: rows waiting for their 16-row reduction
 }
 
 // tileScratch is the tile kernels' scratch: q8Tile's 8 sws, 8 tokens'
 // 16-lane β vectors and a saved register (552 bytes); i8Tile's 592 bytes
 // (kernels_i8_amd64.s) from the first 32-byte aligned float.
 const tileScratch = 148 + 8
+
+// redBuf is the 64-byte aligned start of ws.red.
+func (ws *workerState) redBuf() *float32 {
+	p := uintptr(unsafe.Pointer(&ws.red[0]))
+	return &ws.red[((64-p%64)%64)/4]
+}
 
 func (ws *workerState) grow(n int) []float32 {
 	if cap(ws.f32) < n {
@@ -300,9 +314,41 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		}
 		j.maxRead = k*(sh.cp/8-1) + 4
 	}
-	b.parallelFor(n, 1, b.prepRun)
-	if sh.tiles > 0 {
-		b.parallelFor(sh.tiles, 1, b.packRun)
+	// Each token is laid out into its tile as it is prepared (packToken);
+	// the padding of the last tile is cleared here. The tokens themselves
+	// are prepared at the start of the rows' pool job (helpPrep), by every
+	// worker that joins it, rather than in a job of their own: a pool job
+	// costs more than preparing the few tokens of a batched decode step.
+	for t := n; t < sh.tiles*tileN; t++ {
+		b.packToken(t)
+	}
+	sh.prepN = n
+	sh.prepNext.Store(0)
+	sh.prepDone.Store(0)
+}
+
+// helpPrep prepares tokens of the dense job in b.mm until none is left,
+// then waits until the other workers have finished the ones they took
+// (at most one token each), so that every row sees every token prepared.
+func (b *Backend) helpPrep() {
+	sh := &b.shared
+	n := int32(sh.prepN)
+	for {
+		t := sh.prepNext.Add(1) - 1
+		if t >= n {
+			break
+		}
+		b.prepTokens(0, int(t), int(t)+1)
+		sh.prepDone.Add(1)
+	}
+	// A worker holds a token for well under a microsecond unless the OS
+	// has descheduled it: then stop spinning and give it the core.
+	for i := 0; sh.prepDone.Load() < n; i++ {
+		if i < waitSpin {
+			pause()
+		} else {
+			time.Sleep(20 * time.Microsecond)
+		}
 	}
 }
 
@@ -347,6 +393,9 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 			} else if j.kind == kindDenseI8 {
 				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], sh.i8.perm[:])
 			}
+			if sh.tiles > 0 {
+				b.packToken(t)
+			}
 		}
 	}
 }
@@ -354,45 +403,43 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 // int8 reports whether the kind's kernels take int8-quantized activations.
 func (k mmKind) int8() bool { return k == kindDenseQ8 || k == kindDenseI8 }
 
-// packTiles lays tiles [lo, hi) out for q8Tile: per 64-column chunk the
-// tileN tokens' activations in a row, and per group the tokens' factors.
-func (b *Backend) packTiles(w, lo, hi int) {
+// packToken lays token t out in its tile for the tile kernels (q8Tile,
+// i8Tile): per 64-column chunk (32 for i8Tile) the tileN tokens'
+// activations in a row, and per group the tokens' factors; a t ≥ n (the
+// padding of the last tile) gets zeros.
+func (b *Backend) packToken(t int) {
 	j := &b.mm
 	sh := &b.shared
-	G, n := j.dense.Groups, j.n
+	G := j.dense.Groups
 	cs := 64 // chunk bytes: 64 (q8Tile), 32 (i8Tile)
 	if j.kind == kindDenseI8 {
 		cs = 32
 	}
 	chunks := sh.cp / cs
-	for tile := lo; tile < hi; tile++ {
-		dst := sh.xqT[tile*tileN*sh.cp : (tile+1)*tileN*sh.cp]
-		f0 := tile * G * tileN
-		for u := 0; u < tileN; u++ {
-			t := tile*tileN + u
-			if t >= n {
-				for c := 0; c < chunks; c++ {
-					clear(dst[(c*tileN+u)*cs : (c*tileN+u+1)*cs])
-				}
-				for g := 0; g < G; g++ {
-					sh.pvT[f0+g*tileN+u] = 0
-					if j.kind == kindDenseI8 {
-						sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = 0, 0
-					}
-				}
-				continue
+	tile, u := t/tileN, t%tileN
+	dst := sh.xqT[tile*tileN*sh.cp : (tile+1)*tileN*sh.cp]
+	f0 := tile * G * tileN
+	if t >= j.n {
+		for c := 0; c < chunks; c++ {
+			clear(dst[(c*tileN+u)*cs : (c*tileN+u+1)*cs])
+		}
+		for g := 0; g < G; g++ {
+			sh.pvT[f0+g*tileN+u] = 0
+			if j.kind == kindDenseI8 {
+				sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = 0, 0
 			}
-			src := sh.xq[t*sh.cp : (t+1)*sh.cp]
-			for c := 0; c < chunks; c++ {
-				copy(dst[(c*tileN+u)*cs:(c*tileN+u+1)*cs], src[c*cs:(c+1)*cs])
-			}
-			for g := 0; g < G; g++ {
-				i := t*sh.gp + g
-				sh.pvT[f0+g*tileN+u] = sh.pv[i]
-				if j.kind == kindDenseI8 {
-					sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = sh.qv[i], sh.xb[i]
-				}
-			}
+		}
+		return
+	}
+	src := sh.xq[t*sh.cp : (t+1)*sh.cp]
+	for c := 0; c < chunks; c++ {
+		copy(dst[(c*tileN+u)*cs:(c*tileN+u+1)*cs], src[c*cs:(c+1)*cs])
+	}
+	for g := 0; g < G; g++ {
+		i := t*sh.gp + g
+		sh.pvT[f0+g*tileN+u] = sh.pv[i]
+		if j.kind == kindDenseI8 {
+			sh.qvT[f0+g*tileN+u], sh.xbT[f0+g*tileN+u] = sh.qv[i], sh.xb[i]
 		}
 	}
 }
@@ -441,6 +488,9 @@ func quantizeGo(q []int8, x []float32, inv float32) int {
 // runMatMul is one worker's share (rows [lo, hi)) of the job in b.mm.
 func (b *Backend) runMatMul(w, lo, hi int) {
 	j := &b.mm
+	if b.shared.prepN > 0 && b.shared.prepDone.Load() < int32(b.shared.prepN) {
+		b.helpPrep()
+	}
 	j.k.rows(b, &b.ws[w], lo, hi)
 }
 
@@ -510,7 +560,7 @@ func (b *Backend) denseCall(ws *workerState, t, r, nrows int, codes *byte) {
 			xb: &sh.xb[t*tileN*sh.gp], scales: &m.Scales[2*r*m.Groups], perm: &sh.perm[0], ctl: &sh.ctl[0],
 			mask: uint64(1<<m.Bits-1) * 0x0101010101010101, rowBytes: m.RowBytes, groups: m.Groups,
 			chunks: m.GroupSize / 64, cbytes: 8 * m.Bits, outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN),
-			scratch: &ws.tsc[0], gpBytes: 4 * sh.gp, tailMask: 0xffff, pfNear: prefetch.near,
+			scratch: &ws.tsc[0], gpBytes: 4 * sh.gp, tailMask: 0xffff, pfNear: prefetch.near, red: ws.redBuf(),
 		}
 		if m.Groups%16 != 0 {
 			a.tailMask = 1<<(m.Groups%16) - 1

@@ -68,8 +68,12 @@ type poolWorker struct {
 
 const (
 	// spinRounds is how many pause rounds an idle worker spins (about
-	// 100 µs) before it sleeps.
-	spinRounds = 2000
+	// 300 µs) before it sleeps: longer than the host's share of a batched
+	// decode step of a small model (sampling 8 sequences, building the
+	// step, ~100-150 µs), so that the workers are still spinning when the
+	// next step's first parallel op comes (waking a sleeping one took
+	// ~100 µs on the development VM).
+	spinRounds = 6000
 	// waitSpin is how many pause rounds the caller spins at the end of a
 	// job before it sleeps until the last worker is done (about 50 µs: in
 	// a quiet machine every worker finishes within one short chunk, or
@@ -133,6 +137,18 @@ func (p *pool) wakeWorker(w int) bool {
 		return true
 	}
 	return false
+}
+
+// prewake wakes the sleeping workers that the next job may use, without
+// giving them a job: they spin on the epoch as after a job (spinRounds),
+// so a job that comes within that time starts on every worker at once
+// instead of waiting tens of microseconds for the OS to run them. A caller
+// about to issue jobs after a long stretch of work of its own (the host's
+// part of a decode step) calls it first.
+func (p *pool) prewake() {
+	for w := 1; w < p.active; w++ {
+		p.wakeWorker(w)
+	}
 }
 
 // run executes fn over [0, n) in chunks of a multiple of align.

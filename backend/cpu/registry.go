@@ -16,7 +16,7 @@ import (
 type kernel struct {
 	prepare   func(b *Backend, w tensor.Matrix)
 	rows      func(b *Backend, ws *workerState, lo, hi int)
-	decodeRow func(b *Backend, dst []float32, w tensor.Matrix, r int)
+	decodeRow func(b *Backend, ws *workerState, dst []float32, w tensor.Matrix, r int)
 }
 
 var kernels = map[reflect.Type]*kernel{}
@@ -46,9 +46,9 @@ func init() {
 	register[*codec.DenseMatrix](&kernel{
 		prepare: func(b *Backend, w tensor.Matrix) { b.prepareDense(w.(*codec.DenseMatrix), nil) },
 		rows:    denseRows,
-		decodeRow: func(b *Backend, dst []float32, w tensor.Matrix, r int) {
+		decodeRow: func(b *Backend, ws *workerState, dst []float32, w tensor.Matrix, r int) {
 			m := w.(*codec.DenseMatrix)
-			decodeDenseRow(dst[:m.C], m, r, &b.ws[0])
+			decodeDenseRow(dst[:m.C], m, r, ws)
 			if m.Signs != nil {
 				b.unrotate(dst[:m.C], m)
 			}
@@ -60,10 +60,10 @@ func init() {
 			b.prepareDense(m.Base, m)
 		},
 		rows: denseRows,
-		decodeRow: func(b *Backend, dst []float32, w tensor.Matrix, r int) {
+		decodeRow: func(b *Backend, ws *workerState, dst []float32, w tensor.Matrix, r int) {
 			m := w.(*codec.OverlayMatrix)
 			bm := m.Base
-			decodeDenseRow(dst[:bm.C], bm, r, &b.ws[0])
+			decodeDenseRow(dst[:bm.C], bm, r, ws)
 			for i := 0; i < m.K; i++ {
 				j := r*m.K + i
 				c := int(m.Idx[2*j]) | int(m.Idx[2*j+1])<<8
@@ -77,7 +77,7 @@ func init() {
 	register[*codec.TrellisMatrix](&kernel{
 		prepare: func(b *Backend, w tensor.Matrix) { b.prepareTrellis(w.(*codec.TrellisMatrix)) },
 		rows:    func(b *Backend, ws *workerState, lo, hi int) { b.trellisRowsRun(ws, lo, hi) },
-		decodeRow: func(b *Backend, dst []float32, w tensor.Matrix, r int) {
+		decodeRow: func(b *Backend, ws *workerState, dst []float32, w tensor.Matrix, r int) {
 			b.decodeTrellisRow(dst, w.(*codec.TrellisMatrix), r)
 		},
 	})
