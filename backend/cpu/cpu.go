@@ -233,7 +233,6 @@ func (b *Backend) MatMulF32(dst, x []float32, w tensor.Matrix, n int) {
 	k.prepare(b, w)
 	b.parallelFor(R, rowBlock, b.mmRun)
 	b.mm = mmJob{}
-	b.shared.prepN = 0
 }
 
 // DecodeRow writes row r of w into dst (len ≥ w.Cols()) without allocating

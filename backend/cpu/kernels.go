@@ -2,8 +2,6 @@ package cpu
 
 import (
 	"math"
-	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
@@ -61,10 +59,6 @@ type sharedState struct {
 	i8lut         [32]byte  // VPSHUFB level table of the I8 kernels
 	i8            *i8Tables // unpack tables of the I8 kernels
 	trellis       trellisState
-	// Token preparation shared out at the start of the rows' job
-	// (helpPrep): prepN tokens, the next one to take, how many are done.
-	prepN              int
-	prepNext, prepDone atomic.Int32
 }
 
 // q8Levels maps a codebook onto unsigned bytes for the VNNI kernels:
@@ -315,40 +309,16 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		j.maxRead = k*(sh.cp/8-1) + 4
 	}
 	// Each token is laid out into its tile as it is prepared (packToken);
-	// the padding of the last tile is cleared here. The tokens themselves
-	// are prepared at the start of the rows' pool job (helpPrep), by every
-	// worker that joins it, rather than in a job of their own: a pool job
-	// costs more than preparing the few tokens of a batched decode step.
+	// the padding of the last tile is cleared here. A few tokens of a
+	// narrow matrix (a batched decode step of a small model) are prepared
+	// sooner by the caller alone than by a pool job (parValues).
+	if n*sh.cp >= parValues {
+		b.parallelFor(n, 1, b.prepRun)
+	} else {
+		b.prepRun(0, 0, n)
+	}
 	for t := n; t < sh.tiles*tileN; t++ {
 		b.packToken(t)
-	}
-	sh.prepN = n
-	sh.prepNext.Store(0)
-	sh.prepDone.Store(0)
-}
-
-// helpPrep prepares tokens of the dense job in b.mm until none is left,
-// then waits until the other workers have finished the ones they took
-// (at most one token each), so that every row sees every token prepared.
-func (b *Backend) helpPrep() {
-	sh := &b.shared
-	n := int32(sh.prepN)
-	for {
-		t := sh.prepNext.Add(1) - 1
-		if t >= n {
-			break
-		}
-		b.prepTokens(0, int(t), int(t)+1)
-		sh.prepDone.Add(1)
-	}
-	// A worker holds a token for well under a microsecond unless the OS
-	// has descheduled it: then stop spinning and give it the core.
-	for i := 0; sh.prepDone.Load() < n; i++ {
-		if i < waitSpin {
-			pause()
-		} else {
-			time.Sleep(20 * time.Microsecond)
-		}
 	}
 }
 
@@ -488,9 +458,6 @@ func quantizeGo(q []int8, x []float32, inv float32) int {
 // runMatMul is one worker's share (rows [lo, hi)) of the job in b.mm.
 func (b *Backend) runMatMul(w, lo, hi int) {
 	j := &b.mm
-	if b.shared.prepN > 0 && b.shared.prepDone.Load() < int32(b.shared.prepN) {
-		b.helpPrep()
-	}
 	j.k.rows(b, &b.ws[w], lo, hi)
 }
 
