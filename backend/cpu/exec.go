@@ -318,13 +318,18 @@ func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, 
 		b.mu.Unlock()
 		return
 	}
-	rmsNormMany(b.level, o, in, wv, eps, n)
+	d := len(wv)
+	for i := range n {
+		rmsNorm(b.level, o[i*d:(i+1)*d], in[i*d:(i+1)*d], wv, eps)
+	}
 }
 
 func (b *Backend) rmsWork(worker, lo, hi int) {
 	j := &b.tok
 	d := len(j.w)
-	rmsNormMany(b.level, j.dst[lo*d:hi*d], j.x[lo*d:hi*d], j.w, j.eps, hi-lo)
+	for i := lo; i < hi; i++ {
+		rmsNorm(b.level, j.dst[i*d:(i+1)*d], j.x[i*d:(i+1)*d], j.w, j.eps)
+	}
 }
 
 // RMSNormOut implements backend.Backend.
@@ -354,7 +359,7 @@ func (b *Backend) AddBias(x backend.Buffer, bias backend.Weight, n int) {
 func (b *Backend) Add(dst, src backend.Buffer, n int) {
 	d, sr := Floats(dst)[:n], Floats(src)[:n]
 	if n < parValues {
-		b.addTo(d, sr)
+		addTo(d, sr)
 		return
 	}
 	b.mu.Lock()
@@ -367,11 +372,7 @@ func (b *Backend) Add(dst, src backend.Buffer, n int) {
 // addSpan is the unit of a parallel Add, in values.
 const addSpan = 512
 
-func (b *Backend) addWork(worker, lo, hi int) { b.addTo(b.tok.dst[lo:hi], b.tok.x[lo:hi]) }
-
-// addTo adds src to dst with the vector kernel: axpy with a = 1 computes
-// round(1·x + y) = round(x + y), the sum the Go loop computes.
-func (b *Backend) addTo(dst, src []float32) { axpy(b.level, dst, 1, src) }
+func (b *Backend) addWork(worker, lo, hi int) { addTo(b.tok.dst[lo:hi], b.tok.x[lo:hi]) }
 
 // Rope implements backend.Backend.
 func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s backend.StepBuf) {

@@ -9,42 +9,9 @@ func rmsNormGo(dst, x, w []float32, eps float32) {
 	for _, v := range x {
 		ss += v * v
 	}
-	rmsScale(dst, x, w, rmsInv(ss, len(x), eps))
-}
-
-// rmsScale writes dst[i] = w[i]·(x[i]·inv).
-func rmsScale(dst, x, w []float32, inv float32) {
-	w = w[:len(x)]
-	dst = dst[:len(x)]
+	inv := rmsInv(ss, len(x), eps)
 	for i, v := range x {
 		dst[i] = w[i] * (v * inv)
-	}
-}
-
-// rmsNormGo4 is rmsNormGo for n tokens of d values (x and dst n×d), four
-// at a time: each token's sum of squares is the same sequential sum as
-// rmsNormGo's (bit for bit), but four of them advance together, so the
-// adds' latency overlaps (a batched decode step's RMSNorms ran at one add
-// per four cycles).
-func rmsNormGo4(dst, x, w []float32, eps float32, n, d int) {
-	t := 0
-	for ; t+4 <= n; t += 4 {
-		x0, x1, x2, x3 := x[t*d:(t+1)*d], x[(t+1)*d:(t+2)*d], x[(t+2)*d:(t+3)*d], x[(t+3)*d:(t+4)*d]
-		x1, x2, x3 = x1[:len(x0)], x2[:len(x0)], x3[:len(x0)]
-		var s0, s1, s2, s3 float32
-		for i, v := range x0 {
-			s0 += v * v
-			s1 += x1[i] * x1[i]
-			s2 += x2[i] * x2[i]
-			s3 += x3[i] * x3[i]
-		}
-		for k, s := range [4]float32{s0, s1, s2, s3} {
-			u := t + k
-			rmsScale(dst[u*d:(u+1)*d], x[u*d:(u+1)*d], w, rmsInv(s, d, eps))
-		}
-	}
-	for ; t < n; t++ {
-		rmsNormGo(dst[t*d:(t+1)*d], x[t*d:(t+1)*d], w, eps)
 	}
 }
 

@@ -240,8 +240,3 @@ func swiglu(lv Level, dst, gate, up []float32) {
 
 // rmsNorm is the portable loop at every level on amd64.
 func rmsNorm(lv Level, dst, x, w []float32, eps float32) { rmsNormGo(dst, x, w, eps) }
-
-// rmsNormMany is rmsNorm over n tokens of len(w) values each.
-func rmsNormMany(lv Level, dst, x, w []float32, eps float32, n int) {
-	rmsNormGo4(dst, x, w, eps, n, len(w))
-}

@@ -107,14 +107,6 @@ func attnValuesF16(lv Level, att, prob []float32, ps int, v []uint16, vs, n, gro
 }
 
 // rmsNorm is rmsNormGo with the sum of squares and the scaling in NEON.
-// rmsNormMany is rmsNorm over n tokens of len(w) values each.
-func rmsNormMany(lv Level, dst, x, w []float32, eps float32, n int) {
-	d := len(w)
-	for i := range n {
-		rmsNorm(lv, dst[i*d:(i+1)*d], x[i*d:(i+1)*d], w, eps)
-	}
-}
-
 func rmsNorm(lv Level, dst, x, w []float32, eps float32) {
 	n := len(x) &^ 15
 	if lv != LevelNEON || n == 0 {
