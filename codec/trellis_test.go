@@ -142,22 +142,7 @@ func TestTrellisGPTQHelps(t *testing.T) {
 	for i := range w {
 		w[i] = float32(rng.NormFloat64())
 	}
-	n := 512
-	h := &Hessian{N: n, Cols: cols, H: make([]float64, cols*cols)}
-	x := make([]float64, cols)
-	for s := 0; s < n; s++ {
-		for i := range x {
-			x[i] = rng.NormFloat64()
-			if i > 0 {
-				x[i] = 0.9*x[i-1] + 0.44*x[i]
-			}
-		}
-		for i := range x {
-			for j := range x {
-				h.H[i*cols+j] += x[i] * x[j] / float64(n)
-			}
-		}
-	}
+	h := arHessian(rng, cols, 512, 0.9, 0.44, func(int) float64 { return 1 })
 	p := Params{Codec: "trellis", Bits: 2, GroupSize: 128}
 	errOf := func(h2 *Hessian) float64 {
 		data, err := Encode(w, rows, cols, p, h2)
@@ -252,22 +237,7 @@ func TestTrellisRefineScales(t *testing.T) {
 	for i := range w {
 		w[i] = float32(rng.NormFloat64())
 	}
-	n := 1024
-	h := &Hessian{N: n, Cols: cols, H: make([]float64, cols*cols)}
-	x := make([]float64, cols)
-	for s := 0; s < n; s++ {
-		for i := range x {
-			x[i] = rng.NormFloat64() * (1 + float64(i%7)) // uneven column energy
-			if i > 0 {
-				x[i] = 0.8*x[i-1] + 0.6*x[i]
-			}
-		}
-		for i := range x {
-			for j := range x {
-				h.H[i*cols+j] += x[i] * x[j] / float64(n)
-			}
-		}
-	}
+	h := arHessian(rng, cols, 1024, 0.8, 0.6, func(i int) float64 { return 1 + float64(i%7) }) // uneven column energy
 	defer func() { refineTrellisScales, refitTrellisCodebook = true, true }()
 	for _, p := range []Params{
 		{Codec: "trellis", Bits: 2, GroupSize: 256},
@@ -292,4 +262,25 @@ func TestTrellisRefineScales(t *testing.T) {
 			t.Errorf("%+v: a refit raised the output error: %.5g, scales %.5g, codebook and scales %.5g", p, before, scalesOnly, after)
 		}
 	}
+}
+
+// arHessian is the Hessian E[x xᵀ] of n samples of correlated inputs:
+// x_i = a·x_{i−1} + b·energy(i)·N(0, 1).
+func arHessian(rng *rand.Rand, cols, n int, a, b float64, energy func(int) float64) *Hessian {
+	h := &Hessian{N: n, Cols: cols, H: make([]float64, cols*cols)}
+	x := make([]float64, cols)
+	for s := 0; s < n; s++ {
+		for i := range x {
+			x[i] = rng.NormFloat64() * energy(i)
+			if i > 0 {
+				x[i] = a*x[i-1] + b*x[i]
+			}
+		}
+		for i := range x {
+			for j := range x {
+				h.H[i*cols+j] += x[i] * x[j] / float64(n)
+			}
+		}
+	}
+	return h
 }

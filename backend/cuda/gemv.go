@@ -124,17 +124,7 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
 	packed := repackDense(m)
 	var err error
-	up := func(what string, b []byte) DevPtr {
-		if err != nil {
-			return 0
-		}
-		var p DevPtr
-		if p, err = d.Alloc(int64(len(b)), what); err == nil {
-			g.Bytes += int64(len(b))
-			err = d.Upload(p, b)
-		}
-		return p
-	}
+	up := d.uploader(g, &err)
 	g.codes = up("weights", packed)
 	g.scales = up("scales", interleaveRows(m.Scales, m.R, m.Groups))
 	if m.Asym {
@@ -154,6 +144,24 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		return nil, err
 	}
 	return g, nil
+}
+
+// uploader returns a function that allocates and fills one of g's device
+// buffers, counting its bytes in g.Bytes, until the first error (kept in
+// *err, after which it does nothing); empty data allocates nothing.
+func (d *Device) uploader(g *DenseGPU, err *error) func(what string, b []byte) DevPtr {
+	return func(what string, b []byte) DevPtr {
+		if *err != nil || len(b) == 0 {
+			return 0
+		}
+		p, e := d.Alloc(int64(len(b)), what)
+		if e == nil {
+			g.Bytes += int64(len(b))
+			e = d.Upload(p, b)
+		}
+		*err = e
+		return p
+	}
 }
 
 func (d *Device) uploadF16(m tensor.Matrix, why string) (*DenseGPU, error) {

@@ -100,32 +100,40 @@ func TestGPUEmbed(t *testing.T) {
 				t.Fatal(err)
 			}
 			m, _ := codec.Open(c.p, c.R, c.C, data)
-			g, err := d.UploadMatrix(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Free(d)
-			toks := []int32{int32(c.R - 1), 0, int32(rng.IntN(c.R)), int32(rng.IntN(c.R))}
-			tp := devI32(t, d, toks)
-			out := devPoisoned(t, d, len(toks)*c.C)
-			defer d.Free(tp)
-			defer d.Free(out)
-			run(t, d, func() error { return d.embed(g, tp, out, len(toks)) })
-			got := readF32(t, d, out, len(toks)*c.C)
-			row := make([]float32, c.C)
-			tol := 1e-5
-			if g.Fallback != "" {
-				tol = 1e-3 // fp16
-			}
-			for i, tok := range toks {
-				m.DecodeRows(row, int(tok), int(tok)+1)
-				want := make([]float64, c.C)
-				for j, v := range row {
-					want[j] = float64(v)
-				}
-				closeTo(t, fmt.Sprintf("token %d", i), got[i*c.C:(i+1)*c.C], want, tol, tol)
-			}
+			checkEmbed(t, d, m, rng)
 		})
+	}
+}
+
+// checkEmbed uploads m and checks the embedding lookup of its last, first
+// and two random rows against DecodeRows (within 1e-5; fp16 fallbacks 1e-3).
+func checkEmbed(t *testing.T, d *Device, m tensor.Matrix, rng *rand.Rand) {
+	t.Helper()
+	R, C := m.Rows(), m.Cols()
+	g, err := d.UploadMatrix(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Free(d)
+	toks := []int32{int32(R - 1), 0, int32(rng.IntN(R)), int32(rng.IntN(R))}
+	tp := devI32(t, d, toks)
+	out := devPoisoned(t, d, len(toks)*C)
+	defer d.Free(tp)
+	defer d.Free(out)
+	run(t, d, func() error { return d.embed(g, tp, out, len(toks)) })
+	got := readF32(t, d, out, len(toks)*C)
+	row := make([]float32, C)
+	tol := 1e-5
+	if g.Fallback != "" {
+		tol = 1e-3 // fp16
+	}
+	for i, tok := range toks {
+		m.DecodeRows(row, int(tok), int(tok)+1)
+		want := make([]float64, C)
+		for j, v := range row {
+			want[j] = float64(v)
+		}
+		closeTo(t, fmt.Sprintf("token %d", i), got[i*C:(i+1)*C], want, tol, tol)
 	}
 }
 

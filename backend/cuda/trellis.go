@@ -54,17 +54,7 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 	g.name1 = fmt.Sprintf("upg_gemv_trellis_k%d_t1", m.Bits)
 	g.name8 = fmt.Sprintf("upg_gemv_trellis_k%d_t8", m.Bits)
 	var err error
-	up := func(what string, b []byte) DevPtr {
-		if err != nil || len(b) == 0 {
-			return 0
-		}
-		var p DevPtr
-		if p, err = d.Alloc(int64(len(b)), what); err == nil {
-			g.Bytes += int64(len(b))
-			err = d.Upload(p, b)
-		}
-		return p
-	}
+	up := d.uploader(g, &err)
 	g.codes = up("weights", m.Tiles[:m.Bands*m.TileCols*m.TileBytes])
 	g.scales = up("scales", m.Scales[:m.Bands*m.Groups*32])
 	g.levels = up("levels", f32Bytes(trellisTable(m)))
