@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -24,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 // Shared test data (see /work/shared/README.md), relative to this package.
@@ -144,28 +145,9 @@ func copyDir(t *testing.T, src string) string {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		copyFile(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
+		testutil.CopyFile(t, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()))
 	}
 	return dst
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // editSafetensorsHeader rewrites the JSON header of a safetensors file

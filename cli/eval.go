@@ -141,7 +141,7 @@ type EvalOptions struct {
 	// model on the GPU and the reference on the CPU (the same file), eval
 	// measures the GPU's divergence from the CPU directly.
 	RefDevice string
-	KVCache string   // the scored models' KV cache: "f32" (default, ""), "f16" or "q8"; the reference's is f32
+	KVCache   string // the scored models' KV cache: "f32" (default, ""), "f16" or "q8"; the reference's is f32
 }
 
 // Evaluate loads the models and scores the text as `upg eval` does: one

@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 // demoUPG is the bundled demo model (11.5 MB, loads in milliseconds).
@@ -275,7 +277,7 @@ func TestSniffMagic(t *testing.T) {
 	dir := t.TempDir()
 	for _, src := range []string{stories, demoUPG} {
 		p := filepath.Join(dir, filepath.Base(src)+".bin")
-		copyFile(t, src, p)
+		testutil.CopyFile(t, src, p)
 		wantOK(t, upg(t, "run", "--model", p, "--temperature", "0", "-n", "2", "Once"), 1)
 	}
 	junk := filepath.Join(dir, "junk.bin")
@@ -405,8 +407,8 @@ func upgEnv(t *testing.T, env []string, args ...string) result {
 func TestModelNames(t *testing.T) {
 	needData(t, demoUPG, stories)
 	dir := t.TempDir()
-	copyFile(t, demoUPG, filepath.Join(dir, "demo.upg"))
-	copyFile(t, stories, filepath.Join(dir, "stories.gguf"))
+	testutil.CopyFile(t, demoUPG, filepath.Join(dir, "demo.upg"))
+	testutil.CopyFile(t, stories, filepath.Join(dir, "stories.gguf"))
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a model"), 0o644)
 	env := []string{"UPG_MODELS=" + dir}
 	want := upg(t, greedyArgs("4", "package main")...)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/compress"
 	"github.com/upg-ai/upg/ggufcache"
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 // q4km is miniphi-29m quantized by llama.cpp (Q4_K_M): 18.3 MB, small
@@ -59,7 +59,7 @@ func setup(t *testing.T) (src, cacheDir string) {
 	t.Helper()
 	needData(t, q4km, demoUPG)
 	src = filepath.Join(t.TempDir(), "model-Q4_K_M.gguf")
-	copyFile(t, q4km, src)
+	testutil.CopyFile(t, q4km, src)
 	root := t.TempDir()
 	t.Setenv(ggufcache.EnvCache, root)
 	t.Setenv(ggufcache.EnvConvert, "")
@@ -69,25 +69,6 @@ func setup(t *testing.T) (src, cacheDir string) {
 	return src, filepath.Join(root, "gguf")
 }
 
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	in, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // stub replaces the compressor with a copy of the demo .upg (a real
 // conversion is TestQuantizedGGUFConvertedOnce in cli, and
 // TestInterruptedConversionLeavesNothing here) and counts its calls.
@@ -95,7 +76,7 @@ func stub(t *testing.T) *[]compress.Options {
 	var calls []compress.Options
 	t.Cleanup(ggufcache.SetConvert(func(src, out string, o compress.Options) error {
 		calls = append(calls, o)
-		copyFile(t, demoUPG, out)
+		testutil.CopyFile(t, demoUPG, out)
 		return nil
 	}))
 	return &calls
