@@ -66,6 +66,31 @@ DEVI unsigned dense_code(const uint4 *base, int K, int c) {
   return q;
 }
 
+// unrotate_store undoes the input rotation of one segment of a decoded row
+// (sm: seg values, synchronized; Hadamard blocks of rb, scaled by
+// 1/sqrt(rb), then the signs) and writes columns base.. of dst (C wide).
+DEVI void unrotate_store(float *sm, int seg, int rb, const float *__restrict__ signs,
+                         float *__restrict__ dst, int base, int C) {
+  if (rb > 1) {
+    for (int h = 1; h < rb; h <<= 1) {
+      for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
+        const int j = (p / h) * 2 * h + p % h;
+        const float a = sm[j], b = sm[j + h];
+        sm[j] = a + b;
+        sm[j + h] = a - b;
+      }
+      __syncthreads();
+    }
+    const float scale = (float)(1.0 / sqrt((double)rb));
+    for (int i = threadIdx.x; i < seg; i += blockDim.x) sm[i] *= scale;
+    __syncthreads();
+  }
+  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    if (c < C) dst[c] = signs != nullptr ? sm[i] * signs[c] : sm[i];
+  }
+}
+
 // upg_embed_dense writes the rows tokens[t] of a dense matrix (rotation
 // undone, as DecodeRows) into dst (n rows of C). Grid (segments of seg
 // columns, n); seg is a multiple of the rotation block rb.
@@ -90,24 +115,7 @@ extern "C" __global__ void __launch_bounds__(256)
     sm[i] = v;
   }
   __syncthreads();
-  if (rb > 1) {
-    for (int h = 1; h < rb; h <<= 1) {
-      for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
-        const int j = (p / h) * 2 * h + p % h;
-        const float a = sm[j], b = sm[j + h];
-        sm[j] = a + b;
-        sm[j + h] = a - b;
-      }
-      __syncthreads();
-    }
-    const float scale = (float)(1.0 / sqrt((double)rb));
-    for (int i = threadIdx.x; i < seg; i += blockDim.x) sm[i] *= scale;
-    __syncthreads();
-  }
-  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
-    const int c = base + i;
-    if (c < C) dst[(size_t)t * C + c] = signs != nullptr ? sm[i] * signs[c] : sm[i];
-  }
+  unrotate_store(sm, seg, rb, signs, dst + (size_t)t * C, base, C);
 }
 
 // upg_embed_f16 writes rows tokens[t] of an fp16 matrix (ldw halves a row).

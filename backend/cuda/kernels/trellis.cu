@@ -172,22 +172,5 @@ extern "C" __global__ void __launch_bounds__(256)
     sm[i] = v;
   }
   __syncthreads();
-  if (rb > 1) {
-    for (int h = 1; h < rb; h <<= 1) {
-      for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
-        const int j = (p / h) * 2 * h + p % h;
-        const float a = sm[j], c = sm[j + h];
-        sm[j] = a + c;
-        sm[j + h] = a - c;
-      }
-      __syncthreads();
-    }
-    const float scale = (float)(1.0 / sqrt((double)rb));
-    for (int i = threadIdx.x; i < seg; i += blockDim.x) sm[i] *= scale;
-    __syncthreads();
-  }
-  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
-    const int c = base + i;
-    if (c < C) dst[(size_t)t * C + c] = signs != nullptr ? sm[i] * signs[c] : sm[i];
-  }
+  unrotate_store(sm, seg, rb, signs, dst + (size_t)t * C, base, C);
 }
