@@ -47,7 +47,19 @@ for target in \
   listed=$(go test -list "^$2\$" "$1")
   if grep -qx "$2" <<<"$listed"; then
     echo "-- $1 $2 ($FUZZTIME)"
-    go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1"
+    if ! out=$(go test -run '^$' -fuzz "^$2\$" -fuzztime "$FUZZTIME" "$1" 2>&1); then
+      echo "$out"
+      # Go 1.26's fuzz coordinator can end a time-bounded run with a bare
+      # "context deadline exceeded" and no failing input (go.dev/issue/75804,
+      # fixed in Go 1.27): that is not a finding. Anything else fails.
+      if grep -q "context deadline exceeded" <<<"$out" && ! grep -q "Failing input written" <<<"$out"; then
+        echo "(go.dev/issue/75804: shutdown race at the -fuzztime deadline, no failing input: not a finding)"
+      else
+        exit 1
+      fi
+    else
+      echo "$out"
+    fi
   else
     echo "missing fuzz target $2 in $1" >&2
     exit 1
