@@ -17,17 +17,12 @@ import (
 // A_gh = q_g H q_hᵀ, b_g = q_g H wᵀ). GPTQ's feedback fixes each scale before
 // the columns after it are quantized, so the optimum moves once all the
 // codes are known; this step is the exact minimiser over the scales alone.
-// w and q are rows of ld floats (the first cols used), h is ld×ld (its
-// first cols rows and columns used: padding columns meet zero inputs).
+// w and q are rows of ld floats (the first cols used); hf is the Hessian
+// restricted to the first cols rows and columns (hessianF32: padding
+// columns meet zero inputs).
 // apply(r, g, s) is called for each multiplier worth applying: finite,
 // within [0.5, 2] (a wilder one means a degenerate group: keep the scale).
-func refineScales(w, q []float32, h []float64, ld, rows, cols, gs int, apply func(r, g int, s float64)) {
-	hf := make([]float32, cols*cols)
-	for i := 0; i < cols; i++ {
-		for j := 0; j < cols; j++ {
-			hf[i*cols+j] = float32(h[i*ld+j])
-		}
-	}
+func refineScales(w, q []float32, hf []float32, ld, rows, cols, gs int, apply func(r, g int, s float64)) {
 	G := (cols + gs - 1) / gs
 	parallelFor(rows, func(r int) {
 		wr, qr := w[r*ld:r*ld+cols], q[r*ld:r*ld+cols]
@@ -56,6 +51,18 @@ func refineScales(w, q []float32, h []float64, ld, rows, cols, gs int, apply fun
 			}
 		}
 	})
+}
+
+// hessianF32 is the first cols rows and columns of the ld×ld Hessian h in
+// float32, the form the refits multiply with.
+func hessianF32(h []float64, ld, cols int) []float32 {
+	hf := make([]float32, cols*cols)
+	for i := 0; i < cols; i++ {
+		for j := 0; j < cols; j++ {
+			hf[i*cols+j] = float32(h[i*ld+j])
+		}
+	}
+	return hf
 }
 
 // solveSPD solves the small symmetric positive definite system a x = b by
@@ -99,15 +106,9 @@ func solveSPD(a, b []float64, n int) ([]float64, bool) {
 // weight uses keep their value). Rows are sampled so that the work stays
 // near 2·10⁹ multiply-adds (a codebook has few entries and a row many
 // weights). It reports false when the system cannot be solved.
-func refitCodebook(w []float32, h []float64, ld, rows, cols int, old []float32, index func(r, i int) int, scale func(r, i int) float32) ([]float32, bool) {
+func refitCodebook(w []float32, hf []float32, ld, rows, cols int, old []float32, index func(r, i int) int, scale func(r, i int) float32) ([]float32, bool) {
 	n := len(old)
 	sample := min(rows, max(8, int(2e9/float64(cols*cols))))
-	hf := make([]float32, cols*cols)
-	for i := 0; i < cols; i++ {
-		for j := 0; j < cols; j++ {
-			hf[i*cols+j] = float32(h[i*ld+j])
-		}
-	}
 	type acc struct{ a, b []float64 }
 	parts := make([]acc, sample)
 	parallelFor(sample, func(si int) {

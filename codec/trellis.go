@@ -636,7 +636,8 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 			return TrellisIndex(TrellisWindow(tile, TrellisPos(r%16, c%16), l.k))
 		}
 		scale := func(r, c int) float32 { return scales[(r/16*l.groups+c/l.gs)*16+r%16] }
-		if ncb, ok := refitCodebook(orig, hm, cp, rows, cols, cb, index, scale); ok && refitTrellisCodebook {
+		hf := hessianF32(hm, cp, cols)
+		if ncb, ok := refitCodebook(orig, hf, cp, rows, cols, cb, index, scale); ok && refitTrellisCodebook {
 			cb = ncb
 			for i, v := range cb {
 				putF32(out[4*i:], v)
@@ -647,7 +648,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 				}
 			})
 		}
-		refineScales(orig, work, hm, cp, rows, cols, l.gs, func(r, g int, s float64) {
+		refineScales(orig, work, hf, cp, rows, cols, l.gs, func(r, g int, s float64) {
 			scales[(r/16*l.groups+g)*16+r%16] *= float32(s)
 		})
 	}
