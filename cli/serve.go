@@ -85,9 +85,6 @@ The API key may also come from the UPG_API_KEY environment variable.`,
 	return cmd
 }
 
-// parseSize reads a byte size (units.ParseSize).
-func parseSize(s string) (int64, error) { return units.ParseSize(s) }
-
 func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	if sf.maxBatch < 1 {
 		return usagef("--max-batch %d must be ≥ 1", sf.maxBatch)
@@ -98,13 +95,13 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	if sf.maxQueue < 1 {
 		return usagef("--max-queue %d must be ≥ 1", sf.maxQueue)
 	}
-	maxBody, err := parseSize(sf.maxBody)
+	maxBody, err := units.ParseSize(sf.maxBody)
 	if err != nil || maxBody < 1 {
 		return usagef("--max-body: %v", err)
 	}
 	var budget int64
 	if sf.kvBudget != "" {
-		if budget, err = parseSize(sf.kvBudget); err != nil || budget <= 0 {
+		if budget, err = units.ParseSize(sf.kvBudget); err != nil || budget <= 0 {
 			return usagef("--kv-budget %q: want a positive size such as 512MiB", sf.kvBudget)
 		}
 	}

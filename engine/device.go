@@ -57,6 +57,7 @@ func checkFitsDevice(be backend.Backend, w *model.Weights) error {
 	for _, m := range w.Matrices() {
 		need += sz.WeightBytes(m)
 	}
+	need += int64(4 * len(w.Norm))
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		for _, v := range [][]float32{l.AttnNorm, l.FFNNorm, l.QBias, l.KBias, l.VBias} {
