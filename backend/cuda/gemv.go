@@ -75,33 +75,26 @@ type DenseGPU struct {
 const FloatEnv = "UPG_CUDA_FLOAT"
 
 // UploadMatrix uploads m: dense and overlay matrices the fused kernels
-// handle are repacked; anything else is decoded with DecodeRows to fp16
-// (a correct but 4-5x larger fallback; Fallback says why).
+// handle are repacked, trellis matrices keep their bytes (trellis.go);
+// anything else is decoded with DecodeRows to fp16 (a correct but 4-5x
+// larger fallback; Fallback says why).
 func (d *Device) UploadMatrix(m tensor.Matrix) (*DenseGPU, error) {
-	var dm *codec.DenseMatrix
-	var ov *codec.OverlayMatrix
+	if os.Getenv(FloatEnv) != "" {
+		return d.uploadF16(m, FloatEnv+" is set")
+	}
+	ok, why := false, "codec without a fused kernel"
 	switch x := m.(type) {
 	case *codec.DenseMatrix:
-		dm = x
+		if ok, why = denseFusable(x); ok {
+			return d.uploadDense(x, nil)
+		}
 	case *codec.OverlayMatrix:
-		dm, ov = x.Base, x
+		if ok, why = denseFusable(x.Base); ok {
+			return d.uploadDense(x.Base, x)
+		}
 	case *codec.TrellisMatrix:
-		if os.Getenv(FloatEnv) != "" {
-			return d.uploadF16(m, FloatEnv+" is set")
-		}
-		if ok, why := trellisFusable(x); !ok {
-			return d.uploadF16(m, why)
-		}
-		return d.uploadTrellis(x)
-	}
-	why := "codec without a fused kernel"
-	if os.Getenv(FloatEnv) != "" {
-		dm, why = nil, FloatEnv+" is set"
-	}
-	if dm != nil {
-		var ok bool
-		if ok, why = denseFusable(dm); ok {
-			return d.uploadDense(dm, ov)
+		if ok, why = trellisFusable(x); ok {
+			return d.uploadTrellis(x)
 		}
 	}
 	return d.uploadF16(m, why)
