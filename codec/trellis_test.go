@@ -144,17 +144,7 @@ func TestTrellisGPTQHelps(t *testing.T) {
 	}
 	h := arHessian(rng, cols, 512, 0.9, 0.44, func(int) float64 { return 1 })
 	p := Params{Codec: "trellis", Bits: 2, GroupSize: 128}
-	errOf := func(h2 *Hessian) float64 {
-		data, err := Encode(w, rows, cols, p, h2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, _ := Open(p, rows, cols, data)
-		dec := make([]float32, rows*cols)
-		m.DecodeRows(dec, 0, rows)
-		return OutputError(w, dec, rows, cols, h)
-	}
-	plain, fb := errOf(nil), errOf(h)
+	plain, fb := encodedOutputError(t, w, rows, cols, p, nil, h), encodedOutputError(t, w, rows, cols, p, h, h)
 	t.Logf("output error: plain %.4g, with feedback %.4g", plain, fb)
 	if fb > 0.8*plain {
 		t.Errorf("feedback output error %.4g not clearly below plain %.4g", fb, plain)
@@ -246,14 +236,7 @@ func TestTrellisRefineScales(t *testing.T) {
 	} {
 		errOf := func(refine, codebook bool) float64 {
 			refineTrellisScales, refitTrellisCodebook = refine, codebook
-			data, err := Encode(w, rows, cols, p, h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, _ := Open(p, rows, cols, data)
-			dec := make([]float32, rows*cols)
-			m.DecodeRows(dec, 0, rows)
-			return OutputError(w, dec, rows, cols, h)
+			return encodedOutputError(t, w, rows, cols, p, h, h)
 		}
 		before, scalesOnly, after := errOf(false, false), errOf(true, false), errOf(true, true)
 		t.Logf("%d bits, group %d, rotate %v: output error %.5g, scales refit %.5g (%.2f%%), codebook and scales %.5g (%.2f%%)",
@@ -283,4 +266,21 @@ func arHessian(rng *rand.Rand, cols, n int, a, b float64, energy func(int) float
 		}
 	}
 	return h
+}
+
+// encodedOutputError encodes w with p (feedback from h, or none when nil)
+// and returns the output error tr((W−Ŵ) score (W−Ŵ)ᵀ) of the decoded matrix.
+func encodedOutputError(t *testing.T, w []float32, rows, cols int, p Params, h, score *Hessian) float64 {
+	t.Helper()
+	data, err := Encode(w, rows, cols, p, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(p, rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := make([]float32, rows*cols)
+	m.DecodeRows(dec, 0, rows)
+	return OutputError(w, dec, rows, cols, score)
 }

@@ -250,10 +250,7 @@ func TestGPUBenchGemv(t *testing.T) {
 	}
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(3, 4))
-	shapes := []struct {
-		name string
-		R, C int
-	}{{"qkv", 7680, 5120}, {"o", 5120, 5120}, {"gate_up", 35840, 5120}, {"down", 5120, 17920}}
+	shapes := phi4LayerShapes
 	// copy bandwidth: 2 GiB buffer, read + write counted
 	const cb = 2 << 30
 	a, _ := d.Alloc(cb, "copy")
@@ -443,3 +440,9 @@ func timeIt(t testing.TB, d *Device, reps int, f func() error) float32 {
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	return times[len(times)/2]
 }
+
+// phi4LayerShapes are one Phi-4 layer's four projections (the benchmarks').
+var phi4LayerShapes = []struct {
+	name string
+	R, C int
+}{{"qkv", 7680, 5120}, {"o", 5120, 5120}, {"gate_up", 35840, 5120}, {"down", 5120, 17920}}

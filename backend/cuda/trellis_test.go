@@ -231,10 +231,7 @@ func TestGPUBenchMany(t *testing.T) {
 	}
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(5, 6))
-	shapes := []struct {
-		name string
-		R, C int
-	}{{"qkv", 7680, 5120}, {"o", 5120, 5120}, {"gate_up", 35840, 5120}, {"down", 5120, 17920}}
+	shapes := phi4LayerShapes
 	const maxN = 512
 	sc, err := d.NewScratch(maxN, 17920)
 	if err != nil {
