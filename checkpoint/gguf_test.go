@@ -2,30 +2,20 @@ package checkpoint
 
 import (
 	"math"
-	"os"
 	"testing"
 
+	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/tensor"
 )
 
 // q4km is miniphi-29m quantized by llama.cpp (Q4_K, Q5_K, Q6_K and F32 tensors).
 const q4km = "../../shared/gguf/miniphi-29m-Q4_K_M.gguf"
 
-func needData(t *testing.T, p string) {
-	t.Helper()
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared test data missing under CI=true: %v", err)
-		}
-		t.Skipf("shared test data absent: %v", err)
-	}
-}
-
 // TestQuantizedGGUF: every weight of a llama.cpp-quantized file opens; the
 // eager float32 copy and the row-by-row decoder agree exactly; the values
 // are those of the unquantized model up to quantization error.
 func TestQuantizedGGUF(t *testing.T) {
-	needData(t, q4km)
+	testutil.NeedData(t, q4km)
 	ck, err := Open(q4km)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +79,7 @@ func TestQuantizedGGUF(t *testing.T) {
 // TestGGUFEagerLimit: MaxEagerDequant decides between the float32 copy and
 // row-by-row decoding (ggufcache converts the second kind for inference).
 func TestGGUFEagerLimit(t *testing.T) {
-	needData(t, q4km)
+	testutil.NeedData(t, q4km)
 	old := MaxEagerDequant
 	defer func() { MaxEagerDequant = old }()
 	MaxEagerDequant = 1 << 20

@@ -119,20 +119,6 @@ func wantFail(t *testing.T, r result, code int, fragments ...string) {
 	}
 }
 
-// needData skips a test whose fixtures are missing, except under CI=true,
-// where a missing fixture fails it (CI must not pass by skipping).
-func needData(t *testing.T, paths ...string) {
-	t.Helper()
-	for _, p := range paths {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("shared test data missing under CI=true: %v", err)
-			}
-			t.Skipf("shared test data not available: %v", err)
-		}
-	}
-}
-
 // copyDir copies the regular files of src into a new temporary directory.
 func copyDir(t *testing.T, src string) string {
 	t.Helper()
@@ -190,7 +176,7 @@ func lastTensor(h map[string]map[string]any) string {
 }
 
 func TestTruncatedSafetensors(t *testing.T) {
-	needData(t, tinyQwen)
+	testutil.NeedData(t, tinyQwen)
 	dir := copyDir(t, tinyQwen)
 	p := filepath.Join(dir, "model.safetensors")
 	st, _ := os.Stat(p)
@@ -203,7 +189,7 @@ func TestTruncatedSafetensors(t *testing.T) {
 }
 
 func TestSafetensorsOffsetsOverrunFile(t *testing.T) {
-	needData(t, tinyQwen)
+	testutil.NeedData(t, tinyQwen)
 	dir := copyDir(t, tinyQwen)
 	p := filepath.Join(dir, "model.safetensors")
 	var name string
@@ -216,7 +202,7 @@ func TestSafetensorsOffsetsOverrunFile(t *testing.T) {
 }
 
 func TestSafetensorsUnknownDType(t *testing.T) {
-	needData(t, tinyQwen)
+	testutil.NeedData(t, tinyQwen)
 	dir := copyDir(t, tinyQwen)
 	p := filepath.Join(dir, "model.safetensors")
 	const name = "model.layers.1.self_attn.k_proj.weight"
@@ -238,7 +224,7 @@ func TestSafetensorsUnknownDType(t *testing.T) {
 // which wraps to 0) must not pass for an empty tensor: loading it would then
 // allocate 2^62 floats and panic.
 func TestSafetensorsShapeOverflow(t *testing.T) {
-	needData(t, tinyQwen)
+	testutil.NeedData(t, tinyQwen)
 	dir := copyDir(t, tinyQwen)
 	p := filepath.Join(dir, "model.safetensors")
 	const name = "model.norm.weight"
@@ -253,7 +239,7 @@ func TestSafetensorsShapeOverflow(t *testing.T) {
 // Counting one tensor fewer than the file holds moves the data section; the
 // missing tensor must be reported, not run with misplaced weights.
 func TestGGUFTensorCountOneFewer(t *testing.T) {
-	needData(t, stories)
+	testutil.NeedData(t, stories)
 	p := ggufCopy(t, func(b []byte) []byte {
 		binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(b[8:])-1)
 		return b
@@ -262,7 +248,7 @@ func TestGGUFTensorCountOneFewer(t *testing.T) {
 }
 
 func TestUnknownArchitecture(t *testing.T) {
-	needData(t, tinyQwen)
+	testutil.NeedData(t, tinyQwen)
 	dir := copyDir(t, tinyQwen)
 	cfgPath := filepath.Join(dir, "config.json")
 	cfg, err := os.ReadFile(cfgPath)
@@ -281,7 +267,7 @@ func TestUnknownArchitecture(t *testing.T) {
 }
 
 func TestMissingTokenizer(t *testing.T) {
-	needData(t, tinyQwen)
+	testutil.NeedData(t, tinyQwen)
 	dir := copyDir(t, tinyQwen)
 	os.Remove(filepath.Join(dir, "tokenizer.json"))
 	for _, cmd := range [][]string{{"run", "--model", dir, "hi"}, {"tokenize", "--model", dir, "hi"}} {
@@ -308,7 +294,7 @@ func ggufCopy(t *testing.T, edit func([]byte) []byte) string {
 }
 
 func TestCorruptGGUF(t *testing.T) {
-	needData(t, stories)
+	testutil.NeedData(t, stories)
 	cases := []struct {
 		name      string
 		edit      func([]byte) []byte
@@ -337,7 +323,7 @@ func TestCorruptGGUF(t *testing.T) {
 // Flipping bytes anywhere in the header and metadata (which hold the
 // vocabulary) must give either a working model or a clean error.
 func TestGGUFByteFlips(t *testing.T) {
-	needData(t, stories)
+	testutil.NeedData(t, stories)
 	orig, err := os.ReadFile(stories)
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +343,7 @@ func TestGGUFByteFlips(t *testing.T) {
 }
 
 func TestBadPaths(t *testing.T) {
-	needData(t, stories)
+	testutil.NeedData(t, stories)
 	tmp := t.TempDir()
 	missing := filepath.Join(tmp, "no-such-model")
 	noConfig := t.TempDir()
@@ -386,7 +372,7 @@ func TestBadPaths(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	needData(t, miniphi)
+	testutil.NeedData(t, miniphi)
 	for _, c := range []struct {
 		args      []string
 		fragments []string
@@ -416,7 +402,7 @@ func TestUsageErrors(t *testing.T) {
 
 // TestEmptyPrompt: miniphi's tokenizer adds no BOS, so "" is no tokens.
 func TestEmptyPrompt(t *testing.T) {
-	needData(t, miniphi)
+	testutil.NeedData(t, miniphi)
 	wantFail(t, upg(t, "run", "--model", miniphi, "--max-tokens", "4", ""), exitUsage, "empty prompt")
 }
 
@@ -429,7 +415,7 @@ type refCase struct {
 
 func readRefs(t *testing.T, dir string) []refCase {
 	t.Helper()
-	needData(t, dir)
+	testutil.NeedData(t, dir)
 	data, err := os.ReadFile(filepath.Join(dir, "reference_outputs.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -488,7 +474,7 @@ func TestTokenize(t *testing.T) {
 			}
 		}
 	}
-	needData(t, cl100kFile)
+	testutil.NeedData(t, cl100kFile)
 	r := upg(t, "tokenize", "--model", cl100kFile, "Hello world")
 	wantOK(t, r, 0)
 	if r.stdout != "9906 1917\n" {
@@ -497,7 +483,7 @@ func TestTokenize(t *testing.T) {
 }
 
 func TestInspect(t *testing.T) {
-	needData(t, miniphi, stories)
+	testutil.NeedData(t, miniphi, stories)
 	r := upg(t, "inspect", miniphi)
 	wantOK(t, r, 0)
 	for _, s := range []string{`Phi3ForCausalLM`, `\b28842496\b`, `layers\s+6\n`, `vocab\s+8192\n`} {
@@ -529,7 +515,7 @@ func TestInspect(t *testing.T) {
 // stories260K: run.c starts from BOS, generates steps tokens and prints
 // them, stripping the leading space of the first piece after BOS.
 func TestRunStories260K(t *testing.T) {
-	needData(t, stories, greedy200)
+	testutil.NeedData(t, stories, greedy200)
 	want, err := os.ReadFile(greedy200)
 	if err != nil {
 		t.Fatal(err)
@@ -555,7 +541,7 @@ var (
 // dense-uniform codec. Callers must not modify it.
 func compressTinyQwen(t *testing.T) string {
 	t.Helper()
-	needData(t, tinyQwen)
+	testutil.NeedData(t, tinyQwen)
 	compressOnce.Do(func() {
 		p := filepath.Join(filepath.Dir(upgBin), "tq.upg")
 		compressResult = upg(t, "compress", tinyQwen, "--out", p, "--target-bpw", "4", "--codec", "dense-uniform")
@@ -649,7 +635,7 @@ func TestUPGCorruptTensorDataRun(t *testing.T) {
 // the perplexity (slightly, not wildly) and in the JSON's kv_cache.
 func TestEvalKVCache(t *testing.T) {
 	text := "../../shared/corpus/cs336_tinystories_sample.txt"
-	needData(t, miniphi, text)
+	testutil.NeedData(t, miniphi, text)
 	score := func(args ...string) (ppl, kld float64, kv string) {
 		r := upg(t, append([]string{"eval", "--model", demoUPG, "--ref", miniphi, "--text", text, "--ctx", "128", "--json"}, args...)...)
 		if r.code != 0 {

@@ -1,6 +1,10 @@
 package cli
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/upg-ai/upg/internal/testutil"
+)
 
 // TestDeviceFlag: --device cuda without an NVIDIA driver fails with one
 // clear line (exit 1), a bad --device is a usage error, and --device auto
@@ -8,7 +12,7 @@ import "testing"
 // that does not exist, so this holds on GPU machines too.
 func TestDeviceFlag(t *testing.T) {
 	const demo = "../models/miniphi-29m.upg"
-	needData(t, demo)
+	testutil.NeedData(t, demo)
 	t.Setenv("UPG_LIBCUDA", "/nonexistent/libcuda.so.1")
 	wantFail(t, upg(t, "run", "--model", demo, "--device", "cuda", "--max-tokens", "2", "hi"), 1, "no NVIDIA driver", "--device cpu")
 	wantFail(t, upg(t, "run", "--model", demo, "--device", "tpu", "--max-tokens", "2", "hi"), exitUsage, "--device")

@@ -63,7 +63,7 @@ func greedyArgs(n string, extra ...string) []string {
 // printed empty answers from the second turn on. Now each turn is answered
 // and the dropped turns are reported.
 func TestChatDropsOldestTurns(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	r := upgIn(t, "hi there how are you\nwhat is the weather\nhello\n",
 		"chat", "--model", demoUPG, "--ctx", "48", "-n", "0", "--temperature", "0")
 	wantOK(t, r, -1)
@@ -95,7 +95,7 @@ func TestChatDropsOldestTurns(t *testing.T) {
 // a character device, but not a terminal) chat prints no prompt and no
 // banner; a 1.5 MB line neither breaks the reader nor ends the chat.
 func TestChatNonInteractive(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	r := upg(t, "chat", "--model", demoUPG) // stdin is /dev/null
 	wantOK(t, r, 0)
 	if r.stdout != "" {
@@ -114,7 +114,7 @@ func TestChatNonInteractive(t *testing.T) {
 
 // TestCtxAboveTrained: miniphi was trained for 4096 positions.
 func TestCtxAboveTrained(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	wantFail(t, upg(t, greedyArgs("2", "--ctx", "8192", "hi")...), exitUsage, "--ctx 8192", "4096 positions", "--allow-long-ctx")
 	r := upg(t, greedyArgs("2", "--ctx", "8192", "--allow-long-ctx", "hi")...)
 	wantOK(t, r, 2)
@@ -134,7 +134,7 @@ func TestCtxAboveTrained(t *testing.T) {
 
 // TestStdinAndFile: "-" and a piped standard input are the prompt, as is --file.
 func TestStdinAndFile(t *testing.T) {
-	needData(t, demoUPG, cl100kFile)
+	testutil.NeedData(t, demoUPG, cl100kFile)
 	want := upg(t, greedyArgs("6", "package main")...)
 	wantOK(t, want, 1)
 	for _, args := range [][]string{greedyArgs("6", "-"), greedyArgs("6"), greedyArgs("6", "--file", "-")} {
@@ -168,7 +168,7 @@ func TestStdinAndFile(t *testing.T) {
 // TestFlagValidation: negative sizes are usage errors; more threads than
 // cores works but warns.
 func TestFlagValidation(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	wantFail(t, upg(t, greedyArgs("2", "--ctx", "-1", "hi")...), exitUsage, "--ctx -1")
 	wantFail(t, upg(t, greedyArgs("2", "--threads", "-2", "hi")...), exitUsage, "--threads -2")
 	wantFail(t, upg(t, "chat", "--model", demoUPG, "--ctx", "-5"), exitUsage, "--ctx -5")
@@ -185,7 +185,7 @@ func TestFlagValidation(t *testing.T) {
 // TestStopUnescape: --stop '\n' means a newline. miniphi's greedy
 // continuation of "package main" starts with a blank line.
 func TestStopUnescape(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	r := upg(t, greedyArgs("32", "--stop", `\n`, "// Package ring implements")...)
 	wantOK(t, r, 1)
 	if strings.Contains(r.stdout, "\n") || !strings.Contains(r.stderr, "stop: stop]") {
@@ -196,7 +196,7 @@ func TestStopUnescape(t *testing.T) {
 // TestOneTokenSummary: one generated token has no decode rate (the old
 // summary said "decode 0.0 tok/s"); load time and time to first token are shown.
 func TestOneTokenSummary(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	r := upg(t, greedyArgs("1", "package main")...)
 	wantOK(t, r, 1)
 	if strings.Contains(r.stderr, "decode") || !strings.Contains(r.stderr, "generated 1 tokens; load ") || !strings.Contains(r.stderr, "first token ") {
@@ -211,7 +211,7 @@ func TestOneTokenSummary(t *testing.T) {
 // TestRunInterrupt: Ctrl-C stops the generation, prints the summary and
 // exits 130.
 func TestRunInterrupt(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	cmd := exec.Command(upgBin, "run", "--model", demoUPG, "--max-tokens", "0", "--ignore-eos", "--ctx", "4096", "package main")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -241,7 +241,7 @@ func TestRunInterrupt(t *testing.T) {
 // TestProgressPlainLines: progress on a stderr that is not a terminal is
 // plain lines, no carriage-return frames.
 func TestProgressPlainLines(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	text := filepath.Join(t.TempDir(), "eval.txt")
 	os.WriteFile(text, []byte(strings.Repeat("func main() { fmt.Println(\"hello, world\") }\n", 60)), 0o644)
 	r := upg(t, "eval", "--model", demoUPG, "--text", text, "--ctx", "64")
@@ -257,7 +257,7 @@ func TestProgressPlainLines(t *testing.T) {
 // TestLeadingSpaceAfterBOS: like llama.cpp and llama2.c, the SentencePiece
 // prefix space of the first piece after BOS is not printed.
 func TestLeadingSpaceAfterBOS(t *testing.T) {
-	needData(t, stories)
+	testutil.NeedData(t, stories)
 	r := upg(t, "run", "--model", stories, "--temperature", "0", "-n", "20", "")
 	wantOK(t, r, 1)
 	if !strings.HasPrefix(r.stdout, "Once upon a time") {
@@ -273,7 +273,7 @@ func TestLeadingSpaceAfterBOS(t *testing.T) {
 
 // TestSniffMagic: a model renamed .bin is recognised by its first bytes.
 func TestSniffMagic(t *testing.T) {
-	needData(t, stories, demoUPG)
+	testutil.NeedData(t, stories, demoUPG)
 	dir := t.TempDir()
 	for _, src := range []string{stories, demoUPG} {
 		p := filepath.Join(dir, filepath.Base(src)+".bin")
@@ -302,7 +302,7 @@ func TestVersion(t *testing.T) {
 // TestRunJSON: --json prints the text and the statistics as one object,
 // with the same text as the streamed run, and nothing on stderr.
 func TestRunJSON(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	plain := upg(t, greedyArgs("8", "package main")...)
 	wantOK(t, plain, 1)
 	r := upg(t, greedyArgs("8", "--json", "package main")...)
@@ -339,7 +339,7 @@ const q4kmGGUF = "../../shared/gguf/miniphi-29m-Q4_K_M.gguf"
 // TestQuantizedGGUF: a llama.cpp-quantized file runs and inspects (it was
 // refused before), and its greedy text starts like the original model's.
 func TestQuantizedGGUF(t *testing.T) {
-	needData(t, q4kmGGUF, demoUPG)
+	testutil.NeedData(t, q4kmGGUF, demoUPG)
 	r := upg(t, "run", "--model", q4kmGGUF, "--temperature", "0", "-n", "12", "package main")
 	wantOK(t, r, 1)
 	ref := upg(t, "run", "--model", miniphi, "--temperature", "0", "-n", "12", "package main")
@@ -360,7 +360,7 @@ func TestQuantizedGGUF(t *testing.T) {
 // commands and values are reported without ending the chat, and a """
 // block is one message.
 func TestChatCommands(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	want := upgIn(t, "hello\n", "chat", "--model", demoUPG, "--temperature", "0", "-n", "5")
 	wantOK(t, want, 0)
 	r := upgIn(t, "/set temperature 0\n/set max-tokens 5\n/set top-k -1\n/frob\nhello\n/help\n", "chat", "--model", demoUPG)
@@ -405,7 +405,7 @@ func upgEnv(t *testing.T, env []string, args ...string) result {
 // TestModelNames: --model NAME finds NAME.upg or NAME.gguf in $UPG_MODELS,
 // and upg list shows what is there.
 func TestModelNames(t *testing.T) {
-	needData(t, demoUPG, stories)
+	testutil.NeedData(t, demoUPG, stories)
 	dir := t.TempDir()
 	testutil.CopyFile(t, demoUPG, filepath.Join(dir, "demo.upg"))
 	testutil.CopyFile(t, stories, filepath.Join(dir, "stories.gguf"))
@@ -431,7 +431,7 @@ func TestModelNames(t *testing.T) {
 // TestInspectJSONKeys: every key of inspect --json is snake_case (the
 // tensor entries were "Name", "Shape", ...).
 func TestInspectJSONKeys(t *testing.T) {
-	needData(t, demoUPG)
+	testutil.NeedData(t, demoUPG)
 	r := upg(t, "inspect", "--json", "--tensors", demoUPG)
 	wantOK(t, r, 0)
 	var v any
@@ -464,7 +464,7 @@ func TestInspectJSONKeys(t *testing.T) {
 // continues plain text (what run does with the same text), and a model
 // without any chat format is warned about instead of silently given one.
 func TestChatTemplateFlag(t *testing.T) {
-	needData(t, stories, demoUPG)
+	testutil.NeedData(t, stories, demoUPG)
 	r := upgIn(t, "Once upon a time\n", "chat", "--model", stories, "--chat-template", "raw", "-n", "12", "--temperature", "0")
 	wantOK(t, r, 0)
 	run := upg(t, "run", "--model", stories, "-n", "12", "--temperature", "0", "Once upon a time\n")
@@ -493,7 +493,7 @@ func TestQuantizedGGUFEvalMatchesLlamaCpp(t *testing.T) {
 		t.Skip("set UPG_SLOW_TESTS=1 to run (about 20 CPU-minutes)")
 	}
 	corpus := "../../shared/corpus/miniphi_eval_250k.txt"
-	needData(t, q4kmGGUF, miniphi, corpus)
+	testutil.NeedData(t, q4kmGGUF, miniphi, corpus)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, upgBin, "eval", "--model", q4kmGGUF, "--ref", miniphi, "--text", corpus, "--ctx", "512", "--json")

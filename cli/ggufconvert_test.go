@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 // TestQuantizedGGUFConvertedOnce: `upg run` on a quantized GGUF that is to
@@ -16,7 +18,7 @@ import (
 // cached .upg prints when run directly, which starts as the GGUF's own
 // greedy text does. `upg eval` scores the GGUF itself, never the conversion.
 func TestQuantizedGGUFConvertedOnce(t *testing.T) {
-	needData(t, q4kmGGUF, miniphi)
+	testutil.NeedData(t, q4kmGGUF, miniphi)
 	cache := t.TempDir()
 	env := []string{"UPG_CACHE=" + cache, "UPG_GGUF_CONVERT=always", "UPG_PROGRESS_EVERY=1s"}
 	args := []string{"run", "--model", q4kmGGUF, "--temperature", "0", "-n", "16", "package main"}

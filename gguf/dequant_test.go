@@ -3,29 +3,20 @@ package gguf
 import (
 	"encoding/binary"
 	"math"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 // quantVectors holds, for 17 types, ggml's own quantization of a 4x512
 // float32 tensor (q.TYPE) and ggml's own dequantization of it (ref.TYPE).
 const quantVectors = "../../shared/gguf/ggml-quant-vectors.gguf"
 
-func needFile(t *testing.T, p string) {
-	t.Helper()
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared test data missing under CI=true: %v", err)
-		}
-		t.Skipf("shared test data absent: %v", err)
-	}
-}
-
 // TestDequantizeMatchesGGML decodes every q.TYPE of the vectors file and
 // requires ggml's floats bit for bit; one subtest per type.
 func TestDequantizeMatchesGGML(t *testing.T) {
-	needFile(t, quantVectors)
+	testutil.NeedData(t, quantVectors)
 	f, err := Open(quantVectors)
 	if err != nil {
 		t.Fatal(err)

@@ -27,18 +27,6 @@ const q4km = "../../shared/gguf/miniphi-29m-Q4_K_M.gguf"
 // demoUPG is a real .upg of the same model: the stub compressor's output.
 const demoUPG = "../models/miniphi-29m.upg"
 
-func needData(t *testing.T, paths ...string) {
-	t.Helper()
-	for _, p := range paths {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("shared test data missing under CI=true: %v", err)
-			}
-			t.Skipf("shared test data absent: %v", err)
-		}
-	}
-}
-
 // TestMain runs the child of TestInterruptedConversionLeavesNothing when
 // asked to: a real conversion that the parent interrupts.
 func TestMain(m *testing.M) {
@@ -57,7 +45,7 @@ func TestMain(m *testing.M) {
 // count as too large to dequantize in memory.
 func setup(t *testing.T) (src, cacheDir string) {
 	t.Helper()
-	needData(t, q4km, demoUPG)
+	testutil.NeedData(t, q4km, demoUPG)
 	src = filepath.Join(t.TempDir(), "model-Q4_K_M.gguf")
 	testutil.CopyFile(t, q4km, src)
 	root := t.TempDir()
