@@ -124,6 +124,11 @@ type Result struct {
 	EffectiveGBs       float64 `json:"effective_gbs"`
 	RooflinePct        float64 `json:"roofline_pct"`
 	LoadSeconds        float64 `json:"load_s"`
+	// Device memory after the run (GPU backends): the process's use as the
+	// driver reports it, UPG's own allocations, and the KV cache's share.
+	DeviceMemoryBytes    int64 `json:"device_memory_bytes,omitempty"`
+	DeviceAllocatedBytes int64 `json:"device_allocated_bytes,omitempty"`
+	KVCacheBytes         int64 `json:"kv_cache_bytes"`
 }
 
 // CheckMemory returns an error naming the sizes when the file at path is
@@ -249,6 +254,14 @@ func Run(path string, opts Options) (Result, error) {
 	res.DecodeCPUMsPerStep = (processCPU() - cpu0) * 1000 / float64(opts.GenTokens)
 	if opts.DecodeProfile != nil {
 		pprof.StopCPUProfile()
+	}
+	res.KVCacheBytes = r.pool.Bytes()
+	if g, ok := m.Backend().(interface {
+		DeviceMemory() (process, allocated int64, err error)
+	}); ok {
+		if res.DeviceMemoryBytes, res.DeviceAllocatedBytes, err = g.DeviceMemory(); err != nil {
+			return res, err
+		}
 	}
 	res.DecodeTokS = float64(opts.GenTokens) / el
 	res.AggregateTokS = res.DecodeTokS * float64(opts.Batch)

@@ -92,6 +92,10 @@ to the memory roofline.`,
 				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			}
 			fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth\n", res.EffectiveGBs, res.RooflinePct)
+			if res.DeviceMemoryBytes > 0 {
+				fmt.Fprintf(w, "device memory    %.2f GiB in use (%.2f GiB allocated by upg: weights, KV cache %.2f GiB, workspaces)\n",
+					gib(res.DeviceMemoryBytes), gib(res.DeviceAllocatedBytes), gib(res.KVCacheBytes))
+			}
 			return nil
 		},
 	}
@@ -108,3 +112,5 @@ to the memory roofline.`,
 	f.BoolVar(&opts.Force, "force", false, "run even if the model is larger than the available memory")
 	return cmd
 }
+
+func gib(n int64) float64 { return float64(n) / (1 << 30) }

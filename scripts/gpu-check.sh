@@ -11,6 +11,7 @@
 #   CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o DIR/upg ./cmd/upg
 #   cp ../shared/corpus/miniphi_eval_250k.txt DIR/            (optional: the KL check)
 #   cp ../shared/tokenizers/tiktoken/cl100k_base.tiktoken DIR/ (for upg synth --arch phi4)
+#   go build -o DIR/upg-old ./cmd/upg at an older commit   (optional: its benches alternate with the new)
 # and run from the repository root there:
 #   scripts/gpu-check.sh DIR
 # The kernels built there (kernels.fatbin.gz, kernels.manifest.json in $OUT)
@@ -63,8 +64,28 @@ bench() { # name file args...
   timeout 120 "$C/upg" bench --device cuda --model "$m" --prompt-tokens 512 "$@" >>"$OUT/bench.log" 2>&1
   ts "bench $v: $(tail -4 "$OUT/bench.log" | grep -E 'prefill|decode' | tr -s ' ' | tr '\n' ' ')"
 }
+benchold() { # name file args...: the old binary's kernels and code, when DIR has one
+  [ -x "$C/upg-old" ] || return 0
+  local v=$1 m=$2
+  shift 2
+  echo "== old $v $*" >>"$OUT/bench.log"
+  env -u UPG_CUDA_FATBIN timeout 120 "$C/upg-old" bench --device cuda --model "$m" --prompt-tokens 512 "$@" >>"$OUT/bench.log" 2>&1
+  ts "bench old $v: $(tail -4 "$OUT/bench.log" | grep -E 'prefill|decode' | tr -s ' ' | tr '\n' ' ')"
+}
+benchold dense /tmp/p.upg --gen-tokens 64
 bench dense /tmp/p.upg --gen-tokens 64
+[ -n "${QUICK:-}" ] || UPG_CUDA_PDL=0 bench dense-nopdl /tmp/p.upg --gen-tokens 64
+benchold dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32
 bench dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32
+[ -n "${QUICK:-}" ] || UPG_CUDA_SPLITK=0 bench dense-batch32-nosplitk /tmp/p.upg --gen-tokens 32 --batch 32
 bench trellis /tmp/pt.upg --gen-tokens 64
 UPG_GPU_MEMORY=12GiB bench dense-12GiB /tmp/p.upg --gen-tokens 64
+grep -E "device memory" "$OUT/bench.log" | head -3
+# per-kernel GPU time (UPG_CUDA_PROFILE: events around every launch, graphs off); QUICK=1 skips it
+# and the comparison benches above
+[ -n "${QUICK:-}" ] || for b in 1 32; do
+  UPG_CUDA_PROFILE=1 timeout 120 "$C/upg" bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 16 \
+    --batch $b >/dev/null 2>>"$OUT/profile.log"
+done
+[ -f "$OUT/profile.log" ] && ts "kernel profile: $(grep -c calls "$OUT/profile.log") rows in profile.log"
 ts "done: logs and kernels in $OUT"

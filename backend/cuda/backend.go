@@ -35,6 +35,7 @@ type Backend struct {
 	noCapture bool
 
 	graphsOn bool
+	profTag  string // the last step's size, for the kernel profile (ProfileEnv)
 	graphs   map[uint64]uintptr
 	seen     map[uint64]bool
 
@@ -70,7 +71,10 @@ func New(ordinal int) (*Backend, error) {
 		d.Close()
 		return nil, err
 	}
-	return &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0", graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
+	if profiling() {
+		d.prof = newProfiler()
+	}
+	return &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
 		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}, nil
 }
 
@@ -147,6 +151,24 @@ func (b *Backend) Device() *Device { return b.d }
 // Name implements backend.Backend.
 func (b *Backend) Name() string { return "cuda/" + b.d.Name }
 
+// DeviceMemory reports the device memory in use: by the whole process as
+// the driver counts it (total − free, the context's own memory included)
+// and by UPG's allocations (weights, KV cache, workspaces).
+func (b *Backend) DeviceMemory() (process, allocated int64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.flush()
+	err = b.d.Do(func() error {
+		var free, total uint64
+		if err := call("cuMemGetInfo", sym.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total))); err != nil {
+			return err
+		}
+		process, allocated = int64(total-free), int64(b.d.used)
+		return nil
+	})
+	return
+}
+
 // FreeMemory is the device's free memory (0 if the driver cannot say).
 func (b *Backend) FreeMemory() int64 {
 	free, _, err := b.d.MemInfo()
@@ -162,6 +184,10 @@ func (b *Backend) Close() {
 	defer b.mu.Unlock()
 	b.flush()
 	b.dropGraphs()
+	if p := b.d.prof; p != nil {
+		_ = b.d.Do(func() error { p.collect(b.d); return nil })
+		p.report(os.Stderr)
+	}
 	for _, w := range b.weights {
 		w.free(b.d)
 	}
@@ -391,9 +417,7 @@ func (b *Backend) grow(tokens, cols int) error {
 	b.dropGraphs()
 	if b.sc != nil {
 		_ = b.d.Do(b.d.sync)
-		b.d.Free(b.sc.xr)
-		b.d.Free(b.sc.xq)
-		b.d.Free(b.sc.fac)
+		b.sc.Free(b.d)
 	}
 	sc, err := b.d.NewScratch(tokens, cols)
 	if err != nil {
@@ -438,6 +462,9 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.flush()
+	if b.d.prof != nil {
+		b.profTag = fmt.Sprintf("%4d tokens", n)
+	}
 	h, T := s.host, s.lim.Tokens
 	clear(h)
 	copy(h[0:], st.Tokens)
@@ -522,6 +549,10 @@ func (b *Backend) flush() {
 			if err := f(); err != nil {
 				return err
 			}
+		}
+		if d.prof != nil {
+			d.prof.tag = b.profTag
+			d.prof.collect(d)
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -38,6 +39,8 @@ type Device struct {
 	fns       map[string]uintptr
 	params    *launchParams // argument marshalling, heap memory reused by every launch
 	launches  int64         // kernels launched (not counting graph replays); owner thread only
+	prof      *profiler     // ProfileEnv's kernel timing (nil when off); owner thread only
+	pdl       bool          // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
 	closed    bool
 
 	// memCap, when > 0, caps the device memory UPG allocates (MemEnv);
@@ -59,11 +62,37 @@ func memCapFromEnv() (uint64, error) {
 	return uint64(n), nil
 }
 
-// launchParams is the memory cuLaunchKernel's kernelParams point into.
+// launchParams is the memory cuLaunchKernel's kernelParams point into,
+// and cuLaunchKernelEx's configuration with its one attribute.
 type launchParams struct {
 	vals [maxKernelArgs]uint64
 	ptrs [maxKernelArgs]uintptr
+	cfg  launchConfig
+	attr launchAttribute
 }
+
+// launchConfig is the driver's CUlaunchConfig (64-bit layout).
+type launchConfig struct {
+	grid     [3]uint32
+	block    [3]uint32
+	smem     uint32
+	_        uint32
+	stream   uintptr
+	attrs    uintptr // *launchAttribute
+	numAttrs uint32
+	_        uint32
+}
+
+// launchAttribute is the driver's CUlaunchAttribute: an id, padding, and a
+// 64-byte value union whose first int is the programmatic-serialization flag.
+type launchAttribute struct {
+	id    uint32
+	_     uint32
+	value [64]byte
+}
+
+// attrProgrammaticStreamSerialization is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const attrProgrammaticStreamSerialization = 6
 
 const maxKernelArgs = 32
 
@@ -204,6 +233,8 @@ func (d *Device) init() error {
 	if err := call("cuStreamCreate", sym.cuStreamCreate, uintptr(unsafe.Pointer(&d.stream)), nonBlocking); err != nil {
 		return err
 	}
+	// griddepcontrol, which the kernels' PDL waits compile to, needs sm_90
+	d.pdl = d.Major >= 9 && sym.cuLaunchKernelEx != 0 && os.Getenv(PDLEnv) != "0"
 	return nil
 }
 
@@ -451,12 +482,31 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 		pp = uintptr(unsafe.Pointer(&p.ptrs[0]))
 	}
 	d.launches++
-	r, _, _ := purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
-		uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), d.stream, pp, 0)
-	if r != 0 {
-		return &Error{Op: "cuLaunchKernel " + name, Code: int(uint32(r))}
+	run := func() error {
+		var r uintptr
+		if d.pdl && pdlKernel(name) {
+			// programmatic dependent launch: the kernel may start while the
+			// one before it finishes; it prefetches its weights and then
+			// waits (griddepcontrol.wait) for that kernel's results
+			c := &p.cfg
+			*c = launchConfig{grid: grid, block: block, smem: smem, stream: d.stream,
+				attrs: uintptr(unsafe.Pointer(&p.attr)), numAttrs: 1}
+			p.attr = launchAttribute{id: attrProgrammaticStreamSerialization}
+			p.attr.value[0] = 1
+			r, _, _ = purego.SyscallN(sym.cuLaunchKernelEx, uintptr(unsafe.Pointer(c)), f, pp, 0)
+		} else {
+			r, _, _ = purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
+				uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), d.stream, pp, 0)
+		}
+		if r != 0 {
+			return &Error{Op: "cuLaunchKernel " + name, Code: int(uint32(r))}
+		}
+		return nil
 	}
-	return nil
+	if d.prof != nil {
+		return d.prof.around(d, name, run)
+	}
+	return run()
 }
 
 // Arg is one kernel argument: a pointer, a 32-bit integer or a float.
@@ -519,4 +569,20 @@ func (d *Device) graphLaunch(exec uintptr) error {
 
 func (d *Device) graphDestroy(exec uintptr) {
 	_ = call("cuGraphExecDestroy", sym.cuGraphExecDestroy, exec)
+}
+
+// PDLEnv=0 turns programmatic dependent launch off (comparisons).
+const PDLEnv = "UPG_CUDA_PDL"
+
+// pdlKernel reports whether kernel name starts with pdl_wait() (kernels/
+// upg.cu) and so may be launched before the kernel it depends on finishes:
+// the dense GEMVs (which prefetch their first codes before waiting) and the
+// decode step's fused ops.
+func pdlKernel(name string) bool {
+	for _, p := range []string{"upg_gemv_k", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

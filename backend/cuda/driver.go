@@ -38,6 +38,7 @@ var sym struct {
 	cuEventCreate, cuEventDestroy, cuEventRecord, cuEventSynchronize, cuEventElapsedTime      uintptr
 	cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiateWithFlags, cuGraphLaunch      uintptr
 	cuGraphExecDestroy, cuGraphDestroy                                                        uintptr
+	cuLaunchKernelEx                                                                          uintptr // optional (0 when absent): programmatic dependent launch
 }
 
 var (
@@ -96,6 +97,9 @@ func openDriver() error {
 			return fmt.Errorf("cuda: the NVIDIA driver (%s) lacks %s; it is too old, need CUDA %s (R580+)", name, s.name, versionString(MinDriverVersion))
 		}
 		*s.p = p
+	}
+	if p, err := purego.Dlsym(lib, "cuLaunchKernelEx"); err == nil {
+		sym.cuLaunchKernelEx = p
 	}
 	return nil
 }

@@ -50,7 +50,10 @@ func denseBytes(m *codec.DenseMatrix) int64 {
 	}
 	rp := int64((m.R + 31) / 32 * 32)
 	U := int64((m.C + unitCodes - 1) / unitCodes)
-	n := rp*int64(m.Bits)*U*16 + 2*rp*int64(m.Groups) + int64(4<<m.Bits)
+	n := rp*int64(layoutBits(m.Bits))*U*16 + 2*rp*int64(m.Groups) + int64(4<<m.Bits)
+	if m.Bits > 4 && !linearLevels(m.Levels) {
+		n += 256 // the byte layout's level table
+	}
 	if m.Asym {
 		n += 2 * rp * int64(m.Groups)
 	}

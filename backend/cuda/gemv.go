@@ -52,6 +52,7 @@ type DenseGPU struct {
 	codes, scales DevPtr
 	offs, signs   DevPtr
 	levels        DevPtr // 2^K float32 code values (embedding lookups)
+	lut           DevPtr // byte layout with any levels: the 256 level bytes
 	alpha, beta   float32
 	t             [4]uint32 // byte-level table for PRMT
 	embedK        int       // K as upg_embed_dense reads it (20: 4-bit nibble layout)
@@ -59,6 +60,7 @@ type DenseGPU struct {
 	// overlay corrections
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	nameMMA      string // tensor-core kernel for many tokens (kernels/mma.cu)
+	nameMMA32    string // its 32-token-tile variant, for steps of ≤ 32 tokens
 	gsl          int
 	ovK          int
 	ovIdx, ovVal DevPtr
@@ -107,13 +109,23 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	g.t = permTable(u)
 	kname := fmt.Sprintf("k%d", m.Bits)
 	g.embedK = m.Bits
-	if m.Bits == 4 && !linearLevels(m.Levels) {
+	lin := linearLevels(m.Levels)
+	switch {
+	case m.Bits == 4 && !lin:
 		kname, g.embedK = "k4l", 20
+	case m.Bits > 4: // the byte layout
+		kname, g.embedK = "k8", 8
+		if !lin {
+			kname = "k8l"
+		}
 	}
 	gp := max(1, unitCodes/m.GroupSize)
 	g.name1 = fmt.Sprintf("upg_gemv_%s_g%d_t1", kname, gp)
 	g.name8 = fmt.Sprintf("upg_gemv_%s_g%d_t8", kname, gp)
-	g.nameMMA = fmt.Sprintf("upg_gemm_%s_g%d", kname, gp)
+	if m.Bits <= 4 { // no tensor-core kernel for the byte layout: steps take the t8 kernel
+		g.nameMMA = fmt.Sprintf("upg_gemm_%s_g%d", kname, gp)
+		g.nameMMA32 = fmt.Sprintf("upg_gemm32_%s_g%d", kname, gp)
+	}
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
 	packed := repackDense(m)
 	var err error
@@ -127,6 +139,9 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.signs = up("rotation", f32Bytes(m.Signs))
 	}
 	g.levels = up("levels", f32Bytes(m.Levels))
+	if kname == "k8l" {
+		g.lut = up("levels", append(u, make([]byte, 256-len(u))...))
+	}
 	if ov != nil && ov.K > 0 {
 		g.ovK = ov.K
 		g.ovIdx = up("overlay", ov.Idx[:2*m.R*ov.K])
@@ -190,7 +205,7 @@ func (d *Device) uploadF16(m tensor.Matrix, why string) (*DenseGPU, error) {
 
 // Free releases the matrix's device memory.
 func (g *DenseGPU) Free(d *Device) {
-	for _, p := range []DevPtr{g.codes, g.scales, g.offs, g.signs, g.levels, g.ovIdx, g.ovVal, g.w16} {
+	for _, p := range []DevPtr{g.codes, g.scales, g.offs, g.signs, g.levels, g.lut, g.ovIdx, g.ovVal, g.w16} {
 		if p != 0 {
 			d.Free(p)
 		}
@@ -199,27 +214,43 @@ func (g *DenseGPU) Free(d *Device) {
 }
 
 // Scratch is the activation workspace of the dense path: rotated input,
-// int8 input and group factors for up to Tokens tokens of Cols columns.
+// int8 input and group factors for up to Tokens tokens of Cols columns,
+// and the split-K partial products of the tensor-core kernels.
 type Scratch struct {
 	Tokens, Cols int
 	xr, xq, fac  DevPtr
+	part         DevPtr
+	partFloats   int
 }
 
 // NewScratch allocates a workspace.
 func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
 	s := &Scratch{Tokens: tokens, Cols: cols}
 	cp := (cols + unitCodes - 1) / unitCodes * unitCodes
+	// split-K runs only when a step has fewer tile blocks than SMs, so its
+	// partial sums never exceed maxSplits·SMs·(one tile) floats
+	s.partFloats = maxSplits * max(d.SMs, 1) * mmaRows * mmaTokens
 	var err error
-	if s.xr, err = d.Alloc(int64(tokens*cols*4), "activations"); err != nil {
-		return nil, err
-	}
-	if s.xq, err = d.Alloc(int64(tokens*cp), "activations"); err != nil {
-		return nil, err
-	}
-	if s.fac, err = d.Alloc(int64(tokens*cp/32*16), "activations"); err != nil {
-		return nil, err
+	for _, a := range []struct {
+		p *DevPtr
+		n int
+	}{{&s.xr, tokens * cols * 4}, {&s.xq, tokens * cp}, {&s.fac, tokens * cp / 32 * 16}, {&s.part, 4 * s.partFloats}} {
+		if *a.p, err = d.Alloc(int64(a.n), "activations"); err != nil {
+			s.Free(d)
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// Free releases the workspace's device memory.
+func (s *Scratch) Free(d *Device) {
+	for _, p := range []DevPtr{s.xr, s.xq, s.fac, s.part} {
+		if p != 0 {
+			d.Free(p)
+		}
+	}
+	*s = Scratch{}
 }
 
 // warpsOverride, when > 0, fixes warpsFor's answer (benchmarks).
@@ -356,12 +387,28 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 		return d.launchK(name, grid, block, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(xq), Ptr(fac), Ptr(y),
 			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
-			Ptr(res))
+			Ptr(res), Ptr(g.lut))
 	}
-	if d.mmaFor(n) {
-		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + mmaTokens - 1) / mmaTokens), 1}
-		if err := tail(g.nameMMA, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, y, n, res); err != nil {
-			return err
+	if d.mmaFor(n) && g.nameMMA != "" {
+		name, tile := g.nameMMA, mmaTokens
+		if n <= mmaTokens/2 {
+			name, tile = g.nameMMA32, mmaTokens/2
+		}
+		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + tile - 1) / tile), 1}
+		S := d.mmaSplits(int(grid[0]*grid[1]), g.U, g.R*n, s)
+		if S == 1 {
+			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, y, n, res); err != nil {
+				return err
+			}
+		} else {
+			grid[2] = uint32(S)
+			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, s.part, n, 0); err != nil {
+				return err
+			}
+			if err := d.launchK("upg_splitk_sum", [3]uint32{uint32((n*g.R + 255) / 256), 1, 1}, b256, 0,
+				Ptr(s.part), I32(S), Ptr(y), Ptr(res), I32(n*g.R)); err != nil {
+				return err
+			}
 		}
 	} else {
 		for t0 := 0; t0 < n; {
@@ -370,6 +417,9 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 				name = g.name1
 			}
 			W := warpsFor(g.U, RG, d.SMs, n)
+			if g.embedK == 8 {
+				W = min(W, 8) // the byte-layout kernels take at most 256 threads
+			}
 			if err := tail(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
 				s.xq+DevPtr(t0*ldq), s.fac+DevPtr(16*t0*g.G), y+DevPtr(4*t0*g.R), nt, resAt(res, 4*t0*g.R)); err != nil {
 				return err
@@ -396,6 +446,28 @@ const (
 )
 
 var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
+
+// maxSplits bounds split-K: a tensor-core step with fewer tile blocks than
+// SMs (the 5120-row matrices at 32 tokens: 80 blocks on 132 SMs) splits
+// each block's units into up to this many parts, summed by upg_splitk_sum
+// in a fixed order. UPG_CUDA_SPLITK=0 turns it off.
+const maxSplits = 4
+
+var useSplitK = os.Getenv("UPG_CUDA_SPLITK") != "0"
+
+// mmaSplits is how many split-K parts a step of blocks tile blocks over U
+// units takes: about two blocks per SM, each part ≥ 4 units, the partial
+// sums (parts × out floats) within the scratch.
+func (d *Device) mmaSplits(blocks, U, out int, s *Scratch) int {
+	if !useSplitK || blocks >= d.SMs {
+		return 1
+	}
+	S := min(maxSplits, (2*d.SMs+blocks-1)/blocks, U/4)
+	for S > 1 && S*out > s.partFloats {
+		S--
+	}
+	return max(S, 1)
+}
 
 func (d *Device) mmaFor(n int) bool { return useMMA && n >= mmaMinTokens && d.Major >= 8 }
 

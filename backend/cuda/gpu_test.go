@@ -171,14 +171,15 @@ func TestGPUDenseGemv(t *testing.T) {
 	}
 }
 
-// TestGPUFallback checks encodings without a fused kernel (sparse, 5-bit,
-// 4-bit lloyd, overlay) against the reference decoder.
+// TestGPUFallbackAndOverlay checks encodings without a fused kernel (sparse,
+// 7-bit lloyd, f32) and fused ones beside them (4-bit lloyd, overlay)
+// against the reference decoder.
 func TestGPUFallbackAndOverlay(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 10))
 	for _, c := range []denseCase{
 		{77, 256, codec.Params{Codec: "sparse", Bits: 3, GroupSize: 64, N: 2, M: 4}},
-		{50, 333, codec.Params{Codec: "dense", Bits: 5, GroupSize: 64}},
+		{50, 333, codec.Params{Codec: "dense", Bits: 7, GroupSize: 64, Levels: "lloyd"}},
 		{64, 512, codec.Params{Codec: "dense", Bits: 4, GroupSize: 128, Levels: "lloyd", Rotate: 5}},
 		{65, 1024, codec.Params{Codec: "overlay", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed, OverlayFrac: 1.0 / 128}},
 		{31, 100, codec.Params{Codec: "f32"}},

@@ -16,9 +16,11 @@ const maxSeg = 8192
 
 // denseFusable reports whether the fused dense GEMV handles m, and why not.
 func denseFusable(m *codec.DenseMatrix) (bool, string) {
+	// as the CPU's int8 kernels (backend/cpu denseKind): any levels up to 6
+	// bits, linear levels up to 8; 7- and 8-bit codebooks stay float there
 	switch {
-	case m.Bits == 2 || m.Bits == 3:
-	case m.Bits == 4:
+	case m.Bits >= 2 && m.Bits <= 6:
+	case m.Bits <= 8 && linearLevels(m.Levels):
 	default:
 		return false, "bits/levels without a fused kernel"
 	}
@@ -86,7 +88,7 @@ func permTable(u []byte) (t [4]uint32) {
 // is the 16 bytes at (((rg·U + u)·K + j)·32 + lane)·16. Rows are padded to
 // a multiple of 32 with zero codes.
 func repackDense(m *codec.DenseMatrix) []byte {
-	K := m.Bits
+	K := layoutBits(m.Bits)
 	U := (m.C + unitCodes - 1) / unitCodes
 	RG := (m.R + 31) / 32
 	out := make([]byte, RG*32*K*U*16)
@@ -101,7 +103,7 @@ func repackDense(m *codec.DenseMatrix) []byte {
 				row := m.Codes[r*m.RowBytes : (r+1)*m.RowBytes]
 				clear(q)
 				for c := 0; c < m.C; c++ {
-					q[c] = uint8(getBits(row, c*K, K))
+					q[c] = uint8(getBits(row, c*m.Bits, m.Bits))
 				}
 				packRow(out, r, q, K, U, K == 4 && !linearLevels(m.Levels))
 			}
@@ -143,6 +145,11 @@ func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 					}
 					put(2, u, c>>2, hi)
 				}
+			case 8:
+				for h := 0; h < 2; h++ {
+					x := uint32(cs[4*h]) | uint32(cs[4*h+1])<<8 | uint32(cs[4*h+2])<<16 | uint32(cs[4*h+3])<<24
+					put(c>>1, u, 2*(c&1)+h, x)
+				}
 			case 4:
 				var x uint32
 				for i := 0; i < 4; i++ {
@@ -156,6 +163,15 @@ func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 			}
 		}
 	}
+}
+
+// layoutBits is the plane words per unit the GPU layout gives k-bit codes:
+// k for k ≤ 4, 8 (one byte per code, the byte layout) for 5 to 8 bits.
+func layoutBits(k int) int {
+	if k > 4 {
+		return 8
+	}
+	return k
 }
 
 // getBits reads the k-bit value at bit pos of an LSB-first bitstream.

@@ -32,6 +32,10 @@ func denseCases() []denseCase {
 			{Codec: "dense", Bits: 3, GroupSize: 32, Levels: "asym", Rotate: 11},
 			{Codec: "dense", Bits: 4, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed},
 			{Codec: "dense", Bits: 4, GroupSize: 64, Levels: "lloyd"},
+			// the byte layout (5- to 8-bit codes)
+			{Codec: "dense", Bits: 5, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed},
+			{Codec: "dense", Bits: 6, GroupSize: 64, Levels: "uniform"},
+			{Codec: "dense", Bits: 8, GroupSize: 32, Levels: "asym", Rotate: 9},
 		} {
 			if p.GroupSize > sh[1] && sh[1]%p.GroupSize != 0 {
 				continue
@@ -121,9 +125,11 @@ func bytePerm(t0, t1, sel uint32) uint32 {
 
 // emuGemv mirrors gemv_dense for one token and row r over the packed codes.
 func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]float32, tb [4]uint32) float32 {
-	K, U := m.Bits, (m.C+unitCodes-1)/unitCodes
+	K, U := layoutBits(m.Bits), (m.C+unitCodes-1)/unitCodes
 	lin4 := K == 4 && linearLevels(m.Levels)
 	lut16 := K == 4 && !lin4
+	ub, _, _ := byteLevels(m.Levels) // the byte layout's table
+	lin8 := K == 8 && linearLevels(m.Levels)
 	word := func(j, u, comp int) uint32 { return u32At(packed, (((((r/32)*U+u)*K+j)*32+r%32)*4+comp)*4) }
 	var acc float32
 	for u := 0; u < U; u++ {
@@ -152,6 +158,18 @@ func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]flo
 				}
 				var b0, b1 uint32
 				switch {
+				case K == 8:
+					lut := func(x uint32) uint32 {
+						if lin8 {
+							return x
+						}
+						var r uint32
+						for i := 0; i < 4; i++ {
+							r |= uint32(ub[x>>(8*i)&255]) << (8 * i)
+						}
+						return r
+					}
+					b0, b1 = lut(word(ch>>1, u, 2*(ch&1))), lut(word(ch>>1, u, 2*(ch&1)+1))
 				case lin4:
 					b0, b1 = nib&0x0F0F0F0F, nib>>4&0x0F0F0F0F
 				case lut16:

@@ -12,10 +12,10 @@ var kernelSig = map[string]string{}
 // kernelKinds is kernelSig's kinds, one byte per parameter (sigKinds).
 var kernelKinds = map[string][]byte{}
 
-const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u t2:u t3:u res:p"
+const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u t2:u t3:u res:p lut:p"
 
 func init() {
-	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
+	for _, k := range []string{"k2", "k3", "k4", "k4l", "k8", "k8l"} {
 		for _, g := range []string{"g1", "g2", "g4"} {
 			for _, t := range []string{"t1", "t8"} {
 				kernelSig["upg_gemv_"+k+"_"+g+"_"+t] = gemvSig
@@ -25,8 +25,10 @@ func init() {
 	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
 		for _, g := range []string{"g1", "g2", "g4"} {
 			kernelSig["upg_gemm_"+k+"_"+g] = gemvSig
+			kernelSig["upg_gemm32_"+k+"_"+g] = gemvSig
 		}
 	}
+	kernelSig["upg_splitk_sum"] = "part:p S:i y:p res:p N:i"
 	for _, k := range []string{"k2", "k3", "k4"} {
 		for _, t := range []string{"t1", "t8"} {
 			kernelSig["upg_gemv_trellis_"+k+"_"+t] = "tiles:p scales:p vtab:p xr:p y:p R:i C:i TC:i G:i gst:i nt:i res:p"

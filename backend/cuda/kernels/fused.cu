@@ -15,7 +15,7 @@
 
 // upg_rms_rotq: h row t = w · x_t / rms(x_t) (as upg_rmsnorm with rows =
 // null, C = its d), then rotated and quantized. Every block sums the whole
-// row's squares (256 threads, block_sum, like upg_rmsnorm) and writes only
+// row's squares (256 threads, row_sumsq, like upg_rmsnorm) and writes only
 // its own segment of h; x must not alias h.
 extern "C" __global__ void __launch_bounds__(256)
     upg_rms_rotq(const float *__restrict__ x, const float *__restrict__ w, float eps, float *__restrict__ h,
@@ -23,13 +23,12 @@ extern "C" __global__ void __launch_bounds__(256)
                  float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
                  float4 *__restrict__ fac) {
   extern __shared__ float sm[];
+  pdl_wait();
+  pdl_launch();
   __shared__ float red[32];
   const int t = blockIdx.y, base = blockIdx.x * seg;
   const float *xt = x + (size_t)t * C;
-  float ss = 0.f;
-#pragma unroll 4
-  for (int c = threadIdx.x; c < C; c += blockDim.x) ss += xt[c] * xt[c];
-  ss = block_sum(ss, red);
+  const float ss = row_sumsq(xt, C, red);
   const float inv = (float)(1.0 / sqrt((double)(ss / (float)C + eps)));
 #pragma unroll 4
   for (int i = threadIdx.x; i < seg; i += blockDim.x) {
@@ -54,6 +53,8 @@ extern "C" __global__ void __launch_bounds__(256)
                     int C, int G, float alpha, float beta, float *__restrict__ xr,
                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
+  pdl_wait();
+  pdl_launch();
   const int t = blockIdx.y, base = blockIdx.x * seg;
 #pragma unroll 4
   for (int i = threadIdx.x; i < seg; i += blockDim.x) {
@@ -72,33 +73,75 @@ extern "C" __global__ void __launch_bounds__(256)
 }
 
 // upg_combine_rotq merges attention's splits (as upg_attn_combine) into dst
-// (n × heads·hd, C = heads·hd), then rotates and quantizes.
+// (n × heads·hd, C = heads·hd), then rotates and quantizes. When the segment
+// holds whole heads of at most 128 values, warp w merges heads w, w+8, ...:
+// each lane computes a split's weight once for its ≤ 4 columns (lane,
+// lane+32, ...) instead of once per column; the float operations per column
+// are upg_attn_combine's, in its order.
 extern "C" __global__ void __launch_bounds__(256)
     upg_combine_rotq(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S, int heads,
                      int hd, float *__restrict__ dst, const float *__restrict__ signs, int rb, int gs,
                      int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
                      int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
+  pdl_wait();
+  pdl_launch();
   const int t = blockIdx.y, base = blockIdx.x * seg;
   const int ns = min(S, (pos[t] + chunk) / chunk);
-  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
-    const int c = base + i;
-    float v = 0.f;
-    if (c < C) {
-      const int h = c / hd, d = c - h * hd;
+  if (seg % hd == 0 && hd <= 128 && blockDim.x == 256) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int h0 = base / hd, nh = seg / hd;
+    for (int hl = warp; hl < nh; hl += 8) {
+      const int h = h0 + hl;
+      if (h >= heads) { // padding past C
+        for (int d = lane; d < hd; d += 32) sm[hl * hd + d] = 0.f;
+        continue;
+      }
       const float *pp = part + (size_t)(t * heads + h) * S * (hd + 2);
       float M = -INFINITY;
       for (int s = 0; s < ns; s++) M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
       float L = 0.f;
       for (int s = 0; s < ns; s++) L += pp[(size_t)s * (hd + 2) + 1] * expf(pp[(size_t)s * (hd + 2)] - M);
       const float linv = 1.f / L;
-      float o = 0.f;
-      for (int s = 0; s < ns; s++) o += pp[(size_t)s * (hd + 2) + 2 + d] * expf(pp[(size_t)s * (hd + 2)] - M);
-      v = o * linv;
-      dst[(size_t)t * C + c] = v;
-      if (signs != nullptr) v *= signs[c];
+      float o[4] = {0.f, 0.f, 0.f, 0.f};
+      for (int s = 0; s < ns; s++) {
+        const float e = expf(pp[(size_t)s * (hd + 2)] - M);
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+          if (lane + 32 * j < hd) o[j] += pp[(size_t)s * (hd + 2) + 2 + lane + 32 * j] * e;
+      }
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const int d = lane + 32 * j;
+        if (d < hd) {
+          const int c = h * hd + d;
+          float v = o[j] * linv;
+          dst[(size_t)t * C + c] = v;
+          if (signs != nullptr) v *= signs[c];
+          sm[hl * hd + d] = v;
+        }
+      }
     }
-    sm[i] = v;
+  } else {
+    for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+      const int c = base + i;
+      float v = 0.f;
+      if (c < C) {
+        const int h = c / hd, d = c - h * hd;
+        const float *pp = part + (size_t)(t * heads + h) * S * (hd + 2);
+        float M = -INFINITY;
+        for (int s = 0; s < ns; s++) M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
+        float L = 0.f;
+        for (int s = 0; s < ns; s++) L += pp[(size_t)s * (hd + 2) + 1] * expf(pp[(size_t)s * (hd + 2)] - M);
+        const float linv = 1.f / L;
+        float o = 0.f;
+        for (int s = 0; s < ns; s++) o += pp[(size_t)s * (hd + 2) + 2 + d] * expf(pp[(size_t)s * (hd + 2)] - M);
+        v = o * linv;
+        dst[(size_t)t * C + c] = v;
+        if (signs != nullptr) v *= signs[c];
+      }
+      sm[i] = v;
+    }
   }
   __syncthreads();
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
@@ -111,6 +154,8 @@ template <typename T>
 DEVI void rope_kv(float *q, int qs, int heads, float *k, int ks, const float *v, int vs, T *kc, T *vc,
                   const int *slots, int H, int hd, int bs, int dim, int il, const float *cosT,
                   const float *sinT, const int *pos) {
+  pdl_wait();
+  pdl_launch();
   const int t = blockIdx.x, y = blockIdx.y, half = dim / 2;
   float *x = y < heads ? q + (size_t)t * qs + y * hd : k + (size_t)t * ks + (y - heads) * hd;
   const int p = pos[t];

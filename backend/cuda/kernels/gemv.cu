@@ -14,7 +14,8 @@
 // Within a unit, chunk c (0..15) holds codes 8c..8c+7; the planes are
 // "nibble-sliced": extracting chunk c yields the 8 codes as nibbles of one
 // 32-bit word (nibble i = code 8c+i; for K = 4 byte i holds codes i (low)
-// and i+4 (high)), see extract() below and repack.go.
+// and i+4 (high)), see extract() below and repack.go. 5- to 8-bit codes use
+// the byte layout, K = 8: one byte per code, plane word j = codes 16j..16j+15.
 //
 // Activations are int8, quantized per weight group like the CPU's AVX-512
 // path (s = max|x|/127, q = round-half-even(x/s)); codes map to bytes u with
@@ -27,6 +28,23 @@
 #include <stdint.h>
 
 #define DEVI __device__ __forceinline__
+
+// pdl_wait / pdl_launch: programmatic dependent launch (sm_90). A kernel
+// the Go side launches with it (pdlKernel in device.go) may start while the
+// kernel before it runs; pdl_wait blocks until that kernel has finished and
+// its writes are visible (at once when not launched so), and pdl_launch
+// lets the next such kernel start early. Everything before pdl_wait may
+// read only weights.
+DEVI void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+DEVI void pdl_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
 
 DEVI unsigned comp(const uint4 &v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
@@ -68,6 +86,23 @@ template <> DEVI unsigned extract<4>(const uint4 *w, int c) {
   return comp(w[c >> 2], c & 3);
 }
 
+// byte_codes returns codes 8c+4h..8c+4h+3 of a unit in the byte layout
+// (K = 8: 5- to 8-bit codes, one byte each, plane word j holding codes
+// 16j..16j+15) as level bytes: the codes themselves (MODE 3, linear
+// levels) or looked up in lut, a 256-byte table in shared memory (MODE 4).
+template <int MODE> DEVI unsigned byte_codes(const uint4 *w, int c, int h, const uint8_t *lut) {
+  const unsigned x = comp(w[c >> 1], 2 * (c & 1) + h);
+  if (MODE == 3) return x;
+  return (unsigned)lut[x & 255u] | (unsigned)lut[(x >> 8) & 255u] << 8 |
+         (unsigned)lut[(x >> 16) & 255u] << 16 | (unsigned)lut[x >> 24] << 24;
+}
+
+// load_lut copies the 256-byte level table into shared memory (MODE 4);
+// the caller synchronizes before the first lookup.
+DEVI void load_lut(uint8_t *sl, const uint8_t *__restrict__ lut) {
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) sl[i] = lut[i];
+}
+
 // gemv_dense computes y[t*R + r] = Σ_c W[r][c]·x_t[c] for NT tokens (nt of
 // them valid) from int8 activations xq (ldq bytes per token) and factors fac
 // (G per token). Block b takes rows 32b..32b+31, one row per lane, so a
@@ -79,6 +114,8 @@ template <> DEVI unsigned extract<4>(const uint4 *w, int c) {
 // MODE 0: PRMT through an 8-byte table (K ≤ 3); 1: 4-bit linear levels, the
 // byte layout split into two words; 2: 4-bit any levels, 16-byte table
 // (t0..t3) looked up by two PRMTs and a per-byte select on the code's bit 3.
+// MODE 3 and 4 (K = 8, the byte layout of 5- to 8-bit codes): the bytes
+// as they are (linear levels) or through the 256-byte table lut.
 // prmt_sign is PTX prmt.b32 in its default mode, where a selector nibble's
 // bit 3 replicates the selected byte's sign (__byte_perm ignores that bit).
 DEVI unsigned prmt_sign(unsigned a, unsigned b, unsigned sel) {
@@ -102,8 +139,13 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
                      int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3,
-                     float *__restrict__ res) {
+                     float *__restrict__ res, const uint8_t *__restrict__ lut) {
   __shared__ float red[32 * 32];
+  __shared__ uint8_t sl[MODE == 4 ? 256 : 1];
+  if (MODE == 4) {
+    load_lut(sl, lut);
+    __syncthreads();
+  }
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
   const int rg = blockIdx.x;
   const uint4 *base = codes + (size_t)rg * U * K * 32 + lane;
@@ -127,6 +169,8 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     }
   };
   if (w < U) load(w, wc, sc, of);
+  pdl_wait(); // xq, fac, y and res belong to the kernels before
+  pdl_launch();
   for (int u = w; u < U; u += W) {
     uint4 wn[K];
     __half scn[GPU_], ofn[GPU_];
@@ -144,16 +188,21 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
       for (int e = 0; e < 2; e++) {
         const int c = 2 * c2 + e;
-        unsigned nib = extract<K>(wc, c);
-        if (MODE == 1) {
-          b[2 * e] = nib & 0x0F0F0F0Fu;
-          b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
-        } else if (MODE == 2) {
-          b[2 * e] = lut16(nib, t0, t1, t2, t3);
-          b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
+        if constexpr (MODE >= 3) {
+          b[2 * e] = byte_codes<MODE>(wc, c, 0, sl);
+          b[2 * e + 1] = byte_codes<MODE>(wc, c, 1, sl);
         } else {
-          b[2 * e] = __byte_perm(t0, t1, nib);
-          b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
+          unsigned nib = extract<K>(wc, c);
+          if (MODE == 1) {
+            b[2 * e] = nib & 0x0F0F0F0Fu;
+            b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
+          } else if (MODE == 2) {
+            b[2 * e] = lut16(nib, t0, t1, t2, t3);
+            b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
+          } else {
+            b[2 * e] = __byte_perm(t0, t1, nib);
+            b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
+          }
         }
       }
       const int s = (2 * c2) / SUBC;
@@ -224,8 +273,9 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const uint4 *__restrict__ codes, const __half *__restrict__ scales,                          \
       const __half *__restrict__ offs, const int8_t *__restrict__ xq,                          \
       const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gsl, \
-      int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res
-#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3, res
+      int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res,  \
+      const uint8_t *__restrict__ lut
+#define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3, res, lut
 
 // upg_gemv_k<bits>[l]_g<groups per unit>_t<tokens per pass> (k4l: 4-bit, any levels): 1 token with up to 1024 threads, 8 with up to 256
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 1>(GEMV_PASS); }
@@ -252,6 +302,20 @@ extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV_ARGS)
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
+// k8 / k8l: 5- to 8-bit codes in the byte layout (linear levels / any levels through lut);
+// at most 256 threads (eight plane words per unit need the registers)
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g1_t1(GEMV_ARGS) { gemv_dense<8, 1, 3, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g2_t1(GEMV_ARGS) { gemv_dense<8, 1, 3, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g4_t1(GEMV_ARGS) { gemv_dense<8, 1, 3, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g1_t8(GEMV_ARGS) { gemv_dense<8, 8, 3, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g2_t8(GEMV_ARGS) { gemv_dense<8, 8, 3, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g4_t8(GEMV_ARGS) { gemv_dense<8, 8, 3, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g1_t1(GEMV_ARGS) { gemv_dense<8, 1, 4, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g2_t1(GEMV_ARGS) { gemv_dense<8, 1, 4, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g4_t1(GEMV_ARGS) { gemv_dense<8, 1, 4, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g1_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g2_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g4_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 4>(GEMV_PASS); }
 
 // rotq_tail rotates and quantizes one block's segment of one token: sm
 // holds the seg input values (times the signs, zero past C) and is
@@ -318,6 +382,8 @@ extern "C" __global__ void __launch_bounds__(256)
              int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
              int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
+  pdl_wait();
+  pdl_launch();
   const int t = blockIdx.y;
   const int base = blockIdx.x * seg;
   const float *xt = x + (size_t)t * ldx;

@@ -5,8 +5,9 @@
 // instead of dp4a. The integer sums are exact, so per unit and group the
 // result is gemv_dense's; only the float additions run in another order.
 //
-// Block: 4 warps, 64 rows (two 32-row groups of the layout) × 64 tokens.
-// Warp w takes rows 16w..16w+15 of the block; each of its lanes (gid =
+// Block: 4 warps, 64 rows (two 32-row groups of the layout) × NTOK tokens
+// (64, or 32 for steps of at most 32 tokens, which would leave half of a
+// 64-token tile empty). Warp w takes rows 16w..16w+15 of the block; each of its lanes (gid =
 // lane/4, tig = lane%4) holds, per mma, the A fragment of rows gid and
 // gid+8 (4 code bytes each at columns 4·tig and 16+4·tig of the 32-column
 // slice), the B fragments of 8 tokens (ldmatrix from the block's activation
@@ -15,7 +16,6 @@
 // The next unit's codes and activations are loaded while one is multiplied.
 
 #define MMA_ROWS 64
-#define MMA_TOKS 64
 #define MMA_XSTRIDE 144 // bytes per token row of the activation tile (128 + 16 padding)
 
 DEVI void mma_u8s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, int b0, int b1) {
@@ -44,34 +44,35 @@ DEVI unsigned code_bytes(const uint4 *w, int c, int h, unsigned t0, unsigned t1,
   return __byte_perm(t0, t1, h ? nib >> 16 : nib);
 }
 
-template <int K, int MODE, int GPU_>
+template <int K, int MODE, int GPU_, int NTOK>
 DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
                      int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2,
-                     unsigned t3, float *__restrict__ res) {
-  __shared__ __align__(16) unsigned char xs[MMA_TOKS * MMA_XSTRIDE];
+                     unsigned t3, float *__restrict__ res, const uint8_t *__restrict__ lut) {
+  __shared__ __align__(16) unsigned char xs[NTOK * MMA_XSTRIDE];
+  constexpr int NT8 = NTOK / 8; // 8-token tiles
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int row0 = blockIdx.x * MMA_ROWS + w * 16; // the warp's first row
   const int rg = row0 >> 5, rl = (row0 & 31) + gid; // row group, lane of row gid
   const bool live = row0 < R; // a warp past the last row group only helps fill xs
-  const int tok0 = blockIdx.y * MMA_TOKS;
-  const int ntok = min(MMA_TOKS, nt - tok0);
+  const int tok0 = blockIdx.y * NTOK;
+  const int ntok = min(NTOK, nt - tok0);
   const uint4 *base = codes + (size_t)rg * U * K * 32;
   const __half *sbase = scales + (size_t)rg * G * 32;
   const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 : nullptr;
   constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
-  float acc[8][4];
+  float acc[NT8][4];
 #pragma unroll
-  for (int i = 0; i < 8; i++)
+  for (int i = 0; i < NT8; i++)
 #pragma unroll
     for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
 
   // Unit u+1's codes and activation tile are loaded into registers while
   // unit u is multiplied (double buffering through registers).
   uint4 wa[K], wb[K]; // rows gid and gid+8
-  uint4 xv[MMA_TOKS * 8 / 128];
+  uint4 xv[NTOK * 8 / 128];
   auto load = [&](int u, uint4 *ca, uint4 *cb, uint4 *xx) {
 #pragma unroll
     for (int j = 0; j < K; j++) {
@@ -82,28 +83,33 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       }
     }
 #pragma unroll
-    for (int j = 0; j < MMA_TOKS * 8 / 128; j++) {
+    for (int j = 0; j < NTOK * 8 / 128; j++) {
       const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
       xx[j] = make_uint4(0, 0, 0, 0);
       if (t < ntok) xx[j] = *reinterpret_cast<const uint4 *>(xq + (size_t)(tok0 + t) * ldq + u * 128 + q * 16);
     }
   };
-  load(0, wa, wb, xv);
-  for (int u = 0; u < U; u++) {
+  // split-K: block z of gridDim.z takes units [u0, u1) and writes its
+  // partial sums to y + z·nt·R (the Go side sums them, upg_splitk_sum)
+  const int Z = gridDim.z, z = blockIdx.z;
+  const int u0 = (int)((long long)U * z / Z), u1 = (int)((long long)U * (z + 1) / Z);
+  if (Z > 1) y += (size_t)z * nt * R;
+  if (u0 < u1) load(u0, wa, wb, xv);
+  for (int u = u0; u < u1; u++) {
     __syncthreads(); // every warp is done with the last tile
 #pragma unroll
-    for (int j = 0; j < MMA_TOKS * 8 / 128; j++) {
+    for (int j = 0; j < NTOK * 8 / 128; j++) {
       const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
       *reinterpret_cast<uint4 *>(xs + t * MMA_XSTRIDE + q * 16) = xv[j];
     }
     __syncthreads();
     uint4 na[K], nb[K];
-    if (u + 1 < U) load(u + 1, na, nb, xv);
-    int ia[8][4];
+    if (u + 1 < u1) load(u + 1, na, nb, xv);
+    int ia[NT8][4];
 #pragma unroll
     for (int s = 0; s < GPU_; s++) {
 #pragma unroll
-      for (int i = 0; i < 8; i++)
+      for (int i = 0; i < NT8; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) ia[i][j] = 0;
       // the k-slices (32 columns = 4 chunks) of sub-group s
@@ -117,7 +123,7 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         // B fragments of two 8-token tiles per ldmatrix.x4: lanes 8j..8j+7
         // address rows (tokens) of matrix j = (tile i + j/2, bytes 16·(j%2)..).
 #pragma unroll
-        for (int i = 0; i < 8; i += 2) {
+        for (int i = 0; i < NT8; i += 2) {
           const int j = lane >> 3;
           const unsigned char *xr = xs + ((i + (j >> 1)) * 8 + (lane & 7)) * MMA_XSTRIDE + ks * 32 + (j & 1) * 16;
           unsigned b0, b1, b2, b3;
@@ -136,7 +142,7 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         const float ofa = obase != nullptr && first ? __half2float(obase[(size_t)g * 32 + rl]) : 0.f;
         const float ofb = obase != nullptr && first ? __half2float(obase[(size_t)g * 32 + rl + 8]) : 0.f;
 #pragma unroll
-        for (int i = 0; i < 8; i++) {
+        for (int i = 0; i < NT8; i++) {
 #pragma unroll
           for (int e = 0; e < 2; e++) {
             const int t = i * 8 + 2 * tig + e;
@@ -155,14 +161,14 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         }
       }
     }
-    if (u + 1 < U) {
+    if (u + 1 < u1) {
 #pragma unroll
       for (int j = 0; j < K; j++) wa[j] = na[j], wb[j] = nb[j];
     }
   }
   const int ra = row0 + gid, rb = ra + 8;
 #pragma unroll
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < NT8; i++) {
 #pragma unroll
     for (int e = 0; e < 2; e++) {
       const int t = i * 8 + 2 * tig + e;
@@ -181,16 +187,33 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   }
 }
 
-// upg_gemm_<bits>[l]_g<groups per unit>: grid (ceil(R/64), ceil(nt/64)), 128 threads; nt = tokens.
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128) upg_gemm_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4>(GEMV_PASS); }
+// upg_gemm[32]_<bits>[l]_g<groups per unit> (32: 32-token tiles): grid
+// (ceil(R/64), ceil(nt/NTOK), split-K parts; res null when there are
+// several), 128 threads; nt = tokens. The minimum blocks per SM keep the
+// registers at ≤ 168 (64-token tiles: 3 blocks per SM) and ≤ 128 (32: 4);
+// at 172 registers the 64-token kernel held 2 blocks and prefill lost 13%. None for the byte layout (K = 8: its
+// eight plane words per row would not fit the registers).
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 32>(GEMV_PASS); }

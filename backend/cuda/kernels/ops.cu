@@ -56,6 +56,9 @@ DEVI unsigned dense_code(const uint4 *base, int K, int c) {
   if (K == 20) { // 4-bit nibble layout (any levels): nibble ii of word ch
     return (comp4(unit[(ch >> 2) * 32], ch & 3) >> (4 * ii)) & 15u;
   }
+  if (K == 8) { // byte layout: byte ii&3 of word 2·(ch&1) + ii/4 of plane word ch/2
+    return (comp4(unit[(ch >> 1) * 32], 2 * (ch & 1) + (ii >> 2)) >> (8 * (ii & 3))) & 255u;
+  }
   if (K == 4) {
     const unsigned w = comp4(unit[(ch >> 2) * 32], ch & 3);
     return ii < 4 ? (w >> (8 * ii)) & 15u : (w >> (8 * (ii - 4) + 4)) & 15u;
@@ -126,6 +129,28 @@ extern "C" __global__ void upg_embed_f16(const __half *__restrict__ w, int ldw,
   if (c < C) dst[(size_t)t * C + c] = __half2float(w[(size_t)tokens[t] * ldw + c]);
 }
 
+// row_sumsq is Σ x[c]² over a row of d values, summed by the whole block
+// (red: 32 floats of shared memory): float4 loads when d is a multiple of 4
+// (rows then start 16-byte aligned), all of a thread's in flight at once.
+// upg_rmsnorm and upg_rms_rotq share it, so their sums are identical.
+DEVI float row_sumsq(const float *__restrict__ xr, int d, float *red) {
+  float ss = 0.f;
+  if ((d & 3) == 0) {
+    const float4 *x4 = (const float4 *)xr;
+#pragma unroll 8
+    for (int c = threadIdx.x; c < d / 4; c += blockDim.x) {
+      const float4 v = x4[c];
+      ss += v.x * v.x;
+      ss += v.y * v.y;
+      ss += v.z * v.z;
+      ss += v.w * v.w;
+    }
+  } else {
+    for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
+  }
+  return block_sum(ss, red);
+}
+
 // upg_rmsnorm: dst row i = w · x_row / rms(x_row), x_row = rows ? rows[i] : i.
 // One block per row.
 extern "C" __global__ void __launch_bounds__(256)
@@ -134,9 +159,7 @@ extern "C" __global__ void __launch_bounds__(256)
   __shared__ float red[32];
   const int i = blockIdx.x;
   const float *xr = x + (size_t)(rows != nullptr ? rows[i] : i) * d;
-  float ss = 0.f;
-  for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
-  ss = block_sum(ss, red);
+  const float ss = row_sumsq(xr, d, red);
   const float inv = (float)(1.0 / sqrt((double)(ss / (float)d + eps)));
   for (int c = threadIdx.x; c < d; c += blockDim.x) dst[(size_t)i * d + c] = w[c] * (xr[c] * inv);
 }
@@ -200,9 +223,12 @@ extern "C" __global__ void upg_store_kv_f32(float *kc, float *vc, const float *k
 // attn_split computes, for token t, query head h and positions
 // [split·chunk, min((split+1)·chunk, pos[t]+1)), the softmax partial
 // (max m, Σ e^(s-m), Σ e^(s-m)·v) into part[((t·heads + h)·S + split)·(hd+2)].
-// Grid (S, heads, n), 128 threads, chunk ≤ 64: two threads per position
-// compute a score (each half the head, 16-byte loads), then thread d sums
-// the chunk's values for dimension d. Shared memory hd + chunk floats.
+// Grid (S, heads, n), 128 threads, chunk ≤ 64: the chunk's row offsets are
+// computed once (one division by the block size per position), two threads
+// per position compute a score (each half the head, 16-byte loads), then
+// tpr = hd/E threads per value row (E elements per 16-byte load) and
+// 128/tpr position lanes sum the values (thread d per dimension, scalar
+// loads, when hd does not split so). Shared memory hd + chunk floats.
 template <typename T> DEVI float dot_part(const float *q, const T *k, int n);
 template <> DEVI float dot_part<__half>(const float *q, const __half *k, int n) {
   float s = 0.f;
@@ -236,6 +262,10 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
                      int S, float *part) {
   extern __shared__ float sm[];
   __shared__ float red[32];
+  __shared__ size_t roff[64];    // the chunk's rows: element offset of position p0+i's key/value row
+  __shared__ float vsum[1024];   // the value sums of the position lanes (fast path)
+  pdl_wait();
+  pdl_launch();
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
   const int T1 = pos[t] + 1, p0 = split * chunk;
   float *pp = part + ((size_t)(t * heads + h) * S + split) * (hd + 2);
@@ -244,16 +274,16 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   const int kvh = h / (heads / H);
   float *qv = sm, *sc = sm + hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) qv[d] = q[(size_t)t * qs + h * hd + d];
-  __syncthreads();
   const int *tab = tables + (size_t)seq[t] * tstride;
+  for (int i = threadIdx.x; i < np; i += blockDim.x) {
+    const int p = p0 + i;
+    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
+  }
+  __syncthreads();
   {
     const int i = threadIdx.x >> 1, half = threadIdx.x & 1, hh = hd / 2;
     float s = 0.f;
-    if (i < np) {
-      const int p = p0 + i;
-      const T *kr = kc + (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + half * hh;
-      s = dot_part<T>(qv + half * hh, kr, hh);
-    }
+    if (i < np) s = dot_part<T>(qv + half * hh, kc + roff[i] + half * hh, hh);
     s += __shfl_xor_sync(0xffffffffu, s, 1);
     if (i < np && half == 0) sc[i] = s * scale;
   }
@@ -268,14 +298,48 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
     l += e;
   }
   l = block_sum(l, red); // its barriers also order the sc writes before the reads below
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float acc = 0.f;
-#pragma unroll 8
-    for (int i = 0; i < np; i++) {
-      const int p = p0 + i;
-      acc += sc[i] * to_f(vc[(((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd + d]);
+  // values: E elements per 16-byte load, tpr threads per row, P position
+  // lanes (position i goes to lane i mod P), then the lanes' sums added in
+  // lane order
+  constexpr int E = 16 / sizeof(T);
+  const int tpr = hd / E;
+  if (hd % E == 0 && tpr <= (int)blockDim.x && blockDim.x % tpr == 0) {
+    const int P = blockDim.x / tpr, pl = threadIdx.x / tpr, dg = threadIdx.x - pl * tpr;
+    float acc[E];
+#pragma unroll
+    for (int j = 0; j < E; j++) acc[j] = 0.f;
+    for (int i = pl; i < np; i += P) {
+      const uint4 raw = *(const uint4 *)(vc + roff[i] + dg * E);
+      const float w = sc[i];
+      if constexpr (sizeof(T) == 2) {
+        const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          const float2 f = __half22float2(h2[j]);
+          acc[2 * j] += w * f.x;
+          acc[2 * j + 1] += w * f.y;
+        }
+      } else {
+        const float *f = (const float *)&raw;
+#pragma unroll
+        for (int j = 0; j < E; j++) acc[j] += w * f[j];
+      }
     }
-    pp[2 + d] = acc;
+#pragma unroll
+    for (int j = 0; j < E; j++) vsum[pl * hd + dg * E + j] = acc[j];
+    __syncthreads();
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+      float o = 0.f;
+      for (int k = 0; k < P; k++) o += vsum[k * hd + d];
+      pp[2 + d] = o;
+    }
+  } else {
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+      float acc = 0.f;
+#pragma unroll 8
+      for (int i = 0; i < np; i++) acc += sc[i] * to_f(vc[roff[i] + d]);
+      pp[2 + d] = acc;
+    }
   }
   if (threadIdx.x == 0) {
     pp[0] = m;
@@ -511,4 +575,17 @@ extern "C" __global__ void __launch_bounds__(128)
                          const int *__restrict__ pos, const int *__restrict__ seq, float scale, int heads,
                          int H, int hd, int bs, int n, float *__restrict__ dst) {
   attn_prefill<float>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, n, dst);
+}
+
+// upg_splitk_sum adds the S split-K partial products of a tensor-core GEMM
+// (part: S arrays of N = tokens·rows floats) into y, in a fixed order, and
+// adds y to res when res is not null (the residual epilogue).
+extern "C" __global__ void __launch_bounds__(256)
+    upg_splitk_sum(const float *__restrict__ part, int S, float *__restrict__ y, float *__restrict__ res, int N) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= N) return;
+  float v = part[i];
+  for (int z = 1; z < S; z++) v += part[(size_t)z * N + i];
+  y[i] = v;
+  if (res != nullptr) res[i] += v;
 }

@@ -1,0 +1,59 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"sort"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// TestLaunchConfigLayout pins the Go mirrors of CUlaunchConfig and
+// CUlaunchAttribute to the driver's 64-bit layout (cuda.h): a wrong offset
+// would hand cuLaunchKernelEx garbage.
+func TestLaunchConfigLayout(t *testing.T) {
+	var c launchConfig
+	var a launchAttribute
+	for _, x := range []struct {
+		what      string
+		got, want uintptr
+	}{
+		{"sizeof(CUlaunchConfig)", unsafe.Sizeof(c), 56},
+		{"offsetof(sharedMemBytes)", unsafe.Offsetof(c.smem), 24},
+		{"offsetof(hStream)", unsafe.Offsetof(c.stream), 32},
+		{"offsetof(attrs)", unsafe.Offsetof(c.attrs), 40},
+		{"offsetof(numAttrs)", unsafe.Offsetof(c.numAttrs), 48},
+		{"sizeof(CUlaunchAttribute)", unsafe.Sizeof(a), 72},
+		{"offsetof(value)", unsafe.Offsetof(a.value), 8},
+	} {
+		if x.got != x.want {
+			t.Errorf("%s = %d, want %d", x.what, x.got, x.want)
+		}
+	}
+}
+
+// TestPDLKernels checks which kernels take programmatic dependent launch:
+// each must begin with pdl_wait() (kernels/*.cu), so a new kernel whose name
+// happens to match must be looked at and added here.
+func TestPDLKernels(t *testing.T) {
+	var got []string
+	for name := range kernelSig {
+		if pdlKernel(name) {
+			got = append(got, name)
+		}
+	}
+	sort.Strings(got)
+	gemv, other := 0, []string{}
+	for _, n := range got {
+		if strings.HasPrefix(n, "upg_gemv_k") {
+			gemv++
+		} else {
+			other = append(other, n)
+		}
+	}
+	want := "upg_attn_f16 upg_attn_f32 upg_combine_rotq upg_rms_rotq upg_rope_kv_f16 upg_rope_kv_f32 upg_rotq upg_swiglu_rotq"
+	if strings.Join(other, " ") != want || gemv != 36 {
+		t.Errorf("PDL kernels: %d dense GEMVs (want 36) and %v (want %s)", gemv, other, want)
+	}
+}
