@@ -25,4 +25,4 @@ for c in max cortex-a72; do
   (cd backend/cpu && "$QEMU" -cpu "$c" "$tmp/cpu.test" -test.run "$kernels")
 done
 echo "-- qemu -cpu max: model golden logits"
-(cd model && "$QEMU" -cpu max "$tmp/model.test" -test.run '^TestGoldenLogits$')
+(cd model && "$QEMU" -cpu max "$tmp/model.test" -test.run '^(TestGoldenLogits|TestCompressedDecodeEveryLevel)$')

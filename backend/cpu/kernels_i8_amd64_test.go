@@ -111,7 +111,7 @@ func TestI8SplitSlots(t *testing.T) {
 			}
 		}
 	}
-	if !tb.splits(3, 128) || tb.splits(3, 64) || i8TablesFor(4).splits(4, 128) {
-		t.Error("splits: want 3-bit codes in groups of a multiple of 128 only")
+	if tb.splits(3, 128) || tb.splits(3, 64) || i8TablesFor(4).splits(4, 128) {
+		t.Error("splits: i8Split3 is off (its decode was wrong on the demo model)")
 	}
 }
