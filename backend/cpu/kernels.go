@@ -29,21 +29,26 @@ type mmJob struct {
 	sparse  *codec.SparseMatrix
 	plain   *tensor.Dense
 	maxRead int // bytes a kernel may read from the start of a code row
+	// The dense kernels' codes: dense.Codes, or its repacked copy
+	// (i8Plane3), rows rowBytes apart.
+	codes    []byte
+	rowBytes int
 }
 
 // sharedState holds the per-call activations prepared before the rows are
 // split: rotated/padded inputs, their group sums and the int8 quantization.
 type sharedState struct {
-	xr    []float32 // n × cp rotated input, zero-padded to whole groups
-	xsum  []float32 // n × gp group sums of xr (asym float path)
-	xq    []int8    // n × cp quantized input (Q8 path)
-	xs    []int8    // n × cp/128 × 160: xq in i8Split3's slots (split)
-	split bool      // i8Rows runs i8Split3 (AVX2, 3-bit codes, one token)
-	pv    []float32 // n × gp: α·s_x per group
-	qv    []float32 // n × gp: β·s_x·Σx_q per group
-	xb    []float32 // n × gp: s_x·Σx_q per group
-	cp    int       // padded columns = groups × group size
-	gp    int       // groups rounded up to 16
+	xr     []float32 // n × cp rotated input, zero-padded to whole groups
+	xsum   []float32 // n × gp group sums of xr (asym float path)
+	xq     []int8    // n × cp quantized input (Q8 path)
+	xs     []int8    // n × cp/128 × 160: xq in i8Split3's slots (split)
+	split  bool      // i8Rows runs i8Split3 (AVX2, 3-bit codes, one token)
+	planes bool      // i8Rows and i8Tile run i8Plane3 on the repacked codes (AVX2, 3-bit codes)
+	pv     []float32 // n × gp: α·s_x per group
+	qv     []float32 // n × gp: β·s_x·Σx_q per group
+	xb     []float32 // n × gp: s_x·Σx_q per group
+	cp     int       // padded columns = groups × group size
+	gp     int       // groups rounded up to 16
 	// Token tiles of the prefill kernel (q8Tile), tileN tokens each, the
 	// last one zero-padded: xqT[tile][chunk][token][64], and the per-group
 	// factors pvT[tile][group][token] (and, for the I8 tile kernel, qvT and
@@ -238,6 +243,25 @@ func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
 	return kindDenseGo
 }
 
+// planesFor returns the i8Plane3 copy of m's codes (repackPlanes3) where
+// the kernels of this backend's level run it, made on first use and kept
+// for the backend's lifetime (LoadMatrix makes it when the model loads);
+// nil elsewhere. The caller holds b.mu.
+func (b *Backend) planesFor(m *codec.DenseMatrix) []byte {
+	if denseKind(m, b.level) != kindDenseI8 || !i8TablesFor(m.Bits).planes(m.Bits, m.GroupSize) {
+		return nil
+	}
+	if c, ok := b.planes[m]; ok {
+		return c
+	}
+	if b.planes == nil {
+		b.planes = map[*codec.DenseMatrix][]byte{}
+	}
+	c := repackPlanes3(m)
+	b.planes[m] = c
+	return c
+}
+
 // prepareDense rotates, pads and (for the Q8 kernels) quantizes the input,
 // tokens split across the workers.
 func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
@@ -254,6 +278,8 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 	}
 	sh.tiles = 0
 	sh.split = false
+	sh.planes = false
+	j.codes, j.rowBytes = m.Codes, m.RowBytes
 	switch j.kind {
 	case kindDenseQ8, kindDenseI8:
 		if cap(sh.xq) < n*sh.cp {
@@ -269,7 +295,11 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 			sh.i8 = i8TablesFor(k)
 			sh.i8lut = i8Lut(&sh.q8, k)
 			j.maxRead = sh.i8.maxRead(sh.cp)
-			if sh.split = n == 1 && sh.i8.splits(k, m.GroupSize); sh.split {
+			if c := b.planesFor(m); c != nil {
+				sh.planes = true
+				j.codes, j.rowBytes = c, len(c)/m.R
+				j.maxRead = j.rowBytes
+			} else if sh.split = n == 1 && sh.i8.splits(k, m.GroupSize); sh.split {
 				if cap(sh.xs) < sh.cp/128*160 {
 					sh.xs = make([]int8, sh.cp/128*160)
 				}
@@ -472,11 +502,12 @@ func (b *Backend) denseRows(ws *workerState, lo, hi int) {
 	}
 	// Rows whose kernel reads would run past the end of the code section
 	// go through a zero-padded copy.
+	codes, rb := j.codes, j.rowBytes
 	safe := m.R
-	if n := len(m.Codes) - j.maxRead; n < 0 {
+	if n := len(codes) - j.maxRead; n < 0 {
 		safe = 0
 	} else {
-		safe = min(m.R, n/m.RowBytes+1)
+		safe = min(m.R, n/rb+1)
 	}
 	block := rowBlock
 	if j.n == 1 {
@@ -494,15 +525,15 @@ func (b *Backend) denseRows(ws *workerState, lo, hi int) {
 			for r := r0; r < r1; {
 				if r < safe {
 					e := min(r1, safe)
-					b.denseCall(ws, t, r, e-r, &m.Codes[r*m.RowBytes])
+					b.denseCall(ws, t, r, e-r, &codes[r*rb])
 					r = e
 					continue
 				}
-				if len(ws.pad) < j.maxRead+m.RowBytes {
-					ws.pad = make([]byte, j.maxRead+m.RowBytes)
+				if len(ws.pad) < j.maxRead+rb {
+					ws.pad = make([]byte, j.maxRead+rb)
 				}
 				clear(ws.pad)
-				copy(ws.pad, m.Codes[r*m.RowBytes:])
+				copy(ws.pad, codes[r*rb:])
 				b.denseCall(ws, t, r, 1, &ws.pad[0])
 				r++
 			}

@@ -80,3 +80,10 @@ func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
 //go:noescape
 func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)
+
+// i8Repack3 writes n blocks of 128 three-bit codes (48 bytes each, the
+// codec's layout) from src into dst in the i8Plane3 layout
+// (kernels_i8_amd64.go). It reads 4 bytes past src's last block.
+//
+//go:noescape
+func i8Repack3(dst, src *byte, n int, t *i8Tables)

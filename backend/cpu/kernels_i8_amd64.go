@@ -2,7 +2,13 @@
 
 package cpu
 
-import "unsafe"
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/upg-ai/upg/codec"
+)
 
 // The AVX2 integer kernels (kindDenseI8): dense k-bit codes, k ≤ 4 with any
 // codebook and k ≤ 6 with linear levels, multiplied with the same int8
@@ -72,6 +78,19 @@ const (
 	// lane 1 from bytes 30-45 (VINSERTI128). i8Tables.sslot maps slots to
 	// columns.
 	i8Split3
+	// i8Plane3 (k = 3, groups of a multiple of 128, decode and tile): the
+	// codes repacked once (repackPlanes3) so that a 128-code block of 48
+	// bytes unpacks in 13 vector ops plus the 4 lookups (the windows: 24,
+	// i8Split3: 16 in 160 slots). The block's four 32-code chunks A, B, C,
+	// D (the windows' codes, i.e. in the permuted order i8Tables.perm of
+	// their 32 columns, so the activations are laid out as for the
+	// windows) become P = 32 bytes, lane i: A_i | B_i<<3 | (C_i&3)<<6, and
+	// Q = 16 bytes, byte j: D_j | (C_j>>2)<<3 | D_(16+j)<<4 | (C_(16+j)>>2)<<7.
+	// Unpack: A = P&7; B = (P>>3)&7 (VPSRLW: a word shift, the mask drops
+	// the next byte's bits); Q' = Q broadcast to both lanes, VPSRLVD by 0
+	// (lane 0) and 4 (lane 1), D = Q'&7; C = ((P>>5)&6) | (Q'&8), i.e. 2C,
+	// looked up in a table of the levels at the even indices.
+	i8Plane3
 )
 
 // i8Tables are the constant tables of one bit width; the assembly reads
@@ -86,12 +105,19 @@ type i8Tables struct {
 	mask  [32]byte   // 192: code mask in every byte (nibble, crumb modes)
 	ones  [16]int16  // 224: VPMADDWD ones
 	// i8Split3 tables (k = 3)
-	sctlE [32]byte   // 256: VPSHUFB gather of an even chunk's register
-	sctlO [32]byte   // 288: of an odd chunk's
-	sctlL [32]byte   // 320: of the fifth register (two 16-byte windows)
-	sshM  [8]uint32  // 352: VPSRLVD counts of the chunk registers
-	sshL  [8]uint32  // 384: of the fifth register
-	smask [32]byte   // 416: 7 in every byte
+	sctlE [32]byte  // 256: VPSHUFB gather of an even chunk's register
+	sctlO [32]byte  // 288: of an odd chunk's
+	sctlL [32]byte  // 320: of the fifth register (two 16-byte windows)
+	sshM  [8]uint32 // 352: VPSRLVD counts of the chunk registers
+	sshL  [8]uint32 // 384: of the fifth register
+	smask [32]byte  // 416: 7 in every byte
+	// i8Plane3 tables (k = 3)
+	pm6   [32]byte   // 448: 6 in every byte
+	pm8   [32]byte   // 480: 8 in every byte
+	psh   [8]uint32  // 512: VPSRLVD counts 0 (lane 0), 4 (lane 1)
+	ptc   [32]byte   // 544: VPSHUFB indices of the C table: i/2 at i
+	pm3   [32]byte   // 576: 3 in every byte (repack)
+	pm1   [32]byte   // 608: 1 in every byte (repack)
 	perm  [32]uint8  // slot → column within the chunk (not read by assembly)
 	sslot [160]int16 // i8Split3: slot → column within the group, -1 for an empty slot
 	mode  i8Mode
@@ -152,6 +178,69 @@ func (t *i8Tables) buildSplit() {
 	}
 }
 
+// buildPlanes fills the i8Plane3 tables (k = 3).
+func (t *i8Tables) buildPlanes() {
+	for i := 0; i < 32; i++ {
+		t.pm6[i], t.pm8[i], t.pm3[i], t.pm1[i] = 6, 8, 3, 1
+		t.ptc[i] = byte(i % 16 / 2)
+	}
+	for d := 0; d < 8; d++ {
+		t.psh[d] = uint32(4 * (d / 4))
+	}
+}
+
+// planes reports whether the kernels run the i8Plane3 layout (a repacked
+// copy of the codes, repackPlanes3) for a matrix of these tables with
+// bits-bit codes in groups of group columns.
+func (t *i8Tables) planes(bits, group int) bool {
+	return t.mode == i8Window && bits == 3 && group%128 == 0
+}
+
+// repackPlanes3 returns m's codes in the i8Plane3 layout: per row, Groups ·
+// GroupSize/128 blocks of 48 bytes (the row's codes past C are zero), rows
+// back to back. The larger matrices are repacked by several goroutines.
+func repackPlanes3(m *codec.DenseMatrix) []byte {
+	rb := m.Groups * m.GroupSize * 3 / 8
+	nb := rb / 48
+	dst := make([]byte, m.R*rb)
+	t := &i8Tab[3]
+	if m.RowBytes != rb { // a last group narrower than GroupSize: row by row through a zero-padded copy
+		pad := make([]byte, rb+16)
+		for r := 0; r < m.R; r++ {
+			clear(pad)
+			copy(pad, m.Codes[r*m.RowBytes:(r+1)*m.RowBytes])
+			i8Repack3(&dst[r*rb], &pad[0], nb, t)
+		}
+		return dst
+	}
+	// The rows are one run of R·nb blocks. The unpack reads 16 bytes at
+	// byte 36 of a block, 4 past its end: the last block goes through a
+	// zero-padded copy.
+	total := m.R * nb
+	var tail [64]byte
+	copy(tail[:], m.Codes[(total-1)*48:total*48])
+	i8Repack3(&dst[(total-1)*48], &tail[0], 1, t)
+	total--
+	parts := 1
+	if total*48 >= 1<<22 {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	for p := 0; p < parts; p++ {
+		lo, hi := total*p/parts, total*(p+1)/parts
+		if lo == hi {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			i8Repack3(&dst[lo*48], &m.Codes[lo*48], hi-lo, t)
+		}()
+	}
+	wg.Wait()
+	return dst
+}
+
 // splits reports whether i8Rows runs the i8Split3 layout for a matrix of
 // these tables with bits-bit codes in groups of group columns.
 func (t *i8Tables) splits(bits, group int) bool {
@@ -177,6 +266,7 @@ var i8Tab = func() (t [7]i8Tables) {
 		t[k] = newI8Tables(k)
 	}
 	t[3].buildSplit()
+	t[3].buildPlanes()
 	return t
 }()
 
@@ -333,8 +423,11 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 		*a = i8TileArgs{
 			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
 			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], tab: sh.i8, lut: &sh.i8lut[0],
-			rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
+			rowBytes: j.rowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
 			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: aligned(ws.tsc[:], 32),
+		}
+		if sh.planes {
+			a.mode = int(i8Plane3)
 		}
 		if m.Asym {
 			a.offs = &m.Offsets[2*r*m.Groups]
@@ -353,10 +446,12 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 	*a = i8Args{
 		xq: &sh.xq[t*sh.cp], pv: &sh.pv[t*sh.gp], qv: &sh.qv[t*sh.gp], xb: &sh.xb[t*sh.gp],
 		scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], tab: sh.i8, lut: &sh.i8lut[0],
-		rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
+		rowBytes: j.rowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
 		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far, isum: aligned(ws.isum[:], 256),
 	}
-	if sh.split {
+	if sh.planes {
+		a.mode = int(i8Plane3)
+	} else if sh.split {
 		a.xq, a.mode = &sh.xs[t*sh.cp/128*160], int(i8Split3)
 	}
 	if m.Asym {

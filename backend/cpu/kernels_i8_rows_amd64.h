@@ -11,6 +11,8 @@
 	VMOVDQU 224(AX), Y15
 	MOVQ 64(R8), DX
 	VMOVDQU (DX), Y14
+	CMPQ 104(R8), $5
+	JEQ i8tabplane
 	CMPQ 104(R8), $4
 	JEQ i8tabsplit
 	CMPQ 104(R8), $2
@@ -28,6 +30,17 @@ i8tabsplit:
 	VMOVDQU 320(AX), Y9
 	VMOVDQU 352(AX), Y10
 	VMOVDQU 416(AX), Y13
+	JMP i8tabdone
+
+	// i8Plane3: Y13 7, Y12 6, Y11 8, Y10 the VPSRLVD counts, Y9 the C
+	// table (the level table's entry i/2 at i).
+i8tabplane:
+	VMOVDQU 416(AX), Y13
+	VMOVDQU 448(AX), Y12
+	VMOVDQU 480(AX), Y11
+	VMOVDQU 512(AX), Y10
+	VMOVDQU 544(AX), Y9
+	VPSHUFB Y9, Y14, Y9
 	JMP i8tabdone
 
 i8tabshift:
@@ -126,6 +139,8 @@ i8convdone:
 	JEQ i8gcrumb
 	CMPQ DX, $4
 	JEQ i8gsplit
+	CMPQ DX, $5
+	JEQ i8gplane
 	SHRQ $1, BX
 	JMP i8gwide
 
@@ -182,6 +197,50 @@ i8gsplitg:
 i8gsplitnext:
 	DECQ R9
 	JNZ i8gsplitg
+	JMP i8rowend
+
+	// k = 3, i8Plane3: per 48-byte block P = (AX) (32 bytes), Q = 32(AX)
+	// (16 bytes), the four chunks' level bytes in Y6, Y7, Y4, Y5 times the
+	// activations at R14 + 0, 32, 64, 96 (kernels_i8_amd64.go).
+i8gplane:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	MOVQ 88(R8), DX
+	SHRQ $2, DX
+
+i8gplane4:
+	PREFETCHT0 (AX)(R15*1)
+	PREFETCHT2 (AX)(R10*1)
+	VMOVDQU (AX), Y4
+	VBROADCASTI128 32(AX), Y5
+	VPSRLVD Y10, Y5, Y5
+	VPAND Y13, Y4, Y6
+	VPSHUFB Y6, Y14, Y6
+	I8PLM0
+	VPSRLW $3, Y4, Y7
+	VPAND Y13, Y7, Y7
+	VPSHUFB Y7, Y14, Y7
+	I8PLM1
+	VPSRLW $5, Y4, Y4
+	VPAND Y12, Y4, Y4
+	VPAND Y11, Y5, Y6
+	VPOR Y6, Y4, Y4
+	VPSHUFB Y4, Y9, Y4
+	I8PLM2
+	VPAND Y13, Y5, Y5
+	VPSHUFB Y5, Y14, Y5
+	I8PLM3
+	ADDQ $48, AX
+	ADDQ $128, R14
+	DECQ DX
+	JNZ i8gplane4
+	I8SUM
+	JNE i8gplanenext
+	I8RED
+
+i8gplanenext:
+	DECQ R9
+	JNZ i8gplane
 	JMP i8rowend
 
 	// k = 3 windows.

@@ -2,6 +2,8 @@
 
 package cpu
 
+import "github.com/upg-ai/upg/codec"
+
 const (
 	hasAVX2    = false
 	hasAVX512  = false
@@ -43,6 +45,8 @@ type i8Tables struct{ perm [32]uint8 }
 func (*i8Tables) maxRead(int) int                           { return 0 }
 func (*i8Tables) splits(bits, group int) bool               { return false }
 func (*i8Tables) splitGroup(dst, src []int8)                {}
+func (*i8Tables) planes(bits, group int) bool               { return false }
+func repackPlanes3(*codec.DenseMatrix) []byte               { panic("cpu: no i8Plane3 kernel") }
 func i8TablesFor(int) *i8Tables                             { return nil }
 func i8Supported(bits, group, groups int, linear bool) bool { return false }
 
