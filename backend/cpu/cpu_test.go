@@ -135,6 +135,7 @@ func testMatrices(t testing.TB) []testMatrix {
 			}
 		}
 		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Rotate: 7})
+		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 256, Levels: "lloyd"}) // i8Plane3: two blocks per group
 		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 64, Levels: "lloyd", Rotate: 9})
 		add(rows, cols, codec.Params{Codec: "overlay", Bits: 3, GroupSize: 128, OverlayFrac: 0.02})
 		add(rows, cols, codec.Params{Codec: "overlay", Bits: 2, GroupSize: 64, OverlayFrac: 0.01, Rotate: 3, Levels: "asym"})
