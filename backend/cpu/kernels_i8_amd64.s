@@ -70,6 +70,13 @@
 	ADDQ $4, R13; \
 	TESTQ $255, CX
 
+// I8SUM1: I8SUM for a group summed in Y2 alone.
+#define I8SUM1 \
+	VMOVDQU Y2, (CX); \
+	ADDQ $32, CX; \
+	ADDQ $4, R13; \
+	TESTQ $255, CX
+
 // I8RED: a full block of 8 groups (slots at CX−256): each group's 8 int32
 // lanes summed (VPHADDD tree, exact) into one vector of the 8 group dots,
 // converted and multiplied by the groups' sws into Y0 (lane j: the groups
@@ -131,7 +138,7 @@
 #define I8PLM1 \
 	VPMADDUBSW 32(R14), Y7, Y7; \
 	VPMADDWD Y15, Y7, Y7; \
-	VPADDD Y7, Y3, Y3
+	VPADDD Y7, Y2, Y2
 
 #define I8PLM2 \
 	VPMADDUBSW 64(R14), Y4, Y4; \
@@ -141,7 +148,7 @@
 #define I8PLM3 \
 	VPMADDUBSW 96(R14), Y5, Y5; \
 	VPMADDWD Y15, Y5, Y5; \
-	VPADDD Y5, Y3, Y3
+	VPADDD Y5, Y2, Y2
 
 // func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 //
@@ -194,12 +201,12 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 #undef I8PLM3
 // I8PLM0: VPDPBUSD (R14), Y6, Y2
 #define I8PLM0 BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x16
-// I8PLM1: VPDPBUSD 32(R14), Y7, Y3
-#define I8PLM1 BYTE $0xc4; BYTE $0xc2; BYTE $0x45; BYTE $0x50; BYTE $0x5e; BYTE $0x20
+// I8PLM1: VPDPBUSD 32(R14), Y7, Y2
+#define I8PLM1 BYTE $0xc4; BYTE $0xc2; BYTE $0x45; BYTE $0x50; BYTE $0x56; BYTE $0x20
 // I8PLM2: VPDPBUSD 64(R14), Y4, Y2
 #define I8PLM2 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0x40
-// I8PLM3: VPDPBUSD 96(R14), Y5, Y3
-#define I8PLM3 BYTE $0xc4; BYTE $0xc2; BYTE $0x55; BYTE $0x50; BYTE $0x5e; BYTE $0x60
+// I8PLM3: VPDPBUSD 96(R14), Y5, Y2
+#define I8PLM3 BYTE $0xc4; BYTE $0xc2; BYTE $0x55; BYTE $0x50; BYTE $0x56; BYTE $0x60
 
 // func i8RowsVNNI(out *float32, codes *byte, nrows int, a *i8Args)
 //

@@ -204,7 +204,6 @@ i8gsplitnext:
 	// activations at R14 + 0, 32, 64, 96 (kernels_i8_amd64.go).
 i8gplane:
 	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
 	MOVQ 88(R8), DX
 	SHRQ $2, DX
 
@@ -234,7 +233,7 @@ i8gplane4:
 	ADDQ $128, R14
 	DECQ DX
 	JNZ i8gplane4
-	I8SUM
+	I8SUM1
 	JNE i8gplanenext
 	I8RED
 
