@@ -380,7 +380,7 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 			clear(sh.qv[t*sh.gp : (t+1)*sh.gp])
 			clear(sh.xb[t*sh.gp : (t+1)*sh.gp])
 			for g := 0; g < G; g++ {
-				s, sum := quantizeGroup(sh.xq[t*sh.cp+g*gs:t*sh.cp+(g+1)*gs], xr[g*gs:(g+1)*gs])
+				s, sum := quantizeGroup(sh.xq[t*sh.cp+g*gs:t*sh.cp+(g+1)*gs], xr[g*gs:(g+1)*gs], b.level)
 				i := t*sh.gp + g
 				sh.pv[i] = sh.q8.alpha * s
 				sh.xb[i] = s * float32(sum)
@@ -445,15 +445,20 @@ func (b *Backend) packToken(t int) {
 }
 
 // quantizeGroup writes q = round(x/s) with s = max|x|/127 and returns s and Σq.
-// Groups of a multiple of 16 values use the AVX-512 kernels (the Q8 path
-// only runs where they exist), which round identically.
-func quantizeGroup(q []int8, x []float32) (float32, int) {
+// Groups of a multiple of 16 values use the kernels of level lv (AVX-512 or
+// AVX2), which round identically to the portable loop.
+func quantizeGroup(q []int8, x []float32, lv Level) (float32, int) {
 	n := len(x)
-	fast := hasAVX512 && n > 0 && n%16 == 0
+	fast := n > 0 && n%16 == 0
+	avx512 := fast && lv == LevelAVX512 && hasAVX512
+	avx2 := fast && !avx512 && (lv == LevelAVX2 || lv == LevelAVX512) && hasAVX2
 	var amax float32
-	if fast {
+	switch {
+	case avx512:
 		amax = absMax16(&x[0], n)
-	} else {
+	case avx2:
+		amax = absMaxAVX2(&x[0], n)
+	default:
 		for _, v := range x {
 			amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
 		}
@@ -465,8 +470,11 @@ func quantizeGroup(q []int8, x []float32) (float32, int) {
 	s := amax / 127
 	inv := 127 / amax
 	q = q[:len(x)]
-	if fast {
+	switch {
+	case avx512:
 		return s, quant16(&q[0], &x[0], n, inv)
+	case avx2:
+		return s, quantAVX2(&q[0], &x[0], n, inv)
 	}
 	return s, quantizeGo(q, x, inv)
 }

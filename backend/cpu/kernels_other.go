@@ -56,3 +56,9 @@ type i8TileArgs struct{}
 func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 	panic("cpu: no integer kernels on this architecture")
 }
+
+func absMaxAVX2(x *float32, n int) float32 { panic("cpu: no AVX2 kernels on this architecture") }
+
+func quantAVX2(q *int8, x *float32, n int, inv float32) int {
+	panic("cpu: no AVX2 kernels on this architecture")
+}
