@@ -41,8 +41,6 @@ type sharedState struct {
 	xr     []float32 // n × cp rotated input, zero-padded to whole groups
 	xsum   []float32 // n × gp group sums of xr (asym float path)
 	xq     []int8    // n × cp quantized input (Q8 path)
-	xs     []int8    // n × cp/128 × 160: xq in i8Split3's slots (split)
-	split  bool      // i8Rows runs i8Split3 (AVX2, 3-bit codes, one token)
 	planes bool      // i8Rows and i8Tile run i8Plane3 on the repacked codes (AVX2, 3-bit codes)
 	pv     []float32 // n × gp: α·s_x per group
 	qv     []float32 // n × gp: β·s_x·Σx_q per group
@@ -277,7 +275,6 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		sh.xsum = growF(sh.xsum, n*sh.gp)
 	}
 	sh.tiles = 0
-	sh.split = false
 	sh.planes = false
 	j.codes, j.rowBytes = m.Codes, m.RowBytes
 	switch j.kind {
@@ -299,11 +296,6 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 				sh.planes = true
 				j.codes, j.rowBytes = c, len(c)/m.R
 				j.maxRead = j.rowBytes
-			} else if sh.split = n == 1 && sh.i8.splits(k, m.GroupSize); sh.split {
-				if cap(sh.xs) < sh.cp/128*160 {
-					sh.xs = make([]int8, sh.cp/128*160)
-				}
-				sh.xs = sh.xs[:sh.cp/128*160]
 			}
 		} else {
 			sh.q8 = newQ8Levels(m.Levels, k)
@@ -386,11 +378,7 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 				sh.xb[i] = s * float32(sum)
 				sh.qv[i] = sh.q8.beta * sh.xb[i]
 			}
-			if sh.split {
-				for g := 0; g < sh.cp/128; g++ {
-					sh.i8.splitGroup(sh.xs[(t*sh.cp/128+g)*160:], sh.xq[t*sh.cp+g*128:])
-				}
-			} else if j.kind == kindDenseI8 {
+			if j.kind == kindDenseI8 {
 				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], sh.i8.perm[:])
 			}
 			if sh.tiles > 0 {

@@ -100,34 +100,6 @@
 	VFMADD231PS -32(R13), Y3, Y0; \
 	SUBQ $256, CX
 
-// I8SPM0..4: the i8Split3 registers' products, Y4 (twice), Y5, Y6, Y7
-// times the activations at R14 − 32, 0, 32, 64, 96 into Y2 and Y3
-// (VPMADDUBSW, VPMADDWD with the ones in Y15, VPADDD).
-#define I8SPM0 \
-	VPMADDUBSW -32(R14), Y4, Y4; \
-	VPMADDWD Y15, Y4, Y4; \
-	VPADDD Y4, Y2, Y2
-
-#define I8SPM1 \
-	VPMADDUBSW 0(R14), Y5, Y5; \
-	VPMADDWD Y15, Y5, Y5; \
-	VPADDD Y5, Y3, Y3
-
-#define I8SPM2 \
-	VPMADDUBSW 32(R14), Y6, Y6; \
-	VPMADDWD Y15, Y6, Y6; \
-	VPADDD Y6, Y2, Y2
-
-#define I8SPM3 \
-	VPMADDUBSW 64(R14), Y7, Y7; \
-	VPMADDWD Y15, Y7, Y7; \
-	VPADDD Y7, Y3, Y3
-
-#define I8SPM4 \
-	VPMADDUBSW 96(R14), Y4, Y4; \
-	VPMADDWD Y15, Y4, Y4; \
-	VPADDD Y4, Y2, Y2
-
 // I8PLM0..3: the i8Plane3 chunks' products, Y6, Y7, Y4, Y5 times the
 // activations at R14 + 0, 32, 64, 96 into Y2 and Y3.
 #define I8PLM0 \
@@ -178,22 +150,6 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 // I8MACB: VPDPBUSD 32(R14), Y6, Y3
 #define I8MACB \
 	BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x5e; BYTE $0x20
-
-#undef I8SPM0
-#undef I8SPM1
-#undef I8SPM2
-#undef I8SPM3
-#undef I8SPM4
-// I8SPM0: VPDPBUSD -32(R14), Y4, Y2
-#define I8SPM0 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0xe0
-// I8SPM1: VPDPBUSD (R14), Y5, Y3
-#define I8SPM1 BYTE $0xc4; BYTE $0xc2; BYTE $0x55; BYTE $0x50; BYTE $0x1e
-// I8SPM2: VPDPBUSD 32(R14), Y6, Y2
-#define I8SPM2 BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x56; BYTE $0x20
-// I8SPM3: VPDPBUSD 64(R14), Y7, Y3
-#define I8SPM3 BYTE $0xc4; BYTE $0xc2; BYTE $0x45; BYTE $0x50; BYTE $0x5e; BYTE $0x40
-// I8SPM4: VPDPBUSD 96(R14), Y4, Y2
-#define I8SPM4 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0x60
 
 #undef I8PLM0
 #undef I8PLM1
@@ -344,8 +300,8 @@ TEXT ·i8Repack3(SB), NOSPLIT, $0-32
 	VMOVDQU 64(AX), Y11
 	VMOVDQU 96(AX), Y10
 	VMOVDQU 128(AX), Y9
-	VMOVDQU 576(AX), Y8
-	VMOVDQU 608(AX), Y7
+	VMOVDQU 416(AX), Y8
+	VMOVDQU 448(AX), Y7
 	TESTQ CX, CX
 	JZ rpdone
 

@@ -38,12 +38,10 @@ func i8ArgOffsets() []argOffset {
 		{"i8Tables.mulB", unsafe.Offsetof(tb.mulB), 64}, {"i8Tables.maskA", unsafe.Offsetof(tb.maskA), 96},
 		{"i8Tables.maskB", unsafe.Offsetof(tb.maskB), 128}, {"i8Tables.shift", unsafe.Offsetof(tb.shift), 160},
 		{"i8Tables.mask", unsafe.Offsetof(tb.mask), 192}, {"i8Tables.ones", unsafe.Offsetof(tb.ones), 224},
-		{"i8Tables.sctlE", unsafe.Offsetof(tb.sctlE), 256}, {"i8Tables.sctlO", unsafe.Offsetof(tb.sctlO), 288},
-		{"i8Tables.sctlL", unsafe.Offsetof(tb.sctlL), 320}, {"i8Tables.sshM", unsafe.Offsetof(tb.sshM), 352},
-		{"i8Tables.sshL", unsafe.Offsetof(tb.sshL), 384}, {"i8Tables.smask", unsafe.Offsetof(tb.smask), 416},
-		{"i8Tables.pm6", unsafe.Offsetof(tb.pm6), 448}, {"i8Tables.pm8", unsafe.Offsetof(tb.pm8), 480},
-		{"i8Tables.psh", unsafe.Offsetof(tb.psh), 512}, {"i8Tables.ptc", unsafe.Offsetof(tb.ptc), 544},
-		{"i8Tables.pm3", unsafe.Offsetof(tb.pm3), 576}, {"i8Tables.pm1", unsafe.Offsetof(tb.pm1), 608},
+		{"i8Tables.smask", unsafe.Offsetof(tb.smask), 256}, {"i8Tables.pm6", unsafe.Offsetof(tb.pm6), 288},
+		{"i8Tables.pm8", unsafe.Offsetof(tb.pm8), 320}, {"i8Tables.psh", unsafe.Offsetof(tb.psh), 352},
+		{"i8Tables.ptc", unsafe.Offsetof(tb.ptc), 384}, {"i8Tables.pm3", unsafe.Offsetof(tb.pm3), 416},
+		{"i8Tables.pm1", unsafe.Offsetof(tb.pm1), 448},
 	}
 }
 
@@ -92,33 +90,6 @@ func TestAVXVNNIDispatch(t *testing.T) {
 		if q.u(0) != 0 || q.u(7) != c.umax {
 			t.Errorf("vnni %v: level bytes %d..%d, want 0..%d", c.vnni, q.u(0), q.u(7), c.umax)
 		}
-	}
-}
-
-// TestI8SplitSlots checks the i8Split3 tables: every column of a group in
-// exactly one slot, and every gathered byte inside its 16-byte window.
-func TestI8SplitSlots(t *testing.T) {
-	tb := i8TablesFor(3)
-	var seen [128]int
-	for _, c := range tb.sslot {
-		if c >= 0 {
-			seen[c]++
-		}
-	}
-	for c, n := range seen {
-		if n != 1 {
-			t.Errorf("column %d in %d slots", c, n)
-		}
-	}
-	for _, ctl := range [][32]byte{tb.sctlE, tb.sctlO, tb.sctlL} {
-		for i, b := range ctl {
-			if b >= 12 {
-				t.Errorf("gather byte %d reads window byte %d (≥ 12)", i, b)
-			}
-		}
-	}
-	if !tb.splits(3, 128) || tb.splits(3, 64) || i8TablesFor(4).splits(4, 128) {
-		t.Error("splits: want 3-bit codes in groups of a multiple of 128 only")
 	}
 }
 

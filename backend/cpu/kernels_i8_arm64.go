@@ -106,11 +106,6 @@ const i8Tiled = false
 
 func i8TablesFor(k int) *i8Tables { return &i8Tab[k] }
 
-// splits: the NEON kernels have no i8Split3 layout (kernels_i8_amd64.go).
-func (*i8Tables) splits(bits, group int) bool { return false }
-
-func (*i8Tables) splitGroup(dst, src []int8) { panic("cpu: no i8Split3 kernel on arm64") }
-
 // planes: the NEON kernels have no i8Plane3 layout (kernels_i8_amd64.go).
 func (*i8Tables) planes(bits, group int) bool { return false }
 

@@ -11,10 +11,8 @@
 	VMOVDQU 224(AX), Y15
 	MOVQ 64(R8), DX
 	VMOVDQU (DX), Y14
-	CMPQ 104(R8), $5
-	JEQ i8tabplane
 	CMPQ 104(R8), $4
-	JEQ i8tabsplit
+	JEQ i8tabplane
 	CMPQ 104(R8), $2
 	JGE i8tabshift
 	VMOVDQU 0(AX), Y13
@@ -24,22 +22,14 @@
 	VMOVDQU 128(AX), Y9
 	JMP i8tabdone
 
-i8tabsplit:
-	VMOVDQU 256(AX), Y12
-	VMOVDQU 288(AX), Y11
-	VMOVDQU 320(AX), Y9
-	VMOVDQU 352(AX), Y10
-	VMOVDQU 416(AX), Y13
-	JMP i8tabdone
-
 	// i8Plane3: Y13 7, Y12 6, Y11 8, Y10 the VPSRLVD counts, Y9 the C
 	// table (the level table's entry i/2 at i).
 i8tabplane:
-	VMOVDQU 416(AX), Y13
-	VMOVDQU 448(AX), Y12
-	VMOVDQU 480(AX), Y11
-	VMOVDQU 512(AX), Y10
-	VMOVDQU 544(AX), Y9
+	VMOVDQU 256(AX), Y13
+	VMOVDQU 288(AX), Y12
+	VMOVDQU 320(AX), Y11
+	VMOVDQU 352(AX), Y10
+	VMOVDQU 384(AX), Y9
 	VPSHUFB Y9, Y14, Y9
 	JMP i8tabdone
 
@@ -138,66 +128,9 @@ i8convdone:
 	CMPQ DX, $3
 	JEQ i8gcrumb
 	CMPQ DX, $4
-	JEQ i8gsplit
-	CMPQ DX, $5
 	JEQ i8gplane
 	SHRQ $1, BX
 	JMP i8gwide
-
-	// k = 3, i8Split3: five registers per 48-byte group (kernels_i8_amd64.go;
-	// Y12/Y11 the even/odd chunk gathers, Y9 the fifth register's, Y10 and
-	// 384(BX) the shift counts, Y13 the mask). The activations' 160 slots
-	// are at R14 − 32 … R14 + 128, so every offset fits a byte.
-i8gsplit:
-	MOVQ 56(R8), BX
-	ADDQ $32, R14
-
-i8gsplitg:
-	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
-	PREFETCHT0 (AX)(R15*1)
-	PREFETCHT2 (AX)(R10*1)
-	VBROADCASTI128 (AX), Y4
-	VPSHUFB Y12, Y4, Y4
-	VPSRLVD Y10, Y4, Y4
-	VPAND Y13, Y4, Y4
-	VPSHUFB Y4, Y14, Y4
-	VBROADCASTI128 12(AX), Y5
-	VPSHUFB Y11, Y5, Y5
-	VPSRLVD Y10, Y5, Y5
-	VPAND Y13, Y5, Y5
-	VPSHUFB Y5, Y14, Y5
-	I8SPM0
-	I8SPM1
-	VBROADCASTI128 24(AX), Y6
-	VPSHUFB Y12, Y6, Y6
-	VPSRLVD Y10, Y6, Y6
-	VPAND Y13, Y6, Y6
-	VPSHUFB Y6, Y14, Y6
-	VBROADCASTI128 36(AX), Y7
-	VPSHUFB Y11, Y7, Y7
-	VPSRLVD Y10, Y7, Y7
-	VPAND Y13, Y7, Y7
-	VPSHUFB Y7, Y14, Y7
-	I8SPM2
-	I8SPM3
-	VBROADCASTI128 6(AX), Y4
-	VINSERTI128 $1, 30(AX), Y4, Y4
-	VPSHUFB Y9, Y4, Y4
-	VPSRLVD 384(BX), Y4, Y4
-	VPAND Y13, Y4, Y4
-	VPSHUFB Y4, Y14, Y4
-	I8SPM4
-	ADDQ $48, AX
-	ADDQ $160, R14
-	I8SUM
-	JNE i8gsplitnext
-	I8RED
-
-i8gsplitnext:
-	DECQ R9
-	JNZ i8gsplitg
-	JMP i8rowend
 
 	// k = 3, i8Plane3: per 48-byte block P = (AX) (32 bytes), Q = 32(AX)
 	// (16 bytes), the four chunks' level bytes in Y6, Y7, Y4, Y5 times the

@@ -43,8 +43,6 @@ const i8Tiled = false
 type i8Tables struct{ perm [32]uint8 }
 
 func (*i8Tables) maxRead(int) int                           { return 0 }
-func (*i8Tables) splits(bits, group int) bool               { return false }
-func (*i8Tables) splitGroup(dst, src []int8)                {}
 func (*i8Tables) planes(bits, group int) bool               { return false }
 func repackPlanes3(*codec.DenseMatrix) []byte               { panic("cpu: no i8Plane3 kernel") }
 func i8TablesFor(int) *i8Tables                             { return nil }
