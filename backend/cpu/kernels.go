@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -244,7 +245,10 @@ func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
 // planesFor returns the i8Plane3 copy of m's codes (repackPlanes3) where
 // the kernels of this backend's level run it, made on first use and kept
 // for the backend's lifetime (LoadMatrix makes it when the model loads);
-// nil elsewhere. The caller holds b.mu.
+// nil elsewhere, and where the copy would leave less than planesReserve of
+// the system's memory available (the matrix then runs the windows, which
+// read the memory-mapped codes: a model near the size of the memory pages
+// in from disk rather than fail). The caller holds b.mu.
 func (b *Backend) planesFor(m *codec.DenseMatrix) []byte {
 	if denseKind(m, b.level) != kindDenseI8 || !i8TablesFor(m.Bits).planes(m.Bits, m.GroupSize) {
 		return nil
@@ -255,10 +259,17 @@ func (b *Backend) planesFor(m *codec.DenseMatrix) []byte {
 	if b.planes == nil {
 		b.planes = map[*codec.DenseMatrix][]byte{}
 	}
-	c := repackPlanes3(m)
+	var c []byte
+	if avail := sysmem.Available(); avail == 0 || avail-int64(m.R*m.Groups*m.GroupSize*3/8) >= planesReserve {
+		c = repackPlanes3(m)
+	}
 	b.planes[m] = c
 	return c
 }
+
+// planesReserve is the memory (MemAvailable) a repacked copy of codes must
+// leave to the system.
+const planesReserve = 1 << 30
 
 // prepareDense rotates, pads and (for the Q8 kernels) quantizes the input,
 // tokens split across the workers.
