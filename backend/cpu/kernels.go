@@ -305,7 +305,7 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 			j.maxRead = sh.i8.maxRead(sh.cp)
 			if c := b.planesFor(m); c != nil {
 				sh.planes = true
-				j.codes, j.rowBytes = c, len(c)/m.R
+				j.codes, j.rowBytes = c, m.Groups*m.GroupSize*3/8
 				j.maxRead = j.rowBytes
 			}
 		} else {

@@ -137,6 +137,9 @@ func repackPlanes3(m *codec.DenseMatrix) []byte {
 	// byte 36 of a block, 4 past its end: the last block goes through a
 	// zero-padded copy.
 	total := m.R * nb
+	if total == 0 {
+		return dst
+	}
 	var tail [64]byte
 	copy(tail[:], m.Codes[(total-1)*48:total*48])
 	i8Repack3(&dst[(total-1)*48], &tail[0], 1, t)
