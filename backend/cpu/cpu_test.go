@@ -68,7 +68,7 @@ func q8Emulate(m *codec.DenseMatrix, x []float32, n int, lv q8Levels) []float64 
 		sx := make([]float64, G)
 		sumq := make([]int, G)
 		for g := 0; g < G; g++ {
-			s, sum := quantizeGroup(xq[g*gs:(g+1)*gs], xr[g*gs:(g+1)*gs])
+			s, sum := quantizeGroup(xq[g*gs:(g+1)*gs], xr[g*gs:(g+1)*gs], BestLevel())
 			sx[g], sumq[g] = float64(s), sum
 		}
 		for r := 0; r < m.R; r++ {
@@ -135,6 +135,7 @@ func testMatrices(t testing.TB) []testMatrix {
 			}
 		}
 		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Rotate: 7})
+		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 256, Levels: "lloyd"}) // i8Plane3: two blocks per group
 		add(rows, cols, codec.Params{Codec: "dense", Bits: 3, GroupSize: 64, Levels: "lloyd", Rotate: 9})
 		add(rows, cols, codec.Params{Codec: "overlay", Bits: 3, GroupSize: 128, OverlayFrac: 0.02})
 		add(rows, cols, codec.Params{Codec: "overlay", Bits: 2, GroupSize: 64, OverlayFrac: 0.01, Rotate: 3, Levels: "asym"})
@@ -333,35 +334,35 @@ func TestRotateMatchesCodec(t *testing.T) {
 	}
 }
 
-// TestQuantizeKernel checks the AVX-512 activation quantizer against the
-// portable one bit for bit, ties and clamping included.
+// TestQuantizeKernel checks the activation quantizers of every level
+// (AVX-512, AVX2) against the portable one bit for bit, ties and clamping
+// included.
 func TestQuantizeKernel(t *testing.T) {
-	if !hasAVX512 {
-		t.Skip("no AVX-512 on this machine")
-	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	for _, n := range []int{16, 64, 128, 256} {
-		for trial := 0; trial < 50; trial++ {
-			x := randVec(rng, n, 1)
-			if trial%2 == 1 { // exact ties: x·127/amax = k + 0.5
-				x[0] = 127
-				for i := 1; i < n; i++ {
-					x[i] = float32(rng.IntN(254)-127) + 0.5
+	for _, lv := range Levels() {
+		for _, n := range []int{16, 64, 128, 256} {
+			for trial := 0; trial < 50; trial++ {
+				x := randVec(rng, n, 1)
+				if trial%2 == 1 { // exact ties: x·127/amax = k + 0.5
+					x[0] = 127
+					for i := 1; i < n; i++ {
+						x[i] = float32(rng.IntN(254)-127) + 0.5
+					}
 				}
-			}
-			var amax float32
-			for _, v := range x {
-				amax = max(amax, float32(math.Abs(float64(v))))
-			}
-			q1, q2 := make([]int8, n), make([]int8, n)
-			s, sum := quantizeGroup(q1, x)
-			sum2 := quantizeGo(q2, x, 127/amax)
-			if s != amax/127 || sum != sum2 {
-				t.Fatalf("n %d: scale %g, sums %d vs %d", n, s, sum, sum2)
-			}
-			for i := range q1 {
-				if q1[i] != q2[i] {
-					t.Fatalf("n %d: q[%d] = %d, portable %d (x %g)", n, i, q1[i], q2[i], x[i])
+				var amax float32
+				for _, v := range x {
+					amax = max(amax, float32(math.Abs(float64(v))))
+				}
+				q1, q2 := make([]int8, n), make([]int8, n)
+				s, sum := quantizeGroup(q1, x, lv)
+				sum2 := quantizeGo(q2, x, 127/amax)
+				if s != amax/127 || sum != sum2 {
+					t.Fatalf("%s n %d: scale %g, sums %d vs %d", lv, n, s, sum, sum2)
+				}
+				for i := range q1 {
+					if q1[i] != q2[i] {
+						t.Fatalf("%s n %d: q[%d] = %d, portable %d (x %g)", lv, n, i, q1[i], q2[i], x[i])
+					}
 				}
 			}
 		}

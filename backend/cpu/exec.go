@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -57,10 +58,21 @@ func (w *VectorWeight) Rows() int { return 1 }
 // Cols implements backend.Weight.
 func (w *VectorWeight) Cols() int { return len(w.V) }
 
-// LoadMatrix implements backend.Backend: no copy.
+// LoadMatrix implements backend.Backend: no copy, except the repacked
+// codes of the kernels that run on one (planesFor: 3-bit dense matrices on
+// the AVX2 integer kernels), made here rather than in the first multiply.
 func (b *Backend) LoadMatrix(m tensor.Matrix) (backend.Weight, error) {
 	if m == nil {
 		return nil, fmt.Errorf("cpu: nil matrix")
+	}
+	dm, _ := m.(*codec.DenseMatrix)
+	if om, ok := m.(*codec.OverlayMatrix); ok {
+		dm = om.Base
+	}
+	if dm != nil {
+		b.mu.Lock()
+		b.planesFor(dm)
+		b.mu.Unlock()
 	}
 	return &MatrixWeight{M: m}, nil
 }

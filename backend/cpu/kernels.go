@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -29,21 +30,24 @@ type mmJob struct {
 	sparse  *codec.SparseMatrix
 	plain   *tensor.Dense
 	maxRead int // bytes a kernel may read from the start of a code row
+	// The dense kernels' codes: dense.Codes, or its repacked copy
+	// (i8Plane3), rows rowBytes apart.
+	codes    []byte
+	rowBytes int
 }
 
 // sharedState holds the per-call activations prepared before the rows are
 // split: rotated/padded inputs, their group sums and the int8 quantization.
 type sharedState struct {
-	xr    []float32 // n × cp rotated input, zero-padded to whole groups
-	xsum  []float32 // n × gp group sums of xr (asym float path)
-	xq    []int8    // n × cp quantized input (Q8 path)
-	xs    []int8    // n × cp/128 × 160: xq in i8Split3's slots (split)
-	split bool      // i8Rows runs i8Split3 (AVX2, 3-bit codes, one token)
-	pv    []float32 // n × gp: α·s_x per group
-	qv    []float32 // n × gp: β·s_x·Σx_q per group
-	xb    []float32 // n × gp: s_x·Σx_q per group
-	cp    int       // padded columns = groups × group size
-	gp    int       // groups rounded up to 16
+	xr     []float32 // n × cp rotated input, zero-padded to whole groups
+	xsum   []float32 // n × gp group sums of xr (asym float path)
+	xq     []int8    // n × cp quantized input (Q8 path)
+	planes bool      // i8Rows and i8Tile run i8Plane3 on the repacked codes (AVX2, 3-bit codes)
+	pv     []float32 // n × gp: α·s_x per group
+	qv     []float32 // n × gp: β·s_x·Σx_q per group
+	xb     []float32 // n × gp: s_x·Σx_q per group
+	cp     int       // padded columns = groups × group size
+	gp     int       // groups rounded up to 16
 	// Token tiles of the prefill kernel (q8Tile), tileN tokens each, the
 	// last one zero-padded: xqT[tile][chunk][token][64], and the per-group
 	// factors pvT[tile][group][token] (and, for the I8 tile kernel, qvT and
@@ -238,6 +242,35 @@ func denseKind(m *codec.DenseMatrix, lv Level) mmKind {
 	return kindDenseGo
 }
 
+// planesFor returns the i8Plane3 copy of m's codes (repackPlanes3) where
+// the kernels of this backend's level run it, made on first use and kept
+// for the backend's lifetime (LoadMatrix makes it when the model loads);
+// nil elsewhere, and where the copy would leave less than planesReserve of
+// the system's memory available (the matrix then runs the windows, which
+// read the memory-mapped codes: a model near the size of the memory pages
+// in from disk rather than fail). The caller holds b.mu.
+func (b *Backend) planesFor(m *codec.DenseMatrix) []byte {
+	if denseKind(m, b.level) != kindDenseI8 || !i8TablesFor(m.Bits).planes(m.Bits, m.GroupSize) {
+		return nil
+	}
+	if c, ok := b.planes[m]; ok {
+		return c
+	}
+	if b.planes == nil {
+		b.planes = map[*codec.DenseMatrix][]byte{}
+	}
+	var c []byte
+	if avail := sysmem.Available(); avail == 0 || avail-int64(m.R*m.Groups*m.GroupSize*3/8) >= planesReserve {
+		c = repackPlanes3(m)
+	}
+	b.planes[m] = c
+	return c
+}
+
+// planesReserve is the memory (MemAvailable) a repacked copy of codes must
+// leave to the system.
+const planesReserve = 1 << 30
+
 // prepareDense rotates, pads and (for the Q8 kernels) quantizes the input,
 // tokens split across the workers.
 func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
@@ -253,7 +286,8 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		sh.xsum = growF(sh.xsum, n*sh.gp)
 	}
 	sh.tiles = 0
-	sh.split = false
+	sh.planes = false
+	j.codes, j.rowBytes = m.Codes, m.RowBytes
 	switch j.kind {
 	case kindDenseQ8, kindDenseI8:
 		if cap(sh.xq) < n*sh.cp {
@@ -269,11 +303,10 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 			sh.i8 = i8TablesFor(k)
 			sh.i8lut = i8Lut(&sh.q8, k)
 			j.maxRead = sh.i8.maxRead(sh.cp)
-			if sh.split = n == 1 && sh.i8.splits(k, m.GroupSize); sh.split {
-				if cap(sh.xs) < sh.cp/128*160 {
-					sh.xs = make([]int8, sh.cp/128*160)
-				}
-				sh.xs = sh.xs[:sh.cp/128*160]
+			if c := b.planesFor(m); c != nil {
+				sh.planes = true
+				j.codes, j.rowBytes = c, m.Groups*m.GroupSize*3/8
+				j.maxRead = j.rowBytes
 			}
 		} else {
 			sh.q8 = newQ8Levels(m.Levels, k)
@@ -350,17 +383,13 @@ func (b *Backend) prepTokens(w, lo, hi int) {
 			clear(sh.qv[t*sh.gp : (t+1)*sh.gp])
 			clear(sh.xb[t*sh.gp : (t+1)*sh.gp])
 			for g := 0; g < G; g++ {
-				s, sum := quantizeGroup(sh.xq[t*sh.cp+g*gs:t*sh.cp+(g+1)*gs], xr[g*gs:(g+1)*gs])
+				s, sum := quantizeGroup(sh.xq[t*sh.cp+g*gs:t*sh.cp+(g+1)*gs], xr[g*gs:(g+1)*gs], b.level)
 				i := t*sh.gp + g
 				sh.pv[i] = sh.q8.alpha * s
 				sh.xb[i] = s * float32(sum)
 				sh.qv[i] = sh.q8.beta * sh.xb[i]
 			}
-			if sh.split {
-				for g := 0; g < sh.cp/128; g++ {
-					sh.i8.splitGroup(sh.xs[(t*sh.cp/128+g)*160:], sh.xq[t*sh.cp+g*128:])
-				}
-			} else if j.kind == kindDenseI8 {
+			if j.kind == kindDenseI8 {
 				permuteChunks(sh.xq[t*sh.cp:(t+1)*sh.cp], sh.i8.perm[:])
 			}
 			if sh.tiles > 0 {
@@ -415,15 +444,20 @@ func (b *Backend) packToken(t int) {
 }
 
 // quantizeGroup writes q = round(x/s) with s = max|x|/127 and returns s and Σq.
-// Groups of a multiple of 16 values use the AVX-512 kernels (the Q8 path
-// only runs where they exist), which round identically.
-func quantizeGroup(q []int8, x []float32) (float32, int) {
+// Groups of a multiple of 16 values use the kernels of level lv (AVX-512 or
+// AVX2), which round identically to the portable loop.
+func quantizeGroup(q []int8, x []float32, lv Level) (float32, int) {
 	n := len(x)
-	fast := hasAVX512 && n > 0 && n%16 == 0
+	fast := n > 0 && n%16 == 0
+	avx512 := fast && lv == LevelAVX512 && hasAVX512
+	avx2 := fast && !avx512 && (lv == LevelAVX2 || lv == LevelAVX512) && hasAVX2
 	var amax float32
-	if fast {
+	switch {
+	case avx512:
 		amax = absMax16(&x[0], n)
-	} else {
+	case avx2:
+		amax = absMaxAVX2(&x[0], n)
+	default:
 		for _, v := range x {
 			amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
 		}
@@ -435,8 +469,11 @@ func quantizeGroup(q []int8, x []float32) (float32, int) {
 	s := amax / 127
 	inv := 127 / amax
 	q = q[:len(x)]
-	if fast {
+	switch {
+	case avx512:
 		return s, quant16(&q[0], &x[0], n, inv)
+	case avx2:
+		return s, quantAVX2(&q[0], &x[0], n, inv)
 	}
 	return s, quantizeGo(q, x, inv)
 }
@@ -472,11 +509,12 @@ func (b *Backend) denseRows(ws *workerState, lo, hi int) {
 	}
 	// Rows whose kernel reads would run past the end of the code section
 	// go through a zero-padded copy.
+	codes, rb := j.codes, j.rowBytes
 	safe := m.R
-	if n := len(m.Codes) - j.maxRead; n < 0 {
+	if n := len(codes) - j.maxRead; n < 0 {
 		safe = 0
 	} else {
-		safe = min(m.R, n/m.RowBytes+1)
+		safe = min(m.R, n/rb+1)
 	}
 	block := rowBlock
 	if j.n == 1 {
@@ -494,15 +532,15 @@ func (b *Backend) denseRows(ws *workerState, lo, hi int) {
 			for r := r0; r < r1; {
 				if r < safe {
 					e := min(r1, safe)
-					b.denseCall(ws, t, r, e-r, &m.Codes[r*m.RowBytes])
+					b.denseCall(ws, t, r, e-r, &codes[r*rb])
 					r = e
 					continue
 				}
-				if len(ws.pad) < j.maxRead+m.RowBytes {
-					ws.pad = make([]byte, j.maxRead+m.RowBytes)
+				if len(ws.pad) < j.maxRead+rb {
+					ws.pad = make([]byte, j.maxRead+rb)
 				}
 				clear(ws.pad)
-				copy(ws.pad, m.Codes[r*m.RowBytes:])
+				copy(ws.pad, codes[r*rb:])
 				b.denseCall(ws, t, r, 1, &ws.pad[0])
 				r++
 			}

@@ -80,3 +80,21 @@ func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
 //go:noescape
 func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)
+
+// i8Repack3 writes n blocks of 128 three-bit codes (48 bytes each, the
+// codec's layout) from src into dst in the i8Plane3 layout
+// (kernels_i8_amd64.go). It reads 4 bytes past src's last block.
+//
+//go:noescape
+func i8Repack3(dst, src *byte, n int, t *i8Tables)
+
+// absMaxAVX2 is absMax16 in AVX2 (n a multiple of 16).
+//
+//go:noescape
+func absMaxAVX2(x *float32, n int) float32
+
+// quantAVX2 is quant16 in AVX2 (n a multiple of 16): the same rounding
+// (VCVTPS2DQ, to nearest even) and clamping, so the same bytes.
+//
+//go:noescape
+func quantAVX2(q *int8, x *float32, n int, inv float32) int

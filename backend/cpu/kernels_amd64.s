@@ -929,3 +929,82 @@ TEXT ·pause(SB), NOSPLIT, $0-0
 	PAUSE
 	RET
 
+
+// func absMaxAVX2(x *float32, n int) float32
+// max |x[i]|, n a positive multiple of 16 (AVX2).
+TEXT ·absMaxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X2
+	VPBROADCASTD X2, Y2
+	VXORPS Y0, Y0, Y0
+	VXORPS Y3, Y3, Y3
+
+am2loop:
+	VANDPS (SI), Y2, Y1
+	VMAXPS Y1, Y0, Y0
+	VANDPS 32(SI), Y2, Y1
+	VMAXPS Y1, Y3, Y3
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JNZ am2loop
+	VMAXPS Y3, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPSHUFD $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPSHUFD $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VMOVSS X0, ret+16(FP)
+	VZEROUPPER
+	RET
+
+// func quantAVX2(q *int8, x *float32, n int, inv float32) int
+// quant16 in AVX2: 16 values per step, packed to bytes by VPACKSSDW (the
+// lanes reordered by VPERMQ) and VPACKSSWB; the values are within ±127, so
+// the saturating packs are exact.
+TEXT ·quantAVX2(SB), NOSPLIT, $0-40
+	MOVQ q+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS inv+24(FP), Y3
+	MOVL $127, AX
+	VMOVD AX, X4
+	VPBROADCASTD X4, Y4
+	MOVL $-127, AX
+	VMOVD AX, X5
+	VPBROADCASTD X5, Y5
+	VPXOR Y6, Y6, Y6
+
+q2loop:
+	VMULPS (SI), Y3, Y1
+	VMULPS 32(SI), Y3, Y7
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y7, Y7
+	VPMINSD Y4, Y1, Y1
+	VPMAXSD Y5, Y1, Y1
+	VPMINSD Y4, Y7, Y7
+	VPMAXSD Y5, Y7, Y7
+	VPADDD Y1, Y6, Y6
+	VPADDD Y7, Y6, Y6
+	VPACKSSDW Y7, Y1, Y1
+	VPERMQ $0xd8, Y1, Y1
+	VEXTRACTI128 $1, Y1, X7
+	VPACKSSWB X7, X1, X1
+	VMOVDQU X1, (DI)
+	ADDQ $64, SI
+	ADDQ $16, DI
+	SUBQ $16, CX
+	JNZ q2loop
+	VEXTRACTI128 $1, Y6, X1
+	VPADDD X1, X6, X6
+	VPSHUFD $0x4e, X6, X1
+	VPADDD X1, X6, X6
+	VPSHUFD $0xb1, X6, X1
+	VPADDD X1, X6, X6
+	VMOVD X6, AX
+	MOVLQSX AX, AX
+	MOVQ AX, ret+32(FP)
+	VZEROUPPER
+	RET

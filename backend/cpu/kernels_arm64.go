@@ -39,3 +39,9 @@ func quant16(q *int8, x *float32, n int, inv float32) int {
 }
 
 func pause() {}
+
+func absMaxAVX2(x *float32, n int) float32 { panic("cpu: no AVX2 kernels on this architecture") }
+
+func quantAVX2(q *int8, x *float32, n int, inv float32) int {
+	panic("cpu: no AVX2 kernels on this architecture")
+}

@@ -2,7 +2,13 @@
 
 package cpu
 
-import "unsafe"
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/upg-ai/upg/codec"
+)
 
 // The AVX2 integer kernels (kindDenseI8): dense k-bit codes, k ≤ 4 with any
 // codebook and k ≤ 6 with linear levels, multiplied with the same int8
@@ -52,26 +58,20 @@ const (
 	i8WindowWide
 	i8Nibble
 	i8Crumb
-	// i8Split3 (k = 3, groups of a multiple of 128, one token: i8Rows
-	// only): a group's 48 code bytes become five registers, each a
-	// VPSHUFB gather of whole bytes into dwords that one VPSRLVD aligns
-	// (one count per dword) and one mask cleans: 3 + 2 ops per register
-	// instead of the windows' 6 + 2 per 32 codes, at 128 codes in 160
-	// slots (the activations are zero in the empty ones). Every 3 bytes
-	// (8 codes c0..c7) hold c0, c1 in byte 0 (bits 0-2, 3-5), c3, c4 in
-	// byte 1 (bits 1-3, 4-6), c6, c7 in byte 2 (bits 2-4, 5-7) and the two
-	// that straddle a byte boundary, c2 (bits 6-8) and c5 (bits 15-17). A
-	// dword of the same byte of four 3-byte groups shifted by one count
-	// gives four codes; a dword of two groups' byte pairs shifted by 6 (c2)
-	// or 7 (c5) gives two. Main register of chunk c (VBROADCASTI128 of its
-	// 12 bytes): lane 0 = bytes 0, 1, 2 of its four groups shifted by 0, 1,
-	// 2 and a c2 pair, lane 1 the same bytes by 3, 4, 5 and a c5 pair (28
-	// codes); even chunks take the pairs of their groups 0 and 1, odd ones
-	// of 2 and 3. The fifth register gathers the other pairs: lane 0 from
-	// the group's bytes 6-21 (chunk 0's groups 2, 3 and chunk 1's 0, 1),
-	// lane 1 from bytes 30-45 (VINSERTI128). i8Tables.sslot maps slots to
-	// columns.
-	i8Split3
+	// i8Plane3 (k = 3, groups of a multiple of 128, decode and tile): the
+	// codes repacked once (repackPlanes3) so that a 128-code block of 48
+	// bytes unpacks in 9 vector ops plus the 4 lookups (the windows: 24;
+	// i8Split3, the decode layout before this one: 16 plus 5 lookups into
+	// 160 slots), 17 with the 4 multiplies where i8Split3 took 26. The
+	// block's four 32-code chunks A, B, C, D (the windows' codes, i.e. in
+	// the permuted order i8Tables.perm of their 32 columns, so the
+	// activations are laid out as for the windows) become P = 32 bytes, lane i: A_i | B_i<<3 | (C_i&3)<<6, and
+	// Q = 16 bytes, byte j: D_j | (C_j>>2)<<3 | D_(16+j)<<4 | (C_(16+j)>>2)<<7.
+	// Unpack: A = P&7; B = (P>>3)&7 (VPSRLW: a word shift, the mask drops
+	// the next byte's bits); Q' = Q broadcast to both lanes, VPSRLVD by 0
+	// (lane 0) and 4 (lane 1), D = Q'&7; C = ((P>>5)&6) | (Q'&8), i.e. 2C,
+	// looked up in a table of the levels at the even indices.
+	i8Plane3
 )
 
 // i8Tables are the constant tables of one bit width; the assembly reads
@@ -85,101 +85,90 @@ type i8Tables struct {
 	shift [8]uint32  // 160: VPSRLVD counts (nibble, crumb modes)
 	mask  [32]byte   // 192: code mask in every byte (nibble, crumb modes)
 	ones  [16]int16  // 224: VPMADDWD ones
-	// i8Split3 tables (k = 3)
-	sctlE [32]byte   // 256: VPSHUFB gather of an even chunk's register
-	sctlO [32]byte   // 288: of an odd chunk's
-	sctlL [32]byte   // 320: of the fifth register (two 16-byte windows)
-	sshM  [8]uint32  // 352: VPSRLVD counts of the chunk registers
-	sshL  [8]uint32  // 384: of the fifth register
-	smask [32]byte   // 416: 7 in every byte
-	perm  [32]uint8  // slot → column within the chunk (not read by assembly)
-	sslot [160]int16 // i8Split3: slot → column within the group, -1 for an empty slot
+	// i8Plane3 tables (k = 3)
+	smask [32]byte  // 256: 7 in every byte
+	pm6   [32]byte  // 288: 6 in every byte
+	pm8   [32]byte  // 320: 8 in every byte
+	psh   [8]uint32 // 352: VPSRLVD counts 0 (lane 0), 4 (lane 1)
+	ptc   [32]byte  // 384: VPSHUFB indices of the C table: i/2 at i
+	pm3   [32]byte  // 416: 3 in every byte (repack)
+	pm1   [32]byte  // 448: 1 in every byte (repack)
+	perm  [32]uint8 // slot → column within the chunk (not read by assembly)
 	mode  i8Mode
 	bytes int // code bytes per chunk (4k)
 }
 
-// buildSplit fills the i8Split3 tables (k = 3).
-func (t *i8Tables) buildSplit() {
-	for i := range t.sslot {
-		t.sslot[i] = -1
+// buildPlanes fills the i8Plane3 tables (k = 3).
+func (t *i8Tables) buildPlanes() {
+	for i := 0; i < 32; i++ {
+		t.smask[i], t.pm6[i], t.pm8[i], t.pm3[i], t.pm1[i] = 7, 6, 8, 3, 1
+		t.ptc[i] = byte(i % 16 / 2)
 	}
-	for i := range t.smask {
-		t.smask[i] = 7
-	}
-	for par, ctl := range []*[32]byte{&t.sctlE, &t.sctlO} {
-		for L := 0; L < 2; L++ {
-			for d := 0; d < 3; d++ { // byte d of the four groups, shifted by d (lane 0) or d+3
-				for g := 0; g < 4; g++ {
-					ctl[16*L+4*d+g] = byte(3*g + d)
-				}
-				t.sshM[4*L+d] = uint32(d + 3*L)
-			}
-			for h := 0; h < 2; h++ { // c2 (lane 0) or c5 (lane 1) of groups 2par, 2par+1
-				g := 2*par + h
-				ctl[16*L+12+2*h] = byte(3*g + L)
-				ctl[16*L+12+2*h+1] = byte(3*g + L + 1)
-			}
-			t.sshM[4*L+3] = uint32(6 + L)
-		}
-	}
-	for c := 0; c < 4; c++ {
-		for L := 0; L < 2; L++ {
-			for d := 0; d < 3; d++ {
-				for g := 0; g < 4; g++ {
-					t.sslot[32*c+16*L+4*d+g] = int16(32*c + 8*g + 3*d + L)
-				}
-			}
-			for h := 0; h < 2; h++ {
-				g := 2*(c&1) + h
-				t.sslot[32*c+16*L+12+2*h] = int16(32*c + 8*g + 2 + 3*L)
-			}
-		}
-	}
-	// Fifth register, lane L: the window at group byte 6+24L holds chunk
-	// 2L's groups 2, 3 and chunk 2L+1's groups 0, 1 (window groups 0-3).
-	for L := 0; L < 2; L++ {
-		for d := 0; d < 4; d++ {
-			kind, half := d&1, d>>1 // kind 0: c2, 1: c5; half 0: chunk 2L, 1: chunk 2L+1
-			for h := 0; h < 2; h++ {
-				wg := 2*half + h
-				t.sctlL[16*L+4*d+2*h] = byte(3*wg + kind)
-				t.sctlL[16*L+4*d+2*h+1] = byte(3*wg + kind + 1)
-				c, g := 2*L+half, 2*(1-half)+h
-				t.sslot[128+16*L+4*d+2*h] = int16(32*c + 8*g + 2 + 3*kind)
-			}
-			t.sshL[4*L+d] = uint32(6 + kind)
-		}
+	for d := 0; d < 8; d++ {
+		t.psh[d] = uint32(4 * (d / 4))
 	}
 }
 
-// splits reports whether i8Rows runs the i8Split3 layout for a matrix of
-// these tables with bits-bit codes in groups of group columns. Never: on
-// the demo model its one-token decode gave logits off by ~15 from every
-// other level's (TestCompressedDecodeEveryLevel), which the kernel-level
-// oracle test did not catch; the windows run instead.
-func (t *i8Tables) splits(bits, group int) bool {
-	return false
+// planes reports whether the kernels run the i8Plane3 layout (a repacked
+// copy of the codes, repackPlanes3) for a matrix of these tables with
+// bits-bit codes in groups of group columns.
+func (t *i8Tables) planes(bits, group int) bool {
+	return t.mode == i8Window && bits == 3 && group%128 == 0
 }
 
-// splitGroup scatters a group's 128 quantized activations (column order)
-// into the 160 slots of i8Split3.
-func (t *i8Tables) splitGroup(dst, src []int8) {
-	dst = dst[:160]
-	src = src[:128]
-	for s, c := range t.sslot {
-		if c < 0 {
-			dst[s] = 0
-		} else {
-			dst[s] = src[c]
+// repackPlanes3 returns m's codes in the i8Plane3 layout: per row, Groups ·
+// GroupSize/128 blocks of 48 bytes (the row's codes past C are zero), rows
+// back to back. The larger matrices are repacked by several goroutines.
+func repackPlanes3(m *codec.DenseMatrix) []byte {
+	rb := m.Groups * m.GroupSize * 3 / 8
+	nb := rb / 48
+	dst := make([]byte, m.R*rb)
+	t := &i8Tab[3]
+	if m.RowBytes != rb { // a last group narrower than GroupSize: row by row through a zero-padded copy
+		pad := make([]byte, rb+16)
+		for r := 0; r < m.R; r++ {
+			clear(pad)
+			copy(pad, m.Codes[r*m.RowBytes:(r+1)*m.RowBytes])
+			i8Repack3(&dst[r*rb], &pad[0], nb, t)
 		}
+		return dst
 	}
+	// The rows are one run of R·nb blocks. The unpack reads 16 bytes at
+	// byte 36 of a block, 4 past its end: the last block goes through a
+	// zero-padded copy.
+	total := m.R * nb
+	if total == 0 {
+		return dst
+	}
+	var tail [64]byte
+	copy(tail[:], m.Codes[(total-1)*48:total*48])
+	i8Repack3(&dst[(total-1)*48], &tail[0], 1, t)
+	total--
+	parts := 1
+	if total*48 >= 1<<22 {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	var wg sync.WaitGroup
+	for p := 0; p < parts; p++ {
+		lo, hi := total*p/parts, total*(p+1)/parts
+		if lo == hi {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			i8Repack3(&dst[lo*48], &m.Codes[lo*48], hi-lo, t)
+		}()
+	}
+	wg.Wait()
+	return dst
 }
 
 var i8Tab = func() (t [7]i8Tables) {
 	for k := 2; k <= 6; k++ {
 		t[k] = newI8Tables(k)
 	}
-	t[3].buildSplit()
+	t[3].buildPlanes()
 	return t
 }()
 
@@ -336,8 +325,11 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 		*a = i8TileArgs{
 			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
 			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], tab: sh.i8, lut: &sh.i8lut[0],
-			rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
+			rowBytes: j.rowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
 			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: aligned(ws.tsc[:], 32),
+		}
+		if sh.planes {
+			a.mode = int(i8Plane3)
 		}
 		if m.Asym {
 			a.offs = &m.Offsets[2*r*m.Groups]
@@ -356,11 +348,11 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 	*a = i8Args{
 		xq: &sh.xq[t*sh.cp], pv: &sh.pv[t*sh.gp], qv: &sh.qv[t*sh.gp], xb: &sh.xb[t*sh.gp],
 		scales: &m.Scales[2*r*m.Groups], sws: &ws.sws[0], tab: sh.i8, lut: &sh.i8lut[0],
-		rowBytes: m.RowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
+		rowBytes: j.rowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
 		mode: int(sh.i8.mode), pfNear: prefetch.near, pfFar: prefetch.far, isum: aligned(ws.isum[:], 256),
 	}
-	if sh.split {
-		a.xq, a.mode = &sh.xs[t*sh.cp/128*160], int(i8Split3)
+	if sh.planes {
+		a.mode = int(i8Plane3)
 	}
 	if m.Asym {
 		a.offs = &m.Offsets[2*r*m.Groups]

@@ -70,6 +70,13 @@
 	ADDQ $4, R13; \
 	TESTQ $255, CX
 
+// I8SUM1: I8SUM for a group summed in Y2 alone.
+#define I8SUM1 \
+	VMOVDQU Y2, (CX); \
+	ADDQ $32, CX; \
+	ADDQ $4, R13; \
+	TESTQ $255, CX
+
 // I8RED: a full block of 8 groups (slots at CX−256): each group's 8 int32
 // lanes summed (VPHADDD tree, exact) into one vector of the 8 group dots,
 // converted and multiplied by the groups' sws into Y0 (lane j: the groups
@@ -93,33 +100,27 @@
 	VFMADD231PS -32(R13), Y3, Y0; \
 	SUBQ $256, CX
 
-// I8SPM0..4: the i8Split3 registers' products, Y4 (twice), Y5, Y6, Y7
-// times the activations at R14 − 32, 0, 32, 64, 96 into Y2 and Y3
-// (VPMADDUBSW, VPMADDWD with the ones in Y15, VPADDD).
-#define I8SPM0 \
-	VPMADDUBSW -32(R14), Y4, Y4; \
-	VPMADDWD Y15, Y4, Y4; \
-	VPADDD Y4, Y2, Y2
-
-#define I8SPM1 \
-	VPMADDUBSW 0(R14), Y5, Y5; \
-	VPMADDWD Y15, Y5, Y5; \
-	VPADDD Y5, Y3, Y3
-
-#define I8SPM2 \
-	VPMADDUBSW 32(R14), Y6, Y6; \
+// I8PLM0..3: the i8Plane3 chunks' products, Y6, Y7, Y4, Y5 times the
+// activations at R14 + 0, 32, 64, 96 into Y2 and Y3.
+#define I8PLM0 \
+	VPMADDUBSW 0(R14), Y6, Y6; \
 	VPMADDWD Y15, Y6, Y6; \
 	VPADDD Y6, Y2, Y2
 
-#define I8SPM3 \
-	VPMADDUBSW 64(R14), Y7, Y7; \
+#define I8PLM1 \
+	VPMADDUBSW 32(R14), Y7, Y7; \
 	VPMADDWD Y15, Y7, Y7; \
-	VPADDD Y7, Y3, Y3
+	VPADDD Y7, Y2, Y2
 
-#define I8SPM4 \
-	VPMADDUBSW 96(R14), Y4, Y4; \
+#define I8PLM2 \
+	VPMADDUBSW 64(R14), Y4, Y4; \
 	VPMADDWD Y15, Y4, Y4; \
 	VPADDD Y4, Y2, Y2
+
+#define I8PLM3 \
+	VPMADDUBSW 96(R14), Y5, Y5; \
+	VPMADDWD Y15, Y5, Y5; \
+	VPADDD Y5, Y2, Y2
 
 // func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 //
@@ -150,21 +151,18 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 #define I8MACB \
 	BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x5e; BYTE $0x20
 
-#undef I8SPM0
-#undef I8SPM1
-#undef I8SPM2
-#undef I8SPM3
-#undef I8SPM4
-// I8SPM0: VPDPBUSD -32(R14), Y4, Y2
-#define I8SPM0 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0xe0
-// I8SPM1: VPDPBUSD (R14), Y5, Y3
-#define I8SPM1 BYTE $0xc4; BYTE $0xc2; BYTE $0x55; BYTE $0x50; BYTE $0x1e
-// I8SPM2: VPDPBUSD 32(R14), Y6, Y2
-#define I8SPM2 BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x56; BYTE $0x20
-// I8SPM3: VPDPBUSD 64(R14), Y7, Y3
-#define I8SPM3 BYTE $0xc4; BYTE $0xc2; BYTE $0x45; BYTE $0x50; BYTE $0x5e; BYTE $0x40
-// I8SPM4: VPDPBUSD 96(R14), Y4, Y2
-#define I8SPM4 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0x60
+#undef I8PLM0
+#undef I8PLM1
+#undef I8PLM2
+#undef I8PLM3
+// I8PLM0: VPDPBUSD (R14), Y6, Y2
+#define I8PLM0 BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x16
+// I8PLM1: VPDPBUSD 32(R14), Y7, Y2
+#define I8PLM1 BYTE $0xc4; BYTE $0xc2; BYTE $0x45; BYTE $0x50; BYTE $0x56; BYTE $0x20
+// I8PLM2: VPDPBUSD 64(R14), Y4, Y2
+#define I8PLM2 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0x40
+// I8PLM3: VPDPBUSD 96(R14), Y5, Y2
+#define I8PLM3 BYTE $0xc4; BYTE $0xc2; BYTE $0x55; BYTE $0x50; BYTE $0x56; BYTE $0x60
 
 // func i8RowsVNNI(out *float32, codes *byte, nrows int, a *i8Args)
 //
@@ -274,3 +272,63 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 // i8Tile with AVX-VNNI's VPDPBUSD (VEX-encoded as BYTEs; i8RowsVNNI).
 TEXT ·i8TileVNNI(SB), NOSPLIT, $0-32
 #include "kernels_i8_tile_amd64.h"
+
+// I8RAW(addr, r, t): I8WIN without the level lookup: 32 three-bit codes
+// as bytes, in the windows' column permutation (tables in Y9-Y13).
+#define I8RAW(addr, r, t) \
+	VBROADCASTI128 addr, r; \
+	VPSHUFB Y13, r, r; \
+	VPMULHUW Y12, r, t; \
+	VPMULLW Y11, r, r; \
+	VPAND Y10, t, t; \
+	VPAND Y9, r, r; \
+	VPOR t, r, r
+
+// func i8Repack3(dst, src *byte, n int, t *i8Tables)
+//
+// Per 48-byte block: the four chunks unpacked as the windows unpack them
+// (A, B, C, D in Y0-Y3), then P = A | B<<3 | (C&3)<<6 and Q = the two
+// lanes of D | (C>>2)<<3 as nibbles (kernels_i8_amd64.go, i8Plane3). The
+// word shifts cannot carry across bytes: every byte is ≤ 7 before them.
+TEXT ·i8Repack3(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ t+24(FP), AX
+	VMOVDQU 0(AX), Y13
+	VMOVDQU 32(AX), Y12
+	VMOVDQU 64(AX), Y11
+	VMOVDQU 96(AX), Y10
+	VMOVDQU 128(AX), Y9
+	VMOVDQU 416(AX), Y8
+	VMOVDQU 448(AX), Y7
+	TESTQ CX, CX
+	JZ rpdone
+
+rploop:
+	I8RAW(0(SI), Y0, Y4)
+	I8RAW(12(SI), Y1, Y4)
+	I8RAW(24(SI), Y2, Y4)
+	I8RAW(36(SI), Y3, Y4)
+	VPSLLW $3, Y1, Y1
+	VPOR Y1, Y0, Y0
+	VPAND Y8, Y2, Y5
+	VPSLLW $6, Y5, Y5
+	VPOR Y5, Y0, Y0
+	VMOVDQU Y0, (DI)
+	VPSRLW $2, Y2, Y2
+	VPAND Y7, Y2, Y2
+	VPSLLW $3, Y2, Y2
+	VPOR Y2, Y3, Y3
+	VEXTRACTI128 $1, Y3, X5
+	VPSLLW $4, X5, X5
+	VPOR X5, X3, X3
+	VMOVDQU X3, 32(DI)
+	ADDQ $48, SI
+	ADDQ $48, DI
+	DECQ CX
+	JNZ rploop
+
+rpdone:
+	VZEROUPPER
+	RET

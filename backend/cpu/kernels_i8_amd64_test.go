@@ -3,8 +3,11 @@
 package cpu
 
 import (
+	"math/rand/v2"
 	"testing"
 	"unsafe"
+
+	"github.com/upg-ai/upg/codec"
 )
 
 // i8ArgOffsets are the offsets i8Rows, i8RowsVNNI and i8Tile read from
@@ -35,9 +38,10 @@ func i8ArgOffsets() []argOffset {
 		{"i8Tables.mulB", unsafe.Offsetof(tb.mulB), 64}, {"i8Tables.maskA", unsafe.Offsetof(tb.maskA), 96},
 		{"i8Tables.maskB", unsafe.Offsetof(tb.maskB), 128}, {"i8Tables.shift", unsafe.Offsetof(tb.shift), 160},
 		{"i8Tables.mask", unsafe.Offsetof(tb.mask), 192}, {"i8Tables.ones", unsafe.Offsetof(tb.ones), 224},
-		{"i8Tables.sctlE", unsafe.Offsetof(tb.sctlE), 256}, {"i8Tables.sctlO", unsafe.Offsetof(tb.sctlO), 288},
-		{"i8Tables.sctlL", unsafe.Offsetof(tb.sctlL), 320}, {"i8Tables.sshM", unsafe.Offsetof(tb.sshM), 352},
-		{"i8Tables.sshL", unsafe.Offsetof(tb.sshL), 384}, {"i8Tables.smask", unsafe.Offsetof(tb.smask), 416},
+		{"i8Tables.smask", unsafe.Offsetof(tb.smask), 256}, {"i8Tables.pm6", unsafe.Offsetof(tb.pm6), 288},
+		{"i8Tables.pm8", unsafe.Offsetof(tb.pm8), 320}, {"i8Tables.psh", unsafe.Offsetof(tb.psh), 352},
+		{"i8Tables.ptc", unsafe.Offsetof(tb.ptc), 384}, {"i8Tables.pm3", unsafe.Offsetof(tb.pm3), 416},
+		{"i8Tables.pm1", unsafe.Offsetof(tb.pm1), 448},
 	}
 }
 
@@ -89,29 +93,46 @@ func TestAVXVNNIDispatch(t *testing.T) {
 	}
 }
 
-// TestI8SplitSlots checks the i8Split3 tables: every column of a group in
-// exactly one slot, and every gathered byte inside its 16-byte window.
-func TestI8SplitSlots(t *testing.T) {
+// TestI8Plane3Repack checks repackPlanes3 against the layout that
+// kernels_i8_amd64.go documents for i8Plane3: lane i of chunk j of a
+// 128-code block is column 32j + perm[i], with P and Q as described, for
+// rows that are one run of blocks (5120 columns) and rows padded to whole
+// groups (333 columns, groups of 128 and of 256).
+func TestI8Plane3Repack(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
 	tb := i8TablesFor(3)
-	var seen [128]int
-	for _, c := range tb.sslot {
-		if c >= 0 {
-			seen[c]++
+	for _, c := range []struct{ rows, cols, group int }{{7, 5120, 128}, {5, 333, 128}, {3, 333, 256}, {2, 512, 256}} {
+		p := codec.Params{Codec: "dense", Bits: 3, GroupSize: c.group, Levels: "lloyd"}
+		m := encode(t, randVec(rng, c.rows*c.cols, 1), c.rows, c.cols, p).(*codec.DenseMatrix)
+		got := repackPlanes3(m)
+		rb := m.Groups * m.GroupSize * 3 / 8
+		if len(got) != m.R*rb {
+			t.Fatalf("%dx%d: %d bytes, want %d", c.rows, c.cols, len(got), m.R*rb)
 		}
-	}
-	for c, n := range seen {
-		if n != 1 {
-			t.Errorf("column %d in %d slots", c, n)
-		}
-	}
-	for _, ctl := range [][32]byte{tb.sctlE, tb.sctlO, tb.sctlL} {
-		for i, b := range ctl {
-			if b >= 12 {
-				t.Errorf("gather byte %d reads window byte %d (≥ 12)", i, b)
+		codes := make([]uint8, m.GroupSize)
+		for r := 0; r < m.R; r++ {
+			for g := 0; g < m.Groups; g++ {
+				clear(codes)
+				w := min(m.GroupSize, m.C-g*m.GroupSize)
+				m.GroupCodes(codes[:w], r, g)
+				for b := 0; b < m.GroupSize/128; b++ {
+					blk := got[r*rb+(g*m.GroupSize/128+b)*48:]
+					P, Q := blk[:32], blk[32:48]
+					for i := 0; i < 32; i++ {
+						q := Q[i%16] >> (4 * (i / 16))
+						dec := [4]uint8{P[i] & 7, P[i] >> 3 & 7, P[i]>>6 | (q>>3&1)<<2, q & 7}
+						for j, v := range dec {
+							col := 128*b + 32*j + int(tb.perm[i])
+							if v != codes[col] {
+								t.Fatalf("%dx%d g%d: row %d column %d: %d, want %d", c.rows, c.cols, c.group, r, g*m.GroupSize+col, v, codes[col])
+							}
+						}
+					}
+				}
 			}
 		}
 	}
-	if tb.splits(3, 128) || tb.splits(3, 64) || i8TablesFor(4).splits(4, 128) {
-		t.Error("splits: i8Split3 is off (its decode was wrong on the demo model)")
+	if !tb.planes(3, 128) || !tb.planes(3, 256) || tb.planes(3, 64) || i8TablesFor(4).planes(4, 128) {
+		t.Error("planes: want 3-bit codes in groups of a multiple of 128 only")
 	}
 }

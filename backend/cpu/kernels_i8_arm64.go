@@ -2,6 +2,8 @@
 
 package cpu
 
+import "github.com/upg-ai/upg/codec"
+
 // The NEON integer kernels (kindDenseI8 on arm64): dense k-bit codes,
 // k ∈ {2, 3, 4} with any codebook, groups of a multiple of 64 columns and a
 // multiple of 4 groups per row, multiplied with the int8 activations of the
@@ -104,10 +106,10 @@ const i8Tiled = false
 
 func i8TablesFor(k int) *i8Tables { return &i8Tab[k] }
 
-// splits: the NEON kernels have no i8Split3 layout (kernels_i8_amd64.go).
-func (*i8Tables) splits(bits, group int) bool { return false }
+// planes: the NEON kernels have no i8Plane3 layout (kernels_i8_amd64.go).
+func (*i8Tables) planes(bits, group int) bool { return false }
 
-func (*i8Tables) splitGroup(dst, src []int8) { panic("cpu: no i8Split3 kernel on arm64") }
+func repackPlanes3(*codec.DenseMatrix) []byte { panic("cpu: no i8Plane3 kernel on arm64") }
 
 // i8Supported reports whether the NEON kernels handle a matrix.
 func i8Supported(bits, group, groups int, linear bool) bool {

@@ -12,7 +12,7 @@
 	MOVQ 64(R8), DX
 	VMOVDQU (DX), Y14
 	CMPQ 104(R8), $4
-	JEQ i8tabsplit
+	JEQ i8tabplane
 	CMPQ 104(R8), $2
 	JGE i8tabshift
 	VMOVDQU 0(AX), Y13
@@ -22,12 +22,15 @@
 	VMOVDQU 128(AX), Y9
 	JMP i8tabdone
 
-i8tabsplit:
-	VMOVDQU 256(AX), Y12
-	VMOVDQU 288(AX), Y11
-	VMOVDQU 320(AX), Y9
+	// i8Plane3: Y13 7, Y12 6, Y11 8, Y10 the VPSRLVD counts, Y9 the C
+	// table (the level table's entry i/2 at i).
+i8tabplane:
+	VMOVDQU 256(AX), Y13
+	VMOVDQU 288(AX), Y12
+	VMOVDQU 320(AX), Y11
 	VMOVDQU 352(AX), Y10
-	VMOVDQU 416(AX), Y13
+	VMOVDQU 384(AX), Y9
+	VPSHUFB Y9, Y14, Y9
 	JMP i8tabdone
 
 i8tabshift:
@@ -125,63 +128,51 @@ i8convdone:
 	CMPQ DX, $3
 	JEQ i8gcrumb
 	CMPQ DX, $4
-	JEQ i8gsplit
+	JEQ i8gplane
 	SHRQ $1, BX
 	JMP i8gwide
 
-	// k = 3, i8Split3: five registers per 48-byte group (kernels_i8_amd64.go;
-	// Y12/Y11 the even/odd chunk gathers, Y9 the fifth register's, Y10 and
-	// 384(BX) the shift counts, Y13 the mask). The activations' 160 slots
-	// are at R14 − 32 … R14 + 128, so every offset fits a byte.
-i8gsplit:
-	MOVQ 56(R8), BX
-	ADDQ $32, R14
-
-i8gsplitg:
+	// k = 3, i8Plane3: per 48-byte block P = (AX) (32 bytes), Q = 32(AX)
+	// (16 bytes), the four chunks' level bytes in Y6, Y7, Y4, Y5 times the
+	// activations at R14 + 0, 32, 64, 96 (kernels_i8_amd64.go).
+i8gplane:
 	VPXOR Y2, Y2, Y2
-	VPXOR Y3, Y3, Y3
+	MOVQ 88(R8), DX
+	SHRQ $2, DX
+
+i8gplane4:
 	PREFETCHT0 (AX)(R15*1)
 	PREFETCHT2 (AX)(R10*1)
-	VBROADCASTI128 (AX), Y4
-	VPSHUFB Y12, Y4, Y4
-	VPSRLVD Y10, Y4, Y4
-	VPAND Y13, Y4, Y4
-	VPSHUFB Y4, Y14, Y4
-	VBROADCASTI128 12(AX), Y5
-	VPSHUFB Y11, Y5, Y5
+	VMOVDQU (AX), Y4
+	VBROADCASTI128 32(AX), Y5
 	VPSRLVD Y10, Y5, Y5
-	VPAND Y13, Y5, Y5
-	VPSHUFB Y5, Y14, Y5
-	I8SPM0
-	I8SPM1
-	VBROADCASTI128 24(AX), Y6
-	VPSHUFB Y12, Y6, Y6
-	VPSRLVD Y10, Y6, Y6
-	VPAND Y13, Y6, Y6
+	VPAND Y13, Y4, Y6
 	VPSHUFB Y6, Y14, Y6
-	VBROADCASTI128 36(AX), Y7
-	VPSHUFB Y11, Y7, Y7
-	VPSRLVD Y10, Y7, Y7
+	I8PLM0
+	VPSRLW $3, Y4, Y7
 	VPAND Y13, Y7, Y7
 	VPSHUFB Y7, Y14, Y7
-	I8SPM2
-	I8SPM3
-	VBROADCASTI128 6(AX), Y4
-	VINSERTI128 $1, 30(AX), Y4, Y4
-	VPSHUFB Y9, Y4, Y4
-	VPSRLVD 384(BX), Y4, Y4
-	VPAND Y13, Y4, Y4
-	VPSHUFB Y4, Y14, Y4
-	I8SPM4
+	I8PLM1
+	VPSRLW $5, Y4, Y4
+	VPAND Y12, Y4, Y4
+	VPAND Y11, Y5, Y6
+	VPOR Y6, Y4, Y4
+	VPSHUFB Y4, Y9, Y4
+	I8PLM2
+	VPAND Y13, Y5, Y5
+	VPSHUFB Y5, Y14, Y5
+	I8PLM3
 	ADDQ $48, AX
-	ADDQ $160, R14
-	I8SUM
-	JNE i8gsplitnext
+	ADDQ $128, R14
+	DECQ DX
+	JNZ i8gplane4
+	I8SUM1
+	JNE i8gplanenext
 	I8RED
 
-i8gsplitnext:
+i8gplanenext:
 	DECQ R9
-	JNZ i8gsplitg
+	JNZ i8gplane
 	JMP i8rowend
 
 	// k = 3 windows.

@@ -2,6 +2,8 @@
 
 package cpu
 
+import "github.com/upg-ai/upg/codec"
+
 const (
 	hasAVX2    = false
 	hasAVX512  = false
@@ -41,8 +43,8 @@ const i8Tiled = false
 type i8Tables struct{ perm [32]uint8 }
 
 func (*i8Tables) maxRead(int) int                           { return 0 }
-func (*i8Tables) splits(bits, group int) bool               { return false }
-func (*i8Tables) splitGroup(dst, src []int8)                {}
+func (*i8Tables) planes(bits, group int) bool               { return false }
+func repackPlanes3(*codec.DenseMatrix) []byte               { panic("cpu: no i8Plane3 kernel") }
 func i8TablesFor(int) *i8Tables                             { return nil }
 func i8Supported(bits, group, groups int, linear bool) bool { return false }
 
@@ -51,4 +53,10 @@ type i8TileArgs struct{}
 
 func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 	panic("cpu: no integer kernels on this architecture")
+}
+
+func absMaxAVX2(x *float32, n int) float32 { panic("cpu: no AVX2 kernels on this architecture") }
+
+func quantAVX2(q *int8, x *float32, n int, inv float32) int {
+	panic("cpu: no AVX2 kernels on this architecture")
 }

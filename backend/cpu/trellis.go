@@ -159,7 +159,7 @@ func (b *Backend) trellisPrep(w, lo, hi int) {
 		}
 		for g := 0; g < G; g++ {
 			c0, c1 := g*gs, min((g+1)*gs, cp)
-			s, sum := quantizeGroup(st.xq[t*cp+c0:t*cp+c1], xr[c0:c1])
+			s, sum := quantizeGroup(st.xq[t*cp+c0:t*cp+c1], xr[c0:c1], b.level)
 			st.sx[t*G+g] = st.levels.alpha * s
 			st.sq[t*G+g] = st.levels.beta * s * float32(sum)
 		}

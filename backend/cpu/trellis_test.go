@@ -23,7 +23,7 @@ func trellisEmulate(m *codec.TrellisMatrix, x []float32, n int, lv q8Levels) []f
 		m.RotateInput(xr[:m.C])
 		for g := 0; g < m.Groups; g++ {
 			c0, c1 := g*m.GroupSize, min((g+1)*m.GroupSize, cp)
-			s, sum := quantizeGroup(xq[c0:c1], xr[c0:c1])
+			s, sum := quantizeGroup(xq[c0:c1], xr[c0:c1], BestLevel())
 			for r := 0; r < m.R; r++ {
 				var dot int64
 				for c := c0; c < c1; c++ {
