@@ -11,8 +11,12 @@
 //     the energy-weighted relative error, and allocates bytes across tensors
 //     (greedy on error reduction per byte) to meet the budget exactly.
 //  3. Layer by layer, on hidden states that already went through the
-//     compressed earlier layers, each projection's full Hessian is collected
-//     and the tensor is encoded with GPTQ-style error compensation.
+//     compressed earlier layers (and the compressed earlier projections of
+//     the same layer), each projection's full Hessian is collected and the
+//     tensor is encoded with GPTQ-style error compensation. Its target is
+//     not its own weights but the map from the compressed model's inputs to
+//     the original model's outputs (outputTarget), so that each layer undoes
+//     what it can of the error of the layers before it.
 package compress
 
 import (
@@ -52,7 +56,11 @@ type Options struct {
 	CalibCtx    int     // tokens per calibration sequence (default 512)
 	Family      Family  // codec family for 2-D weights (default "auto")
 	NoGPTQ      bool    // plain round-to-nearest even with calibration
-	Threads     int
+	// NoOutputTargets makes each projection approximate its own weights
+	// (GPTQ's target) instead of the original model's output from the
+	// compressed model's inputs (outputTarget; calibrated runs only).
+	NoOutputTargets bool
+	Threads         int
 	// Progress reports work done in parameters (for a progress bar with ETA).
 	Progress func(done, total int64, stage string)
 }
@@ -238,6 +246,10 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	if fileSize() > target {
 		return nil, fmt.Errorf("cannot meet %.3f bits per weight: the smallest encodings plus metadata need %d bytes; raise --target-bpw", opts.TargetBPW, fileSize())
+	}
+	for _, p := range plans {
+		slog.Debug("planned", "tensor", p.name, "choice", describe(p.cands[p.choice]), "est_rel_err", p.errs[p.choice],
+			"weight", p.weight, "est_kl", p.weight*p.errs[p.choice], "probe_kl", p.sens)
 	}
 	slog.Info("bit allocation done", "tensors", len(plans), "planned_bytes", fileSize(), "target_bytes", target,
 		"codecs", FamilyNote(opts.Family))
