@@ -11,12 +11,10 @@
 //     the energy-weighted relative error, and allocates bytes across tensors
 //     (greedy on error reduction per byte) to meet the budget exactly.
 //  3. Layer by layer, on hidden states that already went through the
-//     compressed earlier layers (and the compressed earlier projections of
-//     the same layer), each projection's full Hessian is collected and the
-//     tensor is encoded with GPTQ-style error compensation. Its target is
-//     not its own weights but the map from the compressed model's inputs to
-//     the original model's outputs (outputTarget), so that each layer undoes
-//     what it can of the error of the layers before it.
+//     compressed earlier layers, each projection's full Hessian is collected
+//     and the tensor is encoded with GPTQ-style error compensation (with
+//     Options.OutputTargets, towards the original model's outputs instead
+//     of the projection's own weights: see outputTarget).
 package compress
 
 import (
@@ -56,11 +54,14 @@ type Options struct {
 	CalibCtx    int     // tokens per calibration sequence (default 512)
 	Family      Family  // codec family for 2-D weights (default "auto")
 	NoGPTQ      bool    // plain round-to-nearest even with calibration
-	// NoOutputTargets makes each projection approximate its own weights
-	// (GPTQ's target) instead of the original model's output from the
-	// compressed model's inputs (outputTarget; calibrated runs only).
-	NoOutputTargets bool
-	Threads         int
+	// OutputTargets makes each projection approximate the original
+	// model's output from the compressed model's inputs (outputTarget)
+	// instead of its own weights, with each stage's Hessian collected
+	// through the layer as compressed so far (calibrated runs only). Off
+	// by default: it helped TinyStories-656K and hurt miniphi-29m
+	// (docs/benchmarks.md).
+	OutputTargets bool
+	Threads       int
 	// Progress reports work done in parameters (for a progress bar with ETA).
 	Progress func(done, total int64, stage string)
 }
