@@ -12,7 +12,9 @@
 //     (greedy on error reduction per byte) to meet the budget exactly.
 //  3. Layer by layer, on hidden states that already went through the
 //     compressed earlier layers, each projection's full Hessian is collected
-//     and the tensor is encoded with GPTQ-style error compensation.
+//     and the tensor is encoded with GPTQ-style error compensation (with
+//     Options.OutputTargets, towards the original model's outputs instead
+//     of the projection's own weights: see outputTarget).
 package compress
 
 import (
@@ -52,7 +54,14 @@ type Options struct {
 	CalibCtx    int     // tokens per calibration sequence (default 512)
 	Family      Family  // codec family for 2-D weights (default "auto")
 	NoGPTQ      bool    // plain round-to-nearest even with calibration
-	Threads     int
+	// OutputTargets makes each projection approximate the original
+	// model's output from the compressed model's inputs (outputTarget)
+	// instead of its own weights, with each stage's Hessian collected
+	// through the layer as compressed so far (calibrated runs only). Off
+	// by default: it helped TinyStories-656K and hurt miniphi-29m
+	// (docs/benchmarks.md).
+	OutputTargets bool
+	Threads       int
 	// Progress reports work done in parameters (for a progress bar with ETA).
 	Progress func(done, total int64, stage string)
 }
@@ -238,6 +247,10 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	if fileSize() > target {
 		return nil, fmt.Errorf("cannot meet %.3f bits per weight: the smallest encodings plus metadata need %d bytes; raise --target-bpw", opts.TargetBPW, fileSize())
+	}
+	for _, p := range plans {
+		slog.Debug("planned", "tensor", p.name, "choice", describe(p.cands[p.choice]), "est_rel_err", p.errs[p.choice],
+			"weight", p.weight, "est_kl", p.weight*p.errs[p.choice], "probe_kl", p.sens)
 	}
 	slog.Info("bit allocation done", "tensors", len(plans), "planned_bytes", fileSize(), "target_bytes", target,
 		"codecs", FamilyNote(opts.Family))

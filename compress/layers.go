@@ -53,7 +53,19 @@ func (c *compressor) encodeAll(names []string) error {
 	if !c.ck.Tensors.Has(embedName) {
 		embedName = "lm_head.weight"
 	}
-	em, err := c.encodeMatrix(embedName, nil)
+	// With output targets, the original model's hidden states go along
+	// with the compressed model's (xo, embedded before the embedding is
+	// compressed).
+	asym := c.opts.OutputTargets && len(c.seqs) > 0 && !c.opts.NoGPTQ
+	var xo [][]float32
+	if asym {
+		xo = make([][]float32, len(c.seqs))
+		for s, ids := range c.seqs {
+			xo[s] = make([]float32, len(ids)*d)
+			c.m.Embed(xo[s], ids)
+		}
+	}
+	em, err := c.encodeMatrix(embedName, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -89,49 +101,146 @@ func (c *compressor) encodeAll(names []string) error {
 				}
 			}
 		}
-		// One pass over the calibration data collects the Hessians of all
-		// four projection inputs (the layer's input already went through the
-		// compressed earlier layers).
-		stages := c.layerStages(li)
-		hs := map[model.TapPoint]*codec.Hessian{}
-		if len(c.seqs) > 0 && !c.opts.NoGPTQ {
-			accs := map[model.TapPoint]*hessianAcc{}
-			err := c.forEachSeq(func(s int, ids []int) error {
-				copy(tmp, xs[s])
-				return c.lr.run(li, tmp[:len(xs[s])], ids, len(ids), func(tp model.TapPoint, act []float32, n int) {
-					if accs[tp] == nil {
-						accs[tp] = newHessianAcc(len(act) / n)
-					}
-					accs[tp].add(act, n, c.opts.Threads)
+		if !asym {
+			// One pass over the calibration data collects the Hessians of all
+			// four projection inputs (the layer's input already went through the
+			// compressed earlier layers).
+			stages := c.layerStages(li)
+			hs := map[model.TapPoint]*codec.Hessian{}
+			if len(c.seqs) > 0 && !c.opts.NoGPTQ {
+				accs := map[model.TapPoint]*hessianAcc{}
+				err := c.forEachSeq(func(s int, ids []int) error {
+					copy(tmp, xs[s])
+					return c.lr.run(li, tmp[:len(xs[s])], ids, len(ids), func(tp model.TapPoint, act []float32, n int) {
+						if accs[tp] == nil {
+							accs[tp] = newHessianAcc(len(act) / n)
+						}
+						accs[tp].add(act, n, c.opts.Threads)
+					})
 				})
-			})
-			if err != nil {
-				return err
-			}
-			for tp, acc := range accs {
-				hs[tp] = acc.hessian()
-			}
-		}
-		for _, st := range stages {
-			for _, suffix := range st.names {
-				m, err := c.encodeMatrix(p+suffix, hs[st.tap])
 				if err != nil {
 					return err
 				}
-				for _, slot := range c.matrixSlots(p + suffix) {
-					*slot = m // later projections and layers see the compressed weight
+				for tp, acc := range accs {
+					hs[tp] = acc.hessian()
+				}
+			}
+			for _, st := range stages {
+				for _, suffix := range st.names {
+					m, err := c.encodeMatrix(p+suffix, hs[st.tap], nil)
+					if err != nil {
+						return err
+					}
+					for _, slot := range c.matrixSlots(p + suffix) {
+						*slot = m // later projections and layers see the compressed weight
+					}
+					if err := c.m.Rebind(); err != nil {
+						return err
+					}
+					written[p+suffix] = true
+				}
+				// Done with this input's Hessian: free it before the next
+				// stage's encoder needs its own scratch (the FFN-down one is
+				// the largest and comes last).
+				if h := hs[st.tap]; h != nil {
+					h.H = nil
+					delete(hs, st.tap)
+				}
+			}
+		} else {
+			// Each stage's Hessian is collected right before it is encoded, by a
+			// pass over the calibration data through the layer as it is then: its
+			// input has gone through the compressed earlier layers and the
+			// compressed earlier stages of this one (the attention output
+			// projection sees the compressed q/k/v, the FFN down projection the
+			// compressed gate/up), as GPTQ's "true sequential" order does.
+			orig := *layer // the original weights, for the original activations
+			xa := make([]float32, c.opts.CalibCtx*d)
+			for _, st := range c.layerStages(li) {
+				if len(st.names) == 0 {
+					continue
+				}
+				var h *codec.Hessian
+				var cross *crossAcc
+				if len(c.seqs) > 0 && !c.opts.NoGPTQ {
+					var acc *hessianAcc
+					var xorig []float32 // the original model's activations at st.tap
+					err := c.forEachSeq(func(s int, ids []int) error {
+						if asym {
+							cur := *layer
+							*layer = orig
+							if err := c.m.Rebind(); err != nil {
+								return err
+							}
+							copy(xa, xo[s])
+							err := c.lr.run(li, xa[:len(xo[s])], ids, len(ids), func(tp model.TapPoint, act []float32, n int) {
+								if tp == st.tap {
+									xorig = append(xorig[:0], act...)
+								}
+							})
+							*layer = cur
+							if err != nil {
+								return err
+							}
+							if err := c.m.Rebind(); err != nil {
+								return err
+							}
+						}
+						copy(tmp, xs[s])
+						return c.lr.run(li, tmp[:len(xs[s])], ids, len(ids), func(tp model.TapPoint, act []float32, n int) {
+							if tp != st.tap {
+								return
+							}
+							if acc == nil {
+								acc = newHessianAcc(len(act) / n)
+							}
+							acc.add(act, n, c.opts.Threads)
+							if asym && len(xorig) == len(act) {
+								if cross == nil {
+									cross = newCrossAcc(len(act) / n)
+								}
+								cross.add(xorig, act, n, c.opts.Threads)
+							}
+						})
+					})
+					if err != nil {
+						return err
+					}
+					if acc != nil {
+						h = acc.hessian()
+					}
+				}
+				for _, suffix := range st.names {
+					m, err := c.encodeMatrix(p+suffix, h, cross)
+					if err != nil {
+						return err
+					}
+					for _, slot := range c.matrixSlots(p + suffix) {
+						*slot = m // later projections and layers see the compressed weight
+					}
+					if err := c.m.Rebind(); err != nil {
+						return err
+					}
+					written[p+suffix] = true
+				}
+			}
+			if asym {
+				// Advance the original hidden states through the original layer.
+				cur := *layer
+				*layer = orig
+				if err := c.m.Rebind(); err != nil {
+					return err
+				}
+				err := c.forEachSeq(func(s int, ids []int) error {
+					return c.lr.run(li, xo[s], ids, len(ids), nil)
+				})
+				*layer = cur
+				if err != nil {
+					return err
 				}
 				if err := c.m.Rebind(); err != nil {
 					return err
 				}
-				written[p+suffix] = true
-			}
-			// Done with this input's Hessian: free it before the next
-			// stage's encoder needs its own scratch (the FFN-down one is
-			// the largest and comes last).
-			if h := hs[st.tap]; h != nil {
-				h.H = nil
-				delete(hs, st.tap)
 			}
 		}
 		// Advance the hidden states through the compressed layer.
@@ -169,17 +278,26 @@ func (c *compressor) encodeAll(names []string) error {
 	}
 	if c.ck.Tensors.Has("lm_head.weight") && !written["lm_head.weight"] {
 		var h *codec.Hessian
+		var cross *crossAcc
 		if len(c.seqs) > 0 && !c.opts.NoGPTQ {
 			acc := newHessianAcc(d)
+			if asym {
+				cross = newCrossAcc(d)
+			}
 			hn := make([]float32, c.opts.CalibCtx*d)
+			ho := make([]float32, c.opts.CalibCtx*d)
 			for s, x := range xs {
 				n := len(c.seqs[s])
 				c.lr.ctx.FinalNorm(hn, x, n)
 				acc.add(hn[:n*d], n, c.opts.Threads)
+				if asym {
+					c.lr.ctx.FinalNorm(ho, xo[s], n)
+					cross.add(ho[:n*d], hn[:n*d], n, c.opts.Threads)
+				}
 			}
 			h = acc.hessian()
 		}
-		head, err := c.encodeMatrix("lm_head.weight", h)
+		head, err := c.encodeMatrix("lm_head.weight", h, cross)
 		if err != nil {
 			return err
 		}
@@ -202,7 +320,10 @@ func (c *compressor) encodeAll(names []string) error {
 
 // encodeMatrix encodes one 2-D tensor with its planned parameters, writes it
 // and returns the compressed matrix (valid while c.keep holds its bytes).
-func (c *compressor) encodeMatrix(name string, h *codec.Hessian) (tensor.Matrix, error) {
+//
+// With cross (the original and compressed inputs' E[x x̃ᵀ]) the encoded
+// target is outputTarget's W·C·H̃⁻¹ instead of W.
+func (c *compressor) encodeMatrix(name string, h *codec.Hessian, cross *crossAcc) (tensor.Matrix, error) {
 	plan := c.planOf[name]
 	if plan == nil {
 		return nil, fmt.Errorf("internal error: no plan for %s", name)
@@ -216,6 +337,15 @@ func (c *compressor) encodeMatrix(name string, h *codec.Hessian) (tensor.Matrix,
 	src.DecodeRows(w, 0, rows)
 	c.ck.Release() // the float copy is all we need of the source now
 	cp := plan.cands[plan.choice]
+	if cross != nil && h != nil {
+		damp := cp.Damp
+		if damp <= 0 {
+			damp = 0.01
+		}
+		if !outputTarget(w, rows, cols, cross, h, damp, c.opts.Threads) {
+			slog.Warn("output target skipped: the compressed inputs' Hessian is singular", "tensor", name)
+		}
+	}
 	c.opts.Progress(c.done, c.totalParams, "encoding "+name)
 	data, err := codec.Encode(w, rows, cols, cp, h)
 	if err != nil {
