@@ -159,8 +159,8 @@ func (b *Backend) DeviceMemory() (process, allocated int64, err error) {
 	defer b.mu.Unlock()
 	b.flush()
 	err = b.d.Do(func() error {
-		var free, total uint64
-		if err := call("cuMemGetInfo", sym.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total))); err != nil {
+		free, total, err := driverMemInfo()
+		if err != nil {
 			return err
 		}
 		process, allocated = int64(total-free), int64(b.d.used)

@@ -281,7 +281,7 @@ func (d *Device) sync() error { return call("cuStreamSynchronize", sym.cuStreamS
 
 // memInfo returns free and total device memory.
 func (d *Device) memInfo() (free, total uint64, err error) {
-	if err = call("cuMemGetInfo", sym.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total))); err != nil {
+	if free, total, err = driverMemInfo(); err != nil {
 		return
 	}
 	if d.memCap > 0 {
@@ -291,6 +291,12 @@ func (d *Device) memInfo() (free, total uint64, err error) {
 		}
 		free, total = min(free, left), min(total, d.memCap)
 	}
+	return
+}
+
+// driverMemInfo is the driver's free and total device memory, uncapped.
+func driverMemInfo() (free, total uint64, err error) {
+	err = call("cuMemGetInfo", sym.cuMemGetInfo, uintptr(unsafe.Pointer(&free)), uintptr(unsafe.Pointer(&total)))
 	return
 }
 
@@ -482,31 +488,34 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 		pp = uintptr(unsafe.Pointer(&p.ptrs[0]))
 	}
 	d.launches++
-	run := func() error {
-		var r uintptr
-		if d.pdl && pdlKernel(name) {
-			// programmatic dependent launch: the kernel may start while the
-			// one before it finishes; it prefetches its weights and then
-			// waits (griddepcontrol.wait) for that kernel's results
-			c := &p.cfg
-			*c = launchConfig{grid: grid, block: block, smem: smem, stream: d.stream,
-				attrs: uintptr(unsafe.Pointer(&p.attr)), numAttrs: 1}
-			p.attr = launchAttribute{id: attrProgrammaticStreamSerialization}
-			p.attr.value[0] = 1
-			r, _, _ = purego.SyscallN(sym.cuLaunchKernelEx, uintptr(unsafe.Pointer(c)), f, pp, 0)
-		} else {
-			r, _, _ = purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
-				uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), d.stream, pp, 0)
-		}
-		if r != 0 {
-			return &Error{Op: "cuLaunchKernel " + name, Code: int(uint32(r))}
-		}
-		return nil
+	if d.prof != nil { // the closure (a heap allocation) only when profiling
+		return d.prof.around(d, name, func() error { return d.cuLaunch(name, f, grid, block, smem, pp) })
 	}
-	if d.prof != nil {
-		return d.prof.around(d, name, run)
+	return d.cuLaunch(name, f, grid, block, smem, pp)
+}
+
+// cuLaunch enqueues f with its marshalled parameters pp (d.params).
+func (d *Device) cuLaunch(name string, f uintptr, grid, block [3]uint32, smem uint32, pp uintptr) error {
+	p := d.params
+	var r uintptr
+	if d.pdl && pdlKernel(name) {
+		// programmatic dependent launch: the kernel may start while the
+		// one before it finishes; it prefetches its weights and then
+		// waits (griddepcontrol.wait) for that kernel's results
+		c := &p.cfg
+		*c = launchConfig{grid: grid, block: block, smem: smem, stream: d.stream,
+			attrs: uintptr(unsafe.Pointer(&p.attr)), numAttrs: 1}
+		p.attr = launchAttribute{id: attrProgrammaticStreamSerialization}
+		p.attr.value[0] = 1
+		r, _, _ = purego.SyscallN(sym.cuLaunchKernelEx, uintptr(unsafe.Pointer(c)), f, pp, 0)
+	} else {
+		r, _, _ = purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
+			uintptr(block[0]), uintptr(block[1]), uintptr(block[2]), uintptr(smem), d.stream, pp, 0)
 	}
-	return run()
+	if r != 0 {
+		return &Error{Op: "cuLaunchKernel " + name, Code: int(uint32(r))}
+	}
+	return nil
 }
 
 // Arg is one kernel argument: a pointer, a 32-bit integer or a float.

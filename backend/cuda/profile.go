@@ -152,4 +152,4 @@ func (p *profiler) report(w io.Writer) {
 }
 
 // profiling reports whether ProfileEnv asks for the kernel profile.
-func profiling() bool { return os.Getenv(ProfileEnv) != "" && os.Getenv(ProfileEnv) != "0" }
+func profiling() bool { v := os.Getenv(ProfileEnv); return v != "" && v != "0" }
