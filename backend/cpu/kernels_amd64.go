@@ -42,6 +42,12 @@ func q8Tile(out *float32, codes *byte, nrows int, a *q8TileArgs)
 //go:noescape
 func fwhtBlock(x *float32, n int, signs *float32, tbl *int32, scale float32)
 
+// fwhtBlock8 is fwhtBlock in 8-lane AVX2 registers (tbl = fwhtTable8); n
+// is a power of two ≥ 8.
+//
+//go:noescape
+func fwhtBlock8(x *float32, n int, signs *float32, tbl *int32, scale float32)
+
 // absMax16 returns max |x[i]| over n floats (n a multiple of 16).
 //
 //go:noescape

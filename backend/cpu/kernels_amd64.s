@@ -1008,3 +1008,75 @@ q2loop:
 	MOVQ AX, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// func fwhtBlock8(x *float32, n int, signs *float32, tbl *int32, scale float32)
+//
+// fwhtBlock in 8-lane registers (AVX2 + FMA): pass 1 scales each 8-float
+// vector by signs·scale and applies the stages h = 1, 2, 4 within it
+// (VPERMPS + FMA with ±1, tbl = fwhtTable8); pass 2 runs the stages
+// h = 8..n/2 as add/sub of vector pairs h floats apart. n is a power of
+// two ≥ 8.
+TEXT ·fwhtBlock8(SB), NOSPLIT, $0-36
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	MOVQ signs+16(FP), SI
+	MOVQ tbl+24(FP), AX
+	VMOVDQU 0(AX), Y8
+	VMOVDQU 32(AX), Y9
+	VMOVDQU 64(AX), Y10
+	VMOVUPS 96(AX), Y11
+	VMOVUPS 128(AX), Y12
+	VMOVUPS 160(AX), Y13
+	VBROADCASTSS scale+32(FP), Y14
+	MOVQ DI, DX
+	MOVQ CX, BX
+
+hp1:
+	VMULPS (SI), Y14, Y0
+	VMULPS (DX), Y0, Y0
+	VPERMPS Y0, Y8, Y1
+	VFMADD231PS Y11, Y0, Y1
+	VPERMPS Y1, Y9, Y0
+	VFMADD231PS Y12, Y1, Y0
+	VPERMPS Y0, Y10, Y1
+	VFMADD231PS Y13, Y0, Y1
+	VMOVUPS Y1, (DX)
+	ADDQ $32, DX
+	ADDQ $32, SI
+	SUBQ $8, BX
+	JNZ hp1
+
+	MOVQ $8, R9            // h in floats
+	SHLQ $2, CX            // n in bytes
+
+hp2h:
+	MOVQ R9, R10
+	SHLQ $2, R10           // h in bytes
+	CMPQ R10, CX
+	JGE hdone
+	MOVQ DI, DX
+	LEAQ (DI)(CX*1), R13   // end
+
+hp2blk:
+	MOVQ DX, R11
+	MOVQ R9, R12
+
+hp2:
+	VMOVUPS (R11), Y0
+	VMOVUPS (R11)(R10*1), Y1
+	VADDPS Y1, Y0, Y2
+	VSUBPS Y1, Y0, Y3
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, (R11)(R10*1)
+	ADDQ $32, R11
+	SUBQ $8, R12
+	JNZ hp2
+	LEAQ (DX)(R10*2), DX
+	CMPQ DX, R13
+	JLT hp2blk
+	SHLQ $1, R9
+	JMP hp2h
+
+hdone:
+	VZEROUPPER
+	RET

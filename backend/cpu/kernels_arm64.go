@@ -32,6 +32,10 @@ func fwhtBlock(x *float32, n int, signs *float32, tbl *int32, scale float32) {
 	panic("cpu: no AVX-512 kernels on this architecture")
 }
 
+func fwhtBlock8(x *float32, n int, signs *float32, tbl *int32, scale float32) {
+	panic("cpu: no AVX2 kernels on this architecture")
+}
+
 func absMax16(x *float32, n int) float32 { panic("cpu: no AVX-512 kernels on this architecture") }
 
 func quant16(q *int8, x *float32, n int, inv float32) int {

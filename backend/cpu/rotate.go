@@ -26,6 +26,23 @@ var fwhtTable = func() (t [8][16]int32) {
 	return t
 }()
 
+// fwhtTable8 is fwhtTable for fwhtBlock8's 8-lane registers: the
+// permutations j → j^h for h = 1, 2, 4, then their signs.
+var fwhtTable8 = func() (t [6][8]int32) {
+	for s := 0; s < 3; s++ {
+		h := 1 << s
+		for j := 0; j < 8; j++ {
+			t[s][j] = int32(j ^ h)
+			f := float32(1)
+			if j&h != 0 {
+				f = -1
+			}
+			t[3+s][j] = int32(math.Float32bits(f))
+		}
+	}
+	return t
+}()
+
 // rotate applies the input rotation of m to x (len m.C) in place: x ← Q·x
 // = H·(D·x), the same transform as m.RotateInput.
 func rotate(x []float32, m *codec.DenseMatrix, lv Level) { rotateBy(x, m.Signs, m.RotBlock, lv) }
@@ -36,6 +53,13 @@ func rotateBy(x []float32, signs []float32, n int, lv Level) {
 		scale := float32(1 / math.Sqrt(float64(n)))
 		for b := 0; b+n <= len(x); b += n {
 			fwhtBlock(&x[b], n, &signs[b], &fwhtTable[0][0], scale)
+		}
+		return
+	}
+	if lv == LevelAVX2 && n >= 8 && hasAVX2 {
+		scale := float32(1 / math.Sqrt(float64(n)))
+		for b := 0; b+n <= len(x); b += n {
+			fwhtBlock8(&x[b], n, &signs[b], &fwhtTable8[0][0], scale)
 		}
 		return
 	}
