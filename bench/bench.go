@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
+	"github.com/upg-ai/upg/sample"
 )
 
 // bwBytes is the buffer ReadBandwidth streams: far larger than any last-level cache.
@@ -98,6 +100,10 @@ type Options struct {
 	// share the prompt's first tokens (forked KV blocks) and differ from
 	// its last token on.
 	Batch int
+	// Sampling draws each next token through the backend's Sample (the
+	// zero value, greedy, is an argmax there: on a GPU, on the device);
+	// sequence k's seed is Sampling.Seed + k.
+	Sampling sample.Options
 }
 
 // Result is what Run measured.
@@ -117,6 +123,8 @@ type Result struct {
 	Batch         int     `json:"batch"`
 	AggregateTokS float64 `json:"aggregate_decode_tok_s"` // all sequences together
 	MsPerLayer    float64 `json:"ms_per_layer"`
+	Sampling      string  `json:"sampling"` // "greedy", or the sampling options
+
 	// DecodeCPUMsPerStep is the process's CPU time (all threads, spin-waits
 	// included) per decode step: on a shared machine, with --threads 1, a
 	// measure of the work that other processes disturb less than tok/s.
@@ -164,6 +172,7 @@ func Run(path string, opts Options) (Result, error) {
 		opts.Batch = 1
 	}
 	res.Batch = opts.Batch
+	res.Sampling = samplingName(opts.Sampling)
 	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Device: opts.Device, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache,
 		MaxSeqs: opts.Batch, StepTokens: max(engine.PrefillBlock, opts.Batch)})
 	if err != nil {
@@ -199,7 +208,16 @@ func Run(path string, opts Options) (Result, error) {
 	for i := range prompt {
 		prompt[i] = rng.IntN(c.Vocab)
 	}
-	r := &runner{pool: l.Pool, ctx: l.Context(), vocab: c.Vocab}
+	r := &runner{pool: l.Pool, ctx: l.Context(), hist: make([][]int, opts.Batch), tok: make([]int, opts.Batch)}
+	for k := range opts.Batch {
+		o := opts.Sampling
+		o.Seed += uint64(k)
+		s, err := sample.New(o)
+		if err != nil {
+			return res, err
+		}
+		r.samplers = append(r.samplers, s)
+	}
 	// Warm-up: one token pages every weight in.
 	if err := r.feed([]int{0}, [][]int{prompt[:1]}); err != nil {
 		return res, err
@@ -219,7 +237,7 @@ func Run(path string, opts Options) (Result, error) {
 	// feed a token of their own there.
 	seqs := make([]int, opts.Batch)
 	next := make([][]int, opts.Batch)
-	next[0] = []int{r.argmax(0)}
+	next[0] = []int{r.tok[0]}
 	for k := 1; k < opts.Batch; k++ {
 		seqs[k] = k
 		if err := r.pool.Fork(k, 0, len(prompt)-1); err != nil {
@@ -232,7 +250,7 @@ func Run(path string, opts Options) (Result, error) {
 			return res, err
 		}
 		for k := 1; k < opts.Batch; k++ {
-			next[k][0] = r.argmax(k - 1)
+			next[k][0] = r.tok[k-1]
 		}
 	}
 	if opts.DecodeProfile != nil {
@@ -247,7 +265,7 @@ func Run(path string, opts Options) (Result, error) {
 			return res, err
 		}
 		for k := range seqs {
-			next[k][0] = r.argmax(k)
+			next[k][0] = r.tok[k]
 		}
 	}
 	el := time.Since(start).Seconds()
@@ -274,27 +292,33 @@ func Run(path string, opts Options) (Result, error) {
 }
 
 // runner feeds tokens of several sequences through the engine's context
-// and KV pool, one forward pass per call, as the engine's Step does but
-// with greedy argmax on the host and no text.
+// and KV pool, one forward pass per call, as the engine's Step does, and
+// draws each sequence's next token with the backend's Sample, with no text.
 type runner struct {
-	pool   *kvcache.Pool
-	ctx    *model.Context
-	vocab  int
-	step   backend.Step
-	logits []float32
+	pool     *kvcache.Pool
+	ctx      *model.Context
+	step     backend.Step
+	samplers []*sample.Sampler // per sequence id
+	hist     [][]int           // per sequence id: its tokens so far
+	reqs     []backend.SampleRequest
+	res      []backend.SampleResult
+	tok      []int // the next token of the k-th sequence of the last feed
 }
 
 // feed runs toks[k] after the stored positions of sequence seqs[k], for
-// every k, in one step, keeping the last token's logits of each.
+// every k, in one step, and samples each sequence's next token.
 func (r *runner) feed(seqs []int, toks [][]int) error {
 	st := &r.step
 	st.Reset()
+	r.reqs = r.reqs[:0]
 	for k, id := range seqs {
 		if err := r.pool.Reserve(id, len(toks[k])); err != nil {
 			return err
 		}
 		r.pool.AppendStep(st, id, toks[k])
 		st.Out = append(st.Out, int32(len(st.Tokens)-1))
+		r.hist[id] = append(r.hist[id], toks[k]...)
+		r.reqs = append(r.reqs, backend.SampleRequest{Sampler: r.samplers[id], History: r.hist[id], TopLogprobs: -1})
 	}
 	if err := r.ctx.Forward(st, r.pool.KV()); err != nil {
 		return err
@@ -302,12 +326,15 @@ func (r *runner) feed(seqs []int, toks [][]int) error {
 	for k, id := range seqs {
 		r.pool.Commit(id, len(toks[k]))
 	}
-	r.logits = r.ctx.ReadLogits()
+	r.res = slices.Grow(r.res[:0], len(seqs))[:len(seqs)]
+	if err := r.ctx.Sample(r.reqs, r.res); err != nil {
+		return err
+	}
+	for k := range seqs {
+		r.tok[k] = r.res[k].Token
+	}
 	return nil
 }
-
-// argmax is the most likely next token of the k-th sequence of the last feed.
-func (r *runner) argmax(k int) int { return argmax(r.logits[k*r.vocab : (k+1)*r.vocab]) }
 
 // modelBytes returns the total tensor bytes and the bytes one decoded token
 // reads: everything except the embedding table (of which one row is read),
@@ -336,47 +363,10 @@ func modelBytes(l *engine.Loaded, path string) (total, perToken int64) {
 	return total, perToken
 }
 
-// argmax is the first index of the largest value, 0 for an empty x or when
-// x[0] is NaN (NaN is never larger). It finds the largest value in four
-// independent lanes and then its first index: a batch of 8 sequences over
-// a small model samples 8 rows per step, and a one-lane loop over them was
-// a few percent of the step.
-func argmax(x []float32) int {
-	if len(x) == 0 {
-		return 0
+// samplingName describes sampling options for the result.
+func samplingName(o sample.Options) string {
+	if o.Temperature == 0 && (o.RepeatPenalty == 0 || o.RepeatPenalty == 1) {
+		return "greedy"
 	}
-	m := [4]float32{x[0], x[0], x[0], x[0]}
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		v := x[i : i+4 : i+4]
-		if v[0] > m[0] {
-			m[0] = v[0]
-		}
-		if v[1] > m[1] {
-			m[1] = v[1]
-		}
-		if v[2] > m[2] {
-			m[2] = v[2]
-		}
-		if v[3] > m[3] {
-			m[3] = v[3]
-		}
-	}
-	for ; i < len(x); i++ {
-		if x[i] > m[0] {
-			m[0] = x[i]
-		}
-	}
-	best := m[0]
-	for _, v := range m[1:] {
-		if v > best {
-			best = v
-		}
-	}
-	for i, v := range x {
-		if v == best {
-			return i
-		}
-	}
-	return 0 // x[0] is NaN
+	return fmt.Sprintf("temperature %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g", o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty)
 }

@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -45,40 +43,5 @@ func TestRunSmallModel(t *testing.T) {
 func TestCheckMemory(t *testing.T) {
 	if err := CheckMemory("/nonexistent/x.upg"); err == nil {
 		t.Error("no error for a missing file")
-	}
-}
-
-// argmaxRef is the plain definition argmax must match.
-func argmaxRef(x []float32) int {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return best
-}
-
-func TestArgmax(t *testing.T) {
-	nan, inf := float32(math.NaN()), float32(math.Inf(1))
-	cases := [][]float32{
-		nil, {1}, {nan, 3, 2}, {1, nan, 3, 3, 2}, {-0.0, 0, 0, -1}, {-inf, -inf},
-		{1, 2, 3, 4, 5, 6, 7, 8, 9}, {9, 8, 7, 6, 5, 4, 3, 2, 1}, {1, 5, 2, 5, 5, 0, 5, inf, 3, inf},
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 200 {
-		x := make([]float32, rng.IntN(40))
-		for i := range x {
-			x[i] = float32(rng.IntN(7)) // many ties
-			if rng.IntN(10) == 0 {
-				x[i] = nan
-			}
-		}
-		cases = append(cases, x)
-	}
-	for _, x := range cases {
-		if got, want := argmax(x), argmaxRef(x); got != want {
-			t.Fatalf("argmax(%v) = %d, want %d", x, got, want)
-		}
 	}
 }

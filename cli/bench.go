@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/bench"
+	"github.com/upg-ai/upg/sample"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -43,6 +44,9 @@ to the memory roofline.`,
 			var err error
 			if path, err = modelPath(path); err != nil {
 				return err
+			}
+			if _, err := sample.New(opts.Sampling); err != nil {
+				return usagef("%v", err)
 			}
 			kv, err := parseKVCache(kvType)
 			if err != nil {
@@ -91,6 +95,7 @@ to the memory roofline.`,
 			} else {
 				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			}
+			fmt.Fprintf(w, "sampling         %s\n", res.Sampling)
 			fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth\n", res.EffectiveGBs, res.RooflinePct)
 			if res.DeviceMemoryBytes > 0 {
 				fmt.Fprintf(w, "device memory    %.2f GiB in use (%.2f GiB allocated by upg: weights, KV cache %.2f GiB, workspaces)\n",
@@ -106,6 +111,11 @@ to the memory roofline.`,
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
 	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode (per sequence)")
 	f.IntVar(&opts.Batch, "batch", 1, "sequences decoded together (they share the prompt but its last token)")
+	f.Float32Var(&opts.Sampling.Temperature, "temperature", 0, "sample each token at this temperature (0 = greedy argmax); on a GPU the sampling runs on the device")
+	f.IntVar(&opts.Sampling.TopK, "top-k", 0, "with --temperature: sample from the k most likely tokens (0 = off)")
+	f.Float32Var(&opts.Sampling.TopP, "top-p", 1, "with --temperature: nucleus sampling threshold (1 = off)")
+	f.Float32Var(&opts.Sampling.MinP, "min-p", 0, "with --temperature: drop tokens below this fraction of the top probability (0 = off)")
+	f.Float32Var(&opts.Sampling.RepeatPenalty, "repeat-penalty", 1, "penalty for the sequence's recent tokens (1 = off)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (pprof) of the decode phase to this file")
 	f.StringVar(&kvType, "kv-cache", "f16", kvCacheUsage)

@@ -437,3 +437,60 @@ func BenchmarkSample(b *testing.B) {
 		})
 	}
 }
+
+// TestPenalized checks the penalized set: distinct ids of the window only,
+// ascending, out-of-range ids dropped, nothing with the penalty off.
+func TestPenalized(t *testing.T) {
+	s := mustNew(t, Options{Temperature: 1, RepeatPenalty: 1.3, RepeatWindow: 5})
+	hist := []int{7, 1, 9, 3, 9, -1, 3, 100, 2}
+	got := s.Penalized([]int32{42}, hist, 50)
+	if want := []int32{42, 2, 3, 9}; !slices.Equal(got, want) {
+		t.Fatalf("Penalized = %v, want %v", got, want)
+	}
+	off := mustNew(t, Options{Temperature: 1})
+	if got := off.Penalized(nil, hist, 50); len(got) != 0 {
+		t.Fatalf("Penalized without a penalty = %v, want none", got)
+	}
+	a, b := mustNew(t, Options{Seed: 5}), mustNew(t, Options{Seed: 5})
+	if x, y := a.Draw(), b.Draw(); x != y || x == a.Draw() {
+		t.Fatalf("Draw: same seed gave %x and %x, or repeated", x, y)
+	}
+}
+
+// TestArgmaxLanes checks the four-lane argmax against the plain
+// definition on rows full of ties, NaNs and infinities.
+func TestArgmaxLanes(t *testing.T) {
+	ref := func(x []float32) int {
+		best, bv := 0, float32(math.Inf(-1))
+		for i, v := range x {
+			if v > bv {
+				best, bv = i, v
+			}
+		}
+		return best
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	cases := [][]float32{
+		nil, {1}, {nan, 3, 2}, {1, nan, 3, 3, 2}, {-0.0, 0, 0, -1}, {-inf, -inf}, {nan, nan, nan, nan, nan},
+		{1, 2, 3, 4, 5, 6, 7, 8, 9}, {9, 8, 7, 6, 5, 4, 3, 2, 1}, {1, 5, 2, 5, 5, 0, 5, inf, 3, inf},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		x := make([]float32, rng.IntN(40))
+		for i := range x {
+			x[i] = float32(rng.IntN(7)) // many ties
+			if rng.IntN(10) == 0 {
+				x[i] = nan
+			}
+			if rng.IntN(20) == 0 {
+				x[i] = -inf
+			}
+		}
+		cases = append(cases, x)
+	}
+	for _, x := range cases {
+		if got, want := argmax(x), ref(x); got != want {
+			t.Fatalf("argmax(%v) = %d, want %d", x, got, want)
+		}
+	}
+}

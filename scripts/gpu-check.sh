@@ -41,7 +41,7 @@ export UPG_CUDA_FATBIN=/tmp/kfull/kernels.fatbin UPG_REQUIRE_GPU=1
 ts "GPU tests rc=$? ($(grep -c -- '--- PASS' "$OUT/tests.log") passed)"
 grep -E "^--- FAIL|int8 paths|float paths" "$OUT/tests.log" | head -12
 (cd backend/cuda && timeout 300 compute-sanitizer --tool memcheck "$C/cuda.test" \
-  -test.run 'TestGPUDenseGemv/.*_n70|TestGPUTrellis|TestGPUAttention|TestGPUFallbackAndOverlay' >/tmp/san.log 2>&1)
+  -test.run 'TestGPUDenseGemv/.*_n70|TestGPUTrellis|TestGPUAttention|TestGPUFallbackAndOverlay|TestGPUSampleGreedyAndEdges' >/tmp/san.log 2>&1)
 ts "compute-sanitizer: $(grep -E 'ERROR SUMMARY' /tmp/san.log)"
 (cd backend/cuda && UPG_CUDA_BENCH=1 timeout 120 "$C/cuda.test" -test.run 'TestGPUBenchMany' -test.v >"$OUT/many.log" 2>&1)
 grep -E "tok/s" "$OUT/many.log"
@@ -78,6 +78,15 @@ bench dense /tmp/p.upg --gen-tokens 64
 benchold dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32
 bench dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32
 [ -n "${QUICK:-}" ] || UPG_CUDA_SPLITK=0 bench dense-batch32-nosplitk /tmp/p.upg --gen-tokens 32 --batch 32
+S="--temperature 0.7 --top-k 40 --top-p 0.95 --min-p 0.05"
+bench dense-sampled /tmp/p.upg --gen-tokens 64 $S
+UPG_CUDA_HOST_SAMPLE=1 bench dense-sampled-host /tmp/p.upg --gen-tokens 64 $S
+bench dense-temp1 /tmp/p.upg --gen-tokens 64 --temperature 1
+UPG_CUDA_HOST_SAMPLE=1 bench dense-temp1-host /tmp/p.upg --gen-tokens 64 --temperature 1
+bench dense-batch32-sampled /tmp/p.upg --gen-tokens 32 --batch 32 $S
+UPG_CUDA_HOST_SAMPLE=1 bench dense-batch32-sampled-host /tmp/p.upg --gen-tokens 32 --batch 32 $S
+timeout 60 "$C/upg" run --device cuda --model models/miniphi-29m.upg --seed 7 --max-tokens 48 "It was a dark and stormy night; the" >"$OUT/run-sampled.txt" 2>&1
+ts "sampled text (device, seed 7): $(head -c 300 "$OUT/run-sampled.txt" | tr '\n' ' ')"
 bench trellis /tmp/pt.upg --gen-tokens 64
 UPG_GPU_MEMORY=12GiB bench dense-12GiB /tmp/p.upg --gen-tokens 64
 grep -E "device memory" "$OUT/bench.log" | head -3

@@ -51,6 +51,11 @@ type Backend struct {
 	partSize int64
 	ids      DevPtr // argmax outputs
 	idsN     int
+	smp      DevPtr // sampling rows, penalized tokens and outputs (sample.go)
+	smpSize  int64
+	smpHost  []byte
+	smpHist  []int32
+	smpHc    int // room for penalized tokens in smp
 	maxCols  int
 	weights  []*weight
 }
@@ -620,6 +625,7 @@ const (
 	opAttn
 	opSwiGLU
 	opArgmax
+	opSample
 )
 
 // Embed implements backend.Backend.
@@ -817,62 +823,6 @@ func (b *Backend) CopyKVBlock(kv backend.KV, dst, src int) {
 	if err != nil && b.err == nil {
 		b.err = err
 	}
-}
-
-// Sample implements backend.Backend. Greedy requests without a repetition
-// penalty or log-probabilities are answered by an argmax on the device (in
-// the step's graph); the others read their logits row back and sample on
-// the host with the request's own sampler.
-func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lb := bufOf(logits)
-	if len(res) < len(reqs) || len(reqs)*vocab > lb.n {
-		return fmt.Errorf("cuda: %d sample requests for %d logits rows of %d and %d results", len(reqs), lb.n/max(vocab, 1), vocab, len(res))
-	}
-	n := len(reqs)
-	if n == 0 {
-		b.flush()
-		return b.err
-	}
-	if b.idsN < n {
-		var sz int64 = int64(4 * b.idsN)
-		if err := b.ensure(&b.ids, &sz, int64(4*max(n, 64)), "sampling"); err != nil {
-			return err
-		}
-		b.idsN = int(sz / 4)
-	}
-	ids, lp := b.ids, lb.p
-	b.enqueue(opArgmax, func() error { return b.d.argmax(lp, vocab, ids, n) }, uint64(lp), uint64(vocab), uint64(n))
-	b.flush()
-	if b.err != nil {
-		return b.err
-	}
-	host := make([]int32, n)
-	if err := b.d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&host[0])), 4*n), ids); err != nil {
-		return err
-	}
-	var row []float32
-	for i, r := range reqs {
-		o := r.Sampler.Options()
-		greedy := (o.Temperature == 0 || o.TopK == 1) && (o.RepeatPenalty == 0 || o.RepeatPenalty == 1)
-		if greedy && r.TopLogprobs < 0 {
-			res[i] = backend.SampleResult{Token: int(host[i]), Top: res[i].Top[:0]}
-			continue
-		}
-		if row == nil {
-			row = make([]float32, vocab)
-		}
-		if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
-			return err
-		}
-		tok := r.Sampler.Sample(row, r.History)
-		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
-		if r.TopLogprobs >= 0 {
-			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)
-		}
-	}
-	return nil
 }
 
 var (

@@ -169,6 +169,17 @@ func (d *Device) swiglu(dst, gate DevPtr, gs int, up DevPtr, us, width, n int) e
 	return d.launchK("upg_swiglu", grid1(width*n, 256), b256, 0, Ptr(dst), Ptr(gate), I32(gs), Ptr(up), I32(us), I32(width), I32(n))
 }
 
+// sample runs upg_sample over n logits rows: rows holds n sampleRows,
+// hist and hsave the rows' penalized tokens and room for their raw values,
+// tok and lp the n outputs.
+func (d *Device) sample(x DevPtr, vocab int, rows, hist, hsave, tok, lp DevPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	return d.launchK("upg_sample", [3]uint32{uint32(n), 1, 1}, [3]uint32{1024, 1, 1}, 0,
+		Ptr(x), I32(vocab), Ptr(rows), Ptr(hist), Ptr(hsave), Ptr(tok), Ptr(lp))
+}
+
 func (d *Device) argmax(x DevPtr, vocab int, out DevPtr, n int) error {
 	if n == 0 {
 		return nil

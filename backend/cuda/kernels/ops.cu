@@ -589,3 +589,268 @@ extern "C" __global__ void __launch_bounds__(256)
   y[i] = v;
   if (res != nullptr) res[i] += v;
 }
+
+// ---------------------------------------------------------------------------
+// Sampling on the device (upg_sample): package sample's chain (repetition
+// penalty, top-k, softmax with temperature, top-p, min-p, a seeded draw)
+// for one logits row per 1024-thread block, so that a step returns token
+// ids, not rows of logits.
+//
+// The candidate set is found by thresholds on an order-preserving integer
+// key of each logit (radix selection over 11+11+10-bit digits, with
+// shared-memory histograms of counts for top-k and of fixed-point
+// probability mass for top-p: integer atomics, so the same inputs always
+// give the same set), and the token is drawn by the Gumbel-max trick:
+// argmax over the candidates of (l−max)/T + G_i, with G_i Gumbel noise
+// hashed from the row's 64-bit key and i. That samples each candidate with
+// probability ∝ exp((l−max)/T), the host sampler's distribution, in one
+// pass without sorting. Equal logits at a threshold are all kept (the host
+// keeps the lower ids first).
+//
+// The penalty is applied in place and undone before the block ends (the
+// row's raw values of the penalized tokens go to hsave), so the logits
+// buffer leaves the kernel as it came. out_lp gets the chosen token's
+// log-probability under the raw logits (log softmax, as OpenAI reports it).
+
+struct SampleRow { // package cuda's sampleRow, 40 bytes
+  float temp;      // 0: greedy (argmax after the penalty)
+  float top_p;     // filters when in (0, 1)
+  float min_p;     // filters when > 0
+  float penalty;   // applies when not 0 or 1
+  int top_k;       // filters when in (0, vocab)
+  int hist_off;    // the row's distinct penalized tokens: hist[hist_off..+hist_n]
+  int hist_n;
+  int pad;
+  unsigned long long seed;
+};
+
+#define SMP_BINS 2048
+#define SMP_ONE 1099511627776.0f // 2^40: fixed-point unit of probability mass
+
+DEVI unsigned smp_key(float v) { // larger float → larger key; NaN reads as −inf
+  if (v != v) v = -INFINITY;
+  const unsigned u = __float_as_uint(v);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+DEVI float smp_val(float v) { return v != v ? -INFINITY : v; }
+
+DEVI unsigned long long smp_mix(unsigned long long z) { // splitmix64's finalizer
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// smp_argmax reduces (value, index) pairs over the block: the largest value,
+// the lowest index on ties. Every thread gets the result.
+DEVI void smp_argmax(float &best, int &idx, float *sv, int *si) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (ov > best || (ov == best && oi < idx)) best = ov, idx = oi;
+  }
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) sv[w] = best, si[w] = idx;
+  __syncthreads();
+  best = lane < nw ? sv[lane] : -INFINITY;
+  idx = lane < nw ? si[lane] : 0x7fffffff;
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (ov > best || (ov == best && oi < idx)) best = ov, idx = oi;
+  }
+}
+
+// smp_select finds, in bins[0..nb) (counts or masses of one digit), the bin
+// where the running sum from the top bin down first reaches need; it sets
+// *sel to that bin and *above to the sum of the bins above it. Warp 0 runs
+// it; the caller synchronises.
+DEVI void smp_select(const unsigned long long *bins, int nb, unsigned long long need, int *sel,
+                     unsigned long long *above) {
+  const int lane = threadIdx.x & 31, per = nb / 32;
+  const int hi = nb - lane * per; // lane covers bins [hi-per, hi)
+  unsigned long long s = 0;
+  for (int b = hi - 1; b >= hi - per; b--) s += bins[b];
+  unsigned long long inc = s; // inclusive scan from lane 0 (the top bins)
+  for (int o = 1; o < 32; o <<= 1) {
+    const unsigned long long t = __shfl_up_sync(0xffffffffu, inc, o);
+    if (lane >= o) inc += t;
+  }
+  const unsigned hit = __ballot_sync(0xffffffffu, inc >= need);
+  if (hit == 0) { // only through rounding: keep everything
+    if (lane == 0) *sel = 0, *above = 0;
+    return;
+  }
+  const int first = __ffs(hit) - 1;
+  if (lane == first) {
+    unsigned long long cum = inc - s;
+    int b = hi - 1;
+    for (; b > hi - per; b--) {
+      if (cum + bins[b] >= need) break;
+      cum += bins[b];
+    }
+    *sel = b, *above = cum;
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(1024)
+    upg_sample(float *__restrict__ logits, int vocab, const SampleRow *__restrict__ rows,
+               const int *__restrict__ hist, float *__restrict__ hsave, int *__restrict__ out_tok,
+               float *__restrict__ out_lp) {
+  __shared__ unsigned long long bins[SMP_BINS];
+  __shared__ float sv[32], sf[32];
+  __shared__ int si[32];
+  __shared__ int s_sel;
+  __shared__ unsigned long long s_above, tot[32];
+  float *row = logits + (size_t)blockIdx.x * vocab;
+  const SampleRow p = rows[blockIdx.x];
+  const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, w = tid >> 5, nw = nt >> 5;
+
+  // Log-sum-exp of the raw row (online max and sum per thread, then merged).
+  float m = -INFINITY, s = 0.f;
+  for (int i = tid; i < vocab; i += nt) {
+    const float v = row[i];
+    if (v == -INFINITY) continue;
+    if (v > m) s = s * __expf(m - v) + 1.f, m = v;
+    else s += __expf(v - m);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+    const float M = fmaxf(m, om);
+    s = (M == -INFINITY) ? 0.f : s * __expf(m - M) + os * __expf(om - M);
+    m = M;
+  }
+  if (lane == 0) sv[w] = m, sf[w] = s;
+  __syncthreads();
+  m = lane < nw ? sv[lane] : -INFINITY;
+  s = lane < nw ? sf[lane] : 0.f;
+  for (int o = 16; o > 0; o >>= 1) {
+    const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+    const float M = fmaxf(m, om);
+    s = (M == -INFINITY) ? 0.f : s * __expf(m - M) + os * __expf(om - M);
+    m = M;
+  }
+  const float lse = m + logf(s);
+
+  // Repetition penalty, in place (undone at the end).
+  const bool penalize = p.penalty != 0.f && p.penalty != 1.f;
+  if (penalize) {
+    for (int j = tid; j < p.hist_n; j += nt) {
+      const int t = hist[p.hist_off + j];
+      const float v = row[t];
+      hsave[p.hist_off + j] = v;
+      if (v == v) row[t] = v > 0.f ? v / p.penalty : v * p.penalty;
+    }
+    __syncthreads();
+  }
+
+  // The best logit (and the greedy token).
+  float best = -INFINITY;
+  int idx = 0x7fffffff;
+  for (int i = tid; i < vocab; i += nt) {
+    const float v = row[i];
+    if (v > best) best = v, idx = i;
+  }
+  smp_argmax(best, idx, sv, si);
+  int tok = idx == 0x7fffffff ? 0 : idx;
+  const float M = best;
+  const bool greedy = p.temp == 0.f || p.top_k == 1 || isinf(M);
+
+  if (!greedy) {
+    const float invT = 1.f / p.temp;
+    // Top-k: the k-th largest key, by counts.
+    unsigned thr = 0;
+    if (p.top_k > 0 && p.top_k < vocab) {
+      unsigned prefix = 0, pmask = 0;
+      unsigned long long need = (unsigned long long)p.top_k;
+      for (int pass = 0; pass < 3; pass++) {
+        const int shift = pass == 0 ? 21 : pass == 1 ? 10 : 0, nb = pass == 2 ? 1024 : 2048;
+        for (int b = tid; b < nb; b += nt) bins[b] = 0;
+        __syncthreads();
+        for (int i = tid; i < vocab; i += nt) {
+          const unsigned k = smp_key(row[i]);
+          if ((k & pmask) == prefix) atomicAdd(&bins[(k >> shift) & (nb - 1)], 1ull);
+        }
+        __syncthreads();
+        if (w == 0) smp_select(bins, nb, need, &s_sel, &s_above);
+        __syncthreads();
+        need -= s_above;
+        prefix |= (unsigned)s_sel << shift;
+        pmask |= (unsigned)(nb - 1) << shift;
+        __syncthreads();
+      }
+      thr = prefix;
+    }
+    // Top-p: the key where the mass from the top reaches top_p of the mass
+    // above thr.
+    if (p.top_p > 0.f && p.top_p < 1.f) {
+      unsigned prefix = 0, pmask = 0;
+      unsigned long long need = 0;
+      for (int pass = 0; pass < 3; pass++) {
+        const int shift = pass == 0 ? 21 : pass == 1 ? 10 : 0, nb = pass == 2 ? 1024 : 2048;
+        for (int b = tid; b < nb; b += nt) bins[b] = 0;
+        __syncthreads();
+        for (int i = tid; i < vocab; i += nt) {
+          const float v = smp_val(row[i]);
+          const unsigned k = smp_key(v);
+          if (k >= thr && (k & pmask) == prefix) {
+            const float wt = __expf((v - M) * invT);
+            atomicAdd(&bins[(k >> shift) & (nb - 1)], (unsigned long long)__float2ull_rn(wt * SMP_ONE));
+          }
+        }
+        __syncthreads();
+        if (pass == 0) { // total mass of the candidates so far
+          unsigned long long t = 0;
+          for (int b = tid; b < nb; b += nt) t += bins[b];
+          for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+          if (lane == 0) tot[w] = t;
+          __syncthreads();
+          if (tid == 0) {
+            unsigned long long a = 0;
+            for (int j = 0; j < nw; j++) a += tot[j];
+            s_above = a;
+          }
+          __syncthreads();
+          need = (unsigned long long)ceil((double)p.top_p * (double)s_above);
+          if (need == 0) need = 1;
+          __syncthreads();
+        }
+        if (w == 0) smp_select(bins, nb, need, &s_sel, &s_above);
+        __syncthreads();
+        need -= s_above;
+        prefix |= (unsigned)s_sel << shift;
+        pmask |= (unsigned)(nb - 1) << shift;
+        __syncthreads();
+      }
+      thr = max(thr, prefix);
+    }
+    // The draw: Gumbel-max over the candidates.
+    const float minp = p.min_p;
+    float bs = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int i = tid; i < vocab; i += nt) {
+      const float v = smp_val(row[i]);
+      if (smp_key(v) < thr || v == -INFINITY) continue;
+      const float z = (v - M) * invT;
+      if (minp > 0.f && __expf(z) < minp) continue;
+      const unsigned long long h = smp_mix(p.seed ^ smp_mix((unsigned long long)i));
+      const float u = ((float)(h >> 40) + 0.5f) * (1.f / 16777216.f); // (0, 1)
+      const float sc = z - logf(-logf(u));
+      if (sc > bs) bs = sc, bi = i;
+    }
+    smp_argmax(bs, bi, sv, si);
+    if (bi != 0x7fffffff) tok = bi;
+  }
+
+  __syncthreads();
+  if (penalize) {
+    for (int j = tid; j < p.hist_n; j += nt) row[hist[p.hist_off + j]] = hsave[p.hist_off + j];
+    __syncthreads();
+  }
+  if (tid == 0) {
+    out_tok[blockIdx.x] = tok;
+    out_lp[blockIdx.x] = row[tok] - lse;
+  }
+}

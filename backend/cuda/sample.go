@@ -1,0 +1,191 @@
+package cuda
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"unsafe"
+
+	"github.com/upg-ai/upg/backend"
+)
+
+// sampleRowBytes is the size of kernels/ops.cu's SampleRow (one logits
+// row's options, as upg_sample reads them): float32 temperature, top-p,
+// min-p and repetition penalty; int32 top-k, the offset and count of its
+// penalized tokens, padding; uint64 seed. sampleTokens writes it.
+const sampleRowBytes = 40
+
+// HostSampleEnv, set to 1, samples non-greedy requests on the host as
+// before upg_sample existed (each row of logits read back and handed to
+// the request's sampler): for comparisons, and a way around the device
+// sampler should it misbehave.
+const HostSampleEnv = "UPG_CUDA_HOST_SAMPLE"
+
+var hostSample = os.Getenv(HostSampleEnv) == "1"
+
+// Sample implements backend.Backend. A step whose requests are all greedy
+// without a repetition penalty or log-probabilities is answered by an
+// argmax kernel; any other runs upg_sample on the device over every row
+// (the sampler's options, its distinct penalized tokens and 64 bits drawn
+// from its generator go up; a token id and the token's log-probability
+// per row come back). Only the k > 0 most likely tokens' log-probabilities
+// read their row of logits back.
+func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lb := bufOf(logits)
+	if len(res) < len(reqs) || len(reqs)*vocab > lb.n {
+		return fmt.Errorf("cuda: %d sample requests for %d logits rows of %d and %d results", len(reqs), lb.n/max(vocab, 1), vocab, len(res))
+	}
+	n := len(reqs)
+	if n == 0 {
+		b.flush()
+		return b.err
+	}
+	plain := true
+	for _, r := range reqs {
+		o := r.Sampler.Options()
+		if !(o.Temperature == 0 || o.TopK == 1) || (o.RepeatPenalty != 0 && o.RepeatPenalty != 1) || r.TopLogprobs >= 0 {
+			plain = false
+			break
+		}
+	}
+	if plain || hostSample {
+		if err := b.argmaxTokens(lb.p, vocab, res[:n]); plain || err != nil {
+			return err
+		}
+		return b.hostTokens(lb.p, vocab, reqs, res)
+	}
+	return b.sampleTokens(lb.p, vocab, reqs, res)
+}
+
+// hostTokens samples the requests that are not plain greedy ones on the
+// host, from their rows read back (HostSampleEnv); res holds the argmax.
+func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
+	row := make([]float32, vocab)
+	for i, r := range reqs {
+		o := r.Sampler.Options()
+		if (o.Temperature == 0 || o.TopK == 1) && (o.RepeatPenalty == 0 || o.RepeatPenalty == 1) && r.TopLogprobs < 0 {
+			continue
+		}
+		if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
+			return err
+		}
+		tok := r.Sampler.Sample(row, r.History)
+		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
+		if r.TopLogprobs >= 0 {
+			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)
+		}
+	}
+	return nil
+}
+
+// argmaxTokens answers greedy requests.
+func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult) error {
+	n := len(res)
+	if b.idsN < n {
+		var sz int64 = int64(4 * b.idsN)
+		if err := b.ensure(&b.ids, &sz, int64(4*max(n, 64)), "sampling"); err != nil {
+			return err
+		}
+		b.idsN = int(sz / 4)
+	}
+	ids := b.ids
+	b.enqueue(opArgmax, func() error { return b.d.argmax(lp, vocab, ids, n) }, uint64(lp), uint64(vocab), uint64(n))
+	b.flush()
+	if b.err != nil {
+		return b.err
+	}
+	host := make([]int32, n)
+	if err := b.d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&host[0])), 4*n), ids); err != nil {
+		return err
+	}
+	for i := range res {
+		res[i] = backend.SampleResult{Token: int(host[i]), Top: res[i].Top[:0]}
+	}
+	return nil
+}
+
+// sampleTokens runs upg_sample. The scratch holds n rows, n token ids, n
+// log-probabilities, then room for Hc penalized tokens and Hc saved
+// logits; the rows and the tokens go up in one copy and the outputs come
+// back in one. The kernel's arguments depend only on n and Hc (not on how
+// many tokens are penalized), so the step's graph replays.
+func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
+	n := len(reqs)
+	hist := b.smpHist[:0]
+	F := 48 * n
+	if cap(b.smpHost) < F {
+		b.smpHost = make([]byte, F)
+	}
+	h := b.smpHost[:F]
+	clear(h)
+	for i, r := range reqs {
+		o := r.Sampler.Options()
+		off := len(hist)
+		hist = r.Sampler.Penalized(hist, r.History, vocab)
+		var seed uint64
+		if !(o.Temperature == 0 || o.TopK == 1) {
+			seed = r.Sampler.Draw()
+		}
+		w := h[i*sampleRowBytes:]
+		binary.LittleEndian.PutUint32(w[0:], math.Float32bits(o.Temperature))
+		binary.LittleEndian.PutUint32(w[4:], math.Float32bits(o.TopP))
+		binary.LittleEndian.PutUint32(w[8:], math.Float32bits(o.MinP))
+		binary.LittleEndian.PutUint32(w[12:], math.Float32bits(o.RepeatPenalty))
+		binary.LittleEndian.PutUint32(w[16:], uint32(o.TopK))
+		binary.LittleEndian.PutUint32(w[20:], uint32(off))
+		binary.LittleEndian.PutUint32(w[24:], uint32(len(hist)-off))
+		binary.LittleEndian.PutUint64(w[32:], seed)
+	}
+	b.smpHist = hist
+	H := len(hist)
+	b.smpHc = max(b.smpHc, 1024)
+	for b.smpHc < H {
+		b.smpHc *= 2
+	}
+	if err := b.ensure(&b.smp, &b.smpSize, int64(F+8*b.smpHc), "sampling"); err != nil {
+		return err
+	}
+	h = append(h, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(hist))), 4*H)...)
+	b.smpHost = h[:0]
+	// The upload waits for the stream, which has nothing in flight: the
+	// step's ops are still queued (they run at the flush below).
+	if err := b.d.Upload(b.smp, h); err != nil {
+		return err
+	}
+	rp := b.smp
+	tp := rp + DevPtr(sampleRowBytes*n)
+	op := tp + DevPtr(4*n)
+	hp := rp + DevPtr(F)
+	sp := hp + DevPtr(4*b.smpHc)
+	b.enqueue(opSample, func() error { return b.d.sample(lp, vocab, rp, hp, sp, tp, op, n) },
+		uint64(lp), uint64(vocab), uint64(rp), uint64(n), uint64(b.smpHc))
+	b.flush()
+	if b.err != nil {
+		return b.err
+	}
+	out := make([]byte, 8*n)
+	if err := b.d.Download(out, tp); err != nil {
+		return err
+	}
+	var row []float32
+	for i, r := range reqs {
+		tok := int(int32(binary.LittleEndian.Uint32(out[4*i:])))
+		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
+		switch {
+		case r.TopLogprobs == 0:
+			res[i].Logprob = math.Float32frombits(binary.LittleEndian.Uint32(out[4*n+4*i:]))
+		case r.TopLogprobs > 0:
+			if row == nil {
+				row = make([]float32, vocab)
+			}
+			if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
+				return err
+			}
+			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)
+		}
+	}
+	return nil
+}
