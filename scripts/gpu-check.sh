@@ -74,6 +74,11 @@ benchold() { # name file args...: the old binary's kernels and code, when DIR ha
 }
 benchold dense /tmp/p.upg --gen-tokens 64
 bench dense /tmp/p.upg --gen-tokens 64
+# L2 prefetch of each GEMV's codes by the fused kernel before it, alternated with it off and other caps
+for mb in 0 24 0 48 12; do
+  UPG_CUDA_PREFETCH_MB=$mb bench dense-prefetch$mb /tmp/p.upg --gen-tokens 64
+done
+UPG_CUDA_PREFETCH_MB=0 bench dense-batch32-prefetch0 /tmp/p.upg --gen-tokens 32 --batch 32
 [ -n "${QUICK:-}" ] || UPG_CUDA_PDL=0 bench dense-nopdl /tmp/p.upg --gen-tokens 64
 benchold dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32
 bench dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32

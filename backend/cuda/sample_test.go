@@ -121,6 +121,7 @@ func TestGPUSample(t *testing.T) {
 		{"topp", 3000, 4096, sample.Options{Temperature: 1.2, TopP: 0.8}},
 		{"minp", 3000, 4096, sample.Options{Temperature: 0.9, MinP: 0.1}},
 		{"chain", 3000, 4096, sample.Options{Temperature: 0.8, TopK: 40, TopP: 0.9, MinP: 0.02, RepeatPenalty: 1.3}},
+		{"tail", 3000, 4096, sample.Options{Temperature: 0.5, TopK: 50, TopP: 0.99}},
 		{"phi4-vocab", 100352, 256, sample.Options{Temperature: 0.8, TopK: 50, TopP: 0.95, RepeatPenalty: 1.1}},
 		{"phi4-vocab-topp", 100352, 256, sample.Options{Temperature: 1, TopP: 0.5}},
 	} {
@@ -129,6 +130,12 @@ func TestGPUSample(t *testing.T) {
 			l := make([]float32, V)
 			for i := range l {
 				l[i] = float32(rng.NormFloat64() * 2.5)
+				if c.name == "tail" { // 20 logits near 20, the rest where z = (l−max)/T < −32
+					l[i] = float32(rng.NormFloat64())
+					if i%150 == 0 {
+						l[i] = 20 + float32(rng.NormFloat64())
+					}
+				}
 			}
 			hist := make([]int, 80)
 			for i := range hist {

@@ -596,16 +596,20 @@ extern "C" __global__ void __launch_bounds__(256)
 // for one logits row per 1024-thread block, so that a step returns token
 // ids, not rows of logits.
 //
-// The candidate set is found by thresholds on an order-preserving integer
-// key of each logit (radix selection over 11+11+10-bit digits, with
-// shared-memory histograms of counts for top-k and of fixed-point
-// probability mass for top-p: integer atomics, so the same inputs always
-// give the same set), and the token is drawn by the Gumbel-max trick:
-// argmax over the candidates of (l−max)/T + G_i, with G_i Gumbel noise
-// hashed from the row's 64-bit key and i. That samples each candidate with
-// probability ∝ exp((l−max)/T), the host sampler's distribution, in one
-// pass without sorting. Equal logits at a threshold are all kept (the host
-// keeps the lower ids first).
+// The candidate set is found by thresholds on a rank of each logit's
+// z = (l−max)/T: 2048 bins of width 1/64 over z ∈ [−32, 0], each split into
+// 2048 sub-bins (width 7.6e-6, about two float steps at |z| = 32), so the
+// rank (bin·2048 + sub-bin) orders the logits like the host's sort up to
+// that resolution. Top-k and top-p each take two histogram passes (counts,
+// or fixed-point probability mass: integer atomics, so the same inputs
+// always give the same set) over the bins and then the chosen bin's
+// sub-bins. Logits below z = −32 (weight < 1.3e-14 of the best) are not
+// binned: they are counted per thread and kept only when a threshold falls
+// among them. The token is then drawn by the Gumbel-max trick: argmax over
+// the candidates of z + G_i, with G_i Gumbel noise hashed from the row's
+// 64-bit key and i, which samples each candidate with probability ∝ e^z,
+// the host sampler's distribution, in one pass without sorting. Logits in
+// the threshold's sub-bin are all kept (the host keeps exact ties by id).
 //
 // The penalty is applied in place and undone before the block ends (the
 // row's raw values of the penalized tokens go to hsave), so the logits
@@ -627,10 +631,13 @@ struct SampleRow { // package cuda's sampleRow, 40 bytes
 #define SMP_BINS 2048
 #define SMP_ONE 1099511627776.0f // 2^40: fixed-point unit of probability mass
 
-DEVI unsigned smp_key(float v) { // larger float → larger key; NaN reads as −inf
-  if (v != v) v = -INFINITY;
-  const unsigned u = __float_as_uint(v);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+// smp_rank orders z = (l−max)/T ≤ 0: bin·2048 + sub-bin over [−32, 0]; −1
+// below −32 (and for −inf and NaN).
+DEVI int smp_rank(float z) {
+  if (!(z >= -32.f)) return -1;
+  const float t = (z + 32.f) * 64.f;
+  const int b = min((int)t, SMP_BINS - 1);
+  return b * SMP_BINS + min((int)((t - (float)b) * (float)SMP_BINS), SMP_BINS - 1);
 }
 
 DEVI float smp_val(float v) { return v != v ? -INFINITY : v; }
@@ -663,12 +670,13 @@ DEVI void smp_argmax(float &best, int &idx, float *sv, int *si) {
   }
 }
 
-// smp_select finds, in bins[0..nb) (counts or masses of one digit), the bin
-// where the running sum from the top bin down first reaches need; it sets
-// *sel to that bin and *above to the sum of the bins above it. Warp 0 runs
-// it; the caller synchronises.
+// smp_select finds, in bins[0..nb) (counts or masses), the bin where the
+// running sum from the top bin down first reaches need; it sets *sel to that
+// bin, *above to the sum of the bins above it and *found; *found is false
+// when all the bins together stay below need. Warp 0 runs it; the caller
+// synchronises.
 DEVI void smp_select(const unsigned long long *bins, int nb, unsigned long long need, int *sel,
-                     unsigned long long *above) {
+                     unsigned long long *above, bool *found) {
   const int lane = threadIdx.x & 31, per = nb / 32;
   const int hi = nb - lane * per; // lane covers bins [hi-per, hi)
   unsigned long long s = 0;
@@ -679,7 +687,8 @@ DEVI void smp_select(const unsigned long long *bins, int nb, unsigned long long 
     if (lane >= o) inc += t;
   }
   const unsigned hit = __ballot_sync(0xffffffffu, inc >= need);
-  if (hit == 0) { // only through rounding: keep everything
+  if (lane == 0) *found = hit != 0;
+  if (hit == 0) { // the bins hold less than need: the caller keeps everything
     if (lane == 0) *sel = 0, *above = 0;
     return;
   }
@@ -703,7 +712,8 @@ extern "C" __global__ void __launch_bounds__(1024)
   __shared__ float sv[32], sf[32];
   __shared__ int si[32];
   __shared__ int s_sel;
-  __shared__ unsigned long long s_above, tot[32];
+  __shared__ unsigned long long s_above, s_total, tot[32], totb[32];
+  __shared__ bool s_hit;
   float *row = logits + (size_t)blockIdx.x * vocab;
   const SampleRow p = rows[blockIdx.x];
   const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, w = tid >> 5, nw = nt >> 5;
@@ -760,80 +770,75 @@ extern "C" __global__ void __launch_bounds__(1024)
 
   if (!greedy) {
     const float invT = 1.f / p.temp;
-    // Top-k: the k-th largest key, by counts.
-    unsigned thr = 0;
-    if (p.top_k > 0 && p.top_k < vocab) {
-      unsigned prefix = 0, pmask = 0;
-      unsigned long long need = (unsigned long long)p.top_k;
-      for (int pass = 0; pass < 3; pass++) {
-        const int shift = pass == 0 ? 21 : pass == 1 ? 10 : 0, nb = pass == 2 ? 1024 : 2048;
-        for (int b = tid; b < nb; b += nt) bins[b] = 0;
+    // Top-k, then top-p: each a count or mass histogram over the bins, then
+    // over the chosen bin's sub-bins. thr is the lowest rank kept (−1: all).
+    int thr = -1;
+    for (int mode = 0; mode < 2; mode++) { // 0: top-k by counts, 1: top-p by mass
+      if (mode == 0 && !(p.top_k > 0 && p.top_k < vocab)) continue;
+      if (mode == 1 && !(p.top_p > 0.f && p.top_p < 1.f)) continue;
+      unsigned long long need = mode == 0 ? (unsigned long long)p.top_k : 0;
+      int bin = -1;
+      for (int level = 0; level < 2; level++) {
+        for (int b = tid; b < SMP_BINS; b += nt) bins[b] = 0;
         __syncthreads();
+        unsigned long long mine = 0; // this thread's unbinned (tail) count or mass
         for (int i = tid; i < vocab; i += nt) {
-          const unsigned k = smp_key(row[i]);
-          if ((k & pmask) == prefix) atomicAdd(&bins[(k >> shift) & (nb - 1)], 1ull);
-        }
-        __syncthreads();
-        if (w == 0) smp_select(bins, nb, need, &s_sel, &s_above);
-        __syncthreads();
-        need -= s_above;
-        prefix |= (unsigned)s_sel << shift;
-        pmask |= (unsigned)(nb - 1) << shift;
-        __syncthreads();
-      }
-      thr = prefix;
-    }
-    // Top-p: the key where the mass from the top reaches top_p of the mass
-    // above thr.
-    if (p.top_p > 0.f && p.top_p < 1.f) {
-      unsigned prefix = 0, pmask = 0;
-      unsigned long long need = 0;
-      for (int pass = 0; pass < 3; pass++) {
-        const int shift = pass == 0 ? 21 : pass == 1 ? 10 : 0, nb = pass == 2 ? 1024 : 2048;
-        for (int b = tid; b < nb; b += nt) bins[b] = 0;
-        __syncthreads();
-        for (int i = tid; i < vocab; i += nt) {
-          const float v = smp_val(row[i]);
-          const unsigned k = smp_key(v);
-          if (k >= thr && (k & pmask) == prefix) {
-            const float wt = __expf((v - M) * invT);
-            atomicAdd(&bins[(k >> shift) & (nb - 1)], (unsigned long long)__float2ull_rn(wt * SMP_ONE));
+          const float z = (smp_val(row[i]) - M) * invT;
+          const int r = smp_rank(z);
+          if (r < thr || z == -INFINITY) continue;
+          const unsigned long long a = mode == 0 ? 1ull : __float2ull_rn(__expf(z) * SMP_ONE);
+          if (r < 0) {
+            mine += a;
+          } else if (level == 0) {
+            atomicAdd(&bins[r >> 11], a);
+          } else if ((r >> 11) == bin) {
+            atomicAdd(&bins[r & (SMP_BINS - 1)], a);
           }
         }
-        __syncthreads();
-        if (pass == 0) { // total mass of the candidates so far
-          unsigned long long t = 0;
-          for (int b = tid; b < nb; b += nt) t += bins[b];
-          for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-          if (lane == 0) tot[w] = t;
+        if (level == 0) { // the unbinned logits' share, and top-p's total
+          __syncthreads();
+          unsigned long long inb = 0;
+          for (int b = tid; b < SMP_BINS; b += nt) inb += bins[b];
+          for (int o = 16; o > 0; o >>= 1) {
+            mine += __shfl_xor_sync(0xffffffffu, mine, o);
+            inb += __shfl_xor_sync(0xffffffffu, inb, o);
+          }
+          if (lane == 0) tot[w] = mine, totb[w] = inb;
           __syncthreads();
           if (tid == 0) {
-            unsigned long long a = 0;
-            for (int j = 0; j < nw; j++) a += tot[j];
-            s_above = a;
+            unsigned long long t = 0;
+            for (int j = 0; j < nw; j++) t += tot[j] + totb[j];
+            s_total = t;
           }
           __syncthreads();
-          need = (unsigned long long)ceil((double)p.top_p * (double)s_above);
-          if (need == 0) need = 1;
-          __syncthreads();
+          if (mode == 1) {
+            need = (unsigned long long)ceil((double)p.top_p * (double)s_total);
+            if (need == 0) need = 1;
+          }
         }
-        if (w == 0) smp_select(bins, nb, need, &s_sel, &s_above);
         __syncthreads();
-        need -= s_above;
-        prefix |= (unsigned)s_sel << shift;
-        pmask |= (unsigned)(nb - 1) << shift;
+        if (w == 0) smp_select(bins, SMP_BINS, need, &s_sel, &s_above, &s_hit);
         __syncthreads();
+        const int sel = s_sel;
+        const bool hit = s_hit;
+        const unsigned long long above = s_above;
+        __syncthreads();
+        if (!hit) break; // the threshold is among the unbinned logits: it keeps them all
+        need -= above;
+        if (level == 0) {
+          bin = sel;
+        } else {
+          thr = max(thr, bin * SMP_BINS + sel);
+        }
       }
-      thr = max(thr, prefix);
     }
     // The draw: Gumbel-max over the candidates.
     const float minp = p.min_p;
     float bs = -INFINITY;
     int bi = 0x7fffffff;
     for (int i = tid; i < vocab; i += nt) {
-      const float v = smp_val(row[i]);
-      if (smp_key(v) < thr || v == -INFINITY) continue;
-      const float z = (v - M) * invT;
+      const float z = (smp_val(row[i]) - M) * invT;
+      if (z == -INFINITY || smp_rank(z) < thr) continue;
       if (minp > 0.f && __expf(z) < minp) continue;
       const unsigned long long h = smp_mix(p.seed ^ smp_mix((unsigned long long)i));
       const float u = ((float)(h >> 40) + 0.5f) * (1.f / 16777216.f); // (0, 1)
