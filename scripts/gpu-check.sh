@@ -85,15 +85,15 @@ bench dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32
 [ -n "${QUICK:-}" ] || UPG_CUDA_SPLITK=0 bench dense-batch32-nosplitk /tmp/p.upg --gen-tokens 32 --batch 32
 S="--temperature 0.7 --top-k 40 --top-p 0.95 --min-p 0.05"
 bench dense-sampled /tmp/p.upg --gen-tokens 64 $S
-UPG_CUDA_HOST_SAMPLE=1 bench dense-sampled-host /tmp/p.upg --gen-tokens 64 $S
+[ -n "${QUICK:-}" ] || UPG_CUDA_HOST_SAMPLE=1 bench dense-sampled-host /tmp/p.upg --gen-tokens 64 $S
 bench dense-temp1 /tmp/p.upg --gen-tokens 64 --temperature 1
-UPG_CUDA_HOST_SAMPLE=1 bench dense-temp1-host /tmp/p.upg --gen-tokens 64 --temperature 1
+[ -n "${QUICK:-}" ] || UPG_CUDA_HOST_SAMPLE=1 bench dense-temp1-host /tmp/p.upg --gen-tokens 64 --temperature 1
 bench dense-batch32-sampled /tmp/p.upg --gen-tokens 32 --batch 32 $S
-UPG_CUDA_HOST_SAMPLE=1 bench dense-batch32-sampled-host /tmp/p.upg --gen-tokens 32 --batch 32 $S
+[ -n "${QUICK:-}" ] || UPG_CUDA_HOST_SAMPLE=1 bench dense-batch32-sampled-host /tmp/p.upg --gen-tokens 32 --batch 32 $S
 timeout 60 "$C/upg" run --device cuda --model models/miniphi-29m.upg --seed 7 --max-tokens 48 "It was a dark and stormy night; the" >"$OUT/run-sampled.txt" 2>&1
 ts "sampled text (device, seed 7): $(head -c 300 "$OUT/run-sampled.txt" | tr '\n' ' ')"
-bench trellis /tmp/pt.upg --gen-tokens 64
-UPG_GPU_MEMORY=12GiB bench dense-12GiB /tmp/p.upg --gen-tokens 64
+[ -n "${QUICK:-}" ] || bench trellis /tmp/pt.upg --gen-tokens 64
+[ -n "${QUICK:-}" ] || UPG_GPU_MEMORY=12GiB bench dense-12GiB /tmp/p.upg --gen-tokens 64
 grep -E "device memory" "$OUT/bench.log" | head -3
 # per-kernel GPU time (UPG_CUDA_PROFILE: events around every launch, graphs off); QUICK=1 skips it
 # and the comparison benches above
