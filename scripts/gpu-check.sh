@@ -43,8 +43,8 @@ grep -E "^--- FAIL|int8 paths|float paths" "$OUT/tests.log" | head -12
 (cd backend/cuda && timeout 300 compute-sanitizer --tool memcheck "$C/cuda.test" \
   -test.run 'TestGPUDenseGemv/.*_n70|TestGPUTrellis|TestGPUAttention|TestGPUFallbackAndOverlay|TestGPUSampleGreedyAndEdges' >/tmp/san.log 2>&1)
 ts "compute-sanitizer: $(grep -E 'ERROR SUMMARY' /tmp/san.log)"
-(cd backend/cuda && UPG_CUDA_BENCH=1 timeout 120 "$C/cuda.test" -test.run 'TestGPUBenchMany' -test.v >"$OUT/many.log" 2>&1)
-grep -E "tok/s" "$OUT/many.log"
+(cd backend/cuda && UPG_CUDA_BENCH=1 timeout 120 "$C/cuda.test" -test.run 'TestGPUBenchMany|TestGPUBenchSample' -test.v >"$OUT/many.log" 2>&1)
+grep -E "tok/s| µs" "$OUT/many.log"
 P="$(head -c 3000 README.md)"
 for dev in cpu cuda; do
   timeout 60 "$C/upg" run --device $dev --model models/miniphi-29m.upg --temperature 0 --max-tokens 48 "$P" >/tmp/run-$dev.txt 2>/dev/null
@@ -74,11 +74,6 @@ benchold() { # name file args...: the old binary's kernels and code, when DIR ha
 }
 benchold dense /tmp/p.upg --gen-tokens 64
 bench dense /tmp/p.upg --gen-tokens 64
-# L2 prefetch of each GEMV's codes by the fused kernel before it, alternated with it off and other caps
-for mb in 0 24 0 48 12; do
-  UPG_CUDA_PREFETCH_MB=$mb bench dense-prefetch$mb /tmp/p.upg --gen-tokens 64
-done
-UPG_CUDA_PREFETCH_MB=0 bench dense-batch32-prefetch0 /tmp/p.upg --gen-tokens 32 --batch 32
 [ -n "${QUICK:-}" ] || UPG_CUDA_PDL=0 bench dense-nopdl /tmp/p.upg --gen-tokens 64
 benchold dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32
 bench dense-batch32 /tmp/p.upg --gen-tokens 32 --batch 32

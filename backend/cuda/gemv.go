@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/bits"
 	"os"
-	"strconv"
 	"unsafe"
 
 	"github.com/upg-ai/upg/codec"
@@ -325,27 +324,7 @@ func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
 		xr = s.xr
 	}
 	return []Arg{Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
-		Ptr(xr), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac), Ptr(g.codes), I64(g.prefetchBytes())}
-}
-
-// PrefetchEnv caps, in MiB, how much of a GEMV's codes the fused kernel
-// before it prefetches into L2 (default 24; 0 turns the prefetch off).
-const PrefetchEnv = "UPG_CUDA_PREFETCH_MB"
-
-var prefetchCap = func() int64 {
-	mb := int64(24)
-	if v, err := strconv.Atoi(os.Getenv(PrefetchEnv)); err == nil && v >= 0 {
-		mb = int64(v)
-	}
-	return mb << 20
-}()
-
-// prefetchBytes is how much of g's codes (from the start) the fused
-// kernel before its GEMV prefetches into L2: all of them, up to
-// prefetchCap (L2 holds 50 MiB on an H100/H200; what is prefetched must
-// still be there when the GEMV's blocks reach it).
-func (g *DenseGPU) prefetchBytes() int64 {
-	return min(int64((g.R+31)/32)*int64(g.U)*int64(g.K)*512, prefetchCap)
+		Ptr(xr), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac)}
 }
 
 // rotqLaunch launches a *_rotq kernel for n tokens of g's input: head

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/sample"
 )
 
 // sampleRowBytes is the size of kernels/ops.cu's SampleRow (one logits
@@ -15,6 +16,20 @@ import (
 // min-p and repetition penalty; int32 top-k, the offset and count of its
 // penalized tokens, padding; uint64 seed. sampleTokens writes it.
 const sampleRowBytes = 40
+
+// putSampleRow writes one SampleRow: the options, the row's penalized
+// tokens (n of them from hist[off]) and its seed.
+func putSampleRow(w []byte, o sample.Options, off, n int, seed uint64) {
+	binary.LittleEndian.PutUint32(w[0:], math.Float32bits(o.Temperature))
+	binary.LittleEndian.PutUint32(w[4:], math.Float32bits(o.TopP))
+	binary.LittleEndian.PutUint32(w[8:], math.Float32bits(o.MinP))
+	binary.LittleEndian.PutUint32(w[12:], math.Float32bits(o.RepeatPenalty))
+	binary.LittleEndian.PutUint32(w[16:], uint32(o.TopK))
+	binary.LittleEndian.PutUint32(w[20:], uint32(off))
+	binary.LittleEndian.PutUint32(w[24:], uint32(n))
+	binary.LittleEndian.PutUint32(w[28:], 0)
+	binary.LittleEndian.PutUint64(w[32:], seed)
+}
 
 // HostSampleEnv, set to 1, samples non-greedy requests on the host as
 // before upg_sample existed (each row of logits read back and handed to
@@ -129,15 +144,7 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 		if !(o.Temperature == 0 || o.TopK == 1) {
 			seed = r.Sampler.Draw()
 		}
-		w := h[i*sampleRowBytes:]
-		binary.LittleEndian.PutUint32(w[0:], math.Float32bits(o.Temperature))
-		binary.LittleEndian.PutUint32(w[4:], math.Float32bits(o.TopP))
-		binary.LittleEndian.PutUint32(w[8:], math.Float32bits(o.MinP))
-		binary.LittleEndian.PutUint32(w[12:], math.Float32bits(o.RepeatPenalty))
-		binary.LittleEndian.PutUint32(w[16:], uint32(o.TopK))
-		binary.LittleEndian.PutUint32(w[20:], uint32(off))
-		binary.LittleEndian.PutUint32(w[24:], uint32(len(hist)-off))
-		binary.LittleEndian.PutUint64(w[32:], seed)
+		putSampleRow(h[i*sampleRowBytes:], o, off, len(hist)-off, seed)
 	}
 	b.smpHist = hist
 	H := len(hist)

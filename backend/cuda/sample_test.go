@@ -3,6 +3,7 @@ package cuda
 import (
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 
@@ -296,5 +297,58 @@ func TestGPUSampleGreedyAndEdges(t *testing.T) {
 	lp, top := backend.Logprobs(row4, res[4].Token, 3, nil)
 	if res[4].Logprob != lp || !slices.Equal(res[4].Top, top) {
 		t.Errorf("row 4: logprob %g top %v, want %g %v", res[4].Logprob, res[4].Top, lp, top)
+	}
+}
+
+// TestGPUBenchSample (UPG_CUDA_BENCH=1) times upg_sample alone over rows of
+// Phi-4's vocabulary: greedy with a penalty, temperature only, and run's
+// default chain (top-k 40, top-p 0.95, min-p 0.05), for 1 and 32 rows.
+func TestGPUBenchSample(t *testing.T) {
+	if os.Getenv("UPG_CUDA_BENCH") == "" {
+		t.Skip("set UPG_CUDA_BENCH=1 to time the sampling kernel")
+	}
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	const V, maxRows = 100352, 32
+	l := make([]float32, V*maxRows)
+	for i := range l {
+		l[i] = float32(rng.NormFloat64() * 3)
+	}
+	lp := devF32(t, d, l)
+	hist := make([]int32, 64*maxRows)
+	for i := range hist {
+		hist[i] = int32(rng.IntN(V))
+	}
+	hp := devI32(t, d, hist)
+	save := devPoisoned(t, d, len(hist))
+	out := devPoisoned(t, d, 2*maxRows)
+	for _, c := range []struct {
+		name string
+		o    sample.Options
+	}{
+		{"greedy+penalty", sample.Options{RepeatPenalty: 1.1}},
+		{"temp1", sample.Options{Temperature: 1}},
+		{"run-default", sample.Options{Temperature: 0.7, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.1}},
+		{"topp0.9", sample.Options{Temperature: 0.8, TopP: 0.9}},
+	} {
+		for _, n := range []int{1, maxRows} {
+			rows := make([]byte, sampleRowBytes*n)
+			for r := range n {
+				putSampleRow(rows[r*sampleRowBytes:], c.o, 64*r, 64, uint64(r+1))
+			}
+			rp, err := d.Alloc(int64(len(rows)), "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Upload(rp, rows); err != nil {
+				t.Fatal(err)
+			}
+			ms := timeIt(t, d, 20, func() error { return d.sample(lp, V, rp, hp, save, out, out+DevPtr(4*maxRows), n) })
+			t.Logf("%-15s %2d rows: %6.1f µs", c.name, n, 1000*ms)
+			d.Free(rp)
+		}
+	}
+	for _, p := range []DevPtr{lp, hp, save, out} {
+		d.Free(p)
 	}
 }

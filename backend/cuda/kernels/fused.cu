@@ -8,10 +8,7 @@
 //
 // The *_rotq kernels: grid (segments of seg columns, n tokens), 256
 // threads, 4·seg bytes of dynamic shared memory, as upg_rotq; the rotq_tail
-// parameters (signs .. fac) are upg_rotq's. pf, pfb: the GEMV's codes that
-// follow, which the blocks prefetch into L2 before they wait for the kernel
-// before them (l2_prefetch_slice), so that the weights stream from memory
-// while the step's small kernels run instead of after them.
+// parameters (signs .. fac) are upg_rotq's.
 
 #include <cuda_fp16.h>
 #include <stdint.h>
@@ -24,10 +21,8 @@ extern "C" __global__ void __launch_bounds__(256)
     upg_rms_rotq(const float *__restrict__ x, const float *__restrict__ w, float eps, float *__restrict__ h,
                  const float *__restrict__ signs, int rb, int gs, int seg, int C, int G, float alpha,
                  float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
-                 float4 *__restrict__ fac, const char *__restrict__ pf,
-                 long long pfb) {
+                 float4 *__restrict__ fac) {
   extern __shared__ float sm[];
-  l2_prefetch_slice(pf, pfb);
   pdl_wait();
   pdl_launch();
   __shared__ float red[32];
@@ -56,10 +51,8 @@ extern "C" __global__ void __launch_bounds__(256)
     upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr,
                     float *__restrict__ act, const float *__restrict__ signs, int rb, int gs, int seg,
                     int C, int G, float alpha, float beta, float *__restrict__ xr,
-                    int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac, const char *__restrict__ pf,
-                 long long pfb) {
+                    int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
-  l2_prefetch_slice(pf, pfb);
   pdl_wait();
   pdl_launch();
   const int t = blockIdx.y, base = blockIdx.x * seg;
@@ -89,10 +82,8 @@ extern "C" __global__ void __launch_bounds__(256)
     upg_combine_rotq(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S, int heads,
                      int hd, float *__restrict__ dst, const float *__restrict__ signs, int rb, int gs,
                      int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
-                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac, const char *__restrict__ pf,
-                 long long pfb) {
+                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
-  l2_prefetch_slice(pf, pfb);
   pdl_wait();
   pdl_launch();
   const int t = blockIdx.y, base = blockIdx.x * seg;

@@ -46,24 +46,6 @@ DEVI void pdl_launch() {
 #endif
 }
 
-// l2_prefetch_slice prefetches this block's share of [pf, pf+pfb) into
-// L2 (the grid's blocks split it evenly, in 16-byte multiples; each thread
-// issues pieces of up to 4 KiB): cp.async.bulk.prefetch, sm_90 only, a
-// no-op elsewhere and when pfb is 0.
-DEVI void l2_prefetch_slice(const char *pf, long long pfb) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (pfb <= 0) return;
-  const long long nb = (long long)gridDim.x * gridDim.y;
-  const long long b = blockIdx.y * (long long)gridDim.x + blockIdx.x;
-  const long long share = ((pfb + nb - 1) / nb + 15) & ~15ll;
-  const long long lo = b * share, hi = min(pfb, lo + share);
-  for (long long o = lo + (long long)threadIdx.x * 4096; o < hi; o += (long long)blockDim.x * 4096) {
-    const unsigned n = (unsigned)min(4096ll, hi - o);
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(pf + o), "r"(n) : "memory");
-  }
-#endif
-}
-
 DEVI unsigned comp(const uint4 &v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }

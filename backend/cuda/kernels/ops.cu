@@ -704,6 +704,28 @@ DEVI void smp_select(const unsigned long long *bins, int nb, unsigned long long 
   }
 }
 
+// smp_each calls f(i, row[i]) for this thread's share of the row, in
+// ascending i: float4 loads, four in flight per thread, when the row is
+// 16-byte aligned (vocab a multiple of 4), else one value at a time. A
+// pass is latency-bound on one SM: one load in flight per thread took
+// ~35 µs per pass over 100,352 logits.
+template <typename F> DEVI void smp_each(const float *row, int vocab, F f) {
+  if ((vocab & 3) == 0) {
+    const float4 *r4 = (const float4 *)row;
+    const int n4 = vocab >> 2;
+#pragma unroll 4
+    for (int j = threadIdx.x; j < n4; j += blockDim.x) {
+      const float4 v = r4[j];
+      f(4 * j, v.x);
+      f(4 * j + 1, v.y);
+      f(4 * j + 2, v.z);
+      f(4 * j + 3, v.w);
+    }
+  } else {
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) f(i, row[i]);
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(1024)
     upg_sample(float *__restrict__ logits, int vocab, const SampleRow *__restrict__ rows,
                const int *__restrict__ hist, float *__restrict__ hsave, int *__restrict__ out_tok,
@@ -720,12 +742,11 @@ extern "C" __global__ void __launch_bounds__(1024)
 
   // Log-sum-exp of the raw row (online max and sum per thread, then merged).
   float m = -INFINITY, s = 0.f;
-  for (int i = tid; i < vocab; i += nt) {
-    const float v = row[i];
-    if (v == -INFINITY) continue;
+  smp_each(row, vocab, [&](int, float v) {
+    if (v == -INFINITY) return;
     if (v > m) s = s * __expf(m - v) + 1.f, m = v;
     else s += __expf(v - m);
-  }
+  });
   for (int o = 16; o > 0; o >>= 1) {
     const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
     const float M = fmaxf(m, om);
@@ -759,10 +780,9 @@ extern "C" __global__ void __launch_bounds__(1024)
   // The best logit (and the greedy token).
   float best = -INFINITY;
   int idx = 0x7fffffff;
-  for (int i = tid; i < vocab; i += nt) {
-    const float v = row[i];
+  smp_each(row, vocab, [&](int i, float v) {
     if (v > best) best = v, idx = i;
-  }
+  });
   smp_argmax(best, idx, sv, si);
   int tok = idx == 0x7fffffff ? 0 : idx;
   const float M = best;
@@ -781,11 +801,11 @@ extern "C" __global__ void __launch_bounds__(1024)
       for (int level = 0; level < 2; level++) {
         for (int b = tid; b < SMP_BINS; b += nt) bins[b] = 0;
         __syncthreads();
-        unsigned long long mine = 0; // this thread's unbinned (tail) count or mass
-        for (int i = tid; i < vocab; i += nt) {
-          const float z = (smp_val(row[i]) - M) * invT;
+        unsigned long long mine = 0; // this thread's unbinned count or mass
+        smp_each(row, vocab, [&](int, float v) {
+          const float z = (smp_val(v) - M) * invT;
           const int r = smp_rank(z);
-          if (r < thr || z == -INFINITY) continue;
+          if (r < thr || z == -INFINITY) return;
           const unsigned long long a = mode == 0 ? 1ull : __float2ull_rn(__expf(z) * SMP_ONE);
           if (r < 0) {
             mine += a;
@@ -794,7 +814,7 @@ extern "C" __global__ void __launch_bounds__(1024)
           } else if ((r >> 11) == bin) {
             atomicAdd(&bins[r & (SMP_BINS - 1)], a);
           }
-        }
+        });
         if (level == 0) { // the unbinned logits' share, and top-p's total
           __syncthreads();
           unsigned long long inb = 0;
@@ -836,15 +856,15 @@ extern "C" __global__ void __launch_bounds__(1024)
     const float minp = p.min_p;
     float bs = -INFINITY;
     int bi = 0x7fffffff;
-    for (int i = tid; i < vocab; i += nt) {
-      const float z = (smp_val(row[i]) - M) * invT;
-      if (z == -INFINITY || smp_rank(z) < thr) continue;
-      if (minp > 0.f && __expf(z) < minp) continue;
+    smp_each(row, vocab, [&](int i, float v) {
+      const float z = (smp_val(v) - M) * invT;
+      if (z == -INFINITY || smp_rank(z) < thr) return;
+      if (minp > 0.f && __expf(z) < minp) return;
       const unsigned long long h = smp_mix(p.seed ^ smp_mix((unsigned long long)i));
       const float u = ((float)(h >> 40) + 0.5f) * (1.f / 16777216.f); // (0, 1)
       const float sc = z - logf(-logf(u));
       if (sc > bs) bs = sc, bi = i;
-    }
+    });
     smp_argmax(bs, bi, sv, si);
     if (bi != 0x7fffffff) tok = bi;
   }
