@@ -13,7 +13,7 @@ import (
 // a Context, and several contexts may run over one model at the same time.
 type Model struct {
 	Config  Config
-	Weights *Weights // the host views (the memory map), as loaded
+	Weights *Weights        // the host views (the memory map), as loaded
 	be      backend.Backend // the output head's (the last stage's)
 	stages  []Stage
 	dev     devWeights
