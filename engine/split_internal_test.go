@@ -223,6 +223,8 @@ func TestGPULayersFit(t *testing.T) {
 	if f.GPULayers != 0 || f.Model.Backend().Name() == "fake-gpu" {
 		t.Errorf("--device auto, model too large: %d GPU layers on %s, want the CPU", f.GPULayers, f.Model.Backend().Name())
 	}
+	// The GPU test's helpers, on two CPU kernels: identical.
+	compareGreedy(t, "fake split", greedy(t, l.Engine, "package main", 16), greedy(t, f.Engine, "package main", 16), 0)
 	// Not one layer fits: auto runs on the CPU.
 	withFakeGPU(t, deviceNeed(sz, w, 1)-1)
 	z := mustLoad(t, Options{Device: "cuda", GPULayers: GPULayersAuto, Ctx: ctx})

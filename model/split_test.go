@@ -317,3 +317,54 @@ func TestSplitErrors(t *testing.T) {
 		t.Errorf("RunLayer of layer 0 over KV layer %d (on the other backend): no error", L-1)
 	}
 }
+
+// TestSplitDecodeAllocs: a decode step of a split model (the hidden state
+// read into the context's host buffer and written to the other backend)
+// allocates nothing after warm-up, like an unsplit one.
+func TestSplitDecodeAllocs(t *testing.T) {
+	path := "../models/miniphi-29m.upg"
+	testutil.NeedData(t, path)
+	ck, err := checkpoint.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	w, err := model.LoadWeights(ck.Config, ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cpu.New(1), cpu.New(1)
+	defer a.Close()
+	defer b.Close()
+	m, err := model.NewSplit(ck.Config, w, a, b, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := m.NewSingle(64, backend.KVF16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Forward([]int{1, 2, 3, 4}, 3); err != nil { // warm-up
+		t.Fatal(err)
+	}
+	st, err := run.Pool.StepFor(0, []int{5}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Pool.Truncate(0, 4)
+	allocs := testing.AllocsPerRun(10, func() {
+		pos := run.Len()
+		if err := run.Pool.Reserve(0, 1); err != nil {
+			t.Fatal(err)
+		}
+		st.Pos[0], st.Slot[0], st.Tables[0] = int32(pos), run.Pool.Slot(0, pos), run.Pool.Table(0)
+		if err := run.Ctx.Forward(st, run.Pool.KV()); err != nil {
+			t.Fatal(err)
+		}
+		run.Pool.Commit(0, 1)
+		_ = run.Ctx.ReadLogits()
+	})
+	if allocs != 0 {
+		t.Errorf("split decode step allocates %v times", allocs)
+	}
+}
