@@ -45,7 +45,7 @@ type devLayer struct {
 
 // New binds a configuration and its weights to a backend.
 func New(c *Config, w *Weights, be backend.Backend) (*Model, error) {
-	return NewSplit(c, w, be, be, c.Layers)
+	return NewSplit(c, w, be, be, len(w.Layers))
 }
 
 // NewSplit binds a configuration and its weights to two backends, as
