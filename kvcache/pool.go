@@ -3,8 +3,10 @@
 // sequence has a block table mapping its positions to blocks, blocks are
 // reference counted so that forked sequences share their common prefix
 // (copy-on-write), and the pool's size is a byte budget. The storage itself
-// belongs to the backend (backend.KV); the pool is host bookkeeping only,
-// and is not safe for concurrent use (one scheduler owns it).
+// belongs to the backend (backend.KV, allocated and copied through a
+// Storage: a backend, or a model split over two backends, which keeps each
+// backend's layers there); the pool is host bookkeeping only, and is not
+// safe for concurrent use (one scheduler owns it).
 //
 // With Options.PrefixCache, full blocks are also content-addressed: a
 // block's key is the SHA-256 of its parent block's key and its tokens, so
