@@ -84,6 +84,7 @@ func MemAvailable() int64 { return sysmem.Available() }
 type Options struct {
 	Threads      int     // CPU threads; 0 = all cores
 	Device       string  // backend: cpu (""), cuda or auto (engine.Options.Device)
+	GPULayers    int     // engine.Options.GPULayers: 0 = every layer on the GPU
 	PromptTokens int     // prefill length (default 512)
 	GenTokens    int     // decoded tokens (default 128)
 	Bandwidth    float64 // measured read bandwidth in GB/s; 0 = measure it
@@ -108,11 +109,14 @@ type Options struct {
 
 // Result is what Run measured.
 type Result struct {
-	Model         string  `json:"model"`
-	Kernel        string  `json:"kernel"`
-	KVCache       string  `json:"kv_cache"`
-	Threads       int     `json:"threads"`
-	Layers        int     `json:"layers"`
+	Model   string `json:"model"`
+	Kernel  string `json:"kernel"`
+	KVCache string `json:"kv_cache"`
+	Threads int    `json:"threads"`
+	Layers  int    `json:"layers"`
+	// GPULayers is the number of layers (the last ones) on the GPU: all of
+	// them, fewer with --gpu-layers (the rest on the CPU), 0 on the CPU.
+	GPULayers     int     `json:"gpu_layers"`
 	ModelBytes    int64   `json:"model_bytes"`
 	BytesPerToken int64   `json:"bytes_per_token"` // weight bytes read per decoded token
 	PromptTokens  int     `json:"prompt_tokens"`
@@ -173,7 +177,7 @@ func Run(path string, opts Options) (Result, error) {
 	}
 	res.Batch = opts.Batch
 	res.Sampling = samplingName(opts.Sampling)
-	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Device: opts.Device, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache,
+	l, err := engine.Load(path, engine.Options{Threads: opts.Threads, Device: opts.Device, GPULayers: opts.GPULayers, Ctx: opts.PromptTokens + opts.GenTokens + 1, KVCache: opts.KVCache,
 		MaxSeqs: opts.Batch, StepTokens: max(engine.PrefillBlock, opts.Batch)})
 	if err != nil {
 		return res, err
@@ -182,15 +186,20 @@ func Run(path string, opts Options) (Result, error) {
 	res.LoadSeconds = time.Since(start).Seconds()
 	m := l.Model
 	c := m.Config
-	res.Kernel = m.Backend().Name()
+	res.Kernel = engine.BackendName(m)
 	res.KVCache = opts.KVCache.String()
 	res.Threads = opts.Threads
-	if t, ok := m.Backend().(interface{ Threads() int }); ok {
-		res.Threads = t.Threads()
+	res.GPULayers = l.GPULayers
+	for _, be := range l.Backends() {
+		if t, ok := be.(interface{ Threads() int }); ok {
+			res.Threads = t.Threads()
+		}
 	}
+	split := len(m.Stages()) > 1
 	if res.ReadBandwidth == 0 {
-		// a GPU backend's roofline is its device memory's copy bandwidth
-		if g, ok := m.Backend().(interface{ CopyBandwidth() (float64, error) }); ok {
+		// a GPU backend's roofline is its device memory's copy bandwidth;
+		// a split's is the host's (its CPU layers bound the step)
+		if g, ok := m.Backend().(interface{ CopyBandwidth() (float64, error) }); ok && !split {
 			bw, err := g.CopyBandwidth()
 			if err != nil {
 				return res, err

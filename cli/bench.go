@@ -18,6 +18,7 @@ func newBenchCmd() *cobra.Command {
 		asJSON  bool
 		profile string
 		kvType  string
+		gpu     string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model FILE",
@@ -42,6 +43,9 @@ to the memory roofline.`,
 				return err
 			}
 			var err error
+			if opts.Device, opts.GPULayers, err = placement(opts.Device, gpu); err != nil {
+				return err
+			}
 			if path, err = modelPath(path); err != nil {
 				return err
 			}
@@ -87,6 +91,13 @@ to the memory roofline.`,
 			} else {
 				fmt.Fprintf(w, "kernel           %s\n", res.Kernel)
 			}
+			if res.GPULayers > 0 {
+				fmt.Fprintf(w, "gpu layers       %d of %d", res.GPULayers, res.Layers)
+				if res.GPULayers < res.Layers {
+					fmt.Fprintf(w, " (layers %d-%d on the CPU)", 0, res.Layers-res.GPULayers-1)
+				}
+				fmt.Fprintln(w)
+			}
 			fmt.Fprintf(w, "read bandwidth   %.1f GB/s\n", res.ReadBandwidth)
 			fmt.Fprintf(w, "prefill          %.2f tok/s (%d tokens)\n", res.PrefillTokS, res.PromptTokens)
 			if res.Batch > 1 {
@@ -119,6 +130,7 @@ to the memory roofline.`,
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile (pprof) of the decode phase to this file")
 	f.StringVar(&kvType, "kv-cache", "f16", kvCacheUsage)
+	f.StringVar(&gpu, "gpu-layers", "-1", gpuLayersUsage)
 	f.BoolVar(&opts.Force, "force", false, "run even if the model is larger than the available memory")
 	return cmd
 }

@@ -50,6 +50,10 @@ that run, chat, bench and serve use for large ones.`,
 			if err := checkDevice(mf.device); err != nil {
 				return err
 			}
+			device, gpuLayers, err := placement(mf.device, mf.gpu)
+			if err != nil {
+				return err
+			}
 			if refDevice != "" {
 				if checkDevice(refDevice) != nil {
 					return usagef("--ref-device must be auto, cpu or cuda, not %q", refDevice)
@@ -76,7 +80,7 @@ that run, chat, bench and serve use for large ones.`,
 			}
 			var bar *progress
 			results, err := Evaluate(EvalOptions{Model: path, Ref: refPath, Compare: more, Text: string(text),
-				Ctx: mf.ctx, Threads: mf.threads, Device: mf.device, RefDevice: refDevice, KVCache: kv.String()}, func(d, t int) {
+				Ctx: mf.ctx, Threads: mf.threads, Device: device, GPULayers: gpuLayers, RefDevice: refDevice, KVCache: kv.String()}, func(d, t int) {
 				if bar == nil {
 					bar = newProgress("evaluating", "chunks", int64(t))
 				}
@@ -137,6 +141,9 @@ type EvalOptions struct {
 	Ctx     int      // tokens per chunk (0 = 512)
 	Threads int      // CPU threads (0 = all cores)
 	Device  string   // "auto" (default), "cpu" or "cuda"
+	// GPULayers is engine.Options.GPULayers for every model loaded on the
+	// GPU (the reference too when it runs there): 0 = all layers.
+	GPULayers int
 	// RefDevice runs the reference elsewhere ("" = Device): with the scored
 	// model on the GPU and the reference on the CPU (the same file), eval
 	// measures the GPU's divergence from the CPU directly.
@@ -170,7 +177,7 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 		// A quantized GGUF is scored as it is (its own weights, dequantized
 		// exactly), never through a cached conversion: that would measure
 		// the conversion, not the file.
-		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Device: o.Device, Ctx: ctx, KVCache: kv, GGUF: ggufcache.Never})
+		l, err := engine.Load(p, engine.Options{Threads: o.Threads, Device: o.Device, GPULayers: o.GPULayers, Ctx: ctx, KVCache: kv, GGUF: ggufcache.Never})
 		if err != nil {
 			return nil, err
 		}
@@ -182,7 +189,7 @@ func Evaluate(o EvalOptions, progress eval.Progress) ([]*eval.Result, error) {
 		if o.RefDevice != "" {
 			dev = o.RefDevice
 		}
-		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Device: dev, Ctx: ctx, GGUF: ggufcache.Never})
+		ref, err := engine.Load(o.Ref, engine.Options{Threads: o.Threads, Device: dev, GPULayers: o.GPULayers, Ctx: ctx, GGUF: ggufcache.Never})
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type modelFlags struct {
 	kv      string
 	longCtx bool
 	device  string
+	gpu     string // --gpu-layers, as given
 
 	loadTime time.Duration // how long the last load took
 }
@@ -38,6 +40,36 @@ func (f *modelFlags) register(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.longCtx, "allow-long-ctx", false, "allow a --ctx above the context the model was trained for (quality degrades past it)")
 	cmd.Flags().StringVar(&f.kv, "kv-cache", "f16", kvCacheUsage)
 	cmd.Flags().StringVar(&f.device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda")
+	cmd.Flags().StringVar(&f.gpu, "gpu-layers", "-1", gpuLayersUsage)
+}
+
+// gpuLayersUsage is the --gpu-layers flag's help.
+const gpuLayersUsage = "decoder layers on the GPU, the last ones (llama.cpp's -ngl): -1 = all, N = the last N with the embedding and the layers before them on the CPU (for a model larger than the card), 0 = none (the CPU alone), auto = as many as fit the free GPU memory with a KV cache of the context"
+
+// placement resolves --gpu-layers against --device: the device to load on
+// and engine.Options.GPULayers (0 = every layer). --gpu-layers 0 runs on
+// the CPU; a positive count or auto with --device cpu is a usage error;
+// with --device auto and no GPU the count is moot (the CPU runs it all).
+func placement(device, gpuLayers string) (string, int, error) {
+	s := strings.TrimSpace(gpuLayers)
+	if strings.EqualFold(s, "auto") {
+		if strings.EqualFold(device, "cpu") {
+			return "", 0, usagef("--gpu-layers auto needs --device cuda or auto (with --device cpu every layer runs on the CPU)")
+		}
+		return device, engine.GPULayersAuto, nil
+	}
+	n, err := strconv.Atoi(s)
+	switch {
+	case err != nil || n < -1:
+		return "", 0, usagef("--gpu-layers must be a number of layers ≥ 0, -1 (all) or auto, not %q", gpuLayers)
+	case n == -1:
+		return device, 0, nil
+	case n == 0:
+		return "cpu", 0, nil
+	case strings.EqualFold(device, "cpu"):
+		return "", 0, usagef("--gpu-layers %d needs --device cuda or auto (with --device cpu every layer runs on the CPU)", n)
+	}
+	return device, n, nil
 }
 
 // checkDevice validates a --device value.
@@ -89,6 +121,10 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 	if err := checkDevice(f.device); err != nil {
 		return nil, err
 	}
+	device, gpuLayers, err := placement(f.device, f.gpu)
+	if err != nil {
+		return nil, err
+	}
 	path, err := modelPath(f.path)
 	if err != nil {
 		return nil, err
@@ -105,7 +141,7 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 		return nil, err
 	}
 	start := time.Now()
-	l, err := engine.Load(path, engine.Options{Threads: f.threads, Device: f.device, Ctx: f.ctx, KVCache: kv, AllowLongCtx: f.longCtx})
+	l, err := engine.Load(path, engine.Options{Threads: f.threads, Device: device, GPULayers: gpuLayers, Ctx: f.ctx, KVCache: kv, AllowLongCtx: f.longCtx})
 	if err != nil {
 		return nil, err
 	}

@@ -121,6 +121,10 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	if err := checkDevice(mf.device); err != nil {
 		return err
 	}
+	device, gpuLayers, err := placement(mf.device, mf.gpu)
+	if err != nil {
+		return err
+	}
 	apiKey := sf.apiKey
 	if apiKey == "" {
 		apiKey = os.Getenv("UPG_API_KEY")
@@ -159,7 +163,7 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 		budget = -1 // from the memory left after the weights: the GPU's, or the host's
 	}
 	start := time.Now()
-	l, err := engine.Load(path, engine.Options{Threads: mf.threads, Device: mf.device, Ctx: ctxLen, KVCache: kvType, AllowLongCtx: mf.longCtx,
+	l, err := engine.Load(path, engine.Options{Threads: mf.threads, Device: device, GPULayers: gpuLayers, Ctx: ctxLen, KVCache: kvType, AllowLongCtx: mf.longCtx,
 		MaxSeqs: sf.maxBatch, StepTokens: sf.stepTokens, KVBudget: budget, PrefixCache: !sf.noPrefixCache})
 	if err != nil {
 		return err
@@ -171,7 +175,7 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	}
 	pool := l.Pool
 	positions := pool.Blocks() * pool.BlockSize()
-	slog.Info("model loaded", "model", name, "path", path, "arch", c.Arch, "backend", l.Model.Backend().Name(), "context", l.Capacity(),
+	slog.Info("model loaded", "model", name, "path", path, "arch", c.Arch, "backend", engine.BackendName(l.Model), "gpu_layers", l.GPULayers, "context", l.Capacity(),
 		"elapsed", time.Since(start).Round(time.Millisecond))
 	slog.Info("kv cache", "budget_bytes", pool.Bytes(), "budget", fmt.Sprintf("%.1f MiB", float64(pool.Bytes())/(1<<20)), "why", l.KVBudgetWhy,
 		"type", kvType.String(), "blocks", pool.Blocks(), "block_positions", pool.BlockSize(), "positions", positions,

@@ -28,7 +28,7 @@ func newLayerRunner(m *model.Model, maxTokens, seqLen int) (*layerRunner, error)
 	seqs := (maxTokens + seqLen - 1) / seqLen
 	o := kvcache.Options{Layers: 1, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Type: backend.KVF32, BlockSize: runnerBlock}
 	o.Budget = kvcache.BudgetFor(o, seqLen, seqs)
-	pool, err := kvcache.New(m.Backend(), o)
+	pool, err := kvcache.New(m, o)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 	if po.Budget <= 0 {
 		po.Budget = kvcache.BudgetFor(po, cfg.Ctx, cfg.MaxSeqs)
 	}
-	pool, err := kvcache.New(m.Backend(), po)
+	pool, err := kvcache.New(m, po)
 	if err != nil {
 		return nil, err
 	}

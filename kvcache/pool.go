@@ -3,8 +3,10 @@
 // sequence has a block table mapping its positions to blocks, blocks are
 // reference counted so that forked sequences share their common prefix
 // (copy-on-write), and the pool's size is a byte budget. The storage itself
-// belongs to the backend (backend.KV); the pool is host bookkeeping only,
-// and is not safe for concurrent use (one scheduler owns it).
+// belongs to the backend (backend.KV, allocated and copied through a
+// Storage: a backend, or a model split over two backends, which keeps each
+// backend's layers there); the pool is host bookkeeping only, and is not
+// safe for concurrent use (one scheduler owns it).
 //
 // With Options.PrefixCache, full blocks are also content-addressed: a
 // block's key is the SHA-256 of its parent block's key and its tokens, so
@@ -48,9 +50,17 @@ func (o Options) spec() backend.KVSpec {
 	return backend.KVSpec{Layers: o.Layers, KVHeads: o.KVHeads, HeadDim: o.HeadDim, BlockSize: o.BlockSize, Type: o.Type, Blocks: 1}
 }
 
+// Storage allocates a pool's blocks and copies them (copy-on-write): a
+// backend.Backend, or a model.Model, whose storage a model split over two
+// backends keeps on both (each backend the layers it runs).
+type Storage interface {
+	NewKV(spec backend.KVSpec) (backend.KV, error)
+	CopyKVBlock(kv backend.KV, dst, src int)
+}
+
 // Pool is a paged KV cache.
 type Pool struct {
-	be   backend.Backend
+	be   Storage
 	kv   backend.KV
 	spec backend.KVSpec
 	free []int32 // free block ids, a stack
@@ -79,8 +89,9 @@ type seqState struct {
 	keys   []blockKey // keys of the leading full blocks registered or attached
 }
 
-// New allocates a pool's storage on be.
-func New(be backend.Backend, o Options) (*Pool, error) {
+// New allocates a pool's storage on be: a backend, or the model whose
+// contexts will use it (a split model's storage is on both its backends).
+func New(be Storage, o Options) (*Pool, error) {
 	spec := o.spec()
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -119,7 +130,7 @@ func BudgetFor(o Options, positions, seqs int) int64 {
 	return int64(blocks*seqs) * spec.BlockBytes()
 }
 
-// KV is the backend storage the pool manages.
+// KV is the storage the pool manages (Storage.NewKV's).
 func (p *Pool) KV() backend.KV { return p.kv }
 
 // Spec is the storage's shape.

@@ -21,20 +21,28 @@ type ContextOptions struct {
 // goroutine; several may run over one Model at once.
 type Context struct {
 	m    *Model
-	be   backend.Backend
+	be   backend.Backend // the last stage's: logits and sampling
 	opts ContextOptions
 
-	x, h, qkv, q, k, v, att, o backend.Buffer
-	gu, gate, up, act          backend.Buffer
-	logitsIn, logits           backend.Buffer
-	step                       backend.StepBuf
-	rope                       backend.Rope
-	nOut                       int
-	host                       []float32 // logits read back
-	tapBuf                     []float32 // activations read back for a Tap
+	st               []ctxStage // per model stage
+	logitsIn, logits backend.Buffer
+	nOut             int
+	host             []float32 // logits read back
+	tapBuf           []float32 // activations read back for a Tap
+	cross            []float32 // a split model's hidden state between stages
 }
 
-// NewContext allocates a context's buffers on the model's backend.
+// ctxStage is a context's memory on one stage's backend: the layer
+// buffers, the step metadata and the rotary tables.
+type ctxStage struct {
+	be                         backend.Backend
+	x, h, qkv, q, k, v, att, o backend.Buffer
+	gu, gate, up, act          backend.Buffer
+	step                       backend.StepBuf
+	rope                       backend.Rope
+}
+
+// NewContext allocates a context's buffers on the model's backends.
 func (m *Model) NewContext(o ContextOptions) (*Context, error) {
 	if o.MaxTokens <= 0 || o.Positions <= 0 || o.BlockSize <= 0 {
 		return nil, fmt.Errorf("model: invalid context options %+v", o)
@@ -47,40 +55,51 @@ func (m *Model) NewContext(o ContextOptions) (*Context, error) {
 	}
 	c := &m.Config
 	n, d, qd, kvd, f := o.MaxTokens, c.Hidden, c.QDim(), c.KVDim(), c.FFN
-	ctx := &Context{m: m, be: m.be, opts: o}
+	ctx := &Context{m: m, be: m.be, opts: o, st: make([]ctxStage, len(m.stages))}
 	var err error
+	var be backend.Backend
 	buf := func(size int) backend.Buffer {
 		if err != nil {
 			return nil
 		}
-		b, e := m.be.NewBuffer(size)
+		b, e := be.NewBuffer(size)
 		if e != nil {
-			err = e
+			err = fmt.Errorf("model: context buffers on %s: %w", be.Name(), e)
 		}
 		return b
 	}
-	ctx.x, ctx.h, ctx.att, ctx.o = buf(n*d), buf(n*d), buf(n*qd), buf(n*d)
-	if m.fusedQKV {
-		ctx.qkv = buf(n * (qd + 2*kvd))
-	} else {
-		ctx.q, ctx.k, ctx.v = buf(n*qd), buf(n*kvd), buf(n*kvd)
-	}
-	if m.fusedGateUp {
-		ctx.gu = buf(n * 2 * f)
-	} else {
-		ctx.gate, ctx.up = buf(n*f), buf(n*f)
-	}
-	ctx.act = buf(n * f)
-	ctx.logitsIn, ctx.logits = buf(o.MaxOut*d), buf(o.MaxOut*c.Vocab)
-	if err != nil {
-		return nil, fmt.Errorf("model: context buffers on %s: %w", m.be.Name(), err)
-	}
 	blocks := (o.Positions + o.BlockSize - 1) / o.BlockSize
-	if ctx.step, err = m.be.NewStep(backend.StepLimits{Tokens: n, Seqs: o.MaxSeqs, BlocksPerSeq: blocks}); err != nil {
-		return nil, err
+	for i := range ctx.st {
+		st := &ctx.st[i]
+		be = m.stages[i].Backend
+		st.be = be
+		st.x, st.h, st.att, st.o = buf(n*d), buf(n*d), buf(n*qd), buf(n*d)
+		if m.fusedQKV {
+			st.qkv = buf(n * (qd + 2*kvd))
+		} else {
+			st.q, st.k, st.v = buf(n*qd), buf(n*kvd), buf(n*kvd)
+		}
+		if m.fusedGateUp {
+			st.gu = buf(n * 2 * f)
+		} else {
+			st.gate, st.up = buf(n*f), buf(n*f)
+		}
+		st.act = buf(n * f)
+		if i == len(ctx.st)-1 {
+			ctx.logitsIn, ctx.logits = buf(o.MaxOut*d), buf(o.MaxOut*c.Vocab)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if st.step, err = be.NewStep(backend.StepLimits{Tokens: n, Seqs: o.MaxSeqs, BlocksPerSeq: blocks}); err != nil {
+			return nil, err
+		}
+		if st.rope, err = be.NewRope(m.RopeSpec(o.Positions)); err != nil {
+			return nil, err
+		}
 	}
-	if ctx.rope, err = m.be.NewRope(m.RopeSpec(o.Positions)); err != nil {
-		return nil, err
+	if len(ctx.st) > 1 {
+		ctx.cross = make([]float32, n*d)
 	}
 	return ctx, nil
 }
@@ -95,28 +114,50 @@ func (ctx *Context) Options() ContextOptions { return ctx.opts }
 // values in kv, and computes the logits of the tokens in s.Out (kept on
 // the backend: see Logits, ReadLogits, Sample). A step that does not fit
 // the context or disagrees with itself is an error, before anything is
-// written.
+// written. A split model's kv is its own (Model.NewKV, through the pool);
+// its hidden state crosses to the next stage's backend once, between the
+// stages' layers.
 func (ctx *Context) Forward(s *backend.Step, kv backend.KV) error {
-	if err := ctx.setStep(s, kv); err != nil {
+	if err := ctx.setStep(s, kv, -1); err != nil {
 		return err
 	}
 	if len(s.Out) > ctx.opts.MaxOut {
 		return fmt.Errorf("model: step asks for %d logits rows, the context holds %d", len(s.Out), ctx.opts.MaxOut)
 	}
-	be, dw, c := ctx.be, &ctx.m.dev, &ctx.m.Config
-	be.Embed(ctx.x, dw.embed, ctx.step)
-	for li := range dw.layers {
-		ctx.layer(li, len(s.Tokens), kv, li, nil)
+	dw, c := &ctx.m.dev, &ctx.m.Config
+	n := len(s.Tokens)
+	first := &ctx.st[0]
+	first.be.Embed(first.x, dw.embed, first.step)
+	for si := range ctx.st {
+		st, ms := &ctx.st[si], &ctx.m.stages[si]
+		if si > 0 {
+			// The hidden state crosses: read after the previous stage's
+			// ops, written before this stage's.
+			h := ctx.cross[:n*c.Hidden]
+			ctx.st[si-1].be.Read(h, ctx.st[si-1].x, 0)
+			st.be.Write(st.x, 0, h)
+		}
+		part, l0, err := ctx.m.kvPart(kv, si, ms.First)
+		if err != nil {
+			return err
+		}
+		for li := ms.First; li < ms.End; li++ {
+			ctx.layer(st, li, n, part, l0+li-ms.First, nil)
+		}
 	}
+	last := &ctx.st[len(ctx.st)-1]
 	ctx.nOut = len(s.Out)
 	if ctx.nOut > 0 {
-		be.RMSNormOut(ctx.logitsIn, ctx.x, dw.norm, float32(c.NormEps), ctx.step)
-		be.MatMul(ctx.logits, ctx.logitsIn, dw.output, ctx.nOut)
+		last.be.RMSNormOut(ctx.logitsIn, last.x, dw.norm, float32(c.NormEps), last.step)
+		last.be.MatMul(ctx.logits, ctx.logitsIn, dw.output, ctx.nOut)
 	}
 	return nil
 }
 
-func (ctx *Context) setStep(s *backend.Step, kv backend.KV) error {
+// setStep validates s against the context and kv and copies it to the
+// backend of stage only, or of every stage when only < 0. A split model's
+// kv must hold every layer (Model.NewKV) when the step runs all of them.
+func (ctx *Context) setStep(s *backend.Step, kv backend.KV, only int) error {
 	if len(s.Tokens) == 0 {
 		return fmt.Errorf("model: empty step")
 	}
@@ -129,6 +170,9 @@ func (ctx *Context) setStep(s *backend.Step, kv backend.KV) error {
 		return fmt.Errorf("model: KV cache of %d heads × %d in blocks of %d does not fit this context (%d × %d, blocks of %d)",
 			spec.KVHeads, spec.HeadDim, spec.BlockSize, c.KVHeads, c.HeadDim, ctx.opts.BlockSize)
 	}
+	if only < 0 && len(ctx.st) > 1 && spec.Layers != c.Layers {
+		return fmt.Errorf("model: KV cache of %d layers for a forward pass through %d", spec.Layers, c.Layers)
+	}
 	if err := s.Validate(spec, c.Vocab); err != nil {
 		return err
 	}
@@ -137,7 +181,15 @@ func (ctx *Context) setStep(s *backend.Step, kv backend.KV) error {
 			return fmt.Errorf("model: position %d is outside the context window of %d tokens", p, ctx.opts.Positions)
 		}
 	}
-	return ctx.be.SetStep(ctx.step, s)
+	for i := range ctx.st {
+		if only >= 0 && i != only {
+			continue
+		}
+		if err := ctx.st[i].be.SetStep(ctx.st[i].step, s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Logits is the backend buffer of the last Forward's logits rows.
@@ -168,15 +220,25 @@ func (ctx *Context) Sample(reqs []backend.SampleRequest, res []backend.SampleRes
 // RunLayer applies layer li to the host hidden states x (len(s.Tokens) ×
 // hidden, updated in place), storing keys and values in layer kvLayer of
 // kv and reporting the projections' inputs to tap when it is not nil: the
-// compressor's entry point.
+// compressor's entry point. In a split model the layer runs on its stage's
+// backend, over that stage's part of kv (Model.NewKV).
 func (ctx *Context) RunLayer(li int, x []float32, s *backend.Step, kv backend.KV, kvLayer int, tap Tap) error {
-	if err := ctx.setStep(s, kv); err != nil {
+	if li < 0 || li >= ctx.m.Config.Layers {
+		return fmt.Errorf("model: layer %d of %d", li, ctx.m.Config.Layers)
+	}
+	si := ctx.m.stageOf(li)
+	part, l, err := ctx.m.kvPart(kv, si, kvLayer)
+	if err != nil {
 		return err
 	}
+	if err := ctx.setStep(s, kv, si); err != nil {
+		return err
+	}
+	st := &ctx.st[si]
 	n, d := len(s.Tokens), ctx.m.Config.Hidden
-	ctx.be.Write(ctx.x, 0, x[:n*d])
-	ctx.layer(li, n, kv, kvLayer, tap)
-	ctx.be.Read(x[:n*d], ctx.x, 0)
+	st.be.Write(st.x, 0, x[:n*d])
+	ctx.layer(st, li, n, part, l, tap)
+	st.be.Read(x[:n*d], st.x, 0)
 	return nil
 }
 
@@ -184,12 +246,13 @@ func (ctx *Context) RunLayer(li int, x []float32, s *backend.Step, kv backend.KV
 // of the output head); n ≤ the context's MaxTokens.
 func (ctx *Context) FinalNorm(dst, x []float32, n int) {
 	d := ctx.m.Config.Hidden
-	ctx.be.Write(ctx.h, 0, x[:n*d])
-	ctx.be.RMSNorm(ctx.o, ctx.h, ctx.m.dev.norm, float32(ctx.m.Config.NormEps), n)
-	ctx.be.Read(dst[:n*d], ctx.o, 0)
+	st := &ctx.st[len(ctx.st)-1]
+	st.be.Write(st.h, 0, x[:n*d])
+	st.be.RMSNorm(st.o, st.h, ctx.m.dev.norm, float32(ctx.m.Config.NormEps), n)
+	st.be.Read(dst[:n*d], st.o, 0)
 }
 
-func (ctx *Context) tap(tap Tap, p TapPoint, b backend.Buffer, n, cols int) {
+func (ctx *Context) tap(st *ctxStage, tap Tap, p TapPoint, b backend.Buffer, n, cols int) {
 	if tap == nil {
 		return
 	}
@@ -197,58 +260,58 @@ func (ctx *Context) tap(tap Tap, p TapPoint, b backend.Buffer, n, cols int) {
 		ctx.tapBuf = make([]float32, n*cols)
 	}
 	a := ctx.tapBuf[:n*cols]
-	ctx.be.Read(a, b, 0)
+	st.be.Read(a, b, 0)
 	tap(p, a, n)
 }
 
-// layer runs decoder layer li over the n tokens of the step in ctx.x.
-func (ctx *Context) layer(li, n int, kv backend.KV, kvLayer int, tap Tap) {
-	be, c := ctx.be, &ctx.m.Config
+// layer runs decoder layer li over the n tokens of the step in st.x.
+func (ctx *Context) layer(st *ctxStage, li, n int, kv backend.KV, kvLayer int, tap Tap) {
+	be, c := st.be, &ctx.m.Config
 	l := &ctx.m.dev.layers[li]
 	d, qd, kvd, f := c.Hidden, c.QDim(), c.KVDim(), c.FFN
 	eps := float32(c.NormEps)
 
 	// Attention block.
-	be.RMSNorm(ctx.h, ctx.x, l.attnNorm, eps, n)
-	ctx.tap(tap, TapAttnIn, ctx.h, n, d)
+	be.RMSNorm(st.h, st.x, l.attnNorm, eps, n)
+	ctx.tap(st, tap, TapAttnIn, st.h, n, d)
 	var q, k, v backend.View
 	if l.qkv != nil {
-		be.MatMul(ctx.qkv, ctx.h, l.qkv, n)
+		be.MatMul(st.qkv, st.h, l.qkv, n)
 		w := qd + 2*kvd
-		q = backend.View{Buf: ctx.qkv, Stride: w}
-		k = backend.View{Buf: ctx.qkv, Off: qd, Stride: w}
-		v = backend.View{Buf: ctx.qkv, Off: qd + kvd, Stride: w}
+		q = backend.View{Buf: st.qkv, Stride: w}
+		k = backend.View{Buf: st.qkv, Off: qd, Stride: w}
+		v = backend.View{Buf: st.qkv, Off: qd + kvd, Stride: w}
 	} else {
-		be.MatMul(ctx.q, ctx.h, l.q, n)
-		be.MatMul(ctx.k, ctx.h, l.k, n)
-		be.MatMul(ctx.v, ctx.h, l.v, n)
+		be.MatMul(st.q, st.h, l.q, n)
+		be.MatMul(st.k, st.h, l.k, n)
+		be.MatMul(st.v, st.h, l.v, n)
 		if l.qb != nil {
-			be.AddBias(ctx.q, l.qb, n)
-			be.AddBias(ctx.k, l.kb, n)
-			be.AddBias(ctx.v, l.vb, n)
+			be.AddBias(st.q, l.qb, n)
+			be.AddBias(st.k, l.kb, n)
+			be.AddBias(st.v, l.vb, n)
 		}
-		q, k, v = backend.Whole(ctx.q, qd), backend.Whole(ctx.k, kvd), backend.Whole(ctx.v, kvd)
+		q, k, v = backend.Whole(st.q, qd), backend.Whole(st.k, kvd), backend.Whole(st.v, kvd)
 	}
-	be.Rope(q, c.Heads, c.HeadDim, ctx.rope, ctx.step)
-	be.Rope(k, c.KVHeads, c.HeadDim, ctx.rope, ctx.step)
-	be.StoreKV(kv, kvLayer, k, v, ctx.step)
-	be.Attention(ctx.att, q, c.Heads, float32(1/math.Sqrt(float64(c.HeadDim))), kv, kvLayer, ctx.step)
-	ctx.tap(tap, TapOIn, ctx.att, n, qd)
-	be.MatMul(ctx.o, ctx.att, l.o, n)
-	be.Add(ctx.x, ctx.o, n*d)
+	be.Rope(q, c.Heads, c.HeadDim, st.rope, st.step)
+	be.Rope(k, c.KVHeads, c.HeadDim, st.rope, st.step)
+	be.StoreKV(kv, kvLayer, k, v, st.step)
+	be.Attention(st.att, q, c.Heads, float32(1/math.Sqrt(float64(c.HeadDim))), kv, kvLayer, st.step)
+	ctx.tap(st, tap, TapOIn, st.att, n, qd)
+	be.MatMul(st.o, st.att, l.o, n)
+	be.Add(st.x, st.o, n*d)
 
 	// Feed-forward block (SwiGLU).
-	be.RMSNorm(ctx.h, ctx.x, l.ffnNorm, eps, n)
-	ctx.tap(tap, TapFFNIn, ctx.h, n, d)
+	be.RMSNorm(st.h, st.x, l.ffnNorm, eps, n)
+	ctx.tap(st, tap, TapFFNIn, st.h, n, d)
 	if l.gateUp != nil {
-		be.MatMul(ctx.gu, ctx.h, l.gateUp, n)
-		be.SwiGLU(ctx.act, backend.View{Buf: ctx.gu, Stride: 2 * f}, backend.View{Buf: ctx.gu, Off: f, Stride: 2 * f}, f, n)
+		be.MatMul(st.gu, st.h, l.gateUp, n)
+		be.SwiGLU(st.act, backend.View{Buf: st.gu, Stride: 2 * f}, backend.View{Buf: st.gu, Off: f, Stride: 2 * f}, f, n)
 	} else {
-		be.MatMul(ctx.gate, ctx.h, l.gate, n)
-		be.MatMul(ctx.up, ctx.h, l.up, n)
-		be.SwiGLU(ctx.act, backend.Whole(ctx.gate, f), backend.Whole(ctx.up, f), f, n)
+		be.MatMul(st.gate, st.h, l.gate, n)
+		be.MatMul(st.up, st.h, l.up, n)
+		be.SwiGLU(st.act, backend.Whole(st.gate, f), backend.Whole(st.up, f), f, n)
 	}
-	ctx.tap(tap, TapDownIn, ctx.act, n, f)
-	be.MatMul(ctx.o, ctx.act, l.down, n)
-	be.Add(ctx.x, ctx.o, n*d)
+	ctx.tap(st, tap, TapDownIn, st.act, n, f)
+	be.MatMul(st.o, st.act, l.down, n)
+	be.Add(st.x, st.o, n*d)
 }

@@ -22,7 +22,7 @@ func (m *Model) NewSingle(positions int, kv backend.KVType) (*Single, error) {
 	c := &m.Config
 	o := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, Type: kv, BlockSize: singleBlock}
 	o.Budget = kvcache.BudgetFor(o, positions, 1)
-	pool, err := kvcache.New(m.be, o)
+	pool, err := kvcache.New(m, o)
 	if err != nil {
 		return nil, err
 	}
