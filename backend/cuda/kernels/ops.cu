@@ -856,12 +856,16 @@ extern "C" __global__ void __launch_bounds__(1024)
     const float minp = p.min_p;
     float bs = -INFINITY;
     int bi = 0x7fffffff;
+    // u = (k + 1/2)/2^23 lies in [2^-24, 1 − 2^-24] (exact in float, never
+    // 0 or 1), so the noise −log(−log u) lies in [−2.81, 16.64]: a logit
+    // with z < −19.45 can never beat the best one (z = 0, always a
+    // candidate), and is skipped without computing its noise.
     smp_each(row, vocab, [&](int i, float v) {
       const float z = (smp_val(v) - M) * invT;
-      if (z == -INFINITY || smp_rank(z) < thr) return;
+      if (!(z >= -20.f) || smp_rank(z) < thr) return;
       if (minp > 0.f && __expf(z) < minp) return;
       const unsigned long long h = smp_mix(p.seed ^ smp_mix((unsigned long long)i));
-      const float u = ((float)(h >> 40) + 0.5f) * (1.f / 16777216.f); // (0, 1)
+      const float u = ((float)(h >> 41) + 0.5f) * (1.f / 8388608.f);
       const float sc = z - logf(-logf(u));
       if (sc > bs) bs = sc, bi = i;
     });
