@@ -122,12 +122,16 @@ type Result struct {
 	PromptTokens  int     `json:"prompt_tokens"`
 	GenTokens     int     `json:"gen_tokens"`
 	ReadBandwidth float64 `json:"read_bandwidth_gbs"`
-	PrefillTokS   float64 `json:"prefill_tok_s"`
-	DecodeTokS    float64 `json:"decode_tok_s"` // per sequence
-	Batch         int     `json:"batch"`
-	AggregateTokS float64 `json:"aggregate_decode_tok_s"` // all sequences together
-	MsPerLayer    float64 `json:"ms_per_layer"`
-	Sampling      string  `json:"sampling"` // "greedy", or the sampling options
+	// DeviceBandwidth is, for a model split over the CPU and a GPU
+	// (GPULayers < Layers), the GPU's copy bandwidth; the roofline is then
+	// the CPU layers' bytes at ReadBandwidth plus the rest at this.
+	DeviceBandwidth float64 `json:"device_bandwidth_gbs,omitempty"`
+	PrefillTokS     float64 `json:"prefill_tok_s"`
+	DecodeTokS      float64 `json:"decode_tok_s"` // per sequence
+	Batch           int     `json:"batch"`
+	AggregateTokS   float64 `json:"aggregate_decode_tok_s"` // all sequences together
+	MsPerLayer      float64 `json:"ms_per_layer"`
+	Sampling        string  `json:"sampling"` // "greedy", or the sampling options
 
 	// DecodeCPUMsPerStep is the process's CPU time (all threads, spin-waits
 	// included) per decode step: on a shared machine, with --threads 1, a
@@ -195,15 +199,25 @@ func Run(path string, opts Options) (Result, error) {
 			res.Threads = t.Threads()
 		}
 	}
-	split := len(m.Stages()) > 1
+	// A GPU backend's roofline is its device memory's copy bandwidth. A
+	// split's is the time to read the CPU layers' bytes at the host's
+	// bandwidth plus the rest at the device's.
+	stages := m.Stages()
+	split := len(stages) > 1
+	copyBW := func(be backend.Backend) (float64, bool, error) {
+		g, ok := be.(interface{ CopyBandwidth() (float64, error) })
+		if !ok {
+			return 0, false, nil
+		}
+		bw, err := g.CopyBandwidth()
+		return bw, true, err
+	}
 	if res.ReadBandwidth == 0 {
-		// a GPU backend's roofline is its device memory's copy bandwidth;
-		// a split's is the host's (its CPU layers bound the step)
-		if g, ok := m.Backend().(interface{ CopyBandwidth() (float64, error) }); ok && !split {
-			bw, err := g.CopyBandwidth()
-			if err != nil {
-				return res, err
-			}
+		bw, ok, err := copyBW(m.Backend())
+		if err != nil {
+			return res, err
+		}
+		if ok && !split {
 			res.ReadBandwidth = bw
 		} else {
 			res.ReadBandwidth = ReadBandwidth(opts.Threads)
@@ -211,6 +225,15 @@ func Run(path string, opts Options) (Result, error) {
 	}
 	res.Layers = c.Layers
 	res.ModelBytes, res.BytesPerToken = modelBytes(l, path)
+	var hostBytes int64 // a split's bytes per token on its first (CPU) stage
+	if split {
+		bw, _, err := copyBW(stages[len(stages)-1].Backend)
+		if err != nil {
+			return res, err
+		}
+		res.DeviceBandwidth = bw
+		hostBytes = layerBytes(l, stages[0].End)
+	}
 
 	rng := rand.New(rand.NewPCG(opts.Seed, 1))
 	prompt := make([]int, opts.PromptTokens)
@@ -294,7 +317,11 @@ func Run(path string, opts Options) (Result, error) {
 	res.AggregateTokS = res.DecodeTokS * float64(opts.Batch)
 	res.MsPerLayer = el / float64(opts.GenTokens) / float64(c.Layers) * 1000
 	res.EffectiveGBs = float64(res.BytesPerToken) * res.DecodeTokS / 1e9
-	if res.ReadBandwidth > 0 {
+	switch {
+	case split && res.ReadBandwidth > 0 && res.DeviceBandwidth > 0:
+		roof := float64(hostBytes)/res.ReadBandwidth + float64(res.BytesPerToken-hostBytes)/res.DeviceBandwidth // ns
+		res.RooflinePct = 100 * roof * res.DecodeTokS / 1e9
+	case res.ReadBandwidth > 0:
 		res.RooflinePct = 100 * res.EffectiveGBs / res.ReadBandwidth
 	}
 	return res, nil
@@ -370,6 +397,23 @@ func modelBytes(l *engine.Loaded, path string) (total, perToken int64) {
 		perToken -= embed
 	}
 	return total, perToken
+}
+
+// layerBytes is the tensor bytes of layers 0..n-1 (what the first stage of
+// a split reads per token, but for one embedding row).
+func layerBytes(l *engine.Loaded, n int) int64 {
+	f := l.Checkpoint.Upgfile()
+	if f == nil {
+		return 0
+	}
+	var b int64
+	for _, t := range f.Tensors {
+		var li int
+		if _, err := fmt.Sscanf(t.Name, "model.layers.%d.", &li); err == nil && li < n {
+			b += t.Length
+		}
+	}
+	return b
 }
 
 // samplingName describes sampling options for the result.

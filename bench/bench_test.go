@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/synth"
 )
 
@@ -43,5 +44,25 @@ func TestRunSmallModel(t *testing.T) {
 func TestCheckMemory(t *testing.T) {
 	if err := CheckMemory("/nonexistent/x.upg"); err == nil {
 		t.Error("no error for a missing file")
+	}
+}
+
+// TestLayerBytes checks the per-layer byte count a split's roofline uses:
+// nothing for no layers, two equal layers twice one, all layers less than
+// a token's bytes (the head is not a layer).
+func TestLayerBytes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.upg")
+	if err := synth.Write(path, synth.Options{Layers: 2, Hidden: 256, FFN: 512, Heads: 4, KVHeads: 2, HeadDim: 64, Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := engine.Load(path, engine.Options{Threads: 1, Device: "cpu", Ctx: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, perToken := modelBytes(l, path)
+	one, two := layerBytes(l, 1), layerBytes(l, 2)
+	if layerBytes(l, 0) != 0 || one <= 0 || two != 2*one || two >= perToken {
+		t.Errorf("layer bytes: 0 → %d, 1 → %d, 2 → %d; %d per token", layerBytes(l, 0), one, two, perToken)
 	}
 }

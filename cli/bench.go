@@ -99,6 +99,9 @@ to the memory roofline.`,
 				fmt.Fprintln(w)
 			}
 			fmt.Fprintf(w, "read bandwidth   %.1f GB/s\n", res.ReadBandwidth)
+			if res.DeviceBandwidth > 0 {
+				fmt.Fprintf(w, "device bandwidth %.1f GB/s (the GPU layers' roofline; the CPU layers' is the read bandwidth)\n", res.DeviceBandwidth)
+			}
 			fmt.Fprintf(w, "prefill          %.2f tok/s (%d tokens)\n", res.PrefillTokS, res.PromptTokens)
 			if res.Batch > 1 {
 				fmt.Fprintf(w, "decode           %.2f tok/s aggregate over %d sequences, %.2f tok/s each (%d tokens each), %.2f ms/layer per step\n",
@@ -107,7 +110,11 @@ to the memory roofline.`,
 				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			}
 			fmt.Fprintf(w, "sampling         %s\n", res.Sampling)
-			fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth\n", res.EffectiveGBs, res.RooflinePct)
+			if res.DeviceBandwidth > 0 {
+				fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of the split's roofline\n", res.EffectiveGBs, res.RooflinePct)
+			} else {
+				fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth\n", res.EffectiveGBs, res.RooflinePct)
+			}
 			if res.DeviceMemoryBytes > 0 {
 				fmt.Fprintf(w, "device memory    %.2f GiB in use (%.2f GiB allocated by upg: weights, KV cache %.2f GiB, workspaces)\n",
 					gib(res.DeviceMemoryBytes), gib(res.DeviceAllocatedBytes), gib(res.KVCacheBytes))
