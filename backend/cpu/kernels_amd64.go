@@ -104,3 +104,7 @@ func absMaxAVX2(x *float32, n int) float32
 //
 //go:noescape
 func quantAVX2(q *int8, x *float32, n int, inv float32) int
+
+func rotateNEON(x, signs []float32, n int, scale float32) {
+	panic("cpu: no NEON kernels on this architecture")
+}

@@ -64,3 +64,7 @@ func absMaxAVX2(x *float32, n int) float32 { panic("cpu: no AVX2 kernels on this
 func quantAVX2(q *int8, x *float32, n int, inv float32) int {
 	panic("cpu: no AVX2 kernels on this architecture")
 }
+
+func rotateNEON(x, signs []float32, n int, scale float32) {
+	panic("cpu: no NEON kernels on this architecture")
+}

@@ -56,6 +56,10 @@ func rotateBy(x []float32, signs []float32, n int, lv Level) {
 		}
 		return
 	}
+	if lv == LevelNEON && n >= 4 && hasNEON {
+		rotateNEON(x, signs, n, float32(1/math.Sqrt(float64(n))))
+		return
+	}
 	if lv == LevelAVX2 && n >= 8 && hasAVX2 {
 		scale := float32(1 / math.Sqrt(float64(n)))
 		for b := 0; b+n <= len(x); b += n {
