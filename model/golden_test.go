@@ -39,7 +39,9 @@ func loadCases(t *testing.T, dir string) []goldenCase {
 	return ref.Cases
 }
 
-func openModel(t *testing.T, path string) *model.Model {
+// openWeights opens a checkpoint (closed when the test ends) and its
+// weights.
+func openWeights(t *testing.T, path string) (*checkpoint.Checkpoint, *model.Weights) {
 	t.Helper()
 	ck, err := checkpoint.Open(path)
 	if err != nil {
@@ -50,6 +52,12 @@ func openModel(t *testing.T, path string) *model.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ck, w
+}
+
+func openModel(t *testing.T, path string) *model.Model {
+	t.Helper()
+	ck, w := openWeights(t, path)
 	be := cpu.New(0)
 	t.Cleanup(be.Close)
 	m, err := model.New(ck.Config, w, be)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
-	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/model"
 )
@@ -21,15 +20,7 @@ import (
 func TestCompressedDecodeEveryLevel(t *testing.T) {
 	const path = "../models/miniphi-29m.upg"
 	testutil.NeedData(t, path)
-	ck, err := checkpoint.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, w := openWeights(t, path)
 	prompt := []int{1, 450, 3600, 338, 263, 6501, 322, 1428, 4646, 2989}
 	const steps = 12
 	V := ck.Config.Vocab

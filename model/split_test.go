@@ -8,7 +8,6 @@ import (
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
-	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
@@ -164,15 +163,7 @@ func TestSplitEqualsWhole(t *testing.T) {
 	for _, path := range []string{"../models/miniphi-29m.upg", filepath.Join(sharedModels, "miniphi-29m")} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			testutil.NeedData(t, path)
-			ck, err := checkpoint.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ck.Close()
-			w, err := model.LoadWeights(ck.Config, ck.Tensors)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ck, w := openWeights(t, path)
 			whole := cpu.New(0)
 			defer whole.Close()
 			ref, err := model.New(ck.Config, w, whole)
@@ -263,15 +254,7 @@ func checkStages(t *testing.T, m *model.Model, first, last backend.Backend, n in
 func TestSplitErrors(t *testing.T) {
 	path := "../models/miniphi-29m.upg"
 	testutil.NeedData(t, path)
-	ck, err := checkpoint.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, w := openWeights(t, path)
 	a, b := cpu.New(1), cpu.New(1)
 	defer a.Close()
 	defer b.Close()
@@ -324,15 +307,7 @@ func TestSplitErrors(t *testing.T) {
 func TestSplitDecodeAllocs(t *testing.T) {
 	path := "../models/miniphi-29m.upg"
 	testutil.NeedData(t, path)
-	ck, err := checkpoint.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, w := openWeights(t, path)
 	a, b := cpu.New(1), cpu.New(1)
 	defer a.Close()
 	defer b.Close()

@@ -10,38 +10,29 @@ import (
 // fwhtTable holds the constants of the in-register Hadamard stages of
 // fwhtBlock: for h = 1, 2, 4, 8, the lane permutation j → j^h and the
 // signs (+1 where bit h of j is 0, else -1), so that one stage is
-// v ← perm_h(v) + sign_h·v.
-var fwhtTable = func() (t [8][16]int32) {
-	for s := 0; s < 4; s++ {
-		h := 1 << s
-		for j := 0; j < 16; j++ {
-			t[s][j] = int32(j ^ h)
-			f := float32(1)
-			if j&h != 0 {
-				f = -1
-			}
-			t[4+s][j] = int32(math.Float32bits(f))
-		}
-	}
-	return t
-}()
+// v ← perm_h(v) + sign_h·v. fwhtTable8 is the same for fwhtBlock8's 8-lane
+// registers (h = 1, 2, 4).
+var (
+	fwhtTable  = func() (t [8][16]int32) { fwhtConsts(t[:], 16); return t }()
+	fwhtTable8 = func() (t [6][8]int32) { fwhtConsts(t[:], 8); return t }()
+)
 
-// fwhtTable8 is fwhtTable for fwhtBlock8's 8-lane registers: the
-// permutations j → j^h for h = 1, 2, 4, then their signs.
-var fwhtTable8 = func() (t [6][8]int32) {
-	for s := 0; s < 3; s++ {
+// fwhtConsts fills t: one row per stage of lane permutations, then one row
+// per stage of sign bits, for registers of lanes lanes.
+func fwhtConsts[R [16]int32 | [8]int32](t []R, lanes int) {
+	stages := len(t) / 2
+	for s := 0; s < stages; s++ {
 		h := 1 << s
-		for j := 0; j < 8; j++ {
+		for j := 0; j < lanes; j++ {
 			t[s][j] = int32(j ^ h)
 			f := float32(1)
 			if j&h != 0 {
 				f = -1
 			}
-			t[3+s][j] = int32(math.Float32bits(f))
+			t[stages+s][j] = int32(math.Float32bits(f))
 		}
 	}
-	return t
-}()
+}
 
 // rotate applies the input rotation of m to x (len m.C) in place: x ← Q·x
 // = H·(D·x), the same transform as m.RotateInput.
