@@ -174,6 +174,7 @@ func TestGPUGreedyMatchesCPU(t *testing.T) {
 			same++
 		}
 		t.Logf("%q: int8 paths (GPU default vs CPU %s): %d/%d greedy tokens identical; max |logit diff| %.3g over those steps; %d graphs captured", text, cb.Name(), same, len(ref.tokens), worst, graphs)
+		t.Logf("%q: last prompt position: int8 paths' logits within %.3g, float paths' within %.3g", text, maxDiff(ref.logits[0], got.logits[0]), maxDiff(flt.logits[0], gf.logits[0]))
 		// Both quantize activations to int8 per group; they round a few
 		// values differently, and that noise is of the size of the CPU's own
 		// int8-versus-float difference (cpuSpread), not of 2e-2.
@@ -219,4 +220,13 @@ func TestGPUDecodeBench(t *testing.T) {
 			plen, r.prefill.Seconds()*1e3, float64(plen)/r.prefill.Seconds(), r.decode.Seconds()*1e3, 64/r.decode.Seconds(),
 			time.Since(start).Seconds(), float64(free0-free1)/(1<<30), gb.GraphCount())
 	}
+}
+
+// maxDiff is the largest |a[i] − b[i]|.
+func maxDiff(a, b []float32) float64 {
+	var m float64
+	for i, v := range a {
+		m = math.Max(m, math.Abs(float64(v-b[i])))
+	}
+	return m
 }
