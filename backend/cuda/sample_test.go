@@ -125,6 +125,7 @@ func TestGPUSample(t *testing.T) {
 		{"minp", 3000, 4096, sample.Options{Temperature: 0.9, MinP: 0.1}},
 		{"chain", 3000, 4096, sample.Options{Temperature: 0.8, TopK: 40, TopP: 0.9, MinP: 0.02, RepeatPenalty: 1.3}},
 		{"tail", 3000, 4096, sample.Options{Temperature: 0.5, TopK: 50, TopP: 0.99}},
+		{"odd-vocab", 3001, 4096, sample.Options{Temperature: 0.9, TopK: 30, TopP: 0.9, RepeatPenalty: 1.2}}, // rows not 16-byte aligned: smp_each's scalar loop
 		{"phi4-vocab", 100352, 256, sample.Options{Temperature: 0.8, TopK: 50, TopP: 0.95, RepeatPenalty: 1.1}},
 		{"phi4-vocab-topp", 100352, 256, sample.Options{Temperature: 1, TopP: 0.5}},
 	} {
