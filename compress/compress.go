@@ -14,7 +14,10 @@
 //     compressed earlier layers, each projection's full Hessian is collected
 //     and the tensor is encoded with GPTQ-style error compensation (with
 //     Options.OutputTargets, towards the original model's outputs instead
-//     of the projection's own weights: see outputTarget).
+//     of the projection's own weights: see outputTarget). With
+//     Options.TokenWeights the rows of the embedding and the head (tokens)
+//     are weighted by the original model's mean token probability on the
+//     calibration text (tokenRowWeights).
 package compress
 
 import (
