@@ -76,6 +76,7 @@ interrupted run never leaves a partial FILE.`,
 	fl.IntVar(&opts.CalibCtx, "calib-ctx", 512, "tokens per calibration sequence")
 	fl.StringVar(&family, "codec", "auto", "codec family for weight matrices: auto, dense, trellis, dense-uniform, sparse, overlay")
 	fl.BoolVar(&opts.NoGPTQ, "no-gptq", false, "round to nearest instead of GPTQ error compensation")
+	fl.BoolVar(&opts.TokenWeights, "token-weights", false, "with calibration, weight the rows of the embedding and the output head by the original model's mean probability of their token on the calibration text (trellis codes)")
 	fl.BoolVar(&opts.OutputTargets, "output-targets", false, "with calibration, fit each projection to the original model's output from the compressed model's inputs instead of to its own weights (experimental: helped TinyStories-656K, hurt miniphi-29m)")
 	fl.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")

@@ -64,10 +64,19 @@ const DefaultGroupSize = 128
 // Hessian is calibration information about a weight's inputs:
 // H = (1/N) Σ x xᵀ over N calibration activations, Cols×Cols row-major.
 // A nil *Hessian means "no calibration".
+//
+// RowWeights, when set (one per row, mean about 1), weight each row's error:
+// the trellis encoder then minimises Σ_r RowWeights[r]·(W−Ŵ)_r H (W−Ŵ)_rᵀ,
+// spending a tile's freedom on the rows that matter (the rows of an
+// embedding or output head are tokens, of very unequal frequency). H may be
+// nil with RowWeights set (no column calibration: H = I). Only the trellis
+// codec reads RowWeights; the other codecs ignore them (and a Hessian
+// without H).
 type Hessian struct {
-	N    int
-	Cols int
-	H    []float64
+	N          int
+	Cols       int
+	H          []float64
+	RowWeights []float32
 }
 
 // Codec encodes and opens one family of weight encodings.
@@ -116,8 +125,20 @@ func Encode(w []float32, rows, cols int, p Params, h *Hessian) ([]byte, error) {
 		return nil, fmt.Errorf("codec %s: %d values for a %dx%d matrix", p.Codec, len(w), rows, cols)
 	}
 	if h != nil {
-		if h.Cols != cols || len(h.H) != cols*cols {
+		if h.RowWeights != nil && len(h.RowWeights) != rows {
+			return nil, fmt.Errorf("codec %s: %d row weights for %d rows", p.Codec, len(h.RowWeights), rows)
+		}
+		if h.H == nil && h.RowWeights == nil {
+			h = nil
+		} else if h.H != nil && (h.Cols != cols || len(h.H) != cols*cols) {
 			return nil, fmt.Errorf("codec %s: hessian is %d cols with %d values, matrix has %d cols", p.Codec, h.Cols, len(h.H), cols)
+		}
+		if h != nil && p.Codec != "trellis" {
+			if h.H == nil {
+				h = nil // row weights alone: only the trellis codec uses them
+			} else if h.RowWeights != nil {
+				h = &Hessian{N: h.N, Cols: h.Cols, H: h.H}
+			}
 		}
 	}
 	return c.Encode(w, rows, cols, p, h)

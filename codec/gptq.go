@@ -225,8 +225,12 @@ func runQuant(w []float32, rows, cols int, p *prepared, block int, q colQuant) {
 }
 
 // OutputError returns tr((W-Ŵ) H (W-Ŵ)ᵀ) for the decoded matrix wq, the
-// quantity GPTQ minimises (H = h.H; plain squared error when h is nil).
+// quantity GPTQ minimises (H = h.H; plain squared error when h or h.H is
+// nil; row weights are not applied).
 func OutputError(w, wq []float32, rows, cols int, h *Hessian) float64 {
+	if h != nil && h.H == nil {
+		h = nil
+	}
 	var total float64
 	d := make([]float64, cols)
 	for r := 0; r < rows; r++ {

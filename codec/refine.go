@@ -105,8 +105,9 @@ func solveSPD(a, b []float64, n int) ([]float64, bool) {
 // s_i (H w_r)_i, with a slight pull towards the old codebook (entries no
 // weight uses keep their value). Rows are sampled so that the work stays
 // near 2·10⁹ multiply-adds (a codebook has few entries and a row many
-// weights). It reports false when the system cannot be solved.
-func refitCodebook(w []float32, hf []float32, ld, rows, cols int, old []float32, index func(r, i int) int, scale func(r, i int) float32) ([]float32, bool) {
+// weights); with rw each sampled row's terms count rw[r] times. It reports
+// false when the system cannot be solved.
+func refitCodebook(w []float32, hf []float32, ld, rows, cols int, old []float32, index func(r, i int) int, scale func(r, i int) float32, rw []float32) ([]float32, bool) {
 	n := len(old)
 	sample := min(rows, max(8, int(2e9/float64(cols*cols))))
 	type acc struct{ a, b []float64 }
@@ -135,6 +136,15 @@ func refitCodebook(w []float32, hf []float32, ld, rows, cols int, old []float32,
 			si := float64(s[i])
 			for l, v := range row {
 				ai[l] += si * v
+			}
+		}
+		if rw != nil {
+			f := float64(rw[r])
+			for i := range a {
+				a[i] *= f
+			}
+			for i := range b {
+				b[i] *= f
 			}
 		}
 		parts[si] = acc{a, b}

@@ -441,19 +441,24 @@ func rowGroupScale(w []float32) float32 {
 }
 
 // tileTargets fills x (codebook units) and wt (the cost of a unit error:
-// the squared scale times the column's weight cw, nil meaning 1) for the
-// tile at band rows [r0, r0+16), columns [c0, c0+16) of w (cp columns).
-func tileTargets(x, wt []float32, w []float32, cp, r0, c0 int, sc, cw []float32) {
+// the squared scale times the column's weight cw and the row's weight rw,
+// nil meaning 1) for the tile at band rows [r0, r0+16), columns [c0, c0+16)
+// of w (cp columns; rw, when set, has an entry for every padded row).
+func tileTargets(x, wt []float32, w []float32, cp, r0, c0 int, sc, cw, rw []float32) {
 	for r := 0; r < 16; r++ {
 		s := sc[r]
 		inv := float32(0)
 		if s != 0 {
 			inv = 1 / s
 		}
+		rs := s * s
+		if rw != nil {
+			rs *= rw[r0+r]
+		}
 		for c := 0; c < 16; c++ {
 			p := TrellisPos(r, c)
 			x[p] = w[(r0+r)*cp+c0+c] * inv
-			wt[p] = s * s
+			wt[p] = rs
 			if cw != nil {
 				wt[p] *= cw[c0+c]
 			}
@@ -462,8 +467,9 @@ func tileTargets(x, wt []float32, w []float32, cp, r0, c0 int, sc, cw []float32)
 }
 
 // learnTrellisCodebook fits the codebook to the (rotated, padded) matrix by
-// a few Lloyd iterations over a sample of tiles encoded without feedback.
-func learnTrellisCodebook(w []float32, rp, cp, gs, k int) []float32 {
+// a few Lloyd iterations over a sample of tiles encoded without feedback
+// (rw: the row weights, or nil).
+func learnTrellisCodebook(w []float32, rp, cp, gs, k int, rw []float32) []float32 {
 	cb := trellisInitCodebook()
 	bands, tcols := rp/16, cp/16
 	n := bands * tcols
@@ -488,7 +494,7 @@ func learnTrellisCodebook(w []float32, rp, cp, gs, k int) []float32 {
 				row := w[(16*b+r)*cp:]
 				sc[r] = rowGroupScale(row[g0:min(g0+gs, cp)])
 			}
-			tileTargets(x[:], wt[:], w, cp, 16*b, c0, sc[:], nil)
+			tileTargets(x[:], wt[:], w, cp, 16*b, c0, sc[:], nil, rw)
 			ts.encodeTile(x[:], wt[:], cb, tile)
 			for p := range x {
 				idx := trellisIdx[ts.states[p]]
@@ -523,8 +529,13 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 		copy(work[r*cp:r*cp+cols], w[r*cols:(r+1)*cols])
 	}
 	var hm []float64
+	var rw []float32 // row weights over the padded rows, or nil
 	if h != nil {
 		hm = h.H
+		if h.RowWeights != nil {
+			rw = make([]float32, rp)
+			copy(rw, h.RowWeights)
+		}
 	}
 	if p.Rotate != 0 {
 		signs := RotationSigns(p.Rotate, cols)
@@ -570,7 +581,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 	if prep != nil && refineTrellisScales {
 		orig = append([]float32(nil), work...)
 	}
-	cb := learnTrellisCodebook(work, rp, cp, l.gs, l.k)
+	cb := learnTrellisCodebook(work, rp, cp, l.gs, l.k, rw)
 	out := make([]byte, l.sz)
 	for i, v := range cb {
 		putF32(out[4*i:], v)
@@ -595,7 +606,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 						sc[r] = tensor.F16ToF32(tensor.F32ToF16(rowGroupScale(row[c0:min(c0+l.gs, cp)])))
 					}
 				}
-				tileTargets(x[:], wt[:], work, cp, r0, c0, sc, cw)
+				tileTargets(x[:], wt[:], work, cp, r0, c0, sc, cw, rw)
 				ts.encodeTile(x[:], wt[:], cb, tiles[(b*l.tcols+c0/16)*l.tileBytes:(b*l.tcols+c0/16+1)*l.tileBytes])
 				for c := c0; c < c0+16; c++ {
 					for r := 0; r < 16; r++ {
@@ -637,7 +648,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 		}
 		scale := func(r, c int) float32 { return scales[(r/16*l.groups+c/l.gs)*16+r%16] }
 		hf := hessianF32(hm, cp, cols)
-		if ncb, ok := refitCodebook(orig, hf, cp, rows, cols, cb, index, scale); ok && refitTrellisCodebook {
+		if ncb, ok := refitCodebook(orig, hf, cp, rows, cols, cb, index, scale, rw); ok && refitTrellisCodebook {
 			cb = ncb
 			for i, v := range cb {
 				putF32(out[4*i:], v)
