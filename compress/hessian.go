@@ -19,39 +19,45 @@ func newHessianAcc(cols int) *hessianAcc {
 	return &hessianAcc{cols: cols, h: make([]float64, cols*cols)}
 }
 
-// add accumulates the n×cols activations act, splitting rows of H across
-// threads. Each call's rows are summed in float32 (callers pass one
-// calibration sequence at a time), then folded into the float64 total.
+// add accumulates the n×cols activations act; only the upper triangle.
 func (a *hessianAcc) add(act []float32, n, threads int) {
-	c := a.cols
 	a.n += n
-	if threads < 1 {
-		threads = 1
-	}
+	addOuter(a.h, act, act, n, a.cols, threads, true)
+}
+
+// addOuter adds Σ_t x_t y_tᵀ (x, y: n rows of c values) to dst (c×c, row
+// major), only the upper triangle (j ≥ i) when upper. Rows of dst are
+// interleaved across threads so each gets a similar share of a triangle;
+// each call's sums are kept in float32 (callers pass one calibration
+// sequence at a time), then folded into the float64 total.
+func addOuter(dst []float64, x, y []float32, n, c, threads int, upper bool) {
+	threads = max(threads, 1)
 	var wg sync.WaitGroup
 	for w := 0; w < threads; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			acc := make([]float32, c)
-			// Interleave rows so each thread gets a similar share of the triangle.
 			for i := w; i < c; i += threads {
-				clear(acc[i:])
+				j0 := 0
+				if upper {
+					j0 = i
+				}
+				row := acc[j0:]
+				clear(row)
 				for t := 0; t < n; t++ {
-					x := act[t*c : (t+1)*c]
-					xi := x[i]
+					xi := x[t*c+i]
 					if xi == 0 {
 						continue
 					}
-					row := acc[i:]
-					xs := x[i:]
+					ys := y[t*c+j0 : (t+1)*c]
 					for j := range row {
-						row[j] += xi * xs[j]
+						row[j] += xi * ys[j]
 					}
 				}
-				dst := a.h[i*c+i : (i+1)*c]
-				for j, v := range acc[i:] {
-					dst[j] += float64(v)
+				out := dst[i*c+j0 : (i+1)*c]
+				for j, v := range row {
+					out[j] += float64(v)
 				}
 			}
 		}(w)
@@ -90,38 +96,10 @@ func newCrossAcc(cols int) *crossAcc {
 	return &crossAcc{cols: cols, c: make([]float64, cols*cols)}
 }
 
-// add accumulates n pairs of rows (x, xq: n×cols each), splitting rows of C
-// across threads; each call's sums are kept in float32 and then folded in.
+// add accumulates n pairs of rows (x, xq: n×cols each).
 func (a *crossAcc) add(x, xq []float32, n, threads int) {
-	c := a.cols
 	a.n += n
-	threads = max(threads, 1)
-	var wg sync.WaitGroup
-	for w := 0; w < threads; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			acc := make([]float32, c)
-			for i := w; i < c; i += threads {
-				clear(acc)
-				for t := 0; t < n; t++ {
-					xi := x[t*c+i]
-					if xi == 0 {
-						continue
-					}
-					row := xq[t*c : (t+1)*c]
-					for j := range acc {
-						acc[j] += xi * row[j]
-					}
-				}
-				dst := a.c[i*c : (i+1)*c]
-				for j, v := range acc {
-					dst[j] += float64(v)
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
+	addOuter(a.c, x, xq, n, a.cols, threads, false)
 }
 
 // outputTarget returns the weights the compressed layer should approximate

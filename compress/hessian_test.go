@@ -104,3 +104,43 @@ func TestOutputTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestAddOuter checks the accumulators against plain sums: the Hessian's
+// upper triangle (mirrored and averaged by hessian) and the full cross
+// product, over two calls and with zero activations skipped.
+func TestAddOuter(t *testing.T) {
+	const cols, n = 13, 7
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := make([]float32, 2*n*cols)
+	y := make([]float32, 2*n*cols)
+	for i := range x {
+		x[i], y[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+		if i%5 == 0 {
+			x[i] = 0
+		}
+	}
+	hacc, cacc := newHessianAcc(cols), newCrossAcc(cols)
+	for k := 0; k < 2; k++ {
+		hacc.add(x[k*n*cols:(k+1)*n*cols], n, 3)
+		cacc.add(x[k*n*cols:(k+1)*n*cols], y[k*n*cols:(k+1)*n*cols], n, 2)
+	}
+	h := hacc.hessian()
+	for i := 0; i < cols; i++ {
+		for j := 0; j < cols; j++ {
+			var hw, cw float64
+			for r := 0; r < 2*n; r++ {
+				hw += float64(x[r*cols+i]) * float64(x[r*cols+j])
+				cw += float64(x[r*cols+i]) * float64(y[r*cols+j])
+			}
+			if d := h.H[i*cols+j] - hw/(2*n); d > 1e-5 || d < -1e-5 {
+				t.Fatalf("H[%d][%d] = %g, want %g", i, j, h.H[i*cols+j], hw/(2*n))
+			}
+			if d := cacc.c[i*cols+j] - cw; d > 1e-4 || d < -1e-4 {
+				t.Fatalf("C[%d][%d] = %g, want %g", i, j, cacc.c[i*cols+j], cw)
+			}
+		}
+	}
+	if h.N != 2*n || cacc.n != 2*n {
+		t.Fatalf("counts %d, %d, want %d", h.N, cacc.n, 2*n)
+	}
+}
