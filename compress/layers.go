@@ -126,18 +126,8 @@ func (c *compressor) encodeAll(names []string) error {
 				}
 			}
 			for _, st := range stages {
-				for _, suffix := range st.names {
-					m, err := c.encodeMatrix(p+suffix, hs[st.tap], nil)
-					if err != nil {
-						return err
-					}
-					for _, slot := range c.matrixSlots(p + suffix) {
-						*slot = m // later projections and layers see the compressed weight
-					}
-					if err := c.m.Rebind(); err != nil {
-						return err
-					}
-					written[p+suffix] = true
+				if err := c.encodeStage(p, st.names, hs[st.tap], nil, written); err != nil {
+					return err
 				}
 				// Done with this input's Hessian: free it before the next
 				// stage's encoder needs its own scratch (the FFN-down one is
@@ -210,18 +200,8 @@ func (c *compressor) encodeAll(names []string) error {
 						h = acc.hessian()
 					}
 				}
-				for _, suffix := range st.names {
-					m, err := c.encodeMatrix(p+suffix, h, cross)
-					if err != nil {
-						return err
-					}
-					for _, slot := range c.matrixSlots(p + suffix) {
-						*slot = m // later projections and layers see the compressed weight
-					}
-					if err := c.m.Rebind(); err != nil {
-						return err
-					}
-					written[p+suffix] = true
+				if err := c.encodeStage(p, st.names, h, cross, written); err != nil {
+					return err
 				}
 			}
 			if asym {
@@ -314,6 +294,26 @@ func (c *compressor) encodeAll(names []string) error {
 		if !written[name] {
 			return fmt.Errorf("internal error: tensor %s was not written", name)
 		}
+	}
+	return nil
+}
+
+// encodeStage encodes the projections prefix+suffix of one stage of a layer
+// (sharing an input, so h and cross), installs each compressed matrix in the
+// model, so that later projections and layers see it, and marks it written.
+func (c *compressor) encodeStage(prefix string, suffixes []string, h *codec.Hessian, cross *crossAcc, written map[string]bool) error {
+	for _, suffix := range suffixes {
+		m, err := c.encodeMatrix(prefix+suffix, h, cross)
+		if err != nil {
+			return err
+		}
+		for _, slot := range c.matrixSlots(prefix + suffix) {
+			*slot = m
+		}
+		if err := c.m.Rebind(); err != nil {
+			return err
+		}
+		written[prefix+suffix] = true
 	}
 	return nil
 }
