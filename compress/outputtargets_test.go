@@ -17,23 +17,8 @@ import (
 // held-out KLD is worse (measured 0.2040 without, 0.3366 with; with 8192
 // tokens of calibration the same model improves, docs/benchmarks.md).
 func TestOutputTargetsTinyStories(t *testing.T) {
-	model := "../../shared/models/TinyStories-656K"
-	textPath := "../../shared/corpus/cs336_tinystories_sample.txt"
-	testutil.NeedData(t, model, textPath)
-	text, err := os.ReadFile(textPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(ot bool) *compress.Report {
-		out := filepath.Join(t.TempDir(), "ts.upg")
-		rep, err := compress.Run(model, out, compress.Options{TargetBPW: 4.6, CalibText: string(text), CalibTokens: 512,
-			CalibCtx: 256, Family: "trellis", Threads: 2, OutputTargets: ot})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.Quality == nil {
-			t.Fatal("no held-out measurement")
-		}
+		rep, _ := tinyStoriesRun(t, compress.Options{TargetBPW: 4.6, OutputTargets: ot})
 		return rep
 	}
 	def, ot := run(false), run(true)
@@ -49,4 +34,29 @@ func TestOutputTargetsTinyStories(t *testing.T) {
 	if k := ot.Quality.KLDMean; k < 0.30 || k > 0.37 || k <= def.Quality.KLDMean {
 		t.Errorf("output targets: held-out KLD %.4f, measured 0.3366 (worse than without: overfitting)", k)
 	}
+}
+
+// tinyStoriesRun compresses TinyStories-656K with the trellis codec,
+// calibrated on two sequences of 256 tokens of the five shared TinyStories
+// (the rest of the text is the compressor's held-out measurement), with
+// opts' rate and switches, and returns the report and the file.
+func tinyStoriesRun(t *testing.T, opts compress.Options) (*compress.Report, string) {
+	t.Helper()
+	model := "../../shared/models/TinyStories-656K"
+	textPath := "../../shared/corpus/cs336_tinystories_sample.txt"
+	testutil.NeedData(t, model, textPath)
+	text, err := os.ReadFile(textPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.CalibText, opts.CalibTokens, opts.CalibCtx, opts.Family, opts.Threads = string(text), 512, 256, "trellis", 2
+	out := filepath.Join(t.TempDir(), "ts.upg")
+	rep, err := compress.Run(model, out, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Quality == nil {
+		t.Fatal("no held-out measurement")
+	}
+	return rep, out
 }

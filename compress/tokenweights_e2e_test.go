@@ -2,12 +2,9 @@ package compress_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/upg-ai/upg/compress"
-	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/upgfile"
 )
 
@@ -23,24 +20,8 @@ import (
 // with 8192 tokens of calibration the weights lower the KLD on 29,835
 // held-out tokens by 13% at this rate, docs/benchmarks.md).
 func TestTokenWeightsTinyStories(t *testing.T) {
-	model := "../../shared/models/TinyStories-656K"
-	textPath := "../../shared/corpus/cs336_tinystories_sample.txt"
-	testutil.NeedData(t, model, textPath)
-	text, err := os.ReadFile(textPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	run := func(tw bool) (*compress.Report, string) {
-		out := filepath.Join(t.TempDir(), "ts.upg")
-		rep, err := compress.Run(model, out, compress.Options{TargetBPW: 4.0, CalibText: string(text), CalibTokens: 512,
-			CalibCtx: 256, Family: "trellis", Threads: 2, TokenWeights: tw})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rep.Quality == nil {
-			t.Fatal("no held-out measurement")
-		}
-		return rep, out
+		return tinyStoriesRun(t, compress.Options{TargetBPW: 4.0, TokenWeights: tw})
 	}
 	def, _ := run(false)
 	tw, path := run(true)
