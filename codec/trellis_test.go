@@ -272,6 +272,12 @@ func arHessian(rng *rand.Rand, cols, n int, a, b float64, energy func(int) float
 // and returns the output error tr((W−Ŵ) score (W−Ŵ)ᵀ) of the decoded matrix.
 func encodedOutputError(t *testing.T, w []float32, rows, cols int, p Params, h, score *Hessian) float64 {
 	t.Helper()
+	return OutputError(w, encodeDecode(t, w, rows, cols, p, h), rows, cols, score)
+}
+
+// encodeDecode encodes w with p (feedback from h) and returns it decoded.
+func encodeDecode(t *testing.T, w []float32, rows, cols int, p Params, h *Hessian) []float32 {
+	t.Helper()
 	data, err := Encode(w, rows, cols, p, h)
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +288,7 @@ func encodedOutputError(t *testing.T, w []float32, rows, cols int, p Params, h, 
 	}
 	dec := make([]float32, rows*cols)
 	m.DecodeRows(dec, 0, rows)
-	return OutputError(w, dec, rows, cols, score)
+	return dec
 }
 
 // TestTrellisRowWeights: with row weights (Zipf-distributed, shuffled over
@@ -307,16 +313,7 @@ func TestTrellisRowWeights(t *testing.T) {
 		rw[i] *= float32(float64(rows) / sum)
 	}
 	weighted := func(p Params, h *Hessian) float64 {
-		data, err := Encode(w, rows, cols, p, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := Open(p, rows, cols, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := make([]float32, rows*cols)
-		m.DecodeRows(dec, 0, rows)
+		dec := encodeDecode(t, w, rows, cols, p, h)
 		var e float64
 		for r := 0; r < rows; r++ {
 			var hh *Hessian
