@@ -7,6 +7,7 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/internal/decodetest"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/synth"
 )
@@ -43,28 +44,7 @@ func decodeStepAllocs(t *testing.T, heads int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := run.Forward([]int{1, 2, 3, 4}, 3); err != nil { // warm-up
-				t.Fatal(err)
-			}
-			// A decode step as the engine makes it: reserve, forward, commit,
-			// read the logits, with the step's slices reused.
-			st, err := run.Pool.StepFor(0, []int{5}, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			run.Pool.Truncate(0, 4)
-			allocs := testing.AllocsPerRun(10, func() {
-				pos := run.Len()
-				if err := run.Pool.Reserve(0, 1); err != nil {
-					t.Fatal(err)
-				}
-				st.Pos[0], st.Slot[0], st.Tables[0] = int32(pos), run.Pool.Slot(0, pos), run.Pool.Table(0)
-				if err := run.Ctx.Forward(st, run.Pool.KV()); err != nil {
-					t.Fatal(err)
-				}
-				run.Pool.Commit(0, 1)
-				_ = run.Ctx.ReadLogits()
-			})
+			allocs := decodetest.StepAllocs(t, run)
 			if allocs != 0 {
 				t.Errorf("%s, %d query heads, %v cache: decode step allocates %v times", lv, heads, kv, allocs)
 			}
