@@ -418,7 +418,7 @@ func layerBytes(l *engine.Loaded, n int) int64 {
 
 // samplingName describes sampling options for the result.
 func samplingName(o sample.Options) string {
-	if o.Temperature == 0 && (o.RepeatPenalty == 0 || o.RepeatPenalty == 1) {
+	if o.Greedy() && !o.Penalizes() {
 		return "greedy"
 	}
 	return fmt.Sprintf("temperature %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g", o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty)

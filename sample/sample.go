@@ -33,6 +33,13 @@ type Options struct {
 	Seed          uint64  // seed of the PCG generator used for drawing
 }
 
+// Greedy reports whether the options pick the most likely token (after
+// the repetition penalty) without drawing: temperature 0 or top-k 1.
+func (o Options) Greedy() bool { return o.Temperature == 0 || o.TopK == 1 }
+
+// Penalizes reports whether the repetition penalty is on (not 0 or 1).
+func (o Options) Penalizes() bool { return o.RepeatPenalty != 0 && o.RepeatPenalty != 1 }
+
 // Sampler picks tokens from logits. It keeps scratch buffers sized to the
 // vocabulary, so after the first call Sample does not allocate. A Sampler is
 // not safe for concurrent use.
@@ -84,7 +91,7 @@ func (s *Sampler) Draw() uint64 { return s.rng.Uint64() }
 // [0, vocab) that the repetition penalty changes: those among history's
 // last RepeatWindow entries. It appends none when the penalty is off.
 func (s *Sampler) Penalized(dst []int32, history []int, vocab int) []int32 {
-	if s.opts.RepeatPenalty == 0 || s.opts.RepeatPenalty == 1 {
+	if !s.opts.Penalizes() {
 		return dst
 	}
 	if len(history) > s.opts.RepeatWindow {
@@ -144,8 +151,8 @@ func (s *Sampler) candidates(logits []float32, history []int) []int32 {
 	}
 	l := s.logit[:n]
 	ids := s.ids[:n]
-	penalize := s.opts.RepeatPenalty != 0 && s.opts.RepeatPenalty != 1
-	greedy := s.opts.Temperature == 0 || s.opts.TopK == 1
+	penalize := s.opts.Penalizes()
+	greedy := s.opts.Greedy()
 
 	if greedy && !penalize {
 		ids[0] = int32(argmax(logits))

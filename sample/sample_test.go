@@ -494,3 +494,21 @@ func TestArgmaxLanes(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionPredicates: what the backends branch on.
+func TestOptionPredicates(t *testing.T) {
+	for _, c := range []struct {
+		o                 Options
+		greedy, penalizes bool
+	}{
+		{Options{}, true, false},
+		{Options{Temperature: 0.7, TopK: 1}, true, false},
+		{Options{Temperature: 0.7, TopK: 40}, false, false},
+		{Options{RepeatPenalty: 1}, true, false},
+		{Options{Temperature: 1, RepeatPenalty: 1.1}, false, true},
+	} {
+		if c.o.Greedy() != c.greedy || c.o.Penalizes() != c.penalizes {
+			t.Errorf("%+v: Greedy %v Penalizes %v, want %v %v", c.o, c.o.Greedy(), c.o.Penalizes(), c.greedy, c.penalizes)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 	plain := true
 	for _, r := range reqs {
 		o := r.Sampler.Options()
-		if !(o.Temperature == 0 || o.TopK == 1) || (o.RepeatPenalty != 0 && o.RepeatPenalty != 1) || r.TopLogprobs >= 0 {
+		if !o.Greedy() || o.Penalizes() || r.TopLogprobs >= 0 {
 			plain = false
 			break
 		}
@@ -83,7 +83,7 @@ func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest,
 	row := make([]float32, vocab)
 	for i, r := range reqs {
 		o := r.Sampler.Options()
-		if (o.Temperature == 0 || o.TopK == 1) && (o.RepeatPenalty == 0 || o.RepeatPenalty == 1) && r.TopLogprobs < 0 {
+		if o.Greedy() && !o.Penalizes() && r.TopLogprobs < 0 {
 			continue
 		}
 		if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
@@ -143,7 +143,7 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 		off := len(hist)
 		hist = r.Sampler.Penalized(hist, r.History, vocab)
 		var seed uint64
-		if !(o.Temperature == 0 || o.TopK == 1) {
+		if !o.Greedy() {
 			seed = r.Sampler.Draw()
 		}
 		putSampleRow(h[i*sampleRowBytes:], o, off, len(hist)-off, seed)
