@@ -54,6 +54,7 @@ type Backend struct {
 	smp      DevPtr // sampling rows, penalized tokens and outputs (sample.go)
 	smpSize  int64
 	smpHost  []byte
+	smpOut   []byte // tokens (and log-probabilities) read back
 	smpHist  []int32
 	smpHc    int // room for penalized tokens in smp
 	maxCols  int

@@ -114,12 +114,12 @@ func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult)
 	if b.err != nil {
 		return b.err
 	}
-	host := make([]int32, n)
-	if err := b.d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&host[0])), 4*n), ids); err != nil {
+	out := b.sampleOut(4 * n)
+	if err := b.d.Download(out, ids); err != nil {
 		return err
 	}
 	for i := range res {
-		res[i] = backend.SampleResult{Token: int(host[i]), Top: res[i].Top[:0]}
+		res[i] = backend.SampleResult{Token: int(int32(binary.LittleEndian.Uint32(out[4*i:]))), Top: res[i].Top[:0]}
 	}
 	return nil
 }
@@ -175,7 +175,7 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 	if b.err != nil {
 		return b.err
 	}
-	out := make([]byte, 8*n)
+	out := b.sampleOut(8 * n)
 	if err := b.d.Download(out, tp); err != nil {
 		return err
 	}
@@ -197,4 +197,13 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 		}
 	}
 	return nil
+}
+
+// sampleOut is a host buffer of n bytes for a step's sampled tokens (and
+// log-probabilities), reused from step to step.
+func (b *Backend) sampleOut(n int) []byte {
+	if cap(b.smpOut) < n {
+		b.smpOut = make([]byte, n)
+	}
+	return b.smpOut[:n]
 }
