@@ -96,5 +96,11 @@ grep -E "device memory" "$OUT/bench.log" | head -3
   UPG_CUDA_PROFILE=1 timeout 120 "$C/upg" bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 16 \
     --batch $b >/dev/null 2>>"$OUT/profile.log"
 done
+# the step trace (UPG_CUDA_TRACE: graphs and PDL on; each kernel's time to the next's start)
+for b in 1 32; do
+  UPG_CUDA_TRACE=1 timeout 120 "$C/upg" bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 16 \
+    --batch $b >/dev/null 2>"$OUT/trace-b$b.log"
+done
+ts "step trace: $(head -1 "$OUT/trace-b1.log")"
 [ -f "$OUT/profile.log" ] && ts "kernel profile: $(grep -c calls "$OUT/profile.log") rows in profile.log"
 ts "done: logs and kernels in $OUT"

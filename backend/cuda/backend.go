@@ -80,6 +80,12 @@ func New(ordinal int) (*Backend, error) {
 	if profiling() {
 		d.prof = newProfiler()
 	}
+	if tracing() {
+		if err := d.Do(d.startTrace); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	return &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
 		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}, nil
 }
@@ -193,6 +199,9 @@ func (b *Backend) Close() {
 	if p := b.d.prof; p != nil {
 		_ = b.d.Do(func() error { p.collect(b.d); return nil })
 		p.report(os.Stderr)
+	}
+	if b.d.trace != nil {
+		_ = b.d.Do(func() error { return b.d.trace.report(b.d, os.Stderr) })
 	}
 	for _, w := range b.weights {
 		w.free(b.d)

@@ -40,6 +40,7 @@ type Device struct {
 	params    *launchParams // argument marshalling, heap memory reused by every launch
 	launches  int64         // kernels launched (not counting graph replays); owner thread only
 	prof      *profiler     // ProfileEnv's kernel timing (nil when off); owner thread only
+	trace     *tracer       // TraceEnv's step trace (nil when off); owner thread only
 	pdl       bool          // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
 	closed    bool
 

@@ -39,6 +39,7 @@ var sym struct {
 	cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiateWithFlags, cuGraphLaunch      uintptr
 	cuGraphExecDestroy, cuGraphDestroy                                                        uintptr
 	cuLaunchKernelEx                                                                          uintptr // optional (0 when absent): programmatic dependent launch
+	cuModuleGetGlobal                                                                         uintptr // optional: the step trace (TraceEnv)
 }
 
 var (
@@ -100,6 +101,9 @@ func openDriver() error {
 	}
 	if p, err := purego.Dlsym(lib, "cuLaunchKernelEx"); err == nil {
 		sym.cuLaunchKernelEx = p
+	}
+	if p, err := purego.Dlsym(lib, "cuModuleGetGlobal_v2"); err == nil {
+		sym.cuModuleGetGlobal = p
 	}
 	return nil
 }

@@ -35,11 +35,38 @@
 // its writes are visible (at once when not launched so), and pdl_launch
 // lets the next such kernel start early. Everything before pdl_wait may
 // read only weights.
-DEVI void pdl_wait() {
+//
+// pdl_wait also feeds the step trace (UPG_CUDA_TRACE, trace.go): when
+// upg_trace.buf is set, block 0 of each launch records the global timer as
+// it passes the wait, with the call site (UPG_SRC, the file's number in
+// upg.cu, and the line) and the grid, so the gaps between consecutive
+// records are each kernel's share of the step, graphs and PDL included.
+struct UpgTrace {
+  unsigned long long *buf; // 2 words per record
+  unsigned cap, n;
+};
+__device__ UpgTrace upg_trace;
+
+DEVI void pdl_wait_at(unsigned site) {
+  // the trace pointer is read before the wait (it is set once, before any
+  // step), so tracing off costs thread 0 of block 0 no load latency after it
+  unsigned long long *tb = nullptr;
+  if ((blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x) == 0) tb = upg_trace.buf;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
+  if (tb != nullptr) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    const unsigned i = atomicAdd(&upg_trace.n, 1u);
+    if (i < upg_trace.cap) {
+      tb[2 * i] = t;
+      tb[2 * i + 1] = (unsigned long long)site | (unsigned long long)(gridDim.x & 0xFFFFFu) << 24 |
+                      (unsigned long long)(gridDim.y & 0xFFFFFu) << 44;
+    }
+  }
 }
+#define pdl_wait() pdl_wait_at(UPG_SRC * 100000u + __LINE__)
 DEVI void pdl_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;");

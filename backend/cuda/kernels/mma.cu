@@ -26,6 +26,12 @@ DEVI void mma_u8s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned 
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
+// i2f_exact converts |i| < 2^22 to float exactly, as (float)i does, with an
+// integer and a float add (full rate) instead of I2F (16 per clock and SM):
+// the bits of 1.5·2^23 + i are the float 1.5·2^23 + i. A flush's integer sum
+// covers at most 128 products |u·q| ≤ 255·127, under 2^22.
+DEVI float i2f_exact(int i) { return __int_as_float(i + 0x4B400000) - 12582912.f; }
+
 DEVI void ldmatrix_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p) {
   const unsigned a = (unsigned)__cvta_generic_to_shared(p);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -69,11 +75,18 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
     for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
 
-  // Unit u+1's codes and activation tile are loaded into registers while
-  // unit u is multiplied (double buffering through registers).
+  // Unit u+1's codes, group scales and offsets (rows gid, gid+8 as one
+  // half2), activation tile and activation factors are loaded into registers
+  // while unit u is multiplied (double buffering through registers); the
+  // tile and the factors then go to shared memory. Each flush used to load
+  // its scales from global memory and wait a DRAM latency for them.
+  constexpr int FN = (GPU_ * NTOK + 127) / 128; // factor float4s per thread
+  __shared__ float4 fs[GPU_ * NTOK];
   uint4 wa[K], wb[K]; // rows gid and gid+8
+  __half2 sc[GPU_], of[GPU_];
   uint4 xv[NTOK * 8 / 128];
-  auto load = [&](int u, uint4 *ca, uint4 *cb, uint4 *xx) {
+  float4 fv[FN];
+  auto load = [&](int u, uint4 *ca, uint4 *cb, __half2 *ss, __half2 *oo, uint4 *xx, float4 *ff) {
 #pragma unroll
     for (int j = 0; j < K; j++) {
       ca[j] = cb[j] = make_uint4(0, 0, 0, 0);
@@ -83,10 +96,28 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       }
     }
 #pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+      const int g = min((u * 128 + s * (128 / GPU_)) >> gsl, G - 1);
+      ss[s] = oo[s] = __floats2half2_rn(0.f, 0.f);
+      if (live) {
+        ss[s] = __halves2half2(sbase[(size_t)g * 32 + rl], sbase[(size_t)g * 32 + rl + 8]);
+        if (obase != nullptr) oo[s] = __halves2half2(obase[(size_t)g * 32 + rl], obase[(size_t)g * 32 + rl + 8]);
+      }
+    }
+#pragma unroll
     for (int j = 0; j < NTOK * 8 / 128; j++) {
       const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
       xx[j] = make_uint4(0, 0, 0, 0);
       if (t < ntok) xx[j] = *reinterpret_cast<const uint4 *>(xq + (size_t)(tok0 + t) * ldq + u * 128 + q * 16);
+    }
+#pragma unroll
+    for (int j = 0; j < FN; j++) {
+      const int i = threadIdx.x + 128 * j, s = i / NTOK, t = i % NTOK;
+      ff[j] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (i < GPU_ * NTOK && t < ntok) {
+        const int g = min((u * 128 + s * (128 / GPU_)) >> gsl, G - 1);
+        ff[j] = fac[(size_t)(tok0 + t) * G + g];
+      }
     }
   };
   // split-K: block z of gridDim.z takes units [u0, u1) and writes its
@@ -94,7 +125,7 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const int Z = gridDim.z, z = blockIdx.z;
   const int u0 = (int)((long long)U * z / Z), u1 = (int)((long long)U * (z + 1) / Z);
   if (Z > 1) y += (size_t)z * nt * R;
-  if (u0 < u1) load(u0, wa, wb, xv);
+  if (u0 < u1) load(u0, wa, wb, sc, of, xv, fv);
   for (int u = u0; u < u1; u++) {
     __syncthreads(); // every warp is done with the last tile
 #pragma unroll
@@ -102,9 +133,15 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
       *reinterpret_cast<uint4 *>(xs + t * MMA_XSTRIDE + q * 16) = xv[j];
     }
+#pragma unroll
+    for (int j = 0; j < FN; j++) {
+      const int i = threadIdx.x + 128 * j;
+      if (i < GPU_ * NTOK) fs[i] = fv[j];
+    }
     __syncthreads();
     uint4 na[K], nb[K];
-    if (u + 1 < u1) load(u + 1, na, nb, xv);
+    __half2 nsc[GPU_], nof[GPU_];
+    if (u + 1 < u1) load(u + 1, na, nb, nsc, nof, xv, fv);
     int ia[NT8][4];
 #pragma unroll
     for (int s = 0; s < GPU_; s++) {
@@ -135,21 +172,20 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       // flush sub-group s of unit u as gemv_dense does
       const int cs = u * 128 + s * (128 / GPU_);
       if (live && cs < C) {
-        const int g = cs >> gsl;
         const bool first = GPU_ > 1 || (cs & ((1 << gsl) - 1)) == 0;
-        const float sca = __half2float(sbase[(size_t)g * 32 + rl]);
-        const float scb = __half2float(sbase[(size_t)g * 32 + rl + 8]);
-        const float ofa = obase != nullptr && first ? __half2float(obase[(size_t)g * 32 + rl]) : 0.f;
-        const float ofb = obase != nullptr && first ? __half2float(obase[(size_t)g * 32 + rl + 8]) : 0.f;
+        const float2 scab = __half22float2(sc[s]);
+        const float sca = scab.x, scb = scab.y;
+        const float2 ofab = first ? __half22float2(of[s]) : make_float2(0.f, 0.f);
+        const float ofa = ofab.x, ofb = ofab.y;
 #pragma unroll
         for (int i = 0; i < NT8; i++) {
 #pragma unroll
           for (int e = 0; e < 2; e++) {
             const int t = i * 8 + 2 * tig + e;
             if (t < ntok) {
-              const float4 f = fac[(size_t)(tok0 + t) * G + g];
-              float a = fmaf(sca * f.x, (float)ia[i][e], acc[i][e]);
-              float b = fmaf(scb * f.x, (float)ia[i][2 + e], acc[i][2 + e]);
+              const float4 f = fs[s * NTOK + t];
+              float a = fmaf(sca * f.x, i2f_exact(ia[i][e]), acc[i][e]);
+              float b = fmaf(scb * f.x, i2f_exact(ia[i][2 + e]), acc[i][2 + e]);
               if (first) {
                 a = fmaf(sca, f.y, fmaf(ofa, f.z, a));
                 b = fmaf(scb, f.y, fmaf(ofb, f.z, b));
@@ -164,6 +200,8 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     if (u + 1 < u1) {
 #pragma unroll
       for (int j = 0; j < K; j++) wa[j] = na[j], wb[j] = nb[j];
+#pragma unroll
+      for (int s = 0; s < GPU_; s++) sc[s] = nsc[s], of[s] = nof[s];
     }
   }
   const int ra = row0 + gid, rb = ra + 8;

@@ -1,7 +1,17 @@
 // The one translation unit scripts/build-cuda.sh compiles into
 // backend/cuda/kernels.fatbin (one module: the driver loads it once).
+// UPG_SRC numbers the files for the step trace's call sites (trace.go).
+#define UPG_SRC 1
 #include "gemv.cu"
+#undef UPG_SRC
+#define UPG_SRC 2
 #include "ops.cu"
+#undef UPG_SRC
+#define UPG_SRC 3
 #include "fused.cu"
+#undef UPG_SRC
+#define UPG_SRC 4
 #include "trellis.cu"
+#undef UPG_SRC
+#define UPG_SRC 5
 #include "mma.cu"

@@ -1,0 +1,172 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"text/tabwriter"
+	"unsafe"
+)
+
+// TraceEnv, when set (UPG_CUDA_TRACE=1), records the step trace: block 0
+// of every kernel that waits on its predecessor (pdl_wait in kernels/
+// gemv.cu) writes the global timer as it passes the wait, with its call
+// site and grid. Unlike ProfileEnv it leaves graphs and programmatic
+// dependent launch on, so the time from one record to the next is what each
+// kernel costs the step as it really runs: its own work, the launch
+// boundary, and whatever overlap PDL gives. When the backend closes, a
+// table per call site and grid goes to stderr, and the last records in
+// order. Kernels without a pdl_wait (the samplers, tensor-core GEMMs, ...)
+// leave no record: their time counts to the record before them.
+const TraceEnv = "UPG_CUDA_TRACE"
+
+// traceCap is the most records kept (16 bytes each on the device).
+const traceCap = 1 << 20
+
+// traceFiles are the UPG_SRC numbers of kernels/upg.cu.
+var traceFiles = map[uint64]string{1: "gemv.cu", 2: "ops.cu", 3: "fused.cu", 4: "trellis.cu", 5: "mma.cu"}
+
+func tracing() bool { v := os.Getenv(TraceEnv); return v != "" && v != "0" }
+
+// tracer owns the device buffer and the address of the module's upg_trace.
+type tracer struct {
+	buf    DevPtr
+	global DevPtr // struct UpgTrace {u64 buf; u32 cap, n}
+}
+
+// startTrace allocates the record buffer and points upg_trace at it (owner
+// thread, after the module is loaded).
+func (d *Device) startTrace() error {
+	if sym.cuModuleGetGlobal == 0 {
+		return fmt.Errorf("cuda: %s: the driver lacks cuModuleGetGlobal", TraceEnv)
+	}
+	var g DevPtr
+	var size uintptr
+	name := []byte("upg_trace\x00")
+	if err := call("cuModuleGetGlobal upg_trace", sym.cuModuleGetGlobal, uintptr(unsafe.Pointer(&g)),
+		uintptr(unsafe.Pointer(&size)), d.mod, uintptr(unsafe.Pointer(&name[0]))); err != nil {
+		return fmt.Errorf("cuda: %s: %w (kernels built before the trace?)", TraceEnv, err)
+	}
+	if size != 16 {
+		return fmt.Errorf("cuda: %s: upg_trace is %d bytes, want 16", TraceEnv, size)
+	}
+	buf, err := d.alloc(traceCap*16, "step trace")
+	if err != nil {
+		return err
+	}
+	hdr := [2]uint64{uint64(buf), traceCap}
+	if err := d.htod(g, unsafe.Pointer(&hdr[0]), 16); err != nil {
+		d.free(buf)
+		return err
+	}
+	d.trace = &tracer{buf: buf, global: g}
+	return nil
+}
+
+// traceRec is one record: when block 0 passed pdl_wait, where, which grid.
+type traceRec struct {
+	t      uint64 // ns
+	site   uint64 // UPG_SRC·100000 + line
+	gx, gy uint64
+}
+
+func (r traceRec) key() string {
+	return fmt.Sprintf("%s:%d grid %dx%d", traceFiles[r.site/100000], r.site%100000, r.gx, r.gy)
+}
+
+// read copies the records back, in time order, with the count the kernels
+// reached (more than traceCap when records were dropped).
+func (tr *tracer) read(d *Device) ([]traceRec, uint64, error) {
+	var hdr [2]uint64
+	if err := d.dtoh(unsafe.Pointer(&hdr[0]), tr.global, 16); err != nil {
+		return nil, 0, err
+	}
+	count := hdr[1] >> 32
+	raw := make([]uint64, 2*min(int(count), traceCap))
+	if len(raw) > 0 {
+		if err := d.dtoh(unsafe.Pointer(&raw[0]), tr.buf, 8*len(raw)); err != nil {
+			return nil, 0, err
+		}
+	}
+	return decodeTrace(raw), count, nil
+}
+
+// decodeTrace unpacks the device's records (two words each) and sorts them
+// by time.
+func decodeTrace(raw []uint64) []traceRec {
+	recs := make([]traceRec, len(raw)/2)
+	for i := range recs {
+		m := raw[2*i+1]
+		recs[i] = traceRec{t: raw[2*i], site: m & 0xFFFFFF, gx: m >> 24 & 0xFFFFF, gy: m >> 44 & 0xFFFFF}
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].t < recs[j].t })
+	return recs
+}
+
+// report writes the trace table (writeTrace) and frees the buffer.
+func (tr *tracer) report(d *Device, w io.Writer) error {
+	recs, count, err := tr.read(d)
+	d.free(tr.buf)
+	if err != nil {
+		return err
+	}
+	writeTrace(w, recs, count, 60)
+	return nil
+}
+
+// writeTrace writes, per call site and grid, the count and the mean,
+// median and total time to the next record (gaps over 1 ms, between steps,
+// are left out), then the last `last` records with their gaps.
+func writeTrace(w io.Writer, recs []traceRec, count uint64, last int) {
+	type stat struct {
+		gaps []float64
+		sum  float64
+	}
+	stats := map[string]*stat{}
+	var total float64
+	for i := 0; i+1 < len(recs); i++ {
+		g := float64(recs[i+1].t-recs[i].t) / 1000
+		if g > 1000 {
+			continue
+		}
+		k := recs[i].key()
+		s := stats[k]
+		if s == nil {
+			s = &stat{}
+			stats[k] = s
+		}
+		s.gaps = append(s.gaps, g)
+		s.sum += g
+		total += g
+	}
+	keys := make([]string, 0, len(stats))
+	for k := range stats {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if a, b := stats[keys[i]].sum, stats[keys[j]].sum; a != b {
+			return a > b
+		}
+		return keys[i] < keys[j]
+	})
+	fmt.Fprintf(w, "cuda step trace (%s=1): %d records (cap %d); time to the next record, by call site and grid\n", TraceEnv, count, traceCap)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', tabwriter.AlignRight)
+	for _, k := range keys {
+		s := stats[k]
+		sort.Float64s(s.gaps)
+		fmt.Fprintf(tw, "  %s\t%d\tmean %.2f µs\tmedian %.2f µs\ttotal %.3f ms\t%.1f%%\t\n", k, len(s.gaps),
+			s.sum/float64(len(s.gaps)), s.gaps[len(s.gaps)/2], s.sum/1000, 100*s.sum/max(total, 1e-9))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "last records (µs to the next):\n")
+	for i := max(0, len(recs)-last); i < len(recs); i++ {
+		g := 0.0
+		if i+1 < len(recs) {
+			g = float64(recs[i+1].t-recs[i].t) / 1000
+		}
+		fmt.Fprintf(w, "  %s\t%.2f\n", recs[i].key(), g)
+	}
+}

@@ -1,0 +1,115 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/model"
+)
+
+// rec packs a record as pdl_wait_at writes it.
+func rec(t, file, line, gx, gy uint64) []uint64 {
+	return []uint64{t, file*100000 + line | gx<<24 | gy<<44}
+}
+
+func TestTraceTable(t *testing.T) {
+	var raw []uint64
+	// two steps, out of order as the atomic counter may leave them; a gap of
+	// 5 ms between the steps is left out of the table
+	raw = append(raw, rec(12000, 1, 300, 240, 1)...) // gemv.cu:300, 4 µs to the next
+	raw = append(raw, rec(10000, 3, 20, 5, 1)...)    // fused.cu:20, 2 µs
+	raw = append(raw, rec(16000, 3, 20, 5, 1)...)    // fused.cu:20, 5 ms: dropped
+	raw = append(raw, rec(5016000, 3, 20, 5, 1)...)  // 3 µs
+	raw = append(raw, rec(5019000, 1, 300, 240, 1)...)
+	recs := decodeTrace(raw)
+	if len(recs) != 5 || recs[0].t != 10000 || recs[4].t != 5019000 {
+		t.Fatalf("decodeTrace: %+v", recs)
+	}
+	if r := recs[1]; r.site != 100300 || r.gx != 240 || r.gy != 1 || r.key() != "gemv.cu:300 grid 240x1" {
+		t.Fatalf("record 1 = %+v (%s)", r, r.key())
+	}
+	var b bytes.Buffer
+	writeTrace(&b, recs, 5, 2)
+	out := b.String()
+	for _, want := range []string{
+		"5 records", "fused.cu:20 grid 5x1", "mean 2.50 µs", "total 0.005 ms", "55.6%",
+		"gemv.cu:300 grid 240x1", "mean 4.00 µs", "44.4%",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if i, j := strings.Index(out, "fused.cu:20 grid 5x1  "), strings.Index(out, "gemv.cu:300 grid 240x1  "); i < 0 || j < 0 || i > j {
+		t.Errorf("rows not ordered by total:\n%s", out)
+	}
+	if n := strings.Count(out[strings.Index(out, "last records"):], "\n"); n != 3 {
+		t.Errorf("want the last 2 records, got %d lines:\n%s", n-1, out)
+	}
+}
+
+// TestGPUStepTrace: with the trace on, every decode step leaves one record
+// per waiting kernel (graphs and PDL on), and the tokens are those of an
+// untraced run.
+func TestGPUStepTrace(t *testing.T) {
+	gpu(t)
+	ck, err := checkpoint.Open(modelPath())
+	if err != nil {
+		t.Skipf("no model: %v", err)
+	}
+	defer ck.Close()
+	w, err := model.LoadWeights(ck.Config, ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	const steps = 8
+	plain, err := New(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := generate(t, ck, w, plain, prompt, steps, false)
+	plain.Close()
+	t.Setenv(TraceEnv, "1")
+	b, err := New(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.d.trace == nil {
+		t.Fatal("trace not started")
+	}
+	got := generate(t, ck, w, b, prompt, steps, false)
+	for i := range want.tokens {
+		if got.tokens[i] != want.tokens[i] {
+			t.Fatalf("traced tokens %v, untraced %v", got.tokens, want.tokens)
+		}
+	}
+	var recs []traceRec
+	if err := b.d.Do(func() error {
+		var err error
+		recs, _, err = b.d.trace.read(b.d)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	gemvs := 0
+	for _, r := range recs {
+		if traceFiles[r.site/100000] == "" || r.site%100000 == 0 || r.gx == 0 || r.gy == 0 {
+			t.Fatalf("bad record %+v", r)
+		}
+		if traceFiles[r.site/100000] == "gemv.cu" && r.gy == 1 {
+			gemvs++
+		}
+	}
+	// 4 GEMVs per layer and the head, per decode step, at least
+	if min := steps * (4*ck.Config.Layers + 1); gemvs < min {
+		t.Errorf("%d single-token GEMV records, want ≥ %d", gemvs, min)
+	}
+	var buf bytes.Buffer
+	writeTrace(&buf, recs, uint64(len(recs)), 24)
+	t.Logf("%d records\n%s", len(recs), buf.String())
+}
