@@ -40,8 +40,11 @@ export UPG_CUDA_FATBIN=/tmp/kfull/kernels.fatbin UPG_REQUIRE_GPU=1
   -test.skip 'TestGPUBench|TestGPUDecodeBench' -test.v >"$OUT/tests.log" 2>&1)
 ts "GPU tests rc=$? ($(grep -c -- '--- PASS' "$OUT/tests.log") passed)"
 grep -E "^--- FAIL|int8 paths|float paths" "$OUT/tests.log" | head -12
+(cd backend/cuda && UPG_CUDA_STREAMK=all timeout 200 "$C/cuda.test" -test.run 'TestGPUGreedyMatchesCPU|TestGPUFusedMatchesUnfused' \
+  -test.v >"$OUT/tests-streamk.log" 2>&1)
+ts "GPU end-to-end tests with every one-token GEMV stream-K: rc=$? ($(grep -c -- '--- PASS' "$OUT/tests-streamk.log") passed)"
 (cd backend/cuda && timeout 300 compute-sanitizer --tool memcheck "$C/cuda.test" \
-  -test.run 'TestGPUDenseGemv/.*_n70|TestGPUTrellis|TestGPUAttention|TestGPUFallbackAndOverlay|TestGPUSampleGreedyAndEdges' >/tmp/san.log 2>&1)
+  -test.run 'TestGPUDenseGemv/.*_n70|TestGPUStreamKGemv/67x640|TestGPUTrellis|TestGPUAttention|TestGPUFallbackAndOverlay|TestGPUSampleGreedyAndEdges' >/tmp/san.log 2>&1)
 ts "compute-sanitizer: $(grep -E 'ERROR SUMMARY' /tmp/san.log)"
 (cd backend/cuda && UPG_CUDA_BENCH=1 timeout 120 "$C/cuda.test" -test.run 'TestGPUBenchMany|TestGPUBenchSample' -test.v >"$OUT/many.log" 2>&1)
 grep -E "tok/s| µs" "$OUT/many.log"

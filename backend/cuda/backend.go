@@ -33,6 +33,10 @@ type Backend struct {
 	ops       []func() error
 	key       uint64
 	noCapture bool
+	// upload copies the last SetStep's host arrays to the device at the
+	// start of the next flush, in the same visit to the owner thread as the
+	// step's graph (a decode step costs one Do: upload, graph, token back)
+	upload func() error
 
 	graphsOn bool
 	profTag  string // the last step's size, for the kernel profile (ProfileEnv)
@@ -500,7 +504,9 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 	}
 	s.hostTokens = append(s.hostTokens[:0], st.Tokens...)
 	words := 5*T + len(st.Tables)*s.lim.BlocksPerSeq
-	return b.d.Upload(s.dev, unsafe.Slice((*byte)(unsafe.Pointer(&h[0])), 4*words))
+	// h stays as it is until the next flush, which SetStep itself runs first
+	b.upload = func() error { return b.d.htod(s.dev, unsafe.Pointer(&h[0]), 4*words) }
+	return nil
 }
 
 // Queueing.
@@ -526,10 +532,17 @@ func (b *Backend) hash(op uint64, args ...uint64) {
 	b.key = k
 }
 
-// flush runs the queued ops: replaying a graph captured for the same queue,
-// capturing one when the queue repeats, or running them one by one.
-func (b *Backend) flush() {
-	if len(b.ops) == 0 {
+// flush runs the pending step upload and the queued ops: replaying a graph
+// captured for the same queue, capturing one when the queue repeats, or
+// running them one by one.
+func (b *Backend) flush() { b.flushThen(nil) }
+
+// flushThen is flush followed by then (when not nil), on the owner thread
+// in the same Do: one hand-off to it instead of two.
+func (b *Backend) flushThen(then func() error) {
+	up := b.upload
+	b.upload = nil
+	if len(b.ops) == 0 && up == nil && then == nil {
 		return
 	}
 	ops, key := b.ops, b.key^uint64(len(b.ops))
@@ -537,37 +550,18 @@ func (b *Backend) flush() {
 	b.ops, b.key, b.noCapture, b.last = b.ops[:0], fnvOffset, false, nil
 	d := b.d
 	err := d.Do(func() error {
-		if capture {
-			if g, ok := b.graphs[key]; ok {
-				return d.graphLaunch(g)
-			}
-			if b.seen[key] {
-				if err := d.beginCapture(); err != nil {
-					return err
-				}
-				for _, f := range ops {
-					if err := f(); err != nil {
-						d.endCapture()
-						return err
-					}
-				}
-				g, err := d.endCapture()
-				if err != nil {
-					return err
-				}
-				b.graphs[key] = g
-				return d.graphLaunch(g)
-			}
-			b.seen[key] = true
-		}
-		for _, f := range ops {
-			if err := f(); err != nil {
+		if up != nil {
+			if err := up(); err != nil {
 				return err
 			}
 		}
-		if d.prof != nil {
-			d.prof.tag = b.profTag
-			d.prof.collect(d)
+		if len(ops) > 0 {
+			if err := b.run(ops, key, capture); err != nil {
+				return err
+			}
+		}
+		if then != nil {
+			return then()
 		}
 		return nil
 	})
@@ -575,6 +569,44 @@ func (b *Backend) flush() {
 	if err != nil && b.err == nil {
 		b.err = err
 	}
+}
+
+// run runs a flushed queue (owner thread).
+func (b *Backend) run(ops []func() error, key uint64, capture bool) error {
+	d := b.d
+	if capture {
+		if g, ok := b.graphs[key]; ok {
+			return d.graphLaunch(g)
+		}
+		if b.seen[key] {
+			if err := d.beginCapture(); err != nil {
+				return err
+			}
+			for _, f := range ops {
+				if err := f(); err != nil {
+					d.endCapture()
+					return err
+				}
+			}
+			g, err := d.endCapture()
+			if err != nil {
+				return err
+			}
+			b.graphs[key] = g
+			return d.graphLaunch(g)
+		}
+		b.seen[key] = true
+	}
+	for _, f := range ops {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	if d.prof != nil {
+		d.prof.tag = b.profTag
+		d.prof.collect(d)
+	}
+	return nil
 }
 
 func (b *Backend) dropGraphs() {

@@ -41,6 +41,7 @@ type Device struct {
 	launches  int64         // kernels launched (not counting graph replays); owner thread only
 	prof      *profiler     // ProfileEnv's kernel timing (nil when off); owner thread only
 	trace     *tracer       // TraceEnv's step trace (nil when off); owner thread only
+	sk        streamKBufs   // the stream-K GEMV's partial rows and counters (streamk.go)
 	pdl       bool          // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
 	closed    bool
 
@@ -269,7 +270,7 @@ func (d *Device) Close() {
 	if d.closed {
 		return
 	}
-	_ = d.Do(d.sync)
+	_ = d.Do(func() error { d.freeStreamK(); return d.sync() })
 	d.closed = true
 	close(d.work)
 	<-d.done

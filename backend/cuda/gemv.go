@@ -61,6 +61,7 @@ type DenseGPU struct {
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	nameMMA      string // tensor-core kernel for many tokens (kernels/mma.cu)
 	nameMMA32    string // its 32-token-tile variant, for steps of ≤ 32 tokens
+	nameSK       string // stream-K one-token kernel (streamk.go), "" for the byte layout
 	gsl          int
 	ovK          int
 	ovIdx, ovVal DevPtr
@@ -125,6 +126,7 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	if m.Bits <= 4 { // no tensor-core kernel for the byte layout: steps take the t8 kernel
 		g.nameMMA = fmt.Sprintf("upg_gemm_%s_g%d", kname, gp)
 		g.nameMMA32 = fmt.Sprintf("upg_gemm32_%s_g%d", kname, gp)
+		g.nameSK = fmt.Sprintf("upg_gemv_%s_g%d_sk", kname, gp)
 	}
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
 	packed := repackDense(m)
@@ -146,6 +148,15 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.ovK = ov.K
 		g.ovIdx = up("overlay", ov.Idx[:2*m.R*ov.K])
 		g.ovVal = up("overlay", ov.Vals[:2*m.R*ov.K])
+	}
+	if err == nil && g.nameSK != "" {
+		err = d.Do(func() error {
+			if _, e := d.function(g.nameSK); e != nil {
+				g.nameSK = "" // an older fatbin (FatbinEnv) without the stream-K kernels
+				return nil
+			}
+			return d.ensureStreamK(g)
+		})
 	}
 	if err != nil {
 		g.Free(d)
@@ -409,6 +420,10 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 				Ptr(s.part), I32(S), Ptr(y), Ptr(res), I32(n*g.R)); err != nil {
 				return err
 			}
+		}
+	} else if n == 1 && d.streamK(g) {
+		if err := d.gemvSK(g, y, s, res); err != nil {
+			return err
 		}
 	} else {
 		for t0 := 0; t0 < n; {

@@ -110,13 +110,10 @@ func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult)
 	}
 	ids := b.ids
 	b.enqueue(opArgmax, func() error { return b.d.argmax(lp, vocab, ids, n) }, uint64(lp), uint64(vocab), uint64(n))
-	b.flush()
+	out := b.sampleOut(4 * n)
+	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), ids, 4*n) }) // one Do: step, argmax, tokens back
 	if b.err != nil {
 		return b.err
-	}
-	out := b.sampleOut(4 * n)
-	if err := b.d.Download(out, ids); err != nil {
-		return err
 	}
 	for i := range res {
 		res[i] = backend.SampleResult{Token: int(int32(binary.LittleEndian.Uint32(out[4*i:]))), Top: res[i].Top[:0]}
@@ -159,10 +156,17 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 	}
 	h = append(h, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(hist))), 4*H)...)
 	b.smpHost = h[:0]
-	// The upload waits for the stream, which has nothing in flight: the
-	// step's ops are still queued (they run at the flush below).
-	if err := b.d.Upload(b.smp, h); err != nil {
-		return err
+	// The rows go up at the flush below, after the step's own upload and
+	// before its graph, in the one Do that also reads the tokens back.
+	if prev, smp := b.upload, b.smp; prev != nil {
+		b.upload = func() error {
+			if err := prev(); err != nil {
+				return err
+			}
+			return b.d.htod(smp, unsafe.Pointer(&h[0]), len(h))
+		}
+	} else {
+		b.upload = func() error { return b.d.htod(smp, unsafe.Pointer(&h[0]), len(h)) }
 	}
 	rp := b.smp
 	tp := rp + DevPtr(sampleRowBytes*n)
@@ -171,13 +175,10 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 	sp := hp + DevPtr(4*b.smpHc)
 	b.enqueue(opSample, func() error { return b.d.sample(lp, vocab, rp, hp, sp, tp, op, n) },
 		uint64(lp), uint64(vocab), uint64(rp), uint64(n), uint64(b.smpHc))
-	b.flush()
+	out := b.sampleOut(8 * n)
+	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), tp, 8*n) })
 	if b.err != nil {
 		return b.err
-	}
-	out := b.sampleOut(8 * n)
-	if err := b.d.Download(out, tp); err != nil {
-		return err
 	}
 	var row []float32
 	for i, r := range reqs {

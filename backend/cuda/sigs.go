@@ -28,6 +28,11 @@ func init() {
 			kernelSig["upg_gemm32_"+k+"_"+g] = gemvSig
 		}
 	}
+	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
+		for _, g := range []string{"g1", "g2", "g4"} {
+			kernelSig["upg_gemv_"+k+"_"+g+"_sk"] = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i t0:u t1:u t2:u t3:u res:p ws:p cnt:p NW:i maxp:i"
+		}
+	}
 	kernelSig["upg_splitk_sum"] = "part:p S:i y:p res:p N:i"
 	for _, k := range []string{"k2", "k3", "k4"} {
 		for _, t := range []string{"t1", "t8"} {

@@ -13,6 +13,20 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+// PRE_ELEMS values per thread (blocks of 256: segments of up to 2048) of a
+// producer's weights (RMSNorm gain, rotation signs) are read into registers
+// before pdl_wait, so the loads overlap the kernel before; pre_load fills
+// v[k] with p[base + threadIdx.x + k·blockDim.x] (dflt past seg, past C or
+// when p is null).
+#define PRE_ELEMS 8
+DEVI void pre_load(float (&v)[PRE_ELEMS], const float *__restrict__ p, int base, int seg, int C, float dflt) {
+#pragma unroll
+  for (int k = 0; k < PRE_ELEMS; k++) {
+    const int i = threadIdx.x + k * blockDim.x, c = base + i;
+    v[k] = p != nullptr && i < seg && c < C ? p[c] : dflt;
+  }
+}
+
 // upg_rms_rotq: h row t = w · x_t / rms(x_t) (as upg_rmsnorm with rows =
 // null, C = its d), then rotated and quantized. Every block sums the whole
 // row's squares (256 threads, row_sumsq, like upg_rmsnorm) and writes only
@@ -23,24 +37,34 @@ extern "C" __global__ void __launch_bounds__(256)
                  float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
                  float4 *__restrict__ fac) {
   extern __shared__ float sm[];
-  pdl_wait();
-  pdl_launch();
   __shared__ float red[32];
   const int t = blockIdx.y, base = blockIdx.x * seg;
+  // the gain and the signs are weights: read them before the wait
+  float wv[PRE_ELEMS], sv[PRE_ELEMS];
+  pre_load(wv, w, base, seg, C, 0.f);
+  pre_load(sv, signs, base, seg, C, 1.f);
+  pdl_wait();
+  pdl_launch();
   const float *xt = x + (size_t)t * C;
   const float ss = row_sumsq(xt, C, red);
   const float inv = (float)(1.0 / sqrt((double)(ss / (float)C + eps)));
-#pragma unroll 4
-  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+  auto one = [&](int i, float wk, float sg) {
     const int c = base + i;
     float v = 0.f;
     if (c < C) {
-      v = w[c] * (xt[c] * inv);
+      v = wk * (xt[c] * inv);
       h[(size_t)t * C + c] = v;
-      if (signs != nullptr) v *= signs[c];
+      if (signs != nullptr) v *= sg;
     }
     sm[i] = v;
+  };
+#pragma unroll
+  for (int k = 0; k < PRE_ELEMS; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < seg) one(i, wv[k], sv[k]);
   }
+  for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x)
+    one(i, base + i < C ? w[base + i] : 0.f, signs != nullptr && base + i < C ? signs[base + i] : 1.f);
   __syncthreads();
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
 }
@@ -53,21 +77,29 @@ extern "C" __global__ void __launch_bounds__(256)
                     int C, int G, float alpha, float beta, float *__restrict__ xr,
                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
+  const int t = blockIdx.y, base = blockIdx.x * seg;
+  float sv[PRE_ELEMS]; // the signs are weights: read before the wait
+  pre_load(sv, signs, base, seg, C, 1.f);
   pdl_wait();
   pdl_launch();
-  const int t = blockIdx.y, base = blockIdx.x * seg;
-#pragma unroll 4
-  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+  auto one = [&](int i, float sg) {
     const int c = base + i;
     float v = 0.f;
     if (c < C) {
       const float g = gate[(size_t)t * gstr + c];
       v = g / (1.f + expf(-g)) * up[(size_t)t * ustr + c];
       act[(size_t)t * C + c] = v;
-      if (signs != nullptr) v *= signs[c];
+      if (signs != nullptr) v *= sg;
     }
     sm[i] = v;
+  };
+#pragma unroll
+  for (int k = 0; k < PRE_ELEMS; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    if (i < seg) one(i, sv[k]);
   }
+  for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x)
+    one(i, signs != nullptr && base + i < C ? signs[base + i] : 1.f);
   __syncthreads();
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
 }

@@ -161,6 +161,34 @@ DEVI unsigned lut16(unsigned x, unsigned t0, unsigned t1, unsigned t2, unsigned 
   return (lo & ~m) | (hi & m);
 }
 
+// chunk_pair_bytes decodes chunks 2·c2 and 2·c2+1 of a unit (plane words
+// w) into the level bytes of its 16 codes, four per word, as dp4a takes
+// them (MODE as in gemv_dense).
+template <int K, int MODE>
+DEVI void chunk_pair_bytes(const uint4 *w, int c2, unsigned (&b)[4], unsigned t0, unsigned t1, unsigned t2,
+                           unsigned t3, const uint8_t *sl) {
+#pragma unroll
+  for (int e = 0; e < 2; e++) {
+    const int c = 2 * c2 + e;
+    if constexpr (MODE >= 3) {
+      b[2 * e] = byte_codes<MODE>(w, c, 0, sl);
+      b[2 * e + 1] = byte_codes<MODE>(w, c, 1, sl);
+    } else {
+      unsigned nib = extract<K>(w, c);
+      if (MODE == 1) {
+        b[2 * e] = nib & 0x0F0F0F0Fu;
+        b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
+      } else if (MODE == 2) {
+        b[2 * e] = lut16(nib, t0, t1, t2, t3);
+        b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
+      } else {
+        b[2 * e] = __byte_perm(t0, t1, nib);
+        b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
+      }
+    }
+  }
+}
+
 template <int K, int NT, int MODE, int GPU_>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
@@ -212,26 +240,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
     for (int c2 = 0; c2 < 8; c2++) {
       unsigned b[4];
-#pragma unroll
-      for (int e = 0; e < 2; e++) {
-        const int c = 2 * c2 + e;
-        if constexpr (MODE >= 3) {
-          b[2 * e] = byte_codes<MODE>(wc, c, 0, sl);
-          b[2 * e + 1] = byte_codes<MODE>(wc, c, 1, sl);
-        } else {
-          unsigned nib = extract<K>(wc, c);
-          if (MODE == 1) {
-            b[2 * e] = nib & 0x0F0F0F0Fu;
-            b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
-          } else if (MODE == 2) {
-            b[2 * e] = lut16(nib, t0, t1, t2, t3);
-            b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
-          } else {
-            b[2 * e] = __byte_perm(t0, t1, nib);
-            b[2 * e + 1] = __byte_perm(t0, t1, nib >> 16);
-          }
-        }
-      }
+      chunk_pair_bytes<K, MODE>(wc, c2, b, t0, t1, t2, t3, sl);
       const int s = (2 * c2) / SUBC;
 #pragma unroll
       for (int t = 0; t < NT; t++) {
@@ -343,6 +352,165 @@ extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g4_t1(GEMV_ARGS) 
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g1_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g2_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g4_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 4>(GEMV_PASS); }
+
+// gemv_sk is gemv_dense for one token with the work split evenly over
+// warps instead of by row group ("stream-K"): the R/32 row groups × U units
+// are one list, and warp i of NW takes units [i·T/NW, (i+1)·T/NW) of it
+// (T = row groups × U ≥ NW), so every warp of a one-wave grid has the same
+// work, where whole row groups per block left a partial last wave (1,120
+// row groups of gate_up) or SMs with one block beside SMs with two (160 of
+// down). A warp that covers a whole row group writes y (and res += y); the
+// warps sharing one write their partial rows to ws (maxp pieces of 32
+// floats per row group, in warp order), and the last to arrive (cnt, left
+// at zero for the next launch) sums the pieces in that order: the same
+// result whichever warp is last. The float sums per warp are gemv_dense's.
+template <int K, int MODE, int GPU_>
+DEVI void gemv_sk(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
+                  const __half *__restrict__ offs, const int8_t *__restrict__ xq,
+                  const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U, int G, int gsl,
+                  unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res,
+                  float *__restrict__ ws, int *__restrict__ cnt, int NW, int maxp) {
+  const int lane = threadIdx.x & 31;
+  const long long wi = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const long long T = (long long)((R + 31) >> 5) * U;
+  if (wi >= NW) {
+    pdl_wait();
+    pdl_launch();
+    return;
+  }
+  long long f = wi * T / NW;
+  const long long f1 = (wi + 1) * T / NW;
+  int rg = (int)(f / U), u = (int)(f % U), u0 = u;
+  constexpr int SUBC = 16 / GPU_;
+  uint4 wc[K];
+  __half sc[GPU_], of[GPU_];
+  auto load = [&](int rg, int uu, uint4 *ww, __half *ss, __half *oo) {
+    const uint4 *base = codes + (size_t)rg * U * K * 32 + lane;
+    const size_t sb = (size_t)rg * G * 32 + lane;
+#pragma unroll
+    for (int j = 0; j < K; j++) ww[j] = ldg_stream(base + ((size_t)uu * K + j) * 32);
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+      const int g = min((uu * 128 + s * (128 / GPU_)) >> gsl, G - 1);
+      ss[s] = scales[sb + (size_t)g * 32];
+      oo[s] = offs != nullptr ? offs[sb + (size_t)g * 32] : __half(0.f);
+    }
+  };
+  load(rg, u, wc, sc, of);
+  pdl_wait(); // xq, fac, y and res belong to the kernels before
+  pdl_launch();
+  // the warp whose range holds list entry i
+  auto warp_of = [&](long long i) { return ((i + 1) * NW - 1) / T; };
+  float acc = 0.f;
+  for (;;) {
+    int rgn = rg, un = u + 1;
+    if (un == U) rgn++, un = 0;
+    const bool more = f + 1 < f1;
+    uint4 wn[K];
+    __half scn[GPU_], ofn[GPU_];
+    if (more) load(rgn, un, wn, scn, ofn);
+    int ia[GPU_];
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) ia[s] = 0;
+    const int8_t *xu = xq + u * 128;
+#pragma unroll
+    for (int c2 = 0; c2 < 8; c2++) {
+      unsigned b[4];
+      chunk_pair_bytes<K, MODE>(wc, c2, b, t0, t1, t2, t3, nullptr);
+      const int s = (2 * c2) / SUBC;
+      const int4 xv = *(const int4 *)(xu + c2 * 16);
+      int a = ia[s];
+      a = dp4a_us(b[0], xv.x, a);
+      a = dp4a_us(b[1], xv.y, a);
+      a = dp4a_us(b[2], xv.z, a);
+      a = dp4a_us(b[3], xv.w, a);
+      ia[s] = a;
+    }
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+      const int c0 = u * 128 + s * (128 / GPU_);
+      if (c0 < C) {
+        const int g = c0 >> gsl;
+        const float scf = __half2float(sc[s]);
+        const bool first = GPU_ > 1 || (c0 & ((1 << gsl) - 1)) == 0;
+        const float off = first ? __half2float(of[s]) : 0.f;
+        const float4 fc = fac[g];
+        float a = fmaf(scf * fc.x, (float)ia[s], acc);
+        if (first) a = fmaf(scf, fc.y, fmaf(off, fc.z, a));
+        acc = a;
+      }
+    }
+    if (!more || un == 0) { // this warp's part [u0, u] of row group rg ends
+      const int r = rg * 32 + lane;
+      if (u0 == 0 && u == U - 1) {
+        if (r < R) {
+          y[r] = acc;
+          if (res != nullptr) res[r] += acc;
+        }
+      } else {
+        const long long w0 = warp_of((long long)rg * U);
+        const int np = (int)(warp_of((long long)rg * U + U - 1) - w0 + 1);
+        float *wp = ws + (size_t)rg * maxp * 32 + lane;
+        wp[(wi - w0) * 32] = acc;
+        __threadfence();
+        __syncwarp();
+        int old = 0;
+        if (lane == 0) old = atomicAdd(cnt + rg, 1);
+        old = __shfl_sync(0xffffffffu, old, 0);
+        if (old == np - 1) { // the last piece: sum them in warp order
+          __threadfence();
+          // eight loads in flight at a time (one after another, a row group
+          // of down's 28 pieces waited 28 L2 latencies), summed in order
+          float v = 0.f;
+          for (int p0 = 0; p0 < np; p0 += 8) {
+            float pv[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) pv[j] = p0 + j < np ? __ldcg(wp + (p0 + j) * 32) : 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+              if (p0 + j < np) v += pv[j];
+          }
+          if (r < R) {
+            y[r] = v;
+            if (res != nullptr) res[r] += v;
+          }
+          if (lane == 0) cnt[rg] = 0;
+        }
+      }
+      acc = 0.f;
+      u0 = 0;
+    }
+    if (!more) break;
+    f++;
+    rg = rgn, u = un;
+#pragma unroll
+    for (int j = 0; j < K; j++) wc[j] = wn[j];
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) sc[s] = scn[s], of[s] = ofn[s];
+  }
+}
+
+#define GEMV_SK_ARGS                                                                                  \
+  const uint4 *__restrict__ codes, const __half *__restrict__ scales, const __half *__restrict__ offs, \
+      const int8_t *__restrict__ xq, const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, \
+      int U, int G, int gsl, unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res, \
+      float *__restrict__ ws, int *__restrict__ cnt, int NW, int maxp
+#define GEMV_SK_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, t0, t1, t2, t3, res, ws, cnt, NW, maxp
+
+// upg_gemv_k<bits>[l]_g<groups per unit>_sk: gemv_sk, blocks of up to 1024
+// threads (64 registers: 32 warps per SM), NW warps in all.
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_sk(GEMV_SK_ARGS) { gemv_sk<2, 0, 1>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_sk(GEMV_SK_ARGS) { gemv_sk<2, 0, 2>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_sk(GEMV_SK_ARGS) { gemv_sk<2, 0, 4>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_sk(GEMV_SK_ARGS) { gemv_sk<3, 0, 1>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_sk(GEMV_SK_ARGS) { gemv_sk<3, 0, 2>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_sk(GEMV_SK_ARGS) { gemv_sk<3, 0, 4>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_sk(GEMV_SK_ARGS) { gemv_sk<4, 1, 1>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_sk(GEMV_SK_ARGS) { gemv_sk<4, 1, 2>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_sk(GEMV_SK_ARGS) { gemv_sk<4, 1, 4>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_sk(GEMV_SK_ARGS) { gemv_sk<4, 2, 1>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_sk(GEMV_SK_ARGS) { gemv_sk<4, 2, 2>(GEMV_SK_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_sk(GEMV_SK_ARGS) { gemv_sk<4, 2, 4>(GEMV_SK_PASS); }
 
 // rotq_tail rotates and quantizes one block's segment of one token: sm
 // holds the seg input values (times the signs, zero past C) and is
