@@ -80,6 +80,22 @@ func generate(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be back
 	return r
 }
 
+// openE2E opens the end-to-end tests' model (modelPath) and loads its
+// weights; it skips the test when the file is missing (the GPU tests skip
+// on a machine without one anyway) and closes the checkpoint at the end.
+func openE2E(t *testing.T) (*checkpoint.Checkpoint, *model.Weights) {
+	ck, err := checkpoint.Open(modelPath())
+	if err != nil {
+		t.Skipf("no model: %v", err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	w, err := model.LoadWeights(ck.Config, ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ck, w
+}
+
 func modelPath() string {
 	if p := os.Getenv("UPG_CUDA_E2E_MODEL"); p != "" {
 		return p
@@ -94,15 +110,7 @@ func modelPath() string {
 // defaults) within the CPU's own int8-versus-float difference.
 func TestGPUGreedyMatchesCPU(t *testing.T) {
 	gpu(t)
-	ck, err := checkpoint.Open(modelPath())
-	if err != nil {
-		t.Skipf("no model: %v", err)
-	}
-	defer ck.Close()
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, w := openE2E(t)
 	tok, err := ck.Tokenizer()
 	if err != nil {
 		t.Fatal(err)

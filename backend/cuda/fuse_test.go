@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/upg-ai/upg/backend"
-	"github.com/upg-ai/upg/checkpoint"
-	"github.com/upg-ai/upg/model"
 )
 
 func TestDisjointViews(t *testing.T) {
@@ -37,15 +35,7 @@ func TestDisjointViews(t *testing.T) {
 // as the unfused ops on the demo model, with fewer launches per decode step.
 func TestGPUFusedMatchesUnfused(t *testing.T) {
 	gpu(t)
-	ck, err := checkpoint.Open(modelPath())
-	if err != nil {
-		t.Skipf("no model: %v", err)
-	}
-	defer ck.Close()
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, w := openE2E(t)
 	tok, err := ck.Tokenizer()
 	if err != nil {
 		t.Fatal(err)

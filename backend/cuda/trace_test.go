@@ -6,9 +6,6 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-
-	"github.com/upg-ai/upg/checkpoint"
-	"github.com/upg-ai/upg/model"
 )
 
 // rec packs a record as pdl_wait_at writes it.
@@ -56,15 +53,7 @@ func TestTraceTable(t *testing.T) {
 // untraced run.
 func TestGPUStepTrace(t *testing.T) {
 	gpu(t)
-	ck, err := checkpoint.Open(modelPath())
-	if err != nil {
-		t.Skipf("no model: %v", err)
-	}
-	defer ck.Close()
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, w := openE2E(t)
 	prompt := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	const steps = 8
 	plain, err := New(0)
