@@ -2,21 +2,24 @@ package cpu
 
 // The integer kernels for machines without AVX-512 VNNI (kindDenseI8): the
 // same int8 activations as the AVX-512 path, multiplied with code bytes
-// ≤ 127 (q8LevelsI8) so that AVX2's VPMADDUBSW never saturates and ARM's
-// SDOT (signed × signed) sees them as non-negative. Each architecture's
+// ≤ i8MaxLevel (q8LevelsI8) so that AVX2's VPMADDUBSW pair sums of two
+// chunks add in int16 without overflow and ARM's SDOT (signed × signed)
+// sees them as non-negative. Each architecture's
 // kernels unpack a chunk of codes in their own order (i8Tables.perm); the
 // activations are stored in that order. kernels_i8_amd64.go (AVX2) and
 // kernels_i8_arm64.go (NEON) hold the kernels and their tables.
 
-// q8LevelsI8 are the level bytes of the integer kernels: ≤ 127 so that
-// VPMADDUBSW never saturates and SDOT reads them as non-negative; with
-// AVX-VNNI (vnni), whose VPDPBUSD sums unsigned × signed byte products
-// straight into int32, ≤ 255 like the AVX-512 path.
+// q8LevelsI8 are the level bytes of the integer kernels: ≤ i8MaxLevel, the
+// bound of the architecture's kernels without AVX-VNNI (64 on amd64, so that
+// two VPMADDUBSW pair sums add in int16 without overflow; 127 on arm64, so
+// that SDOT reads them as non-negative); with AVX-VNNI (vnni), whose
+// VPDPBUSD sums unsigned × signed byte products straight into int32, ≤ 255
+// like the AVX-512 path.
 func q8LevelsI8(L []float32, k int, vnni bool) q8Levels {
 	if vnni {
 		return newQ8LevelsMax(L, k, 255)
 	}
-	return newQ8LevelsMax(L, k, 127)
+	return newQ8LevelsMax(L, k, i8MaxLevel)
 }
 
 // permuteChunks reorders q (whole chunks of len(perm) columns) into a

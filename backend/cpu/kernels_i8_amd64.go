@@ -311,6 +311,12 @@ func i8Level(lv Level) bool { return lv == LevelAVX2 || lv == LevelAVX512 }
 // i8Tiled: the AVX2 kernels have a prefill tile (i8Tile).
 const i8Tiled = true
 
+// i8MaxLevel bounds the level bytes of the kernels without AVX-VNNI
+// (q8LevelsI8): with u ≤ 64 and activations within ±127, a VPMADDUBSW pair
+// sum is ≤ 2·64·127 = 16256 in magnitude, so two chunks' pair sums add in
+// int16 (VPADDW, ≤ 32512 < 32767) before one VPMADDWD widens them.
+const i8MaxLevel = 64
+
 // i8TablesFor returns the tables of bit width k.
 func i8TablesFor(k int) *i8Tables { return &i8Tab[k] }
 

@@ -45,20 +45,27 @@
 	VPAND Y10, r, r; \
 	VPSHUFB r, Y14, r
 
-// I8MACA, I8MACB: Y2 += Y4 · 0(R14) and Y3 += Y6 · 32(R14), the int32
-// sums of 4 adjacent products of level bytes (unsigned) and activations
-// (signed). Here by VPMADDUBSW (pairs to int16, which saturates: level bytes
-// ≤ 127), VPMADDWD with Y15 = int16 ones (pairs to int32) and VPADDD; for
-// i8RowsVNNI below by one VPDPBUSD.
+// I8MACA, I8MACB: the products of two chunks, level bytes (unsigned) in Y4
+// and Y6 times the activations (signed) at 0(R14) and 32(R14), summed in
+// int32 lanes of 4 adjacent products. Here: VPMADDUBSW each (adjacent pairs
+// to int16, which saturates, but not here: level bytes ≤ 64 (i8MaxLevel)),
+// VPADDW of the two chunks (|sum| ≤ 4·64·127 = 32512, exact in int16), one
+// VPMADDWD with Y15 = int16 ones (pairs to int32) and VPADDD into Y2. For
+// i8RowsVNNI below one VPDPBUSD each, into Y2 and Y3. I8MAC1: Y2 += the
+// products of one chunk (Y4 times 0(R14)).
 #define I8MACA \
-	VPMADDUBSW 0(R14), Y4, Y4; \
-	VPMADDWD Y15, Y4, Y4; \
-	VPADDD Y4, Y2, Y2
+	VPMADDUBSW 0(R14), Y4, Y4
 
 #define I8MACB \
 	VPMADDUBSW 32(R14), Y6, Y6; \
-	VPMADDWD Y15, Y6, Y6; \
-	VPADDD Y6, Y3, Y3
+	VPADDW Y6, Y4, Y4; \
+	VPMADDWD Y15, Y4, Y4; \
+	VPADDD Y4, Y2, Y2
+
+#define I8MAC1 \
+	VPMADDUBSW 0(R14), Y4, Y4; \
+	VPMADDWD Y15, Y4, Y4; \
+	VPADDD Y4, Y2, Y2
 
 // I8SUM: the group's int32 sums (Y2 + Y3) into its slot (CX) of the block
 // of 8 groups at a.isum (256-byte aligned); CX and the sws pointer R13 move
@@ -101,26 +108,25 @@
 	SUBQ $256, CX
 
 // I8PLM0..3: the i8Plane3 chunks' products, Y6, Y7, Y4, Y5 times the
-// activations at R14 + 0, 32, 64, 96 into Y2 and Y3.
+// activations at R14 + 0, 32, 64, 96 into Y2: chunks 0 and 1, then 2 and 3,
+// summed in int16 as in I8MACA/I8MACB.
 #define I8PLM0 \
-	VPMADDUBSW 0(R14), Y6, Y6; \
-	VPMADDWD Y15, Y6, Y6; \
-	VPADDD Y6, Y2, Y2
+	VPMADDUBSW 0(R14), Y6, Y6
 
 #define I8PLM1 \
 	VPMADDUBSW 32(R14), Y7, Y7; \
-	VPMADDWD Y15, Y7, Y7; \
-	VPADDD Y7, Y2, Y2
+	VPADDW Y7, Y6, Y6; \
+	VPMADDWD Y15, Y6, Y6; \
+	VPADDD Y6, Y2, Y2
 
 #define I8PLM2 \
-	VPMADDUBSW 64(R14), Y4, Y4; \
-	VPMADDWD Y15, Y4, Y4; \
-	VPADDD Y4, Y2, Y2
+	VPMADDUBSW 64(R14), Y4, Y4
 
 #define I8PLM3 \
 	VPMADDUBSW 96(R14), Y5, Y5; \
-	VPMADDWD Y15, Y5, Y5; \
-	VPADDD Y5, Y2, Y2
+	VPADDW Y5, Y4, Y4; \
+	VPMADDWD Y15, Y4, Y4; \
+	VPADDD Y4, Y2, Y2
 
 // func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 //
@@ -143,6 +149,7 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 // W0·v̄v̄v̄v̄·L1·pp (66), opcode 50, ModRM (reg = accumulator, rm = R14), disp8.
 #undef I8MACA
 #undef I8MACB
+#undef I8MAC1
 // I8MACA: VPDPBUSD (R14), Y4, Y2
 #define I8MACA \
 	BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x16
@@ -150,6 +157,8 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 // I8MACB: VPDPBUSD 32(R14), Y6, Y3
 #define I8MACB \
 	BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x5e; BYTE $0x20
+
+#define I8MAC1 I8MACA
 
 #undef I8PLM0
 #undef I8PLM1

@@ -1,6 +1,8 @@
 // The body of i8Rows and i8RowsVNNI (kernels_i8_amd64.s), included once
-// for each: I8MACA (Y2 += Y4 · 0(R14)) and I8MACB (Y3 += Y6 · 32(R14)) are
-// VPMADDUBSW + VPMADDWD + VPADDD in one and VPDPBUSD (AVX-VNNI) in the other.
+// for each: I8MACA + I8MACB (two chunks' products, Y4 · 0(R14) and
+// Y6 · 32(R14)) are two VPMADDUBSW summed in int16, one VPMADDWD and a
+// VPADDD into Y2 in one, a VPDPBUSD each into Y2 and Y3 (AVX-VNNI) in the
+// other; I8MAC1 is one chunk's (Y4) into Y2.
 // Labels are local to each TEXT block, so the two copies do not clash.
 
 	MOVQ out+0(FP), DI
@@ -201,7 +203,7 @@ i8gwin1:
 	PREFETCHT0 (AX)(R15*1)
 	PREFETCHT2 (AX)(R10*1)
 	I8WIN((AX), Y4, Y5)
-	I8MACA
+	I8MAC1
 	ADDQ BX, AX
 	ADDQ $32, R14
 
@@ -241,7 +243,7 @@ i8gnib1:
 	PREFETCHT0 (AX)(R15*1)
 	PREFETCHT2 (AX)(R10*1)
 	I8NIB((AX), Y4)
-	I8MACA
+	I8MAC1
 	ADDQ BX, AX
 	ADDQ $32, R14
 
@@ -279,7 +281,7 @@ i8gcrumb1:
 	TESTQ $1, 88(R8)
 	JZ i8gcrumbsum
 	I8CRUMB((AX), Y4)
-	I8MACA
+	I8MAC1
 	ADDQ BX, AX
 	ADDQ $32, R14
 
@@ -303,7 +305,7 @@ i8gwide1:
 	PREFETCHT0 (AX)(R15*1)
 	PREFETCHT2 (AX)(R10*1)
 	I8WIDE(Y4, X4, Y5)
-	I8MACA
+	I8MAC1
 	LEAQ (AX)(BX*2), AX
 	ADDQ $32, R14
 	DECQ DX
