@@ -232,6 +232,63 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TDOT(224, Y7); \
 	ADDQ $256, R14
 
+// I8TPAIR(a, b, acc): one token's products of two chunks, the level bytes
+// in Y8 and Y9 times its activations at a(R14) and b(R14), summed in int16
+// (level bytes ≤ 64, as in I8MACA/I8MACB), widened by one VPMADDWD and
+// added to its int32 accumulator (Y10, Y11 temporaries).
+#define I8TPAIR(a, b, acc) \
+	VPMADDUBSW a(R14), Y8, Y10; \
+	VPMADDUBSW b(R14), Y9, Y11; \
+	VPADDW Y11, Y10, Y10; \
+	VPMADDWD Y15, Y10, Y10; \
+	VPADDD Y10, acc, acc
+
+// I8TPAIRS: the 8 tokens' products of two consecutive chunks (token t's
+// activations of the first at 32t, of the second at 256 + 32t), the
+// activations of the chunks 4 and 5 ahead prefetched.
+#define I8TPAIRS \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	PREFETCHT0 1280(R14); \
+	PREFETCHT0 1344(R14); \
+	PREFETCHT0 1408(R14); \
+	PREFETCHT0 1472(R14); \
+	I8TPAIR(0, 256, Y0); \
+	I8TPAIR(32, 288, Y1); \
+	I8TPAIR(64, 320, Y2); \
+	I8TPAIR(96, 352, Y3); \
+	I8TPAIR(128, 384, Y4); \
+	I8TPAIR(160, 416, Y5); \
+	I8TPAIR(192, 448, Y6); \
+	I8TPAIR(224, 480, Y7); \
+	ADDQ $512, R14
+
+// I8TPLANE: one i8Plane3 block (kernels_i8_amd64.go) at AX, its chunks A
+// and B into Y8, Y9, then C and D, each pair times the 8 tokens (I8TPAIRS).
+// Y12 holds 7 in every byte, Y13 the C table; the VPSRLVD counts and the
+// 6 and 8 masks are read from the tables at R15.
+#define I8TPLANE \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	VMOVDQU (AX), Y9; \
+	VPSRLW $3, Y9, Y9; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS; \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VPAND 288(R15), Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD 352(R15), Y9, Y9; \
+	VPAND 320(R15), Y9, Y10; \
+	VPOR Y10, Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS
+
 // func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
 // The prefill and batched-decode kernel: each 32-code chunk is unpacked
@@ -248,6 +305,7 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 #include "kernels_i8_tile_amd64.h"
 
 #undef I8TDOTS
+#undef I8TPLANE
 // I8TDOT0: VPDPBUSD 0(R14), Y8, Y0
 #define I8TDOT0 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x06
 // I8TDOT1: VPDPBUSD 32(R14), Y8, Y1
@@ -275,6 +333,49 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	I8TDOT6; \
 	I8TDOT7; \
 	ADDQ $256, R14
+
+// I8TPLANE: one i8Plane3 block's four chunks, each unpacked into Y8 and
+// multiplied with the 8 tokens' activations (I8TDOTS); Y10 the VPSRLVD
+// counts, Y11 8, Y12 7, Y13 the C table.
+#define I8TPLANE \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS; \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $3, Y8, Y8; \
+	VPAND Y12, Y8, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS; \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VPAND 288(R15), Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD Y10, Y9, Y9; \
+	VPAND Y11, Y9, Y9; \
+	VPOR Y9, Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	I8TDOTS; \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VBROADCASTI128 32(AX), Y8; \
+	VPSRLVD Y10, Y8, Y8; \
+	VPAND Y12, Y8, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS
 
 // func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
