@@ -119,6 +119,12 @@
 	VPMADDWD Y15, Y6, Y6; \
 	VPADDD Y6, Y2, Y2
 
+// I8PLM1F: I8PLM1 for a group's first block, setting Y2.
+#define I8PLM1F \
+	VPMADDUBSW 32(R14), Y7, Y7; \
+	VPADDW Y7, Y6, Y6; \
+	VPMADDWD Y15, Y6, Y2
+
 #define I8PLM2 \
 	VPMADDUBSW 64(R14), Y4, Y4
 
@@ -164,6 +170,7 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 #undef I8PLM1
 #undef I8PLM2
 #undef I8PLM3
+#undef I8PLM1F
 // I8PLM0: VPDPBUSD (R14), Y6, Y2
 #define I8PLM0 BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x16
 // I8PLM1: VPDPBUSD 32(R14), Y7, Y2
@@ -172,6 +179,7 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 #define I8PLM2 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0x40
 // I8PLM3: VPDPBUSD 96(R14), Y5, Y2
 #define I8PLM3 BYTE $0xc4; BYTE $0xc2; BYTE $0x55; BYTE $0x50; BYTE $0x56; BYTE $0x60
+#define I8PLM1F I8PLM1
 
 // func i8RowsVNNI(out *float32, codes *byte, nrows int, a *i8Args)
 //
@@ -289,6 +297,53 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	VPSHUFB Y9, Y14, Y9; \
 	I8TPAIRS
 
+// I8TPAIR0, I8TPAIRS0, I8TPLANE1: the same for a group's first block,
+// setting the accumulators where I8TPAIR adds to them.
+#define I8TPAIR0(a, b, acc) \
+	VPMADDUBSW a(R14), Y8, Y10; \
+	VPMADDUBSW b(R14), Y9, Y11; \
+	VPADDW Y11, Y10, Y10; \
+	VPMADDWD Y15, Y10, acc
+
+#define I8TPAIRS0 \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	PREFETCHT0 1280(R14); \
+	PREFETCHT0 1344(R14); \
+	PREFETCHT0 1408(R14); \
+	PREFETCHT0 1472(R14); \
+	I8TPAIR0(0, 256, Y0); \
+	I8TPAIR0(32, 288, Y1); \
+	I8TPAIR0(64, 320, Y2); \
+	I8TPAIR0(96, 352, Y3); \
+	I8TPAIR0(128, 384, Y4); \
+	I8TPAIR0(160, 416, Y5); \
+	I8TPAIR0(192, 448, Y6); \
+	I8TPAIR0(224, 480, Y7); \
+	ADDQ $512, R14
+
+#define I8TPLANE1 \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	VMOVDQU (AX), Y9; \
+	VPSRLW $3, Y9, Y9; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS0; \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VPAND 288(R15), Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD 352(R15), Y9, Y9; \
+	VPAND 320(R15), Y9, Y10; \
+	VPOR Y10, Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS
+
 // func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
 // The prefill and batched-decode kernel: each 32-code chunk is unpacked
@@ -306,6 +361,7 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 
 #undef I8TDOTS
 #undef I8TPLANE
+#undef I8TPLANE1
 // I8TDOT0: VPDPBUSD 0(R14), Y8, Y0
 #define I8TDOT0 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x06
 // I8TDOT1: VPDPBUSD 32(R14), Y8, Y1
@@ -376,6 +432,8 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	VPAND Y12, Y8, Y8; \
 	VPSHUFB Y8, Y14, Y8; \
 	I8TDOTS
+
+#define I8TPLANE1 I8TPLANE
 
 // func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //

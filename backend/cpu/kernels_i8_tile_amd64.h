@@ -231,6 +231,11 @@ i8tnib:
 	// i8Plane3: a 48-byte block's four chunks per step (kernels_i8_amd64.go).
 i8tplane:
 	SHRQ $2, DX
+	// The group's first block: I8TPLANE1 may set the accumulators.
+	I8TPLANE1
+	ADDQ $48, AX
+	DECQ DX
+	JZ i8tscale
 
 i8tplane4:
 	I8TPLANE
