@@ -60,17 +60,22 @@ const (
 	i8Crumb
 	// i8Plane3 (k = 3, groups of a multiple of 128, decode and tile): the
 	// codes repacked once (repackPlanes3) so that a 128-code block of 48
-	// bytes unpacks in 9 vector ops plus the 4 lookups (the windows: 24;
+	// bytes unpacks in 8 vector ops plus the 4 lookups (the windows: 24;
 	// i8Split3, the decode layout before this one: 16 plus 5 lookups into
-	// 160 slots), 17 with the 4 multiplies where i8Split3 took 26. The
-	// block's four 32-code chunks A, B, C, D (the windows' codes, i.e. in
-	// the permuted order i8Tables.perm of their 32 columns, so the
-	// activations are laid out as for the windows) become P = 32 bytes, lane i: A_i | B_i<<3 | (C_i&3)<<6, and
-	// Q = 16 bytes, byte j: D_j | (C_j>>2)<<3 | D_(16+j)<<4 | (C_(16+j)>>2)<<7.
+	// 160 slots). The block's four 32-code chunks A, B, C, D (the windows'
+	// codes, i.e. in the permuted order i8Tables.perm of their 32 columns,
+	// so the activations are laid out as for the windows) become P = 32
+	// bytes, lane i: A_i | B_i<<3 | ((C_i ^ D_i>>1)&3)<<6, and Q = 16 bytes,
+	// byte j: D_j | h_j<<3 | D_(16+j)<<4 | h_(16+j)<<7 with
+	// h_i = (C_i>>2) ^ (A_(i+1)&1) for even i and C_i>>2 for odd i.
 	// Unpack: A = P&7; B = (P>>3)&7 (VPSRLW: a word shift, the mask drops
 	// the next byte's bits); Q' = Q broadcast to both lanes, VPSRLVD by 0
-	// (lane 0) and 4 (lane 1), D = Q'&7; C = ((P>>5)&6) | (Q'&8), i.e. 2C,
-	// looked up in a table of the levels at the even indices.
+	// (lane 0) and 4 (lane 1), D = Q'&7; ((P>>5) ^ Q') & 14 is 2C: the word
+	// shift brings C's low bits to bits 1-2 and, in an even byte, the next
+	// byte's bit 0 (A_(i+1)&1) to bit 3, and the XOR with Q' cancels D's
+	// bits and that bit (which the repack put into Q) — one op fewer than
+	// masking both and ORing them. 2C is looked up in a table of the
+	// levels at the even indices.
 	i8Plane3
 )
 
@@ -93,6 +98,7 @@ type i8Tables struct {
 	ptc   [32]byte  // 384: VPSHUFB indices of the C table: i/2 at i
 	pm3   [32]byte  // 416: 3 in every byte (repack)
 	pm1   [32]byte  // 448: 1 in every byte (repack)
+	pm14  [32]byte  // 480: 14 in every byte (the C index's bits 1-3)
 	perm  [32]uint8 // slot → column within the chunk (not read by assembly)
 	mode  i8Mode
 	bytes int // code bytes per chunk (4k)
@@ -101,7 +107,7 @@ type i8Tables struct {
 // buildPlanes fills the i8Plane3 tables (k = 3).
 func (t *i8Tables) buildPlanes() {
 	for i := 0; i < 32; i++ {
-		t.smask[i], t.pm6[i], t.pm8[i], t.pm3[i], t.pm1[i] = 7, 6, 8, 3, 1
+		t.smask[i], t.pm6[i], t.pm8[i], t.pm3[i], t.pm1[i], t.pm14[i] = 7, 6, 8, 3, 1, 14
 		t.ptc[i] = byte(i % 16 / 2)
 	}
 	for d := 0; d < 8; d++ {

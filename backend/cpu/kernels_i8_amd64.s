@@ -276,7 +276,7 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 // I8TPLANE: one i8Plane3 block (kernels_i8_amd64.go) at AX, its chunks A
 // and B into Y8, Y9, then C and D, each pair times the 8 tokens (I8TPAIRS).
 // Y12 holds 7 in every byte, Y13 the C table; the VPSRLVD counts and the
-// 6 and 8 masks are read from the tables at R15.
+// mask 14 are read from the tables at R15.
 #define I8TPLANE \
 	VPAND (AX), Y12, Y8; \
 	VPSHUFB Y8, Y14, Y8; \
@@ -287,11 +287,10 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TPAIRS; \
 	VMOVDQU (AX), Y8; \
 	VPSRLW $5, Y8, Y8; \
-	VPAND 288(R15), Y8, Y8; \
 	VBROADCASTI128 32(AX), Y9; \
 	VPSRLVD 352(R15), Y9, Y9; \
-	VPAND 320(R15), Y9, Y10; \
-	VPOR Y10, Y8, Y8; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND 480(R15), Y8, Y8; \
 	VPSHUFB Y8, Y13, Y8; \
 	VPAND Y12, Y9, Y9; \
 	VPSHUFB Y9, Y14, Y9; \
@@ -334,11 +333,10 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TPAIRS0; \
 	VMOVDQU (AX), Y8; \
 	VPSRLW $5, Y8, Y8; \
-	VPAND 288(R15), Y8, Y8; \
 	VBROADCASTI128 32(AX), Y9; \
 	VPSRLVD 352(R15), Y9, Y9; \
-	VPAND 320(R15), Y9, Y10; \
-	VPOR Y10, Y8, Y8; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND 480(R15), Y8, Y8; \
 	VPSHUFB Y8, Y13, Y8; \
 	VPAND Y12, Y9, Y9; \
 	VPSHUFB Y9, Y14, Y9; \
@@ -392,7 +390,7 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 
 // I8TPLANE: one i8Plane3 block's four chunks, each unpacked into Y8 and
 // multiplied with the 8 tokens' activations (I8TDOTS); Y10 the VPSRLVD
-// counts, Y11 8, Y12 7, Y13 the C table.
+// counts, Y11 14, Y12 7, Y13 the C table.
 #define I8TPLANE \
 	PREFETCHT0 1024(R14); \
 	PREFETCHT0 1088(R14); \
@@ -416,11 +414,10 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	PREFETCHT0 1216(R14); \
 	VMOVDQU (AX), Y8; \
 	VPSRLW $5, Y8, Y8; \
-	VPAND 288(R15), Y8, Y8; \
 	VBROADCASTI128 32(AX), Y9; \
 	VPSRLVD Y10, Y9, Y9; \
-	VPAND Y11, Y9, Y9; \
-	VPOR Y9, Y8, Y8; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND Y11, Y8, Y8; \
 	VPSHUFB Y8, Y13, Y8; \
 	I8TDOTS; \
 	PREFETCHT0 1024(R14); \
@@ -455,9 +452,11 @@ TEXT ·i8TileVNNI(SB), NOSPLIT, $0-32
 // func i8Repack3(dst, src *byte, n int, t *i8Tables)
 //
 // Per 48-byte block: the four chunks unpacked as the windows unpack them
-// (A, B, C, D in Y0-Y3), then P = A | B<<3 | (C&3)<<6 and Q = the two
-// lanes of D | (C>>2)<<3 as nibbles (kernels_i8_amd64.go, i8Plane3). The
-// word shifts cannot carry across bytes: every byte is ≤ 7 before them.
+// (A, B, C, D in Y0-Y3), then P = A | B<<3 | ((C ^ D>>1)&3)<<6 and Q = the
+// two lanes of D | h<<3 as nibbles, h = (C>>2) ^ (bit 0 of the next byte's
+// A in an even byte: A>>8 as words) (kernels_i8_amd64.go, i8Plane3). Every
+// byte is ≤ 7 before the shifts; what a right shift brings in from the next
+// byte is masked off, and the left shifts cannot carry across bytes.
 TEXT ·i8Repack3(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
@@ -478,13 +477,17 @@ rploop:
 	I8RAW(12(SI), Y1, Y4)
 	I8RAW(24(SI), Y2, Y4)
 	I8RAW(36(SI), Y3, Y4)
-	VPSLLW $3, Y1, Y1
-	VPOR Y1, Y0, Y0
-	VPAND Y8, Y2, Y5
+	VPSRLW $1, Y3, Y5
+	VPXOR Y5, Y2, Y5
+	VPAND Y8, Y5, Y5
 	VPSLLW $6, Y5, Y5
-	VPOR Y5, Y0, Y0
-	VMOVDQU Y0, (DI)
+	VPSLLW $3, Y1, Y1
+	VPOR Y1, Y0, Y6
+	VPOR Y5, Y6, Y6
+	VMOVDQU Y6, (DI)
+	VPSRLW $8, Y0, Y5
 	VPSRLW $2, Y2, Y2
+	VPXOR Y5, Y2, Y2
 	VPAND Y7, Y2, Y2
 	VPSLLW $3, Y2, Y2
 	VPOR Y2, Y3, Y3

@@ -129,7 +129,12 @@ func TestI8Plane3Repack(t *testing.T) {
 					P, Q := blk[:32], blk[32:48]
 					for i := 0; i < 32; i++ {
 						q := Q[i%16] >> (4 * (i / 16))
-						dec := [4]uint8{P[i] & 7, P[i] >> 3 & 7, P[i]>>6 | (q>>3&1)<<2, q & 7}
+						var next uint8 // bit 0 of the next byte of P, for the even bytes
+						if i%2 == 0 {
+							next = P[i+1] & 1
+						}
+						cc := (P[i]>>6 ^ q>>1&3) | (q>>3&1^next)<<2
+						dec := [4]uint8{P[i] & 7, P[i] >> 3 & 7, cc, q & 7}
 						for j, v := range dec {
 							col := 128*b + 32*j + int(tb.perm[i])
 							if v != codes[col] {

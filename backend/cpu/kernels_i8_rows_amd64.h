@@ -24,12 +24,11 @@
 	VMOVDQU 128(AX), Y9
 	JMP i8tabdone
 
-	// i8Plane3: Y13 7, Y12 6, Y11 8, Y10 the VPSRLVD counts, Y9 the C
-	// table (the level table's entry i/2 at i).
+	// i8Plane3: Y13 7, Y12 14, Y10 the VPSRLVD counts, Y9 the C table
+	// (the level table's entry i/2 at i).
 i8tabplane:
 	VMOVDQU 256(AX), Y13
-	VMOVDQU 288(AX), Y12
-	VMOVDQU 320(AX), Y11
+	VMOVDQU 480(AX), Y12
 	VMOVDQU 352(AX), Y10
 	VMOVDQU 384(AX), Y9
 	VPSHUFB Y9, Y14, Y9
@@ -155,9 +154,8 @@ i8gplane:
 	VPSHUFB Y7, Y14, Y7
 	I8PLM1F
 	VPSRLW $5, Y4, Y4
+	VPXOR Y5, Y4, Y4
 	VPAND Y12, Y4, Y4
-	VPAND Y11, Y5, Y6
-	VPOR Y6, Y4, Y4
 	VPSHUFB Y4, Y9, Y4
 	I8PLM2
 	VPAND Y13, Y5, Y5
@@ -182,9 +180,8 @@ i8gplane4:
 	VPSHUFB Y7, Y14, Y7
 	I8PLM1
 	VPSRLW $5, Y4, Y4
+	VPXOR Y5, Y4, Y4
 	VPAND Y12, Y4, Y4
-	VPAND Y11, Y5, Y6
-	VPOR Y6, Y4, Y4
 	VPSHUFB Y4, Y9, Y4
 	I8PLM2
 	VPAND Y13, Y5, Y5

@@ -24,10 +24,10 @@
 	VMOVDQU 224(R15), Y15
 	MOVQ 56(R8), AX
 	VMOVDQU (AX), Y14
-	// i8Plane3 (zeros for other tables): Y10 the VPSRLVD counts, Y11 8,
+	// i8Plane3 (zeros for other tables): Y10 the VPSRLVD counts, Y11 14,
 	// Y12 7, Y13 the C table.
 	VMOVDQU 352(R15), Y10
-	VMOVDQU 320(R15), Y11
+	VMOVDQU 480(R15), Y11
 	VMOVDQU 256(R15), Y12
 	VMOVDQU 384(R15), Y13
 	VPSHUFB Y13, Y14, Y13
