@@ -15,10 +15,12 @@ import (
 // activations as the AVX-512 path by VPMADDUBSW (unsigned code byte × signed
 // activation, adjacent pairs summed to int16) and VPMADDWD (pairs to int32).
 //
-// VPMADDUBSW saturates its int16 pair sums, so the code bytes stay ≤ 127:
-// 2·127·127 = 32258 < 32767 and every product is exact (q8LevelsI8). A
-// codebook that is not linear is quantized to 128 steps (0.4% of its range,
-// twice the AVX-512 path's step); linear levels stay exact. With AVX-VNNI
+// VPMADDUBSW saturates its int16 pair sums, so the code bytes stay ≤ 64
+// (i8MaxLevel): a pair sum is ≤ 2·64·127 = 16256 in magnitude and two
+// chunks' pair sums add in int16 (VPADDW, ≤ 32512) before one VPMADDWD
+// widens them, so every sum is exact. A codebook that is not linear is
+// quantized to a grid of at most 65 steps fitted to it (newQ8LevelsFit);
+// linear levels stay exact. With AVX-VNNI
 // (hasAVXVNNI; Alder Lake and later, Zen 5) i8RowsVNNI and i8TileVNNI
 // multiply with one VPDPBUSD (ymm, VEX) instead, which sums four unsigned ×
 // signed byte products straight into int32: the code bytes use 0..255 and a
