@@ -289,6 +289,7 @@ type i8TileArgs struct {
 	outStride int       // 104: bytes between two tokens' outputs (4·R)
 	nt        int       // 112: valid tokens in the tile (1..8)
 	scratch   *float32  // 120: 592 bytes of scratch, 32-byte aligned
+	sws       *float32  // 128: scratch, 8 floats per group: the row's scale·pv [group][token]
 }
 
 // aligned returns the first element of s at a multiple of align bytes.
@@ -335,12 +336,16 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 	m := j.dense
 	sh := &b.shared
 	if sh.tiles > 0 {
+		if len(ws.sws) < tileN*m.Groups {
+			ws.sws = make([]float32, tileN*m.Groups)
+		}
 		a := &ws.it
 		*a = i8TileArgs{
 			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
 			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], tab: sh.i8, lut: &sh.i8lut[0],
 			rowBytes: j.rowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
 			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: aligned(ws.tsc[:], 32),
+			sws: &ws.sws[0],
 		}
 		if sh.planes {
 			a.mode = int(i8Plane3)
