@@ -1,6 +1,8 @@
 // The body of i8Tile and i8TileVNNI (kernels_i8_amd64.s), included once for
 // each: I8TDOTS is VPMADDUBSW + VPMADDWD + VPADDD per token in one and
-// VPDPBUSD (AVX-VNNI) in the other. Labels are local to each TEXT block.
+// VPDPBUSD (AVX-VNNI) in the other; I8TPLANE and I8TPLANE1 (i8Plane3
+// blocks) multiply two chunks per token step, summed in int16, in one and
+// run I8TDOTS per chunk in the other. Labels are local to each TEXT block.
 //
 // Registers: DI out, SI the row's codes, R8 args, R10 scratch, R11 the
 // row's fp16 scales; in the group loop AX codes, BX chunk stride, DX chunks
