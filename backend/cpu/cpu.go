@@ -110,12 +110,13 @@ type Backend struct {
 	mu   sync.Mutex // serialises the ops that use the pool and shared scratch
 	pool pool
 
-	mm             mmJob                         // the matrix multiply in flight
-	planes         map[*codec.DenseMatrix][]byte // repacked codes of the i8Plane3 kernels (planesFor)
-	mmRun          func(w, lo, hi int)           // b.runMatMul, bound once so calls do not allocate
-	prepRun        func(w, lo, hi int)           // b.prepTokens
-	trellisPrepRun func(w, lo, hi int)           // b.trellisPrep
-	trellisPackRun func(w, lo, hi int)           // b.trellisPack
+	mm             mmJob                           // the matrix multiply in flight
+	planes         map[*codec.DenseMatrix][]byte   // repacked codes of the i8Plane3 kernels (planesFor)
+	i8levels       map[*codec.DenseMatrix]q8Levels // level bytes of the integer kernels (i8LevelsFor)
+	mmRun          func(w, lo, hi int)             // b.runMatMul, bound once so calls do not allocate
+	prepRun        func(w, lo, hi int)             // b.prepTokens
+	trellisPrepRun func(w, lo, hi int)             // b.trellisPrep
+	trellisPackRun func(w, lo, hi int)             // b.trellisPack
 	ws             []workerState
 	shared         sharedState
 

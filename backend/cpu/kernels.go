@@ -267,6 +267,22 @@ func (b *Backend) planesFor(m *codec.DenseMatrix) []byte {
 	return c
 }
 
+// i8LevelsFor returns m's level bytes for the integer kernels
+// (q8LevelsI8), computed once per matrix: without AVX-VNNI on amd64 they are
+// fitted by a search (newQ8LevelsFit) that would cost more than a small
+// matrix's multiply if it ran on every call.
+func (b *Backend) i8LevelsFor(m *codec.DenseMatrix) q8Levels {
+	if q, ok := b.i8levels[m]; ok {
+		return q
+	}
+	if b.i8levels == nil {
+		b.i8levels = map[*codec.DenseMatrix]q8Levels{}
+	}
+	q := q8LevelsI8(m.Levels, m.Bits, b.vnni)
+	b.i8levels[m] = q
+	return q
+}
+
 // planesReserve is the memory (MemAvailable) a repacked copy of codes must
 // leave to the system.
 const planesReserve = 1 << 30
@@ -299,7 +315,7 @@ func (b *Backend) prepareDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) {
 		sh.xb = growF(sh.xb, n*sh.gp)
 		k := m.Bits
 		if j.kind == kindDenseI8 {
-			sh.q8 = q8LevelsI8(m.Levels, k, b.vnni)
+			sh.q8 = b.i8LevelsFor(m)
 			sh.i8 = i8TablesFor(k)
 			sh.i8lut = i8Lut(&sh.q8, k)
 			j.maxRead = sh.i8.maxRead(sh.cp)

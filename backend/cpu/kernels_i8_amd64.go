@@ -15,10 +15,12 @@ import (
 // activations as the AVX-512 path by VPMADDUBSW (unsigned code byte × signed
 // activation, adjacent pairs summed to int16) and VPMADDWD (pairs to int32).
 //
-// VPMADDUBSW saturates its int16 pair sums, so the code bytes stay ≤ 127:
-// 2·127·127 = 32258 < 32767 and every product is exact (q8LevelsI8). A
-// codebook that is not linear is quantized to 128 steps (0.4% of its range,
-// twice the AVX-512 path's step); linear levels stay exact. With AVX-VNNI
+// VPMADDUBSW saturates its int16 pair sums, so the code bytes stay ≤ 64
+// (i8MaxLevel): a pair sum is ≤ 2·64·127 = 16256 in magnitude and two
+// chunks' pair sums add in int16 (VPADDW, ≤ 32512) before one VPMADDWD
+// widens them, so every sum is exact. A codebook that is not linear is
+// quantized to a grid of at most 65 steps fitted to it (newQ8LevelsFit);
+// linear levels stay exact. With AVX-VNNI
 // (hasAVXVNNI; Alder Lake and later, Zen 5) i8RowsVNNI and i8TileVNNI
 // multiply with one VPDPBUSD (ymm, VEX) instead, which sums four unsigned ×
 // signed byte products straight into int32: the code bytes use 0..255 and a
@@ -60,17 +62,22 @@ const (
 	i8Crumb
 	// i8Plane3 (k = 3, groups of a multiple of 128, decode and tile): the
 	// codes repacked once (repackPlanes3) so that a 128-code block of 48
-	// bytes unpacks in 9 vector ops plus the 4 lookups (the windows: 24;
+	// bytes unpacks in 8 vector ops plus the 4 lookups (the windows: 24;
 	// i8Split3, the decode layout before this one: 16 plus 5 lookups into
-	// 160 slots), 17 with the 4 multiplies where i8Split3 took 26. The
-	// block's four 32-code chunks A, B, C, D (the windows' codes, i.e. in
-	// the permuted order i8Tables.perm of their 32 columns, so the
-	// activations are laid out as for the windows) become P = 32 bytes, lane i: A_i | B_i<<3 | (C_i&3)<<6, and
-	// Q = 16 bytes, byte j: D_j | (C_j>>2)<<3 | D_(16+j)<<4 | (C_(16+j)>>2)<<7.
+	// 160 slots). The block's four 32-code chunks A, B, C, D (the windows'
+	// codes, i.e. in the permuted order i8Tables.perm of their 32 columns,
+	// so the activations are laid out as for the windows) become P = 32
+	// bytes, lane i: A_i | B_i<<3 | ((C_i ^ D_i>>1)&3)<<6, and Q = 16 bytes,
+	// byte j: D_j | h_j<<3 | D_(16+j)<<4 | h_(16+j)<<7 with
+	// h_i = (C_i>>2) ^ (A_(i+1)&1) for even i and C_i>>2 for odd i.
 	// Unpack: A = P&7; B = (P>>3)&7 (VPSRLW: a word shift, the mask drops
 	// the next byte's bits); Q' = Q broadcast to both lanes, VPSRLVD by 0
-	// (lane 0) and 4 (lane 1), D = Q'&7; C = ((P>>5)&6) | (Q'&8), i.e. 2C,
-	// looked up in a table of the levels at the even indices.
+	// (lane 0) and 4 (lane 1), D = Q'&7; ((P>>5) ^ Q') & 14 is 2C: the word
+	// shift brings C's low bits to bits 1-2 and, in an even byte, the next
+	// byte's bit 0 (A_(i+1)&1) to bit 3, and the XOR with Q' cancels D's
+	// bits and that bit (which the repack put into Q) — one op fewer than
+	// masking both and ORing them. 2C is looked up in a table of the
+	// levels at the even indices.
 	i8Plane3
 )
 
@@ -93,6 +100,7 @@ type i8Tables struct {
 	ptc   [32]byte  // 384: VPSHUFB indices of the C table: i/2 at i
 	pm3   [32]byte  // 416: 3 in every byte (repack)
 	pm1   [32]byte  // 448: 1 in every byte (repack)
+	pm14  [32]byte  // 480: 14 in every byte (the C index's bits 1-3)
 	perm  [32]uint8 // slot → column within the chunk (not read by assembly)
 	mode  i8Mode
 	bytes int // code bytes per chunk (4k)
@@ -101,7 +109,7 @@ type i8Tables struct {
 // buildPlanes fills the i8Plane3 tables (k = 3).
 func (t *i8Tables) buildPlanes() {
 	for i := 0; i < 32; i++ {
-		t.smask[i], t.pm6[i], t.pm8[i], t.pm3[i], t.pm1[i] = 7, 6, 8, 3, 1
+		t.smask[i], t.pm6[i], t.pm8[i], t.pm3[i], t.pm1[i], t.pm14[i] = 7, 6, 8, 3, 1, 14
 		t.ptc[i] = byte(i % 16 / 2)
 	}
 	for d := 0; d < 8; d++ {
@@ -281,6 +289,7 @@ type i8TileArgs struct {
 	outStride int       // 104: bytes between two tokens' outputs (4·R)
 	nt        int       // 112: valid tokens in the tile (1..8)
 	scratch   *float32  // 120: 592 bytes of scratch, 32-byte aligned
+	sws       *float32  // 128: scratch, 8 floats per group: the row's scale·pv [group][token]
 }
 
 // aligned returns the first element of s at a multiple of align bytes.
@@ -311,6 +320,12 @@ func i8Level(lv Level) bool { return lv == LevelAVX2 || lv == LevelAVX512 }
 // i8Tiled: the AVX2 kernels have a prefill tile (i8Tile).
 const i8Tiled = true
 
+// i8MaxLevel bounds the level bytes of the kernels without AVX-VNNI
+// (q8LevelsI8): with u ≤ 64 and activations within ±127, a VPMADDUBSW pair
+// sum is ≤ 2·64·127 = 16256 in magnitude, so two chunks' pair sums add in
+// int16 (VPADDW, ≤ 32512 < 32767) before one VPMADDWD widens them.
+const i8MaxLevel = 64
+
 // i8TablesFor returns the tables of bit width k.
 func i8TablesFor(k int) *i8Tables { return &i8Tab[k] }
 
@@ -321,12 +336,16 @@ func (b *Backend) i8Call(ws *workerState, t, r, nrows int, codes *byte) {
 	m := j.dense
 	sh := &b.shared
 	if sh.tiles > 0 {
+		if len(ws.sws) < tileN*m.Groups {
+			ws.sws = make([]float32, tileN*m.Groups)
+		}
 		a := &ws.it
 		*a = i8TileArgs{
 			xq: &sh.xqT[t*tileN*sh.cp], pv: &sh.pvT[t*m.Groups*tileN], qv: &sh.qvT[t*m.Groups*tileN],
 			xb: &sh.xbT[t*m.Groups*tileN], scales: &m.Scales[2*r*m.Groups], tab: sh.i8, lut: &sh.i8lut[0],
 			rowBytes: j.rowBytes, groups: m.Groups, chunks: m.GroupSize / 32, cbytes: 4 * m.Bits,
 			mode: int(sh.i8.mode), outStride: 4 * m.R, nt: min(tileN, j.n-t*tileN), scratch: aligned(ws.tsc[:], 32),
+			sws: &ws.sws[0],
 		}
 		if sh.planes {
 			a.mode = int(i8Plane3)

@@ -45,20 +45,27 @@
 	VPAND Y10, r, r; \
 	VPSHUFB r, Y14, r
 
-// I8MACA, I8MACB: Y2 += Y4 · 0(R14) and Y3 += Y6 · 32(R14), the int32
-// sums of 4 adjacent products of level bytes (unsigned) and activations
-// (signed). Here by VPMADDUBSW (pairs to int16, which saturates: level bytes
-// ≤ 127), VPMADDWD with Y15 = int16 ones (pairs to int32) and VPADDD; for
-// i8RowsVNNI below by one VPDPBUSD.
+// I8MACA, I8MACB: the products of two chunks, level bytes (unsigned) in Y4
+// and Y6 times the activations (signed) at 0(R14) and 32(R14), summed in
+// int32 lanes of 4 adjacent products. Here: VPMADDUBSW each (adjacent pairs
+// to int16, which saturates, but not here: level bytes ≤ 64 (i8MaxLevel)),
+// VPADDW of the two chunks (|sum| ≤ 4·64·127 = 32512, exact in int16), one
+// VPMADDWD with Y15 = int16 ones (pairs to int32) and VPADDD into Y2. For
+// i8RowsVNNI below one VPDPBUSD each, into Y2 and Y3. I8MAC1: Y2 += the
+// products of one chunk (Y4 times 0(R14)).
 #define I8MACA \
-	VPMADDUBSW 0(R14), Y4, Y4; \
-	VPMADDWD Y15, Y4, Y4; \
-	VPADDD Y4, Y2, Y2
+	VPMADDUBSW 0(R14), Y4, Y4
 
 #define I8MACB \
 	VPMADDUBSW 32(R14), Y6, Y6; \
-	VPMADDWD Y15, Y6, Y6; \
-	VPADDD Y6, Y3, Y3
+	VPADDW Y6, Y4, Y4; \
+	VPMADDWD Y15, Y4, Y4; \
+	VPADDD Y4, Y2, Y2
+
+#define I8MAC1 \
+	VPMADDUBSW 0(R14), Y4, Y4; \
+	VPMADDWD Y15, Y4, Y4; \
+	VPADDD Y4, Y2, Y2
 
 // I8SUM: the group's int32 sums (Y2 + Y3) into its slot (CX) of the block
 // of 8 groups at a.isum (256-byte aligned); CX and the sws pointer R13 move
@@ -101,26 +108,31 @@
 	SUBQ $256, CX
 
 // I8PLM0..3: the i8Plane3 chunks' products, Y6, Y7, Y4, Y5 times the
-// activations at R14 + 0, 32, 64, 96 into Y2 and Y3.
+// activations at R14 + 0, 32, 64, 96 into Y2: chunks 0 and 1, then 2 and 3,
+// summed in int16 as in I8MACA/I8MACB.
 #define I8PLM0 \
-	VPMADDUBSW 0(R14), Y6, Y6; \
-	VPMADDWD Y15, Y6, Y6; \
-	VPADDD Y6, Y2, Y2
+	VPMADDUBSW 0(R14), Y6, Y6
 
 #define I8PLM1 \
 	VPMADDUBSW 32(R14), Y7, Y7; \
-	VPMADDWD Y15, Y7, Y7; \
-	VPADDD Y7, Y2, Y2
+	VPADDW Y7, Y6, Y6; \
+	VPMADDWD Y15, Y6, Y6; \
+	VPADDD Y6, Y2, Y2
+
+// I8PLM1F: I8PLM1 for a group's first block, setting Y2.
+#define I8PLM1F \
+	VPMADDUBSW 32(R14), Y7, Y7; \
+	VPADDW Y7, Y6, Y6; \
+	VPMADDWD Y15, Y6, Y2
 
 #define I8PLM2 \
-	VPMADDUBSW 64(R14), Y4, Y4; \
-	VPMADDWD Y15, Y4, Y4; \
-	VPADDD Y4, Y2, Y2
+	VPMADDUBSW 64(R14), Y4, Y4
 
 #define I8PLM3 \
 	VPMADDUBSW 96(R14), Y5, Y5; \
-	VPMADDWD Y15, Y5, Y5; \
-	VPADDD Y5, Y2, Y2
+	VPADDW Y5, Y4, Y4; \
+	VPMADDWD Y15, Y4, Y4; \
+	VPADDD Y4, Y2, Y2
 
 // func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 //
@@ -143,6 +155,7 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 // W0·v̄v̄v̄v̄·L1·pp (66), opcode 50, ModRM (reg = accumulator, rm = R14), disp8.
 #undef I8MACA
 #undef I8MACB
+#undef I8MAC1
 // I8MACA: VPDPBUSD (R14), Y4, Y2
 #define I8MACA \
 	BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x16
@@ -151,10 +164,13 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 #define I8MACB \
 	BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x5e; BYTE $0x20
 
+#define I8MAC1 I8MACA
+
 #undef I8PLM0
 #undef I8PLM1
 #undef I8PLM2
 #undef I8PLM3
+#undef I8PLM1F
 // I8PLM0: VPDPBUSD (R14), Y6, Y2
 #define I8PLM0 BYTE $0xc4; BYTE $0xc2; BYTE $0x4d; BYTE $0x50; BYTE $0x16
 // I8PLM1: VPDPBUSD 32(R14), Y7, Y2
@@ -163,6 +179,7 @@ TEXT ·i8Rows(SB), NOSPLIT, $0-32
 #define I8PLM2 BYTE $0xc4; BYTE $0xc2; BYTE $0x5d; BYTE $0x50; BYTE $0x56; BYTE $0x40
 // I8PLM3: VPDPBUSD 96(R14), Y5, Y2
 #define I8PLM3 BYTE $0xc4; BYTE $0xc2; BYTE $0x55; BYTE $0x50; BYTE $0x56; BYTE $0x60
+#define I8PLM1F I8PLM1
 
 // func i8RowsVNNI(out *float32, codes *byte, nrows int, a *i8Args)
 //
@@ -223,6 +240,108 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TDOT(224, Y7); \
 	ADDQ $256, R14
 
+// I8TPAIR(a, b, acc): one token's products of two chunks, the level bytes
+// in Y8 and Y9 times its activations at a(R14) and b(R14), summed in int16
+// (level bytes ≤ 64, as in I8MACA/I8MACB), widened by one VPMADDWD and
+// added to its int32 accumulator (Y10, Y11 temporaries).
+#define I8TPAIR(a, b, acc) \
+	VPMADDUBSW a(R14), Y8, Y10; \
+	VPMADDUBSW b(R14), Y9, Y11; \
+	VPADDW Y11, Y10, Y10; \
+	VPMADDWD Y15, Y10, Y10; \
+	VPADDD Y10, acc, acc
+
+// I8TPAIRS: the 8 tokens' products of two consecutive chunks (token t's
+// activations of the first at 32t, of the second at 256 + 32t), the
+// activations of the chunks 4 and 5 ahead prefetched.
+#define I8TPAIRS \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	PREFETCHT0 1280(R14); \
+	PREFETCHT0 1344(R14); \
+	PREFETCHT0 1408(R14); \
+	PREFETCHT0 1472(R14); \
+	I8TPAIR(0, 256, Y0); \
+	I8TPAIR(32, 288, Y1); \
+	I8TPAIR(64, 320, Y2); \
+	I8TPAIR(96, 352, Y3); \
+	I8TPAIR(128, 384, Y4); \
+	I8TPAIR(160, 416, Y5); \
+	I8TPAIR(192, 448, Y6); \
+	I8TPAIR(224, 480, Y7); \
+	ADDQ $512, R14
+
+// I8TPLANE: one i8Plane3 block (kernels_i8_amd64.go) at AX, its chunks A
+// and B into Y8, Y9, then C and D, each pair times the 8 tokens (I8TPAIRS).
+// Y12 holds 7 in every byte, Y13 the C table; the VPSRLVD counts and the
+// mask 14 are read from the tables at R15.
+#define I8TPLANE \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	VMOVDQU (AX), Y9; \
+	VPSRLW $3, Y9, Y9; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS; \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD 352(R15), Y9, Y9; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND 480(R15), Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS
+
+// I8TPAIR0, I8TPAIRS0, I8TPLANE1: the same for a group's first block,
+// setting the accumulators where I8TPAIR adds to them.
+#define I8TPAIR0(a, b, acc) \
+	VPMADDUBSW a(R14), Y8, Y10; \
+	VPMADDUBSW b(R14), Y9, Y11; \
+	VPADDW Y11, Y10, Y10; \
+	VPMADDWD Y15, Y10, acc
+
+#define I8TPAIRS0 \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	PREFETCHT0 1280(R14); \
+	PREFETCHT0 1344(R14); \
+	PREFETCHT0 1408(R14); \
+	PREFETCHT0 1472(R14); \
+	I8TPAIR0(0, 256, Y0); \
+	I8TPAIR0(32, 288, Y1); \
+	I8TPAIR0(64, 320, Y2); \
+	I8TPAIR0(96, 352, Y3); \
+	I8TPAIR0(128, 384, Y4); \
+	I8TPAIR0(160, 416, Y5); \
+	I8TPAIR0(192, 448, Y6); \
+	I8TPAIR0(224, 480, Y7); \
+	ADDQ $512, R14
+
+#define I8TPLANE1 \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	VMOVDQU (AX), Y9; \
+	VPSRLW $3, Y9, Y9; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS0; \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD 352(R15), Y9, Y9; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND 480(R15), Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9; \
+	I8TPAIRS
+
 // func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
 // The prefill and batched-decode kernel: each 32-code chunk is unpacked
@@ -239,6 +358,8 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 #include "kernels_i8_tile_amd64.h"
 
 #undef I8TDOTS
+#undef I8TPLANE
+#undef I8TPLANE1
 // I8TDOT0: VPDPBUSD 0(R14), Y8, Y0
 #define I8TDOT0 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x06
 // I8TDOT1: VPDPBUSD 32(R14), Y8, Y1
@@ -267,6 +388,50 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	I8TDOT7; \
 	ADDQ $256, R14
 
+// I8TPLANE: one i8Plane3 block's four chunks, each unpacked into Y8 and
+// multiplied with the 8 tokens' activations (I8TDOTS); Y10 the VPSRLVD
+// counts, Y11 14, Y12 7, Y13 the C table.
+#define I8TPLANE \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS; \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $3, Y8, Y8; \
+	VPAND Y12, Y8, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS; \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD Y10, Y9, Y9; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND Y11, Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	I8TDOTS; \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14); \
+	VBROADCASTI128 32(AX), Y8; \
+	VPSRLVD Y10, Y8, Y8; \
+	VPAND Y12, Y8, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS
+
+#define I8TPLANE1 I8TPLANE
+
 // func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
 // i8Tile with AVX-VNNI's VPDPBUSD (VEX-encoded as BYTEs; i8RowsVNNI).
@@ -287,9 +452,11 @@ TEXT ·i8TileVNNI(SB), NOSPLIT, $0-32
 // func i8Repack3(dst, src *byte, n int, t *i8Tables)
 //
 // Per 48-byte block: the four chunks unpacked as the windows unpack them
-// (A, B, C, D in Y0-Y3), then P = A | B<<3 | (C&3)<<6 and Q = the two
-// lanes of D | (C>>2)<<3 as nibbles (kernels_i8_amd64.go, i8Plane3). The
-// word shifts cannot carry across bytes: every byte is ≤ 7 before them.
+// (A, B, C, D in Y0-Y3), then P = A | B<<3 | ((C ^ D>>1)&3)<<6 and Q = the
+// two lanes of D | h<<3 as nibbles, h = (C>>2) ^ (bit 0 of the next byte's
+// A in an even byte: A>>8 as words) (kernels_i8_amd64.go, i8Plane3). Every
+// byte is ≤ 7 before the shifts; what a right shift brings in from the next
+// byte is masked off, and the left shifts cannot carry across bytes.
 TEXT ·i8Repack3(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI
 	MOVQ src+8(FP), SI
@@ -310,13 +477,17 @@ rploop:
 	I8RAW(12(SI), Y1, Y4)
 	I8RAW(24(SI), Y2, Y4)
 	I8RAW(36(SI), Y3, Y4)
-	VPSLLW $3, Y1, Y1
-	VPOR Y1, Y0, Y0
-	VPAND Y8, Y2, Y5
+	VPSRLW $1, Y3, Y5
+	VPXOR Y5, Y2, Y5
+	VPAND Y8, Y5, Y5
 	VPSLLW $6, Y5, Y5
-	VPOR Y5, Y0, Y0
-	VMOVDQU Y0, (DI)
+	VPSLLW $3, Y1, Y1
+	VPOR Y1, Y0, Y6
+	VPOR Y5, Y6, Y6
+	VMOVDQU Y6, (DI)
+	VPSRLW $8, Y0, Y5
 	VPSRLW $2, Y2, Y2
+	VPXOR Y5, Y2, Y2
 	VPAND Y7, Y2, Y2
 	VPSLLW $3, Y2, Y2
 	VPOR Y2, Y3, Y3

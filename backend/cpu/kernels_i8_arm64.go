@@ -104,6 +104,10 @@ func i8Level(lv Level) bool { return lv == LevelNEON }
 // token over blocks of rows that stay in cache.
 const i8Tiled = false
 
+// i8MaxLevel: the level bytes are ≤ 127, so SDOT (signed × signed) sees
+// them as non-negative (q8LevelsI8).
+const i8MaxLevel = 127
+
 func i8TablesFor(k int) *i8Tables { return &i8Tab[k] }
 
 // planes: the NEON kernels have no i8Plane3 layout (kernels_i8_amd64.go).

@@ -1,6 +1,8 @@
 // The body of i8Rows and i8RowsVNNI (kernels_i8_amd64.s), included once
-// for each: I8MACA (Y2 += Y4 · 0(R14)) and I8MACB (Y3 += Y6 · 32(R14)) are
-// VPMADDUBSW + VPMADDWD + VPADDD in one and VPDPBUSD (AVX-VNNI) in the other.
+// for each: I8MACA + I8MACB (two chunks' products, Y4 · 0(R14) and
+// Y6 · 32(R14)) are two VPMADDUBSW summed in int16, one VPMADDWD and a
+// VPADDD into Y2 in one, a VPDPBUSD each into Y2 and Y3 (AVX-VNNI) in the
+// other; I8MAC1 is one chunk's (Y4) into Y2.
 // Labels are local to each TEXT block, so the two copies do not clash.
 
 	MOVQ out+0(FP), DI
@@ -22,12 +24,11 @@
 	VMOVDQU 128(AX), Y9
 	JMP i8tabdone
 
-	// i8Plane3: Y13 7, Y12 6, Y11 8, Y10 the VPSRLVD counts, Y9 the C
-	// table (the level table's entry i/2 at i).
+	// i8Plane3: Y13 7, Y12 14, Y10 the VPSRLVD counts, Y9 the C table
+	// (the level table's entry i/2 at i).
 i8tabplane:
 	VMOVDQU 256(AX), Y13
-	VMOVDQU 288(AX), Y12
-	VMOVDQU 320(AX), Y11
+	VMOVDQU 480(AX), Y12
 	VMOVDQU 352(AX), Y10
 	VMOVDQU 384(AX), Y9
 	VPSHUFB Y9, Y14, Y9
@@ -139,6 +140,31 @@ i8gplane:
 	VPXOR Y2, Y2, Y2
 	MOVQ 88(R8), DX
 	SHRQ $2, DX
+	// The group's first block: I8PLM1F sets Y2 where I8PLM1 adds to it.
+	PREFETCHT0 (AX)(R15*1)
+	PREFETCHT2 (AX)(R10*1)
+	VMOVDQU (AX), Y4
+	VBROADCASTI128 32(AX), Y5
+	VPSRLVD Y10, Y5, Y5
+	VPAND Y13, Y4, Y6
+	VPSHUFB Y6, Y14, Y6
+	I8PLM0
+	VPSRLW $3, Y4, Y7
+	VPAND Y13, Y7, Y7
+	VPSHUFB Y7, Y14, Y7
+	I8PLM1F
+	VPSRLW $5, Y4, Y4
+	VPXOR Y5, Y4, Y4
+	VPAND Y12, Y4, Y4
+	VPSHUFB Y4, Y9, Y4
+	I8PLM2
+	VPAND Y13, Y5, Y5
+	VPSHUFB Y5, Y14, Y5
+	I8PLM3
+	ADDQ $48, AX
+	ADDQ $128, R14
+	DECQ DX
+	JZ i8gplanesum
 
 i8gplane4:
 	PREFETCHT0 (AX)(R15*1)
@@ -154,9 +180,8 @@ i8gplane4:
 	VPSHUFB Y7, Y14, Y7
 	I8PLM1
 	VPSRLW $5, Y4, Y4
+	VPXOR Y5, Y4, Y4
 	VPAND Y12, Y4, Y4
-	VPAND Y11, Y5, Y6
-	VPOR Y6, Y4, Y4
 	VPSHUFB Y4, Y9, Y4
 	I8PLM2
 	VPAND Y13, Y5, Y5
@@ -166,6 +191,8 @@ i8gplane4:
 	ADDQ $128, R14
 	DECQ DX
 	JNZ i8gplane4
+
+i8gplanesum:
 	I8SUM1
 	JNE i8gplanenext
 	I8RED
@@ -201,7 +228,7 @@ i8gwin1:
 	PREFETCHT0 (AX)(R15*1)
 	PREFETCHT2 (AX)(R10*1)
 	I8WIN((AX), Y4, Y5)
-	I8MACA
+	I8MAC1
 	ADDQ BX, AX
 	ADDQ $32, R14
 
@@ -241,7 +268,7 @@ i8gnib1:
 	PREFETCHT0 (AX)(R15*1)
 	PREFETCHT2 (AX)(R10*1)
 	I8NIB((AX), Y4)
-	I8MACA
+	I8MAC1
 	ADDQ BX, AX
 	ADDQ $32, R14
 
@@ -279,7 +306,7 @@ i8gcrumb1:
 	TESTQ $1, 88(R8)
 	JZ i8gcrumbsum
 	I8CRUMB((AX), Y4)
-	I8MACA
+	I8MAC1
 	ADDQ BX, AX
 	ADDQ $32, R14
 
@@ -303,7 +330,7 @@ i8gwide1:
 	PREFETCHT0 (AX)(R15*1)
 	PREFETCHT2 (AX)(R10*1)
 	I8WIDE(Y4, X4, Y5)
-	I8MACA
+	I8MAC1
 	LEAQ (AX)(BX*2), AX
 	ADDQ $32, R14
 	DECQ DX

@@ -1,11 +1,14 @@
 // The body of i8Tile and i8TileVNNI (kernels_i8_amd64.s), included once for
 // each: I8TDOTS is VPMADDUBSW + VPMADDWD + VPADDD per token in one and
-// VPDPBUSD (AVX-VNNI) in the other. Labels are local to each TEXT block.
+// VPDPBUSD (AVX-VNNI) in the other; I8TPLANE and I8TPLANE1 (i8Plane3
+// blocks) multiply two chunks per token step, summed in int16, in one and
+// run I8TDOTS per chunk in the other. Labels are local to each TEXT block.
 //
 // Registers: DI out, SI the row's codes, R8 args, R10 scratch, R11 the
 // row's fp16 scales; in the group loop AX codes, BX chunk stride, DX chunks
 // left, R9 groups left, CX scale pointer, R12 the float sum slot of the
-// group (32·(g mod 8)), R13 pv[g], R14 activations, R15 unpack tables, Y14
+// group (32·(g mod 8)), R13 the group's scale·pv[g] (sws, written by the
+// pre-pass), R14 activations, R15 unpack tables, Y14
 // level table, Y15 int16 ones, Y0-Y7 the 8 tokens' int32 sums, Y8/Y9
 // unpacked codes and temporaries. Each chunk step prefetches the
 // activations 4 chunks ahead into L1 (a tile's activations, 8 bytes per
@@ -24,10 +27,10 @@
 	VMOVDQU 224(R15), Y15
 	MOVQ 56(R8), AX
 	VMOVDQU (AX), Y14
-	// i8Plane3 (zeros for other tables): Y10 the VPSRLVD counts, Y11 8,
+	// i8Plane3 (zeros for other tables): Y10 the VPSRLVD counts, Y11 14,
 	// Y12 7, Y13 the C table.
 	VMOVDQU 352(R15), Y10
-	VMOVDQU 320(R15), Y11
+	VMOVDQU 480(R15), Y11
 	VMOVDQU 256(R15), Y12
 	VMOVDQU 384(R15), Y13
 	VPSHUFB Y13, Y14, Y13
@@ -41,7 +44,8 @@
 
 i8trow:
 	// β pre-pass: B_j in Y0-Y7 over blocks of 8 groups (scale·qv, then
-	// offset·xb, per group as i8Rows' conversion loop), the rest into T (Y8).
+	// offset·xb, per group as i8Rows' conversion loop), the rest into T (Y8);
+	// the groups' factors scale·pv[g] (8 tokens) into the sws scratch.
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -55,6 +59,8 @@ i8trow:
 	MOVQ 584(R10), DX
 	MOVQ 16(R8), BX
 	MOVQ 24(R8), R9
+	MOVQ 8(R8), R13
+	MOVQ 128(R8), R14
 	MOVQ 72(R8), CX
 	SHRQ $3, CX
 	JZ i8tbtail
@@ -63,27 +69,43 @@ i8tbblk:
 	VPBROADCASTW 0(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 0(BX), Y9, Y0
+	VMULPS 0(R13), Y9, Y9
+	VMOVUPS Y9, 0(R14)
 	VPBROADCASTW 2(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 32(BX), Y9, Y1
+	VMULPS 32(R13), Y9, Y9
+	VMOVUPS Y9, 32(R14)
 	VPBROADCASTW 4(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 64(BX), Y9, Y2
+	VMULPS 64(R13), Y9, Y9
+	VMOVUPS Y9, 64(R14)
 	VPBROADCASTW 6(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 96(BX), Y9, Y3
+	VMULPS 96(R13), Y9, Y9
+	VMOVUPS Y9, 96(R14)
 	VPBROADCASTW 8(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 128(BX), Y9, Y4
+	VMULPS 128(R13), Y9, Y9
+	VMOVUPS Y9, 128(R14)
 	VPBROADCASTW 10(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 160(BX), Y9, Y5
+	VMULPS 160(R13), Y9, Y9
+	VMOVUPS Y9, 160(R14)
 	VPBROADCASTW 12(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 192(BX), Y9, Y6
+	VMULPS 192(R13), Y9, Y9
+	VMOVUPS Y9, 192(R14)
 	VPBROADCASTW 14(AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS 224(BX), Y9, Y7
+	VMULPS 224(R13), Y9, Y9
+	VMOVUPS Y9, 224(R14)
 	TESTQ DX, DX
 	JZ i8tbnext
 	VPBROADCASTW 0(DX), X9
@@ -116,6 +138,8 @@ i8tbnext:
 	ADDQ $16, AX
 	ADDQ $256, BX
 	ADDQ $256, R9
+	ADDQ $256, R13
+	ADDQ $256, R14
 	DECQ CX
 	JNZ i8tbblk
 
@@ -128,6 +152,8 @@ i8tbone:
 	VPBROADCASTW (AX), X9
 	VCVTPH2PS X9, Y9
 	VFMADD231PS (BX), Y9, Y8
+	VMULPS (R13), Y9, Y9
+	VMOVUPS Y9, (R14)
 	TESTQ DX, DX
 	JZ i8tbonenext
 	VPBROADCASTW (DX), X9
@@ -139,6 +165,8 @@ i8tbonenext:
 	ADDQ $2, AX
 	ADDQ $32, BX
 	ADDQ $32, R9
+	ADDQ $32, R13
+	ADDQ $32, R14
 	DECQ CX
 	JNZ i8tbone
 
@@ -164,7 +192,7 @@ i8tbdone:
 
 	MOVQ SI, AX
 	MOVQ 0(R8), R14
-	MOVQ 8(R8), R13
+	MOVQ 128(R8), R13
 	MOVQ R11, CX
 	XORQ R12, R12
 	MOVQ 72(R8), R9
@@ -231,46 +259,14 @@ i8tnib:
 	// i8Plane3: a 48-byte block's four chunks per step (kernels_i8_amd64.go).
 i8tplane:
 	SHRQ $2, DX
+	// The group's first block: I8TPLANE1 may set the accumulators.
+	I8TPLANE1
+	ADDQ $48, AX
+	DECQ DX
+	JZ i8tscale
 
 i8tplane4:
-	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
-	PREFETCHT0 1152(R14)
-	PREFETCHT0 1216(R14)
-	VPAND (AX), Y12, Y8
-	VPSHUFB Y8, Y14, Y8
-	I8TDOTS
-	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
-	PREFETCHT0 1152(R14)
-	PREFETCHT0 1216(R14)
-	VMOVDQU (AX), Y8
-	VPSRLW $3, Y8, Y8
-	VPAND Y12, Y8, Y8
-	VPSHUFB Y8, Y14, Y8
-	I8TDOTS
-	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
-	PREFETCHT0 1152(R14)
-	PREFETCHT0 1216(R14)
-	VMOVDQU (AX), Y8
-	VPSRLW $5, Y8, Y8
-	VPAND 288(R15), Y8, Y8
-	VBROADCASTI128 32(AX), Y9
-	VPSRLVD Y10, Y9, Y9
-	VPAND Y11, Y9, Y9
-	VPOR Y9, Y8, Y8
-	VPSHUFB Y8, Y13, Y8
-	I8TDOTS
-	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
-	PREFETCHT0 1152(R14)
-	PREFETCHT0 1216(R14)
-	VBROADCASTI128 32(AX), Y8
-	VPSRLVD Y10, Y8, Y8
-	VPAND Y12, Y8, Y8
-	VPSHUFB Y8, Y14, Y8
-	I8TDOTS
+	I8TPLANE
 	ADDQ $48, AX
 	DECQ DX
 	JNZ i8tplane4
@@ -300,9 +296,7 @@ i8tscale:
 	VPERM2I128 $0x31, Y4, Y0, Y3
 	VPADDD Y3, Y2, Y2
 	VCVTDQ2PS Y2, Y2
-	VPBROADCASTW (CX), X9
-	VCVTPH2PS X9, Y9
-	VMULPS (R13), Y9, Y9
+	VMOVUPS (R13), Y9
 	VFMADD213PS (R10)(R12*1), Y9, Y2
 	VMOVUPS Y2, (R10)(R12*1)
 	ADDQ $32, R12

@@ -43,6 +43,9 @@ func i8Level(Level) bool { return false }
 
 const i8Tiled = false
 
+// i8MaxLevel: the level bytes' bound without AVX-VNNI (q8LevelsI8).
+const i8MaxLevel = 127
+
 // i8Tables: no integer kernels on this architecture.
 type i8Tables struct{ perm [32]uint8 }
 
