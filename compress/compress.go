@@ -332,7 +332,8 @@ func Run(src, out string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	if st.Size() > target {
-		// The header estimate above is generous, so this should not happen.
+		// The header was planned with the widest stand-ins for what was not
+		// known then (headerEstimate), so this should not happen.
 		slog.Warn("the file is larger than the target: the header estimate was too small", "bytes", st.Size(), "target_bytes", target)
 	}
 	rep := &Report{Source: src, Output: out, Parameters: totalParams, FileBytes: st.Size(), SourceBytes: sourceBytes,
