@@ -395,6 +395,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"bench", "--model", miniphi, "--kv-cache", "bf16"}, []string{"--kv-cache must be f16, f32 or q8"}},
 		{[]string{"serve", "--model", miniphi, "--kv-cache", ""}, []string{"--kv-cache must be f16, f32 or q8"}},
 		{[]string{"eval", "--model", miniphi, "--text", "missing.txt", "--kv-cache", "q"}, []string{"--kv-cache must be f16, f32 or q8"}},
+		{[]string{"compress", miniphi, "--out", "x.upg", "--target-size", "9.4MB", "--target-bpw", "3"}, []string{"--target-bpw or --target-size, not both"}},
+		{[]string{"compress", miniphi, "--out", "x.upg", "--target-size", "lots"}, []string{"--target-size", `"lots"`}},
+		{[]string{"compress", miniphi, "--out", "x.upg", "--target-size", "0"}, []string{"--target-size", "positive"}},
 	} {
 		wantFail(t, upg(t, c.args...), exitUsage, c.fragments...)
 	}

@@ -9,17 +9,19 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/compress"
+	"github.com/upg-ai/upg/internal/units"
 )
 
 func newCompressCmd() *cobra.Command {
 	var opts compress.Options
-	var out, calib, family string
+	var out, calib, family, size string
 	var asJSON, quiet bool
 	cmd := &cobra.Command{
-		Use:   "compress SRC --out FILE --target-bpw B [--calib TEXTFILE]",
+		Use:   "compress SRC --out FILE (--target-bpw B | --target-size BYTES) [--calib TEXTFILE]",
 		Short: "Compress a Hugging Face checkpoint (or F16/F32 GGUF) into a .upg file",
 		Long: `Compress SRC to FILE at B bits per weight, counting every byte of the file
-(tensors, scales, indices, tokenizer and metadata). With --calib, the model
+(tensors, scales, indices, tokenizer and metadata), or to at most BYTES
+with --target-size (e.g. 9.4MB, 9400000, 8MiB). With --calib, the model
 runs on the calibration text layer by layer: the planner gives more bits to
 the tensors whose errors cost most, and every projection is encoded with
 GPTQ-style error compensation against the already-compressed earlier layers.
@@ -27,7 +29,8 @@ The output is written to a temporary file and renamed at the end, so an
 interrupted run never leaves a partial FILE.`,
 		Example: `  upg compress ../shared/models/miniphi-29m --out miniphi.upg --target-bpw 3.2 --calib calib.txt
   upg compress ./Phi-4 --out phi4.upg --target-bpw 3.2 --calib calib.txt --calib-tokens 4096
-  upg compress stories.gguf --out stories.upg --target-bpw 4`,
+  upg compress stories.gguf --out stories.upg --target-bpw 4
+  upg compress ../shared/models/miniphi-29m --out miniphi.upg --target-size 9.4MB --calib calib.txt --codec trellis`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -35,6 +38,16 @@ interrupted run never leaves a partial FILE.`,
 			}
 			if opts.TargetBPW <= 0 {
 				return usagef("--target-bpw must be positive (10x smaller than fp32 is 3.2)")
+			}
+			if size != "" {
+				if cmd.Flags().Changed("target-bpw") {
+					return usagef("give --target-bpw or --target-size, not both")
+				}
+				n, err := units.ParseSize(size)
+				if err != nil || n <= 0 {
+					return usagef("--target-size %q: want a positive size in bytes, e.g. 9.4MB or 9400000", size)
+				}
+				opts.TargetBytes = n
 			}
 			if calib != "" {
 				b, err := os.ReadFile(calib)
@@ -71,6 +84,7 @@ interrupted run never leaves a partial FILE.`,
 	fl := cmd.Flags()
 	fl.StringVarP(&out, "out", "o", "", "output .upg file")
 	fl.Float64Var(&opts.TargetBPW, "target-bpw", 3.2, "all-in bits per weight of the output file")
+	fl.StringVar(&size, "target-size", "", "largest size of the output file, all-in, instead of --target-bpw: bytes, or with a unit (9.4MB = 9,400,000 bytes; 9MiB)")
 	fl.StringVar(&calib, "calib", "", "calibration text file (use text unlike your evaluation text)")
 	fl.IntVar(&opts.CalibTokens, "calib-tokens", 4096, "calibration tokens to use")
 	fl.IntVar(&opts.CalibCtx, "calib-ctx", 512, "tokens per calibration sequence")

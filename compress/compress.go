@@ -53,6 +53,7 @@ const Version = "0.1.0"
 // Options configure a compression run.
 type Options struct {
 	TargetBPW   float64 // all-in bits per weight of the output file
+	TargetBytes int64   // if positive: the largest file size in bytes, all-in, instead of TargetBPW
 	CalibText   string  // calibration text (not the evaluation text!); empty = no calibration
 	CalibTokens int     // calibration tokens to use (default 4096)
 	CalibCtx    int     // tokens per calibration sequence (default 512)
@@ -107,8 +108,8 @@ type Report struct {
 // Run compresses the checkpoint at src into out.
 func Run(src, out string, opts Options) (*Report, error) {
 	start := time.Now()
-	if opts.TargetBPW <= 0 || opts.TargetBPW > 32 {
-		return nil, fmt.Errorf("target bits per weight %.3g must be in (0, 32]", opts.TargetBPW)
+	if opts.TargetBytes < 0 || (opts.TargetBytes == 0 && (opts.TargetBPW <= 0 || opts.TargetBPW > 32)) {
+		return nil, fmt.Errorf("target bits per weight %.3g must be in (0, 32] (or give a target size in bytes)", opts.TargetBPW)
 	}
 	if opts.CalibTokens <= 0 {
 		opts.CalibTokens = 4096
@@ -220,17 +221,44 @@ func Run(src, out string, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	// The header holds the tokenizer (base64), the config, provenance and
-	// one directory entry per tensor; estimate it generously.
-	header := int64(8192) + int64(len(names))*400
-	for _, b := range tokFiles {
-		header += int64(len(b))*4/3 + 256
+	target := targetBytes(opts, totalParams)
+	// The metadata, all but the measured quality and the features the
+	// chosen codecs require, is known now: the header's size is planned
+	// exactly (upgfile.HeaderSize), with the widest values of what is not.
+	archJSON, _ := json.Marshal(cfg)
+	genJSON, _ := json.Marshal(map[string]any{"eos_token_ids": cfg.EOS, "bos_token_id": cfg.BOS})
+	srcHashes, err := sourceHashes(ck)
+	if err != nil {
+		return nil, err
 	}
-	target := int64(opts.TargetBPW * float64(totalParams) / 8)
+	created := time.Now().UTC().Format(time.RFC3339)
+	metadata := func(quality any, requires []string) upgfile.Metadata {
+		prov := map[string]any{
+			"compressor": "upg " + Version, "source": filepath.Base(strings.TrimRight(src, "/")), "source_files": srcHashes,
+			"settings": map[string]any{"target_bpw": opts.TargetBPW, "family": opts.Family, "calib_tokens": len(seqs) * opts.CalibCtx,
+				"calib_ctx": opts.CalibCtx, "gptq": !opts.NoGPTQ && len(seqs) > 0, "calib_sha256": sha(opts.CalibText)},
+			"created": created, "quality": quality,
+		}
+		if opts.TokenWeights && len(seqs) > 0 {
+			prov["settings"].(map[string]any)["token_weights"] = true
+		}
+		if opts.TargetBytes > 0 {
+			settings := prov["settings"].(map[string]any)
+			delete(settings, "target_bpw")
+			settings["target_bytes"] = opts.TargetBytes
+		}
+		provJSON, _ := json.Marshal(prov)
+		return upgfile.Metadata{Architecture: archJSON, Tokenizer: tokFiles, ChatTemplate: ck.ChatTemplate,
+			Generation: genJSON, Provenance: provJSON, Requires: requires}
+	}
+	header, err := headerEstimate(names, ck.Tensors.Shape, planOf, target, metadata(widestQuality(c.held != nil), allRequires(plans)))
+	if err != nil {
+		return nil, err
+	}
 	// fileSize is the exact size of the file for the current choices
 	// (tensor data aligned as upgfile writes it), with the header estimate.
 	fileSize := func() int64 {
-		size := int64(32)
+		size := int64(32) // the preamble, which header counts too
 		for _, n := range names {
 			b := vectorBytes[n]
 			if p := planOf[n]; p != nil {
@@ -238,15 +266,18 @@ func Run(src, out string, opts Options) (*Report, error) {
 			}
 			size = alignUp(size, upgfile.Alignment) + b
 		}
-		return size + header + 32
+		return size - 32 + header
 	}
-	budget := target - header - 64
+	budget := target - header
 	for _, b := range vectorBytes {
 		budget -= b
 	}
 	for range 50 {
 		if _, err := allocate(plans, budget); err != nil {
-			return nil, err
+			if opts.TargetBytes > 0 {
+				return nil, fmt.Errorf("%w: raise --target-size", err)
+			}
+			return nil, fmt.Errorf("%w: raise --target-bpw", err)
 		}
 		over := fileSize() - target
 		if over <= 0 {
@@ -255,6 +286,9 @@ func Run(src, out string, opts Options) (*Report, error) {
 		budget -= over
 	}
 	if fileSize() > target {
+		if opts.TargetBytes > 0 {
+			return nil, fmt.Errorf("cannot fit %d bytes: the smallest encodings plus metadata need %d bytes; raise --target-size", target, fileSize())
+		}
 		return nil, fmt.Errorf("cannot meet %.3f bits per weight: the smallest encodings plus metadata need %d bytes; raise --target-bpw", opts.TargetBPW, fileSize())
 	}
 	for _, p := range plans {
@@ -276,27 +310,10 @@ func Run(src, out string, opts Options) (*Report, error) {
 		return nil, err
 	}
 
-	archJSON, _ := json.Marshal(cfg)
-	srcHashes, err := sourceHashes(ck)
-	if err != nil {
-		return nil, err
-	}
-	prov := map[string]any{
-		"compressor": "upg " + Version, "source": filepath.Base(strings.TrimRight(src, "/")), "source_files": srcHashes,
-		"settings": map[string]any{"target_bpw": opts.TargetBPW, "family": opts.Family, "calib_tokens": len(seqs) * opts.CalibCtx,
-			"calib_ctx": opts.CalibCtx, "gptq": !opts.NoGPTQ && len(seqs) > 0, "calib_sha256": sha(opts.CalibText)},
-		"created": time.Now().UTC().Format(time.RFC3339),
-	}
-	if c.tokenProb != nil {
-		prov["settings"].(map[string]any)["token_weights"] = true
-	}
+	quality := widestQuality(false)
 	if c.quality != nil {
-		prov["quality"] = c.quality
-	} else {
-		prov["quality"] = "not measured: give --calib text longer than --calib-tokens by one --calib-ctx sequence"
+		quality = c.quality
 	}
-	provJSON, _ := json.Marshal(prov)
-	genJSON, _ := json.Marshal(map[string]any{"eos_token_ids": cfg.EOS, "bos_token_id": cfg.BOS})
 	var requires []string
 	for _, r := range c.reports {
 		if f := r.Params.Requires(); f != "" && !slices.Contains(requires, f) {
@@ -304,8 +321,7 @@ func Run(src, out string, opts Options) (*Report, error) {
 		}
 	}
 	sort.Strings(requires)
-	if err := w.SetMetadata(upgfile.Metadata{Architecture: archJSON, Tokenizer: tokFiles, ChatTemplate: ck.ChatTemplate,
-		Generation: genJSON, Provenance: provJSON, Requires: requires}); err != nil {
+	if err := w.SetMetadata(metadata(quality, requires)); err != nil {
 		return nil, err
 	}
 	if err := w.Close(); err != nil {
@@ -314,6 +330,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 	st, err := os.Stat(out)
 	if err != nil {
 		return nil, err
+	}
+	if st.Size() > target {
+		// The header was planned with the widest stand-ins for what was not
+		// known then (headerEstimate), so this should not happen.
+		slog.Warn("the file is larger than the target: the header estimate was too small", "bytes", st.Size(), "target_bytes", target)
 	}
 	rep := &Report{Source: src, Output: out, Parameters: totalParams, FileBytes: st.Size(), SourceBytes: sourceBytes,
 		Tensors: c.reports, Quality: c.quality, CalibTokens: len(seqs) * opts.CalibCtx, Elapsed: time.Since(start)}
@@ -326,6 +347,66 @@ func Run(src, out string, opts Options) (*Report, error) {
 }
 
 func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }
+
+// headerEstimate is the size of everything in the file but the tensors'
+// data and padding (upgfile.HeaderSize) for metadata meta, with a
+// directory entry for each of names whose codec parameters are the widest
+// of its plan's candidates and whose offset, length and checksum are as
+// wide as they can be in a file of target bytes.
+func headerEstimate(names []string, shape func(string) ([]int, bool), planOf map[string]*tensorPlan, target int64, meta upgfile.Metadata) (int64, error) {
+	entries := make([]upgfile.TensorEntry, len(names))
+	for i, n := range names {
+		sh, ok := shape(n)
+		if !ok {
+			return 0, fmt.Errorf("internal error: no shape for %s", n)
+		}
+		pj, _ := json.Marshal(codec.Params{Codec: "f32"})
+		if p := planOf[n]; p != nil {
+			pj = nil
+			for _, cp := range p.cands {
+				if b, _ := json.Marshal(cp); len(b) > len(pj) {
+					pj = b
+				}
+			}
+		}
+		entries[i] = upgfile.TensorEntry{Name: n, Shape: sh, Params: pj, Offset: target, Length: target, CRC32C: math.MaxUint32}
+	}
+	return upgfile.HeaderSize(meta, entries)
+}
+
+// widestQuality is a stand-in for the provenance's quality as wide as it
+// can be written: a measurement when there is held-out text, else the
+// note that there was none.
+func widestQuality(measured bool) any {
+	if !measured {
+		return "not measured: give --calib text longer than --calib-tokens by one --calib-ctx sequence"
+	}
+	const f = -1.2345678901234567e-100 // the widest float64 in JSON
+	return &Quality{HeldOutTokens: math.MaxInt64, ScoredTokens: math.MaxInt64, PPL: f, RefPPL: f, PPLRatio: f, KLDMean: f, Top1Agreement: f}
+}
+
+// allRequires is every feature any candidate of plans requires, sorted.
+func allRequires(plans []*tensorPlan) []string {
+	var out []string
+	for _, p := range plans {
+		for _, cp := range p.cands {
+			if f := cp.Requires(); f != "" && !slices.Contains(out, f) {
+				out = append(out, f)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// targetBytes is the largest size of the output file: Options.TargetBytes
+// where given, else TargetBPW bits for each of the model's parameters.
+func targetBytes(opts Options, params int64) int64 {
+	if opts.TargetBytes > 0 {
+		return opts.TargetBytes
+	}
+	return int64(opts.TargetBPW * float64(params) / 8)
+}
 
 func sha(s string) string {
 	h := sha256.Sum256([]byte(s))
@@ -574,12 +655,24 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 	if err != nil {
 		return nil, err
 	}
-	// Sample evenly spaced rows.
+	// Sample evenly spaced rows. With token row weights the errors are
+	// estimated as the encoder will make them: each sampled row weighted,
+	// in the search and in the error, by its token's weight; the trellis
+	// estimate then takes all the sampled rows (a few frequent tokens
+	// carry much of the weight, so fewer rows would make it noisy).
+	allRW := c.rowWeights(name, rows)
 	sr := min(rows, planRows)
 	sample := make([]float32, sr*cols)
+	var sampleRW []float32
+	if allRW != nil {
+		sampleRW = make([]float32, sr)
+	}
 	for i := 0; i < sr; i++ {
 		r := i * rows / sr
 		mat.DecodeRows(sample[i*cols:(i+1)*cols], r, r+1)
+		if sampleRW != nil {
+			sampleRW[i] = allRW[r]
+		}
 	}
 	diag := c.diagFor(name)
 	if name == "model.embed_tokens.weight" && !c.m.Config.TieEmbeddings {
@@ -601,7 +694,7 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 		// The trellis search is slow; its error is estimated on
 		// trellisPlanRows evenly spaced rows of the sample.
 		n, rowsIn := sr, sample
-		if est.Codec == "trellis" && sr > trellisPlanRows {
+		if est.Codec == "trellis" && sr > trellisPlanRows && sampleRW == nil {
 			n = trellisPlanRows
 			if sub == nil {
 				sub = make([]float32, n*cols)
@@ -612,7 +705,11 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 			}
 			rowsIn = sub
 		}
-		data, err := codec.Encode(rowsIn[:n*cols], n, cols, est, nil)
+		var h *codec.Hessian
+		if sampleRW != nil {
+			h = &codec.Hessian{Cols: cols, RowWeights: sampleRW[:n]}
+		}
+		data, err := codec.Encode(rowsIn[:n*cols], n, cols, est, h)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -622,7 +719,7 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 		}
 		qm.DecodeRows(dec[:n*cols], 0, n)
 		p.sizes = append(p.sizes, size)
-		p.errs = append(p.errs, relErr(rowsIn[:n*cols], dec[:n*cols], n, cols, diag))
+		p.errs = append(p.errs, relErr(rowsIn[:n*cols], dec[:n*cols], n, cols, diag, sampleRW))
 	}
 	return p, nil
 }
@@ -670,6 +767,16 @@ func tokenRowWeights(prob []float64, floor float64) []float32 {
 		w[v] = float32(x)
 	}
 	return w
+}
+
+// rowWeights returns the token row weights of the named matrix with rows
+// rows, or nil where they do not apply (Options.TokenWeights off, or not
+// the embedding or the head).
+func (c *compressor) rowWeights(name string, rows int) []float32 {
+	if c.tokenProb == nil || rows != len(c.tokenProb) || (name != "model.embed_tokens.weight" && name != "lm_head.weight") {
+		return nil
+	}
+	return tokenRowWeights(c.tokenProb, tokenWeightFloor)
 }
 
 // tokenWeightFloor is the share of the token row weights spread evenly

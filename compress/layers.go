@@ -337,8 +337,7 @@ func (c *compressor) encodeMatrix(name string, h *codec.Hessian, cross *crossAcc
 	src.DecodeRows(w, 0, rows)
 	c.ck.Release() // the float copy is all we need of the source now
 	cp := plan.cands[plan.choice]
-	if c.tokenProb != nil && rows == len(c.tokenProb) && (name == "model.embed_tokens.weight" || name == "lm_head.weight") {
-		rw := tokenRowWeights(c.tokenProb, tokenWeightFloor)
+	if rw := c.rowWeights(name, rows); rw != nil {
 		if h == nil {
 			h = &codec.Hessian{Cols: cols, RowWeights: rw}
 		} else {

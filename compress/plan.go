@@ -115,7 +115,7 @@ func allocate(plans []*tensorPlan, budget int64) (int64, error) {
 		total += p.sizes[0]
 	}
 	if total > budget {
-		return total, fmt.Errorf("even the smallest encodings need %d bytes, over the %d-byte budget: raise --target-bpw", total, budget)
+		return total, fmt.Errorf("even the smallest encodings need %d bytes, over the %d-byte budget", total, budget)
 	}
 	for {
 		best, bestGain := -1, 0.0
@@ -141,15 +141,20 @@ func allocate(plans []*tensorPlan, budget int64) (int64, error) {
 	}
 }
 
-// relErr is the diag(H)-weighted relative squared error of an encoding.
-func relErr(w, wq []float32, rows, cols int, diag []float64) float64 {
+// relErr is the diag(H)-weighted relative squared error of an encoding,
+// each row weighted by rowW[r] too where rowW is not nil.
+func relErr(w, wq []float32, rows, cols int, diag []float64, rowW []float32) float64 {
 	var num, den float64
 	for r := 0; r < rows; r++ {
+		rw := 1.0
+		if rowW != nil {
+			rw = float64(rowW[r])
+		}
 		for c := 0; c < cols; c++ {
 			d := float64(w[r*cols+c] - wq[r*cols+c])
-			h := 1.0
+			h := rw
 			if diag != nil {
-				h = diag[c]
+				h *= diag[c]
 			}
 			num += h * d * d
 			den += h * float64(w[r*cols+c]) * float64(w[r*cols+c])

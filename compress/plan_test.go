@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"math"
 	"testing"
 
 	"github.com/upg-ai/upg/codec"
@@ -45,5 +46,26 @@ func TestTrellisLadder(t *testing.T) {
 		if nt < 6 {
 			t.Errorf("cols %d: %d trellis candidates", cols, nt)
 		}
+	}
+}
+
+// TestRelErrRowWeights: relErr weights each element's squared error and
+// squared weight by its column's energy and, where given, its row's weight.
+func TestRelErrRowWeights(t *testing.T) {
+	w := []float32{1, 2, 3, 4}  // 2×2
+	wq := []float32{1, 1, 3, 2} // errors 0, 1; 0, 2
+	diag := []float64{1, 3}     // column energies
+	rw := []float32{0.5, 2}     // row weights
+	// Unweighted rows: (3·1 + 3·4) / (1 + 3·4 + 9 + 3·16) = 15/70.
+	if got, want := relErr(w, wq, 2, 2, diag, nil), 15.0/70; math.Abs(got-want) > 1e-12 {
+		t.Errorf("relErr without row weights = %v, want %v", got, want)
+	}
+	// Rows weighted 0.5 and 2: (0.5·3 + 2·12) / (0.5·13 + 2·57) = 25.5/120.5.
+	if got, want := relErr(w, wq, 2, 2, diag, rw), 25.5/120.5; math.Abs(got-want) > 1e-12 {
+		t.Errorf("relErr with row weights = %v, want %v", got, want)
+	}
+	// No column energies: rows weighted alone, (0.5·1 + 2·4) / (0.5·5 + 2·25).
+	if got, want := relErr(w, wq, 2, 2, nil, rw), 8.5/52.5; math.Abs(got-want) > 1e-12 {
+		t.Errorf("relErr with row weights, no diag = %v, want %v", got, want)
 	}
 }

@@ -153,7 +153,13 @@ func (c *compressor) swapQuantized(p *tensorPlan) (func(), error) {
 	if cp.Levels == "lloyd" {
 		cp.Levels = "" // matches the error estimate in planTensor
 	}
-	data, err := codec.Encode(w, p.rows, p.cols, cp, nil)
+	// With token row weights the probe is encoded as the encoder will
+	// (and as planTensor estimated its error): rows weighted by token.
+	var h *codec.Hessian
+	if rw := c.rowWeights(p.name, p.rows); rw != nil {
+		h = &codec.Hessian{Cols: p.cols, RowWeights: rw}
+	}
+	data, err := codec.Encode(w, p.rows, p.cols, cp, h)
 	if err != nil {
 		return nil, err
 	}

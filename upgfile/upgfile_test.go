@@ -661,3 +661,55 @@ func checkParse(t *testing.T, data []byte) {
 		}
 	}
 }
+
+// TestHeaderSize: a file is its tensors' data and alignment padding plus
+// HeaderSize of its metadata and directory, to the byte; wider directory
+// values (as a planner assumes before the tensors exist) only add bytes.
+func TestHeaderSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.upg")
+	w, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Metadata{Architecture: json.RawMessage(`{"arch":"x","layers":2}`), Tokenizer: map[string][]byte{"tok.json.gz": bytes.Repeat([]byte{0, 1, 2, 250}, 777)},
+		ChatTemplate: "<|user|>{{ m }}", Generation: json.RawMessage(`{"bos_token_id":1}`), Provenance: json.RawMessage(`{"created":"2026-11-30T14:00:00Z"}`), Requires: []string{"test:known"}}
+	if err := w.SetMetadata(m); err != nil {
+		t.Fatal(err)
+	}
+	var data int64
+	for i, n := range []int{10, 5000, 3} {
+		if err := w.AddTensor(fmt.Sprintf("t%d", i), []int{n}, json.RawMessage(`{"codec": "f32"}`), make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+		data += int64(n)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := f.Tensors
+	f.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := HeaderSize(m, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Padding: the preamble (32 bytes) up to 4096, 4106 up to 8192, 13192 up to 16384.
+	pad := int64(4096-32) + (8192 - 4106) + (16384 - 13192)
+	if got := hs + data + pad; got != st.Size() {
+		t.Errorf("HeaderSize %d + data %d + padding %d = %d, file has %d bytes", hs, data, pad, got, st.Size())
+	}
+	wide := append([]TensorEntry(nil), entries...)
+	for i := range wide {
+		wide[i].Offset, wide[i].Length, wide[i].CRC32C = 1<<40, 1<<40, 1<<32-1
+	}
+	if hw, _ := HeaderSize(m, wide); hw <= hs {
+		t.Errorf("wider directory values: HeaderSize %d, want more than %d", hw, hs)
+	}
+}

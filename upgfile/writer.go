@@ -190,11 +190,39 @@ func (w *Writer) SetMetadata(m Metadata) error {
 	if err := w.usable(); err != nil {
 		return err
 	}
+	enc, err := encodeMetadata(m, w.path)
+	if err != nil {
+		return err
+	}
+	w.meta = enc
+	return nil
+}
+
+// HeaderSize is the number of bytes a Writer adds to its tensors' data
+// (and the padding that aligns them) for metadata m and directory entries
+// tensors: the preamble, the header and the trailer. The compressor uses it
+// to plan a file's size before the tensors are encoded, with directory
+// entries whose offsets, lengths and checksums are as wide as they will be.
+func HeaderSize(m Metadata, tensors []TensorEntry) (int64, error) {
+	enc, err := encodeMetadata(m, "")
+	if err != nil {
+		return 0, err
+	}
+	h, err := headerJSON(enc, tensors)
+	if err != nil {
+		return 0, err
+	}
+	return preambleSize + int64(len(h)) + trailerSize, nil
+}
+
+// encodeMetadata encodes m's keys as SetMetadata stores them (path names
+// the file in errors).
+func encodeMetadata(m Metadata, path string) (map[string]json.RawMessage, error) {
 	enc := map[string]json.RawMessage{}
 	put := func(key string, v any) error {
 		b, err := marshal(v)
 		if err != nil {
-			return fmt.Errorf("upg: write %s: metadata %q: %w", w.path, key, err)
+			return fmt.Errorf("upg: write %s: metadata %q: %w", path, key, err)
 		}
 		enc[key] = b
 		return nil
@@ -213,7 +241,7 @@ func (w *Writer) SetMetadata(m Metadata) error {
 	}
 	if m.ChatTemplate != "" {
 		if !utf8.ValidString(m.ChatTemplate) {
-			errs = append(errs, fmt.Errorf("upg: write %s: chat template is not valid UTF-8", w.path))
+			errs = append(errs, fmt.Errorf("upg: write %s: chat template is not valid UTF-8", path))
 		}
 		errs = append(errs, put(keyChatTemplate, m.ChatTemplate))
 	}
@@ -222,16 +250,32 @@ func (w *Writer) SetMetadata(m Metadata) error {
 	}
 	for k, v := range m.Extra {
 		if knownKeys[k] {
-			errs = append(errs, fmt.Errorf("upg: write %s: extra metadata key %q collides with a standard key", w.path, k))
+			errs = append(errs, fmt.Errorf("upg: write %s: extra metadata key %q collides with a standard key", path, k))
 			continue
 		}
 		errs = append(errs, put(k, v))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
 	}
-	w.meta = enc
-	return nil
+	return enc, nil
+}
+
+// headerJSON is the header: the encoded metadata keys and the directory.
+func headerJSON(meta map[string]json.RawMessage, tensors []TensorEntry) ([]byte, error) {
+	top := map[string]json.RawMessage{}
+	for k, v := range meta {
+		top[k] = v
+	}
+	if tensors == nil {
+		tensors = []TensorEntry{}
+	}
+	b, err := marshal(tensors)
+	if err != nil {
+		return nil, err
+	}
+	top[keyTensors] = b
+	return marshal(top)
 }
 
 // marshal encodes v as compact JSON without HTML escaping (chat templates
@@ -255,20 +299,7 @@ func (w *Writer) Close() error {
 	if err := w.usable(); err != nil {
 		return err
 	}
-	top := map[string]json.RawMessage{}
-	for k, v := range w.meta {
-		top[k] = v
-	}
-	tensors := w.tensors
-	if tensors == nil {
-		tensors = []TensorEntry{}
-	}
-	b, err := marshal(tensors)
-	if err != nil {
-		return w.fail(err)
-	}
-	top[keyTensors] = b
-	header, err := marshal(top)
+	header, err := headerJSON(w.meta, w.tensors)
 	if err != nil {
 		return w.fail(err)
 	}

@@ -3,7 +3,7 @@ package units
 import "testing"
 
 func TestParseSize(t *testing.T) {
-	for s, want := range map[string]int64{"512MiB": 512 << 20, "2GB": 2e9, "1.5G": 3 << 29, "4096": 4096, "64k": 64 << 10, " 12GiB ": 12 << 30} {
+	for s, want := range map[string]int64{"512MiB": 512 << 20, "2GB": 2e9, "9.4MB": 9_400_000, "1.5G": 3 << 29, "4096": 4096, "64k": 64 << 10, " 12GiB ": 12 << 30} {
 		if got, err := ParseSize(s); err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", s, got, err, want)
 		}
