@@ -381,8 +381,8 @@ func widestQuality(measured bool) any {
 	if !measured {
 		return "not measured: give --calib text longer than --calib-tokens by one --calib-ctx sequence"
 	}
-	const f = -1.2345678901234567e-100 // the widest float64 in JSON
-	return &Quality{HeldOutTokens: math.MaxInt64, ScoredTokens: math.MaxInt64, PPL: f, RefPPL: f, PPLRatio: f, KLDMean: f, Top1Agreement: f}
+	const f = -1.2345678901234567e-100 // the widest float64 in JSON (and math.MaxInt the widest int, 64-bit or not)
+	return &Quality{HeldOutTokens: math.MaxInt, ScoredTokens: math.MaxInt, PPL: f, RefPPL: f, PPLRatio: f, KLDMean: f, Top1Agreement: f}
 }
 
 // allRequires is every feature any candidate of plans requires, sorted.

@@ -19,7 +19,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/cpu.test" ./backend/cpu
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/model.test" ./model
-kernels='^(TestKernelsMatchOracle|TestTrellisKernels|TestTrellisNEONWithoutDotProd|TestArgOffsets|TestDecodeRow|TestMatMulAllocs|TestKernelEnv|TestRotateMatchesCodec|TestParallelForCovers|TestQuantQ8|TestAttnKernelsQ8|TestKVQ8Attention|TestAttnKernels|TestRMSNormKernel)$'
+kernels='^(TestKernelsMatchOracle|TestTrellisKernels|TestTrellisNEONWithoutDotProd|TestArgOffsets|TestDecodeRow|TestMatMulAllocs|TestKernelEnv|TestRotateMatchesCodec|TestParallelForCovers|TestQuantQ8|TestAttnKernelsQ8|TestKVQ8Attention|TestAttnKernels|TestRMSNormKernel|TestQuantizeKernel)$'
 for c in max cortex-a72; do
   echo "-- qemu -cpu $c: backend/cpu kernels"
   (cd backend/cpu && "$QEMU" -cpu "$c" "$tmp/cpu.test" -test.run "$kernels")

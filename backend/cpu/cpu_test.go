@@ -335,8 +335,8 @@ func TestRotateMatchesCodec(t *testing.T) {
 }
 
 // TestQuantizeKernel checks the activation quantizers of every level
-// (AVX-512, AVX2) against the portable one bit for bit, ties and clamping
-// included.
+// (AVX-512, AVX2, NEON) against the portable one bit for bit, ties and
+// clamping included.
 func TestQuantizeKernel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	for _, lv := range Levels() {

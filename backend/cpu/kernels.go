@@ -460,19 +460,22 @@ func (b *Backend) packToken(t int) {
 }
 
 // quantizeGroup writes q = round(x/s) with s = max|x|/127 and returns s and Σq.
-// Groups of a multiple of 16 values use the kernels of level lv (AVX-512 or
-// AVX2), which round identically to the portable loop.
+// Groups of a multiple of 16 values use the kernels of level lv (AVX-512,
+// AVX2 or NEON), which round identically to the portable loop.
 func quantizeGroup(q []int8, x []float32, lv Level) (float32, int) {
 	n := len(x)
 	fast := n > 0 && n%16 == 0
 	avx512 := fast && lv == LevelAVX512 && hasAVX512
 	avx2 := fast && !avx512 && (lv == LevelAVX2 || lv == LevelAVX512) && hasAVX2
+	neon := fast && lv == LevelNEON && hasNEON
 	var amax float32
 	switch {
 	case avx512:
 		amax = absMax16(&x[0], n)
 	case avx2:
 		amax = absMaxAVX2(&x[0], n)
+	case neon:
+		amax = absMaxNEON(&x[0], n)
 	default:
 		for _, v := range x {
 			amax = max(amax, math.Float32frombits(math.Float32bits(v)&0x7fffffff))
@@ -490,6 +493,8 @@ func quantizeGroup(q []int8, x []float32, lv Level) (float32, int) {
 		return s, quant16(&q[0], &x[0], n, inv)
 	case avx2:
 		return s, quantAVX2(&q[0], &x[0], n, inv)
+	case neon:
+		return s, quantNEON(&q[0], &x[0], n, inv)
 	}
 	return s, quantizeGo(q, x, inv)
 }

@@ -71,3 +71,9 @@ func quantAVX2(q *int8, x *float32, n int, inv float32) int {
 func rotateNEON(x, signs []float32, n int, scale float32) {
 	panic("cpu: no NEON kernels on this architecture")
 }
+
+func absMaxNEON(x *float32, n int) float32 { panic("cpu: no NEON kernels on this architecture") }
+
+func quantNEON(q *int8, x *float32, n int, inv float32) int {
+	panic("cpu: no NEON kernels on this architecture")
+}
