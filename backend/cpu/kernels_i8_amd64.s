@@ -134,6 +134,36 @@
 	VPMADDWD Y15, Y4, Y4; \
 	VPADDD Y4, Y2, Y2
 
+// I8PLHEAD, I8PLTAIL: one 48-byte i8Plane3 block of i8Rows (kernels_i8_rows_amd64.h)
+// around the chunk-1 product (I8PLM1, or I8PLM1F for a group's first block):
+// the prefetches, chunks 0 and 1 unpacked and chunk 0's product, then chunks 2
+// and 3, the pointers advanced and DX counted down.
+#define I8PLHEAD \
+	PREFETCHT0 (AX)(R15*1); \
+	PREFETCHT2 (AX)(R10*1); \
+	VMOVDQU (AX), Y4; \
+	VBROADCASTI128 32(AX), Y5; \
+	VPSRLVD Y10, Y5, Y5; \
+	VPAND Y13, Y4, Y6; \
+	VPSHUFB Y6, Y14, Y6; \
+	I8PLM0; \
+	VPSRLW $3, Y4, Y7; \
+	VPAND Y13, Y7, Y7; \
+	VPSHUFB Y7, Y14, Y7
+
+#define I8PLTAIL \
+	VPSRLW $5, Y4, Y4; \
+	VPXOR Y5, Y4, Y4; \
+	VPAND Y12, Y4, Y4; \
+	VPSHUFB Y4, Y9, Y4; \
+	I8PLM2; \
+	VPAND Y13, Y5, Y5; \
+	VPSHUFB Y5, Y14, Y5; \
+	I8PLM3; \
+	ADDQ $48, AX; \
+	ADDQ $128, R14; \
+	DECQ DX
+
 // func i8Rows(out *float32, codes *byte, nrows int, a *i8Args)
 //
 // Per row: convert the fp16 scales 8 at a time, premultiplied by the
@@ -240,6 +270,43 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TDOT(224, Y7); \
 	ADDQ $256, R14
 
+// I8TPREFETCH4, I8TPREFETCH8: the activations of the chunks 4 (and 5) ahead,
+// for both tile variants.
+#define I8TPREFETCH4 \
+	PREFETCHT0 1024(R14); \
+	PREFETCHT0 1088(R14); \
+	PREFETCHT0 1152(R14); \
+	PREFETCHT0 1216(R14)
+
+#define I8TPREFETCH8 \
+	I8TPREFETCH4; \
+	PREFETCHT0 1280(R14); \
+	PREFETCHT0 1344(R14); \
+	PREFETCHT0 1408(R14); \
+	PREFETCHT0 1472(R14)
+
+// I8TUNPACKAB, I8TUNPACKCD: an i8Plane3 block's chunks A, B and then C, D
+// as level bytes in Y8, Y9 (Y12 holds 7 in every byte, Y13 the C table; the
+// VPSRLVD counts and the mask 14 at 352(R15) and 480(R15)).
+#define I8TUNPACKAB \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	VMOVDQU (AX), Y9; \
+	VPSRLW $3, Y9, Y9; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9
+
+#define I8TUNPACKCD \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD 352(R15), Y9, Y9; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND 480(R15), Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	VPAND Y12, Y9, Y9; \
+	VPSHUFB Y9, Y14, Y9
+
 // I8TPAIR(a, b, acc): one token's products of two chunks, the level bytes
 // in Y8 and Y9 times its activations at a(R14) and b(R14), summed in int16
 // (level bytes ≤ 64, as in I8MACA/I8MACB), widened by one VPMADDWD and
@@ -255,14 +322,7 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 // activations of the first at 32t, of the second at 256 + 32t), the
 // activations of the chunks 4 and 5 ahead prefetched.
 #define I8TPAIRS \
-	PREFETCHT0 1024(R14); \
-	PREFETCHT0 1088(R14); \
-	PREFETCHT0 1152(R14); \
-	PREFETCHT0 1216(R14); \
-	PREFETCHT0 1280(R14); \
-	PREFETCHT0 1344(R14); \
-	PREFETCHT0 1408(R14); \
-	PREFETCHT0 1472(R14); \
+	I8TPREFETCH8; \
 	I8TPAIR(0, 256, Y0); \
 	I8TPAIR(32, 288, Y1); \
 	I8TPAIR(64, 320, Y2); \
@@ -278,22 +338,9 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 // Y12 holds 7 in every byte, Y13 the C table; the VPSRLVD counts and the
 // mask 14 are read from the tables at R15.
 #define I8TPLANE \
-	VPAND (AX), Y12, Y8; \
-	VPSHUFB Y8, Y14, Y8; \
-	VMOVDQU (AX), Y9; \
-	VPSRLW $3, Y9, Y9; \
-	VPAND Y12, Y9, Y9; \
-	VPSHUFB Y9, Y14, Y9; \
+	I8TUNPACKAB; \
 	I8TPAIRS; \
-	VMOVDQU (AX), Y8; \
-	VPSRLW $5, Y8, Y8; \
-	VBROADCASTI128 32(AX), Y9; \
-	VPSRLVD 352(R15), Y9, Y9; \
-	VPXOR Y9, Y8, Y8; \
-	VPAND 480(R15), Y8, Y8; \
-	VPSHUFB Y8, Y13, Y8; \
-	VPAND Y12, Y9, Y9; \
-	VPSHUFB Y9, Y14, Y9; \
+	I8TUNPACKCD; \
 	I8TPAIRS
 
 // I8TPAIR0, I8TPAIRS0, I8TPLANE1: the same for a group's first block,
@@ -305,14 +352,7 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	VPMADDWD Y15, Y10, acc
 
 #define I8TPAIRS0 \
-	PREFETCHT0 1024(R14); \
-	PREFETCHT0 1088(R14); \
-	PREFETCHT0 1152(R14); \
-	PREFETCHT0 1216(R14); \
-	PREFETCHT0 1280(R14); \
-	PREFETCHT0 1344(R14); \
-	PREFETCHT0 1408(R14); \
-	PREFETCHT0 1472(R14); \
+	I8TPREFETCH8; \
 	I8TPAIR0(0, 256, Y0); \
 	I8TPAIR0(32, 288, Y1); \
 	I8TPAIR0(64, 320, Y2); \
@@ -324,22 +364,9 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	ADDQ $512, R14
 
 #define I8TPLANE1 \
-	VPAND (AX), Y12, Y8; \
-	VPSHUFB Y8, Y14, Y8; \
-	VMOVDQU (AX), Y9; \
-	VPSRLW $3, Y9, Y9; \
-	VPAND Y12, Y9, Y9; \
-	VPSHUFB Y9, Y14, Y9; \
+	I8TUNPACKAB; \
 	I8TPAIRS0; \
-	VMOVDQU (AX), Y8; \
-	VPSRLW $5, Y8, Y8; \
-	VBROADCASTI128 32(AX), Y9; \
-	VPSRLVD 352(R15), Y9, Y9; \
-	VPXOR Y9, Y8, Y8; \
-	VPAND 480(R15), Y8, Y8; \
-	VPSHUFB Y8, Y13, Y8; \
-	VPAND Y12, Y9, Y9; \
-	VPSHUFB Y9, Y14, Y9; \
+	I8TUNPACKCD; \
 	I8TPAIRS
 
 // func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
@@ -392,26 +419,17 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 // multiplied with the 8 tokens' activations (I8TDOTS); Y10 the VPSRLVD
 // counts, Y11 14, Y12 7, Y13 the C table.
 #define I8TPLANE \
-	PREFETCHT0 1024(R14); \
-	PREFETCHT0 1088(R14); \
-	PREFETCHT0 1152(R14); \
-	PREFETCHT0 1216(R14); \
+	I8TPREFETCH4; \
 	VPAND (AX), Y12, Y8; \
 	VPSHUFB Y8, Y14, Y8; \
 	I8TDOTS; \
-	PREFETCHT0 1024(R14); \
-	PREFETCHT0 1088(R14); \
-	PREFETCHT0 1152(R14); \
-	PREFETCHT0 1216(R14); \
+	I8TPREFETCH4; \
 	VMOVDQU (AX), Y8; \
 	VPSRLW $3, Y8, Y8; \
 	VPAND Y12, Y8, Y8; \
 	VPSHUFB Y8, Y14, Y8; \
 	I8TDOTS; \
-	PREFETCHT0 1024(R14); \
-	PREFETCHT0 1088(R14); \
-	PREFETCHT0 1152(R14); \
-	PREFETCHT0 1216(R14); \
+	I8TPREFETCH4; \
 	VMOVDQU (AX), Y8; \
 	VPSRLW $5, Y8, Y8; \
 	VBROADCASTI128 32(AX), Y9; \
@@ -420,10 +438,7 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	VPAND Y11, Y8, Y8; \
 	VPSHUFB Y8, Y13, Y8; \
 	I8TDOTS; \
-	PREFETCHT0 1024(R14); \
-	PREFETCHT0 1088(R14); \
-	PREFETCHT0 1152(R14); \
-	PREFETCHT0 1216(R14); \
+	I8TPREFETCH4; \
 	VBROADCASTI128 32(AX), Y8; \
 	VPSRLVD Y10, Y8, Y8; \
 	VPAND Y12, Y8, Y8; \
