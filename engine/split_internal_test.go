@@ -10,6 +10,7 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/internal/decodetest"
 	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
@@ -46,16 +47,7 @@ func withFakeGPU(t *testing.T, free int64) {
 func demoWeights(t *testing.T) (*checkpoint.Checkpoint, *model.Weights) {
 	t.Helper()
 	testutil.NeedData(t, demoModel)
-	ck, err := checkpoint.Open(demoModel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ck.Close() })
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck, w
+	return decodetest.OpenWeights(t, demoModel)
 }
 
 func mustLoad(t *testing.T, o Options) *Loaded {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
-	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/internal/decodetest"
 	"github.com/upg-ai/upg/model"
 )
 
@@ -39,25 +39,9 @@ func loadCases(t *testing.T, dir string) []goldenCase {
 	return ref.Cases
 }
 
-// openWeights opens a checkpoint (closed when the test ends) and its
-// weights.
-func openWeights(t *testing.T, path string) (*checkpoint.Checkpoint, *model.Weights) {
-	t.Helper()
-	ck, err := checkpoint.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ck.Close() })
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck, w
-}
-
 func openModel(t *testing.T, path string) *model.Model {
 	t.Helper()
-	ck, w := openWeights(t, path)
+	ck, w := decodetest.OpenWeights(t, path)
 	be := cpu.New(0)
 	t.Cleanup(be.Close)
 	m, err := model.New(ck.Config, w, be)

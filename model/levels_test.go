@@ -6,6 +6,7 @@ import (
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
+	"github.com/upg-ai/upg/internal/decodetest"
 	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/model"
 )
@@ -20,7 +21,7 @@ import (
 func TestCompressedDecodeEveryLevel(t *testing.T) {
 	const path = "../models/miniphi-29m.upg"
 	testutil.NeedData(t, path)
-	ck, w := openWeights(t, path)
+	ck, w := decodetest.OpenWeights(t, path)
 	prompt := []int{1, 450, 3600, 338, 263, 6501, 322, 1428, 4646, 2989}
 	const steps = 12
 	V := ck.Config.Vocab

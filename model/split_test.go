@@ -164,7 +164,7 @@ func TestSplitEqualsWhole(t *testing.T) {
 	for _, path := range []string{"../models/miniphi-29m.upg", filepath.Join(sharedModels, "miniphi-29m")} {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			testutil.NeedData(t, path)
-			ck, w := openWeights(t, path)
+			ck, w := decodetest.OpenWeights(t, path)
 			whole := cpu.New(0)
 			defer whole.Close()
 			ref, err := model.New(ck.Config, w, whole)
@@ -255,7 +255,7 @@ func checkStages(t *testing.T, m *model.Model, first, last backend.Backend, n in
 func TestSplitErrors(t *testing.T) {
 	path := "../models/miniphi-29m.upg"
 	testutil.NeedData(t, path)
-	ck, w := openWeights(t, path)
+	ck, w := decodetest.OpenWeights(t, path)
 	a, b := cpu.New(1), cpu.New(1)
 	defer a.Close()
 	defer b.Close()
@@ -308,7 +308,7 @@ func TestSplitErrors(t *testing.T) {
 func TestSplitDecodeAllocs(t *testing.T) {
 	path := "../models/miniphi-29m.upg"
 	testutil.NeedData(t, path)
-	ck, w := openWeights(t, path)
+	ck, w := decodetest.OpenWeights(t, path)
 	a, b := cpu.New(1), cpu.New(1)
 	defer a.Close()
 	defer b.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
 	"github.com/upg-ai/upg/checkpoint"
+	"github.com/upg-ai/upg/internal/decodetest"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/sample"
@@ -84,16 +85,10 @@ func generate(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be back
 // weights; it skips the test when the file is missing (the GPU tests skip
 // on a machine without one anyway) and closes the checkpoint at the end.
 func openE2E(t *testing.T) (*checkpoint.Checkpoint, *model.Weights) {
-	ck, err := checkpoint.Open(modelPath())
-	if err != nil {
+	if _, err := os.Stat(modelPath()); err != nil {
 		t.Skipf("no model: %v", err)
 	}
-	t.Cleanup(func() { ck.Close() })
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ck, w
+	return decodetest.OpenWeights(t, modelPath())
 }
 
 func modelPath() string {
@@ -201,15 +196,7 @@ func TestGPUDecodeBench(t *testing.T) {
 	}
 	d := gpu(t)
 	free0, _, _ := d.MemInfo()
-	ck, err := checkpoint.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, w := decodetest.OpenWeights(t, path)
 	gb, err := New(0)
 	if err != nil {
 		t.Fatal(err)

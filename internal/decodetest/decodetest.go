@@ -1,12 +1,30 @@
-// Package decodetest holds test helpers that run a model's decode step the
-// way the engine does (model_test and the CPU backend's tests share them).
+// Package decodetest holds test helpers that open a model and run its decode
+// step the way the engine does (the model's, the engine's and the backends'
+// tests share them).
 package decodetest
 
 import (
 	"testing"
 
+	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/model"
 )
+
+// OpenWeights opens the checkpoint at path (closed when the test ends) and
+// loads its weights, failing the test on error.
+func OpenWeights(t testing.TB, path string) (*checkpoint.Checkpoint, *model.Weights) {
+	t.Helper()
+	ck, err := checkpoint.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	w, err := model.LoadWeights(ck.Config, ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ck, w
+}
 
 // StepAllocs measures the allocations of one decode step after warm-up, as
 // the engine makes it: reserve a position, forward one token with the
