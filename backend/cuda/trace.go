@@ -106,10 +106,17 @@ func decodeTrace(raw []uint64) []traceRec {
 	return recs
 }
 
-// report writes the trace table (writeTrace) and frees the buffer.
+// report writes the trace table (writeTrace), turns the trace off in the
+// module (upg_trace.buf = null) and frees the buffer.
 func (tr *tracer) report(d *Device, w io.Writer) error {
 	recs, count, err := tr.read(d)
-	d.free(tr.buf)
+	var off [2]uint64
+	if e := d.htod(tr.global, unsafe.Pointer(&off[0]), 16); e == nil {
+		d.free(tr.buf)
+		d.trace = nil
+	} else if err == nil {
+		err = e
+	}
 	if err != nil {
 		return err
 	}
