@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-backend/cuda}
 nvcc=${NVCC:-nvcc}
-flags="-O3 -std=c++17 -lineinfo"
+flags="-O3 -std=c++17 -lineinfo${UPG_NVCC_DEFS:+ $UPG_NVCC_DEFS}" # UPG_NVCC_DEFS: -D settings of measurement builds
 gencode="-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_86,code=sm_86 -gencode=arch=compute_89,code=sm_89 -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_80,code=compute_80"
 mkdir -p "$out"
 log=$(mktemp)

@@ -795,8 +795,11 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	c, st := kvOf(kv), stepOf(s)
 	sp := c.spec
 	n := st.n
-	S := (st.lim.BlocksPerSeq*sp.BlockSize + attnChunk - 1) / attnChunk
-	if err := b.ensure(&b.part, &b.partSize, int64(4*st.lim.Tokens*heads*S*(sp.HeadDim+2)), "attention workspace"); err != nil {
+	chunk := attnChunkFor()
+	S := (st.lim.BlocksPerSeq*sp.BlockSize + chunk - 1) / chunk
+	// sized for the narrowest chunk, so that steps of either never regrow it
+	Smax := (st.lim.BlocksPerSeq*sp.BlockSize + attnChunk - 1) / attnChunk
+	if err := b.ensure(&b.part, &b.partSize, int64(4*st.lim.Tokens*heads*Smax*(sp.HeadDim+2)), "attention workspace"); err != nil {
 		if b.err == nil {
 			b.err = err
 		}
@@ -812,17 +815,17 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
 		}
 		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
-			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, S, b.part, n)
+			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n)
 	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S), boolKey(pre))
-	if b.fusing(n) && bufOf(q.Buf) != bufOf(dst) {
+	if b.fusing(n) && !pre && bufOf(q.Buf) != bufOf(dst) {
 		hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
 		b.last = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
 			rotq: func(g *DenseGPU) func() error {
 				return func() error {
-					if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, S, part, n); err != nil {
+					if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n); err != nil {
 						return err
 					}
-					return b.d.combineRotq(g, o, part, st.pos, S, heads, hd, n, b.sc)
+					return b.d.combineRotq(g, o, part, st.pos, chunk, S, heads, hd, n, b.sc)
 				}
 			}}
 	}

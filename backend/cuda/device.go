@@ -587,10 +587,10 @@ const PDLEnv = "UPG_CUDA_PDL"
 
 // pdlKernel reports whether kernel name starts with pdl_wait() (kernels/
 // upg.cu) and so may be launched before the kernel it depends on finishes:
-// the dense GEMVs (which prefetch their first codes before waiting) and the
-// decode step's fused ops.
+// the dense GEMVs and tensor-core GEMMs (which prefetch their first codes
+// before waiting) and the decode step's fused ops.
 func pdlKernel(name string) bool {
-	for _, p := range []string{"upg_gemv_k", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f"} {
+	for _, p := range []string{"upg_gemv_k", "upg_gemm", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f", "upg_attn_prefill_", "upg_splitk_sum"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

@@ -22,12 +22,17 @@ import "github.com/upg-ai/upg/backend"
 // FuseEnv set to 0 turns the fusions off (A/B measurements, debugging).
 const FuseEnv = "UPG_CUDA_FUSE"
 
-// fuseMaxTokens is the largest step the fusions apply to: decode and small
-// batches. Run 11 measured prefill (512 tokens) 7% slower fused (387 vs 416
-// tok/s); the likely cause is upg_combine_rotq's 256 threads per 1024
-// columns recomputing each head's max and sum per column (upg_attn_combine
-// has a thread per column), which only long steps feel.
-const fuseMaxTokens = 64
+// fuseMaxTokens is the largest step the fusions apply to. Run 11 measured
+// prefill (512 tokens) 7% slower fused, when prefill's attention took the
+// split kernels and so fused with upg_combine_rotq (256 threads per 1024
+// columns recomputing each head's max and sum per column). Prefill
+// attention (attn_prefill) does not fuse now, and run 37 measured prefill
+// fused 2-7% faster (4,368-4,697 tok/s against 4,298-4,398), so every step
+// fuses; FuseMaxEnv sets a limit for measurements.
+var fuseMaxTokens = envInt(FuseMaxEnv, 1<<30)
+
+// FuseMaxEnv overrides fuseMaxTokens.
+const FuseMaxEnv = "UPG_CUDA_FUSE_MAX"
 
 // fusing reports whether ops of an n-token step may fuse.
 func (b *Backend) fusing(n int) bool { return b.fuse && n > 0 && n <= fuseMaxTokens }

@@ -238,9 +238,11 @@ type Scratch struct {
 func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
 	s := &Scratch{Tokens: tokens, Cols: cols}
 	cp := (cols + unitCodes - 1) / unitCodes * unitCodes
-	// split-K runs only when a step has fewer tile blocks than SMs, so its
-	// partial sums never exceed maxSplits·SMs·(one tile) floats
-	s.partFloats = maxSplits * max(d.SMs, 1) * mmaRows * mmaTokens
+	// split-K's partial sums: room for maxSplits parts of a step that has
+	// fewer tile blocks than SMs, and for a step's tokens × cols outputs in
+	// all (three parts of a 5120-row matrix at 256 tokens; mmaSplits takes
+	// fewer parts where they would not fit)
+	s.partFloats = max(maxSplits*max(d.SMs, 1)*mmaRows*mmaTokens, tokens*cols)
 	var err error
 	for _, a := range []struct {
 		p *DevPtr
@@ -365,11 +367,11 @@ func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us
 
 // combineRotq is attention's combine (into dst, heads·hd = g.C) fused with
 // the rotation+quantization of dst for g.
-func (d *Device) combineRotq(g *DenseGPU, dst, part, pos DevPtr, S, heads, hd, n int, s *Scratch) error {
+func (d *Device) combineRotq(g *DenseGPU, dst, part, pos DevPtr, chunk, S, heads, hd, n int, s *Scratch) error {
 	if n == 0 {
 		return nil
 	}
-	return d.rotqLaunch("upg_combine_rotq", g, n, s, Ptr(part), Ptr(pos), I32(attnChunk), I32(S), I32(heads), I32(hd), Ptr(dst))
+	return d.rotqLaunch("upg_combine_rotq", g, n, s, Ptr(part), Ptr(pos), I32(chunk), I32(S), I32(heads), I32(hd), Ptr(dst))
 }
 
 // rotq enqueues the rotation and int8 quantization of n input rows.
@@ -406,7 +408,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 			name, tile = g.nameMMA32, mmaTokens/2
 		}
 		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + tile - 1) / tile), 1}
-		S := d.mmaSplits(int(grid[0]*grid[1]), g.U, g.R*n, s)
+		S := d.mmaSplits(int(grid[0]*grid[1]), mmaBlocksPerSM(tile), g.U, g.R*n, s)
 		if S == 1 {
 			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, y, n, res); err != nil {
 				return err
@@ -462,26 +464,56 @@ const (
 
 var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
 
-// maxSplits bounds split-K: a tensor-core step with fewer tile blocks than
-// SMs (the 5120-row matrices at 32 tokens: 80 blocks on 132 SMs) splits
-// each block's units into up to this many parts, summed by upg_splitk_sum
-// in a fixed order. UPG_CUDA_SPLITK=0 turns it off.
+// maxSplits bounds split-K: a tensor-core step whose tile blocks leave
+// block slots free splits each block's units into up to this many parts,
+// summed by upg_splitk_sum in a fixed order. UPG_CUDA_SPLITK=0 turns it off.
 const maxSplits = 4
 
 var useSplitK = os.Getenv("UPG_CUDA_SPLITK") != "0"
 
+// mmaBlocksPerSM is how many blocks of the tile's kernel an SM holds (the
+// launch bounds' minimum in kernels/mma.cu: UPG_GEMM64_MINB, UPG_GEMM32_MINB).
+func mmaBlocksPerSM(tile int) int {
+	if tile == mmaTokens {
+		return 4
+	}
+	return 5
+}
+
 // mmaSplits is how many split-K parts a step of blocks tile blocks over U
-// units takes: about two blocks per SM, each part ≥ 4 units, the partial
-// sums (parts × out floats) within the scratch.
-func (d *Device) mmaSplits(blocks, U, out int, s *Scratch) int {
-	if !useSplitK || blocks >= d.SMs {
+// units takes on SMs that hold perSM blocks each (the partial sums, parts ×
+// out floats, within the scratch): splitMMA on the device's SMs.
+func (d *Device) mmaSplits(blocks, perSM, U, out int, s *Scratch) int {
+	if !useSplitK {
 		return 1
 	}
-	S := min(maxSplits, (2*d.SMs+blocks-1)/blocks, U/4)
+	S := splitMMA(blocks, perSM*d.SMs, U)
 	for S > 1 && S*out > s.partFloats {
 		S--
 	}
-	return max(S, 1)
+	return S
+}
+
+// splitMMA picks the split-K parts (1 to maxSplits, each ≥ 4 units) for
+// blocks tile blocks of U units on slots resident blocks. The GEMM is
+// latency-bound, so a block's time hardly depends on how many share its SM:
+// the step takes about waves × units per block, ceil(blocks·S/slots) ×
+// ceil(U/S), and S minimizes that when it gains ≥ 10%. Phi-4's 5120-row
+// matrices at 256 tokens (320 blocks on 528 slots: 2.4 per SM) take 3 parts,
+// two waves of 47 units instead of one of 140 (down); at 32 tokens their 80
+// blocks take 4.
+func splitMMA(blocks, slots, U int) int {
+	if slots <= 0 || blocks >= slots {
+		return 1
+	}
+	cost := func(S int) int { return (blocks*S + slots - 1) / slots * ((U + S - 1) / S) }
+	best, S := cost(1), 1
+	for z := 2; z <= maxSplits && U/z >= 4; z++ {
+		if c := cost(z); 10*c <= 9*cost(1) && c < best {
+			best, S = c, z
+		}
+	}
+	return S
 }
 
 func (d *Device) mmaFor(n int) bool { return useMMA && n >= mmaMinTokens && d.Major >= 8 }

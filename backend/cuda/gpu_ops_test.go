@@ -323,10 +323,6 @@ func TestGPUAttention(t *testing.T) {
 		part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
 		out := devPoisoned(t, d, n*heads*hd)
 		scale := float32(1 / math.Sqrt(hd))
-		run(t, d, func() error {
-			return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, S, part, n)
-		})
-		got := readF32(t, d, out, n*heads*hd)
 		want := make([]float64, n*heads*hd)
 		for i, x := range qs {
 			s, T := x[0], x[1]+1
@@ -357,7 +353,18 @@ func TestGPUAttention(t *testing.T) {
 				}
 			}
 		}
-		closeTo(t, fmt.Sprintf("attention f16=%v", f16), got, want, 2e-5, 2e-4)
+		// both chunks (the split kernel's 64 and 128 positions a block),
+		// the output poisoned before each
+		for _, chunk := range []int{attnChunk, attnChunkWide} {
+			if err := d.Fill32(out, poison, n*heads*hd); err != nil {
+				t.Fatal(err)
+			}
+			run(t, d, func() error {
+				return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n)
+			})
+			got := readF32(t, d, out, n*heads*hd)
+			closeTo(t, fmt.Sprintf("attention f16=%v chunk %d", f16, chunk), got, want, 2e-5, 2e-4)
+		}
 		for _, p := range []DevPtr{kc, vc, qp, tp, pp, sqp, part, out} {
 			d.Free(p)
 		}
@@ -405,7 +412,7 @@ func TestGPUAttentionPrefill(t *testing.T) {
 				want, got := devPoisoned(t, d, n*heads*hd), devPoisoned(t, d, n*heads*hd)
 				scale := float32(1 / math.Sqrt(float64(hd)))
 				run(t, d, func() error {
-					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, S, part, n)
+					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, attnChunk, S, part, n)
 				})
 				run(t, d, func() error {
 					return d.attentionPrefill(got, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, n)

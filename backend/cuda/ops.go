@@ -101,7 +101,7 @@ func (d *Device) ropeKV(q DevPtr, qs, heads int, k DevPtr, ks int, v DevPtr, vs 
 // attnSplit enqueues attention's split kernel alone (its combine fused
 // into the consumer's rotation: combineRotq).
 func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
-	scale float32, heads, H, hd, bs, S int, part DevPtr, n int) error {
+	scale float32, heads, H, hd, bs, chunk, S int, part DevPtr, n int) error {
 	if n == 0 {
 		return nil
 	}
@@ -109,32 +109,43 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 	if f16 {
 		name = "upg_attn_f16"
 	}
-	return d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{128, 1, 1}, uint32(4*(hd+attnChunk)),
+	return d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{uint32(2 * chunk), 1, 1}, uint32(4*(hd+chunk)),
 		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
-		I32(heads), I32(H), I32(hd), I32(bs), I32(attnChunk), I32(S), Ptr(part))
+		I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part))
 }
 
-// attnChunk is the number of positions one attention block handles.
-const attnChunk = 64
+// attnChunk is the number of positions one attention split block handles
+// (2·chunk threads score two per position). The kernel takes chunks up to
+// attnChunkWide; UPG_CUDA_ATTN_CHUNK=128 selects that for measurements:
+// run 38 measured batch 32's attention at 107 µs per layer with it against
+// 96-102 with 64 (half the blocks, each waiting out twice the loads).
+const (
+	attnChunk     = 64
+	attnChunkWide = 128
+)
+
+var attnChunkEnv = envInt("UPG_CUDA_ATTN_CHUNK", 0)
+
+// attnChunkFor is the split attention's chunk.
+func attnChunkFor() int {
+	if attnChunkEnv == attnChunkWide {
+		return attnChunkWide
+	}
+	return attnChunk
+}
 
 // attention enqueues the split and combine kernels; part holds n × heads ×
-// S × (hd+2) floats, S = ceil(max positions / attnChunk).
+// S × (hd+2) floats, S = ceil(max positions / chunk).
 func (d *Device) attention(dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
-	scale float32, heads, H, hd, bs, S int, part DevPtr, n int) error {
+	scale float32, heads, H, hd, bs, chunk, S int, part DevPtr, n int) error {
 	if n == 0 {
 		return nil
 	}
-	name := "upg_attn_f32"
-	if f16 {
-		name = "upg_attn_f16"
-	}
-	if err := d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{128, 1, 1}, uint32(4*(hd+attnChunk)),
-		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
-		I32(heads), I32(H), I32(hd), I32(bs), I32(attnChunk), I32(S), Ptr(part)); err != nil {
+	if err := d.attnSplit(q, qs, kc, vc, f16, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part, n); err != nil {
 		return err
 	}
 	return d.launchK("upg_attn_combine", [3]uint32{uint32(heads), uint32(n), 1}, [3]uint32{128, 1, 1}, 0,
-		Ptr(part), Ptr(pos), I32(attnChunk), I32(S), I32(heads), I32(hd), Ptr(dst))
+		Ptr(part), Ptr(pos), I32(chunk), I32(S), I32(heads), I32(hd), Ptr(dst))
 }
 
 // attnPrefillMin is the fewest tokens of one sequence that take the prefill

@@ -44,18 +44,22 @@ func TestPDLKernels(t *testing.T) {
 		}
 	}
 	sort.Strings(got)
-	gemv, other := 0, []string{}
+	gemv, gemm, other := 0, 0, []string{}
 	for _, n := range got {
-		if strings.HasPrefix(n, "upg_gemv_k") {
+		switch {
+		case strings.HasPrefix(n, "upg_gemv_k"):
 			gemv++
-		} else {
+		case strings.HasPrefix(n, "upg_gemm"):
+			gemm++
+		default:
 			other = append(other, n)
 		}
 	}
-	want := "upg_attn_f16 upg_attn_f32 upg_combine_rotq upg_rms_rotq upg_rope_kv_f16 upg_rope_kv_f32 upg_rotq upg_swiglu_rotq"
+	want := "upg_attn_f16 upg_attn_f32 upg_attn_prefill_f16 upg_attn_prefill_f32 upg_combine_rotq upg_rms_rotq upg_rope_kv_f16 upg_rope_kv_f32 upg_rotq upg_splitk_sum upg_swiglu_rotq"
 	// 36 row-group GEMVs (k2, k3, k4, k4l, k8, k8l × 3 group widths × t1, t8)
-	// and 12 stream-K ones (k2, k3, k4, k4l × 3)
-	if strings.Join(other, " ") != want || gemv != 48 {
-		t.Errorf("PDL kernels: %d dense GEMVs (want 48) and %v (want %s)", gemv, other, want)
+	// and 12 stream-K ones (k2, k3, k4, k4l × 3); 24 tensor-core GEMMs (k2,
+	// k3, k4, k4l × 3 group widths × 64- and 32-token tiles)
+	if strings.Join(other, " ") != want || gemv != 48 || gemm != 24 {
+		t.Errorf("PDL kernels: %d dense GEMVs (want 48), %d GEMMs (want 24) and %v (want %s)", gemv, gemm, other, want)
 	}
 }

@@ -3,8 +3,18 @@ package cuda
 import (
 	"math"
 	"os"
+	"strconv"
 )
 
 func getenv(k string) string { return os.Getenv(k) }
 
 func f32bits(v float32) uint32 { return math.Float32bits(v) }
+
+// envInt is environment variable k as a positive integer, or def when it
+// is unset or not one (settings for measurements).
+func envInt(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}

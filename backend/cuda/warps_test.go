@@ -20,3 +20,20 @@ func TestWarpsFor(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitMMA(t *testing.T) {
+	for _, c := range []struct{ blocks, slots, U, want int }{
+		{320, 528, 140, 3}, // down at 256 tokens (80 row × 4 token tiles, 4 per SM on 132 SMs)
+		{320, 528, 40, 3},  // o at 256 tokens
+		{480, 528, 40, 1},  // qkv at 256 tokens: one wave already
+		{2240, 528, 40, 1}, // gate_up at 256 tokens: more blocks than slots
+		{120, 660, 40, 4},  // qkv at 32 tokens (5 per SM)
+		{560, 660, 40, 1},  // gate_up at 32 tokens: a second part would add a wave
+		{6, 528, 5, 1},     // too few units for parts of ≥ 4
+		{6, 0, 40, 1},      // no SM count
+	} {
+		if got := splitMMA(c.blocks, c.slots, c.U); got != c.want {
+			t.Errorf("splitMMA(%d, %d, %d) = %d, want %d", c.blocks, c.slots, c.U, got, c.want)
+		}
+	}
+}

@@ -13,9 +13,19 @@
 // slice), the B fragments of 8 tokens (ldmatrix from the block's activation
 // tile in shared memory, rows padded to 144 bytes: conflict-free), and the C
 // fragment of rows gid, gid+8 × tokens 2·tig, 2·tig+1 of each 8-token tile.
-// The next unit's codes and activations are loaded while one is multiplied.
+// Units stream through a ring of 2-4 shared-memory stages filled by
+// cp.async, so the copies of the next 1-3 units are in flight while one is
+// multiplied, and no register holds data on its way to shared memory.
 
 #define MMA_ROWS 64
+// blocks per SM the 64-token kernels are built for (launch bounds); a
+// measurement build may set another (scripts/build-cuda.sh, UPG_NVCC_DEFS)
+#ifndef UPG_GEMM64_MINB
+#define UPG_GEMM64_MINB 4
+#endif
+#ifndef UPG_GEMM32_MINB
+#define UPG_GEMM32_MINB 5
+#endif
 #define MMA_XSTRIDE 144 // bytes per token row of the activation tile (128 + 16 padding)
 
 DEVI void mma_u8s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, int b0, int b1) {
@@ -50,24 +60,53 @@ DEVI unsigned code_bytes(const uint4 *w, int c, int h, unsigned t0, unsigned t1,
   return __byte_perm(t0, t1, h ? nib >> 16 : nib);
 }
 
+// cp.async (sm_80): 16 bytes from global to shared memory without passing
+// through registers; src_bytes 0 fills the 16 bytes with zeros (and reads
+// nothing). Groups of copies complete in commit order.
+DEVI void cp_async16(void *dst, const void *src, int src_bytes) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(src), "r"(src_bytes) : "memory");
+}
+DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> DEVI void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
+
+// GemmStage is one unit's data in the block's shared-memory ring: the codes
+// of its two 32-row groups (the global layout's K×32 uint4 per row group
+// and unit, as they are), the activation tile (NTOK token rows of 128
+// bytes, padded to MMA_XSTRIDE), the factors of its GPU_ groups per token,
+// and the rows' group scales and offsets.
+template <int K, int GPU_, int NTOK> struct GemmStage {
+  uint4 codes[2 * K * 32];
+  unsigned char xs[NTOK * MMA_XSTRIDE];
+  float4 fs[GPU_ * NTOK];
+  __half sc[GPU_ * 64], of[GPU_ * 64];
+};
+
+// GemmStages::n: as many stages as fit 46 KB of static shared memory, 2 to 4.
+template <int K, int GPU_, int NTOK> struct GemmStages {
+  static constexpr int fit = 46 * 1024 / (int)sizeof(GemmStage<K, GPU_, NTOK>);
+  static constexpr int n = fit >= 4 ? 4 : fit >= 3 ? 3 : 2;
+};
+
 template <int K, int MODE, int GPU_, int NTOK>
 DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
                      int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2,
                      unsigned t3, float *__restrict__ res, const uint8_t *__restrict__ lut) {
-  __shared__ __align__(16) unsigned char xs[NTOK * MMA_XSTRIDE];
+  using Stage = GemmStage<K, GPU_, NTOK>;
+  constexpr int NS = GemmStages<K, GPU_, NTOK>::n;
+  __shared__ __align__(16) Stage st[NS];
   constexpr int NT8 = NTOK / 8; // 8-token tiles
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int row0 = blockIdx.x * MMA_ROWS + w * 16; // the warp's first row
-  const int rg = row0 >> 5, rl = (row0 & 31) + gid; // row group, lane of row gid
-  const bool live = row0 < R; // a warp past the last row group only helps fill xs
+  const int rl = (row0 & 31) + gid;                // lane of row gid in its row group
+  const int rgl = w >> 1;                          // the warp's row group within the block
+  const bool live = row0 < R;                      // a warp past the last row group only copies
+  const int rg0 = blockIdx.x * 2, nrg = min(2, (R + 31) / 32 - rg0); // the block's row groups
   const int tok0 = blockIdx.y * NTOK;
   const int ntok = min(NTOK, nt - tok0);
-  const uint4 *base = codes + (size_t)rg * U * K * 32;
-  const __half *sbase = scales + (size_t)rg * G * 32;
-  const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 : nullptr;
   constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
   float acc[NT8][4];
 #pragma unroll
@@ -75,83 +114,88 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
     for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
 
-  // Unit u+1's codes, group scales and offsets (rows gid, gid+8 as one
-  // half2), activation tile and activation factors are loaded into registers
-  // while unit u is multiplied (double buffering through registers); the
-  // tile and the factors then go to shared memory. Each flush used to load
-  // its scales from global memory and wait a DRAM latency for them.
-  constexpr int FN = (GPU_ * NTOK + 127) / 128; // factor float4s per thread
-  __shared__ float4 fs[GPU_ * NTOK];
-  uint4 wa[K], wb[K]; // rows gid and gid+8
-  __half2 sc[GPU_], of[GPU_];
-  uint4 xv[NTOK * 8 / 128];
-  float4 fv[FN];
-  auto load = [&](int u, uint4 *ca, uint4 *cb, __half2 *ss, __half2 *oo, uint4 *xx, float4 *ff) {
-#pragma unroll
-    for (int j = 0; j < K; j++) {
-      ca[j] = cb[j] = make_uint4(0, 0, 0, 0);
-      if (live) {
-        ca[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl);
-        cb[j] = ldg_stream(base + ((size_t)u * K + j) * 32 + rl + 8);
-      }
-    }
-#pragma unroll
-    for (int s = 0; s < GPU_; s++) {
-      const int g = min((u * 128 + s * (128 / GPU_)) >> gsl, G - 1);
-      ss[s] = oo[s] = __floats2half2_rn(0.f, 0.f);
-      if (live) {
-        ss[s] = __halves2half2(sbase[(size_t)g * 32 + rl], sbase[(size_t)g * 32 + rl + 8]);
-        if (obase != nullptr) oo[s] = __halves2half2(obase[(size_t)g * 32 + rl], obase[(size_t)g * 32 + rl + 8]);
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < NTOK * 8 / 128; j++) {
-      const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
-      xx[j] = make_uint4(0, 0, 0, 0);
-      if (t < ntok) xx[j] = *reinterpret_cast<const uint4 *>(xq + (size_t)(tok0 + t) * ldq + u * 128 + q * 16);
-    }
-#pragma unroll
-    for (int j = 0; j < FN; j++) {
-      const int i = threadIdx.x + 128 * j, s = i / NTOK, t = i % NTOK;
-      ff[j] = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (i < GPU_ * NTOK && t < ntok) {
-        const int g = min((u * 128 + s * (128 / GPU_)) >> gsl, G - 1);
-        ff[j] = fac[(size_t)(tok0 + t) * G + g];
-      }
-    }
-  };
   // split-K: block z of gridDim.z takes units [u0, u1) and writes its
   // partial sums to y + z·nt·R (the Go side sums them, upg_splitk_sum)
   const int Z = gridDim.z, z = blockIdx.z;
   const int u0 = (int)((long long)U * z / Z), u1 = (int)((long long)U * (z + 1) / Z);
   if (Z > 1) y += (size_t)z * nt * R;
-  if (u0 < u1) load(u0, wa, wb, sc, of, xv, fv);
+
+  // The ring: unit u lives in stage (u - u0) % NS. Codes, scales and offsets
+  // are weights, copied before pdl_wait; the activation tile and factors
+  // belong to the kernel before and are copied after it.
+  auto load_w = [&](int u, Stage &s) {
+    for (int i = threadIdx.x; i < nrg * K * 32; i += blockDim.x) {
+      const int r = i / (K * 32), jl = i - r * K * 32;
+      cp_async16(&s.codes[i], codes + ((size_t)(rg0 + r) * U + u) * K * 32 + jl, 16);
+    }
+    // scales (and offsets): GPU_ groups × 2 row groups × 32 halves = 4 chunks each
+    for (int i = threadIdx.x; i < GPU_ * 8; i += blockDim.x) {
+      const int sg = i >> 3, r = (i >> 2) & 1, q = i & 3;
+      if (r < nrg) {
+        const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
+        const size_t o = ((size_t)(rg0 + r) * G + g) * 32 + q * 8;
+        cp_async16(&s.sc[(sg * 2 + r) * 32 + q * 8], scales + o, 16);
+        if (offs != nullptr) cp_async16(&s.of[(sg * 2 + r) * 32 + q * 8], offs + o, 16);
+      }
+    }
+  };
+  auto load_x = [&](int u, Stage &s) {
+    for (int i = threadIdx.x; i < NTOK * 8; i += blockDim.x) {
+      const int t = i >> 3, q = i & 7;
+      const int8_t *src = xq + (size_t)(tok0 + min(t, ntok - 1)) * ldq + u * 128 + q * 16;
+      cp_async16(s.xs + t * MMA_XSTRIDE + q * 16, src, t < ntok ? 16 : 0);
+    }
+    for (int i = threadIdx.x; i < GPU_ * NTOK; i += blockDim.x) {
+      const int sg = i / NTOK, t = i % NTOK;
+      const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
+      cp_async16(&s.fs[i], fac + (size_t)(tok0 + min(t, ntok - 1)) * G + g, t < ntok ? 16 : 0);
+    }
+  };
+  // prologue: the weights of the first NS-1 units (one group each), the
+  // wait, then their activations (one group each); the loop below commits
+  // one group per unit, so wait_group<NS-2> always leaves unit u complete
+#pragma unroll
+  for (int k = 0; k < NS - 1; k++) {
+    if (u0 + k < u1) load_w(u0 + k, st[k]);
+    cp_async_commit();
+  }
+  pdl_wait(); // xq, fac, y and res belong to the kernels before
+  pdl_launch();
+#pragma unroll
+  for (int k = 0; k < NS - 1; k++) {
+    if (u0 + k < u1) load_x(u0 + k, st[k]);
+    cp_async_commit();
+  }
   for (int u = u0; u < u1; u++) {
-    __syncthreads(); // every warp is done with the last tile
-#pragma unroll
-    for (int j = 0; j < NTOK * 8 / 128; j++) {
-      const int i = threadIdx.x + 128 * j, t = i >> 3, q = i & 7;
-      *reinterpret_cast<uint4 *>(xs + t * MMA_XSTRIDE + q * 16) = xv[j];
+    cp_async_wait<NS - 2>();
+    __syncthreads(); // unit u is in its stage for every thread; stage (u-1)'s readers are done
+    {
+      const int un = u + NS - 1;
+      if (un < u1) {
+        Stage &sn = st[(un - u0) % NS];
+        load_w(un, sn);
+        load_x(un, sn);
+      }
+      cp_async_commit();
     }
+    const Stage &s = st[(u - u0) % NS];
+    if (!live) continue;
+    uint4 wa[K], wb[K]; // rows gid and gid+8
 #pragma unroll
-    for (int j = 0; j < FN; j++) {
-      const int i = threadIdx.x + 128 * j;
-      if (i < GPU_ * NTOK) fs[i] = fv[j];
+    for (int j = 0; j < K; j++) {
+      wa[j] = s.codes[(rgl * K + j) * 32 + rl];
+      wb[j] = s.codes[(rgl * K + j) * 32 + rl + 8];
     }
-    __syncthreads();
-    uint4 na[K], nb[K];
-    __half2 nsc[GPU_], nof[GPU_];
-    if (u + 1 < u1) load(u + 1, na, nb, nsc, nof, xv, fv);
     int ia[NT8][4];
 #pragma unroll
-    for (int s = 0; s < GPU_; s++) {
+    for (int sg = 0; sg < GPU_; sg++) {
 #pragma unroll
       for (int i = 0; i < NT8; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) ia[i][j] = 0;
-      // the k-slices (32 columns = 4 chunks) of sub-group s
+      // the k-slices (32 columns = 4 chunks) of sub-group sg
 #pragma unroll
-      for (int ks = s * SUBC / 4; ks < (s + 1) * SUBC / 4; ks++) {
+      for (int ks = sg * SUBC / 4; ks < (sg + 1) * SUBC / 4; ks++) {
         const int c0 = 4 * ks + (tig >> 1), h = tig & 1;
         const unsigned a0 = code_bytes<K, MODE>(wa, c0, h, t0, t1, t2, t3);
         const unsigned a1 = code_bytes<K, MODE>(wb, c0, h, t0, t1, t2, t3);
@@ -162,34 +206,50 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
         for (int i = 0; i < NT8; i += 2) {
           const int j = lane >> 3;
-          const unsigned char *xr = xs + ((i + (j >> 1)) * 8 + (lane & 7)) * MMA_XSTRIDE + ks * 32 + (j & 1) * 16;
+          const unsigned char *xr = s.xs + ((i + (j >> 1)) * 8 + (lane & 7)) * MMA_XSTRIDE + ks * 32 + (j & 1) * 16;
           unsigned b0, b1, b2, b3;
           ldmatrix_x4(b0, b1, b2, b3, xr);
           mma_u8s8(ia[i], a0, a1, a2, a3, (int)b0, (int)b1);
           mma_u8s8(ia[i + 1], a0, a1, a2, a3, (int)b2, (int)b3);
         }
       }
-      // flush sub-group s of unit u as gemv_dense does
-      const int cs = u * 128 + s * (128 / GPU_);
-      if (live && cs < C) {
+      // flush sub-group sg of unit u as gemv_dense does
+      const int cs = u * 128 + sg * (128 / GPU_);
+      if (cs < C) {
         const bool first = GPU_ > 1 || (cs & ((1 << gsl) - 1)) == 0;
-        const float2 scab = __half22float2(sc[s]);
-        const float sca = scab.x, scb = scab.y;
-        const float2 ofab = first ? __half22float2(of[s]) : make_float2(0.f, 0.f);
-        const float ofa = ofab.x, ofb = ofab.y;
+        const float sca = __half2float(s.sc[(sg * 2 + rgl) * 32 + rl]);
+        const float scb = __half2float(s.sc[(sg * 2 + rgl) * 32 + rl + 8]);
+        float ofa = 0.f, ofb = 0.f;
+        if (first && offs != nullptr) {
+          ofa = __half2float(s.of[(sg * 2 + rgl) * 32 + rl]);
+          ofb = __half2float(s.of[(sg * 2 + rgl) * 32 + rl + 8]);
+        }
 #pragma unroll
         for (int i = 0; i < NT8; i++) {
 #pragma unroll
           for (int e = 0; e < 2; e++) {
             const int t = i * 8 + 2 * tig + e;
             if (t < ntok) {
-              const float4 f = fs[s * NTOK + t];
+              const float4 f = s.fs[sg * NTOK + t];
+#ifdef UPG_GEMM_FLUSH_OLD
               float a = fmaf(sca * f.x, i2f_exact(ia[i][e]), acc[i][e]);
               float b = fmaf(scb * f.x, i2f_exact(ia[i][2 + e]), acc[i][2 + e]);
               if (first) {
                 a = fmaf(sca, f.y, fmaf(ofa, f.z, a));
                 b = fmaf(scb, f.y, fmaf(ofb, f.z, b));
               }
+#else
+              // scale · (factor · Σ u·q + β-term), then the offsets' term
+              // only for codecs that have offsets: 4 ops per element
+              // without offsets where the form above takes 6
+              const float fy = first ? f.y : 0.f;
+              float a = fmaf(sca, fmaf(f.x, i2f_exact(ia[i][e]), fy), acc[i][e]);
+              float b = fmaf(scb, fmaf(f.x, i2f_exact(ia[i][2 + e]), fy), acc[i][2 + e]);
+              if (first && offs != nullptr) {
+                a = fmaf(ofa, f.z, a);
+                b = fmaf(ofb, f.z, b);
+              }
+#endif
               acc[i][e] = a;
               acc[i][2 + e] = b;
             }
@@ -197,13 +257,8 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         }
       }
     }
-    if (u + 1 < u1) {
-#pragma unroll
-      for (int j = 0; j < K; j++) wa[j] = na[j], wb[j] = nb[j];
-#pragma unroll
-      for (int s = 0; s < GPU_; s++) sc[s] = nsc[s], of[s] = nof[s];
-    }
   }
+  cp_async_wait<0>(); // no copy outlives the block
   const int ra = row0 + gid, rb = ra + 8;
 #pragma unroll
   for (int i = 0; i < NT8; i++) {
@@ -227,31 +282,35 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 
 // upg_gemm[32]_<bits>[l]_g<groups per unit> (32: 32-token tiles): grid
 // (ceil(R/64), ceil(nt/NTOK), split-K parts; res null when there are
-// several), 128 threads; nt = tokens. The minimum blocks per SM keep the
-// registers at ≤ 168 (64-token tiles: 3 blocks per SM) and ≤ 128 (32: 4);
-// at 172 registers the 64-token kernel held 2 blocks and prefill lost 13%. None for the byte layout (K = 8: its
-// eight plane words per row would not fit the registers).
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 32>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 3) upg_gemm_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 64>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm32_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 32>(GEMV_PASS); }
+// several), 128 threads; nt = tokens. Launched with programmatic dependent
+// launch: the first stages' codes are copied before pdl_wait. The minimum
+// blocks per SM (UPG_GEMM64_MINB, UPG_GEMM32_MINB) keep the registers at ≤
+// 128 (64-token tiles: 4 blocks per SM, so that a 256-token step's 480 qkv
+// tiles fit one wave on 132 SMs) and ≤ 102 (32: 5, so that gate_up's 560
+// tiles at 32 tokens do). Measured (NOTES.md run 37): 3 and 6 blocks were
+// slower. None for the byte layout (K = 8: its eight plane words per row
+// would not fit the registers).
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 64>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 32>(GEMV_PASS); }

@@ -223,7 +223,7 @@ extern "C" __global__ void upg_store_kv_f32(float *kc, float *vc, const float *k
 // attn_split computes, for token t, query head h and positions
 // [split·chunk, min((split+1)·chunk, pos[t]+1)), the softmax partial
 // (max m, Σ e^(s-m), Σ e^(s-m)·v) into part[((t·heads + h)·S + split)·(hd+2)].
-// Grid (S, heads, n), 128 threads, chunk ≤ 64: the chunk's row offsets are
+// Grid (S, heads, n), 2·chunk threads, chunk ≤ 128: the chunk's row offsets are
 // computed once (one division by the block size per position), two threads
 // per position compute a score (each half the head, 16-byte loads), then
 // tpr = hd/E threads per value row (E elements per 16-byte load) and
@@ -262,8 +262,8 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
                      int S, float *part) {
   extern __shared__ float sm[];
   __shared__ float red[32];
-  __shared__ size_t roff[64];    // the chunk's rows: element offset of position p0+i's key/value row
-  __shared__ float vsum[1024];   // the value sums of the position lanes (fast path)
+  __shared__ size_t roff[128];   // the chunk's rows: element offset of position p0+i's key/value row
+  __shared__ float vsum[2048];   // the value sums of the position lanes (fast path): blockDim·E ≤ 2048
   pdl_wait();
   pdl_launch();
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
@@ -347,14 +347,14 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   }
 }
 
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(256)
     upg_attn_f16(const float *__restrict__ q, int qs, const __half *__restrict__ kc, const __half *__restrict__ vc,
                   const int *__restrict__ tables, int tstride, const int *__restrict__ pos,
                   const int *__restrict__ seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
                   float *__restrict__ part) {
   attn_split<__half>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part);
 }
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(256)
     upg_attn_f32(const float *__restrict__ q, int qs, const float *__restrict__ kc, const float *__restrict__ vc,
                   const int *__restrict__ tables, int tstride, const int *__restrict__ pos,
                   const int *__restrict__ seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
@@ -461,6 +461,8 @@ DEVI void attn_prefill(const float *q, int qs, const T *kc, const T *vc, const i
   __shared__ float pt[AP_Q][AP_K];
   __shared__ float rowm[AP_Q], rowl[AP_Q], rowa[AP_Q];
   __shared__ int rowp[AP_Q], tilemax;
+  pdl_wait();
+  pdl_launch();
   const int t0 = blockIdx.x * AP_Q, h = blockIdx.y, tid = threadIdx.x;
   const int kvh = h / (heads / H);
   const int *tab = tables + (size_t)seq[0] * tstride; // the step's one sequence
@@ -582,6 +584,8 @@ extern "C" __global__ void __launch_bounds__(128)
 // adds y to res when res is not null (the residual epilogue).
 extern "C" __global__ void __launch_bounds__(256)
     upg_splitk_sum(const float *__restrict__ part, int S, float *__restrict__ y, float *__restrict__ res, int N) {
+  pdl_wait();
+  pdl_launch();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= N) return;
   float v = part[i];
