@@ -3,7 +3,7 @@
 // factors as gemv_dense (gemv.cu), with the code bytes u[q] times the int8
 // activations summed by mma.sync m16n8k32 (u8 × s8 → s32, sm_80 and later)
 // instead of dp4a. The integer sums are exact, so per unit and group the
-// result is gemv_dense's; only the float additions run in another order.
+// result is gemv_dense's; only the float operations run in another order.
 //
 // Block: 4 warps, 64 rows (two 32-row groups of the layout) × NTOK tokens
 // (64, or 32 for steps of at most 32 tokens, which would leave half of a
@@ -213,7 +213,10 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
           mma_u8s8(ia[i + 1], a0, a1, a2, a3, (int)b2, (int)b3);
         }
       }
-      // flush sub-group sg of unit u as gemv_dense does
+      // flush sub-group sg of unit u: gemv_dense's terms, grouped as
+      // scale · (factor · Σ u·q + β-term) + offset · Σq-term, the last only
+      // for codecs with offsets (4 float ops per element without them,
+      // where gemv_dense's order takes 6)
       const int cs = u * 128 + sg * (128 / GPU_);
       if (cs < C) {
         const bool first = GPU_ > 1 || (cs & ((1 << gsl) - 1)) == 0;
@@ -231,17 +234,6 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
             const int t = i * 8 + 2 * tig + e;
             if (t < ntok) {
               const float4 f = s.fs[sg * NTOK + t];
-#ifdef UPG_GEMM_FLUSH_OLD
-              float a = fmaf(sca * f.x, i2f_exact(ia[i][e]), acc[i][e]);
-              float b = fmaf(scb * f.x, i2f_exact(ia[i][2 + e]), acc[i][2 + e]);
-              if (first) {
-                a = fmaf(sca, f.y, fmaf(ofa, f.z, a));
-                b = fmaf(scb, f.y, fmaf(ofb, f.z, b));
-              }
-#else
-              // scale · (factor · Σ u·q + β-term), then the offsets' term
-              // only for codecs that have offsets: 4 ops per element
-              // without offsets where the form above takes 6
               const float fy = first ? f.y : 0.f;
               float a = fmaf(sca, fmaf(f.x, i2f_exact(ia[i][e]), fy), acc[i][e]);
               float b = fmaf(scb, fmaf(f.x, i2f_exact(ia[i][2 + e]), fy), acc[i][2 + e]);
@@ -249,7 +241,6 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
                 a = fmaf(ofa, f.z, a);
                 b = fmaf(ofb, f.z, b);
               }
-#endif
               acc[i][e] = a;
               acc[i][2 + e] = b;
             }
