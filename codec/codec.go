@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/upg-ai/upg/tensor"
 )
@@ -77,6 +78,68 @@ type Hessian struct {
 	Cols       int
 	H          []float64
 	RowWeights []float32
+
+	memo *hessianMemo // set by Memoize
+}
+
+// hessianMemo keeps what the codecs derive from one Hessian: its rotations
+// and their GPTQ factors.
+type hessianMemo struct {
+	mu   sync.Mutex
+	rot  map[uint64][]float64
+	prep map[prepKey]*prepared
+}
+
+type prepKey struct {
+	rotate uint64
+	n      int
+	damp   float64
+}
+
+// Memoize makes the codecs keep the rotated Hessian and its GPTQ factor for
+// each rotation, padded width and dampening they encode with, so that
+// encoding one tensor's rows (or a sample of them) with several candidate
+// parameter sets, as the compressor's planner does, rotates and factorises
+// H once instead of once a candidate. h.H must not change afterwards. It
+// returns h.
+func (h *Hessian) Memoize() *Hessian {
+	h.memo = &hessianMemo{rot: map[uint64][]float64{}, prep: map[prepKey]*prepared{}}
+	return h
+}
+
+// rotated returns h.H rotated with the signs of seed (rotateHessian),
+// memoised when h is.
+func (h *Hessian) rotated(seed uint64, signs []float32) []float64 {
+	if h.memo == nil {
+		return rotateHessian(h.H, h.Cols, signs)
+	}
+	h.memo.mu.Lock()
+	defer h.memo.mu.Unlock()
+	if r, ok := h.memo.rot[seed]; ok {
+		return r
+	}
+	r := rotateHessian(h.H, h.Cols, signs)
+	h.memo.rot[seed] = r
+	return r
+}
+
+// prepare returns prepareHessian(hm, n, damp), where hm is h.H as rotated
+// with seed (0: not rotated) and padded to n columns, memoised when h is.
+func (h *Hessian) prepare(seed uint64, hm []float64, n int, damp float64) (*prepared, error) {
+	if h == nil || h.memo == nil {
+		return prepareHessian(hm, n, damp)
+	}
+	h.memo.mu.Lock()
+	defer h.memo.mu.Unlock()
+	k := prepKey{seed, n, damp}
+	if p, ok := h.memo.prep[k]; ok {
+		return p, nil
+	}
+	p, err := prepareHessian(hm, n, damp)
+	if err == nil {
+		h.memo.prep[k] = p
+	}
+	return p, err
 }
 
 // Codec encodes and opens one family of weight encodings.
@@ -137,7 +200,7 @@ func Encode(w []float32, rows, cols int, p Params, h *Hessian) ([]byte, error) {
 			if h.H == nil {
 				h = nil // row weights alone: only the trellis codec uses them
 			} else if h.RowWeights != nil {
-				h = &Hessian{N: h.N, Cols: h.Cols, H: h.H}
+				h = &Hessian{N: h.N, Cols: h.Cols, H: h.H, memo: h.memo}
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -555,4 +556,60 @@ func bitsLen(x int) int {
 		n++
 	}
 	return n
+}
+
+// TestMemoizedHessian: a memoised Hessian (its rotations and factors kept
+// across calls) encodes every codec to the same bytes as a fresh one, for
+// several parameter sets in a row and with row weights.
+func TestMemoizedHessian(t *testing.T) {
+	const rows, cols = 16, 64
+	rng := rand.New(rand.NewPCG(3, 4))
+	w := make([]float32, rows*cols)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	h := make([]float64, cols*cols)
+	x := make([]float64, cols)
+	for range 256 {
+		for j := range x {
+			x[j] = rng.NormFloat64() + 0.5*x[(j+cols-1)%cols]
+		}
+		for i := range x {
+			for j := range x {
+				h[i*cols+j] += x[i] * x[j] / 256
+			}
+		}
+	}
+	rw := make([]float32, rows)
+	for i := range rw {
+		rw[i] = float32(0.5 + rng.Float64())
+	}
+	memo := (&Hessian{N: 256, Cols: cols, H: h}).Memoize()
+	for _, p := range []Params{
+		{Codec: "trellis", Bits: 2, GroupSize: 64, Rotate: 7},
+		{Codec: "dense", Bits: 3, GroupSize: 64, Levels: "lloyd", Rotate: 7},
+		{Codec: "trellis", Bits: 3, GroupSize: 32, Rotate: 7},
+		{Codec: "dense", Bits: 4, GroupSize: 32},
+		{Codec: "trellis", Bits: 3, GroupSize: 64, Rotate: 7, Damp: 0.1},
+	} {
+		for _, weights := range [][]float32{nil, rw} {
+			fresh := &Hessian{N: 256, Cols: cols, H: h, RowWeights: weights}
+			m := *memo
+			m.RowWeights = weights
+			a, err := Encode(w, rows, cols, p, fresh)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Encode(w, rows, cols, p, &m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a, b) {
+				t.Errorf("%+v (row weights %v): memoised Hessian encodes differently", p, weights != nil)
+			}
+		}
+	}
+	if len(memo.memo.prep) != 3 {
+		t.Errorf("%d factors kept, want 3 (rotated, not rotated, rotated with more dampening)", len(memo.memo.prep))
+	}
 }

@@ -165,13 +165,13 @@ func encodeDense(w []float32, rows, cols int, p Params, h *Hessian, pick func(w,
 		signs := RotationSigns(p.Rotate, cols)
 		parallelFor(rows, func(r int) { rotateForward(w[r*cols:(r+1)*cols], signs) })
 		if hm != nil {
-			hm = rotateHessian(hm, cols, signs)
+			hm = h.rotated(p.Rotate, signs)
 		}
 	}
 	var prep *prepared
 	var imp []float32
 	if hm != nil {
-		if prep, err = prepareHessian(hm, cols, p.Damp); err != nil {
+		if prep, err = h.prepare(p.Rotate, hm, cols, p.Damp); err != nil {
 			return nil, nil, err
 		}
 		imp = prep.Imp

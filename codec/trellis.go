@@ -541,7 +541,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 		signs := RotationSigns(p.Rotate, cols)
 		parallelFor(rows, func(r int) { rotateForward(work[r*cp:r*cp+cols], signs) })
 		if hm != nil {
-			hm = rotateHessian(hm, cols, signs)
+			hm = h.rotated(p.Rotate, signs)
 		}
 	}
 	var prep *prepared
@@ -557,7 +557,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 			}
 			hm = hp
 		}
-		if prep, err = prepareHessian(hm, cp, p.Damp); err != nil {
+		if prep, err = h.prepare(p.Rotate, hm, cp, p.Damp); err != nil {
 			return nil, fmt.Errorf("codec trellis: %v", err)
 		}
 	}

@@ -8,7 +8,11 @@
 //     per-column activation energy (diag of H = E[x xᵀ]) at every projection
 //     input.
 //  2. A planner estimates, for every 2-D tensor and every candidate encoding,
-//     the energy-weighted relative error, and allocates bytes across tensors
+//     the relative error on a sample of rows — for the tensors GPTQ will
+//     encode, after GPTQ's error feedback on the original model's Hessian of
+//     the tensor's input, in the output metric tr(ΔW H ΔWᵀ); elsewhere of
+//     round to nearest, energy-weighted — scales it by the KL divergence a
+//     probe measures per unit of error, and allocates bytes across tensors
 //     (greedy on error reduction per byte) to meet the budget exactly.
 //  3. Layer by layer, on hidden states that already went through the
 //     compressed earlier layers, each projection's full Hessian is collected
@@ -205,9 +209,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 			vectorBytes[n] = int64(4 * k)
 			continue
 		}
-		p, err := c.planTensor(n, shape[0], shape[1])
-		if err != nil {
-			return nil, err
+		p := c.prePlans[n]
+		if p == nil {
+			if p, err = c.planTensor(n, shape[0], shape[1], nil, nil); err != nil {
+				return nil, err
+			}
 		}
 		// The sampled rows fault in (and read ahead) pages of the mapped
 		// source; drop them so the resident set does not grow with the
@@ -495,7 +501,8 @@ type compressor struct {
 	keep        [][]byte // encoded data of the current layer (its matrices view it)
 	held        *heldOut // held-out sequence for the quality measurement, or nil
 	quality     *Quality
-	tokenProb   []float64 // mean next-token probability of each token on the calibration text (original model), or nil
+	tokenProb   []float64              // mean next-token probability of each token on the calibration text (original model), or nil
+	prePlans    map[string]*tensorPlan // plans made with the original model's Hessians during collectDiag (gptqPlan)
 }
 
 func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", layer, p) }
@@ -541,10 +548,54 @@ func (c *compressor) collectDiag() error {
 	if c.held != nil {
 		c.m.Embed(c.held.x, c.held.ids)
 	}
+	// With GPTQ planning, each layer's input Hessians (the original
+	// model's) go to the planner while they are at hand, and are dropped
+	// after the layer: one from the first fitSeqs sequences, which the
+	// planner's GPTQ fits, and one from the evalSeqs after them, on which it
+	// measures the errors (planSplit).
+	fitSeqs, evalSeqs := 0, 0
+	if c.gptqPlan() {
+		fitSeqs, evalSeqs = planSplit(len(c.seqs), c.opts.CalibCtx)
+		c.prePlans = map[string]*tensorPlan{}
+	}
+	// role is 0 for a sequence the planner fits, 1 for one it measures
+	// on, -1 for one it does not read.
+	role := func(s int) int {
+		switch {
+		case s < fitSeqs:
+			return 0
+		case s < fitSeqs+evalSeqs:
+			return 1
+		}
+		return -1
+	}
+	newPair := func(cols int) *[2]*hessianAcc {
+		pr := &[2]*hessianAcc{newHessianAcc(cols)}
+		if evalSeqs > 0 {
+			pr[1] = newHessianAcc(cols)
+		}
+		return pr
+	}
+	// pairHessians returns the fitted and the measuring Hessian (the fitted
+	// one again when no sequence was left to measure on).
+	pairHessians := func(pr *[2]*hessianAcc) (*codec.Hessian, *codec.Hessian) {
+		fit := pr[0].hessian().Memoize() // factorised once for all candidates
+		if pr[1] == nil {
+			return fit, fit
+		}
+		return fit, pr[1].hessian()
+	}
 	for li := 0; li < cfg.Layers; li++ {
+		accs := map[model.TapPoint]*[2]*hessianAcc{}
 		err := c.forEachSeq(func(s int, ids []int) error {
 			return c.lr.run(li, xs[s], ids, len(ids), func(p model.TapPoint, act []float32, n int) {
 				accumulate(tapKey(li, p), act, n)
+				if r := role(s); r >= 0 {
+					if accs[p] == nil {
+						accs[p] = newPair(len(act) / n)
+					}
+					accs[p][r].add(act, n, c.opts.Threads)
+				}
 			})
 		})
 		if err != nil {
@@ -552,6 +603,19 @@ func (c *compressor) collectDiag() error {
 		}
 		if err := c.advanceHeldOut(li); err != nil {
 			return err
+		}
+		for _, st := range c.layerStages(li) {
+			pr := accs[st.tap]
+			if pr == nil {
+				continue
+			}
+			fit, meas := pairHessians(pr)
+			delete(accs, st.tap)
+			for _, suffix := range st.names {
+				if err := c.prePlan(model.LayerPrefix(li)+suffix, fit, meas); err != nil {
+					return err
+				}
+			}
 		}
 		c.ck.Release()
 		c.opts.Progress(0, c.totalParams, fmt.Sprintf("calibration statistics layer %d/%d", li+1, cfg.Layers))
@@ -563,10 +627,19 @@ func (c *compressor) collectDiag() error {
 		c.tokenProb = make([]float64, cfg.Vocab)
 		logits = make([]float32, c.opts.CalibCtx*cfg.Vocab)
 	}
+	// The head is encoded with GPTQ when it is a tensor of its own besides
+	// the embedding (encodeAll).
+	var headAcc *[2]*hessianAcc
+	if fitSeqs > 0 && c.ck.Tensors.Has("lm_head.weight") && c.ck.Tensors.Has("model.embed_tokens.weight") {
+		headAcc = newPair(d)
+	}
 	for s, x := range xs {
 		n := len(c.seqs[s])
 		c.lr.ctx.FinalNorm(hn, x, n)
 		accumulate("head", hn[:n*d], n)
+		if r := role(s); headAcc != nil && r >= 0 {
+			headAcc[r].add(hn[:n*d], n, c.opts.Threads)
+		}
 		count += n
 		if c.tokenProb != nil {
 			c.be.MatMulF32(logits[:n*cfg.Vocab], hn[:n*d], c.m.Weights.Output, n)
@@ -587,6 +660,13 @@ func (c *compressor) collectDiag() error {
 	for _, acc := range c.diag {
 		for j := range acc {
 			acc[j] /= float64(max(count, 1))
+		}
+	}
+	if headAcc != nil {
+		// After the token probabilities: the head's plan reads its row weights.
+		fit, meas := pairHessians(headAcc)
+		if err := c.prePlan("lm_head.weight", fit, meas); err != nil {
+			return err
 		}
 	}
 	if c.held != nil {
@@ -638,6 +718,57 @@ func (c *compressor) diagFor(name string) []float64 {
 	return nil
 }
 
+// planHessianTokens bounds the calibration tokens whose Hessians the
+// planner encodes its candidates with (gptqPlan), and planMeasureTokens the
+// further tokens on whose Hessians it measures their errors: the ranking
+// needs fewer than the encoder, and each token costs a rank-one update per
+// projection input.
+const planHessianTokens, planMeasureTokens = 16384, 8192
+
+// planSplit divides n calibration sequences of ctx tokens between the
+// planner's fit and its measurement: GPTQ's error on the sequences it was
+// fitted to is optimistic, the more so the wider the input (a down
+// projection's 1792 columns against 512), while the encoded model meets
+// other text; errors measured on sequences the fit did not see rank
+// candidates by what carries over. A quarter of the sequences, at most
+// planMeasureTokens, are measured on; up to planHessianTokens of the rest
+// are fitted. With a single sequence the fit is measured on itself.
+func planSplit(n, ctx int) (fit, measure int) {
+	if n < 2 {
+		return n, 0
+	}
+	measure = max(1, min(n/4, planMeasureTokens/ctx))
+	fit = max(1, min(n-measure, planHessianTokens/ctx))
+	return fit, measure
+}
+
+// gptqPlan reports whether the planner estimates candidates' errors with
+// GPTQ on the original model's Hessians (planTensor): when the encoder will
+// use GPTQ, for models whose sensitivities are measured (up to
+// measuredSensitivityMaxParams parameters: the planner then factorises each
+// input's Hessian once more, and holds one layer's Hessians at a time).
+func (c *compressor) gptqPlan() bool {
+	return len(c.seqs) > 0 && !c.opts.NoGPTQ && c.totalParams <= measuredSensitivityMaxParams
+}
+
+// prePlan plans the 2-D tensor name with its input's Hessians (fit: the
+// one GPTQ is fitted to; meas: the one its errors are measured with),
+// during the calibration statistics (Run takes the plan from c.prePlans).
+func (c *compressor) prePlan(name string, fit, meas *codec.Hessian) error {
+	shape, ok := c.ck.Tensors.Shape(name)
+	if !ok || len(shape) != 2 {
+		return nil
+	}
+	c.opts.Progress(0, c.totalParams, "planning "+name)
+	p, err := c.planTensor(name, shape[0], shape[1], fit, meas)
+	if err != nil {
+		return err
+	}
+	c.ck.Release()
+	c.prePlans[name] = p
+	return nil
+}
+
 // planRows bounds the rows used to estimate each candidate's error.
 const planRows = 128
 
@@ -645,7 +776,22 @@ const planRows = 128
 const trellisPlanRows = 32
 
 // planTensor estimates every candidate's relative error on a sample of rows.
-func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error) {
+//
+// With h (the Hessian of the tensor's input on the original model's
+// calibration activations; the compressor passes it where the tensor will be
+// encoded with GPTQ), each candidate is encoded as the encoder will encode
+// it, with GPTQ's error feedback on h, and its error is the relative output
+// error tr(ΔW H ΔWᵀ)/tr(W H Wᵀ) (outputRelErr) with H = meas.H, the Hessian
+// of other calibration sequences (planSplit; h's own where meas is nil or
+// h): GPTQ lowers the errors of
+// round to nearest by factors that differ between tensors and rates, so the
+// allocator ranks upgrades by what the encoder delivers. The probe
+// candidate's round-to-nearest error in the same metric is kept too
+// (tensorPlan.probeErr): the sensitivity probe measures the KL divergence of
+// a round-to-nearest encoding, and KL per unit of output error is what its
+// weight must be. Without h, the errors are those of round to nearest,
+// weighted by the column energies diag(H).
+func (c *compressor) planTensor(name string, rows, cols int, h, meas *codec.Hessian) (*tensorPlan, error) {
 	cands, err := Ladder(c.opts.Family, cols)
 	if err != nil {
 		return nil, err
@@ -678,50 +824,155 @@ func (c *compressor) planTensor(name string, rows, cols int) (*tensorPlan, error
 	if name == "model.embed_tokens.weight" && !c.m.Config.TieEmbeddings {
 		diag = nil // a lookup table: every column matters alike
 	}
-	dec := make([]float32, len(sample))
-	var sub []float32 // the rows trellis candidates are estimated on
 	for _, cp := range cands {
 		size, err := codec.EncodedSize(cp, rows, cols)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		// Learned codebooks are slow to fit; estimate with uniform levels
-		// (the ranking of tensors, which is what allocation needs, is alike).
-		est := cp
-		if est.Levels == "lloyd" {
-			est.Levels = ""
-		}
-		// The trellis search is slow; its error is estimated on
-		// trellisPlanRows evenly spaced rows of the sample.
-		n, rowsIn := sr, sample
-		if est.Codec == "trellis" && sr > trellisPlanRows && sampleRW == nil {
-			n = trellisPlanRows
-			if sub == nil {
-				sub = make([]float32, n*cols)
-				for i := 0; i < n; i++ {
-					j := i * sr / n
-					copy(sub[i*cols:(i+1)*cols], sample[j*cols:(j+1)*cols])
-				}
-			}
-			rowsIn = sub
-		}
-		var h *codec.Hessian
-		if sampleRW != nil {
-			h = &codec.Hessian{Cols: cols, RowWeights: sampleRW[:n]}
-		}
-		data, err := codec.Encode(rowsIn[:n*cols], n, cols, est, h)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		qm, err := codec.Open(est, n, cols, data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		qm.DecodeRows(dec[:n*cols], 0, n)
 		p.sizes = append(p.sizes, size)
-		p.errs = append(p.errs, relErr(rowsIn[:n*cols], dec[:n*cols], n, cols, diag, sampleRW))
+	}
+	if h != nil && h.H != nil {
+		mh := h.H
+		if meas != nil && meas.H != nil {
+			mh = meas.H
+		}
+		p.errs, p.probeErr, err = gptqPlanErrs(sample, sr, cols, cands, p.probe(), h, mh, sampleRW)
+	} else {
+		p.errs, err = rtnPlanErrs(sample, sr, cols, cands, diag, sampleRW)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
+}
+
+// planSample returns the rows a candidate's error is estimated on: the
+// sr-row sample, or for a trellis candidate without row weights
+// trellisPlanRows evenly spaced rows of it (the search is slow).
+func planSample(sample []float32, sr, cols int, cp codec.Params, rowW []float32) ([]float32, int) {
+	if cp.Codec != "trellis" || sr <= trellisPlanRows || rowW != nil {
+		return sample, sr
+	}
+	n := trellisPlanRows
+	sub := make([]float32, n*cols)
+	for i := 0; i < n; i++ {
+		j := i * sr / n
+		copy(sub[i*cols:(i+1)*cols], sample[j*cols:(j+1)*cols])
+	}
+	return sub, n
+}
+
+// planEncode encodes the n rows of x (cols wide) with cp as the planner
+// estimates it (learned codebooks with uniform levels: they are slow to
+// fit, and the ranking of tensors, which is what allocation needs, is alike)
+// and returns the decoded rows.
+func planEncode(x []float32, n, cols int, cp codec.Params, h *codec.Hessian) ([]float32, error) {
+	if cp.Levels == "lloyd" {
+		cp.Levels = ""
+	}
+	data, err := codec.Encode(x[:n*cols], n, cols, cp, h)
+	if err != nil {
+		return nil, err
+	}
+	qm, err := codec.Open(cp, n, cols, data)
+	if err != nil {
+		return nil, err
+	}
+	dec := make([]float32, n*cols)
+	qm.DecodeRows(dec, 0, n)
+	return dec, nil
+}
+
+// rtnPlanErrs estimates each candidate's diag-weighted relative error
+// (relErr) of round to nearest on the sr sampled rows (row weights rowW
+// applied in the encoding and the error where not nil).
+func rtnPlanErrs(sample []float32, sr, cols int, cands []codec.Params, diag []float64, rowW []float32) ([]float64, error) {
+	errs := make([]float64, len(cands))
+	for i, cp := range cands {
+		x, n := planSample(sample, sr, cols, cp, rowW)
+		var h *codec.Hessian
+		if rowW != nil {
+			h = &codec.Hessian{Cols: cols, RowWeights: rowW[:n]}
+		}
+		dec, err := planEncode(x, n, cols, cp, h)
+		if err != nil {
+			return nil, err
+		}
+		errs[i] = relErr(x[:n*cols], dec, n, cols, diag, rowW)
+	}
+	return errs, nil
+}
+
+// gptqPlanErrs estimates each candidate's relative output error
+// (outputRelErr with the Hessian meas) when the sr sampled rows are encoded
+// with GPTQ on h, and the round-to-nearest error of candidate probe in the
+// same metric.
+// GPTQ's result for a row depends on that row and H alone, so a sample of
+// rows estimates the whole tensor's. A memoised h (codec.Hessian.Memoize)
+// is factorised once for all candidates.
+func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe int, h *codec.Hessian, meas []float64, rowW []float32) (errs []float64, probeErr float64, err error) {
+	hm := h
+	errs = make([]float64, len(cands))
+	for i, cp := range cands {
+		x, n := planSample(sample, sr, cols, cp, rowW)
+		hi := hm
+		if rowW != nil {
+			hw := *hm
+			hw.RowWeights = rowW[:n]
+			hi = &hw
+		}
+		dec, err := planEncode(x, n, cols, cp, hi)
+		if err != nil {
+			return nil, 0, err
+		}
+		errs[i] = outputRelErr(x[:n*cols], dec, n, cols, meas, rowW)
+	}
+	cp := cands[probe]
+	x, n := planSample(sample, sr, cols, cp, rowW)
+	var hr *codec.Hessian
+	if rowW != nil {
+		hr = &codec.Hessian{Cols: cols, RowWeights: rowW[:n]}
+	}
+	dec, err := planEncode(x, n, cols, cp, hr)
+	if err != nil {
+		return nil, 0, err
+	}
+	return errs, outputRelErr(x[:n*cols], dec, n, cols, meas, rowW), nil
+}
+
+// outputRelErr is the relative output error of an encoding,
+// Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ / Σ_r rowW[r]·w_r H w_rᵀ (H cols×cols;
+// rows unweighted where rowW is nil).
+func outputRelErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
+	d := make([]float64, cols)
+	x := make([]float64, cols)
+	var num, den float64
+	for r := 0; r < rows; r++ {
+		for j := range d {
+			x[j] = float64(w[r*cols+j])
+			d[j] = x[j] - float64(wq[r*cols+j])
+		}
+		var e, s float64
+		for i := 0; i < cols; i++ {
+			hr := H[i*cols : (i+1)*cols]
+			if d[i] != 0 {
+				e += d[i] * tensor.Dot(hr, d)
+			}
+			if x[i] != 0 {
+				s += x[i] * tensor.Dot(hr, x)
+			}
+		}
+		rw := 1.0
+		if rowW != nil {
+			rw = float64(rowW[r])
+		}
+		num += rw * e
+		den += rw * s
+	}
+	if den == 0 {
+		return 0
+	}
+	return num / den
 }
 
 // accumulateProbs adds the softmax of each of the n rows of logits to sum.

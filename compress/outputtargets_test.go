@@ -14,7 +14,8 @@ import (
 // sequences of 256 tokens of the five shared TinyStories, and compares the
 // compressor's held-out measurement with the default path's. With so few
 // tokens for inputs of 128 and 384 columns the fitted maps overfit: the
-// held-out KLD is worse (measured 0.1738 without, 0.3254 with; 0.2040 and
+// held-out KLD is worse (measured 0.1540 without, 0.3529 with; 0.1738 and
+// 0.3254 before the planner estimated errors after GPTQ; 0.2040 and
 // 0.3366 before the header was planned to the byte, with 8 KB fewer bytes;
 // with 8192 tokens of calibration the same model improves,
 // docs/benchmarks.md).
@@ -30,11 +31,11 @@ func TestOutputTargetsTinyStories(t *testing.T) {
 	if d := def.FileBytes - ot.FileBytes; d < -64 || d > 64 {
 		t.Errorf("file sizes %d and %d differ by more than the header's slack", def.FileBytes, ot.FileBytes)
 	}
-	if k := def.Quality.KLDMean; k < 0.15 || k > 0.20 {
-		t.Errorf("default path: held-out KLD %.4f, measured 0.1738", k)
+	if k := def.Quality.KLDMean; k < 0.13 || k > 0.18 {
+		t.Errorf("default path: held-out KLD %.4f, measured 0.1540", k)
 	}
-	if k := ot.Quality.KLDMean; k < 0.29 || k > 0.36 || k <= def.Quality.KLDMean {
-		t.Errorf("output targets: held-out KLD %.4f, measured 0.3254 (worse than without: overfitting)", k)
+	if k := ot.Quality.KLDMean; k < 0.31 || k > 0.39 || k <= def.Quality.KLDMean {
+		t.Errorf("output targets: held-out KLD %.4f, measured 0.3529 (worse than without: overfitting)", k)
 	}
 }
 

@@ -101,6 +101,7 @@ type tensorPlan struct {
 	cands      []codec.Params
 	sizes      []int64
 	errs       []float64 // estimated relative output error per candidate
+	probeErr   float64   // round to nearest's error of the probe candidate in the metric of errs, where errs are GPTQ's (0: errs[probe()])
 	choice     int
 }
 

@@ -119,7 +119,13 @@ func (c *compressor) measureSensitivity(plans []*tensorPlan) error {
 				}
 			}
 			kl /= float64(n)
-			if e := p.errs[p.probe()]; e > 0 {
+			// The probe is rounded to nearest: its KL per unit of its
+			// error is the tensor's weight, whatever errs estimate.
+			e := p.errs[p.probe()]
+			if p.probeErr > 0 {
+				e = p.probeErr
+			}
+			if e > 0 {
 				p.weight = max(kl, 1e-9) / e
 			}
 			p.sens = kl

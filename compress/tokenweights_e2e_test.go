@@ -14,8 +14,9 @@ import (
 // (all the text allows with a held-out sequence), and compares the
 // compressor's held-out measurement with the run without: the same plan
 // (file sizes alike), the provenance says so, and on this one held-out
-// sequence of 256 tokens the KLDs are alike (measured 0.3608 without, 0.3917
-// with; top-1 0.606 and 0.496; before the header was planned to the byte,
+// sequence of 256 tokens the KLDs are alike (measured 0.3482 without, 0.3472
+// with; top-1 0.622 and 0.512; 0.3608 and 0.3917 before the planner
+// estimated errors after GPTQ; before the header was planned to the byte,
 // with about 12 KB (4%) fewer bytes: 0.5778 and 0.5958): token frequencies estimated from
 // 512 tokens carry little; with 8192 tokens of calibration the weights lower
 // the KLD on 29,835 held-out tokens, docs/benchmarks.md).
@@ -30,11 +31,11 @@ func TestTokenWeightsTinyStories(t *testing.T) {
 	if d := def.FileBytes - tw.FileBytes; d < -64 || d > 64 {
 		t.Errorf("file sizes %d and %d differ by more than the header's slack", def.FileBytes, tw.FileBytes)
 	}
-	if k := def.Quality.KLDMean; k < 0.34 || k > 0.38 {
-		t.Errorf("without token weights: held-out KLD %.4f, measured 0.3608", k)
+	if k := def.Quality.KLDMean; k < 0.33 || k > 0.37 {
+		t.Errorf("without token weights: held-out KLD %.4f, measured 0.3482", k)
 	}
-	if k := tw.Quality.KLDMean; k < 0.37 || k > 0.41 {
-		t.Errorf("token weights: held-out KLD %.4f, measured 0.3917", k)
+	if k := tw.Quality.KLDMean; k < 0.33 || k > 0.37 {
+		t.Errorf("token weights: held-out KLD %.4f, measured 0.3472", k)
 	}
 	r, err := upgfile.Open(path)
 	if err != nil {
