@@ -889,18 +889,26 @@ func planEncode(x []float32, n, cols int, cp codec.Params, h *codec.Hessian) ([]
 func rtnPlanErrs(sample []float32, sr, cols int, cands []codec.Params, diag []float64, rowW []float32) ([]float64, error) {
 	errs := make([]float64, len(cands))
 	for i, cp := range cands {
-		x, n := planSample(sample, sr, cols, cp, rowW)
-		var h *codec.Hessian
-		if rowW != nil {
-			h = &codec.Hessian{Cols: cols, RowWeights: rowW[:n]}
-		}
-		dec, err := planEncode(x, n, cols, cp, h)
+		x, n, dec, err := rtnPlanEncode(sample, sr, cols, cp, rowW)
 		if err != nil {
 			return nil, err
 		}
 		errs[i] = relErr(x[:n*cols], dec, n, cols, diag, rowW)
 	}
 	return errs, nil
+}
+
+// rtnPlanEncode encodes candidate cp's rows of the sample (planSample)
+// rounded to nearest, with the row weights rowW where not nil, and returns
+// those rows, their count and their decoding.
+func rtnPlanEncode(sample []float32, sr, cols int, cp codec.Params, rowW []float32) ([]float32, int, []float32, error) {
+	x, n := planSample(sample, sr, cols, cp, rowW)
+	var h *codec.Hessian
+	if rowW != nil {
+		h = &codec.Hessian{Cols: cols, RowWeights: rowW[:n]}
+	}
+	dec, err := planEncode(x, n, cols, cp, h)
+	return x, n, dec, err
 }
 
 // gptqPlanErrs estimates each candidate's relative output error
@@ -911,13 +919,12 @@ func rtnPlanErrs(sample []float32, sr, cols int, cands []codec.Params, diag []fl
 // rows estimates the whole tensor's. A memoised h (codec.Hessian.Memoize)
 // is factorised once for all candidates.
 func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe int, h *codec.Hessian, meas []float64, rowW []float32) (errs []float64, probeErr float64, err error) {
-	hm := h
 	errs = make([]float64, len(cands))
 	for i, cp := range cands {
 		x, n := planSample(sample, sr, cols, cp, rowW)
-		hi := hm
+		hi := h
 		if rowW != nil {
-			hw := *hm
+			hw := *h
 			hw.RowWeights = rowW[:n]
 			hi = &hw
 		}
@@ -927,13 +934,7 @@ func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe in
 		}
 		errs[i] = outputRelErr(x[:n*cols], dec, n, cols, meas, rowW)
 	}
-	cp := cands[probe]
-	x, n := planSample(sample, sr, cols, cp, rowW)
-	var hr *codec.Hessian
-	if rowW != nil {
-		hr = &codec.Hessian{Cols: cols, RowWeights: rowW[:n]}
-	}
-	dec, err := planEncode(x, n, cols, cp, hr)
+	x, n, dec, err := rtnPlanEncode(sample, sr, cols, cands[probe], rowW)
 	if err != nil {
 		return nil, 0, err
 	}
