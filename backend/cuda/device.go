@@ -37,12 +37,13 @@ type Device struct {
 	L2Bytes   int
 	mod       uintptr
 	fns       map[string]uintptr
-	params    *launchParams // argument marshalling, heap memory reused by every launch
-	launches  int64         // kernels launched (not counting graph replays); owner thread only
-	prof      *profiler     // ProfileEnv's kernel timing (nil when off); owner thread only
-	trace     *tracer       // TraceEnv's step trace (nil when off); owner thread only
-	sk        streamKBufs   // the stream-K GEMV's partial rows and counters (streamk.go)
-	pdl       bool          // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
+	occ       map[string]int // blocksPerSM's answers
+	params    *launchParams  // argument marshalling, heap memory reused by every launch
+	launches  int64          // kernels launched (not counting graph replays); owner thread only
+	prof      *profiler      // ProfileEnv's kernel timing (nil when off); owner thread only
+	trace     *tracer        // TraceEnv's step trace (nil when off); owner thread only
+	sk        streamKBufs    // the stream-K GEMV's partial rows and counters (streamk.go)
+	pdl       bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
 	closed    bool
 
 	// memCap, when > 0, caps the device memory UPG allocates (MemEnv);
@@ -151,7 +152,7 @@ func Open(ordinal int) (*Device, error) {
 	if err := loadDriver(); err != nil {
 		return nil, err
 	}
-	d := &Device{work: make(chan func()), done: make(chan struct{}), ordinal: ordinal, fns: map[string]uintptr{}, params: new(launchParams),
+	d := &Device{work: make(chan func()), done: make(chan struct{}), ordinal: ordinal, fns: map[string]uintptr{}, occ: map[string]int{}, params: new(launchParams),
 		memCap: memCap, sizes: map[DevPtr]uint64{}}
 	errc := make(chan error)
 	go d.loop(errc)
@@ -472,6 +473,27 @@ func (d *Device) function(name string) (uintptr, error) {
 	}
 	d.fns[name] = f
 	return f, nil
+}
+
+// blocksPerSM is how many blocks of kernel name, threads each and no
+// dynamic shared memory, an SM holds by the driver's occupancy calculator,
+// or def when the driver lacks it or the call fails (owner thread).
+func (d *Device) blocksPerSM(name string, threads, def int) int {
+	if n, ok := d.occ[name]; ok {
+		return n
+	}
+	n := def
+	if sym.cuOccupancyMaxActiveBlocksPerMultiprocessor != 0 {
+		if f, err := d.function(name); err == nil {
+			var v int32
+			if call("cuOccupancyMaxActiveBlocksPerMultiprocessor "+name, sym.cuOccupancyMaxActiveBlocksPerMultiprocessor,
+				uintptr(unsafe.Pointer(&v)), f, uintptr(threads), 0) == nil && v > 0 {
+				n = int(v)
+			}
+		}
+	}
+	d.occ[name] = n
+	return n
 }
 
 // launch enqueues kernel f with the given argument values (each passed by

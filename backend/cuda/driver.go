@@ -40,6 +40,7 @@ var sym struct {
 	cuGraphExecDestroy, cuGraphDestroy                                                        uintptr
 	cuLaunchKernelEx                                                                          uintptr // optional (0 when absent): programmatic dependent launch
 	cuModuleGetGlobal                                                                         uintptr // optional: the step trace (TraceEnv)
+	cuOccupancyMaxActiveBlocksPerMultiprocessor                                               uintptr // optional: split-K planning (mmaSplits)
 }
 
 var (
@@ -104,6 +105,9 @@ func openDriver() error {
 	}
 	if p, err := purego.Dlsym(lib, "cuModuleGetGlobal_v2"); err == nil {
 		sym.cuModuleGetGlobal = p
+	}
+	if p, err := purego.Dlsym(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor"); err == nil {
+		sym.cuOccupancyMaxActiveBlocksPerMultiprocessor = p
 	}
 	return nil
 }

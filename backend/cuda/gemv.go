@@ -149,6 +149,14 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.ovIdx = up("overlay", ov.Idx[:2*m.R*ov.K])
 		g.ovVal = up("overlay", ov.Vals[:2*m.R*ov.K])
 	}
+	if err == nil && g.nameMMA != "" {
+		// ask the occupancy calculator now, not while a step is captured
+		_ = d.Do(func() error {
+			d.blocksPerSM(g.nameMMA, 128, mmaBlocksPerSM(mmaTokens))
+			d.blocksPerSM(g.nameMMA32, 128, mmaBlocksPerSM(mmaTokens/2))
+			return nil
+		})
+	}
 	if err == nil && g.nameSK != "" {
 		err = d.Do(func() error {
 			if _, e := d.function(g.nameSK); e != nil {
@@ -408,7 +416,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 			name, tile = g.nameMMA32, mmaTokens/2
 		}
 		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + tile - 1) / tile), 1}
-		S := d.mmaSplits(int(grid[0]*grid[1]), mmaBlocksPerSM(tile), g.U, g.R*n, s)
+		S := d.mmaSplits(int(grid[0]*grid[1]), d.blocksPerSM(name, 128, mmaBlocksPerSM(tile)), g.U, g.R*n, s)
 		if S == 1 {
 			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, y, n, res); err != nil {
 				return err
@@ -471,8 +479,10 @@ const maxSplits = 4
 
 var useSplitK = os.Getenv("UPG_CUDA_SPLITK") != "0"
 
-// mmaBlocksPerSM is how many blocks of the tile's kernel an SM holds (the
-// launch bounds' minimum in kernels/mma.cu: UPG_GEMM64_MINB, UPG_GEMM32_MINB).
+// mmaBlocksPerSM is how many blocks of the tile's kernel an SM holds when
+// the driver cannot say (blocksPerSM): the launch bounds' minimum in
+// kernels/mma.cu (UPG_GEMM64_MINB, UPG_GEMM32_MINB), which an H100/H200
+// meets; cards with less shared memory per SM (RTX 30: 100 KB) hold fewer.
 func mmaBlocksPerSM(tile int) int {
 	if tile == mmaTokens {
 		return 4
