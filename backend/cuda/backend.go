@@ -383,6 +383,7 @@ type stepBuf struct {
 	hostTokens                  []int32
 	splits                      int  // attention splits covering BlocksPerSeq blocks
 	oneSeq                      bool // every token of the step belongs to one sequence
+	maxPos                      int  // the step's furthest position (attnGrouped)
 }
 
 func boolKey(b bool) uint64 {
@@ -495,6 +496,10 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 		copy(h[5*T+i*s.lim.BlocksPerSeq:], t)
 	}
 	s.n, s.nOut = n, len(st.Out)
+	s.maxPos = 0
+	for _, p := range st.Pos {
+		s.maxPos = max(s.maxPos, int(p))
+	}
 	s.oneSeq = n > 0
 	for _, q := range st.Seq {
 		if q != st.Seq[0] {
@@ -809,20 +814,21 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	o, qp, qs := bufOf(dst).p, viewPtr(q), q.Stride
 	f16 := sp.Type == backend.KVF16
 	pre := prefillAttention(st.oneSeq, n, sp.HeadDim)
+	grouped := b.d.attnGrouped(heads, sp.KVHeads, sp.HeadDim, chunk, f16, st.maxPos, n)
 	b.enqueue(opAttn, func() error {
 		if pre {
 			return b.d.attentionPrefill(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
 				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
 		}
 		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
-			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n)
-	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S), boolKey(pre))
+			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n, grouped)
+	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S), boolKey(pre), boolKey(grouped))
 	if b.fusing(n) && !pre && bufOf(q.Buf) != bufOf(dst) {
 		hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
 		b.last = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
 			rotq: func(g *DenseGPU) func() error {
 				return func() error {
-					if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n); err != nil {
+					if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped); err != nil {
 						return err
 					}
 					return b.d.combineRotq(g, o, part, st.pos, chunk, S, heads, hd, n, b.sc)

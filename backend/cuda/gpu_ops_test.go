@@ -266,107 +266,163 @@ func TestGPURope(t *testing.T) {
 func TestGPUAttention(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 24))
+	// head groups of 4, 2, 8 (the grouped kernels) and 3 (the per-head one)
+	shapes := [][3]int{{8, 2, 64}, {8, 4, 64}, {8, 1, 64}, {6, 2, 64}, {8, 2, 128}}
 	for _, f16 := range []bool{true, false} {
-		const heads, H, hd, bs, blocks = 8, 2, 64, 16, 120
-		const maxPos = 900
-		S := (maxPos + attnChunk - 1) / attnChunk
-		perSeq := (maxPos + bs - 1) / bs
-		perm := rng.Perm(blocks)
-		tables := [][]int32{make([]int32, perSeq), make([]int32, perSeq)}
-		for i := 0; i < perSeq; i++ {
-			tables[0][i] = int32(perm[i])
-			tables[1][i] = int32(perm[blocks-1-i])
-		}
-		lens := []int{maxPos, 3}
-		esz := 4
-		if f16 {
-			esz = 2
-		}
-		kc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "k")
-		vc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "v")
-		// host copies of what is stored, rounded like the cache
-		keys := [2][][]float32{}
-		vals := [2][][]float32{}
-		for s := 0; s < 2; s++ {
-			n := lens[s]
-			k, v := randF(rng, n*H*hd), randF(rng, n*H*hd)
-			slots := make([]int32, n)
-			for p := range slots {
-				slots[p] = tables[s][p/bs]*bs + int32(p%bs)
+		for _, shp := range shapes {
+			heads, H, hd := shp[0], shp[1], shp[2]
+			const bs, blocks = 16, 120
+			const maxPos = 900
+			S := (maxPos + attnChunk - 1) / attnChunk
+			perSeq := (maxPos + bs - 1) / bs
+			perm := rng.Perm(blocks)
+			tables := [][]int32{make([]int32, perSeq), make([]int32, perSeq)}
+			for i := 0; i < perSeq; i++ {
+				tables[0][i] = int32(perm[i])
+				tables[1][i] = int32(perm[blocks-1-i])
 			}
-			kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
-			run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, n) })
-			d.Free(kp)
-			d.Free(vp)
-			d.Free(sp)
+			lens := []int{maxPos, 3}
+			esz := 4
 			if f16 {
-				for i := range k {
-					k[i] = tensor.F16ToF32(tensor.F32ToF16(k[i]))
-					v[i] = tensor.F16ToF32(tensor.F32ToF16(v[i]))
+				esz = 2
+			}
+			kc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "k")
+			vc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "v")
+			// host copies of what is stored, rounded like the cache
+			keys := [2][][]float32{}
+			vals := [2][][]float32{}
+			for s := 0; s < 2; s++ {
+				n := lens[s]
+				k, v := randF(rng, n*H*hd), randF(rng, n*H*hd)
+				slots := make([]int32, n)
+				for p := range slots {
+					slots[p] = tables[s][p/bs]*bs + int32(p%bs)
 				}
-			}
-			for p := 0; p < n; p++ {
-				keys[s] = append(keys[s], k[p*H*hd:(p+1)*H*hd])
-				vals[s] = append(vals[s], v[p*H*hd:(p+1)*H*hd])
-			}
-		}
-		// query tokens: (seq, pos)
-		qs := [][2]int{{0, maxPos - 1}, {1, 2}, {0, 255}, {0, 256}, {0, 0}, {0, 600}}
-		n := len(qs)
-		q := randF(rng, n*heads*hd)
-		flat := append(append([]int32{}, tables[0]...), tables[1]...)
-		pos, seq := make([]int32, n), make([]int32, n)
-		for i, x := range qs {
-			seq[i], pos[i] = int32(x[0]), int32(x[1])
-		}
-		qp, tp, pp, sqp := devF32(t, d, q), devI32(t, d, flat), devI32(t, d, pos), devI32(t, d, seq)
-		part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
-		out := devPoisoned(t, d, n*heads*hd)
-		scale := float32(1 / math.Sqrt(hd))
-		want := make([]float64, n*heads*hd)
-		for i, x := range qs {
-			s, T := x[0], x[1]+1
-			for h := 0; h < heads; h++ {
-				kvh := h / (heads / H)
-				qv := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
-				sc := make([]float64, T)
-				mx := math.Inf(-1)
-				for p := 0; p < T; p++ {
-					var dot float64
-					for j := 0; j < hd; j++ {
-						dot += float64(qv[j]) * float64(keys[s][p][kvh*hd+j])
+				kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
+				run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, n) })
+				d.Free(kp)
+				d.Free(vp)
+				d.Free(sp)
+				if f16 {
+					for i := range k {
+						k[i] = tensor.F16ToF32(tensor.F32ToF16(k[i]))
+						v[i] = tensor.F16ToF32(tensor.F32ToF16(v[i]))
 					}
-					sc[p] = dot * float64(scale)
-					mx = math.Max(mx, sc[p])
 				}
-				var sum float64
-				for p := range sc {
-					sc[p] = math.Exp(sc[p] - mx)
-					sum += sc[p]
+				for p := 0; p < n; p++ {
+					keys[s] = append(keys[s], k[p*H*hd:(p+1)*H*hd])
+					vals[s] = append(vals[s], v[p*H*hd:(p+1)*H*hd])
 				}
-				for j := 0; j < hd; j++ {
-					var o float64
+			}
+			// query tokens: (seq, pos)
+			qs := [][2]int{{0, maxPos - 1}, {1, 2}, {0, 255}, {0, 256}, {0, 0}, {0, 600}}
+			n := len(qs)
+			q := randF(rng, n*heads*hd)
+			flat := append(append([]int32{}, tables[0]...), tables[1]...)
+			pos, seq := make([]int32, n), make([]int32, n)
+			for i, x := range qs {
+				seq[i], pos[i] = int32(x[0]), int32(x[1])
+			}
+			qp, tp, pp, sqp := devF32(t, d, q), devI32(t, d, flat), devI32(t, d, pos), devI32(t, d, seq)
+			part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
+			out := devPoisoned(t, d, n*heads*hd)
+			scale := float32(1 / math.Sqrt(float64(hd)))
+			want := make([]float64, n*heads*hd)
+			for i, x := range qs {
+				s, T := x[0], x[1]+1
+				for h := 0; h < heads; h++ {
+					kvh := h / (heads / H)
+					qv := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
+					sc := make([]float64, T)
+					mx := math.Inf(-1)
 					for p := 0; p < T; p++ {
-						o += sc[p] * float64(vals[s][p][kvh*hd+j])
+						var dot float64
+						for j := 0; j < hd; j++ {
+							dot += float64(qv[j]) * float64(keys[s][p][kvh*hd+j])
+						}
+						sc[p] = dot * float64(scale)
+						mx = math.Max(mx, sc[p])
 					}
-					want[(i*heads+h)*hd+j] = o / sum
+					var sum float64
+					for p := range sc {
+						sc[p] = math.Exp(sc[p] - mx)
+						sum += sc[p]
+					}
+					for j := 0; j < hd; j++ {
+						var o float64
+						for p := 0; p < T; p++ {
+							o += sc[p] * float64(vals[s][p][kvh*hd+j])
+						}
+						want[(i*heads+h)*hd+j] = o / sum
+					}
 				}
 			}
-		}
-		// both chunks (the split kernel's 64 and 128 positions a block),
-		// the output poisoned before each
-		for _, chunk := range []int{attnChunk, attnChunkWide} {
-			if err := d.Fill32(out, poison, n*heads*hd); err != nil {
-				t.Fatal(err)
+			// both chunks (the split kernel's 64 and 128 positions a block),
+			// the output poisoned before each
+			// and, for groups the grouped kernel takes, the per-head kernel too
+			for _, chunk := range []int{attnChunk, attnChunkWide} {
+				_, grouped := attnGQA(heads, H, hd, chunk, f16)
+				for _, gqa := range []bool{true, false} {
+					if gqa && !grouped {
+						continue
+					}
+					if err := d.Fill32(out, poison, n*heads*hd); err != nil {
+						t.Fatal(err)
+					}
+					run(t, d, func() error {
+						return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n, gqa)
+					})
+					got := readF32(t, d, out, n*heads*hd)
+					closeTo(t, fmt.Sprintf("attention f16=%v heads %d/%d hd %d chunk %d grouped %v", f16, heads, H, hd, chunk, gqa), got, want, 2e-5, 2e-4)
+				}
 			}
-			run(t, d, func() error {
-				return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n)
-			})
-			got := readF32(t, d, out, n*heads*hd)
-			closeTo(t, fmt.Sprintf("attention f16=%v chunk %d", f16, chunk), got, want, 2e-5, 2e-4)
+			for _, p := range []DevPtr{kc, vc, qp, tp, pp, sqp, part, out} {
+				d.Free(p)
+			}
 		}
-		for _, p := range []DevPtr{kc, vc, qp, tp, pp, sqp, part, out} {
-			d.Free(p)
+	}
+}
+
+func TestAttnGrouped(t *testing.T) {
+	d := &Device{SMs: 132}
+	defer func(m int) { attnGQAMode = m }(attnGQAMode)
+	for _, c := range []struct {
+		mode, maxPos, n, heads, H int
+		want                      bool
+	}{
+		{2, 575, 1, 40, 10, false},   // Phi-4, one token after 575: 9 splits × 10 heads = 90 blocks
+		{2, 3100, 1, 40, 10, true},   // 49 splits × 10 = 490
+		{2, 575, 32, 40, 10, true},   // batch 32
+		{2, 575, 2, 40, 10, true},    // 180 blocks
+		{2, 4000, 32, 40, 40, false}, // no grouping: the per-head kernel
+		{1, 10, 1, 40, 10, true},     // forced
+		{0, 4000, 32, 40, 10, false}, // off
+	} {
+		attnGQAMode = c.mode
+		if got := d.attnGrouped(c.heads, c.H, 128, attnChunk, true, c.maxPos, c.n); got != c.want {
+			t.Errorf("mode %d, position %d, %d tokens, heads %d/%d: grouped %v, want %v", c.mode, c.maxPos, c.n, c.heads, c.H, got, c.want)
+		}
+	}
+}
+
+func TestAttnGQAChoice(t *testing.T) {
+	for _, c := range []struct {
+		heads, H, hd, chunk int
+		f16, ok             bool
+		smem                int
+	}{
+		{40, 10, 128, 64, true, true, 4 * (4*128 + 4*64 + 8*4*128)}, // Phi-4
+		{40, 10, 128, 128, true, true, 4 * (4*128 + 4*128 + 16*4*128)},
+		{8, 1, 128, 128, true, false, 0}, // 8·(128+128+16·128) floats: over 48 KB
+		{8, 1, 64, 64, false, true, 4 * (8*64 + 8*64 + 8*8*64)},
+		{6, 2, 64, 64, true, false, 0},  // groups of 3
+		{8, 8, 64, 64, true, false, 0},  // no grouping
+		{8, 2, 24, 64, true, false, 0},  // half a head is not whole 16-byte loads
+		{8, 2, 512, 16, true, false, 0}, // a row needs more lanes than the block has
+	} {
+		smem, ok := attnGQA(c.heads, c.H, c.hd, c.chunk, c.f16)
+		if ok != c.ok || (ok && smem != c.smem) {
+			t.Errorf("attnGQA(%d, %d, %d, %d, %v) = %d, %v; want %d, %v", c.heads, c.H, c.hd, c.chunk, c.f16, smem, ok, c.smem, c.ok)
 		}
 	}
 }
@@ -412,7 +468,7 @@ func TestGPUAttentionPrefill(t *testing.T) {
 				want, got := devPoisoned(t, d, n*heads*hd), devPoisoned(t, d, n*heads*hd)
 				scale := float32(1 / math.Sqrt(float64(hd)))
 				run(t, d, func() error {
-					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, attnChunk, S, part, n)
+					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, attnChunk, S, part, n, false)
 				})
 				run(t, d, func() error {
 					return d.attentionPrefill(got, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, n)

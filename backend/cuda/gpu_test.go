@@ -447,3 +447,23 @@ var phi4LayerShapes = []struct {
 	name string
 	R, C int
 }{{"qkv", 7680, 5120}, {"o", 5120, 5120}, {"gate_up", 35840, 5120}, {"down", 5120, 17920}}
+
+// TestGPUBlocksPerSM checks the occupancy calculator's answer that split-K
+// planning uses: on compute capability 9.0 (228 KB of shared memory and
+// 64K registers per SM) the GEMMs reach their launch bounds' minimum.
+func TestGPUBlocksPerSM(t *testing.T) {
+	d := gpu(t)
+	for _, c := range []struct {
+		name string
+		tile int
+	}{{"upg_gemm_k3_g1", mmaTokens}, {"upg_gemm32_k3_g1", mmaTokens / 2}, {"upg_gemm_k4_g4", mmaTokens}} {
+		var n int
+		if err := d.Do(func() error { n = d.blocksPerSM(c.name, 128, -1); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d blocks per SM (launch bounds' minimum %d)", c.name, n, mmaBlocksPerSM(c.tile))
+		if n < 1 || (d.Major == 9 && d.Minor == 0 && n < mmaBlocksPerSM(c.tile)) {
+			t.Errorf("%s: %d blocks per SM", c.name, n)
+		}
+	}
+}

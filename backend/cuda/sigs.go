@@ -54,6 +54,10 @@ func init() {
 	kernelSig["upg_store_kv_f32"] = kernelSig["upg_store_kv_f16"]
 	kernelSig["upg_attn_f16"] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i hd:i bs:i chunk:i S:i part:p"
 	kernelSig["upg_attn_f32"] = kernelSig["upg_attn_f16"]
+	for _, g := range []string{"2", "4", "8"} {
+		kernelSig["upg_attn_gqa"+g+"_f16"] = kernelSig["upg_attn_f16"]
+		kernelSig["upg_attn_gqa"+g+"_f32"] = kernelSig["upg_attn_f16"]
+	}
 	kernelSig["upg_attn_prefill_f16"] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i hd:i bs:i n:i dst:p"
 	kernelSig["upg_attn_prefill_f32"] = kernelSig["upg_attn_prefill_f16"]
 	kernelSig["upg_attn_combine"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p"

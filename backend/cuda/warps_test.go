@@ -27,13 +27,42 @@ func TestSplitMMA(t *testing.T) {
 		{320, 528, 40, 3},  // o at 256 tokens
 		{480, 528, 40, 1},  // qkv at 256 tokens: one wave already
 		{2240, 528, 40, 1}, // gate_up at 256 tokens: more blocks than slots
-		{120, 660, 40, 4},  // qkv at 32 tokens (5 per SM)
+		{120, 660, 40, 5},  // qkv at 32 tokens (5 per SM): 600 blocks, one wave
+		{80, 660, 40, 8},   // o at 32 tokens: 640 blocks of 5 units
+		{80, 660, 140, 8},  // down at 32 tokens: 640 blocks of 18 units
+		{80, 528, 40, 6},   // o at 64 tokens: 6 parts, 480 blocks in one wave (8 would not fit)
 		{560, 660, 40, 1},  // gate_up at 32 tokens: a second part would add a wave
 		{6, 528, 5, 1},     // too few units for parts of ≥ 4
 		{6, 0, 40, 1},      // no SM count
 	} {
 		if got := splitMMA(c.blocks, c.slots, c.U); got != c.want {
 			t.Errorf("splitMMA(%d, %d, %d) = %d, want %d", c.blocks, c.slots, c.U, got, c.want)
+		}
+	}
+}
+
+func TestPrefetchBytes(t *testing.T) {
+	const l2 = 50 << 20 // an H100/H200's L2
+	for _, c := range []struct {
+		env  string
+		want uint64
+	}{{"", 0}, {"0", 0}, {"8", 8 << 20}, {"junk", 0}, {"100", l2}} {
+		t.Setenv(PrefetchEnv, c.env)
+		if got := prefetchBytes(l2); got != c.want {
+			t.Errorf("%s=%q: prefetchBytes = %d, want %d", PrefetchEnv, c.env, got, c.want)
+		}
+	}
+}
+
+func TestRotqThreads(t *testing.T) {
+	defer func(m int) { rotqMaxThreads = m }(rotqMaxThreads)
+	for _, c := range []struct{ max, seg, want int }{
+		{256, 1024, 256}, {256, 128, 256}, // the default
+		{1024, 1024, 1024}, {1024, 512, 512}, {1024, 2048, 1024}, {1024, 128, 256}, {1024, 1, 256}, {1024, 600, 608},
+	} {
+		rotqMaxThreads = c.max
+		if got := rotqThreads(c.seg); got != [3]uint32{uint32(c.want), 1, 1} {
+			t.Errorf("at most %d: rotqThreads(%d) = %v, want %d threads", c.max, c.seg, got, c.want)
 		}
 	}
 }

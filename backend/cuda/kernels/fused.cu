@@ -6,14 +6,15 @@
 // same order, as the unfused kernels it replaces (ops.cu), so the backend
 // can fuse or not (UPG_CUDA_FUSE=0) with identical results.
 //
-// The *_rotq kernels: grid (segments of seg columns, n tokens), 256
-// threads, 4·seg bytes of dynamic shared memory, as upg_rotq; the rotq_tail
+// The *_rotq kernels: grid (segments of seg columns, n tokens), 256 to
+// 1024 threads (rotqThreads: one per column of the segment, at least 256),
+// 4·seg bytes of dynamic shared memory, as upg_rotq; the rotq_tail
 // parameters (signs .. fac) are upg_rotq's.
 
 #include <cuda_fp16.h>
 #include <stdint.h>
 
-// PRE_ELEMS values per thread (blocks of 256: segments of up to 2048) of a
+// PRE_ELEMS values per thread (segments of up to 8·blockDim columns) of a
 // producer's weights (RMSNorm gain, rotation signs) are read into registers
 // before pdl_wait, so the loads overlap the kernel before; pre_load fills
 // v[k] with p[base + threadIdx.x + k·blockDim.x] (dflt past seg, past C or
@@ -31,7 +32,7 @@ DEVI void pre_load(float (&v)[PRE_ELEMS], const float *__restrict__ p, int base,
 // null, C = its d), then rotated and quantized. Every block sums the whole
 // row's squares (256 threads, row_sumsq, like upg_rmsnorm) and writes only
 // its own segment of h; x must not alias h.
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(1024)
     upg_rms_rotq(const float *__restrict__ x, const float *__restrict__ w, float eps, float *__restrict__ h,
                  const float *__restrict__ signs, int rb, int gs, int seg, int C, int G, float alpha,
                  float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
@@ -71,7 +72,7 @@ extern "C" __global__ void __launch_bounds__(256)
 
 // upg_swiglu_rotq: act[t·C + i] = silu(gate[t·gstr + i])·up[t·ustr + i] (as
 // upg_swiglu, width C), then rotated and quantized.
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(1024)
     upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr,
                     float *__restrict__ act, const float *__restrict__ signs, int rb, int gs, int seg,
                     int C, int G, float alpha, float beta, float *__restrict__ xr,
@@ -106,11 +107,12 @@ extern "C" __global__ void __launch_bounds__(256)
 
 // upg_combine_rotq merges attention's splits (as upg_attn_combine) into dst
 // (n × heads·hd, C = heads·hd), then rotates and quantizes. When the segment
-// holds whole heads of at most 128 values, warp w merges heads w, w+8, ...:
+// holds whole heads of at most 128 values, warp w merges heads w, w+W, ...
+// (W warps):
 // each lane computes a split's weight once for its ≤ 4 columns (lane,
 // lane+32, ...) instead of once per column; the float operations per column
 // are upg_attn_combine's, in its order.
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(1024)
     upg_combine_rotq(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S, int heads,
                      int hd, float *__restrict__ dst, const float *__restrict__ signs, int rb, int gs,
                      int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
@@ -120,10 +122,10 @@ extern "C" __global__ void __launch_bounds__(256)
   pdl_launch();
   const int t = blockIdx.y, base = blockIdx.x * seg;
   const int ns = min(S, (pos[t] + chunk) / chunk);
-  if (seg % hd == 0 && hd <= 128 && blockDim.x == 256) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (seg % hd == 0 && hd <= 128) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     const int h0 = base / hd, nh = seg / hd;
-    for (int hl = warp; hl < nh; hl += 8) {
+    for (int hl = warp; hl < nh; hl += nw) {
       const int h = h0 + hl;
       if (h >= heads) { // padding past C
         for (int d = lane; d < hd; d += 32) sm[hl * hd + d] = 0.f;

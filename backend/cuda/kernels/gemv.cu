@@ -73,6 +73,35 @@ DEVI void pdl_launch() {
 #endif
 }
 
+// upg_prefetch_bytes: how many bytes of a decode GEMV's codes its
+// blocks ask the L2 to prefetch before pdl_wait, over the whole grid (0:
+// none). The kernels before a GEMV in a decode step (RMSNorm, attention's
+// combine, SwiGLU, each a few blocks of latency-bound work) leave the
+// memory idle for microseconds; the GEMV, launched early by PDL, fills that
+// time with its own first units. The Go side sets it once at load
+// (UPG_CUDA_PREFETCH_MB; off by default, see gemv.go), before any step.
+__device__ unsigned long long upg_prefetch_bytes;
+
+// prefetch_codes asks the L2 for the first units of row group rg's codes
+// (U units of K·512 bytes, contiguous in the layout), as many as the
+// grid's share of upg_prefetch_bytes allows: one bulk prefetch (sm_90) per
+// 16 KB piece, one piece per thread.
+template <int K> DEVI void prefetch_codes(const uint4 *codes, int rg, int U) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const unsigned long long budget = upg_prefetch_bytes;
+  if (budget == 0) return;
+  constexpr unsigned per = K * 512u; // bytes per unit
+  const unsigned long long n = min((unsigned long long)U, budget / ((unsigned long long)gridDim.x * per));
+  const unsigned long long bytes = n * per;
+  const char *p = (const char *)(codes + (size_t)rg * U * K * 32);
+  constexpr unsigned piece = 16384;
+  for (unsigned long long o = (unsigned long long)threadIdx.x * piece; o < bytes; o += (unsigned long long)blockDim.x * piece) {
+    const unsigned sz = (unsigned)min((unsigned long long)piece, bytes - o);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + o), "r"(sz) : "memory");
+  }
+#endif
+}
+
 DEVI unsigned comp(const uint4 &v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
@@ -224,6 +253,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     }
   };
   if (w < U) load(w, wc, sc, of);
+  prefetch_codes<K>(codes, rg, U);
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
   for (int u = w; u < U; u += W) {
@@ -572,7 +602,7 @@ DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, 
 // seg = max(rb, gs). x rows are ldx floats apart; xr (n × C floats, may be
 // null) receives the rotated input; xq (n × ldq int8, ldq = U·128) and fac
 // (n × G float4) feed gemv_dense. alpha and beta map bytes to levels.
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(1024)
     upg_rotq(const float *__restrict__ x, int ldx, const float *__restrict__ signs, int rb, int gs,
              int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
              int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {

@@ -132,13 +132,18 @@ extern "C" __global__ void upg_embed_f16(const __half *__restrict__ w, int ldw,
 // row_sumsq is Σ x[c]² over a row of d values, summed by the whole block
 // (red: 32 floats of shared memory): float4 loads when d is a multiple of 4
 // (rows then start 16-byte aligned), all of a thread's in flight at once.
-// upg_rmsnorm and upg_rms_rotq share it, so their sums are identical.
+// upg_rmsnorm and upg_rms_rotq share it, so their sums are identical: only
+// the first min(blockDim, 256) threads sum, so blocks of 256 to 1024
+// threads (the rotq kernels take up to 1024) add the same partials in the
+// same order (block_sum's other warps contribute exact zeros).
 DEVI float row_sumsq(const float *__restrict__ xr, int d, float *red) {
   float ss = 0.f;
-  if ((d & 3) == 0) {
+  const int nt = min((int)blockDim.x, 256);
+  if (threadIdx.x >= nt) {
+  } else if ((d & 3) == 0) {
     const float4 *x4 = (const float4 *)xr;
 #pragma unroll 8
-    for (int c = threadIdx.x; c < d / 4; c += blockDim.x) {
+    for (int c = threadIdx.x; c < d / 4; c += nt) {
       const float4 v = x4[c];
       ss += v.x * v.x;
       ss += v.y * v.y;
@@ -146,7 +151,7 @@ DEVI float row_sumsq(const float *__restrict__ xr, int d, float *red) {
       ss += v.w * v.w;
     }
   } else {
-    for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
+    for (int c = threadIdx.x; c < d; c += nt) ss += xr[c] * xr[c];
   }
   return block_sum(ss, red);
 }
@@ -361,6 +366,164 @@ extern "C" __global__ void __launch_bounds__(256)
                   float *__restrict__ part) {
   attn_split<float>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part);
 }
+
+// attn_gqa is attn_split for all GQ query heads of one key/value head at
+// once (grouped-query attention): each key and value row is loaded once for
+// the group instead of once per query head, and the partials are written
+// where attn_split writes them, so the combine kernels are the same. Grid
+// (S, H, n), 2·chunk threads, chunk ≤ 128; the values take the fast path
+// only (hd a multiple of E = 16/sizeof(T), 2·chunk a multiple of hd/E: the
+// Go side checks, attnGQA). Per head, the scores, the maximum and the value
+// sums are attn_split's float operations in its order; only the softmax
+// denominator is summed in another (lanes of one warp, the group's heads
+// spread over the warps). Dynamic shared memory: GQ·hd (queries) + GQ·chunk
+// (scores) + P·GQ·hd (the value sums of P = 2·chunk·E/hd position lanes)
+// floats.
+template <typename T, int GQ>
+DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *tables, int tstride,
+                   const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk,
+                   int S, float *part) {
+  extern __shared__ float sm[];
+  __shared__ size_t roff[128]; // the chunk's rows, as attn_split's
+  pdl_wait();
+  pdl_launch();
+  const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+  const int T1 = pos[t] + 1, p0 = split * chunk;
+  if (p0 >= T1) return; // combine reads only the splits that hold positions
+  const int np = min(chunk, T1 - p0), h0 = kvh * GQ;
+  constexpr int E = 16 / sizeof(T);
+  const int tpr = hd / E, P = blockDim.x / tpr;
+  float *qv = sm, *sc = sm + GQ * hd, *vsum = sc + GQ * chunk;
+  // the group's query heads are contiguous in the token's row
+  for (int i = threadIdx.x; i < GQ * hd; i += blockDim.x) qv[i] = q[(size_t)t * qs + h0 * hd + i];
+  const int *tab = tables + (size_t)seq[t] * tstride;
+  for (int i = threadIdx.x; i < np; i += blockDim.x) {
+    const int p = p0 + i;
+    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
+  }
+  __syncthreads();
+  { // scores: two threads per position, each half the head, as attn_split
+    const int i = threadIdx.x >> 1, half = threadIdx.x & 1, hh = hd / 2;
+    float s[GQ];
+#pragma unroll
+    for (int g = 0; g < GQ; g++) s[g] = 0.f;
+    if (i < np) {
+      const T *k = kc + roff[i] + half * hh;
+      const float *qh = qv + half * hh;
+      for (int c = 0; c < hh; c += E) {
+        const uint4 raw = *(const uint4 *)(k + c);
+        float f[E];
+        if constexpr (sizeof(T) == 2) {
+          const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+          for (int j = 0; j < 4; j++) {
+            const float2 x = __half22float2(h2[j]);
+            f[2 * j] = x.x;
+            f[2 * j + 1] = x.y;
+          }
+        } else {
+          const float *x = (const float *)&raw;
+#pragma unroll
+          for (int j = 0; j < E; j++) f[j] = x[j];
+        }
+#pragma unroll
+        for (int g = 0; g < GQ; g++)
+#pragma unroll
+          for (int j = 0; j < E; j++) s[g] += qh[g * hd + c + j] * f[j];
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GQ; g++) {
+      const float v = s[g] + __shfl_xor_sync(0xffffffffu, s[g], 1);
+      if (i < np && half == 0) sc[g * chunk + i] = v * scale;
+    }
+  }
+  __syncthreads();
+  { // softmax: warp w takes heads w, w + warps, ...
+    const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
+    for (int g = threadIdx.x >> 5; g < GQ; g += nw) {
+      float *sg = sc + g * chunk;
+      float m = -INFINITY;
+      for (int i = lane; i < np; i += 32) m = fmaxf(m, sg[i]);
+      m = warp_max(m);
+      float l = 0.f;
+      for (int i = lane; i < np; i += 32) {
+        const float e = expf(sg[i] - m);
+        sg[i] = e;
+        l += e;
+      }
+      l = warp_sum(l);
+      if (lane == 0) {
+        float *pp = part + ((size_t)(t * heads + h0 + g) * S + split) * (hd + 2);
+        pp[0] = m;
+        pp[1] = l;
+      }
+    }
+  }
+  __syncthreads();
+  { // values: tpr threads per row, P position lanes, as attn_split's fast path
+    const int pl = threadIdx.x / tpr, dg = threadIdx.x - pl * tpr;
+    float acc[GQ][E];
+#pragma unroll
+    for (int g = 0; g < GQ; g++)
+#pragma unroll
+      for (int j = 0; j < E; j++) acc[g][j] = 0.f;
+    for (int i = pl; i < np; i += P) {
+      const uint4 raw = *(const uint4 *)(vc + roff[i] + dg * E);
+      float f[E];
+      if constexpr (sizeof(T) == 2) {
+        const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+          const float2 x = __half22float2(h2[j]);
+          f[2 * j] = x.x;
+          f[2 * j + 1] = x.y;
+        }
+      } else {
+        const float *x = (const float *)&raw;
+#pragma unroll
+        for (int j = 0; j < E; j++) f[j] = x[j];
+      }
+#pragma unroll
+      for (int g = 0; g < GQ; g++) {
+        const float w = sc[g * chunk + i];
+#pragma unroll
+        for (int j = 0; j < E; j++) acc[g][j] += w * f[j];
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < GQ; g++)
+#pragma unroll
+      for (int j = 0; j < E; j += 4)
+        *(float4 *)&vsum[(pl * GQ + g) * hd + dg * E + j] =
+            make_float4(acc[g][j], acc[g][j + 1], acc[g][j + 2], acc[g][j + 3]);
+    __syncthreads();
+    for (int x = threadIdx.x; x < GQ * hd; x += blockDim.x) {
+      const int g = x / hd, d = x - g * hd;
+      float o = 0.f;
+      for (int k = 0; k < P; k++) o += vsum[(k * GQ + g) * hd + d];
+      part[((size_t)(t * heads + h0 + g) * S + split) * (hd + 2) + 2 + d] = o;
+    }
+  }
+}
+
+// upg_attn_gqa<GQ>_<cache type>: attn_gqa for groups of 2, 4 and 8 query
+// heads; the other groups take upg_attn_f16/f32.
+#define ATTN_ARGS_F16                                                                                          \
+  const float *__restrict__ q, int qs, const __half *__restrict__ kc, const __half *__restrict__ vc,            \
+      const int *__restrict__ tables, int tstride, const int *__restrict__ pos, const int *__restrict__ seq,   \
+      float scale, int heads, int H, int hd, int bs, int chunk, int S, float *__restrict__ part
+#define ATTN_ARGS_F32                                                                                          \
+  const float *__restrict__ q, int qs, const float *__restrict__ kc, const float *__restrict__ vc,              \
+      const int *__restrict__ tables, int tstride, const int *__restrict__ pos, const int *__restrict__ seq,   \
+      float scale, int heads, int H, int hd, int bs, int chunk, int S, float *__restrict__ part
+#define ATTN_PASS_ q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part
+extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa2_f16(ATTN_ARGS_F16) { attn_gqa<__half, 2>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa4_f16(ATTN_ARGS_F16) { attn_gqa<__half, 4>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa8_f16(ATTN_ARGS_F16) { attn_gqa<__half, 8>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa2_f32(ATTN_ARGS_F32) { attn_gqa<float, 2>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa4_f32(ATTN_ARGS_F32) { attn_gqa<float, 4>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa8_f32(ATTN_ARGS_F32) { attn_gqa<float, 8>(ATTN_PASS_); }
 
 // upg_attn_combine merges the splits of token t, head h into dst row t
 // (heads × hd). Grid (heads, n), 128 threads.
