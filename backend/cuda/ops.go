@@ -126,14 +126,16 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 
 // attnGQAMode is UPG_CUDA_ATTN_GQA: 0 sends every step to the per-head
 // split kernel, 1 every step the grouped kernel takes, anything else
-// (the default) lets attnGrouped choose by the step's size.
-var attnGQAMode = envInt("UPG_CUDA_ATTN_GQA", 2)
-
-func init() {
-	if os.Getenv("UPG_CUDA_ATTN_GQA") == "0" {
-		attnGQAMode = 0
+// (2, the default) lets attnGrouped choose by the step's size.
+var attnGQAMode = func() int {
+	switch os.Getenv("UPG_CUDA_ATTN_GQA") {
+	case "0":
+		return 0
+	case "1":
+		return 1
 	}
-}
+	return 2
+}()
 
 // attnGrouped reports whether a step of n tokens whose furthest position is
 // maxPos takes the grouped-query kernel: when attnGQA takes the shape and
