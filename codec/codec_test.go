@@ -564,10 +564,7 @@ func bitsLen(x int) int {
 func TestMemoizedHessian(t *testing.T) {
 	const rows, cols = 16, 64
 	rng := rand.New(rand.NewPCG(3, 4))
-	w := make([]float32, rows*cols)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64())
-	}
+	w := randMatrix(rng, rows, cols, false)
 	h := make([]float64, cols*cols)
 	x := make([]float64, cols)
 	for range 256 {

@@ -103,10 +103,7 @@ func TestOutputRelErr(t *testing.T) {
 func TestGPTQPlanRanking(t *testing.T) {
 	const rows, cols, rank, n = 32, 256, 8, 2048
 	rng := rand.New(rand.NewPCG(1, 2))
-	w := make([]float32, rows*cols)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64())
-	}
+	w := gaussian(rng, rows*cols)
 	white := make([]float64, cols*cols)
 	for i := 0; i < cols; i++ {
 		white[i*cols+i] = 1
@@ -213,10 +210,7 @@ func TestPlanSplit(t *testing.T) {
 func TestGPTQPlanHeldOut(t *testing.T) {
 	const rows, cols = 32, 128
 	rng := rand.New(rand.NewPCG(5, 6))
-	w := make([]float32, rows*cols)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64())
-	}
+	w := gaussian(rng, rows*cols)
 	hess := func(n int) []float64 {
 		h := make([]float64, cols*cols)
 		x := make([]float64, cols)
@@ -250,4 +244,13 @@ func TestGPTQPlanHeldOut(t *testing.T) {
 	if out[0] < 0.9*rtn {
 		t.Errorf("held-out error %.4g of a fit to too few activations below round to nearest's %.4g", out[0], rtn)
 	}
+}
+
+// gaussian returns n standard normal weights.
+func gaussian(rng *rand.Rand, n int) []float32 {
+	w := make([]float32, n)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64())
+	}
+	return w
 }

@@ -393,7 +393,7 @@ func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
 // segments of seg columns: 256 threads, or up to one per column when
 // UPG_CUDA_ROTQ_THREADS allows more (at most 1024). The kernels take any of
 // these sizes, and row_sumsq sums the same way at each (kernels/ops.cu), so
-// fused and unfused RMSNorm agree. Run 41 measured 1,024-thread blocks
+// fused and unfused RMSNorm agree. Run 42 measured 1,024-thread blocks
 // (Phi-4's 5120 columns are 5 segments of 1024): decode unchanged (259-265
 // tok/s against 265), prefill 9% slower (4,687-4,769 against 5,188).
 func rotqThreads(seg int) [3]uint32 {
@@ -567,7 +567,7 @@ func (d *Device) mmaSplits(blocks, perSM, U, out int, s *Scratch) int {
 	return S
 }
 
-// splitMMA picks the split-K parts (1 to maxSplits, each ≥ 4 units) for
+// splitMMA picks the split-K parts (1 to maxSplitsOneWave, each ≥ 4 units) for
 // blocks tile blocks of U units on slots resident blocks. The GEMM is
 // latency-bound, so a block's time hardly depends on how many share its SM:
 // the step takes about waves × units per block, ceil(blocks·S/slots) ×
