@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"log/slog"
 	"math/bits"
 	"os"
 	"unsafe"
@@ -20,46 +19,8 @@ func (d *Device) LoadKernels() error {
 		return err
 	}
 	return d.Do(func() error {
-		if err := d.loadModule(img); err != nil {
-			return err
-		}
-		d.setPrefetch()
-		return nil
+		return d.loadModule(img)
 	})
-}
-
-// PrefetchEnv sets how many MiB of a decode GEMV's codes its blocks ask the
-// L2 to prefetch while the kernel before it runs (kernels/gemv.cu,
-// upg_prefetch_bytes). Off by default: run 40 measured the GEMVs 0.5-1.2 µs
-// faster with half the L2 but the RMSNorm before them as much slower (its
-// L2 round trips queue behind the fills), decode unchanged.
-const PrefetchEnv = "UPG_CUDA_PREFETCH_MB"
-
-// prefetchBytes is the GEMV's L2 prefetch budget: PrefetchEnv MiB, at most
-// the L2's l2 bytes.
-func prefetchBytes(l2 int) uint64 {
-	mb := envInt(PrefetchEnv, 0)
-	return min(uint64(mb)<<20, uint64(max(l2, 0)))
-}
-
-// setPrefetch writes the module's upg_prefetch_bytes (owner thread, after
-// the module is loaded). Without cuModuleGetGlobal, or with a module built
-// before the prefetch, the GEMVs do not prefetch.
-func (d *Device) setPrefetch() {
-	if sym.cuModuleGetGlobal == 0 {
-		return
-	}
-	var g DevPtr
-	var size uintptr
-	name := []byte("upg_prefetch_bytes\x00")
-	if call("cuModuleGetGlobal upg_prefetch_bytes", sym.cuModuleGetGlobal, uintptr(unsafe.Pointer(&g)),
-		uintptr(unsafe.Pointer(&size)), d.mod, uintptr(unsafe.Pointer(&name[0]))) != nil || size != 8 {
-		return
-	}
-	v := prefetchBytes(d.L2Bytes)
-	if err := d.htod(g, unsafe.Pointer(&v), 8); err != nil {
-		slog.Debug("cuda: GEMV prefetch budget not set", "err", err)
-	}
 }
 
 // Launch enqueues kernel name after checking the arguments against its
@@ -389,25 +350,17 @@ func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
 		Ptr(xr), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac)}
 }
 
-// rotqThreads is the block size of the rotation+quantization kernels for
-// segments of seg columns: 256 threads, or up to one per column when
-// UPG_CUDA_ROTQ_THREADS allows more (at most 1024). The kernels take any of
-// these sizes, and row_sumsq sums the same way at each (kernels/ops.cu), so
-// fused and unfused RMSNorm agree. Run 42 measured 1,024-thread blocks
-// (Phi-4's 5120 columns are 5 segments of 1024): decode unchanged (259-265
-// tok/s against 265), prefill 9% slower (4,687-4,769 against 5,188).
-func rotqThreads(seg int) [3]uint32 {
-	return [3]uint32{uint32(min(rotqMaxThreads, max(256, (seg+31)&^31))), 1, 1}
-}
-
-// rotqMaxThreads is UPG_CUDA_ROTQ_THREADS (256 to 1024; comparisons).
-var rotqMaxThreads = min(1024, max(256, envInt("UPG_CUDA_ROTQ_THREADS", 256)&^31))
+// rotqThreads is the block size of the rotation+quantization kernels: 256
+// (their launch bounds). Run 42 measured blocks of up to 1,024 threads (one
+// per column of Phi-4's 1,024-column segments): decode unchanged, prefill 9%
+// slower; the latency of these kernels is not in their warp count.
+const rotqThreads = 256
 
 // rotqLaunch launches a *_rotq kernel for n tokens of g's input: head
 // arguments, then the rotq_tail ones.
 func (d *Device) rotqLaunch(name string, g *DenseGPU, n int, s *Scratch, head ...Arg) error {
 	p := g.plan
-	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, rotqThreads(p.seg), uint32(4*p.seg), append(head, g.rotqTail(s)...)...)
+	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{rotqThreads, 1, 1}, uint32(4*p.seg), append(head, g.rotqTail(s)...)...)
 }
 
 // rmsRotq is rmsnorm (x rows of g.C, rows 0..n-1) into h fused with the
@@ -444,7 +397,7 @@ func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
 	if g.ovK > 0 {
 		xr = s.xr
 	}
-	return d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, rotqThreads(p.seg), uint32(4*p.seg),
+	return d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{rotqThreads, 1, 1}, uint32(4*p.seg),
 		Ptr(x), I32(ldx), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
 		Ptr(xr), Ptr(s.xq), I32(g.U*unitCodes), Ptr(s.fac))
 }

@@ -301,7 +301,7 @@ func TestGPUBenchGemv(t *testing.T) {
 			x[i] = float32(rng.NormFloat64())
 		}
 		_ = d.UploadF32(xd, x)
-		for _, ll := range []int{0, 4, 8, 16, 32} {
+		for _, ll := range []int{0, 4, 5, 8, 10, 12, 16, 20, 32} {
 			warpsOverride = ll
 			var line []string
 			var layerMS float64

@@ -40,29 +40,3 @@ func TestSplitMMA(t *testing.T) {
 		}
 	}
 }
-
-func TestPrefetchBytes(t *testing.T) {
-	const l2 = 50 << 20 // an H100/H200's L2
-	for _, c := range []struct {
-		env  string
-		want uint64
-	}{{"", 0}, {"0", 0}, {"8", 8 << 20}, {"junk", 0}, {"100", l2}} {
-		t.Setenv(PrefetchEnv, c.env)
-		if got := prefetchBytes(l2); got != c.want {
-			t.Errorf("%s=%q: prefetchBytes = %d, want %d", PrefetchEnv, c.env, got, c.want)
-		}
-	}
-}
-
-func TestRotqThreads(t *testing.T) {
-	defer func(m int) { rotqMaxThreads = m }(rotqMaxThreads)
-	for _, c := range []struct{ max, seg, want int }{
-		{256, 1024, 256}, {256, 128, 256}, // the default
-		{1024, 1024, 1024}, {1024, 512, 512}, {1024, 2048, 1024}, {1024, 128, 256}, {1024, 1, 256}, {1024, 600, 608},
-	} {
-		rotqMaxThreads = c.max
-		if got := rotqThreads(c.seg); got != [3]uint32{uint32(c.want), 1, 1} {
-			t.Errorf("at most %d: rotqThreads(%d) = %v, want %d threads", c.max, c.seg, got, c.want)
-		}
-	}
-}

@@ -6,9 +6,8 @@
 // same order, as the unfused kernels it replaces (ops.cu), so the backend
 // can fuse or not (UPG_CUDA_FUSE=0) with identical results.
 //
-// The *_rotq kernels: grid (segments of seg columns, n tokens), 256 to
-// 1024 threads (rotqThreads: one per column of the segment, at least 256),
-// 4·seg bytes of dynamic shared memory, as upg_rotq; the rotq_tail
+// The *_rotq kernels: grid (segments of seg columns, n tokens), 256
+// threads (rotqThreads), 4·seg bytes of dynamic shared memory, as upg_rotq; the rotq_tail
 // parameters (signs .. fac) are upg_rotq's.
 
 #include <cuda_fp16.h>
@@ -32,7 +31,7 @@ DEVI void pre_load(float (&v)[PRE_ELEMS], const float *__restrict__ p, int base,
 // null, C = its d), then rotated and quantized. Every block sums the whole
 // row's squares (256 threads, row_sumsq, like upg_rmsnorm) and writes only
 // its own segment of h; x must not alias h.
-extern "C" __global__ void __launch_bounds__(1024)
+extern "C" __global__ void __launch_bounds__(256)
     upg_rms_rotq(const float *__restrict__ x, const float *__restrict__ w, float eps, float *__restrict__ h,
                  const float *__restrict__ signs, int rb, int gs, int seg, int C, int G, float alpha,
                  float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
@@ -47,13 +46,22 @@ extern "C" __global__ void __launch_bounds__(1024)
   pdl_wait();
   pdl_launch();
   const float *xt = x + (size_t)t * C;
+  // the segment's first PRE_ELEMS·blockDim values load with the row's sum
+  // of squares, not one L2 round trip after it
+  float xv[PRE_ELEMS];
+#pragma unroll
+  for (int k = 0; k < PRE_ELEMS; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    xv[k] = i < seg && base + i < C ? xt[base + i] : 0.f;
+  }
   const float ss = row_sumsq(xt, C, red);
+  trace_mark(); // the row's sum of squares
   const float inv = (float)(1.0 / sqrt((double)(ss / (float)C + eps)));
-  auto one = [&](int i, float wk, float sg) {
+  auto one = [&](int i, float wk, float sg, float xc) {
     const int c = base + i;
     float v = 0.f;
     if (c < C) {
-      v = wk * (xt[c] * inv);
+      v = wk * (xc * inv);
       h[(size_t)t * C + c] = v;
       if (signs != nullptr) v *= sg;
     }
@@ -62,17 +70,19 @@ extern "C" __global__ void __launch_bounds__(1024)
 #pragma unroll
   for (int k = 0; k < PRE_ELEMS; k++) {
     const int i = threadIdx.x + k * blockDim.x;
-    if (i < seg) one(i, wv[k], sv[k]);
+    if (i < seg) one(i, wv[k], sv[k], xv[k]);
   }
   for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x)
-    one(i, base + i < C ? w[base + i] : 0.f, signs != nullptr && base + i < C ? signs[base + i] : 1.f);
+    one(i, base + i < C ? w[base + i] : 0.f, signs != nullptr && base + i < C ? signs[base + i] : 1.f,
+        base + i < C ? xt[base + i] : 0.f);
   __syncthreads();
+  trace_mark(); // the segment in shared memory
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
 }
 
 // upg_swiglu_rotq: act[t·C + i] = silu(gate[t·gstr + i])·up[t·ustr + i] (as
 // upg_swiglu, width C), then rotated and quantized.
-extern "C" __global__ void __launch_bounds__(1024)
+extern "C" __global__ void __launch_bounds__(256)
     upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr,
                     float *__restrict__ act, const float *__restrict__ signs, int rb, int gs, int seg,
                     int C, int G, float alpha, float beta, float *__restrict__ xr,
@@ -102,17 +112,17 @@ extern "C" __global__ void __launch_bounds__(1024)
   for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x)
     one(i, signs != nullptr && base + i < C ? signs[base + i] : 1.f);
   __syncthreads();
+  trace_mark(); // the segment in shared memory
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
 }
 
 // upg_combine_rotq merges attention's splits (as upg_attn_combine) into dst
 // (n × heads·hd, C = heads·hd), then rotates and quantizes. When the segment
 // holds whole heads of at most 128 values, warp w merges heads w, w+W, ...
-// (W warps):
-// each lane computes a split's weight once for its ≤ 4 columns (lane,
-// lane+32, ...) instead of once per column; the float operations per column
-// are upg_attn_combine's, in its order.
-extern "C" __global__ void __launch_bounds__(1024)
+// (W warps), each lane its ≤ 4 columns (lane, lane+32, ...), so a split's
+// weight is computed once per lane instead of once per column; the float
+// operations per column are upg_attn_combine's (combine_cols), in its order.
+extern "C" __global__ void __launch_bounds__(256)
     upg_combine_rotq(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S, int heads,
                      int hd, float *__restrict__ dst, const float *__restrict__ signs, int rb, int gs,
                      int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
@@ -131,25 +141,14 @@ extern "C" __global__ void __launch_bounds__(1024)
         for (int d = lane; d < hd; d += 32) sm[hl * hd + d] = 0.f;
         continue;
       }
-      const float *pp = part + (size_t)(t * heads + h) * S * (hd + 2);
-      float M = -INFINITY;
-      for (int s = 0; s < ns; s++) M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
-      float L = 0.f;
-      for (int s = 0; s < ns; s++) L += pp[(size_t)s * (hd + 2) + 1] * expf(pp[(size_t)s * (hd + 2)] - M);
-      const float linv = 1.f / L;
-      float o[4] = {0.f, 0.f, 0.f, 0.f};
-      for (int s = 0; s < ns; s++) {
-        const float e = expf(pp[(size_t)s * (hd + 2)] - M);
-#pragma unroll
-        for (int j = 0; j < 4; j++)
-          if (lane + 32 * j < hd) o[j] += pp[(size_t)s * (hd + 2) + 2 + lane + 32 * j] * e;
-      }
+      float o[4];
+      combine_cols<4>(part + (size_t)(t * heads + h) * S * (hd + 2), ns, hd, lane, o);
 #pragma unroll
       for (int j = 0; j < 4; j++) {
         const int d = lane + 32 * j;
         if (d < hd) {
           const int c = h * hd + d;
-          float v = o[j] * linv;
+          float v = o[j];
           dst[(size_t)t * C + c] = v;
           if (signs != nullptr) v *= signs[c];
           sm[hl * hd + d] = v;
@@ -162,15 +161,9 @@ extern "C" __global__ void __launch_bounds__(1024)
       float v = 0.f;
       if (c < C) {
         const int h = c / hd, d = c - h * hd;
-        const float *pp = part + (size_t)(t * heads + h) * S * (hd + 2);
-        float M = -INFINITY;
-        for (int s = 0; s < ns; s++) M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
-        float L = 0.f;
-        for (int s = 0; s < ns; s++) L += pp[(size_t)s * (hd + 2) + 1] * expf(pp[(size_t)s * (hd + 2)] - M);
-        const float linv = 1.f / L;
-        float o = 0.f;
-        for (int s = 0; s < ns; s++) o += pp[(size_t)s * (hd + 2) + 2 + d] * expf(pp[(size_t)s * (hd + 2)] - M);
-        v = o * linv;
+        float o[1];
+        combine_cols<1>(part + (size_t)(t * heads + h) * S * (hd + 2), ns, hd, d, o);
+        v = o[0];
         dst[(size_t)t * C + c] = v;
         if (signs != nullptr) v *= signs[c];
       }
@@ -178,6 +171,7 @@ extern "C" __global__ void __launch_bounds__(1024)
     }
   }
   __syncthreads();
+  trace_mark(); // the segment in shared memory
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
 }
 

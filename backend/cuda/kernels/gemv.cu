@@ -47,6 +47,17 @@ struct UpgTrace {
 };
 __device__ UpgTrace upg_trace;
 
+DEVI void trace_record(unsigned long long *tb, unsigned site) {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  const unsigned i = atomicAdd(&upg_trace.n, 1u);
+  if (i < upg_trace.cap) {
+    tb[2 * i] = t;
+    tb[2 * i + 1] = (unsigned long long)site | (unsigned long long)(gridDim.x & 0xFFFFFu) << 24 |
+                    (unsigned long long)(gridDim.y & 0xFFFFFu) << 44;
+  }
+}
+
 DEVI void pdl_wait_at(unsigned site) {
   // the trace pointer is read before the wait (it is set once, before any
   // step), so tracing off costs thread 0 of block 0 no load latency after it
@@ -55,50 +66,27 @@ DEVI void pdl_wait_at(unsigned site) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
-  if (tb != nullptr) {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    const unsigned i = atomicAdd(&upg_trace.n, 1u);
-    if (i < upg_trace.cap) {
-      tb[2 * i] = t;
-      tb[2 * i + 1] = (unsigned long long)site | (unsigned long long)(gridDim.x & 0xFFFFFu) << 24 |
-                      (unsigned long long)(gridDim.y & 0xFFFFFu) << 44;
-    }
-  }
+  if (tb != nullptr) trace_record(tb, site);
 }
 #define pdl_wait() pdl_wait_at(UPG_SRC * 100000u + __LINE__)
+
+// trace_mark() records a phase boundary inside a kernel in the step trace
+// (block 0, thread 0: place it after a barrier to time the block's phase).
+// Only measurement builds have it (UPG_NVCC_DEFS=-DUPG_TRACE_PHASES
+// scripts/build-cuda.sh); elsewhere it is nothing.
+#ifdef UPG_TRACE_PHASES
+DEVI void trace_mark_at(unsigned site) {
+  if ((blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x) != 0) return;
+  unsigned long long *tb = *(unsigned long long *volatile *)&upg_trace.buf;
+  if (tb != nullptr) trace_record(tb, site);
+}
+#define trace_mark() trace_mark_at(UPG_SRC * 100000u + __LINE__)
+#else
+#define trace_mark() ((void)0)
+#endif
 DEVI void pdl_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;");
-#endif
-}
-
-// upg_prefetch_bytes: how many bytes of a decode GEMV's codes its
-// blocks ask the L2 to prefetch before pdl_wait, over the whole grid (0:
-// none). The kernels before a GEMV in a decode step (RMSNorm, attention's
-// combine, SwiGLU, each a few blocks of latency-bound work) leave the
-// memory idle for microseconds; the GEMV, launched early by PDL, fills that
-// time with its own first units. The Go side sets it once at load
-// (UPG_CUDA_PREFETCH_MB; off by default, see gemv.go), before any step.
-__device__ unsigned long long upg_prefetch_bytes;
-
-// prefetch_codes asks the L2 for the first units of row group rg's codes
-// (U units of K·512 bytes, contiguous in the layout), as many as the
-// grid's share of upg_prefetch_bytes allows: one bulk prefetch (sm_90) per
-// 16 KB piece, one piece per thread.
-template <int K> DEVI void prefetch_codes(const uint4 *codes, int rg, int U) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  const unsigned long long budget = upg_prefetch_bytes;
-  if (budget == 0) return;
-  constexpr unsigned per = K * 512u; // bytes per unit
-  const unsigned long long n = min((unsigned long long)U, budget / ((unsigned long long)gridDim.x * per));
-  const unsigned long long bytes = n * per;
-  const char *p = (const char *)(codes + (size_t)rg * U * K * 32);
-  constexpr unsigned piece = 16384;
-  for (unsigned long long o = (unsigned long long)threadIdx.x * piece; o < bytes; o += (unsigned long long)blockDim.x * piece) {
-    const unsigned sz = (unsigned)min((unsigned long long)piece, bytes - o);
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p + o), "r"(sz) : "memory");
-  }
 #endif
 }
 
@@ -240,8 +228,9 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
 
-  uint4 wc[K];
-  __half sc[GPU_], of[GPU_];
+  // wc: the unit being multiplied, wn: the next (in flight meanwhile)
+  uint4 wc[K], wn[K];
+  __half sc[GPU_], of[GPU_], scn[GPU_], ofn[GPU_];
   auto load = [&](int uu, uint4 *ww, __half *ss, __half *oo) {
 #pragma unroll
     for (int j = 0; j < K; j++) ww[j] = ldg_stream(base + ((size_t)uu * K + j) * 32);
@@ -252,15 +241,15 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       oo[s] = obase != nullptr ? obase[(size_t)g * 32] : __half(0.f);
     }
   };
+  // a warp's first two units load before the wait: with PDL they arrive
+  // while the kernel before still runs (a one-token GEMV's warps have 2 to
+  // 9 units, so the second would otherwise cost a memory latency after it)
   if (w < U) load(w, wc, sc, of);
-  prefetch_codes<K>(codes, rg, U);
+  if (w + W < U) load(w + W, wn, scn, ofn);
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
   for (int u = w; u < U; u += W) {
-    uint4 wn[K];
-    __half scn[GPU_], ofn[GPU_];
     const int un = u + W;
-    if (un < U) load(un, wn, scn, ofn);
     int ia[NT][GPU_];
 #pragma unroll
     for (int t = 0; t < NT; t++)
@@ -309,6 +298,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       for (int j = 0; j < K; j++) wc[j] = wn[j];
 #pragma unroll
       for (int s = 0; s < GPU_; s++) sc[s] = scn[s], of[s] = ofn[s];
+      if (un + W < U) load(un + W, wn, scn, ofn);
     }
   }
   const int r = rg * 32 + lane;
@@ -554,9 +544,24 @@ DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, 
                     float4 *__restrict__ fac) {
   float scale = 1.f;
   if (rb > 1) {
-    for (int h = 1; h < rb; h <<= 1) {
+    // the stages h = 1, 2, 4, .. two at a time (one barrier per two): quad
+    // p is j, j+h, j+2h, j+3h (j with bits h and 2h clear), and the four
+    // sums are the two radix-2 stages' float operations on them
+    int h = 1;
+    for (; 4 * h <= rb; h <<= 2) {
+      for (int p = threadIdx.x; p < seg / 4; p += blockDim.x) {
+        const int j = ((p & ~(h - 1)) << 2) | (p & (h - 1));
+        const float a = sm[j], b = sm[j + h], c = sm[j + 2 * h], d = sm[j + 3 * h];
+        const float ab = a + b, amb = a - b, cd = c + d, cmd = c - d;
+        sm[j] = ab + cd;
+        sm[j + h] = amb + cmd;
+        sm[j + 2 * h] = ab - cd;
+        sm[j + 3 * h] = amb - cmd;
+      }
+      __syncthreads();
+    }
+    if (h < rb) { // an odd number of stages: the last alone
       for (int p = threadIdx.x; p < seg / 2; p += blockDim.x) {
-        // pair p: block-local index j with bit h clear (h a power of two)
         const int j = ((p & ~(h - 1)) << 1) | (p & (h - 1));
         const float a = sm[j], b = sm[j + h];
         sm[j] = a + b;
@@ -566,6 +571,7 @@ DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, 
     }
     scale = (float)(1.0 / sqrt((double)rb));
   }
+  trace_mark(); // the rotation done
   if (xr != nullptr) {
     for (int i = threadIdx.x; i < seg; i += blockDim.x) {
       const int c = base + i;
@@ -595,6 +601,10 @@ DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, 
       fac[(size_t)t * G + g] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
     }
   }
+#ifdef UPG_TRACE_PHASES
+  __syncthreads();
+  trace_mark(); // quantized
+#endif
 }
 
 // upg_rotq rotates (x <- H·(D·x), Hadamard blocks of rb values) and quantizes
@@ -602,7 +612,7 @@ DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, 
 // seg = max(rb, gs). x rows are ldx floats apart; xr (n × C floats, may be
 // null) receives the rotated input; xq (n × ldq int8, ldq = U·128) and fac
 // (n × G float4) feed gemv_dense. alpha and beta map bytes to levels.
-extern "C" __global__ void __launch_bounds__(1024)
+extern "C" __global__ void __launch_bounds__(256)
     upg_rotq(const float *__restrict__ x, int ldx, const float *__restrict__ signs, int rb, int gs,
              int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
              int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {

@@ -18,6 +18,7 @@
 // multiplied, and no register holds data on its way to shared memory.
 
 #define MMA_ROWS 64
+#define MMA_THREADS 128 // 4 warps
 // blocks per SM the 64-token kernels are built for (launch bounds); a
 // measurement build may set another (scripts/build-cuda.sh, UPG_NVCC_DEFS)
 #ifndef UPG_GEMM64_MINB
@@ -123,13 +124,30 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // The ring: unit u lives in stage (u - u0) % NS. Codes, scales and offsets
   // are weights, copied before pdl_wait; the activation tile and factors
   // belong to the kernel before and are copied after it.
+  // Each thread's copies of a unit, planned once (their addresses then take
+  // one add per unit): code copy i = threadIdx.x + k·MMA_THREADS of the
+  // block's nrg·K·32 (woff: its source at unit 0, -1 for none) and
+  // activation copy i of NTOK·8 (xoff; token rows past the valid ones read
+  // the last one and are zero-filled).
+  constexpr int WC = (2 * K * 32 + MMA_THREADS - 1) / MMA_THREADS, XC = NTOK * 8 / MMA_THREADS;
+  int woff[WC], xoff[XC];
+#pragma unroll
+  for (int k = 0; k < WC; k++) {
+    const int i = threadIdx.x + k * MMA_THREADS, r = i / (K * 32);
+    woff[k] = i < nrg * K * 32 ? (rg0 + r) * U * K * 32 + (i - r * K * 32) : -1;
+  }
+#pragma unroll
+  for (int k = 0; k < XC; k++) {
+    const int i = threadIdx.x + k * MMA_THREADS;
+    xoff[k] = (tok0 + min(i >> 3, ntok - 1)) * ldq + (i & 7) * 16;
+  }
   auto load_w = [&](int u, Stage &s) {
-    for (int i = threadIdx.x; i < nrg * K * 32; i += blockDim.x) {
-      const int r = i / (K * 32), jl = i - r * K * 32;
-      cp_async16(&s.codes[i], codes + ((size_t)(rg0 + r) * U + u) * K * 32 + jl, 16);
-    }
+#pragma unroll
+    for (int k = 0; k < WC; k++)
+      if (woff[k] >= 0)
+        cp_async16(&s.codes[threadIdx.x + k * MMA_THREADS], codes + woff[k] + (size_t)u * K * 32, 16);
     // scales (and offsets): GPU_ groups × 2 row groups × 32 halves = 4 chunks each
-    for (int i = threadIdx.x; i < GPU_ * 8; i += blockDim.x) {
+    for (int i = threadIdx.x; i < GPU_ * 8; i += MMA_THREADS) {
       const int sg = i >> 3, r = (i >> 2) & 1, q = i & 3;
       if (r < nrg) {
         const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
@@ -140,12 +158,12 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     }
   };
   auto load_x = [&](int u, Stage &s) {
-    for (int i = threadIdx.x; i < NTOK * 8; i += blockDim.x) {
-      const int t = i >> 3, q = i & 7;
-      const int8_t *src = xq + (size_t)(tok0 + min(t, ntok - 1)) * ldq + u * 128 + q * 16;
-      cp_async16(s.xs + t * MMA_XSTRIDE + q * 16, src, t < ntok ? 16 : 0);
+#pragma unroll
+    for (int k = 0; k < XC; k++) {
+      const int i = threadIdx.x + k * MMA_THREADS, t = i >> 3;
+      cp_async16(s.xs + t * MMA_XSTRIDE + (i & 7) * 16, xq + xoff[k] + u * 128, t < ntok ? 16 : 0);
     }
-    for (int i = threadIdx.x; i < GPU_ * NTOK; i += blockDim.x) {
+    for (int i = threadIdx.x; i < GPU_ * NTOK; i += MMA_THREADS) {
       const int sg = i / NTOK, t = i % NTOK;
       const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
       cp_async16(&s.fs[i], fac + (size_t)(tok0 + min(t, ntok - 1)) * G + g, t < ntok ? 16 : 0);

@@ -132,18 +132,14 @@ extern "C" __global__ void upg_embed_f16(const __half *__restrict__ w, int ldw,
 // row_sumsq is Σ x[c]² over a row of d values, summed by the whole block
 // (red: 32 floats of shared memory): float4 loads when d is a multiple of 4
 // (rows then start 16-byte aligned), all of a thread's in flight at once.
-// upg_rmsnorm and upg_rms_rotq share it, so their sums are identical: only
-// the first min(blockDim, 256) threads sum, so blocks of 256 to 1024
-// threads (the rotq kernels take up to 1024) add the same partials in the
-// same order (block_sum's other warps contribute exact zeros).
+// upg_rmsnorm and upg_rms_rotq share it, both with 256 threads, so their
+// sums are identical.
 DEVI float row_sumsq(const float *__restrict__ xr, int d, float *red) {
   float ss = 0.f;
-  const int nt = min((int)blockDim.x, 256);
-  if (threadIdx.x >= nt) {
-  } else if ((d & 3) == 0) {
+  if ((d & 3) == 0) {
     const float4 *x4 = (const float4 *)xr;
 #pragma unroll 8
-    for (int c = threadIdx.x; c < d / 4; c += nt) {
+    for (int c = threadIdx.x; c < d / 4; c += blockDim.x) {
       const float4 v = x4[c];
       ss += v.x * v.x;
       ss += v.y * v.y;
@@ -151,7 +147,7 @@ DEVI float row_sumsq(const float *__restrict__ xr, int d, float *red) {
       ss += v.w * v.w;
     }
   } else {
-    for (int c = threadIdx.x; c < d; c += nt) ss += xr[c] * xr[c];
+    for (int c = threadIdx.x; c < d; c += blockDim.x) ss += xr[c] * xr[c];
   }
   return block_sum(ss, red);
 }
@@ -203,6 +199,32 @@ template <> DEVI __half from_f<__half>(float v) { return __float2half_rn(v); }
 DEVI float to_f(float v) { return v; }
 DEVI float to_f(__half v) { return __half2float(v); }
 
+// load16_f converts a 16-byte piece of a cache row (16/sizeof(T) values)
+// to floats.
+template <typename T> DEVI void load16_f(const uint4 &raw, float (&f)[16 / sizeof(T)]);
+template <> DEVI void load16_f<__half>(const uint4 &raw, float (&f)[8]) {
+  const __half2 *h2 = (const __half2 *)&raw;
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    const float2 x = __half22float2(h2[j]);
+    f[2 * j] = x.x;
+    f[2 * j + 1] = x.y;
+  }
+}
+template <> DEVI void load16_f<float>(const uint4 &raw, float (&f)[4]) {
+  f[0] = __uint_as_float(raw.x);
+  f[1] = __uint_as_float(raw.y);
+  f[2] = __uint_as_float(raw.z);
+  f[3] = __uint_as_float(raw.w);
+}
+
+// ATTN_LOADS is how many 16-byte pieces of key or value rows an attention
+// thread loads before it uses the first: all of them in flight at once,
+// where a loop that loads and then multiplies waits a memory latency per
+// piece (a head of 128 fp16 values is 8 pieces per half-row thread). The
+// sums take the pieces in the same order either way.
+#define ATTN_LOADS 8
+
 // store_kv writes token t's key and value rows (H heads of hd) into slot
 // slots[t] of one layer's storage. Grid (n, H), hd threads (rounded up).
 template <typename T>
@@ -234,29 +256,26 @@ extern "C" __global__ void upg_store_kv_f32(float *kc, float *vc, const float *k
 // tpr = hd/E threads per value row (E elements per 16-byte load) and
 // 128/tpr position lanes sum the values (thread d per dimension, scalar
 // loads, when hd does not split so). Shared memory hd + chunk floats.
-template <typename T> DEVI float dot_part(const float *q, const T *k, int n);
-template <> DEVI float dot_part<__half>(const float *q, const __half *k, int n) {
+//
+// dot_part is Σ q[i]·k[i] over n values (a multiple of 16/sizeof(T)), in
+// order, ATTN_LOADS pieces of k in flight at a time.
+template <typename T> DEVI float dot_part(const float *q, const T *k, int n) {
+  constexpr int E = 16 / sizeof(T);
   float s = 0.f;
-  for (int i = 0; i < n; i += 8) {
-    const uint4 raw = *(const uint4 *)(k + i);
-    const __half2 *h2 = (const __half2 *)&raw;
+  for (int i0 = 0; i0 < n; i0 += ATTN_LOADS * E) {
+    uint4 raw[ATTN_LOADS];
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const float2 f = __half22float2(h2[j]);
-      s += q[i + 2 * j] * f.x;
-      s += q[i + 2 * j + 1] * f.y;
+    for (int j = 0; j < ATTN_LOADS; j++)
+      if (i0 + j * E < n) raw[j] = *(const uint4 *)(k + i0 + j * E);
+#pragma unroll
+    for (int j = 0; j < ATTN_LOADS; j++) {
+      if (i0 + j * E < n) {
+        float f[E];
+        load16_f<T>(raw[j], f);
+#pragma unroll
+        for (int e = 0; e < E; e++) s += q[i0 + j * E + e] * f[e];
+      }
     }
-  }
-  return s;
-}
-template <> DEVI float dot_part<float>(const float *q, const float *k, int n) {
-  float s = 0.f;
-  for (int i = 0; i < n; i += 4) {
-    const float4 f = *(const float4 *)(k + i);
-    s += q[i] * f.x;
-    s += q[i + 1] * f.y;
-    s += q[i + 2] * f.z;
-    s += q[i + 3] * f.w;
   }
   return s;
 }
@@ -285,6 +304,7 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
     roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
   }
   __syncthreads();
+  trace_mark(); // query and row offsets
   {
     const int i = threadIdx.x >> 1, half = threadIdx.x & 1, hh = hd / 2;
     float s = 0.f;
@@ -293,6 +313,7 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
     if (i < np && half == 0) sc[i] = s * scale;
   }
   __syncthreads();
+  trace_mark(); // scores
   float m = -INFINITY;
   for (int i = threadIdx.x; i < np; i += blockDim.x) m = fmaxf(m, sc[i]);
   m = block_max(m, red);
@@ -303,6 +324,7 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
     l += e;
   }
   l = block_sum(l, red); // its barriers also order the sc writes before the reads below
+  trace_mark();          // softmax
   // values: E elements per 16-byte load, tpr threads per row, P position
   // lanes (position i goes to lane i mod P), then the lanes' sums added in
   // lane order
@@ -313,26 +335,27 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
     float acc[E];
 #pragma unroll
     for (int j = 0; j < E; j++) acc[j] = 0.f;
-    for (int i = pl; i < np; i += P) {
-      const uint4 raw = *(const uint4 *)(vc + roff[i] + dg * E);
-      const float w = sc[i];
-      if constexpr (sizeof(T) == 2) {
-        const __half2 *h2 = (const __half2 *)&raw;
+    for (int i0 = pl; i0 < np; i0 += ATTN_LOADS * P) {
+      uint4 raw[ATTN_LOADS];
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-          const float2 f = __half22float2(h2[j]);
-          acc[2 * j] += w * f.x;
-          acc[2 * j + 1] += w * f.y;
+      for (int r = 0; r < ATTN_LOADS; r++)
+        if (i0 + r * P < np) raw[r] = *(const uint4 *)(vc + roff[i0 + r * P] + dg * E);
+#pragma unroll
+      for (int r = 0; r < ATTN_LOADS; r++) {
+        const int i = i0 + r * P;
+        if (i < np) {
+          const float w = sc[i];
+          float f[E];
+          load16_f<T>(raw[r], f);
+#pragma unroll
+          for (int j = 0; j < E; j++) acc[j] += w * f[j];
         }
-      } else {
-        const float *f = (const float *)&raw;
-#pragma unroll
-        for (int j = 0; j < E; j++) acc[j] += w * f[j];
       }
     }
 #pragma unroll
     for (int j = 0; j < E; j++) vsum[pl * hd + dg * E + j] = acc[j];
     __syncthreads();
+    trace_mark(); // value sums
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
       float o = 0.f;
       for (int k = 0; k < P; k++) o += vsum[k * hd + d];
@@ -402,6 +425,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
   }
   __syncthreads();
+  trace_mark(); // queries and row offsets
   { // scores: two threads per position, each half the head, as attn_split
     const int i = threadIdx.x >> 1, half = threadIdx.x & 1, hh = hd / 2;
     float s[GQ];
@@ -410,26 +434,23 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     if (i < np) {
       const T *k = kc + roff[i] + half * hh;
       const float *qh = qv + half * hh;
-      for (int c = 0; c < hh; c += E) {
-        const uint4 raw = *(const uint4 *)(k + c);
-        float f[E];
-        if constexpr (sizeof(T) == 2) {
-          const __half2 *h2 = (const __half2 *)&raw;
+      for (int c0 = 0; c0 < hh; c0 += ATTN_LOADS * E) {
+        uint4 raw[ATTN_LOADS];
 #pragma unroll
-          for (int j = 0; j < 4; j++) {
-            const float2 x = __half22float2(h2[j]);
-            f[2 * j] = x.x;
-            f[2 * j + 1] = x.y;
+        for (int r = 0; r < ATTN_LOADS; r++)
+          if (c0 + r * E < hh) raw[r] = *(const uint4 *)(k + c0 + r * E);
+#pragma unroll
+        for (int r = 0; r < ATTN_LOADS; r++) {
+          const int c = c0 + r * E;
+          if (c < hh) {
+            float f[E];
+            load16_f<T>(raw[r], f);
+#pragma unroll
+            for (int g = 0; g < GQ; g++)
+#pragma unroll
+              for (int j = 0; j < E; j++) s[g] += qh[g * hd + c + j] * f[j];
           }
-        } else {
-          const float *x = (const float *)&raw;
-#pragma unroll
-          for (int j = 0; j < E; j++) f[j] = x[j];
         }
-#pragma unroll
-        for (int g = 0; g < GQ; g++)
-#pragma unroll
-          for (int j = 0; j < E; j++) s[g] += qh[g * hd + c + j] * f[j];
       }
     }
 #pragma unroll
@@ -439,6 +460,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     }
   }
   __syncthreads();
+  trace_mark(); // scores
   { // softmax: warp w takes heads w, w + warps, ...
     const int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
     for (int g = threadIdx.x >> 5; g < GQ; g += nw) {
@@ -461,6 +483,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     }
   }
   __syncthreads();
+  trace_mark(); // softmax
   { // values: tpr threads per row, P position lanes, as attn_split's fast path
     const int pl = threadIdx.x / tpr, dg = threadIdx.x - pl * tpr;
     float acc[GQ][E];
@@ -468,27 +491,24 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     for (int g = 0; g < GQ; g++)
 #pragma unroll
       for (int j = 0; j < E; j++) acc[g][j] = 0.f;
-    for (int i = pl; i < np; i += P) {
-      const uint4 raw = *(const uint4 *)(vc + roff[i] + dg * E);
-      float f[E];
-      if constexpr (sizeof(T) == 2) {
-        const __half2 *h2 = (const __half2 *)&raw;
+    for (int i0 = pl; i0 < np; i0 += ATTN_LOADS * P) {
+      uint4 raw[ATTN_LOADS];
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-          const float2 x = __half22float2(h2[j]);
-          f[2 * j] = x.x;
-          f[2 * j + 1] = x.y;
+      for (int r = 0; r < ATTN_LOADS; r++)
+        if (i0 + r * P < np) raw[r] = *(const uint4 *)(vc + roff[i0 + r * P] + dg * E);
+#pragma unroll
+      for (int r = 0; r < ATTN_LOADS; r++) {
+        const int i = i0 + r * P;
+        if (i < np) {
+          float f[E];
+          load16_f<T>(raw[r], f);
+#pragma unroll
+          for (int g = 0; g < GQ; g++) {
+            const float w = sc[g * chunk + i];
+#pragma unroll
+            for (int j = 0; j < E; j++) acc[g][j] += w * f[j];
+          }
         }
-      } else {
-        const float *x = (const float *)&raw;
-#pragma unroll
-        for (int j = 0; j < E; j++) f[j] = x[j];
-      }
-#pragma unroll
-      for (int g = 0; g < GQ; g++) {
-        const float w = sc[g * chunk + i];
-#pragma unroll
-        for (int j = 0; j < E; j++) acc[g][j] += w * f[j];
       }
     }
 #pragma unroll
@@ -498,6 +518,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
         *(float4 *)&vsum[(pl * GQ + g) * hd + dg * E + j] =
             make_float4(acc[g][j], acc[g][j + 1], acc[g][j + 2], acc[g][j + 3]);
     __syncthreads();
+    trace_mark(); // value sums
     for (int x = threadIdx.x; x < GQ * hd; x += blockDim.x) {
       const int g = x / hd, d = x - g * hd;
       float o = 0.f;
@@ -525,23 +546,78 @@ extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa2_f32(ATTN_ARGS_F3
 extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa4_f32(ATTN_ARGS_F32) { attn_gqa<float, 4>(ATTN_PASS_); }
 extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa8_f32(ATTN_ARGS_F32) { attn_gqa<float, 8>(ATTN_PASS_); }
 
+// combine_cols merges the ns splits of one head (pp: its partials, hd + 2
+// floats per split) for the columns d0 + 32j < hd (j < J): M = max of the
+// splits' maxima, L = Σ l_s·e_s and o_j = Σ v_s[d]·e_s with e_s =
+// e^(m_s - M), each summed over s in order; o_j·(1/L) goes to o[j]. The
+// splits' partials are read COMBINE_BATCH at a time, all in flight at once
+// (a loop over the splits that reads one after another waits an L2 latency
+// per split and pass: ~27 round trips for 9 splits), and the first batch's
+// sums and values load with the maxima, so 9 splits take 3 round trips.
+#define COMBINE_BATCH 8
+template <int J>
+DEVI void combine_cols(const float *__restrict__ pp, int ns, int hd, int d0, float (&o)[J]) {
+  const int st = hd + 2;
+  float m0[COMBINE_BATCH], l0[COMBINE_BATCH], v0[COMBINE_BATCH][J];
+  auto load = [&](int s0) {
+#pragma unroll
+    for (int r = 0; r < COMBINE_BATCH; r++) {
+      const int s = s0 + r;
+      if (s < ns) {
+        m0[r] = pp[(size_t)s * st];
+        l0[r] = pp[(size_t)s * st + 1];
+#pragma unroll
+        for (int j = 0; j < J; j++) v0[r][j] = d0 + 32 * j < hd ? pp[(size_t)s * st + 2 + d0 + 32 * j] : 0.f;
+      }
+    }
+  };
+  load(0);
+  float M = -INFINITY;
+#pragma unroll
+  for (int r = 0; r < COMBINE_BATCH; r++)
+    if (r < ns) M = fmaxf(M, m0[r]);
+  for (int s0 = COMBINE_BATCH; s0 < ns; s0 += COMBINE_BATCH) {
+    float mt[COMBINE_BATCH];
+#pragma unroll
+    for (int r = 0; r < COMBINE_BATCH; r++)
+      if (s0 + r < ns) mt[r] = pp[(size_t)(s0 + r) * st];
+#pragma unroll
+    for (int r = 0; r < COMBINE_BATCH; r++)
+      if (s0 + r < ns) M = fmaxf(M, mt[r]);
+  }
+  float L = 0.f;
+#pragma unroll
+  for (int j = 0; j < J; j++) o[j] = 0.f;
+  for (int s0 = 0; s0 < ns; s0 += COMBINE_BATCH) {
+    if (s0 > 0) load(s0);
+#pragma unroll
+    for (int r = 0; r < COMBINE_BATCH; r++) {
+      if (s0 + r < ns) {
+        const float e = expf(m0[r] - M);
+        L += l0[r] * e;
+#pragma unroll
+        for (int j = 0; j < J; j++) o[j] += v0[r][j] * e;
+      }
+    }
+  }
+  const float inv = 1.f / L;
+#pragma unroll
+  for (int j = 0; j < J; j++) o[j] *= inv;
+}
+
 // upg_attn_combine merges the splits of token t, head h into dst row t
-// (heads × hd). Grid (heads, n), 128 threads.
+// (heads × hd). Grid (heads, n), 128 threads, one column each
+// (combine_cols).
 extern "C" __global__ void __launch_bounds__(128)
     upg_attn_combine(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S,
                      int heads, int hd, float *__restrict__ dst) {
   const int h = blockIdx.x, t = blockIdx.y;
   const int ns = min(S, (pos[t] + chunk) / chunk);
   const float *pp = part + (size_t)(t * heads + h) * S * (hd + 2);
-  float M = -INFINITY;
-  for (int s = 0; s < ns; s++) M = fmaxf(M, pp[(size_t)s * (hd + 2)]);
-  float L = 0.f;
-  for (int s = 0; s < ns; s++) L += pp[(size_t)s * (hd + 2) + 1] * expf(pp[(size_t)s * (hd + 2)] - M);
-  const float inv = 1.f / L;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float o = 0.f;
-    for (int s = 0; s < ns; s++) o += pp[(size_t)s * (hd + 2) + 2 + d] * expf(pp[(size_t)s * (hd + 2)] - M);
-    dst[((size_t)t * heads + h) * hd + d] = o * inv;
+    float o[1];
+    combine_cols<1>(pp, ns, hd, d, o);
+    dst[((size_t)t * heads + h) * hd + d] = o[0];
   }
 }
 
