@@ -279,32 +279,32 @@ func (s *Scratch) Free(d *Device) {
 // warpsOverride, when > 0, fixes warpsFor's answer (benchmarks).
 var warpsOverride = 0
 
-// oneWave (UPG_CUDA_WAVES=0 turns it off) makes warpsFor fit a one-token
-// GEMV of a few hundred row groups into one wave of blocks.
-var oneWave = os.Getenv("UPG_CUDA_WAVES") != "0"
-
-// warpsFor picks how many warps of a block split a row group's units: about
-// 48 warps per SM over the grid, at most 32 (one token) or 8 (eight). With
-// oneWave, one token and RG blocks that need ceil(RG/sms) blocks per SM, the
-// blocks get at most 32/that warps (the kernel's 64 registers leave room for
-// 32 warps per SM), so every block is resident at once when that is ≥ 8:
-// 5120-row matrices (160 row groups on 132 SMs) run 2 blocks of 16 warps
-// per SM instead of 1.2 waves of 32-warp blocks.
+// warpsFor picks how many warps of a block split a row group's units (the
+// block's rows are one row group; RG groups, U units of 128 codes per row).
+//
+// One token: the W that minimises waves × units per warp, the time of a
+// grid whose warps each stream ceil(U/W) units one after another, where a
+// wave is as many blocks as fit the SMs at once (the kernel's 64 registers
+// leave room for 32 warps per SM: 32/W blocks); ties take more warps (more
+// loads in flight). Phi-4 on 132 SMs: qkv, o and down 16 warps (every block
+// resident at once), gate_up 10 (3 waves of 4 units, where 6 warps gave 2
+// waves of 7), the output head 8. Eight tokens: about 48 warps per SM over
+// the grid, at most 8.
 func warpsFor(U, RG, sms, nt int) int {
-	w := warpsOverride
-	if w <= 0 {
-		w = (48*sms + RG - 1) / RG
-		if oneWave && nt == 1 && sms > 0 {
-			if wf := 32 / ((RG + sms - 1) / sms); wf >= 8 && wf < w {
-				w = wf
-			}
+	if warpsOverride > 0 {
+		return max(1, min(warpsOverride, 32, U))
+	}
+	if nt > 1 || sms <= 0 {
+		return max(1, min((48*max(sms, 1)+RG-1)/RG, 8, U))
+	}
+	best, bestCost := 1, -1
+	for w := 1; w <= min(32, U); w++ {
+		waves := (RG + (32/w)*sms - 1) / ((32 / w) * sms)
+		if cost := waves * ((U + w - 1) / w); bestCost < 0 || cost <= bestCost {
+			best, bestCost = w, cost
 		}
 	}
-	lim := 32
-	if nt > 1 {
-		lim = 8
-	}
-	return max(1, min(w, lim, U))
+	return best
 }
 
 // matMul enqueues y[t*R + r] = Σ_c W[r][c]·x[t*ldx + c] for n tokens.

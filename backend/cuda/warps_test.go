@@ -6,14 +6,16 @@ import "testing"
 
 func TestWarpsFor(t *testing.T) {
 	for _, c := range []struct{ U, RG, sms, nt, want int }{
-		{40, 160, 132, 1, 16},  // o 5120×5120: one wave of 2 blocks per SM
-		{140, 160, 132, 1, 16}, // down 5120×17920
+		{40, 160, 132, 1, 16},  // o 5120×5120: one wave of 2 blocks per SM, 3 units per warp
+		{140, 160, 132, 1, 16}, // down 5120×17920: one wave, 9 units
 		{40, 240, 132, 1, 16},  // qkv 7680×5120
-		{40, 1120, 132, 1, 6},  // gate_up: as before (48 warps per SM)
-		{40, 3136, 132, 1, 3},  // output head
-		{40, 160, 132, 8, 8},   // eight tokens: as before
-		{2, 10, 132, 1, 2},     // tiny: limited by units
-		{40, 100, 132, 1, 32},
+		{40, 1120, 132, 1, 10}, // gate_up: 3 waves of 4 units (6 warps: 2 waves of 7)
+		{40, 3136, 132, 1, 8},  // output head: 6 waves of 5 units ties 3 of 10; more warps
+		{40, 160, 132, 8, 8},   // eight tokens: about 48 warps per SM
+		{40, 1120, 132, 8, 6},
+		{2, 10, 132, 1, 2},    // tiny: limited by units
+		{40, 100, 132, 1, 32}, // one block per SM: one wave whatever the width; the widest
+		{40, 160, 0, 1, 1},    // no SM count: the eight-token rule as for one SM
 	} {
 		if got := warpsFor(c.U, c.RG, c.sms, c.nt); got != c.want {
 			t.Errorf("warpsFor(%d, %d, %d, %d) = %d, want %d", c.U, c.RG, c.sms, c.nt, got, c.want)

@@ -241,13 +241,14 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       oo[s] = obase != nullptr ? obase[(size_t)g * 32] : __half(0.f);
     }
   };
-  // a warp's first two units load before the wait: with PDL they arrive
-  // while the kernel before still runs (a one-token GEMV's warps have 2 to
-  // 9 units, so the second would otherwise cost a memory latency after it)
+  // a one-token warp's first two units load before the wait: with PDL they
+  // arrive while the kernel before still runs (its warps have 2 to 9 units,
+  // so the second would otherwise cost a memory latency after it)
   if (w < U) load(w, wc, sc, of);
-  if (w + W < U) load(w + W, wn, scn, ofn);
+  if (NT == 1 && w + W < U) load(w + W, wn, scn, ofn);
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
+  if (NT > 1 && w + W < U) load(w + W, wn, scn, ofn);
   for (int u = w; u < U; u += W) {
     const int un = u + W;
     int ia[NT][GPU_];

@@ -491,13 +491,16 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     for (int g = 0; g < GQ; g++)
 #pragma unroll
       for (int j = 0; j < E; j++) acc[g][j] = 0.f;
-    for (int i0 = pl; i0 < np; i0 += ATTN_LOADS * P) {
-      uint4 raw[ATTN_LOADS];
+    // value rows in flight per thread: fewer for larger groups, whose GQ·E
+    // sums already take the registers (gqa4: 64 registers, 8 blocks per SM)
+    constexpr int VL = 16 / GQ < 2 ? 2 : 16 / GQ > ATTN_LOADS ? ATTN_LOADS : 16 / GQ;
+    for (int i0 = pl; i0 < np; i0 += VL * P) {
+      uint4 raw[VL];
 #pragma unroll
-      for (int r = 0; r < ATTN_LOADS; r++)
+      for (int r = 0; r < VL; r++)
         if (i0 + r * P < np) raw[r] = *(const uint4 *)(vc + roff[i0 + r * P] + dg * E);
 #pragma unroll
-      for (int r = 0; r < ATTN_LOADS; r++) {
+      for (int r = 0; r < VL; r++) {
         const int i = i0 + r * P;
         if (i < np) {
           float f[E];
@@ -529,7 +532,10 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
 }
 
 // upg_attn_gqa<GQ>_<cache type>: attn_gqa for groups of 2, 4 and 8 query
-// heads; the other groups take upg_attn_f16/f32.
+// heads; the other groups take upg_attn_f16/f32. Batches run many blocks
+// (32 sequences after 512 positions: 2,880), each latency-bound, so the
+// blocks resident per SM set the time: the launch bounds hold groups of 2
+// and 4 to 64 registers (8 blocks of 128 threads per SM), 8 to 128.
 #define ATTN_ARGS_F16                                                                                          \
   const float *__restrict__ q, int qs, const __half *__restrict__ kc, const __half *__restrict__ vc,            \
       const int *__restrict__ tables, int tstride, const int *__restrict__ pos, const int *__restrict__ seq,   \
@@ -539,12 +545,12 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
       const int *__restrict__ tables, int tstride, const int *__restrict__ pos, const int *__restrict__ seq,   \
       float scale, int heads, int H, int hd, int bs, int chunk, int S, float *__restrict__ part
 #define ATTN_PASS_ q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part
-extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa2_f16(ATTN_ARGS_F16) { attn_gqa<__half, 2>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa4_f16(ATTN_ARGS_F16) { attn_gqa<__half, 4>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa8_f16(ATTN_ARGS_F16) { attn_gqa<__half, 8>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa2_f32(ATTN_ARGS_F32) { attn_gqa<float, 2>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa4_f32(ATTN_ARGS_F32) { attn_gqa<float, 4>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256) upg_attn_gqa8_f32(ATTN_ARGS_F32) { attn_gqa<float, 8>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_f16(ATTN_ARGS_F16) { attn_gqa<__half, 2>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_f16(ATTN_ARGS_F16) { attn_gqa<__half, 4>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_attn_gqa8_f16(ATTN_ARGS_F16) { attn_gqa<__half, 8>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_f32(ATTN_ARGS_F32) { attn_gqa<float, 2>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_f32(ATTN_ARGS_F32) { attn_gqa<float, 4>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_attn_gqa8_f32(ATTN_ARGS_F32) { attn_gqa<float, 8>(ATTN_PASS_); }
 
 // combine_cols merges the ns splits of one head (pp: its partials, hd + 2
 // floats per split) for the columns d0 + 32j < hd (j < J): M = max of the
