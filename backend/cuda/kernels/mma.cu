@@ -29,6 +29,11 @@
 #endif
 #define MMA_XSTRIDE 144 // bytes per token row of the activation tile (128 + 16 padding)
 
+// BoolC<B> carries B in its type, for lambdas instantiated per case.
+template <bool B> struct BoolC {
+  static constexpr bool value = B;
+};
+
 DEVI void mma_u8s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, int b0, int b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
@@ -99,7 +104,7 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   constexpr int NS = GemmStages<K, GPU_, NTOK>::n;
   __shared__ __align__(16) Stage st[NS];
   constexpr int NT8 = NTOK / 8; // 8-token tiles
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int row0 = blockIdx.x * MMA_ROWS + w * 16; // the warp's first row
   const int rl = (row0 & 31) + gid;                // lane of row gid in its row group
@@ -125,7 +130,7 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // are weights, copied before pdl_wait; the activation tile and factors
   // belong to the kernel before and are copied after it.
   // Each thread's copies of a unit, planned once (their addresses then take
-  // one add per unit): code copy i = threadIdx.x + k·MMA_THREADS of the
+  // one add per unit): code copy i = tid + k·MMA_THREADS of the
   // block's nrg·K·32 (woff: its source at unit 0, -1 for none) and
   // activation copy i of NTOK·8 (xoff; token rows past the valid ones read
   // the last one and are zero-filled).
@@ -133,21 +138,21 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   int woff[WC], xoff[XC];
 #pragma unroll
   for (int k = 0; k < WC; k++) {
-    const int i = threadIdx.x + k * MMA_THREADS, r = i / (K * 32);
+    const int i = tid + k * MMA_THREADS, r = i / (K * 32);
     woff[k] = i < nrg * K * 32 ? (rg0 + r) * U * K * 32 + (i - r * K * 32) : -1;
   }
 #pragma unroll
   for (int k = 0; k < XC; k++) {
-    const int i = threadIdx.x + k * MMA_THREADS;
+    const int i = tid + k * MMA_THREADS;
     xoff[k] = (tok0 + min(i >> 3, ntok - 1)) * ldq + (i & 7) * 16;
   }
   auto load_w = [&](int u, Stage &s) {
 #pragma unroll
     for (int k = 0; k < WC; k++)
       if (woff[k] >= 0)
-        cp_async16(&s.codes[threadIdx.x + k * MMA_THREADS], codes + woff[k] + (size_t)u * K * 32, 16);
+        cp_async16(&s.codes[tid + k * MMA_THREADS], codes + woff[k] + (size_t)u * K * 32, 16);
     // scales (and offsets): GPU_ groups × 2 row groups × 32 halves = 4 chunks each
-    for (int i = threadIdx.x; i < GPU_ * 8; i += MMA_THREADS) {
+    for (int i = tid; i < GPU_ * 8; i += MMA_THREADS) {
       const int sg = i >> 3, r = (i >> 2) & 1, q = i & 3;
       if (r < nrg) {
         const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
@@ -160,10 +165,10 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   auto load_x = [&](int u, Stage &s) {
 #pragma unroll
     for (int k = 0; k < XC; k++) {
-      const int i = threadIdx.x + k * MMA_THREADS, t = i >> 3;
+      const int i = tid + k * MMA_THREADS, t = i >> 3;
       cp_async16(s.xs + t * MMA_XSTRIDE + (i & 7) * 16, xq + xoff[k] + u * 128, t < ntok ? 16 : 0);
     }
-    for (int i = threadIdx.x; i < GPU_ * NTOK; i += MMA_THREADS) {
+    for (int i = tid; i < GPU_ * NTOK; i += MMA_THREADS) {
       const int sg = i / NTOK, t = i % NTOK;
       const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
       cp_async16(&s.fs[i], fac + (size_t)(tok0 + min(t, ntok - 1)) * G + g, t < ntok ? 16 : 0);
@@ -245,25 +250,33 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
           ofa = __half2float(s.of[(sg * 2 + rgl) * 32 + rl]);
           ofb = __half2float(s.of[(sg * 2 + rgl) * 32 + rl + 8]);
         }
+        // a full tile (every step of a batch of 32, and all but the last
+        // tile of a prefill step) flushes without a branch per token
+        auto flush = [&](auto fullc) {
 #pragma unroll
-        for (int i = 0; i < NT8; i++) {
+          for (int i = 0; i < NT8; i++) {
 #pragma unroll
-          for (int e = 0; e < 2; e++) {
-            const int t = i * 8 + 2 * tig + e;
-            if (t < ntok) {
-              const float4 f = s.fs[sg * NTOK + t];
-              const float fy = first ? f.y : 0.f;
-              float a = fmaf(sca, fmaf(f.x, i2f_exact(ia[i][e]), fy), acc[i][e]);
-              float b = fmaf(scb, fmaf(f.x, i2f_exact(ia[i][2 + e]), fy), acc[i][2 + e]);
-              if (first && offs != nullptr) {
-                a = fmaf(ofa, f.z, a);
-                b = fmaf(ofb, f.z, b);
+            for (int e = 0; e < 2; e++) {
+              const int t = i * 8 + 2 * tig + e;
+              if (decltype(fullc)::value || t < ntok) {
+                const float4 f = s.fs[sg * NTOK + t];
+                const float fy = first ? f.y : 0.f;
+                float a = fmaf(sca, fmaf(f.x, i2f_exact(ia[i][e]), fy), acc[i][e]);
+                float b = fmaf(scb, fmaf(f.x, i2f_exact(ia[i][2 + e]), fy), acc[i][2 + e]);
+                if (first && offs != nullptr) {
+                  a = fmaf(ofa, f.z, a);
+                  b = fmaf(ofb, f.z, b);
+                }
+                acc[i][e] = a;
+                acc[i][2 + e] = b;
               }
-              acc[i][e] = a;
-              acc[i][2 + e] = b;
             }
           }
-        }
+        };
+        if (ntok == NTOK)
+          flush(BoolC<true>{});
+        else
+          flush(BoolC<false>{});
       }
     }
   }
