@@ -18,9 +18,7 @@ func (d *Device) LoadKernels() error {
 	if err != nil {
 		return err
 	}
-	return d.Do(func() error {
-		return d.loadModule(img)
-	})
+	return d.Do(func() error { return d.loadModule(img) })
 }
 
 // Launch enqueues kernel name after checking the arguments against its
