@@ -166,6 +166,9 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 			return d.ensureStreamK(g)
 		})
 	}
+	if err == nil { // the one-token kernel's split parts (gemvPlan)
+		err = d.Do(func() error { return d.ensureWorkspace((g.R+31)/32, gemvMaxSplit) })
+	}
 	if err != nil {
 		g.Free(d)
 		return nil, err
@@ -305,6 +308,49 @@ func warpsFor(U, RG, sms, nt int) int {
 	return best
 }
 
+// gemvMaxSplit is the most parts a one-token GEMV splits a row group's
+// units into (GEMV_MAX_SPLIT in kernels/gemv.cu).
+const gemvMaxSplit = 4
+
+// gemvSplitOverride, when > 0, fixes gemvPlan's parts (tests;
+// UPG_CUDA_GEMV_SPLIT=1 sets it to one part, for measurements).
+var gemvSplitOverride = envInt("UPG_CUDA_GEMV_SPLIT", 0)
+
+// gemvPlan picks a one-token GEMV's warps per block W (at most maxW) and
+// parts P: blocks (row group, part) take units [U·p/P, U·(p+1)/P) of their
+// row group, and the last part of a row group to finish sums the parts'
+// rows in part order (split_finish in kernels/gemv.cu). The cost is
+// warpsFor's, waves × ceil(U/(P·W)), plus one unit's time for a split's
+// extra reduction (partial rows, a fence and a counter); a split must fit
+// one wave; ties take fewer parts, then more warps. Phi-4 on 132 SMs: down (140 units, 160 row
+// groups) 3 parts of 8 warps, 480 blocks in one wave with 6 units per warp,
+// where one part of 16 warps gave 9 on 160 blocks; qkv, o, gate_up and
+// the head one part (warpsFor's widths).
+func gemvPlan(U, RG, sms, maxW int) (W, P int) {
+	maxW = max(1, min(maxW, 32))
+	if sms <= 0 || warpsOverride > 0 || gemvSplitOverride > 0 {
+		return min(warpsFor(U, RG, sms, 1), maxW), max(1, min(gemvSplitOverride, gemvMaxSplit))
+	}
+	best := -1
+	for p := 1; p <= gemvMaxSplit; p++ {
+		for w := 1; w <= min(maxW, U); w++ {
+			slots := (32 / w) * sms
+			waves := (RG*p + slots - 1) / slots
+			if p > 1 && waves > 1 {
+				continue // parts only as one wave of shorter warps
+			}
+			cost := waves * ((U + p*w - 1) / (p * w))
+			if p > 1 {
+				cost++
+			}
+			if best < 0 || cost < best || cost == best && p == P {
+				W, P, best = w, p, cost
+			}
+		}
+	}
+	return W, P
+}
+
 // matMul enqueues y[t*R + r] = Σ_c W[r][c]·x[t*ldx + c] for n tokens.
 // Runs on the owner thread.
 func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error {
@@ -410,11 +456,11 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 	}
 	ldq := g.U * unitCodes
 	RG := (g.R + 31) / 32
-	tail := func(name string, grid, block [3]uint32, xq, fac, y DevPtr, nt int, res DevPtr) error {
-		return d.launchK(name, grid, block, 0,
+	tail := func(name string, grid, block [3]uint32, xq, fac, y DevPtr, nt int, res DevPtr, more ...Arg) error {
+		return d.launchK(name, grid, block, 0, append([]Arg{
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(xq), Ptr(fac), Ptr(y),
 			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
-			Ptr(res), Ptr(g.lut))
+			Ptr(res), Ptr(g.lut)}, more...)...)
 	}
 	if d.mmaFor(n) && g.nameMMA != "" {
 		name, tile := g.nameMMA, mmaTokens
@@ -442,16 +488,24 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 			return err
 		}
 	} else {
-		for t0 := 0; t0 < n; {
-			name, nt := g.name8, min(8, n-t0)
-			if n == 1 {
-				name = g.name1
+		maxW := 32
+		if g.embedK == 8 {
+			maxW = 8 // the byte-layout kernels take at most 256 threads
+		}
+		if n == 1 {
+			W, P := gemvPlan(g.U, RG, d.SMs, maxW)
+			if d.sk.cnt == 0 || RG*P*32 > d.sk.wsFloats || RG > d.sk.cnN {
+				P = 1 // no workspace (ensureWorkspace failed at upload)
 			}
-			W := warpsFor(g.U, RG, d.SMs, n)
-			if g.embedK == 8 {
-				W = min(W, 8) // the byte-layout kernels take at most 256 threads
+			if err := tail(g.name1, [3]uint32{uint32(RG), uint32(P), 1}, [3]uint32{uint32(32 * W), 1, 1},
+				s.xq, s.fac, y, 1, res, Ptr(d.sk.ws), Ptr(d.sk.cnt)); err != nil {
+				return err
 			}
-			if err := tail(name, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
+		}
+		for t0 := 0; t0 < n && n > 1; {
+			nt := min(8, n-t0)
+			W := min(warpsFor(g.U, RG, d.SMs, n), maxW)
+			if err := tail(g.name8, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
 				s.xq+DevPtr(t0*ldq), s.fac+DevPtr(16*t0*g.G), y+DevPtr(4*t0*g.R), nt, resAt(res, 4*t0*g.R)); err != nil {
 				return err
 			}

@@ -105,12 +105,8 @@ func parseKernels(t *testing.T) map[string]string {
 	}
 	for _, src := range srcs {
 		for _, m := range kernelRE.FindAllStringSubmatch(src, -1) {
-			params := strings.TrimSpace(m[2])
-			if v, ok := macros[params]; ok {
-				params = v
-			}
 			var sig []string
-			for _, p := range strings.Split(params, ",") {
+			for _, p := range expandParams(strings.TrimSpace(m[2]), macros) {
 				p = strings.TrimSpace(strings.ReplaceAll(p, "__restrict__", ""))
 				if p == "" || p == "void" {
 					continue
@@ -121,6 +117,21 @@ func parseKernels(t *testing.T) map[string]string {
 			}
 			out[m[1]] = strings.Join(sig, " ")
 		}
+	}
+	return out
+}
+
+// expandParams splits a kernel's parameter list at its commas, replacing
+// a parameter that is a macro's name (GEMV_ARGS) by the macro's parameters,
+// which may name macros in turn (GEMV1_ARGS).
+func expandParams(params string, macros map[string]string) []string {
+	var out []string
+	for _, p := range strings.Split(params, ",") {
+		if v, ok := macros[strings.TrimSpace(p)]; ok {
+			out = append(out, expandParams(v, macros)...)
+			continue
+		}
+		out = append(out, p)
 	}
 	return out
 }

@@ -17,9 +17,8 @@ const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ld
 func init() {
 	for _, k := range []string{"k2", "k3", "k4", "k4l", "k8", "k8l"} {
 		for _, g := range []string{"g1", "g2", "g4"} {
-			for _, t := range []string{"t1", "t8"} {
-				kernelSig["upg_gemv_"+k+"_"+g+"_"+t] = gemvSig
-			}
+			kernelSig["upg_gemv_"+k+"_"+g+"_t1"] = gemvSig + " ws:p cnt:p"
+			kernelSig["upg_gemv_"+k+"_"+g+"_t8"] = gemvSig
 		}
 	}
 	for _, k := range []string{"k2", "k3", "k4", "k4l"} {

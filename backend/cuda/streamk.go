@@ -79,9 +79,16 @@ func (d *Device) streamK(g *DenseGPU) bool {
 // at upload, before any step graph holds the old buffers).
 func (d *Device) ensureStreamK(g *DenseGPU) error {
 	_, maxp := d.skPlan(g)
-	RG := (g.R + 31) / 32
-	if need := RG * maxp * 32; need > d.sk.wsFloats {
-		p, err := d.alloc(int64(4*need), "stream-K workspace")
+	return d.ensureWorkspace((g.R+31)/32, maxp)
+}
+
+// ensureWorkspace grows the workspace to pieces partial rows of 32 floats
+// for each of RG row groups and RG counters (zeroed), which the stream-K
+// GEMV and the one-token GEMV's split parts (gemvPlan) share: one kernel at
+// a time uses them, after its pdl_wait (owner thread).
+func (d *Device) ensureWorkspace(RG, pieces int) error {
+	if need := RG * pieces * 32; need > d.sk.wsFloats {
+		p, err := d.alloc(int64(4*need), "GEMV workspace")
 		if err != nil {
 			return err
 		}
@@ -91,7 +98,7 @@ func (d *Device) ensureStreamK(g *DenseGPU) error {
 		d.sk.ws, d.sk.wsFloats = p, need
 	}
 	if RG > d.sk.cnN {
-		p, err := d.alloc(int64(4*RG), "stream-K counters")
+		p, err := d.alloc(int64(4*RG), "GEMV counters")
 		if err != nil {
 			return err
 		}

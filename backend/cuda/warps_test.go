@@ -23,6 +23,24 @@ func TestWarpsFor(t *testing.T) {
 	}
 }
 
+func TestGemvPlan(t *testing.T) {
+	for _, c := range []struct{ U, RG, sms, maxW, W, P int }{
+		{140, 160, 132, 32, 8, 3},  // down 5120×17920: 480 blocks in one wave, 6 units per warp (9 unsplit)
+		{40, 160, 132, 32, 16, 1},  // o
+		{40, 240, 132, 32, 16, 1},  // qkv
+		{40, 1120, 132, 32, 10, 1}, // gate_up: a second part would add waves
+		{40, 3136, 132, 32, 8, 1},  // output head
+		{140, 160, 132, 8, 8, 3},   // the byte layout (at most 8 warps): the same (18 units unsplit)
+		{140, 160, 66, 32, 6, 2},   // half the SMs: 320 blocks of 6 warps in one wave, 12 units (14 unsplit, 10 warps)
+		{24, 5, 132, 32, 24, 1},    // a small matrix: one unit per warp already
+		{140, 160, 0, 32, 1, 1},    // no SM count: warpsFor's fallback
+	} {
+		if W, P := gemvPlan(c.U, c.RG, c.sms, c.maxW); W != c.W || P != c.P {
+			t.Errorf("gemvPlan(%d, %d, %d, %d) = %d warps, %d parts; want %d, %d", c.U, c.RG, c.sms, c.maxW, W, P, c.W, c.P)
+		}
+	}
+}
+
 func TestSplitMMA(t *testing.T) {
 	for _, c := range []struct{ blocks, slots, U, want int }{
 		{320, 528, 140, 3}, // down at 256 tokens (80 row × 4 token tiles, 4 per SM on 132 SMs)

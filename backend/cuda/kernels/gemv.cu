@@ -28,6 +28,8 @@
 #include <stdint.h>
 
 #define DEVI __device__ __forceinline__
+// the most parts a one-token GEMV's units are split into (gemvPlan)
+#define GEMV_MAX_SPLIT 4
 
 // pdl_wait / pdl_launch: programmatic dependent launch (sm_90). A kernel
 // the Go side launches with it (pdlKernel in device.go) may start while the
@@ -206,12 +208,45 @@ DEVI void chunk_pair_bytes(const uint4 *w, int c2, unsigned (&b)[4], unsigned t0
   }
 }
 
+// split_finish ends a one-token GEMV whose row group's units are split
+// over the gridDim.y blocks (parts) of blockIdx.x: one warp per block
+// holds the part's sums v of rows r (lane); it writes them to ws (parts of
+// 32 floats per row group, in part order) and the last part to arrive (cnt,
+// left at zero for the next launch) sums the parts in that order, so the
+// result does not depend on which part is last.
+DEVI void split_finish(float v, int rg, int r, int R, float *__restrict__ y, float *__restrict__ res,
+                       float *__restrict__ ws, int *__restrict__ cnt) {
+  const int P = gridDim.y, lane = threadIdx.x & 31;
+  float *wp = ws + (size_t)rg * P * 32 + lane;
+  wp[blockIdx.y * 32] = v;
+  __threadfence();
+  __syncwarp();
+  int old = 0;
+  if (lane == 0) old = atomicAdd(cnt + rg, 1);
+  old = __shfl_sync(0xffffffffu, old, 0);
+  if (old != P - 1) return;
+  __threadfence();
+  float pv[GEMV_MAX_SPLIT];
+#pragma unroll
+  for (int p = 0; p < GEMV_MAX_SPLIT; p++) pv[p] = p < P ? __ldcg(wp + p * 32) : 0.f;
+  float sum = 0.f;
+#pragma unroll
+  for (int p = 0; p < GEMV_MAX_SPLIT; p++)
+    if (p < P) sum += pv[p];
+  if (r < R) {
+    y[r] = sum;
+    if (res != nullptr) res[r] += sum;
+  }
+  if (lane == 0) cnt[rg] = 0;
+}
+
 template <int K, int NT, int MODE, int GPU_>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
                      int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3,
-                     float *__restrict__ res, const uint8_t *__restrict__ lut) {
+                     float *__restrict__ res, const uint8_t *__restrict__ lut, float *__restrict__ ws = nullptr,
+                     int *__restrict__ cnt = nullptr) {
   __shared__ float red[32 * 32];
   __shared__ uint8_t sl[MODE == 4 ? 256 : 1];
   if (MODE == 4) {
@@ -220,6 +255,9 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   }
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
   const int rg = blockIdx.x;
+  // one token: the units [ub, ue) of part blockIdx.y of gridDim.y (split_finish)
+  const int ub = NT == 1 ? (int)((long long)U * blockIdx.y / gridDim.y) : 0;
+  const int ue = NT == 1 ? (int)((long long)U * (blockIdx.y + 1) / gridDim.y) : U;
   const uint4 *base = codes + (size_t)rg * U * K * 32 + lane;
   const __half *sbase = scales + (size_t)rg * G * 32 + lane;
   const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 + lane : nullptr;
@@ -244,12 +282,12 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // a one-token warp's first two units load before the wait: with PDL they
   // arrive while the kernel before still runs (its warps have 2 to 9 units,
   // so the second would otherwise cost a memory latency after it)
-  if (w < U) load(w, wc, sc, of);
-  if (NT == 1 && w + W < U) load(w + W, wn, scn, ofn);
+  if (ub + w < ue) load(ub + w, wc, sc, of);
+  if (NT == 1 && ub + w + W < ue) load(ub + w + W, wn, scn, ofn);
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
   if (NT > 1 && w + W < U) load(w + W, wn, scn, ofn);
-  for (int u = w; u < U; u += W) {
+  for (int u = ub + w; u < ue; u += W) {
     const int un = u + W;
     int ia[NT][GPU_];
 #pragma unroll
@@ -294,15 +332,16 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         }
       }
     }
-    if (un < U) {
+    if (un < ue) {
 #pragma unroll
       for (int j = 0; j < K; j++) wc[j] = wn[j];
 #pragma unroll
       for (int s = 0; s < GPU_; s++) sc[s] = scn[s], of[s] = ofn[s];
-      if (un + W < U) load(un + W, wn, scn, ofn);
+      if (un + W < ue) load(un + W, wn, scn, ofn);
     }
   }
   const int r = rg * 32 + lane;
+  const bool split = NT == 1 && gridDim.y > 1;
   // sum the warps' partial rows, NT tokens in turns of 32/NT... one token at a time
 #pragma unroll
   for (int t = 0; t < NT; t++) {
@@ -314,11 +353,15 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       if (w == 0) {
         float v = 0.f;
         for (int i = 0; i < W; i++) v += red[i * 32 + lane];
-        if (r < R) {
+        if (split) {
+          split_finish(v, rg, r, R, y, res, ws, cnt);
+        } else if (r < R) {
           y[(size_t)t * R + r] = v;
           if (res != nullptr) res[(size_t)t * R + r] += v;
         }
       }
+    } else if (split) {
+      split_finish(acc[t], rg, r, R, y, res, ws, cnt);
     } else if (r < R) {
       y[(size_t)t * R + r] = acc[t];
       if (res != nullptr) res[(size_t)t * R + r] += acc[t];
@@ -333,43 +376,47 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res,  \
       const uint8_t *__restrict__ lut
 #define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3, res, lut
+// the one-token kernels: also the split parts' workspace and counters
+// (split_finish; grid (row groups, parts ≤ GEMV_MAX_SPLIT))
+#define GEMV1_ARGS GEMV_ARGS, float *__restrict__ ws, int *__restrict__ cnt
+#define GEMV1_PASS GEMV_PASS, ws, cnt
 
 // upg_gemv_k<bits>[l]_g<groups per unit>_t<tokens per pass> (k4l: 4-bit, any levels): 1 token with up to 1024 threads, 8 with up to 256
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1(GEMV_ARGS) { gemv_dense<2, 1, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV1_ARGS) { gemv_dense<2, 1, 0, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1(GEMV1_ARGS) { gemv_dense<2, 1, 0, 2>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1(GEMV1_ARGS) { gemv_dense<2, 1, 0, 4>(GEMV1_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g1_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g2_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k2_g4_t8(GEMV_ARGS) { gemv_dense<2, 8, 0, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1(GEMV_ARGS) { gemv_dense<3, 1, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1(GEMV1_ARGS) { gemv_dense<3, 1, 0, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1(GEMV1_ARGS) { gemv_dense<3, 1, 0, 2>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1(GEMV1_ARGS) { gemv_dense<3, 1, 0, 4>(GEMV1_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g1_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g2_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k3_g4_t8(GEMV_ARGS) { gemv_dense<3, 8, 0, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, 1, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1(GEMV1_ARGS) { gemv_dense<4, 1, 1, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1(GEMV1_ARGS) { gemv_dense<4, 1, 1, 2>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1(GEMV1_ARGS) { gemv_dense<4, 1, 1, 4>(GEMV1_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 1, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV_ARGS) { gemv_dense<4, 1, 2, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_t1(GEMV1_ARGS) { gemv_dense<4, 1, 2, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_t1(GEMV1_ARGS) { gemv_dense<4, 1, 2, 2>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV1_ARGS) { gemv_dense<4, 1, 2, 4>(GEMV1_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
 // k8 / k8l: 5- to 8-bit codes in the byte layout (linear levels / any levels through lut);
 // at most 256 threads (eight plane words per unit need the registers)
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g1_t1(GEMV_ARGS) { gemv_dense<8, 1, 3, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g2_t1(GEMV_ARGS) { gemv_dense<8, 1, 3, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g4_t1(GEMV_ARGS) { gemv_dense<8, 1, 3, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g1_t1(GEMV1_ARGS) { gemv_dense<8, 1, 3, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g2_t1(GEMV1_ARGS) { gemv_dense<8, 1, 3, 2>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g4_t1(GEMV1_ARGS) { gemv_dense<8, 1, 3, 4>(GEMV1_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g1_t8(GEMV_ARGS) { gemv_dense<8, 8, 3, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g2_t8(GEMV_ARGS) { gemv_dense<8, 8, 3, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g4_t8(GEMV_ARGS) { gemv_dense<8, 8, 3, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g1_t1(GEMV_ARGS) { gemv_dense<8, 1, 4, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g2_t1(GEMV_ARGS) { gemv_dense<8, 1, 4, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g4_t1(GEMV_ARGS) { gemv_dense<8, 1, 4, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g1_t1(GEMV1_ARGS) { gemv_dense<8, 1, 4, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g2_t1(GEMV1_ARGS) { gemv_dense<8, 1, 4, 2>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g4_t1(GEMV1_ARGS) { gemv_dense<8, 1, 4, 4>(GEMV1_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g1_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g2_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8l_g4_t8(GEMV_ARGS) { gemv_dense<8, 8, 4, 4>(GEMV_PASS); }

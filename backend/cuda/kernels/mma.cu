@@ -69,9 +69,11 @@ DEVI unsigned code_bytes(const uint4 *w, int c, int h, unsigned t0, unsigned t1,
 // cp.async (sm_80): 16 bytes from global to shared memory without passing
 // through registers; src_bytes 0 fills the 16 bytes with zeros (and reads
 // nothing). Groups of copies complete in commit order.
-DEVI void cp_async16(void *dst, const void *src, int src_bytes) {
-  const unsigned a = (unsigned)__cvta_generic_to_shared(dst);
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(a), "l"(src), "r"(src_bytes) : "memory");
+// The destination is a shared-memory address (as cvta.to.shared gives):
+// the GEMM computes its stages' address once and adds offsets, where a
+// generic pointer per copy cost a conversion each (S2R, MOV and LEA).
+DEVI void cp_async16s(unsigned dst, const void *src, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(src_bytes) : "memory");
 }
 DEVI void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N> DEVI void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
@@ -146,32 +148,43 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     const int i = tid + k * MMA_THREADS;
     xoff[k] = (tok0 + min(i >> 3, ntok - 1)) * ldq + (i & 7) * 16;
   }
-  auto load_w = [&](int u, Stage &s) {
+  // stage k's fields as shared-memory addresses (st is one array)
+  const unsigned st0 = (unsigned)__cvta_generic_to_shared(&st[0]);
+  auto at = [&](int k, const void *field) {
+    return st0 + (unsigned)k * (unsigned)sizeof(Stage) + (unsigned)((const char *)field - (const char *)&st[0]);
+  };
+  auto load_w = [&](int u, int k) {
 #pragma unroll
-    for (int k = 0; k < WC; k++)
-      if (woff[k] >= 0)
-        cp_async16(&s.codes[tid + k * MMA_THREADS], codes + woff[k] + (size_t)u * K * 32, 16);
-    // scales (and offsets): GPU_ groups × 2 row groups × 32 halves = 4 chunks each
-    for (int i = tid; i < GPU_ * 8; i += MMA_THREADS) {
-      const int sg = i >> 3, r = (i >> 2) & 1, q = i & 3;
+    for (int c = 0; c < WC; c++)
+      if (woff[c] >= 0)
+        cp_async16s(at(k, &st[0].codes[tid + c * MMA_THREADS]), codes + woff[c] + (size_t)u * K * 32, 16);
+    // scales (and offsets): GPU_ groups × 2 row groups × 32 halves = 4
+    // chunks each, GPU_·8 ≤ 32 copies: warp 0
+    if (tid < GPU_ * 8) {
+      const int sg = tid >> 3, r = (tid >> 2) & 1, q = tid & 3;
       if (r < nrg) {
         const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
         const size_t o = ((size_t)(rg0 + r) * G + g) * 32 + q * 8;
-        cp_async16(&s.sc[(sg * 2 + r) * 32 + q * 8], scales + o, 16);
-        if (offs != nullptr) cp_async16(&s.of[(sg * 2 + r) * 32 + q * 8], offs + o, 16);
+        cp_async16s(at(k, &st[0].sc[(sg * 2 + r) * 32 + q * 8]), scales + o, 16);
+        if (offs != nullptr) cp_async16s(at(k, &st[0].of[(sg * 2 + r) * 32 + q * 8]), offs + o, 16);
       }
     }
   };
-  auto load_x = [&](int u, Stage &s) {
+  constexpr int FC = (GPU_ * NTOK + MMA_THREADS - 1) / MMA_THREADS; // factor copies per thread (≤ 2)
+  auto load_x = [&](int u, int k) {
 #pragma unroll
-    for (int k = 0; k < XC; k++) {
-      const int i = tid + k * MMA_THREADS, t = i >> 3;
-      cp_async16(s.xs + t * MMA_XSTRIDE + (i & 7) * 16, xq + xoff[k] + u * 128, t < ntok ? 16 : 0);
+    for (int c = 0; c < XC; c++) {
+      const int i = tid + c * MMA_THREADS, t = i >> 3;
+      cp_async16s(at(k, st[0].xs + t * MMA_XSTRIDE + (i & 7) * 16), xq + xoff[c] + u * 128, t < ntok ? 16 : 0);
     }
-    for (int i = tid; i < GPU_ * NTOK; i += MMA_THREADS) {
-      const int sg = i / NTOK, t = i % NTOK;
-      const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
-      cp_async16(&s.fs[i], fac + (size_t)(tok0 + min(t, ntok - 1)) * G + g, t < ntok ? 16 : 0);
+#pragma unroll
+    for (int c = 0; c < FC; c++) {
+      const int i = tid + c * MMA_THREADS;
+      if (i < GPU_ * NTOK) {
+        const int sg = i / NTOK, t = i % NTOK;
+        const int g = min((u * 128 + sg * (128 / GPU_)) >> gsl, G - 1);
+        cp_async16s(at(k, &st[0].fs[i]), fac + (size_t)(tok0 + min(t, ntok - 1)) * G + g, t < ntok ? 16 : 0);
+      }
     }
   };
   // prologue: the weights of the first NS-1 units (one group each), the
@@ -179,14 +192,14 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // one group per unit, so wait_group<NS-2> always leaves unit u complete
 #pragma unroll
   for (int k = 0; k < NS - 1; k++) {
-    if (u0 + k < u1) load_w(u0 + k, st[k]);
+    if (u0 + k < u1) load_w(u0 + k, k);
     cp_async_commit();
   }
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
 #pragma unroll
   for (int k = 0; k < NS - 1; k++) {
-    if (u0 + k < u1) load_x(u0 + k, st[k]);
+    if (u0 + k < u1) load_x(u0 + k, k);
     cp_async_commit();
   }
   for (int u = u0; u < u1; u++) {
@@ -195,9 +208,9 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     {
       const int un = u + NS - 1;
       if (un < u1) {
-        Stage &sn = st[(un - u0) % NS];
-        load_w(un, sn);
-        load_x(un, sn);
+        const int kn = (un - u0) % NS;
+        load_w(un, kn);
+        load_x(un, kn);
       }
       cp_async_commit();
     }

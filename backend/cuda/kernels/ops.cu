@@ -257,11 +257,12 @@ extern "C" __global__ void upg_store_kv_f32(float *kc, float *vc, const float *k
 // 128/tpr position lanes sum the values (thread d per dimension, scalar
 // loads, when hd does not split so). Shared memory hd + chunk floats.
 //
-// dot_part is Σ q[i]·k[i] over n values (a multiple of 16/sizeof(T)), in
-// order, ATTN_LOADS pieces of k in flight at a time.
-template <typename T> DEVI float dot_part(const float *q, const T *k, int n) {
+// dot_parts adds Σ q[g·qstride + i]·k[i] over n values (a multiple of
+// 16/sizeof(T)) to s[g] for G query rows, each in order, ATTN_LOADS pieces
+// of k in flight at a time (one key row piece serves every query row).
+template <typename T, int G>
+DEVI void dot_parts(const float *q, int qstride, const T *k, int n, float (&s)[G]) {
   constexpr int E = 16 / sizeof(T);
-  float s = 0.f;
   for (int i0 = 0; i0 < n; i0 += ATTN_LOADS * E) {
     uint4 raw[ATTN_LOADS];
 #pragma unroll
@@ -269,15 +270,46 @@ template <typename T> DEVI float dot_part(const float *q, const T *k, int n) {
       if (i0 + j * E < n) raw[j] = *(const uint4 *)(k + i0 + j * E);
 #pragma unroll
     for (int j = 0; j < ATTN_LOADS; j++) {
-      if (i0 + j * E < n) {
+      const int c = i0 + j * E;
+      if (c < n) {
         float f[E];
         load16_f<T>(raw[j], f);
 #pragma unroll
-        for (int e = 0; e < E; e++) s += q[i0 + j * E + e] * f[e];
+        for (int g = 0; g < G; g++)
+#pragma unroll
+          for (int e = 0; e < E; e++) s[g] += q[g * qstride + c + e] * f[e];
       }
     }
   }
-  return s;
+}
+
+// value_sums adds, for G query rows, Σ_i w[g·wstride + i]·v_i[dg·E .. dg·E+E)
+// over this thread's positions i = pl, pl + P, .. < np (rows at vc +
+// roff[i]) to acc[g], each in order, VL rows in flight at a time.
+template <typename T, int G, int VL>
+DEVI void value_sums(const T *vc, const size_t *roff, int np, int pl, int P, int dg, const float *w, int wstride,
+                     float (&acc)[G][16 / sizeof(T)]) {
+  constexpr int E = 16 / sizeof(T);
+  for (int i0 = pl; i0 < np; i0 += VL * P) {
+    uint4 raw[VL];
+#pragma unroll
+    for (int r = 0; r < VL; r++)
+      if (i0 + r * P < np) raw[r] = *(const uint4 *)(vc + roff[i0 + r * P] + dg * E);
+#pragma unroll
+    for (int r = 0; r < VL; r++) {
+      const int i = i0 + r * P;
+      if (i < np) {
+        float f[E];
+        load16_f<T>(raw[r], f);
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+          const float wi = w[g * wstride + i];
+#pragma unroll
+          for (int j = 0; j < E; j++) acc[g][j] += wi * f[j];
+        }
+      }
+    }
+  }
 }
 
 template <typename T>
@@ -308,7 +340,11 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   {
     const int i = threadIdx.x >> 1, half = threadIdx.x & 1, hh = hd / 2;
     float s = 0.f;
-    if (i < np) s = dot_part<T>(qv + half * hh, kc + roff[i] + half * hh, hh);
+    if (i < np) {
+      float s1[1] = {0.f};
+      dot_parts<T, 1>(qv + half * hh, 0, kc + roff[i] + half * hh, hh, s1);
+      s = s1[0];
+    }
     s += __shfl_xor_sync(0xffffffffu, s, 1);
     if (i < np && half == 0) sc[i] = s * scale;
   }
@@ -332,28 +368,12 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   const int tpr = hd / E;
   if (hd % E == 0 && tpr <= (int)blockDim.x && blockDim.x % tpr == 0) {
     const int P = blockDim.x / tpr, pl = threadIdx.x / tpr, dg = threadIdx.x - pl * tpr;
-    float acc[E];
+    float acc[1][E];
 #pragma unroll
-    for (int j = 0; j < E; j++) acc[j] = 0.f;
-    for (int i0 = pl; i0 < np; i0 += ATTN_LOADS * P) {
-      uint4 raw[ATTN_LOADS];
+    for (int j = 0; j < E; j++) acc[0][j] = 0.f;
+    value_sums<T, 1, ATTN_LOADS>(vc, roff, np, pl, P, dg, sc, 0, acc);
 #pragma unroll
-      for (int r = 0; r < ATTN_LOADS; r++)
-        if (i0 + r * P < np) raw[r] = *(const uint4 *)(vc + roff[i0 + r * P] + dg * E);
-#pragma unroll
-      for (int r = 0; r < ATTN_LOADS; r++) {
-        const int i = i0 + r * P;
-        if (i < np) {
-          const float w = sc[i];
-          float f[E];
-          load16_f<T>(raw[r], f);
-#pragma unroll
-          for (int j = 0; j < E; j++) acc[j] += w * f[j];
-        }
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < E; j++) vsum[pl * hd + dg * E + j] = acc[j];
+    for (int j = 0; j < E; j++) vsum[pl * hd + dg * E + j] = acc[0][j];
     __syncthreads();
     trace_mark(); // value sums
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
@@ -431,28 +451,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     float s[GQ];
 #pragma unroll
     for (int g = 0; g < GQ; g++) s[g] = 0.f;
-    if (i < np) {
-      const T *k = kc + roff[i] + half * hh;
-      const float *qh = qv + half * hh;
-      for (int c0 = 0; c0 < hh; c0 += ATTN_LOADS * E) {
-        uint4 raw[ATTN_LOADS];
-#pragma unroll
-        for (int r = 0; r < ATTN_LOADS; r++)
-          if (c0 + r * E < hh) raw[r] = *(const uint4 *)(k + c0 + r * E);
-#pragma unroll
-        for (int r = 0; r < ATTN_LOADS; r++) {
-          const int c = c0 + r * E;
-          if (c < hh) {
-            float f[E];
-            load16_f<T>(raw[r], f);
-#pragma unroll
-            for (int g = 0; g < GQ; g++)
-#pragma unroll
-              for (int j = 0; j < E; j++) s[g] += qh[g * hd + c + j] * f[j];
-          }
-        }
-      }
-    }
+    if (i < np) dot_parts<T, GQ>(qv + half * hh, hd, kc + roff[i] + half * hh, hh, s);
 #pragma unroll
     for (int g = 0; g < GQ; g++) {
       const float v = s[g] + __shfl_xor_sync(0xffffffffu, s[g], 1);
@@ -494,26 +493,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
     // value rows in flight per thread: fewer for larger groups, whose GQ·E
     // sums already take the registers (gqa4: 64 registers, 8 blocks per SM)
     constexpr int VL = 16 / GQ < 2 ? 2 : 16 / GQ > ATTN_LOADS ? ATTN_LOADS : 16 / GQ;
-    for (int i0 = pl; i0 < np; i0 += VL * P) {
-      uint4 raw[VL];
-#pragma unroll
-      for (int r = 0; r < VL; r++)
-        if (i0 + r * P < np) raw[r] = *(const uint4 *)(vc + roff[i0 + r * P] + dg * E);
-#pragma unroll
-      for (int r = 0; r < VL; r++) {
-        const int i = i0 + r * P;
-        if (i < np) {
-          float f[E];
-          load16_f<T>(raw[r], f);
-#pragma unroll
-          for (int g = 0; g < GQ; g++) {
-            const float w = sc[g * chunk + i];
-#pragma unroll
-            for (int j = 0; j < E; j++) acc[g][j] += w * f[j];
-          }
-        }
-      }
-    }
+    value_sums<T, GQ, VL>(vc, roff, np, pl, P, dg, sc, chunk, acc);
 #pragma unroll
     for (int g = 0; g < GQ; g++)
 #pragma unroll
@@ -544,12 +524,17 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
   const float *__restrict__ q, int qs, const float *__restrict__ kc, const float *__restrict__ vc,              \
       const int *__restrict__ tables, int tstride, const int *__restrict__ pos, const int *__restrict__ seq,   \
       float scale, int heads, int H, int hd, int bs, int chunk, int S, float *__restrict__ part
+// UPG_GQA_MINB: the blocks of 256 threads per SM the groups of 2 and 4 are
+// built for (4: 64 registers; a measurement build may set 3)
+#ifndef UPG_GQA_MINB
+#define UPG_GQA_MINB 4
+#endif
 #define ATTN_PASS_ q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part
-extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_f16(ATTN_ARGS_F16) { attn_gqa<__half, 2>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_f16(ATTN_ARGS_F16) { attn_gqa<__half, 4>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, UPG_GQA_MINB) upg_attn_gqa2_f16(ATTN_ARGS_F16) { attn_gqa<__half, 2>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, UPG_GQA_MINB) upg_attn_gqa4_f16(ATTN_ARGS_F16) { attn_gqa<__half, 4>(ATTN_PASS_); }
 extern "C" __global__ void __launch_bounds__(256, 2) upg_attn_gqa8_f16(ATTN_ARGS_F16) { attn_gqa<__half, 8>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_f32(ATTN_ARGS_F32) { attn_gqa<float, 2>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_f32(ATTN_ARGS_F32) { attn_gqa<float, 4>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, UPG_GQA_MINB) upg_attn_gqa2_f32(ATTN_ARGS_F32) { attn_gqa<float, 2>(ATTN_PASS_); }
+extern "C" __global__ void __launch_bounds__(256, UPG_GQA_MINB) upg_attn_gqa4_f32(ATTN_ARGS_F32) { attn_gqa<float, 4>(ATTN_PASS_); }
 extern "C" __global__ void __launch_bounds__(256, 2) upg_attn_gqa8_f32(ATTN_ARGS_F32) { attn_gqa<float, 8>(ATTN_PASS_); }
 
 // combine_cols merges the ns splits of one head (pp: its partials, hd + 2
