@@ -525,10 +525,16 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 // more on sm_80 and later: blocks of mmaRows rows × mmaTokens tokens.
 // UPG_CUDA_MMA=0 keeps every step on the dp4a kernels (comparisons).
 const (
-	mmaMinTokens = 16
-	mmaRows      = 64
-	mmaTokens    = 64
+	mmaRows   = 64
+	mmaTokens = 64
 )
+
+// mmaMinTokens is the smallest step the tensor-core kernels take (smaller
+// ones take the dp4a kernels, up to 8 tokens a launch). UPG_CUDA_MMA_MIN
+// sets it for measurements: a batch-8 step (the t8 kernel, ~21 ms for
+// Phi-4, 378 tok/s in run 46) took twice a batch-32 step on the 32-token
+// tiles (~10 ms), so the tiles may pay below 16; not yet measured.
+var mmaMinTokens = envInt("UPG_CUDA_MMA_MIN", 16)
 
 var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
 
