@@ -298,14 +298,8 @@ func warpsFor(U, RG, sms, nt int) int {
 	if nt > 1 || sms <= 0 {
 		return max(1, min((48*max(sms, 1)+RG-1)/RG, 8, U))
 	}
-	best, bestCost := 1, -1
-	for w := 1; w <= min(32, U); w++ {
-		waves := (RG + (32/w)*sms - 1) / ((32 / w) * sms)
-		if cost := waves * ((U + w - 1) / w); bestCost < 0 || cost <= bestCost {
-			best, bestCost = w, cost
-		}
-	}
-	return best
+	w, _ := planGemv(U, RG, sms, 32, 1)
+	return w
 }
 
 // gemvMaxSplit is the most parts a one-token GEMV splits a row group's
@@ -327,12 +321,19 @@ var gemvSplitOverride = envInt("UPG_CUDA_GEMV_SPLIT", 0)
 // where one part of 16 warps gave 9 on 160 blocks; qkv, o, gate_up and
 // the head one part (warpsFor's widths).
 func gemvPlan(U, RG, sms, maxW int) (W, P int) {
-	maxW = max(1, min(maxW, 32))
 	if sms <= 0 || warpsOverride > 0 || gemvSplitOverride > 0 {
-		return min(warpsFor(U, RG, sms, 1), maxW), max(1, min(gemvSplitOverride, gemvMaxSplit))
+		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), max(1, min(gemvSplitOverride, gemvMaxSplit))
 	}
+	return planGemv(U, RG, sms, maxW, gemvMaxSplit)
+}
+
+// planGemv is gemvPlan's search over W ≤ maxW and P ≤ maxP (sms > 0); with
+// maxP 1 it is warpsFor's one-token rule.
+func planGemv(U, RG, sms, maxW, maxP int) (W, P int) {
+	maxW = max(1, min(maxW, 32))
+	W, P = 1, 1
 	best := -1
-	for p := 1; p <= gemvMaxSplit; p++ {
+	for p := 1; p <= maxP; p++ {
 		for w := 1; w <= min(maxW, U); w++ {
 			slots := (32 / w) * sms
 			waves := (RG*p + slots - 1) / slots
@@ -492,24 +493,20 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 		if g.embedK == 8 {
 			maxW = 8 // the byte-layout kernels take at most 256 threads
 		}
-		if n == 1 {
+		if n == 1 { // the workspace holds gemvMaxSplit parts of g's row groups (ensureWorkspace at upload)
 			W, P := gemvPlan(g.U, RG, d.SMs, maxW)
-			if d.sk.cnt == 0 || RG*P*32 > d.sk.wsFloats || RG > d.sk.cnN {
-				P = 1 // no workspace (ensureWorkspace failed at upload)
-			}
 			if err := tail(g.name1, [3]uint32{uint32(RG), uint32(P), 1}, [3]uint32{uint32(32 * W), 1, 1},
 				s.xq, s.fac, y, 1, res, Ptr(d.sk.ws), Ptr(d.sk.cnt)); err != nil {
 				return err
 			}
 		}
-		for t0 := 0; t0 < n && n > 1; {
+		W := min(warpsFor(g.U, RG, d.SMs, n), maxW)
+		for t0 := 0; n > 1 && t0 < n; t0 += 8 { // up to 8 tokens a launch
 			nt := min(8, n-t0)
-			W := min(warpsFor(g.U, RG, d.SMs, n), maxW)
 			if err := tail(g.name8, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
 				s.xq+DevPtr(t0*ldq), s.fac+DevPtr(16*t0*g.G), y+DevPtr(4*t0*g.R), nt, resAt(res, 4*t0*g.R)); err != nil {
 				return err
 			}
-			t0 += nt
 		}
 	}
 	if g.ovK > 0 {

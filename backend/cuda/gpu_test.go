@@ -475,7 +475,7 @@ func TestGPUBlocksPerSM(t *testing.T) {
 func TestGPUGemvSplit(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 31))
-	defer func() { gemvSplitOverride = 0 }()
+	defer func(p int) { gemvSplitOverride = p }(gemvSplitOverride)
 	for _, c := range denseCases() {
 		for _, P := range []int{2, 3} {
 			t.Run(fmt.Sprintf("%dx%d_k%d_g%d_%s_rot%v_parts%d", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, c.p.Rotate != 0, P), func(t *testing.T) {
