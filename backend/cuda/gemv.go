@@ -61,6 +61,7 @@ type DenseGPU struct {
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	nameMMA      string // tensor-core kernel for many tokens (kernels/mma.cu)
 	nameMMA32    string // its 32-token-tile variant, for steps of ≤ 32 tokens
+	nameMMA16    string // its 16-token-tile variant, for steps of ≤ 16 tokens ("" in older fatbins)
 	nameSK       string // stream-K one-token kernel (streamk.go), "" for the byte layout
 	gsl          int
 	ovK          int
@@ -126,6 +127,7 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	if m.Bits <= 4 { // no tensor-core kernel for the byte layout: steps take the t8 kernel
 		g.nameMMA = fmt.Sprintf("upg_gemm_%s_g%d", kname, gp)
 		g.nameMMA32 = fmt.Sprintf("upg_gemm32_%s_g%d", kname, gp)
+		g.nameMMA16 = fmt.Sprintf("upg_gemm16_%s_g%d", kname, gp)
 		g.nameSK = fmt.Sprintf("upg_gemv_%s_g%d_sk", kname, gp)
 	}
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
@@ -154,6 +156,11 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		_ = d.Do(func() error {
 			d.blocksPerSM(g.nameMMA, 128, mmaBlocksPerSM(mmaTokens))
 			d.blocksPerSM(g.nameMMA32, 128, mmaBlocksPerSM(mmaTokens/2))
+			if _, e := d.function(g.nameMMA16); e != nil {
+				g.nameMMA16 = "" // an older fatbin (FatbinEnv) without the 16-token tiles
+				return nil
+			}
+			d.blocksPerSM(g.nameMMA16, 128, mmaBlocksPerSM(mmaTokens/4))
 			return nil
 		})
 	}
@@ -465,7 +472,10 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 	}
 	if d.mmaFor(n) && g.nameMMA != "" {
 		name, tile := g.nameMMA, mmaTokens
-		if n <= mmaTokens/2 {
+		switch {
+		case n <= mmaTokens/4 && g.nameMMA16 != "" && useMMA16:
+			name, tile = g.nameMMA16, mmaTokens/4
+		case n <= mmaTokens/2:
 			name, tile = g.nameMMA32, mmaTokens/2
 		}
 		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + tile - 1) / tile), 1}
@@ -527,13 +537,18 @@ const (
 )
 
 // mmaMinTokens is the smallest step the tensor-core kernels take (smaller
-// ones take the dp4a kernels, up to 8 tokens a launch). UPG_CUDA_MMA_MIN
-// sets it for measurements: a batch-8 step (the t8 kernel, ~21 ms for
-// Phi-4, 378 tok/s in run 46) took twice a batch-32 step on the 32-token
-// tiles (~10 ms), so the tiles may pay below 16; not yet measured.
-var mmaMinTokens = envInt("UPG_CUDA_MMA_MIN", 16)
+// ones, and every step before sm_80, take the dp4a kernels, up to 8 tokens
+// a launch). Two: the tiles pay from two tokens on (run 53, a Phi-4 layer's
+// four projections at 3 bits: 2 tokens 131 µs on the 16-token tiles
+// against 180 on the dp4a kernel, 8 tokens 136 against 471; batch 8
+// 1,125 tok/s against 378). UPG_CUDA_MMA_MIN sets it for measurements.
+var mmaMinTokens = envInt("UPG_CUDA_MMA_MIN", 2)
 
 var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
+
+// useMMA16 is UPG_CUDA_MMA16 (default on): 0 gives steps of ≤ 16 tokens the
+// 32-token tiles (comparisons).
+var useMMA16 = os.Getenv("UPG_CUDA_MMA16") != "0"
 
 // maxSplits bounds split-K: a tensor-core step whose tile blocks leave
 // block slots free splits each block's units into up to this many parts,
@@ -552,13 +567,16 @@ var splitCap = envInt("UPG_CUDA_SPLITK_MAX", maxSplitsOneWave)
 
 // mmaBlocksPerSM is how many blocks of the tile's kernel an SM holds when
 // the driver cannot say (blocksPerSM): the launch bounds' minimum in
-// kernels/mma.cu (UPG_GEMM64_MINB, UPG_GEMM32_MINB), which an H100/H200
+// kernels/mma.cu (UPG_GEMM64_MINB, UPG_GEMM32_MINB, UPG_GEMM16_MINB), which an H100/H200
 // meets; cards with less shared memory per SM (RTX 30: 100 KB) hold fewer.
 func mmaBlocksPerSM(tile int) int {
-	if tile == mmaTokens {
+	switch tile {
+	case mmaTokens:
 		return 4
+	case mmaTokens / 2:
+		return 5
 	}
-	return 5
+	return 6
 }
 
 // mmaSplits is how many split-K parts a step of blocks tile blocks over U

@@ -140,7 +140,7 @@ func TestGPUDenseGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 9))
 	for _, c := range denseCases() {
-		for _, n := range []int{1, 3, 11, 16, 70} { // 16 and 70: the tensor-core kernel
+		for _, n := range []int{1, 3, 11, 16, 24, 70} { // 16, 24 and 70: the tensor-core tiles of 16, 32 and 64 tokens (3 and 11 too below mmaMinTokens)
 			t.Run(fmt.Sprintf("%dx%d_k%d_g%d_%s_rot%v_n%d", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, c.p.Rotate != 0, n), func(t *testing.T) {
 				m := randomDense(t, rng, c)
 				g, x, y := runDense(t, d, m, n, rng)
@@ -293,10 +293,10 @@ func TestGPUBenchGemv(t *testing.T) {
 			total += g.Bytes
 			maxC = max(maxC, s.C)
 		}
-		sc, _ := d.NewScratch(8, maxC)
-		xd, _ := d.Alloc(int64(8*maxC*4), "x")
-		yd, _ := d.Alloc(int64(8*35840*4), "y")
-		x := make([]float32, 8*maxC)
+		sc, _ := d.NewScratch(32, maxC)
+		xd, _ := d.Alloc(int64(32*maxC*4), "x")
+		yd, _ := d.Alloc(int64(32*35840*4), "y")
+		x := make([]float32, 32*maxC)
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
 		}
@@ -362,12 +362,27 @@ func TestGPUBenchGemv(t *testing.T) {
 				c.Free(d)
 			}
 		}
-		for _, n := range []int{8} {
-			var layerMS float64
-			for i, s := range shapes {
-				layerMS += float64(timeIt(t, d, 20, func() error { return d.matMul(ms[i].g, yd, xd, s.C, n, sc) }))
+		// a layer's four projections for n tokens on the dp4a kernels (up to
+		// 8 tokens a launch) and on the tensor-core tiles: where the tiles
+		// start to pay (mmaMinTokens)
+		for _, n := range []int{2, 3, 4, 6, 8, 12, 16, 32} {
+			savedMin, saved16 := mmaMinTokens, useMMA16
+			for _, path := range []string{"dp4a", "tiles16", "tiles32"} {
+				if path == "tiles16" && n > mmaTokens/4 {
+					continue
+				}
+				mmaMinTokens, useMMA16 = 1, path == "tiles16"
+				if path == "dp4a" {
+					mmaMinTokens = 1 << 30
+				}
+				var layerMS float64
+				for i, s := range shapes {
+					layerMS += float64(timeIt(t, d, 20, func() error { return d.matMul(ms[i].g, yd, xd, s.C, n, sc) }))
+				}
+				t.Logf("k=%d n=%d tokens, %s: layer %.1fus = %.0f GB/s, %.1f token-layers/ms", k, n, path, layerMS*1e3,
+					float64(total)/(layerMS*1e-3)/1e9, float64(n)/layerMS)
 			}
-			t.Logf("k=%d n=%d tokens: layer %.1fus = %.0f GB/s", k, n, layerMS*1e3, float64(total)/(layerMS*1e-3)/1e9)
+			mmaMinTokens, useMMA16 = savedMin, saved16
 		}
 		// sampled rows against the emulation
 		for i, s := range shapes {

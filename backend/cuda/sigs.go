@@ -25,6 +25,7 @@ func init() {
 		for _, g := range []string{"g1", "g2", "g4"} {
 			kernelSig["upg_gemm_"+k+"_"+g] = gemvSig
 			kernelSig["upg_gemm32_"+k+"_"+g] = gemvSig
+			kernelSig["upg_gemm16_"+k+"_"+g] = gemvSig
 		}
 	}
 	for _, k := range []string{"k2", "k3", "k4", "k4l"} {

@@ -6,8 +6,8 @@
 // result is gemv_dense's; only the float operations run in another order.
 //
 // Block: 4 warps, 64 rows (two 32-row groups of the layout) × NTOK tokens
-// (64, or 32 for steps of at most 32 tokens, which would leave half of a
-// 64-token tile empty). Warp w takes rows 16w..16w+15 of the block; each of its lanes (gid =
+// (64; 32 for steps of at most 32 tokens, which would leave half of a
+// 64-token tile empty; 16 for steps of at most 16). Warp w takes rows 16w..16w+15 of the block; each of its lanes (gid =
 // lane/4, tig = lane%4) holds, per mma, the A fragment of rows gid and
 // gid+8 (4 code bytes each at columns 4·tig and 16+4·tig of the 32-column
 // slice), the B fragments of 8 tokens (ldmatrix from the block's activation
@@ -26,6 +26,9 @@
 #endif
 #ifndef UPG_GEMM32_MINB
 #define UPG_GEMM32_MINB 5
+#endif
+#ifndef UPG_GEMM16_MINB
+#define UPG_GEMM16_MINB 6
 #endif
 #define MMA_XSTRIDE 144 // bytes per token row of the activation tile (128 + 16 padding)
 
@@ -323,7 +326,9 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 // 128 (64-token tiles: 4 blocks per SM, so that a 256-token step's 480 qkv
 // tiles fit one wave on 132 SMs) and ≤ 102 (32: 5, so that gate_up's 560
 // tiles at 32 tokens do). Measured (NOTES.md run 37): 3 and 6 blocks were
-// slower. None for the byte layout (K = 8: its eight plane words per row
+// slower. upg_gemm16_*: 16-token tiles for steps of at most 16 tokens
+// (batches of 2-16 sequences), ≤ 85 registers (UPG_GEMM16_MINB: 6 blocks
+// per SM; half the accumulators of the 32-token tile). None for the byte layout (K = 8: its eight plane words per row
 // would not fit the registers).
 extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 64>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 32>(GEMV_PASS); }
@@ -349,3 +354,15 @@ extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4l_
 extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 32>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(128, UPG_GEMM64_MINB) upg_gemm_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 64>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(128, UPG_GEMM32_MINB) upg_gemm32_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 32>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k2_g1(GEMV_ARGS) { gemm_dense<2, 0, 1, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k2_g2(GEMV_ARGS) { gemm_dense<2, 0, 2, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k2_g4(GEMV_ARGS) { gemm_dense<2, 0, 4, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k3_g1(GEMV_ARGS) { gemm_dense<3, 0, 1, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k3_g2(GEMV_ARGS) { gemm_dense<3, 0, 2, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k3_g4(GEMV_ARGS) { gemm_dense<3, 0, 4, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k4_g1(GEMV_ARGS) { gemm_dense<4, 1, 1, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k4_g2(GEMV_ARGS) { gemm_dense<4, 1, 2, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k4_g4(GEMV_ARGS) { gemm_dense<4, 1, 4, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k4l_g1(GEMV_ARGS) { gemm_dense<4, 2, 1, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k4l_g2(GEMV_ARGS) { gemm_dense<4, 2, 2, 16>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(128, UPG_GEMM16_MINB) upg_gemm16_k4l_g4(GEMV_ARGS) { gemm_dense<4, 2, 4, 16>(GEMV_PASS); }

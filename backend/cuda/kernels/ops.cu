@@ -667,14 +667,10 @@ extern "C" __global__ void __launch_bounds__(1024)
 #define AP_LD 132 // padded row (floats): float4 reads of 8 rows hit 32 banks
 template <typename T> DEVI void load8(float *dst, const T *src);
 template <> DEVI void load8<__half>(float *dst, const __half *src) {
-  const uint4 raw = *(const uint4 *)src;
-  const __half2 *h2 = (const __half2 *)&raw;
+  float f[8];
+  load16_f<__half>(*(const uint4 *)src, f);
 #pragma unroll
-  for (int j = 0; j < 4; j++) {
-    const float2 f = __half22float2(h2[j]);
-    dst[2 * j] = f.x;
-    dst[2 * j + 1] = f.y;
-  }
+  for (int j = 0; j < 8; j++) dst[j] = f[j];
 }
 template <> DEVI void load8<float>(float *dst, const float *src) {
   *(float4 *)dst = *(const float4 *)src;
