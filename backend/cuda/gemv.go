@@ -305,7 +305,7 @@ func warpsFor(U, RG, sms, nt int) int {
 	if nt > 1 || sms <= 0 {
 		return max(1, min((48*max(sms, 1)+RG-1)/RG, 8, U))
 	}
-	w, _ := planGemv(U, RG, sms, 32, 1)
+	w, _ := searchGemvPlan(U, RG, sms, 32, 1)
 	return w
 }
 
@@ -331,12 +331,12 @@ func gemvPlan(U, RG, sms, maxW int) (W, P int) {
 	if sms <= 0 || warpsOverride > 0 || gemvSplitOverride > 0 {
 		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), max(1, min(gemvSplitOverride, gemvMaxSplit))
 	}
-	return planGemv(U, RG, sms, maxW, gemvMaxSplit)
+	return searchGemvPlan(U, RG, sms, maxW, gemvMaxSplit)
 }
 
-// planGemv is gemvPlan's search over W ≤ maxW and P ≤ maxP (sms > 0); with
+// searchGemvPlan is gemvPlan's search over W ≤ maxW and P ≤ maxP (sms > 0); with
 // maxP 1 it is warpsFor's one-token rule.
-func planGemv(U, RG, sms, maxW, maxP int) (W, P int) {
+func searchGemvPlan(U, RG, sms, maxW, maxP int) (W, P int) {
 	maxW = max(1, min(maxW, 32))
 	W, P = 1, 1
 	best := -1

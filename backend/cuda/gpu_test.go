@@ -135,13 +135,29 @@ func runDense(t *testing.T, d *Device, m tensor.Matrix, n int, rng *rand.Rand) (
 // TestGPUDenseGemv checks the fused dense kernels against the CPU emulation
 // of the same int8 algebra (tight) and the codec's reference decoder
 // (int8-activation tolerance), on fresh random matrices and inputs at odd
-// and even shapes, 1, 3 and 11 tokens.
+// and even shapes. 1 token: the one-token GEMV; 3, 11 and 16 the 16-token
+// tensor-core tiles, 24 the 32-token ones, 70 the 64-token ones (sm_80 and
+// later; the byte layout has none and takes the dp4a kernel); and 3 and 11
+// again on the dp4a kernel (up to 8 tokens a launch), which GPUs before
+// sm_80 take for every step.
 func TestGPUDenseGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 9))
+	defer func(m int) { mmaMinTokens = m }(mmaMinTokens)
+	saved := mmaMinTokens
 	for _, c := range denseCases() {
-		for _, n := range []int{1, 3, 11, 16, 24, 70} { // 16, 24 and 70: the tensor-core tiles of 16, 32 and 64 tokens (3 and 11 too below mmaMinTokens)
-			t.Run(fmt.Sprintf("%dx%d_k%d_g%d_%s_rot%v_n%d", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, c.p.Rotate != 0, n), func(t *testing.T) {
+		for _, run := range []struct {
+			n    int
+			dp4a bool
+		}{{1, false}, {3, false}, {11, false}, {16, false}, {24, false}, {70, false}, {3, true}, {11, true}} {
+			n := run.n
+			name := fmt.Sprintf("%dx%d_k%d_g%d_%s_rot%v_n%d", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, c.p.Rotate != 0, n)
+			mmaMinTokens = saved
+			if run.dp4a {
+				name += "_dp4a"
+				mmaMinTokens = 1 << 30
+			}
+			t.Run(name, func(t *testing.T) {
 				m := randomDense(t, rng, c)
 				g, x, y := runDense(t, d, m, n, rng)
 				defer g.Free(d)
