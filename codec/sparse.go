@@ -456,6 +456,11 @@ func (m *SparseMatrix) keptCols(r int, dst []int32) error {
 	return nil
 }
 
+// KeptCols writes the K kept columns of row r into dst (ascending; N:M pad
+// entries, in the last block, have columns ≥ C). The index was validated
+// by Open.
+func (m *SparseMatrix) KeptCols(r int, dst []int32) { _ = m.keptCols(r, dst) }
+
 func (m *SparseMatrix) cum(c int) int {
 	return int((int64(m.K)*int64(c) + int64(m.C/2)) / int64(m.C))
 }

@@ -29,6 +29,10 @@ func weightBytes(m tensor.Matrix) int64 {
 			n += 4 * C
 		}
 		return n
+	case *codec.SparseMatrix:
+		if ok, _ := sparseFusable(x); ok {
+			return sparseBytes(x)
+		}
 	case *codec.OverlayMatrix:
 		n := denseBytes(x.Base)
 		if n == 0 {

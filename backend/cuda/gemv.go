@@ -57,8 +57,11 @@ type DenseGPU struct {
 	t             [4]uint32 // byte-level table for PRMT
 	embedK        int       // K as upg_embed_dense reads it (20: 4-bit nibble layout)
 	trK, trTC     int       // trellis: bits per weight (0: not trellis) and tiles per band (trellis.go)
+	spMW, spCW    int       // sparse: mask and code words per row (0: not sparse; sparse.go)
+	spMask        DevPtr    // sparse: the kept-set bitmap
 	// overlay corrections
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
+	name2        string // fused kernel for steps of 2 tokens ("" for the byte layout and older fatbins)
 	nameMMA      string // tensor-core kernel for many tokens (kernels/mma.cu)
 	nameMMA32    string // its 32-token-tile variant, for steps of ≤ 32 tokens
 	nameMMA16    string // its 16-token-tile variant, for steps of ≤ 16 tokens ("" in older fatbins)
@@ -79,7 +82,8 @@ type DenseGPU struct {
 const FloatEnv = "UPG_CUDA_FLOAT"
 
 // UploadMatrix uploads m: dense and overlay matrices the fused kernels
-// handle are repacked, trellis matrices keep their bytes (trellis.go);
+// handle are repacked, trellis matrices keep their bytes (trellis.go),
+// sparse ones their codes with the kept set as a bitmap (sparse.go);
 // anything else is decoded with DecodeRows to fp16 (a correct but 4-5x
 // larger fallback; Fallback says why).
 func (d *Device) UploadMatrix(m tensor.Matrix) (*DenseGPU, error) {
@@ -99,6 +103,10 @@ func (d *Device) UploadMatrix(m tensor.Matrix) (*DenseGPU, error) {
 	case *codec.TrellisMatrix:
 		if ok, why = trellisFusable(x); ok {
 			return d.uploadTrellis(x)
+		}
+	case *codec.SparseMatrix:
+		if ok, why = sparseFusable(x); ok {
+			return d.uploadSparse(x)
 		}
 	}
 	return d.uploadF16(m, why)
@@ -129,6 +137,9 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.nameMMA32 = fmt.Sprintf("upg_gemm32_%s_g%d", kname, gp)
 		g.nameMMA16 = fmt.Sprintf("upg_gemm16_%s_g%d", kname, gp)
 		g.nameSK = fmt.Sprintf("upg_gemv_%s_g%d_sk", kname, gp)
+		if m.Bits == 2 || m.Bits == 3 && gp < 4 { // the 2-token GEMVs that do not spill (kernels/gemv.cu)
+			g.name2 = fmt.Sprintf("upg_gemv_%s_g%d_t2", kname, gp)
+		}
 	}
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
 	packed := repackDense(m)
@@ -163,6 +174,14 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 			d.blocksPerSM(g.nameMMA16, 128, mmaBlocksPerSM(mmaTokens/4))
 			return nil
 		})
+		if g.name2 != "" {
+			_ = d.Do(func() error {
+				if _, e := d.function(g.name2); e != nil {
+					g.name2 = "" // an older fatbin without the 2-token GEMV
+				}
+				return nil
+			})
+		}
 	}
 	if err == nil && g.nameSK != "" {
 		err = d.Do(func() error {
@@ -234,7 +253,7 @@ func (d *Device) uploadF16(m tensor.Matrix, why string) (*DenseGPU, error) {
 
 // Free releases the matrix's device memory.
 func (g *DenseGPU) Free(d *Device) {
-	for _, p := range []DevPtr{g.codes, g.scales, g.offs, g.signs, g.levels, g.lut, g.ovIdx, g.ovVal, g.w16} {
+	for _, p := range []DevPtr{g.codes, g.scales, g.offs, g.signs, g.levels, g.lut, g.ovIdx, g.ovVal, g.w16, g.spMask} {
 		if p != 0 {
 			d.Free(p)
 		}
@@ -372,6 +391,9 @@ func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error 
 		}
 		return nil
 	}
+	if g.spMW != 0 {
+		return d.sparseMatMul(g, y, x, ldx, n)
+	}
 	if n > s.Tokens || g.C > s.Cols {
 		return fmt.Errorf("cuda: scratch holds %d tokens of %d columns, need %d of %d", s.Tokens, s.Cols, n, g.C)
 	}
@@ -387,7 +409,7 @@ func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error 
 // fusable reports whether the fused step kernels can feed or finish g's
 // GEMV: the dense int8 path (not the fp16 fallback) whose input fits s.
 func (g *DenseGPU) fusable(n int, s *Scratch) bool {
-	return g.w16 == 0 && g.trK == 0 && s != nil && n <= s.Tokens && g.C <= s.Cols
+	return g.w16 == 0 && g.trK == 0 && g.spMW == 0 && s != nil && n <= s.Tokens && g.C <= s.Cols
 }
 
 // rotqTail is the rotation+quantization arguments for g's input (the
@@ -470,7 +492,13 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
 			Ptr(res), Ptr(g.lut)}, more...)...)
 	}
-	if d.mmaFor(n) && g.nameMMA != "" {
+	if n == 2 && g.name2 != "" && useGemv2 {
+		// the one-token rule's warps (64 registers: 32 warps per SM), no split parts
+		W := min(warpsFor(g.U, RG, d.SMs, 1), 32)
+		if err := tail(g.name2, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, s.xq, s.fac, y, 2, res); err != nil {
+			return err
+		}
+	} else if d.mmaFor(n) && g.nameMMA != "" {
 		name, tile := g.nameMMA, mmaTokens
 		switch {
 		case n <= mmaTokens/4 && g.nameMMA16 != "" && useMMA16:
@@ -545,6 +573,11 @@ const (
 var mmaMinTokens = envInt("UPG_CUDA_MMA_MIN", 2)
 
 var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
+
+// useGemv2 is UPG_CUDA_GEMV2 (default on): steps of 2 tokens take the
+// 2-token GEMV (upg_gemv_*_t2), which reads the weights once at about the
+// one-token kernel's speed; 0 gives them the 16-token tiles (comparisons).
+var useGemv2 = os.Getenv("UPG_CUDA_GEMV2") != "0"
 
 // useMMA16 is UPG_CUDA_MMA16 (default on): 0 gives steps of ≤ 16 tokens the
 // 32-token tiles (comparisons).

@@ -135,7 +135,7 @@ func runDense(t *testing.T, d *Device, m tensor.Matrix, n int, rng *rand.Rand) (
 // TestGPUDenseGemv checks the fused dense kernels against the CPU emulation
 // of the same int8 algebra (tight) and the codec's reference decoder
 // (int8-activation tolerance), on fresh random matrices and inputs at odd
-// and even shapes. 1 token: the one-token GEMV; 3, 11 and 16 the 16-token
+// and even shapes. 1 token: the one-token GEMV; 2 the 2-token GEMV; 3, 11 and 16 the 16-token
 // tensor-core tiles, 24 the 32-token ones, 70 the 64-token ones (sm_80 and
 // later; the byte layout has none and takes the dp4a kernel); and 3 and 11
 // again on the dp4a kernel (up to 8 tokens a launch), which GPUs before
@@ -149,7 +149,7 @@ func TestGPUDenseGemv(t *testing.T) {
 		for _, run := range []struct {
 			n    int
 			dp4a bool
-		}{{1, false}, {3, false}, {11, false}, {16, false}, {24, false}, {70, false}, {3, true}, {11, true}} {
+		}{{1, false}, {2, false}, {3, false}, {11, false}, {16, false}, {24, false}, {70, false}, {3, true}, {11, true}} {
 			n := run.n
 			name := fmt.Sprintf("%dx%d_k%d_g%d_%s_rot%v_n%d", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, c.p.Rotate != 0, n)
 			mmaMinTokens = saved
@@ -187,9 +187,9 @@ func TestGPUDenseGemv(t *testing.T) {
 	}
 }
 
-// TestGPUFallbackAndOverlay checks encodings without a fused kernel (sparse,
-// 7-bit lloyd, f32) and fused ones beside them (4-bit lloyd, overlay)
-// against the reference decoder.
+// TestGPUFallbackAndOverlay checks the fp16 fallback (7-bit lloyd, f32) and
+// fused encodings beside it (sparse, 4-bit lloyd, overlay) against the
+// reference decoder.
 func TestGPUFallbackAndOverlay(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 10))
@@ -379,15 +379,15 @@ func TestGPUBenchGemv(t *testing.T) {
 			}
 		}
 		// a layer's four projections for n tokens on the dp4a kernels (up to
-		// 8 tokens a launch) and on the tensor-core tiles: where the tiles
-		// start to pay (mmaMinTokens)
+		// 8 tokens a launch), the 2-token GEMV and the tensor-core tiles:
+		// where the tiles start to pay (mmaMinTokens)
 		for _, n := range []int{2, 3, 4, 6, 8, 12, 16, 32} {
-			savedMin, saved16 := mmaMinTokens, useMMA16
-			for _, path := range []string{"dp4a", "tiles16", "tiles32"} {
-				if path == "tiles16" && n > mmaTokens/4 {
+			savedMin, saved16, saved2 := mmaMinTokens, useMMA16, useGemv2
+			for _, path := range []string{"gemv2", "dp4a", "tiles16", "tiles32"} {
+				if path == "tiles16" && n > mmaTokens/4 || path == "gemv2" && n != 2 {
 					continue
 				}
-				mmaMinTokens, useMMA16 = 1, path == "tiles16"
+				mmaMinTokens, useMMA16, useGemv2 = 1, path == "tiles16", path == "gemv2"
 				if path == "dp4a" {
 					mmaMinTokens = 1 << 30
 				}
@@ -398,7 +398,7 @@ func TestGPUBenchGemv(t *testing.T) {
 				t.Logf("k=%d n=%d tokens, %s: layer %.1fus = %.0f GB/s, %.1f token-layers/ms", k, n, path, layerMS*1e3,
 					float64(total)/(layerMS*1e-3)/1e9, float64(n)/layerMS)
 			}
-			mmaMinTokens, useMMA16 = savedMin, saved16
+			mmaMinTokens, useMMA16, useGemv2 = savedMin, saved16, saved2
 		}
 		// sampled rows against the emulation
 		for i, s := range shapes {

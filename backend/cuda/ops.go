@@ -23,6 +23,9 @@ func (d *Device) embed(g *DenseGPU, tokens, dst DevPtr, n int) error {
 	if g.trK != 0 {
 		return d.embedTrellis(g, tokens, dst, n)
 	}
+	if g.spMW != 0 {
+		return d.embedSparse(g, tokens, dst, n)
+	}
 	rb := g.plan.rb
 	seg := max(rb, 256)
 	return d.launchK("upg_embed_dense", [3]uint32{uint32((g.C + seg - 1) / seg), uint32(n), 1}, b256, uint32(4*seg),

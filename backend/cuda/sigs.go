@@ -33,6 +33,9 @@ func init() {
 			kernelSig["upg_gemv_"+k+"_"+g+"_sk"] = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i t0:u t1:u t2:u t3:u res:p ws:p cnt:p NW:i maxp:i"
 		}
 	}
+	for _, k := range []string{"upg_gemv_k2_g1", "upg_gemv_k2_g2", "upg_gemv_k2_g4", "upg_gemv_k3_g1", "upg_gemv_k3_g2"} {
+		kernelSig[k+"_t2"] = gemvSig
+	}
 	kernelSig["upg_splitk_sum"] = "part:p S:i y:p res:p N:i"
 	for _, k := range []string{"k2", "k3", "k4"} {
 		for _, t := range []string{"t1", "t8"} {
@@ -40,6 +43,10 @@ func init() {
 		}
 	}
 	kernelSig["upg_embed_trellis"] = "tiles:p scales:p vtab:p signs:p tokens:p dst:p C:i TC:i G:i gs:i K:i rb:i seg:i"
+	const sparseSig = "mask:p mw:i codes:p cw:i scales:p G:i gmagic:u gword:i levels:p k:i"
+	kernelSig["upg_gemv_sparse_t1"] = sparseSig + " x:p ldx:i y:p R:i C:i nt:i"
+	kernelSig["upg_gemv_sparse_t8"] = sparseSig + " x:p ldx:i y:p R:i C:i nt:i"
+	kernelSig["upg_embed_sparse"] = sparseSig + " tokens:p dst:p C:i"
 	kernelSig["upg_rotq"] = "x:p ldx:i signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
 	kernelSig["upg_overlay"] = "idx:p vals:p K:i xr:p y:p R:i C:i n:i"
 	kernelSig["upg_gemv_f16"] = "w:p ldw:i x:p ldx:i y:p R:i C:i nt:i"

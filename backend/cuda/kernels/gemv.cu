@@ -406,6 +406,17 @@ extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV1_ARGS
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
+// _t2: steps of exactly 2 tokens (batches of two sequences), the weights
+// read once with the one-token kernel's warps (up to 1024 threads, 64
+// registers), where the 16-token tiles decode 2-16 tokens at about one cost.
+// Only the codes that fit 64 registers without spills (ptxas, sm_80-sm_90):
+// k3 with 32-wide groups and the 4-bit kernels spilled 16-132 bytes
+// (run 56), so their 2-token steps keep the tiles.
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t2(GEMV_ARGS) { gemv_dense<2, 2, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t2(GEMV_ARGS) { gemv_dense<2, 2, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t2(GEMV_ARGS) { gemv_dense<2, 2, 0, 4>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t2(GEMV_ARGS) { gemv_dense<3, 2, 0, 1>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t2(GEMV_ARGS) { gemv_dense<3, 2, 0, 2>(GEMV_PASS); }
 // k8 / k8l: 5- to 8-bit codes in the byte layout (linear levels / any levels through lut);
 // at most 256 threads (eight plane words per unit need the registers)
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g1_t1(GEMV1_ARGS) { gemv_dense<8, 1, 3, 1>(GEMV1_PASS); }

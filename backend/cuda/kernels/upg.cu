@@ -15,3 +15,6 @@
 #undef UPG_SRC
 #define UPG_SRC 5
 #include "mma.cu"
+#undef UPG_SRC
+#define UPG_SRC 6
+#include "sparse.cu"
