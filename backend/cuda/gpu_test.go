@@ -201,18 +201,7 @@ func TestGPUFallbackAndOverlay(t *testing.T) {
 		{31, 100, codec.Params{Codec: "f32"}},
 	} {
 		t.Run(fmt.Sprintf("%s_%dx%d_k%d", c.p.Codec, c.R, c.C, c.p.Bits), func(t *testing.T) {
-			w := make([]float32, c.R*c.C)
-			for i := range w {
-				w[i] = float32(rng.NormFloat64() * 0.05)
-			}
-			data, err := codec.Encode(w, c.R, c.C, c.p, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, err := codec.Open(c.p, c.R, c.C, data)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := encodeCase(t, rng, c)
 			for _, n := range []int{1, 5, 20} {
 				g, x, y := runDense(t, d, m, n, rng)
 				tol := 1e-3 // fp16 weights
@@ -250,11 +239,7 @@ func synthDense(t testing.TB, rng *rand.Rand, R, C, k, gs int) *codec.DenseMatri
 		h := tensor.F32ToF16(0.005 + 0.01*rng.Float32())
 		data[off+2*i], data[off+2*i+1] = byte(h), byte(h>>8)
 	}
-	m, err := codec.Open(p, R, C, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.(*codec.DenseMatrix)
+	return openAs[*codec.DenseMatrix](t, p, R, C, data)
 }
 
 // TestGPUBenchGemv (UPG_CUDA_BENCH=1) times one Phi-4-shaped layer's four

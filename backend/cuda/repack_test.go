@@ -47,6 +47,13 @@ func denseCases() []denseCase {
 }
 
 func randomDense(t testing.TB, rng *rand.Rand, c denseCase) *codec.DenseMatrix {
+	return encodeCase(t, rng, c).(*codec.DenseMatrix)
+}
+
+// encodeCase encodes a random Gaussian matrix (σ 0.05) of c's shape with
+// c's parameters and opens it.
+func encodeCase(t testing.TB, rng *rand.Rand, c denseCase) tensor.Matrix {
+	t.Helper()
 	w := make([]float32, c.R*c.C)
 	for i := range w {
 		w[i] = float32(rng.NormFloat64() * 0.05)
@@ -55,11 +62,22 @@ func randomDense(t testing.TB, rng *rand.Rand, c denseCase) *codec.DenseMatrix {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := codec.Open(c.p, c.R, c.C, data)
+	return openAs[tensor.Matrix](t, c.p, c.R, c.C, data)
+}
+
+// openAs opens encoded bytes as the matrix type T (T's type assertion
+// failing fails the test).
+func openAs[T tensor.Matrix](t testing.TB, p codec.Params, R, C int, data []byte) T {
+	t.Helper()
+	m, err := codec.Open(p, R, C, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.(*codec.DenseMatrix)
+	x, ok := m.(T)
+	if !ok {
+		t.Fatalf("codec.Open gave %T", m)
+	}
+	return x
 }
 
 // emuRotq mirrors upg_rotq for one token.

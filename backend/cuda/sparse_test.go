@@ -30,23 +30,6 @@ func sparseCases() []denseCase {
 	}
 }
 
-func encodeCase(t testing.TB, rng *rand.Rand, c denseCase) tensor.Matrix {
-	t.Helper()
-	w := make([]float32, c.R*c.C)
-	for i := range w {
-		w[i] = float32(rng.NormFloat64() * 0.05)
-	}
-	data, err := codec.Encode(w, c.R, c.C, c.p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := codec.Open(c.p, c.R, c.C, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 func caseName(c denseCase) string {
 	kind := fmt.Sprintf("%d:%d", c.p.N, c.p.M)
 	if c.p.M == 0 {
@@ -213,11 +196,7 @@ func synthSparse(t testing.TB, rng *rand.Rand, R, C, k, gs, N, M int) *codec.Spa
 	for i := range codes {
 		codes[i] = byte(rng.Uint32())
 	}
-	m, err := codec.Open(p, R, C, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.(*codec.SparseMatrix)
+	return openAs[*codec.SparseMatrix](t, p, R, C, data)
 }
 
 // TestGPUBenchSparse (UPG_CUDA_BENCH=1) times one Phi-4-shaped layer's four
