@@ -66,6 +66,18 @@ func (q *quantizer) nearest(t float32) uint8 {
 		}
 		return uint8(r)
 	}
+	if n := len(q.L); n&(n-1) == 0 {
+		// 2^k levels: a fixed-depth search, one compare per bit and no
+		// data-dependent branch (the compiler makes each step a
+		// conditional move), where the bisection below mispredicted
+		lo := 0
+		for step := n / 2; step > 0; step >>= 1 {
+			if t > q.mid[lo+step-1] {
+				lo += step
+			}
+		}
+		return uint8(lo)
+	}
 	lo, hi := 0, len(q.mid)
 	for lo < hi {
 		m := (lo + hi) / 2

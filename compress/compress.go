@@ -943,32 +943,59 @@ func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe in
 
 // outputRelErr is the relative output error of an encoding,
 // Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ / Σ_r rowW[r]·w_r H w_rᵀ (H cols×cols;
-// rows unweighted where rowW is nil).
+// rows unweighted where rowW is nil). Rows go four at a time, so H (up to
+// tens of MB, more than the caches) is read once per four rows, and each
+// of its rows is multiplied into the four rows' differences and weights in
+// one pass (eight independent sums).
 func outputRelErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
-	d := make([]float64, cols)
-	x := make([]float64, cols)
+	const B = 4
+	d := make([]float64, B*cols)
+	x := make([]float64, B*cols)
 	var num, den float64
-	for r := 0; r < rows; r++ {
-		for j := range d {
-			x[j] = float64(w[r*cols+j])
-			d[j] = x[j] - float64(wq[r*cols+j])
+	for r0 := 0; r0 < rows; r0 += B {
+		nb := min(B, rows-r0)
+		clear(d)
+		clear(x)
+		for b := 0; b < nb; b++ {
+			r := r0 + b
+			for j := 0; j < cols; j++ {
+				x[b*cols+j] = float64(w[r*cols+j])
+				d[b*cols+j] = x[b*cols+j] - float64(wq[r*cols+j])
+			}
 		}
-		var e, s float64
+		d0, d1, d2, d3 := d[:cols], d[cols:2*cols], d[2*cols:3*cols], d[3*cols:]
+		x0, x1, x2, x3 := x[:cols], x[cols:2*cols], x[2*cols:3*cols], x[3*cols:]
+		var e, s [B]float64
 		for i := 0; i < cols; i++ {
 			hr := H[i*cols : (i+1)*cols]
-			if d[i] != 0 {
-				e += d[i] * tensor.Dot(hr, d)
+			var a0, a1, a2, a3, b0, b1, b2, b3 float64
+			for j, h := range hr {
+				a0 += h * d0[j]
+				a1 += h * d1[j]
+				a2 += h * d2[j]
+				a3 += h * d3[j]
+				b0 += h * x0[j]
+				b1 += h * x1[j]
+				b2 += h * x2[j]
+				b3 += h * x3[j]
 			}
-			if x[i] != 0 {
-				s += x[i] * tensor.Dot(hr, x)
+			e[0] += d0[i] * a0
+			e[1] += d1[i] * a1
+			e[2] += d2[i] * a2
+			e[3] += d3[i] * a3
+			s[0] += x0[i] * b0
+			s[1] += x1[i] * b1
+			s[2] += x2[i] * b2
+			s[3] += x3[i] * b3
+		}
+		for b := 0; b < nb; b++ { // rows past the last are zero: they add nothing
+			rw := 1.0
+			if rowW != nil {
+				rw = float64(rowW[r0+b])
 			}
+			num += rw * e[b]
+			den += rw * s[b]
 		}
-		rw := 1.0
-		if rowW != nil {
-			rw = float64(rowW[r])
-		}
-		num += rw * e
-		den += rw * s
 	}
 	if den == 0 {
 		return 0

@@ -92,6 +92,60 @@ func TestOutputRelErr(t *testing.T) {
 	}
 }
 
+// TestOutputRelErrBlocked: the four-rows-at-a-time sums equal the quadratic
+// forms taken one row at a time, for row counts that are and are not
+// multiples of four, with and without row weights.
+func TestOutputRelErrBlocked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 9))
+	for _, rows := range []int{1, 3, 4, 7, 12} {
+		const cols = 13
+		w, wq := make([]float32, rows*cols), make([]float32, rows*cols)
+		for i := range w {
+			w[i] = float32(rng.NormFloat64())
+			wq[i] = w[i] + float32(0.1*rng.NormFloat64())
+		}
+		a := make([]float64, cols*cols) // H = AᵀA: symmetric, positive semi-definite
+		for i := range a {
+			a[i] = rng.NormFloat64()
+		}
+		H := make([]float64, cols*cols)
+		for i := 0; i < cols; i++ {
+			for j := 0; j < cols; j++ {
+				for k := 0; k < cols; k++ {
+					H[i*cols+j] += a[k*cols+i] * a[k*cols+j]
+				}
+			}
+		}
+		rw := make([]float32, rows)
+		for i := range rw {
+			rw[i] = float32(rng.Float64() + 0.5)
+		}
+		for _, weights := range [][]float32{nil, rw} {
+			var num, den float64
+			for r := 0; r < rows; r++ {
+				var e, s float64
+				for i := 0; i < cols; i++ {
+					for j := 0; j < cols; j++ {
+						di, dj := float64(w[r*cols+i])-float64(wq[r*cols+i]), float64(w[r*cols+j])-float64(wq[r*cols+j])
+						e += di * H[i*cols+j] * dj
+						s += float64(w[r*cols+i]) * H[i*cols+j] * float64(w[r*cols+j])
+					}
+				}
+				f := 1.0
+				if weights != nil {
+					f = float64(weights[r])
+				}
+				num += f * e
+				den += f * s
+			}
+			got, want := outputRelErr(w, wq, rows, cols, H, weights), num/den
+			if math.Abs(got-want) > 1e-12*want {
+				t.Errorf("%d rows (weights %v): %v, want %v", rows, weights != nil, got, want)
+			}
+		}
+	}
+}
+
 // TestGPTQPlanRanking: the planner's GPTQ estimates see what error feedback
 // does, which differs between tensors. Two tensors of the same weights, one
 // with white inputs (H = I: feedback cannot help) and one with correlated

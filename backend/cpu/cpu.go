@@ -231,7 +231,7 @@ func (b *Backend) MatMulF32(dst, x []float32, w tensor.Matrix, n int) {
 	_ = dst[n*R-1]
 	_ = x[n*C-1]
 	k := kernelFor(w)
-	b.mm = mmJob{dst: dst, x: x, w: w, n: n, k: k}
+	b.mm = mmJob{dst: dst, x: x, w: w, n: n, k: k, lv: b.level}
 	k.prepare(b, w)
 	b.parallelFor(R, rowBlock, b.mmRun)
 	b.mm = mmJob{}

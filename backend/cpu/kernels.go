@@ -29,7 +29,8 @@ type mmJob struct {
 	overlay *codec.OverlayMatrix
 	sparse  *codec.SparseMatrix
 	plain   *tensor.Dense
-	maxRead int // bytes a kernel may read from the start of a code row
+	lv      Level // the backend's kernel level (float dots: AVX2/NEON above generic)
+	maxRead int   // bytes a kernel may read from the start of a code row
 	// The dense kernels' codes: dense.Codes, or its repacked copy
 	// (i8Plane3), rows rowBytes apart.
 	codes    []byte
@@ -750,7 +751,7 @@ func plainRows(j *mmJob, ws *workerState, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := data[r*C : (r+1)*C]
 			for t := 0; t < j.n; t++ {
-				j.dst[t*R+r] = tensor.Dot(row, j.x[t*C:(t+1)*C])
+				j.dst[t*R+r] = dot(j.lv, row, j.x[t*C:(t+1)*C])
 			}
 		}
 		return
@@ -769,7 +770,7 @@ func genericRows(j *mmJob, ws *workerState, lo, hi int) {
 		for r := r0; r < r1; r++ {
 			row := buf[(r-r0)*C : (r-r0+1)*C]
 			for t := 0; t < j.n; t++ {
-				j.dst[t*R+r] = tensor.Dot(row, j.x[t*C:(t+1)*C])
+				j.dst[t*R+r] = dot(j.lv, row, j.x[t*C:(t+1)*C])
 			}
 		}
 	}
