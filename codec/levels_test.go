@@ -35,3 +35,26 @@ func TestNearestSearch(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkNearest8 times nearest over 4,096 values for 8 learned levels
+// (3-bit Lloyd): `go test -run X -bench Nearest8 ./codec`.
+func BenchmarkNearest8(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	L := make([]float32, 8)
+	for i := range L {
+		L[i] = float32(rng.NormFloat64())
+	}
+	sort.Slice(L, func(i, j int) bool { return L[i] < L[j] })
+	q := newQuantizer("lloyd", 3, L)
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	var s int
+	for b.Loop() {
+		for _, v := range x {
+			s += int(q.nearest(v))
+		}
+	}
+	_ = s
+}

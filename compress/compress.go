@@ -988,7 +988,7 @@ func outputRelErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) 
 			s[2] += x2[i] * b2
 			s[3] += x3[i] * b3
 		}
-		for b := 0; b < nb; b++ { // rows past the last are zero: they add nothing
+		for b := 0; b < nb; b++ { // (a last block's missing rows are zero in d and x)
 			rw := 1.0
 			if rowW != nil {
 				rw = float64(rowW[r0+b])

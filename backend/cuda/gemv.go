@@ -137,8 +137,8 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.nameMMA32 = fmt.Sprintf("upg_gemm32_%s_g%d", kname, gp)
 		g.nameMMA16 = fmt.Sprintf("upg_gemm16_%s_g%d", kname, gp)
 		g.nameSK = fmt.Sprintf("upg_gemv_%s_g%d_sk", kname, gp)
-		if m.Bits == 2 || m.Bits == 3 && gp < 4 { // the 2-token GEMVs that do not spill (kernels/gemv.cu)
-			g.name2 = fmt.Sprintf("upg_gemv_%s_g%d_t2", kname, gp)
+		if n2 := fmt.Sprintf("upg_gemv_%s_g%d_t2", kname, gp); kernelSig[n2] != "" {
+			g.name2 = n2 // the codes with a 2-token GEMV (those that do not spill: kernels/gemv.cu)
 		}
 	}
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
@@ -169,19 +169,16 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 			d.blocksPerSM(g.nameMMA32, 128, mmaBlocksPerSM(mmaTokens/2))
 			if _, e := d.function(g.nameMMA16); e != nil {
 				g.nameMMA16 = "" // an older fatbin (FatbinEnv) without the 16-token tiles
-				return nil
+			} else {
+				d.blocksPerSM(g.nameMMA16, 128, mmaBlocksPerSM(mmaTokens/4))
 			}
-			d.blocksPerSM(g.nameMMA16, 128, mmaBlocksPerSM(mmaTokens/4))
-			return nil
-		})
-		if g.name2 != "" {
-			_ = d.Do(func() error {
+			if g.name2 != "" {
 				if _, e := d.function(g.name2); e != nil {
 					g.name2 = "" // an older fatbin without the 2-token GEMV
 				}
-				return nil
-			})
-		}
+			}
+			return nil
+		})
 	}
 	if err == nil && g.nameSK != "" {
 		err = d.Do(func() error {
