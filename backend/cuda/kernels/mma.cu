@@ -45,11 +45,13 @@ DEVI void mma_u8s8(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned 
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-// i2f_exact converts |i| < 2^22 to float exactly, as (float)i does, with an
-// integer and a float add (full rate) instead of I2F (16 per clock and SM):
-// the bits of 1.5·2^23 + i are the float 1.5·2^23 + i. A flush's integer sum
-// covers at most 128 products |u·q| ≤ 255·127, under 2^22.
-DEVI float i2f_exact(int i) { return __int_as_float(i + 0x4B400000) - 12582912.f; }
+// i2f converts a flush's integer sum (at most 128 products |u·q| ≤
+// 255·127, under 2^22) to float, exactly. I2F runs at a quarter of the
+// full rate, but one instruction: run 62 measured batch 32 3% faster than
+// with an integer add and a float subtract on the bits of 1.5·2^23 + i
+// (two full-rate instructions), the GEMM being bound by instructions
+// issued, not by the conversion unit.
+DEVI float i2f(int i) { return (float)i; }
 
 DEVI void ldmatrix_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, const void *p) {
   const unsigned a = (unsigned)__cvta_generic_to_shared(p);
@@ -67,6 +69,24 @@ DEVI unsigned code_bytes(const uint4 *w, int c, int h, unsigned t0, unsigned t1,
   if (MODE == 1) return h ? (nib >> 4) & 0x0F0F0F0Fu : nib & 0x0F0F0F0Fu;
   if (MODE == 2) return lut16(h ? nib >> 16 : nib, t0, t1, t2, t3);
   return __byte_perm(t0, t1, h ? nib >> 16 : nib);
+}
+
+// code_bytes3 is code_bytes<3, 0> for the two chunks a lane takes in
+// k-slice ks (second: chunk c0 + 2 instead of c0 = 4·ks + (tig>>1), half
+// h = tig&1), with the lane's shifts computed once (gemm_dense): nl =
+// 2·(tig>>1) + 16·h brings the low plane's two bits of codes 8c0+4h.. to
+// each nibble's bits 0-1; the high plane word ks holds chunk c's bit of code
+// i at bit 4i + (c&3), which a rotation by r0 = 2 − (tig>>1) (h: 18 −
+// (tig>>1)) left (first chunk) or nh = (tig>>1) + 16·h right (second)
+// brings to bit 2. Bit 3 of every selector nibble is 0, so prmt_sign (no
+// mask of the selector) gives __byte_perm's bytes. Five instructions a
+// word, where code_bytes's shifts by run-time directions and selects took
+// about ten (NOTES.md runs 60-61).
+DEVI unsigned code_bytes3(const uint4 *w, int ks, int second, int nl, int r0, int nh, unsigned t0, unsigned t1) {
+  const int m = 2 * ks + second;
+  const unsigned lo = comp(w[m >> 2], m & 3), b = comp(w[2], ks);
+  const unsigned hi = second ? __funnelshift_r(b, b, nh) : __funnelshift_l(b, b, r0);
+  return prmt_sign(t0, t1, ((lo >> nl) & 0x33333333u) | (hi & 0x44444444u));
 }
 
 // cp.async (sm_80): 16 bytes from global to shared memory without passing
@@ -119,6 +139,9 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const int tok0 = blockIdx.y * NTOK;
   const int ntok = min(NTOK, nt - tok0);
   constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
+  // code_bytes3's per-lane shifts (K = 3, MODE 0)
+  const int nl = 2 * (tig >> 1) + 16 * (tig & 1), nh = (tig >> 1) + 16 * (tig & 1);
+  const int r0 = (tig & 1) ? 18 - (tig >> 1) : 2 - (tig >> 1);
   float acc[NT8][4];
 #pragma unroll
   for (int i = 0; i < NT8; i++)
@@ -205,19 +228,20 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     if (u0 + k < u1) load_x(u0 + k, k);
     cp_async_commit();
   }
-  for (int u = u0; u < u1; u++) {
+  // kc: unit u's stage, (u - u0) % NS, kept without a division
+  for (int u = u0, kc = 0; u < u1; u++, kc = kc + 1 == NS ? 0 : kc + 1) {
     cp_async_wait<NS - 2>();
     __syncthreads(); // unit u is in its stage for every thread; stage (u-1)'s readers are done
     {
       const int un = u + NS - 1;
       if (un < u1) {
-        const int kn = (un - u0) % NS;
+        const int kn = kc == 0 ? NS - 1 : kc - 1; // (un - u0) % NS
         load_w(un, kn);
         load_x(un, kn);
       }
       cp_async_commit();
     }
-    const Stage &s = st[(u - u0) % NS];
+    const Stage &s = st[kc];
     if (!live) continue;
     uint4 wa[K], wb[K]; // rows gid and gid+8
 #pragma unroll
@@ -235,11 +259,19 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       // the k-slices (32 columns = 4 chunks) of sub-group sg
 #pragma unroll
       for (int ks = sg * SUBC / 4; ks < (sg + 1) * SUBC / 4; ks++) {
-        const int c0 = 4 * ks + (tig >> 1), h = tig & 1;
-        const unsigned a0 = code_bytes<K, MODE>(wa, c0, h, t0, t1, t2, t3);
-        const unsigned a1 = code_bytes<K, MODE>(wb, c0, h, t0, t1, t2, t3);
-        const unsigned a2 = code_bytes<K, MODE>(wa, c0 + 2, h, t0, t1, t2, t3);
-        const unsigned a3 = code_bytes<K, MODE>(wb, c0 + 2, h, t0, t1, t2, t3);
+        unsigned a0, a1, a2, a3;
+        if constexpr (K == 3 && MODE == 0) {
+          a0 = code_bytes3(wa, ks, 0, nl, r0, nh, t0, t1);
+          a1 = code_bytes3(wb, ks, 0, nl, r0, nh, t0, t1);
+          a2 = code_bytes3(wa, ks, 1, nl, r0, nh, t0, t1);
+          a3 = code_bytes3(wb, ks, 1, nl, r0, nh, t0, t1);
+        } else {
+          const int c0 = 4 * ks + (tig >> 1), h = tig & 1;
+          a0 = code_bytes<K, MODE>(wa, c0, h, t0, t1, t2, t3);
+          a1 = code_bytes<K, MODE>(wb, c0, h, t0, t1, t2, t3);
+          a2 = code_bytes<K, MODE>(wa, c0 + 2, h, t0, t1, t2, t3);
+          a3 = code_bytes<K, MODE>(wb, c0 + 2, h, t0, t1, t2, t3);
+        }
         // B fragments of two 8-token tiles per ldmatrix.x4: lanes 8j..8j+7
         // address rows (tokens) of matrix j = (tile i + j/2, bytes 16·(j%2)..).
 #pragma unroll
@@ -267,8 +299,11 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
           ofb = __half2float(s.of[(sg * 2 + rgl) * 32 + rl + 8]);
         }
         // a full tile (every step of a batch of 32, and all but the last
-        // tile of a prefill step) flushes without a branch per token
-        auto flush = [&](auto fullc) {
+        // tile of a prefill step) flushes without a branch per token, and
+        // each case of the group's first unit and offsets has its own
+        // copy (no branch per token tile)
+        auto flush = [&](auto fullc, auto firstc, auto offc) {
+          constexpr bool FIRST = decltype(firstc)::value, OFF = decltype(offc)::value;
 #pragma unroll
           for (int i = 0; i < NT8; i++) {
 #pragma unroll
@@ -276,10 +311,10 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
               const int t = i * 8 + 2 * tig + e;
               if (decltype(fullc)::value || t < ntok) {
                 const float4 f = s.fs[sg * NTOK + t];
-                const float fy = first ? f.y : 0.f;
-                float a = fmaf(sca, fmaf(f.x, i2f_exact(ia[i][e]), fy), acc[i][e]);
-                float b = fmaf(scb, fmaf(f.x, i2f_exact(ia[i][2 + e]), fy), acc[i][2 + e]);
-                if (first && offs != nullptr) {
+                const float fy = FIRST ? f.y : 0.f;
+                float a = fmaf(sca, fmaf(f.x, i2f(ia[i][e]), fy), acc[i][e]);
+                float b = fmaf(scb, fmaf(f.x, i2f(ia[i][2 + e]), fy), acc[i][2 + e]);
+                if (OFF) {
                   a = fmaf(ofa, f.z, a);
                   b = fmaf(ofb, f.z, b);
                 }
@@ -289,10 +324,18 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
             }
           }
         };
+        auto flush_tile = [&](auto fullc) {
+          if (!first)
+            flush(fullc, BoolC<false>{}, BoolC<false>{});
+          else if (offs != nullptr)
+            flush(fullc, BoolC<true>{}, BoolC<true>{});
+          else
+            flush(fullc, BoolC<true>{}, BoolC<false>{});
+        };
         if (ntok == NTOK)
-          flush(BoolC<true>{});
+          flush_tile(BoolC<true>{});
         else
-          flush(BoolC<false>{});
+          flush_tile(BoolC<false>{});
       }
     }
   }
