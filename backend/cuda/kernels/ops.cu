@@ -259,7 +259,12 @@ extern "C" __global__ void upg_store_kv_f32(float *kc, float *vc, const float *k
 //
 // dot_parts adds Σ q[g·qstride + i]·k[i] over n values (a multiple of
 // 16/sizeof(T)) to s[g] for G query rows, each in order, ATTN_LOADS pieces
-// of k in flight at a time (one key row piece serves every query row).
+// of k in flight at a time (one key row piece serves every query row). The
+// query values come from shared memory four at a time (q and qstride keep
+// 16-byte alignment: the callers' rows of hd floats, hd a multiple of 8):
+// ncu of batch 32's grouped kernel (run 65) had the L1's load/store
+// wavefronts 76% busy, nearly all of them one scalar query load per
+// multiply-add.
 template <typename T, int G>
 DEVI void dot_parts(const float *q, int qstride, const T *k, int n, float (&s)[G]) {
   constexpr int E = 16 / sizeof(T);
@@ -275,9 +280,17 @@ DEVI void dot_parts(const float *q, int qstride, const T *k, int n, float (&s)[G
         float f[E];
         load16_f<T>(raw[j], f);
 #pragma unroll
-        for (int g = 0; g < G; g++)
+        for (int g = 0; g < G; g++) {
+          const float4 *q4 = reinterpret_cast<const float4 *>(q + g * qstride + c);
 #pragma unroll
-          for (int e = 0; e < E; e++) s[g] += q[g * qstride + c + e] * f[e];
+          for (int e4 = 0; e4 < E / 4; e4++) {
+            const float4 qq = q4[e4];
+            s[g] += qq.x * f[4 * e4];
+            s[g] += qq.y * f[4 * e4 + 1];
+            s[g] += qq.z * f[4 * e4 + 2];
+            s[g] += qq.w * f[4 * e4 + 3];
+          }
+        }
       }
     }
   }
