@@ -327,6 +327,9 @@ func (b *Backend) NewKV(spec backend.KVSpec) (backend.KV, error) {
 	if spec.Type != backend.KVF16 && spec.Type != backend.KVF32 {
 		return nil, fmt.Errorf("cuda: the %v KV cache is not implemented on the CUDA backend (it is on the CPU): use --kv-cache f16 or f32, or --device cpu", spec.Type)
 	}
+	if err := attnHeadDim(spec.HeadDim, spec.Type == backend.KVF16); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	per := int64(spec.Blocks) * int64(spec.KVHeads) * int64(spec.BlockSize) * spec.Type.RowBytes(spec.HeadDim)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -263,6 +264,27 @@ func TestGPURope(t *testing.T) {
 // TestGPUAttention stores K/V for two sequences with shuffled block
 // tables (through StoreKV), then checks paged attention for tokens at
 // short and long (several splits) positions against float64.
+// TestAttnHeadDim (CPU): NewKV refuses the head sizes whose halves are not
+// whole 16-byte pieces of the cache, naming the fix, and takes the others.
+func TestAttnHeadDim(t *testing.T) {
+	for _, c := range []struct {
+		hd  int
+		f16 bool
+		ok  bool
+	}{
+		{128, true, true}, {64, true, true}, {16, true, true}, {8, false, true}, {24, false, true},
+		{8, true, false}, {24, true, false}, {12, false, false}, {0, false, false}, {72, true, false},
+	} {
+		err := attnHeadDim(c.hd, c.f16)
+		if (err == nil) != c.ok {
+			t.Errorf("head %d f16 %v: err %v, want ok %v", c.hd, c.f16, err, c.ok)
+		}
+		if err != nil && c.f16 && !strings.Contains(err.Error(), "--kv-cache f32") {
+			t.Errorf("head %d f16: %q does not name --kv-cache f32", c.hd, err)
+		}
+	}
+}
+
 func TestGPUAttention(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 24))

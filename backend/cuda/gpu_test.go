@@ -39,6 +39,16 @@ var (
 )
 
 // gpu returns the shared test device, or skips with the reason there is none.
+// benchGPU skips a timing test unless UPG_CUDA_BENCH is set ("set
+// UPG_CUDA_BENCH=1 to " + what), and returns the GPU as gpu does.
+func benchGPU(t *testing.T, what string) *Device {
+	t.Helper()
+	if os.Getenv("UPG_CUDA_BENCH") == "" {
+		t.Skip("set UPG_CUDA_BENCH=1 to " + what)
+	}
+	return gpu(t)
+}
+
 func gpu(t testing.TB) *Device {
 	gpuOnce.Do(func() {
 		if gpuErr = Probe(); gpuErr != nil {
@@ -247,10 +257,7 @@ func synthDense(t testing.TB, rng *rand.Rand, R, C, k, gs int) *codec.DenseMatri
 // setting, and the device-to-device copy bandwidth; it also checks sampled
 // rows of each against the emulation.
 func TestGPUBenchGemv(t *testing.T) {
-	if os.Getenv("UPG_CUDA_BENCH") == "" {
-		t.Skip("set UPG_CUDA_BENCH=1 to run the GEMV benchmark")
-	}
-	d := gpu(t)
+	d := benchGPU(t, "run the GEMV benchmark")
 	rng := rand.New(rand.NewPCG(3, 4))
 	shapes := phi4LayerShapes
 	// copy bandwidth: 2 GiB buffer, read + write counted

@@ -127,6 +127,23 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 		I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part))
 }
 
+// attnHeadDim reports whether the attention kernels take heads of hd
+// values: the split kernels score each half of a head in whole 16-byte
+// pieces of the cache (dot_parts in kernels/ops.cu: 8 fp16 or 4 float32
+// values), so hd must be a multiple of 16 (f16 cache) or 8 (f32). A head of
+// 8 (stories260K) with an f16 cache would be scored over the other half's
+// values too.
+func attnHeadDim(hd int, f16 bool) error {
+	piece, typ, other := 4, "f32", ""
+	if f16 {
+		piece, typ, other = 8, "f16", "--kv-cache f32 or "
+	}
+	if hd <= 0 || hd%(2*piece) != 0 {
+		return fmt.Errorf("cuda: attention over heads of %d values with an %s KV cache is not implemented (the head must be a multiple of %d): use %s--device cpu", hd, typ, 2*piece, other)
+	}
+	return nil
+}
+
 // attnGQAMode is UPG_CUDA_ATTN_GQA: 0 sends every step to the per-head
 // split kernel, 1 every step the grouped kernel takes, anything else
 // (2, the default) lets attnGrouped choose by the step's size.

@@ -5,7 +5,6 @@ package cuda
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 
@@ -307,10 +306,7 @@ func TestGPUSampleGreedyAndEdges(t *testing.T) {
 // Phi-4's vocabulary: greedy with a penalty, temperature only, and run's
 // default chain (top-k 40, top-p 0.95, min-p 0.05), for 1 and 32 rows.
 func TestGPUBenchSample(t *testing.T) {
-	if os.Getenv("UPG_CUDA_BENCH") == "" {
-		t.Skip("set UPG_CUDA_BENCH=1 to time the sampling kernel")
-	}
-	d := gpu(t)
+	d := benchGPU(t, "time the sampling kernel")
 	rng := rand.New(rand.NewPCG(7, 8))
 	const V, maxRows = 100352, 32
 	l := make([]float32, V*maxRows)

@@ -204,10 +204,7 @@ func synthSparse(t testing.TB, rng *rand.Rand, R, C, k, gs, N, M int) *codec.Spa
 // kernel and on the fp16 fallback, for 1 and 8 tokens, and checks sampled
 // rows against the reference decoder.
 func TestGPUBenchSparse(t *testing.T) {
-	if os.Getenv("UPG_CUDA_BENCH") == "" {
-		t.Skip("set UPG_CUDA_BENCH=1 to run the sparse benchmark")
-	}
-	d := gpu(t)
+	d := benchGPU(t, "run the sparse benchmark")
 	rng := rand.New(rand.NewPCG(5, 6))
 	maxC := 0
 	for _, s := range phi4LayerShapes {

@@ -226,10 +226,7 @@ func TestGPUMemoryCap(t *testing.T) {
 // (3 bits, lloyd, group 128, rotated) and the trellis kernel (3 bits),
 // the multiply alone (the input already rotated and quantized).
 func TestGPUBenchMany(t *testing.T) {
-	if os.Getenv("UPG_CUDA_BENCH") == "" {
-		t.Skip("set UPG_CUDA_BENCH=1 to run the multi-token benchmark")
-	}
-	d := gpu(t)
+	d := benchGPU(t, "run the multi-token benchmark")
 	rng := rand.New(rand.NewPCG(5, 6))
 	shapes := phi4LayerShapes
 	const maxN = 512
