@@ -380,22 +380,26 @@ func TestGPUAttention(t *testing.T) {
 				}
 			}
 			// both chunks (the split kernel's 64 and 128 positions a block),
-			// the output poisoned before each
-			// and, for groups the grouped kernel takes, the per-head kernel too
+			// the output poisoned before each; for groups the grouped kernels
+			// take, the tensor-core one (attnTC), the float one and the
+			// per-head kernel
 			for _, chunk := range []int{attnChunk, attnChunkWide} {
 				_, grouped := attnGQA(heads, H, hd, chunk, f16)
-				for _, gqa := range []bool{true, false} {
-					if gqa && !grouped {
+				_, tc := attnTC(heads, H, hd, chunk, f16)
+				for _, v := range []struct{ gqa, tc bool }{{true, true}, {true, false}, {false, false}} {
+					if (v.gqa && !grouped) || (v.tc && !tc) {
 						continue
 					}
 					if err := d.Fill32(out, poison, n*heads*hd); err != nil {
 						t.Fatal(err)
 					}
+					attnTCOn = v.tc
 					run(t, d, func() error {
-						return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n, gqa)
+						return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n, v.gqa)
 					})
+					attnTCOn = true
 					got := readF32(t, d, out, n*heads*hd)
-					closeTo(t, fmt.Sprintf("attention f16=%v heads %d/%d hd %d chunk %d grouped %v", f16, heads, H, hd, chunk, gqa), got, want, 2e-5, 2e-4)
+					closeTo(t, fmt.Sprintf("attention f16=%v heads %d/%d hd %d chunk %d grouped %v tensor cores %v", f16, heads, H, hd, chunk, v.gqa, v.tc), got, want, 2e-5, 2e-4)
 				}
 			}
 			for _, p := range []DevPtr{kc, vc, qp, tp, pp, sqp, part, out} {
@@ -423,6 +427,32 @@ func TestAttnGrouped(t *testing.T) {
 		attnGQAMode = c.mode
 		if got := d.attnGrouped(c.heads, c.H, 128, attnChunk, true, c.maxPos, c.n); got != c.want {
 			t.Errorf("mode %d, position %d, %d tokens, heads %d/%d: grouped %v, want %v", c.mode, c.maxPos, c.n, c.heads, c.H, got, c.want)
+		}
+	}
+}
+
+// TestAttnTCChoice (CPU): which grouped steps take the tensor-core kernel,
+// and its shared memory.
+func TestAttnTCChoice(t *testing.T) {
+	for _, c := range []struct {
+		heads, H, hd, chunk int
+		f16, ok             bool
+		smem                int
+	}{
+		{40, 10, 128, 64, true, true, 4*4*64 + 32*128 + 64*2*136},          // Phi-4: 22,528 bytes
+		{40, 10, 128, 128, true, true, 4*4*128 + 32*128 + 128*2*136},       // 8 warps, 8 dim tiles
+		{8, 2, 64, 128, true, true, 4*4*128 + 32*64 + 128*2*72 + 4*2*4*64}, // 8 warps over 4 tiles: 2 partial sums
+		{16, 2, 128, 128, true, true, 4*8*128 + 32*128 + 128*2*136},        // groups of 8
+		{40, 10, 128, 64, false, false, 0},                                 // f32 cache
+		{6, 2, 64, 64, true, false, 0},                                     // groups of 3
+		{8, 2, 48, 64, true, false, 0},                                     // not whole 32-dim steps
+		{8, 2, 96, 64, true, false, 0},                                     // 6 dim tiles, 4 warps
+		{8, 2, 128, 40, true, false, 0},                                    // not whole 16-position warps
+		{8, 2, 256, 128, true, false, 0},                                   // 4·2·128 + 32·256 + 128·528 bytes: over 48 KB
+	} {
+		smem, ok := attnTC(c.heads, c.H, c.hd, c.chunk, c.f16)
+		if ok != c.ok || (ok && smem != c.smem) {
+			t.Errorf("attnTC(%d, %d, %d, %d, %v) = %d, %v; want %d, %v", c.heads, c.H, c.hd, c.chunk, c.f16, smem, ok, c.smem, c.ok)
 		}
 	}
 }

@@ -117,6 +117,9 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 		typ = "f16"
 	}
 	if smem, ok := attnGQA(heads, H, hd, chunk, f16); ok && grouped {
+		if tsmem, ok := attnTC(heads, H, hd, chunk, f16); ok && attnTCOn {
+			typ, smem = "tc", tsmem
+		}
 		return d.launchK(fmt.Sprintf("upg_attn_gqa%d_%s", heads/H, typ), [3]uint32{uint32(S), uint32(H), uint32(n)},
 			[3]uint32{uint32(2 * chunk), 1, 1}, uint32(smem),
 			Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
@@ -196,6 +199,39 @@ func attnGQA(heads, H, hd, chunk int, f16 bool) (smem int, ok bool) {
 	}
 	p := threads / (hd / e)
 	smem = 4 * (g*hd + g*chunk + p*g*hd)
+	return smem, smem <= 48<<10
+}
+
+// attnTCOn is UPG_CUDA_ATTN_TC: 0 keeps the grouped steps on the float
+// kernels (upg_attn_gqa<G>_f16) where the tensor-core ones would take them,
+// for comparisons.
+var attnTCOn = os.Getenv("UPG_CUDA_ATTN_TC") != "0"
+
+// attnTC reports whether the grouped attention takes the tensor-core kernel
+// (upg_attn_gqa<G>_tc, kernels/attn.cu) and its dynamic shared memory in
+// bytes: an fp16 cache, groups of 2, 4 and 8, heads of a multiple of 32
+// values (the scores take 32 dims a step), chunks of a multiple of 16
+// positions (one warp scores 16), the dim tiles (hd/16) and warps
+// (chunk/16) one a multiple of the other, and at most 48 KB: the scores
+// (G·chunk floats), the queries' two fp16 parts (8 rows of hd each), the
+// chunk's value rows (hd + 8 halves each) and, when the warps outnumber the
+// dim tiles, their KP = warps/tiles partial value sums (KP·G·hd floats).
+func attnTC(heads, H, hd, chunk int, f16 bool) (smem int, ok bool) {
+	if !f16 || H <= 0 || heads%H != 0 || hd <= 0 || hd%32 != 0 || chunk <= 0 || chunk%16 != 0 || chunk > attnChunkWide {
+		return 0, false
+	}
+	g := heads / H
+	if g != 2 && g != 4 && g != 8 {
+		return 0, false
+	}
+	mt, w := hd/16, chunk/16
+	if mt%w != 0 && w%mt != 0 {
+		return 0, false
+	}
+	smem = 4*g*chunk + 2*2*8*hd + chunk*2*(hd+8)
+	if w > mt {
+		smem += 4 * (w / mt) * g * hd
+	}
 	return smem, smem <= 48<<10
 }
 

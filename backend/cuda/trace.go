@@ -27,7 +27,7 @@ const TraceEnv = "UPG_CUDA_TRACE"
 const traceCap = 1 << 20
 
 // traceFiles are the UPG_SRC numbers of kernels/upg.cu.
-var traceFiles = map[uint64]string{1: "gemv.cu", 2: "ops.cu", 3: "fused.cu", 4: "trellis.cu", 5: "mma.cu", 6: "sparse.cu"}
+var traceFiles = map[uint64]string{1: "gemv.cu", 2: "ops.cu", 3: "fused.cu", 4: "trellis.cu", 5: "mma.cu", 6: "sparse.cu", 7: "attn.cu"}
 
 func tracing() bool { v := os.Getenv(TraceEnv); return v != "" && v != "0" }
 

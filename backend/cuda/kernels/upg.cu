@@ -18,3 +18,6 @@
 #undef UPG_SRC
 #define UPG_SRC 6
 #include "sparse.cu"
+#undef UPG_SRC
+#define UPG_SRC 7
+#include "attn.cu"
