@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/upg-ai/upg/backend"
@@ -39,7 +40,8 @@ type Backend struct {
 	upload func() error
 
 	graphsOn bool
-	profTag  string // the last step's size, for the kernel profile (ProfileEnv)
+	profTag  string     // the last step's size, for the kernel profile (ProfileEnv)
+	host     *hostTimes // where a step's host time goes (TraceEnv), nil when not tracing
 	graphs   map[uint64]uintptr
 	seen     map[uint64]bool
 
@@ -90,8 +92,12 @@ func New(ordinal int) (*Backend, error) {
 			return nil, err
 		}
 	}
-	return &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
-		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}, nil
+	b := &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
+		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}
+	if d.trace != nil {
+		b.host = &hostTimes{}
+	}
+	return b, nil
 }
 
 // NewBackend is New as a backend.Backend (the constructor every platform
@@ -205,6 +211,7 @@ func (b *Backend) Close() {
 		p.report(os.Stderr)
 	}
 	if b.d.trace != nil {
+		b.host.report(os.Stderr)
 		_ = b.d.Do(func() error { return b.d.trace.report(b.d, os.Stderr) })
 	}
 	for _, w := range b.weights {
@@ -557,7 +564,18 @@ func (b *Backend) flushThen(then func() error) {
 	capture := b.graphsOn && !b.noCapture
 	b.ops, b.key, b.noCapture, b.last = b.ops[:0], fnvOffset, false, nil
 	d := b.d
+	ht := b.host
+	if then == nil {
+		ht = nil // only the flushes that end a step with its results
+	}
+	var t [4]time.Time
+	if ht != nil {
+		t[0] = time.Now()
+	}
 	err := d.Do(func() error {
+		if ht != nil {
+			t[1] = time.Now()
+		}
 		if up != nil {
 			if err := up(); err != nil {
 				return err
@@ -569,10 +587,20 @@ func (b *Backend) flushThen(then func() error) {
 			}
 		}
 		if then != nil {
-			return then()
+			if ht != nil {
+				t[2] = time.Now()
+			}
+			err := then()
+			if ht != nil {
+				t[3] = time.Now()
+			}
+			return err
 		}
 		return nil
 	})
+	if ht != nil {
+		ht.add(t, time.Now())
+	}
 	clear(ops)
 	if err != nil && b.err == nil {
 		b.err = err

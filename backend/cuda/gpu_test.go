@@ -549,3 +549,4 @@ func TestGPUGemvSplit(t *testing.T) {
 		}
 	}
 }
+

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"text/tabwriter"
+	"time"
 	"unsafe"
 )
 
@@ -64,6 +65,42 @@ func (d *Device) startTrace() error {
 	}
 	d.trace = &tracer{buf: buf, global: g}
 	return nil
+}
+
+// hostTimes adds up, over the flushes that end a step with its results
+// (the sampled tokens read back), where the host's time goes: the engine
+// between one such flush and the next (model code queueing the step, the
+// scheduler), the hand-off to the owner thread, the upload and the graph
+// launch, the wait for the GPU and the results, and the hand-back. The
+// step trace's records are the GPU's side; between the last kernel of one
+// step and the first of the next the GPU waits on these.
+type hostTimes struct {
+	n                                  int
+	engine, handoff, launch, wait, ret time.Duration
+	last                               time.Time // when the previous flush returned
+}
+
+// add records one flush: t = before the hand-off, when the owner thread
+// began, after the launch, after the results; end = back on the caller.
+func (h *hostTimes) add(t [4]time.Time, end time.Time) {
+	if !h.last.IsZero() {
+		h.engine += t[0].Sub(h.last)
+		h.handoff += t[1].Sub(t[0])
+		h.launch += t[2].Sub(t[1])
+		h.wait += t[3].Sub(t[2])
+		h.ret += end.Sub(t[3])
+		h.n++
+	}
+	h.last = end
+}
+
+func (h *hostTimes) report(w io.Writer) {
+	if h == nil || h.n == 0 {
+		return
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(h.n) }
+	fmt.Fprintf(w, "cuda host per step (%s=1, %d steps, mean µs): engine %.1f, hand-off %.1f, upload+launch %.1f, GPU and results %.1f, hand-back %.1f\n",
+		TraceEnv, h.n, us(h.engine), us(h.handoff), us(h.launch), us(h.wait), us(h.ret))
 }
 
 // traceRec is one record: when block 0 passed pdl_wait, where, which grid.
