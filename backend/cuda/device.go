@@ -21,8 +21,7 @@ type DevPtr uintptr
 // thread: every driver call runs there, in order (Do), so the context is
 // current on exactly one thread and stream order is call order.
 type Device struct {
-	work chan func()
-	done chan struct{}
+	own *owner // the owner thread (owner.go)
 
 	ordinal   int
 	dev       int32
@@ -152,30 +151,12 @@ func Open(ordinal int) (*Device, error) {
 	if err := loadDriver(); err != nil {
 		return nil, err
 	}
-	d := &Device{work: make(chan func()), done: make(chan struct{}), ordinal: ordinal, fns: map[string]uintptr{}, occ: map[string]int{}, params: new(launchParams),
+	d := &Device{ordinal: ordinal, fns: map[string]uintptr{}, occ: map[string]int{}, params: new(launchParams),
 		memCap: memCap, sizes: map[DevPtr]uint64{}}
-	errc := make(chan error)
-	go d.loop(errc)
-	if err := <-errc; err != nil {
+	if d.own, err = startOwner(ownerSpin(), d.init, d.release); err != nil {
 		return nil, err
 	}
 	return d, nil
-}
-
-func (d *Device) loop(errc chan<- error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := d.init(); err != nil {
-		errc <- err
-		close(d.done)
-		return
-	}
-	errc <- nil
-	for f := range d.work {
-		f()
-	}
-	d.release()
-	close(d.done)
 }
 
 func (d *Device) init() error {
@@ -259,9 +240,7 @@ func (d *Device) Do(f func() error) error {
 		return fmt.Errorf("cuda: device is closed")
 	}
 	var err error
-	ch := make(chan struct{})
-	d.work <- func() { err = f(); close(ch) }
-	<-ch
+	d.own.run(func() { err = f() })
 	return err
 }
 
@@ -273,8 +252,7 @@ func (d *Device) Close() {
 	}
 	_ = d.Do(func() error { d.freeStreamK(); return d.sync() })
 	d.closed = true
-	close(d.work)
-	<-d.done
+	d.own.stop()
 }
 
 // The methods below whose names start with a lower-case letter must run on

@@ -549,4 +549,3 @@ func TestGPUGemvSplit(t *testing.T) {
 		}
 	}
 }
-

@@ -75,32 +75,41 @@ func (d *Device) startTrace() error {
 // step trace's records are the GPU's side; between the last kernel of one
 // step and the first of the next the GPU waits on these.
 type hostTimes struct {
-	n                                  int
-	engine, handoff, launch, wait, ret time.Duration
-	last                               time.Time // when the previous flush returned
+	steps [][5]time.Duration // engine, hand-off, upload+launch, GPU and results, hand-back
+	last  time.Time          // when the previous flush returned
 }
 
 // add records one flush: t = before the hand-off, when the owner thread
 // began, after the launch, after the results; end = back on the caller.
 func (h *hostTimes) add(t [4]time.Time, end time.Time) {
 	if !h.last.IsZero() {
-		h.engine += t[0].Sub(h.last)
-		h.handoff += t[1].Sub(t[0])
-		h.launch += t[2].Sub(t[1])
-		h.wait += t[3].Sub(t[2])
-		h.ret += end.Sub(t[3])
-		h.n++
+		h.steps = append(h.steps, [5]time.Duration{t[0].Sub(h.last), t[1].Sub(t[0]), t[2].Sub(t[1]), t[3].Sub(t[2]), end.Sub(t[3])})
 	}
 	h.last = end
 }
 
+// report writes each phase's median and mean over the steps (the means
+// include the steps that captured a graph).
 func (h *hostTimes) report(w io.Writer) {
-	if h == nil || h.n == 0 {
+	if h == nil || len(h.steps) == 0 {
 		return
 	}
-	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(h.n) }
-	fmt.Fprintf(w, "cuda host per step (%s=1, %d steps, mean µs): engine %.1f, hand-off %.1f, upload+launch %.1f, GPU and results %.1f, hand-back %.1f\n",
-		TraceEnv, h.n, us(h.engine), us(h.handoff), us(h.launch), us(h.wait), us(h.ret))
+	fmt.Fprintf(w, "cuda host per step (%s=1, %d steps, median/mean µs):", TraceEnv, len(h.steps))
+	for i, name := range []string{"engine", "hand-off", "upload+launch", "GPU and results", "hand-back"} {
+		v := make([]float64, len(h.steps))
+		var sum float64
+		for j, s := range h.steps {
+			v[j] = float64(s[i].Nanoseconds()) / 1000
+			sum += v[j]
+		}
+		sort.Float64s(v)
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s %.1f/%.1f", sep, name, v[len(v)/2], sum/float64(len(v)))
+	}
+	fmt.Fprintln(w)
 }
 
 // traceRec is one record: when block 0 passed pdl_wait, where, which grid.
