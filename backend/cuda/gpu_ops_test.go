@@ -479,9 +479,10 @@ func TestAttnGQAChoice(t *testing.T) {
 	}
 }
 
-// TestGPUAttentionPrefill checks the prefill attention kernel (one
-// sequence, 16 queries a block) against the split kernels on runs of
-// consecutive positions, as a prompt's chunks are, for fp16 and f32 caches.
+// TestGPUAttentionPrefill checks the prefill attention kernels (one
+// sequence: 16 queries a block in float, 32 on the tensor cores) against the
+// split kernels on runs of consecutive positions, as a prompt's chunks are,
+// for fp16 and f32 caches.
 func TestGPUAttentionPrefill(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 25))
@@ -522,15 +523,27 @@ func TestGPUAttentionPrefill(t *testing.T) {
 				run(t, d, func() error {
 					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, attnChunk, S, part, n, false)
 				})
-				run(t, d, func() error {
-					return d.attentionPrefill(got, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, n)
-				})
-				w, g := readF32(t, d, want, n*heads*hd), readF32(t, d, got, n*heads*hd)
+				w := readF32(t, d, want, n*heads*hd)
 				ref := make([]float64, len(w))
 				for i, x := range w {
 					ref[i] = float64(x)
 				}
-				closeTo(t, fmt.Sprintf("f16=%v hd=%d positions %d..%d", f16, hd, p0, p0+n-1), g, ref, 2e-5, 1e-4)
+				// with an fp16 cache, the tensor-core kernel and the float one
+				for _, tc := range []bool{true, false} {
+					if tc && !f16 {
+						continue
+					}
+					if err := d.Fill32(got, poison, n*heads*hd); err != nil {
+						t.Fatal(err)
+					}
+					attnTCOn = tc
+					run(t, d, func() error {
+						return d.attentionPrefill(got, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, n)
+					})
+					attnTCOn = true
+					g := readF32(t, d, got, n*heads*hd)
+					closeTo(t, fmt.Sprintf("f16=%v hd=%d positions %d..%d tensor cores %v", f16, hd, p0, p0+n-1, tc), g, ref, 2e-5, 1e-4)
+				}
 				for _, p := range []DevPtr{qp, pp, sqp, part, want, got} {
 					d.Free(p)
 				}

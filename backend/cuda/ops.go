@@ -202,9 +202,9 @@ func attnGQA(heads, H, hd, chunk int, f16 bool) (smem int, ok bool) {
 	return smem, smem <= 48<<10
 }
 
-// attnTCOn is UPG_CUDA_ATTN_TC: 0 keeps the grouped steps on the float
-// kernels (upg_attn_gqa<G>_f16) where the tensor-core ones would take them,
-// for comparisons.
+// attnTCOn is UPG_CUDA_ATTN_TC: 0 keeps attention on the float kernels
+// (upg_attn_gqa<G>_f16, upg_attn_prefill_f16) where the tensor-core ones
+// would take it, for comparisons.
 var attnTCOn = os.Getenv("UPG_CUDA_ATTN_TC") != "0"
 
 // attnTC reports whether the grouped attention takes the tensor-core kernel
@@ -285,11 +285,15 @@ var usePrefillAttn = os.Getenv("UPG_CUDA_PREFILL_ATTN") != "0"
 // (tables row seq[0]) straight into dst.
 func (d *Device) attentionPrefill(dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
 	scale float32, heads, H, hd, bs, n int) error {
-	name := "upg_attn_prefill_f32"
-	if f16 {
+	name, rows, threads := "upg_attn_prefill_f32", 16, 128
+	switch {
+	case f16 && (hd == 64 || hd == 128) && attnTCOn:
+		// tensor cores (kernels/attn.cu): 32 tokens a block of 2 warps
+		name, rows, threads = fmt.Sprintf("upg_attn_prefill_tc%d", hd), 32, 64
+	case f16:
 		name = "upg_attn_prefill_f16"
 	}
-	return d.launchK(name, [3]uint32{uint32((n + 15) / 16), uint32(heads), 1}, [3]uint32{128, 1, 1}, 0,
+	return d.launchK(name, [3]uint32{uint32((n + rows - 1) / rows), uint32(heads), 1}, [3]uint32{uint32(threads), 1, 1}, 0,
 		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
 		I32(heads), I32(H), I32(hd), I32(bs), I32(n), Ptr(dst))
 }

@@ -68,6 +68,8 @@ func init() {
 	}
 	kernelSig["upg_attn_prefill_f16"] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i hd:i bs:i n:i dst:p"
 	kernelSig["upg_attn_prefill_f32"] = kernelSig["upg_attn_prefill_f16"]
+	kernelSig["upg_attn_prefill_tc64"] = kernelSig["upg_attn_prefill_f16"]
+	kernelSig["upg_attn_prefill_tc128"] = kernelSig["upg_attn_prefill_f16"]
 	kernelSig["upg_attn_combine"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p"
 	kernelSig["upg_swiglu"] = "dst:p gate:p gs:i up:p us:i width:i n:i"
 	kernelSig["upg_argmax"] = "x:p vocab:i out:p"

@@ -220,3 +220,216 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
 extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_tc(ATTN_ARGS_F16) { attn_tc<2>(ATTN_PASS_); }
 extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_tc(ATTN_ARGS_F16) { attn_tc<4>(ATTN_PASS_); }
 extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa8_tc(ATTN_ARGS_F16) { attn_tc<8>(ATTN_PASS_); }
+
+// ---------------------------------------------------------------------------
+// Prefill attention on the tensor cores (fp16 cache): attn_prefill's causal
+// attention for n tokens of one sequence (ops.cu), a block of 2 warps taking
+// 32 consecutive tokens of one query head (warp w: tokens 16w..16w+15 as the
+// rows of its mma tiles), the keys in chunks of 32 staged in shared memory
+// by cp.async — a chunk's keys load while the chunk before sums its values,
+// its values while its scores are computed — with an online softmax in
+// registers (FlashAttention-2's order). The scores' A operand is the scaled
+// queries' two fp16 parts (split2) from shared memory, their B the keys
+// (ldmatrix); the softmax weights stay in the registers that held the
+// scores, as the A operand of P·V (two fp16 parts again), whose B operand is
+// the values read transposed (ldmatrix.trans). Run 67's profile had the
+// float kernel at 149 µs per 256-token call of Phi-4's shapes.
+#define APT_Q 32 // tokens per block (2 warps × 16)
+#define APT_K 32 // keys per chunk
+
+DEVI void ldsm_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, unsigned addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(addr));
+}
+
+template <int HD>
+DEVI void attn_prefill_tc(const float *q, int qs, const __half *kc, const __half *vc, const int *tables,
+                          int tstride, const int *pos, const int *seq, float scale, int heads, int H, int bs,
+                          int n, float *dst) {
+  constexpr int LD = HD + 8; // halves per shared row: 8 rows of an ldmatrix hit 32 banks
+  constexpr int NT = HD / 8; // the output's 8-dim tiles
+  constexpr int KS = HD / 16;
+  __shared__ __align__(16) __half qh[APT_Q * LD];
+  __shared__ __align__(16) __half ql[APT_Q * LD];
+  __shared__ __align__(16) __half kt[APT_K * LD];
+  __shared__ __align__(16) __half vt[APT_K * LD];
+  __shared__ int rowp[APT_Q], lastp;
+  pdl_wait();
+  pdl_launch();
+  const int t0 = blockIdx.x * APT_Q, h = blockIdx.y, tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+  const int gid = lane >> 2, tig = lane & 3, j = lane >> 3, r = lane & 7;
+  const int kvh = h / (heads / H);
+  const int *tab = tables + (size_t)seq[0] * tstride; // the step's one sequence
+  if (tid < APT_Q) rowp[tid] = t0 + tid < n ? pos[t0 + tid] : -1;
+  for (int i = tid; i < APT_Q * HD / 2; i += blockDim.x) { // the scaled queries' two fp16 parts
+    const int row = (2 * i) / HD, d = 2 * i - row * HD, t = t0 + row;
+    float2 v = make_float2(0.f, 0.f);
+    if (t < n) {
+      v = *reinterpret_cast<const float2 *>(q + (size_t)t * qs + h * HD + d);
+      v.x *= scale;
+      v.y *= scale;
+    }
+    unsigned hi, lo;
+    split2(v.x, v.y, hi, lo);
+    *reinterpret_cast<unsigned *>(&qh[row * LD + d]) = hi;
+    *reinterpret_cast<unsigned *>(&ql[row * LD + d]) = lo;
+  }
+  __syncthreads();
+  if (tid == 0) {
+    int m = -1;
+    for (int i = 0; i < APT_Q; i++) m = max(m, rowp[i]);
+    lastp = m;
+  }
+  __syncthreads();
+  const int last = lastp;
+  const unsigned qh0 = (unsigned)__cvta_generic_to_shared(qh), ql0 = (unsigned)__cvta_generic_to_shared(ql);
+  const unsigned kt0 = (unsigned)__cvta_generic_to_shared(kt), vt0 = (unsigned)__cvta_generic_to_shared(vt);
+  // stage rows c0..c0+31 of cache into the tile at base (zero past last), one commit group
+  auto stage = [&](unsigned base, const __half *cache, int c0) {
+    for (int i = tid; i < APT_K * (HD / 8); i += blockDim.x) {
+      const int row = i / (HD / 8), c = i - row * (HD / 8), p = c0 + row;
+      const bool ok = p <= last;
+      const __half *src = ok ? cache + (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * HD + c * 8 : cache;
+      cp_async16s(base + (unsigned)(row * LD + c * 8) * 2, src, ok ? 16 : 0);
+    }
+    cp_async_commit();
+  };
+  const int qa = rowp[16 * w + gid], qb = rowp[16 * w + gid + 8]; // the lane's rows' positions (-1 past n)
+  float o[NT][4];
+#pragma unroll
+  for (int dt = 0; dt < NT; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+  float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+  stage(kt0, kc, 0);
+  stage(vt0, vc, 0);
+  for (int c0 = 0; c0 <= last; c0 += APT_K) {
+    cp_async_wait<1>();
+    __syncthreads(); // the chunk's keys (its values may still load)
+    float s[4][4];
+#pragma unroll
+    for (int nt = 0; nt < 4; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++) {
+      const unsigned qo = (unsigned)(((16 * w + (j & 1) * 8 + r) * LD + kk * 16 + (j >> 1) * 8) * 2);
+      unsigned a0, a1, a2, a3, e0, e1, e2, e3;
+      ldsm_x4(a0, a1, a2, a3, qh0 + qo);
+      ldsm_x4(e0, e1, e2, e3, ql0 + qo);
+#pragma unroll
+      for (int nt = 0; nt < 4; nt += 2) {
+        unsigned b0, b1, b2, b3;
+        ldsm_x4(b0, b1, b2, b3, kt0 + (unsigned)(((8 * nt + (j >> 1) * 8 + r) * LD + kk * 16 + (j & 1) * 8) * 2));
+        mma_f16(s[nt], a0, a1, a2, a3, b0, b1);
+        mma_f16(s[nt], e0, e1, e2, e3, b0, b1);
+        mma_f16(s[nt + 1], a0, a1, a2, a3, b2, b3);
+        mma_f16(s[nt + 1], e0, e1, e2, e3, b2, b3);
+      }
+    }
+    __syncthreads(); // every warp is done with the keys: the next chunk's may load
+    if (c0 + APT_K <= last)
+      stage(kt0, kc, c0 + APT_K);
+    else
+      cp_async_commit();
+    // causal mask and online softmax: s[nt][0..1] are row qa's keys
+    // c0 + 8nt + 2tig + {0, 1}, s[nt][2..3] row qb's
+    float xa = -INFINITY, xb = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        const int p = c0 + 8 * nt + 2 * tig + e;
+        if (p > qa) s[nt][e] = -INFINITY;
+        if (p > qb) s[nt][2 + e] = -INFINITY;
+        xa = fmaxf(xa, s[nt][e]);
+        xb = fmaxf(xb, s[nt][2 + e]);
+      }
+    xa = fmaxf(xa, __shfl_xor_sync(0xffffffffu, xa, 1));
+    xa = fmaxf(xa, __shfl_xor_sync(0xffffffffu, xa, 2));
+    xb = fmaxf(xb, __shfl_xor_sync(0xffffffffu, xb, 1));
+    xb = fmaxf(xb, __shfl_xor_sync(0xffffffffu, xb, 2));
+    const float na = fmaxf(ma, xa), nb = fmaxf(mb, xb);
+    const float aa = ma == -INFINITY ? 0.f : expf(ma - na), ab = mb == -INFINITY ? 0.f : expf(mb - nb);
+    float sa = 0.f, sb = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+      for (int e = 0; e < 2; e++) {
+        s[nt][e] = na == -INFINITY ? 0.f : expf(s[nt][e] - na);
+        s[nt][2 + e] = nb == -INFINITY ? 0.f : expf(s[nt][2 + e] - nb);
+        sa += s[nt][e];
+        sb += s[nt][2 + e];
+      }
+    sa += __shfl_xor_sync(0xffffffffu, sa, 1);
+    sa += __shfl_xor_sync(0xffffffffu, sa, 2);
+    sb += __shfl_xor_sync(0xffffffffu, sb, 1);
+    sb += __shfl_xor_sync(0xffffffffu, sb, 2);
+    la = la * aa + sa;
+    lb = lb * ab + sb;
+    ma = na;
+    mb = nb;
+#pragma unroll
+    for (int dt = 0; dt < NT; dt++) {
+      o[dt][0] *= aa;
+      o[dt][1] *= aa;
+      o[dt][2] *= ab;
+      o[dt][3] *= ab;
+    }
+    cp_async_wait<1>();
+    __syncthreads(); // the chunk's values (the next chunk's keys may still load)
+#pragma unroll
+    for (int kk = 0; kk < 2; kk++) { // keys 16kk..16kk+15: score tiles 2kk, 2kk+1
+      unsigned h0, h1, h2, h3, x0, x1, x2, x3;
+      split2(s[2 * kk][0], s[2 * kk][1], h0, x0);
+      split2(s[2 * kk][2], s[2 * kk][3], h1, x1);
+      split2(s[2 * kk + 1][0], s[2 * kk + 1][1], h2, x2);
+      split2(s[2 * kk + 1][2], s[2 * kk + 1][3], h3, x3);
+#pragma unroll
+      for (int dt = 0; dt < NT; dt += 2) {
+        unsigned b0, b1, b2, b3;
+        ldmatrix_x4_trans(b0, b1, b2, b3, vt0 + (unsigned)(((16 * kk + (j & 1) * 8 + r) * LD + 8 * dt + (j >> 1) * 8) * 2));
+        mma_f16(o[dt], h0, h1, h2, h3, b0, b1);
+        mma_f16(o[dt], x0, x1, x2, x3, b0, b1);
+        mma_f16(o[dt + 1], h0, h1, h2, h3, b2, b3);
+        mma_f16(o[dt + 1], x0, x1, x2, x3, b2, b3);
+      }
+    }
+    __syncthreads(); // every warp is done with the values
+    if (c0 + APT_K <= last)
+      stage(vt0, vc, c0 + APT_K);
+    else
+      cp_async_commit();
+  }
+  cp_async_wait<0>(); // no copy outlives the block
+  const int ta = t0 + 16 * w + gid, tb = ta + 8;
+#pragma unroll
+  for (int dt = 0; dt < NT; dt++) {
+    const int d = 8 * dt + 2 * tig;
+    if (ta < n) {
+      float *y = dst + ((size_t)ta * heads + h) * HD + d;
+      y[0] = o[dt][0] / la;
+      y[1] = o[dt][1] / la;
+    }
+    if (tb < n) {
+      float *y = dst + ((size_t)tb * heads + h) * HD + d;
+      y[0] = o[dt][2] / lb;
+      y[1] = o[dt][3] / lb;
+    }
+  }
+}
+
+// upg_attn_prefill_tc<hd>: attn_prefill_tc for heads of 64 and 128 values
+// (upg_attn_prefill_f16's parameters; hd must match). Grid (ceil(n/32),
+// heads), 64 threads.
+extern "C" __global__ void __launch_bounds__(64, 6)
+    upg_attn_prefill_tc64(const float *__restrict__ q, int qs, const __half *__restrict__ kc,
+                          const __half *__restrict__ vc, const int *__restrict__ tables, int tstride,
+                          const int *__restrict__ pos, const int *__restrict__ seq, float scale, int heads,
+                          int H, int hd, int bs, int n, float *__restrict__ dst) {
+  attn_prefill_tc<64>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, bs, n, dst);
+}
+extern "C" __global__ void __launch_bounds__(64, 6)
+    upg_attn_prefill_tc128(const float *__restrict__ q, int qs, const __half *__restrict__ kc,
+                           const __half *__restrict__ vc, const int *__restrict__ tables, int tstride,
+                           const int *__restrict__ pos, const int *__restrict__ seq, float scale, int heads,
+                           int H, int hd, int bs, int n, float *__restrict__ dst) {
+  attn_prefill_tc<128>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, bs, n, dst);
+}
