@@ -204,7 +204,8 @@ func attnGQA(heads, H, hd, chunk int, f16 bool) (smem int, ok bool) {
 
 // attnTCOn is UPG_CUDA_ATTN_TC: 0 keeps attention on the float kernels
 // (upg_attn_gqa<G>_f16, upg_attn_prefill_f16) where the tensor-core ones
-// would take it, for comparisons.
+// would take it, for comparisons — and for kernels from before them
+// (UPG_CUDA_FATBIN naming an older fatbin), which lack them.
 var attnTCOn = os.Getenv("UPG_CUDA_ATTN_TC") != "0"
 
 // attnTC reports whether the grouped attention takes the tensor-core kernel
