@@ -1,0 +1,116 @@
+//go:build linux && (amd64 || arm64)
+
+package cuda
+
+import (
+	"testing"
+
+	"github.com/upg-ai/upg/backend"
+)
+
+// queueFixture is a Backend over a device that is never called: the op
+// methods only queue closures and hash their arguments, so a decode step's
+// queueing (the host's work while the GPU waits between steps) can be timed
+// on the CPU. Pointers are fake and nothing is flushed.
+type queueFixture struct {
+	b                              *Backend
+	x, h, qkv, att, o, gu, act     *buffer
+	qkvW, oW, guW, downW, n1, n2   *weight
+	kv                             *kvStore
+	rp                             *rope
+	st                             *stepBuf
+	heads, hd, kvHeads, ffn, model int
+}
+
+func newQueueFixture(n int) *queueFixture {
+	const d, heads, kvHeads, hd, ffn = 5120, 40, 10, 128, 17920
+	next := DevPtr(1 << 30)
+	alloc := func(floats int) *buffer {
+		next += DevPtr(4*floats + 4096)
+		return &buffer{p: next, n: floats}
+	}
+	dense := func(R, C int) *weight {
+		next += 1 << 28
+		return &weight{rows: R, cols: C, g: &DenseGPU{R: R, C: C, codes: next}}
+	}
+	vec := func(c int) *weight { next += 1 << 16; return &weight{rows: 1, cols: c, vec: next} }
+	f := &queueFixture{
+		b:     &Backend{d: &Device{SMs: 132}, fuse: true, key: fnvOffset, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{}},
+		heads: heads, hd: hd, kvHeads: kvHeads, ffn: ffn, model: d,
+	}
+	f.b.sc = &Scratch{Tokens: 64, Cols: ffn}
+	f.b.part, f.b.partSize = 1, 1<<40
+	qkvW := (heads + 2*kvHeads) * hd
+	f.x, f.h, f.qkv, f.att, f.o = alloc(n*d), alloc(n*d), alloc(n*qkvW), alloc(n*d), alloc(n*d)
+	f.gu, f.act = alloc(n*2*ffn), alloc(n*ffn)
+	f.qkvW, f.oW, f.guW, f.downW = dense(qkvW, d), dense(d, d), dense(2*ffn, d), dense(d, ffn)
+	f.n1, f.n2 = vec(d), vec(d)
+	f.kv = &kvStore{spec: backend.KVSpec{Layers: 40, KVHeads: kvHeads, HeadDim: hd, BlockSize: 16, Blocks: 4096, Type: backend.KVF16},
+		k: 1 << 40, v: 1 << 41, perLayer: 1 << 28}
+	f.rp = &rope{spec: backend.RopeSpec{Dim: hd}, cos: 1 << 42, sin: 1<<42 + 1<<20}
+	f.st = &stepBuf{lim: backend.StepLimits{Tokens: 64, Seqs: n, BlocksPerSeq: 64}, n: n, nOut: n, oneSeq: n == 1, maxPos: 512,
+		tokens: 1 << 43, pos: 1<<43 + 4096, slot: 1<<43 + 8192, seq: 1<<43 + 12288, tables: 1<<43 + 16384}
+	return f
+}
+
+// step queues one decode step's 40 layers as model.Context.layer calls
+// them (fused qkv and gate_up), then drops the queue.
+func (f *queueFixture) step() (ops int, key uint64) {
+	b, n, d := f.b, f.st.n, f.model
+	qd, kvd := f.heads*f.hd, f.kvHeads*f.hd
+	w := qd + 2*kvd
+	q := backend.View{Buf: f.qkv, Stride: w}
+	k := backend.View{Buf: f.qkv, Off: qd, Stride: w}
+	v := backend.View{Buf: f.qkv, Off: qd + kvd, Stride: w}
+	for l := 0; l < 40; l++ {
+		b.RMSNorm(f.h, f.x, f.n1, 1e-5, n)
+		b.MatMul(f.qkv, f.h, f.qkvW, n)
+		b.Rope(q, f.heads, f.hd, f.rp, f.st)
+		b.Rope(k, f.kvHeads, f.hd, f.rp, f.st)
+		b.StoreKV(f.kv, l, k, v, f.st)
+		b.Attention(f.att, q, f.heads, 0.088, f.kv, l, f.st)
+		b.MatMul(f.o, f.att, f.oW, n)
+		b.Add(f.x, f.o, n*d)
+		b.RMSNorm(f.h, f.x, f.n2, 1e-5, n)
+		b.MatMul(f.gu, f.h, f.guW, n)
+		b.SwiGLU(f.act, backend.View{Buf: f.gu, Stride: 2 * f.ffn}, backend.View{Buf: f.gu, Off: f.ffn, Stride: 2 * f.ffn}, f.ffn, n)
+		b.MatMul(f.o, f.act, f.downW, n)
+		b.Add(f.x, f.o, n*d)
+	}
+	ops, key = len(b.ops), b.key
+	clear(b.ops)
+	b.ops, b.key, b.last = b.ops[:0], fnvOffset, nil
+	return ops, key
+}
+
+// TestQueueStep (CPU): a Phi-4 decode step queues 11 launches per layer
+// with the fusions (fuse.go's count), and the same key every step (so that
+// its graph replays).
+func TestQueueStep(t *testing.T) {
+	f := newQueueFixture(1)
+	n, k1 := f.step()
+	_, k2 := f.step()
+	if n != 40*5 {
+		t.Errorf("%d ops queued for 40 layers, want %d (5 a layer after fusion)", n, 40*5)
+	}
+	if k1 != k2 || k1 == fnvOffset {
+		t.Errorf("step keys %x and %x: want one key, the same every step", k1, k2)
+	}
+	if f.b.err != nil {
+		t.Fatal(f.b.err)
+	}
+}
+
+// BenchmarkQueueStep times the host's queueing of one Phi-4-shaped decode
+// step (40 layers, the fusions on), the work the GPU waits on between steps.
+func BenchmarkQueueStep(bm *testing.B) {
+	for _, n := range []int{1, 32} {
+		bm.Run(map[int]string{1: "tokens=1", 32: "tokens=32"}[n], func(bm *testing.B) {
+			f := newQueueFixture(n)
+			bm.ReportAllocs()
+			for bm.Loop() {
+				f.step()
+			}
+		})
+	}
+}
