@@ -568,9 +568,9 @@ func (b *Backend) flushThen(then func() error) {
 	if then == nil {
 		ht = nil // only the flushes that end a step with its results
 	}
-	var t [4]time.Time
+	var t *[4]time.Time // allocated only when tracing
 	if ht != nil {
-		t[0] = time.Now()
+		t = &[4]time.Time{time.Now()}
 	}
 	err := d.Do(func() error {
 		if ht != nil {
@@ -599,7 +599,7 @@ func (b *Backend) flushThen(then func() error) {
 		return nil
 	})
 	if ht != nil {
-		ht.add(t, time.Now())
+		ht.add(*t, time.Now())
 	}
 	clear(ops)
 	if err != nil && b.err == nil {
