@@ -564,16 +564,14 @@ func (b *Backend) flushThen(then func() error) {
 	capture := b.graphsOn && !b.noCapture
 	b.ops, b.key, b.noCapture, b.last = b.ops[:0], fnvOffset, false, nil
 	d := b.d
-	ht := b.host
-	if then == nil {
-		ht = nil // only the flushes that end a step with its results
-	}
-	var t *[4]time.Time // allocated only when tracing
-	if ht != nil {
+	// the host timestamps of a flush that ends a step with its results,
+	// when tracing (hostTimes)
+	var t *[4]time.Time
+	if b.host != nil && then != nil {
 		t = &[4]time.Time{time.Now()}
 	}
 	err := d.Do(func() error {
-		if ht != nil {
+		if t != nil {
 			t[1] = time.Now()
 		}
 		if up != nil {
@@ -586,20 +584,20 @@ func (b *Backend) flushThen(then func() error) {
 				return err
 			}
 		}
-		if then != nil {
-			if ht != nil {
-				t[2] = time.Now()
-			}
-			err := then()
-			if ht != nil {
-				t[3] = time.Now()
-			}
-			return err
+		if then == nil {
+			return nil
 		}
-		return nil
+		if t != nil {
+			t[2] = time.Now()
+		}
+		err := then()
+		if t != nil {
+			t[3] = time.Now()
+		}
+		return err
 	})
-	if ht != nil {
-		ht.add(*t, time.Now())
+	if t != nil {
+		b.host.add(*t, time.Now())
 	}
 	clear(ops)
 	if err != nil && b.err == nil {

@@ -287,6 +287,7 @@ func TestAttnHeadDim(t *testing.T) {
 
 func TestGPUAttention(t *testing.T) {
 	d := gpu(t)
+	defer func(on bool) { attnTCOn = on }(attnTCOn)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 24))
 	// head groups of 4, 2, 8 (the grouped kernels) and 3 (the per-head one)
 	shapes := [][3]int{{8, 2, 64}, {8, 4, 64}, {8, 1, 64}, {6, 2, 64}, {8, 2, 128}}
@@ -397,7 +398,6 @@ func TestGPUAttention(t *testing.T) {
 					run(t, d, func() error {
 						return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n, v.gqa)
 					})
-					attnTCOn = true
 					got := readF32(t, d, out, n*heads*hd)
 					closeTo(t, fmt.Sprintf("attention f16=%v heads %d/%d hd %d chunk %d grouped %v tensor cores %v", f16, heads, H, hd, chunk, v.gqa, v.tc), got, want, 2e-5, 2e-4)
 				}
@@ -485,6 +485,7 @@ func TestAttnGQAChoice(t *testing.T) {
 // for fp16 and f32 caches.
 func TestGPUAttentionPrefill(t *testing.T) {
 	d := gpu(t)
+	defer func(on bool) { attnTCOn = on }(attnTCOn)
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 25))
 	for _, f16 := range []bool{true, false} {
 		for _, hd := range []int{64, 128} {
@@ -540,7 +541,6 @@ func TestGPUAttentionPrefill(t *testing.T) {
 					run(t, d, func() error {
 						return d.attentionPrefill(got, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, n)
 					})
-					attnTCOn = true
 					g := readF32(t, d, got, n*heads*hd)
 					closeTo(t, fmt.Sprintf("f16=%v hd=%d positions %d..%d tensor cores %v", f16, hd, p0, p0+n-1, tc), g, ref, 2e-5, 1e-4)
 				}

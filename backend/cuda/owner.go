@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"log/slog"
 	"os"
 	"runtime"
 	"sync"
@@ -49,6 +50,7 @@ func ownerSpin() time.Duration {
 		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 			return d
 		}
+		slog.Warn("ignoring "+OwnerSpinEnv, "value", v, "want", "a duration such as 5ms, or 0 to sleep at once")
 	}
 	return 20 * time.Millisecond
 }

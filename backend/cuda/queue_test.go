@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/upg-ai/upg/backend"
@@ -13,13 +14,13 @@ import (
 // queueing (the host's work while the GPU waits between steps) can be timed
 // on the CPU. Pointers are fake and nothing is flushed.
 type queueFixture struct {
-	b                              *Backend
-	x, h, qkv, att, o, gu, act     *buffer
-	qkvW, oW, guW, downW, n1, n2   *weight
-	kv                             *kvStore
-	rp                             *rope
-	st                             *stepBuf
-	heads, hd, kvHeads, ffn, model int
+	b                               *Backend
+	x, h, qkv, att, o, gu, act      *buffer
+	qkvW, oW, guW, downW, n1, n2    *weight
+	kv                              *kvStore
+	rp                              *rope
+	st                              *stepBuf
+	heads, hd, kvHeads, ffn, hidden int
 }
 
 func newQueueFixture(n int) *queueFixture {
@@ -36,7 +37,7 @@ func newQueueFixture(n int) *queueFixture {
 	vec := func(c int) *weight { next += 1 << 16; return &weight{rows: 1, cols: c, vec: next} }
 	f := &queueFixture{
 		b:     &Backend{d: &Device{SMs: 132}, fuse: true, key: fnvOffset, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{}},
-		heads: heads, hd: hd, kvHeads: kvHeads, ffn: ffn, model: d,
+		heads: heads, hd: hd, kvHeads: kvHeads, ffn: ffn, hidden: d,
 	}
 	f.b.sc = &Scratch{Tokens: 64, Cols: ffn}
 	f.b.part, f.b.partSize = 1, 1<<40
@@ -56,7 +57,7 @@ func newQueueFixture(n int) *queueFixture {
 // step queues one decode step's 40 layers as model.Context.layer calls
 // them (fused qkv and gate_up), then drops the queue.
 func (f *queueFixture) step() (ops int, key uint64) {
-	b, n, d := f.b, f.st.n, f.model
+	b, n, d := f.b, f.st.n, f.hidden
 	qd, kvd := f.heads*f.hd, f.kvHeads*f.hd
 	w := qd + 2*kvd
 	q := backend.View{Buf: f.qkv, Stride: w}
@@ -105,7 +106,7 @@ func TestQueueStep(t *testing.T) {
 // step (40 layers, the fusions on), the work the GPU waits on between steps.
 func BenchmarkQueueStep(bm *testing.B) {
 	for _, n := range []int{1, 32} {
-		bm.Run(map[int]string{1: "tokens=1", 32: "tokens=32"}[n], func(bm *testing.B) {
+		bm.Run(fmt.Sprintf("tokens=%d", n), func(bm *testing.B) {
 			f := newQueueFixture(n)
 			bm.ReportAllocs()
 			for bm.Loop() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 	"unsafe"
@@ -67,8 +68,8 @@ func (d *Device) startTrace() error {
 	return nil
 }
 
-// hostTimes adds up, over the flushes that end a step with its results
-// (the sampled tokens read back), where the host's time goes: the engine
+// hostTimes records, for each flush that ends a step with its results
+// (the sampled tokens read back), where the host's time went: the engine
 // between one such flush and the next (model code queueing the step, the
 // scheduler), the hand-off to the owner thread, the upload and the graph
 // launch, the wait for the GPU and the results, and the hand-back. The
@@ -94,7 +95,7 @@ func (h *hostTimes) report(w io.Writer) {
 	if h == nil || len(h.steps) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "cuda host per step (%s=1, %d steps, median/mean µs):", TraceEnv, len(h.steps))
+	parts := make([]string, 5)
 	for i, name := range []string{"engine", "hand-off", "upload+launch", "GPU and results", "hand-back"} {
 		v := make([]float64, len(h.steps))
 		var sum float64
@@ -103,13 +104,9 @@ func (h *hostTimes) report(w io.Writer) {
 			sum += v[j]
 		}
 		sort.Float64s(v)
-		sep := ","
-		if i == 0 {
-			sep = ""
-		}
-		fmt.Fprintf(w, "%s %s %.1f/%.1f", sep, name, v[len(v)/2], sum/float64(len(v)))
+		parts[i] = fmt.Sprintf("%s %.1f/%.1f", name, v[len(v)/2], sum/float64(len(v)))
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "cuda host per step (%s=1, %d steps, median/mean µs): %s\n", TraceEnv, len(h.steps), strings.Join(parts, ", "))
 }
 
 // traceRec is one record: when block 0 passed pdl_wait, where, which grid.

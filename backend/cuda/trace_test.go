@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 // rec packs a record as pdl_wait_at writes it.
@@ -101,4 +102,32 @@ func TestGPUStepTrace(t *testing.T) {
 	var buf bytes.Buffer
 	writeTrace(&buf, recs, uint64(len(recs)), 24)
 	t.Logf("%d records\n%s", len(recs), buf.String())
+}
+
+// TestHostTimes (CPU): the host line's medians and means per phase, from
+// flush timestamps; the first flush only starts the engine's clock.
+func TestHostTimes(t *testing.T) {
+	h := &hostTimes{}
+	base := time.Unix(0, 0)
+	at := func(us int) time.Time { return base.Add(time.Duration(us) * time.Microsecond) }
+	// flushes: engine gap, then hand-off, launch, wait, hand-back of 1, 2, 3, 4 µs × k
+	end := 0
+	for k, gap := range []int{0, 100, 300, 200} {
+		t0 := end + gap
+		ts := [4]time.Time{at(t0), at(t0 + k), at(t0 + 3*k), at(t0 + 6*k)}
+		end = t0 + 10*k
+		h.add(ts, at(end))
+	}
+	var sb strings.Builder
+	h.report(&sb)
+	want := "cuda host per step (UPG_CUDA_TRACE=1, 3 steps, median/mean µs): engine 200.0/200.0, hand-off 2.0/2.0, upload+launch 4.0/4.0, GPU and results 6.0/6.0, hand-back 8.0/8.0\n"
+	if got := sb.String(); got != want {
+		t.Errorf("report:\n%s\nwant:\n%s", got, want)
+	}
+	var empty strings.Builder
+	(&hostTimes{}).report(&empty)
+	(*hostTimes)(nil).report(&empty)
+	if empty.Len() != 0 {
+		t.Errorf("no steps wrote %q", empty.String())
+	}
 }
