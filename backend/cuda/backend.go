@@ -30,10 +30,14 @@ type Backend struct {
 
 	err error // first failure of a queued op; reported by Sample, Read panics
 
-	// queued ops and the hash of their kinds and arguments
-	ops       []func() error
+	// queued ops and the hash of their kinds and arguments; made keeps
+	// each op (its closure and the fusion it left open) by the key after
+	// it, so a step that repeats the calls of one before reuses them and
+	// allocates nothing (queue.go)
+	ops       []*queued
 	key       uint64
 	noCapture bool
+	made      map[uint64]*queued
 	// upload copies the last SetStep's host arrays to the device at the
 	// start of the next flush, in the same visit to the owner thread as the
 	// step's graph (a decode step costs one Do: upload, graph, token back)
@@ -92,7 +96,7 @@ func New(ordinal int) (*Backend, error) {
 			return nil, err
 		}
 	}
-	b := &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
+	b := &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{}, made: map[uint64]*queued{},
 		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}
 	if d.trace != nil {
 		b.host = &hostTimes{}
@@ -524,29 +528,6 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 	return nil
 }
 
-// Queueing.
-
-const fnvOffset = 0xcbf29ce484222325
-
-// enqueue adds an op; args feed the queue's key. It ends any pending
-// fusion (b.last).
-func (b *Backend) enqueue(op uint64, f func() error, args ...uint64) {
-	b.hash(op, args...)
-	b.last = nil
-	b.ops = append(b.ops, f)
-}
-
-// hash feeds an op and its arguments into the queue's key.
-func (b *Backend) hash(op uint64, args ...uint64) {
-	k := b.key ^ op
-	k *= 0x100000001b3
-	for _, a := range args {
-		k ^= a
-		k *= 0x100000001b3
-	}
-	b.key = k
-}
-
 // flush runs the pending step upload and the queued ops: replaying a graph
 // captured for the same queue, capturing one when the queue repeats, or
 // running them one by one.
@@ -606,7 +587,7 @@ func (b *Backend) flushThen(then func() error) {
 }
 
 // run runs a flushed queue (owner thread).
-func (b *Backend) run(ops []func() error, key uint64, capture bool) error {
+func (b *Backend) run(ops []*queued, key uint64, capture bool) error {
 	d := b.d
 	if capture {
 		if g, ok := b.graphs[key]; ok {
@@ -616,8 +597,8 @@ func (b *Backend) run(ops []func() error, key uint64, capture bool) error {
 			if err := d.beginCapture(); err != nil {
 				return err
 			}
-			for _, f := range ops {
-				if err := f(); err != nil {
+			for _, q := range ops {
+				if err := q.run(); err != nil {
 					d.endCapture()
 					return err
 				}
@@ -631,8 +612,8 @@ func (b *Backend) run(ops []func() error, key uint64, capture bool) error {
 		}
 		b.seen[key] = true
 	}
-	for _, f := range ops {
-		if err := f(); err != nil {
+	for _, q := range ops {
+		if err := q.run(); err != nil {
 			return err
 		}
 	}
@@ -644,6 +625,7 @@ func (b *Backend) run(ops []func() error, key uint64, capture bool) error {
 }
 
 func (b *Backend) dropGraphs() {
+	clear(b.made) // their closures may hold what is being freed
 	if len(b.graphs) == 0 {
 		return
 	}
@@ -716,10 +698,13 @@ func (b *Backend) Embed(dst backend.Buffer, table backend.Weight, s backend.Step
 		for i, t := range st.hostTokens {
 			w.host.DecodeRows(row[i*w.cols:(i+1)*w.cols], int(t), int(t)+1)
 		}
-		b.enqueue(opEmbed, func() error { return b.d.htod(out, unsafe.Pointer(&row[0]), 4*len(row)) }, uint64(out))
+		// the rows are this step's: an op of its own, never reused
+		b.enqueueOnce(opEmbed, func() error { return b.d.htod(out, unsafe.Pointer(&row[0]), 4*len(row)) }, uint64(out))
 		return
 	}
-	b.enqueue(opEmbed, func() error { return b.d.embed(w.g, st.tokens, out, n) }, uint64(out), uint64(w.g.codes), uint64(n))
+	if q := b.enqueue(opEmbed, uint64(out), uint64(w.g.codes), uint64(n)); q.run == nil {
+		q.run = func() error { return b.d.embed(w.g, st.tokens, out, n) }
+	}
 }
 
 // RMSNorm implements backend.Backend.
@@ -727,12 +712,18 @@ func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, in, wv := bufOf(dst).p, bufOf(x).p, weightOf(w)
-	b.enqueue(opRMS, func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, 0, n) }, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
+	q := b.enqueue(opRMS, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
+	if q.run == nil {
+		q.run = func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, 0, n) }
+	}
 	if b.fusing(n) && o != in {
-		b.last = &pend{kind: opRMS, idx: len(b.ops) - 1, out: o, n: n, cols: wv.cols,
-			rotq: func(g *DenseGPU) func() error {
-				return func() error { return b.d.rmsRotq(g, o, in, wv.vec, eps, n, b.sc) }
-			}}
+		if q.pend == nil {
+			q.pend = &pend{kind: opRMS, idx: len(b.ops) - 1, out: o, n: n, cols: wv.cols,
+				rotq: func(g *DenseGPU) func() error {
+					return func() error { return b.d.rmsRotq(g, o, in, wv.vec, eps, n, b.sc) }
+				}}
+		}
+		b.last = q.pend
 	}
 }
 
@@ -742,7 +733,9 @@ func (b *Backend) RMSNormOut(dst, x backend.Buffer, w backend.Weight, eps float3
 	defer b.mu.Unlock()
 	o, in, wv, st := bufOf(dst).p, bufOf(x).p, weightOf(w), stepOf(s)
 	n := st.nOut
-	b.enqueue(opRMSOut, func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, st.out, n) }, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
+	if q := b.enqueue(opRMSOut, uint64(o), uint64(in), uint64(wv.vec), uint64(n)); q.run == nil {
+		q.run = func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, st.out, n) }
+	}
 }
 
 // MatMul implements backend.Backend.
@@ -758,7 +751,9 @@ func (b *Backend) MatMul(dst, x backend.Buffer, w backend.Weight, n int) {
 		b.fuseMatMul(g, o, in, n)
 		return
 	}
-	b.enqueue(opMatMul, func() error { return b.d.matMul(g, o, in, g.C, n, b.sc) }, uint64(o), uint64(in), uint64(g.codes|g.w16), uint64(n))
+	if q := b.enqueue(opMatMul, uint64(o), uint64(in), uint64(g.codes|g.w16), uint64(n)); q.run == nil {
+		q.run = func() error { return b.d.matMul(g, o, in, g.C, n, b.sc) }
+	}
 }
 
 // AddBias implements backend.Backend.
@@ -766,7 +761,9 @@ func (b *Backend) AddBias(x backend.Buffer, bias backend.Weight, n int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p, wv := bufOf(x).p, weightOf(bias)
-	b.enqueue(opBias, func() error { return b.d.bias(p, wv.vec, wv.cols, n) }, uint64(p), uint64(wv.vec), uint64(n))
+	if q := b.enqueue(opBias, uint64(p), uint64(wv.vec), uint64(n)); q.run == nil {
+		q.run = func() error { return b.d.bias(p, wv.vec, wv.cols, n) }
+	}
 }
 
 // Add implements backend.Backend.
@@ -775,12 +772,18 @@ func (b *Backend) Add(dst, src backend.Buffer, n int) {
 	defer b.mu.Unlock()
 	o, i := bufOf(dst).p, bufOf(src).p
 	if l := b.last; l != nil && l.withRes != nil && l.out == i && o != i && l.n*l.cols == n && n > 0 {
-		b.ops[l.idx] = l.withRes(o)
 		b.hash(opAdd|fusedOp, uint64(o), uint64(i), uint64(n))
 		b.last = nil
+		q := b.entry()
+		if q.run == nil {
+			q.run = l.withRes(o)
+		}
+		b.ops[l.idx] = q
 		return
 	}
-	b.enqueue(opAdd, func() error { return b.d.add(o, i, n) }, uint64(o), uint64(i), uint64(n))
+	if q := b.enqueue(opAdd, uint64(o), uint64(i), uint64(n)); q.run == nil {
+		q.run = func() error { return b.d.add(o, i, n) }
+	}
 }
 
 // Rope implements backend.Backend.
@@ -794,14 +797,20 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 	st, p, stride := stepOf(s), viewPtr(x), x.Stride
 	n := st.n
 	prev := b.last
-	b.enqueue(opRope, func() error {
-		return b.d.rope(p, stride, heads, headDim, rp.spec.Dim, rp.spec.Interleave, rp.cos, rp.sin, st.pos, n)
-	}, uint64(p), uint64(stride), uint64(heads), uint64(rp.cos), uint64(n))
-	if b.fusing(n) {
-		b.last = &pend{kind: opRope, idx: len(b.ops) - 1, rope: &ropeOp{v: x, heads: heads, hd: headDim, r: rp, st: st}}
-		if prev != nil && prev.kind == opRope && prev.idx == len(b.ops)-2 {
-			b.last.prev = prev
+	q := b.enqueue(opRope, uint64(p), uint64(stride), uint64(heads), uint64(rp.cos), uint64(n))
+	if q.run == nil {
+		q.run = func() error {
+			return b.d.rope(p, stride, heads, headDim, rp.spec.Dim, rp.spec.Interleave, rp.cos, rp.sin, st.pos, n)
 		}
+	}
+	if b.fusing(n) {
+		if q.pend == nil {
+			q.pend = &pend{kind: opRope, idx: len(b.ops) - 1, rope: &ropeOp{v: x, heads: heads, hd: headDim, r: rp, st: st}}
+			if prev != nil && prev.kind == opRope && prev.idx == len(b.ops)-2 {
+				q.pend.prev = prev
+			}
+		}
+		b.last = q.pend
 	}
 }
 
@@ -817,9 +826,11 @@ func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend
 	if b.fuseRopeKV(kc, vc, f16, k, v, sp, st) {
 		return
 	}
-	b.enqueue(opStoreKV, func() error {
-		return b.d.storeKV(kc, vc, f16, kp, ks, vp, vs, st.slot, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
-	}, uint64(kc), uint64(kp), uint64(vp), uint64(n))
+	if q := b.enqueue(opStoreKV, uint64(kc), uint64(kp), uint64(vp), uint64(n)); q.run == nil {
+		q.run = func() error {
+			return b.d.storeKV(kc, vc, f16, kp, ks, vp, vs, st.slot, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
+		}
+	}
 }
 
 // Attention implements backend.Backend.
@@ -844,25 +855,31 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	f16 := sp.Type == backend.KVF16
 	pre := prefillAttention(st.oneSeq, n, sp.HeadDim)
 	grouped := b.d.attnGrouped(heads, sp.KVHeads, sp.HeadDim, chunk, f16, st.maxPos, n)
-	b.enqueue(opAttn, func() error {
-		if pre {
-			return b.d.attentionPrefill(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
-				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
+	e := b.enqueue(opAttn, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S), boolKey(pre), boolKey(grouped))
+	if e.run == nil {
+		e.run = func() error {
+			if pre {
+				return b.d.attentionPrefill(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
+					heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
+			}
+			return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
+				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n, grouped)
 		}
-		return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
-			heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n, grouped)
-	}, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S), boolKey(pre), boolKey(grouped))
+	}
 	if b.fusing(n) && !pre && bufOf(q.Buf) != bufOf(dst) {
-		hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
-		b.last = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
-			rotq: func(g *DenseGPU) func() error {
-				return func() error {
-					if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped); err != nil {
-						return err
+		if e.pend == nil {
+			hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
+			e.pend = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
+				rotq: func(g *DenseGPU) func() error {
+					return func() error {
+						if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped); err != nil {
+							return err
+						}
+						return b.d.combineRotq(g, o, part, st.pos, chunk, S, heads, hd, n, b.sc)
 					}
-					return b.d.combineRotq(g, o, part, st.pos, chunk, S, heads, hd, n, b.sc)
-				}
-			}}
+				}}
+		}
+		b.last = e.pend
 	}
 }
 
@@ -871,12 +888,18 @@ func (b *Backend) SwiGLU(dst backend.Buffer, gate, up backend.View, width, n int
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, gp, up_, gs, us := bufOf(dst).p, viewPtr(gate), viewPtr(up), gate.Stride, up.Stride
-	b.enqueue(opSwiGLU, func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n) }, uint64(o), uint64(gp), uint64(up_), uint64(width), uint64(n))
+	q := b.enqueue(opSwiGLU, uint64(o), uint64(gp), uint64(up_), uint64(width), uint64(n))
+	if q.run == nil {
+		q.run = func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n) }
+	}
 	if b.fusing(n) && bufOf(gate.Buf) != bufOf(dst) && bufOf(up.Buf) != bufOf(dst) {
-		b.last = &pend{kind: opSwiGLU, idx: len(b.ops) - 1, out: o, n: n, cols: width,
-			rotq: func(g *DenseGPU) func() error {
-				return func() error { return b.d.swigluRotq(g, o, gp, gs, up_, us, n, b.sc) }
-			}}
+		if q.pend == nil {
+			q.pend = &pend{kind: opSwiGLU, idx: len(b.ops) - 1, out: o, n: n, cols: width,
+				rotq: func(g *DenseGPU) func() error {
+					return func() error { return b.d.swigluRotq(g, o, gp, gs, up_, us, n, b.sc) }
+				}}
+		}
+		b.last = q.pend
 	}
 }
 

@@ -80,36 +80,48 @@ func (d *Device) hasFusedKernels() bool {
 // fuseMatMul queues y = W·x for n tokens, fused with the op before it when
 // that op produced x, and leaves it open to a residual add.
 func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
-	args := []uint64{uint64(y), uint64(x), uint64(g.codes | g.w16), uint64(n)}
-	var pre func() error
-	if l := b.last; l != nil && l.rotq != nil && l.out == x && l.n == n && l.cols == g.C && g.fusable(n, b.sc) {
-		pre = l.rotq(g)
+	l := b.last
+	fused := l != nil && l.rotq != nil && l.out == x && l.n == n && l.cols == g.C && g.fusable(n, b.sc)
+	op := uint64(opMatMul)
+	if fused {
+		op |= fusedOp
 	}
-	mm := func(res DevPtr) func() error {
-		return func() error {
-			if pre == nil && res == 0 {
-				return b.d.matMul(g, y, x, g.C, n, b.sc)
-			}
-			if pre != nil {
-				if err := pre(); err != nil {
+	b.hash(op, uint64(y), uint64(x), uint64(g.codes|g.w16), uint64(n))
+	b.last = nil
+	q := b.entry()
+	if q.run == nil {
+		var pre func() error
+		if fused {
+			pre = l.rotq(g)
+		}
+		mm := func(res DevPtr) func() error {
+			return func() error {
+				if pre == nil && res == 0 {
+					return b.d.matMul(g, y, x, g.C, n, b.sc)
+				}
+				if pre != nil {
+					if err := pre(); err != nil {
+						return err
+					}
+				} else if err := b.d.rotq(g, x, g.C, n, b.sc); err != nil {
 					return err
 				}
-			} else if err := b.d.rotq(g, x, g.C, n, b.sc); err != nil {
-				return err
+				return b.d.gemv(g, y, n, b.sc, res)
 			}
-			return b.d.gemv(g, y, n, b.sc, res)
+		}
+		q.run = mm(0)
+		if b.fusing(n) && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
+			q.pend = &pend{kind: opMatMul, out: y, n: n, cols: g.R, withRes: mm}
 		}
 	}
-	if pre != nil {
-		// replaces the producer, which is the last op
-		b.ops[len(b.ops)-1] = mm(0)
-		b.hash(opMatMul|fusedOp, args...)
-		b.last = nil
+	if fused {
+		b.ops[len(b.ops)-1] = q // replaces the producer, which is the last op
 	} else {
-		b.enqueue(opMatMul, mm(0), args...)
+		b.ops = append(b.ops, q)
 	}
-	if b.fusing(n) && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
-		b.last = &pend{kind: opMatMul, idx: len(b.ops) - 1, out: y, n: n, cols: g.R, withRes: mm}
+	if q.pend != nil {
+		q.pend.idx = len(b.ops) - 1
+		b.last = q.pend
 	}
 }
 
@@ -132,14 +144,18 @@ func (b *Backend) fuseRopeKV(kc, vc DevPtr, f16 bool, k, v backend.View, sp back
 		return false
 	}
 	qp, kp, vp := viewPtr(q), viewPtr(k), viewPtr(v)
-	qs, ks, vs, heads, r, n := q.Stride, k.Stride, v.Stride, rq.heads, rq.r, st.n
-	b.ops = b.ops[:len(b.ops)-1]
-	b.ops[len(b.ops)-1] = func() error {
-		return b.d.ropeKV(qp, qs, heads, kp, ks, vp, vs, kc, vc, f16, st.slot, sp.KVHeads, sp.HeadDim, sp.BlockSize,
-			r.spec.Dim, r.spec.Interleave, r.cos, r.sin, st.pos, n)
-	}
-	b.hash(opStoreKV|fusedOp, uint64(kc), uint64(kp), uint64(vp), uint64(n))
+	b.hash(opStoreKV|fusedOp, uint64(kc), uint64(kp), uint64(vp), uint64(st.n))
 	b.last = nil
+	e := b.entry()
+	if e.run == nil {
+		qs, ks, vs, heads, r, n := q.Stride, k.Stride, v.Stride, rq.heads, rq.r, st.n
+		e.run = func() error {
+			return b.d.ropeKV(qp, qs, heads, kp, ks, vp, vs, kc, vc, f16, st.slot, sp.KVHeads, sp.HeadDim, sp.BlockSize,
+				r.spec.Dim, r.spec.Interleave, r.cos, r.sin, st.pos, n)
+		}
+	}
+	b.ops = b.ops[:len(b.ops)-1]
+	b.ops[len(b.ops)-1] = e
 	return true
 }
 

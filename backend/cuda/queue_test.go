@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/upg-ai/upg/backend"
@@ -36,7 +37,8 @@ func newQueueFixture(n int) *queueFixture {
 	}
 	vec := func(c int) *weight { next += 1 << 16; return &weight{rows: 1, cols: c, vec: next} }
 	f := &queueFixture{
-		b:     &Backend{d: &Device{SMs: 132}, fuse: true, key: fnvOffset, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{}},
+		b: &Backend{d: &Device{SMs: 132}, fuse: true, key: fnvOffset, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
+			made: map[uint64]*queued{}},
 		heads: heads, hd: hd, kvHeads: kvHeads, ffn: ffn, hidden: d,
 	}
 	f.b.sc = &Scratch{Tokens: 64, Cols: ffn}
@@ -55,8 +57,9 @@ func newQueueFixture(n int) *queueFixture {
 }
 
 // step queues one decode step's 40 layers as model.Context.layer calls
-// them (fused qkv and gate_up), then drops the queue.
-func (f *queueFixture) step() (ops int, key uint64) {
+// them (fused qkv and gate_up), then drops the queue as a flush does; it
+// returns a copy of the ops queued (when keep) and the key.
+func (f *queueFixture) step(keep bool) (ops []*queued, key uint64) {
 	b, n, d := f.b, f.st.n, f.hidden
 	qd, kvd := f.heads*f.hd, f.kvHeads*f.hd
 	w := qd + 2*kvd
@@ -78,27 +81,63 @@ func (f *queueFixture) step() (ops int, key uint64) {
 		b.MatMul(f.o, f.act, f.downW, n)
 		b.Add(f.x, f.o, n*d)
 	}
-	ops, key = len(b.ops), b.key
+	if keep {
+		ops = slices.Clone(b.ops)
+	}
+	key = b.key
 	clear(b.ops)
 	b.ops, b.key, b.last = b.ops[:0], fnvOffset, nil
 	return ops, key
 }
 
-// TestQueueStep (CPU): a Phi-4 decode step queues 11 launches per layer
-// with the fusions (fuse.go's count), and the same key every step (so that
-// its graph replays).
+// TestQueueStep (CPU): a Phi-4 decode step queues 5 launches per layer
+// with the fusions (fuse.go's count) and the same key every step (so that
+// its graph replays); a step that repeats one before reuses its ops
+// (queue.go) and allocates nothing, and a step of another size does not.
 func TestQueueStep(t *testing.T) {
 	f := newQueueFixture(1)
-	n, k1 := f.step()
-	_, k2 := f.step()
-	if n != 40*5 {
-		t.Errorf("%d ops queued for 40 layers, want %d (5 a layer after fusion)", n, 40*5)
+	ops1, k1 := f.step(true)
+	ops2, k2 := f.step(true)
+	if len(ops1) != 40*5 {
+		t.Errorf("%d ops queued for 40 layers, want %d (5 a layer after fusion)", len(ops1), 40*5)
 	}
 	if k1 != k2 || k1 == fnvOffset {
 		t.Errorf("step keys %x and %x: want one key, the same every step", k1, k2)
 	}
+	for i, q := range ops1 {
+		if q.run == nil {
+			t.Fatalf("op %d has no launch", i)
+		}
+		if i < len(ops2) && ops2[i] != q {
+			t.Fatalf("op %d of the repeated step is a new one: want the first step's", i)
+		}
+	}
+	if a := testing.AllocsPerRun(5, func() { f.step(false) }); a != 0 {
+		t.Errorf("a repeated step allocates %.0f times, want 0", a)
+	}
 	if f.b.err != nil {
 		t.Fatal(f.b.err)
+	}
+
+	f.st.n, f.st.oneSeq = 2, false
+	ops3, k3 := f.step(true)
+	if k3 == k1 || len(ops3) != len(ops1) {
+		t.Fatalf("2-token step: key %x (1 token: %x), %d ops: want another key and %d ops", k3, k1, len(ops3), len(ops1))
+	}
+	for i, q := range ops3 {
+		if q == ops1[i] {
+			t.Fatalf("op %d of the 2-token step is the 1-token step's", i)
+		}
+	}
+
+	// growing a workspace drops the kept ops with the graphs (their
+	// closures may hold the old pointers)
+	f.b.dropGraphs()
+	if len(f.b.made) != 0 {
+		t.Errorf("%d ops kept after dropGraphs, want 0", len(f.b.made))
+	}
+	if ops4, _ := f.step(true); ops4[0] == ops3[0] {
+		t.Error("a step after dropGraphs reuses an op kept before it")
 	}
 }
 
@@ -110,7 +149,7 @@ func BenchmarkQueueStep(bm *testing.B) {
 			f := newQueueFixture(n)
 			bm.ReportAllocs()
 			for bm.Loop() {
-				f.step()
+				f.step(false)
 			}
 		})
 	}

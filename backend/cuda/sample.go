@@ -109,7 +109,9 @@ func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult)
 		b.idsN = int(sz / 4)
 	}
 	ids := b.ids
-	b.enqueue(opArgmax, func() error { return b.d.argmax(lp, vocab, ids, n) }, uint64(lp), uint64(vocab), uint64(n))
+	if q := b.enqueue(opArgmax, uint64(lp), uint64(vocab), uint64(ids), uint64(n)); q.run == nil {
+		q.run = func() error { return b.d.argmax(lp, vocab, ids, n) }
+	}
 	out := b.sampleOut(4 * n)
 	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), ids, 4*n) }) // one Do: step, argmax, tokens back
 	if b.err != nil {
@@ -173,8 +175,9 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 	op := tp + DevPtr(4*n)
 	hp := rp + DevPtr(F)
 	sp := hp + DevPtr(4*b.smpHc)
-	b.enqueue(opSample, func() error { return b.d.sample(lp, vocab, rp, hp, sp, tp, op, n) },
-		uint64(lp), uint64(vocab), uint64(rp), uint64(n), uint64(b.smpHc))
+	if q := b.enqueue(opSample, uint64(lp), uint64(vocab), uint64(rp), uint64(n), uint64(b.smpHc)); q.run == nil {
+		q.run = func() error { return b.d.sample(lp, vocab, rp, hp, sp, tp, op, n) }
+	}
 	out := b.sampleOut(8 * n)
 	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), tp, 8*n) })
 	if b.err != nil {
