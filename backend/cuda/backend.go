@@ -61,6 +61,9 @@ type Backend struct {
 	partSize int64
 	ids      DevPtr // argmax outputs
 	idsN     int
+	amax     DevPtr // upg_argmax's workspace, laid out for amaxRows rows (argmaxWork)
+	amaxSize int64
+	amaxRows int
 	smp      DevPtr // sampling rows, penalized tokens and outputs (sample.go)
 	smpSize  int64
 	smpHost  []byte

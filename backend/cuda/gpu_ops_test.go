@@ -197,27 +197,35 @@ func TestGPUSmallOps(t *testing.T) {
 		want[i] = float64(g) / (1 + math.Exp(-float64(g))) * float64(u)
 	}
 	closeTo(t, "swiglu", got, want[:n*width], 1e-6, 1e-5)
-	// Argmax with a tie (first wins) and a NaN
+	// Argmax (3 parts of a 5,000-logit row) with a tie across parts (the
+	// first wins), a NaN, a row of NaNs (0); twice, since each launch must
+	// leave the counters at zero for the next
 	const vocab = 5000
-	lg := randF(rng, 3*vocab)
+	lg := randF(rng, 4*vocab)
 	lg[vocab+17], lg[vocab+4000] = 9, 9
 	lg[2*vocab+3] = float32(math.NaN())
 	lg[2*vocab+4999] = 50
+	for i := 3 * vocab; i < 4*vocab; i++ {
+		lg[i] = float32(math.NaN())
+	}
 	lp := devF32(t, d, lg)
-	op := devI32(t, d, []int32{-1, -1, -1})
-	run(t, d, func() error { return d.argmax(lp, vocab, op, 3) })
-	ids := make([]int32, 3)
-	_ = d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&ids[0])), 12), op)
+	op := devI32(t, d, []int32{-1, -1, -1, -1})
+	wk := devI32(t, d, make([]int32, argmaxWork(vocab, 4)/4))
 	best := 0
 	for i, v := range lg[:vocab] {
 		if v > lg[best] {
 			best = i
 		}
 	}
-	if ids[0] != int32(best) || ids[1] != int32(17) || ids[2] != 4999 {
-		t.Fatalf("argmax %v, want [%d 17 4999]", ids, best)
+	for range 2 {
+		run(t, d, func() error { return d.argmax(lp, vocab, op, 4, wk, 4) })
+		ids := make([]int32, 4)
+		_ = d.Download(unsafe.Slice((*byte)(unsafe.Pointer(&ids[0])), 16), op)
+		if ids[0] != int32(best) || ids[1] != 17 || ids[2] != 4999 || ids[3] != 0 {
+			t.Fatalf("argmax %v, want [%d 17 4999 0]", ids, best)
+		}
 	}
-	for _, p := range []DevPtr{xp, wp, out, rows, yp, gp, sw, lp, op} {
+	for _, p := range []DevPtr{xp, wp, out, rows, yp, gp, sw, lp, op, wk} {
 		d.Free(p)
 	}
 }

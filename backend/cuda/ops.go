@@ -317,9 +317,26 @@ func (d *Device) sample(x DevPtr, vocab int, rows, hist, hsave, tok, lp DevPtr, 
 		Ptr(x), I32(vocab), Ptr(rows), Ptr(hist), Ptr(hsave), Ptr(tok), Ptr(lp))
 }
 
-func (d *Device) argmax(x DevPtr, vocab int, out DevPtr, n int) error {
+// argmaxParts is how many blocks share a row of upg_argmax: ~2,048 logits
+// each, at most 64.
+func argmaxParts(vocab int) int { return min(64, max(1, (vocab+2047)/2048)) }
+
+// argmaxWork is the bytes of upg_argmax's workspace laid out for rows rows:
+// a counter per row (zero before the first launch; every launch leaves them
+// at zero), then a 64-bit key per part and row.
+func argmaxWork(vocab, rows int) int64 {
+	return argmaxCounters(rows) + 8*int64(rows*argmaxParts(vocab))
+}
+
+func argmaxCounters(rows int) int64 { return 8 * int64((rows+1)/2) }
+
+// argmax writes the index of the largest logit of each of n rows (vocab
+// floats apart) into out; work is argmaxWork(vocab, rows) bytes for rows ≥ n.
+func (d *Device) argmax(x DevPtr, vocab int, out DevPtr, n int, work DevPtr, rows int) error {
 	if n == 0 {
 		return nil
 	}
-	return d.launchK("upg_argmax", [3]uint32{uint32(n), 1, 1}, [3]uint32{1024, 1, 1}, 0, Ptr(x), I32(vocab), Ptr(out))
+	P := argmaxParts(vocab)
+	return d.launchK("upg_argmax", [3]uint32{uint32(P), uint32(n), 1}, b256, 0, Ptr(x), I32(vocab), Ptr(out),
+		Ptr(work), Ptr(work+DevPtr(argmaxCounters(rows))), I32(P))
 }

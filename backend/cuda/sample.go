@@ -108,9 +108,19 @@ func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult)
 		}
 		b.idsN = int(sz / 4)
 	}
-	ids := b.ids
-	if q := b.enqueue(opArgmax, uint64(lp), uint64(vocab), uint64(ids), uint64(n)); q.run == nil {
-		q.run = func() error { return b.d.argmax(lp, vocab, ids, n) }
+	if need := argmaxWork(vocab, b.idsN); b.amaxSize < need || b.amaxRows != b.idsN {
+		if err := b.ensure(&b.amax, &b.amaxSize, need, "argmax workspace"); err != nil {
+			return err
+		}
+		// the counters start at zero (a new layout's included)
+		if err := b.d.Do(func() error { return b.d.memsetD32(b.amax, 0, int(b.amaxSize/4)) }); err != nil {
+			return err
+		}
+		b.amaxRows = b.idsN
+	}
+	ids, work, rows := b.ids, b.amax, b.amaxRows
+	if q := b.enqueue(opArgmax, uint64(lp), uint64(vocab), uint64(ids), uint64(n), uint64(work), uint64(rows)); q.run == nil {
+		q.run = func() error { return b.d.argmax(lp, vocab, ids, n, work, rows) }
 	}
 	out := b.sampleOut(4 * n)
 	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), ids, 4*n) }) // one Do: step, argmax, tokens back

@@ -72,7 +72,7 @@ func init() {
 	kernelSig["upg_attn_prefill_tc128"] = kernelSig["upg_attn_prefill_f16"]
 	kernelSig["upg_attn_combine"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p"
 	kernelSig["upg_swiglu"] = "dst:p gate:p gs:i up:p us:i width:i n:i"
-	kernelSig["upg_argmax"] = "x:p vocab:i out:p"
+	kernelSig["upg_argmax"] = "x:p vocab:i out:p cnt:p part:p P:i"
 	kernelSig["upg_sample"] = "logits:p vocab:i rows:p hist:p hsave:p out_tok:p out_lp:p"
 	const rotqTail = " signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
 	kernelSig["upg_rms_rotq"] = "x:p w:p eps:f h:p" + rotqTail
