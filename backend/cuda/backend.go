@@ -843,7 +843,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	c, st := kvOf(kv), stepOf(s)
 	sp := c.spec
 	n := st.n
-	chunk := attnChunkFor()
+	chunk := attnChunkFor(n)
 	S := (st.lim.BlocksPerSeq*sp.BlockSize + chunk - 1) / chunk
 	// sized for the narrowest chunk, so that steps of either never regrow it
 	Smax := (st.lim.BlocksPerSeq*sp.BlockSize + attnChunk - 1) / attnChunk

@@ -237,10 +237,15 @@ func attnTC(heads, H, hd, chunk int, f16 bool) (smem int, ok bool) {
 }
 
 // attnChunk is the number of positions one attention split block handles
-// (2·chunk threads score two per position). The kernel takes chunks up to
-// attnChunkWide; UPG_CUDA_ATTN_CHUNK=128 selects that for measurements:
-// run 38 measured batch 32's attention at 107 µs per layer with it against
-// 96-102 with 64 (half the blocks, each waiting out twice the loads).
+// (2·chunk threads score two per position); the kernels take chunks up to
+// attnChunkWide. Steps of several tokens take attnChunk: run 38 measured
+// batch 32's attention at 107 µs per layer with the wide chunk against
+// 96-102 (half the blocks, each waiting out twice the loads). One-token
+// steps take attnChunkWide: their 40 heads' blocks are few either way, and
+// half the splits leave upg_combine_rotq one round of partials to merge
+// instead of two (run 75: 310-314 against 307-312 tok/s after 512 positions,
+// 286.7 against 274.8 after 3,072). UPG_CUDA_ATTN_CHUNK=64 or 128 sets one for
+// every step (measurements).
 const (
 	attnChunk     = 64
 	attnChunkWide = 128
@@ -248,9 +253,12 @@ const (
 
 var attnChunkEnv = envInt("UPG_CUDA_ATTN_CHUNK", 0)
 
-// attnChunkFor is the split attention's chunk.
-func attnChunkFor() int {
-	if attnChunkEnv == attnChunkWide {
+// attnChunkFor is the split attention's chunk for an n-token step.
+func attnChunkFor(n int) int {
+	switch {
+	case attnChunkEnv == attnChunk || attnChunkEnv == attnChunkWide:
+		return attnChunkEnv
+	case n == 1:
 		return attnChunkWide
 	}
 	return attnChunk
