@@ -465,6 +465,21 @@ func TestAttnTCChoice(t *testing.T) {
 	}
 }
 
+// TestAttnChunkFor (CPU): one-token steps take the wide chunk, larger steps
+// the narrow one, and UPG_CUDA_ATTN_CHUNK (64 or 128) sets every step's.
+func TestAttnChunkFor(t *testing.T) {
+	defer func(e int) { attnChunkEnv = e }(attnChunkEnv)
+	for _, c := range []struct{ env, n, want int }{
+		{0, 1, attnChunkWide}, {0, 2, attnChunk}, {0, 32, attnChunk}, {0, 256, attnChunk},
+		{64, 1, attnChunk}, {128, 32, attnChunkWide}, {96, 1, attnChunkWide}, {96, 8, attnChunk},
+	} {
+		attnChunkEnv = c.env
+		if got := attnChunkFor(c.n); got != c.want {
+			t.Errorf("UPG_CUDA_ATTN_CHUNK=%d, %d tokens: chunk %d, want %d", c.env, c.n, got, c.want)
+		}
+	}
+}
+
 func TestAttnGQAChoice(t *testing.T) {
 	for _, c := range []struct {
 		heads, H, hd, chunk int
