@@ -5,13 +5,15 @@ package cuda
 // Queueing. The backend's op methods queue closures that the next flush
 // runs (or replays as a captured graph), and hash each op's kind and
 // arguments into the queue's key. A step that repeats the calls of one
-// before (every decode step of a batch size) builds the same closures and
-// pending fusions again only to throw them away when its graph replays:
-// 1,480 allocations and ~100 µs of a Phi-4 decode step on the CPU, while
-// the GPU waits (BenchmarkQueueStep). So each op is kept by the key after
-// it (b.made): an op method hashes first, and builds its closure and its
-// pending fusion only when no step before has queued that key. The key is
-// what a graph replays by already, so what it names is the same launch.
+// before (every decode step of a batch size) used to build the same
+// closures and pending fusions again only to throw them away when its graph
+// replayed: 1,480 allocations and ~100 µs of a Phi-4 decode step on a 2-core
+// VM while the GPU waited (BenchmarkQueueStep; NOTES.md run 73). So each op
+// is kept by the key after it (b.made): an op method hashes first, and
+// builds its closure and its pending fusion only when no step before has
+// queued that key. The key is what a graph replays by already, so it names
+// the launch a kept closure makes; dropGraphs forgets them with the graphs
+// (a workspace that grows moves what they hold).
 
 const fnvOffset = 0xcbf29ce484222325
 
