@@ -40,6 +40,9 @@ func (d *Device) launchK(name string, grid, block [3]uint32, smem uint32, args .
 	if err != nil {
 		return err
 	}
+	if d.trace != nil {
+		d.trace.saw(name, grid)
+	}
 	return d.launch(name, f, grid, block, smem, args)
 }
 

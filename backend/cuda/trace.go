@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -33,10 +34,58 @@ var traceFiles = map[uint64]string{1: "gemv.cu", 2: "ops.cu", 3: "fused.cu", 4: 
 
 func tracing() bool { v := os.Getenv(TraceEnv); return v != "" && v != "0" }
 
-// tracer owns the device buffer and the address of the module's upg_trace.
+// tracer owns the device buffer and the address of the module's upg_trace,
+// and the kernels launched with each grid (launchK), which name the table's
+// rows.
 type tracer struct {
 	buf    DevPtr
 	global DevPtr // struct UpgTrace {u64 buf; u32 cap, n}
+	grids  map[traceGrid][]string
+}
+
+// traceGrid is a launch as a record knows it: the kernel's source file
+// (UPG_SRC number) and its grid's x and y.
+type traceGrid struct{ file, gx, gy uint64 }
+
+// saw notes that kernel name was launched with grid (owner thread).
+func (tr *tracer) saw(name string, grid [3]uint32) {
+	k := traceGrid{kernelFile(name), uint64(grid[0]), uint64(grid[1])}
+	if !slices.Contains(tr.grids[k], name) {
+		tr.grids[k] = append(tr.grids[k], name)
+	}
+}
+
+// names is the kernels launched with r's file and grid, in launch order.
+func (tr *tracer) names(r traceRec) []string {
+	return tr.grids[traceGrid{r.site / 100000, r.gx, r.gy}]
+}
+
+// kernelFile is the UPG_SRC number (traceFiles) of the kernels/*.cu file
+// that defines kernel name (TestKernelFiles checks it against the sources).
+func kernelFile(name string) uint64 {
+	has := func(p ...string) bool {
+		for _, x := range p {
+			if strings.HasPrefix(name, x) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("upg_gemv_sparse", "upg_embed_sparse"):
+		return 6
+	case has("upg_gemv_trellis", "upg_embed_trellis"):
+		return 4
+	case has("upg_gemv_", "upg_overlay", "upg_readbw", "upg_rotq"):
+		return 1
+	case has("upg_gemm"):
+		return 5
+	case has("upg_attn_") && strings.Contains(name, "_tc"):
+		return 7
+	case has("upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rope_kv_"):
+		return 3
+	}
+	return 2
 }
 
 // startTrace allocates the record buffer and points upg_trace at it (owner
@@ -64,7 +113,7 @@ func (d *Device) startTrace() error {
 		d.free(buf)
 		return err
 	}
-	d.trace = &tracer{buf: buf, global: g}
+	d.trace = &tracer{buf: buf, global: g, grids: map[traceGrid][]string{}}
 	return nil
 }
 
@@ -163,26 +212,36 @@ func (tr *tracer) report(d *Device, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	writeTrace(w, recs, count, 60)
+	writeTrace(w, recs, count, 60, tr.names)
 	return nil
 }
 
 // writeTrace writes, per call site and grid, the count and the mean,
 // median and total time to the next record (gaps over 1 ms, between steps,
-// are left out), then the last `last` records with their gaps.
-func writeTrace(w io.Writer, recs []traceRec, count uint64, last int) {
+// are left out) and the kernels launched so (names, when not nil), then the
+// last `last` records with their gaps.
+func writeTrace(w io.Writer, recs []traceRec, count uint64, last int, names func(traceRec) []string) {
 	type stat struct {
 		gaps []float64
 		sum  float64
 	}
 	stats := map[string]*stat{}
+	label := func(r traceRec) string {
+		if names == nil {
+			return r.key()
+		}
+		if n := names(r); len(n) > 0 {
+			return r.key() + " " + strings.Join(n, "|")
+		}
+		return r.key()
+	}
 	var total float64
 	for i := 0; i+1 < len(recs); i++ {
 		g := float64(recs[i+1].t-recs[i].t) / 1000
 		if g > 1000 {
 			continue
 		}
-		k := recs[i].key()
+		k := label(recs[i])
 		s := stats[k]
 		if s == nil {
 			s = &stat{}
@@ -217,6 +276,6 @@ func writeTrace(w io.Writer, recs []traceRec, count uint64, last int) {
 		if i+1 < len(recs) {
 			g = float64(recs[i+1].t-recs[i].t) / 1000
 		}
-		fmt.Fprintf(w, "  %s\t%.2f\n", recs[i].key(), g)
+		fmt.Fprintf(w, "  %s\t%.2f\n", label(recs[i]), g)
 	}
 }

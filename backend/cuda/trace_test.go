@@ -4,6 +4,9 @@ package cuda
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -31,17 +34,18 @@ func TestTraceTable(t *testing.T) {
 		t.Fatalf("record 1 = %+v (%s)", r, r.key())
 	}
 	var b bytes.Buffer
-	writeTrace(&b, recs, 5, 2)
+	names := map[uint64][]string{100300: {"upg_gemv_k3_g1_t1"}}
+	writeTrace(&b, recs, 5, 2, func(r traceRec) []string { return names[r.site] })
 	out := b.String()
 	for _, want := range []string{
 		"5 records", "fused.cu:20 grid 5x1", "mean 2.50 µs", "total 0.005 ms", "55.6%",
-		"gemv.cu:300 grid 240x1", "mean 4.00 µs", "44.4%",
+		"gemv.cu:300 grid 240x1 upg_gemv_k3_g1_t1", "mean 4.00 µs", "44.4%",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
-	if i, j := strings.Index(out, "fused.cu:20 grid 5x1  "), strings.Index(out, "gemv.cu:300 grid 240x1  "); i < 0 || j < 0 || i > j {
+	if i, j := strings.Index(out, "fused.cu:20 grid 5x1  "), strings.Index(out, "gemv.cu:300 grid 240x1 upg_gemv_k3_g1_t1  "); i < 0 || j < 0 || i > j {
 		t.Errorf("rows not ordered by total:\n%s", out)
 	}
 	if n := strings.Count(out[strings.Index(out, "last records"):], "\n"); n != 3 {
@@ -100,7 +104,7 @@ func TestGPUStepTrace(t *testing.T) {
 		t.Errorf("%d single-token GEMV records, want ≥ %d", gemvs, min)
 	}
 	var buf bytes.Buffer
-	writeTrace(&buf, recs, uint64(len(recs)), 24)
+	writeTrace(&buf, recs, uint64(len(recs)), 24, b.d.trace.names)
 	t.Logf("%d records\n%s", len(recs), buf.String())
 }
 
@@ -129,5 +133,34 @@ func TestHostTimes(t *testing.T) {
 	(*hostTimes)(nil).report(&empty)
 	if empty.Len() != 0 {
 		t.Errorf("no steps wrote %q", empty.String())
+	}
+}
+
+// TestKernelFiles (CPU): kernelFile, which names the step trace's rows,
+// gives every kernel in kernels/*.cu its own file, and every kernel the Go
+// side launches (kernelSig) is defined in one of them.
+func TestKernelFiles(t *testing.T) {
+	def := regexp.MustCompile(`extern "C" __global__ void(?: __launch_bounds__\([^)]*\))?\s+(upg_\w+)\(`)
+	found := map[string]bool{}
+	for num, file := range traceFiles {
+		src, err := os.ReadFile(filepath.Join("kernels", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range def.FindAllSubmatch(src, -1) {
+			name := string(m[1])
+			found[name] = true
+			if got := kernelFile(name); got != num {
+				t.Errorf("kernelFile(%s) = %d (%s), defined in %s", name, got, traceFiles[got], file)
+			}
+		}
+	}
+	if len(found) < 100 {
+		t.Fatalf("found %d kernel definitions: the pattern no longer matches kernels/*.cu", len(found))
+	}
+	for name := range kernelSig {
+		if !found[name] {
+			t.Errorf("kernel %s is launched but defined in no kernels/*.cu file the trace knows", name)
+		}
 	}
 }
