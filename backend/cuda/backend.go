@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -705,7 +706,7 @@ func (b *Backend) Embed(dst backend.Buffer, table backend.Weight, s backend.Step
 		b.enqueueOnce(opEmbed, func() error { return b.d.htod(out, unsafe.Pointer(&row[0]), 4*len(row)) }, uint64(out))
 		return
 	}
-	if q := b.enqueue(opEmbed, uint64(out), uint64(w.g.codes), uint64(n)); q.run == nil {
+	if q := b.enqueue(opEmbed, uint64(out), uint64(w.g.codes), uint64(st.tokens), uint64(n)); q.run == nil {
 		q.run = func() error { return b.d.embed(w.g, st.tokens, out, n) }
 	}
 }
@@ -715,7 +716,7 @@ func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, in, wv := bufOf(dst).p, bufOf(x).p, weightOf(w)
-	q := b.enqueue(opRMS, uint64(o), uint64(in), uint64(wv.vec), uint64(n))
+	q := b.enqueue(opRMS, uint64(o), uint64(in), uint64(wv.vec), uint64(math.Float32bits(eps)), uint64(n))
 	if q.run == nil {
 		q.run = func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, 0, n) }
 	}
@@ -736,7 +737,7 @@ func (b *Backend) RMSNormOut(dst, x backend.Buffer, w backend.Weight, eps float3
 	defer b.mu.Unlock()
 	o, in, wv, st := bufOf(dst).p, bufOf(x).p, weightOf(w), stepOf(s)
 	n := st.nOut
-	if q := b.enqueue(opRMSOut, uint64(o), uint64(in), uint64(wv.vec), uint64(n)); q.run == nil {
+	if q := b.enqueue(opRMSOut, uint64(o), uint64(in), uint64(wv.vec), uint64(math.Float32bits(eps)), uint64(st.out), uint64(n)); q.run == nil {
 		q.run = func() error { return b.d.rmsnorm(o, in, wv.vec, eps, wv.cols, st.out, n) }
 	}
 }
@@ -800,7 +801,7 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 	st, p, stride := stepOf(s), viewPtr(x), x.Stride
 	n := st.n
 	prev := b.last
-	q := b.enqueue(opRope, uint64(p), uint64(stride), uint64(heads), uint64(rp.cos), uint64(n))
+	q := b.enqueue(opRope, uint64(p), uint64(stride), uint64(heads), uint64(headDim), uint64(rp.cos), uint64(st.pos), uint64(n))
 	if q.run == nil {
 		q.run = func() error {
 			return b.d.rope(p, stride, heads, headDim, rp.spec.Dim, rp.spec.Interleave, rp.cos, rp.sin, st.pos, n)
@@ -829,7 +830,7 @@ func (b *Backend) StoreKV(kv backend.KV, layer int, k, v backend.View, s backend
 	if b.fuseRopeKV(kc, vc, f16, k, v, sp, st) {
 		return
 	}
-	if q := b.enqueue(opStoreKV, uint64(kc), uint64(kp), uint64(vp), uint64(n)); q.run == nil {
+	if q := b.enqueue(opStoreKV, uint64(kc), uint64(kp), uint64(ks), uint64(vp), uint64(vs), uint64(st.slot), uint64(n)); q.run == nil {
 		q.run = func() error {
 			return b.d.storeKV(kc, vc, f16, kp, ks, vp, vs, st.slot, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
 		}
@@ -858,7 +859,8 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	f16 := sp.Type == backend.KVF16
 	pre := prefillAttention(st.oneSeq, n, sp.HeadDim)
 	grouped := b.d.attnGrouped(heads, sp.KVHeads, sp.HeadDim, chunk, f16, st.maxPos, n)
-	e := b.enqueue(opAttn, uint64(o), uint64(qp), uint64(kc), uint64(heads), uint64(n), uint64(S), boolKey(pre), boolKey(grouped))
+	e := b.enqueue(opAttn, uint64(o), uint64(qp), uint64(qs), uint64(kc), uint64(st.tables), uint64(math.Float32bits(scale)), uint64(heads),
+		uint64(n), uint64(S), boolKey(pre), boolKey(grouped))
 	if e.run == nil {
 		e.run = func() error {
 			if pre {

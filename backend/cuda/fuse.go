@@ -144,7 +144,7 @@ func (b *Backend) fuseRopeKV(kc, vc DevPtr, f16 bool, k, v backend.View, sp back
 		return false
 	}
 	qp, kp, vp := viewPtr(q), viewPtr(k), viewPtr(v)
-	b.hash(opStoreKV|fusedOp, uint64(kc), uint64(kp), uint64(vp), uint64(st.n))
+	b.hash(opStoreKV|fusedOp, uint64(kc), uint64(kp), uint64(vp), uint64(st.slot), uint64(st.pos), uint64(st.n))
 	b.last = nil
 	e := b.entry()
 	if e.run == nil {

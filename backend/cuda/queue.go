@@ -12,8 +12,9 @@ package cuda
 // is kept by the key after it (b.made): an op method hashes first, and
 // builds its closure and its pending fusion only when no step before has
 // queued that key. The key is what a graph replays by already, so it names
-// the launch a kept closure makes; dropGraphs forgets them with the graphs
-// (a workspace that grows moves what they hold).
+// the launch a kept closure makes: each op hashes the buffers, step arrays
+// and values its closure passes to the kernels; dropGraphs forgets the kept
+// ops with the graphs (a workspace that grows moves what they hold).
 
 const fnvOffset = 0xcbf29ce484222325
 
