@@ -33,8 +33,17 @@ type owner struct {
 
 type ownerCall struct {
 	f    func()
-	done atomic.Bool
-	ch   chan struct{} // closed after done is set, for a caller that sleeps
+	done chan struct{} // closed when f has run
+}
+
+// finished reports, without waiting, whether c's function has run.
+func (c *ownerCall) finished() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // OwnerSpinEnv is how long the owner thread polls for the next call, and a
@@ -93,8 +102,7 @@ func (o *owner) loop() {
 			}
 		}
 		c.f()
-		c.done.Store(true)
-		close(c.ch)
+		close(c.done)
 	}
 }
 
@@ -118,7 +126,7 @@ func (o *owner) poll() *ownerCall {
 func (o *owner) run(f func()) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	c := &ownerCall{f: f, ch: make(chan struct{})}
+	c := &ownerCall{f: f, done: make(chan struct{})}
 	o.slot.Store(c)
 	select {
 	case o.wake <- struct{}{}:
@@ -126,7 +134,7 @@ func (o *owner) run(f func()) {
 	}
 	if o.spin > 0 {
 		start := time.Now()
-		for i := 1; !c.done.Load(); i++ {
+		for i := 1; !c.finished(); i++ {
 			if i%64 == 0 {
 				if time.Since(start) > o.spin {
 					break
@@ -135,7 +143,7 @@ func (o *owner) run(f func()) {
 			}
 		}
 	}
-	<-c.ch
+	<-c.done
 }
 
 // stop ends the owner after the calls already made; run must not be
