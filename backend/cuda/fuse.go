@@ -89,6 +89,11 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 	b.hash(op, uint64(y), uint64(x), uint64(g.codes|g.w16), uint64(n))
 	b.last = nil
 	q := b.entry()
+	if fused {
+		b.ops[len(b.ops)-1] = q // replaces the producer, which is the last op
+	} else {
+		b.ops = append(b.ops, q)
+	}
 	if q.run == nil {
 		var pre func() error
 		if fused {
@@ -111,16 +116,10 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 		}
 		q.run = mm(0)
 		if b.fusing(n) && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
-			q.pend = &pend{kind: opMatMul, out: y, n: n, cols: g.R, withRes: mm}
+			q.pend = &pend{kind: opMatMul, idx: len(b.ops) - 1, out: y, n: n, cols: g.R, withRes: mm}
 		}
 	}
-	if fused {
-		b.ops[len(b.ops)-1] = q // replaces the producer, which is the last op
-	} else {
-		b.ops = append(b.ops, q)
-	}
 	if q.pend != nil {
-		q.pend.idx = len(b.ops) - 1
 		b.last = q.pend
 	}
 }

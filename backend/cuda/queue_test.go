@@ -130,6 +130,24 @@ func TestQueueStep(t *testing.T) {
 		}
 	}
 
+	// a GEMV left open to a residual add names its own place in the queue,
+	// fused with the op before it (replacing it) or not, built or kept
+	g := newQueueFixture(1)
+	for range 2 {
+		b := g.b
+		b.RMSNorm(g.h, g.x, g.n1, 1e-5, 1)
+		b.MatMul(g.qkv, g.h, g.qkvW, 1) // fused with the RMSNorm
+		if l := b.last; l == nil || l.idx != len(b.ops)-1 || b.ops[l.idx].pend != l || len(b.ops) != 1 {
+			t.Fatalf("fused GEMV: pending %+v in a queue of %d", l, len(b.ops))
+		}
+		b.MatMul(g.o, g.att, g.oW, 1) // its input from no op before
+		if l := b.last; l == nil || l.idx != len(b.ops)-1 || b.ops[l.idx].pend != l || len(b.ops) != 2 {
+			t.Fatalf("unfused GEMV: pending %+v in a queue of %d", l, len(b.ops))
+		}
+		clear(b.ops)
+		b.ops, b.key, b.last = b.ops[:0], fnvOffset, nil
+	}
+
 	// growing a workspace drops the kept ops with the graphs (their
 	// closures may hold the old pointers)
 	f.b.dropGraphs()
