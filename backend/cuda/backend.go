@@ -60,11 +60,9 @@ type Backend struct {
 	sc       *Scratch
 	part     DevPtr
 	partSize int64
-	ids      DevPtr // argmax outputs
+	ids      DevPtr // argmax: the token ids of idsN rows, then upg_argmax's workspace for them (argmaxTokens)
 	idsN     int
-	amax     DevPtr // upg_argmax's workspace, laid out for amaxRows rows (argmaxWork)
-	amaxSize int64
-	amaxRows int
+	idsSize  int64
 	smp      DevPtr // sampling rows, penalized tokens and outputs (sample.go)
 	smpSize  int64
 	smpHost  []byte

@@ -336,7 +336,10 @@ func argmaxWork(vocab, rows int) int64 {
 	return argmaxCounters(rows) + 8*int64(rows*argmaxParts(vocab))
 }
 
+// argmaxCounters and argmaxIDs: a 32-bit counter or id per row, padded to
+// 8 bytes (the keys after them are 64-bit).
 func argmaxCounters(rows int) int64 { return 8 * int64((rows+1)/2) }
+func argmaxIDs(rows int) int64      { return argmaxCounters(rows) }
 
 // argmax writes the index of the largest logit of each of n rows (vocab
 // floats apart) into out; work is argmaxWork(vocab, rows) bytes for rows ≥ n.

@@ -101,24 +101,20 @@ func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest,
 // argmaxTokens answers greedy requests.
 func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult) error {
 	n := len(res)
-	if b.idsN < n {
-		var sz int64 = int64(4 * b.idsN)
-		if err := b.ensure(&b.ids, &sz, int64(4*max(n, 64)), "sampling"); err != nil {
+	// one allocation: the ids of rows rows, then the workspace laid out for
+	// them (argmaxWork); its counters start at zero, a new layout's included
+	rows := max(n, b.idsN, 64)
+	if need := argmaxIDs(rows) + argmaxWork(vocab, rows); rows != b.idsN || b.idsSize < need {
+		b.idsN = 0
+		if err := b.ensure(&b.ids, &b.idsSize, need, "argmax"); err != nil {
 			return err
 		}
-		b.idsN = int(sz / 4)
+		if err := b.d.Do(func() error { return b.d.memsetD32(b.ids, 0, int(b.idsSize/4)) }); err != nil {
+			return err
+		}
+		b.idsN = rows
 	}
-	if need := argmaxWork(vocab, b.idsN); b.amaxSize < need || b.amaxRows != b.idsN {
-		if err := b.ensure(&b.amax, &b.amaxSize, need, "argmax workspace"); err != nil {
-			return err
-		}
-		// the counters start at zero (a new layout's included)
-		if err := b.d.Do(func() error { return b.d.memsetD32(b.amax, 0, int(b.amaxSize/4)) }); err != nil {
-			return err
-		}
-		b.amaxRows = b.idsN
-	}
-	ids, work, rows := b.ids, b.amax, b.amaxRows
+	ids, work := b.ids, b.ids+DevPtr(argmaxIDs(rows))
 	if q := b.enqueue(opArgmax, uint64(lp), uint64(vocab), uint64(ids), uint64(n), uint64(work), uint64(rows)); q.run == nil {
 		q.run = func() error { return b.d.argmax(lp, vocab, ids, n, work, rows) }
 	}

@@ -65,9 +65,8 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
   pdl_wait();
   pdl_launch();
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
-  const int T1 = pos[t] + 1, p0 = split * chunk;
-  if (p0 >= T1) return; // combine reads only the splits that hold positions
-  const int np = min(chunk, T1 - p0), h0 = kvh * GQ;
+  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd), h0 = kvh * GQ;
+  if (np == 0) return;
   const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, W = blockDim.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int vstride = hd + ATC_VPAD; // halves per value row
@@ -77,11 +76,6 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
   __half *ql = qh + 8 * hd;
   __half *vs = ql + 8 * hd;                               // chunk × vstride
   float *ov = reinterpret_cast<float *>(vs + chunk * vstride); // KP × GQ × hd (KP > 1)
-  const int *tab = tables + (size_t)seq[t] * tstride;
-  for (int i = tid; i < np; i += blockDim.x) {
-    const int p = p0 + i;
-    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
-  }
   // the group's query heads (contiguous in the token's row), hi and lo
   for (int i = tid; i < 4 * hd; i += blockDim.x) { // pairs of 8 rows
     const int g = (2 * i) / hd, d = 2 * i - g * hd;

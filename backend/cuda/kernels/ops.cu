@@ -325,29 +325,42 @@ DEVI void value_sums(const T *vc, const size_t *roff, int np, int pl, int P, int
   }
 }
 
+// split_rows is the prologue the split-attention kernels share (attn_split,
+// attn_gqa, attn_tc: grid (splits, heads or KV heads, tokens)): how many of
+// token t's positions split blockIdx.x holds (chunk positions from
+// split·chunk up to pos[t], 0 when it holds none: the block returns, and the
+// combine reads only the splits that hold positions), and in roff the
+// element offset of each one's key/value row of KV head kvh in the paged
+// cache. The caller's barrier publishes roff.
+DEVI int split_rows(size_t *roff, const int *tables, int tstride, const int *pos, const int *seq, int t, int chunk,
+                    int H, int kvh, int bs, int hd) {
+  const int T1 = pos[t] + 1, p0 = blockIdx.x * chunk;
+  if (p0 >= T1) return 0;
+  const int np = min(chunk, T1 - p0);
+  const int *tab = tables + (size_t)seq[t] * tstride;
+  for (int i = threadIdx.x; i < np; i += blockDim.x) {
+    const int p = p0 + i;
+    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
+  }
+  return np;
+}
+
 template <typename T>
 DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int *tables, int tstride,
                      const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk,
                      int S, float *part) {
   extern __shared__ float sm[];
   __shared__ float red[32];
-  __shared__ size_t roff[128];   // the chunk's rows: element offset of position p0+i's key/value row
+  __shared__ size_t roff[128];   // the chunk's rows (split_rows)
   __shared__ float vsum[2048];   // the value sums of the position lanes (fast path): blockDim·E ≤ 2048
   pdl_wait();
   pdl_launch();
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
-  const int T1 = pos[t] + 1, p0 = split * chunk;
   float *pp = part + ((size_t)(t * heads + h) * S + split) * (hd + 2);
-  if (p0 >= T1) return; // combine reads only the splits that hold positions
-  const int np = min(chunk, T1 - p0);
-  const int kvh = h / (heads / H);
+  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, h / (heads / H), bs, hd);
+  if (np == 0) return;
   float *qv = sm, *sc = sm + hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) qv[d] = q[(size_t)t * qs + h * hd + d];
-  const int *tab = tables + (size_t)seq[t] * tstride;
-  for (int i = threadIdx.x; i < np; i += blockDim.x) {
-    const int p = p0 + i;
-    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
-  }
   __syncthreads();
   trace_mark(); // query and row offsets
   {
@@ -444,19 +457,13 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
   pdl_wait();
   pdl_launch();
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
-  const int T1 = pos[t] + 1, p0 = split * chunk;
-  if (p0 >= T1) return; // combine reads only the splits that hold positions
-  const int np = min(chunk, T1 - p0), h0 = kvh * GQ;
+  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd), h0 = kvh * GQ;
+  if (np == 0) return;
   constexpr int E = 16 / sizeof(T);
   const int tpr = hd / E, P = blockDim.x / tpr;
   float *qv = sm, *sc = sm + GQ * hd, *vsum = sc + GQ * chunk;
   // the group's query heads are contiguous in the token's row
   for (int i = threadIdx.x; i < GQ * hd; i += blockDim.x) qv[i] = q[(size_t)t * qs + h0 * hd + i];
-  const int *tab = tables + (size_t)seq[t] * tstride;
-  for (int i = threadIdx.x; i < np; i += blockDim.x) {
-    const int p = p0 + i;
-    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * hd;
-  }
   __syncthreads();
   trace_mark(); // queries and row offsets
   { // scores: two threads per position, each half the head, as attn_split
