@@ -774,13 +774,9 @@ func (b *Backend) Add(dst, src backend.Buffer, n int) {
 	defer b.mu.Unlock()
 	o, i := bufOf(dst).p, bufOf(src).p
 	if l := b.last; l != nil && l.withRes != nil && l.out == i && o != i && l.n*l.cols == n && n > 0 {
-		b.hash(opAdd|fusedOp, uint64(o), uint64(i), uint64(n))
-		b.last = nil
-		q := b.entry()
-		if q.run == nil {
+		if q := b.enqueueAt(l.idx, opAdd|fusedOp, uint64(o), uint64(i), uint64(n)); q.run == nil {
 			q.run = l.withRes(o)
 		}
-		b.ops[l.idx] = q
 		return
 	}
 	if q := b.enqueue(opAdd, uint64(o), uint64(i), uint64(n)); q.run == nil {
@@ -891,7 +887,7 @@ func (b *Backend) SwiGLU(dst backend.Buffer, gate, up backend.View, width, n int
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, gp, up_, gs, us := bufOf(dst).p, viewPtr(gate), viewPtr(up), gate.Stride, up.Stride
-	q := b.enqueue(opSwiGLU, uint64(o), uint64(gp), uint64(up_), uint64(width), uint64(n))
+	q := b.enqueue(opSwiGLU, uint64(o), uint64(gp), uint64(gs), uint64(up_), uint64(us), uint64(width), uint64(n))
 	if q.run == nil {
 		q.run = func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n) }
 	}

@@ -86,13 +86,12 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 	if fused {
 		op |= fusedOp
 	}
-	b.hash(op, uint64(y), uint64(x), uint64(g.codes|g.w16), uint64(n))
-	b.last = nil
-	q := b.entry()
+	args := []uint64{uint64(y), uint64(x), uint64(g.codes | g.w16), uint64(n)}
+	var q *queued
 	if fused {
-		b.ops[len(b.ops)-1] = q // replaces the producer, which is the last op
+		q = b.enqueueAt(len(b.ops)-1, op, args...) // replaces the producer, which is the last op
 	} else {
-		b.ops = append(b.ops, q)
+		q = b.enqueue(op, args...)
 	}
 	if q.run == nil {
 		var pre func() error
@@ -143,9 +142,9 @@ func (b *Backend) fuseRopeKV(kc, vc DevPtr, f16 bool, k, v backend.View, sp back
 		return false
 	}
 	qp, kp, vp := viewPtr(q), viewPtr(k), viewPtr(v)
-	b.hash(opStoreKV|fusedOp, uint64(kc), uint64(kp), uint64(vp), uint64(st.slot), uint64(st.pos), uint64(st.n))
-	b.last = nil
-	e := b.entry()
+	// replaces the rope of the keys and the one before it, of the queries
+	b.ops = b.ops[:len(b.ops)-1]
+	e := b.enqueueAt(len(b.ops)-1, opStoreKV|fusedOp, uint64(kc), uint64(kp), uint64(vp), uint64(v.Stride), uint64(st.slot), uint64(st.pos), uint64(st.n))
 	if e.run == nil {
 		qs, ks, vs, heads, r, n := q.Stride, k.Stride, v.Stride, rq.heads, rq.r, st.n
 		e.run = func() error {
@@ -153,8 +152,6 @@ func (b *Backend) fuseRopeKV(kc, vc DevPtr, f16 bool, k, v backend.View, sp back
 				r.spec.Dim, r.spec.Interleave, r.cos, r.sin, st.pos, n)
 		}
 	}
-	b.ops = b.ops[:len(b.ops)-1]
-	b.ops[len(b.ops)-1] = e
 	return true
 }
 

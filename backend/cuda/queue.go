@@ -33,10 +33,17 @@ type queued struct {
 // for the new key and returns it; the caller fills in run (and pend) when
 // they are nil, i.e. the first time. It ends any pending fusion (b.last).
 func (b *Backend) enqueue(op uint64, args ...uint64) *queued {
+	b.ops = append(b.ops, nil)
+	return b.enqueueAt(len(b.ops)-1, op, args...)
+}
+
+// enqueueAt is enqueue for an op that takes the place of ops[i]: a fused
+// op replacing the producer it fuses with.
+func (b *Backend) enqueueAt(i int, op uint64, args ...uint64) *queued {
 	b.hash(op, args...)
 	b.last = nil
 	q := b.entry()
-	b.ops = append(b.ops, q)
+	b.ops[i] = q
 	return q
 }
 
