@@ -44,8 +44,11 @@ type tracer struct {
 }
 
 // traceGrid is a launch as a record knows it: the kernel's source file
-// (UPG_SRC number) and its grid's x and y.
-type traceGrid struct{ file, gx, gy uint64 }
+// and its grid's x and y.
+type traceGrid struct {
+	file   string
+	gx, gy uint64
+}
 
 // saw notes that kernel name was launched with grid (owner thread).
 func (tr *tracer) saw(name string, grid [3]uint32) {
@@ -57,12 +60,12 @@ func (tr *tracer) saw(name string, grid [3]uint32) {
 
 // names is the kernels launched with r's file and grid, in launch order.
 func (tr *tracer) names(r traceRec) []string {
-	return tr.grids[traceGrid{r.site / 100000, r.gx, r.gy}]
+	return tr.grids[traceGrid{traceFiles[r.site/100000], r.gx, r.gy}]
 }
 
-// kernelFile is the UPG_SRC number (traceFiles) of the kernels/*.cu file
-// that defines kernel name (TestKernelFiles checks it against the sources).
-func kernelFile(name string) uint64 {
+// kernelFile is the kernels/*.cu file that defines kernel name
+// (TestKernelFiles checks it against the sources).
+func kernelFile(name string) string {
 	has := func(p ...string) bool {
 		for _, x := range p {
 			if strings.HasPrefix(name, x) {
@@ -73,19 +76,19 @@ func kernelFile(name string) uint64 {
 	}
 	switch {
 	case has("upg_gemv_sparse", "upg_embed_sparse"):
-		return 6
+		return "sparse.cu"
 	case has("upg_gemv_trellis", "upg_embed_trellis"):
-		return 4
+		return "trellis.cu"
 	case has("upg_gemv_", "upg_overlay", "upg_readbw", "upg_rotq"):
-		return 1
+		return "gemv.cu"
 	case has("upg_gemm"):
-		return 5
+		return "mma.cu"
 	case has("upg_attn_") && strings.Contains(name, "_tc"):
-		return 7
+		return "attn.cu"
 	case has("upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rope_kv_"):
-		return 3
+		return "fused.cu"
 	}
-	return 2
+	return "ops.cu"
 }
 
 // startTrace allocates the record buffer and points upg_trace at it (owner
@@ -227,11 +230,10 @@ func writeTrace(w io.Writer, recs []traceRec, count uint64, last int, names func
 	}
 	stats := map[string]*stat{}
 	label := func(r traceRec) string {
-		if names == nil {
-			return r.key()
-		}
-		if n := names(r); len(n) > 0 {
-			return r.key() + " " + strings.Join(n, "|")
+		if names != nil {
+			if n := names(r); len(n) > 0 {
+				return r.key() + " " + strings.Join(n, "|")
+			}
 		}
 		return r.key()
 	}
