@@ -159,6 +159,46 @@ func TestQueueStep(t *testing.T) {
 	}
 }
 
+// TestQueueKeyStrides (CPU): ops that hand the kernels a view's stride name
+// it in their key, so that a kept op is not reused for a view that shares
+// its pointer but not its rows: SwiGLU's gate and up, the fused RoPE and KV
+// store's values (checked to fail without them).
+func TestQueueKeyStrides(t *testing.T) {
+	f := newQueueFixture(1)
+	b, n := f.b, f.st.n
+	key := func(queue func()) uint64 {
+		queue()
+		k := b.key
+		clear(b.ops)
+		b.ops, b.key, b.last = b.ops[:0], fnvOffset, nil
+		return k
+	}
+	swiglu := func(gs, us int) func() {
+		return func() {
+			b.SwiGLU(f.act, backend.View{Buf: f.gu, Stride: gs}, backend.View{Buf: f.gu, Off: f.ffn, Stride: us}, f.ffn, n)
+		}
+	}
+	if key(swiglu(2*f.ffn, 2*f.ffn)) == key(swiglu(3*f.ffn, 2*f.ffn)) || key(swiglu(2*f.ffn, 2*f.ffn)) == key(swiglu(2*f.ffn, 3*f.ffn)) {
+		t.Error("SwiGLU steps whose gate or up strides differ share a key")
+	}
+	qd, kvd := f.heads*f.hd, f.kvHeads*f.hd
+	w := qd + 2*kvd
+	ropeKV := func(vs int) func() {
+		return func() {
+			b.Rope(backend.View{Buf: f.qkv, Stride: w}, f.heads, f.hd, f.rp, f.st)
+			b.Rope(backend.View{Buf: f.qkv, Off: qd, Stride: w}, f.kvHeads, f.hd, f.rp, f.st)
+			b.StoreKV(f.kv, 0, backend.View{Buf: f.qkv, Off: qd, Stride: w}, backend.View{Buf: f.att, Stride: vs}, f.st)
+		}
+	}
+	k1 := key(ropeKV(kvd))
+	if len(f.b.made) == 0 {
+		t.Fatal("nothing kept")
+	}
+	if k1 == key(ropeKV(2*kvd)) {
+		t.Error("fused RoPE and KV stores whose value strides differ share a key")
+	}
+}
+
 // BenchmarkQueueStep times the host's queueing of one Phi-4-shaped decode
 // step (40 layers, the fusions on), the work the GPU waits on between steps.
 func BenchmarkQueueStep(bm *testing.B) {
