@@ -394,6 +394,7 @@ type stepBuf struct {
 	dev                         DevPtr
 	tokens, pos, slot, seq, out DevPtr
 	tables                      DevPtr
+	shared                      DevPtr // sharedWords words: sharedPrefix's blocks and least position + 1
 	host                        []int32
 	n, nOut                     int
 	hostTokens                  []int32
@@ -411,6 +412,45 @@ func boolKey(b bool) uint64 {
 
 func (s *stepBuf) N() int { return s.n }
 
+// sharedWords is the step metadata's words for sharedPrefix (4: the block
+// tables after them stay 16-byte aligned).
+const sharedWords = 4
+
+// sharedPrefix returns how many blocks at the front of the tables of the
+// step's tokens' sequences are the same blocks in every one, and the
+// step's least position + 1: the positions below both hold the same keys
+// and values for every token, and every token attends to all of them
+// (the tensor-core attention reads them once per group of tokens, attn_tc).
+// A step of one token or none shares nothing.
+func sharedPrefix(st *backend.Step) (blocks, minPos1 int32) {
+	if len(st.Tokens) < 2 || len(st.Seq) < len(st.Tokens) || len(st.Pos) < len(st.Tokens) {
+		return 0, 0
+	}
+	first := int(st.Seq[0])
+	if first < 0 || first >= len(st.Tables) {
+		return 0, 0
+	}
+	ref := st.Tables[first]
+	blocks, minPos1 = int32(len(ref)), st.Pos[0]+1
+	for i := range st.Tokens {
+		minPos1 = min(minPos1, st.Pos[i]+1)
+		q := int(st.Seq[i])
+		if q < 0 || q >= len(st.Tables) {
+			return 0, 0
+		}
+		if q == first || st.Seq[i-1] == st.Seq[i] || blocks == 0 {
+			continue
+		}
+		t := st.Tables[q]
+		k := int32(0)
+		for k < blocks && int(k) < len(t) && t[k] == ref[k] {
+			k++
+		}
+		blocks = k
+	}
+	return blocks, max(minPos1, 0)
+}
+
 func stepOf(x backend.StepBuf) *stepBuf {
 	s, ok := x.(*stepBuf)
 	if !ok {
@@ -426,14 +466,15 @@ func (b *Backend) NewStep(lim backend.StepLimits) (backend.StepBuf, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	words := 5*lim.Tokens + lim.Seqs*lim.BlocksPerSeq
+	words := 5*lim.Tokens + sharedWords + lim.Seqs*lim.BlocksPerSeq
 	p, err := b.d.Alloc(int64(4*words), "step metadata")
 	if err != nil {
 		return nil, err
 	}
 	s := &stepBuf{lim: lim, dev: p, host: make([]int32, words)}
 	T := DevPtr(4 * lim.Tokens)
-	s.tokens, s.pos, s.slot, s.seq, s.out, s.tables = p, p+T, p+2*T, p+3*T, p+4*T, p+5*T
+	s.tokens, s.pos, s.slot, s.seq, s.out, s.shared = p, p+T, p+2*T, p+3*T, p+4*T, p+5*T
+	s.tables = s.shared + 4*sharedWords
 	if err := b.grow(lim.Tokens, b.maxCols); err != nil {
 		return nil, err
 	}
@@ -508,8 +549,9 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 	copy(h[2*T:], st.Slot)
 	copy(h[3*T:], st.Seq)
 	copy(h[4*T:], st.Out)
+	h[5*T], h[5*T+1] = sharedPrefix(st)
 	for i, t := range st.Tables {
-		copy(h[5*T+i*s.lim.BlocksPerSeq:], t)
+		copy(h[5*T+sharedWords+i*s.lim.BlocksPerSeq:], t)
 	}
 	s.n, s.nOut = n, len(st.Out)
 	s.maxPos = 0
@@ -524,7 +566,7 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 		}
 	}
 	s.hostTokens = append(s.hostTokens[:0], st.Tokens...)
-	words := 5*T + len(st.Tables)*s.lim.BlocksPerSeq
+	words := 5*T + sharedWords + len(st.Tables)*s.lim.BlocksPerSeq
 	// h stays as it is until the next flush, which SetStep itself runs first
 	b.upload = func() error { return b.d.htod(s.dev, unsafe.Pointer(&h[0]), 4*words) }
 	return nil
@@ -862,7 +904,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 					heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
 			}
 			return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
-				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n, grouped)
+				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n, grouped, st.shared)
 		}
 	}
 	if b.fusing(n) && !pre && bufOf(q.Buf) != bufOf(dst) {
@@ -871,7 +913,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 			e.pend = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
 				rotq: func(g *DenseGPU) func() error {
 					return func() error {
-						if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped); err != nil {
+						if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped, st.shared); err != nil {
 							return err
 						}
 						return b.d.combineRotq(g, o, part, st.pos, chunk, S, heads, hd, n, b.sc)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/tensor"
 )
@@ -404,7 +405,7 @@ func TestGPUAttention(t *testing.T) {
 					}
 					attnTCOn = v.tc
 					run(t, d, func() error {
-						return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n, v.gqa)
+						return d.attention(out, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, chunk, (maxPos+chunk-1)/chunk, part, n, v.gqa, 0)
 					})
 					got := readF32(t, d, out, n*heads*hd)
 					closeTo(t, fmt.Sprintf("attention f16=%v heads %d/%d hd %d chunk %d grouped %v tensor cores %v", f16, heads, H, hd, chunk, v.gqa, v.tc), got, want, 2e-5, 2e-4)
@@ -413,6 +414,196 @@ func TestGPUAttention(t *testing.T) {
 			for _, p := range []DevPtr{kc, vc, qp, tp, pp, sqp, part, out} {
 				d.Free(p)
 			}
+		}
+	}
+}
+
+// TestGPUAttentionShared checks the tensor-core attention's shared-prefix
+// blocks (a split every token's table holds in the same blocks, scored for
+// attnSharedCols/G tokens at once): steps of tokens from three sequences whose tables
+// share their first blocks, with and without the shared words, poisoned
+// outputs; the two must agree bit for bit (a column's operations do not
+// depend on its place in the mma tile) and with a float64 reference.
+func TestGPUAttentionShared(t *testing.T) {
+	d := gpu(t)
+	defer func(on, sh bool) { attnTCOn, attnSharedOn = on, sh }(attnTCOn, attnSharedOn)
+	attnTCOn, attnSharedOn = true, true
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 26))
+	// groups of 4 (hd 64, 128; hd 32: two warps' partial value sums), 2 and 8
+	for _, shp := range [][3]int{{8, 2, 64}, {8, 2, 128}, {8, 2, 32}, {8, 4, 64}, {8, 1, 64}, {40, 10, 128}} {
+		heads, H, hd := shp[0], shp[1], shp[2]
+		if _, ok := attnTCShared(heads, H, hd, attnChunk); !ok {
+			t.Fatalf("heads %d/%d hd %d: attnTCShared refuses the shape", heads, H, hd)
+		}
+		const bs, blocks, perSeq, common = 16, 150, 45, 21 // 21 blocks: 336 positions, 5 whole splits of 64
+		// tables: the first common blocks the same in all three, then each its own
+		perm := rng.Perm(blocks)
+		tables := make([][]int32, 3)
+		for s := range tables {
+			tables[s] = make([]int32, perSeq)
+			for i := range tables[s] {
+				if i < common {
+					tables[s][i] = int32(perm[i])
+				} else {
+					tables[s][i] = int32(perm[common+s*(perSeq-common)+i-common])
+				}
+			}
+		}
+		// every slot of the cache random (rounded to fp16 as stored)
+		slots := blocks * bs
+		k, v := randF(rng, slots*H*hd), randF(rng, slots*H*hd)
+		all := make([]int32, slots)
+		for i := range all {
+			all[i] = int32(i)
+		}
+		kc, _ := d.Alloc(int64(slots*H*hd*2), "k")
+		vc, _ := d.Alloc(int64(slots*H*hd*2), "v")
+		kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, all)
+		run(t, d, func() error { return d.storeKV(kc, vc, true, kp, H*hd, vp, H*hd, sp, H, hd, bs, slots) })
+		for _, p := range []DevPtr{kp, vp, sp} {
+			d.Free(p)
+		}
+		for i := range k {
+			k[i] = tensor.F16ToF32(tensor.F32ToF16(k[i]))
+			v[i] = tensor.F16ToF32(tensor.F32ToF16(v[i]))
+		}
+		flat := append(append(append([]int32{}, tables[0]...), tables[1]...), tables[2]...)
+		tp := devI32(t, d, flat)
+		// steps: 21 tokens after the shared blocks (a last group of 5), a
+		// token at 200 that bounds the shared positions, two tokens of one
+		// sequence, and 40 tokens
+		for ci, toks := range [][][2]int{
+			func() (x [][2]int) {
+				for i := 0; i < 21; i++ {
+					x = append(x, [2]int{i % 3, 340 + 17*i})
+				}
+				return
+			}(),
+			{{0, 600}, {1, 200}, {2, 701}, {1, 450}},
+			{{2, 500}, {2, 501}},
+			func() (x [][2]int) {
+				for i := 0; i < 40; i++ {
+					x = append(x, [2]int{i % 3, 336 + 9*i})
+				}
+				return
+			}(),
+		} {
+			n := len(toks)
+			pos, seq := make([]int32, n), make([]int32, n)
+			for i, x := range toks {
+				seq[i], pos[i] = int32(x[0]), int32(x[1])
+			}
+			st := &backend.Step{Tokens: make([]int32, n), Pos: pos, Seq: seq, Tables: tables}
+			cb, mp := sharedPrefix(st)
+			shw := devI32(t, d, []int32{cb, mp, 0, 0})
+			q := randF(rng, n*heads*hd)
+			qp, pp, sqp := devF32(t, d, q), devI32(t, d, pos), devI32(t, d, seq)
+			S := (perSeq*bs + attnChunk - 1) / attnChunk
+			part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
+			scale := float32(1 / math.Sqrt(float64(hd)))
+			var outs [2][]float32
+			for i, shared := range []DevPtr{0, shw} {
+				out := devPoisoned(t, d, n*heads*hd)
+				if err := d.Fill32(part, poison, n*heads*S*(hd+2)); err != nil {
+					t.Fatal(err)
+				}
+				run(t, d, func() error {
+					return d.attention(out, qp, heads*hd, kc, vc, true, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, attnChunk, S, part, n, true, shared)
+				})
+				outs[i] = readF32(t, d, out, n*heads*hd)
+				d.Free(out)
+			}
+			want := make([]float64, n*heads*hd)
+			for i := range toks {
+				s, T := int(seq[i]), int(pos[i])+1
+				for h := 0; h < heads; h++ {
+					kvh := h / (heads / H)
+					qv := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
+					row := func(p int) int { return ((int(tables[s][p/bs])*bs+p%bs)*H + kvh) * hd }
+					sc := make([]float64, T)
+					mx := math.Inf(-1)
+					for p := 0; p < T; p++ {
+						var dot float64
+						for j, x := range qv {
+							dot += float64(x) * float64(k[row(p)+j])
+						}
+						sc[p] = dot * float64(scale)
+						mx = math.Max(mx, sc[p])
+					}
+					var sum float64
+					for p := range sc {
+						sc[p] = math.Exp(sc[p] - mx)
+						sum += sc[p]
+					}
+					for j := 0; j < hd; j++ {
+						var o float64
+						for p := 0; p < T; p++ {
+							o += sc[p] * float64(v[row(p)+j])
+						}
+						want[(i*heads+h)*hd+j] = o / sum
+					}
+				}
+			}
+			what := fmt.Sprintf("heads %d/%d hd %d step %d (shared blocks %d, least position+1 %d)", heads, H, hd, ci, cb, mp)
+			closeTo(t, what+" per token", outs[0], want, 2e-5, 2e-4)
+			closeTo(t, what+" shared", outs[1], want, 2e-5, 2e-4)
+			for i := range outs[0] {
+				if math.Float32bits(outs[0][i]) != math.Float32bits(outs[1][i]) {
+					t.Fatalf("%s: output %d is %v with the shared blocks, %v without", what, i, outs[1][i], outs[0][i])
+				}
+			}
+			for _, p := range []DevPtr{shw, qp, pp, sqp, part} {
+				d.Free(p)
+			}
+		}
+		for _, p := range []DevPtr{kc, vc, tp} {
+			d.Free(p)
+		}
+	}
+}
+
+// TestSharedPrefix (CPU): the blocks every table of a step's tokens holds
+// in common and the least position + 1.
+func TestSharedPrefix(t *testing.T) {
+	tabs := [][]int32{{5, 6, 7, 8}, {5, 6, 9}, {5, 6, 7, 1}, {4}}
+	for _, c := range []struct {
+		seq, pos        []int32
+		blocks, minPos1 int32
+	}{
+		{[]int32{0, 1, 2}, []int32{60, 40, 50}, 2, 41},
+		{[]int32{0, 2}, []int32{60, 50}, 3, 51},
+		{[]int32{0, 0, 0}, []int32{3, 4, 5}, 4, 4},   // one sequence
+		{[]int32{0, 1, 3}, []int32{60, 40, 5}, 0, 6}, // a table with another first block
+		{[]int32{2}, []int32{60}, 0, 0},              // one token
+		{[]int32{0, 7}, []int32{60, 40}, 0, 0},       // a sequence without a table
+		{[]int32{1, 0, 0, 2}, []int32{30, 61, 62, 35}, 2, 31},
+	} {
+		st := &backend.Step{Tokens: make([]int32, len(c.seq)), Seq: c.seq, Pos: c.pos, Tables: tabs}
+		if b, m := sharedPrefix(st); b != c.blocks || m != c.minPos1 {
+			t.Errorf("sharedPrefix(seq %v, pos %v) = %d, %d; want %d, %d", c.seq, c.pos, b, m, c.blocks, c.minPos1)
+		}
+	}
+}
+
+// TestAttnTCShared (CPU): the shared-prefix blocks' shared memory.
+func TestAttnTCShared(t *testing.T) {
+	for _, c := range []struct {
+		heads, H, hd, chunk int
+		ok                  bool
+		smem                int
+	}{
+		{40, 10, 128, 64, true, 4*8*64 + 4*8*128 + 64*2*136},             // Phi-4, two tokens: 23,552 bytes
+		{8, 2, 32, 64, true, 4*8*64 + 4*8*32 + 64*2*40 + 4*2*8*32},       // 4 warps over 2 dim tiles
+		{40, 10, 128, 128, true, 4*8*128 + 4*8*128 + 128*2*136},          // 43,008 bytes
+		{8, 4, 64, 64, true, 4*8*64 + 4*8*64 + 64*2*72},                  // groups of 2: four tokens
+		{16, 2, 128, 64, true, 4*16*64 + 4*16*128 + 64*2*136},            // groups of 8: two tokens, 16 columns
+		{8, 1, 64, 128, true, 4*16*128 + 4*16*64 + 128*2*72 + 4*2*16*64}, // 8 warps over 4 dim tiles
+		{16, 2, 128, 128, false, 0},                                      // 51,200 bytes
+		{6, 2, 64, 64, false, 0},                                         // groups of 3: attnTC's refusal
+	} {
+		smem, ok := attnTCShared(c.heads, c.H, c.hd, c.chunk)
+		if ok != c.ok || (ok && smem != c.smem) {
+			t.Errorf("attnTCShared(%d, %d, %d, %d) = %d, %v; want %d, %v", c.heads, c.H, c.hd, c.chunk, smem, ok, c.smem, c.ok)
 		}
 	}
 }
@@ -545,7 +736,7 @@ func TestGPUAttentionPrefill(t *testing.T) {
 				want, got := devPoisoned(t, d, n*heads*hd), devPoisoned(t, d, n*heads*hd)
 				scale := float32(1 / math.Sqrt(float64(hd)))
 				run(t, d, func() error {
-					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, attnChunk, S, part, n, false)
+					return d.attention(want, qp, heads*hd, kc, vc, f16, tp, perSeq, pp, sqp, scale, heads, H, hd, bs, attnChunk, S, part, n, false, 0)
 				})
 				w := readF32(t, d, want, n*heads*hd)
 				ref := make([]float64, len(w))

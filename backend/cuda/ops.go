@@ -107,8 +107,13 @@ func (d *Device) ropeKV(q DevPtr, qs, heads int, k DevPtr, ks int, v DevPtr, vs 
 // attnSplit enqueues attention's split kernel alone (its combine fused
 // into the consumer's rotation: combineRotq); grouped picks the grouped-
 // query kernel where attnGQA takes the shape (attnGrouped decides).
+//
+// shared (0: none) is the step's shared-prefix words (stepBuf.shared): the
+// tensor-core kernel reads a split that every token's table holds in the
+// same blocks once per group of attnSharedCols/G tokens (attn_tc in
+// kernels/attn.cu) when n > 1 and its blocks fit (attnTCShared).
 func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
-	scale float32, heads, H, hd, bs, chunk, S int, part DevPtr, n int, grouped bool) error {
+	scale float32, heads, H, hd, bs, chunk, S int, part DevPtr, n int, grouped bool, shared DevPtr) error {
 	if n == 0 {
 		return nil
 	}
@@ -118,7 +123,16 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 	}
 	if smem, ok := attnGQA(heads, H, hd, chunk, f16); ok && grouped {
 		if tsmem, ok := attnTC(heads, H, hd, chunk, f16); ok && attnTCOn {
-			typ, smem = "tc", tsmem
+			ssmem, sok := attnTCShared(heads, H, hd, chunk)
+			if !sok || n < 2 || !attnSharedOn {
+				shared = 0
+			} else {
+				tsmem = max(tsmem, ssmem)
+			}
+			return d.launchK(fmt.Sprintf("upg_attn_gqa%d_tc", heads/H), [3]uint32{uint32(S), uint32(H), uint32(n)},
+				[3]uint32{uint32(2 * chunk), 1, 1}, uint32(tsmem),
+				Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+				I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part), Ptr(shared))
 		}
 		return d.launchK(fmt.Sprintf("upg_attn_gqa%d_%s", heads/H, typ), [3]uint32{uint32(S), uint32(H), uint32(n)},
 			[3]uint32{uint32(2 * chunk), 1, 1}, uint32(smem),
@@ -236,6 +250,36 @@ func attnTC(heads, H, hd, chunk int, f16 bool) (smem int, ok bool) {
 	return smem, smem <= 48<<10
 }
 
+// attnSharedCols is the query columns (tokens × the group's heads) of the
+// tensor-core attention's shared-prefix blocks for groups of g heads
+// (attn_tc's NS: UPG_ATTN_SHARED_NC, at least two tokens' columns).
+// UPG_CUDA_ATTN_SHARED_NC matches a measurement build's other setting.
+func attnSharedCols(g int) int { return max(attnSharedNC, 2*g) }
+
+var attnSharedNC = envInt("UPG_CUDA_ATTN_SHARED_NC", 8)
+
+// attnSharedOn is UPG_CUDA_ATTN_SHARED: 0 scores every token's splits in
+// its own block even where the step's tables share them (comparisons).
+var attnSharedOn = os.Getenv("UPG_CUDA_ATTN_SHARED") != "0"
+
+// attnTCShared reports whether the tensor-core attention can take a shared
+// split's attnSharedCols query columns (attnTC's shape, chunk positions)
+// and the dynamic shared memory its blocks then need: attnTC's with that
+// many columns of scores and rows of queries (whole 8-row tiles).
+func attnTCShared(heads, H, hd, chunk int) (smem int, ok bool) {
+	if _, ok := attnTC(heads, H, hd, chunk, true); !ok {
+		return 0, false
+	}
+	nc := attnSharedCols(heads / H)
+	w, mt := chunk/16, hd/16
+	rows := (nc + 7) / 8 * 8 // the queries' whole mma tiles
+	smem = 4*nc*chunk + 2*2*rows*hd + chunk*2*(hd+8)
+	if w > mt {
+		smem += 4 * (w / mt) * nc * hd
+	}
+	return smem, smem <= 48<<10
+}
+
 // attnChunk is the number of positions one attention split block handles
 // (2·chunk threads score two per position); the kernels take chunks up to
 // attnChunkWide. Steps of several tokens take attnChunk: run 38 measured
@@ -267,11 +311,11 @@ func attnChunkFor(n int) int {
 // attention enqueues the split and combine kernels; part holds n × heads ×
 // S × (hd+2) floats, S = ceil(max positions / chunk).
 func (d *Device) attention(dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
-	scale float32, heads, H, hd, bs, chunk, S int, part DevPtr, n int, grouped bool) error {
+	scale float32, heads, H, hd, bs, chunk, S int, part DevPtr, n int, grouped bool, shared DevPtr) error {
 	if n == 0 {
 		return nil
 	}
-	if err := d.attnSplit(q, qs, kc, vc, f16, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped); err != nil {
+	if err := d.attnSplit(q, qs, kc, vc, f16, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped, shared); err != nil {
 		return err
 	}
 	return d.launchK("upg_attn_combine", [3]uint32{uint32(heads), uint32(n), 1}, [3]uint32{128, 1, 1}, 0,

@@ -64,7 +64,7 @@ func init() {
 	for _, g := range []string{"2", "4", "8"} {
 		kernelSig["upg_attn_gqa"+g+"_f16"] = kernelSig["upg_attn_f16"]
 		kernelSig["upg_attn_gqa"+g+"_f32"] = kernelSig["upg_attn_f16"]
-		kernelSig["upg_attn_gqa"+g+"_tc"] = kernelSig["upg_attn_f16"]
+		kernelSig["upg_attn_gqa"+g+"_tc"] = kernelSig["upg_attn_f16"] + " shared:p"
 	}
 	kernelSig["upg_attn_prefill_f16"] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i hd:i bs:i n:i dst:p"
 	kernelSig["upg_attn_prefill_f32"] = kernelSig["upg_attn_prefill_f16"]

@@ -50,38 +50,45 @@ DEVI void split2(float x, float y, unsigned &hi, unsigned &lo) {
 
 #define ATC_VPAD 8 // halves of padding per value row in shared memory: 8 rows of an ldmatrix hit 32 banks
 
-// attn_tc: grid (S, H, n), 2·chunk threads (chunk a multiple of 16), hd a
-// multiple of 32 with hd/16 and chunk/16 one a multiple of the other (the
-// Go side checks, attnTC). Dynamic shared memory (bytes): GQ·chunk·4
-// (scores, then weights) + 2·8·hd·2 (queries hi, lo) + chunk·(2·hd + 16)
-// (value rows) + KP·GQ·hd·4 when the value sums are split over KP warps
-// per dim tile (KP = W / (hd/16) > 1).
-template <int GQ>
-DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, const int *tables, int tstride,
-                  const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
-                  float *part) {
-  extern __shared__ __align__(16) unsigned char smc[];
-  __shared__ size_t roff[128]; // the chunk's rows, as attn_split's
-  pdl_wait();
-  pdl_launch();
-  const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
-  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd), h0 = kvh * GQ;
-  if (np == 0) return;
+// attn_tc_cols: one split of NC query columns over the same chunk of keys
+// and values (roff, np): column c is token t0 + c / GQ's query head
+// h0 + c % GQ; columns of tokens past the step's (gridDim.z) are zero and not
+// written. The per-token blocks take NC = GQ (one token), the shared-prefix
+// blocks NC = TG·GQ (TG tokens whose tables hold the same blocks here). A
+// column's scores, softmax and value sums are the same operations whichever
+// column of which 8-wide mma tile it is, so both give the same bits.
+// Dynamic shared memory (bytes): NC·chunk·4 (scores, then weights) +
+// 2·8·NT·hd·2 (queries hi, lo; NT = ⌈NC/8⌉ tiles) + chunk·(2·hd + 16) (value
+// rows) + KP·NC·hd·4 when the value sums are split over KP warps per dim
+// tile (KP = W / (hd/16) > 1).
+template <int GQ, int NC>
+DEVI void attn_tc_cols(const float *q, int qs, const __half *kc, const __half *vc, const size_t *roff, int np,
+                       int t0, int kvh, float scale, int heads, int hd, int chunk, int S, float *part,
+                       unsigned char *smc) {
+  constexpr int NT = (NC + 7) / 8;
+  const int split = blockIdx.x, h0 = kvh * GQ, nt = gridDim.z;
   const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, W = blockDim.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int vstride = hd + ATC_VPAD; // halves per value row
   const int MT = hd / 16, KS = chunk / 16, KP = W > MT ? W / MT : 1;
-  float *sc = reinterpret_cast<float *>(smc);           // GQ × chunk
-  __half *qh = reinterpret_cast<__half *>(sc + GQ * chunk); // 8 × hd, rows past GQ zero
-  __half *ql = qh + 8 * hd;
-  __half *vs = ql + 8 * hd;                               // chunk × vstride
-  float *ov = reinterpret_cast<float *>(vs + chunk * vstride); // KP × GQ × hd (KP > 1)
-  // the group's query heads (contiguous in the token's row), hi and lo
-  for (int i = tid; i < 4 * hd; i += blockDim.x) { // pairs of 8 rows
-    const int g = (2 * i) / hd, d = 2 * i - g * hd;
+  // the tiles holding a token of the step
+  const int tiles = (min(NC, (nt - t0) * GQ) + 7) / 8;
+  float *sc = reinterpret_cast<float *>(smc);                  // NC × chunk
+  __half *qh = reinterpret_cast<__half *>(sc + NC * chunk);    // 8·NT × hd, rows past NC zero
+  __half *ql = qh + 8 * NT * hd;
+  __half *vs = ql + 8 * NT * hd;                               // chunk × vstride
+  float *ov = reinterpret_cast<float *>(vs + chunk * vstride); // KP × NC × hd (KP > 1)
+  // column c's partial, nullptr for a token past the step's
+  auto partOf = [&](int c) -> float * {
+    const int t = t0 + c / GQ;
+    return t < nt ? part + ((size_t)(t * heads + h0 + c % GQ) * S + split) * (hd + 2) : nullptr;
+  };
+  // the columns' queries (a token's group of heads is contiguous in its row), hi and lo
+  for (int i = tid; i < 4 * NT * hd; i += blockDim.x) { // pairs of 8·NT rows
+    const int c = (2 * i) / hd, d = 2 * i - c * hd, t = t0 + c / GQ;
     unsigned hi = 0, lo = 0;
-    if (g < GQ) {
-      const float2 v = *reinterpret_cast<const float2 *>(q + (size_t)t * qs + (h0 + g) * hd + d);
+    if (c < NC && t < nt) {
+      const float2 v = *reinterpret_cast<const float2 *>(q + (size_t)t * qs + (h0 + c % GQ) * hd + d);
       split2(v.x, v.y, hi, lo);
     }
     reinterpret_cast<unsigned *>(qh)[i] = hi;
@@ -101,42 +108,49 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
     }
     cp_async_commit();
   }
-  { // scores: rows ia, ib of the warp's 16 positions
+  { // scores: rows ia, ib of the warp's 16 positions, one column tile at a time
     const int ia = 16 * w + gid, ib = ia + 8;
     const bool va = ia < np, vb = ib < np;
     const __half *ka = kc + (va ? roff[ia] : 0) + 8 * tig, *kb = kc + (vb ? roff[ib] : 0) + 8 * tig;
-    const __half *qhr = qh + gid * hd + 8 * tig, *qlr = ql + gid * hd + 8 * tig;
-    float ch[4] = {0.f, 0.f, 0.f, 0.f}, cl[4] = {0.f, 0.f, 0.f, 0.f};
     const uint4 zero = make_uint4(0, 0, 0, 0);
+#pragma unroll 1
+    for (int j = 0; j < tiles; j++) {
+      const __half *qhr = qh + (8 * j + gid) * hd + 8 * tig, *qlr = ql + (8 * j + gid) * hd + 8 * tig;
+      float ch[4] = {0.f, 0.f, 0.f, 0.f}, cl[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll 4
-    for (int s = 0; s < hd / 32; s++) {
-      const uint4 x = va ? *reinterpret_cast<const uint4 *>(ka + 32 * s) : zero;
-      const uint4 y = vb ? *reinterpret_cast<const uint4 *>(kb + 32 * s) : zero;
-      const uint4 bh = *reinterpret_cast<const uint4 *>(qhr + 32 * s);
-      const uint4 bl = *reinterpret_cast<const uint4 *>(qlr + 32 * s);
-      mma_f16(ch, x.x, y.x, x.y, y.y, bh.x, bh.y);
-      mma_f16(cl, x.x, y.x, x.y, y.y, bl.x, bl.y);
-      mma_f16(ch, x.z, y.z, x.w, y.w, bh.z, bh.w);
-      mma_f16(cl, x.z, y.z, x.w, y.w, bl.z, bl.w);
-    }
-    // c0: (ia, head 2tig), c1: (ia, 2tig+1), c2: (ib, 2tig), c3: (ib, 2tig+1)
-    const int g = 2 * tig;
-    if (g < GQ) {
-      if (va) {
-        sc[g * chunk + ia] = (ch[0] + cl[0]) * scale;
-        sc[(g + 1) * chunk + ia] = (ch[1] + cl[1]) * scale;
+      for (int s = 0; s < hd / 32; s++) {
+        const uint4 x = va ? *reinterpret_cast<const uint4 *>(ka + 32 * s) : zero;
+        const uint4 y = vb ? *reinterpret_cast<const uint4 *>(kb + 32 * s) : zero;
+        const uint4 bh = *reinterpret_cast<const uint4 *>(qhr + 32 * s);
+        const uint4 bl = *reinterpret_cast<const uint4 *>(qlr + 32 * s);
+        mma_f16(ch, x.x, y.x, x.y, y.y, bh.x, bh.y);
+        mma_f16(cl, x.x, y.x, x.y, y.y, bl.x, bl.y);
+        mma_f16(ch, x.z, y.z, x.w, y.w, bh.z, bh.w);
+        mma_f16(cl, x.z, y.z, x.w, y.w, bl.z, bl.w);
       }
-      if (vb) {
-        sc[g * chunk + ib] = (ch[2] + cl[2]) * scale;
-        sc[(g + 1) * chunk + ib] = (ch[3] + cl[3]) * scale;
+      // c0: (ia, column c), c1: (ia, c + 1), c2: (ib, c), c3: (ib, c + 1)
+      const int c = 8 * j + 2 * tig;
+      if (c < NC) {
+        if (va) {
+          sc[c * chunk + ia] = (ch[0] + cl[0]) * scale;
+          sc[(c + 1) * chunk + ia] = (ch[1] + cl[1]) * scale;
+        }
+        if (vb) {
+          sc[c * chunk + ib] = (ch[2] + cl[2]) * scale;
+          sc[(c + 1) * chunk + ib] = (ch[3] + cl[3]) * scale;
+        }
       }
     }
   }
   __syncthreads();
   trace_mark(); // scores
-  { // softmax: warp w takes heads w, w + W, ... (as attn_gqa); weights past np zero
-    for (int g = w; g < GQ; g += W) {
-      float *sg = sc + g * chunk;
+  { // softmax: warp w takes columns w, w + W, ... (as attn_gqa's heads); weights past np zero
+    for (int c = w; c < NC; c += W) {
+      float *sg = sc + c * chunk, *pp = partOf(c);
+      if (pp == nullptr) { // no token: zero weights
+        for (int i = lane; i < chunk; i += 32) sg[i] = 0.f;
+        continue;
+      }
       float m = -INFINITY;
       for (int i = lane; i < np; i += 32) m = fmaxf(m, sg[i]);
       m = warp_max(m);
@@ -151,7 +165,6 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
       }
       l = warp_sum(l);
       if (lane == 0) {
-        float *pp = part + ((size_t)(t * heads + h0 + g) * S + split) * (hd + 2);
         pp[0] = m;
         pp[1] = l;
       }
@@ -160,61 +173,117 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
   cp_async_wait<0>();
   __syncthreads(); // the weights and every thread's value rows
   trace_mark();    // softmax
-  // values: job = (dim tile mt, part kp of the chunk's 16-position steps)
+  // values: job = (dim tile mt, part kp of the chunk's 16-position steps), each column tile in turn
   for (int job = w; job < MT * KP; job += W) {
     const int mt = job % MT, kp = job / MT;
-    float oh[4] = {0.f, 0.f, 0.f, 0.f}, olo[4] = {0.f, 0.f, 0.f, 0.f};
-    const int j = lane >> 3, r = lane & 7;
-    for (int kk = kp * KS / KP; kk < (kp + 1) * KS / KP; kk++) {
-      unsigned a0, a1, a2, a3;
-      ldmatrix_x4_trans(a0, a1, a2, a3,
-                        vs0 + (unsigned)((16 * kk + (j >> 1) * 8 + r) * vstride + 16 * mt + (j & 1) * 8) * 2);
-      unsigned bh0 = 0, bl0 = 0, bh1 = 0, bl1 = 0;
-      if (gid < GQ) {
-        const float2 pa = *reinterpret_cast<const float2 *>(sc + gid * chunk + 16 * kk + 2 * tig);
-        const float2 pb = *reinterpret_cast<const float2 *>(sc + gid * chunk + 16 * kk + 2 * tig + 8);
-        split2(pa.x, pa.y, bh0, bl0);
-        split2(pb.x, pb.y, bh1, bl1);
+    const int jj = lane >> 3, r = lane & 7;
+#pragma unroll 1
+    for (int j = 0; j < tiles; j++) {
+      float oh[4] = {0.f, 0.f, 0.f, 0.f}, olo[4] = {0.f, 0.f, 0.f, 0.f};
+      const int cb = 8 * j + gid; // the column whose weights this lane's B fragment holds
+      for (int kk = kp * KS / KP; kk < (kp + 1) * KS / KP; kk++) {
+        unsigned a0, a1, a2, a3;
+        ldmatrix_x4_trans(a0, a1, a2, a3,
+                          vs0 + (unsigned)((16 * kk + (jj >> 1) * 8 + r) * vstride + 16 * mt + (jj & 1) * 8) * 2);
+        unsigned bh0 = 0, bl0 = 0, bh1 = 0, bl1 = 0;
+        if (cb < NC) {
+          const float2 pa = *reinterpret_cast<const float2 *>(sc + cb * chunk + 16 * kk + 2 * tig);
+          const float2 pb = *reinterpret_cast<const float2 *>(sc + cb * chunk + 16 * kk + 2 * tig + 8);
+          split2(pa.x, pa.y, bh0, bl0);
+          split2(pb.x, pb.y, bh1, bl1);
+        }
+        mma_f16(oh, a0, a1, a2, a3, bh0, bh1);
+        mma_f16(olo, a0, a1, a2, a3, bl0, bl1);
       }
-      mma_f16(oh, a0, a1, a2, a3, bh0, bh1);
-      mma_f16(olo, a0, a1, a2, a3, bl0, bl1);
-    }
-    // c0: (dim 16mt+gid, head 2tig), c1: (.., 2tig+1), c2: (dim +8, 2tig), c3
-    const int g = 2 * tig, d = 16 * mt + gid;
-    if (g < GQ) {
-      if (KP == 1) {
-        float *pa = part + ((size_t)(t * heads + h0 + g) * S + split) * (hd + 2) + 2;
-        float *pb = pa + (size_t)S * (hd + 2); // head g + 1
-        pa[d] = oh[0] + olo[0];
-        pb[d] = oh[1] + olo[1];
-        pa[d + 8] = oh[2] + olo[2];
-        pb[d + 8] = oh[3] + olo[3];
-      } else {
-        float *o = ov + (kp * GQ + g) * hd;
-        o[d] = oh[0] + olo[0];
-        o[hd + d] = oh[1] + olo[1];
-        o[d + 8] = oh[2] + olo[2];
-        o[hd + d + 8] = oh[3] + olo[3];
+      // c0: (dim 16mt+gid, column c), c1: (.., c + 1), c2: (dim +8, c), c3
+      const int c = 8 * j + 2 * tig, d = 16 * mt + gid;
+      if (c < NC) {
+        if (KP == 1) {
+          float *pa = partOf(c), *pb = partOf(c + 1);
+          if (pa != nullptr) {
+            pa[2 + d] = oh[0] + olo[0];
+            pa[2 + d + 8] = oh[2] + olo[2];
+          }
+          if (pb != nullptr) {
+            pb[2 + d] = oh[1] + olo[1];
+            pb[2 + d + 8] = oh[3] + olo[3];
+          }
+        } else {
+          float *o = ov + (kp * NC + c) * hd;
+          o[d] = oh[0] + olo[0];
+          o[hd + d] = oh[1] + olo[1];
+          o[d + 8] = oh[2] + olo[2];
+          o[hd + d + 8] = oh[3] + olo[3];
+        }
       }
     }
   }
   if (KP > 1) { // uniform per block
     __syncthreads();
-    for (int x = tid; x < GQ * hd; x += blockDim.x) {
-      const int g = x / hd, d = x - g * hd;
+    for (int x = tid; x < NC * hd; x += blockDim.x) {
+      const int c = x / hd, d = x - c * hd;
+      float *pp = partOf(c);
+      if (pp == nullptr) continue;
       float o = 0.f;
-      for (int k = 0; k < KP; k++) o += ov[(k * GQ + g) * hd + d];
-      part[((size_t)(t * heads + h0 + g) * S + split) * (hd + 2) + 2 + d] = o;
+      for (int k = 0; k < KP; k++) o += ov[(k * NC + c) * hd + d];
+      pp[2 + d] = o;
     }
   }
 }
 
+// UPG_ATTN_SHARED_NC: a shared block's query columns (at least 2·GQ: two
+// tokens). 8, one mma tile, keeps its scores and value sums as long as a
+// token's (a token's GQ ≤ 8 columns take a tile too) and its shared memory
+// near a token's block's, so the blocks resident per SM stay as many; run 81
+// measured 32 columns (four tiles one after another in each warp, 42 KB of
+// shared memory for every block of the launch) slower than no sharing at
+// batch 32 (38.3 against 35.9 µs per call) and batch 8 (−11%). Measurement
+// builds may set 16 or 32 (with UPG_CUDA_ATTN_SHARED_NC the same on the Go
+// side).
+#ifndef UPG_ATTN_SHARED_NC
+#define UPG_ATTN_SHARED_NC 8
+#endif
+
+// attn_tc: grid (S, H, n), 2·chunk threads (chunk a multiple of 16), hd a
+// multiple of 32 with hd/16 and chunk/16 one a multiple of the other (the
+// Go side checks, attnTC and attnTCShared). shared (nullptr: none) holds two
+// words the host wrote with the step (SetStep): the blocks at the front of
+// every table in the step that are the same blocks, and the step's least
+// position + 1. A split whose positions lie below both is the same keys and
+// values for every token, so the block of every TG-th token scores TG
+// tokens' queries against one read of them (attn_tc_cols with TG·GQ
+// columns) and the other tokens' blocks return: batches forked from one
+// prompt (parallel samples, a shared system prompt) read the prompt's cache
+// once per group instead of once per token.
+template <int GQ>
+DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, const int *tables, int tstride,
+                  const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
+                  float *part, const int *shared) {
+  extern __shared__ __align__(16) unsigned char smc[];
+  __shared__ size_t roff[128]; // the chunk's rows, as attn_split's
+  pdl_wait();
+  pdl_launch();
+  constexpr int NS = UPG_ATTN_SHARED_NC > 2 * GQ ? UPG_ATTN_SHARED_NC : 2 * GQ, TG = NS / GQ; // a shared block's columns, tokens
+  const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+  const bool sh = shared != nullptr && (split + 1) * chunk <= min(shared[0] * bs, shared[1]);
+  if (sh && t % TG != 0) return;
+  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd);
+  if (np == 0) return;
+  if (sh)
+    attn_tc_cols<GQ, NS>(q, qs, kc, vc, roff, np, t, kvh, scale, heads, hd, chunk, S, part, smc);
+  else
+    attn_tc_cols<GQ, GQ>(q, qs, kc, vc, roff, np, t, kvh, scale, heads, hd, chunk, S, part, smc);
+}
+
+
 // upg_attn_gqa<GQ>_tc: attn_tc for groups of 2, 4 and 8 query heads (fp16
 // cache); the launch bounds hold 64 registers (8 blocks of 128 threads per
 // SM, 4 of 256).
-extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_tc(ATTN_ARGS_F16) { attn_tc<2>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_tc(ATTN_ARGS_F16) { attn_tc<4>(ATTN_PASS_); }
-extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa8_tc(ATTN_ARGS_F16) { attn_tc<8>(ATTN_PASS_); }
+#define ATTN_ARGS_TC ATTN_ARGS_F16, const int *__restrict__ shared
+#define ATTN_PASS_TC ATTN_PASS_, shared
+extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_tc(ATTN_ARGS_TC) { attn_tc<2>(ATTN_PASS_TC); }
+extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_tc(ATTN_ARGS_TC) { attn_tc<4>(ATTN_PASS_TC); }
+extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa8_tc(ATTN_ARGS_TC) { attn_tc<8>(ATTN_PASS_TC); }
 
 // ---------------------------------------------------------------------------
 // Prefill attention on the tensor cores (fp16 cache): attn_prefill's causal
