@@ -361,33 +361,9 @@ func TestGPUAttention(t *testing.T) {
 			scale := float32(1 / math.Sqrt(float64(hd)))
 			want := make([]float64, n*heads*hd)
 			for i, x := range qs {
-				s, T := x[0], x[1]+1
-				for h := 0; h < heads; h++ {
-					kvh := h / (heads / H)
-					qv := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
-					sc := make([]float64, T)
-					mx := math.Inf(-1)
-					for p := 0; p < T; p++ {
-						var dot float64
-						for j := 0; j < hd; j++ {
-							dot += float64(qv[j]) * float64(keys[s][p][kvh*hd+j])
-						}
-						sc[p] = dot * float64(scale)
-						mx = math.Max(mx, sc[p])
-					}
-					var sum float64
-					for p := range sc {
-						sc[p] = math.Exp(sc[p] - mx)
-						sum += sc[p]
-					}
-					for j := 0; j < hd; j++ {
-						var o float64
-						for p := 0; p < T; p++ {
-							o += sc[p] * float64(vals[s][p][kvh*hd+j])
-						}
-						want[(i*heads+h)*hd+j] = o / sum
-					}
-				}
+				s := x[0]
+				refAttention(want[i*heads*hd:], q[i*heads*hd:], heads, H, hd, x[1]+1, scale,
+					func(p int) []float32 { return keys[s][p] }, func(p int) []float32 { return vals[s][p] })
 			}
 			// both chunks (the split kernel's 64 and 128 positions a block),
 			// the output poisoned before each; for groups the grouped kernels
@@ -515,34 +491,14 @@ func TestGPUAttentionShared(t *testing.T) {
 			}
 			want := make([]float64, n*heads*hd)
 			for i := range toks {
-				s, T := int(seq[i]), int(pos[i])+1
-				for h := 0; h < heads; h++ {
-					kvh := h / (heads / H)
-					qv := q[(i*heads+h)*hd : (i*heads+h+1)*hd]
-					row := func(p int) int { return ((int(tables[s][p/bs])*bs+p%bs)*H + kvh) * hd }
-					sc := make([]float64, T)
-					mx := math.Inf(-1)
-					for p := 0; p < T; p++ {
-						var dot float64
-						for j, x := range qv {
-							dot += float64(x) * float64(k[row(p)+j])
-						}
-						sc[p] = dot * float64(scale)
-						mx = math.Max(mx, sc[p])
-					}
-					var sum float64
-					for p := range sc {
-						sc[p] = math.Exp(sc[p] - mx)
-						sum += sc[p]
-					}
-					for j := 0; j < hd; j++ {
-						var o float64
-						for p := 0; p < T; p++ {
-							o += sc[p] * float64(v[row(p)+j])
-						}
-						want[(i*heads+h)*hd+j] = o / sum
+				s := int(seq[i])
+				row := func(x []float32) func(p int) []float32 {
+					return func(p int) []float32 {
+						slot := int(tables[s][p/bs])*bs + p%bs
+						return x[slot*H*hd : (slot+1)*H*hd]
 					}
 				}
+				refAttention(want[i*heads*hd:], q[i*heads*hd:], heads, H, hd, int(pos[i])+1, scale, row(k), row(v))
 			}
 			what := fmt.Sprintf("heads %d/%d hd %d step %d (shared blocks %d, least position+1 %d)", heads, H, hd, ci, cb, mp)
 			closeTo(t, what+" per token", outs[0], want, 2e-5, 2e-4)
@@ -604,6 +560,39 @@ func TestAttnTCShared(t *testing.T) {
 		smem, ok := attnTCShared(c.heads, c.H, c.hd, c.chunk)
 		if ok != c.ok || (ok && smem != c.smem) {
 			t.Errorf("attnTCShared(%d, %d, %d, %d) = %d, %v; want %d, %v", c.heads, c.H, c.hd, c.chunk, smem, ok, c.smem, c.ok)
+		}
+	}
+}
+
+// refAttention writes one token's causal attention in float64 to want
+// (heads × hd): its queries q (heads × hd) over positions 0..T-1, whose
+// key and value rows (H heads × hd) key(p) and val(p) return.
+func refAttention(want []float64, q []float32, heads, H, hd, T int, scale float32, key, val func(p int) []float32) {
+	for h := 0; h < heads; h++ {
+		kvh := h / (heads / H)
+		qv := q[h*hd : (h+1)*hd]
+		sc := make([]float64, T)
+		mx := math.Inf(-1)
+		for p := 0; p < T; p++ {
+			kr := key(p)[kvh*hd:]
+			var dot float64
+			for j, x := range qv {
+				dot += float64(x) * float64(kr[j])
+			}
+			sc[p] = dot * float64(scale)
+			mx = math.Max(mx, sc[p])
+		}
+		var sum float64
+		for p := range sc {
+			sc[p] = math.Exp(sc[p] - mx)
+			sum += sc[p]
+		}
+		for j := 0; j < hd; j++ {
+			var o float64
+			for p := 0; p < T; p++ {
+				o += sc[p] * float64(val(p)[kvh*hd+j])
+			}
+			want[h*hd+j] = o / sum
 		}
 	}
 }
