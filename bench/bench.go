@@ -99,8 +99,13 @@ type Options struct {
 	DecodeProfile io.Writer
 	// Batch is the number of sequences decoded together (default 1). They
 	// share the prompt's first tokens (forked KV blocks) and differ from
-	// its last token on.
+	// its last token on, unless DistinctPrompts.
 	Batch int
+	// DistinctPrompts gives each of a batch's sequences a random prompt of
+	// its own (prefilled one after another, not timed) instead of forking
+	// the first one's: no KV blocks shared, as a server's unrelated requests
+	// are.
+	DistinctPrompts bool
 	// Sampling draws each next token through the backend's Sample (the
 	// zero value, greedy, is an argmax there: on a GPU, on the device);
 	// sequence k's seed is Sampling.Seed + k.
@@ -129,6 +134,7 @@ type Result struct {
 	PrefillTokS     float64 `json:"prefill_tok_s"`
 	DecodeTokS      float64 `json:"decode_tok_s"` // per sequence
 	Batch           int     `json:"batch"`
+	SharedPrompt    bool    `json:"shared_prompt"`          // a batch's sequences forked from one prompt
 	AggregateTokS   float64 `json:"aggregate_decode_tok_s"` // all sequences together
 	MsPerLayer      float64 `json:"ms_per_layer"`
 	Sampling        string  `json:"sampling"` // "greedy", or the sampling options
@@ -145,6 +151,9 @@ type Result struct {
 	DeviceMemoryBytes    int64 `json:"device_memory_bytes,omitempty"`
 	DeviceAllocatedBytes int64 `json:"device_allocated_bytes,omitempty"`
 	KVCacheBytes         int64 `json:"kv_cache_bytes"`
+	// KVBlocksUsed is the KV pool's blocks held after decoding (a forked
+	// batch shares its prompt's).
+	KVBlocksUsed int `json:"kv_blocks_used"`
 }
 
 // CheckMemory returns an error naming the sizes when the file at path is
@@ -266,18 +275,31 @@ func Run(path string, opts Options) (Result, error) {
 	res.PrefillTokS = float64(len(prompt)) / time.Since(start).Seconds()
 
 	// The other sequences share all but the prompt's last position, and
-	// feed a token of their own there.
+	// feed a token of their own there; or each prefills its own prompt.
 	seqs := make([]int, opts.Batch)
 	next := make([][]int, opts.Batch)
 	next[0] = []int{r.tok[0]}
-	for k := 1; k < opts.Batch; k++ {
+	res.SharedPrompt = opts.Batch > 1 && !opts.DistinctPrompts
+	for k := 1; k < opts.Batch && opts.DistinctPrompts; k++ {
+		seqs[k] = k
+		for i := range prompt {
+			prompt[i] = rng.IntN(c.Vocab)
+		}
+		for i := 0; i < len(prompt); i += engine.PrefillBlock {
+			if err := r.feed([]int{k}, [][]int{prompt[i:min(i+engine.PrefillBlock, len(prompt))]}); err != nil {
+				return res, err
+			}
+		}
+		next[k] = []int{r.tok[0]}
+	}
+	for k := 1; k < opts.Batch && !opts.DistinctPrompts; k++ {
 		seqs[k] = k
 		if err := r.pool.Fork(k, 0, len(prompt)-1); err != nil {
 			return res, err
 		}
 		next[k] = []int{rng.IntN(c.Vocab)}
 	}
-	if opts.Batch > 1 {
+	if res.SharedPrompt {
 		if err := r.feed(seqs[1:], next[1:]); err != nil {
 			return res, err
 		}
@@ -306,6 +328,7 @@ func Run(path string, opts Options) (Result, error) {
 		pprof.StopCPUProfile()
 	}
 	res.KVCacheBytes = r.pool.Bytes()
+	res.KVBlocksUsed = r.pool.Blocks() - r.pool.FreeBlocks()
 	if g, ok := m.Backend().(interface {
 		DeviceMemory() (process, allocated int64, err error)
 	}); ok {

@@ -41,6 +41,34 @@ func TestRunSmallModel(t *testing.T) {
 	}
 }
 
+// TestRunBatchPrompts: a batch forked from one prompt and a batch of
+// distinct prompts both decode every sequence, and the result says which;
+// the distinct prompts hold more of the KV pool (no shared blocks).
+func TestRunBatchPrompts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.upg")
+	if err := synth.Write(path, synth.Options{Layers: 2, Hidden: 256, FFN: 512, Heads: 4, KVHeads: 2, HeadDim: 64, Seed: 2}); err != nil {
+		t.Fatal(err)
+	}
+	blocks := map[bool]int{}
+	for _, distinct := range []bool{false, true} {
+		r, err := Run(path, Options{Threads: 2, PromptTokens: 70, GenTokens: 4, Bandwidth: 10, Batch: 3, DistinctPrompts: distinct})
+		if err != nil {
+			t.Fatalf("distinct prompts %v: %v", distinct, err)
+		}
+		if r.Batch != 3 || r.SharedPrompt == distinct || r.AggregateTokS <= 0 || r.AggregateTokS != 3*r.DecodeTokS {
+			t.Errorf("distinct prompts %v: batch %d, shared prompt %v, aggregate %v tok/s, each %v", distinct, r.Batch, r.SharedPrompt, r.AggregateTokS, r.DecodeTokS)
+		}
+		if r.KVBlocksUsed <= 0 {
+			t.Errorf("distinct prompts %v: %d KV blocks in use", distinct, r.KVBlocksUsed)
+		}
+		blocks[distinct] = r.KVBlocksUsed
+	}
+	// forked, the prompt's full blocks are held once for the three
+	if blocks[true] <= blocks[false] {
+		t.Errorf("KV blocks in use: %d with distinct prompts, %d forked; want more", blocks[true], blocks[false])
+	}
+}
+
 func TestCheckMemory(t *testing.T) {
 	if err := CheckMemory("/nonexistent/x.upg"); err == nil {
 		t.Error("no error for a missing file")

@@ -104,8 +104,12 @@ to the memory roofline.`,
 			}
 			fmt.Fprintf(w, "prefill          %.2f tok/s (%d tokens)\n", res.PrefillTokS, res.PromptTokens)
 			if res.Batch > 1 {
-				fmt.Fprintf(w, "decode           %.2f tok/s aggregate over %d sequences, %.2f tok/s each (%d tokens each), %.2f ms/layer per step\n",
-					res.AggregateTokS, res.Batch, res.DecodeTokS, res.GenTokens, res.MsPerLayer)
+				prompts := "one prompt forked"
+				if !res.SharedPrompt {
+					prompts = "distinct prompts"
+				}
+				fmt.Fprintf(w, "decode           %.2f tok/s aggregate over %d sequences (%s), %.2f tok/s each (%d tokens each), %.2f ms/layer per step\n",
+					res.AggregateTokS, res.Batch, prompts, res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			} else {
 				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			}
@@ -129,6 +133,7 @@ to the memory roofline.`,
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
 	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode (per sequence)")
 	f.IntVar(&opts.Batch, "batch", 1, "sequences decoded together (they share the prompt but its last token)")
+	f.BoolVar(&opts.DistinctPrompts, "distinct-prompts", false, "with --batch: give each sequence a random prompt of its own (no KV blocks shared) instead of forking one")
 	f.Float32Var(&opts.Sampling.Temperature, "temperature", 0, "sample each token at this temperature (0 = greedy argmax); on a GPU the sampling runs on the device")
 	f.IntVar(&opts.Sampling.TopK, "top-k", 0, "with --temperature: sample from the k most likely tokens (0 = off)")
 	f.Float32Var(&opts.Sampling.TopP, "top-p", 1, "with --temperature: nucleus sampling threshold (1 = off)")
