@@ -19,6 +19,9 @@ done
 echo "== go test"
 go test -count=1 -timeout 40m ./...
 
+echo "== race detector: the CPU worker pool's handshake (a worker slow after leaving a job)"
+go test -count=1 -race -run 'TestPoolSlowWorkerTail|TestParallelForCoversOnce' ./backend/cpu
+
 echo "== race detector: model contexts running concurrently, batched engine steps"
 go test -count=1 -race -run 'TestContextsRunConcurrently' ./model
 

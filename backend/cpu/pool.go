@@ -32,8 +32,10 @@ type pool struct {
 
 	// epoch is seq<<16 | joined: bumped once per job, together with how
 	// many workers (the caller included) take part in it.
-	epoch   atomic.Uint64
-	pending atomic.Int32 // joined workers (other than the caller) still in the job
+	epoch atomic.Uint64
+	// pending is the joined workers (other than the caller) still in the
+	// job, plus waitBit while the caller sleeps until they are done.
+	pending atomic.Int32
 	next    atomic.Int64 // next unit to hand out
 	quit    atomic.Bool
 
@@ -44,7 +46,6 @@ type pool struct {
 	joined   int // workers taking part (the caller included)
 
 	workers []poolWorker // [1, threads)
-	waiting atomic.Int32 // 1 while the caller sleeps until pending reaches 0
 	done    chan struct{}
 
 	// Adaptation to contention; only the caller touches these.
@@ -104,6 +105,16 @@ const (
 
 // guidedShare: a grab takes 1/(guidedShare·workers) of the units left.
 const guidedShare = 2
+
+// waitBit, added to pending by a caller that goes to sleep, makes the
+// worker whose decrement leaves exactly waitBit (the last one, with the
+// caller asleep) send on done. Count and flag in one word make a worker's
+// decrement and its check one operation: with a separate flag, a worker
+// slowed between the two saw the next job's caller asleep and woke it while
+// that job still ran on it, so the caller went on to write the job after's
+// fields under the worker (the serve tests' race detector found it;
+// TestPoolSlowWorkerTail).
+const waitBit = 1 << 30
 
 func (p *pool) start(threads int) {
 	p.threads = threads
@@ -192,8 +203,7 @@ func (p *pool) run(n, align int, fn func(worker, lo, hi int)) {
 			// Still waiting: a worker is slow to wake, or the OS has
 			// descheduled it. Sleep, so that the core is free for it.
 			t0 := time.Now()
-			p.waiting.Swap(1) // ordered before the pending load (see the epoch Swap)
-			if p.pending.Load() > 0 || !p.waiting.CompareAndSwap(1, 0) {
+			if p.pending.Add(waitBit) != waitBit { // a read-modify-write, as the epoch Swap
 				<-p.done
 			}
 			stall = time.Since(t0)
@@ -278,8 +288,15 @@ func (p *pool) worker(w int) {
 			continue
 		}
 		p.work(w)
-		if p.pending.Add(-1) == 0 && p.waiting.Load() != 0 && p.waiting.CompareAndSwap(1, 0) {
+		left := p.pending.Add(-1)
+		if workerTail != nil {
+			workerTail()
+		}
+		if left == waitBit {
 			p.done <- struct{}{}
 		}
 	}
 }
+
+// workerTail, when set (tests), runs in a worker right after it leaves a job.
+var workerTail func()

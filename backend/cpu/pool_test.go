@@ -159,3 +159,35 @@ func BenchmarkPoolUnderContention(b *testing.B) {
 	b.ReportMetric(bestOne, "jobs/s-one-thread")
 	b.ReportMetric(100*bestFull/bestOne, "%-of-one-thread")
 }
+
+// TestPoolSlowWorkerTail: a worker that is slow right after leaving a job
+// (here it sleeps there every few jobs) must not wake the caller of the next
+// job, which would return while that worker still runs the job, reading the
+// fields the caller then overwrites for the one after (the race detector
+// found this in the serve tests). Run under -race (scripts/test.sh); without
+// it, the chunk checks below catch the cases that mix two jobs' fields.
+func TestPoolSlowWorkerTail(t *testing.T) {
+	var calls atomic.Int64
+	workerTail = func() {
+		if calls.Add(1)%3 == 0 {
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	defer func() { workerTail = nil }()
+	b := New(2)
+	defer b.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	for job := 0; job < 4000; job++ {
+		n, align := 64+rng.IntN(2000), 1+rng.IntN(8)
+		var done, bad atomic.Int64
+		b.ParallelFor(n, align, func(w, lo, hi int) {
+			if lo%align != 0 || lo >= hi || hi > n {
+				bad.Add(1)
+			}
+			done.Add(int64(hi - lo))
+		})
+		if bad.Load() != 0 || done.Load() != int64(n) {
+			t.Fatalf("job %d (n %d, align %d): %d bad chunks, %d of %d indices", job, n, align, bad.Load(), done.Load(), n)
+		}
+	}
+}
