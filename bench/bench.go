@@ -266,11 +266,8 @@ func Run(path string, opts Options) (Result, error) {
 	r.pool.Truncate(0, 0)
 
 	start = time.Now()
-	for i := 0; i < len(prompt); i += engine.PrefillBlock {
-		j := min(i+engine.PrefillBlock, len(prompt))
-		if err := r.feed([]int{0}, [][]int{prompt[i:j]}); err != nil {
-			return res, err
-		}
+	if err := r.prefill(0, prompt); err != nil {
+		return res, err
 	}
 	res.PrefillTokS = float64(len(prompt)) / time.Since(start).Seconds()
 
@@ -280,20 +277,18 @@ func Run(path string, opts Options) (Result, error) {
 	next := make([][]int, opts.Batch)
 	next[0] = []int{r.tok[0]}
 	res.SharedPrompt = opts.Batch > 1 && !opts.DistinctPrompts
-	for k := 1; k < opts.Batch && opts.DistinctPrompts; k++ {
+	for k := 1; k < opts.Batch; k++ {
 		seqs[k] = k
-		for i := range prompt {
-			prompt[i] = rng.IntN(c.Vocab)
-		}
-		for i := 0; i < len(prompt); i += engine.PrefillBlock {
-			if err := r.feed([]int{k}, [][]int{prompt[i:min(i+engine.PrefillBlock, len(prompt))]}); err != nil {
+		if opts.DistinctPrompts {
+			for i := range prompt {
+				prompt[i] = rng.IntN(c.Vocab)
+			}
+			if err := r.prefill(k, prompt); err != nil {
 				return res, err
 			}
+			next[k] = []int{r.tok[0]}
+			continue
 		}
-		next[k] = []int{r.tok[0]}
-	}
-	for k := 1; k < opts.Batch && !opts.DistinctPrompts; k++ {
-		seqs[k] = k
 		if err := r.pool.Fork(k, 0, len(prompt)-1); err != nil {
 			return res, err
 		}
@@ -391,6 +386,17 @@ func (r *runner) feed(seqs []int, toks [][]int) error {
 	}
 	for k := range seqs {
 		r.tok[k] = r.res[k].Token
+	}
+	return nil
+}
+
+// prefill feeds prompt to sequence seq in blocks of engine.PrefillBlock
+// tokens, as the engine does; r.tok[0] is then its next token.
+func (r *runner) prefill(seq int, prompt []int) error {
+	for i := 0; i < len(prompt); i += engine.PrefillBlock {
+		if err := r.feed([]int{seq}, [][]int{prompt[i:min(i+engine.PrefillBlock, len(prompt))]}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -121,27 +121,23 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 	if f16 {
 		typ = "f16"
 	}
-	if smem, ok := attnGQA(heads, H, hd, chunk, f16); ok && grouped {
-		if tsmem, ok := attnTC(heads, H, hd, chunk, f16); ok && attnTCOn {
-			ssmem, sok := attnTCShared(heads, H, hd, chunk)
-			if !sok || n < 2 || !attnSharedOn {
-				shared = 0
-			} else {
-				tsmem = max(tsmem, ssmem)
-			}
-			return d.launchK(fmt.Sprintf("upg_attn_gqa%d_tc", heads/H), [3]uint32{uint32(S), uint32(H), uint32(n)},
-				[3]uint32{uint32(2 * chunk), 1, 1}, uint32(tsmem),
-				Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
-				I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part), Ptr(shared))
-		}
-		return d.launchK(fmt.Sprintf("upg_attn_gqa%d_%s", heads/H, typ), [3]uint32{uint32(S), uint32(H), uint32(n)},
-			[3]uint32{uint32(2 * chunk), 1, 1}, uint32(smem),
-			Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
-			I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part))
+	args := []Arg{Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+		I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part)}
+	block := [3]uint32{uint32(2 * chunk), 1, 1}
+	smem, ok := attnGQA(heads, H, hd, chunk, f16)
+	if !ok || !grouped {
+		return d.launchK("upg_attn_"+typ, [3]uint32{uint32(S), uint32(heads), uint32(n)}, block, uint32(4*(hd+chunk)), args...)
 	}
-	return d.launchK("upg_attn_"+typ, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{uint32(2 * chunk), 1, 1}, uint32(4*(hd+chunk)),
-		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
-		I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part))
+	if tsmem, ok := attnTC(heads, H, hd, chunk, f16); ok && attnTCOn {
+		typ, smem = "tc", tsmem
+		if ssmem, ok := attnTCShared(heads, H, hd, chunk); ok && n > 1 && attnSharedOn {
+			smem = max(smem, ssmem)
+		} else {
+			shared = 0
+		}
+		args = append(args, Ptr(shared))
+	}
+	return d.launchK(fmt.Sprintf("upg_attn_gqa%d_%s", heads/H, typ), [3]uint32{uint32(S), uint32(H), uint32(n)}, block, uint32(smem), args...)
 }
 
 // attnHeadDim reports whether the attention kernels take heads of hd
