@@ -66,18 +66,31 @@ def thread_sched() -> tuple[float, float]:
     return int(cpu) / 1e9, int(wait) / 1e9
 
 
+def steal_seconds() -> float:
+    """CPU time the hypervisor took from this machine's CPUs, all of them together (seconds).
+
+    A thread whose virtual CPU the host has taken is neither running nor runnable in this
+    kernel's accounting, so without this its wait would read as sleep."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+    return int(fields[8]) / 100 if len(fields) > 8 else 0.0  # USER_HZ is 100 on Linux
+
+
 def test_two_models_generate_in_parallel() -> None:
     """Two threads generating with two models (one worker thread each) do not wait for each other.
 
     A generation runs on its caller's thread, so each thread's time splits into running, waiting
-    for a CPU (the run queue: other processes hold the cores) and sleeping. A global lock (or the
-    GIL held) would show as sleep. Where the threads got a core each, the two must also finish
-    clearly faster than one after the other."""
+    for a CPU (the run queue: other processes hold the cores), time the hypervisor took and sleeping.
+    A global lock (or the GIL held) would show as sleep, in every attempt, of about the other
+    thread's whole run. A shared CI machine adds short sleeps of its own now and then, so an
+    attempt where a thread slept is set aside, and the test fails when every attempt slept. Where
+    the threads got a core each, the two must also finish clearly faster than one after the other."""
     kw = dict(temperature=0, max_tokens=300, ignore_eos=True)
+    attempts = 5
     with upg.Model(threads=1) as a, upg.Model(threads=1) as b:
         want = {"a": a.generate("package main", **kw), "b": b.generate("package main", **kw)}  # warm-up
-        ratios, busy = [], []
-        for _ in range(5):
+        ratios, busy, slept = [], [], []
+        for _ in range(attempts):
             t = time.perf_counter()
             a.generate("package main", **kw)
             b.generate("package main", **kw)
@@ -92,27 +105,32 @@ def test_two_models_generate_in_parallel() -> None:
                 out[k] = (text, time.perf_counter() - t0, c1 - c0, w1 - w0)
 
             threads = [threading.Thread(target=run, args=(k, m)) for k, m in (("a", a), ("b", b))]
+            s0 = steal_seconds()
             t = time.perf_counter()
             for th in threads:
                 th.start()
             for th in threads:
                 th.join()
             par = time.perf_counter() - t
+            steal = steal_seconds() - s0
             assert {k: v[0] for k, v in out.items()} == want
             line = ", ".join(f"{k}: {w:.2f}s = running {c:.2f} + waiting for a CPU {q:.2f} + asleep {w - c - q:.2f}"
                              for k, (_, w, c, q) in out.items())
+            line += f" (the hypervisor took {steal:.2f}s of the CPUs)"
             print(f"\nsequential {seq:.2f}s, two threads {par:.2f}s (ratio {par / seq:.2f}); {line}")
-            for k, (_, w, c, q) in out.items():
-                assert w - c - q < 0.2 * w, f"thread {k} slept {w - c - q:.2f}s of {w:.2f}s: it waited for the other"
+            if any(w - c - q - steal >= 0.2 * w for _, w, c, q in out.values()):
+                slept.append(line)
+                continue
             if any(q > 0.2 * w for _, w, _, q in out.values()):
                 busy.append(line)
                 continue
             ratios.append(par / seq)
             if par / seq < 0.75:
                 break
+        assert len(slept) < attempts, "a thread slept a fifth of its run or more in every attempt: " + "; ".join(slept)
         if not ratios:
-            pytest.skip("neither thread slept, but other processes held the second core in every attempt, "
-                        "so the speed-up itself was not measurable: " + "; ".join(busy))
+            pytest.skip("neither thread slept in some attempt, but other processes held the second core in every "
+                        "such attempt, so the speed-up itself was not measurable: " + "; ".join(busy))
         assert min(ratios) < 0.75
 
 
