@@ -68,11 +68,12 @@ func newRoot() *cobra.Command {
 		Use:   "upg",
 		Short: "Compress language models ~10x and run them fast",
 		Long: `upg compresses decoder-only language models (Phi-3/Phi-4, Llama, Mistral, Qwen2)
-to about 3 bits per weight and runs them on the CPU with fused
-decompress-and-multiply kernels.`,
+to about 3 bits per weight and runs them with fused decompress-and-multiply
+kernels on the CPU (AVX-512, AVX2, ARM64 NEON) or an NVIDIA GPU (--device).`,
 		Example: `  upg run "package main"                     # the bundled demo model
   upg compress ./Phi-4 --out phi4.upg --target-bpw 3.2 --calib calib.txt
-  upg chat --model phi4.upg
+  upg chat --model phi4.upg --device cuda
+  upg serve --model phi4.upg --port 8000     # an OpenAI-compatible API
   upg eval --model phi4.upg --ref ./Phi-4 --text eval.txt`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
