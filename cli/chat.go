@@ -43,6 +43,9 @@ answer.`,
 			if err := gf.validate(); err != nil {
 				return err
 			}
+			if err := checkLookup(mf.lookup, gf.options()); err != nil {
+				return err
+			}
 			if tmplName != "" && tmplName != "raw" {
 				if _, ok := chat.Get(tmplName); !ok {
 					return usagef("--chat-template %q: want one of %s, or raw", tmplName, strings.Join(chat.Names, ", "))
@@ -76,6 +79,7 @@ answer.`,
 		},
 	}
 	mf.register(cmd)
+	mf.registerLookup(cmd)
 	gf.register(cmd, 512)
 	cmd.Flags().StringVar(&system, "system", "", "system message that opens the conversation")
 	cmd.Flags().StringVar(&tmplName, "chat-template", "", "chat format instead of the detected one: "+strings.Join(chat.Names, ", ")+", or raw (the conversation as plain text, for base models)")

@@ -398,6 +398,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"compress", miniphi, "--out", "x.upg", "--target-size", "9.4MB", "--target-bpw", "3"}, []string{"--target-bpw or --target-size, not both"}},
 		{[]string{"compress", miniphi, "--out", "x.upg", "--target-size", "lots"}, []string{"--target-size", `"lots"`}},
 		{[]string{"compress", miniphi, "--out", "x.upg", "--target-size", "0"}, []string{"--target-size", "positive"}},
+		{[]string{"run", "--model", miniphi, "--lookup", "-1", "hi"}, []string{"--lookup -1 must be in [0, 64]"}},
+		{[]string{"chat", "--model", miniphi, "--lookup", "65"}, []string{"--lookup 65 must be in [0, 64]"}},
+		{[]string{"serve", "--model", miniphi, "--lookup", "100"}, []string{"--lookup 100 must be in [0, 64]"}},
 	} {
 		wantFail(t, upg(t, c.args...), exitUsage, c.fragments...)
 	}
@@ -464,6 +467,34 @@ func TestRunMiniphiGreedy(t *testing.T) {
 		if !strings.HasPrefix(r.stderr, summary) {
 			t.Errorf("summary line %q does not start with %q", r.stderr, summary)
 		}
+	}
+}
+
+// TestRunLookupGreedy: with prompt lookup, greedy text is still
+// transformers' greedy text, and a prompt whose continuation repeats it
+// keeps drafted tokens, which the summary line reports.
+func TestRunLookupGreedy(t *testing.T) {
+	for _, c := range readRefs(t, miniphi) {
+		r := upg(t, "run", "--model", miniphi, "--temperature", "0", "--max-tokens", "32", "--lookup", "8", c.Prompt)
+		wantOK(t, r, 1)
+		if r.stdout != c.GreedyText {
+			t.Errorf("prompt %q with --lookup 8:\n got %q\nwant %q (transformers greedy)", c.Prompt, r.stdout, c.GreedyText)
+		}
+	}
+	prompt := "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul(a, b int) int {\n\treturn"
+	plain := upg(t, "run", "--model", miniphi, "--temperature", "0", "--max-tokens", "40", prompt)
+	r := upg(t, "run", "--model", miniphi, "--temperature", "0", "--max-tokens", "40", "--lookup", "4", prompt)
+	wantOK(t, r, 1)
+	if r.stdout != plain.stdout {
+		t.Errorf("with --lookup 4:\n%q\nwithout:\n%q", r.stdout, plain.stdout)
+	}
+	if !regexp.MustCompile(`; lookup kept [1-9][0-9]* of [1-9][0-9]* drafted tokens; stop: length\]`).MatchString(r.stderr) {
+		t.Errorf("summary line %q does not report kept drafts", r.stderr)
+	}
+	r = upg(t, "run", "--model", miniphi, "--temperature", "0.8", "--max-tokens", "4", "--lookup", "4", prompt)
+	wantOK(t, r, 2)
+	if !strings.Contains(r.stderr, "--lookup drafts only for greedy generation") {
+		t.Errorf("no warning that sampling makes --lookup moot:\n%s", r.stderr)
 	}
 }
 

@@ -29,6 +29,7 @@ type modelFlags struct {
 	longCtx bool
 	device  string
 	gpu     string // --gpu-layers, as given
+	lookup  int    // --lookup (commands that generate)
 
 	loadTime time.Duration // how long the last load took
 }
@@ -41,6 +42,37 @@ func (f *modelFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.kv, "kv-cache", "f16", kvCacheUsage)
 	cmd.Flags().StringVar(&f.device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda")
 	cmd.Flags().StringVar(&f.gpu, "gpu-layers", "-1", gpuLayersUsage)
+}
+
+// registerLookup adds --lookup (run, chat, serve).
+func (f *modelFlags) registerLookup(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&f.lookup, "lookup", 0, lookupUsage)
+}
+
+// lookupUsage is the --lookup flag's help.
+const lookupUsage = "prompt-lookup decoding for greedy generation (temperature 0): each step also feeds up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself; the text is the same, and faster where the output repeats its input (code edits, extraction, quoting); 0 = off"
+
+// maxLookup bounds --lookup: a step's draft beyond this rarely survives.
+const maxLookup = 64
+
+// lookupRange validates a --lookup value.
+func lookupRange(n int) error {
+	if n < 0 || n > maxLookup {
+		return usagef("--lookup %d must be in [0, %d] (0 = off)", n, maxLookup)
+	}
+	return nil
+}
+
+// checkLookup validates --lookup and warns when the sampling options make
+// it moot.
+func checkLookup(n int, o sample.Options) error {
+	if err := lookupRange(n); err != nil {
+		return err
+	}
+	if n > 0 && !o.Greedy() {
+		warnf("--lookup drafts only for greedy generation (--temperature 0); with --temperature %g it does nothing", o.Temperature)
+	}
+	return nil
 }
 
 // gpuLayersUsage is the --gpu-layers flag's help.
@@ -121,6 +153,9 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 	if err := checkDevice(f.device); err != nil {
 		return nil, err
 	}
+	if err := lookupRange(f.lookup); err != nil {
+		return nil, err
+	}
 	device, gpuLayers, err := placement(f.device, f.gpu)
 	if err != nil {
 		return nil, err
@@ -141,7 +176,8 @@ func (f *modelFlags) load() (*engine.Loaded, error) {
 		return nil, err
 	}
 	start := time.Now()
-	l, err := engine.Load(path, engine.Options{Threads: f.threads, Device: device, GPULayers: gpuLayers, Ctx: f.ctx, KVCache: kv, AllowLongCtx: f.longCtx})
+	l, err := engine.Load(path, engine.Options{Threads: f.threads, Device: device, GPULayers: gpuLayers, Ctx: f.ctx, KVCache: kv, AllowLongCtx: f.longCtx,
+		Lookup: f.lookup})
 	if err != nil {
 		return nil, err
 	}
@@ -288,6 +324,8 @@ type runJSON struct {
 	TTFTSeconds     float64  `json:"time_to_first_token_s"`
 	PrefillTokS     float64  `json:"prefill_tok_s"`
 	DecodeTokS      *float64 `json:"decode_tok_s"` // null below two generated tokens
+	LookupDrafted   int      `json:"lookup_drafted,omitempty"`
+	LookupAccepted  int      `json:"lookup_accepted,omitempty"`
 }
 
 func newRunCmd() *cobra.Command {
@@ -312,10 +350,14 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
   upg run --model phi4.upg --temperature 0 --max-tokens 64 "The capital of France is"
   upg run --seed 7 --top-p 0.9 "It was a dark and stormy night"
   git diff | upg run --model phi4.upg --stop '\n\n' -
-  upg run --json --file prompt.txt`,
+  upg run --json --file prompt.txt
+  upg run --model phi4.upg --temperature 0 --lookup 8 --file edit-this-function.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := gf.validate(); err != nil {
+				return err
+			}
+			if err := checkLookup(mf.lookup, gf.options()); err != nil {
 				return err
 			}
 			text, err := promptText(args, file)
@@ -368,7 +410,7 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 			if asJSON {
 				j := runJSON{Model: l.Checkpoint.Path, Text: all.String(), PromptTokens: st.PromptTokens,
 					GeneratedTokens: st.GeneratedTokens, StopReason: st.StopReason, LoadSeconds: sum.load.Seconds(),
-					TTFTSeconds: sum.ttft.Seconds(), PrefillTokS: st.PrefillTokS()}
+					TTFTSeconds: sum.ttft.Seconds(), PrefillTokS: st.PrefillTokS(), LookupDrafted: st.Drafted, LookupAccepted: st.Accepted}
 				if st.GeneratedTokens >= 2 {
 					d := st.DecodeTokS()
 					j.DecodeTokS = &d
@@ -390,6 +432,7 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 		},
 	}
 	mf.register(cmd)
+	mf.registerLookup(cmd)
 	gf.register(cmd, 128)
 	cmd.Flags().StringVarP(&file, "file", "f", "", `read the prompt from this file ("-" = standard input)`)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the text and the statistics as one JSON object on stdout")
@@ -409,6 +452,9 @@ func (s summary) print() {
 		st.PromptTokens, st.GeneratedTokens, fmtDur(s.load), fmtDur(s.ttft), st.PrefillTokS())
 	if st.GeneratedTokens >= 2 { // one token has no decode time to measure
 		fmt.Fprintf(&b, ", decode %.1f tok/s", st.DecodeTokS())
+	}
+	if st.Drafted > 0 {
+		fmt.Fprintf(&b, "; lookup kept %d of %d drafted tokens", st.Accepted, st.Drafted)
 	}
 	fmt.Fprintf(&b, "; stop: %s]\n", st.StopReason)
 	os.Stderr.WriteString(b.String())

@@ -68,6 +68,7 @@ The API key may also come from the UPG_API_KEY environment variable.`,
 		},
 	}
 	mf.register(cmd)
+	mf.registerLookup(cmd)
 	fl := cmd.Flags()
 	fl.StringVar(&sf.host, "host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
 	fl.StringVar(&sf.port, "port", "8080", "TCP port to listen on (0 = any free port)")
@@ -86,6 +87,9 @@ The API key may also come from the UPG_API_KEY environment variable.`,
 }
 
 func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
+	if err := lookupRange(mf.lookup); err != nil {
+		return err
+	}
 	if sf.maxBatch < 1 {
 		return usagef("--max-batch %d must be ≥ 1", sf.maxBatch)
 	}
@@ -164,7 +168,8 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	}
 	start := time.Now()
 	l, err := engine.Load(path, engine.Options{Threads: mf.threads, Device: device, GPULayers: gpuLayers, Ctx: ctxLen, KVCache: kvType, AllowLongCtx: mf.longCtx,
-		MaxSeqs: sf.maxBatch, StepTokens: sf.stepTokens, KVBudget: budget, PrefixCache: !sf.noPrefixCache})
+		MaxSeqs: sf.maxBatch, StepTokens: sf.stepTokens, KVBudget: budget, PrefixCache: !sf.noPrefixCache,
+		Lookup: mf.lookup})
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,11 @@ type Config struct {
 	// new sequences that start with the same tokens reuse them (a shared
 	// system prompt, an earlier chat turn); see kvcache.
 	PrefixCache bool
+	// Lookup > 0 turns on prompt-lookup decoding (see lookup.go) for greedy
+	// sequences: each decode step also feeds up to Lookup tokens that
+	// followed the sequence's last tokens where they occurred before, and
+	// keeps those the model picks itself. The tokens are plain decoding's.
+	Lookup int
 }
 
 // Engine runs sequences over one model, one context and one KV pool. It is
@@ -56,8 +61,12 @@ type Engine struct {
 	eos  map[int]bool
 	step backend.Step
 	sel  []scheduled
-	reqs []backend.SampleRequest
-	res  []backend.SampleResult
+	// maxOut is the most logits rows a step returns: one per sequence and
+	// the drafts (Config.Lookup) on top
+	maxOut int
+	feed   []int // a drafting sequence's fed tokens (its last and the draft)
+	reqs   []backend.SampleRequest
+	res    []backend.SampleResult
 
 	conv   *Sequence // Generate's conversation (sequence ConversationID)
 	nextID int
@@ -78,6 +87,10 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 		cfg.MaxSeqs = 1
 	}
 	cfg.StepTokens = max(cfg.StepTokens, cfg.MaxSeqs)
+	if cfg.Lookup < 0 {
+		return nil, fmt.Errorf("engine: lookup of %d tokens", cfg.Lookup)
+	}
+	maxOut := min(cfg.StepTokens, cfg.MaxSeqs*(1+cfg.Lookup))
 	if cfg.BlockSize <= 0 {
 		cfg.BlockSize = kvcache.DefaultBlockSize
 	}
@@ -91,12 +104,13 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 	if err != nil {
 		return nil, err
 	}
-	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: cfg.StepTokens, MaxOut: cfg.MaxSeqs, MaxSeqs: cfg.MaxSeqs,
+	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: cfg.StepTokens, MaxOut: maxOut, MaxSeqs: cfg.MaxSeqs,
 		Positions: cfg.Ctx, BlockSize: cfg.BlockSize})
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, Pool: pool, cfg: cfg, ctx: ctx, eos: map[int]bool{}, nextID: ConversationID + 1}
+	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, Pool: pool, cfg: cfg, ctx: ctx, maxOut: maxOut, eos: map[int]bool{},
+		nextID: ConversationID + 1}
 	for _, id := range tok.EOS() {
 		e.eos[id] = true
 	}

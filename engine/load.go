@@ -40,6 +40,7 @@ type Options struct {
 	KVBudget            int64
 	BlockSize           int
 	PrefixCache         bool // see Config.PrefixCache
+	Lookup              int  // see Config.Lookup
 	// GPULayers is how many decoder layers run on the GPU when Device
 	// picks one (llama.cpp's --n-gpu-layers), counted from the last: 0 (the
 	// default) = every layer; n > 0 = the last min(n, layers), with the
@@ -184,7 +185,8 @@ func Load(path string, opts Options) (*Loaded, error) {
 		why += " (" + where + ")"
 	}
 	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
-		KVCache: opts.KVCache, KVBudget: budget, BlockSize: opts.BlockSize, PrefixCache: opts.PrefixCache})
+		KVCache: opts.KVCache, KVBudget: budget, BlockSize: opts.BlockSize, PrefixCache: opts.PrefixCache,
+		Lookup: opts.Lookup})
 	if err != nil {
 		closeAll()
 		return fail(err)

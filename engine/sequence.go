@@ -32,6 +32,9 @@ type Stats struct {
 	Prefill         time.Duration // until the first token was sampled
 	Decode          time.Duration // from the first sampled token to the end
 	StopReason      string        // "eos", "stop", "length", "context", "cancelled"
+	// Drafted is how many tokens prompt lookup proposed (Config.Lookup)
+	// and Accepted how many of them the model picked itself.
+	Drafted, Accepted int
 }
 
 // PrefillTokS is prompt tokens per second (counting only tokens computed).
@@ -61,6 +64,8 @@ type Sequence struct {
 	stops   *sample.StopMatcher
 	dec     *tokenizer.StreamDecoder
 	done    bool
+	draft   []int // this step's draft (prompt lookup)
+	hist    []int // tokens then draft: the draft positions' sampling histories
 	stats   Stats
 	start   time.Time
 	first   time.Time
@@ -164,10 +169,11 @@ type Output struct {
 }
 
 type scheduled struct {
-	seq  *Sequence
-	from int // first position fed
-	n    int // tokens fed
-	out  bool
+	seq   *Sequence
+	from  int // first position fed
+	n     int // tokens fed, not counting the draft
+	out   bool
+	draft []int // fed after the n tokens (prompt lookup)
 }
 
 // Step advances seqs (finished ones are skipped) by one forward pass of at
@@ -176,7 +182,9 @@ type scheduled struct {
 // token), and those that reach their end sample a token. Sequences that do
 // not fit the budget or the KV pool wait for a later step; if none fits,
 // the error wraps ErrNoBlocks. Nothing of a sequence is committed unless
-// the whole forward pass succeeds.
+// the whole forward pass succeeds. With Config.Lookup, a greedy sequence
+// may also feed a draft and produce several tokens, one Output each, in
+// order (lookup.go).
 func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	if budget <= 0 || budget > e.cfg.StepTokens {
 		budget = e.cfg.StepTokens
@@ -184,6 +192,7 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	st := &e.step
 	st.Reset()
 	e.sel = e.sel[:0]
+	rows := e.maxOut - e.cfg.MaxSeqs // logits rows left for drafts
 	var outs []Output
 	var noBlocks error
 	for _, s := range seqs {
@@ -198,19 +207,31 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 			continue
 		}
 		k := min(len(s.tokens)-fed, budget)
-		if err := e.Pool.Reserve(s.ID, k); err != nil {
+		draft := e.draftFor(s, fed, budget, rows)
+		if len(draft) > 0 && e.Pool.Needed(s.ID, k+len(draft)) > e.Pool.FreeBlocks() {
+			draft = nil // the blocks go to sequences' own tokens first
+		}
+		if err := e.Pool.Reserve(s.ID, k+len(draft)); err != nil {
 			noBlocks = err
 			continue
 		}
 		if s.start.IsZero() {
 			s.start = time.Now()
 		}
-		budget -= k
+		budget -= k + len(draft)
+		rows -= len(draft)
 		out := fed+k == len(s.tokens)
-		e.sel = append(e.sel, scheduled{seq: s, from: fed, n: k, out: out})
-		e.Pool.AppendStep(st, s.ID, s.tokens[fed:fed+k])
+		e.sel = append(e.sel, scheduled{seq: s, from: fed, n: k, out: out, draft: draft})
+		feed := s.tokens[fed : fed+k]
+		if len(draft) > 0 {
+			e.feed = append(append(e.feed[:0], feed...), draft...)
+			feed = e.feed
+		}
+		e.Pool.AppendStep(st, s.ID, feed)
 		if out {
-			st.Out = append(st.Out, int32(len(st.Tokens)-1))
+			for i := len(draft); i >= 0; i-- {
+				st.Out = append(st.Out, int32(len(st.Tokens)-1-i))
+			}
 		}
 	}
 	if len(e.sel) == 0 {
@@ -224,10 +245,23 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	}
 	e.reqs, e.res = e.reqs[:0], e.res[:0]
 	for _, sc := range e.sel {
-		e.Pool.Commit(sc.seq.ID, sc.n)
-		e.Pool.Register(sc.seq.ID, sc.seq.tokens)
-		if sc.out {
-			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: sc.seq.sampler, History: sc.seq.tokens, TopLogprobs: sc.seq.req.TopLogprobs})
+		s := sc.seq
+		e.Pool.Commit(s.ID, sc.n+len(sc.draft))
+		if len(sc.draft) == 0 {
+			e.Pool.Register(s.ID, s.tokens)
+		}
+		if !sc.out {
+			continue
+		}
+		if len(sc.draft) == 0 {
+			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: s.sampler, History: s.tokens, TopLogprobs: s.req.TopLogprobs})
+			continue
+		}
+		// the draft positions' histories: the tokens, then the draft
+		// tokens before each
+		s.hist = append(append(s.hist[:0], s.tokens...), sc.draft...)
+		for i := range len(sc.draft) + 1 {
+			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: s.sampler, History: s.hist[:len(s.tokens)+i], TopLogprobs: s.req.TopLogprobs})
 		}
 	}
 	for len(e.res) < len(e.reqs) {
@@ -240,12 +274,16 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	}
 	r := 0
 	for _, sc := range e.sel {
-		if !sc.out {
+		switch {
+		case !sc.out:
 			outs = append(outs, Output{Seq: sc.seq})
-			continue
+		case len(sc.draft) > 0:
+			outs = e.acceptDraft(outs, sc, e.res[r:r+len(sc.draft)+1])
+			r += len(sc.draft) + 1
+		default:
+			outs = append(outs, e.accept(sc.seq, e.res[r]))
+			r++
 		}
-		outs = append(outs, e.accept(sc.seq, e.res[r]))
-		r++
 	}
 	return outs, nil
 }

@@ -1,0 +1,101 @@
+package engine
+
+import (
+	"slices"
+
+	"github.com/upg-ai/upg/backend"
+)
+
+// Prompt-lookup decoding (Saxena's "prompt lookup decoding"; llama.cpp's
+// lookup and vLLM's n-gram speculation are the same idea): text that
+// quotes, edits or repeats its context — code under change, extraction,
+// a summary that cites — often continues with tokens that already occur
+// in it. A decoding step then feeds, besides the sequence's last token, a
+// draft: the tokens that followed the most recent earlier occurrence of
+// its last few tokens. One forward pass gives the logits after every fed
+// token, so the step keeps each draft token the model picks itself, plus
+// the model's own token after the last kept one, and forgets the
+// positions of the rest (kvcache.Pool.Truncate). A decoding step reads
+// every weight once whether it feeds one token or a few, so where the
+// weights' bytes bound the step, each kept draft token is a token for
+// (nearly) nothing; a rejected one costs its share of the step's
+// arithmetic.
+//
+// Only greedy sequences draft: their tokens are then exactly plain
+// decoding's, since a token's arithmetic does not depend on the step it
+// is in (on the CPU bit for bit; on a GPU the multi-token kernels round
+// differently from the one-token ones, so near-ties may go the other way,
+// as between the GPU's batch sizes).
+
+// lookupLongest and lookupShortest bound the length of the suffix matched:
+// the longest first, and no single-token matches (too often a coincidence
+// whose rejected draft costs arithmetic for nothing).
+const (
+	lookupLongest  = 4
+	lookupShortest = 2
+)
+
+// lookupDraft appends to dst[:0] at most k tokens that followed the most
+// recent earlier occurrence of tokens' last n tokens, for the largest n in
+// [lookupShortest, lookupLongest] that has one, and returns it (empty when
+// none has).
+func lookupDraft(dst, tokens []int, k int) []int {
+	dst = dst[:0]
+	L := len(tokens)
+	if k <= 0 {
+		return dst
+	}
+	for n := min(lookupLongest, L-1); n >= lookupShortest; n-- {
+		suffix := tokens[L-n:]
+		// i+n ≤ L-1: the occurrence is followed by at least one token
+		for i := L - n - 1; i >= 0; i-- {
+			if tokens[i] == suffix[0] && slices.Equal(tokens[i:i+n], suffix) {
+				return append(dst, tokens[i+n:min(i+n+k, L)]...)
+			}
+		}
+	}
+	return dst
+}
+
+// draftFor is the draft s feeds after its last token in this step (nil
+// when it feeds none): only a greedy sequence with just its last token to
+// feed drafts, at most Config.Lookup tokens, extra logits rows, step budget,
+// context room and requested tokens allow (the model's own token always
+// comes after the draft).
+func (e *Engine) draftFor(s *Sequence, fed, budget, rows int) []int {
+	if e.cfg.Lookup == 0 || !s.req.Sampling.Greedy() || len(s.tokens)-fed != 1 {
+		return nil
+	}
+	k := min(e.cfg.Lookup, budget-1, rows, e.cfg.Ctx-fed-1)
+	if s.req.MaxTokens > 0 {
+		k = min(k, s.req.MaxTokens-s.stats.GeneratedTokens-1)
+	}
+	s.draft = lookupDraft(s.draft, s.tokens, k)
+	if len(s.draft) == 0 {
+		return nil
+	}
+	return s.draft
+}
+
+// acceptDraft turns the results of a drafting sequence's step (res: one
+// per fed token, the last token's first) into outputs: each draft token
+// the model picked is kept and the model's own token after the last kept
+// one ends it, or the sequence finishing does. It forgets the positions of
+// the draft tokens not kept and registers the sequence's full blocks.
+func (e *Engine) acceptDraft(outs []Output, sc scheduled, res []backend.SampleResult) []Output {
+	s := sc.seq
+	kept := 0
+	for j, r := range res {
+		o := e.accept(s, r)
+		outs = append(outs, o)
+		if o.Done || j == len(sc.draft) || r.Token != sc.draft[j] {
+			break
+		}
+		kept++
+	}
+	s.stats.Drafted += len(sc.draft)
+	s.stats.Accepted += kept
+	e.Pool.Truncate(s.ID, sc.from+sc.n+kept)
+	e.Pool.Register(s.ID, s.tokens)
+	return outs
+}
