@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/upg-ai/upg/engine"
 )
@@ -108,5 +110,102 @@ func TestLookupEqualsPlain(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkVerifyStep: what a step that feeds n tokens of one sequence
+// with logits for each (a prompt-lookup step with n-1 draft tokens) costs
+// against a one-token decoding step, after a 64-token prompt. The model is
+// $UPG_BENCH_MODEL (default the demo model); ms/step is the figure.
+//
+//	UPG_BENCH_MODEL=/tmp/phi4.upg go test ./engine -run XXX -bench VerifyStep -benchtime 8x -count 2
+func BenchmarkVerifyStep(b *testing.B) {
+	path := os.Getenv("UPG_BENCH_MODEL")
+	if path == "" {
+		path = demo
+	}
+	l, err := engine.Load(path, engine.Options{Ctx: 512, Device: "cpu", Lookup: 8})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	const seq = 1
+	prompt := make([]int, 64)
+	for i := range prompt {
+		prompt[i] = 1000 + 7*i
+	}
+	st, err := l.Pool.StepFor(seq, prompt, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := l.Context().Forward(st, l.Pool.KV()); err != nil {
+		b.Fatal(err)
+	}
+	l.Pool.Commit(seq, len(prompt))
+	for _, n := range []int{1, 2, 3, 5, 9} {
+		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
+			feed := prompt[:n]
+			for b.Loop() {
+				st, err := l.Pool.StepFor(seq, feed, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := l.Context().Forward(st, l.Pool.KV()); err != nil {
+					b.Fatal(err)
+				}
+				l.Pool.Commit(seq, n)
+				l.Pool.Truncate(seq, len(prompt))
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/step")
+		})
+	}
+}
+
+// BenchmarkLookupCorpus: greedy decoding of 128 tokens after each of 12
+// excerpts of the evaluation text (Go sources and prose), with prompt
+// lookup drafts of up to 0 (off), 2, 4 and 8 tokens: tokens per second of
+// decoding and the share of drafted tokens kept.
+//
+//	go test ./engine -run XXX -bench LookupCorpus -benchtime 2x -count 3
+func BenchmarkLookupCorpus(b *testing.B) {
+	text, err := os.ReadFile("../../shared/corpus/miniphi_eval_250k.txt")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range []int{0, 2, 4, 8} {
+		b.Run(fmt.Sprintf("lookup=%d", k), func(b *testing.B) {
+			l, err := engine.Load(demo, engine.Options{Ctx: 1024, Device: "cpu", Lookup: k})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			var gen, drafted, kept int
+			var decode time.Duration
+			for b.Loop() {
+				for i := range 12 {
+					chunk := string(text[i*20000 : i*20000+1500])
+					s, err := l.NewSequence(engine.Request{Prompt: l.EncodePrompt(chunk), MaxTokens: 128, IgnoreEOS: true})
+					if err != nil {
+						b.Fatal(err)
+					}
+					for !s.Done() {
+						if _, err := l.Step([]*engine.Sequence{s}, 0); err != nil {
+							b.Fatal(err)
+						}
+					}
+					st := s.Stats()
+					gen += st.GeneratedTokens - 1
+					decode += st.Decode
+					drafted += st.Drafted
+					kept += st.Accepted
+					l.Release(s)
+				}
+			}
+			b.ReportMetric(float64(gen)/decode.Seconds(), "decode_tok/s")
+			if drafted > 0 {
+				b.ReportMetric(float64(kept)/float64(drafted), "kept/drafted")
+				b.ReportMetric(float64(kept)/float64(gen), "kept/token")
+			}
+		})
 	}
 }

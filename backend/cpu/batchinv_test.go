@@ -32,7 +32,7 @@ func TestBatchInvariant(t *testing.T) {
 		defer b.Close()
 		for _, tm := range mats {
 			R, C := tm.m.Rows(), tm.m.Cols()
-			for _, n := range []int{2, 9, 17} {
+			for _, n := range []int{2, 3, 9, 12, 17} { // tiles of 2 and 1 (q8Tile's 2-token loops), 3 and 4, 8
 				x := randVec(rng, n*C, 1)
 				all := make([]float32, n*R)
 				b.MatMulF32(all, x, tm.m, n)

@@ -125,24 +125,9 @@ func BenchmarkTileCompute(b *testing.B) {
 // shuffles) shows how much compute limits streaming. Compare its MB/s with
 // `upg bench`'s read bandwidth.
 func BenchmarkDenseDRAM(b *testing.B) {
-	const rows, cols, bits, gs, count = 17920, 5120, 3, 128, 16
+	const rows, cols = 17920, 5120
 	rng := rand.New(rand.NewPCG(5, 6))
-	groups := cols / gs
-	var ms []*codec.DenseMatrix
-	var total int64
-	for range count {
-		m := &codec.DenseMatrix{R: rows, C: cols, Bits: bits, GroupSize: gs, Groups: groups,
-			Levels: []float32{-2.1, -1.3, -0.75, -0.24, 0.25, 0.77, 1.35, 2.2}, RowBytes: cols * bits / 8,
-			Scales: make([]byte, 2*rows*groups), Codes: make([]byte, rows*cols*bits/8)}
-		for i := range m.Codes {
-			m.Codes[i] = byte(rng.Uint32())
-		}
-		for i := 0; i < len(m.Scales); i += 2 {
-			m.Scales[i], m.Scales[i+1] = 0x1f, 0x21 // fp16 ≈ 0.01
-		}
-		ms = append(ms, m)
-		total += int64(len(m.Codes) + len(m.Scales))
-	}
+	ms, total := dramMatrices(rng, rows, cols)
 	lloyd := ms[0].Levels
 	for _, kc := range benchKernels() {
 		for _, levels := range []string{"lloyd", "uniform"} {
@@ -165,6 +150,62 @@ func BenchmarkDenseDRAM(b *testing.B) {
 				for i := 0; i < b.N; i++ {
 					for _, m := range ms {
 						be.MatMulF32(dst, x, m, 1)
+					}
+				}
+			})
+		}
+	}
+}
+
+// dramMatrices are 16 distinct rows×cols 3-bit group-128 Lloyd matrices
+// of random codes (beyond the L3 together) and their bytes.
+func dramMatrices(rng *rand.Rand, rows, cols int) ([]*codec.DenseMatrix, int64) {
+	const bits, gs, count = 3, 128, 16
+	groups := cols / gs
+	var ms []*codec.DenseMatrix
+	var total int64
+	for range count {
+		m := &codec.DenseMatrix{R: rows, C: cols, Bits: bits, GroupSize: gs, Groups: groups,
+			Levels: []float32{-2.1, -1.3, -0.75, -0.24, 0.25, 0.77, 1.35, 2.2}, RowBytes: cols * bits / 8,
+			Scales: make([]byte, 2*rows*groups), Codes: make([]byte, rows*cols*bits/8)}
+		for i := range m.Codes {
+			m.Codes[i] = byte(rng.Uint32())
+		}
+		for i := 0; i < len(m.Scales); i += 2 {
+			m.Scales[i], m.Scales[i+1] = 0x1f, 0x21 // fp16 ≈ 0.01
+		}
+		ms = append(ms, m)
+		total += int64(len(m.Codes) + len(m.Scales))
+	}
+	return ms, total
+}
+
+// BenchmarkDenseDRAMTokens is BenchmarkDenseDRAM's streaming (Lloyd
+// levels) for steps of n tokens: what a batched decoding step of n
+// sequences, or a decoding step with n-1 prompt-lookup draft tokens,
+// costs in the matrix multiplies against one token. MB/s counts the
+// weights once per call.
+//
+//	go test ./backend/cpu -run XXX -bench DenseDRAMTokens/avx512 -benchtime 20x -count 3
+func BenchmarkDenseDRAMTokens(b *testing.B) {
+	const rows, cols = 17920, 5120
+	rng := rand.New(rand.NewPCG(5, 6))
+	ms, total := dramMatrices(rng, rows, cols)
+	for _, kc := range benchKernels() {
+		for _, n := range []int{1, 2, 3, 4, 8} {
+			b.Run(fmt.Sprintf("%s/n%d", kc.name, n), func(b *testing.B) {
+				be := kc.new(0)
+				defer be.Close()
+				x := randVec(rng, n*cols, 1)
+				dst := make([]float32, n*rows)
+				for _, m := range ms {
+					be.MatMulF32(dst, x, m, n)
+				}
+				b.SetBytes(total)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					for _, m := range ms {
+						be.MatMulF32(dst, x, m, n)
 					}
 				}
 			})

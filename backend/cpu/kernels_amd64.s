@@ -588,7 +588,14 @@ tgroup:
 	MOVQ 96(R8), DX
 	// Tiles of at most 4 valid tokens (batched decoding of a few
 	// sequences) run a 4-token copy of the loops: same arithmetic per
-	// token, half the dot products.
+	// token, half the dot products; tiles of 1 or 2 (two sequences, or a
+	// token and a prompt-lookup draft token) a 2-token copy, whose dot
+	// products and scaling take port 0 about as long as the unpacking
+	// takes port 5, so that it streams the codes as fast as q8Rows; like
+	// q8Rows it also prefetches into L2, at four times the L1 distance
+	// (8 KiB by default; no register is left for a distance of its own).
+	CMPQ 120(R8), $2
+	JLE tgroup2
 	CMPQ 120(R8), $4
 	JLE tgroup4
 	VPXORD Z4, Z4, Z4
@@ -698,6 +705,51 @@ tscale4:
 	TILE_SCALE(4, Z1, Z9)
 	TILE_SCALE(8, Z2, Z10)
 	TILE_SCALE(12, Z3, Z11)
+	ADDQ $32, R13
+	DECQ R9
+	JNZ tgroup
+
+	JMP tgroupsdone
+
+tgroup2:
+	CMPQ 64(R8), $0
+	JNE tchunklut2
+
+tchunk2:
+	PREFETCHT0 (AX)(R15*1)
+	PREFETCHT2 (AX)(R15*4)
+	VPERMB (AX), Z28, Z17
+	VPMULTISHIFTQB Z17, Z29, Z17
+	VPANDQ Z30, Z17, Z17
+	TILE_DOT(0, Z0)
+	TILE_DOT(64, Z1)
+	ADDQ 104(R8), AX
+	ADDQ $512, R14
+	DECQ DX
+	JNZ tchunk2
+	JMP tscale2
+
+tchunklut2:
+	PREFETCHT0 (AX)(R15*1)
+	PREFETCHT2 (AX)(R15*4)
+	VPERMB (AX), Z28, Z17
+	VPMULTISHIFTQB Z17, Z29, Z17
+	VPERMB Z30, Z17, Z17
+	TILE_DOT(0, Z0)
+	TILE_DOT(64, Z1)
+	ADDQ 104(R8), AX
+	ADDQ $512, R14
+	DECQ DX
+	JNZ tchunklut2
+
+tscale2:
+	VPBROADCASTW (BX), Y20
+	VCVTPH2PS X20, Y20
+	VMULPS (R13), Y20, Y21
+	VMOVUPS Y21, (R10)
+	ADDQ $2, BX
+	TILE_SCALE(0, Z0, Z8)
+	TILE_SCALE(4, Z1, Z9)
 	ADDQ $32, R13
 	DECQ R9
 	JNZ tgroup
