@@ -231,3 +231,79 @@ func TestPrefixCacheReuse(t *testing.T) {
 		t.Errorf("no cached blocks kept: %+v", st)
 	}
 }
+
+// TestLookupStreams serves with prompt lookup (engine.Options.Lookup):
+// concurrent greedy streams, some of whose steps produce several tokens,
+// stream the text plain decoding gives alone, with usage and finish
+// reasons that count every token, and free their blocks; sampled streams
+// run beside them.
+func TestLookupStreams(t *testing.T) {
+	ts := start(t, engine.Options{MaxSeqs: 8, Ctx: 512, Lookup: 4}, serve.Config{})
+	code := "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul(a, b int) int {\n\treturn"
+	const n = 16
+	prompts := make([]string, n)
+	maxTokens := make([]int, n)
+	for i := range prompts {
+		prompts[i] = loadPrompts[i%len(loadPrompts)]
+		if i%2 == 0 {
+			prompts[i] = fmt.Sprintf("%s // %d\n%s", code, i, code)
+		}
+		maxTokens[i] = 20 + (i*13)%45
+	}
+	results := make([]streamResult, n)
+	var wg sync.WaitGroup
+	for i := range prompts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := map[string]any{"model": "miniphi-29m", "prompt": prompts[i], "max_tokens": maxTokens[i], "stream": true,
+				"stream_options": map[string]any{"include_usage": true}, "temperature": 0}
+			if i%4 == 3 {
+				body["temperature"], body["seed"] = 0.8, i
+			}
+			results[i] = streamCompletion(context.Background(), ts.URL, body)
+		}()
+	}
+	wg.Wait()
+	ref := load(t, engine.Options{Ctx: 512})
+	defer ref.Close()
+	for i, r := range results {
+		if r.err != nil || !r.done || r.usage == nil {
+			t.Errorf("request %d: err %v, [DONE] %v, usage %v", i, r.err, r.done, r.usage)
+			continue
+		}
+		if (r.finish == "length") != (r.usage.CompletionTokens == maxTokens[i]) || r.usage.CompletionTokens > maxTokens[i] {
+			t.Errorf("request %d: finish %q after %d tokens, max_tokens %d", i, r.finish, r.usage.CompletionTokens, maxTokens[i])
+		}
+		if i%4 == 3 {
+			continue
+		}
+		var b strings.Builder
+		st, err := ref.Generate(context.Background(), engine.Request{Prompt: ref.EncodePrompt(prompts[i]), MaxTokens: maxTokens[i]},
+			func(s string) { b.WriteString(s) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.text != b.String() || r.usage.CompletionTokens != st.GeneratedTokens {
+			t.Errorf("request %d with lookup: %d tokens %q\nalone without: %d tokens %q", i, r.usage.CompletionTokens, r.text, st.GeneratedTokens, b.String())
+		}
+	}
+	if st := waitIdle(t, ts.Server, 2*time.Second); st.BlocksReferenced != 0 {
+		t.Errorf("%d KV blocks still referenced", st.BlocksReferenced)
+	}
+	resp, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var drafted, kept float64
+	for _, line := range strings.Split(string(m), "\n") {
+		fmt.Sscanf(line, "upg_lookup_drafted_tokens_total %g", &drafted)
+		fmt.Sscanf(line, "upg_lookup_accepted_tokens_total %g", &kept)
+	}
+	if kept < 1 || kept > drafted {
+		t.Errorf("metrics: %g of %g drafted tokens kept; want some kept", kept, drafted)
+	}
+	t.Logf("lookup kept %g of %g drafted tokens", kept, drafted)
+}

@@ -236,6 +236,8 @@ func (s *scheduler) end(j *job, ev event) {
 		delete(s.bySeq, j.seq.ID)
 		st := j.seq.Stats()
 		ev.completion, ev.reused = st.GeneratedTokens, st.ReusedTokens
+		s.m.drafted.Add(float64(st.Drafted))
+		s.m.accepted.Add(float64(st.Accepted))
 	}
 	if !j.admitted {
 		s.queued.Add(-1)
