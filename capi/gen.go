@@ -333,6 +333,8 @@ type statsJSON struct {
 	PrefillTokS     float64 `json:"prefill_tok_s"`
 	DecodeTokS      float64 `json:"decode_tok_s"`
 	StopReason      string  `json:"stop_reason"`
+	LookupDrafted   int     `json:"lookup_drafted"`
+	LookupAccepted  int     `json:"lookup_accepted"`
 }
 
 // finishedStats returns the generation's statistics once it has ended.
@@ -345,7 +347,7 @@ func (g *genObj) finishedStats() (statsJSON, error) {
 	st := g.stats
 	return statsJSON{PromptTokens: st.PromptTokens, ReusedTokens: st.ReusedTokens, GeneratedTokens: st.GeneratedTokens,
 		PrefillSeconds: st.Prefill.Seconds(), DecodeSeconds: st.Decode.Seconds(), PrefillTokS: st.PrefillTokS(),
-		DecodeTokS: st.DecodeTokS(), StopReason: st.StopReason}, nil
+		DecodeTokS: st.DecodeTokS(), StopReason: st.StopReason, LookupDrafted: st.Drafted, LookupAccepted: st.Accepted}, nil
 }
 
 // randomSeed is a seed for requests that give none (as upg run does).

@@ -74,7 +74,7 @@ func upg_version(out **C.char) C.int32_t {
 }
 
 // upg_model_load loads a model (.upg, GGUF or Hugging Face directory) with
-// options {"device","ctx","threads","kv_cache"} (JSON, may be NULL).
+// options {"device","ctx","threads","kv_cache","lookup"} (JSON, may be NULL).
 //
 //export upg_model_load
 func upg_model_load(path, optsJSON *C.char, out *C.uint64_t, errOut **C.char) (rc C.int32_t) {
@@ -265,7 +265,8 @@ func upg_gen_next(h C.uint64_t, timeoutMs C.int32_t, maxPieces C.int32_t, buf *C
 
 // upg_gen_stats writes a finished generation's statistics as JSON
 // (prompt_tokens, generated_tokens, prefill_tok_s, decode_tok_s,
-// stop_reason: "eos", "stop", "length", "context" or "cancelled", ...).
+// stop_reason: "eos", "stop", "length", "context" or "cancelled",
+// lookup_drafted, lookup_accepted, ...).
 //
 //export upg_gen_stats
 func upg_gen_stats(h C.uint64_t, out **C.char, errOut **C.char) (rc C.int32_t) {

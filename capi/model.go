@@ -16,6 +16,7 @@ type loadOptions struct {
 	Ctx     int    `json:"ctx"`      // 0 = the model's, at most 4096
 	Threads int    `json:"threads"`  // 0 = all cores
 	KVCache string `json:"kv_cache"` // "f16" (default), "f32" or "q8"
+	Lookup  int    `json:"lookup"`   // prompt-lookup draft tokens per step for greedy generation (0 = off)
 }
 
 // modelObj is a loaded model behind a handle. Every call holds life for
@@ -51,6 +52,9 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if o.Threads < 0 {
 		return nil, argErrorf("threads %d must be ≥ 0 (0 = all cores)", o.Threads)
 	}
+	if o.Lookup < 0 || o.Lookup > 64 {
+		return nil, argErrorf("lookup %d must be in [0, 64] (0 = off)", o.Lookup)
+	}
 	var kv backend.KVType // "" = f16
 	if o.KVCache != "" {
 		var err error
@@ -61,7 +65,7 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if path == "" {
 		return nil, argErrorf("no model path given")
 	}
-	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Ctx: o.Ctx, KVCache: kv})
+	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Ctx: o.Ctx, KVCache: kv, Lookup: o.Lookup})
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +105,7 @@ type modelInfo struct {
 	Ctx       int    `json:"ctx"`
 	Threads   int    `json:"threads"`
 	KVCache   string `json:"kv_cache"`
+	Lookup    int    `json:"lookup"`
 	Template  string `json:"chat_template"`
 	BOS       int    `json:"bos_token_id"`
 	EOS       []int  `json:"eos_token_ids"`
@@ -134,7 +139,7 @@ func (m *modelObj) info() (modelInfo, error) {
 		threads = t.Threads()
 	}
 	return modelInfo{Path: l.Checkpoint.Path, Format: l.Checkpoint.Format, Arch: c.HFArchitecture, Vocab: c.Vocab,
-		TokVocab: l.Tokenizer.VocabSize(), Ctx: l.Capacity(), Threads: threads, KVCache: kv,
+		TokVocab: l.Tokenizer.VocabSize(), Ctx: l.Capacity(), Threads: threads, KVCache: kv, Lookup: l.Config().Lookup,
 		Template: l.Template.Name, BOS: l.Tokenizer.BOS(), EOS: l.Tokenizer.EOS(), Params: l.Checkpoint.NumParams(),
 		Layers: c.Layers, Hidden: c.Hidden, MaxPos: c.MaxPositions, StepLimit: l.Config().StepTokens}, nil
 }

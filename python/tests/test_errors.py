@@ -73,6 +73,10 @@ def test_bad_load_options() -> None:
         upg.Model(threads=-1)
     with pytest.raises(TypeError):
         upg.Model(ctx="big")  # type: ignore[arg-type]
+    with pytest.raises(upg.InvalidArgumentError, match="lookup 65 must be in"):
+        upg.Model(lookup=65)
+    with pytest.raises(upg.InvalidArgumentError, match="lookup -1 must be"):
+        upg.Model(lookup=-1)
     with pytest.raises(TypeError):
         upg.Model(42)  # type: ignore[arg-type]
 

@@ -148,7 +148,12 @@ class Model:
     (None: the model's, at most 4096), `threads` the CPU worker threads (None: one
     per core), `kv_cache` the type of cached keys and values ("f16", "f32" for an
     exact cache, or "q8": int8 with a scale per 32 values, about half of f16's
-    memory).
+    memory), `lookup` the prompt-lookup draft tokens per step for greedy
+    generation (temperature 0; 0 = off): each step also feeds up to `lookup`
+    tokens that followed the last few tokens where they occurred before, and
+    keeps those the model picks itself — the same text, faster where the
+    output repeats its input (last_stats counts lookup_drafted and
+    lookup_accepted).
 
     A Model may be used from several threads; calls that run it (generations,
     logits) take turns, while different Models run in parallel. Use it as a
@@ -163,6 +168,7 @@ class Model:
         ctx: Optional[int] = None,
         threads: Optional[int] = None,
         kv_cache: str = "f16",
+        lookup: int = 0,
     ) -> None:
         self._h = 0
         if path is None:
@@ -177,6 +183,7 @@ class Model:
             "ctx": _int_opt("ctx", ctx, minimum=1),
             "threads": _int_opt("threads", threads, minimum=1),
             "kv_cache": kv_cache,
+            "lookup": _int_opt("lookup", lookup, minimum=0, allow_none=False),
         }
         h = c_uint64()
         _lib.call(lib.upg_model_load, _lib.path_bytes(path), _lib.json_bytes(opts), byref(h))
