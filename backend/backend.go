@@ -245,6 +245,20 @@ type SampleRequest struct {
 	// TopLogprobs < 0: no log-probabilities; 0: the chosen token's; k > 0:
 	// also the k most likely tokens'.
 	TopLogprobs int
+	// HasDraft says a draft (prompt lookup) proposed Draft for this
+	// position: the backend samples with Sampler.SampleDraft, which keeps
+	// the token distributed as without a draft.
+	HasDraft bool
+	Draft    int
+}
+
+// SampleRow samples the request's token from its row of logits on the host
+// (Sampler.Sample, or Sampler.SampleDraft for a drafted position).
+func (r *SampleRequest) SampleRow(logits []float32) int {
+	if r.HasDraft {
+		return r.Sampler.SampleDraft(logits, r.History, r.Draft)
+	}
+	return r.Sampler.Sample(logits, r.History)
 }
 
 // TokenLogprob is a token and its log-probability.

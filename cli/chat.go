@@ -43,9 +43,6 @@ answer.`,
 			if err := gf.validate(); err != nil {
 				return err
 			}
-			if err := checkLookup(mf.lookup, gf.options()); err != nil {
-				return err
-			}
 			if tmplName != "" && tmplName != "raw" {
 				if _, ok := chat.Get(tmplName); !ok {
 					return usagef("--chat-template %q: want one of %s, or raw", tmplName, strings.Join(chat.Names, ", "))

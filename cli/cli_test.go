@@ -472,7 +472,8 @@ func TestRunMiniphiGreedy(t *testing.T) {
 
 // TestRunLookupGreedy: with prompt lookup, greedy text is still
 // transformers' greedy text, and a prompt whose continuation repeats it
-// keeps drafted tokens, which the summary line reports.
+// keeps drafted tokens, which the summary line reports; sampled, a seed
+// still fixes the text.
 func TestRunLookupGreedy(t *testing.T) {
 	for _, c := range readRefs(t, miniphi) {
 		r := upg(t, "run", "--model", miniphi, "--temperature", "0", "--max-tokens", "32", "--lookup", "8", c.Prompt)
@@ -491,10 +492,13 @@ func TestRunLookupGreedy(t *testing.T) {
 	if !regexp.MustCompile(`; lookup kept [1-9][0-9]* of [1-9][0-9]* drafted tokens; stop: length\]`).MatchString(r.stderr) {
 		t.Errorf("summary line %q does not report kept drafts", r.stderr)
 	}
-	r = upg(t, "run", "--model", miniphi, "--temperature", "0.8", "--max-tokens", "4", "--lookup", "4", prompt)
-	wantOK(t, r, 2)
-	if !strings.Contains(r.stderr, "--lookup drafts only for greedy generation") {
-		t.Errorf("no warning that sampling makes --lookup moot:\n%s", r.stderr)
+	r = upg(t, "run", "--model", miniphi, "--temperature", "0.8", "--seed", "3", "--max-tokens", "40", "--lookup", "4", prompt)
+	wantOK(t, r, 1)
+	if again := upg(t, "run", "--model", miniphi, "--temperature", "0.8", "--seed", "3", "--max-tokens", "40", "--lookup", "4", prompt); again.stdout != r.stdout {
+		t.Errorf("sampled with --lookup 4 and one seed: %q, then %q", r.stdout, again.stdout)
+	}
+	if !strings.Contains(r.stderr, "; lookup kept ") {
+		t.Errorf("sampled: summary line %q does not report drafts", r.stderr)
 	}
 }
 

@@ -50,7 +50,7 @@ func (f *modelFlags) registerLookup(cmd *cobra.Command) {
 }
 
 // lookupUsage is the --lookup flag's help.
-const lookupUsage = "prompt-lookup decoding for greedy generation (temperature 0): each step also feeds up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself; the text is the same, and faster where the output repeats its input (code edits, extraction, quoting); 0 = off"
+const lookupUsage = "prompt-lookup decoding: each step also feeds up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself (greedy: the same text; sampled: the same distribution); faster where the output repeats its input (code edits, extraction, quoting); 0 = off"
 
 // maxLookup bounds --lookup: a step's draft beyond this rarely survives.
 const maxLookup = 64
@@ -59,18 +59,6 @@ const maxLookup = 64
 func lookupRange(n int) error {
 	if n < 0 || n > maxLookup {
 		return usagef("--lookup %d must be in [0, %d] (0 = off)", n, maxLookup)
-	}
-	return nil
-}
-
-// checkLookup validates --lookup and warns when the sampling options make
-// it moot.
-func checkLookup(n int, o sample.Options) error {
-	if err := lookupRange(n); err != nil {
-		return err
-	}
-	if n > 0 && !o.Greedy() {
-		warnf("--lookup drafts only for greedy generation (--temperature 0); with --temperature %g it does nothing", o.Temperature)
 	}
 	return nil
 }
@@ -355,9 +343,6 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := gf.validate(); err != nil {
-				return err
-			}
-			if err := checkLookup(mf.lookup, gf.options()); err != nil {
 				return err
 			}
 			text, err := promptText(args, file)

@@ -41,10 +41,11 @@ type Config struct {
 	// new sequences that start with the same tokens reuse them (a shared
 	// system prompt, an earlier chat turn); see kvcache.
 	PrefixCache bool
-	// Lookup > 0 turns on prompt-lookup decoding (see lookup.go) for greedy
-	// sequences: each decode step also feeds up to Lookup tokens that
-	// followed the sequence's last tokens where they occurred before, and
-	// keeps those the model picks itself. The tokens are plain decoding's.
+	// Lookup > 0 turns on prompt-lookup decoding (see lookup.go): each
+	// decode step also feeds up to Lookup tokens that followed the
+	// sequence's last tokens where they occurred before, and keeps those
+	// the model picks itself (greedy: the same text; sampled: the same
+	// distribution).
 	Lookup int
 }
 

@@ -21,11 +21,18 @@ import (
 // (nearly) nothing; a rejected one costs its share of the step's
 // arithmetic.
 //
-// Only greedy sequences draft: their tokens are then exactly plain
-// decoding's, since a token's arithmetic does not depend on the step it
-// is in (on the CPU bit for bit; on a GPU the multi-token kernels round
-// differently from the one-token ones, so near-ties may go the other way,
-// as between the GPU's batch sizes).
+// Drafts change nothing about what is generated. A greedy sequence
+// keeps a draft token when it is the model's greedy pick, so its text is
+// plain greedy decoding's (on the CPU bit for bit, since a token's
+// arithmetic does not depend on the step it is in; on a GPU the
+// multi-token kernels round differently from the one-token ones, so
+// near-ties may go the other way, as between the GPU's batch sizes). A
+// sampled sequence keeps a draft token with the probability its sampling
+// options give it and otherwise draws from the rest of its distribution
+// (sample.Sampler.SampleDraft: speculative sampling's rule for a draft
+// that proposes one token for certain), so its text has the distribution
+// of plain sampling; a seed still fixes the text, though not to the same
+// text as without drafts (the draws differ).
 
 // lookupLongest and lookupShortest bound the length of the suffix matched:
 // the longest first, and no single-token matches (too often a coincidence
@@ -58,12 +65,12 @@ func lookupDraft(dst, tokens []int, k int) []int {
 }
 
 // draftFor is the draft s feeds after its last token in this step (nil
-// when it feeds none): only a greedy sequence with just its last token to
-// feed drafts, at most Config.Lookup tokens, extra logits rows, step budget,
+// when it feeds none): only a sequence with just its last token to feed
+// drafts, at most Config.Lookup tokens, extra logits rows, step budget,
 // context room and requested tokens allow (the model's own token always
 // comes after the draft).
 func (e *Engine) draftFor(s *Sequence, fed, budget, rows int) []int {
-	if e.cfg.Lookup == 0 || !s.req.Sampling.Greedy() || len(s.tokens)-fed != 1 {
+	if e.cfg.Lookup == 0 || len(s.tokens)-fed != 1 {
 		return nil
 	}
 	k := min(e.cfg.Lookup, budget-1, rows, e.cfg.Ctx-fed-1)
@@ -79,8 +86,9 @@ func (e *Engine) draftFor(s *Sequence, fed, budget, rows int) []int {
 
 // acceptDraft turns the results of a drafting sequence's step (res: one
 // per fed token, the last token's first) into outputs: each draft token
-// the model picked is kept and the model's own token after the last kept
-// one ends it, or the sequence finishing does. It forgets the positions of
+// the sampler kept is kept, and the sampler's other token at the first
+// position it did not keep (or its token after the whole draft) ends it,
+// or the sequence finishing does. It forgets the positions of
 // the draft tokens not kept and registers the sequence's full blocks.
 func (e *Engine) acceptDraft(outs []Output, sc scheduled, res []backend.SampleResult) []Output {
 	s := sc.seq

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/sample"
 )
 
 // repetitive prompts: text whose continuation repeats what it holds (code
@@ -110,6 +111,46 @@ func TestLookupEqualsPlain(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestLookupSampled: sampled sequences draft too (Sampler.SampleDraft
+// keeps the distribution; sample's TestSampleDraftDistribution checks
+// it): a seed fixes the text, a sequence's text does not depend on the
+// others in its steps, drafts are kept on the repetitive prompts, and
+// every block is freed.
+func TestLookupSampled(t *testing.T) {
+	l := load(t, engine.Options{Ctx: 256, MaxSeqs: 4, Lookup: 4})
+	texts := append(slices.Clone(repetitive), prompts[:2]...)
+	reqs := make([]engine.Request, len(texts))
+	for i, p := range texts {
+		reqs[i] = engine.Request{Prompt: l.EncodePrompt(p), MaxTokens: 40, IgnoreEOS: true,
+			Sampling: sample.Options{Temperature: 0.7, TopP: 0.95, Seed: uint64(7 + i)}}
+		if i == 1 {
+			reqs[i].Sampling.RepeatPenalty, reqs[i].Sampling.RepeatWindow = 1.2, 6
+		}
+	}
+	var alone [][]int
+	var stats []engine.Stats
+	for _, r := range reqs {
+		g, st := decode(t, l, []engine.Request{r})
+		alone, stats = append(alone, g[0]), append(stats, st[0])
+	}
+	again, _ := decode(t, l, reqs[:1])
+	if !slices.Equal(again[0], alone[0]) {
+		t.Errorf("the same seed twice: %v, then %v", alone[0], again[0])
+	}
+	together, _ := decode(t, l, reqs)
+	for i := range reqs {
+		if !slices.Equal(together[i], alone[i]) {
+			t.Errorf("prompt %d: batched %v\nalone %v", i, together[i], alone[i])
+		}
+	}
+	for i := range repetitive {
+		if stats[i].Accepted == 0 || stats[i].Accepted > stats[i].Drafted {
+			t.Errorf("repetitive prompt %d: %d of %d drafted tokens kept", i, stats[i].Accepted, stats[i].Drafted)
+		}
+		t.Logf("prompt %d: %d generated, %d drafted, %d kept", i, stats[i].GeneratedTokens, stats[i].Drafted, stats[i].Accepted)
 	}
 }
 

@@ -182,9 +182,9 @@ type scheduled struct {
 // token), and those that reach their end sample a token. Sequences that do
 // not fit the budget or the KV pool wait for a later step; if none fits,
 // the error wraps ErrNoBlocks. Nothing of a sequence is committed unless
-// the whole forward pass succeeds. With Config.Lookup, a greedy sequence
-// may also feed a draft and produce several tokens, one Output each, in
-// order (lookup.go).
+// the whole forward pass succeeds. With Config.Lookup, a sequence may also
+// feed a draft and produce several tokens, one Output each, in order
+// (lookup.go).
 func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	if budget <= 0 || budget > e.cfg.StepTokens {
 		budget = e.cfg.StepTokens
@@ -261,7 +261,11 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 		// tokens before each
 		s.hist = append(append(s.hist[:0], s.tokens...), sc.draft...)
 		for i := range len(sc.draft) + 1 {
-			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: s.sampler, History: s.hist[:len(s.tokens)+i], TopLogprobs: s.req.TopLogprobs})
+			r := backend.SampleRequest{Sampler: s.sampler, History: s.hist[:len(s.tokens)+i], TopLogprobs: s.req.TopLogprobs}
+			if i < len(sc.draft) {
+				r.HasDraft, r.Draft = true, sc.draft[i]
+			}
+			e.reqs = append(e.reqs, r)
 		}
 	}
 	for len(e.res) < len(e.reqs) {

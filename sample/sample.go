@@ -139,6 +139,50 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 	return int(cand[len(cand)-1]) // only reached through rounding
 }
 
+// SampleDraft is Sample for a position where a draft (prompt lookup)
+// proposes the token draft: it returns draft with the probability p(draft)
+// the options give it and otherwise draws from the other candidates,
+// renormalized — speculative sampling's rule for a draft that proposes one
+// token for certain — so its result is distributed exactly as Sample's.
+// With greedy options it is Sample (the greedy token, draft or not).
+func (s *Sampler) SampleDraft(logits []float32, history []int, draft int) int {
+	if len(logits) == 0 {
+		return -1
+	}
+	cand := s.candidates(logits, history)
+	if len(cand) == 1 {
+		return int(cand[0])
+	}
+	var total, pd float64
+	for _, id := range cand {
+		total += s.weight[id]
+		if int(id) == draft {
+			pd = s.weight[id]
+		}
+	}
+	if s.rng.Float64()*total < pd {
+		return draft
+	}
+	rest := total - pd
+	if !(rest > 0) {
+		return draft // only reached through rounding
+	}
+	r := s.rng.Float64() * rest
+	var acc float64
+	last := draft
+	for _, id := range cand {
+		if int(id) == draft {
+			continue
+		}
+		acc += s.weight[id]
+		last = int(id)
+		if r < acc {
+			return last
+		}
+	}
+	return last // only reached through rounding
+}
+
 // candidates runs the filter chain and returns the ids that may be drawn; the
 // probability of id is proportional to s.weight[id]. When the result has one
 // element no random number is needed.

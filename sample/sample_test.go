@@ -1,6 +1,7 @@
 package sample
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -127,6 +128,42 @@ func TestDistribution(t *testing.T) {
 	// Min-p 0.5 keeps p >= .25: {0, 1}.
 	checkFreq(t, "min-p .5", frequencies(t, Options{Temperature: 1, MinP: 0.5, Seed: 5}, l, n),
 		[]float64{.5 / .8, .3 / .8, 0})
+}
+
+// TestSampleDraftDistribution: with any draft token — likely, unlikely,
+// or one the filters drop — SampleDraft's tokens have Sample's
+// distribution, and with greedy options it returns the greedy token.
+func TestSampleDraftDistribution(t *testing.T) {
+	l := []float32{float32(math.Log(.5)), float32(math.Log(.3)), float32(math.Log(.2))}
+	const n = 100000
+	for _, c := range []struct {
+		name string
+		o    Options
+		want []float64
+	}{
+		{"T=1", Options{Temperature: 1}, []float64{.5, .3, .2}},
+		{"T=0.5", Options{Temperature: 0.5}, []float64{.25 / .38, .09 / .38, .04 / .38}},
+		{"top-k 2", Options{Temperature: 1, TopK: 2}, []float64{.5 / .8, .3 / .8, 0}},
+	} {
+		for draft := range 3 {
+			c.o.Seed = uint64(10 + draft)
+			s := mustNew(t, c.o)
+			f := make([]float64, len(l))
+			for range n {
+				f[s.SampleDraft(l, nil, draft)]++
+			}
+			for i := range f {
+				f[i] /= n
+			}
+			checkFreq(t, fmt.Sprintf("%s, draft %d", c.name, draft), f, c.want)
+		}
+	}
+	g := mustNew(t, Options{})
+	for draft := range 3 {
+		if got := g.SampleDraft(l, nil, draft); got != 0 {
+			t.Errorf("greedy with draft %d: %d, want 0", draft, got)
+		}
+	}
 }
 
 func sortedIDs(c []int32) []int {

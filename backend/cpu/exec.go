@@ -604,9 +604,10 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 	if len(res) < len(reqs) || len(reqs)*vocab > len(l) {
 		return fmt.Errorf("cpu: %d sample requests for %d logits rows of %d and %d results", len(reqs), len(l)/max(vocab, 1), vocab, len(res))
 	}
-	for i, r := range reqs {
+	for i := range reqs {
+		r := &reqs[i]
 		row := l[i*vocab : (i+1)*vocab]
-		tok := r.Sampler.Sample(row, r.History)
+		tok := r.SampleRow(row)
 		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
 		if r.TopLogprobs >= 0 {
 			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)

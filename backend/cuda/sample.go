@@ -60,15 +60,17 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		b.flush()
 		return b.err
 	}
-	plain := true
+	plain, drafted := true, false
 	for _, r := range reqs {
 		o := r.Sampler.Options()
 		if !o.Greedy() || o.Penalizes() || r.TopLogprobs >= 0 {
 			plain = false
-			break
 		}
+		// upg_sample has no draft rule: a sampled draft position is
+		// sampled on the host (greedy ones compare the argmax)
+		drafted = drafted || r.HasDraft && !o.Greedy()
 	}
-	if plain || hostSample {
+	if plain || hostSample || drafted {
 		if err := b.argmaxTokens(lb.p, vocab, res[:n]); plain || err != nil {
 			return err
 		}
@@ -78,10 +80,12 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 }
 
 // hostTokens samples the requests that are not plain greedy ones on the
-// host, from their rows read back (HostSampleEnv); res holds the argmax.
+// host, from their rows read back (HostSampleEnv, and steps with sampled
+// draft positions); res holds the argmax.
 func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
 	row := make([]float32, vocab)
-	for i, r := range reqs {
+	for i := range reqs {
+		r := &reqs[i]
 		o := r.Sampler.Options()
 		if o.Greedy() && !o.Penalizes() && r.TopLogprobs < 0 {
 			continue
@@ -89,7 +93,7 @@ func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest,
 		if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
 			return err
 		}
-		tok := r.Sampler.Sample(row, r.History)
+		tok := r.SampleRow(row)
 		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
 		if r.TopLogprobs >= 0 {
 			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)

@@ -148,12 +148,12 @@ class Model:
     (None: the model's, at most 4096), `threads` the CPU worker threads (None: one
     per core), `kv_cache` the type of cached keys and values ("f16", "f32" for an
     exact cache, or "q8": int8 with a scale per 32 values, about half of f16's
-    memory), `lookup` the prompt-lookup draft tokens per step for greedy
-    generation (temperature 0; 0 = off): each step also feeds up to `lookup`
-    tokens that followed the last few tokens where they occurred before, and
-    keeps those the model picks itself — the same text, faster where the
-    output repeats its input (last_stats counts lookup_drafted and
-    lookup_accepted).
+    memory), `lookup` the prompt-lookup draft tokens per step (0 = off):
+    each step also feeds up to `lookup` tokens that followed the last few
+    tokens where they occurred before, and keeps those the model picks
+    itself — the same greedy text, the same distribution when sampling,
+    faster where the output repeats its input (last_stats counts
+    lookup_drafted and lookup_accepted).
 
     A Model may be used from several threads; calls that run it (generations,
     logits) take turns, while different Models run in parallel. Use it as a
