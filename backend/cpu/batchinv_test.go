@@ -27,8 +27,21 @@ func TestBatchInvariant(t *testing.T) {
 		w := randVec(rng, 70*2112, 0.02)
 		mats = append(mats, testMatrix{fmt.Sprintf("70x2112/%s/k%d/g%d", p.Levels, p.Bits, p.GroupSize), encode(t, w, 70, 2112, p)})
 	}
+	type kernel struct {
+		lv   Level
+		vnni bool
+	}
+	var kernels []kernel
 	for _, lv := range Levels() {
+		kernels = append(kernels, kernel{lv, hasAVXVNNI})
+		if lv == LevelAVX2 && hasAVXVNNI { // the VPMADDUBSW kernels too
+			kernels = append(kernels, kernel{lv, false})
+		}
+	}
+	for _, k := range kernels {
+		lv := k.lv
 		b := NewWithLevel(2, lv)
+		b.vnni = k.vnni
 		defer b.Close()
 		for _, tm := range mats {
 			R, C := tm.m.Rows(), tm.m.Cols()
@@ -41,7 +54,7 @@ func TestBatchInvariant(t *testing.T) {
 					b.MatMulF32(one, x[tok*C:(tok+1)*C], tm.m, 1)
 					for r := range one {
 						if math.Float32bits(one[r]) != math.Float32bits(all[tok*R+r]) {
-							t.Fatalf("%v %s: token %d of %d, row %d: %v alone, %v batched", lv, tm.name, tok, n, r, one[r], all[tok*R+r])
+							t.Fatalf("%v (vnni %v) %s: token %d of %d, row %d: %v alone, %v batched", lv, k.vnni, tm.name, tok, n, r, one[r], all[tok*R+r])
 						}
 					}
 				}

@@ -369,6 +369,39 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TUNPACKCD; \
 	I8TPAIRS
 
+// I8TDOTS2, I8TPLANE2, I8TPLANE12: I8TDOTS, I8TPLANE and I8TPLANE1 for
+// the tile's first 2 tokens (tiles of 1 or 2 valid tokens: two sequences
+// decoded together, or a token and a prompt-lookup draft token); the other
+// accumulators stay zero.
+#define I8TDOTS2 \
+	I8TDOT(0, Y0); \
+	I8TDOT(32, Y1); \
+	ADDQ $256, R14
+
+#define I8TPAIRS2 \
+	I8TPREFETCH8; \
+	I8TPAIR(0, 256, Y0); \
+	I8TPAIR(32, 288, Y1); \
+	ADDQ $512, R14
+
+#define I8TPAIRS02 \
+	I8TPREFETCH8; \
+	I8TPAIR0(0, 256, Y0); \
+	I8TPAIR0(32, 288, Y1); \
+	ADDQ $512, R14
+
+#define I8TPLANE2 \
+	I8TUNPACKAB; \
+	I8TPAIRS2; \
+	I8TUNPACKCD; \
+	I8TPAIRS2
+
+#define I8TPLANE12 \
+	I8TUNPACKAB; \
+	I8TPAIRS02; \
+	I8TUNPACKCD; \
+	I8TPAIRS2
+
 // func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
 // The prefill and batched-decode kernel: each 32-code chunk is unpacked
@@ -387,6 +420,9 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 #undef I8TDOTS
 #undef I8TPLANE
 #undef I8TPLANE1
+#undef I8TDOTS2
+#undef I8TPLANE2
+#undef I8TPLANE12
 // I8TDOT0: VPDPBUSD 0(R14), Y8, Y0
 #define I8TDOT0 BYTE $0xc4; BYTE $0xc2; BYTE $0x3d; BYTE $0x50; BYTE $0x06
 // I8TDOT1: VPDPBUSD 32(R14), Y8, Y1
@@ -446,6 +482,40 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	I8TDOTS
 
 #define I8TPLANE1 I8TPLANE
+
+#define I8TDOTS2 \
+	I8TDOT0; \
+	I8TDOT1; \
+	ADDQ $256, R14
+
+#define I8TPLANE2 \
+	I8TPREFETCH4; \
+	VPAND (AX), Y12, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS2; \
+	I8TPREFETCH4; \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $3, Y8, Y8; \
+	VPAND Y12, Y8, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS2; \
+	I8TPREFETCH4; \
+	VMOVDQU (AX), Y8; \
+	VPSRLW $5, Y8, Y8; \
+	VBROADCASTI128 32(AX), Y9; \
+	VPSRLVD Y10, Y9, Y9; \
+	VPXOR Y9, Y8, Y8; \
+	VPAND Y11, Y8, Y8; \
+	VPSHUFB Y8, Y13, Y8; \
+	I8TDOTS2; \
+	I8TPREFETCH4; \
+	VBROADCASTI128 32(AX), Y8; \
+	VPSRLVD Y10, Y8, Y8; \
+	VPAND Y12, Y8, Y8; \
+	VPSHUFB Y8, Y14, Y8; \
+	I8TDOTS2
+
+#define I8TPLANE12 I8TPLANE2
 
 // func i8TileVNNI(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //

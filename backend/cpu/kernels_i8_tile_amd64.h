@@ -2,7 +2,9 @@
 // each: I8TDOTS is VPMADDUBSW + VPMADDWD + VPADDD per token in one and
 // VPDPBUSD (AVX-VNNI) in the other; I8TPLANE and I8TPLANE1 (i8Plane3
 // blocks) multiply two chunks per token step, summed in int16, in one and
-// run I8TDOTS per chunk in the other. Labels are local to each TEXT block.
+// run I8TDOTS per chunk in the other; the ...2 macros do the same for the
+// first 2 tokens (tiles of at most 2 valid tokens). Labels are local to
+// each TEXT block.
 //
 // Registers: DI out, SI the row's codes, R8 args, R10 scratch, R11 the
 // row's fp16 scales; in the group loop AX codes, BX chunk stride, DX chunks
@@ -211,6 +213,8 @@ i8tgroup:
 	VPXOR Y6, Y6, Y6
 	VPXOR Y7, Y7, Y7
 	MOVQ 80(R8), DX
+	CMPQ 112(R8), $2
+	JLE i8tgroup2
 	CMPQ 96(R8), $0
 	JEQ i8twin
 	CMPQ 96(R8), $2
@@ -282,6 +286,74 @@ i8tcrumb:
 	ADDQ BX, AX
 	DECQ DX
 	JNZ i8tcrumb
+
+	JMP i8tscale
+
+	// Tiles of 1 or 2 valid tokens: the same loops with the first 2
+	// tokens' products only (I8TDOTS2, I8TPLANE2); the same arithmetic per
+	// token.
+i8tgroup2:
+	CMPQ 96(R8), $0
+	JEQ i8twin2
+	CMPQ 96(R8), $2
+	JEQ i8tnib2
+	CMPQ 96(R8), $3
+	JEQ i8tcrumb2
+	CMPQ 96(R8), $4
+	JEQ i8tplane2
+
+i8twide2:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	I8TWIDE
+	I8TDOTS2
+	LEAQ (AX)(BX*2), AX
+	DECQ DX
+	JNZ i8twide2
+	JMP i8tscale
+
+i8twin2:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	I8TWIN
+	I8TDOTS2
+	ADDQ BX, AX
+	DECQ DX
+	JNZ i8twin2
+	JMP i8tscale
+
+i8tnib2:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	I8TNIB
+	I8TDOTS2
+	ADDQ BX, AX
+	DECQ DX
+	JNZ i8tnib2
+	JMP i8tscale
+
+i8tplane2:
+	SHRQ $2, DX
+	I8TPLANE12
+	ADDQ $48, AX
+	DECQ DX
+	JZ i8tscale
+
+i8tplane42:
+	I8TPLANE2
+	ADDQ $48, AX
+	DECQ DX
+	JNZ i8tplane42
+	JMP i8tscale
+
+i8tcrumb2:
+	PREFETCHT0 1024(R14)
+	PREFETCHT0 1088(R14)
+	I8TCRUMB
+	I8TDOTS2
+	ADDQ BX, AX
+	DECQ DX
+	JNZ i8tcrumb2
 
 i8tscale:
 	// The 8 tokens' group dots (exact int32 sums of their lanes, the
