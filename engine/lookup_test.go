@@ -157,7 +157,8 @@ func TestLookupSampled(t *testing.T) {
 // BenchmarkVerifyStep: what a step that feeds n tokens of one sequence
 // with logits for each (a prompt-lookup step with n-1 draft tokens) costs
 // against a one-token decoding step, after a 64-token prompt. The model is
-// $UPG_BENCH_MODEL (default the demo model); ms/step is the figure.
+// $UPG_BENCH_MODEL (default the demo model), the device
+// $UPG_BENCH_DEVICE (default cpu); ms/step is the figure.
 //
 //	UPG_BENCH_MODEL=/tmp/phi4.upg go test ./engine -run XXX -bench VerifyStep -benchtime 8x -count 2
 func BenchmarkVerifyStep(b *testing.B) {
@@ -165,7 +166,11 @@ func BenchmarkVerifyStep(b *testing.B) {
 	if path == "" {
 		path = demo
 	}
-	l, err := engine.Load(path, engine.Options{Ctx: 512, Device: "cpu", Lookup: 8})
+	device := os.Getenv("UPG_BENCH_DEVICE")
+	if device == "" {
+		device = "cpu"
+	}
+	l, err := engine.Load(path, engine.Options{Ctx: 512, Device: device, Lookup: 8})
 	if err != nil {
 		b.Fatal(err)
 	}
