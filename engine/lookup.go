@@ -42,11 +42,12 @@ const (
 	lookupShortest = 2
 )
 
-// lookupDraft appends to dst[:0] at most k tokens that followed the most
+// LookupDraft appends to dst[:0] at most k tokens that followed the most
 // recent earlier occurrence of tokens' last n tokens, for the largest n in
-// [lookupShortest, lookupLongest] that has one, and returns it (empty when
-// none has).
-func lookupDraft(dst, tokens []int, k int) []int {
+// [2, 4] that has one, and returns it (empty when none has): the draft a
+// sequence with these tokens feeds (tools/lookup-replay replays it on
+// generated text).
+func LookupDraft(dst, tokens []int, k int) []int {
 	dst = dst[:0]
 	L := len(tokens)
 	if k <= 0 {
@@ -77,7 +78,7 @@ func (e *Engine) draftFor(s *Sequence, fed, budget, rows int) []int {
 	if s.req.MaxTokens > 0 {
 		k = min(k, s.req.MaxTokens-s.stats.GeneratedTokens-1)
 	}
-	s.draft = lookupDraft(s.draft, s.tokens, k)
+	s.draft = LookupDraft(s.draft, s.tokens, k)
 	if len(s.draft) == 0 {
 		return nil
 	}

@@ -24,9 +24,9 @@ func TestLookupDraft(t *testing.T) {
 		{[]int{1, 2}, 3, nil},                                    // too short
 		{[]int{3, 1, 2, 3, 1, 2, 3, 1, 2}, 4, []int{3, 1, 2}},    // n = 4 matches at 3..6
 	} {
-		got := lookupDraft(nil, c.tokens, c.k)
+		got := LookupDraft(nil, c.tokens, c.k)
 		if !slices.Equal(got, c.want) && !(len(got) == 0 && len(c.want) == 0) {
-			t.Errorf("lookupDraft(%v, %d) = %v, want %v", c.tokens, c.k, got, c.want)
+			t.Errorf("LookupDraft(%v, %d) = %v, want %v", c.tokens, c.k, got, c.want)
 		}
 	}
 }
