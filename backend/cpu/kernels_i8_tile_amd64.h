@@ -304,56 +304,73 @@ i8tgroup2:
 
 i8twide2:
 	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
 	I8TWIDE
 	I8TDOTS2
 	LEAQ (AX)(BX*2), AX
 	DECQ DX
 	JNZ i8twide2
-	JMP i8tscale
+	JMP i8tscale2
 
 i8twin2:
 	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
 	I8TWIN
 	I8TDOTS2
 	ADDQ BX, AX
 	DECQ DX
 	JNZ i8twin2
-	JMP i8tscale
+	JMP i8tscale2
 
 i8tnib2:
 	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
 	I8TNIB
 	I8TDOTS2
 	ADDQ BX, AX
 	DECQ DX
 	JNZ i8tnib2
-	JMP i8tscale
+	JMP i8tscale2
 
 i8tplane2:
 	SHRQ $2, DX
 	I8TPLANE12
 	ADDQ $48, AX
 	DECQ DX
-	JZ i8tscale
+	JZ i8tscale2
 
 i8tplane42:
 	I8TPLANE2
 	ADDQ $48, AX
 	DECQ DX
 	JNZ i8tplane42
-	JMP i8tscale
+	JMP i8tscale2
 
 i8tcrumb2:
 	PREFETCHT0 1024(R14)
-	PREFETCHT0 1088(R14)
 	I8TCRUMB
 	I8TDOTS2
 	ADDQ BX, AX
 	DECQ DX
 	JNZ i8tcrumb2
+
+	// The 2 tokens' group dots: each token's lanes summed (exact int32
+	// sums, as the 8-token tree's), then the same conversion and
+	// multiply-add into F_j; lanes 2-7 carry copies nothing reads.
+i8tscale2:
+	VPHADDD Y1, Y0, Y0
+	VPHADDD Y0, Y0, Y0
+	VPERM2I128 $0x01, Y0, Y0, Y2
+	VPADDD Y2, Y0, Y2
+	VCVTDQ2PS Y2, Y2
+	VMOVUPS (R13), Y9
+	VFMADD213PS (R10)(R12*1), Y9, Y2
+	VMOVUPS Y2, (R10)(R12*1)
+	ADDQ $32, R12
+	ANDQ $255, R12
+	ADDQ $2, CX
+	ADDQ $32, R13
+	DECQ R9
+	JNZ i8tgroup
+	JMP i8tgroupsdone
+
 
 i8tscale:
 	// The 8 tokens' group dots (exact int32 sums of their lanes, the
@@ -378,6 +395,7 @@ i8tscale:
 	DECQ R9
 	JNZ i8tgroup
 
+i8tgroupsdone:
 	// i8Rows' reduction, lane by lane: V_j = F_j + B_j, V_i + V_(i+4),
 	// (W0 + W1) + (W2 + W3), + T.
 	VMOVUPS 0(R10), Y0
