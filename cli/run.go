@@ -50,7 +50,7 @@ func (f *modelFlags) registerLookup(cmd *cobra.Command) {
 }
 
 // lookupUsage is the --lookup flag's help.
-const lookupUsage = "prompt-lookup decoding: each step also feeds up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself (greedy: the same text; sampled: the same distribution); faster where the output repeats its input (code edits, extraction, quoting); 0 = off"
+const lookupUsage = "prompt-lookup decoding: each step also feeds up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself (greedy: the same text; sampled: the same distribution); faster where the output repeats its input (code edits, extraction, quoting); 1-2 suit CPUs, where a step of more tokens costs more, and ~4 GPUs; 0 = off"
 
 // maxLookup bounds --lookup: a step's draft beyond this rarely survives.
 const maxLookup = 64
@@ -339,7 +339,7 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
   upg run --seed 7 --top-p 0.9 "It was a dark and stormy night"
   git diff | upg run --model phi4.upg --stop '\n\n' -
   upg run --json --file prompt.txt
-  upg run --model phi4.upg --temperature 0 --lookup 8 --file edit-this-function.txt`,
+  upg run --model phi4.upg --temperature 0 --lookup 2 --file edit-this-function.txt`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := gf.validate(); err != nil {
