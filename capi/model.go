@@ -16,7 +16,7 @@ type loadOptions struct {
 	Ctx     int    `json:"ctx"`      // 0 = the model's, at most 4096
 	Threads int    `json:"threads"`  // 0 = all cores
 	KVCache string `json:"kv_cache"` // "f16" (default), "f32" or "q8"
-	Lookup  int    `json:"lookup"`   // prompt-lookup draft tokens per step for greedy generation (0 = off)
+	Lookup  int    `json:"lookup"`   // prompt-lookup draft tokens per step (0 = off)
 }
 
 // modelObj is a loaded model behind a handle. Every call holds life for
@@ -52,8 +52,8 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if o.Threads < 0 {
 		return nil, argErrorf("threads %d must be ≥ 0 (0 = all cores)", o.Threads)
 	}
-	if o.Lookup < 0 || o.Lookup > 64 {
-		return nil, argErrorf("lookup %d must be in [0, 64] (0 = off)", o.Lookup)
+	if o.Lookup < 0 || o.Lookup > engine.MaxLookup {
+		return nil, argErrorf("lookup %d must be in [0, %d] (0 = off)", o.Lookup, engine.MaxLookup)
 	}
 	var kv backend.KVType // "" = f16
 	if o.KVCache != "" {

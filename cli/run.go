@@ -52,13 +52,11 @@ func (f *modelFlags) registerLookup(cmd *cobra.Command) {
 // lookupUsage is the --lookup flag's help.
 const lookupUsage = "prompt-lookup decoding: each step also feeds up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself (greedy: the same text; sampled: the same distribution); faster where the output repeats its input (code edits, extraction, quoting); 1-2 suit CPUs, where a step of more tokens costs more, and ~4 GPUs; 0 = off"
 
-// maxLookup bounds --lookup: a step's draft beyond this rarely survives.
-const maxLookup = 64
-
-// lookupRange validates a --lookup value.
+// lookupRange validates a --lookup value (as a usage error, before the
+// model loads).
 func lookupRange(n int) error {
-	if n < 0 || n > maxLookup {
-		return usagef("--lookup %d must be in [0, %d] (0 = off)", n, maxLookup)
+	if n < 0 || n > engine.MaxLookup {
+		return usagef("--lookup %d must be in [0, %d] (0 = off)", n, engine.MaxLookup)
 	}
 	return nil
 }

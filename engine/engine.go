@@ -49,6 +49,9 @@ type Config struct {
 	Lookup int
 }
 
+// MaxLookup bounds Config.Lookup: a longer draft rarely survives.
+const MaxLookup = 64
+
 // Engine runs sequences over one model, one context and one KV pool. It is
 // not safe for concurrent use: one goroutine (a scheduler) drives it.
 type Engine struct {
@@ -88,8 +91,8 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 		cfg.MaxSeqs = 1
 	}
 	cfg.StepTokens = max(cfg.StepTokens, cfg.MaxSeqs)
-	if cfg.Lookup < 0 {
-		return nil, fmt.Errorf("engine: lookup of %d tokens", cfg.Lookup)
+	if cfg.Lookup < 0 || cfg.Lookup > MaxLookup {
+		return nil, fmt.Errorf("engine: lookup of %d tokens (want 0 to %d)", cfg.Lookup, MaxLookup)
 	}
 	maxOut := min(cfg.StepTokens, cfg.MaxSeqs*(1+cfg.Lookup))
 	if cfg.BlockSize <= 0 {

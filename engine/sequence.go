@@ -65,7 +65,7 @@ type Sequence struct {
 	dec     *tokenizer.StreamDecoder
 	done    bool
 	draft   []int // this step's draft (prompt lookup)
-	hist    []int // tokens then draft: the draft positions' sampling histories
+	hist    []int // the tokens' last RepeatWindow, then the draft: the draft positions' sampling histories
 	stats   Stats
 	start   time.Time
 	first   time.Time
@@ -258,10 +258,12 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 			continue
 		}
 		// the draft positions' histories: the tokens, then the draft
-		// tokens before each
-		s.hist = append(append(s.hist[:0], s.tokens...), sc.draft...)
+		// tokens before each (only the repetition penalty's window reads
+		// them)
+		tail := s.tokens[max(0, len(s.tokens)-s.sampler.Options().RepeatWindow):]
+		s.hist = append(append(s.hist[:0], tail...), sc.draft...)
 		for i := range len(sc.draft) + 1 {
-			r := backend.SampleRequest{Sampler: s.sampler, History: s.hist[:len(s.tokens)+i], TopLogprobs: s.req.TopLogprobs}
+			r := backend.SampleRequest{Sampler: s.sampler, History: s.hist[:len(tail)+i], TopLogprobs: s.req.TopLogprobs}
 			if i < len(sc.draft) {
 				r.HasDraft, r.Draft = true, sc.draft[i]
 			}

@@ -128,15 +128,26 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 	for _, id := range cand {
 		total += s.weight[id]
 	}
+	return s.draw(cand, total, -1)
+}
+
+// draw picks a candidate other than skip with probability proportional to
+// its weight; total is the weights' sum without skip's.
+func (s *Sampler) draw(cand []int32, total float64, skip int) int {
 	r := s.rng.Float64() * total
 	var acc float64
+	last := skip
 	for _, id := range cand {
+		if int(id) == skip {
+			continue
+		}
 		acc += s.weight[id]
+		last = int(id)
 		if r < acc {
-			return int(id)
+			return last
 		}
 	}
-	return int(cand[len(cand)-1]) // only reached through rounding
+	return last // only reached through rounding
 }
 
 // SampleDraft is Sample for a position where a draft (prompt lookup)
@@ -163,24 +174,10 @@ func (s *Sampler) SampleDraft(logits []float32, history []int, draft int) int {
 	if s.rng.Float64()*total < pd {
 		return draft
 	}
-	rest := total - pd
-	if !(rest > 0) {
+	if !(total-pd > 0) {
 		return draft // only reached through rounding
 	}
-	r := s.rng.Float64() * rest
-	var acc float64
-	last := draft
-	for _, id := range cand {
-		if int(id) == draft {
-			continue
-		}
-		acc += s.weight[id]
-		last = int(id)
-		if r < acc {
-			return last
-		}
-	}
-	return last // only reached through rounding
+	return s.draw(cand, total-pd, draft)
 }
 
 // candidates runs the filter chain and returns the ids that may be drawn; the

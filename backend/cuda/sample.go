@@ -47,7 +47,9 @@ var hostSample = os.Getenv(HostSampleEnv) == "1"
 // (the sampler's options, its distinct penalized tokens and 64 bits drawn
 // from its generator go up; a token id and the token's log-probability
 // per row come back). Only the k > 0 most likely tokens' log-probabilities
-// read their row of logits back.
+// read their row of logits back, and a step with a sampled (not greedy)
+// draft position samples its rows on the host (hostTokens), since
+// upg_sample has no draft rule.
 func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -66,8 +68,6 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		if !o.Greedy() || o.Penalizes() || r.TopLogprobs >= 0 {
 			plain = false
 		}
-		// upg_sample has no draft rule: a sampled draft position is
-		// sampled on the host (greedy ones compare the argmax)
 		drafted = drafted || r.HasDraft && !o.Greedy()
 	}
 	if plain || hostSample || drafted {
