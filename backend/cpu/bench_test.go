@@ -138,20 +138,7 @@ func BenchmarkDenseDRAM(b *testing.B) {
 						m.Levels = []float32{-4, -3, -2, -1, 0, 1, 2, 3}
 					}
 				}
-				be := kc.new(0)
-				defer be.Close()
-				x := randVec(rng, cols, 1)
-				dst := make([]float32, rows)
-				for _, m := range ms {
-					be.MatMulF32(dst, x, m, 1)
-				}
-				b.SetBytes(total)
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					for _, m := range ms {
-						be.MatMulF32(dst, x, m, 1)
-					}
-				}
+				streamMatrices(b, kc, rng, ms, total, 1)
 			})
 		}
 	}
@@ -194,21 +181,27 @@ func BenchmarkDenseDRAMTokens(b *testing.B) {
 	for _, kc := range benchKernels() {
 		for _, n := range []int{1, 2, 3, 4, 8} {
 			b.Run(fmt.Sprintf("%s/n%d", kc.name, n), func(b *testing.B) {
-				be := kc.new(0)
-				defer be.Close()
-				x := randVec(rng, n*cols, 1)
-				dst := make([]float32, n*rows)
-				for _, m := range ms {
-					be.MatMulF32(dst, x, m, n)
-				}
-				b.SetBytes(total)
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					for _, m := range ms {
-						be.MatMulF32(dst, x, m, n)
-					}
-				}
+				streamMatrices(b, kc, rng, ms, total, n)
 			})
+		}
+	}
+}
+
+// streamMatrices times multiplying n random tokens by each of ms in turn
+// with kc's kernels (one warm-up pass first); total is ms's bytes.
+func streamMatrices(b *testing.B, kc benchKernel, rng *rand.Rand, ms []*codec.DenseMatrix, total int64, n int) {
+	be := kc.new(0)
+	defer be.Close()
+	x := randVec(rng, n*ms[0].C, 1)
+	dst := make([]float32, n*ms[0].R)
+	for _, m := range ms {
+		be.MatMulF32(dst, x, m, n)
+	}
+	b.SetBytes(total)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, m := range ms {
+			be.MatMulF32(dst, x, m, n)
 		}
 	}
 }

@@ -380,6 +380,15 @@ fdone:
 	VCVTDQ2PS iacc, iacc; \
 	VFMADD231PS.BCST t(R10), iacc, facc
 
+// TILE_SWS: the group's factors sws[t] = scale·pv[g][t] for the tile's 8
+// tokens into the scratch (as q8Rows' VMULPS), and the next group's scale.
+#define TILE_SWS \
+	VPBROADCASTW (BX), Y20; \
+	VCVTPH2PS X20, Y20; \
+	VMULPS (R13), Y20, Y21; \
+	VMOVUPS Y21, (R10); \
+	ADDQ $2, BX
+
 // TILE_KEEP(t, facc): add token t's β vector (scratch, written by the
 // pre-pass) and keep the 16 lanes as the current row of the token's 16-row
 // block (DX: the row's slot in token 0's block; tokens 1024 bytes apart);
@@ -643,12 +652,7 @@ tchunklut:
 	JNZ tchunklut
 
 tscale:
-	// sws[t] = scale·pv[g][t] for the 8 tokens, as q8Rows' VMULPS.
-	VPBROADCASTW (BX), Y20
-	VCVTPH2PS X20, Y20
-	VMULPS (R13), Y20, Y21
-	VMOVUPS Y21, (R10)
-	ADDQ $2, BX
+	TILE_SWS
 	TILE_SCALE(0, Z0, Z8)
 	TILE_SCALE(4, Z1, Z9)
 	TILE_SCALE(8, Z2, Z10)
@@ -696,11 +700,7 @@ tchunklut4:
 	JNZ tchunklut4
 
 tscale4:
-	VPBROADCASTW (BX), Y20
-	VCVTPH2PS X20, Y20
-	VMULPS (R13), Y20, Y21
-	VMOVUPS Y21, (R10)
-	ADDQ $2, BX
+	TILE_SWS
 	TILE_SCALE(0, Z0, Z8)
 	TILE_SCALE(4, Z1, Z9)
 	TILE_SCALE(8, Z2, Z10)
@@ -743,11 +743,7 @@ tchunklut2:
 	JNZ tchunklut2
 
 tscale2:
-	VPBROADCASTW (BX), Y20
-	VCVTPH2PS X20, Y20
-	VMULPS (R13), Y20, Y21
-	VMOVUPS Y21, (R10)
-	ADDQ $2, BX
+	TILE_SWS
 	TILE_SCALE(0, Z0, Z8)
 	TILE_SCALE(4, Z1, Z9)
 	ADDQ $32, R13

@@ -459,21 +459,22 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	I8TDOT7; \
 	ADDQ $256, R14
 
-// I8TPLANE: one i8Plane3 block's four chunks, each unpacked into Y8 and
-// multiplied with the 8 tokens' activations (I8TDOTS); Y10 the VPSRLVD
-// counts, Y11 14, Y12 7, Y13 the C table.
-#define I8TPLANE \
-	I8TPREFETCH4; \
+// I8TPLANEV(pf, dots): one i8Plane3 block's four chunks, each unpacked
+// into Y8 and multiplied with the tokens' activations (dots: I8TDOTS, or
+// I8TDOTS2 for the first 2 tokens; pf the matching activation prefetch);
+// Y10 the VPSRLVD counts, Y11 14, Y12 7, Y13 the C table.
+#define I8TPLANEV(pf, dots) \
+	pf; \
 	VPAND (AX), Y12, Y8; \
 	VPSHUFB Y8, Y14, Y8; \
-	I8TDOTS; \
-	I8TPREFETCH4; \
+	dots; \
+	pf; \
 	VMOVDQU (AX), Y8; \
 	VPSRLW $3, Y8, Y8; \
 	VPAND Y12, Y8, Y8; \
 	VPSHUFB Y8, Y14, Y8; \
-	I8TDOTS; \
-	I8TPREFETCH4; \
+	dots; \
+	pf; \
 	VMOVDQU (AX), Y8; \
 	VPSRLW $5, Y8, Y8; \
 	VBROADCASTI128 32(AX), Y9; \
@@ -481,13 +482,15 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	VPXOR Y9, Y8, Y8; \
 	VPAND Y11, Y8, Y8; \
 	VPSHUFB Y8, Y13, Y8; \
-	I8TDOTS; \
-	I8TPREFETCH4; \
+	dots; \
+	pf; \
 	VBROADCASTI128 32(AX), Y8; \
 	VPSRLVD Y10, Y8, Y8; \
 	VPAND Y12, Y8, Y8; \
 	VPSHUFB Y8, Y14, Y8; \
-	I8TDOTS
+	dots
+
+#define I8TPLANE I8TPLANEV(I8TPREFETCH4, I8TDOTS)
 
 #define I8TPLANE1 I8TPLANE
 
@@ -496,32 +499,7 @@ TEXT ·i8Tile(SB), NOSPLIT, $0-32
 	I8TDOT1; \
 	ADDQ $256, R14
 
-#define I8TPLANE2 \
-	I8TPREFETCH1; \
-	VPAND (AX), Y12, Y8; \
-	VPSHUFB Y8, Y14, Y8; \
-	I8TDOTS2; \
-	I8TPREFETCH1; \
-	VMOVDQU (AX), Y8; \
-	VPSRLW $3, Y8, Y8; \
-	VPAND Y12, Y8, Y8; \
-	VPSHUFB Y8, Y14, Y8; \
-	I8TDOTS2; \
-	I8TPREFETCH1; \
-	VMOVDQU (AX), Y8; \
-	VPSRLW $5, Y8, Y8; \
-	VBROADCASTI128 32(AX), Y9; \
-	VPSRLVD Y10, Y9, Y9; \
-	VPXOR Y9, Y8, Y8; \
-	VPAND Y11, Y8, Y8; \
-	VPSHUFB Y8, Y13, Y8; \
-	I8TDOTS2; \
-	I8TPREFETCH1; \
-	VBROADCASTI128 32(AX), Y8; \
-	VPSRLVD Y10, Y8, Y8; \
-	VPAND Y12, Y8, Y8; \
-	VPSHUFB Y8, Y14, Y8; \
-	I8TDOTS2
+#define I8TPLANE2 I8TPLANEV(I8TPREFETCH1, I8TDOTS2)
 
 #define I8TPLANE12 I8TPLANE2
 

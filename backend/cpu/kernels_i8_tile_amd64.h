@@ -353,23 +353,14 @@ i8tcrumb2:
 
 	// The 2 tokens' group dots: each token's lanes summed (exact int32
 	// sums, as the 8-token tree's), then the same conversion and
-	// multiply-add into F_j; lanes 2-7 carry copies nothing reads.
+	// multiply-add into F_j (i8tscaleadd); lanes 2-7 carry copies nothing
+	// reads.
 i8tscale2:
 	VPHADDD Y1, Y0, Y0
 	VPHADDD Y0, Y0, Y0
 	VPERM2I128 $0x01, Y0, Y0, Y2
 	VPADDD Y2, Y0, Y2
-	VCVTDQ2PS Y2, Y2
-	VMOVUPS (R13), Y9
-	VFMADD213PS (R10)(R12*1), Y9, Y2
-	VMOVUPS Y2, (R10)(R12*1)
-	ADDQ $32, R12
-	ANDQ $255, R12
-	ADDQ $2, CX
-	ADDQ $32, R13
-	DECQ R9
-	JNZ i8tgroup
-	JMP i8tgroupsdone
+	JMP i8tscaleadd
 
 
 i8tscale:
@@ -384,6 +375,8 @@ i8tscale:
 	VPERM2I128 $0x20, Y4, Y0, Y2
 	VPERM2I128 $0x31, Y4, Y0, Y3
 	VPADDD Y3, Y2, Y2
+
+i8tscaleadd:
 	VCVTDQ2PS Y2, Y2
 	VMOVUPS (R13), Y9
 	VFMADD213PS (R10)(R12*1), Y9, Y2
@@ -395,7 +388,6 @@ i8tscale:
 	DECQ R9
 	JNZ i8tgroup
 
-i8tgroupsdone:
 	// i8Rows' reduction, lane by lane: V_j = F_j + B_j, V_i + V_(i+4),
 	// (W0 + W1) + (W2 + W3), + T.
 	VMOVUPS 0(R10), Y0
