@@ -341,15 +341,17 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TPAIR(224, 480, Y7); \
 	ADDQ $512, R14
 
-// I8TPLANE: one i8Plane3 block (kernels_i8_amd64.go) at AX, its chunks A
-// and B into Y8, Y9, then C and D, each pair times the 8 tokens (I8TPAIRS).
-// Y12 holds 7 in every byte, Y13 the C table; the VPSRLVD counts and the
-// mask 14 are read from the tables at R15.
-#define I8TPLANE \
+// I8TPLANEP(ab, cd): one i8Plane3 block (kernels_i8_amd64.go) at AX, its
+// chunks A and B into Y8, Y9, times the tokens by ab, then C and D by cd
+// (I8TPLANE: the 8 tokens, I8TPAIRS). Y12 holds 7 in every byte, Y13 the C
+// table; the VPSRLVD counts and the mask 14 are read from the tables at R15.
+#define I8TPLANEP(ab, cd) \
 	I8TUNPACKAB; \
-	I8TPAIRS; \
+	ab; \
 	I8TUNPACKCD; \
-	I8TPAIRS
+	cd
+
+#define I8TPLANE I8TPLANEP(I8TPAIRS, I8TPAIRS)
 
 // I8TPAIR0, I8TPAIRS0, I8TPLANE1: the same for a group's first block,
 // setting the accumulators where I8TPAIR adds to them.
@@ -371,11 +373,7 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TPAIR0(224, 480, Y7); \
 	ADDQ $512, R14
 
-#define I8TPLANE1 \
-	I8TUNPACKAB; \
-	I8TPAIRS0; \
-	I8TUNPACKCD; \
-	I8TPAIRS
+#define I8TPLANE1 I8TPLANEP(I8TPAIRS0, I8TPAIRS)
 
 // I8TDOTS2, I8TPLANE2, I8TPLANE12: I8TDOTS, I8TPLANE and I8TPLANE1 for
 // the tile's first 2 tokens (tiles of 1 or 2 valid tokens: two sequences
@@ -398,17 +396,9 @@ TEXT ·i8RowsVNNI(SB), NOSPLIT, $0-32
 	I8TPAIR0(32, 288, Y1); \
 	ADDQ $512, R14
 
-#define I8TPLANE2 \
-	I8TUNPACKAB; \
-	I8TPAIRS2; \
-	I8TUNPACKCD; \
-	I8TPAIRS2
+#define I8TPLANE2 I8TPLANEP(I8TPAIRS2, I8TPAIRS2)
 
-#define I8TPLANE12 \
-	I8TUNPACKAB; \
-	I8TPAIRS02; \
-	I8TUNPACKCD; \
-	I8TPAIRS2
+#define I8TPLANE12 I8TPLANEP(I8TPAIRS02, I8TPAIRS2)
 
 // func i8Tile(out *float32, codes *byte, nrows int, a *i8TileArgs)
 //
