@@ -60,6 +60,8 @@ type Backend struct {
 	sc       *Scratch
 	part     DevPtr
 	partSize int64
+	attnCnt  DevPtr // attn_split_rotq's per-segment counters (zero between launches)
+	cntSize  int64
 	ids      DevPtr // argmax: the token ids of idsN rows, then upg_argmax's workspace for them (argmaxTokens)
 	idsN     int
 	idsSize  int64
@@ -504,6 +506,18 @@ func (b *Backend) grow(tokens, cols int) error {
 	return nil
 }
 
+// ensureZeroed is ensure for counters: a new allocation is zeroed (the
+// kernels that count in it leave it at zero).
+func (b *Backend) ensureZeroed(p *DevPtr, size *int64, n int64, what string) error {
+	if *size >= n {
+		return nil
+	}
+	if err := b.ensure(p, size, n, what); err != nil {
+		return err
+	}
+	return b.d.Fill32(*p, 0, int(n/4))
+}
+
 // ensure grows *p to at least n bytes (idle GPU, graphs dropped).
 func (b *Backend) ensure(p *DevPtr, size *int64, n int64, what string) error {
 	if *size >= n {
@@ -890,6 +904,13 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 		}
 		return
 	}
+	// a counter per token and segment of the merged rows: at most one per head
+	if err := b.ensureZeroed(&b.attnCnt, &b.cntSize, int64(4*st.lim.Tokens*heads), "attention counters"); err != nil {
+		if b.err == nil {
+			b.err = err
+		}
+		return
+	}
 	kc, vc := c.k+DevPtr(int64(layer)*c.perLayer), c.v+DevPtr(int64(layer)*c.perLayer)
 	o, qp, qs := bufOf(dst).p, viewPtr(q), q.Stride
 	f16 := sp.Type == backend.KVF16
@@ -909,9 +930,14 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	}
 	if b.fusing(n) && !pre && bufOf(q.Buf) != bufOf(dst) {
 		if e.pend == nil {
-			hd, H, bs, part, tstride := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq
+			hd, H, bs, part, tstride, cnt := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq, b.attnCnt
 			e.pend = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
 				rotq: func(g *DenseGPU) func() error {
+					if attnRotqFits(g, heads, hd, chunk, grouped) {
+						return func() error {
+							return b.d.attnRotq(g, o, qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, cnt, n, b.sc)
+						}
+					}
 					return func() error {
 						if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped, st.shared); err != nil {
 							return err

@@ -81,3 +81,48 @@ func TestGPUFusedMatchesUnfused(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUAttentionRotqMatches: decoding with the merge and rotation folded
+// into the per-head attention's last blocks (upg_attn_rotq_*) gives the
+// same tokens and the same logits bit for bit as with upg_combine_rotq after
+// it (the same operations in the same order), with one launch fewer per
+// layer.
+func TestGPUAttentionRotqMatches(t *testing.T) {
+	gpu(t)
+	defer func(on bool) { attnRotqOn = on }(attnRotqOn)
+	ck, w := openE2E(t)
+	tok, err := ck.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := tok.Encode("It was a dark and stormy night; the", true, true)
+	var res [2]genResult
+	var per [2]float64
+	for i, on := range []bool{false, true} {
+		attnRotqOn = on
+		b, err := New(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.graphsOn = false
+		const steps = 16
+		res[i] = generate(t, ck, w, b, prompt, steps, true)
+		per[i] = float64(b.d.launches) / (steps + 1)
+		b.Close()
+	}
+	for i := range res[0].tokens {
+		if res[0].tokens[i] != res[1].tokens[i] {
+			t.Fatalf("token %d: %d folded, %d separate", i, res[1].tokens[i], res[0].tokens[i])
+		}
+	}
+	for i := range res[0].logits {
+		for j, v := range res[0].logits[i] {
+			if math.Float32bits(v) != math.Float32bits(res[1].logits[i][j]) {
+				t.Fatalf("step %d logit %d: %v folded, %v separate", i, j, res[1].logits[i][j], v)
+			}
+		}
+	}
+	if per[1] > per[0]-float64(ck.Config.Layers)/2 { // 16 of the 17 passes are one-token steps
+		t.Errorf("launches per step %.2f folded, %.2f separate: want one fewer per layer in each decode step", per[1], per[0])
+	}
+}

@@ -140,6 +140,42 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 	return d.launchK(fmt.Sprintf("upg_attn_gqa%d_%s", heads/H, typ), [3]uint32{uint32(S), uint32(H), uint32(n)}, block, uint32(smem), args...)
 }
 
+// attnRotq enqueues the per-head split attention (upg_attn_<type>'s
+// operations) with upg_combine_rotq folded into its tail
+// (upg_attn_rotq_<type>, kernels/fused.cu: the last block of each segment
+// merges it and rotates and quantizes it for g into s, counting in cnt, a
+// zeroed int per token and segment that the kernel leaves at zero); dst
+// gets the merged rows as combineRotq writes them.
+func (d *Device) attnRotq(g *DenseGPU, dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
+	scale float32, heads, H, hd, bs, chunk, S int, part, cnt DevPtr, n int, s *Scratch) error {
+	if n == 0 {
+		return nil
+	}
+	name := "upg_attn_rotq_f32"
+	if f16 {
+		name = "upg_attn_rotq_f16"
+	}
+	smem := max(4*(hd+chunk), 4*g.plan.seg)
+	args := append([]Arg{Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+		I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part), Ptr(dst)}, g.rotqTail(s)...)
+	return d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{uint32(2 * chunk), 1, 1}, uint32(smem),
+		append(args, Ptr(cnt))...)
+}
+
+// attnRotqOn is UPG_CUDA_ATTN_ROTQ: 0 keeps the merge and rotation in their
+// own kernel (upg_combine_rotq) after the per-head attention (comparisons).
+var attnRotqOn = os.Getenv("UPG_CUDA_ATTN_ROTQ") != "0"
+
+// attnRotqFits reports whether the per-head attention (not grouped) can
+// fold in g's merge and rotation (attnRotq): blocks of rotqThreads (the
+// one-token chunk), whole heads in each of g's segments, and the segments
+// exactly the heads' columns (each holds a head whose blocks count for it).
+func attnRotqFits(g *DenseGPU, heads, hd, chunk int, grouped bool) bool {
+	p := g.plan
+	return attnRotqOn && !grouped && 2*chunk == rotqThreads && hd > 0 && p.seg > 0 && p.seg%hd == 0 && g.C == heads*hd &&
+		p.segments() == (heads*hd+p.seg-1)/p.seg
+}
+
 // attnHeadDim reports whether the attention kernels take heads of hd
 // values: the split kernels score each half of a head in whole 16-byte
 // pieces of the cache (dot_parts in kernels/ops.cu: 8 fp16 or 4 float32

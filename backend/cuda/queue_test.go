@@ -43,6 +43,7 @@ func newQueueFixture(n int) *queueFixture {
 	}
 	f.b.sc = &Scratch{Tokens: 64, Cols: ffn}
 	f.b.part, f.b.partSize = 1, 1<<40
+	f.b.attnCnt, f.b.cntSize = 2, 1<<40
 	qkvW := (heads + 2*kvHeads) * hd
 	f.x, f.h, f.qkv, f.att, f.o = alloc(n*d), alloc(n*d), alloc(n*qkvW), alloc(n*d), alloc(n*d)
 	f.gu, f.act = alloc(n*2*ffn), alloc(n*ffn)

@@ -78,6 +78,8 @@ func init() {
 	kernelSig["upg_rms_rotq"] = "x:p w:p eps:f h:p" + rotqTail
 	kernelSig["upg_swiglu_rotq"] = "gate:p gstr:i up:p ustr:i act:p" + rotqTail
 	kernelSig["upg_combine_rotq"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p" + rotqTail
+	kernelSig["upg_attn_rotq_f16"] = kernelSig["upg_attn_f16"] + " dst:p" + rotqTail + " cnt:p"
+	kernelSig["upg_attn_rotq_f32"] = kernelSig["upg_attn_rotq_f16"]
 	kernelSig["upg_rope_kv_f16"] = "q:p qs:i heads:i k:p ks:i v:p vs:i kc:p vc:p slots:p H:i hd:i bs:i dim:i interleave:i cosT:p sinT:p pos:p"
 	kernelSig["upg_rope_kv_f32"] = kernelSig["upg_rope_kv_f16"]
 	for n, s := range kernelSig {

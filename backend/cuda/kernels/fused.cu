@@ -116,21 +116,20 @@ extern "C" __global__ void __launch_bounds__(256)
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
 }
 
-// upg_combine_rotq merges attention's splits (as upg_attn_combine) into dst
-// (n × heads·hd, C = heads·hd), then rotates and quantizes. When the segment
-// holds whole heads of at most 128 values, warp w merges heads w, w+W, ...
-// (W warps), each lane its ≤ 4 columns (lane, lane+32, ...), so a split's
-// weight is computed once per lane instead of once per column; the float
-// operations per column are upg_attn_combine's (combine_cols), in its order.
-extern "C" __global__ void __launch_bounds__(256)
-    upg_combine_rotq(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S, int heads,
-                     int hd, float *__restrict__ dst, const float *__restrict__ signs, int rb, int gs,
-                     int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
-                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
-  extern __shared__ float sm[];
-  pdl_wait();
-  pdl_launch();
-  const int t = blockIdx.y, base = blockIdx.x * seg;
+// combine_rotq_seg merges attention's splits (as upg_attn_combine) into dst
+// (n × heads·hd, C = heads·hd) for segment sgi of token t, then rotates and
+// quantizes it. When the segment holds whole heads of at most 128 values,
+// warp w merges heads w, w+W, ... (W warps), each lane its ≤ 4 columns
+// (lane, lane+32, ...), so a split's weight is computed once per lane
+// instead of once per column; the float operations per column are
+// upg_attn_combine's (combine_cols), in its order. CG: the partials were
+// written by other blocks of the caller's own kernel (combine_cols).
+template <bool CG>
+DEVI void combine_rotq_seg(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S,
+                           int heads, int hd, float *__restrict__ dst, const float *__restrict__ signs, int rb,
+                           int gs, int seg, int C, int G, float alpha, float beta, float *__restrict__ xr,
+                           int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac, int t, int sgi, float *sm) {
+  const int base = sgi * seg;
   const int ns = min(S, (pos[t] + chunk) / chunk);
   if (seg % hd == 0 && hd <= 128) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
@@ -142,7 +141,7 @@ extern "C" __global__ void __launch_bounds__(256)
         continue;
       }
       float o[4];
-      combine_cols<4>(part + (size_t)(t * heads + h) * S * (hd + 2), ns, hd, lane, o);
+      combine_cols<4, CG>(part + (size_t)(t * heads + h) * S * (hd + 2), ns, hd, lane, o);
 #pragma unroll
       for (int j = 0; j < 4; j++) {
         const int d = lane + 32 * j;
@@ -162,7 +161,7 @@ extern "C" __global__ void __launch_bounds__(256)
       if (c < C) {
         const int h = c / hd, d = c - h * hd;
         float o[1];
-        combine_cols<1>(part + (size_t)(t * heads + h) * S * (hd + 2), ns, hd, d, o);
+        combine_cols<1, CG>(part + (size_t)(t * heads + h) * S * (hd + 2), ns, hd, d, o);
         v = o[0];
         dst[(size_t)t * C + c] = v;
         if (signs != nullptr) v *= signs[c];
@@ -173,6 +172,75 @@ extern "C" __global__ void __launch_bounds__(256)
   __syncthreads();
   trace_mark(); // the segment in shared memory
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
+}
+
+#define ROTQ_ARGS                                                                                              \
+  const float *__restrict__ signs, int rb, int gs, int seg, int C, int G, float alpha, float beta,              \
+      float *__restrict__ xr, int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac
+#define ROTQ_PASS signs, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac
+
+// upg_combine_rotq: combine_rotq_seg for segment blockIdx.x of token
+// blockIdx.y.
+extern "C" __global__ void __launch_bounds__(256)
+    upg_combine_rotq(const float *__restrict__ part, const int *__restrict__ pos, int chunk, int S, int heads,
+                     int hd, float *__restrict__ dst, ROTQ_ARGS) {
+  extern __shared__ float sm[];
+  pdl_wait();
+  pdl_launch();
+  combine_rotq_seg<false>(part, pos, chunk, S, heads, hd, dst, ROTQ_PASS, blockIdx.y, blockIdx.x, sm);
+}
+
+// attn_split_rotq is attn_split (ops.cu, the per-head split attention)
+// with upg_combine_rotq folded into its tail: a block that wrote a partial
+// counts itself in cnt[t·segments + its head's segment] (after a fence),
+// and the block that completes the count — the segment's heads × the
+// token's splits that hold positions — merges and rotates that segment
+// (combine_rotq_seg, the partials read through L2) and resets the count
+// for the next launch. The merge and rotation are combine_rotq's
+// operations in its order, so the results are its bits; what goes is a
+// dependent launch per layer, and the tail of one segment overlaps the other
+// segments' attention (run 83: leaving upg_combine_rotq out of a decode step
+// saved 6.2 µs a layer). Needs seg a multiple of hd (a head in one segment)
+// and every segment holding a head; dynamic shared memory the larger of
+// attn_split's and combine_rotq's (4·seg bytes).
+template <typename T>
+DEVI void attn_split_rotq(const float *q, int qs, const T *kc, const T *vc, const int *tables, int tstride,
+                          const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs,
+                          int chunk, int S, float *part, float *dst, const float *signs, int rb, int gs, int seg,
+                          int C, int G, float alpha, float beta, float *xr, int8_t *xq, int ldq, float4 *fac,
+                          int *cnt) {
+  extern __shared__ float sm[];
+  __shared__ int last;
+  attn_split<T>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part);
+  const int t = blockIdx.z, h = blockIdx.y;
+  if ((int)blockIdx.x * chunk > pos[t]) return; // no positions: no partial, not counted
+  const int ns = min(S, (pos[t] + chunk) / chunk), hps = seg / hd, sgi = h / hps;
+  const int nh = min(hps, heads - sgi * hps), segs = (heads + hps - 1) / hps;
+  __threadfence(); // this block's partial before its count, device-wide
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int *c = cnt + t * segs + sgi;
+    last = atomicAdd(c, 1) == nh * ns - 1;
+    if (last) *c = 0;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence(); // the other blocks' partials, seen through their counts
+  combine_rotq_seg<true>(part, pos, chunk, S, heads, hd, dst, signs, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq,
+                         fac, t, sgi, sm);
+}
+
+// upg_attn_rotq_<cache type>: attn_split_rotq; grid (S, heads, n), 2·chunk
+// threads (256: the rotation's block size, rotqThreads).
+#define ATTN_ROTQ_PASS                                                                                         \
+  q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part, dst, ROTQ_PASS, cnt
+extern "C" __global__ void __launch_bounds__(256)
+    upg_attn_rotq_f16(ATTN_ARGS_F16, float *__restrict__ dst, ROTQ_ARGS, int *__restrict__ cnt) {
+  attn_split_rotq<__half>(ATTN_ROTQ_PASS);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    upg_attn_rotq_f32(ATTN_ARGS_F32, float *__restrict__ dst, ROTQ_ARGS, int *__restrict__ cnt) {
+  attn_split_rotq<float>(ATTN_ROTQ_PASS);
 }
 
 // rope_kv: upg_rope on the query heads and the key heads of token t, then

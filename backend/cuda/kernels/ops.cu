@@ -566,19 +566,24 @@ extern "C" __global__ void __launch_bounds__(256, 2) upg_attn_gqa8_f32(ATTN_ARGS
 // per split and pass: ~27 round trips for 9 splits), and the first batch's
 // sums and values load with the maxima, so 9 splits take 3 round trips.
 #define COMBINE_BATCH 8
-template <int J>
+// CG: the partials load through L2 only (ld.global.cg), for a caller that
+// reads partials other blocks of its own kernel wrote (attn_split_rotq),
+// where the non-coherent read-only path a const __restrict__ load may take
+// could return stale lines.
+template <int J, bool CG = false>
 DEVI void combine_cols(const float *__restrict__ pp, int ns, int hd, int d0, float (&o)[J]) {
   const int st = hd + 2;
+  auto ld = [&](size_t i) { return CG ? __ldcg(pp + i) : pp[i]; };
   float m0[COMBINE_BATCH], l0[COMBINE_BATCH], v0[COMBINE_BATCH][J];
   auto load = [&](int s0) {
 #pragma unroll
     for (int r = 0; r < COMBINE_BATCH; r++) {
       const int s = s0 + r;
       if (s < ns) {
-        m0[r] = pp[(size_t)s * st];
-        l0[r] = pp[(size_t)s * st + 1];
+        m0[r] = ld((size_t)s * st);
+        l0[r] = ld((size_t)s * st + 1);
 #pragma unroll
-        for (int j = 0; j < J; j++) v0[r][j] = d0 + 32 * j < hd ? pp[(size_t)s * st + 2 + d0 + 32 * j] : 0.f;
+        for (int j = 0; j < J; j++) v0[r][j] = d0 + 32 * j < hd ? ld((size_t)s * st + 2 + d0 + 32 * j) : 0.f;
       }
     }
   };
@@ -591,7 +596,7 @@ DEVI void combine_cols(const float *__restrict__ pp, int ns, int hd, int d0, flo
     float mt[COMBINE_BATCH];
 #pragma unroll
     for (int r = 0; r < COMBINE_BATCH; r++)
-      if (s0 + r < ns) mt[r] = pp[(size_t)(s0 + r) * st];
+      if (s0 + r < ns) mt[r] = ld((size_t)(s0 + r) * st);
 #pragma unroll
     for (int r = 0; r < COMBINE_BATCH; r++)
       if (s0 + r < ns) M = fmaxf(M, mt[r]);
