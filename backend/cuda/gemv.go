@@ -192,8 +192,12 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 			return d.ensureStreamK(g)
 		})
 	}
-	if err == nil { // the one-token kernel's split parts (gemvPlan)
-		err = d.Do(func() error { return d.ensureWorkspace((g.R+31)/32, gemvMaxSplit) })
+	if err == nil { // the one- and two-token kernels' split parts (gemvPlan), per token
+		tokens := 1
+		if g.name2 != "" {
+			tokens = 2
+		}
+		err = d.Do(func() error { return d.ensureWorkspace(tokens*((g.R+31)/32), gemvMaxSplit) })
 	}
 	if err != nil {
 		g.Free(d)
@@ -493,9 +497,15 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 			Ptr(res), Ptr(g.lut)}, more...)...)
 	}
 	if n == 2 && g.name2 != "" && useGemv2 {
-		// the one-token rule's warps (64 registers: 32 warps per SM), no split parts
-		W := min(warpsFor(g.U, RG, d.SMs, 1), 32)
-		if err := tail(g.name2, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, s.xq, s.fac, y, 2, res); err != nil {
+		// the one-token kernel's plan (64 registers: 32 warps per SM), its
+		// split parts too unless UPG_CUDA_GEMV2_SPLIT=0; the workspace holds
+		// both tokens' parts (ensureWorkspace at upload)
+		W, P := gemvPlan(g.U, RG, d.SMs, 32)
+		if !useGemv2Split {
+			W, P = min(warpsFor(g.U, RG, d.SMs, 1), 32), 1
+		}
+		if err := tail(g.name2, [3]uint32{uint32(RG), uint32(P), 1}, [3]uint32{uint32(32 * W), 1, 1}, s.xq, s.fac, y, 2, res,
+			Ptr(d.sk.ws), Ptr(d.sk.cnt)); err != nil {
 			return err
 		}
 	} else if d.mmaFor(n) && g.nameMMA != "" {
@@ -578,6 +588,11 @@ var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
 // 2-token GEMV (upg_gemv_*_t2), which reads the weights once at about the
 // one-token kernel's speed; 0 gives them the 16-token tiles (comparisons).
 var useGemv2 = os.Getenv("UPG_CUDA_GEMV2") != "0"
+
+// useGemv2Split is UPG_CUDA_GEMV2_SPLIT (default on): the 2-token GEMV
+// splits a row group's units into gemvPlan's parts as the one-token one
+// does; 0 gives it one part of warpsFor's width (comparisons).
+var useGemv2Split = os.Getenv("UPG_CUDA_GEMV2_SPLIT") != "0"
 
 // useMMA16 is UPG_CUDA_MMA16 (default on): 0 gives steps of ≤ 16 tokens the
 // 32-token tiles (comparisons).

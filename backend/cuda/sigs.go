@@ -34,7 +34,7 @@ func init() {
 		}
 	}
 	for _, k := range []string{"upg_gemv_k2_g1", "upg_gemv_k2_g2", "upg_gemv_k2_g4", "upg_gemv_k3_g1", "upg_gemv_k3_g2"} {
-		kernelSig[k+"_t2"] = gemvSig
+		kernelSig[k+"_t2"] = gemvSig + " ws:p cnt:p"
 	}
 	kernelSig["upg_splitk_sum"] = "part:p S:i y:p res:p N:i"
 	for _, k := range []string{"k2", "k3", "k4"} {

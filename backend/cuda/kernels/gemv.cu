@@ -212,7 +212,7 @@ DEVI void chunk_pair_bytes(const uint4 *w, int c2, unsigned (&b)[4], unsigned t0
   }
 }
 
-// split_finish ends a one-token GEMV whose row group's units are split
+// split_finish ends a one- or two-token GEMV (one token's rows at a time) whose row group's units are split
 // over the gridDim.y blocks (parts) of blockIdx.x: one warp per block
 // holds the part's sums v of rows r (lane); it writes them to ws (parts of
 // 32 floats per row group, in part order) and the last part to arrive (cnt,
@@ -259,9 +259,9 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   }
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
   const int rg = blockIdx.x;
-  // one token: the units [ub, ue) of part blockIdx.y of gridDim.y (split_finish)
-  const int ub = NT == 1 ? (int)((long long)U * blockIdx.y / gridDim.y) : 0;
-  const int ue = NT == 1 ? (int)((long long)U * (blockIdx.y + 1) / gridDim.y) : U;
+  // one or two tokens: the units [ub, ue) of part blockIdx.y of gridDim.y (split_finish)
+  const int ub = NT <= 2 ? (int)((long long)U * blockIdx.y / gridDim.y) : 0;
+  const int ue = NT <= 2 ? (int)((long long)U * (blockIdx.y + 1) / gridDim.y) : U;
   const uint4 *base = codes + (size_t)rg * U * K * 32 + lane;
   const __half *sbase = scales + (size_t)rg * G * 32 + lane;
   const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 + lane : nullptr;
@@ -290,7 +290,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   if (NT == 1 && ub + w + W < ue) load(ub + w + W, wn, scn, ofn);
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
-  if (NT > 1 && w + W < U) load(w + W, wn, scn, ofn);
+  if (NT > 1 && ub + w + W < ue) load(ub + w + W, wn, scn, ofn);
   for (int u = ub + w; u < ue; u += W) {
     const int un = u + W;
     int ia[NT][GPU_];
@@ -345,7 +345,12 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     }
   }
   const int r = rg * 32 + lane;
-  const bool split = NT == 1 && gridDim.y > 1;
+  const bool split = NT <= 2 && gridDim.y > 1;
+  // token t's parts and counters follow token t-1's (gridDim.x row groups each)
+  auto finish = [&](float v, int t) {
+    split_finish(v, rg, r, R, y + (size_t)t * R, res != nullptr ? res + (size_t)t * R : nullptr,
+                 ws + (size_t)t * gridDim.x * gridDim.y * 32, cnt + (size_t)t * gridDim.x);
+  };
   // sum the warps' partial rows, NT tokens in turns of 32/NT... one token at a time
 #pragma unroll
   for (int t = 0; t < NT; t++) {
@@ -358,14 +363,14 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         float v = 0.f;
         for (int i = 0; i < W; i++) v += red[i * 32 + lane];
         if (split) {
-          split_finish(v, rg, r, R, y, res, ws, cnt);
+          finish(v, t);
         } else if (r < R) {
           y[(size_t)t * R + r] = v;
           if (res != nullptr) res[(size_t)t * R + r] += v;
         }
       }
     } else if (split) {
-      split_finish(acc[t], rg, r, R, y, res, ws, cnt);
+      finish(acc[t], t);
     } else if (r < R) {
       y[(size_t)t * R + r] = acc[t];
       if (res != nullptr) res[(size_t)t * R + r] += acc[t];
@@ -380,7 +385,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3, float *__restrict__ res,  \
       const uint8_t *__restrict__ lut
 #define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3, res, lut
-// the one-token kernels: also the split parts' workspace and counters
+// the one- and two-token kernels: also the split parts' workspace and counters
 // (split_finish; grid (row groups, parts ≤ GEMV_MAX_SPLIT))
 #define GEMV1_ARGS GEMV_ARGS, float *__restrict__ ws, int *__restrict__ cnt
 #define GEMV1_PASS GEMV_PASS, ws, cnt
@@ -410,17 +415,18 @@ extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV1_ARGS
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
-// _t2: steps of exactly 2 tokens (batches of two sequences), the weights
-// read once with the one-token kernel's warps (up to 1024 threads, 64
-// registers), where the 16-token tiles decode 2-16 tokens at about one cost.
+// _t2: steps of exactly 2 tokens (batches of two sequences, a token and a
+// prompt-lookup draft), the weights read once with the one-token kernel's
+// warps and split parts (up to 1024 threads, 64 registers; gemvPlan), where
+// the 16-token tiles decode 2-16 tokens at about one cost.
 // Only the codes that fit 64 registers without spills (ptxas, sm_80-sm_90):
 // k3 with 32-wide groups and the 4-bit kernels spilled 16-132 bytes
 // (run 56), so their 2-token steps keep the tiles.
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t2(GEMV_ARGS) { gemv_dense<2, 2, 0, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t2(GEMV_ARGS) { gemv_dense<2, 2, 0, 2>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t2(GEMV_ARGS) { gemv_dense<2, 2, 0, 4>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t2(GEMV_ARGS) { gemv_dense<3, 2, 0, 1>(GEMV_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t2(GEMV_ARGS) { gemv_dense<3, 2, 0, 2>(GEMV_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t2(GEMV1_ARGS) { gemv_dense<2, 2, 0, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t2(GEMV1_ARGS) { gemv_dense<2, 2, 0, 2>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t2(GEMV1_ARGS) { gemv_dense<2, 2, 0, 4>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t2(GEMV1_ARGS) { gemv_dense<3, 2, 0, 1>(GEMV1_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t2(GEMV1_ARGS) { gemv_dense<3, 2, 0, 2>(GEMV1_PASS); }
 // k8 / k8l: 5- to 8-bit codes in the byte layout (linear levels / any levels through lut);
 // at most 256 threads (eight plane words per unit need the registers)
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k8_g1_t1(GEMV1_ARGS) { gemv_dense<8, 1, 3, 1>(GEMV1_PASS); }
