@@ -585,8 +585,9 @@ var mmaMinTokens = envInt("UPG_CUDA_MMA_MIN", 2)
 var useMMA = os.Getenv("UPG_CUDA_MMA") != "0"
 
 // useGemv2 is UPG_CUDA_GEMV2 (default on): steps of 2 tokens take the
-// 2-token GEMV (upg_gemv_*_t2), which reads the weights once at about the
-// one-token kernel's speed; 0 gives them the 16-token tiles (comparisons).
+// 2-token GEMV (upg_gemv_*_t2), which reads the weights once with twice the
+// one-token kernel's integer products (1.48x its time a call on the H200,
+// NOTES.md run 87); 0 gives them the 16-token tiles (comparisons).
 var useGemv2 = os.Getenv("UPG_CUDA_GEMV2") != "0"
 
 // useGemv2Split is UPG_CUDA_GEMV2_SPLIT (default on): the 2-token GEMV
