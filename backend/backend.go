@@ -236,29 +236,17 @@ type Rope interface{}
 
 // SampleRequest asks for one row of logits to be turned into a token.
 type SampleRequest struct {
-	// Sampler carries the sequence's options and its own seeded random
-	// state, so that its tokens do not depend on the other sequences of
-	// the step.
+	// Sampler carries the sequence's options and its seed, so that its
+	// tokens do not depend on the other sequences of the step.
 	Sampler *sample.Sampler
-	// History is the sequence's tokens so far (repetition penalty).
+	// History is the sequence's tokens before this row's token: its tail
+	// for the repetition penalty, its length (the position) to key the
+	// draw (Sampler.Key). A prompt-lookup step's draft positions have the
+	// tokens and the draft tokens before them.
 	History []int
 	// TopLogprobs < 0: no log-probabilities; 0: the chosen token's; k > 0:
 	// also the k most likely tokens'.
 	TopLogprobs int
-	// HasDraft says a draft (prompt lookup) proposed Draft for this
-	// position: the backend samples with Sampler.SampleDraft, which keeps
-	// the token distributed as without a draft.
-	HasDraft bool
-	Draft    int
-}
-
-// SampleRow samples the request's token from its row of logits on the host
-// (Sampler.Sample, or Sampler.SampleDraft for a drafted position).
-func (r *SampleRequest) SampleRow(logits []float32) int {
-	if r.HasDraft {
-		return r.Sampler.SampleDraft(logits, r.History, r.Draft)
-	}
-	return r.Sampler.Sample(logits, r.History)
 }
 
 // TokenLogprob is a token and its log-probability.

@@ -12,8 +12,8 @@ import (
 // tokens of the GPU's plain greedy decoding, up to a near-tie of its top
 // two logits (the multi-token kernels round differently from the
 // one-token ones), with drafts kept on a prompt that repeats itself.
-// Sampled (the draft positions sampled on the host): a seed fixes the
-// text. Every block is freed.
+// Sampled (every position sampled by upg_sample, keyed by the seed and
+// its position): a seed fixes the text. Every block is freed.
 func TestGPULookup(t *testing.T) {
 	needGPU(t)
 	const ctx, steps = 256, 48

@@ -21,18 +21,18 @@ import (
 // (nearly) nothing; a rejected one costs its share of the step's
 // arithmetic.
 //
-// Drafts change nothing about what is generated. A greedy sequence
-// keeps a draft token when it is the model's greedy pick, so its text is
-// plain greedy decoding's (on the CPU bit for bit, since a token's
-// arithmetic does not depend on the step it is in; on a GPU the
-// multi-token kernels round differently from the one-token ones, so
-// near-ties may go the other way, as between the GPU's batch sizes). A
-// sampled sequence keeps a draft token with the probability its sampling
-// options give it and otherwise draws from the rest of its distribution
-// (sample.Sampler.SampleDraft: speculative sampling's rule for a draft
-// that proposes one token for certain), so its text has the distribution
-// of plain sampling; a seed still fixes the text, though not to the same
-// text as without drafts (the draws differ).
+// Drafts change nothing about what is generated. Each position of the
+// step is sampled as it would be without the draft (greedy: the model's
+// pick; sampled: a draw keyed by the seed and the position,
+// sample.Sampler.Key), and a draft token is kept when that token is the
+// draft. So the text is plain decoding's, greedy or sampled — on the CPU
+// bit for bit, since a token's arithmetic does not depend on the step it
+// is in; on a GPU the multi-token kernels round differently from the
+// one-token ones, so near-ties may go the other way, as between the GPU's
+// batch sizes. (For a sampled position this is speculative sampling's rule
+// for a draft that proposes one token for certain: the draft is kept with
+// its probability p(draft), and otherwise the token is a draw from the
+// rest, renormalized.)
 
 // lookupLongest and lookupShortest bound the length of the suffix matched:
 // the longest first, and no single-token matches (too often a coincidence

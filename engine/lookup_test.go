@@ -48,20 +48,24 @@ func decode(t *testing.T, l *engine.Loaded, reqs []engine.Request) ([][]int, []e
 	return toks, stats
 }
 
-// TestLookupEqualsPlain: greedy decoding with prompt lookup gives exactly
-// the tokens (and stop reasons and counts) of plain greedy decoding, for
-// drafts of 1 to 8 tokens, one sequence and four in one batch, with and
-// without the prefix cache and a repetition penalty, against max-token
-// limits that end inside a draft; and on the repetitive prompts it keeps
-// draft tokens.
+// TestLookupEqualsPlain: decoding with prompt lookup gives exactly the
+// tokens (and stop reasons and counts) of plain decoding, greedy and
+// sampled (a sampled token's draw is keyed by its position, so the draws
+// of rejected draft positions change nothing), for drafts of 1 to 8
+// tokens, one sequence and six in one batch, with and without the prefix
+// cache and a repetition penalty, against max-token limits that end inside
+// a draft; and on the repetitive prompts it keeps draft tokens.
 func TestLookupEqualsPlain(t *testing.T) {
-	texts := append(slices.Clone(repetitive), prompts[:2]...)
-	plain := load(t, engine.Options{Ctx: 256, MaxSeqs: 4})
+	texts := append(append(slices.Clone(repetitive), prompts[:2]...), repetitive...)
+	plain := load(t, engine.Options{Ctx: 256, MaxSeqs: 6})
 	mk := func(l *engine.Loaded) []engine.Request {
 		reqs := make([]engine.Request, len(texts))
 		for i, p := range texts {
 			reqs[i] = engine.Request{Prompt: l.EncodePrompt(p), MaxTokens: 37 + 10*i, IgnoreEOS: i%2 == 0}
-			if i == 1 || i == 3 { // each draft position penalizes the draft tokens before it
+			if i >= 4 { // the repetitive prompts again, sampled
+				reqs[i].Sampling = sample.Options{Temperature: 0.8, TopP: 0.95, Seed: uint64(7 + i)}
+			}
+			if i == 1 || i == 3 || i == 5 { // each draft position penalizes the draft tokens before it
 				reqs[i].Sampling.RepeatPenalty, reqs[i].Sampling.RepeatWindow = 1.2, 6
 			}
 		}
@@ -76,7 +80,7 @@ func TestLookupEqualsPlain(t *testing.T) {
 	}
 	for _, k := range []int{1, 3, 8} {
 		for _, prefix := range []bool{false, true} {
-			l := load(t, engine.Options{Ctx: 256, MaxSeqs: 4, Lookup: k, PrefixCache: prefix})
+			l := load(t, engine.Options{Ctx: 256, MaxSeqs: 6, Lookup: k, PrefixCache: prefix})
 			for _, together := range []bool{false, true} {
 				t.Run(fmt.Sprintf("lookup%d/prefix=%v/batch=%v", k, prefix, together), func(t *testing.T) {
 					reqs := mk(l)
@@ -102,7 +106,7 @@ func TestLookupEqualsPlain(t *testing.T) {
 							t.Errorf("prompt %d: %d of %d drafted tokens accepted", i, stats[i].Accepted, stats[i].Drafted)
 						}
 					}
-					for i := range repetitive {
+					for _, i := range []int{0, 1, 4, 5} { // the repetitive prompts, greedy and sampled
 						if stats[i].Accepted < stats[i].GeneratedTokens/4 {
 							t.Errorf("repetitive prompt %d: %d of %d drafted tokens kept, for %d generated", i, stats[i].Accepted, stats[i].Drafted, stats[i].GeneratedTokens)
 						}
@@ -111,46 +115,6 @@ func TestLookupEqualsPlain(t *testing.T) {
 				})
 			}
 		}
-	}
-}
-
-// TestLookupSampled: sampled sequences draft too (Sampler.SampleDraft
-// keeps the distribution; sample's TestSampleDraftDistribution checks
-// it): a seed fixes the text, a sequence's text does not depend on the
-// others in its steps, drafts are kept on the repetitive prompts, and
-// every block is freed.
-func TestLookupSampled(t *testing.T) {
-	l := load(t, engine.Options{Ctx: 256, MaxSeqs: 4, Lookup: 4})
-	texts := append(slices.Clone(repetitive), prompts[:2]...)
-	reqs := make([]engine.Request, len(texts))
-	for i, p := range texts {
-		reqs[i] = engine.Request{Prompt: l.EncodePrompt(p), MaxTokens: 40, IgnoreEOS: true,
-			Sampling: sample.Options{Temperature: 0.7, TopP: 0.95, Seed: uint64(7 + i)}}
-		if i == 1 {
-			reqs[i].Sampling.RepeatPenalty, reqs[i].Sampling.RepeatWindow = 1.2, 6
-		}
-	}
-	var alone [][]int
-	var stats []engine.Stats
-	for _, r := range reqs {
-		g, st := decode(t, l, []engine.Request{r})
-		alone, stats = append(alone, g[0]), append(stats, st[0])
-	}
-	again, _ := decode(t, l, reqs[:1])
-	if !slices.Equal(again[0], alone[0]) {
-		t.Errorf("the same seed twice: %v, then %v", alone[0], again[0])
-	}
-	together, _ := decode(t, l, reqs)
-	for i := range reqs {
-		if !slices.Equal(together[i], alone[i]) {
-			t.Errorf("prompt %d: batched %v\nalone %v", i, together[i], alone[i])
-		}
-	}
-	for i := range repetitive {
-		if stats[i].Accepted == 0 || stats[i].Accepted > stats[i].Drafted {
-			t.Errorf("repetitive prompt %d: %d of %d drafted tokens kept", i, stats[i].Accepted, stats[i].Drafted)
-		}
-		t.Logf("prompt %d: %d generated, %d drafted, %d kept", i, stats[i].GeneratedTokens, stats[i].Drafted, stats[i].Accepted)
 	}
 }
 

@@ -257,17 +257,12 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: s.sampler, History: s.tokens, TopLogprobs: s.req.TopLogprobs})
 			continue
 		}
-		// the draft positions' histories: the tokens, then the draft
-		// tokens before each (only the repetition penalty's window reads
-		// them)
-		tail := s.tokens[max(0, len(s.tokens)-s.sampler.Options().RepeatWindow):]
-		s.hist = append(append(s.hist[:0], tail...), sc.draft...)
+		// the positions' histories: the tokens, then the draft tokens
+		// before each (their length is the position, which keys a sampled
+		// draw; the repetition penalty reads their tail)
+		s.hist = append(append(s.hist[:0], s.tokens...), sc.draft...)
 		for i := range len(sc.draft) + 1 {
-			r := backend.SampleRequest{Sampler: s.sampler, History: s.hist[:len(tail)+i], TopLogprobs: s.req.TopLogprobs}
-			if i < len(sc.draft) {
-				r.HasDraft, r.Draft = true, sc.draft[i]
-			}
-			e.reqs = append(e.reqs, r)
+			e.reqs = append(e.reqs, backend.SampleRequest{Sampler: s.sampler, History: s.hist[:len(s.tokens)+i], TopLogprobs: s.req.TopLogprobs})
 		}
 	}
 	for len(e.res) < len(e.reqs) {

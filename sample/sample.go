@@ -45,7 +45,8 @@ func (o Options) Penalizes() bool { return o.RepeatPenalty != 0 && o.RepeatPenal
 // not safe for concurrent use.
 type Sampler struct {
 	opts Options
-	rng  *rand.Rand
+	src  *rand.PCG  // reseeded with Key for each draw
+	rng  *rand.Rand // over src
 
 	logit  []float32 // penalized copy of the caller's logits
 	ids    []int32   // candidate token ids
@@ -73,19 +74,31 @@ func New(opts Options) (*Sampler, error) {
 	if opts.RepeatWindow == 0 {
 		opts.RepeatWindow = DefaultRepeatWindow
 	}
-	return &Sampler{
-		opts: opts,
-		rng:  rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-	}, nil
+	src := rand.NewPCG(0, 0)
+	return &Sampler{opts: opts, src: src, rng: rand.New(src)}, nil
 }
 
 // Options returns the sampler's options, with defaults filled in.
 func (s *Sampler) Options() Options { return s.opts }
 
-// Draw returns the next 64 random bits of the sampler's generator. A
-// backend that samples on its own device (backend/cuda) keys a row's noise
-// with them, so that a seed still fixes the tokens there.
-func (s *Sampler) Draw() uint64 { return s.rng.Uint64() }
+// Key returns the 64 random bits that key the draw of the token at
+// position pos of a sequence (the length of the history before it): the
+// seed and the position mixed by splitmix64's finalizer. Sample draws from a
+// generator seeded with them, and a backend that samples on its own device
+// (backend/cuda) keys a row's noise with them. So a token's draw depends on
+// the seed and its position only, not on what was sampled before: a step
+// that also samples positions it then discards (prompt lookup's rejected
+// draft tokens) leaves the next tokens' draws, and so a seeded text, as
+// they would be without it.
+func (s *Sampler) Key(pos int) uint64 { return mix64(s.opts.Seed ^ mix64(uint64(pos))) }
+
+// mix64 is splitmix64's step and finalizer.
+func mix64(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
 
 // Penalized appends to dst, in ascending order, the distinct token ids in
 // [0, vocab) that the repetition penalty changes: those among history's
@@ -108,9 +121,11 @@ func (s *Sampler) Penalized(dst []int32, history []int, vocab int) []int32 {
 }
 
 // Sample returns the next token id for logits (one value per vocabulary
-// entry). history is the sequence of tokens so far (prompt and generated);
-// only its last RepeatWindow entries matter, and only when RepeatPenalty is
-// on. Ids in history outside [0, len(logits)) are ignored.
+// entry). history is the sequence of tokens so far (prompt and generated):
+// its length is the new token's position, which keys the draw with the seed
+// (Key), so the same logits at the same position give the same token; only
+// its last RepeatWindow entries are penalized, and only when RepeatPenalty
+// is on. Ids in history outside [0, len(logits)) are ignored.
 //
 // Sample never modifies logits or history: it works on its own copy. NaN
 // logits are treated as -Inf. If some logit is +Inf, or every candidate is
@@ -128,56 +143,16 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 	for _, id := range cand {
 		total += s.weight[id]
 	}
-	return s.draw(cand, total, -1)
-}
-
-// draw picks a candidate other than skip with probability proportional to
-// its weight; total is the weights' sum without skip's.
-func (s *Sampler) draw(cand []int32, total float64, skip int) int {
+	s.src.Seed(s.Key(len(history)), 0x9e3779b97f4a7c15)
 	r := s.rng.Float64() * total
 	var acc float64
-	last := skip
 	for _, id := range cand {
-		if int(id) == skip {
-			continue
-		}
 		acc += s.weight[id]
-		last = int(id)
 		if r < acc {
-			return last
+			return int(id)
 		}
 	}
-	return last // only reached through rounding
-}
-
-// SampleDraft is Sample for a position where a draft (prompt lookup)
-// proposes the token draft: it returns draft with the probability p(draft)
-// the options give it and otherwise draws from the other candidates,
-// renormalized — speculative sampling's rule for a draft that proposes one
-// token for certain — so its result is distributed exactly as Sample's.
-// With greedy options it is Sample (the greedy token, draft or not).
-func (s *Sampler) SampleDraft(logits []float32, history []int, draft int) int {
-	if len(logits) == 0 {
-		return -1
-	}
-	cand := s.candidates(logits, history)
-	if len(cand) == 1 {
-		return int(cand[0])
-	}
-	var total, pd float64
-	for _, id := range cand {
-		total += s.weight[id]
-		if int(id) == draft {
-			pd = s.weight[id]
-		}
-	}
-	if s.rng.Float64()*total < pd {
-		return draft
-	}
-	if !(total-pd > 0) {
-		return draft // only reached through rounding
-	}
-	return s.draw(cand, total-pd, draft)
+	return int(cand[len(cand)-1]) // only reached through rounding
 }
 
 // candidates runs the filter chain and returns the ids that may be drawn; the

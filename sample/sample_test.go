@@ -1,7 +1,6 @@
 package sample
 
 import (
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -89,12 +88,18 @@ func TestSeedReproduces(t *testing.T) {
 	}
 }
 
-// counts samples n draws from logits and returns the observed frequencies.
+// frequencies samples logits at positions 0 to n-1 (histories of n ids
+// outside the vocabulary, which only set the position) and returns the
+// observed frequencies.
 func frequencies(t *testing.T, o Options, logits []float32, n int) []float64 {
 	s := mustNew(t, o)
 	f := make([]float64, len(logits))
-	for range n {
-		f[s.Sample(logits, nil)]++
+	hist := make([]int, n)
+	for i := range hist {
+		hist[i] = -1
+	}
+	for i := range n {
+		f[s.Sample(logits, hist[:i])]++
 	}
 	for i := range f {
 		f[i] /= float64(n)
@@ -130,39 +135,41 @@ func TestDistribution(t *testing.T) {
 		[]float64{.5 / .8, .3 / .8, 0})
 }
 
-// TestSampleDraftDistribution: with any draft token — likely, unlikely,
-// or one the filters drop — SampleDraft's tokens have Sample's
-// distribution, and with greedy options it returns the greedy token.
-func TestSampleDraftDistribution(t *testing.T) {
-	l := []float32{float32(math.Log(.5)), float32(math.Log(.3)), float32(math.Log(.2))}
-	const n = 100000
-	for _, c := range []struct {
-		name string
-		o    Options
-		want []float64
-	}{
-		{"T=1", Options{Temperature: 1}, []float64{.5, .3, .2}},
-		{"T=0.5", Options{Temperature: 0.5}, []float64{.25 / .38, .09 / .38, .04 / .38}},
-		{"top-k 2", Options{Temperature: 1, TopK: 2}, []float64{.5 / .8, .3 / .8, 0}},
-	} {
-		for draft := range 3 {
-			c.o.Seed = uint64(10 + draft)
-			s := mustNew(t, c.o)
-			f := make([]float64, len(l))
-			for range n {
-				f[s.SampleDraft(l, nil, draft)]++
-			}
-			for i := range f {
-				f[i] /= n
-			}
-			checkFreq(t, fmt.Sprintf("%s, draft %d", c.name, draft), f, c.want)
+// TestDrawKeyedByPosition: a token's draw depends on the seed and its
+// position (the history's length) only — the same at a position whatever
+// was sampled before, or in what order — and draws at different positions
+// or with different seeds differ.
+func TestDrawKeyedByPosition(t *testing.T) {
+	l := []float32{0, 0, 0, 0, 0, 0, 0, 0} // 8 equally likely tokens
+	o := Options{Temperature: 1, Seed: 77}
+	hist := make([]int, 64)
+	at := func(s *Sampler, pos int) int { return s.Sample(l, hist[:pos]) }
+	a, b := mustNew(t, o), mustNew(t, o)
+	var fwd []int
+	for pos := range 64 {
+		fwd = append(fwd, at(a, pos))
+	}
+	for pos := 63; pos >= 0; pos-- { // the other order, with repeats in between
+		if got := at(b, pos); got != fwd[pos] || at(b, 63-pos) != fwd[63-pos] {
+			t.Fatalf("position %d: %d after other draws, %d in order", pos, got, fwd[pos])
 		}
 	}
-	g := mustNew(t, Options{})
-	for draft := range 3 {
-		if got := g.SampleDraft(l, nil, draft); got != 0 {
-			t.Errorf("greedy with draft %d: %d, want 0", draft, got)
+	if n := len(slices.Compact(slices.Sorted(slices.Values(fwd)))); n < 6 {
+		t.Fatalf("64 positions drew %d distinct tokens of 8 equally likely: %v", n, fwd)
+	}
+	o.Seed++
+	c := mustNew(t, o)
+	same := 0
+	for pos := range 64 {
+		if at(c, pos) == fwd[pos] {
+			same++
 		}
+	}
+	if same > 24 { // 8 expected
+		t.Fatalf("another seed drew the same token at %d of 64 positions", same)
+	}
+	if a.Key(5) != b.Key(5) || a.Key(5) == a.Key(6) || a.Key(5) == c.Key(5) {
+		t.Fatalf("Key: seed 77 position 5 %x and %x, position 6 %x; seed 78 position 5 %x", a.Key(5), b.Key(5), a.Key(6), c.Key(5))
 	}
 }
 
@@ -487,10 +494,6 @@ func TestPenalized(t *testing.T) {
 	off := mustNew(t, Options{Temperature: 1})
 	if got := off.Penalized(nil, hist, 50); len(got) != 0 {
 		t.Fatalf("Penalized without a penalty = %v, want none", got)
-	}
-	a, b := mustNew(t, Options{Seed: 5}), mustNew(t, Options{Seed: 5})
-	if x, y := a.Draw(), b.Draw(); x != y || x == a.Draw() {
-		t.Fatalf("Draw: same seed gave %x and %x, or repeated", x, y)
 	}
 }
 

@@ -607,7 +607,7 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 	for i := range reqs {
 		r := &reqs[i]
 		row := l[i*vocab : (i+1)*vocab]
-		tok := r.SampleRow(row)
+		tok := r.Sampler.Sample(row, r.History)
 		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
 		if r.TopLogprobs >= 0 {
 			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)

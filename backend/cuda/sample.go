@@ -44,12 +44,12 @@ var hostSample = os.Getenv(HostSampleEnv) == "1"
 // Sample implements backend.Backend. A step whose requests are all greedy
 // without a repetition penalty or log-probabilities is answered by an
 // argmax kernel; any other runs upg_sample on the device over every row
-// (the sampler's options, its distinct penalized tokens and 64 bits drawn
-// from its generator go up; a token id and the token's log-probability
+// (the sampler's options, its distinct penalized tokens and the 64-bit key
+// of the row's position, Sampler.Key, go up; a token id and the token's log-probability
 // per row come back). Only the k > 0 most likely tokens' log-probabilities
-// read their row of logits back, and a step with a sampled (not greedy)
-// draft position samples its rows on the host (hostTokens), since
-// upg_sample has no draft rule.
+// read their row of logits back. A prompt-lookup step's draft positions
+// are rows like any other (the engine keeps a draft token when its row's
+// token is the draft).
 func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -62,15 +62,14 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		b.flush()
 		return b.err
 	}
-	plain, drafted := true, false
+	plain := true
 	for _, r := range reqs {
 		o := r.Sampler.Options()
 		if !o.Greedy() || o.Penalizes() || r.TopLogprobs >= 0 {
 			plain = false
 		}
-		drafted = drafted || r.HasDraft && !o.Greedy()
 	}
-	if plain || hostSample || drafted {
+	if plain || hostSample {
 		if err := b.argmaxTokens(lb.p, vocab, res[:n]); plain || err != nil {
 			return err
 		}
@@ -80,8 +79,7 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 }
 
 // hostTokens samples the requests that are not plain greedy ones on the
-// host, from their rows read back (HostSampleEnv, and steps with sampled
-// draft positions); res holds the argmax.
+// host, from their rows read back (HostSampleEnv); res holds the argmax.
 func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
 	row := make([]float32, vocab)
 	for i := range reqs {
@@ -93,7 +91,7 @@ func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest,
 		if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
 			return err
 		}
-		tok := r.SampleRow(row)
+		tok := r.Sampler.Sample(row, r.History)
 		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
 		if r.TopLogprobs >= 0 {
 			res[i].Logprob, res[i].Top = backend.Logprobs(row, tok, r.TopLogprobs, res[i].Top)
@@ -153,7 +151,7 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 		hist = r.Sampler.Penalized(hist, r.History, vocab)
 		var seed uint64
 		if !o.Greedy() {
-			seed = r.Sampler.Draw()
+			seed = r.Sampler.Key(len(r.History))
 		}
 		putSampleRow(h[i*sampleRowBytes:], o, off, len(hist)-off, seed)
 	}

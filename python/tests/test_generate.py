@@ -50,15 +50,17 @@ def test_sampled_generate_equals_upg_run_with_the_same_seed(demo: upg.Model, cli
     assert got == want
 
 
-def test_lookup_keeps_the_greedy_text(demo: upg.Model) -> None:
-    """Prompt lookup drafts tokens and keeps those the model picks: the same greedy text."""
+def test_lookup_keeps_the_text(demo: upg.Model) -> None:
+    """Prompt lookup drafts tokens and keeps those the model picks: the same text, greedy or sampled with a seed."""
     prompt = "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul("
-    want = demo.generate(prompt, temperature=0, max_tokens=48)
+    greedy = demo.generate(prompt, temperature=0, max_tokens=48)
+    sampled = demo.generate(prompt, temperature=0.8, seed=5, max_tokens=48)
     with upg.Model(demo.path, lookup=4) as m:
         assert m.info["lookup"] == 4
-        assert m.generate(prompt, temperature=0, max_tokens=48) == want
+        assert m.generate(prompt, temperature=0, max_tokens=48) == greedy
         st = m.last_stats
         assert st is not None and 0 < st["lookup_accepted"] <= st["lookup_drafted"], st
+        assert m.generate(prompt, temperature=0.8, seed=5, max_tokens=48) == sampled
 
 
 def test_transformers_greedy_text(shared) -> None:

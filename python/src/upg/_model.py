@@ -151,8 +151,7 @@ class Model:
     memory), `lookup` the prompt-lookup draft tokens per step (0 = off):
     each step also feeds up to `lookup` tokens that followed the last few
     tokens where they occurred before, and keeps those the model picks
-    itself — the same greedy text, the same distribution when sampling,
-    faster where the output repeats its input (last_stats counts
+    itself — the same text, greedy or sampled with a seed, faster where the output repeats its input (last_stats counts
     lookup_drafted and lookup_accepted).
 
     A Model may be used from several threads; calls that run it (generations,
