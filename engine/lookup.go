@@ -28,7 +28,8 @@ import (
 // draft. So the text is plain decoding's, greedy or sampled — on the CPU
 // bit for bit, since a token's arithmetic does not depend on the step it
 // is in; on a GPU the multi-token kernels round differently from the
-// one-token ones, so near-ties may go the other way, as between the GPU's
+// one-token ones, so a near-tie (greedy) or a draw near the boundary
+// between two tokens (sampled) may go the other way, as between the GPU's
 // batch sizes. (For a sampled position this is speculative sampling's rule
 // for a draft that proposes one token for certain: the draft is kept with
 // its probability p(draft), and otherwise the token is a draw from the
