@@ -2,9 +2,11 @@
 // watches streamed text for stop strings.
 //
 // A Sampler applies, in order: repetition penalty, top-k, softmax with
-// temperature, top-p (nucleus), min-p, and finally draws a token with a seeded
-// PCG generator (math/rand/v2), so the same seed and the same sequence of
-// logits give the same tokens. Temperature 0 means greedy decoding.
+// temperature, top-p (nucleus), min-p, and finally draws a token with a PCG
+// generator (math/rand/v2) seeded by the seed and the token's position
+// (Sampler.Key), so the same seed and the same logits at the same positions
+// give the same tokens, whatever else was sampled in between. Temperature 0
+// means greedy decoding.
 //
 // The chain is llama.cpp's default sampler chain, except that temperature is
 // applied before top-p and min-p (llama.cpp scales by temperature after them),
@@ -30,7 +32,7 @@ type Options struct {
 	MinP          float32 // keep tokens with p >= MinP * p_max; 0 => off
 	RepeatPenalty float32 // 0 or 1 => off; logit>0 ? logit/R : logit*R, once per distinct token in the window
 	RepeatWindow  int     // how many recent history tokens the penalty looks at; 0 => DefaultRepeatWindow
-	Seed          uint64  // seed of the PCG generator used for drawing
+	Seed          uint64  // with a token's position, keys its draw (Sampler.Key)
 }
 
 // Greedy reports whether the options pick the most likely token (after
