@@ -44,8 +44,7 @@ type Config struct {
 	// Lookup > 0 turns on prompt-lookup decoding (see lookup.go): each
 	// decode step also feeds up to Lookup tokens that followed the
 	// sequence's last tokens where they occurred before, and keeps those
-	// the model picks itself (greedy: the same text; sampled: the same
-	// distribution).
+	// the model picks itself (the same text, greedy or sampled).
 	Lookup int
 }
 

@@ -65,7 +65,7 @@ type Sequence struct {
 	dec     *tokenizer.StreamDecoder
 	done    bool
 	draft   []int // this step's draft (prompt lookup)
-	hist    []int // the tokens' last RepeatWindow, then the draft: the draft positions' sampling histories
+	hist    []int // the tokens, then the draft: the fed positions' sampling histories (prefixes of it)
 	stats   Stats
 	start   time.Time
 	first   time.Time

@@ -13,6 +13,7 @@ import (
 
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/internal/sysmem"
+	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/serve"
 )
 
@@ -233,10 +234,9 @@ func TestPrefixCacheReuse(t *testing.T) {
 }
 
 // TestLookupStreams serves with prompt lookup (engine.Options.Lookup):
-// concurrent greedy streams, some of whose steps produce several tokens,
-// stream the text plain decoding gives alone, with usage and finish
-// reasons that count every token, and free their blocks; sampled streams
-// run beside them.
+// concurrent greedy and seeded sampled streams, some of whose steps
+// produce several tokens, stream the text plain decoding gives alone, with
+// usage and finish reasons that count every token, and free their blocks.
 func TestLookupStreams(t *testing.T) {
 	ts := start(t, engine.Options{MaxSeqs: 8, Ctx: 512, Lookup: 4}, serve.Config{})
 	code := "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul(a, b int) int {\n\treturn"
@@ -275,12 +275,12 @@ func TestLookupStreams(t *testing.T) {
 		if (r.finish == "length") != (r.usage.CompletionTokens == maxTokens[i]) || r.usage.CompletionTokens > maxTokens[i] {
 			t.Errorf("request %d: finish %q after %d tokens, max_tokens %d", i, r.finish, r.usage.CompletionTokens, maxTokens[i])
 		}
-		if i%4 == 3 {
-			continue
+		req := engine.Request{Prompt: ref.EncodePrompt(prompts[i]), MaxTokens: maxTokens[i]}
+		if i%4 == 3 { // as the server turns the request's sampling fields into options
+			req.Sampling = sample.Options{Temperature: 0.8, TopP: 1, Seed: uint64(i)}
 		}
 		var b strings.Builder
-		st, err := ref.Generate(context.Background(), engine.Request{Prompt: ref.EncodePrompt(prompts[i]), MaxTokens: maxTokens[i]},
-			func(s string) { b.WriteString(s) })
+		st, err := ref.Generate(context.Background(), req, func(s string) { b.WriteString(s) })
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,7 +48,7 @@ func newMetrics() *metrics {
 	m.cacheHitTokens = counter("upg_prefix_cache_hit_tokens_total", "Prompt tokens whose KV entries came from the prefix cache.")
 	m.preemptions = counter("upg_preemptions_total", "Sequences preempted (their KV blocks freed, recomputed later) to make room.")
 	m.cancelled = counter("upg_cancelled_requests_total", "Requests cancelled by a client disconnect or a timeout.")
-	m.drafted = counter("upg_lookup_drafted_tokens_total", "Tokens prompt lookup (--lookup) proposed after greedy sequences' last tokens.")
+	m.drafted = counter("upg_lookup_drafted_tokens_total", "Tokens prompt lookup (--lookup) proposed after sequences' last tokens.")
 	m.accepted = counter("upg_lookup_accepted_tokens_total", "Proposed prompt-lookup tokens the model picked itself (kept).")
 	m.queue = gauge("upg_queue_depth", "Requests waiting to join the running batch.")
 	m.running = gauge("upg_running_sequences", "Sequences in the running batch.")

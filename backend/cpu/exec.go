@@ -604,8 +604,7 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 	if len(res) < len(reqs) || len(reqs)*vocab > len(l) {
 		return fmt.Errorf("cpu: %d sample requests for %d logits rows of %d and %d results", len(reqs), len(l)/max(vocab, 1), vocab, len(res))
 	}
-	for i := range reqs {
-		r := &reqs[i]
+	for i, r := range reqs {
 		row := l[i*vocab : (i+1)*vocab]
 		tok := r.Sampler.Sample(row, r.History)
 		res[i] = backend.SampleResult{Token: tok, Top: res[i].Top[:0]}
