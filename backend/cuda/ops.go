@@ -164,6 +164,9 @@ func (d *Device) attnRotq(g *DenseGPU, dst, q DevPtr, qs int, kc, vc DevPtr, f16
 
 // attnRotqOn is UPG_CUDA_ATTN_ROTQ: 0 keeps the merge and rotation in their
 // own kernel (upg_combine_rotq) after the per-head attention (comparisons).
+// Folded, Phi-4-shaped decode on the H200 gained 0.45% (NOTES.md run 85:
+// one launch boundary a layer; the merge's own work, most of the 6.2 µs
+// kernels/fused.cu cites from run 83, stays).
 var attnRotqOn = os.Getenv("UPG_CUDA_ATTN_ROTQ") != "0"
 
 // attnRotqFits reports whether the per-head attention (not grouped) can
