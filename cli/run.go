@@ -50,7 +50,7 @@ func (f *modelFlags) registerLookup(cmd *cobra.Command) {
 }
 
 // lookupUsage is the --lookup flag's help.
-const lookupUsage = "prompt-lookup decoding: each step also feeds up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself (the same text, greedy or sampled with a seed); faster where the output repeats its input (code edits, extraction, quoting); 1-2 suit CPUs, where a step of more tokens costs more, and ~8 GPUs, where a step of 3-9 tokens costs about the same (docs/benchmarks.md); 0 = off"
+const lookupUsage = "prompt-lookup decoding: each step may also feed up to N tokens that followed the last few tokens where they occurred before in the prompt or output, and keeps those the model picks itself (the same text, greedy or sampled with a seed); faster where the output repeats its input (code edits, extraction, quoting); how many of a draft's tokens a step feeds is chosen from the step times measured on this machine and how often the request's drafts are kept, so a large N (8-16) suits CPUs and GPUs alike (docs/benchmarks.md); 0 = off"
 
 // lookupRange validates a --lookup value (as a usage error, before the
 // model loads).

@@ -44,8 +44,14 @@ type Config struct {
 	// Lookup > 0 turns on prompt-lookup decoding (see lookup.go): each
 	// decode step also feeds up to Lookup tokens that followed the
 	// sequence's last tokens where they occurred before, and keeps those
-	// the model picks itself (the same text, greedy or sampled).
+	// the model picks itself (the same text, greedy or sampled). How many
+	// of a draft's tokens a step feeds is the DraftPlanner's choice, from
+	// the step costs it measures and how often drafts are kept.
 	Lookup int
+	// LookupWhole feeds every draft whole (as far as Lookup, the step
+	// and the cache allow) instead of the DraftPlanner's share of it: for
+	// measurements of a fixed draft length, and tests that count drafts.
+	LookupWhole bool
 }
 
 // MaxLookup bounds Config.Lookup: a longer draft rarely survives.
@@ -68,8 +74,13 @@ type Engine struct {
 	// the drafts (Config.Lookup) on top
 	maxOut int
 	feed   []int // a drafting sequence's fed tokens (its last and the draft)
-	reqs   []backend.SampleRequest
-	res    []backend.SampleResult
+	// planner chooses drafts' lengths (Lookup without LookupWhole)
+	planner *DraftPlanner
+	offers  []DraftOffer
+	offered []int // the sel index of each offer
+	plan    []int
+	reqs    []backend.SampleRequest
+	res     []backend.SampleResult
 
 	conv   *Sequence // Generate's conversation (sequence ConversationID)
 	nextID int
@@ -114,6 +125,9 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 	}
 	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, Pool: pool, cfg: cfg, ctx: ctx, maxOut: maxOut, eos: map[int]bool{},
 		nextID: ConversationID + 1}
+	if cfg.Lookup > 0 && !cfg.LookupWhole {
+		e.planner = NewDraftPlanner(cfg.StepTokens)
+	}
 	for _, id := range tok.EOS() {
 		e.eos[id] = true
 	}

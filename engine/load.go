@@ -41,6 +41,7 @@ type Options struct {
 	BlockSize           int
 	PrefixCache         bool // see Config.PrefixCache
 	Lookup              int  // see Config.Lookup
+	LookupWhole         bool // see Config.LookupWhole
 	// GPULayers is how many decoder layers run on the GPU when Device
 	// picks one (llama.cpp's --n-gpu-layers), counted from the last: 0 (the
 	// default) = every layer; n > 0 = the last min(n, layers), with the
@@ -186,7 +187,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	}
 	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
 		KVCache: opts.KVCache, KVBudget: budget, BlockSize: opts.BlockSize, PrefixCache: opts.PrefixCache,
-		Lookup: opts.Lookup})
+		Lookup: opts.Lookup, LookupWhole: opts.LookupWhole})
 	if err != nil {
 		closeAll()
 		return fail(err)

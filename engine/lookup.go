@@ -66,16 +66,16 @@ func LookupDraft(dst, tokens []int, k int) []int {
 	return dst
 }
 
-// draftFor is the draft s feeds after its last token in this step (nil
-// when it feeds none): only a sequence with just its last token to feed
-// drafts, at most Config.Lookup tokens, extra logits rows, step budget,
-// context room and requested tokens allow (the model's own token always
-// comes after the draft).
-func (e *Engine) draftFor(s *Sequence, fed, budget, rows int) []int {
-	if e.cfg.Lookup == 0 || len(s.tokens)-fed != 1 {
+// draftFor is the draft sc's sequence could feed after its last token in this step
+// (nil when it has none): only a sequence with just its last token to feed
+// drafts, at most Config.Lookup tokens, limit (the step's budget and
+// logits rows), context room and requested tokens allow.
+func (e *Engine) draftFor(sc scheduled, limit int) []int {
+	s := sc.seq
+	if !sc.out || sc.n != 1 {
 		return nil
 	}
-	k := min(e.cfg.Lookup, budget-1, rows, e.cfg.Ctx-fed-1)
+	k := min(e.cfg.Lookup, limit, e.cfg.Ctx-sc.from-1)
 	if s.req.MaxTokens > 0 {
 		k = min(k, s.req.MaxTokens-s.stats.GeneratedTokens-1)
 	}
@@ -84,6 +84,44 @@ func (e *Engine) draftFor(s *Sequence, fed, budget, rows int) []int {
 		return nil
 	}
 	return s.draft
+}
+
+// addDrafts gives the step's decoding sequences their drafts: the
+// DraftPlanner's share of each (all of them, in order, with LookupWhole),
+// at most limit tokens in all, each where the KV pool has the blocks.
+func (e *Engine) addDrafts(budget, rows int) {
+	limit := min(budget, rows)
+	e.offers, e.offered = e.offers[:0], e.offered[:0]
+	base := 0
+	for i, sc := range e.sel {
+		base += sc.n
+		if d := e.draftFor(sc, limit); len(d) > 0 {
+			e.offers = append(e.offers, DraftOffer{Max: len(d), Record: sc.seq.drafts})
+			e.offered = append(e.offered, i)
+		}
+	}
+	if len(e.offers) == 0 {
+		return
+	}
+	if e.planner != nil {
+		e.plan = e.planner.Plan(e.plan, base, e.offers, limit)
+	} else {
+		e.plan = e.plan[:0]
+		left := limit
+		for _, o := range e.offers {
+			d := min(o.Max, left)
+			e.plan = append(e.plan, d)
+			left -= d
+		}
+	}
+	for j, i := range e.offered {
+		sc, d := &e.sel[i], e.plan[j]
+		s := sc.seq
+		if d == 0 || e.Pool.Needed(s.ID, sc.n+d) > e.Pool.FreeBlocks() || e.Pool.Reserve(s.ID, sc.n+d) != nil {
+			continue // the blocks go to sequences' own tokens first
+		}
+		sc.draft = s.draft[:d]
+	}
 }
 
 // acceptDraft turns the results of a drafting sequence's step (res: one
@@ -105,6 +143,10 @@ func (e *Engine) acceptDraft(outs []Output, sc scheduled, res []backend.SampleRe
 	}
 	s.stats.Drafted += len(sc.draft)
 	s.stats.Accepted += kept
+	s.drafts.Add(len(sc.draft), kept)
+	if e.planner != nil {
+		e.planner.Record(len(sc.draft), kept)
+	}
 	e.Pool.Truncate(s.ID, sc.from+sc.n+kept)
 	e.Pool.Register(s.ID, s.tokens)
 	return outs

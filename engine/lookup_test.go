@@ -54,7 +54,8 @@ func decode(t *testing.T, l *engine.Loaded, reqs []engine.Request) ([][]int, []e
 // of rejected draft positions change nothing), for drafts of 1 to 8
 // tokens, one sequence and six in one batch, with and without the prefix
 // cache and a repetition penalty, against max-token limits that end inside
-// a draft; and on the repetitive prompts it keeps draft tokens.
+// a draft, whole drafts (LookupWhole) and the DraftPlanner's; and on the
+// repetitive prompts whole drafts are kept.
 func TestLookupEqualsPlain(t *testing.T) {
 	texts := append(append(slices.Clone(repetitive), prompts[:2]...), repetitive...)
 	plain := load(t, engine.Options{Ctx: 256, MaxSeqs: 6})
@@ -78,42 +79,53 @@ func TestLookupEqualsPlain(t *testing.T) {
 		want = append(want, w[0])
 		wantStats = append(wantStats, st[0])
 	}
+	type variant struct {
+		k             int
+		prefix, whole bool
+	}
+	var variants []variant
 	for _, k := range []int{1, 3, 8} {
 		for _, prefix := range []bool{false, true} {
-			l := load(t, engine.Options{Ctx: 256, MaxSeqs: 6, Lookup: k, PrefixCache: prefix})
-			for _, together := range []bool{false, true} {
-				t.Run(fmt.Sprintf("lookup%d/prefix=%v/batch=%v", k, prefix, together), func(t *testing.T) {
-					reqs := mk(l)
-					var got [][]int
-					var stats []engine.Stats
-					if together {
-						got, stats = decode(t, l, reqs)
-					} else {
-						for _, r := range reqs {
-							g, st := decode(t, l, []engine.Request{r})
-							got, stats = append(got, g[0]), append(stats, st[0])
-						}
+			variants = append(variants, variant{k, prefix, true})
+		}
+	}
+	// the DraftPlanner's lengths, which follow the machine's step times
+	variants = append(variants, variant{8, false, false}, variant{8, true, false})
+	for _, v := range variants {
+		k, prefix := v.k, v.prefix
+		l := load(t, engine.Options{Ctx: 256, MaxSeqs: 6, Lookup: k, PrefixCache: prefix, LookupWhole: v.whole})
+		for _, together := range []bool{false, true} {
+			t.Run(fmt.Sprintf("lookup%d/prefix=%v/whole=%v/batch=%v", k, prefix, v.whole, together), func(t *testing.T) {
+				reqs := mk(l)
+				var got [][]int
+				var stats []engine.Stats
+				if together {
+					got, stats = decode(t, l, reqs)
+				} else {
+					for _, r := range reqs {
+						g, st := decode(t, l, []engine.Request{r})
+						got, stats = append(got, g[0]), append(stats, st[0])
 					}
-					for i := range reqs {
-						if !slices.Equal(got[i], want[i]) {
-							t.Errorf("prompt %d: with lookup %v\nplain %v", i, got[i], want[i])
-						}
-						if stats[i].StopReason != wantStats[i].StopReason || stats[i].GeneratedTokens != wantStats[i].GeneratedTokens {
-							t.Errorf("prompt %d: %s after %d tokens, plain %s after %d", i, stats[i].StopReason, stats[i].GeneratedTokens,
-								wantStats[i].StopReason, wantStats[i].GeneratedTokens)
-						}
-						if stats[i].Accepted > stats[i].Drafted {
-							t.Errorf("prompt %d: %d of %d drafted tokens accepted", i, stats[i].Accepted, stats[i].Drafted)
-						}
+				}
+				for i := range reqs {
+					if !slices.Equal(got[i], want[i]) {
+						t.Errorf("prompt %d: with lookup %v\nplain %v", i, got[i], want[i])
 					}
-					for _, i := range []int{0, 1, 4, 5} { // the repetitive prompts, greedy and sampled
-						if stats[i].Accepted < stats[i].GeneratedTokens/4 {
-							t.Errorf("repetitive prompt %d: %d of %d drafted tokens kept, for %d generated", i, stats[i].Accepted, stats[i].Drafted, stats[i].GeneratedTokens)
-						}
-						t.Logf("prompt %d: %d generated, %d drafted, %d kept", i, stats[i].GeneratedTokens, stats[i].Drafted, stats[i].Accepted)
+					if stats[i].StopReason != wantStats[i].StopReason || stats[i].GeneratedTokens != wantStats[i].GeneratedTokens {
+						t.Errorf("prompt %d: %s after %d tokens, plain %s after %d", i, stats[i].StopReason, stats[i].GeneratedTokens,
+							wantStats[i].StopReason, wantStats[i].GeneratedTokens)
 					}
-				})
-			}
+					if stats[i].Accepted > stats[i].Drafted {
+						t.Errorf("prompt %d: %d of %d drafted tokens accepted", i, stats[i].Accepted, stats[i].Drafted)
+					}
+				}
+				for _, i := range []int{0, 1, 4, 5} { // the repetitive prompts, greedy and sampled
+					if v.whole && stats[i].Accepted < stats[i].GeneratedTokens/4 {
+						t.Errorf("repetitive prompt %d: %d of %d drafted tokens kept, for %d generated", i, stats[i].Accepted, stats[i].Drafted, stats[i].GeneratedTokens)
+					}
+					t.Logf("prompt %d: %d generated, %d drafted, %d kept", i, stats[i].GeneratedTokens, stats[i].Drafted, stats[i].Accepted)
+				}
+			})
 		}
 	}
 }
@@ -172,50 +184,85 @@ func BenchmarkVerifyStep(b *testing.B) {
 }
 
 // BenchmarkLookupCorpus: greedy decoding of 128 tokens after each of 12
-// excerpts of the evaluation text (Go sources and prose), with prompt
-// lookup drafts of up to 0 (off), 2, 4 and 8 tokens: tokens per second of
-// decoding and the share of drafted tokens kept.
+// excerpts of the evaluation text (Go sources and prose), one after
+// another (seqs=1) or all 12 in one batch (seqs=12), with prompt lookup
+// drafts of up to 0 (off), 2, 4 and 8 tokens fed whole (LookupWhole) or as
+// the DraftPlanner chooses (plan): tokens per second of decoding (the
+// generated tokens over the time the sequences took) and the share of
+// drafted tokens kept. $UPG_BENCH_DEVICE picks the device (default cpu),
+// $UPG_BENCH_TEXT the text (default the evaluation corpus).
 //
 //	go test ./engine -run XXX -bench LookupCorpus -benchtime 2x -count 3
 func BenchmarkLookupCorpus(b *testing.B) {
-	text, err := os.ReadFile("../../shared/corpus/miniphi_eval_250k.txt")
+	path := os.Getenv("UPG_BENCH_TEXT")
+	if path == "" {
+		path = "../../shared/corpus/miniphi_eval_250k.txt"
+	}
+	text, err := os.ReadFile(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, k := range []int{0, 2, 4, 8} {
-		b.Run(fmt.Sprintf("lookup=%d", k), func(b *testing.B) {
-			l, err := engine.Load(demo, engine.Options{Ctx: 1024, Device: "cpu", Lookup: k})
-			if err != nil {
-				b.Fatal(err)
+	device := os.Getenv("UPG_BENCH_DEVICE")
+	if device == "" {
+		device = "cpu"
+	}
+	type variant struct {
+		k     int
+		whole bool
+	}
+	for _, seqs := range []int{1, 12} {
+		for _, v := range []variant{{0, true}, {2, true}, {4, true}, {8, true}, {8, false}, {16, false}} {
+			name := fmt.Sprintf("seqs=%d/lookup=%d", seqs, v.k)
+			if !v.whole {
+				name += "/plan"
 			}
-			defer l.Close()
-			var gen, drafted, kept int
-			var decode time.Duration
-			for b.Loop() {
-				for i := range 12 {
-					chunk := string(text[i*20000 : i*20000+1500])
-					s, err := l.NewSequence(engine.Request{Prompt: l.EncodePrompt(chunk), MaxTokens: 128, IgnoreEOS: true})
-					if err != nil {
-						b.Fatal(err)
-					}
-					for !s.Done() {
-						if _, err := l.Step([]*engine.Sequence{s}, 0); err != nil {
-							b.Fatal(err)
+			b.Run(name, func(b *testing.B) {
+				l, err := engine.Load(demo, engine.Options{Ctx: 1024, Device: device, MaxSeqs: seqs, Lookup: v.k, LookupWhole: v.whole})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				var gen, drafted, kept int
+				var spent time.Duration
+				for b.Loop() {
+					for first := 0; first < 12; first += seqs {
+						var batch []*engine.Sequence
+						for i := first; i < first+seqs; i++ {
+							chunk := string(text[i*20000 : i*20000+1500])
+							s, err := l.NewSequence(engine.Request{Prompt: l.EncodePrompt(chunk), MaxTokens: 128, IgnoreEOS: true})
+							if err != nil {
+								b.Fatal(err)
+							}
+							batch = append(batch, s)
+						}
+						// prefill first (not timed), then decode together
+						for slices.ContainsFunc(batch, func(s *engine.Sequence) bool { return s.Stats().GeneratedTokens == 0 }) {
+							if _, err := l.Step(batch, 0); err != nil {
+								b.Fatal(err)
+							}
+						}
+						start := time.Now()
+						for slices.ContainsFunc(batch, func(s *engine.Sequence) bool { return !s.Done() }) {
+							if _, err := l.Step(batch, 0); err != nil {
+								b.Fatal(err)
+							}
+						}
+						spent += time.Since(start)
+						for _, s := range batch {
+							st := s.Stats()
+							gen += st.GeneratedTokens - 1
+							drafted += st.Drafted
+							kept += st.Accepted
+							l.Release(s)
 						}
 					}
-					st := s.Stats()
-					gen += st.GeneratedTokens - 1
-					decode += st.Decode
-					drafted += st.Drafted
-					kept += st.Accepted
-					l.Release(s)
 				}
-			}
-			b.ReportMetric(float64(gen)/decode.Seconds(), "decode_tok/s")
-			if drafted > 0 {
-				b.ReportMetric(float64(kept)/float64(drafted), "kept/drafted")
-				b.ReportMetric(float64(kept)/float64(gen), "kept/token")
-			}
-		})
+				b.ReportMetric(float64(gen)/spent.Seconds(), "decode_tok/s")
+				if drafted > 0 {
+					b.ReportMetric(float64(kept)/float64(drafted), "kept/drafted")
+					b.ReportMetric(float64(kept)/float64(gen), "kept/token")
+				}
+			})
+		}
 	}
 }

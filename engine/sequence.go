@@ -64,8 +64,9 @@ type Sequence struct {
 	stops   *sample.StopMatcher
 	dec     *tokenizer.StreamDecoder
 	done    bool
-	draft   []int // this step's draft (prompt lookup)
-	hist    []int // the tokens, then the draft: the fed positions' sampling histories (prefixes of it)
+	draft   []int       // this step's draft (prompt lookup)
+	drafts  DraftRecord // how its drafts fared (DraftPlanner)
+	hist    []int       // the tokens, then the draft: the fed positions' sampling histories (prefixes of it)
 	stats   Stats
 	start   time.Time
 	first   time.Time
@@ -192,7 +193,6 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	st := &e.step
 	st.Reset()
 	e.sel = e.sel[:0]
-	rows := e.maxOut - e.cfg.MaxSeqs // logits rows left for drafts
 	var outs []Output
 	var noBlocks error
 	for _, s := range seqs {
@@ -207,32 +207,15 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 			continue
 		}
 		k := min(len(s.tokens)-fed, budget)
-		draft := e.draftFor(s, fed, budget, rows)
-		if len(draft) > 0 && e.Pool.Needed(s.ID, k+len(draft)) > e.Pool.FreeBlocks() {
-			draft = nil // the blocks go to sequences' own tokens first
-		}
-		if err := e.Pool.Reserve(s.ID, k+len(draft)); err != nil {
+		if err := e.Pool.Reserve(s.ID, k); err != nil {
 			noBlocks = err
 			continue
 		}
 		if s.start.IsZero() {
 			s.start = time.Now()
 		}
-		budget -= k + len(draft)
-		rows -= len(draft)
-		out := fed+k == len(s.tokens)
-		e.sel = append(e.sel, scheduled{seq: s, from: fed, n: k, out: out, draft: draft})
-		feed := s.tokens[fed : fed+k]
-		if len(draft) > 0 {
-			e.feed = append(append(e.feed[:0], feed...), draft...)
-			feed = e.feed
-		}
-		e.Pool.AppendStep(st, s.ID, feed)
-		if out {
-			for i := len(draft); i >= 0; i-- {
-				st.Out = append(st.Out, int32(len(st.Tokens)-1-i))
-			}
-		}
+		budget -= k
+		e.sel = append(e.sel, scheduled{seq: s, from: fed, n: k, out: fed+k == len(s.tokens)})
 	}
 	if len(e.sel) == 0 {
 		if noBlocks != nil && len(outs) == 0 {
@@ -240,6 +223,25 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 		}
 		return outs, nil
 	}
+	if e.cfg.Lookup > 0 {
+		// drafts come after every sequence's own tokens, in the budget,
+		// logits rows and blocks those leave
+		e.addDrafts(budget, e.maxOut-len(e.sel))
+	}
+	for _, sc := range e.sel {
+		feed := sc.seq.tokens[sc.from : sc.from+sc.n]
+		if len(sc.draft) > 0 {
+			e.feed = append(append(e.feed[:0], feed...), sc.draft...)
+			feed = e.feed
+		}
+		e.Pool.AppendStep(st, sc.seq.ID, feed)
+		if sc.out {
+			for i := len(sc.draft); i >= 0; i-- {
+				st.Out = append(st.Out, int32(len(st.Tokens)-1-i))
+			}
+		}
+	}
+	began := time.Now()
 	if err := e.ctx.Forward(st, e.Pool.KV()); err != nil {
 		return outs, err
 	}
@@ -272,6 +274,9 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 		if err := e.ctx.Sample(e.reqs, e.res[:len(e.reqs)]); err != nil {
 			return outs, err
 		}
+	}
+	if e.planner != nil && len(st.Out) == len(st.Tokens) { // a decoding step: what it cost
+		e.planner.Observe(len(st.Tokens), time.Since(began).Seconds())
 	}
 	r := 0
 	for _, sc := range e.sel {

@@ -8,9 +8,12 @@
 // It decodes -tokens greedy tokens after each of -excerpts excerpts of
 // -chars characters (spaced evenly over the text), once, without drafts.
 // Greedy tokens do not depend on the drafts, so for each draft length N it
-// then walks those tokens as a decoding with --lookup N would: a step
-// proposes LookupDraft's tokens, keeps the run that matches the text, and
-// adds the model's own token. It prints the kept share of drafted tokens,
+// then walks those tokens as a decoding with whole drafts of up to N tokens
+// would (engine.Config.LookupWhole), or, for aN, as --lookup N does: the
+// engine's DraftPlanner takes its share of each draft, learning the step
+// costs from the steps it replays (one planner for all excerpts, as one
+// engine). A step proposes the draft, keeps the run that matches the text,
+// and adds the model's own token. It prints the kept share of drafted tokens,
 // the share of generated tokens that came from drafts, the tokens per
 // step, and tokens per unit of step cost, where a step of n fed tokens
 // costs -costs' figure for the smallest listed n' ≥ n (1 for one token;
@@ -35,7 +38,7 @@ func main() {
 	excerpts := flag.Int("excerpts", 40, "prompts")
 	chars := flag.Int("chars", 1500, "characters per prompt")
 	tokens := flag.Int("tokens", 200, "greedy tokens after each prompt")
-	lengths := flag.String("n", "1,2,4,8", "draft lengths to replay")
+	lengths := flag.String("n", "1,2,4,8,a8", "draft lengths to replay (aN: up to N, as the engine's DraftPlanner chooses)")
 	costs := flag.String("costs", "2:1.4,3:1.9,5:3.0,9:5.2", "n:cost of a step of n fed tokens, against 1 for one token")
 	flag.Parse()
 
@@ -98,29 +101,43 @@ func main() {
 		l.Release(s)
 	}
 	fmt.Printf("%d excerpts of %d characters, %d greedy tokens each (%s)\n", *excerpts, *chars, *tokens, *model)
-	fmt.Println("N  kept/drafted  kept/token  tokens/step  speed-up at -costs")
+	fmt.Println("N (aN: up to N, DraftPlanner's choice)  kept/drafted  kept/token  tokens/step  speed-up at -costs")
 	var draft []int
 	for _, f := range strings.Split(*lengths, ",") {
-		k, err := strconv.Atoi(strings.TrimSpace(f))
+		f = strings.TrimSpace(f)
+		adaptive := strings.HasPrefix(f, "a")
+		k, err := strconv.Atoi(strings.TrimPrefix(f, "a"))
 		if err != nil || k < 1 {
 			log.Fatalf("-n: %q", f)
 		}
+		planner := engine.NewDraftPlanner(1 + k)
 		var drafted, kept, gen, steps int
 		var spent float64
 		for _, r := range runs {
+			var offer engine.DraftOffer
 			for pos := r.from; pos < len(r.tokens); {
 				draft = engine.LookupDraft(draft, r.tokens[:pos], k)
+				if adaptive && len(draft) > 0 {
+					offer.Max = len(draft)
+					draft = draft[:planner.Plan(nil, 1, []engine.DraftOffer{offer}, k)[0]]
+				}
 				j := 0
 				for j < len(draft) && pos+j < len(r.tokens) && r.tokens[pos+j] == draft[j] {
 					j++
 				}
 				adv := min(j+1, len(r.tokens)-pos)
 				drafted, kept, gen, steps = drafted+len(draft), kept+min(j, adv), gen+adv, steps+1
-				spent += stepCost(1 + len(draft))
+				c := stepCost(1 + len(draft))
+				spent += c
+				planner.Observe(1+len(draft), c)
+				if len(draft) > 0 {
+					offer.Record.Add(len(draft), j)
+					planner.Record(len(draft), j)
+				}
 				pos += adv
 			}
 		}
-		fmt.Printf("%d  %.2f          %.2f        %.2f         %.2fx\n", k, float64(kept)/float64(max(drafted, 1)),
+		fmt.Printf("%s  %.2f          %.2f        %.2f         %.2fx\n", f, float64(kept)/float64(max(drafted, 1)),
 			float64(kept)/float64(gen), float64(gen)/float64(steps), float64(gen)/spent)
 	}
 }

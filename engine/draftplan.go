@@ -1,0 +1,228 @@
+package engine
+
+import (
+	"math"
+	"slices"
+)
+
+// DraftPlanner decides how many draft tokens each drafting sequence feeds
+// in a step (prompt lookup, lookup.go), from what steps cost on this
+// machine and how often each sequence's drafts are kept. A step of n fed
+// tokens costs more than one of fewer, by an amount that depends on the
+// machine: on a GPU, where a decoding step is bound by reading the weights
+// and its chain of launches, nine tokens cost ~1.7x one token; on a CPU
+// with few cores, or with a model that sits in its cache, ~5x or ~9x. A
+// draft token is worth the chance that it is kept. So the planner adds
+// draft tokens, likeliest first, while they raise the step's expected
+// tokens per second:
+//
+//	(base + Σ_s Σ_{j ≤ d_s} q_s,j) / cost(base + Σ_s d_s)
+//
+// where base is the step's tokens without drafts, d_s the tokens of
+// sequence s's draft it feeds, and q_s,j the chance that s's first j draft
+// tokens are all kept. With many sequences in a step, the step's own
+// tokens already fill the batch and a draft token adds its full cost, so
+// drafts shrink or stop by themselves.
+//
+// q_s,j = a1 · a2^(j-1): a1 is the chance that a draft's first token is
+// kept, a2 that a later one is when those before it were (miniphi's text:
+// 0.65 for the first, 0.76-0.92 for the next seven; a draft that starts
+// right tends to go on). Each is the sequence's own record blended with the
+// engine's (draftPrior positions of it), the engine's starting from
+// priorFirst and priorLater; a1 is taken optimistically (one standard
+// error up) so that a sequence whose first drafts failed by chance tries
+// again, and drafting stops for good only where drafts keep failing.
+//
+// Costs are learned: the engine reports each decoding step's time
+// (Observe). A size not measured yet is estimated from the measured sizes
+// around it (estimate), optimistically above the largest, so that larger
+// steps are tried and then known. Nothing is drafted before any step has
+// been measured.
+type DraftPlanner struct {
+	cost   []float64 // cost[n]: seconds of a decoding step of n fed tokens (moving average), 0 when not measured
+	record DraftRecord
+	est    []float64 // Plan's scratch: estimated costs of base..base+limit
+	cands  []draftCand
+}
+
+type draftCand struct {
+	q float64 // chance that the token is kept
+	i int     // its offer
+}
+
+// DraftRecord counts draft positions reached (Tried: every earlier token
+// of its draft was kept) and kept, for drafts' first tokens ([0]) and
+// their later ones ([1]).
+type DraftRecord struct {
+	Tried, Kept [2]int
+}
+
+// Add counts a draft of n tokens of which the first kept were kept.
+func (r *DraftRecord) Add(n, kept int) {
+	if n <= 0 {
+		return
+	}
+	r.Tried[0]++
+	if kept > 0 {
+		r.Kept[0]++
+		r.Tried[1] += min(kept, n-1)
+		r.Kept[1] += kept - 1
+	}
+}
+
+// DraftOffer is one sequence's draft on offer for a step: Max tokens (the
+// draft LookupDraft found) and the sequence's record so far.
+type DraftOffer struct {
+	Max    int
+	Record DraftRecord
+}
+
+const (
+	// draftPrior is how many positions of the engine-wide rates a
+	// sequence's own record is blended with: a new sequence starts at the
+	// engine's rates and moves to its own as its drafts are tried.
+	draftPrior = 4
+	// priorFirst and priorLater are the engine's rates before any draft,
+	// as draftPrior positions.
+	priorFirst, priorLater = 0.6, 0.8
+	// maxKeep caps an estimated rate below 1, so that a draft's tokens
+	// stay in their order of likelihood.
+	maxKeep = 0.98
+)
+
+// NewDraftPlanner makes a planner for steps of at most maxTokens tokens.
+func NewDraftPlanner(maxTokens int) *DraftPlanner {
+	return &DraftPlanner{cost: make([]float64, maxTokens+1)}
+}
+
+// Observe records that a decoding step of n fed tokens took seconds. A
+// time more than twice what the size was estimated at counts as twice
+// that (a pause of the process, not the step's cost; a real jump is
+// reached over a few steps), so that one slow step does not stop drafts of
+// that size for good.
+func (p *DraftPlanner) Observe(n int, seconds float64) {
+	if n <= 0 || n >= len(p.cost) || !(seconds > 0) || math.IsInf(seconds, 0) {
+		return
+	}
+	if p.estimate(n, n) {
+		seconds = min(seconds, 2*p.est[0])
+	}
+	if c := p.cost[n]; c > 0 {
+		p.cost[n] = c + (seconds-c)/8
+	} else {
+		p.cost[n] = seconds
+	}
+}
+
+// Record adds one sequence's drafting step to the engine-wide record: a
+// draft of n tokens of which the first kept were kept.
+func (p *DraftPlanner) Record(n, kept int) { p.record.Add(n, kept) }
+
+// Rates are the chances that a token of o's draft is kept: its first (a1,
+// taken one standard error up) and a later one when those before it were
+// (a2).
+func (p *DraftPlanner) Rates(o DraftOffer) (a1, a2 float64) {
+	rate := func(i int, prior float64) (float64, float64) {
+		g := (float64(p.record.Kept[i]) + draftPrior*prior) / (float64(p.record.Tried[i]) + draftPrior)
+		n := float64(o.Record.Tried[i]) + draftPrior
+		return (float64(o.Record.Kept[i]) + draftPrior*g) / n, n
+	}
+	a1, n1 := rate(0, priorFirst)
+	a2, _ = rate(1, priorLater)
+	a1 += math.Sqrt(a1 * (1 - a1) / n1)
+	return min(a1, maxKeep), min(a2, maxKeep)
+}
+
+// estimate fills p.est with the estimated cost of steps of from..to
+// tokens (to < len(p.cost)) and reports whether any size was measured. A
+// size between measured ones costs their linear interpolation; one above
+// the largest measured size m costs T(m) plus, per token past m, half of
+// T(m)/m — optimistic (a larger step is tried, then known) without
+// jumping at once to the largest step a batch could make, which on a CPU
+// can cost many times a small one.
+func (p *DraftPlanner) estimate(from, to int) bool {
+	p.est = p.est[:0]
+	lo := from // the largest measured size ≤ n
+	for lo > 0 && p.cost[lo] == 0 {
+		lo--
+	}
+	hi := from // the smallest measured size ≥ n
+	for hi < len(p.cost) && p.cost[hi] == 0 {
+		hi++
+	}
+	if lo == 0 && hi == len(p.cost) {
+		return false
+	}
+	for n := from; n <= to; n++ {
+		if n > hi { // past a measured size: find the next
+			lo = hi
+			for hi++; hi < len(p.cost) && p.cost[hi] == 0; hi++ {
+			}
+		}
+		var c float64
+		switch {
+		case p.cost[n] > 0:
+			c = p.cost[n]
+		case lo > 0 && hi < len(p.cost):
+			c = p.cost[lo] + (p.cost[hi]-p.cost[lo])*float64(n-lo)/float64(hi-lo)
+		case lo > 0:
+			c = p.cost[lo] * (1 + 0.5*float64(n-lo)/float64(lo))
+		default:
+			c = p.cost[hi]
+		}
+		p.est = append(p.est, c)
+	}
+	return true
+}
+
+// Plan appends to dst[:0] how many tokens of each offer to feed in a step
+// that feeds base tokens without them, at most limit draft tokens in all
+// (and a step of at most the planner's maxTokens), and returns it.
+func (p *DraftPlanner) Plan(dst []int, base int, offers []DraftOffer, limit int) []int {
+	dst = dst[:0]
+	for range offers {
+		dst = append(dst, 0)
+	}
+	limit = min(limit, len(p.cost)-1-base)
+	if limit <= 0 || base <= 0 {
+		return dst
+	}
+	p.cands = p.cands[:0]
+	for i, o := range offers {
+		a1, a2 := p.Rates(o)
+		q := a1 / a2
+		for range o.Max {
+			q *= a2
+			p.cands = append(p.cands, draftCand{q, i})
+		}
+	}
+	if len(p.cands) == 0 {
+		return dst
+	}
+	// likeliest first; within an offer q falls with each token, so every
+	// prefix of the order takes a prefix of each draft
+	slices.SortStableFunc(p.cands, func(x, y draftCand) int {
+		switch {
+		case x.q > y.q:
+			return -1
+		case x.q < y.q:
+			return 1
+		}
+		return 0
+	})
+	limit = min(limit, len(p.cands))
+	if !p.estimate(base, base+limit) {
+		return dst
+	}
+	best, bestRate, gain := 0, float64(base)/p.est[0], float64(base)
+	for d := 1; d <= limit; d++ {
+		gain += p.cands[d-1].q
+		if r := gain / p.est[d]; r > bestRate {
+			best, bestRate = d, r
+		}
+	}
+	for _, c := range p.cands[:best] {
+		dst[c.i]++
+	}
+	return dst
+}

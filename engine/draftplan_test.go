@@ -1,0 +1,145 @@
+package engine_test
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/upg-ai/upg/engine"
+)
+
+// observeAll records steps of 1..n tokens at cost(n) each.
+func observeAll(p *engine.DraftPlanner, n int, cost func(int) float64) {
+	for i := 1; i <= n; i++ {
+		p.Observe(i, cost(i))
+	}
+}
+
+// TestDraftPlanner: drafts follow the step costs and the acceptance: none
+// before a step is measured, whole drafts where a step of more tokens
+// costs about the same (a GPU), none where each token costs its share
+// (arithmetic-bound), the likelier sequence's tokens first when a batch
+// leaves room for only some, and unmeasured larger steps tried a few
+// tokens at a time.
+func TestDraftPlanner(t *testing.T) {
+	keen := engine.DraftRecord{Tried: [2]int{20, 60}, Kept: [2]int{18, 57}} // a sequence whose drafts are kept
+	cold := engine.DraftRecord{Tried: [2]int{40, 2}, Kept: [2]int{2, 1}}    // one whose drafts fail
+
+	p := engine.NewDraftPlanner(64)
+	if got := p.Plan(nil, 1, []engine.DraftOffer{{Max: 8, Record: keen}}, 8); !slices.Equal(got, []int{0}) {
+		t.Errorf("nothing measured: plan %v, want [0]", got)
+	}
+	// larger steps are tried a few tokens at a time: where they cost about
+	// the same the drafts grow to whole within a few steps, where each
+	// token costs its share they stop once the sizes tried say so
+	explore := func(cost func(int) float64) (sizes []int) {
+		p := engine.NewDraftPlanner(64)
+		p.Observe(1, cost(1))
+		for range 8 {
+			d := p.Plan(nil, 1, []engine.DraftOffer{{Max: 8, Record: keen}}, 8)[0]
+			sizes = append(sizes, 1+d)
+			p.Observe(1+d, cost(1+d))
+		}
+		return sizes
+	}
+	flat := explore(func(n int) float64 { return 1 + 0.01*float64(n) })
+	if i := slices.Index(flat, 9); i < 0 || i > 4 || flat[len(flat)-1] != 9 {
+		t.Errorf("flat costs: step sizes %v, want 9 (the whole draft) by the fifth step and after", flat)
+	}
+	prop := explore(func(n int) float64 { return float64(n) })
+	for i, n := range prop {
+		if n > 1 && slices.Contains(prop[:i], n) || i >= 3 && n != 1 {
+			t.Errorf("costs in proportion to tokens: step sizes %v, want each size tried once and no drafts from the fourth step", prop)
+			break
+		}
+	}
+	p.Observe(1, 1)
+	if got := p.Plan(nil, 1, []engine.DraftOffer{{Max: 8, Record: keen}}, 1); !slices.Equal(got, []int{1}) {
+		t.Errorf("limit 1: plan %v, want [1]", got)
+	}
+
+	gpu := engine.NewDraftPlanner(64) // 1.43x for 2 tokens, ~1.7x for 3-9, then each token 0.01
+	observeAll(gpu, 40, func(n int) float64 {
+		switch {
+		case n == 1:
+			return 1
+		case n == 2:
+			return 1.43
+		}
+		return 1.6 + 0.01*float64(n)
+	})
+	if got := gpu.Plan(nil, 1, []engine.DraftOffer{{Max: 8, Record: keen}}, 8); !slices.Equal(got, []int{8}) {
+		t.Errorf("GPU-like costs, drafts kept: plan %v, want [8]", got)
+	}
+	if got := gpu.Plan(nil, 1, []engine.DraftOffer{{Max: 8, Record: cold}}, 8); !slices.Equal(got, []int{0}) {
+		t.Errorf("GPU-like costs, drafts that fail: plan %v, want [0]", got)
+	}
+
+	linear := engine.NewDraftPlanner(64) // every token costs its share
+	observeAll(linear, 40, func(n int) float64 { return float64(n) })
+	if got := linear.Plan(nil, 1, []engine.DraftOffer{{Max: 8, Record: keen}}, 8); !slices.Equal(got, []int{0}) {
+		t.Errorf("costs in proportion to tokens: plan %v, want [0]", got)
+	}
+
+	// a batch of 4 whose steps cost the same up to 8 tokens, then in
+	// proportion: 4 draft tokens, the keen sequence's first
+	batch := engine.NewDraftPlanner(64)
+	observeAll(batch, 40, func(n int) float64 { return math.Max(8, float64(n)) })
+	offers := []engine.DraftOffer{{Max: 3, Record: cold}, {Max: 6, Record: keen}, {Max: 2}}
+	got := batch.Plan(nil, 4, offers, 20)
+	if got[1] < got[0] || got[1] < got[2] || got[0]+got[1]+got[2] != 4 {
+		t.Errorf("batch of 4, free up to 8 tokens: plan %v, want 4 tokens, most for the keen offer", got)
+	}
+	for i, d := range got {
+		if d > offers[i].Max {
+			t.Errorf("offer %d: %d tokens of a %d-token draft", i, d, offers[i].Max)
+		}
+	}
+}
+
+// TestDraftPlannerEstimates: an unmeasured size between measured ones
+// costs their linear interpolation (seen through the break-even draft);
+// nonsense times are ignored.
+func TestDraftPlannerEstimates(t *testing.T) {
+	p := engine.NewDraftPlanner(16)
+	p.Observe(1, 1)
+	p.Observe(9, 3) // 2 tokens interpolate to 1.25
+	for _, bad := range []float64{0, -1, math.NaN(), math.Inf(1)} {
+		p.Observe(2, bad)
+	}
+	p.Observe(100, 1) // past the planner's steps
+	// one draft token kept with chance a1 pays when (1+a1)/1.25 > 1: a1 >
+	// 0.25; a record of 1 in 10 first tokens kept (a1 ≈ 0.31 after the
+	// blend and the standard error) drafts, 0 in 40 does not
+	one := func(r engine.DraftRecord) []int { return p.Plan(nil, 1, []engine.DraftOffer{{Max: 1, Record: r}}, 1) }
+	if got := one(engine.DraftRecord{Tried: [2]int{10, 0}, Kept: [2]int{1, 0}}); !slices.Equal(got, []int{1}) {
+		a1, _ := p.Rates(engine.DraftOffer{Record: engine.DraftRecord{Tried: [2]int{10, 0}, Kept: [2]int{1, 0}}})
+		t.Errorf("a1 %.3f against an interpolated 1.25: plan %v, want [1]", a1, got)
+	}
+	if got := one(engine.DraftRecord{Tried: [2]int{40, 0}}); !slices.Equal(got, []int{0}) {
+		t.Errorf("no first token kept in 40: plan %v, want [0]", got)
+	}
+	// the engine-wide record moves a new sequence's rates
+	before, _ := p.Rates(engine.DraftOffer{})
+	for range 50 {
+		p.Record(4, 4)
+	}
+	after, later := p.Rates(engine.DraftOffer{})
+	if !(after > before && later > 0.9) {
+		t.Errorf("after 50 drafts kept whole: rates %.3f (first, was %.3f), %.3f (later)", after, before, later)
+	}
+}
+
+// TestDraftRecord: a draft's first token and its later ones are counted
+// apart, later ones only where the first was kept.
+func TestDraftRecord(t *testing.T) {
+	var r engine.DraftRecord
+	r.Add(4, 0) // first rejected
+	r.Add(4, 2) // two kept, the third rejected
+	r.Add(3, 3) // all kept
+	r.Add(0, 0) // no draft
+	want := engine.DraftRecord{Tried: [2]int{3, 2 + 2}, Kept: [2]int{2, 1 + 2}}
+	if r != want {
+		t.Errorf("record %+v, want %+v", r, want)
+	}
+}
