@@ -28,10 +28,10 @@ import (
 // kept, a2 that a later one is when those before it were (miniphi's text:
 // 0.65 for the first, 0.76-0.92 for the next seven; a draft that starts
 // right tends to go on). Each is the sequence's own record blended with the
-// engine's (draftPrior positions of it), the engine's starting from
-// priorFirst and priorLater; a1 is taken optimistically (one standard
-// error up) so that a sequence whose first drafts failed by chance tries
-// again, and drafting stops for good only where drafts keep failing.
+// engine's (firstBlend, laterBlend), the engine's starting from priorFirst
+// and priorLater; a1 is taken optimistically (one standard error up) so
+// that a sequence whose first drafts failed by chance tries again, and
+// drafting stops for good only where drafts keep failing.
 //
 // Costs are learned: the engine reports each decoding step's time
 // (Observe). A size not measured yet is estimated from the measured sizes
@@ -40,6 +40,7 @@ import (
 // been measured.
 type DraftPlanner struct {
 	cost   []float64 // cost[n]: seconds of a decoding step of n fed tokens (moving average), 0 when not measured
+	seen   []bool    // a step of n tokens has run (its first is not measured)
 	record DraftRecord
 	est    []float64 // Plan's scratch: estimated costs of base..base+limit
 	cands  []draftCand
@@ -78,13 +79,20 @@ type DraftOffer struct {
 }
 
 const (
-	// draftPrior is how many positions of the engine-wide rates a
-	// sequence's own record is blended with: a new sequence starts at the
-	// engine's rates and moves to its own as its drafts are tried.
-	draftPrior = 4
 	// priorFirst and priorLater are the engine's rates before any draft,
-	// as draftPrior positions.
+	// as enginePrior positions of record (miniphi's text replayed on this
+	// VM's and the H200's step costs: a prior of 4 positions, soon
+	// outweighed, drafted a little less well, 1.18x and 1.60x against 1.19x
+	// and 1.64x).
 	priorFirst, priorLater = 0.6, 0.8
+	enginePrior            = 16
+	// firstBlend and laterBlend are how many positions of the engine's
+	// rates a sequence's own record is blended with: a new sequence starts
+	// at the engine's rates and moves to its own as its drafts are tried,
+	// slowly for later tokens, whose rate is mostly the text's kind (replayed
+	// with the H200's step costs, blends of 4 positions drafted too little:
+	// 1.55x against whole drafts' 1.64x).
+	firstBlend, laterBlend = 16, 32
 	// maxKeep caps an estimated rate below 1, so that a draft's tokens
 	// stay in their order of likelihood.
 	maxKeep = 0.98
@@ -92,16 +100,22 @@ const (
 
 // NewDraftPlanner makes a planner for steps of at most maxTokens tokens.
 func NewDraftPlanner(maxTokens int) *DraftPlanner {
-	return &DraftPlanner{cost: make([]float64, maxTokens+1)}
+	return &DraftPlanner{cost: make([]float64, maxTokens+1), seen: make([]bool, maxTokens+1)}
 }
 
-// Observe records that a decoding step of n fed tokens took seconds. A
-// time more than twice what the size was estimated at counts as twice
-// that (a pause of the process, not the step's cost; a real jump is
+// Observe records that a decoding step of n fed tokens took seconds. The
+// first step of each size is not measured: it may pay for setting the
+// size up (a CUDA graph captured for it, buffers touched for the first
+// time). A time more than twice what the size was estimated at counts as
+// twice that (a pause of the process, not the step's cost; a real jump is
 // reached over a few steps), so that one slow step does not stop drafts of
 // that size for good.
 func (p *DraftPlanner) Observe(n int, seconds float64) {
 	if n <= 0 || n >= len(p.cost) || !(seconds > 0) || math.IsInf(seconds, 0) {
+		return
+	}
+	if !p.seen[n] {
+		p.seen[n] = true
 		return
 	}
 	if p.estimate(n, n) {
@@ -122,24 +136,28 @@ func (p *DraftPlanner) Record(n, kept int) { p.record.Add(n, kept) }
 // taken one standard error up) and a later one when those before it were
 // (a2).
 func (p *DraftPlanner) Rates(o DraftOffer) (a1, a2 float64) {
-	rate := func(i int, prior float64) (float64, float64) {
-		g := (float64(p.record.Kept[i]) + draftPrior*prior) / (float64(p.record.Tried[i]) + draftPrior)
-		n := float64(o.Record.Tried[i]) + draftPrior
-		return (float64(o.Record.Kept[i]) + draftPrior*g) / n, n
+	rate := func(i int, prior float64, w float64) (float64, float64) {
+		g := (float64(p.record.Kept[i]) + enginePrior*prior) / (float64(p.record.Tried[i]) + enginePrior)
+		n := float64(o.Record.Tried[i]) + w
+		return (float64(o.Record.Kept[i]) + w*g) / n, n
 	}
-	a1, n1 := rate(0, priorFirst)
-	a2, _ = rate(1, priorLater)
+	a1, n1 := rate(0, priorFirst, firstBlend)
+	a2, _ = rate(1, priorLater, laterBlend)
 	a1 += math.Sqrt(a1 * (1 - a1) / n1)
 	return min(a1, maxKeep), min(a2, maxKeep)
 }
 
 // estimate fills p.est with the estimated cost of steps of from..to
 // tokens (to < len(p.cost)) and reports whether any size was measured. A
-// size between measured ones costs their linear interpolation; one above
-// the largest measured size m costs T(m) plus, per token past m, half of
-// T(m)/m — optimistic (a larger step is tried, then known) without
-// jumping at once to the largest step a batch could make, which on a CPU
-// can cost many times a small one.
+// size between measured ones costs their linear interpolation. Above the
+// largest measured size m, each token past m adds half of what a token
+// added between m and the measured size below it (of T(m)/m when m is the
+// only one): optimistic, so that larger steps are tried and then known,
+// but following the curve as far as it has been measured — on a GPU,
+// where a step of 3 tokens costs about what one of 9 does, the drafts
+// grow to whole in a few steps; on a CPU, where each token costs about
+// its share, they do not jump at once to the largest step a batch could
+// make.
 func (p *DraftPlanner) estimate(from, to int) bool {
 	p.est = p.est[:0]
 	lo := from // the largest measured size ≤ n
@@ -153,6 +171,7 @@ func (p *DraftPlanner) estimate(from, to int) bool {
 	if lo == 0 && hi == len(p.cost) {
 		return false
 	}
+	slope := -1.0 // per token past the largest measured size (when n is past it)
 	for n := from; n <= to; n++ {
 		if n > hi { // past a measured size: find the next
 			lo = hi
@@ -166,7 +185,18 @@ func (p *DraftPlanner) estimate(from, to int) bool {
 		case lo > 0 && hi < len(p.cost):
 			c = p.cost[lo] + (p.cost[hi]-p.cost[lo])*float64(n-lo)/float64(hi-lo)
 		case lo > 0:
-			c = p.cost[lo] * (1 + 0.5*float64(n-lo)/float64(lo))
+			if slope < 0 {
+				below := lo - 1
+				for below > 0 && p.cost[below] == 0 {
+					below--
+				}
+				if below > 0 {
+					slope = max(0, p.cost[lo]-p.cost[below]) / float64(lo-below) / 2
+				} else {
+					slope = p.cost[lo] / float64(lo) / 2
+				}
+			}
+			c = p.cost[lo] + slope*float64(n-lo)
 		default:
 			c = p.cost[hi]
 		}
