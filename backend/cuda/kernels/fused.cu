@@ -93,24 +93,36 @@ extern "C" __global__ void __launch_bounds__(256)
   pre_load(sv, signs, base, seg, C, 1.f);
   pdl_wait();
   pdl_launch();
-  auto one = [&](int i, float sg) {
+  auto one = [&](int i, float sg, float g, float u) {
     const int c = base + i;
     float v = 0.f;
     if (c < C) {
-      const float g = gate[(size_t)t * gstr + c];
-      v = g / (1.f + expf(-g)) * up[(size_t)t * ustr + c];
+      v = g / (1.f + expf(-g)) * u;
       act[(size_t)t * C + c] = v;
       if (signs != nullptr) v *= sg;
     }
     sm[i] = v;
   };
+  // the first PRE_ELEMS·blockDim values' gate and up are all loaded before
+  // any is used: one L2 round trip for them, not one per value
+  float gv[PRE_ELEMS], uv[PRE_ELEMS];
+#pragma unroll
+  for (int k = 0; k < PRE_ELEMS; k++) {
+    const int i = threadIdx.x + k * blockDim.x, c = base + i;
+    const bool in = i < seg && c < C;
+    gv[k] = in ? gate[(size_t)t * gstr + c] : 0.f;
+    uv[k] = in ? up[(size_t)t * ustr + c] : 0.f;
+  }
 #pragma unroll
   for (int k = 0; k < PRE_ELEMS; k++) {
     const int i = threadIdx.x + k * blockDim.x;
-    if (i < seg) one(i, sv[k]);
+    if (i < seg) one(i, sv[k], gv[k], uv[k]);
   }
-  for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x)
-    one(i, signs != nullptr && base + i < C ? signs[base + i] : 1.f);
+  for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x) {
+    const int c = base + i;
+    one(i, signs != nullptr && c < C ? signs[c] : 1.f, c < C ? gate[(size_t)t * gstr + c] : 0.f,
+        c < C ? up[(size_t)t * ustr + c] : 0.f);
+  }
   __syncthreads();
   trace_mark(); // the segment in shared memory
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);

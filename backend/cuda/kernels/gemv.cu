@@ -691,14 +691,30 @@ extern "C" __global__ void __launch_bounds__(256)
   const int t = blockIdx.y;
   const int base = blockIdx.x * seg;
   const float *xt = x + (size_t)t * ldx;
-  for (int i = threadIdx.x; i < seg; i += blockDim.x) {
-    const int c = base + i;
-    float v = 0.f;
-    if (c < C) {
-      v = xt[c];
-      if (signs != nullptr) v *= signs[c];
+  // four values a thread at a time, all loaded before any is stored: one
+  // L2 round trip per four values, not one per value
+  constexpr int ROTQ_ELEMS = 4;
+  for (int i0 = threadIdx.x; i0 < seg; i0 += ROTQ_ELEMS * blockDim.x) {
+    float xv[ROTQ_ELEMS], sg[ROTQ_ELEMS];
+#pragma unroll
+    for (int k = 0; k < ROTQ_ELEMS; k++) {
+      const int i = i0 + k * blockDim.x, c = base + i;
+      const bool in = i < seg && c < C;
+      xv[k] = in ? xt[c] : 0.f;
+      sg[k] = in && signs != nullptr ? signs[c] : 1.f;
     }
-    sm[i] = v;
+#pragma unroll
+    for (int k = 0; k < ROTQ_ELEMS; k++) {
+      const int i = i0 + k * blockDim.x;
+      if (i < seg) {
+        float v = 0.f;
+        if (base + i < C) {
+          v = xv[k];
+          if (signs != nullptr) v *= sg[k];
+        }
+        sm[i] = v;
+      }
+    }
   }
   __syncthreads();
   rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
