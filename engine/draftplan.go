@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // DraftPlanner decides how many draft tokens each drafting sequence feeds
@@ -40,7 +42,7 @@ import (
 // been measured.
 type DraftPlanner struct {
 	cost   []float64 // cost[n]: seconds of a decoding step of n fed tokens (moving average), 0 when not measured
-	seen   []bool    // a step of n tokens has run (its first is not measured)
+	seen   []uint8   // steps of n tokens run before n's first measured one (warmUp)
 	record DraftRecord
 	est    []float64 // Plan's scratch: estimated costs of base..base+limit
 	cands  []draftCand
@@ -100,31 +102,41 @@ const (
 
 // NewDraftPlanner makes a planner for steps of at most maxTokens tokens.
 func NewDraftPlanner(maxTokens int) *DraftPlanner {
-	return &DraftPlanner{cost: make([]float64, maxTokens+1), seen: make([]bool, maxTokens+1)}
+	return &DraftPlanner{cost: make([]float64, maxTokens+1), seen: make([]uint8, maxTokens+1)}
 }
 
+// warmUp is how many steps of each size are not measured: they may pay
+// for setting the size up. The CUDA backend runs a step whose queue it has
+// not seen op by op and captures a CUDA graph the second time (several
+// times a step's cost for miniphi), then launches the graph.
+const warmUp = 2
+
 // Observe records that a decoding step of n fed tokens took seconds. The
-// first step of each size is not measured: it may pay for setting the
-// size up (a CUDA graph captured for it, buffers touched for the first
-// time). A time more than twice what the size was estimated at counts as
-// twice that (a pause of the process, not the step's cost; a real jump is
-// reached over a few steps), so that one slow step does not stop drafts of
-// that size for good.
+// first warmUp steps of each size are not measured. A measured time moves
+// the size's cost quickly down and slowly up, and counts as at most 1.5
+// times the cost (twice the estimate for the first): a pause of the
+// process, a graph captured for a new queue as the context grows, does not
+// make the size look dear and stop drafts of it for good; a real rise is
+// reached over a few steps.
 func (p *DraftPlanner) Observe(n int, seconds float64) {
 	if n <= 0 || n >= len(p.cost) || !(seconds > 0) || math.IsInf(seconds, 0) {
 		return
 	}
-	if !p.seen[n] {
-		p.seen[n] = true
+	if p.seen[n] < warmUp {
+		p.seen[n]++
 		return
 	}
-	if p.estimate(n, n) {
-		seconds = min(seconds, 2*p.est[0])
-	}
-	if c := p.cost[n]; c > 0 {
-		p.cost[n] = c + (seconds-c)/8
-	} else {
+	c := p.cost[n]
+	switch {
+	case c == 0:
+		if p.estimate(n, n) {
+			seconds = min(seconds, 2*p.est[0])
+		}
 		p.cost[n] = seconds
+	case seconds < c:
+		p.cost[n] = c + (seconds-c)/2
+	default:
+		p.cost[n] = c + (min(seconds, 1.5*c)-c)/8
 	}
 }
 
@@ -255,4 +267,27 @@ func (p *DraftPlanner) Plan(dst []int, base int, offers []DraftOffer, limit int)
 		dst[c.i]++
 	}
 	return dst
+}
+
+// String is the planner's state: each measured size's cost against one
+// token's (or in ms when one token's is not measured) and the engine-wide
+// record, first and later tokens kept of tried.
+func (p *DraftPlanner) String() string {
+	var b strings.Builder
+	for n, c := range p.cost {
+		if c == 0 {
+			continue
+		}
+		if p.cost[1] > 0 {
+			fmt.Fprintf(&b, "%d:%.2f ", n, c/p.cost[1])
+		} else {
+			fmt.Fprintf(&b, "%d:%.3fms ", n, c*1e3)
+		}
+	}
+	if p.cost[1] > 0 {
+		fmt.Fprintf(&b, "(1 = %.3f ms) ", p.cost[1]*1e3)
+	}
+	r := p.record
+	fmt.Fprintf(&b, "first %d/%d later %d/%d", r.Kept[0], r.Tried[0], r.Kept[1], r.Tried[1])
+	return b.String()
 }

@@ -137,6 +137,10 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 	return e, nil
 }
 
+// DraftPlanner is the engine's prompt-lookup planner (nil without
+// Config.Lookup or with LookupWhole).
+func (e *Engine) DraftPlanner() *DraftPlanner { return e.planner }
+
 // Capacity is the most positions one sequence may hold.
 func (e *Engine) Capacity() int { return e.cfg.Ctx }
 

@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"log/slog"
+)
 
 // Generate runs req as the engine's conversation, calling emit with each
 // piece of text as soon as it is complete UTF-8 and cannot be part of a
@@ -26,6 +29,9 @@ func (e *Engine) Generate(ctx context.Context, req Request, emit func(string)) (
 				emit(o.Text)
 			}
 		}
+	}
+	if e.planner != nil && slog.Default().Enabled(ctx, slog.LevelDebug) {
+		slog.Debug("prompt lookup", "drafted", s.stats.Drafted, "kept", s.stats.Accepted, "planner", e.planner.String())
 	}
 	return s.stats, nil
 }

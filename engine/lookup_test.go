@@ -258,6 +258,9 @@ func BenchmarkLookupCorpus(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(gen)/spent.Seconds(), "decode_tok/s")
+				if p := l.DraftPlanner(); p != nil {
+					b.Logf("planner: %v", p)
+				}
 				if drafted > 0 {
 					b.ReportMetric(float64(kept)/float64(drafted), "kept/drafted")
 					b.ReportMetric(float64(kept)/float64(gen), "kept/token")
