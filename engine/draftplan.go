@@ -43,6 +43,8 @@ import (
 type DraftPlanner struct {
 	cost   []float64 // cost[n]: seconds of a decoding step of n fed tokens (moving average), 0 when not measured
 	seen   []uint8   // steps of n tokens run before n's first measured one (warmUp)
+	at     []int64   // at[n]: the observed step that last measured n
+	steps  int64     // steps observed
 	record DraftRecord
 	est    []float64 // Plan's scratch: estimated costs of base..base+limit
 	cands  []draftCand
@@ -102,7 +104,7 @@ const (
 
 // NewDraftPlanner makes a planner for steps of at most maxTokens tokens.
 func NewDraftPlanner(maxTokens int) *DraftPlanner {
-	return &DraftPlanner{cost: make([]float64, maxTokens+1), seen: make([]uint8, maxTokens+1)}
+	return &DraftPlanner{cost: make([]float64, maxTokens+1), seen: make([]uint8, maxTokens+1), at: make([]int64, maxTokens+1)}
 }
 
 // warmUp is how many steps of each size are not measured: they may pay
@@ -111,8 +113,17 @@ func NewDraftPlanner(maxTokens int) *DraftPlanner {
 // times a step's cost for miniphi), then launches the graph.
 const warmUp = 2
 
+// forgetAfter is how many observed steps a size's cost is kept without a
+// new measurement: a machine's speed drifts (another process, a clock), and
+// a size measured in a slow spell and then avoided would otherwise be
+// avoided for good. A forgotten size is estimated from the sizes around
+// it again, and tried again if that says so (this VM, under load, stopped
+// drafting for a whole run before).
+const forgetAfter = 512
+
 // Observe records that a decoding step of n fed tokens took seconds. The
-// first warmUp steps of each size are not measured. A measured time moves
+// first warmUp steps of each size are not measured, and a size not
+// measured for forgetAfter steps is forgotten. A measured time moves
 // the size's cost quickly down and slowly up, and counts as at most 1.5
 // times the cost (twice the estimate for the first): a pause of the
 // process, a graph captured for a new queue as the context grows, does not
@@ -122,10 +133,19 @@ func (p *DraftPlanner) Observe(n int, seconds float64) {
 	if n <= 0 || n >= len(p.cost) || !(seconds > 0) || math.IsInf(seconds, 0) {
 		return
 	}
+	p.steps++
+	if p.steps%64 == 0 {
+		for m, t := range p.at {
+			if p.cost[m] > 0 && p.steps-t > forgetAfter {
+				p.cost[m] = 0
+			}
+		}
+	}
 	if p.seen[n] < warmUp {
 		p.seen[n]++
 		return
 	}
+	p.at[n] = p.steps
 	c := p.cost[n]
 	switch {
 	case c == 0:

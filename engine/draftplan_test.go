@@ -186,3 +186,27 @@ func TestDraftPlannerOutliers(t *testing.T) {
 		}
 	}
 }
+
+// TestDraftPlannerForgets: a size measured in a slow spell (the machine
+// five times as slow while it ran) and then avoided is measured again once
+// forgotten, and drafting resumes.
+func TestDraftPlannerForgets(t *testing.T) {
+	p := engine.NewDraftPlanner(64)
+	cost := func(n int) float64 { return 1 + 0.01*float64(n) }
+	measure(p, 1, cost(1))
+	for n := 2; n <= 9; n++ {
+		measure(p, n, 5*cost(n)) // the slow spell
+	}
+	offer := []engine.DraftOffer{{Max: 8}}
+	if d := p.Plan(nil, 1, offer, 8)[0]; d != 0 {
+		t.Fatalf("after the slow spell: a %d-token draft, want none", d)
+	}
+	var last int
+	for range 1200 {
+		last = p.Plan(nil, 1, offer, 8)[0]
+		p.Observe(1+last, cost(1+last))
+	}
+	if last != 8 {
+		t.Errorf("after 1,200 steps: a %d-token draft, want 8 (the slow spell's costs forgotten)", last)
+	}
+}
