@@ -275,9 +275,6 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 			return outs, err
 		}
 	}
-	if e.planner != nil && len(st.Out) == len(st.Tokens) { // a decoding step: what it cost
-		e.planner.Observe(len(st.Tokens), time.Since(began).Seconds())
-	}
 	r := 0
 	for _, sc := range e.sel {
 		switch {
@@ -290,6 +287,9 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 			outs = append(outs, e.accept(sc.seq, e.res[r]))
 			r++
 		}
+	}
+	if e.planner != nil && len(st.Out) == len(st.Tokens) { // a decoding step: what it cost, its drafts' bookkeeping too
+		e.planner.Observe(len(st.Tokens), time.Since(began).Seconds())
 	}
 	return outs, nil
 }
