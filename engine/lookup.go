@@ -143,9 +143,15 @@ func (e *Engine) acceptDraft(outs []Output, sc scheduled, res []backend.SampleRe
 	}
 	s.stats.Drafted += len(sc.draft)
 	s.stats.Accepted += kept
-	s.drafts.Add(len(sc.draft), kept)
+	// the planner's record counts the draft tokens the model picked, also
+	// past a token that finished the sequence
+	picked := 0
+	for picked < len(sc.draft) && res[picked].Token == sc.draft[picked] {
+		picked++
+	}
+	s.drafts.Add(len(sc.draft), picked)
 	if e.planner != nil {
-		e.planner.Record(len(sc.draft), kept)
+		e.planner.Record(len(sc.draft), picked)
 	}
 	e.Pool.Truncate(s.ID, sc.from+sc.n+kept)
 	e.Pool.Register(s.ID, s.tokens)

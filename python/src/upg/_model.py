@@ -148,11 +148,11 @@ class Model:
     (None: the model's, at most 4096), `threads` the CPU worker threads (None: one
     per core), `kv_cache` the type of cached keys and values ("f16", "f32" for an
     exact cache, or "q8": int8 with a scale per 32 values, about half of f16's
-    memory), `lookup` the prompt-lookup draft tokens per step (0 = off):
-    each step also feeds up to `lookup` tokens that followed the last few
+    memory), `lookup` the most prompt-lookup draft tokens per step (0 = off):
+    each step may also feed up to `lookup` tokens that followed the last few
     tokens where they occurred before, and keeps those the model picks
-    itself — the same text, greedy or sampled with a seed, faster where the output repeats its input (last_stats counts
-    lookup_drafted and lookup_accepted).
+    itself — the same text, greedy or sampled with a seed, faster where the output repeats its input; how many a step
+    feeds follows the step times the engine measures (last_stats counts lookup_drafted and lookup_accepted).
 
     A Model may be used from several threads; calls that run it (generations,
     logits) take turns, while different Models run in parallel. Use it as a
