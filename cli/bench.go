@@ -123,6 +123,9 @@ to the memory roofline.`,
 				fmt.Fprintf(w, "device memory    %.2f GiB in use (%.2f GiB allocated by upg: weights, KV cache %.2f GiB, workspaces)\n",
 					gib(res.DeviceMemoryBytes), gib(res.DeviceAllocatedBytes), gib(res.KVCacheBytes))
 			}
+			if res.Graphs != nil {
+				fmt.Fprintf(w, "step %s\n", res.Graphs)
+			}
 			return nil
 		},
 	}
@@ -131,7 +134,7 @@ to the memory roofline.`,
 	f.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	f.StringVar(&opts.Device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda; on a GPU the roofline is its copy bandwidth")
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
-	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode (per sequence)")
+	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode and time (per sequence), after two untimed decode steps")
 	f.IntVar(&opts.Batch, "batch", 1, "sequences decoded together (they share the prompt but its last token)")
 	f.BoolVar(&opts.DistinctPrompts, "distinct-prompts", false, "with --batch: give each sequence a random prompt of its own (no KV blocks shared) instead of forking one")
 	f.Float32Var(&opts.Sampling.Temperature, "temperature", 0, "sample each token at this temperature (0 = greedy argmax); on a GPU the sampling runs on the device")

@@ -240,9 +240,26 @@ func (p *DraftPlanner) estimate(from, to int) bool {
 	return true
 }
 
+// StepSize reports whether the planner may make a step of n tokens with
+// drafts: any size up to smallSteps, then multiples of 8. Each size a
+// step takes is set up once: the CUDA backend runs a queue it has not seen
+// op by op and captures a graph of it the second time (the two cost
+// several steps of miniphi), and the planner learns each size's cost from
+// its own steps. Twelve sequences drafting freely made a new size nearly
+// every step of a short run, so on the GPU their steps paid that setup
+// again and again (NOTES.md run 95); on the ladder a batch of 12 steps
+// 12, 13-16, 24, 32, ... tokens. A step of no drafts takes its base size
+// whatever it is.
+func StepSize(n int) bool { return n <= smallSteps || n%8 == 0 }
+
+// smallSteps: steps up to this many tokens take any size (one sequence's
+// drafts of up to 15 tokens, each size its own graph).
+const smallSteps = 16
+
 // Plan appends to dst[:0] how many tokens of each offer to feed in a step
 // that feeds base tokens without them, at most limit draft tokens in all
-// (and a step of at most the planner's maxTokens), and returns it.
+// (and a step of at most the planner's maxTokens), and returns it. The
+// step's size with drafts is one StepSize allows.
 func (p *DraftPlanner) Plan(dst []int, base int, offers []DraftOffer, limit int) []int {
 	dst = dst[:0]
 	for range offers {
@@ -272,6 +289,9 @@ func (p *DraftPlanner) Plan(dst []int, base int, offers []DraftOffer, limit int)
 	best, bestRate, gain := 0, float64(base)/p.est[0], float64(base)
 	for d := 1; d <= limit; d++ {
 		gain += p.cands[d-1].q
+		if !StepSize(base + d) {
+			continue
+		}
 		if r := gain / p.est[d]; r > bestRate {
 			best, bestRate = d, r
 		}

@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"maps"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -208,5 +210,48 @@ func TestDraftPlannerForgets(t *testing.T) {
 	}
 	if last != 8 {
 		t.Errorf("after 1,200 steps: a %d-token draft, want 8 (the slow spell's costs forgotten)", last)
+	}
+}
+
+// TestDraftPlannerStepSizes: with drafts, a step takes a size on the
+// ladder (any up to 16 tokens, then multiples of 8), so that a batch of
+// drafting sequences sets up a few sizes, not a new one nearly every step.
+// Twelve sequences with drafts of 0-8 tokens whose chances vary step to
+// step, over GPU-like costs (a step of up to 64 tokens about one token's):
+// before the ladder the run made 40+ sizes.
+func TestDraftPlannerStepSizes(t *testing.T) {
+	for n, want := range map[int]bool{1: true, 9: true, 16: true, 17: false, 23: false, 24: true, 100: false, 104: true} {
+		if got := engine.StepSize(n); got != want {
+			t.Errorf("StepSize(%d) = %v, want %v", n, got, want)
+		}
+	}
+	p := engine.NewDraftPlanner(256)
+	cost := func(n int) float64 { return 1 + 0.004*float64(n) }
+	measure(p, 12, cost(12))
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := map[int]bool{}
+	var offers []engine.DraftOffer
+	for range 200 {
+		offers = offers[:0]
+		for range 12 {
+			kept := rng.IntN(20)
+			offers = append(offers, engine.DraftOffer{Max: rng.IntN(9), Record: engine.DraftRecord{Tried: [2]int{20, 40}, Kept: [2]int{kept, 2 * kept}}})
+		}
+		plan := p.Plan(nil, 12, offers, 96)
+		n := 12
+		for i, d := range plan {
+			if d > offers[i].Max {
+				t.Fatalf("offer %d: %d tokens of a %d-token draft", i, d, offers[i].Max)
+			}
+			n += d
+		}
+		if n != 12 && !engine.StepSize(n) {
+			t.Fatalf("plan %v: a step of %d tokens, off the ladder", plan, n)
+		}
+		sizes[n] = true
+		p.Observe(n, cost(n))
+	}
+	if len(sizes) > 12 || len(sizes) < 3 {
+		t.Errorf("200 steps of 12 drafting sequences took %d sizes %v, want 3-12", len(sizes), slices.Sorted(maps.Keys(sizes)))
 	}
 }

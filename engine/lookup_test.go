@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upg-ai/upg/backend/cuda"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
 )
@@ -260,6 +261,11 @@ func BenchmarkLookupCorpus(b *testing.B) {
 				b.ReportMetric(float64(gen)/spent.Seconds(), "decode_tok/s")
 				if p := l.DraftPlanner(); p != nil {
 					b.Logf("planner: %v", p)
+				}
+				if g, ok := l.Model.Backend().(interface{ GraphStats() cuda.GraphStats }); ok {
+					st := g.GraphStats()
+					b.Logf("%v", st)
+					b.ReportMetric(float64(st.Eager+st.Captured), "setup_steps")
 				}
 				if drafted > 0 {
 					b.ReportMetric(float64(kept)/float64(drafted), "kept/drafted")

@@ -47,8 +47,7 @@ type Backend struct {
 	graphsOn bool
 	profTag  string     // the last step's size, for the kernel profile (ProfileEnv)
 	host     *hostTimes // where a step's host time goes (TraceEnv), nil when not tracing
-	graphs   map[uint64]uintptr
-	seen     map[uint64]bool
+	graphs   *graphCache
 
 	// fuse enables the peephole fusions of step ops (fuse.go): set unless
 	// UPG_CUDA_FUSE=0 or the loaded kernels lack the fused ones. last is the
@@ -100,7 +99,12 @@ func New(ordinal int) (*Backend, error) {
 			return nil, err
 		}
 	}
-	b := &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{}, made: map[uint64]*queued{},
+	maxGraphs, err := graphCacheSize()
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	b := &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: newGraphCache(maxGraphs), made: map[uint64]*queued{},
 		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}
 	if d.trace != nil {
 		b.host = &hostTimes{}
@@ -648,10 +652,10 @@ func (b *Backend) flushThen(then func() error) {
 func (b *Backend) run(ops []*queued, key uint64, capture bool) error {
 	d := b.d
 	if capture {
-		if g, ok := b.graphs[key]; ok {
+		if g, ok := b.graphs.get(key); ok {
 			return d.graphLaunch(g)
 		}
-		if b.seen[key] {
+		if b.graphs.second(key) {
 			if err := d.beginCapture(); err != nil {
 				return err
 			}
@@ -665,10 +669,17 @@ func (b *Backend) run(ops []*queued, key uint64, capture bool) error {
 			if err != nil {
 				return err
 			}
-			b.graphs[key] = g
+			if old := b.graphs.put(key, g); old != 0 {
+				// the evicted graph may still run on the stream
+				if err := d.sync(); err != nil {
+					return err
+				}
+				d.graphDestroy(old)
+			}
 			return d.graphLaunch(g)
 		}
-		b.seen[key] = true
+	} else {
+		b.graphs.stats.Eager++
 	}
 	for _, q := range ops {
 		if err := q.run(); err != nil {
@@ -684,24 +695,27 @@ func (b *Backend) run(ops []*queued, key uint64, capture bool) error {
 
 func (b *Backend) dropGraphs() {
 	clear(b.made) // their closures may hold what is being freed
-	if len(b.graphs) == 0 {
+	gs := b.graphs.drop()
+	if len(gs) == 0 {
 		return
 	}
 	_ = b.d.Do(func() error {
-		for _, g := range b.graphs {
+		for _, g := range gs {
 			b.d.graphDestroy(g)
 		}
 		return nil
 	})
-	b.graphs = map[uint64]uintptr{}
-	b.seen = map[uint64]bool{}
 }
 
-// GraphCount reports how many step graphs have been captured (tests).
-func (b *Backend) GraphCount() int {
+// GraphCount reports how many step graphs the backend holds (tests).
+func (b *Backend) GraphCount() int { return b.GraphStats().Held }
+
+// GraphStats reports how the backend has run its step queues: as graphs
+// replayed, captured, or op by op.
+func (b *Backend) GraphStats() GraphStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.graphs)
+	return b.graphs.snapshot()
 }
 
 // Write implements backend.Backend.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -224,4 +225,74 @@ func maxDiff(a, b []float32) float64 {
 		m = math.Max(m, math.Abs(float64(v-b[i])))
 	}
 	return m
+}
+
+// TestGPUGraphCacheEvicts: steps of 1 and 2 tokens in turn (the text of a
+// greedy run fed back) give the same logits bit for bit whether the
+// backend keeps both steps' graphs or only one (UPG_CUDA_GRAPH_CACHE=1:
+// every step from the third captures its queue and evicts the other's
+// graph, which the step before launched).
+func TestGPUGraphCacheEvicts(t *testing.T) {
+	gpu(t)
+	ck, w := openE2E(t)
+	tok, err := ck.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt := tok.Encode("package main", true, true)
+	text := prompt
+	{
+		cb := cpu.New(0)
+		text = append(text, generate(t, ck, w, cb, prompt, 36, false).tokens...)
+		cb.Close()
+	}
+	feed := func(cache string) ([][]float32, GraphStats) {
+		t.Setenv(GraphCacheEnv, cache)
+		gb, err := New(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gb.Close()
+		c := ck.Config
+		m, err := model.New(c, w, gb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, err := m.NewContext(model.ContextOptions{MaxTokens: len(prompt), MaxOut: 1, MaxSeqs: 1, Positions: len(text) + 1, BlockSize: 32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, BlockSize: 32}
+		po.Budget = kvcache.BudgetFor(po, len(text)+1, 1)
+		pool, err := kvcache.New(gb, po)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logits [][]float32
+		for i, k := 0, len(prompt); i < len(text); k = 1 + k%2 {
+			toks := text[i:min(i+k, len(text))]
+			st, err := pool.StepFor(0, toks, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ctx.Forward(st, pool.KV()); err != nil {
+				t.Fatal(err)
+			}
+			pool.Commit(0, len(toks))
+			logits = append(logits, append([]float32(nil), ctx.ReadLogits()...))
+			i += len(toks)
+		}
+		return logits, gb.GraphStats()
+	}
+	keep, ks := feed("128")
+	one, os1 := feed("1")
+	t.Logf("cache of 128: %v; cache of 1: %v", ks, os1)
+	if os1.Evicted < 10 || os1.Held != 1 || ks.Evicted != 0 || ks.Replayed < 10 {
+		t.Errorf("cache of 128: %v; cache of 1: %v: want replays with 128 and an eviction nearly every step with 1", ks, os1)
+	}
+	for i := range keep {
+		if !slices.Equal(keep[i], one[i]) {
+			t.Fatalf("step %d: logits differ between the cache of 128 and the cache of 1 (max %.3g)", i, maxDiff(keep[i], one[i]))
+		}
+	}
 }

@@ -37,7 +37,7 @@ func newQueueFixture(n int) *queueFixture {
 	}
 	vec := func(c int) *weight { next += 1 << 16; return &weight{rows: 1, cols: c, vec: next} }
 	f := &queueFixture{
-		b: &Backend{d: &Device{SMs: 132}, fuse: true, key: fnvOffset, graphs: map[uint64]uintptr{}, seen: map[uint64]bool{},
+		b: &Backend{d: &Device{SMs: 132}, fuse: true, key: fnvOffset, graphs: newGraphCache(defaultGraphs),
 			made: map[uint64]*queued{}},
 		heads: heads, hd: hd, kvHeads: kvHeads, ffn: ffn, hidden: d,
 	}
