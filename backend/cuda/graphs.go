@@ -11,8 +11,9 @@ import (
 // it runs op by op. Every distinct queue is a key: each step size (tokens,
 // logits rows), each attention path a context length takes. A server that
 // runs for days meets many, so the cache holds at most GraphCacheEnv graphs
-// (default defaultGraphs) and destroys the least recently replayed one to
-// make room; it remembers at most seenMax keys seen once.
+// (default defaultGraphs) and destroys the least recently launched one to
+// make room (a queue whose graph was evicted is captured again the next
+// time it runs); it remembers at most seenMax keys seen once.
 
 // GraphCacheEnv sets how many step graphs the backend keeps (default 128;
 // at least 1).
@@ -114,6 +115,12 @@ func (c *graphCache) put(key uint64, exec uintptr) (evicted uintptr) {
 	}
 	delete(c.m, oldKey)
 	c.stats.Evicted++
+	// a queue that comes back after its graph was evicted is captured at
+	// once: it has been seen
+	if len(c.seen) >= seenMax {
+		clear(c.seen)
+	}
+	c.seen[oldKey] = struct{}{}
 	return old.exec
 }
 
