@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"log/slog"
+
+	"github.com/upg-ai/upg/backend/cuda"
 )
 
 // Generate runs req as the engine's conversation, calling emit with each
@@ -30,8 +32,13 @@ func (e *Engine) Generate(ctx context.Context, req Request, emit func(string)) (
 			}
 		}
 	}
-	if e.planner != nil && slog.Default().Enabled(ctx, slog.LevelDebug) {
-		slog.Debug("prompt lookup", "drafted", s.stats.Drafted, "kept", s.stats.Accepted, "planner", e.planner.String())
+	if slog.Default().Enabled(ctx, slog.LevelDebug) {
+		if e.planner != nil {
+			slog.Debug("prompt lookup", "drafted", s.stats.Drafted, "kept", s.stats.Accepted, "planner", e.planner.String())
+		}
+		if g, ok := e.ctx.Model().Backend().(interface{ GraphStats() cuda.GraphStats }); ok {
+			slog.Debug("cuda", "step", g.GraphStats().String())
+		}
 	}
 	return s.stats, nil
 }
