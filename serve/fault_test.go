@@ -310,6 +310,9 @@ func TestMetricsAndHealth(t *testing.T) {
 			t.Errorf("metrics lack %s", name)
 		}
 	}
+	if strings.Contains(string(m), "upg_cuda_") {
+		t.Error("a CPU server lists CUDA graph metrics")
+	}
 	resp, err = http.Get(ts.URL + "/health")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package serve
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/upg-ai/upg/backend/cuda"
 )
 
 // metrics are the server's Prometheus metrics, on a registry of its own
@@ -63,4 +65,30 @@ func newMetrics() *metrics {
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// graphStatser is a backend that runs its steps as CUDA graphs
+// (backend/cuda).
+type graphStatser interface{ GraphStats() cuda.GraphStats }
+
+// addGraphs registers the step-graph counts of a GPU backend: how many
+// steps were replayed from a captured graph, captured, or run op by op, and
+// the graphs held and evicted (the cache holds UPG_CUDA_GRAPH_CACHE). Each
+// scrape reads them under the backend's lock, so it waits for a step in
+// flight (milliseconds).
+func (m *metrics) addGraphs(g graphStatser) {
+	steps := func(kind string, v func(cuda.GraphStats) int64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "upg_cuda_graph_steps_total",
+			Help: "Forward passes on the GPU by how they ran: replayed (a captured CUDA graph), captured, eager (op by op: a step's first time).",
+			ConstLabels: prometheus.Labels{"kind": kind}}, func() float64 { return float64(v(g.GraphStats())) }))
+	}
+	steps("replayed", func(s cuda.GraphStats) int64 { return s.Replayed })
+	steps("captured", func(s cuda.GraphStats) int64 { return s.Captured })
+	steps("eager", func(s cuda.GraphStats) int64 { return s.Eager })
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "upg_cuda_graph_evictions_total",
+		Help: "Step graphs destroyed to keep the cache within UPG_CUDA_GRAPH_CACHE."},
+		func() float64 { return float64(g.GraphStats().Evicted) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "upg_cuda_graphs",
+		Help: "Step graphs the GPU backend holds."},
+		func() float64 { return float64(g.GraphStats().Held) }))
 }

@@ -110,6 +110,9 @@ func New(e *engine.Engine, cfg Config) *Server {
 		s.capacity, s.limitBy = pos, "KV cache budget"
 	}
 	s.m.kvTotal.Set(float64(e.Pool.Blocks()))
+	if g, ok := e.Context().Model().Backend().(graphStatser); ok {
+		s.m.addGraphs(g)
+	}
 	s.sched = newScheduler(e, s.log, s.m, cfg.MaxQueue, cfg.MaxBatch)
 	go s.sched.run()
 
