@@ -79,7 +79,7 @@ type graphStatser interface{ GraphStats() cuda.GraphStats }
 func (m *metrics) addGraphs(g graphStatser) {
 	steps := func(kind string, v func(cuda.GraphStats) int64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "upg_cuda_graph_steps_total",
-			Help: "Forward passes on the GPU by how they ran: replayed (a captured CUDA graph), captured, eager (op by op: a step's first time).",
+			Help:        "Forward passes on the GPU by how they ran: replayed (a captured CUDA graph), captured, eager (op by op: a step's first time).",
 			ConstLabels: prometheus.Labels{"kind": kind}}, func() float64 { return float64(v(g.GraphStats())) }))
 	}
 	steps("replayed", func(s cuda.GraphStats) int64 { return s.Replayed })
