@@ -18,9 +18,11 @@ func measure(p *engine.DraftPlanner, n int, seconds float64) {
 	}
 }
 
-// observeAll measures steps of 1..n tokens at cost(n) each.
+// observeAll measures steps of n..1 tokens at cost(n) each (the smallest,
+// a base size, last: measured recently, so that Plan does not measure it
+// afresh first).
 func observeAll(p *engine.DraftPlanner, n int, cost func(int) float64) {
-	for i := 1; i <= n; i++ {
+	for i := n; i >= 1; i-- {
 		measure(p, i, cost(i))
 	}
 }
@@ -102,6 +104,7 @@ func TestDraftPlanner(t *testing.T) {
 	// proportion: 4 draft tokens, the keen sequence's first
 	batch := engine.NewDraftPlanner(64)
 	observeAll(batch, 40, func(n int) float64 { return math.Max(8, float64(n)) })
+	measure(batch, 4, 8) // the base, recently
 	offers := []engine.DraftOffer{{Max: 3, Record: cold}, {Max: 6, Record: keen}, {Max: 2}}
 	got := batch.Plan(nil, 4, offers, 20)
 	if got[1] < got[0] || got[1] < got[2] || got[0]+got[1]+got[2] != 4 {
@@ -182,9 +185,13 @@ func TestDraftPlannerOutliers(t *testing.T) {
 		p.Observe(n, cost)
 		sizes = append(sizes, n)
 	}
+	refreshes := 0
 	for _, n := range sizes[60:] {
-		if n != 9 {
-			t.Fatalf("step sizes %v: want whole drafts (9) over the last 20 steps", sizes)
+		if n == 1 {
+			refreshes++ // the base size measured afresh (refreshAfter)
+		}
+		if n != 9 && n != 1 || refreshes > 1 {
+			t.Fatalf("step sizes %v: want whole drafts (9) over the last 20 steps but one step without", sizes)
 		}
 	}
 }
@@ -253,5 +260,40 @@ func TestDraftPlannerStepSizes(t *testing.T) {
 	}
 	if len(sizes) > 12 || len(sizes) < 3 {
 		t.Errorf("200 steps of 12 drafting sequences took %d sizes %v, want 3-12", len(sizes), slices.Sorted(maps.Keys(sizes)))
+	}
+}
+
+// TestDraftPlannerStaleBase: a base size measured once in a slow spell
+// (2.5x its cost) makes drafting look cheap; while the planner drafts every
+// step the base is not measured, so every refreshAfter steps one step goes
+// without drafts and its time replaces the base's cost. Twelve sequences
+// whose steps cost in proportion to their tokens (a CPU) then stop
+// drafting; before the refresh they drafted every step until the cost was
+// forgotten (512 steps).
+func TestDraftPlannerStaleBase(t *testing.T) {
+	keen := engine.DraftRecord{Tried: [2]int{20, 60}, Kept: [2]int{18, 57}}
+	p := engine.NewDraftPlanner(128)
+	measure(p, 12, 30)
+	var offers []engine.DraftOffer
+	for range 12 {
+		offers = append(offers, engine.DraftOffer{Max: 4, Record: keen})
+	}
+	var sizes []int
+	for range 160 {
+		n := 12
+		for _, d := range p.Plan(nil, 12, offers, 48) {
+			n += d
+		}
+		p.Observe(n, float64(n))
+		sizes = append(sizes, n)
+	}
+	plain := 0
+	for _, n := range sizes[80:] {
+		if n == 12 {
+			plain++
+		}
+	}
+	if plain < 76 {
+		t.Errorf("step sizes %v: want the last 80 steps (nearly) without drafts once the base is measured again", sizes)
 	}
 }
