@@ -29,15 +29,16 @@ type genResult struct {
 	decode  time.Duration
 }
 
-func generate(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be backend.Backend, prompt []int, steps int, keepLogits bool) genResult {
+// oneSeq makes a context for one sequence of up to positions positions
+// on be, steps of up to maxTokens tokens, and its KV pool.
+func oneSeq(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be backend.Backend, maxTokens, positions int) (*model.Context, *kvcache.Pool) {
 	c := ck.Config
 	m, err := model.New(c, w, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const bs = 32
-	positions := len(prompt) + steps + 1
-	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: len(prompt), MaxOut: 1, MaxSeqs: 1, Positions: positions, BlockSize: bs})
+	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: maxTokens, MaxOut: 1, MaxSeqs: 1, Positions: positions, BlockSize: bs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +48,23 @@ func generate(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be back
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, pool
+}
+
+// feed runs toks after the sequence's stored positions (logits of the last).
+func feed(t testing.TB, ctx *model.Context, pool *kvcache.Pool, toks []int) {
+	st, err := pool.StepFor(0, toks, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctx.Forward(st, pool.KV()); err != nil {
+		t.Fatal(err)
+	}
+	pool.Commit(0, len(toks))
+}
+
+func generate(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be backend.Backend, prompt []int, steps int, keepLogits bool) genResult {
+	ctx, pool := oneSeq(t, ck, w, be, len(prompt), len(prompt)+steps+1)
 	smp, _ := sample.New(sample.Options{})
 	reqs := []backend.SampleRequest{{Sampler: smp, TopLogprobs: -1}}
 	res := make([]backend.SampleResult, 1)
@@ -54,14 +72,7 @@ func generate(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be back
 	toks := prompt
 	for i := 0; i <= steps; i++ {
 		start := time.Now()
-		st, err := pool.StepFor(0, toks, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := ctx.Forward(st, pool.KV()); err != nil {
-			t.Fatal(err)
-		}
-		pool.Commit(0, len(toks))
+		feed(t, ctx, pool, toks)
 		if keepLogits {
 			r.logits = append(r.logits, append([]float32(nil), ctx.ReadLogits()...))
 		}
@@ -253,32 +264,11 @@ func TestGPUGraphCacheEvicts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer gb.Close()
-		c := ck.Config
-		m, err := model.New(c, w, gb)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, err := m.NewContext(model.ContextOptions{MaxTokens: len(prompt), MaxOut: 1, MaxSeqs: 1, Positions: len(text) + 1, BlockSize: 32})
-		if err != nil {
-			t.Fatal(err)
-		}
-		po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, BlockSize: 32}
-		po.Budget = kvcache.BudgetFor(po, len(text)+1, 1)
-		pool, err := kvcache.New(gb, po)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ctx, pool := oneSeq(t, ck, w, gb, len(prompt), len(text)+1)
 		var logits [][]float32
 		for i, k := 0, len(prompt); i < len(text); k = 1 + k%2 {
 			toks := text[i:min(i+k, len(text))]
-			st, err := pool.StepFor(0, toks, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ctx.Forward(st, pool.KV()); err != nil {
-				t.Fatal(err)
-			}
-			pool.Commit(0, len(toks))
+			feed(t, ctx, pool, toks)
 			logits = append(logits, append([]float32(nil), ctx.ReadLogits()...))
 			i += len(toks)
 		}
