@@ -297,3 +297,39 @@ func TestDraftPlannerStaleBase(t *testing.T) {
 		t.Errorf("step sizes %v: want the last 80 steps (nearly) without drafts once the base is measured again", sizes)
 	}
 }
+
+// TestDraftPlannerReach: a batch of 12 whose steps cost in proportion to
+// their tokens (a CPU) tries no step larger than twice the largest size
+// measured, so it does not try sizes of 40-72 tokens before it knows the
+// 24-token step's cost, and stops drafting by the seventh step.
+func TestDraftPlannerReach(t *testing.T) {
+	keen := engine.DraftRecord{Tried: [2]int{20, 60}, Kept: [2]int{15, 54}}
+	p := engine.NewDraftPlanner(128)
+	measure(p, 1, 1)
+	measure(p, 12, 6)
+	var offers []engine.DraftOffer
+	for range 12 {
+		offers = append(offers, engine.DraftOffer{Max: 8, Record: keen})
+	}
+	var sizes []int
+	largest := 12
+	for range 40 {
+		n := 12
+		for _, d := range p.Plan(nil, 12, offers, 96) {
+			n += d
+		}
+		if n > 2*largest {
+			t.Fatalf("step sizes %v, then %d: more than twice the largest measured (%d)", sizes, n, largest)
+		}
+		p.Observe(n, 0.5*float64(n))
+		sizes = append(sizes, n)
+		if len(sizes) >= 3 && sizes[len(sizes)-3] == n && sizes[len(sizes)-2] == n {
+			largest = max(largest, n) // measured once its two warm-up steps have run
+		}
+	}
+	for _, n := range sizes[6:] {
+		if n != 12 {
+			t.Fatalf("step sizes %v: want no drafts from the seventh step", sizes)
+		}
+	}
+}
