@@ -39,8 +39,10 @@ import (
 // Costs are learned: the engine reports each decoding step's time
 // (Observe). A size not measured yet is estimated from the measured sizes
 // around it (estimate), optimistically above the largest, so that larger
-// steps are tried and then known. Nothing is drafted before any step has
-// been measured.
+// steps are tried and then known — up to twice the largest measured. A
+// drafting step's size is one of a ladder (StepSize), and a base size left
+// unmeasured while every step drafts is measured afresh (refreshAfter).
+// Nothing is drafted before any step has been measured.
 type DraftPlanner struct {
 	cost  []float64 // cost[n]: seconds of a decoding step of n fed tokens (moving average), 0 when not measured
 	seen  []uint8   // steps of n tokens run before n's first measured one (warmUp)
@@ -300,6 +302,9 @@ func (p *DraftPlanner) Plan(dst []int, base int, offers []DraftOffer, limit int)
 			limit = min(limit, max(2*m, m+8)-base)
 			break
 		}
+	}
+	if limit <= 0 {
+		return dst
 	}
 	p.cands = p.cands[:0]
 	for i, o := range offers {

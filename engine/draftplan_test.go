@@ -333,3 +333,18 @@ func TestDraftPlannerReach(t *testing.T) {
 		}
 	}
 }
+
+// TestDraftPlannerBaseAboveReach: a base size past the reach of the sizes
+// measured (20 sequences, only one-token steps measured) drafts nothing
+// and does not fail.
+func TestDraftPlannerBaseAboveReach(t *testing.T) {
+	p := engine.NewDraftPlanner(64)
+	measure(p, 1, 1)
+	offers := make([]engine.DraftOffer, 20)
+	for i := range offers {
+		offers[i] = engine.DraftOffer{Max: 4}
+	}
+	if got := p.Plan(nil, 20, offers, 40); slices.ContainsFunc(got, func(d int) bool { return d != 0 }) {
+		t.Errorf("plan %v, want no drafts", got)
+	}
+}
