@@ -348,3 +348,52 @@ func TestDraftPlannerBaseAboveReach(t *testing.T) {
 		t.Errorf("plan %v, want no drafts", got)
 	}
 }
+
+// TestDraftPlannerRandom: random bases (growing and shrinking batches),
+// offers, limits and step times, nonsense times included: Plan never
+// fails, never feeds more of a draft than it has, keeps within the limit
+// and the planner's steps, and drafting steps take ladder sizes.
+func TestDraftPlannerRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	const maxTokens = 96
+	p := engine.NewDraftPlanner(maxTokens)
+	var offers []engine.DraftOffer
+	for i := range 20000 {
+		base := 1 + rng.IntN(40)
+		offers = offers[:0]
+		for range rng.IntN(min(base, 16) + 1) {
+			tried := rng.IntN(50)
+			offers = append(offers, engine.DraftOffer{Max: rng.IntN(10),
+				Record: engine.DraftRecord{Tried: [2]int{tried, 2 * tried}, Kept: [2]int{rng.IntN(tried + 1), rng.IntN(2*tried + 1)}}})
+		}
+		limit := rng.IntN(100)
+		plan := p.Plan(nil, base, offers, limit)
+		if len(plan) != len(offers) {
+			t.Fatalf("step %d: plan %v for %d offers", i, plan, len(offers))
+		}
+		d := 0
+		for j, k := range plan {
+			if k < 0 || k > offers[j].Max {
+				t.Fatalf("step %d: plan %v, offer %d has %d tokens", i, plan, j, offers[j].Max)
+			}
+			d += k
+		}
+		if d > 0 && (d > limit || base+d > maxTokens || !engine.StepSize(base+d)) {
+			t.Fatalf("step %d: base %d, %d draft tokens (limit %d, steps of at most %d)", i, base, d, limit, maxTokens)
+		}
+		secs := float64(base+d) * (1 + rng.Float64())
+		switch rng.IntN(50) {
+		case 0:
+			secs = 0
+		case 1:
+			secs = math.NaN()
+		case 2:
+			secs *= 100
+		}
+		p.Observe(base+d, secs)
+		if rng.IntN(8) == 0 {
+			n := rng.IntN(9)
+			p.Record(n, rng.IntN(n+1))
+		}
+	}
+}
