@@ -8,7 +8,8 @@ import (
 )
 
 // TestDeviceFlag: --device cuda without an NVIDIA driver fails with one
-// clear line (exit 1), a bad --device is a usage error, and --device auto
+// clear line (exit 1), a bad --device is a usage error, a bad
+// UPG_GPU_MEMORY or UPG_CUDA_GRAPH_CACHE is named without a GPU too, and --device auto
 // falls back to the CPU. UPG_LIBCUDA points the driver loader at a file
 // that does not exist, so this holds on GPU machines too.
 func TestDeviceFlag(t *testing.T) {
@@ -21,6 +22,9 @@ func TestDeviceFlag(t *testing.T) {
 	t.Setenv("UPG_GPU_MEMORY", "lots")
 	wantFail(t, upg(t, "run", "--model", demo, "--device", "cuda", "--max-tokens", "2", "hi"), 1, "UPG_GPU_MEMORY")
 	t.Setenv("UPG_GPU_MEMORY", "")
+	t.Setenv("UPG_CUDA_GRAPH_CACHE", "0")
+	wantFail(t, upg(t, "run", "--model", demo, "--device", "cuda", "--max-tokens", "2", "hi"), 1, "UPG_CUDA_GRAPH_CACHE")
+	t.Setenv("UPG_CUDA_GRAPH_CACHE", "")
 	r := upg(t, "run", "--model", demo, "--device", "auto", "--temperature", "0", "--max-tokens", "2", "hi")
 	if r.code != 0 {
 		t.Fatalf("--device auto without a driver should run on the CPU:\n%s", r)

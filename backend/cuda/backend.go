@@ -79,6 +79,10 @@ func New(ordinal int) (*Backend, error) {
 	if _, err := memCapFromEnv(); err != nil { // a bad value is reported even without a GPU
 		return nil, err
 	}
+	maxGraphs, err := graphCacheSize()
+	if err != nil {
+		return nil, err
+	}
 	if err := Probe(); err != nil {
 		return nil, err
 	}
@@ -98,11 +102,6 @@ func New(ordinal int) (*Backend, error) {
 			d.Close()
 			return nil, err
 		}
-	}
-	maxGraphs, err := graphCacheSize()
-	if err != nil {
-		d.Close()
-		return nil, err
 	}
 	b := &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: newGraphCache(maxGraphs), made: map[uint64]*queued{},
 		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}
