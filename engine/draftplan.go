@@ -45,7 +45,8 @@ import (
 // Nothing is drafted before any step has been measured.
 type DraftPlanner struct {
 	cost  []float64 // cost[n]: seconds of a decoding step of n fed tokens (moving average), 0 when not measured
-	seen  []uint8   // steps of n tokens run before n's first measured one (warmUp)
+	seen  []uint8   // steps of n tokens run before n's first measured one (warm)
+	warm  uint8     // steps of each size not measured (warmUp, SetWarmUp)
 	at    []int64   // at[n]: the observed step that last measured n
 	steps int64     // steps observed
 	// refresh is the base size Plan left without drafts to measure it
@@ -112,14 +113,20 @@ const (
 
 // NewDraftPlanner makes a planner for steps of at most maxTokens tokens.
 func NewDraftPlanner(maxTokens int) *DraftPlanner {
-	return &DraftPlanner{cost: make([]float64, maxTokens+1), seen: make([]uint8, maxTokens+1), at: make([]int64, maxTokens+1)}
+	return &DraftPlanner{cost: make([]float64, maxTokens+1), seen: make([]uint8, maxTokens+1), at: make([]int64, maxTokens+1), warm: warmUp}
 }
 
-// warmUp is how many steps of each size are not measured: they may pay
-// for setting the size up. The CUDA backend runs a step whose queue it has
-// not seen op by op and captures a CUDA graph the second time (several
-// times a step's cost for miniphi), then launches the graph.
+// warmUp is how many steps of each size are not measured by default: they
+// may pay for setting the size up. The CUDA backend runs a step whose queue
+// it has not seen op by op and captures a CUDA graph the second time
+// (several times a step's cost for miniphi), then launches the graph.
 const warmUp = 2
+
+// SetWarmUp sets how many steps of each size go unmeasured: 0 for a
+// backend whose first step of a size costs what later ones do (the CPU's),
+// so that a size is known from its first step instead of its third (the
+// engine sets it when no layer runs on a GPU).
+func (p *DraftPlanner) SetWarmUp(n int) { p.warm = uint8(max(0, min(n, 255))) }
 
 // forgetAfter is how many observed steps a size's cost is kept without a
 // new measurement: a machine's speed drifts (another process, a clock), and
@@ -161,7 +168,7 @@ func (p *DraftPlanner) Observe(n int, seconds float64) {
 			}
 		}
 	}
-	if p.seen[n] < warmUp {
+	if p.seen[n] < p.warm {
 		p.seen[n]++
 		return
 	}

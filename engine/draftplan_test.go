@@ -397,3 +397,23 @@ func TestDraftPlannerRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestDraftPlannerWarmUp: by default a size's first two steps are not
+// measured (a GPU sets each new step size up); with SetWarmUp(0), as the
+// engine sets on a CPU, the first one is.
+func TestDraftPlannerWarmUp(t *testing.T) {
+	keen := engine.DraftRecord{Tried: [2]int{20, 60}, Kept: [2]int{18, 57}}
+	plan := func(p *engine.DraftPlanner) int {
+		return p.Plan(nil, 1, []engine.DraftOffer{{Max: 4, Record: keen}}, 4)[0]
+	}
+	gpu, cpu := engine.NewDraftPlanner(16), engine.NewDraftPlanner(16)
+	cpu.SetWarmUp(0)
+	gpu.Observe(1, 1)
+	cpu.Observe(1, 1)
+	if d := plan(gpu); d != 0 {
+		t.Errorf("default warm-up: one step of 1 token seen, plan %d draft tokens, want 0 (nothing measured yet)", d)
+	}
+	if d := plan(cpu); d == 0 {
+		t.Error("no warm-up: one step of 1 token measured, plan no drafts, want some (larger sizes are tried)")
+	}
+}

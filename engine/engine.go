@@ -9,6 +9,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/chat"
@@ -127,6 +128,9 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 		nextID: ConversationID + 1}
 	if cfg.Lookup > 0 && !cfg.LookupWhole {
 		e.planner = NewDraftPlanner(cfg.StepTokens)
+		if !slices.ContainsFunc(m.Stages(), func(s model.Stage) bool { return isDevice(s.Backend) }) {
+			e.planner.SetWarmUp(0) // no step graphs to set up
+		}
 	}
 	for _, id := range tok.EOS() {
 		e.eos[id] = true
