@@ -275,3 +275,32 @@ func BenchmarkLookupCorpus(b *testing.B) {
 		}
 	}
 }
+
+// TestLookupGrowingBatch: a server's batch grows from one sequence, whose
+// steps taught the planner small sizes only, to 20 drafting sequences;
+// every text is plain greedy decoding's. (A planner that indexed an empty
+// estimate for a base past its reach panicked here.)
+func TestLookupGrowingBatch(t *testing.T) {
+	plain := load(t, engine.Options{Ctx: 256, MaxSeqs: 20, StepTokens: 256})
+	l := load(t, engine.Options{Ctx: 256, MaxSeqs: 20, StepTokens: 256, Lookup: 8})
+	mk := func(l *engine.Loaded, n int) []engine.Request {
+		reqs := make([]engine.Request, n)
+		for i := range reqs {
+			reqs[i] = engine.Request{Prompt: l.EncodePrompt(repetitive[i%len(repetitive)]), MaxTokens: 12 + i%5, IgnoreEOS: true}
+		}
+		return reqs
+	}
+	if _, st := decode(t, l, mk(l, 1)); st[0].Drafted == 0 {
+		t.Fatal("one repetitive sequence drafted nothing")
+	}
+	want, _ := decode(t, plain, mk(plain, 20))
+	got, stats := decode(t, l, mk(l, 20))
+	drafted := 0
+	for i := range got {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("sequence %d: with lookup %v\nplain %v", i, got[i], want[i])
+		}
+		drafted += stats[i].Drafted
+	}
+	t.Logf("20 together: %d tokens drafted; planner %v", drafted, l.DraftPlanner())
+}
