@@ -10,8 +10,6 @@ import textwrap
 import threading
 import time
 
-import pytest
-
 import upg
 
 
