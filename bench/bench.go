@@ -351,7 +351,7 @@ func Run(path string, opts Options) (Result, error) {
 			return res, err
 		}
 	}
-	if g, ok := m.Backend().(interface{ GraphStats() cuda.GraphStats }); ok {
+	if g, ok := m.Backend().(cuda.GraphReporter); ok {
 		st := g.GraphStats()
 		res.Graphs = &st
 	}

@@ -36,7 +36,7 @@ func (e *Engine) Generate(ctx context.Context, req Request, emit func(string)) (
 		if e.planner != nil {
 			slog.Debug("prompt lookup", "drafted", s.stats.Drafted, "kept", s.stats.Accepted, "planner", e.planner.String())
 		}
-		if g, ok := e.ctx.Model().Backend().(interface{ GraphStats() cuda.GraphStats }); ok {
+		if g, ok := e.ctx.Model().Backend().(cuda.GraphReporter); ok {
 			slog.Debug("cuda", "step", g.GraphStats().String())
 		}
 	}

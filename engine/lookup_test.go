@@ -262,7 +262,7 @@ func BenchmarkLookupCorpus(b *testing.B) {
 				if p := l.DraftPlanner(); p != nil {
 					b.Logf("planner: %v", p)
 				}
-				if g, ok := l.Model.Backend().(interface{ GraphStats() cuda.GraphStats }); ok {
+				if g, ok := l.Model.Backend().(cuda.GraphReporter); ok {
 					st := g.GraphStats()
 					b.Logf("%v", st)
 					b.ReportMetric(float64(st.Eager+st.Captured), "setup_steps")

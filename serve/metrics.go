@@ -67,16 +67,12 @@ func newMetrics() *metrics {
 	return m
 }
 
-// graphStatser is a backend that runs its steps as CUDA graphs
-// (backend/cuda).
-type graphStatser interface{ GraphStats() cuda.GraphStats }
-
 // addGraphs registers the step-graph counts of a GPU backend: how many
 // steps were replayed from a captured graph, captured, or run op by op, and
 // the graphs held and evicted (the cache holds UPG_CUDA_GRAPH_CACHE). Each
 // scrape reads them under the backend's lock, so it waits for a step in
 // flight (milliseconds).
-func (m *metrics) addGraphs(g graphStatser) {
+func (m *metrics) addGraphs(g cuda.GraphReporter) {
 	steps := func(kind string, v func(cuda.GraphStats) int64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "upg_cuda_graph_steps_total",
 			Help:        "Forward passes on the GPU by how they ran: replayed (a captured CUDA graph), captured, eager (op by op: a step's first time).",

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/upg-ai/upg/backend/cuda"
 	"github.com/upg-ai/upg/chat"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
@@ -110,7 +111,7 @@ func New(e *engine.Engine, cfg Config) *Server {
 		s.capacity, s.limitBy = pos, "KV cache budget"
 	}
 	s.m.kvTotal.Set(float64(e.Pool.Blocks()))
-	if g, ok := e.Context().Model().Backend().(graphStatser); ok {
+	if g, ok := e.Context().Model().Backend().(cuda.GraphReporter); ok {
 		s.m.addGraphs(g)
 	}
 	s.sched = newScheduler(e, s.log, s.m, cfg.MaxQueue, cfg.MaxBatch)

@@ -33,6 +33,10 @@ type GraphStats struct {
 	Held     int   `json:"held"`           // graphs held now
 }
 
+// GraphReporter is a backend that runs its steps as CUDA graphs and
+// counts them (Backend); callers that take any backend assert to it.
+type GraphReporter interface{ GraphStats() GraphStats }
+
 func (s GraphStats) String() string {
 	return fmt.Sprintf("graphs: %d held, %d captured, %d evicted; steps: %d replayed, %d op by op", s.Held, s.Captured, s.Evicted, s.Replayed, s.Eager)
 }
