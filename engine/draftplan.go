@@ -141,11 +141,11 @@ const forgetAfter = 512
 // runs without drafts, and its time replaces the base size's cost. A base
 // cost measured in a slow spell made every drafting step look cheap beside
 // it, and once the planner drafted every step the base was never measured
-// again to correct it (this VM, twelve sequences: the 12-token step at 21.7x
-// one token's, the 16-token step at 6.4x). Only such a refresh replaces a
-// cost; other measurements move it as Observe says. On a GPU, where one
-// sequence drafts nearly every step, a refresh every 64 steps gives up
-// about 0.7% of the drafted tokens.
+// again to correct it (a 2-vCPU VM, twelve sequences: the 12-token step at
+// 21.7x one token's, the 16-token step at 6.4x). Only such a refresh
+// replaces a cost; other measurements move it as Observe says. Where one
+// sequence drafts nearly every step (a GPU), that is one plain step in 65:
+// within the noise of docs/benchmarks.md's run 98.
 const refreshAfter = 64
 
 // Observe records that a decoding step of n fed tokens took seconds. The
