@@ -36,7 +36,7 @@ type Device struct {
 	L2Bytes   int
 	mod       uintptr
 	fns       map[string]uintptr
-	occ       map[string]int // blocksPerSM's answers
+	occ       map[occKey]int // blocksPerSM's answers
 	params    *launchParams  // argument marshalling, heap memory reused by every launch
 	launches  int64          // kernels launched (not counting graph replays); owner thread only
 	prof      *profiler      // ProfileEnv's kernel timing (nil when off); owner thread only
@@ -151,7 +151,7 @@ func Open(ordinal int) (*Device, error) {
 	if err := loadDriver(); err != nil {
 		return nil, err
 	}
-	d := &Device{ordinal: ordinal, fns: map[string]uintptr{}, occ: map[string]int{}, params: new(launchParams),
+	d := &Device{ordinal: ordinal, fns: map[string]uintptr{}, occ: map[occKey]int{}, params: new(launchParams),
 		memCap: memCap, sizes: map[DevPtr]uint64{}}
 	if d.own, err = startOwner(ownerSpin(), d.init, d.release); err != nil {
 		return nil, err
@@ -453,11 +453,17 @@ func (d *Device) function(name string) (uintptr, error) {
 	return f, nil
 }
 
+// occKey is a kernel and a block size, for blocksPerSM's answers.
+type occKey struct {
+	name    string
+	threads int
+}
+
 // blocksPerSM is how many blocks of kernel name, threads each and no
 // dynamic shared memory, an SM holds by the driver's occupancy calculator,
 // or def when the driver lacks it or the call fails (owner thread).
 func (d *Device) blocksPerSM(name string, threads, def int) int {
-	if n, ok := d.occ[name]; ok {
+	if n, ok := d.occ[occKey{name, threads}]; ok {
 		return n
 	}
 	n := def
@@ -470,7 +476,7 @@ func (d *Device) blocksPerSM(name string, threads, def int) int {
 			}
 		}
 	}
-	d.occ[name] = n
+	d.occ[occKey{name, threads}] = n
 	return n
 }
 

@@ -434,11 +434,35 @@ func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
 // slower; the latency of these kernels is not in their warp count.
 const rotqThreads = 256
 
-// rotqLaunch launches a *_rotq kernel for n tokens of g's input: head
-// arguments, then the rotq_tail ones.
-func (d *Device) rotqLaunch(name string, g *DenseGPU, n int, s *Scratch, head ...Arg) error {
+// rotqLaunch launches a *_rotq kernel for n tokens of g's input (blocks
+// of threads): head arguments, then the rotq_tail ones.
+func (d *Device) rotqLaunch(name string, threads int, g *DenseGPU, n int, s *Scratch, head ...Arg) error {
 	p := g.plan
-	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{rotqThreads, 1, 1}, uint32(4*p.seg), append(head, g.rotqTail(s)...)...)
+	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{uint32(threads), 1, 1}, uint32(4*p.seg), append(head, g.rotqTail(s)...)...)
+}
+
+// rotqHalfOn is UPG_CUDA_ROTQ_HALF: 0 keeps upg_swiglu_rotq at rotqThreads
+// a block in every step (comparisons).
+var rotqHalfOn = os.Getenv("UPG_CUDA_ROTQ_HALF") != "0"
+
+// swigluThreads is upg_swiglu_rotq's block size for a launch of blocks
+// blocks: rotqThreads, or half that when the launch then fits one wave of
+// the SMs' block slots and would not at rotqThreads. Phi-4's SwiGLU at 32
+// tokens is 35 segments × 32 = 1,120 blocks; at 256 threads and 56
+// registers an H200 SM holds 4 (528 slots: three waves), at 128 threads 9
+// (1,188: one). Every value is computed by the same float operations
+// whatever the block size (no sum across threads: a segment's rotation
+// is butterflies in shared memory, its quantization a maximum and an
+// integer sum), so the results are the same bits.
+func (d *Device) swigluThreads(blocks int) int {
+	const name = "upg_swiglu_rotq"
+	if !rotqHalfOn || blocks <= d.blocksPerSM(name, rotqThreads, 4)*d.SMs {
+		return rotqThreads
+	}
+	if blocks <= d.blocksPerSM(name, rotqThreads/2, 8)*d.SMs {
+		return rotqThreads / 2
+	}
+	return rotqThreads
 }
 
 // rmsRotq is rmsnorm (x rows of g.C, rows 0..n-1) into h fused with the
@@ -447,7 +471,7 @@ func (d *Device) rmsRotq(g *DenseGPU, h, x, w DevPtr, eps float32, n int, s *Scr
 	if n == 0 {
 		return nil
 	}
-	return d.rotqLaunch("upg_rms_rotq", g, n, s, Ptr(x), Ptr(w), F32(eps), Ptr(h))
+	return d.rotqLaunch("upg_rms_rotq", rotqThreads, g, n, s, Ptr(x), Ptr(w), F32(eps), Ptr(h))
 }
 
 // swigluRotq is swiglu (width g.C) into act fused with the rotation+
@@ -456,7 +480,7 @@ func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us
 	if n == 0 {
 		return nil
 	}
-	return d.rotqLaunch("upg_swiglu_rotq", g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us), Ptr(act))
+	return d.rotqLaunch("upg_swiglu_rotq", d.swigluThreads(g.plan.segments()*n), g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us), Ptr(act))
 }
 
 // combineRotq is attention's combine (into dst, heads·hd = g.C) fused with
@@ -465,7 +489,7 @@ func (d *Device) combineRotq(g *DenseGPU, dst, part, pos DevPtr, chunk, S, heads
 	if n == 0 {
 		return nil
 	}
-	return d.rotqLaunch("upg_combine_rotq", g, n, s, Ptr(part), Ptr(pos), I32(chunk), I32(S), I32(heads), I32(hd), Ptr(dst))
+	return d.rotqLaunch("upg_combine_rotq", rotqThreads, g, n, s, Ptr(part), Ptr(pos), I32(chunk), I32(S), I32(heads), I32(hd), Ptr(dst))
 }
 
 // rotq enqueues the rotation and int8 quantization of n input rows.

@@ -757,3 +757,90 @@ func TestGPUAttentionPrefill(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUSwigluRotqBlockSizes: upg_swiglu_rotq in blocks of 128 threads
+// (swigluThreads' choice where that fits one wave) writes the same bits as
+// in blocks of 256 — SwiGLU, rotated and quantized input and group factors
+// — for fresh random inputs at odd and even widths and rotation segments;
+// and swigluThreads halves the block exactly where that saves a wave.
+func TestGPUSwigluRotqBlockSizes(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 23))
+	for _, c := range denseCases() {
+		if c.p.Bits > 4 {
+			continue
+		}
+		const n = 7
+		t.Run(fmt.Sprintf("%dx%d_k%d_g%d_%s_rot%v", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, c.p.Rotate != 0), func(t *testing.T) {
+			g, err := d.UploadMatrix(randomDense(t, rng, c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Free(d)
+			width := c.C
+			gp := devF32(t, d, randF(rng, n*2*width))
+			defer d.Free(gp)
+			ldq := g.U * unitCodes
+			type out struct {
+				act, fac []float32
+				xq       []byte
+			}
+			var got [2]out
+			for i, threads := range []int{rotqThreads, rotqThreads / 2} {
+				s, err := d.NewScratch(n, c.C)
+				if err != nil {
+					t.Fatal(err)
+				}
+				act := devPoisoned(t, d, n*width)
+				if err := d.Fill32(s.fac, poison, n*g.G*4); err != nil {
+					t.Fatal(err)
+				}
+				run(t, d, func() error {
+					return d.rotqLaunch("upg_swiglu_rotq", threads, g, n, s, Ptr(gp), I32(2*width), Ptr(gp+DevPtr(4*width)), I32(2*width), Ptr(act))
+				})
+				got[i].act, got[i].fac = readF32(t, d, act, n*width), readF32(t, d, s.fac, n*g.G*4)
+				got[i].xq = make([]byte, n*ldq)
+				if err := d.Download(got[i].xq, s.xq); err != nil {
+					t.Fatal(err)
+				}
+				d.Free(act)
+				s.Free(d)
+			}
+			for i := range got[0].act {
+				if math.Float32bits(got[0].act[i]) != math.Float32bits(got[1].act[i]) {
+					t.Fatalf("act[%d]: %v in blocks of 256, %v of 128", i, got[0].act[i], got[1].act[i])
+				}
+			}
+			for i := range got[0].fac {
+				if math.Float32bits(got[0].fac[i]) != math.Float32bits(got[1].fac[i]) || math.IsNaN(float64(got[0].fac[i])) {
+					t.Fatalf("factor value %d: %v in blocks of 256, %v of 128", i, got[0].fac[i], got[1].fac[i])
+				}
+			}
+			for tk := range n {
+				for j := range width {
+					if a, b := got[0].xq[tk*ldq+j], got[1].xq[tk*ldq+j]; a != b {
+						t.Fatalf("token %d code %d: %d in blocks of 256, %d of 128", tk, j, int8(a), int8(b))
+					}
+				}
+			}
+		})
+	}
+	var slots [2]int
+	run(t, d, func() error {
+		slots = [2]int{d.blocksPerSM("upg_swiglu_rotq", rotqThreads, 4) * d.SMs, d.blocksPerSM("upg_swiglu_rotq", rotqThreads/2, 8) * d.SMs}
+		return nil
+	})
+	t.Logf("upg_swiglu_rotq block slots: %d at %d threads, %d at %d", slots[0], rotqThreads, slots[1], rotqThreads/2)
+	for _, c := range []struct{ blocks, want int }{
+		{slots[0], rotqThreads},
+		{slots[0] + 1, map[bool]int{true: rotqThreads / 2, false: rotqThreads}[slots[0]+1 <= slots[1]]},
+		{slots[1], map[bool]int{true: rotqThreads / 2, false: rotqThreads}[slots[1] > slots[0]]},
+		{slots[1] + 1, rotqThreads},
+	} {
+		var got int
+		run(t, d, func() error { got = d.swigluThreads(c.blocks); return nil })
+		if got != c.want {
+			t.Errorf("swigluThreads(%d) = %d, want %d", c.blocks, got, c.want)
+		}
+	}
+}
