@@ -902,10 +902,21 @@ extern "C" __global__ void __launch_bounds__(256)
   pdl_launch();
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= N) return;
-  float v = part[i];
-  for (int z = 1; z < S; z++) v += part[(size_t)z * N + i];
+  // the residual and the first SPLITK_LOADS parts' values all loaded
+  // before any is added (one round trip to L2, not one per part), then
+  // summed in part order
+#define SPLITK_LOADS 8
+  const float r = res != nullptr ? res[i] : 0.f;
+  float p[SPLITK_LOADS];
+#pragma unroll
+  for (int z = 0; z < SPLITK_LOADS; z++) p[z] = z < S ? part[(size_t)z * N + i] : 0.f;
+  float v = p[0];
+#pragma unroll
+  for (int z = 1; z < SPLITK_LOADS; z++)
+    if (z < S) v += p[z];
+  for (int z = SPLITK_LOADS; z < S; z++) v += part[(size_t)z * N + i];
   y[i] = v;
-  if (res != nullptr) res[i] += v;
+  if (res != nullptr) res[i] = r + v;
 }
 
 // ---------------------------------------------------------------------------
