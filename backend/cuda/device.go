@@ -453,31 +453,52 @@ func (d *Device) function(name string) (uintptr, error) {
 	return f, nil
 }
 
-// occKey is a kernel and a block size, for blocksPerSM's answers.
+// occKey is a kernel, a block size and the launch's dynamic shared
+// memory, for blocksPerSM's answers.
 type occKey struct {
-	name    string
-	threads int
+	name          string
+	threads, smem int
 }
 
-// blocksPerSM is how many blocks of kernel name, threads each and no
-// dynamic shared memory, an SM holds by the driver's occupancy calculator,
-// or def when the driver lacks it or the call fails (owner thread).
-func (d *Device) blocksPerSM(name string, threads, def int) int {
-	if n, ok := d.occ[occKey{name, threads}]; ok {
-		return n
-	}
-	n := def
-	if sym.cuOccupancyMaxActiveBlocksPerMultiprocessor != 0 {
-		if f, err := d.function(name); err == nil {
-			var v int32
-			if call("cuOccupancyMaxActiveBlocksPerMultiprocessor "+name, sym.cuOccupancyMaxActiveBlocksPerMultiprocessor,
-				uintptr(unsafe.Pointer(&v)), f, uintptr(threads), 0) == nil && v > 0 {
-				n = int(v)
+// blocksPerSM is how many blocks of kernel name, threads each with smem
+// bytes of dynamic shared memory, an SM holds by the driver's occupancy
+// calculator, or def when the driver lacks it or the call fails (owner
+// thread).
+func (d *Device) blocksPerSM(name string, threads, smem, def int) int {
+	k := occKey{name, threads, smem}
+	n, ok := d.occ[k]
+	if !ok {
+		if sym.cuOccupancyMaxActiveBlocksPerMultiprocessor != 0 {
+			if f, err := d.function(name); err == nil {
+				var v int32
+				if call("cuOccupancyMaxActiveBlocksPerMultiprocessor "+name, sym.cuOccupancyMaxActiveBlocksPerMultiprocessor,
+					uintptr(unsafe.Pointer(&v)), f, uintptr(threads), uintptr(smem)) == nil && v > 0 {
+					n = int(v)
+				}
 			}
 		}
+		d.occ[k] = n // 0: no answer
 	}
-	d.occ[occKey{name, threads}] = n
+	if n == 0 {
+		return def
+	}
 	return n
+}
+
+// launchWaves says how a launch of blocks blocks fills SMs that hold perSM
+// of them each (0: unknown): "1120 blocks, 4 an SM: 3 waves". The step
+// trace names launches so: a launch just over a wave takes two rounds of
+// its blocks' latency (NOTES.md run 101).
+func launchWaves(blocks, perSM, sms int) string {
+	if perSM <= 0 || sms <= 0 {
+		return fmt.Sprintf("%d blocks", blocks)
+	}
+	slots := perSM * sms
+	w := (blocks + slots - 1) / slots
+	if w == 1 {
+		return fmt.Sprintf("%d blocks, %d an SM: 1 wave", blocks, perSM)
+	}
+	return fmt.Sprintf("%d blocks, %d an SM: %d waves", blocks, perSM, w)
 }
 
 // launch enqueues kernel f with the given argument values (each passed by

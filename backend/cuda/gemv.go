@@ -41,7 +41,7 @@ func (d *Device) launchK(name string, grid, block [3]uint32, smem uint32, args .
 		return err
 	}
 	if d.trace != nil {
-		d.trace.saw(name, grid)
+		d.trace.saw(name+" ("+launchWaves(int(grid[0])*int(grid[1])*int(grid[2]), d.blocksPerSM(name, int(block[0]*block[1]*block[2]), int(smem), 0), d.SMs)+")", name, grid)
 	}
 	return d.launch(name, f, grid, block, smem, args)
 }
@@ -168,12 +168,12 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 	if err == nil && g.nameMMA != "" {
 		// ask the occupancy calculator now, not while a step is captured
 		_ = d.Do(func() error {
-			d.blocksPerSM(g.nameMMA, 128, mmaBlocksPerSM(mmaTokens))
-			d.blocksPerSM(g.nameMMA32, 128, mmaBlocksPerSM(mmaTokens/2))
+			d.blocksPerSM(g.nameMMA, 128, 0, mmaBlocksPerSM(mmaTokens))
+			d.blocksPerSM(g.nameMMA32, 128, 0, mmaBlocksPerSM(mmaTokens/2))
 			if _, e := d.function(g.nameMMA16); e != nil {
 				g.nameMMA16 = "" // an older fatbin (FatbinEnv) without the 16-token tiles
 			} else {
-				d.blocksPerSM(g.nameMMA16, 128, mmaBlocksPerSM(mmaTokens/4))
+				d.blocksPerSM(g.nameMMA16, 128, 0, mmaBlocksPerSM(mmaTokens/4))
 			}
 			if g.name2 != "" {
 				if _, e := d.function(g.name2); e != nil {
@@ -446,7 +446,7 @@ func (d *Device) rotqLaunch(name string, threads int, g *DenseGPU, n int, s *Scr
 var rotqHalfOn = os.Getenv("UPG_CUDA_ROTQ_HALF") != "0"
 
 // swigluThreads is upg_swiglu_rotq's block size for a launch of blocks
-// blocks: rotqThreads, or half that when the launch then fits one wave of
+// blocks with smem bytes of dynamic shared memory each: rotqThreads, or half that when the launch then fits one wave of
 // the SMs' block slots and would not at rotqThreads. Phi-4's SwiGLU at 32
 // tokens is 35 segments × 32 = 1,120 blocks; at 256 threads and 56
 // registers an H200 SM holds 4 (528 slots: three waves), at 128 threads 9
@@ -454,12 +454,12 @@ var rotqHalfOn = os.Getenv("UPG_CUDA_ROTQ_HALF") != "0"
 // whatever the block size (no sum across threads: a segment's rotation
 // is butterflies in shared memory, its quantization a maximum and an
 // integer sum), so the results are the same bits.
-func (d *Device) swigluThreads(blocks int) int {
+func (d *Device) swigluThreads(blocks, smem int) int {
 	const name = "upg_swiglu_rotq"
-	if !rotqHalfOn || blocks <= d.blocksPerSM(name, rotqThreads, 4)*d.SMs {
+	if !rotqHalfOn || blocks <= d.blocksPerSM(name, rotqThreads, smem, 4)*d.SMs {
 		return rotqThreads
 	}
-	if blocks <= d.blocksPerSM(name, rotqThreads/2, 8)*d.SMs {
+	if blocks <= d.blocksPerSM(name, rotqThreads/2, smem, 8)*d.SMs {
 		return rotqThreads / 2
 	}
 	return rotqThreads
@@ -480,7 +480,7 @@ func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us
 	if n == 0 {
 		return nil
 	}
-	return d.rotqLaunch("upg_swiglu_rotq", d.swigluThreads(g.plan.segments()*n), g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us), Ptr(act))
+	return d.rotqLaunch("upg_swiglu_rotq", d.swigluThreads(g.plan.segments()*n, 4*g.plan.seg), g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us), Ptr(act))
 }
 
 // combineRotq is attention's combine (into dst, heads·hd = g.C) fused with
@@ -541,7 +541,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 			name, tile = g.nameMMA32, mmaTokens/2
 		}
 		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + tile - 1) / tile), 1}
-		S := d.mmaSplits(int(grid[0]*grid[1]), d.blocksPerSM(name, 128, mmaBlocksPerSM(tile)), g.U, g.R*n, s)
+		S := d.mmaSplits(int(grid[0]*grid[1]), d.blocksPerSM(name, 128, 0, mmaBlocksPerSM(tile)), g.U, g.R*n, s)
 		if S == 1 {
 			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, y, n, res); err != nil {
 				return err

@@ -826,8 +826,9 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 		})
 	}
 	var slots [2]int
+	const smem = 4 * 512 // Phi-4's FFN input: segments of 512 values
 	run(t, d, func() error {
-		slots = [2]int{d.blocksPerSM("upg_swiglu_rotq", rotqThreads, 4) * d.SMs, d.blocksPerSM("upg_swiglu_rotq", rotqThreads/2, 8) * d.SMs}
+		slots = [2]int{d.blocksPerSM("upg_swiglu_rotq", rotqThreads, smem, 4) * d.SMs, d.blocksPerSM("upg_swiglu_rotq", rotqThreads/2, smem, 8) * d.SMs}
 		return nil
 	})
 	t.Logf("upg_swiglu_rotq block slots: %d at %d threads, %d at %d", slots[0], rotqThreads, slots[1], rotqThreads/2)
@@ -838,7 +839,7 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 		{slots[1] + 1, rotqThreads},
 	} {
 		var got int
-		run(t, d, func() error { got = d.swigluThreads(c.blocks); return nil })
+		run(t, d, func() error { got = d.swigluThreads(c.blocks, smem); return nil })
 		if got != c.want {
 			t.Errorf("swigluThreads(%d) = %d, want %d", c.blocks, got, c.want)
 		}

@@ -481,7 +481,7 @@ func TestGPUBlocksPerSM(t *testing.T) {
 		tile int
 	}{{"upg_gemm_k3_g1", mmaTokens}, {"upg_gemm32_k3_g1", mmaTokens / 2}, {"upg_gemm_k4_g4", mmaTokens}} {
 		var n int
-		if err := d.Do(func() error { n = d.blocksPerSM(c.name, 128, -1); return nil }); err != nil {
+		if err := d.Do(func() error { n = d.blocksPerSM(c.name, 128, 0, -1); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s: %d blocks per SM (launch bounds' minimum %d)", c.name, n, mmaBlocksPerSM(c.tile))

@@ -21,8 +21,9 @@ import (
 // dependent launch on, so the time from one record to the next is what each
 // kernel costs the step as it really runs: its own work, the launch
 // boundary, and whatever overlap PDL gives. When the backend closes, a
-// table per call site and grid goes to stderr, and the last records in
-// order. Kernels without a pdl_wait (the samplers, tensor-core GEMMs, ...)
+// table per call site and grid goes to stderr, naming the kernels launched
+// there with their blocks against the SMs' slots for them (launchWaves),
+// and the last records in order. Kernels without a pdl_wait (the samplers, tensor-core GEMMs, ...)
 // leave no record: their time counts to the record before them.
 const TraceEnv = "UPG_CUDA_TRACE"
 
@@ -50,11 +51,12 @@ type traceGrid struct {
 	gx, gy uint64
 }
 
-// saw notes that kernel name was launched with grid (owner thread).
-func (tr *tracer) saw(name string, grid [3]uint32) {
+// saw notes that kernel name was launched with grid, as label says
+// (owner thread).
+func (tr *tracer) saw(label, name string, grid [3]uint32) {
 	k := traceGrid{kernelFile(name), uint64(grid[0]), uint64(grid[1])}
-	if !slices.Contains(tr.grids[k], name) {
-		tr.grids[k] = append(tr.grids[k], name)
+	if !slices.Contains(tr.grids[k], label) {
+		tr.grids[k] = append(tr.grids[k], label)
 	}
 }
 

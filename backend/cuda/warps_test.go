@@ -60,3 +60,24 @@ func TestSplitMMA(t *testing.T) {
 		}
 	}
 }
+
+// TestLaunchWaves: the step trace's description of a launch against the
+// SMs' block slots — run 101's SwiGLU at 32 tokens on an H200 (1,120
+// blocks, 4 an SM at 256 threads: three waves; 9 at 128: one), a launch of
+// exactly one wave, and an unknown occupancy.
+func TestLaunchWaves(t *testing.T) {
+	for _, c := range []struct {
+		blocks, perSM, sms int
+		want               string
+	}{
+		{1120, 4, 132, "1120 blocks, 4 an SM: 3 waves"},
+		{1120, 9, 132, "1120 blocks, 9 an SM: 1 wave"},
+		{660, 5, 132, "660 blocks, 5 an SM: 1 wave"},
+		{661, 5, 132, "661 blocks, 5 an SM: 2 waves"},
+		{90, 0, 132, "90 blocks"},
+	} {
+		if got := launchWaves(c.blocks, c.perSM, c.sms); got != c.want {
+			t.Errorf("launchWaves(%d, %d, %d) = %q, want %q", c.blocks, c.perSM, c.sms, got, c.want)
+		}
+	}
+}
