@@ -41,9 +41,19 @@ func (d *Device) launchK(name string, grid, block [3]uint32, smem uint32, args .
 		return err
 	}
 	if d.trace != nil {
-		d.trace.saw(name+" ("+launchWaves(int(grid[0])*int(grid[1])*int(grid[2]), d.blocksPerSM(name, int(block[0]*block[1]*block[2]), int(smem), 0), d.SMs)+")", name, grid)
+		d.trace.saw(d.traceLabel(name, grid, block, smem), name, grid)
 	}
 	return d.launch(name, f, grid, block, smem, args)
+}
+
+// traceLabel names a launch in the step trace: the kernel, its blocks and
+// the waves they take (launchWaves). The occupancy answer is the one the
+// launch's first, uncaptured run asked for (a queue runs op by op before
+// it is captured).
+func (d *Device) traceLabel(name string, grid, block [3]uint32, smem uint32) string {
+	blocks := int(grid[0]) * int(grid[1]) * int(grid[2])
+	perSM := d.blocksPerSM(name, int(block[0]*block[1]*block[2]), int(smem), 0)
+	return name + " (" + launchWaves(blocks, perSM, d.SMs) + ")"
 }
 
 // DenseGPU is a dense (or overlay) matrix uploaded for the fused kernels,
@@ -165,8 +175,17 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.ovIdx = up("overlay", ov.Idx[:2*m.R*ov.K])
 		g.ovVal = up("overlay", ov.Vals[:2*m.R*ov.K])
 	}
+	if err == nil {
+		// ask the occupancy calculator now, not while a step is captured:
+		// for the SwiGLU rotation that may feed this matrix (swigluThreads)
+		_ = d.Do(func() error {
+			d.blocksPerSM("upg_swiglu_rotq", rotqThreads, 4*g.plan.seg, 0)
+			d.blocksPerSM("upg_swiglu_rotq", rotqThreads/2, 4*g.plan.seg, 0)
+			return nil
+		})
+	}
 	if err == nil && g.nameMMA != "" {
-		// ask the occupancy calculator now, not while a step is captured
+		// and for the tensor-core tiles (mmaSplits)
 		_ = d.Do(func() error {
 			d.blocksPerSM(g.nameMMA, 128, 0, mmaBlocksPerSM(mmaTokens))
 			d.blocksPerSM(g.nameMMA32, 128, 0, mmaBlocksPerSM(mmaTokens/2))
@@ -446,14 +465,16 @@ func (d *Device) rotqLaunch(name string, threads int, g *DenseGPU, n int, s *Scr
 var rotqHalfOn = os.Getenv("UPG_CUDA_ROTQ_HALF") != "0"
 
 // swigluThreads is upg_swiglu_rotq's block size for a launch of blocks
-// blocks with smem bytes of dynamic shared memory each: rotqThreads, or half that when the launch then fits one wave of
-// the SMs' block slots and would not at rotqThreads. Phi-4's SwiGLU at 32
-// tokens is 35 segments × 32 = 1,120 blocks; at 256 threads and 56
-// registers an H200 SM holds 4 (528 slots: three waves), at 128 threads 9
-// (1,188: one). Every value is computed by the same float operations
-// whatever the block size (no sum across threads: a segment's rotation
-// is butterflies in shared memory, its quantization a maximum and an
-// integer sum), so the results are the same bits.
+// blocks with smem bytes of dynamic shared memory each: rotqThreads, or
+// half that when the launch then fits one wave of the SMs' block slots
+// and would not at rotqThreads. Phi-4's SwiGLU at 32 tokens is 35
+// segments × 32 = 1,120 blocks; at 256 threads and 56 registers an H200
+// SM holds 4 (528 slots: three waves), at 128 threads 9 (1,188: one).
+// Every value is computed by the same float operations whatever the block
+// size (no sum across threads: a segment's rotation is butterflies in
+// shared memory, its quantization a maximum and an integer sum), so the
+// results are the same bits. The occupancy answers are asked at upload
+// (uploadDense), not while a step is captured.
 func (d *Device) swigluThreads(blocks, smem int) int {
 	const name = "upg_swiglu_rotq"
 	if !rotqHalfOn || blocks <= d.blocksPerSM(name, rotqThreads, smem, 4)*d.SMs {
