@@ -286,3 +286,137 @@ func TestGPUGraphCacheEvicts(t *testing.T) {
 		}
 	}
 }
+
+// forkedLogits runs the demo model on be as upg bench's batches do: a
+// prompt on sequence 0, forked to seqs-1 more sequences that share all but
+// its last position (each feeds its own token there), then steps decoding
+// steps of every sequence together, each sequence fed toks[step][k]. It
+// returns each step's logits rows (one per sequence).
+func forkedLogits(t *testing.T, ck *checkpoint.Checkpoint, w *model.Weights, be backend.Backend, prompt []int, toks [][]int) [][]float32 {
+	t.Helper()
+	c := ck.Config
+	seqs := len(toks[0])
+	m, err := model.New(c, w, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bs = 32
+	positions := len(prompt) + len(toks) + 1
+	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: max(len(prompt), seqs), MaxOut: seqs, MaxSeqs: seqs, Positions: positions, BlockSize: bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, BlockSize: bs}
+	po.Budget = kvcache.BudgetFor(po, positions, seqs)
+	pool, err := kvcache.New(be, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed(t, ctx, pool, prompt[:len(prompt)-1])
+	for k := 1; k < seqs; k++ {
+		if err := pool.Fork(k, 0, len(prompt)-1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out [][]float32
+	var st backend.Step
+	for _, row := range toks {
+		st.Reset()
+		for k, tk := range row {
+			if err := pool.Reserve(k, 1); err != nil {
+				t.Fatal(err)
+			}
+			pool.AppendStep(&st, k, []int{tk})
+			st.Out = append(st.Out, int32(k))
+		}
+		if err := ctx.Forward(&st, pool.KV()); err != nil {
+			t.Fatal(err)
+		}
+		for k := range row {
+			pool.Commit(k, 1)
+		}
+		out = append(out, slices.Clone(ctx.ReadLogits()))
+	}
+	return out
+}
+
+// TestGPUForkedBatchCascade: eight sequences forked from one 200-token
+// prompt of the demo model (hd 64, groups of 4: six shared blocks, three
+// whole splits of 64 positions) decode 12 steps together, fed the same
+// tokens (the prompt's last, then random ones), the grouped-query kernels
+// forced (UPG_CUDA_ATTN_GQA=1's setting). On the GPU's float path
+// (FloatEnv: no int8 rounding to amplify a last-bit difference) the shared
+// splits scored by the cascade kernel and by attn_tc's shared-prefix blocks
+// (UPG_CUDA_ATTN_CASCADE=0's path) sum the same products in another order:
+// their logits differ, by at most 5e-3 (H200, 2026-12-02: 5.3e-4 to 8.0e-4
+// over four random draws; a wrong row, head or split would move them by
+// whole units). On the default path the cascade's logits agree with the
+// CPU's within max(2e-2, 1.5 × the CPU's own int8-versus-float spread):
+// random tokens put the model far from its training text, where int8
+// rounding noise grows (spreads of 0.17-0.27 and GPU-CPU differences of
+// 0.16-0.20 in those draws, where the greedy test's prompts see ~1e-2). The
+// steps repeat one size, so the later ones replay a captured graph
+// (programmatic dependent launch between the cascade and per-token grids
+// included).
+func TestGPUForkedBatchCascade(t *testing.T) {
+	gpu(t)
+	ck, w := openE2E(t)
+	// the grouped kernels at any size (attnGrouped would send the demo
+	// model's small steps to the per-head kernel, which has no shared path)
+	defer func(on bool, mode int) { attnCascadeOn, attnGQAMode = on, mode }(attnCascadeOn, attnGQAMode)
+	attnGQAMode = 1
+	rng := rand.New(rand.NewPCG(7, 31)) // one fixed draw: the bounds below are end to end, through the whole model
+	const seqs, steps = 8, 12
+	prompt := make([]int, 200)
+	for i := range prompt {
+		prompt[i] = rng.IntN(ck.Config.Vocab)
+	}
+	toks := make([][]int, steps)
+	for i := range toks {
+		toks[i] = make([]int, seqs)
+		for k := range toks[i] {
+			toks[i][k] = rng.IntN(ck.Config.Vocab)
+		}
+	}
+	toks[0][0] = prompt[len(prompt)-1]
+	cb := cpu.New(0)
+	ref := forkedLogits(t, ck, w, cb, prompt, toks)
+	cb.Close()
+	fb := cpu.NewWithLevel(0, cpu.LevelGeneric)
+	flt := forkedLogits(t, ck, w, fb, prompt, toks)
+	fb.Close()
+	gpuRun := func(cascade, float bool) [][]float32 {
+		attnCascadeOn = cascade
+		if float {
+			os.Setenv(FloatEnv, "1")
+			defer os.Unsetenv(FloatEnv)
+		}
+		gb, err := New(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gb.Close()
+		c := ck.Config
+		if cascade && !gb.d.attnCascades(c.Heads, c.KVHeads, c.HeadDim, attnChunk) {
+			t.Fatalf("the cascade kernel does not take the demo model (heads %d/%d, hd %d)", c.Heads, c.KVHeads, c.HeadDim)
+		}
+		return forkedLogits(t, ck, w, gb, prompt, toks)
+	}
+	fOff, fOn, on := gpuRun(false, true), gpuRun(true, true), gpuRun(true, false)
+	var casc, vsCPU, spread float64
+	for s := range ref {
+		casc = max(casc, maxDiff(fOff[s], fOn[s]))
+		vsCPU = max(vsCPU, maxDiff(ref[s], on[s]))
+		spread = max(spread, maxDiff(ref[s], flt[s]))
+	}
+	t.Logf("%d steps of %d forked sequences: float path, cascade vs shared blocks max |logit diff| %.3g; default path, GPU cascade vs CPU %.3g (CPU int8-vs-float spread %.3g)", steps, seqs, casc, vsCPU, spread)
+	if casc == 0 {
+		t.Errorf("cascade and shared-block logits are bit-identical: the cascade kernel did not run")
+	}
+	if casc > 5e-3 {
+		t.Errorf("cascade and shared-block logits differ by %.3g > 5e-3", casc)
+	}
+	if vsCPU > max(2e-2, 1.5*spread) {
+		t.Errorf("GPU (cascade) and CPU logits differ by %.3g > max(2e-2, 1.5 × %.3g)", vsCPU, spread)
+	}
+}

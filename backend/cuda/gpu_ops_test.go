@@ -402,7 +402,7 @@ func TestGPUAttention(t *testing.T) {
 // depend on its place in the mma tile) and with a float64 reference.
 func TestGPUAttentionShared(t *testing.T) {
 	d := gpu(t)
-	defer func(on, sh bool) { attnTCOn, attnSharedOn = on, sh }(attnTCOn, attnSharedOn)
+	defer func(on, sh, casc bool) { attnTCOn, attnSharedOn, attnCascadeOn = on, sh, casc }(attnTCOn, attnSharedOn, attnCascadeOn)
 	attnTCOn, attnSharedOn = true, true
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 26))
 	// groups of 4 (hd 64, 128; hd 32: two warps' partial value sums), 2 and 8
@@ -477,8 +477,10 @@ func TestGPUAttentionShared(t *testing.T) {
 			S := (perSeq*bs + attnChunk - 1) / attnChunk
 			part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
 			scale := float32(1 / math.Sqrt(float64(hd)))
-			var outs [2][]float32
-			for i, shared := range []DevPtr{0, shw} {
+			// per token, shared-prefix blocks, cascade (hd 64 and 128)
+			var outs [3][]float32
+			for i, shared := range []DevPtr{0, shw, shw} {
+				attnCascadeOn = i == 2
 				out := devPoisoned(t, d, n*heads*hd)
 				if err := d.Fill32(part, poison, n*heads*S*(hd+2)); err != nil {
 					t.Fatal(err)
@@ -503,6 +505,10 @@ func TestGPUAttentionShared(t *testing.T) {
 			what := fmt.Sprintf("heads %d/%d hd %d step %d (shared blocks %d, least position+1 %d)", heads, H, hd, ci, cb, mp)
 			closeTo(t, what+" per token", outs[0], want, 2e-5, 2e-4)
 			closeTo(t, what+" shared", outs[1], want, 2e-5, 2e-4)
+			if d.attnCascades(heads, H, hd, attnChunk) != (hd == 64 || hd == 128) {
+				t.Fatalf("%s: attnCascades = %v", what, !(hd == 64 || hd == 128))
+			}
+			closeTo(t, what+" cascade", outs[2], want, 2e-5, 2e-4)
 			for i := range outs[0] {
 				if math.Float32bits(outs[0][i]) != math.Float32bits(outs[1][i]) {
 					t.Fatalf("%s: output %d is %v with the shared blocks, %v without", what, i, outs[1][i], outs[0][i])

@@ -135,9 +135,48 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 		} else {
 			shared = 0
 		}
-		args = append(args, Ptr(shared))
+		cascade := 0
+		if shared != 0 && d.attnCascades(heads, H, hd, chunk) {
+			cascade = 1
+			rows := (n*(heads/H) + cascRows - 1) / cascRows
+			if err := d.launchK(attnCascadeName(heads/H, hd), [3]uint32{uint32(S), uint32(H), uint32(rows)}, [3]uint32{cascThreads, 1, 1}, 0,
+				Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
+				I32(heads), I32(H), I32(bs), I32(S), Ptr(part), Ptr(shared), I32(n)); err != nil {
+				return err
+			}
+		}
+		args = append(args, Ptr(shared), I32(cascade))
 	}
 	return d.launchK(fmt.Sprintf("upg_attn_gqa%d_%s", heads/H, typ), [3]uint32{uint32(S), uint32(H), uint32(n)}, block, uint32(smem), args...)
+}
+
+// Cascade attention (upg_attn_cascade_gqa<G>_h<hd>, kernels/attn.cu): the
+// splits a step's tokens all share are scored for cascRows query rows a
+// block of cascThreads threads, in splits of cascChunk positions.
+const (
+	cascChunk   = 64
+	cascRows    = 32
+	cascThreads = 64
+)
+
+// attnCascadeOn is UPG_CUDA_ATTN_CASCADE: 0 scores the shared splits in
+// attn_tc's shared-prefix blocks instead (comparisons).
+var attnCascadeOn = os.Getenv("UPG_CUDA_ATTN_CASCADE") != "0"
+
+func attnCascadeName(g, hd int) string { return fmt.Sprintf("upg_attn_cascade_gqa%d_h%d", g, hd) }
+
+// attnCascades reports whether a step's shared splits take the cascade
+// kernel: the tensor-core attention's shapes (attnTC) with heads of 64 or
+// 128 values and splits of cascChunk positions, and a fatbin that has it.
+func (d *Device) attnCascades(heads, H, hd, chunk int) bool {
+	if !attnCascadeOn || chunk != cascChunk || (hd != 64 && hd != 128) {
+		return false
+	}
+	if _, ok := attnTC(heads, H, hd, chunk, true); !ok {
+		return false
+	}
+	_, err := d.function(attnCascadeName(heads/H, hd))
+	return err == nil
 }
 
 // attnRotq enqueues the per-head split attention (upg_attn_<type>'s

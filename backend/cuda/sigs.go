@@ -64,7 +64,10 @@ func init() {
 	for _, g := range []string{"2", "4", "8"} {
 		kernelSig["upg_attn_gqa"+g+"_f16"] = kernelSig["upg_attn_f16"]
 		kernelSig["upg_attn_gqa"+g+"_f32"] = kernelSig["upg_attn_f16"]
-		kernelSig["upg_attn_gqa"+g+"_tc"] = kernelSig["upg_attn_f16"] + " shared:p"
+		kernelSig["upg_attn_gqa"+g+"_tc"] = kernelSig["upg_attn_f16"] + " shared:p cascade:i"
+		for _, hd := range []string{"64", "128"} {
+			kernelSig["upg_attn_cascade_gqa"+g+"_h"+hd] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i bs:i S:i part:p shared:p n:i"
+		}
 	}
 	kernelSig["upg_attn_prefill_f16"] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i hd:i bs:i n:i dst:p"
 	kernelSig["upg_attn_prefill_f32"] = kernelSig["upg_attn_prefill_f16"]

@@ -255,35 +255,238 @@ DEVI void attn_tc_cols(const float *q, int qs, const __half *kc, const __half *v
 // columns) and the other tokens' blocks return: batches forked from one
 // prompt (parallel samples, a shared system prompt) read the prompt's cache
 // once per group instead of once per token.
+//
+// cascade (1: upg_attn_cascade_* was launched just before, with programmatic
+// dependent launch, and scores every split below the shared words for every
+// token): the shared splits' blocks all return, and the others start
+// without waiting — this grid is launched only once every cascade block has
+// passed its own wait for the kernel before it (upg_rope_kv_*), whose
+// queries, keys and values are what both read — and wait for the cascade
+// grid at their end instead, so that this grid's completion, which the
+// merge after it waits for, means the cascade's partials are written too.
+// Block (0, 0, 0) waits even when it has nothing to do, so that some block
+// always does.
 template <int GQ>
 DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, const int *tables, int tstride,
                   const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
-                  float *part, const int *shared) {
+                  float *part, const int *shared, int cascade) {
   extern __shared__ __align__(16) unsigned char smc[];
   __shared__ size_t roff[128]; // the chunk's rows, as attn_split's
-  pdl_wait();
+  if (!cascade) pdl_wait();
   pdl_launch();
   constexpr int NS = UPG_ATTN_SHARED_NC > 2 * GQ ? UPG_ATTN_SHARED_NC : 2 * GQ, TG = NS / GQ; // a shared block's columns, tokens
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
   const bool sh = shared != nullptr && (split + 1) * chunk <= min(shared[0] * bs, shared[1]);
-  if (sh && t % TG != 0) return;
+  const bool first = (blockIdx.x | blockIdx.y | blockIdx.z) == 0;
+  if (sh && (cascade || t % TG != 0)) {
+    if (cascade && first) pdl_wait();
+    return;
+  }
   const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd);
-  if (np == 0) return;
+  if (np == 0) {
+    if (cascade && first) pdl_wait();
+    return;
+  }
   if (sh)
     attn_tc_cols<GQ, NS>(q, qs, kc, vc, roff, np, t, kvh, scale, heads, hd, chunk, S, part, smc);
   else
     attn_tc_cols<GQ, GQ>(q, qs, kc, vc, roff, np, t, kvh, scale, heads, hd, chunk, S, part, smc);
+  if (cascade) pdl_wait();
 }
 
 
 // upg_attn_gqa<GQ>_tc: attn_tc for groups of 2, 4 and 8 query heads (fp16
 // cache); the launch bounds hold 64 registers (8 blocks of 128 threads per
 // SM, 4 of 256).
-#define ATTN_ARGS_TC ATTN_ARGS_F16, const int *__restrict__ shared
-#define ATTN_PASS_TC ATTN_PASS_, shared
+#define ATTN_ARGS_TC ATTN_ARGS_F16, const int *__restrict__ shared, int cascade
+#define ATTN_PASS_TC ATTN_PASS_, shared, cascade
 extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa2_tc(ATTN_ARGS_TC) { attn_tc<2>(ATTN_PASS_TC); }
 extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa4_tc(ATTN_ARGS_TC) { attn_tc<4>(ATTN_PASS_TC); }
 extern "C" __global__ void __launch_bounds__(256, 4) upg_attn_gqa8_tc(ATTN_ARGS_TC) { attn_tc<8>(ATTN_PASS_TC); }
+
+// ---------------------------------------------------------------------------
+// Cascade attention over a step's shared prefix: the splits of CASC_CHUNK
+// positions that lie below both shared words (attn_tc's rule) hold the same
+// keys and values for every token of the step, so one block scores them for
+// CASC_ROWS query rows at once — rows r = t·GQ + g of the step's tokens t
+// and the KV head's query heads g — FlashAttention-2's way: each warp owns
+// 16 rows as the A operand of its mma tiles (S = Q·Kᵀ, the queries' two fp16
+// parts from registers), the softmax of a row stays within the 4 lanes that
+// hold it, and the weights go from the score registers into P·V as the A
+// operand (two fp16 parts again). The chunk's keys and values are copied to
+// shared memory at once (cp.async) while the queries load, so a block waits
+// out one round trip for its data rather than one per phase; the keys reach
+// the B fragments by ldmatrix, the values by ldmatrix.trans. It writes each
+// row's partial (m, l, Σ e·v) for the split where attn_tc's blocks would,
+// which then return (their cascade flag); the merge is unchanged.
+//
+// Where attn_tc's blocks wait out one round trip per phase for one or two
+// tokens' columns, here a block's phases serve 32 rows (8 tokens of a group
+// of 4), so a step forked from one prompt scores its shared splits in a few
+// hundred blocks beside the private splits' blocks instead of in a second
+// wave of 1,120 (Phi-4, batch 32: NOTES.md).
+//
+// Grid (S, H, ⌈n·GQ/CASC_ROWS⌉), CASC_THREADS threads; n is the step's
+// tokens. Launched with programmatic dependent launch before upg_attn_gqa*_tc
+// (cascade 1): every block waits for the kernel before (the queries and the
+// step's keys), then lets the per-token grid start.
+#define CASC_CHUNK 64
+#define CASC_THREADS 64 // 2 warps
+#define CASC_ROWS 32    // 16 a warp
+template <int GQ, int HD>
+DEVI void attn_cascade(const float *q, int qs, const __half *kc, const __half *vc, const int *tables, int tstride,
+                       const int *pos, const int *seq, float scale, int heads, int H, int bs, int S, float *part,
+                       const int *shared, int n) {
+  constexpr int VSTR = HD + ATC_VPAD, NJ = CASC_CHUNK / 8, KQ = HD / 16, NO = HD / 8;
+  __shared__ __align__(16) __half ks[CASC_CHUNK * VSTR], vs[CASC_CHUNK * VSTR];
+  __shared__ size_t roff[CASC_CHUNK];
+  pdl_wait();
+  pdl_launch();
+  const int split = blockIdx.x, kvh = blockIdx.y, r0 = blockIdx.z * CASC_ROWS;
+  if (shared == nullptr || (split + 1) * CASC_CHUNK > min(shared[0] * bs, shared[1])) return;
+  const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  // the split's rows from the table of the block's first token (every
+  // token's holds the same blocks here, and every position is below its own)
+  if (split_rows(roff, tables, tstride, pos, seq, r0 / GQ, CASC_CHUNK, H, kvh, bs, HD) != CASC_CHUNK) return;
+  __syncthreads();
+  // the chunk's keys and values to shared memory, and meanwhile the warp's
+  // query rows ra = gid, rb = gid + 8 into registers (rows past n·GQ: zero,
+  // not written): k16 step e takes dims 16e + 2tig, +1 and 16e + 8 + 2tig, +1
+  const unsigned ks0 = (unsigned)__cvta_generic_to_shared(ks), vs0 = (unsigned)__cvta_generic_to_shared(vs);
+  for (int i = tid; i < CASC_CHUNK * (HD / 8); i += CASC_THREADS) {
+    const int r = i / (HD / 8), c = i - r * (HD / 8);
+    const unsigned o = (unsigned)(r * VSTR + c * 8) * 2;
+    cp_async16s(ks0 + o, kc + roff[r] + c * 8, 16);
+    cp_async16s(vs0 + o, vc + roff[r] + c * 8, 16);
+  }
+  cp_async_commit();
+  const int ra = r0 + 16 * w + gid, rb = ra + 8, nr = n * GQ;
+  float2 xa[KQ][2], xb[KQ][2];
+  {
+    const float *qa = q + (size_t)(ra / GQ) * qs + (kvh * GQ + ra % GQ) * HD + 2 * tig;
+    const float *qb = q + (size_t)(rb / GQ) * qs + (kvh * GQ + rb % GQ) * HD + 2 * tig;
+    const float2 z2 = make_float2(0.f, 0.f);
+#pragma unroll
+    for (int e = 0; e < KQ; e++)
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        xa[e][h] = ra < nr ? *reinterpret_cast<const float2 *>(qa + 16 * e + 8 * h) : z2;
+        xb[e][h] = rb < nr ? *reinterpret_cast<const float2 *>(qb + 16 * e + 8 * h) : z2;
+      }
+  }
+  cp_async_wait<0>();
+  __syncthreads(); // every thread's key and value rows
+  // scores: per k16 step, the A fragments' two fp16 parts, and the keys of
+  // two 8-position tiles per ldmatrix.x4 (matrix m = lane/8: positions
+  // 8(j + m/2).., dims 16e + 8(m&1)..)
+  float sc[NJ][4];
+#pragma unroll
+  for (int j = 0; j < NJ; j++)
+#pragma unroll
+    for (int c = 0; c < 4; c++) sc[j][c] = 0.f;
+#pragma unroll
+  for (int e = 0; e < KQ; e++) {
+    unsigned ah[4], al[4];
+    split2(xa[e][0].x, xa[e][0].y, ah[0], al[0]);
+    split2(xb[e][0].x, xb[e][0].y, ah[1], al[1]);
+    split2(xa[e][1].x, xa[e][1].y, ah[2], al[2]);
+    split2(xb[e][1].x, xb[e][1].y, ah[3], al[3]);
+#pragma unroll
+    for (int j = 0; j < NJ; j += 2) {
+      unsigned b0, b1, b2, b3;
+      ldmatrix_x4(b0, b1, b2, b3, ks + ((8 * j + (lane >> 4) * 8 + (lane & 7)) * VSTR + 16 * e + ((lane >> 3) & 1) * 8));
+      mma_f16(sc[j], ah[0], ah[1], ah[2], ah[3], b0, b1);
+      mma_f16(sc[j], al[0], al[1], al[2], al[3], b0, b1);
+      mma_f16(sc[j + 1], ah[0], ah[1], ah[2], ah[3], b2, b3);
+      mma_f16(sc[j + 1], al[0], al[1], al[2], al[3], b2, b3);
+    }
+  }
+  // softmax of rows ra (c0, c1 of every tile) and rb (c2, c3) over the quad
+  float ma = -INFINITY, mb = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < NJ; j++) {
+#pragma unroll
+    for (int c = 0; c < 4; c++) sc[j][c] *= scale;
+    ma = fmaxf(ma, fmaxf(sc[j][0], sc[j][1]));
+    mb = fmaxf(mb, fmaxf(sc[j][2], sc[j][3]));
+  }
+#pragma unroll
+  for (int o = 1; o <= 2; o <<= 1) {
+    ma = fmaxf(ma, __shfl_xor_sync(0xffffffffu, ma, o));
+    mb = fmaxf(mb, __shfl_xor_sync(0xffffffffu, mb, o));
+  }
+  float la = 0.f, lb = 0.f;
+#pragma unroll
+  for (int j = 0; j < NJ; j++) {
+    sc[j][0] = expf(sc[j][0] - ma);
+    sc[j][1] = expf(sc[j][1] - ma);
+    sc[j][2] = expf(sc[j][2] - mb);
+    sc[j][3] = expf(sc[j][3] - mb);
+    la += sc[j][0] + sc[j][1];
+    lb += sc[j][2] + sc[j][3];
+  }
+#pragma unroll
+  for (int o = 1; o <= 2; o <<= 1) {
+    la += __shfl_xor_sync(0xffffffffu, la, o);
+    lb += __shfl_xor_sync(0xffffffffu, lb, o);
+  }
+  float *pa = ra < nr ? part + ((size_t)((ra / GQ) * heads + kvh * GQ + ra % GQ) * S + split) * (HD + 2) : nullptr;
+  float *pb = rb < nr ? part + ((size_t)((rb / GQ) * heads + kvh * GQ + rb % GQ) * S + split) * (HD + 2) : nullptr;
+  if (tig == 0) {
+    if (pa) pa[0] = ma, pa[1] = la;
+    if (pb) pb[0] = mb, pb[1] = lb;
+  }
+  // the weights as A fragments of the 4 k16 steps over positions: step kk
+  // takes tiles 2kk (a0, a1) and 2kk+1 (a2, a3)
+  unsigned ph[NJ / 2][4], pl[NJ / 2][4];
+#pragma unroll
+  for (int kk = 0; kk < NJ / 2; kk++) {
+    split2(sc[2 * kk][0], sc[2 * kk][1], ph[kk][0], pl[kk][0]);
+    split2(sc[2 * kk][2], sc[2 * kk][3], ph[kk][1], pl[kk][1]);
+    split2(sc[2 * kk + 1][0], sc[2 * kk + 1][1], ph[kk][2], pl[kk][2]);
+    split2(sc[2 * kk + 1][2], sc[2 * kk + 1][3], ph[kk][3], pl[kk][3]);
+  }
+  // values, two dim tiles per ldmatrix.x4.trans: matrix m = lane/8 holds
+  // positions 16kk + 8(m&1).. of dims 8(nt + m/2)..
+  const unsigned vl = vs0 + (unsigned)(((((lane >> 3) & 1) * 8 + (lane & 7)) * VSTR + (lane >> 4) * 8) * 2);
+#pragma unroll 2
+  for (int nt = 0; nt < NO; nt += 2) {
+    float o0[4] = {0.f, 0.f, 0.f, 0.f}, o1[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int kk = 0; kk < NJ / 2; kk++) {
+      unsigned b0, b1, b2, b3;
+      ldmatrix_x4_trans(b0, b1, b2, b3, vl + (unsigned)((16 * kk * VSTR + 8 * nt) * 2));
+      mma_f16(o0, ph[kk][0], ph[kk][1], ph[kk][2], ph[kk][3], b0, b1);
+      mma_f16(o0, pl[kk][0], pl[kk][1], pl[kk][2], pl[kk][3], b0, b1);
+      mma_f16(o1, ph[kk][0], ph[kk][1], ph[kk][2], ph[kk][3], b2, b3);
+      mma_f16(o1, pl[kk][0], pl[kk][1], pl[kk][2], pl[kk][3], b2, b3);
+    }
+    const int d = 8 * nt + 2 * tig;
+    if (pa) {
+      *reinterpret_cast<float2 *>(pa + 2 + d) = make_float2(o0[0], o0[1]);
+      *reinterpret_cast<float2 *>(pa + 2 + d + 8) = make_float2(o1[0], o1[1]);
+    }
+    if (pb) {
+      *reinterpret_cast<float2 *>(pb + 2 + d) = make_float2(o0[2], o0[3]);
+      *reinterpret_cast<float2 *>(pb + 2 + d + 8) = make_float2(o1[2], o1[3]);
+    }
+  }
+}
+
+// upg_attn_cascade_gqa<G>_h<hd>: attn_cascade for groups of 2, 4 and 8
+// query heads and heads of 64 and 128 values (fp16 cache, chunks of
+// CASC_CHUNK positions).
+#define CASC_ARGS                                                                                              \
+  const float *__restrict__ q, int qs, const __half *__restrict__ kc, const __half *__restrict__ vc,           \
+      const int *__restrict__ tables, int tstride, const int *__restrict__ pos, const int *__restrict__ seq,   \
+      float scale, int heads, int H, int bs, int S, float *__restrict__ part, const int *__restrict__ shared, int n
+#define CASC_PASS q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, bs, S, part, shared, n
+extern "C" __global__ void __launch_bounds__(CASC_THREADS) upg_attn_cascade_gqa2_h64(CASC_ARGS) { attn_cascade<2, 64>(CASC_PASS); }
+extern "C" __global__ void __launch_bounds__(CASC_THREADS) upg_attn_cascade_gqa4_h64(CASC_ARGS) { attn_cascade<4, 64>(CASC_PASS); }
+extern "C" __global__ void __launch_bounds__(CASC_THREADS) upg_attn_cascade_gqa8_h64(CASC_ARGS) { attn_cascade<8, 64>(CASC_PASS); }
+extern "C" __global__ void __launch_bounds__(CASC_THREADS) upg_attn_cascade_gqa2_h128(CASC_ARGS) { attn_cascade<2, 128>(CASC_PASS); }
+extern "C" __global__ void __launch_bounds__(CASC_THREADS) upg_attn_cascade_gqa4_h128(CASC_ARGS) { attn_cascade<4, 128>(CASC_PASS); }
+extern "C" __global__ void __launch_bounds__(CASC_THREADS) upg_attn_cascade_gqa8_h128(CASC_ARGS) { attn_cascade<8, 128>(CASC_PASS); }
 
 // ---------------------------------------------------------------------------
 // Prefill attention on the tensor cores (fp16 cache): attn_prefill's causal

@@ -113,10 +113,17 @@ template <int K, int GPU_, int NTOK> struct GemmStage {
   __half sc[GPU_ * 64], of[GPU_ * 64];
 };
 
-// GemmStages::n: as many stages as fit 46 KB of static shared memory, 2 to 4.
+// UPG_GEMM_STAGES_MAX: the most stages a ring holds (a measurement build may
+// set 5: the 32-token k3_g1 stage, 8.4 KB, fits five in 42 KB).
+#ifndef UPG_GEMM_STAGES_MAX
+#define UPG_GEMM_STAGES_MAX 4
+#endif
+
+// GemmStages::n: as many stages as fit 46 KB of static shared memory, 2 to
+// UPG_GEMM_STAGES_MAX.
 template <int K, int GPU_, int NTOK> struct GemmStages {
   static constexpr int fit = 46 * 1024 / (int)sizeof(GemmStage<K, GPU_, NTOK>);
-  static constexpr int n = fit >= 4 ? 4 : fit >= 3 ? 3 : 2;
+  static constexpr int n = fit >= UPG_GEMM_STAGES_MAX ? UPG_GEMM_STAGES_MAX : fit >= 2 ? fit : 2;
 };
 
 template <int K, int MODE, int GPU_, int NTOK>
