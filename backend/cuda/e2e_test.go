@@ -354,7 +354,7 @@ func forkedLogits(t *testing.T, ck *checkpoint.Checkpoint, w *model.Weights, be 
 // CPU's within max(2e-2, 1.5 × the CPU's own int8-versus-float spread):
 // random tokens put the model far from its training text, where int8
 // rounding noise grows (spreads of 0.17-0.27 and GPU-CPU differences of
-// 0.16-0.20 in those draws, where the greedy test's prompts see ~1e-2). The
+// 0.16-0.20 in those draws). The
 // steps repeat one size, so the later ones replay a captured graph
 // (programmatic dependent launch between the cascade and per-token grids
 // included).
