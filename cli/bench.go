@@ -114,10 +114,17 @@ to the memory roofline.`,
 				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			}
 			fmt.Fprintf(w, "sampling         %s\n", res.Sampling)
+			// a batch's step reads the weights once for all its sequences, so
+			// the figure counts steps: at large batches a low one means the
+			// step is bound by arithmetic, not a shortfall of bandwidth
+			perStep := ""
+			if res.Batch > 1 {
+				perStep = fmt.Sprintf(" (weight bytes × steps/s: one read a step serves all %d sequences)", res.Batch)
+			}
 			if res.DeviceBandwidth > 0 {
-				fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of the split's roofline\n", res.EffectiveGBs, res.RooflinePct)
+				fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of the split's roofline%s\n", res.EffectiveGBs, res.RooflinePct, perStep)
 			} else {
-				fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth\n", res.EffectiveGBs, res.RooflinePct)
+				fmt.Fprintf(w, "effective        %.1f GB/s = %.0f%% of read bandwidth%s\n", res.EffectiveGBs, res.RooflinePct, perStep)
 			}
 			if res.DeviceMemoryBytes > 0 {
 				fmt.Fprintf(w, "device memory    %.2f GiB in use (%.2f GiB allocated by upg: weights, KV cache %.2f GiB, workspaces)\n",
