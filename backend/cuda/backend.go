@@ -406,6 +406,7 @@ type stepBuf struct {
 	splits                      int  // attention splits covering BlocksPerSeq blocks
 	oneSeq                      bool // every token of the step belongs to one sequence
 	maxPos                      int  // the step's furthest position (attnGrouped)
+	sharedBlocks, sharedMinPos1 int  // the shared words as SetStep wrote them (sharesSplit)
 }
 
 func boolKey(b bool) uint64 {
@@ -420,6 +421,14 @@ func (s *stepBuf) N() int { return s.n }
 // sharedWords is the step metadata's words for sharedPrefix (4: the block
 // tables after them stay 16-byte aligned).
 const sharedWords = 4
+
+// sharesSplit reports whether a step whose shared words are blocks and
+// minPos1 (sharedPrefix) has a split of chunk positions that every token
+// holds in the same blocks (bs positions each): the positions below both
+// words, at least one whole split of them.
+func sharesSplit(blocks, minPos1, bs, chunk int) bool {
+	return chunk > 0 && min(blocks*bs, minPos1) >= chunk
+}
 
 // sharedPrefix returns how many blocks at the front of the tables of the
 // step's tokens' sequences are the same blocks in every one, and the
@@ -567,6 +576,7 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 	copy(h[3*T:], st.Seq)
 	copy(h[4*T:], st.Out)
 	h[5*T], h[5*T+1] = sharedPrefix(st)
+	s.sharedBlocks, s.sharedMinPos1 = int(h[5*T]), int(h[5*T+1])
 	for i, t := range st.Tables {
 		copy(h[5*T+sharedWords+i*s.lim.BlocksPerSeq:], t)
 	}
@@ -929,8 +939,15 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	f16 := sp.Type == backend.KVF16
 	pre := prefillAttention(st.oneSeq, n, sp.HeadDim)
 	grouped := b.d.attnGrouped(heads, sp.KVHeads, sp.HeadDim, chunk, f16, st.maxPos, n)
+	// the shared words only where this step has a whole split to share: a
+	// step without one (sequences of distinct prompts) launches no cascade
+	// and gives its blocks no shared-prefix room
+	shared := st.shared
+	if !sharesSplit(st.sharedBlocks, st.sharedMinPos1, sp.BlockSize, chunk) {
+		shared = 0
+	}
 	e := b.enqueue(opAttn, uint64(o), uint64(qp), uint64(qs), uint64(kc), uint64(st.tables), uint64(math.Float32bits(scale)), uint64(heads),
-		uint64(n), uint64(S), boolKey(pre), boolKey(grouped))
+		uint64(n), uint64(S), boolKey(pre), boolKey(grouped), uint64(shared))
 	if e.run == nil {
 		e.run = func() error {
 			if pre {
@@ -938,7 +955,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 					heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, n)
 			}
 			return b.d.attention(o, qp, qs, kc, vc, f16, st.tables, st.lim.BlocksPerSeq, st.pos, st.seq, scale,
-				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n, grouped, st.shared)
+				heads, sp.KVHeads, sp.HeadDim, sp.BlockSize, chunk, S, b.part, n, grouped, shared)
 		}
 	}
 	if b.fusing(n) && !pre && bufOf(q.Buf) != bufOf(dst) {
@@ -952,7 +969,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 						}
 					}
 					return func() error {
-						if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped, st.shared); err != nil {
+						if err := b.d.attnSplit(qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, n, grouped, shared); err != nil {
 							return err
 						}
 						return b.d.combineRotq(g, o, part, st.pos, chunk, S, heads, hd, n, b.sc)

@@ -547,6 +547,31 @@ func TestSharedPrefix(t *testing.T) {
 	}
 }
 
+// TestSharesSplit (CPU): a step passes its shared words to the attention
+// (and launches the cascade) only when a whole split lies below both: the
+// bench's 32 forked sequences after 512 positions (31 blocks of 16, least
+// position 512) share seven splits of 64; distinct prompts (no block in
+// common) and a shared run shorter than a split share none.
+func TestSharesSplit(t *testing.T) {
+	for _, c := range []struct {
+		blocks, minPos1, bs, chunk int
+		want                       bool
+	}{
+		{31, 513, 16, 64, true},
+		{0, 513, 16, 64, false},
+		{3, 513, 16, 64, false}, // 48 positions
+		{4, 513, 16, 64, true},  // exactly one split
+		{31, 40, 16, 64, false}, // a token at position 39
+		{31, 64, 16, 64, true},
+		{6, 300, 32, 128, true},
+		{6, 300, 32, 0, false},
+	} {
+		if got := sharesSplit(c.blocks, c.minPos1, c.bs, c.chunk); got != c.want {
+			t.Errorf("sharesSplit(%d blocks, least position+1 %d, bs %d, chunk %d) = %v, want %v", c.blocks, c.minPos1, c.bs, c.chunk, got, c.want)
+		}
+	}
+}
+
 // TestAttnTCShared (CPU): the shared-prefix blocks' shared memory.
 func TestAttnTCShared(t *testing.T) {
 	for _, c := range []struct {
