@@ -137,7 +137,9 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 		}
 		cascade := 0
 		if shared != 0 && d.attnCascades(heads, H, hd, chunk) {
-			cascade = 1
+			// the per-token blocks of shared splits return: none needs the
+			// shared-prefix blocks' room
+			cascade, smem = 1, tsmem
 			rows := (n*(heads/H) + cascRows - 1) / cascRows
 			if err := d.launchK(attnCascadeName(heads/H, hd), [3]uint32{uint32(S), uint32(H), uint32(rows)}, [3]uint32{cascThreads, 1, 1}, 0,
 				Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
