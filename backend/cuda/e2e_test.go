@@ -32,18 +32,25 @@ type genResult struct {
 // oneSeq makes a context for one sequence of up to positions positions
 // on be, steps of up to maxTokens tokens, and its KV pool.
 func oneSeq(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be backend.Backend, maxTokens, positions int) (*model.Context, *kvcache.Pool) {
+	return seqsContext(t, ck, w, be, maxTokens, positions, 1)
+}
+
+// seqsContext makes a context for seqs sequences of up to positions
+// positions each on be, steps of up to maxTokens tokens (a logits row per
+// sequence), and their KV pool.
+func seqsContext(t testing.TB, ck *checkpoint.Checkpoint, w *model.Weights, be backend.Backend, maxTokens, positions, seqs int) (*model.Context, *kvcache.Pool) {
 	c := ck.Config
 	m, err := model.New(c, w, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const bs = 32
-	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: maxTokens, MaxOut: 1, MaxSeqs: 1, Positions: positions, BlockSize: bs})
+	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: maxTokens, MaxOut: seqs, MaxSeqs: seqs, Positions: positions, BlockSize: bs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, BlockSize: bs}
-	po.Budget = kvcache.BudgetFor(po, positions, 1)
+	po.Budget = kvcache.BudgetFor(po, positions, seqs)
 	pool, err := kvcache.New(be, po)
 	if err != nil {
 		t.Fatal(err)
@@ -294,24 +301,8 @@ func TestGPUGraphCacheEvicts(t *testing.T) {
 // returns each step's logits rows (one per sequence).
 func forkedLogits(t *testing.T, ck *checkpoint.Checkpoint, w *model.Weights, be backend.Backend, prompt []int, toks [][]int) [][]float32 {
 	t.Helper()
-	c := ck.Config
 	seqs := len(toks[0])
-	m, err := model.New(c, w, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const bs = 32
-	positions := len(prompt) + len(toks) + 1
-	ctx, err := m.NewContext(model.ContextOptions{MaxTokens: max(len(prompt), seqs), MaxOut: seqs, MaxSeqs: seqs, Positions: positions, BlockSize: bs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	po := kvcache.Options{Layers: c.Layers, KVHeads: c.KVHeads, HeadDim: c.HeadDim, BlockSize: bs}
-	po.Budget = kvcache.BudgetFor(po, positions, seqs)
-	pool, err := kvcache.New(be, po)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, pool := seqsContext(t, ck, w, be, max(len(prompt), seqs), len(prompt)+len(toks)+1, seqs)
 	feed(t, ctx, pool, prompt[:len(prompt)-1])
 	for k := 1; k < seqs; k++ {
 		if err := pool.Fork(k, 0, len(prompt)-1); err != nil {
