@@ -402,7 +402,9 @@ func TestGPUAttention(t *testing.T) {
 // depend on its place in the mma tile) and with a float64 reference.
 func TestGPUAttentionShared(t *testing.T) {
 	d := gpu(t)
-	defer func(on, sh, casc bool) { attnTCOn, attnSharedOn, attnCascadeOn = on, sh, casc }(attnTCOn, attnSharedOn, attnCascadeOn)
+	defer func(on, sh, casc bool, order int) {
+		attnTCOn, attnSharedOn, attnCascadeOn, attnCascadeOrder = on, sh, casc, order
+	}(attnTCOn, attnSharedOn, attnCascadeOn, attnCascadeOrder)
 	attnTCOn, attnSharedOn = true, true
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 26))
 	// groups of 4 (hd 64, 128; hd 32: two warps' partial value sums), 2 and 8
@@ -477,10 +479,14 @@ func TestGPUAttentionShared(t *testing.T) {
 			S := (perSeq*bs + attnChunk - 1) / attnChunk
 			part, _ := d.Alloc(int64(4*n*heads*S*(hd+2)), "part")
 			scale := float32(1 / math.Sqrt(float64(hd)))
-			// per token, shared-prefix blocks, cascade (hd 64 and 128)
-			var outs [3][]float32
-			for i, shared := range []DevPtr{0, shw, shw} {
-				attnCascadeOn = i == 2
+			// per token, shared-prefix blocks, cascade (hd 64 and 128) with
+			// the per-token blocks last split first, and in grid order
+			var outs [4][]float32
+			for i, shared := range []DevPtr{0, shw, shw, shw} {
+				attnCascadeOn, attnCascadeOrder = i >= 2, 2
+				if i == 3 {
+					attnCascadeOrder = 1
+				}
 				out := devPoisoned(t, d, n*heads*hd)
 				if err := d.Fill32(part, poison, n*heads*S*(hd+2)); err != nil {
 					t.Fatal(err)
@@ -509,6 +515,11 @@ func TestGPUAttentionShared(t *testing.T) {
 				t.Fatalf("%s: attnCascades = %v", what, !(hd == 64 || hd == 128))
 			}
 			closeTo(t, what+" cascade", outs[2], want, 2e-5, 2e-4)
+			for i := range outs[2] {
+				if math.Float32bits(outs[2][i]) != math.Float32bits(outs[3][i]) {
+					t.Fatalf("%s: cascade output %d is %v last split first, %v in grid order", what, i, outs[2][i], outs[3][i])
+				}
+			}
 			for i := range outs[0] {
 				if math.Float32bits(outs[0][i]) != math.Float32bits(outs[1][i]) {
 					t.Fatalf("%s: output %d is %v with the shared blocks, %v without", what, i, outs[1][i], outs[0][i])

@@ -139,7 +139,7 @@ func (d *Device) attnSplit(q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables Dev
 		if shared != 0 && d.attnCascades(heads, H, hd, chunk) {
 			// the per-token blocks of shared splits return: none needs the
 			// shared-prefix blocks' room
-			cascade, smem = 1, tsmem
+			cascade, smem = attnCascadeOrder, tsmem
 			rows := (n*(heads/H) + cascRows - 1) / cascRows
 			if err := d.launchK(attnCascadeName(heads/H, hd), [3]uint32{uint32(S), uint32(H), uint32(rows)}, [3]uint32{cascThreads, 1, 1}, 0,
 				Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
@@ -164,6 +164,19 @@ const (
 // attnCascadeOn is UPG_CUDA_ATTN_CASCADE: 0 scores the shared splits in
 // attn_tc's shared-prefix blocks instead (comparisons).
 var attnCascadeOn = os.Getenv("UPG_CUDA_ATTN_CASCADE") != "0"
+
+// attnCascadeOrder is attn_tc's cascade argument beside the cascade: 2
+// dispatches its blocks last split first (the private splits' working blocks
+// before the shared splits' returning ones), 1 in grid order
+// (UPG_CUDA_ATTN_REVERSE=0, comparisons).
+var attnCascadeOrder = cascadeOrder(os.Getenv("UPG_CUDA_ATTN_REVERSE"))
+
+func cascadeOrder(env string) int {
+	if env == "0" {
+		return 1
+	}
+	return 2
+}
 
 func attnCascadeName(g, hd int) string { return fmt.Sprintf("upg_attn_cascade_gqa%d_h%d", g, hd) }
 

@@ -63,10 +63,10 @@ DEVI void split2(float x, float y, unsigned &hi, unsigned &lo) {
 // tile (KP = W / (hd/16) > 1).
 template <int GQ, int NC>
 DEVI void attn_tc_cols(const float *q, int qs, const __half *kc, const __half *vc, const size_t *roff, int np,
-                       int t0, int kvh, float scale, int heads, int hd, int chunk, int S, float *part,
+                       int split, int t0, int kvh, float scale, int heads, int hd, int chunk, int S, float *part,
                        unsigned char *smc) {
   constexpr int NT = (NC + 7) / 8;
-  const int split = blockIdx.x, h0 = kvh * GQ, nt = gridDim.z;
+  const int h0 = kvh * GQ, nt = gridDim.z;
   const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, W = blockDim.x >> 5;
   const int gid = lane >> 2, tig = lane & 3;
   const int vstride = hd + ATC_VPAD; // halves per value row
@@ -265,7 +265,8 @@ DEVI void attn_tc_cols(const float *q, int qs, const __half *kc, const __half *v
 // grid at their end instead, so that this grid's completion, which the
 // merge after it waits for, means the cascade's partials are written too.
 // Block (0, 0, 0) waits even when it has nothing to do, so that some block
-// always does.
+// always does. cascade 2 is 1 with the blocks' splits in reverse dispatch
+// order (below).
 template <int GQ>
 DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, const int *tables, int tstride,
                   const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk, int S,
@@ -275,22 +276,32 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
   if (!cascade) pdl_wait();
   pdl_launch();
   constexpr int NS = UPG_ATTN_SHARED_NC > 2 * GQ ? UPG_ATTN_SHARED_NC : 2 * GQ, TG = NS / GQ; // a shared block's columns, tokens
-  const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+  // cascade 2: the blocks in dispatch order take the last split of every
+  // (KV head, token) first, then the one before it, ...: the private splits'
+  // working blocks are dispatched at once and the shared splits' returning
+  // ones after them (in grid order, 7 of 9 blocks per token returned before
+  // the later tokens' working blocks started, at batch 32)
+  int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+  if (cascade == 2) {
+    const int hn = gridDim.y * gridDim.z;
+    const int L = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), r = L % hn;
+    split = S - 1 - L / hn, kvh = r % gridDim.y, t = r / gridDim.y;
+  }
   const bool sh = shared != nullptr && (split + 1) * chunk <= min(shared[0] * bs, shared[1]);
   const bool first = (blockIdx.x | blockIdx.y | blockIdx.z) == 0;
   if (sh && (cascade || t % TG != 0)) {
     if (cascade && first) pdl_wait();
     return;
   }
-  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd);
+  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd, split);
   if (np == 0) {
     if (cascade && first) pdl_wait();
     return;
   }
   if (sh)
-    attn_tc_cols<GQ, NS>(q, qs, kc, vc, roff, np, t, kvh, scale, heads, hd, chunk, S, part, smc);
+    attn_tc_cols<GQ, NS>(q, qs, kc, vc, roff, np, split, t, kvh, scale, heads, hd, chunk, S, part, smc);
   else
-    attn_tc_cols<GQ, GQ>(q, qs, kc, vc, roff, np, t, kvh, scale, heads, hd, chunk, S, part, smc);
+    attn_tc_cols<GQ, GQ>(q, qs, kc, vc, roff, np, split, t, kvh, scale, heads, hd, chunk, S, part, smc);
   if (cascade) pdl_wait();
 }
 
@@ -347,7 +358,7 @@ DEVI void attn_cascade(const float *q, int qs, const __half *kc, const __half *v
   const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, gid = lane >> 2, tig = lane & 3;
   // the split's rows from the table of the block's first token (every
   // token's holds the same blocks here, and every position is below its own)
-  if (split_rows(roff, tables, tstride, pos, seq, r0 / GQ, CASC_CHUNK, H, kvh, bs, HD) != CASC_CHUNK) return;
+  if (split_rows(roff, tables, tstride, pos, seq, r0 / GQ, CASC_CHUNK, H, kvh, bs, HD, split) != CASC_CHUNK) return;
   __syncthreads();
   // the chunk's keys and values to shared memory, and meanwhile the warp's
   // query rows ra = gid, rb = gid + 8 into registers (rows past n·GQ: zero,

@@ -349,14 +349,15 @@ DEVI void value_sums(const T *vc, const size_t *roff, int np, int pl, int P, int
 
 // split_rows is the prologue the split-attention kernels share (attn_split,
 // attn_gqa, attn_tc: grid (splits, heads or KV heads, tokens)): how many of
-// token t's positions split blockIdx.x holds (chunk positions from
+// token t's positions split holds (the block's blockIdx.x, or attn_tc's
+// reordered split; chunk positions from
 // split·chunk up to pos[t], 0 when it holds none: the block returns, and the
 // combine reads only the splits that hold positions), and in roff the
 // element offset of each one's key/value row of KV head kvh in the paged
 // cache. The caller's barrier publishes roff.
 DEVI int split_rows(size_t *roff, const int *tables, int tstride, const int *pos, const int *seq, int t, int chunk,
-                    int H, int kvh, int bs, int hd) {
-  const int T1 = pos[t] + 1, p0 = blockIdx.x * chunk;
+                    int H, int kvh, int bs, int hd, int split) {
+  const int T1 = pos[t] + 1, p0 = split * chunk;
   if (p0 >= T1) return 0;
   const int np = min(chunk, T1 - p0);
   const int *tab = tables + (size_t)seq[t] * tstride;
@@ -379,7 +380,7 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   pdl_launch();
   const int split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
   float *pp = part + ((size_t)(t * heads + h) * S + split) * (hd + 2);
-  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, h / (heads / H), bs, hd);
+  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, h / (heads / H), bs, hd, split);
   if (np == 0) return;
   float *qv = sm, *sc = sm + hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) qv[d] = q[(size_t)t * qs + h * hd + d];
@@ -479,7 +480,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
   pdl_wait();
   pdl_launch();
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
-  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd), h0 = kvh * GQ;
+  const int np = split_rows(roff, tables, tstride, pos, seq, t, chunk, H, kvh, bs, hd, split), h0 = kvh * GQ;
   if (np == 0) return;
   constexpr int E = 16 / sizeof(T);
   const int tpr = hd / E, P = blockDim.x / tpr;
