@@ -108,10 +108,10 @@ to the memory roofline.`,
 				if !res.SharedPrompt {
 					prompts = "distinct prompts"
 				}
-				fmt.Fprintf(w, "decode           %.2f tok/s aggregate over %d sequences (%s), %.2f tok/s each (%d tokens each), %.2f ms/layer per step\n",
+				fmt.Fprintf(w, "decode           %.2f tok/s aggregate over %d sequences (%s), %.2f tok/s each (%d tokens each), %.3g ms/layer per step\n",
 					res.AggregateTokS, res.Batch, prompts, res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			} else {
-				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.2f ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
+				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.3g ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			}
 			fmt.Fprintf(w, "sampling         %s\n", res.Sampling)
 			// a batch's step reads the weights once for all its sequences, so
