@@ -58,6 +58,19 @@ type Config struct {
 }
 
 // Validate checks that the dimensions are consistent and positive.
+// The largest dimensions Validate accepts: far past any published model
+// (Llama 3.1 405B: hidden 16,384, FFN 53,248, 126 layers, 128 heads of 128;
+// vocabularies up to 256K), and small enough that every product the loader
+// and the KV cache size from them fits an int — a config.json that claims
+// 2^62 layers is an error naming it, not a panic while allocating.
+const (
+	maxWidth   = 1 << 20
+	maxVocab   = 1 << 23
+	maxLayers  = 1 << 12
+	maxHeads   = 1 << 12
+	maxHeadDim = 1 << 12
+)
+
 func (c *Config) Validate() error {
 	switch {
 	case c.Arch != "phi3" && c.Arch != "llama" && c.Arch != "qwen2":
@@ -65,6 +78,13 @@ func (c *Config) Validate() error {
 	case c.Hidden <= 0 || c.FFN <= 0 || c.Layers <= 0 || c.Heads <= 0 || c.KVHeads <= 0 || c.Vocab <= 0 || c.HeadDim <= 0:
 		return fmt.Errorf("config has a non-positive dimension (hidden %d, ffn %d, layers %d, heads %d, kv heads %d, head dim %d, vocab %d)",
 			c.Hidden, c.FFN, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.Vocab)
+	case c.Hidden > maxWidth || c.FFN > maxWidth || c.Vocab > maxVocab || c.Layers > maxLayers || c.Heads > maxHeads ||
+		c.KVHeads > maxHeads || c.HeadDim > maxHeadDim:
+		return fmt.Errorf("config has an implausible dimension (hidden %d, ffn %d, layers %d, heads %d, kv heads %d, head dim %d, vocab %d; limits %d, %d, %d, %d, %d, %d, %d)",
+			c.Hidden, c.FFN, c.Layers, c.Heads, c.KVHeads, c.HeadDim, c.Vocab,
+			maxWidth, maxWidth, maxLayers, maxHeads, maxHeads, maxHeadDim, maxVocab)
+	case c.MaxPositions < 0:
+		return fmt.Errorf("max_position_embeddings %d is negative", c.MaxPositions)
 	case c.Heads%c.KVHeads != 0:
 		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", c.Heads, c.KVHeads)
 	case c.RopeDim <= 0 || c.RopeDim > c.HeadDim || c.RopeDim%2 != 0:
