@@ -94,8 +94,17 @@ func (c *Config) Validate() error {
 	case c.RopeTheta <= 0:
 		return fmt.Errorf("rope_theta %v must be positive", c.RopeTheta)
 	}
-	if c.RopeScaling != nil && c.RopeScaling.Type != "linear" && c.RopeScaling.Type != "llama3" {
-		return fmt.Errorf("unsupported rope scaling type %q (supported: default, linear, llama3)", c.RopeScaling.Type)
+	if r := c.RopeScaling; r != nil {
+		switch {
+		case r.Type != "linear" && r.Type != "llama3":
+			return fmt.Errorf("unsupported rope scaling type %q (supported: default, linear, llama3)", r.Type)
+		case !(r.Factor > 0) || math.IsInf(r.Factor, 0):
+			return fmt.Errorf("%s rope scaling factor %v must be positive", r.Type, r.Factor)
+		case r.Type == "llama3" && (!(r.LowFreqFactor > 0) || !(r.HighFreqFactor > r.LowFreqFactor) || math.IsInf(r.HighFreqFactor, 0) ||
+			r.OriginalMaxPositions <= 0):
+			return fmt.Errorf("llama3 rope scaling needs 0 < low_freq_factor < high_freq_factor and a positive original_max_position_embeddings (got %v, %v, %d)",
+				r.LowFreqFactor, r.HighFreqFactor, r.OriginalMaxPositions)
+		}
 	}
 	return nil
 }

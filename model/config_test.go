@@ -50,6 +50,10 @@ func TestParseHFConfigLimits(t *testing.T) {
 		{"head_dim", 1 << 13, "implausible"},
 		{"max_position_embeddings", -5, "negative"},
 		{"num_hidden_layers", -1, "non-positive"},
+		{"rope_parameters", map[string]any{"rope_type": "linear", "factor": 0}, "factor 0 must be positive"},
+		{"rope_parameters", map[string]any{"rope_type": "llama3", "factor": 8, "low_freq_factor": 4, "high_freq_factor": 1,
+			"original_max_position_embeddings": 8192}, "low_freq_factor < high_freq_factor"},
+		{"rope_parameters", map[string]any{"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}, "original_max_position_embeddings"},
 	} {
 		m := map[string]any{}
 		for k, v := range base {
@@ -70,7 +74,7 @@ func TestParseHFConfigLimits(t *testing.T) {
 func FuzzParseHFConfig(f *testing.F) {
 	data, _ := json.Marshal(miniphiConfig(f))
 	f.Add(data)
-	f.Add([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"rope_scaling":{"rope_type":"llama3","factor":8}}`))
+	f.Add([]byte(`{"architectures":["LlamaForCausalLM"],"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}`))
 	f.Add([]byte(`{"architectures":["Qwen2ForCausalLM"],"hidden_size":64,"num_attention_heads":3}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := model.ParseHFConfig(data)
