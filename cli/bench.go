@@ -42,6 +42,14 @@ to the memory roofline.`,
 			if err := checkDevice(opts.Device); err != nil {
 				return err
 			}
+			for _, c := range []struct {
+				name string
+				v    int
+			}{{"--prompt-tokens", opts.PromptTokens}, {"--gen-tokens", opts.GenTokens}, {"--batch", opts.Batch}} {
+				if c.v < 1 {
+					return usagef("%s %d must be ≥ 1", c.name, c.v)
+				}
+			}
 			var err error
 			if opts.Device, opts.GPULayers, err = placement(opts.Device, gpu); err != nil {
 				return err

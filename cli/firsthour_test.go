@@ -165,7 +165,8 @@ func TestStdinAndFile(t *testing.T) {
 	}
 }
 
-// TestFlagValidation: negative sizes are usage errors; more threads than
+// TestFlagValidation: negative sizes (and bench's zero ones) are usage
+// errors; more threads than
 // cores works but warns.
 func TestFlagValidation(t *testing.T) {
 	testutil.NeedData(t, demoUPG)
@@ -173,6 +174,9 @@ func TestFlagValidation(t *testing.T) {
 	wantFail(t, upg(t, greedyArgs("2", "--threads", "-2", "hi")...), exitUsage, "--threads -2")
 	wantFail(t, upg(t, "chat", "--model", demoUPG, "--ctx", "-5"), exitUsage, "--ctx -5")
 	wantFail(t, upg(t, "bench", "--model", demoUPG, "--threads", "-1"), exitUsage, "--threads -1")
+	wantFail(t, upg(t, "bench", "--model", demoUPG, "--batch", "0"), exitUsage, "--batch 0 must be ≥ 1")
+	wantFail(t, upg(t, "bench", "--model", demoUPG, "--gen-tokens", "-3"), exitUsage, "--gen-tokens -3")
+	wantFail(t, upg(t, "bench", "--model", demoUPG, "--prompt-tokens", "0"), exitUsage, "--prompt-tokens 0")
 	wantFail(t, upg(t, greedyArgs("2", "--stop", `\q`, "hi")...), exitUsage, "--stop")
 	many := runtime.NumCPU() + 3
 	r := upg(t, greedyArgs("2", "--threads", strconv.Itoa(many), "hi")...)
