@@ -166,8 +166,7 @@ func TestStdinAndFile(t *testing.T) {
 }
 
 // TestFlagValidation: negative sizes (and bench's zero ones) are usage
-// errors; more threads than
-// cores works but warns.
+// errors; more threads than cores works but warns.
 func TestFlagValidation(t *testing.T) {
 	testutil.NeedData(t, demoUPG)
 	wantFail(t, upg(t, greedyArgs("2", "--ctx", "-1", "hi")...), exitUsage, "--ctx -1")
