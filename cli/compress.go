@@ -65,6 +65,7 @@ interrupted run never leaves a partial FILE.`,
 				bar = newProgress("compressing", "parameters", 100)
 				opts.Progress = bar.set
 			}
+			defer removePartialOnSignal()()
 			rep, err := compress.Run(args[0], out, opts)
 			if bar != nil {
 				bar.finish()

@@ -176,6 +176,8 @@ func TestFlagValidation(t *testing.T) {
 	wantFail(t, upg(t, "bench", "--model", demoUPG, "--batch", "0"), exitUsage, "--batch 0 must be ≥ 1")
 	wantFail(t, upg(t, "bench", "--model", demoUPG, "--gen-tokens", "-3"), exitUsage, "--gen-tokens -3")
 	wantFail(t, upg(t, "bench", "--model", demoUPG, "--prompt-tokens", "0"), exitUsage, "--prompt-tokens 0")
+	wantFail(t, upg(t, "synth", "--out", filepath.Join(t.TempDir(), "s.upg"), "--target-bpw", "-2"), exitUsage, "--target-bpw -2")
+	wantFail(t, upg(t, "synth", "--out", filepath.Join(t.TempDir(), "s.upg"), "--layers", "-1"), exitUsage, "--layers -1")
 	wantFail(t, upg(t, greedyArgs("2", "--stop", `\q`, "hi")...), exitUsage, "--stop")
 	many := runtime.NumCPU() + 3
 	r := upg(t, greedyArgs("2", "--threads", strconv.Itoa(many), "hi")...)
@@ -238,6 +240,44 @@ func TestRunInterrupt(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "stop: cancelled]") {
 		t.Errorf("want the summary with stop: cancelled, got %q", stderr.String())
+	}
+}
+
+// TestSynthInterruptRemovesPartial: Ctrl-C or SIGTERM while a .upg file is
+// being written removes its temporary copy (the default exit left it
+// beside the destination) and exits 128 + the signal.
+func TestSynthInterruptRemovesPartial(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		dir := t.TempDir()
+		cmd := exec.Command(upgBin, "synth", "--arch", "phi4", "--layers", "1", "--quiet", "--out", filepath.Join(dir, "s.upg"))
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ { // until the temporary file exists
+			names, _ := filepath.Glob(filepath.Join(dir, "s.upg.tmp-*"))
+			if len(names) == 1 {
+				break
+			}
+			if i == 400 {
+				cmd.Process.Kill()
+				t.Fatalf("no temporary file after 20 s: %v", names)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+			t.Fatalf("%v: exit %v, want code %d\nstderr: %s", sig, err, 128+int(sig), stderr.String())
+		}
+		if names, _ := os.ReadDir(dir); len(names) != 0 {
+			t.Errorf("%v: the directory still holds %v\nstderr: %s", sig, names, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "removed the partial") {
+			t.Errorf("%v: stderr does not say what it removed: %q", sig, stderr.String())
+		}
 	}
 }
 

@@ -33,6 +33,13 @@ encoded with the dense codec at the target bits per weight, tensor by tensor
 			if out == "" {
 				return fmt.Errorf("--out is required")
 			}
+			if !(opts.TargetBPW > 0) {
+				return usagef("--target-bpw %v must be positive (10x smaller than fp32 is 3.2)", opts.TargetBPW)
+			}
+			if opts.Layers < 0 {
+				return usagef("--layers %d must be ≥ 0 (0 = the architecture's)", opts.Layers)
+			}
+			defer removePartialOnSignal()()
 			start := time.Now()
 			var bar *progress
 			if !quiet {

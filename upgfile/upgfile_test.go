@@ -713,3 +713,48 @@ func TestHeaderSize(t *testing.T) {
 		t.Errorf("wider directory values: HeaderSize %d, want more than %d", hw, hs)
 	}
 }
+
+// TestRemovePartial: the temporary files of open writers go, those of
+// closed and aborted ones are not listed, existing files stay, and the
+// removed writers' later calls fail.
+func TestRemovePartial(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "model.upg")
+	writeFile(t, path, Metadata{ChatTemplate: "old"}, nil)
+	w1, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, err := Create(filepath.Join(dir, "b.upg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, _ := Create(filepath.Join(dir, "c.upg"))
+	if err := done.Close(); err != nil {
+		t.Fatal(err)
+	}
+	aborted, _ := Create(filepath.Join(dir, "d.upg"))
+	aborted.Abort()
+	if err := w1.AddTensor("x", []int{3}, nil, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	removed := RemovePartial()
+	if len(removed) != 2 || !strings.HasPrefix(filepath.Base(removed[0]), "b.upg.tmp-") || !strings.HasPrefix(filepath.Base(removed[1]), "model.upg.tmp-") {
+		t.Fatalf("RemovePartial = %v", removed)
+	}
+	if names := dirNames(t, dir); strings.Join(names, " ") != "c.upg model.upg" {
+		t.Fatalf("after RemovePartial the directory holds %v", names)
+	}
+	if err := w1.Close(); err == nil {
+		t.Error("Close of a writer whose file RemovePartial removed succeeded")
+	}
+	w2.Abort()
+	if got := RemovePartial(); len(got) != 0 {
+		t.Errorf("second RemovePartial = %v", got)
+	}
+	f, err := Open(path)
+	if err != nil || f.Meta.ChatTemplate != "old" {
+		t.Fatalf("the existing file after RemovePartial: %v", err)
+	}
+	f.Close()
+}

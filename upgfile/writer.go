@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -21,8 +23,10 @@ import (
 // The data goes to a temporary file "<name>.tmp-<random>" in the destination
 // directory, which Close fsyncs and renames over the destination. Until then
 // an existing file at the destination is untouched; Abort, or any I/O error,
-// removes the temporary file. (A process killed mid-write can leave a stale
-// temporary file, but never a partial file under the destination name.)
+// removes the temporary file, and RemovePartial removes those of every
+// writer still open (for a process stopping on a signal). (A process killed
+// mid-write can leave a stale temporary file, but never a partial file under
+// the destination name.)
 //
 // A Writer is not safe for concurrent use.
 type Writer struct {
@@ -48,6 +52,7 @@ func Create(path string) (*Writer, error) {
 		return nil, fmt.Errorf("upg: create %s: %w", path, err)
 	}
 	w := &Writer{path: path, tmp: f.Name(), f: f, bw: bufio.NewWriterSize(f, 1<<20), names: map[string]bool{}}
+	track(w.tmp, true)
 	var pre [preambleSize]byte
 	copy(pre[:], Magic)
 	binary.LittleEndian.PutUint16(pre[4:], MajorVersion)
@@ -75,8 +80,47 @@ func (w *Writer) fail(err error) error {
 		w.err = fmt.Errorf("upg: write %s: %w", w.path, err)
 		w.f.Close()
 		os.Remove(w.tmp)
+		track(w.tmp, false)
 	}
 	return w.err
+}
+
+// liveTemps lists the temporary files of the writers not yet closed or
+// aborted.
+var liveTemps struct {
+	sync.Mutex
+	tmp map[string]bool
+}
+
+func track(tmp string, live bool) {
+	liveTemps.Lock()
+	defer liveTemps.Unlock()
+	if liveTemps.tmp == nil {
+		liveTemps.tmp = map[string]bool{}
+	}
+	if live {
+		liveTemps.tmp[tmp] = true
+	} else {
+		delete(liveTemps.tmp, tmp)
+	}
+}
+
+// RemovePartial removes the temporary files of every Writer not yet closed
+// or aborted and returns their names, sorted: what a process stopping on a
+// signal calls so that it leaves no partial file behind (the destinations
+// are never partial either way). Those writers' later calls fail.
+func RemovePartial() []string {
+	liveTemps.Lock()
+	defer liveTemps.Unlock()
+	var names []string
+	for tmp := range liveTemps.tmp {
+		if os.Remove(tmp) == nil {
+			names = append(names, tmp)
+		}
+		delete(liveTemps.tmp, tmp)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func (w *Writer) usable() error {
@@ -331,6 +375,7 @@ func (w *Writer) Close() error {
 	if err := os.Rename(w.tmp, w.path); err != nil {
 		return w.fail(err)
 	}
+	track(w.tmp, false)
 	w.done = true
 	// Make the rename durable. The file is complete and in place either
 	// way, so a failure here is reported but nothing is removed.
@@ -352,6 +397,7 @@ func (w *Writer) Abort() error {
 	}
 	w.done = true
 	w.f.Close()
+	track(w.tmp, false)
 	if err := os.Remove(w.tmp); err != nil {
 		return fmt.Errorf("upg: abort %s: %w", w.path, err)
 	}
