@@ -406,7 +406,6 @@ type stepBuf struct {
 	splits                      int  // attention splits covering BlocksPerSeq blocks
 	oneSeq                      bool // every token of the step belongs to one sequence
 	maxPos                      int  // the step's furthest position (attnGrouped)
-	sharedBlocks, sharedMinPos1 int  // the shared words as SetStep wrote them (sharesSplit)
 }
 
 func boolKey(b bool) uint64 {
@@ -417,6 +416,14 @@ func boolKey(b bool) uint64 {
 }
 
 func (s *stepBuf) N() int { return s.n }
+
+// prefixWords is the step's shared words as SetStep wrote them into host
+// (sharedPrefix): the blocks every token's table holds in common and the
+// least position + 1.
+func (s *stepBuf) prefixWords() (blocks, minPos1 int) {
+	T := s.lim.Tokens
+	return int(s.host[5*T]), int(s.host[5*T+1])
+}
 
 // sharedWords is the step metadata's words for sharedPrefix (4: the block
 // tables after them stay 16-byte aligned).
@@ -576,7 +583,6 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 	copy(h[3*T:], st.Seq)
 	copy(h[4*T:], st.Out)
 	h[5*T], h[5*T+1] = sharedPrefix(st)
-	s.sharedBlocks, s.sharedMinPos1 = int(h[5*T]), int(h[5*T+1])
 	for i, t := range st.Tables {
 		copy(h[5*T+sharedWords+i*s.lim.BlocksPerSeq:], t)
 	}
@@ -943,7 +949,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	// step without one (sequences of distinct prompts) launches no cascade
 	// and gives its blocks no shared-prefix room
 	shared := st.shared
-	if !sharesSplit(st.sharedBlocks, st.sharedMinPos1, sp.BlockSize, chunk) {
+	if blocks, minPos1 := st.prefixWords(); !sharesSplit(blocks, minPos1, sp.BlockSize, chunk) {
 		shared = 0
 	}
 	e := b.enqueue(opAttn, uint64(o), uint64(qp), uint64(qs), uint64(kc), uint64(st.tables), uint64(math.Float32bits(scale)), uint64(heads),

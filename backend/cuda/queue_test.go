@@ -54,6 +54,7 @@ func newQueueFixture(n int) *queueFixture {
 	f.rp = &rope{spec: backend.RopeSpec{Dim: hd}, cos: 1 << 42, sin: 1<<42 + 1<<20}
 	f.st = &stepBuf{lim: backend.StepLimits{Tokens: 64, Seqs: n, BlocksPerSeq: 64}, n: n, nOut: n, oneSeq: n == 1, maxPos: 512,
 		tokens: 1 << 43, pos: 1<<43 + 4096, slot: 1<<43 + 8192, seq: 1<<43 + 12288, tables: 1<<43 + 16384}
+	f.st.host = make([]int32, 5*f.st.lim.Tokens+sharedWords+f.st.lim.Seqs*f.st.lim.BlocksPerSeq)
 	return f
 }
 
