@@ -152,19 +152,26 @@ type KV interface {
 // whose slots are given by the sequence's block table: position p is in
 // block Tables[Seq[i]][p/BlockSize]. Out lists the tokens whose next-token
 // logits are wanted, in the order the logits rows come out.
+//
+// With PrevTokens (a Pipeliner's steps only), token i's id is the token the
+// backend's last SampleAsync sampled for row i, not Tokens[i] (which then
+// holds a placeholder in range): the step can be queued before the host
+// has read those tokens back.
 type Step struct {
-	Tokens []int32
-	Pos    []int32
-	Slot   []int32
-	Seq    []int32
-	Tables [][]int32
-	Out    []int32
+	Tokens     []int32
+	Pos        []int32
+	Slot       []int32
+	Seq        []int32
+	Tables     [][]int32
+	Out        []int32
+	PrevTokens bool
 }
 
 // Reset empties the step, keeping its slices' capacity, so that it can be
 // built again (kvcache.Pool.AppendStep) without allocating.
 func (s *Step) Reset() {
 	s.Tokens, s.Pos, s.Slot, s.Seq, s.Tables, s.Out = s.Tokens[:0], s.Pos[:0], s.Slot[:0], s.Seq[:0], s.Tables[:0], s.Out[:0]
+	s.PrevTokens = false
 }
 
 // Validate checks the step's internal consistency (lengths, ranges)
@@ -331,6 +338,26 @@ type Backend interface {
 	// Sample turns row i of logits (rows of vocab values) into a token for
 	// reqs[i], writing res[i].
 	Sample(logits Buffer, vocab int, reqs []SampleRequest, res []SampleResult) error
+}
+
+// SampleWait delivers the results of a SampleAsync into res (one per
+// request), waiting for them when they are not back yet.
+type SampleWait func(res []SampleResult) error
+
+// Pipeliner is a backend that can queue a step on tokens it has sampled
+// before they reach the host (host overlap: a GPU runs step N+1 while the
+// host reads step N's tokens and decides what comes next, instead of
+// idling between them).
+type Pipeliner interface {
+	// SampleAsync is Sample that may return before the tokens are back:
+	// the returned function delivers them. A step set with PrevTokens
+	// after it feeds its rows' tokens. Its wait must be called before the
+	// SampleAsync after the next one (a backend keeps two in flight).
+	SampleAsync(logits Buffer, vocab int, reqs []SampleRequest) (SampleWait, error)
+	// DeviceTokens reports whether Embed with table can take a step's
+	// tokens from the device (PrevTokens); a GPU backend that embeds some
+	// codecs on the host cannot.
+	DeviceTokens(table Weight) bool
 }
 
 // Tables computes cos and sin of every position × frequency, [pos][Dim/2],

@@ -53,6 +53,10 @@ type Config struct {
 	// and the cache allow) instead of the DraftPlanner's share of it: for
 	// measurements of a fixed draft length, and tests that count drafts.
 	LookupWhole bool
+	// NoOverlap turns host overlap off (overlap.go): each decoding step's
+	// tokens are read back before the next step is queued, as on a backend
+	// that does not pipeline. For comparisons.
+	NoOverlap bool
 }
 
 // MaxLookup bounds Config.Lookup: a longer draft rarely survives.
@@ -85,6 +89,12 @@ type Engine struct {
 
 	conv   *Sequence // Generate's conversation (sequence ConversationID)
 	nextID int
+
+	// pending is a decoding step queued on the device's tokens whose own
+	// tokens the next Step collects (overlap.go); inP indexes its rows
+	pending    *inflight
+	inP        map[*Sequence]int
+	overlapped int
 }
 
 // ConversationID is the sequence id Generate uses.

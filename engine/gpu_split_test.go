@@ -46,6 +46,7 @@ func greedy(t *testing.T, e *Engine, prompt string, steps int) greedyRun {
 		t.Fatal(err)
 	}
 	defer e.Release(s)
+	defer e.SetOverlap(e.SetOverlap(false)) // this step's logits, not the next's
 	var r greedyRun
 	for !s.Done() {
 		n := len(s.Tokens())

@@ -152,6 +152,10 @@ func Load(path string, opts Options) (*Loaded, error) {
 	var m *model.Model
 	switch {
 	case !isDevice(be):
+		if cpuOverlap {
+			m, err = model.New(c, w, backend.SyncPipeline(be))
+			break
+		}
 		m, err = model.New(c, w, be)
 	case plan.layers == 0: // not one layer on the GPU: the CPU alone
 		be.Close()

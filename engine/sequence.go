@@ -105,13 +105,19 @@ func (e *Engine) newSequence(id int, req Request) (*Sequence, error) {
 }
 
 // Release frees the sequence's KV cache blocks.
-func (e *Engine) Release(s *Sequence) { e.Pool.Truncate(s.ID, 0) }
+func (e *Engine) Release(s *Sequence) {
+	e.settle(s)
+	e.Pool.Truncate(s.ID, 0)
+}
 
 // Preempt frees an unfinished sequence's KV cache blocks to make room for
 // others; its tokens stay, and a later Step recomputes their keys and
 // values (vLLM's recompute preemption). Its output does not change: a
 // token's arithmetic does not depend on the step it is in.
-func (e *Engine) Preempt(s *Sequence) { e.Pool.Truncate(s.ID, 0) }
+func (e *Engine) Preempt(s *Sequence) {
+	e.settle(s)
+	e.Pool.Truncate(s.ID, 0)
+}
 
 // CachedPrefix is the number of s's positions that AttachPrefix would
 // take from the prefix cache now (0 when s holds positions already).
@@ -186,10 +192,34 @@ type scheduled struct {
 // the whole forward pass succeeds. With Config.Lookup, a sequence may also
 // feed a draft and produce several tokens, one Output each, in order
 // (lookup.go).
+//
+// On a backend that pipelines (model.Context.Pipelines; Config.NoOverlap
+// off), a step of decoding sequences also queues the next one on the
+// tokens the device sampled before reading them back, and the next call
+// collects it (overlap.go): the outputs are the same, a step later in
+// the GPU's time but not in the caller's.
 func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	if budget <= 0 || budget > e.cfg.StepTokens {
 		budget = e.cfg.StepTokens
 	}
+	if e.pending == nil {
+		return e.plainStep(seqs, budget)
+	}
+	outs, more, err := e.advance(seqs, budget)
+	if err != nil || !more {
+		return outs, err
+	}
+	// the pipeline ended: a plain step for every sequence with work, in
+	// this call (new sequences wait for no more than the one step)
+	next, err := e.plainStep(seqs, budget)
+	if err != nil && len(outs) > 0 && IsNoBlocks(err) {
+		return outs, nil // the next call says it again
+	}
+	return append(outs, next...), err
+}
+
+func (e *Engine) plainStep(seqs []*Sequence, budget int) ([]Output, error) {
+	call := budget
 	st := &e.step
 	st.Reset()
 	e.sel = e.sel[:0]
@@ -269,6 +299,9 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	}
 	for len(e.res) < len(e.reqs) {
 		e.res = append(e.res, backend.SampleResult{})
+	}
+	if e.overlaps(e.sel) {
+		return e.launchOverlapped(outs, seqs, call)
 	}
 	if len(e.reqs) > 0 {
 		if err := e.ctx.Sample(e.reqs, e.res[:len(e.reqs)]); err != nil {

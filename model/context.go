@@ -161,6 +161,9 @@ func (ctx *Context) setStep(s *backend.Step, kv backend.KV, only int) error {
 	if len(s.Tokens) == 0 {
 		return fmt.Errorf("model: empty step")
 	}
+	if s.PrevTokens && !ctx.Pipelines() {
+		return fmt.Errorf("model: a step on sampled tokens (PrevTokens) needs a context that pipelines")
+	}
 	if len(s.Tokens) > ctx.opts.MaxTokens {
 		return fmt.Errorf("model: step of %d tokens, the context holds %d", len(s.Tokens), ctx.opts.MaxTokens)
 	}
@@ -215,6 +218,29 @@ func (ctx *Context) Sample(reqs []backend.SampleRequest, res []backend.SampleRes
 		return fmt.Errorf("model: %d sample requests for %d logits rows", len(reqs), ctx.nOut)
 	}
 	return ctx.be.Sample(ctx.logits, ctx.m.Config.Vocab, reqs, res)
+}
+
+// Pipelines reports whether the context can run a step on tokens its
+// backend sampled but has not returned (backend.Pipeliner: SampleAsync,
+// then a step with PrevTokens): a model on one backend that implements it
+// and embeds the table's tokens on the device.
+func (ctx *Context) Pipelines() bool {
+	p, ok := ctx.be.(backend.Pipeliner)
+	return ok && len(ctx.st) == 1 && p.DeviceTokens(ctx.m.dev.embed)
+}
+
+// SampleAsync is Sample whose tokens the returned function delivers, on a
+// context that Pipelines; a following step may feed them with PrevTokens
+// before they are delivered.
+func (ctx *Context) SampleAsync(reqs []backend.SampleRequest) (backend.SampleWait, error) {
+	p, ok := ctx.be.(backend.Pipeliner)
+	if !ok || len(ctx.st) != 1 {
+		return nil, fmt.Errorf("model: the context's backend does not pipeline steps")
+	}
+	if len(reqs) > ctx.nOut {
+		return nil, fmt.Errorf("model: %d sample requests for %d logits rows", len(reqs), ctx.nOut)
+	}
+	return p.SampleAsync(ctx.logits, ctx.m.Config.Vocab, reqs)
 }
 
 // RunLayer applies layer li to the host hidden states x (len(s.Tokens) ×
