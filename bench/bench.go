@@ -115,6 +115,12 @@ type Options struct {
 	// zero value, greedy, is an argmax there: on a GPU, on the device);
 	// sequence k's seed is Sampling.Seed + k.
 	Sampling sample.Options
+	// NoOverlap reads each decoding step's tokens back before queueing the
+	// next step, as a backend that does not pipeline does; by default a
+	// backend that pipelines (model.Context.Pipelines: the GPU) queues step
+	// N+1 on the tokens it sampled before N's reach the host, as the engine
+	// does (engine/overlap.go).
+	NoOverlap bool
 }
 
 // Result is what Run measured.
@@ -162,6 +168,9 @@ type Result struct {
 	// Graphs is how a GPU backend ran its steps (graphs captured and
 	// replayed), over the whole run.
 	Graphs *cuda.GraphStats `json:"graphs,omitempty"`
+	// Overlapped says the decode steps were queued on the device's tokens
+	// before the previous step's were read back (Options.NoOverlap).
+	Overlapped bool `json:"overlapped"`
 }
 
 // CheckMemory returns an error naming the sizes when the file at path is
@@ -329,12 +338,19 @@ func Run(path string, opts Options) (Result, error) {
 	}
 	cpu0 := processCPU()
 	start = time.Now()
-	for i := 0; i < opts.GenTokens; i++ {
-		if err := r.feed(seqs, next); err != nil {
+	if r.overlaps(opts) {
+		if err := r.decodeOverlapped(seqs, next, opts.GenTokens); err != nil {
 			return res, err
 		}
-		for k := range seqs {
-			next[k][0] = r.tok[k]
+		res.Overlapped = true
+	} else {
+		for i := 0; i < opts.GenTokens; i++ {
+			if err := r.feed(seqs, next); err != nil {
+				return res, err
+			}
+			for k := range seqs {
+				next[k][0] = r.tok[k]
+			}
 		}
 	}
 	el := time.Since(start).Seconds()
@@ -381,6 +397,7 @@ type runner struct {
 	reqs     []backend.SampleRequest
 	res      []backend.SampleResult
 	tok      []int // the next token of the k-th sequence of the last feed
+	one      [1]int
 }
 
 // feed runs toks[k] after the stored positions of sequence seqs[k], for
@@ -412,6 +429,74 @@ func (r *runner) feed(seqs []int, toks [][]int) error {
 		r.tok[k] = r.res[k].Token
 	}
 	return nil
+}
+
+// overlaps reports whether decoding steps can be queued on the tokens
+// the backend sampled before they are read back (Options.NoOverlap).
+func (r *runner) overlaps(opts Options) bool {
+	return !opts.NoOverlap && !opts.Sampling.Penalizes() && r.ctx.Pipelines()
+}
+
+// decodeOverlapped decodes steps tokens for each of seqs, the first being
+// next[k], queueing each step on the device's tokens before reading the
+// previous step's back (engine/overlap.go does the same for a server's
+// batches); r.tok then holds the tokens of the last step.
+func (r *runner) decodeOverlapped(seqs []int, next [][]int, steps int) error {
+	wait, err := r.launch(seqs, next)
+	if err != nil {
+		return err
+	}
+	for i := range steps {
+		var after backend.SampleWait
+		if i+1 < steps {
+			if after, err = r.launch(seqs, nil); err != nil {
+				return err
+			}
+		}
+		r.res = slices.Grow(r.res[:0], len(seqs))[:len(seqs)]
+		if err := wait(r.res); err != nil {
+			return err
+		}
+		for k, id := range seqs {
+			r.tok[k] = r.res[k].Token
+			if after != nil { // the token the next step fed, in its history
+				r.hist[id][len(r.hist[id])-1] = r.tok[k]
+			}
+		}
+		wait = after
+	}
+	return nil
+}
+
+// launch queues one decoding step of seqs — token toks[k][0] each, or,
+// with toks nil, the tokens the last launch sampled (backend.Step.PrevTokens)
+// — and samples it without waiting.
+func (r *runner) launch(seqs []int, toks [][]int) (backend.SampleWait, error) {
+	st := &r.step
+	st.Reset()
+	r.reqs = r.reqs[:0]
+	for k, id := range seqs {
+		if err := r.pool.Reserve(id, 1); err != nil {
+			return nil, err
+		}
+		r.one[0] = 0 // a placeholder: the device has the token
+		if toks != nil {
+			r.one[0] = toks[k][0]
+		}
+		t := r.one[0]
+		r.pool.AppendStep(st, id, r.one[:])
+		st.Out = append(st.Out, int32(k))
+		r.hist[id] = append(r.hist[id], t)
+		r.reqs = append(r.reqs, backend.SampleRequest{Sampler: r.samplers[id], History: r.hist[id], TopLogprobs: -1})
+	}
+	st.PrevTokens = toks == nil
+	if err := r.ctx.Forward(st, r.pool.KV()); err != nil {
+		return nil, err
+	}
+	for _, id := range seqs {
+		r.pool.Commit(id, 1)
+	}
+	return r.ctx.SampleAsync(r.reqs)
 }
 
 // prefill feeds prompt to sequence seq in blocks of engine.PrefillBlock

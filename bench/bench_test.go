@@ -3,9 +3,11 @@ package bench
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/synth"
 )
 
@@ -92,5 +94,79 @@ func TestLayerBytes(t *testing.T) {
 	one, two := layerBytes(l, 1), layerBytes(l, 2)
 	if layerBytes(l, 0) != 0 || one <= 0 || two != 2*one || two >= perToken {
 		t.Errorf("layer bytes: 0 → %d, 1 → %d, 2 → %d; %d per token", layerBytes(l, 0), one, two, perToken)
+	}
+}
+
+// TestDecodeOverlappedEqualsPlain: decoding steps queued on the device's
+// tokens (a CPU context made a Pipeliner, engine.CPUOverlapEnv) feed each
+// sequence the tokens one step at a time feeds it, greedy and sampled; and
+// Run says when it overlapped.
+func TestDecodeOverlappedEqualsPlain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.upg")
+	if err := synth.Write(path, synth.Options{Layers: 2, Hidden: 256, FFN: 512, Heads: 4, KVHeads: 2, HeadDim: 64, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(engine.CPUOverlapEnv, "1")
+	l, err := engine.Load(path, engine.Options{Threads: 2, Ctx: 256, MaxSeqs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !l.Context().Pipelines() {
+		t.Fatal("the CPU context under " + engine.CPUOverlapEnv + " does not pipeline")
+	}
+	const steps = 20
+	decode := func(o sample.Options, overlap bool) [][]int {
+		r := &runner{pool: l.Pool, ctx: l.Context(), hist: make([][]int, 3), tok: make([]int, 3)}
+		seqs, next := []int{0, 1, 2}, make([][]int, 3)
+		for k := range seqs {
+			o := o
+			o.Seed += uint64(k)
+			s, err := sample.New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.samplers = append(r.samplers, s)
+			if err := r.prefill(k, []int{1 + k, 20 + k, 30, 40 + 3*k, 50}); err != nil {
+				t.Fatal(err)
+			}
+			next[k] = []int{r.tok[0]}
+		}
+		if overlap {
+			if err := r.decodeOverlapped(seqs, next, steps); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			for range steps {
+				if err := r.feed(seqs, next); err != nil {
+					t.Fatal(err)
+				}
+				for k := range seqs {
+					next[k][0] = r.tok[k]
+				}
+			}
+		}
+		for k := range seqs {
+			r.hist[k] = append(r.hist[k], r.tok[k])
+			l.Pool.Truncate(k, 0)
+		}
+		return r.hist
+	}
+	for _, o := range []sample.Options{{}, {Temperature: 0.9, TopP: 0.9, Seed: 5}} {
+		want, got := decode(o, false), decode(o, true)
+		for k := range want {
+			if !slices.Equal(got[k], want[k]) {
+				t.Errorf("%v sequence %d: overlapped %v\nplain %v", o, k, got[k], want[k])
+			}
+		}
+	}
+	for _, no := range []bool{false, true} {
+		r, err := Run(path, Options{Threads: 2, PromptTokens: 20, GenTokens: 4, Bandwidth: 10, Batch: 2, NoOverlap: no})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Overlapped == no {
+			t.Errorf("NoOverlap %v: overlapped %v", no, r.Overlapped)
+		}
 	}
 }

@@ -122,6 +122,9 @@ to the memory roofline.`,
 				fmt.Fprintf(w, "decode           %.2f tok/s (%d tokens), %.3g ms/layer\n", res.DecodeTokS, res.GenTokens, res.MsPerLayer)
 			}
 			fmt.Fprintf(w, "sampling         %s\n", res.Sampling)
+			if res.Overlapped {
+				fmt.Fprintf(w, "host overlap     on: each decoding step queued on the device's tokens before the last one's are read back (--no-overlap: off)\n")
+			}
 			// a batch's step reads the weights once for all its sequences, so
 			// the figure counts steps: at large batches a low one means the
 			// step is bound by arithmetic, not a shortfall of bandwidth
@@ -151,6 +154,7 @@ to the memory roofline.`,
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")
 	f.IntVar(&opts.GenTokens, "gen-tokens", 128, "tokens to decode and time (per sequence), after two untimed decode steps")
 	f.IntVar(&opts.Batch, "batch", 1, "sequences decoded together (they share the prompt but its last token)")
+	f.BoolVar(&opts.NoOverlap, "no-overlap", false, "read each decoding step's tokens back before queueing the next (by default a GPU queues step N+1 on the tokens it sampled before N's reach the host)")
 	f.BoolVar(&opts.DistinctPrompts, "distinct-prompts", false, "with --batch: give each sequence a random prompt of its own (no KV blocks shared) instead of forking one")
 	f.Float32Var(&opts.Sampling.Temperature, "temperature", 0, "sample each token at this temperature (0 = greedy argmax); on a GPU the sampling runs on the device")
 	f.IntVar(&opts.Sampling.TopK, "top-k", 0, "with --temperature: sample from the k most likely tokens (0 = off)")

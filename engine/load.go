@@ -42,6 +42,7 @@ type Options struct {
 	PrefixCache         bool // see Config.PrefixCache
 	Lookup              int  // see Config.Lookup
 	LookupWhole         bool // see Config.LookupWhole
+	NoOverlap           bool // see Config.NoOverlap
 	// GPULayers is how many decoder layers run on the GPU when Device
 	// picks one (llama.cpp's --n-gpu-layers), counted from the last: 0 (the
 	// default) = every layer; n > 0 = the last min(n, layers), with the
@@ -152,7 +153,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	var m *model.Model
 	switch {
 	case !isDevice(be):
-		if cpuOverlap {
+		if cpuOverlap() {
 			m, err = model.New(c, w, backend.SyncPipeline(be))
 			break
 		}
@@ -191,7 +192,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	}
 	e, err := New(m, tok, ck.Template(tok), Config{Ctx: ctx, StepTokens: opts.StepTokens, MaxSeqs: opts.MaxSeqs,
 		KVCache: opts.KVCache, KVBudget: budget, BlockSize: opts.BlockSize, PrefixCache: opts.PrefixCache,
-		Lookup: opts.Lookup, LookupWhole: opts.LookupWhole})
+		Lookup: opts.Lookup, LookupWhole: opts.LookupWhole, NoOverlap: opts.NoOverlap})
 	if err != nil {
 		closeAll()
 		return fail(err)

@@ -36,7 +36,7 @@ import (
 // so).
 const CPUOverlapEnv = "UPG_CPU_OVERLAP"
 
-var cpuOverlap = os.Getenv(CPUOverlapEnv) == "1"
+func cpuOverlap() bool { return os.Getenv(CPUOverlapEnv) == "1" }
 
 // SetOverlap turns host overlap on or off (Config.NoOverlap) and returns
 // whether it was on. A pending step is collected by the next Step either

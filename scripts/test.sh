@@ -19,6 +19,9 @@ done
 echo "== go test"
 go test -count=1 -timeout 40m ./...
 
+echo "== host overlap on the CPU: the engine's, server's and C ABI's tests with every decoding step pipelined (UPG_CPU_OVERLAP=1)"
+UPG_CPU_OVERLAP=1 go test -count=1 ./engine ./serve ./capi
+
 echo "== race detector: the CPU worker pool's handshake (a worker slow after leaving a job)"
 go test -count=1 -race -run 'TestPoolSlowWorkerTail|TestParallelForCoversOnce' ./backend/cpu
 

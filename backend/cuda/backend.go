@@ -72,6 +72,15 @@ type Backend struct {
 	smpHc    int // room for penalized tokens in smp
 	maxCols  int
 	weights  []*weight
+
+	// host overlap (pipeline.go): the last SampleAsync's tokens, the
+	// page-locked ring its tokens come back through (and earlier, smaller
+	// ones, freed at Close), and the steps whose metadata goes up through
+	// page-locked halves of their own
+	prev     prevTokens
+	results  *pinned
+	oldRings []*pinned
+	steps    []*stepBuf
 }
 
 // New opens GPU ordinal, loads the kernels and returns the backend.
@@ -228,6 +237,15 @@ func (b *Backend) Close() {
 	for _, w := range b.weights {
 		w.free(b.d)
 	}
+	_ = b.d.Do(func() error {
+		for _, s := range b.steps {
+			b.d.freePinned(s.stage)
+		}
+		for _, p := range append(b.oldRings, b.results) {
+			b.d.freePinned(p)
+		}
+		return nil
+	})
 	b.d.Close()
 }
 
@@ -403,6 +421,7 @@ type stepBuf struct {
 	host                        []int32
 	n, nOut                     int
 	hostTokens                  []int32
+	stage                       *pinned // the page-locked halves the metadata goes up from (uploadStep)
 	splits                      int  // attention splits covering BlocksPerSeq blocks
 	oneSeq                      bool // every token of the step belongs to one sequence
 	maxPos                      int  // the step's furthest position (attnGrouped)
@@ -493,6 +512,7 @@ func (b *Backend) NewStep(lim backend.StepLimits) (backend.StepBuf, error) {
 		return nil, err
 	}
 	s := &stepBuf{lim: lim, dev: p, host: make([]int32, words)}
+	b.steps = append(b.steps, s)
 	T := DevPtr(4 * lim.Tokens)
 	s.tokens, s.pos, s.slot, s.seq, s.out, s.shared = p, p+T, p+2*T, p+3*T, p+4*T, p+5*T
 	s.tables = s.shared + 4*sharedWords
@@ -598,10 +618,24 @@ func (b *Backend) SetStep(dst backend.StepBuf, st *backend.Step) error {
 			break
 		}
 	}
-	s.hostTokens = append(s.hostTokens[:0], st.Tokens...)
+	var prevIDs DevPtr
+	if st.PrevTokens {
+		// the tokens the last SampleAsync sampled: from the host when it
+		// had them there, else copied on the device after the upload
+		if b.prev.n < n {
+			return fmt.Errorf("cuda: step of %d tokens on the previous sample's %d", n, b.prev.n)
+		}
+		if b.prev.host != nil {
+			copy(h[0:], b.prev.host[:n])
+		} else {
+			prevIDs = b.prev.ids
+		}
+	}
+	s.hostTokens = append(s.hostTokens[:0], h[:n]...)
 	words := 5*T + sharedWords + len(st.Tables)*s.lim.BlocksPerSeq
-	// h stays as it is until the next flush, which SetStep itself runs first
-	b.upload = func() error { return b.d.htod(s.dev, unsafe.Pointer(&h[0]), 4*words) }
+	// h stays as it is until the next flush, which SetStep itself runs
+	// first; the copy is queued in stream order (no wait for the GPU)
+	b.upload = func() error { return b.d.uploadStep(s, words, prevIDs, n) }
 	return nil
 }
 

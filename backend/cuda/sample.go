@@ -53,6 +53,12 @@ var hostSample = os.Getenv(HostSampleEnv) == "1"
 func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.prev = prevTokens{} // a PrevTokens step follows a SampleAsync only
+	return b.sample(logits, vocab, reqs, res)
+}
+
+// sample is Sample with b.mu held.
+func (b *Backend) sample(logits backend.Buffer, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
 	lb := bufOf(logits)
 	if len(res) < len(reqs) || len(reqs)*vocab > lb.n {
 		return fmt.Errorf("cuda: %d sample requests for %d logits rows of %d and %d results", len(reqs), lb.n/max(vocab, 1), vocab, len(res))
@@ -62,13 +68,7 @@ func (b *Backend) Sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		b.flush()
 		return b.err
 	}
-	plain := true
-	for _, r := range reqs {
-		o := r.Sampler.Options()
-		if !o.Greedy() || o.Penalizes() || r.TopLogprobs >= 0 {
-			plain = false
-		}
-	}
+	plain := plainRequests(reqs)
 	if plain || hostSample {
 		if err := b.argmaxTokens(lb.p, vocab, res[:n]); plain || err != nil {
 			return err
@@ -103,22 +103,9 @@ func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest,
 // argmaxTokens answers greedy requests.
 func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult) error {
 	n := len(res)
-	// one allocation: the ids of rows rows, then the workspace laid out for
-	// them (argmaxWork); its counters start at zero, a new layout's included
-	rows := max(n, b.idsN, 64)
-	if need := argmaxIDs(rows) + argmaxWork(vocab, rows); rows != b.idsN || b.idsSize < need {
-		b.idsN = 0
-		if err := b.ensure(&b.ids, &b.idsSize, need, "argmax"); err != nil {
-			return err
-		}
-		if err := b.d.Do(func() error { return b.d.memsetD32(b.ids, 0, int(b.idsSize/4)) }); err != nil {
-			return err
-		}
-		b.idsN = rows
-	}
-	ids, work := b.ids, b.ids+DevPtr(argmaxIDs(rows))
-	if q := b.enqueue(opArgmax, uint64(lp), uint64(vocab), uint64(ids), uint64(n), uint64(work), uint64(rows)); q.run == nil {
-		q.run = func() error { return b.d.argmax(lp, vocab, ids, n, work, rows) }
+	ids, err := b.queueArgmax(lp, vocab, n)
+	if err != nil {
+		return err
 	}
 	out := b.sampleOut(4 * n)
 	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), ids, 4*n) }) // one Do: step, argmax, tokens back
@@ -129,6 +116,29 @@ func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult)
 		res[i] = backend.SampleResult{Token: int(int32(binary.LittleEndian.Uint32(out[4*i:]))), Top: res[i].Top[:0]}
 	}
 	return nil
+}
+
+// queueArgmax queues the argmax of n rows of logits at lp and returns
+// where their token ids will be.
+func (b *Backend) queueArgmax(lp DevPtr, vocab, n int) (DevPtr, error) {
+	// one allocation: the ids of rows rows, then the workspace laid out for
+	// them (argmaxWork); its counters start at zero, a new layout's included
+	rows := max(n, b.idsN, 64)
+	if need := argmaxIDs(rows) + argmaxWork(vocab, rows); rows != b.idsN || b.idsSize < need {
+		b.idsN = 0
+		if err := b.ensure(&b.ids, &b.idsSize, need, "argmax"); err != nil {
+			return 0, err
+		}
+		if err := b.d.Do(func() error { return b.d.memsetD32(b.ids, 0, int(b.idsSize/4)) }); err != nil {
+			return 0, err
+		}
+		b.idsN = rows
+	}
+	ids, work := b.ids, b.ids+DevPtr(argmaxIDs(rows))
+	if q := b.enqueue(opArgmax, uint64(lp), uint64(vocab), uint64(ids), uint64(n), uint64(work), uint64(rows)); q.run == nil {
+		q.run = func() error { return b.d.argmax(lp, vocab, ids, n, work, rows) }
+	}
+	return ids, nil
 }
 
 // sampleTokens runs upg_sample. The scratch holds n rows, n token ids, n
