@@ -113,6 +113,10 @@ func (d *Device) startTrace() error {
 	if err != nil {
 		return err
 	}
+	if err := d.memsetD32(buf, 0, traceCap*4); err != nil { // unused reserved slots read as time 0
+		d.free(buf)
+		return err
+	}
 	hdr := [2]uint64{uint64(buf), traceCap}
 	if err := d.htod(g, unsafe.Pointer(&hdr[0]), 16); err != nil {
 		d.free(buf)
@@ -194,10 +198,13 @@ func (tr *tracer) read(d *Device) ([]traceRec, uint64, error) {
 // decodeTrace unpacks the device's records (two words each) and sorts them
 // by time.
 func decodeTrace(raw []uint64) []traceRec {
-	recs := make([]traceRec, len(raw)/2)
-	for i := range recs {
+	recs := make([]traceRec, 0, len(raw)/2)
+	for i := range len(raw) / 2 {
+		if raw[2*i] == 0 {
+			continue // a phase build's reserved slot that no mark took (TRACE_MARKS)
+		}
 		m := raw[2*i+1]
-		recs[i] = traceRec{t: raw[2*i], site: m & 0xFFFFFF, gx: m >> 24 & 0xFFFFF, gy: m >> 44 & 0xFFFFF}
+		recs = append(recs, traceRec{t: raw[2*i], site: m & 0xFFFFFF, gx: m >> 24 & 0xFFFFF, gy: m >> 44 & 0xFFFFF})
 	}
 	sort.SliceStable(recs, func(i, j int) bool { return recs[i].t < recs[j].t })
 	return recs

@@ -26,6 +26,7 @@ func TestTraceTable(t *testing.T) {
 	raw = append(raw, rec(16000, 3, 20, 5, 1)...)    // fused.cu:20, 5 ms: dropped
 	raw = append(raw, rec(5016000, 3, 20, 5, 1)...)  // 3 µs
 	raw = append(raw, rec(5019000, 1, 300, 240, 1)...)
+	raw = append(raw, 0, 0, 0, 0) // two slots a phase build reserved and no mark took
 	recs := decodeTrace(raw)
 	if len(recs) != 5 || recs[0].t != 10000 || recs[4].t != 5019000 {
 		t.Fatalf("decodeTrace: %+v", recs)

@@ -273,6 +273,7 @@ DEVI void attn_tc(const float *q, int qs, const __half *kc, const __half *vc, co
                   float *part, const int *shared, int cascade) {
   extern __shared__ __align__(16) unsigned char smc[];
   __shared__ size_t roff[128]; // the chunk's rows, as attn_split's
+  trace_begin();
   if (!cascade) pdl_wait();
   pdl_launch();
   constexpr int NS = UPG_ATTN_SHARED_NC > 2 * GQ ? UPG_ATTN_SHARED_NC : 2 * GQ, TG = NS / GQ; // a shared block's columns, tokens

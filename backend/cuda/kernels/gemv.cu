@@ -49,26 +49,49 @@ struct UpgTrace {
 };
 __device__ UpgTrace upg_trace;
 
+DEVI void trace_store(unsigned long long *tb, unsigned i, unsigned long long t, unsigned site) {
+  tb[2 * i] = t;
+  tb[2 * i + 1] = (unsigned long long)site | (unsigned long long)(gridDim.x & 0xFFFFFu) << 24 |
+                  (unsigned long long)(gridDim.y & 0xFFFFFu) << 44;
+}
+
+// TRACE_MARKS: the record slots a launch's first record reserves in a
+// phase build (UPG_TRACE_PHASES) for block 0's trace_mark()s, so that a mark
+// reads the timer and stores, with no atomic round trip to wait for (each
+// such wait, ~1 µs under load, was inside the phase times before; NOTES.md
+// run 107). Slots left unused keep time 0 and the Go side drops them
+// (decodeTrace); the buffer is zeroed when the trace starts.
+#ifdef UPG_TRACE_PHASES
+#define TRACE_MARKS 8
+__shared__ unsigned long long *upg_trace_tb; // block 0, thread 0's: the buffer, or null
+__shared__ unsigned upg_trace_next, upg_trace_end;
+#else
+#define TRACE_MARKS 0
+#endif
+
 DEVI void trace_record(unsigned long long *tb, unsigned site) {
   unsigned long long t;
   asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  const unsigned i = atomicAdd(&upg_trace.n, 1u);
-  if (i < upg_trace.cap) {
-    tb[2 * i] = t;
-    tb[2 * i + 1] = (unsigned long long)site | (unsigned long long)(gridDim.x & 0xFFFFFu) << 24 |
-                    (unsigned long long)(gridDim.y & 0xFFFFFu) << 44;
-  }
+  const unsigned i = atomicAdd(&upg_trace.n, 1u + TRACE_MARKS);
+  if (i < upg_trace.cap) trace_store(tb, i, t, site);
+#ifdef UPG_TRACE_PHASES
+  upg_trace_tb = tb, upg_trace_next = i + 1, upg_trace_end = min(i + 1 + TRACE_MARKS, upg_trace.cap);
+#endif
 }
 
 DEVI void pdl_wait_at(unsigned site) {
   // the trace pointer is read before the wait (it is set once, before any
   // step), so tracing off costs thread 0 of block 0 no load latency after it
   unsigned long long *tb = nullptr;
-  if ((blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x) == 0) tb = upg_trace.buf;
+  const bool b0 = (blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x) == 0;
+  if (b0) tb = upg_trace.buf;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
   if (tb != nullptr) trace_record(tb, site);
+#ifdef UPG_TRACE_PHASES
+  else if (b0) upg_trace_tb = nullptr;
+#endif
 }
 #define pdl_wait() pdl_wait_at(UPG_SRC * 100000u + __LINE__)
 
@@ -76,15 +99,22 @@ DEVI void pdl_wait_at(unsigned site) {
 // (block 0, thread 0: place it after a barrier to time the block's phase).
 // Only measurement builds have it (UPG_NVCC_DEFS=-DUPG_TRACE_PHASES
 // scripts/build-cuda.sh); elsewhere it is nothing.
+// A mark in a kernel whose block 0 has not passed pdl_wait yet is dropped:
+// such kernels (attn_tc beside the cascade) call trace_begin() first.
 #ifdef UPG_TRACE_PHASES
 DEVI void trace_mark_at(unsigned site) {
   if ((blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x) != 0) return;
-  unsigned long long *tb = *(unsigned long long *volatile *)&upg_trace.buf;
-  if (tb != nullptr) trace_record(tb, site);
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  if (upg_trace_tb != nullptr && upg_trace_next < upg_trace_end) trace_store(upg_trace_tb, upg_trace_next++, t, site);
+}
+DEVI void trace_begin() {
+  if ((blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x) == 0) upg_trace_tb = nullptr;
 }
 #define trace_mark() trace_mark_at(UPG_SRC * 100000u + __LINE__)
 #else
 #define trace_mark() ((void)0)
+#define trace_begin() ((void)0)
 #endif
 DEVI void pdl_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
