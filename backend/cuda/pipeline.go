@@ -5,6 +5,7 @@ package cuda
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/upg-ai/upg/backend"
@@ -200,8 +201,14 @@ func (b *Backend) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.S
 	}
 	b.prev = prevTokens{ids: ids, n: n}
 	return func(dst []backend.SampleResult) error {
+		began := time.Now()
 		if err := d.Do(func() error { return call("cuEventSynchronize", sym.cuEventSynchronize, ring.ev[k]) }); err != nil {
 			return err
+		}
+		if b.host != nil {
+			b.mu.Lock()
+			b.host.wait += time.Since(began)
+			b.mu.Unlock()
 		}
 		out := unsafe.Slice((*byte)(ring.buf[k]), 4*n)
 		for i := range n {

@@ -133,18 +133,24 @@ func (d *Device) startTrace() error {
 // launch, the wait for the GPU and the results, and the hand-back. The
 // step trace's records are the GPU's side; between the last kernel of one
 // step and the first of the next the GPU waits on these.
+//
+// With host overlap (pipeline.go) a step's tokens are waited for outside
+// the flush, while the next step runs: that wait is counted apart ("tokens
+// wait") instead of in the engine's time, and "GPU and results" is only the
+// queueing of the asynchronous read-back.
 type hostTimes struct {
-	steps [][5]time.Duration // engine, hand-off, upload+launch, GPU and results, hand-back
+	steps [][6]time.Duration // engine, hand-off, upload+launch, GPU and results, hand-back, tokens wait
 	last  time.Time          // when the previous flush returned
+	wait  time.Duration      // SampleAsync waits since then
 }
 
 // add records one flush: t = before the hand-off, when the owner thread
 // began, after the launch, after the results; end = back on the caller.
 func (h *hostTimes) add(t [4]time.Time, end time.Time) {
 	if !h.last.IsZero() {
-		h.steps = append(h.steps, [5]time.Duration{t[0].Sub(h.last), t[1].Sub(t[0]), t[2].Sub(t[1]), t[3].Sub(t[2]), end.Sub(t[3])})
+		h.steps = append(h.steps, [6]time.Duration{t[0].Sub(h.last) - h.wait, t[1].Sub(t[0]), t[2].Sub(t[1]), t[3].Sub(t[2]), end.Sub(t[3]), h.wait})
 	}
-	h.last = end
+	h.last, h.wait = end, 0
 }
 
 // report writes each phase's median and mean over the steps (the means
@@ -153,8 +159,8 @@ func (h *hostTimes) report(w io.Writer) {
 	if h == nil || len(h.steps) == 0 {
 		return
 	}
-	parts := make([]string, 5)
-	for i, name := range []string{"engine", "hand-off", "upload+launch", "GPU and results", "hand-back"} {
+	parts := make([]string, 6)
+	for i, name := range []string{"engine", "hand-off", "upload+launch", "GPU and results", "hand-back", "tokens wait"} {
 		v := make([]float64, len(h.steps))
 		var sum float64
 		for j, s := range h.steps {

@@ -110,7 +110,9 @@ func TestGPUStepTrace(t *testing.T) {
 }
 
 // TestHostTimes (CPU): the host line's medians and means per phase, from
-// flush timestamps; the first flush only starts the engine's clock.
+// flush timestamps; the first flush only starts the engine's clock; a
+// wait for an overlapped step's tokens between flushes is the tokens wait,
+// not the engine's time.
 func TestHostTimes(t *testing.T) {
 	h := &hostTimes{}
 	base := time.Unix(0, 0)
@@ -121,11 +123,14 @@ func TestHostTimes(t *testing.T) {
 		t0 := end + gap
 		ts := [4]time.Time{at(t0), at(t0 + k), at(t0 + 3*k), at(t0 + 6*k)}
 		end = t0 + 10*k
+		if k == 2 {
+			h.wait = 60 * time.Microsecond // of the 300 µs before this flush
+		}
 		h.add(ts, at(end))
 	}
 	var sb strings.Builder
 	h.report(&sb)
-	want := "cuda host per step (UPG_CUDA_TRACE=1, 3 steps, median/mean µs): engine 200.0/200.0, hand-off 2.0/2.0, upload+launch 4.0/4.0, GPU and results 6.0/6.0, hand-back 8.0/8.0\n"
+	want := "cuda host per step (UPG_CUDA_TRACE=1, 3 steps, median/mean µs): engine 200.0/180.0, hand-off 2.0/2.0, upload+launch 4.0/4.0, GPU and results 6.0/6.0, hand-back 8.0/8.0, tokens wait 0.0/20.0\n"
 	if got := sb.String(); got != want {
 		t.Errorf("report:\n%s\nwant:\n%s", got, want)
 	}
