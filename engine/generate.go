@@ -52,6 +52,9 @@ func (e *Engine) Converse(req Request) (*Sequence, error) {
 	// prompt token to compute, so that there are logits to sample from).
 	keep := 0
 	if e.conv != nil {
+		// the previous conversation's row of a pending step (overlap.go)
+		// is not wanted: the id is about to be reused
+		e.settle(e.conv)
 		cached := e.conv.tokens[:e.Pool.Len(ConversationID)]
 		for keep < len(cached) && keep < len(req.Prompt)-1 && cached[keep] == req.Prompt[keep] {
 			keep++

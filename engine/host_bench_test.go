@@ -6,7 +6,6 @@ import (
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
-	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/model"
 )
@@ -45,19 +44,7 @@ func (b nullBackend) Sample(_ backend.Buffer, _ int, reqs []backend.SampleReques
 //
 //	go test ./engine -run XXX -bench StepHost -benchmem
 func BenchmarkStepHost(b *testing.B) {
-	ck, err := checkpoint.Open(demo)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ck.Close()
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		b.Fatal(err)
-	}
+	ck, tok, w := openDemo(b)
 	for _, seqs := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("seqs=%d", seqs), func(b *testing.B) {
 			cb := cpu.New(1)

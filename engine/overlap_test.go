@@ -13,6 +13,7 @@ import (
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/sample"
+	"github.com/upg-ai/upg/tokenizer"
 )
 
 // overlapEngine is an engine on the CPU backend made a Pipeliner
@@ -20,19 +21,7 @@ import (
 // path, with overlap on or off.
 func overlapEngine(t *testing.T, cfg engine.Config, on bool) *engine.Engine {
 	t.Helper()
-	ck, err := checkpoint.Open(demo)
-	if err != nil {
-		t.Fatalf("demo model: %v", err)
-	}
-	t.Cleanup(func() { ck.Close() })
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := model.LoadWeights(ck.Config, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ck, tok, w := openDemo(t)
 	cb := cpu.New(2)
 	t.Cleanup(cb.Close)
 	m, err := model.New(ck.Config, w, backend.SyncPipeline(cb))
@@ -45,6 +34,26 @@ func overlapEngine(t *testing.T, cfg engine.Config, on bool) *engine.Engine {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// openDemo opens the demo model: its checkpoint (closed at the test's end),
+// tokenizer and weights.
+func openDemo(tb testing.TB) (*checkpoint.Checkpoint, tokenizer.Tokenizer, *model.Weights) {
+	tb.Helper()
+	ck, err := checkpoint.Open(demo)
+	if err != nil {
+		tb.Fatalf("demo model: %v", err)
+	}
+	tb.Cleanup(func() { ck.Close() })
+	tok, err := ck.Tokenizer()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w, err := model.LoadWeights(ck.Config, ck.Tensors)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ck, tok, w
 }
 
 // overlapRun is what a scripted batch did: each sequence's tokens, stop
@@ -236,5 +245,58 @@ func TestOverlapConversation(t *testing.T) {
 	}
 	if over.Overlapped() == 0 {
 		t.Errorf("no step overlapped")
+	}
+}
+
+// TestOverlapAbandonedConversation: a conversation left mid-generation
+// (Converse again without a cancel, as the C ABI may) while a step of it is
+// pending: the new conversation reuses its id, so the old one's token must
+// not land in it or in the prefix cache. A later sequence that starts with
+// the old conversation's tokens gets what it gets without overlap.
+func TestOverlapAbandonedConversation(t *testing.T) {
+	cfg := engine.Config{Ctx: 256, MaxSeqs: 2, PrefixCache: true, BlockSize: 16}
+	var outs [2][]int
+	for i, on := range []bool{false, true} {
+		e := overlapEngine(t, cfg, on)
+		first := e.EncodePrompt(strings.Repeat("The ship sailed out of the harbour. ", 3))
+		old, err := e.Converse(engine.Request{Prompt: first, MaxTokens: 100, IgnoreEOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 8 {
+			if _, err := e.Step([]*engine.Sequence{old}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		oldTokens := slices.Clone(old.Tokens())
+		// a new conversation, sharing only the first block's tokens
+		conv, err := e.Converse(engine.Request{Prompt: append(slices.Clone(first[:20]), e.EncodePrompt(" and then the storm came")...), MaxTokens: 30, IgnoreEOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !conv.Done() {
+			if _, err := e.Step([]*engine.Sequence{conv}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := old.Tokens(); !slices.Equal(got, oldTokens) {
+			t.Errorf("overlap %v: the abandoned conversation got %d more tokens", on, len(got)-len(oldTokens))
+		}
+		s, err := e.NewSequence(engine.Request{Prompt: oldTokens, MaxTokens: 12, IgnoreEOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !s.Done() {
+			if _, err := e.Step([]*engine.Sequence{s}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		outs[i] = slices.Clone(s.Tokens()[len(oldTokens):])
+		if on && e.Overlapped() == 0 {
+			t.Errorf("no step overlapped")
+		}
+	}
+	if !slices.Equal(outs[1], outs[0]) {
+		t.Errorf("after the abandoned conversation: overlapped %v, plain %v", outs[1], outs[0])
 	}
 }
