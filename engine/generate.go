@@ -37,7 +37,7 @@ func (e *Engine) Generate(ctx context.Context, req Request, emit func(string)) (
 			slog.Debug("prompt lookup", "drafted", s.stats.Drafted, "kept", s.stats.Accepted, "planner", e.planner.String())
 		}
 		if g, ok := e.ctx.Model().Backend().(cuda.GraphReporter); ok {
-			slog.Debug("cuda", "step", g.GraphStats().String())
+			slog.Debug("cuda", "step", g.GraphStats().String(), "overlapped_steps", e.overlapped)
 		}
 	}
 	return s.stats, nil
