@@ -479,11 +479,11 @@ func (r *runner) launch(seqs []int, toks [][]int) (backend.SampleWait, error) {
 		if err := r.pool.Reserve(id, 1); err != nil {
 			return nil, err
 		}
-		r.one[0] = 0 // a placeholder: the device has the token
+		t := 0 // a placeholder: the device has the token
 		if toks != nil {
-			r.one[0] = toks[k][0]
+			t = toks[k][0]
 		}
-		t := r.one[0]
+		r.one[0] = t
 		r.pool.AppendStep(st, id, r.one[:])
 		st.Out = append(st.Out, int32(k))
 		r.hist[id] = append(r.hist[id], t)

@@ -197,7 +197,8 @@ type scheduled struct {
 // off), a step of decoding sequences also queues the next one on the
 // tokens the device sampled before reading them back, and the next call
 // collects it (overlap.go): the outputs are the same, a step later in
-// the GPU's time but not in the caller's.
+// the GPU's time but not in the caller's. A queued step's positions are
+// committed when it is queued; an error while collecting it drops them.
 func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	if budget <= 0 || budget > e.cfg.StepTokens {
 		budget = e.cfg.StepTokens
@@ -218,6 +219,9 @@ func (e *Engine) Step(seqs []*Sequence, budget int) ([]Output, error) {
 	return append(outs, next...), err
 }
 
+// plainStep is Step with no step pending: it schedules, runs and samples
+// one forward pass (and, when it is a decoding step that can overlap,
+// queues the next one before collecting it: launchOverlapped).
 func (e *Engine) plainStep(seqs []*Sequence, budget int) ([]Output, error) {
 	call := budget
 	st := &e.step
