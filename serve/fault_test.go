@@ -324,3 +324,32 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("health %v", h)
 	}
 }
+
+// TestMetricsOverlap: upg_overlapped_steps_total counts the decoding steps
+// queued on sampled tokens (host overlap; a CPU engine through
+// backend.SyncPipeline takes that path), and stays 0 where the backend does
+// not pipeline.
+func TestMetricsOverlap(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		if on {
+			t.Setenv(engine.CPUOverlapEnv, "1")
+		}
+		ts := start(t, engine.Options{}, serve.Config{})
+		if code, _, b := post(t, ts.URL+"/v1/completions", `{"prompt":"Hello","max_tokens":8,"temperature":0}`); code != 200 {
+			t.Fatalf("overlap %v: %d %s", on, code, b)
+		}
+		resp, err := http.Get(ts.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var n float64 = -1
+		for _, line := range strings.Split(string(m), "\n") {
+			fmt.Sscanf(line, "upg_overlapped_steps_total %g", &n)
+		}
+		if on && n < 1 || !on && n != 0 {
+			t.Errorf("overlap %v: upg_overlapped_steps_total %v", on, n)
+		}
+	}
+}

@@ -17,6 +17,7 @@ type metrics struct {
 	cacheHitTokens           prometheus.Counter
 	preemptions, cancelled   prometheus.Counter
 	drafted, accepted        prometheus.Counter
+	overlapped               prometheus.Counter
 	queue, running           prometheus.Gauge
 	kvUsed, kvFree, kvCached prometheus.Gauge
 	kvTotal                  prometheus.Gauge
@@ -52,6 +53,7 @@ func newMetrics() *metrics {
 	m.cancelled = counter("upg_cancelled_requests_total", "Requests cancelled by a client disconnect or a timeout.")
 	m.drafted = counter("upg_lookup_drafted_tokens_total", "Tokens prompt lookup (--lookup) proposed after sequences' last tokens.")
 	m.accepted = counter("upg_lookup_accepted_tokens_total", "Proposed prompt-lookup tokens the model picked itself (kept).")
+	m.overlapped = counter("upg_overlapped_steps_total", "Decoding steps queued on the tokens the GPU sampled before the step before was read back (host overlap).")
 	m.queue = gauge("upg_queue_depth", "Requests waiting to join the running batch.")
 	m.running = gauge("upg_running_sequences", "Sequences in the running batch.")
 	m.kvUsed = gauge("upg_kv_blocks_used", "KV cache blocks referenced by sequences.")

@@ -110,7 +110,10 @@ type scheduler struct {
 	jorder  []*job
 	steps   int64
 	preempt int64
-	snap    atomic.Pointer[Stats]
+	// overlapped is the engine's count of steps queued on device tokens
+	// (host overlap) already added to the metric
+	overlapped int
+	snap       atomic.Pointer[Stats]
 }
 
 func newScheduler(e *engine.Engine, log *slog.Logger, m *metrics, maxQueue, maxBatch int) *scheduler {
@@ -401,6 +404,10 @@ func (s *scheduler) step() {
 	}
 	outs, err := s.e.Step(order, 0)
 	s.steps++
+	if n := s.e.Overlapped(); n > s.overlapped {
+		s.m.overlapped.Add(float64(n - s.overlapped))
+		s.overlapped = n
+	}
 	if err != nil {
 		if engine.IsNoBlocks(err) {
 			// The plan should prevent this; preempt the newest holder so
