@@ -422,9 +422,9 @@ type stepBuf struct {
 	n, nOut                     int
 	hostTokens                  []int32
 	stage                       *pinned // the page-locked halves the metadata goes up from (uploadStep)
-	splits                      int  // attention splits covering BlocksPerSeq blocks
-	oneSeq                      bool // every token of the step belongs to one sequence
-	maxPos                      int  // the step's furthest position (attnGrouped)
+	splits                      int     // attention splits covering BlocksPerSeq blocks
+	oneSeq                      bool    // every token of the step belongs to one sequence
+	maxPos                      int     // the step's furthest position (attnGrouped)
 }
 
 func boolKey(b bool) uint64 {
