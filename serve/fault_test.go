@@ -331,9 +331,7 @@ func TestMetricsAndHealth(t *testing.T) {
 // not pipeline.
 func TestMetricsOverlap(t *testing.T) {
 	for _, on := range []bool{false, true} {
-		if on {
-			t.Setenv(engine.CPUOverlapEnv, "1")
-		}
+		t.Setenv(engine.CPUOverlapEnv, map[bool]string{false: "0", true: "1"}[on]) // scripts/test.sh also runs this package with it on
 		ts := start(t, engine.Options{}, serve.Config{})
 		if code, _, b := post(t, ts.URL+"/v1/completions", `{"prompt":"Hello","max_tokens":8,"temperature":0}`); code != 200 {
 			t.Fatalf("overlap %v: %d %s", on, code, b)
