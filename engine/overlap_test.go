@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -298,5 +299,90 @@ func TestOverlapAbandonedConversation(t *testing.T) {
 	}
 	if !slices.Equal(outs[1], outs[0]) {
 		t.Errorf("after the abandoned conversation: overlapped %v, plain %v", outs[1], outs[0])
+	}
+}
+
+// failingPipe is a Pipeliner whose failAt-th SampleAsync's wait fails (as a
+// GPU fault would surface while a step is pending).
+type failingPipe struct {
+	backend.Backend // backend.SyncPipeline's
+	failAt, calls   int
+}
+
+func (f *failingPipe) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.SampleRequest) (backend.SampleWait, error) {
+	wait, err := f.Backend.(backend.Pipeliner).SampleAsync(logits, vocab, reqs)
+	if f.calls++; err == nil && f.calls == f.failAt {
+		return func([]backend.SampleResult) error { return errors.New("injected: the device failed") }, nil
+	}
+	return wait, err
+}
+
+func (f *failingPipe) DeviceTokens(w backend.Weight) bool {
+	return f.Backend.(backend.Pipeliner).DeviceTokens(w)
+}
+
+// TestOverlapWaitFails: when a pending step's tokens cannot be read, Step
+// returns the error, the step queued after it gives back the positions it
+// took, every block returns once the sequences are released, and the engine
+// then decodes as before.
+func TestOverlapWaitFails(t *testing.T) {
+	ck, tok, w := openDemo(t)
+	cb := cpu.New(2)
+	t.Cleanup(cb.Close)
+	fp := &failingPipe{Backend: backend.SyncPipeline(cb), failAt: 6}
+	m, err := model.New(ck.Config, w, fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(m, tok, ck.Template(tok), engine.Config{Ctx: 160, MaxSeqs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []*engine.Sequence
+	for i := range 3 {
+		s, err := e.NewSequence(engine.Request{Prompt: e.EncodePrompt(prompts[i]), MaxTokens: 30, IgnoreEOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, s)
+	}
+	var failed error
+	for range 20 {
+		if _, err := e.Step(seqs, 0); err != nil {
+			failed = err
+			break
+		}
+	}
+	if failed == nil || !strings.Contains(failed.Error(), "injected") {
+		t.Fatalf("Step after the failed wait: %v, want the injected error", failed)
+	}
+	for _, s := range seqs {
+		if n := e.Pool.Len(s.ID); n > len(s.Tokens()) {
+			t.Errorf("sequence %d holds %d positions for %d tokens after the failure", s.ID, n, len(s.Tokens()))
+		}
+		e.Release(s)
+	}
+	if _, err := e.Step(nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if e.Pool.FreeBlocks() != e.Pool.Blocks() {
+		t.Errorf("%d of %d blocks held after the failure and the releases", e.Pool.Blocks()-e.Pool.FreeBlocks(), e.Pool.Blocks())
+	}
+	// the engine goes on: a fresh sequence decodes what a plain engine does
+	plain := overlapEngine(t, engine.Config{Ctx: 160, MaxSeqs: 3}, false)
+	run := func(e *engine.Engine) []int {
+		s, err := e.NewSequence(engine.Request{Prompt: e.EncodePrompt(prompts[3]), MaxTokens: 12, IgnoreEOS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !s.Done() {
+			if _, err := e.Step([]*engine.Sequence{s}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return slices.Clone(s.Tokens())
+	}
+	if got, want := run(e), run(plain); !slices.Equal(got, want) {
+		t.Errorf("after the failure: %v, plain %v", got, want)
 	}
 }
