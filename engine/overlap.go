@@ -6,7 +6,9 @@ package engine
 // the step). When every sequence of a step decodes one token, the engine
 // instead queues the next step right after it, on the tokens the device
 // sampled (backend.Step.PrevTokens), and only then reads the first step's
-// tokens: the host's work runs while the GPU computes.
+// tokens: the host's work runs while the GPU computes. Measured on the H200
+// (docs/benchmarks.md, "Host overlap"): 165 → 37 µs from a step's argmax to
+// the next step's first kernel, +1.5-3% at batch 1 and +1.5-2.2% at 32.
 //
 // The next step is a guess that every sequence goes on. A sequence that
 // stops at the first step (EOS, a stop string) wasted its row of the
