@@ -141,7 +141,7 @@ func (e *Engine) continues(p *inflight, seqs []*Sequence, budget int) bool {
 	clear(e.inP)
 	for i, r := range p.rows {
 		s := r.seq
-		if r.drop || s.done || s.sampler.Options().Penalizes() {
+		if r.drop || s.done { // (samplers do not change: overlaps checked them)
 			return false
 		}
 		if s.req.MaxTokens > 0 && s.stats.GeneratedTokens+1 >= s.req.MaxTokens {
@@ -215,7 +215,7 @@ func (e *Engine) launchNext(p *inflight) (*inflight, error) {
 
 // collect waits for p's tokens and accepts them; a sequence that is done
 // (before or by its token) leaves next, whose row for it fed a token it
-// never got.
+// never got (next, when not nil, is launchNext(p): its rows are p's).
 func (e *Engine) collect(p *inflight, next *inflight) ([]Output, error) {
 	n := len(p.rows)
 	for len(e.res) < n {
@@ -229,31 +229,29 @@ func (e *Engine) collect(p *inflight, next *inflight) ([]Output, error) {
 	for i, r := range p.rows {
 		s := r.seq
 		if r.drop || s.done {
-			e.leave(next, s)
+			e.leave(next, i)
 			continue
 		}
 		o := e.accept(s, res[i])
 		outs = append(outs, o)
 		if o.Done {
-			e.leave(next, s)
+			e.leave(next, i)
 		}
 		e.Pool.Register(s.ID, s.tokens)
 	}
 	return outs, nil
 }
 
-// leave drops s's row from next and truncates the position it took.
-func (e *Engine) leave(next *inflight, s *Sequence) {
-	if next == nil {
+// leave drops row i of next (the step queued after the one being
+// collected, whose rows are that step's, in order: launchNext) and
+// truncates the position it took.
+func (e *Engine) leave(next *inflight, i int) {
+	if next == nil || next.rows[i].drop {
 		return
 	}
-	for i := range next.rows {
-		if r := &next.rows[i]; r.seq == s && !r.drop {
-			r.drop = true
-			e.Pool.Truncate(s.ID, e.Pool.Len(s.ID)-1)
-			return
-		}
-	}
+	next.rows[i].drop = true
+	id := next.rows[i].seq.ID
+	e.Pool.Truncate(id, e.Pool.Len(id)-1)
 }
 
 // abandon drops every row of a queued step whose predecessor failed: the
@@ -262,8 +260,8 @@ func (e *Engine) abandon(next *inflight) {
 	if next == nil {
 		return
 	}
-	for _, r := range next.rows {
-		e.leave(next, r.seq)
+	for i := range next.rows {
+		e.leave(next, i)
 	}
 }
 
