@@ -397,29 +397,14 @@ type runner struct {
 	reqs     []backend.SampleRequest
 	res      []backend.SampleResult
 	tok      []int // the next token of the k-th sequence of the last feed
-	one      [1]int
+	one      [1]int // the placeholder a PrevTokens step feeds (0)
 }
 
 // feed runs toks[k] after the stored positions of sequence seqs[k], for
 // every k, in one step, and samples each sequence's next token.
 func (r *runner) feed(seqs []int, toks [][]int) error {
-	st := &r.step
-	st.Reset()
-	r.reqs = r.reqs[:0]
-	for k, id := range seqs {
-		if err := r.pool.Reserve(id, len(toks[k])); err != nil {
-			return err
-		}
-		r.pool.AppendStep(st, id, toks[k])
-		st.Out = append(st.Out, int32(len(st.Tokens)-1))
-		r.hist[id] = append(r.hist[id], toks[k]...)
-		r.reqs = append(r.reqs, backend.SampleRequest{Sampler: r.samplers[id], History: r.hist[id], TopLogprobs: -1})
-	}
-	if err := r.ctx.Forward(st, r.pool.KV()); err != nil {
+	if err := r.forward(seqs, toks); err != nil {
 		return err
-	}
-	for k, id := range seqs {
-		r.pool.Commit(id, len(toks[k]))
 	}
 	r.res = slices.Grow(r.res[:0], len(seqs))[:len(seqs)]
 	if err := r.ctx.Sample(r.reqs, r.res); err != nil {
@@ -427,6 +412,42 @@ func (r *runner) feed(seqs []int, toks [][]int) error {
 	}
 	for k := range seqs {
 		r.tok[k] = r.res[k].Token
+	}
+	return nil
+}
+
+// forward runs one step — toks[k] after the stored positions of sequence
+// seqs[k], or, with toks nil, one token each: the ones the last SampleAsync
+// sampled (backend.Step.PrevTokens; a placeholder in the history until
+// they are read) — with the logits of each sequence's last token, and
+// leaves their sample requests in r.reqs.
+func (r *runner) forward(seqs []int, toks [][]int) error {
+	st := &r.step
+	st.Reset()
+	r.reqs = r.reqs[:0]
+	for k, id := range seqs {
+		feed := r.one[:] // a placeholder: the device has the token
+		if toks != nil {
+			feed = toks[k]
+		}
+		if err := r.pool.Reserve(id, len(feed)); err != nil {
+			return err
+		}
+		r.pool.AppendStep(st, id, feed)
+		st.Out = append(st.Out, int32(len(st.Tokens)-1))
+		r.hist[id] = append(r.hist[id], feed...)
+		r.reqs = append(r.reqs, backend.SampleRequest{Sampler: r.samplers[id], History: r.hist[id], TopLogprobs: -1})
+	}
+	st.PrevTokens = toks == nil
+	if err := r.ctx.Forward(st, r.pool.KV()); err != nil {
+		return err
+	}
+	for k, id := range seqs {
+		n := 1
+		if toks != nil {
+			n = len(toks[k])
+		}
+		r.pool.Commit(id, n)
 	}
 	return nil
 }
@@ -469,32 +490,11 @@ func (r *runner) decodeOverlapped(seqs []int, next [][]int, steps int) error {
 }
 
 // launch queues one decoding step of seqs — token toks[k][0] each, or,
-// with toks nil, the tokens the last launch sampled (backend.Step.PrevTokens)
-// — and samples it without waiting.
+// with toks nil, the tokens the last launch sampled — and samples it
+// without waiting.
 func (r *runner) launch(seqs []int, toks [][]int) (backend.SampleWait, error) {
-	st := &r.step
-	st.Reset()
-	r.reqs = r.reqs[:0]
-	for k, id := range seqs {
-		if err := r.pool.Reserve(id, 1); err != nil {
-			return nil, err
-		}
-		t := 0 // a placeholder: the device has the token
-		if toks != nil {
-			t = toks[k][0]
-		}
-		r.one[0] = t
-		r.pool.AppendStep(st, id, r.one[:])
-		st.Out = append(st.Out, int32(k))
-		r.hist[id] = append(r.hist[id], t)
-		r.reqs = append(r.reqs, backend.SampleRequest{Sampler: r.samplers[id], History: r.hist[id], TopLogprobs: -1})
-	}
-	st.PrevTokens = toks == nil
-	if err := r.ctx.Forward(st, r.pool.KV()); err != nil {
+	if err := r.forward(seqs, toks); err != nil {
 		return nil, err
-	}
-	for _, id := range seqs {
-		r.pool.Commit(id, 1)
 	}
 	return r.ctx.SampleAsync(r.reqs)
 }
