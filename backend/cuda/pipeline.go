@@ -3,7 +3,6 @@
 package cuda
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 	"unsafe"
@@ -210,10 +209,7 @@ func (b *Backend) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.S
 			b.host.wait += time.Since(began)
 			b.mu.Unlock()
 		}
-		out := unsafe.Slice((*byte)(ring.buf[k]), 4*n)
-		for i := range n {
-			dst[i] = backend.SampleResult{Token: int(int32(binary.LittleEndian.Uint32(out[4*i:]))), Top: dst[i].Top[:0]}
-		}
+		tokensFrom(unsafe.Slice((*byte)(ring.buf[k]), 4*n), dst[:n])
 		return nil
 	}, nil
 }

@@ -112,10 +112,16 @@ func (b *Backend) argmaxTokens(lp DevPtr, vocab int, res []backend.SampleResult)
 	if b.err != nil {
 		return b.err
 	}
+	tokensFrom(out, res)
+	return nil
+}
+
+// tokensFrom fills res with the token ids read back in out (int32 each),
+// their log-probabilities and top lists empty.
+func tokensFrom(out []byte, res []backend.SampleResult) {
 	for i := range res {
 		res[i] = backend.SampleResult{Token: int(int32(binary.LittleEndian.Uint32(out[4*i:]))), Top: res[i].Top[:0]}
 	}
-	return nil
 }
 
 // queueArgmax queues the argmax of n rows of logits at lp and returns
