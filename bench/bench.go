@@ -396,7 +396,7 @@ type runner struct {
 	hist     [][]int           // per sequence id: its tokens so far
 	reqs     []backend.SampleRequest
 	res      []backend.SampleResult
-	tok      []int // the next token of the k-th sequence of the last feed
+	tok      []int  // the next token of the k-th sequence of the last feed
 	one      [1]int // the placeholder a PrevTokens step feeds (0)
 }
 
