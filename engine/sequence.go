@@ -113,11 +113,9 @@ func (e *Engine) Release(s *Sequence) {
 // Preempt frees an unfinished sequence's KV cache blocks to make room for
 // others; its tokens stay, and a later Step recomputes their keys and
 // values (vLLM's recompute preemption). Its output does not change: a
-// token's arithmetic does not depend on the step it is in.
-func (e *Engine) Preempt(s *Sequence) {
-	e.settle(s)
-	e.Pool.Truncate(s.ID, 0)
-}
+// token's arithmetic does not depend on the step it is in. It is Release,
+// named for what the caller means.
+func (e *Engine) Preempt(s *Sequence) { e.Release(s) }
 
 // CachedPrefix is the number of s's positions that AttachPrefix would
 // take from the prefix cache now (0 when s holds positions already).
