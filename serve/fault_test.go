@@ -23,7 +23,7 @@ func TestDisconnectFreesBlocks(t *testing.T) {
 	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
 		body := `{"prompt":"Once upon a time","max_tokens":400,"stream":true,"temperature":0,"ignore_eos":true}`
 		if strings.Contains(path, "chat") {
-			body = `{"messages":[{"role":"user","content":"Tell me a long story"}],"max_tokens":400,"stream":true,"ignore_eos":true}`
+			body = `{"messages":[{"role":"user","content":"Tell me a long story"}],"max_tokens":400,"stream":true,"temperature":0,"ignore_eos":true}`
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
