@@ -455,7 +455,7 @@ func (r *runner) forward(seqs []int, toks [][]int) error {
 // overlaps reports whether decoding steps can be queued on the tokens
 // the backend sampled before they are read back (Options.NoOverlap).
 func (r *runner) overlaps(opts Options) bool {
-	return !opts.NoOverlap && !opts.Sampling.Penalizes() && r.ctx.Pipelines()
+	return !opts.NoOverlap && !opts.Sampling.ReadsHistory() && r.ctx.Pipelines()
 }
 
 // decodeOverlapped decodes steps tokens for each of seqs, the first being
@@ -556,7 +556,7 @@ func layerBytes(l *engine.Loaded, n int) int64 {
 
 // samplingName describes sampling options for the result.
 func samplingName(o sample.Options) string {
-	if o.Greedy() && !o.Penalizes() {
+	if o.Argmax() {
 		return "greedy"
 	}
 	return fmt.Sprintf("temperature %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g", o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty)

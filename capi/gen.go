@@ -34,9 +34,13 @@ type genRequest struct {
 	TopP          *float32  `json:"top_p"`
 	MinP          *float32  `json:"min_p"`
 	RepeatPenalty *float32  `json:"repeat_penalty"`
-	Seed          *uint64   `json:"seed"` // absent or 0 = random
-	Stop          []string  `json:"stop"`
-	IgnoreEOS     bool      `json:"ignore_eos"`
+	// OpenAI's penalties (-2 to 2) and logit bias (-100 to 100 a token id)
+	FrequencyPenalty *float32        `json:"frequency_penalty"`
+	PresencePenalty  *float32        `json:"presence_penalty"`
+	LogitBias        map[int]float32 `json:"logit_bias"`
+	Seed             *uint64         `json:"seed"` // absent or 0 = random
+	Stop             []string        `json:"stop"`
+	IgnoreEOS        bool            `json:"ignore_eos"`
 }
 
 func or[T any](p *T, def T) T {
@@ -49,7 +53,8 @@ func or[T any](p *T, def T) T {
 // request validates r and turns it into an engine request for m.
 func (m *modelObj) request(r genRequest) (engine.Request, error) {
 	o := sample.Options{Temperature: or(r.Temperature, 0.7), TopK: or(r.TopK, 40), TopP: or(r.TopP, 0.95),
-		MinP: or(r.MinP, 0.05), RepeatPenalty: or(r.RepeatPenalty, 1), Seed: or(r.Seed, 0)}
+		MinP: or(r.MinP, 0.05), RepeatPenalty: or(r.RepeatPenalty, 1), Seed: or(r.Seed, 0),
+		FrequencyPenalty: or(r.FrequencyPenalty, 0), PresencePenalty: or(r.PresencePenalty, 0), LogitBias: r.LogitBias}
 	finite := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
 	maxTokens := or(r.MaxTokens, 128)
 	switch {
@@ -65,6 +70,18 @@ func (m *modelObj) request(r genRequest) (engine.Request, error) {
 		return engine.Request{}, argErrorf("min_p %v must be in [0, 1]", o.MinP)
 	case !finite(o.RepeatPenalty) || o.RepeatPenalty <= 0:
 		return engine.Request{}, argErrorf("repeat_penalty %v must be a finite number > 0", o.RepeatPenalty)
+	case !(o.FrequencyPenalty >= -2 && o.FrequencyPenalty <= 2):
+		return engine.Request{}, argErrorf("frequency_penalty %v must be in [-2, 2]", o.FrequencyPenalty)
+	case !(o.PresencePenalty >= -2 && o.PresencePenalty <= 2):
+		return engine.Request{}, argErrorf("presence_penalty %v must be in [-2, 2]", o.PresencePenalty)
+	}
+	for t, b := range o.LogitBias {
+		if t < 0 || t >= m.l.Model.Config.Vocab {
+			return engine.Request{}, argErrorf("logit_bias token id %d is out of range [0, %d)", t, m.l.Model.Config.Vocab)
+		}
+		if !(b >= -100 && b <= 100) {
+			return engine.Request{}, argErrorf("logit_bias of token %d: %v must be in [-100, 100]", t, b)
+		}
 	}
 	for _, s := range r.Stop {
 		if s == "" {

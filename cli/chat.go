@@ -123,7 +123,8 @@ func (t *terminalLines) readLine(prompt string) (string, error) {
 const chatHelp = `commands:
   /help               this text
   /set                show the sampling settings
-  /set NAME VALUE     change one: temperature, top-k, top-p, min-p, repeat-penalty, seed, max-tokens
+  /set NAME VALUE     change one: temperature, top-k, top-p, min-p, repeat-penalty, frequency-penalty,
+                      presence-penalty, seed, max-tokens
   /clear, /reset      forget the conversation (the system message stays)
   /exit, /quit, /bye  quit (Ctrl-D too)
   """                 start or end a message of several lines
@@ -234,8 +235,8 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 func (g *genFlags) set(args []string) error {
 	o := &g.opts
 	if len(args) == 0 {
-		fmt.Fprintf(os.Stderr, "temperature %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g, seed %d (0 = random), max-tokens %d\n",
-			o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty, o.Seed, g.maxTokens)
+		fmt.Fprintf(os.Stderr, "temperature %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g, frequency-penalty %g, presence-penalty %g, seed %d (0 = random), max-tokens %d\n",
+			o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty, o.FrequencyPenalty, o.PresencePenalty, o.Seed, g.maxTokens)
 		return nil
 	}
 	if len(args) != 2 {
@@ -260,12 +261,16 @@ func (g *genFlags) set(args []string) error {
 		err = f32(&o.MinP)
 	case "repeat-penalty", "repeat_penalty":
 		err = f32(&o.RepeatPenalty)
+	case "frequency-penalty", "frequency_penalty":
+		err = f32(&o.FrequencyPenalty)
+	case "presence-penalty", "presence_penalty":
+		err = f32(&o.PresencePenalty)
 	case "seed":
 		o.Seed, err = strconv.ParseUint(v, 10, 64)
 	case "max-tokens", "max_tokens", "n":
 		g.maxTokens, err = strconv.Atoi(v)
 	default:
-		return fmt.Errorf("/set: unknown setting %q (temperature, top-k, top-p, min-p, repeat-penalty, seed, max-tokens)", name)
+		return fmt.Errorf("/set: unknown setting %q (temperature, top-k, top-p, min-p, repeat-penalty, frequency-penalty, presence-penalty, seed, max-tokens)", name)
 	}
 	if err == nil {
 		err = g.validate()

@@ -381,6 +381,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--model", miniphi, "--temperature", "NaN", "hi"}, []string{"temperature"}},
 		{[]string{"run", "--model", miniphi, "--temperature", "hot", "hi"}, []string{"temperature"}},
 		{[]string{"run", "--model", miniphi, "--top-p", "2", "hi"}, []string{"top-p"}},
+		{[]string{"run", "--model", miniphi, "--frequency-penalty", "3", "hi"}, []string{"--frequency-penalty 3 must be in [-2, 2]"}},
+		{[]string{"chat", "--model", miniphi, "--presence-penalty", "-2.5"}, []string{"--presence-penalty -2.5 must be in [-2, 2]"}},
 		// --ctx bounds the run should -1 be taken as "no limit".
 		{[]string{"run", "--model", miniphi, "--ctx", "64", "--max-tokens", "-1", "hi"}, []string{"max-tokens"}},
 		{[]string{"run", "--model", miniphi, "--frobnicate", "hi"}, []string{"frobnicate"}},

@@ -213,6 +213,8 @@ func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
 	fl.Float32Var(&g.opts.TopP, "top-p", 0.95, "nucleus sampling threshold (1 = off)")
 	fl.Float32Var(&g.opts.MinP, "min-p", 0.05, "drop tokens below this fraction of the top probability (0 = off)")
 	fl.Float32Var(&g.opts.RepeatPenalty, "repeat-penalty", 1.0, "penalty for recently generated tokens, e.g. 1.1 (1 = off)")
+	fl.Float32Var(&g.opts.FrequencyPenalty, "frequency-penalty", 0, "subtracted from a token's logit for each time it was generated (OpenAI's; -2 to 2, 0 = off)")
+	fl.Float32Var(&g.opts.PresencePenalty, "presence-penalty", 0, "subtracted from a token's logit once it was generated (OpenAI's; -2 to 2, 0 = off)")
 	fl.Uint64Var(&g.opts.Seed, "seed", 0, "random seed; the same seed reproduces the same text (0 = random)")
 	fl.StringArrayVar(&g.stops, "stop", nil, `stop when this text is generated (repeatable; escapes such as \n and \t are understood)`)
 	fl.BoolVar(&g.ignoreEOS, "ignore-eos", false, "keep generating past end-of-text tokens")
@@ -235,6 +237,10 @@ func (g *genFlags) validate() error {
 		return usagef("--min-p %v must be in [0, 1]", o.MinP)
 	case !(o.RepeatPenalty > 0) || math.IsInf(float64(o.RepeatPenalty), 0):
 		return usagef("--repeat-penalty %v must be a finite number > 0", o.RepeatPenalty)
+	case !(o.FrequencyPenalty >= -2 && o.FrequencyPenalty <= 2):
+		return usagef("--frequency-penalty %v must be in [-2, 2]", o.FrequencyPenalty)
+	case !(o.PresencePenalty >= -2 && o.PresencePenalty <= 2):
+		return usagef("--presence-penalty %v must be in [-2, 2]", o.PresencePenalty)
 	}
 	if g.unescaped {
 		return nil

@@ -305,3 +305,24 @@ func TestKVBudgetFromMemory(t *testing.T) {
 		t.Errorf("why %q does not name the host's memory", l.KVBudgetWhy)
 	}
 }
+
+// TestPenaltiesCountGenerated: the frequency and presence penalties count
+// the generated tokens, not the prompt's (OpenAI's definition): the first
+// token is the plain greedy one even when the prompt repeats it, and the
+// penalties change what follows.
+func TestPenaltiesCountGenerated(t *testing.T) {
+	l := load(t, engine.Options{Ctx: 256})
+	prompt := l.EncodePrompt("x := []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1")
+	plain := alone(t, l, []engine.Request{{Prompt: prompt, MaxTokens: 12}})[0][len(prompt):]
+	if !slices.Contains(prompt, plain[0]) {
+		t.Fatalf("the plain first token %d is not in the prompt %v: the test needs one that is", plain[0], prompt)
+	}
+	pen := alone(t, l, []engine.Request{{Prompt: prompt, MaxTokens: 12, Sampling: sample.Options{FrequencyPenalty: 2, PresencePenalty: 2}}})[0][len(prompt):]
+	if pen[0] != plain[0] {
+		t.Errorf("first token %d with the penalties, %d without: the prompt was counted", pen[0], plain[0])
+	}
+	if slices.Equal(pen, plain) {
+		t.Errorf("the penalties changed nothing: %v", pen)
+	}
+	t.Logf("plain %v\npenalized %v", plain, pen)
+}

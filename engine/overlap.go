@@ -67,14 +67,14 @@ type flightRow struct {
 
 // overlaps reports whether a step of sel can be followed by one queued on
 // its device tokens: every sequence decodes one token with no draft, and no
-// sampler reads the tokens' values (a repetition penalty would need the
-// token the host has not seen yet).
+// sampler reads the tokens' values (a repetition, frequency or presence
+// penalty would need the token the host has not seen yet).
 func (e *Engine) overlaps(sel []scheduled) bool {
 	if e.cfg.NoOverlap || e.cfg.Lookup > 0 || len(sel) == 0 || !e.ctx.Pipelines() {
 		return false
 	}
 	for _, sc := range sel {
-		if sc.n != 1 || !sc.out || len(sc.draft) > 0 || sc.seq.sampler.Options().Penalizes() {
+		if sc.n != 1 || !sc.out || len(sc.draft) > 0 || sc.seq.sampler.Options().ReadsHistory() {
 			return false
 		}
 	}

@@ -164,6 +164,11 @@ func TestOverlapEqualsPlain(t *testing.T) {
 			{Prompt: prompt(0), MaxTokens: 20, IgnoreEOS: true, Sampling: sample.Options{Temperature: 0.7, TopK: 40, Seed: 8}},
 			{Prompt: prompt(1), MaxTokens: 20, IgnoreEOS: true, Sampling: sample.Options{Temperature: 0.8, RepeatPenalty: 1.3, Seed: 9}},
 		}, cancel: -1, release: -1},
+		{name: "adjusted", reqs: []engine.Request{
+			{Prompt: prompt(5), MaxTokens: 30, IgnoreEOS: true, Sampling: sample.Options{LogitBias: map[int]float32{15: 3, 224: -2}}},
+			{Prompt: prompt(6), MaxTokens: 24, IgnoreEOS: true, Sampling: sample.Options{Temperature: 0.8, LogitBias: map[int]float32{20: 1}, Seed: 3}},
+			{Prompt: prompt(7), MaxTokens: 8, IgnoreEOS: true, Sampling: sample.Options{FrequencyPenalty: 1, PresencePenalty: 0.5}},
+		}, cancel: -1, release: -1},
 		{name: "cancel-release", reqs: []engine.Request{
 			{Prompt: prompt(2), MaxTokens: 50, IgnoreEOS: true},
 			{Prompt: prompt(3), MaxTokens: 50, IgnoreEOS: true},

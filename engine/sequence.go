@@ -92,6 +92,9 @@ func (e *Engine) newSequence(id int, req Request) (*Sequence, error) {
 			return nil, fmt.Errorf("engine: token id %d out of range [0, %d)", t, e.Model.Config.Vocab)
 		}
 	}
+	// the frequency and presence penalties count what is generated, not
+	// the prompt (OpenAI's definition)
+	req.Sampling.Prompt = len(req.Prompt)
 	sp, err := sample.New(req.Sampling)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package sample turns a model's next-token logits into a token id, and
 // watches streamed text for stop strings.
 //
-// A Sampler applies, in order: repetition penalty, top-k, softmax with
+// A Sampler applies, in order: repetition penalty, the additive
+// adjustments (OpenAI's logit bias, frequency and presence penalties), top-k, softmax with
 // temperature, top-p (nucleus), min-p, and finally draws a token with a PCG
 // generator (math/rand/v2) seeded by the seed and the token's position
 // (Sampler.Key), so the same seed and the same logits at the same positions
@@ -33,6 +34,18 @@ type Options struct {
 	RepeatPenalty float32 // 0 or 1 => off; logit>0 ? logit/R : logit*R, once per distinct token in the window
 	RepeatWindow  int     // how many recent history tokens the penalty looks at; 0 => DefaultRepeatWindow
 	Seed          uint64  // with a token's position, keys its draw (Sampler.Key)
+
+	// FrequencyPenalty and PresencePenalty are OpenAI's: a token's logit
+	// loses FrequencyPenalty for each time it was generated and
+	// PresencePenalty once if it was; 0 => off. They count the history past
+	// its first Prompt tokens (the engine sets Prompt to the prompt's
+	// length, so only generated tokens count, as OpenAI defines them).
+	FrequencyPenalty float32
+	PresencePenalty  float32
+	Prompt           int
+	// LogitBias adds a value to a token's logit (OpenAI's logit_bias);
+	// tokens outside the vocabulary are ignored.
+	LogitBias map[int]float32
 }
 
 // Greedy reports whether the options pick the most likely token (after
@@ -41,6 +54,35 @@ func (o Options) Greedy() bool { return o.Temperature == 0 || o.TopK == 1 }
 
 // Penalizes reports whether the repetition penalty is on (not 0 or 1).
 func (o Options) Penalizes() bool { return o.RepeatPenalty != 0 && o.RepeatPenalty != 1 }
+
+// Counts reports whether the frequency or presence penalty is on: the
+// logits then depend on how often each token was generated.
+func (o Options) Counts() bool { return o.FrequencyPenalty != 0 || o.PresencePenalty != 0 }
+
+// Adds reports whether an additive adjustment is on: the frequency or
+// presence penalty or a logit bias. (The GPU's sampling kernel applies the
+// repetition penalty but not these: backend/cuda samples such rows on the
+// host.)
+func (o Options) Adds() bool {
+	if o.Counts() {
+		return true
+	}
+	for _, b := range o.LogitBias {
+		if b != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadsHistory reports whether the token drawn depends on the tokens
+// before it (a repetition, frequency or presence penalty), not only on
+// their number: such a row cannot be sampled before its last token is known.
+func (o Options) ReadsHistory() bool { return o.Penalizes() || o.Counts() }
+
+// Argmax reports whether the token is the argmax of the logits as they
+// are: greedy, with nothing that changes a logit first.
+func (o Options) Argmax() bool { return o.Greedy() && !o.Penalizes() && !o.Adds() }
 
 // Sampler picks tokens from logits. It keeps scratch buffers sized to the
 // vocabulary, so after the first call Sample does not allocate. A Sampler is
@@ -53,6 +95,7 @@ type Sampler struct {
 	logit  []float32 // penalized copy of the caller's logits
 	ids    []int32   // candidate token ids
 	weight []float64 // weight[id] = exp((logit[id]-max)/T), valid for candidates
+	counts []int32   // the generated tokens, sorted (add)
 }
 
 // New validates opts and returns a Sampler. Invalid options give an error
@@ -72,6 +115,17 @@ func New(opts Options) (*Sampler, error) {
 		return nil, fmt.Errorf("sample: RepeatPenalty must be a finite number >= 0, got %v", opts.RepeatPenalty)
 	case opts.RepeatWindow < 0:
 		return nil, fmt.Errorf("sample: RepeatWindow must be >= 0, got %d", opts.RepeatWindow)
+	case bad(opts.FrequencyPenalty):
+		return nil, fmt.Errorf("sample: FrequencyPenalty must be a finite number, got %v", opts.FrequencyPenalty)
+	case bad(opts.PresencePenalty):
+		return nil, fmt.Errorf("sample: PresencePenalty must be a finite number, got %v", opts.PresencePenalty)
+	case opts.Prompt < 0:
+		return nil, fmt.Errorf("sample: Prompt must be >= 0, got %d", opts.Prompt)
+	}
+	for t, b := range opts.LogitBias {
+		if t < 0 || bad(b) {
+			return nil, fmt.Errorf("sample: LogitBias of token %d must be a finite number for a token id >= 0, got %v", t, b)
+		}
 	}
 	if opts.RepeatWindow == 0 {
 		opts.RepeatWindow = DefaultRepeatWindow
@@ -172,7 +226,7 @@ func (s *Sampler) candidates(logits []float32, history []int) []int32 {
 	penalize := s.opts.Penalizes()
 	greedy := s.opts.Greedy()
 
-	if greedy && !penalize {
+	if s.opts.Argmax() {
 		ids[0] = int32(argmax(logits))
 		return ids[:1]
 	}
@@ -207,6 +261,10 @@ func (s *Sampler) candidates(logits []float32, history []int) []int32 {
 				l[t] = v * r
 			}
 		}
+	}
+
+	if s.opts.Adds() {
+		s.add(l, history)
 	}
 
 	if greedy {
@@ -291,6 +349,37 @@ func (s *Sampler) candidates(logits []float32, history []int) []int32 {
 		cand = kept
 	}
 	return cand
+}
+
+// add applies the logit bias and the frequency and presence penalties to
+// l (the copy, after the repetition penalty): each token's total is added
+// once, so the order of history does not change the result.
+func (s *Sampler) add(l []float32, history []int) {
+	n := len(l)
+	for t, b := range s.opts.LogitBias {
+		if t < n {
+			l[t] += b
+		}
+	}
+	if !s.opts.Counts() || s.opts.Prompt >= len(history) {
+		return
+	}
+	gen := s.counts[:0]
+	for _, t := range history[s.opts.Prompt:] {
+		if t >= 0 && t < n {
+			gen = append(gen, int32(t))
+		}
+	}
+	slices.Sort(gen)
+	s.counts = gen
+	for i := 0; i < len(gen); {
+		j := i + 1
+		for j < len(gen) && gen[j] == gen[i] {
+			j++
+		}
+		l[gen[i]] -= float32(j-i)*s.opts.FrequencyPenalty + s.opts.PresencePenalty
+		i = j
+	}
 }
 
 // argmax returns the index of the largest value, ties to the lowest index.

@@ -371,6 +371,11 @@ func TestValidation(t *testing.T) {
 		{Options{MinP: -1}, "MinP"},
 		{Options{RepeatPenalty: -1}, "RepeatPenalty"},
 		{Options{RepeatWindow: -5}, "RepeatWindow"},
+		{Options{FrequencyPenalty: nan}, "FrequencyPenalty"},
+		{Options{PresencePenalty: float32(math.Inf(-1))}, "PresencePenalty"},
+		{Options{Prompt: -1}, "Prompt"},
+		{Options{LogitBias: map[int]float32{-3: 1}}, "LogitBias"},
+		{Options{LogitBias: map[int]float32{3: nan}}, "LogitBias"},
 	}
 	for _, c := range cases {
 		_, err := New(c.o)
@@ -538,17 +543,89 @@ func TestArgmaxLanes(t *testing.T) {
 // TestOptionPredicates: what the backends branch on.
 func TestOptionPredicates(t *testing.T) {
 	for _, c := range []struct {
-		o                 Options
-		greedy, penalizes bool
+		o                                          Options
+		greedy, penalizes, adds, readsHist, argmax bool
 	}{
-		{Options{}, true, false},
-		{Options{Temperature: 0.7, TopK: 1}, true, false},
-		{Options{Temperature: 0.7, TopK: 40}, false, false},
-		{Options{RepeatPenalty: 1}, true, false},
-		{Options{Temperature: 1, RepeatPenalty: 1.1}, false, true},
+		{Options{}, true, false, false, false, true},
+		{Options{Temperature: 0.7, TopK: 1}, true, false, false, false, true},
+		{Options{Temperature: 0.7, TopK: 40}, false, false, false, false, false},
+		{Options{RepeatPenalty: 1}, true, false, false, false, true},
+		{Options{Temperature: 1, RepeatPenalty: 1.1}, false, true, false, true, false},
+		{Options{RepeatPenalty: 1.1}, true, true, false, true, false},
+		{Options{FrequencyPenalty: 0.1}, true, false, true, true, false},
+		{Options{PresencePenalty: -0.1}, true, false, true, true, false},
+		{Options{LogitBias: map[int]float32{5: 1}}, true, false, true, false, false},
+		{Options{LogitBias: map[int]float32{5: 0}}, true, false, false, false, true},
 	} {
-		if c.o.Greedy() != c.greedy || c.o.Penalizes() != c.penalizes {
-			t.Errorf("%+v: Greedy %v Penalizes %v, want %v %v", c.o, c.o.Greedy(), c.o.Penalizes(), c.greedy, c.penalizes)
+		o := c.o
+		if o.Greedy() != c.greedy || o.Penalizes() != c.penalizes || o.Adds() != c.adds || o.ReadsHistory() != c.readsHist || o.Argmax() != c.argmax {
+			t.Errorf("%+v: Greedy %v Penalizes %v Adds %v ReadsHistory %v Argmax %v, want %v %v %v %v %v", o, o.Greedy(), o.Penalizes(),
+				o.Adds(), o.ReadsHistory(), o.Argmax(), c.greedy, c.penalizes, c.adds, c.readsHist, c.argmax)
 		}
 	}
+}
+
+// TestAdditive: logit bias, frequency and presence penalties change the
+// logits by the amounts OpenAI defines, counting only the tokens past the
+// prompt, after the repetition penalty; the caller's logits are unchanged.
+func TestAdditive(t *testing.T) {
+	logits := []float32{4, -2, 1, 6, 0, 3}
+	orig := slices.Clone(logits)
+	// prompt {3, 3}; generated 3, 0, 3, 99 (out of range), 3, -1
+	hist := []int{3, 3, 3, 0, 3, 99, 3, -1}
+	s := mustNew(t, Options{Temperature: 1, FrequencyPenalty: 0.5, PresencePenalty: 0.25, Prompt: 2,
+		LogitBias: map[int]float32{1: 10, 5: -100, 7: 50}})
+	s.candidates(logits, hist)
+	// 3: three generated, 6 − 3·0.5 − 0.25; 0: one, 4 − 0.5 − 0.25; 1 and 5
+	// biased; 7 is outside the vocabulary
+	want := []float32{3.25, 8, 1, 4.25, 0, -97}
+	if !slices.Equal(s.logit[:6], want) {
+		t.Errorf("adjusted logits %v, want %v", s.logit[:6], want)
+	}
+	if !slices.Equal(logits, orig) {
+		t.Error("Sample modified the caller's logits")
+	}
+	// the order of history does not matter; the prompt never counts
+	s.candidates(logits, []int{3, 3, 3, 3, -1, 99, 0, 3})
+	if !slices.Equal(s.logit[:6], want) {
+		t.Errorf("reordered history: %v, want %v", s.logit[:6], want)
+	}
+	p := mustNew(t, Options{Temperature: 1, FrequencyPenalty: 0.5, Prompt: 8})
+	p.candidates(logits, hist)
+	if !slices.Equal(p.logit[:6], logits) {
+		t.Errorf("prompt tokens penalized: %v", p.logit[:6])
+	}
+	// after the repetition penalty (6 → 3 once), then the frequency penalty
+	r := mustNew(t, Options{Temperature: 1, RepeatPenalty: 2, FrequencyPenalty: 1, Prompt: 1})
+	r.candidates(logits, []int{5, 3, 3})
+	if want := []float32{4, -2, 1, 1, 0, 1.5}; !slices.Equal(r.logit[:6], want) {
+		t.Errorf("repetition then frequency: %v, want %v", r.logit[:6], want)
+	}
+
+	// greedy choices they change
+	for _, c := range []struct {
+		o    Options
+		hist []int
+		want int
+	}{
+		{Options{}, []int{3, 3}, 3},
+		{Options{FrequencyPenalty: 0.9}, []int{3, 3}, 3},            // 6 − 1.8 = 4.2 > 4
+		{Options{FrequencyPenalty: 1.1}, []int{3, 3}, 0},            // 3.8 < 4
+		{Options{FrequencyPenalty: 1.1, Prompt: 1}, []int{3, 3}, 3}, // one counted: 4.9
+		{Options{PresencePenalty: 2.5}, []int{3, 3}, 0},             // once: 3.5
+		{Options{PresencePenalty: 1.5}, []int{3, 3, 3, 3}, 3},       // still once: 4.5
+		{Options{FrequencyPenalty: -2}, []int{0}, 0},                // negative encourages: 4 + 2 ties 6, the lower id wins
+		{Options{LogitBias: map[int]float32{4: 6.5}}, nil, 4},
+		{Options{LogitBias: map[int]float32{3: -100}}, nil, 0},
+	} {
+		if got := mustNew(t, c.o).Sample(logits, c.hist); got != c.want {
+			t.Errorf("%+v after %v: %d, want %d", c.o, c.hist, got, c.want)
+		}
+	}
+
+	// drawn with the adjusted logits' probabilities: biases log 3 and log 2
+	// on equal logits give 3/6, 2/6, 1/6
+	b := map[int]float32{0: float32(math.Log(3)), 1: float32(math.Log(2))}
+	checkFreq(t, "logit bias", frequencies(t, Options{Temperature: 1, Seed: 7, LogitBias: b}, []float32{0, 0, 0}, 100000),
+		[]float64{3. / 6, 2. / 6, 1. / 6})
 }

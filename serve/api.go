@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -214,10 +215,16 @@ type params struct {
 	logprobs     bool
 	topLogprobs  int
 	ignoreEOS    bool
+	frequency    float32         // frequency_penalty
+	presence     float32         // presence_penalty
+	logitBias    map[int]float32 // token id → bias; ids checked against the vocabulary by request
 }
 
 // MaxStops is the most stop strings a request may give.
 const MaxStops = 16
+
+// MaxLogitBias is the most tokens a request's logit_bias may give.
+const MaxLogitBias = 1024
 
 // validate checks the shared parameters and refuses what this server does
 // not implement with a clear 400.
@@ -279,12 +286,13 @@ func (c *common) validate() (params, *apiError) {
 	for _, pen := range []struct {
 		name string
 		v    *float64
-	}{{"frequency_penalty", c.FrequencyPenalty}, {"presence_penalty", c.PresencePenalty}} {
-		if pen.v != nil && *pen.v != 0 {
+		dst  *float32
+	}{{"frequency_penalty", c.FrequencyPenalty, &p.frequency}, {"presence_penalty", c.PresencePenalty, &p.presence}} {
+		if pen.v != nil {
 			if !(*pen.v >= -2 && *pen.v <= 2) {
 				return p, invalid(pen.name, "%s must be between -2 and 2, got %v", pen.name, *pen.v)
 			}
-			return p, unsupported(pen.name, "%s is not supported by this server (only 0 is accepted)", pen.name)
+			*pen.dst = float32(*pen.v)
 		}
 	}
 	if c.N != nil && *c.N != 1 {
@@ -293,9 +301,22 @@ func (c *common) validate() (params, *apiError) {
 		}
 		return p, unsupported("n", "n > 1 is not supported by this server: send %d requests instead", *c.N)
 	}
+	if len(c.LogitBias) > MaxLogitBias {
+		return p, invalid("logit_bias", "logit_bias may give at most %d tokens, got %d", MaxLogitBias, len(c.LogitBias))
+	}
 	for k, v := range c.LogitBias {
+		id, err := strconv.Atoi(k)
+		if err != nil || id < 0 {
+			return p, invalid("logit_bias", "logit_bias keys are token ids (integers >= 0), got %q", k)
+		}
+		if !(v >= -100 && v <= 100) {
+			return p, invalid("logit_bias", "logit_bias of token %d must be between -100 and 100, got %v", id, v)
+		}
 		if v != 0 {
-			return p, unsupported("logit_bias", "logit_bias is not supported by this server (token %s)", k)
+			if p.logitBias == nil {
+				p.logitBias = map[int]float32{}
+			}
+			p.logitBias[id] = float32(v)
 		}
 	}
 	if !isNullOrEmpty(c.Tools) || !isNullOrEmpty(c.Functions) {

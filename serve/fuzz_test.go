@@ -27,6 +27,8 @@ func FuzzRequests(f *testing.F) {
 		{false, `{"prompt":"a","max_tokens":2,"stream":true}`},
 		{false, `{"prompt":[1,2,3],"max_tokens":2,"temperature":0.7,"top_p":0.9,"seed":5,"logprobs":2}`},
 		{false, `{"prompt":"a","stop":["x","y"],"max_tokens":2,"frequency_penalty":0}`},
+		{false, `{"prompt":"a","max_tokens":3,"frequency_penalty":1.5,"presence_penalty":-0.5,"logit_bias":{"15":-100,"7":3}}`},
+		{true, `{"messages":[{"role":"user","content":"x"}],"max_tokens":3,"temperature":0.8,"logit_bias":{"1":100},"presence_penalty":2}`},
 		{false, `{"prompt":"a",`},
 		{false, `[1,2]`},
 		{false, `{"prompt":"a","max_tokens":"ten"}`},

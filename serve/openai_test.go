@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/upg-ai/upg/chat"
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/serve"
 )
 
@@ -21,10 +23,16 @@ func client(ts *testServer, key string) openai.Client {
 // reference generates text with a separate engine, as `upg run` does.
 func reference(t *testing.T, prompt []int, maxTokens int, stops []string) (string, engine.Stats) {
 	t.Helper()
+	return referenceOf(t, engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops})
+}
+
+// referenceOf generates req's text with a separate engine.
+func referenceOf(t *testing.T, req engine.Request) (string, engine.Stats) {
+	t.Helper()
 	l := load(t, engine.Options{Ctx: 512})
 	defer l.Close()
 	var b strings.Builder
-	st, err := l.Generate(context.Background(), engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops}, func(s string) { b.WriteString(s) })
+	st, err := l.Generate(context.Background(), req, func(s string) { b.WriteString(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +208,8 @@ func TestOpenAIGoChat(t *testing.T) {
 
 	// Refused parameters name themselves.
 	for name, p := range map[string]openai.ChatCompletionNewParams{
-		"n":                 {N: openai.Int(2)},
-		"frequency_penalty": {FrequencyPenalty: openai.Float(0.5)},
-		"response_format":   {ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}},
+		"n":               {N: openai.Int(2)},
+		"response_format": {ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}},
 	} {
 		p.Model, p.Messages = "x", params.Messages
 		_, err := c.Chat.Completions.New(ctx, p)
@@ -210,5 +217,52 @@ func TestOpenAIGoChat(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != name || !strings.Contains(apiErr.Message, name) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestOpenAIGoPenalties: frequency_penalty, presence_penalty and
+// logit_bias through the official client give what the engine gives alone
+// with the same sampling options, and each changes the greedy text (a
+// server that ignored one would fail); a bias of 100 on one token makes
+// every generated token that one.
+func TestOpenAIGoPenalties(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{})
+	c := client(ts, "unused")
+	ctx := context.Background()
+	prompt := ts.eng.EncodePrompt(codePrompt)
+	const n = 48
+	plain, _ := reference(t, prompt, n, nil)
+	x := ts.eng.Tokenizer.Encode(" x", false, false)
+	if len(x) != 1 {
+		t.Fatalf("\" x\" is %d tokens", len(x))
+	}
+	cases := []struct {
+		name string
+		p    openai.CompletionNewParams
+		o    sample.Options
+	}{
+		{"frequency_penalty", openai.CompletionNewParams{FrequencyPenalty: openai.Float(1.5)}, sample.Options{FrequencyPenalty: 1.5}},
+		{"presence_penalty", openai.CompletionNewParams{PresencePenalty: openai.Float(2)}, sample.Options{PresencePenalty: 2}},
+		{"negative", openai.CompletionNewParams{FrequencyPenalty: openai.Float(-2), PresencePenalty: openai.Float(0.5)},
+			sample.Options{FrequencyPenalty: -2, PresencePenalty: 0.5}},
+		{"logit_bias", openai.CompletionNewParams{LogitBias: map[string]int64{strconv.Itoa(x[0]): 100}},
+			sample.Options{LogitBias: map[int]float32{x[0]: 100}}},
+	}
+	for _, tc := range cases {
+		tc.p.Model, tc.p.Prompt = "x", openai.CompletionNewParamsPromptUnion{OfString: openai.String(codePrompt)}
+		tc.p.MaxTokens, tc.p.Temperature = openai.Int(n), openai.Float(0)
+		res, err := c.Completions.New(ctx, tc.p)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		want, _ := referenceOf(t, engine.Request{Prompt: prompt, MaxTokens: n, Sampling: tc.o})
+		got := res.Choices[0].Text
+		if got != want || got == plain {
+			t.Errorf("%s: served %q\nengine alone %q\nwithout it %q", tc.name, got, want, plain)
+		}
+	}
+	// the bias of 100 on " x" decides every token
+	if want, _ := referenceOf(t, engine.Request{Prompt: prompt, MaxTokens: n, Sampling: cases[3].o}); want != strings.Repeat(" x", n) {
+		t.Errorf("logit_bias 100: %q", want)
 	}
 }

@@ -340,6 +340,11 @@ func (s *Server) request(prompt []int, p params, stops []string) (engine.Request
 		e.Code = strp("context_length_exceeded")
 		return engine.Request{}, e
 	}
+	for id := range p.logitBias {
+		if id >= vocab {
+			return engine.Request{}, invalid("logit_bias", "logit_bias token id %d is out of range [0, %d)", id, vocab)
+		}
+	}
 	seed := p.seed
 	if !p.hasSeed {
 		var b [8]byte
@@ -349,7 +354,8 @@ func (s *Server) request(prompt []int, p params, stops []string) (engine.Request
 		}
 	}
 	return engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops,
-		Sampling: sample.Options{Temperature: p.temperature, TopP: p.topP, Seed: seed},
+		Sampling: sample.Options{Temperature: p.temperature, TopP: p.topP, Seed: seed,
+			FrequencyPenalty: p.frequency, PresencePenalty: p.presence, LogitBias: p.logitBias},
 		Logprobs: p.logprobs, TopLogprobs: p.topLogprobs, IgnoreEOS: p.ignoreEOS}, nil
 }
 

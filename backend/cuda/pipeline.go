@@ -214,12 +214,11 @@ func (b *Backend) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.S
 	}, nil
 }
 
-// plainRequests reports whether every request is greedy without a
-// repetition penalty or log-probabilities: the argmax kernel answers them.
+// plainRequests reports whether every request is greedy on the logits as
+// they are, without log-probabilities: the argmax kernel answers them.
 func plainRequests(reqs []backend.SampleRequest) bool {
 	for _, r := range reqs {
-		o := r.Sampler.Options()
-		if !o.Greedy() || o.Penalizes() || r.TopLogprobs >= 0 {
+		if !r.Sampler.Options().Argmax() || r.TopLogprobs >= 0 {
 			return false
 		}
 	}

@@ -73,20 +73,31 @@ func (b *Backend) sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		if err := b.argmaxTokens(lb.p, vocab, res[:n]); plain || err != nil {
 			return err
 		}
-		return b.hostTokens(lb.p, vocab, reqs, res)
+		return b.hostTokens(lb.p, vocab, reqs, res, func(r *backend.SampleRequest) bool {
+			return !r.Sampler.Options().Argmax() || r.TopLogprobs >= 0
+		})
 	}
-	return b.sampleTokens(lb.p, vocab, reqs, res)
+	if err := b.sampleTokens(lb.p, vocab, reqs, res); err != nil {
+		return err
+	}
+	// upg_sample applies the repetition penalty but not the additive
+	// adjustments (logit bias, frequency and presence penalties): their rows
+	// are sampled again on the host, the others keep the device's draw
+	return b.hostTokens(lb.p, vocab, reqs, res, func(r *backend.SampleRequest) bool { return r.Sampler.Options().Adds() })
 }
 
-// hostTokens samples the requests that are not plain greedy ones on the
-// host, from their rows read back (HostSampleEnv); res holds the argmax.
-func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
-	row := make([]float32, vocab)
+// hostTokens samples the requests pick selects on the host, from their
+// rows read back (HostSampleEnv, and the rows upg_sample cannot sample);
+// res holds the device's tokens for the others.
+func (b *Backend) hostTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult, pick func(*backend.SampleRequest) bool) error {
+	var row []float32
 	for i := range reqs {
 		r := &reqs[i]
-		o := r.Sampler.Options()
-		if o.Greedy() && !o.Penalizes() && r.TopLogprobs < 0 {
+		if !pick(r) {
 			continue
+		}
+		if row == nil {
+			row = make([]float32, vocab)
 		}
 		if err := b.d.DownloadF32(row, lp+DevPtr(4*i*vocab)); err != nil {
 			return err

@@ -351,3 +351,80 @@ func TestGPUBenchSample(t *testing.T) {
 		d.Free(p)
 	}
 }
+
+// TestGPUSampleAdditive: rows whose options add to the logits (logit bias,
+// frequency and presence penalties, which upg_sample does not apply) are
+// sampled on the host in a step beside device-sampled rows: each such
+// row's token is its sampler's on the raw row, with the raw row's
+// log-probability, and the other rows draw what they draw in a step
+// without them.
+func TestGPUSampleAdditive(t *testing.T) {
+	b := gpuBackend(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const V = 5000
+	l := make([]float32, V)
+	for i := range l {
+		l[i] = float32(rng.NormFloat64() * 2.5)
+	}
+	best := slices.Index(l, slices.Max(l))
+	hist := []int{best, best, 7, best, 9, 11} // prompt {best, best}, then generated
+	opts := []sample.Options{
+		{},                                    // device: argmax
+		{Temperature: 0.8, TopK: 40, Seed: 1}, // device: upg_sample
+		{LogitBias: map[int]float32{3: 40}},   // host: token 3
+		{Temperature: 0.9, FrequencyPenalty: 1.5, PresencePenalty: 0.5, Prompt: 2, Seed: 2},
+		{PresencePenalty: 100, Prompt: 2}, // host: best was generated, so not it
+		{Temperature: 1.1, TopP: 0.9, RepeatPenalty: 1.2, Seed: 3},
+	}
+	R := len(opts)
+	all := make([]float32, R*V)
+	for r := range R {
+		copy(all[r*V:], l)
+	}
+	buf, err := b.NewBuffer(R * V)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(buf, 0, all)
+	reqs := func(rows []int) []backend.SampleRequest {
+		out := make([]backend.SampleRequest, len(rows))
+		for i, r := range rows {
+			s, err := sample.New(opts[r])
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = backend.SampleRequest{Sampler: s, History: hist, TopLogprobs: 0}
+		}
+		return out
+	}
+	res := make([]backend.SampleResult, R)
+	if err := b.Sample(buf, V, reqs([]int{0, 1, 2, 3, 4, 5}), res); err != nil {
+		t.Fatal(err)
+	}
+	lse := lseOf(l)
+	for r, o := range opts {
+		if want := float64(l[res[r].Token]) - lse; math.Abs(float64(res[r].Logprob)-want) > 1e-4 {
+			t.Errorf("row %d: logprob %g, want the raw row's %g", r, res[r].Logprob, want)
+		}
+		if !o.Adds() {
+			continue
+		}
+		s, _ := sample.New(o)
+		if want := s.Sample(l, hist); res[r].Token != want {
+			t.Errorf("row %d (%+v): token %d, the host sampler's %d", r, o, res[r].Token, want)
+		}
+	}
+	if res[2].Token != 3 || res[4].Token == best || res[0].Token != best {
+		t.Errorf("tokens %v: want 3 at row 2, not %d at row 4, %d at row 0", res, best, best)
+	}
+	// the device's rows alone (rows 0, 1 and 5 of the same logits)
+	alone := make([]backend.SampleResult, 3)
+	if err := b.Sample(buf, V, reqs([]int{0, 1, 5}), alone); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []int{0, 1, 5} {
+		if alone[i].Token != res[r].Token {
+			t.Errorf("row %d: %d beside the host's rows, %d without them", r, res[r].Token, alone[i].Token)
+		}
+	}
+}

@@ -50,6 +50,21 @@ def test_sampled_generate_equals_upg_run_with_the_same_seed(demo: upg.Model, cli
     assert got == want
 
 
+def test_penalties_and_logit_bias_equal_upg_run(demo: upg.Model, cli) -> None:
+    """OpenAI's frequency and presence penalties: the same text as the command line's flags, not the plain text."""
+    prompt = "x := []int{1, 1, 1, 1, 1, 1, 1, 1"
+    args = ["--temperature", "0", "--frequency-penalty", "1.5", "--presence-penalty", "0.5", "--max-tokens", "24"]
+    want = run_cli(cli, "run", "--model", demo.path, *args, prompt).stdout
+    got = demo.generate(prompt, temperature=0, frequency_penalty=1.5, presence_penalty=0.5, max_tokens=24)
+    assert got == want
+    assert got != demo.generate(prompt, temperature=0, max_tokens=24)
+    x = demo.tokenize(" x", add_special=False)
+    assert len(x) == 1
+    assert demo.generate(prompt, temperature=0, max_tokens=8, logit_bias={x[0]: 100}) == " x" * 8
+    chat = demo.chat([{"role": "user", "content": "Hi"}], temperature=0, max_tokens=6, logit_bias={x[0]: 100})
+    assert chat == " x" * 6
+
+
 def test_lookup_keeps_the_text(demo: upg.Model) -> None:
     """Prompt lookup drafts tokens and keeps those the model picks: the same text, greedy or sampled with a seed."""
     prompt = "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul("

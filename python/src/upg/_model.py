@@ -303,6 +303,9 @@ class Model:
         top_p: float = 0.95,
         min_p: float = 0.05,
         repeat_penalty: float = 1.0,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        logit_bias: Optional[Mapping[int, float]] = None,
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
@@ -310,13 +313,25 @@ class Model:
         """Generates a completion of prompt (text, or token ids used as they are) and returns its text.
 
         temperature 0 is greedy decoding (the same tokens as `upg run --temperature 0`);
-        top_k 0, top_p 1, min_p 0 and repeat_penalty 1 turn those filters off; the same
-        seed gives the same text (None: a random seed). Generation ends at end of text,
+        top_k 0, top_p 1, min_p 0 and repeat_penalty 1 turn those filters off;
+        frequency_penalty and presence_penalty (OpenAI's, -2 to 2) lower a token's logit for each
+        time / once it was generated, and logit_bias ({token id: -100 to 100}) adds to a token's
+        logit; the same seed gives the same text (None: a random seed). Generation ends at end of text,
         at a stop string (not included), after max_tokens tokens (None: no limit), or when
         the context is full. Ctrl-C interrupts it (KeyboardInterrupt).
         """
         req = _request(
-            _prompt(prompt), max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop, ignore_eos
+            _prompt(prompt),
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            (frequency_penalty, presence_penalty, logit_bias),
+            seed,
+            stop,
+            ignore_eos,
         )
         return "".join(self._start(req, max_pieces=0))
 
@@ -330,13 +345,26 @@ class Model:
         top_p: float = 0.95,
         min_p: float = 0.05,
         repeat_penalty: float = 1.0,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        logit_bias: Optional[Mapping[int, float]] = None,
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
     ) -> Stream:
         """Like generate, but returns a Stream yielding the text piece by piece as it is produced."""
         req = _request(
-            _prompt(prompt), max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, seed, stop, ignore_eos
+            _prompt(prompt),
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            (frequency_penalty, presence_penalty, logit_bias),
+            seed,
+            stop,
+            ignore_eos,
         )
         return self._start(req, max_pieces=1)
 
@@ -350,6 +378,9 @@ class Model:
         top_p: float = 0.95,
         min_p: float = 0.05,
         repeat_penalty: float = 1.0,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        logit_bias: Optional[Mapping[int, float]] = None,
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
@@ -365,6 +396,7 @@ class Model:
             top_p,
             min_p,
             repeat_penalty,
+            (frequency_penalty, presence_penalty, logit_bias),
             seed,
             stop,
             ignore_eos,
@@ -381,6 +413,9 @@ class Model:
         top_p: float = 0.95,
         min_p: float = 0.05,
         repeat_penalty: float = 1.0,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        logit_bias: Optional[Mapping[int, float]] = None,
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
@@ -394,6 +429,7 @@ class Model:
             top_p,
             min_p,
             repeat_penalty,
+            (frequency_penalty, presence_penalty, logit_bias),
             seed,
             stop,
             ignore_eos,
@@ -467,6 +503,7 @@ def _request(
     top_p: float,
     min_p: float,
     repeat_penalty: float,
+    additive: tuple[float, float, Optional[Mapping[int, float]]],
     seed: Optional[int],
     stop: Union[str, Sequence[str], None],
     ignore_eos: bool,
@@ -478,6 +515,21 @@ def _request(
     req["top_p"] = _float_opt("top_p", top_p)
     req["min_p"] = _float_opt("min_p", min_p)
     req["repeat_penalty"] = _float_opt("repeat_penalty", repeat_penalty)
+    frequency_penalty, presence_penalty, logit_bias = additive
+    req["frequency_penalty"] = _float_opt("frequency_penalty", frequency_penalty)
+    req["presence_penalty"] = _float_opt("presence_penalty", presence_penalty)
+    if logit_bias is not None:
+        if not isinstance(logit_bias, Mapping):
+            raise TypeError(f"logit_bias must be a mapping of token id to bias, not {type(logit_bias).__name__}")
+        bias = {}
+        for k, v in logit_bias.items():
+            if isinstance(k, bool) or not hasattr(k, "__index__"):
+                raise TypeError(f"logit_bias keys must be token ids (int), not {type(k).__name__}")
+            b = _float_opt("logit_bias", v)
+            if b != b or b in (float("inf"), float("-inf")):
+                raise InvalidArgumentError(f"logit_bias of token {int(k)}: {b} must be a finite number")
+            bias[str(int(k))] = b
+        req["logit_bias"] = bias
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"seed must be an int or None, not {type(seed).__name__}")
@@ -486,7 +538,7 @@ def _request(
         req["seed"] = seed
     req["stop"] = _str_list("stop", stop)
     req["ignore_eos"] = bool(ignore_eos)
-    for k in ("temperature", "top_p", "min_p", "repeat_penalty"):
+    for k in ("temperature", "top_p", "min_p", "repeat_penalty", "frequency_penalty", "presence_penalty"):
         v = req[k]
         if v != v or v in (float("inf"), float("-inf")):  # JSON has no NaN or infinity
             raise InvalidArgumentError(f"{k} {v} must be a finite number")
