@@ -218,10 +218,14 @@ type params struct {
 	frequency    float32         // frequency_penalty
 	presence     float32         // presence_penalty
 	logitBias    map[int]float32 // token id → bias; ids checked against the vocabulary by request
+	n            int             // choices: sequences generated for the request
 }
 
 // MaxStops is the most stop strings a request may give.
 const MaxStops = 16
+
+// MaxChoices is the largest n (choices a request asks for): OpenAI's.
+const MaxChoices = 128
 
 // MaxLogitBias is the most tokens a request's logit_bias may give.
 const MaxLogitBias = 1024
@@ -295,11 +299,12 @@ func (c *common) validate() (params, *apiError) {
 			*pen.dst = float32(*pen.v)
 		}
 	}
-	if c.N != nil && *c.N != 1 {
-		if *c.N < 1 {
-			return p, invalid("n", "n must be at least 1, got %d", *c.N)
+	p.n = 1
+	if c.N != nil {
+		if *c.N < 1 || *c.N > MaxChoices {
+			return p, invalid("n", "n must be between 1 and %d, got %d", MaxChoices, *c.N)
 		}
-		return p, unsupported("n", "n > 1 is not supported by this server: send %d requests instead", *c.N)
+		p.n = *c.N
 	}
 	if len(c.LogitBias) > MaxLogitBias {
 		return p, invalid("logit_bias", "logit_bias may give at most %d tokens, got %d", MaxLogitBias, len(c.LogitBias))

@@ -20,11 +20,15 @@ import (
 // cancelled and its blocks are free within a step; the server keeps serving.
 func TestDisconnectFreesBlocks(t *testing.T) {
 	ts := start(t, engine.Options{}, serve.Config{})
-	for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
-		body := `{"prompt":"Once upon a time","max_tokens":400,"stream":true,"temperature":0,"ignore_eos":true}`
-		if strings.Contains(path, "chat") {
-			body = `{"messages":[{"role":"user","content":"Tell me a long story"}],"max_tokens":400,"stream":true,"temperature":0,"ignore_eos":true}`
-		}
+	for _, c := range []struct {
+		path, body string
+		running    int
+	}{
+		{"/v1/completions", `{"prompt":"Once upon a time","max_tokens":400,"stream":true,"temperature":0,"ignore_eos":true}`, 1},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"Tell me a long story"}],"max_tokens":400,"stream":true,"temperature":0,"ignore_eos":true}`, 1},
+		{"/v1/completions", `{"prompt":"Once upon a time","max_tokens":400,"stream":true,"n":3,"ignore_eos":true}`, 3}, // three choices, all cancelled
+	} {
+		path, body := c.path, c.body
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+path, strings.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
@@ -37,7 +41,7 @@ func TestDisconnectFreesBlocks(t *testing.T) {
 				got++
 			}
 		}
-		if st := ts.Stats(); st.Running != 1 || st.BlocksReferenced == 0 {
+		if st := ts.Stats(); st.Running != c.running || st.BlocksReferenced == 0 {
 			t.Fatalf("%s: mid-stream stats %+v", path, st)
 		}
 		cancel()
@@ -54,7 +58,7 @@ func TestDisconnectFreesBlocks(t *testing.T) {
 	resp, _ := http.Get(ts.URL + "/metrics")
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(m), "upg_cancelled_requests_total 2") {
+	if !strings.Contains(string(m), "upg_cancelled_requests_total 5") {
 		t.Errorf("cancellations not counted")
 	}
 }
@@ -78,7 +82,8 @@ func TestBadRequests(t *testing.T) {
 		{"/v1/completions", `{"prompt":"a","temperature":3}`, 400, "temperature"},
 		{"/v1/completions", `{"prompt":"a","top_p":1.5}`, 400, "top_p"},
 		{"/v1/completions", `{"prompt":"a","max_tokens":0}`, 400, "max_tokens"},
-		{"/v1/completions", `{"prompt":"a","n":3}`, 400, "n > 1"},
+		{"/v1/completions", `{"prompt":"a","n":0}`, 400, "n must be between 1 and 128"},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"x"}],"n":129}`, 400, "n must be between 1 and 128"},
 		{"/v1/completions", `{"prompt":"a","presence_penalty":2.5}`, 400, "presence_penalty must be between -2 and 2"},
 		{"/v1/completions", `{"prompt":"a","frequency_penalty":-3}`, 400, "frequency_penalty must be between -2 and 2"},
 		{"/v1/completions", `{"prompt":"a","logit_bias":{"x":1}}`, 400, "logit_bias keys are token ids"},

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -208,7 +209,6 @@ func TestOpenAIGoChat(t *testing.T) {
 
 	// Refused parameters name themselves.
 	for name, p := range map[string]openai.ChatCompletionNewParams{
-		"n":               {N: openai.Int(2)},
 		"response_format": {ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}},
 	} {
 		p.Model, p.Messages = "x", params.Messages
@@ -265,4 +265,82 @@ func TestOpenAIGoPenalties(t *testing.T) {
 	if want, _ := referenceOf(t, engine.Request{Prompt: prompt, MaxTokens: n, Sampling: cases[3].o}); want != strings.Repeat(" x", n) {
 		t.Errorf("logit_bias 100: %q", want)
 	}
+}
+
+// TestOpenAIGoChoices: n choices through the official client are n
+// sequences, choice i sampled with seed + i: each equals the engine's text
+// alone with that seed, usage counts the prompt once and every choice's
+// tokens, and a stream carries every choice to its finish reason.
+func TestOpenAIGoChoices(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{MaxQueue: 8})
+	c := client(ts, "unused")
+	ctx := context.Background()
+	prompt := ts.eng.EncodePrompt(codePrompt)
+	const n, maxTokens, seed = 3, 24, 11
+	res, err := c.Completions.New(ctx, openai.CompletionNewParams{Model: "x", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(codePrompt)},
+		MaxTokens: openai.Int(maxTokens), Temperature: openai.Float(0.9), Seed: openai.Int(seed), N: openai.Int(n)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Choices) != n {
+		t.Fatalf("%d choices, want %d", len(res.Choices), n)
+	}
+	generated := 0
+	texts := map[string]bool{}
+	for i, ch := range res.Choices {
+		want, st := referenceOf(t, engine.Request{Prompt: prompt, MaxTokens: maxTokens,
+			Sampling: sample.Options{Temperature: 0.9, TopP: 1, Seed: seed + uint64(i)}})
+		if ch.Index != int64(i) || ch.Text != want {
+			t.Errorf("choice %d (index %d): %q\nwant (engine alone, seed %d) %q", i, ch.Index, ch.Text, seed+i, want)
+		}
+		generated += st.GeneratedTokens
+		texts[ch.Text] = true
+	}
+	if len(texts) < 2 {
+		t.Errorf("the %d sampled choices are all the same: %q", n, res.Choices[0].Text)
+	}
+	if res.Usage.PromptTokens != int64(len(prompt)) || res.Usage.CompletionTokens != int64(generated) {
+		t.Errorf("usage %+v, want prompt %d completion %d", res.Usage, len(prompt), generated)
+	}
+
+	// a streamed chat: two greedy choices, each the greedy text
+	msgs := []chat.Message{{Role: "user", Content: "Write a function that adds two numbers."}}
+	want, wst := reference(t, ts.eng.EncodeChat(msgs), 32, ts.eng.Template.Stops())
+	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(msgs[0].Content)},
+		MaxCompletionTokens: openai.Int(32), Temperature: openai.Float(0), N: openai.Int(2),
+		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}})
+	acc := openai.ChatCompletionAccumulator{}
+	finished := map[int64]string{}
+	for stream.Next() {
+		ch := stream.Current()
+		acc.AddChunk(ch)
+		for _, c := range ch.Choices {
+			if c.FinishReason != "" {
+				finished[c.Index] = c.FinishReason
+			}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(acc.Choices) != 2 || len(finished) != 2 {
+		t.Fatalf("stream: %d choices, finish reasons %v", len(acc.Choices), finished)
+	}
+	for i, ch := range acc.Choices {
+		if ch.Message.Content != want {
+			t.Errorf("streamed choice %d: %q\nwant %q", i, ch.Message.Content, want)
+		}
+	}
+	if acc.Usage.CompletionTokens != int64(2*wst.GeneratedTokens) {
+		t.Errorf("stream usage %+v, want %d completion tokens", acc.Usage, 2*wst.GeneratedTokens)
+	}
+
+	// more choices than the queue holds: a 400 naming n
+	_, err = c.Completions.New(ctx, openai.CompletionNewParams{Model: "x", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("a")},
+		MaxTokens: openai.Int(2), N: openai.Int(9)})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "n" || !strings.Contains(apiErr.Message, "queue holds (8 requests)") {
+		t.Errorf("n over the queue: %v", err)
+	}
+	waitIdle(t, ts.Server, 2*time.Second)
 }

@@ -476,18 +476,32 @@ func finishReason(r string) string {
 
 var errTimeout = &apiError{Status: http.StatusGatewayTimeout, Type: "server_error", Code: strp("timeout"), Message: "the request timed out"}
 
-// generate queues the request and writes its response: one JSON object,
-// or server-sent events.
+// generate queues the request (p.n sequences for n choices) and writes
+// its response: one JSON object, or server-sent events.
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, kind string, req engine.Request, p params) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	j := newJob(ctx, req)
-	if e := s.sched.submit(j); e != nil {
-		writeError(w, e)
+	n := max(p.n, 1)
+	if n > s.sched.maxQueue {
+		writeError(w, invalid("n", "n of %d is more than the server's queue holds (%d requests): ask for fewer choices", n, s.sched.maxQueue))
 		return
 	}
+	jobs := make([]*job, n)
+	notify := make(chan struct{}, 1) // one for all the choices' jobs
+	for i := range jobs {
+		ri := req
+		ri.Sampling.Seed += uint64(i) // choice i draws with seed + i
+		jobs[i] = newJob(ctx, ri)
+		jobs[i].notify = notify
+		if e := s.sched.submit(jobs[i]); e != nil {
+			cancel() // the scheduler drops the ones already queued
+			writeError(w, e)
+			return
+		}
+	}
 	chatAPI := kind == "chat"
-	out := &responder{s: s, w: w, rc: http.NewResponseController(w), chat: chatAPI, p: p, created: time.Now().Unix()}
+	out := &responder{s: s, w: w, rc: http.NewResponseController(w), chat: chatAPI, p: p, created: time.Now().Unix(),
+		choices: make([]choice, n)}
 	if chatAPI {
 		out.id = newID("chatcmpl-")
 	} else {
@@ -500,44 +514,50 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, kind string, r
 	}
 	start := time.Now()
 	var buf []event
-	var last event
-	finished := false
-	for !finished {
+	for left := n; left > 0; {
 		select {
-		case <-j.notify:
+		case <-notify:
 		case <-ctx.Done():
-			// The scheduler drops the job (and frees its blocks) before its next step.
+			// The scheduler drops the jobs (and frees their blocks) before its next step.
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
 				out.fail(errTimeout)
 			}
-			s.log.Info("request ended early", "id", out.id, "reason", ctx.Err().Error(), "tokens", out.completion)
+			s.log.Info("request ended early", "id", out.id, "reason", ctx.Err().Error(), "tokens", out.completion())
 			return
 		}
-		buf = j.take(buf)
-		for _, ev := range buf {
-			if ev.err != nil {
-				out.fail(ev.err)
-				return
-			}
-			if err := out.token(ev); err != nil {
-				return // the client went away; cancel() drops the job
-			}
-			if ev.done {
-				last, finished = ev, true
-				break
+		for i, j := range jobs {
+			buf = j.take(buf)
+			for _, ev := range buf {
+				if ev.err != nil {
+					out.fail(ev.err)
+					return
+				}
+				if err := out.token(i, ev); err != nil {
+					return // the client went away; cancel() drops the jobs
+				}
+				if ev.done {
+					if ev.reason == "timeout" {
+						out.fail(errTimeout)
+					}
+					if ev.reason == "cancelled" || ev.reason == "timeout" {
+						return
+					}
+					left--
+					break
+				}
 			}
 		}
 	}
-	if last.reason == "cancelled" || last.reason == "timeout" {
-		if last.reason == "timeout" {
-			out.fail(errTimeout)
-		}
-		return
+	reused := 0
+	for i := range out.choices {
+		reused += out.choices[i].end.reused
 	}
-	s.m.cacheHitTokens.Add(float64(last.reused))
-	out.finish(last)
-	s.log.Info("request", "id", out.id, "endpoint", kind, "stream", p.stream, "prompt_tokens", last.prompt, "cached_tokens", last.reused,
-		"completion_tokens", last.completion, "finish", finishReason(last.reason), "elapsed", time.Since(start).Round(time.Millisecond))
+	s.m.cacheHitTokens.Add(float64(reused))
+	out.finish()
+	u := out.usage()
+	s.log.Info("request", "id", out.id, "endpoint", kind, "stream", p.stream, "choices", n, "prompt_tokens", u.PromptTokens,
+		"cached_tokens", reused, "completion_tokens", u.CompletionTokens, "finish", finishReason(out.choices[0].end.reason),
+		"elapsed", time.Since(start).Round(time.Millisecond))
 }
 
 // Serve accepts connections on ln until Shutdown; it returns

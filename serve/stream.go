@@ -9,7 +9,9 @@ import (
 )
 
 // responder turns a request's events into its HTTP response: one JSON
-// object, or server-sent events ending with "data: [DONE]".
+// object, or server-sent events ending with "data: [DONE]". A request for
+// n choices has n sequences; their events arrive interleaved, each with
+// its choice's index.
 type responder struct {
 	s       *Server
 	w       http.ResponseWriter
@@ -19,13 +21,29 @@ type responder struct {
 	id      string
 	created int64
 
-	started    bool
+	started bool
+	choices []choice
+	buf     bytes.Buffer
+}
+
+// choice is the state of one of a request's n choices.
+type choice struct {
 	text       strings.Builder
 	completion int
 	chatLP     []tokenLogprob
 	cmplLP     *completionLogprobs
 	offset     int
-	buf        bytes.Buffer
+	end        event // the final event, once done
+	done       bool
+}
+
+// completion is the number of tokens generated for every choice so far.
+func (o *responder) completion() int {
+	n := 0
+	for i := range o.choices {
+		n += o.choices[i].completion
+	}
+	return n
 }
 
 func (o *responder) tokenText(id int) (string, []int) {
@@ -47,7 +65,7 @@ func (o *responder) chatLogprob(ev event) tokenLogprob {
 	return lp
 }
 
-func (o *responder) completionLogprob(dst *completionLogprobs, ev event) {
+func (o *responder) completionLogprob(c *choice, dst *completionLogprobs, ev event) {
 	tok, _ := o.tokenText(ev.token)
 	dst.Tokens = append(dst.Tokens, tok)
 	dst.TokenLogprobs = append(dst.TokenLogprobs, finiteLogprob(ev.logprob))
@@ -59,11 +77,12 @@ func (o *responder) completionLogprob(dst *completionLogprobs, ev event) {
 		}
 	}
 	dst.TopLogprobs = append(dst.TopLogprobs, top)
-	dst.TextOffset = append(dst.TextOffset, o.offset)
-	o.offset += len(tok)
+	dst.TextOffset = append(dst.TextOffset, c.offset)
+	c.offset += len(tok)
 }
 
-// begin sends the stream's headers (and, for chat, the role chunk).
+// begin sends the stream's headers (and, for chat, each choice's role
+// chunk).
 func (o *responder) begin() error {
 	if o.started || !o.p.stream {
 		return nil
@@ -76,19 +95,24 @@ func (o *responder) begin() error {
 	o.w.WriteHeader(http.StatusOK)
 	if o.chat {
 		empty := ""
-		return o.send(o.chatChunk(chatDelta{Role: "assistant", Content: &empty}, nil, nil), true)
+		for i := range o.choices {
+			if err := o.send(o.chatChunk(i, chatDelta{Role: "assistant", Content: &empty}, nil, nil), i == len(o.choices)-1); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	return o.rc.Flush()
 }
 
-func (o *responder) chatChunk(d chatDelta, lp *chatLogprobs, finish *string) *chatChunk {
+func (o *responder) chatChunk(i int, d chatDelta, lp *chatLogprobs, finish *string) *chatChunk {
 	return &chatChunk{ID: o.id, Object: "chat.completion.chunk", Created: o.created, Model: o.s.cfg.ModelName, SystemFingerprint: fingerprint,
-		Choices: []chatChunkChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}}
+		Choices: []chatChunkChoice{{Index: i, Delta: d, Logprobs: lp, FinishReason: finish}}}
 }
 
-func (o *responder) completionChunk(text string, lp *completionLogprobs, finish *string) *completionResponse {
+func (o *responder) completionChunk(i int, text string, lp *completionLogprobs, finish *string) *completionResponse {
 	return &completionResponse{ID: o.id, Object: "text_completion", Created: o.created, Model: o.s.cfg.ModelName, SystemFingerprint: fingerprint,
-		Choices: []completionChoice{{Text: text, Logprobs: lp, FinishReason: finish}}}
+		Choices: []completionChoice{{Index: i, Text: text, Logprobs: lp, FinishReason: finish}}}
 }
 
 // fingerprint identifies the serving configuration, as OpenAI's system_fingerprint does.
@@ -114,25 +138,46 @@ func (o *responder) send(v any, flush bool) error {
 	return nil
 }
 
-// token handles one event that is not a failure.
-func (o *responder) token(ev event) error {
+// token handles one event of choice i that is not a failure; a final
+// event (done) ends the choice: in a stream, its chunk with the finish
+// reason goes out.
+func (o *responder) token(i int, ev event) error {
+	c := &o.choices[i]
 	if ev.sampled {
-		o.completion++
+		c.completion++
+	}
+	if ev.done {
+		c.end, c.done = ev, true
 	}
 	if !o.p.stream {
-		o.text.WriteString(ev.text)
+		c.text.WriteString(ev.text)
 		if o.p.logprobs && ev.sampled {
 			if o.chat {
-				o.chatLP = append(o.chatLP, o.chatLogprob(ev))
+				c.chatLP = append(c.chatLP, o.chatLogprob(ev))
 			} else {
-				if o.cmplLP == nil {
-					o.cmplLP = &completionLogprobs{}
+				if c.cmplLP == nil {
+					c.cmplLP = &completionLogprobs{}
 				}
-				o.completionLogprob(o.cmplLP, ev)
+				o.completionLogprob(c, c.cmplLP, ev)
 			}
 		}
 		return nil
 	}
+	if err := o.delta(i, c, ev); err != nil {
+		return err
+	}
+	if !ev.done || ev.reason == "cancelled" || ev.reason == "timeout" {
+		return nil
+	}
+	reason := finishReason(ev.reason)
+	if o.chat {
+		return o.send(o.chatChunk(i, chatDelta{}, nil, &reason), len(o.choices) > 1)
+	}
+	return o.send(o.completionChunk(i, "", nil, &reason), len(o.choices) > 1)
+}
+
+// delta streams an event's text (and log-probability) as a chunk.
+func (o *responder) delta(i int, c *choice, ev event) error {
 	if err := o.begin(); err != nil {
 		return err
 	}
@@ -147,56 +192,63 @@ func (o *responder) token(ev event) error {
 			lp = &chatLogprobs{Content: []tokenLogprob{o.chatLogprob(ev)}, Refusal: nil}
 		}
 		text := ev.text
-		return o.send(o.chatChunk(chatDelta{Content: &text}, lp, nil), flush)
+		return o.send(o.chatChunk(i, chatDelta{Content: &text}, lp, nil), flush)
 	}
 	var lp *completionLogprobs
 	if withLP {
 		lp = &completionLogprobs{}
-		o.completionLogprob(lp, ev)
+		o.completionLogprob(c, lp, ev)
 	}
-	return o.send(o.completionChunk(ev.text, lp, nil), flush)
+	return o.send(o.completionChunk(i, ev.text, lp, nil), flush)
 }
 
-func (o *responder) usage(ev event) usage {
-	return usage{PromptTokens: ev.prompt, CompletionTokens: ev.completion, TotalTokens: ev.prompt + ev.completion,
-		PromptTokensDetails: promptTokensDetails{CachedTokens: ev.reused}}
+// usage counts the prompt once and every choice's generated tokens.
+func (o *responder) usage() usage {
+	first := o.choices[0].end
+	u := usage{PromptTokens: first.prompt, PromptTokensDetails: promptTokensDetails{CachedTokens: first.reused}}
+	for i := range o.choices {
+		u.CompletionTokens += o.choices[i].end.completion
+	}
+	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+	return u
 }
 
-// finish writes the end of a successful response.
-func (o *responder) finish(ev event) error {
-	reason := finishReason(ev.reason)
-	u := o.usage(ev)
+// finish writes the end of a successful response, every choice done.
+func (o *responder) finish() error {
+	u := o.usage()
 	if !o.p.stream {
 		if o.chat {
-			var lp *chatLogprobs
-			if o.p.logprobs {
-				lp = &chatLogprobs{Content: o.chatLP}
-				if lp.Content == nil {
-					lp.Content = []tokenLogprob{}
+			res := chatResponse{ID: o.id, Object: "chat.completion", Created: o.created, Model: o.s.cfg.ModelName,
+				SystemFingerprint: fingerprint, Usage: u, Choices: make([]chatChoice, len(o.choices))}
+			for i := range o.choices {
+				c := &o.choices[i]
+				var lp *chatLogprobs
+				if o.p.logprobs {
+					lp = &chatLogprobs{Content: c.chatLP}
+					if lp.Content == nil {
+						lp.Content = []tokenLogprob{}
+					}
 				}
+				res.Choices[i] = chatChoice{Index: i, Message: chatMessageOut{Role: "assistant", Content: c.text.String()}, Logprobs: lp,
+					FinishReason: finishReason(c.end.reason)}
 			}
-			writeJSON(o.w, http.StatusOK, chatResponse{ID: o.id, Object: "chat.completion", Created: o.created, Model: o.s.cfg.ModelName,
-				SystemFingerprint: fingerprint, Usage: u,
-				Choices: []chatChoice{{Message: chatMessageOut{Role: "assistant", Content: o.text.String()}, Logprobs: lp, FinishReason: reason}}})
+			writeJSON(o.w, http.StatusOK, res)
 			return nil
 		}
-		writeJSON(o.w, http.StatusOK, completionResponse{ID: o.id, Object: "text_completion", Created: o.created, Model: o.s.cfg.ModelName,
-			SystemFingerprint: fingerprint, Usage: &u,
-			Choices: []completionChoice{{Text: o.text.String(), Logprobs: o.cmplLP, FinishReason: &reason}}})
+		res := completionResponse{ID: o.id, Object: "text_completion", Created: o.created, Model: o.s.cfg.ModelName,
+			SystemFingerprint: fingerprint, Usage: &u, Choices: make([]completionChoice, len(o.choices))}
+		for i := range o.choices {
+			c := &o.choices[i]
+			reason := finishReason(c.end.reason)
+			res.Choices[i] = completionChoice{Index: i, Text: c.text.String(), Logprobs: c.cmplLP, FinishReason: &reason}
+		}
+		writeJSON(o.w, http.StatusOK, res)
 		return nil
 	}
 	if err := o.begin(); err != nil {
 		return err
 	}
 	var err error
-	if o.chat {
-		err = o.send(o.chatChunk(chatDelta{}, nil, &reason), false)
-	} else {
-		err = o.send(o.completionChunk("", nil, &reason), false)
-	}
-	if err != nil {
-		return err
-	}
 	if o.p.includeUsage {
 		if o.chat {
 			err = o.send(&chatChunk{ID: o.id, Object: "chat.completion.chunk", Created: o.created, Model: o.s.cfg.ModelName,
