@@ -96,11 +96,43 @@ test('chat, streaming and not, stop strings', async () => {
   }
 });
 
-test('errors: wrong key 401, n > 1 and oversize prompts 400', async () => {
+test('n choices streamed by index; penalties and logit_bias as upg run has them', async () => {
+  const params = { model: 'x', prompt, max_tokens: 16, temperature: 0 };
+  const one = await client.completions.create(params);
+  const stream = await client.completions.create({ ...params, n: 2, stream: true, stream_options: { include_usage: true } });
+  const texts = ['', ''];
+  const finish = [];
+  let usage;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      texts[c.index] += c.text;
+      if (c.finish_reason) finish[c.index] = c.finish_reason;
+    }
+    if (chunk.usage) usage = chunk.usage;
+  }
+  assert.deepEqual(texts, [one.choices[0].text, one.choices[0].text]);
+  assert.deepEqual(finish, [one.choices[0].finish_reason, one.choices[0].finish_reason]);
+  assert.equal(usage.completion_tokens, 2 * one.usage.completion_tokens);
+  assert.equal(usage.prompt_tokens, one.usage.prompt_tokens);
+
+  const flags = ['--temperature', '0', '--max-tokens', '16', '--frequency-penalty', '1.5', '--presence-penalty', '0.5'];
+  const ones = 'x := []int{1, 1, 1, 1, 1, 1, 1, 1';
+  const want = execFileSync(bin, ['run', '--model', model, ...flags, ones], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const pen = await client.completions.create({ ...params, prompt: ones, frequency_penalty: 1.5, presence_penalty: 0.5 });
+  const plain = await client.completions.create({ ...params, prompt: ones });
+  assert.equal(pen.choices[0].text, want);
+  assert.notEqual(pen.choices[0].text, plain.choices[0].text);
+  const x = execFileSync(bin, ['tokenize', '--model', model, ' x'], { encoding: 'utf8' }).trim().split(/\s+/);
+  assert.equal(x.length, 1);
+  const biased = await client.completions.create({ ...params, max_tokens: 5, logit_bias: { [x[0]]: 100 } });
+  assert.equal(biased.choices[0].text, ' x'.repeat(5));
+});
+
+test('errors: wrong key 401, n out of range and oversize prompts 400', async () => {
   const wrong = new OpenAI({ baseURL: client.baseURL, apiKey: 'sk-wrong', maxRetries: 0 });
   await assert.rejects(wrong.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
   await assert.rejects(
-    client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }], n: 2 }),
+    client.chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }], n: 200 }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'n',
   );
   await assert.rejects(
