@@ -430,6 +430,8 @@ func TestNoAllocs(t *testing.T) {
 		{Temperature: 0.8, TopK: 40, TopP: 0.9, MinP: 0.05, RepeatPenalty: 1.1, Seed: 1},
 		{Temperature: 0.8, TopP: 0.9, RepeatPenalty: 1.1, Seed: 1},
 		{Temperature: 0.8, MinP: 0.1, Seed: 1},
+		{Temperature: 0.8, TopK: 40, FrequencyPenalty: 0.5, PresencePenalty: 0.3, LogitBias: map[int]float32{5: 2}, Prompt: 10, Seed: 1},
+		{FrequencyPenalty: 1},
 	} {
 		s := mustNew(t, o)
 		s.Sample(l, hist) // warm-up sizes the scratch buffers
@@ -477,11 +479,19 @@ func BenchmarkSample(b *testing.B) {
 		{"temp", Options{Temperature: 0.8}},
 		{"topk40-topp-minp-rep", Options{Temperature: 0.8, TopK: 40, TopP: 0.95, MinP: 0.05, RepeatPenalty: 1.1}},
 		{"topp0.9", Options{Temperature: 0.8, TopP: 0.9}},
+		{"topk40-freq-presence-2k", Options{Temperature: 0.8, TopK: 40, FrequencyPenalty: 0.5, PresencePenalty: 0.5}},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			s := mustNew(b, c.o)
+			h := hist
+			if c.o.Counts() { // 2,048 generated tokens
+				h = make([]int, 2048)
+				for i := range h {
+					h[i] = r.IntN(len(l))
+				}
+			}
 			for b.Loop() {
-				s.Sample(l, hist)
+				s.Sample(l, h)
 			}
 		})
 	}
