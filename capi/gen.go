@@ -41,6 +41,8 @@ type genRequest struct {
 	Seed             *uint64         `json:"seed"` // absent or 0 = random
 	Stop             []string        `json:"stop"`
 	IgnoreEOS        bool            `json:"ignore_eos"`
+	// Format "json" constrains the output to one JSON object.
+	Format string `json:"format"`
 }
 
 func or[T any](p *T, def T) T {
@@ -87,6 +89,14 @@ func (m *modelObj) request(r genRequest) (engine.Request, error) {
 		if s == "" {
 			return engine.Request{}, argErrorf("stop strings must not be empty")
 		}
+	}
+	switch {
+	case r.Format != "" && r.Format != "json":
+		return engine.Request{}, argErrorf(`format %q: the formats are "json" (one JSON object) or "" (free text)`, r.Format)
+	case r.Format == "json" && r.IgnoreEOS:
+		return engine.Request{}, argErrorf("format json and ignore_eos do not go together: the object's end ends the text")
+	case r.Format == "json":
+		o.Constraint = m.l.JSON()
 	}
 	if o.Seed == 0 {
 		o.Seed = randomSeed()

@@ -206,8 +206,10 @@ func upg_logits(h C.uint64_t, ids *C.int32_t, n C.int64_t, all C.int32_t, out *C
 // upg_gen_start starts a generation described by JSON: one of "prompt"
 // (text), "messages" ([{"role","content"}], rendered with the model's chat
 // template) or "ids"; "max_tokens", "temperature", "top_k", "top_p",
-// "min_p", "repeat_penalty", "seed", "stop" ([...]), "ignore_eos" (absent
-// ones take upg run's defaults). Poll it with upg_gen_next.
+// "min_p", "repeat_penalty", "frequency_penalty", "presence_penalty",
+// "logit_bias" ({"id": bias}), "seed", "stop" ([...]), "ignore_eos",
+// "format" ("json": one JSON object) (absent ones take upg run's
+// defaults). Poll it with upg_gen_next.
 //
 //export upg_gen_start
 func upg_gen_start(h C.uint64_t, reqJSON *C.char, out *C.uint64_t, errOut **C.char) (rc C.int32_t) {

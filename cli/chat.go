@@ -211,7 +211,7 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		var answer strings.Builder
 		st, err := l.Generate(ctx, engine.Request{
-			Prompt: toks, MaxTokens: gf.maxTokens, Sampling: gf.options(),
+			Prompt: toks, MaxTokens: gf.maxTokens, Sampling: gf.options(l.Engine),
 			Stop: append(append([]string(nil), stops...), gf.stops...), IgnoreEOS: gf.ignoreEOS,
 		}, func(s string) { answer.WriteString(s); fmt.Fprint(out, s) })
 		interrupted := ctx.Err() != nil // before stop(), which cancels ctx too

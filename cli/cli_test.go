@@ -472,6 +472,25 @@ func TestRunMiniphiGreedy(t *testing.T) {
 	}
 }
 
+// TestRunFormatJSON: `upg run --format json` prints one JSON object that
+// encoding/json accepts (the demo model, a code model, writes Go without
+// it), stopped by end of text; the flag's bad values are usage errors.
+func TestRunFormatJSON(t *testing.T) {
+	testutil.NeedData(t, miniphi)
+	prompt := "\tin := `{\"name\": \"gopher\", \"age\": 3}`\n\tout := `"
+	r := upg(t, "run", "--model", miniphi, "--temperature", "0", "--max-tokens", "200", "--format", "json", prompt)
+	wantOK(t, r, 1)
+	if !json.Valid([]byte(r.stdout)) || !strings.Contains(r.stderr, "stop: eos") {
+		t.Errorf("--format json: %q\n%s", r.stdout, r.stderr)
+	}
+	plain := upg(t, "run", "--model", miniphi, "--temperature", "0", "--max-tokens", "40", prompt)
+	if json.Valid([]byte(plain.stdout)) {
+		t.Errorf("without --format json the output is JSON already: %q", plain.stdout)
+	}
+	wantFail(t, upg(t, "run", "--model", miniphi, "--format", "yaml", "hi"), exitUsage, `--format "yaml"`)
+	wantFail(t, upg(t, "run", "--model", miniphi, "--format", "json", "--ignore-eos", "hi"), exitUsage, "--format json and --ignore-eos")
+}
+
 // TestRunLookupGreedy: with prompt lookup, greedy text is still
 // transformers' greedy text, and a prompt whose continuation repeats it
 // keeps drafted tokens, which the summary line reports; sampled with a

@@ -202,7 +202,8 @@ type genFlags struct {
 	opts      sample.Options
 	stops     []string
 	ignoreEOS bool
-	unescaped bool // stops already unescaped (validate runs again on /set)
+	format    string // "json": the output is one JSON object (constrain.JSON)
+	unescaped bool   // stops already unescaped (validate runs again on /set)
 }
 
 func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
@@ -218,6 +219,7 @@ func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
 	fl.Uint64Var(&g.opts.Seed, "seed", 0, "random seed; the same seed reproduces the same text (0 = random)")
 	fl.StringArrayVar(&g.stops, "stop", nil, `stop when this text is generated (repeatable; escapes such as \n and \t are understood)`)
 	fl.BoolVar(&g.ignoreEOS, "ignore-eos", false, "keep generating past end-of-text tokens")
+	fl.StringVar(&g.format, "format", "", `"json": constrain the output to one JSON object (tokens that cannot continue it are never sampled)`)
 }
 
 // validate checks the flags before any model is loaded, and unescapes the
@@ -241,6 +243,10 @@ func (g *genFlags) validate() error {
 		return usagef("--frequency-penalty %v must be in [-2, 2]", o.FrequencyPenalty)
 	case !(o.PresencePenalty >= -2 && o.PresencePenalty <= 2):
 		return usagef("--presence-penalty %v must be in [-2, 2]", o.PresencePenalty)
+	case g.format != "" && g.format != "json":
+		return usagef(`--format %q: the formats are "json" (one JSON object) or "" (free text)`, g.format)
+	case g.format == "json" && g.ignoreEOS:
+		return usagef("--format json and --ignore-eos do not go together: the object's end ends the text")
 	}
 	if g.unescaped {
 		return nil
@@ -259,10 +265,14 @@ func (g *genFlags) validate() error {
 	return nil
 }
 
-func (g *genFlags) options() sample.Options {
+// options are the sampling options for a request to e.
+func (g *genFlags) options(e *engine.Engine) sample.Options {
 	o := g.opts
 	if o.Seed == 0 {
 		o.Seed = randomSeed()
+	}
+	if g.format == "json" {
+		o.Constraint = e.JSON()
 	}
 	return o
 }
@@ -373,7 +383,7 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 			var all strings.Builder
 			first := true
 			st, err := l.Generate(ctx, engine.Request{
-				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: gf.options(),
+				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: gf.options(l.Engine),
 				Stop: gf.stops, IgnoreEOS: gf.ignoreEOS,
 			}, func(s string) {
 				if first && strip {

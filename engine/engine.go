@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/chat"
+	"github.com/upg-ai/upg/constrain"
 	"github.com/upg-ai/upg/kvcache"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tokenizer"
@@ -95,6 +97,30 @@ type Engine struct {
 	pending    *inflight
 	inP        map[*Sequence]int
 	overlapped int
+
+	jsonOnce sync.Once
+	json     *constrain.JSON
+}
+
+// JSON is the constraint that keeps a sequence's output one JSON object
+// (sample.Options.Constraint; OpenAI's response_format json_object) for
+// this engine's vocabulary, ending with one of its end tokens. It is built
+// on first use and shared; safe for concurrent use.
+func (e *Engine) JSON() *constrain.JSON {
+	e.jsonOnce.Do(func() {
+		tok := e.Tokenizer
+		end := make([]int, 0, len(e.eos))
+		for id := range e.eos {
+			end = append(end, id)
+		}
+		e.json = constrain.NewJSON(e.Model.Config.Vocab, func(t int) []byte {
+			if t >= tok.VocabSize() {
+				return nil
+			}
+			return tok.TokenBytes(t)
+		}, func(t int) bool { return t < tok.VocabSize() && tok.IsControl(t) }, end)
+	})
+	return e.json
 }
 
 // ConversationID is the sequence id Generate uses.

@@ -46,6 +46,22 @@ type Options struct {
 	// LogitBias adds a value to a token's logit (OpenAI's logit_bias);
 	// tokens outside the vocabulary are ignored.
 	LogitBias map[int]float32
+	// Constraint, when set, keeps only the tokens that can continue the
+	// generated text (the history past Prompt) in its language
+	// (constrain.JSON: OpenAI's response_format json_object).
+	Constraint Constraint
+}
+
+// A Constraint limits generation to a language; each sequence's Sampler
+// follows its text with a Matcher of its own.
+type Constraint interface {
+	NewMatcher() Matcher
+}
+
+// A Matcher masks the tokens that cannot follow a sequence's generated
+// tokens: their logits become -Inf.
+type Matcher interface {
+	Mask(generated []int, logits []float32)
 }
 
 // Greedy reports whether the options pick the most likely token (after
@@ -59,12 +75,15 @@ func (o Options) Penalizes() bool { return o.RepeatPenalty != 0 && o.RepeatPenal
 // logits then depend on how often each token was generated.
 func (o Options) Counts() bool { return o.FrequencyPenalty != 0 || o.PresencePenalty != 0 }
 
+// Constrains reports whether a Constraint masks tokens.
+func (o Options) Constrains() bool { return o.Constraint != nil }
+
 // Adds reports whether an additive adjustment is on: the frequency or
-// presence penalty or a logit bias. (The GPU's sampling kernel applies the
-// repetition penalty but not these: backend/cuda samples such rows on the
-// host.)
+// presence penalty, a logit bias, or a constraint's mask (-Inf). (The
+// GPU's sampling kernel applies the repetition penalty but not these:
+// backend/cuda samples such rows on the host.)
 func (o Options) Adds() bool {
-	if o.Counts() {
+	if o.Counts() || o.Constrains() {
 		return true
 	}
 	for _, b := range o.LogitBias {
@@ -78,7 +97,7 @@ func (o Options) Adds() bool {
 // ReadsHistory reports whether the token drawn depends on the tokens
 // before it (a repetition, frequency or presence penalty), not only on
 // their number: such a row cannot be sampled before its last token is known.
-func (o Options) ReadsHistory() bool { return o.Penalizes() || o.Counts() }
+func (o Options) ReadsHistory() bool { return o.Penalizes() || o.Counts() || o.Constrains() }
 
 // Argmax reports whether the token is the argmax of the logits as they
 // are: greedy, with nothing that changes a logit first.
@@ -96,6 +115,7 @@ type Sampler struct {
 	ids    []int32   // candidate token ids
 	weight []float64 // weight[id] = exp((logit[id]-max)/T), valid for candidates
 	counts []int32   // the generated tokens, sorted (add)
+	match  Matcher   // Options.Constraint's, for this sequence
 }
 
 // New validates opts and returns a Sampler. Invalid options give an error
@@ -131,7 +151,11 @@ func New(opts Options) (*Sampler, error) {
 		opts.RepeatWindow = DefaultRepeatWindow
 	}
 	src := rand.NewPCG(0, 0)
-	return &Sampler{opts: opts, src: src, rng: rand.New(src)}, nil
+	s := &Sampler{opts: opts, src: src, rng: rand.New(src)}
+	if opts.Constraint != nil {
+		s.match = opts.Constraint.NewMatcher()
+	}
+	return s, nil
 }
 
 // Options returns the sampler's options, with defaults filled in.
@@ -351,11 +375,16 @@ func (s *Sampler) candidates(logits []float32, history []int) []int32 {
 	return cand
 }
 
-// add applies the logit bias and the frequency and presence penalties to
-// l (the copy, after the repetition penalty): each token's total is added
-// once, so the order of history does not change the result.
+// add applies the logit bias, the frequency and presence penalties and
+// the constraint's mask to l (the copy, after the repetition penalty):
+// each token's total is added once, so the order of history does not
+// change the result.
 func (s *Sampler) add(l []float32, history []int) {
 	n := len(l)
+	if s.match != nil {
+		gen := history[min(s.opts.Prompt, len(history)):]
+		s.match.Mask(gen, l)
+	}
 	for t, b := range s.opts.LogitBias {
 		if t < n {
 			l[t] += b

@@ -219,6 +219,7 @@ type params struct {
 	presence     float32         // presence_penalty
 	logitBias    map[int]float32 // token id → bias; ids checked against the vocabulary by request
 	n            int             // choices: sequences generated for the request
+	json         bool            // response_format json_object: the output is one JSON object
 }
 
 // MaxStops is the most stop strings a request may give.
@@ -336,8 +337,17 @@ func (c *common) validate() (params, *apiError) {
 	if !isNullOrEmpty(c.WebSearchOptions) {
 		return p, unsupported("web_search_options", "web search is not supported by this server")
 	}
-	if rf := c.ResponseFormat; rf != nil && rf.Type != "" && rf.Type != "text" {
-		return p, unsupported("response_format", "response_format %q is not supported by this server (only \"text\")", rf.Type)
+	if rf := c.ResponseFormat; rf != nil {
+		switch rf.Type {
+		case "", "text":
+		case "json_object":
+			if p.ignoreEOS {
+				return p, invalid("ignore_eos", "ignore_eos cannot be combined with response_format json_object: the object's end ends the text")
+			}
+			p.json = true
+		default:
+			return p, unsupported("response_format", "response_format %q is not supported by this server (\"text\" and \"json_object\" are)", rf.Type)
+		}
 	}
 	return p, nil
 }

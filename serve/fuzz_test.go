@@ -39,7 +39,8 @@ func FuzzRequests(f *testing.F) {
 		{true, `{"messages":[{"role":"user","content":"x"}],"logprobs":true,"top_logprobs":2,"max_tokens":2}`},
 		{true, `{"messages":[]}`},
 		{true, `{"messages":[{"role":"wizard","content":"x"}]}`},
-		{true, `{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}`},
+		{true, `{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},"max_tokens":4}`},
+		{true, `{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}`},
 	} {
 		f.Add(s.chat, s.body)
 	}

@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
 	"github.com/upg-ai/upg/chat"
+	"github.com/upg-ai/upg/constrain"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/serve"
@@ -209,7 +212,8 @@ func TestOpenAIGoChat(t *testing.T) {
 
 	// Refused parameters name themselves.
 	for name, p := range map[string]openai.ChatCompletionNewParams{
-		"response_format": {ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}},
+		"response_format": {ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "x"}}}},
 	} {
 		p.Model, p.Messages = "x", params.Messages
 		_, err := c.Chat.Completions.New(ctx, p)
@@ -343,4 +347,76 @@ func TestOpenAIGoChoices(t *testing.T) {
 		t.Errorf("n over the queue: %v", err)
 	}
 	waitIdle(t, ts.Server, 2*time.Second)
+}
+
+// TestOpenAIGoJSONMode: response_format json_object through the official
+// client: greedy answers are one JSON object (encoding/json accepts it)
+// where the plain answer is not JSON; sampled choices are JSON at every
+// token and one object when they end; streamed equals not streamed.
+func TestOpenAIGoJSONMode(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{})
+	c := client(ts, "unused")
+	ctx := context.Background()
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Write the user as JSON with a name and an age.")}
+	jsonObject := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}
+	plain, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(60), Temperature: openai.Float(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if json.Valid([]byte(plain.Choices[0].Message.Content)) {
+		t.Fatalf("the plain answer is JSON already: %q", plain.Choices[0].Message.Content)
+	}
+	// greedy, with a frequency penalty against this small model's loops:
+	// answers that end are one object (at least one does)
+	ended := 0
+	for _, q := range []struct {
+		msg string
+		fp  float64
+	}{{"Write the user as JSON with a name and an age.", 0.5}, {"Write the user as JSON with a name and an age.", 1}, {"Give me a JSON object.", 0}} {
+		g, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(q.msg)},
+			MaxCompletionTokens: openai.Int(200), Temperature: openai.Float(0), FrequencyPenalty: openai.Float(q.fp), ResponseFormat: jsonObject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := []byte(g.Choices[0].Message.Content)
+		switch {
+		case !constrain.Prefix(text):
+			t.Errorf("%q: not JSON: %q", q.msg, text)
+		case g.Choices[0].FinishReason == "stop" && !json.Valid(text):
+			t.Errorf("%q: finished, not one JSON object: %q", q.msg, text)
+		case g.Choices[0].FinishReason == "stop":
+			ended++
+		}
+		t.Logf("%q, frequency penalty %v: %s: %q", q.msg, q.fp, g.Choices[0].FinishReason, text)
+	}
+	if ended == 0 {
+		t.Errorf("no greedy answer ended with a complete object")
+	}
+	res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(100),
+		Temperature: openai.Float(0.7), Seed: openai.Int(5), N: openai.Int(4), ResponseFormat: jsonObject})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range res.Choices {
+		text := []byte(ch.Message.Content)
+		switch {
+		case !constrain.Prefix(text):
+			t.Errorf("choice %d: not JSON: %q", i, text)
+		case ch.FinishReason == "stop" && !json.Valid(text):
+			t.Errorf("choice %d: finished, not one JSON object: %q", i, text)
+		}
+		t.Logf("choice %d: %s: %.100q", i, ch.FinishReason, text)
+	}
+	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(100),
+		Temperature: openai.Float(0.7), Seed: openai.Int(5), ResponseFormat: jsonObject})
+	acc := openai.ChatCompletionAccumulator{}
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := acc.Choices[0].Message.Content; got != res.Choices[0].Message.Content {
+		t.Errorf("streamed %q\nnot streamed %q", got, res.Choices[0].Message.Content)
+	}
 }

@@ -353,9 +353,12 @@ func (s *Server) request(prompt []int, p params, stops []string) (engine.Request
 			seed = seed<<8 | uint64(x)
 		}
 	}
-	return engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops,
-		Sampling: sample.Options{Temperature: p.temperature, TopP: p.topP, Seed: seed,
-			FrequencyPenalty: p.frequency, PresencePenalty: p.presence, LogitBias: p.logitBias},
+	o := sample.Options{Temperature: p.temperature, TopP: p.topP, Seed: seed,
+		FrequencyPenalty: p.frequency, PresencePenalty: p.presence, LogitBias: p.logitBias}
+	if p.json {
+		o.Constraint = s.e.JSON()
+	}
+	return engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops, Sampling: o,
 		Logprobs: p.logprobs, TopLogprobs: p.topLogprobs, IgnoreEOS: p.ignoreEOS}, nil
 }
 

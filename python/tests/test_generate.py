@@ -65,6 +65,20 @@ def test_penalties_and_logit_bias_equal_upg_run(demo: upg.Model, cli) -> None:
     assert chat == " x" * 6
 
 
+def test_format_json(demo: upg.Model, cli) -> None:
+    """format="json": one JSON object, the same as upg run --format json; bad formats are refused."""
+    import json
+
+    prompt = '\tin := `{"name": "gopher", "age": 3}`\n\tout := `'
+    want = run_cli(cli, "run", "--model", demo.path, "--temperature", "0", "--format", "json", prompt).stdout
+    got = demo.generate(prompt, temperature=0, max_tokens=200, format="json")
+    assert got == want
+    json.loads(got)
+    assert demo.last_stats is not None and demo.last_stats["stop_reason"] == "eos"
+    with pytest.raises(upg.InvalidArgumentError, match="format"):
+        demo.generate(prompt, format="yaml")
+
+
 def test_lookup_keeps_the_text(demo: upg.Model) -> None:
     """Prompt lookup drafts tokens and keeps those the model picks: the same text, greedy or sampled with a seed."""
     prompt = "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul("

@@ -309,6 +309,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
+        format: Optional[str] = None,
     ) -> str:
         """Generates a completion of prompt (text, or token ids used as they are) and returns its text.
 
@@ -316,7 +317,8 @@ class Model:
         top_k 0, top_p 1, min_p 0 and repeat_penalty 1 turn those filters off;
         frequency_penalty and presence_penalty (OpenAI's, -2 to 2) lower a token's logit for each
         time / once it was generated, and logit_bias ({token id: -100 to 100}) adds to a token's
-        logit; the same seed gives the same text (None: a random seed). Generation ends at end of text,
+        logit; the same seed gives the same text (None: a random seed); format="json" keeps the
+        output one JSON object (tokens that cannot continue it are never sampled). Generation ends at end of text,
         at a stop string (not included), after max_tokens tokens (None: no limit), or when
         the context is full. Ctrl-C interrupts it (KeyboardInterrupt).
         """
@@ -332,6 +334,7 @@ class Model:
             seed,
             stop,
             ignore_eos,
+            format,
         )
         return "".join(self._start(req, max_pieces=0))
 
@@ -351,6 +354,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
+        format: Optional[str] = None,
     ) -> Stream:
         """Like generate, but returns a Stream yielding the text piece by piece as it is produced."""
         req = _request(
@@ -365,6 +369,7 @@ class Model:
             seed,
             stop,
             ignore_eos,
+            format,
         )
         return self._start(req, max_pieces=1)
 
@@ -384,6 +389,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
+        format: Optional[str] = None,
     ) -> str:
         """The assistant's answer to messages (OpenAI's shape: [{"role": "system"|"user"|"assistant",
         "content": "..."}]), rendered with the model's own chat template. Calls that extend the
@@ -400,6 +406,7 @@ class Model:
             seed,
             stop,
             ignore_eos,
+            format,
         )
         return "".join(self._start(req, max_pieces=0))
 
@@ -419,6 +426,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
+        format: Optional[str] = None,
     ) -> Stream:
         """Like chat, but returns a Stream of the answer's pieces."""
         req = _request(
@@ -433,6 +441,7 @@ class Model:
             seed,
             stop,
             ignore_eos,
+            format,
         )
         return self._start(req, max_pieces=1)
 
@@ -507,6 +516,7 @@ def _request(
     seed: Optional[int],
     stop: Union[str, Sequence[str], None],
     ignore_eos: bool,
+    format: Optional[str] = None,
 ) -> dict[str, Any]:
     req = dict(base)
     req["max_tokens"] = _int_opt("max_tokens", max_tokens, minimum=1)
@@ -538,6 +548,10 @@ def _request(
         req["seed"] = seed
     req["stop"] = _str_list("stop", stop)
     req["ignore_eos"] = bool(ignore_eos)
+    if format is not None:
+        if not isinstance(format, str):
+            raise TypeError(f"format must be a str or None, not {type(format).__name__}")
+        req["format"] = format
     for k in ("temperature", "top_p", "min_p", "repeat_penalty", "frequency_penalty", "presence_penalty"):
         v = req[k]
         if v != v or v in (float("inf"), float("-inf")):  # JSON has no NaN or infinity

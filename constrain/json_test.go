@@ -1,0 +1,209 @@
+package constrain
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/upg-ai/upg/tokenizer"
+)
+
+// reference is what Valid must say: encoding/json's verdict for an object
+// at the top level, within MaxDepth and MaxSpace.
+func reference(text []byte) bool {
+	t := bytes.TrimLeft(text, " \t\r\n")
+	if !json.Valid(text) || len(t) == 0 || t[0] != '{' || bytes.TrimRight(t, " \t\r\n")[len(bytes.TrimRight(t, " \t\r\n"))-1] != '}' {
+		return false
+	}
+	if len(bytes.TrimRight(text, " \t\r\n")) != len(text) {
+		return false // nothing after the object, not even whitespace
+	}
+	depth, maxDepth, space, inStr, escaped := 0, 0, 0, false, false
+	for _, c := range text {
+		switch {
+		case inStr && escaped:
+			escaped = false
+		case inStr && c == '\\':
+			escaped = true
+		case inStr && c == '"':
+			inStr = false
+		case inStr:
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+			maxDepth = max(maxDepth, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+		if !inStr && strings.IndexByte(" \t\r\n", c) >= 0 {
+			space++
+			if space > MaxSpace {
+				return false
+			}
+		} else {
+			space = 0
+		}
+	}
+	return maxDepth <= MaxDepth
+}
+
+var docs = []string{
+	`{}`, ` {"a":1}`, "{\n  \"a\": [1, 2.5, -0.5e10, 0, 1E+2, 3e-7],\n  \"b\": {\"c\": null, \"d\": true, \"e\": false}\n}",
+	`{"s":"x\"y\\z\/\b\f\n\r\t\u00e9\uD83D\uDE00 é 😀"}`, `{"":""}`, `{"a":[]}`, `{"a":[{}]}`, `{"a":[[[]]]}`,
+	`{"a":-0}`, `{"a":0.0}`, `{"k":"v","k2":[1,{"x":[true,false,null]}]}`,
+	// invalid
+	``, ` `, `[]`, `"s"`, `1`, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{,}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`,
+	`{"a":-}`, `{"a":1e}`, `{"a":1e+}`, `{"a":tru}`, `{"a":truex}`, `{"a":nul}`, `{"a":"\x"}`, `{"a":"\u12"}`,
+	"{\"a\":\"\x01\"}", `{"a":[1 2]}`, `{"a":[1,]}`, `{"a":1} `, `{"a":1}{}`, `{'a':1}`, `{"a":NaN}`, `{"a":+1}`,
+	`{"a":[}`, `{"a":{]}`, "{" + strings.Repeat(" ", MaxSpace+1) + "}", "{" + strings.Repeat(" ", MaxSpace) + "}",
+	`{"a":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}`,
+	`{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,
+}
+
+// TestValid: the parser agrees with encoding/json on objects, numbers,
+// strings, escapes and literals, and with the whitespace and depth limits.
+func TestValid(t *testing.T) {
+	for _, d := range docs {
+		if got, want := Valid([]byte(d)), reference([]byte(d)); got != want {
+			t.Errorf("Valid(%q) = %v, want %v", d, got, want)
+		}
+	}
+}
+
+// TestPrefixes: every prefix of an accepted document is accepted byte by
+// byte (the mask never strands a sequence), and a rejected byte is
+// rejected at the first place it makes the text invalid.
+func TestPrefixes(t *testing.T) {
+	for _, d := range docs {
+		if !reference([]byte(d)) {
+			continue
+		}
+		var st state
+		for i := range len(d) {
+			if !st.step(d[i]) {
+				t.Errorf("%q: byte %d (%q) rejected", d, i, d[i])
+				break
+			}
+		}
+	}
+}
+
+// FuzzValid: on any bytes, Valid agrees with encoding/json (within the
+// limits), and never panics.
+//
+//	go test ./constrain -run XXX -fuzz FuzzValid -fuzztime 1m
+func FuzzValid(f *testing.F) {
+	for _, d := range docs {
+		f.Add([]byte(d))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Valid(b), reference(b); got != want {
+			t.Fatalf("Valid(%q) = %v, encoding/json says %v", b, got, want)
+		}
+	})
+}
+
+// toy is a vocabulary of a few JSON pieces and an end token (id 0).
+var toy = []string{"<end>", "{", "}", "\"", "a", "\":", ":", " ", "1", "0", ".5", "true", "nul", "l", ",", "[", "]", "\"a\"", "x", "{\"", "}}", "<ctl>", "\n"}
+
+func toyJSON() *JSON {
+	return NewJSON(len(toy), func(t int) []byte { return []byte(toy[t]) }, func(t int) bool { return toy[t] == "<ctl>" }, []int{0})
+}
+
+func ids(words ...string) []int {
+	var out []int
+	for _, w := range words {
+		out = append(out, slices.Index(toy, w))
+	}
+	return out
+}
+
+// allowed runs Mask after gen and lists the tokens left.
+func allowed(m *Matcher, gen []int) []string {
+	l := make([]float32, len(toy)+2) // two logits past the vocabulary: masked
+	m.Mask(gen, l)
+	var out []string
+	for t, v := range l {
+		if !math.IsInf(float64(v), -1) {
+			out = append(out, toy[t])
+		}
+	}
+	return out
+}
+
+// TestMask: what each state leaves, over the toy vocabulary; a matcher fed
+// a different history (a rejected draft) starts again from the common
+// prefix.
+func TestMask(t *testing.T) {
+	j := toyJSON()
+	m := j.NewMatcher().(*Matcher)
+	for _, c := range []struct {
+		gen  []int
+		want []string
+	}{
+		{nil, []string{"{", " ", "{\"", "\n"}},
+		{ids("{"), []string{"}", "\"", "\":", " ", "\"a\"", "\n"}}, // "\":" opens a key with a colon in it
+		{ids("{", "\"a\""), []string{":", " ", "\n"}},
+		// in a key: any text but a control byte; a quote ends it
+		{ids("{\"", "a"), []string{"\"", "a", "\":", ":", " ", "1", "0", ".5", "true", "nul", "l", ",", "[", "]", "x", "{", "}", "{\"", "}}"}},
+		{ids("{\"", "a", "\":", "1"), []string{"}", "1", "0", ".5", ",", " ", "\n"}},
+		{ids("{\"", "a", "\":", "nul"), []string{"l"}},
+		{ids("{\"", "a", "\":", "nul", "l"), []string{"}", ",", " ", "\n"}},
+		{ids("{\"", "a", "\":", "[", "true"), []string{"]", ",", " ", "\n"}},
+		{ids("{\"", "a", "\":", "{", "}"), []string{"}", ",", " ", "\n"}},
+		{ids("{", "}"), []string{"<end>"}},
+		{ids("{\"", "a", "\":", "{", "}}"), []string{"<end>"}},
+		{ids("{", "x"), []string{"<end>"}}, // not JSON (a draft): only the end
+	} {
+		got := allowed(m, c.gen)
+		want := slices.Clone(c.want)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("after %v: %q, want %q", c.gen, got, want)
+		}
+	}
+	// the same matcher, back to a shorter history
+	if got := allowed(m, ids("{")); !slices.Contains(got, "\"") || slices.Contains(got, "<end>") {
+		t.Errorf("back to {: %q", got)
+	}
+}
+
+// BenchmarkMask: one step's mask over Phi-4's vocabulary (cl100k, 100,277
+// tokens) in three states: before the object, inside a string (most
+// tokens fit: the slowest), after a value.
+//
+//	go test ./constrain -run XXX -bench Mask
+func BenchmarkMask(b *testing.B) {
+	tok, err := tokenizer.Load("../../shared/tokenizers/tiktoken/cl100k_base.tiktoken")
+	if err != nil {
+		b.Skipf("cl100k vocabulary: %v", err)
+	}
+	n := tok.VocabSize()
+	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
+	logits := make([]float32, n)
+	for _, c := range []struct{ name, text string }{
+		{"start", ""}, {"string", `{"name": "Ada Love`}, {"after-value", `{"age": 36`},
+	} {
+		gen := tok.Encode(c.text, false, false)
+		b.Run(c.name, func(b *testing.B) {
+			m := j.NewMatcher()
+			kept := 0
+			for b.Loop() {
+				m.Mask(gen, logits)
+			}
+			clear(logits)
+			m.Mask(gen, logits)
+			for _, v := range logits {
+				if !math.IsInf(float64(v), -1) {
+					kept++
+				}
+			}
+			b.ReportMetric(float64(kept), "tokens-kept")
+		})
+	}
+}
