@@ -56,7 +56,8 @@ for target in \
   "./gguf FuzzParse" \
   "./tokenizer FuzzHFJSON" \
   "./upgfile FuzzParse" \
-  "./codec FuzzOpen"; do
+  "./codec FuzzOpen" \
+  "./constrain FuzzValid"; do
   set -- $target
   listed=$(go test -list "^$2\$" "$1")
   if grep -qx "$2" <<<"$listed"; then
