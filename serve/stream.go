@@ -33,8 +33,7 @@ type choice struct {
 	chatLP     []tokenLogprob
 	cmplLP     *completionLogprobs
 	offset     int
-	end        event // the final event, once done
-	done       bool
+	end        event // the final event, once the choice is done
 }
 
 // completion is the number of tokens generated for every choice so far.
@@ -147,7 +146,7 @@ func (o *responder) token(i int, ev event) error {
 		c.completion++
 	}
 	if ev.done {
-		c.end, c.done = ev, true
+		c.end = ev
 	}
 	if !o.p.stream {
 		c.text.WriteString(ev.text)

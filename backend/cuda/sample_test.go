@@ -145,15 +145,7 @@ func TestGPUSample(t *testing.T) {
 				hist[i] = rng.IntN(V)
 			}
 			hist[70] = slices.Index(l, slices.Max(l)) // penalize the best token
-			all := make([]float32, R*V)
-			for r := range R {
-				copy(all[r*V:], l)
-			}
-			buf, err := b.NewBuffer(R * V)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.Write(buf, 0, all)
+			buf, all := repeatedRows(t, b, l, R)
 			reqs := make([]backend.SampleRequest, R)
 			for r := range reqs {
 				o := c.o
@@ -222,6 +214,23 @@ func TestGPUSample(t *testing.T) {
 			}
 		})
 	}
+}
+
+// repeatedRows uploads R copies of the logits row l into a new buffer and
+// returns it with the rows as uploaded.
+func repeatedRows(t *testing.T, b *Backend, l []float32, R int) (backend.Buffer, []float32) {
+	t.Helper()
+	V := len(l)
+	all := make([]float32, R*V)
+	for r := range R {
+		copy(all[r*V:], l)
+	}
+	buf, err := b.NewBuffer(R * V)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(buf, 0, all)
+	return buf, all
 }
 
 func lseOf(l []float32) float64 {
@@ -377,15 +386,7 @@ func TestGPUSampleAdditive(t *testing.T) {
 		{Temperature: 1.1, TopP: 0.9, RepeatPenalty: 1.2, Seed: 3},
 	}
 	R := len(opts)
-	all := make([]float32, R*V)
-	for r := range R {
-		copy(all[r*V:], l)
-	}
-	buf, err := b.NewBuffer(R * V)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Write(buf, 0, all)
+	buf, _ := repeatedRows(t, b, l, R)
 	reqs := func(rows []int) []backend.SampleRequest {
 		out := make([]backend.SampleRequest, len(rows))
 		for i, r := range rows {
