@@ -28,9 +28,14 @@ const MaxSpace = 40
 type JSON struct {
 	tokens [][]byte // each token's bytes; nil: never allowed (control, out of the tokenizer's range)
 	end    []bool   // tokens that end the text: allowed once the object is complete
-	// byFirst lists the tokens by their first byte, so a state rejects
-	// whole groups by one byte's check
-	byFirst [256][]int32
+	// byFirst lists the tokens that start with a byte other than
+	// whitespace by that byte, so a state rejects whole groups by one
+	// byte's check; afterSpace lists those that start with whitespace by
+	// the first byte after it (256: whitespace only), lead[t] being how
+	// much there is (every whitespace byte steps a state alike)
+	byFirst    [256][]int32
+	afterSpace [257][]int32
+	lead       []uint8
 	// inString: the token can only be string content (no quote, backslash
 	// or control byte): inside a string it is always allowed, so the mask
 	// there simulates only the others (quoted)
@@ -42,7 +47,7 @@ type JSON struct {
 // is token t's text (TokenBytes), control(t) whether it is a special token,
 // end the tokens that end generation (EOS, end of turn).
 func NewJSON(n int, bytes func(int) []byte, control func(int) bool, end []int) *JSON {
-	j := &JSON{tokens: make([][]byte, n), end: make([]bool, n), inString: make([]bool, n)}
+	j := &JSON{tokens: make([][]byte, n), end: make([]bool, n), inString: make([]bool, n), lead: make([]uint8, n)}
 	for _, t := range end {
 		if t >= 0 && t < n {
 			j.end[t] = true
@@ -57,7 +62,19 @@ func NewJSON(n int, bytes func(int) []byte, control func(int) bool, end []int) *
 			continue
 		}
 		j.tokens[t] = b
-		j.byFirst[b[0]] = append(j.byFirst[b[0]], int32(t))
+		w := 0
+		for w < len(b) && isSpace(b[w]) {
+			w++
+		}
+		switch {
+		case w == 0:
+			j.byFirst[b[0]] = append(j.byFirst[b[0]], int32(t))
+		case w == len(b):
+			j.afterSpace[256] = append(j.afterSpace[256], int32(t))
+		default:
+			j.afterSpace[b[w]] = append(j.afterSpace[b[w]], int32(t))
+		}
+		j.lead[t] = uint8(min(w, 255))
 		j.inString[t] = true
 		for _, c := range b {
 			if c == '"' || c == '\\' || c < 0x20 {
@@ -141,6 +158,7 @@ func (m *Matcher) mask(st state, logits []float32) {
 				}
 			}
 		}
+		m.maskSpaced(st, allow)
 	}
 	ninf := float32(math.Inf(-1))
 	for t := range logits {
@@ -149,6 +167,41 @@ func (m *Matcher) mask(st state, logits []float32) {
 		}
 	}
 }
+
+// maskSpaced marks the tokens that start with whitespace which st takes.
+func (m *Matcher) maskSpaced(st state, allow []bool) {
+	j, n := m.j, len(allow)
+	spaced := st
+	if !spaced.step(' ') {
+		return // no whitespace here (a literal, an escape)
+	}
+	// spaced is structural now: each further whitespace byte only counts
+	room := MaxSpace - int(spaced.space) // more whitespace bytes it takes
+	for _, t := range j.afterSpace[256] {
+		if int(t) < n {
+			allow[t] = int(j.lead[t])-1 <= room
+		}
+	}
+	for c := range 256 {
+		group := j.afterSpace[c]
+		if len(group) == 0 {
+			continue
+		}
+		if probe := spaced; !probe.step(byte(c)) {
+			continue
+		}
+		for _, t := range group {
+			if int(t) >= n || int(j.lead[t])-1 > room {
+				continue
+			}
+			rest := spaced
+			rest.space += j.lead[t] - 1
+			allow[t] = rest.feed(j.tokens[t][j.lead[t]:])
+		}
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
 
 // Valid reports whether text is what the constraint accepts as a whole:
 // one JSON object, within MaxDepth and MaxSpace.

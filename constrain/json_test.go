@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/tokenizer"
 )
 
@@ -173,13 +174,59 @@ func TestMask(t *testing.T) {
 	}
 }
 
+const cl100k = "../../shared/tokenizers/tiktoken/cl100k_base.tiktoken"
+
+// TestMaskMatchesBruteForce: over Phi-4's vocabulary (cl100k), at every
+// byte prefix of a few documents, Mask keeps exactly the tokens whose whole
+// bytes the parser takes from that state (the grouping by first byte and
+// by the byte after leading whitespace changes nothing), and the end
+// tokens only when the object is complete.
+func TestMaskMatchesBruteForce(t *testing.T) {
+	testutil.NeedData(t, cl100k)
+	tok, err := tokenizer.Load(cl100k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := tok.VocabSize()
+	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
+	logits := make([]float32, n)
+	checked := 0
+	for _, d := range []string{"{\n  \"a\": [1, -2.5e3, true, null],\n\t\"b\": {\"c\": \"x\\n\\u00e9y\"}" + strings.Repeat(" ", 38) + "}",
+		` {"k" :0 , "z":[ [] , {} ,"s"]}`} {
+		for cut := 0; cut <= len(d); cut += 1 + cut%3 {
+			var st state
+			if !st.feed([]byte(d[:cut])) {
+				t.Fatalf("%q: prefix %d rejected", d, cut)
+			}
+			m := &Matcher{j: j}
+			clear(logits)
+			m.mask(st, logits)
+			for id := range n {
+				want := false
+				switch {
+				case j.end[id]:
+					want = st.mode == complete
+				case j.tokens[id] != nil:
+					probe := st
+					want = probe.feed(j.tokens[id])
+				}
+				if got := !math.IsInf(float64(logits[id]), -1); got != want {
+					t.Fatalf("%q after %q: token %d %q kept %v, want %v", d, d[:cut], id, j.tokens[id], got, want)
+				}
+			}
+			checked++
+		}
+	}
+	t.Logf("%d states × %d tokens", checked, n)
+}
+
 // BenchmarkMask: one step's mask over Phi-4's vocabulary (cl100k, 100,277
 // tokens) in three states: before the object, inside a string (most
 // tokens fit: the slowest), after a value.
 //
 //	go test ./constrain -run XXX -bench Mask
 func BenchmarkMask(b *testing.B) {
-	tok, err := tokenizer.Load("../../shared/tokenizers/tiktoken/cl100k_base.tiktoken")
+	tok, err := tokenizer.Load(cl100k)
 	if err != nil {
 		b.Skipf("cl100k vocabulary: %v", err)
 	}
