@@ -124,7 +124,7 @@ const chatHelp = `commands:
   /help               this text
   /set                show the sampling settings
   /set NAME VALUE     change one: temperature, top-k, top-p, min-p, repeat-penalty, frequency-penalty,
-                      presence-penalty, seed, max-tokens
+                      presence-penalty, seed, max-tokens, format (json or text)
   /clear, /reset      forget the conversation (the system message stays)
   /exit, /quit, /bye  quit (Ctrl-D too)
   """                 start or end a message of several lines
@@ -235,8 +235,12 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 func (g *genFlags) set(args []string) error {
 	o := &g.opts
 	if len(args) == 0 {
-		fmt.Fprintf(os.Stderr, "temperature %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g, frequency-penalty %g, presence-penalty %g, seed %d (0 = random), max-tokens %d\n",
-			o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty, o.FrequencyPenalty, o.PresencePenalty, o.Seed, g.maxTokens)
+		format := g.format
+		if format == "" {
+			format = "text"
+		}
+		fmt.Fprintf(os.Stderr, "temperature %g, top-k %d, top-p %g, min-p %g, repeat-penalty %g, frequency-penalty %g, presence-penalty %g, seed %d (0 = random), max-tokens %d, format %s\n",
+			o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty, o.FrequencyPenalty, o.PresencePenalty, o.Seed, g.maxTokens, format)
 		return nil
 	}
 	if len(args) != 2 {
@@ -265,12 +269,17 @@ func (g *genFlags) set(args []string) error {
 		err = f32(&o.FrequencyPenalty)
 	case "presence-penalty", "presence_penalty":
 		err = f32(&o.PresencePenalty)
+	case "format":
+		g.format = strings.Trim(v, `"`)
+		if g.format == "text" {
+			g.format = ""
+		}
 	case "seed":
 		o.Seed, err = strconv.ParseUint(v, 10, 64)
 	case "max-tokens", "max_tokens", "n":
 		g.maxTokens, err = strconv.Atoi(v)
 	default:
-		return fmt.Errorf("/set: unknown setting %q (temperature, top-k, top-p, min-p, repeat-penalty, frequency-penalty, presence-penalty, seed, max-tokens)", name)
+		return fmt.Errorf("/set: unknown setting %q (temperature, top-k, top-p, min-p, repeat-penalty, frequency-penalty, presence-penalty, seed, max-tokens, format)", name)
 	}
 	if err == nil {
 		err = g.validate()

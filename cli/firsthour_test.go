@@ -416,6 +416,13 @@ func TestChatCommands(t *testing.T) {
 			t.Errorf("stderr lacks %q\n%s", s, r)
 		}
 	}
+	// /set format json: the next answer is one JSON object; a bad format
+	// is reported and the setting kept
+	js := upgIn(t, "/set format yaml\n/set format json\n/set temperature 0\nGive me a JSON object.\n", "chat", "--model", demoUPG, "-n", "200")
+	wantOK(t, js, -1)
+	if !json.Valid([]byte(strings.TrimSpace(js.stdout))) || !strings.Contains(js.stderr, `--format "yaml"`) {
+		t.Errorf("/set format json: %q\n%s", js.stdout, js.stderr)
+	}
 	// A block of one line is that line; /clear forgets the first turn.
 	r = upgIn(t, "hi\n/clear\n\"\"\"\nhello\n\"\"\"\n", "chat", "--model", demoUPG, "--temperature", "0", "-n", "5")
 	wantOK(t, r, -1)
