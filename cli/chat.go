@@ -31,8 +31,9 @@ longer fits the context (--ctx), the oldest turns are dropped (the system
 message stays) and a note says so on stderr. On a terminal, lines can be
 edited and recalled (arrow keys), and each answer's speed is shown.
 Commands: /help, /set NAME VALUE (temperature, top-k, top-p, min-p,
-repeat-penalty, seed, max-tokens; /set alone shows them), /clear (or /reset)
-forgets the conversation, /exit (or Ctrl-D) quits. A line """ starts a
+repeat-penalty, frequency-penalty, presence-penalty, seed, max-tokens,
+format json|text; /set alone shows them), /clear (or /reset) forgets the
+conversation, /exit (or Ctrl-D) quits. A line """ starts a
 message of several lines, ended by another """. Ctrl-C stops the current
 answer.`,
 		Example: `  upg chat
