@@ -128,6 +128,20 @@ test('n choices streamed by index; penalties and logit_bias as upg run has them'
   assert.equal(biased.choices[0].text, ' x'.repeat(5));
 });
 
+test('response_format json_object: the answer is JSON at every token, one object when it ends', async () => {
+  const messages = [{ role: 'user', content: 'Write the user as JSON with a name and an age.' }];
+  const res = await client.chat.completions.create({
+    model: 'x', messages, max_tokens: 200, temperature: 0, frequency_penalty: 0.5, response_format: { type: 'json_object' },
+  });
+  const text = res.choices[0].message.content;
+  assert.equal(res.choices[0].finish_reason, 'stop', text);
+  assert.equal(typeof JSON.parse(text), 'object');
+  await assert.rejects(
+    client.chat.completions.create({ model: 'x', messages, response_format: { type: 'json_schema', json_schema: { name: 'u' } } }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format',
+  );
+});
+
 test('errors: wrong key 401, n out of range and oversize prompts 400', async () => {
   const wrong = new OpenAI({ baseURL: client.baseURL, apiKey: 'sk-wrong', maxRetries: 0 });
   await assert.rejects(wrong.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
