@@ -20,9 +20,11 @@ import (
 // MaxDepth is the deepest nesting of objects and arrays JSON allows here.
 const MaxDepth = 48
 
-// MaxSpace is the most whitespace bytes in a row JSON allows here: enough
-// for pretty-printed JSON, not for a model that would pad forever.
-const MaxSpace = 40
+// MaxIndent is the most spaces and tabs after a newline between tokens.
+// Whitespace between JSON's tokens is one space, or a newline and up to
+// MaxIndent spaces or tabs (llama.cpp's JSON grammar's rule): enough for
+// pretty-printed JSON, not for a model that would pad forever.
+const MaxIndent = 20
 
 // JSON is the JSON constraint over one vocabulary.
 type JSON struct {
@@ -31,11 +33,11 @@ type JSON struct {
 	// byFirst lists the tokens that start with a byte other than
 	// whitespace by that byte, so a state rejects whole groups by one
 	// byte's check; afterSpace lists those that start with whitespace by
-	// the first byte after it (256: whitespace only), lead[t] being how
-	// much there is (every whitespace byte steps a state alike)
+	// the first byte after it (256: whitespace only): whatever whitespace
+	// a state takes leaves it in the same mode, so that byte's check
+	// decides for the group too
 	byFirst    [256][]int32
 	afterSpace [257][]int32
-	lead       []uint8
 	// inString: the token can only be string content (no quote, backslash
 	// or control byte): inside a string it is always allowed, so the mask
 	// there simulates only the others (quoted)
@@ -47,7 +49,7 @@ type JSON struct {
 // is token t's text (TokenBytes), control(t) whether it is a special token,
 // end the tokens that end generation (EOS, end of turn).
 func NewJSON(n int, bytes func(int) []byte, control func(int) bool, end []int) *JSON {
-	j := &JSON{tokens: make([][]byte, n), end: make([]bool, n), inString: make([]bool, n), lead: make([]uint8, n)}
+	j := &JSON{tokens: make([][]byte, n), end: make([]bool, n), inString: make([]bool, n)}
 	for _, t := range end {
 		if t >= 0 && t < n {
 			j.end[t] = true
@@ -74,7 +76,6 @@ func NewJSON(n int, bytes func(int) []byte, control func(int) bool, end []int) *
 		default:
 			j.afterSpace[b[w]] = append(j.afterSpace[b[w]], int32(t))
 		}
-		j.lead[t] = uint8(min(w, 255))
 		j.inString[t] = true
 		for _, c := range b {
 			if c == '"' || c == '\\' || c < 0x20 {
@@ -171,15 +172,19 @@ func (m *Matcher) mask(st state, logits []float32) {
 // maskSpaced marks the tokens that start with whitespace which st takes.
 func (m *Matcher) maskSpaced(st state, allow []bool) {
 	j, n := m.j, len(allow)
+	// a state past some whitespace: structural, in the same mode whichever
+	// whitespace it took (none: a literal, an escape, a single space taken)
 	spaced := st
 	if !spaced.step(' ') {
-		return // no whitespace here (a literal, an escape)
+		spaced = st
+		if !spaced.step('\n') {
+			return
+		}
 	}
-	// spaced is structural now: each further whitespace byte only counts
-	room := MaxSpace - int(spaced.space) // more whitespace bytes it takes
 	for _, t := range j.afterSpace[256] {
 		if int(t) < n {
-			allow[t] = int(j.lead[t])-1 <= room
+			rest := st
+			allow[t] = rest.feed(j.tokens[t])
 		}
 	}
 	for c := range 256 {
@@ -191,12 +196,10 @@ func (m *Matcher) maskSpaced(st state, allow []bool) {
 			continue
 		}
 		for _, t := range group {
-			if int(t) >= n || int(j.lead[t])-1 > room {
-				continue
+			if int(t) < n {
+				rest := st
+				allow[t] = rest.feed(j.tokens[t])
 			}
-			rest := spaced
-			rest.space += j.lead[t] - 1
-			allow[t] = rest.feed(j.tokens[t][j.lead[t]:])
 		}
 	}
 }
@@ -204,7 +207,7 @@ func (m *Matcher) maskSpaced(st state, allow []bool) {
 func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\t' || c == '\r' }
 
 // Valid reports whether text is what the constraint accepts as a whole:
-// one JSON object, within MaxDepth and MaxSpace.
+// one JSON object, within MaxDepth and the whitespace rule (MaxIndent).
 func Valid(text []byte) bool {
 	var st state
 	return st.feed(text) && st.mode == complete
@@ -253,7 +256,7 @@ type state struct {
 	depth uint8
 	mode  uint8
 	aux   uint8
-	space uint8 // whitespace bytes in a row
+	space uint8 // whitespace: 0 none yet, 1 one space, 2+k a newline and k spaces or tabs
 }
 
 // feed steps through b, reporting whether every byte was accepted.
@@ -355,13 +358,20 @@ func (s *state) step(c byte) bool {
 	case complete, dead:
 		return false
 	}
-	// the structural modes: whitespace first
-	if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
-		if s.space >= MaxSpace {
-			return false
-		}
+	// the structural modes: whitespace first (one space, or a newline and
+	// up to MaxIndent spaces or tabs)
+	switch {
+	case c == ' ' && s.space == 0:
+		s.space = 1
+		return true
+	case c == '\n' && s.space == 0:
+		s.space = 2
+		return true
+	case (c == ' ' || c == '\t') && s.space >= 2 && s.space < 2+MaxIndent:
 		s.space++
 		return true
+	case isSpace(c):
+		return false
 	}
 	s.space = 0
 	switch s.mode {

@@ -13,17 +13,27 @@ import (
 )
 
 // reference is what Valid must say: encoding/json's verdict for an object
-// at the top level, within MaxDepth and MaxSpace.
+// at the top level, within MaxDepth, with whitespace between tokens only as
+// one space or a newline and at most MaxIndent spaces or tabs.
 func reference(text []byte) bool {
 	t := bytes.TrimLeft(text, " \t\r\n")
-	if !json.Valid(text) || len(t) == 0 || t[0] != '{' || bytes.TrimRight(t, " \t\r\n")[len(bytes.TrimRight(t, " \t\r\n"))-1] != '}' {
-		return false
+	if !json.Valid(text) || len(t) == 0 || t[0] != '{' || len(bytes.TrimRight(text, " \t\r\n")) != len(text) {
+		return false // not JSON, not an object, or something after it
 	}
-	if len(bytes.TrimRight(text, " \t\r\n")) != len(text) {
-		return false // nothing after the object, not even whitespace
-	}
-	depth, maxDepth, space, inStr, escaped := 0, 0, 0, false, false
+	depth, maxDepth, inStr, escaped := 0, 0, false, false
+	var run []byte // the whitespace run so far
 	for _, c := range text {
+		if !inStr && strings.IndexByte(" \t\r\n", c) >= 0 {
+			run = append(run, c)
+			continue
+		}
+		if len(run) > 0 {
+			ok := string(run) == " " || run[0] == '\n' && len(run) <= 1+MaxIndent && !bytes.ContainsAny(run[1:], "\r\n")
+			if !ok {
+				return false
+			}
+			run = run[:0]
+		}
 		switch {
 		case inStr && escaped:
 			escaped = false
@@ -40,14 +50,6 @@ func reference(text []byte) bool {
 		case c == '}' || c == ']':
 			depth--
 		}
-		if !inStr && strings.IndexByte(" \t\r\n", c) >= 0 {
-			space++
-			if space > MaxSpace {
-				return false
-			}
-		} else {
-			space = 0
-		}
 	}
 	return maxDepth <= MaxDepth
 }
@@ -60,7 +62,8 @@ var docs = []string{
 	``, ` `, `[]`, `"s"`, `1`, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{,}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`,
 	`{"a":-}`, `{"a":1e}`, `{"a":1e+}`, `{"a":tru}`, `{"a":truex}`, `{"a":nul}`, `{"a":"\x"}`, `{"a":"\u12"}`,
 	"{\"a\":\"\x01\"}", `{"a":[1 2]}`, `{"a":[1,]}`, `{"a":1} `, `{"a":1}{}`, `{'a':1}`, `{"a":NaN}`, `{"a":+1}`,
-	`{"a":[}`, `{"a":{]}`, "{" + strings.Repeat(" ", MaxSpace+1) + "}", "{" + strings.Repeat(" ", MaxSpace) + "}",
+	`{"a":[}`, `{"a":{]}`, "{" + strings.Repeat(" ", 2) + "}", "{ }", "{\n" + strings.Repeat("\t", MaxIndent) + "}", "{\n" + strings.Repeat(" ", MaxIndent+1) + "}",
+	"{\"a\":1 ,\n  \"b\" : 2}", "{\"a\":1\n\n}", "{\"a\":1\r\n}", "{\t}", "\n{}", " {}", "  {}",
 	`{"a":` + strings.Repeat("[", MaxDepth-1) + strings.Repeat("]", MaxDepth-1) + `}`,
 	`{"a":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}`,
 }
@@ -191,7 +194,7 @@ func TestMaskMatchesBruteForce(t *testing.T) {
 	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
 	logits := make([]float32, n)
 	checked := 0
-	for _, d := range []string{"{\n  \"a\": [1, -2.5e3, true, null],\n\t\"b\": {\"c\": \"x\\n\\u00e9y\"}" + strings.Repeat(" ", 38) + "}",
+	for _, d := range []string{"{\n  \"a\": [1, -2.5e3, true, null],\n\t\"b\": {\"c\": \"x\\n\\u00e9y\"}\n" + strings.Repeat(" ", 19) + "}",
 		` {"k" :0 , "z":[ [] , {} ,"s"]}`} {
 		for cut := 0; cut <= len(d); cut += 1 + cut%3 {
 			var st state
