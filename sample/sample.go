@@ -1,8 +1,9 @@
 // Package sample turns a model's next-token logits into a token id, and
 // watches streamed text for stop strings.
 //
-// A Sampler applies, in order: repetition penalty, the additive
-// adjustments (OpenAI's logit bias, frequency and presence penalties), top-k, softmax with
+// A Sampler applies, in order: repetition penalty, a Constraint's mask and
+// the additive adjustments (OpenAI's logit bias, frequency and presence
+// penalties), top-k, softmax with
 // temperature, top-p (nucleus), min-p, and finally draws a token with a PCG
 // generator (math/rand/v2) seeded by the seed and the token's position
 // (Sampler.Key), so the same seed and the same logits at the same positions
@@ -95,8 +96,9 @@ func (o Options) Adds() bool {
 }
 
 // ReadsHistory reports whether the token drawn depends on the tokens
-// before it (a repetition, frequency or presence penalty), not only on
-// their number: such a row cannot be sampled before its last token is known.
+// before it (a repetition, frequency or presence penalty, a Constraint),
+// not only on their number: such a row cannot be sampled before its last
+// token is known.
 func (o Options) ReadsHistory() bool { return o.Penalizes() || o.Counts() || o.Constrains() }
 
 // Argmax reports whether the token is the argmax of the logits as they

@@ -484,7 +484,7 @@ var errTimeout = &apiError{Status: http.StatusGatewayTimeout, Type: "server_erro
 func (s *Server) generate(w http.ResponseWriter, r *http.Request, kind string, req engine.Request, p params) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	n := max(p.n, 1)
+	n := p.n
 	if n > s.sched.maxQueue {
 		writeError(w, invalid("n", "n of %d is more than the server's queue holds (%d requests): ask for fewer choices", n, s.sched.maxQueue))
 		return
@@ -556,8 +556,8 @@ func (s *Server) generate(w http.ResponseWriter, r *http.Request, kind string, r
 		reused += out.choices[i].end.reused
 	}
 	s.m.cacheHitTokens.Add(float64(reused))
-	out.finish()
 	u := out.usage()
+	out.finish(u)
 	s.log.Info("request", "id", out.id, "endpoint", kind, "stream", p.stream, "choices", n, "prompt_tokens", u.PromptTokens,
 		"cached_tokens", reused, "completion_tokens", u.CompletionTokens, "finish", finishReason(out.choices[0].end.reason),
 		"elapsed", time.Since(start).Round(time.Millisecond))

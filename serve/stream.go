@@ -212,9 +212,9 @@ func (o *responder) usage() usage {
 	return u
 }
 
-// finish writes the end of a successful response, every choice done.
-func (o *responder) finish() error {
-	u := o.usage()
+// finish writes the end of a successful response, every choice done,
+// with its usage u.
+func (o *responder) finish(u usage) error {
 	if !o.p.stream {
 		if o.chat {
 			res := chatResponse{ID: o.id, Object: "chat.completion", Created: o.created, Model: o.s.cfg.ModelName,

@@ -81,8 +81,9 @@ func (b *Backend) sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		return err
 	}
 	// upg_sample applies the repetition penalty but not the additive
-	// adjustments (logit bias, frequency and presence penalties): their rows
-	// are sampled again on the host, the others keep the device's draw
+	// adjustments (logit bias, frequency and presence penalties, a
+	// constraint's mask: Options.Adds): their rows are sampled again on the
+	// host, the others keep the device's draw
 	return b.hostTokens(lb.p, vocab, reqs, res, func(r *backend.SampleRequest) bool { return r.Sampler.Options().Adds() })
 }
 

@@ -330,7 +330,9 @@ class Model:
             top_p,
             min_p,
             repeat_penalty,
-            (frequency_penalty, presence_penalty, logit_bias),
+            frequency_penalty,
+            presence_penalty,
+            logit_bias,
             seed,
             stop,
             ignore_eos,
@@ -365,7 +367,9 @@ class Model:
             top_p,
             min_p,
             repeat_penalty,
-            (frequency_penalty, presence_penalty, logit_bias),
+            frequency_penalty,
+            presence_penalty,
+            logit_bias,
             seed,
             stop,
             ignore_eos,
@@ -402,7 +406,9 @@ class Model:
             top_p,
             min_p,
             repeat_penalty,
-            (frequency_penalty, presence_penalty, logit_bias),
+            frequency_penalty,
+            presence_penalty,
+            logit_bias,
             seed,
             stop,
             ignore_eos,
@@ -437,7 +443,9 @@ class Model:
             top_p,
             min_p,
             repeat_penalty,
-            (frequency_penalty, presence_penalty, logit_bias),
+            frequency_penalty,
+            presence_penalty,
+            logit_bias,
             seed,
             stop,
             ignore_eos,
@@ -512,7 +520,9 @@ def _request(
     top_p: float,
     min_p: float,
     repeat_penalty: float,
-    additive: tuple[float, float, Optional[Mapping[int, float]]],
+    frequency_penalty: float,
+    presence_penalty: float,
+    logit_bias: Optional[Mapping[int, float]],
     seed: Optional[int],
     stop: Union[str, Sequence[str], None],
     ignore_eos: bool,
@@ -525,7 +535,6 @@ def _request(
     req["top_p"] = _float_opt("top_p", top_p)
     req["min_p"] = _float_opt("min_p", min_p)
     req["repeat_penalty"] = _float_opt("repeat_penalty", repeat_penalty)
-    frequency_penalty, presence_penalty, logit_bias = additive
     req["frequency_penalty"] = _float_opt("frequency_penalty", frequency_penalty)
     req["presence_penalty"] = _float_opt("presence_penalty", presence_penalty)
     if logit_bias is not None:
