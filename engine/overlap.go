@@ -194,7 +194,7 @@ func (e *Engine) launchNext(p *inflight) (*inflight, error) {
 		s := r.seq
 		// the history holds p's token too, not yet known: only its length
 		// (the position, which keys a sampled draw) is read, as no sampler
-		// here penalizes repeats
+		// here reads the tokens (overlaps: Options.ReadsHistory)
 		if len(s.tokens) == cap(s.tokens) {
 			s.tokens = slices.Grow(s.tokens, 1)
 		}
