@@ -925,6 +925,8 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 			q.pend = &pend{kind: opRope, idx: len(b.ops) - 1, rope: &ropeOp{v: x, heads: heads, hd: headDim, r: rp, st: st}}
 			if prev != nil && prev.kind == opRope && prev.idx == len(b.ops)-2 {
 				q.pend.prev = prev
+			} else if prev != nil && prev.kind == opMatMul && prev.withRope != nil && prev.idx == len(b.ops)-2 {
+				q.pend.mm = prev
 			}
 		}
 		b.last = q.pend
