@@ -21,7 +21,7 @@ grep -E "upg_splitk_rope_kv" $OUT/fullbuild.txt | head -2
 (cd /tmp/kfull && tar cf $OUT/kfull.tar kernels.fatbin kernels.manifest.json)
 export UPG_CUDA_FATBIN=/tmp/kfull/kernels.fatbin
 cd $R/backend/cuda
-timeout 200 /tmp/cuda.test -test.v > $OUT/gputests.txt 2>&1; echo "cuda tests (all, new kernels) rc=$? pass=$(grep -c -- '--- PASS' $OUT/gputests.txt) fail=$(grep -c -- '--- FAIL' $OUT/gputests.txt) skip=$(grep -c -- '--- SKIP' $OUT/gputests.txt)"; grep -E -- "--- FAIL|SplitRope" $OUT/gputests.txt | head
+timeout 200 /tmp/cuda.test -test.run 'TestGPU|TestQueue' -test.v > $OUT/gputests.txt 2>&1; echo "cuda tests (GPU and queue, new kernels) rc=$? pass=$(grep -c -- '--- PASS' $OUT/gputests.txt) fail=$(grep -c -- '--- FAIL' $OUT/gputests.txt) skip=$(grep -c -- '--- SKIP' $OUT/gputests.txt)"; grep -E -- "--- FAIL|SplitRope" $OUT/gputests.txt | head
 timeout 100 compute-sanitizer --tool memcheck /tmp/cuda.test -test.run 'TestGPUSplitRopeMatches|TestGPUFusedMatchesUnfused' > $OUT/memcheck.txt 2>&1; echo "memcheck rc=$?"; tail -1 $OUT/memcheck.txt
 cd $R/engine
 UPG_REQUIRE_GPU=1 timeout 100 /tmp/engine.test -test.run 'TestGPU' > $OUT/enginetests.txt 2>&1; echo "engine gpu tests rc=$?"; tail -2 $OUT/enginetests.txt
