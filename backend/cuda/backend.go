@@ -79,6 +79,7 @@ type Backend struct {
 	// page-locked halves of their own
 	prev     prevTokens
 	results  *pinned
+	smpStage *pinned // SampleAsync's sampling rows go up from here
 	oldRings []*pinned
 	steps    []*stepBuf
 }
@@ -241,7 +242,7 @@ func (b *Backend) Close() {
 		for _, s := range b.steps {
 			b.d.freePinned(s.stage)
 		}
-		for _, p := range append(b.oldRings, b.results) {
+		for _, p := range append(b.oldRings, b.results, b.smpStage) {
 			b.d.freePinned(p)
 		}
 		return nil
@@ -925,6 +926,8 @@ func (b *Backend) Rope(x backend.View, heads, headDim int, r backend.Rope, s bac
 			q.pend = &pend{kind: opRope, idx: len(b.ops) - 1, rope: &ropeOp{v: x, heads: heads, hd: headDim, r: rp, st: st}}
 			if prev != nil && prev.kind == opRope && prev.idx == len(b.ops)-2 {
 				q.pend.prev = prev
+			} else if prev != nil && prev.kind == opMatMul && prev.withRope != nil && prev.idx == len(b.ops)-2 {
+				q.pend.mm = prev
 			}
 		}
 		b.last = q.pend

@@ -14,6 +14,10 @@ import "github.com/upg-ai/upg/backend"
 //	Attention(o, ..) · MatMul(y, o) -> split + upg_combine_rotq + GEMV
 //	MatMul(y, ..) · Add(x, y)      -> GEMV with x += y in its epilogue
 //	Rope(q) · Rope(k) · StoreKV(k, v) -> upg_rope_kv
+//	MatMul(qkv, ..) · Rope(q) · Rope(k) · StoreKV(k, v)
+//	                               -> GEMV + upg_splitk_rope_kv (split-K parts
+//	                                  summed and rotated in one launch), or
+//	                                  GEMV + upg_rope_kv
 //
 // The producers still write their outputs (h, a, o, y, the rotated q and
 // k), so later readers see what the unfused ops would have left. A Phi-4
@@ -50,11 +54,16 @@ type pend struct {
 	// producers of a dense GEMV's input: the op fused with the input's
 	// rotation+quantization for g (into b.sc)
 	rotq func(g *DenseGPU) func() error
-	// MatMul: the op with dst += y fused into the GEMV's epilogue
-	withRes func(res DevPtr) func() error
-	// Rope: its arguments, and the Rope queued just before it
+	// MatMul: the op with dst += y fused into the GEMV's epilogue, or with
+	// rope_kv after it (ropeEpilogue: in its split-K sum)
+	withRes  func(res DevPtr) func() error
+	withRope func(e *ropeEpilogue) func() error
+	// Rope: its arguments, the Rope queued just before it, and the MatMul
+	// queued just before the first of two (which may take both and the
+	// StoreKV after them as its epilogue)
 	rope *ropeOp
 	prev *pend
+	mm   *pend
 }
 
 type ropeOp struct {
@@ -98,9 +107,9 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 		if fused {
 			pre = l.rotq(g)
 		}
-		mm := func(res DevPtr) func() error {
+		mm := func(res DevPtr, rope *ropeEpilogue) func() error {
 			return func() error {
-				if pre == nil && res == 0 {
+				if pre == nil && res == 0 && rope == nil {
 					return b.d.matMul(g, y, x, g.C, n, b.sc)
 				}
 				if pre != nil {
@@ -110,12 +119,14 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 				} else if err := b.d.rotq(g, x, g.C, n, b.sc); err != nil {
 					return err
 				}
-				return b.d.gemv(g, y, n, b.sc, res)
+				return b.d.gemv(g, y, n, b.sc, res, rope)
 			}
 		}
-		q.run = mm(0)
+		q.run = mm(0, nil)
 		if b.fusing(n) && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
-			q.pend = &pend{kind: opMatMul, idx: len(b.ops) - 1, out: y, n: n, cols: g.R, withRes: mm}
+			q.pend = &pend{kind: opMatMul, idx: len(b.ops) - 1, out: y, n: n, cols: g.R,
+				withRes:  func(res DevPtr) func() error { return mm(res, nil) },
+				withRope: func(e *ropeEpilogue) func() error { return mm(0, e) }}
 		}
 	}
 	if q.pend != nil {
@@ -142,6 +153,19 @@ func (b *Backend) fuseRopeKV(kc, vc DevPtr, f16 bool, k, v backend.View, sp back
 		return false
 	}
 	qp, kp, vp := viewPtr(q), viewPtr(k), viewPtr(v)
+	if m := l.prev.mm; m != nil && m.withRope != nil && m.idx == len(b.ops)-3 && m.n == st.n &&
+		projects(m, q, k, v, rq.heads, sp.KVHeads, sp.HeadDim) {
+		// the projection that wrote q, k and v takes the ropes and the
+		// store as its epilogue: the three ops after it become one
+		b.ops = b.ops[:len(b.ops)-2]
+		e := b.enqueueAt(len(b.ops)-1, opStoreKV|fusedOp|projFused, uint64(kc), uint64(st.slot), uint64(st.pos), uint64(rq.r.cos), uint64(m.out))
+		if e.run == nil {
+			r := rq.r
+			e.run = m.withRope(&ropeEpilogue{heads: rq.heads, H: sp.KVHeads, hd: sp.HeadDim, bs: sp.BlockSize, dim: r.spec.Dim,
+				interleave: r.spec.Interleave, f16: f16, kc: kc, vc: vc, slots: st.slot, cos: r.cos, sin: r.sin, pos: st.pos})
+		}
+		return true
+	}
 	// replaces the rope of the keys and the one before it, of the queries
 	b.ops = b.ops[:len(b.ops)-1]
 	e := b.enqueueAt(len(b.ops)-1, opStoreKV|fusedOp, uint64(kc), uint64(kp), uint64(vp), uint64(v.Stride), uint64(st.slot), uint64(st.pos), uint64(st.n))
@@ -153,6 +177,19 @@ func (b *Backend) fuseRopeKV(kc, vc DevPtr, f16 bool, k, v backend.View, sp back
 		}
 	}
 	return true
+}
+
+// projFused marks, in the queue's key, rope_kv fused into the projection
+// before it.
+const projFused = 1 << 33
+
+// projects reports whether the MatMul m wrote exactly the q, k and v views
+// as one fused projection: rows of (heads + 2H)·hd values, the query heads,
+// then the key heads, then the value heads.
+func projects(m *pend, q, k, v backend.View, heads, H, hd int) bool {
+	R := (heads + 2*H) * hd
+	return m.cols == R && q.Stride == R && k.Stride == R && v.Stride == R && viewPtr(q) == m.out &&
+		viewPtr(k) == m.out+DevPtr(4*heads*hd) && viewPtr(v) == m.out+DevPtr(4*(heads+H)*hd)
 }
 
 // disjoint reports whether views a and b (rows of wa and wb floats) touch

@@ -426,7 +426,7 @@ func (d *Device) matMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch) error 
 	if err := d.rotq(g, x, ldx, n, s); err != nil {
 		return err
 	}
-	return d.gemv(g, y, n, s, 0)
+	return d.gemv(g, y, n, s, 0, nil)
 }
 
 // fusable reports whether the fused step kernels can feed or finish g's
@@ -528,11 +528,16 @@ func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
 // gemv enqueues the fused multiply of the quantized input in s (and the
 // overlay corrections). res, when not 0, also gets y added (the residual
 // add fused into the epilogue; not with overlay corrections, which are
-// added to y after).
-func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) error {
-	if res != 0 && g.ovK > 0 {
-		return fmt.Errorf("cuda: residual epilogue with overlay corrections")
+// added to y after). rope, when not nil, runs rope_kv on y after it
+// (ropeEpilogue; inside the split-K sum when there is one).
+func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope *ropeEpilogue) error {
+	if (res != 0 || rope != nil) && g.ovK > 0 {
+		return fmt.Errorf("cuda: epilogue with overlay corrections")
 	}
+	if res != 0 && rope != nil {
+		return fmt.Errorf("cuda: residual and rope epilogues together")
+	}
+	roped := false
 	ldq := g.U * unitCodes
 	RG := (g.R + 31) / 32
 	tail := func(name string, grid, block [3]uint32, xq, fac, y DevPtr, nt int, res DevPtr, more ...Arg) error {
@@ -572,7 +577,12 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, s.part, n, 0); err != nil {
 				return err
 			}
-			if err := d.launchK("upg_splitk_sum", [3]uint32{uint32((n*g.R + 255) / 256), 1, 1}, b256, 0,
+			if rope != nil && rope.fusesSplit() {
+				if err := rope.splitSum(d, s.part, S, y, n); err != nil {
+					return err
+				}
+				roped = true
+			} else if err := d.launchK("upg_splitk_sum", [3]uint32{uint32((n*g.R + 255) / 256), 1, 1}, b256, 0,
 				Ptr(s.part), I32(S), Ptr(y), Ptr(res), I32(n*g.R)); err != nil {
 				return err
 			}
@@ -601,6 +611,9 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr) erro
 				return err
 			}
 		}
+	}
+	if rope != nil && !roped {
+		return rope.run(d, y, g.R, n)
 	}
 	if g.ovK > 0 {
 		if err := d.launchK("upg_overlay", [3]uint32{uint32((g.R*32 + 255) / 256), 1, 1}, [3]uint32{256, 1, 1}, 0,

@@ -324,7 +324,7 @@ func TestGPUBenchGemv(t *testing.T) {
 		warpsOverride = 0
 		for i, s := range shapes {
 			rq := timeIt(t, d, 50, func() error { return d.rotq(ms[i].g, xd, s.C, 1, sc) })
-			gv := timeIt(t, d, 50, func() error { return d.gemv(ms[i].g, yd, 1, sc, 0) })
+			gv := timeIt(t, d, 50, func() error { return d.gemv(ms[i].g, yd, 1, sc, 0, nil) })
 			t.Logf("k=%d %s: rotq alone %.1fus, gemv alone %.1fus = %.0f GB/s", k, s.name, rq*1e3, gv*1e3, float64(ms[i].bytes)/(float64(gv)*1e-3)/1e9)
 		}
 		// a graph of 8 layers (distinct copies, 8x the L2) replayed: decode's
@@ -539,7 +539,7 @@ func TestGPUGemvSplit(t *testing.T) {
 							if err := d.rotq(g, xd, c.C, n, s); err != nil {
 								return err
 							}
-							return d.gemv(g, yd, n, s, rd)
+							return d.gemv(g, yd, n, s, rd, nil)
 						})
 						got[i] = readF32(t, d, rd, n*c.R)
 						d.Free(yd)

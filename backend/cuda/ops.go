@@ -104,6 +104,52 @@ func (d *Device) ropeKV(q DevPtr, qs, heads int, k DevPtr, ks int, v DevPtr, vs 
 		I32(H), I32(hd), I32(bs), I32(dim), I32(il), Ptr(cos), Ptr(sin), Ptr(pos))
 }
 
+// ropeEpilogue is rope_kv after a fused q|k|v projection whose output y
+// holds, per token, the heads query heads, then the H key heads, then the H
+// value heads (hd values each): the arguments of ropeKV but the views,
+// which are y's columns. gemv runs it as upg_splitk_rope_kv when the
+// projection takes split-K parts (the sum and the rotation in one launch),
+// else as ropeKV after the projection.
+type ropeEpilogue struct {
+	heads, H, hd, bs, dim int
+	interleave, f16       bool
+	kc, vc                DevPtr
+	slots, cos, sin, pos  DevPtr
+}
+
+// useSplitRope is UPG_CUDA_SPLITK_ROPE (default on): 0 keeps the split-K sum
+// and rope_kv as two launches (comparisons).
+var useSplitRope = os.Getenv("UPG_CUDA_SPLITK_ROPE") != "0"
+
+// fusesSplit reports whether the epilogue can run inside the split-K sum:
+// full rotary (every column of a query or key head in a rotated pair).
+func (e *ropeEpilogue) fusesSplit() bool { return useSplitRope && e.dim == e.hd && e.hd%2 == 0 }
+
+// run is ropeKV over the n tokens of y (row stride R).
+func (e *ropeEpilogue) run(d *Device, y DevPtr, R, n int) error {
+	qk := DevPtr(4 * e.heads * e.hd)
+	return d.ropeKV(y, R, e.heads, y+qk, R, y+qk+DevPtr(4*e.H*e.hd), R, e.kc, e.vc, e.f16, e.slots, e.H, e.hd, e.bs,
+		e.dim, e.interleave, e.cos, e.sin, e.pos, n)
+}
+
+// splitSum is upg_splitk_sum's job for y with the epilogue folded in: the
+// S parts of n tokens at part summed into y, rotated, and the keys and
+// values stored (upg_splitk_rope_kv).
+func (e *ropeEpilogue) splitSum(d *Device, part DevPtr, S int, y DevPtr, n int) error {
+	name := "upg_splitk_rope_kv_f32"
+	if e.f16 {
+		name = "upg_splitk_rope_kv_f16"
+	}
+	il := 0
+	if e.interleave {
+		il = 1
+	}
+	pairs := (e.heads + 2*e.H) * e.hd / 2
+	return d.launchK(name, [3]uint32{uint32((pairs + 255) / 256), uint32(n), 1}, b256, 0,
+		Ptr(part), I32(S), Ptr(y), I32(e.heads), I32(e.H), I32(e.hd), Ptr(e.kc), Ptr(e.vc), Ptr(e.slots), I32(e.bs),
+		I32(il), Ptr(e.cos), Ptr(e.sin), Ptr(e.pos), I32(n))
+}
+
 // attnSplit enqueues attention's split kernel alone (its combine fused
 // into the consumer's rotation: combineRotq); grouped picks the grouped-
 // query kernel where attnGQA takes the shape (attnGrouped decides).

@@ -85,6 +85,8 @@ func init() {
 	kernelSig["upg_attn_rotq_f32"] = kernelSig["upg_attn_rotq_f16"]
 	kernelSig["upg_rope_kv_f16"] = "q:p qs:i heads:i k:p ks:i v:p vs:i kc:p vc:p slots:p H:i hd:i bs:i dim:i interleave:i cosT:p sinT:p pos:p"
 	kernelSig["upg_rope_kv_f32"] = kernelSig["upg_rope_kv_f16"]
+	kernelSig["upg_splitk_rope_kv_f16"] = "part:p S:i y:p heads:i H:i hd:i kc:p vc:p slots:p bs:i interleave:i cosT:p sinT:p pos:p n:i"
+	kernelSig["upg_splitk_rope_kv_f32"] = kernelSig["upg_splitk_rope_kv_f16"]
 	for n, s := range kernelSig {
 		kernelKinds[n] = sigKinds(s)
 	}

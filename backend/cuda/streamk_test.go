@@ -80,7 +80,7 @@ func TestGPUStreamKGemv(t *testing.T) {
 						if err := d.rotq(g, xd, c.C, 1, s); err != nil {
 							return err
 						}
-						if err := d.gemv(g, yd, 1, s, rd); err != nil {
+						if err := d.gemv(g, yd, 1, s, rd, nil); err != nil {
 							return err
 						}
 						return d.sync()

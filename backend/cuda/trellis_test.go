@@ -261,7 +261,7 @@ func TestGPUBenchMany(t *testing.T) {
 					if err := d.Do(func() error { return d.rotq(g, xd, s.C, n, sc) }); err != nil {
 						t.Fatal(err)
 					}
-					ms = timeIt(t, d, 5, func() error { return d.gemv(g, yd, n, sc, 0) })
+					ms = timeIt(t, d, 5, func() error { return d.gemv(g, yd, n, sc, 0, nil) })
 				} else {
 					ms = timeIt(t, d, 5, func() error { return d.trellisMatMul(g, yd, xd, s.C, n, sc, 0) })
 				}

@@ -290,6 +290,73 @@ extern "C" __global__ void __launch_bounds__(256)
                     const float *cosT, const float *sinT, const int *pos) {
   rope_kv<__half>(q, qs, heads, k, ks, v, vs, kc, vc, slots, H, hd, bs, dim, interleave, cosT, sinT, pos);
 }
+// splitk_rope_kv: upg_splitk_sum of a fused q|k|v projection's split-K
+// parts (part: S arrays of N = n·R floats, R = (heads + 2H)·hd columns per
+// token: the query heads, then the key heads, then the value heads) with
+// rope_kv in its epilogue: the thread of pair j of head y of token t sums
+// the pair's two columns in part order (upg_splitk_sum's additions), rotates
+// a query or key head's pair by the token's position (rope_kv's), writes
+// both into y (as the two kernels leave it) and a key or value head's into
+// the cache slot. One launch and one boundary instead of two. Full rotary
+// only (dim = hd): the Go side keeps the two kernels otherwise.
+// Grid (ceil((heads + 2H)·hd/2 / 256), n), 256 threads.
+template <typename T>
+DEVI void splitk_rope_kv(const float *__restrict__ part, int S, float *__restrict__ y, int heads, int H, int hd,
+                         T *__restrict__ kc, T *__restrict__ vc, const int *__restrict__ slots, int bs, int il,
+                         const float *__restrict__ cosT, const float *__restrict__ sinT, const int *__restrict__ pos,
+                         int n) {
+  pdl_wait();
+  pdl_launch();
+  const int t = blockIdx.y, half = hd / 2, R = (heads + 2 * H) * hd;
+  const int g = blockIdx.x * blockDim.x + threadIdx.x, hy = g / half, j = g - hy * half;
+  if (hy >= heads + 2 * H) return;
+  const int ia = il ? 2 * j : j, ib = il ? 2 * j + 1 : j + half;
+  const size_t N = (size_t)n * R, i0 = (size_t)t * R + hy * hd;
+  float pa[SPLITK_LOADS], pb[SPLITK_LOADS];
+#pragma unroll
+  for (int z = 0; z < SPLITK_LOADS; z++) {
+    pa[z] = z < S ? part[z * N + i0 + ia] : 0.f;
+    pb[z] = z < S ? part[z * N + i0 + ib] : 0.f;
+  }
+  float a = pa[0], b = pb[0];
+#pragma unroll
+  for (int z = 1; z < SPLITK_LOADS; z++)
+    if (z < S) {
+      a += pa[z];
+      b += pb[z];
+    }
+  for (int z = SPLITK_LOADS; z < S; z++) {
+    a += part[z * N + i0 + ia];
+    b += part[z * N + i0 + ib];
+  }
+  if (hy < heads + H) { // a query or key head: rotated
+    const int p = pos[t];
+    const float cs = cosT[(size_t)p * half + j], sn = sinT[(size_t)p * half + j];
+    const float ra = a * cs - b * sn, rb = b * cs + a * sn;
+    a = ra, b = rb;
+  }
+  y[i0 + ia] = a;
+  y[i0 + ib] = b;
+  if (hy < heads) return;
+  const int v = hy >= heads + H, h = hy - heads - (v ? H : 0);
+  const int slot = slots[t], blk = slot / bs, off = slot % bs;
+  T *c = v ? vc : kc;
+  const size_t o = (((size_t)blk * H + h) * bs + off) * hd;
+  c[o + ia] = from_f<T>(a);
+  c[o + ib] = from_f<T>(b);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    upg_splitk_rope_kv_f16(const float *part, int S, float *y, int heads, int H, int hd, __half *kc, __half *vc,
+                           const int *slots, int bs, int interleave, const float *cosT, const float *sinT,
+                           const int *pos, int n) {
+  splitk_rope_kv<__half>(part, S, y, heads, H, hd, kc, vc, slots, bs, interleave, cosT, sinT, pos, n);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    upg_splitk_rope_kv_f32(const float *part, int S, float *y, int heads, int H, int hd, float *kc, float *vc,
+                           const int *slots, int bs, int interleave, const float *cosT, const float *sinT,
+                           const int *pos, int n) {
+  splitk_rope_kv<float>(part, S, y, heads, H, hd, kc, vc, slots, bs, interleave, cosT, sinT, pos, n);
+}
 extern "C" __global__ void __launch_bounds__(256)
     upg_rope_kv_f32(float *q, int qs, int heads, float *k, int ks, const float *v, int vs, float *kc,
                     float *vc, const int *slots, int H, int hd, int bs, int dim, int interleave,
