@@ -1,7 +1,6 @@
 #!/bin/bash
-# One device call for branch next-two = qkv-rope + overlap-sampled (written 2026-12-02 after run 112, merged onto
-# main 7b70d39 with TestGPUSampleAdditive; not yet
-# built or run). qkv-rope: the fused q|k|v projection's split-K sum with rope_kv in it (upg_splitk_rope_kv_*,
+# One device call for branch next-three = next-two (qkv-rope + overlap-sampled) merged onto main 65c55b7 (penalties,
+# logit bias, JSON mode; TestGPUSampleAdditive), 2026-12-02 session 35; not yet built or run. qkv-rope: the fused q|k|v projection's split-K sum with rope_kv in it (upg_splitk_rope_kv_*,
 # kernels/fused.cu; ropeEpilogue in ops.go; the MatMul · Rope · Rope · StoreKV fusion in fuse.go),
 # UPG_CUDA_SPLITK_ROPE=0 compares. overlap-sampled: SampleAsync reads upg_sample's results back asynchronously
 # (rows from page-locked memory), so sampled decoding overlaps too; --no-overlap compares.
