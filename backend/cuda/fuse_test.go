@@ -128,45 +128,53 @@ func TestGPUAttentionRotqMatches(t *testing.T) {
 	}
 }
 
-// TestGPUSplitRopeMatches: the fused projection's split-K sum with rope_kv
-// in it (upg_splitk_rope_kv, UPG_CUDA_SPLITK_ROPE) gives the tokens and
-// logits of the split-K sum followed by upg_rope_kv — the same additions and
-// rotations, so the same bits — with one launch fewer per layer of a step
-// that splits (the prompt's), for a greedy generation of the demo model.
-func TestGPUSplitRopeMatches(t *testing.T) {
+// TestGPUSplitFusionsMatch: the fusions into a split-K sum — the q|k|v
+// projection's with rope_kv (upg_splitk_rope_kv, UPG_CUDA_SPLITK_ROPE) and
+// a residual projection's with the next RMSNorm's rotation
+// (upg_splitk_rms_rotq, UPG_CUDA_SUM_NORM) — leave the demo model's greedy
+// tokens and every logit the same bits as the two launches each replaces,
+// in fewer launches.
+func TestGPUSplitFusionsMatch(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
 	tok, err := ck.Tokenizer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func(was bool) { useSplitRope = was }(useSplitRope)
+	defer func(a, b bool) { useSplitRope, sumNormOn = a, b }(useSplitRope, sumNormOn)
 	prompt := tok.Encode("It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked by a violent gust of wind", true, true)
-	var res [2]genResult
-	var launches [2]int64
-	for i, on := range []bool{false, true} {
-		useSplitRope = on
-		b, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.graphsOn = false
-		res[i] = generate(t, ck, w, b, prompt, 12, true)
-		launches[i] = b.d.launches
-		b.Close()
-	}
-	for i := range res[0].logits {
-		for j, v := range res[0].logits[i] {
-			if res[1].logits[i][j] != v {
-				t.Fatalf("step %d, logit %d: %v fused, %v with two launches", i, j, res[1].logits[i][j], v)
+	for _, f := range []struct {
+		name string
+		on   *bool
+	}{{"splitk_rope_kv", &useSplitRope}, {"splitk_rms_rotq", &sumNormOn}} {
+		t.Run(f.name, func(t *testing.T) {
+			var res [2]genResult
+			var launches [2]int64
+			for i, on := range []bool{false, true} {
+				*f.on = on
+				b, err := New(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.graphsOn = false
+				res[i] = generate(t, ck, w, b, prompt, 12, true)
+				launches[i] = b.d.launches
+				b.Close()
 			}
-		}
-	}
-	if !slices.Equal(res[0].tokens, res[1].tokens) {
-		t.Errorf("tokens: %v fused, %v with two launches", res[1].tokens, res[0].tokens)
-	}
-	t.Logf("%d-token prompt, 12 steps: launches %d -> %d (%d layers)", len(prompt), launches[0], launches[1], ck.Config.Layers)
-	if launches[1] >= launches[0] {
-		t.Errorf("the fused sum did not save a launch (%d -> %d): the prompt's step took no split-K parts", launches[0], launches[1])
+			for i := range res[0].logits {
+				for j, v := range res[0].logits[i] {
+					if res[1].logits[i][j] != v {
+						t.Fatalf("step %d, logit %d: %v fused, %v with two launches", i, j, res[1].logits[i][j], v)
+					}
+				}
+			}
+			if !slices.Equal(res[0].tokens, res[1].tokens) {
+				t.Errorf("tokens: %v fused, %v with two launches", res[1].tokens, res[0].tokens)
+			}
+			t.Logf("%d-token prompt, 12 steps: launches %d -> %d (%d layers)", len(prompt), launches[0], launches[1], ck.Config.Layers)
+			if launches[1] >= launches[0] {
+				t.Errorf("the fused sum did not save a launch (%d -> %d): the prompt's step took no split-K parts", launches[0], launches[1])
+			}
+		})
 	}
 }
