@@ -141,7 +141,8 @@ func TestGPUSplitFusionsMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func(a, b bool) { useSplitRope, sumNormOn = a, b }(useSplitRope, sumNormOn)
+	defer func(a, b bool, u int) { useSplitRope, sumNormOn, splitMinUnits = a, b, u }(useSplitRope, sumNormOn, splitMinUnits)
+	splitMinUnits = 1 // the demo model's q|k|v and o projections (4 units) split too
 	prompt := tok.Encode("It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked by a violent gust of wind", true, true)
 	for _, f := range []struct {
 		name string

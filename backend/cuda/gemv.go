@@ -730,6 +730,10 @@ func (d *Device) mmaSplits(blocks, perSM, U, out int, s *Scratch) int {
 	return S
 }
 
+// splitMinUnits is the fewest units a split-K part takes (tests lower it so
+// that the demo model's 512-column matrices split too).
+var splitMinUnits = 4
+
 // splitMMA picks the split-K parts (1 to maxSplitsOneWave, each ≥ 4 units) for
 // blocks tile blocks of U units on slots resident blocks. The GEMM is
 // latency-bound, so a block's time hardly depends on how many share its SM:
@@ -746,7 +750,7 @@ func splitMMA(blocks, slots, U int) int {
 	}
 	cost := func(S int) int { return (blocks*S + slots - 1) / slots * ((U + S - 1) / S) }
 	best, S := cost(1), 1
-	for z := 2; z <= min(maxSplitsOneWave, splitCap) && U/z >= 4; z++ {
+	for z := 2; z <= min(maxSplitsOneWave, splitCap) && U/z >= splitMinUnits; z++ {
 		if z > maxSplits && blocks*z > slots {
 			break
 		}
