@@ -15,7 +15,8 @@ mkdir -p /work/shared/tokenizers/tiktoken; gunzip -c $C/cl100k.tiktoken.gz > /wo
 (UPG_CUDA_FATBIN=$R/backend/cuda/kernels.fatbin /tmp/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/p.upg > /tmp/synth.txt 2>&1; echo synth rc=$? >> /tmp/synth.txt) &
 SP=$!
 printf '#!/bin/sh\nexec nvcc --threads 5 "$@"\n' > /tmp/nvccw; chmod +x /tmp/nvccw
-NVCC=/tmp/nvccw bash scripts/build-cuda.sh /tmp/kfull > $OUT/fullbuild.txt 2>&1; echo "full build rc=$?"; tail -1 $OUT/fullbuild.txt
+NVCC=/tmp/nvccw bash scripts/build-cuda.sh /tmp/kfull > $OUT/fullbuild.txt 2>&1; rc=$?; echo "full build rc=$rc"; tail -1 $OUT/fullbuild.txt
+if [ $rc != 0 ]; then grep -E "error|Error" $OUT/fullbuild.txt | head -20; kill $SP; exit 1; fi
 grep -E "upg_splitk_rms_rotq|upg_cluster_probe|upg_rms_rotq " $OUT/fullbuild.txt | head -3
 (cd /tmp/kfull && tar cf $OUT/kfull.tar kernels.fatbin kernels.manifest.json)
 export UPG_CUDA_FATBIN=/tmp/kfull/kernels.fatbin
