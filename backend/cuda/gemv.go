@@ -731,8 +731,9 @@ func (d *Device) mmaSplits(blocks, perSM, U, out int, s *Scratch) int {
 }
 
 // splitMinUnits is the fewest units a split-K part takes (tests lower it so
-// that the demo model's 512-column matrices split too).
-var splitMinUnits = 4
+// that the demo model's 512-column matrices split too; UPG_CUDA_SPLIT_MIN_UNITS
+// sets it for measurements).
+var splitMinUnits = envInt("UPG_CUDA_SPLIT_MIN_UNITS", 4)
 
 // splitMMA picks the split-K parts (1 to maxSplitsOneWave, each ≥ 4 units) for
 // blocks tile blocks of U units on slots resident blocks. The GEMM is
