@@ -1,22 +1,32 @@
 #!/bin/bash
-# Diagnostic call (session 35, after run 114): run 114's TestGPUSplitFusionsMatch found the demo model's logits
-# different with upg_splitk_rope_kv when its q|k|v projection splits (UPG_CUDA_SPLIT_MIN_UNITS=1). Which side is
-# wrong, and is it the kernel (TestGPUSplitRopeKV: random parts, bits against the two kernels) or PDL (the fused
-# kernel now launched with it)? Kernels: the committed fatbin (run 114's full build).
+# Device call for branch rope-bits (session 35, after run 114): run 114's end-to-end test, with the demo model's
+# q|k|v projection split (splitMinUnits 1), found upg_splitk_rope_kv's logits different from upg_splitk_sum +
+# upg_rope_kv. Hypothesis: the same expression a·cs − b·sn contracted into FMAs differently in the two kernels
+# (the int8 quantization after attention turns an ulp into visible logit changes). Fix: rope_pair (ops.cu), the
+# products rounded on their own (__fmul_rn/__fsub_rn/__fadd_rn) in upg_rope, rope_kv and splitk_rope_kv.
+# Prediction: TestGPUSplitRopeKV (random parts, bits) and TestGPUSplitRopeMatches pass; speed unchanged
+# (batch 32 with the fusion ~4,640, without ~4,590). sum-rms's fusion is not on this branch (run 114: −1%).
 set -u
 R=$PWD; C=$R/.cuda-carry
 exec > >(tee $OUT/log.txt) 2>&1
-gunzip -c $C/cuda.test.gz > /tmp/cuda.test; chmod +x /tmp/cuda.test
-export UPG_CUDA_FATBIN=$R/backend/cuda/kernels.fatbin
+for b in cuda.test upg; do gunzip -c $C/$b.gz > /tmp/$b; chmod +x /tmp/$b; done
+mkdir -p /work/shared/tokenizers/tiktoken; gunzip -c $C/cl100k.tiktoken.gz > /work/shared/tokenizers/tiktoken/cl100k_base.tiktoken
+(UPG_CUDA_FATBIN=$R/backend/cuda/kernels.fatbin /tmp/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/p.upg > /tmp/synth.txt 2>&1; echo synth rc=$? >> /tmp/synth.txt) &
+SP=$!
+printf '#!/bin/sh\nexec nvcc --threads 5 "$@"\n' > /tmp/nvccw; chmod +x /tmp/nvccw
+NVCC=/tmp/nvccw bash scripts/build-cuda.sh /tmp/kfull > $OUT/fullbuild.txt 2>&1; rc=$?; echo "full build rc=$rc"; tail -1 $OUT/fullbuild.txt
+if [ $rc != 0 ]; then grep -E "error|Error" $OUT/fullbuild.txt | head -20; kill $SP; exit 1; fi
+(cd /tmp/kfull && tar cf $OUT/kfull.tar kernels.fatbin kernels.manifest.json)
+export UPG_CUDA_FATBIN=/tmp/kfull/kernels.fatbin
 cd $R/backend/cuda
 T=/tmp/cuda.test
-echo "== kernel-level, PDL on"; timeout 60 $T -test.run 'TestGPUSplitRopeKV' 2>&1 | grep -E -- "--- FAIL|y\[|cache byte|^(ok|PASS|FAIL)" | head -8
-echo "== kernel-level, PDL off"; UPG_CUDA_PDL=0 timeout 60 $T -test.run 'TestGPUSplitRopeKV' 2>&1 | grep -E -- "--- FAIL|y\[|cache byte|^(ok|PASS|FAIL)" | head -8
-echo "== e2e, PDL on"; timeout 60 $T -test.run 'TestGPUSplitFusionsMatch' -test.v 2>&1 | grep -E -- "fuse_test|--- " | head -8
-echo "== e2e, PDL off"; UPG_CUDA_PDL=0 timeout 60 $T -test.run 'TestGPUSplitFusionsMatch' -test.v 2>&1 | grep -E -- "fuse_test|--- " | head -8
-for s in 1 0; do
-  echo "== against the CPU, every projection split (min units 1), rope in the sum=$s"
-  UPG_CUDA_SPLIT_MIN_UNITS=1 UPG_CUDA_SPLITK_ROPE=$s timeout 90 $T -test.run 'TestGPUGreedyMatchesCPU' -test.v 2>&1 | grep -E "int8 paths|last prompt|--- " | head -6
-done
-echo "== fused against unfused, min units 1"; UPG_CUDA_SPLIT_MIN_UNITS=1 timeout 60 $T -test.run 'TestGPUFusedMatchesUnfused' -test.v 2>&1 | grep -E "fuse_test|--- " | head -6
-echo "== memcheck + racecheck of the kernel test"; timeout 90 compute-sanitizer --tool racecheck $T -test.run 'TestGPUSplitRopeKV/h8_H2' 2>&1 | tail -2
+echo "== the split rope, kernel and end to end"; timeout 60 $T -test.run 'TestGPUSplitRopeKV|TestGPUSplitRopeMatches' -test.v 2>&1 | grep -E -- "--- FAIL|y\[|cache byte|fuse_test|^(ok|PASS|FAIL)" | head -10
+timeout 150 $T -test.run 'TestGPU|TestQueue' -test.v > $OUT/gputests.txt 2>&1; echo "cuda tests rc=$? pass=$(grep -c -- '--- PASS' $OUT/gputests.txt) fail=$(grep -c -- '--- FAIL' $OUT/gputests.txt) skip=$(grep -c -- '--- SKIP' $OUT/gputests.txt)"
+grep -E -- "--- FAIL|int8 paths|fused vs unfused" $OUT/gputests.txt | head -8
+cd $R
+wait $SP; tail -1 /tmp/synth.txt
+B="/tmp/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 512"
+for s in 1 0; do echo "== batch 32 rope-in-sum=$s"; UPG_CUDA_SPLITK_ROPE=$s timeout 50 $B --gen-tokens 32 --batch 32 2>&1 | grep -E "^decode" | head -1; done
+echo "== batch 1"; timeout 50 $B --gen-tokens 64 2>&1 | grep -E "^(prefill|decode)" | head -2
+cd $R/backend/cuda
+timeout 60 compute-sanitizer --tool memcheck $T -test.run 'TestGPUSplitRopeKV|TestGPUSplitRopeMatches' > $OUT/memcheck.txt 2>&1; echo "memcheck rc=$?"; tail -1 $OUT/memcheck.txt

@@ -698,26 +698,6 @@ func (b *Backend) flushThen(then func() error) {
 	}
 }
 
-// runOps launches ops in order; a split-K sum an op leaves pending
-// (sumnorm.go) is launched before the next op unless that op takes it, and
-// at the end (owner thread).
-func (b *Backend) runOps(ops []*queued) error {
-	for _, q := range ops {
-		if b.sc != nil && b.sc.unsummed != nil && !q.takesSum {
-			if err := b.d.flushSum(b.sc); err != nil {
-				return err
-			}
-		}
-		if err := q.run(); err != nil {
-			return err
-		}
-	}
-	if b.sc != nil {
-		return b.d.flushSum(b.sc)
-	}
-	return nil
-}
-
 // run runs a flushed queue (owner thread).
 func (b *Backend) run(ops []*queued, key uint64, capture bool) error {
 	d := b.d
@@ -729,9 +709,11 @@ func (b *Backend) run(ops []*queued, key uint64, capture bool) error {
 			if err := d.beginCapture(); err != nil {
 				return err
 			}
-			if err := b.runOps(ops); err != nil {
-				d.endCapture()
-				return err
+			for _, q := range ops {
+				if err := q.run(); err != nil {
+					d.endCapture()
+					return err
+				}
 			}
 			g, err := d.endCapture()
 			if err != nil {
@@ -749,8 +731,10 @@ func (b *Backend) run(ops []*queued, key uint64, capture bool) error {
 	} else {
 		b.graphs.stats.Eager++
 	}
-	if err := b.runOps(ops); err != nil {
-		return err
+	for _, q := range ops {
+		if err := q.run(); err != nil {
+			return err
+		}
 	}
 	if d.prof != nil {
 		d.prof.tag = b.profTag

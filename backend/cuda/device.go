@@ -43,13 +43,7 @@ type Device struct {
 	trace     *tracer        // TraceEnv's step trace (nil when off); owner thread only
 	sk        streamKBufs    // the stream-K GEMV's partial rows and counters (streamk.go)
 	pdl       bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
-	// clusters: the loaded code has the kernels that run as thread-block
-	// clusters (sm_90 and later; clusterProbe). cluster is the cluster
-	// shape of the launch being made (zero: none), set by withCluster.
-	// Owner thread only.
-	clusters bool
-	cluster  [3]uint32
-	closed   bool
+	closed    bool
 
 	// memCap, when > 0, caps the device memory UPG allocates (MemEnv);
 	// used and sizes count what is allocated (owner thread only).
@@ -71,13 +65,12 @@ func memCapFromEnv() (uint64, error) {
 }
 
 // launchParams is the memory cuLaunchKernel's kernelParams point into,
-// and cuLaunchKernelEx's configuration with its attributes (programmatic
-// serialization, cluster dimension).
+// and cuLaunchKernelEx's configuration with its one attribute.
 type launchParams struct {
-	vals  [maxKernelArgs]uint64
-	ptrs  [maxKernelArgs]uintptr
-	cfg   launchConfig
-	attrs [2]launchAttribute
+	vals [maxKernelArgs]uint64
+	ptrs [maxKernelArgs]uintptr
+	cfg  launchConfig
+	attr launchAttribute
 }
 
 // launchConfig is the driver's CUlaunchConfig (64-bit layout).
@@ -100,13 +93,8 @@ type launchAttribute struct {
 	value [64]byte
 }
 
-// Launch attribute ids: CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
-// (value: an int flag) and CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (value:
-// three unsigned ints x, y, z).
-const (
-	attrProgrammaticStreamSerialization = 6
-	attrClusterDimension                = 4
-)
+// attrProgrammaticStreamSerialization is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const attrProgrammaticStreamSerialization = 6
 
 const maxKernelArgs = 32
 
@@ -539,26 +527,15 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 func (d *Device) cuLaunch(name string, f uintptr, grid, block [3]uint32, smem uint32, pp uintptr) error {
 	p := d.params
 	var r uintptr
-	pdl, cl := d.pdl && pdlKernel(name), d.cluster[0] > 0
-	if pdl || cl {
+	if d.pdl && pdlKernel(name) {
 		// programmatic dependent launch: the kernel may start while the
 		// one before it finishes; it prefetches its weights and then
-		// waits (griddepcontrol.wait) for that kernel's results. A
-		// cluster: its blocks share their shared memory (withCluster)
-		n := 0
-		if pdl {
-			p.attrs[n] = launchAttribute{id: attrProgrammaticStreamSerialization}
-			p.attrs[n].value[0] = 1
-			n++
-		}
-		if cl {
-			p.attrs[n] = launchAttribute{id: attrClusterDimension}
-			*(*[3]uint32)(unsafe.Pointer(&p.attrs[n].value[0])) = d.cluster
-			n++
-		}
+		// waits (griddepcontrol.wait) for that kernel's results
 		c := &p.cfg
 		*c = launchConfig{grid: grid, block: block, smem: smem, stream: d.stream,
-			attrs: uintptr(unsafe.Pointer(&p.attrs[0])), numAttrs: uint32(n)}
+			attrs: uintptr(unsafe.Pointer(&p.attr)), numAttrs: 1}
+		p.attr = launchAttribute{id: attrProgrammaticStreamSerialization}
+		p.attr.value[0] = 1
 		r, _, _ = purego.SyscallN(sym.cuLaunchKernelEx, uintptr(unsafe.Pointer(c)), f, pp, 0)
 	} else {
 		r, _, _ = purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
@@ -640,7 +617,7 @@ const PDLEnv = "UPG_CUDA_PDL"
 // the dense GEMVs and tensor-core GEMMs (which prefetch their first codes
 // before waiting) and the decode step's fused ops.
 func pdlKernel(name string) bool {
-	for _, p := range []string{"upg_gemv_k", "upg_gemm", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f", "upg_attn_gqa", "upg_attn_cascade", "upg_attn_prefill_", "upg_splitk_sum", "upg_argmax", "upg_attn_rotq_", "upg_splitk_rope_kv_", "upg_splitk_rms_rotq"} {
+	for _, p := range []string{"upg_gemv_k", "upg_gemm", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f", "upg_attn_gqa", "upg_attn_cascade", "upg_attn_prefill_", "upg_splitk_sum", "upg_argmax", "upg_attn_rotq_", "upg_splitk_rope_kv_"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

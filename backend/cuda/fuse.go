@@ -13,9 +13,6 @@ import "github.com/upg-ai/upg/backend"
 //	SwiGLU(a, ..) · MatMul(y, a)   -> upg_swiglu_rotq + GEMV
 //	Attention(o, ..) · MatMul(y, o) -> split + upg_combine_rotq + GEMV
 //	MatMul(y, ..) · Add(x, y)      -> GEMV with x += y in its epilogue
-//	MatMul(y, ..) · Add(x, y) · RMSNorm(h, x) · MatMul(.., h)
-//	                               -> GEMM in split-K parts + upg_splitk_rms_rotq
-//	                                  (sumnorm.go; where the GEMM splits)
 //	Rope(q) · Rope(k) · StoreKV(k, v) -> upg_rope_kv
 //	MatMul(qkv, ..) · Rope(q) · Rope(k) · StoreKV(k, v)
 //	                               -> GEMV + upg_splitk_rope_kv (split-K parts
@@ -122,14 +119,10 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 				} else if err := b.d.rotq(g, x, g.C, n, b.sc); err != nil {
 					return err
 				}
-				return b.d.gemvSum(g, y, n, b.sc, res, rope, res != 0)
+				return b.d.gemv(g, y, n, b.sc, res, rope)
 			}
 		}
 		q.run = mm(0, nil)
-		// an RMSNorm's rotation takes the split-K sum its input's
-		// projection left pending (rmsRotq): the queue's runner must not
-		// launch it before this op
-		q.takesSum = fused && l.kind == opRMS
 		if b.fusing(n) && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
 			q.pend = &pend{kind: opMatMul, idx: len(b.ops) - 1, out: y, n: n, cols: g.R,
 				withRes:  func(res DevPtr) func() error { return mm(res, nil) },

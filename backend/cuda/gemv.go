@@ -18,12 +18,7 @@ func (d *Device) LoadKernels() error {
 	if err != nil {
 		return err
 	}
-	return d.Do(func() error {
-		if err := d.loadModule(img); err != nil {
-			return err
-		}
-		return d.clusterProbe()
-	})
+	return d.Do(func() error { return d.loadModule(img) })
 }
 
 // Launch enqueues kernel name after checking the arguments against its
@@ -297,10 +292,6 @@ type Scratch struct {
 	xr, xq, fac  DevPtr
 	part         DevPtr
 	partFloats   int
-	// unsummed, when not nil, is the split-K sum of the parts in part that
-	// the op after their GEMM must launch or take (sum holds it)
-	unsummed *splitSum
-	sum      splitSum
 }
 
 // NewScratch allocates a workspace.
@@ -497,20 +488,9 @@ func (d *Device) swigluThreads(blocks, smem int) int {
 
 // rmsRotq is rmsnorm (x rows of g.C, rows 0..n-1) into h fused with the
 // rotation+quantization of h for g.
-// A split-K sum pending in s (the projection before it) is done in the same
-// launch where sumNorms allows, else launched first.
 func (d *Device) rmsRotq(g *DenseGPU, h, x, w DevPtr, eps float32, n int, s *Scratch) error {
 	if n == 0 {
-		return d.flushSum(s)
-	}
-	if p := s.unsummed; p != nil {
-		if d.sumNorms(g, p, x, n) {
-			s.unsummed = nil
-			return d.splitRmsRotq(g, p, h, x, w, eps, n, s)
-		}
-		if err := d.flushSum(s); err != nil {
-			return err
-		}
+		return nil
 	}
 	return d.rotqLaunch("upg_rms_rotq", rotqThreads, g, n, s, Ptr(x), Ptr(w), F32(eps), Ptr(h))
 }
@@ -551,13 +531,6 @@ func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
 // added to y after). rope, when not nil, runs rope_kv on y after it
 // (ropeEpilogue; inside the split-K sum when there is one).
 func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope *ropeEpilogue) error {
-	return d.gemvSum(g, y, n, s, res, rope, false)
-}
-
-// gemvSum is gemv; with pend, a residual add that takes split-K parts
-// leaves their sum pending in s (Scratch.unsummed: the next op sums them,
-// sumnorm.go) instead of launching upg_splitk_sum.
-func (d *Device) gemvSum(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope *ropeEpilogue, pend bool) error {
 	if (res != 0 || rope != nil) && g.ovK > 0 {
 		return fmt.Errorf("cuda: epilogue with overlay corrections")
 	}
@@ -609,9 +582,6 @@ func (d *Device) gemvSum(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, r
 					return err
 				}
 				roped = true
-			} else if pend && res != 0 && sumNormOn && d.clusters {
-				s.sum = splitSum{part: s.part, y: y, res: res, S: S, n: n, R: g.R}
-				s.unsummed = &s.sum
 			} else if err := d.launchK("upg_splitk_sum", [3]uint32{uint32((n*g.R + 255) / 256), 1, 1}, b256, 0,
 				Ptr(s.part), I32(S), Ptr(y), Ptr(res), I32(n*g.R)); err != nil {
 				return err

@@ -27,9 +27,6 @@ const madeMax = 1 << 16
 type queued struct {
 	run  func() error
 	pend *pend
-	// takesSum: run takes a split-K sum the op before it left pending
-	// (Scratch.unsummed); before any other op the runner launches it
-	takesSum bool
 }
 
 // enqueue hashes an op and its arguments into the key, appends the op kept

@@ -87,8 +87,6 @@ func init() {
 	kernelSig["upg_rope_kv_f32"] = kernelSig["upg_rope_kv_f16"]
 	kernelSig["upg_splitk_rope_kv_f16"] = "part:p S:i y:p heads:i H:i hd:i kc:p vc:p slots:p bs:i interleave:i cosT:p sinT:p pos:p n:i"
 	kernelSig["upg_splitk_rope_kv_f32"] = kernelSig["upg_splitk_rope_kv_f16"]
-	kernelSig["upg_splitk_rms_rotq"] = "part:p S:i N:i y:p x:p w:p eps:f h:p" + rotqTail
-	kernelSig["upg_cluster_probe"] = "out:p"
 	for n, s := range kernelSig {
 		kernelKinds[n] = sigKinds(s)
 	}

@@ -271,8 +271,7 @@ DEVI void rope_kv(float *q, int qs, int heads, float *k, int ks, const float *v,
     const float cs = cosT[(size_t)p * half + i], sn = sinT[(size_t)p * half + i];
     const int ia = il ? 2 * i : i, ib = il ? 2 * i + 1 : i + half;
     const float a = x[ia], b = x[ib];
-    x[ia] = a * cs - b * sn;
-    x[ib] = b * cs + a * sn;
+    rope_pair(a, b, cs, sn, x[ia], x[ib]);
   }
   if (y < heads) return; // uniform per block
   __syncthreads();       // the rotated key, written by other threads, is visible after it
@@ -332,7 +331,8 @@ DEVI void splitk_rope_kv(const float *__restrict__ part, int S, float *__restric
   if (hy < heads + H) { // a query or key head: rotated
     const int p = pos[t];
     const float cs = cosT[(size_t)p * half + j], sn = sinT[(size_t)p * half + j];
-    const float ra = a * cs - b * sn, rb = b * cs + a * sn;
+    float ra, rb;
+    rope_pair(a, b, cs, sn, ra, rb);
     a = ra, b = rb;
   }
   y[i0 + ia] = a;
@@ -362,136 +362,4 @@ extern "C" __global__ void __launch_bounds__(256)
                     float *vc, const int *slots, int H, int hd, int bs, int dim, int interleave,
                     const float *cosT, const float *sinT, const int *pos) {
   rope_kv<float>(q, qs, heads, k, ks, v, vs, kc, vc, slots, H, hd, bs, dim, interleave, cosT, sinT, pos);
-}
-
-// Thread-block clusters (sm_90 and later): the blocks of a cluster read each
-// other's shared memory (distributed shared memory). Kernels built for
-// earlier targets have empty bodies where they use it; upg_cluster_probe
-// tells the Go side which code is loaded, and it launches them only then.
-#if __CUDA_ARCH__ >= 900
-DEVI void cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory"); }
-DEVI void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); }
-// ld_cluster4 reads the float4 at shared address a of the cluster's block rank.
-DEVI float4 ld_cluster4(unsigned a, unsigned rank) {
-  unsigned r;
-  float4 v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(rank));
-  asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "r"(r)
-               : "memory");
-  return v;
-}
-#endif
-
-// upg_cluster_probe writes 1 to *out when the loaded code has the cluster
-// kernels (built for sm_90 or later), else 0. One thread.
-extern "C" __global__ void upg_cluster_probe(int *out) {
-#if __CUDA_ARCH__ >= 900
-  *out = 1;
-#else
-  *out = 0;
-#endif
-}
-
-// upg_splitk_rms_rotq: upg_splitk_sum of a projection's S split-K parts
-// (part: S arrays of N = n·C floats) into y and the residual x (x += y),
-// then upg_rms_rotq of x into h, xq and fac: one launch and one boundary
-// instead of two, and no trip of the summed row through L2 between them.
-// Grid (segments, n) in clusters of (segments, 1, 1) — a token's blocks
-// are one cluster — 256 threads, 8·seg bytes of dynamic shared memory;
-// seg ≤ 1024 and a multiple of 4, C a multiple of 4, segments ≤ 8.
-//
-// Block (s, t) sums its segment's columns of token t (thread j the float4 at
-// column base + 4j: upg_splitk_sum's additions, part by part) and leaves
-// them in shared memory. The row's sum of squares is upg_rms_rotq's:
-// row_sumsq's thread j adds the squares of the row's float4s j, j+256, ..
-// in order, here read from the cluster's blocks, then the same block_sum;
-// so every value written is the same bits as the two kernels'.
-extern "C" __global__ void __launch_bounds__(256)
-    upg_splitk_rms_rotq(const float *__restrict__ part, int S, int N, float *__restrict__ y,
-                        float *__restrict__ x, const float *__restrict__ w, float eps, float *__restrict__ h,
-                        const float *__restrict__ signs, int rb, int gs, int seg, int C, int G, float alpha,
-                        float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
-                        float4 *__restrict__ fac) {
-#if __CUDA_ARCH__ >= 900
-  extern __shared__ float sm[]; // seg floats for rotq_tail, then the segment's sums (seg/4 float4)
-  __shared__ float red[32];
-  float4 *xs = reinterpret_cast<float4 *>(sm + seg);
-  const int t = blockIdx.y, base = blockIdx.x * seg, j = threadIdx.x, q4 = seg / 4;
-  const int c0 = base + 4 * j;
-  const bool mine = j < q4 && c0 < C;
-  // the gain and the signs are weights: read them before the wait
-  float4 wv = make_float4(0.f, 0.f, 0.f, 0.f), sv = make_float4(1.f, 1.f, 1.f, 1.f);
-  if (mine) {
-    wv = *reinterpret_cast<const float4 *>(w + c0);
-    if (signs != nullptr) sv = *reinterpret_cast<const float4 *>(signs + c0);
-  }
-  pdl_wait();
-  pdl_launch();
-  float4 xv = make_float4(0.f, 0.f, 0.f, 0.f);
-  if (mine) {
-    const size_t i = (size_t)t * C + c0;
-    // the residual and the first SPLITK_LOADS parts all loaded before any
-    // is added, then summed in part order (upg_splitk_sum)
-    const float4 r = *reinterpret_cast<const float4 *>(x + i);
-    float4 p[SPLITK_LOADS];
-#pragma unroll
-    for (int z = 0; z < SPLITK_LOADS; z++)
-      p[z] = z < S ? *reinterpret_cast<const float4 *>(part + (size_t)z * N + i) : make_float4(0.f, 0.f, 0.f, 0.f);
-    float4 v = p[0];
-#pragma unroll
-    for (int z = 1; z < SPLITK_LOADS; z++)
-      if (z < S) {
-        v.x += p[z].x;
-        v.y += p[z].y;
-        v.z += p[z].z;
-        v.w += p[z].w;
-      }
-    for (int z = SPLITK_LOADS; z < S; z++) {
-      const float4 q = *reinterpret_cast<const float4 *>(part + (size_t)z * N + i);
-      v.x += q.x;
-      v.y += q.y;
-      v.z += q.z;
-      v.w += q.w;
-    }
-    *reinterpret_cast<float4 *>(y + i) = v;
-    xv = make_float4(r.x + v.x, r.y + v.y, r.z + v.z, r.w + v.w);
-    *reinterpret_cast<float4 *>(x + i) = xv;
-  }
-  if (j < q4) xs[j] = xv;
-  cluster_arrive();
-  cluster_wait(); // every block's segment is in its shared memory
-  trace_mark();   // the segment summed
-  const unsigned xa = (unsigned)__cvta_generic_to_shared(xs);
-  float ss = 0.f;
-  for (int f = j; f < C / 4; f += blockDim.x) {
-    const float4 u = ld_cluster4(xa + 16u * (unsigned)(f % q4), (unsigned)(f / q4));
-    ss += u.x * u.x;
-    ss += u.y * u.y;
-    ss += u.z * u.z;
-    ss += u.w * u.w;
-  }
-  ss = block_sum(ss, red);
-  cluster_arrive(); // done with the other blocks' shared memory
-  trace_mark();     // the row's sum of squares
-  const float inv = (float)(1.0 / sqrt((double)(ss / (float)C + eps)));
-  if (j < q4) {
-    const float xc[4] = {xv.x, xv.y, xv.z, xv.w}, wk[4] = {wv.x, wv.y, wv.z, wv.w}, sg[4] = {sv.x, sv.y, sv.z, sv.w};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-      const int c = c0 + k;
-      float v = 0.f;
-      if (c < C) {
-        v = wk[k] * (xc[k] * inv);
-        h[(size_t)t * C + c] = v;
-        if (signs != nullptr) v *= sg[k];
-      }
-      sm[4 * j + k] = v;
-    }
-  }
-  __syncthreads();
-  rotq_tail(sm, t, base, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq, fac);
-  cluster_wait(); // no block leaves while another may read its shared memory
-#endif
 }

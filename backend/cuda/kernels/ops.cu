@@ -199,6 +199,17 @@ extern "C" __global__ void upg_bias(float *__restrict__ x, const float *__restri
   if (i < width * n) x[i] += b[i % width];
 }
 
+// rope_pair rotates the pair (a, b) by the angle whose cosine and sine are
+// cs and sn: a·cs − b·sn, b·cs + a·sn, each product rounded on its own (the
+// _rn intrinsics are never contracted into an FMA), so every kernel that
+// rotates — upg_rope, rope_kv, splitk_rope_kv — gives the same bits whatever
+// the compiler would fuse in its context (run 114: splitk_rope_kv's and
+// rope_kv's plain expressions did not).
+DEVI void rope_pair(float a, float b, float cs, float sn, float &ra, float &rb) {
+  ra = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
+  rb = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+}
+
 // upg_rope rotates the first dim values of each head of token t's row
 // (x + t·stride) by position pos[t]; cos/sin are [position][dim/2].
 // Grid (n, heads), dim/2 threads (rounded up).
@@ -210,9 +221,7 @@ extern "C" __global__ void upg_rope(float *__restrict__ x, int stride, int hd, i
   float *v = x + (size_t)t * stride + h * hd;
   const float cs = cosT[(size_t)pos[t] * half + i], sn = sinT[(size_t)pos[t] * half + i];
   const int ia = interleave ? 2 * i : i, ib = interleave ? 2 * i + 1 : i + half;
-  const float a = v[ia], b = v[ib];
-  v[ia] = a * cs - b * sn;
-  v[ib] = b * cs + a * sn;
+  rope_pair(v[ia], v[ib], cs, sn, v[ia], v[ib]);
 }
 
 template <typename T> DEVI T from_f(float v);
