@@ -79,6 +79,7 @@ type Backend struct {
 	// page-locked halves of their own
 	prev     prevTokens
 	results  *pinned
+	smpStage *pinned // SampleAsync's sampling rows go up from here
 	oldRings []*pinned
 	steps    []*stepBuf
 }
@@ -241,7 +242,7 @@ func (b *Backend) Close() {
 		for _, s := range b.steps {
 			b.d.freePinned(s.stage)
 		}
-		for _, p := range append(b.oldRings, b.results) {
+		for _, p := range append(b.oldRings, b.results, b.smpStage) {
 			b.d.freePinned(p)
 		}
 		return nil

@@ -140,14 +140,20 @@ func (b *Backend) DeviceTokens(table backend.Weight) bool {
 }
 
 // SampleAsync implements backend.Pipeliner. Greedy requests without a
-// repetition penalty or log-probabilities (the argmax kernel) come back by
-// an asynchronous copy the returned function waits for; any other step is
+// repetition penalty or log-probabilities (the argmax kernel), and sampled
+// ones without a penalty or the most likely tokens' log-probabilities
+// (upg_sample, its rows uploaded from page-locked memory), come back by an
+// asynchronous copy the returned function waits for; any other step is
 // sampled as Sample does, before SampleAsync returns.
 func (b *Backend) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.SampleRequest) (backend.SampleWait, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := len(reqs)
-	if !plainRequests(reqs) || hostSample || n == 0 {
+	plain := plainRequests(reqs)
+	if !plain && !hostSample && n > 0 && asyncRequests(reqs) {
+		return b.sampleAsync(logits, vocab, reqs)
+	}
+	if !plain || hostSample || n == 0 {
 		res := make([]backend.SampleResult, n)
 		if err := b.sample(logits, vocab, reqs, res); err != nil {
 			return nil, err
@@ -169,14 +175,59 @@ func (b *Backend) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.S
 	if err != nil {
 		return nil, err
 	}
+	return b.readAsync(ids, 4*n, n, func(out []byte, dst []backend.SampleResult) error {
+		tokensFrom(out, dst[:n])
+		return nil
+	})
+}
+
+// sampleAsync is SampleAsync's upg_sample path: the n token ids and their
+// log-probabilities come back together.
+func (b *Backend) sampleAsync(logits backend.Buffer, vocab int, reqs []backend.SampleRequest) (backend.SampleWait, error) {
+	n := len(reqs)
+	lb := bufOf(logits)
+	if n*vocab > lb.n {
+		return nil, fmt.Errorf("cuda: %d sample requests for %d logits rows of %d", n, lb.n/max(vocab, 1), vocab)
+	}
+	tp, err := b.queueSample(lb.p, vocab, reqs, true)
+	if err != nil {
+		return nil, err
+	}
+	reqs = append([]backend.SampleRequest(nil), reqs...) // the caller may reuse its slice before the wait
+	return b.readAsync(tp, 8*n, n, func(out []byte, dst []backend.SampleResult) error {
+		return b.sampled(out, lb.p, vocab, reqs, dst)
+	})
+}
+
+// asyncRequests reports whether upg_sample can answer reqs without the
+// host: no repetition penalty (its tokens' history goes up with the rows,
+// and a step queued on device tokens lacks the last one), no additive
+// adjustment (logit bias, frequency or presence penalty: sampled on the
+// host) and no request for the most likely tokens' log-probabilities
+// (their rows come back).
+func asyncRequests(reqs []backend.SampleRequest) bool {
+	for _, r := range reqs {
+		if o := r.Sampler.Options(); o.Penalizes() || o.Adds() || r.TopLogprobs > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// readAsync flushes the queued step with an asynchronous copy of bytes
+// bytes at src (n rows' tokens first) into the page-locked results ring,
+// records that those n token ids are the ones a PrevTokens step takes, and
+// returns the function that waits for the copy and parses it.
+func (b *Backend) readAsync(src DevPtr, bytes, n int, parse func(out []byte, dst []backend.SampleResult) error) (backend.SampleWait, error) {
+	ids := src
 	d := b.d
 	var ring *pinned
 	var k int
 	b.flushThen(func() error {
-		if b.results == nil || b.results.bytes < 4*n {
+		if b.results == nil || b.results.bytes < bytes {
 			// a larger ring for a larger step; the old one's halves may
 			// still be waited for: it is freed at Close
-			p, err := d.newPinned(4 * max(n, 256))
+			p, err := d.newPinned(max(bytes, 2048))
 			if err != nil {
 				return err
 			}
@@ -190,7 +241,7 @@ func (b *Backend) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.S
 		if k, err = d.take(ring); err != nil {
 			return err
 		}
-		if err := call("cuMemcpyDtoHAsync", sym.cuMemcpyDtoHAsync, uintptr(ring.buf[k]), uintptr(ids), uintptr(4*n), d.stream); err != nil {
+		if err := call("cuMemcpyDtoHAsync", sym.cuMemcpyDtoHAsync, uintptr(ring.buf[k]), uintptr(src), uintptr(bytes), d.stream); err != nil {
 			return err
 		}
 		return d.done(ring, k)
@@ -209,9 +260,33 @@ func (b *Backend) SampleAsync(logits backend.Buffer, vocab int, reqs []backend.S
 			b.host.wait += time.Since(began)
 			b.mu.Unlock()
 		}
-		tokensFrom(unsafe.Slice((*byte)(ring.buf[k]), 4*n), dst[:n])
-		return nil
+		return parse(unsafe.Slice((*byte)(ring.buf[k]), bytes), dst)
 	}, nil
+}
+
+// stageRows copies h to dst in stream order through the backend's
+// page-locked sampling halves (owner thread): SampleAsync's rows.
+func (b *Backend) stageRows(dst DevPtr, h []byte) error {
+	d := b.d
+	if b.smpStage == nil || b.smpStage.bytes < len(h) {
+		p, err := d.newPinned(max(len(h), 4096))
+		if err != nil {
+			return err
+		}
+		if b.smpStage != nil {
+			b.oldRings = append(b.oldRings, b.smpStage)
+		}
+		b.smpStage = p
+	}
+	k, err := d.take(b.smpStage)
+	if err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(b.smpStage.buf[k]), len(h)), h)
+	if err := call("cuMemcpyHtoDAsync", sym.cuMemcpyHtoDAsync, uintptr(dst), uintptr(b.smpStage.buf[k]), uintptr(len(h)), d.stream); err != nil {
+		return err
+	}
+	return d.done(b.smpStage, k)
 }
 
 // plainRequests reports whether every request is greedy on the logits as

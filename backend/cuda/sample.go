@@ -166,6 +166,25 @@ func (b *Backend) queueArgmax(lp DevPtr, vocab, n int) (DevPtr, error) {
 // many tokens are penalized), so the step's graph replays.
 func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
 	n := len(reqs)
+	tp, err := b.queueSample(lp, vocab, reqs, false)
+	if err != nil {
+		return err
+	}
+	out := b.sampleOut(8 * n)
+	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), tp, 8*n) })
+	if b.err != nil {
+		return b.err
+	}
+	return b.sampled(out, lp, vocab, reqs, res)
+}
+
+// queueSample uploads the requests' rows (and penalized tokens) at the next
+// flush, after the step's own upload and before its graph — synchronously,
+// or from page-locked memory in stream order when async — and queues
+// upg_sample; the n token ids, then their n log-probabilities, will be at
+// the returned address.
+func (b *Backend) queueSample(lp DevPtr, vocab int, reqs []backend.SampleRequest, async bool) (DevPtr, error) {
+	n := len(reqs)
 	hist := b.smpHist[:0]
 	F := 48 * n
 	if cap(b.smpHost) < F {
@@ -190,21 +209,24 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 		b.smpHc *= 2
 	}
 	if err := b.ensure(&b.smp, &b.smpSize, int64(F+8*b.smpHc), "sampling"); err != nil {
-		return err
+		return 0, err
 	}
 	h = append(h, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(hist))), 4*H)...)
 	b.smpHost = h[:0]
-	// The rows go up at the flush below, after the step's own upload and
-	// before its graph, in the one Do that also reads the tokens back.
-	if prev, smp := b.upload, b.smp; prev != nil {
+	smp := b.smp
+	up := func() error { return b.d.htod(smp, unsafe.Pointer(&h[0]), len(h)) }
+	if async {
+		up = func() error { return b.stageRows(smp, h) }
+	}
+	if prev := b.upload; prev != nil {
 		b.upload = func() error {
 			if err := prev(); err != nil {
 				return err
 			}
-			return b.d.htod(smp, unsafe.Pointer(&h[0]), len(h))
+			return up()
 		}
 	} else {
-		b.upload = func() error { return b.d.htod(smp, unsafe.Pointer(&h[0]), len(h)) }
+		b.upload = up
 	}
 	rp := b.smp
 	tp := rp + DevPtr(sampleRowBytes*n)
@@ -214,11 +236,14 @@ func (b *Backend) sampleTokens(lp DevPtr, vocab int, reqs []backend.SampleReques
 	if q := b.enqueue(opSample, uint64(lp), uint64(vocab), uint64(rp), uint64(n), uint64(b.smpHc)); q.run == nil {
 		q.run = func() error { return b.d.sample(lp, vocab, rp, hp, sp, tp, op, n) }
 	}
-	out := b.sampleOut(8 * n)
-	b.flushThen(func() error { return b.d.dtoh(unsafe.Pointer(&out[0]), tp, 8*n) })
-	if b.err != nil {
-		return b.err
-	}
+	return tp, nil
+}
+
+// sampled turns upg_sample's outputs read back (n token ids, then n
+// log-probabilities) into res; a request for the k > 0 most likely tokens
+// reads its row of logits back.
+func (b *Backend) sampled(out []byte, lp DevPtr, vocab int, reqs []backend.SampleRequest, res []backend.SampleResult) error {
+	n := len(reqs)
 	var row []float32
 	for i, r := range reqs {
 		tok := int(int32(binary.LittleEndian.Uint32(out[4*i:])))
