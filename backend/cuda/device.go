@@ -617,7 +617,7 @@ const PDLEnv = "UPG_CUDA_PDL"
 // the dense GEMVs and tensor-core GEMMs (which prefetch their first codes
 // before waiting) and the decode step's fused ops.
 func pdlKernel(name string) bool {
-	for _, p := range []string{"upg_gemv_k", "upg_gemm", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f", "upg_attn_gqa", "upg_attn_cascade", "upg_attn_prefill_", "upg_splitk_sum", "upg_argmax"} {
+	for _, p := range []string{"upg_gemv_k", "upg_gemm", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f", "upg_attn_gqa", "upg_attn_cascade", "upg_attn_prefill_", "upg_splitk_sum", "upg_argmax", "upg_attn_rotq_"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}

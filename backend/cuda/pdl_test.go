@@ -3,6 +3,9 @@
 package cuda
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -55,12 +58,113 @@ func TestPDLKernels(t *testing.T) {
 			other = append(other, n)
 		}
 	}
-	want := "upg_argmax upg_attn_cascade_gqa2_h128 upg_attn_cascade_gqa2_h64 upg_attn_cascade_gqa4_h128 upg_attn_cascade_gqa4_h64 upg_attn_cascade_gqa8_h128 upg_attn_cascade_gqa8_h64 upg_attn_f16 upg_attn_f32 upg_attn_gqa2_f16 upg_attn_gqa2_f32 upg_attn_gqa2_tc upg_attn_gqa4_f16 upg_attn_gqa4_f32 upg_attn_gqa4_tc upg_attn_gqa8_f16 upg_attn_gqa8_f32 upg_attn_gqa8_tc upg_attn_prefill_f16 upg_attn_prefill_f32 upg_attn_prefill_tc128 upg_attn_prefill_tc64 upg_combine_rotq upg_rms_rotq upg_rope_kv_f16 upg_rope_kv_f32 upg_rotq upg_splitk_sum upg_swiglu_rotq"
+	want := "upg_argmax upg_attn_cascade_gqa2_h128 upg_attn_cascade_gqa2_h64 upg_attn_cascade_gqa4_h128 upg_attn_cascade_gqa4_h64 upg_attn_cascade_gqa8_h128 upg_attn_cascade_gqa8_h64 upg_attn_f16 upg_attn_f32 upg_attn_gqa2_f16 upg_attn_gqa2_f32 upg_attn_gqa2_tc upg_attn_gqa4_f16 upg_attn_gqa4_f32 upg_attn_gqa4_tc upg_attn_gqa8_f16 upg_attn_gqa8_f32 upg_attn_gqa8_tc upg_attn_prefill_f16 upg_attn_prefill_f32 upg_attn_prefill_tc128 upg_attn_prefill_tc64 upg_attn_rotq_f16 upg_attn_rotq_f32 upg_combine_rotq upg_rms_rotq upg_rope_kv_f16 upg_rope_kv_f32 upg_rotq upg_splitk_sum upg_swiglu_rotq"
 	// 36 row-group GEMVs (k2, k3, k4, k4l, k8, k8l × 3 group widths × t1, t8),
 	// 5 two-token ones (k2 × 3, k3 g1 and g2) and 12 stream-K ones (k2, k3,
 	// k4, k4l × 3); 36 tensor-core GEMMs (k2,
 	// k3, k4, k4l × 3 group widths × 64-, 32- and 16-token tiles)
 	if strings.Join(other, " ") != want || gemv != 53 || gemm != 36 {
 		t.Errorf("PDL kernels: %d dense GEMVs (want 53), %d GEMMs (want 36) and %v (want %s)", gemv, gemm, other, want)
+	}
+}
+
+// TestPDLKernelsWait is TestPDLKernels the other way round: every kernel
+// whose body, or a device function it calls (transitively), waits with
+// pdl_wait() must be launched with programmatic dependent launch, or its
+// wait is a no-op and it starts only after the kernel before it has ended
+// (upg_splitk_rope_kv_* was written so and launched without it); and every
+// kernel pdlKernel names must wait.
+func TestPDLKernelsWait(t *testing.T) {
+	files, _ := filepath.Glob("kernels/*.cu")
+	if len(files) == 0 {
+		t.Fatal("no kernels/*.cu")
+	}
+	bodies := map[string]string{} // device functions and kernels by name
+	kernels := map[string]bool{}
+	bounds := regexp.MustCompile(`__launch_bounds__\([^)]*\)`)
+	defRE := regexp.MustCompile(`extern "C" __global__|\bDEVI\b|__device__`)
+	ident := regexp.MustCompile(`(\w+)\s*$`)
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := bounds.ReplaceAllStringFunc(string(src), func(m string) string { return strings.Repeat(" ", len(m)) })
+		for _, m := range defRE.FindAllStringIndex(s, -1) {
+			if strings.HasPrefix(s[max(0, m[0]-8):m[0]], "#define ") {
+				continue
+			}
+			paren := strings.IndexByte(s[m[1]:], '(')
+			if paren < 0 {
+				continue
+			}
+			paren += m[1]
+			id := ident.FindStringSubmatch(s[m[1]:paren])
+			if id == nil || strings.ContainsAny(s[m[1]:paren], ";{}") {
+				continue
+			}
+			// the parameter list, then a body or a declaration's ';'
+			i, depth := paren, 0
+			for ; i < len(s); i++ {
+				if s[i] == '(' {
+					depth++
+				} else if s[i] == ')' {
+					if depth--; depth == 0 {
+						break
+					}
+				}
+			}
+			rest := strings.TrimLeft(s[i+1:], " \t\n")
+			if !strings.HasPrefix(rest, "{") {
+				continue
+			}
+			open := len(s) - len(rest)
+			depth = 0
+			for j := open; j < len(s); j++ {
+				if s[j] == '{' {
+					depth++
+				} else if s[j] == '}' {
+					if depth--; depth == 0 {
+						bodies[id[1]] += s[open : j+1]
+						break
+					}
+				}
+			}
+			if strings.HasPrefix(s[m[0]:m[1]], "extern") {
+				kernels[id[1]] = true
+			}
+		}
+	}
+	waits := map[string]bool{}
+	for changed := true; changed; {
+		changed = false
+		for name, body := range bodies {
+			if waits[name] {
+				continue
+			}
+			w := strings.Contains(body, "pdl_wait()")
+			for callee := range waits {
+				if !w && callee != name && regexp.MustCompile(`\b`+callee+`\s*[(<]`).MatchString(body) {
+					w = true
+				}
+			}
+			if w && name != "pdl_wait" {
+				waits[name], changed = true, true
+			}
+		}
+	}
+	checked := 0
+	for name := range kernelSig {
+		if !kernels[name] {
+			t.Errorf("kernel %s has a signature but no definition in kernels/*.cu", name)
+			continue
+		}
+		checked++
+		if waits[name] != pdlKernel(name) {
+			t.Errorf("kernel %s: waits with pdl_wait %v, launched with PDL %v", name, waits[name], pdlKernel(name))
+		}
+	}
+	if checked < 100 {
+		t.Errorf("checked %d kernels: the definitions were not found", checked)
 	}
 }
