@@ -32,7 +32,7 @@ message stays) and a note says so on stderr. On a terminal, lines can be
 edited and recalled (arrow keys), and each answer's speed is shown.
 Commands: /help, /set NAME VALUE (temperature, top-k, top-p, min-p,
 repeat-penalty, frequency-penalty, presence-penalty, seed, max-tokens,
-format json|text; /set alone shows them), /clear (or /reset) forgets the
+format json|text|SCHEMA-FILE; /set alone shows them), /clear (or /reset) forgets the
 conversation, /exit (or Ctrl-D) quits. A line """ starts a
 message of several lines, ended by another """. Ctrl-C stops the current
 answer.`,
@@ -125,7 +125,7 @@ const chatHelp = `commands:
   /help               this text
   /set                show the sampling settings
   /set NAME VALUE     change one: temperature, top-k, top-p, min-p, repeat-penalty, frequency-penalty,
-                      presence-penalty, seed, max-tokens, format (json or text)
+                      presence-penalty, seed, max-tokens, format (json, text or a JSON Schema file)
   /clear, /reset      forget the conversation (the system message stays)
   /exit, /quit, /bye  quit (Ctrl-D too)
   """                 start or end a message of several lines

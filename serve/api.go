@@ -220,6 +220,7 @@ type params struct {
 	logitBias    map[int]float32 // token id → bias; ids checked against the vocabulary by request
 	n            int             // choices: sequences generated for the request
 	json         bool            // response_format json_object: the output is one JSON object
+	schema       json.RawMessage // response_format json_schema's schema: the output is one value it accepts
 }
 
 // MaxStops is the most stop strings a request may give.
@@ -340,13 +341,24 @@ func (c *common) validate() (params, *apiError) {
 	if rf := c.ResponseFormat; rf != nil {
 		switch rf.Type {
 		case "", "text":
-		case "json_object":
+		case "json_object", "json_schema":
 			if p.ignoreEOS {
-				return p, invalid("ignore_eos", "ignore_eos cannot be combined with response_format json_object: the object's end ends the text")
+				return p, invalid("ignore_eos", "ignore_eos cannot be combined with response_format %s: the value's end ends the text", rf.Type)
 			}
-			p.json = true
+			if rf.Type == "json_object" {
+				p.json = true
+				break
+			}
+			var js struct {
+				Name   string          `json:"name"`
+				Schema json.RawMessage `json:"schema"`
+			}
+			if err := json.Unmarshal(rf.JSONSchema, &js); err != nil || isNullOrEmpty(js.Schema) {
+				return p, invalid("response_format", "response_format json_schema needs json_schema.schema, a JSON Schema object")
+			}
+			p.schema = js.Schema
 		default:
-			return p, unsupported("response_format", "response_format %q is not supported by this server (\"text\" and \"json_object\" are)", rf.Type)
+			return p, unsupported("response_format", "response_format %q is not supported by this server (\"text\", \"json_object\" and \"json_schema\" are)", rf.Type)
 		}
 	}
 	return p, nil
