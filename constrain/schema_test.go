@@ -43,7 +43,7 @@ func TestSchemaValid(t *testing.T) {
 		`{"name":"","age":0,"height":0,"role":3,"tags":[],"pets":[{"kind":"cat","ok":true}],"id":0}`,
 	}
 	bad := []string{
-		`{"age":36,"name":"Ada","height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`, // order
+		`{"age":36,"name":"Ada","height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,   // order
 		`{"name":"Ada","age":36.5,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`, // integer
 		`{"name":"Ada","age":36,"height":1.7,"role":"root","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,    // enum
 		`{"name":"Ada","age":36,"height":1.7,"role":"admin","tags":["a","b","c","d"],"pets":[{"kind":"cat","ok":true}],"id":7}`,
