@@ -36,8 +36,9 @@ type Schema struct {
 	free   []bool // the state loops on every byte of a string's plain content
 }
 
-// MaxSchemaStates bounds the automaton a schema compiles to.
-const MaxSchemaStates = 20000
+// MaxSchemaStates bounds the automaton a schema compiles to (1 KiB a
+// state: 16 MiB at most; a schema of seven properties takes ~1,400).
+const MaxSchemaStates = 16384
 
 // MaxItemsBound is the largest minItems or maxItems a schema may set.
 const MaxItemsBound = 64
@@ -65,6 +66,9 @@ func NewSchema(v *JSON, schema []byte) (*Schema, error) {
 	}
 	return s, nil
 }
+
+// States is the size of the schema's automaton (1 KiB of tables a state).
+func (s *Schema) States() int { return len(s.trans) }
 
 // NewMatcher implements sample.Constraint.
 func (s *Schema) NewMatcher() sample.Matcher {
@@ -348,20 +352,36 @@ func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
 	if ap := kw["additionalProperties"]; ap != nil && ap.kind != 'b' {
 		return frag{}, fmt.Errorf("%s.additionalProperties: only true or false is supported", path)
 	}
-	if c := kw["const"]; c != nil {
-		return a.literal(c, path+".const")
-	}
-	if e := kw["enum"]; e != nil {
-		if e.kind != 'a' || len(e.arr) == 0 {
-			return frag{}, fmt.Errorf("%s.enum: want a non-empty array", path)
+	n := 0
+	for _, k := range []string{"const", "enum", "anyOf"} {
+		if kw[k] != nil {
+			n++
 		}
-		fs := make([]frag, 0, len(e.arr))
-		for i, v := range e.arr {
-			f, err := a.literal(v, fmt.Sprintf("%s.enum[%d]", path, i))
+	}
+	if n > 1 {
+		return frag{}, fmt.Errorf("%s: const, enum and anyOf together are not supported (one of them)", path)
+	}
+	if c, e := kw["const"], kw["enum"]; c != nil || e != nil {
+		vals, what := []*onode{c}, path+".const"
+		if e != nil {
+			if e.kind != 'a' || len(e.arr) == 0 {
+				return frag{}, fmt.Errorf("%s.enum: want a non-empty array", path)
+			}
+			vals, what = e.arr, path+".enum"
+		}
+		var fs []frag
+		for _, v := range vals {
+			if t := kw["type"]; t != nil && !v.hasType(t) {
+				continue // a value the type excludes: never written
+			}
+			f, err := a.literal(v, what)
 			if err != nil {
 				return frag{}, err
 			}
 			fs = append(fs, f)
+		}
+		if len(fs) == 0 {
+			return frag{}, fmt.Errorf("%s: no value of the type %s", what, t2s(kw["type"]))
 		}
 		return a.alt(fs...), nil
 	}
@@ -725,6 +745,60 @@ func decodeOrdered(dec *json.Decoder, depth int) (*onode, error) {
 		return &onode{kind: 'z'}, nil
 	}
 	return nil, fmt.Errorf("unexpected %v", tok)
+}
+
+// hasType reports whether value n is of a type schema keyword t names (a
+// string or an array of strings).
+func (n *onode) hasType(t *onode) bool {
+	names := []*onode{t}
+	if t.kind == 'a' {
+		names = t.arr
+	}
+	for _, x := range names {
+		if x.kind != 's' {
+			continue
+		}
+		switch x.str {
+		case "string":
+			if n.kind == 's' {
+				return true
+			}
+		case "number":
+			if n.kind == 'n' {
+				return true
+			}
+		case "integer":
+			if n.kind == 'n' && !strings.ContainsAny(n.str, ".eE") {
+				return true
+			}
+		case "boolean":
+			if n.kind == 'b' {
+				return true
+			}
+		case "null":
+			if n.kind == 'z' {
+				return true
+			}
+		case "object":
+			if n.kind == 'o' {
+				return true
+			}
+		case "array":
+			if n.kind == 'a' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// t2s is a type keyword's JSON text.
+func t2s(t *onode) string {
+	var b strings.Builder
+	if t != nil {
+		_ = t.write(&b)
+	}
+	return b.String()
 }
 
 // count is n's value as a non-negative integer, if it is one.

@@ -87,6 +87,7 @@ func TestSchemaValid(t *testing.T) {
 		{`{"type":"array","items":{"type":"null"},"maxItems":0}`, []string{"[]", "[ ]"}, []string{"[null]"}},
 		{`{"type":"object","properties":{}}`, []string{"{}", "{ }"}, []string{`{"a":1}`}},
 		{`{"enum":[{"a":[1,"<"]}, 2.50]}`, []string{`{"a":[1,"<"]}`, `2.50`}, []string{`{"a":[1,"\u003c"]}`, `2.5`}},
+		{`{"type":["integer","null"],"enum":[1, 1.5, "x", null]}`, []string{"1", "null"}, []string{"1.5", `"x"`}},
 	} {
 		s := mustSchema(t, c.schema)
 		for _, g := range c.good {
@@ -120,6 +121,8 @@ func TestSchemaErrors(t *testing.T) {
 		{`{"type":"string"} {}`, "more than one"},
 		{`{"type":`, "schema:"},
 		{`{"enum":[]}`, "enum"},
+		{`{"type":"string","enum":[1,2]}`, `no value of the type "string"`},
+		{`{"const":1,"enum":[1]}`, "together"},
 		{`{"type":"object","properties":{"a":{"type":"integer"}},"additionalProperties":{"type":"string"}}`, "additionalProperties"},
 		{`{"type":"string","type":"integer"}`, "twice"},
 		{strings.Repeat(`{"type":"array","items":`, 40) + `{"type":"null"}` + strings.Repeat("}", 40), "deeper"},

@@ -102,6 +102,8 @@ type Engine struct {
 	json     *constrain.JSON
 	schemaMu sync.Mutex
 	schemas  map[string]*constrain.Schema // compiled JSON schemas by their text (Schema)
+	// schemaStates counts the kept schemas' automaton states
+	schemaStates int
 }
 
 // JSON is the constraint that keeps a sequence's output one JSON object
@@ -125,14 +127,15 @@ func (e *Engine) JSON() *constrain.JSON {
 	return e.json
 }
 
-// maxSchemas bounds the compiled schemas an engine keeps.
-const maxSchemas = 32
+// maxSchemaStates bounds the automata of the compiled schemas an engine
+// keeps (1 KiB a state: 64 MiB).
+const maxSchemaStates = 1 << 16
 
 // Schema is the constraint that keeps a sequence's output one JSON value
 // that schema (JSON Schema text) accepts (constrain.NewSchema; OpenAI's
 // response_format json_schema), for this engine's vocabulary. Compiled
-// schemas are kept by their text (up to maxSchemas); safe for concurrent
-// use. The error names what the schema uses that is not supported.
+// schemas are kept by their text (up to maxSchemaStates states in all:
+// past it the cache starts over); safe for concurrent use. The error names what the schema uses that is not supported.
 func (e *Engine) Schema(schema []byte) (*constrain.Schema, error) {
 	j := e.JSON()
 	key := string(schema)
@@ -147,10 +150,13 @@ func (e *Engine) Schema(schema []byte) (*constrain.Schema, error) {
 		return nil, err
 	}
 	e.schemaMu.Lock()
-	if e.schemas == nil || len(e.schemas) >= maxSchemas {
-		e.schemas = map[string]*constrain.Schema{}
+	if e.schemas == nil || e.schemaStates+s.States() > maxSchemaStates {
+		e.schemas, e.schemaStates = map[string]*constrain.Schema{}, 0
 	}
-	e.schemas[key] = s
+	if _, ok := e.schemas[key]; !ok {
+		e.schemas[key] = s
+		e.schemaStates += s.States()
+	}
 	e.schemaMu.Unlock()
 	return s, nil
 }
