@@ -135,7 +135,8 @@ const maxSchemaStates = 1 << 16
 // that schema (JSON Schema text) accepts (constrain.NewSchema; OpenAI's
 // response_format json_schema), for this engine's vocabulary. Compiled
 // schemas are kept by their text (up to maxSchemaStates states in all:
-// past it the cache starts over); safe for concurrent use. The error names what the schema uses that is not supported.
+// past it the cache starts over); safe for concurrent use. The error names
+// what the schema uses that is not supported.
 func (e *Engine) Schema(schema []byte) (*constrain.Schema, error) {
 	j := e.JSON()
 	key := string(schema)

@@ -349,8 +349,7 @@ func (c *common) validate() (params, *apiError) {
 				p.json = true
 				break
 			}
-			var js struct {
-				Name   string          `json:"name"`
+			var js struct { // its name, description and strict are accepted as they are
 				Schema json.RawMessage `json:"schema"`
 			}
 			if err := json.Unmarshal(rf.JSONSchema, &js); err != nil || isNullOrEmpty(js.Schema) {
