@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/upg-ai/upg/internal/testutil"
+	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/tokenizer"
 )
 
@@ -391,34 +392,11 @@ func FuzzSchema(f *testing.F) {
 //
 //	go test ./constrain -run XXX -bench SchemaMask
 func BenchmarkSchemaMask(b *testing.B) {
-	tok, err := tokenizer.Load(cl100k)
-	if err != nil {
-		b.Skipf("cl100k vocabulary: %v", err)
-	}
-	n := tok.VocabSize()
-	s, err := NewSchema(NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS()), []byte(personSchema))
-	if err != nil {
-		b.Fatal(err)
-	}
-	logits := make([]float32, n)
-	for _, c := range []struct{ name, text string }{
-		{"start", ""}, {"string", `{"name": "Ada Love`}, {"after-integer", `{"name": "Ada", "age": 36`}, {"after-colon", `{"name": "Ada", "age":`},
-	} {
-		gen := tok.Encode(c.text, false, false)
-		b.Run(c.name, func(b *testing.B) {
-			m := s.NewMatcher()
-			for b.Loop() {
-				m.Mask(gen, logits)
-			}
-			clear(logits)
-			m.Mask(gen, logits)
-			kept := 0
-			for _, v := range logits {
-				if !math.IsInf(float64(v), -1) {
-					kept++
-				}
-			}
-			b.ReportMetric(float64(kept), "tokens-kept")
-		})
-	}
+	benchMasks(b, func(j *JSON) sample.Constraint {
+		s, err := NewSchema(j, []byte(personSchema))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}, [][2]string{{"start", ""}, {"string", `{"name": "Ada Love`}, {"after-integer", `{"name": "Ada", "age": 36`}, {"after-colon", `{"name": "Ada", "age":`}})
 }

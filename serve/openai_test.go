@@ -408,8 +408,15 @@ func TestOpenAIGoJSONMode(t *testing.T) {
 		}
 		t.Logf("choice %d: %s: %.100q", i, ch.FinishReason, text)
 	}
-	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(100),
-		Temperature: openai.Float(0.7), Seed: openai.Int(5), ResponseFormat: jsonObject})
+	sameStreamed(t, c, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(100),
+		Temperature: openai.Float(0.7), Seed: openai.Int(5), ResponseFormat: jsonObject}, res.Choices[0].Message.Content)
+}
+
+// sameStreamed checks that the chat completion p, streamed, has the text
+// want (the first choice's, not streamed).
+func sameStreamed(t *testing.T, c openai.Client, p openai.ChatCompletionNewParams, want string) {
+	t.Helper()
+	stream := c.Chat.Completions.NewStreaming(context.Background(), p)
 	acc := openai.ChatCompletionAccumulator{}
 	for stream.Next() {
 		acc.AddChunk(stream.Current())
@@ -417,8 +424,8 @@ func TestOpenAIGoJSONMode(t *testing.T) {
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := acc.Choices[0].Message.Content; got != res.Choices[0].Message.Content {
-		t.Errorf("streamed %q\nnot streamed %q", got, res.Choices[0].Message.Content)
+	if got := acc.Choices[0].Message.Content; got != want {
+		t.Errorf("streamed %q\nnot streamed %q", got, want)
 	}
 }
 
@@ -491,18 +498,8 @@ func TestOpenAIGoJSONSchema(t *testing.T) {
 			t.Errorf("choice %d (%s): not the schema's: %q", i, ch.FinishReason, text)
 		}
 	}
-	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(60),
-		Temperature: openai.Float(0.8), Seed: openai.Int(3), ResponseFormat: format})
-	acc := openai.ChatCompletionAccumulator{}
-	for stream.Next() {
-		acc.AddChunk(stream.Current())
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if got := acc.Choices[0].Message.Content; got != res.Choices[0].Message.Content {
-		t.Errorf("streamed %q\nnot streamed %q", got, res.Choices[0].Message.Content)
-	}
+	sameStreamed(t, c, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(60),
+		Temperature: openai.Float(0.8), Seed: openai.Int(3), ResponseFormat: format}, res.Choices[0].Message.Content)
 	bad := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
 		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "user", Schema: map[string]any{"type": "string", "pattern": "^a+$"}}}}
 	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, ResponseFormat: bad})
