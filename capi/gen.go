@@ -75,17 +75,17 @@ func (m *modelObj) request(r genRequest) (engine.Request, error) {
 		return engine.Request{}, argErrorf("min_p %v must be in [0, 1]", o.MinP)
 	case !finite(o.RepeatPenalty) || o.RepeatPenalty <= 0:
 		return engine.Request{}, argErrorf("repeat_penalty %v must be a finite number > 0", o.RepeatPenalty)
-	case !(o.FrequencyPenalty >= -2 && o.FrequencyPenalty <= 2):
-		return engine.Request{}, argErrorf("frequency_penalty %v must be in [-2, 2]", o.FrequencyPenalty)
-	case !(o.PresencePenalty >= -2 && o.PresencePenalty <= 2):
-		return engine.Request{}, argErrorf("presence_penalty %v must be in [-2, 2]", o.PresencePenalty)
+	case !(o.FrequencyPenalty >= -sample.PenaltyLimit && o.FrequencyPenalty <= sample.PenaltyLimit):
+		return engine.Request{}, argErrorf("frequency_penalty %v must be in [%d, %d]", o.FrequencyPenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
+	case !(o.PresencePenalty >= -sample.PenaltyLimit && o.PresencePenalty <= sample.PenaltyLimit):
+		return engine.Request{}, argErrorf("presence_penalty %v must be in [%d, %d]", o.PresencePenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
 	}
 	for t, b := range o.LogitBias {
 		if t < 0 || t >= m.l.Model.Config.Vocab {
 			return engine.Request{}, argErrorf("logit_bias token id %d is out of range [0, %d)", t, m.l.Model.Config.Vocab)
 		}
-		if !(b >= -100 && b <= 100) {
-			return engine.Request{}, argErrorf("logit_bias of token %d: %v must be in [-100, 100]", t, b)
+		if !(b >= -sample.BiasLimit && b <= sample.BiasLimit) {
+			return engine.Request{}, argErrorf("logit_bias of token %d: %v must be in [%d, %d]", t, b, -sample.BiasLimit, sample.BiasLimit)
 		}
 	}
 	for _, s := range r.Stop {

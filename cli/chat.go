@@ -209,10 +209,14 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 			fmt.Fprintf(os.Stderr, "upg: message not sent: with the template it is %d tokens, more than the context of %d tokens (--ctx)\n", len(toks), capacity)
 			continue
 		}
+		sampling, err := gf.options(l.Engine)
+		if err != nil {
+			return err
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		var answer strings.Builder
 		st, err := l.Generate(ctx, engine.Request{
-			Prompt: toks, MaxTokens: gf.maxTokens, Sampling: gf.options(l.Engine),
+			Prompt: toks, MaxTokens: gf.maxTokens, Sampling: sampling,
 			Stop: append(append([]string(nil), stops...), gf.stops...), IgnoreEOS: gf.ignoreEOS,
 		}, func(s string) { answer.WriteString(s); fmt.Fprint(out, s) })
 		interrupted := ctx.Err() != nil // before stop(), which cancels ctx too

@@ -241,10 +241,10 @@ func (g *genFlags) validate() error {
 		return usagef("--min-p %v must be in [0, 1]", o.MinP)
 	case !(o.RepeatPenalty > 0) || math.IsInf(float64(o.RepeatPenalty), 0):
 		return usagef("--repeat-penalty %v must be a finite number > 0", o.RepeatPenalty)
-	case !(o.FrequencyPenalty >= -2 && o.FrequencyPenalty <= 2):
-		return usagef("--frequency-penalty %v must be in [-2, 2]", o.FrequencyPenalty)
-	case !(o.PresencePenalty >= -2 && o.PresencePenalty <= 2):
-		return usagef("--presence-penalty %v must be in [-2, 2]", o.PresencePenalty)
+	case !(o.FrequencyPenalty >= -sample.PenaltyLimit && o.FrequencyPenalty <= sample.PenaltyLimit):
+		return usagef("--frequency-penalty %v must be in [%d, %d]", o.FrequencyPenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
+	case !(o.PresencePenalty >= -sample.PenaltyLimit && o.PresencePenalty <= sample.PenaltyLimit):
+		return usagef("--presence-penalty %v must be in [%d, %d]", o.PresencePenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
 	case g.format != "" && g.ignoreEOS:
 		return usagef("--format and --ignore-eos do not go together: the value's end ends the text")
 	}
@@ -279,23 +279,22 @@ func (g *genFlags) validate() error {
 }
 
 // options are the sampling options for a request to e.
-func (g *genFlags) options(e *engine.Engine) sample.Options {
+func (g *genFlags) options(e *engine.Engine) (sample.Options, error) {
 	o := g.opts
 	if o.Seed == 0 {
 		o.Seed = randomSeed()
 	}
 	switch {
 	case g.schema != nil:
-		// validate compiled it already: an error here is a bug
 		c, err := e.Schema(g.schema)
 		if err != nil {
-			panic(fmt.Sprintf("--format %s: %v", g.format, err))
+			return o, usagef("--format %s: %v", g.format, err)
 		}
 		o.Constraint = c
 	case g.format == "json":
 		o.Constraint = e.JSON()
 	}
-	return o
+	return o, nil
 }
 
 // promptText finds run's prompt: the argument, a file (--file), or standard
@@ -403,8 +402,12 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 			out := bufio.NewWriter(os.Stdout)
 			var all strings.Builder
 			first := true
+			sampling, err := gf.options(l.Engine)
+			if err != nil {
+				return err
+			}
 			st, err := l.Generate(ctx, engine.Request{
-				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: gf.options(l.Engine),
+				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: sampling,
 				Stop: gf.stops, IgnoreEOS: gf.ignoreEOS,
 			}, func(s string) {
 				if first && strip {

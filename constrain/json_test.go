@@ -128,7 +128,7 @@ func ids(words ...string) []int {
 }
 
 // allowed runs Mask after gen and lists the tokens left.
-func allowed(m *Matcher, gen []int) []string {
+func allowed(m sample.Matcher, gen []int) []string {
 	l := make([]float32, len(toy)+2) // two logits past the vocabulary: masked
 	m.Mask(gen, l)
 	var out []string

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/upg-ai/upg/sample"
 )
 
 // apiError is an OpenAI error object with the HTTP status it goes out with.
@@ -295,8 +297,8 @@ func (c *common) validate() (params, *apiError) {
 		dst  *float32
 	}{{"frequency_penalty", c.FrequencyPenalty, &p.frequency}, {"presence_penalty", c.PresencePenalty, &p.presence}} {
 		if pen.v != nil {
-			if !(*pen.v >= -2 && *pen.v <= 2) {
-				return p, invalid(pen.name, "%s must be between -2 and 2, got %v", pen.name, *pen.v)
+			if !(*pen.v >= -sample.PenaltyLimit && *pen.v <= sample.PenaltyLimit) {
+				return p, invalid(pen.name, "%s must be between %d and %d, got %v", pen.name, -sample.PenaltyLimit, sample.PenaltyLimit, *pen.v)
 			}
 			*pen.dst = float32(*pen.v)
 		}
@@ -316,8 +318,8 @@ func (c *common) validate() (params, *apiError) {
 		if err != nil || id < 0 {
 			return p, invalid("logit_bias", "logit_bias keys are token ids (integers >= 0), got %q", k)
 		}
-		if !(v >= -100 && v <= 100) {
-			return p, invalid("logit_bias", "logit_bias of token %d must be between -100 and 100, got %v", id, v)
+		if !(v >= -sample.BiasLimit && v <= sample.BiasLimit) {
+			return p, invalid("logit_bias", "logit_bias of token %d must be between %d and %d, got %v", id, -sample.BiasLimit, sample.BiasLimit, v)
 		}
 		if v != 0 {
 			if p.logitBias == nil {
