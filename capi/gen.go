@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -41,8 +43,9 @@ type genRequest struct {
 	Seed             *uint64         `json:"seed"` // absent or 0 = random
 	Stop             []string        `json:"stop"`
 	IgnoreEOS        bool            `json:"ignore_eos"`
-	// Format "json" constrains the output to one JSON object.
-	Format string `json:"format"`
+	// Format "json" constrains the output to one JSON object; a JSON
+	// Schema (an object) to one value the schema accepts.
+	Format json.RawMessage `json:"format"`
 }
 
 func or[T any](p *T, def T) T {
@@ -72,17 +75,17 @@ func (m *modelObj) request(r genRequest) (engine.Request, error) {
 		return engine.Request{}, argErrorf("min_p %v must be in [0, 1]", o.MinP)
 	case !finite(o.RepeatPenalty) || o.RepeatPenalty <= 0:
 		return engine.Request{}, argErrorf("repeat_penalty %v must be a finite number > 0", o.RepeatPenalty)
-	case !(o.FrequencyPenalty >= -2 && o.FrequencyPenalty <= 2):
-		return engine.Request{}, argErrorf("frequency_penalty %v must be in [-2, 2]", o.FrequencyPenalty)
-	case !(o.PresencePenalty >= -2 && o.PresencePenalty <= 2):
-		return engine.Request{}, argErrorf("presence_penalty %v must be in [-2, 2]", o.PresencePenalty)
+	case !(o.FrequencyPenalty >= -sample.PenaltyLimit && o.FrequencyPenalty <= sample.PenaltyLimit):
+		return engine.Request{}, argErrorf("frequency_penalty %v must be in [%d, %d]", o.FrequencyPenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
+	case !(o.PresencePenalty >= -sample.PenaltyLimit && o.PresencePenalty <= sample.PenaltyLimit):
+		return engine.Request{}, argErrorf("presence_penalty %v must be in [%d, %d]", o.PresencePenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
 	}
 	for t, b := range o.LogitBias {
 		if t < 0 || t >= m.l.Model.Config.Vocab {
 			return engine.Request{}, argErrorf("logit_bias token id %d is out of range [0, %d)", t, m.l.Model.Config.Vocab)
 		}
-		if !(b >= -100 && b <= 100) {
-			return engine.Request{}, argErrorf("logit_bias of token %d: %v must be in [-100, 100]", t, b)
+		if !(b >= -sample.BiasLimit && b <= sample.BiasLimit) {
+			return engine.Request{}, argErrorf("logit_bias of token %d: %v must be in [%d, %d]", t, b, -sample.BiasLimit, sample.BiasLimit)
 		}
 	}
 	for _, s := range r.Stop {
@@ -90,13 +93,23 @@ func (m *modelObj) request(r genRequest) (engine.Request, error) {
 			return engine.Request{}, argErrorf("stop strings must not be empty")
 		}
 	}
-	switch {
-	case r.Format != "" && r.Format != "json":
-		return engine.Request{}, argErrorf(`format %q: the formats are "json" (one JSON object) or "" (free text)`, r.Format)
-	case r.Format == "json" && r.IgnoreEOS:
-		return engine.Request{}, argErrorf("format json and ignore_eos do not go together: the object's end ends the text")
-	case r.Format == "json":
-		o.Constraint = m.l.JSON()
+	if f := bytes.TrimSpace(r.Format); len(f) > 0 && !bytes.Equal(f, []byte("null")) && !bytes.Equal(f, []byte(`""`)) {
+		if r.IgnoreEOS {
+			return engine.Request{}, argErrorf("format and ignore_eos do not go together: the value's end ends the text")
+		}
+		var name string
+		switch {
+		case f[0] == '{':
+			c, err := m.l.Schema(f)
+			if err != nil {
+				return engine.Request{}, argErrorf("format: %v", err)
+			}
+			o.Constraint = c
+		case json.Unmarshal(f, &name) == nil && name == "json":
+			o.Constraint = m.l.JSON()
+		default:
+			return engine.Request{}, argErrorf(`format %s: the formats are "json" (one JSON object), a JSON Schema (an object) or none (free text)`, f)
+		}
 	}
 	if o.Seed == 0 {
 		o.Seed = randomSeed()

@@ -32,7 +32,7 @@ message stays) and a note says so on stderr. On a terminal, lines can be
 edited and recalled (arrow keys), and each answer's speed is shown.
 Commands: /help, /set NAME VALUE (temperature, top-k, top-p, min-p,
 repeat-penalty, frequency-penalty, presence-penalty, seed, max-tokens,
-format json|text; /set alone shows them), /clear (or /reset) forgets the
+format json|text|SCHEMA-FILE; /set alone shows them), /clear (or /reset) forgets the
 conversation, /exit (or Ctrl-D) quits. A line """ starts a
 message of several lines, ended by another """. Ctrl-C stops the current
 answer.`,
@@ -125,7 +125,7 @@ const chatHelp = `commands:
   /help               this text
   /set                show the sampling settings
   /set NAME VALUE     change one: temperature, top-k, top-p, min-p, repeat-penalty, frequency-penalty,
-                      presence-penalty, seed, max-tokens, format (json or text)
+                      presence-penalty, seed, max-tokens, format (json, text or a JSON Schema file)
   /clear, /reset      forget the conversation (the system message stays)
   /exit, /quit, /bye  quit (Ctrl-D too)
   """                 start or end a message of several lines
@@ -209,10 +209,14 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 			fmt.Fprintf(os.Stderr, "upg: message not sent: with the template it is %d tokens, more than the context of %d tokens (--ctx)\n", len(toks), capacity)
 			continue
 		}
+		sampling, err := gf.options(l.Engine)
+		if err != nil {
+			return err
+		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		var answer strings.Builder
 		st, err := l.Generate(ctx, engine.Request{
-			Prompt: toks, MaxTokens: gf.maxTokens, Sampling: gf.options(l.Engine),
+			Prompt: toks, MaxTokens: gf.maxTokens, Sampling: sampling,
 			Stop: append(append([]string(nil), stops...), gf.stops...), IgnoreEOS: gf.ignoreEOS,
 		}, func(s string) { answer.WriteString(s); fmt.Fprint(out, s) })
 		interrupted := ctx.Err() != nil // before stop(), which cancels ctx too

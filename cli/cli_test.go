@@ -488,7 +488,40 @@ func TestRunFormatJSON(t *testing.T) {
 		t.Errorf("without --format json the output is JSON already: %q", plain.stdout)
 	}
 	wantFail(t, upg(t, "run", "--model", miniphi, "--format", "yaml", "hi"), exitUsage, `--format "yaml"`)
-	wantFail(t, upg(t, "run", "--model", miniphi, "--format", "json", "--ignore-eos", "hi"), exitUsage, "--format json and --ignore-eos")
+	wantFail(t, upg(t, "run", "--model", miniphi, "--format", "json", "--ignore-eos", "hi"), exitUsage, "--format and --ignore-eos")
+}
+
+// TestRunFormatSchema: `upg run --format schema.json` prints one value the
+// schema accepts — its properties in the file's order, the enum's value,
+// an integer — and a schema with an unsupported keyword is a usage error
+// naming it, before any model is loaded.
+func TestRunFormatSchema(t *testing.T) {
+	testutil.NeedData(t, miniphi)
+	dir := t.TempDir()
+	schema := filepath.Join(dir, "user.json")
+	if err := os.WriteFile(schema, []byte(`{"type":"object","properties":{"name":{"enum":["gopher","ada"]},"age":{"type":"integer"},"tags":{"type":"array","items":{"type":"string"},"maxItems":2}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prompt := "	in := `{\"name\": \"gopher\", \"age\": 3}`\n\tout := `"
+	r := upg(t, "run", "--model", miniphi, "--temperature", "0", "--max-tokens", "200", "--frequency-penalty", "0.5", "--format", schema, prompt)
+	wantOK(t, r, 1)
+	var u struct {
+		Name string   `json:"name"`
+		Age  int      `json:"age"`
+		Tags []string `json:"tags"`
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&u); err != nil || (u.Name != "gopher" && u.Name != "ada") || len(u.Tags) > 2 ||
+		!strings.HasPrefix(strings.Join(strings.Fields(r.stdout), ""), `{"name":`) || !strings.Contains(r.stderr, "stop: eos") {
+		t.Errorf("--format %s: %v: %q\n%s", schema, err, r.stdout, r.stderr)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"type":"string","format":"email"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantFail(t, upg(t, "run", "--model", "/nonexistent.upg", "--format", bad, "hi"), exitUsage, `keyword "format" is not supported`)
+	wantFail(t, upg(t, "run", "--model", miniphi, "--format", filepath.Join(dir, "none.json"), "hi"), exitUsage, `neither "json" nor a readable JSON Schema file`)
 }
 
 // TestRunLookupGreedy: with prompt lookup, greedy text is still

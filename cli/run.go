@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
+	"github.com/upg-ai/upg/constrain"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/tokenizer"
@@ -202,7 +203,8 @@ type genFlags struct {
 	opts      sample.Options
 	stops     []string
 	ignoreEOS bool
-	format    string // "json": the output is one JSON object (constrain.JSON)
+	format    string // "json": the output is one JSON object (constrain.JSON); else a JSON Schema file
+	schema    []byte // the schema file's text (validate reads and checks it)
 	unescaped bool   // stops already unescaped (validate runs again on /set)
 }
 
@@ -219,7 +221,7 @@ func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
 	fl.Uint64Var(&g.opts.Seed, "seed", 0, "random seed; the same seed reproduces the same text (0 = random)")
 	fl.StringArrayVar(&g.stops, "stop", nil, `stop when this text is generated (repeatable; escapes such as \n and \t are understood)`)
 	fl.BoolVar(&g.ignoreEOS, "ignore-eos", false, "keep generating past end-of-text tokens")
-	fl.StringVar(&g.format, "format", "", `"json": constrain the output to one JSON object (tokens that cannot continue it are never sampled)`)
+	fl.StringVar(&g.format, "format", "", `"json": constrain the output to one JSON object (tokens that cannot continue it are never sampled); a JSON Schema file: to one value it accepts, properties in its order`)
 }
 
 // validate checks the flags before any model is loaded, and unescapes the
@@ -239,14 +241,25 @@ func (g *genFlags) validate() error {
 		return usagef("--min-p %v must be in [0, 1]", o.MinP)
 	case !(o.RepeatPenalty > 0) || math.IsInf(float64(o.RepeatPenalty), 0):
 		return usagef("--repeat-penalty %v must be a finite number > 0", o.RepeatPenalty)
-	case !(o.FrequencyPenalty >= -2 && o.FrequencyPenalty <= 2):
-		return usagef("--frequency-penalty %v must be in [-2, 2]", o.FrequencyPenalty)
-	case !(o.PresencePenalty >= -2 && o.PresencePenalty <= 2):
-		return usagef("--presence-penalty %v must be in [-2, 2]", o.PresencePenalty)
-	case g.format != "" && g.format != "json":
-		return usagef(`--format %q: the formats are "json" (one JSON object) or "" (free text)`, g.format)
-	case g.format == "json" && g.ignoreEOS:
-		return usagef("--format json and --ignore-eos do not go together: the object's end ends the text")
+	case !(o.FrequencyPenalty >= -sample.PenaltyLimit && o.FrequencyPenalty <= sample.PenaltyLimit):
+		return usagef("--frequency-penalty %v must be in [%d, %d]", o.FrequencyPenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
+	case !(o.PresencePenalty >= -sample.PenaltyLimit && o.PresencePenalty <= sample.PenaltyLimit):
+		return usagef("--presence-penalty %v must be in [%d, %d]", o.PresencePenalty, -sample.PenaltyLimit, sample.PenaltyLimit)
+	case g.format != "" && g.ignoreEOS:
+		return usagef("--format and --ignore-eos do not go together: the value's end ends the text")
+	}
+	g.schema = nil
+	if g.format != "" && g.format != "json" {
+		b, err := os.ReadFile(g.format)
+		if err != nil {
+			return usagef(`--format %q: neither "json" nor a readable JSON Schema file: %v`, g.format, err)
+		}
+		// checked now, before a model is loaded (the vocabulary only
+		// matters to the masks)
+		if _, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), b); err != nil {
+			return usagef("--format %s: %v", g.format, err)
+		}
+		g.schema = b
 	}
 	if g.unescaped {
 		return nil
@@ -266,15 +279,22 @@ func (g *genFlags) validate() error {
 }
 
 // options are the sampling options for a request to e.
-func (g *genFlags) options(e *engine.Engine) sample.Options {
+func (g *genFlags) options(e *engine.Engine) (sample.Options, error) {
 	o := g.opts
 	if o.Seed == 0 {
 		o.Seed = randomSeed()
 	}
-	if g.format == "json" {
+	switch {
+	case g.schema != nil:
+		c, err := e.Schema(g.schema)
+		if err != nil {
+			return o, usagef("--format %s: %v", g.format, err)
+		}
+		o.Constraint = c
+	case g.format == "json":
 		o.Constraint = e.JSON()
 	}
-	return o
+	return o, nil
 }
 
 // promptText finds run's prompt: the argument, a file (--file), or standard
@@ -382,8 +402,12 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 			out := bufio.NewWriter(os.Stdout)
 			var all strings.Builder
 			first := true
+			sampling, err := gf.options(l.Engine)
+			if err != nil {
+				return err
+			}
 			st, err := l.Generate(ctx, engine.Request{
-				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: gf.options(l.Engine),
+				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: sampling,
 				Stop: gf.stops, IgnoreEOS: gf.ignoreEOS,
 			}, func(s string) {
 				if first && strip {

@@ -43,6 +43,8 @@ type JSON struct {
 	// there simulates only the others (quoted)
 	inString []bool
 	quoted   []int32
+	// all lists every token by its first byte (Schema's masks)
+	all [256][]int32
 }
 
 // NewJSON builds the JSON constraint for a vocabulary of n tokens: bytes(t)
@@ -64,6 +66,7 @@ func NewJSON(n int, bytes func(int) []byte, control func(int) bool, end []int) *
 			continue
 		}
 		j.tokens[t] = b
+		j.all[b[0]] = append(j.all[b[0]], int32(t))
 		w := 0
 		for w < len(b) && isSpace(b[w]) {
 			w++

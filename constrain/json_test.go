@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/upg-ai/upg/internal/testutil"
+	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/tokenizer"
 )
 
@@ -127,7 +128,7 @@ func ids(words ...string) []int {
 }
 
 // allowed runs Mask after gen and lists the tokens left.
-func allowed(m *Matcher, gen []int) []string {
+func allowed(m sample.Matcher, gen []int) []string {
 	l := make([]float32, len(toy)+2) // two logits past the vocabulary: masked
 	m.Mask(gen, l)
 	var out []string
@@ -229,25 +230,31 @@ func TestMaskMatchesBruteForce(t *testing.T) {
 //
 //	go test ./constrain -run XXX -bench Mask
 func BenchmarkMask(b *testing.B) {
+	benchMasks(b, func(j *JSON) sample.Constraint { return j },
+		[][2]string{{"start", ""}, {"string", `{"name": "Ada Love`}, {"after-value", `{"age": 36`}})
+}
+
+// benchMasks times one Mask over cl100k's vocabulary of the constraint
+// made from its JSON tables, after each state's text (a sub-benchmark a
+// state), and reports the tokens it keeps.
+func benchMasks(b *testing.B, build func(*JSON) sample.Constraint, states [][2]string) {
 	tok, err := tokenizer.Load(cl100k)
 	if err != nil {
 		b.Skipf("cl100k vocabulary: %v", err)
 	}
 	n := tok.VocabSize()
-	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
+	c := build(NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS()))
 	logits := make([]float32, n)
-	for _, c := range []struct{ name, text string }{
-		{"start", ""}, {"string", `{"name": "Ada Love`}, {"after-value", `{"age": 36`},
-	} {
-		gen := tok.Encode(c.text, false, false)
-		b.Run(c.name, func(b *testing.B) {
-			m := j.NewMatcher()
-			kept := 0
+	for _, st := range states {
+		gen := tok.Encode(st[1], false, false)
+		b.Run(st[0], func(b *testing.B) {
+			m := c.NewMatcher()
 			for b.Loop() {
 				m.Mask(gen, logits)
 			}
 			clear(logits)
 			m.Mask(gen, logits)
+			kept := 0
 			for _, v := range logits {
 				if !math.IsInf(float64(v), -1) {
 					kept++

@@ -100,6 +100,10 @@ type Engine struct {
 
 	jsonOnce sync.Once
 	json     *constrain.JSON
+	schemaMu sync.Mutex
+	schemas  map[string]*constrain.Schema // compiled JSON schemas by their text (Schema)
+	// schemaStates counts the kept schemas' automaton states
+	schemaStates int
 }
 
 // JSON is the constraint that keeps a sequence's output one JSON object
@@ -121,6 +125,41 @@ func (e *Engine) JSON() *constrain.JSON {
 		}, func(t int) bool { return t < tok.VocabSize() && tok.IsControl(t) }, end)
 	})
 	return e.json
+}
+
+// maxSchemaStates bounds the automata of the compiled schemas an engine
+// keeps (1 KiB a state: 64 MiB).
+const maxSchemaStates = 1 << 16
+
+// Schema is the constraint that keeps a sequence's output one JSON value
+// that schema (JSON Schema text) accepts (constrain.NewSchema; OpenAI's
+// response_format json_schema), for this engine's vocabulary. Compiled
+// schemas are kept by their text (up to maxSchemaStates states in all:
+// past it the cache starts over); safe for concurrent use. The error names
+// what the schema uses that is not supported.
+func (e *Engine) Schema(schema []byte) (*constrain.Schema, error) {
+	j := e.JSON()
+	key := string(schema)
+	e.schemaMu.Lock()
+	s, ok := e.schemas[key]
+	e.schemaMu.Unlock()
+	if ok {
+		return s, nil
+	}
+	s, err := constrain.NewSchema(j, schema)
+	if err != nil {
+		return nil, err
+	}
+	e.schemaMu.Lock()
+	if e.schemas == nil || e.schemaStates+s.States() > maxSchemaStates {
+		e.schemas, e.schemaStates = map[string]*constrain.Schema{}, 0
+	}
+	if _, ok := e.schemas[key]; !ok {
+		e.schemas[key] = s
+		e.schemaStates += s.States()
+	}
+	e.schemaMu.Unlock()
+	return s, nil
 }
 
 // ConversationID is the sequence id Generate uses.

@@ -53,6 +53,13 @@ type Options struct {
 	Constraint Constraint
 }
 
+// OpenAI's ranges for its sampling options, which the APIs (server, CLI,
+// C ABI) enforce; New itself takes any finite value.
+const (
+	PenaltyLimit = 2   // FrequencyPenalty and PresencePenalty in [-PenaltyLimit, PenaltyLimit]
+	BiasLimit    = 100 // each LogitBias value in [-BiasLimit, BiasLimit]
+)
+
 // A Constraint limits generation to a language; each sequence's Sampler
 // follows its text with a Matcher of its own.
 type Constraint interface {

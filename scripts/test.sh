@@ -57,7 +57,8 @@ for target in \
   "./tokenizer FuzzHFJSON" \
   "./upgfile FuzzParse" \
   "./codec FuzzOpen" \
-  "./constrain FuzzValid"; do
+  "./constrain FuzzValid" \
+  "./constrain FuzzSchema"; do
   set -- $target
   listed=$(go test -list "^$2\$" "$1")
   if grep -qx "$2" <<<"$listed"; then

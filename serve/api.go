@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/upg-ai/upg/sample"
 )
 
 // apiError is an OpenAI error object with the HTTP status it goes out with.
@@ -220,6 +222,7 @@ type params struct {
 	logitBias    map[int]float32 // token id → bias; ids checked against the vocabulary by request
 	n            int             // choices: sequences generated for the request
 	json         bool            // response_format json_object: the output is one JSON object
+	schema       json.RawMessage // response_format json_schema's schema: the output is one value it accepts
 }
 
 // MaxStops is the most stop strings a request may give.
@@ -294,8 +297,8 @@ func (c *common) validate() (params, *apiError) {
 		dst  *float32
 	}{{"frequency_penalty", c.FrequencyPenalty, &p.frequency}, {"presence_penalty", c.PresencePenalty, &p.presence}} {
 		if pen.v != nil {
-			if !(*pen.v >= -2 && *pen.v <= 2) {
-				return p, invalid(pen.name, "%s must be between -2 and 2, got %v", pen.name, *pen.v)
+			if !(*pen.v >= -sample.PenaltyLimit && *pen.v <= sample.PenaltyLimit) {
+				return p, invalid(pen.name, "%s must be between %d and %d, got %v", pen.name, -sample.PenaltyLimit, sample.PenaltyLimit, *pen.v)
 			}
 			*pen.dst = float32(*pen.v)
 		}
@@ -315,8 +318,8 @@ func (c *common) validate() (params, *apiError) {
 		if err != nil || id < 0 {
 			return p, invalid("logit_bias", "logit_bias keys are token ids (integers >= 0), got %q", k)
 		}
-		if !(v >= -100 && v <= 100) {
-			return p, invalid("logit_bias", "logit_bias of token %d must be between -100 and 100, got %v", id, v)
+		if !(v >= -sample.BiasLimit && v <= sample.BiasLimit) {
+			return p, invalid("logit_bias", "logit_bias of token %d must be between %d and %d, got %v", id, -sample.BiasLimit, sample.BiasLimit, v)
 		}
 		if v != 0 {
 			if p.logitBias == nil {
@@ -340,13 +343,23 @@ func (c *common) validate() (params, *apiError) {
 	if rf := c.ResponseFormat; rf != nil {
 		switch rf.Type {
 		case "", "text":
-		case "json_object":
+		case "json_object", "json_schema":
 			if p.ignoreEOS {
-				return p, invalid("ignore_eos", "ignore_eos cannot be combined with response_format json_object: the object's end ends the text")
+				return p, invalid("ignore_eos", "ignore_eos cannot be combined with response_format %s: the value's end ends the text", rf.Type)
 			}
-			p.json = true
+			if rf.Type == "json_object" {
+				p.json = true
+				break
+			}
+			var js struct { // its name, description and strict are accepted as they are
+				Schema json.RawMessage `json:"schema"`
+			}
+			if err := json.Unmarshal(rf.JSONSchema, &js); err != nil || isNullOrEmpty(js.Schema) {
+				return p, invalid("response_format", "response_format json_schema needs json_schema.schema, a JSON Schema object")
+			}
+			p.schema = js.Schema
 		default:
-			return p, unsupported("response_format", "response_format %q is not supported by this server (\"text\" and \"json_object\" are)", rf.Type)
+			return p, unsupported("response_format", "response_format %q is not supported by this server (\"text\", \"json_object\" and \"json_schema\" are)", rf.Type)
 		}
 	}
 	return p, nil

@@ -1,6 +1,7 @@
 package serve_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -407,8 +408,15 @@ func TestOpenAIGoJSONMode(t *testing.T) {
 		}
 		t.Logf("choice %d: %s: %.100q", i, ch.FinishReason, text)
 	}
-	stream := c.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(100),
-		Temperature: openai.Float(0.7), Seed: openai.Int(5), ResponseFormat: jsonObject})
+	sameStreamed(t, c, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(100),
+		Temperature: openai.Float(0.7), Seed: openai.Int(5), ResponseFormat: jsonObject}, res.Choices[0].Message.Content)
+}
+
+// sameStreamed checks that the chat completion p, streamed, has the text
+// want (the first choice's, not streamed).
+func sameStreamed(t *testing.T, c openai.Client, p openai.ChatCompletionNewParams, want string) {
+	t.Helper()
+	stream := c.Chat.Completions.NewStreaming(context.Background(), p)
 	acc := openai.ChatCompletionAccumulator{}
 	for stream.Next() {
 		acc.AddChunk(stream.Current())
@@ -416,7 +424,87 @@ func TestOpenAIGoJSONMode(t *testing.T) {
 	if err := stream.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := acc.Choices[0].Message.Content; got != res.Choices[0].Message.Content {
-		t.Errorf("streamed %q\nnot streamed %q", got, res.Choices[0].Message.Content)
+	if got := acc.Choices[0].Message.Content; got != want {
+		t.Errorf("streamed %q\nnot streamed %q", got, want)
+	}
+}
+
+// TestOpenAIGoJSONSchema: response_format json_schema through the official
+// client: answers are, at every token, a prefix of a value the schema
+// accepts, and when they end one such value (encoding/json decodes it into
+// the schema's shape: the enum's name, an integer age, a boolean); an
+// unsupported keyword is a 400 naming response_format and the keyword;
+// streamed equals not streamed.
+func TestOpenAIGoJSONSchema(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{})
+	c := client(ts, "unused")
+	ctx := context.Background()
+	const schema = `{"type":"object","properties":{"name":{"enum":["Ada","Bob"]},"age":{"type":"integer"},"admin":{"type":"boolean"},"tags":{"type":"array","items":{"type":"string"},"maxItems":2}},"required":["name","age","admin","tags"],"additionalProperties":false}`
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(schema), &raw); err != nil {
+		t.Fatal(err)
+	}
+	// the properties in the order the server gets them: a Go map's, sorted
+	sent, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
+		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "user", Schema: raw, Strict: openai.Bool(true)}}}
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Write the user as JSON.")}
+	ended := 0
+	for _, fp := range []float64{0, 0.5, 1} {
+		g, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(120),
+			Temperature: openai.Float(0), FrequencyPenalty: openai.Float(fp), ResponseFormat: format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := []byte(g.Choices[0].Message.Content)
+		t.Logf("frequency penalty %v: %s: %q", fp, g.Choices[0].FinishReason, text)
+		if !check.Prefix(text) {
+			t.Fatalf("not a prefix of a value the schema accepts: %q", text)
+		}
+		if g.Choices[0].FinishReason != "stop" {
+			continue
+		}
+		ended++
+		var u struct {
+			Name  string   `json:"name"`
+			Age   int      `json:"age"`
+			Admin bool     `json:"admin"`
+			Tags  []string `json:"tags"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&u); err != nil || !check.Valid(text) || (u.Name != "Ada" && u.Name != "Bob") || len(u.Tags) > 2 {
+			t.Errorf("finished, not the schema's value (%v): %q", err, text)
+		}
+	}
+	if ended == 0 {
+		t.Errorf("no greedy answer ended with a complete value")
+	}
+	res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(60),
+		Temperature: openai.Float(0.8), Seed: openai.Int(3), N: openai.Int(3), ResponseFormat: format})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range res.Choices {
+		text := []byte(ch.Message.Content)
+		if !check.Prefix(text) || ch.FinishReason == "stop" && !check.Valid(text) {
+			t.Errorf("choice %d (%s): not the schema's: %q", i, ch.FinishReason, text)
+		}
+	}
+	sameStreamed(t, c, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(60),
+		Temperature: openai.Float(0.8), Seed: openai.Int(3), ResponseFormat: format}, res.Choices[0].Message.Content)
+	bad := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
+		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "user", Schema: map[string]any{"type": "string", "pattern": "^a+$"}}}}
+	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, ResponseFormat: bad})
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "response_format" || !strings.Contains(apiErr.Message, `"pattern"`) {
+		t.Errorf("a pattern keyword: %v, want a 400 naming response_format and the keyword", err)
 	}
 }

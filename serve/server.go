@@ -358,6 +358,13 @@ func (s *Server) request(prompt []int, p params, stops []string) (engine.Request
 	if p.json {
 		o.Constraint = s.e.JSON()
 	}
+	if p.schema != nil {
+		c, err := s.e.Schema(p.schema)
+		if err != nil {
+			return engine.Request{}, invalid("response_format", "response_format json_schema: %v", err)
+		}
+		o.Constraint = c
+	}
 	return engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops, Sampling: o,
 		Logprobs: p.logprobs, TopLogprobs: p.topLogprobs, IgnoreEOS: p.ignoreEOS}, nil
 }

@@ -292,10 +292,16 @@ func (b *Backend) stageRows(dst DevPtr, h []byte) error {
 // plainRequests reports whether every request is greedy on the logits as
 // they are, without log-probabilities: the argmax kernel answers them.
 func plainRequests(reqs []backend.SampleRequest) bool {
-	for _, r := range reqs {
-		if !r.Sampler.Options().Argmax() || r.TopLogprobs >= 0 {
+	for i := range reqs {
+		if !argmaxAnswers(&reqs[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// argmaxAnswers reports whether the argmax kernel answers r: greedy on the
+// logits as they are, without log-probabilities.
+func argmaxAnswers(r *backend.SampleRequest) bool {
+	return r.Sampler.Options().Argmax() && r.TopLogprobs < 0
 }

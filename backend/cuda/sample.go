@@ -73,9 +73,7 @@ func (b *Backend) sample(logits backend.Buffer, vocab int, reqs []backend.Sample
 		if err := b.argmaxTokens(lb.p, vocab, res[:n]); plain || err != nil {
 			return err
 		}
-		return b.hostTokens(lb.p, vocab, reqs, res, func(r *backend.SampleRequest) bool {
-			return !r.Sampler.Options().Argmax() || r.TopLogprobs >= 0
-		})
+		return b.hostTokens(lb.p, vocab, reqs, res, func(r *backend.SampleRequest) bool { return !argmaxAnswers(r) })
 	}
 	if err := b.sampleTokens(lb.p, vocab, reqs, res); err != nil {
 		return err

@@ -79,6 +79,29 @@ def test_format_json(demo: upg.Model, cli) -> None:
         demo.generate(prompt, format="yaml")
 
 
+def test_format_schema(demo: upg.Model, cli, tmp_path) -> None:
+    """format=<JSON Schema>: one value it accepts, the same as upg run --format FILE; bad schemas name the keyword."""
+    import json
+
+    schema = {
+        "type": "object",
+        "properties": {"name": {"enum": ["gopher", "ada"]}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    path = tmp_path / "user.json"
+    path.write_text(json.dumps(schema))
+    prompt = '\tin := `{"name": "gopher", "age": 3}`\n\tout := `'
+    want = run_cli(cli, "run", "--model", demo.path, "--temperature", "0", "--format", str(path), prompt).stdout
+    got = demo.generate(prompt, temperature=0, max_tokens=200, format=schema)
+    assert got == want
+    u = json.loads(got)
+    assert list(u) == ["name", "age"] and u["name"] in ("gopher", "ada") and isinstance(u["age"], int)
+    with pytest.raises(upg.InvalidArgumentError, match='"pattern"'):
+        demo.generate(prompt, format={"type": "string", "pattern": "a+"})
+    with pytest.raises(TypeError, match="format"):
+        demo.generate(prompt, format=3)  # type: ignore[arg-type]
+
+
 def test_lookup_keeps_the_text(demo: upg.Model) -> None:
     """Prompt lookup drafts tokens and keeps those the model picks: the same text, greedy or sampled with a seed."""
     prompt = "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul("

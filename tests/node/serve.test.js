@@ -136,9 +136,34 @@ test('response_format json_object: the answer is JSON at every token, one object
   const text = res.choices[0].message.content;
   assert.equal(res.choices[0].finish_reason, 'stop', text);
   assert.equal(typeof JSON.parse(text), 'object');
+});
+
+test('response_format json_schema: one value the schema accepts, properties in its order', async () => {
+  const messages = [{ role: 'user', content: 'Write the user as JSON.' }];
+  const schema = {
+    type: 'object',
+    properties: { name: { enum: ['Ada', 'Bob'] }, age: { type: 'integer' }, admin: { type: 'boolean' } },
+    required: ['name', 'age', 'admin'],
+    additionalProperties: false,
+  };
+  const res = await client.chat.completions.create({
+    model: 'x', messages, max_tokens: 120, temperature: 0, frequency_penalty: 0.5,
+    response_format: { type: 'json_schema', json_schema: { name: 'user', schema, strict: true } },
+  });
+  const text = res.choices[0].message.content;
+  assert.equal(res.choices[0].finish_reason, 'stop', text);
+  const u = JSON.parse(text);
+  assert.deepEqual(Object.keys(u), ['name', 'age', 'admin'], text);
+  assert.ok(['Ada', 'Bob'].includes(u.name) && Number.isInteger(u.age) && typeof u.admin === 'boolean', text);
   await assert.rejects(
     client.chat.completions.create({ model: 'x', messages, response_format: { type: 'json_schema', json_schema: { name: 'u' } } }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format',
+  );
+  await assert.rejects(
+    client.chat.completions.create({
+      model: 'x', messages, response_format: { type: 'json_schema', json_schema: { name: 'u', schema: { type: 'string', pattern: 'a+' } } },
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format' && /"pattern"/.test(e.message),
   );
 });
 

@@ -309,7 +309,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
-        format: Optional[str] = None,
+        format: Union[str, Mapping[str, Any], None] = None,
     ) -> str:
         """Generates a completion of prompt (text, or token ids used as they are) and returns its text.
 
@@ -318,7 +318,9 @@ class Model:
         frequency_penalty and presence_penalty (OpenAI's, -2 to 2) lower a token's logit for each
         time / once it was generated, and logit_bias ({token id: -100 to 100}) adds to a token's
         logit; the same seed gives the same text (None: a random seed); format="json" keeps the
-        output one JSON object (tokens that cannot continue it are never sampled). Generation ends at end of text,
+        output one JSON object (tokens that cannot continue it are never sampled), and a JSON
+        Schema (a dict: type, properties, items, enum, const, anyOf, minItems, maxItems) one value
+        it accepts, its properties in the dict's order. Generation ends at end of text,
         at a stop string (not included), after max_tokens tokens (None: no limit), or when
         the context is full. Ctrl-C interrupts it (KeyboardInterrupt).
         """
@@ -356,7 +358,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
-        format: Optional[str] = None,
+        format: Union[str, Mapping[str, Any], None] = None,
     ) -> Stream:
         """Like generate, but returns a Stream yielding the text piece by piece as it is produced."""
         req = _request(
@@ -393,7 +395,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
-        format: Optional[str] = None,
+        format: Union[str, Mapping[str, Any], None] = None,
     ) -> str:
         """The assistant's answer to messages (OpenAI's shape: [{"role": "system"|"user"|"assistant",
         "content": "..."}]), rendered with the model's own chat template. Calls that extend the
@@ -432,7 +434,7 @@ class Model:
         seed: Optional[int] = None,
         stop: Union[str, Sequence[str], None] = None,
         ignore_eos: bool = False,
-        format: Optional[str] = None,
+        format: Union[str, Mapping[str, Any], None] = None,
     ) -> Stream:
         """Like chat, but returns a Stream of the answer's pieces."""
         req = _request(
@@ -526,7 +528,7 @@ def _request(
     seed: Optional[int],
     stop: Union[str, Sequence[str], None],
     ignore_eos: bool,
-    format: Optional[str] = None,
+    format: Union[str, Mapping[str, Any], None] = None,
 ) -> dict[str, Any]:
     req = dict(base)
     req["max_tokens"] = _int_opt("max_tokens", max_tokens, minimum=1)
@@ -558,8 +560,10 @@ def _request(
     req["stop"] = _str_list("stop", stop)
     req["ignore_eos"] = bool(ignore_eos)
     if format is not None:
-        if not isinstance(format, str):
-            raise TypeError(f"format must be a str or None, not {type(format).__name__}")
+        if isinstance(format, Mapping):
+            format = dict(format)  # a JSON Schema: its properties in this order
+        elif not isinstance(format, str):
+            raise TypeError(f"format must be a str, a JSON Schema (a mapping) or None, not {type(format).__name__}")
         req["format"] = format
     for k in ("temperature", "top_p", "min_p", "repeat_penalty", "frequency_penalty", "presence_penalty"):
         v = req[k]

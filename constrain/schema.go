@@ -1,0 +1,865 @@
+package constrain
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/upg-ai/upg/sample"
+)
+
+// Schema is a JSON Schema constraint (OpenAI's response_format
+// json_schema, ollama's format with a schema): the text is one JSON value
+// that the schema accepts, its objects' properties all present and in the
+// schema's order (what OpenAI's strict mode asks of a schema, so any
+// schema it takes gives the same shape here).
+//
+// A schema without references is a regular language, so it is compiled
+// once into a deterministic automaton over bytes; a sequence's state is
+// one of its states, and a step costs one table lookup a byte. The
+// keywords it takes: type (one or a list), properties, required,
+// additionalProperties (true or false: no other properties are written),
+// items, minItems and maxItems (up to MaxItemsBound), enum, const, anyOf,
+// and the annotations (title, description, default, examples, $schema,
+// $id, $comment). Any other keyword is refused by name, as are objects
+// without properties and arrays without items (their values could nest
+// without bound).
+type Schema struct {
+	v      *JSON // the vocabulary's tables (NewJSON)
+	trans  [][256]int32
+	accept []bool
+	free   []bool // the state loops on every byte of a string's plain content
+}
+
+// MaxSchemaStates bounds the automaton a schema compiles to (1 KiB a
+// state: 16 MiB at most; a schema of seven properties takes ~1,400).
+const MaxSchemaStates = 16384
+
+// MaxItemsBound is the largest minItems or maxItems a schema may set.
+const MaxItemsBound = 64
+
+// maxSchemaDepth bounds the nesting of a schema's subschemas.
+const maxSchemaDepth = 32
+
+const deadState = -1
+
+// NewSchema compiles a JSON Schema (its JSON text) for the vocabulary of v.
+// The error names the keyword or value it cannot take.
+func NewSchema(v *JSON, schema []byte) (*Schema, error) {
+	root, err := parseOrdered(schema)
+	if err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
+	var a nfa
+	f, err := a.compile(root, "schema", 0)
+	if err != nil {
+		return nil, err
+	}
+	s := &Schema{v: v}
+	if err := s.determinize(&a, f); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// States is the size of the schema's automaton (1 KiB of tables a state).
+func (s *Schema) States() int { return len(s.trans) }
+
+// NewMatcher implements sample.Constraint.
+func (s *Schema) NewMatcher() sample.Matcher {
+	return &schemaMatcher{s: s, states: []int32{0}}
+}
+
+// Valid reports whether text is one whole value the schema accepts, as the
+// constraint lets it be written.
+func (s *Schema) Valid(text []byte) bool {
+	st := s.feed(0, text)
+	return st != deadState && s.accept[st]
+}
+
+// Prefix reports whether text can be continued into what Valid accepts.
+func (s *Schema) Prefix(text []byte) bool { return s.feed(0, text) != deadState }
+
+func (s *Schema) feed(st int32, b []byte) int32 {
+	for _, c := range b {
+		if st = s.trans[st][c]; st == deadState {
+			return deadState
+		}
+	}
+	return st
+}
+
+// schemaMatcher follows one sequence (as Matcher does for JSON).
+type schemaMatcher struct {
+	s      *Schema
+	fed    []int
+	states []int32 // states[i]: after fed[:i]
+	allow  []bool
+}
+
+// Mask implements sample.Matcher: Matcher.Mask's rules with the schema's
+// automaton.
+func (m *schemaMatcher) Mask(gen []int, logits []float32) {
+	k := 0
+	for k < len(m.fed) && k < len(gen) && m.fed[k] == gen[k] {
+		k++
+	}
+	m.fed, m.states = m.fed[:k], m.states[:k+1]
+	v := m.s.v
+	for _, t := range gen[k:] {
+		st := m.states[len(m.states)-1]
+		if t < 0 || t >= len(v.tokens) || v.tokens[t] == nil || st == deadState {
+			st = deadState
+		} else {
+			st = m.s.feed(st, v.tokens[t])
+		}
+		m.fed = append(m.fed, t)
+		m.states = append(m.states, st)
+	}
+	m.mask(m.states[len(m.states)-1], logits)
+}
+
+func (m *schemaMatcher) mask(st int32, logits []float32) {
+	s, v := m.s, m.s.v
+	n := min(len(logits), len(v.tokens))
+	if cap(m.allow) < n {
+		m.allow = make([]bool, n)
+	}
+	allow := m.allow[:n]
+	clear(allow)
+	if st == deadState || s.accept[st] {
+		for t := range n {
+			allow[t] = v.end[t]
+		}
+	}
+	switch {
+	case st == deadState:
+	case s.free[st]:
+		// plain string content keeps the state: only the tokens with a
+		// quote, backslash or control byte are walked
+		for t := range n {
+			allow[t] = allow[t] || v.inString[t]
+		}
+		for _, t := range v.quoted {
+			if int(t) < n {
+				allow[t] = s.feed(st, v.tokens[t]) != deadState
+			}
+		}
+	default:
+		for b := range 256 {
+			next := s.trans[st][b]
+			if next == deadState {
+				continue
+			}
+			for _, t := range v.all[b] {
+				if int(t) < n {
+					allow[t] = s.feed(next, v.tokens[t][1:]) != deadState
+				}
+			}
+		}
+	}
+	ninf := float32(math.Inf(-1))
+	for t := range logits {
+		if t >= n || !allow[t] {
+			logits[t] = ninf
+		}
+	}
+}
+
+// The schema's automaton is built as an NFA of byte-range edges and
+// ε-moves, one fragment per subschema (Thompson's construction), then
+// made deterministic by subsets.
+
+type nfa struct {
+	nodes []nnode
+}
+
+type nnode struct {
+	edges []edge
+	eps   []int32
+}
+
+type edge struct {
+	lo, hi byte
+	to     int32
+}
+
+// frag is a piece of the NFA: entered at in, left at out.
+type frag struct{ in, out int32 }
+
+func (a *nfa) node() int32 {
+	a.nodes = append(a.nodes, nnode{})
+	return int32(len(a.nodes) - 1)
+}
+
+func (a *nfa) edge(from int32, lo, hi byte, to int32) {
+	a.nodes[from].edges = append(a.nodes[from].edges, edge{lo, hi, to})
+}
+
+func (a *nfa) eps(from, to int32) { a.nodes[from].eps = append(a.nodes[from].eps, to) }
+
+// lit is the bytes of s in order.
+func (a *nfa) lit(s string) frag {
+	in := a.node()
+	cur := in
+	for i := 0; i < len(s); i++ {
+		next := a.node()
+		a.edge(cur, s[i], s[i], next)
+		cur = next
+	}
+	return frag{in, cur}
+}
+
+// seq joins fragments end to start.
+func (a *nfa) seq(fs ...frag) frag {
+	for i := 1; i < len(fs); i++ {
+		a.eps(fs[i-1].out, fs[i].in)
+	}
+	return frag{fs[0].in, fs[len(fs)-1].out}
+}
+
+// alt is any one of fs.
+func (a *nfa) alt(fs ...frag) frag {
+	in, out := a.node(), a.node()
+	for _, f := range fs {
+		a.eps(in, f.in)
+		a.eps(f.out, out)
+	}
+	return frag{in, out}
+}
+
+// ws is the whitespace JSON's constraint takes between tokens: none, one
+// space, or a newline and up to MaxIndent spaces or tabs.
+func (a *nfa) ws() frag {
+	in, out := a.node(), a.node()
+	a.eps(in, out)
+	a.edge(in, ' ', ' ', out)
+	nl := a.node()
+	a.edge(in, '\n', '\n', nl)
+	a.eps(nl, out)
+	cur := nl
+	for range MaxIndent {
+		next := a.node()
+		a.edge(cur, ' ', ' ', next)
+		a.edge(cur, '\t', '\t', next)
+		a.eps(next, out)
+		cur = next
+	}
+	return frag{in, out}
+}
+
+// str is any JSON string.
+func (a *nfa) str() frag {
+	in, body, esc, out := a.node(), a.node(), a.node(), a.node()
+	a.edge(in, '"', '"', body)
+	a.edge(body, 0x20, '"'-1, body)
+	a.edge(body, '"'+1, '\\'-1, body)
+	a.edge(body, '\\'+1, 0xff, body)
+	a.edge(body, '\\', '\\', esc)
+	a.edge(body, '"', '"', out)
+	for _, c := range []byte(`"\/bfnrt`) {
+		a.edge(esc, c, c, body)
+	}
+	cur := a.node()
+	a.edge(esc, 'u', 'u', cur)
+	for i := range 4 {
+		next := body
+		if i < 3 {
+			next = a.node()
+		}
+		a.edge(cur, '0', '9', next)
+		a.edge(cur, 'a', 'f', next)
+		a.edge(cur, 'A', 'F', next)
+		cur = next
+	}
+	return frag{in, out}
+}
+
+// integer is -?(0|[1-9][0-9]*).
+func (a *nfa) integer() frag {
+	in, m, d, out := a.node(), a.node(), a.node(), a.node()
+	a.edge(in, '-', '-', m)
+	a.eps(in, m)
+	a.edge(m, '0', '0', out)
+	a.edge(m, '1', '9', d)
+	a.edge(d, '0', '9', d)
+	a.eps(d, out)
+	return frag{in, out}
+}
+
+// number is a JSON number.
+func (a *nfa) number() frag {
+	i := a.integer()
+	f0, f1, x := a.node(), a.node(), a.node()
+	a.eps(i.out, x)
+	a.edge(i.out, '.', '.', f0)
+	a.edge(f0, '0', '9', f1)
+	a.edge(f1, '0', '9', f1)
+	a.eps(f1, x)
+	e0, e1, e2, out := a.node(), a.node(), a.node(), a.node()
+	a.eps(x, out)
+	a.edge(x, 'e', 'e', e0)
+	a.edge(x, 'E', 'E', e0)
+	a.edge(e0, '+', '+', e1)
+	a.edge(e0, '-', '-', e1)
+	a.eps(e0, e1)
+	a.edge(e1, '0', '9', e2)
+	a.edge(e2, '0', '9', e2)
+	a.eps(e2, out)
+	return frag{i.in, out}
+}
+
+// The keywords compile takes: those that only annotate are ignored.
+var (
+	schemaAnnotations = map[string]bool{"title": true, "description": true, "default": true, "examples": true,
+		"$schema": true, "$id": true, "$comment": true, "required": true, "additionalProperties": true, "strict": true}
+	schemaKeywords = map[string]bool{"type": true, "properties": true, "items": true, "enum": true, "const": true,
+		"anyOf": true, "minItems": true, "maxItems": true}
+)
+
+// maxNFANodes bounds the NFA a schema builds (bounded arrays copy their
+// items' fragments, so nesting multiplies).
+const maxNFANodes = 200000
+
+var errTooLarge = fmt.Errorf("schema: too large (its automaton passes %d states)", MaxSchemaStates)
+
+// compile adds schema s (at path, for errors) to the NFA.
+func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
+	if len(a.nodes) > maxNFANodes {
+		return frag{}, errTooLarge
+	}
+	if depth > maxSchemaDepth {
+		return frag{}, fmt.Errorf("%s: nested deeper than %d schemas", path, maxSchemaDepth)
+	}
+	if s.kind == 'b' && s.b { // true: any value — not a finite language
+		return frag{}, fmt.Errorf("%s: a schema of true (any value) is not supported", path)
+	}
+	if s.kind != 'o' {
+		return frag{}, fmt.Errorf("%s: a schema must be an object", path)
+	}
+	kw := map[string]*onode{}
+	for i, k := range s.keys {
+		if !schemaKeywords[k] && !schemaAnnotations[k] {
+			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf)", path, k)
+		}
+		kw[k] = s.vals[i]
+	}
+	if ap := kw["additionalProperties"]; ap != nil && ap.kind != 'b' {
+		return frag{}, fmt.Errorf("%s.additionalProperties: only true or false is supported", path)
+	}
+	n := 0
+	for _, k := range []string{"const", "enum", "anyOf"} {
+		if kw[k] != nil {
+			n++
+		}
+	}
+	if n > 1 {
+		return frag{}, fmt.Errorf("%s: const, enum and anyOf together are not supported (one of them)", path)
+	}
+	if c, e := kw["const"], kw["enum"]; c != nil || e != nil {
+		vals, what := []*onode{c}, path+".const"
+		if e != nil {
+			if e.kind != 'a' || len(e.arr) == 0 {
+				return frag{}, fmt.Errorf("%s.enum: want a non-empty array", path)
+			}
+			vals, what = e.arr, path+".enum"
+		}
+		var fs []frag
+		for _, v := range vals {
+			if t := kw["type"]; t != nil && !v.hasType(t) {
+				continue // a value the type excludes: never written
+			}
+			f, err := a.literal(v, what)
+			if err != nil {
+				return frag{}, err
+			}
+			fs = append(fs, f)
+		}
+		if len(fs) == 0 {
+			return frag{}, fmt.Errorf("%s: no value of the type %s", what, t2s(kw["type"]))
+		}
+		return a.alt(fs...), nil
+	}
+	if any := kw["anyOf"]; any != nil {
+		if any.kind != 'a' || len(any.arr) == 0 {
+			return frag{}, fmt.Errorf("%s.anyOf: want a non-empty array of schemas", path)
+		}
+		fs := make([]frag, 0, len(any.arr))
+		for i, sub := range any.arr {
+			f, err := a.compile(sub, fmt.Sprintf("%s.anyOf[%d]", path, i), depth+1)
+			if err != nil {
+				return frag{}, err
+			}
+			fs = append(fs, f)
+		}
+		if kw["type"] != nil || kw["properties"] != nil || kw["items"] != nil {
+			return frag{}, fmt.Errorf("%s: anyOf beside type, properties or items is not supported", path)
+		}
+		return a.alt(fs...), nil
+	}
+	t := kw["type"]
+	if t == nil {
+		return frag{}, fmt.Errorf("%s: no type (nor enum, const or anyOf)", path)
+	}
+	var types []string
+	switch t.kind {
+	case 's':
+		types = []string{t.str}
+	case 'a':
+		for _, x := range t.arr {
+			if x.kind != 's' {
+				return frag{}, fmt.Errorf("%s.type: want a string or an array of strings", path)
+			}
+			types = append(types, x.str)
+		}
+	default:
+		return frag{}, fmt.Errorf("%s.type: want a string or an array of strings", path)
+	}
+	if len(types) == 0 {
+		return frag{}, fmt.Errorf("%s.type: empty", path)
+	}
+	fs := make([]frag, 0, len(types))
+	for _, ty := range types {
+		f, err := a.typed(ty, kw, path, depth)
+		if err != nil {
+			return frag{}, err
+		}
+		fs = append(fs, f)
+	}
+	if len(fs) == 1 {
+		return fs[0], nil
+	}
+	return a.alt(fs...), nil
+}
+
+// typed compiles a value of JSON type ty with the schema's keywords kw.
+func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (frag, error) {
+	switch ty {
+	case "string":
+		return a.str(), nil
+	case "integer":
+		return a.integer(), nil
+	case "number":
+		return a.number(), nil
+	case "boolean":
+		return a.alt(a.lit("true"), a.lit("false")), nil
+	case "null":
+		return a.lit("null"), nil
+	case "object":
+		props := kw["properties"]
+		if props == nil || props.kind != 'o' {
+			return frag{}, fmt.Errorf("%s: an object needs properties (an object of schemas); free-form objects are not supported", path)
+		}
+		parts := []frag{a.lit("{"), a.ws()}
+		for i, k := range props.keys {
+			if i > 0 {
+				parts = append(parts, a.lit(","), a.ws())
+			}
+			key, err := marshalPlain(k)
+			if err != nil {
+				return frag{}, err
+			}
+			v, err := a.compile(props.vals[i], path+".properties."+k, depth+1)
+			if err != nil {
+				return frag{}, err
+			}
+			parts = append(parts, a.lit(key), a.ws(), a.lit(":"), a.ws(), v, a.ws())
+		}
+		parts = append(parts, a.lit("}"))
+		return a.seq(parts...), nil
+	case "array":
+		items := kw["items"]
+		if items == nil {
+			return frag{}, fmt.Errorf("%s: an array needs items (a schema)", path)
+		}
+		lo, hi := 0, -1
+		for _, b := range []struct {
+			k string
+			v *int
+		}{{"minItems", &lo}, {"maxItems", &hi}} {
+			if x := kw[b.k]; x != nil {
+				n, ok := x.count()
+				if !ok || n > MaxItemsBound {
+					return frag{}, fmt.Errorf("%s.%s: want an integer from 0 to %d", path, b.k, MaxItemsBound)
+				}
+				*b.v = n
+			}
+		}
+		if hi >= 0 && hi < lo {
+			return frag{}, fmt.Errorf("%s: maxItems %d < minItems %d", path, hi, lo)
+		}
+		item := func() (frag, error) { return a.compile(items, path+".items", depth+1) }
+		open, close := a.seq(a.lit("["), a.ws()), a.lit("]")
+		// items 1..lo required, then up to hi (or any number), each after
+		// the one before and ", "
+		var chain []frag
+		for i := range max(lo, 1) {
+			if hi == 0 {
+				break
+			}
+			f, err := item()
+			if err != nil {
+				return frag{}, err
+			}
+			if i > 0 {
+				f = a.seq(a.lit(","), a.ws(), f)
+			}
+			chain = append(chain, a.seq(f, a.ws()))
+		}
+		if len(chain) == 0 { // maxItems 0: []
+			return a.seq(open, close), nil
+		}
+		body := a.seq(chain...)
+		switch {
+		case hi < 0: // any number more: a loop
+			f, err := item()
+			if err != nil {
+				return frag{}, err
+			}
+			more := a.seq(a.lit(","), a.ws(), f, a.ws())
+			loop := a.node()
+			a.eps(body.out, loop)
+			a.eps(loop, more.in)
+			a.eps(more.out, loop)
+			body = frag{body.in, loop}
+		default:
+			for i := max(lo, 1); i < hi; i++ {
+				f, err := item()
+				if err != nil {
+					return frag{}, err
+				}
+				more := a.seq(a.lit(","), a.ws(), f, a.ws())
+				a.eps(body.out, more.in)
+				joined := a.node()
+				a.eps(body.out, joined)
+				a.eps(more.out, joined)
+				body = frag{body.in, joined}
+			}
+		}
+		if lo == 0 { // the first item optional too
+			return a.alt(a.seq(open, body, close), a.seq(a.seq(a.lit("["), a.ws()), a.lit("]"))), nil
+		}
+		return a.seq(open, body, close), nil
+	}
+	return frag{}, fmt.Errorf("%s.type: %q is not a JSON type (string, number, integer, boolean, null, object, array)", path, ty)
+}
+
+// literal is the one spelling of JSON value v this constraint writes.
+func (a *nfa) literal(v *onode, path string) (frag, error) {
+	var b strings.Builder
+	if err := v.write(&b); err != nil {
+		return frag{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return a.lit(b.String()), nil
+}
+
+// marshalPlain is s as a JSON string, without Go's HTML escapes.
+func marshalPlain(s string) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// determinize builds s's automaton from the NFA's subsets reachable from
+// f.in; a subset holding f.out accepts.
+func (s *Schema) determinize(a *nfa, f frag) error {
+	ids := map[string]int32{}
+	var sets [][]int32
+	closure := func(seed []int32) []int32 {
+		seen := make(map[int32]bool, len(seed))
+		stack := append([]int32(nil), seed...)
+		var out []int32
+		for len(stack) > 0 {
+			n := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			out = append(out, n)
+			stack = append(stack, a.nodes[n].eps...)
+		}
+		slices.Sort(out)
+		return out
+	}
+	key := func(set []int32) string {
+		b := make([]byte, 4*len(set))
+		for i, n := range set {
+			b[4*i], b[4*i+1], b[4*i+2], b[4*i+3] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+		}
+		return string(b)
+	}
+	add := func(set []int32) (int32, error) {
+		k := key(set)
+		if id, ok := ids[k]; ok {
+			return id, nil
+		}
+		if len(sets) >= MaxSchemaStates {
+			return 0, errTooLarge
+		}
+		id := int32(len(sets))
+		ids[k] = id
+		sets = append(sets, set)
+		acc := false
+		for _, n := range set {
+			acc = acc || n == f.out
+		}
+		s.accept = append(s.accept, acc)
+		return id, nil
+	}
+	if _, err := add(closure([]int32{f.in})); err != nil {
+		return err
+	}
+	for i := 0; i < len(sets); i++ {
+		var targets [256][]int32
+		for _, n := range sets[i] {
+			for _, e := range a.nodes[n].edges {
+				for c := int(e.lo); c <= int(e.hi); c++ {
+					targets[c] = append(targets[c], e.to)
+				}
+			}
+		}
+		var row [256]int32
+		for c := range 256 {
+			row[c] = deadState
+			if len(targets[c]) == 0 {
+				continue
+			}
+			id, err := add(closure(targets[c]))
+			if err != nil {
+				return err
+			}
+			row[c] = id
+		}
+		s.trans = append(s.trans, row)
+	}
+	s.free = make([]bool, len(s.trans))
+	for i := range s.trans {
+		free := true
+		for c := 0x20; c < 256 && free; c++ {
+			if c != '"' && c != '\\' && s.trans[i][c] != int32(i) {
+				free = false
+			}
+		}
+		s.free[i] = free
+	}
+	return nil
+}
+
+// onode is a JSON value with its objects' keys in their order: kind 'o'
+// object (keys, vals), 'a' array, 's' string, 'n' number (its text), 'b'
+// boolean, 'z' null.
+type onode struct {
+	kind byte
+	keys []string
+	vals []*onode
+	arr  []*onode
+	str  string
+	b    bool
+}
+
+// maxOrderedDepth bounds the nesting parseOrdered takes.
+const maxOrderedDepth = 128
+
+// parseOrdered decodes one JSON value, keeping its objects' key order.
+func parseOrdered(data []byte) (*onode, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	v, err := decodeOrdered(dec, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
+
+func decodeOrdered(dec *json.Decoder, depth int) (*onode, error) {
+	if depth > maxOrderedDepth {
+		return nil, fmt.Errorf("nested deeper than %d", maxOrderedDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		if err == io.EOF {
+			return nil, errors.New("no JSON value")
+		}
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			n := &onode{kind: 'o'}
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					return nil, fmt.Errorf("key %q twice in one object", k)
+				}
+				seen[k] = true
+				v, err := decodeOrdered(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				n.keys, n.vals = append(n.keys, k), append(n.vals, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			return n, nil
+		case '[':
+			n := &onode{kind: 'a'}
+			for dec.More() {
+				v, err := decodeOrdered(dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				n.arr = append(n.arr, v)
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			return n, nil
+		}
+	case string:
+		return &onode{kind: 's', str: t}, nil
+	case json.Number:
+		return &onode{kind: 'n', str: t.String()}, nil
+	case bool:
+		return &onode{kind: 'b', b: t}, nil
+	case nil:
+		return &onode{kind: 'z'}, nil
+	}
+	return nil, fmt.Errorf("unexpected %v", tok)
+}
+
+// hasType reports whether value n is of a type schema keyword t names (a
+// string or an array of strings).
+func (n *onode) hasType(t *onode) bool {
+	names := []*onode{t}
+	if t.kind == 'a' {
+		names = t.arr
+	}
+	for _, x := range names {
+		if x.kind != 's' {
+			continue
+		}
+		switch x.str {
+		case "string":
+			if n.kind == 's' {
+				return true
+			}
+		case "number":
+			if n.kind == 'n' {
+				return true
+			}
+		case "integer":
+			if n.kind == 'n' && !strings.ContainsAny(n.str, ".eE") {
+				return true
+			}
+		case "boolean":
+			if n.kind == 'b' {
+				return true
+			}
+		case "null":
+			if n.kind == 'z' {
+				return true
+			}
+		case "object":
+			if n.kind == 'o' {
+				return true
+			}
+		case "array":
+			if n.kind == 'a' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// t2s is a type keyword's JSON text.
+func t2s(t *onode) string {
+	var b strings.Builder
+	if t != nil {
+		_ = t.write(&b)
+	}
+	return b.String()
+}
+
+// count is n's value as a non-negative integer, if it is one.
+func (n *onode) count() (int, bool) {
+	if n.kind != 'n' {
+		return 0, false
+	}
+	var v int
+	if _, err := fmt.Sscan(n.str, &v); err != nil || v < 0 || fmt.Sprint(v) != n.str {
+		return 0, false
+	}
+	return v, true
+}
+
+// write writes n as compact JSON, object keys in order.
+func (n *onode) write(b *strings.Builder) error {
+	switch n.kind {
+	case 'o':
+		b.WriteByte('{')
+		for i, k := range n.keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			ks, err := marshalPlain(k)
+			if err != nil {
+				return err
+			}
+			b.WriteString(ks)
+			b.WriteByte(':')
+			if err := n.vals[i].write(b); err != nil {
+				return err
+			}
+		}
+		b.WriteByte('}')
+	case 'a':
+		b.WriteByte('[')
+		for i, v := range n.arr {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if err := v.write(b); err != nil {
+				return err
+			}
+		}
+		b.WriteByte(']')
+	case 's':
+		s, err := marshalPlain(n.str)
+		if err != nil {
+			return err
+		}
+		b.WriteString(s)
+	case 'n':
+		b.WriteString(n.str)
+	case 'b':
+		if n.b {
+			b.WriteString("true")
+		} else {
+			b.WriteString("false")
+		}
+	case 'z':
+		b.WriteString("null")
+	}
+	return nil
+}

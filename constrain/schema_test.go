@@ -1,0 +1,392 @@
+package constrain
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/upg-ai/upg/internal/testutil"
+	"github.com/upg-ai/upg/sample"
+	"github.com/upg-ai/upg/tokenizer"
+)
+
+const personSchema = `{"type": "object", "title": "person", "properties": {
+	"name": {"type": "string"},
+	"age": {"type": "integer"},
+	"height": {"type": ["number", "null"]},
+	"role": {"enum": ["admin", "user <x>", 3, null]},
+	"tags": {"type": "array", "items": {"type": "string"}, "maxItems": 3},
+	"pets": {"type": "array", "minItems": 1, "items": {"type": "object", "properties": {"kind": {"const": "cat"}, "ok": {"type": "boolean"}}, "required": ["kind", "ok"], "additionalProperties": false}},
+	"id": {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+}, "required": ["name", "age", "height", "role", "tags", "pets", "id"], "additionalProperties": false}`
+
+func mustSchema(t testing.TB, schema string) *Schema {
+	t.Helper()
+	s, err := NewSchema(toyJSON(), []byte(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestSchemaValid: what a compiled schema accepts and refuses, whole and as
+// prefixes.
+func TestSchemaValid(t *testing.T) {
+	s := mustSchema(t, personSchema)
+	good := []string{
+		`{"name":"Ada","age":36,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,
+		"{\n  \"name\": \"A\\\"d\\u00e9\", \"age\": -0, \"height\": null, \"role\": null,\n\t\"tags\": [\"a\", \"b\", \"c\"], \"pets\": [ {\"kind\": \"cat\", \"ok\": false} , {\"kind\":\"cat\",\"ok\":true} ], \"id\": \"x\" }",
+		`{"name":"","age":0,"height":-2.5e+3,"role":"user <x>","tags":["t"],"pets":[{"kind":"cat","ok":true}],"id":-12}`,
+		`{"name":"","age":0,"height":0,"role":3,"tags":[],"pets":[{"kind":"cat","ok":true}],"id":0}`,
+	}
+	bad := []string{
+		`{"age":36,"name":"Ada","height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,   // order
+		`{"name":"Ada","age":36.5,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`, // integer
+		`{"name":"Ada","age":36,"height":1.7,"role":"root","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,    // enum
+		`{"name":"Ada","age":36,"height":1.7,"role":"admin","tags":["a","b","c","d"],"pets":[{"kind":"cat","ok":true}],"id":7}`,
+		`{"name":"Ada","age":36,"height":1.7,"role":"admin","tags":[],"pets":[],"id":7}`, // minItems
+		`{"name":"Ada","age":36,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"dog","ok":true}],"id":7}`,
+		`{"name":"Ada","age":36,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":true}`,
+		`{"name":"Ada","age":036,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,
+		`{"name":"Ada","age":36,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7,"x":1}`,
+		` {"name":"Ada","age":36,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,
+		`{"name":"A` + "\x01" + `","age":36,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,
+		`{"name":"Ada"  ,"age":36,"height":1.7,"role":"admin","tags":[],"pets":[{"kind":"cat","ok":true}],"id":7}`,
+	}
+	for _, g := range good {
+		if !s.Valid([]byte(g)) {
+			t.Errorf("refused %s", g)
+		}
+		if !json.Valid([]byte(g)) {
+			t.Errorf("the test's good text is not JSON: %s", g)
+		}
+		for cut := range len(g) {
+			if !s.Prefix([]byte(g[:cut])) {
+				t.Fatalf("prefix %q of %s refused", g[:cut], g)
+			}
+			if s.Valid([]byte(g[:cut])) {
+				t.Fatalf("prefix %q of %s accepted whole", g[:cut], g)
+			}
+		}
+	}
+	for _, b := range bad {
+		if s.Valid([]byte(b)) {
+			t.Errorf("accepted %s", b)
+		}
+	}
+	// a top level that is not an object, and bounded arrays
+	for _, c := range []struct {
+		schema     string
+		good, bads []string
+	}{
+		{`{"type":"integer"}`, []string{"0", "-17", "42"}, []string{"01", "1.5", "-", "\"1\""}},
+		{`{"type":"array","items":{"type":"boolean"},"minItems":2,"maxItems":3}`, []string{"[true,false]", "[ false, false, true ]"}, []string{"[]", "[true]", "[true,true,true,true]"}},
+		{`{"type":"array","items":{"type":"null"},"maxItems":0}`, []string{"[]", "[ ]"}, []string{"[null]"}},
+		{`{"type":"object","properties":{}}`, []string{"{}", "{ }"}, []string{`{"a":1}`}},
+		{`{"enum":[{"a":[1,"<"]}, 2.50]}`, []string{`{"a":[1,"<"]}`, `2.50`}, []string{`{"a":[1,"\u003c"]}`, `2.5`}},
+		{`{"type":["integer","null"],"enum":[1, 1.5, "x", null]}`, []string{"1", "null"}, []string{"1.5", `"x"`}},
+	} {
+		s := mustSchema(t, c.schema)
+		for _, g := range c.good {
+			if !s.Valid([]byte(g)) {
+				t.Errorf("%s refused %s", c.schema, g)
+			}
+		}
+		for _, b := range c.bads {
+			if s.Valid([]byte(b)) {
+				t.Errorf("%s accepted %s", c.schema, b)
+			}
+		}
+	}
+}
+
+// TestSchemaErrors: a schema the constraint cannot take is refused with the
+// keyword or value named, never compiled into something else.
+func TestSchemaErrors(t *testing.T) {
+	for _, c := range []struct{ schema, want string }{
+		{`{"type":"string","pattern":"a+"}`, `"pattern" is not supported`},
+		{`{"type":"object"}`, "free-form objects"},
+		{`{"type":"object","properties":{"a":{"type":"string","format":"date"}}}`, `schema.properties.a: keyword "format"`},
+		{`{"type":"array"}`, "needs items"},
+		{`{"type":"array","items":{"type":"string"},"maxItems":1000}`, "maxItems"},
+		{`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, "maxItems 2 < minItems 3"},
+		{`{"type":"strin"}`, `"strin" is not a JSON type`},
+		{`{"$ref":"#/$defs/x"}`, `"$ref"`},
+		{`{}`, "no type"},
+		{`true`, "any value"},
+		{`[1]`, "must be an object"},
+		{`{"type":"string"} {}`, "more than one"},
+		{`{"type":`, "schema:"},
+		{`{"enum":[]}`, "enum"},
+		{`{"type":"string","enum":[1,2]}`, `no value of the type "string"`},
+		{`{"const":1,"enum":[1]}`, "together"},
+		{`{"type":"object","properties":{"a":{"type":"integer"}},"additionalProperties":{"type":"string"}}`, "additionalProperties"},
+		{`{"type":"string","type":"integer"}`, "twice"},
+		{strings.Repeat(`{"type":"array","items":`, 40) + `{"type":"null"}` + strings.Repeat("}", 40), "deeper"},
+	} {
+		_, err := NewSchema(toyJSON(), []byte(c.schema))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.schema, err, c.want)
+		}
+	}
+	// a schema whose automaton would be too large: ten nested bounded arrays
+	big := `{"type":"null"}`
+	for range 10 {
+		big = `{"type":"array","items":` + big + `,"maxItems":64}`
+	}
+	if _, err := NewSchema(toyJSON(), []byte(big)); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("ten nested arrays of up to 64: error %v, want too large", err)
+	}
+}
+
+// TestSchemaWalks: random texts the automaton lets through, byte by byte
+// (printable ASCII and whitespace), are JSON that an independent check of
+// the schema accepts: the types, every property in order, enum and const
+// values, array bounds.
+func TestSchemaWalks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 9))
+	root, err := parseOrdered([]byte(personSchema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := mustSchema(t, personSchema)
+	done := 0
+	for walk := 0; walk < 400; walk++ {
+		var text []byte
+		st := int32(0)
+		for len(text) < 4000 {
+			if s.accept[st] && rng.IntN(4) == 0 {
+				break
+			}
+			var opts []byte
+			for c := 0x20; c < 0x7f; c++ {
+				if s.trans[st][c] != deadState {
+					opts = append(opts, byte(c))
+				}
+			}
+			for _, c := range []byte{'\n', '\t'} {
+				if s.trans[st][c] != deadState {
+					opts = append(opts, c)
+				}
+			}
+			if len(opts) == 0 {
+				break
+			}
+			// favour the structural bytes so walks end
+			c := opts[rng.IntN(len(opts))]
+			for _, p := range []byte(`"]}`) {
+				if slices.Contains(opts, p) && rng.IntN(3) == 0 {
+					c = p
+				}
+			}
+			text = append(text, c)
+			st = s.trans[st][c]
+		}
+		if !s.accept[st] {
+			continue
+		}
+		done++
+		v, err := parseOrdered(text)
+		if err != nil || !json.Valid(text) {
+			t.Fatalf("walk %d: not JSON (%v): %s", walk, err, text)
+		}
+		if err := conforms(v, root); err != nil {
+			t.Fatalf("walk %d: %v: %s", walk, err, text)
+		}
+	}
+	if done < 100 {
+		t.Errorf("only %d of 400 walks ended in an accepting state", done)
+	}
+}
+
+// conforms checks value v against schema s, independently of the automaton.
+func conforms(v, s *onode) error {
+	kw := map[string]*onode{}
+	for i, k := range s.keys {
+		kw[k] = s.vals[i]
+	}
+	lit := func(n *onode) string { var b strings.Builder; n.write(&b); return b.String() }
+	if c := kw["const"]; c != nil {
+		if lit(v) != lit(c) {
+			return fmt.Errorf("%s is not const %s", lit(v), lit(c))
+		}
+		return nil
+	}
+	if e := kw["enum"]; e != nil {
+		for _, x := range e.arr {
+			if lit(v) == lit(x) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s is not in enum %s", lit(v), lit(e))
+	}
+	if a := kw["anyOf"]; a != nil {
+		for _, sub := range a.arr {
+			if conforms(v, sub) == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s matches no anyOf", lit(v))
+	}
+	var types []string
+	if t := kw["type"]; t.kind == 's' {
+		types = []string{t.str}
+	} else {
+		for _, x := range t.arr {
+			types = append(types, x.str)
+		}
+	}
+	for _, ty := range types {
+		switch {
+		case ty == "string" && v.kind == 's', ty == "boolean" && v.kind == 'b', ty == "null" && v.kind == 'z':
+			return nil
+		case ty == "number" && v.kind == 'n':
+			if json.Valid([]byte(v.str)) { // a JSON number (it may overflow a float64)
+				return nil
+			}
+		case ty == "integer" && v.kind == 'n':
+			if !strings.ContainsAny(v.str, ".eE") {
+				return nil
+			}
+		case ty == "object" && v.kind == 'o':
+			props := kw["properties"]
+			if !slices.Equal(v.keys, props.keys) {
+				return fmt.Errorf("keys %v, want %v in order", v.keys, props.keys)
+			}
+			for i := range v.keys {
+				if err := conforms(v.vals[i], props.vals[i]); err != nil {
+					return fmt.Errorf("%s: %w", v.keys[i], err)
+				}
+			}
+			return nil
+		case ty == "array" && v.kind == 'a':
+			if m := kw["minItems"]; m != nil {
+				if n, _ := m.count(); len(v.arr) < n {
+					return fmt.Errorf("%d items < minItems %d", len(v.arr), n)
+				}
+			}
+			if m := kw["maxItems"]; m != nil {
+				if n, _ := m.count(); len(v.arr) > n {
+					return fmt.Errorf("%d items > maxItems %d", len(v.arr), n)
+				}
+			}
+			for _, x := range v.arr {
+				if err := conforms(x, kw["items"]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not of type %v", lit(v), types)
+}
+
+// TestSchemaMaskMatchesBruteForce: over Phi-4's vocabulary (cl100k), at byte
+// prefixes of a conforming document, the schema's Mask keeps exactly the
+// tokens whose whole bytes the automaton takes from that state (the
+// grouping by first byte and the plain-string shortcut change nothing), and
+// the end tokens only when the value is complete.
+func TestSchemaMaskMatchesBruteForce(t *testing.T) {
+	testutil.NeedData(t, cl100k)
+	tok, err := tokenizer.Load(cl100k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := tok.VocabSize()
+	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
+	s, err := NewSchema(j, []byte(personSchema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := "{\"name\": \"Ada L\\u00e9\", \"age\": 36, \"height\": null, \"role\": \"user <x>\",\n  \"tags\": [\"x\"], \"pets\": [{\"kind\": \"cat\", \"ok\": true}], \"id\": 12}"
+	logits := make([]float32, n)
+	checked := 0
+	for cut := 0; cut <= len(d); cut += 1 + cut%4 {
+		st := s.feed(0, []byte(d[:cut]))
+		if st == deadState {
+			t.Fatalf("prefix %q refused", d[:cut])
+		}
+		m := &schemaMatcher{s: s}
+		clear(logits)
+		m.mask(st, logits)
+		for id := range n {
+			want := false
+			switch {
+			case j.end[id]:
+				want = s.accept[st]
+			case j.tokens[id] != nil:
+				want = s.feed(st, j.tokens[id]) != deadState
+			}
+			if got := !math.IsInf(float64(logits[id]), -1); got != want {
+				t.Fatalf("after %q: token %d %q kept %v, want %v", d[:cut], id, j.tokens[id], got, want)
+			}
+		}
+		checked++
+	}
+	t.Logf("%d states × %d tokens", checked, n)
+}
+
+// TestSchemaMatcher: the matcher over the toy vocabulary follows generated
+// tokens, takes a changed history (a rejected draft), and leaves only the
+// end tokens after text outside the schema.
+func TestSchemaMatcher(t *testing.T) {
+	j := toyJSON()
+	s, err := NewSchema(j, []byte(`{"type":"object","properties":{"a":{"type":"integer"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := s.NewMatcher()
+	keep := func(gen []int) []string { return allowed(m, gen) }
+	if got := keep(nil); !slices.Contains(got, "{") || slices.Contains(got, "[") || slices.Contains(got, "<end>") {
+		t.Errorf("at the start: %q", got)
+	}
+	gen := ids(`{`, `"a"`, `:`, `1`)
+	if got := keep(gen); !slices.Contains(got, "}") || slices.Contains(got, "<end>") || slices.Contains(got, ",") {
+		t.Errorf(`after {"a":1: %q`, got)
+	}
+	if got := keep(append(gen, ids("}")...)); !slices.Equal(got, []string{"<end>"}) {
+		t.Errorf("after the object: %q, want only <end>", got)
+	}
+	if got := keep(ids(`{`, `[`)); !slices.Equal(got, []string{"<end>"}) {
+		t.Errorf("after text outside the schema: %q, want only <end>", got)
+	}
+	if got := keep(ids(`{`)); !slices.Contains(got, `"a"`) || slices.Contains(got, "}") {
+		t.Errorf("after {: %q", got)
+	}
+}
+
+// FuzzSchema: any schema text compiles or is refused with an error, never a
+// panic, and what compiles accepts nothing encoding/json calls invalid.
+func FuzzSchema(f *testing.F) {
+	for _, s := range []string{personSchema, `{"type":"integer"}`, `{"enum":[1,"a",null]}`, `{"type":"array","items":{"type":"string"},"maxItems":2}`, `{"anyOf":[{"type":"null"},{"const":{"a":1}}]}`} {
+		f.Add(s, `{"a":1}`)
+	}
+	f.Fuzz(func(t *testing.T, schema, text string) {
+		s, err := NewSchema(toyJSON(), []byte(schema))
+		if err != nil {
+			return
+		}
+		if s.Valid([]byte(text)) && !json.Valid([]byte(text)) {
+			t.Fatalf("%s accepts %q, which is not JSON", schema, text)
+		}
+	})
+}
+
+// BenchmarkSchemaMask: one step's mask over Phi-4's vocabulary (cl100k)
+// under personSchema, at the start, inside a free string, after an integer
+// and after a property's colon (the automaton's table lookups, one a byte).
+//
+//	go test ./constrain -run XXX -bench SchemaMask
+func BenchmarkSchemaMask(b *testing.B) {
+	benchMasks(b, func(j *JSON) sample.Constraint {
+		s, err := NewSchema(j, []byte(personSchema))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}, [][2]string{{"start", ""}, {"string", `{"name": "Ada Love`}, {"after-integer", `{"name": "Ada", "age": 36`}, {"after-colon", `{"name": "Ada", "age":`}})
+}
