@@ -13,6 +13,7 @@ package constrain
 
 import (
 	"math"
+	"slices"
 
 	"github.com/upg-ai/upg/sample"
 )
@@ -45,13 +46,17 @@ type JSON struct {
 	quoted   []int32
 	// all lists every token by its first byte (Schema's masks)
 	all [256][]int32
+	// plainLen is the token's length when every byte is printable ASCII
+	// string content (0x20-0x7f but the quote and backslash: one character
+	// each), else 0 (Schema's counted strings)
+	plainLen []uint8
 }
 
 // NewJSON builds the JSON constraint for a vocabulary of n tokens: bytes(t)
 // is token t's text (TokenBytes), control(t) whether it is a special token,
 // end the tokens that end generation (EOS, end of turn).
 func NewJSON(n int, bytes func(int) []byte, control func(int) bool, end []int) *JSON {
-	j := &JSON{tokens: make([][]byte, n), end: make([]bool, n), inString: make([]bool, n)}
+	j := &JSON{tokens: make([][]byte, n), end: make([]bool, n), inString: make([]bool, n), plainLen: make([]uint8, n)}
 	for _, t := range end {
 		if t >= 0 && t < n {
 			j.end[t] = true
@@ -78,6 +83,9 @@ func NewJSON(n int, bytes func(int) []byte, control func(int) bool, end []int) *
 			j.afterSpace[256] = append(j.afterSpace[256], int32(t))
 		default:
 			j.afterSpace[b[w]] = append(j.afterSpace[b[w]], int32(t))
+		}
+		if len(b) <= math.MaxUint8 && !slices.ContainsFunc(b, func(c byte) bool { return c < 0x20 || c > 0x7f || c == '"' || c == '\\' }) {
+			j.plainLen[t] = uint8(len(b))
 		}
 		j.inString[t] = true
 		for _, c := range b {

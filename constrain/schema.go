@@ -24,16 +24,27 @@ import (
 // one of its states, and a step costs one table lookup a byte. The
 // keywords it takes: type (one or a list), properties, required,
 // additionalProperties (true or false: no other properties are written),
-// items, minItems and maxItems (up to MaxItemsBound), enum, const, anyOf,
-// and the annotations (title, description, default, examples, $schema,
-// $id, $comment). Any other keyword is refused by name, as are objects
-// without properties and arrays without items (their values could nest
-// without bound).
+// items, minItems and maxItems (up to MaxItemsBound), minLength and
+// maxLength (up to MaxLengthBound characters), format (date, time,
+// date-time, uuid and ipv4 are written as RFC 3339 and RFC 4122 spell
+// them; other formats annotate, as JSON Schema's default vocabulary has
+// them), enum, const, anyOf, $ref to a subschema of the same document
+// ("#/$defs/Name", as pydantic writes nested models; "#" for the root) with
+// $defs and definitions holding them, and the annotations (title,
+// description, default, examples, $schema, $id, $comment). Any other
+// keyword is refused by name, as are recursive references, objects without
+// properties and arrays without items (their values could nest without
+// bound: not a regular language).
 type Schema struct {
 	v      *JSON // the vocabulary's tables (NewJSON)
 	trans  [][256]int32
 	accept []bool
 	free   []bool // the state loops on every byte of a string's plain content
+	// run: every run of up to run[st] printable ASCII string bytes (JSON's
+	// plainLen) is taken from st, each byte as any other (a counted
+	// string's characters); runEnd: a longer run is refused
+	run    []int32
+	runEnd []bool
 }
 
 // MaxSchemaStates bounds the automaton a schema compiles to (1 KiB a
@@ -42,6 +53,10 @@ const MaxSchemaStates = 16384
 
 // MaxItemsBound is the largest minItems or maxItems a schema may set.
 const MaxItemsBound = 64
+
+// MaxLengthBound is the largest minLength or maxLength a schema may set
+// (each character counted is a few states of the automaton).
+const MaxLengthBound = 256
 
 // maxSchemaDepth bounds the nesting of a schema's subschemas.
 const maxSchemaDepth = 32
@@ -55,7 +70,7 @@ func NewSchema(v *JSON, schema []byte) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	var a nfa
+	a := nfa{root: root}
 	f, err := a.compile(root, "schema", 0)
 	if err != nil {
 		return nil, err
@@ -151,15 +166,29 @@ func (m *schemaMatcher) mask(st int32, logits []float32) {
 			}
 		}
 	default:
+		// a token of plain ASCII content no longer than the state's run is
+		// taken, and a longer one refused where the run ends in refusal:
+		// neither is walked (a counted string's characters)
+		r, refused := int(s.run[st]), s.runEnd[st]
 		for b := range 256 {
 			next := s.trans[st][b]
 			if next == deadState {
 				continue
 			}
 			for _, t := range v.all[b] {
-				if int(t) < n {
-					allow[t] = s.feed(next, v.tokens[t][1:]) != deadState
+				if int(t) >= n {
+					continue
 				}
+				if l := int(v.plainLen[t]); l > 0 && r > 0 {
+					if l <= r {
+						allow[t] = true
+						continue
+					}
+					if refused {
+						continue
+					}
+				}
+				allow[t] = s.feed(next, v.tokens[t][1:]) != deadState
 			}
 		}
 	}
@@ -177,6 +206,8 @@ func (m *schemaMatcher) mask(st int32, logits []float32) {
 
 type nfa struct {
 	nodes []nnode
+	root  *onode   // the schema document ($ref's pointers start there)
+	refs  []string // the references being compiled (a cycle is refused)
 }
 
 type nnode struct {
@@ -280,6 +311,209 @@ func (a *nfa) str() frag {
 	return frag{in, out}
 }
 
+// stringOf is a string with the schema's format and length keywords:
+// a format the constraint writes (stringFormats) or any string, of
+// minLength to maxLength characters (code points: a plain byte, a UTF-8
+// sequence, an escape, or a surrogate pair's two escapes).
+func (a *nfa) stringOf(kw map[string]*onode, path string) (frag, error) {
+	lo, hi := 0, -1
+	for _, b := range []struct {
+		k string
+		v *int
+	}{{"minLength", &lo}, {"maxLength", &hi}} {
+		if x := kw[b.k]; x != nil {
+			n, ok := x.count()
+			if !ok || n > MaxLengthBound {
+				return frag{}, fmt.Errorf("%s.%s: want an integer from 0 to %d", path, b.k, MaxLengthBound)
+			}
+			*b.v = n
+		}
+	}
+	if hi >= 0 && hi < lo {
+		return frag{}, fmt.Errorf("%s: maxLength %d < minLength %d", path, hi, lo)
+	}
+	if f := kw["format"]; f != nil {
+		if f.kind != 's' {
+			return frag{}, fmt.Errorf("%s.format: want a string", path)
+		}
+		if body := stringFormats[f.str]; body != nil {
+			if lo > 0 || hi >= 0 {
+				return frag{}, fmt.Errorf("%s: format %q with minLength or maxLength is not supported", path, f.str)
+			}
+			return a.seq(a.lit(`"`), body(a), a.lit(`"`)), nil
+		}
+	}
+	if lo == 0 && hi < 0 {
+		return a.str(), nil
+	}
+	parts := []frag{a.lit(`"`)}
+	for range lo {
+		parts = append(parts, a.char())
+	}
+	if hi < 0 {
+		parts = append(parts, a.star(a.char()))
+	} else {
+		for range hi - lo {
+			parts = append(parts, a.opt(a.char()))
+		}
+	}
+	parts = append(parts, a.lit(`"`))
+	return a.seq(parts...), nil
+}
+
+// char is one character of a JSON string's content: a printable ASCII
+// byte other than " and \, a UTF-8 sequence of two to four bytes, an
+// escape, or the two \u escapes of a surrogate pair.
+func (a *nfa) char() frag {
+	in, out := a.node(), a.node()
+	a.edge(in, 0x20, '"'-1, out)
+	a.edge(in, '"'+1, '\\'-1, out)
+	a.edge(in, '\\'+1, 0x7f, out)
+	for _, l := range []struct{ lo, hi, n byte }{{0xc2, 0xdf, 1}, {0xe0, 0xef, 2}, {0xf0, 0xf4, 3}} {
+		cur := a.node()
+		a.edge(in, l.lo, l.hi, cur)
+		for i := range l.n {
+			next := out
+			if i < l.n-1 {
+				next = a.node()
+			}
+			a.edge(cur, 0x80, 0xbf, next)
+			cur = next
+		}
+	}
+	esc := a.node()
+	a.edge(in, '\\', '\\', esc)
+	for _, c := range []byte(`"\/bfnrt`) {
+		a.edge(esc, c, c, out)
+	}
+	u := a.node()
+	a.edge(esc, 'u', 'u', u)
+	// \uXXXX outside the surrogates: a first digit other than d, or d then 0-7
+	notD, d, d07 := a.node(), a.node(), a.node()
+	a.edge(u, '0', '9', notD)
+	a.edge(u, 'a', 'c', notD)
+	a.edge(u, 'A', 'C', notD)
+	a.edge(u, 'e', 'f', notD)
+	a.edge(u, 'E', 'F', notD)
+	a.edge(u, 'd', 'd', d)
+	a.edge(u, 'D', 'D', d)
+	a.edge(d, '0', '7', d07)
+	a.hexes(a.hexes(notD, 1, -1), 2, out)
+	a.hexes(d07, 2, out)
+	// a high surrogate (d8-db) and then \u and a low one (dc-df)
+	hs := a.node()
+	a.edge(d, '8', '9', hs)
+	a.edge(d, 'a', 'b', hs)
+	a.edge(d, 'A', 'B', hs)
+	b1 := a.hexes(hs, 2, -1)
+	bs, bu, ld := a.node(), a.node(), a.node()
+	a.edge(b1, '\\', '\\', bs)
+	a.edge(bs, 'u', 'u', bu)
+	a.edge(bu, 'd', 'd', ld)
+	a.edge(bu, 'D', 'D', ld)
+	ls := a.node()
+	a.edge(ld, 'c', 'f', ls)
+	a.edge(ld, 'C', 'F', ls)
+	a.hexes(ls, 2, out)
+	return frag{in, out}
+}
+
+// hexes adds n hex digits from node from, ending at to (a new node when to
+// < 0), and returns the end.
+func (a *nfa) hexes(from int32, n int, to int32) int32 {
+	cur := from
+	for i := range n {
+		next := to
+		if i < n-1 || to < 0 {
+			next = a.node()
+		}
+		a.edge(cur, '0', '9', next)
+		a.edge(cur, 'a', 'f', next)
+		a.edge(cur, 'A', 'F', next)
+		cur = next
+	}
+	return cur
+}
+
+// opt is f or nothing.
+func (a *nfa) opt(f frag) frag {
+	e := a.node()
+	return a.alt(f, frag{e, e})
+}
+
+// class is one byte in the ranges r (pairs of first and last).
+func (a *nfa) class(r ...byte) frag {
+	in, out := a.node(), a.node()
+	for i := 0; i+1 < len(r); i += 2 {
+		a.edge(in, r[i], r[i+1], out)
+	}
+	return frag{in, out}
+}
+
+// times is n fragments from mk, one after another.
+func (a *nfa) times(n int, mk func() frag) frag {
+	fs := make([]frag, n)
+	for i := range fs {
+		fs[i] = mk()
+	}
+	return a.seq(fs...)
+}
+
+func (a *nfa) digit() frag    { return a.class('0', '9') }
+func (a *nfa) hexDigit() frag { return a.class('0', '9', 'a', 'f', 'A', 'F') }
+
+// stringFormats are the formats the constraint writes, each a string's
+// content (between the quotes), as RFC 3339 (date, time, date-time: full-
+// date, full-time, date-time) and RFC 4122 (uuid) spell them, and ipv4's
+// dotted quad. A day is 01-31 whatever the month.
+var stringFormats = map[string]func(a *nfa) frag{
+	"date":      (*nfa).date,
+	"time":      (*nfa).time,
+	"date-time": func(a *nfa) frag { return a.seq(a.date(), a.class('T', 'T', 't', 't'), a.time()) },
+	"uuid": func(a *nfa) frag {
+		var parts []frag
+		for i, n := range []int{8, 4, 4, 4, 12} {
+			if i > 0 {
+				parts = append(parts, a.lit("-"))
+			}
+			parts = append(parts, a.times(n, a.hexDigit))
+		}
+		return a.seq(parts...)
+	},
+	"ipv4": func(a *nfa) frag {
+		octet := func() frag { // 0-255 without leading zeros
+			return a.alt(a.seq(a.lit("25"), a.class('0', '5')), a.seq(a.lit("2"), a.class('0', '4'), a.digit()),
+				a.seq(a.lit("1"), a.digit(), a.digit()), a.seq(a.class('1', '9'), a.digit()), a.digit())
+		}
+		return a.seq(octet(), a.lit("."), octet(), a.lit("."), octet(), a.lit("."), octet())
+	},
+}
+
+// date is RFC 3339's full-date: YYYY-MM-DD.
+func (a *nfa) date() frag {
+	month := a.alt(a.seq(a.lit("0"), a.class('1', '9')), a.seq(a.lit("1"), a.class('0', '2')))
+	day := a.alt(a.seq(a.lit("0"), a.class('1', '9')), a.seq(a.class('1', '2'), a.digit()), a.seq(a.lit("3"), a.class('0', '1')))
+	return a.seq(a.times(4, a.digit), a.lit("-"), month, a.lit("-"), day)
+}
+
+// time is RFC 3339's full-time: HH:MM:SS, a fraction, and Z or an offset.
+func (a *nfa) time() frag {
+	hour := func() frag { return a.alt(a.seq(a.class('0', '1'), a.digit()), a.seq(a.lit("2"), a.class('0', '3'))) }
+	minute := func() frag { return a.seq(a.class('0', '5'), a.digit()) }
+	second := a.alt(minute(), a.lit("60"))
+	frac := a.opt(a.seq(a.lit("."), a.digit(), a.star(a.digit())))
+	offset := a.alt(a.class('Z', 'Z', 'z', 'z'), a.seq(a.class('+', '+', '-', '-'), hour(), a.lit(":"), minute()))
+	return a.seq(hour(), a.lit(":"), minute(), a.lit(":"), second, frac, offset)
+}
+
+// star is f any number of times.
+func (a *nfa) star(f frag) frag {
+	loop := a.node()
+	a.eps(loop, f.in)
+	a.eps(f.out, loop)
+	return frag{loop, loop}
+}
+
 // integer is -?(0|[1-9][0-9]*).
 func (a *nfa) integer() frag {
 	in, m, d, out := a.node(), a.node(), a.node(), a.node()
@@ -317,9 +551,11 @@ func (a *nfa) number() frag {
 // The keywords compile takes: those that only annotate are ignored.
 var (
 	schemaAnnotations = map[string]bool{"title": true, "description": true, "default": true, "examples": true,
-		"$schema": true, "$id": true, "$comment": true, "required": true, "additionalProperties": true, "strict": true}
+		"$schema": true, "$id": true, "$comment": true, "required": true, "additionalProperties": true, "strict": true,
+		"$defs": true, "definitions": true}
 	schemaKeywords = map[string]bool{"type": true, "properties": true, "items": true, "enum": true, "const": true,
-		"anyOf": true, "minItems": true, "maxItems": true}
+		"anyOf": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true, "format": true,
+		"$ref": true}
 )
 
 // maxNFANodes bounds the NFA a schema builds (bounded arrays copy their
@@ -345,9 +581,12 @@ func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
 	kw := map[string]*onode{}
 	for i, k := range s.keys {
 		if !schemaKeywords[k] && !schemaAnnotations[k] {
-			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, enum, const, anyOf)", path, k)
+			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, format, enum, const, anyOf, $ref, $defs)", path, k)
 		}
 		kw[k] = s.vals[i]
+	}
+	if ref := kw["$ref"]; ref != nil {
+		return a.ref(ref, kw, path, depth)
 	}
 	if ap := kw["additionalProperties"]; ap != nil && ap.kind != 'b' {
 		return frag{}, fmt.Errorf("%s.additionalProperties: only true or false is supported", path)
@@ -437,11 +676,70 @@ func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
 	return a.alt(fs...), nil
 }
 
+// ref compiles the subschema that $ref names: a JSON pointer into the
+// schema document, beside which only annotations may stand (JSON Schema
+// would take both; a value meeting two sets of keywords at once is not
+// what this constraint builds).
+func (a *nfa) ref(ref *onode, kw map[string]*onode, path string, depth int) (frag, error) {
+	for k := range kw {
+		if k != "$ref" && !schemaAnnotations[k] {
+			return frag{}, fmt.Errorf("%s: %q beside $ref is not supported", path, k)
+		}
+	}
+	if ref.kind != 's' {
+		return frag{}, fmt.Errorf("%s.$ref: want a string", path)
+	}
+	if slices.Contains(a.refs, ref.str) {
+		return frag{}, fmt.Errorf("%s.$ref: %q refers to itself (a recursive schema is not a regular language; only references without cycles are supported)", path, ref.str)
+	}
+	target, err := a.resolve(ref.str)
+	if err != nil {
+		return frag{}, fmt.Errorf("%s.$ref: %w", path, err)
+	}
+	a.refs = append(a.refs, ref.str)
+	f, err := a.compile(target, ref.str, depth+1)
+	a.refs = a.refs[:len(a.refs)-1]
+	return f, err
+}
+
+// resolve finds the subschema a JSON pointer within the document names
+// ("#" the root, "#/$defs/Name", ~0 and ~1 for ~ and /).
+func (a *nfa) resolve(ptr string) (*onode, error) {
+	if ptr == "#" {
+		return a.root, nil
+	}
+	rest, ok := strings.CutPrefix(ptr, "#/")
+	if !ok {
+		return nil, fmt.Errorf("%q: only references within the schema (\"#/...\") are supported", ptr)
+	}
+	n := a.root
+	for _, tok := range strings.Split(rest, "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		var next *onode
+		switch n.kind {
+		case 'o':
+			if i := slices.Index(n.keys, tok); i >= 0 {
+				next = n.vals[i]
+			}
+		case 'a':
+			var i int
+			if _, err := fmt.Sscanf(tok, "%d", &i); err == nil && fmt.Sprint(i) == tok && i >= 0 && i < len(n.arr) {
+				next = n.arr[i]
+			}
+		}
+		if next == nil {
+			return nil, fmt.Errorf("%q: no such subschema (%q not found)", ptr, tok)
+		}
+		n = next
+	}
+	return n, nil
+}
+
 // typed compiles a value of JSON type ty with the schema's keywords kw.
 func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (frag, error) {
 	switch ty {
 	case "string":
-		return a.str(), nil
+		return a.stringOf(kw, path)
 	case "integer":
 		return a.integer(), nil
 	case "number":
@@ -652,7 +950,61 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 		}
 		s.free[i] = free
 	}
+	s.runs()
 	return nil
+}
+
+// plainByte reports whether c is printable ASCII string content.
+func plainByte(c int) bool { return c >= 0x20 && c <= 0x7f && c != '"' && c != '\\' }
+
+// runs fills run and runEnd: a state whose plain bytes all lead to one
+// state u takes a run of 1 + run[u] of them (u's run when u treats them
+// alike too); the run ends refused when the last such state's plain bytes
+// all lead nowhere. States on a cycle of such states (a string without a
+// bound) take runs of any length.
+func (s *Schema) runs() {
+	n := len(s.trans)
+	s.run, s.runEnd = make([]int32, n), make([]bool, n)
+	const unknown, visiting = -1, -2
+	for i := range s.run {
+		s.run[i] = unknown
+	}
+	// uniform: the one state every plain byte of st leads to
+	uniform := func(st int32) (int32, bool) {
+		u := s.trans[st][' ']
+		for c := 0x21; c <= 0x7f; c++ {
+			if plainByte(c) && s.trans[st][c] != u {
+				return 0, false
+			}
+		}
+		return u, true
+	}
+	var visit func(st int32)
+	visit = func(st int32) {
+		s.run[st] = visiting
+		u, ok := uniform(st)
+		switch {
+		case !ok:
+			s.run[st] = 0
+		case u == deadState:
+			s.run[st], s.runEnd[st] = 0, true
+		default:
+			if s.run[u] == unknown {
+				visit(u)
+			}
+			switch r := s.run[u]; {
+			case r == visiting || r >= math.MaxUint8: // a cycle: runs of any length
+				s.run[st] = math.MaxUint8
+			default:
+				s.run[st], s.runEnd[st] = 1+r, s.runEnd[u]
+			}
+		}
+	}
+	for st := range n {
+		if s.run[st] == unknown {
+			visit(int32(st))
+		}
+	}
 }
 
 // onode is a JSON value with its objects' keys in their order: kind 'o'

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/sample"
@@ -23,6 +25,10 @@ const personSchema = `{"type": "object", "title": "person", "properties": {
 	"pets": {"type": "array", "minItems": 1, "items": {"type": "object", "properties": {"kind": {"const": "cat"}, "ok": {"type": "boolean"}}, "required": ["kind", "ok"], "additionalProperties": false}},
 	"id": {"anyOf": [{"type": "integer"}, {"type": "string"}]}
 }, "required": ["name", "age", "height", "role", "tags", "pets", "id"], "additionalProperties": false}`
+
+// refSchema has nested models as pydantic writes them: $defs and $ref.
+const refSchema = `{"$defs":{"Address":{"type":"object","title":"Address","properties":{"city":{"type":"string"}}},"a/b":{"enum":["x"]}},` +
+	`"type":"object","properties":{"home":{"$ref":"#/$defs/Address","description":"where"},"work":{"anyOf":[{"$ref":"#/$defs/Address"},{"type":"null"}]},"k":{"$ref":"#/$defs/a~1b"}}}`
 
 func mustSchema(t testing.TB, schema string) *Schema {
 	t.Helper()
@@ -89,6 +95,21 @@ func TestSchemaValid(t *testing.T) {
 		{`{"type":"object","properties":{}}`, []string{"{}", "{ }"}, []string{`{"a":1}`}},
 		{`{"enum":[{"a":[1,"<"]}, 2.50]}`, []string{`{"a":[1,"<"]}`, `2.50`}, []string{`{"a":[1,"\u003c"]}`, `2.5`}},
 		{`{"type":["integer","null"],"enum":[1, 1.5, "x", null]}`, []string{"1", "null"}, []string{"1.5", `"x"`}},
+		// pydantic's nested models: $defs and $ref (also through anyOf, and a pointer's ~1 escape)
+		{refSchema,
+			[]string{`{"home":{"city":"Oslo"},"work":null,"k":"x"}`, `{"home":{"city":""},"work":{"city":"Rome"},"k":"x"}`},
+			[]string{`{"home":null,"work":null,"k":"x"}`, `{"home":{"city":1},"work":null,"k":"x"}`, `{"home":{"city":"a"},"work":{},"k":"x"}`}},
+		{`{"type":"array","items":{"$ref":"#/definitions/p"},"maxItems":2,"definitions":{"p":{"type":"integer"}}}`, []string{"[]", "[1,2]"}, []string{`["1"]`, "[1,2,3]"}},
+		{`{"type":"string","format":"date"}`, []string{`"2024-02-29"`, `"0001-12-31"`}, []string{`"2024-13-01"`, `"24-01-01"`, `"2024-01-32"`, `"2024-1-01"`}},
+		{`{"type":"string","format":"time"}`, []string{`"23:59:60Z"`, `"00:00:00.5+05:30"`, `"12:30:00z"`}, []string{`"24:00:00Z"`, `"12:30:00"`, `"12:60:00Z"`}},
+		{`{"type":"string","format":"date-time"}`, []string{`"2024-01-02T03:04:05Z"`, `"2024-01-02t03:04:05.123-08:00"`}, []string{`"2024-01-02 03:04:05Z"`, `"2024-01-02T03:04Z"`}},
+		{`{"type":"string","format":"uuid"}`, []string{`"123e4567-e89b-12d3-A456-426614174000"`}, []string{`"123e4567e89b12d3a456426614174000"`, `"123e4567-e89b-12d3-a456-42661417400g"`}},
+		{`{"type":"string","format":"ipv4"}`, []string{`"192.168.0.1"`, `"0.0.0.0"`, `"255.255.255.255"`}, []string{`"256.1.1.1"`, `"01.1.1.1"`, `"1.1.1"`}},
+		{`{"type":["string","null"],"format":"email"}`, []string{`"anything"`, `"a@b.c"`, "null"}, []string{"1"}}, // annotation only
+		{`{"type":"string","minLength":2,"maxLength":3}`,
+			[]string{`"ab"`, `"abc"`, `"é€"`, `"\n\u00e9"`, `"\ud83d\ude00x"`, `"\"\\"`},
+			[]string{`"a"`, `"abcd"`, `""`, `"\ud83dx"`, `"\ude00ab"`, `"\ud83d\u0041"`}},
+		{`{"type":"string","minLength":1}`, []string{`"a"`, `"` + strings.Repeat("x", 300) + `"`}, []string{`""`}},
 	} {
 		s := mustSchema(t, c.schema)
 		for _, g := range c.good {
@@ -110,12 +131,21 @@ func TestSchemaErrors(t *testing.T) {
 	for _, c := range []struct{ schema, want string }{
 		{`{"type":"string","pattern":"a+"}`, `"pattern" is not supported`},
 		{`{"type":"object"}`, "free-form objects"},
-		{`{"type":"object","properties":{"a":{"type":"string","format":"date"}}}`, `schema.properties.a: keyword "format"`},
+		{`{"type":"object","properties":{"a":{"type":"string","format":"date","maxLength":3}}}`, `schema.properties.a: format "date" with minLength or maxLength`},
+		{`{"type":"string","maxLength":1000}`, "maxLength: want an integer from 0 to 256"},
+		{`{"type":"string","minLength":3,"maxLength":2}`, "maxLength 2 < minLength 3"},
+		{`{"$defs":{"n":{"type":"object","properties":{"next":{"anyOf":[{"type":"null"},{"$ref":"#/$defs/n"}]}}}},"$ref":"#/$defs/n"}`, "refers to itself"},
+		{`{"type":"object","properties":{"a":{"anyOf":[{"type":"null"},{"$ref":"#"}]}}}`, `"#" refers to itself`},
+		{`{"$ref":"https://example.com/s.json"}`, "only references within the schema"},
+		{`{"$ref":"#/$defs/a","type":"string","$defs":{"a":{"type":"null"}}}`, `"type" beside $ref`},
+		{`{"$ref":"#/$defs/a/properties/x","$defs":{"a":{"type":"null"}}}`, `("properties" not found)`},
+		{`{"$ref":"#/$defs/a","$defs":{"a":{"type":"strin"}}}`, `#/$defs/a.type: "strin" is not a JSON type`},
 		{`{"type":"array"}`, "needs items"},
 		{`{"type":"array","items":{"type":"string"},"maxItems":1000}`, "maxItems"},
 		{`{"type":"array","items":{"type":"string"},"minItems":3,"maxItems":2}`, "maxItems 2 < minItems 3"},
 		{`{"type":"strin"}`, `"strin" is not a JSON type`},
-		{`{"$ref":"#/$defs/x"}`, `"$ref"`},
+		{`{"$ref":"#/$defs/x"}`, `"#/$defs/x": no such subschema ("$defs" not found)`},
+		{`{"$ref":7}`, "$ref: want a string"},
 		{`{}`, "no type"},
 		{`true`, "any value"},
 		{`[1]`, "must be an object"},
@@ -141,6 +171,15 @@ func TestSchemaErrors(t *testing.T) {
 	if _, err := NewSchema(toyJSON(), []byte(big)); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Errorf("ten nested arrays of up to 64: error %v, want too large", err)
 	}
+	// references that double at each of 15 levels (2^15 copies of the last)
+	bomb := `{"$defs":{"d0":{"type":"integer"}`
+	for i := 1; i <= 15; i++ {
+		bomb += fmt.Sprintf(`,"d%d":{"type":"object","properties":{"a":{"$ref":"#/$defs/d%d"},"b":{"$ref":"#/$defs/d%d"}}}`, i, i-1, i-1)
+	}
+	bomb += `},"$ref":"#/$defs/d15"}`
+	if _, err := NewSchema(toyJSON(), []byte(bomb)); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("references doubling 15 times: error %v, want too large", err)
+	}
 }
 
 // TestSchemaWalks: random texts the automaton lets through, byte by byte
@@ -148,12 +187,24 @@ func TestSchemaErrors(t *testing.T) {
 // the schema accepts: the types, every property in order, enum and const
 // values, array bounds.
 func TestSchemaWalks(t *testing.T) {
+	for _, schema := range []string{personSchema, formatSchema} {
+		walkSchema(t, schema)
+	}
+}
+
+// formatSchema has references, formats and string lengths.
+const formatSchema = `{"$defs":{"When":{"type":"object","properties":{"day":{"type":"string","format":"date"},"at":{"type":["string","null"],"format":"date-time"}}},` +
+	`"Code":{"type":"string","minLength":2,"maxLength":4}},"type":"object","properties":{"id":{"type":"string","format":"uuid"},` +
+	`"ip":{"type":"string","format":"ipv4"},"t":{"type":"string","format":"time"},"when":{"$ref":"#/$defs/When"},` +
+	`"codes":{"type":"array","items":{"$ref":"#/$defs/Code"},"maxItems":3},"note":{"type":"string","minLength":1,"maxLength":5}}}`
+
+func walkSchema(t *testing.T, schema string) {
 	rng := rand.New(rand.NewPCG(5, 9))
-	root, err := parseOrdered([]byte(personSchema))
+	root, err := parseOrdered([]byte(schema))
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := mustSchema(t, personSchema)
+	s := mustSchema(t, schema)
 	done := 0
 	for walk := 0; walk < 400; walk++ {
 		var text []byte
@@ -194,7 +245,7 @@ func TestSchemaWalks(t *testing.T) {
 		if err != nil || !json.Valid(text) {
 			t.Fatalf("walk %d: not JSON (%v): %s", walk, err, text)
 		}
-		if err := conforms(v, root); err != nil {
+		if err := conforms(v, root, root); err != nil {
 			t.Fatalf("walk %d: %v: %s", walk, err, text)
 		}
 	}
@@ -203,13 +254,34 @@ func TestSchemaWalks(t *testing.T) {
 	}
 }
 
-// conforms checks value v against schema s, independently of the automaton.
-func conforms(v, s *onode) error {
+// formatRE checks the formats the constraint writes, independently of its
+// automaton.
+var formatRE = func() map[string]*regexp.Regexp {
+	date := `\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])`
+	tm := `([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)`
+	octet := `(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`
+	return map[string]*regexp.Regexp{
+		"date":      regexp.MustCompile(`^` + date + `$`),
+		"time":      regexp.MustCompile(`^` + tm + `$`),
+		"date-time": regexp.MustCompile(`^` + date + `[Tt]` + tm + `$`),
+		"uuid":      regexp.MustCompile(`^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`),
+		"ipv4":      regexp.MustCompile(`^(` + octet + `\.){3}` + octet + `$`),
+	}
+}()
+
+// conforms checks value v against schema s of document root, independently
+// of the automaton.
+func conforms(v, s, root *onode) error {
 	kw := map[string]*onode{}
 	for i, k := range s.keys {
 		kw[k] = s.vals[i]
 	}
 	lit := func(n *onode) string { var b strings.Builder; n.write(&b); return b.String() }
+	if r := kw["$ref"]; r != nil { // "#/$defs/Name" only, here
+		defs := root.vals[slices.Index(root.keys, "$defs")]
+		name := strings.TrimPrefix(r.str, "#/$defs/")
+		return conforms(v, defs.vals[slices.Index(defs.keys, name)], root)
+	}
 	if c := kw["const"]; c != nil {
 		if lit(v) != lit(c) {
 			return fmt.Errorf("%s is not const %s", lit(v), lit(c))
@@ -226,7 +298,7 @@ func conforms(v, s *onode) error {
 	}
 	if a := kw["anyOf"]; a != nil {
 		for _, sub := range a.arr {
-			if conforms(v, sub) == nil {
+			if conforms(v, sub, root) == nil {
 				return nil
 			}
 		}
@@ -242,7 +314,23 @@ func conforms(v, s *onode) error {
 	}
 	for _, ty := range types {
 		switch {
-		case ty == "string" && v.kind == 's', ty == "boolean" && v.kind == 'b', ty == "null" && v.kind == 'z':
+		case ty == "string" && v.kind == 's':
+			if f := kw["format"]; f != nil && !formatRE[f.str].MatchString(v.str) {
+				return fmt.Errorf("%q is not a %s", v.str, f.str)
+			}
+			n := utf8.RuneCountInString(v.str)
+			if m := kw["minLength"]; m != nil {
+				if k, _ := m.count(); n < k {
+					return fmt.Errorf("%q: %d characters < minLength %d", v.str, n, k)
+				}
+			}
+			if m := kw["maxLength"]; m != nil {
+				if k, _ := m.count(); n > k {
+					return fmt.Errorf("%q: %d characters > maxLength %d", v.str, n, k)
+				}
+			}
+			return nil
+		case ty == "boolean" && v.kind == 'b', ty == "null" && v.kind == 'z':
 			return nil
 		case ty == "number" && v.kind == 'n':
 			if json.Valid([]byte(v.str)) { // a JSON number (it may overflow a float64)
@@ -258,7 +346,7 @@ func conforms(v, s *onode) error {
 				return fmt.Errorf("keys %v, want %v in order", v.keys, props.keys)
 			}
 			for i := range v.keys {
-				if err := conforms(v.vals[i], props.vals[i]); err != nil {
+				if err := conforms(v.vals[i], props.vals[i], root); err != nil {
 					return fmt.Errorf("%s: %w", v.keys[i], err)
 				}
 			}
@@ -275,7 +363,7 @@ func conforms(v, s *onode) error {
 				}
 			}
 			for _, x := range v.arr {
-				if err := conforms(x, kw["items"]); err != nil {
+				if err := conforms(x, kw["items"], root); err != nil {
 					return err
 				}
 			}
@@ -298,11 +386,20 @@ func TestSchemaMaskMatchesBruteForce(t *testing.T) {
 	}
 	n := tok.VocabSize()
 	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
-	s, err := NewSchema(j, []byte(personSchema))
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct{ schema, doc string }{
+		{personSchema, "{\"name\": \"Ada L\\u00e9\", \"age\": 36, \"height\": null, \"role\": \"user <x>\",\n  \"tags\": [\"x\"], \"pets\": [{\"kind\": \"cat\", \"ok\": true}], \"id\": 12}"},
+		{formatSchema, `{"id": "123e4567-e89b-12d3-a456-426614174000", "ip": "10.0.0.1", "t": "12:00:00Z", "when": {"day": "2024-05-06", "at": null}, "codes": ["ab", "x\ud83d\ude00z"], "note": "héllo"}`},
+	} {
+		s, err := NewSchema(j, []byte(c.schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		maskMatchesBruteForce(t, j, s, c.doc)
 	}
-	d := "{\"name\": \"Ada L\\u00e9\", \"age\": 36, \"height\": null, \"role\": \"user <x>\",\n  \"tags\": [\"x\"], \"pets\": [{\"kind\": \"cat\", \"ok\": true}], \"id\": 12}"
+}
+
+func maskMatchesBruteForce(t *testing.T, j *JSON, s *Schema, d string) {
+	n := len(j.tokens)
 	logits := make([]float32, n)
 	checked := 0
 	for cut := 0; cut <= len(d); cut += 1 + cut%4 {
@@ -362,7 +459,7 @@ func TestSchemaMatcher(t *testing.T) {
 // FuzzSchema: any schema text compiles or is refused with an error, never a
 // panic, and what compiles accepts nothing encoding/json calls invalid.
 func FuzzSchema(f *testing.F) {
-	for _, s := range []string{personSchema, `{"type":"integer"}`, `{"enum":[1,"a",null]}`, `{"type":"array","items":{"type":"string"},"maxItems":2}`, `{"anyOf":[{"type":"null"},{"const":{"a":1}}]}`} {
+	for _, s := range []string{personSchema, formatSchema, refSchema, `{"type":"string","minLength":1,"maxLength":3}`, `{"type":"integer"}`, `{"enum":[1,"a",null]}`, `{"type":"array","items":{"type":"string"},"maxItems":2}`, `{"anyOf":[{"type":"null"},{"const":{"a":1}}]}`} {
 		f.Add(s, `{"a":1}`)
 	}
 	f.Fuzz(func(t *testing.T, schema, text string) {
@@ -389,4 +486,33 @@ func BenchmarkSchemaMask(b *testing.B) {
 		}
 		return s
 	}, [][2]string{{"start", ""}, {"string", `{"name": "Ada Love`}, {"after-integer", `{"name": "Ada", "age": 36`}, {"after-colon", `{"name": "Ada", "age":`}})
+}
+
+// BenchmarkSchemaMaskFormats: the mask under formatSchema inside a counted
+// string (maxLength: no plain-string shortcut, every token walked), a
+// date and a UUID, and compiling the schema.
+//
+//	go test ./constrain -run XXX -bench SchemaMaskFormats
+func BenchmarkSchemaMaskFormats(b *testing.B) {
+	benchMasks(b, func(j *JSON) sample.Constraint {
+		s, err := NewSchema(j, []byte(formatSchema))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}, [][2]string{{"uuid", `{"id": "123e45`}, {"date", `{"id": "123e4567-e89b-12d3-a456-426614174000", "ip": "1.2.3.4", "t": "12:00:00Z", "when": {"day": "2024-`},
+		{"counted-string", `{"id": "123e4567-e89b-12d3-a456-426614174000", "ip": "1.2.3.4", "t": "12:00:00Z", "when": {"day": "2024-01-02", "at": null}, "codes": [], "note": "ab`}})
+}
+
+func BenchmarkSchemaCompile(b *testing.B) {
+	for _, c := range []struct{ name, schema string }{{"person", personSchema}, {"formats-refs", formatSchema}} {
+		b.Run(c.name, func(b *testing.B) {
+			j := toyJSON()
+			for b.Loop() {
+				if _, err := NewSchema(j, []byte(c.schema)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

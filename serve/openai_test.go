@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -435,6 +437,68 @@ func sameStreamed(t *testing.T, c openai.Client, p openai.ChatCompletionNewParam
 // the schema's shape: the enum's name, an integer age, a boolean); an
 // unsupported keyword is a 400 naming response_format and the keyword;
 // streamed equals not streamed.
+// TestOpenAIGoJSONSchemaRefs: a schema with nested models as pydantic
+// writes them (the model's classes under $defs, fields that $ref them,
+// Optional[...] as anyOf with null, constr's max_length, date and UUID
+// fields' formats) through the official Go client: greedy answers decode
+// into the nested structs, with a date and a UUID where the formats say.
+func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{})
+	c := client(ts, "unused")
+	const schema = `{"$defs":{"Address":{"properties":{"city":{"maxLength":16,"title":"City","type":"string"},` +
+		`"since":{"format":"date","title":"Since","type":"string"}},"required":["city","since"],"title":"Address","type":"object","additionalProperties":false}},` +
+		`"properties":{"name":{"maxLength":12,"title":"Name","type":"string"},"home":{"$ref":"#/$defs/Address"},` +
+		`"work":{"anyOf":[{"$ref":"#/$defs/Address"},{"type":"null"}]},"id":{"format":"uuid","title":"Id","type":"string"}},` +
+		`"required":["name","home","work","id"],"title":"Person","type":"object","additionalProperties":false}`
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(schema), &raw); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := json.Marshal(raw) // as the client sends it: keys sorted
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	format := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
+		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "Person", Schema: raw, Strict: openai.Bool(true)}}}
+	date := regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$`)
+	uuid := regexp.MustCompile(`^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
+	for _, prompt := range []string{"Write the person as JSON.", "Ada lives in Oslo."} {
+		g, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{Model: "x", MaxCompletionTokens: openai.Int(300),
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)}, Temperature: openai.Float(0), ResponseFormat: format})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := []byte(g.Choices[0].Message.Content)
+		t.Logf("%s: %q", g.Choices[0].FinishReason, text)
+		if g.Choices[0].FinishReason != "stop" || !check.Valid(text) {
+			t.Fatalf("%s, not a whole value of the schema: %q", g.Choices[0].FinishReason, text)
+		}
+		type address struct {
+			City  string `json:"city"`
+			Since string `json:"since"`
+		}
+		var p struct {
+			Home address  `json:"home"`
+			ID   string   `json:"id"`
+			Name string   `json:"name"`
+			Work *address `json:"work"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("does not decode into the nested structs: %v: %q", err, text)
+		}
+		if !date.MatchString(p.Home.Since) || p.Work != nil && !date.MatchString(p.Work.Since) || !uuid.MatchString(p.ID) ||
+			utf8.RuneCountInString(p.Name) > 12 || utf8.RuneCountInString(p.Home.City) > 16 {
+			t.Errorf("a format or length not kept: %+v", p)
+		}
+	}
+}
+
 func TestOpenAIGoJSONSchema(t *testing.T) {
 	ts := start(t, engine.Options{}, serve.Config{})
 	c := client(ts, "unused")
