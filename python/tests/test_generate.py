@@ -102,6 +102,46 @@ def test_format_schema(demo: upg.Model, cli, tmp_path) -> None:
         demo.generate(prompt, format=3)  # type: ignore[arg-type]
 
 
+def test_format_nested_models(demo: upg.Model) -> None:
+    """A schema as pydantic's model_json_schema() writes nested models ($defs, $ref, Optional as anyOf, max_length,
+    a date): the answer is one value of it, its dates and lengths kept."""
+    import json
+    import re
+
+    schema = {
+        "$defs": {
+            "Address": {
+                "properties": {
+                    "city": {"maxLength": 16, "title": "City", "type": "string"},
+                    "since": {"format": "date", "title": "Since", "type": "string"},
+                },
+                "required": ["city", "since"],
+                "title": "Address",
+                "type": "object",
+                "additionalProperties": False,
+            }
+        },
+        "properties": {
+            "name": {"maxLength": 12, "title": "Name", "type": "string"},
+            "home": {"$ref": "#/$defs/Address"},
+            "work": {"anyOf": [{"$ref": "#/$defs/Address"}, {"type": "null"}]},
+        },
+        "required": ["name", "home", "work"],
+        "title": "Person",
+        "type": "object",
+        "additionalProperties": False,
+    }
+    got = json.loads(demo.generate("Ada lives in Oslo.", temperature=0, max_tokens=300, format=schema))
+    assert list(got) == ["name", "home", "work"], got
+    date = re.compile(r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
+    for a in (got["home"], got["work"]):
+        if a is not None:
+            assert list(a) == ["city", "since"] and len(a["city"]) <= 16 and date.match(a["since"]), a
+    assert len(got["name"]) <= 12
+    with pytest.raises(upg.InvalidArgumentError, match="refers to itself"):
+        demo.generate("x", format={"$defs": {"N": {"type": "object", "properties": {"next": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/N"}]}}}}, "$ref": "#/$defs/N"})
+
+
 def test_lookup_keeps_the_text(demo: upg.Model) -> None:
     """Prompt lookup drafts tokens and keeps those the model picks: the same text, greedy or sampled with a seed."""
     prompt = "func add(a, b int) int {\n\treturn a + b\n}\n\nfunc sub(a, b int) int {\n\treturn a - b\n}\n\nfunc mul("
