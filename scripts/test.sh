@@ -40,7 +40,7 @@ echo "== race detector: the server's scheduler and handlers (streams, disconnect
 go test -count=1 -race -run 'TestOpenAIGoChat|TestDisconnectFreesBlocks|TestShutdown' ./serve
 
 echo "== upg serve with the official openai npm client (node --test tests/node)"
-if [ ! -d tests/node/node_modules/openai ]; then
+if [ ! -d tests/node/node_modules/openai ] || [ ! -d tests/node/node_modules/zod ]; then
   echo "tests/node/node_modules is missing: run 'npm ci' in tests/node (.ci/run does)" >&2
   exit 1
 fi

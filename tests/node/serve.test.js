@@ -7,6 +7,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import OpenAI from 'openai';
+import { zodResponseFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.UPG_BIN || path.join(root, 'upg');
@@ -165,6 +167,21 @@ test('response_format json_schema: one value the schema accepts, properties in i
     }),
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format' && /"pattern"/.test(e.message),
   );
+});
+
+test('zodResponseFormat and chat.completions.parse: nested models, lengths and formats, parsed by zod', async () => {
+  // the SDK's zod helper writes the reused Address under definitions and refers to it by $ref
+  const Address = z.object({ city: z.string().max(16), since: z.string().date() });
+  const Person = z.object({ name: z.string().max(12), home: Address, work: Address.nullable(), id: z.string().uuid() });
+  const res = await client.chat.completions.parse({
+    model: 'x', max_tokens: 300, temperature: 0,
+    messages: [{ role: 'user', content: 'Ada lives in Oslo.' }],
+    response_format: zodResponseFormat(Person, 'person'),
+  });
+  const msg = res.choices[0].message;
+  assert.equal(res.choices[0].finish_reason, 'stop', msg.content);
+  assert.ok(msg.parsed, msg.content); // zod's own check passed
+  assert.deepEqual(Object.keys(JSON.parse(msg.content)), ['name', 'home', 'work', 'id'], msg.content);
 });
 
 test('errors: wrong key 401, n out of range and oversize prompts 400', async () => {
