@@ -25,7 +25,10 @@ import (
 // keywords it takes: type (one or a list), properties, required,
 // additionalProperties (true or false: no other properties are written),
 // items, minItems and maxItems (up to MaxItemsBound), minLength and
-// maxLength (up to MaxLengthBound characters), format (date, time,
+// maxLength (up to MaxLengthBound characters), minimum, maximum,
+// exclusiveMinimum and exclusiveMaximum (whole numbers for a number, any
+// for an integer; bounded numbers are written without an exponent:
+// schema_range.go), format (date, time,
 // date-time, uuid and ipv4 are written as RFC 3339 and RFC 4122 spell
 // them; other formats annotate, as JSON Schema's default vocabulary has
 // them), enum, const, anyOf, $ref to a subschema of the same document
@@ -555,7 +558,7 @@ var (
 		"$defs": true, "definitions": true}
 	schemaKeywords = map[string]bool{"type": true, "properties": true, "items": true, "enum": true, "const": true,
 		"anyOf": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true, "format": true,
-		"$ref": true}
+		"$ref": true, "minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true}
 )
 
 // maxNFANodes bounds the NFA a schema builds (bounded arrays copy their
@@ -581,7 +584,7 @@ func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
 	kw := map[string]*onode{}
 	for i, k := range s.keys {
 		if !schemaKeywords[k] && !schemaAnnotations[k] {
-			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, format, enum, const, anyOf, $ref, $defs)", path, k)
+			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, enum, const, anyOf, $ref, $defs)", path, k)
 		}
 		kw[k] = s.vals[i]
 	}
@@ -740,9 +743,16 @@ func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (fr
 	switch ty {
 	case "string":
 		return a.stringOf(kw, path)
-	case "integer":
-		return a.integer(), nil
-	case "number":
+	case "integer", "number":
+		lo, hi, bounded, err := bounds(kw, path, ty == "integer")
+		switch {
+		case err != nil:
+			return frag{}, err
+		case bounded:
+			return a.ranged(lo, hi, ty == "integer", path)
+		case ty == "integer":
+			return a.integer(), nil
+		}
 		return a.number(), nil
 	case "boolean":
 		return a.alt(a.lit("true"), a.lit("false")), nil

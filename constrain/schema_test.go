@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"regexp"
 	"slices"
@@ -110,6 +111,10 @@ func TestSchemaValid(t *testing.T) {
 			[]string{`"ab"`, `"abc"`, `"é€"`, `"\n\u00e9"`, `"\ud83d\ude00x"`, `"\"\\"`},
 			[]string{`"a"`, `"abcd"`, `""`, `"\ud83dx"`, `"\ude00ab"`, `"\ud83d\u0041"`}},
 		{`{"type":"string","minLength":1}`, []string{`"a"`, `"` + strings.Repeat("x", 300) + `"`}, []string{`""`}},
+		// numeric bounds, as pydantic's Field(ge=, le=, gt=, lt=) writes them
+		{`{"type":"integer","minimum":0,"maximum":120}`, []string{"0", "7", "120"}, []string{"121", "-1", "-0", "1.0", "1e2"}},
+		{`{"type":"number","exclusiveMinimum":0,"maximum":1}`, []string{"0.001", "1", "1.000", "0.5"}, []string{"0", "0.0", "1.01", "-0.5", "1e-3"}},
+		{`{"type":"integer","exclusiveMaximum":0}`, []string{"-1", "-1000"}, []string{"0", "-0"}},
 	} {
 		s := mustSchema(t, c.schema)
 		for _, g := range c.good {
@@ -187,7 +192,7 @@ func TestSchemaErrors(t *testing.T) {
 // the schema accepts: the types, every property in order, enum and const
 // values, array bounds.
 func TestSchemaWalks(t *testing.T) {
-	for _, schema := range []string{personSchema, formatSchema} {
+	for _, schema := range []string{personSchema, formatSchema, rangeSchema} {
 		walkSchema(t, schema)
 	}
 }
@@ -197,6 +202,10 @@ const formatSchema = `{"$defs":{"When":{"type":"object","properties":{"day":{"ty
 	`"Code":{"type":"string","minLength":2,"maxLength":4}},"type":"object","properties":{"id":{"type":"string","format":"uuid"},` +
 	`"ip":{"type":"string","format":"ipv4"},"t":{"type":"string","format":"time"},"when":{"$ref":"#/$defs/When"},` +
 	`"codes":{"type":"array","items":{"$ref":"#/$defs/Code"},"maxItems":3},"note":{"type":"string","minLength":1,"maxLength":5}}}`
+
+// rangeSchema has numeric bounds.
+const rangeSchema = `{"type":"object","properties":{"age":{"type":"integer","minimum":0,"maximum":120},"p":{"type":"number","minimum":0,"maximum":1},` +
+	`"t":{"type":"number","exclusiveMinimum":-40,"exclusiveMaximum":60},"n":{"type":"integer","exclusiveMaximum":0},"big":{"type":"integer","minimum":1000}}}`
 
 func walkSchema(t *testing.T, schema string) {
 	rng := rand.New(rand.NewPCG(5, 9))
@@ -332,14 +341,23 @@ func conforms(v, s, root *onode) error {
 			return nil
 		case ty == "boolean" && v.kind == 'b', ty == "null" && v.kind == 'z':
 			return nil
-		case ty == "number" && v.kind == 'n':
-			if json.Valid([]byte(v.str)) { // a JSON number (it may overflow a float64)
-				return nil
+		case ty == "number" && v.kind == 'n', ty == "integer" && v.kind == 'n':
+			if !json.Valid([]byte(v.str)) || ty == "integer" && strings.ContainsAny(v.str, ".eE") {
+				break
 			}
-		case ty == "integer" && v.kind == 'n':
-			if !strings.ContainsAny(v.str, ".eE") {
-				return nil
+			r, _ := new(big.Rat).SetString(v.str) // exact (it may overflow a float64)
+			for _, b := range []struct {
+				k    string
+				sign int
+			}{{"minimum", 1}, {"exclusiveMinimum", 1}, {"maximum", -1}, {"exclusiveMaximum", -1}} {
+				if x := kw[b.k]; x != nil {
+					lim, _ := new(big.Rat).SetString(x.str)
+					if c := r.Cmp(lim) * b.sign; c < 0 || c == 0 && strings.HasPrefix(b.k, "exclusive") {
+						return fmt.Errorf("%s is outside %s %s", v.str, b.k, x.str)
+					}
+				}
 			}
+			return nil
 		case ty == "object" && v.kind == 'o':
 			props := kw["properties"]
 			if !slices.Equal(v.keys, props.keys) {
@@ -459,7 +477,7 @@ func TestSchemaMatcher(t *testing.T) {
 // FuzzSchema: any schema text compiles or is refused with an error, never a
 // panic, and what compiles accepts nothing encoding/json calls invalid.
 func FuzzSchema(f *testing.F) {
-	for _, s := range []string{personSchema, formatSchema, refSchema, `{"type":"string","minLength":1,"maxLength":3}`, `{"type":"integer"}`, `{"enum":[1,"a",null]}`, `{"type":"array","items":{"type":"string"},"maxItems":2}`, `{"anyOf":[{"type":"null"},{"const":{"a":1}}]}`} {
+	for _, s := range []string{personSchema, formatSchema, refSchema, rangeSchema, `{"type":"string","minLength":1,"maxLength":3}`, `{"type":"integer"}`, `{"enum":[1,"a",null]}`, `{"type":"array","items":{"type":"string"},"maxItems":2}`, `{"anyOf":[{"type":"null"},{"const":{"a":1}}]}`} {
 		f.Add(s, `{"a":1}`)
 	}
 	f.Fuzz(func(t *testing.T, schema, text string) {
@@ -514,5 +532,81 @@ func BenchmarkSchemaCompile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestSchemaNumberRanges: integers and numbers under random bounds
+// (inclusive, exclusive, one side, fractional for integers) accept exactly
+// the plain decimal numbers that exact rational arithmetic puts inside
+// them (no exponent, no negative zero).
+func TestSchemaNumberRanges(t *testing.T) {
+	var texts []string
+	for i := -130; i <= 130; i++ {
+		for _, f := range []string{"", ".5", ".0", ".05", ".000", ".999"} {
+			texts = append(texts, fmt.Sprintf("%d%s", i, f))
+		}
+	}
+	texts = append(texts, "-0", "-0.0", "-0.5", "-0.05", "1000000", "-1000000", "9007199254740993", "1e2", "-1E+1", "12345678901234567890", "0.0001")
+	rng := rand.New(rand.NewPCG(3, 4))
+	ends := []string{"-100", "-17", "-1", "0", "1", "9", "10", "99", "100", "-2.5", "0.5", "7.25"}
+	for range 300 {
+		integer := rng.IntN(2) == 0
+		ty := map[bool]string{true: "integer", false: "number"}[integer]
+		kw := []string{`"type":"` + ty + `"`}
+		var lo, hi *big.Rat
+		var loEx, hiEx bool
+		pick := func() string {
+			for {
+				e := ends[rng.IntN(len(ends))]
+				if integer || !strings.Contains(e, ".") {
+					return e
+				}
+			}
+		}
+		if rng.IntN(4) > 0 {
+			e := pick()
+			lo, _ = new(big.Rat).SetString(e)
+			loEx = rng.IntN(2) == 0
+			kw = append(kw, fmt.Sprintf(`"%s":%s`, map[bool]string{true: "exclusiveMinimum", false: "minimum"}[loEx], e))
+		}
+		if rng.IntN(4) > 0 {
+			e := pick()
+			hi, _ = new(big.Rat).SetString(e)
+			hiEx = rng.IntN(2) == 0
+			kw = append(kw, fmt.Sprintf(`"%s":%s`, map[bool]string{true: "exclusiveMaximum", false: "maximum"}[hiEx], e))
+		}
+		if lo == nil && hi == nil {
+			continue
+		}
+		schema := "{" + strings.Join(kw, ",") + "}"
+		s, err := NewSchema(toyJSON(), []byte(schema))
+		inside := func(r *big.Rat) bool {
+			if lo != nil && (r.Cmp(lo) < 0 || loEx && r.Cmp(lo) == 0) {
+				return false
+			}
+			return hi == nil || r.Cmp(hi) < 0 || !hiEx && r.Cmp(hi) == 0
+		}
+		any := false
+		for _, x := range texts {
+			r, _ := new(big.Rat).SetString(x)
+			want := !strings.ContainsAny(x, "eE") && !(x[0] == '-' && r.Sign() == 0) && inside(r) && (!integer || !strings.Contains(x, "."))
+			any = any || want
+			if err == nil && s.Valid([]byte(x)) != want {
+				t.Fatalf("%s: %s accepted %v, want %v", schema, x, !want, want)
+			}
+		}
+		if err != nil && (any || !strings.Contains(err.Error(), "between its bounds")) {
+			t.Fatalf("%s: %v", schema, err)
+		}
+	}
+	for _, c := range []struct{ schema, want string }{
+		{`{"type":"number","minimum":0.5}`, "must be whole numbers"},
+		{`{"type":"integer","maximum":1e300}`, "beyond ±2^53"},
+		{`{"type":"integer","minimum":"1"}`, "minimum: want a number"},
+		{`{"type":"integer","minimum":5,"maximum":4}`, "no integer between its bounds"},
+	} {
+		if _, err := NewSchema(toyJSON(), []byte(c.schema)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one containing %q", c.schema, err, c.want)
+		}
 	}
 }

@@ -439,17 +439,18 @@ func sameStreamed(t *testing.T, c openai.Client, p openai.ChatCompletionNewParam
 // streamed equals not streamed.
 // TestOpenAIGoJSONSchemaRefs: a schema with nested models as pydantic
 // writes them (the model's classes under $defs, fields that $ref them,
-// Optional[...] as anyOf with null, constr's max_length, date and UUID
-// fields' formats) through the official Go client: greedy answers decode
-// into the nested structs, with a date and a UUID where the formats say.
+// Optional[...] as anyOf with null, constr's max_length, Field(ge=, le=),
+// date and UUID fields' formats) through the official Go client: greedy
+// answers decode into the nested structs, with a date and a UUID where the
+// formats say and the bounds kept.
 func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 	ts := start(t, engine.Options{}, serve.Config{})
 	c := client(ts, "unused")
 	const schema = `{"$defs":{"Address":{"properties":{"city":{"maxLength":16,"title":"City","type":"string"},` +
 		`"since":{"format":"date","title":"Since","type":"string"}},"required":["city","since"],"title":"Address","type":"object","additionalProperties":false}},` +
-		`"properties":{"name":{"maxLength":12,"title":"Name","type":"string"},"home":{"$ref":"#/$defs/Address"},` +
+		`"properties":{"name":{"maxLength":12,"title":"Name","type":"string"},"age":{"maximum":120,"minimum":0,"title":"Age","type":"integer"},"home":{"$ref":"#/$defs/Address"},` +
 		`"work":{"anyOf":[{"$ref":"#/$defs/Address"},{"type":"null"}]},"id":{"format":"uuid","title":"Id","type":"string"}},` +
-		`"required":["name","home","work","id"],"title":"Person","type":"object","additionalProperties":false}`
+		`"required":["name","age","home","work","id"],"title":"Person","type":"object","additionalProperties":false}`
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(schema), &raw); err != nil {
 		t.Fatal(err)
@@ -482,6 +483,7 @@ func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 			Since string `json:"since"`
 		}
 		var p struct {
+			Age  int      `json:"age"`
 			Home address  `json:"home"`
 			ID   string   `json:"id"`
 			Name string   `json:"name"`
@@ -493,7 +495,7 @@ func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 			t.Fatalf("does not decode into the nested structs: %v: %q", err, text)
 		}
 		if !date.MatchString(p.Home.Since) || p.Work != nil && !date.MatchString(p.Work.Since) || !uuid.MatchString(p.ID) ||
-			utf8.RuneCountInString(p.Name) > 12 || utf8.RuneCountInString(p.Home.City) > 16 {
+			utf8.RuneCountInString(p.Name) > 12 || utf8.RuneCountInString(p.Home.City) > 16 || p.Age < 0 || p.Age > 120 {
 			t.Errorf("a format or length not kept: %+v", p)
 		}
 	}
