@@ -31,7 +31,8 @@ import (
 // schema_range.go), format (date, time,
 // date-time, uuid and ipv4 are written as RFC 3339 and RFC 4122 spell
 // them; other formats annotate, as JSON Schema's default vocabulary has
-// them), enum, const, anyOf, $ref to a subschema of the same document
+// them), pattern (schema_pattern.go), enum, const, anyOf, $ref to a
+// subschema of the same document
 // ("#/$defs/Name", as pydantic writes nested models; "#" for the root) with
 // $defs and definitions holding them, and the annotations (title,
 // description, default, examples, $schema, $id, $comment). Any other
@@ -335,6 +336,15 @@ func (a *nfa) stringOf(kw map[string]*onode, path string) (frag, error) {
 	if hi >= 0 && hi < lo {
 		return frag{}, fmt.Errorf("%s: maxLength %d < minLength %d", path, hi, lo)
 	}
+	if pat := kw["pattern"]; pat != nil {
+		if pat.kind != 's' {
+			return frag{}, fmt.Errorf("%s.pattern: want a string", path)
+		}
+		if lo > 0 || hi >= 0 || kw["format"] != nil {
+			return frag{}, fmt.Errorf("%s: pattern with minLength, maxLength or format is not supported", path)
+		}
+		return a.patternString(pat.str, path)
+	}
 	if f := kw["format"]; f != nil {
 		if f.kind != 's' {
 			return frag{}, fmt.Errorf("%s.format: want a string", path)
@@ -558,7 +568,7 @@ var (
 		"$defs": true, "definitions": true}
 	schemaKeywords = map[string]bool{"type": true, "properties": true, "items": true, "enum": true, "const": true,
 		"anyOf": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true, "format": true,
-		"$ref": true, "minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true}
+		"$ref": true, "pattern": true, "minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true}
 )
 
 // maxNFANodes bounds the NFA a schema builds (bounded arrays copy their
@@ -584,7 +594,7 @@ func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
 	kw := map[string]*onode{}
 	for i, k := range s.keys {
 		if !schemaKeywords[k] && !schemaAnnotations[k] {
-			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, format, minimum, maximum, exclusiveMinimum, exclusiveMaximum, enum, const, anyOf, $ref, $defs)", path, k)
+			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, format, pattern, minimum, maximum, exclusiveMinimum, exclusiveMaximum, enum, const, anyOf, $ref, $defs)", path, k)
 		}
 		kw[k] = s.vals[i]
 	}

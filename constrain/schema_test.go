@@ -1,6 +1,7 @@
 package constrain
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -134,7 +135,15 @@ func TestSchemaValid(t *testing.T) {
 // keyword or value named, never compiled into something else.
 func TestSchemaErrors(t *testing.T) {
 	for _, c := range []struct{ schema, want string }{
-		{`{"type":"string","pattern":"a+"}`, `"pattern" is not supported`},
+		{`{"type":"string","not":{"type":"null"}}`, `"not" is not supported`},
+		{`{"type":"string","pattern":"(a)\\1"}`, "backreferences are not supported"},
+		{`{"type":"string","pattern":"a(?=b)"}`, "lookaround is not supported"},
+		{`{"type":"string","pattern":"\\bword"}`, "word boundary"},
+		{`{"type":"string","pattern":"é"}`, "non-ASCII"},
+		{`{"type":"string","pattern":"a{1,100}"}`, "beyond 64"},
+		{`{"type":"string","pattern":"(a"}`, "( without )"},
+		{`{"type":"string","pattern":"a^b"}`, "only at the pattern's ends"},
+		{`{"type":"string","pattern":"a","maxLength":3}`, "pattern with minLength"},
 		{`{"type":"object"}`, "free-form objects"},
 		{`{"type":"object","properties":{"a":{"type":"string","format":"date","maxLength":3}}}`, `schema.properties.a: format "date" with minLength or maxLength`},
 		{`{"type":"string","maxLength":1000}`, "maxLength: want an integer from 0 to 256"},
@@ -477,7 +486,7 @@ func TestSchemaMatcher(t *testing.T) {
 // FuzzSchema: any schema text compiles or is refused with an error, never a
 // panic, and what compiles accepts nothing encoding/json calls invalid.
 func FuzzSchema(f *testing.F) {
-	for _, s := range []string{personSchema, formatSchema, refSchema, rangeSchema, `{"type":"string","minLength":1,"maxLength":3}`, `{"type":"integer"}`, `{"enum":[1,"a",null]}`, `{"type":"array","items":{"type":"string"},"maxItems":2}`, `{"anyOf":[{"type":"null"},{"const":{"a":1}}]}`} {
+	for _, s := range []string{personSchema, formatSchema, refSchema, rangeSchema, `{"type":"string","pattern":"^[a-z]{2,4}(-\\d+)?$"}`, `{"type":"string","minLength":1,"maxLength":3}`, `{"type":"integer"}`, `{"enum":[1,"a",null]}`, `{"type":"array","items":{"type":"string"},"maxItems":2}`, `{"anyOf":[{"type":"null"},{"const":{"a":1}}]}`} {
 		f.Add(s, `{"a":1}`)
 	}
 	f.Fuzz(func(t *testing.T, schema, text string) {
@@ -609,4 +618,46 @@ func TestSchemaNumberRanges(t *testing.T) {
 			t.Errorf("%s: error %v, want one containing %q", c.schema, err, c.want)
 		}
 	}
+}
+
+// TestSchemaPattern: a pattern accepts exactly the strings Go's regexp
+// (RE2, the same language as ECMA-262 for this subset) finds a match in,
+// over every string of up to four characters from an alphabet with JSON's
+// escaped characters and a non-ASCII one, each written as encoding/json
+// writes it.
+func TestSchemaPattern(t *testing.T) {
+	alphabet := []string{"a", "b", "A", "0", "-", ".", "é", " ", `"`, "\n", "/", `\`}
+	var texts []string
+	var grow func(s string, n int)
+	grow = func(s string, n int) {
+		texts = append(texts, s)
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			grow(s+c, n-1)
+		}
+	}
+	grow("", 4)
+	encode := func(s string) []byte {
+		var b bytes.Buffer
+		e := json.NewEncoder(&b)
+		e.SetEscapeHTML(false)
+		if err := e.Encode(s); err != nil {
+			t.Fatal(err)
+		}
+		return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	}
+	for _, pat := range []string{`^a+$`, `a`, `^[ab]{2,3}$`, `^[^a]*$`, `b.`, `^(ab|a)*$`, `^\d{1,2}-\w+$`, `^[A-Z0-9\-]+$`,
+		`^.{0,2}$`, `^[^"]*$`, `^[a"\\]+$`, `\n`, `^/?a$`, `(?:a|b)+$`, `^a{2}b??$`, `^$`, `x*`, `^[.]$`, `^\S\s\S$`, `^[\w.-]+/\w*$`} {
+		re := regexp.MustCompile(pat)
+		schema, _ := json.Marshal(map[string]any{"type": "string", "pattern": pat})
+		s := mustSchema(t, string(schema))
+		for _, x := range texts {
+			if got, want := s.Valid(encode(x)), re.MatchString(x); got != want {
+				t.Fatalf("pattern %q, %q (%s): accepted %v, want %v", pat, x, encode(x), got, want)
+			}
+		}
+	}
+	t.Logf("%d strings under each of 20 patterns", len(texts))
 }

@@ -448,9 +448,10 @@ func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 	c := client(ts, "unused")
 	const schema = `{"$defs":{"Address":{"properties":{"city":{"maxLength":16,"title":"City","type":"string"},` +
 		`"since":{"format":"date","title":"Since","type":"string"}},"required":["city","since"],"title":"Address","type":"object","additionalProperties":false}},` +
-		`"properties":{"name":{"maxLength":12,"title":"Name","type":"string"},"age":{"maximum":120,"minimum":0,"title":"Age","type":"integer"},"home":{"$ref":"#/$defs/Address"},` +
+		`"properties":{"name":{"maxLength":12,"title":"Name","type":"string"},"age":{"maximum":120,"minimum":0,"title":"Age","type":"integer"},` +
+		`"code":{"pattern":"^[A-Z]{3}-\\d{2}$","type":"string"},"home":{"$ref":"#/$defs/Address"},` +
 		`"work":{"anyOf":[{"$ref":"#/$defs/Address"},{"type":"null"}]},"id":{"format":"uuid","title":"Id","type":"string"}},` +
-		`"required":["name","age","home","work","id"],"title":"Person","type":"object","additionalProperties":false}`
+		`"required":["name","age","code","home","work","id"],"title":"Person","type":"object","additionalProperties":false}`
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(schema), &raw); err != nil {
 		t.Fatal(err)
@@ -484,6 +485,7 @@ func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 		}
 		var p struct {
 			Age  int      `json:"age"`
+			Code string   `json:"code"`
 			Home address  `json:"home"`
 			ID   string   `json:"id"`
 			Name string   `json:"name"`
@@ -495,7 +497,8 @@ func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 			t.Fatalf("does not decode into the nested structs: %v: %q", err, text)
 		}
 		if !date.MatchString(p.Home.Since) || p.Work != nil && !date.MatchString(p.Work.Since) || !uuid.MatchString(p.ID) ||
-			utf8.RuneCountInString(p.Name) > 12 || utf8.RuneCountInString(p.Home.City) > 16 || p.Age < 0 || p.Age > 120 {
+			utf8.RuneCountInString(p.Name) > 12 || utf8.RuneCountInString(p.Home.City) > 16 || p.Age < 0 || p.Age > 120 ||
+			!regexp.MustCompile(`^[A-Z]{3}-\d{2}$`).MatchString(p.Code) {
 			t.Errorf("a format or length not kept: %+v", p)
 		}
 	}
@@ -567,10 +570,10 @@ func TestOpenAIGoJSONSchema(t *testing.T) {
 	sameStreamed(t, c, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, MaxCompletionTokens: openai.Int(60),
 		Temperature: openai.Float(0.8), Seed: openai.Int(3), ResponseFormat: format}, res.Choices[0].Message.Content)
 	bad := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
-		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "user", Schema: map[string]any{"type": "string", "pattern": "^a+$"}}}}
+		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "user", Schema: map[string]any{"type": "string", "not": map[string]any{"const": "a"}}}}}
 	_, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, ResponseFormat: bad})
 	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "response_format" || !strings.Contains(apiErr.Message, `"pattern"`) {
-		t.Errorf("a pattern keyword: %v, want a 400 naming response_format and the keyword", err)
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "response_format" || !strings.Contains(apiErr.Message, `"not"`) {
+		t.Errorf("a not keyword: %v, want a 400 naming response_format and the keyword", err)
 	}
 }

@@ -96,8 +96,8 @@ def test_format_schema(demo: upg.Model, cli, tmp_path) -> None:
     assert got == want
     u = json.loads(got)
     assert list(u) == ["name", "age"] and u["name"] in ("gopher", "ada") and isinstance(u["age"], int)
-    with pytest.raises(upg.InvalidArgumentError, match='"pattern"'):
-        demo.generate(prompt, format={"type": "string", "pattern": "a+"})
+    with pytest.raises(upg.InvalidArgumentError, match='"not"'):
+        demo.generate(prompt, format={"type": "string", "not": {"const": "a"}})
     with pytest.raises(TypeError, match="format"):
         demo.generate(prompt, format=3)  # type: ignore[arg-type]
 

@@ -163,16 +163,19 @@ test('response_format json_schema: one value the schema accepts, properties in i
   );
   await assert.rejects(
     client.chat.completions.create({
-      model: 'x', messages, response_format: { type: 'json_schema', json_schema: { name: 'u', schema: { type: 'string', pattern: 'a+' } } },
+      model: 'x', messages, response_format: { type: 'json_schema', json_schema: { name: 'u', schema: { type: 'string', not: { const: 'a' } } } },
     }),
-    (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format' && /"pattern"/.test(e.message),
+    (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format' && /"not"/.test(e.message),
   );
 });
 
-test('zodResponseFormat and chat.completions.parse: nested models, lengths and formats, parsed by zod', async () => {
+test('zodResponseFormat and chat.completions.parse: nested models, lengths, bounds, a pattern and formats, parsed by zod', async () => {
   // the SDK's zod helper writes the reused Address under definitions and refers to it by $ref
   const Address = z.object({ city: z.string().max(16), since: z.string().date() });
-  const Person = z.object({ name: z.string().max(12), home: Address, work: Address.nullable(), id: z.string().uuid() });
+  const Person = z.object({
+    name: z.string().max(12), age: z.number().int().min(0).max(120), code: z.string().regex(/^[A-Z]{3}-\d{2}$/),
+    home: Address, work: Address.nullable(), id: z.string().uuid(),
+  });
   const res = await client.chat.completions.parse({
     model: 'x', max_tokens: 300, temperature: 0,
     messages: [{ role: 'user', content: 'Ada lives in Oslo.' }],
@@ -181,7 +184,7 @@ test('zodResponseFormat and chat.completions.parse: nested models, lengths and f
   const msg = res.choices[0].message;
   assert.equal(res.choices[0].finish_reason, 'stop', msg.content);
   assert.ok(msg.parsed, msg.content); // zod's own check passed
-  assert.deepEqual(Object.keys(JSON.parse(msg.content)), ['name', 'home', 'work', 'id'], msg.content);
+  assert.deepEqual(Object.keys(JSON.parse(msg.content)), ['name', 'age', 'code', 'home', 'work', 'id'], msg.content);
 });
 
 test('errors: wrong key 401, n out of range and oversize prompts 400', async () => {
