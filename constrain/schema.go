@@ -23,8 +23,10 @@ import (
 // once into a deterministic automaton over bytes; a sequence's state is
 // one of its states, and a step costs one table lookup a byte. The
 // keywords it takes: type (one or a list), properties, required,
-// additionalProperties (true or false: no other properties are written),
-// items, minItems and maxItems (up to MaxItemsBound), minLength and
+// additionalProperties (true or false: no other properties are written;
+// or a schema, for an object of any keys without properties: a map),
+// items, prefixItems (a tuple, with items false or a schema after it),
+// minItems and maxItems (up to MaxItemsBound), minLength and
 // maxLength (up to MaxLengthBound characters), minimum, maximum,
 // exclusiveMinimum and exclusiveMaximum (whole numbers for a number, any
 // for an integer; bounded numbers are written without an exponent:
@@ -568,7 +570,7 @@ var (
 		"$defs": true, "definitions": true}
 	schemaKeywords = map[string]bool{"type": true, "properties": true, "items": true, "enum": true, "const": true,
 		"anyOf": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true, "format": true,
-		"$ref": true, "pattern": true, "minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true}
+		"$ref": true, "pattern": true, "prefixItems": true, "minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true}
 )
 
 // maxNFANodes bounds the NFA a schema builds (bounded arrays copy their
@@ -594,15 +596,15 @@ func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
 	kw := map[string]*onode{}
 	for i, k := range s.keys {
 		if !schemaKeywords[k] && !schemaAnnotations[k] {
-			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, minItems, maxItems, minLength, maxLength, format, pattern, minimum, maximum, exclusiveMinimum, exclusiveMaximum, enum, const, anyOf, $ref, $defs)", path, k)
+			return frag{}, fmt.Errorf("%s: keyword %q is not supported (supported: type, properties, required, additionalProperties, items, prefixItems, minItems, maxItems, minLength, maxLength, format, pattern, minimum, maximum, exclusiveMinimum, exclusiveMaximum, enum, const, anyOf, $ref, $defs)", path, k)
 		}
 		kw[k] = s.vals[i]
 	}
 	if ref := kw["$ref"]; ref != nil {
 		return a.ref(ref, kw, path, depth)
 	}
-	if ap := kw["additionalProperties"]; ap != nil && ap.kind != 'b' {
-		return frag{}, fmt.Errorf("%s.additionalProperties: only true or false is supported", path)
+	if ap := kw["additionalProperties"]; ap != nil && ap.kind != 'b' && ap.kind != 'o' {
+		return frag{}, fmt.Errorf("%s.additionalProperties: want true, false or a schema", path)
 	}
 	n := 0
 	for _, k := range []string{"const", "enum", "anyOf"} {
@@ -770,8 +772,14 @@ func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (fr
 		return a.lit("null"), nil
 	case "object":
 		props := kw["properties"]
+		if ap := kw["additionalProperties"]; ap != nil && ap.kind == 'o' {
+			if props != nil && len(props.keys) > 0 {
+				return frag{}, fmt.Errorf("%s: additionalProperties as a schema beside properties is not supported", path)
+			}
+			return a.mapOf(ap, path, depth)
+		}
 		if props == nil || props.kind != 'o' {
-			return frag{}, fmt.Errorf("%s: an object needs properties (an object of schemas); free-form objects are not supported", path)
+			return frag{}, fmt.Errorf("%s: an object needs properties (an object of schemas) or additionalProperties (a schema); free-form objects are not supported", path)
 		}
 		parts := []frag{a.lit("{"), a.ws()}
 		for i, k := range props.keys {
@@ -792,6 +800,9 @@ func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (fr
 		return a.seq(parts...), nil
 	case "array":
 		items := kw["items"]
+		if kw["prefixItems"] != nil {
+			return a.tuple(kw, path, depth)
+		}
 		if items == nil {
 			return frag{}, fmt.Errorf("%s: an array needs items (a schema)", path)
 		}
@@ -865,6 +876,123 @@ func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (fr
 		return a.seq(open, body, close), nil
 	}
 	return frag{}, fmt.Errorf("%s.type: %q is not a JSON type (string, number, integer, boolean, null, object, array)", path, ty)
+}
+
+// mapOf is an object of any string keys, each value one that schema ap
+// accepts (pydantic's dict[str, T]). Keys may repeat: no automaton can
+// remember every key written.
+func (a *nfa) mapOf(ap *onode, path string, depth int) (frag, error) {
+	pair := func() (frag, error) {
+		v, err := a.compile(ap, path+".additionalProperties", depth+1)
+		if err != nil {
+			return frag{}, err
+		}
+		return a.seq(a.str(), a.ws(), a.lit(":"), a.ws(), v, a.ws()), nil
+	}
+	first, err := pair()
+	if err != nil {
+		return frag{}, err
+	}
+	more, err := pair()
+	if err != nil {
+		return frag{}, err
+	}
+	pairs := a.seq(first, a.star(a.seq(a.lit(","), a.ws(), more)))
+	return a.seq(a.lit("{"), a.ws(), a.opt(pairs), a.lit("}")), nil
+}
+
+// tuple is an array whose items follow prefixItems in order (pydantic's
+// tuple[int, str]): at least minItems of them, and after the prefix more
+// items of the items schema up to maxItems, or none when items is false
+// or absent.
+func (a *nfa) tuple(kw map[string]*onode, path string, depth int) (frag, error) {
+	prefix := kw["prefixItems"]
+	if prefix.kind != 'a' || len(prefix.arr) == 0 || len(prefix.arr) > MaxItemsBound {
+		return frag{}, fmt.Errorf("%s.prefixItems: want 1 to %d schemas", path, MaxItemsBound)
+	}
+	n := len(prefix.arr)
+	lo, hi := 0, n
+	items := kw["items"]
+	switch {
+	case items == nil, items.kind == 'b' && !items.b:
+		items = nil
+	case items.kind == 'o':
+		hi = -1
+	default:
+		return frag{}, fmt.Errorf("%s.items: beside prefixItems, want false or a schema", path)
+	}
+	for _, b := range []struct {
+		k string
+		v *int
+	}{{"minItems", &lo}, {"maxItems", &hi}} {
+		if x := kw[b.k]; x != nil {
+			c, ok := x.count()
+			if !ok || c > MaxItemsBound {
+				return frag{}, fmt.Errorf("%s.%s: want an integer from 0 to %d", path, b.k, MaxItemsBound)
+			}
+			if b.k == "maxItems" && items == nil {
+				c = min(c, n)
+			}
+			*b.v = c
+		}
+	}
+	if hi >= 0 && hi < lo {
+		return frag{}, fmt.Errorf("%s: no tuple of %d to %d items", path, lo, hi)
+	}
+	// element i, after a comma unless first
+	element := func(i int) (frag, error) {
+		sch, where := items, path+".items"
+		if i < n {
+			sch, where = prefix.arr[i], fmt.Sprintf("%s.prefixItems[%d]", path, i)
+		}
+		v, err := a.compile(sch, where, depth+1)
+		if err != nil {
+			return frag{}, err
+		}
+		if i == 0 {
+			return a.seq(v, a.ws()), nil
+		}
+		return a.seq(a.lit(","), a.ws(), v, a.ws()), nil
+	}
+	// from(i): the elements from i on, those before lo required
+	var from func(i int) (frag, error)
+	from = func(i int) (frag, error) {
+		switch {
+		case hi >= 0 && i >= hi:
+			e := a.node()
+			return frag{e, e}, nil
+		case hi < 0 && i >= n: // the items schema, any number more
+			e, err := element(i)
+			if err != nil {
+				return frag{}, err
+			}
+			if i < lo {
+				rest, err := from(i + 1)
+				if err != nil {
+					return frag{}, err
+				}
+				return a.seq(e, rest), nil
+			}
+			return a.star(e), nil
+		}
+		e, err := element(i)
+		if err != nil {
+			return frag{}, err
+		}
+		rest, err := from(i + 1)
+		if err != nil {
+			return frag{}, err
+		}
+		if i < lo {
+			return a.seq(e, rest), nil
+		}
+		return a.opt(a.seq(e, rest)), nil
+	}
+	body, err := from(0)
+	if err != nil {
+		return frag{}, err
+	}
+	return a.seq(a.lit("["), a.ws(), body, a.lit("]")), nil
 }
 
 // literal is the one spelling of JSON value v this constraint writes.
