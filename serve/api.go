@@ -121,10 +121,12 @@ type common struct {
 // chatMessage is one message; Content is a string, an array of text
 // parts, or null.
 type chatMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-	Name    *string         `json:"name"`
-	Refusal *string         `json:"refusal"`
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	Name       *string         `json:"name"`
+	Refusal    *string         `json:"refusal"`
+	ToolCalls  []toolCall      `json:"tool_calls"`   // an assistant message's calls (tools.go)
+	ToolCallID *string         `json:"tool_call_id"` // a tool message's: the call it answers
 }
 
 type chatRequest struct {
@@ -222,7 +224,11 @@ type params struct {
 	logitBias    map[int]float32 // token id → bias; ids checked against the vocabulary by request
 	n            int             // choices: sequences generated for the request
 	json         bool            // response_format json_object: the output is one JSON object
-	schema       json.RawMessage // response_format json_schema's schema: the output is one value it accepts
+	schema       json.RawMessage // response_format json_schema's schema (or a tool call's): the output is one value it accepts
+	schemaParam  string          // the parameter schema came from (errors name it)
+	tools        []tool          // tools the request offers (tools.go)
+	toolMode     toolMode        // what tool_choice allows
+	toolName     string          // tool_choice's named function
 }
 
 // MaxStops is the most stop strings a request may give.
@@ -328,11 +334,11 @@ func (c *common) validate() (params, *apiError) {
 			p.logitBias[id] = float32(v)
 		}
 	}
-	if !isNullOrEmpty(c.Tools) || !isNullOrEmpty(c.Functions) {
-		return p, unsupported("tools", "tools and function calling are not supported by this server")
+	if !isNullOrEmpty(c.Functions) {
+		return p, unsupported("functions", "functions (deprecated) is not supported by this server: use tools")
 	}
-	if !isNullOrEmpty(c.ToolChoice) && !bytes.Equal(bytes.TrimSpace(c.ToolChoice), []byte(`"none"`)) {
-		return p, unsupported("tool_choice", "tool_choice is not supported by this server")
+	if e := p.parseTools(c.Tools, c.ToolChoice); e != nil {
+		return p, e
 	}
 	if !isNullOrEmpty(c.FunctionCall) && !bytes.Equal(bytes.TrimSpace(c.FunctionCall), []byte(`"none"`)) {
 		return p, unsupported("function_call", "function_call is not supported by this server")
@@ -357,10 +363,19 @@ func (c *common) validate() (params, *apiError) {
 			if err := json.Unmarshal(rf.JSONSchema, &js); err != nil || isNullOrEmpty(js.Schema) {
 				return p, invalid("response_format", "response_format json_schema needs json_schema.schema, a JSON Schema object")
 			}
-			p.schema = js.Schema
+			p.schema, p.schemaParam = js.Schema, "response_format"
 		default:
 			return p, unsupported("response_format", "response_format %q is not supported by this server (\"text\", \"json_object\" and \"json_schema\" are)", rf.Type)
 		}
+	}
+	if p.toolMode == toolsRequired {
+		switch {
+		case p.json || p.schema != nil:
+			return p, invalid("tool_choice", "tool_choice %s cannot be combined with response_format: the answer is a call", map[bool]string{true: "required", false: "naming a function"}[p.toolName == ""])
+		case p.ignoreEOS:
+			return p, invalid("ignore_eos", "ignore_eos cannot be combined with a required tool call: the call's end ends the text")
+		}
+		p.schema, p.schemaParam = p.toolSchema(), "tools"
 	}
 	return p, nil
 }
@@ -476,9 +491,10 @@ type chatLogprobs struct {
 }
 
 type chatMessageOut struct {
-	Role    string  `json:"role"`
-	Content string  `json:"content"`
-	Refusal *string `json:"refusal"`
+	Role      string     `json:"role"`
+	Content   *string    `json:"content"` // null with tool calls
+	Refusal   *string    `json:"refusal"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
 type chatChoice struct {
@@ -499,8 +515,9 @@ type chatResponse struct {
 }
 
 type chatDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string     `json:"role,omitempty"`
+	Content   *string    `json:"content,omitempty"`
+	ToolCalls []toolCall `json:"tool_calls,omitempty"`
 }
 
 type chatChunkChoice struct {

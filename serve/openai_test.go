@@ -431,12 +431,6 @@ func sameStreamed(t *testing.T, c openai.Client, p openai.ChatCompletionNewParam
 	}
 }
 
-// TestOpenAIGoJSONSchema: response_format json_schema through the official
-// client: answers are, at every token, a prefix of a value the schema
-// accepts, and when they end one such value (encoding/json decodes it into
-// the schema's shape: the enum's name, an integer age, a boolean); an
-// unsupported keyword is a 400 naming response_format and the keyword;
-// streamed equals not streamed.
 // TestOpenAIGoJSONSchemaRefs: a schema with nested models as pydantic
 // writes them (the model's classes under $defs, fields that $ref them,
 // Optional[...] as anyOf with null, constr's max_length, Field(ge=, le=),
@@ -504,6 +498,12 @@ func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 	}
 }
 
+// TestOpenAIGoJSONSchema: response_format json_schema through the official
+// client: answers are, at every token, a prefix of a value the schema
+// accepts, and when they end one such value (encoding/json decodes it into
+// the schema's shape: the enum's name, an integer age, a boolean); an
+// unsupported keyword is a 400 naming response_format and the keyword;
+// streamed equals not streamed.
 func TestOpenAIGoJSONSchema(t *testing.T) {
 	ts := start(t, engine.Options{}, serve.Config{})
 	c := client(ts, "unused")
@@ -575,5 +575,112 @@ func TestOpenAIGoJSONSchema(t *testing.T) {
 	var apiErr *openai.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Param != "response_format" || !strings.Contains(apiErr.Message, `"not"`) {
 		t.Errorf("a not keyword: %v, want a 400 naming response_format and the keyword", err)
+	}
+}
+
+// TestOpenAIGoTools: tool calling through the official Go client. With
+// tool_choice "required" every answer is a call of an offered tool whose
+// arguments its parameters accept (finish_reason "tool_calls", no
+// content); a named function is the one called; the streamed call (the
+// client's accumulator) is the same call; a history with the call and its
+// result (an assistant message with tool_calls, a tool message) is taken;
+// with "auto" the demo model answers in text.
+func TestOpenAIGoTools(t *testing.T) {
+	ts := start(t, engine.Options{}, serve.Config{})
+	c := client(ts, "unused")
+	ctx := context.Background()
+	weather := shared.FunctionDefinitionParam{Name: "get_weather", Description: openai.String("The weather in a city now."),
+		Parameters: shared.FunctionParameters{"type": "object", "properties": map[string]any{
+			"city": map[string]any{"type": "string", "maxLength": 20},
+			"unit": map[string]any{"enum": []string{"celsius", "fahrenheit"}}}, "required": []string{"city", "unit"}, "additionalProperties": false}}
+	clock := shared.FunctionDefinitionParam{Name: "get_time", Parameters: shared.FunctionParameters{"type": "object",
+		"properties": map[string]any{"zone": map[string]any{"type": "string", "pattern": "^[A-Z][a-z]{2,12}/[A-Z][a-z]{2,12}$"}}}}
+	tools := []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(weather), openai.ChatCompletionFunctionTool(clock)}
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is the weather in Oslo?")}
+	zone := regexp.MustCompile(`^[A-Z][a-z]{2,12}/[A-Z][a-z]{2,12}$`)
+	checkCall := func(what string, tc openai.ChatCompletionMessageToolCallUnion) {
+		t.Helper()
+		fn := tc.Function
+		dec := json.NewDecoder(strings.NewReader(fn.Arguments))
+		dec.DisallowUnknownFields()
+		switch fn.Name {
+		case "get_weather":
+			var a struct{ City, Unit string }
+			if err := dec.Decode(&a); err != nil || utf8.RuneCountInString(a.City) > 20 || a.Unit != "celsius" && a.Unit != "fahrenheit" {
+				t.Errorf("%s: get_weather arguments %s (%v)", what, fn.Arguments, err)
+			}
+		case "get_time":
+			var a struct{ Zone string }
+			if err := dec.Decode(&a); err != nil || !zone.MatchString(a.Zone) {
+				t.Errorf("%s: get_time arguments %s (%v)", what, fn.Arguments, err)
+			}
+		default:
+			t.Errorf("%s: a call of %q, which was not offered", what, fn.Name)
+		}
+		if tc.ID == "" || tc.Type != "function" {
+			t.Errorf("%s: call id %q type %q", what, tc.ID, tc.Type)
+		}
+	}
+	required := openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String("required")}
+	res, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs, Tools: tools, ToolChoice: required,
+		Temperature: openai.Float(0), MaxCompletionTokens: openai.Int(120)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := res.Choices[0]
+	t.Logf("required: %s %+v", ch.FinishReason, ch.Message.ToolCalls)
+	if ch.FinishReason != "tool_calls" || len(ch.Message.ToolCalls) != 1 || ch.Message.Content != "" {
+		t.Fatalf("required: finish %q, %d calls, content %q", ch.FinishReason, len(ch.Message.ToolCalls), ch.Message.Content)
+	}
+	checkCall("required", ch.Message.ToolCalls[0])
+	// a named function, not streamed and streamed
+	named := openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "get_time"})
+	p := openai.ChatCompletionNewParams{Model: "x", Messages: msgs, Tools: tools, ToolChoice: named, Temperature: openai.Float(0), MaxCompletionTokens: openai.Int(120)}
+	res, err = c.Chat.Completions.New(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := res.Choices[0].Message.ToolCalls
+	if len(call) != 1 || call[0].Function.Name != "get_time" || res.Choices[0].FinishReason != "tool_calls" {
+		t.Fatalf("named get_time: %s %+v", res.Choices[0].FinishReason, call)
+	}
+	checkCall("named", call[0])
+	stream := c.Chat.Completions.NewStreaming(ctx, p)
+	acc := openai.ChatCompletionAccumulator{}
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := acc.Choices[0].Message.ToolCalls
+	if len(got) != 1 || got[0].Function.Name != "get_time" || got[0].Function.Arguments != call[0].Function.Arguments || acc.Choices[0].FinishReason != "tool_calls" {
+		t.Errorf("streamed %s %+v, not streamed %+v", acc.Choices[0].FinishReason, got, call)
+	}
+	// the call and its result in the history
+	hist := append(msgs, res.Choices[0].Message.ToParam(), openai.ToolMessage(`{"time": "12:00"}`, call[0].ID))
+	res, err = c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: hist, Tools: tools, ToolChoice: required,
+		Temperature: openai.Float(0), MaxCompletionTokens: openai.Int(120)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Choices[0].Message.ToolCalls) != 1 {
+		t.Fatalf("after a tool result: %+v", res.Choices[0])
+	}
+	checkCall("after a result", res.Choices[0].Message.ToolCalls[0])
+	// auto: the model may answer in text (the demo model does); streamed equals not streamed either way
+	pa := openai.ChatCompletionNewParams{Model: "x", Messages: hist, Tools: tools, Temperature: openai.Float(0), MaxCompletionTokens: openai.Int(40)}
+	res, err = c.Chat.Completions.New(ctx, pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("auto: %s %q %+v", res.Choices[0].FinishReason, res.Choices[0].Message.Content, res.Choices[0].Message.ToolCalls)
+	if len(res.Choices[0].Message.ToolCalls) == 0 {
+		if res.Choices[0].Message.Content == "" {
+			t.Errorf("auto: neither text nor a call")
+		}
+		sameStreamed(t, c, pa, res.Choices[0].Message.Content)
+	} else {
+		checkCall("auto", res.Choices[0].Message.ToolCalls[0])
 	}
 }

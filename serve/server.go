@@ -361,6 +361,9 @@ func (s *Server) request(prompt []int, p params, stops []string) (engine.Request
 	if p.schema != nil {
 		c, err := s.e.Schema(p.schema)
 		if err != nil {
+			if p.schemaParam == "tools" {
+				return engine.Request{}, invalid("tools", "a tool's parameters: %v", err)
+			}
 			return engine.Request{}, invalid("response_format", "response_format json_schema: %v", err)
 		}
 		o.Constraint = c
@@ -399,17 +402,23 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	msgs := make([]chat.Message, 0, len(req.Messages))
+	callNames := map[string]string{} // the history's call ids → function names
 	for i, m := range req.Messages {
 		role := m.Role
 		switch role {
 		case "system", "user", "assistant":
 		case "developer":
 			role = "system"
-		case "tool", "function":
-			writeError(w, unsupported(fmt.Sprintf("messages[%d].role", i), "messages with role %q are not supported (no tool calling)", m.Role))
+		case "tool":
+		case "function":
+			writeError(w, unsupported(fmt.Sprintf("messages[%d].role", i), "messages with role \"function\" (deprecated) are not supported: use tool"))
 			return
 		default:
-			writeError(w, invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: expected system, developer, user or assistant", m.Role))
+			writeError(w, invalid(fmt.Sprintf("messages[%d].role", i), "invalid role %q: expected system, developer, user, assistant or tool", m.Role))
+			return
+		}
+		if len(m.ToolCalls) > 0 && role != "assistant" {
+			writeError(w, invalid(fmt.Sprintf("messages[%d].tool_calls", i), "only assistant messages have tool_calls"))
 			return
 		}
 		text, e := messageText(i, m.Content)
@@ -417,9 +426,26 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			writeError(w, e)
 			return
 		}
+		switch {
+		case role == "tool":
+			id := ""
+			if m.ToolCallID != nil {
+				id = *m.ToolCallID
+			}
+			role, text = "user", toolResult(id, callNames[id], text)
+		case len(m.ToolCalls) > 0:
+			for j, c := range m.ToolCalls {
+				if c.Function.Name == "" {
+					writeError(w, invalid(fmt.Sprintf("messages[%d].tool_calls[%d].function.name", i, j), "a call needs its function's name"))
+					return
+				}
+				callNames[c.ID] = c.Function.Name
+			}
+			text = historyCalls(text, m.ToolCalls)
+		}
 		msgs = append(msgs, chat.Message{Role: role, Content: text})
 	}
-	prompt := s.e.EncodeChat(msgs)
+	prompt := s.e.EncodeChat(p.toolMessages(msgs))
 	stops := append(s.e.Template.Stops(), p.stop...)
 	ereq, e := s.request(prompt, p, stops)
 	if e != nil {
@@ -449,6 +475,9 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	case req.BestOf != nil && *req.BestOf != 1:
 		writeError(w, unsupported("best_of", "best_of other than 1 is not supported by this server"))
+		return
+	case len(p.tools) > 0 || p.toolName != "":
+		writeError(w, unsupported("tools", "tools are for /v1/chat/completions"))
 		return
 	}
 	if req.Logprobs != nil {

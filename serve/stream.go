@@ -34,6 +34,11 @@ type choice struct {
 	cmplLP     *completionLogprobs
 	offset     int
 	end        event // the final event, once the choice is done
+	// a stream that may answer with a tool call holds its text back
+	// (held, with its log-probabilities) until it knows (tools.go)
+	held      strings.Builder
+	heldLP    []tokenLogprob
+	streaming bool // its text is not a call: streamed as it comes
 }
 
 // completion is the number of tokens generated for every choice so far.
@@ -162,6 +167,9 @@ func (o *responder) token(i int, ev event) error {
 		}
 		return nil
 	}
+	if o.chat && o.p.toolMode != toolsNone && !c.streaming {
+		return o.toolToken(i, c, ev)
+	}
 	if err := o.delta(i, c, ev); err != nil {
 		return err
 	}
@@ -201,6 +209,70 @@ func (o *responder) delta(i int, c *choice, ev event) error {
 	return o.send(o.completionChunk(i, ev.text, lp, nil), flush)
 }
 
+// toolToken handles a streamed event of a choice that may be a tool call:
+// its text is held back while it may still become one (always, when a call
+// is required); text that cannot is sent and the choice streams from then
+// on; at the end a call goes out as one tool_calls delta.
+func (o *responder) toolToken(i int, c *choice, ev event) error {
+	if err := o.begin(); err != nil {
+		return err
+	}
+	c.held.WriteString(ev.text)
+	if o.p.logprobs && ev.sampled {
+		c.heldLP = append(c.heldLP, o.chatLogprob(ev))
+	}
+	var lp *chatLogprobs
+	if len(c.heldLP) > 0 {
+		lp = &chatLogprobs{Content: c.heldLP}
+	}
+	sendHeld := func(flush bool) error {
+		text := c.held.String()
+		if text == "" && lp == nil {
+			return nil
+		}
+		return o.send(o.chatChunk(i, chatDelta{Content: &text}, lp, nil), flush)
+	}
+	if o.p.toolMode == toolsAuto && !mayBeCall(c.held.String()) {
+		c.streaming = true
+		if err := sendHeld(!ev.done); err != nil {
+			return err
+		}
+	} else if !ev.done {
+		return nil
+	}
+	if !ev.done || ev.reason == "cancelled" || ev.reason == "timeout" {
+		return nil
+	}
+	reason := finishReason(ev.reason)
+	if !c.streaming {
+		if name, args, ok := o.p.parseCall(c.held.String()); ok {
+			zero := 0
+			d := chatDelta{ToolCalls: []toolCall{{Index: &zero, ID: newID("call_"), Type: "function", Function: toolCallFunction{Name: name, Arguments: args}}}}
+			if err := o.send(o.chatChunk(i, d, lp, nil), false); err != nil {
+				return err
+			}
+			reason = "tool_calls"
+		} else if err := sendHeld(false); err != nil {
+			return err
+		}
+	}
+	return o.send(o.chatChunk(i, chatDelta{}, nil, &reason), len(o.choices) > 1)
+}
+
+// message is a finished choice's message: a tool call when tools were
+// offered and its text is one, else its text.
+func (o *responder) message(c *choice) (chatMessageOut, string) {
+	text := c.text.String()
+	reason := finishReason(c.end.reason)
+	if o.p.toolMode != toolsNone {
+		if name, args, ok := o.p.parseCall(text); ok {
+			return chatMessageOut{Role: "assistant", ToolCalls: []toolCall{{ID: newID("call_"), Type: "function",
+				Function: toolCallFunction{Name: name, Arguments: args}}}}, "tool_calls"
+		}
+	}
+	return chatMessageOut{Role: "assistant", Content: &text}, reason
+}
+
 // usage counts the prompt once and every choice's generated tokens.
 func (o *responder) usage() usage {
 	first := o.choices[0].end
@@ -228,8 +300,8 @@ func (o *responder) finish(u usage) error {
 						lp.Content = []tokenLogprob{}
 					}
 				}
-				res.Choices[i] = chatChoice{Index: i, Message: chatMessageOut{Role: "assistant", Content: c.text.String()}, Logprobs: lp,
-					FinishReason: finishReason(c.end.reason)}
+				msg, reason := o.message(c)
+				res.Choices[i] = chatChoice{Index: i, Message: msg, Logprobs: lp, FinishReason: reason}
 			}
 			writeJSON(o.w, http.StatusOK, res)
 			return nil
