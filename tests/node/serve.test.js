@@ -187,6 +187,38 @@ test('zodResponseFormat and chat.completions.parse: nested models, lengths, boun
   assert.deepEqual(Object.keys(JSON.parse(msg.content)), ['name', 'age', 'code', 'home', 'work', 'id'], msg.content);
 });
 
+test('tools: a required call of an offered tool, its arguments in its schema, streamed the same', async () => {
+  const tools = [{
+    type: 'function',
+    function: {
+      name: 'get_weather', description: 'The weather in a city now.',
+      parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 20 }, unit: { enum: ['celsius', 'fahrenheit'] } },
+        required: ['city', 'unit'], additionalProperties: false },
+    },
+  }];
+  const params = { model: 'x', max_tokens: 120, temperature: 0, tools, tool_choice: 'required',
+    messages: [{ role: 'user', content: 'What is the weather in Oslo?' }] };
+  const res = await client.chat.completions.create(params);
+  const ch = res.choices[0];
+  assert.equal(ch.finish_reason, 'tool_calls');
+  assert.equal(ch.message.content, null);
+  const call = ch.message.tool_calls[0];
+  assert.equal(call.type, 'function');
+  assert.equal(call.function.name, 'get_weather');
+  const args = JSON.parse(call.function.arguments);
+  assert.deepEqual(Object.keys(args), ['city', 'unit']);
+  assert.ok(['celsius', 'fahrenheit'].includes(args.unit) && args.city.length <= 20, call.function.arguments);
+  const stream = client.chat.completions.stream({ ...params, stream: true });
+  const done = await stream.finalChatCompletion();
+  assert.equal(done.choices[0].message.tool_calls[0].function.arguments, call.function.arguments);
+  // the call and its result in the history
+  const next = await client.chat.completions.create({
+    ...params, tool_choice: 'auto', max_tokens: 20,
+    messages: [...params.messages, ch.message, { role: 'tool', tool_call_id: call.id, content: '7 degrees' }],
+  });
+  assert.ok(next.choices[0].message.content !== null || next.choices[0].message.tool_calls.length === 1);
+});
+
 test('errors: wrong key 401, n out of range and oversize prompts 400', async () => {
   const wrong = new OpenAI({ baseURL: client.baseURL, apiKey: 'sk-wrong', maxRetries: 0 });
   await assert.rejects(wrong.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
