@@ -517,10 +517,10 @@ func TestRunFormatSchema(t *testing.T) {
 		t.Errorf("--format %s: %v: %q\n%s", schema, err, r.stdout, r.stderr)
 	}
 	bad := filepath.Join(dir, "bad.json")
-	if err := os.WriteFile(bad, []byte(`{"type":"string","format":"email"}`), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte(`{"type":"string","not":{"const":"a"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	wantFail(t, upg(t, "run", "--model", "/nonexistent.upg", "--format", bad, "hi"), exitUsage, `keyword "format" is not supported`)
+	wantFail(t, upg(t, "run", "--model", "/nonexistent.upg", "--format", bad, "hi"), exitUsage, `keyword "not" is not supported`)
 	wantFail(t, upg(t, "run", "--model", miniphi, "--format", filepath.Join(dir, "none.json"), "hi"), exitUsage, `neither "json" nor a readable JSON Schema file`)
 }
 
