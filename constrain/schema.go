@@ -384,18 +384,7 @@ func (a *nfa) char() frag {
 	a.edge(in, 0x20, '"'-1, out)
 	a.edge(in, '"'+1, '\\'-1, out)
 	a.edge(in, '\\'+1, 0x7f, out)
-	for _, l := range []struct{ lo, hi, n byte }{{0xc2, 0xdf, 1}, {0xe0, 0xef, 2}, {0xf0, 0xf4, 3}} {
-		cur := a.node()
-		a.edge(in, l.lo, l.hi, cur)
-		for i := range l.n {
-			next := out
-			if i < l.n-1 {
-				next = a.node()
-			}
-			a.edge(cur, 0x80, 0xbf, next)
-			cur = next
-		}
-	}
+	a.utf8Char(in, out)
 	esc := a.node()
 	a.edge(in, '\\', '\\', esc)
 	for _, c := range []byte(`"\/bfnrt`) {
@@ -431,6 +420,23 @@ func (a *nfa) char() frag {
 	a.edge(ld, 'C', 'F', ls)
 	a.hexes(ls, 2, out)
 	return frag{in, out}
+}
+
+// utf8Char adds the UTF-8 sequences of two to four bytes (one non-ASCII
+// character each) from node in to node out.
+func (a *nfa) utf8Char(in, out int32) {
+	for _, l := range []struct{ lo, hi, n byte }{{0xc2, 0xdf, 1}, {0xe0, 0xef, 2}, {0xf0, 0xf4, 3}} {
+		cur := a.node()
+		a.edge(in, l.lo, l.hi, cur)
+		for i := range l.n {
+			next := out
+			if i < l.n-1 {
+				next = a.node()
+			}
+			a.edge(cur, 0x80, 0xbf, next)
+			cur = next
+		}
+	}
 }
 
 // hexes adds n hex digits from node from, ending at to (a new node when to

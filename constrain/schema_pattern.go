@@ -411,23 +411,15 @@ func (a *nfa) pattern(n *rnode) (frag, error) {
 			e := a.node()
 			return frag{e, e}, nil
 		}
-		fs := make([]frag, len(n.subs))
-		for i, s := range n.subs {
-			f, err := a.pattern(s)
-			if err != nil {
-				return frag{}, err
-			}
-			fs[i] = f
+		fs, err := a.patterns(n.subs)
+		if err != nil {
+			return frag{}, err
 		}
 		return a.seq(fs...), nil
 	case 'a':
-		fs := make([]frag, len(n.subs))
-		for i, s := range n.subs {
-			f, err := a.pattern(s)
-			if err != nil {
-				return frag{}, err
-			}
-			fs[i] = f
+		fs, err := a.patterns(n.subs)
+		if err != nil {
+			return frag{}, err
 		}
 		return a.alt(fs...), nil
 	}
@@ -462,6 +454,19 @@ func (a *nfa) pattern(n *rnode) (frag, error) {
 	return a.seq(fs...), nil
 }
 
+// patterns adds each of ns to the NFA.
+func (a *nfa) patterns(ns []*rnode) ([]frag, error) {
+	fs := make([]frag, len(ns))
+	for i, s := range ns {
+		f, err := a.pattern(s)
+		if err != nil {
+			return nil, err
+		}
+		fs[i] = f
+	}
+	return fs, nil
+}
+
 // charIn is one character of set s as JSON writes it inside a string.
 func (a *nfa) charIn(s charSet) frag {
 	in, out := a.node(), a.node()
@@ -488,18 +493,7 @@ func (a *nfa) charIn(s charSet) frag {
 		}
 	}
 	if s.nonASCII {
-		for _, l := range []struct{ lo, hi, n byte }{{0xc2, 0xdf, 1}, {0xe0, 0xef, 2}, {0xf0, 0xf4, 3}} {
-			cur := a.node()
-			a.edge(in, l.lo, l.hi, cur)
-			for i := range l.n {
-				next := out
-				if i < l.n-1 {
-					next = a.node()
-				}
-				a.edge(cur, 0x80, 0xbf, next)
-				cur = next
-			}
-		}
+		a.utf8Char(in, out)
 	}
 	return frag{in, out}
 }

@@ -431,6 +431,27 @@ func sameStreamed(t *testing.T, c openai.Client, p openai.ChatCompletionNewParam
 	}
 }
 
+// schemaFormat is response_format json_schema for the client with schema
+// (its text), and the schema compiled as the server gets it: a Go map's
+// keys, so its properties, sorted.
+func schemaFormat(t *testing.T, name, schema string) (openai.ChatCompletionNewParamsResponseFormatUnion, *constrain.Schema) {
+	t.Helper()
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(schema), &raw); err != nil {
+		t.Fatal(err)
+	}
+	sent, err := json.Marshal(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
+		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: name, Schema: raw, Strict: openai.Bool(true)}}}, check
+}
+
 // TestOpenAIGoJSONSchemaRefs: a schema with nested models as pydantic
 // writes them (the model's classes under $defs, fields that $ref them,
 // Optional[...] as anyOf with null, constr's max_length, Field(ge=, le=),
@@ -446,20 +467,7 @@ func TestOpenAIGoJSONSchemaRefs(t *testing.T) {
 		`"code":{"pattern":"^[A-Z]{3}-\\d{2}$","type":"string"},"home":{"$ref":"#/$defs/Address"},` +
 		`"work":{"anyOf":[{"$ref":"#/$defs/Address"},{"type":"null"}]},"id":{"format":"uuid","title":"Id","type":"string"}},` +
 		`"required":["name","age","code","home","work","id"],"title":"Person","type":"object","additionalProperties":false}`
-	var raw map[string]any
-	if err := json.Unmarshal([]byte(schema), &raw); err != nil {
-		t.Fatal(err)
-	}
-	sent, err := json.Marshal(raw) // as the client sends it: keys sorted
-	if err != nil {
-		t.Fatal(err)
-	}
-	check, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), sent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	format := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
-		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "Person", Schema: raw, Strict: openai.Bool(true)}}}
+	format, check := schemaFormat(t, "Person", schema)
 	date := regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$`)
 	uuid := regexp.MustCompile(`^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$`)
 	for _, prompt := range []string{"Write the person as JSON.", "Ada lives in Oslo."} {
@@ -509,21 +517,7 @@ func TestOpenAIGoJSONSchema(t *testing.T) {
 	c := client(ts, "unused")
 	ctx := context.Background()
 	const schema = `{"type":"object","properties":{"name":{"enum":["Ada","Bob"]},"age":{"type":"integer"},"admin":{"type":"boolean"},"tags":{"type":"array","items":{"type":"string"},"maxItems":2}},"required":["name","age","admin","tags"],"additionalProperties":false}`
-	var raw map[string]any
-	if err := json.Unmarshal([]byte(schema), &raw); err != nil {
-		t.Fatal(err)
-	}
-	// the properties in the order the server gets them: a Go map's, sorted
-	sent, err := json.Marshal(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), sent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	format := openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &openai.ResponseFormatJSONSchemaParam{
-		JSONSchema: openai.ResponseFormatJSONSchemaJSONSchemaParam{Name: "user", Schema: raw, Strict: openai.Bool(true)}}}
+	format, check := schemaFormat(t, "user", schema)
 	msgs := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Write the user as JSON.")}
 	ended := 0
 	for _, fp := range []float64{0, 0.5, 1} {
