@@ -41,6 +41,8 @@ func FuzzRequests(f *testing.F) {
 		{true, `{"messages":[{"role":"wizard","content":"x"}]}`},
 		{true, `{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"},"max_tokens":4}`},
 		{true, `{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}`},
+		{true, `{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"integer","maximum":9}}}}}],"tool_choice":"required","max_tokens":12}`},
+		{true, `{"messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"1"}],"tools":[{"type":"function","function":{"name":"f"}}],"max_tokens":3,"stream":true}`},
 	} {
 		f.Add(s.chat, s.body)
 	}
