@@ -690,3 +690,37 @@ func TestSchemaPattern(t *testing.T) {
 	}
 	t.Logf("%d strings under each of 20 patterns", len(texts))
 }
+
+// TestSchemaOrText: before the answer begins, a token that would begin it
+// with "{" must begin a value of the schema and any other is free; an answer
+// that began otherwise is free; one that began with "{" goes on as the
+// schema's value, and only it.
+func TestSchemaOrText(t *testing.T) {
+	s := mustSchema(t, `{"type":"object","properties":{"a":{"type":"integer"}}}`)
+	m := s.OrText().NewMatcher()
+	all := len(toy)
+	if got := allowed(m, nil); !slices.Contains(got, `{"`) || !slices.Contains(got, "x") || !slices.Contains(got, "{") || len(got) != all {
+		t.Errorf("undecided: %v", got)
+	}
+	if got := allowed(m, ids(" ", "\n")); !slices.Contains(got, "{") || !slices.Contains(got, "x") {
+		t.Errorf("after whitespace: %v", got)
+	}
+	if got := allowed(m, ids("x")); len(got) != all {
+		t.Errorf("text: %d of %d tokens left: %v", len(got), all, got)
+	}
+	if got := allowed(m, ids(" ", "{")); !slices.Equal(got, []string{"\"", " ", "\"a\"", "\n"}) {
+		t.Errorf("after { : %v", got)
+	}
+	if got := allowed(m, ids("{", "\"a\"", ":", "1", "}")); !slices.Equal(got, []string{"<end>"}) {
+		t.Errorf("after a whole value: %v", got)
+	}
+	// a schema whose values never begin with {"a": the two-byte token {" still may, {"} never
+	s2 := mustSchema(t, `{"type":"object","properties":{"b":{"type":"null"}}}`)
+	if got := allowed(s2.OrText().NewMatcher(), nil); !slices.Contains(got, `{"`) || !slices.Contains(got, "{") {
+		t.Errorf("undecided, second schema: %v", got)
+	}
+	s3 := mustSchema(t, `{"type":"object","properties":{}}`)
+	if got := allowed(s3.OrText().NewMatcher(), nil); slices.Contains(got, `{"`) || !slices.Contains(got, "{") || !slices.Contains(got, "a") {
+		t.Errorf("undecided, an empty object's schema: %v", got)
+	}
+}

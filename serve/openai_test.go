@@ -662,6 +662,19 @@ func TestOpenAIGoTools(t *testing.T) {
 		t.Fatalf("after a tool result: %+v", res.Choices[0])
 	}
 	checkCall("after a result", res.Choices[0].Message.ToolCalls[0])
+	// auto, with the first token pushed to "{" by logit_bias: the call the model begins is kept well formed
+	brace := ts.eng.Tokenizer.Encode("{", false, false)
+	pb := openai.ChatCompletionNewParams{Model: "x", Messages: msgs, Tools: tools, Temperature: openai.Float(0), MaxCompletionTokens: openai.Int(120),
+		LogitBias: map[string]int64{strconv.Itoa(brace[0]): 100}}
+	res, err = c.Chat.Completions.New(ctx, pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("auto, begun with {: %s %+v", res.Choices[0].FinishReason, res.Choices[0].Message.ToolCalls)
+	if len(res.Choices[0].Message.ToolCalls) != 1 || res.Choices[0].FinishReason != "tool_calls" {
+		t.Fatalf("auto begun with {: %s %q", res.Choices[0].FinishReason, res.Choices[0].Message.Content)
+	}
+	checkCall("auto begun with {", res.Choices[0].Message.ToolCalls[0])
 	// auto: the model may answer in text (the demo model does); streamed equals not streamed either way
 	pa := openai.ChatCompletionNewParams{Model: "x", Messages: hist, Tools: tools, Temperature: openai.Float(0), MaxCompletionTokens: openai.Int(40)}
 	res, err = c.Chat.Completions.New(ctx, pa)

@@ -368,6 +368,15 @@ func (s *Server) request(prompt []int, p params, stops []string) (engine.Request
 		}
 		o.Constraint = c
 	}
+	if p.toolMode == toolsAuto && !p.json && p.schema == nil {
+		// a call the model begins is kept well formed; tools whose
+		// parameters the constraint cannot take leave the answer free
+		if c, err := s.e.Schema(p.toolSchema()); err == nil {
+			o.Constraint = c.OrText()
+		} else {
+			s.log.Debug("tool calls not constrained", "reason", err.Error())
+		}
+	}
 	return engine.Request{Prompt: prompt, MaxTokens: maxTokens, Stop: stops, Sampling: o,
 		Logprobs: p.logprobs, TopLogprobs: p.topLogprobs, IgnoreEOS: p.ignoreEOS}, nil
 }

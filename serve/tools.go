@@ -15,9 +15,10 @@ import (
 // {"name": ..., "arguments": {...}}. With tool_choice "required" or a
 // named function, its answer is constrained to such an object whose
 // arguments the tool's parameters schema accepts (constrain.Schema), so
-// every answer is a call; with "auto" (the default) it answers freely and
-// an answer that is such an object (fenced as ```json or not) is returned
-// as a call. Earlier calls and their results in the messages go back into
+// every answer is a call; with "auto" (the default) it may answer in text,
+// an answer it begins with "{" is constrained to be a call
+// (constrain.Schema.OrText), and an answer that is such an object (fenced
+// as ```json or not) is returned as a call. Earlier calls and their results in the messages go back into
 // the prompt the same way: an assistant message with tool_calls as those
 // objects, a tool message as a user message naming the call it answers.
 
