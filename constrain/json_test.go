@@ -180,19 +180,26 @@ func TestMask(t *testing.T) {
 
 const cl100k = "../../shared/tokenizers/tiktoken/cl100k_base.tiktoken"
 
+// cl100kJSON is the JSON constraint's tables for Phi-4's vocabulary (a
+// missing fixture fails under CI=true, testutil.NeedData).
+func cl100kJSON(t *testing.T) *JSON {
+	t.Helper()
+	testutil.NeedData(t, cl100k)
+	tok, err := tokenizer.Load(cl100k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NewJSON(tok.VocabSize(), tok.TokenBytes, tok.IsControl, tok.EOS())
+}
+
 // TestMaskMatchesBruteForce: over Phi-4's vocabulary (cl100k), at every
 // byte prefix of a few documents, Mask keeps exactly the tokens whose whole
 // bytes the parser takes from that state (the grouping by first byte and
 // by the byte after leading whitespace changes nothing), and the end
 // tokens only when the object is complete.
 func TestMaskMatchesBruteForce(t *testing.T) {
-	testutil.NeedData(t, cl100k)
-	tok, err := tokenizer.Load(cl100k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := tok.VocabSize()
-	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
+	j := cl100kJSON(t)
+	n := len(j.tokens)
 	logits := make([]float32, n)
 	checked := 0
 	for _, d := range []string{"{\n  \"a\": [1, -2.5e3, true, null],\n\t\"b\": {\"c\": \"x\\n\\u00e9y\"}\n" + strings.Repeat(" ", 19) + "}",

@@ -17,16 +17,26 @@ func (s *Schema) OrText() sample.Constraint { return orText{s} }
 
 type orText struct{ s *Schema }
 
-func (o orText) NewMatcher() sample.Matcher { return &orTextMatcher{value: schemaMatcher{s: o.s}} }
+func (o orText) NewMatcher() sample.Matcher { return &orTextMatcher{value: schemaMatcher{s: o.s}, start: -1} }
 
-// orTextMatcher recomputes its state from the generated tokens at each
-// step: a value's bytes from its "{" (answers that are values are short).
+// orTextMatcher finds where the value began (the first token with a byte
+// other than whitespace) and follows the value from there with a
+// schemaMatcher started in the state after that token's bytes from its
+// "{", so each step feeds only the new tokens.
 type orTextMatcher struct {
-	value schemaMatcher
-	buf   []byte
+	value      schemaMatcher
+	start, tok int // gen[start] == tok began the value (-1: not yet)
 }
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// trimSpace is b without its leading JSON whitespace.
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && isJSONSpace(b[0]) {
+		b = b[1:]
+	}
+	return b
+}
 
 // Mask implements sample.Matcher.
 func (m *orTextMatcher) Mask(gen []int, logits []float32) {
@@ -34,43 +44,28 @@ func (m *orTextMatcher) Mask(gen []int, logits []float32) {
 	for t := len(v.tokens); t < len(logits); t++ {
 		logits[t] = float32(math.Inf(-1)) // past the vocabulary: no token
 	}
-	m.buf = m.buf[:0]
-	started := false
-	for _, t := range gen {
+	for i, t := range gen {
 		if t < 0 || t >= len(v.tokens) || v.tokens[t] == nil {
-			if started {
-				m.value.mask(deadState, logits)
-				return
-			}
+			continue // an answer does not begin with a control token
+		}
+		b := trimSpace(v.tokens[t])
+		if len(b) == 0 {
 			continue
 		}
-		b := v.tokens[t]
-		if !started {
-			for len(b) > 0 && isJSONSpace(b[0]) {
-				b = b[1:]
-			}
-			if len(b) == 0 {
-				continue
-			}
-			if b[0] != '{' {
-				return // text: nothing masked
-			}
-			started = true
+		if b[0] != '{' {
+			return // text: nothing masked
 		}
-		m.buf = append(m.buf, b...)
-	}
-	if started {
-		m.value.mask(s.feed(0, m.buf), logits)
+		if i != m.start || t != m.tok { // (a rejected draft may change where it began)
+			m.start, m.tok = i, t
+			m.value.fed, m.value.states = m.value.fed[:0], append(m.value.states[:0], s.feed(0, b))
+		}
+		m.value.Mask(gen[i+1:], logits)
 		return
 	}
 	// undecided: a token that begins the value must begin one s takes
 	n := min(len(logits), len(v.tokens))
 	for t := range n {
-		b := v.tokens[t]
-		for len(b) > 0 && isJSONSpace(b[0]) {
-			b = b[1:]
-		}
-		if len(b) > 0 && b[0] == '{' && s.feed(0, b) == deadState {
+		if b := trimSpace(v.tokens[t]); len(b) > 0 && b[0] == '{' && s.feed(0, b) == deadState {
 			logits[t] = float32(math.Inf(-1))
 		}
 	}

@@ -322,21 +322,9 @@ func (a *nfa) str() frag {
 // minLength to maxLength characters (code points: a plain byte, a UTF-8
 // sequence, an escape, or a surrogate pair's two escapes).
 func (a *nfa) stringOf(kw map[string]*onode, path string) (frag, error) {
-	lo, hi := 0, -1
-	for _, b := range []struct {
-		k string
-		v *int
-	}{{"minLength", &lo}, {"maxLength", &hi}} {
-		if x := kw[b.k]; x != nil {
-			n, ok := x.count()
-			if !ok || n > MaxLengthBound {
-				return frag{}, fmt.Errorf("%s.%s: want an integer from 0 to %d", path, b.k, MaxLengthBound)
-			}
-			*b.v = n
-		}
-	}
-	if hi >= 0 && hi < lo {
-		return frag{}, fmt.Errorf("%s: maxLength %d < minLength %d", path, hi, lo)
+	lo, hi, err := counts(kw, path, "minLength", "maxLength", MaxLengthBound)
+	if err != nil {
+		return frag{}, err
 	}
 	if pat := kw["pattern"]; pat != nil {
 		if pat.kind != 's' {
@@ -402,7 +390,7 @@ func (a *nfa) char() frag {
 	a.edge(u, 'd', 'd', d)
 	a.edge(u, 'D', 'D', d)
 	a.edge(d, '0', '7', d07)
-	a.hexes(a.hexes(notD, 1, -1), 2, out)
+	a.hexes(notD, 3, out)
 	a.hexes(d07, 2, out)
 	// a high surrogate (d8-db) and then \u and a low one (dc-df)
 	hs := a.node()
@@ -812,21 +800,9 @@ func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (fr
 		if items == nil {
 			return frag{}, fmt.Errorf("%s: an array needs items (a schema)", path)
 		}
-		lo, hi := 0, -1
-		for _, b := range []struct {
-			k string
-			v *int
-		}{{"minItems", &lo}, {"maxItems", &hi}} {
-			if x := kw[b.k]; x != nil {
-				n, ok := x.count()
-				if !ok || n > MaxItemsBound {
-					return frag{}, fmt.Errorf("%s.%s: want an integer from 0 to %d", path, b.k, MaxItemsBound)
-				}
-				*b.v = n
-			}
-		}
-		if hi >= 0 && hi < lo {
-			return frag{}, fmt.Errorf("%s: maxItems %d < minItems %d", path, hi, lo)
+		lo, hi, err := counts(kw, path, "minItems", "maxItems", MaxItemsBound)
+		if err != nil {
+			return frag{}, err
 		}
 		item := func() (frag, error) { return a.compile(items, path+".items", depth+1) }
 		open, close := a.seq(a.lit("["), a.ws()), a.lit("]")
@@ -917,7 +893,7 @@ func (a *nfa) tuple(kw map[string]*onode, path string, depth int) (frag, error) 
 		return frag{}, fmt.Errorf("%s.prefixItems: want 1 to %d schemas", path, MaxItemsBound)
 	}
 	n := len(prefix.arr)
-	lo, hi := 0, n
+	hi := n // items false or absent: the prefix's items at most
 	items := kw["items"]
 	switch {
 	case items == nil, items.kind == 'b' && !items.b:
@@ -927,20 +903,12 @@ func (a *nfa) tuple(kw map[string]*onode, path string, depth int) (frag, error) 
 	default:
 		return frag{}, fmt.Errorf("%s.items: beside prefixItems, want false or a schema", path)
 	}
-	for _, b := range []struct {
-		k string
-		v *int
-	}{{"minItems", &lo}, {"maxItems", &hi}} {
-		if x := kw[b.k]; x != nil {
-			c, ok := x.count()
-			if !ok || c > MaxItemsBound {
-				return frag{}, fmt.Errorf("%s.%s: want an integer from 0 to %d", path, b.k, MaxItemsBound)
-			}
-			if b.k == "maxItems" && items == nil {
-				c = min(c, n)
-			}
-			*b.v = c
-		}
+	lo, most, err := counts(kw, path, "minItems", "maxItems", MaxItemsBound)
+	if err != nil {
+		return frag{}, err
+	}
+	if most >= 0 && (hi < 0 || most < hi) {
+		hi = most
 	}
 	if hi >= 0 && hi < lo {
 		return frag{}, fmt.Errorf("%s: no tuple of %d to %d items", path, lo, hi)
@@ -999,6 +967,29 @@ func (a *nfa) tuple(kw map[string]*onode, path string, depth int) (frag, error) 
 		return frag{}, err
 	}
 	return a.seq(a.lit("["), a.ws(), body, a.lit("]")), nil
+}
+
+// counts reads a pair of count keywords (minItems and maxItems, minLength
+// and maxLength): lo (0 when absent) and hi (-1 when absent), each at most
+// limit, hi not below lo.
+func counts(kw map[string]*onode, path, minKey, maxKey string, limit int) (lo, hi int, err error) {
+	lo, hi = 0, -1
+	for _, b := range []struct {
+		k string
+		v *int
+	}{{minKey, &lo}, {maxKey, &hi}} {
+		if x := kw[b.k]; x != nil {
+			n, ok := x.count()
+			if !ok || n > limit {
+				return 0, 0, fmt.Errorf("%s.%s: want an integer from 0 to %d", path, b.k, limit)
+			}
+			*b.v = n
+		}
+	}
+	if hi >= 0 && hi < lo {
+		return 0, 0, fmt.Errorf("%s: %s %d < %s %d", path, maxKey, hi, minKey, lo)
+	}
+	return lo, hi, nil
 }
 
 // literal is the one spelling of JSON value v this constraint writes.

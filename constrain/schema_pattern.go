@@ -249,18 +249,9 @@ func (p *patternParser) escape(inClass bool) (charSet, error) {
 	case 's', 'S':
 		s.add('\t', '\r')
 		s.add(' ', ' ')
-	case 't':
-		s.add('\t', '\t')
-	case 'n':
-		s.add('\n', '\n')
-	case 'r':
-		s.add('\r', '\r')
-	case 'f':
-		s.add('\f', '\f')
-	case 'v':
-		s.add('\v', '\v')
-	case '0':
-		s.add(0, 0)
+	case 't', 'n', 'r', 'f', 'v', '0':
+		e := patternEscapes[c]
+		s.add(e, e)
 	case 'x', 'u':
 		n := map[byte]int{'x': 2, 'u': 4}[c]
 		if p.i+n > len(p.src) {
@@ -512,6 +503,9 @@ func (a *nfa) litTo(s string, out int32) frag {
 	}
 	return frag{in, out}
 }
+
+// patternEscapes is the control characters a pattern names by a letter.
+var patternEscapes = map[byte]byte{'t': '\t', 'n': '\n', 'r': '\r', 'f': '\f', 'v': '\v', '0': 0}
 
 // shortEscape is JSON's two-character escapes of control characters.
 var shortEscape = map[byte]byte{'\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't'}

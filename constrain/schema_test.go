@@ -13,9 +13,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/sample"
-	"github.com/upg-ai/upg/tokenizer"
 )
 
 const personSchema = `{"type": "object", "title": "person", "properties": {
@@ -435,13 +433,7 @@ func conforms(v, s, root *onode) error {
 // grouping by first byte and the plain-string shortcut change nothing), and
 // the end tokens only when the value is complete.
 func TestSchemaMaskMatchesBruteForce(t *testing.T) {
-	testutil.NeedData(t, cl100k)
-	tok, err := tokenizer.Load(cl100k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := tok.VocabSize()
-	j := NewJSON(n, tok.TokenBytes, tok.IsControl, tok.EOS())
+	j := cl100kJSON(t)
 	for _, c := range []struct{ schema, doc string }{
 		{personSchema, "{\"name\": \"Ada L\\u00e9\", \"age\": 36, \"height\": null, \"role\": \"user <x>\",\n  \"tags\": [\"x\"], \"pets\": [{\"kind\": \"cat\", \"ok\": true}], \"id\": 12}"},
 		{formatSchema, `{"id": "123e4567-e89b-12d3-a456-426614174000", "ip": "10.0.0.1", "t": "12:00:00Z", "when": {"day": "2024-05-06", "at": null}, "codes": ["ab", "x\ud83d\ude00z"], "note": "héllo"}`},
@@ -713,6 +705,21 @@ func TestSchemaOrText(t *testing.T) {
 	}
 	if got := allowed(m, ids("{", "\"a\"", ":", "1", "}")); !slices.Equal(got, []string{"<end>"}) {
 		t.Errorf("after a whole value: %v", got)
+	}
+	// step by step on one matcher (each step feeds only the new token), and a changed history
+	for _, c := range []struct {
+		gen  []string
+		want []string
+	}{
+		{[]string{"\n", "{"}, []string{"\"", " ", "\"a\"", "\n"}},
+		{[]string{"\n", "{", "\"a\""}, []string{":", " ", "\n"}},
+		{[]string{"\n", "{", "\"a\"", ":"}, []string{" ", "1", "0", "\n"}},
+		{[]string{"\n", "{", "\"a\"", ":", "0"}, []string{"}", " ", "\n"}},
+		{[]string{"{", "\"a\"", ":", "1"}, []string{"}", " ", "1", "0", "\n"}},
+	} {
+		if got := allowed(m, ids(c.gen...)); !slices.Equal(got, c.want) {
+			t.Errorf("after %q: %v, want %v", c.gen, got, c.want)
+		}
 	}
 	// a schema whose values never begin with {"a": the two-byte token {" still may, {"} never
 	s2 := mustSchema(t, `{"type":"object","properties":{"b":{"type":"null"}}}`)
