@@ -17,7 +17,9 @@ func (s *Schema) OrText() sample.Constraint { return orText{s} }
 
 type orText struct{ s *Schema }
 
-func (o orText) NewMatcher() sample.Matcher { return &orTextMatcher{value: schemaMatcher{s: o.s}, start: -1} }
+func (o orText) NewMatcher() sample.Matcher {
+	return &orTextMatcher{value: schemaMatcher{s: o.s}, start: -1}
+}
 
 // orTextMatcher finds where the value began (the first token with a byte
 // other than whitespace) and follows the value from there with a
