@@ -180,6 +180,25 @@ func TestMask(t *testing.T) {
 
 const cl100k = "../../shared/tokenizers/tiktoken/cl100k_base.tiktoken"
 
+// keptExactly checks a mask: the end tokens kept when the value is
+// complete, every other token kept when takes its bytes (a walk of the
+// parser or automaton from the state), control tokens never.
+func keptExactly(t *testing.T, j *JSON, logits []float32, complete bool, takes func([]byte) bool, after string) {
+	t.Helper()
+	for id := range j.tokens {
+		want := false
+		switch {
+		case j.end[id]:
+			want = complete
+		case j.tokens[id] != nil:
+			want = takes(j.tokens[id])
+		}
+		if got := !math.IsInf(float64(logits[id]), -1); got != want {
+			t.Fatalf("after %q: token %d %q kept %v, want %v", after, id, j.tokens[id], got, want)
+		}
+	}
+}
+
 // cl100kJSON is the JSON constraint's tables for Phi-4's vocabulary (a
 // missing fixture fails under CI=true, testutil.NeedData).
 func cl100kJSON(t *testing.T) *JSON {
@@ -204,7 +223,8 @@ func TestMaskMatchesBruteForce(t *testing.T) {
 	checked := 0
 	for _, d := range []string{"{\n  \"a\": [1, -2.5e3, true, null],\n\t\"b\": {\"c\": \"x\\n\\u00e9y\"}\n" + strings.Repeat(" ", 19) + "}",
 		` {"k" :0 , "z":[ [] , {} ,"s"]}`} {
-		for cut := 0; cut <= len(d); cut += 1 + cut%3 {
+		// every few bytes, and the whole document (where the end tokens are kept)
+		for cut := 0; ; cut = min(cut+1+cut%3, len(d)) {
 			var st state
 			if !st.feed([]byte(d[:cut])) {
 				t.Fatalf("%q: prefix %d rejected", d, cut)
@@ -212,20 +232,14 @@ func TestMaskMatchesBruteForce(t *testing.T) {
 			m := &Matcher{j: j}
 			clear(logits)
 			m.mask(st, logits)
-			for id := range n {
-				want := false
-				switch {
-				case j.end[id]:
-					want = st.mode == complete
-				case j.tokens[id] != nil:
-					probe := st
-					want = probe.feed(j.tokens[id])
-				}
-				if got := !math.IsInf(float64(logits[id]), -1); got != want {
-					t.Fatalf("%q after %q: token %d %q kept %v, want %v", d, d[:cut], id, j.tokens[id], got, want)
-				}
-			}
+			keptExactly(t, j, logits, st.mode == complete, func(b []byte) bool { probe := st; return probe.feed(b) }, d[:cut])
 			checked++
+			if cut == len(d) {
+				if st.mode != complete {
+					t.Fatalf("the whole document is not complete: %s", d)
+				}
+				break
+			}
 		}
 	}
 	t.Logf("%d states × %d tokens", checked, n)
