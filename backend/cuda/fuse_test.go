@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/codec"
 )
 
 func TestDisjointViews(t *testing.T) {
@@ -264,6 +265,165 @@ func TestGPUSplitRopeKV(t *testing.T) {
 						}
 					}
 				})
+			}
+		}
+	}
+}
+
+// TestGPUGemvRopeMatches: a one-token step's q|k|v GEMV with rope_kv as its
+// epilogue (the _t1r kernels) gives the logits and tokens, bit for bit, of
+// the GEMV followed by upg_rope_kv (UPG_CUDA_GEMV_ROPE=0), with one launch
+// fewer a layer and decode step (the demo model: full rotary, heads of 64).
+func TestGPUGemvRopeMatches(t *testing.T) {
+	gpu(t)
+	ck, w := openE2E(t)
+	tok, err := ck.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(was bool) { useGemvRope = was }(useGemvRope)
+	prompt := tok.Encode("Once upon a time, in a house at the end of a long lane, there lived an old clockmaker", true, true)
+	const steps = 12
+	var res [2]genResult
+	var launches [2]int64
+	for i, on := range []bool{false, true} {
+		useGemvRope = on
+		b, err := New(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.graphsOn = false
+		res[i] = generate(t, ck, w, b, prompt, steps, true)
+		launches[i] = b.d.launches
+		b.Close()
+	}
+	for i := range res[0].logits {
+		for j, v := range res[0].logits[i] {
+			if res[1].logits[i][j] != v {
+				t.Fatalf("step %d, logit %d: %v fused, %v with two launches", i, j, res[1].logits[i][j], v)
+			}
+		}
+	}
+	if !slices.Equal(res[0].tokens, res[1].tokens) {
+		t.Errorf("tokens: %v fused, %v with two launches", res[1].tokens, res[0].tokens)
+	}
+	// every decode step after the prompt's saves one launch a layer
+	if want := int64((steps - 1) * ck.Config.Layers); launches[0]-launches[1] < want {
+		t.Errorf("launches %d -> %d: want at least %d fewer (%d one-token steps × %d layers)", launches[0], launches[1], want, steps-1, ck.Config.Layers)
+	}
+	t.Logf("%d-token prompt, %d steps: launches %d -> %d", len(prompt), steps, launches[0], launches[1])
+}
+
+// TestGPUGemvRope: the _t1r kernels write the same bits as the one-token
+// GEMV followed by upg_rope_kv_f16 — the projection's rows y with rotated
+// queries and keys, and the key and value cache rows of the token's slot —
+// for every GEMV codec family with a _t1r kernel, both rotary layouts, head
+// sizes 32-128, 1 to 16 warps a row group (the warps' sums in shared memory
+// and the one-warp path).
+func TestGPUGemvRope(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 37))
+	defer func(was bool, w int) { useGemvRope, warpsOverride = was, w }(useGemvRope, warpsOverride)
+	params := []codec.Params{
+		{Codec: "dense", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed},
+		{Codec: "dense", Bits: 2, GroupSize: 64, Levels: "lloyd", Rotate: 7},
+		{Codec: "dense", Bits: 3, GroupSize: 32, Levels: "asym", Rotate: 11},
+		{Codec: "dense", Bits: 4, GroupSize: 32, Levels: "asym"},
+		{Codec: "dense", Bits: 4, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed},
+	}
+	shapes := []struct{ heads, H, hd, C int }{{8, 2, 64, 512}, {4, 4, 32, 96}, {6, 2, 96, 640}, {40, 10, 128, 256}}
+	for _, sh := range shapes {
+		for pi, p := range params {
+			for _, il := range []bool{false, true} {
+				for _, W := range []int{1, 3, 16} {
+					R, C := (sh.heads+2*sh.H)*sh.hd, sh.C
+					if W > (C+127)/128 {
+						continue
+					}
+					t.Run(fmt.Sprintf("h%d_H%d_hd%d_C%d_k%d_g%d_%s_il=%v_W%d", sh.heads, sh.H, sh.hd, C, p.Bits, p.GroupSize, p.Levels, il, W), func(t *testing.T) {
+						m := randomDense(t, rng, denseCase{R, C, p})
+						g, err := d.UploadMatrix(m)
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer g.Free(d)
+						if g.nameRope1 == "" {
+							t.Fatalf("%s: no rope kernel (params %d)", g.name1, pi)
+						}
+						s, err := d.NewScratch(1, C)
+						if err != nil {
+							t.Fatal(err)
+						}
+						defer s.Free(d)
+						const positions, bs = 300, 16
+						x := devF32(t, d, randF(rng, C))
+						cos, sin := devF32(t, d, randF(rng, positions*sh.hd/2)), devF32(t, d, randF(rng, positions*sh.hd/2))
+						posd, slotd := devI32(t, d, []int32{int32(rng.IntN(positions))}), devI32(t, d, []int32{int32(rng.IntN(3 * bs))})
+						defer func() {
+							for _, p := range []DevPtr{x, cos, sin, posd, slotd} {
+								d.Free(p)
+							}
+						}()
+						cacheHalves := 4 * bs * sh.H * sh.hd
+						type out struct {
+							y      []float32
+							kc, vc []byte
+						}
+						var got [2]out
+						warpsOverride = W
+						for i, on := range []bool{false, true} {
+							useGemvRope = on
+							y := devPoisoned(t, d, R)
+							kc, vc := devPoisoned(t, d, cacheHalves/2), devPoisoned(t, d, cacheHalves/2)
+							e := &ropeEpilogue{heads: sh.heads, H: sh.H, hd: sh.hd, bs: bs, dim: sh.hd, interleave: il, f16: true,
+								kc: kc, vc: vc, slots: slotd, cos: cos, sin: sin, pos: posd}
+							if on && !e.fusesGemv(g) {
+								t.Fatal("fusesGemv: false for a full-rotary projection")
+							}
+							launches := d.launches
+							run(t, d, func() error {
+								if err := d.rotq(g, x, C, 1, s); err != nil {
+									return err
+								}
+								return d.gemv(g, y, 1, s, 0, e)
+							})
+							if n := d.launches - launches; n != 3-int64(i) { // rotq, the GEMV (and rope_kv)
+								t.Errorf("fused %v: %d launches", on, n)
+							}
+							got[i].y = readF32(t, d, y, R)
+							got[i].kc, got[i].vc = make([]byte, 2*cacheHalves), make([]byte, 2*cacheHalves)
+							if err := d.Download(got[i].kc, kc); err != nil {
+								t.Fatal(err)
+							}
+							if err := d.Download(got[i].vc, vc); err != nil {
+								t.Fatal(err)
+							}
+							d.Free(y)
+							d.Free(kc)
+							d.Free(vc)
+						}
+						for r := range got[0].y {
+							if math.Float32bits(got[0].y[r]) != math.Float32bits(got[1].y[r]) {
+								t.Fatalf("y[%d] (head %d, column %d): %v by the two kernels, %v fused", r, r/sh.hd, r%sh.hd, got[0].y[r], got[1].y[r])
+							}
+						}
+						for i := range got[0].kc {
+							if got[0].kc[i] != got[1].kc[i] || got[0].vc[i] != got[1].vc[i] {
+								t.Fatalf("cache byte %d differs: key %d/%d, value %d/%d", i, got[0].kc[i], got[1].kc[i], got[0].vc[i], got[1].vc[i])
+							}
+						}
+						// the slot was written (not left poisoned) by both
+						written := 0
+						for i := 0; i+1 < len(got[0].kc); i += 2 {
+							if h := uint16(got[0].kc[i]) | uint16(got[0].kc[i+1])<<8; h != uint16(poison&0xffff) && h != uint16(poison>>16) {
+								written++
+							}
+						}
+						if written < sh.H*sh.hd/2 {
+							t.Errorf("only %d cache values differ from the poison (want the slot's %d keys)", written, sh.H*sh.hd)
+						}
+					})
+				}
 			}
 		}
 	}

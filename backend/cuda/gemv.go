@@ -75,6 +75,7 @@ type DenseGPU struct {
 	// overlay corrections
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	name2        string // fused kernel for steps of 2 tokens ("" for the byte layout and older fatbins)
+	nameRope1    string // the one-token kernel with rope_kv's epilogue (ropeEpilogue.fusesGemv), "" for the byte layout and older fatbins
 	nameMMA      string // tensor-core kernel for many tokens (kernels/mma.cu)
 	nameMMA32    string // its 32-token-tile variant, for steps of ≤ 32 tokens
 	nameMMA16    string // its 16-token-tile variant, for steps of ≤ 16 tokens ("" in older fatbins)
@@ -150,6 +151,7 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.nameMMA32 = fmt.Sprintf("upg_gemm32_%s_g%d", kname, gp)
 		g.nameMMA16 = fmt.Sprintf("upg_gemm16_%s_g%d", kname, gp)
 		g.nameSK = fmt.Sprintf("upg_gemv_%s_g%d_sk", kname, gp)
+		g.nameRope1 = g.name1 + "r"
 		if n2 := fmt.Sprintf("upg_gemv_%s_g%d_t2", kname, gp); kernelSig[n2] != "" {
 			g.name2 = n2 // the codes with a 2-token GEMV (those that do not spill: kernels/gemv.cu)
 		}
@@ -198,6 +200,9 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 				if _, e := d.function(g.name2); e != nil {
 					g.name2 = "" // an older fatbin without the 2-token GEMV
 				}
+			}
+			if _, e := d.function(g.nameRope1); e != nil {
+				g.nameRope1 = "" // an older fatbin without the rope epilogue
 			}
 			return nil
 		})
@@ -359,6 +364,12 @@ const gemvMaxSplit = 4
 // UPG_CUDA_GEMV_SPLIT=1 sets it to one part, for measurements).
 var gemvSplitOverride = envInt("UPG_CUDA_GEMV_SPLIT", 0)
 
+// gemvSplitCost is what a split's reduction costs in gemvPlan, in units of
+// one unit's time (UPG_CUDA_GEMV_SPLIT_COST; 0 lets o's 40 units at one
+// token take two parts of two units a warp rather than one part of three,
+// for measurements).
+var gemvSplitCost = envIntZero("UPG_CUDA_GEMV_SPLIT_COST", 1)
+
 // gemvPlan picks a one-token GEMV's warps per block W (at most maxW) and
 // parts P: blocks (row group, part) take units [U·p/P, U·(p+1)/P) of their
 // row group, and the last part of a row group to finish sums the parts'
@@ -391,7 +402,7 @@ func searchGemvPlan(U, RG, sms, maxW, maxP int) (W, P int) {
 			}
 			cost := waves * ((U + p*w - 1) / (p * w))
 			if p > 1 {
-				cost++
+				cost += gemvSplitCost
 			}
 			if best < 0 || cost < best || cost == best && p == P {
 				W, P, best = w, p, cost
@@ -598,6 +609,15 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		}
 		if n == 1 { // the workspace holds gemvMaxSplit parts of g's row groups (ensureWorkspace at upload)
 			W, P := gemvPlan(g.U, RG, d.SMs, maxW)
+			if P == 1 && rope != nil && rope.fusesGemv(g) {
+				// the same plan with rope_kv as its epilogue (one part: a
+				// row's sum is whole in the block that writes it)
+				if err := tail(g.nameRope1, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
+					s.xq, s.fac, y, 1, 0, append([]Arg{Ptr(d.sk.ws), Ptr(d.sk.cnt)}, rope.gemvArgs()...)...); err != nil {
+					return err
+				}
+				return nil
+			}
 			if err := tail(g.name1, [3]uint32{uint32(RG), uint32(P), 1}, [3]uint32{uint32(32 * W), 1, 1},
 				s.xq, s.fac, y, 1, res, Ptr(d.sk.ws), Ptr(d.sk.cnt)); err != nil {
 				return err

@@ -125,6 +125,28 @@ var useSplitRope = os.Getenv("UPG_CUDA_SPLITK_ROPE") != "0"
 // full rotary (every column of a query or key head in a rotated pair).
 func (e *ropeEpilogue) fusesSplit() bool { return useSplitRope && e.dim == e.hd && e.hd%2 == 0 }
 
+// useGemvRope is UPG_CUDA_GEMV_ROPE (default on): 0 keeps a one-token
+// projection's GEMV and rope_kv as two launches (comparisons).
+var useGemvRope = os.Getenv("UPG_CUDA_GEMV_ROPE") != "0"
+
+// fusesGemv reports whether the one-token GEMV of g can run the epilogue
+// (the _t1r kernels, GemvRope in kernels/gemv.cu): full rotary, heads of a
+// multiple of 32 values (a pair's two rows in one warp), an fp16 cache,
+// and g the whole projection.
+func (e *ropeEpilogue) fusesGemv(g *DenseGPU) bool {
+	return useGemvRope && g.nameRope1 != "" && e.f16 && e.dim == e.hd && e.hd%32 == 0 && g.R == (e.heads+2*e.H)*e.hd
+}
+
+// gemvArgs is the _t1r kernels' epilogue parameters (gemvRopeSig).
+func (e *ropeEpilogue) gemvArgs() []Arg {
+	il := 0
+	if e.interleave {
+		il = 1
+	}
+	return []Arg{I32(e.heads), I32(e.H), I32(e.hd), Ptr(e.kc), Ptr(e.vc), Ptr(e.slots), I32(e.bs), I32(il),
+		Ptr(e.cos), Ptr(e.sin), Ptr(e.pos)}
+}
+
 // run is ropeKV over the n tokens of y (row stride R).
 func (e *ropeEpilogue) run(d *Device, y DevPtr, R, n int) error {
 	qk := DevPtr(4 * e.heads * e.hd)

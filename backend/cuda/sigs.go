@@ -14,6 +14,9 @@ var kernelKinds = map[string][]byte{}
 
 const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ldq:i nt:i t0:u t1:u t2:u t3:u res:p lut:p"
 
+// gemvRopeSig is the rope epilogue's parameters of the _t1r GEMVs (GemvRope).
+const gemvRopeSig = "heads:i H:i hd:i kc:p vc:p slots:p bs:i interleave:i cosT:p sinT:p pos:p"
+
 func init() {
 	for _, k := range []string{"k2", "k3", "k4", "k4l", "k8", "k8l"} {
 		for _, g := range []string{"g1", "g2", "g4"} {
@@ -31,6 +34,11 @@ func init() {
 	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
 		for _, g := range []string{"g1", "g2", "g4"} {
 			kernelSig["upg_gemv_"+k+"_"+g+"_sk"] = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i t0:u t1:u t2:u t3:u res:p ws:p cnt:p NW:i maxp:i"
+		}
+	}
+	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
+		for _, g := range []string{"g1", "g2", "g4"} {
+			kernelSig["upg_gemv_"+k+"_"+g+"_t1r"] = gemvSig + " ws:p cnt:p " + gemvRopeSig
 		}
 	}
 	for _, k := range []string{"upg_gemv_k2_g1", "upg_gemv_k2_g2", "upg_gemv_k2_g4", "upg_gemv_k3_g1", "upg_gemv_k3_g2"} {

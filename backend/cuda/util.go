@@ -18,3 +18,11 @@ func envInt(k string, def int) int {
 	}
 	return def
 }
+
+// envIntZero is envInt that also takes 0.
+func envIntZero(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n >= 0 {
+		return n
+	}
+	return def
+}

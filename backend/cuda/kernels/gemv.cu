@@ -122,6 +122,44 @@ DEVI void pdl_launch() {
 #endif
 }
 
+// rope_pair rotates the pair (a, b) by the angle whose cosine and sine are
+// cs and sn: a·cs − b·sn, b·cs + a·sn, each product rounded on its own (the
+// _rn intrinsics are never contracted into an FMA), so every kernel that
+// rotates — upg_rope, rope_kv, splitk_rope_kv, the one-token GEMV's rope
+// epilogue — gives the same bits whatever the compiler would fuse in its
+// context (run 114: splitk_rope_kv's and rope_kv's plain expressions did not).
+DEVI void rope_pair(float a, float b, float cs, float sn, float &ra, float &rb) {
+  ra = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
+  rb = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
+}
+
+// GemvRope is rope_kv (kernels/fused.cu) as the epilogue of a one-token
+// GEMV of a fused q|k|v projection: R = (heads + 2H)·hd rows, the query
+// heads, the key heads, then the value heads; full rotary (hd a multiple
+// of 32), an fp16 cache. The block's lanes take the rows of rotated pairs
+// so that a pair's partner is in the same warp (gemv_rope_row), the pair is
+// rotated by the token's position with rope_kv's expressions, and y and the
+// key or value cache slot are written: one launch where the GEMV and
+// upg_rope_kv_f16 were two, with the same bits.
+struct GemvRope {
+  int heads, H, hd, bs, il;
+  __half *kc, *vc;
+  const int *slots, *pos;
+  const float *cosT, *sinT;
+};
+
+// gemv_rope_row is the row lane takes in virtual row group b of a GemvRope
+// GEMV: rotate-half pairs (il 0: columns j and j + hd/2 of a head) put the
+// pair's two rows in lanes l and l ^ 16 (sixteen pairs a group, hd/32
+// groups a head); interleaved pairs (2j, 2j + 1) and the value heads keep
+// their rows (the partner in lane l ^ 1).
+DEVI int gemv_rope_row(const GemvRope &rp, int b, int lane) {
+  const int per = rp.hd >> 5; // row groups a head
+  if (rp.il || b >= (rp.heads + rp.H) * per) return b * 32 + lane;
+  const int head = b / per, v = b - head * per;
+  return head * rp.hd + v * 16 + (lane & 15) + (lane >> 4) * (rp.hd >> 1);
+}
+
 DEVI unsigned comp(const uint4 &v, int i) {
   return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
 }
@@ -274,13 +312,15 @@ DEVI void split_finish(float v, int rg, int r, int R, float *__restrict__ y, flo
   if (lane == 0) cnt[rg] = 0;
 }
 
-template <int K, int NT, int MODE, int GPU_>
+// ROPE (one token, one part): the rows of GemvRope's pairs and its epilogue.
+template <int K, int NT, int MODE, int GPU_, bool ROPE = false>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
                      int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3,
                      float *__restrict__ res, const uint8_t *__restrict__ lut, float *__restrict__ ws = nullptr,
-                     int *__restrict__ cnt = nullptr) {
+                     int *__restrict__ cnt = nullptr, const GemvRope rp = GemvRope{}) {
+  static_assert(!ROPE || NT == 1, "the rope epilogue is one token's");
   __shared__ float red[32 * 32];
   __shared__ uint8_t sl[MODE == 4 ? 256 : 1];
   if (MODE == 4) {
@@ -292,9 +332,12 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // one or two tokens: the units [ub, ue) of part blockIdx.y of gridDim.y (split_finish)
   const int ub = NT <= 2 ? (int)((long long)U * blockIdx.y / gridDim.y) : 0;
   const int ue = NT <= 2 ? (int)((long long)U * (blockIdx.y + 1) / gridDim.y) : U;
-  const uint4 *base = codes + (size_t)rg * U * K * 32 + lane;
-  const __half *sbase = scales + (size_t)rg * G * 32 + lane;
-  const __half *obase = offs != nullptr ? offs + (size_t)rg * G * 32 + lane : nullptr;
+  // the lane's row: rg·32 + lane, or its rotated pair's (ROPE)
+  const int row = ROPE ? gemv_rope_row(rp, rg, lane) : rg * 32 + lane;
+  const int prg = ROPE ? row >> 5 : rg, pl = ROPE ? row & 31 : lane;
+  const uint4 *base = codes + (size_t)prg * U * K * 32 + pl;
+  const __half *sbase = scales + (size_t)prg * G * 32 + pl;
+  const __half *obase = offs != nullptr ? offs + (size_t)prg * G * 32 + pl : nullptr;
   constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
   float acc[NT];
 #pragma unroll
@@ -318,6 +361,19 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // so the second would otherwise cost a memory latency after it)
   if (ub + w < ue) load(ub + w, wc, sc, of);
   if (NT == 1 && ub + w + W < ue) load(ub + w + W, wn, scn, ofn);
+  // ROPE: the step's position, slot and the pair's angle are the step's
+  // metadata (uploaded before the step's first kernel), read before the wait
+  const int qk = ROPE ? (rp.heads + rp.H) * rp.hd : 0;
+  float rcs = 0.f, rsn = 0.f;
+  int rslot = 0;
+  if constexpr (ROPE) {
+    if (w == 0) {
+      const int p = rp.pos[0], half = rp.hd >> 1, d = row % rp.hd;
+      const int j = rp.il ? d >> 1 : (d < half ? d : d - half);
+      rslot = rp.slots[0];
+      if (row < qk) rcs = rp.cosT[(size_t)p * half + j], rsn = rp.sinT[(size_t)p * half + j];
+    }
+  }
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
   if (NT > 1 && ub + w + W < ue) load(ub + w + W, wn, scn, ofn);
@@ -374,8 +430,28 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       if (un + W < ue) load(un + W, wn, scn, ofn);
     }
   }
-  const int r = rg * 32 + lane;
+  const int r = row;
   const bool split = NT <= 2 && gridDim.y > 1;
+  // ROPE's epilogue (every lane of the writing warp): the pair rotated as
+  // rope_kv rotates it, y, and a key or value row's cache slot
+  auto rope_write = [&](float v) {
+    const float pv = __shfl_xor_sync(0xffffffffu, v, rp.il ? 1 : 16);
+    float out = v;
+    if (r < qk) {
+      const bool first = rp.il ? (lane & 1) == 0 : lane < 16;
+      float ra, rb;
+      rope_pair(first ? v : pv, first ? pv : v, rcs, rsn, ra, rb);
+      out = first ? ra : rb;
+    }
+    y[r] = out;
+    const int kq = rp.heads * rp.hd;
+    if (r >= kq) {
+      const bool isv = r >= qk;
+      const int hh = (r - (isv ? qk : kq)) / rp.hd, d = r % rp.hd;
+      const int blk = rslot / rp.bs, off = rslot - blk * rp.bs;
+      (isv ? rp.vc : rp.kc)[(((size_t)blk * rp.H + hh) * rp.bs + off) * rp.hd + d] = __float2half_rn(out);
+    }
+  };
   // token t's parts and counters follow token t-1's (gridDim.x row groups each)
   auto finish = [&](float v, int t) {
     split_finish(v, rg, r, R, y + (size_t)t * R, res != nullptr ? res + (size_t)t * R : nullptr,
@@ -392,13 +468,17 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       if (w == 0) {
         float v = 0.f;
         for (int i = 0; i < W; i++) v += red[i * 32 + lane];
-        if (split) {
+        if constexpr (ROPE) {
+          rope_write(v);
+        } else if (split) {
           finish(v, t);
         } else if (r < R) {
           y[(size_t)t * R + r] = v;
           if (res != nullptr) res[(size_t)t * R + r] += v;
         }
       }
+    } else if (ROPE) {
+      rope_write(acc[t]);
     } else if (split) {
       finish(acc[t], t);
     } else if (r < R) {
@@ -445,6 +525,24 @@ extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1(GEMV1_ARGS
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 1>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
+// _t1r: the one-token kernels with rope_kv's epilogue for a q|k|v projection
+// (GemvRope; one part, an fp16 cache)
+#define GEMV1R_ARGS                                                                                   \
+  GEMV1_ARGS, int heads, int H, int hd, __half *kc, __half *vc, const int *slots, int bs, int interleave, \
+      const float *cosT, const float *sinT, const int *pos
+#define GEMV1R_PASS GEMV1_PASS, GemvRope{heads, H, hd, bs, interleave, kc, vc, slots, pos, cosT, sinT}
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1r(GEMV1R_ARGS) { gemv_dense<2, 1, 0, 1, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1r(GEMV1R_ARGS) { gemv_dense<2, 1, 0, 2, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1r(GEMV1R_ARGS) { gemv_dense<2, 1, 0, 4, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 1, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 2, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 4, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 1, 1, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 1, 2, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 1, 4, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 2, 1, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 2, 2, true>(GEMV1R_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 2, 4, true>(GEMV1R_PASS); }
 // _t2: steps of exactly 2 tokens (batches of two sequences, a token and a
 // prompt-lookup draft), the weights read once with the one-token kernel's
 // warps and split parts (up to 1024 threads, 64 registers; gemvPlan), where

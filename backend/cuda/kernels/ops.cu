@@ -199,16 +199,7 @@ extern "C" __global__ void upg_bias(float *__restrict__ x, const float *__restri
   if (i < width * n) x[i] += b[i % width];
 }
 
-// rope_pair rotates the pair (a, b) by the angle whose cosine and sine are
-// cs and sn: a·cs − b·sn, b·cs + a·sn, each product rounded on its own (the
-// _rn intrinsics are never contracted into an FMA), so every kernel that
-// rotates — upg_rope, rope_kv, splitk_rope_kv — gives the same bits whatever
-// the compiler would fuse in its context (run 114: splitk_rope_kv's and
-// rope_kv's plain expressions did not).
-DEVI void rope_pair(float a, float b, float cs, float sn, float &ra, float &rb) {
-  ra = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sn));
-  rb = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sn));
-}
+// rope_pair: kernels/gemv.cu.
 
 // upg_rope rotates the first dim values of each head of token t's row
 // (x + t·stride) by position pos[t]; cos/sin are [position][dim/2].
