@@ -308,6 +308,9 @@ func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
 	// all (three parts of a 5120-row matrix at 256 tokens; mmaSplits takes
 	// fewer parts where they would not fit)
 	s.partFloats = max(maxSplits*max(d.SMs, 1)*mmaRows*mmaTokens, tokens*cols)
+	if splitMinParts > 1 { // the measurement's parts of a 32-token step's widest outputs (gate_up: twice cols)
+		s.partFloats = max(s.partFloats, splitMinParts*2*mmaTokens/2*cols)
+	}
 	var err error
 	for _, a := range []struct {
 		p *DevPtr
@@ -739,6 +742,20 @@ func splitMMA(blocks, slots, U int) int {
 	if slots <= 0 || blocks >= slots {
 		return 1
 	}
+	if splitMinParts > 1 && U/splitMinParts >= splitMinUnits {
+		// a measurement: the step's tiles in at least splitMinParts parts
+		// (gate_up at 32 tokens: 560 row blocks on 660 slots take 1)
+		return max(splitMinParts, splitMMAByWaves(blocks, slots, U))
+	}
+	return splitMMAByWaves(blocks, slots, U)
+}
+
+// splitMinParts is UPG_CUDA_SPLITK_MIN_PARTS: the fewest parts splitMMA
+// gives a step whose tiles leave block slots free (measurements of the
+// latency-bound model: 0 or 1 leaves it to the model).
+var splitMinParts = envInt("UPG_CUDA_SPLITK_MIN_PARTS", 0)
+
+func splitMMAByWaves(blocks, slots, U int) int {
 	cost := func(S int) int { return (blocks*S + slots - 1) / slots * ((U + S - 1) / S) }
 	best, S := cost(1), 1
 	for z := 2; z <= min(maxSplitsOneWave, splitCap) && U/z >= splitMinUnits; z++ {
