@@ -151,9 +151,11 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		g.nameMMA32 = fmt.Sprintf("upg_gemm32_%s_g%d", kname, gp)
 		g.nameMMA16 = fmt.Sprintf("upg_gemm16_%s_g%d", kname, gp)
 		g.nameSK = fmt.Sprintf("upg_gemv_%s_g%d_sk", kname, gp)
-		g.nameRope1 = g.name1 + "r"
 		if n2 := fmt.Sprintf("upg_gemv_%s_g%d_t2", kname, gp); kernelSig[n2] != "" {
 			g.name2 = n2 // the codes with a 2-token GEMV (those that do not spill: kernels/gemv.cu)
+		}
+		if nr := g.name1 + "r"; kernelSig[nr] != "" {
+			g.nameRope1 = nr // the codes with the rope epilogue (the same set)
 		}
 	}
 	g.gsl = bits.Len(uint(m.GroupSize)) - 1
@@ -201,8 +203,10 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 					g.name2 = "" // an older fatbin without the 2-token GEMV
 				}
 			}
-			if _, e := d.function(g.nameRope1); e != nil {
-				g.nameRope1 = "" // an older fatbin without the rope epilogue
+			if g.nameRope1 != "" {
+				if _, e := d.function(g.nameRope1); e != nil {
+					g.nameRope1 = "" // an older fatbin without the rope epilogue
+				}
 			}
 			return nil
 		})

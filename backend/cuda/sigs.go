@@ -36,13 +36,9 @@ func init() {
 			kernelSig["upg_gemv_"+k+"_"+g+"_sk"] = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i t0:u t1:u t2:u t3:u res:p ws:p cnt:p NW:i maxp:i"
 		}
 	}
-	for _, k := range []string{"k2", "k3", "k4", "k4l"} {
-		for _, g := range []string{"g1", "g2", "g4"} {
-			kernelSig["upg_gemv_"+k+"_"+g+"_t1r"] = gemvSig + " ws:p cnt:p " + gemvRopeSig
-		}
-	}
 	for _, k := range []string{"upg_gemv_k2_g1", "upg_gemv_k2_g2", "upg_gemv_k2_g4", "upg_gemv_k3_g1", "upg_gemv_k3_g2"} {
 		kernelSig[k+"_t2"] = gemvSig + " ws:p cnt:p"
+		kernelSig[k+"_t1r"] = gemvSig + " ws:p cnt:p " + gemvRopeSig
 	}
 	kernelSig["upg_splitk_sum"] = "part:p S:i y:p res:p N:i"
 	for _, k := range []string{"k2", "k3", "k4"} {

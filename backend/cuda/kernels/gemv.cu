@@ -526,7 +526,10 @@ extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g1_t8(GEMV_ARGS) 
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g2_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 2>(GEMV_PASS); }
 extern "C" __global__ void __launch_bounds__(256) upg_gemv_k4l_g4_t8(GEMV_ARGS) { gemv_dense<4, 8, 2, 4>(GEMV_PASS); }
 // _t1r: the one-token kernels with rope_kv's epilogue for a q|k|v projection
-// (GemvRope; one part, an fp16 cache)
+// (GemvRope; one part, an fp16 cache). Only the codes whose kernel fits 64
+// registers without spills (ptxas, sm_80-sm_90; the t2 kernels' set): k3
+// with 32-wide groups spilled 86-124 bytes, the 4-bit ones 16-220 (run 118),
+// so their projections keep the GEMV and upg_rope_kv.
 #define GEMV1R_ARGS                                                                                   \
   GEMV1_ARGS, int heads, int H, int hd, __half *kc, __half *vc, const int *slots, int bs, int interleave, \
       const float *cosT, const float *sinT, const int *pos
@@ -536,13 +539,6 @@ extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1r(GEMV1R_ARG
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1r(GEMV1R_ARGS) { gemv_dense<2, 1, 0, 4, true>(GEMV1R_PASS); }
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 1, true>(GEMV1R_PASS); }
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 2, true>(GEMV1R_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g4_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 4, true>(GEMV1R_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g1_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 1, 1, true>(GEMV1R_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g2_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 1, 2, true>(GEMV1R_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4_g4_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 1, 4, true>(GEMV1R_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 2, 1, true>(GEMV1R_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 2, 2, true>(GEMV1R_PASS); }
-extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_t1r(GEMV1R_ARGS) { gemv_dense<4, 1, 2, 4, true>(GEMV1R_PASS); }
 // _t2: steps of exactly 2 tokens (batches of two sequences, a token and a
 // prompt-lookup draft), the weights read once with the one-token kernel's
 // warps and split parts (up to 1024 threads, 64 registers; gemvPlan), where
