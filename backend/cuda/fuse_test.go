@@ -307,10 +307,11 @@ func TestGPUGemvRopeMatches(t *testing.T) {
 	if !slices.Equal(res[0].tokens, res[1].tokens) {
 		t.Errorf("tokens: %v fused, %v with two launches", res[1].tokens, res[0].tokens)
 	}
-	// a one-token step saves one launch a layer (run 118: 60 of the 12
-	// steps' 72 on the first GPU run; the demo model is 3-bit, group 128)
-	if d := launches[0] - launches[1]; d < int64(steps/2*ck.Config.Layers) || d%int64(ck.Config.Layers) != 0 {
-		t.Errorf("launches %d -> %d: want a multiple of %d layers, at least %d one-token steps' worth", launches[0], launches[1], ck.Config.Layers, steps/2)
+	// each of the 12 one-token steps saves one launch a layer whose q|k|v
+	// code has a rope kernel (the demo model mixes codes: one layer of six
+	// with run 119's kernels, five with run 118's, which had 4-bit ones)
+	if d := launches[0] - launches[1]; d <= 0 || d%steps != 0 {
+		t.Errorf("launches %d -> %d: want the same saving in each of the %d one-token steps", launches[0], launches[1], steps)
 	}
 	t.Logf("%d-token prompt, %d steps: launches %d -> %d", len(prompt), steps, launches[0], launches[1])
 }
