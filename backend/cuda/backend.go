@@ -1028,9 +1028,10 @@ func (b *Backend) SwiGLU(dst backend.Buffer, gate, up backend.View, width, n int
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o, gp, up_, gs, us := bufOf(dst).p, viewPtr(gate), viewPtr(up), gate.Stride, up.Stride
+	b.partsOut(gp, up_, gs, us, width, n)
 	q := b.enqueue(opSwiGLU, uint64(o), uint64(gp), uint64(gs), uint64(up_), uint64(us), uint64(width), uint64(n))
 	if q.run == nil {
-		q.run = func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n) }
+		q.run = func() error { return b.d.swiglu(o, gp, gs, up_, us, width, n, b.sc) }
 	}
 	if b.fusing(n) && bufOf(gate.Buf) != bufOf(dst) && bufOf(up.Buf) != bufOf(dst) {
 		if q.pend == nil {

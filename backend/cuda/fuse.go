@@ -58,6 +58,8 @@ type pend struct {
 	// rope_kv after it (ropeEpilogue: in its split-K sum)
 	withRes  func(res DevPtr) func() error
 	withRope func(e *ropeEpilogue) func() error
+	// and with its split-K parts left for the SwiGLU after it (partsOut)
+	withParts func() func() error
 	// Rope: its arguments, the Rope queued just before it, and the MatMul
 	// queued just before the first of two (which may take both and the
 	// StoreKV after them as its epilogue)
@@ -126,7 +128,15 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 		if b.fusing(n) && g.w16 == 0 && g.ovK == 0 && g.fusable(n, b.sc) {
 			q.pend = &pend{kind: opMatMul, idx: len(b.ops) - 1, out: y, n: n, cols: g.R,
 				withRes:  func(res DevPtr) func() error { return mm(res, nil) },
-				withRope: func(e *ropeEpilogue) func() error { return mm(0, e) }}
+				withRope: func(e *ropeEpilogue) func() error { return mm(0, e) },
+				withParts: func() func() error {
+					run := mm(0, nil)
+					return func() error {
+						b.sc.leaveParts = true
+						defer func() { b.sc.leaveParts = false }()
+						return run()
+					}
+				}}
 		}
 	}
 	if q.pend != nil {
@@ -178,6 +188,28 @@ func (b *Backend) fuseRopeKV(kc, vc DevPtr, f16 bool, k, v backend.View, sp back
 	}
 	return true
 }
+
+// partsOut lets the MatMul queued last leave its split-K parts unsummed
+// when the SwiGLU about to be queued reads exactly its output: gate and up
+// the two halves of its rows (the fused gate|up projection). The SwiGLU's
+// kernel then sums the parts (takeParts), with upg_splitk_sum's additions,
+// where a sum kernel would have run between them; the GEMM may take two
+// parts where the one-wave model gives one (splitParts).
+func (b *Backend) partsOut(gate, up DevPtr, gs, us, width, n int) {
+	m := b.last
+	if !useSplitParts || m == nil || m.kind != opMatMul || m.withParts == nil || m.idx != len(b.ops)-1 || m.n != n ||
+		m.out != gate || up != gate+DevPtr(4*width) || gs != m.cols || us != m.cols || m.cols != 2*width {
+		return
+	}
+	e := b.enqueueAt(m.idx, opMatMul|fusedOp|partsFused, uint64(m.out), uint64(n))
+	if e.run == nil {
+		e.run = m.withParts()
+	}
+}
+
+// partsFused marks, in the queue's key, a MatMul whose split-K parts the
+// SwiGLU after it sums.
+const partsFused = 1 << 34
 
 // projFused marks, in the queue's key, rope_kv fused into the projection
 // before it.

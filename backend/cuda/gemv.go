@@ -301,6 +301,15 @@ type Scratch struct {
 	xr, xq, fac  DevPtr
 	part         DevPtr
 	partFloats   int
+	// leaveParts asks the next gemv to leave its split-K parts unsummed
+	// for the op after it (a SwiGLU that sums them: partsOut); parts says
+	// what that gemv left: its output y, S parts of N floats at part (S 0
+	// or 1: y was written).
+	leaveParts bool
+	parts      struct {
+		y    DevPtr
+		S, N int
+	}
 }
 
 // NewScratch allocates a workspace.
@@ -312,6 +321,9 @@ func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
 	// all (three parts of a 5120-row matrix at 256 tokens; mmaSplits takes
 	// fewer parts where they would not fit)
 	s.partFloats = max(maxSplits*max(d.SMs, 1)*mmaRows*mmaTokens, tokens*cols)
+	// two parts of a 32-token step's widest output (gate_up: twice cols)
+	// left for the SwiGLU after it (splitParts)
+	s.partFloats = max(s.partFloats, 2*mmaTokens*cols)
 	if splitMinParts > 1 { // the measurement's parts of a 32-token step's widest outputs (gate_up: twice cols)
 		s.partFloats = max(s.partFloats, splitMinParts*2*mmaTokens/2*cols)
 	}
@@ -519,7 +531,31 @@ func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us
 	if n == 0 {
 		return nil
 	}
-	return d.rotqLaunch("upg_swiglu_rotq", d.swigluThreads(g.plan.segments()*n, 4*g.plan.seg), g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us), Ptr(act))
+	S, N := 1, 0
+	if p := takeParts(s, gate, up); p.S > 1 { // the GEMM before left its parts: summed here
+		gate, up = s.part+(gate-p.y), s.part+(up-p.y)
+		S, N = p.S, p.N
+	}
+	return d.rotqLaunch("upg_swiglu_rotq", d.swigluThreads(g.plan.segments()*n, 4*g.plan.seg), g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us),
+		I32(S), I64(int64(N)), Ptr(act))
+}
+
+// takeParts returns (and clears) the split-K parts the gemv before left in
+// s when gate and up are views of its output y (S 0 otherwise).
+func takeParts(s *Scratch, gate, up DevPtr) (p struct {
+	y    DevPtr
+	S, N int
+}) {
+	if s == nil || s.parts.S < 2 {
+		return p
+	}
+	p = s.parts
+	s.parts.y, s.parts.S, s.parts.N = 0, 0, 0
+	end := p.y + DevPtr(4*p.N)
+	if gate < p.y || gate >= end || up < p.y || up >= end {
+		p.S = 0 // not its views: nothing to take
+	}
+	return p
 }
 
 // combineRotq is attention's combine (into dst, heads·hd = g.C) fused with
@@ -556,6 +592,9 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		return fmt.Errorf("cuda: residual and rope epilogues together")
 	}
 	roped := false
+	if s != nil { // what an earlier GEMM left unsummed is gone (takeParts)
+		s.parts.y, s.parts.S, s.parts.N = 0, 0, 0
+	}
 	ldq := g.U * unitCodes
 	RG := (g.R + 31) / 32
 	tail := func(name string, grid, block [3]uint32, xq, fac, y DevPtr, nt int, res DevPtr, more ...Arg) error {
@@ -585,7 +624,21 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 			name, tile = g.nameMMA32, mmaTokens/2
 		}
 		grid := [3]uint32{uint32((g.R + mmaRows - 1) / mmaRows), uint32((n + tile - 1) / tile), 1}
-		S := d.mmaSplits(int(grid[0]*grid[1]), d.blocksPerSM(name, 128, 0, mmaBlocksPerSM(tile)), g.U, g.R*n, s)
+		perSM := d.blocksPerSM(name, 128, 0, mmaBlocksPerSM(tile))
+		S := d.mmaSplits(int(grid[0]*grid[1]), perSM, g.U, g.R*n, s)
+		leave := s.leaveParts && rope == nil && res == 0
+		if leave && S == 1 && useSplitParts && 2*g.R*n <= s.partFloats {
+			S = splitParts(int(grid[0]*grid[1]), perSM, d.SMs, g.U)
+		}
+		if leave && S > 1 {
+			// the parts stay in s.part; the SwiGLU after sums them
+			grid[2] = uint32(S)
+			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, s.part, n, 0); err != nil {
+				return err
+			}
+			s.parts.y, s.parts.S, s.parts.N = y, S, n*g.R
+			return nil
+		}
 		if S == 1 {
 			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, y, n, res); err != nil {
 				return err
@@ -771,6 +824,29 @@ func splitMMAByWaves(blocks, slots, U int) int {
 		}
 	}
 	return S
+}
+
+// useSplitParts is UPG_CUDA_SPLITK_SWIGLU (default on): 0 sums a
+// SwiGLU's input GEMM in one part, as the one-wave model chooses
+// (comparisons).
+var useSplitParts = os.Getenv("UPG_CUDA_SPLITK_SWIGLU") != "0"
+
+// splitParts is the parts of a GEMM whose consumer sums them (a SwiGLU:
+// no upg_splitk_sum launch): 2 where the blocks, spread over the SMs,
+// take ≥ 5% fewer unit-times on the busiest SM than in one part — gate_up
+// at 32 tokens, 560 blocks on 132 SMs: 9 blocks of 20 units against 5 of
+// 40 (run 119 measured its GEMM 63.8 → 58.4 µs in two parts), else 1.
+// splitMMA's model counts waves of resident blocks instead, which holds
+// where a sum kernel's launch and reads are paid.
+func splitParts(blocks, perSM, sms, U int) int {
+	if sms <= 0 || blocks >= perSM*sms || U/2 < splitMinUnits {
+		return 1
+	}
+	busiest := func(S int) int { return (blocks*S + sms - 1) / sms * ((U + S - 1) / S) }
+	if 100*busiest(2) <= 95*busiest(1) {
+		return 2
+	}
+	return 1
 }
 
 func (d *Device) mmaFor(n int) bool { return useMMA && n >= mmaMinTokens && d.Major >= 8 }

@@ -190,7 +190,7 @@ func TestGPUSmallOps(t *testing.T) {
 	gu := randF(rng, n*2*width)
 	gp := devF32(t, d, gu)
 	sw := devPoisoned(t, d, n*width)
-	run(t, d, func() error { return d.swiglu(sw, gp, 2*width, gp+4*width, 2*width, width, n) })
+	run(t, d, func() error { return d.swiglu(sw, gp, 2*width, gp+4*width, 2*width, width, n, nil) })
 	got = readF32(t, d, sw, n*width)
 	for i := range n * width {
 		tk, f := i/width, i%width
@@ -838,7 +838,8 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 					t.Fatal(err)
 				}
 				run(t, d, func() error {
-					return d.rotqLaunch("upg_swiglu_rotq", threads, g, n, s, Ptr(gp), I32(2*width), Ptr(gp+DevPtr(4*width)), I32(2*width), Ptr(act))
+					return d.rotqLaunch("upg_swiglu_rotq", threads, g, n, s, Ptr(gp), I32(2*width), Ptr(gp+DevPtr(4*width)), I32(2*width),
+						I32(1), I64(0), Ptr(act))
 				})
 				got[i].act, got[i].fac = readF32(t, d, act, n*width), readF32(t, d, s.fac, n*g.G*4)
 				got[i].xq = make([]byte, n*ldq)
@@ -884,6 +885,124 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 		run(t, d, func() error { got = d.swigluThreads(c.blocks, smem); return nil })
 		if got != c.want {
 			t.Errorf("swigluThreads(%d) = %d, want %d", c.blocks, got, c.want)
+		}
+	}
+}
+
+// TestGPUSwigluParts: upg_swiglu_rotq summing a GEMM's split-K parts
+// (takeParts: the parts a partsOut MatMul left in the scratch) writes the
+// same bits — act, the int8 codes and the factors — as upg_splitk_sum into
+// y followed by upg_swiglu_rotq on y, for 2-5 parts, every code family, 7
+// and 33 tokens; and a plain swiglu after such a GEMM sums them first.
+func TestGPUSwigluParts(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 41))
+	for _, c := range denseCases() {
+		if c.p.Bits > 4 {
+			continue
+		}
+		for _, sh := range []struct{ n, S int }{{7, 2}, {33, 3}, {7, 5}} {
+			n, S := sh.n, sh.S
+			t.Run(fmt.Sprintf("%dx%d_k%d_g%d_%s_n%d_S%d", c.R, c.C, c.p.Bits, c.p.GroupSize, c.p.Levels, n, S), func(t *testing.T) {
+				g, err := d.UploadMatrix(randomDense(t, rng, c))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Free(d)
+				width := c.C
+				N := n * 2 * width
+				parts := randF(rng, S*N)
+				ldq := g.U * unitCodes
+				type out struct {
+					act, fac []float32
+					xq       []byte
+				}
+				var got [3]out
+				for i := range 3 {
+					s, err := d.NewScratch(n, c.C)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if S*N > s.partFloats {
+						t.Fatalf("%d parts of %d floats do not fit the scratch's %d", S, N, s.partFloats)
+					}
+					if err := d.UploadF32(s.part, parts); err != nil {
+						t.Fatal(err)
+					}
+					y := devPoisoned(t, d, N)
+					act := devPoisoned(t, d, n*width)
+					if err := d.Fill32(s.fac, poison, n*g.G*4); err != nil {
+						t.Fatal(err)
+					}
+					run(t, d, func() error {
+						switch i {
+						case 0: // the sum, then the SwiGLU on its output
+							if err := d.launchK("upg_splitk_sum", grid1(N, 256), b256, 0, Ptr(s.part), I32(S), Ptr(y), Ptr(0), I32(N)); err != nil {
+								return err
+							}
+							return d.swigluRotq(g, act, y, 2*width, y+DevPtr(4*width), 2*width, n, s)
+						case 1: // the SwiGLU summing the parts
+							s.parts.y, s.parts.S, s.parts.N = y, S, N
+							if err := d.swigluRotq(g, act, y, 2*width, y+DevPtr(4*width), 2*width, n, s); err != nil {
+								return err
+							}
+							if s.parts.S != 0 {
+								t.Error("the parts were not taken")
+							}
+							return nil
+						default: // a plain swiglu after such a GEMM, then the rotation of its output
+							s.parts.y, s.parts.S, s.parts.N = y, S, N
+							if err := d.swiglu(act, y, 2*width, y+DevPtr(4*width), 2*width, width, n, s); err != nil {
+								return err
+							}
+							return d.rotq(g, act, width, n, s)
+						}
+					})
+					got[i].act, got[i].fac = readF32(t, d, act, n*width), readF32(t, d, s.fac, n*g.G*4)
+					got[i].xq = make([]byte, n*ldq)
+					if err := d.Download(got[i].xq, s.xq); err != nil {
+						t.Fatal(err)
+					}
+					d.Free(act)
+					d.Free(y)
+					s.Free(d)
+				}
+				for k := 1; k < 3; k++ {
+					for i := range got[0].act {
+						if math.Float32bits(got[0].act[i]) != math.Float32bits(got[k].act[i]) {
+							t.Fatalf("variant %d: act[%d] %v, %v after the sum kernel", k, i, got[k].act[i], got[0].act[i])
+						}
+					}
+					for i := range got[0].fac {
+						if math.Float32bits(got[0].fac[i]) != math.Float32bits(got[k].fac[i]) || math.IsNaN(float64(got[0].fac[i])) {
+							t.Fatalf("variant %d: factor value %d %v, %v after the sum kernel", k, i, got[k].fac[i], got[0].fac[i])
+						}
+					}
+					for tk := range n {
+						for j := range width {
+							if a, b := got[0].xq[tk*ldq+j], got[k].xq[tk*ldq+j]; a != b {
+								t.Fatalf("variant %d: token %d code %d: %d, %d after the sum kernel", k, tk, j, int8(b), int8(a))
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestSplitParts(t *testing.T) {
+	for _, c := range []struct{ blocks, perSM, sms, U, want int }{
+		{560, 5, 132, 40, 2},  // gate_up at 32 tokens: 9 blocks of 20 units against 5 of 40 on the busiest SM
+		{560, 6, 132, 40, 2},  // and at 16
+		{660, 5, 132, 40, 1},  // a full wave
+		{264, 5, 132, 40, 1},  // 2 blocks an SM either way: 2·40 against 4·20
+		{100, 5, 132, 40, 1},  // one block an SM: 40 against 20 — but 1 → 2 is 50% fewer
+		{560, 5, 132, 6, 1},   // too few units for two parts of splitMinUnits
+		{2240, 4, 132, 40, 1}, // more blocks than slots
+	} {
+		if got := splitParts(c.blocks, c.perSM, c.sms, c.U); got != c.want {
+			t.Errorf("splitParts(%d blocks, %d an SM, %d SMs, %d units) = %d, want %d", c.blocks, c.perSM, c.sms, c.U, got, c.want)
 		}
 	}
 }

@@ -508,9 +508,14 @@ func (d *Device) attentionPrefill(dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool
 		I32(heads), I32(H), I32(hd), I32(bs), I32(n), Ptr(dst))
 }
 
-func (d *Device) swiglu(dst, gate DevPtr, gs int, up DevPtr, us, width, n int) error {
+func (d *Device) swiglu(dst, gate DevPtr, gs int, up DevPtr, us, width, n int, s *Scratch) error {
 	if n == 0 {
 		return nil
+	}
+	if p := takeParts(s, gate, up); p.S > 1 { // the GEMM before left its parts: sum them first
+		if err := d.launchK("upg_splitk_sum", grid1(p.N, 256), b256, 0, Ptr(s.part), I32(p.S), Ptr(p.y), Ptr(0), I32(p.N)); err != nil {
+			return err
+		}
 	}
 	return d.launchK("upg_swiglu", grid1(width*n, 256), b256, 0, Ptr(dst), Ptr(gate), I32(gs), Ptr(up), I32(us), I32(width), I32(n))
 }

@@ -83,7 +83,7 @@ func init() {
 	kernelSig["upg_sample"] = "logits:p vocab:i rows:p hist:p hsave:p out_tok:p out_lp:p"
 	const rotqTail = " signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
 	kernelSig["upg_rms_rotq"] = "x:p w:p eps:f h:p" + rotqTail
-	kernelSig["upg_swiglu_rotq"] = "gate:p gstr:i up:p ustr:i act:p" + rotqTail
+	kernelSig["upg_swiglu_rotq"] = "gate:p gstr:i up:p ustr:i S:i N:l act:p" + rotqTail
 	kernelSig["upg_combine_rotq"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p" + rotqTail
 	kernelSig["upg_attn_rotq_f16"] = kernelSig["upg_attn_f16"] + " dst:p" + rotqTail + " cnt:p"
 	kernelSig["upg_attn_rotq_f32"] = kernelSig["upg_attn_rotq_f16"]

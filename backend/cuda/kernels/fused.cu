@@ -83,8 +83,8 @@ extern "C" __global__ void __launch_bounds__(256)
 // upg_swiglu_rotq: act[t·C + i] = silu(gate[t·gstr + i])·up[t·ustr + i] (as
 // upg_swiglu, width C), then rotated and quantized.
 extern "C" __global__ void __launch_bounds__(256)
-    upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr,
-                    float *__restrict__ act, const float *__restrict__ signs, int rb, int gs, int seg,
+    upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr, int S,
+                    long long N, float *__restrict__ act, const float *__restrict__ signs, int rb, int gs, int seg,
                     int C, int G, float alpha, float beta, float *__restrict__ xr,
                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
@@ -105,6 +105,8 @@ extern "C" __global__ void __launch_bounds__(256)
   };
   // the first PRE_ELEMS·blockDim values' gate and up are all loaded before
   // any is used: one L2 round trip for them, not one per value
+  // (S > 1: gate and up are the S split-K parts of the GEMM before, N
+  // floats apart, summed here in part order with upg_splitk_sum's additions)
   float gv[PRE_ELEMS], uv[PRE_ELEMS];
 #pragma unroll
   for (int k = 0; k < PRE_ELEMS; k++) {
@@ -113,6 +115,23 @@ extern "C" __global__ void __launch_bounds__(256)
     gv[k] = in ? gate[(size_t)t * gstr + c] : 0.f;
     uv[k] = in ? up[(size_t)t * ustr + c] : 0.f;
   }
+  for (int z = 1; z < S; z++) {
+    float gz[PRE_ELEMS], uz[PRE_ELEMS];
+#pragma unroll
+    for (int k = 0; k < PRE_ELEMS; k++) {
+      const int i = threadIdx.x + k * blockDim.x, c = base + i;
+      const bool in = i < seg && c < C;
+      gz[k] = in ? gate[z * N + (size_t)t * gstr + c] : 0.f;
+      uz[k] = in ? up[z * N + (size_t)t * ustr + c] : 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < PRE_ELEMS; k++) gv[k] += gz[k], uv[k] += uz[k];
+  }
+  auto sum = [&](const float *p, size_t i) {
+    float v = p[i];
+    for (int z = 1; z < S; z++) v += p[z * N + i];
+    return v;
+  };
 #pragma unroll
   for (int k = 0; k < PRE_ELEMS; k++) {
     const int i = threadIdx.x + k * blockDim.x;
@@ -120,8 +139,8 @@ extern "C" __global__ void __launch_bounds__(256)
   }
   for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x) {
     const int c = base + i;
-    one(i, signs != nullptr && c < C ? signs[c] : 1.f, c < C ? gate[(size_t)t * gstr + c] : 0.f,
-        c < C ? up[(size_t)t * ustr + c] : 0.f);
+    one(i, signs != nullptr && c < C ? signs[c] : 1.f, c < C ? sum(gate, (size_t)t * gstr + c) : 0.f,
+        c < C ? sum(up, (size_t)t * ustr + c) : 0.f);
   }
   __syncthreads();
   trace_mark(); // the segment in shared memory
