@@ -108,6 +108,18 @@ extern "C" __global__ void __launch_bounds__(256)
   // (S > 1: gate and up are the S split-K parts of the GEMM before, N
   // floats apart, summed here in part order with upg_splitk_sum's additions)
   float gv[PRE_ELEMS], uv[PRE_ELEMS];
+#ifdef UPG_SWIGLU_ACC
+  // (measurement variant: the second part loaded in the same pass)
+#pragma unroll
+  for (int k = 0; k < PRE_ELEMS; k++) {
+    const int i = threadIdx.x + k * blockDim.x, c = base + i;
+    const bool in = i < seg && c < C;
+    const size_t o = (size_t)t * gstr + c, ou = (size_t)t * ustr + c;
+    gv[k] = in ? (S > 1 ? gate[o] + gate[N + o] : gate[o]) : 0.f;
+    uv[k] = in ? (S > 1 ? up[ou] + up[N + ou] : up[ou]) : 0.f;
+  }
+  for (int z = 2; z < S; z++) {
+#else
 #pragma unroll
   for (int k = 0; k < PRE_ELEMS; k++) {
     const int i = threadIdx.x + k * blockDim.x, c = base + i;
@@ -116,6 +128,7 @@ extern "C" __global__ void __launch_bounds__(256)
     uv[k] = in ? up[(size_t)t * ustr + c] : 0.f;
   }
   for (int z = 1; z < S; z++) {
+#endif
     float gz[PRE_ELEMS], uz[PRE_ELEMS];
 #pragma unroll
     for (int k = 0; k < PRE_ELEMS; k++) {
