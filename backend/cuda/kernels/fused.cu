@@ -19,9 +19,10 @@
 // v[k] with p[base + threadIdx.x + k·blockDim.x] (dflt past seg, past C or
 // when p is null).
 #define PRE_ELEMS 8
-DEVI void pre_load(float (&v)[PRE_ELEMS], const float *__restrict__ p, int base, int seg, int C, float dflt) {
+template <int P>
+DEVI void pre_load(float (&v)[P], const float *__restrict__ p, int base, int seg, int C, float dflt) {
 #pragma unroll
-  for (int k = 0; k < PRE_ELEMS; k++) {
+  for (int k = 0; k < P; k++) {
     const int i = threadIdx.x + k * blockDim.x, c = base + i;
     v[k] = p != nullptr && i < seg && c < C ? p[c] : dflt;
   }
@@ -81,7 +82,11 @@ extern "C" __global__ void __launch_bounds__(256)
 }
 
 // upg_swiglu_rotq: act[t·C + i] = silu(gate[t·gstr + i])·up[t·ustr + i] (as
-// upg_swiglu, width C), then rotated and quantized.
+// upg_swiglu, width C), then rotated and quantized. SWIGLU_PRE values a
+// thread are loaded ahead (a measurement build may set fewer).
+#ifndef SWIGLU_PRE
+#define SWIGLU_PRE PRE_ELEMS
+#endif
 extern "C" __global__ void __launch_bounds__(256)
     upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr, int S,
                     long long N, float *__restrict__ act, const float *__restrict__ signs, int rb, int gs, int seg,
@@ -89,7 +94,7 @@ extern "C" __global__ void __launch_bounds__(256)
                     int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
   extern __shared__ float sm[];
   const int t = blockIdx.y, base = blockIdx.x * seg;
-  float sv[PRE_ELEMS]; // the signs are weights: read before the wait
+  float sv[SWIGLU_PRE]; // the signs are weights: read before the wait
   pre_load(sv, signs, base, seg, C, 1.f);
   pdl_wait();
   pdl_launch();
@@ -103,57 +108,30 @@ extern "C" __global__ void __launch_bounds__(256)
     }
     sm[i] = v;
   };
-  // the first PRE_ELEMS·blockDim values' gate and up are all loaded before
-  // any is used: one L2 round trip for them, not one per value
-  // (S > 1: gate and up are the S split-K parts of the GEMM before, N
-  // floats apart, summed here in part order with upg_splitk_sum's additions)
-  float gv[PRE_ELEMS], uv[PRE_ELEMS];
-#ifdef UPG_SWIGLU_ACC
-  // (measurement variant: the second part loaded in the same pass)
+  // the first SWIGLU_PRE·blockDim values' gate and up are all loaded before
+  // any is used: one L2 round trip for them, not one per value. S 2: gate
+  // and up are the two split-K parts of the GEMM before, N floats apart,
+  // summed here as upg_splitk_sum adds them (part 0 + part 1). Two parts
+  // at most: run 120's loop over S parts spilled and took 80 registers on
+  // sm_90 (three 256-thread blocks an SM, not one wave of 128-thread ones).
+  auto at = [&](const float *p, size_t o) { return S > 1 ? p[o] + p[N + o] : p[o]; };
+  float gv[SWIGLU_PRE], uv[SWIGLU_PRE];
 #pragma unroll
-  for (int k = 0; k < PRE_ELEMS; k++) {
+  for (int k = 0; k < SWIGLU_PRE; k++) {
     const int i = threadIdx.x + k * blockDim.x, c = base + i;
     const bool in = i < seg && c < C;
-    const size_t o = (size_t)t * gstr + c, ou = (size_t)t * ustr + c;
-    gv[k] = in ? (S > 1 ? gate[o] + gate[N + o] : gate[o]) : 0.f;
-    uv[k] = in ? (S > 1 ? up[ou] + up[N + ou] : up[ou]) : 0.f;
+    gv[k] = in ? at(gate, (size_t)t * gstr + c) : 0.f;
+    uv[k] = in ? at(up, (size_t)t * ustr + c) : 0.f;
   }
-  for (int z = 2; z < S; z++) {
-#else
 #pragma unroll
-  for (int k = 0; k < PRE_ELEMS; k++) {
-    const int i = threadIdx.x + k * blockDim.x, c = base + i;
-    const bool in = i < seg && c < C;
-    gv[k] = in ? gate[(size_t)t * gstr + c] : 0.f;
-    uv[k] = in ? up[(size_t)t * ustr + c] : 0.f;
-  }
-  for (int z = 1; z < S; z++) {
-#endif
-    float gz[PRE_ELEMS], uz[PRE_ELEMS];
-#pragma unroll
-    for (int k = 0; k < PRE_ELEMS; k++) {
-      const int i = threadIdx.x + k * blockDim.x, c = base + i;
-      const bool in = i < seg && c < C;
-      gz[k] = in ? gate[z * N + (size_t)t * gstr + c] : 0.f;
-      uz[k] = in ? up[z * N + (size_t)t * ustr + c] : 0.f;
-    }
-#pragma unroll
-    for (int k = 0; k < PRE_ELEMS; k++) gv[k] += gz[k], uv[k] += uz[k];
-  }
-  auto sum = [&](const float *p, size_t i) {
-    float v = p[i];
-    for (int z = 1; z < S; z++) v += p[z * N + i];
-    return v;
-  };
-#pragma unroll
-  for (int k = 0; k < PRE_ELEMS; k++) {
+  for (int k = 0; k < SWIGLU_PRE; k++) {
     const int i = threadIdx.x + k * blockDim.x;
     if (i < seg) one(i, sv[k], gv[k], uv[k]);
   }
-  for (int i = threadIdx.x + PRE_ELEMS * blockDim.x; i < seg; i += blockDim.x) {
+  for (int i = threadIdx.x + SWIGLU_PRE * blockDim.x; i < seg; i += blockDim.x) {
     const int c = base + i;
-    one(i, signs != nullptr && c < C ? signs[c] : 1.f, c < C ? sum(gate, (size_t)t * gstr + c) : 0.f,
-        c < C ? sum(up, (size_t)t * ustr + c) : 0.f);
+    one(i, signs != nullptr && c < C ? signs[c] : 1.f, c < C ? at(gate, (size_t)t * gstr + c) : 0.f,
+        c < C ? at(up, (size_t)t * ustr + c) : 0.f);
   }
   __syncthreads();
   trace_mark(); // the segment in shared memory
