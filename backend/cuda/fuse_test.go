@@ -445,10 +445,11 @@ func TestGPUGemvRope(t *testing.T) {
 }
 
 // TestGPUSplitPartsMatches: a step whose gate|up GEMM splits (the demo
-// model's prompt, splitMinUnits 1) gives the same logits and tokens, bit
-// for bit, with the SwiGLU summing the GEMM's parts (partsOut) as with
-// upg_splitk_sum between them (UPG_CUDA_SPLITK_SWIGLU=0), one launch a
-// layer fewer in that step.
+// model's prompt: splitMinUnits 1 gives its 4-unit matrices 4 parts, the
+// SwiGLU's plain loop; 2 gives 2, its load-ahead path) gives the same
+// logits and tokens, bit for bit, with the SwiGLU summing the GEMM's parts
+// (partsOut) as with upg_splitk_sum between them
+// (UPG_CUDA_SPLITK_SWIGLU=0), one launch a layer fewer in that step.
 func TestGPUSplitPartsMatches(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
@@ -457,33 +458,37 @@ func TestGPUSplitPartsMatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func(was bool, u int) { useSplitParts, splitMinUnits = was, u }(useSplitParts, splitMinUnits)
-	splitMinUnits = 1 // the demo model's 512-column matrices split too
 	prompt := tok.Encode("The lighthouse keeper counted the ships that passed each night, and wrote their names in a book", true, true)
-	var res [2]genResult
-	var launches [2]int64
-	for i, on := range []bool{false, true} {
-		useSplitParts = on
-		b, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.graphsOn = false
-		res[i] = generate(t, ck, w, b, prompt, 8, true)
-		launches[i] = b.d.launches
-		b.Close()
-	}
-	for i := range res[0].logits {
-		for j, v := range res[0].logits[i] {
-			if res[1].logits[i][j] != v {
-				t.Fatalf("step %d, logit %d: %v with the parts summed by the SwiGLU, %v by upg_splitk_sum", i, j, res[1].logits[i][j], v)
+	for _, minUnits := range []int{1, 2} {
+		t.Run(fmt.Sprintf("minUnits%d", minUnits), func(t *testing.T) {
+			splitMinUnits = minUnits
+			var res [2]genResult
+			var launches [2]int64
+			for i, on := range []bool{false, true} {
+				useSplitParts = on
+				b, err := New(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b.graphsOn = false
+				res[i] = generate(t, ck, w, b, prompt, 8, true)
+				launches[i] = b.d.launches
+				b.Close()
 			}
-		}
-	}
-	if !slices.Equal(res[0].tokens, res[1].tokens) {
-		t.Errorf("tokens: %v, %v with upg_splitk_sum", res[1].tokens, res[0].tokens)
-	}
-	t.Logf("%d-token prompt, 8 steps: launches %d -> %d", len(prompt), launches[0], launches[1])
-	if launches[0]-launches[1] != int64(ck.Config.Layers) {
-		t.Errorf("launches %d -> %d: want one fewer a layer in the prompt's step (%d layers)", launches[0], launches[1], ck.Config.Layers)
+			for i := range res[0].logits {
+				for j, v := range res[0].logits[i] {
+					if res[1].logits[i][j] != v {
+						t.Fatalf("step %d, logit %d: %v with the parts summed by the SwiGLU, %v by upg_splitk_sum", i, j, res[1].logits[i][j], v)
+					}
+				}
+			}
+			if !slices.Equal(res[0].tokens, res[1].tokens) {
+				t.Errorf("tokens: %v, %v with upg_splitk_sum", res[1].tokens, res[0].tokens)
+			}
+			t.Logf("%d-token prompt, 8 steps: launches %d -> %d", len(prompt), launches[0], launches[1])
+			if launches[0]-launches[1] != int64(ck.Config.Layers) {
+				t.Errorf("launches %d -> %d: want one fewer a layer in the prompt's step (%d layers)", launches[0], launches[1], ck.Config.Layers)
+			}
+		})
 	}
 }

@@ -532,14 +532,9 @@ func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us
 		return nil
 	}
 	S, N := 1, 0
-	switch p := takeParts(s, gate, up); {
-	case p.S == 2: // the GEMM before left two parts: summed here
+	if p := takeParts(s, gate, up); p.S > 1 { // the GEMM before left its parts: summed here
 		gate, up = s.part+(gate-p.y), s.part+(up-p.y)
 		S, N = p.S, p.N
-	case p.S > 2: // more than the kernel sums: summed first, as swiglu does
-		if err := d.launchK("upg_splitk_sum", grid1(p.N, 256), b256, 0, Ptr(s.part), I32(p.S), Ptr(p.y), Ptr(0), I32(p.N)); err != nil {
-			return err
-		}
 	}
 	return d.rotqLaunch("upg_swiglu_rotq", d.swigluThreads(g.plan.segments()*n, 4*g.plan.seg), g, n, s, Ptr(gate), I32(gs), Ptr(up), I32(us),
 		I32(S), I64(int64(N)), Ptr(act))
@@ -635,9 +630,8 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		if leave && S == 1 && useSplitParts && 2*g.R*n <= s.partFloats {
 			S = splitParts(int(grid[0]*grid[1]), perSM, d.SMs, g.U)
 		}
-		if leave && S == 2 {
-			// the parts stay in s.part; the SwiGLU after sums them (two at
-			// most: upg_swiglu_rotq); more parts are summed here as before
+		if leave && S > 1 {
+			// the parts stay in s.part; the SwiGLU after sums them
 			grid[2] = uint32(S)
 			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, s.part, n, 0); err != nil {
 				return err

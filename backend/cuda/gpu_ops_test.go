@@ -892,8 +892,8 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 // TestGPUSwigluParts: upg_swiglu_rotq summing a GEMM's split-K parts
 // (takeParts: the parts a partsOut MatMul left in the scratch) writes the
 // same bits — act, the int8 codes and the factors — as upg_splitk_sum into
-// y followed by upg_swiglu_rotq on y, for 2-5 parts (the kernel sums two;
-// more are summed by upg_splitk_sum first), every code family, 7 and 33
+// y followed by upg_swiglu_rotq on y, for 2-5 parts (two: the kernel's
+// load-ahead path; more: its plain loop), every code family, 7 and 33
 // tokens; and a plain swiglu after such a GEMM sums them first.
 func TestGPUSwigluParts(t *testing.T) {
 	d := gpu(t)

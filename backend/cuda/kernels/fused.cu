@@ -82,10 +82,16 @@ extern "C" __global__ void __launch_bounds__(256)
 }
 
 // upg_swiglu_rotq: act[t·C + i] = silu(gate[t·gstr + i])·up[t·ustr + i] (as
-// upg_swiglu, width C), then rotated and quantized. SWIGLU_PRE values a
-// thread are loaded ahead (a measurement build may set fewer).
+// upg_swiglu, width C), then rotated and quantized. S > 1: gate and up are
+// the S split-K parts of the GEMM before, N floats apart, summed here in
+// part order as upg_splitk_sum adds them. SWIGLU_PRE values a thread (a
+// 128-thread block's whole 512-column segment of Phi-4) are loaded ahead,
+// both parts of a two-part sum in the same pass: run 120's loop over S
+// parts there took 80 registers and spilled on sm_90 (three 256-thread
+// blocks an SM: three waves at 32 tokens, not one of 128-thread blocks);
+// more parts take a plain loop without the load-ahead.
 #ifndef SWIGLU_PRE
-#define SWIGLU_PRE PRE_ELEMS
+#define SWIGLU_PRE 4
 #endif
 extern "C" __global__ void __launch_bounds__(256)
     upg_swiglu_rotq(const float *__restrict__ gate, int gstr, const float *__restrict__ up, int ustr, int S,
@@ -108,30 +114,39 @@ extern "C" __global__ void __launch_bounds__(256)
     }
     sm[i] = v;
   };
-  // the first SWIGLU_PRE·blockDim values' gate and up are all loaded before
-  // any is used: one L2 round trip for them, not one per value. S 2: gate
-  // and up are the two split-K parts of the GEMM before, N floats apart,
-  // summed here as upg_splitk_sum adds them (part 0 + part 1). Two parts
-  // at most: run 120's loop over S parts spilled and took 80 registers on
-  // sm_90 (three 256-thread blocks an SM, not one wave of 128-thread ones).
-  auto at = [&](const float *p, size_t o) { return S > 1 ? p[o] + p[N + o] : p[o]; };
-  float gv[SWIGLU_PRE], uv[SWIGLU_PRE];
+  if (S <= 2) {
+    // the first SWIGLU_PRE·blockDim values' gate and up are all loaded
+    // before any is used: one L2 round trip for them, not one per value
+    auto at = [&](const float *p, size_t o) { return S > 1 ? p[o] + p[N + o] : p[o]; };
+    float gv[SWIGLU_PRE], uv[SWIGLU_PRE];
 #pragma unroll
-  for (int k = 0; k < SWIGLU_PRE; k++) {
-    const int i = threadIdx.x + k * blockDim.x, c = base + i;
-    const bool in = i < seg && c < C;
-    gv[k] = in ? at(gate, (size_t)t * gstr + c) : 0.f;
-    uv[k] = in ? at(up, (size_t)t * ustr + c) : 0.f;
-  }
+    for (int k = 0; k < SWIGLU_PRE; k++) {
+      const int i = threadIdx.x + k * blockDim.x, c = base + i;
+      const bool in = i < seg && c < C;
+      gv[k] = in ? at(gate, (size_t)t * gstr + c) : 0.f;
+      uv[k] = in ? at(up, (size_t)t * ustr + c) : 0.f;
+    }
 #pragma unroll
-  for (int k = 0; k < SWIGLU_PRE; k++) {
-    const int i = threadIdx.x + k * blockDim.x;
-    if (i < seg) one(i, sv[k], gv[k], uv[k]);
-  }
-  for (int i = threadIdx.x + SWIGLU_PRE * blockDim.x; i < seg; i += blockDim.x) {
-    const int c = base + i;
-    one(i, signs != nullptr && c < C ? signs[c] : 1.f, c < C ? at(gate, (size_t)t * gstr + c) : 0.f,
-        c < C ? at(up, (size_t)t * ustr + c) : 0.f);
+    for (int k = 0; k < SWIGLU_PRE; k++) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < seg) one(i, sv[k], gv[k], uv[k]);
+    }
+    for (int i = threadIdx.x + SWIGLU_PRE * blockDim.x; i < seg; i += blockDim.x) {
+      const int c = base + i;
+      one(i, signs != nullptr && c < C ? signs[c] : 1.f, c < C ? at(gate, (size_t)t * gstr + c) : 0.f,
+          c < C ? at(up, (size_t)t * ustr + c) : 0.f);
+    }
+  } else {
+    for (int i = threadIdx.x; i < seg; i += blockDim.x) {
+      const int c = base + i;
+      float g = 0.f, u = 0.f;
+      if (c < C) {
+        const size_t og = (size_t)t * gstr + c, ou = (size_t)t * ustr + c;
+        g = gate[og], u = up[ou];
+        for (int z = 1; z < S; z++) g += gate[z * N + og], u += up[z * N + ou];
+      }
+      one(i, signs != nullptr && c < C ? signs[c] : 1.f, g, u); // (sv's values again: no dynamic index)
+    }
   }
   __syncthreads();
   trace_mark(); // the segment in shared memory
