@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 
@@ -185,7 +184,7 @@ func TestGPUSplitRopeMatches(t *testing.T) {
 // caches, both rotary layouts, 1-11 parts, 1-33 tokens.
 func TestGPUSplitRopeKV(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 31))
+	rng := rand.New(rand.NewPCG(testSeed(t), 31))
 	for _, sh := range []struct{ heads, H, hd, n, S int }{{8, 2, 64, 48, 4}, {40, 10, 128, 32, 8}, {4, 4, 32, 1, 2}, {6, 2, 16, 33, 11}, {40, 10, 128, 3, 3}} {
 		for _, f16 := range []bool{true, false} {
 			for _, il := range []bool{false, true} {
@@ -325,7 +324,7 @@ func TestGPUGemvRopeMatches(t *testing.T) {
 // Codes without one keep the two launches (fusesGemv false).
 func TestGPUGemvRope(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 37))
+	rng := rand.New(rand.NewPCG(testSeed(t), 37))
 	defer func(was bool, w int) { useGemvRope, warpsOverride = was, w }(useGemvRope, warpsOverride)
 	params := []codec.Params{ // the codes with a _t1r kernel (kernels/gemv.cu)
 		{Codec: "dense", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 	"unsafe"
@@ -93,7 +92,7 @@ func closeTo(t *testing.T, what string, got []float32, want []float64, atol, rto
 
 func TestGPUEmbed(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 21))
+	rng := rand.New(rand.NewPCG(testSeed(t), 21))
 	for _, c := range append(denseCases()[:8], denseCase{50, 333, codec.Params{Codec: "dense", Bits: 5, GroupSize: 64}}) {
 		t.Run(fmt.Sprintf("%dx%d_k%d_%s", c.R, c.C, c.p.Bits, c.p.Levels), func(t *testing.T) {
 			w := randF(rng, c.R*c.C)
@@ -141,7 +140,7 @@ func checkEmbed(t *testing.T, d *Device, m tensor.Matrix, rng *rand.Rand) {
 
 func TestGPUSmallOps(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 22))
+	rng := rand.New(rand.NewPCG(testSeed(t), 22))
 	const n, dim = 5, 333
 	x := randF(rng, n*dim)
 	w := randF(rng, dim)
@@ -233,7 +232,7 @@ func TestGPUSmallOps(t *testing.T) {
 
 func TestGPURope(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 23))
+	rng := rand.New(rand.NewPCG(testSeed(t), 23))
 	for _, il := range []bool{false, true} {
 		const n, heads, hd, dim, stride, positions = 3, 4, 64, 48, 4*64 + 2*64, 100
 		half := dim / 2
@@ -297,7 +296,7 @@ func TestAttnHeadDim(t *testing.T) {
 func TestGPUAttention(t *testing.T) {
 	d := gpu(t)
 	defer func(on bool) { attnTCOn = on }(attnTCOn)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 24))
+	rng := rand.New(rand.NewPCG(testSeed(t), 24))
 	// head groups of 4, 2, 8 (the grouped kernels) and 3 (the per-head one)
 	shapes := [][3]int{{8, 2, 64}, {8, 4, 64}, {8, 1, 64}, {6, 2, 64}, {8, 2, 128}}
 	for _, f16 := range []bool{true, false} {
@@ -406,7 +405,7 @@ func TestGPUAttentionShared(t *testing.T) {
 		attnTCOn, attnSharedOn, attnCascadeOn, attnCascadeOrder = on, sh, casc, order
 	}(attnTCOn, attnSharedOn, attnCascadeOn, attnCascadeOrder)
 	attnTCOn, attnSharedOn = true, true
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 26))
+	rng := rand.New(rand.NewPCG(testSeed(t), 26))
 	// groups of 4 (hd 64, 128; hd 32: two warps' partial value sums), 2 and 8
 	for _, shp := range [][3]int{{8, 2, 64}, {8, 2, 128}, {8, 2, 32}, {8, 4, 64}, {8, 1, 64}, {40, 10, 128}} {
 		heads, H, hd := shp[0], shp[1], shp[2]
@@ -731,7 +730,7 @@ func TestAttnGQAChoice(t *testing.T) {
 func TestGPUAttentionPrefill(t *testing.T) {
 	d := gpu(t)
 	defer func(on bool) { attnTCOn = on }(attnTCOn)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 25))
+	rng := rand.New(rand.NewPCG(testSeed(t), 25))
 	for _, f16 := range []bool{true, false} {
 		for _, hd := range []int{64, 128} {
 			const heads, H, bs, blocks, L = 8, 2, 16, 60, 700
@@ -807,7 +806,7 @@ func TestGPUAttentionPrefill(t *testing.T) {
 // and swigluThreads halves the block exactly where that saves a wave.
 func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 23))
+	rng := rand.New(rand.NewPCG(testSeed(t), 23))
 	for _, c := range denseCases() {
 		if c.p.Bits > 4 {
 			continue
@@ -897,7 +896,7 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 // tokens; and a plain swiglu after such a GEMM sums them first.
 func TestGPUSwigluParts(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 41))
+	rng := rand.New(rand.NewPCG(testSeed(t), 41))
 	for _, c := range denseCases() {
 		if c.p.Bits > 4 {
 			continue

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -152,7 +153,7 @@ func runDense(t *testing.T, d *Device, m tensor.Matrix, n int, rng *rand.Rand) (
 // sm_80 take for every step.
 func TestGPUDenseGemv(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 9))
+	rng := rand.New(rand.NewPCG(testSeed(t), 9))
 	defer func(m int) { mmaMinTokens = m }(mmaMinTokens)
 	saved := mmaMinTokens
 	for _, c := range denseCases() {
@@ -202,7 +203,7 @@ func TestGPUDenseGemv(t *testing.T) {
 // reference decoder.
 func TestGPUFallbackAndOverlay(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 10))
+	rng := rand.New(rand.NewPCG(testSeed(t), 10))
 	for _, c := range []denseCase{
 		{77, 256, codec.Params{Codec: "sparse", Bits: 3, GroupSize: 64, N: 2, M: 4}},
 		{50, 333, codec.Params{Codec: "dense", Bits: 7, GroupSize: 64, Levels: "lloyd"}},
@@ -498,7 +499,7 @@ func TestGPUBlocksPerSM(t *testing.T) {
 // fresh random matrices at odd and even shapes.
 func TestGPUGemvSplit(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 31))
+	rng := rand.New(rand.NewPCG(testSeed(t), 31))
 	defer func(p int) { gemvSplitOverride = p }(gemvSplitOverride)
 	for _, c := range denseCases() {
 		for _, n := range []int{1, 2} {
@@ -556,4 +557,24 @@ func TestGPUGemvSplit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// testSeed is a random test's seed: UPG_TEST_SEED when set, else the
+// process id (each run new data). A failing test logs the seed that
+// reproduces it.
+func testSeed(t testing.TB) uint64 {
+	seed := uint64(os.Getpid())
+	if v := os.Getenv("UPG_TEST_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("UPG_TEST_SEED %q: %v", v, err)
+		}
+		seed = s
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("random data from seed %d: UPG_TEST_SEED=%d reproduces it", seed, seed)
+		}
+	})
+	return seed
 }

@@ -8,7 +8,6 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/upg-ai/upg/codec"
@@ -132,7 +131,7 @@ func TestGroupMagic(t *testing.T) {
 // lookup, and that the upload takes the estimated bytes.
 func TestGPUSparse(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 11))
+	rng := rand.New(rand.NewPCG(testSeed(t), 11))
 	for _, c := range sparseCases() {
 		t.Run(caseName(c), func(t *testing.T) {
 			m := encodeCase(t, rng, c)

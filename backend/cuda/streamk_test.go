@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 )
 
@@ -37,7 +36,7 @@ func TestSKPlan(t *testing.T) {
 func TestGPUStreamKGemv(t *testing.T) {
 	d := gpu(t)
 	defer func() { skWarpsOverride = 0 }()
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 21))
+	rng := rand.New(rand.NewPCG(testSeed(t), 21))
 	for _, c := range denseCases() {
 		if c.p.Bits > 4 {
 			continue

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 
@@ -112,7 +111,7 @@ func trellisCases() []trellisCase {
 // reference decoder (float32 activations: close to the reference).
 func TestGPUTrellisGemv(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 31))
+	rng := rand.New(rand.NewPCG(testSeed(t), 31))
 	for _, c := range trellisCases() {
 		for _, rot := range []uint64{0, 0x5eed} {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
@@ -138,7 +137,7 @@ func TestGPUTrellisGemv(t *testing.T) {
 // against DecodeRows.
 func TestGPUTrellisEmbed(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 32))
+	rng := rand.New(rand.NewPCG(testSeed(t), 32))
 	for _, c := range trellisCases() {
 		t.Run(fmt.Sprintf("%dx%d_k%d_g%d", c.R, c.C, c.k, c.gs), func(t *testing.T) {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, 0x5eed)
@@ -156,7 +155,7 @@ func TestGPUTrellisEmbed(t *testing.T) {
 // against what uploads really take, for every kind of upload.
 func TestGPUWeightBytes(t *testing.T) {
 	d := gpu(t)
-	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 33))
+	rng := rand.New(rand.NewPCG(testSeed(t), 33))
 	ms := []tensor.Matrix{
 		synthTrellis(t, rng, 40, 200, 3, 64, 0x5eed),
 		synthTrellis(t, rng, 33, 96, 2, 96, 0),
