@@ -354,7 +354,13 @@ func (d *Device) MemInfo() (free, total uint64, err error) {
 }
 
 // htod copies host bytes to the device (synchronous with the stream: the
-// stream is drained first, then the copy completes before return).
+// stream is drained first, then the copy completes before return). The
+// copy is queued on the stream, not made with cuMemcpyHtoD: from pageable
+// memory that returns once the bytes are staged, before their DMA lands
+// (the driver API's "API synchronization behavior"), and it runs on the
+// legacy stream, which the non-blocking stream does not wait for, so a
+// kernel launched next could read part of the old bytes (run 123's
+// TestGPUTrellisGemv: an 800 KB activation upload, token 25 wrong).
 func (d *Device) htod(dst DevPtr, src unsafe.Pointer, n int) error {
 	if n == 0 {
 		return nil
@@ -362,7 +368,10 @@ func (d *Device) htod(dst DevPtr, src unsafe.Pointer, n int) error {
 	if err := d.sync(); err != nil {
 		return err
 	}
-	return call("cuMemcpyHtoD", sym.cuMemcpyHtoD, uintptr(dst), uintptr(src), uintptr(n))
+	if err := call("cuMemcpyHtoDAsync", sym.cuMemcpyHtoDAsync, uintptr(dst), uintptr(src), uintptr(n), d.stream); err != nil {
+		return err
+	}
+	return d.sync()
 }
 
 // dtoh copies device bytes to the host after the stream's work finished.

@@ -31,7 +31,7 @@ var sym struct {
 	cuDeviceGetCount, cuDeviceGet, cuDeviceGetName, cuDeviceGetAttribute, cuDeviceTotalMem    uintptr
 	cuDevicePrimaryCtxRetain, cuDevicePrimaryCtxRelease, cuCtxSetCurrent, cuCtxSynchronize    uintptr
 	cuMemAlloc, cuMemFree, cuMemGetInfo, cuMemAllocHost, cuMemFreeHost                        uintptr
-	cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync            uintptr
+	cuMemcpyDtoH, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync                                        uintptr
 	cuMemcpyDtoDAsync, cuMemsetD32Async, cuMemsetD8Async                                      uintptr
 	cuModuleLoadData, cuModuleUnload, cuModuleGetFunction, cuFuncGetAttribute, cuLaunchKernel uintptr
 	cuStreamCreate, cuStreamDestroy, cuStreamSynchronize                                      uintptr
@@ -77,8 +77,7 @@ func openDriver() error {
 		{&sym.cuCtxSetCurrent, "cuCtxSetCurrent"}, {&sym.cuCtxSynchronize, "cuCtxSynchronize"},
 		{&sym.cuMemAlloc, "cuMemAlloc_v2"}, {&sym.cuMemFree, "cuMemFree_v2"}, {&sym.cuMemGetInfo, "cuMemGetInfo_v2"},
 		{&sym.cuMemAllocHost, "cuMemAllocHost_v2"}, {&sym.cuMemFreeHost, "cuMemFreeHost"},
-		{&sym.cuMemcpyHtoD, "cuMemcpyHtoD_v2"}, {&sym.cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
-		{&sym.cuMemcpyDtoD, "cuMemcpyDtoD_v2"},
+		{&sym.cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
 		{&sym.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"}, {&sym.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"},
 		{&sym.cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"},
 		{&sym.cuMemsetD32Async, "cuMemsetD32Async"}, {&sym.cuMemsetD8Async, "cuMemsetD8Async"},

@@ -886,7 +886,9 @@ func (d *Device) cloneDense(g *DenseGPU) (*DenseGPU, error) {
 		}
 		var q DevPtr
 		if q, err = d.Alloc(n, "weights"); err == nil {
-			err = d.Do(func() error { return call("cuMemcpyDtoD", sym.cuMemcpyDtoD, uintptr(q), uintptr(p), uintptr(n)) })
+			err = d.Do(func() error { // on the stream, in order with the kernels (htod)
+				return call("cuMemcpyDtoDAsync", sym.cuMemcpyDtoDAsync, uintptr(q), uintptr(p), uintptr(n), d.stream)
+			})
 		}
 		return q
 	}

@@ -578,3 +578,47 @@ func testSeed(t testing.TB) uint64 {
 	})
 	return seed
 }
+
+// TestGPUUploadThenKernel: a kernel launched right after an upload reads
+// every uploaded byte. cuMemcpyHtoD from pageable memory returns once the
+// bytes are staged, on the legacy stream the non-blocking stream does not
+// wait for; htod queues the copy on the stream instead (run 123's
+// TestGPUTrellisGemv read part of an 800 KB upload's old bytes). 64 MiB
+// uploads, each with new values, each copied by upg_splitk_sum (S 1: y =
+// the part) straight after, every bit compared.
+func TestGPUUploadThenKernel(t *testing.T) {
+	d := gpu(t)
+	const n = 16 << 20
+	src, err := d.Alloc(4*n, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free(src)
+	dst, err := d.Alloc(4*n, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free(dst)
+	v, got := make([]float32, n), make([]float32, n)
+	for round := range 6 {
+		for i := range v {
+			v[i] = float32(round) + float32(i%4093)/4096
+		}
+		if err := d.UploadF32(src, v); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Do(func() error {
+			return d.launchK("upg_splitk_sum", grid1(n, 256), b256, 0, Ptr(src), I32(1), Ptr(dst), Ptr(0), I32(n))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DownloadF32(got, dst); err != nil {
+			t.Fatal(err)
+		}
+		for i := range v {
+			if math.Float32bits(got[i]) != math.Float32bits(v[i]) {
+				t.Fatalf("round %d: value %d (byte %d) read as %v, uploaded %v", round, i, 4*i, got[i], v[i])
+			}
+		}
+	}
+}
