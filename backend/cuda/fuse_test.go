@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/upg-ai/upg/backend"
+	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/model"
 )
 
 func TestDisjointViews(t *testing.T) {
@@ -100,32 +102,10 @@ func TestGPUAttentionRotqMatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	prompt := tok.Encode("It was a dark and stormy night; the", true, true)
-	var res [2]genResult
-	var per [2]float64
-	for i, on := range []bool{false, true} {
-		attnRotqOn = on
-		b, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.graphsOn = false
-		const steps = 16
-		res[i] = generate(t, ck, w, b, prompt, steps, true)
-		per[i] = float64(b.d.launches) / (steps + 1)
-		b.Close()
-	}
-	for i := range res[0].tokens {
-		if res[0].tokens[i] != res[1].tokens[i] {
-			t.Fatalf("token %d: %d folded, %d separate", i, res[1].tokens[i], res[0].tokens[i])
-		}
-	}
-	for i := range res[0].logits {
-		for j, v := range res[0].logits[i] {
-			if math.Float32bits(v) != math.Float32bits(res[1].logits[i][j]) {
-				t.Fatalf("step %d logit %d: %v folded, %v separate", i, j, res[1].logits[i][j], v)
-			}
-		}
-	}
+	const steps = 16
+	res, launches := offOn(t, ck, w, prompt, steps, func(on bool) { attnRotqOn = on })
+	sameBits(t, res, "folded", "separate")
+	per := [2]float64{float64(launches[0]) / (steps + 1), float64(launches[1]) / (steps + 1)}
 	if per[1] > per[0]-float64(ck.Config.Layers)/2 { // 16 of the 17 passes are one-token steps
 		t.Errorf("launches per step %.2f folded, %.2f separate: want one fewer per layer in each decode step", per[1], per[0])
 	}
@@ -148,29 +128,8 @@ func TestGPUSplitRopeMatches(t *testing.T) {
 	defer func(was bool, u int) { useSplitRope, splitMinUnits = was, u }(useSplitRope, splitMinUnits)
 	splitMinUnits = 1 // the demo model's q|k|v projection (4 units) splits too
 	prompt := tok.Encode("It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked by a violent gust of wind", true, true)
-	var res [2]genResult
-	var launches [2]int64
-	for i, on := range []bool{false, true} {
-		useSplitRope = on
-		b, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.graphsOn = false
-		res[i] = generate(t, ck, w, b, prompt, 12, true)
-		launches[i] = b.d.launches
-		b.Close()
-	}
-	for i := range res[0].logits {
-		for j, v := range res[0].logits[i] {
-			if res[1].logits[i][j] != v {
-				t.Fatalf("step %d, logit %d: %v fused, %v with two launches", i, j, res[1].logits[i][j], v)
-			}
-		}
-	}
-	if !slices.Equal(res[0].tokens, res[1].tokens) {
-		t.Errorf("tokens: %v fused, %v with two launches", res[1].tokens, res[0].tokens)
-	}
+	res, launches := offOn(t, ck, w, prompt, 12, func(on bool) { useSplitRope = on })
+	sameBits(t, res, "fused", "with two launches")
 	t.Logf("%d-token prompt, 12 steps: launches %d -> %d (%d layers)", len(prompt), launches[0], launches[1], ck.Config.Layers)
 	if launches[1] >= launches[0] {
 		t.Errorf("the fused sum did not save a launch (%d -> %d): the prompt's step took no split-K parts", launches[0], launches[1])
@@ -283,29 +242,8 @@ func TestGPUGemvRopeMatches(t *testing.T) {
 	defer func(was bool) { useGemvRope = was }(useGemvRope)
 	prompt := tok.Encode("Once upon a time, in a house at the end of a long lane, there lived an old clockmaker", true, true)
 	const steps = 12
-	var res [2]genResult
-	var launches [2]int64
-	for i, on := range []bool{false, true} {
-		useGemvRope = on
-		b, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.graphsOn = false
-		res[i] = generate(t, ck, w, b, prompt, steps, true)
-		launches[i] = b.d.launches
-		b.Close()
-	}
-	for i := range res[0].logits {
-		for j, v := range res[0].logits[i] {
-			if res[1].logits[i][j] != v {
-				t.Fatalf("step %d, logit %d: %v fused, %v with two launches", i, j, res[1].logits[i][j], v)
-			}
-		}
-	}
-	if !slices.Equal(res[0].tokens, res[1].tokens) {
-		t.Errorf("tokens: %v fused, %v with two launches", res[1].tokens, res[0].tokens)
-	}
+	res, launches := offOn(t, ck, w, prompt, steps, func(on bool) { useGemvRope = on })
+	sameBits(t, res, "fused", "with two launches")
 	// each of the 12 one-token steps saves one launch a layer whose q|k|v
 	// code has a rope kernel (the demo model mixes codes: one layer of six
 	// with run 119's kernels, five with run 118's, which had 4-bit ones)
@@ -461,33 +399,48 @@ func TestGPUSplitPartsMatches(t *testing.T) {
 	for _, minUnits := range []int{1, 2} {
 		t.Run(fmt.Sprintf("minUnits%d", minUnits), func(t *testing.T) {
 			splitMinUnits = minUnits
-			var res [2]genResult
-			var launches [2]int64
-			for i, on := range []bool{false, true} {
-				useSplitParts = on
-				b, err := New(0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b.graphsOn = false
-				res[i] = generate(t, ck, w, b, prompt, 8, true)
-				launches[i] = b.d.launches
-				b.Close()
-			}
-			for i := range res[0].logits {
-				for j, v := range res[0].logits[i] {
-					if res[1].logits[i][j] != v {
-						t.Fatalf("step %d, logit %d: %v with the parts summed by the SwiGLU, %v by upg_splitk_sum", i, j, res[1].logits[i][j], v)
-					}
-				}
-			}
-			if !slices.Equal(res[0].tokens, res[1].tokens) {
-				t.Errorf("tokens: %v, %v with upg_splitk_sum", res[1].tokens, res[0].tokens)
-			}
+			res, launches := offOn(t, ck, w, prompt, 8, func(on bool) { useSplitParts = on })
+			sameBits(t, res, "with the parts summed by the SwiGLU", "by upg_splitk_sum")
 			t.Logf("%d-token prompt, 8 steps: launches %d -> %d", len(prompt), launches[0], launches[1])
 			if launches[0]-launches[1] != int64(ck.Config.Layers) {
 				t.Errorf("launches %d -> %d: want one fewer a layer in the prompt's step (%d layers)", launches[0], launches[1], ck.Config.Layers)
 			}
 		})
+	}
+}
+
+// offOn decodes prompt greedily for steps steps on the demo model twice,
+// after set(false) and after set(true), each time on a backend made after
+// it with graphs off (every launch counted). It returns the two runs and
+// their launches.
+func offOn(t *testing.T, ck *checkpoint.Checkpoint, w *model.Weights, prompt []int, steps int, set func(on bool)) (res [2]genResult, launches [2]int64) {
+	t.Helper()
+	for i, on := range []bool{false, true} {
+		set(on)
+		b, err := New(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.graphsOn = false
+		res[i] = generate(t, ck, w, b, prompt, steps, true)
+		launches[i] = b.d.launches
+		b.Close()
+	}
+	return res, launches
+}
+
+// sameBits fails t unless offOn's two runs gave the same logits, bit for
+// bit, and the same tokens (on and off name the runs in the messages).
+func sameBits(t *testing.T, res [2]genResult, on, off string) {
+	t.Helper()
+	for i := range res[0].logits {
+		for j, v := range res[0].logits[i] {
+			if math.Float32bits(res[1].logits[i][j]) != math.Float32bits(v) {
+				t.Fatalf("step %d, logit %d: %v %s, %v %s", i, j, res[1].logits[i][j], on, v, off)
+			}
+		}
+	}
+	if !slices.Equal(res[0].tokens, res[1].tokens) {
+		t.Errorf("tokens: %v %s, %v %s", res[1].tokens, on, res[0].tokens, off)
 	}
 }
