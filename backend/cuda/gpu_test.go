@@ -121,7 +121,7 @@ func runDense(t *testing.T, d *Device, m tensor.Matrix, n int, rng *rand.Rand) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { d.Free(s.xr); d.Free(s.xq); d.Free(s.fac) }()
+	defer s.Free(d) // its split-K parts too
 	if err := d.UploadF32(xd, x); err != nil {
 		t.Fatal(err)
 	}
