@@ -306,10 +306,14 @@ type Scratch struct {
 	// what that gemv left: its output y, S parts of N floats at part (S 0
 	// or 1: y was written).
 	leaveParts bool
-	parts      struct {
-		y    DevPtr
-		S, N int
-	}
+	parts      leftParts
+}
+
+// leftParts is what a gemv left unsummed: S split-K parts of N floats at
+// the scratch's part, in place of its output y (S < 2: nothing left).
+type leftParts struct {
+	y    DevPtr
+	S, N int
 }
 
 // NewScratch allocates a workspace.
@@ -542,15 +546,11 @@ func (d *Device) swigluRotq(g *DenseGPU, act, gate DevPtr, gs int, up DevPtr, us
 
 // takeParts returns (and clears) the split-K parts the gemv before left in
 // s when gate and up are views of its output y (S 0 otherwise).
-func takeParts(s *Scratch, gate, up DevPtr) (p struct {
-	y    DevPtr
-	S, N int
-}) {
+func takeParts(s *Scratch, gate, up DevPtr) (p leftParts) {
 	if s == nil || s.parts.S < 2 {
 		return p
 	}
-	p = s.parts
-	s.parts.y, s.parts.S, s.parts.N = 0, 0, 0
+	p, s.parts = s.parts, leftParts{}
 	end := p.y + DevPtr(4*p.N)
 	if gate < p.y || gate >= end || up < p.y || up >= end {
 		p.S = 0 // not its views: nothing to take
@@ -593,7 +593,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 	}
 	roped := false
 	if s != nil { // what an earlier GEMM left unsummed is gone (takeParts)
-		s.parts.y, s.parts.S, s.parts.N = 0, 0, 0
+		s.parts = leftParts{}
 	}
 	ldq := g.U * unitCodes
 	RG := (g.R + 31) / 32
@@ -627,7 +627,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		perSM := d.blocksPerSM(name, 128, 0, mmaBlocksPerSM(tile))
 		S := d.mmaSplits(int(grid[0]*grid[1]), perSM, g.U, g.R*n, s)
 		leave := s.leaveParts && rope == nil && res == 0
-		if leave && S == 1 && useSplitParts && 2*g.R*n <= s.partFloats {
+		if leave && S == 1 && 2*g.R*n <= s.partFloats { // (leaveParts: partsOut, which checks useSplitParts)
 			S = splitParts(int(grid[0]*grid[1]), perSM, d.SMs, g.U)
 		}
 		if leave && S > 1 {
@@ -636,7 +636,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 			if err := tail(name, grid, [3]uint32{128, 1, 1}, s.xq, s.fac, s.part, n, 0); err != nil {
 				return err
 			}
-			s.parts.y, s.parts.S, s.parts.N = y, S, n*g.R
+			s.parts = leftParts{y, S, n * g.R}
 			return nil
 		}
 		if S == 1 {
@@ -653,8 +653,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 					return err
 				}
 				roped = true
-			} else if err := d.launchK("upg_splitk_sum", [3]uint32{uint32((n*g.R + 255) / 256), 1, 1}, b256, 0,
-				Ptr(s.part), I32(S), Ptr(y), Ptr(res), I32(n*g.R)); err != nil {
+			} else if err := d.splitSum(s.part, S, y, res, n*g.R); err != nil {
 				return err
 			}
 		}
@@ -847,6 +846,12 @@ func splitParts(blocks, perSM, sms, U int) int {
 		return 2
 	}
 	return 1
+}
+
+// splitSum adds S split-K parts of N floats at part into y (and y into
+// res when res is not 0): upg_splitk_sum.
+func (d *Device) splitSum(part DevPtr, S int, y, res DevPtr, N int) error {
+	return d.launchK("upg_splitk_sum", grid1(N, 256), b256, 0, Ptr(part), I32(S), Ptr(y), Ptr(res), I32(N))
 }
 
 func (d *Device) mmaFor(n int) bool { return useMMA && n >= mmaMinTokens && d.Major >= 8 }

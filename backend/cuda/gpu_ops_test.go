@@ -821,12 +821,7 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 			width := c.C
 			gp := devF32(t, d, randF(rng, n*2*width))
 			defer d.Free(gp)
-			ldq := g.U * unitCodes
-			type out struct {
-				act, fac []float32
-				xq       []byte
-			}
-			var got [2]out
+			var got [2]rotqOut
 			for i, threads := range []int{rotqThreads, rotqThreads / 2} {
 				s, err := d.NewScratch(n, c.C)
 				if err != nil {
@@ -840,31 +835,11 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 					return d.rotqLaunch("upg_swiglu_rotq", threads, g, n, s, Ptr(gp), I32(2*width), Ptr(gp+DevPtr(4*width)), I32(2*width),
 						I32(1), I64(0), Ptr(act))
 				})
-				got[i].act, got[i].fac = readF32(t, d, act, n*width), readF32(t, d, s.fac, n*g.G*4)
-				got[i].xq = make([]byte, n*ldq)
-				if err := d.Download(got[i].xq, s.xq); err != nil {
-					t.Fatal(err)
-				}
+				got[i] = readRotqOut(t, d, g, act, s, n)
 				d.Free(act)
 				s.Free(d)
 			}
-			for i := range got[0].act {
-				if math.Float32bits(got[0].act[i]) != math.Float32bits(got[1].act[i]) {
-					t.Fatalf("act[%d]: %v in blocks of 256, %v of 128", i, got[0].act[i], got[1].act[i])
-				}
-			}
-			for i := range got[0].fac {
-				if math.Float32bits(got[0].fac[i]) != math.Float32bits(got[1].fac[i]) || math.IsNaN(float64(got[0].fac[i])) {
-					t.Fatalf("factor value %d: %v in blocks of 256, %v of 128", i, got[0].fac[i], got[1].fac[i])
-				}
-			}
-			for tk := range n {
-				for j := range width {
-					if a, b := got[0].xq[tk*ldq+j], got[1].xq[tk*ldq+j]; a != b {
-						t.Fatalf("token %d code %d: %d in blocks of 256, %d of 128", tk, j, int8(a), int8(b))
-					}
-				}
-			}
+			sameRotqOut(t, got[0], got[1], g, n, "in blocks of 256", "of 128")
 		})
 	}
 	var slots [2]int
@@ -912,12 +887,7 @@ func TestGPUSwigluParts(t *testing.T) {
 				width := c.C
 				N := n * 2 * width
 				parts := randF(rng, S*N)
-				ldq := g.U * unitCodes
-				type out struct {
-					act, fac []float32
-					xq       []byte
-				}
-				var got [3]out
+				var got [3]rotqOut
 				for i := range 3 {
 					s, err := d.NewScratch(n, c.C)
 					if err != nil {
@@ -937,12 +907,12 @@ func TestGPUSwigluParts(t *testing.T) {
 					run(t, d, func() error {
 						switch i {
 						case 0: // the sum, then the SwiGLU on its output
-							if err := d.launchK("upg_splitk_sum", grid1(N, 256), b256, 0, Ptr(s.part), I32(S), Ptr(y), Ptr(0), I32(N)); err != nil {
+							if err := d.splitSum(s.part, S, y, 0, N); err != nil {
 								return err
 							}
 							return d.swigluRotq(g, act, y, 2*width, y+DevPtr(4*width), 2*width, n, s)
 						case 1: // the SwiGLU summing the parts
-							s.parts.y, s.parts.S, s.parts.N = y, S, N
+							s.parts = leftParts{y, S, N}
 							if err := d.swigluRotq(g, act, y, 2*width, y+DevPtr(4*width), 2*width, n, s); err != nil {
 								return err
 							}
@@ -951,42 +921,62 @@ func TestGPUSwigluParts(t *testing.T) {
 							}
 							return nil
 						default: // a plain swiglu after such a GEMM, then the rotation of its output
-							s.parts.y, s.parts.S, s.parts.N = y, S, N
+							s.parts = leftParts{y, S, N}
 							if err := d.swiglu(act, y, 2*width, y+DevPtr(4*width), 2*width, width, n, s); err != nil {
 								return err
 							}
 							return d.rotq(g, act, width, n, s)
 						}
 					})
-					got[i].act, got[i].fac = readF32(t, d, act, n*width), readF32(t, d, s.fac, n*g.G*4)
-					got[i].xq = make([]byte, n*ldq)
-					if err := d.Download(got[i].xq, s.xq); err != nil {
-						t.Fatal(err)
-					}
+					got[i] = readRotqOut(t, d, g, act, s, n)
 					d.Free(act)
 					d.Free(y)
 					s.Free(d)
 				}
 				for k := 1; k < 3; k++ {
-					for i := range got[0].act {
-						if math.Float32bits(got[0].act[i]) != math.Float32bits(got[k].act[i]) {
-							t.Fatalf("variant %d: act[%d] %v, %v after the sum kernel", k, i, got[k].act[i], got[0].act[i])
-						}
-					}
-					for i := range got[0].fac {
-						if math.Float32bits(got[0].fac[i]) != math.Float32bits(got[k].fac[i]) || math.IsNaN(float64(got[0].fac[i])) {
-							t.Fatalf("variant %d: factor value %d %v, %v after the sum kernel", k, i, got[k].fac[i], got[0].fac[i])
-						}
-					}
-					for tk := range n {
-						for j := range width {
-							if a, b := got[0].xq[tk*ldq+j], got[k].xq[tk*ldq+j]; a != b {
-								t.Fatalf("variant %d: token %d code %d: %d, %d after the sum kernel", k, tk, j, int8(b), int8(a))
-							}
-						}
-					}
+					sameRotqOut(t, got[k], got[0], g, n, fmt.Sprintf("variant %d", k), "after the sum kernel")
 				}
 			})
+		}
+	}
+}
+
+// rotqOut is what a *_rotq kernel wrote for the GEMV after it: its
+// output act (n rows of g.C), the group factors and the int8 codes.
+type rotqOut struct {
+	act, fac []float32
+	xq       []byte
+}
+
+func readRotqOut(t *testing.T, d *Device, g *DenseGPU, act DevPtr, s *Scratch, n int) rotqOut {
+	t.Helper()
+	o := rotqOut{act: readF32(t, d, act, n*g.C), fac: readF32(t, d, s.fac, n*g.G*4), xq: make([]byte, n*g.U*unitCodes)}
+	if err := d.Download(o.xq, s.xq); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// sameRotqOut fails t unless a and b hold the same bits (and no NaN
+// factor); an and bn name them in the message.
+func sameRotqOut(t *testing.T, a, b rotqOut, g *DenseGPU, n int, an, bn string) {
+	t.Helper()
+	for i := range a.act {
+		if math.Float32bits(a.act[i]) != math.Float32bits(b.act[i]) {
+			t.Fatalf("act[%d]: %v %s, %v %s", i, a.act[i], an, b.act[i], bn)
+		}
+	}
+	for i := range a.fac {
+		if math.Float32bits(a.fac[i]) != math.Float32bits(b.fac[i]) || math.IsNaN(float64(a.fac[i])) {
+			t.Fatalf("factor value %d: %v %s, %v %s", i, a.fac[i], an, b.fac[i], bn)
+		}
+	}
+	ldq := g.U * unitCodes
+	for tk := range n {
+		for j := range g.C {
+			if x, y := a.xq[tk*ldq+j], b.xq[tk*ldq+j]; x != y {
+				t.Fatalf("token %d code %d: %d %s, %d %s", tk, j, int8(x), an, int8(y), bn)
+			}
 		}
 	}
 }

@@ -513,7 +513,7 @@ func (d *Device) swiglu(dst, gate DevPtr, gs int, up DevPtr, us, width, n int, s
 		return nil
 	}
 	if p := takeParts(s, gate, up); p.S > 1 { // the GEMM before left its parts: sum them first
-		if err := d.launchK("upg_splitk_sum", grid1(p.N, 256), b256, 0, Ptr(s.part), I32(p.S), Ptr(p.y), Ptr(0), I32(p.N)); err != nil {
+		if err := d.splitSum(s.part, p.S, p.y, 0, p.N); err != nil {
 			return err
 		}
 	}
