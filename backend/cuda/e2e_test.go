@@ -110,6 +110,17 @@ func openE2E(t *testing.T) (*checkpoint.Checkpoint, *model.Weights) {
 	return decodetest.OpenWeights(t, modelPath())
 }
 
+// promptOf is text encoded as the demo model's prompts are (BOS and
+// special tokens).
+func promptOf(t *testing.T, ck *checkpoint.Checkpoint, text string) []int {
+	t.Helper()
+	tok, err := ck.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Encode(text, true, true)
+}
+
 func modelPath() string {
 	if p := os.Getenv("UPG_CUDA_E2E_MODEL"); p != "" {
 		return p
@@ -125,12 +136,8 @@ func modelPath() string {
 func TestGPUGreedyMatchesCPU(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, text := range []string{"package main", "It was a dark and stormy night; the"} {
-		prompt := tok.Encode(text, true, true)
+		prompt := promptOf(t, ck, text)
 		cb := cpu.New(0)
 		ref := generate(t, ck, w, cb, prompt, 32, true)
 		cb.Close()
@@ -253,11 +260,7 @@ func maxDiff(a, b []float32) float64 {
 func TestGPUGraphCacheEvicts(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prompt := tok.Encode("package main", true, true)
+	prompt := promptOf(t, ck, "package main")
 	text := prompt
 	{
 		cb := cpu.New(0)

@@ -42,12 +42,8 @@ func TestDisjointViews(t *testing.T) {
 func TestGPUFusedMatchesUnfused(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, text := range []string{"package main", "It was a dark and stormy night; the"} {
-		prompt := tok.Encode(text, true, true)
+		prompt := promptOf(t, ck, text)
 		var res [2]genResult
 		var per [2]float64
 		for i, fuse := range []bool{false, true} {
@@ -97,11 +93,7 @@ func TestGPUAttentionRotqMatches(t *testing.T) {
 	gpu(t)
 	defer func(on bool) { attnRotqOn = on }(attnRotqOn)
 	ck, w := openE2E(t)
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prompt := tok.Encode("It was a dark and stormy night; the", true, true)
+	prompt := promptOf(t, ck, "It was a dark and stormy night; the")
 	const steps = 16
 	res, launches := offOn(t, ck, w, prompt, steps, func(on bool) { attnRotqOn = on })
 	sameBits(t, res, "folded", "separate")
@@ -121,13 +113,9 @@ func TestGPUAttentionRotqMatches(t *testing.T) {
 func TestGPUSplitRopeMatches(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer func(was bool, u int) { useSplitRope, splitMinUnits = was, u }(useSplitRope, splitMinUnits)
 	splitMinUnits = 1 // the demo model's q|k|v projection (4 units) splits too
-	prompt := tok.Encode("It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked by a violent gust of wind", true, true)
+	prompt := promptOf(t, ck, "It was a dark and stormy night; the rain fell in torrents, except at occasional intervals, when it was checked by a violent gust of wind")
 	res, launches := offOn(t, ck, w, prompt, 12, func(on bool) { useSplitRope = on })
 	sameBits(t, res, "fused", "with two launches")
 	t.Logf("%d-token prompt, 12 steps: launches %d -> %d (%d layers)", len(prompt), launches[0], launches[1], ck.Config.Layers)
@@ -235,12 +223,8 @@ func TestGPUSplitRopeKV(t *testing.T) {
 func TestGPUGemvRopeMatches(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer func(was bool) { useGemvRope = was }(useGemvRope)
-	prompt := tok.Encode("Once upon a time, in a house at the end of a long lane, there lived an old clockmaker", true, true)
+	prompt := promptOf(t, ck, "Once upon a time, in a house at the end of a long lane, there lived an old clockmaker")
 	const steps = 12
 	res, launches := offOn(t, ck, w, prompt, steps, func(on bool) { useGemvRope = on })
 	sameBits(t, res, "fused", "with two launches")
@@ -390,12 +374,8 @@ func TestGPUGemvRope(t *testing.T) {
 func TestGPUSplitPartsMatches(t *testing.T) {
 	gpu(t)
 	ck, w := openE2E(t)
-	tok, err := ck.Tokenizer()
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer func(was bool, u int) { useSplitParts, splitMinUnits = was, u }(useSplitParts, splitMinUnits)
-	prompt := tok.Encode("The lighthouse keeper counted the ships that passed each night, and wrote their names in a book", true, true)
+	prompt := promptOf(t, ck, "The lighthouse keeper counted the ships that passed each night, and wrote their names in a book")
 	for _, minUnits := range []int{1, 2} {
 		t.Run(fmt.Sprintf("minUnits%d", minUnits), func(t *testing.T) {
 			splitMinUnits = minUnits

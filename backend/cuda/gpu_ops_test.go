@@ -823,14 +823,7 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 			defer d.Free(gp)
 			var got [2]rotqOut
 			for i, threads := range []int{rotqThreads, rotqThreads / 2} {
-				s, err := d.NewScratch(n, c.C)
-				if err != nil {
-					t.Fatal(err)
-				}
-				act := devPoisoned(t, d, n*width)
-				if err := d.Fill32(s.fac, poison, n*g.G*4); err != nil {
-					t.Fatal(err)
-				}
+				s, act := rotqTarget(t, d, g, n)
 				run(t, d, func() error {
 					return d.rotqLaunch("upg_swiglu_rotq", threads, g, n, s, Ptr(gp), I32(2*width), Ptr(gp+DevPtr(4*width)), I32(2*width),
 						I32(1), I64(0), Ptr(act))
@@ -889,10 +882,7 @@ func TestGPUSwigluParts(t *testing.T) {
 				parts := randF(rng, S*N)
 				var got [3]rotqOut
 				for i := range 3 {
-					s, err := d.NewScratch(n, c.C)
-					if err != nil {
-						t.Fatal(err)
-					}
+					s, act := rotqTarget(t, d, g, n)
 					if S*N > s.partFloats {
 						t.Fatalf("%d parts of %d floats do not fit the scratch's %d", S, N, s.partFloats)
 					}
@@ -900,10 +890,6 @@ func TestGPUSwigluParts(t *testing.T) {
 						t.Fatal(err)
 					}
 					y := devPoisoned(t, d, N)
-					act := devPoisoned(t, d, n*width)
-					if err := d.Fill32(s.fac, poison, n*g.G*4); err != nil {
-						t.Fatal(err)
-					}
 					run(t, d, func() error {
 						switch i {
 						case 0: // the sum, then the SwiGLU on its output
@@ -946,6 +932,21 @@ func TestGPUSwigluParts(t *testing.T) {
 type rotqOut struct {
 	act, fac []float32
 	xq       []byte
+}
+
+// rotqTarget is a fresh scratch for n tokens of g's input, its factors
+// poisoned, and a poisoned act of n rows of g.C: what a *_rotq kernel
+// writes, for readRotqOut.
+func rotqTarget(t *testing.T, d *Device, g *DenseGPU, n int) (*Scratch, DevPtr) {
+	t.Helper()
+	s, err := d.NewScratch(n, g.C)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Fill32(s.fac, poison, n*g.G*4); err != nil {
+		t.Fatal(err)
+	}
+	return s, devPoisoned(t, d, n*g.C)
 }
 
 func readRotqOut(t *testing.T, d *Device, g *DenseGPU, act DevPtr, s *Scratch, n int) rotqOut {
