@@ -11,6 +11,8 @@
 // spin on a generation word) between steps, or cooperative groups'
 // grid.sync(), or no barrier at all: each block waits for the one word it
 // reads through its producer's flag (acquire/release), the data-flow floor.
+// (chain_step was factored out of the two barrier kernels after runs
+// 128-129, which ran them with its body written in each.)
 #include <cooperative_groups.h>
 #include <cstdio>
 #include <cuda_runtime.h>
@@ -41,14 +43,21 @@ __global__ void step(const unsigned *prev, unsigned *next, int pdl) {
   }
 }
 
+// chain_step is step s of a persistent kernel's chain for block b of n
+// (thread 0): the word of block (b + 1) % n from step s - 1's half of buf,
+// plus one, into block b's word of step s's half
+__device__ __forceinline__ void chain_step(unsigned *buf, int s, unsigned b, unsigned n) {
+  const unsigned *prev = buf + (s & 1) * n;
+  unsigned *next = buf + ((s + 1) & 1) * n;
+  __stcg(next + b, __ldcg(prev + (b + 1) % n) + 1);
+}
+
 // the same chain in one kernel: steps separated by a grid barrier
 __global__ void persistent(unsigned *buf, int steps, unsigned *count, volatile unsigned *gen) {
   const unsigned b = blockIdx.x, n = gridDim.x;
   for (int s = 0; s < steps; s++) {
     if (threadIdx.x == 0) {
-      const unsigned *prev = buf + (s & 1) * n;
-      unsigned *next = buf + ((s + 1) & 1) * n;
-      __stcg(next + b, __ldcg(prev + (b + 1) % n) + 1);
+      chain_step(buf, s, b, n);
       __threadfence();
       const unsigned g = *gen;
       if (atomicAdd(count, 1u) == n - 1) {
@@ -70,11 +79,7 @@ __global__ void persistent_cg(unsigned *buf, int steps) {
   cg::grid_group grid = cg::this_grid();
   const unsigned b = blockIdx.x, n = gridDim.x;
   for (int s = 0; s < steps; s++) {
-    if (threadIdx.x == 0) {
-      const unsigned *prev = buf + (s & 1) * n;
-      unsigned *next = buf + ((s + 1) & 1) * n;
-      __stcg(next + b, __ldcg(prev + (b + 1) % n) + 1);
-    }
+    if (threadIdx.x == 0) chain_step(buf, s, b, n);
     grid.sync();
   }
 }
