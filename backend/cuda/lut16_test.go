@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
@@ -51,30 +50,27 @@ func TestLut16Trick(t *testing.T) {
 	}
 }
 
-// codeSel3 mirrors code_sel3 (kernels/mma.cu): the PRMT selector of the four
-// 3-bit codes lane tig of an mma A fragment takes in k-slice ks (second:
-// the fragment's upper 16 columns), from the unit's low-plane word 2·ks +
-// second and high-plane word ks.
-func codeSel3(lo, b uint32, second bool, tig int) uint32 {
-	nl := 2*(tig>>1) + 16*(tig&1)
-	nh := (tig >> 1) + 16*(tig&1)
-	r0 := 2 - (tig >> 1)
-	if tig&1 != 0 {
-		r0 = 18 - (tig >> 1)
+// sel3 mirrors sel3 (kernels/gemv.cu): the PRMT selector (ks, j) of a
+// 3-bit unit from word j of its three plane words p0, p1, p2.
+func sel3(p0, p1, p2 uint32, ks int) uint32 {
+	switch ks {
+	case 0:
+		return p0 & 0x77777777
+	case 1:
+		return p1 & 0x77777777
+	case 2:
+		return p2 & 0x77777777
 	}
-	hi := bits.RotateLeft32(b, r0)
-	if second {
-		hi = bits.RotateLeft32(b, -nh)
-	}
-	return (lo>>nl)&0x33333333 | hi&0x44444444
+	return p0>>3&0x11111111 | p1>>2&0x22222222 | p2>>1&0x44444444
 }
 
-// TestCodeSel3 checks the 3-bit GEMM's code bytes (code_sel3, with the
-// lane's shifts computed once) against the codec's codes: for every row,
-// unit, k-slice, lane and half of random 3-bit matrices in the GPU layout
-// (repackDense), PRMT in its sign mode on the selector gives the level
-// bytes of codes 32·ks + 16·second + 4·tig .. +3, the columns the mma
-// fragment's register holds; so no selector nibble has bit 3 set.
+// TestCodeSel3 checks the 3-bit selector layout (sel3, as the GEMV and
+// the GEMM decode it) against the codec's codes: for every row, unit,
+// k-slice, lane group and half of random 3-bit matrices in the GPU layout
+// (repackDense), PRMT in its sign mode on the selector (its upper half
+// shifted down for the second register) gives the level bytes of codes
+// 32·ks + 16·second + 4·tig .. +3, the columns the mma fragment's register
+// holds; so no selector nibble has bit 3 set.
 func TestCodeSel3(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	n := 0
@@ -99,10 +95,9 @@ func TestCodeSel3(t *testing.T) {
 			for u := 0; u < U; u++ {
 				for ks := 0; ks < 4; ks++ {
 					for sec := 0; sec < 2; sec++ {
-						mw := 2*ks + sec
-						lo, b := word(mw>>2, u, mw&3), word(2, u, ks)
 						for tig := 0; tig < 4; tig++ {
-							got := prmt(tb[0], tb[1], codeSel3(lo, b, sec == 1, tig))
+							sel := sel3(word(0, u, tig), word(1, u, tig), word(2, u, tig), ks)
+							got := prmt(tb[0], tb[1], sel>>(16*sec))
 							var want uint32
 							for i := 0; i < 4; i++ {
 								col := u*unitCodes + 32*ks + 16*sec + 4*tig + i

@@ -113,8 +113,8 @@ func repackDense(m *codec.DenseMatrix) []byte {
 	return out
 }
 
-// packRow writes row r's units (codes q, U·128 of them) in plane layout.
-// nib4 selects the 4-bit nibble layout (nibble i of word c = code 8c+i, for
+// packRow writes row r's units (codes q, U·128 of them) in plane layout
+// (K = 3: the selector layout, sel3Col). nib4 selects the 4-bit nibble layout (nibble i of word c = code 8c+i, for
 // the 16-entry table kernel) instead of the byte-split one.
 func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 	rg, lane := r/32, r%32
@@ -127,24 +127,36 @@ func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 	}
 	for u := 0; u < U; u++ {
 		qu := q[u*unitCodes : (u+1)*unitCodes]
+		if K == 3 {
+			// selector layout (kernels/gemv.cu sel3): word j of plane p
+			// holds selector (ks = p, j) in its nibbles' bits 0-2, and bit b
+			// of selector (3, j)'s nibble n in bit 3 of nibble n of plane b
+			for ks := 0; ks < 4; ks++ {
+				for j := 0; j < 4; j++ {
+					for n := 0; n < 8; n++ {
+						v := uint32(qu[sel3Col(ks, j, n)])
+						if ks < 3 {
+							put(ks, u, j, (v&7)<<(4*n))
+							continue
+						}
+						for b := 0; b < 3; b++ {
+							put(b, u, j, (v>>b&1)<<(4*n+3))
+						}
+					}
+				}
+			}
+			continue
+		}
 		for c := 0; c < 16; c++ {
 			cs := qu[8*c : 8*c+8]
 			switch K {
-			case 2, 3:
+			case 2:
 				m, s := c>>1, 2*(c&1)
 				var lo uint32
 				for i, v := range cs {
 					lo |= uint32(v&3) << (4*i + s)
 				}
 				put(m>>2, u, m&3, lo)
-				if K == 3 {
-					s1 := c & 3
-					var hi uint32
-					for i, v := range cs {
-						hi |= uint32(v>>2&1) << (4*i + s1)
-					}
-					put(2, u, c>>2, hi)
-				}
 			case 8:
 				for h := 0; h < 2; h++ {
 					x := uint32(cs[4*h]) | uint32(cs[4*h+1])<<8 | uint32(cs[4*h+2])<<16 | uint32(cs[4*h+3])<<24
@@ -164,6 +176,13 @@ func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 		}
 	}
 }
+
+// sel3Col is the unit column whose code is nibble n (0..7) of the 3-bit
+// layout's selector (ks, j): nibbles 0-3 are columns 32·ks + 4j .. +3, the
+// ones an mma.sync m16n8k32 A register of lane group j (tig) takes in
+// k-slice ks, nibbles 4-7 columns 32·ks + 16 + 4j .. +3 (its second
+// register), so one selector gives a lane both of a row's registers.
+func sel3Col(ks, j, n int) int { return 32*ks + 16*(n>>2) + 4*j + n&3 }
 
 // layoutBits is the plane words per unit the GPU layout gives k-bit codes:
 // k for k ≤ 4, 8 (one byte per code, the byte layout) for 5 to 8 bits.

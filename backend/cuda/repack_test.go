@@ -154,23 +154,22 @@ func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]flo
 		for q := 0; q < 4; q++ {
 			c0 := u*128 + q*32
 			ia := 0
-			for ch := q * 4; ch < q*4+4; ch++ {
+			if K == 3 { // the selector layout: lane group j's selector of slice q
+				for j := 0; j < 4; j++ {
+					sel := sel3(word(0, u, j), word(1, u, j), word(2, u, j), q)
+					b0, b1 := bytePerm(tb[0], tb[1], sel), bytePerm(tb[0], tb[1], sel>>16)
+					for i := 0; i < 4; i++ {
+						ia += int(byte(b0>>(8*i))) * int(xq[c0+4*j+i])
+						ia += int(byte(b1>>(8*i))) * int(xq[c0+16+4*j+i])
+					}
+				}
+			}
+			for ch := q * 4; ch < q*4+4 && K != 3; ch++ {
 				var nib uint32
 				switch K {
-				case 2, 3:
+				case 2:
 					mm, s := ch>>1, 2*(ch&1)
 					nib = word(mm>>2, u, mm&3) >> s & 0x33333333
-					if K == 3 {
-						b := word(2, u, ch>>2)
-						s1 := ch & 3
-						var hi uint32
-						if s1 <= 2 {
-							hi = b << (2 - s1)
-						} else {
-							hi = b >> (s1 - 2)
-						}
-						nib |= hi & 0x44444444
-					}
 				case 4:
 					nib = word(ch>>2, u, ch&3)
 				}

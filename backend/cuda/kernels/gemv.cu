@@ -7,15 +7,18 @@
 //
 // GPU layout of a dense matrix (made by the Go uploader, repack.go): each
 // row is U = ceil(C/128) units of 128 codes; a unit's K bits per code are
-// split into bit planes of width 2 and 1 (K = 3), 2 (K = 2) or 4 (K = 4),
-// and a row stores, for each plane word j (K uint4 words per unit in all),
-// the U units' word j contiguously: row r, word j, unit u is the uint4 at
-// (r*K + j)*U + u, so lanes reading consecutive units are coalesced.
-// Within a unit, chunk c (0..15) holds codes 8c..8c+7; the planes are
-// "nibble-sliced": extracting chunk c yields the 8 codes as nibbles of one
-// 32-bit word (nibble i = code 8c+i; for K = 4 byte i holds codes i (low)
-// and i+4 (high)), see extract() below and repack.go. 5- to 8-bit codes use
-// the byte layout, K = 8: one byte per code, plane word j = codes 16j..16j+15.
+// split into K uint4 plane words (K = 2, 3, 4), and rows come in groups of
+// 32: row r = 32·rg + lane, unit u, plane word j is the uint4 at
+// ((rg·U + u)·K + j)·32 + lane, so a warp's loads of one plane word are 512
+// contiguous bytes. K = 2 and 4: chunk c (0..15) holds codes 8c..8c+7, and
+// extracting it yields the 8 codes as nibbles of one 32-bit word (nibble i =
+// code 8c+i; for K = 4 byte i holds codes i (low) and i+4 (high)), see
+// extract() below and repack.go. K = 3 holds PRMT selectors (sel3): word j
+// of plane p is selector (p, j) — the codes of columns 32p + 4j .. +3 and
+// 32p + 16 + 4j .. +3, the two mma A registers of lane group j — in its
+// nibbles' bits 0-2, and their bits 3 hold selector (3, j). 5- to 8-bit
+// codes use the byte layout, K = 8: one byte per code, plane word j = codes
+// 16j..16j+15.
 //
 // Activations are int8, quantized per weight group like the CPU's AVX-512
 // path (s = max|x|/127, q = round-half-even(x/s)); codes map to bytes u with
@@ -178,8 +181,8 @@ DEVI uint4 ldg_stream(const uint4 *p) {
   return v;
 }
 
-// extract returns chunk c's 8 codes as nibbles (K <= 3) or as the K = 4
-// byte layout, from the unit's plane words w[0..K-1].
+// extract returns chunk c's 8 codes as nibbles (K = 2) or as the K = 4
+// byte layout, from the unit's plane words w[0..K-1] (K = 3: sel3).
 template <int K> DEVI unsigned extract(const uint4 *w, int c);
 
 template <> DEVI unsigned extract<2>(const uint4 *w, int c) {
@@ -187,13 +190,26 @@ template <> DEVI unsigned extract<2>(const uint4 *w, int c) {
   return (comp(w[m >> 2], m & 3) >> s) & 0x33333333u;
 }
 
-template <> DEVI unsigned extract<3>(const uint4 *w, int c) {
-  int m = c >> 1, s = 2 * (c & 1);
-  unsigned lo = (comp(w[m >> 2], m & 3) >> s) & 0x33333333u;
-  unsigned b = comp(w[2], c >> 2);
-  int s1 = c & 3;
-  unsigned hi = s1 <= 2 ? (b << (2 - s1)) : (b >> (s1 - 2));
-  return lo | (hi & 0x44444444u);
+// sel3 returns selector (ks, j) of a 3-bit unit from word j of its plane
+// words p0, p1, p2 (the selector layout, repack.go): nibbles 0-3 are the
+// codes of columns 32·ks + 4j .. +3, nibbles 4-7 those of 32·ks + 16 + 4j
+// .. +3, bit 3 of every nibble 0. Selectors 0-2 are the plane words'
+// nibbles without their bit 3; those bits of the three planes hold
+// selector 3. One LOP3 a selector (six for the fourth), then a PRMT of
+// the selector and one of its upper half: ~5 instructions per 8 codes,
+// where the bit planes took ~10 (NOTES.md run 136).
+DEVI unsigned and7(unsigned p) {
+  // the mask in asm, so that the compiler cannot fold a later >> 16 into a
+  // second mask (0x77770000) instead of reusing this one
+  unsigned d;
+  asm("and.b32 %0, %1, 0x77777777;" : "=r"(d) : "r"(p));
+  return d;
+}
+DEVI unsigned sel3(unsigned p0, unsigned p1, unsigned p2, int ks) {
+  if (ks == 0) return and7(p0);
+  if (ks == 1) return and7(p1);
+  if (ks == 2) return and7(p2);
+  return ((p0 >> 3) & 0x11111111u) | ((p1 >> 2) & 0x22222222u) | ((p2 >> 1) & 0x44444444u);
 }
 
 template <> DEVI unsigned extract<4>(const uint4 *w, int c) {
@@ -248,33 +264,46 @@ DEVI unsigned lut16(unsigned x, unsigned t0, unsigned t1, unsigned t2, unsigned 
   return (lo & ~m) | (hi & m);
 }
 
-// chunk_pair_bytes decodes chunks 2·c2 and 2·c2+1 of a unit (plane words
-// w) into the level bytes of its 16 codes, four per word, as dp4a takes
-// them (MODE as in gemv_dense).
-template <int K, int MODE>
+// chunk_pair_bytes decodes columns 16·c2 .. 16·c2 + 15 of a unit (plane
+// words w) into the level bytes of its 16 codes, four per word, as dp4a
+// takes them (MODE as in gemv_dense): chunks 2·c2 and 2·c2 + 1, or for
+// K = 3 half c2 & 1 of the four selectors of k-slice c2 / 2 (word j: columns
+// 16·c2 + 4j .. +3 either way).
+template <int K, int MODE, bool HOLD = true>
 DEVI void chunk_pair_bytes(const uint4 *w, int c2, unsigned (&b)[4], unsigned t0, unsigned t1, unsigned t2,
-                           unsigned t3, const uint8_t *sl) {
+                           unsigned t3, const uint8_t *sl, unsigned (&sel)[4]) {
+  if constexpr (K == 3 && MODE == 0) {
+    // sel: the k-slice's selectors, made at its even c2 and kept for the odd
+    // (HOLD; recomputed where holding them spilled: ptxas 11.8 gave 32-wide
+    // groups' kernels and the two-token 64-wide one 40-100 bytes)
 #pragma unroll
-  for (int e = 0; e < 2; e++) {
-    const int c = 2 * c2 + e;
-    if constexpr (MODE >= 3) {
-      b[2 * e] = byte_codes<MODE>(w, c, 0, sl);
-      b[2 * e + 1] = byte_codes<MODE>(w, c, 1, sl);
-    } else {
-      unsigned nib = extract<K>(w, c);
-      if (MODE == 1) {
-        b[2 * e] = nib & 0x0F0F0F0Fu;
-        b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
-      } else if (MODE == 2) {
-        b[2 * e] = lut16(nib, t0, t1, t2, t3);
-        b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
-      } else {
-        // MODE 0 holds K ≤ 3 (eight levels in t0, t1): every nibble's bit 3
-        // is 0, so PRMT's default mode picks the bytes __byte_perm would,
-        // without __byte_perm's mask of the selector (one LOP3 fewer per
-        // four codes, NOTES.md run 83)
-        b[2 * e] = prmt_sign(t0, t1, nib);
-        b[2 * e + 1] = prmt_sign(t0, t1, nib >> 16);
+    for (int j = 0; j < 4; j++) {
+      if ((c2 & 1) == 0 || !HOLD) sel[j] = sel3(comp(w[0], j), comp(w[1], j), comp(w[2], j), c2 >> 1);
+      b[j] = prmt_sign(t0, t1, (c2 & 1) ? sel[j] >> 16 : sel[j]);
+    }
+  } else {
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+      const int c = 2 * c2 + e;
+      if constexpr (MODE >= 3) {
+        b[2 * e] = byte_codes<MODE>(w, c, 0, sl);
+        b[2 * e + 1] = byte_codes<MODE>(w, c, 1, sl);
+      } else if constexpr (K != 3) {
+        unsigned nib = extract<K>(w, c);
+        if (MODE == 1) {
+          b[2 * e] = nib & 0x0F0F0F0Fu;
+          b[2 * e + 1] = (nib >> 4) & 0x0F0F0F0Fu;
+        } else if (MODE == 2) {
+          b[2 * e] = lut16(nib, t0, t1, t2, t3);
+          b[2 * e + 1] = lut16(nib >> 16, t0, t1, t2, t3);
+        } else {
+          // MODE 0, K = 2 (four levels in t0): every nibble's bit 3 is 0,
+          // so PRMT's default mode picks the bytes __byte_perm would,
+          // without __byte_perm's mask of the selector (one LOP3 fewer per
+          // four codes, NOTES.md run 83)
+          b[2 * e] = prmt_sign(t0, t1, nib);
+          b[2 * e + 1] = prmt_sign(t0, t1, nib >> 16);
+        }
       }
     }
   }
@@ -385,10 +414,11 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
       for (int s = 0; s < GPU_; s++) ia[t][s] = 0;
     const int8_t *xu = xq + u * 128;
+    unsigned sel[4]; // K = 3: a k-slice's selectors (chunk_pair_bytes)
 #pragma unroll
     for (int c2 = 0; c2 < 8; c2++) {
       unsigned b[4];
-      chunk_pair_bytes<K, MODE>(wc, c2, b, t0, t1, t2, t3, sl);
+      chunk_pair_bytes<K, MODE, GPU_ == 1>(wc, c2, b, t0, t1, t2, t3, sl, sel);
       const int s = (2 * c2) / SUBC;
 #pragma unroll
       for (int t = 0; t < NT; t++) {
@@ -626,10 +656,11 @@ DEVI void gemv_sk(const uint4 *__restrict__ codes, const __half *__restrict__ sc
 #pragma unroll
     for (int s = 0; s < GPU_; s++) ia[s] = 0;
     const int8_t *xu = xq + u * 128;
+    unsigned sel[4]; // K = 3: a k-slice's selectors (chunk_pair_bytes)
 #pragma unroll
     for (int c2 = 0; c2 < 8; c2++) {
       unsigned b[4];
-      chunk_pair_bytes<K, MODE>(wc, c2, b, t0, t1, t2, t3, nullptr);
+      chunk_pair_bytes<K, MODE, GPU_ == 1>(wc, c2, b, t0, t1, t2, t3, nullptr, sel);
       const int s = (2 * c2) / SUBC;
       const int4 xv = *(const int4 *)(xu + c2 * 16);
       int a = ia[s];

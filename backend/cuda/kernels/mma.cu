@@ -59,6 +59,18 @@ DEVI void ldmatrix_x4(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, co
                : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
                : "r"(a));
 }
+// ldmatrix_x4s: the same from a shared-memory address (cvta.to.shared).
+DEVI void ldmatrix_x4s(unsigned &r0, unsigned &r1, unsigned &r2, unsigned &r3, unsigned a) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+               : "r"(a));
+}
+// lds32 loads a word from a shared-memory address.
+DEVI unsigned lds32(unsigned a) {
+  unsigned v;
+  asm volatile("ld.shared.u32 %0, [%1];" : "=r"(v) : "r"(a));
+  return v;
+}
 
 // code_bytes returns the level bytes of codes 8c+4h..8c+4h+3 of a unit
 // (plane words w), as gemv_dense maps them (MODE as there).
@@ -69,24 +81,6 @@ DEVI unsigned code_bytes(const uint4 *w, int c, int h, unsigned t0, unsigned t1,
   if (MODE == 1) return h ? (nib >> 4) & 0x0F0F0F0Fu : nib & 0x0F0F0F0Fu;
   if (MODE == 2) return lut16(h ? nib >> 16 : nib, t0, t1, t2, t3);
   return __byte_perm(t0, t1, h ? nib >> 16 : nib);
-}
-
-// code_bytes3 is code_bytes<3, 0> for the two chunks a lane takes in
-// k-slice ks (second: chunk c0 + 2 instead of c0 = 4·ks + (tig>>1), half
-// h = tig&1), with the lane's shifts computed once (gemm_dense): nl =
-// 2·(tig>>1) + 16·h brings the low plane's two bits of codes 8c0+4h.. to
-// each nibble's bits 0-1; the high plane word ks holds chunk c's bit of code
-// i at bit 4i + (c&3), which a rotation by r0 = 2 − (tig>>1) (h: 18 −
-// (tig>>1)) left (first chunk) or nh = (tig>>1) + 16·h right (second)
-// brings to bit 2. Bit 3 of every selector nibble is 0, so prmt_sign (no
-// mask of the selector) gives __byte_perm's bytes. Five instructions a
-// word, where code_bytes's shifts by run-time directions and selects took
-// about ten (NOTES.md runs 60-61).
-DEVI unsigned code_bytes3(const uint4 *w, int ks, int second, int nl, int r0, int nh, unsigned t0, unsigned t1) {
-  const int m = 2 * ks + second;
-  const unsigned lo = comp(w[m >> 2], m & 3), b = comp(w[2], ks);
-  const unsigned hi = second ? __funnelshift_r(b, b, nh) : __funnelshift_l(b, b, r0);
-  return prmt_sign(t0, t1, ((lo >> nl) & 0x33333333u) | (hi & 0x44444444u));
 }
 
 // cp.async (sm_80): 16 bytes from global to shared memory without passing
@@ -146,9 +140,6 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const int tok0 = blockIdx.y * NTOK;
   const int ntok = min(NTOK, nt - tok0);
   constexpr int SUBC = 16 / GPU_; // chunks per group inside a unit
-  // code_bytes3's per-lane shifts (K = 3, MODE 0)
-  const int nl = 2 * (tig >> 1) + 16 * (tig & 1), nh = (tig >> 1) + 16 * (tig & 1);
-  const int r0 = (tig & 1) ? 18 - (tig >> 1) : 2 - (tig >> 1);
   float acc[NT8][4];
 #pragma unroll
   for (int i = 0; i < NT8; i++)
@@ -183,6 +174,11 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   }
   // stage k's fields as shared-memory addresses (st is one array)
   const unsigned st0 = (unsigned)__cvta_generic_to_shared(&st[0]);
+  // the lane's byte offsets in a stage: its code word (K = 3: word tig of
+  // row rl's first plane) and its ldmatrix row — lanes 8j..8j+7 address
+  // tokens (j >> 1)·8 + lane % 8, bytes 16·(j & 1) of a k-slice
+  unsigned clane = (unsigned)(offsetof(Stage, codes) + ((rgl * K * 32 + rl) * 16 + tig * 4));
+  unsigned xlane = (unsigned)(offsetof(Stage, xs) + (((lane >> 4) * 8 + (lane & 7)) * MMA_XSTRIDE + ((lane >> 3) & 1) * 16));
   auto at = [&](int k, const void *field) {
     return st0 + (unsigned)k * (unsigned)sizeof(Stage) + (unsigned)((const char *)field - (const char *)&st[0]);
   };
@@ -250,11 +246,30 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     }
     const Stage &s = st[kc];
     if (!live) continue;
-    uint4 wa[K], wb[K]; // rows gid and gid+8
+    // the stage's shared-memory address; the lane's offsets in it (clane,
+    // xlane) were computed before the loop and, in the 16- and 32-token
+    // tiles, are kept there (an empty asm that "changes" them), where ptxas
+    // recomputed them every unit (~25 instructions) to stay under the
+    // register bound
+    const unsigned sb = st0 + (unsigned)kc * (unsigned)sizeof(Stage);
+    if constexpr (NTOK <= 32) asm volatile("" : "+r"(clane), "+r"(xlane)); // (64: spills at 128)
+    // rows gid and gid+8: K = 3 (MODE 0) takes word tig of each plane, the
+    // lane's selectors (sel3); the others the whole plane words
+    constexpr bool SEL = K == 3 && MODE == 0;
+    uint4 wa[SEL ? 1 : K], wb[SEL ? 1 : K];
+    unsigned pa[3], pb[3];
+    if constexpr (SEL) {
 #pragma unroll
-    for (int j = 0; j < K; j++) {
-      wa[j] = s.codes[(rgl * K + j) * 32 + rl];
-      wb[j] = s.codes[(rgl * K + j) * 32 + rl + 8];
+      for (int j = 0; j < 3; j++) {
+        pa[j] = lds32(sb + clane + j * 32 * 16);
+        pb[j] = lds32(sb + clane + j * 32 * 16 + 8 * 16);
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < K; j++) {
+        wa[j] = s.codes[(rgl * K + j) * 32 + rl];
+        wb[j] = s.codes[(rgl * K + j) * 32 + rl + 8];
+      }
     }
     int ia[NT8][4];
 #pragma unroll
@@ -267,11 +282,12 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
       for (int ks = sg * SUBC / 4; ks < (sg + 1) * SUBC / 4; ks++) {
         unsigned a0, a1, a2, a3;
-        if constexpr (K == 3 && MODE == 0) {
-          a0 = code_bytes3(wa, ks, 0, nl, r0, nh, t0, t1);
-          a1 = code_bytes3(wb, ks, 0, nl, r0, nh, t0, t1);
-          a2 = code_bytes3(wa, ks, 1, nl, r0, nh, t0, t1);
-          a3 = code_bytes3(wb, ks, 1, nl, r0, nh, t0, t1);
+        if constexpr (SEL) {
+          const unsigned sela = sel3(pa[0], pa[1], pa[2], ks), selb = sel3(pb[0], pb[1], pb[2], ks);
+          a0 = prmt_sign(t0, t1, sela);
+          a1 = prmt_sign(t0, t1, selb);
+          a2 = prmt_sign(t0, t1, sela >> 16);
+          a3 = prmt_sign(t0, t1, selb >> 16);
         } else {
           const int c0 = 4 * ks + (tig >> 1), h = tig & 1;
           a0 = code_bytes<K, MODE>(wa, c0, h, t0, t1, t2, t3);
@@ -283,10 +299,8 @@ DEVI void gemm_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         // address rows (tokens) of matrix j = (tile i + j/2, bytes 16·(j%2)..).
 #pragma unroll
         for (int i = 0; i < NT8; i += 2) {
-          const int j = lane >> 3;
-          const unsigned char *xr = s.xs + ((i + (j >> 1)) * 8 + (lane & 7)) * MMA_XSTRIDE + ks * 32 + (j & 1) * 16;
           unsigned b0, b1, b2, b3;
-          ldmatrix_x4(b0, b1, b2, b3, xr);
+          ldmatrix_x4s(b0, b1, b2, b3, sb + xlane + i * 8 * MMA_XSTRIDE + ks * 32);
           mma_u8s8(ia[i], a0, a1, a2, a3, (int)b0, (int)b1);
           mma_u8s8(ia[i + 1], a0, a1, a2, a3, (int)b2, (int)b3);
         }

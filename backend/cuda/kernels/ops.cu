@@ -63,10 +63,15 @@ DEVI unsigned dense_code(const uint4 *base, int K, int c) {
     const unsigned w = comp4(unit[(ch >> 2) * 32], ch & 3);
     return ii < 4 ? (w >> (8 * ii)) & 15u : (w >> (8 * (ii - 4) + 4)) & 15u;
   }
+  if (K == 3) { // selector (ks, j), nibble n (gemv.cu sel3)
+    const int k = c & 127, ks = k >> 5, j = (k & 15) >> 2, n = 4 * ((k >> 4) & 1) + (k & 3);
+    if (ks < 3) return (comp4(unit[ks * 32], j) >> (4 * n)) & 7u;
+    unsigned q = 0;
+    for (int b = 0; b < 3; b++) q |= ((comp4(unit[b * 32], j) >> (4 * n + 3)) & 1u) << b;
+    return q;
+  }
   const int m = ch >> 1, s = 2 * (ch & 1);
-  unsigned q = (comp4(unit[(m >> 2) * 32], m & 3) >> (4 * ii + s)) & 3u;
-  if (K == 3) q |= ((comp4(unit[2 * 32], ch >> 2) >> (4 * ii + (ch & 3))) & 1u) << 2;
-  return q;
+  return (comp4(unit[(m >> 2) * 32], m & 3) >> (4 * ii + s)) & 3u;
 }
 
 // unrotate_store undoes the input rotation of one segment of a decoded row
