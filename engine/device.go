@@ -15,8 +15,9 @@ import (
 
 // NewBackend starts the backend a --device value names: "cpu" (also ""),
 // "cuda", or "auto" (the GPU when one is usable, else the CPU, saying why
-// in one log line: at info level when the machine has no NVIDIA driver, the
-// usual case, and as a warning when a driver is there but unusable).
+// in one log line: at info level when the machine has no NVIDIA driver or
+// its driver reports no GPU, the usual cases, and as a warning when a GPU
+// is there but unusable: a driver too old, too little memory).
 func NewBackend(device string, threads int) (backend.Backend, error) {
 	switch strings.ToLower(device) {
 	case "", "cpu":
@@ -28,7 +29,7 @@ func NewBackend(device string, threads int) (backend.Backend, error) {
 		if err == nil {
 			return be, nil
 		}
-		if errors.Is(err, cuda.ErrNoDriver) {
+		if errors.Is(err, cuda.ErrNoDriver) || errors.Is(err, cuda.ErrNoDevice) {
 			slog.Info("running on the CPU", "reason", err.Error())
 		} else {
 			slog.Warn("GPU not usable, running on the CPU", "reason", err.Error())

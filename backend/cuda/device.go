@@ -119,7 +119,7 @@ func probe() error {
 	if err := call("cuInit", sym.cuInit, 0); err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Code == errNoDevice {
-			return fmt.Errorf("cuda: no CUDA GPU found (the NVIDIA driver is installed but reports no device)")
+			return noDeviceError(true)
 		}
 		return fmt.Errorf("cuda: cannot initialise the driver: %v", err)
 	}
@@ -136,7 +136,7 @@ func probe() error {
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("cuda: no CUDA GPU found")
+		return noDeviceError(false)
 	}
 	return nil
 }
