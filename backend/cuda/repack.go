@@ -114,8 +114,9 @@ func repackDense(m *codec.DenseMatrix) []byte {
 }
 
 // packRow writes row r's units (codes q, U·128 of them) in plane layout
-// (K = 3: the selector layout, sel3Col). nib4 selects the 4-bit nibble layout (nibble i of word c = code 8c+i, for
-// the 16-entry table kernel) instead of the byte-split one.
+// (K = 3: the selector layout, sel3Col). nib4 selects the 4-bit nibble
+// layout (nibble i of word c = code 8c+i, for the 16-entry table kernel)
+// instead of the byte-split one.
 func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 	rg, lane := r/32, r%32
 	put := func(j, u, comp int, v uint32) {
@@ -129,20 +130,18 @@ func packRow(dst []byte, r int, q []uint8, K, U int, nib4 bool) {
 		qu := q[u*unitCodes : (u+1)*unitCodes]
 		if K == 3 {
 			// selector layout (kernels/gemv.cu sel3): word j of plane p
-			// holds selector (ks = p, j) in its nibbles' bits 0-2, and bit b
-			// of selector (3, j)'s nibble n in bit 3 of nibble n of plane b
-			for ks := 0; ks < 4; ks++ {
-				for j := 0; j < 4; j++ {
-					for n := 0; n < 8; n++ {
-						v := uint32(qu[sel3Col(ks, j, n)])
-						if ks < 3 {
-							put(ks, u, j, (v&7)<<(4*n))
-							continue
-						}
-						for b := 0; b < 3; b++ {
-							put(b, u, j, (v>>b&1)<<(4*n+3))
-						}
+			// holds selector (p, j) in its nibbles' bits 0-2, and bit p of
+			// selector (3, j)'s nibble n in bit 3 of its nibble n
+			for j := 0; j < 4; j++ {
+				var w [3]uint32
+				for n := 0; n < 8; n++ {
+					v3 := uint32(qu[sel3Col(3, j, n)])
+					for p := range w {
+						w[p] |= (uint32(qu[sel3Col(p, j, n)])&7 | (v3>>p&1)<<3) << (4 * n)
 					}
+				}
+				for p, v := range w {
+					put(p, u, j, v)
 				}
 			}
 			continue

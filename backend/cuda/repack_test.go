@@ -282,3 +282,15 @@ func TestRepackEmulation(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRepackDense3 measures the upload's repack of a 3-bit matrix
+// (Phi-4's o projection shape, 5120×5120) into the GPU layout, in codes/s.
+func BenchmarkRepackDense3(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := randomDense(b, rng, denseCase{R: 5120, C: 5120, p: codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Levels: "lloyd"}})
+	b.SetBytes(int64(m.R * m.C)) // one "byte" a code: codes/s
+	b.ResetTimer()
+	for b.Loop() {
+		repackDense(m)
+	}
+}
