@@ -39,7 +39,8 @@
 // kernel before it runs; pdl_wait blocks until that kernel has finished and
 // its writes are visible (at once when not launched so), and pdl_launch
 // lets the next such kernel start early. Everything before pdl_wait may
-// read only weights.
+// read only weights and the step's metadata (positions, slots, sequences,
+// block tables: uploaded before the step's first kernel, written by none).
 //
 // pdl_wait also feeds the step trace (UPG_CUDA_TRACE, trace.go): when
 // upg_trace.buf is set, block 0 of each launch records the global timer as
@@ -205,10 +206,15 @@ DEVI unsigned and7(unsigned p) {
   asm("and.b32 %0, %1, 0x77777777;" : "=r"(d) : "r"(p));
   return d;
 }
+// OPAQUE: the mask through and7, for a caller that shifts the selector's
+// upper half out later (the GEMV's held selectors); elsewhere a plain AND,
+// which ptxas can schedule (the asm cost 32- and 64-wide groups' GEMVs
+// 24-128 bytes of spill, manifest of 32a874a).
+template <bool OPAQUE = false>
 DEVI unsigned sel3(unsigned p0, unsigned p1, unsigned p2, int ks) {
-  if (ks == 0) return and7(p0);
-  if (ks == 1) return and7(p1);
-  if (ks == 2) return and7(p2);
+  if (ks == 0) return OPAQUE ? and7(p0) : p0 & 0x77777777u;
+  if (ks == 1) return OPAQUE ? and7(p1) : p1 & 0x77777777u;
+  if (ks == 2) return OPAQUE ? and7(p2) : p2 & 0x77777777u;
   return ((p0 >> 3) & 0x11111111u) | ((p1 >> 2) & 0x22222222u) | ((p2 >> 1) & 0x44444444u);
 }
 
@@ -278,7 +284,7 @@ DEVI void chunk_pair_bytes(const uint4 *w, int c2, unsigned (&b)[4], unsigned t0
     // groups' kernels and the two-token 64-wide one 40-100 bytes)
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-      if ((c2 & 1) == 0 || !HOLD) sel[j] = sel3(comp(w[0], j), comp(w[1], j), comp(w[2], j), c2 >> 1);
+      if ((c2 & 1) == 0 || !HOLD) sel[j] = sel3<HOLD>(comp(w[0], j), comp(w[1], j), comp(w[2], j), c2 >> 1);
       b[j] = prmt_sign(t0, t1, (c2 & 1) ? sel[j] >> 16 : sel[j]);
     }
   } else {
