@@ -383,6 +383,12 @@ func warpsFor(U, RG, sms, nt int) int {
 // units into (GEMV_MAX_SPLIT in kernels/gemv.cu).
 const gemvMaxSplit = 4
 
+// gemvWarpsEnv, when > 0, fixes gemvPlan's warps per block for every
+// one- and two-token GEMV (UPG_CUDA_GEMV_WARPS, for measurements: each
+// width's block life and tail against the step trace), at most maxW and
+// the units; parts as gemvSplitOverride says, else one.
+var gemvWarpsEnv = envInt("UPG_CUDA_GEMV_WARPS", 0)
+
 // gemvSplitOverride, when > 0, fixes gemvPlan's parts (tests;
 // UPG_CUDA_GEMV_SPLIT=1 sets it to one part, for measurements).
 var gemvSplitOverride = envInt("UPG_CUDA_GEMV_SPLIT", 0)
@@ -404,6 +410,9 @@ var gemvSplitCost = envIntZero("UPG_CUDA_GEMV_SPLIT_COST", 1)
 // where one part of 16 warps gave 9 on 160 blocks; qkv, o, gate_up and
 // the head one part (warpsFor's widths).
 func gemvPlan(U, RG, sms, maxW int) (W, P int) {
+	if gemvWarpsEnv > 0 {
+		return max(1, min(gemvWarpsEnv, maxW, U)), max(1, min(gemvSplitOverride, gemvMaxSplit))
+	}
 	if sms <= 0 || warpsOverride > 0 || gemvSplitOverride > 0 {
 		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), max(1, min(gemvSplitOverride, gemvMaxSplit))
 	}
