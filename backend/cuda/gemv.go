@@ -354,8 +354,11 @@ func (s *Scratch) Free(d *Device) {
 	*s = Scratch{}
 }
 
-// warpsOverride, when > 0, fixes warpsFor's answer (benchmarks).
-var warpsOverride = 0
+// warpsOverride, when > 0, fixes warpsFor's answer, and so the warps per
+// block of every GEMV plan, each caller capping it at its kernel's width
+// (tests; UPG_CUDA_GEMV_WARPS for measurements: each width's block life
+// and tail against the step trace).
+var warpsOverride = envInt("UPG_CUDA_GEMV_WARPS", 0)
 
 // warpsFor picks how many warps of a block split a row group's units (the
 // block's rows are one row group; RG groups, U units of 128 codes per row).
@@ -383,12 +386,6 @@ func warpsFor(U, RG, sms, nt int) int {
 // units into (GEMV_MAX_SPLIT in kernels/gemv.cu).
 const gemvMaxSplit = 4
 
-// gemvWarpsEnv, when > 0, fixes gemvPlan's warps per block for every
-// one- and two-token GEMV (UPG_CUDA_GEMV_WARPS, for measurements: each
-// width's block life and tail against the step trace), at most maxW and
-// the units; parts as gemvSplitOverride says, else one.
-var gemvWarpsEnv = envInt("UPG_CUDA_GEMV_WARPS", 0)
-
 // gemvSplitOverride, when > 0, fixes gemvPlan's parts (tests;
 // UPG_CUDA_GEMV_SPLIT=1 sets it to one part, for measurements).
 var gemvSplitOverride = envInt("UPG_CUDA_GEMV_SPLIT", 0)
@@ -410,9 +407,6 @@ var gemvSplitCost = envIntZero("UPG_CUDA_GEMV_SPLIT_COST", 1)
 // where one part of 16 warps gave 9 on 160 blocks; qkv, o, gate_up and
 // the head one part (warpsFor's widths).
 func gemvPlan(U, RG, sms, maxW int) (W, P int) {
-	if gemvWarpsEnv > 0 {
-		return max(1, min(gemvWarpsEnv, maxW, U)), max(1, min(gemvSplitOverride, gemvMaxSplit))
-	}
 	if sms <= 0 || warpsOverride > 0 || gemvSplitOverride > 0 {
 		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), max(1, min(gemvSplitOverride, gemvMaxSplit))
 	}

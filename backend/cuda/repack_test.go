@@ -163,48 +163,49 @@ func emuGemv(packed []byte, m *codec.DenseMatrix, r int, xq []int8, fac [][4]flo
 						ia += int(byte(b1>>(8*i))) * int(xq[c0+16+4*j+i])
 					}
 				}
-			}
-			for ch := q * 4; ch < q*4+4 && K != 3; ch++ {
-				var nib uint32
-				switch K {
-				case 2:
-					mm, s := ch>>1, 2*(ch&1)
-					nib = word(mm>>2, u, mm&3) >> s & 0x33333333
-				case 4:
-					nib = word(ch>>2, u, ch&3)
-				}
-				var b0, b1 uint32
-				switch {
-				case K == 8:
-					lut := func(x uint32) uint32 {
-						if lin8 {
-							return x
-						}
-						var r uint32
-						for i := 0; i < 4; i++ {
-							r |= uint32(ub[x>>(8*i)&255]) << (8 * i)
-						}
-						return r
+			} else {
+				for ch := q * 4; ch < q*4+4; ch++ {
+					var nib uint32
+					switch K {
+					case 2:
+						mm, s := ch>>1, 2*(ch&1)
+						nib = word(mm>>2, u, mm&3) >> s & 0x33333333
+					case 4:
+						nib = word(ch>>2, u, ch&3)
 					}
-					b0, b1 = lut(word(ch>>1, u, 2*(ch&1))), lut(word(ch>>1, u, 2*(ch&1)+1))
-				case lin4:
-					b0, b1 = nib&0x0F0F0F0F, nib>>4&0x0F0F0F0F
-				case lut16:
-					lut := func(x uint32) uint32 {
-						var r uint32
-						for i := 0; i < 4; i++ {
-							q := x >> (4 * i) & 15
-							r |= (tb[q/4] >> (8 * (q % 4)) & 255) << (8 * i)
+					var b0, b1 uint32
+					switch {
+					case K == 8:
+						lut := func(x uint32) uint32 {
+							if lin8 {
+								return x
+							}
+							var r uint32
+							for i := 0; i < 4; i++ {
+								r |= uint32(ub[x>>(8*i)&255]) << (8 * i)
+							}
+							return r
 						}
-						return r
+						b0, b1 = lut(word(ch>>1, u, 2*(ch&1))), lut(word(ch>>1, u, 2*(ch&1)+1))
+					case lin4:
+						b0, b1 = nib&0x0F0F0F0F, nib>>4&0x0F0F0F0F
+					case lut16:
+						lut := func(x uint32) uint32 {
+							var r uint32
+							for i := 0; i < 4; i++ {
+								q := x >> (4 * i) & 15
+								r |= (tb[q/4] >> (8 * (q % 4)) & 255) << (8 * i)
+							}
+							return r
+						}
+						b0, b1 = lut(nib), lut(nib>>16)
+					default:
+						b0, b1 = bytePerm(tb[0], tb[1], nib), bytePerm(tb[0], tb[1], nib>>16)
 					}
-					b0, b1 = lut(nib), lut(nib>>16)
-				default:
-					b0, b1 = bytePerm(tb[0], tb[1], nib), bytePerm(tb[0], tb[1], nib>>16)
-				}
-				for i := 0; i < 4; i++ {
-					ia += int(byte(b0>>(8*i))) * int(xq[u*128+8*ch+i])
-					ia += int(byte(b1>>(8*i))) * int(xq[u*128+8*ch+4+i])
+					for i := 0; i < 4; i++ {
+						ia += int(byte(b0>>(8*i))) * int(xq[u*128+8*ch+i])
+						ia += int(byte(b1>>(8*i))) * int(xq[u*128+8*ch+4+i])
+					}
 				}
 			}
 			if c0 < m.C {

@@ -41,10 +41,11 @@ func TestGemvPlan(t *testing.T) {
 	}
 }
 
-// TestGemvWarpsEnv: UPG_CUDA_GEMV_WARPS fixes the width, within maxW and
-// the units, with one part unless UPG_CUDA_GEMV_SPLIT says otherwise.
-func TestGemvWarpsEnv(t *testing.T) {
-	defer func(w, p int) { gemvWarpsEnv, gemvSplitOverride = w, p }(gemvWarpsEnv, gemvSplitOverride)
+// TestGemvWarpsOverride: warpsOverride (UPG_CUDA_GEMV_WARPS) fixes the
+// width, within maxW and the units, with one part unless gemvSplitOverride
+// (UPG_CUDA_GEMV_SPLIT) says otherwise.
+func TestGemvWarpsOverride(t *testing.T) {
+	defer func(w, p int) { warpsOverride, gemvSplitOverride = w, p }(warpsOverride, gemvSplitOverride)
 	for _, c := range []struct{ env, split, U, maxW, W, P int }{
 		{5, 0, 40, 32, 5, 1},   // gate_up at 5 warps
 		{64, 0, 40, 32, 32, 1}, // capped by the kernel's 32 warps
@@ -53,7 +54,7 @@ func TestGemvWarpsEnv(t *testing.T) {
 		{8, 2, 140, 32, 8, 2},  // down: 8 warps in 2 parts
 		{8, 9, 140, 32, 8, 4},  // parts at most GEMV_MAX_SPLIT
 	} {
-		gemvWarpsEnv, gemvSplitOverride = c.env, c.split
+		warpsOverride, gemvSplitOverride = c.env, c.split
 		if W, P := gemvPlan(c.U, 160, 132, c.maxW); W != c.W || P != c.P {
 			t.Errorf("warps %d, split %d: gemvPlan(%d, 160, 132, %d) = %d warps, %d parts; want %d, %d", c.env, c.split, c.U, c.maxW, W, P, c.W, c.P)
 		}
