@@ -378,13 +378,22 @@ func warpsFor(U, RG, sms, nt int) int {
 	if nt > 1 || sms <= 0 {
 		return max(1, min((48*max(sms, 1)+RG-1)/RG, 8, U))
 	}
-	w, _ := searchGemvPlan(U, RG, sms, 32, 1)
+	w, _ := searchGemvPlan(U, RG, sms, 32, 1, 1)
 	return w
 }
 
 // gemvMaxSplit is the most parts a one-token GEMV splits a row group's
 // units into (GEMV_MAX_SPLIT in kernels/gemv.cu).
 const gemvMaxSplit = 4
+
+// gemvXsUnits is the most units a one-token GEMV's part takes: the room for
+// its activations in shared memory (XS_UNITS in kernels/gemv.cu; 8 KB).
+const gemvXsUnits = 64
+
+// gemvMinParts is the fewest parts that keep a one-token GEMV's parts
+// within gemvXsUnits units (more than gemvMaxSplit: the one-token kernel
+// cannot take the matrix).
+func gemvMinParts(U int) int { return max(1, (U+gemvXsUnits-1)/gemvXsUnits) }
 
 // gemvSplitOverride, when > 0, fixes gemvPlan's parts (tests;
 // UPG_CUDA_GEMV_SPLIT=1 sets it to one part, for measurements).
@@ -407,31 +416,39 @@ var gemvSplitCost = envIntZero("UPG_CUDA_GEMV_SPLIT_COST", 1)
 // where one part of 16 warps gave 9 on 160 blocks; qkv, o, gate_up and
 // the head one part (warpsFor's widths).
 func gemvPlan(U, RG, sms, maxW int) (W, P int) {
-	if sms <= 0 || warpsOverride > 0 || gemvSplitOverride > 0 {
-		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), max(1, min(gemvSplitOverride, gemvMaxSplit))
+	pmin := gemvMinParts(U)
+	if pmin > gemvMaxSplit {
+		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), 0
 	}
-	return searchGemvPlan(U, RG, sms, maxW, gemvMaxSplit)
+	if sms <= 0 || warpsOverride > 0 || gemvSplitOverride > 0 {
+		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), max(pmin, min(gemvSplitOverride, gemvMaxSplit))
+	}
+	return searchGemvPlan(U, RG, sms, maxW, pmin, gemvMaxSplit)
 }
 
-// searchGemvPlan is gemvPlan's search over W ≤ maxW and P ≤ maxP (sms > 0); with
-// maxP 1 it is warpsFor's one-token rule.
-func searchGemvPlan(U, RG, sms, maxW, maxP int) (W, P int) {
+// searchGemvPlan is gemvPlan's search over W ≤ maxW and pmin ≤ P ≤ maxP (sms > 0);
+// with pmin = maxP = 1 it is warpsFor's one-token rule. Parts beyond one come
+// only as one wave of shorter warps, unless the fewest parts (pmin > 1, for
+// the activations' room) fit no wave: then those take as many as they need.
+func searchGemvPlan(U, RG, sms, maxW, pmin, maxP int) (W, P int) {
 	maxW = max(1, min(maxW, 32))
-	W, P = 1, 1
+	W, P = 1, pmin
 	best := -1
-	for p := 1; p <= maxP; p++ {
-		for w := 1; w <= min(maxW, U); w++ {
-			slots := (32 / w) * sms
-			waves := (RG*p + slots - 1) / slots
-			if p > 1 && waves > 1 {
-				continue // parts only as one wave of shorter warps
-			}
-			cost := waves * ((U + p*w - 1) / (p * w))
-			if p > 1 {
-				cost += gemvSplitCost
-			}
-			if best < 0 || cost < best || cost == best && p == P {
-				W, P, best = w, p, cost
+	for pass := 0; pass < 2 && best < 0; pass++ {
+		for p := pmin; p <= maxP; p++ {
+			for w := 1; w <= min(maxW, U); w++ {
+				slots := (32 / w) * sms
+				waves := (RG*p + slots - 1) / slots
+				if p > 1 && waves > 1 && (pass == 0 || p > pmin) {
+					continue
+				}
+				cost := waves * ((U + p*w - 1) / (p * w))
+				if p > 1 {
+					cost += gemvSplitCost
+				}
+				if best < 0 || cost < best || cost == best && p == P {
+					W, P, best = w, p, cost
+				}
 			}
 		}
 	}
@@ -611,6 +628,9 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		// split parts too unless UPG_CUDA_GEMV2_SPLIT=0; the workspace holds
 		// both tokens' parts (ensureWorkspace at upload)
 		W, P := gemvPlan(g.U, RG, d.SMs, 32)
+		if P == 0 { // the two-token kernel keeps its activations in L1: any part count
+			P = gemvMaxSplit
+		}
 		if !useGemv2Split {
 			W, P = min(warpsFor(g.U, RG, d.SMs, 1), 32), 1
 		}
@@ -669,24 +689,30 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		if g.embedK == 8 {
 			maxW = 8 // the byte-layout kernels take at most 256 threads
 		}
+		W1, P1 := 0, 0
 		if n == 1 { // the workspace holds gemvMaxSplit parts of g's row groups (ensureWorkspace at upload)
-			W, P := gemvPlan(g.U, RG, d.SMs, maxW)
-			if P == 1 && rope != nil && rope.fusesGemv(g) {
+			W1, P1 = gemvPlan(g.U, RG, d.SMs, maxW)
+		}
+		oneToken := P1 > 0 // else the eight-token kernel (also one token whose parts would exceed gemvXsUnits)
+		if oneToken {
+			if P1 == 1 && rope != nil && rope.fusesGemv(g) {
 				// the same plan with rope_kv as its epilogue (one part: a
 				// row's sum is whole in the block that writes it)
-				if err := tail(g.nameRope1, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
+				if err := tail(g.nameRope1, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W1), 1, 1},
 					s.xq, s.fac, y, 1, 0, append([]Arg{Ptr(d.sk.ws), Ptr(d.sk.cnt)}, rope.gemvArgs()...)...); err != nil {
 					return err
 				}
 				return nil
 			}
-			if err := tail(g.name1, [3]uint32{uint32(RG), uint32(P), 1}, [3]uint32{uint32(32 * W), 1, 1},
+			if err := tail(g.name1, [3]uint32{uint32(RG), uint32(P1), 1}, [3]uint32{uint32(32 * W1), 1, 1},
 				s.xq, s.fac, y, 1, res, Ptr(d.sk.ws), Ptr(d.sk.cnt)); err != nil {
 				return err
 			}
 		}
-		W := min(warpsFor(g.U, RG, d.SMs, n), maxW)
-		for t0 := 0; n > 1 && t0 < n; t0 += 8 { // up to 8 tokens a launch
+		// the eight-token kernel's width (at most 256 threads), also for
+		// one token whose row is too wide for the one-token kernel
+		W := min(warpsFor(g.U, RG, d.SMs, max(n, 2)), maxW)
+		for t0 := 0; !oneToken && t0 < n; t0 += 8 { // up to 8 tokens a launch
 			nt := min(8, n-t0)
 			if err := tail(g.name8, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},
 				s.xq+DevPtr(t0*ldq), s.fac+DevPtr(16*t0*g.G), y+DevPtr(4*t0*g.R), nt, resAt(res, 4*t0*g.R)); err != nil {

@@ -31,9 +31,10 @@ func TestGemvPlan(t *testing.T) {
 		{40, 1120, 132, 32, 10, 1}, // gate_up: a second part would add waves
 		{40, 3136, 132, 32, 8, 1},  // output head
 		{140, 160, 132, 8, 8, 3},   // the byte layout (at most 8 warps): the same (18 units unsplit)
-		{140, 160, 66, 32, 6, 2},   // half the SMs: 320 blocks of 6 warps in one wave, 12 units (14 unsplit, 10 warps)
+		{140, 160, 66, 32, 4, 3},   // half the SMs: 480 blocks of 4 warps in one wave, 12 units (2 parts would hold 70 units: more than gemvXsUnits)
 		{24, 5, 132, 32, 24, 1},    // a small matrix: one unit per warp already
-		{140, 160, 0, 32, 1, 1},    // no SM count: warpsFor's fallback
+		{140, 160, 0, 32, 1, 3},    // no SM count: warpsFor's fallback, parts of ≤ gemvXsUnits units
+		{40, 160, 0, 32, 1, 1},
 	} {
 		if W, P := gemvPlan(c.U, c.RG, c.sms, c.maxW); W != c.W || P != c.P {
 			t.Errorf("gemvPlan(%d, %d, %d, %d) = %d warps, %d parts; want %d, %d", c.U, c.RG, c.sms, c.maxW, W, P, c.W, c.P)
@@ -51,12 +52,41 @@ func TestGemvWarpsOverride(t *testing.T) {
 		{64, 0, 40, 32, 32, 1}, // capped by the kernel's 32 warps
 		{16, 0, 40, 8, 8, 1},   // and by a byte-layout kernel's 8
 		{16, 0, 6, 32, 6, 1},   // and by the units
-		{8, 2, 140, 32, 8, 2},  // down: 8 warps in 2 parts
+		{8, 2, 140, 32, 8, 3},  // down: 8 warps, 3 parts (not 2: parts of ≤ gemvXsUnits units)
+		{8, 2, 120, 32, 8, 2},  // 8 warps in 2 parts
 		{8, 9, 140, 32, 8, 4},  // parts at most GEMV_MAX_SPLIT
 	} {
 		warpsOverride, gemvSplitOverride = c.env, c.split
 		if W, P := gemvPlan(c.U, 160, 132, c.maxW); W != c.W || P != c.P {
 			t.Errorf("warps %d, split %d: gemvPlan(%d, 160, 132, %d) = %d warps, %d parts; want %d, %d", c.env, c.split, c.U, c.maxW, W, P, c.W, c.P)
+		}
+	}
+}
+
+// TestGemvPlanXsUnits (CPU): every one-token plan keeps a part's units
+// within the activations' room in shared memory (gemvXsUnits, XS_UNITS in
+// kernels/gemv.cu), and a matrix too wide for gemvMaxSplit such parts gets
+// none (the eight-token kernel takes it).
+func TestGemvPlanXsUnits(t *testing.T) {
+	for _, U := range []int{1, 40, 64, 65, 140, 200, 256, 257, 400} {
+		for _, RG := range []int{5, 160, 3136} {
+			for _, sms := range []int{132, 0} {
+				W, P := gemvPlan(U, RG, sms, 32)
+				if U > gemvXsUnits*gemvMaxSplit {
+					if P != 0 {
+						t.Errorf("gemvPlan(%d, %d, %d) = %d parts, want 0 (too wide)", U, RG, sms, P)
+					}
+					continue
+				}
+				if P < 1 || P > gemvMaxSplit || W < 1 || W > 32 {
+					t.Fatalf("gemvPlan(%d, %d, %d) = %d warps, %d parts", U, RG, sms, W, P)
+				}
+				for p := range P {
+					if n := U*(p+1)/P - U*p/P; n > gemvXsUnits {
+						t.Errorf("gemvPlan(%d, %d, %d): part %d of %d has %d units, more than %d", U, RG, sms, p, P, n, gemvXsUnits)
+					}
+				}
+			}
 		}
 	}
 }
