@@ -390,6 +390,19 @@ const gemvMaxSplit = 4
 // its activations in shared memory (XS_UNITS in kernels/gemv.cu; 8 KB).
 const gemvXsUnits = 64
 
+// gemv8MaxWarps is the most warps a block of the eight-token kernels
+// (upg_gemv_*_t8: __launch_bounds__(256)) takes.
+const gemv8MaxWarps = 8
+
+// eightTokenWarps is the eight-token kernel's warps per block, for its
+// steps of 3-8 tokens and for one token whose row is too wide for the
+// one-token kernel (gemvPlan's 0 parts): warpsFor's multi-token width,
+// capped at maxW and at the kernel's 256 threads also under
+// UPG_CUDA_GEMV_WARPS (run 148 launched it at a one-token width and failed).
+func eightTokenWarps(U, RG, sms, maxW int) int {
+	return max(1, min(warpsFor(U, RG, sms, 2), maxW, gemv8MaxWarps))
+}
+
 // gemvMinParts is the fewest parts that keep a one-token GEMV's parts
 // within gemvXsUnits units (more than gemvMaxSplit: the one-token kernel
 // cannot take the matrix).
@@ -709,9 +722,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 				return err
 			}
 		}
-		// the eight-token kernel's width (at most 256 threads), also for
-		// one token whose row is too wide for the one-token kernel
-		W := min(warpsFor(g.U, RG, d.SMs, max(n, 2)), maxW)
+		W := eightTokenWarps(g.U, RG, d.SMs, maxW)
 		for t0 := 0; !oneToken && t0 < n; t0 += 8 { // up to 8 tokens a launch
 			nt := min(8, n-t0)
 			if err := tail(g.name8, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W), 1, 1},

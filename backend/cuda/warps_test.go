@@ -91,6 +91,35 @@ func TestGemvPlanXsUnits(t *testing.T) {
 	}
 }
 
+// TestEightTokenWarps (CPU): the eight-token kernel's blocks stay within
+// its 256 threads for every shape, SM count and UPG_CUDA_GEMV_WARPS
+// override, including the one-token rows too wide for the one-token kernel.
+func TestEightTokenWarps(t *testing.T) {
+	defer func(o int) { warpsOverride = o }(warpsOverride)
+	for _, ov := range []int{0, 5, 16, 32} {
+		warpsOverride = ov
+		for _, U := range []int{1, 7, 40, 140, 258, 400} {
+			for _, RG := range []int{1, 2, 160, 3136} {
+				for _, sms := range []int{132, 0} {
+					for _, maxW := range []int{8, 32} {
+						w := eightTokenWarps(U, RG, sms, maxW)
+						if w < 1 || w > gemv8MaxWarps || w > maxW {
+							t.Errorf("override %d: eightTokenWarps(%d, %d, %d, %d) = %d, want 1..%d", ov, U, RG, sms, maxW, w, min(maxW, gemv8MaxWarps))
+						}
+					}
+				}
+			}
+		}
+	}
+	// the wide row of TestGPUGemvWideRows: 258 units, 2 row groups, 132 SMs
+	if _, P := gemvPlan(258, 2, 132, 32); P != 0 {
+		t.Fatalf("258 units: %d one-token parts, want 0 (the eight-token kernel)", P)
+	}
+	if w := eightTokenWarps(258, 2, 132, 32); w != gemv8MaxWarps {
+		t.Errorf("258 units, 2 row groups: %d warps, want %d", w, gemv8MaxWarps)
+	}
+}
+
 func TestSplitMMA(t *testing.T) {
 	for _, c := range []struct{ blocks, slots, U, want int }{
 		{320, 528, 140, 3}, // down at 256 tokens (80 row × 4 token tiles, 4 per SM on 132 SMs)
