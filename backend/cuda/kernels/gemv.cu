@@ -91,7 +91,9 @@ DEVI void pdl_wait_at(unsigned site) {
   // step), so tracing off costs thread 0 of block 0 no load latency after it
   unsigned long long *tb = nullptr;
   const bool b0 = (blockIdx.x | blockIdx.y | blockIdx.z | threadIdx.x) == 0;
-  if (b0) tb = upg_trace.buf;
+  // (volatile: a plain read was hoisted out of the condition, so every
+  // warp's first instruction after the wait waited on it; run 149's ncu)
+  if (b0) tb = *(unsigned long long *volatile *)&upg_trace.buf;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
@@ -183,6 +185,21 @@ DEVI uint4 ldg_stream(const uint4 *p) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
+}
+
+// ldg_stream_if and ldg_u16_if load into v only where pred holds, in
+// place ("+r": the destination is the variable's own register). A plain
+// conditional load gave the unit loop's look-ahead buffers a phi that ptxas
+// resolved with register moves right after the loads, so every look-ahead
+// waited out its memory latency at once (ncu source counters, run 149:
+// the moves and the scale's PRMT held 17% of gate|up's stall samples).
+DEVI void ldg_stream_if(uint4 &v, const uint4 *p, bool pred) {
+  asm volatile("{.reg .pred q; setp.ne.b32 q, %4, 0; @q ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%5];}"
+               : "+r"(v.x), "+r"(v.y), "+r"(v.z), "+r"(v.w)
+               : "r"((int)pred), "l"(p));
+}
+DEVI void ldg_u16_if(unsigned short &v, const void *p, bool pred) {
+  asm volatile("{.reg .pred q; setp.ne.b32 q, %1, 0; @q ld.global.nc.b16 %0, [%2];}" : "+h"(v) : "r"((int)pred), "l"(p));
 }
 
 // extract returns chunk c's 8 codes as nibbles (K = 2) or as the K = 4
@@ -374,8 +391,10 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, W = blockDim.x >> 5;
   const int rg = blockIdx.x;
   // one or two tokens: the units [ub, ue) of part blockIdx.y of gridDim.y (split_finish)
-  const int ub = NT <= 2 ? (int)((long long)U * blockIdx.y / gridDim.y) : 0;
-  const int ue = NT <= 2 ? (int)((long long)U * (blockIdx.y + 1) / gridDim.y) : U;
+  // (32-bit: U·gridDim.y is small; one part divides by nothing)
+  const bool parts = NT <= 2 && gridDim.y > 1;
+  const int ub = parts ? (int)((unsigned)U * blockIdx.y / gridDim.y) : 0;
+  const int ue = parts ? (int)((unsigned)U * (blockIdx.y + 1) / gridDim.y) : U;
   // the lane's row: rg·32 + lane, or its rotated pair's (ROPE)
   const int row = ROPE ? gemv_rope_row(rp, rg, lane) : rg * 32 + lane;
   const int prg = ROPE ? row >> 5 : rg, pl = ROPE ? row & 31 : lane;
@@ -387,24 +406,45 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
   for (int t = 0; t < NT; t++) acc[t] = 0.f;
 
-  // wc: the unit being multiplied, wn: the next (in flight meanwhile)
-  uint4 wc[K], wn[K];
-  __half sc[GPU_], of[GPU_], scn[GPU_], ofn[GPU_];
-  auto load = [&](int uu, uint4 *ww, __half *ss, __half *oo) {
+  // two units' buffers taken in turn (A: units ub + w, ub + w + 2W, ...; B:
+  // the ones between): each is refilled, in place, for the unit two turns
+  // on as soon as it has been multiplied, so a unit's loads have the other
+  // buffer's multiply to arrive in
+  uint4 wa[K], wb[K];
+  // (__half bits; the offsets start at 0: a matrix without them leaves
+  // them as they are)
+  unsigned short sa[GPU_], sb[GPU_], oa[GPU_] = {}, ob[GPU_] = {};
+  auto load = [&](int uu, bool pred, uint4 *ww, unsigned short *ss, unsigned short *oo) {
+    const int u0 = pred ? uu : ub; // an address inside the matrix either way
+#pragma unroll
+    for (int j = 0; j < K; j++) ldg_stream_if(ww[j], base + ((size_t)u0 * K + j) * 32, pred);
+#pragma unroll
+    for (int s = 0; s < GPU_; s++) {
+      const int g = min((u0 * 128 + s * (128 / GPU_)) >> gsl, G - 1);
+      ldg_u16_if(ss[s], sbase + (size_t)g * 32, pred);
+      ldg_u16_if(oo[s], obase + (size_t)g * 32, pred && obase != nullptr);
+    }
+  };
+  // a one-token warp's first two units load before the wait: with PDL they
+  // arrive while the kernel before still runs (its warps have 2 to 9 units,
+  // so the second would otherwise cost a memory latency after it). Plain
+  // loads under a branch, as before the look-ahead took predicated ones:
+  // run 150's build of those had ptxas issue 5 of the 6 after the wait
+  // (ACQBULK), which lost the early launch's overlap (run 153: +4.9%
+  // without PDL, -2.9% with it).
+  auto load0 = [&](int uu, uint4 *ww, unsigned short *ss, unsigned short *oo) {
 #pragma unroll
     for (int j = 0; j < K; j++) ww[j] = ldg_stream(base + ((size_t)uu * K + j) * 32);
 #pragma unroll
     for (int s = 0; s < GPU_; s++) {
       const int g = min((uu * 128 + s * (128 / GPU_)) >> gsl, G - 1);
-      ss[s] = sbase[(size_t)g * 32];
-      oo[s] = obase != nullptr ? obase[(size_t)g * 32] : __half(0.f);
+      ss[s] = __half_as_ushort(sbase[(size_t)g * 32]);
+      oo[s] = obase != nullptr ? __half_as_ushort(obase[(size_t)g * 32]) : 0;
     }
   };
-  // a one-token warp's first two units load before the wait: with PDL they
-  // arrive while the kernel before still runs (its warps have 2 to 9 units,
-  // so the second would otherwise cost a memory latency after it)
-  if (ub + w < ue) load(ub + w, wc, sc, of);
-  if (NT == 1 && ub + w + W < ue) load(ub + w + W, wn, scn, ofn);
+  if (ub + w < ue) load0(ub + w, wa, sa, oa);
+  if (NT == 1 && ub + w + W < ue) load0(ub + w + W, wb, sb, ob);
+  // (more tokens: the second unit's loads follow the wait, below)
   // ROPE: the step's position, slot and the pair's angle are the step's
   // metadata (uploaded before the step's first kernel), read before the wait
   const int qk = ROPE ? (rp.heads + rp.H) * rp.hd : 0;
@@ -425,9 +465,9 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     for (int i = threadIdx.x; i < (ue - ub) * 8; i += blockDim.x) xs[i] = *(const int4 *)(xq + (size_t)ub * 128 + i * 16);
     __syncthreads();
   }
-  if (NT > 1 && ub + w + W < ue) load(ub + w + W, wn, scn, ofn);
-  for (int u = ub + w; u < ue; u += W) {
-    const int un = u + W;
+  if (NT > 1 && ub + w + W < ue) load0(ub + w + W, wb, sb, ob);
+  // unit u's products from its buffer (wc, sc, of)
+  auto multiply = [&](int u, const uint4 *wc, const unsigned short *sc, const unsigned short *of) {
     int ia[NT][GPU_];
 #pragma unroll
     for (int t = 0; t < NT; t++)
@@ -458,9 +498,9 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       const int c0 = u * 128 + s * (128 / GPU_);
       if (c0 < C) {
         const int g = c0 >> gsl;
-        const float scf = __half2float(sc[s]);
+        const float scf = __half2float(__ushort_as_half(sc[s]));
         const bool first = GPU_ > 1 || (c0 & ((1 << gsl) - 1)) == 0;
-        const float off = first ? __half2float(of[s]) : 0.f;
+        const float off = first ? __half2float(__ushort_as_half(of[s])) : 0.f;
 #pragma unroll
         for (int t = 0; t < NT; t++) {
           if (NT == 1 || t < nt) {
@@ -472,12 +512,30 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         }
       }
     }
-    if (un < ue) {
+  };
+  if constexpr (NT == 1) {
+    for (int u = ub + w; u < ue; u += 2 * W) {
+      multiply(u, wa, sa, oa);
+      load(u + 2 * W, u + 2 * W < ue, wa, sa, oa);
+      if (u + W < ue) {
+        multiply(u + W, wb, sb, ob);
+        load(u + 3 * W, u + 3 * W < ue, wb, sb, ob);
+      }
+    }
+  } else {
+    // more tokens: a unit's multiply is long enough to cover one unit's
+    // loads (b is the next unit's, copied into a as its turn comes); the
+    // ping-pong above raised the eight-token kernel's registers from 80
+    // to 124 (run 154)
+    for (int u = ub + w; u < ue; u += W) {
+      multiply(u, wa, sa, oa);
+      if (u + W < ue) {
 #pragma unroll
-      for (int j = 0; j < K; j++) wc[j] = wn[j];
+        for (int j = 0; j < K; j++) wa[j] = wb[j];
 #pragma unroll
-      for (int s = 0; s < GPU_; s++) sc[s] = scn[s], of[s] = ofn[s];
-      if (un + W < ue) load(un + W, wn, scn, ofn);
+        for (int s = 0; s < GPU_; s++) sa[s] = sb[s], oa[s] = ob[s];
+        if (u + 2 * W < ue) load0(u + 2 * W, wb, sb, ob);
+      }
     }
   }
   const int r = row;
