@@ -513,7 +513,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       }
     }
   };
-  if constexpr (NT == 1) {
+  if constexpr (NT == 1 && K <= 3) {
     for (int u = ub + w; u < ue; u += 2 * W) {
       multiply(u, wa, sa, oa);
       load(u + 2 * W, u + 2 * W < ue, wa, sa, oa);
@@ -526,7 +526,9 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
     // more tokens: a unit's multiply is long enough to cover one unit's
     // loads (b is the next unit's, copied into a as its turn comes); the
     // ping-pong above raised the eight-token kernel's registers from 80
-    // to 124 (run 154)
+    // to 124 (run 154). 4- and 8-bit codes: a unit's multiply holds more
+    // (4 or 8 plane words), and there the ping-pong lost 5% at one token
+    // (4-bit group 64: 237 -> 225 tok/s, run 157)
     for (int u = ub + w; u < ue; u += W) {
       multiply(u, wa, sa, oa);
       if (u + W < ue) {
