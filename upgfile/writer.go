@@ -47,12 +47,11 @@ func Create(path string) (*Writer, error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, base+".tmp-*")
+	f, err := createTracked(dir, base+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("upg: create %s: %w", path, err)
 	}
 	w := &Writer{path: path, tmp: f.Name(), f: f, bw: bufio.NewWriterSize(f, 1<<20), names: map[string]bool{}}
-	track(w.tmp, true)
 	var pre [preambleSize]byte
 	copy(pre[:], Magic)
 	binary.LittleEndian.PutUint16(pre[4:], MajorVersion)
@@ -90,6 +89,25 @@ func (w *Writer) fail(err error) error {
 var liveTemps struct {
 	sync.Mutex
 	tmp map[string]bool
+}
+
+// createTracked creates a temporary file as os.CreateTemp does and lists it
+// in liveTemps under the same lock, so that a RemovePartial on a signal that
+// arrives while it is created waits and removes it (with the file created
+// first and listed after, a signal between the two left the file behind:
+// cli's TestSynthInterruptRemovesPartial on a loaded CI machine).
+func createTracked(dir, pattern string) (*os.File, error) {
+	liveTemps.Lock()
+	defer liveTemps.Unlock()
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err
+	}
+	if liveTemps.tmp == nil {
+		liveTemps.tmp = map[string]bool{}
+	}
+	liveTemps.tmp[f.Name()] = true
+	return f, nil
 }
 
 func track(tmp string, live bool) {
