@@ -403,10 +403,15 @@ func eightTokenWarps(U, RG, sms, maxW int) int {
 	return max(1, min(warpsFor(U, RG, sms, 2), maxW, gemv8MaxWarps))
 }
 
-// gemvMinParts is the fewest parts that keep a one-token GEMV's parts
-// within gemvXsUnits units (more than gemvMaxSplit: the one-token kernel
-// cannot take the matrix).
-func gemvMinParts(U int) int { return max(1, (U+gemvXsUnits-1)/gemvXsUnits) }
+// gemvMinParts is the fewest parts that keep a GEMV's parts within room
+// units (0: any number; more than gemvMaxSplit: the kernel cannot take the
+// matrix).
+func gemvMinParts(U, room int) int {
+	if room <= 0 {
+		return 1
+	}
+	return max(1, (U+room-1)/room)
+}
 
 // gemvSplitOverride, when > 0, fixes gemvPlan's parts (tests;
 // UPG_CUDA_GEMV_SPLIT=1 sets it to one part, for measurements).
@@ -418,8 +423,11 @@ var gemvSplitOverride = envInt("UPG_CUDA_GEMV_SPLIT", 0)
 // for measurements).
 var gemvSplitCost = envIntZero("UPG_CUDA_GEMV_SPLIT_COST", 1)
 
-// gemvPlan picks a one-token GEMV's warps per block W (at most maxW) and
-// parts P: blocks (row group, part) take units [U·p/P, U·(p+1)/P) of their
+// gemvPlan picks a one- or two-token GEMV's warps per block W (at most
+// maxW) and parts P of at most room units each (gemvXsUnits for the one-token
+// kernel, whose part's activations are staged in shared memory; 0 for the
+// two-token kernel, which reads them through L1; 0 parts when room needs
+// more than gemvMaxSplit): blocks (row group, part) take units [U·p/P, U·(p+1)/P) of their
 // row group, and the last part of a row group to finish sums the parts'
 // rows in part order (split_finish in kernels/gemv.cu). The cost is
 // warpsFor's, waves × ceil(U/(P·W)), plus one unit's time for a split's
@@ -428,8 +436,8 @@ var gemvSplitCost = envIntZero("UPG_CUDA_GEMV_SPLIT_COST", 1)
 // groups) 3 parts of 8 warps, 480 blocks in one wave with 6 units per warp,
 // where one part of 16 warps gave 9 on 160 blocks; qkv, o, gate_up and
 // the head one part (warpsFor's widths).
-func gemvPlan(U, RG, sms, maxW int) (W, P int) {
-	pmin := gemvMinParts(U)
+func gemvPlan(U, RG, sms, maxW, room int) (W, P int) {
+	pmin := gemvMinParts(U, room)
 	if pmin > gemvMaxSplit {
 		return max(1, min(warpsFor(U, RG, sms, 1), maxW)), 0
 	}
@@ -640,10 +648,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		// the one-token kernel's plan (64 registers: 32 warps per SM), its
 		// split parts too unless UPG_CUDA_GEMV2_SPLIT=0; the workspace holds
 		// both tokens' parts (ensureWorkspace at upload)
-		W, P := gemvPlan(g.U, RG, d.SMs, 32)
-		if P == 0 { // the two-token kernel keeps its activations in L1: any part count
-			P = gemvMaxSplit
-		}
+		W, P := gemvPlan(g.U, RG, d.SMs, 32, 0)
 		if !useGemv2Split {
 			W, P = min(warpsFor(g.U, RG, d.SMs, 1), 32), 1
 		}
@@ -704,7 +709,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 		}
 		W1, P1 := 0, 0
 		if n == 1 { // the workspace holds gemvMaxSplit parts of g's row groups (ensureWorkspace at upload)
-			W1, P1 = gemvPlan(g.U, RG, d.SMs, maxW)
+			W1, P1 = gemvPlan(g.U, RG, d.SMs, maxW, gemvXsUnits)
 		}
 		oneToken := P1 > 0 // else the eight-token kernel (also one token whose parts would exceed gemvXsUnits)
 		if oneToken {

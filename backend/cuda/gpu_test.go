@@ -626,35 +626,46 @@ func TestGPUUploadThenKernel(t *testing.T) {
 // TestGPUGemvWideRows: one-token GEMVs of rows wider than one part's room
 // for its activations in shared memory (gemvXsUnits units): 65 and 140
 // units take more parts (gemvPlan's fewest), 258 units the eight-token
-// kernel; each against the emulation of the int8 algebra, every output
-// poisoned first.
+// kernel; and the same rows at two tokens on the two-token kernel (its
+// parts by gemvPlan without the room limit). Each against the emulation of
+// the int8 algebra, every output poisoned first.
 func TestGPUGemvWideRows(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 67))
 	p := codec.Params{Codec: "dense", Bits: 3, GroupSize: 128, Levels: "lloyd", Rotate: 0x5eed}
 	const R = 40
 	for _, c := range []struct{ C, minP, maxP int }{{65 * 128, 2, gemvMaxSplit}, {140 * 128, 3, gemvMaxSplit}, {258 * 128, 0, 0}} {
-		t.Run(fmt.Sprintf("%dx%d", R, c.C), func(t *testing.T) {
-			U := (c.C + unitCodes - 1) / unitCodes
-			_, P := gemvPlan(U, (R+31)/32, d.SMs, 32)
-			t.Logf("%d units: %d parts (0: the eight-token kernel)", U, P)
-			if P < c.minP || P > c.maxP {
-				t.Fatalf("%d units: %d parts, want %d-%d", U, P, c.minP, c.maxP)
-			}
-			m := randomDense(t, rng, denseCase{R, c.C, p})
-			g, x, y := runDense(t, d, m, 1, rng)
-			defer g.Free(d)
-			packed := repackDense(m)
-			u, alpha, beta := byteLevels(m.Levels)
-			tb := permTable(u)
-			_, xq, fac := emuRotq(g.plan, m.Signs, x, alpha, beta)
-			emu := make([]float64, m.R)
-			for r := range emu {
-				emu[r] = float64(emuGemv(packed, m, r, xq, fac, tb))
-			}
-			if e := relErr(y, emu); e > 1e-5 {
-				t.Fatalf("relative error vs emulation %.3g (want ≤ 1e-5)", e)
-			}
-		})
+		// one token: the one-token kernel's parts (0: the eight-token
+		// kernel); two: the two-token kernel, whose parts have no room limit
+		for _, n := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%dx%d_n%d", R, c.C, n), func(t *testing.T) {
+				U := (c.C + unitCodes - 1) / unitCodes
+				room, minP, maxP := gemvXsUnits, c.minP, c.maxP
+				if n == 2 {
+					room, minP, maxP = 0, 1, gemvMaxSplit
+				}
+				_, P := gemvPlan(U, (R+31)/32, d.SMs, 32, room)
+				t.Logf("%d units, %d tokens: %d parts (0: the eight-token kernel)", U, n, P)
+				if P < minP || P > maxP {
+					t.Fatalf("%d units: %d parts, want %d-%d", U, P, minP, maxP)
+				}
+				m := randomDense(t, rng, denseCase{R, c.C, p})
+				g, x, y := runDense(t, d, m, n, rng)
+				defer g.Free(d)
+				packed := repackDense(m)
+				u, alpha, beta := byteLevels(m.Levels)
+				tb := permTable(u)
+				for tok := 0; tok < n; tok++ {
+					_, xq, fac := emuRotq(g.plan, m.Signs, x[tok*c.C:(tok+1)*c.C], alpha, beta)
+					emu := make([]float64, m.R)
+					for r := range emu {
+						emu[r] = float64(emuGemv(packed, m, r, xq, fac, tb))
+					}
+					if e := relErr(y[tok*m.R:(tok+1)*m.R], emu); e > 1e-5 {
+						t.Fatalf("token %d: relative error vs emulation %.3g (want ≤ 1e-5)", tok, e)
+					}
+				}
+			})
+		}
 	}
 }

@@ -36,7 +36,7 @@ func TestGemvPlan(t *testing.T) {
 		{140, 160, 0, 32, 1, 3},    // no SM count: warpsFor's fallback, parts of ≤ gemvXsUnits units
 		{40, 160, 0, 32, 1, 1},
 	} {
-		if W, P := gemvPlan(c.U, c.RG, c.sms, c.maxW); W != c.W || P != c.P {
+		if W, P := gemvPlan(c.U, c.RG, c.sms, c.maxW, gemvXsUnits); W != c.W || P != c.P {
 			t.Errorf("gemvPlan(%d, %d, %d, %d) = %d warps, %d parts; want %d, %d", c.U, c.RG, c.sms, c.maxW, W, P, c.W, c.P)
 		}
 	}
@@ -57,7 +57,7 @@ func TestGemvWarpsOverride(t *testing.T) {
 		{8, 9, 140, 32, 8, 4},  // parts at most GEMV_MAX_SPLIT
 	} {
 		warpsOverride, gemvSplitOverride = c.env, c.split
-		if W, P := gemvPlan(c.U, 160, 132, c.maxW); W != c.W || P != c.P {
+		if W, P := gemvPlan(c.U, 160, 132, c.maxW, gemvXsUnits); W != c.W || P != c.P {
 			t.Errorf("warps %d, split %d: gemvPlan(%d, 160, 132, %d) = %d warps, %d parts; want %d, %d", c.env, c.split, c.U, c.maxW, W, P, c.W, c.P)
 		}
 	}
@@ -71,7 +71,7 @@ func TestGemvPlanXsUnits(t *testing.T) {
 	for _, U := range []int{1, 40, 64, 65, 140, 200, 256, 257, 400} {
 		for _, RG := range []int{5, 160, 3136} {
 			for _, sms := range []int{132, 0} {
-				W, P := gemvPlan(U, RG, sms, 32)
+				W, P := gemvPlan(U, RG, sms, 32, gemvXsUnits)
 				if U > gemvXsUnits*gemvMaxSplit {
 					if P != 0 {
 						t.Errorf("gemvPlan(%d, %d, %d) = %d parts, want 0 (too wide)", U, RG, sms, P)
@@ -84,6 +84,37 @@ func TestGemvPlanXsUnits(t *testing.T) {
 				for p := range P {
 					if n := U*(p+1)/P - U*p/P; n > gemvXsUnits {
 						t.Errorf("gemvPlan(%d, %d, %d): part %d of %d has %d units, more than %d", U, RG, sms, p, P, n, gemvXsUnits)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemvPlanTwoToken (CPU): the two-token kernel's plans (no room limit:
+// its activations come through L1) always have parts, within gemvMaxSplit,
+// and are the one-token plans wherever those did not need parts for the
+// room (Phi-4's shapes among them: down's 140 units take 3 parts either way).
+func TestGemvPlanTwoToken(t *testing.T) {
+	for _, c := range []struct{ U, RG, W, P int }{
+		{140, 160, 8, 3}, {40, 160, 16, 1}, {40, 240, 16, 1}, {40, 1120, 10, 1}, {40, 3136, 8, 1},
+		{258, 2, 32, 3}, // wider than the one-token kernel's room (its plan: 0 parts): 3 units a warp, as 4 parts would give
+		{65, 2, 32, 3},  // 2 row groups: 3 parts of 32 warps (a unit a warp and a reduction) beat 2 parts' 2 units
+	} {
+		if W, P := gemvPlan(c.U, c.RG, 132, 32, 0); W != c.W || P != c.P {
+			t.Errorf("gemvPlan(%d, %d, 132, 32, 0) = %d warps, %d parts; want %d, %d", c.U, c.RG, W, P, c.W, c.P)
+		}
+	}
+	for _, U := range []int{1, 40, 64, 65, 140, 256, 257, 400, 1000} {
+		for _, RG := range []int{1, 5, 160, 3136} {
+			for _, sms := range []int{132, 66, 0} {
+				W, P := gemvPlan(U, RG, sms, 32, 0)
+				if P < 1 || P > gemvMaxSplit || W < 1 || W > 32 {
+					t.Errorf("gemvPlan(%d, %d, %d, 32, 0) = %d warps, %d parts", U, RG, sms, W, P)
+				}
+				if U <= gemvXsUnits {
+					if W1, P1 := gemvPlan(U, RG, sms, 32, gemvXsUnits); W1 != W || P1 != P {
+						t.Errorf("%d units, %d row groups, %d SMs: two-token plan %d×%d, one-token %d×%d", U, RG, sms, W, P, W1, P1)
 					}
 				}
 			}
@@ -114,7 +145,7 @@ func TestEightTokenWarps(t *testing.T) {
 	// the wide row of TestGPUGemvWideRows (258 units, 2 row groups, 132 SMs)
 	// on the planner's own path, without the override the loop left set
 	warpsOverride = 0
-	if _, P := gemvPlan(258, 2, 132, 32); P != 0 {
+	if _, P := gemvPlan(258, 2, 132, 32, gemvXsUnits); P != 0 {
 		t.Fatalf("258 units: %d one-token parts, want 0 (the eight-token kernel)", P)
 	}
 	if w := eightTokenWarps(258, 2, 132, 32); w != gemv8MaxWarps {
