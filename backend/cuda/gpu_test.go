@@ -512,18 +512,8 @@ func TestGPUGemvSplit(t *testing.T) {
 					if n == 2 && g.name2 == "" {
 						t.Skipf("%s: no 2-token GEMV for these codes (their 2-token steps take the tiles)", g.name8)
 					}
-					packed := repackDense(m)
-					u, alpha, beta := byteLevels(m.Levels)
-					tb := permTable(u)
-					for tok := range n {
-						_, xq, fac := emuRotq(g.plan, m.Signs, x[tok*c.C:(tok+1)*c.C], alpha, beta)
-						emu := make([]float64, c.R)
-						for r := range emu {
-							emu[r] = float64(emuGemv(packed, m, r, xq, fac, tb))
-						}
-						if e := relErr(y[tok*c.R:(tok+1)*c.R], emu); e > 1e-5 {
-							t.Fatalf("token %d: relative error vs emulation %.3g (want ≤ 1e-5)", tok, e)
-						}
+					if e, tok := emuRelErr(g, m, x, y, n); e > 1e-5 {
+						t.Fatalf("token %d: relative error vs emulation %.3g (want ≤ 1e-5)", tok, e)
 					}
 					// the residual epilogue: res += y, split and not
 					s, err := d.NewScratch(n, c.C)
@@ -623,6 +613,26 @@ func TestGPUUploadThenKernel(t *testing.T) {
 	}
 }
 
+// emuRelErr is the largest relative error, and its token, of the GPU's
+// rows y (n tokens of inputs x) against the emulation of the int8 algebra
+// (emuRotq, emuGemv) of m as g holds it.
+func emuRelErr(g *DenseGPU, m *codec.DenseMatrix, x, y []float32, n int) (worst float64, worstTok int) {
+	packed := repackDense(m)
+	u, alpha, beta := byteLevels(m.Levels)
+	tb := permTable(u)
+	for tok := range n {
+		_, xq, fac := emuRotq(g.plan, m.Signs, x[tok*m.C:(tok+1)*m.C], alpha, beta)
+		emu := make([]float64, m.R)
+		for r := range emu {
+			emu[r] = float64(emuGemv(packed, m, r, xq, fac, tb))
+		}
+		if e := relErr(y[tok*m.R:(tok+1)*m.R], emu); e > worst || tok == 0 {
+			worst, worstTok = e, tok
+		}
+	}
+	return worst, worstTok
+}
+
 // TestGPUGemvWideRows: one-token GEMVs of rows wider than one part's room
 // for its activations in shared memory (gemvXsUnits units): 65 and 140
 // units take more parts (gemvPlan's fewest), 258 units the eight-token
@@ -652,18 +662,8 @@ func TestGPUGemvWideRows(t *testing.T) {
 				m := randomDense(t, rng, denseCase{R, c.C, p})
 				g, x, y := runDense(t, d, m, n, rng)
 				defer g.Free(d)
-				packed := repackDense(m)
-				u, alpha, beta := byteLevels(m.Levels)
-				tb := permTable(u)
-				for tok := 0; tok < n; tok++ {
-					_, xq, fac := emuRotq(g.plan, m.Signs, x[tok*c.C:(tok+1)*c.C], alpha, beta)
-					emu := make([]float64, m.R)
-					for r := range emu {
-						emu[r] = float64(emuGemv(packed, m, r, xq, fac, tb))
-					}
-					if e := relErr(y[tok*m.R:(tok+1)*m.R], emu); e > 1e-5 {
-						t.Fatalf("token %d: relative error vs emulation %.3g (want ≤ 1e-5)", tok, e)
-					}
+				if e, tok := emuRelErr(g, m, x, y, n); e > 1e-5 {
+					t.Fatalf("token %d: relative error vs emulation %.3g (want ≤ 1e-5)", tok, e)
 				}
 			})
 		}
