@@ -79,7 +79,7 @@ func (w *Writer) fail(err error) error {
 		w.err = fmt.Errorf("upg: write %s: %w", w.path, err)
 		w.f.Close()
 		os.Remove(w.tmp)
-		track(w.tmp, false)
+		untrack(w.tmp)
 	}
 	return w.err
 }
@@ -110,17 +110,11 @@ func createTracked(dir, pattern string) (*os.File, error) {
 	return f, nil
 }
 
-func track(tmp string, live bool) {
+// untrack takes tmp off liveTemps (its writer closed, aborted or failed).
+func untrack(tmp string) {
 	liveTemps.Lock()
 	defer liveTemps.Unlock()
-	if liveTemps.tmp == nil {
-		liveTemps.tmp = map[string]bool{}
-	}
-	if live {
-		liveTemps.tmp[tmp] = true
-	} else {
-		delete(liveTemps.tmp, tmp)
-	}
+	delete(liveTemps.tmp, tmp)
 }
 
 // RemovePartial removes the temporary files of every Writer not yet closed
@@ -393,7 +387,7 @@ func (w *Writer) Close() error {
 	if err := os.Rename(w.tmp, w.path); err != nil {
 		return w.fail(err)
 	}
-	track(w.tmp, false)
+	untrack(w.tmp)
 	w.done = true
 	// Make the rename durable. The file is complete and in place either
 	// way, so a failure here is reported but nothing is removed.
@@ -415,7 +409,7 @@ func (w *Writer) Abort() error {
 	}
 	w.done = true
 	w.f.Close()
-	track(w.tmp, false)
+	untrack(w.tmp)
 	if err := os.Remove(w.tmp); err != nil {
 		return fmt.Errorf("upg: abort %s: %w", w.path, err)
 	}

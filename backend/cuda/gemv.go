@@ -645,9 +645,10 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 			Ptr(res), Ptr(g.lut)}, more...)...)
 	}
 	if n == 2 && g.name2 != "" && useGemv2 {
-		// the one-token kernel's plan (64 registers: 32 warps per SM), its
-		// split parts too unless UPG_CUDA_GEMV2_SPLIT=0; the workspace holds
-		// both tokens' parts (ensureWorkspace at upload)
+		// gemvPlan as for the one-token kernel (64 registers: 32 warps per
+		// SM) without its parts' room limit (the activations come through
+		// L1), split parts too unless UPG_CUDA_GEMV2_SPLIT=0; the workspace
+		// holds both tokens' parts (ensureWorkspace at upload)
 		W, P := gemvPlan(g.U, RG, d.SMs, 32, 0)
 		if !useGemv2Split {
 			W, P = min(warpsFor(g.U, RG, d.SMs, 1), 32), 1
