@@ -512,7 +512,7 @@ func TestGPUGemvSplit(t *testing.T) {
 					if n == 2 && g.name2 == "" {
 						t.Skipf("%s: no 2-token GEMV for these codes (their 2-token steps take the tiles)", g.name8)
 					}
-					if e, tok := emuRelErr(g, m, x, y, n); e > 1e-5 {
+					if e, tok := emuRelErr(g, m, x, y, n); !(e <= 1e-5) {
 						t.Fatalf("token %d: relative error vs emulation %.3g (want ≤ 1e-5)", tok, e)
 					}
 					// the residual epilogue: res += y, split and not
@@ -615,7 +615,8 @@ func TestGPUUploadThenKernel(t *testing.T) {
 
 // emuRelErr is the largest relative error, and its token, of the GPU's
 // rows y (n tokens of inputs x) against the emulation of the int8 algebra
-// (emuRotq, emuGemv) of m as g holds it.
+// (emuRotq, emuGemv) of m as g holds it; NaN when any token's is (callers
+// test !(e <= bound), so a NaN fails).
 func emuRelErr(g *DenseGPU, m *codec.DenseMatrix, x, y []float32, n int) (worst float64, worstTok int) {
 	packed := repackDense(m)
 	u, alpha, beta := byteLevels(m.Levels)
@@ -626,8 +627,11 @@ func emuRelErr(g *DenseGPU, m *codec.DenseMatrix, x, y []float32, n int) (worst 
 		for r := range emu {
 			emu[r] = float64(emuGemv(packed, m, r, xq, fac, tb))
 		}
-		if e := relErr(y[tok*m.R:(tok+1)*m.R], emu); e > worst || tok == 0 {
+		if e := relErr(y[tok*m.R:(tok+1)*m.R], emu); tok == 0 || e > worst || math.IsNaN(e) {
 			worst, worstTok = e, tok
+			if math.IsNaN(e) {
+				return worst, worstTok
+			}
 		}
 	}
 	return worst, worstTok
@@ -662,7 +666,7 @@ func TestGPUGemvWideRows(t *testing.T) {
 				m := randomDense(t, rng, denseCase{R, c.C, p})
 				g, x, y := runDense(t, d, m, n, rng)
 				defer g.Free(d)
-				if e, tok := emuRelErr(g, m, x, y, n); e > 1e-5 {
+				if e, tok := emuRelErr(g, m, x, y, n); !(e <= 1e-5) {
 					t.Fatalf("token %d: relative error vs emulation %.3g (want ≤ 1e-5)", tok, e)
 				}
 			})
