@@ -5,6 +5,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -43,6 +44,7 @@ type Device struct {
 	trace     *tracer        // TraceEnv's step trace (nil when off); owner thread only
 	sk        streamKBufs    // the stream-K GEMV's partial rows and counters (streamk.go)
 	pdl       bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
+	ablate    []string       // name prefixes of kernels not launched (AblateEnv; measurements only)
 	closed    bool
 
 	// memCap, when > 0, caps the device memory UPG allocates (MemEnv);
@@ -217,9 +219,43 @@ func (d *Device) init() error {
 	if err := call("cuStreamCreate", sym.cuStreamCreate, uintptr(unsafe.Pointer(&d.stream)), nonBlocking); err != nil {
 		return err
 	}
-	// griddepcontrol, which the kernels' PDL waits compile to, needs sm_90
-	d.pdl = d.Major >= 9 && sym.cuLaunchKernelEx != 0 && os.Getenv(PDLEnv) != "0"
+	d.pdl = pdlOn(d.Major, sym.cuLaunchKernelEx != 0, os.Getenv(PDLEnv))
+	if d.ablate = ablateList(os.Getenv(AblateEnv)); d.ablate != nil {
+		slog.Warn("cuda: kernels left out of every step; results are wrong", "env", AblateEnv, "prefixes", d.ablate)
+	}
 	return nil
+}
+
+// pdlOn reports whether kernels are launched with programmatic dependent
+// launch on a GPU of compute capability major: only sm_90 (Hopper). The
+// kernels' waits (griddepcontrol) are in the sm_90 machine code; a newer GPU
+// JIT-compiles the fatbin's compute_80 PTX, whose kernels do not wait, so a
+// dependent launched early there would read its inputs before they are
+// written. env is PDLEnv ("0": off).
+func pdlOn(major int, launchEx bool, env string) bool {
+	return major == 9 && launchEx && env != "0"
+}
+
+// ablateList parses AblateEnv: the non-empty comma-separated prefixes, nil
+// for none.
+func ablateList(env string) []string {
+	var l []string
+	for _, p := range strings.Split(env, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			l = append(l, p)
+		}
+	}
+	return l
+}
+
+// ablated reports whether a launch of kernel name is left out (AblateEnv).
+func (d *Device) ablated(name string) bool {
+	for _, p := range d.ablate {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *Device) release() {
@@ -526,6 +562,9 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 		pp = uintptr(unsafe.Pointer(&p.ptrs[0]))
 	}
 	d.launches++
+	if d.ablate != nil && d.ablated(name) {
+		return nil
+	}
 	if d.prof != nil { // the closure (a heap allocation) only when profiling
 		return d.prof.around(d, name, func() error { return d.cuLaunch(name, f, grid, block, smem, pp) })
 	}
@@ -620,6 +659,13 @@ func (d *Device) graphDestroy(exec uintptr) {
 
 // PDLEnv=0 turns programmatic dependent launch off (comparisons).
 const PDLEnv = "UPG_CUDA_PDL"
+
+// AblateEnv lists kernel name prefixes (comma-separated, e.g.
+// "upg_rms_rotq,upg_attn") whose launches every step leaves out: what a
+// kernel costs the whole step, overlaps and boundaries included, read as the
+// step's time without it (NOTES.md run 163). A measurement switch only: the
+// step's results are wrong.
+const AblateEnv = "UPG_CUDA_ABLATE"
 
 // pdlKernel reports whether kernel name starts with pdl_wait() (kernels/
 // upg.cu) and so may be launched before the kernel it depends on finishes:

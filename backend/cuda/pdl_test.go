@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -166,5 +167,42 @@ func TestPDLKernelsWait(t *testing.T) {
 	}
 	if checked < 100 {
 		t.Errorf("checked %d kernels: the definitions were not found", checked)
+	}
+}
+
+// TestPDLOnlyHopper: programmatic dependent launch is on for sm_90 alone.
+// Ampere and Ada have no griddepcontrol; a Blackwell GPU (sm_100, sm_120)
+// JIT-compiles the fatbin's compute_80 PTX, whose kernels never wait, so
+// early dependents there would read their inputs before they are written.
+func TestPDLOnlyHopper(t *testing.T) {
+	for _, c := range []struct {
+		major int
+		ex    bool
+		env   string
+		want  bool
+	}{
+		{8, true, "", false}, {9, true, "", true}, {9, true, "1", true}, {9, true, "0", false},
+		{9, false, "", false}, {10, true, "", false}, {12, true, "", false},
+	} {
+		if got := pdlOn(c.major, c.ex, c.env); got != c.want {
+			t.Errorf("pdlOn(%d, %v, %q) = %v, want %v", c.major, c.ex, c.env, got, c.want)
+		}
+	}
+}
+
+// TestAblateList: UPG_CUDA_ABLATE's prefixes, and which launches they leave out.
+func TestAblateList(t *testing.T) {
+	if l := ablateList(""); l != nil {
+		t.Errorf("ablateList(\"\") = %q, want nil", l)
+	}
+	l := ablateList(" upg_rms_rotq, ,upg_attn,")
+	if want := []string{"upg_rms_rotq", "upg_attn"}; !slices.Equal(l, want) {
+		t.Fatalf("ablateList = %q, want %q", l, want)
+	}
+	d := &Device{ablate: l}
+	for name, want := range map[string]bool{"upg_rms_rotq": true, "upg_attn_rotq_f16": true, "upg_swiglu_rotq": false, "upg_gemv_k3_g1_t1": false} {
+		if got := d.ablated(name); got != want {
+			t.Errorf("ablated(%s) = %v, want %v", name, got, want)
+		}
 	}
 }
