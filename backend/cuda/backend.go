@@ -115,6 +115,7 @@ func New(ordinal int) (*Backend, error) {
 	}
 	b := &Backend{d: d, graphsOn: os.Getenv("UPG_CUDA_GRAPHS") != "0" && d.prof == nil, graphs: newGraphCache(maxGraphs), made: map[uint64]*queued{},
 		key: fnvOffset, fuse: os.Getenv(FuseEnv) != "0" && d.hasFusedKernels()}
+	d.clusterOK = d.hasClusterKernels()
 	if d.trace != nil {
 		b.host = &hostTimes{}
 	}
@@ -989,8 +990,12 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	if blocks, minPos1 := st.prefixWords(); !sharesSplit(blocks, minPos1, sp.BlockSize, chunk) {
 		shared = 0
 	}
+	// a one-token step within attnClusterMax positions: the cluster kernel,
+	// if its consumer's rotation fits (attnClusterFits); part of the key, as
+	// the positions decide it
+	cl := b.fusing(n) && !pre && b.d.attnClusterStep(n, st.maxPos, heads, sp.KVHeads, sp.HeadDim, qs, f16)
 	e := b.enqueue(opAttn, uint64(o), uint64(qp), uint64(qs), uint64(kc), uint64(st.tables), uint64(math.Float32bits(scale)), uint64(heads),
-		uint64(n), uint64(S), boolKey(pre), boolKey(grouped), uint64(shared))
+		uint64(n), uint64(S), boolKey(pre), boolKey(grouped), uint64(shared), boolKey(cl))
 	if e.run == nil {
 		e.run = func() error {
 			if pre {
@@ -1006,6 +1011,11 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 			hd, H, bs, part, tstride, cnt := sp.HeadDim, sp.KVHeads, sp.BlockSize, b.part, st.lim.BlocksPerSeq, b.attnCnt
 			e.pend = &pend{kind: opAttn, idx: len(b.ops) - 1, out: o, n: n, cols: heads * hd,
 				rotq: func(g *DenseGPU) func() error {
+					if cl && attnClusterFits(g, heads, hd) {
+						return func() error {
+							return b.d.attnCluster(g, o, qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, b.sc)
+						}
+					}
 					if attnRotqFits(g, heads, hd, chunk, grouped) {
 						return func() error {
 							return b.d.attnRotq(g, o, qp, qs, kc, vc, f16, st.tables, tstride, st.pos, st.seq, scale, heads, H, hd, bs, chunk, S, part, cnt, n, b.sc)

@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,28 +25,30 @@ type DevPtr uintptr
 type Device struct {
 	own *owner // the owner thread (owner.go)
 
-	ordinal   int
-	dev       int32
-	ctx       uintptr
-	stream    uintptr
-	Name      string
-	Major     int // compute capability
-	Minor     int
-	SMs       int
-	TotalMem  uint64
-	DriverVer int
-	L2Bytes   int
-	mod       uintptr
-	fns       map[string]uintptr
-	occ       map[occKey]int // blocksPerSM's answers
-	params    *launchParams  // argument marshalling, heap memory reused by every launch
-	launches  int64          // kernels launched (not counting graph replays); owner thread only
-	prof      *profiler      // ProfileEnv's kernel timing (nil when off); owner thread only
-	trace     *tracer        // TraceEnv's step trace (nil when off); owner thread only
-	sk        streamKBufs    // the stream-K GEMV's partial rows and counters (streamk.go)
-	pdl       bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
-	ablate    []string       // name prefixes of kernels not launched (AblateEnv; measurements only)
-	closed    bool
+	ordinal      int
+	dev          int32
+	ctx          uintptr
+	stream       uintptr
+	Name         string
+	Major        int // compute capability
+	Minor        int
+	SMs          int
+	TotalMem     uint64
+	DriverVer    int
+	L2Bytes      int
+	mod          uintptr
+	fns          map[string]uintptr
+	occ          map[occKey]int // blocksPerSM's answers
+	params       *launchParams  // argument marshalling, heap memory reused by every launch
+	launches     int64          // kernels launched (not counting graph replays); owner thread only
+	prof         *profiler      // ProfileEnv's kernel timing (nil when off); owner thread only
+	trace        *tracer        // TraceEnv's step trace (nil when off); owner thread only
+	sk           streamKBufs    // the stream-K GEMV's partial rows and counters (streamk.go)
+	pdl          bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
+	ablate       []string       // name prefixes of kernels not launched (AblateEnv; measurements only)
+	attnClusters int64          // upg_attn_cluster_rotq launches (tests)
+	clusterOK    bool           // the module has upg_attn_cluster_rotq's kernels (checked once by New)
+	closed       bool
 
 	// memCap, when > 0, caps the device memory UPG allocates (MemEnv);
 	// used and sizes count what is allocated (owner thread only).
@@ -67,12 +70,13 @@ func memCapFromEnv() (uint64, error) {
 }
 
 // launchParams is the memory cuLaunchKernel's kernelParams point into,
-// and cuLaunchKernelEx's configuration with its one attribute.
+// and cuLaunchKernelEx's configuration with its attributes (programmatic
+// serialization, a cluster's dimension).
 type launchParams struct {
-	vals [maxKernelArgs]uint64
-	ptrs [maxKernelArgs]uintptr
-	cfg  launchConfig
-	attr launchAttribute
+	vals  [maxKernelArgs]uint64
+	ptrs  [maxKernelArgs]uintptr
+	cfg   launchConfig
+	attrs [2]launchAttribute
 }
 
 // launchConfig is the driver's CUlaunchConfig (64-bit layout).
@@ -95,8 +99,12 @@ type launchAttribute struct {
 	value [64]byte
 }
 
-// attrProgrammaticStreamSerialization is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
-const attrProgrammaticStreamSerialization = 6
+// attrProgrammaticStreamSerialization is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
+// attrClusterDimension CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (three uint32s).
+const (
+	attrProgrammaticStreamSerialization = 6
+	attrClusterDimension                = 4
+)
 
 const maxKernelArgs = 32
 
@@ -575,15 +583,30 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 func (d *Device) cuLaunch(name string, f uintptr, grid, block [3]uint32, smem uint32, pp uintptr) error {
 	p := d.params
 	var r uintptr
-	if d.pdl && pdlKernel(name) {
-		// programmatic dependent launch: the kernel may start while the
-		// one before it finishes; it prefetches its weights and then
-		// waits (griddepcontrol.wait) for that kernel's results
+	pdl, cl := d.pdl && pdlKernel(name), clusterOf(name)
+	if cl > 1 && sym.cuLaunchKernelEx == 0 {
+		return fmt.Errorf("cuda: %s needs clusters of %d blocks: the driver lacks cuLaunchKernelEx", name, cl)
+	}
+	if pdl || cl > 1 {
+		n := 0
+		if pdl {
+			// programmatic dependent launch: the kernel may start while the
+			// one before it finishes; it prefetches its weights and then
+			// waits (griddepcontrol.wait) for that kernel's results
+			p.attrs[n] = launchAttribute{id: attrProgrammaticStreamSerialization}
+			p.attrs[n].value[0] = 1
+			n++
+		}
+		if cl > 1 {
+			p.attrs[n] = launchAttribute{id: attrClusterDimension}
+			binary.LittleEndian.PutUint32(p.attrs[n].value[0:], cl)
+			binary.LittleEndian.PutUint32(p.attrs[n].value[4:], 1)
+			binary.LittleEndian.PutUint32(p.attrs[n].value[8:], 1)
+			n++
+		}
 		c := &p.cfg
 		*c = launchConfig{grid: grid, block: block, smem: smem, stream: d.stream,
-			attrs: uintptr(unsafe.Pointer(&p.attr)), numAttrs: 1}
-		p.attr = launchAttribute{id: attrProgrammaticStreamSerialization}
-		p.attr.value[0] = 1
+			attrs: uintptr(unsafe.Pointer(&p.attrs[0])), numAttrs: uint32(n)}
 		r, _, _ = purego.SyscallN(sym.cuLaunchKernelEx, uintptr(unsafe.Pointer(c)), f, pp, 0)
 	} else {
 		r, _, _ = purego.SyscallN(sym.cuLaunchKernel, f, uintptr(grid[0]), uintptr(grid[1]), uintptr(grid[2]),
@@ -672,10 +695,20 @@ const AblateEnv = "UPG_CUDA_ABLATE"
 // the dense GEMVs and tensor-core GEMMs (which prefetch their first codes
 // before waiting) and the decode step's fused ops.
 func pdlKernel(name string) bool {
-	for _, p := range []string{"upg_gemv_k", "upg_gemm", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f", "upg_attn_gqa", "upg_attn_cascade", "upg_attn_prefill_", "upg_splitk_sum", "upg_argmax", "upg_attn_rotq_", "upg_splitk_rope_kv_"} {
+	for _, p := range []string{"upg_attn_cluster_", "upg_gemv_k", "upg_gemm", "upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_rotq", "upg_rope_kv_", "upg_attn_f", "upg_attn_gqa", "upg_attn_cascade", "upg_attn_prefill_", "upg_splitk_sum", "upg_argmax", "upg_attn_rotq_", "upg_splitk_rope_kv_"} {
 		if strings.HasPrefix(name, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// clusterOf is the cluster dimension (blocks along x) kernel name is
+// launched with: attnClusterSize for upg_attn_cluster_rotq_* (a Hadamard
+// block's heads, kernels/fused.cu), 1 (no cluster) for every other kernel.
+func clusterOf(name string) uint32 {
+	if strings.HasPrefix(name, "upg_attn_cluster_rotq_") {
+		return attnClusterSize
+	}
+	return 1
 }

@@ -27,6 +27,8 @@ type genResult struct {
 	logits  [][]float32
 	prefill time.Duration
 	decode  time.Duration
+	// attnClusters is how many upg_attn_cluster_rotq launches the run made (offOn)
+	attnClusters int64
 }
 
 // oneSeq makes a context for one sequence of up to positions positions

@@ -5,6 +5,7 @@ package cuda
 import (
 	"fmt"
 	"os"
+	"strconv"
 )
 
 // Launch wrappers of kernels/ops.cu. They run on the owner thread (inside
@@ -299,6 +300,103 @@ func attnRotqFits(g *DenseGPU, heads, hd, chunk int, grouped bool) bool {
 	p := g.plan
 	return attnRotqOn && !grouped && 2*chunk == rotqThreads && hd > 0 && p.seg > 0 && p.seg%hd == 0 && g.C == heads*hd &&
 		p.segments() == (heads*hd+p.seg-1)/p.seg
+}
+
+// attnClusterSize is upg_attn_cluster_rotq's cluster (kernels/fused.cu):
+// the query heads of one Hadamard block of the output projection's input
+// (rb = 8·hd: Phi-4's 1,024 columns of 128-value heads, the demo model's 512
+// of 64), and attnClusterGroup the query heads a KV head its kernels are
+// built for (Phi-4's 40 over 10, the demo model's 8 over 2).
+const (
+	attnClusterSize  = 8
+	attnClusterGroup = 4
+)
+
+// attnClusterThreads is upg_attn_cluster_rotq's block size (AC_THREADS) and
+// attnClusterLimit the positions a step may have for it (AC_MAXPOS).
+const (
+	attnClusterThreads = 512
+	attnClusterLimit   = 1024
+)
+
+// attnClusterMax is UPG_CUDA_ATTN_CLUSTER: the positions (pos+1) up to which
+// a one-token step takes upg_attn_cluster_rotq (0: never, comparisons;
+// capped at attnClusterLimit). Its blocks stream a KV head's rows a
+// quarter each, so at long contexts the split kernels' wider grid gains on
+// it.
+var attnClusterMax = attnClusterMaxOf(os.Getenv("UPG_CUDA_ATTN_CLUSTER"))
+
+func attnClusterMaxOf(env string) int {
+	if env == "" {
+		return attnClusterLimit
+	}
+	n, err := strconv.Atoi(env)
+	if err != nil || n < 0 {
+		return attnClusterLimit
+	}
+	return min(n, attnClusterLimit)
+}
+
+// attnClusterStep reports whether a step's attention may take the cluster
+// kernel, before its consumer is known: one token, positions within
+// attnClusterMax, sm_90 (clusters; a newer GPU runs the compute_80 PTX, where
+// the kernel traps), attnClusterGroup query heads a KV head and whole
+// clusters of them, 16-byte query pieces, and a kernel for the head size.
+func (d *Device) attnClusterStep(n, maxPos, heads, H, hd, qs int, f16 bool) bool {
+	return n == 1 && maxPos+1 <= attnClusterMax && d.Major == 9 && d.clusterOK && qs%4 == 0 && H > 0 &&
+		heads == attnClusterGroup*H && heads%attnClusterSize == 0 && (hd == 64 || hd == 128)
+}
+
+// hasClusterKernels reports whether the loaded module has
+// upg_attn_cluster_rotq's kernels (on the owner thread, once: a step's ops
+// are queued on the caller's).
+func (d *Device) hasClusterKernels() bool {
+	return d.Do(func() error {
+		for _, hd := range []int{64, 128} {
+			for _, f16 := range []bool{false, true} {
+				if _, err := d.function(attnClusterName(hd, f16)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}) == nil
+}
+
+func attnClusterName(hd int, f16 bool) string {
+	typ := "f32"
+	if f16 {
+		typ = "f16"
+	}
+	return fmt.Sprintf("upg_attn_cluster_rotq_%s_h%d", typ, hd)
+}
+
+// attnClusterFits reports whether g's input rotation and quantization fit
+// upg_attn_cluster_rotq: Hadamard blocks of exactly a cluster's heads
+// holding whole quantization groups, and g's columns exactly the heads'
+// (no padding for a block to zero).
+func attnClusterFits(g *DenseGPU, heads, hd int) bool {
+	p := g.plan
+	return p.rb == attnClusterSize*hd && p.seg == p.rb && p.gs > 0 && p.rb%p.gs == 0 && g.C == heads*hd &&
+		g.U*unitCodes == g.C
+}
+
+// attnCluster enqueues upg_attn_cluster_rotq for token 0 of a step: the
+// attention of every query head with the merge of its KV head's four
+// blocks and g's input rotation in each cluster's shared memory; dst gets
+// the rows combineRotq writes, s the rotated and quantized input.
+func (d *Device) attnCluster(g *DenseGPU, dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
+	scale float32, heads, H, hd, bs int, s *Scratch) error {
+	p := g.plan
+	var xr DevPtr
+	if g.ovK > 0 {
+		xr = s.xr
+	}
+	d.attnClusters++
+	return d.launchK(attnClusterName(hd, f16), [3]uint32{uint32(heads), 1, 1}, [3]uint32{attnClusterThreads, 1, 1}, 0,
+		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale), I32(heads), I32(H), I32(bs),
+		Ptr(dst), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta), Ptr(xr), Ptr(s.xq),
+		I32(g.U*unitCodes), Ptr(s.fac))
 }
 
 // attnHeadDim reports whether the attention kernels take heads of hd

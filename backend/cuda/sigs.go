@@ -87,6 +87,10 @@ func init() {
 	kernelSig["upg_combine_rotq"] = "part:p pos:p chunk:i S:i heads:i hd:i dst:p" + rotqTail
 	kernelSig["upg_attn_rotq_f16"] = kernelSig["upg_attn_f16"] + " dst:p" + rotqTail + " cnt:p"
 	kernelSig["upg_attn_rotq_f32"] = kernelSig["upg_attn_rotq_f16"]
+	for _, k := range []string{"f16_h128", "f16_h64", "f32_h128", "f32_h64"} {
+		kernelSig["upg_attn_cluster_rotq_"+k] = "q:p qs:i kc:p vc:p tables:p tstride:i pos:p seq:p scale:f heads:i H:i bs:i dst:p" +
+			" signs:p rb:i gs:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
+	}
 	kernelSig["upg_rope_kv_f16"] = "q:p qs:i heads:i k:p ks:i v:p vs:i kc:p vc:p slots:p H:i hd:i bs:i dim:i interleave:i cosT:p sinT:p pos:p"
 	kernelSig["upg_rope_kv_f32"] = kernelSig["upg_rope_kv_f16"]
 	kernelSig["upg_splitk_rope_kv_f16"] = "part:p S:i y:p heads:i H:i hd:i kc:p vc:p slots:p bs:i interleave:i cosT:p sinT:p pos:p n:i"

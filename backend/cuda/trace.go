@@ -87,7 +87,7 @@ func kernelFile(name string) string {
 		return "mma.cu"
 	case has("upg_attn_cascade_") || has("upg_attn_") && strings.Contains(name, "_tc"):
 		return "attn.cu"
-	case has("upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_attn_rotq", "upg_rope_kv_", "upg_splitk_rope_kv_"):
+	case has("upg_rms_rotq", "upg_swiglu_rotq", "upg_combine_rotq", "upg_attn_rotq", "upg_attn_cluster_rotq", "upg_rope_kv_", "upg_splitk_rope_kv_"):
 		return "fused.cu"
 	}
 	return "ops.cu"

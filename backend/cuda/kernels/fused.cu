@@ -388,3 +388,299 @@ extern "C" __global__ void __launch_bounds__(256)
                     const float *cosT, const float *sinT, const int *pos) {
   rope_kv<float>(q, qs, heads, k, ks, v, vs, kc, vc, slots, H, hd, bs, dim, interleave, cosT, sinT, pos);
 }
+
+// attn_cluster_rotq: a one-token step's attention in clusters of CL = 8
+// blocks, the query heads of one Hadamard block of the output projection's
+// input (rb = CL·HD), with that rotation and the int8 quantization in its
+// tail: no splits' partials through global memory, no fence, count or last
+// block, and no launch of its own for the merge (attn_split_rotq's chain).
+// Block x of token t = blockIdx.y owns query head x. With GQ query heads a
+// key/value head, the GQ blocks of KV head x/GQ each take a contiguous GQ-th
+// of its positions and score them for all GQ heads (each key and value row
+// read once, not once a query head); after a cluster barrier each block
+// merges its own head's GQ partials from its siblings' shared memory.
+// Then the rotation: the Hadamard stages of distance 1 .. HD/2 inside the
+// head, a barrier, the stages of distance HD .. rb/2 across the cluster's
+// ranks (rotq_tail's butterflies are these radix-2 stages: the same float
+// operations on the same values), after which every block holds the whole
+// segment and quantizes its share of the groups as rotq_tail does.
+//
+// Layout: L = HD/E lanes a cache row (E values a 16-byte piece), R =
+// AC_THREADS/L rows a load step, AC_LOADS steps of loads in flight (one
+// batch for Phi-4's ≤ 256 rows a block). Positions: at most AC_MAXPOS (the
+// Go side takes this kernel only then).
+#define AC_THREADS 512
+#define AC_MAXPOS 1024
+#define AC_LOADS 8
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+DEVI void cluster_sync_all() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+DEVI unsigned cluster_rank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+  return r;
+}
+// ld_rank reads the float at shared address p of the cluster's block rank.
+DEVI float ld_rank(const float *p, unsigned rank) {
+  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+  unsigned ra;
+  float v;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(rank));
+  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(ra) : "memory");
+  return v;
+}
+#endif
+template <typename T, int HD, int GQ, int CL>
+DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__restrict__ kc, const T *__restrict__ vc,
+                            const int *__restrict__ tables, int tstride, const int *__restrict__ pos,
+                            const int *__restrict__ seq, float scale, int heads, int H, int bs,
+                            float *__restrict__ dst, const float *__restrict__ signs, int rb, int gs, int C, int G,
+                            float alpha, float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
+                            float4 *__restrict__ fac) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int E = 16 / sizeof(T), L = HD / E, R = AC_THREADS / L, NW = AC_THREADS / 32, QMAX = AC_MAXPOS / GQ;
+  static_assert(GQ == 4 && L >= 4, "the scores' halving exchanges are written for four query heads");
+  __shared__ size_t roff[QMAX];
+  __shared__ float sc[GQ][QMAX];
+  __shared__ float vs[NW][GQ][HD];   // the warps' value sums; then the rotated segment
+  __shared__ float part[GQ][HD + 2]; // max, sum and Σ e·v of each query head over this block's positions
+  __shared__ float loc[HD];          // the owned head's output after the stages inside it
+  __shared__ float red[2 * GQ];      // the heads' maxima and sums
+  const int x = blockIdx.x, t = blockIdx.y, kvh = x / GQ, b = x % GQ;
+  const int li = threadIdx.x % L, rs = threadIdx.x / L, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  // the step's metadata and the signs (weights) before the wait
+  const int T1 = min(pos[t] + 1, AC_MAXPOS), per = (T1 + GQ - 1) / GQ, p0 = b * per;
+  const int np = max(0, min(per, T1 - p0));
+  const int *tab = tables + (size_t)seq[t] * tstride;
+  for (int i = threadIdx.x; i < np; i += blockDim.x) {
+    const int p = p0 + i;
+    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * HD;
+  }
+  const float sg = threadIdx.x < HD && signs != nullptr ? signs[x * HD + threadIdx.x] : 1.f;
+  pdl_wait();
+  float qv[GQ][E];
+#pragma unroll
+  for (int g = 0; g < GQ; g++) {
+    const float4 *q4 = reinterpret_cast<const float4 *>(q + (size_t)t * qs + (kvh * GQ + g) * HD + li * E);
+#pragma unroll
+    for (int e4 = 0; e4 < E / 4; e4++) {
+      const float4 v = q4[e4];
+      qv[g][4 * e4] = v.x, qv[g][4 * e4 + 1] = v.y, qv[g][4 * e4 + 2] = v.z, qv[g][4 * e4 + 3] = v.w;
+    }
+  }
+  __syncthreads(); // roff
+  trace_mark();    // query and row offsets
+  for (int r0 = 0; r0 < np; r0 += AC_LOADS * R) {
+    uint4 raw[AC_LOADS];
+#pragma unroll
+    for (int j = 0; j < AC_LOADS; j++) {
+      const int r = r0 + rs + j * R;
+      if (r < np) raw[j] = *(const uint4 *)(kc + roff[r] + li * E);
+    }
+#pragma unroll
+    for (int j = 0; j < AC_LOADS; j++) {
+      const int r = r0 + rs + j * R;
+      float s[GQ];
+#pragma unroll
+      for (int g = 0; g < GQ; g++) s[g] = 0.f;
+      if (r < np) {
+        float f[E];
+        load16_f<T>(raw[j], f);
+#pragma unroll
+        for (int g = 0; g < GQ; g++)
+#pragma unroll
+          for (int e = 0; e < E; e++) s[g] += qv[g][e] * f[e];
+      }
+      // the row's L lanes add the four heads' sums by halving exchanges:
+      // across L/2 a lane keeps two heads and sends two, across L/4 one and
+      // one, then plain sums; 2 + 1 + log2(L/4) shuffles, not 4·log2(L)
+      const bool hi = li & (L / 2), hi2 = li & (L / 4);
+      float k0 = hi ? s[2] : s[0], k1 = hi ? s[3] : s[1];
+      k0 += __shfl_xor_sync(0xffffffffu, hi ? s[0] : s[2], L / 2);
+      k1 += __shfl_xor_sync(0xffffffffu, hi ? s[1] : s[3], L / 2);
+      float k = hi2 ? k1 : k0;
+      k += __shfl_xor_sync(0xffffffffu, hi2 ? k0 : k1, L / 4);
+#pragma unroll
+      for (int o = L / 8; o > 0; o >>= 1) k += __shfl_xor_sync(0xffffffffu, k, o);
+      if ((li & (L / 4 - 1)) == 0 && r < np) sc[(hi ? 2 : 0) + (hi2 ? 1 : 0)][r] = k * scale;
+    }
+  }
+  __syncthreads();
+  trace_mark(); // scores
+  // softmax: warp g takes head g's row of scores (≤ QMAX/32 a lane), its
+  // maximum and sum by shuffles, one barrier for the block (two 16-warp
+  // reductions took 2.3 µs, run 166)
+  if (warp < GQ) {
+    float mw = -INFINITY, lw = 0.f;
+    for (int i = lane; i < np; i += 32) mw = fmaxf(mw, sc[warp][i]);
+    mw = warp_max(mw);
+    for (int i = lane; i < np; i += 32) {
+      const float e = expf(sc[warp][i] - mw);
+      sc[warp][i] = e;
+      lw += e;
+    }
+    lw = warp_sum(lw);
+    if (lane == 0) red[2 * warp] = mw, red[2 * warp + 1] = lw;
+  }
+  __syncthreads(); // the weights and the heads' maxima and sums
+  trace_mark();    // softmax
+  float acc[GQ][E];
+#pragma unroll
+  for (int g = 0; g < GQ; g++)
+#pragma unroll
+    for (int e = 0; e < E; e++) acc[g][e] = 0.f;
+  for (int r0 = 0; r0 < np; r0 += AC_LOADS * R) {
+    uint4 raw[AC_LOADS];
+#pragma unroll
+    for (int j = 0; j < AC_LOADS; j++) {
+      const int r = r0 + rs + j * R;
+      if (r < np) raw[j] = *(const uint4 *)(vc + roff[r] + li * E);
+    }
+#pragma unroll
+    for (int j = 0; j < AC_LOADS; j++) {
+      const int r = r0 + rs + j * R;
+      if (r < np) {
+        float f[E];
+        load16_f<T>(raw[j], f);
+#pragma unroll
+        for (int g = 0; g < GQ; g++) {
+          const float w = sc[g][r];
+#pragma unroll
+          for (int e = 0; e < E; e++) acc[g][e] += w * f[e];
+        }
+      }
+    }
+  }
+  // a warp's row slots (lanes li, li + L, ...) added by shuffles, the warps' sums in warp order
+#pragma unroll
+  for (int g = 0; g < GQ; g++)
+#pragma unroll
+    for (int e = 0; e < E; e++)
+#pragma unroll
+      for (int o = L; o < 32; o <<= 1) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+  if (lane < L)
+#pragma unroll
+    for (int g = 0; g < GQ; g++)
+#pragma unroll
+      for (int e = 0; e < E; e++) vs[warp][g][li * E + e] = acc[g][e];
+  __syncthreads();
+  trace_mark(); // value sums
+  for (int i = threadIdx.x; i < GQ * HD; i += blockDim.x) {
+    const int g = i / HD, d = i - g * HD;
+    float o = 0.f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) o += vs[w][g][d];
+    part[g][2 + d] = o;
+  }
+  if (threadIdx.x < GQ) part[threadIdx.x][0] = red[2 * threadIdx.x], part[threadIdx.x][1] = red[2 * threadIdx.x + 1];
+  // o's blocks may start now: their weight loads beside the key loads cost
+  // 1.2 µs in run 166's trace (+1.1% measured with the trigger here)
+  pdl_launch();
+  cluster_sync_all(); // every block's partials
+  const unsigned rank = cluster_rank(), r0 = rank - b; // the siblings of KV head kvh: ranks r0 .. r0+GQ-1
+  if (threadIdx.x < HD) {
+    const int d = threadIdx.x;
+    float mk[GQ], lk[GQ], ok[GQ];
+#pragma unroll
+    for (int k = 0; k < GQ; k++) {
+      mk[k] = ld_rank(&part[b][0], r0 + k);
+      lk[k] = ld_rank(&part[b][1], r0 + k);
+      ok[k] = ld_rank(&part[b][2 + d], r0 + k);
+    }
+    float M = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < GQ; k++) M = fmaxf(M, mk[k]);
+    float Ls = 0.f, O = 0.f;
+#pragma unroll
+    for (int k = 0; k < GQ; k++)
+      if (lk[k] > 0.f) { // a block without positions has no partial
+        const float e = expf(mk[k] - M);
+        Ls += lk[k] * e;
+        O += ok[k] * e;
+      }
+    const float o = O * (1.f / Ls);
+    dst[(size_t)t * C + x * HD + d] = o;
+    loc[d] = signs != nullptr ? o * sg : o;
+  }
+  __syncthreads();
+  // the stages inside the head: distances 1 .. min(rb, HD)/2, one warp
+  if (warp == 0) {
+    for (int hh = 1; hh < min(rb, HD); hh <<= 1) {
+      for (int p = lane; p < HD / 2; p += 32) {
+        const int j = ((p & ~(hh - 1)) << 1) | (p & (hh - 1));
+        const float a = loc[j], c = loc[j + hh];
+        loc[j] = a + c;
+        loc[j + hh] = a - c;
+      }
+      __syncwarp();
+    }
+  }
+  cluster_sync_all(); // every rank's loc complete, every partial read
+  float *segv = &vs[0][0][0]; // the segment's CL·HD rotated values (vs is free)
+  if (threadIdx.x < HD) {
+    float v[CL];
+#pragma unroll
+    for (int r = 0; r < CL; r++) v[r] = ld_rank(loc + threadIdx.x, r);
+#pragma unroll
+    for (int hh = 1; hh < CL; hh <<= 1)
+#pragma unroll
+      for (int p = 0; p < CL / 2; p++) {
+        const int j = ((p & ~(hh - 1)) << 1) | (p & (hh - 1));
+        const float a = v[j], c = v[j + hh];
+        v[j] = a + c;
+        v[j + hh] = a - c;
+      }
+#pragma unroll
+    for (int r = 0; r < CL; r++) segv[r * HD + threadIdx.x] = v[r];
+  }
+  cluster_sync_all(); // no block leaves while another reads its loc; segv complete
+  trace_mark();       // merged and rotated
+  const float rsc = rb > 1 ? (float)(1.0 / sqrt((double)rb)) : 1.f;
+  const int base = (x - (int)rank) * HD, nG = CL * HD / gs;
+  // this rank's groups of the segment, one a warp: rotq_tail's operations
+  for (int gl = (int)rank + warp * CL; gl < nG; gl += NW * CL) {
+    const int g0 = gl * gs;
+    float amax = 0.f;
+    for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(segv[g0 + i] * rsc));
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float s = amax / 127.f;
+    const float inv = amax > 0.f ? 127.f / amax : 0.f;
+    int sum = 0;
+    for (int i = lane; i < gs; i += 32) {
+      int qq = __float2int_rn((segv[g0 + i] * rsc) * inv);
+      qq = max(-127, min(127, qq));
+      sum += qq;
+      const int c = base + g0 + i;
+      if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)qq;
+      if (xr != nullptr && c < C) xr[(size_t)t * C + c] = segv[g0 + i] * rsc;
+    }
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const int gi = (base + g0) / gs;
+    if (lane == 0 && gi < G) {
+      const float xb = amax > 0.f ? s * (float)sum : 0.f;
+      fac[(size_t)t * G + gi] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
+    }
+  }
+#else
+  __trap(); // clusters need sm_90 (the Go side takes this kernel only there)
+#endif
+}
+
+// upg_attn_cluster_rotq_<cache type>_h<HD>: attn_cluster_rotq for groups of
+// 4 query heads a KV head in clusters of 8 (Phi-4's 1,024-column Hadamard
+// blocks of 128-value heads, the demo model's 512 of 64); grid (heads, n),
+// AC_THREADS threads, launched with the cluster dimension (8, 1, 1)
+// (clusterOf in device.go).
+#define AC_ARGS_TAIL                                                                                           \
+  const int *__restrict__ tables, int tstride, const int *__restrict__ pos, const int *__restrict__ seq,        \
+      float scale, int heads, int H, int bs, float *__restrict__ dst, const float *__restrict__ signs, int rb,  \
+      int gs, int C, int G, float alpha, float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq, \
+      float4 *__restrict__ fac
+#define AC_ARGS_F16 const float *__restrict__ q, int qs, const __half *__restrict__ kc, const __half *__restrict__ vc, AC_ARGS_TAIL
+#define AC_ARGS_F32 const float *__restrict__ q, int qs, const float *__restrict__ kc, const float *__restrict__ vc, AC_ARGS_TAIL
+#define AC_PASS q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, bs, dst, signs, rb, gs, C, G, alpha, beta, xr, xq, ldq, fac
+extern "C" __global__ void __launch_bounds__(AC_THREADS, 1) upg_attn_cluster_rotq_f16_h128(AC_ARGS_F16) { attn_cluster_rotq<__half, 128, 4, 8>(AC_PASS); }
+extern "C" __global__ void __launch_bounds__(AC_THREADS, 1) upg_attn_cluster_rotq_f16_h64(AC_ARGS_F16) { attn_cluster_rotq<__half, 64, 4, 8>(AC_PASS); }
+extern "C" __global__ void __launch_bounds__(AC_THREADS, 1) upg_attn_cluster_rotq_f32_h128(AC_ARGS_F32) { attn_cluster_rotq<float, 128, 4, 8>(AC_PASS); }
+extern "C" __global__ void __launch_bounds__(AC_THREADS, 1) upg_attn_cluster_rotq_f32_h64(AC_ARGS_F32) { attn_cluster_rotq<float, 64, 4, 8>(AC_PASS); }
