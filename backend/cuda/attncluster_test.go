@@ -103,7 +103,7 @@ func checkAttnCluster(t *testing.T, d *Device, rng *rand.Rand, heads, H, hd, gs,
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	ldq := g.U * unitCodes
 	qs := C + 2*H*hd // the query heads at the start of a q|k|v row
-	for _, T := range []int{1, 2, 10, 13, 77, 255, 513, maxPos} {
+	for _, T := range []int{1, 2, 10, 13, 77, 255, 513, 1024, 1025, 2047, maxPos} {
 		q := randF(rng, qs)
 		qp, pp := devF32(t, d, q), devI32(t, d, []int32{int32(T - 1)})
 		want := make([]float64, C)

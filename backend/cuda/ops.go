@@ -312,27 +312,28 @@ const (
 	attnClusterGroup = 4
 )
 
-// attnClusterThreads is upg_attn_cluster_rotq's block size (AC_THREADS) and
-// attnClusterLimit the positions a step may have for it (AC_MAXPOS).
+// attnClusterThreads is upg_attn_cluster_rotq's block size (AC_THREADS),
+// attnClusterLimit the positions a step may have for it (AC_MAXPOS), and
+// attnClusterDefault the positions up to which a step takes it unless
+// UPG_CUDA_ATTN_CLUSTER says otherwise: its 40 blocks (Phi-4) stream a KV
+// head's rows a quarter each, so at long contexts the split kernels' wider
+// grid gains on it. Run 169 (H200, Phi-4's shapes, batch 1): +10.3% after
+// 1,024 positions, +9.2% after 1,536, +0.9% after 2,048, −4.5% after 4,000.
 const (
 	attnClusterThreads = 512
-	attnClusterLimit   = 1024
+	attnClusterLimit   = 4096
+	attnClusterDefault = 2048
 )
 
 // attnClusterMax is UPG_CUDA_ATTN_CLUSTER: the positions (pos+1) up to which
 // a one-token step takes upg_attn_cluster_rotq (0: never, comparisons;
-// capped at attnClusterLimit). Its blocks stream a KV head's rows a
-// quarter each, so at long contexts the split kernels' wider grid gains on
-// it.
+// capped at attnClusterLimit; empty or not a count: attnClusterDefault).
 var attnClusterMax = attnClusterMaxOf(os.Getenv("UPG_CUDA_ATTN_CLUSTER"))
 
 func attnClusterMaxOf(env string) int {
-	if env == "" {
-		return attnClusterLimit
-	}
 	n, err := strconv.Atoi(env)
-	if err != nil || n < 0 {
-		return attnClusterLimit
+	if env == "" || err != nil || n < 0 {
+		return attnClusterDefault
 	}
 	return min(n, attnClusterLimit)
 }

@@ -206,3 +206,22 @@ func TestAblateList(t *testing.T) {
 		}
 	}
 }
+
+// TestAttnClusterMaxOf: UPG_CUDA_ATTN_CLUSTER's parsing, and the cluster
+// launch attribute only for the cluster kernels.
+func TestAttnClusterMaxOf(t *testing.T) {
+	for env, want := range map[string]int{"": attnClusterDefault, "x": attnClusterDefault, "-1": attnClusterDefault,
+		"0": 0, "512": 512, "4096": attnClusterLimit, "100000": attnClusterLimit} {
+		if got := attnClusterMaxOf(env); got != want {
+			t.Errorf("attnClusterMaxOf(%q) = %d, want %d", env, got, want)
+		}
+	}
+	if attnClusterDefault > attnClusterLimit {
+		t.Errorf("attnClusterDefault %d above the kernel's limit %d", attnClusterDefault, attnClusterLimit)
+	}
+	for name, want := range map[string]uint32{"upg_attn_cluster_rotq_f16_h128": attnClusterSize, "upg_attn_rotq_f16": 1, "upg_gemv_k3_g1_t1": 1} {
+		if got := clusterOf(name); got != want {
+			t.Errorf("clusterOf(%q) = %d, want %d", name, got, want)
+		}
+	}
+}

@@ -406,11 +406,12 @@ extern "C" __global__ void __launch_bounds__(256)
 // segment and quantizes its share of the groups as rotq_tail does.
 //
 // Layout: L = HD/E lanes a cache row (E values a 16-byte piece), R =
-// AC_THREADS/L rows a load step, AC_LOADS steps of loads in flight (one
-// batch for Phi-4's ≤ 256 rows a block). Positions: at most AC_MAXPOS (the
-// Go side takes this kernel only then).
+// AC_THREADS/L rows a load step, AC_LOADS steps of loads in flight (a
+// batch is 256 rows of Phi-4's fp16 cache: one for 1,024 positions, four for
+// 4,096). Positions: at most AC_MAXPOS (the Go side takes this kernel only
+// then).
 #define AC_THREADS 512
-#define AC_MAXPOS 1024
+#define AC_MAXPOS 4096
 #define AC_LOADS 8
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 DEVI void cluster_sync_all() {
@@ -441,9 +442,14 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int E = 16 / sizeof(T), L = HD / E, R = AC_THREADS / L, NW = AC_THREADS / 32, QMAX = AC_MAXPOS / GQ;
   static_assert(GQ == 4 && L >= 4, "the scores' halving exchanges are written for four query heads");
-  __shared__ size_t roff[QMAX];
-  __shared__ float sc[GQ][QMAX];
-  __shared__ float vs[NW][GQ][HD];   // the warps' value sums; then the rotated segment
+  // the scores (sc) and, once the value sums have read them, the warps' value
+  // sums (vs), then the rotated segment: one buffer, so that 4,096 positions fit
+  // the 48 KB of static shared memory
+  constexpr int SCN = GQ * QMAX, VSN = NW * GQ * HD;
+  __shared__ float scvs[SCN > VSN ? SCN : VSN];
+  __shared__ int roff[QMAX]; // the rows' indices in the cache (in rows of HD values)
+  float(*sc)[QMAX] = reinterpret_cast<float(*)[QMAX]>(scvs);
+  float(*vs)[GQ][HD] = reinterpret_cast<float(*)[GQ][HD]>(scvs);
   __shared__ float part[GQ][HD + 2]; // max, sum and Σ e·v of each query head over this block's positions
   __shared__ float loc[HD];          // the owned head's output after the stages inside it
   __shared__ float red[2 * GQ];      // the heads' maxima and sums
@@ -455,7 +461,7 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
   const int *tab = tables + (size_t)seq[t] * tstride;
   for (int i = threadIdx.x; i < np; i += blockDim.x) {
     const int p = p0 + i;
-    roff[i] = (((size_t)tab[p / bs] * H + kvh) * bs + p % bs) * HD;
+    roff[i] = (tab[p / bs] * H + kvh) * bs + p % bs;
   }
   const float sg = threadIdx.x < HD && signs != nullptr ? signs[x * HD + threadIdx.x] : 1.f;
   pdl_wait();
@@ -476,7 +482,7 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
 #pragma unroll
     for (int j = 0; j < AC_LOADS; j++) {
       const int r = r0 + rs + j * R;
-      if (r < np) raw[j] = *(const uint4 *)(kc + roff[r] + li * E);
+      if (r < np) raw[j] = *(const uint4 *)(kc + (size_t)roff[r] * HD + li * E);
     }
 #pragma unroll
     for (int j = 0; j < AC_LOADS; j++) {
@@ -535,7 +541,7 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
 #pragma unroll
     for (int j = 0; j < AC_LOADS; j++) {
       const int r = r0 + rs + j * R;
-      if (r < np) raw[j] = *(const uint4 *)(vc + roff[r] + li * E);
+      if (r < np) raw[j] = *(const uint4 *)(vc + (size_t)roff[r] * HD + li * E);
     }
 #pragma unroll
     for (int j = 0; j < AC_LOADS; j++) {
@@ -559,6 +565,7 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
     for (int e = 0; e < E; e++)
 #pragma unroll
       for (int o = L; o < 32; o <<= 1) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
+  __syncthreads(); // every warp's last read of the weights (sc) before vs overwrites them
   if (lane < L)
 #pragma unroll
     for (int g = 0; g < GQ; g++)
@@ -617,7 +624,7 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
     }
   }
   cluster_sync_all(); // every rank's loc complete, every partial read
-  float *segv = &vs[0][0][0]; // the segment's CL·HD rotated values (vs is free)
+  float *segv = scvs; // the segment's CL·HD rotated values (vs is free)
   if (threadIdx.x < HD) {
     float v[CL];
 #pragma unroll
