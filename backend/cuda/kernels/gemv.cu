@@ -130,6 +130,14 @@ DEVI void pdl_launch() {
   asm volatile("griddepcontrol.launch_dependents;");
 #endif
 }
+// pdl_launch_after_loads: pdl_launch, with the loads the code before it
+// asked for issued first (a compiler memory barrier): they go out ahead of
+// the dependents' weight loads.
+DEVI void pdl_launch_after_loads() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 // rope_pair rotates the pair (a, b) by the angle whose cosine and sine are
 // cs and sn: a·cs − b·sn, b·cs + a·sn, each product rounded on its own (the
