@@ -7,8 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/upg-ai/upg/tensor"
 )
 
 // TestGPUAttentionCluster: upg_attn_cluster_rotq (each KV head's rows
@@ -65,25 +63,8 @@ func checkAttnCluster(t *testing.T, d *Device, rng *rand.Rand, heads, H, hd, gs,
 		table[i] = int32(perm[i])
 	}
 	tables := append(make([]int32, len(table)), table...)
-	esz := 4
-	if f16 {
-		esz = 2
-	}
-	kc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "k")
-	vc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "v")
-	k, v := randF(rng, maxPos*H*hd), randF(rng, maxPos*H*hd)
-	slots := make([]int32, maxPos)
-	for p := range slots {
-		slots[p] = table[p/bs]*bs + int32(p%bs)
-	}
-	kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
-	run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, maxPos) })
-	if f16 {
-		for i := range k {
-			k[i] = tensor.F16ToF32(tensor.F32ToF16(k[i]))
-			v[i] = tensor.F16ToF32(tensor.F32ToF16(v[i]))
-		}
-	}
+	kc, vc := kvCache(d, blocks, H, bs, hd, f16)
+	k, v := storeRandKV(t, d, rng, kc, vc, f16, table, H, hd, bs, maxPos)
 	key := func(p int) []float32 { return k[p*H*hd : (p+1)*H*hd] }
 	val := func(p int) []float32 { return v[p*H*hd : (p+1)*H*hd] }
 	chunk := attnChunkWide // attnRotq's: 2·chunk threads = rotqThreads
@@ -96,7 +77,7 @@ func checkAttnCluster(t *testing.T, d *Device, rng *rand.Rand, heads, H, hd, gs,
 	}
 	dst := devPoisoned(t, d, C)
 	defer func() {
-		for _, p := range []DevPtr{kc, vc, kp, vp, sp, tp, seqp, part, cnt, dst} {
+		for _, p := range []DevPtr{kc, vc, tp, seqp, part, cnt, dst} {
 			d.Free(p)
 		}
 	}()

@@ -993,7 +993,7 @@ func (b *Backend) Attention(dst backend.Buffer, q backend.View, heads int, scale
 	// a one-token step within attnClusterMax positions: the cluster kernel,
 	// if its consumer's rotation fits (attnClusterFits); part of the key, as
 	// the positions decide it
-	cl := b.fusing(n) && !pre && b.d.attnClusterStep(n, st.maxPos, heads, sp.KVHeads, sp.HeadDim, qs, f16)
+	cl := b.fusing(n) && !pre && b.d.attnClusterStep(n, st.maxPos, heads, sp.KVHeads, sp.HeadDim, qs)
 	e := b.enqueue(opAttn, uint64(o), uint64(qp), uint64(qs), uint64(kc), uint64(st.tables), uint64(math.Float32bits(scale)), uint64(heads),
 		uint64(n), uint64(S), boolKey(pre), boolKey(grouped), uint64(shared), boolKey(cl))
 	if e.run == nil {

@@ -60,6 +60,41 @@ func readF32(t testing.TB, d *Device, p DevPtr, n int) []float32 {
 	return v
 }
 
+// kvCache allocates a paged key and value cache of blocks blocks (bs
+// positions of H heads of hd values, fp16 or float32).
+func kvCache(d *Device, blocks, H, bs, hd int, f16 bool) (kc, vc DevPtr) {
+	esz := 4
+	if f16 {
+		esz = 2
+	}
+	kc, _ = d.Alloc(int64(blocks*H*bs*hd*esz), "k")
+	vc, _ = d.Alloc(int64(blocks*H*bs*hd*esz), "v")
+	return kc, vc
+}
+
+// storeRandKV stores random keys and values at positions 0..n-1 of the
+// sequence whose block table is table (storeKV) and returns them as the
+// cache holds them (rounded to fp16 for an fp16 cache), n·H·hd each.
+func storeRandKV(t testing.TB, d *Device, rng *rand.Rand, kc, vc DevPtr, f16 bool, table []int32, H, hd, bs, n int) (k, v []float32) {
+	k, v = randF(rng, n*H*hd), randF(rng, n*H*hd)
+	slots := make([]int32, n)
+	for p := range slots {
+		slots[p] = table[p/bs]*int32(bs) + int32(p%bs)
+	}
+	kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
+	run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, n) })
+	for _, p := range []DevPtr{kp, vp, sp} {
+		d.Free(p)
+	}
+	if f16 {
+		for i := range k {
+			k[i] = tensor.F16ToF32(tensor.F32ToF16(k[i]))
+			v[i] = tensor.F16ToF32(tensor.F32ToF16(v[i]))
+		}
+	}
+	return k, v
+}
+
 func run(t testing.TB, d *Device, f func() error) {
 	if err := d.Do(func() error {
 		if err := f(); err != nil {
@@ -313,33 +348,13 @@ func TestGPUAttention(t *testing.T) {
 				tables[1][i] = int32(perm[blocks-1-i])
 			}
 			lens := []int{maxPos, 3}
-			esz := 4
-			if f16 {
-				esz = 2
-			}
-			kc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "k")
-			vc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "v")
+			kc, vc := kvCache(d, blocks, H, bs, hd, f16)
 			// host copies of what is stored, rounded like the cache
 			keys := [2][][]float32{}
 			vals := [2][][]float32{}
 			for s := 0; s < 2; s++ {
 				n := lens[s]
-				k, v := randF(rng, n*H*hd), randF(rng, n*H*hd)
-				slots := make([]int32, n)
-				for p := range slots {
-					slots[p] = tables[s][p/bs]*bs + int32(p%bs)
-				}
-				kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
-				run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, n) })
-				d.Free(kp)
-				d.Free(vp)
-				d.Free(sp)
-				if f16 {
-					for i := range k {
-						k[i] = tensor.F16ToF32(tensor.F32ToF16(k[i]))
-						v[i] = tensor.F16ToF32(tensor.F32ToF16(v[i]))
-					}
-				}
+				k, v := storeRandKV(t, d, rng, kc, vc, f16, tables[s], H, hd, bs, n)
 				for p := 0; p < n; p++ {
 					keys[s] = append(keys[s], k[p*H*hd:(p+1)*H*hd])
 					vals[s] = append(vals[s], v[p*H*hd:(p+1)*H*hd])
@@ -734,24 +749,13 @@ func TestGPUAttentionPrefill(t *testing.T) {
 	for _, f16 := range []bool{true, false} {
 		for _, hd := range []int{64, 128} {
 			const heads, H, bs, blocks, L = 8, 2, 16, 60, 700
-			esz := 4
-			if f16 {
-				esz = 2
-			}
 			perSeq := (L + bs - 1) / bs
 			table := make([]int32, perSeq)
 			for i, p := range rng.Perm(blocks)[:perSeq] {
 				table[i] = int32(p)
 			}
-			kc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "k")
-			vc, _ := d.Alloc(int64(blocks*H*bs*hd*esz), "v")
-			k, v := randF(rng, L*H*hd), randF(rng, L*H*hd)
-			slots := make([]int32, L)
-			for p := range slots {
-				slots[p] = table[p/bs]*bs + int32(p%bs)
-			}
-			kp, vp, sp := devF32(t, d, k), devF32(t, d, v), devI32(t, d, slots)
-			run(t, d, func() error { return d.storeKV(kc, vc, f16, kp, H*hd, vp, H*hd, sp, H, hd, bs, L) })
+			kc, vc := kvCache(d, blocks, H, bs, hd, f16)
+			storeRandKV(t, d, rng, kc, vc, f16, table, H, hd, bs, L)
 			tp := devI32(t, d, table)
 			for _, c := range [][2]int{{0, 16}, {0, 40}, {600, 100}, {37, 291}} {
 				p0, n := c[0], c[1]
@@ -792,7 +796,7 @@ func TestGPUAttentionPrefill(t *testing.T) {
 					d.Free(p)
 				}
 			}
-			for _, p := range []DevPtr{kc, vc, kp, vp, sp, tp} {
+			for _, p := range []DevPtr{kc, vc, tp} {
 				d.Free(p)
 			}
 		}

@@ -343,7 +343,7 @@ func attnClusterMaxOf(env string) int {
 // attnClusterMax, sm_90 (clusters; a newer GPU runs the compute_80 PTX, where
 // the kernel traps), attnClusterGroup query heads a KV head and whole
 // clusters of them, 16-byte query pieces, and a kernel for the head size.
-func (d *Device) attnClusterStep(n, maxPos, heads, H, hd, qs int, f16 bool) bool {
+func (d *Device) attnClusterStep(n, maxPos, heads, H, hd, qs int) bool {
 	return n == 1 && maxPos+1 <= attnClusterMax && d.Major == 9 && d.clusterOK && qs%4 == 0 && H > 0 &&
 		heads == attnClusterGroup*H && heads%attnClusterSize == 0 && (hd == 64 || hd == 128)
 }
