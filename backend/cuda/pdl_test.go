@@ -211,7 +211,7 @@ func TestAblateList(t *testing.T) {
 // launch attribute only for the cluster kernels.
 func TestAttnClusterMaxOf(t *testing.T) {
 	for env, want := range map[string]int{"": attnClusterDefault, "x": attnClusterDefault, "-1": attnClusterDefault,
-		"0": 0, "512": 512, "4096": attnClusterLimit, "100000": attnClusterLimit} {
+		"0": 0, "512": 512, "2048": attnClusterLimit, "100000": attnClusterLimit} {
 		if got := attnClusterMaxOf(env); got != want {
 			t.Errorf("attnClusterMaxOf(%q) = %d, want %d", env, got, want)
 		}

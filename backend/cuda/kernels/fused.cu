@@ -432,11 +432,11 @@ extern "C" __global__ void __launch_bounds__(256)
 //
 // Layout: L = HD/E lanes a cache row (E values a 16-byte piece), R =
 // AC_THREADS/L rows a load step, AC_LOADS steps of loads in flight (a
-// batch is 256 rows of Phi-4's fp16 cache: one for 1,024 positions, four for
-// 4,096). Positions: at most AC_MAXPOS (the Go side takes this kernel only
+// batch is 256 rows of Phi-4's fp16 cache: one for 1,024 positions, two for
+// 2,048). Positions: at most AC_MAXPOS (the Go side takes this kernel only
 // then).
 #define AC_THREADS 512
-#define AC_MAXPOS 4096
+#define AC_MAXPOS 2048
 #define AC_LOADS 8
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 DEVI void cluster_sync_all() {
@@ -467,14 +467,9 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   constexpr int E = 16 / sizeof(T), L = HD / E, R = AC_THREADS / L, NW = AC_THREADS / 32, QMAX = AC_MAXPOS / GQ;
   static_assert(GQ == 4 && L >= 4, "the scores' halving exchanges are written for four query heads");
-  // the scores (sc) and, once the value sums have read them, the warps' value
-  // sums (vs), then the rotated segment: one buffer, so that 4,096 positions fit
-  // the 48 KB of static shared memory
-  constexpr int SCN = GQ * QMAX, VSN = NW * GQ * HD;
-  __shared__ float scvs[SCN > VSN ? SCN : VSN];
   __shared__ int roff[QMAX]; // the rows' indices in the cache (in rows of HD values)
-  float(*sc)[QMAX] = reinterpret_cast<float(*)[QMAX]>(scvs);
-  float(*vs)[GQ][HD] = reinterpret_cast<float(*)[GQ][HD]>(scvs);
+  __shared__ float sc[GQ][QMAX];
+  __shared__ float vs[NW][GQ][HD]; // the warps' value sums; then the rotated segment
   __shared__ float part[GQ][HD + 2]; // max, sum and Σ e·v of each query head over this block's positions
   __shared__ float loc[HD];          // the owned head's output after the stages inside it
   __shared__ float red[2 * GQ];      // the heads' maxima and sums
@@ -590,7 +585,6 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
     for (int e = 0; e < E; e++)
 #pragma unroll
       for (int o = L; o < 32; o <<= 1) acc[g][e] += __shfl_xor_sync(0xffffffffu, acc[g][e], o);
-  __syncthreads(); // every warp's last read of the weights (sc) before vs overwrites them
   if (lane < L)
 #pragma unroll
     for (int g = 0; g < GQ; g++)
@@ -649,7 +643,7 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
     }
   }
   cluster_sync_all(); // every rank's loc complete, every partial read
-  float *segv = scvs; // the segment's CL·HD rotated values (vs is free)
+  float *segv = &vs[0][0][0]; // the segment's CL·HD rotated values (vs is free)
   if (threadIdx.x < HD) {
     float v[CL];
 #pragma unroll
@@ -673,26 +667,8 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
   // this rank's groups of the segment, one a warp: rotq_tail's operations
   for (int gl = (int)rank + warp * CL; gl < nG; gl += NW * CL) {
     const int g0 = gl * gs;
-    float amax = 0.f;
-    for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(segv[g0 + i] * rsc));
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float s = amax / 127.f;
-    const float inv = amax > 0.f ? 127.f / amax : 0.f;
-    int sum = 0;
-    for (int i = lane; i < gs; i += 32) {
-      int qq = __float2int_rn((segv[g0 + i] * rsc) * inv);
-      qq = max(-127, min(127, qq));
-      sum += qq;
-      const int c = base + g0 + i;
-      if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)qq;
-      if (xr != nullptr && c < C) xr[(size_t)t * C + c] = segv[g0 + i] * rsc;
-    }
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    const int gi = (base + g0) / gs;
-    if (lane == 0 && gi < G) {
-      const float xb = amax > 0.f ? s * (float)sum : 0.f;
-      fac[(size_t)t * G + gi] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
-    }
+    quant_group([&](int i) { return segv[g0 + i] * rsc; }, t, base, g0, gs, lane, C, G, alpha, beta, xr, xq, ldq,
+                fac);
   }
 #else
   __trap(); // clusters need sm_90 (the Go side takes this kernel only there)

@@ -844,13 +844,47 @@ extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g1_sk(GEMV_SK_AR
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g2_sk(GEMV_SK_ARGS) { gemv_sk<4, 2, 2>(GEMV_SK_PASS); }
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k4l_g4_sk(GEMV_SK_ARGS) { gemv_sk<4, 2, 4>(GEMV_SK_PASS); }
 
+// quant_group: one warp quantizes group g0 .. g0+gs-1 of token t's segment
+// (values at(i), i < gs) to int8 for gemv_dense: s = max|x|/127, q =
+// round-half-even(x/s), codes to xq (ldq a token, columns below ldq), the
+// group's factors (scale, its level offset and the codes' sum in value
+// units) to fac (G a token) and, when xr is set, the values to xr (C a
+// token). base is the segment's first column. rotq_tail and
+// attn_cluster_rotq share it, so their codes agree bit for bit; the values
+// come through at() (a shared-memory read the caller writes), so each
+// inlined copy keeps its caller's loads.
+template <typename At>
+DEVI void quant_group(At at, int t, int base, int g0, int gs, int lane, int C, int G, float alpha, float beta,
+                      float *__restrict__ xr, int8_t *__restrict__ xq, int ldq, float4 *__restrict__ fac) {
+  float amax = 0.f;
+  for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(at(i)));
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float s = amax / 127.f;
+  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  int sum = 0;
+  for (int i = lane; i < gs; i += 32) {
+    const float v = at(i);
+    int q = __float2int_rn(v * inv);
+    q = max(-127, min(127, q));
+    sum += q;
+    const int c = base + g0 + i;
+    if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)q;
+    if (xr != nullptr && c < C) xr[(size_t)t * C + c] = v;
+  }
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const int g = (base + g0) / gs;
+  if (lane == 0 && g < G) {
+    const float xb = amax > 0.f ? s * (float)sum : 0.f;
+    fac[(size_t)t * G + g] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
+  }
+}
+
 // rotq_tail rotates and quantizes one block's segment of one token: sm
 // holds the seg input values (times the signs, zero past C) and is
 // synchronized; base is the segment's first column. Hadamard blocks of rb
 // values (rb a power of two), scaled by 1/sqrt(rb); xr (may be null)
 // receives the rotated values; xq (ldq int8 per token) and fac (G float4 per
-// token) feed gemv_dense. One warp per group of gs values quantizes:
-// s = max|x|/127, q = round-half-even(x/s).
+// token) feed gemv_dense, one warp a group of gs values (quant_group).
 DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, int G, float alpha,
                     float beta, float *__restrict__ xr, int8_t *__restrict__ xq, int ldq,
                     float4 *__restrict__ fac) {
@@ -892,27 +926,9 @@ DEVI void rotq_tail(float *sm, int t, int base, int rb, int gs, int seg, int C, 
   }
   // one warp per group
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-  for (int g0 = warp * gs; g0 < seg; g0 += nw * gs) {
-    float amax = 0.f;
-    for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(sm[g0 + i] * scale));
-    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float s = amax / 127.f;
-    const float inv = amax > 0.f ? 127.f / amax : 0.f;
-    int sum = 0;
-    for (int i = lane; i < gs; i += 32) {
-      int q = __float2int_rn((sm[g0 + i] * scale) * inv);
-      q = max(-127, min(127, q));
-      sum += q;
-      const int c = base + g0 + i;
-      if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)q;
-    }
-    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    const int g = (base + g0) / gs;
-    if (lane == 0 && g < G) {
-      const float xb = amax > 0.f ? s * (float)sum : 0.f;
-      fac[(size_t)t * G + g] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
-    }
-  }
+  for (int g0 = warp * gs; g0 < seg; g0 += nw * gs)
+    quant_group([&](int i) { return sm[g0 + i] * scale; }, t, base, g0, gs, lane, C, G, alpha, beta, nullptr, xq,
+                ldq, fac);
 #ifdef UPG_TRACE_PHASES
   __syncthreads();
   trace_mark(); // quantized
