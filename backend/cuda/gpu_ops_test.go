@@ -860,6 +860,55 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 	}
 }
 
+// TestGPURotqMatchesEmulation: upg_rotq's int8 codes and group factors are
+// emuRotq's bit for bit (the rotation's radix-2 stages in ascending order,
+// as tensor.FWHT, then the per-group quantization) for fresh random inputs
+// at the segment shapes the step meets: 1,024-value Hadamard blocks in 256
+// threads (Phi-4's q|k|v, o and gate|up inputs), 512-value blocks (Phi-4's
+// down), and smaller blocks and odd widths. A change to rotq_tail's stages
+// must keep their order (experiments/rot-regs.patch, run 174).
+func TestGPURotqMatchesEmulation(t *testing.T) {
+	d := gpu(t)
+	rng := rand.New(rand.NewPCG(testSeed(t), 29))
+	for _, c := range []struct{ C, gs int }{{5120, 128}, {1024, 64}, {1536, 128}, {17920, 128}, {640, 128}, {3000, 64}, {96, 32}} {
+		const R, n = 32, 3
+		p := codec.Params{Codec: "dense", Bits: 3, GroupSize: c.gs, Levels: "lloyd", Rotate: 0x5eed}
+		t.Run(fmt.Sprintf("C%d_g%d_rb%d", c.C, c.gs, codec.RotationBlock(c.C)), func(t *testing.T) {
+			m := randomDense(t, rng, denseCase{R, c.C, p})
+			g, err := d.UploadMatrix(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Free(d)
+			x := randF(rng, n*c.C)
+			xd := devF32(t, d, x)
+			defer d.Free(xd)
+			s, act := rotqTarget(t, d, g, n)
+			defer s.Free(d)
+			defer d.Free(act)
+			run(t, d, func() error { return d.rotq(g, xd, c.C, n, s) })
+			got := readRotqOut(t, d, g, act, s, n)
+			_, alpha, beta := byteLevels(m.Levels)
+			ldq := g.U * unitCodes
+			for tk := range n {
+				_, xq, fac := emuRotq(g.plan, m.Signs, x[tk*c.C:(tk+1)*c.C], alpha, beta)
+				for j := range c.C {
+					if got.xq[tk*ldq+j] != byte(xq[j]) {
+						t.Fatalf("token %d code %d: %d, emulation %d", tk, j, int8(got.xq[tk*ldq+j]), xq[j])
+					}
+				}
+				for gi := range g.G {
+					for k := range 3 {
+						if a, b := got.fac[4*(tk*g.G+gi)+k], fac[gi][k]; math.Float32bits(a) != math.Float32bits(b) {
+							t.Fatalf("token %d group %d factor %d: %v, emulation %v", tk, gi, k, a, b)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestGPUSwigluParts: upg_swiglu_rotq summing a GEMM's split-K parts
 // (takeParts: the parts a partsOut MatMul left in the scratch) writes the
 // same bits — act, the int8 codes and the factors — as upg_splitk_sum into
