@@ -866,7 +866,7 @@ func TestGPUSwigluRotqBlockSizes(t *testing.T) {
 // at the segment shapes the step meets: 1,024-value Hadamard blocks in 256
 // threads (Phi-4's q|k|v, o and gate|up inputs), 512-value blocks (Phi-4's
 // down), and smaller blocks and odd widths. A change to rotq_tail's stages
-// must keep their order (experiments/rot-regs.patch, run 174).
+// must keep their order (NOTES.md runs 174 and 176).
 func TestGPURotqMatchesEmulation(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 29))
