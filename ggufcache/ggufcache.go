@@ -259,14 +259,23 @@ func convertInto(src, dst, prefix string, opts compress.Options) (err error) {
 		return fmt.Errorf("cache directory: %w", err)
 	}
 	sweepStale(dir)
+	// signals are caught before the partial directory exists, so none can
+	// end the process between its creation and the handler's start (a
+	// signal in between waits in sig)
+	var sig chan os.Signal
+	if HandleSignals {
+		sig = make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	}
 	tmpDir, err := os.MkdirTemp(dir, partialPrefix+"*")
 	if err != nil {
+		if sig != nil {
+			signal.Stop(sig)
+		}
 		return fmt.Errorf("cache directory: %w", err)
 	}
 	defer os.RemoveAll(tmpDir)
 	if HandleSignals {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 		done := make(chan struct{})
 		defer func() {
 			signal.Stop(sig)
