@@ -514,12 +514,18 @@ func (g *DenseGPU) fusable(n int, s *Scratch) bool {
 // rotq_tail parameters of the *_rotq kernels, kernels/fused.cu).
 func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
 	p := g.plan
-	var xr DevPtr
-	if g.ovK > 0 {
-		xr = s.xr
-	}
 	return []Arg{Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
-		Ptr(xr), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac)}
+		Ptr(g.rotXr(s)), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac)}
+}
+
+// rotXr is where the rotation kernels write g's rotated float input: the
+// scratch's xr when g has fp16 overlay corrections (upg_overlay reads it),
+// 0 (not written) otherwise.
+func (g *DenseGPU) rotXr(s *Scratch) DevPtr {
+	if g.ovK > 0 {
+		return s.xr
+	}
+	return 0
 }
 
 // rotqThreads is the block size of the rotation+quantization kernels: 256
@@ -610,14 +616,7 @@ func (d *Device) combineRotq(g *DenseGPU, dst, part, pos DevPtr, chunk, S, heads
 
 // rotq enqueues the rotation and int8 quantization of n input rows.
 func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
-	p := g.plan
-	var xr DevPtr
-	if g.ovK > 0 {
-		xr = s.xr
-	}
-	return d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{rotqThreads, 1, 1}, uint32(4*p.seg),
-		Ptr(x), I32(ldx), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
-		Ptr(xr), Ptr(s.xq), I32(g.U*unitCodes), Ptr(s.fac))
+	return d.rotqLaunch("upg_rotq", rotqThreads, g, n, s, Ptr(x), I32(ldx))
 }
 
 // gemv enqueues the fused multiply of the quantized input in s (and the

@@ -390,14 +390,10 @@ func attnClusterFits(g *DenseGPU, heads, hd int) bool {
 func (d *Device) attnCluster(g *DenseGPU, dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
 	scale float32, heads, H, hd, bs int, s *Scratch) error {
 	p := g.plan
-	var xr DevPtr
-	if g.ovK > 0 {
-		xr = s.xr
-	}
 	d.attnClusters++
 	return d.launchK(attnClusterName(hd, f16), [3]uint32{uint32(heads), 1, 1}, [3]uint32{attnClusterThreads, 1, 1}, 0,
 		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale), I32(heads), I32(H), I32(bs),
-		Ptr(dst), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta), Ptr(xr), Ptr(s.xq),
+		Ptr(dst), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta), Ptr(g.rotXr(s)), Ptr(s.xq),
 		I32(g.U*unitCodes), Ptr(s.fac))
 }
 
