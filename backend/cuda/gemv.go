@@ -536,9 +536,15 @@ const rotqThreads = 256
 
 // rotqLaunch launches a *_rotq kernel for n tokens of g's input (blocks
 // of threads): head arguments, then the rotq_tail ones.
+// AblateEnv's "<name>:rotation" leaves out only the kernel's Hadamard
+// stages and signs (rb 1, no signs): what its rotation costs the step.
 func (d *Device) rotqLaunch(name string, threads int, g *DenseGPU, n int, s *Scratch, head ...Arg) error {
 	p := g.plan
-	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{uint32(threads), 1, 1}, uint32(4*p.seg), append(head, g.rotqTail(s)...)...)
+	tail := g.rotqTail(s)
+	if d.ablated(name + ":rotation") {
+		tail[0], tail[1] = Ptr(0), I32(1)
+	}
+	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{uint32(threads), 1, 1}, uint32(4*p.seg), append(head, tail...)...)
 }
 
 // rotqHalfOn is UPG_CUDA_ROTQ_HALF: 0 keeps upg_swiglu_rotq at rotqThreads

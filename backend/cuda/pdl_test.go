@@ -205,6 +205,13 @@ func TestAblateList(t *testing.T) {
 			t.Errorf("ablated(%s) = %v, want %v", name, got, want)
 		}
 	}
+	// a kernel's rotation only: the kernel itself is still launched
+	d = &Device{ablate: ablateList("upg_swiglu_rotq:rotation")}
+	for name, want := range map[string]bool{"upg_swiglu_rotq": false, "upg_swiglu_rotq:rotation": true, "upg_rms_rotq:rotation": false} {
+		if got := d.ablated(name); got != want {
+			t.Errorf("ablated(%s) with a rotation switch = %v, want %v", name, got, want)
+		}
+	}
 }
 
 // TestAttnClusterMaxOf: UPG_CUDA_ATTN_CLUSTER's parsing, and the cluster
