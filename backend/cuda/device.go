@@ -687,10 +687,10 @@ const PDLEnv = "UPG_CUDA_PDL"
 // "upg_rms_rotq,upg_attn") whose launches every step leaves out: what a
 // kernel costs the whole step, overlaps and boundaries included, read as the
 // step's time without it (NOTES.md run 163). "<kernel>:rotation" (e.g.
-// "upg_rms_rotq:rotation") keeps a rotation kernel but leaves out its
-// Hadamard stages and signs (rotqLaunch): what a residual stream kept
-// rotated would save (NOTES.md run 179). A measurement switch only: the
-// step's results are wrong.
+// "upg_rms_rotq:rotation") keeps a rotating kernel but launches it with no
+// signs and Hadamard blocks of 1 (Device.rotates): what its rotation costs,
+// e.g. what a residual stream kept rotated would save (NOTES.md run 179). A
+// measurement switch only: the step's results are wrong.
 const AblateEnv = "UPG_CUDA_ABLATE"
 
 // pdlKernel reports whether kernel name starts with pdl_wait() (kernels/

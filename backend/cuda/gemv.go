@@ -512,10 +512,27 @@ func (g *DenseGPU) fusable(n int, s *Scratch) bool {
 
 // rotqTail is the rotation+quantization arguments for g's input (the
 // rotq_tail parameters of the *_rotq kernels, kernels/fused.cu).
-func (g *DenseGPU) rotqTail(s *Scratch) []Arg {
+func (g *DenseGPU) rotqTail(s *Scratch, rotate bool) []Arg {
 	p := g.plan
-	return []Arg{Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
+	signs, rb := g.rotation(rotate)
+	return []Arg{Ptr(signs), I32(rb), I32(p.gs), I32(p.seg), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta),
 		Ptr(g.rotXr(s)), Ptr(s.xq), I32(g.U * unitCodes), Ptr(s.fac)}
+}
+
+// rotation is the signs and Hadamard block size a rotation kernel applies
+// to g's input: g's own, or none (no signs, blocks of 1) when rotate is
+// false (Device.rotates: a measurement that leaves the rotation out).
+func (g *DenseGPU) rotation(rotate bool) (signs DevPtr, rb int) {
+	if !rotate {
+		return 0, 1
+	}
+	return g.signs, g.plan.rb
+}
+
+// rotates reports whether kernel name applies its rotation: false only when
+// AblateEnv names "<name>:rotation" (a measurement; the results are wrong).
+func (d *Device) rotates(name string) bool {
+	return d.ablate == nil || !d.ablated(name+":rotation")
 }
 
 // rotXr is where the rotation kernels write g's rotated float input: the
@@ -536,15 +553,9 @@ const rotqThreads = 256
 
 // rotqLaunch launches a *_rotq kernel for n tokens of g's input (blocks
 // of threads): head arguments, then the rotq_tail ones.
-// AblateEnv's "<name>:rotation" leaves out only the kernel's Hadamard
-// stages and signs (rb 1, no signs): what its rotation costs the step.
 func (d *Device) rotqLaunch(name string, threads int, g *DenseGPU, n int, s *Scratch, head ...Arg) error {
 	p := g.plan
-	tail := g.rotqTail(s)
-	if d.ablated(name + ":rotation") {
-		tail[0], tail[1] = Ptr(0), I32(1)
-	}
-	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{uint32(threads), 1, 1}, uint32(4*p.seg), append(head, tail...)...)
+	return d.launchK(name, [3]uint32{uint32(p.segments()), uint32(n), 1}, [3]uint32{uint32(threads), 1, 1}, uint32(4*p.seg), append(head, g.rotqTail(s, d.rotates(name))...)...)
 }
 
 // rotqHalfOn is UPG_CUDA_ROTQ_HALF: 0 keeps upg_swiglu_rotq at rotqThreads

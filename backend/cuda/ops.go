@@ -280,7 +280,7 @@ func (d *Device) attnRotq(g *DenseGPU, dst, q DevPtr, qs int, kc, vc DevPtr, f16
 	}
 	smem := max(4*(hd+chunk), 4*g.plan.seg)
 	args := append([]Arg{Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale),
-		I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part), Ptr(dst)}, g.rotqTail(s)...)
+		I32(heads), I32(H), I32(hd), I32(bs), I32(chunk), I32(S), Ptr(part), Ptr(dst)}, g.rotqTail(s, d.rotates(name))...)
 	return d.launchK(name, [3]uint32{uint32(S), uint32(heads), uint32(n)}, [3]uint32{uint32(2 * chunk), 1, 1}, uint32(smem),
 		append(args, Ptr(cnt))...)
 }
@@ -390,10 +390,12 @@ func attnClusterFits(g *DenseGPU, heads, hd int) bool {
 func (d *Device) attnCluster(g *DenseGPU, dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
 	scale float32, heads, H, hd, bs int, s *Scratch) error {
 	p := g.plan
+	name := attnClusterName(hd, f16)
+	signs, rb := g.rotation(d.rotates(name)) // (rb 1 leaves the stages inside a head out, not those across ranks)
 	d.attnClusters++
-	return d.launchK(attnClusterName(hd, f16), [3]uint32{uint32(heads), 1, 1}, [3]uint32{attnClusterThreads, 1, 1}, 0,
+	return d.launchK(name, [3]uint32{uint32(heads), 1, 1}, [3]uint32{attnClusterThreads, 1, 1}, 0,
 		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale), I32(heads), I32(H), I32(bs),
-		Ptr(dst), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta), Ptr(g.rotXr(s)), Ptr(s.xq),
+		Ptr(dst), Ptr(signs), I32(rb), I32(p.gs), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta), Ptr(g.rotXr(s)), Ptr(s.xq),
 		I32(g.U*unitCodes), Ptr(s.fac))
 }
 

@@ -205,11 +205,22 @@ func TestAblateList(t *testing.T) {
 			t.Errorf("ablated(%s) = %v, want %v", name, got, want)
 		}
 	}
-	// a kernel's rotation only: the kernel itself is still launched
+	// a kernel's rotation only: the kernel itself is still launched, with
+	// no signs and Hadamard blocks of 1 in its rotq_tail arguments
 	d = &Device{ablate: ablateList("upg_swiglu_rotq:rotation")}
-	for name, want := range map[string]bool{"upg_swiglu_rotq": false, "upg_swiglu_rotq:rotation": true, "upg_rms_rotq:rotation": false} {
-		if got := d.ablated(name); got != want {
-			t.Errorf("ablated(%s) with a rotation switch = %v, want %v", name, got, want)
+	if d.ablated("upg_swiglu_rotq") || d.rotates("upg_swiglu_rotq") || !d.rotates("upg_rms_rotq") || !(&Device{}).rotates("upg_swiglu_rotq") {
+		t.Errorf("rotation switch: ablated %v, rotates swiglu %v, rms %v, without the switch %v; want false, false, true, true",
+			d.ablated("upg_swiglu_rotq"), d.rotates("upg_swiglu_rotq"), d.rotates("upg_rms_rotq"), (&Device{}).rotates("upg_swiglu_rotq"))
+	}
+	g := &DenseGPU{signs: 0x1000, plan: quantPlan{rb: 1024, gs: 128, seg: 1024}}
+	for _, rotate := range []bool{true, false} {
+		a := g.rotqTail(&Scratch{}, rotate)
+		wantSigns, wantRB := Ptr(0x1000), I32(1024)
+		if !rotate {
+			wantSigns, wantRB = Ptr(0), I32(1)
+		}
+		if a[0] != wantSigns || a[1] != wantRB || a[2] != I32(128) || a[3] != I32(1024) {
+			t.Errorf("rotqTail(rotate %v) = %v, want signs %v, rb %v, then gs 128 and seg 1024", rotate, a[:4], wantSigns, wantRB)
 		}
 	}
 }
