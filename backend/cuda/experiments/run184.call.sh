@@ -1,0 +1,28 @@
+#!/bin/bash
+# Prepared as run 184, not run (no device was lent after run 183). One call, ~210 s:
+# the chainload microbenchmark (experiments/chainload.cu: hand-off and chase latencies under a DRAM
+# stream), then kv-evict-first.patch (sm_90 build of a patched copy) against main at 3,072 positions
+# (attn_split) and at batch 32. Carry .cuda-carry with upg.gz (cross-built from main) and
+# cl100k_base.tiktoken.gz; run as `bash backend/cuda/experiments/run184.call.sh`.
+set -u
+R=$PWD; C=$R/.cuda-carry; L=$OUT; mkdir -p /tmp/b
+t0=$(date +%s)
+cd $C && gunzip -kf upg.gz cl100k_base.tiktoken.gz && chmod +x upg
+mkdir -p /work/shared/tokenizers/tiktoken && cp cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
+nvcc -O3 -std=c++17 -arch=sm_90 $R/backend/cuda/experiments/chainload.cu -o /tmp/chainload > $L/chainload.txt 2>&1 && /tmp/chainload >> $L/chainload.txt 2>&1
+echo "chainload rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt
+cd $R
+( $C/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/p.upg -q > /tmp/synth.txt 2>&1 ) &
+( cp -r backend/cuda/kernels /tmp/kv && cd /tmp/kv && patch -p4 < $R/backend/cuda/experiments/kv-evict-first.patch > /tmp/patch.txt && nvcc -fatbin -O3 -std=c++17 -lineinfo --threads 14 -Xptxas -v -gencode=arch=compute_90,code=sm_90 upg.cu -o /tmp/b/KV.fatbin > /tmp/build.txt 2>&1; echo "build rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt ) &
+wait
+for v in main KV; do
+  unset UPG_CUDA_FATBIN; [ $v = KV ] && export UPG_CUDA_FATBIN=/tmp/b/KV.fatbin
+  $C/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 3072 --gen-tokens 64 > /tmp/bench.txt 2>&1
+  echo "3072 $v $(grep -E '^(decode) ' /tmp/bench.txt | tr -s ' ' | tr '\n' ' ') $(grep -i error /tmp/bench.txt | head -2)" >> $L/bench.txt
+done
+for v in main KV; do
+  unset UPG_CUDA_FATBIN; [ $v = KV ] && export UPG_CUDA_FATBIN=/tmp/b/KV.fatbin
+  $C/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 32 --batch 32 > /tmp/bench.txt 2>&1
+  echo "b32 $v $(grep -E '^(decode) ' /tmp/bench.txt | tr -s ' ' | tr '\n' ' ')" >> $L/bench.txt
+done
+echo "all $(( $(date +%s)-t0 )) s" >> $L/times.txt
