@@ -1,8 +1,8 @@
 #!/bin/bash
-# Prepared as run 184, not run (no device was lent after run 183). One call, ~210 s:
+# Prepared as run 184, not run (no device was lent after run 183). One call, ~280 s:
 # the chainload microbenchmark (experiments/chainload.cu: hand-off and chase latencies under a DRAM
 # stream), then kv-evict-first.patch (sm_90 build of a patched copy) against main at 3,072 positions
-# (attn_split) and at batch 32. Carry .cuda-carry with upg.gz (cross-built from main) and
+# (attn_split) and at batch 32; epilogue-prefetch.patch (sm_90) against main after 512 positions, twice. Carry .cuda-carry with upg.gz (cross-built from main) and
 # cl100k_base.tiktoken.gz; run as `bash backend/cuda/experiments/run184.call.sh`.
 set -u
 R=$PWD; C=$R/.cuda-carry; L=$OUT; mkdir -p /tmp/b
@@ -13,8 +13,14 @@ nvcc -O3 -std=c++17 -arch=sm_90 $R/backend/cuda/experiments/chainload.cu -o /tmp
 echo "chainload rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt
 cd $R
 ( $C/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/p.upg -q > /tmp/synth.txt 2>&1 ) &
-( cp -r backend/cuda/kernels /tmp/kv && cd /tmp/kv && patch -p4 < $R/backend/cuda/experiments/kv-evict-first.patch > /tmp/patch.txt && nvcc -fatbin -O3 -std=c++17 -lineinfo --threads 14 -Xptxas -v -gencode=arch=compute_90,code=sm_90 upg.cu -o /tmp/b/KV.fatbin > /tmp/build.txt 2>&1; echo "build rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt ) &
+( cp -r backend/cuda/kernels /tmp/kv && cd /tmp/kv && patch -p4 < $R/backend/cuda/experiments/kv-evict-first.patch > /tmp/patch.txt && nvcc -fatbin -O3 -std=c++17 -lineinfo --threads 7 -Xptxas -v -gencode=arch=compute_90,code=sm_90 upg.cu -o /tmp/b/KV.fatbin > /tmp/build.txt 2>&1; echo "build rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt ) &
+( cp -r backend/cuda/kernels /tmp/ep && cd /tmp/ep && patch -p4 < $R/backend/cuda/experiments/epilogue-prefetch.patch > /tmp/patch-ep.txt && nvcc -fatbin -O3 -std=c++17 -lineinfo --threads 7 -Xptxas -v -gencode=arch=compute_90,code=sm_90 upg.cu -o /tmp/b/EP.fatbin > /tmp/build-ep.txt 2>&1; echo "build EP rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt ) &
 wait
+for round in 1 2; do for v in main EP; do
+  unset UPG_CUDA_FATBIN; [ $v = EP ] && export UPG_CUDA_FATBIN=/tmp/b/EP.fatbin
+  $C/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 64 > /tmp/bench.txt 2>&1
+  echo "512 $round $v $(grep -E '^(decode) ' /tmp/bench.txt | tr -s ' ' | tr '\n' ' ') $(grep -i error /tmp/bench.txt | head -2)" >> $L/bench.txt
+done; done
 for v in main KV; do
   unset UPG_CUDA_FATBIN; [ $v = KV ] && export UPG_CUDA_FATBIN=/tmp/b/KV.fatbin
   $C/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 3072 --gen-tokens 64 > /tmp/bench.txt 2>&1
