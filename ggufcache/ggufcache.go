@@ -275,7 +275,7 @@ func convertInto(src, dst, prefix string, opts compress.Options) (err error) {
 		return fmt.Errorf("cache directory: %w", err)
 	}
 	defer os.RemoveAll(tmpDir)
-	if HandleSignals {
+	if sig != nil {
 		done := make(chan struct{})
 		defer func() {
 			signal.Stop(sig)

@@ -315,15 +315,16 @@ const (
 // attnClusterThreads is upg_attn_cluster_rotq's block size (AC_THREADS),
 // attnClusterLimit the positions a step may have for it (AC_MAXPOS), and
 // attnClusterDefault the positions up to which a step takes it unless
-// UPG_CUDA_ATTN_CLUSTER says otherwise: its 40 blocks (Phi-4) stream a KV
-// head's rows a quarter each, so at long contexts the split kernels' wider
-// grid gains on it. Run 169 (H200, Phi-4's shapes, batch 1): +10.3% after
-// 1,024 positions, +9.2% after 1,536, +0.9% after 2,048, −4.5% after 4,000;
-// a 2,048-position kernel needs no shared buffer for its scores and sums.
+// UPG_CUDA_ATTN_CLUSTER says otherwise: its whole range. Its 40 blocks
+// (Phi-4) stream a KV head's rows a quarter each, so at long contexts the
+// split kernels' wider grid gains on it. Run 169 (H200, Phi-4's shapes,
+// batch 1): +10.3% after 1,024 positions, +9.2% after 1,536, +0.9% after
+// 2,048, −4.5% after 4,000; a 2,048-position kernel needs no shared buffer
+// for its scores and sums, so the kernel stops where it stops winning.
 const (
 	attnClusterThreads = 512
 	attnClusterLimit   = 2048
-	attnClusterDefault = 2048
+	attnClusterDefault = attnClusterLimit
 )
 
 // attnClusterMax is UPG_CUDA_ATTN_CLUSTER: the positions (pos+1) up to which
