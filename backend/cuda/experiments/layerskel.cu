@@ -1,0 +1,740 @@
+// layerskel.cu: a whole batch-1 decode step as one persistent kernel, to
+// measure what that design would give before building it into the backend.
+//
+//   nvcc -O3 -std=c++17 -arch=sm_90 -Xptxas -v layerskel.cu -o /tmp/layerskel && /tmp/layerskel
+//   (-DLS_THREADS=1024: 31 consumer warps at 64 registers instead of 15 at 128)
+//
+// The question (NOTES.md, runs 128-131, 163, 179-184): the per-op design
+// spends ~64 µs a Phi-4 layer at batch 1 where 600 tok/s needs ~40; its
+// GEMVs alone take ~45, and the small ops' dependent chains (RMSNorm,
+// attention, SwiGLU) leave DRAM idle between them. Here one block an SM
+// (cooperative launch) runs every layer of every token; in each block a
+// producer warp streams the block's slice of every matrix, in the order the
+// step uses them, through a ring of shared-memory slots (cp.async, one
+// mbarrier a slot), never waiting for activations: the weights of the next
+// matrix flow in while the chain of the current small op runs. The other
+// warps (15 by default) multiply from the ring, hand off through counters in global memory
+// (fence, atomicAdd, ld.acquire spin) and run the small ops:
+//   norm      every block, redundantly: the residual row (20 KB from L2), its
+//             sum of squares, 1,024-wide Hadamard stages in shared memory,
+//             int8 groups into the block's own activations (no second hop);
+//   attention (kv head, split) items, one a block: the query, the split's
+//             key and value rows (fp16, DRAM), scores, softmax, values; the
+//             last split of a head merges it (a counter);
+//   o input   every block: the merged heads rotated and quantized as the norm;
+//   SwiGLU    512-wide segments, one a block (35 of them), to global memory,
+//             a counter, then every block copies the 17.5 KB of codes;
+//   head      the head GEMV, each block's best row, a counter; the next
+//             token's first norm waits for it and reads the 132 bests and
+//             the chosen embedding row (one dependent round trip each).
+// Each matrix is 3-bit codes with 128-wide groups in the backend's GPU layout
+// (a unit: 32 rows × 128 columns, 1.5 KB of plane words, then 32 fp16
+// scales), decoded by the backend's own chunk_pair_bytes (kernels/gemv.cu)
+// and multiplied by dp4a; a block takes a contiguous range of units of each
+// matrix (row group major), sums its rows in shared memory and adds them to
+// global memory once a matrix. The weights are random bytes (values do not
+// matter for the time); every op reads and writes what the real one would,
+// except what is small beside it: RoPE and the new token's cache rows are
+// left out, and the head's rows split between two blocks are not summed
+// before the blocks' bests are taken.
+//
+// Modes (argv[1]): 0 the step as above; 1 the weight stream alone (no waits,
+// no small ops: the floor); 2 the step with the producer held to the
+// current matrix (no run-ahead: what the per-op design has). argv[2] ring
+// slots (default: as many as fit), argv[3] 1 = the stream's loads
+// evict-first in L2, argv[4] attention splits a kv head (default 13).
+// Printed: µs a token, tok/s, µs a layer, and block 0's phase times for a
+// middle layer. Spin waits give up after 0.5 s (a hang reports, not stalls).
+// Standalone (CUDA runtime, no Go); not part of the build or of CI.
+#define UPG_SRC 1
+#include "../kernels/gemv.cu"
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+#include <cuda_runtime.h>
+#include "probe.cuh"
+
+// Phi-4's shapes
+constexpr int D = 5120, FF = 17920, QKV = 7680, HEADS_KV = 10, HD = 128, VOCAB = 100352;
+// threads a block (-DLS_THREADS=1024: 31 consumer warps at 64 registers)
+#ifndef LS_THREADS
+#define LS_THREADS 512
+#endif
+constexpr int NTH = LS_THREADS, NCW = NTH / 32 - 1, NCT = NCW * 32; // threads, consumer warps, consumer threads
+constexpr int UCODE = 1536, USC = 64, SLOT = UCODE + USC; // a unit's bytes in a ring slot
+constexpr int CH = 4;                                     // consecutive units a consumer warp takes
+constexpr int NM = 4;                                     // matrices a layer: q|k|v, o, gate|up, down
+constexpr int NEV = 12;                                   // phase records a layer (block 0)
+constexpr int AJ = NCW >= 31 ? 3 : 5;                     // positions a warp of an attention item
+constexpr unsigned long long TIMEOUT = 500000000ull;      // ns
+
+struct Params {
+  const uint4 *const *codes;         // [layer·4 + m], the head last
+  const unsigned short *const *sc;   // scales, likewise
+  int R[NM + 1], U[NM + 1];          // rows and units a row of q|k|v, o, gate|up, down, head
+  int L, T, P, S, mode, ns, ef, rgmax;
+  const float *normw;                // D
+  const __half *kc, *vc, *emb;       // [L][HEADS_KV][P][HD]; emb [VOCAB][D]
+  float *h, *yqkv, *ygu, *att, *logit; // per token: h D, yqkv L·QKV, ygu L·2FF, att L·D, logit VOCAB
+  float *ws;                         // attention partials [T][L][HEADS_KV][S][4·(HD+2)]
+  int8_t *xg;                        // SwiGLU codes [T][L][FF]
+  float4 *fg;                        // and factors [T][L][FF/128]
+  float2 *best;                      // [T][blocks]
+  int *cnt;                          // [L][8] + head
+  unsigned long long *rec;           // [T][L][NEV]
+  int *err;
+  unsigned t0, t1;                   // the 3-bit level table (PRMT)
+};
+
+__device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+__device__ __forceinline__ void bar_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(NCT) : "memory"); }
+__device__ __forceinline__ void fail(const Params &p, int code) {
+  atomicExch(p.err, code);
+  __trap();
+}
+__device__ __forceinline__ void mbar_init(unsigned long long *b, unsigned n) {
+  asm volatile("mbarrier.init.shared.b64 [%0], %1;" ::"r"(smem_addr(b)), "r"(n) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(unsigned long long *b) {
+  asm volatile("{.reg .b64 st; mbarrier.arrive.shared.b64 st, [%0];}" ::"r"(smem_addr(b)) : "memory");
+}
+__device__ __forceinline__ bool mbar_done(unsigned long long *b, unsigned parity) {
+  unsigned ok;
+#if __CUDA_ARCH__ >= 900
+  asm volatile("{.reg .pred p; mbarrier.try_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p;}"
+               : "=r"(ok)
+               : "r"(smem_addr(b)), "r"(parity)
+               : "memory");
+#else
+  asm volatile("{.reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p;}"
+               : "=r"(ok)
+               : "r"(smem_addr(b)), "r"(parity)
+               : "memory");
+#endif
+  return ok != 0;
+}
+__device__ __forceinline__ void mbar_wait(const Params &p, unsigned long long *b, unsigned parity, int code) {
+  if (mbar_done(b, parity)) return;
+  const unsigned long long t = gtime();
+  while (!mbar_done(b, parity))
+    if (gtime() - t > TIMEOUT) fail(p, code);
+}
+__device__ __forceinline__ void cp16(void *dst, const void *src, bool ef, unsigned long long pol) {
+  if (ef)
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
+                 "l"(pol)
+                 : "memory");
+  else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src) : "memory");
+}
+
+// consumer thread 0 waits until *c ≥ target, then every consumer goes on
+__device__ void wait_count(const Params &p, const int *c, int target, int code) {
+  if (p.mode != 1 && threadIdx.x == 0) {
+    const unsigned long long t = gtime();
+    while (ld_acquire(c) < target)
+      if (gtime() - t > TIMEOUT) fail(p, code);
+  }
+  bar_consumers();
+}
+// every consumer's writes before it, then one count
+__device__ void count(int *c) {
+  __threadfence();
+  bar_consumers();
+  if (threadIdx.x == 0) atomicAdd(c, 1);
+}
+
+struct Smem {
+  unsigned long long *full, *empty;
+  uint8_t *ring;
+  int8_t *xs;   // activations: FF int8
+  float4 *xf;   // and factors: FF/128
+  float *acc;   // the block's rows of the current matrix: rgmax·32
+  float *sm;    // small ops' values: D floats
+  float *red;   // 128 floats
+  volatile int *open; // mode 2: the last sequence number the producer may load
+  volatile unsigned *tab; // the 3-bit level table (t0, t1)
+};
+
+// a block's units of matrix m: [n0, n1) of R/32 · U, row group major
+struct Range {
+  int n0, n1;
+};
+__device__ __forceinline__ Range range_of(const Params &p, int m) {
+  const long long n = (long long)(p.R[m] / 32) * p.U[m];
+  return Range{(int)(n * blockIdx.x / gridDim.x), (int)(n * (blockIdx.x + 1) / gridDim.x)};
+}
+__device__ __forceinline__ int mat_index(const Params &p, int l, int m) { return m == NM ? p.L * NM : l * NM + m; }
+
+// the producer warp: every unit of every matrix the block will multiply, in order
+__device__ void producer(const Params &p, const Smem &s) {
+  const int lane = threadIdx.x & 31;
+  unsigned long long pol = 0;
+  if (p.ef) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+  const unsigned ns = (unsigned)p.ns;
+  unsigned seq = 0, slot = 0, k = 0; // k: the slot's use, counted from 0
+  for (int t = 0; t < p.T; t++)
+    for (int l = 0; l <= p.L; l++)
+      for (int m = 0; m < NM; m++) {
+        if (l == p.L && m > 0) break;
+        const int mm = l == p.L ? NM : m, mi = mat_index(p, l, mm);
+        const Range r = range_of(p, mm);
+        const uint4 *codes = p.codes[mi];
+        const unsigned short *sc = p.sc[mi];
+        for (int n = r.n0; n < r.n1; n++, seq++) {
+          if (k > 0) mbar_wait(p, &s.empty[slot], (k - 1) & 1u, 1);
+          if (p.mode == 2 && *s.open < (int)seq) {
+            const unsigned long long t0 = gtime();
+            while (*s.open < (int)seq) {
+              __nanosleep(64);
+              if (gtime() - t0 > TIMEOUT) fail(p, 2);
+            }
+          }
+          uint8_t *dst = s.ring + (size_t)slot * SLOT;
+          const uint4 *src = codes + (size_t)n * 96;
+#pragma unroll
+          for (int j = 0; j < 3; j++) cp16(dst + (lane + 32 * j) * 16, src + lane + 32 * j, p.ef, pol);
+          if (lane < 4) cp16(dst + UCODE + lane * 16, sc + (size_t)n * 32 + lane * 8, p.ef, pol);
+          asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];" ::"r"(smem_addr(&s.full[slot])) : "memory");
+          if (++slot == ns) slot = 0, k++;
+        }
+      }
+  asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
+// the consumers' share of matrix m (units seq0.. of the ring) into s.acc,
+// then added to y (R rows) and counted in *c; the head (best set) also
+// leaves the block's best row there
+__device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float *y, int *c, float2 *best_out) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const Range r = range_of(p, m);
+  const int U = p.U[m], R = p.R[m], rg0 = r.n0 / U, len = r.n1 - r.n0;
+  if (p.mode == 2 && threadIdx.x == 0) *s.open = (int)(seq0 + len - 1);
+  const int4 *xs4 = (const int4 *)s.xs;
+  const unsigned ns = (unsigned)p.ns;
+  // the level table through shared memory, so that ptxas keeps it in two
+  // registers instead of copying the kernel parameter's uniform register
+  // before every PRMT (NOTES.md runs 138, 149: 25-34 IMAD.U32 a unit)
+  const unsigned t0 = s.tab[0], t1 = s.tab[1];
+  unsigned sel[4];
+  for (int c0 = w * CH; c0 < len; c0 += NCW * CH) {
+    // the chunk's first unit: its row group and column unit, its slot and
+    // the slot's phase; the rest follow by increments
+    int rg = (r.n0 + c0) / U, u = r.n0 + c0 - rg * U;
+    const unsigned sq = seq0 + (unsigned)c0;
+    unsigned slot = sq % ns, ph = (sq / ns) & 1u;
+    float acc = 0.f;
+    const int n = min(CH, len - c0);
+    for (int i = 0; i < n; i++) {
+      mbar_wait(p, &s.full[slot], ph, 3);
+      const uint8_t *src = s.ring + (size_t)slot * SLOT;
+      uint4 wv[3];
+#pragma unroll
+      for (int j = 0; j < 3; j++) wv[j] = ((const uint4 *)src)[lane + 32 * j];
+      const unsigned short sv = ((const unsigned short *)(src + UCODE))[lane];
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&s.empty[slot]);
+      int ia = 0;
+#pragma unroll
+      for (int c2 = 0; c2 < 8; c2++) {
+        unsigned b[4];
+        chunk_pair_bytes<3, 0, true>(wv, c2, b, t0, t1, 0u, 0u, nullptr, sel);
+        const int4 xv = xs4[u * 8 + c2];
+        ia = dp4a_us(b[0], xv.x, ia);
+        ia = dp4a_us(b[1], xv.y, ia);
+        ia = dp4a_us(b[2], xv.z, ia);
+        ia = dp4a_us(b[3], xv.w, ia);
+      }
+      const float4 f = s.xf[u];
+      const float scf = __half2float(__ushort_as_half(sv));
+      acc = fmaf(scf, f.y, fmaf(scf * f.x, (float)ia, acc));
+      if (++slot == ns) slot = 0, ph ^= 1u;
+      // the row group's sums so far to the block's rows, at its end or the chunk's
+      const bool end = ++u == U;
+      if (end || i == n - 1) atomicAdd(&s.acc[(rg - rg0) * 32 + lane], acc), acc = 0.f;
+      if (end) u = 0, rg++;
+    }
+  }
+  bar_consumers();
+  const int nrow = (min((r.n1 - 1) / U, R / 32 - 1) - rg0 + 1) * 32;
+  float best = -3.0e38f;
+  int bi = 0;
+  for (int i = threadIdx.x; i < nrow; i += NCT) {
+    const float v = s.acc[i];
+    atomicAdd(&y[rg0 * 32 + i], v);
+    s.acc[i] = 0.f;
+    if (v > best) best = v, bi = rg0 * 32 + i;
+  }
+  if (best_out != nullptr) { // the head: the block's best row (values of a row split between blocks taken as they are)
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ob > best) best = ob, bi = oi;
+    }
+    if (lane == 0) s.red[w] = best, s.red[64 + w] = __int_as_float(bi);
+    bar_consumers();
+    if (threadIdx.x == 0) {
+      for (int k = 1; k < NCW; k++)
+        if (s.red[k] > best) best = s.red[k], bi = __float_as_int(s.red[64 + k]);
+      best_out[blockIdx.x] = make_float2(best, __int_as_float(bi));
+    }
+  }
+  if (p.mode != 1) count(c);
+}
+
+// the Hadamard stages over blocks of rb values of s.sm[0, n), radix 4 then
+// one radix 2 if needed, a consumer barrier a stage (as upg_rms_rotq)
+__device__ void rotate(const Smem &s, int n, int rb) {
+  int h = 1;
+  for (; 4 * h <= rb; h <<= 2) {
+    for (int q = threadIdx.x; q < n / 4; q += NCT) {
+      const int j = ((q & ~(h - 1)) << 2) | (q & (h - 1));
+      const float a = s.sm[j], b = s.sm[j + h], c = s.sm[j + 2 * h], d = s.sm[j + 3 * h];
+      const float ab = a + b, amb = a - b, cd = c + d, cmd = c - d;
+      s.sm[j] = ab + cd, s.sm[j + h] = amb + cmd, s.sm[j + 2 * h] = ab - cd, s.sm[j + 3 * h] = amb - cmd;
+    }
+    bar_consumers();
+  }
+  if (h < rb) {
+    for (int q = threadIdx.x; q < n / 2; q += NCT) {
+      const int j = ((q & ~(h - 1)) << 1) | (q & (h - 1));
+      const float a = s.sm[j], b = s.sm[j + h];
+      s.sm[j] = a + b, s.sm[j + h] = a - b;
+    }
+    bar_consumers();
+  }
+}
+
+// s.sm[0, n) → int8 groups of 128 at xq, factors at xf (one warp a group)
+__device__ void quantize(const Smem &s, int n, float scale, int8_t *xq, float4 *xf) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  for (int g = w; g < n / 128; g += NCW)
+    quant_group([&](int i) { return s.sm[g * 128 + i] * scale; }, 0, 0, g * 128, 128, lane, n, n / 128, 1.f, 0.f,
+                nullptr, xq, n, xf);
+  bar_consumers();
+}
+
+// the residual row x (or the embedding row e, or the merged heads: norm
+// false) → the block's activations. A thread's loads are all issued before
+// its stores to shared memory: one L2 round trip.
+__device__ void norm_rotq(const Params &p, const Smem &s, const float *x, const __half *e, bool norm) {
+  constexpr int NV = (D / 4 + NCT - 1) / NCT;
+  float4 v[NV], wt[NV];
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    const int i = threadIdx.x + k * NCT;
+    if (i >= D / 4) break;
+    if (norm) wt[k] = __ldg((const float4 *)p.normw + i);
+    if (e != nullptr) {
+      const uint2 hv = __ldg((const uint2 *)e + i);
+      const float2 a = __half22float2(*(const __half2 *)&hv.x), b = __half22float2(*(const __half2 *)&hv.y);
+      v[k] = make_float4(a.x, a.y, b.x, b.y);
+    } else {
+      v[k] = __ldcg((const float4 *)x + i);
+    }
+  }
+  float ss = 0.f;
+#pragma unroll
+  for (int k = 0; k < NV; k++) {
+    const int i = threadIdx.x + k * NCT;
+    if (i >= D / 4) break;
+    if (norm) {
+      ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+      v[k].x *= wt[k].x, v[k].y *= wt[k].y, v[k].z *= wt[k].z, v[k].w *= wt[k].w;
+    }
+    ((float4 *)s.sm)[i] = v[k];
+  }
+  float rs = 1.f;
+  if (norm) {
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((threadIdx.x & 31) == 0) s.red[threadIdx.x >> 5] = ss;
+  }
+  bar_consumers();
+  if (norm) {
+    ss = 0.f;
+    for (int k = 0; k < NCW; k++) ss += s.red[k];
+    rs = rsqrtf(ss / D + 1e-5f);
+  }
+  rotate(s, D, 1024);
+  quantize(s, D, rs * (1.f / 32.f), s.xs, s.xf);
+}
+
+// attention item (kv head hh, split sp): 4 query heads over the split's positions
+__device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, int sp) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  const int p0 = p.P * sp / p.S, p1 = p.P * (sp + 1) / p.S;
+  const float *q = p.yqkv + ((size_t)t * p.L + l) * QKV + hh * 4 * HD;
+  float4 qv[4];
+#pragma unroll
+  for (int k = 0; k < 4; k++) qv[k] = __ldcg((const float4 *)(q + k * HD) + lane);
+  const size_t row0 = ((size_t)l * HEADS_KV + hh) * p.P;
+  float sc[4][AJ], mx[4] = {-3e38f, -3e38f, -3e38f, -3e38f};
+  uint2 kr[AJ] = {}, vr[AJ] = {};
+#pragma unroll
+  for (int j = 0; j < AJ; j++) { // positions w, w + NCW, ... of the split (main checks it has ≤ NCW·AJ)
+    const int pos = p0 + w + j * NCW;
+    if (pos < p1) {
+      kr[j] = __ldcg((const uint2 *)(p.kc + (row0 + pos) * HD) + lane);
+      vr[j] = __ldcg((const uint2 *)(p.vc + (row0 + pos) * HD) + lane);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < AJ; j++) {
+    const int pos = p0 + w + j * NCW;
+    const float2 k01 = __half22float2(*(const __half2 *)&kr[j].x), k23 = __half22float2(*(const __half2 *)&kr[j].y);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      float d = qv[k].x * k01.x + qv[k].y * k01.y + qv[k].z * k23.x + qv[k].w * k23.y;
+      for (int o = 16; o > 0; o >>= 1) d += __shfl_xor_sync(0xffffffffu, d, o);
+      sc[k][j] = pos < p1 ? d * 0.08838835f : -3e38f;
+      mx[k] = fmaxf(mx[k], sc[k][j]);
+    }
+  }
+  float *red = s.red; // [k·32 + w] maxima, then sums
+  if (lane == 0)
+    for (int k = 0; k < 4; k++) red[k * 32 + w] = mx[k];
+  float *o = s.sm; // 4 · HD sums
+  for (int i = threadIdx.x; i < 4 * HD; i += NCT) o[i] = 0.f;
+  bar_consumers();
+  float lsum[4];
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    float m = -3e38f;
+    for (int i = 0; i < NCW; i++) m = fmaxf(m, red[k * 32 + i]);
+    mx[k] = m;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    lsum[k] = 0.f;
+#pragma unroll
+    for (int j = 0; j < AJ; j++) {
+      if (p0 + w + j * NCW >= p1) continue;
+      const float e = __expf(sc[k][j] - m);
+      lsum[k] += e;
+      const float2 v01 = __half22float2(*(const __half2 *)&vr[j].x), v23 = __half22float2(*(const __half2 *)&vr[j].y);
+      acc.x += e * v01.x, acc.y += e * v01.y, acc.z += e * v23.x, acc.w += e * v23.y;
+    }
+    atomicAdd(&o[k * HD + 4 * lane], acc.x), atomicAdd(&o[k * HD + 4 * lane + 1], acc.y);
+    atomicAdd(&o[k * HD + 4 * lane + 2], acc.z), atomicAdd(&o[k * HD + 4 * lane + 3], acc.w);
+  }
+  bar_consumers();
+  if (lane == 0)
+    for (int k = 0; k < 4; k++) red[k * 32 + w] = lsum[k];
+  bar_consumers();
+  // the partial: per head m, l, then HD sums
+  constexpr int PART = 4 * (HD + 2);
+  float *wsp = p.ws + ((((size_t)t * p.L + l) * HEADS_KV + hh) * p.S + sp) * PART;
+  for (int i = threadIdx.x; i < 4 * HD; i += NCT) wsp[8 + i] = o[i];
+  if (threadIdx.x < 4) {
+    float ls = 0.f;
+    for (int i = 0; i < NCW; i++) ls += red[threadIdx.x * 32 + i];
+    wsp[threadIdx.x] = mx[threadIdx.x], wsp[4 + threadIdx.x] = ls;
+  }
+  __threadfence();
+  bar_consumers();
+  // the head's last split merges it
+  __shared__ int last;
+  if (threadIdx.x == 0) {
+    int *hc = p.cnt + (size_t)p.L * 8 + 1 + l * HEADS_KV + hh;
+    last = atomicAdd(hc, 1) == p.S * (t + 1) - 1;
+  }
+  bar_consumers();
+  if (!last) return;
+  __threadfence();
+  const float *base = p.ws + (((size_t)t * p.L + l) * HEADS_KV + hh) * p.S * PART;
+  float *out = p.att + ((size_t)t * p.L + l) * D + hh * 4 * HD;
+  for (int i = threadIdx.x; i < 4 * HD; i += NCT) {
+    const int k = i / HD;
+    float m = -3e38f;
+    for (int j = 0; j < p.S; j++) m = fmaxf(m, __ldcg(base + j * PART + k));
+    float num = 0.f, den = 0.f;
+    for (int j = 0; j < p.S; j++) {
+      const float e = __expf(__ldcg(base + j * PART + k) - m);
+      den += e * __ldcg(base + j * PART + 4 + k);
+      num += e * __ldcg(base + j * PART + 8 + i);
+    }
+    out[i] = num / den;
+  }
+  count(p.cnt + l * 8 + 5);
+}
+
+// SwiGLU of 512-wide segment g (gate rows g·512.., up rows FF + g·512..)
+__device__ void swiglu(const Params &p, const Smem &s, int t, int l, int g) {
+  const float *y = p.ygu + ((size_t)t * p.L + l) * 2 * FF;
+  float a[2], b[2];
+#pragma unroll
+  for (int k = 0; k < 2; k++) {
+    const int i = threadIdx.x + k * NCT;
+    if (i < 512) a[k] = __ldcg(y + g * 512 + i), b[k] = __ldcg(y + FF + g * 512 + i);
+  }
+#pragma unroll
+  for (int k = 0; k < 2; k++) {
+    const int i = threadIdx.x + k * NCT;
+    if (i < 512) s.sm[i] = a[k] / (1.f + __expf(-a[k])) * b[k];
+  }
+  bar_consumers();
+  rotate(s, 512, 512);
+  quantize(s, 512, 1.f / 22.627417f, p.xg + ((size_t)t * p.L + l) * FF + g * 512,
+           p.fg + ((size_t)t * p.L + l) * (FF / 128) + g * 4);
+}
+
+__global__ void __launch_bounds__(NTH, 1) step(Params p) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  Smem s;
+  uint8_t *q = smem;
+  s.ring = q, q += (size_t)p.ns * SLOT;
+  s.full = (unsigned long long *)q, q += (size_t)p.ns * 8;
+  s.empty = (unsigned long long *)q, q += (size_t)p.ns * 8;
+  s.xs = (int8_t *)q, q += FF;
+  s.xf = (float4 *)q, q += FF / 128 * 16;
+  s.acc = (float *)q, q += (size_t)p.rgmax * 32 * 4;
+  s.sm = (float *)q, q += (size_t)D * 4;
+  s.red = (float *)q, q += 128 * 4;
+  s.open = (volatile int *)q, q += 8;
+  s.tab = (volatile unsigned *)q;
+  for (int i = threadIdx.x; i < p.ns; i += NTH) mbar_init(&s.full[i], 32), mbar_init(&s.empty[i], 1);
+  for (int i = threadIdx.x; i < p.rgmax * 32; i += NTH) s.acc[i] = 0.f;
+  for (int i = threadIdx.x; i < FF / 4; i += NTH) ((int *)s.xs)[i] = 0x01010101;
+  for (int i = threadIdx.x; i < FF / 128; i += NTH) s.xf[i] = make_float4(1.f, 0.f, 0.f, 0.f);
+  if (threadIdx.x == 0) *s.open = -1, s.tab[0] = p.t0, s.tab[1] = p.t1;
+  __syncthreads();
+  if (threadIdx.x >= NCT) {
+    producer(p, s);
+    return;
+  }
+  const bool b0 = blockIdx.x == 0;
+  const int nb = gridDim.x;
+  unsigned seq = 0;
+  auto rec = [&](int t, int l, int k) {
+    if (b0 && threadIdx.x == 0) p.rec[((size_t)t * p.L + l) * NEV + k] = gtime();
+  };
+  auto mat_units = [&](int m) {
+    const Range r = range_of(p, m);
+    return (unsigned)(r.n1 - r.n0);
+  };
+  for (int t = 0; t < p.T; t++) {
+    float *h = p.h + (size_t)t * D;
+    for (int l = 0; l < p.L; l++) {
+      int *c = p.cnt + l * 8;
+      const __half *emb = nullptr;
+      rec(t, l, 0);
+      if (p.mode != 1) {
+        if (l == 0) {
+          if (t > 0) { // the previous token's bests, then its embedding row
+            wait_count(p, p.cnt + (size_t)p.L * 8, nb * t, 10);
+            __shared__ int tok;
+            if (threadIdx.x < 32) {
+              float b = -3e38f;
+              int bi = 0;
+              for (int i = threadIdx.x; i < nb; i += 32) {
+                const float2 v = __ldcg(p.best + (size_t)(t - 1) * nb + i);
+                if (v.x > b) b = v.x, bi = __float_as_int(v.y);
+              }
+              for (int o = 16; o > 0; o >>= 1) {
+                const float ob = __shfl_xor_sync(0xffffffffu, b, o);
+                const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+                if (ob > b) b = ob, bi = oi;
+              }
+              if (threadIdx.x == 0) tok = min(max(bi, 0), VOCAB - 1);
+            }
+            bar_consumers();
+            emb = p.emb + (size_t)tok * D;
+            if (b0) // the row is the residual (block 0 writes it; its count after q|k|v publishes it)
+              for (int i = threadIdx.x; i < D; i += NCT) h[i] = __half2float(emb[i]);
+          }
+        } else {
+          wait_count(p, p.cnt + (l - 1) * 8 + 3, nb * (t + 1), 11);
+        }
+        rec(t, l, 1);
+        norm_rotq(p, s, h, emb, true);
+      }
+      rec(t, l, 2);
+      gemv(p, s, 0, seq, p.yqkv + ((size_t)t * p.L + l) * QKV, c + 0, nullptr);
+      seq += mat_units(0);
+      rec(t, l, 3);
+      if (p.mode != 1) {
+        wait_count(p, c + 0, nb * (t + 1), 12);
+        rec(t, l, 4);
+        if ((int)blockIdx.x < HEADS_KV * p.S) attention(p, s, t, l, blockIdx.x / p.S, blockIdx.x % p.S);
+        rec(t, l, 5);
+        wait_count(p, c + 5, HEADS_KV * (t + 1), 13);
+        norm_rotq(p, s, p.att + ((size_t)t * p.L + l) * D, nullptr, false);
+      }
+      rec(t, l, 6);
+      gemv(p, s, 1, seq, h, c + 1, nullptr);
+      seq += mat_units(1);
+      if (p.mode != 1) {
+        wait_count(p, c + 1, nb * (t + 1), 14);
+        rec(t, l, 7);
+        norm_rotq(p, s, h, nullptr, true);
+      }
+      rec(t, l, 8);
+      gemv(p, s, 2, seq, p.ygu + ((size_t)t * p.L + l) * 2 * FF, c + 2, nullptr);
+      seq += mat_units(2);
+      if (p.mode != 1) {
+        wait_count(p, c + 2, nb * (t + 1), 15);
+        rec(t, l, 9);
+        for (int g = blockIdx.x; g < FF / 512; g += nb) swiglu(p, s, t, l, g);
+        count(c + 6);
+        wait_count(p, c + 6, nb * (t + 1), 16);
+        rec(t, l, 10);
+        const int8_t *xg = p.xg + ((size_t)t * p.L + l) * FF;
+        const float4 *fg = p.fg + ((size_t)t * p.L + l) * (FF / 128);
+        constexpr int NX = (FF / 16 + NCT - 1) / NCT;
+        int4 xv[NX];
+        float4 fv = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int k = 0; k < NX; k++)
+          if (threadIdx.x + k * NCT < FF / 16) xv[k] = __ldcg((const int4 *)xg + threadIdx.x + k * NCT);
+        if (threadIdx.x < FF / 128) fv = __ldcg(fg + threadIdx.x);
+#pragma unroll
+        for (int k = 0; k < NX; k++)
+          if (threadIdx.x + k * NCT < FF / 16) ((int4 *)s.xs)[threadIdx.x + k * NCT] = xv[k];
+        if (threadIdx.x < FF / 128) s.xf[threadIdx.x] = fv;
+        bar_consumers();
+      }
+      rec(t, l, 11);
+      gemv(p, s, 3, seq, h, c + 3, nullptr);
+      seq += mat_units(3);
+    }
+    if (p.mode != 1) {
+      wait_count(p, p.cnt + (p.L - 1) * 8 + 3, nb * (t + 1), 17);
+      norm_rotq(p, s, h, nullptr, true);
+    }
+    gemv(p, s, NM, seq, p.logit + (size_t)t * VOCAB, p.cnt + (size_t)p.L * 8, p.best + (size_t)t * nb);
+    seq += mat_units(NM);
+  }
+}
+
+int main(int argc, char **argv) {
+  Params p = {};
+  p.mode = argc > 1 ? atoi(argv[1]) : 0;
+  const int ns_arg = argc > 2 ? atoi(argv[2]) : 0;
+  p.ef = argc > 3 ? atoi(argv[3]) : 0;
+  p.S = argc > 4 ? atoi(argv[4]) : 13;
+  p.L = 40, p.T = 8, p.P = 512;
+  const int Rs[NM + 1] = {QKV, D, 2 * FF, D, VOCAB}, Cs[NM + 1] = {D, D, D, FF, D};
+  for (int m = 0; m <= NM; m++) p.R[m] = Rs[m], p.U[m] = Cs[m] / 128;
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  const int nb = prop.multiProcessorCount;
+  if (HEADS_KV * p.S > nb) p.S = nb / HEADS_KV;
+  if (p.S < 1 || (p.P + p.S - 1) / p.S > NCW * AJ) {
+    fprintf(stderr, "%d splits of %d positions: a split holds at most %d\n", p.S, p.P, NCW * AJ);
+    return 1;
+  }
+  p.rgmax = 0;
+  for (int m = 0; m <= NM; m++) {
+    const long long n = (long long)(p.R[m] / 32) * p.U[m];
+    p.rgmax = std::max(p.rgmax, (int)((n + nb - 1) / nb / p.U[m]) + 2);
+  }
+  const size_t fixed = FF + FF / 128 * 16 + (size_t)p.rgmax * 32 * 4 + (size_t)D * 4 + 128 * 4 + 16 + 16;
+  const size_t avail = prop.sharedMemPerBlockOptin - 1024; // (the static __shared__ ints)
+  const int nsmax = (int)((avail - fixed) / (SLOT + 16));
+  p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
+  const size_t smem = (size_t)p.ns * (SLOT + 16) + fixed;
+  printf("%s, %d SMs; mode %d, ring %d slots (%.0f KB), evict-first %d, %d splits a kv head, %d layers, %d tokens\n",
+         prop.name, nb, p.mode, p.ns, p.ns * SLOT / 1024.0, p.ef, p.S, p.L, p.T);
+
+  // the weights: every layer's own (5.3 GB), the head
+  std::vector<const uint4 *> hc(p.L * NM + 1);
+  std::vector<const unsigned short *> hs(p.L * NM + 1);
+  double bytes = 0;
+  for (int i = 0; i <= p.L * NM; i++) {
+    const int m = i == p.L * NM ? NM : i % NM;
+    const size_t units = (size_t)(p.R[m] / 32) * p.U[m];
+    void *c, *s;
+    CK(cudaMalloc(&c, units * UCODE));
+    CK(cudaMalloc(&s, units * USC));
+    CK(cudaMemset(c, 0x5a, units * UCODE));
+    CK(cudaMemset(s, 0x1c, units * USC)); // fp16 0x1c1c: ~0.004
+    hc[i] = (const uint4 *)c, hs[i] = (const unsigned short *)s;
+    bytes += (double)units * SLOT;
+  }
+  const uint4 **dc;
+  const unsigned short **ds;
+  CK(cudaMalloc(&dc, hc.size() * sizeof(void *)));
+  CK(cudaMalloc(&ds, hs.size() * sizeof(void *)));
+  CK(cudaMemcpy(dc, hc.data(), hc.size() * sizeof(void *), cudaMemcpyHostToDevice));
+  CK(cudaMemcpy(ds, hs.data(), hs.size() * sizeof(void *), cudaMemcpyHostToDevice));
+  p.codes = dc, p.sc = ds;
+  auto alloc = [&](size_t n, int fill) {
+    void *q;
+    CK(cudaMalloc(&q, n));
+    CK(cudaMemset(q, fill, n));
+    return q;
+  };
+  p.normw = (const float *)alloc(D * 4, 0x3f);
+  const size_t kv = (size_t)p.L * HEADS_KV * p.P * HD * 2;
+  p.kc = (const __half *)alloc(kv, 0x2a), p.vc = (const __half *)alloc(kv, 0x2a);
+  p.emb = (const __half *)alloc((size_t)VOCAB * D * 2, 0x2a);
+  const size_t T = p.T, L = p.L;
+  p.h = (float *)alloc(T * D * 4, 0);
+  p.yqkv = (float *)alloc(T * L * QKV * 4, 0);
+  p.ygu = (float *)alloc(T * L * 2 * FF * 4, 0);
+  p.att = (float *)alloc(T * L * D * 4, 0);
+  p.logit = (float *)alloc(T * VOCAB * 4, 0);
+  p.ws = (float *)alloc(T * L * HEADS_KV * p.S * 4 * (HD + 2) * 4, 0);
+  p.xg = (int8_t *)alloc(T * L * FF, 0);
+  p.fg = (float4 *)alloc(T * L * (FF / 128) * 16, 0);
+  p.best = (float2 *)alloc(T * nb * 8, 0);
+  const size_t ncnt = L * 8 + 1 + L * HEADS_KV;
+  p.cnt = (int *)alloc(ncnt * 4, 0);
+  p.rec = (unsigned long long *)alloc(T * L * NEV * 8, 0);
+  int *herr; // mapped host memory: readable after a trap has ended the context
+  CK(cudaHostAlloc(&herr, 4, cudaHostAllocMapped));
+  *herr = 0;
+  CK(cudaHostGetDevicePointer(&p.err, herr, 0));
+  p.t0 = 0x03020100u, p.t1 = 0xfdfeff04u;
+  CK(cudaFuncSetAttribute(step, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  int per = 0;
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, step, NTH, smem));
+  if (per < 1) {
+    fprintf(stderr, "the kernel does not fit an SM (%zu bytes of shared memory)\n", smem);
+    return 1;
+  }
+  printf("weights %.2f GB a token (%.1f MB a layer)\n", bytes / 1e9, (bytes - (double)(p.R[NM] / 32) * p.U[NM] * SLOT) / L / 1e6);
+  cudaEvent_t e0, e1;
+  CK(cudaEventCreate(&e0));
+  CK(cudaEventCreate(&e1));
+  for (int rep = 0; rep < 3; rep++) {
+    // fresh outputs and counters each run (the step adds into them)
+    CK(cudaMemset(p.h, 0, T * D * 4));
+    CK(cudaMemset(p.yqkv, 0, T * L * QKV * 4));
+    CK(cudaMemset(p.ygu, 0, T * L * 2 * FF * 4));
+    CK(cudaMemset(p.logit, 0, T * VOCAB * 4));
+    CK(cudaMemset(p.cnt, 0, ncnt * 4));
+    void *args[] = {&p};
+    CK(cudaEventRecord(e0));
+    cudaError_t e = cudaLaunchCooperativeKernel((void *)step, nb, NTH, args, smem, 0);
+    CK(cudaEventRecord(e1));
+    cudaError_t e2 = cudaDeviceSynchronize();
+    if (e != cudaSuccess || e2 != cudaSuccess) {
+      fprintf(stderr, "launch: %s, run: %s, a wait gave up at site %d (0: none)\n", cudaGetErrorString(e),
+              cudaGetErrorString(e2), *(volatile int *)herr);
+      return 1;
+    }
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, e0, e1));
+    std::vector<unsigned long long> r(T * L * NEV);
+    CK(cudaMemcpy(r.data(), p.rec, r.size() * 8, cudaMemcpyDeviceToHost));
+    // tokens 1.. (the first fills the ring): from layer 0's start to the next token's
+    const double tok_us = (double)(r[(T - 1) * L * NEV] - r[1 * L * NEV]) / 1e3 / (T - 2);
+    printf("run %d: %.1f us a token over %zu tokens (whole launch %.1f us a token): %.1f tok/s, %.2f us a layer "
+           "with the head's share, %.0f GB/s of weights\n",
+           rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, bytes / (tok_us * 1e3));
+    if (rep == 2 && p.mode != 1) {
+      // block 0's phases: layer L/2 of tokens 1..T-2, mean µs
+      const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",
+                                    "o+wait", "norm", "gate_up+wait", "swiglu+wait", "copy"};
+      double acc[NEV] = {};
+      for (size_t t = 1; t + 1 < T; t++) {
+        const unsigned long long *x = &r[(t * L + L / 2) * NEV];
+        for (int k = 0; k + 1 < NEV; k++) acc[k] += (double)(x[k + 1] - x[k]) / 1e3;
+        acc[NEV - 1] += (double)(x[NEV + 0] - x[NEV - 1]) / 1e3; // down: to the next layer's start
+      }
+      printf("block 0, layer %zu (µs):", L / 2);
+      for (int k = 0; k + 1 < NEV; k++) printf(" %s %.2f |", names[k], acc[k] / (T - 2));
+      printf(" down %.2f\n", acc[NEV - 1] / (T - 2));
+    }
+  }
+  return 0;
+}
