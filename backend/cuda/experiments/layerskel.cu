@@ -43,8 +43,10 @@
 // current matrix (no run-ahead: what the per-op design has). argv[2] ring
 // slots (default: as many as fit), argv[3] 1 = the stream's loads
 // evict-first in L2, argv[4] attention splits a kv head (default 13).
-// Printed: µs a token, tok/s, µs a layer, and block 0's phase times for a
-// middle layer. Spin waits give up after 0.5 s (a hang reports, not stalls).
+// Printed: µs a token, tok/s, µs a layer, how long block 0's consumer warps
+// waited for weights (an empty ring: the stream is the bound) and its
+// producer for free slots (a full ring: the multiply and the chain are),
+// and block 0's phase times for a middle layer. Spin waits give up after 0.5 s (a hang reports, not stalls).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -82,6 +84,7 @@ struct Params {
   float2 *best;                      // [T][blocks]
   int *cnt;                          // [L][8] + head
   unsigned long long *rec;           // [T][L][NEV]
+  unsigned long long *stat;          // [T][2]: block 0's waits so far as token t starts (ns)
   int *err;
   unsigned t0, t1;                   // the 3-bit level table (PRMT)
 };
@@ -113,11 +116,16 @@ __device__ __forceinline__ bool mbar_done(unsigned long long *b, unsigned parity
 #endif
   return ok != 0;
 }
-__device__ __forceinline__ void mbar_wait(const Params &p, unsigned long long *b, unsigned parity, int code) {
+// mbar_wait waits for the phase of parity on b; a wait that was not over at
+// once adds its ns to *stat (lane 0: the warp waited as one)
+__device__ __forceinline__ void mbar_wait(const Params &p, unsigned long long *b, unsigned parity, int code,
+                                          unsigned long long *stat) {
   if (mbar_done(b, parity)) return;
   const unsigned long long t = gtime();
+  unsigned long long now = t;
   while (!mbar_done(b, parity))
-    if (gtime() - t > TIMEOUT) fail(p, code);
+    if ((now = gtime()) - t > TIMEOUT) fail(p, code);
+  if ((threadIdx.x & 31) == 0) atomicAdd(stat, now - t);
 }
 __device__ __forceinline__ void cp16(void *dst, const void *src, bool ef, unsigned long long pol) {
   if (ef)
@@ -154,6 +162,7 @@ struct Smem {
   float *red;   // 128 floats
   volatile int *open; // mode 2: the last sequence number the producer may load
   volatile unsigned *tab; // the 3-bit level table (t0, t1)
+  unsigned long long *stat; // ns waited: [0] consumer warps for a slot's weights, [1] the producer for a free slot
 };
 
 // a block's units of matrix m: [n0, n1) of R/32 · U, row group major
@@ -182,7 +191,7 @@ __device__ void producer(const Params &p, const Smem &s) {
         const uint4 *codes = p.codes[mi];
         const unsigned short *sc = p.sc[mi];
         for (int n = r.n0; n < r.n1; n++, seq++) {
-          if (k > 0) mbar_wait(p, &s.empty[slot], (k - 1) & 1u, 1);
+          if (k > 0) mbar_wait(p, &s.empty[slot], (k - 1) & 1u, 1, &s.stat[1]);
           if (p.mode == 2 && *s.open < (int)seq) {
             const unsigned long long t0 = gtime();
             while (*s.open < (int)seq) {
@@ -226,7 +235,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
     float acc = 0.f;
     const int n = min(CH, len - c0);
     for (int i = 0; i < n; i++) {
-      mbar_wait(p, &s.full[slot], ph, 3);
+      mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
       const uint8_t *src = s.ring + (size_t)slot * SLOT;
       uint4 wv[3];
 #pragma unroll
@@ -489,12 +498,13 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
   s.sm = (float *)q, q += (size_t)D * 4;
   s.red = (float *)q, q += 128 * 4;
   s.open = (volatile int *)q, q += 8;
-  s.tab = (volatile unsigned *)q;
+  s.tab = (volatile unsigned *)q, q += 8;
+  s.stat = (unsigned long long *)q;
   for (int i = threadIdx.x; i < p.ns; i += NTH) mbar_init(&s.full[i], 32), mbar_init(&s.empty[i], 1);
   for (int i = threadIdx.x; i < p.rgmax * 32; i += NTH) s.acc[i] = 0.f;
   for (int i = threadIdx.x; i < FF / 4; i += NTH) ((int *)s.xs)[i] = 0x01010101;
   for (int i = threadIdx.x; i < FF / 128; i += NTH) s.xf[i] = make_float4(1.f, 0.f, 0.f, 0.f);
-  if (threadIdx.x == 0) *s.open = -1, s.tab[0] = p.t0, s.tab[1] = p.t1;
+  if (threadIdx.x == 0) *s.open = -1, s.tab[0] = p.t0, s.tab[1] = p.t1, s.stat[0] = s.stat[1] = 0;
   __syncthreads();
   if (threadIdx.x >= NCT) {
     producer(p, s);
@@ -512,6 +522,8 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
   };
   for (int t = 0; t < p.T; t++) {
     float *h = p.h + (size_t)t * D;
+    if (b0 && threadIdx.x == 0)
+      p.stat[2 * t] = *(volatile unsigned long long *)&s.stat[0], p.stat[2 * t + 1] = *(volatile unsigned long long *)&s.stat[1];
     for (int l = 0; l < p.L; l++) {
       int *c = p.cnt + l * 8;
       const __half *emb = nullptr;
@@ -626,7 +638,7 @@ int main(int argc, char **argv) {
     const long long n = (long long)(p.R[m] / 32) * p.U[m];
     p.rgmax = std::max(p.rgmax, (int)((n + nb - 1) / nb / p.U[m]) + 2);
   }
-  const size_t fixed = FF + FF / 128 * 16 + (size_t)p.rgmax * 32 * 4 + (size_t)D * 4 + 128 * 4 + 16 + 16;
+  const size_t fixed = FF + FF / 128 * 16 + (size_t)p.rgmax * 32 * 4 + (size_t)D * 4 + 128 * 4 + 16 + 16 + 16;
   const size_t avail = prop.sharedMemPerBlockOptin - 1024; // (the static __shared__ ints)
   const int nsmax = (int)((avail - fixed) / (SLOT + 16));
   p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
@@ -679,6 +691,7 @@ int main(int argc, char **argv) {
   const size_t ncnt = L * 8 + 1 + L * HEADS_KV;
   p.cnt = (int *)alloc(ncnt * 4, 0);
   p.rec = (unsigned long long *)alloc(T * L * NEV * 8, 0);
+  p.stat = (unsigned long long *)alloc(T * 2 * 8, 0);
   int *herr; // mapped host memory: readable after a trap has ended the context
   CK(cudaHostAlloc(&herr, 4, cudaHostAllocMapped));
   *herr = 0;
@@ -718,9 +731,13 @@ int main(int argc, char **argv) {
     CK(cudaMemcpy(r.data(), p.rec, r.size() * 8, cudaMemcpyDeviceToHost));
     // tokens 1.. (the first fills the ring): from layer 0's start to the next token's
     const double tok_us = (double)(r[(T - 1) * L * NEV] - r[1 * L * NEV]) / 1e3 / (T - 2);
+    std::vector<unsigned long long> st(T * 2);
+    CK(cudaMemcpy(st.data(), p.stat, st.size() * 8, cudaMemcpyDeviceToHost));
+    const double cw = (double)(st[2 * (T - 1)] - st[2]) / 1e3 / (T - 2) / NCW, pw = (double)(st[2 * (T - 1) + 1] - st[3]) / 1e3 / (T - 2);
     printf("run %d: %.1f us a token over %zu tokens (whole launch %.1f us a token): %.1f tok/s, %.2f us a layer "
-           "with the head's share, %.0f GB/s of weights\n",
-           rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, bytes / (tok_us * 1e3));
+           "with the head's share, %.0f GB/s of weights; block 0 a token: a consumer warp waited %.1f us for "
+           "weights, the producer %.1f us for free slots\n",
+           rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, bytes / (tok_us * 1e3), cw, pw);
     if (rep == 2 && p.mode != 1) {
       // block 0's phases: layer L/2 of tokens 1..T-2, mean µs
       const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",
