@@ -82,17 +82,18 @@ struct Params {
   int8_t *xg;                        // SwiGLU codes [T][L][FF]
   float4 *fg;                        // and factors [T][L][FF/128]
   float2 *best;                      // [T][blocks]
-  int *cnt;                          // [L][8] + head
+  int *cnt;                          // [L][8] a layer's, the head's, then [L][HEADS_KV] the heads' merges
   unsigned long long *rec;           // [T][L][NEV]
   unsigned long long *stat;          // [T][2]: block 0's waits so far as token t starts (ns)
-  int *err;
+  int *err;                          // mapped host memory: the site of a wait that gave up
   unsigned t0, t1;                   // the 3-bit level table (PRMT)
 };
 
 __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void bar_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(NCT) : "memory"); }
 __device__ __forceinline__ void fail(const Params &p, int code) {
-  atomicExch(p.err, code);
+  *(volatile int *)p.err = code; // (host memory: a plain store, no PCIe atomic)
+  __threadfence_system();
   __trap();
 }
 __device__ __forceinline__ void mbar_init(unsigned long long *b, unsigned n) {
