@@ -40,7 +40,9 @@
 //
 // Modes (argv[1]): 0 the step as above; 1 the weight stream alone (no waits,
 // no small ops: the floor); 2 the step with the producer held to the
-// current matrix (no run-ahead: what the per-op design has). argv[2] ring
+// current matrix (no run-ahead: what the per-op design has); 3 the multiply
+// alone (no producer: the consumers multiply whatever the ring holds, no
+// small ops: the multiply's floor, set by its integer pipes). argv[2] ring
 // slots (default: as many as fit), argv[3] 1 = the stream's loads
 // evict-first in L2, argv[4] attention splits a kv head (default 13).
 // Printed: µs a token, tok/s, µs a layer, how long block 0's consumer warps
@@ -89,6 +91,8 @@ struct Params {
   unsigned t0, t1;                   // the 3-bit level table (PRMT)
 };
 
+// chain: the mode runs the small ops and the waits between matrices (0, 2)
+__device__ __forceinline__ bool chain(const Params &p) { return p.mode == 0 || p.mode == 2; }
 __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void bar_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(NCT) : "memory"); }
 __device__ __forceinline__ void fail(const Params &p, int code) {
@@ -139,7 +143,7 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool ef, unsign
 
 // consumer thread 0 waits until *c ≥ target, then every consumer goes on
 __device__ void wait_count(const Params &p, const int *c, int target, int code) {
-  if (p.mode != 1 && threadIdx.x == 0) {
+  if (chain(p) && threadIdx.x == 0) {
     const unsigned long long t = gtime();
     while (ld_acquire(c) < target)
       if (gtime() - t > TIMEOUT) fail(p, code);
@@ -178,6 +182,7 @@ __device__ __forceinline__ int mat_index(const Params &p, int l, int m) { return
 
 // the producer warp: every unit of every matrix the block will multiply, in order
 __device__ void producer(const Params &p, const Smem &s) {
+  if (p.mode == 3) return; // the multiply alone: the ring stays as it is
   const int lane = threadIdx.x & 31;
   unsigned long long pol = 0;
   if (p.ef) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
@@ -236,14 +241,14 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
     float acc = 0.f;
     const int n = min(CH, len - c0);
     for (int i = 0; i < n; i++) {
-      mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
+      if (p.mode != 3) mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
       const uint8_t *src = s.ring + (size_t)slot * SLOT;
       uint4 wv[3];
 #pragma unroll
       for (int j = 0; j < 3; j++) wv[j] = ((const uint4 *)src)[lane + 32 * j];
       const unsigned short sv = ((const unsigned short *)(src + UCODE))[lane];
       __syncwarp();
-      if (lane == 0) mbar_arrive(&s.empty[slot]);
+      if (lane == 0 && p.mode != 3) mbar_arrive(&s.empty[slot]);
       int ia = 0;
 #pragma unroll
       for (int c2 = 0; c2 < 8; c2++) {
@@ -289,7 +294,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       best_out[blockIdx.x] = make_float2(best, __int_as_float(bi));
     }
   }
-  if (p.mode != 1) count(c);
+  if (chain(p)) count(c);
 }
 
 // the Hadamard stages over blocks of rb values of s.sm[0, n), radix 4 then
@@ -529,7 +534,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
       int *c = p.cnt + l * 8;
       const __half *emb = nullptr;
       rec(t, l, 0);
-      if (p.mode != 1) {
+      if (chain(p)) {
         if (l == 0) {
           if (t > 0) { // the previous token's bests, then its embedding row
             wait_count(p, p.cnt + (size_t)p.L * 8, nb * t, 10);
@@ -563,7 +568,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
       gemv(p, s, 0, seq, p.yqkv + ((size_t)t * p.L + l) * QKV, c + 0, nullptr);
       seq += mat_units(0);
       rec(t, l, 3);
-      if (p.mode != 1) {
+      if (chain(p)) {
         wait_count(p, c + 0, nb * (t + 1), 12);
         rec(t, l, 4);
         if ((int)blockIdx.x < HEADS_KV * p.S) attention(p, s, t, l, blockIdx.x / p.S, blockIdx.x % p.S);
@@ -574,7 +579,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
       rec(t, l, 6);
       gemv(p, s, 1, seq, h, c + 1, nullptr);
       seq += mat_units(1);
-      if (p.mode != 1) {
+      if (chain(p)) {
         wait_count(p, c + 1, nb * (t + 1), 14);
         rec(t, l, 7);
         norm_rotq(p, s, h, nullptr, true);
@@ -582,7 +587,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
       rec(t, l, 8);
       gemv(p, s, 2, seq, p.ygu + ((size_t)t * p.L + l) * 2 * FF, c + 2, nullptr);
       seq += mat_units(2);
-      if (p.mode != 1) {
+      if (chain(p)) {
         wait_count(p, c + 2, nb * (t + 1), 15);
         rec(t, l, 9);
         for (int g = blockIdx.x; g < FF / 512; g += nb) swiglu(p, s, t, l, g);
@@ -608,7 +613,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
       gemv(p, s, 3, seq, h, c + 3, nullptr);
       seq += mat_units(3);
     }
-    if (p.mode != 1) {
+    if (chain(p)) {
       wait_count(p, p.cnt + (p.L - 1) * 8 + 3, nb * (t + 1), 17);
       norm_rotq(p, s, h, nullptr, true);
     }
@@ -739,7 +744,7 @@ int main(int argc, char **argv) {
            "with the head's share, %.0f GB/s of weights; block 0 a token: a consumer warp waited %.1f us for "
            "weights, the producer %.1f us for free slots\n",
            rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, bytes / (tok_us * 1e3), cw, pw);
-    if (rep == 2 && p.mode != 1) {
+    if (rep == 2 && (p.mode == 0 || p.mode == 2)) {
       // block 0's phases: layer L/2 of tokens 1..T-2, mean µs
       const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",
                                     "o+wait", "norm", "gate_up+wait", "swiglu+wait", "copy"};
