@@ -48,7 +48,7 @@
 // Printed: µs a token, tok/s, µs a layer, how long block 0's consumer warps
 // waited for weights (an empty ring: the stream is the bound) and its
 // producer for free slots (a full ring: the multiply and the chain are),
-// and block 0's phase times for a middle layer. Spin waits give up after 0.5 s (a hang reports, not stalls).
+// and block 0's phase times, the mean over the middle layers. Spin waits give up after 0.5 s (a hang reports, not stalls).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -66,7 +66,10 @@ constexpr int D = 5120, FF = 17920, QKV = 7680, HEADS_KV = 10, HD = 128, VOCAB =
 #endif
 constexpr int NTH = LS_THREADS, NCW = NTH / 32 - 1, NCT = NCW * 32; // threads, consumer warps, consumer threads
 constexpr int UCODE = 1536, USC = 64, SLOT = UCODE + USC; // a unit's bytes in a ring slot
-constexpr int CH = 4;                                     // consecutive units a consumer warp takes
+// consecutive units a consumer warp takes; a warp's next unit is up to
+// (NCW-1)·CH+1 past its last, which must stay within one turn of the ring
+// (main checks ns ≥ NCW·CH), or a parity wait passes on the phase before
+constexpr int CH = NCW >= 31 ? 3 : 4;
 constexpr int NM = 4;                                     // matrices a layer: q|k|v, o, gate|up, down
 constexpr int NEV = 12;                                   // phase records a layer (block 0)
 constexpr int AJ = NCW >= 31 ? 3 : 5;                     // positions a warp of an attention item
@@ -121,16 +124,25 @@ __device__ __forceinline__ bool mbar_done(unsigned long long *b, unsigned parity
 #endif
   return ok != 0;
 }
+// mbar_test: mbarrier.test_wait, which never suspends (try_wait may, inside
+// the instruction, which would hide a wait from mbar_wait's timer)
+__device__ __forceinline__ bool mbar_test(unsigned long long *b, unsigned parity) {
+  unsigned ok;
+  asm volatile("{.reg .pred p; mbarrier.test_wait.parity.shared.b64 p, [%1], %2; selp.u32 %0, 1, 0, p;}"
+               : "=r"(ok)
+               : "r"(smem_addr(b)), "r"(parity)
+               : "memory");
+  return ok != 0;
+}
 // mbar_wait waits for the phase of parity on b; a wait that was not over at
 // once adds its ns to *stat (lane 0: the warp waited as one)
 __device__ __forceinline__ void mbar_wait(const Params &p, unsigned long long *b, unsigned parity, int code,
                                           unsigned long long *stat) {
-  if (mbar_done(b, parity)) return;
+  if (mbar_test(b, parity)) return;
   const unsigned long long t = gtime();
-  unsigned long long now = t;
   while (!mbar_done(b, parity))
-    if ((now = gtime()) - t > TIMEOUT) fail(p, code);
-  if ((threadIdx.x & 31) == 0) atomicAdd(stat, now - t);
+    if (gtime() - t > TIMEOUT) fail(p, code);
+  if ((threadIdx.x & 31) == 0) atomicAdd(stat, gtime() - t);
 }
 __device__ __forceinline__ void cp16(void *dst, const void *src, bool ef, unsigned long long pol) {
   if (ef)
@@ -150,11 +162,15 @@ __device__ void wait_count(const Params &p, const int *c, int target, int code) 
   }
   bar_consumers();
 }
-// every consumer's writes before it, then one count
+// every consumer's writes before it, then one count: the barrier, then one
+// fence (cumulative over the writes the barrier ordered) and the add by
+// thread 0, as cooperative groups' grid barrier does
 __device__ void count(int *c) {
-  __threadfence();
   bar_consumers();
-  if (threadIdx.x == 0) atomicAdd(c, 1);
+  if (threadIdx.x == 0) {
+    __threadfence();
+    atomicAdd(c, 1);
+  }
 }
 
 struct Smem {
@@ -294,7 +310,10 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       best_out[blockIdx.x] = make_float2(best, __int_as_float(bi));
     }
   }
-  if (chain(p)) count(c);
+  if (chain(p))
+    count(c);
+  else
+    bar_consumers(); // (s.acc zeroed before the next matrix's adds)
 }
 
 // the Hadamard stages over blocks of rb values of s.sm[0, n), radix 4 then
@@ -443,12 +462,12 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
     for (int i = 0; i < NCW; i++) ls += red[threadIdx.x * 32 + i];
     wsp[threadIdx.x] = mx[threadIdx.x], wsp[4 + threadIdx.x] = ls;
   }
-  __threadfence();
   bar_consumers();
   // the head's last split merges it
   __shared__ int last;
   if (threadIdx.x == 0) {
     int *hc = p.cnt + (size_t)p.L * 8 + 1 + l * HEADS_KV + hh;
+    __threadfence(); // (count's pattern: the partial's writes before the add)
     last = atomicAdd(hc, 1) == p.S * (t + 1) - 1;
   }
   bar_consumers();
@@ -648,6 +667,10 @@ int main(int argc, char **argv) {
   const size_t avail = prop.sharedMemPerBlockOptin - 1024; // (the static __shared__ ints)
   const int nsmax = (int)((avail - fixed) / (SLOT + 16));
   p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
+  if (p.ns < NCW * CH) {
+    fprintf(stderr, "a ring of %d slots: %d consumer warps taking %d units need at least %d\n", p.ns, NCW, CH, NCW * CH);
+    return 1;
+  }
   const size_t smem = (size_t)p.ns * (SLOT + 16) + fixed;
   printf("%s, %d SMs; mode %d, ring %d slots (%.0f KB), evict-first %d, %d splits a kv head, %d layers, %d tokens\n",
          prop.name, nb, p.mode, p.ns, p.ns * SLOT / 1024.0, p.ef, p.S, p.L, p.T);
@@ -745,18 +768,20 @@ int main(int argc, char **argv) {
            "weights, the producer %.1f us for free slots\n",
            rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, bytes / (tok_us * 1e3), cw, pw);
     if (rep == 2 && (p.mode == 0 || p.mode == 2)) {
-      // block 0's phases: layer L/2 of tokens 1..T-2, mean µs
+      // block 0's phases: layers 1..L-2 of tokens 1..T-2, mean µs
       const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",
                                     "o+wait", "norm", "gate_up+wait", "swiglu+wait", "copy"};
       double acc[NEV] = {};
-      for (size_t t = 1; t + 1 < T; t++) {
-        const unsigned long long *x = &r[(t * L + L / 2) * NEV];
-        for (int k = 0; k + 1 < NEV; k++) acc[k] += (double)(x[k + 1] - x[k]) / 1e3;
-        acc[NEV - 1] += (double)(x[NEV + 0] - x[NEV - 1]) / 1e3; // down: to the next layer's start
-      }
-      printf("block 0, layer %zu (µs):", L / 2);
-      for (int k = 0; k + 1 < NEV; k++) printf(" %s %.2f |", names[k], acc[k] / (T - 2));
-      printf(" down %.2f\n", acc[NEV - 1] / (T - 2));
+      const double nl = (double)(T - 2) * (L - 2);
+      for (size_t t = 1; t + 1 < T; t++)
+        for (size_t l = 1; l + 1 < L; l++) {
+          const unsigned long long *x = &r[(t * L + l) * NEV];
+          for (int k = 0; k + 1 < NEV; k++) acc[k] += (double)(x[k + 1] - x[k]) / 1e3;
+          acc[NEV - 1] += (double)(x[NEV + 0] - x[NEV - 1]) / 1e3; // down: to the next layer's start
+        }
+      printf("block 0, mean of layers 1..%zu (µs):", L - 2);
+      for (int k = 0; k + 1 < NEV; k++) printf(" %s %.2f |", names[k], acc[k] / nl);
+      printf(" down %.2f\n", acc[NEV - 1] / nl);
     }
   }
   return 0;

@@ -29,7 +29,7 @@ for th in 512 1024; do
   echo "== build $th: $(grep -A3 "properties for _Z4step" /tmp/layerskel-build$th.txt | tr '\n' ' ')" >> $L/layerskel.txt
   [ -x /tmp/layerskel$th ] || tail -30 /tmp/layerskel-build$th.txt >> $L/layerskel.txt
 done
-for a in "512 0 0 0 13" "512 1 0 0 13" "512 3 0 0 13" "512 2 0 0 13" "512 0 0 1 13" "512 0 32 0 13" "512 0 0 0 8" "1024 0 0 0 13" "1024 1 0 0 13" "1024 3 0 0 13" "512 0 0 0 13"; do
+for a in "512 0 0 0 13" "512 1 0 0 13" "512 3 0 0 13" "512 2 0 0 13" "512 0 0 1 13" "512 0 64 0 13" "512 0 0 0 8" "1024 0 0 0 13" "1024 1 0 0 13" "1024 3 0 0 13" "512 0 0 0 13"; do
   set -- $a; th=$1; shift
   echo "== layerskel threads $th, args $*" >> $L/layerskel.txt
   timeout 30 /tmp/layerskel$th "$@" >> $L/layerskel.txt 2>&1
