@@ -42,7 +42,9 @@
 // no small ops: the floor); 2 the step with the producer held to the
 // current matrix (no run-ahead: what the per-op design has); 3 the multiply
 // alone (no producer: the consumers multiply whatever the ring holds, no
-// small ops: the multiply's floor, set by its integer pipes). argv[2] ring
+// small ops: the multiply's floor, set by its integer pipes); 4 the chain
+// alone (the small ops and hand-offs with no weights streamed or multiplied:
+// the chain's floor, without the stream's contention). argv[2] ring
 // slots (default: as many as fit), argv[3] 1 = the stream's loads
 // evict-first in L2, argv[4] attention splits a kv head (default 13).
 // Printed: µs a token, tok/s, µs a layer, how long block 0's consumer warps
@@ -94,8 +96,8 @@ struct Params {
   unsigned t0, t1;                   // the 3-bit level table (PRMT)
 };
 
-// chain: the mode runs the small ops and the waits between matrices (0, 2)
-__device__ __forceinline__ bool chain(const Params &p) { return p.mode == 0 || p.mode == 2; }
+// chain: the mode runs the small ops and the waits between matrices (0, 2, 4)
+__device__ __forceinline__ bool chain(const Params &p) { return p.mode == 0 || p.mode == 2 || p.mode == 4; }
 __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void bar_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(NCT) : "memory"); }
 __device__ __forceinline__ void fail(const Params &p, int code) {
@@ -198,7 +200,7 @@ __device__ __forceinline__ int mat_index(const Params &p, int l, int m) { return
 
 // the producer warp: every unit of every matrix the block will multiply, in order
 __device__ void producer(const Params &p, const Smem &s) {
-  if (p.mode == 3) return; // the multiply alone: the ring stays as it is
+  if (p.mode >= 3) return; // the multiply alone, or the chain alone: no weights stream
   const int lane = threadIdx.x & 31;
   unsigned long long pol = 0;
   if (p.ef) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
@@ -248,7 +250,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
   // before every PRMT (NOTES.md runs 138, 149: 25-34 IMAD.U32 a unit)
   const unsigned t0 = s.tab[0], t1 = s.tab[1];
   unsigned sel[4];
-  for (int c0 = w * CH; c0 < len; c0 += NCW * CH) {
+  for (int c0 = w * CH; p.mode != 4 && c0 < len; c0 += NCW * CH) {
     // the chunk's first unit: its row group and column unit, its slot and
     // the slot's phase; the rest follow by increments
     int rg = (r.n0 + c0) / U, u = r.n0 + c0 - rg * U;
@@ -767,7 +769,7 @@ int main(int argc, char **argv) {
            "with the head's share, %.0f GB/s of weights; block 0 a token: a consumer warp waited %.1f us for "
            "weights, the producer %.1f us for free slots\n",
            rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, bytes / (tok_us * 1e3), cw, pw);
-    if (rep == 2 && (p.mode == 0 || p.mode == 2)) {
+    if (rep == 2 && (p.mode == 0 || p.mode == 2 || p.mode == 4)) {
       // block 0's phases: layers 1..L-2 of tokens 1..T-2, mean µs
       const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",
                                     "o+wait", "norm", "gate_up+wait", "swiglu+wait", "copy"};
