@@ -471,10 +471,10 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
     int *hc = p.cnt + (size_t)p.L * 8 + 1 + l * HEADS_KV + hh;
     __threadfence(); // (count's pattern: the partial's writes before the add)
     last = atomicAdd(hc, 1) == p.S * (t + 1) - 1;
+    __threadfence(); // (the other splits' partials, read below, after their adds)
   }
   bar_consumers();
   if (!last) return;
-  __threadfence();
   const float *base = p.ws + (((size_t)t * p.L + l) * HEADS_KV + hh) * p.S * PART;
   float *out = p.att + ((size_t)t * p.L + l) * D + hh * 4 * HD;
   for (int i = threadIdx.x; i < 4 * HD; i += NCT) {
@@ -646,6 +646,10 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
 int main(int argc, char **argv) {
   Params p = {};
   p.mode = argc > 1 ? atoi(argv[1]) : 0;
+  if (p.mode < 0 || p.mode > 4) {
+    fprintf(stderr, "mode %d: the modes are 0 to 4\n", p.mode);
+    return 1;
+  }
   const int ns_arg = argc > 2 ? atoi(argv[2]) : 0;
   p.ef = argc > 3 ? atoi(argv[3]) : 0;
   p.S = argc > 4 ? atoi(argv[4]) : 13;
@@ -768,7 +772,7 @@ int main(int argc, char **argv) {
     printf("run %d: %.1f us a token over %zu tokens (whole launch %.1f us a token): %.1f tok/s, %.2f us a layer "
            "with the head's share, %.0f GB/s of weights; block 0 a token: a consumer warp waited %.1f us for "
            "weights, the producer %.1f us for free slots\n",
-           rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, bytes / (tok_us * 1e3), cw, pw);
+           rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, p.mode == 4 ? 0.0 : bytes / (tok_us * 1e3), cw, pw);
     if (rep == 2 && (p.mode == 0 || p.mode == 2 || p.mode == 4)) {
       // block 0's phases: layers 1..L-2 of tokens 1..T-2, mean µs
       const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",

@@ -15,7 +15,7 @@ cd $R
 ( $C/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/p.upg -q > /tmp/synth.txt 2>&1 ) &
 ( cp -r backend/cuda/kernels /tmp/kv && cd /tmp/kv && patch -p4 < $R/backend/cuda/experiments/kv-evict-first.patch > /tmp/patch.txt && nvcc -fatbin -O3 -std=c++17 -lineinfo --threads 7 -Xptxas -v -gencode=arch=compute_90,code=sm_90 upg.cu -o /tmp/b/KV.fatbin > /tmp/build.txt 2>&1; echo "build rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt ) &
 ( cp -r backend/cuda/kernels /tmp/ep && cd /tmp/ep && patch -p4 < $R/backend/cuda/experiments/epilogue-prefetch.patch > /tmp/patch-ep.txt && nvcc -fatbin -O3 -std=c++17 -lineinfo --threads 7 -Xptxas -v -gencode=arch=compute_90,code=sm_90 upg.cu -o /tmp/b/EP.fatbin > /tmp/build-ep.txt 2>&1; echo "build EP rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt ) &
-nvcc -O3 -std=c++17 -arch=sm_90 $R/backend/cuda/experiments/chainload.cu -o /tmp/chainload > $L/chainload.txt 2>&1 && timeout 60 /tmp/chainload >> $L/chainload.txt 2>&1
+nvcc -O3 -std=c++17 -arch=sm_90 $R/backend/cuda/experiments/chainload.cu -o /tmp/chainload > $L/chainload.txt 2>&1 && timeout -k 10 60 /tmp/chainload >> $L/chainload.txt 2>&1
 echo "chainload rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt
 # layerskel (512 threads a block: 15 consumer warps; 1024: 31): mode (0 step, 1 stream alone, 2 no
 # run-ahead, 3 multiply alone, 4 chain alone), ring slots (0: all that fit), evict-first, attention splits a kv head
@@ -32,7 +32,7 @@ done
 for a in "512 0 0 0 13" "512 1 0 0 13" "512 3 0 0 13" "512 4 0 0 13" "512 2 0 0 13" "512 0 0 1 13" "512 0 64 0 13" "512 0 0 0 8" "1024 0 0 0 13" "1024 1 0 0 13" "1024 3 0 0 13" "512 0 0 0 13"; do
   set -- $a; th=$1; shift
   echo "== layerskel threads $th, args $*" >> $L/layerskel.txt
-  timeout 30 /tmp/layerskel$th "$@" >> $L/layerskel.txt 2>&1
+  timeout -k 10 30 /tmp/layerskel$th "$@" >> $L/layerskel.txt 2>&1
   rc=$?
   # a run that gives up (its waits trap after 0.5 s) exits 1; one past the timeout hung
   # outside them (a barrier): the others would too, and the benches below need the time
