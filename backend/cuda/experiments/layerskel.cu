@@ -68,7 +68,7 @@ constexpr int D = 5120, FF = 17920, QKV = 7680, HEADS_KV = 10, HD = 128, VOCAB =
 #endif
 constexpr int NTH = LS_THREADS, NCW = NTH / 32 - 1, NCT = NCW * 32; // threads, consumer warps, consumer threads
 constexpr int UCODE = 1536, USC = 64, SLOT = UCODE + USC; // a unit's bytes in a ring slot
-// consecutive units a consumer warp takes; a warp's next unit is up to
+// consecutive units a consumer warp takes (at most); a warp's next unit is up to
 // (NCW-1)·CH+1 past its last, which must stay within one turn of the ring
 // (main checks ns ≥ NCW·CH), or a parity wait passes on the phase before
 constexpr int CH = NCW >= 31 ? 3 : 4;
@@ -250,14 +250,17 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
   // before every PRMT (NOTES.md runs 138, 149: 25-34 IMAD.U32 a unit)
   const unsigned t0 = s.tab[0], t1 = s.tab[1];
   unsigned sel[4];
-  for (int c0 = w * CH; p.mode != 4 && c0 < len; c0 += NCW * CH) {
+  // a block's share of q|k|v (~73 units) or o (~49) in chunks of CH would
+  // leave a few warps twice the others' units: one unit a chunk there
+  const int ch = len < 8 * NCW ? 1 : CH;
+  for (int c0 = w * ch; p.mode != 4 && c0 < len; c0 += NCW * ch) {
     // the chunk's first unit: its row group and column unit, its slot and
     // the slot's phase; the rest follow by increments
     int rg = (r.n0 + c0) / U, u = r.n0 + c0 - rg * U;
     const unsigned sq = seq0 + (unsigned)c0;
     unsigned slot = sq % ns, ph = (sq / ns) & 1u;
     float acc = 0.f;
-    const int n = min(CH, len - c0);
+    const int n = min(ch, len - c0);
     for (int i = 0; i < n; i++) {
       if (p.mode != 3) mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
       const uint8_t *src = s.ring + (size_t)slot * SLOT;
