@@ -390,14 +390,19 @@ func attnClusterFits(g *DenseGPU, heads, hd int) bool {
 // the rows combineRotq writes, s the rotated and quantized input.
 func (d *Device) attnCluster(g *DenseGPU, dst, q DevPtr, qs int, kc, vc DevPtr, f16 bool, tables DevPtr, tstride int, pos, seq DevPtr,
 	scale float32, heads, H, hd, bs int, s *Scratch) error {
-	p := g.plan
 	name := attnClusterName(hd, f16)
-	signs, rb := g.rotation(d.rotates(name)) // (rb 1 leaves the stages inside a head out, not those across ranks)
 	d.attnClusters++
+	args := []Arg{Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale), I32(heads), I32(H), I32(bs), Ptr(dst)}
+	// (rb 1 leaves the stages inside a head out, not those across ranks)
 	return d.launchK(name, [3]uint32{uint32(heads), 1, 1}, [3]uint32{attnClusterThreads, 1, 1}, 0,
-		Ptr(q), I32(qs), Ptr(kc), Ptr(vc), Ptr(tables), I32(tstride), Ptr(pos), Ptr(seq), F32(scale), I32(heads), I32(H), I32(bs),
-		Ptr(dst), Ptr(signs), I32(rb), I32(p.gs), I32(g.C), I32(g.G), F32(g.alpha), F32(g.beta), Ptr(g.rotXr(s)), Ptr(s.xq),
-		I32(g.U*unitCodes), Ptr(s.fac))
+		append(args, g.clusterTail(s, d.rotates(name))...)...)
+}
+
+// clusterTail is rotqTail without seg: the cluster kernel's segment is the
+// Hadamard block its cluster holds, so it takes the rest of the tail as is.
+func (g *DenseGPU) clusterTail(s *Scratch, rotate bool) []Arg {
+	t := g.rotqTail(s, rotate)
+	return append(t[:3:3], t[4:]...)
 }
 
 // attnHeadDim reports whether the attention kernels take heads of hd

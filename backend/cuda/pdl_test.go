@@ -222,6 +222,19 @@ func TestAblateList(t *testing.T) {
 		if a[0] != wantSigns || a[1] != wantRB || a[2] != I32(128) || a[3] != I32(1024) {
 			t.Errorf("rotqTail(rotate %v) = %v, want signs %v, rb %v, then gs 128 and seg 1024", rotate, a[:4], wantSigns, wantRB)
 		}
+		// the cluster kernel's tail: the same arguments without seg, in its signature's kinds
+		c := g.clusterTail(&Scratch{}, rotate)
+		want := append(append([]Arg{}, a[:3]...), a[4:]...)
+		if !slices.Equal(c, want) {
+			t.Errorf("clusterTail(rotate %v) = %v, want rotqTail without seg %v", rotate, c, want)
+		}
+		sig := strings.Fields(kernelSig["upg_attn_cluster_rotq_f16_h128"])
+		sig = sig[len(sig)-len(c):]
+		for i, f := range sig {
+			if f[len(f)-1] != c[i].kind || !strings.HasPrefix(f, []string{"signs", "rb", "gs", "C", "G", "alpha", "beta", "xr", "xq", "ldq", "fac"}[i]+":") {
+				t.Errorf("clusterTail argument %d has kind %c, the kernel's is %s", i, c[i].kind, f)
+			}
+		}
 	}
 }
 
