@@ -44,7 +44,13 @@
 // alone (no producer: the consumers multiply whatever the ring holds, no
 // small ops: the multiply's floor, set by its integer pipes); 4 the chain
 // alone (the small ops and hand-offs with no weights streamed or multiplied:
-// the chain's floor, without the stream's contention). argv[2] ring
+// the chain's floor, without the stream's contention); 5 the step with no
+// producer warp: each consumer warp asks for its own units by cp.async into
+// PW slots of its own, PW units ahead of its multiply along its walk over
+// every matrix (so across the small ops too), waiting by wait_group (the
+// form in which the small ops could stay the per-op kernels' block-wide
+// code, since every warp runs them); 6 as 5 with no small ops (that
+// form's stream and multiply together). argv[2] ring
 // slots (default: as many as fit), argv[3] 1 = the stream's loads
 // evict-first in L2, argv[4] attention splits a kv head (default 13).
 // Printed: µs a token, tok/s, µs a layer, how long block 0's consumer warps
@@ -72,6 +78,9 @@ constexpr int UCODE = 1536, USC = 64, SLOT = UCODE + USC; // a unit's bytes in a
 // (NCW-1)·CH+1 past its last, which must stay within one turn of the ring
 // (main checks ns ≥ NCW·CH), or a parity wait passes on the phase before
 constexpr int CH = NCW >= 31 ? 3 : 4;
+// modes 5 and 6: the units in flight a consumer warp keeps (its private slots;
+// cp.async.wait_group takes the count as an immediate)
+constexpr int PW = NCW >= 31 ? 3 : 7;
 constexpr int NM = 4;                                     // matrices a layer: q|k|v, o, gate|up, down
 constexpr int NEV = 12;                                   // phase records a layer (block 0)
 constexpr int AJ = NCW >= 31 ? 3 : 5;                     // positions a warp of an attention item
@@ -96,8 +105,11 @@ struct Params {
   unsigned t0, t1;                   // the 3-bit level table (PRMT)
 };
 
-// chain: the mode runs the small ops and the waits between matrices (0, 2, 4)
-__device__ __forceinline__ bool chain(const Params &p) { return p.mode == 0 || p.mode == 2 || p.mode == 4; }
+// chain: the mode runs the small ops and the waits between matrices (0, 2, 4, 5)
+__device__ __forceinline__ bool chain(const Params &p) { return p.mode == 0 || p.mode == 2 || p.mode == 4 || p.mode == 5; }
+// WF (the kernel's template argument): each consumer warp streams its own
+// units (modes 5, 6: no producer warp); a kernel of its own, so that the
+// other modes' code is what it was
 __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 __device__ __forceinline__ void bar_consumers() { asm volatile("bar.sync 1, %0;" ::"n"(NCT) : "memory"); }
 __device__ __forceinline__ void fail(const Params &p, int code) {
@@ -197,6 +209,79 @@ __device__ __forceinline__ Range range_of(const Params &p, int m) {
   return Range{(int)(n * blockIdx.x / gridDim.x), (int)(n * (blockIdx.x + 1) / gridDim.x)};
 }
 __device__ __forceinline__ int mat_index(const Params &p, int l, int m) { return m == NM ? p.L * NM : l * NM + m; }
+// the units a consumer warp takes at once from a range of len: a block's
+// share of q|k|v (~73 units) or o (~49) in chunks of CH would leave a few
+// warps twice the others' units, so one unit a chunk there
+__device__ __forceinline__ int chunk_of(int len) { return len < 8 * NCW ? 1 : CH; }
+
+// Modes 5 and 6: a consumer warp's walk over the units it multiplies, in
+// the order gemv takes them (matrices in step order; within one, chunks of
+// ch units at w·ch, w·ch + NCW·ch, ... of the block's range), so that the
+// warp can ask for units PW ahead of its multiply, across the ends of
+// matrices and the small ops between them.
+struct Walk {
+  int t, l, m;           // token, layer (L: the head), matrix
+  int c0, i, n;          // the chunk's first unit (from the range's start), the unit in it, the chunk's length
+  int len, ch, n0;       // the block's range of the matrix: its length, chunk size, first unit
+  const uint4 *codes;    // the matrix's codes and scales
+  const unsigned short *sc;
+  bool done;             // past the last token's head
+};
+// walk_matrix points w at its warp's first unit of matrix (w.l, w.m), or
+// at the first later matrix the warp has units of
+__device__ void walk_matrix(const Params &p, Walk &w) {
+  const int wi = threadIdx.x >> 5;
+  while (!w.done) {
+    const int mm = w.l == p.L ? NM : w.m, mi = mat_index(p, w.l, mm);
+    const Range r = range_of(p, mm);
+    w.len = r.n1 - r.n0, w.n0 = r.n0, w.ch = chunk_of(w.len);
+    w.codes = p.codes[mi], w.sc = p.sc[mi];
+    w.c0 = wi * w.ch, w.i = 0;
+    if (w.c0 < w.len) {
+      w.n = min(w.ch, w.len - w.c0);
+      return;
+    }
+    if (w.l == p.L) { // the head: the next token
+      w.l = 0, w.m = 0;
+      if (++w.t == p.T) w.done = true;
+    } else if (++w.m == NM) {
+      w.m = 0, w.l++;
+    }
+  }
+}
+__device__ void walk_next(const Params &p, Walk &w) {
+  if (++w.i < w.n) return;
+  w.c0 += NCW * w.ch, w.i = 0;
+  if (w.c0 < w.len) {
+    w.n = min(w.ch, w.len - w.c0);
+    return;
+  }
+  if (w.l == p.L) {
+    w.l = 0, w.m = 0;
+    if (++w.t == p.T) {
+      w.done = true;
+      return;
+    }
+  } else if (++w.m == NM) {
+    w.m = 0, w.l++;
+  }
+  walk_matrix(p, w);
+}
+// the warp asks for its walk's unit into dst and commits it as one
+// cp.async group (an empty group past the end, so that every unit
+// consumed has PW groups after it's: wait_group PW-1 then means "this one")
+__device__ __forceinline__ void walk_fetch(const Params &p, const Walk &w, uint8_t *dst, bool ef,
+                                           unsigned long long pol) {
+  const int lane = threadIdx.x & 31;
+  if (!w.done) {
+    const int n = w.n0 + w.c0 + w.i;
+    const uint4 *src = w.codes + (size_t)n * 96;
+#pragma unroll
+    for (int j = 0; j < 3; j++) cp16(dst + (lane + 32 * j) * 16, src + lane + 32 * j, ef, pol);
+    if (lane < 4) cp16(dst + UCODE + lane * 16, w.sc + (size_t)n * 32 + lane * 8, ef, pol);
+  }
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
 
 // the producer warp: every unit of every matrix the block will multiply, in order
 __device__ void producer(const Params &p, const Smem &s) {
@@ -237,8 +322,11 @@ __device__ void producer(const Params &p, const Smem &s) {
 
 // the consumers' share of matrix m (units seq0.. of the ring) into s.acc,
 // then added to y (R rows) and counted in *c; the head (best set) also
-// leaves the block's best row there
-__device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float *y, int *c, float2 *best_out) {
+// leaves the block's best row there. Modes 5 and 6: the warp's units come
+// from its own slots, PW in flight along wk (kw: units the warp has taken)
+template <bool WF>
+__device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float *y, int *c, float2 *best_out,
+                     Walk &wk, unsigned &kw, unsigned long long pol) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const Range r = range_of(p, m);
   const int U = p.U[m], R = p.R[m], rg0 = r.n0 / U, len = r.n1 - r.n0;
@@ -250,9 +338,9 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
   // before every PRMT (NOTES.md runs 138, 149: 25-34 IMAD.U32 a unit)
   const unsigned t0 = s.tab[0], t1 = s.tab[1];
   unsigned sel[4];
-  // a block's share of q|k|v (~73 units) or o (~49) in chunks of CH would
-  // leave a few warps twice the others' units: one unit a chunk there
-  const int ch = len < 8 * NCW ? 1 : CH;
+  const int ch = chunk_of(len);
+  constexpr bool wf = WF;
+  unsigned long long waited = 0; // modes 5, 6 (lane 0)
   for (int c0 = w * ch; p.mode != 4 && c0 < len; c0 += NCW * ch) {
     // the chunk's first unit: its row group and column unit, its slot and
     // the slot's phase; the rest follow by increments
@@ -262,14 +350,29 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
     float acc = 0.f;
     const int n = min(ch, len - c0);
     for (int i = 0; i < n; i++) {
-      if (p.mode != 3) mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
-      const uint8_t *src = s.ring + (size_t)slot * SLOT;
+      const uint8_t *src;
+      if (wf) { // the warp's own slot kw % PW: wait for its group (PW-1 later ones may still be pending)
+        src = s.ring + (size_t)(w * PW + kw % PW) * SLOT;
+        const unsigned long long t0 = lane == 0 ? gtime() : 0;
+        asm volatile("cp.async.wait_group %0;" ::"n"(PW - 1) : "memory");
+        if (lane == 0) waited += gtime() - t0;
+        __syncwarp(); // (each lane's copies, seen by the others)
+      } else {
+        if (p.mode != 3) mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
+        src = s.ring + (size_t)slot * SLOT;
+      }
       uint4 wv[3];
 #pragma unroll
       for (int j = 0; j < 3; j++) wv[j] = ((const uint4 *)src)[lane + 32 * j];
       const unsigned short sv = ((const unsigned short *)(src + UCODE))[lane];
       __syncwarp();
-      if (lane == 0 && p.mode != 3) mbar_arrive(&s.empty[slot]);
+      if (wf) { // the slot read: refill it with the unit PW ahead
+        walk_fetch(p, wk, (uint8_t *)src, p.ef, pol);
+        walk_next(p, wk);
+        kw++;
+      } else if (lane == 0 && p.mode != 3) {
+        mbar_arrive(&s.empty[slot]);
+      }
       int ia = 0;
 #pragma unroll
       for (int c2 = 0; c2 < 8; c2++) {
@@ -291,6 +394,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       if (end) u = 0, rg++;
     }
   }
+  if (wf && lane == 0 && waited > 0) atomicAdd(&s.stat[0], waited);
   bar_consumers();
   const int nrow = (min((r.n1 - 1) / U, R / 32 - 1) - rg0 + 1) * 32;
   float best = -3.0e38f;
@@ -515,7 +619,7 @@ __device__ void swiglu(const Params &p, const Smem &s, int t, int l, int g) {
            p.fg + ((size_t)t * p.L + l) * (FF / 128) + g * 4);
 }
 
-__global__ void __launch_bounds__(NTH, 1) step(Params p) {
+template <bool WF> __global__ void __launch_bounds__(NTH, 1) step(Params p) {
   extern __shared__ __align__(16) uint8_t smem[];
   Smem s;
   uint8_t *q = smem;
@@ -543,6 +647,18 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
   const bool b0 = blockIdx.x == 0;
   const int nb = gridDim.x;
   unsigned seq = 0;
+  // modes 5, 6: each consumer warp's first PW units, asked for now
+  unsigned long long pol = 0;
+  if (p.ef) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+  Walk wk = {};
+  unsigned kw = 0;
+  if (WF) {
+    walk_matrix(p, wk);
+    for (int k = 0; k < PW; k++) {
+      walk_fetch(p, wk, s.ring + (size_t)((threadIdx.x >> 5) * PW + k) * SLOT, p.ef, pol);
+      walk_next(p, wk);
+    }
+  }
   auto rec = [&](int t, int l, int k) {
     if (b0 && threadIdx.x == 0) p.rec[((size_t)t * p.L + l) * NEV + k] = gtime();
   };
@@ -589,7 +705,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
         norm_rotq(p, s, h, emb, true);
       }
       rec(t, l, 2);
-      gemv(p, s, 0, seq, p.yqkv + ((size_t)t * p.L + l) * QKV, c + 0, nullptr);
+      gemv<WF>(p, s, 0, seq, p.yqkv + ((size_t)t * p.L + l) * QKV, c + 0, nullptr, wk, kw, pol);
       seq += mat_units(0);
       rec(t, l, 3);
       if (chain(p)) {
@@ -601,7 +717,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
         norm_rotq(p, s, p.att + ((size_t)t * p.L + l) * D, nullptr, false);
       }
       rec(t, l, 6);
-      gemv(p, s, 1, seq, h, c + 1, nullptr);
+      gemv<WF>(p, s, 1, seq, h, c + 1, nullptr, wk, kw, pol);
       seq += mat_units(1);
       if (chain(p)) {
         wait_count(p, c + 1, nb * (t + 1), 14);
@@ -609,7 +725,7 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
         norm_rotq(p, s, h, nullptr, true);
       }
       rec(t, l, 8);
-      gemv(p, s, 2, seq, p.ygu + ((size_t)t * p.L + l) * 2 * FF, c + 2, nullptr);
+      gemv<WF>(p, s, 2, seq, p.ygu + ((size_t)t * p.L + l) * 2 * FF, c + 2, nullptr, wk, kw, pol);
       seq += mat_units(2);
       if (chain(p)) {
         wait_count(p, c + 2, nb * (t + 1), 15);
@@ -634,23 +750,24 @@ __global__ void __launch_bounds__(NTH, 1) step(Params p) {
         bar_consumers();
       }
       rec(t, l, 11);
-      gemv(p, s, 3, seq, h, c + 3, nullptr);
+      gemv<WF>(p, s, 3, seq, h, c + 3, nullptr, wk, kw, pol);
       seq += mat_units(3);
     }
     if (chain(p)) {
       wait_count(p, p.cnt + (p.L - 1) * 8 + 3, nb * (t + 1), 17);
       norm_rotq(p, s, h, nullptr, true);
     }
-    gemv(p, s, NM, seq, p.logit + (size_t)t * VOCAB, p.cnt + (size_t)p.L * 8, p.best + (size_t)t * nb);
+    gemv<WF>(p, s, NM, seq, p.logit + (size_t)t * VOCAB, p.cnt + (size_t)p.L * 8, p.best + (size_t)t * nb, wk, kw, pol);
     seq += mat_units(NM);
   }
+  if (WF) asm volatile("cp.async.wait_all;" ::: "memory"); // (the empty groups past the end)
 }
 
 int main(int argc, char **argv) {
   Params p = {};
   p.mode = argc > 1 ? atoi(argv[1]) : 0;
-  if (p.mode < 0 || p.mode > 4) {
-    fprintf(stderr, "mode %d: the modes are 0 to 4\n", p.mode);
+  if (p.mode < 0 || p.mode > 6) {
+    fprintf(stderr, "mode %d: the modes are 0 to 6\n", p.mode);
     return 1;
   }
   const int ns_arg = argc > 2 ? atoi(argv[2]) : 0;
@@ -678,6 +795,11 @@ int main(int argc, char **argv) {
   p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
   if (p.ns < NCW * CH) {
     fprintf(stderr, "a ring of %d slots: %d consumer warps taking %d units need at least %d\n", p.ns, NCW, CH, NCW * CH);
+    return 1;
+  }
+  if (p.mode >= 5 && p.ns < NCW * PW) {
+    fprintf(stderr, "a ring of %d slots: %d consumer warps keeping %d units in flight need at least %d\n", p.ns, NCW, PW,
+            NCW * PW);
     return 1;
   }
   const size_t smem = (size_t)p.ns * (SLOT + 16) + fixed;
@@ -735,9 +857,10 @@ int main(int argc, char **argv) {
   *herr = 0;
   CK(cudaHostGetDevicePointer(&p.err, herr, 0));
   p.t0 = 0x03020100u, p.t1 = 0xfdfeff04u;
-  CK(cudaFuncSetAttribute(step, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  void (*kern)(Params) = p.mode >= 5 ? step<true> : step<false>;
+  CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
   int per = 0;
-  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, step, NTH, smem));
+  CK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per, kern, NTH, smem));
   if (per < 1) {
     fprintf(stderr, "the kernel does not fit an SM (%zu bytes of shared memory)\n", smem);
     return 1;
@@ -755,7 +878,7 @@ int main(int argc, char **argv) {
     CK(cudaMemset(p.cnt, 0, ncnt * 4));
     void *args[] = {&p};
     CK(cudaEventRecord(e0));
-    cudaError_t e = cudaLaunchCooperativeKernel((void *)step, nb, NTH, args, smem, 0);
+    cudaError_t e = cudaLaunchCooperativeKernel((void *)kern, nb, NTH, args, smem, 0);
     CK(cudaEventRecord(e1));
     cudaError_t e2 = cudaDeviceSynchronize();
     if (e != cudaSuccess || e2 != cudaSuccess) {
@@ -776,7 +899,7 @@ int main(int argc, char **argv) {
            "with the head's share, %.0f GB/s of weights; block 0 a token: a consumer warp waited %.1f us for "
            "weights, the producer %.1f us for free slots\n",
            rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, p.mode == 4 ? 0.0 : bytes / (tok_us * 1e3), cw, pw);
-    if (rep == 2 && (p.mode == 0 || p.mode == 2 || p.mode == 4)) {
+    if (rep == 2 && (p.mode == 0 || p.mode == 2 || p.mode == 4 || p.mode == 5)) {
       // block 0's phases: layers 1..L-2 of tokens 1..T-2, mean µs
       const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",
                                     "o+wait", "norm", "gate_up+wait", "swiglu+wait", "copy"};

@@ -18,7 +18,8 @@ cd $R
 nvcc -O3 -std=c++17 -arch=sm_90 $R/backend/cuda/experiments/chainload.cu -o /tmp/chainload > $L/chainload.txt 2>&1 && timeout -k 10 60 /tmp/chainload >> $L/chainload.txt 2>&1
 echo "chainload rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt
 # layerskel (512 threads a block: 15 consumer warps; 1024: 31): mode (0 step, 1 stream alone, 2 no
-# run-ahead, 3 multiply alone, 4 chain alone), ring slots (0: all that fit), evict-first, attention splits a kv head
+# run-ahead, 3 multiply alone, 4 chain alone, 5 the step with each warp fetching its own units, 6 as 5
+# without the small ops), ring slots (0: all that fit), evict-first, attention splits a kv head
 pids=
 for th in 512 1024; do
   nvcc -O3 -std=c++17 -arch=sm_90 -DLS_THREADS=$th -Xptxas -v $R/backend/cuda/experiments/layerskel.cu -o /tmp/layerskel$th > /tmp/layerskel-build$th.txt 2>&1 &
@@ -26,10 +27,10 @@ for th in 512 1024; do
 done
 wait $pids
 for th in 512 1024; do
-  echo "== build $th: $(grep -A3 "properties for _Z4step" /tmp/layerskel-build$th.txt | tr '\n' ' ')" >> $L/layerskel.txt
+  echo "== build $th: $(grep -A2 "properties for _Z4step" /tmp/layerskel-build$th.txt | tr '\n' ' ')" >> $L/layerskel.txt
   [ -x /tmp/layerskel$th ] || tail -30 /tmp/layerskel-build$th.txt >> $L/layerskel.txt
 done
-for a in "512 0 0 0 13" "512 1 0 0 13" "512 3 0 0 13" "512 4 0 0 13" "512 2 0 0 13" "512 0 0 1 13" "512 0 64 0 13" "512 0 0 0 8" "1024 0 0 0 13" "1024 1 0 0 13" "1024 3 0 0 13" "512 0 0 0 13"; do
+for a in "512 0 0 0 13" "512 1 0 0 13" "512 3 0 0 13" "512 4 0 0 13" "512 5 0 0 13" "512 6 0 0 13" "512 2 0 0 13" "512 0 0 1 13" "512 0 64 0 13" "512 0 0 0 8" "1024 0 0 0 13" "1024 1 0 0 13" "1024 3 0 0 13" "1024 5 0 0 13" "512 5 0 1 13" "512 0 0 0 13"; do
   set -- $a; th=$1; shift
   echo "== layerskel threads $th, args $*" >> $L/layerskel.txt
   timeout -k 10 30 /tmp/layerskel$th "$@" >> $L/layerskel.txt 2>&1
