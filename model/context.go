@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 
 	"github.com/upg-ai/upg/backend"
@@ -28,6 +29,12 @@ type Context struct {
 	logitsIn, logits backend.Buffer
 	nOut             int
 	host             []float32 // logits read back
+	// whole is the backend's whole one-token step over this context
+	// (backend.WholeStepper), bound at the first one-token Forward of
+	// the model's weight generation wholeGen; nil where it does not apply
+	whole      backend.WholeStep
+	wholeGen   int
+	wholeTried bool
 	tapBuf           []float32 // activations read back for a Tap
 	cross            []float32 // a split model's hidden state between stages
 }
@@ -128,6 +135,13 @@ func (ctx *Context) Forward(s *backend.Step, kv backend.KV) error {
 	n := len(s.Tokens)
 	first := &ctx.st[0]
 	first.be.Embed(first.x, dw.embed, first.step)
+	if n == 1 && len(s.Out) == 1 {
+		if w := ctx.wholeStep(); w != nil {
+			w.Run(kv, first.step)
+			ctx.nOut = 1
+			return nil
+		}
+	}
 	for si := range ctx.st {
 		st, ms := &ctx.st[si], &ctx.m.stages[si]
 		if si > 0 {
@@ -152,6 +166,46 @@ func (ctx *Context) Forward(s *backend.Step, kv backend.KV) error {
 		last.be.MatMul(ctx.logits, ctx.logitsIn, dw.output, ctx.nOut)
 	}
 	return nil
+}
+
+// wholeStep is the backend's whole one-token step over this context, bound
+// once per weight generation, or nil: a split model, projections that are
+// not fused, biases, or a backend that is not a WholeStepper or does not
+// take the model (the per-op calls run then).
+func (ctx *Context) wholeStep() backend.WholeStep {
+	m := ctx.m
+	if ctx.wholeTried && ctx.wholeGen == m.gen {
+		return ctx.whole
+	}
+	if ctx.whole != nil {
+		ctx.whole.Close()
+		ctx.whole = nil
+	}
+	ctx.wholeTried, ctx.wholeGen = true, m.gen
+	ws, ok := ctx.st[0].be.(backend.WholeStepper)
+	if !ok || len(ctx.st) != 1 || !m.fusedQKV || !m.fusedGateUp {
+		return nil
+	}
+	c, dw := &m.Config, &m.dev
+	wm := backend.WholeStepModel{Layers: make([]backend.WholeStepLayer, len(dw.layers)), Norm: dw.norm, Output: dw.output,
+		Hidden: c.Hidden, FFN: c.FFN, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim,
+		Eps: float32(c.NormEps), Scale: float32(1 / math.Sqrt(float64(c.HeadDim))), Rope: ctx.st[0].rope,
+		X: ctx.st[0].x, Logits: ctx.logits}
+	for i := range dw.layers {
+		l := &dw.layers[i]
+		if l.qkv == nil || l.gateUp == nil || l.qb != nil {
+			return nil
+		}
+		wm.Layers[i] = backend.WholeStepLayer{AttnNorm: l.attnNorm, QKV: l.qkv, O: l.o, FFNNorm: l.ffnNorm, GateUp: l.gateUp, Down: l.down}
+	}
+	w, why := ws.BindWholeStep(wm)
+	if w == nil {
+		slog.Debug("model: one-token steps run op by op", "backend", ctx.st[0].be.Name(), "why", why)
+		return nil
+	}
+	slog.Info("model: one-token steps run as one whole step", "backend", ctx.st[0].be.Name())
+	ctx.whole = w
+	return w
 }
 
 // setStep validates s against the context and kv and copies it to the

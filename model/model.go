@@ -20,6 +20,9 @@ type Model struct {
 	// fusedQKV, fusedGateUp: the checkpoint fuses q/k/v and gate/up (Phi-3);
 	// fixed at New, as contexts size their buffers by them.
 	fusedQKV, fusedGateUp bool
+	// gen counts Rebind calls: a context's whole-step binding
+	// (context.go, wholeStep) is of the weights of one generation
+	gen int
 }
 
 // Stage is a run of consecutive decoder layers, [First, End), on one
@@ -159,6 +162,7 @@ func (m *Model) Rebind() error {
 		return err
 	}
 	m.dev = d
+	m.gen++
 	return nil
 }
 

@@ -807,6 +807,7 @@ const (
 	opSwiGLU
 	opArgmax
 	opSample
+	opPstep
 )
 
 // Embed implements backend.Backend.

@@ -47,6 +47,7 @@ type Device struct {
 	pdl          bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
 	ablate       []string       // name prefixes of kernels not launched (AblateEnv; measurements only)
 	attnClusters int64          // upg_attn_cluster_rotq launches (tests)
+	psteps       int64          // upg_pstep launches, not counting graph replays (tests)
 	clusterOK    bool           // the module has upg_attn_cluster_rotq's kernels (checked once by New)
 	closed       bool
 
@@ -76,7 +77,7 @@ type launchParams struct {
 	vals  [maxKernelArgs]uint64
 	ptrs  [maxKernelArgs]uintptr
 	cfg   launchConfig
-	attrs [2]launchAttribute
+	attrs [3]launchAttribute
 }
 
 // launchConfig is the driver's CUlaunchConfig (64-bit layout).
@@ -100,10 +101,13 @@ type launchAttribute struct {
 }
 
 // attrProgrammaticStreamSerialization is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION,
-// attrClusterDimension CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (three uint32s).
+// attrClusterDimension CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION (three uint32s),
+// attrCooperative CU_LAUNCH_ATTRIBUTE_COOPERATIVE (an int: every block
+// resident at once, which the persistent step's waits between blocks need).
 const (
 	attrProgrammaticStreamSerialization = 6
 	attrClusterDimension                = 4
+	attrCooperative                     = 2
 )
 
 const maxKernelArgs = 32
@@ -583,11 +587,11 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 func (d *Device) cuLaunch(name string, f uintptr, grid, block [3]uint32, smem uint32, pp uintptr) error {
 	p := d.params
 	var r uintptr
-	pdl, cl := d.pdl && pdlKernel(name), clusterOf(name)
-	if cl > 1 && sym.cuLaunchKernelEx == 0 {
-		return fmt.Errorf("cuda: %s needs clusters of %d blocks: the driver lacks cuLaunchKernelEx", name, cl)
+	pdl, cl, coop := d.pdl && pdlKernel(name), clusterOf(name), name == "upg_pstep"
+	if (cl > 1 || coop) && sym.cuLaunchKernelEx == 0 {
+		return fmt.Errorf("cuda: %s needs clusters of %d blocks or a cooperative launch: the driver lacks cuLaunchKernelEx", name, cl)
 	}
-	if pdl || cl > 1 {
+	if pdl || cl > 1 || coop {
 		n := 0
 		if pdl {
 			// programmatic dependent launch: the kernel may start while the
@@ -602,6 +606,12 @@ func (d *Device) cuLaunch(name string, f uintptr, grid, block [3]uint32, smem ui
 			binary.LittleEndian.PutUint32(p.attrs[n].value[0:], cl)
 			binary.LittleEndian.PutUint32(p.attrs[n].value[4:], 1)
 			binary.LittleEndian.PutUint32(p.attrs[n].value[8:], 1)
+			n++
+		}
+		if coop {
+			d.psteps++
+			p.attrs[n] = launchAttribute{id: attrCooperative}
+			binary.LittleEndian.PutUint32(p.attrs[n].value[0:], 1)
 			n++
 		}
 		c := &p.cfg

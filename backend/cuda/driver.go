@@ -41,6 +41,7 @@ var sym struct {
 	cuLaunchKernelEx                                                                          uintptr // optional (0 when absent): programmatic dependent launch
 	cuModuleGetGlobal                                                                         uintptr // optional: the step trace (TraceEnv)
 	cuOccupancyMaxActiveBlocksPerMultiprocessor                                               uintptr // optional: split-K planning (mmaSplits)
+	cuFuncSetAttribute                                                                        uintptr // optional: the persistent step's shared memory (pstep.go)
 }
 
 var (
@@ -107,6 +108,9 @@ func openDriver() error {
 	}
 	if p, err := purego.Dlsym(lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor"); err == nil {
 		sym.cuOccupancyMaxActiveBlocksPerMultiprocessor = p
+	}
+	if p, err := purego.Dlsym(lib, "cuFuncSetAttribute"); err == nil {
+		sym.cuFuncSetAttribute = p
 	}
 	return nil
 }

@@ -156,6 +156,9 @@ func TestPDLKernelsWait(t *testing.T) {
 	}
 	checked := 0
 	for name := range kernelSig {
+		if experimentKernels[name] {
+			continue
+		}
 		if !kernels[name] {
 			t.Errorf("kernel %s has a signature but no definition in kernels/*.cu", name)
 			continue

@@ -9,6 +9,11 @@ import "strings"
 // parameter list and its Go launch wrapper cannot drift apart silently.
 var kernelSig = map[string]string{}
 
+// experimentKernels are kernelSig's kernels whose source is in experiments/
+// and not yet in the committed fatbin (so not in its manifest): a fatbin
+// named by FatbinEnv brings them.
+var experimentKernels = map[string]bool{"upg_pstep": true}
+
 // kernelKinds is kernelSig's kinds, one byte per parameter (sigKinds).
 var kernelKinds = map[string][]byte{}
 
@@ -51,6 +56,7 @@ func init() {
 	kernelSig["upg_gemv_sparse_t1"] = sparseSig + " x:p ldx:i y:p R:i C:i nt:i"
 	kernelSig["upg_gemv_sparse_t8"] = sparseSig + " x:p ldx:i y:p R:i C:i nt:i"
 	kernelSig["upg_embed_sparse"] = sparseSig + " tokens:p dst:p C:i"
+	kernelSig["upg_pstep"] = "prm:p" // experiments/pstep.cu (pstep.go): experimentKernels
 	kernelSig["upg_rotq"] = "x:p ldx:i signs:p rb:i gs:i seg:i C:i G:i alpha:f beta:f xr:p xq:p ldq:i fac:p"
 	kernelSig["upg_overlay"] = "idx:p vals:p K:i xr:p y:p R:i C:i n:i"
 	kernelSig["upg_gemv_f16"] = "w:p ldw:i x:p ldx:i y:p R:i C:i nt:i"

@@ -165,7 +165,7 @@ func TestKernelFiles(t *testing.T) {
 		t.Fatalf("found %d kernel definitions: the pattern no longer matches kernels/*.cu", len(found))
 	}
 	for name := range kernelSig {
-		if !found[name] {
+		if !found[name] && !experimentKernels[name] {
 			t.Errorf("kernel %s is launched but defined in no kernels/*.cu file the trace knows", name)
 		}
 	}
