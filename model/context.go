@@ -35,8 +35,8 @@ type Context struct {
 	whole      backend.WholeStep
 	wholeGen   int
 	wholeTried bool
-	tapBuf           []float32 // activations read back for a Tap
-	cross            []float32 // a split model's hidden state between stages
+	tapBuf     []float32 // activations read back for a Tap
+	cross      []float32 // a split model's hidden state between stages
 }
 
 // ctxStage is a context's memory on one stage's backend: the layer
