@@ -173,6 +173,13 @@ func psPlan(mats [][4]*DenseGPU, head *DenseGPU, sms, heads, H int) (nb, S, kmax
 	for _, g := range all {
 		nb = min(nb, g.R/32)
 	}
+	// (ps_block_of divides in 32 bits: every matrix's units · nb < 2^31,
+	// 16.6 M for Phi-4's head on 132 SMs; BindWholeStep refuses nb = 0)
+	for _, g := range all {
+		if int64(g.R/32)*int64(g.U)*int64(nb) >= 1<<31 {
+			return 0, 0, 0, 0, 0
+		}
+	}
 	S = max(1, nb/H)
 	ldq, G := 0, 0
 	kmax = 1
@@ -184,6 +191,7 @@ func psPlan(mats [][4]*DenseGPU, head *DenseGPU, sms, heads, H int) (nb, S, kmax
 		ldq, G = max(ldq, g.U*unitCodes), max(G, g.G)
 		nsm = max(nsm, g.plan.seg)
 	}
+	nsm = max(nsm, head.C/2) // ps_rotq's hand-off of the row's upper float4s (D/2 floats)
 	smem = psWarps*psPW*psSlot + (ldq+15)&^15 + 16*G + psWarps*kmax*32*4 + 4*nsm + 4*64
 	return
 }
@@ -206,6 +214,9 @@ func (b *Backend) BindWholeStep(m backend.WholeStepModel) (backend.WholeStep, st
 		return nil, "a driver without cuLaunchKernelEx or cuFuncSetAttribute"
 	}
 	nb, S, kmax, nsm, smem := psPlan(mats, head, d.SMs, m.Heads, m.KVHeads)
+	if nb == 0 {
+		return nil, "matrices too large for the kernel's 32-bit unit arithmetic"
+	}
 	var optin int
 	err := d.Do(func() error {
 		if _, err := d.function("upg_pstep"); err != nil {

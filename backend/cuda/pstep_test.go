@@ -22,7 +22,7 @@ func psBlockOf(i, n int64, nb int) int { return int(((i+1)*int64(nb) - 1) / n) }
 // Phi-4 shape and the GPU test's small model, with the head.
 var psShapes = map[string][][2]int{
 	"phi4":  {{7680, 40}, {5120, 40}, {35840, 40}, {5120, 140}, {100352, 40}},
-	"small": {{2048, 8}, {1024, 8}, {4096, 8}, {1024, 16}, {4096, 8}},
+	"small": {{1536, 8}, {1024, 8}, {4096, 8}, {1024, 16}, {4096, 8}}, // q|k|v: (8 + 2·2)·128 rows
 }
 
 // TestPstepPlan (CPU): the launch shape psPlan gives holds what the kernel

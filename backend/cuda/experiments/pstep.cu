@@ -16,8 +16,10 @@
 // down with its residual add; the final RMSNorm and the head. The operations
 // and their float order within an element are the per-op kernels' (the
 // rotations and quantizations are rotq_tail and quant_group themselves),
-// except the GEMVs' row sums, whose order is this kernel's own (so logits
-// agree with the per-op path to float rounding, not bit for bit).
+// except the GEMVs' row sums, whose order is this kernel's own, and the
+// attention's (an online softmax a warp over its own splits, merged in a
+// fixed tree): logits agree with the per-op path to float rounding, not
+// bit for bit. The RMSNorm's sum of squares is taken in upg_rms_rotq's order.
 //
 // How: each block owns a contiguous range of every matrix's units (32 rows ×
 // 128 columns, row group major) and each of its 16 warps a contiguous part
@@ -98,7 +100,8 @@ static_assert(sizeof(PsParams) == 320 && offsetof(PsParams, cnt) == 168 && offse
 // block b's range of a matrix of n units: [n·b/nb, n·(b+1)/nb)
 DEVI long long ps_lo(long long n, int b, int nb) { return n * b / nb; }
 // the block whose range holds unit i
-DEVI int ps_block_of(long long i, long long n, int nb) { return (int)(((i + 1) * nb - 1) / n); }
+// (32-bit: pstep.go keeps every matrix's units · nb below 2^31)
+DEVI int ps_block_of(long long i, long long n, int nb) { return (int)((unsigned)((i + 1) * nb - 1) / (unsigned)n); }
 
 DEVI unsigned long long ps_time() {
   unsigned long long t;
@@ -110,12 +113,16 @@ DEVI int ps_ld_acquire(const int *p) {
   asm volatile("ld.acquire.gpu.global.b32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
   return v;
 }
-// thread 0 waits until *c ≥ target, then the block goes on
-DEVI void ps_wait(const int *c, int target) {
+// v has not reached target yet, modulo 2^32: the counters wrap (after
+// 2^31/nb launches a signed compare passes a whole step's waits at once),
+// and a wait's counter is never more than nb below or above its target
+DEVI bool ps_before(int v, unsigned target) { return (int)((unsigned)v - target) < 0; }
+// thread 0 waits until *c reaches target, then the block goes on
+DEVI void ps_wait(const int *c, unsigned target) {
   if (threadIdx.x == 0) {
-    if (ps_ld_acquire(c) < target) {
+    if (ps_before(ps_ld_acquire(c), target)) {
       const unsigned long long t = ps_time();
-      while (ps_ld_acquire(c) < target)
+      while (ps_before(ps_ld_acquire(c), target))
         if (ps_time() - t > PS_TIMEOUT) __trap();
     }
   }
@@ -149,6 +156,18 @@ DEVI float ps_row(const float *part, int r, int U, long long n, int nb) {
   return v;
 }
 DEVI long long ps_units(const PsMat &m) { return (long long)(m.R >> 5) * m.U; }
+// rows r .. r + 3 (r a multiple of 4: one row group) as ps_row sums each
+// (first partial + second): one span test and one or two 16-byte loads
+DEVI float4 ps_row4(const float *part, int r, int U, long long n, int nb) {
+  const int rg = r >> 5;
+  const float4 *q = (const float4 *)(part + (size_t)rg * 64 + (r & 31));
+  float4 v = __ldcg(q);
+  if (ps_block_of((long long)rg * U, n, nb) != ps_block_of((long long)rg * U + U - 1, n, nb)) {
+    const float4 w = __ldcg(q + 8);
+    v.x += w.x, v.y += w.y, v.z += w.z, v.w += w.w;
+  }
+  return v;
+}
 
 struct PsSmem {
   uint8_t *ring; // PS_NW · PS_PW slots
@@ -272,7 +291,7 @@ DEVI void ps_gemv(const PsParams &p, const PsSmem &s, const PsMat &mm, float *ou
     const long long g0 = (long long)g * U, g1 = g0 + U;
     for (int ww = 0; ww < PS_NW; ww++) {
       const long long wa = n0 + (n1 - n0) * ww / PS_NW, we = n0 + (n1 - n0) * (ww + 1) / PS_NW;
-      if (wa < we && wa < g1 && we > g0) v += s.part[(ww * p.kmax + (g - (int)(wa / U))) * 32 + l];
+      if (wa < we && wa < g1 && we > g0) v += s.part[(ww * p.kmax + (g - (int)((unsigned)wa / (unsigned)U))) * 32 + l];
     }
     const int r = g * 32 + l;
     if (add) {
@@ -292,6 +311,7 @@ DEVI void ps_resid(const PsParams &p, const float *base, const float *y, const P
                    float *dst) {
   const int D = p.D, nb = gridDim.x;
   const long long n = ym != nullptr ? ps_units(*ym) : 0;
+  const int lo = (int)((long long)D * blockIdx.x / nb), hi = (int)((long long)D * (blockIdx.x + 1) / nb);
 #pragma unroll
   for (int k = 0; k < PS_NV; k++) {
     const int i = threadIdx.x + k * PS_THREADS;
@@ -299,13 +319,11 @@ DEVI void ps_resid(const PsParams &p, const float *base, const float *y, const P
     if (4 * i < D) {
       if (base != nullptr) v[k] = __ldcg((const float4 *)base + i);
       if (y != nullptr) {
-        v[k].x += ps_row(y, 4 * i, ym->U, n, nb);
-        v[k].y += ps_row(y, 4 * i + 1, ym->U, n, nb);
-        v[k].z += ps_row(y, 4 * i + 2, ym->U, n, nb);
-        v[k].w += ps_row(y, 4 * i + 3, ym->U, n, nb);
+        const float4 yr = ps_row4(y, 4 * i, ym->U, n, nb);
+        v[k].x += yr.x, v[k].y += yr.y, v[k].z += yr.z, v[k].w += yr.w;
       }
       const int c = 4 * i;
-      if (dst != nullptr && c >= (int)((long long)D * blockIdx.x / nb) && c < (int)((long long)D * (blockIdx.x + 1) / nb))
+      if (dst != nullptr && c >= lo && c < hi)
         ((float4 *)dst)[i] = v[k];
     }
   }
@@ -318,15 +336,31 @@ DEVI void ps_rotq(const PsParams &p, const PsSmem &s, float4 (&v)[PS_NV], const 
   const int C = mm.C;
   float inv = 1.f;
   if (w != nullptr) {
-    float ss = 0.f;
+    // upg_rms_rotq's sum of squares in its order (256 threads: thread t adds
+    // float4s t + 256k, k = 0..7, then block_sum): threads 256.. hand their
+    // float4s to thread t - 256 through s.sm (D/2 floats); their warps add
+    // +0 to block_sum, which leaves its 8-warp bits as they are
+    float4 *st = (float4 *)s.sm;
+    const int t = threadIdx.x & 255;
+    if (threadIdx.x >= 256) {
 #pragma unroll
-    for (int k = 0; k < PS_NV; k++) {
-      ss += v[k].x * v[k].x;
-      ss += v[k].y * v[k].y;
-      ss += v[k].z * v[k].z;
-      ss += v[k].w * v[k].w;
+      for (int k = 0; k < PS_NV; k++)
+        if (4 * (threadIdx.x + k * PS_THREADS) < p.D) st[t + 256 * k] = v[k];
     }
-    ss = block_sum(ss, s.red);
+    __syncthreads();
+    float ss = 0.f;
+    if (threadIdx.x < 256) {
+#pragma unroll
+      for (int k = 0; k < 2 * PS_NV; k++)
+        if (4 * (t + 256 * k) < C) {
+          const float4 x = (k & 1) ? st[t + 256 * (k >> 1)] : v[k >> 1];
+          ss += x.x * x.x;
+          ss += x.y * x.y;
+          ss += x.z * x.z;
+          ss += x.w * x.w;
+        }
+    }
+    ss = block_sum(ss, s.red); // (its first barrier: st read before ps_rotq's segments overwrite s.sm)
     inv = (float)(1.0 / sqrt((double)(ss / (float)C + p.eps)));
   }
   for (int base = 0; base < C; base += mm.seg) {
@@ -359,7 +393,7 @@ DEVI void ps_rotq(const PsParams &p, const PsSmem &s, float4 (&v)[PS_NV], const 
 // and value (rotated, fp16-rounded as the cache holds them) for P itself,
 // which the split holding P also writes to the cache; the partial to ws,
 // and the head's last split merges the S partials into att.
-DEVI void ps_attention(const PsParams &p, const PsSmem &s, int l, int hh, int sp, int P, int epoch) {
+DEVI void ps_attention(const PsParams &p, const PsSmem &s, int l, int hh, int sp, int P, unsigned epoch) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nb = gridDim.x;
   const int H = p.H, G = p.heads / H, S = p.S, hd = PS_HD, half = hd / 2;
   const PsMat &qm = p.layers[l].m[0];
@@ -391,8 +425,8 @@ DEVI void ps_attention(const PsParams &p, const PsSmem &s, int l, int hh, int sp
     }
   };
   auto qkv_row = [&](int r0, float (&x)[4]) {
-#pragma unroll
-    for (int j = 0; j < 4; j++) x[j] = ps_row(yq, r0 + d0 + j, qm.U, nq, nb);
+    const float4 r = ps_row4(yq, r0 + d0, qm.U, nq, nb);
+    x[0] = r.x, x[1] = r.y, x[2] = r.z, x[3] = r.w;
   };
   float q[PS_GMAX][4];
 #pragma unroll
@@ -512,7 +546,7 @@ DEVI void ps_attention(const PsParams &p, const PsSmem &s, int l, int hh, int sp
   int *hc = p.cnt + 2 + p.L * PS_CL + l * H + hh;
   const int old = ps_count(hc);
   if (threadIdx.x == 0) {
-    last = old == S * (epoch + 1) - 1;
+    last = (unsigned)old == (unsigned)S * (epoch + 1u) - 1u;
     __threadfence();
   }
   __syncthreads();
@@ -577,8 +611,8 @@ extern "C" __global__ void __launch_bounds__(PS_THREADS, 1) upg_pstep(const PsPa
     s.sm = (float *)q, q += (size_t)p.nsm * 4;
     s.red = (float *)q;
   }
-  const int epoch = ps_ld_acquire(p.cnt);
-  const int full = nb * (epoch + 1); // a block counter's value once every block counted this launch
+  const unsigned epoch = (unsigned)ps_ld_acquire(p.cnt);
+  const unsigned full = (unsigned)nb * (epoch + 1u); // a block counter's value (mod 2^32) once every block counted this launch
   // each warp's first PS_PW units (layer 0's q|k|v), asked for before anything else
   PsWalk wk = {};
   int slot = 0; // the warp's next unit's slot
@@ -609,7 +643,7 @@ extern "C" __global__ void __launch_bounds__(PS_THREADS, 1) upg_pstep(const PsPa
     ps_wait(c + 0, full);
     const int P = p.pos[0];
     for (int it = b; it < p.H * p.S; it += nb) ps_attention(p, s, l, it / p.S, it % p.S, P, epoch);
-    ps_wait(c + 1, p.H * (epoch + 1));
+    ps_wait(c + 1, (unsigned)p.H * (epoch + 1u));
     ps_resid(p, p.att + (size_t)l * p.heads * PS_HD, nullptr, nullptr, v, nullptr);
     ps_rotq(p, s, v, nullptr, ly.m[1]);
     ps_gemv(p, s, ly.m[1], p.yo + (size_t)l * (ly.m[1].R >> 5) * 64, false, wk, slot);
@@ -645,6 +679,6 @@ extern "C" __global__ void __launch_bounds__(PS_THREADS, 1) upg_pstep(const PsPa
   ps_rotq(p, s, v, p.norm, p.head);
   ps_gemv(p, s, p.head, p.logits, true, wk, slot);
   const int old = ps_count(p.cnt + 1 + L * PS_CL);
-  if (threadIdx.x == 0 && old == full - 1) atomicExch(p.cnt, epoch + 1); // the last block: the next launch's epoch
+  if (threadIdx.x == 0 && (unsigned)old == full - 1u) atomicExch(p.cnt, (int)(epoch + 1u)); // the last block: the next launch's epoch
   asm volatile("cp.async.wait_all;" ::: "memory"); // (the empty groups past the end)
 }
