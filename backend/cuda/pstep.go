@@ -27,7 +27,10 @@ import (
 // only with PstepEnv=1 and a fatbin that holds upg_pstep (FatbinEnv; the
 // build command is in experiments/pstep.cu).
 
-// PstepEnv set to 1 runs eligible one-token steps as the persistent step.
+// PstepEnv set to 1 runs eligible one-token steps as the persistent step,
+// captured in the step's graph as every step is; "eager" runs those steps
+// without a graph (three launches: Embed, the logits' memset, the step),
+// for a driver that refuses to capture a cooperative launch.
 const PstepEnv = "UPG_CUDA_PSTEP"
 
 // attrSmemOptin is CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN;
@@ -69,6 +72,7 @@ type pstep struct {
 	work    DevPtr
 	workOff psWork
 	params  map[[2]DevPtr]DevPtr // by (keys, step metadata): the parameter block
+	eager   bool                 // run its steps without a graph (PstepEnv=eager)
 	allocs  []DevPtr
 }
 
@@ -198,8 +202,9 @@ func psPlan(mats [][4]*DenseGPU, head *DenseGPU, sms, heads, H int) (nb, S, kmax
 
 // BindWholeStep implements backend.WholeStepper.
 func (b *Backend) BindWholeStep(m backend.WholeStepModel) (backend.WholeStep, string) {
-	if os.Getenv(PstepEnv) != "1" {
-		return nil, PstepEnv + " is not 1"
+	mode := os.Getenv(PstepEnv)
+	if mode != "1" && mode != "eager" {
+		return nil, PstepEnv + " is not 1 or eager"
 	}
 	mats, head, why := psShape(m)
 	if why != "" {
@@ -237,7 +242,7 @@ func (b *Backend) BindWholeStep(m backend.WholeStepModel) (backend.WholeStep, st
 		return nil, err.Error()
 	}
 	p := &pstep{b: b, m: m, mats: mats, head: head, rope: rp, nb: nb, S: S, kmax: kmax, nsm: nsm, smem: smem,
-		params: map[[2]DevPtr]DevPtr{}}
+		params: map[[2]DevPtr]DevPtr{}, eager: mode == "eager"}
 	if err := p.alloc(); err != nil {
 		p.Close()
 		return nil, err.Error()
@@ -381,6 +386,9 @@ func (p *pstep) Run(kv backend.KV, s backend.StepBuf) {
 		return
 	}
 	logits, vocab := bufOf(p.m.Logits).p, p.head.R
+	if p.eager {
+		b.noCapture = true
+	}
 	q := b.enqueue(opPstep, uint64(prm))
 	if q.run == nil {
 		nb, smem := p.nb, p.smem

@@ -58,6 +58,10 @@ for round in 1 2; do for v in main PS; do
   timeout -k 10 90 $C/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 64 > /tmp/bench.txt 2>&1
   echo "512 $round $v rc $? $(grep -E '^(decode|prefill) ' /tmp/bench.txt | tr -s ' ' | tr '\n' ' ') $(grep -iE 'error|whole step|panic' /tmp/bench.txt | head -3 | tr '\n' ' ')" >> $L/bench.txt
 done; done
+# without graphs too (a driver may refuse to capture the cooperative launch)
+export UPG_CUDA_FATBIN=/tmp/b/PS.fatbin UPG_CUDA_PSTEP=eager
+timeout -k 10 90 $C/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 64 > /tmp/bench.txt 2>&1
+echo "512 eager PS rc $? $(grep -E '^(decode|prefill) ' /tmp/bench.txt | tr -s ' ' | tr '\n' ' ') $(grep -iE 'error|whole step|panic' /tmp/bench.txt | head -3 | tr '\n' ' ')" >> $L/bench.txt
 export UPG_CUDA_FATBIN=/tmp/b/PS.fatbin UPG_CUDA_PSTEP=1 UPG_CUDA_TRACE=1
 timeout -k 10 90 $C/upg bench --device cuda --model /tmp/p.upg --prompt-tokens 512 --gen-tokens 16 > /tmp/trace.txt 2>&1
 tail -40 /tmp/trace.txt >> $L/bench.txt
