@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run 186 (2026-12-05): epilogue-prefetch.patch and kv-evict-first.patch (sm_90 builds of patched copies of
+# Run 186 (2026-12-05): chainload.cu, then epilogue-prefetch.patch and kv-evict-first.patch (sm_90 builds of patched copies of
 # kernels/) against main's fatbin: decode after 512 positions alternated twice (EP), after 3,072 positions
 # and at batch 32 (KV). Carry .cuda-carry (upg.gz, cl100k_base.tiktoken.gz); ~250 s.
 set -u
@@ -13,6 +13,9 @@ for v in KV:kv-evict-first EP:epilogue-prefetch; do
   n=${v%%:*}; p=${v#*:}
   ( rm -rf /tmp/k$n && cp -r backend/cuda/kernels /tmp/k$n && cd /tmp/k$n && patch -p4 < $R/backend/cuda/experiments/$p.patch > /tmp/patch$n.txt && nvcc -fatbin -O3 -std=c++17 -lineinfo -Xptxas -v -gencode=arch=compute_90,code=sm_90 upg.cu -o /tmp/b/$n.fatbin > /tmp/build$n.txt 2>&1; echo "build $n rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt ) &
 done
+# chainload (experiments/chainload.cu: a hand-off and L2/DRAM chase steps under a DRAM stream) while the CPU builds
+nvcc -O3 -std=c++17 -arch=sm_90 $R/backend/cuda/experiments/chainload.cu -o /tmp/chainload > $L/chainload.txt 2>&1 && timeout -k 10 60 /tmp/chainload >> $L/chainload.txt 2>&1
+echo "chainload rc $? $(( $(date +%s)-t0 )) s" >> $L/times.txt
 wait
 for n in KV EP; do grep -iE 'error|spill stores' /tmp/build$n.txt | grep -v ' 0 bytes spill' | head -8 > $L/build$n.txt; done
 bench() { # label, env fatbin or "", args...
