@@ -588,8 +588,11 @@ func (d *Device) cuLaunch(name string, f uintptr, grid, block [3]uint32, smem ui
 	p := d.params
 	var r uintptr
 	pdl, cl, coop := d.pdl && pdlKernel(name), clusterOf(name), name == "upg_pstep"
-	if (cl > 1 || coop) && sym.cuLaunchKernelEx == 0 {
-		return fmt.Errorf("cuda: %s needs clusters of %d blocks or a cooperative launch: the driver lacks cuLaunchKernelEx", name, cl)
+	if cl > 1 && sym.cuLaunchKernelEx == 0 {
+		return fmt.Errorf("cuda: %s needs clusters of %d blocks: the driver lacks cuLaunchKernelEx", name, cl)
+	}
+	if coop && sym.cuLaunchKernelEx == 0 {
+		return fmt.Errorf("cuda: %s needs a cooperative launch: the driver lacks cuLaunchKernelEx", name)
 	}
 	if pdl || cl > 1 || coop {
 		n := 0
