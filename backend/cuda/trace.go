@@ -30,8 +30,9 @@ const TraceEnv = "UPG_CUDA_TRACE"
 // traceCap is the most records kept (16 bytes each on the device).
 const traceCap = 1 << 20
 
-// traceFiles are the UPG_SRC numbers of kernels/upg.cu.
-var traceFiles = map[uint64]string{1: "gemv.cu", 2: "ops.cu", 3: "fused.cu", 4: "trellis.cu", 5: "mma.cu", 6: "sparse.cu", 7: "attn.cu"}
+// traceFiles are the UPG_SRC numbers of kernels/upg.cu, and 9 that of
+// experiments/pstep.cu (which includes upg.cu).
+var traceFiles = map[uint64]string{1: "gemv.cu", 2: "ops.cu", 3: "fused.cu", 4: "trellis.cu", 5: "mma.cu", 6: "sparse.cu", 7: "attn.cu", 9: "pstep.cu"}
 
 func tracing() bool { v := os.Getenv(TraceEnv); return v != "" && v != "0" }
 
@@ -77,6 +78,8 @@ func kernelFile(name string) string {
 		return false
 	}
 	switch {
+	case has("upg_pstep"):
+		return "pstep.cu"
 	case has("upg_gemv_sparse", "upg_embed_sparse"):
 		return "sparse.cu"
 	case has("upg_gemv_trellis", "upg_embed_trellis"):
