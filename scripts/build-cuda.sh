@@ -9,16 +9,59 @@
 # sm_90 (H100/H200), plus compute_80 PTX that newer GPUs JIT-compile.
 #
 #   scripts/build-cuda.sh [outdir]   (default backend/cuda)
+#   scripts/build-cuda.sh --verify   rebuild into a temporary directory and
+#                                    compare with the committed kernels.fatbin
+#
+# The build is reproducible: the same sources, script and nvcc give the same
+# bytes, so anyone with the manifest's nvcc can check that the committed
+# fatbin is what the sources make (--verify). Two things made it vary: with
+# -lineinfo nvcc writes each source's path into the fatbin, and the PTX that
+# cicc writes for a few kernels (upg_attn_gqa8_f16 with nvcc 11.8) changed
+# from run to run with the process's address layout. So the sources are
+# compiled from one fixed directory ($stage, emptied first: one build at a
+# time on a machine) with one fixed modification time, and nvcc runs with
+# address-space randomization off (setarch -R; where that is refused the
+# build goes on and says it may not be reproducible).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-backend/cuda}
+verify=0
+if [ "${1:-}" = "--verify" ]; then
+  verify=1
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+else
+  out=${1:-backend/cuda}
+fi
 nvcc=${NVCC:-nvcc}
 flags="-O3 -std=c++17 -lineinfo${UPG_NVCC_DEFS:+ $UPG_NVCC_DEFS}" # UPG_NVCC_DEFS: -D settings of measurement builds
 gencode="-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_86,code=sm_86 -gencode=arch=compute_89,code=sm_89 -gencode=arch=compute_90,code=sm_90 -gencode=arch=compute_80,code=compute_80"
-mkdir -p "$out"
+stage=/tmp/upg-cuda-src
+rm -rf "$stage"
+mkdir -p "$stage" "$out"
+out=$(cd "$out" && pwd)
+cp backend/cuda/kernels/*.cu* "$stage"/
+touch -d @0 "$stage"/*
+norand=(setarch "$(uname -m)" -R)
+if ! "${norand[@]}" true 2>/dev/null; then
+  echo "build-cuda.sh: setarch -R refused here: address randomization stays on, and the build may not be reproducible" >&2
+  norand=()
+fi
 log=$(mktemp)
 # shellcheck disable=SC2086
-"$nvcc" -fatbin $flags $gencode -Xptxas -v backend/cuda/kernels/upg.cu -o "$out/kernels.fatbin" 2>"$log" || { cat "$log"; exit 1; }
+(cd "$stage" && "${norand[@]}" "$nvcc" -fatbin $flags $gencode -Xptxas -v upg.cu -o "$out/kernels.fatbin") 2>"$log" || { cat "$log"; exit 1; }
+if [ "$verify" = 1 ]; then
+  want=$(python3 -c 'import json; print(json.load(open("backend/cuda/kernels.manifest.json"))["outputs"]["kernels.fatbin"]["sha256"])')
+  got=$(sha256sum "$out/kernels.fatbin" | cut -d' ' -f1)
+  built_with=$(python3 -c 'import json; print(json.load(open("backend/cuda/kernels.manifest.json"))["nvcc"])')
+  if [ "$got" = "$want" ] && cmp -s "$out/kernels.fatbin" backend/cuda/kernels.fatbin; then
+    echo "build-cuda.sh --verify: the rebuilt kernels.fatbin is the committed one (sha256 $got)"
+    exit 0
+  fi
+  echo "build-cuda.sh --verify: the rebuilt kernels.fatbin (sha256 $got) differs from the committed one (manifest $want)" >&2
+  echo "  the manifest's nvcc: $built_with" >&2
+  echo "  this nvcc:           $("$nvcc" --version | tail -n 2 | tr '\n' ' ')" >&2
+  exit 1
+fi
 python3 - "$out" "$log" "$flags $gencode" "$("$nvcc" --version | tail -n 2 | tr '\n' ' ')" <<'PY'
 import hashlib, json, os, re, sys
 out, log, flags, nvccver = sys.argv[1:5]

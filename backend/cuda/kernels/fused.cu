@@ -271,7 +271,7 @@ DEVI void attn_split_rotq(const float *q, int qs, const T *kc, const T *vc, cons
                           int chunk, int S, float *part, float *dst, const float *signs, int rb, int gs, int seg,
                           int C, int G, float alpha, float beta, float *xr, int8_t *xq, int ldq, float4 *fac,
                           int *cnt) {
-  extern __shared__ float sm[];
+  extern __shared__ float asr_sm[]; // not `sm`: as attn_split's split_sm (ops.cu)
   __shared__ int last;
   attn_split<T>(q, qs, kc, vc, tables, tstride, pos, seq, scale, heads, H, hd, bs, chunk, S, part);
   const int t = blockIdx.z, h = blockIdx.y;
@@ -289,7 +289,7 @@ DEVI void attn_split_rotq(const float *q, int qs, const T *kc, const T *vc, cons
   if (!last) return;
   __threadfence(); // the other blocks' partials, seen through their counts
   combine_rotq_seg<true>(part, pos, chunk, S, heads, hd, dst, signs, rb, gs, seg, C, G, alpha, beta, xr, xq, ldq,
-                         fac, t, sgi, sm);
+                         fac, t, sgi, asr_sm);
 }
 
 // upg_attn_rotq_<cache type>: attn_split_rotq; grid (S, heads, n), 2·chunk

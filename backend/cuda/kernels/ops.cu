@@ -377,7 +377,9 @@ template <typename T>
 DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int *tables, int tstride,
                      const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk,
                      int S, float *part) {
-  extern __shared__ float sm[];
+  // its own name: an extern "C" kernel's `sm` (upg_rotq) has C linkage, and
+  // a template's of the same name drew nvcc's warning #1556-D
+  extern __shared__ float split_sm[];
   __shared__ float red[32];
   __shared__ size_t roff[128];   // the chunk's rows (split_rows)
   __shared__ float vsum[2048];   // the value sums of the position lanes (fast path): blockDim·E ≤ 2048
@@ -392,7 +394,7 @@ DEVI void attn_split(const float *q, int qs, const T *kc, const T *vc, const int
   pdl_wait();
   pdl_launch();
   if (np == 0) return;
-  float *qv = sm, *sc = sm + hd;
+  float *qv = split_sm, *sc = split_sm + hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) qv[d] = q[(size_t)t * qs + h * hd + d];
   __syncthreads();
   trace_mark(); // query and row offsets
@@ -485,7 +487,7 @@ template <typename T, int GQ>
 DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *tables, int tstride,
                    const int *pos, const int *seq, float scale, int heads, int H, int hd, int bs, int chunk,
                    int S, float *part) {
-  extern __shared__ float sm[];
+  extern __shared__ float gqa_sm[]; // not `sm`: as attn_split's split_sm
   __shared__ size_t roff[128]; // the chunk's rows, as attn_split's
   pdl_wait();
   pdl_launch();
@@ -494,7 +496,7 @@ DEVI void attn_gqa(const float *q, int qs, const T *kc, const T *vc, const int *
   if (np == 0) return;
   constexpr int E = 16 / sizeof(T);
   const int tpr = hd / E, P = blockDim.x / tpr;
-  float *qv = sm, *sc = sm + GQ * hd, *vsum = sc + GQ * chunk;
+  float *qv = gqa_sm, *sc = gqa_sm + GQ * hd, *vsum = sc + GQ * chunk;
   // the group's query heads are contiguous in the token's row
   for (int i = threadIdx.x; i < GQ * hd; i += blockDim.x) qv[i] = q[(size_t)t * qs + h0 * hd + i];
   __syncthreads();
