@@ -9,6 +9,8 @@
 #   3. the GPU suite on b1 (UPG_CUDA_FATBIN), memcheck over the attention tests
 #   4. decode after 512 positions, committed fatbin against b1, twice (if time is left)
 # Writes $OUT/{times,build,sass,suite,memcheck,bench}.txt and b1's kernels.fatbin and kernels.manifest.json.
+# After run 190: suite.txt's list of skip reasons is a script of its own (as run, it printed the lines
+# next to each "--- SKIP", which are not the reasons); its counts are unchanged.
 set -u
 R=$PWD; C=$R/.cuda-carry; L=$OUT
 t0=$(date +%s)
@@ -59,7 +61,20 @@ note sass
 # 3. correctness on b1
 export UPG_CUDA_FATBIN=/tmp/b1/kernels.fatbin
 ( cd backend/cuda && timeout -k 10 200 $C/cuda.test -test.v -test.count=1 -test.run 'TestGPU|TestTrellis|TestKernelSignatures|TestWarpsFor' -test.skip 'TestGPUBench|TestGPUDecodeBench' > /tmp/suite.txt 2>&1; echo "suite rc $?" >> /tmp/suite.txt )
-{ echo "pass $(grep -c -- '--- PASS' /tmp/suite.txt) fail $(grep -c -- '--- FAIL' /tmp/suite.txt) skip $(grep -c -- '--- SKIP' /tmp/suite.txt)"; grep -- '--- FAIL' /tmp/suite.txt | head -20; grep -A1 -- '--- SKIP' /tmp/suite.txt | grep -v -- '--- SKIP\|^--$' | sed 's/^ *//' | sort | uniq -c | sort -rn | head -10; tail -3 /tmp/suite.txt; } > $L/suite.txt
+{ echo "pass $(grep -c -- '--- PASS' /tmp/suite.txt) fail $(grep -c -- '--- FAIL' /tmp/suite.txt) skip $(grep -c -- '--- SKIP' /tmp/suite.txt)"; grep -- '--- FAIL' /tmp/suite.txt | head -20; python3 - /tmp/suite.txt <<'PY'
+# each skip's reason: go test -v prints it on the line after the test's
+# "=== RUN" (a subtest's "--- SKIP" comes later, with its parent's result)
+import collections, re, sys
+lines = open(sys.argv[1]).read().split('\n')
+skipped = {m.group(1) for l in lines for m in [re.search(r'--- SKIP: (\S+)', l)] if m}
+why = collections.Counter()
+for i, l in enumerate(lines[:-1]):
+    m = re.match(r'=== RUN\s+(\S+)$', l)
+    if m and m.group(1) in skipped:
+        why[re.sub(r'^\s*\S+_test\.go:\d+: ', '', lines[i + 1])[:100]] += 1
+for r, n in why.most_common(10): print('%5d skipped: %s' % (n, r))
+PY
+tail -3 /tmp/suite.txt; } > $L/suite.txt
 note suite
 ( cd backend/cuda && timeout -k 10 120 compute-sanitizer --tool memcheck --print-limit 20 $C/cuda.test -test.count=1 -test.run 'TestGPUAttention' > /tmp/mc.txt 2>&1; echo "memcheck rc $?" >> /tmp/mc.txt; tail -30 /tmp/mc.txt > $L/memcheck.txt )
 note memcheck
