@@ -66,6 +66,18 @@
 #include <cuda_runtime.h>
 #include "probe.cuh"
 
+#ifndef LS_ACC
+#define LS_ACC 1
+#endif
+#ifdef LS_MMA
+// -DLS_MMA: the units multiplied by mma.sync m16n8k32 (u8 × s8 → s32) instead of dp4a
+__device__ __forceinline__ void ls_mma(int (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, int b0, int b1) {
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+#endif
+
 // Phi-4's shapes
 constexpr int D = 5120, FF = 17920, QKV = 7680, HEADS_KV = 10, HD = 128, VOCAB = 100352;
 // threads a block (-DLS_THREADS=1024: 31 consumer warps at 64 registers)
@@ -332,6 +344,8 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
   const int U = p.U[m], R = p.R[m], rg0 = r.n0 / U, len = r.n1 - r.n0;
   if (p.mode == 2 && threadIdx.x == 0) *s.open = (int)(seq0 + len - 1);
   const int4 *xs4 = (const int4 *)s.xs;
+  const int *xs32 = (const int *)s.xs; // (LS_MMA)
+  (void)xs32;
   const unsigned ns = (unsigned)p.ns;
   // the level table through shared memory, so that ptxas keeps it in two
   // registers instead of copying the kernel parameter's uniform register
@@ -348,6 +362,9 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
     const unsigned sq = seq0 + (unsigned)c0;
     unsigned slot = sq % ns, ph = (sq / ns) & 1u;
     float acc = 0.f;
+#ifdef LS_MMA
+    float acc4[4] = {0.f, 0.f, 0.f, 0.f};
+#endif
     const int n = min(ch, len - c0);
     for (int i = 0; i < n; i++) {
       const uint8_t *src;
@@ -373,24 +390,72 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       } else if (lane == 0 && p.mode != 3) {
         mbar_arrive(&s.empty[slot]);
       }
-      int ia = 0;
+#ifdef LS_MMA
+      // the unit as tensor-core tiles: lane (g, q) = (lane / 4, lane % 4)
+      // holds rows g + 8i (i = 0..3) of the row group, its selector (p, j)
+      // the A registers of row tile p / 2 and k-tile j (nibbles 0-3 the
+      // k-quad q, 4-7 the quad q + 4, rows g or g + 8 by p & 1): the
+      // same 48 bytes a lane and the same decode as the dp4a loop, with the
+      // 32 IDP.4A a lane replaced by 8 mma a warp; every column of B is the
+      // activations, so every column of D is the rows' sums
+      const uint2 sv4 = *(const uint2 *)(src + UCODE + (lane >> 2) * 8);
+      int dm[2][4] = {};
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const int b0 = xs32[u * 32 + j * 8 + (lane & 3)], b1 = xs32[u * 32 + j * 8 + 4 + (lane & 3)];
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+          const unsigned s0 = sel3<true>(comp(wv[0], j), comp(wv[1], j), comp(wv[2], j), 2 * mt);
+          const unsigned s1 = sel3<true>(comp(wv[0], j), comp(wv[1], j), comp(wv[2], j), 2 * mt + 1);
+          ls_mma(dm[mt], prmt_sign(t0, t1, s0), prmt_sign(t0, t1, s1), prmt_sign(t0, t1, s0 >> 16),
+                 prmt_sign(t0, t1, s1 >> 16), b0, b1);
+        }
+      }
+      const float4 f = s.xf[u];
+      const unsigned short svh[4] = {(unsigned short)sv4.x, (unsigned short)(sv4.x >> 16), (unsigned short)sv4.y,
+                                     (unsigned short)(sv4.y >> 16)};
+#pragma unroll
+      for (int k = 0; k < 4; k++) {
+        const float scf = __half2float(__ushort_as_half(svh[k]));
+        acc4[k] = fmaf(scf, f.y, fmaf(scf * f.x, (float)dm[k >> 1][2 * (k & 1)], acc4[k]));
+      }
+      (void)sv;
+#else
+      // -DLS_ACC=n: the unit's 32 IDP.4A as n independent chains (link k of
+      // a chunk pair to chain k mod n), summed before the flush (the same
+      // integer sum)
+      int iac[LS_ACC] = {};
 #pragma unroll
       for (int c2 = 0; c2 < 8; c2++) {
         unsigned b[4];
         chunk_pair_bytes<3, 0, true>(wv, c2, b, t0, t1, 0u, 0u, nullptr, sel);
         const int4 xv = xs4[u * 8 + c2];
-        ia = dp4a_us(b[0], xv.x, ia);
-        ia = dp4a_us(b[1], xv.y, ia);
-        ia = dp4a_us(b[2], xv.z, ia);
-        ia = dp4a_us(b[3], xv.w, ia);
+        iac[(4 * c2 + 0) % LS_ACC] = dp4a_us(b[0], xv.x, iac[(4 * c2 + 0) % LS_ACC]);
+        iac[(4 * c2 + 1) % LS_ACC] = dp4a_us(b[1], xv.y, iac[(4 * c2 + 1) % LS_ACC]);
+        iac[(4 * c2 + 2) % LS_ACC] = dp4a_us(b[2], xv.z, iac[(4 * c2 + 2) % LS_ACC]);
+        iac[(4 * c2 + 3) % LS_ACC] = dp4a_us(b[3], xv.w, iac[(4 * c2 + 3) % LS_ACC]);
       }
+      int ia = 0;
+#pragma unroll
+      for (int k = 0; k < LS_ACC; k++) ia += iac[k];
       const float4 f = s.xf[u];
       const float scf = __half2float(__ushort_as_half(sv));
       acc = fmaf(scf, f.y, fmaf(scf * f.x, (float)ia, acc));
+#endif
       if (++slot == ns) slot = 0, ph ^= 1u;
       // the row group's sums so far to the block's rows, at its end or the chunk's
       const bool end = ++u == U;
+#ifdef LS_MMA
+      if (end || i == n - 1) {
+        if ((lane & 3) == 0)
+#pragma unroll
+          for (int k = 0; k < 4; k++) atomicAdd(&s.acc[(rg - rg0) * 32 + (lane >> 2) + 8 * k], acc4[k]);
+#pragma unroll
+        for (int k = 0; k < 4; k++) acc4[k] = 0.f;
+      }
+#else
       if (end || i == n - 1) atomicAdd(&s.acc[(rg - rg0) * 32 + lane], acc), acc = 0.f;
+#endif
       if (end) u = 0, rg++;
     }
   }
