@@ -366,6 +366,54 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
     float acc4[4] = {0.f, 0.f, 0.f, 0.f};
 #endif
     const int n = min(ch, len - c0);
+#ifdef LS_PAIR
+    // -DLS_PAIR (mode 3 only): the chunk's units two at a time, their
+    // decodes and products interleaved in one loop (independent work for a
+    // warp that waits on its own chains, run 194), each unit's flush and
+    // bookkeeping as below, in order
+    if (!wf && p.mode == 3) {
+      for (int i = 0; i < n; i += 2) {
+        const bool two = i + 1 < n;
+        const unsigned slot1 = slot + 1 == ns ? 0 : slot + 1;
+        const uint4 *s0 = (const uint4 *)(s.ring + (size_t)slot * SLOT);
+        const uint4 *s1 = (const uint4 *)(s.ring + (size_t)(two ? slot1 : slot) * SLOT);
+        uint4 w0[3], w1[3];
+#pragma unroll
+        for (int j = 0; j < 3; j++) w0[j] = s0[lane + 32 * j], w1[j] = s1[lane + 32 * j];
+        const unsigned short sv0 = ((const unsigned short *)(s0 + UCODE / 16))[lane];
+        const unsigned short sv1 = ((const unsigned short *)(s1 + UCODE / 16))[lane];
+        const int u1 = u + 1 == U ? 0 : u + 1;
+        unsigned sel0[4], sel1[4];
+        int ia0 = 0, ia1 = 0;
+#pragma unroll
+        for (int c2 = 0; c2 < 8; c2++) {
+          unsigned b0[4], b1[4];
+          chunk_pair_bytes<3, 0, true>(w0, c2, b0, t0, t1, 0u, 0u, nullptr, sel0);
+          chunk_pair_bytes<3, 0, true>(w1, c2, b1, t0, t1, 0u, 0u, nullptr, sel1);
+          const int4 x0 = xs4[u * 8 + c2], x1 = xs4[u1 * 8 + c2];
+          ia0 = dp4a_us(b0[0], x0.x, ia0);
+          ia1 = dp4a_us(b1[0], x1.x, ia1);
+          ia0 = dp4a_us(b0[1], x0.y, ia0);
+          ia1 = dp4a_us(b1[1], x1.y, ia1);
+          ia0 = dp4a_us(b0[2], x0.z, ia0);
+          ia1 = dp4a_us(b1[2], x1.z, ia1);
+          ia0 = dp4a_us(b0[3], x0.w, ia0);
+          ia1 = dp4a_us(b1[3], x1.w, ia1);
+        }
+        for (int k = 0; k < (two ? 2 : 1); k++) {
+          const int ia = k == 0 ? ia0 : ia1;
+          const float4 f = s.xf[u];
+          const float scf = __half2float(__ushort_as_half(k == 0 ? sv0 : sv1));
+          acc = fmaf(scf, f.y, fmaf(scf * f.x, (float)ia, acc));
+          if (++slot == ns) slot = 0, ph ^= 1u;
+          const bool end = ++u == U;
+          if (end || i + k == n - 1) atomicAdd(&s.acc[(rg - rg0) * 32 + lane], acc), acc = 0.f;
+          if (end) u = 0, rg++;
+        }
+      }
+      continue;
+    }
+#endif
     for (int i = 0; i < n; i++) {
       const uint8_t *src;
       if (wf) { // the warp's own slot kw % PW: wait for its group (PW-1 later ones may still be pending)
