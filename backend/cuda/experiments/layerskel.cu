@@ -541,6 +541,11 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
 // the Hadamard stages over blocks of rb values of s.sm[0, n), radix 4 then
 // one radix 2 if needed, a consumer barrier a stage (as upg_rms_rotq)
 __device__ void rotate(const Smem &s, int n, int rb) {
+#ifdef LS_NOROT
+  // -DLS_NOROT: no Hadamard stages (what a residual stream kept rotated, the
+  // rotations folded into the weights offline, would leave of the chain)
+  return;
+#endif
   int h = 1;
   for (; 4 * h <= rb; h <<= 2) {
     for (int q = threadIdx.x; q < n / 4; q += NCT) {
