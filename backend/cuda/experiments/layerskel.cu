@@ -66,6 +66,18 @@
 #include <cuda_runtime.h>
 #include "probe.cuh"
 
+#ifdef LS_ATTN_TRACE
+// -DLS_ATTN_TRACE: block 0's attention item (kv head 0, split 0) timed
+// inside: entry, its scores (the query and rows landed), the maxima's
+// barrier, the value sums and their shared-memory adds, the sums' barrier,
+// the partial written, the fence and count; [token][layer][7]
+constexpr int NAR = 7;
+__device__ unsigned long long ls_arec[8 * 40 * NAR];
+#define AREC(k) \
+  if (blockIdx.x == 0 && threadIdx.x == 0) ls_arec[((size_t)t * p.L + l) * NAR + (k)] = gtime()
+#else
+#define AREC(k)
+#endif
 #ifndef LS_ACC
 #define LS_ACC 1
 #endif
@@ -623,6 +635,7 @@ __device__ void norm_rotq(const Params &p, const Smem &s, const float *x, const 
 // attention item (kv head hh, split sp): 4 query heads over the split's positions
 __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, int sp) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  AREC(0);
   const int p0 = p.P * sp / p.S, p1 = p.P * (sp + 1) / p.S;
   const float *q = p.yqkv + ((size_t)t * p.L + l) * QKV + hh * 4 * HD;
   float4 qv[4];
@@ -651,14 +664,19 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
       mx[k] = fmaxf(mx[k], sc[k][j]);
     }
   }
+  AREC(1);
   float *red = s.red; // [k·32 + w] maxima, then sums
   if (lane == 0)
     for (int k = 0; k < 4; k++) red[k * 32 + w] = mx[k];
   float *o = s.sm; // 4 · HD sums
   for (int i = threadIdx.x; i < 4 * HD; i += NCT) o[i] = 0.f;
   bar_consumers();
+  AREC(2);
   float lsum[4];
 #pragma unroll
+#ifdef LS_NOATOM
+  float4 accs[4];
+#endif
   for (int k = 0; k < 4; k++) {
     float m = -3e38f;
     for (int i = 0; i < NCW; i++) m = fmaxf(m, red[k * 32 + i]);
@@ -673,13 +691,39 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
       const float2 v01 = __half22float2(*(const __half2 *)&vr[j].x), v23 = __half22float2(*(const __half2 *)&vr[j].y);
       acc.x += e * v01.x, acc.y += e * v01.y, acc.z += e * v23.x, acc.w += e * v23.y;
     }
+#ifdef LS_NOATOM
+    accs[k] = acc;
+#else
     atomicAdd(&o[k * HD + 4 * lane], acc.x), atomicAdd(&o[k * HD + 4 * lane + 1], acc.y);
     atomicAdd(&o[k * HD + 4 * lane + 2], acc.z), atomicAdd(&o[k * HD + 4 * lane + 3], acc.w);
+#endif
   }
+#ifdef LS_NOATOM
+  // -DLS_NOATOM: the warps' value sums added through shared memory (each
+  // warp's two heads at a time into a slot of its own, then one thread an
+  // output sums the warps in order) instead of 16 float atomics a lane on
+  // addresses every warp shares (run 199: 4.9 µs of the item)
+  static_assert(4 * HD + NCW * 2 * HD <= D, "LS_NOATOM: the warps' sums do not fit s.sm");
+  float *ws = s.sm + 4 * HD; // NCW · 2·HD floats
+#pragma unroll
+  for (int hf = 0; hf < 2; hf++) {
+    ((float4 *)(ws + w * 2 * HD))[lane] = accs[2 * hf];
+    ((float4 *)(ws + w * 2 * HD + HD))[lane] = accs[2 * hf + 1];
+    bar_consumers();
+    if (threadIdx.x < 2 * HD) {
+      float v = 0.f;
+      for (int i = 0; i < NCW; i++) v += ws[i * 2 * HD + threadIdx.x];
+      o[hf * 2 * HD + threadIdx.x] = v;
+    }
+    bar_consumers();
+  }
+#endif
   bar_consumers();
+  AREC(3);
   if (lane == 0)
     for (int k = 0; k < 4; k++) red[k * 32 + w] = lsum[k];
   bar_consumers();
+  AREC(4);
   // the partial: per head m, l, then HD sums
   constexpr int PART = 4 * (HD + 2);
   float *wsp = p.ws + ((((size_t)t * p.L + l) * HEADS_KV + hh) * p.S + sp) * PART;
@@ -690,6 +734,7 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
     wsp[threadIdx.x] = mx[threadIdx.x], wsp[4 + threadIdx.x] = ls;
   }
   bar_consumers();
+  AREC(5);
   // the head's last split merges it
   __shared__ int last;
   if (threadIdx.x == 0) {
@@ -699,9 +744,36 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
     __threadfence(); // (the other splits' partials, read below, after their adds)
   }
   bar_consumers();
+  AREC(6);
   if (!last) return;
   const float *base = p.ws + (((size_t)t * p.L + l) * HEADS_KV + hh) * p.S * PART;
   float *out = p.att + ((size_t)t * p.L + l) * D + hh * 4 * HD;
+#ifdef LS_MERGE1
+  // -DLS_MERGE1: the splits' m and l (8 floats a split) into shared memory in
+  // one L2 round trip, then each value's S sums in a second (all asked for
+  // at once), the same arithmetic in the same order as below
+  constexpr int SMAX = 13; // (main refuses more splits with LS_MERGE1)
+  if (threadIdx.x < 8 * p.S) s.red[threadIdx.x] = __ldcg(base + (threadIdx.x >> 3) * PART + (threadIdx.x & 7));
+  bar_consumers();
+  for (int i = threadIdx.x; i < 4 * HD; i += NCT) {
+    const int k = i / HD;
+    float pn[SMAX];
+#pragma unroll
+    for (int j = 0; j < SMAX; j++)
+      if (j < p.S) pn[j] = __ldcg(base + j * PART + 8 + i);
+    float m = -3e38f;
+    for (int j = 0; j < p.S; j++) m = fmaxf(m, s.red[j * 8 + k]);
+    float num = 0.f, den = 0.f;
+#pragma unroll
+    for (int j = 0; j < SMAX; j++)
+      if (j < p.S) {
+        const float e = __expf(s.red[j * 8 + k] - m);
+        den += e * s.red[j * 8 + 4 + k];
+        num += e * pn[j];
+      }
+    out[i] = num / den;
+  }
+#else
   for (int i = threadIdx.x; i < 4 * HD; i += NCT) {
     const int k = i / HD;
     float m = -3e38f;
@@ -714,6 +786,7 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
     }
     out[i] = num / den;
   }
+#endif
   count(p.cnt + l * 8 + 5);
 }
 
@@ -898,6 +971,12 @@ int main(int argc, char **argv) {
   CK(cudaGetDeviceProperties(&prop, 0));
   const int nb = prop.multiProcessorCount;
   if (HEADS_KV * p.S > nb) p.S = nb / HEADS_KV;
+#ifdef LS_MERGE1
+  if (p.S > 13) {
+    fprintf(stderr, "LS_MERGE1 merges at most 13 splits a kv head (asked %d)\n", p.S);
+    return 1;
+  }
+#endif
   if (p.S < 1 || (p.P + p.S - 1) / p.S > NCW * AJ) {
     fprintf(stderr, "%d splits of %d positions: a split holds at most %d\n", p.S, p.P, NCW * AJ);
     return 1;
@@ -1032,6 +1111,20 @@ int main(int argc, char **argv) {
       printf("block 0, mean of layers 1..%zu (µs):", L - 2);
       for (int k = 0; k + 1 < NEV; k++) printf(" %s %.2f |", names[k], acc[k] / nl);
       printf(" down %.2f\n", acc[NEV - 1] / nl);
+#ifdef LS_ATTN_TRACE
+      std::vector<unsigned long long> ar(T * L * NAR);
+      CK(cudaMemcpyFromSymbol(ar.data(), ls_arec, ar.size() * 8));
+      const char *an[NAR - 1] = {"loads+scores", "max barrier", "values+smem adds", "sums barrier", "partial write",
+                                 "fence+count"};
+      double aa[NAR] = {};
+      for (size_t t = 1; t + 1 < T; t++)
+        for (size_t l = 1; l + 1 < L; l++)
+          for (int k = 0; k + 1 < NAR; k++)
+            aa[k] += (double)(ar[(t * L + l) * NAR + k + 1] - ar[(t * L + l) * NAR + k]) / 1e3;
+      printf("block 0's attention item (µs):");
+      for (int k = 0; k + 1 < NAR; k++) printf(" %s %.2f |", an[k], aa[k] / nl);
+      printf("\n");
+#endif
     }
   }
   return 0;
