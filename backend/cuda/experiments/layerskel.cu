@@ -96,7 +96,13 @@ constexpr int D = 5120, FF = 17920, QKV = 7680, HEADS_KV = 10, HD = 128, VOCAB =
 #ifndef LS_THREADS
 #define LS_THREADS 512
 #endif
-constexpr int NTH = LS_THREADS, NCW = NTH / 32 - 1, NCT = NCW * 32; // threads, consumer warps, consumer threads
+// -DLS_NPW=n: n producer warps (mode 0-2), each streaming every n-th unit
+// of the walk into its slot (one warp streams ~1 TB/s in all, run 185)
+#ifndef LS_NPW
+#define LS_NPW 1
+#endif
+constexpr int NPW = LS_NPW;
+constexpr int NTH = LS_THREADS, NCW = NTH / 32 - NPW, NCT = NCW * 32; // threads, consumer warps, consumer threads
 constexpr int UCODE = 1536, USC = 64, SLOT = UCODE + USC; // a unit's bytes in a ring slot
 // consecutive units a consumer warp takes (at most); a warp's next unit is up to
 // (NCW-1)·CH+1 past its last, which must stay within one turn of the ring
@@ -314,6 +320,7 @@ __device__ void producer(const Params &p, const Smem &s) {
   unsigned long long pol = 0;
   if (p.ef) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
   const unsigned ns = (unsigned)p.ns;
+  const unsigned pw = (threadIdx.x >> 5) - NCW; // this producer warp: units seq ≡ pw (mod NPW)
   unsigned seq = 0, slot = 0, k = 0; // k: the slot's use, counted from 0
   for (int t = 0; t < p.T; t++)
     for (int l = 0; l <= p.L; l++)
@@ -324,6 +331,10 @@ __device__ void producer(const Params &p, const Smem &s) {
         const uint4 *codes = p.codes[mi];
         const unsigned short *sc = p.sc[mi];
         for (int n = r.n0; n < r.n1; n++, seq++) {
+          if (NPW > 1 && seq % NPW != pw) { // another producer warp's unit
+            if (++slot == ns) slot = 0, k++;
+            continue;
+          }
           if (k > 0) mbar_wait(p, &s.empty[slot], (k - 1) & 1u, 1, &s.stat[1]);
           if (p.mode == 2 && *s.open < (int)seq) {
             const unsigned long long t0 = gtime();
