@@ -57,6 +57,12 @@
 // waited for weights (an empty ring: the stream is the bound) and its
 // producer for free slots (a full ring: the multiply and the chain are),
 // and block 0's phase times, the mean over the middle layers. Spin waits give up after 0.5 s (a hang reports, not stalls).
+// Build switches (runs 192-202, NOTES.md): -DLS_MMA (mma.sync in place of
+// dp4a), -DLS_ACC=n (n IDP.4A chains a unit), -DLS_PAIR (mode 3: two units
+// a warp at a time), -DLS_NOROT (no Hadamard stages), -DLS_MERGE1 (a head's
+// splits merged in two batched round trips), -DLS_NOATOM (the attention
+// item's value sums without shared-memory atomics), -DLS_ATTN_TRACE (block
+// 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
