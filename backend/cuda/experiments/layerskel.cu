@@ -373,8 +373,9 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
   const int U = p.U[m], R = p.R[m], rg0 = r.n0 / U, len = r.n1 - r.n0;
   if (p.mode == 2 && threadIdx.x == 0) *s.open = (int)(seq0 + len - 1);
   const int4 *xs4 = (const int4 *)s.xs;
-  const int *xs32 = (const int *)s.xs; // (LS_MMA)
-  (void)xs32;
+#ifdef LS_MMA
+  const int *xs32 = (const int *)s.xs;
+#endif
   const unsigned ns = (unsigned)p.ns;
   // the level table through shared memory, so that ptxas keeps it in two
   // registers instead of copying the kernel parameter's uniform register
@@ -690,10 +691,10 @@ __device__ void attention(const Params &p, const Smem &s, int t, int l, int hh, 
   bar_consumers();
   AREC(2);
   float lsum[4];
-#pragma unroll
 #ifdef LS_NOATOM
   float4 accs[4];
 #endif
+#pragma unroll
   for (int k = 0; k < 4; k++) {
     float m = -3e38f;
     for (int i = 0; i < NCW; i++) m = fmaxf(m, red[k * 32 + i]);

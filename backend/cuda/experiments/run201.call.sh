@@ -1,6 +1,8 @@
 #!/bin/bash
-# Run 201 (2026-12-05, sixteenth stop): block 0's per-matrix phases in mode 6 (stream and multiply, no chain) beside
-# mode 5's, the build of run 200 (-DLS_NOROT -DLS_MERGE1 -DLS_NOATOM): where mode 5's extra time goes.
+# Run 201 (2026-12-05, sixteenth stop): modes 6 (stream and multiply, no chain), 5 and 4 of run 200's build
+# (-DLS_NOROT -DLS_MERGE1 -DLS_NOATOM): where mode 5's extra time goes. As run, layerskel also printed block 0's
+# phases in mode 6 (only its q|k|v phase is recorded there); that print was taken out again, so mode 6 now prints
+# its totals only.
 # Run as `bash backend/cuda/experiments/run201.call.sh`. Writes $OUT/layerskel.txt.
 set -u
 R=$PWD; L=$OUT; E=$R/backend/cuda/experiments
