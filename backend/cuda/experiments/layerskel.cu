@@ -62,7 +62,8 @@
 // a warp at a time), -DLS_NOROT (no Hadamard stages), -DLS_MERGE1 (a head's
 // splits merged in two batched round trips), -DLS_NOATOM (the attention
 // item's value sums without shared-memory atomics), -DLS_ATTN_TRACE (block
-// 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2).
+// 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2), -DLS_TMA (bulk copies, one lane a unit,
+// in place of cp.async: run 203).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -203,6 +204,29 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool ef, unsign
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src) : "memory");
 }
 
+#ifdef LS_TMA
+// -DLS_TMA: a unit's code and scale bytes by two bulk copies (the SM's copy
+// engine, one instruction each from one lane) completing on the slot's full
+// barrier by transaction count, in place of 4 cp.async a lane
+constexpr unsigned UNIT_TX = SLOT;
+__device__ __forceinline__ void mbar_expect(unsigned long long *b, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared.b64 _, [%0], %1;" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bulk(void *dst, const void *src, unsigned bytes, unsigned long long *b) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                   smem_addr(dst)),
+               "l"(src), "r"(bytes), "r"(smem_addr(b))
+               : "memory");
+}
+// lane 0: the unit's bytes into dst, counted on b
+__device__ __forceinline__ void bulk_unit(uint8_t *dst, const uint4 *codes, const unsigned short *sc, int n,
+                                          unsigned long long *b) {
+  mbar_expect(b, UNIT_TX);
+  bulk(dst, codes + (size_t)n * 96, UCODE, b);
+  bulk(dst + UCODE, sc + (size_t)n * 32, USC, b);
+}
+#endif
+
 // consumer thread 0 waits until *c ≥ target, then every consumer goes on
 __device__ void wait_count(const Params &p, const int *c, int target, int code) {
   if (chain(p) && threadIdx.x == 0) {
@@ -307,8 +331,12 @@ __device__ void walk_next(const Params &p, Walk &w) {
 // cp.async group (an empty group past the end, so that every unit
 // consumed has PW groups after it's: wait_group PW-1 then means "this one")
 __device__ __forceinline__ void walk_fetch(const Params &p, const Walk &w, uint8_t *dst, bool ef,
-                                           unsigned long long pol) {
+                                           unsigned long long pol, unsigned long long *full) {
   const int lane = threadIdx.x & 31;
+#ifdef LS_TMA
+  if (!w.done && lane == 0) bulk_unit(dst, w.codes, w.sc, w.n0 + w.c0 + w.i, full);
+  return;
+#endif
   if (!w.done) {
     const int n = w.n0 + w.c0 + w.i;
     const uint4 *src = w.codes + (size_t)n * 96;
@@ -350,6 +378,11 @@ __device__ void producer(const Params &p, const Smem &s) {
             }
           }
           uint8_t *dst = s.ring + (size_t)slot * SLOT;
+#ifdef LS_TMA
+          if (lane == 0) bulk_unit(dst, codes, sc, n, &s.full[slot]);
+          if (++slot == ns) slot = 0, k++;
+          continue;
+#endif
           const uint4 *src = codes + (size_t)n * 96;
 #pragma unroll
           for (int j = 0; j < 3; j++) cp16(dst + (lane + 32 * j) * 16, src + lane + 32 * j, p.ef, pol);
@@ -449,7 +482,12 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       if (wf) { // the warp's own slot kw % PW: wait for its group (PW-1 later ones may still be pending)
         src = s.ring + (size_t)(w * PW + kw % PW) * SLOT;
         const unsigned long long t0 = lane == 0 ? gtime() : 0;
+#ifdef LS_TMA
+        while (!mbar_done(&s.full[w * PW + kw % PW], (kw / PW) & 1u)) {
+        }
+#else
         asm volatile("cp.async.wait_group %0;" ::"n"(PW - 1) : "memory");
+#endif
         if (lane == 0) waited += gtime() - t0;
         __syncwarp(); // (each lane's copies, seen by the others)
       } else {
@@ -462,7 +500,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       const unsigned short sv = ((const unsigned short *)(src + UCODE))[lane];
       __syncwarp();
       if (wf) { // the slot read: refill it with the unit PW ahead
-        walk_fetch(p, wk, (uint8_t *)src, p.ef, pol);
+        walk_fetch(p, wk, (uint8_t *)src, p.ef, pol, &s.full[w * PW + kw % PW]);
         walk_next(p, wk);
         kw++;
       } else if (lane == 0 && p.mode != 3) {
@@ -843,7 +881,15 @@ template <bool WF> __global__ void __launch_bounds__(NTH, 1) step(Params p) {
   s.open = (volatile int *)q, q += 8;
   s.tab = (volatile unsigned *)q, q += 8;
   s.stat = (unsigned long long *)q;
-  for (int i = threadIdx.x; i < p.ns; i += NTH) mbar_init(&s.full[i], 32), mbar_init(&s.empty[i], 1);
+#ifdef LS_TMA
+  constexpr unsigned FULL_ARRIVALS = 1; // the producing lane's expect_tx
+#else
+  constexpr unsigned FULL_ARRIVALS = 32; // each lane's cp.async arrive
+#endif
+  for (int i = threadIdx.x; i < p.ns; i += NTH) mbar_init(&s.full[i], FULL_ARRIVALS), mbar_init(&s.empty[i], 1);
+#ifdef LS_TMA
+  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); // the inits, seen by the copy engine
+#endif
   for (int i = threadIdx.x; i < p.rgmax * 32; i += NTH) s.acc[i] = 0.f;
   for (int i = threadIdx.x; i < FF / 4; i += NTH) ((int *)s.xs)[i] = 0x01010101;
   for (int i = threadIdx.x; i < FF / 128; i += NTH) s.xf[i] = make_float4(1.f, 0.f, 0.f, 0.f);
@@ -864,7 +910,8 @@ template <bool WF> __global__ void __launch_bounds__(NTH, 1) step(Params p) {
   if (WF) {
     walk_matrix(p, wk);
     for (int k = 0; k < PW; k++) {
-      walk_fetch(p, wk, s.ring + (size_t)((threadIdx.x >> 5) * PW + k) * SLOT, p.ef, pol);
+      walk_fetch(p, wk, s.ring + (size_t)((threadIdx.x >> 5) * PW + k) * SLOT, p.ef, pol,
+                 &s.full[(threadIdx.x >> 5) * PW + k]);
       walk_next(p, wk);
     }
   }
