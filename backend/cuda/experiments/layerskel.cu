@@ -63,7 +63,7 @@
 // splits merged in two batched round trips), -DLS_NOATOM (the attention
 // item's value sums without shared-memory atomics), -DLS_ATTN_TRACE (block
 // 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2), -DLS_TMA (bulk copies, one lane a unit,
-// in place of cp.async: run 203).
+// in place of cp.async: run 203), -DLS_PTRACE (block 0's producer timed: run 204).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -347,6 +347,12 @@ __device__ __forceinline__ void walk_fetch(const Params &p, const Walk &w, uint8
   asm volatile("cp.async.commit_group;" ::: "memory");
 }
 
+#ifdef LS_PTRACE
+// -DLS_PTRACE: block 0's first producer warp, lane 0: units, clocks in the
+// free-slot test or wait, clocks issuing the copies, clocks from the first
+// unit to the last
+__device__ unsigned long long g_ptrace[4];
+#endif
 // the producer warp: every unit of every matrix the block will multiply, in order
 __device__ void producer(const Params &p, const Smem &s) {
   if (p.mode >= 3) return; // the multiply alone, or the chain alone: no weights stream
@@ -356,6 +362,10 @@ __device__ void producer(const Params &p, const Smem &s) {
   const unsigned ns = (unsigned)p.ns;
   const unsigned pw = (threadIdx.x >> 5) - NCW; // this producer warp: units seq ≡ pw (mod NPW)
   unsigned seq = 0, slot = 0, k = 0; // k: the slot's use, counted from 0
+#ifdef LS_PTRACE
+  const bool tr = blockIdx.x == 0 && pw == 0 && lane == 0;
+  unsigned long long tn = 0, twait = 0, tissue = 0, tfirst = 0, c0 = 0, c1 = 0;
+#endif
   for (int t = 0; t < p.T; t++)
     for (int l = 0; l <= p.L; l++)
       for (int m = 0; m < NM; m++) {
@@ -369,7 +379,14 @@ __device__ void producer(const Params &p, const Smem &s) {
             if (++slot == ns) slot = 0, k++;
             continue;
           }
+#ifdef LS_PTRACE
+          if (tr) c0 = clock64();
+          if (tr && tn == 0) tfirst = c0;
+#endif
           if (k > 0) mbar_wait(p, &s.empty[slot], (k - 1) & 1u, 1, &s.stat[1]);
+#ifdef LS_PTRACE
+          if (tr) c1 = clock64(), twait += c1 - c0, tn++;
+#endif
           if (p.mode == 2 && *s.open < (int)seq) {
             const unsigned long long t0 = gtime();
             while (*s.open < (int)seq) {
@@ -380,6 +397,9 @@ __device__ void producer(const Params &p, const Smem &s) {
           uint8_t *dst = s.ring + (size_t)slot * SLOT;
 #ifdef LS_TMA
           if (lane == 0) bulk_unit(dst, codes, sc, n, &s.full[slot]);
+#ifdef LS_PTRACE
+          if (tr) tissue += clock64() - c1;
+#endif
           if (++slot == ns) slot = 0, k++;
           continue;
 #endif
@@ -388,10 +408,16 @@ __device__ void producer(const Params &p, const Smem &s) {
           for (int j = 0; j < 3; j++) cp16(dst + (lane + 32 * j) * 16, src + lane + 32 * j, p.ef, pol);
           if (lane < 4) cp16(dst + UCODE + lane * 16, sc + (size_t)n * 32 + lane * 8, p.ef, pol);
           asm volatile("cp.async.mbarrier.arrive.noinc.shared.b64 [%0];" ::"r"(smem_addr(&s.full[slot])) : "memory");
+#ifdef LS_PTRACE
+          if (tr) tissue += clock64() - c1;
+#endif
           if (++slot == ns) slot = 0, k++;
         }
       }
   asm volatile("cp.async.wait_all;" ::: "memory");
+#ifdef LS_PTRACE
+  if (tr) g_ptrace[0] = tn, g_ptrace[1] = twait, g_ptrace[2] = tissue, g_ptrace[3] = clock64() - tfirst;
+#endif
 }
 
 // the consumers' share of matrix m (units seq0.. of the ring) into s.acc,
@@ -1161,6 +1187,15 @@ int main(int argc, char **argv) {
            "with the head's share, %.0f GB/s of weights; block 0 a token: a consumer warp waited %.1f us for "
            "weights, the producer %.1f us for free slots\n",
            rep, tok_us, T - 2, ms * 1e3 / T, 1e6 / tok_us, tok_us / L, p.mode == 4 ? 0.0 : bytes / (tok_us * 1e3), cw, pw);
+#ifdef LS_PTRACE
+    if (p.mode <= 2) {
+      unsigned long long g[4];
+      CK(cudaMemcpyFromSymbol(g, g_ptrace, sizeof g));
+      printf("  producer (block 0, warp 0, lane 0): %llu units, clocks a unit: %.1f free-slot test, %.1f issue, %.1f "
+             "all\n",
+             g[0], (double)g[1] / g[0], (double)g[2] / g[0], (double)g[3] / g[0]);
+    }
+#endif
     if (rep == 2 && (p.mode == 0 || p.mode == 2 || p.mode == 4 || p.mode == 5)) {
       // block 0's phases: layers 1..L-2 of tokens 1..T-2, mean µs
       const char *names[NEV - 1] = {"wait h", "norm",         "qkv",         "wait qkv",   "attention", "wait+o in",
