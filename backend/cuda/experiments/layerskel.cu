@@ -63,7 +63,8 @@
 // splits merged in two batched round trips), -DLS_NOATOM (the attention
 // item's value sums without shared-memory atomics), -DLS_ATTN_TRACE (block
 // 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2), -DLS_TMA (bulk copies, one lane a unit,
-// in place of cp.async: run 203), -DLS_PTRACE (block 0's producer timed: run 204).
+// in place of cp.async: run 203), -DLS_PTRACE (block 0's producer timed: run 204),
+// -DLS_GROUP=g (with -DLS_TMA: a barrier pair and two bulk copies a group of g slots: run 205).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -209,6 +210,16 @@ __device__ __forceinline__ void cp16(void *dst, const void *src, bool ef, unsign
 // engine, one instruction each from one lane) completing on the slot's full
 // barrier by transaction count, in place of 4 cp.async a lane
 constexpr unsigned UNIT_TX = SLOT;
+#ifndef LS_GROUP
+#define LS_GROUP 0
+#endif
+// -DLS_GROUP=g (with -DLS_TMA, modes 0-3): the ring in groups of g slots with
+// one full and one empty barrier a group (run 204: every mbarrier operation
+// costs the producer ~100 clocks); a run of a group's units within one
+// matrix in two bulk copies (the codes of all slots first, then the scales),
+// the group's bytes announced once
+constexpr int G = LS_GROUP;
+static_assert(G == 0 || NPW == 1, "the group form has one producer warp");
 __device__ __forceinline__ void mbar_expect(unsigned long long *b, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared.b64 _, [%0], %1;" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
 }
@@ -226,6 +237,15 @@ __device__ __forceinline__ void bulk_unit(uint8_t *dst, const uint4 *codes, cons
   bulk(dst + UCODE, sc + (size_t)n * 32, USC, b);
 }
 #endif
+#ifndef LS_TMA
+constexpr int G = 0;
+#endif
+// a slot's codes and scales: interleaved (SLOT bytes a slot), or in the
+// group form all the ring's codes, then all its scales
+__device__ __forceinline__ size_t slot_codes(int ns, unsigned slot) { return (size_t)slot * (G ? UCODE : SLOT); }
+__device__ __forceinline__ size_t slot_scales(int ns, unsigned slot) {
+  return G ? (size_t)ns * UCODE + (size_t)slot * USC : (size_t)slot * SLOT + UCODE;
+}
 
 // consumer thread 0 waits until *c ≥ target, then every consumer goes on
 __device__ void wait_count(const Params &p, const int *c, int target, int code) {
@@ -362,6 +382,7 @@ __device__ void producer(const Params &p, const Smem &s) {
   const unsigned ns = (unsigned)p.ns;
   const unsigned pw = (threadIdx.x >> 5) - NCW; // this producer warp: units seq ≡ pw (mod NPW)
   unsigned seq = 0, slot = 0, k = 0; // k: the slot's use, counted from 0
+  unsigned gbytes = 0;               // the group form: the open group's bytes so far
 #ifdef LS_PTRACE
   const bool tr = blockIdx.x == 0 && pw == 0 && lane == 0;
   unsigned long long tn = 0, twait = 0, tissue = 0, tfirst = 0, c0 = 0, c1 = 0;
@@ -374,6 +395,30 @@ __device__ void producer(const Params &p, const Smem &s) {
         const Range r = range_of(p, mm);
         const uint4 *codes = p.codes[mi];
         const unsigned short *sc = p.sc[mi];
+#ifdef LS_TMA
+        if (G) { // the group form (lane 0): a group's free-slot wait at its first slot, its bytes at its last
+          if (lane != 0) continue;
+          int run0 = r.n0;
+          unsigned rslot = slot;
+          for (int n = r.n0; n < r.n1; n++, seq++) {
+            if (slot % G == 0) {
+              if (k > 0) mbar_wait(p, &s.empty[slot / G], (k - 1) & 1u, 1, &s.stat[1]);
+              run0 = n, rslot = slot;
+            }
+            gbytes += SLOT;
+            const bool gend = slot % G == G - 1;
+            if (gend || n == r.n1 - 1) {
+              const unsigned cnt = (unsigned)(n - run0 + 1);
+              bulk(s.ring + slot_codes(p.ns, rslot), codes + (size_t)run0 * 96, cnt * UCODE, &s.full[rslot / G]);
+              bulk(s.ring + slot_scales(p.ns, rslot), sc + (size_t)run0 * 32, cnt * USC, &s.full[rslot / G]);
+              run0 = n + 1, rslot = slot + 1;
+            }
+            if (gend) mbar_expect(&s.full[slot / G], gbytes), gbytes = 0;
+            if (++slot == ns) slot = 0, k++;
+          }
+          continue;
+        }
+#endif
         for (int n = r.n0; n < r.n1; n++, seq++) {
           if (NPW > 1 && seq % NPW != pw) { // another producer warp's unit
             if (++slot == ns) slot = 0, k++;
@@ -414,6 +459,9 @@ __device__ void producer(const Params &p, const Smem &s) {
           if (++slot == ns) slot = 0, k++;
         }
       }
+#ifdef LS_TMA
+  if (G && lane == 0 && gbytes > 0) mbar_expect(&s.full[(slot + ns - 1) % ns / G], gbytes); // the last, partial group
+#endif
   asm volatile("cp.async.wait_all;" ::: "memory");
 #ifdef LS_PTRACE
   if (tr) g_ptrace[0] = tn, g_ptrace[1] = twait, g_ptrace[2] = tissue, g_ptrace[3] = clock64() - tfirst;
@@ -517,20 +565,21 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
         if (lane == 0) waited += gtime() - t0;
         __syncwarp(); // (each lane's copies, seen by the others)
       } else {
-        if (p.mode != 3) mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
-        src = s.ring + (size_t)slot * SLOT;
+        if (p.mode != 3 && (!G || i == 0 || slot % G == 0)) mbar_wait(p, &s.full[G ? slot / G : slot], ph, 3, &s.stat[0]);
+        src = s.ring + slot_codes(p.ns, slot);
       }
       uint4 wv[3];
 #pragma unroll
       for (int j = 0; j < 3; j++) wv[j] = ((const uint4 *)src)[lane + 32 * j];
-      const unsigned short sv = ((const unsigned short *)(src + UCODE))[lane];
+      const unsigned short sv =
+          ((const unsigned short *)(wf ? src + UCODE : s.ring + slot_scales(p.ns, slot)))[lane];
       __syncwarp();
       if (wf) { // the slot read: refill it with the unit PW ahead
         walk_fetch(p, wk, (uint8_t *)src, p.ef, pol, &s.full[w * PW + kw % PW]);
         walk_next(p, wk);
         kw++;
       } else if (lane == 0 && p.mode != 3) {
-        mbar_arrive(&s.empty[slot]);
+        mbar_arrive(&s.empty[G ? slot / G : slot]);
       }
 #ifdef LS_MMA
       // the unit as tensor-core tiles: lane (g, q) = (lane / 4, lane % 4)
@@ -912,7 +961,7 @@ template <bool WF> __global__ void __launch_bounds__(NTH, 1) step(Params p) {
 #else
   constexpr unsigned FULL_ARRIVALS = 32; // each lane's cp.async arrive
 #endif
-  for (int i = threadIdx.x; i < p.ns; i += NTH) mbar_init(&s.full[i], FULL_ARRIVALS), mbar_init(&s.empty[i], 1);
+  for (int i = threadIdx.x; i < p.ns; i += NTH) mbar_init(&s.full[i], FULL_ARRIVALS), mbar_init(&s.empty[i], G ? G : 1);
 #ifdef LS_TMA
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); // the inits, seen by the copy engine
 #endif
@@ -1081,6 +1130,11 @@ int main(int argc, char **argv) {
   const size_t avail = prop.sharedMemPerBlockOptin - 1024; // (the static __shared__ ints)
   const int nsmax = (int)((avail - fixed) / (SLOT + 16));
   p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
+  if (G) p.ns -= p.ns % (G ? G : 1); // whole groups
+  if (G && p.mode >= 5) {
+    fprintf(stderr, "-DLS_GROUP is for modes 0-3\n");
+    return 1;
+  }
   if (p.ns < NCW * CH) {
     fprintf(stderr, "a ring of %d slots: %d consumer warps taking %d units need at least %d\n", p.ns, NCW, CH, NCW * CH);
     return 1;
