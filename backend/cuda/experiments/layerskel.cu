@@ -219,7 +219,6 @@ constexpr unsigned UNIT_TX = SLOT;
 // matrix in two bulk copies (the codes of all slots first, then the scales),
 // the group's bytes announced once
 constexpr int G = LS_GROUP;
-static_assert(G == 0 || NPW == 1, "the group form has one producer warp");
 __device__ __forceinline__ void mbar_expect(unsigned long long *b, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared.b64 _, [%0], %1;" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
 }
@@ -400,20 +399,36 @@ __device__ void producer(const Params &p, const Smem &s) {
           if (lane != 0) continue;
           int run0 = r.n0;
           unsigned rslot = slot;
+          // (NPW > 1: warp pw owns the groups g ≡ pw mod NPW)
           for (int n = r.n0; n < r.n1; n++, seq++) {
+            const bool mine = NPW == 1 || (slot / G) % NPW == pw;
             if (slot % G == 0) {
-              if (k > 0) mbar_wait(p, &s.empty[slot / G], (k - 1) & 1u, 1, &s.stat[1]);
+#ifdef LS_PTRACE
+              if (tr && mine) c0 = clock64(), tfirst = tn == 0 ? c0 : tfirst;
+#endif
+              if (k > 0 && mine) mbar_wait(p, &s.empty[slot / G], (k - 1) & 1u, 1, &s.stat[1]);
+#ifdef LS_PTRACE
+              if (tr && mine) twait += clock64() - c0;
+#endif
               run0 = n, rslot = slot;
             }
-            gbytes += SLOT;
             const bool gend = slot % G == G - 1;
-            if (gend || n == r.n1 - 1) {
-              const unsigned cnt = (unsigned)(n - run0 + 1);
-              bulk(s.ring + slot_codes(p.ns, rslot), codes + (size_t)run0 * 96, cnt * UCODE, &s.full[rslot / G]);
-              bulk(s.ring + slot_scales(p.ns, rslot), sc + (size_t)run0 * 32, cnt * USC, &s.full[rslot / G]);
-              run0 = n + 1, rslot = slot + 1;
+            if (mine) {
+#ifdef LS_PTRACE
+              if (tr) c1 = clock64(), tn++;
+#endif
+              gbytes += SLOT;
+              if (gend || n == r.n1 - 1) {
+                const unsigned cnt = (unsigned)(n - run0 + 1);
+                bulk(s.ring + slot_codes(p.ns, rslot), codes + (size_t)run0 * 96, cnt * UCODE, &s.full[rslot / G]);
+                bulk(s.ring + slot_scales(p.ns, rslot), sc + (size_t)run0 * 32, cnt * USC, &s.full[rslot / G]);
+                run0 = n + 1, rslot = slot + 1;
+              }
+              if (gend) mbar_expect(&s.full[slot / G], gbytes), gbytes = 0;
+#ifdef LS_PTRACE
+              if (tr) tissue += clock64() - c1;
+#endif
             }
-            if (gend) mbar_expect(&s.full[slot / G], gbytes), gbytes = 0;
             if (++slot == ns) slot = 0, k++;
           }
           continue;
@@ -461,6 +476,7 @@ __device__ void producer(const Params &p, const Smem &s) {
       }
 #ifdef LS_TMA
   if (G && lane == 0 && gbytes > 0) mbar_expect(&s.full[(slot + ns - 1) % ns / G], gbytes); // the last, partial group
+  // (gbytes > 0 only in the warp that owns the last group)
 #endif
   asm volatile("cp.async.wait_all;" ::: "memory");
 #ifdef LS_PTRACE
@@ -1130,7 +1146,7 @@ int main(int argc, char **argv) {
   const size_t avail = prop.sharedMemPerBlockOptin - 1024; // (the static __shared__ ints)
   const int nsmax = (int)((avail - fixed) / (SLOT + 16));
   p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
-  if (G) p.ns -= p.ns % (G ? G : 1); // whole groups
+  if (G) p.ns -= p.ns % (G ? G * NPW : 1); // whole groups, as many a producer warp
   if (G && p.mode >= 5) {
     fprintf(stderr, "-DLS_GROUP is for modes 0-3\n");
     return 1;
