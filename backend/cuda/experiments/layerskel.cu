@@ -161,6 +161,13 @@ __device__ __forceinline__ void mbar_init(unsigned long long *b, unsigned n) {
 __device__ __forceinline__ void mbar_arrive(unsigned long long *b) {
   asm volatile("{.reg .b64 st; mbarrier.arrive.shared.b64 st, [%0];}" ::"r"(smem_addr(b)) : "memory");
 }
+__device__ __forceinline__ void mbar_arrive_n(unsigned long long *b, unsigned n) {
+#if __CUDA_ARCH__ >= 900
+  asm volatile("{.reg .b64 st; mbarrier.arrive.shared.b64 st, [%0], %1;}" ::"r"(smem_addr(b)), "r"(n) : "memory");
+#else
+  for (unsigned i = 0; i < n; i++) mbar_arrive(b);
+#endif
+}
 __device__ __forceinline__ bool mbar_done(unsigned long long *b, unsigned parity) {
   unsigned ok;
 #if __CUDA_ARCH__ >= 900
@@ -219,6 +226,7 @@ constexpr unsigned UNIT_TX = SLOT;
 // matrix in two bulk copies (the codes of all slots first, then the scales),
 // the group's bytes announced once
 constexpr int G = LS_GROUP;
+static_assert(G == 0 || NPW == 1, "the group form has one producer warp");
 __device__ __forceinline__ void mbar_expect(unsigned long long *b, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared.b64 _, [%0], %1;" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
 }
@@ -239,6 +247,7 @@ __device__ __forceinline__ void bulk_unit(uint8_t *dst, const uint4 *codes, cons
 #ifndef LS_TMA
 constexpr int G = 0;
 #endif
+constexpr int GM = G ? G : 1; // (a divisor in code the group form alone runs)
 // a slot's codes and scales: interleaved (SLOT bytes a slot), or in the
 // group form all the ring's codes, then all its scales
 __device__ __forceinline__ size_t slot_codes(int ns, unsigned slot) { return (size_t)slot * (G ? UCODE : SLOT); }
@@ -397,39 +406,25 @@ __device__ void producer(const Params &p, const Smem &s) {
 #ifdef LS_TMA
         if (G) { // the group form (lane 0): a group's free-slot wait at its first slot, its bytes at its last
           if (lane != 0) continue;
-          int run0 = r.n0;
-          unsigned rslot = slot;
-          // (NPW > 1: warp pw owns the groups g ≡ pw mod NPW)
-          for (int n = r.n0; n < r.n1; n++, seq++) {
-            const bool mine = NPW == 1 || (slot / G) % NPW == pw;
-            if (slot % G == 0) {
+          // a run at a time: the matrix's next units up to the group's end
+          for (int n = r.n0; n < r.n1;) {
+            const unsigned gs = slot % G, g = slot / G, cnt = min((unsigned)(G - gs), (unsigned)(r.n1 - n));
 #ifdef LS_PTRACE
-              if (tr && mine) c0 = clock64(), tfirst = tn == 0 ? c0 : tfirst;
+            if (tr) c0 = clock64(), tfirst = tn == 0 ? c0 : tfirst;
 #endif
-              if (k > 0 && mine) mbar_wait(p, &s.empty[slot / G], (k - 1) & 1u, 1, &s.stat[1]);
+            if (gs == 0 && k > 0) mbar_wait(p, &s.empty[g], (k - 1) & 1u, 1, &s.stat[1]);
 #ifdef LS_PTRACE
-              if (tr && mine) twait += clock64() - c0;
+            if (tr) c1 = clock64(), twait += c1 - c0, tn += cnt;
 #endif
-              run0 = n, rslot = slot;
-            }
-            const bool gend = slot % G == G - 1;
-            if (mine) {
+            bulk(s.ring + slot_codes(p.ns, slot), codes + (size_t)n * 96, cnt * UCODE, &s.full[g]);
+            bulk(s.ring + slot_scales(p.ns, slot), sc + (size_t)n * 32, cnt * USC, &s.full[g]);
+            gbytes += cnt * SLOT;
+            if (gs + cnt == G) mbar_expect(&s.full[g], gbytes), gbytes = 0;
 #ifdef LS_PTRACE
-              if (tr) c1 = clock64(), tn++;
+            if (tr) tissue += clock64() - c1;
 #endif
-              gbytes += SLOT;
-              if (gend || n == r.n1 - 1) {
-                const unsigned cnt = (unsigned)(n - run0 + 1);
-                bulk(s.ring + slot_codes(p.ns, rslot), codes + (size_t)run0 * 96, cnt * UCODE, &s.full[rslot / G]);
-                bulk(s.ring + slot_scales(p.ns, rslot), sc + (size_t)run0 * 32, cnt * USC, &s.full[rslot / G]);
-                run0 = n + 1, rslot = slot + 1;
-              }
-              if (gend) mbar_expect(&s.full[slot / G], gbytes), gbytes = 0;
-#ifdef LS_PTRACE
-              if (tr) tissue += clock64() - c1;
-#endif
-            }
-            if (++slot == ns) slot = 0, k++;
+            n += cnt, seq += cnt, slot += cnt;
+            if (slot == ns) slot = 0, k++;
           }
           continue;
         }
@@ -476,7 +471,6 @@ __device__ void producer(const Params &p, const Smem &s) {
       }
 #ifdef LS_TMA
   if (G && lane == 0 && gbytes > 0) mbar_expect(&s.full[(slot + ns - 1) % ns / G], gbytes); // the last, partial group
-  // (gbytes > 0 only in the warp that owns the last group)
 #endif
   asm volatile("cp.async.wait_all;" ::: "memory");
 #ifdef LS_PTRACE
@@ -567,6 +561,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       continue;
     }
 #endif
+    int ga = 0; // the group form: the index in the chunk of its first unit in the current group
     for (int i = 0; i < n; i++) {
       const uint8_t *src;
       if (wf) { // the warp's own slot kw % PW: wait for its group (PW-1 later ones may still be pending)
@@ -581,7 +576,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
         if (lane == 0) waited += gtime() - t0;
         __syncwarp(); // (each lane's copies, seen by the others)
       } else {
-        if (p.mode != 3 && (!G || i == 0 || slot % G == 0)) mbar_wait(p, &s.full[G ? slot / G : slot], ph, 3, &s.stat[0]);
+        if (p.mode != 3 && (!G || i == 0 || slot % GM == 0)) mbar_wait(p, &s.full[slot / GM], ph, 3, &s.stat[0]);
         src = s.ring + slot_codes(p.ns, slot);
       }
       uint4 wv[3];
@@ -595,8 +590,11 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
         walk_next(p, wk);
         kw++;
       } else if (lane == 0 && p.mode != 3) {
-        mbar_arrive(&s.empty[G ? slot / G : slot]);
+        // (the group form: one arrival for the chunk's units in the group, at its last)
+        if (!G) mbar_arrive(&s.empty[slot]);
+        else if (i == n - 1 || (slot + 1) % GM == 0) mbar_arrive_n(&s.empty[slot / GM], (unsigned)(i + 1 - ga));
       }
+      if (G && (slot + 1) % GM == 0) ga = i + 1;
 #ifdef LS_MMA
       // the unit as tensor-core tiles: lane (g, q) = (lane / 4, lane % 4)
       // holds rows g + 8i (i = 0..3) of the row group, its selector (p, j)
@@ -1146,7 +1144,12 @@ int main(int argc, char **argv) {
   const size_t avail = prop.sharedMemPerBlockOptin - 1024; // (the static __shared__ ints)
   const int nsmax = (int)((avail - fixed) / (SLOT + 16));
   p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
-  if (G) p.ns -= p.ns % (G ? G * NPW : 1); // whole groups, as many a producer warp
+  if (G) p.ns -= p.ns % (G ? G : 1); // whole groups
+  if (G && p.ns < NCW * CH + G) { // (a warp's next unit past the group its last one's turn may still hold)
+    fprintf(stderr, "a ring of %d slots in groups of %d: %d consumer warps taking %d units need at least %d\n", p.ns, G,
+            NCW, CH, NCW * CH + G);
+    return 1;
+  }
   if (G && p.mode >= 5) {
     fprintf(stderr, "-DLS_GROUP is for modes 0-3\n");
     return 1;
