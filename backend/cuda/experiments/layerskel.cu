@@ -64,7 +64,8 @@
 // item's value sums without shared-memory atomics), -DLS_ATTN_TRACE (block
 // 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2), -DLS_TMA (bulk copies, one lane a unit,
 // in place of cp.async: run 203), -DLS_PTRACE (block 0's producer timed: run 204),
-// -DLS_GROUP=g (with -DLS_TMA: a barrier pair and two bulk copies a group of g slots: run 205).
+// -DLS_GROUP=g (with -DLS_TMA: a barrier pair and two bulk copies a group of g slots: runs 205-207),
+// -DLS_EARLY (the group form's consumers free each unit once read), -DLS_CH=n (n units a consumer chunk): run 208.
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -115,7 +116,12 @@ constexpr int UCODE = 1536, USC = 64, SLOT = UCODE + USC; // a unit's bytes in a
 // consecutive units a consumer warp takes (at most); a warp's next unit is up to
 // (NCW-1)·CH+1 past its last, which must stay within one turn of the ring
 // (main checks ns ≥ NCW·CH), or a parity wait passes on the phase before
+// (-DLS_CH=n: n)
+#ifdef LS_CH
+constexpr int CH = LS_CH;
+#else
 constexpr int CH = NCW >= 31 ? 3 : 4;
+#endif
 // modes 5 and 6: the units in flight a consumer warp keeps (its private slots;
 // cp.async.wait_group takes the count as an immediate)
 constexpr int PW = NCW >= 31 ? 3 : 7;
@@ -591,7 +597,13 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
         kw++;
       } else if (lane == 0 && p.mode != 3) {
         // (the group form: one arrival for the chunk's units in the group, at its last)
-        if (!G) mbar_arrive(&s.empty[slot]);
+        // (-DLS_EARLY: one arrival a unit, as soon as the warp holds it in registers)
+#ifdef LS_EARLY
+        constexpr bool early = true;
+#else
+        constexpr bool early = false;
+#endif
+        if (!G || early) mbar_arrive(&s.empty[slot / GM]);
         else if (i == n - 1 || (slot + 1) % GM == 0) mbar_arrive_n(&s.empty[slot / GM], (unsigned)(i + 1 - ga));
       }
       if (G && (slot + 1) % GM == 0) ga = i + 1;
