@@ -230,7 +230,7 @@ constexpr unsigned UNIT_TX = SLOT;
 // one full and one empty barrier a group (run 204: every mbarrier operation
 // costs the producer ~100 clocks); a run of a group's units within one
 // matrix in two bulk copies (the codes of all slots first, then the scales),
-// the group's bytes announced once
+// each run's bytes announced before its copies, the group's one arrival at its end
 constexpr int G = LS_GROUP;
 static_assert(G == 0 || NPW == 1, "the group form has one producer warp");
 __device__ __forceinline__ void mbar_expect(unsigned long long *b, unsigned bytes) {
@@ -241,6 +241,12 @@ __device__ __forceinline__ void bulk(void *dst, const void *src, unsigned bytes,
                    smem_addr(dst)),
                "l"(src), "r"(bytes), "r"(smem_addr(b))
                : "memory");
+}
+// the group form: a run's bytes announced before its copies (so that the
+// transaction count never goes below zero; runs 207-208 failed at g = 8 and
+// 32 with the announcement after the copies: the suspect), the group's one arrival at its end
+__device__ __forceinline__ void mbar_expect_only(unsigned long long *b, unsigned bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(b)), "r"(bytes) : "memory");
 }
 // lane 0: the unit's bytes into dst, counted on b
 __device__ __forceinline__ void bulk_unit(uint8_t *dst, const uint4 *codes, const unsigned short *sc, int n,
@@ -422,10 +428,11 @@ __device__ void producer(const Params &p, const Smem &s) {
 #ifdef LS_PTRACE
             if (tr) c1 = clock64(), twait += c1 - c0, tn += cnt;
 #endif
+            mbar_expect_only(&s.full[g], cnt * SLOT);
             bulk(s.ring + slot_codes(p.ns, slot), codes + (size_t)n * 96, cnt * UCODE, &s.full[g]);
             bulk(s.ring + slot_scales(p.ns, slot), sc + (size_t)n * 32, cnt * USC, &s.full[g]);
             gbytes += cnt * SLOT;
-            if (gs + cnt == G) mbar_expect(&s.full[g], gbytes), gbytes = 0;
+            if (gs + cnt == G) mbar_arrive(&s.full[g]), gbytes = 0;
 #ifdef LS_PTRACE
             if (tr) tissue += clock64() - c1;
 #endif
@@ -476,7 +483,7 @@ __device__ void producer(const Params &p, const Smem &s) {
         }
       }
 #ifdef LS_TMA
-  if (G && lane == 0 && gbytes > 0) mbar_expect(&s.full[(slot + ns - 1) % ns / G], gbytes); // the last, partial group
+  if (G && lane == 0 && gbytes > 0) mbar_arrive(&s.full[(slot + ns - 1) % ns / G]); // the last, partial group
 #endif
   asm volatile("cp.async.wait_all;" ::: "memory");
 #ifdef LS_PTRACE
