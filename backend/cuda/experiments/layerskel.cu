@@ -65,7 +65,8 @@
 // 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2), -DLS_TMA (bulk copies, one lane a unit,
 // in place of cp.async: run 203), -DLS_PTRACE (block 0's producer timed: run 204),
 // -DLS_GROUP=g (with -DLS_TMA: a barrier pair and two bulk copies a group of g slots: runs 205-207),
-// -DLS_EARLY (the group form's consumers free each unit once read), -DLS_CH=n (n units a consumer chunk): run 208.
+// -DLS_EARLY (the group form's consumers free each unit once read), -DLS_CH=n (n units a consumer chunk): run 208,
+// -DLS_CHECK (each unit's index in its last scale, checked where it is read: run 210).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -597,6 +598,12 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       for (int j = 0; j < 3; j++) wv[j] = ((const uint4 *)src)[lane + 32 * j];
       const unsigned short sv =
           ((const unsigned short *)(wf ? src + UCODE : s.ring + slot_scales(p.ns, slot)))[lane];
+#ifdef LS_CHECK
+      // -DLS_CHECK: each unit's last scale is its index (mod 2^16): a unit
+      // read before its own bytes landed (a phase passed on parity) gives up
+      // at site 9
+      if (!wf && p.mode != 3 && lane == 31 && sv != (unsigned short)(r.n0 + c0 + i)) fail(p, 9);
+#endif
       __syncwarp();
       if (wf) { // the slot read: refill it with the unit PW ahead
         walk_fetch(p, wk, (uint8_t *)src, p.ef, pol, &s.full[w * PW + kw % PW]);
@@ -1198,6 +1205,13 @@ int main(int argc, char **argv) {
     CK(cudaMalloc(&s, units * USC));
     CK(cudaMemset(c, 0x5a, units * UCODE));
     CK(cudaMemset(s, 0x1c, units * USC)); // fp16 0x1c1c: ~0.004
+#ifdef LS_CHECK
+    {
+      std::vector<unsigned short> st(units * 32, 0x1c1c);
+      for (size_t n = 0; n < units; n++) st[n * 32 + 31] = (unsigned short)n;
+      CK(cudaMemcpy(s, st.data(), units * USC, cudaMemcpyHostToDevice));
+    }
+#endif
     hc[i] = (const uint4 *)c, hs[i] = (const unsigned short *)s;
     bytes += (double)units * SLOT;
   }
