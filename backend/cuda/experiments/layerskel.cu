@@ -601,8 +601,10 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
 #ifdef LS_CHECK
       // -DLS_CHECK: each unit's last scale is its index (mod 2^16): a unit
       // read before its own bytes landed (a phase passed on parity) gives up
-      // at site 9
-      if (!wf && p.mode != 3 && lane == 31 && sv != (unsigned short)(r.n0 + c0 + i)) fail(p, 9);
+      // at site 1,000,000 + the stamp read less the one expected (mod 2^16:
+      // 2^16 - ns, the slot's previous turn; ns, its next)
+      if (!wf && p.mode != 3 && lane == 31 && sv != (unsigned short)(r.n0 + c0 + i))
+        fail(p, 1000000 + (int)(unsigned short)(sv - (unsigned short)(r.n0 + c0 + i)));
 #endif
       __syncwarp();
       if (wf) { // the slot read: refill it with the unit PW ahead
