@@ -66,7 +66,8 @@
 // in place of cp.async: run 203), -DLS_PTRACE (block 0's producer timed: run 204),
 // -DLS_GROUP=g (with -DLS_TMA: a barrier pair and two bulk copies a group of g slots: runs 205-207),
 // -DLS_EARLY (the group form's consumers free each unit once read), -DLS_CH=n (n units a consumer chunk): run 208,
-// -DLS_CHECK (each unit's index in its last scale, checked where it is read: run 210).
+// -DLS_CHECK (each unit's index in its last scale, checked where it is read: run 210),
+// -DLS_FULL2 (the group form: a full barrier a group for even turns and one for odd: prepared as run 211).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
@@ -261,6 +262,19 @@ __device__ __forceinline__ void bulk_unit(uint8_t *dst, const uint4 *codes, cons
 constexpr int G = 0;
 #endif
 constexpr int GM = G ? G : 1; // (a divisor in code the group form alone runs)
+// -DLS_FULL2 (the group form): two full barriers a group, for even and odd
+// turns, each waited on with the parity of its own turns (turn / 2), so that
+// a consumer passes on an old phase only if it is two turns ahead of a
+// group's landing, not one (run 210's stale reads in mode 1, if the copies
+// land out of order)
+#ifdef LS_FULL2
+constexpr bool FULL2 = true;
+#else
+constexpr bool FULL2 = false;
+#endif
+// the group's full barrier for turn k, and the parity its waiters ask for
+__device__ __forceinline__ unsigned full_of(unsigned g, unsigned k) { return FULL2 ? 2 * g + (k & 1u) : g; }
+__device__ __forceinline__ unsigned full_parity(unsigned k) { return FULL2 ? (k >> 1) & 1u : k & 1u; }
 // a slot's codes and scales: interleaved (SLOT bytes a slot), or in the
 // group form all the ring's codes, then all its scales
 __device__ __forceinline__ size_t slot_codes(int ns, unsigned slot) { return (size_t)slot * (G ? UCODE : SLOT); }
@@ -429,11 +443,12 @@ __device__ void producer(const Params &p, const Smem &s) {
 #ifdef LS_PTRACE
             if (tr) c1 = clock64(), twait += c1 - c0, tn += cnt;
 #endif
-            mbar_expect_only(&s.full[g], cnt * SLOT);
-            bulk(s.ring + slot_codes(p.ns, slot), codes + (size_t)n * 96, cnt * UCODE, &s.full[g]);
-            bulk(s.ring + slot_scales(p.ns, slot), sc + (size_t)n * 32, cnt * USC, &s.full[g]);
+            unsigned long long *fb = &s.full[full_of(g, k)];
+            mbar_expect_only(fb, cnt * SLOT);
+            bulk(s.ring + slot_codes(p.ns, slot), codes + (size_t)n * 96, cnt * UCODE, fb);
+            bulk(s.ring + slot_scales(p.ns, slot), sc + (size_t)n * 32, cnt * USC, fb);
             gbytes += cnt * SLOT;
-            if (gs + cnt == G) mbar_arrive(&s.full[g]), gbytes = 0;
+            if (gs + cnt == G) mbar_arrive(fb), gbytes = 0;
 #ifdef LS_PTRACE
             if (tr) tissue += clock64() - c1;
 #endif
@@ -484,7 +499,8 @@ __device__ void producer(const Params &p, const Smem &s) {
         }
       }
 #ifdef LS_TMA
-  if (G && lane == 0 && gbytes > 0) mbar_arrive(&s.full[(slot + ns - 1) % ns / G]); // the last, partial group
+  if (G && lane == 0 && gbytes > 0) // the last, partial group (its turn: k, or k - 1 if it ended the ring)
+    mbar_arrive(&s.full[full_of((slot + ns - 1) % ns / G, slot == 0 ? k - 1 : k)]);
 #endif
   asm volatile("cp.async.wait_all;" ::: "memory");
 #ifdef LS_PTRACE
@@ -521,7 +537,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
     // the slot's phase; the rest follow by increments
     int rg = (r.n0 + c0) / U, u = r.n0 + c0 - rg * U;
     const unsigned sq = seq0 + (unsigned)c0;
-    unsigned slot = sq % ns, ph = (sq / ns) & 1u;
+    unsigned slot = sq % ns, ph = (sq / ns) & 1u, turn = sq / ns; // (turn: the group form's full barriers)
     float acc = 0.f;
 #ifdef LS_MMA
     float acc4[4] = {0.f, 0.f, 0.f, 0.f};
@@ -590,7 +606,9 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
         if (lane == 0) waited += gtime() - t0;
         __syncwarp(); // (each lane's copies, seen by the others)
       } else {
-        if (p.mode != 3 && (!G || i == 0 || slot % GM == 0)) mbar_wait(p, &s.full[slot / GM], ph, 3, &s.stat[0]);
+        if (p.mode != 3 && !G) mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
+        if (p.mode != 3 && G && (i == 0 || slot % GM == 0))
+          mbar_wait(p, &s.full[full_of(slot / GM, turn)], full_parity(turn), 3, &s.stat[0]);
         src = s.ring + slot_codes(p.ns, slot);
       }
       uint4 wv[3];
@@ -675,7 +693,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       const float scf = __half2float(__ushort_as_half(sv));
       acc = fmaf(scf, f.y, fmaf(scf * f.x, (float)ia, acc));
 #endif
-      if (++slot == ns) slot = 0, ph ^= 1u;
+      if (++slot == ns) slot = 0, ph ^= 1u, turn++;
       // the row group's sums so far to the block's rows, at its end or the chunk's
       const bool end = ++u == U;
 #ifdef LS_MMA
@@ -1173,6 +1191,10 @@ int main(int argc, char **argv) {
   const int nsmax = (int)((avail - fixed) / (SLOT + 16));
   p.ns = ns_arg > 0 ? std::min(ns_arg, nsmax) : nsmax;
   if (G) p.ns -= p.ns % (G ? G : 1); // whole groups
+  if (FULL2 && 2 * (p.ns / GM) > p.ns) { // (two full barriers a group)
+    fprintf(stderr, "-DLS_FULL2 needs groups of at least 2 slots\n");
+    return 1;
+  }
   if (G && p.ns < NCW * CH + G) { // (a warp's next unit past the group its last one's turn may still hold)
     fprintf(stderr, "a ring of %d slots in groups of %d: %d consumer warps taking %d units need at least %d\n", p.ns, G,
             NCW, CH, NCW * CH + G);
