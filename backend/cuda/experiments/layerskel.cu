@@ -118,7 +118,7 @@ constexpr int UCODE = 1536, USC = 64, SLOT = UCODE + USC; // a unit's bytes in a
 // consecutive units a consumer warp takes (at most); a warp's next unit is up to
 // (NCW-1)·CH+1 past its last, which must stay within one turn of the ring
 // (main checks ns ≥ NCW·CH), or a parity wait passes on the phase before
-// (-DLS_CH=n: n)
+// -DLS_CH=n: chunks of n units (run 208)
 #ifdef LS_CH
 constexpr int CH = LS_CH;
 #else
