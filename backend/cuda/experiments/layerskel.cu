@@ -57,7 +57,7 @@
 // waited for weights (an empty ring: the stream is the bound) and its
 // producer for free slots (a full ring: the multiply and the chain are),
 // and block 0's phase times, the mean over the middle layers. Spin waits give up after 0.5 s (a hang reports, not stalls).
-// Build switches (runs 192-202, NOTES.md): -DLS_MMA (mma.sync in place of
+// Build switches (runs 192-211, NOTES.md): -DLS_MMA (mma.sync in place of
 // dp4a), -DLS_ACC=n (n IDP.4A chains a unit), -DLS_PAIR (mode 3: two units
 // a warp at a time), -DLS_NOROT (no Hadamard stages), -DLS_MERGE1 (a head's
 // splits merged in two batched round trips), -DLS_NOATOM (the attention
@@ -277,7 +277,7 @@ __device__ __forceinline__ unsigned full_of(unsigned g, unsigned k) { return FUL
 __device__ __forceinline__ unsigned full_parity(unsigned k) { return FULL2 ? (k >> 1) & 1u : k & 1u; }
 // a slot's codes and scales: interleaved (SLOT bytes a slot), or in the
 // group form all the ring's codes, then all its scales
-__device__ __forceinline__ size_t slot_codes(int ns, unsigned slot) { return (size_t)slot * (G ? UCODE : SLOT); }
+__device__ __forceinline__ size_t slot_codes(unsigned slot) { return (size_t)slot * (G ? UCODE : SLOT); }
 __device__ __forceinline__ size_t slot_scales(int ns, unsigned slot) {
   return G ? (size_t)ns * UCODE + (size_t)slot * USC : (size_t)slot * SLOT + UCODE;
 }
@@ -417,7 +417,6 @@ __device__ void producer(const Params &p, const Smem &s) {
   const unsigned ns = (unsigned)p.ns;
   const unsigned pw = (threadIdx.x >> 5) - NCW; // this producer warp: units seq ≡ pw (mod NPW)
   unsigned seq = 0, slot = 0, k = 0; // k: the slot's use, counted from 0
-  unsigned gbytes = 0;               // the group form: the open group's bytes so far
 #ifdef LS_PTRACE
   const bool tr = blockIdx.x == 0 && pw == 0 && lane == 0;
   unsigned long long tn = 0, twait = 0, tissue = 0, tfirst = 0, c0 = 0, c1 = 0;
@@ -435,7 +434,7 @@ __device__ void producer(const Params &p, const Smem &s) {
           if (lane != 0) continue;
           // a run at a time: the matrix's next units up to the group's end
           for (int n = r.n0; n < r.n1;) {
-            const unsigned gs = slot % G, g = slot / G, cnt = min((unsigned)(G - gs), (unsigned)(r.n1 - n));
+            const unsigned gs = slot % GM, g = slot / GM, cnt = min((unsigned)(GM - gs), (unsigned)(r.n1 - n));
 #ifdef LS_PTRACE
             if (tr) c0 = clock64(), tfirst = tn == 0 ? c0 : tfirst;
 #endif
@@ -445,10 +444,9 @@ __device__ void producer(const Params &p, const Smem &s) {
 #endif
             unsigned long long *fb = &s.full[full_of(g, k)];
             mbar_expect_only(fb, cnt * SLOT);
-            bulk(s.ring + slot_codes(p.ns, slot), codes + (size_t)n * 96, cnt * UCODE, fb);
+            bulk(s.ring + slot_codes(slot), codes + (size_t)n * 96, cnt * UCODE, fb);
             bulk(s.ring + slot_scales(p.ns, slot), sc + (size_t)n * 32, cnt * USC, fb);
-            gbytes += cnt * SLOT;
-            if (gs + cnt == G) mbar_arrive(fb), gbytes = 0;
+            if (gs + cnt == G) mbar_arrive(fb);
 #ifdef LS_PTRACE
             if (tr) tissue += clock64() - c1;
 #endif
@@ -499,8 +497,7 @@ __device__ void producer(const Params &p, const Smem &s) {
         }
       }
 #ifdef LS_TMA
-  if (G && lane == 0 && gbytes > 0) // the last, partial group (its turn: k, or k - 1 if it ended the ring)
-    mbar_arrive(&s.full[full_of((slot + ns - 1) % ns / G, slot == 0 ? k - 1 : k)]);
+  if (G && lane == 0 && slot % GM != 0) mbar_arrive(&s.full[full_of(slot / GM, k)]); // the last group, if partial
 #endif
   asm volatile("cp.async.wait_all;" ::: "memory");
 #ifdef LS_PTRACE
@@ -537,7 +534,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
     // the slot's phase; the rest follow by increments
     int rg = (r.n0 + c0) / U, u = r.n0 + c0 - rg * U;
     const unsigned sq = seq0 + (unsigned)c0;
-    unsigned slot = sq % ns, ph = (sq / ns) & 1u, turn = sq / ns; // (turn: the group form's full barriers)
+    unsigned slot = sq % ns, turn = sq / ns; // the slot's turn round the ring: its full barrier's phase
     float acc = 0.f;
 #ifdef LS_MMA
     float acc4[4] = {0.f, 0.f, 0.f, 0.f};
@@ -582,7 +579,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
           const float4 f = s.xf[u];
           const float scf = __half2float(__ushort_as_half(k == 0 ? sv0 : sv1));
           acc = fmaf(scf, f.y, fmaf(scf * f.x, (float)ia, acc));
-          if (++slot == ns) slot = 0, ph ^= 1u;
+          if (++slot == ns) slot = 0, turn++;
           const bool end = ++u == U;
           if (end || i + k == n - 1) atomicAdd(&s.acc[(rg - rg0) * 32 + lane], acc), acc = 0.f;
           if (end) u = 0, rg++;
@@ -606,10 +603,10 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
         if (lane == 0) waited += gtime() - t0;
         __syncwarp(); // (each lane's copies, seen by the others)
       } else {
-        if (p.mode != 3 && !G) mbar_wait(p, &s.full[slot], ph, 3, &s.stat[0]);
+        if (p.mode != 3 && !G) mbar_wait(p, &s.full[slot], turn & 1u, 3, &s.stat[0]);
         if (p.mode != 3 && G && (i == 0 || slot % GM == 0))
           mbar_wait(p, &s.full[full_of(slot / GM, turn)], full_parity(turn), 3, &s.stat[0]);
-        src = s.ring + slot_codes(p.ns, slot);
+        src = s.ring + slot_codes(slot);
       }
       uint4 wv[3];
 #pragma unroll
@@ -693,7 +690,7 @@ __device__ void gemv(const Params &p, const Smem &s, int m, unsigned seq0, float
       const float scf = __half2float(__ushort_as_half(sv));
       acc = fmaf(scf, f.y, fmaf(scf * f.x, (float)ia, acc));
 #endif
-      if (++slot == ns) slot = 0, ph ^= 1u, turn++;
+      if (++slot == ns) slot = 0, turn++;
       // the row group's sums so far to the block's rows, at its end or the chunk's
       const bool end = ++u == U;
 #ifdef LS_MMA
