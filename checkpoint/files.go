@@ -17,10 +17,15 @@ import (
 // demand); the compressor calls it after each layer so that memory does not
 // grow with the model.
 func (c *Checkpoint) Release() {
-	if s, ok := c.Tensors.(*hfSource); ok {
-		for _, f := range s.shards {
-			f.Release()
-		}
+	if r, ok := c.Tensors.(interface{ Release() }); ok {
+		r.Release()
+	}
+}
+
+// Release drops the shards' pages from memory.
+func (s *hfSource) Release() {
+	for _, f := range s.shards {
+		f.Release()
 	}
 }
 

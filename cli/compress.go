@@ -93,6 +93,7 @@ interrupted run never leaves a partial FILE.`,
 	fl.BoolVar(&opts.NoGPTQ, "no-gptq", false, "round to nearest instead of GPTQ error compensation")
 	fl.BoolVar(&opts.TokenWeights, "token-weights", false, "with calibration, weight the rows of the embedding and the output head by the original model's mean probability of their token on the calibration text (trellis codes)")
 	fl.BoolVar(&opts.OutputTargets, "output-targets", false, "with calibration, fit each projection to the original model's output from the compressed model's inputs instead of to its own weights (experimental: helped TinyStories-656K, hurt miniphi-29m)")
+	fl.BoolVar(&opts.RotateResidual, "rotate-residual", false, "rewrite the model with a rotated residual stream first (norm gains folded into the matrices that read them, which then need no input rotation at run time; untied models only)")
 	fl.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")

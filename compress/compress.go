@@ -75,7 +75,12 @@ type Options struct {
 	// original model on the calibration text, so that the trellis search
 	// spends each tile's freedom on frequent tokens (tokenRowWeights).
 	TokenWeights bool
-	Threads      int
+	// RotateResidual rewrites the model into its equivalent with a rotated
+	// residual stream before compressing it (residual.go): the norms lose
+	// their gains, and the matrices that read them need no input rotation
+	// at run time. Models with a tied embedding and head are refused.
+	RotateResidual bool
+	Threads        int
 	// Progress reports work done in parameters (for a progress bar with ETA).
 	Progress func(done, total int64, stage string)
 }
@@ -136,6 +141,14 @@ func Run(src, out string, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("%s is already compressed; compress the original checkpoint", src)
 	}
 	cfg := ck.Config
+	var roles *residualRoles
+	if opts.RotateResidual {
+		rs, err := newRotatedSource(cfg, ck.Tensors)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, err)
+		}
+		ck.Tensors, roles = rs, rs.roles
+	}
 	tok, err := ck.Tokenizer()
 	if err != nil {
 		return nil, err
@@ -187,7 +200,7 @@ func Run(src, out string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compressor{opts: opts, ck: ck, m: m, be: be, lr: lr, seqs: seqs, totalParams: totalParams}
+	c := &compressor{opts: opts, ck: ck, m: m, be: be, lr: lr, seqs: seqs, totalParams: totalParams, residual: roles}
 	if holdout != nil {
 		c.held = &heldOut{ids: holdout, x: make([]float32, len(holdout)*cfg.Hidden)}
 	}
@@ -247,6 +260,9 @@ func Run(src, out string, opts Options) (*Report, error) {
 		}
 		if opts.TokenWeights && len(seqs) > 0 {
 			prov["settings"].(map[string]any)["token_weights"] = true
+		}
+		if roles != nil {
+			prov["settings"].(map[string]any)["rotate_residual"] = fmt.Sprintf("%#x", ResidualSeed)
 		}
 		if opts.TargetBytes > 0 {
 			settings := prov["settings"].(map[string]any)
@@ -503,6 +519,7 @@ type compressor struct {
 	quality     *Quality
 	tokenProb   []float64              // mean next-token probability of each token on the calibration text (original model), or nil
 	prePlans    map[string]*tensorPlan // plans made with the original model's Hessians during collectDiag (gptqPlan)
+	residual    *residualRoles         // the rotated residual stream's roles (Options.RotateResidual), nil without
 }
 
 func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", layer, p) }
@@ -795,6 +812,11 @@ func (c *compressor) planTensor(name string, rows, cols int, h, meas *codec.Hess
 	cands, err := Ladder(c.opts.Family, cols)
 	if err != nil {
 		return nil, err
+	}
+	if c.residual != nil && c.residual.readsStream(name) {
+		for i := range cands {
+			cands[i].Rotate = 0 // its input is the rotated stream already
+		}
 	}
 	p := &tensorPlan{name: name, rows: rows, cols: cols, weight: 1, cands: cands}
 	mat, err := c.ck.Tensors.Matrix(name)

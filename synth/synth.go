@@ -52,7 +52,11 @@ type Options struct {
 	// rotated, a Gaussian codebook).
 	Codec string
 	Std   float64 // weight standard deviation (default 0.02)
-	Seed  uint64
+	// RotateResidual writes the file as `upg compress --rotate-residual`
+	// would: the matrices that read the residual stream's norms (q/k/v,
+	// gate/up, the head) without an input rotation, every norm gain 1.
+	RotateResidual bool
+	Seed           uint64
 	// Tokenizer is the cl100k_base.tiktoken rank file to embed (default:
 	// /work/shared/tokenizers/tiktoken/cl100k_base.tiktoken); empty data and
 	// a missing file mean no tokenizer.
@@ -110,6 +114,9 @@ type tensorSpec struct {
 	name       string
 	rows, cols int
 	vector     bool // norm weight: f32, values ≈ 1
+	// readsStream: the matrix reads a norm of the residual stream (its
+	// input rotation is dropped with Options.RotateResidual)
+	readsStream bool
 }
 
 func specs(c *model.Config) []tensorSpec {
@@ -119,14 +126,14 @@ func specs(c *model.Config) []tensorSpec {
 		p := model.LayerPrefix(i)
 		s = append(s,
 			tensorSpec{name: p + "input_layernorm.weight", rows: 1, cols: d, vector: true},
-			tensorSpec{name: p + "self_attn.qkv_proj.weight", rows: qkv, cols: d},
+			tensorSpec{name: p + "self_attn.qkv_proj.weight", rows: qkv, cols: d, readsStream: true},
 			tensorSpec{name: p + "self_attn.o_proj.weight", rows: d, cols: c.QDim()},
 			tensorSpec{name: p + "post_attention_layernorm.weight", rows: 1, cols: d, vector: true},
-			tensorSpec{name: p + "mlp.gate_up_proj.weight", rows: 2 * c.FFN, cols: d},
+			tensorSpec{name: p + "mlp.gate_up_proj.weight", rows: 2 * c.FFN, cols: d, readsStream: true},
 			tensorSpec{name: p + "mlp.down_proj.weight", rows: d, cols: c.FFN})
 	}
 	return append(s, tensorSpec{name: "model.norm.weight", rows: 1, cols: d, vector: true},
-		tensorSpec{name: "lm_head.weight", rows: c.Vocab, cols: d})
+		tensorSpec{name: "lm_head.weight", rows: c.Vocab, cols: d, readsStream: true})
 }
 
 // denseCandidates are the dense settings synth may use, densest first.
@@ -210,8 +217,8 @@ func Write(path string, opts Options) error {
 		return err
 	}
 	meta := upgfile.Metadata{Architecture: arch,
-		Provenance: json.RawMessage(fmt.Sprintf(`{"synthetic":true,"seed":%d,"std":%g,"codec":"%s %d-bit group %d %s rotate=%v","bpw":%.4f}`,
-			opts.Seed, opts.Std, p.Codec, p.Bits, p.GroupSize, p.Levels, p.Rotate != 0, bpw))}
+		Provenance: json.RawMessage(fmt.Sprintf(`{"synthetic":true,"seed":%d,"std":%g,"codec":"%s %d-bit group %d %s rotate=%v","rotate_residual":%v,"bpw":%.4f}`,
+			opts.Seed, opts.Std, p.Codec, p.Bits, p.GroupSize, p.Levels, p.Rotate != 0, opts.RotateResidual, bpw))}
 	if f := p.Requires(); f != "" {
 		meta.Requires = []string{f}
 	}
@@ -233,6 +240,9 @@ func Write(path string, opts Options) error {
 		return err
 	}
 	pj, _ := json.Marshal(p)
+	readerP := p
+	readerP.Rotate = 0
+	readerJ, _ := json.Marshal(readerP)
 	f32j, _ := json.Marshal(codec.Params{Codec: "f32"})
 	var total, done int64
 	for _, t := range sp {
@@ -246,20 +256,28 @@ func Write(path string, opts Options) error {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			data = make([]byte, 4*t.cols)
 			for c := 0; c < t.cols; c++ {
-				binary.LittleEndian.PutUint32(data[4*c:], math.Float32bits(float32(1+0.02*rng.NormFloat64())))
+				g := float32(1 + 0.02*rng.NormFloat64())
+				if opts.RotateResidual {
+					g = 1 // folded into the matrices that read the norm
+				}
+				binary.LittleEndian.PutUint32(data[4*c:], math.Float32bits(g))
 			}
 			params = f32j
 		} else {
+			tp, tj := p, pj
+			if opts.RotateResidual && t.readsStream {
+				tp, tj = readerP, readerJ
+			}
 			if p.Codec == "trellis" {
-				data, err = encodeTrellis(t.rows, t.cols, p, opts.Std, seed)
+				data, err = encodeTrellis(t.rows, t.cols, tp, opts.Std, seed)
 			} else {
-				data, err = encodeDense(t.rows, t.cols, p, opts.Std, seed)
+				data, err = encodeDense(t.rows, t.cols, tp, opts.Std, seed)
 			}
 			if err != nil {
 				w.Abort()
 				return fmt.Errorf("synth: %s: %w", t.name, err)
 			}
-			params = pj
+			params = tj
 		}
 		shape := []int{t.rows, t.cols}
 		if t.vector {

@@ -207,3 +207,52 @@ func TestTrellisSynth(t *testing.T) {
 		t.Errorf("decoded std %.4f, want ≈ 0.02", std)
 	}
 }
+
+// TestRotateResidualSynth: with RotateResidual the matrices that read the
+// norms (q|k|v, gate|up, the head) carry no input rotation, o and down
+// keep theirs, and every norm gain is exactly 1 — the layout `upg compress
+// --rotate-residual` writes.
+func TestRotateResidualSynth(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.upg")
+	opts := small
+	opts.RotateResidual = true
+	if err := Write(path, opts); err != nil {
+		t.Fatal(err)
+	}
+	f, err := upgfile.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	readers := map[string]bool{"model.layers.0.self_attn.qkv_proj.weight": true, "model.layers.1.mlp.gate_up_proj.weight": true, "lm_head.weight": true}
+	for _, name := range []string{"model.layers.0.self_attn.qkv_proj.weight", "model.layers.1.mlp.gate_up_proj.weight", "lm_head.weight",
+		"model.layers.0.self_attn.o_proj.weight", "model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight"} {
+		te, _, err := f.Tensor(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p codec.Params
+		if err := json.Unmarshal(te.Params, &p); err != nil {
+			t.Fatal(err)
+		}
+		if rotated := p.Rotate != 0; rotated == readers[name] {
+			t.Errorf("%s: Rotate %#x", name, p.Rotate)
+		}
+	}
+	ck, err := checkpoint.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	for _, name := range []string{"model.layers.0.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight", "model.norm.weight"} {
+		v, err := ck.Tensors.Vector(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, g := range v {
+			if g != 1 {
+				t.Fatalf("%s[%d] = %g, want 1", name, i, g)
+			}
+		}
+	}
+}
