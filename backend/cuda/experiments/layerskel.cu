@@ -263,10 +263,15 @@ constexpr int G = 0;
 #endif
 constexpr int GM = G ? G : 1; // (a divisor in code the group form alone runs)
 // -DLS_FULL2 (the group form): two full barriers a group, for even and odd
-// turns, each waited on with the parity of its own turns (turn / 2), so that
-// a consumer passes on an old phase only if it is two turns ahead of a
-// group's landing, not one (run 210's stale reads in mode 1, if the copies
-// land out of order)
+// turns, each waited on with the parity of its own turns (turn / 2). Why
+// (NOTES.md, "the group form's stale reads, by reading"): a consumer's wait
+// for (group g, turn T) is sound only if (g, T-1)'s phase is complete, else
+// the parity test passes on (g, T-2)'s. The producer's empty waits make every
+// unit at least ns + G older than the last unit any consumer read complete;
+// a warp's next unit is up to (NCW-1)·CH + 1 past its last, so with one full
+// barrier a group (needing ns - G + 1 older) soundness rests on copies that
+// land in issue order (cp.async's arrive-on does; bulk copies need not),
+// and with two (needing 2·ns - G + 1) it holds when ns ≥ (NCW-1)·CH + 2·G
 #ifdef LS_FULL2
 constexpr bool FULL2 = true;
 #else
@@ -1190,6 +1195,11 @@ int main(int argc, char **argv) {
   if (G) p.ns -= p.ns % (G ? G : 1); // whole groups
   if (FULL2 && 2 * (p.ns / GM) > p.ns) { // (two full barriers a group)
     fprintf(stderr, "-DLS_FULL2 needs groups of at least 2 slots\n");
+    return 1;
+  }
+  if (FULL2 && p.ns < (NCW - 1) * CH + 2 * G) { // (FULL2's soundness bound, above)
+    fprintf(stderr, "-DLS_FULL2: a ring of %d slots in groups of %d is sound only from %d slots\n", p.ns, G,
+            (NCW - 1) * CH + 2 * G);
     return 1;
   }
   if (G && p.ns < NCW * CH + G) { // (a warp's next unit past the group its last one's turn may still hold)
