@@ -267,11 +267,12 @@ constexpr int GM = G ? G : 1; // (a divisor in code the group form alone runs)
 // (NOTES.md, "the group form's stale reads, by reading"): a consumer's wait
 // for (group g, turn T) is sound only if (g, T-1)'s phase is complete, else
 // the parity test passes on (g, T-2)'s. The producer's empty waits make every
-// unit at least ns + G older than the last unit any consumer read complete;
-// a warp's next unit is up to (NCW-1)·CH + 1 past its last, so with one full
-// barrier a group (needing ns - G + 1 older) soundness rests on copies that
-// land in issue order (cp.async's arrive-on does; bulk copies need not),
-// and with two (needing 2·ns - G + 1) it holds when ns ≥ (NCW-1)·CH + 2·G
+// unit at least ns older than a unit any consumer has read complete (read);
+// a warp's next unit u is up to (NCW-1)·CH + 1 past its last, and (g, T-1)'s
+// last unit is only ns - G + 1 before u, so with one full barrier a group
+// soundness rests on copies that land in issue order (cp.async's arrive-on
+// does; bulk copies need not); with two, (g, T-2)'s last unit is 2·ns - G + 1
+// before u, and it holds when ns ≥ (NCW-1)·CH + G
 #ifdef LS_FULL2
 constexpr bool FULL2 = true;
 #else
@@ -1197,9 +1198,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "-DLS_FULL2 needs groups of at least 2 slots\n");
     return 1;
   }
-  if (FULL2 && p.ns < (NCW - 1) * CH + 2 * G) { // (FULL2's soundness bound, above)
+  if (FULL2 && p.ns < (NCW - 1) * CH + G) { // (FULL2's soundness bound, above)
     fprintf(stderr, "-DLS_FULL2: a ring of %d slots in groups of %d is sound only from %d slots\n", p.ns, G,
-            (NCW - 1) * CH + 2 * G);
+            (NCW - 1) * CH + G);
     return 1;
   }
   if (G && p.ns < NCW * CH + G) { // (a warp's next unit past the group its last one's turn may still hold)
