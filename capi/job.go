@@ -113,6 +113,8 @@ type compressOptions struct {
 	Codec       string  `json:"codec"`
 	NoGPTQ      bool    `json:"no_gptq"`
 	Threads     int     `json:"threads"`
+	// RotateResidual is upg compress --rotate-residual.
+	RotateResidual bool `json:"rotate_residual"`
 }
 
 func startCompress(src, out string, o compressOptions) (*jobObj, error) {
@@ -141,7 +143,7 @@ func startCompress(src, out string, o compressOptions) (*jobObj, error) {
 		text = string(b)
 	}
 	opts := compress.Options{TargetBPW: o.TargetBPW, CalibText: text, CalibTokens: o.CalibTokens, CalibCtx: o.CalibCtx,
-		Family: compress.Family(o.Codec), NoGPTQ: o.NoGPTQ, Threads: o.Threads}
+		Family: compress.Family(o.Codec), NoGPTQ: o.NoGPTQ, Threads: o.Threads, RotateResidual: o.RotateResidual}
 	return startJob(func(progress func(int64, int64, string), cancelled func() bool) (any, error) {
 		opts.Progress = progress
 		rep, err := compress.Run(src, out, opts)

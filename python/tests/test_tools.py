@@ -50,6 +50,21 @@ def test_compress_then_evaluate(tmp_path: Path, cli, shared) -> None:
     assert q8 == json.loads(want_q8.stdout)
 
 
+def test_compress_rotate_residual(tmp_path: Path, shared) -> None:
+    # tiny-qwen2-random (untied, split q/k/v with biases) at 8 bits, no calibration: the matrices that
+    # read the norms lose their rotation, o and down keep theirs, and the provenance says so.
+    out = tmp_path / "r.upg"
+    rep = upg.compress(MODELS / "tiny-qwen2-random", out, 8.0, rotate_residual=True)
+    enc = {t["name"]: t["encoding"] for t in rep["tensors"]}
+    for name, e in enc.items():
+        if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight", "gate_proj.weight", "up_proj.weight")) or name == "lm_head.weight":
+            assert not e.endswith(" rot"), (name, e)
+        elif name.endswith(("o_proj.weight", "down_proj.weight")):
+            assert e.endswith(" rot"), (name, e)
+    assert sum(e.endswith(" rot") for e in enc.values()) == 2 * 3 + 1  # o and down in 3 layers, the embedding
+    assert json.loads(upg.inspect(out)["metadata"]["provenance"])["settings"]["rotate_residual"] == "0x5eed"
+
+
 def test_cancelled_compress_writes_nothing(tmp_path: Path, shared) -> None:
     class Stop(Exception):
         pass

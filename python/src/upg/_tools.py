@@ -60,13 +60,15 @@ def compress(
     codec: str = "auto",
     gptq: bool = True,
     threads: Optional[int] = None,
+    rotate_residual: bool = False,
     progress: Optional[Progress] = None,
 ) -> dict[str, Any]:
     """Compresses the checkpoint src (a Hugging Face directory or an F16/F32 GGUF) into the .upg file out
     at target_bpw bits per weight, every byte of the file counted — as `upg compress` does.
 
     calib is a calibration text file (or give calib_text): with it the planner spends bits where errors
-    cost most and GPTQ compensates each projection's error. progress(done, total, stage) is called on
+    cost most and GPTQ compensates each projection's error. rotate_residual rewrites the model with a
+    rotated residual stream first (`upg compress --rotate-residual`; untied models only). progress(done, total, stage) is called on
     this thread as parameters are encoded. Returns the report `upg compress --json` prints (file_bytes,
     bpw, ratio_fp32, quality, tensors, ...). Ctrl-C cancels; out is then not written.
     """
@@ -85,6 +87,7 @@ def compress(
         "codec": codec,
         "no_gptq": not gptq,
         "threads": _int_opt("threads", threads, minimum=1),
+        "rotate_residual": bool(rotate_residual),
     }
     job = c_uint64()
     _lib.call(lib.upg_compress_start, _lib.path_bytes(src), _lib.path_bytes(out), _lib.json_bytes(opts), byref(job))
