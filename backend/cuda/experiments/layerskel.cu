@@ -59,7 +59,8 @@
 // and block 0's phase times, the mean over the middle layers. Spin waits give up after 0.5 s (a hang reports, not stalls).
 // Build switches (runs 192-211, NOTES.md): -DLS_MMA (mma.sync in place of
 // dp4a), -DLS_ACC=n (n IDP.4A chains a unit), -DLS_PAIR (mode 3: two units
-// a warp at a time), -DLS_NOROT (no Hadamard stages), -DLS_MERGE1 (a head's
+// a warp at a time), -DLS_NOROT (no Hadamard stages; -DLS_RESROT: none in the norms only, as a file
+// written with compress --rotate-residual leaves them), -DLS_MERGE1 (a head's
 // splits merged in two batched round trips), -DLS_NOATOM (the attention
 // item's value sums without shared-memory atomics), -DLS_ATTN_TRACE (block
 // 0's attention item timed inside), -DLS_NPW=n (n producer warps, modes 0-2), -DLS_TMA (bulk copies, one lane a unit,
@@ -786,12 +787,17 @@ __device__ void quantize(const Smem &s, int n, float scale, int8_t *xq, float4 *
 // its stores to shared memory: one L2 round trip.
 __device__ void norm_rotq(const Params &p, const Smem &s, const float *x, const __half *e, bool norm) {
   constexpr int NV = (D / 4 + NCT - 1) / NCT;
-  float4 v[NV], wt[NV];
+  float4 v[NV];
+#ifndef LS_RESROT
+  float4 wt[NV];
+#endif
 #pragma unroll
   for (int k = 0; k < NV; k++) {
     const int i = threadIdx.x + k * NCT;
     if (i >= D / 4) break;
+#ifndef LS_RESROT
     if (norm) wt[k] = __ldg((const float4 *)p.normw + i);
+#endif
     if (e != nullptr) {
       const uint2 hv = __ldg((const uint2 *)e + i);
       const float2 a = __half22float2(*(const __half2 *)&hv.x), b = __half22float2(*(const __half2 *)&hv.y);
@@ -807,7 +813,9 @@ __device__ void norm_rotq(const Params &p, const Smem &s, const float *x, const 
     if (i >= D / 4) break;
     if (norm) {
       ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+#ifndef LS_RESROT
       v[k].x *= wt[k].x, v[k].y *= wt[k].y, v[k].z *= wt[k].z, v[k].w *= wt[k].w;
+#endif
     }
     ((float4 *)s.sm)[i] = v[k];
   }
@@ -822,7 +830,12 @@ __device__ void norm_rotq(const Params &p, const Smem &s, const float *x, const 
     for (int k = 0; k < NCW; k++) ss += s.red[k];
     rs = rsqrtf(ss / D + 1e-5f);
   }
-  rotate(s, D, 1024);
+#ifdef LS_RESROT
+  // -DLS_RESROT: the residual stream kept rotated (compress --rotate-residual):
+  // the norms have neither gain nor rotation; o's input and the SwiGLU keep theirs
+  if (!norm)
+#endif
+    rotate(s, D, 1024);
   quantize(s, D, rs * (1.f / 32.f), s.xs, s.xf);
 }
 
