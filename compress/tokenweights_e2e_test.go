@@ -1,7 +1,6 @@
 package compress_test
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/upg-ai/upg/compress"
@@ -42,13 +41,7 @@ func TestTokenWeightsTinyStories(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	var prov struct {
-		Settings map[string]any `json:"settings"`
-	}
-	if err := json.Unmarshal(r.Meta.Provenance, &prov); err != nil {
-		t.Fatal(err)
-	}
-	if prov.Settings["token_weights"] != true {
-		t.Errorf("provenance settings %v lack token_weights", prov.Settings)
+	if s := provenanceSettings(t, r); s["token_weights"] != true {
+		t.Errorf("provenance settings %v lack token_weights", s)
 	}
 }
