@@ -12,6 +12,7 @@ import (
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/cli"
 	"github.com/upg-ai/upg/compress"
+	"github.com/upg-ai/upg/internal/units"
 )
 
 // jobObj is a long operation (compress, evaluate) running in a goroutine.
@@ -113,15 +114,31 @@ type compressOptions struct {
 	Codec       string  `json:"codec"`
 	NoGPTQ      bool    `json:"no_gptq"`
 	Threads     int     `json:"threads"`
-	// RotateResidual is upg compress --rotate-residual.
+	// TargetSize is upg compress --target-size: the largest file size,
+	// bytes or with a unit ("9.4MB", "8MiB"), instead of TargetBPW.
+	TargetSize string `json:"target_size"`
+	// TokenWeights, OutputTargets and RotateResidual are upg compress's
+	// --token-weights, --output-targets and --rotate-residual.
+	TokenWeights   bool `json:"token_weights"`
+	OutputTargets  bool `json:"output_targets"`
 	RotateResidual bool `json:"rotate_residual"`
 }
 
 func startCompress(src, out string, o compressOptions) (*jobObj, error) {
+	var targetBytes int64
+	if o.TargetSize != "" {
+		n, err := units.ParseSize(o.TargetSize)
+		if err != nil || n <= 0 {
+			return nil, argErrorf("target_size %q: want a positive size in bytes, e.g. 9.4MB or 9400000", o.TargetSize)
+		}
+		targetBytes = n
+	}
 	switch {
 	case src == "" || out == "":
 		return nil, argErrorf("compress needs a source and an output path")
-	case !(o.TargetBPW > 0 && o.TargetBPW <= 32):
+	case targetBytes > 0 && o.TargetBPW != 0:
+		return nil, argErrorf("give target_bpw or target_size, not both")
+	case targetBytes == 0 && !(o.TargetBPW > 0 && o.TargetBPW <= 32):
 		return nil, argErrorf("target_bpw %v must be in (0, 32] (10x smaller than fp32 is 3.2)", o.TargetBPW)
 	case o.Calib != "" && o.CalibText != "":
 		return nil, argErrorf("give calib (a file) or calib_text, not both")
@@ -143,7 +160,8 @@ func startCompress(src, out string, o compressOptions) (*jobObj, error) {
 		text = string(b)
 	}
 	opts := compress.Options{TargetBPW: o.TargetBPW, CalibText: text, CalibTokens: o.CalibTokens, CalibCtx: o.CalibCtx,
-		Family: compress.Family(o.Codec), NoGPTQ: o.NoGPTQ, Threads: o.Threads, RotateResidual: o.RotateResidual}
+		Family: compress.Family(o.Codec), NoGPTQ: o.NoGPTQ, Threads: o.Threads, TargetBytes: targetBytes,
+		TokenWeights: o.TokenWeights, OutputTargets: o.OutputTargets, RotateResidual: o.RotateResidual}
 	return startJob(func(progress func(int64, int64, string), cancelled func() bool) (any, error) {
 		opts.Progress = progress
 		rep, err := compress.Run(src, out, opts)

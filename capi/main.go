@@ -315,8 +315,10 @@ func upg_gen_free(h C.uint64_t) C.int32_t {
 }
 
 // upg_compress_start starts compressing src into out with options (JSON)
-// {"target_bpw", "calib" (a file) or "calib_text", "calib_tokens",
-// "calib_ctx", "codec", "no_gptq", "threads", "rotate_residual"}. Poll it with upg_job_wait;
+// {"target_bpw" or "target_size" (bytes, or with a unit: "9.4MB"), "calib"
+// (a file) or "calib_text", "calib_tokens", "calib_ctx", "codec",
+// "no_gptq", "threads", "token_weights", "output_targets",
+// "rotate_residual"}. Poll it with upg_job_wait;
 // its result is the report `upg compress --json` prints.
 //
 //export upg_compress_start

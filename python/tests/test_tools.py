@@ -19,7 +19,8 @@ def test_compress_then_evaluate(tmp_path: Path, cli, shared) -> None:
     calib = SHARED / "corpus" / "cs336_tinystories_sample.txt"
     out = tmp_path / "ts.upg"
     seen: list[tuple[int, int, str]] = []
-    rep = upg.compress(src, out, 4.0, calib, calib_ctx=128, calib_tokens=512, progress=lambda d, t, s: seen.append((d, t, s)))
+    rep = upg.compress(src, out, 4.0, calib, calib_ctx=128, calib_tokens=512, token_weights=True,
+                       progress=lambda d, t, s: seen.append((d, t, s)))
     assert out.is_file() and rep["file_bytes"] == out.stat().st_size
     assert rep["bpw"] <= 4.0 and rep["parameters"] == 656000 and rep["quality"]["kld_mean"] >= 0
     assert seen and 0 < seen[-1][0] <= seen[-1][1] == 656000 and any(s.startswith("encoded") for _, _, s in seen)
@@ -28,8 +29,10 @@ def test_compress_then_evaluate(tmp_path: Path, cli, shared) -> None:
 
     # The command line writes the same tensors (the files differ in their creation time).
     out2 = tmp_path / "cli.upg"
-    run_cli(cli, "compress", str(src), "--out", str(out2), "--target-bpw", "4", "--calib", str(calib), "--calib-ctx", "128", "--calib-tokens", "512", "-q")
+    run_cli(cli, "compress", str(src), "--out", str(out2), "--target-bpw", "4", "--calib", str(calib), "--calib-ctx", "128", "--calib-tokens", "512",
+            "--token-weights", "-q")
     assert upg.inspect(out2)["tensors"] == upg.inspect(out)["tensors"]
+    assert json.loads(upg.inspect(out)["metadata"]["provenance"])["settings"]["token_weights"] is True
     out2.unlink()
 
     ticks: list[tuple[int, int, str]] = []
@@ -63,6 +66,21 @@ def test_compress_rotate_residual(tmp_path: Path, shared) -> None:
             assert e.endswith(" rot"), (name, e)
     assert sum(e.endswith(" rot") for e in enc.values()) == 2 * 3 + 1  # o and down in 3 layers, the embedding
     assert json.loads(upg.inspect(out)["metadata"]["provenance"])["settings"]["rotate_residual"] == "0x5eed"
+
+
+def test_compress_target_size(tmp_path: Path, shared) -> None:
+    # a file size instead of a rate, as `upg compress --target-size`: a ceiling, every byte counted
+    src = MODELS / "tiny-qwen2-random"
+    out = tmp_path / "s.upg"
+    rep = upg.compress(src, out, target_size="1.2MB")
+    assert rep["file_bytes"] == out.stat().st_size <= 1_200_000
+    assert json.loads(upg.inspect(out)["metadata"]["provenance"])["settings"]["target_bytes"] == 1_200_000
+    with pytest.raises(TypeError, match="not both"):
+        upg.compress(src, out, 3.2, target_size="1MB")
+    with pytest.raises(upg.InvalidArgumentError, match="target_size"):
+        upg.compress(src, out, target_size="big")
+    with pytest.raises(upg.InvalidArgumentError, match='target_size "0"'):
+        upg.compress(src, out, target_size=0)
 
 
 def test_cancelled_compress_writes_nothing(tmp_path: Path, shared) -> None:

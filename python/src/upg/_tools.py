@@ -51,35 +51,49 @@ def _run_job(handle: int, progress: Optional[Progress]) -> Any:
 def compress(
     src: PathLike,
     out: PathLike,
-    target_bpw: float = 3.2,
+    target_bpw: Optional[float] = None,
     calib: Optional[PathLike] = None,
     *,
+    target_size: Union[int, str, None] = None,
     calib_text: Optional[str] = None,
     calib_tokens: int = 4096,
     calib_ctx: int = 512,
     codec: str = "auto",
     gptq: bool = True,
     threads: Optional[int] = None,
+    token_weights: bool = False,
+    output_targets: bool = False,
     rotate_residual: bool = False,
     progress: Optional[Progress] = None,
 ) -> dict[str, Any]:
     """Compresses the checkpoint src (a Hugging Face directory or an F16/F32 GGUF) into the .upg file out
-    at target_bpw bits per weight, every byte of the file counted — as `upg compress` does.
+    at target_bpw bits per weight (3.2 when neither it nor target_size is given), or to at most
+    target_size bytes (an int, or a string with a unit: "9.4MB", "8MiB"), every byte of the file
+    counted — as `upg compress` does.
 
     calib is a calibration text file (or give calib_text): with it the planner spends bits where errors
-    cost most and GPTQ compensates each projection's error. rotate_residual rewrites the model with a
-    rotated residual stream first (`upg compress --rotate-residual`; untied models only). progress(done, total, stage) is called on
-    this thread as parameters are encoded. Returns the report `upg compress --json` prints (file_bytes,
-    bpw, ratio_fp32, quality, tensors, ...). Ctrl-C cancels; out is then not written.
+    cost most and GPTQ compensates each projection's error. token_weights, output_targets and
+    rotate_residual are `upg compress`'s --token-weights, --output-targets and --rotate-residual (the
+    last rewrites the model with a rotated residual stream first; untied models only).
+    progress(done, total, stage) is called on this thread as parameters are encoded. Returns the
+    report `upg compress --json` prints (file_bytes, bpw, ratio_fp32, quality, tensors, ...). Ctrl-C
+    cancels; out is then not written.
     """
     if calib is not None and calib_text is not None:
         raise TypeError("give calib (a file) or calib_text, not both")
+    if target_bpw is not None and target_size is not None:
+        raise TypeError("give target_bpw or target_size, not both")
+    if target_size is not None and (isinstance(target_size, bool) or not isinstance(target_size, (int, str))):
+        raise TypeError(f"target_size must be an int or a str, not {type(target_size).__name__}")
     if calib_text is not None and not isinstance(calib_text, str):
         raise TypeError(f"calib_text must be a str, not {type(calib_text).__name__}")
     if not isinstance(codec, str):
         raise TypeError(f"codec must be a str, not {type(codec).__name__}")
+    if target_bpw is None and target_size is None:
+        target_bpw = 3.2
     opts = {
-        "target_bpw": _float_opt("target_bpw", target_bpw),
+        "target_bpw": _float_opt("target_bpw", target_bpw) if target_bpw is not None else 0,
+        "target_size": str(target_size) if target_size is not None else "",
         "calib": os.fsdecode(calib) if calib is not None else "",
         "calib_text": calib_text or "",
         "calib_tokens": _int_opt("calib_tokens", calib_tokens, minimum=1, allow_none=False),
@@ -87,6 +101,8 @@ def compress(
         "codec": codec,
         "no_gptq": not gptq,
         "threads": _int_opt("threads", threads, minimum=1),
+        "token_weights": bool(token_weights),
+        "output_targets": bool(output_targets),
         "rotate_residual": bool(rotate_residual),
     }
     job = c_uint64()
