@@ -103,6 +103,7 @@ func streamCompletion(ctx context.Context, url string, body map[string]any) stre
 // once: no errors, every stream ends with [DONE] and correct usage, greedy
 // ones produce what they produce alone, and afterwards no KV block is
 // referenced by a request and memory stayed within model + KV budget + 0.5 GiB.
+// Its speed is logged, not asserted.
 func TestConcurrentStreams(t *testing.T) {
 	t0 := time.Now()
 	ts := start(t, engine.Options{MaxSeqs: 32, Ctx: 512}, serve.Config{})
@@ -172,9 +173,6 @@ func TestConcurrentStreams(t *testing.T) {
 	limit := sysmem.PathSize(demo) + ts.eng.Pool.Bytes() + 512<<20
 	if usage.PeakRSS > limit {
 		t.Errorf("peak RSS %d MiB > model + KV budget + 512 MiB = %d MiB", usage.PeakRSS>>20, limit>>20)
-	}
-	if elapsed > 2*time.Minute {
-		t.Errorf("64 streams took %v", elapsed)
 	}
 	// The request counter saw them.
 	resp, err := http.Get(ts.URL + "/metrics")
