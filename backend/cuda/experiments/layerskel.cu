@@ -68,7 +68,7 @@
 // -DLS_GROUP=g (with -DLS_TMA: a barrier pair and two bulk copies a group of g slots: runs 205-207),
 // -DLS_EARLY (the group form's consumers free each unit once read), -DLS_CH=n (n units a consumer chunk): run 208,
 // -DLS_CHECK (each unit's index in its last scale, checked where it is read: run 210),
-// -DLS_FULL2 (the group form: a full barrier a group for even turns and one for odd: prepared as run 211).
+// -DLS_FULL2 (the group form: a full barrier a group for even turns and one for odd: the fix of its stale reads, run 212).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #define UPG_SRC 1
 #include "../kernels/gemv.cu"
