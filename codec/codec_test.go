@@ -311,8 +311,8 @@ func TestRotationIsOrthogonal(t *testing.T) {
 		want := tensor.Dot(w, x)
 		xr := append([]float32(nil), x...)
 		wr := append([]float32(nil), w...)
-		rotateForward(xr, s)
-		rotateForward(wr, s)
+		RotateForward(xr, s)
+		RotateForward(wr, s)
 		if got := tensor.Dot(wr, xr); math.Abs(float64(got-want)) > 1e-4 {
 			t.Fatalf("cols %d: rotated dot %v, want %v", cols, got, want)
 		}

@@ -163,7 +163,7 @@ func encodeDense(w []float32, rows, cols int, p Params, h *Hessian, pick func(w,
 	}
 	if p.Rotate != 0 {
 		signs := RotationSigns(p.Rotate, cols)
-		parallelFor(rows, func(r int) { rotateForward(w[r*cols:(r+1)*cols], signs) })
+		parallelFor(rows, func(r int) { RotateForward(w[r*cols:(r+1)*cols], signs) })
 		if hm != nil {
 			hm = h.rotated(p.Rotate, signs)
 		}
@@ -335,7 +335,7 @@ func (m *DenseMatrix) DecodeRows(dst []float32, r0, r1 int) {
 // matrix is not rotated). x must have length C.
 func (m *DenseMatrix) RotateInput(x []float32) {
 	if m.Signs != nil {
-		rotateForward(x, m.Signs)
+		RotateForward(x, m.Signs)
 	}
 }
 

@@ -34,9 +34,10 @@ func RotationSigns(seed uint64, cols int) []float32 {
 	return s
 }
 
-// rotateForward computes x ← Q·x = H·(D·x) in place (what a kernel does to
-// the input vector of a rotated matrix).
-func rotateForward(x, signs []float32) {
+// RotateForward computes x ← Q·x = H·(D·x) in place (what a kernel does to
+// the input vector of a rotated matrix), D the ±1 signs of RotationSigns
+// and H the block Hadamard of RotationBlock(len(x)).
+func RotateForward(x, signs []float32) {
 	for i := range x {
 		x[i] *= signs[i]
 	}

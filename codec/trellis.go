@@ -241,7 +241,7 @@ func (m *TrellisMatrix) DecodeRows(dst []float32, r0, r1 int) {
 // matrix is not rotated). x must have length C.
 func (m *TrellisMatrix) RotateInput(x []float32) {
 	if m.Signs != nil {
-		rotateForward(x, m.Signs)
+		RotateForward(x, m.Signs)
 	}
 }
 
@@ -539,7 +539,7 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 	}
 	if p.Rotate != 0 {
 		signs := RotationSigns(p.Rotate, cols)
-		parallelFor(rows, func(r int) { rotateForward(work[r*cp:r*cp+cols], signs) })
+		parallelFor(rows, func(r int) { RotateForward(work[r*cp:r*cp+cols], signs) })
 		if hm != nil {
 			hm = h.rotated(p.Rotate, signs)
 		}

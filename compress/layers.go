@@ -20,9 +20,12 @@ type stage struct {
 }
 
 // layerStages lists a layer's projections in the order they run.
-func (c *compressor) layerStages(li int) []stage {
+func (c *compressor) layerStages(li int) []stage { return layerStages(c.ck.Tensors.Has, li) }
+
+// layerStages lists layer li's projections in the order they run, those
+// that has reports present.
+func layerStages(has func(string) bool, li int) []stage {
 	p := model.LayerPrefix(li)
-	has := c.ck.Tensors.Has
 	pick := func(fused string, split ...string) []string {
 		if has(p + fused) {
 			return []string{fused}

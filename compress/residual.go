@@ -62,20 +62,18 @@ func newResidualRoles(cfg *model.Config, src model.TensorSource) (*residualRoles
 	r.norms["model.norm.weight"] = true
 	for i := range cfg.Layers {
 		p := model.LayerPrefix(i)
-		attn, ffn := p+"input_layernorm.weight", p+"post_attention_layernorm.weight"
-		r.norms[attn], r.norms[ffn] = true, true
-		for _, s := range []string{"self_attn.qkv_proj.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight"} {
-			if src.Has(p + s) {
-				r.gain[p+s] = attn
+		// the compressor's stages: the attention's and the FFN's inputs are
+		// the norms' outputs, o's and down's outputs go into the stream
+		norm := map[model.TapPoint]string{model.TapAttnIn: p + "input_layernorm.weight", model.TapFFNIn: p + "post_attention_layernorm.weight"}
+		for _, st := range layerStages(src.Has, i) {
+			for _, s := range st.names {
+				if n, ok := norm[st.tap]; ok {
+					r.gain[p+s], r.norms[n] = n, true
+				} else {
+					r.writers[p+s] = true
+				}
 			}
 		}
-		for _, s := range []string{"mlp.gate_up_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight"} {
-			if src.Has(p + s) {
-				r.gain[p+s] = ffn
-			}
-		}
-		r.writers[p+"self_attn.o_proj.weight"] = true
-		r.writers[p+"mlp.down_proj.weight"] = true
 	}
 	for n := range r.norms {
 		if !src.Has(n) {
@@ -110,14 +108,6 @@ func newRotatedSource(cfg *model.Config, src checkpoint.Source) (*rotatedSource,
 	}
 	return &rotatedSource{Source: src, roles: roles, hidden: cfg.Hidden,
 		signs: codec.RotationSigns(ResidualSeed, cfg.Hidden), whole: map[string][]float32{}}, nil
-}
-
-// rotate computes x ← Q·x in place for one hidden-wide vector.
-func (s *rotatedSource) rotate(x []float32) {
-	for i := range x {
-		x[i] *= s.signs[i]
-	}
-	tensor.FWHT(x, codec.RotationBlock(len(x)))
 }
 
 // Vector returns ones for the norm gains (folded into their readers).
@@ -194,7 +184,7 @@ func (m *rowRotated) DecodeRows(dst []float32, r0, r1 int) {
 				row[j] *= g
 			}
 		}
-		m.s.rotate(row)
+		codec.RotateForward(row, m.s.signs)
 	}
 }
 

@@ -25,7 +25,7 @@ func rotateCols(s *rotatedSource, w []float32, R, C int) []float32 {
 		for r := range R {
 			col[r] = w[r*C+j]
 		}
-		s.rotate(col)
+		codec.RotateForward(col, s.signs)
 		for r := range R {
 			out[r*C+j] = col[r]
 		}
