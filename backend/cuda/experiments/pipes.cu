@@ -15,6 +15,7 @@
 // 32 per warp instruction). Two kinds on one pipe of width w give w in all;
 // on two pipes, up to the sum. The SM clock is read from clock64 against
 // the global timer in every block.
+// Run 215 adds HMUL2 with the .H1_H1 swizzle and IMAD.HI (hi16's homes).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #include <cstdio>
 #include <cstdlib>
@@ -38,9 +39,17 @@ template <int K> __device__ __forceinline__ unsigned op(unsigned a, unsigned b) 
     d = __float_as_uint(f);
   }
   if constexpr (K == 6) asm volatile("add.u32 %0, %0, %1;" : "+r"(d) : "r"(b));
+  // the two homes hi16 (kernels/gemv.cu) tries for a selector's >> 16: an
+  // fp16 multiply of the upper half taken twice (HMUL2 .H1_H1) and the
+  // high word of a product (IMAD.HI)
+  if constexpr (K == 7)
+    asm volatile("{.reg .b16 l, h; .reg .b32 hh; mov.b32 {l, h}, %0; mov.b32 hh, {h, h}; mul.rn.f16x2 %0, hh, %1;}"
+                 : "+r"(d)
+                 : "r"(b));
+  if constexpr (K == 8) asm volatile("mul.hi.u32 %0, %0, %1;" : "+r"(d) : "r"(b));
   return d;
 }
-constexpr const char *NAME[] = {"PRMT", "LOP3", "IDP.4A", "SHF", "IMAD", "FFMA", "IADD3"};
+constexpr const char *NAME[] = {"PRMT", "LOP3", "IDP.4A", "SHF", "IMAD", "FFMA", "IADD3", "HMUL2.H1", "IMAD.HI"};
 
 struct Out {
   unsigned long long c0, c1, t0, t1; // clock64 and the global timer at the block's start and end
@@ -137,5 +146,11 @@ int main() {
   measure<0, 5>(n, d);
   measure<0, 6>(n, d);
   measure<2, 6>(n, d);
+  measure<7, -1>(n, d);
+  measure<8, -1>(n, d);
+  measure<0, 7>(n, d);
+  measure<2, 7>(n, d);
+  measure<0, 8>(n, d);
+  measure<2, 8>(n, d);
   return 0;
 }
