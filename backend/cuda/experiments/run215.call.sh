@@ -21,6 +21,11 @@
 #      latency-bound (run 146), so decode +2-6% for LAND (H2S, IMAD.HI for both, is left for later: its IMAD
 #      pipe would carry 157 a loop)
 #   4. layerskel mode 3 (the persistent multiply alone, ALU-bound: run 194), old forms (T) against the tree's (S)
+#   b. `bash backend/cuda/experiments/run215.call.sh b`, a second call on the warm machine with carry
+#      .cuda-carry/f (cuda.test.gz as above, rot.upg.gz: the rotated miniphi file of run 212, made by
+#      `upg compress ../shared/models/miniphi-29m --out rot.upg --target-bpw 3.2 --calib models/calib/miniphi-calib.txt
+#      --calib-tokens 8192 --rotate-residual`): TestGPUGreedyMatchesCPU on it, the embedded fatbin and LAND's, with
+#      the test's CPU spread now taken only over the steps where the CPU's int8 and float paths still agree
 set -u
 if [ "${1:-a}" = b ]; then
   C=$PWD/.cuda-carry/f; cd $C && gunzip -kf *.gz && chmod +x cuda.test && cd - > /dev/null
@@ -41,7 +46,6 @@ mkdir -p /work/shared/tokenizers/tiktoken && cp $C/cl100k_base.tiktoken /work/sh
 cd $R
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >> $L
 ( $C/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/p.upg -q > /tmp/synth.txt 2>&1; echo "synth rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
-spid=$!
 mkdir -p /tmp/b /tmp/land
 G="-fatbin -O3 -std=c++17 -lineinfo -Xptxas -v -gencode=arch=compute_90,code=sm_90"
 printf '#!/bin/sh\nexec nvcc --threads 5 "$@"\n' > /tmp/nvcc5 && chmod +x /tmp/nvcc5
@@ -54,7 +58,7 @@ nvcc $LB -DUPG_SEL_HI_SHF -DUPG_SEL3_SHF $E/layerskel.cu -o /tmp/ls_T > /tmp/bLT
 nvcc $LB $E/layerskel.cu -o /tmp/ls_S > /tmp/bLS.txt 2>&1 &
 nvcc -O3 -std=c++17 -arch=sm_90 $E/pipes.cu -o /tmp/pipes > /tmp/bP.txt 2>&1 && { echo "== pipes"; timeout 60 /tmp/pipes; } >> $L 2>&1
 note pipes
-for j in $(jobs -p); do [ $j = $lpid ] || wait $j; done
+for j in $(jobs -p); do [ $j = $lpid ] || wait $j; done # the synthesis and every build but the full one
 note builds
 for v in H1 LT LS P LAND; do echo "build $v: $(grep -iE 'error' /tmp/b$v.txt | head -3)" >> $L; done
 for v in H1 LAND; do echo "$v $(grep -A2 "Compiling entry function 'upg_gemv_k3_g1_t1'" /tmp/b$v.txt | tail -2 | tr '\n' ' ')" >> $L; done
@@ -92,7 +96,6 @@ for v in H1 main LAND; do
 done
 left 60 && bench "b32 main" "" --prompt-tokens 512 --gen-tokens 32 --batch 32
 left 60 && bench "b32 LAND" /tmp/b/LAND.fatbin --prompt-tokens 512 --gen-tokens 32 --batch 32
-note all
 wait $lpid
 grep -E '^upg_gemv_k3_g1_t1 |^upg_gemv_k3_g1_t1r ' /tmp/bLANDFULL.txt >> $L
 note all
