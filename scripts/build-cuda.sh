@@ -25,10 +25,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 verify=0
+work=$(mktemp -d) # ptxas's log, and --verify's output
+trap 'rm -rf "$work"' EXIT
 if [ "${1:-}" = "--verify" ]; then
   verify=1
-  out=$(mktemp -d)
-  trap 'rm -rf "$out"' EXIT
+  out=$work/out
 else
   out=${1:-backend/cuda}
 fi
@@ -46,13 +47,12 @@ if ! "${norand[@]}" true 2>/dev/null; then
   echo "build-cuda.sh: setarch -R refused here: address randomization stays on, and the build may not be reproducible" >&2
   norand=()
 fi
-log=$(mktemp)
+log=$work/ptxas.log
 # shellcheck disable=SC2086
 (cd "$stage" && "${norand[@]}" "$nvcc" -fatbin $flags $gencode -Xptxas -v upg.cu -o "$out/kernels.fatbin") 2>"$log" || { cat "$log"; exit 1; }
 if [ "$verify" = 1 ]; then
-  want=$(python3 -c 'import json; print(json.load(open("backend/cuda/kernels.manifest.json"))["outputs"]["kernels.fatbin"]["sha256"])')
+  { read -r want; read -r built_with; } < <(python3 -c 'import json; m = json.load(open("backend/cuda/kernels.manifest.json")); print(m["outputs"]["kernels.fatbin"]["sha256"]); print(m["nvcc"])')
   got=$(sha256sum "$out/kernels.fatbin" | cut -d' ' -f1)
-  built_with=$(python3 -c 'import json; print(json.load(open("backend/cuda/kernels.manifest.json"))["nvcc"])')
   if [ "$got" = "$want" ] && cmp -s "$out/kernels.fatbin" backend/cuda/kernels.fatbin; then
     echo "build-cuda.sh --verify: the rebuilt kernels.fatbin is the committed one (sha256 $got)"
     exit 0

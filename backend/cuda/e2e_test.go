@@ -227,8 +227,12 @@ func TestGPUGreedyMatchesCPU(t *testing.T) {
 		// rotated miniphi file's second prompt: 0.105 over the 6 steps before
 		// the CPU's two paths part, while the GPU-vs-CPU difference reached
 		// 0.138 over 32 steps, run 216).
-		if worstIn > math.Max(2e-2, cpuSpread) {
-			t.Errorf("%q: int8 paths: logits differ by %.3g over the first %d steps, more than the CPU's own int8-vs-float spread %.3g over them", text, worstIn, cpuSteps, cpuSpread)
+		// The two paths round independently, each by about the CPU's spread
+		// from the float result, so they may differ by up to twice it (the
+		// rotated file's second prompt: 0.107 against a spread of 0.105, run
+		// 216); a wrong kernel differs by whole units.
+		if worstIn > math.Max(2e-2, 2*cpuSpread) {
+			t.Errorf("%q: int8 paths: logits differ by %.3g over the first %d steps, more than twice the CPU's own int8-vs-float spread %.3g over them", text, worstIn, cpuSteps, cpuSpread)
 		}
 	}
 }
