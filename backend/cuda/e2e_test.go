@@ -223,14 +223,13 @@ func TestGPUGreedyMatchesCPU(t *testing.T) {
 		// Both quantize activations to int8 per group; they round a few
 		// values differently, and that noise is of the size of the CPU's own
 		// int8-versus-float difference (cpuSpread), not of 2e-2. Compared
-		// over the same steps: the spread grows with the steps it covers (the
-		// rotated miniphi file's second prompt: 0.105 over the 6 steps before
-		// the CPU's two paths part, while the GPU-vs-CPU difference reached
-		// 0.138 over 32 steps, run 216).
-		// The two paths round independently, each by about the CPU's spread
-		// from the float result, so they may differ by up to twice it (the
-		// rotated file's second prompt: 0.107 against a spread of 0.105, run
-		// 216); a wrong kernel differs by whole units.
+		// over the same steps, since both grow with the steps they cover (the
+		// rotated miniphi file's second prompt: a spread of 0.105 over the 6
+		// steps before the CPU's two paths part, a GPU-vs-CPU difference of
+		// 0.138 over 32, run 215b). The two paths round independently, each
+		// about the spread away from the float result, so they may differ by
+		// up to twice it (the same prompt over its 6 steps: 0.107, run 216);
+		// a wrong kernel differs by whole units.
 		if worstIn > math.Max(2e-2, 2*cpuSpread) {
 			t.Errorf("%q: int8 paths: logits differ by %.3g over the first %d steps, more than twice the CPU's own int8-vs-float spread %.3g over them", text, worstIn, cpuSteps, cpuSpread)
 		}
