@@ -15,7 +15,8 @@
 // 32 per warp instruction). Two kinds on one pipe of width w give w in all;
 // on two pipes, up to the sum. The SM clock is read from clock64 against
 // the global timer in every block.
-// Run 215 adds HMUL2 with the .H1_H1 swizzle and IMAD.HI (hi16's homes).
+// Run 215 adds HMUL2 with the .H1_H1 swizzle and IMAD.HI: on sm_90 the first
+// issues on IDP.4A's pipe, the second at half rate (NOTES.md, run 215).
 // Standalone (CUDA runtime, no Go); not part of the build or of CI.
 #include <cstdio>
 #include <cstdlib>
@@ -39,7 +40,8 @@ template <int K> __device__ __forceinline__ unsigned op(unsigned a, unsigned b) 
     d = __float_as_uint(f);
   }
   if constexpr (K == 6) asm volatile("add.u32 %0, %0, %1;" : "+r"(d) : "r"(b));
-  // the two homes hi16 (kernels/gemv.cu) tries for a selector's >> 16: an
+  // the two homes sel-pipes.patch tried for a selector's >> 16 (run 215,
+  // lost; git show a738e87:backend/cuda/experiments/sel-pipes.patch): an
   // fp16 multiply of the upper half taken twice (HMUL2 .H1_H1) and the
   // high word of a product (IMAD.HI)
   if constexpr (K == 7)
