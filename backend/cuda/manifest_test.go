@@ -162,17 +162,6 @@ func cKind(t *testing.T, typ string) byte {
 	return 0
 }
 
-// TestKernelArgsFit: every kernel's parameter list fits launch's arrays
-// (maxKernelArgs), so that no launch fails for its length on the GPU alone
-// (run 220's 40-parameter kernels failed every launch on the limit of 32).
-func TestKernelArgsFit(t *testing.T) {
-	for name := range kernelSig {
-		if n := len(kernelKinds[name]); n > maxKernelArgs {
-			t.Errorf("%s takes %d parameters > maxKernelArgs %d", name, n, maxKernelArgs)
-		}
-	}
-}
-
 // TestKernelSignatures checks every kernel's parameter list against the
 // Go launch wrappers' table (names, order and kinds), both ways.
 func TestKernelSignatures(t *testing.T) {
