@@ -235,7 +235,6 @@ func TestGPUDecodeBench(t *testing.T) {
 	}
 }
 
-// maxDiff is the largest |a[i] − b[i]|.
 // alike compares two greedy runs of one prompt step by step, up to the
 // first step whose tokens differ (its logits included: the contexts were
 // still the same; after it the runs continue different texts) and at most
@@ -287,6 +286,7 @@ func TestAlike(t *testing.T) {
 	}
 }
 
+// maxDiff is the largest |a[i] − b[i]|.
 func maxDiff(a, b []float32) float64 {
 	var m float64
 	for i, v := range a {
