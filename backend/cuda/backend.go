@@ -54,6 +54,10 @@ type Backend struct {
 	// last queued op when the next one may fuse with it.
 	fuse bool
 	last *pend
+	// resOp is the last queued GEMV with a residual epilogue, resOut its
+	// residual (an RMSNorm right after it may leave its work to its reader)
+	resOp  *queued
+	resOut DevPtr
 
 	// workspaces, grown on demand (growing drops the captured graphs)
 	sc       *Scratch
@@ -274,6 +278,7 @@ type weight struct {
 	rows, cols int
 	g          *DenseGPU     // matrix
 	vec        DevPtr        // vector
+	ones       bool          // a vector of ones (an RMSNorm gain folded into its readers: selfQuant)
 	host       tensor.Matrix // the source, for host fallbacks (overlay embeddings)
 }
 
@@ -334,7 +339,7 @@ func (b *Backend) LoadVector(v []float32) (backend.Weight, error) {
 	if err := b.d.UploadF32(p, v); err != nil {
 		return nil, err
 	}
-	w := &weight{rows: 1, cols: len(v), vec: p}
+	w := &weight{rows: 1, cols: len(v), vec: p, ones: allOnes(v)}
 	b.weights = append(b.weights, w)
 	return w, nil
 }
@@ -847,6 +852,16 @@ func (b *Backend) RMSNorm(dst, x backend.Buffer, w backend.Weight, eps float32, 
 					return func() error { return b.d.rmsRotq(g, o, in, wv.vec, eps, n, b.sc) }
 				}}
 		}
+		// right after the GEMV whose epilogue added to x (and left its row
+		// groups' sums of squares: res_write), with a gain of ones, the
+		// reader may quantize x itself (selfQuant, fuseMatMul)
+		q.pend.selfq = nil
+		if n == 1 && wv.ones && useSelfQuant && len(b.ops) >= 2 && b.ops[len(b.ops)-2] == b.resOp && b.resOut == in {
+			if q.pend.sqMade == nil { // once for the kept op: a step queues without allocating (queue.go)
+				q.pend.sqMade = &selfQuant{x: in, h: o, eps: eps}
+			}
+			q.pend.selfq = q.pend.sqMade
+		}
 		b.last = q.pend
 	}
 }
@@ -896,9 +911,11 @@ func (b *Backend) Add(dst, src backend.Buffer, n int) {
 	defer b.mu.Unlock()
 	o, i := bufOf(dst).p, bufOf(src).p
 	if l := b.last; l != nil && l.withRes != nil && l.out == i && o != i && l.n*l.cols == n && n > 0 {
-		if q := b.enqueueAt(l.idx, opAdd|fusedOp, uint64(o), uint64(i), uint64(n)); q.run == nil {
+		q := b.enqueueAt(l.idx, opAdd|fusedOp, uint64(o), uint64(i), uint64(n))
+		if q.run == nil {
 			q.run = l.withRes(o)
 		}
+		b.resOp, b.resOut = q, o
 		return
 	}
 	if q := b.enqueue(opAdd, uint64(o), uint64(i), uint64(n)); q.run == nil {

@@ -47,6 +47,7 @@ type Device struct {
 	pdl          bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
 	ablate       []string       // name prefixes of kernels not launched (AblateEnv; measurements only)
 	attnClusters int64          // upg_attn_cluster_rotq launches (tests)
+	selfQuants   int64          // rope GEMVs that quantized their own input (gemvSelfQ; tests)
 	psteps       int64          // upg_pstep launches, not counting graph replays (tests)
 	clusterOK    bool           // the module has upg_attn_cluster_rotq's kernels (checked once by New)
 	closed       bool
@@ -110,7 +111,11 @@ const (
 	attrCooperative                     = 2
 )
 
-const maxKernelArgs = 32
+// maxKernelArgs is the most parameters a launch takes (launch's arrays);
+// TestKernelArgsFit checks every kernelSig against it (run 220's first
+// build of the self-quantizing rope GEMVs, 40 parameters, failed every
+// launch of them on the old 32).
+const maxKernelArgs = 48
 
 // Attribute numbers of cuDeviceGetAttribute.
 const (

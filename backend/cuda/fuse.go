@@ -18,10 +18,17 @@ import "github.com/upg-ai/upg/backend"
 //	                               -> GEMV + upg_splitk_rope_kv (split-K parts
 //	                                  summed and rotated in one launch), or
 //	                                  GEMV + upg_rope_kv
+//	MatMul(o/down) · Add(x, ..) · RMSNorm(h, x) · MatMul(qkv, h) · Rope · Rope · StoreKV
+//	                               -> GEMV (leaves x's row-group sums of
+//	                                  squares) + the rope GEMV quantizing x
+//	                                  itself (selfQuant: one token, a norm
+//	                                  gain of ones, a reader without input
+//	                                  rotation: --rotate-residual files)
 //
 // The producers still write their outputs (h, a, o, y, the rotated q and
 // k), so later readers see what the unfused ops would have left. A Phi-4
-// layer's decode step goes from 18 launches to 11.
+// layer's decode step goes from 18 launches to 11 (10 on a rotated-residual
+// file).
 
 // FuseEnv set to 0 turns the fusions off (A/B measurements, debugging).
 const FuseEnv = "UPG_CUDA_FUSE"
@@ -60,6 +67,9 @@ type pend struct {
 	withRope func(e *ropeEpilogue) func() error
 	// and with its split-K parts left for the SwiGLU after it (partsOut)
 	withParts func() func() error
+	// RMSNorm: set when its reader may quantize the input itself (selfQuant),
+	// to sqMade, made the first time (the op's key fixes its values)
+	selfq, sqMade *selfQuant
 	// Rope: its arguments, the Rope queued just before it, and the MatMul
 	// queued just before the first of two (which may take both and the
 	// StoreKV after them as its epilogue)
@@ -97,6 +107,11 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 	if fused {
 		op |= fusedOp
 	}
+	var sq *selfQuant // the norm before may be left to the rope GEMV (gemvSelfQ)
+	if fused && l.selfq != nil && g.selfQuantable() {
+		sq = l.selfq
+		op |= selfqOp
+	}
 	args := []uint64{uint64(y), uint64(x), uint64(g.codes | g.w16), uint64(n)}
 	var q *queued
 	if fused {
@@ -113,6 +128,11 @@ func (b *Backend) fuseMatMul(g *DenseGPU, y, x DevPtr, n int) {
 			return func() error {
 				if pre == nil && res == 0 && rope == nil {
 					return b.d.matMul(g, y, x, g.C, n, b.sc)
+				}
+				if sq != nil && rope != nil {
+					if done, err := b.d.gemvSelfQ(g, y, b.sc, rope, sq); done || err != nil {
+						return err
+					}
 				}
 				if pre != nil {
 					if err := pre(); err != nil {
@@ -214,6 +234,10 @@ const partsFused = 1 << 34
 // projFused marks, in the queue's key, rope_kv fused into the projection
 // before it.
 const projFused = 1 << 33
+
+// selfqOp marks, in the queue's key, a MatMul whose RMSNorm before it may
+// be left to its rope GEMV (selfQuant).
+const selfqOp = 1 << 35
 
 // projects reports whether the MatMul m wrote exactly the q, k and v views
 // as one fused projection: rows of (heads + 2H)·hd values, the query heads,

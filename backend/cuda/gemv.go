@@ -76,6 +76,7 @@ type DenseGPU struct {
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	name2        string // fused kernel for steps of 2 tokens ("" for the byte layout and older fatbins)
 	nameRope1    string // the one-token kernel with rope_kv's epilogue (ropeEpilogue.fusesGemv), "" for the byte layout and older fatbins
+	nameSelfQ1   string // nameRope1 quantizing its own input (selfQuant), "" where there is none
 	nameMMA      string // tensor-core kernel for many tokens (kernels/mma.cu)
 	nameMMA32    string // its 32-token-tile variant, for steps of ≤ 32 tokens
 	nameMMA16    string // its 16-token-tile variant, for steps of ≤ 16 tokens ("" in older fatbins)
@@ -154,6 +155,9 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 		if n2 := fmt.Sprintf("upg_gemv_%s_g%d_t2", kname, gp); kernelSig[n2] != "" {
 			g.name2 = n2 // the codes with a 2-token GEMV (those that do not spill: kernels/gemv.cu)
 		}
+		if nq := g.name1 + "q"; kernelSig[nq] != "" {
+			g.nameSelfQ1 = nq // groups of 128 with 2- and 3-bit codes
+		}
 		if nr := g.name1 + "r"; kernelSig[nr] != "" {
 			g.nameRope1 = nr // the codes with the rope epilogue (the same set)
 		}
@@ -201,6 +205,11 @@ func (d *Device) uploadDense(m *codec.DenseMatrix, ov *codec.OverlayMatrix) (*De
 			if g.name2 != "" {
 				if _, e := d.function(g.name2); e != nil {
 					g.name2 = "" // an older fatbin without the 2-token GEMV
+				}
+			}
+			if g.nameSelfQ1 != "" {
+				if _, e := d.function(g.nameSelfQ1); e != nil {
+					g.nameSelfQ1 = "" // an older fatbin without it
 				}
 			}
 			if g.nameRope1 != "" {
@@ -307,6 +316,11 @@ type Scratch struct {
 	// or 1: y was written).
 	leaveParts bool
 	parts      leftParts
+	// ssq: ssqN floats for the row groups' sums of squares of the residual
+	// a one-token GEMV's epilogue last added to (res_write); ssqOf is that
+	// residual (0: none), for a self-quantizing reader (selfQuant)
+	ssq, ssqOf DevPtr
+	ssqN       int
 }
 
 // leftParts is what a gemv left unsummed: S split-K parts of N floats at
@@ -335,18 +349,20 @@ func (d *Device) NewScratch(tokens, cols int) (*Scratch, error) {
 	for _, a := range []struct {
 		p *DevPtr
 		n int
-	}{{&s.xr, tokens * cols * 4}, {&s.xq, tokens * cp}, {&s.fac, tokens * cp / 32 * 16}, {&s.part, 4 * s.partFloats}} {
+	}{{&s.xr, tokens * cols * 4}, {&s.xq, tokens * cp}, {&s.fac, tokens * cp / 32 * 16}, {&s.part, 4 * s.partFloats},
+		{&s.ssq, 4 * ((cols + 31) / 32)}} {
 		if *a.p, err = d.Alloc(int64(a.n), "activations"); err != nil {
 			s.Free(d)
 			return nil, err
 		}
 	}
+	s.ssqN = (cols + 31) / 32
 	return s, nil
 }
 
 // Free releases the workspace's device memory.
 func (s *Scratch) Free(d *Device) {
-	for _, p := range []DevPtr{s.xr, s.xq, s.fac, s.part} {
+	for _, p := range []DevPtr{s.xr, s.xq, s.fac, s.part, s.ssq} {
 		if p != 0 {
 			d.Free(p)
 		}
@@ -631,6 +647,91 @@ func (d *Device) combineRotq(g *DenseGPU, dst, part, pos DevPtr, chunk, S, heads
 	return d.rotqLaunch("upg_combine_rotq", rotqThreads, g, n, s, Ptr(part), Ptr(pos), I32(chunk), I32(S), I32(heads), I32(hd), Ptr(dst))
 }
 
+// gemvArgs is the GEMV kernels' leading parameters (gemvSig) for nt tokens
+// of input xq, fac into y (res: the residual its epilogue adds to, or 0).
+func (g *DenseGPU) gemvArgs(xq, fac, y DevPtr, nt int, res DevPtr) []Arg {
+	return []Arg{Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(xq), Ptr(fac), Ptr(y),
+		I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(g.U * unitCodes), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
+		Ptr(res), Ptr(g.lut)}
+}
+
+// gemvRope launches g's one-token GEMV with rope_kv's epilogue (one part,
+// W warps a block), its _t1q form quantizing its own input when sq is set
+// (selfQuant).
+func (d *Device) gemvRope(g *DenseGPU, y DevPtr, s *Scratch, rope *ropeEpilogue, W int, sq *selfQuant) error {
+	name := g.nameRope1
+	args := append(append(g.gemvArgs(s.xq, s.fac, y, 1, 0), Ptr(d.sk.ws), Ptr(d.sk.cnt), Ptr(0)), rope.gemvArgs()...)
+	if sq != nil {
+		name, args = g.nameSelfQ1, append(args, sq.args(g, s)...)
+	}
+	return d.launchK(name, [3]uint32{uint32((g.R + 31) / 32), 1, 1}, [3]uint32{uint32(32 * W), 1, 1}, 0, args...)
+}
+
+// selfQuant is an RMSNorm whose reader may quantize its input itself (the
+// _t1r GEMVs' GemvSelfQ, kernels/gemv.cu): x the residual it normalizes, h
+// its output (still written), eps its epsilon; the gain is all ones (a
+// --rotate-residual file folds it into the readers). Run 219: the norm
+// kernel costs the step ~5 µs a call on the H100 as a chain of dependent
+// round trips, the reader's own quantization ~1.9 µs where its grid is
+// one wave (q|k|v), more than the kernel where it is three (gate|up).
+type selfQuant struct {
+	x, h DevPtr
+	eps  float32
+}
+
+// useSelfQuant is UPG_CUDA_SELFQ: 0 keeps the norm kernel before q|k|v
+// (comparisons).
+var useSelfQuant = os.Getenv("UPG_CUDA_SELFQ") != "0"
+
+// args is GemvSelfQ's parameters for reader g.
+func (sq *selfQuant) args(g *DenseGPU, s *Scratch) []Arg {
+	return []Arg{Ptr(sq.x), Ptr(s.ssq), I32((g.C + 31) / 32), F32(sq.eps), F32(g.alpha), F32(g.beta), Ptr(sq.h)}
+}
+
+// selfQuantable reports whether g's input can be quantized by its rope
+// GEMV (GemvSelfQ): groups of 128 (a unit a group), no input rotation, no
+// overlay corrections.
+func (g *DenseGPU) selfQuantable() bool {
+	signs, rb := g.rotation(true)
+	return g.nameSelfQ1 != "" && g.nameRope1 != "" && g.gsl == 7 && g.C == g.U*unitCodes && signs == 0 && rb <= 1 && g.ovK == 0
+}
+
+// ropeOne reports whether g's one-token step with rope's epilogue runs as
+// the rope GEMV (not a tensor-core tile, stream-K or split plan), and with
+// how many warps a block: gemv's choice and gemvSelfQ's.
+func (d *Device) ropeOne(g *DenseGPU, rope *ropeEpilogue) (W int, ok bool) {
+	if rope == nil || (d.mmaFor(1) && g.nameMMA != "") || d.streamK(g) || !rope.fusesGemv(g) {
+		return 0, false
+	}
+	W, P := gemvPlan(g.U, (g.R+31)/32, d.SMs, g.maxWarps(), gemvXsUnits)
+	return W, P == 1
+}
+
+// maxWarps is the most warps a block of g's one-token GEMV takes.
+func (g *DenseGPU) maxWarps() int {
+	if g.embedK == 8 {
+		return 8 // the byte-layout kernels take at most 256 threads
+	}
+	return 32
+}
+
+// gemvSelfQ runs g's one-token step on RMSNorm(sq.x) with the rope
+// epilogue and no norm kernel when it can: the residual's row-group sums
+// of squares are in s (the GEMV that last added to sq.x left them) and gemv
+// would take the rope GEMV. It reports false, launching nothing, otherwise.
+func (d *Device) gemvSelfQ(g *DenseGPU, y DevPtr, s *Scratch, rope *ropeEpilogue, sq *selfQuant) (bool, error) {
+	if s == nil || s.ssqOf != sq.x || !g.selfQuantable() {
+		return false, nil
+	}
+	W, ok := d.ropeOne(g, rope)
+	if !ok {
+		return false, nil
+	}
+	s.parts = leftParts{}
+	d.selfQuants++
+	return true, d.gemvRope(g, y, s, rope, W, sq)
+}
+
 // rotq enqueues the rotation and int8 quantization of n input rows.
 func (d *Device) rotq(g *DenseGPU, x DevPtr, ldx, n int, s *Scratch) error {
 	return d.rotqLaunch("upg_rotq", rotqThreads, g, n, s, Ptr(x), I32(ldx))
@@ -651,14 +752,21 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 	roped := false
 	if s != nil { // what an earlier GEMM left unsummed is gone (takeParts)
 		s.parts = leftParts{}
+		if res != 0 {
+			s.ssqOf = 0 // set below when this launch leaves res's sums of squares
+		}
+	}
+	if n == 1 {
+		if W, ok := d.ropeOne(g, rope); ok {
+			// the one-token plan with rope_kv as its epilogue (one part: a
+			// row's sum is whole in the block that writes it)
+			return d.gemvRope(g, y, s, rope, W, nil)
+		}
 	}
 	ldq := g.U * unitCodes
 	RG := (g.R + 31) / 32
 	tail := func(name string, grid, block [3]uint32, xq, fac, y DevPtr, nt int, res DevPtr, more ...Arg) error {
-		return d.launchK(name, grid, block, 0, append([]Arg{
-			Ptr(g.codes), Ptr(g.scales), Ptr(g.offs), Ptr(xq), Ptr(fac), Ptr(y),
-			I32(g.R), I32(g.C), I32(g.U), I32(g.G), I32(g.gsl), I32(ldq), I32(nt), U32(g.t[0]), U32(g.t[1]), U32(g.t[2]), U32(g.t[3]),
-			Ptr(res), Ptr(g.lut)}, more...)...)
+		return d.launchK(name, grid, block, 0, append(g.gemvArgs(xq, fac, y, nt, res), more...)...)
 	}
 	if n == 2 && g.name2 != "" && useGemv2 {
 		// gemvPlan as for the one-token kernel (64 registers: 32 warps per
@@ -670,7 +778,7 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 			W, P = min(warpsFor(g.U, RG, d.SMs, 1), 32), 1
 		}
 		if err := tail(g.name2, [3]uint32{uint32(RG), uint32(P), 1}, [3]uint32{uint32(32 * W), 1, 1}, s.xq, s.fac, y, 2, res,
-			Ptr(d.sk.ws), Ptr(d.sk.cnt)); err != nil {
+			Ptr(d.sk.ws), Ptr(d.sk.cnt), Ptr(0)); err != nil {
 			return err
 		}
 	} else if d.mmaFor(n) && g.nameMMA != "" {
@@ -720,28 +828,23 @@ func (d *Device) gemv(g *DenseGPU, y DevPtr, n int, s *Scratch, res DevPtr, rope
 			return err
 		}
 	} else {
-		maxW := 32
-		if g.embedK == 8 {
-			maxW = 8 // the byte-layout kernels take at most 256 threads
-		}
+		maxW := g.maxWarps()
 		W1, P1 := 0, 0
 		if n == 1 { // the workspace holds gemvMaxSplit parts of g's row groups (ensureWorkspace at upload)
 			W1, P1 = gemvPlan(g.U, RG, d.SMs, maxW, gemvXsUnits)
 		}
 		oneToken := P1 > 0 // else the eight-token kernel (also one token whose parts would exceed gemvXsUnits)
 		if oneToken {
-			if P1 == 1 && rope != nil && rope.fusesGemv(g) {
-				// the same plan with rope_kv as its epilogue (one part: a
-				// row's sum is whole in the block that writes it)
-				if err := tail(g.nameRope1, [3]uint32{uint32(RG), 1, 1}, [3]uint32{uint32(32 * W1), 1, 1},
-					s.xq, s.fac, y, 1, 0, append([]Arg{Ptr(d.sk.ws), Ptr(d.sk.cnt)}, rope.gemvArgs()...)...); err != nil {
-					return err
-				}
-				return nil
+			ssq := DevPtr(0)
+			if res != 0 && s != nil && s.ssq != 0 && RG <= s.ssqN {
+				ssq = s.ssq // the residual's row-group sums of squares (res_write)
 			}
 			if err := tail(g.name1, [3]uint32{uint32(RG), uint32(P1), 1}, [3]uint32{uint32(32 * W1), 1, 1},
-				s.xq, s.fac, y, 1, res, Ptr(d.sk.ws), Ptr(d.sk.cnt)); err != nil {
+				s.xq, s.fac, y, 1, res, Ptr(d.sk.ws), Ptr(d.sk.cnt), Ptr(ssq)); err != nil {
 				return err
+			}
+			if ssq != 0 {
+				s.ssqOf = res
 			}
 		}
 		W := eightTokenWarps(g.U, RG, d.SMs, maxW)

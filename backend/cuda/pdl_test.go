@@ -61,11 +61,12 @@ func TestPDLKernels(t *testing.T) {
 	}
 	want := "upg_argmax upg_attn_cascade_gqa2_h128 upg_attn_cascade_gqa2_h64 upg_attn_cascade_gqa4_h128 upg_attn_cascade_gqa4_h64 upg_attn_cascade_gqa8_h128 upg_attn_cascade_gqa8_h64 upg_attn_cluster_rotq_f16_h128 upg_attn_cluster_rotq_f16_h64 upg_attn_cluster_rotq_f32_h128 upg_attn_cluster_rotq_f32_h64 upg_attn_f16 upg_attn_f32 upg_attn_gqa2_f16 upg_attn_gqa2_f32 upg_attn_gqa2_tc upg_attn_gqa4_f16 upg_attn_gqa4_f32 upg_attn_gqa4_tc upg_attn_gqa8_f16 upg_attn_gqa8_f32 upg_attn_gqa8_tc upg_attn_prefill_f16 upg_attn_prefill_f32 upg_attn_prefill_tc128 upg_attn_prefill_tc64 upg_attn_rotq_f16 upg_attn_rotq_f32 upg_combine_rotq upg_rms_rotq upg_rope_kv_f16 upg_rope_kv_f32 upg_rotq upg_splitk_rope_kv_f16 upg_splitk_rope_kv_f32 upg_splitk_sum upg_swiglu_rotq"
 	// 36 row-group GEMVs (k2, k3, k4, k4l, k8, k8l × 3 group widths × t1, t8),
-	// 5 two-token ones and 5 with the rope epilogue (k2 × 3, k3 g1 and g2) and 12 stream-K ones (k2, k3,
+	// 5 two-token ones and 5 with the rope epilogue (k2 × 3, k3 g1 and g2), 2 of those
+	// quantizing their own input (k2 g1, k3 g1: _t1q) and 12 stream-K ones (k2, k3,
 	// k4, k4l × 3); 36 tensor-core GEMMs (k2,
 	// k3, k4, k4l × 3 group widths × 64-, 32- and 16-token tiles)
-	if strings.Join(other, " ") != want || gemv != 58 || gemm != 36 {
-		t.Errorf("PDL kernels: %d dense GEMVs (want 58), %d GEMMs (want 36) and %v (want %s)", gemv, gemm, other, want)
+	if strings.Join(other, " ") != want || gemv != 60 || gemm != 36 {
+		t.Errorf("PDL kernels: %d dense GEMVs (want 60), %d GEMMs (want 36) and %v (want %s)", gemv, gemm, other, want)
 	}
 }
 

@@ -22,10 +22,13 @@ const gemvSig = "codes:p scales:p offs:p xq:p fac:p y:p R:i C:i U:i G:i gsl:i ld
 // gemvRopeSig is the rope epilogue's parameters of the _t1r GEMVs (GemvRope).
 const gemvRopeSig = "heads:i H:i hd:i kc:p vc:p slots:p bs:i interleave:i cosT:p sinT:p pos:p"
 
+// gemvSelfQSig is the _t1q GEMVs' own quantization of their input (GemvSelfQ, selfQuant).
+const gemvSelfQSig = "xf:p sqs:p nsq:i eps:f alpha:f beta:f hout:p"
+
 func init() {
 	for _, k := range []string{"k2", "k3", "k4", "k4l", "k8", "k8l"} {
 		for _, g := range []string{"g1", "g2", "g4"} {
-			kernelSig["upg_gemv_"+k+"_"+g+"_t1"] = gemvSig + " ws:p cnt:p"
+			kernelSig["upg_gemv_"+k+"_"+g+"_t1"] = gemvSig + " ws:p cnt:p ssq:p"
 			kernelSig["upg_gemv_"+k+"_"+g+"_t8"] = gemvSig
 		}
 	}
@@ -42,8 +45,11 @@ func init() {
 		}
 	}
 	for _, k := range []string{"upg_gemv_k2_g1", "upg_gemv_k2_g2", "upg_gemv_k2_g4", "upg_gemv_k3_g1", "upg_gemv_k3_g2"} {
-		kernelSig[k+"_t2"] = gemvSig + " ws:p cnt:p"
-		kernelSig[k+"_t1r"] = gemvSig + " ws:p cnt:p " + gemvRopeSig
+		kernelSig[k+"_t2"] = gemvSig + " ws:p cnt:p ssq:p"
+		kernelSig[k+"_t1r"] = gemvSig + " ws:p cnt:p ssq:p " + gemvRopeSig
+	}
+	for _, k := range []string{"upg_gemv_k2_g1", "upg_gemv_k3_g1"} {
+		kernelSig[k+"_t1q"] = gemvSig + " ws:p cnt:p ssq:p " + gemvRopeSig + " " + gemvSelfQSig
 	}
 	kernelSig["upg_splitk_sum"] = "part:p S:i y:p res:p N:i"
 	for _, k := range []string{"k2", "k3", "k4"} {

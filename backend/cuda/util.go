@@ -26,3 +26,13 @@ func envIntZero(k string, def int) int {
 	}
 	return def
 }
+
+// allOnes reports whether every value of v is 1 (and v is not empty).
+func allOnes(v []float32) bool {
+	for _, x := range v {
+		if x != 1 {
+			return false
+		}
+	}
+	return len(v) > 0
+}

@@ -165,6 +165,23 @@ struct GemvRope {
   const float *cosT, *sinT;
 };
 
+// GemvSelfQ: a _t1q GEMV (the rope GEMV, SELFQ) quantizes its own input: the
+// input is RMSNorm(xf) with no gain (all ones) and no rotation for this
+// matrix (a --rotate-residual file's q|k|v), and groups of 128 (a unit a
+// group). A group's int8 codes do not depend on 1/rms, so each block
+// quantizes its units' groups straight from the residual xf (its codes
+// and factors in shared memory, as quant_group would make them from
+// xf·1/rms, up to rounding), warp 0 takes 1/rms from the nsq row-group
+// sums of squares the residual's writer left (res_write), and the row
+// sums are scaled by it before the rope epilogue. No norm kernel runs; h
+// (the norm's output, xf·1/rms) is still written, a slice a block.
+struct GemvSelfQ {
+  const float *xf, *sq;
+  int nsq;
+  float eps, alpha, beta;
+  float *h;
+};
+
 // gemv_rope_row is the row lane takes in virtual row group b of a GemvRope
 // GEMV: rotate-half pairs (il 0: columns j and j + hd/2 of a head) put the
 // pair's two rows in lanes l and l ^ 16 (sixteen pairs a group, hd/32
@@ -343,14 +360,37 @@ DEVI void chunk_pair_bytes(const uint4 *w, int c2, unsigned (&b)[4], unsigned t0
   }
 }
 
+// res_write stores a finished row sum v of row r (warp lane = row's lane)
+// to y and adds it to the residual res; with ssq, the row group's new
+// residual values' sum of squares (rows past R count 0) goes to ssq[rg],
+// what a self-quantizing reader of the residual (GemvSelfQ) takes 1/rms
+// from. The whole warp calls it.
+DEVI void res_write(float *__restrict__ y, float *__restrict__ res, float *__restrict__ ssq, int r, int R, int rg,
+                    float v) {
+  float nr = 0.f;
+  if (r < R) {
+    y[r] = v;
+    if (res != nullptr) {
+      nr = res[r] + v;
+      res[r] = nr;
+    }
+  }
+  if (res != nullptr && ssq != nullptr) {
+    float q = nr * nr;
+    for (int o = 16; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+    if ((threadIdx.x & 31) == 0) ssq[rg] = q;
+  }
+}
+
 // split_finish ends a one- or two-token GEMV (one token's rows at a time) whose row group's units are split
 // over the gridDim.y blocks (parts) of blockIdx.x: one warp per block
 // holds the part's sums v of rows r (lane); it writes them to ws (parts of
 // 32 floats per row group, in part order) and the last part to arrive (cnt,
 // left at zero for the next launch) sums the parts in that order, so the
-// result does not depend on which part is last.
+// result does not depend on which part is last. ssq (with res): the new
+// residual rows' sum of squares goes to ssq[rg] (res_write).
 DEVI void split_finish(float v, int rg, int r, int R, float *__restrict__ y, float *__restrict__ res,
-                       float *__restrict__ ws, int *__restrict__ cnt) {
+                       float *__restrict__ ws, int *__restrict__ cnt, float *__restrict__ ssq) {
   const int P = gridDim.y, lane = threadIdx.x & 31;
   float *wp = ws + (size_t)rg * P * 32 + lane;
   wp[blockIdx.y * 32] = v;
@@ -368,22 +408,22 @@ DEVI void split_finish(float v, int rg, int r, int R, float *__restrict__ y, flo
 #pragma unroll
   for (int p = 0; p < GEMV_MAX_SPLIT; p++)
     if (p < P) sum += pv[p];
-  if (r < R) {
-    y[r] = sum;
-    if (res != nullptr) res[r] += sum;
-  }
+  res_write(y, res, ssq, r, R, rg, sum);
   if (lane == 0) cnt[rg] = 0;
 }
 
 // ROPE (one token, one part): the rows of GemvRope's pairs and its epilogue.
-template <int K, int NT, int MODE, int GPU_, bool ROPE = false>
+// SELFQ (ROPE, GPU_ = 1): the input quantized here from sq (GemvSelfQ).
+template <int K, int NT, int MODE, int GPU_, bool ROPE = false, bool SELFQ = false>
 DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__ scales,
                      const __half *__restrict__ offs, const int8_t *__restrict__ xq,
                      const float4 *__restrict__ fac, float *__restrict__ y, int R, int C, int U,
                      int G, int gsl, int ldq, int nt, unsigned t0, unsigned t1, unsigned t2, unsigned t3,
                      float *__restrict__ res, const uint8_t *__restrict__ lut, float *__restrict__ ws = nullptr,
-                     int *__restrict__ cnt = nullptr, const GemvRope rp = GemvRope{}) {
+                     int *__restrict__ cnt = nullptr, float *__restrict__ ssq = nullptr,
+                     const GemvRope rp = GemvRope{}, const GemvSelfQ sq = GemvSelfQ{}) {
   static_assert(!ROPE || NT == 1, "the rope epilogue is one token's");
+  static_assert(!SELFQ || (ROPE && GPU_ == 1), "GemvSelfQ is the rope GEMV's, a unit a group");
   __shared__ float red[32 * 32];
   __shared__ uint8_t sl[MODE == 4 ? 256 : 1];
   // one token: the block's activations (its units' int8 codes) copied to
@@ -392,6 +432,10 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // of gate|up's stall cycles waited on L1TEX loads; run 147: +3.5%).
   // gemvPlan keeps a part's units within XS_UNITS (gemvXsUnits).
   __shared__ int4 xs[NT == 1 ? XS_UNITS * 8 : 1];
+  // GemvSelfQ: the units' factors (a unit a group) and 1/rms
+  __shared__ float4 sfac[SELFQ ? XS_UNITS : 1];
+  __shared__ float srinv;
+  constexpr bool selfq = SELFQ;
   if (MODE == 4) {
     load_lut(sl, lut);
     __syncthreads();
@@ -468,7 +512,39 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   }
   pdl_wait(); // xq, fac, y and res belong to the kernels before
   pdl_launch();
-  if (NT == 1) {
+  float rinv = 1.f; // GemvSelfQ's 1/rms (warp 0)
+  if constexpr (SELFQ) {
+    if (ue - ub > XS_UNITS) __trap();
+    // a warp a unit (one group of 128): four values a lane, quant_group's
+    // maximum, codes and factors
+    for (int u = ub + w; u < ue; u += W) {
+      const float4 v = __ldcg((const float4 *)(sq.xf + (size_t)u * 128) + lane);
+      float am = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+      for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
+      const float inv = am > 0.f ? 127.f / am : 0.f;
+      const int q0 = max(-127, min(127, __float2int_rn(v.x * inv))), q1 = max(-127, min(127, __float2int_rn(v.y * inv)));
+      const int q2 = max(-127, min(127, __float2int_rn(v.z * inv))), q3 = max(-127, min(127, __float2int_rn(v.w * inv)));
+      int sum = q0 + q1 + q2 + q3;
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      ((int *)xs)[(u - ub) * 32 + lane] = (q0 & 255) | (q1 & 255) << 8 | (q2 & 255) << 16 | (q3 & 255) << 24;
+      if (lane == 0) {
+        const float s = am / 127.f, xb = am > 0.f ? s * (float)sum : 0.f;
+        sfac[u - ub] = make_float4(am > 0.f ? sq.alpha * s : 0.f, sq.beta * xb, xb, 0.f);
+      }
+    }
+    if (w == 0) {
+      float ss = 0.f;
+      for (int i = lane; i < sq.nsq; i += 32) ss += __ldcg(sq.sq + i);
+      for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+      rinv = (float)(1.0 / sqrt((double)(ss / (float)C + sq.eps)));
+      if (lane == 0) srinv = rinv;
+    }
+    __syncthreads();
+    // h, the norm's output, a slice a block
+    const int per = (C + gridDim.x - 1) / gridDim.x;
+    for (int c = blockIdx.x * per + threadIdx.x; c < min(C, (blockIdx.x + 1) * per); c += blockDim.x)
+      if (sq.h != nullptr) sq.h[c] = sq.xf[c] * srinv;
+  } else if (NT == 1) {
     if (ue - ub > XS_UNITS) __trap(); // a plan gemvPlan does not make
     for (int i = threadIdx.x; i < (ue - ub) * 8; i += blockDim.x) xs[i] = *(const int4 *)(xq + (size_t)ub * 128 + i * 16);
     __syncthreads();
@@ -512,7 +588,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #pragma unroll
         for (int t = 0; t < NT; t++) {
           if (NT == 1 || t < nt) {
-            const float4 f = fac[(size_t)t * G + g];
+            const float4 f = selfq ? sfac[u - ub] : fac[(size_t)t * G + g];
             float a = fmaf(scf * f.x, (float)ia[t][s], acc[t]);
             if (first) a = fmaf(scf, f.y, fmaf(off, f.z, a));
             acc[t] = a;
@@ -573,7 +649,7 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   // token t's parts and counters follow token t-1's (gridDim.x row groups each)
   auto finish = [&](float v, int t) {
     split_finish(v, rg, r, R, y + (size_t)t * R, res != nullptr ? res + (size_t)t * R : nullptr,
-                 ws + (size_t)t * gridDim.x * gridDim.y * 32, cnt + (size_t)t * gridDim.x);
+                 ws + (size_t)t * gridDim.x * gridDim.y * 32, cnt + (size_t)t * gridDim.x, t == 0 ? ssq : nullptr);
   };
   // sum the warps' partial rows, NT tokens in turns of 32/NT... one token at a time
 #pragma unroll
@@ -587,21 +663,19 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
         float v = 0.f;
         for (int i = 0; i < W; i++) v += red[i * 32 + lane];
         if constexpr (ROPE) {
-          rope_write(v);
+          rope_write(selfq ? v * rinv : v);
         } else if (split) {
           finish(v, t);
-        } else if (r < R) {
-          y[(size_t)t * R + r] = v;
-          if (res != nullptr) res[(size_t)t * R + r] += v;
+        } else {
+          res_write(y + (size_t)t * R, res != nullptr ? res + (size_t)t * R : nullptr, t == 0 ? ssq : nullptr, r, R, rg, v);
         }
       }
     } else if (ROPE) {
-      rope_write(acc[t]);
+      rope_write(selfq ? acc[t] * rinv : acc[t]);
     } else if (split) {
       finish(acc[t], t);
-    } else if (r < R) {
-      y[(size_t)t * R + r] = acc[t];
-      if (res != nullptr) res[(size_t)t * R + r] += acc[t];
+    } else {
+      res_write(y + (size_t)t * R, res != nullptr ? res + (size_t)t * R : nullptr, t == 0 ? ssq : nullptr, r, R, rg, acc[t]);
     }
   }
 }
@@ -615,8 +689,8 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
 #define GEMV_PASS codes, scales, offs, xq, fac, y, R, C, U, G, gsl, ldq, nt, t0, t1, t2, t3, res, lut
 // the one- and two-token kernels: also the split parts' workspace and counters
 // (split_finish; grid (row groups, parts ≤ GEMV_MAX_SPLIT))
-#define GEMV1_ARGS GEMV_ARGS, float *__restrict__ ws, int *__restrict__ cnt
-#define GEMV1_PASS GEMV_PASS, ws, cnt
+#define GEMV1_ARGS GEMV_ARGS, float *__restrict__ ws, int *__restrict__ cnt, float *__restrict__ ssq
+#define GEMV1_PASS GEMV_PASS, ws, cnt, ssq
 
 // upg_gemv_k<bits>[l]_g<groups per unit>_t<tokens per pass> (k4l: 4-bit, any levels): 1 token with up to 1024 threads, 8 with up to 256
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1(GEMV1_ARGS) { gemv_dense<2, 1, 0, 1>(GEMV1_PASS); }
@@ -657,6 +731,15 @@ extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g2_t1r(GEMV1R_ARG
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g4_t1r(GEMV1R_ARGS) { gemv_dense<2, 1, 0, 4, true>(GEMV1R_PASS); }
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 1, true>(GEMV1R_PASS); }
 extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g2_t1r(GEMV1R_ARGS) { gemv_dense<3, 1, 0, 2, true>(GEMV1R_PASS); }
+// _t1q: the _t1r kernels of groups of 128 that quantize their own input
+// (GemvSelfQ: a --rotate-residual file's q|k|v, no norm kernel before);
+// their own kernels, so that the prologue's registers (run 220: 52 bytes
+// of sm_90 spill when it sat in _t1r) stay out of every other file's
+// rope GEMV
+#define GEMV1Q_ARGS GEMV1R_ARGS, const float *xf, const float *sqs, int nsq, float eps, float alpha, float beta, float *hout
+#define GEMV1Q_PASS GEMV1R_PASS, GemvSelfQ{xf, sqs, nsq, eps, alpha, beta, hout}
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k2_g1_t1q(GEMV1Q_ARGS) { gemv_dense<2, 1, 0, 1, true, true>(GEMV1Q_PASS); }
+extern "C" __global__ void __launch_bounds__(1024) upg_gemv_k3_g1_t1q(GEMV1Q_ARGS) { gemv_dense<3, 1, 0, 1, true, true>(GEMV1Q_PASS); }
 // _t2: steps of exactly 2 tokens (batches of two sequences, a token and a
 // prompt-lookup draft), the weights read once with the one-token kernel's
 // warps and split parts (up to 1024 threads, 64 registers; gemvPlan), where
