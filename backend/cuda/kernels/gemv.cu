@@ -515,15 +515,31 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
   float rinv = 1.f; // GemvSelfQ's 1/rms (warp 0)
   if constexpr (SELFQ) {
     if (ue - ub > XS_UNITS) __trap();
+    // every load of the prologue in flight at once (run 222: q|k|v +3.0 µs
+    // with the units', the sums' and h's loads one round trip after another):
+    // a thread's value of the block's slice of h, warp 0's share of the
+    // sums of squares, each warp's first unit; a warp's next unit is asked
+    // for before the one in hand is quantized
+    const int per = (C + gridDim.x - 1) / gridDim.x, hc = blockIdx.x * per + threadIdx.x;
+    const int hend = min(C, (blockIdx.x + 1) * per);
+    const float hx = sq.h != nullptr && hc < hend ? __ldcg(sq.xf + hc) : 0.f;
+    int u = ub + w;
+    float4 v = u < ue ? __ldcg((const float4 *)(sq.xf + (size_t)u * 128) + lane) : make_float4(0.f, 0.f, 0.f, 0.f);
+    float ss = 0.f;
+    if (w == 0) {
+#pragma unroll 8
+      for (int i = lane; i < sq.nsq; i += 32) ss += __ldcg(sq.sq + i);
+    }
     // a warp a unit (one group of 128): four values a lane, quant_group's
     // maximum, codes and factors
-    for (int u = ub + w; u < ue; u += W) {
-      const float4 v = __ldcg((const float4 *)(sq.xf + (size_t)u * 128) + lane);
-      float am = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+    for (; u < ue; u += W) {
+      const float4 x = v;
+      if (u + W < ue) v = __ldcg((const float4 *)(sq.xf + (size_t)(u + W) * 128) + lane);
+      float am = fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w)));
       for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
       const float inv = am > 0.f ? 127.f / am : 0.f;
-      const int q0 = max(-127, min(127, __float2int_rn(v.x * inv))), q1 = max(-127, min(127, __float2int_rn(v.y * inv)));
-      const int q2 = max(-127, min(127, __float2int_rn(v.z * inv))), q3 = max(-127, min(127, __float2int_rn(v.w * inv)));
+      const int q0 = max(-127, min(127, __float2int_rn(x.x * inv))), q1 = max(-127, min(127, __float2int_rn(x.y * inv)));
+      const int q2 = max(-127, min(127, __float2int_rn(x.z * inv))), q3 = max(-127, min(127, __float2int_rn(x.w * inv)));
       int sum = q0 + q1 + q2 + q3;
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
       ((int *)xs)[(u - ub) * 32 + lane] = (q0 & 255) | (q1 & 255) << 8 | (q2 & 255) << 16 | (q3 & 255) << 24;
@@ -533,17 +549,17 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       }
     }
     if (w == 0) {
-      float ss = 0.f;
-      for (int i = lane; i < sq.nsq; i += 32) ss += __ldcg(sq.sq + i);
       for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
       rinv = (float)(1.0 / sqrt((double)(ss / (float)C + sq.eps)));
       if (lane == 0) srinv = rinv;
     }
     __syncthreads();
-    // h, the norm's output, a slice a block
-    const int per = (C + gridDim.x - 1) / gridDim.x;
-    for (int c = blockIdx.x * per + threadIdx.x; c < min(C, (blockIdx.x + 1) * per); c += blockDim.x)
-      if (sq.h != nullptr) sq.h[c] = sq.xf[c] * srinv;
+    // h, the norm's output, a slice a block (a value a thread where the
+    // slice fits the block)
+    if (sq.h != nullptr) {
+      if (hc < hend) sq.h[hc] = hx * srinv;
+      for (int c = hc + blockDim.x; c < hend; c += blockDim.x) sq.h[c] = sq.xf[c] * srinv;
+    }
   } else if (NT == 1) {
     if (ue - ub > XS_UNITS) __trap(); // a plan gemvPlan does not make
     for (int i = threadIdx.x; i < (ue - ub) * 8; i += blockDim.x) xs[i] = *(const int4 *)(xq + (size_t)ub * 128 + i * 16);
