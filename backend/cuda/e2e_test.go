@@ -163,14 +163,8 @@ func TestGPUGreedyMatchesCPU(t *testing.T) {
 		// the float path on both sides: fp16 weights and float32 activations on
 		// the GPU, the portable Go kernels on the CPU (the AVX2 ones
 		// quantize activations to int8 too)
-		os.Setenv(FloatEnv, "1")
-		fg, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gf := generate(t, ck, w, fg, prompt, 32, true)
-		fg.Close()
-		os.Unsetenv(FloatEnv)
+		var gf genResult
+		withGPU(t, true, func(fg *Backend) { gf = generate(t, ck, w, fg, prompt, 32, true) })
 		fworst, _, fsame := alike(flt, gf, 0)
 		t.Logf("%q: float paths (GPU %s=1 vs CPU generic): %d/%d greedy tokens identical, max |logit diff| %.3g", text, FloatEnv, fsame, len(flt.tokens), fworst)
 		if fworst > 2e-2 {
@@ -421,22 +415,16 @@ func TestGPUForkedBatchCascade(t *testing.T) {
 	fb := cpu.NewWithLevel(0, cpu.LevelGeneric)
 	flt := forkedLogits(t, ck, w, fb, prompt, toks)
 	fb.Close()
-	gpuRun := func(cascade, float bool) [][]float32 {
+	gpuRun := func(cascade, float bool) (logits [][]float32) {
 		attnCascadeOn = cascade
-		if float {
-			os.Setenv(FloatEnv, "1")
-			defer os.Unsetenv(FloatEnv)
-		}
-		gb, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gb.Close()
-		c := ck.Config
-		if cascade && !gb.d.attnCascades(c.Heads, c.KVHeads, c.HeadDim, attnChunk) {
-			t.Fatalf("the cascade kernel does not take the demo model (heads %d/%d, hd %d)", c.Heads, c.KVHeads, c.HeadDim)
-		}
-		return forkedLogits(t, ck, w, gb, prompt, toks)
+		withGPU(t, float, func(gb *Backend) {
+			c := ck.Config
+			if cascade && !gb.d.attnCascades(c.Heads, c.KVHeads, c.HeadDim, attnChunk) {
+				t.Fatalf("the cascade kernel does not take the demo model (heads %d/%d, hd %d)", c.Heads, c.KVHeads, c.HeadDim)
+			}
+			logits = forkedLogits(t, ck, w, gb, prompt, toks)
+		})
+		return logits
 	}
 	fOff, fOn, on := gpuRun(false, true), gpuRun(true, true), gpuRun(true, false)
 	var casc, vsCPU, spread float64
@@ -455,4 +443,21 @@ func TestGPUForkedBatchCascade(t *testing.T) {
 	if vsCPU > max(2e-2, 1.5*spread) {
 		t.Errorf("GPU (cascade) and CPU logits differ by %.3g > max(2e-2, 1.5 × %.3g)", vsCPU, spread)
 	}
+}
+
+// withGPU runs f on a new Backend of device 0 and closes it; float sets
+// FloatEnv meanwhile (fp16 weights and float32 activations: read as the
+// weights upload, so it stays set until f returns).
+func withGPU(t *testing.T, float bool, f func(gb *Backend)) {
+	t.Helper()
+	if float {
+		os.Setenv(FloatEnv, "1")
+		defer os.Unsetenv(FloatEnv)
+	}
+	gb, err := New(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gb.Close()
+	f(gb)
 }

@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -62,20 +61,13 @@ func TestGPUSelfQuantMatchesNorm(t *testing.T) {
 	for i := range prompt {
 		prompt[i] = (i*7919 + 13) % 100000
 	}
-	run := func(on, float bool) (genResult, int64) {
+	run := func(on, float bool) (r genResult, n int64) {
 		defer func(v bool) { useSelfQuant = v }(useSelfQuant)
 		useSelfQuant = on
-		if float {
-			os.Setenv(FloatEnv, "1")
-			defer os.Unsetenv(FloatEnv)
-		}
-		gb, err := New(0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer gb.Close()
-		r := generate(t, ck, w, gb, prompt, 16, true)
-		return r, gb.d.selfQuants
+		withGPU(t, float, func(gb *Backend) {
+			r, n = generate(t, ck, w, gb, prompt, 16, true), gb.d.selfQuants
+		})
+		return r, n
 	}
 	on, nOn := run(true, false)
 	off, nOff := run(false, false)
