@@ -668,7 +668,7 @@ func (d *Device) gemvRope(g *DenseGPU, y DevPtr, s *Scratch, rope *ropeEpilogue,
 }
 
 // selfQuant is an RMSNorm whose reader may quantize its input itself (the
-// _t1r GEMVs' GemvSelfQ, kernels/gemv.cu): x the residual it normalizes, h
+// _t1q GEMVs' GemvSelfQ, kernels/gemv.cu): x the residual it normalizes, h
 // its output (still written), eps its epsilon; the gain is all ones (a
 // --rotate-residual file folds it into the readers). Run 219: the norm
 // kernel costs the step ~5 µs a call on the H100 as a chain of dependent
