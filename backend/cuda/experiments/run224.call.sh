@@ -39,6 +39,8 @@ for round in 1 2 3; do
   for v in MAIN90 LATE90 TRIG90; do left 30 && bench $v /tmp/$v.fatbin; done
 done
 note bench
+# the landed code with its embedded fatbin: the withGPU refactor's first GPU run (e2e_test.go, selfq_test.go)
+left 60 && { (cd backend/cuda && timeout 120 $C/cuda.test -test.count=1 -test.run 'TestGPUGreedyMatchesCPU|TestGPUSelfQuantMatchesNorm|TestGPUPstepMatchesPerOp' -test.v > /tmp/g.txt 2>&1; echo "greedy+selfq tests (embedded) rc $?" >> $L); grep -E -- '^(--- |ok|FAIL)|panic' /tmp/g.txt | head -12 >> $L; cp /tmp/g.txt $OUT/; }
 trace_of() { # label
   echo "== trace $1" >> $L
   UPG_CUDA_FATBIN=/tmp/$1.fatbin UPG_CUDA_TRACE=1 timeout -k 5 60 $C/upg bench --device cuda --model /tmp/r.upg --prompt-tokens 512 --gen-tokens 16 > /tmp/trace$1.txt 2>&1
@@ -49,6 +51,4 @@ trace_of() { # label
 for v in MAIN90 LATE90 TRIG90; do left 40 && trace_of $v; done
 # LATE90 against the norm kernel (the test main's fatbin passes: run 223)
 left 60 && { (cd backend/cuda && UPG_CUDA_FATBIN=/tmp/LATE90.fatbin timeout 90 $C/cuda.test -test.count=1 -test.run 'TestGPUSelfQuantMatchesNorm' -test.v > /tmp/q.txt 2>&1; echo "selfq test (LATE90) rc $?" >> $L); grep -E -- '--- (PASS|FAIL)|selfq_test|panic' /tmp/q.txt | head -6 >> $L; }
-# the landed code with its embedded fatbin: the withGPU refactor's first GPU run (e2e_test.go, selfq_test.go)
-left 60 && { (cd backend/cuda && timeout 120 $C/cuda.test -test.count=1 -test.run 'TestGPUGreedyMatchesCPU|TestGPUSelfQuantMatchesNorm|TestGPUPstepMatchesPerOp' -test.v > /tmp/g.txt 2>&1; echo "greedy+selfq tests (embedded) rc $?" >> $L); grep -E -- '^(--- |ok|FAIL)|panic' /tmp/g.txt | head -12 >> $L; cp /tmp/g.txt $OUT/; }
 note all
