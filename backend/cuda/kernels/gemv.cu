@@ -182,6 +182,19 @@ struct GemvSelfQ {
   float *h;
 };
 
+// int8_inv, int8_code and group_factors are the int8 quantization of a
+// group of activations for gemv_dense: inv = 127/max|x| (0 for a group of
+// zeros), a value's code round-half-even(v·inv) clamped to ±127, and the
+// group's factors (its scale times alpha, beta times the codes' sum in value
+// units, that sum). quant_group and GemvSelfQ's prologue both use them, so
+// their codes and factors agree bit for bit on the same values.
+DEVI float int8_inv(float amax) { return amax > 0.f ? 127.f / amax : 0.f; }
+DEVI int int8_code(float v, float inv) { return max(-127, min(127, __float2int_rn(v * inv))); }
+DEVI float4 group_factors(float amax, int sum, float alpha, float beta) {
+  const float s = amax / 127.f, xb = amax > 0.f ? s * (float)sum : 0.f;
+  return make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
+}
+
 // gemv_rope_row is the row lane takes in virtual row group b of a GemvRope
 // GEMV: rotate-half pairs (il 0: columns j and j + hd/2 of a head) put the
 // pair's two rows in lanes l and l ^ 16 (sixteen pairs a group, hd/32
@@ -531,22 +544,18 @@ DEVI void gemv_dense(const uint4 *__restrict__ codes, const __half *__restrict__
       for (int i = lane; i < sq.nsq; i += 32) ss += __ldcg(sq.sq + i);
     }
     // a warp a unit (one group of 128): four values a lane, quant_group's
-    // maximum, codes and factors
+    // maximum, then its codes and factors (int8_code, group_factors)
     for (; u < ue; u += W) {
       const float4 x = v;
       if (u + W < ue) v = __ldcg((const float4 *)(sq.xf + (size_t)(u + W) * 128) + lane);
       float am = fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w)));
       for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
-      const float inv = am > 0.f ? 127.f / am : 0.f;
-      const int q0 = max(-127, min(127, __float2int_rn(x.x * inv))), q1 = max(-127, min(127, __float2int_rn(x.y * inv)));
-      const int q2 = max(-127, min(127, __float2int_rn(x.z * inv))), q3 = max(-127, min(127, __float2int_rn(x.w * inv)));
+      const float inv = int8_inv(am);
+      const int q0 = int8_code(x.x, inv), q1 = int8_code(x.y, inv), q2 = int8_code(x.z, inv), q3 = int8_code(x.w, inv);
       int sum = q0 + q1 + q2 + q3;
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
       ((int *)xs)[(u - ub) * 32 + lane] = (q0 & 255) | (q1 & 255) << 8 | (q2 & 255) << 16 | (q3 & 255) << 24;
-      if (lane == 0) {
-        const float s = am / 127.f, xb = am > 0.f ? s * (float)sum : 0.f;
-        sfac[u - ub] = make_float4(am > 0.f ? sq.alpha * s : 0.f, sq.beta * xb, xb, 0.f);
-      }
+      if (lane == 0) sfac[u - ub] = group_factors(am, sum, sq.alpha, sq.beta);
     }
     if (w == 0) {
       for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
@@ -958,13 +967,11 @@ DEVI void quant_group(At at, int t, int base, int g0, int gs, int lane, int C, i
   float amax = 0.f;
   for (int i = lane; i < gs; i += 32) amax = fmaxf(amax, fabsf(at(i)));
   for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float s = amax / 127.f;
-  const float inv = amax > 0.f ? 127.f / amax : 0.f;
+  const float inv = int8_inv(amax);
   int sum = 0;
   for (int i = lane; i < gs; i += 32) {
     const float v = at(i);
-    int q = __float2int_rn(v * inv);
-    q = max(-127, min(127, q));
+    const int q = int8_code(v, inv);
     sum += q;
     const int c = base + g0 + i;
     if (c < ldq) xq[(size_t)t * ldq + c] = (int8_t)q;
@@ -972,10 +979,7 @@ DEVI void quant_group(At at, int t, int base, int g0, int gs, int lane, int C, i
   }
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
   const int g = (base + g0) / gs;
-  if (lane == 0 && g < G) {
-    const float xb = amax > 0.f ? s * (float)sum : 0.f;
-    fac[(size_t)t * G + g] = make_float4(amax > 0.f ? alpha * s : 0.f, beta * xb, xb, 0.f);
-  }
+  if (lane == 0 && g < G) fac[(size_t)t * G + g] = group_factors(amax, sum, alpha, beta);
 }
 
 // rotq_tail rotates and quantizes one block's segment of one token: sm
