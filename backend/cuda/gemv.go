@@ -719,8 +719,9 @@ func (g *DenseGPU) maxWarps() int {
 // epilogue and no norm kernel when it can: the residual's row-group sums
 // of squares are in s (the GEMV that last added to sq.x left them) and gemv
 // would take the rope GEMV. It reports false, launching nothing, otherwise.
+// g is selfQuantable: fuseMatMul queues sq only for such a reader.
 func (d *Device) gemvSelfQ(g *DenseGPU, y DevPtr, s *Scratch, rope *ropeEpilogue, sq *selfQuant) (bool, error) {
-	if s == nil || s.ssqOf != sq.x || !g.selfQuantable() {
+	if s == nil || s.ssqOf != sq.x {
 		return false, nil
 	}
 	W, ok := d.ropeOne(g, rope)
