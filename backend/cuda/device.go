@@ -46,6 +46,7 @@ type Device struct {
 	sk           streamKBufs    // the stream-K GEMV's partial rows and counters (streamk.go)
 	pdl          bool           // launch pdlKernel kernels with programmatic dependent launch (PDLEnv)
 	ablate       []string       // name prefixes of kernels not launched (AblateEnv; measurements only)
+	twice        []string       // name prefixes of kernels launched twice in a row (TwiceEnv; measurements only)
 	attnClusters int64          // upg_attn_cluster_rotq launches (tests)
 	selfQuants   int64          // rope GEMVs that quantized their own input (gemvSelfQ; tests)
 	psteps       int64          // upg_pstep launches, not counting graph replays (tests)
@@ -240,6 +241,9 @@ func (d *Device) init() error {
 	if d.ablate = ablateList(os.Getenv(AblateEnv)); d.ablate != nil {
 		slog.Warn("cuda: kernels left out of every step; results are wrong", "env", AblateEnv, "prefixes", d.ablate)
 	}
+	if d.twice = ablateList(os.Getenv(TwiceEnv)); d.twice != nil {
+		slog.Warn("cuda: kernels launched twice in every step (a measurement)", "env", TwiceEnv, "prefixes", d.twice)
+	}
 	return nil
 }
 
@@ -266,8 +270,11 @@ func ablateList(env string) []string {
 }
 
 // ablated reports whether a launch of kernel name is left out (AblateEnv).
-func (d *Device) ablated(name string) bool {
-	for _, p := range d.ablate {
+func (d *Device) ablated(name string) bool { return hasAnyPrefix(name, d.ablate) }
+
+// hasAnyPrefix reports whether name starts with one of prefixes.
+func hasAnyPrefix(name string, prefixes []string) bool {
+	for _, p := range prefixes {
 		if strings.HasPrefix(name, p) {
 			return true
 		}
@@ -582,6 +589,11 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 	if d.ablated(name) {
 		return nil
 	}
+	if d.twice != nil && hasAnyPrefix(name, d.twice) {
+		if err := d.cuLaunch(name, f, grid, block, smem, pp); err != nil {
+			return err
+		}
+	}
 	if d.prof != nil { // the closure (a heap allocation) only when profiling
 		return d.prof.around(d, name, func() error { return d.cuLaunch(name, f, grid, block, smem, pp) })
 	}
@@ -710,6 +722,15 @@ const PDLEnv = "UPG_CUDA_PDL"
 // e.g. what a residual stream kept rotated would save (NOTES.md run 179). A
 // measurement switch only: the step's results are wrong.
 const AblateEnv = "UPG_CUDA_ABLATE"
+
+// TwiceEnv lists kernel name prefixes (comma-separated) whose launches every
+// step makes twice in a row, the second after the first (PDL as usual): what
+// a second, warm run of a kernel costs beside AblateEnv's cold one — how much
+// of a small kernel's time is its code, data or translations not yet near
+// the SMs rather than its own work (NOTES.md run 228). Only for kernels that
+// compute their outputs from inputs they do not write (the norms, the
+// attention, the SwiGLU); a measurement switch.
+const TwiceEnv = "UPG_CUDA_TWICE"
 
 // pdlKernel reports whether kernel name starts with pdl_wait() (kernels/
 // upg.cu) and so may be launched before the kernel it depends on finishes:
