@@ -457,6 +457,28 @@ DEVI float ld_rank(const float *p, unsigned rank) {
   return v;
 }
 #endif
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// push_rank stores v at shared address p of the cluster's block rank and
+// completes its 4 bytes on that block's mbarrier mb (st.async: no fence,
+// the receiver learns of it by waiting on mb).
+DEVI void push_rank(const float *p, float v, const void *mb, unsigned rank) {
+  unsigned ra, rm;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"((unsigned)__cvta_generic_to_shared(p)), "r"(rank));
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(rm) : "r"((unsigned)__cvta_generic_to_shared(mb)), "r"(rank));
+  asm volatile("st.async.shared::cluster.mbarrier::complete_tx::bytes.b32 [%0], %1, [%2];" ::"r"(ra), "r"(__float_as_uint(v)), "r"(rm)
+               : "memory");
+}
+// mbar_wait0 waits for phase 0 of the mbarrier at shared address a.
+DEVI void mbar_wait0(unsigned a) {
+  unsigned ok;
+  do {
+    asm volatile("{.reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p;}"
+                 : "=r"(ok)
+                 : "r"(a), "r"(0u)
+                 : "memory");
+  } while (!ok);
+}
+#endif
 // ldg_evict_first loads 16 bytes with L2's evict-first policy (sm_80+;
 // createpolicy and .L2::cache_hint, as sm_90's ld takes .L2::evict_first
 // itself only on 256-bit loads).
@@ -496,7 +518,8 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
   __shared__ int roff[QMAX]; // the rows' indices in the cache (in rows of HD values)
   __shared__ float sc[GQ][QMAX];
   __shared__ float vs[NW][GQ][HD]; // the warps' value sums; then the rotated segment
-  __shared__ float part[GQ][HD + 2]; // max, sum and Σ e·v of each query head over this block's positions
+  __shared__ float pin[GQ][HD + 2]; // the owned head's max, sum and Σ e·v over each sibling's positions (pushed)
+  __shared__ __align__(8) unsigned long long mbp; // pin's bytes arrived
   __shared__ float loc[HD];          // the owned head's output after the stages inside it
   __shared__ float red[2 * GQ];      // the heads' maxima and sums
   const int x = blockIdx.x, t = blockIdx.y, kvh = x / GQ, b = x % GQ;
@@ -510,6 +533,15 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
     roff[i] = (tab[p / bs] * H + kvh) * bs + p % bs;
   }
   const float sg = threadIdx.x < HD && signs != nullptr ? signs[x * HD + threadIdx.x] : 1.f;
+  // pin's mbarrier, expecting its GQ senders' bytes; every block's inited
+  // before any block pushes (the cluster barrier's wait before the pushes)
+  const unsigned mba = (unsigned)__cvta_generic_to_shared(&mbp);
+  if (threadIdx.x == 0) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(mba) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mba), "r"(GQ * (HD + 2) * 4) : "memory");
+  }
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   pdl_wait();
   float qv[GQ][E];
 #pragma unroll
@@ -610,27 +642,36 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
       for (int e = 0; e < E; e++) vs[warp][g][li * E + e] = acc[g][e];
   __syncthreads();
   trace_mark(); // value sums
+  // each query head's partial straight into the shared memory of the
+  // block that owns the head (its pin[b]), completed on that block's
+  // mbarrier: no cluster barrier's release here (run 228: the kernel's
+  // warps stalled ~11% of their time on membar at its cluster barriers)
+  asm volatile("barrier.cluster.wait.aligned;" ::: "memory"); // every block's mbarrier inited
+  const unsigned rank = cluster_rank(), r0 = rank - b; // the siblings of KV head kvh: ranks r0 .. r0+GQ-1
   for (int i = threadIdx.x; i < GQ * HD; i += blockDim.x) {
     const int g = i / HD, d = i - g * HD;
     float o = 0.f;
 #pragma unroll
     for (int w = 0; w < NW; w++) o += vs[w][g][d];
-    part[g][2 + d] = o;
+    push_rank(&pin[b][2 + d], o, &mbp, r0 + g);
   }
-  if (threadIdx.x < GQ) part[threadIdx.x][0] = red[2 * threadIdx.x], part[threadIdx.x][1] = red[2 * threadIdx.x + 1];
+  if (threadIdx.x < GQ) {
+    push_rank(&pin[b][0], red[2 * threadIdx.x], &mbp, r0 + threadIdx.x);
+    push_rank(&pin[b][1], red[2 * threadIdx.x + 1], &mbp, r0 + threadIdx.x);
+  }
   // o's blocks may start now: their weight loads beside the key loads cost
   // 1.2 µs in run 166's trace (+1.1% measured with the trigger here)
   pdl_launch();
-  cluster_sync_all(); // every block's partials
-  const unsigned rank = cluster_rank(), r0 = rank - b; // the siblings of KV head kvh: ranks r0 .. r0+GQ-1
+  float oh = 0.f; // the head's output value d = threadIdx.x, stored to dst past the last release
   if (threadIdx.x < HD) {
     const int d = threadIdx.x;
     float mk[GQ], lk[GQ], ok[GQ];
+    mbar_wait0(mba); // the GQ siblings' partials of head x
 #pragma unroll
     for (int k = 0; k < GQ; k++) {
-      mk[k] = ld_rank(&part[b][0], r0 + k);
-      lk[k] = ld_rank(&part[b][1], r0 + k);
-      ok[k] = ld_rank(&part[b][2 + d], r0 + k);
+      mk[k] = pin[k][0];
+      lk[k] = pin[k][1];
+      ok[k] = pin[k][2 + d];
     }
     float M = -INFINITY;
 #pragma unroll
@@ -643,9 +684,8 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
         Ls += lk[k] * e;
         O += ok[k] * e;
       }
-    const float o = O * (1.f / Ls);
-    dst[(size_t)t * C + x * HD + d] = o;
-    loc[d] = signs != nullptr ? o * sg : o;
+    oh = O * (1.f / Ls);
+    loc[d] = signs != nullptr ? oh * sg : oh;
   }
   __syncthreads();
   // the stages inside the head: distances 1 .. min(rb, HD)/2, one warp
@@ -681,7 +721,12 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
   // this block's reads of its siblings' loc are done: it says so now and
   // waits for theirs only before it leaves, so the cluster barrier's round
   // trip runs under the quantization (runs 177-178: +0.2%, then +0.02%)
-  asm volatile("barrier.cluster.arrive.release.aligned;" ::: "memory");
+  asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
+  // dst after the releases: a release waits until the thread's earlier
+  // stores are performed, and this one was the only global store before
+  // them (run 228: the kernel's warps stalled 1.73 cycles an instruction on
+  // membar, ~11% of its time)
+  if (threadIdx.x < HD) dst[(size_t)t * C + x * HD + threadIdx.x] = oh;
   __syncthreads(); // segv complete
   trace_mark();       // merged and rotated
   const float rsc = rb > 1 ? (float)(1.0 / sqrt((double)rb)) : 1.f;
