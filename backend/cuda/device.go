@@ -238,10 +238,10 @@ func (d *Device) init() error {
 		return err
 	}
 	d.pdl = pdlOn(d.Major, sym.cuLaunchKernelEx != 0, os.Getenv(PDLEnv))
-	if d.ablate = ablateList(os.Getenv(AblateEnv)); d.ablate != nil {
+	if d.ablate = prefixList(os.Getenv(AblateEnv)); d.ablate != nil {
 		slog.Warn("cuda: kernels left out of every step; results are wrong", "env", AblateEnv, "prefixes", d.ablate)
 	}
-	if d.twice = ablateList(os.Getenv(TwiceEnv)); d.twice != nil {
+	if d.twice = prefixList(os.Getenv(TwiceEnv)); d.twice != nil {
 		slog.Warn("cuda: kernels launched twice in every step (a measurement)", "env", TwiceEnv, "prefixes", d.twice)
 	}
 	return nil
@@ -257,9 +257,9 @@ func pdlOn(major int, launchEx bool, env string) bool {
 	return major == 9 && launchEx && env != "0"
 }
 
-// ablateList parses AblateEnv: the non-empty comma-separated prefixes, nil
-// for none.
-func ablateList(env string) []string {
+// prefixList parses a list of kernel name prefixes (AblateEnv, TwiceEnv):
+// the non-empty comma-separated prefixes, nil for none.
+func prefixList(env string) []string {
 	var l []string
 	for _, p := range strings.Split(env, ",") {
 		if p = strings.TrimSpace(p); p != "" {

@@ -196,12 +196,12 @@ func TestPDLOnlyHopper(t *testing.T) {
 
 // TestAblateList: UPG_CUDA_ABLATE's prefixes, and which launches they leave out.
 func TestAblateList(t *testing.T) {
-	if l := ablateList(""); l != nil {
-		t.Errorf("ablateList(\"\") = %q, want nil", l)
+	if l := prefixList(""); l != nil {
+		t.Errorf("prefixList(\"\") = %q, want nil", l)
 	}
-	l := ablateList(" upg_rms_rotq, ,upg_attn,")
+	l := prefixList(" upg_rms_rotq, ,upg_attn,")
 	if want := []string{"upg_rms_rotq", "upg_attn"}; !slices.Equal(l, want) {
-		t.Fatalf("ablateList = %q, want %q", l, want)
+		t.Fatalf("prefixList = %q, want %q", l, want)
 	}
 	d := &Device{ablate: l}
 	for name, want := range map[string]bool{"upg_rms_rotq": true, "upg_attn_rotq_f16": true, "upg_swiglu_rotq": false, "upg_gemv_k3_g1_t1": false} {
@@ -211,7 +211,7 @@ func TestAblateList(t *testing.T) {
 	}
 	// a kernel's rotation only: the kernel itself is still launched, with
 	// no signs and Hadamard blocks of 1 in its rotq_tail arguments
-	d = &Device{ablate: ablateList("upg_swiglu_rotq:rotation")}
+	d = &Device{ablate: prefixList("upg_swiglu_rotq:rotation")}
 	if d.ablated("upg_swiglu_rotq") || d.rotates("upg_swiglu_rotq") || !d.rotates("upg_rms_rotq") || !(&Device{}).rotates("upg_swiglu_rotq") {
 		t.Errorf("rotation switch: ablated %v, rotates swiglu %v, rms %v, without the switch %v; want false, false, true, true",
 			d.ablated("upg_swiglu_rotq"), d.rotates("upg_swiglu_rotq"), d.rotates("upg_rms_rotq"), (&Device{}).rotates("upg_swiglu_rotq"))
