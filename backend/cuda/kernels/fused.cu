@@ -422,10 +422,12 @@ extern "C" __global__ void __launch_bounds__(256)
 // Block x of token t = blockIdx.y owns query head x. With GQ query heads a
 // key/value head, the GQ blocks of KV head x/GQ each take a contiguous GQ-th
 // of its positions and score them for all GQ heads (each key and value row
-// read once, not once a query head); after a cluster barrier each block
-// merges its own head's GQ partials from its siblings' shared memory.
-// Then the rotation: the Hadamard stages of distance 1 .. HD/2 inside the
-// head, a barrier, the stages of distance HD .. rb/2 across the cluster's
+// read once, not once a query head); each block pushes each head's partial
+// into the shared memory of the block that owns it (st.async, completed on
+// that block's mbarrier: no cluster barrier's release, run 230), which
+// merges its head's GQ partials. Then the rotation: the Hadamard stages of
+// distance 1 .. HD/2 inside the head, each block's head pushed to every
+// other rank the same way, and the stages of distance HD .. rb/2 across the
 // ranks (rotq_tail's butterflies are these radix-2 stages: the same float
 // operations on the same values), after which every block holds the whole
 // segment and quantizes its share of the groups as rotq_tail does.
@@ -439,25 +441,11 @@ extern "C" __global__ void __launch_bounds__(256)
 #define AC_MAXPOS 2048
 #define AC_LOADS 8
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-DEVI void cluster_sync_all() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
 DEVI unsigned cluster_rank() {
   unsigned r;
   asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
   return r;
 }
-// ld_rank reads the float at shared address p of the cluster's block rank.
-DEVI float ld_rank(const float *p, unsigned rank) {
-  const unsigned a = (unsigned)__cvta_generic_to_shared(p);
-  unsigned ra;
-  float v;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(ra) : "r"(a), "r"(rank));
-  asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(ra) : "memory");
-  return v;
-}
-#endif
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 // push_rank stores v at shared address p of the cluster's block rank and
 // completes its 4 bytes on that block's mbarrier mb (st.async: no fence,
 // the receiver learns of it by waiting on mb).
@@ -517,11 +505,12 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
   static_assert(GQ == 4 && L >= 4, "the scores' halving exchanges are written for four query heads");
   __shared__ int roff[QMAX]; // the rows' indices in the cache (in rows of HD values)
   __shared__ float sc[GQ][QMAX];
-  __shared__ float vs[NW][GQ][HD]; // the warps' value sums; then the rotated segment
+  __shared__ float vs[NW][GQ][HD]; // the warps' value sums
   __shared__ float pin[GQ][HD + 2]; // the owned head's max, sum and Σ e·v over each sibling's positions (pushed)
-  __shared__ __align__(8) unsigned long long mbp; // pin's bytes arrived
-  __shared__ float loc[HD];          // the owned head's output after the stages inside it
+  __shared__ float lin[CL - 1][HD]; // the other ranks' heads after their stages inside the head (pushed)
+  __shared__ __align__(8) unsigned long long mbp, mbl; // pin's and lin's bytes arrived
   __shared__ float red[2 * GQ];      // the heads' maxima and sums
+  static_assert(GQ >= 4 && 2 * QMAX >= CL * HD && QMAX >= HD, "sc holds the segment and two exchange rows");
   const int x = blockIdx.x, t = blockIdx.y, kvh = x / GQ, b = x % GQ;
   const int li = threadIdx.x % L, rs = threadIdx.x / L, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   // the step's metadata and the signs (weights) before the wait
@@ -533,13 +522,16 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
     roff[i] = (tab[p / bs] * H + kvh) * bs + p % bs;
   }
   const float sg = threadIdx.x < HD && signs != nullptr ? signs[x * HD + threadIdx.x] : 1.f;
-  // pin's mbarrier, expecting its GQ senders' bytes; every block's inited
-  // before any block pushes (the cluster barrier's wait before the pushes)
-  const unsigned mba = (unsigned)__cvta_generic_to_shared(&mbp);
+  // pin's and lin's mbarriers, expecting their senders' bytes; every
+  // block's inited before any block pushes (the cluster barrier's wait
+  // before the first pushes)
+  const unsigned mba = (unsigned)__cvta_generic_to_shared(&mbp), mbb = (unsigned)__cvta_generic_to_shared(&mbl);
   if (threadIdx.x == 0) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(mba) : "memory");
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(mbb) : "memory");
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mba), "r"(GQ * (HD + 2) * 4) : "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mbb), "r"((CL - 1) * HD * 4) : "memory");
   }
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
   pdl_wait();
@@ -662,7 +654,13 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
   // o's blocks may start now: their weight loads beside the key loads cost
   // 1.2 µs in run 166's trace (+1.1% measured with the trigger here)
   pdl_launch();
-  float oh = 0.f; // the head's output value d = threadIdx.x, stored to dst past the last release
+  // thread d < HD: the merge of head x's value d, the Hadamard stages inside
+  // the head (distances below 32 by shuffles, the others through two rows of
+  // sc, free since the value sums), its value pushed to the other ranks'
+  // lin, theirs waited for on mbl, the stages across the ranks (the same
+  // float operations on the same values as rotq_tail's butterflies), and
+  // the segment into sc's first CL·HD floats; no cluster barrier's release
+  float *segv = &sc[0][0]; // the segment's CL·HD rotated values
   if (threadIdx.x < HD) {
     const int d = threadIdx.x;
     float mk[GQ], lk[GQ], ok[GQ];
@@ -684,49 +682,42 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
         Ls += lk[k] * e;
         O += ok[k] * e;
       }
-    oh = O * (1.f / Ls);
-    loc[d] = signs != nullptr ? oh * sg : oh;
-  }
-  __syncthreads();
-  // the stages inside the head: distances 1 .. min(rb, HD)/2, one warp
-  if (warp == 0) {
-    for (int hh = 1; hh < min(rb, HD); hh <<= 1) {
-      for (int p = lane; p < HD / 2; p += 32) {
-        const int j = ((p & ~(hh - 1)) << 1) | (p & (hh - 1));
-        const float a = loc[j], c = loc[j + hh];
-        loc[j] = a + c;
-        loc[j + hh] = a - c;
-      }
-      __syncwarp();
+    const float oh = O * (1.f / Ls);
+    dst[(size_t)t * C + x * HD + d] = oh;
+    float v = signs != nullptr ? oh * sg : oh;
+    const int hin = min(rb, HD);
+    for (int hh = 1; hh < hin && hh < 32; hh <<= 1) { // lower index: a + c, upper: a - c
+      const float p = __shfl_xor_sync(0xffffffffu, v, hh);
+      v = (d & hh) ? p - v : v + p;
     }
-  }
-  cluster_sync_all(); // every rank's loc complete, every partial read
-  float *segv = &vs[0][0][0]; // the segment's CL·HD rotated values (vs is free)
-  if (threadIdx.x < HD) {
-    float v[CL];
+    for (int hh = 32, row = GQ - 2; hh < hin; hh <<= 1, row ^= 1) { // rows GQ-2 and GQ-1 in turn
+      sc[row][d] = v;
+      asm volatile("bar.sync 1, %0;" ::"r"(HD) : "memory"); // the HD threads' values of this stage
+      const float p = sc[row][d ^ hh];
+      v = (d & hh) ? p - v : v + p;
+    }
 #pragma unroll
-    for (int r = 0; r < CL; r++) v[r] = ld_rank(loc + threadIdx.x, r);
+    for (int r = 0; r < CL; r++)
+      if (r != (int)rank) push_rank(&lin[(int)rank < r ? rank : rank - 1][d], v, &mbl, r);
+    mbar_wait0(mbb); // the other ranks' values d
+    float vv[CL];
+#pragma unroll
+    for (int r = 0; r < CL; r++) vv[r] = r == (int)rank ? v : lin[r < (int)rank ? r : r - 1][d];
 #pragma unroll
     for (int hh = 1; hh < CL; hh <<= 1)
 #pragma unroll
       for (int p = 0; p < CL / 2; p++) {
         const int j = ((p & ~(hh - 1)) << 1) | (p & (hh - 1));
-        const float a = v[j], c = v[j + hh];
-        v[j] = a + c;
-        v[j + hh] = a - c;
+        const float a = vv[j], c = vv[j + hh];
+        vv[j] = a + c;
+        vv[j + hh] = a - c;
       }
 #pragma unroll
-    for (int r = 0; r < CL; r++) segv[r * HD + threadIdx.x] = v[r];
+    for (int r = 0; r < CL; r++) segv[r * HD + d] = vv[r];
   }
-  // this block's reads of its siblings' loc are done: it says so now and
-  // waits for theirs only before it leaves, so the cluster barrier's round
-  // trip runs under the quantization (runs 177-178: +0.2%, then +0.02%)
+  // no block may leave while a push to it could be in flight: each says it
+  // has pushed, and waits for the others' word before it leaves
   asm volatile("barrier.cluster.arrive.relaxed.aligned;" ::: "memory");
-  // dst after the releases: a release waits until the thread's earlier
-  // stores are performed, and this one was the only global store before
-  // them (run 228: the kernel's warps stalled 1.73 cycles an instruction on
-  // membar, ~11% of its time)
-  if (threadIdx.x < HD) dst[(size_t)t * C + x * HD + threadIdx.x] = oh;
   __syncthreads(); // segv complete
   trace_mark();       // merged and rotated
   const float rsc = rb > 1 ? (float)(1.0 / sqrt((double)rb)) : 1.f;
@@ -737,7 +728,7 @@ DEVI void attn_cluster_rotq(const float *__restrict__ q, int qs, const T *__rest
     quant_group([&](int i) { return segv[g0 + i] * rsc; }, t, base, g0, gs, lane, C, G, alpha, beta, xr, xq, ldq,
                 fac);
   }
-  asm volatile("barrier.cluster.wait.acquire.aligned;" ::: "memory"); // no block leaves while another reads its loc
+  asm volatile("barrier.cluster.wait.aligned;" ::: "memory"); // no block leaves while another pushes to it
 #else
   __trap(); // clusters need sm_90 (the Go side takes this kernel only there)
 #endif
