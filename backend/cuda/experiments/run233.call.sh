@@ -8,7 +8,7 @@ set -u
 R=$PWD; C=$R/.cuda-carry/q; L=$OUT/run233.txt
 t0=$(date +%s)
 note() { echo "-- $1 $(( $(date +%s)-t0 )) s" >> $L; }
-left() { [ $(( 300 - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
+left() { [ $(( 185 - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
 cd $C && xz -dkf upg.xz && gunzip -kf cl100k_base.tiktoken.gz && chmod +x upg
 mkdir -p /work/shared/tokenizers/tiktoken && cp $C/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
