@@ -3,12 +3,14 @@
 # HEAD's kernels (0db1819) — the map the next change to them needs. ncu's warp-state sampling (SourceCounters, the
 # shortest interval) over three decode launches each of the cluster attention, the norm and the SwiGLU in a 4-layer
 # Phi-4-shaped 3.2-bpw file's decode after 512 positions; the source page (SASS with stall samples per instruction)
-# as CSV, and the details page. Carry .cuda-carry/q (run 232's: upg cross-built from 0db1819).
+# as CSV, and the details page. Carry .cuda-carry/q: upg cross-built from a tree with 0db1819's kernels (xz -9),
+# cl100k_base.tiktoken.gz. Prepared and not yet run: the twenty-fifth stop's three starts for it were refused and its
+# device time ran out. Each source CSV comes back gzipped: sum the stall-sample columns by SASS line, largest first.
 set -u
 R=$PWD; C=$R/.cuda-carry/q; L=$OUT/run233.txt
 t0=$(date +%s)
 note() { echo "-- $1 $(( $(date +%s)-t0 )) s" >> $L; }
-left() { [ $(( 95 - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
+left() { [ $(( 300 - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
 cd $C && xz -dkf upg.xz && gunzip -kf cl100k_base.tiktoken.gz && chmod +x upg
 mkdir -p /work/shared/tokenizers/tiktoken && cp $C/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
@@ -16,10 +18,10 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >
 ncu --version | tail -1 >> $L
 $C/upg synth --arch phi4 --target-bpw 3.2 --layers 4 --out /tmp/p4.upg -q > /tmp/synth4.txt 2>&1; echo "synth 4 rc $? $(( $(date +%s)-t0 )) s" >> $L
 n=0
-for k in upg_attn_cluster_rotq_f16_h128 upg_rms_rotq; do
+for k in upg_attn_cluster_rotq_f16_h128 upg_rms_rotq upg_swiglu_rotq; do
   n=$((n+1))
-  left 40 || break
-  timeout -k 5 50 ncu --cache-control none --clock-control none --kernel-name regex:"$k" --launch-skip 24 --launch-count 3 \
+  left 60 || break
+  timeout -k 5 100 ncu --cache-control none --clock-control none --kernel-name regex:"$k" --launch-skip 24 --launch-count 3 \
     --section SourceCounters --section WarpStateStats --section LaunchStats --warp-sampling-interval 0 --import-source no \
     -f -o /tmp/rep$n $C/upg bench --device cuda --model /tmp/p4.upg --prompt-tokens 512 --gen-tokens 12 > /tmp/ncu$n.txt 2>&1
   echo "== ncu $k rc $? $(( $(date +%s)-t0 )) s" >> $L
