@@ -589,7 +589,7 @@ func (d *Device) launch(name string, f uintptr, grid, block [3]uint32, smem uint
 	if d.ablated(name) {
 		return nil
 	}
-	if d.twice != nil && hasAnyPrefix(name, d.twice) {
+	if hasAnyPrefix(name, d.twice) {
 		if err := d.cuLaunch(name, f, grid, block, smem, pp); err != nil {
 			return err
 		}
