@@ -10,12 +10,14 @@ set -u
 R=$PWD; C=$R/.cuda-carry/q; L=$OUT/run233.txt
 t0=$(date +%s)
 note() { echo "-- $1 $(( $(date +%s)-t0 )) s" >> $L; }
-left() { [ $(( 300 - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
+left() { [ $(( 540 - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
 cd $C && xz -dkf upg.xz && gunzip -kf cl100k_base.tiktoken.gz && chmod +x upg
 mkdir -p /work/shared/tokenizers/tiktoken && cp $C/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >> $L
 ncu --version | tail -1 >> $L
+h200=0; nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && h200=1
+[ $h200 = 1 ] && ( $C/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/p.upg -q > /tmp/synthp.txt 2>&1; echo "synth full rc $? $(( $(date +%s)-t0 )) s" >> $L; $C/upg synth --arch phi4 --target-bpw 3.2 --rotate-residual --out /tmp/r.upg -q > /tmp/synthr.txt 2>&1; echo "synth rotated rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
 $C/upg synth --arch phi4 --target-bpw 3.2 --layers 4 --out /tmp/p4.upg -q > /tmp/synth4.txt 2>&1; echo "synth 4 rc $? $(( $(date +%s)-t0 )) s" >> $L
 n=0
 for k in upg_attn_cluster_rotq_f16_h128 upg_rms_rotq upg_swiglu_rotq; do
@@ -33,4 +35,11 @@ for k in upg_attn_cluster_rotq_f16_h128 upg_rms_rotq upg_swiglu_rotq; do
   gzip -c /tmp/det$n.txt > $OUT/details_$k.txt.gz
   grep -iE "stall|warp cycles per|duration|registers|issued ipc|active warps" /tmp/det$n.txt | head -20 >> $L
 done
+wait
+if [ $h200 = 1 ]; then # the bar's card: decode after 512 on HEAD's kernels (run 215 measured older ones)
+  for i in 1 2 3 4; do
+    f=/tmp/p.upg; [ $((i % 2)) = 0 ] && f=/tmp/r.upg
+    left 40 && echo "decode-$i $f $(timeout -k 5 120 $C/upg bench --device cuda --model $f --prompt-tokens 512 --gen-tokens 64 2>&1 | grep -E '^(prefill|decode|device|read|effective)|rror|panic' | head -7 | tr -s ' ' | tr '\n' ' ')" >> $L
+  done
+fi
 note all
