@@ -118,10 +118,23 @@ type compressOptions struct {
 	// bytes or with a unit ("9.4MB", "8MiB"), instead of TargetBPW.
 	TargetSize string `json:"target_size"`
 	// TokenWeights, OutputTargets and RotateResidual are upg compress's
-	// --token-weights, --output-targets and --rotate-residual.
-	TokenWeights   bool `json:"token_weights"`
-	OutputTargets  bool `json:"output_targets"`
-	RotateResidual bool `json:"rotate_residual"`
+	// --token-weights, --output-targets and --rotate-residual; a
+	// RotateResidual left out (null) is the command's default: the stream
+	// rotated where the model can take it.
+	TokenWeights   bool  `json:"token_weights"`
+	OutputTargets  bool  `json:"output_targets"`
+	RotateResidual *bool `json:"rotate_residual"`
+}
+
+// residualForm is the compressor's ResidualForm for rotate_residual.
+func (o compressOptions) residualForm() compress.ResidualForm {
+	switch {
+	case o.RotateResidual == nil:
+		return compress.ResidualAuto
+	case *o.RotateResidual:
+		return compress.ResidualRotated
+	}
+	return compress.ResidualPlain
 }
 
 func startCompress(src, out string, o compressOptions) (*jobObj, error) {
@@ -161,7 +174,7 @@ func startCompress(src, out string, o compressOptions) (*jobObj, error) {
 	}
 	opts := compress.Options{TargetBPW: o.TargetBPW, CalibText: text, CalibTokens: o.CalibTokens, CalibCtx: o.CalibCtx,
 		Family: compress.Family(o.Codec), NoGPTQ: o.NoGPTQ, Threads: o.Threads, TargetBytes: targetBytes,
-		TokenWeights: o.TokenWeights, OutputTargets: o.OutputTargets, RotateResidual: o.RotateResidual}
+		TokenWeights: o.TokenWeights, OutputTargets: o.OutputTargets, Residual: o.residualForm()}
 	return startJob(func(progress func(int64, int64, string), cancelled func() bool) (any, error) {
 		opts.Progress = progress
 		rep, err := compress.Run(src, out, opts)

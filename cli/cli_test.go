@@ -408,6 +408,23 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestCompressRotateResidualTied: upg compress rotates the residual stream
+// by default where the model can take it; a tied model (TinyStories-656K)
+// is then kept plain, and asking for the rotation on it is an error naming
+// the tie, with no output left behind.
+func TestCompressRotateResidualTied(t *testing.T) {
+	testutil.NeedData(t, tinyStory)
+	out := filepath.Join(t.TempDir(), "ts.upg")
+	r := upg(t, "compress", tinyStory, "--out", out, "--target-bpw", "8", "--rotate-residual", "-q")
+	wantFail(t, r, exitError, "ties them")
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused compression left %s (stat: %v)", out, err)
+	}
+	if r := upg(t, "compress", tinyStory, "--out", out, "--target-bpw", "8", "-q"); r.code != 0 {
+		t.Fatalf("default compression of a tied model failed\n%s", r)
+	}
+}
+
 // TestEmptyPrompt: miniphi's tokenizer adds no BOS, so "" is no tokens.
 func TestEmptyPrompt(t *testing.T) {
 	testutil.NeedData(t, miniphi)

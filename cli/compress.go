@@ -15,7 +15,7 @@ import (
 func newCompressCmd() *cobra.Command {
 	var opts compress.Options
 	var out, calib, family, size string
-	var asJSON, quiet bool
+	var asJSON, quiet, rotate bool
 	cmd := &cobra.Command{
 		Use:   "compress SRC --out FILE (--target-bpw B | --target-size BYTES) [--calib TEXTFILE]",
 		Short: "Compress a Hugging Face checkpoint (or F16/F32 GGUF) into a .upg file",
@@ -60,6 +60,13 @@ interrupted run never leaves a partial FILE.`,
 				return err
 			}
 			opts.Family = compress.Family(family)
+			opts.Residual = compress.ResidualAuto // rotated where the model can take it
+			if cmd.Flags().Changed("rotate-residual") {
+				opts.Residual = compress.ResidualPlain
+				if rotate {
+					opts.Residual = compress.ResidualRotated
+				}
+			}
 			var bar *progress
 			if !quiet {
 				bar = newProgress("compressing", "parameters", 100)
@@ -93,7 +100,7 @@ interrupted run never leaves a partial FILE.`,
 	fl.BoolVar(&opts.NoGPTQ, "no-gptq", false, "round to nearest instead of GPTQ error compensation")
 	fl.BoolVar(&opts.TokenWeights, "token-weights", false, "with calibration, weight the rows of the embedding and the output head by the original model's mean probability of their token on the calibration text (trellis codes)")
 	fl.BoolVar(&opts.OutputTargets, "output-targets", false, "with calibration, fit each projection to the original model's output from the compressed model's inputs instead of to its own weights (experimental: helped TinyStories-656K, hurt miniphi-29m)")
-	fl.BoolVar(&opts.RotateResidual, "rotate-residual", false, "rewrite the model with a rotated residual stream first (norm gains folded into the matrices that read them, which then need no input rotation at run time; untied models only)")
+	fl.BoolVar(&rotate, "rotate-residual", true, "rewrite the model with a rotated residual stream first (norm gains folded into the matrices that read them, which then need no input rotation at run time). Default: where the model can take it (a head not tied to the embedding), else kept plain with a log line; --rotate-residual alone makes a tied model an error, --rotate-residual=false keeps every model plain")
 	fl.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")

@@ -68,7 +68,7 @@ encoded with the dense codec at the target bits per weight, tensor by tensor
 	f.Float64Var(&opts.TargetBPW, "target-bpw", 3.2, "largest bits per weight of the file's tensors")
 	f.Uint64Var(&opts.Seed, "seed", 1, "random seed")
 	f.StringVar(&opts.Codec, "codec", "dense", "weight codec: dense (scalar Lloyd codes) or trellis (trellis codes)")
-	f.BoolVar(&opts.RotateResidual, "rotate-residual", false, "write the file as compress --rotate-residual does: the matrices that read the norms without an input rotation, every norm gain 1")
+	f.BoolVar(&opts.RotateResidual, "rotate-residual", true, "write the file as upg compress does by default for a model with a head of its own (Phi-4): a rotated residual stream, the matrices that read the norms without an input rotation, every norm gain 1 (--rotate-residual=false: the plain stream)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }

@@ -75,11 +75,14 @@ type Options struct {
 	// original model on the calibration text, so that the trellis search
 	// spends each tile's freedom on frequent tokens (tokenRowWeights).
 	TokenWeights bool
-	// RotateResidual rewrites the model into its equivalent with a rotated
-	// residual stream before compressing it (residual.go): the norms lose
-	// their gains, and the matrices that read them need no input rotation
-	// at run time. Models with a tied embedding and head are refused.
-	RotateResidual bool
+	// Residual is the residual stream's form in the output: the
+	// checkpoint's (ResidualPlain, the zero value), or the model rewritten
+	// into its equivalent with a rotated residual stream before it is
+	// compressed (residual.go: the norms lose their gains, and the matrices
+	// that read them need no input rotation at run time) — always
+	// (ResidualRotated, an error for a model that cannot take it) or where
+	// the model can take it (ResidualAuto, upg compress's default).
+	Residual ResidualForm
 	Threads        int
 	// Progress reports work done in parameters (for a progress bar with ETA).
 	Progress func(done, total int64, stage string)
@@ -142,7 +145,15 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	cfg := ck.Config
 	var roles *residualRoles
-	if opts.RotateResidual {
+	rotate := opts.Residual == ResidualRotated
+	if opts.Residual == ResidualAuto {
+		if err := canRotateResidual(cfg, ck.Tensors); err != nil {
+			slog.Info("residual stream kept plain", "model", src, "reason", err)
+		} else {
+			rotate = true
+		}
+	}
+	if rotate {
 		rs, err := newRotatedSource(cfg, ck.Tensors)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src, err)
@@ -519,7 +530,7 @@ type compressor struct {
 	quality     *Quality
 	tokenProb   []float64              // mean next-token probability of each token on the calibration text (original model), or nil
 	prePlans    map[string]*tensorPlan // plans made with the original model's Hessians during collectDiag (gptqPlan)
-	residual    *residualRoles         // the rotated residual stream's roles (Options.RotateResidual), nil without
+	residual    *residualRoles         // the rotated residual stream's roles (Options.Residual), nil without
 }
 
 func tapKey(layer int, p model.TapPoint) string { return fmt.Sprintf("%d/%d", layer, p) }

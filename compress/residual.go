@@ -11,8 +11,31 @@ import (
 	"github.com/upg-ai/upg/tensor"
 )
 
+// ResidualForm is the residual stream's form in a compressed file
+// (Options.Residual).
+type ResidualForm int
+
+const (
+	// ResidualPlain keeps the checkpoint's residual stream.
+	ResidualPlain ResidualForm = iota
+	// ResidualRotated rewrites the model with a rotated residual stream;
+	// a model that cannot take it is an error.
+	ResidualRotated
+	// ResidualAuto rotates the stream where the model can take it (a head
+	// of its own, not tied to the embedding, and a hidden size of at least
+	// 16 Hadamard blocks) and keeps it plain otherwise, with a log line.
+	ResidualAuto
+)
+
+// canRotateResidual says why the model cannot take the rotated residual
+// stream, or nil where it can.
+func canRotateResidual(cfg *model.Config, src checkpoint.Source) error {
+	_, err := newResidualRoles(cfg, src)
+	return err
+}
+
 // ResidualSeed is the seed of the residual stream's rotation
-// (Options.RotateResidual): the same signs as the codecs' input rotation
+// (Options.Residual): the same signs as the codecs' input rotation
 // (Ladder), so a matrix that reads the stream is stored rotated exactly as
 // it would have been with its own rotation, less the norm's gain.
 const ResidualSeed = 0x5eed

@@ -77,7 +77,7 @@ func TestRotateResidualRefusesTiedModels(t *testing.T) {
 	}
 	dir := "../../shared/models/TinyStories-656K"
 	testutil.NeedData(t, dir)
-	_, err = Run(dir, filepath.Join(t.TempDir(), "x.upg"), Options{TargetBPW: 8, RotateResidual: true})
+	_, err = Run(dir, filepath.Join(t.TempDir(), "x.upg"), Options{TargetBPW: 8, Residual: ResidualRotated})
 	if err == nil || !strings.Contains(err.Error(), "ties them") {
 		t.Fatalf("TinyStories-656K: err %v, want a refusal naming the tie", err)
 	}

@@ -18,8 +18,9 @@ import (
 )
 
 // TestCompressRotateResidual compresses miniphi-29m at 8 bits a weight
-// (no calibration: round to nearest) with the rotated residual stream and
-// checks the file: the matrices that read the stream carry no rotation,
+// (no calibration: round to nearest) with the residual stream's form left
+// to ResidualAuto (upg compress's default), which rotates an untied model's
+// stream, and checks the file: the matrices that read the stream carry no rotation,
 // o_proj and down_proj keep theirs, every norm gain is 1, the provenance
 // records the seed, and the model still decodes the reference's greedy
 // tokens.
@@ -27,7 +28,7 @@ func TestCompressRotateResidual(t *testing.T) {
 	dir := "../../shared/models/miniphi-29m"
 	testutil.NeedData(t, dir)
 	out := filepath.Join(t.TempDir(), "r.upg")
-	if _, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, RotateResidual: true, Threads: 2}); err != nil {
+	if _, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := upgfile.Open(out)
@@ -108,4 +109,24 @@ func provenanceSettings(t *testing.T, f *upgfile.File) map[string]any {
 		t.Fatal(err)
 	}
 	return prov.Settings
+}
+
+// TestCompressResidualAutoKeepsTiedPlain: ResidualAuto compresses a model
+// whose head is tied to its embedding (TinyStories-656K), which
+// ResidualRotated refuses, with its residual stream as it is.
+func TestCompressResidualAutoKeepsTiedPlain(t *testing.T) {
+	dir := "../../shared/models/TinyStories-656K"
+	testutil.NeedData(t, dir)
+	out := filepath.Join(t.TempDir(), "auto.upg")
+	if _, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2}); err != nil {
+		t.Fatalf("TinyStories-656K with ResidualAuto: %v", err)
+	}
+	f, err := upgfile.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if s := provenanceSettings(t, f); s["rotate_residual"] != nil {
+		t.Errorf("ResidualAuto rotated a tied model's stream: provenance settings %v", s)
+	}
 }

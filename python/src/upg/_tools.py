@@ -63,7 +63,7 @@ def compress(
     threads: Optional[int] = None,
     token_weights: bool = False,
     output_targets: bool = False,
-    rotate_residual: bool = False,
+    rotate_residual: Optional[bool] = None,
     progress: Optional[Progress] = None,
 ) -> dict[str, Any]:
     """Compresses the checkpoint src (a Hugging Face directory or an F16/F32 GGUF) into the .upg file out
@@ -74,7 +74,9 @@ def compress(
     calib is a calibration text file (or give calib_text): with it the planner spends bits where errors
     cost most and GPTQ compensates each projection's error. token_weights, output_targets and
     rotate_residual are `upg compress`'s --token-weights, --output-targets and --rotate-residual (the
-    last rewrites the model with a rotated residual stream first; untied models only).
+    last rewrites the model with a rotated residual stream first: None, the default, does so where the
+    model can take it (a head not tied to the embedding) and keeps it plain otherwise, True makes a
+    tied model an error, False keeps every model plain).
     progress(done, total, stage) is called on this thread as parameters are encoded. Returns the
     report `upg compress --json` prints (file_bytes, bpw, ratio_fp32, quality, tensors, ...). Ctrl-C
     cancels; out is then not written.
@@ -103,7 +105,7 @@ def compress(
         "threads": _int_opt("threads", threads, minimum=1),
         "token_weights": bool(token_weights),
         "output_targets": bool(output_targets),
-        "rotate_residual": bool(rotate_residual),
+        "rotate_residual": bool(rotate_residual) if rotate_residual is not None else None,
     }
     job = c_uint64()
     _lib.call(lib.upg_compress_start, _lib.path_bytes(src), _lib.path_bytes(out), _lib.json_bytes(opts), byref(job))
