@@ -83,7 +83,7 @@ type Options struct {
 	// (ResidualRotated, an error for a model that cannot take it) or where
 	// the model can take it (ResidualAuto, upg compress's default).
 	Residual ResidualForm
-	Threads        int
+	Threads  int
 	// Progress reports work done in parameters (for a progress bar with ETA).
 	Progress func(done, total int64, stage string)
 }
