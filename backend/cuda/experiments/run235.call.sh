@@ -1,0 +1,43 @@
+#!/bin/bash
+# Run 235 (2026-12-06, twenty-sixth stop): every bar of issue #11 on HEAD's binary (1413098: run 231's kernels, the
+# rotated residual stream synth's and compress's default), on whatever card the pool lends. Carry .cuda-carry/r: upg
+# and cuda.test cross-built from HEAD (xz), cl100k_base.tiktoken.gz, miniphi_eval_250k.txt.gz (../shared/corpus's file).
+#   the KL of the GPU's distribution from the CPU's over miniphi_eval_250k.txt on the demo model (while the bar's files
+#   are written), decode after 512 positions and prefill of 512 on the bar's file (upg synth --arch phi4 --target-bpw
+#   3.2: now the rotated stream) alternated with the plain one (--rotate-residual=false), batch 32 with the device
+#   memory it reports, then the GPU suite on the embedded kernels as far as the time allows.
+set -u
+R=$PWD; C=$R/.cuda-carry/r; L=$OUT/run235.txt
+t0=$(date +%s)
+note() { echo "-- $1 $(( $(date +%s)-t0 )) s" >> $L; }
+left() { [ $(( 560 - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
+cd $C && xz -dkf upg.xz cuda.test.xz && gunzip -kf cl100k_base.tiktoken.gz miniphi_eval_250k.txt.gz && chmod +x upg cuda.test
+mkdir -p /work/shared/tokenizers/tiktoken && cp $C/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
+cd $R
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader >> $L
+( $C/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/d.upg -q > /tmp/synthd.txt 2>&1; echo "synth default rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
+( $C/upg synth --arch phi4 --target-bpw 3.2 --rotate-residual=false --out /tmp/p.upg -q > /tmp/synthp.txt 2>&1; echo "synth plain rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
+( timeout 200 $C/upg eval --device cuda --ref-device cpu --model models/miniphi-29m.upg --ref models/miniphi-29m.upg --text $C/miniphi_eval_250k.txt --ctx 512 > /tmp/kl.txt 2>&1; echo "eval rc $? $(( $(date +%s)-t0 )) s" >> $L )
+grep -v '^\s*$' /tmp/kl.txt | tail -12 >> $L
+wait
+ls -l /tmp/d.upg /tmp/p.upg | awk '{print "file bytes", $5, $9}' >> $L
+note synth+eval
+b() { # label, env..., then -- and args
+  local lab=$1; shift; local env=()
+  while [ "$1" != "--" ]; do env+=("$1"); shift; done; shift
+  echo "$lab $(env "${env[@]}" timeout -k 5 120 $C/upg bench --device cuda "$@" 2>&1 | grep -E '^(prefill|decode|batch|aggregate|device|read|effective)|rror|cuda:|panic' | head -9 | tr -s ' ' | tr '\n' ' ')" >> $L
+}
+D=(--model /tmp/d.upg --prompt-tokens 512 --gen-tokens 64); P=(--model /tmp/p.upg --prompt-tokens 512 --gen-tokens 64)
+for i in 1 2 3; do
+  left 40 && b default-$i X=1 -- "${D[@]}"
+  left 40 && b plain-$i X=1 -- "${P[@]}"
+done
+left 60 && b batch32-default X=1 -- --model /tmp/d.upg --prompt-tokens 512 --gen-tokens 32 --batch 32
+note benches
+left 120 && {
+  (cd backend/cuda && timeout $(( 555 - ($(date +%s)-t0) )) $C/cuda.test -test.count=1 -test.v > /tmp/suite.txt 2>&1; echo "suite (embedded kernels) rc $?" >> $L)
+  echo "pass $(grep -c -- '--- PASS' /tmp/suite.txt) fail $(grep -c -- '--- FAIL' /tmp/suite.txt) skip $(grep -c -- '--- SKIP' /tmp/suite.txt)" >> $L
+  grep -E -- '--- FAIL|^panic' /tmp/suite.txt | head -10 >> $L
+  gzip -c /tmp/suite.txt > $OUT/suite.txt.gz
+}
+note all
