@@ -29,7 +29,7 @@ b() { # label, env..., then -- and args
   echo "$lab $(env "${env[@]}" timeout -k 5 120 $C/upg bench --device cuda "$@" 2>&1 | grep -E '^(prefill|decode|batch|aggregate|device|read|effective)|rror|cuda:|panic' | head -9 | tr -s ' ' | tr '\n' ' ')" >> $L
 }
 D=(--model /tmp/d.upg --prompt-tokens 512 --gen-tokens 64); P=(--model /tmp/p.upg --prompt-tokens 512 --gen-tokens 64)
-for i in 1 2 3; do
+for i in $(seq ${N:-3}); do # N rounds of the two files, alternated
   left 40 && b default-$i X=1 -- "${D[@]}"
   left 40 && b plain-$i X=1 -- "${P[@]}"
 done
