@@ -22,8 +22,9 @@ const (
 	// a model that cannot take it is an error.
 	ResidualRotated
 	// ResidualAuto rotates the stream where the model can take it (a head
-	// of its own, not tied to the embedding, and a hidden size of at least
-	// 16 Hadamard blocks) and keeps it plain otherwise, with a log line.
+	// of its own, not tied to the embedding, and a hidden size whose
+	// Hadamard blocks hold at least 16 values) and keeps it plain
+	// otherwise, with a log line.
 	ResidualAuto
 )
 
