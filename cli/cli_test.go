@@ -420,8 +420,12 @@ func TestCompressRotateResidualTied(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("a refused compression left %s (stat: %v)", out, err)
 	}
-	if r := upg(t, "compress", tinyStory, "--out", out, "--target-bpw", "8", "-q"); r.code != 0 {
+	r = upg(t, "compress", tinyStory, "--out", out, "--target-bpw", "8", "-q")
+	if r.code != 0 {
 		t.Fatalf("default compression of a tied model failed\n%s", r)
+	}
+	if !strings.Contains(r.stdout, "residual stream: plain (") || !strings.Contains(r.stdout, "ties them") {
+		t.Errorf("the report does not say the stream stayed plain, and why:\n%s", r.stdout)
 	}
 }
 

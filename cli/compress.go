@@ -122,6 +122,14 @@ func printCompressReport(r *compress.Report) {
 		r.Output, r.FileBytes, r.BPW, r.RatioFP32, r.RatioSource, r.SourceBytes)
 	fmt.Printf("%d parameters in %s (%.0f parameters/s; calibration tokens: %d; peak RSS %.2f GiB)\n",
 		r.Parameters, r.Elapsed.Round(time.Millisecond), r.ParamsPerSec, r.CalibTokens, float64(r.PeakRSS)/(1<<30))
+	switch {
+	case r.ResidualStream == "rotated":
+		fmt.Println("residual stream: rotated (the norms need no rotation at run time; --rotate-residual=false keeps it plain)")
+	case r.PlainWhy != "":
+		fmt.Printf("residual stream: plain (%s)\n", r.PlainWhy)
+	default:
+		fmt.Println("residual stream: plain")
+	}
 	if q := r.Quality; q != nil {
 		fmt.Printf("quality on %d held-out calibration tokens (%d scored): PPL %.4f vs %.4f (ratio %.4f), mean KLD %.5f, top-1 agreement %.2f%% (recorded in the file's provenance)\n",
 			q.HeldOutTokens, q.ScoredTokens, q.PPL, q.RefPPL, q.PPLRatio, q.KLDMean, 100*q.Top1Agreement)

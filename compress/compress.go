@@ -115,6 +115,11 @@ type Report struct {
 	PeakRSS      int64          `json:"peak_rss_bytes"`    // of the whole process (VmHWM), 0 where unknown
 	Quality      *Quality       `json:"quality,omitempty"` // measured on held-out calibration text, when there was some
 	Tensors      []TensorReport `json:"tensors"`
+
+	// ResidualStream is "rotated" or "plain" (Options.Residual); PlainWhy
+	// says why ResidualAuto kept a model's stream plain.
+	ResidualStream string `json:"residual_stream"`
+	PlainWhy       string `json:"residual_plain_why,omitempty"`
 }
 
 // Run compresses the checkpoint at src into out.
@@ -145,10 +150,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	cfg := ck.Config
 	var roles *residualRoles
-	rotate := opts.Residual == ResidualRotated
+	rotate, plainWhy := opts.Residual == ResidualRotated, ""
 	if opts.Residual == ResidualAuto {
 		if err := canRotateResidual(cfg, ck.Tensors); err != nil {
-			slog.Info("residual stream kept plain", "model", src, "reason", err)
+			plainWhy = err.Error()
+			slog.Info("residual stream kept plain", "model", src, "reason", plainWhy)
 		} else {
 			rotate = true
 		}
@@ -370,7 +376,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 		slog.Warn("the file is larger than the target: the header estimate was too small", "bytes", st.Size(), "target_bytes", target)
 	}
 	rep := &Report{Source: src, Output: out, Parameters: totalParams, FileBytes: st.Size(), SourceBytes: sourceBytes,
-		Tensors: c.reports, Quality: c.quality, CalibTokens: len(seqs) * opts.CalibCtx, Elapsed: time.Since(start)}
+		Tensors: c.reports, Quality: c.quality, CalibTokens: len(seqs) * opts.CalibCtx, Elapsed: time.Since(start),
+		ResidualStream: "plain", PlainWhy: plainWhy}
+	if roles != nil {
+		rep.ResidualStream = "rotated"
+	}
 	rep.BPW = float64(rep.FileBytes*8) / float64(totalParams)
 	rep.RatioFP32 = float64(totalParams*4) / float64(rep.FileBytes)
 	rep.RatioSource = float64(sourceBytes) / float64(rep.FileBytes)

@@ -28,8 +28,12 @@ func TestCompressRotateResidual(t *testing.T) {
 	dir := "../../shared/models/miniphi-29m"
 	testutil.NeedData(t, dir)
 	out := filepath.Join(t.TempDir(), "r.upg")
-	if _, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2}); err != nil {
+	rep, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if rep.ResidualStream != "rotated" || rep.PlainWhy != "" {
+		t.Errorf("report: residual stream %q (%q), want rotated", rep.ResidualStream, rep.PlainWhy)
 	}
 	f, err := upgfile.Open(out)
 	if err != nil {
@@ -118,8 +122,12 @@ func TestCompressResidualAutoKeepsTiedPlain(t *testing.T) {
 	dir := "../../shared/models/TinyStories-656K"
 	testutil.NeedData(t, dir)
 	out := filepath.Join(t.TempDir(), "auto.upg")
-	if _, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2}); err != nil {
+	rep, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2})
+	if err != nil {
 		t.Fatalf("TinyStories-656K with ResidualAuto: %v", err)
+	}
+	if rep.ResidualStream != "plain" || !strings.Contains(rep.PlainWhy, "ties them") {
+		t.Errorf("report: residual stream %q (%q), want plain, naming the tie", rep.ResidualStream, rep.PlainWhy)
 	}
 	f, err := upgfile.Open(out)
 	if err != nil {

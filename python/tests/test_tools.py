@@ -67,7 +67,7 @@ def test_compress_rotate_residual(tmp_path: Path, shared) -> None:
     assert sum(e.endswith(" rot") for e in enc.values()) == 2 * 3 + 1  # o and down in 3 layers, the embedding
     assert json.loads(upg.inspect(out)["metadata"]["provenance"])["settings"]["rotate_residual"] == "0x5eed"
     # the default (None) rotates an untied model's stream as True does; False keeps it plain
-    upg.compress(MODELS / "tiny-qwen2-random", tmp_path / "d.upg", 8.0)
+    assert upg.compress(MODELS / "tiny-qwen2-random", tmp_path / "d.upg", 8.0)["residual_stream"] == "rotated"
     assert upg.inspect(tmp_path / "d.upg")["tensors"] == upg.inspect(out)["tensors"]
     plain = {t["name"]: t["encoding"] for t in upg.compress(MODELS / "tiny-qwen2-random", tmp_path / "p.upg", 8.0, rotate_residual=False)["tensors"]}
     assert plain["model.layers.0.self_attn.q_proj.weight"].endswith(" rot")
