@@ -25,21 +25,10 @@ import (
 // records the seed, and the model still decodes the reference's greedy
 // tokens.
 func TestCompressRotateResidual(t *testing.T) {
-	dir := "../../shared/models/miniphi-29m"
-	testutil.NeedData(t, dir)
-	out := filepath.Join(t.TempDir(), "r.upg")
-	rep, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, dir, out, f := compressAuto(t, "miniphi-29m")
 	if rep.ResidualStream != "rotated" || rep.PlainWhy != "" {
 		t.Errorf("report: residual stream %q (%q), want rotated", rep.ResidualStream, rep.PlainWhy)
 	}
-	f, err := upgfile.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	if s := provenanceSettings(t, f); s["rotate_residual"] != "0x5eed" {
 		t.Errorf("provenance settings %v: rotate_residual missing", s)
 	}
@@ -119,22 +108,32 @@ func provenanceSettings(t *testing.T, f *upgfile.File) map[string]any {
 // whose head is tied to its embedding (TinyStories-656K), which
 // ResidualRotated refuses, with its residual stream as it is.
 func TestCompressResidualAutoKeepsTiedPlain(t *testing.T) {
-	dir := "../../shared/models/TinyStories-656K"
-	testutil.NeedData(t, dir)
-	out := filepath.Join(t.TempDir(), "auto.upg")
-	rep, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2})
-	if err != nil {
-		t.Fatalf("TinyStories-656K with ResidualAuto: %v", err)
-	}
+	rep, _, _, f := compressAuto(t, "TinyStories-656K")
 	if rep.ResidualStream != "plain" || !strings.Contains(rep.PlainWhy, "ties them") {
 		t.Errorf("report: residual stream %q (%q), want plain, naming the tie", rep.ResidualStream, rep.PlainWhy)
+	}
+	if s := provenanceSettings(t, f); s["rotate_residual"] != nil {
+		t.Errorf("ResidualAuto rotated a tied model's stream: provenance settings %v", s)
+	}
+}
+
+// compressAuto compresses ../shared's model name at 8 bits a weight (no
+// calibration: round to nearest) with ResidualAuto, upg compress's default;
+// it returns the report, the model's directory, the file's path and the
+// file opened (closed at the test's end).
+func compressAuto(t *testing.T, name string) (*compress.Report, string, string, *upgfile.File) {
+	t.Helper()
+	dir := filepath.Join("../../shared/models", name)
+	testutil.NeedData(t, dir)
+	out := filepath.Join(t.TempDir(), name+".upg")
+	rep, err := compress.Run(dir, out, compress.Options{TargetBPW: 8, Residual: compress.ResidualAuto, Threads: 2})
+	if err != nil {
+		t.Fatalf("%s with ResidualAuto: %v", name, err)
 	}
 	f, err := upgfile.Open(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	if s := provenanceSettings(t, f); s["rotate_residual"] != nil {
-		t.Errorf("ResidualAuto rotated a tied model's stream: provenance settings %v", s)
-	}
+	t.Cleanup(func() { f.Close() })
+	return rep, dir, out, f
 }
