@@ -150,21 +150,18 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	cfg := ck.Config
 	var roles *residualRoles
-	rotate, plainWhy := opts.Residual == ResidualRotated, ""
-	if opts.Residual == ResidualAuto {
-		if err := canRotateResidual(cfg, ck.Tensors); err != nil {
+	plainWhy := "" // why ResidualAuto kept the stream plain
+	if opts.Residual != ResidualPlain {
+		rs, err := newRotatedSource(cfg, ck.Tensors)
+		switch {
+		case err == nil:
+			ck.Tensors, roles = rs, rs.roles
+		case opts.Residual == ResidualAuto:
 			plainWhy = err.Error()
 			slog.Info("residual stream kept plain", "model", src, "reason", plainWhy)
-		} else {
-			rotate = true
-		}
-	}
-	if rotate {
-		rs, err := newRotatedSource(cfg, ck.Tensors)
-		if err != nil {
+		default:
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
-		ck.Tensors, roles = rs, rs.roles
 	}
 	tok, err := ck.Tokenizer()
 	if err != nil {

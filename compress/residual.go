@@ -28,13 +28,6 @@ const (
 	ResidualAuto
 )
 
-// canRotateResidual says why the model cannot take the rotated residual
-// stream, or nil where it can.
-func canRotateResidual(cfg *model.Config, src checkpoint.Source) error {
-	_, err := newResidualRoles(cfg, src)
-	return err
-}
-
 // ResidualSeed is the seed of the residual stream's rotation
 // (Options.Residual): the same signs as the codecs' input rotation
 // (Ladder), so a matrix that reads the stream is stored rotated exactly as
