@@ -1,9 +1,8 @@
 #!/bin/bash
 # Run 237 (2026-12-06, twenty-seventh stop): every bar of issue #11 on HEAD's binary (e3bc43f: run 231's kernels,
 # the rotated residual stream the default), asked of an H200 — no H200 has been lent since run 215, whose kernels
-# were older. On any other card it runs the two compute-sanitizer tools not yet run on the current small kernels
-# (the cluster attention of runs 168-231, the fused rotations, the self-quantizing q|k|v): racecheck (shared-memory
-# hazards) and initcheck (reads of device memory never written), then one decode of the bar's file. Carry .cuda-carry/s: upg and cuda.test
+# were older. On any other card it stops at once (GO=1 runs it anyway); its first form's H100 branch (racecheck and
+# initcheck over the small kernels, answered by runs 237-239) is `git show 8d65b11:backend/cuda/experiments/run237.call.sh`. Carry .cuda-carry/s: upg and cuda.test
 # cross-built from e3bc43f (xz), cl100k_base.tiktoken.gz, miniphi_eval_250k.txt.gz (../shared/corpus's file).
 #   the KL of the GPU's distribution from the CPU's over miniphi_eval_250k.txt on the demo model (while the bar's files
 #   are written), decode after 512 positions and prefill of 512 on the bar's file (upg synth --arch phi4 --target-bpw
@@ -16,25 +15,11 @@ note() { echo "-- $1 $(( $(date +%s)-t0 )) s" >> $L; }
 T=${T:-560} # seconds this call may take (less when the device budget is short)
 left() { [ $(( T - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv,noheader >> $L
+grep -q H200 $L || [ "${GO:-0}" = 1 ] || { echo "not an H200: stopped (GO=1 runs it anyway)" >> $L; cat $L; exit 0; }
 mkdir -p $U && cd $U && xz -dc $C/upg.xz > upg && xz -dc $C/cuda.test.xz > cuda.test && chmod +x upg cuda.test
 gunzip -c $C/cl100k_base.tiktoken.gz > cl100k_base.tiktoken && gunzip -c $C/miniphi_eval_250k.txt.gz > eval.txt
 mkdir -p /work/shared/tokenizers/tiktoken && cp $U/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
-if ! grep -q H200 $L && [ "${GO:-0}" != 1 ]; then
-  ( $U/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/d.upg -q > /tmp/synthd.txt 2>&1; echo "synth default rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
-  san() { # tool, seconds, test pattern
-    (cd backend/cuda && timeout $2 compute-sanitizer --tool $1 --print-limit 20 $U/cuda.test -test.count=1 -test.run "$3" > /tmp/san-$1.txt 2>&1
-     echo "$1 rc $? [$3] $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^(ok|PASS|FAIL)' /tmp/san-$1.txt | tr '\n' ' ') $(( $(date +%s)-t0 )) s" >> $L)
-    grep -E -A4 'Error|Race|Hazard|Uninitialized' /tmp/san-$1.txt | head -40 >> $L
-  }
-  SMALL='TestGPUAttentionCluster$|TestGPUAttentionClusterMatches|TestGPUAttentionRotqMatches|TestGPURotqMatchesEmulation|TestGPUSwigluRotqBlockSizes|TestGPUSelfQuantMatchesNorm'
-  left 200 && san racecheck 190 "$SMALL"
-  left 150 && san initcheck 140 "$SMALL|TestGPUFusedMatchesUnfused|TestGPUGreedyMatchesCPU"
-  wait
-  left 40 && b() { echo "$1 $(timeout -k 5 120 $U/upg bench --device cuda --model /tmp/d.upg --prompt-tokens 512 --gen-tokens 64 2>&1 | grep -E '^(prefill|decode|read|effective)|rror|panic' | tr -s ' ' | tr '\n' ' ')" >> $L; } && b default-1
-  note all
-  cat $L; exit 0
-fi
 ( $U/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/d.upg -q > /tmp/synthd.txt 2>&1; echo "synth default rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
 ( $U/upg synth --arch phi4 --target-bpw 3.2 --rotate-residual=false --out /tmp/p.upg -q > /tmp/synthp.txt 2>&1; echo "synth plain rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
 ( timeout 200 $U/upg eval --device cuda --ref-device cpu --model models/miniphi-29m.upg --ref models/miniphi-29m.upg --text $U/eval.txt --ctx 512 > /tmp/kl.txt 2>&1; echo "eval rc $? $(( $(date +%s)-t0 )) s" >> $L )
