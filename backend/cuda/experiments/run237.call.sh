@@ -20,12 +20,16 @@ mkdir -p $U && cd $U && xz -dc $C/upg.xz > upg && xz -dc $C/cuda.test.xz > cuda.
 gunzip -c $C/cl100k_base.tiktoken.gz > cl100k_base.tiktoken && gunzip -c $C/miniphi_eval_250k.txt.gz > eval.txt
 mkdir -p /work/shared/tokenizers/tiktoken && cp $U/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
+# SHORT=1 (a short budget): the default file alone, its decode, batch 32 and the GEMVs alone; no KL, plain file or suite
+SHORT=${SHORT:-0}
 ( $U/upg synth --arch phi4 --target-bpw 3.2 --out /tmp/d.upg -q > /tmp/synthd.txt 2>&1; echo "synth default rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
-( $U/upg synth --arch phi4 --target-bpw 3.2 --rotate-residual=false --out /tmp/p.upg -q > /tmp/synthp.txt 2>&1; echo "synth plain rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
-( timeout 200 $U/upg eval --device cuda --ref-device cpu --model models/miniphi-29m.upg --ref models/miniphi-29m.upg --text $U/eval.txt --ctx 512 > /tmp/kl.txt 2>&1; echo "eval rc $? $(( $(date +%s)-t0 )) s" >> $L )
-grep -v '^\s*$' /tmp/kl.txt | tail -12 >> $L
+if [ "$SHORT" != 1 ]; then
+  ( $U/upg synth --arch phi4 --target-bpw 3.2 --rotate-residual=false --out /tmp/p.upg -q > /tmp/synthp.txt 2>&1; echo "synth plain rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
+  ( timeout 200 $U/upg eval --device cuda --ref-device cpu --model models/miniphi-29m.upg --ref models/miniphi-29m.upg --text $U/eval.txt --ctx 512 > /tmp/kl.txt 2>&1; echo "eval rc $? $(( $(date +%s)-t0 )) s" >> $L )
+  grep -v '^\s*$' /tmp/kl.txt | tail -12 >> $L
+fi
 wait
-ls -l /tmp/d.upg /tmp/p.upg | awk '{print "file bytes", $5, $9}' >> $L
+ls -l /tmp/d.upg /tmp/p.upg 2>/dev/null | awk '{print "file bytes", $5, $9}' >> $L
 note synth+eval
 b() { # label, env..., then -- and args
   local lab=$1; shift; local env=()
@@ -35,14 +39,14 @@ b() { # label, env..., then -- and args
 D=(--model /tmp/d.upg --prompt-tokens 512 --gen-tokens 64); P=(--model /tmp/p.upg --prompt-tokens 512 --gen-tokens 64)
 for i in $(seq ${N:-2}); do # N rounds of the two files, alternated
   left 40 && b default-$i X=1 -- "${D[@]}"
-  left 40 && b plain-$i X=1 -- "${P[@]}"
+  [ "$SHORT" = 1 ] || { left 40 && b plain-$i X=1 -- "${P[@]}"; }
 done
 left 60 && b batch32-default X=1 -- --model /tmp/d.upg --prompt-tokens 512 --gen-tokens 32 --batch 32
 left 40 && b gemvs-alone UPG_CUDA_ABLATE=upg_attn,upg_rms_rotq,upg_swiglu_rotq -- "${D[@]}"
-left 40 && b no-attention UPG_CUDA_ABLATE=upg_attn -- "${D[@]}"
+[ "$SHORT" = 1 ] || { left 40 && b no-attention UPG_CUDA_ABLATE=upg_attn -- "${D[@]}"; }
 left 40 && b default-3 X=1 -- "${D[@]}"
 note benches
-left 120 && {
+[ "$SHORT" != 1 ] && left 120 && {
   (cd backend/cuda && timeout $(( T - 5 - ($(date +%s)-t0) )) $U/cuda.test -test.count=1 -test.v > /tmp/suite.txt 2>&1; echo "suite (embedded kernels) rc $?" >> $L)
   echo "pass $(grep -c -- '--- PASS' /tmp/suite.txt) fail $(grep -c -- '--- FAIL' /tmp/suite.txt) skip $(grep -c -- '--- SKIP' /tmp/suite.txt)" >> $L
   grep -E -- '--- FAIL|^panic' /tmp/suite.txt | head -10 >> $L
