@@ -24,6 +24,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+// kernels/fused.cu's mbar_wait0, copied so that the probe builds alone (fused.cu
+// would bring every kernel and its headers with it)
 __device__ __forceinline__ void mbar_wait0(unsigned a) {
   unsigned ok;
   do {
