@@ -356,9 +356,8 @@ func (a *nfa) stringOf(kw map[string]*onode, path string) (frag, error) {
 	if hi < 0 {
 		parts = append(parts, a.star(a.char()))
 	} else {
-		for range hi - lo {
-			parts = append(parts, a.opt(a.char()))
-		}
+		tail, _ := a.upTo(hi-lo, func() (frag, error) { return a.char(), nil })
+		parts = append(parts, tail)
 	}
 	parts = append(parts, a.lit(`"`))
 	return a.seq(parts...), nil
@@ -448,6 +447,28 @@ func (a *nfa) hexes(from int32, n int, to int32) int32 {
 func (a *nfa) opt(f frag) frag {
 	e := a.node()
 	return a.alt(f, frag{e, e})
+}
+
+// upTo is 0 to n fragments from mk, one after another. Each point between
+// them may be the last, so it leaves straight to the end: a point's
+// ε-closure is itself, the next fragment's start and the end. (n opt
+// fragments in a row mean the same, but there the closure of each point holds
+// every later point: O(n) NFA nodes in each DFA state and an O(n²)
+// determinization — 5 s for a string of up to 256 characters.)
+func (a *nfa) upTo(n int, mk func() (frag, error)) (frag, error) {
+	in, out := a.node(), a.node()
+	cur := in
+	for range n {
+		f, err := mk()
+		if err != nil {
+			return frag{}, err
+		}
+		a.eps(cur, out)
+		a.eps(cur, f.in)
+		cur = f.out
+	}
+	a.eps(cur, out)
+	return frag{in, out}, nil
 }
 
 // class is one byte in the ranges r (pairs of first and last).
@@ -838,19 +859,18 @@ func (a *nfa) typed(ty string, kw map[string]*onode, path string, depth int) (fr
 			a.eps(loop, more.in)
 			a.eps(more.out, loop)
 			body = frag{body.in, loop}
-		default:
-			for i := max(lo, 1); i < hi; i++ {
+		default: // up to hi − max(lo, 1) more
+			tail, err := a.upTo(hi-max(lo, 1), func() (frag, error) {
 				f, err := item()
 				if err != nil {
 					return frag{}, err
 				}
-				more := a.seq(a.lit(","), a.ws(), f, a.ws())
-				a.eps(body.out, more.in)
-				joined := a.node()
-				a.eps(body.out, joined)
-				a.eps(more.out, joined)
-				body = frag{body.in, joined}
+				return a.seq(a.lit(","), a.ws(), f, a.ws()), nil
+			})
+			if err != nil {
+				return frag{}, err
 			}
+			body = a.seq(body, tail)
 		}
 		if lo == 0 { // the first item optional too
 			return a.alt(a.seq(open, body, close), a.seq(a.seq(a.lit("["), a.ws()), a.lit("]"))), nil
@@ -1075,6 +1095,10 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 		for c := range 256 {
 			row[c] = deadState
 			if len(targets[c]) == 0 {
+				continue
+			}
+			if c > 0 && slices.Equal(targets[c], targets[c-1]) { // a range's bytes: one closure
+				row[c] = row[c-1]
 				continue
 			}
 			id, err := add(closure(targets[c]))

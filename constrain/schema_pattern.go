@@ -429,14 +429,12 @@ func (a *nfa) pattern(n *rnode) (frag, error) {
 			return frag{}, err
 		}
 		fs = append(fs, a.star(f))
-	} else {
-		for range n.max - n.min {
-			f, err := a.pattern(n.subs[0])
-			if err != nil {
-				return frag{}, err
-			}
-			fs = append(fs, a.opt(f))
+	} else if n.max > n.min {
+		f, err := a.upTo(n.max-n.min, func() (frag, error) { return a.pattern(n.subs[0]) })
+		if err != nil {
+			return frag{}, err
 		}
+		fs = append(fs, f)
 	}
 	if len(fs) == 0 {
 		e := a.node()

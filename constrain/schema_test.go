@@ -109,6 +109,19 @@ func TestSchemaValid(t *testing.T) {
 			[]string{`"ab"`, `"abc"`, `"é€"`, `"\n\u00e9"`, `"\ud83d\ude00x"`, `"\"\\"`},
 			[]string{`"a"`, `"abcd"`, `""`, `"\ud83dx"`, `"\ude00ab"`, `"\ud83d\u0041"`}},
 		{`{"type":"string","minLength":1}`, []string{`"a"`, `"` + strings.Repeat("x", 300) + `"`}, []string{`""`}},
+		// the bounds at their limits (each point of the counted tail leaves straight to its end: upTo)
+		{`{"type":"string","maxLength":256}`,
+			[]string{`""`, `"` + strings.Repeat("x", 256) + `"`, `"` + strings.Repeat("é", 255) + `\n"`, `"` + strings.Repeat(`\ud83d\ude00`, 256) + `"`},
+			[]string{`"` + strings.Repeat("x", 257) + `"`, `"` + strings.Repeat("€", 256) + `\t"`, `"` + strings.Repeat("x", 100) + `\ud83d"`}},
+		{`{"type":"string","minLength":250,"maxLength":256}`,
+			[]string{`"` + strings.Repeat("x", 250) + `"`, `"` + strings.Repeat("x", 253) + `"`, `"` + strings.Repeat("x", 256) + `"`},
+			[]string{`"` + strings.Repeat("x", 249) + `"`, `"` + strings.Repeat("x", 257) + `"`}},
+		{`{"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":64}`,
+			[]string{"[1]", "[" + strings.TrimSuffix(strings.Repeat("7, ", 64), ", ") + "]"},
+			[]string{"[]", "[" + strings.TrimSuffix(strings.Repeat("7,", 65), ",") + "]", "[1,]"}},
+		{`{"type":"string","pattern":"^a{2,64}(-[0-9]{0,3})?$"}`,
+			[]string{`"aa"`, `"` + strings.Repeat("a", 64) + `"`, `"aaa-"`, `"aa-123"`},
+			[]string{`"a"`, `"` + strings.Repeat("a", 65) + `"`, `"aa-1234"`, `"aa1"`}},
 		// numeric bounds, as pydantic's Field(ge=, le=, gt=, lt=) writes them
 		{`{"type":"integer","minimum":0,"maximum":120}`, []string{"0", "7", "120"}, []string{"121", "-1", "-0", "1.0", "1e2"}},
 		{`{"type":"number","exclusiveMinimum":0,"maximum":1}`, []string{"0.001", "1", "1.000", "0.5"}, []string{"0", "0.0", "1.01", "-0.5", "1e-3"}},
@@ -547,8 +560,16 @@ func BenchmarkSchemaMaskFormats(b *testing.B) {
 		{"counted-string", `{"id": "123e4567-e89b-12d3-a456-426614174000", "ip": "1.2.3.4", "t": "12:00:00Z", "when": {"day": "2024-01-02", "at": null}, "codes": [], "note": "ab`}})
 }
 
+// BenchmarkSchemaCompile: a schema's automaton built, including bounds that
+// unroll into long chains (a string of up to 256 characters, up to 64 items,
+// a pattern's {0,64}).
+//
+//	go test ./constrain -run XXX -bench SchemaCompile
 func BenchmarkSchemaCompile(b *testing.B) {
-	for _, c := range []struct{ name, schema string }{{"person", personSchema}, {"formats-refs", formatSchema}} {
+	for _, c := range []struct{ name, schema string }{{"person", personSchema}, {"formats-refs", formatSchema},
+		{"maxLength-256", `{"type":"string","maxLength":256}`},
+		{"maxItems-64", `{"type":"array","items":{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"boolean"}},"required":["a","b"]},"maxItems":64}`},
+		{"pattern-0-64", `{"type":"string","pattern":"^[a-z]{0,64}(-[0-9]{0,64})?$"}`}} {
 		b.Run(c.name, func(b *testing.B) {
 			j := toyJSON()
 			for b.Loop() {
