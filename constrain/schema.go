@@ -1037,17 +1037,21 @@ func marshalPlain(s string) (string, error) {
 func (s *Schema) determinize(a *nfa, f frag) error {
 	ids := map[string]int32{}
 	var sets [][]int32
+	// closure marks the nodes it has reached with its own generation
+	// number (an array the size of the NFA, not a map a call)
+	mark, gen := make([]uint32, len(a.nodes)), uint32(0)
+	var stack []int32
 	closure := func(seed []int32) []int32 {
-		seen := make(map[int32]bool, len(seed))
-		stack := append([]int32(nil), seed...)
+		gen++
+		stack = append(stack[:0], seed...)
 		var out []int32
 		for len(stack) > 0 {
 			n := stack[len(stack)-1]
 			stack = stack[:len(stack)-1]
-			if seen[n] {
+			if mark[n] == gen {
 				continue
 			}
-			seen[n] = true
+			mark[n] = gen
 			out = append(out, n)
 			stack = append(stack, a.nodes[n].eps...)
 		}

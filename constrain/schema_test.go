@@ -569,7 +569,8 @@ func BenchmarkSchemaCompile(b *testing.B) {
 	for _, c := range []struct{ name, schema string }{{"person", personSchema}, {"formats-refs", formatSchema},
 		{"maxLength-256", `{"type":"string","maxLength":256}`},
 		{"maxItems-64", `{"type":"array","items":{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"boolean"}},"required":["a","b"]},"maxItems":64}`},
-		{"pattern-0-64", `{"type":"string","pattern":"^[a-z]{0,64}(-[0-9]{0,64})?$"}`}} {
+		{"pattern-0-64", `{"type":"string","pattern":"^[a-z]{0,64}(-[0-9]{0,64})?$"}`},
+		{"pattern-dots", `{"type":"string","pattern":"^.{0,64}.{0,64}.{0,64}$"}`}} {
 		b.Run(c.name, func(b *testing.B) {
 			j := toyJSON()
 			for b.Loop() {
