@@ -42,8 +42,14 @@ import (
 // properties and arrays without items (their values could nest without
 // bound: not a regular language).
 type Schema struct {
-	v      *JSON // the vocabulary's tables (NewJSON)
-	trans  [][256]int32
+	v *JSON // the vocabulary's tables (NewJSON)
+	// trans[st·ncls + cls[c]]: the row of the state after byte c from st
+	// (that state · ncls, so a walk adds and loads without a multiply; −1
+	// dead). Bytes that no edge of the NFA tells apart share a class (a
+	// JSON automaton has a few dozen, not 256), so a row is ncls entries.
+	cls    [256]uint8
+	ncls   int
+	trans  []int32
 	accept []bool
 	free   []bool // the state loops on every byte of a string's plain content
 	// run: every run of up to run[st] printable ASCII string bytes (JSON's
@@ -53,9 +59,14 @@ type Schema struct {
 	runEnd []bool
 }
 
-// MaxSchemaStates bounds the automaton a schema compiles to (1 KiB a
-// state: 16 MiB at most; a schema of seven properties takes ~1,400).
-const MaxSchemaStates = 16384
+// MaxSchemaStates bounds the automaton a schema compiles to (a schema of
+// seven properties takes ~1,400; a string of up to 64 characters ~1,500).
+const MaxSchemaStates = 1 << 16
+
+// MaxSchemaTable bounds the bytes of a schema's transition table (4 bytes
+// for each of a state's byte classes): with fewer states than
+// MaxSchemaStates where a schema has more than 64 classes.
+const MaxSchemaTable = 16 << 20
 
 // MaxItemsBound is the largest minItems or maxItems a schema may set.
 const MaxItemsBound = 64
@@ -88,8 +99,19 @@ func NewSchema(v *JSON, schema []byte) (*Schema, error) {
 	return s, nil
 }
 
-// States is the size of the schema's automaton (1 KiB of tables a state).
-func (s *Schema) States() int { return len(s.trans) }
+// States is the size of the schema's automaton.
+func (s *Schema) States() int { return len(s.accept) }
+
+// TableBytes is the size of the automaton's transition table.
+func (s *Schema) TableBytes() int { return 4 * len(s.trans) }
+
+// next is the state after byte c from st (st not dead).
+func (s *Schema) next(st int32, c byte) int32 {
+	if r := s.trans[int(st)*s.ncls+int(s.cls[c])]; r != deadState {
+		return r / int32(s.ncls)
+	}
+	return deadState
+}
 
 // NewMatcher implements sample.Constraint.
 func (s *Schema) NewMatcher() sample.Matcher {
@@ -107,12 +129,14 @@ func (s *Schema) Valid(text []byte) bool {
 func (s *Schema) Prefix(text []byte) bool { return s.feed(0, text) != deadState }
 
 func (s *Schema) feed(st int32, b []byte) int32 {
+	trans, cls, n := s.trans, &s.cls, int32(s.ncls)
+	r := st * n // st's row
 	for _, c := range b {
-		if st = s.trans[st][c]; st == deadState {
+		if r = trans[int(r)+int(cls[c])]; r == deadState {
 			return deadState
 		}
 	}
-	return st
+	return r / n
 }
 
 // schemaMatcher follows one sequence (as Matcher does for JSON).
@@ -177,7 +201,7 @@ func (m *schemaMatcher) mask(st int32, logits []float32) {
 		// neither is walked (a counted string's characters)
 		r, refused := int(s.run[st]), s.runEnd[st]
 		for b := range 256 {
-			next := s.trans[st][b]
+			next := s.next(st, byte(b))
 			if next == deadState {
 				continue
 			}
@@ -592,7 +616,13 @@ var (
 // items' fragments, so nesting multiplies).
 const maxNFANodes = 200000
 
-var errTooLarge = fmt.Errorf("schema: too large (its automaton passes %d states)", MaxSchemaStates)
+// errTooLarge is the error of an NFA past maxNFANodes.
+var errTooLarge = fmt.Errorf("schema: too large (its automaton passes %d NFA nodes)", maxNFANodes)
+
+// tooLarge is the error of an automaton past limit states.
+func tooLarge(limit int) error {
+	return fmt.Errorf("schema: too large (its automaton passes %d states)", limit)
+}
 
 // compile adds schema s (at path, for errors) to the NFA.
 func (a *nfa) compile(s *onode, path string, depth int) (frag, error) {
@@ -1035,6 +1065,22 @@ func marshalPlain(s string) (string, error) {
 // determinize builds s's automaton from the NFA's subsets reachable from
 // f.in; a subset holding f.out accepts.
 func (s *Schema) determinize(a *nfa, f frag) error {
+	// the byte classes: the intervals between the ends of every edge's range
+	var cut [257]bool
+	for _, nd := range a.nodes {
+		for _, e := range nd.edges {
+			cut[e.lo], cut[int(e.hi)+1] = true, true
+		}
+	}
+	s.ncls = 0
+	for c := range 256 {
+		if c > 0 && cut[c] {
+			s.ncls++
+		}
+		s.cls[c] = uint8(s.ncls)
+	}
+	s.ncls++
+	limit := min(MaxSchemaStates, MaxSchemaTable/(4*s.ncls))
 	ids := map[string]int32{}
 	var sets [][]int32
 	// closure marks the nodes it has reached with its own generation
@@ -1070,8 +1116,8 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 		if id, ok := ids[k]; ok {
 			return id, nil
 		}
-		if len(sets) >= MaxSchemaStates {
-			return 0, errTooLarge
+		if len(sets) >= limit {
+			return 0, tooLarge(limit)
 		}
 		id := int32(len(sets))
 		ids[k] = id
@@ -1086,38 +1132,49 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 	if _, err := add(closure([]int32{f.in})); err != nil {
 		return err
 	}
+	targets := make([][]int32, s.ncls)
 	for i := 0; i < len(sets); i++ {
-		var targets [256][]int32
+		for k := range targets {
+			targets[k] = targets[k][:0]
+		}
 		for _, n := range sets[i] {
 			for _, e := range a.nodes[n].edges {
-				for c := int(e.lo); c <= int(e.hi); c++ {
-					targets[c] = append(targets[c], e.to)
+				for k := s.cls[e.lo]; ; k++ {
+					targets[k] = append(targets[k], e.to)
+					if k == s.cls[e.hi] {
+						break
+					}
 				}
 			}
 		}
-		var row [256]int32
-		for c := range 256 {
-			row[c] = deadState
-			if len(targets[c]) == 0 {
+		row := make([]int32, s.ncls)
+		for k := range row {
+			row[k] = deadState
+			if len(targets[k]) == 0 {
 				continue
 			}
-			if c > 0 && slices.Equal(targets[c], targets[c-1]) { // a range's bytes: one closure
-				row[c] = row[c-1]
+			if k > 0 && slices.Equal(targets[k], targets[k-1]) { // one closure for both
+				row[k] = row[k-1]
 				continue
 			}
-			id, err := add(closure(targets[c]))
+			id, err := add(closure(targets[k]))
 			if err != nil {
 				return err
 			}
-			row[c] = id
+			row[k] = id
 		}
-		s.trans = append(s.trans, row)
+		for k, id := range row {
+			if id != deadState {
+				row[k] = id * int32(s.ncls) // its row
+			}
+		}
+		s.trans = append(s.trans, row...)
 	}
-	s.free = make([]bool, len(s.trans))
-	for i := range s.trans {
+	s.free = make([]bool, s.States())
+	for i := range s.free {
 		free := true
 		for c := 0x20; c < 256 && free; c++ {
-			if c != '"' && c != '\\' && s.trans[i][c] != int32(i) {
+			if c != '"' && c != '\\' && s.next(int32(i), byte(c)) != int32(i) {
 				free = false
 			}
 		}
@@ -1136,7 +1193,7 @@ func plainByte(c int) bool { return c >= 0x20 && c <= 0x7f && c != '"' && c != '
 // all lead nowhere. States on a cycle of such states (a string without a
 // bound) take runs of any length.
 func (s *Schema) runs() {
-	n := len(s.trans)
+	n := s.States()
 	s.run, s.runEnd = make([]int32, n), make([]bool, n)
 	const unknown, visiting = -1, -2
 	for i := range s.run {
@@ -1144,9 +1201,9 @@ func (s *Schema) runs() {
 	}
 	// uniform: the one state every plain byte of st leads to
 	uniform := func(st int32) (int32, bool) {
-		u := s.trans[st][' ']
+		u := s.next(st, ' ')
 		for c := 0x21; c <= 0x7f; c++ {
-			if plainByte(c) && s.trans[st][c] != u {
+			if plainByte(c) && s.next(st, byte(c)) != u {
 				return 0, false
 			}
 		}

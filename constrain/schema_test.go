@@ -119,6 +119,10 @@ func TestSchemaValid(t *testing.T) {
 		{`{"type":"array","items":{"type":"integer"},"minItems":1,"maxItems":64}`,
 			[]string{"[1]", "[" + strings.TrimSuffix(strings.Repeat("7, ", 64), ", ") + "]"},
 			[]string{"[]", "[" + strings.TrimSuffix(strings.Repeat("7,", 65), ",") + "]", "[1,]"}},
+		// ~30,000 states: past the old cap of 16,384 (1 KiB a state), within the table's 16 MiB at 50 byte classes
+		{`{"type":"object","properties":{"name":{"type":"string","maxLength":256},"tags":{"type":"array","items":{"type":"string","maxLength":64},"maxItems":16}},"required":["name","tags"]}`,
+			[]string{`{"name":"","tags":[]}`, `{"name":"a","tags":[` + strings.TrimSuffix(strings.Repeat(`"`+strings.Repeat("é", 64)+`",`, 16), ",") + `]}`},
+			[]string{`{"name":"a","tags":[` + strings.TrimSuffix(strings.Repeat(`"x",`, 17), ",") + `]}`, `{"name":"a","tags":["` + strings.Repeat("x", 65) + `"]}`, `{"tags":[],"name":""}`}},
 		{`{"type":"string","pattern":"^a{2,64}(-[0-9]{0,3})?$"}`,
 			[]string{`"aa"`, `"` + strings.Repeat("a", 64) + `"`, `"aaa-"`, `"aa-123"`},
 			[]string{`"a"`, `"` + strings.Repeat("a", 65) + `"`, `"aa-1234"`, `"aa1"`}},
@@ -254,12 +258,12 @@ func walkSchema(t *testing.T, schema string) {
 			}
 			var opts []byte
 			for c := 0x20; c < 0x7f; c++ {
-				if s.trans[st][c] != deadState {
+				if s.next(st, byte(c)) != deadState {
 					opts = append(opts, byte(c))
 				}
 			}
 			for _, c := range []byte{'\n', '\t'} {
-				if s.trans[st][c] != deadState {
+				if s.next(st, c) != deadState {
 					opts = append(opts, c)
 				}
 			}
@@ -274,7 +278,7 @@ func walkSchema(t *testing.T, schema string) {
 				}
 			}
 			text = append(text, c)
-			st = s.trans[st][c]
+			st = s.next(st, c)
 		}
 		if !s.accept[st] {
 			continue

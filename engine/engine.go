@@ -102,8 +102,8 @@ type Engine struct {
 	json     *constrain.JSON
 	schemaMu sync.Mutex
 	schemas  map[string]*constrain.Schema // compiled JSON schemas by their text (Schema)
-	// schemaStates counts the kept schemas' automaton states
-	schemaStates int
+	// schemaBytes counts the kept schemas' transition tables
+	schemaBytes int
 }
 
 // JSON is the constraint that keeps a sequence's output one JSON object
@@ -127,14 +127,14 @@ func (e *Engine) JSON() *constrain.JSON {
 	return e.json
 }
 
-// maxSchemaStates bounds the automata of the compiled schemas an engine
-// keeps (1 KiB a state: 64 MiB).
-const maxSchemaStates = 1 << 16
+// maxSchemaBytes bounds the transition tables of the compiled schemas an
+// engine keeps.
+const maxSchemaBytes = 64 << 20
 
 // Schema is the constraint that keeps a sequence's output one JSON value
 // that schema (JSON Schema text) accepts (constrain.NewSchema; OpenAI's
 // response_format json_schema), for this engine's vocabulary. Compiled
-// schemas are kept by their text (up to maxSchemaStates states in all:
+// schemas are kept by their text (up to maxSchemaBytes of tables in all:
 // past it the cache starts over); safe for concurrent use. The error names
 // what the schema uses that is not supported.
 func (e *Engine) Schema(schema []byte) (*constrain.Schema, error) {
@@ -151,12 +151,12 @@ func (e *Engine) Schema(schema []byte) (*constrain.Schema, error) {
 		return nil, err
 	}
 	e.schemaMu.Lock()
-	if e.schemas == nil || e.schemaStates+s.States() > maxSchemaStates {
-		e.schemas, e.schemaStates = map[string]*constrain.Schema{}, 0
+	if e.schemas == nil || e.schemaBytes+s.TableBytes() > maxSchemaBytes {
+		e.schemas, e.schemaBytes = map[string]*constrain.Schema{}, 0
 	}
 	if _, ok := e.schemas[key]; !ok {
 		e.schemas[key] = s
-		e.schemaStates += s.States()
+		e.schemaBytes += s.TableBytes()
 	}
 	e.schemaMu.Unlock()
 	return s, nil
