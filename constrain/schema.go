@@ -128,15 +128,17 @@ func (s *Schema) Valid(text []byte) bool {
 // Prefix reports whether text can be continued into what Valid accepts.
 func (s *Schema) Prefix(text []byte) bool { return s.feed(0, text) != deadState }
 
-func (s *Schema) feed(st int32, b []byte) int32 {
-	trans, cls, n := s.trans, &s.cls, int32(s.ncls)
-	r := st * n // st's row
+func (s *Schema) feed(st int32, b []byte) int32 { return s.feedRow(st*int32(s.ncls), b) }
+
+// feedRow is feed from the state whose row is r, walking rows.
+func (s *Schema) feedRow(r int32, b []byte) int32 {
+	trans, cls := s.trans, &s.cls
 	for _, c := range b {
 		if r = trans[int(r)+int(cls[c])]; r == deadState {
 			return deadState
 		}
 	}
-	return r / n
+	return r / int32(s.ncls)
 }
 
 // schemaMatcher follows one sequence (as Matcher does for JSON).
@@ -200,8 +202,9 @@ func (m *schemaMatcher) mask(st int32, logits []float32) {
 		// taken, and a longer one refused where the run ends in refusal:
 		// neither is walked (a counted string's characters)
 		r, refused := int(s.run[st]), s.runEnd[st]
+		row := s.trans[int(st)*s.ncls : (int(st)+1)*s.ncls]
 		for b := range 256 {
-			next := s.next(st, byte(b))
+			next := row[s.cls[b]] // the next state's row
 			if next == deadState {
 				continue
 			}
@@ -218,7 +221,7 @@ func (m *schemaMatcher) mask(st int32, logits []float32) {
 						continue
 					}
 				}
-				allow[t] = s.feed(next, v.tokens[t][1:]) != deadState
+				allow[t] = s.feedRow(next, v.tokens[t][1:]) != deadState
 			}
 		}
 	}
