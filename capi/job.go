@@ -126,17 +126,6 @@ type compressOptions struct {
 	RotateResidual *bool `json:"rotate_residual"`
 }
 
-// residualForm is the compressor's ResidualForm for rotate_residual.
-func (o compressOptions) residualForm() compress.ResidualForm {
-	switch {
-	case o.RotateResidual == nil:
-		return compress.ResidualAuto
-	case *o.RotateResidual:
-		return compress.ResidualRotated
-	}
-	return compress.ResidualPlain
-}
-
 func startCompress(src, out string, o compressOptions) (*jobObj, error) {
 	var targetBytes int64
 	if o.TargetSize != "" {
@@ -174,7 +163,7 @@ func startCompress(src, out string, o compressOptions) (*jobObj, error) {
 	}
 	opts := compress.Options{TargetBPW: o.TargetBPW, CalibText: text, CalibTokens: o.CalibTokens, CalibCtx: o.CalibCtx,
 		Family: compress.Family(o.Codec), NoGPTQ: o.NoGPTQ, Threads: o.Threads, TargetBytes: targetBytes,
-		TokenWeights: o.TokenWeights, OutputTargets: o.OutputTargets, Residual: o.residualForm()}
+		TokenWeights: o.TokenWeights, OutputTargets: o.OutputTargets, Residual: compress.ResidualFor(o.RotateResidual)}
 	return startJob(func(progress func(int64, int64, string), cancelled func() bool) (any, error) {
 		opts.Progress = progress
 		rep, err := compress.Run(src, out, opts)

@@ -60,13 +60,11 @@ interrupted run never leaves a partial FILE.`,
 				return err
 			}
 			opts.Family = compress.Family(family)
-			opts.Residual = compress.ResidualAuto // rotated where the model can take it
+			var asked *bool // not given: rotated where the model can take it
 			if cmd.Flags().Changed("rotate-residual") {
-				opts.Residual = compress.ResidualPlain
-				if rotate {
-					opts.Residual = compress.ResidualRotated
-				}
+				asked = &rotate
 			}
+			opts.Residual = compress.ResidualFor(asked)
 			var bar *progress
 			if !quiet {
 				bar = newProgress("compressing", "parameters", 100)

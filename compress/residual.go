@@ -28,6 +28,18 @@ const (
 	ResidualAuto
 )
 
+// ResidualFor is the form a caller's rotate-residual choice asks for: nil
+// (not given) ResidualAuto, true ResidualRotated, false ResidualPlain.
+func ResidualFor(rotate *bool) ResidualForm {
+	switch {
+	case rotate == nil:
+		return ResidualAuto
+	case *rotate:
+		return ResidualRotated
+	}
+	return ResidualPlain
+}
+
 // ResidualSeed is the seed of the residual stream's rotation
 // (Options.Residual): the same signs as the codecs' input rotation
 // (Ladder), so a matrix that reads the stream is stored rotated exactly as
