@@ -68,6 +68,21 @@ const MaxSchemaStates = 1 << 16
 // MaxSchemaStates where a schema has more than 64 classes.
 const MaxSchemaTable = 16 << 20
 
+// MaxSchemaWork bounds the steps determinizing a schema takes (NFA nodes
+// visited by the closures of its DFA states and by their moves on each byte
+// class): the time a schema may take to compile, whatever its state count
+// — about a second on one core (~15 ns a step). Ordinary schemas take well
+// under 1% of it.
+const MaxSchemaWork = 1 << 26
+
+// maxSchemaSets bounds the NFA nodes a schema's determinization keeps (its
+// DFA states' sets, and the moves they were taken of; 4 bytes each, twice):
+// its memory.
+const maxSchemaSets = 1 << 23
+
+// tooComplex is the error of a schema past MaxSchemaWork or maxSchemaSets.
+var tooComplex = fmt.Errorf("schema: too complex (building its automaton passes %d steps or %d NFA nodes kept; a pattern or bound that leaves many choices open at once costs most)", MaxSchemaWork, maxSchemaSets)
+
 // MaxItemsBound is the largest minItems or maxItems a schema may set.
 const MaxItemsBound = 64
 
@@ -1090,6 +1105,7 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 	// number (an array the size of the NFA, not a map a call)
 	mark, gen := make([]uint32, len(a.nodes)), uint32(0)
 	var stack []int32
+	work, kept := 0, 0 // against MaxSchemaWork and maxSchemaSets
 	closure := func(seed []int32) []int32 {
 		gen++
 		stack = append(stack[:0], seed...)
@@ -1101,6 +1117,7 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 				continue
 			}
 			mark[n] = gen
+			work++
 			out = append(out, n)
 			stack = append(stack, a.nodes[n].eps...)
 		}
@@ -1122,6 +1139,9 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 		if len(sets) >= limit {
 			return 0, tooLarge(limit)
 		}
+		if kept += len(set); kept > maxSchemaSets {
+			return 0, tooComplex
+		}
 		id := int32(len(sets))
 		ids[k] = id
 		sets = append(sets, set)
@@ -1136,13 +1156,18 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 		return err
 	}
 	targets := make([][]int32, s.ncls)
+	kern := map[string]int32{} // a state by the target list its closure was taken of
 	for i := 0; i < len(sets); i++ {
+		if work > MaxSchemaWork {
+			return tooComplex
+		}
 		for k := range targets {
 			targets[k] = targets[k][:0]
 		}
 		for _, n := range sets[i] {
 			for _, e := range a.nodes[n].edges {
 				for k := s.cls[e.lo]; ; k++ {
+					work++
 					targets[k] = append(targets[k], e.to)
 					if k == s.cls[e.hi] {
 						break
@@ -1160,9 +1185,21 @@ func (s *Schema) determinize(a *nfa, f frag) error {
 				row[k] = row[k-1]
 				continue
 			}
-			id, err := add(closure(targets[k]))
-			if err != nil {
-				return err
+			// a target list met before (most are) names its state without
+			// its closure
+			tk := key(targets[k])
+			id, ok := kern[tk]
+			if !ok {
+				set := closure(targets[k])
+				if work > MaxSchemaWork {
+					return tooComplex
+				}
+				var err error
+				if id, err = add(set); err != nil {
+					return err
+				}
+				kern[tk] = id
+				kept += len(targets[k])
 			}
 			row[k] = id
 		}

@@ -1,6 +1,7 @@
 package constrain
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -378,7 +379,9 @@ func (a *nfa) patternString(pattern, path string) (frag, error) {
 		parts = append(parts, a.star(a.charIn(anyChar)))
 	}
 	body, err := a.pattern(n)
-	if err != nil {
+	if errors.Is(err, errTooLarge) {
+		return frag{}, err
+	} else if err != nil {
 		return frag{}, fmt.Errorf("%s.pattern: %w", path, err)
 	}
 	parts = append(parts, body)
@@ -456,9 +459,13 @@ func (a *nfa) patterns(ns []*rnode) ([]frag, error) {
 	return fs, nil
 }
 
-// charIn is one character of set s as JSON writes it inside a string.
+// charIn is one character of set s as JSON writes it inside a string. The
+// escapes share their prefixes (a trie after the backslash), so a point
+// before the character is one NFA node: a pattern's DFA states hold a node
+// for each point they may be at, not one for each way to escape there.
 func (a *nfa) charIn(s charSet) frag {
 	in, out := a.node(), a.node()
+	var escs []string // after the backslash
 	for b := range 128 {
 		c := byte(b)
 		if !s.has(c) {
@@ -466,20 +473,23 @@ func (a *nfa) charIn(s charSet) frag {
 		}
 		switch {
 		case c == '"' || c == '\\':
-			a.eps(in, a.litTo(`\`+string(c), out).in)
+			escs = append(escs, string(c))
 		case c < 0x20:
 			if e, ok := shortEscape[c]; ok {
-				a.eps(in, a.litTo(`\`+string(e), out).in)
+				escs = append(escs, string(e))
 			}
-			for _, h := range []string{fmt.Sprintf(`\u%04x`, c), fmt.Sprintf(`\u%04X`, c)} {
-				a.eps(in, a.litTo(h, out).in)
-			}
+			escs = append(escs, fmt.Sprintf(`u%04x`, c), fmt.Sprintf(`u%04X`, c))
 		default:
 			a.edge(in, c, c, out)
 			if c == '/' {
-				a.eps(in, a.litTo(`\/`, out).in)
+				escs = append(escs, "/")
 			}
 		}
+	}
+	if len(escs) > 0 {
+		esc := a.node()
+		a.edge(in, '\\', '\\', esc)
+		a.trie(esc, escs, out)
 	}
 	if s.nonASCII {
 		a.utf8Char(in, out)
@@ -487,19 +497,28 @@ func (a *nfa) charIn(s charSet) frag {
 	return frag{in, out}
 }
 
-// litTo is the bytes of s ending at node out.
-func (a *nfa) litTo(s string, out int32) frag {
-	in := a.node()
-	cur := in
-	for i := 0; i < len(s); i++ {
-		next := out
-		if i < len(s)-1 {
-			next = a.node()
-		}
-		a.edge(cur, s[i], s[i], next)
-		cur = next
+// trie adds each of strs from node from to node out, the strings' common
+// prefixes on shared nodes (its last byte's edge goes to out).
+func (a *nfa) trie(from int32, strs []string, out int32) {
+	type step struct {
+		at int32
+		b  byte
 	}
-	return frag{in, out}
+	child := map[step]int32{}
+	for _, str := range strs {
+		cur := from
+		for i := 0; i < len(str)-1; i++ {
+			k := step{cur, str[i]}
+			next, ok := child[k]
+			if !ok {
+				next = a.node()
+				a.edge(cur, str[i], str[i], next)
+				child[k] = next
+			}
+			cur = next
+		}
+		a.edge(cur, str[len(str)-1], str[len(str)-1], out)
+	}
 }
 
 // patternEscapes is the control characters a pattern names by a letter.

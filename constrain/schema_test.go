@@ -214,6 +214,18 @@ func TestSchemaErrors(t *testing.T) {
 	if _, err := NewSchema(toyJSON(), []byte(bomb)); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Errorf("references doubling 15 times: error %v, want too large", err)
 	}
+	// a pattern whose automaton's states each hold many NFA nodes: eight
+	// free runs of any character compile (6,659 states; each point before a
+	// character is one node), sixteen pass MaxSchemaWork
+	dots := func(n int) string {
+		return `{"type":"string","pattern":"^` + strings.Repeat(".{0,64}", n) + `$"}`
+	}
+	if s, err := NewSchema(toyJSON(), []byte(dots(8))); err != nil || s.States() != 6659 {
+		t.Errorf("eight runs of .{0,64}: error %v, want 6,659 states", err)
+	}
+	if _, err := NewSchema(toyJSON(), []byte(dots(16))); err == nil || !strings.Contains(err.Error(), "too complex") {
+		t.Errorf("sixteen runs of .{0,64}: error %v, want too complex", err)
+	}
 }
 
 // TestSchemaWalks: random texts the automaton lets through, byte by byte
@@ -574,7 +586,8 @@ func BenchmarkSchemaCompile(b *testing.B) {
 		{"maxLength-256", `{"type":"string","maxLength":256}`},
 		{"maxItems-64", `{"type":"array","items":{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"boolean"}},"required":["a","b"]},"maxItems":64}`},
 		{"pattern-0-64", `{"type":"string","pattern":"^[a-z]{0,64}(-[0-9]{0,64})?$"}`},
-		{"pattern-dots", `{"type":"string","pattern":"^.{0,64}.{0,64}.{0,64}$"}`}} {
+		{"pattern-dots", `{"type":"string","pattern":"^.{0,64}.{0,64}.{0,64}$"}`},
+		{"pattern-dots-8", `{"type":"string","pattern":"^` + strings.Repeat(".{0,64}", 8) + `$"}`}} {
 		b.Run(c.name, func(b *testing.B) {
 			j := toyJSON()
 			for b.Loop() {
@@ -702,6 +715,22 @@ func TestSchemaPattern(t *testing.T) {
 		}
 	}
 	t.Logf("%d strings under each of 20 patterns", len(texts))
+	// every way JSON may write a character (the encoder above writes one)
+	s := mustSchema(t, `{"type":"string","pattern":"^[\\s\\S]$"}`)
+	for _, c := range []struct {
+		text string
+		ok   bool
+	}{
+		{`"a"`, true}, {`"é"`, true}, {`"/"`, true}, {`"\/"`, true}, {`"\""`, true}, {`"\\"`, true},
+		{`"\n"`, true}, {`"\u000a"`, true}, {`"\u000A"`, true}, {`"\t"`, true}, {`"\u0001"`, true},
+		{`"\u001f"`, true}, {`"\u001F"`, true}, {`"\b"`, true},
+		{`""`, false}, {`"ab"`, false}, {`"\u0"`, false}, {`"\u000"`, false}, {`"\u000g"`, false},
+		{`"\x"`, false}, {`"\u0020"`, false}, {`"\u00010"`, false}, {`"\/\/"`, false},
+	} {
+		if got := s.Valid([]byte(c.text)); got != c.ok {
+			t.Errorf("pattern ^[\\s\\S]$, %s: accepted %v, want %v", c.text, got, c.ok)
+		}
+	}
 }
 
 // TestSchemaOrText: before the answer begins, a token that would begin it
