@@ -100,10 +100,7 @@ type Engine struct {
 
 	jsonOnce sync.Once
 	json     *constrain.JSON
-	schemaMu sync.Mutex
-	schemas  map[string]*constrain.Schema // compiled JSON schemas by their text (Schema)
-	// schemaBytes counts the kept schemas' transition tables
-	schemaBytes int
+	schemas  schemaCache // compiled JSON schemas by their text (Schema)
 }
 
 // JSON is the constraint that keeps a sequence's output one JSON object
@@ -127,39 +124,15 @@ func (e *Engine) JSON() *constrain.JSON {
 	return e.json
 }
 
-// maxSchemaBytes bounds the transition tables of the compiled schemas an
-// engine keeps.
-const maxSchemaBytes = 64 << 20
-
 // Schema is the constraint that keeps a sequence's output one JSON value
 // that schema (JSON Schema text) accepts (constrain.NewSchema; OpenAI's
 // response_format json_schema), for this engine's vocabulary. Compiled
-// schemas are kept by their text (up to maxSchemaBytes of tables in all:
-// past it the cache starts over); safe for concurrent use. The error names
-// what the schema uses that is not supported.
+// schemas, and the errors of refused ones, are kept by their text
+// (schemaCache); safe for concurrent use. The error names what the schema
+// uses that is not supported.
 func (e *Engine) Schema(schema []byte) (*constrain.Schema, error) {
 	j := e.JSON()
-	key := string(schema)
-	e.schemaMu.Lock()
-	s, ok := e.schemas[key]
-	e.schemaMu.Unlock()
-	if ok {
-		return s, nil
-	}
-	s, err := constrain.NewSchema(j, schema)
-	if err != nil {
-		return nil, err
-	}
-	e.schemaMu.Lock()
-	if e.schemas == nil || e.schemaBytes+s.TableBytes() > maxSchemaBytes {
-		e.schemas, e.schemaBytes = map[string]*constrain.Schema{}, 0
-	}
-	if _, ok := e.schemas[key]; !ok {
-		e.schemas[key] = s
-		e.schemaBytes += s.TableBytes()
-	}
-	e.schemaMu.Unlock()
-	return s, nil
+	return e.schemas.get(string(schema), func() (*constrain.Schema, error) { return constrain.NewSchema(j, schema) })
 }
 
 // ConversationID is the sequence id Generate uses.
