@@ -209,10 +209,7 @@ func chatLoop(l *engine.Loaded, gf genFlags, system string, in lineReader, out i
 			fmt.Fprintf(os.Stderr, "upg: message not sent: with the template it is %d tokens, more than the context of %d tokens (--ctx)\n", len(toks), capacity)
 			continue
 		}
-		sampling, err := gf.options(l.Engine)
-		if err != nil {
-			return err
-		}
+		sampling := gf.options(l.Engine)
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		var answer strings.Builder
 		st, err := l.Generate(ctx, engine.Request{

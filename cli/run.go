@@ -203,9 +203,9 @@ type genFlags struct {
 	opts      sample.Options
 	stops     []string
 	ignoreEOS bool
-	format    string // "json": the output is one JSON object (constrain.JSON); else a JSON Schema file
-	schema    []byte // the schema file's text (validate reads and checks it)
-	unescaped bool   // stops already unescaped (validate runs again on /set)
+	format    string            // "json": the output is one JSON object (constrain.JSON); else a JSON Schema file
+	schema    *constrain.Schema // the schema file's automaton (validate reads and compiles it)
+	unescaped bool              // stops already unescaped (validate runs again on /set)
 }
 
 func (g *genFlags) register(cmd *cobra.Command, defaultMax int) {
@@ -254,12 +254,13 @@ func (g *genFlags) validate() error {
 		if err != nil {
 			return usagef(`--format %q: neither "json" nor a readable JSON Schema file: %v`, g.format, err)
 		}
-		// checked now, before a model is loaded (the vocabulary only
-		// matters to the masks)
-		if _, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), b); err != nil {
+		// compiled now, before a model is loaded (the automaton does not
+		// depend on the vocabulary: options gives it the model's)
+		s, err := constrain.NewSchema(constrain.NewJSON(0, nil, nil, nil), b)
+		if err != nil {
 			return usagef("--format %s: %v", g.format, err)
 		}
-		g.schema = b
+		g.schema = s
 	}
 	if g.unescaped {
 		return nil
@@ -279,22 +280,18 @@ func (g *genFlags) validate() error {
 }
 
 // options are the sampling options for a request to e.
-func (g *genFlags) options(e *engine.Engine) (sample.Options, error) {
+func (g *genFlags) options(e *engine.Engine) sample.Options {
 	o := g.opts
 	if o.Seed == 0 {
 		o.Seed = randomSeed()
 	}
 	switch {
 	case g.schema != nil:
-		c, err := e.Schema(g.schema)
-		if err != nil {
-			return o, usagef("--format %s: %v", g.format, err)
-		}
-		o.Constraint = c
+		o.Constraint = g.schema.For(e.JSON())
 	case g.format == "json":
 		o.Constraint = e.JSON()
 	}
-	return o, nil
+	return o
 }
 
 // promptText finds run's prompt: the argument, a file (--file), or standard
@@ -402,10 +399,7 @@ UPG_GGUF_CONVERT=never runs the GGUF itself, slowly; =always converts any).`,
 			out := bufio.NewWriter(os.Stdout)
 			var all strings.Builder
 			first := true
-			sampling, err := gf.options(l.Engine)
-			if err != nil {
-				return err
-			}
+			sampling := gf.options(l.Engine)
 			st, err := l.Generate(ctx, engine.Request{
 				Prompt: prompt, MaxTokens: gf.maxTokens, Sampling: sampling,
 				Stop: gf.stops, IgnoreEOS: gf.ignoreEOS,

@@ -114,6 +114,16 @@ func NewSchema(v *JSON, schema []byte) (*Schema, error) {
 	return s, nil
 }
 
+// For is the schema's automaton with the vocabulary of v: the automaton
+// reads bytes and does not depend on the vocabulary, so a schema checked
+// before a model is loaded (compiled with NewJSON(0, nil, nil, nil)) need
+// not be compiled again for it.
+func (s *Schema) For(v *JSON) *Schema {
+	c := *s
+	c.v = v
+	return &c
+}
+
 // States is the size of the schema's automaton.
 func (s *Schema) States() int { return len(s.accept) }
 

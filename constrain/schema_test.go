@@ -733,6 +733,27 @@ func TestSchemaPattern(t *testing.T) {
 	}
 }
 
+// TestSchemaFor: a schema compiled without a vocabulary and given one by
+// For masks as one compiled for that vocabulary, and the one it came from
+// keeps none (the CLI checks a schema before the model loads).
+func TestSchemaFor(t *testing.T) {
+	const schema = `{"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string","maxLength":3}}}`
+	bare, err := NewSchema(NewJSON(0, nil, nil, nil), []byte(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := mustSchema(t, schema)
+	given, m := bare.For(toyJSON()).NewMatcher(), direct.NewMatcher()
+	for _, gen := range [][]int{nil, ids(`{`), ids(`{`, `"a"`, `:`, `1`), ids(`{`, `"a"`, `:`, `1`, `}`), ids(`{`, `[`)} {
+		if got, want := allowed(given, gen), allowed(m, gen); !slices.Equal(got, want) || len(want) == 0 {
+			t.Errorf("after %v: For's schema keeps %q, the one compiled for the vocabulary %q", gen, got, want)
+		}
+	}
+	if len(bare.v.tokens) != 0 {
+		t.Errorf("For changed the schema it was called on")
+	}
+}
+
 // TestSchemaOrText: before the answer begins, a token that would begin it
 // with "{" must begin a value of the schema and any other is free; an answer
 // that began otherwise is free; one that began with "{" goes on as the
