@@ -478,7 +478,10 @@ func (a *nfa) charIn(s charSet) frag {
 			if e, ok := shortEscape[c]; ok {
 				escs = append(escs, string(e))
 			}
-			escs = append(escs, fmt.Sprintf(`u%04x`, c), fmt.Sprintf(`u%04X`, c))
+			escs = append(escs, fmt.Sprintf(`u%04x`, c))
+			if c&0xf >= 0xa { // a hex letter: its upper case too
+				escs = append(escs, fmt.Sprintf(`u%04X`, c))
+			}
 		default:
 			a.edge(in, c, c, out)
 			if c == '/' {
