@@ -57,6 +57,9 @@ func init() {
 			kernelSig["upg_gemv_trellis_"+k+"_"+t] = "tiles:p scales:p vtab:p xr:p y:p R:i C:i TC:i G:i gst:i nt:i res:p"
 		}
 	}
+	for _, k := range []string{"k2", "k3", "k4"} {
+		kernelSig["upg_gemv_trellis1_"+k] = "tiles:p scales:p levels:p xr:p y:p R:i C:i TC:i G:i gst:i tpl:i res:p"
+	}
 	kernelSig["upg_embed_trellis"] = "tiles:p scales:p vtab:p signs:p tokens:p dst:p C:i TC:i G:i gs:i K:i rb:i seg:i"
 	const sparseSig = "mask:p mw:i codes:p cw:i scales:p G:i gmagic:u gword:i levels:p k:i"
 	kernelSig["upg_gemv_sparse_t1"] = sparseSig + " x:p ldx:i y:p R:i C:i nt:i"

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/upg-ai/upg/codec"
 )
@@ -11,7 +12,8 @@ import (
 // The trellis codec on the GPU (kernels/trellis.cu). A trellis matrix is a
 // DenseGPU whose codes are the file's tiles, scales the file's band-major
 // scales, and levels the 4096-entry table vtab[window] =
-// codebook[hash(window)]; trK is its bits per weight (0: not trellis).
+// codebook[hash(window)] followed by the codebook's 64 values (the
+// one-token kernel's); trK is its bits per weight (0: not trellis).
 
 // trellisFusable reports whether the trellis kernels handle m, and why not.
 func trellisFusable(m *codec.TrellisMatrix) (bool, string) {
@@ -27,13 +29,50 @@ func trellisFusable(m *codec.TrellisMatrix) (bool, string) {
 	return true, ""
 }
 
-// trellisTable is vtab: the value of every 12-bit window.
+// trellisTable is vtab, the value of every 12-bit window, and then the
+// codebook.
 func trellisTable(m *codec.TrellisMatrix) []float32 {
-	t := make([]float32, 1<<codec.TrellisStateBits)
-	for w := range t {
+	n := 1 << codec.TrellisStateBits
+	t := make([]float32, n+codec.TrellisCodebookSize)
+	for w := range n {
 		t[w] = m.Codebook[codec.TrellisIndex(uint32(w))]
 	}
+	copy(t[n:], m.Codebook)
 	return t
+}
+
+// trellis1Plan is how upg_gemv_trellis1_k* runs a matrix: blocks of
+// threads lanes, each lane tpl consecutive tiles of a row band, grid
+// blocks going over the bands.
+type trellis1Plan struct {
+	name                 string
+	threads, tpl, blocks int
+}
+
+// trellis1On is UPG_CUDA_TRELLIS1: 0 keeps one-token steps on
+// upg_gemv_trellis_k*_t1 (comparisons).
+var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") != "0"
+
+// planTrellis1 chooses the warps W a band takes: its lanes' tiles each
+// (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by
+// est = tpl · max(1, bands·W / resident warps), the least W within 2% of
+// the best (fewer lanes to sum). perSM answers how many blocks of t
+// threads an SM holds.
+func planTrellis1(name string, bands, TC, SMs int, perSM func(t int) int) trellis1Plan {
+	best, bestEst := trellis1Plan{}, 0.0
+	for W := 1; W <= 16; W++ {
+		t := 32 * W
+		per := perSM(t)
+		if per <= 0 {
+			continue
+		}
+		tpl := (TC + t - 1) / t
+		est := float64(tpl) * max(1, float64(bands)/float64(per*SMs))
+		if best.name == "" || est < bestEst*0.98 {
+			best, bestEst = trellis1Plan{name: name, threads: t, tpl: tpl, blocks: min(bands, per*SMs)}, est
+		}
+	}
+	return best
 }
 
 // trellisPlan is the rotation the input needs (upg_rotq writes the rotated
@@ -58,6 +97,11 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 	g.codes = up("weights", m.Tiles[:m.Bands*m.TileCols*m.TileBytes])
 	g.scales = up("scales", m.Scales[:m.Bands*m.Groups*32])
 	g.levels = up("levels", f32Bytes(trellisTable(m)))
+	if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); trellis1On {
+		if _, ferr := d.function(name); ferr == nil { // a fatbin older than the kernel has none
+			g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, 0) })
+		}
+	}
 	if m.Signs != nil {
 		g.signs = up("rotation", f32Bytes(m.Signs))
 	}
@@ -77,6 +121,12 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 		Ptr(x), I32(ldx), Ptr(g.signs), I32(p.rb), I32(p.gs), I32(p.seg), I32(g.C), I32(p.G), F32(1), F32(0),
 		Ptr(s.xr), Ptr(s.xq), I32(g.U*unitCodes), Ptr(s.fac)); err != nil {
 		return err
+	}
+	if n == 1 && g.tr1.name != "" {
+		p := g.tr1
+		return d.launchK(p.name, [3]uint32{uint32(p.blocks), 1, 1}, [3]uint32{uint32(p.threads), 1, 1}, 0,
+			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(y),
+			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(res))
 	}
 	bands := (g.R + 15) / 16
 	for t0 := 0; t0 < n; {

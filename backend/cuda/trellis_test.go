@@ -72,6 +72,85 @@ func TestTrellisKernelWindows(t *testing.T) {
 	}
 }
 
+// TestTrellis1KernelLookups mirrors upg_gemv_trellis1's lookups
+// (kernels/trellis.cu: the pieces' table hx, trellis1_piece's bit
+// arithmetic, the look-ahead of LA positions and the codebook address) in
+// Go and checks, for every position of random tiles and every K, that the
+// address names the codec's index of the position's window and the lane's
+// own bank.
+func TestTrellis1KernelLookups(t *testing.T) {
+	idx := func(s uint32) uint32 { return uint32(codec.TrellisIndex(s)) }
+	rng := rand.New(rand.NewPCG(3, 4))
+	for k := 2; k <= 4; k++ {
+		P, LA := 6, 6/k
+		if k == 4 {
+			P, LA = 4, 2
+		}
+		N := 256 * k
+		hb := make([]uint32, 1<<P) // the kernel's hb: each piece's share
+		for e := range hb {
+			x := uint32(e)
+			if k == 4 {
+				hb[e] = idx(x)<<7 | idx(x<<4)<<14 | idx(x<<8)<<21
+			} else {
+				hb[e] = idx(x)<<7 | idx(x<<6)<<20
+			}
+		}
+		tile := make([]byte, 32*k)
+		words := make([]uint32, 8*k)
+		for trial := 0; trial < 20; trial++ {
+			for i := range tile {
+				tile[i] = byte(rng.Uint32())
+			}
+			for i := range words {
+				words[i] = binary.LittleEndian.Uint32(tile[4*i:])
+			}
+			lane := uint32(rng.IntN(32))
+			l4 := lane << 2
+			piece := func(o int) uint32 { // trellis1_piece
+				i, b := o>>5, o&31
+				m := uint32(1<<P-1) << 7
+				var v uint32
+				if b >= 7 {
+					next := i + 1
+					if next == 8*k {
+						next = 0
+					}
+					v = uint32((uint64(words[next])<<32 | uint64(words[i])) >> (b - 7))
+				} else {
+					v = words[i] << (7 - b)
+				}
+				return v&m | l4
+			}
+			hv := make([]uint32, 256)
+			for q := range hv {
+				o := (q+1)*k - 12
+				if o < 0 {
+					o += N
+				}
+				a := piece(o)
+				if a&127 != l4 {
+					t.Fatalf("k=%d position %d: piece address %#x is not lane %d's bank", k, q, a, lane)
+				}
+				hv[q] = hb[a>>7] | l4 // hx[e] of this lane: word 32·e + lane
+			}
+			for p := 0; p < 256; p++ {
+				var a uint32
+				if k == 4 {
+					a = (hv[p]^(hv[(p+1)&255]>>7)^(hv[(p+2)&255]>>14))&0x1f80 | l4
+				} else {
+					a = (hv[p] ^ (hv[(p+LA)&255] >> 13)) & 0x1fff
+				}
+				r, c := (p&63)>>2, 4*(p>>6)+(p&3)
+				want := idx(codec.TrellisWindow(tile, codec.TrellisPos(r, c), k))
+				if a>>7 != want || a&127 != l4 {
+					t.Fatalf("k=%d row %d col %d: codebook address %#x (index %d, lane bits %#x), want index %d of lane %d", k, r, c, a, a>>7, a&127, want, lane)
+				}
+			}
+		}
+	}
+}
+
 // synthTrellis makes a trellis matrix from random bytes (any bitstream is
 // valid): an ascending codebook and positive scales around 0.01.
 func synthTrellis(t testing.TB, rng *rand.Rand, R, C, k, gs int, rot uint64) *codec.TrellisMatrix {
@@ -104,23 +183,38 @@ func trellisCases() []trellisCase {
 	return []trellisCase{
 		{16, 64, 2, 64}, {40, 200, 2, 16}, {33, 96, 3, 32}, {64, 512, 3, 128}, {48, 640, 3, 640},
 		{30, 70, 3, 80}, {17, 1000, 4, 64}, {128, 256, 4, 256}, {7, 5120, 3, 128},
+		{36000, 160, 2, 32}, // more bands than the one-token kernel's grid: its blocks go round
 	}
 }
 
 // TestGPUTrellisGemv checks the trellis kernels against the codec's
-// reference decoder (float32 activations: close to the reference).
+// reference decoder (float32 activations: close to the reference): one
+// token on upg_gemv_trellis1_k* and (tr1 off) on upg_gemv_trellis_k*_t1,
+// more on upg_gemv_trellis_k*_t8.
 func TestGPUTrellisGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 31))
+	defer func(on bool) { trellis1On = on }(trellis1On)
 	for _, c := range trellisCases() {
 		for _, rot := range []uint64{0, 0x5eed} {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
-			for _, n := range []int{1, 3, 11, 40} {
-				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d", c.R, c.C, c.k, c.gs, rot != 0, n), func(t *testing.T) {
+			for _, run := range []struct {
+				n   int
+				tr1 bool
+			}{{1, true}, {1, false}, {3, true}, {11, true}, {40, true}} {
+				n := run.n
+				if c.R > 1000 && n > 1 {
+					continue // the reference decoder's time; the many-token kernel is the same for every shape
+				}
+				trellis1On = run.tr1
+				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1), func(t *testing.T) {
 					g, x, y := runDense(t, d, m, n, rng)
 					defer g.Free(d)
 					if g.Fallback != "" || g.trK != c.k {
 						t.Fatalf("not the trellis kernel: fallback %q, trK %d", g.Fallback, g.trK)
+					}
+					if want := fmt.Sprintf("upg_gemv_trellis1_k%d", c.k); run.tr1 && g.tr1.name != want {
+						t.Fatalf("one-token plan %+v, want %s", g.tr1, want)
 					}
 					for tok := 0; tok < n; tok++ {
 						if e := relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])); e > 1e-4 {

@@ -130,6 +130,177 @@ DEVI void gemv_trellis(const unsigned *__restrict__ tiles, const __half *__restr
   }
 }
 
+// ---- The one-token GEMV without bank conflicts (upg_gemv_trellis1_k*) ----
+//
+// gemv_trellis's table vtab[window] is 4,096 floats: the 32 lanes of a warp
+// look up 32 random windows, ~3.5 of them on the busiest bank, and the
+// one-token decode ran at ~7% of the read bandwidth. The hash is linear over
+// GF(2) (each index bit a parity of the window's bits), so a window's index
+// is the XOR of the indices of its pieces: idx(s) = idx(lo) ^ idx(hi << 6)
+// for its two 6-bit halves (K = 2, 3), or the XOR over its three nibbles
+// (K = 4). And a window's upper piece is the lower piece of a later
+// position's window (window(p) starts at (p+1)·K − 12: 6 bits on is the
+// start of position p + 6/K for K = 2, 3; 4 and 8 bits on, of p + 1 and
+// p + 2 for K = 4). So each position costs one lookup of its lower piece
+// in a 64- (16-) entry table that holds every piece's share, and one lookup
+// of the codebook's 64 values; both tables are kept once per lane (entry e
+// of lane l at word 32·e + l: bank l), so no lookup waits on another lane.
+//
+// hx[e] (lane l) = l << 2 | idx(e) << 7 | idx(e << 6) << 20          (K = 2, 3)
+//                = l << 2 | idx(e) << 7 | idx(e << 4) << 14 | idx(e << 8) << 21   (K = 4)
+// and a position's codebook address (32·idx + l words, in bytes) is
+//   (hx[p] ^ (hx[p + 6/K] >> 13)) & 0x1fff                            (K = 2, 3)
+//   ((hx[p] ^ (hx[p+1] >> 7) ^ (hx[p+2] >> 14)) & 0x1f80) | l << 2   (K = 4)
+// (positions past 255 wrap to the tile's first: the stream is tail-biting).
+//
+// A lane decodes whole tiles (its words in registers, every bit offset a
+// constant of the unrolled loop); a block of 32·W lanes takes one row band
+// at a time, each lane ~TC/(32·W) consecutive tiles (tpl), and the lanes'
+// 16 row sums meet by halving exchanges in each warp and a fixed-order sum
+// over the warps: the same bits on every run. The Go side chooses W and
+// the grid at upload (trellis1Plan); levels holds vtab and then the
+// codebook's 64 floats.
+
+// trellis_idx is the codec's hash of a 12-bit window (docs/format.md).
+DEVI unsigned trellis_idx(unsigned s) {
+  return (__popc(s & 0x02cu) & 1u) | (__popc(s & 0x0bdu) & 1u) << 1 | (__popc(s & 0x182u) & 1u) << 2 |
+         (__popc(s & 0x2b2u) & 1u) << 3 | (__popc(s & 0x4bcu) & 1u) << 4 | (__popc(s & 0x805u) & 1u) << 5;
+}
+
+// trellis1_piece is the shared-memory byte address (32·piece + lane words)
+// of the P-bit piece of the tile's bitstream that starts at bit o (a
+// constant), from the tile's words w; a piece that passes the stream's end
+// goes on at its start (the funnel shift's next word is then word 0).
+template <int K, int P> DEVI unsigned trellis1_piece(const unsigned (&w)[8 * K], int o, unsigned l4) {
+  const int i = o >> 5, b = o & 31;
+  const unsigned m = ((1u << P) - 1) << 7;
+  unsigned v;
+  if (b >= 7)
+    v = __funnelshift_r(w[i], w[i + 1 == 8 * K ? 0 : i + 1], b - 7);
+  else
+    v = w[i] << (7 - b);
+  return (v & m) | l4;
+}
+
+template <int K>
+DEVI void gemv_trellis1(const unsigned *__restrict__ tiles, const __half *__restrict__ scales,
+                        const float *__restrict__ levels, const float *__restrict__ xr, float *__restrict__ y,
+                        int R, int C, int TC, int G, int gst, int tpl, float *__restrict__ res) {
+  constexpr int NW8 = 8 * K, N = 256 * K, P = K == 4 ? 4 : 6, LA = K == 4 ? 2 : 6 / K;
+  __shared__ unsigned hx[64 * 32];
+  __shared__ float cbr[64 * 32];
+  __shared__ unsigned hb[64];
+  __shared__ float red[32][16];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  const unsigned l4 = (unsigned)lane << 2;
+  // the tables: each piece's share once, then once per lane
+  for (unsigned e = threadIdx.x; e < (1u << P); e += blockDim.x)
+    hb[e] = K == 4 ? trellis_idx(e) << 7 | trellis_idx(e << 4) << 14 | trellis_idx(e << 8) << 21
+                   : trellis_idx(e) << 7 | trellis_idx(e << 6) << 20;
+  __syncthreads();
+  for (int e = threadIdx.x; e < (32 << P); e += blockDim.x) hx[e] = hb[e >> 5] | (unsigned)(e & 31) << 2;
+  const float *cb = levels + 4096;
+  for (int e = threadIdx.x; e < 64 * 32; e += blockDim.x) cbr[e] = __ldg(cb + (e >> 5));
+  __syncthreads();
+  const char *hxb = reinterpret_cast<const char *>(hx), *cbb = reinterpret_cast<const char *>(cbr);
+  const int bands = (R + 15) >> 4;
+  for (int b = blockIdx.x; b < bands; b += gridDim.x) {
+    float acc[16];
+#pragma unroll
+    for (int r = 0; r < 16; r++) acc[r] = 0.f;
+    const int tc0 = threadIdx.x * tpl, tc1 = min(TC, tc0 + tpl);
+    for (int tc = tc0; tc < tc1; tc++) {
+      unsigned w[NW8];
+      const uint4 *t4 = reinterpret_cast<const uint4 *>(tiles + ((size_t)b * TC + tc) * NW8);
+#pragma unroll
+      for (int i = 0; i < NW8 / 4; i++) {
+        const uint4 v = __ldg(t4 + i);
+        w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
+      }
+      float x[16];
+      const int c0 = 16 * tc;
+      if (c0 + 16 <= C && (C & 3) == 0) {
+        const float4 *x4 = reinterpret_cast<const float4 *>(xr + c0);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+          const float4 v = __ldg(x4 + i);
+          x[4 * i] = v.x, x[4 * i + 1] = v.y, x[4 * i + 2] = v.z, x[4 * i + 3] = v.w;
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < 16; i++) x[i] = c0 + i < C ? xr[c0 + i] : 0.f;
+      }
+      // the 16 rows' scales of the tile's group (32 bytes)
+      const uint4 *s4 = reinterpret_cast<const uint4 *>(scales + ((size_t)b * G + tc / gst) * 16);
+      const uint4 su0 = __ldg(s4), su1 = __ldg(s4 + 1);
+      float part[16];
+#pragma unroll
+      for (int r = 0; r < 16; r++) part[r] = 0.f;
+      // hv[q]: position q's lower piece looked up; position p needs hv[p]
+      // and the next LA positions' (mod 256)
+      unsigned hv[256];
+#pragma unroll
+      for (int q = 0; q < 256 + LA; q++) {
+        if (q < 256) {
+          int o = (q + 1) * K - 12;
+          if (o < 0) o += N;
+          hv[q] = *reinterpret_cast<const unsigned *>(hxb + trellis1_piece<K, P>(w, o, l4));
+        }
+        const int p = q - LA;
+        if (p >= 0) {
+          unsigned a;
+          if (K == 4)
+            a = ((hv[p] ^ (hv[(p + 1) & 255] >> 7) ^ (hv[(p + 2) & 255] >> 14)) & 0x1f80u) | l4;
+          else
+            a = (hv[p] ^ (hv[(p + LA) & 255] >> 13)) & 0x1fffu;
+          const float v = *reinterpret_cast<const float *>(cbb + a);
+          const int r = (p & 63) >> 2, c = 4 * (p >> 6) + (p & 3);
+          part[r] = fmaf(v, x[c], part[r]);
+        }
+      }
+      const unsigned su[8] = {su0.x, su0.y, su0.z, su0.w, su1.x, su1.y, su1.z, su1.w};
+#pragma unroll
+      for (int r = 0; r < 16; r++) {
+        const unsigned short h = (unsigned short)(r & 1 ? su[r >> 1] >> 16 : su[r >> 1] & 0xffffu);
+        acc[r] = fmaf(__half2float(__ushort_as_half(h)), part[r], acc[r]);
+      }
+    }
+    // the warp's 16 row sums by halving exchanges: lane l ends with row
+    // (l >> 1) & 15's sum (both lanes of a pair)
+    float v8[8], v4[4], v2[2], v1;
+    const bool h16 = lane & 16, h8 = lane & 8, h4 = lane & 4, h2 = lane & 2;
+#pragma unroll
+    for (int i = 0; i < 8; i++) v8[i] = (h16 ? acc[i + 8] : acc[i]) + __shfl_xor_sync(0xffffffffu, h16 ? acc[i] : acc[i + 8], 16);
+#pragma unroll
+    for (int i = 0; i < 4; i++) v4[i] = (h8 ? v8[i + 4] : v8[i]) + __shfl_xor_sync(0xffffffffu, h8 ? v8[i] : v8[i + 4], 8);
+#pragma unroll
+    for (int i = 0; i < 2; i++) v2[i] = (h4 ? v4[i + 2] : v4[i]) + __shfl_xor_sync(0xffffffffu, h4 ? v4[i] : v4[i + 2], 4);
+    v1 = (h2 ? v2[1] : v2[0]) + __shfl_xor_sync(0xffffffffu, h2 ? v2[0] : v2[1], 2);
+    v1 += __shfl_xor_sync(0xffffffffu, v1, 1);
+    if ((lane & 1) == 0) red[warp][(lane >> 1) & 15] = v1;
+    __syncthreads();
+    if (threadIdx.x < 16) {
+      const int row = 16 * b + threadIdx.x;
+      float v = 0.f;
+      for (int k = 0; k < nw; k++) v += red[k][threadIdx.x];
+      if (row < R) {
+        y[row] = v;
+        if (res != nullptr) res[row] += v;
+      }
+    }
+    __syncthreads(); // red, before the next band's
+  }
+}
+
+#define TRELLIS1_ARGS                                                                                          \
+  const unsigned *__restrict__ tiles, const __half *__restrict__ scales, const float *__restrict__ levels,       \
+      const float *__restrict__ xr, float *__restrict__ y, int R, int C, int TC, int G, int gst, int tpl,        \
+      float *__restrict__ res
+#define TRELLIS1_PASS tiles, scales, levels, xr, y, R, C, TC, G, gst, tpl, res
+extern "C" __global__ void __launch_bounds__(512) upg_gemv_trellis1_k2(TRELLIS1_ARGS) { gemv_trellis1<2>(TRELLIS1_PASS); }
+extern "C" __global__ void __launch_bounds__(512) upg_gemv_trellis1_k3(TRELLIS1_ARGS) { gemv_trellis1<3>(TRELLIS1_PASS); }
+extern "C" __global__ void __launch_bounds__(512) upg_gemv_trellis1_k4(TRELLIS1_ARGS) { gemv_trellis1<4>(TRELLIS1_PASS); }
+
 #define TRELLIS_ARGS                                                                          \
   const unsigned *__restrict__ tiles, const __half *__restrict__ scales,                      \
       const float *__restrict__ vtab, const float *__restrict__ xr, float *__restrict__ y, int R, \
