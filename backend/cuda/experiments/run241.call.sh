@@ -7,7 +7,7 @@
 # (UPG_CUDA_TRELLIS1=0), alternated, and ncu's view of both. Prediction (H100): the old kernel ~55-65 tok/s; the
 # new one issue- or shared-memory-bound at ~2 wavefronts and ~7 instructions a weight-warp, ~3-4x: 180-250 tok/s.
 # Carry .cuda-carry/t: upg and cuda.test cross-built from the tree with this script (xz), mt.upg (miniphi-29m,
-# `upg compress ../shared/models/miniphi-29m --codec trellis --target-bpw 3.2`), cl100k_base.tiktoken.gz,
+# `upg compress ../shared/models/miniphi-29m --codec trellis --target-bpw 2.6`: under the 64 MiB carry), cl100k_base.tiktoken.gz,
 # miniphi_eval_250k.txt.gz.
 set -u
 R=$PWD; C=$R/.cuda-carry/t; U=/tmp/u; L=$OUT/run241.txt; F=/tmp/nb/kernels.fatbin
