@@ -24,7 +24,7 @@ func weightBytes(m tensor.Matrix) int64 {
 		if ok, _ := trellisFusable(x); !ok {
 			return f16
 		}
-		n := int64(x.Bands*x.TileCols*x.TileBytes) + int64(x.Bands*x.Groups*32) + 4<<codec.TrellisStateBits
+		n := int64(x.Bands*x.TileCols*x.TileBytes) + int64(x.Bands*x.Groups*32) + 4*(1<<codec.TrellisStateBits+codec.TrellisCodebookSize)
 		if x.Signs != nil {
 			n += 4 * C
 		}

@@ -97,10 +97,13 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 	g.codes = up("weights", m.Tiles[:m.Bands*m.TileCols*m.TileBytes])
 	g.scales = up("scales", m.Scales[:m.Bands*m.Groups*32])
 	g.levels = up("levels", f32Bytes(trellisTable(m)))
-	if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); trellis1On {
-		if _, ferr := d.function(name); ferr == nil { // a fatbin older than the kernel has none
-			g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, 0) })
-		}
+	if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); err == nil && trellis1On {
+		_ = d.Do(func() error { // driver calls: on the context's thread
+			if _, ferr := d.function(name); ferr == nil { // a fatbin older than the kernel has none
+				g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, 0) })
+			}
+			return nil
+		})
 	}
 	if m.Signs != nil {
 		g.signs = up("rotation", f32Bytes(m.Signs))
