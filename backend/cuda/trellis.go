@@ -100,7 +100,7 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 	if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); err == nil && trellis1On {
 		_ = d.Do(func() error { // driver calls: on the context's thread
 			if _, ferr := d.function(name); ferr == nil { // a fatbin older than the kernel has none
-				g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, 0) })
+				g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, max(1, 512/t)) })
 			}
 			return nil
 		})

@@ -151,6 +151,31 @@ func TestTrellis1KernelLookups(t *testing.T) {
 	}
 }
 
+// TestPlanTrellis1: the one-token trellis kernel's plan covers every tile
+// of a band with its lanes, never asks for more blocks than bands, and for
+// Phi-4's shapes on 132 SMs holding 512 threads each picks what its
+// estimate says: one tile a lane where the bands are few, more lanes'
+// worth of work a band where they are many.
+func TestPlanTrellis1(t *testing.T) {
+	perSM := func(th int) int { return max(1, 512/th) }
+	for _, c := range []struct{ bands, TC, threads, tpl int }{
+		{320, 320, 160, 2},  // o_proj: 5,120 × 5,120
+		{480, 320, 160, 2},  // qkv: 7,680 × 5,120
+		{2240, 320, 32, 10}, // gate|up: 35,840 × 5,120
+		{320, 1120, 160, 7}, // down: 5,120 × 17,920
+		{6272, 320, 32, 10}, // the head: 100,352 × 5,120
+		{1, 5, 32, 1},       // one band of five tiles
+	} {
+		p := planTrellis1("k", c.bands, c.TC, 132, perSM)
+		if p.threads*p.tpl < c.TC || p.tpl != (c.TC+p.threads-1)/p.threads || p.blocks > c.bands || p.blocks < 1 {
+			t.Errorf("bands %d, %d tiles: plan %+v does not cover the band or the grid", c.bands, c.TC, p)
+		}
+		if p.threads != c.threads || p.tpl != c.tpl {
+			t.Errorf("bands %d, %d tiles: plan %+v, want %d threads and %d tiles a lane", c.bands, c.TC, p, c.threads, c.tpl)
+		}
+	}
+}
+
 // synthTrellis makes a trellis matrix from random bytes (any bitstream is
 // valid): an ascending codebook and positive scales around 0.01.
 func synthTrellis(t testing.TB, rng *rand.Rand, R, C, k, gs int, rot uint64) *codec.TrellisMatrix {
