@@ -24,7 +24,7 @@ note tests
 wait
 b() { echo "$1 $(env "${@:2}" timeout -k 5 100 $U/upg bench --device cuda --model /tmp/pt.upg --prompt-tokens 512 --gen-tokens 64 2>&1 | grep -E '^(prefill|decode|effective)|rror|cuda:|panic' | head -6 | tr -s ' ' | tr '\n' ' ')" >> $L; }
 for i in 1 2; do
-  left 40 && b new-$i X=1
+  left 40 && b new-$i UPG_CUDA_TRELLIS1=1
   left 40 && b old-$i UPG_CUDA_TRELLIS1=0
 done
 note bench
