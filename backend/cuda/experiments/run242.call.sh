@@ -17,10 +17,6 @@ gunzip -c $C/cl100k_base.tiktoken.gz > cl100k_base.tiktoken && gunzip -c $C/mini
 mkdir -p /work/shared/tokenizers/tiktoken && cp $U/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
 ( $U/upg synth --arch phi4 --codec trellis --target-bpw 3.2 --out /tmp/pt.upg -q > /tmp/synth.txt 2>&1; echo "synth rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
-(cd backend/cuda && timeout 100 $U/cuda.test -test.count=1 -test.run 'TestGPUTrellis|TestTrellis|TestGPUWeightBytes|TestManifest' -test.v > /tmp/t0.txt 2>&1; echo "trellis tests rc $?" >> $L)
-echo "pass $(grep -c -- '--- PASS' /tmp/t0.txt) fail $(grep -c -- '--- FAIL' /tmp/t0.txt)" >> $L
-grep -E -A3 -- '--- FAIL' /tmp/t0.txt | head -16 >> $L; gzip -c /tmp/t0.txt > $OUT/t0.txt.gz
-note tests
 wait
 b() { echo "$1 $(env "${@:2}" timeout -k 5 100 $U/upg bench --device cuda --model /tmp/pt.upg --prompt-tokens 512 --gen-tokens 64 2>&1 | grep -E '^(prefill|decode|effective)|rror|cuda:|panic' | head -6 | tr -s ' ' | tr '\n' ' ')" >> $L; }
 for i in 1 2; do
@@ -28,6 +24,10 @@ for i in 1 2; do
   left 40 && b old-$i UPG_CUDA_TRELLIS1=0
 done
 note bench
+left 40 && (cd backend/cuda && timeout 60 $U/cuda.test -test.count=1 -test.run 'TestGPUTrellis|TestTrellis|TestGPUWeightBytes|TestManifest' -test.v > /tmp/t0.txt 2>&1; echo "trellis tests rc $?" >> $L)
+echo "pass $(grep -c -- '--- PASS' /tmp/t0.txt) fail $(grep -c -- '--- FAIL' /tmp/t0.txt)" >> $L
+grep -E -A3 -- '--- FAIL' /tmp/t0.txt | head -16 >> $L; gzip -c /tmp/t0.txt > $OUT/t0.txt.gz
+note tests
 left 60 && { (cd backend/cuda && timeout 90 compute-sanitizer --tool memcheck $U/cuda.test -test.run 'TestGPUTrellisGemv' > /tmp/mc.txt 2>&1; echo "memcheck rc $? $(grep -E 'ERROR SUMMARY' /tmp/mc.txt)" >> $L); grep -m5 -E "Invalid|Program hit|ERROR" /tmp/mc.txt >> $L; }
 note all
 cat $L
