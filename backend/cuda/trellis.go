@@ -49,9 +49,12 @@ type trellis1Plan struct {
 	threads, tpl, blocks int
 }
 
-// trellis1On is UPG_CUDA_TRELLIS1: 0 keeps one-token steps on
-// upg_gemv_trellis_k*_t1 (comparisons).
-var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") != "0"
+// trellis1On is UPG_CUDA_TRELLIS1=1: one-token steps on
+// upg_gemv_trellis1_k*. Correct on an H100 (run 241's suite) but not yet
+// timed in a decode (NOTES.md, runs 241-242: its plan's driver calls ran
+// off the context's thread there, so the bench measured the old kernel
+// twice), so upg_gemv_trellis_k*_t1 stays the default until it is.
+var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") == "1"
 
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each
 // (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by
