@@ -71,6 +71,7 @@ type DenseGPU struct {
 	embedK        int          // K as upg_embed_dense reads it (20: 4-bit nibble layout)
 	trK, trTC     int          // trellis: bits per weight (0: not trellis) and tiles per band (trellis.go)
 	tr1           trellis1Plan // trellis: the one-token kernel without bank conflicts (name "" where there is none)
+	trMMA         string       // trellis: the tensor-core kernel for steps of more than 8 tokens ("" where there is none)
 	spMW, spCW    int          // sparse: mask and code words per row (0: not sparse; sparse.go)
 	spMask        DevPtr       // sparse: the kept-set bitmap
 	// overlay corrections

@@ -58,6 +58,7 @@ func init() {
 		}
 	}
 	for _, k := range []string{"k2", "k3", "k4"} {
+		kernelSig["upg_gemm_trellis_"+k] = "tiles:p scales:p vtab:p xr:p y:p R:i C:i TC:i G:i gst:i nt:i res:p"
 		kernelSig["upg_gemv_trellis1_"+k] = "tiles:p scales:p levels:p xr:p y:p R:i C:i TC:i G:i gst:i tpl:i res:p"
 	}
 	kernelSig["upg_embed_trellis"] = "tiles:p scales:p vtab:p signs:p tokens:p dst:p C:i TC:i G:i gs:i K:i rb:i seg:i"

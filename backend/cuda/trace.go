@@ -82,7 +82,7 @@ func kernelFile(name string) string {
 		return "pstep.cu"
 	case has("upg_gemv_sparse", "upg_embed_sparse"):
 		return "sparse.cu"
-	case has("upg_gemv_trellis", "upg_embed_trellis"):
+	case has("upg_gemv_trellis", "upg_gemm_trellis", "upg_embed_trellis"):
 		return "trellis.cu"
 	case has("upg_gemv_", "upg_overlay", "upg_readbw", "upg_rotq"):
 		return "gemv.cu"

@@ -49,12 +49,16 @@ type trellis1Plan struct {
 	threads, tpl, blocks int
 }
 
-// trellis1On is UPG_CUDA_TRELLIS1=1: one-token steps on
-// upg_gemv_trellis1_k*. Correct on an H100 (run 241's suite) but not yet
-// timed in a decode (NOTES.md, runs 241-242: its plan's driver calls ran
-// off the context's thread there, so the bench measured the old kernel
-// twice), so upg_gemv_trellis_k*_t1 stays the default until it is.
-var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") == "1"
+// trellis1On (UPG_CUDA_TRELLIS1, on unless "0"): one-token steps on
+// upg_gemv_trellis1_k* rather than upg_gemv_trellis_k*_t1 (NOTES.md, run
+// 243: the Phi-4-shaped trellis file decodes at 103.6 tok/s against 67.3 on
+// an H200).
+var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") != "0"
+
+// trellisMMAOn (UPG_CUDA_TRELLIS_MMA, on unless "0"): steps of more than 8
+// tokens on upg_gemm_trellis_k* (tensor cores, tf32) instead of 8-token
+// passes of upg_gemv_trellis_k*_t8.
+var trellisMMAOn = os.Getenv("UPG_CUDA_TRELLIS_MMA") != "0"
 
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each
 // (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by
@@ -100,10 +104,17 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 	g.codes = up("weights", m.Tiles[:m.Bands*m.TileCols*m.TileBytes])
 	g.scales = up("scales", m.Scales[:m.Bands*m.Groups*32])
 	g.levels = up("levels", f32Bytes(trellisTable(m)))
-	if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); err == nil && trellis1On {
-		_ = d.Do(func() error { // driver calls: on the context's thread
-			if _, ferr := d.function(name); ferr == nil { // a fatbin older than the kernel has none
-				g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, max(1, 512/t)) })
+	if err == nil {
+		_ = d.Do(func() error { // driver calls: on the context's thread; a fatbin older than a kernel has none
+			if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); trellis1On {
+				if _, ferr := d.function(name); ferr == nil {
+					g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, max(1, 512/t)) })
+				}
+			}
+			if name := fmt.Sprintf("upg_gemm_trellis_k%d", m.Bits); trellisMMAOn {
+				if _, ferr := d.function(name); ferr == nil {
+					g.trMMA = name
+				}
 			}
 			return nil
 		})
@@ -119,8 +130,9 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 }
 
 // trellisMatMul enqueues y = W·x for n tokens of a trellis matrix: the
-// input rotation (into s.xr), then the fused kernel, up to 8 tokens a
-// launch. res, when not 0, gets y added too.
+// input rotation (into s.xr), then the fused kernel: one launch of the
+// tensor-core kernel for more than 8 tokens, else up to 8 tokens a launch.
+// res, when not 0, gets y added too.
 func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch, res DevPtr) error {
 	p := g.plan
 	if err := d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, b256, uint32(4*p.seg),
@@ -135,6 +147,11 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(res))
 	}
 	bands := (g.R + 15) / 16
+	if n > 8 && g.trMMA != "" {
+		return d.launchK(g.trMMA, [3]uint32{uint32((bands + 3) / 4), uint32((n + 63) / 64), 1}, [3]uint32{128, 1, 1}, 0,
+			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(y),
+			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(n), Ptr(res))
+	}
 	for t0 := 0; t0 < n; {
 		name, nt := g.name8, min(8, n-t0)
 		if nt == 1 {

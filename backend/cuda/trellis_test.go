@@ -151,6 +151,127 @@ func TestTrellis1KernelLookups(t *testing.T) {
 	}
 }
 
+// TestTrellisMMAKernelMirror mirrors upg_gemm_trellis_k* (kernels/
+// trellis.cu) in Go — each lane's 8 windows of a tile (the same bit
+// offsets in every tile), its scales, the activation stage and the lane
+// addresses of ldmatrix, the A, B and C fragments of mma.sync m16n8k8 as
+// PTX lays them out, the stages of two tile columns and the output's rows
+// and tokens — and checks y against the codec's decoder for odd and even
+// shapes, more tokens than a block takes, and each K. What it cannot
+// check, the hardware's own fragment layout, TestGPUTrellisGemv does.
+func TestTrellisMMAKernelMirror(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct{ R, C, k, gs, nt int }{
+		{40, 70, 2, 16, 3}, {33, 96, 3, 32, 70}, {64, 512, 4, 64, 9}, {17, 200, 3, 80, 64},
+	} {
+		m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, 0)
+		vt := trellisTable(m)
+		x := randF(rng, c.nt*c.C)
+		y := make([]float32, c.nt*c.R)
+		NW8, TC, G, gst := 8*c.k, m.TileCols, m.Groups, m.GroupSize/16
+		bands := m.Bands
+		word := func(b, tc, i int) uint32 {
+			return binary.LittleEndian.Uint32(m.Tiles[(b*TC+tc)*m.TileBytes+4*i:])
+		}
+		scale := func(b, tc, r int) float32 {
+			o := 2 * ((b*G+tc/gst)*16 + r)
+			return tensor.F16ToF32(uint16(m.Scales[o]) | uint16(m.Scales[o+1])<<8)
+		}
+		for bx := 0; bx < (bands+3)/4; bx++ {
+			for by := 0; by < (c.nt+63)/64; by++ {
+				t0 := 64 * by
+				ntl := min(64, c.nt-t0)
+				X := func(tok, col int) float32 { // the activation stage: zero past the tokens and columns
+					if tok >= ntl || col >= c.C {
+						return 0
+					}
+					return x[(t0+tok)*c.C+col]
+				}
+				for warp := 0; warp < 4; warp++ {
+					b := 4*bx + warp
+					var acc [32][8][4]float64 // lane, token tile, C fragment
+					for tc := 0; tc < TC; tc++ {
+						st, j := tc/2, tc%2
+						var a [32][8]float32
+						var bf [32][8][4]float32
+						for lane := 0; lane < 32; lane++ {
+							gid, tig := lane>>2, lane&3
+							var sc [2]float32
+							if b < bands {
+								sc = [2]float32{scale(b, tc, gid), scale(b, tc, gid+8)}
+							}
+							for q := 0; q < 8; q++ {
+								o := (64*(q>>1)+4*(gid+8*(q&1))+tig+1)*c.k - 12
+								if o < 0 {
+									o += 256 * c.k
+								}
+								wi := o >> 5
+								wn := wi + 1
+								if wn == NW8 {
+									wn = 0
+								}
+								var lo, hi uint32
+								if b < bands {
+									lo, hi = word(b, tc, wi), word(b, tc, wn)
+								}
+								win := uint32((uint64(hi)<<32|uint64(lo))>>(o&31)) & 0xfff
+								a[lane][q] = vt[win] * sc[q&1]
+							}
+							// ldmatrix.x4: lane L names row (token) L&7 of matrix L>>3, floats 16j+4·(L>>3)..+3;
+							// lane i receives word i%4 of row i/4 of each matrix
+							for n := 0; n < 8; n++ {
+								for mt := 0; mt < 4; mt++ {
+									bf[lane][n][mt] = X(8*n+gid, 32*st+16*j+4*mt+tig)
+								}
+							}
+						}
+						for n := 0; n < 8 && 8*n < ntl; n++ {
+							for ks := 0; ks < 2; ks++ {
+								var A [16][8]float64
+								var B [8][8]float64
+								for lane := 0; lane < 32; lane++ {
+									gid, tig := lane>>2, lane&3
+									A[gid][tig] = float64(a[lane][4*ks])
+									A[gid+8][tig] = float64(a[lane][4*ks+1])
+									A[gid][tig+4] = float64(a[lane][4*ks+2])
+									A[gid+8][tig+4] = float64(a[lane][4*ks+3])
+									B[tig][gid] = float64(bf[lane][n][2*ks])
+									B[tig+4][gid] = float64(bf[lane][n][2*ks+1])
+								}
+								for lane := 0; lane < 32; lane++ {
+									gid, tig := lane>>2, lane&3
+									for e := 0; e < 4; e++ {
+										row, col := gid+8*(e>>1), 2*tig+e&1
+										for k := 0; k < 8; k++ {
+											acc[lane][n][e] += A[row][k] * B[k][col]
+										}
+									}
+								}
+							}
+						}
+					}
+					for lane := 0; lane < 32; lane++ {
+						gid, tig := lane>>2, lane&3
+						for n := 0; n < 8; n++ {
+							for e := 0; e < 4; e++ {
+								row, tok := 16*b+gid+8*(e>>1), 8*n+2*tig+e&1
+								if b < bands && row < c.R && tok < ntl {
+									y[(t0+tok)*c.R+row] = float32(acc[lane][n][e])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		for tok := 0; tok < c.nt; tok++ {
+			if e := relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])); e > 1e-5 {
+				t.Fatalf("%dx%d k=%d, %d tokens: token %d relative error %.3g vs the codec's decoder", c.R, c.C, c.k, c.nt, tok, e)
+			}
+		}
+	}
+}
+
 // TestPlanTrellis1: the one-token trellis kernel's plan covers every tile
 // of a band with its lanes, never asks for more blocks than bands, and for
 // Phi-4's shapes on 132 SMs holding 512 threads each picks what its
@@ -213,26 +334,27 @@ func trellisCases() []trellisCase {
 }
 
 // TestGPUTrellisGemv checks the trellis kernels against the codec's
-// reference decoder (float32 activations: close to the reference): one
-// token on upg_gemv_trellis1_k* and (tr1 off) on upg_gemv_trellis_k*_t1,
-// more on upg_gemv_trellis_k*_t8.
+// reference decoder: one token on upg_gemv_trellis1_k* and (tr1 off) on
+// upg_gemv_trellis_k*_t1, up to 8 on upg_gemv_trellis_k*_t8 (float32
+// activations: within 1e-4), more on the tensor cores' upg_gemm_trellis_k*
+// (tf32 factors: within 2e-3) or (mma off) 8 at a time on the t8 kernel.
 func TestGPUTrellisGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 31))
-	defer func(on bool) { trellis1On = on }(trellis1On)
+	defer func(on, mma bool) { trellis1On, trellisMMAOn = on, mma }(trellis1On, trellisMMAOn)
 	for _, c := range trellisCases() {
 		for _, rot := range []uint64{0, 0x5eed} {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
 			for _, run := range []struct {
-				n   int
-				tr1 bool
-			}{{1, true}, {1, false}, {3, true}, {11, true}, {40, true}} {
+				n        int
+				tr1, mma bool
+			}{{1, true, true}, {1, false, true}, {3, true, true}, {11, true, true}, {70, true, true}, {40, true, false}} {
 				n := run.n
 				if c.R > 1000 && n > 1 {
-					continue // the reference decoder's time; the many-token kernel is the same for every shape
+					continue // the reference decoder's time; the many-token kernels are the same for every shape
 				}
-				trellis1On = run.tr1
-				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1), func(t *testing.T) {
+				trellis1On, trellisMMAOn = run.tr1, run.mma
+				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v_mma%v", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1, run.mma), func(t *testing.T) {
 					g, x, y := runDense(t, d, m, n, rng)
 					defer g.Free(d)
 					if g.Fallback != "" || g.trK != c.k {
@@ -241,9 +363,16 @@ func TestGPUTrellisGemv(t *testing.T) {
 					if want := fmt.Sprintf("upg_gemv_trellis1_k%d", c.k); run.tr1 && g.tr1.name != want {
 						t.Fatalf("one-token plan %+v, want %s", g.tr1, want)
 					}
+					tol := 1e-4
+					if want := fmt.Sprintf("upg_gemm_trellis_k%d", c.k); run.mma && n > 8 {
+						if g.trMMA != want {
+							t.Fatalf("tensor-core kernel %q, want %s", g.trMMA, want)
+						}
+						tol = 2e-3
+					}
 					for tok := 0; tok < n; tok++ {
-						if e := relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])); e > 1e-4 {
-							t.Fatalf("token %d: relative error %.3g vs the reference decoder (want ≤ 1e-4)", tok, e)
+						if e := relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])); e > tol {
+							t.Fatalf("token %d: relative error %.3g vs the reference decoder (want ≤ %g)", tok, e, tol)
 						}
 					}
 				})

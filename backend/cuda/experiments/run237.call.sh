@@ -9,7 +9,7 @@
 #   3.2) alternated with the plain one (--rotate-residual=false), batch 32 with its device memory, the GEMVs alone
 #   (UPG_CUDA_ABLATE: run 163's split on HEAD), then the GPU suite on the embedded kernels as far as the time allows.
 set -u
-R=$PWD; C=$R/.cuda-carry/s; U=/tmp/u; L=$OUT/run237.txt
+R=$PWD; C=${C:-$R/.cuda-carry/s}; U=/tmp/u; L=$OUT/run237.txt
 t0=$(date +%s)
 note() { echo "-- $1 $(( $(date +%s)-t0 )) s" >> $L; }
 T=${T:-560} # seconds this call may take (less when the device budget is short)

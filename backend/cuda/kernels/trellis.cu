@@ -345,3 +345,159 @@ extern "C" __global__ void __launch_bounds__(256)
   __syncthreads();
   unrotate_store(sm, seg, rb, signs, dst + (size_t)t * C, base, C);
 }
+
+// ---- Many tokens on tensor cores (upg_gemm_trellis_k*) ----
+//
+// gemv_trellis decodes each weight once per 8 tokens and multiplies on the
+// FMA pipe: a 512-token prefill of the Phi-4-shaped trellis file ran at 181
+// tok/s on an H100 (run 241). Here a block of 4 warps takes 4 row bands (64
+// rows) × 64 tokens, and warp w decodes band w's tiles straight into the A
+// fragments of mma.sync m16n8k8 (tf32 factors, float32 sums): lane (gid =
+// lane/4, tig = lane%4) decodes the 8 weights it holds, rows gid and gid+8
+// × columns tig, 4+tig, 8+tig, 12+tig of each tile — positions 64s + 4r +
+// tig, whose windows sit at the same bits of every tile. A tile is one
+// m16 × k16 slab: 2 k-steps × 8 token tiles of 8. The activations of two
+// tile columns (64 tokens × 32 floats, rows padded to 36 words: ldmatrix
+// reads them without conflicts) and the 4 bands' tile words pass through
+// shared memory, the next stage's loaded into registers while one is
+// multiplied (mma.cu's scheme, without cp.async). tf32 keeps 10 bits of
+// each factor's mantissa (~2^-11 relative a product) and float32's range:
+// finer than the dense codec's int8 activations. Sums run in a fixed order.
+#define TRM_TOK 64 // tokens a block
+#define TRM_XS 36  // words a token's row of the activation stage (32 + 4)
+
+DEVI void mma_tf32(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                   unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+DEVI unsigned tf32_of(float v) {
+  unsigned r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+  return r;
+}
+
+template <int K>
+DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restrict__ scales,
+                       const float *__restrict__ vtab, const float *__restrict__ xr, float *__restrict__ y,
+                       int R, int C, int TC, int G, int gst, int nt, float *__restrict__ res) {
+  constexpr int NW8 = 8 * K;
+  __shared__ float vt[4096];
+  __shared__ __align__(16) float xs[2][TRM_TOK * TRM_XS];
+  __shared__ __align__(16) unsigned ws[2][4][2 * NW8];
+  trellis_load_vtab(vt, vtab); // a weight: before the wait (launched with PDL, as upg_gemm*)
+  pdl_wait();                  // xr, y and res belong to the kernels before
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  const int bands = (R + 15) >> 4, b = blockIdx.x * 4 + warp, t0 = blockIdx.y * TRM_TOK;
+  const int ntl = min(TRM_TOK, nt - t0); // this block's tokens
+  // the lane's 8 weights of a tile, q = 2s + h: row gid + 8h, column 4s + tig
+  int wi[8], wn[8], sh[8];
+#pragma unroll
+  for (int q = 0; q < 8; q++) {
+    const int o = trellis_start<K>(64 * (q >> 1) + 4 * (gid + 8 * (q & 1)) + tig);
+    wi[q] = o >> 5;
+    wn[q] = wi[q] + 1 == NW8 ? 0 : wi[q] + 1;
+    sh[q] = o & 31;
+  }
+  const bool vec = (C & 3) == 0;
+  float4 xv[4];
+  unsigned wv[2];
+  // stage st: tile columns 2st, 2st+1 (activation columns 32st..32st+31)
+  auto load = [&](int st) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      const int i = tid + 128 * k, tok = i >> 3, c = 32 * st + 4 * (i & 7);
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (tok < ntl && c < C) {
+        const float *xt = xr + (size_t)(t0 + tok) * C + c;
+        if (vec) {
+          v = __ldg(reinterpret_cast<const float4 *>(xt));
+        } else {
+          v.x = __ldg(xt);
+          v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
+          v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
+          v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
+        }
+      }
+      xv[k] = v;
+    }
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+      const int j = lane + 32 * k, tc = 2 * st + (j >= NW8);
+      wv[k] = j < 2 * NW8 && b < bands && tc < TC ? __ldg(tiles + ((size_t)b * TC + 2 * st) * NW8 + j) : 0u;
+    }
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+      const int i = tid + 128 * k;
+      *reinterpret_cast<float4 *>(&xs[buf][(i >> 3) * TRM_XS + 4 * (i & 7)]) = xv[k];
+    }
+#pragma unroll
+    for (int k = 0; k < 2; k++)
+      if (lane + 32 * k < 2 * NW8) ws[buf][warp][lane + 32 * k] = wv[k];
+  };
+  float acc[8][4];
+#pragma unroll
+  for (int n = 0; n < 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  const int NS = (TC + 1) >> 1;
+  // ldmatrix row of this lane: token (lane & 7) of a token tile, floats 4·(lane >> 3) of a tile column
+  const unsigned xs0 = (unsigned)__cvta_generic_to_shared(&xs[0][0]) + 4u * ((lane & 7) * TRM_XS + 4 * (lane >> 3));
+  const unsigned xbuf = 4u * TRM_TOK * TRM_XS;
+  load(0);
+  store(0);
+  __syncthreads();
+  for (int st = 0; st < NS; st++) {
+    const int cur = st & 1;
+    if (st + 1 < NS) load(st + 1);
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      const int tc = 2 * st + j;
+      if (tc >= TC) break;
+      float sc0 = 0.f, sc1 = 0.f;
+      if (b < bands) {
+        const __half *sp = scales + ((size_t)b * G + tc / gst) * 16 + gid;
+        sc0 = __half2float(sp[0]), sc1 = __half2float(sp[8]);
+      }
+      const unsigned *tw = &ws[cur][warp][j * NW8];
+      unsigned a[8];
+#pragma unroll
+      for (int q = 0; q < 8; q++) {
+        const unsigned win = __funnelshift_r(tw[wi[q]], tw[wn[q]], sh[q]) & 0xFFFu;
+        a[q] = tf32_of(vt[win] * (q & 1 ? sc1 : sc0));
+      }
+#pragma unroll
+      for (int n = 0; n < 8; n++) {
+        if (8 * n >= ntl) break;
+        unsigned b0, b1, b2, b3;
+        ldmatrix_x4s(b0, b1, b2, b3, xs0 + cur * xbuf + 4u * (8 * n * TRM_XS + 16 * j));
+        mma_tf32(acc[n], a[0], a[1], a[2], a[3], b0, b1);
+        mma_tf32(acc[n], a[4], a[5], a[6], a[7], b2, b3);
+      }
+    }
+    if (st + 1 < NS) store(cur ^ 1);
+    __syncthreads();
+  }
+  const int r0 = 16 * b + gid;
+#pragma unroll
+  for (int n = 0; n < 8; n++) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int row = r0 + 8 * (e >> 1), tok = 8 * n + 2 * tig + (e & 1);
+      if (b < bands && row < R && tok < ntl) {
+        const size_t at = (size_t)(t0 + tok) * R + row;
+        y[at] = acc[n][e];
+        if (res != nullptr) res[at] += acc[n][e];
+      }
+    }
+  }
+}
+
+// upg_gemm_trellis_k<bits>: grid (ceil(bands / 4), ceil(nt / 64)), 128 threads.
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k2(TRELLIS_ARGS) { gemm_trellis<2>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k3(TRELLIS_ARGS) { gemm_trellis<3>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k4(TRELLIS_ARGS) { gemm_trellis<4>(TRELLIS_PASS); }

@@ -10,11 +10,11 @@
 #define UPG_SRC 3
 #include "fused.cu"
 #undef UPG_SRC
-#define UPG_SRC 4
-#include "trellis.cu"
-#undef UPG_SRC
 #define UPG_SRC 5
 #include "mma.cu"
+#undef UPG_SRC
+#define UPG_SRC 4
+#include "trellis.cu" // after mma.cu: its GEMM uses mma.cu's ldmatrix helpers
 #undef UPG_SRC
 #define UPG_SRC 6
 #include "sparse.cu"
