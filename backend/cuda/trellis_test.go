@@ -337,24 +337,25 @@ func trellisCases() []trellisCase {
 // reference decoder: one token on upg_gemv_trellis1_k* and (tr1 off) on
 // upg_gemv_trellis_k*_t1, up to 8 on upg_gemv_trellis_k*_t8 (float32
 // activations: within 1e-4), more on the tensor cores' upg_gemm_trellis_k*
-// (tf32 factors: within 2e-3) or (mma off) 8 at a time on the t8 kernel.
+// (tf32 factors: within 2e-3; 3 tokens too with trellisMMAMin at 2) or
+// (mma off) 8 at a time on the t8 kernel.
 func TestGPUTrellisGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 31))
-	defer func(on, mma bool) { trellis1On, trellisMMAOn = on, mma }(trellis1On, trellisMMAOn)
+	defer func(on, mma bool, mmaMin int) { trellis1On, trellisMMAOn, trellisMMAMin = on, mma, mmaMin }(trellis1On, trellisMMAOn, trellisMMAMin)
 	for _, c := range trellisCases() {
 		for _, rot := range []uint64{0, 0x5eed} {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
 			for _, run := range []struct {
-				n        int
+				n, min   int
 				tr1, mma bool
-			}{{1, true, true}, {1, false, true}, {3, true, true}, {11, true, true}, {70, true, true}, {40, true, false}} {
+			}{{1, 9, true, true}, {1, 9, false, true}, {3, 9, true, true}, {3, 2, true, true}, {11, 9, true, true}, {70, 9, true, true}, {40, 9, true, false}} {
 				n := run.n
 				if c.R > 1000 && n > 1 {
 					continue // the reference decoder's time; the many-token kernels are the same for every shape
 				}
-				trellis1On, trellisMMAOn = run.tr1, run.mma
-				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v_mma%v", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1, run.mma), func(t *testing.T) {
+				trellis1On, trellisMMAOn, trellisMMAMin = run.tr1, run.mma, run.min
+				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v_mma%v_min%d", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1, run.mma, run.min), func(t *testing.T) {
 					g, x, y := runDense(t, d, m, n, rng)
 					defer g.Free(d)
 					if g.Fallback != "" || g.trK != c.k {
@@ -364,7 +365,7 @@ func TestGPUTrellisGemv(t *testing.T) {
 						t.Fatalf("one-token plan %+v, want %s", g.tr1, want)
 					}
 					tol := 1e-4
-					if want := fmt.Sprintf("upg_gemm_trellis_k%d", c.k); run.mma && n > 8 {
+					if want := fmt.Sprintf("upg_gemm_trellis_k%d", c.k); run.mma && n >= run.min {
 						if g.trMMA != want {
 							t.Fatalf("tensor-core kernel %q, want %s", g.trMMA, want)
 						}
