@@ -52,13 +52,11 @@ func init() {
 		kernelSig[k+"_t1q"] = gemvSig + " ws:p cnt:p ssq:p " + gemvRopeSig + " " + gemvSelfQSig
 	}
 	kernelSig["upg_splitk_sum"] = "part:p S:i y:p res:p N:i"
+	const trellisSig = "tiles:p scales:p vtab:p xr:p y:p R:i C:i TC:i G:i gst:i nt:i res:p"
 	for _, k := range []string{"k2", "k3", "k4"} {
-		for _, t := range []string{"t1", "t8"} {
-			kernelSig["upg_gemv_trellis_"+k+"_"+t] = "tiles:p scales:p vtab:p xr:p y:p R:i C:i TC:i G:i gst:i nt:i res:p"
-		}
-	}
-	for _, k := range []string{"k2", "k3", "k4"} {
-		kernelSig["upg_gemm_trellis_"+k] = "tiles:p scales:p vtab:p xr:p y:p R:i C:i TC:i G:i gst:i nt:i res:p"
+		kernelSig["upg_gemv_trellis_"+k+"_t1"] = trellisSig
+		kernelSig["upg_gemv_trellis_"+k+"_t8"] = trellisSig
+		kernelSig["upg_gemm_trellis_"+k] = trellisSig
 		kernelSig["upg_gemv_trellis1_"+k] = "tiles:p scales:p levels:p xr:p y:p R:i C:i TC:i G:i gst:i tpl:i res:p"
 	}
 	kernelSig["upg_embed_trellis"] = "tiles:p scales:p vtab:p signs:p tokens:p dst:p C:i TC:i G:i gs:i K:i rb:i seg:i"

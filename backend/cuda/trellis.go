@@ -60,10 +60,10 @@ var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") != "0"
 // passes of upg_gemv_trellis_k*_t8.
 var trellisMMAOn = os.Getenv("UPG_CUDA_TRELLIS_MMA") != "0"
 
-// trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 9) is the fewest tokens a
-// step sends to upg_gemm_trellis_k*; a measurement switch (steps of 2-8
-// tokens: the GEMM against one pass of the t8 kernel).
-var trellisMMAMin = envInt("UPG_CUDA_TRELLIS_MMA_MIN", 9)
+// trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 9, at least 2) is the
+// fewest tokens a step sends to upg_gemm_trellis_k*; a measurement switch
+// (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel).
+var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 9))
 
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each
 // (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by
@@ -135,10 +135,9 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 }
 
 // trellisMatMul enqueues y = W·x for n tokens of a trellis matrix: the
-// input rotation (into s.xr), then the fused kernel: one launch of the
-// tensor-core kernel for more than 8 tokens (trellisMMAMin), else up to 8
-// tokens a launch.
-// res, when not 0, gets y added too.
+// input rotation (into s.xr), then the fused kernel: upg_gemv_trellis1 for
+// one token, one launch of the tensor-core kernel for trellisMMAMin tokens
+// or more, else up to 8 tokens a launch. res, when not 0, gets y added too.
 func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch, res DevPtr) error {
 	p := g.plan
 	if err := d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, b256, uint32(4*p.seg),
@@ -153,7 +152,7 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(res))
 	}
 	bands := (g.R + 15) / 16
-	if n >= trellisMMAMin && n > 1 && g.trMMA != "" {
+	if n >= trellisMMAMin && g.trMMA != "" {
 		return d.launchK(g.trMMA, [3]uint32{uint32((bands + 3) / 4), uint32((n + 63) / 64), 1}, [3]uint32{128, 1, 1}, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(y),
 			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(n), Ptr(res))
