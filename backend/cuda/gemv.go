@@ -67,13 +67,13 @@ type DenseGPU struct {
 	levels        DevPtr // 2^K float32 code values (embedding lookups)
 	lut           DevPtr // byte layout with any levels: the 256 level bytes
 	alpha, beta   float32
-	t             [4]uint32    // byte-level table for PRMT
-	embedK        int          // K as upg_embed_dense reads it (20: 4-bit nibble layout)
-	trK, trTC     int          // trellis: bits per weight (0: not trellis) and tiles per band (trellis.go)
-	tr1           trellis1Plan // trellis: the one-token kernel without bank conflicts (name "" where there is none)
-	trMMA         string       // trellis: the tensor-core kernel for steps of more than 8 tokens ("" where there is none)
-	spMW, spCW    int          // sparse: mask and code words per row (0: not sparse; sparse.go)
-	spMask        DevPtr       // sparse: the kept-set bitmap
+	t             [4]uint32         // byte-level table for PRMT
+	embedK        int               // K as upg_embed_dense reads it (20: 4-bit nibble layout)
+	trK, trTC     int               // trellis: bits per weight (0: not trellis) and tiles per band (trellis.go)
+	tr1           trellis1Plan      // trellis: the one-token kernel without bank conflicts (name "" where there is none)
+	trMMA         trellisMMAKernels // trellis: the tensor-core kernels for steps of trellisMMAMin tokens or more (none where the fatbin has none)
+	spMW, spCW    int               // sparse: mask and code words per row (0: not sparse; sparse.go)
+	spMask        DevPtr            // sparse: the kept-set bitmap
 	// overlay corrections
 	name1, name8 string // fused kernels for 1 and up to 8 tokens
 	name2        string // fused kernel for steps of 2 tokens ("" for the byte layout and older fatbins)

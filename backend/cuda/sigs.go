@@ -57,6 +57,8 @@ func init() {
 		kernelSig["upg_gemv_trellis_"+k+"_t1"] = trellisSig
 		kernelSig["upg_gemv_trellis_"+k+"_t8"] = trellisSig
 		kernelSig["upg_gemm_trellis_"+k] = trellisSig
+		kernelSig["upg_gemm_trellis_bf64_"+k] = trellisSig
+		kernelSig["upg_gemm_trellis_bf128_"+k] = trellisSig
 		kernelSig["upg_gemv_trellis1_"+k] = "tiles:p scales:p levels:p xr:p y:p R:i C:i TC:i G:i gst:i tpl:i res:p"
 	}
 	kernelSig["upg_embed_trellis"] = "tiles:p scales:p vtab:p signs:p tokens:p dst:p C:i TC:i G:i gs:i K:i rb:i seg:i"

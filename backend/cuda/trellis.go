@@ -55,21 +55,33 @@ type trellis1Plan struct {
 // an H200).
 var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") != "0"
 
-// trellisMMAOn (UPG_CUDA_TRELLIS_MMA, on unless "0"): steps of more than 8
-// tokens on upg_gemm_trellis_k* (tensor cores, tf32) instead of 8-token
-// passes of upg_gemv_trellis_k*_t8.
-var trellisMMAOn = os.Getenv("UPG_CUDA_TRELLIS_MMA") != "0"
+// trellisMMA (UPG_CUDA_TRELLIS_MMA) is the tensor-core kernel steps of
+// trellisMMAMin tokens or more take: bf16 upg_gemm_trellis_bf* (the
+// default), "tf32" upg_gemm_trellis_k*, "0" none (8-token passes of
+// upg_gemv_trellis_k*_t8).
+var trellisMMA = os.Getenv("UPG_CUDA_TRELLIS_MMA")
+
+// trellisTok (UPG_CUDA_TRELLIS_TOK: 64 or 128; default 0, chosen by the
+// grid) forces the bf16 kernel's tokens a block; a measurement switch.
+var trellisTok = envInt("UPG_CUDA_TRELLIS_TOK", 0)
 
 // trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 9, at least 2) is the
 // fewest tokens a step sends to upg_gemm_trellis_k*; a measurement switch
 // (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel).
 var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 9))
 
+// trellis1Rounds (UPG_CUDA_TRELLIS1_ROUNDS=1) makes planTrellis1 count
+// whole rounds of the grid over the bands, ceil(bands / resident blocks),
+// instead of their fraction; a measurement switch: the kernel's blocks go
+// round the bands, so a grid that holds 2,112 of gate|up's 2,240 bands
+// takes a second round for 128 of them.
+var trellis1Rounds = os.Getenv("UPG_CUDA_TRELLIS1_ROUNDS") == "1"
+
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each
 // (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by
-// est = tpl · max(1, bands·W / resident warps), the least W within 2% of
-// the best (fewer lanes to sum). perSM answers how many blocks of t
-// threads an SM holds.
+// est = tpl · max(1, bands·W / resident warps) (trellis1Rounds: tpl ·
+// ceil(bands / resident blocks)), the least W within 2% of the best (fewer
+// lanes to sum). perSM answers how many blocks of t threads an SM holds.
 func planTrellis1(name string, bands, TC, SMs int, perSM func(t int) int) trellis1Plan {
 	best, bestEst := trellis1Plan{}, 0.0
 	for W := 1; W <= 16; W++ {
@@ -79,7 +91,11 @@ func planTrellis1(name string, bands, TC, SMs int, perSM func(t int) int) trelli
 			continue
 		}
 		tpl := (TC + t - 1) / t
-		est := float64(tpl) * max(1, float64(bands)/float64(per*SMs))
+		rounds := max(1, float64(bands)/float64(per*SMs))
+		if trellis1Rounds {
+			rounds = float64((bands + per*SMs - 1) / (per * SMs))
+		}
+		est := float64(tpl) * rounds
 		if best.name == "" || est < bestEst*0.98 {
 			best, bestEst = trellis1Plan{name: name, threads: t, tpl: tpl, blocks: min(bands, per*SMs)}, est
 		}
@@ -116,11 +132,7 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 					g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, max(1, 512/t)) })
 				}
 			}
-			if name := fmt.Sprintf("upg_gemm_trellis_k%d", m.Bits); trellisMMAOn {
-				if _, ferr := d.function(name); ferr == nil {
-					g.trMMA = name
-				}
-			}
+			g.trMMA = d.trellisMMAKernels(m.Bits)
 			return nil
 		})
 	}
@@ -132,6 +144,59 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// trellisMMAKernel is a tensor-core trellis kernel: warps (a row band
+// each) × tok tokens a block, perSM blocks an SM.
+type trellisMMAKernel struct {
+	name              string
+	warps, tok, perSM int
+}
+
+// trellisMMAKernels are the tensor-core kernels a matrix of k bits may
+// use (trellisMMA; none where the fatbin has none). Call on the context's
+// thread.
+func (d *Device) trellisMMAKernels(k int) trellisMMAKernels {
+	var ks trellisMMAKernels
+	add := func(name string, warps, tok int) {
+		if _, err := d.function(name); err == nil {
+			ks = append(ks, trellisMMAKernel{name: name, warps: warps, tok: tok, perSM: d.blocksPerSM(name, 32*warps, 0, 1)})
+		}
+	}
+	switch trellisMMA {
+	case "0":
+	case "tf32":
+		add(fmt.Sprintf("upg_gemm_trellis_k%d", k), 4, 64)
+	default:
+		add(fmt.Sprintf("upg_gemm_trellis_bf64_k%d", k), 4, 64)
+		add(fmt.Sprintf("upg_gemm_trellis_bf128_k%d", k), 8, 128)
+	}
+	return ks
+}
+
+// trellisMMAKernels is a matrix's tensor-core kernels, fewest tokens a
+// block first.
+type trellisMMAKernels []trellisMMAKernel
+
+// pick is the kernel for n tokens of a matrix of bands row bands on SMs
+// SMs: the one of most tokens a block whose grid still fills every SM's
+// blocks once (each staged activation then serves the most rows and each
+// decoded weight the most tokens), else the one of fewest; trellisTok,
+// when set, names it.
+func (ks trellisMMAKernels) pick(bands, n, SMs int) trellisMMAKernel {
+	best := ks[0]
+	for _, k := range ks[1:] {
+		if trellisTok != 0 {
+			if k.tok == trellisTok {
+				best = k
+			}
+			continue
+		}
+		if blocks := (bands + k.warps - 1) / k.warps * ((n + k.tok - 1) / k.tok); blocks >= SMs*k.perSM {
+			best = k
+		}
+	}
+	return best
 }
 
 // trellisMatMul enqueues y = W·x for n tokens of a trellis matrix: the
@@ -152,8 +217,9 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(res))
 	}
 	bands := (g.R + 15) / 16
-	if n >= trellisMMAMin && g.trMMA != "" {
-		return d.launchK(g.trMMA, [3]uint32{uint32((bands + 3) / 4), uint32((n + 63) / 64), 1}, [3]uint32{128, 1, 1}, 0,
+	if n >= trellisMMAMin && len(g.trMMA) > 0 {
+		k := g.trMMA.pick(bands, n, d.SMs)
+		return d.launchK(k.name, [3]uint32{uint32((bands + k.warps - 1) / k.warps), uint32((n + k.tok - 1) / k.tok), 1}, [3]uint32{uint32(32 * k.warps), 1, 1}, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(y),
 			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(n), Ptr(res))
 	}

@@ -272,6 +272,161 @@ func TestTrellisMMAKernelMirror(t *testing.T) {
 	}
 }
 
+// bf16Round rounds v to bfloat16 (to nearest, ties to even) as cvt.rn.bf16x2.f32 does.
+func bf16Round(v float32) float32 {
+	b := math.Float32bits(v)
+	b += 0x7fff + (b>>16)&1
+	return math.Float32frombits(b &^ 0xffff)
+}
+
+// TestTrellisBF16KernelMirror mirrors upg_gemm_trellis_bf* (kernels/
+// trellis.cu) in Go: each lane's four pairs of neighbouring positions
+// and their one 32-bit chunk (the stage's tile words with word 0 again
+// after them), its scales, the bf16 activation stage of one tile column
+// (48-byte token rows), the lane addresses of ldmatrix.x4 and the A, B and
+// C fragments of mma.sync m16n8k16 as PTX lays them out, and the output's
+// rows and tokens — for both block shapes (4 bands × 64 tokens, 8 × 128),
+// odd and even shapes and each K. Without rounding it must match the
+// codec's decoder to float precision (fails when a fragment element, a
+// pair's order or an ldmatrix row is swapped); with bf16 rounding of both
+// factors, the error it reports is what TestGPUTrellisGemv allows the GPU.
+func TestTrellisBF16KernelMirror(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, c := range []struct{ R, C, k, gs, nt, warps, tok int }{
+		{40, 70, 2, 16, 3, 4, 64}, {33, 96, 3, 32, 70, 4, 64}, {64, 512, 4, 64, 9, 8, 128}, {17, 200, 3, 80, 150, 8, 128},
+		{130, 256, 3, 128, 40, 8, 128},
+	} {
+		m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, 0)
+		vt := trellisTable(m)
+		x := randF(rng, c.nt*c.C)
+		NW8, TC, G, gst := 8*c.k, m.TileCols, m.Groups, m.GroupSize/16
+		bands := m.Bands
+		word := func(b, tc, i int) uint32 {
+			return binary.LittleEndian.Uint32(m.Tiles[(b*TC+tc)*m.TileBytes+4*i:])
+		}
+		scale := func(b, tc, r int) float32 {
+			o := 2 * ((b*G+tc/gst)*16 + r)
+			return tensor.F16ToF32(uint16(m.Scales[o]) | uint16(m.Scales[o+1])<<8)
+		}
+		for _, round := range []bool{false, true} {
+			rd := func(v float32) float32 {
+				if round {
+					return bf16Round(v)
+				}
+				return v
+			}
+			y := make([]float32, c.nt*c.R)
+			for bx := 0; bx < (bands+c.warps-1)/c.warps; bx++ {
+				for by := 0; by < (c.nt+c.tok-1)/c.tok; by++ {
+					t0 := by * c.tok
+					ntl := min(c.tok, c.nt-t0)
+					for warp := 0; warp < c.warps; warp++ {
+						b := c.warps*bx + warp
+						acc := make([][][4]float64, 32) // lane, token tile, C fragment
+						for lane := range acc {
+							acc[lane] = make([][4]float64, c.tok/8)
+						}
+						for tc := 0; tc < TC; tc++ {
+							// the stage: tile words and word 0 again; bf16 activations, token rows of 24
+							ws := make([]uint32, NW8+1)
+							for i := 0; i < NW8 && b < bands; i++ {
+								ws[i] = word(b, tc, i)
+							}
+							ws[NW8] = ws[0]
+							xs := make([]float32, c.tok*24)
+							for tok := 0; tok < ntl; tok++ {
+								for k := 0; k < 16 && 16*tc+k < c.C; k++ {
+									xs[tok*24+k] = rd(x[(t0+tok)*c.C+16*tc+k])
+								}
+							}
+							var a [32][4][2]float32 // lane, A register, half (low: the lower column)
+							for lane := 0; lane < 32; lane++ {
+								gid, tig := lane>>2, lane&3
+								var sc [2]float32
+								if b < bands {
+									sc = [2]float32{scale(b, tc, gid), scale(b, tc, gid+8)}
+								}
+								for q := 0; q < 4; q++ {
+									p := 64*(2*(q>>1)+(tig>>1)) + 4*(gid+8*(q&1)) + 2*(tig&1)
+									o := (p+1)*c.k - 12
+									if o < 0 {
+										o += 256 * c.k
+									}
+									wi, sh := o>>5, o&31
+									ch := uint32((uint64(ws[wi+1])<<32 | uint64(ws[wi])) >> sh)
+									a[lane][q] = [2]float32{rd(vt[ch&0xfff] * sc[q&1]), rd(vt[(ch>>c.k)&0xfff] * sc[q&1])}
+								}
+							}
+							for np := 0; np < c.tok/16 && 16*np < ntl; np++ {
+								// ldmatrix.x4: lane L names row L&7 of matrix L>>3 (in shorts);
+								// lane i receives elements 2(i%4), 2(i%4)+1 of row i/4 of each matrix
+								rowAt := func(L int) int { return (16*np+8*(L>>4)+(L&7))*24 + 8*((L>>3)&1) }
+								var frag [32][4][2]float32
+								for i := 0; i < 32; i++ {
+									for j := 0; j < 4; j++ {
+										at := rowAt(8*j+i/4) + 2*(i%4)
+										frag[i][j] = [2]float32{xs[at], xs[at+1]}
+									}
+								}
+								for half := 0; half < 2; half++ {
+									var A [16][16]float64
+									var B [16][8]float64
+									for lane := 0; lane < 32; lane++ {
+										gid, tig := lane>>2, lane&3
+										for q := 0; q < 4; q++ {
+											row, col := gid+8*(q&1), 8*(q>>1)+2*tig
+											A[row][col], A[row][col+1] = float64(a[lane][q][0]), float64(a[lane][q][1])
+										}
+										for r := 0; r < 2; r++ { // b0, b1: k 2tig (+8), n gid
+											f := frag[lane][2*half+r]
+											B[8*r+2*tig][gid], B[8*r+2*tig+1][gid] = float64(f[0]), float64(f[1])
+										}
+									}
+									for lane := 0; lane < 32; lane++ {
+										gid, tig := lane>>2, lane&3
+										for e := 0; e < 4; e++ {
+											row, col := gid+8*(e>>1), 2*tig+e&1
+											for k := 0; k < 16; k++ {
+												acc[lane][2*np+half][e] += A[row][k] * B[k][col]
+											}
+										}
+									}
+								}
+							}
+						}
+						for lane := 0; lane < 32; lane++ {
+							gid, tig := lane>>2, lane&3
+							for n := 0; n < c.tok/8; n++ {
+								for e := 0; e < 4; e++ {
+									row, tok := 16*b+gid+8*(e>>1), 8*n+2*tig+e&1
+									if b < bands && row < c.R && tok < ntl {
+										y[(t0+tok)*c.R+row] = float32(acc[lane][n][e])
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+			worst := 0.0
+			for tok := 0; tok < c.nt; tok++ {
+				worst = max(worst, relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])))
+			}
+			if tol := 1e-5; !round && worst > tol || round && worst > trellisBF16Tol {
+				t.Fatalf("%dx%d k=%d, %d tokens, %d×%d blocks, bf16 %v: worst token's relative error %.3g vs the codec's decoder", c.R, c.C, c.k, c.nt, c.warps, c.tok, round, worst)
+			}
+			if round {
+				t.Logf("%dx%d k=%d, %d tokens: bf16 factors' relative error %.2e", c.R, c.C, c.k, c.nt, worst)
+			}
+		}
+	}
+}
+
+// trellisBF16Tol is the relative error the bf16 kernels may have against
+// the codec's decoder (both factors rounded to 8 significant bits: ~2.3e-3
+// RMS a product).
+const trellisBF16Tol = 6e-3
+
 // TestPlanTrellis1: the one-token trellis kernel's plan covers every tile
 // of a band with its lanes, never asks for more blocks than bands, and for
 // Phi-4's shapes on 132 SMs holding 512 threads each picks what its
@@ -336,26 +491,32 @@ func trellisCases() []trellisCase {
 // TestGPUTrellisGemv checks the trellis kernels against the codec's
 // reference decoder: one token on upg_gemv_trellis1_k* and (tr1 off) on
 // upg_gemv_trellis_k*_t1, up to 8 on upg_gemv_trellis_k*_t8 (float32
-// activations: within 1e-4), more on the tensor cores' upg_gemm_trellis_k*
-// (tf32 factors: within 2e-3; 3 tokens too with trellisMMAMin at 2) or
-// (mma off) 8 at a time on the t8 kernel.
+// activations: within 1e-4), more on the tensor cores — bf16
+// upg_gemm_trellis_bf64/bf128_k* (within trellisBF16Tol; both block shapes
+// by trellisTok; 3 tokens too with trellisMMAMin at 2) or tf32
+// upg_gemm_trellis_k* (within 2e-3) — or (mma "0") 8 at a time on the t8
+// kernel.
 func TestGPUTrellisGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 31))
-	defer func(on, mma bool, mmaMin int) { trellis1On, trellisMMAOn, trellisMMAMin = on, mma, mmaMin }(trellis1On, trellisMMAOn, trellisMMAMin)
+	defer func(on bool, mma string, mmaMin, tok int) {
+		trellis1On, trellisMMA, trellisMMAMin, trellisTok = on, mma, mmaMin, tok
+	}(trellis1On, trellisMMA, trellisMMAMin, trellisTok)
 	for _, c := range trellisCases() {
 		for _, rot := range []uint64{0, 0x5eed} {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
 			for _, run := range []struct {
-				n, min   int
-				tr1, mma bool
-			}{{1, 9, true, true}, {1, 9, false, true}, {3, 9, true, true}, {3, 2, true, true}, {11, 9, true, true}, {70, 9, true, true}, {40, 9, true, false}} {
+				n, min, tok int
+				tr1         bool
+				mma         string
+			}{{1, 9, 0, true, ""}, {1, 9, 0, false, ""}, {3, 9, 0, true, ""}, {3, 2, 0, true, ""}, {11, 9, 64, true, ""},
+				{11, 9, 128, true, ""}, {70, 9, 0, true, ""}, {150, 9, 128, true, ""}, {70, 9, 0, true, "tf32"}, {40, 9, 0, true, "0"}} {
 				n := run.n
 				if c.R > 1000 && n > 1 {
 					continue // the reference decoder's time; the many-token kernels are the same for every shape
 				}
-				trellis1On, trellisMMAOn, trellisMMAMin = run.tr1, run.mma, run.min
-				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v_mma%v_min%d", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1, run.mma, run.min), func(t *testing.T) {
+				trellis1On, trellisMMA, trellisMMAMin, trellisTok = run.tr1, run.mma, run.min, run.tok
+				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v_mma%q_min%d_tok%d", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1, run.mma, run.min, run.tok), func(t *testing.T) {
 					g, x, y := runDense(t, d, m, n, rng)
 					defer g.Free(d)
 					if g.Fallback != "" || g.trK != c.k {
@@ -365,11 +526,19 @@ func TestGPUTrellisGemv(t *testing.T) {
 						t.Fatalf("one-token plan %+v, want %s", g.tr1, want)
 					}
 					tol := 1e-4
-					if want := fmt.Sprintf("upg_gemm_trellis_k%d", c.k); run.mma && n >= run.min {
-						if g.trMMA != want {
-							t.Fatalf("tensor-core kernel %q, want %s", g.trMMA, want)
-						}
+					if n >= run.min && run.mma != "0" {
+						want := fmt.Sprintf("upg_gemm_trellis_k%d", c.k)
 						tol = 2e-3
+						if run.mma == "" {
+							want = fmt.Sprintf("upg_gemm_trellis_bf%d_k%d", max(run.tok, 64), c.k)
+							tol = trellisBF16Tol
+						}
+						if len(g.trMMA) == 0 {
+							t.Fatalf("no tensor-core kernel, want %s", want)
+						}
+						if k := g.trMMA.pick((c.R+15)/16, n, d.SMs); (run.tok != 0 || run.mma != "") && k.name != want {
+							t.Fatalf("tensor-core kernel %q, want %s", k.name, want)
+						}
 					}
 					for tok := 0; tok < n; tok++ {
 						if e := relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])); e > tol {

@@ -501,3 +501,159 @@ DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restr
 extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k2(TRELLIS_ARGS) { gemm_trellis<2>(TRELLIS_PASS); }
 extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k3(TRELLIS_ARGS) { gemm_trellis<3>(TRELLIS_PASS); }
 extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k4(TRELLIS_ARGS) { gemm_trellis<4>(TRELLIS_PASS); }
+
+// ---- Many tokens on tensor cores in bf16 (upg_gemm_trellis_bf*) ----
+//
+// gemm_trellis's block ran shared-memory-bound (ncu, run 243: 254 M
+// wavefronts for gate|up at 512 tokens, the tensor pipe 17% busy): per
+// 16 columns it reads the tile words twice (two k-steps), the activations
+// of two 8-column k-steps by ldmatrix, and the 4,096-float table with
+// ~3.5-way conflicts. Here the factors are bf16 and the multiply is
+// mma.sync m16n8k16: lane (gid, tig) holds, in A, rows gid and gid+8 ×
+// columns 2tig, 2tig+1, 2tig+8, 2tig+9 of a tile, i.e. two pairs of
+// neighbouring positions (p, p+1) in strips tig/2 and 2 + tig/2 — and the
+// windows of p and p+1 are one 32-bit chunk of the stream K bits apart, so
+// a pair costs one funnel shift. One tile column (16 activation columns,
+// converted to bf16 once when staged) is a stage; a token tile pair (16
+// tokens) is one ldmatrix.x4; a block is WB warps (a row band each) × TOK
+// tokens (4 × 64 or 8 × 128: the Go side picks by how many blocks the
+// grid has). bf16 keeps 8 bits of each
+// factor (~2^-9 relative, float32's range: no overflow whatever the
+// activations), sums in float32 in a fixed order: finer than the dense
+// codec's int8 activations, coarser than tf32.
+#define TRB_XS 24 // bf16 a token's row of the stage (16 + 8: 48 bytes, ldmatrix without conflicts)
+
+DEVI void mma_bf16(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
+                   unsigned b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// bf16x2_of packs lo (low half: the lower column or k) and hi, rounded to nearest even.
+DEVI unsigned bf16x2_of(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+template <int K, int TOK, int WB>
+DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__restrict__ scales,
+                          const float *__restrict__ vtab, const float *__restrict__ xr, float *__restrict__ y,
+                          int R, int C, int TC, int G, int gst, int nt, float *__restrict__ res) {
+  constexpr int NW8 = 8 * K, NT = TOK / 8, NTH = 32 * WB, XV = TOK * 4 / NTH;
+  __shared__ float vt[4096];
+  __shared__ __align__(16) unsigned short xs[2][TOK * TRB_XS];
+  __shared__ unsigned ws[2][WB][NW8 + 1]; // a tile's words and word 0 again (the stream is tail-biting)
+  trellis_load_vtab(vt, vtab);           // a weight: before the wait (launched with PDL)
+  pdl_wait();                            // xr, y and res belong to the kernels before
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+  const int bands = (R + 15) >> 4, b = blockIdx.x * WB + warp, t0 = blockIdx.y * TOK;
+  const int ntl = min(TOK, nt - t0); // this block's tokens
+  // pair q (A register q): row gid + 8(q&1), columns 8(q>>1) + 2tig, +1 —
+  // positions p, p+1 with p = 64(2(q>>1) + tig/2) + 4·row + 2(tig&1)
+  int wi[4], sh[4];
+#pragma unroll
+  for (int q = 0; q < 4; q++) {
+    const int o = trellis_start<K>(64 * (2 * (q >> 1) + (tig >> 1)) + 4 * (gid + 8 * (q & 1)) + 2 * (tig & 1));
+    wi[q] = o >> 5;
+    sh[q] = o & 31;
+  }
+  const bool vec = (C & 3) == 0;
+  float4 xv[XV];
+  unsigned wv;
+  // stage tc: tile column tc (activation columns 16tc..16tc+15); thread i
+  // of the TOK·4 float4s: token i/4, columns 4(i%4)..+3
+  auto load = [&](int tc) {
+#pragma unroll
+    for (int k = 0; k < XV; k++) {
+      const int i = tid + NTH * k, tok = i >> 2, c = 16 * tc + 4 * (i & 3);
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (tok < ntl && c < C) {
+        const float *xt = xr + (size_t)(t0 + tok) * C + c;
+        if (vec) {
+          v = __ldg(reinterpret_cast<const float4 *>(xt));
+        } else {
+          v.x = __ldg(xt);
+          v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
+          v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
+          v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
+        }
+      }
+      xv[k] = v;
+    }
+    wv = lane < NW8 && b < bands ? __ldg(tiles + ((size_t)b * TC + tc) * NW8 + lane) : 0u;
+  };
+  auto store = [&](int buf) {
+#pragma unroll
+    for (int k = 0; k < XV; k++) {
+      const int i = tid + NTH * k;
+      *reinterpret_cast<uint2 *>(&xs[buf][(i >> 2) * TRB_XS + 4 * (i & 3)]) =
+          make_uint2(bf16x2_of(xv[k].x, xv[k].y), bf16x2_of(xv[k].z, xv[k].w));
+    }
+    if (lane < NW8) ws[buf][warp][lane] = wv;
+    if (lane == 0) ws[buf][warp][NW8] = wv;
+  };
+  float acc[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+  // ldmatrix row of this lane: token 8(lane >> 4) + (lane & 7) of a 16-token pair, k 8((lane >> 3) & 1)
+  const unsigned xs0 = (unsigned)__cvta_generic_to_shared(&xs[0][0]) +
+                       2u * ((8 * (lane >> 4) + (lane & 7)) * TRB_XS + 8 * ((lane >> 3) & 1));
+  const unsigned xbuf = 2u * TOK * TRB_XS;
+  load(0);
+  store(0);
+  __syncthreads();
+  for (int tc = 0; tc < TC; tc++) {
+    const int cur = tc & 1;
+    if (tc + 1 < TC) load(tc + 1);
+    float sc0 = 0.f, sc1 = 0.f;
+    if (b < bands) {
+      const __half *sp = scales + ((size_t)b * G + tc / gst) * 16 + gid;
+      sc0 = __half2float(sp[0]), sc1 = __half2float(sp[8]);
+    }
+    const unsigned *tw = ws[cur][warp];
+    unsigned a[4];
+#pragma unroll
+    for (int q = 0; q < 4; q++) {
+      const unsigned ch = __funnelshift_r(tw[wi[q]], tw[wi[q] + 1], sh[q]);
+      const float s = q & 1 ? sc1 : sc0;
+      a[q] = bf16x2_of(vt[ch & 0xFFFu] * s, vt[(ch >> K) & 0xFFFu] * s);
+    }
+#pragma unroll
+    for (int np = 0; np < NT / 2; np++) {
+      if (16 * np >= ntl) break;
+      unsigned b0, b1, b2, b3;
+      ldmatrix_x4s(b0, b1, b2, b3, xs0 + cur * xbuf + 2u * (16 * np * TRB_XS));
+      mma_bf16(acc[2 * np], a[0], a[1], a[2], a[3], b0, b1);
+      mma_bf16(acc[2 * np + 1], a[0], a[1], a[2], a[3], b2, b3);
+    }
+    if (tc + 1 < TC) store(cur ^ 1);
+    __syncthreads();
+  }
+  const int r0 = 16 * b + gid;
+#pragma unroll
+  for (int n = 0; n < NT; n++) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int row = r0 + 8 * (e >> 1), tok = 8 * n + 2 * tig + (e & 1);
+      if (b < bands && row < R && tok < ntl) {
+        const size_t at = (size_t)(t0 + tok) * R + row;
+        y[at] = acc[n][e];
+        if (res != nullptr) res[at] += acc[n][e];
+      }
+    }
+  }
+}
+
+// upg_gemm_trellis_bf64_k<bits>: 64 tokens × 4 bands a block (grid ceil(bands / 4) × ceil(nt / 64), 128 threads);
+// upg_gemm_trellis_bf128_k<bits>: 128 tokens × 8 bands (grid ceil(bands / 8) × ceil(nt / 128), 256 threads): each
+// staged activation serves twice the rows.
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k2(TRELLIS_ARGS) { gemm_trellis_bf<2, 64, 4>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k3(TRELLIS_ARGS) { gemm_trellis_bf<3, 64, 4>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k4(TRELLIS_ARGS) { gemm_trellis_bf<4, 64, 4>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k2(TRELLIS_ARGS) { gemm_trellis_bf<2, 128, 8>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k3(TRELLIS_ARGS) { gemm_trellis_bf<3, 128, 8>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k4(TRELLIS_ARGS) { gemm_trellis_bf<4, 128, 8>(TRELLIS_PASS); }
