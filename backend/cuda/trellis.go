@@ -70,18 +70,14 @@ var trellisTok = envInt("UPG_CUDA_TRELLIS_TOK", 0)
 // (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel).
 var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 9))
 
-// trellis1Rounds (UPG_CUDA_TRELLIS1_ROUNDS=1) makes planTrellis1 count
-// whole rounds of the grid over the bands, ceil(bands / resident blocks),
-// instead of their fraction; a measurement switch: the kernel's blocks go
-// round the bands, so a grid that holds 2,112 of gate|up's 2,240 bands
-// takes a second round for 128 of them.
-var trellis1Rounds = os.Getenv("UPG_CUDA_TRELLIS1_ROUNDS") == "1"
-
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each
 // (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by
-// est = tpl · max(1, bands·W / resident warps) (trellis1Rounds: tpl ·
-// ceil(bands / resident blocks)), the least W within 2% of the best (fewer
-// lanes to sum). perSM answers how many blocks of t threads an SM holds.
+// est = tpl · max(1, bands·W / resident warps), the least W within 2% of
+// the best (fewer lanes to sum). perSM answers how many blocks of t
+// threads an SM holds. (Counting whole rounds of the grid instead, ceil
+// rather than the fraction, decoded 7% slower: NOTES.md run 246 — the
+// blocks of a last, partial round run faster for having the SMs to
+// themselves.)
 func planTrellis1(name string, bands, TC, SMs int, perSM func(t int) int) trellis1Plan {
 	best, bestEst := trellis1Plan{}, 0.0
 	for W := 1; W <= 16; W++ {
@@ -91,11 +87,7 @@ func planTrellis1(name string, bands, TC, SMs int, perSM func(t int) int) trelli
 			continue
 		}
 		tpl := (TC + t - 1) / t
-		rounds := max(1, float64(bands)/float64(per*SMs))
-		if trellis1Rounds {
-			rounds = float64((bands + per*SMs - 1) / (per * SMs))
-		}
-		est := float64(tpl) * rounds
+		est := float64(tpl) * max(1, float64(bands)/float64(per*SMs))
 		if best.name == "" || est < bestEst*0.98 {
 			best, bestEst = trellis1Plan{name: name, threads: t, tpl: tpl, blocks: min(bands, per*SMs)}, est
 		}
@@ -147,29 +139,35 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 }
 
 // trellisMMAKernel is a tensor-core trellis kernel: warps (a row band
-// each) × tok tokens a block, perSM blocks an SM.
+// each) × tok tokens a block, perSM blocks an SM, unit tile columns a
+// stage (split-K parts take whole stages).
 type trellisMMAKernel struct {
-	name              string
-	warps, tok, perSM int
+	name                    string
+	warps, tok, perSM, unit int
 }
+
+// trellisSplit (UPG_CUDA_TRELLIS_SPLIT, on unless "0"): the tensor-core
+// trellis kernels split K where their blocks leave SMs idle, as the dense
+// GEMM does (mmaSplits), the parts summed by upg_splitk_sum.
+var trellisSplit = os.Getenv("UPG_CUDA_TRELLIS_SPLIT") != "0"
 
 // trellisMMAKernels are the tensor-core kernels a matrix of k bits may
 // use (trellisMMA; none where the fatbin has none). Call on the context's
 // thread.
 func (d *Device) trellisMMAKernels(k int) trellisMMAKernels {
 	var ks trellisMMAKernels
-	add := func(name string, warps, tok int) {
+	add := func(name string, warps, tok, unit int) {
 		if _, err := d.function(name); err == nil {
-			ks = append(ks, trellisMMAKernel{name: name, warps: warps, tok: tok, perSM: d.blocksPerSM(name, 32*warps, 0, 1)})
+			ks = append(ks, trellisMMAKernel{name: name, warps: warps, tok: tok, perSM: d.blocksPerSM(name, 32*warps, 0, 1), unit: unit})
 		}
 	}
 	switch trellisMMA {
 	case "0":
 	case "tf32":
-		add(fmt.Sprintf("upg_gemm_trellis_k%d", k), 4, 64)
+		add(fmt.Sprintf("upg_gemm_trellis_k%d", k), 4, 64, 2)
 	default:
-		add(fmt.Sprintf("upg_gemm_trellis_bf64_k%d", k), 4, 64)
-		add(fmt.Sprintf("upg_gemm_trellis_bf128_k%d", k), 8, 128)
+		add(fmt.Sprintf("upg_gemm_trellis_bf64_k%d", k), 4, 64, 1)
+		add(fmt.Sprintf("upg_gemm_trellis_bf128_k%d", k), 8, 128, 1)
 	}
 	return ks
 }
@@ -202,7 +200,8 @@ func (ks trellisMMAKernels) pick(bands, n, SMs int) trellisMMAKernel {
 // trellisMatMul enqueues y = W·x for n tokens of a trellis matrix: the
 // input rotation (into s.xr), then the fused kernel: upg_gemv_trellis1 for
 // one token, one launch of the tensor-core kernel for trellisMMAMin tokens
-// or more, else up to 8 tokens a launch. res, when not 0, gets y added too.
+// or more (and upg_splitk_sum after it where it splits K), else up to 8
+// tokens a launch. res, when not 0, gets y added too.
 func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch, res DevPtr) error {
 	p := g.plan
 	if err := d.launchK("upg_rotq", [3]uint32{uint32(p.segments()), uint32(n), 1}, b256, uint32(4*p.seg),
@@ -219,9 +218,21 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 	bands := (g.R + 15) / 16
 	if n >= trellisMMAMin && len(g.trMMA) > 0 {
 		k := g.trMMA.pick(bands, n, d.SMs)
-		return d.launchK(k.name, [3]uint32{uint32((bands + k.warps - 1) / k.warps), uint32((n + k.tok - 1) / k.tok), 1}, [3]uint32{uint32(32 * k.warps), 1, 1}, 0,
-			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(y),
-			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(n), Ptr(res))
+		grid := [3]uint32{uint32((bands + k.warps - 1) / k.warps), uint32((n + k.tok - 1) / k.tok), 1}
+		S := 1
+		if trellisSplit {
+			S = d.mmaSplits(int(grid[0]*grid[1]), k.perSM, (g.trTC+k.unit-1)/k.unit, g.R*n, s)
+		}
+		out, r := y, res
+		if S > 1 {
+			grid[2], out, r = uint32(S), s.part, 0
+		}
+		if err := d.launchK(k.name, grid, [3]uint32{uint32(32 * k.warps), 1, 1}, 0,
+			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
+			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(n), Ptr(r)); err != nil || S == 1 {
+			return err
+		}
+		return d.splitSum(s.part, S, y, res, n*g.R)
 	}
 	for t0 := 0; t0 < n; {
 		name, nt := g.name8, min(8, n-t0)

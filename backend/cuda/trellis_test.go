@@ -423,9 +423,10 @@ func TestTrellisBF16KernelMirror(t *testing.T) {
 }
 
 // trellisBF16Tol is the relative error the bf16 kernels may have against
-// the codec's decoder (both factors rounded to 8 significant bits: ~2.3e-3
-// RMS a product).
-const trellisBF16Tol = 6e-3
+// the codec's decoder: both factors rounded to 8 significant bits, ~3e-3
+// RMS over a token's rows (the mirror's), and up to 7.2e-3 for the worst
+// of 150 tokens of a 7-row matrix on the GPU (run 246).
+const trellisBF16Tol = 1e-2
 
 // TestPlanTrellis1: the one-token trellis kernel's plan covers every tile
 // of a band with its lanes, never asks for more blocks than bands, and for
@@ -494,29 +495,31 @@ func trellisCases() []trellisCase {
 // activations: within 1e-4), more on the tensor cores — bf16
 // upg_gemm_trellis_bf64/bf128_k* (within trellisBF16Tol; both block shapes
 // by trellisTok; 3 tokens too with trellisMMAMin at 2) or tf32
-// upg_gemm_trellis_k* (within 2e-3) — or (mma "0") 8 at a time on the t8
-// kernel.
+// upg_gemm_trellis_k* (within 2e-3), with split-K (where the grid leaves
+// SMs idle: the 7-row and 33-row cases) and without — or (mma "0") 8 at a
+// time on the t8 kernel.
 func TestGPUTrellisGemv(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 31))
-	defer func(on bool, mma string, mmaMin, tok int) {
-		trellis1On, trellisMMA, trellisMMAMin, trellisTok = on, mma, mmaMin, tok
-	}(trellis1On, trellisMMA, trellisMMAMin, trellisTok)
+	defer func(on bool, mma string, mmaMin, tok int, split bool) {
+		trellis1On, trellisMMA, trellisMMAMin, trellisTok, trellisSplit = on, mma, mmaMin, tok, split
+	}(trellis1On, trellisMMA, trellisMMAMin, trellisTok, trellisSplit)
 	for _, c := range trellisCases() {
 		for _, rot := range []uint64{0, 0x5eed} {
 			m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, rot)
 			for _, run := range []struct {
 				n, min, tok int
-				tr1         bool
+				tr1, split  bool
 				mma         string
-			}{{1, 9, 0, true, ""}, {1, 9, 0, false, ""}, {3, 9, 0, true, ""}, {3, 2, 0, true, ""}, {11, 9, 64, true, ""},
-				{11, 9, 128, true, ""}, {70, 9, 0, true, ""}, {150, 9, 128, true, ""}, {70, 9, 0, true, "tf32"}, {40, 9, 0, true, "0"}} {
+			}{{1, 9, 0, true, true, ""}, {1, 9, 0, false, true, ""}, {3, 9, 0, true, true, ""}, {3, 2, 0, true, true, ""},
+				{11, 9, 64, true, true, ""}, {11, 9, 128, true, true, ""}, {70, 9, 0, true, true, ""}, {70, 9, 0, true, false, ""},
+				{150, 9, 128, true, true, ""}, {70, 9, 0, true, true, "tf32"}, {11, 9, 0, true, false, "tf32"}, {40, 9, 0, true, true, "0"}} {
 				n := run.n
 				if c.R > 1000 && n > 1 {
 					continue // the reference decoder's time; the many-token kernels are the same for every shape
 				}
-				trellis1On, trellisMMA, trellisMMAMin, trellisTok = run.tr1, run.mma, run.min, run.tok
-				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v_mma%q_min%d_tok%d", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1, run.mma, run.min, run.tok), func(t *testing.T) {
+				trellis1On, trellisMMA, trellisMMAMin, trellisTok, trellisSplit = run.tr1, run.mma, run.min, run.tok, run.split
+				t.Run(fmt.Sprintf("%dx%d_k%d_g%d_rot%v_n%d_tr1%v_mma%q_min%d_tok%d_split%v", c.R, c.C, c.k, c.gs, rot != 0, n, run.tr1, run.mma, run.min, run.tok, run.split), func(t *testing.T) {
 					g, x, y := runDense(t, d, m, n, rng)
 					defer g.Free(d)
 					if g.Fallback != "" || g.trK != c.k {

@@ -444,16 +444,22 @@ DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restr
   float acc[8][4];
 #pragma unroll
   for (int n = 0; n < 8; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-  const int NS = (TC + 1) >> 1;
+  // split-K: block z of gridDim.z takes stages [sb, se) and writes its
+  // partial sums to y + z·nt·R (the Go side sums them, upg_splitk_sum)
+  const int NS = (TC + 1) >> 1, Z = gridDim.z, z = blockIdx.z;
+  const int sb = (int)((long long)NS * z / Z), se = (int)((long long)NS * (z + 1) / Z);
+  if (Z > 1) y += (size_t)z * nt * R;
   // ldmatrix row of this lane: token (lane & 7) of a token tile, floats 4·(lane >> 3) of a tile column
   const unsigned xs0 = (unsigned)__cvta_generic_to_shared(&xs[0][0]) + 4u * ((lane & 7) * TRM_XS + 4 * (lane >> 3));
   const unsigned xbuf = 4u * TRM_TOK * TRM_XS;
-  load(0);
-  store(0);
+  if (sb < se) {
+    load(sb);
+    store(0);
+  }
   __syncthreads();
-  for (int st = 0; st < NS; st++) {
-    const int cur = st & 1;
-    if (st + 1 < NS) load(st + 1);
+  for (int st = sb; st < se; st++) {
+    const int cur = (st - sb) & 1;
+    if (st + 1 < se) load(st + 1);
 #pragma unroll
     for (int j = 0; j < 2; j++) {
       const int tc = 2 * st + j;
@@ -479,7 +485,7 @@ DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restr
         mma_tf32(acc[n], a[4], a[5], a[6], a[7], b2, b3);
       }
     }
-    if (st + 1 < NS) store(cur ^ 1);
+    if (st + 1 < se) store(cur ^ 1);
     __syncthreads();
   }
   const int r0 = 16 * b + gid;
@@ -497,7 +503,7 @@ DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restr
   }
 }
 
-// upg_gemm_trellis_k<bits>: grid (ceil(bands / 4), ceil(nt / 64)), 128 threads.
+// upg_gemm_trellis_k<bits>: grid (ceil(bands / 4), ceil(nt / 64), split-K parts), 128 threads.
 extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k2(TRELLIS_ARGS) { gemm_trellis<2>(TRELLIS_PASS); }
 extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k3(TRELLIS_ARGS) { gemm_trellis<3>(TRELLIS_PASS); }
 extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k4(TRELLIS_ARGS) { gemm_trellis<4>(TRELLIS_PASS); }
@@ -603,12 +609,19 @@ DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__re
   const unsigned xs0 = (unsigned)__cvta_generic_to_shared(&xs[0][0]) +
                        2u * ((8 * (lane >> 4) + (lane & 7)) * TRB_XS + 8 * ((lane >> 3) & 1));
   const unsigned xbuf = 2u * TOK * TRB_XS;
-  load(0);
-  store(0);
+  // split-K: block z of gridDim.z takes tile columns [cb, ce) and writes
+  // its partial sums to y + z·nt·R (the Go side sums them, upg_splitk_sum)
+  const int Z = gridDim.z, z = blockIdx.z;
+  const int cb = (int)((long long)TC * z / Z), ce = (int)((long long)TC * (z + 1) / Z);
+  if (Z > 1) y += (size_t)z * nt * R;
+  if (cb < ce) {
+    load(cb);
+    store(0);
+  }
   __syncthreads();
-  for (int tc = 0; tc < TC; tc++) {
-    const int cur = tc & 1;
-    if (tc + 1 < TC) load(tc + 1);
+  for (int tc = cb; tc < ce; tc++) {
+    const int cur = (tc - cb) & 1;
+    if (tc + 1 < ce) load(tc + 1);
     float sc0 = 0.f, sc1 = 0.f;
     if (b < bands) {
       const __half *sp = scales + ((size_t)b * G + tc / gst) * 16 + gid;
@@ -630,7 +643,7 @@ DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__re
       mma_bf16(acc[2 * np], a[0], a[1], a[2], a[3], b0, b1);
       mma_bf16(acc[2 * np + 1], a[0], a[1], a[2], a[3], b2, b3);
     }
-    if (tc + 1 < TC) store(cur ^ 1);
+    if (tc + 1 < ce) store(cur ^ 1);
     __syncthreads();
   }
   const int r0 = 16 * b + gid;
@@ -648,8 +661,9 @@ DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__re
   }
 }
 
-// upg_gemm_trellis_bf64_k<bits>: 64 tokens × 4 bands a block (grid ceil(bands / 4) × ceil(nt / 64), 128 threads);
-// upg_gemm_trellis_bf128_k<bits>: 128 tokens × 8 bands (grid ceil(bands / 8) × ceil(nt / 128), 256 threads): each
+// upg_gemm_trellis_bf64_k<bits>: 64 tokens × 4 bands a block (grid ceil(bands / 4) × ceil(nt / 64) × split-K
+// parts, 128 threads); upg_gemm_trellis_bf128_k<bits>: 128 tokens × 8 bands (ceil(bands / 8) × ceil(nt / 128) × parts,
+// 256 threads): each
 // staged activation serves twice the rows.
 extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k2(TRELLIS_ARGS) { gemm_trellis_bf<2, 64, 4>(TRELLIS_PASS); }
 extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k3(TRELLIS_ARGS) { gemm_trellis_bf<3, 64, 4>(TRELLIS_PASS); }
