@@ -428,6 +428,29 @@ func TestTrellisBF16KernelMirror(t *testing.T) {
 // of 150 tokens of a 7-row matrix on the GPU (run 246).
 const trellisBF16Tol = 1e-2
 
+// TestTrellisMMAPick: a step takes the bf16 kernel of fewest tokens a
+// block that holds all its tokens (64-token blocks up to 64 tokens,
+// 128-token blocks past that), the one trellisTok names when it is set,
+// and the only kernel there is under "tf32".
+func TestTrellisMMAPick(t *testing.T) {
+	defer func(tok int) { trellisTok = tok }(trellisTok)
+	bf := trellisMMAKernels{{name: "bf64", warps: 4, tok: 64, unit: 1}, {name: "bf128", warps: 8, tok: 128, unit: 1}}
+	for _, c := range []struct {
+		ks     trellisMMAKernels
+		n, tok int
+		want   string
+	}{
+		{bf, 9, 0, "bf64"}, {bf, 32, 0, "bf64"}, {bf, 64, 0, "bf64"}, {bf, 65, 0, "bf128"}, {bf, 512, 0, "bf128"},
+		{bf, 512, 64, "bf64"}, {bf, 9, 128, "bf128"},
+		{trellisMMAKernels{{name: "tf32", warps: 4, tok: 64, unit: 2}}, 512, 0, "tf32"},
+	} {
+		trellisTok = c.tok
+		if got := c.ks.pick(c.n).name; got != c.want {
+			t.Errorf("%d tokens (trellisTok %d): %s, want %s", c.n, c.tok, got, c.want)
+		}
+	}
+}
+
 // TestPlanTrellis1: the one-token trellis kernel's plan covers every tile
 // of a band with its lanes, never asks for more blocks than bands, and for
 // Phi-4's shapes on 132 SMs holding 512 threads each picks what its
@@ -533,13 +556,20 @@ func TestGPUTrellisGemv(t *testing.T) {
 						want := fmt.Sprintf("upg_gemm_trellis_k%d", c.k)
 						tol = 2e-3
 						if run.mma == "" {
-							want = fmt.Sprintf("upg_gemm_trellis_bf%d_k%d", max(run.tok, 64), c.k)
+							tok := run.tok
+							if tok == 0 { // pick's choice: 64-token blocks up to 64 tokens
+								tok = 128
+								if n <= 64 {
+									tok = 64
+								}
+							}
+							want = fmt.Sprintf("upg_gemm_trellis_bf%d_k%d", tok, c.k)
 							tol = trellisBF16Tol
 						}
 						if len(g.trMMA) == 0 {
 							t.Fatalf("no tensor-core kernel, want %s", want)
 						}
-						if k := g.trMMA.pick((c.R+15)/16, n, d.SMs); (run.tok != 0 || run.mma != "") && k.name != want {
+						if k := g.trMMA.pick(n); k.name != want {
 							t.Fatalf("tensor-core kernel %q, want %s", k.name, want)
 						}
 					}
