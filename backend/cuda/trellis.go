@@ -61,13 +61,15 @@ var trellis1On = os.Getenv("UPG_CUDA_TRELLIS1") != "0"
 // upg_gemv_trellis_k*_t8).
 var trellisMMA = os.Getenv("UPG_CUDA_TRELLIS_MMA")
 
-// trellisTok (UPG_CUDA_TRELLIS_TOK: 64 or 128; default 0, chosen by the
-// grid) forces the bf16 kernel's tokens a block; a measurement switch.
+// trellisTok (UPG_CUDA_TRELLIS_TOK: 64 or 128; default 0, pick's choice
+// by the step's tokens) forces the bf16 kernel's tokens a block; a
+// measurement switch.
 var trellisTok = envInt("UPG_CUDA_TRELLIS_TOK", 0)
 
 // trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 9, at least 2) is the
-// fewest tokens a step sends to upg_gemm_trellis_k*; a measurement switch
-// (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel).
+// fewest tokens a step sends to the tensor-core kernels; a measurement
+// switch (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel;
+// without split-K the GEMM lost at 2, 4 and 8, NOTES.md run 246).
 var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 9))
 
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each

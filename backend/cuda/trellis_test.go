@@ -151,6 +151,20 @@ func TestTrellis1KernelLookups(t *testing.T) {
 	}
 }
 
+// trellisTileFields gives word i of tile (band b, tile column tc) and the
+// scale of row r of that tile's group, as the kernels read them.
+func trellisTileFields(m *codec.TrellisMatrix) (word func(b, tc, i int) uint32, scale func(b, tc, r int) float32) {
+	TC, G, gst := m.TileCols, m.Groups, m.GroupSize/16
+	word = func(b, tc, i int) uint32 {
+		return binary.LittleEndian.Uint32(m.Tiles[(b*TC+tc)*m.TileBytes+4*i:])
+	}
+	scale = func(b, tc, r int) float32 {
+		o := 2 * ((b*G+tc/gst)*16 + r)
+		return tensor.F16ToF32(uint16(m.Scales[o]) | uint16(m.Scales[o+1])<<8)
+	}
+	return word, scale
+}
+
 // TestTrellisMMAKernelMirror mirrors upg_gemm_trellis_k* (kernels/
 // trellis.cu) in Go — each lane's 8 windows of a tile (the same bit
 // offsets in every tile), its scales, the activation stage and the lane
@@ -168,15 +182,9 @@ func TestTrellisMMAKernelMirror(t *testing.T) {
 		vt := trellisTable(m)
 		x := randF(rng, c.nt*c.C)
 		y := make([]float32, c.nt*c.R)
-		NW8, TC, G, gst := 8*c.k, m.TileCols, m.Groups, m.GroupSize/16
+		NW8, TC := 8*c.k, m.TileCols
 		bands := m.Bands
-		word := func(b, tc, i int) uint32 {
-			return binary.LittleEndian.Uint32(m.Tiles[(b*TC+tc)*m.TileBytes+4*i:])
-		}
-		scale := func(b, tc, r int) float32 {
-			o := 2 * ((b*G+tc/gst)*16 + r)
-			return tensor.F16ToF32(uint16(m.Scales[o]) | uint16(m.Scales[o+1])<<8)
-		}
+		word, scale := trellisTileFields(m)
 		for bx := 0; bx < (bands+3)/4; bx++ {
 			for by := 0; by < (c.nt+63)/64; by++ {
 				t0 := 64 * by
@@ -299,15 +307,9 @@ func TestTrellisBF16KernelMirror(t *testing.T) {
 		m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, 0)
 		vt := trellisTable(m)
 		x := randF(rng, c.nt*c.C)
-		NW8, TC, G, gst := 8*c.k, m.TileCols, m.Groups, m.GroupSize/16
+		NW8, TC := 8*c.k, m.TileCols
 		bands := m.Bands
-		word := func(b, tc, i int) uint32 {
-			return binary.LittleEndian.Uint32(m.Tiles[(b*TC+tc)*m.TileBytes+4*i:])
-		}
-		scale := func(b, tc, r int) float32 {
-			o := 2 * ((b*G+tc/gst)*16 + r)
-			return tensor.F16ToF32(uint16(m.Scales[o]) | uint16(m.Scales[o+1])<<8)
-		}
+		word, scale := trellisTileFields(m)
 		for _, round := range []bool{false, true} {
 			rd := func(v float32) float32 {
 				if round {
