@@ -231,6 +231,7 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 		out, r := y, res
 		if S > 1 {
 			grid[2], out, r = uint32(S), s.part, 0
+			s.parts = leftParts{} // what an earlier GEMM left in s.part is overwritten (takeParts)
 		}
 		if err := d.launchK(k.name, grid, [3]uint32{uint32(32 * k.warps), 1, 1}, 0,
 			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
