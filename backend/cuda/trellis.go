@@ -178,28 +178,29 @@ func (d *Device) trellisMMAKernels(k int) trellisMMAKernels {
 // block first.
 type trellisMMAKernels []trellisMMAKernel
 
-// pick is the kernel for a step of n tokens: the one
-// of fewest tokens a block that takes all n in one token block, else the
-// one of most (trellisTok, when set, names it). Split-K (trellisMatMul)
+// pick is the kernel for a step of n tokens: the one of fewest tokens a
+// block that takes all n in one token block, else the one of most
+// (trellisTok, when set, names it; the first kernel where none has it). Split-K (trellisMatMul)
 // fills the SMs either way, so the choice is about each decoded weight
 // serving the most tokens without idle token tiles: on an H100 (run 247)
 // a 512-token prefill ran at 2,660 tok/s on 128-token blocks against
 // 2,420 on 64-token ones, and 32-sequence decode at 1,286 tok/s on 64-token
 // blocks against 785 on 128-token ones.
 func (ks trellisMMAKernels) pick(n int) trellisMMAKernel {
-	best := ks[0]
-	for _, k := range ks[1:] {
-		if trellisTok != 0 {
+	if trellisTok != 0 {
+		for _, k := range ks {
 			if k.tok == trellisTok {
-				best = k
+				return k
 			}
-			continue
 		}
-		if best.tok < n {
-			best = k
+		return ks[0]
+	}
+	for _, k := range ks[:len(ks)-1] {
+		if k.tok >= n {
+			return k
 		}
 	}
-	return best
+	return ks[len(ks)-1]
 }
 
 // trellisMatMul enqueues y = W·x for n tokens of a trellis matrix: the
