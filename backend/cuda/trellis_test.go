@@ -443,7 +443,7 @@ func TestTrellisMMAPick(t *testing.T) {
 		want   string
 	}{
 		{bf, 9, 0, "bf64"}, {bf, 32, 0, "bf64"}, {bf, 64, 0, "bf64"}, {bf, 65, 0, "bf128"}, {bf, 512, 0, "bf128"},
-		{bf, 512, 64, "bf64"}, {bf, 9, 128, "bf128"},
+		{bf, 512, 64, "bf64"}, {bf, 9, 128, "bf128"}, {bf, 512, 32, "bf64"}, // a block size no kernel has: the first
 		{trellisMMAKernels{{name: "tf32", warps: 4, tok: 64, unit: 2}}, 512, 0, "tf32"},
 	} {
 		trellisTok = c.tok
