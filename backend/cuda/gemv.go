@@ -71,6 +71,7 @@ type DenseGPU struct {
 	embedK        int               // K as upg_embed_dense reads it (20: 4-bit nibble layout)
 	trK, trTC     int               // trellis: bits per weight (0: not trellis) and tiles per band (trellis.go)
 	tr1           trellis1Plan      // trellis: the one-token kernel without bank conflicts (name "" where there is none)
+	tr1s          trellis1Plan      // its plan by planTrellis1Split where trellis1Split asks for one (name "" otherwise)
 	trMMA         trellisMMAKernels // trellis: the tensor-core kernels for steps of trellisMMAMin tokens or more (none where the fatbin has none)
 	spMW, spCW    int               // sparse: mask and code words per row (0: not sparse; sparse.go)
 	spMask        DevPtr            // sparse: the kept-set bitmap

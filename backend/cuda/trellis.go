@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"fmt"
+	"math"
 	"os"
 
 	"github.com/upg-ai/upg/codec"
@@ -42,12 +43,20 @@ func trellisTable(m *codec.TrellisMatrix) []float32 {
 }
 
 // trellis1Plan is how upg_gemv_trellis1_k* runs a matrix: blocks of
-// threads lanes, each lane tpl consecutive tiles of a row band, grid
-// blocks going over the bands.
+// threads lanes, each lane tpl consecutive tiles of a row band's split-K
+// part (splits parts, summed by upg_splitk_sum where more than one),
+// blocks × splits blocks going over the bands.
 type trellis1Plan struct {
-	name                 string
-	threads, tpl, blocks int
+	name                         string
+	threads, tpl, blocks, splits int
 }
+
+// trellis1Split (UPG_CUDA_TRELLIS1_SPLIT) is how the one-token trellis
+// kernel's plan is chosen: 0 by planTrellis1's whole-band estimate, no
+// split-K; -1 by planTrellis1Split's, which also weighs split-K parts
+// and the grid's last, partial round; n ≥ 2 that estimate's best plan of
+// n parts (a measurement and test switch).
+var trellis1Split = envInt("UPG_CUDA_TRELLIS1_SPLIT", 0)
 
 // trellis1On (UPG_CUDA_TRELLIS1, on unless "0"): one-token steps on
 // upg_gemv_trellis1_k* rather than upg_gemv_trellis_k*_t1 (NOTES.md, run
@@ -66,11 +75,13 @@ var trellisMMA = os.Getenv("UPG_CUDA_TRELLIS_MMA")
 // measurement switch.
 var trellisTok = envInt("UPG_CUDA_TRELLIS_TOK", 0)
 
-// trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 9, at least 2) is the
+// trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 4, at least 2) is the
 // fewest tokens a step sends to the tensor-core kernels; a measurement
-// switch (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel;
-// without split-K the GEMM lost at 2, 4 and 8, NOTES.md run 246).
-var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 9))
+// switch (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel.
+// Without split-K the GEMM lost at 2, 4 and 8, NOTES.md run 246; with it,
+// run 249 on an H100: batch 8 295.0 tok/s against 177.6, batch 4 148.6
+// against 139.5).
+var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 4))
 
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each
 // (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by
@@ -91,7 +102,51 @@ func planTrellis1(name string, bands, TC, SMs int, perSM func(t int) int) trelli
 		tpl := (TC + t - 1) / t
 		est := float64(tpl) * max(1, float64(bands)/float64(per*SMs))
 		if best.name == "" || est < bestEst*0.98 {
-			best, bestEst = trellis1Plan{name: name, threads: t, tpl: tpl, blocks: min(bands, per*SMs)}, est
+			best, bestEst = trellis1Plan{name: name, threads: t, tpl: tpl, blocks: min(bands, per*SMs), splits: 1}, est
+		}
+	}
+	return best
+}
+
+// planTrellis1Split chooses W warps a band and S split-K parts (S from 1
+// to 4, or only force when it is 2 or more) by an estimate fitted to ncu's
+// times of the four Phi-4 projections and the head (NOTES.md, run 249):
+// each of a block's rounds over the bands costs tpl tile times plus a
+// fixed half of one (the band's first loads and its sum over the warps);
+// a last round that holds only some of the blocks costs less where its
+// warps an SM are few (0.5 of a full round at 2 warps, a full round from
+// 12), and split-K parts cost their sum's launch (0.3). So down (320
+// bands of 1,120 tiles) takes 3 parts of 64-lane blocks in one round
+// rather than 224-lane blocks in 1.2 rounds, whose last round took as
+// long as the first.
+func planTrellis1Split(name string, bands, TC, SMs, force int, perSM func(t int) int) trellis1Plan {
+	best, bestEst := trellis1Plan{}, 0.0
+	for S := 1; S <= 4; S++ {
+		if force >= 2 && S != force {
+			continue
+		}
+		for W := 1; W <= 16; W++ {
+			t := 32 * W
+			per := perSM(t)
+			if per <= 0 {
+				continue
+			}
+			cols := (TC + S - 1) / S
+			tpl := (cols + t - 1) / t
+			bx := min(bands, max(1, per*SMs/S)) // blocks a part
+			full, rem := bands/bx, bands%bx
+			rounds := float64(full)
+			if rem > 0 {
+				w := (rem*S + SMs - 1) / SMs * W // warps an SM holds in the last round
+				rounds += min(1, 0.5+0.05*float64(w-2))
+			}
+			est := float64(tpl)*rounds + 0.5*math.Ceil(float64(bands)/float64(bx))
+			if S > 1 {
+				est += 0.3
+			}
+			if best.name == "" || est < bestEst*0.98 {
+				best, bestEst = trellis1Plan{name: name, threads: t, tpl: tpl, blocks: bx, splits: S}, est
+			}
 		}
 	}
 	return best
@@ -123,7 +178,10 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 		_ = d.Do(func() error { // driver calls: on the context's thread; a fatbin older than a kernel has none
 			if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); trellis1On {
 				if _, ferr := d.function(name); ferr == nil {
-					g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, func(t int) int { return d.blocksPerSM(name, t, 0, max(1, 512/t)) })
+					perSM := func(t int) int { return d.blocksPerSM(name, t, 0, max(1, 512/t)) }
+					if g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, perSM); trellis1Split != 0 {
+						g.tr1s = planTrellis1Split(name, (m.R+15)/16, m.TileCols, d.SMs, trellis1Split, perSM)
+					}
 				}
 			}
 			g.trMMA = d.trellisMMAKernels(m.Bits)
@@ -216,10 +274,20 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 		return err
 	}
 	if n == 1 && g.tr1.name != "" {
-		p := g.tr1
-		return d.launchK(p.name, [3]uint32{uint32(p.blocks), 1, 1}, [3]uint32{uint32(p.threads), 1, 1}, 0,
-			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(y),
-			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(res))
+		p, out, r := g.tr1, y, res
+		if q := g.tr1s; q.name != "" && (q.splits == 1 || q.splits*g.R <= s.partFloats) {
+			p = q
+			if q.splits > 1 {
+				out, r = s.part, 0
+				s.parts = leftParts{} // what an earlier GEMM left in s.part is overwritten (takeParts)
+			}
+		}
+		if err := d.launchK(p.name, [3]uint32{uint32(p.blocks), uint32(p.splits), 1}, [3]uint32{uint32(p.threads), 1, 1}, 0,
+			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
+			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(r)); err != nil || p.splits == 1 {
+			return err
+		}
+		return d.splitSum(s.part, p.splits, y, res, g.R)
 	}
 	bands := (g.R + 15) / 16
 	if n >= trellisMMAMin && len(g.trMMA) > 0 {

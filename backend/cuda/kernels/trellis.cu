@@ -155,11 +155,11 @@ DEVI void gemv_trellis(const unsigned *__restrict__ tiles, const __half *__restr
 //
 // A lane decodes whole tiles (its words in registers, every bit offset a
 // constant of the unrolled loop); a block of 32·W lanes takes one row band
-// at a time, each lane ~TC/(32·W) consecutive tiles (tpl), and the lanes'
-// 16 row sums meet by halving exchanges in each warp and a fixed-order sum
-// over the warps: the same bits on every run. The Go side chooses W and
-// the grid at upload (trellis1Plan); levels holds vtab and then the
-// codebook's 64 floats.
+// at a time, each lane ~TC/(32·W·S) consecutive tiles (tpl) of its split-K
+// part (blockIdx.y of S = gridDim.y), and the lanes' 16 row sums meet by
+// halving exchanges in each warp and a fixed-order sum over the warps: the
+// same bits on every run. The Go side chooses W, S and the grid at upload
+// (trellis1Plan); levels holds vtab and then the codebook's 64 floats.
 
 // trellis_idx is the codec's hash of a 12-bit window (docs/format.md).
 DEVI unsigned trellis_idx(unsigned s) {
@@ -204,11 +204,17 @@ DEVI void gemv_trellis1(const unsigned *__restrict__ tiles, const __half *__rest
   __syncthreads();
   const char *hxb = reinterpret_cast<const char *>(hx), *cbb = reinterpret_cast<const char *>(cbr);
   const int bands = (R + 15) >> 4;
+  // split-K: blocks (x, z) of gridDim.y parts take tile columns [cb, ce)
+  // and write their row sums to y + z·R (res then null: upg_splitk_sum
+  // adds the parts in order, and res)
+  const int Z = gridDim.y, z = blockIdx.y;
+  const int cb = (int)((long long)TC * z / Z), ce = (int)((long long)TC * (z + 1) / Z);
+  if (Z > 1) y += (size_t)z * R;
   for (int b = blockIdx.x; b < bands; b += gridDim.x) {
     float acc[16];
 #pragma unroll
     for (int r = 0; r < 16; r++) acc[r] = 0.f;
-    const int tc0 = threadIdx.x * tpl, tc1 = min(TC, tc0 + tpl);
+    const int tc0 = cb + threadIdx.x * tpl, tc1 = min(ce, tc0 + tpl);
     for (int tc = tc0; tc < tc1; tc++) {
       unsigned w[NW8];
       const uint4 *t4 = reinterpret_cast<const uint4 *>(tiles + ((size_t)b * TC + tc) * NW8);
