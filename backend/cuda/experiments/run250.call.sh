@@ -13,7 +13,7 @@
 set -u
 R=$PWD; C=$R/.cuda-carry/w; U=/tmp/u; L=$OUT/run250.txt; F=/tmp/nb/kernels.fatbin; F0=$R/backend/cuda/kernels.fatbin
 t0=$(date +%s)
-T=${T:-570}
+T=${T:-570} # the call's budget: pass T=<seconds left after the start> when less
 note() { echo "-- $1 $(( $(date +%s)-t0 )) s" >> $L; }
 left() { [ $(( T - ($(date +%s)-t0) )) -ge $1 ] || { echo "skipped a step needing $1 s" >> $L; false; }; }
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader >> $L
@@ -36,6 +36,7 @@ for i in 1 2; do
   left 12 && b "b1-auto-$i" "--prompt-tokens 64 --gen-tokens 64" UPG_CUDA_FATBIN=$F UPG_CUDA_TRELLIS1_SPLIT=-1
 done
 note b1
+left 40 && { (cd backend/cuda && UPG_CUDA_FATBIN=$F timeout 60 compute-sanitizer --tool memcheck $U/cuda.test -test.run 'TestGPUTrellis1Split/(7x5120|36000x160|64x512).*' > /tmp/mc.txt 2>&1; echo "memcheck rc $? $(grep -E 'ERROR SUMMARY' /tmp/mc.txt)" >> $L); grep -m5 -E "Invalid|Program hit|FAIL" /tmp/mc.txt >> $L; }
 for i in 1 2; do
   left 12 && b "b32-committed-$i" "--prompt-tokens 64 --gen-tokens 16 --batch 32" UPG_CUDA_FATBIN=$F0
   left 12 && b "b32-new-$i" "--prompt-tokens 64 --gen-tokens 16 --batch 32" UPG_CUDA_FATBIN=$F
@@ -45,7 +46,6 @@ for B in 3 2; do
   for M in 4 2; do left 10 && b "b$B-min$M" "--prompt-tokens 64 --gen-tokens 16 --batch $B" UPG_CUDA_FATBIN=$F UPG_CUDA_TRELLIS_MMA_MIN=$M; done
 done
 note min
-left 40 && { (cd backend/cuda && UPG_CUDA_FATBIN=$F timeout 60 compute-sanitizer --tool memcheck $U/cuda.test -test.run 'TestGPUTrellis1Split/(7x5120|36000x160|64x512).*' > /tmp/mc.txt 2>&1; echo "memcheck rc $? $(grep -E 'ERROR SUMMARY' /tmp/mc.txt)" >> $L); grep -m5 -E "Invalid|Program hit|FAIL" /tmp/mc.txt >> $L; }
 left 30 && {
   M='gpu__time_duration.sum,launch__grid_size,launch__block_size,sm__warps_active.avg.pct_of_peak_sustained_active,smsp__issue_active.avg.pct_of_peak_sustained_active'
   UPG_CUDA_FATBIN=$F UPG_CUDA_TRELLIS1_SPLIT=-1 timeout 40 ncu --metrics $M -k regex:'upg_gemv_trellis1|upg_splitk_sum' --launch-skip 20 --launch-count 12 --csv --page raw \
