@@ -291,7 +291,7 @@ func bf16Round(v float32) float32 {
 // trellis.cu) in Go: each lane's four pairs of neighbouring positions
 // and their one 32-bit chunk (the stage's tile words with word 0 again
 // after them), its scales, the bf16 activation stage of one tile column
-// (48-byte token rows), the lane addresses of ldmatrix.x4 and the A, B and
+// (16·CPS + 8 bf16 token rows, CPS = 1 or 2 tile columns a stage), the lane addresses of ldmatrix.x4 and the A, B and
 // C fragments of mma.sync m16n8k16 as PTX lays them out, and the output's
 // rows and tokens — for both block shapes (4 bands × 64 tokens, 8 × 128),
 // odd and even shapes and each K. Without rounding it must match the
@@ -300,9 +300,9 @@ func bf16Round(v float32) float32 {
 // factors, the error it reports is what TestGPUTrellisGemv allows the GPU.
 func TestTrellisBF16KernelMirror(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, c := range []struct{ R, C, k, gs, nt, warps, tok int }{
-		{40, 70, 2, 16, 3, 4, 64}, {33, 96, 3, 32, 70, 4, 64}, {64, 512, 4, 64, 9, 8, 128}, {17, 200, 3, 80, 150, 8, 128},
-		{130, 256, 3, 128, 40, 8, 128},
+	for _, c := range []struct{ R, C, k, gs, nt, warps, tok, cps int }{
+		{40, 70, 2, 16, 3, 4, 64, 1}, {33, 96, 3, 32, 70, 4, 64, 1}, {64, 512, 4, 64, 9, 8, 128, 1}, {17, 200, 3, 80, 150, 8, 128, 1},
+		{130, 256, 3, 128, 40, 8, 128, 1}, {40, 70, 2, 16, 3, 4, 64, 2}, {33, 112, 3, 32, 70, 4, 64, 2}, {17, 200, 3, 80, 150, 8, 128, 2},
 	} {
 		m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, 0)
 		vt := trellisTable(m)
@@ -335,10 +335,12 @@ func TestTrellisBF16KernelMirror(t *testing.T) {
 								ws[i] = word(b, tc, i)
 							}
 							ws[NW8] = ws[0]
-							xs := make([]float32, c.tok*24)
+							// the stage's tile columns: CPS·st.., this one at bf16 16j of each row of XS
+							XS, st, j := 16*c.cps+8, tc/c.cps, tc%c.cps
+							xs := make([]float32, c.tok*XS)
 							for tok := 0; tok < ntl; tok++ {
-								for k := 0; k < 16 && 16*tc+k < c.C; k++ {
-									xs[tok*24+k] = rd(x[(t0+tok)*c.C+16*tc+k])
+								for k := 0; k < 16*c.cps && 16*c.cps*st+k < c.C; k++ {
+									xs[tok*XS+k] = rd(x[(t0+tok)*c.C+16*c.cps*st+k])
 								}
 							}
 							var a [32][4][2]float32 // lane, A register, half (low: the lower column)
@@ -362,7 +364,7 @@ func TestTrellisBF16KernelMirror(t *testing.T) {
 							for np := 0; np < c.tok/16 && 16*np < ntl; np++ {
 								// ldmatrix.x4: lane L names row L&7 of matrix L>>3 (in shorts);
 								// lane i receives elements 2(i%4), 2(i%4)+1 of row i/4 of each matrix
-								rowAt := func(L int) int { return (16*np+8*(L>>4)+(L&7))*24 + 8*((L>>3)&1) }
+								rowAt := func(L int) int { return (16*np+8*(L>>4)+(L&7))*XS + 8*((L>>3)&1) + 16*j }
 								var frag [32][4][2]float32
 								for i := 0; i < 32; i++ {
 									for j := 0; j < 4; j++ {
@@ -415,7 +417,7 @@ func TestTrellisBF16KernelMirror(t *testing.T) {
 				worst = max(worst, relErr(y[tok*c.R:(tok+1)*c.R], refMatVec(m, x[tok*c.C:(tok+1)*c.C])))
 			}
 			if tol := 1e-5; !round && worst > tol || round && worst > trellisBF16Tol {
-				t.Fatalf("%dx%d k=%d, %d tokens, %d×%d blocks, bf16 %v: worst token's relative error %.3g vs the codec's decoder", c.R, c.C, c.k, c.nt, c.warps, c.tok, round, worst)
+				t.Fatalf("%dx%d k=%d, %d tokens, %d×%d blocks, %d tile columns a stage, bf16 %v: worst token's relative error %.3g vs the codec's decoder", c.R, c.C, c.k, c.nt, c.warps, c.tok, c.cps, round, worst)
 			}
 			if round {
 				t.Logf("%dx%d k=%d, %d tokens: bf16 factors' relative error %.2e", c.R, c.C, c.k, c.nt, worst)

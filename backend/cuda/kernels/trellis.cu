@@ -381,6 +381,18 @@ DEVI unsigned tf32_of(float v) {
   return r;
 }
 
+// trellis_x4 is activations xt[0..3] of a token's row (columns c..c+3 of
+// C; zero past C), as one 16-byte load where rows are 16-byte aligned.
+DEVI float4 trellis_x4(const float *__restrict__ xt, int c, int C, bool vec) {
+  if (vec) return __ldg(reinterpret_cast<const float4 *>(xt));
+  float4 v;
+  v.x = __ldg(xt);
+  v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
+  v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
+  v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
+  return v;
+}
+
 template <int K>
 DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restrict__ scales,
                        const float *__restrict__ vtab, const float *__restrict__ xr, float *__restrict__ y,
@@ -412,17 +424,7 @@ DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restr
     for (int k = 0; k < 4; k++) {
       const int i = tid + 128 * k, tok = i >> 3, c = 32 * st + 4 * (i & 7);
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (tok < ntl && c < C) {
-        const float *xt = xr + (size_t)(t0 + tok) * C + c;
-        if (vec) {
-          v = __ldg(reinterpret_cast<const float4 *>(xt));
-        } else {
-          v.x = __ldg(xt);
-          v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
-          v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
-          v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
-        }
-      }
+      if (tok < ntl && c < C) v = trellis_x4(xr + (size_t)(t0 + tok) * C + c, c, C, vec);
       xv[k] = v;
     }
 #pragma unroll
@@ -527,7 +529,7 @@ extern "C" __global__ void __launch_bounds__(128) upg_gemm_trellis_k4(TRELLIS_AR
 // factor (~2^-9 relative, float32's range: no overflow whatever the
 // activations), sums in float32 in a fixed order: finer than the dense
 // codec's int8 activations, coarser than tf32.
-#define TRB_XS 24 // bf16 a token's row of the stage (16 + 8: 48 bytes, ldmatrix without conflicts)
+// A token's row of the stage is 16·CPS + 8 bf16 (48 or 80 bytes: ldmatrix without conflicts).
 
 DEVI void mma_bf16(float (&c)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3, unsigned b0,
                    unsigned b1) {
@@ -545,16 +547,16 @@ DEVI unsigned bf16x2_of(float lo, float hi) {
   return r;
 }
 
-template <int K, int TOK, int WB>
+template <int K, int TOK, int WB, int CPS>
 DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__restrict__ scales,
                           const float *__restrict__ vtab, const float *__restrict__ xr, float *__restrict__ y,
                           int R, int C, int TC, int G, int gst, int nt, float *__restrict__ res) {
-  constexpr int NW8 = 8 * K, NT = TOK / 8, NTH = 32 * WB, XV = TOK * 4 / NTH;
+  constexpr int NW8 = 8 * K, NT = TOK / 8, NTH = 32 * WB, XS = 16 * CPS + 8, XV = TOK * 4 * CPS / NTH;
   __shared__ float vt[4096];
-  __shared__ __align__(16) unsigned short xs[2][TOK * TRB_XS];
-  __shared__ unsigned ws[2][WB][NW8 + 1]; // a tile's words and word 0 again (the stream is tail-biting)
-  trellis_load_vtab(vt, vtab);           // a weight: before the wait (launched with PDL)
-  pdl_wait();                            // xr, y and res belong to the kernels before
+  __shared__ __align__(16) unsigned short xs[2][TOK * XS];
+  __shared__ unsigned ws[2][WB][CPS][NW8 + 1]; // a tile's words and word 0 again (the stream is tail-biting)
+  trellis_load_vtab(vt, vtab);                  // a weight: before the wait (launched with PDL)
+  pdl_wait();                                   // xr, y and res belong to the kernels before
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
   const int bands = (R + 15) >> 4, b = blockIdx.x * WB + warp, t0 = blockIdx.y * TOK;
   const int ntl = min(TOK, nt - t0); // this block's tokens
@@ -569,81 +571,83 @@ DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__re
   }
   const bool vec = (C & 3) == 0;
   float4 xv[XV];
-  unsigned wv;
-  // stage tc: tile column tc (activation columns 16tc..16tc+15); thread i
-  // of the TOK·4 float4s: token i/4, columns 4(i%4)..+3
-  auto load = [&](int tc) {
+  unsigned wv[CPS];
+  // stage st: tile columns CPS·st.. (activation columns 16·CPS·st..+16·CPS−1);
+  // thread i of the TOK·4·CPS float4s: token i/(4·CPS), columns 4(i%(4·CPS))..+3
+  auto load = [&](int st) {
 #pragma unroll
     for (int k = 0; k < XV; k++) {
-      const int i = tid + NTH * k, tok = i >> 2, c = 16 * tc + 4 * (i & 3);
+      const int i = tid + NTH * k, tok = i / (4 * CPS), c = 16 * CPS * st + 4 * (i % (4 * CPS));
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (tok < ntl && c < C) {
-        const float *xt = xr + (size_t)(t0 + tok) * C + c;
-        if (vec) {
-          v = __ldg(reinterpret_cast<const float4 *>(xt));
-        } else {
-          v.x = __ldg(xt);
-          v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
-          v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
-          v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
-        }
-      }
+      if (tok < ntl && c < C) v = trellis_x4(xr + (size_t)(t0 + tok) * C + c, c, C, vec);
       xv[k] = v;
     }
-    wv = lane < NW8 && b < bands ? __ldg(tiles + ((size_t)b * TC + tc) * NW8 + lane) : 0u;
+#pragma unroll
+    for (int j = 0; j < CPS; j++) {
+      const int tc = CPS * st + j;
+      wv[j] = lane < NW8 && b < bands && tc < TC ? __ldg(tiles + ((size_t)b * TC + tc) * NW8 + lane) : 0u;
+    }
   };
   auto store = [&](int buf) {
 #pragma unroll
     for (int k = 0; k < XV; k++) {
       const int i = tid + NTH * k;
-      *reinterpret_cast<uint2 *>(&xs[buf][(i >> 2) * TRB_XS + 4 * (i & 3)]) =
+      *reinterpret_cast<uint2 *>(&xs[buf][(i / (4 * CPS)) * XS + 4 * (i % (4 * CPS))]) =
           make_uint2(bf16x2_of(xv[k].x, xv[k].y), bf16x2_of(xv[k].z, xv[k].w));
     }
-    if (lane < NW8) ws[buf][warp][lane] = wv;
-    if (lane == 0) ws[buf][warp][NW8] = wv;
+#pragma unroll
+    for (int j = 0; j < CPS; j++) {
+      if (lane < NW8) ws[buf][warp][j][lane] = wv[j];
+      if (lane == 0) ws[buf][warp][j][NW8] = wv[j];
+    }
   };
   float acc[NT][4];
 #pragma unroll
   for (int n = 0; n < NT; n++) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
   // ldmatrix row of this lane: token 8(lane >> 4) + (lane & 7) of a 16-token pair, k 8((lane >> 3) & 1)
   const unsigned xs0 = (unsigned)__cvta_generic_to_shared(&xs[0][0]) +
-                       2u * ((8 * (lane >> 4) + (lane & 7)) * TRB_XS + 8 * ((lane >> 3) & 1));
-  const unsigned xbuf = 2u * TOK * TRB_XS;
-  // split-K: block z of gridDim.z takes tile columns [cb, ce) and writes
-  // its partial sums to y + z·nt·R (the Go side sums them, upg_splitk_sum)
-  const int Z = gridDim.z, z = blockIdx.z;
-  const int cb = (int)((long long)TC * z / Z), ce = (int)((long long)TC * (z + 1) / Z);
+                       2u * ((8 * (lane >> 4) + (lane & 7)) * XS + 8 * ((lane >> 3) & 1));
+  const unsigned xbuf = 2u * TOK * XS;
+  // split-K: block z of gridDim.z takes stages [sb, se) and writes its
+  // partial sums to y + z·nt·R (the Go side sums them, upg_splitk_sum)
+  const int NS = (TC + CPS - 1) / CPS, Z = gridDim.z, z = blockIdx.z;
+  const int sb = (int)((long long)NS * z / Z), se = (int)((long long)NS * (z + 1) / Z);
   if (Z > 1) y += (size_t)z * nt * R;
-  if (cb < ce) {
-    load(cb);
+  if (sb < se) {
+    load(sb);
     store(0);
   }
   __syncthreads();
-  for (int tc = cb; tc < ce; tc++) {
-    const int cur = (tc - cb) & 1;
-    if (tc + 1 < ce) load(tc + 1);
-    float sc0 = 0.f, sc1 = 0.f;
-    if (b < bands) {
-      const __half *sp = scales + ((size_t)b * G + tc / gst) * 16 + gid;
-      sc0 = __half2float(sp[0]), sc1 = __half2float(sp[8]);
-    }
-    const unsigned *tw = ws[cur][warp];
-    unsigned a[4];
+  for (int st = sb; st < se; st++) {
+    const int cur = (st - sb) & 1;
+    if (st + 1 < se) load(st + 1);
 #pragma unroll
-    for (int q = 0; q < 4; q++) {
-      const unsigned ch = __funnelshift_r(tw[wi[q]], tw[wi[q] + 1], sh[q]);
-      const float s = q & 1 ? sc1 : sc0;
-      a[q] = bf16x2_of(vt[ch & 0xFFFu] * s, vt[(ch >> K) & 0xFFFu] * s);
-    }
+    for (int j = 0; j < CPS; j++) {
+      const int tc = CPS * st + j;
+      if (tc >= TC) break;
+      float sc0 = 0.f, sc1 = 0.f;
+      if (b < bands) {
+        const __half *sp = scales + ((size_t)b * G + tc / gst) * 16 + gid;
+        sc0 = __half2float(sp[0]), sc1 = __half2float(sp[8]);
+      }
+      const unsigned *tw = ws[cur][warp][j];
+      unsigned a[4];
 #pragma unroll
-    for (int np = 0; np < NT / 2; np++) {
-      if (16 * np >= ntl) break;
-      unsigned b0, b1, b2, b3;
-      ldmatrix_x4s(b0, b1, b2, b3, xs0 + cur * xbuf + 2u * (16 * np * TRB_XS));
-      mma_bf16(acc[2 * np], a[0], a[1], a[2], a[3], b0, b1);
-      mma_bf16(acc[2 * np + 1], a[0], a[1], a[2], a[3], b2, b3);
+      for (int q = 0; q < 4; q++) {
+        const unsigned ch = __funnelshift_r(tw[wi[q]], tw[wi[q] + 1], sh[q]);
+        const float s = q & 1 ? sc1 : sc0;
+        a[q] = bf16x2_of(vt[ch & 0xFFFu] * s, vt[(ch >> K) & 0xFFFu] * s);
+      }
+#pragma unroll
+      for (int np = 0; np < NT / 2; np++) {
+        if (16 * np >= ntl) break;
+        unsigned b0, b1, b2, b3;
+        ldmatrix_x4s(b0, b1, b2, b3, xs0 + cur * xbuf + 2u * (16 * np * XS + 16 * j));
+        mma_bf16(acc[2 * np], a[0], a[1], a[2], a[3], b0, b1);
+        mma_bf16(acc[2 * np + 1], a[0], a[1], a[2], a[3], b2, b3);
+      }
     }
-    if (tc + 1 < ce) store(cur ^ 1);
+    if (st + 1 < se) store(cur ^ 1);
     __syncthreads();
   }
   const int r0 = 16 * b + gid;
@@ -661,13 +665,22 @@ DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__re
   }
 }
 
+// Tile columns a stage of each bf16 kernel (measurement builds: -DUPG_TRB64_CPS=2 halves the 64-token kernel's
+// barriers, which run 246 found exposed where its grid is small).
+#ifndef UPG_TRB64_CPS
+#define UPG_TRB64_CPS 1
+#endif
+#ifndef UPG_TRB128_CPS
+#define UPG_TRB128_CPS 1
+#endif
+
 // upg_gemm_trellis_bf64_k<bits>: 64 tokens × 4 bands a block (grid ceil(bands / 4) × ceil(nt / 64) × split-K
 // parts, 128 threads); upg_gemm_trellis_bf128_k<bits>: 128 tokens × 8 bands (ceil(bands / 8) × ceil(nt / 128) × parts,
 // 256 threads): each
 // staged activation serves twice the rows.
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k2(TRELLIS_ARGS) { gemm_trellis_bf<2, 64, 4>(TRELLIS_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k3(TRELLIS_ARGS) { gemm_trellis_bf<3, 64, 4>(TRELLIS_PASS); }
-extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k4(TRELLIS_ARGS) { gemm_trellis_bf<4, 64, 4>(TRELLIS_PASS); }
-extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k2(TRELLIS_ARGS) { gemm_trellis_bf<2, 128, 8>(TRELLIS_PASS); }
-extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k3(TRELLIS_ARGS) { gemm_trellis_bf<3, 128, 8>(TRELLIS_PASS); }
-extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k4(TRELLIS_ARGS) { gemm_trellis_bf<4, 128, 8>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k2(TRELLIS_ARGS) { gemm_trellis_bf<2, 64, 4, UPG_TRB64_CPS>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k3(TRELLIS_ARGS) { gemm_trellis_bf<3, 64, 4, UPG_TRB64_CPS>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(128, 4) upg_gemm_trellis_bf64_k4(TRELLIS_ARGS) { gemm_trellis_bf<4, 64, 4, UPG_TRB64_CPS>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k2(TRELLIS_ARGS) { gemm_trellis_bf<2, 128, 8, UPG_TRB128_CPS>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k3(TRELLIS_ARGS) { gemm_trellis_bf<3, 128, 8, UPG_TRB128_CPS>(TRELLIS_PASS); }
+extern "C" __global__ void __launch_bounds__(256, 2) upg_gemm_trellis_bf128_k4(TRELLIS_ARGS) { gemm_trellis_bf<4, 128, 8, UPG_TRB128_CPS>(TRELLIS_PASS); }
