@@ -182,6 +182,9 @@ template <int K, int P> DEVI unsigned trellis1_piece(const unsigned (&w)[8 * K],
   return (v & m) | l4;
 }
 
+#ifndef UPG_TR1_PF
+#define UPG_TR1_PF 0
+#endif
 template <int K>
 DEVI void gemv_trellis1(const unsigned *__restrict__ tiles, const __half *__restrict__ scales,
                         const float *__restrict__ levels, const float *__restrict__ xr, float *__restrict__ y,
@@ -205,6 +208,20 @@ DEVI void gemv_trellis1(const unsigned *__restrict__ tiles, const __half *__rest
   const char *hxb = reinterpret_cast<const char *>(hx), *cbb = reinterpret_cast<const char *>(cbr);
   const int bands = (R + 15) >> 4;
   for (int b = blockIdx.x; b < bands; b += gridDim.x) {
+#if UPG_TR1_PF > 0
+    // measurement builds (-DUPG_TR1_PF=n): this lane's tiles of this band
+    // and of the band n rounds on (with its first scale row) into L2, so
+    // that a lane's later tiles and the next rounds' loads find them there
+    for (int nb = b, i = 0; i < 2 && nb < bands; nb = b + UPG_TR1_PF * gridDim.x, i++) {
+      const int t0 = threadIdx.x * tpl, t1 = min(TC, t0 + tpl);
+      if (t0 < t1) {
+        const size_t p0 = reinterpret_cast<size_t>(tiles + ((size_t)nb * TC + t0) * NW8) & ~(size_t)127;
+        const size_t p1 = reinterpret_cast<size_t>(tiles + ((size_t)nb * TC + t1) * NW8);
+        for (size_t q = p0 + (i == 0 ? 128 : 0); q < p1; q += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(q));
+        if (i == 1) asm volatile("prefetch.global.L2 [%0];" ::"l"(scales + ((size_t)nb * G + t0 / gst) * 16));
+      }
+    }
+#endif
     float acc[16];
 #pragma unroll
     for (int r = 0; r < 16; r++) acc[r] = 0.f;
