@@ -52,11 +52,18 @@ type trellis1Plan struct {
 }
 
 // trellis1Split (UPG_CUDA_TRELLIS1_SPLIT) is how the one-token trellis
-// kernel's plan is chosen: 0 by planTrellis1's whole-band estimate, no
-// split-K; -1 by planTrellis1Split's, which also weighs split-K parts
-// and the grid's last, partial round; n ≥ 2 that estimate's best plan of
-// n parts (a measurement and test switch).
-var trellis1Split = envInt("UPG_CUDA_TRELLIS1_SPLIT", 0)
+// kernel's plan is chosen: 0 (the default) by planTrellis1's whole-band
+// estimate, no split-K; -1 ("auto") by planTrellis1Split's, which also
+// weighs split-K parts and the grid's last, partial round; n ≥ 2 that
+// estimate's best plan of n parts. A measurement and test switch: with 2
+// parts for every matrix the Phi-4-shaped file decoded 5% slower (97.4
+// against 103.0 tok/s, NOTES.md run 250), and "auto" is not yet measured.
+var trellis1Split = func() int {
+	if v := os.Getenv("UPG_CUDA_TRELLIS1_SPLIT"); v == "auto" || v == "-1" {
+		return -1
+	}
+	return envIntZero("UPG_CUDA_TRELLIS1_SPLIT", 0)
+}()
 
 // trellis1On (UPG_CUDA_TRELLIS1, on unless "0"): one-token steps on
 // upg_gemv_trellis1_k* rather than upg_gemv_trellis_k*_t1 (NOTES.md, run
@@ -75,13 +82,14 @@ var trellisMMA = os.Getenv("UPG_CUDA_TRELLIS_MMA")
 // measurement switch.
 var trellisTok = envInt("UPG_CUDA_TRELLIS_TOK", 0)
 
-// trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 4, at least 2) is the
+// trellisMMAMin (UPG_CUDA_TRELLIS_MMA_MIN, default 3, at least 2) is the
 // fewest tokens a step sends to the tensor-core kernels; a measurement
 // switch (steps of 2-8 tokens: the GEMM against one pass of the t8 kernel.
 // Without split-K the GEMM lost at 2, 4 and 8, NOTES.md run 246; with it,
-// run 249 on an H100: batch 8 295.0 tok/s against 177.6, batch 4 148.6
-// against 139.5).
-var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 4))
+// on an H100: batch 8 295.0 tok/s against 177.6, batch 4 148.6 against
+// 139.5 (run 249), batch 3 139.8 against 122.5, but batch 2 93.6 against
+// 100.8 (run 250)).
+var trellisMMAMin = max(2, envInt("UPG_CUDA_TRELLIS_MMA_MIN", 3))
 
 // planTrellis1 chooses the warps W a band takes: its lanes' tiles each
 // (tpl = ceil(TC / 32W)) against how many bands the SMs hold at once, by

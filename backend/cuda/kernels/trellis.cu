@@ -204,17 +204,17 @@ DEVI void gemv_trellis1(const unsigned *__restrict__ tiles, const __half *__rest
   __syncthreads();
   const char *hxb = reinterpret_cast<const char *>(hx), *cbb = reinterpret_cast<const char *>(cbr);
   const int bands = (R + 15) >> 4;
-  // split-K: blocks (x, z) of gridDim.y parts take tile columns [cb, ce)
+  // split-K: blocks (x, z) of gridDim.y parts take tile columns [kb, ke)
   // and write their row sums to y + z·R (res then null: upg_splitk_sum
   // adds the parts in order, and res)
   const int Z = gridDim.y, z = blockIdx.y;
-  const int cb = (int)((long long)TC * z / Z), ce = (int)((long long)TC * (z + 1) / Z);
+  const int kb = (int)((long long)TC * z / Z), ke = (int)((long long)TC * (z + 1) / Z);
   if (Z > 1) y += (size_t)z * R;
   for (int b = blockIdx.x; b < bands; b += gridDim.x) {
     float acc[16];
 #pragma unroll
     for (int r = 0; r < 16; r++) acc[r] = 0.f;
-    const int tc0 = cb + threadIdx.x * tpl, tc1 = min(ce, tc0 + tpl);
+    const int tc0 = kb + threadIdx.x * tpl, tc1 = min(ke, tc0 + tpl);
     for (int tc = tc0; tc < tc1; tc++) {
       unsigned w[NW8];
       const uint4 *t4 = reinterpret_cast<const uint4 *>(tiles + ((size_t)b * TC + tc) * NW8);
