@@ -106,6 +106,21 @@ func run(t testing.TB, d *Device, f func() error) {
 	}
 }
 
+// oneTokenIO is a one-token multiply's inputs for a matrix of R × C: a
+// random input row x and residual res, uploaded (xd, rd), a poisoned output
+// yd and a one-token scratch, all freed when t ends.
+func oneTokenIO(t *testing.T, d *Device, rng *rand.Rand, R, C int) (x, res []float32, xd, yd, rd DevPtr, s *Scratch) {
+	x, res = randF(rng, C), randF(rng, R)
+	xd, yd, rd = devF32(t, d, x), devPoisoned(t, d, R), devF32(t, d, res)
+	t.Cleanup(func() { d.Free(xd); d.Free(yd); d.Free(rd) })
+	s, err := d.NewScratch(1, C)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Free(d) })
+	return x, res, xd, yd, rd, s
+}
+
 func randF(rng *rand.Rand, n int) []float32 {
 	v := make([]float32, n)
 	for i := range v {

@@ -53,23 +53,7 @@ func TestGPUStreamKGemv(t *testing.T) {
 				if g.nameSK == "" || !d.streamK(g) {
 					t.Fatalf("no stream-K kernel for %s", g.name1)
 				}
-				x := make([]float32, c.C)
-				for i := range x {
-					x[i] = float32(rng.NormFloat64())
-				}
-				r0 := make([]float32, c.R)
-				for i := range r0 {
-					r0[i] = float32(rng.NormFloat64())
-				}
-				xd, yd, rd := devF32(t, d, x), devPoisoned(t, d, c.R), devF32(t, d, r0)
-				defer d.Free(xd)
-				defer d.Free(yd)
-				defer d.Free(rd)
-				s, err := d.NewScratch(1, c.C)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Free(d)
+				x, r0, xd, yd, rd, s := oneTokenIO(t, d, rng, c.R, c.C)
 				var ys [2][]float32
 				for i := range ys {
 					if err := d.Fill32(yd, poison, c.R); err != nil {

@@ -124,9 +124,9 @@ func planTrellis1(name string, bands, TC, SMs int, perSM func(t int) int) trelli
 // a last round that holds only some of the blocks costs less where its
 // warps an SM are few (0.5 of a full round at 2 warps, a full round from
 // 12), and split-K parts cost their sum's launch (0.3). So down (320
-// bands of 1,120 tiles) takes 3 parts of 64-lane blocks in one round
+// bands of 1,120 tiles) takes 2 parts of 96-lane blocks in one round
 // rather than 224-lane blocks in 1.2 rounds, whose last round took as
-// long as the first.
+// long as the first (TestPlanTrellis1Split). Not yet timed end to end.
 func planTrellis1Split(name string, bands, TC, SMs, force int, perSM func(t int) int) trellis1Plan {
 	best, bestEst := trellis1Plan{}, 0.0
 	for S := 1; S <= 4; S++ {

@@ -536,27 +536,7 @@ func TestGPUTrellis1Split(t *testing.T) {
 				if g.tr1s.name == "" || (S >= 2 && g.tr1s.splits != S) {
 					t.Fatalf("split plan %+v, want %d parts", g.tr1s, S)
 				}
-				x, res := make([]float32, c.C), make([]float32, c.R)
-				for i := range x {
-					x[i] = float32(rng.NormFloat64())
-				}
-				for i := range res {
-					res[i] = float32(rng.NormFloat64())
-				}
-				xd, _ := d.Alloc(int64(4*c.C), "x")
-				yd, _ := d.Alloc(int64(4*c.R), "y")
-				rd, _ := d.Alloc(int64(4*c.R), "res")
-				defer d.Free(xd)
-				defer d.Free(yd)
-				defer d.Free(rd)
-				s, err := d.NewScratch(1, c.C)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Free(d)
-				if err := errors.Join(d.UploadF32(xd, x), d.UploadF32(rd, res), d.Fill32(yd, poison, c.R)); err != nil {
-					t.Fatal(err)
-				}
+				x, res, xd, yd, rd, s := oneTokenIO(t, d, rng, c.R, c.C)
 				if err := d.Do(func() error {
 					if err := d.trellisMatMul(g, yd, xd, c.C, 1, s, rd); err != nil {
 						return err
@@ -565,10 +545,7 @@ func TestGPUTrellis1Split(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				y, res2 := make([]float32, c.R), make([]float32, c.R)
-				if err := errors.Join(d.DownloadF32(y, yd), d.DownloadF32(res2, rd)); err != nil {
-					t.Fatal(err)
-				}
+				y, res2 := readF32(t, d, yd, c.R), readF32(t, d, rd, c.R)
 				if e := relErr(y, refMatVec(m, x)); e > 1e-4 || math.IsNaN(e) {
 					t.Fatalf("plan %+v: relative error %.3g vs the reference decoder (want ≤ 1e-4)", g.tr1s, e)
 				}
