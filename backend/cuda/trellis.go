@@ -282,20 +282,15 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 		return err
 	}
 	if n == 1 && g.tr1.name != "" {
-		p, out, r := g.tr1, y, res
+		p := g.tr1
 		if q := g.tr1s; q.name != "" && (q.splits == 1 || q.splits*g.R <= s.partFloats) {
 			p = q
-			if q.splits > 1 {
-				out, r = s.part, 0
-				s.parts = leftParts{} // what an earlier GEMM left in s.part is overwritten (takeParts)
-			}
 		}
-		if err := d.launchK(p.name, [3]uint32{uint32(p.blocks), uint32(p.splits), 1}, [3]uint32{uint32(p.threads), 1, 1}, 0,
-			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
-			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(r)); err != nil || p.splits == 1 {
-			return err
-		}
-		return d.splitSum(s.part, p.splits, y, res, g.R)
+		return d.splitLaunch(p.splits, y, res, g.R, s, func(out, r DevPtr) error {
+			return d.launchK(p.name, [3]uint32{uint32(p.blocks), uint32(p.splits), 1}, [3]uint32{uint32(p.threads), 1, 1}, 0,
+				Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
+				I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(r))
+		})
 	}
 	bands := (g.R + 15) / 16
 	if n >= trellisMMAMin && len(g.trMMA) > 0 {
@@ -305,17 +300,12 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 		if trellisSplit {
 			S = d.mmaSplits(int(grid[0]*grid[1]), k.perSM, (g.trTC+k.unit-1)/k.unit, g.R*n, s)
 		}
-		out, r := y, res
-		if S > 1 {
-			grid[2], out, r = uint32(S), s.part, 0
-			s.parts = leftParts{} // what an earlier GEMM left in s.part is overwritten (takeParts)
-		}
-		if err := d.launchK(k.name, grid, [3]uint32{uint32(32 * k.warps), 1, 1}, 0,
-			Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
-			I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(n), Ptr(r)); err != nil || S == 1 {
-			return err
-		}
-		return d.splitSum(s.part, S, y, res, n*g.R)
+		grid[2] = uint32(S)
+		return d.splitLaunch(S, y, res, n*g.R, s, func(out, r DevPtr) error {
+			return d.launchK(k.name, grid, [3]uint32{uint32(32 * k.warps), 1, 1}, 0,
+				Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
+				I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(n), Ptr(r))
+		})
 	}
 	for t0 := 0; t0 < n; {
 		name, nt := g.name8, min(8, n-t0)
@@ -330,6 +320,21 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 		t0 += nt
 	}
 	return nil
+}
+
+// splitLaunch runs launch into y with the residual res, or, for S > 1
+// split-K parts, into the scratch's parts (what an earlier GEMM left there
+// is overwritten: takeParts) and then upg_splitk_sum, which adds the N-float
+// parts into y, and y into res, in a fixed order.
+func (d *Device) splitLaunch(S int, y, res DevPtr, N int, s *Scratch, launch func(out, r DevPtr) error) error {
+	if S <= 1 {
+		return launch(y, res)
+	}
+	s.parts = leftParts{}
+	if err := launch(s.part, 0); err != nil {
+		return err
+	}
+	return d.splitSum(s.part, S, y, res, N)
 }
 
 // embedTrellis writes rows tokens[0..n) of a trellis matrix into dst.
