@@ -19,7 +19,7 @@ gunzip -c $C/cl100k_base.tiktoken.gz > cl100k_base.tiktoken
 mkdir -p /work/shared/tokenizers/tiktoken && cp $U/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
 cp backend/cuda/kernels.fatbin $F0
-mkdir -p /tmp/nb && (bash scripts/build-cuda.sh /tmp/nb > /tmp/build.txt 2>&1; echo "full build rc $? $(( $(date +%s)-t0 )) s" >> $L) &
+mkdir -p /tmp/nb && (bash scripts/build-cuda.sh /tmp/nb > /tmp/build.txt 2>&1 && cp /tmp/nb/kernels.fatbin /tmp/nb/kernels.manifest.json $OUT/; echo "full build rc $? $(( $(date +%s)-t0 )) s" >> $L) &
 BP=$!
 [ -f /tmp/pt.upg ] || ( $U/upg synth --arch phi4 --codec trellis --target-bpw 3.2 --out /tmp/pt.upg -q > /tmp/synth.txt 2>&1; echo "synth rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
 SP=$!
@@ -49,7 +49,6 @@ left 30 && {
   echo "ncu rc $?" >> $L; cp /tmp/ncu.csv $OUT/
 }
 wait $BP
-[ -f /tmp/nb/kernels.fatbin ] && cp /tmp/nb/kernels.fatbin /tmp/nb/kernels.manifest.json $OUT/
 grep -E "error" /tmp/build.txt | head -10 >> $L
 note all
 cat $L
