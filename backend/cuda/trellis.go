@@ -45,18 +45,11 @@ func trellisTable(m *codec.TrellisMatrix) []float32 {
 // trellis1Plan is how upg_gemv_trellis1_k* runs a matrix: blocks of
 // threads lanes, each lane tpl consecutive tiles of a row band's split-K
 // part (splits parts, summed by upg_splitk_sum where more than one),
-// blocks × splits blocks going over the bands; smem bytes of dynamic
-// shared memory stage each lane's next tile (32·K bytes a lane, or 0).
+// blocks × splits blocks going over the bands.
 type trellis1Plan struct {
-	name                               string
-	threads, tpl, blocks, splits, smem int
+	name                         string
+	threads, tpl, blocks, splits int
 }
-
-// trellis1Stage (UPG_CUDA_TRELLIS1_STAGE, on unless "0"): the one-token
-// trellis kernel copies each lane's next tile into shared memory by
-// cp.async while it decodes the current one (blocks of at most 256 lanes,
-// 32·K bytes a lane of dynamic shared memory).
-var trellis1Stage = os.Getenv("UPG_CUDA_TRELLIS1_STAGE") != "0"
 
 // trellis1Split (UPG_CUDA_TRELLIS1_SPLIT) is how the one-token trellis
 // kernel's plan is chosen: 0 (the default) by planTrellis1's whole-band
@@ -193,23 +186,9 @@ func (d *Device) uploadTrellis(m *codec.TrellisMatrix) (*DenseGPU, error) {
 		_ = d.Do(func() error { // driver calls: on the context's thread; a fatbin older than a kernel has none
 			if name := fmt.Sprintf("upg_gemv_trellis1_k%d", m.Bits); trellis1On {
 				if _, ferr := d.function(name); ferr == nil {
-					smem := func(t int) int { // the staged lanes' shared memory: 256 lanes at most
-						if !trellis1Stage {
-							return 0
-						}
-						return 32 * m.Bits * t
-					}
-					perSM := func(t int) int {
-						if trellis1Stage && t > 256 {
-							return 0
-						}
-						return d.blocksPerSM(name, t, smem(t), max(1, 512/t))
-					}
-					g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, perSM)
-					g.tr1.smem = smem(g.tr1.threads)
-					if trellis1Split != 0 {
+					perSM := func(t int) int { return d.blocksPerSM(name, t, 0, max(1, 512/t)) }
+					if g.tr1 = planTrellis1(name, (m.R+15)/16, m.TileCols, d.SMs, perSM); trellis1Split != 0 {
 						g.tr1s = planTrellis1Split(name, (m.R+15)/16, m.TileCols, d.SMs, trellis1Split, perSM)
-						g.tr1s.smem = smem(g.tr1s.threads)
 					}
 				}
 			}
@@ -308,7 +287,7 @@ func (d *Device) trellisMatMul(g *DenseGPU, y, x DevPtr, ldx, n int, s *Scratch,
 			p = q
 		}
 		return d.splitLaunch(p.splits, y, res, g.R, s, func(out, r DevPtr) error {
-			return d.launchK(p.name, [3]uint32{uint32(p.blocks), uint32(p.splits), 1}, [3]uint32{uint32(p.threads), 1, 1}, uint32(p.smem),
+			return d.launchK(p.name, [3]uint32{uint32(p.blocks), uint32(p.splits), 1}, [3]uint32{uint32(p.threads), 1, 1}, 0,
 				Ptr(g.codes), Ptr(g.scales), Ptr(g.levels), Ptr(s.xr), Ptr(out),
 				I32(g.R), I32(g.C), I32(g.trTC), I32(g.G), I32(g.GS/16), I32(p.tpl), Ptr(r))
 		})

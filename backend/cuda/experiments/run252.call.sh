@@ -6,7 +6,8 @@
 # Decode of the Phi-4-shaped trellis file after 64 positions, alternated twice: committed kernels (stage 0, split
 # 0 = main), N90 staged, committed + auto, N90 staged + auto, N90 unstaged (the new kernel's old path).
 # Predictions (H100): staged +10-15% (103 → ~115); auto +10-15%; both ~125.
-# Carry .cuda-carry/b: upg and cuda.test cross-built from this tree with kernels.fatbin emptied; the tokenizer.
+# Run it from branch trellis-stage (the staged kernel and its Go side; main keeps run 250's kernel until it is built).
+# Carry .cuda-carry/b: upg and cuda.test cross-built from that branch with kernels.fatbin emptied; the tokenizer.
 set -u
 R=$PWD; C=$R/.cuda-carry/b; U=/tmp/u; L=$OUT/run252.txt; N=/tmp/n90/kernels.fatbin; F0=/tmp/committed.fatbin
 t0=$(date +%s)

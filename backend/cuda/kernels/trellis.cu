@@ -160,13 +160,6 @@ DEVI void gemv_trellis(const unsigned *__restrict__ tiles, const __half *__restr
 // halving exchanges in each warp and a fixed-order sum over the warps: the
 // same bits on every run. The Go side chooses W, S and the grid at upload
 // (trellis1Plan); levels holds vtab and then the codebook's 64 floats.
-//
-// With dynamic shared memory of 32·K bytes a lane (the launch's choice:
-// %dynamic_smem_size), a lane copies its next tile's words into its slot
-// by cp.async while it decodes the current one, so the tile's DRAM round
-// trip (ncu's long-scoreboard stalls, NOTES.md run 249) is not waited for
-// at each tile; the slot is word-group-major (uint4 i of lane t at
-// i·blockDim + t) so a warp's copies and loads touch 512 consecutive bytes.
 
 // trellis_idx is the codec's hash of a 12-bit window (docs/format.md).
 DEVI unsigned trellis_idx(unsigned s) {
@@ -194,15 +187,10 @@ DEVI void gemv_trellis1(const unsigned *__restrict__ tiles, const __half *__rest
                         const float *__restrict__ levels, const float *__restrict__ xr, float *__restrict__ y,
                         int R, int C, int TC, int G, int gst, int tpl, float *__restrict__ res) {
   constexpr int NW8 = 8 * K, N = 256 * K, P = K == 4 ? 4 : 6, LA = K == 4 ? 2 : 6 / K;
-  __shared__ unsigned hx[32 << P];
+  __shared__ unsigned hx[64 * 32];
   __shared__ float cbr[64 * 32];
-  __shared__ unsigned hb[1 << P];
+  __shared__ unsigned hb[64];
   __shared__ float red[32][16];
-  extern __shared__ uint4 tr1_stage[]; // the lanes' next tiles (see above)
-  unsigned dyn;
-  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-  const bool staged = dyn >= blockDim.x * 32u * K;
-  const unsigned slot = (unsigned)__cvta_generic_to_shared(tr1_stage + threadIdx.x);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   const unsigned l4 = (unsigned)lane << 2;
   // the tables: each piece's share once, then once per lane
@@ -222,40 +210,18 @@ DEVI void gemv_trellis1(const unsigned *__restrict__ tiles, const __half *__rest
   const int Z = gridDim.y, z = blockIdx.y;
   const int kb = (int)((long long)TC * z / Z), ke = (int)((long long)TC * (z + 1) / Z);
   if (Z > 1) y += (size_t)z * R;
-  const int tc0 = kb + threadIdx.x * tpl, tc1 = min(ke, tc0 + tpl);
-  // stage_tile starts the copy of tile (b, tc)'s words into the lane's slot
-  auto stage_tile = [&](int b, int tc) {
-    const uint4 *t4 = reinterpret_cast<const uint4 *>(tiles + ((size_t)b * TC + tc) * NW8);
-#pragma unroll
-    for (int i = 0; i < NW8 / 4; i++) cp_async16s(slot + 16u * i * blockDim.x, t4 + i, 16);
-    cp_async_commit();
-  };
-  if (staged && blockIdx.x < bands && tc0 < tc1) stage_tile(blockIdx.x, tc0);
   for (int b = blockIdx.x; b < bands; b += gridDim.x) {
     float acc[16];
 #pragma unroll
     for (int r = 0; r < 16; r++) acc[r] = 0.f;
+    const int tc0 = kb + threadIdx.x * tpl, tc1 = min(ke, tc0 + tpl);
     for (int tc = tc0; tc < tc1; tc++) {
       unsigned w[NW8];
-      if (staged) {
-        cp_async_wait<0>();
+      const uint4 *t4 = reinterpret_cast<const uint4 *>(tiles + ((size_t)b * TC + tc) * NW8);
 #pragma unroll
-        for (int i = 0; i < NW8 / 4; i++) {
-          const uint4 v = tr1_stage[i * blockDim.x + threadIdx.x];
-          w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
-        }
-        // the lane's next tile: the band's next, else the next band's first
-        if (tc + 1 < tc1)
-          stage_tile(b, tc + 1);
-        else if (b + (int)gridDim.x < bands)
-          stage_tile(b + gridDim.x, tc0);
-      } else {
-        const uint4 *t4 = reinterpret_cast<const uint4 *>(tiles + ((size_t)b * TC + tc) * NW8);
-#pragma unroll
-        for (int i = 0; i < NW8 / 4; i++) {
-          const uint4 v = __ldg(t4 + i);
-          w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
-        }
+      for (int i = 0; i < NW8 / 4; i++) {
+        const uint4 v = __ldg(t4 + i);
+        w[4 * i] = v.x, w[4 * i + 1] = v.y, w[4 * i + 2] = v.z, w[4 * i + 3] = v.w;
       }
       float x[16];
       const int c0 = 16 * tc;
