@@ -20,17 +20,30 @@ gunzip -c $C/cl100k_base.tiktoken.gz > cl100k_base.tiktoken
 mkdir -p /work/shared/tokenizers/tiktoken && cp $U/cl100k_base.tiktoken /work/shared/tokenizers/tiktoken/
 cd $R
 cp backend/cuda/kernels.fatbin $F0
-mkdir -p /tmp/nb && (bash scripts/build-cuda.sh /tmp/nb > /tmp/build.txt 2>&1 && cp /tmp/nb/kernels.fatbin /tmp/nb/kernels.manifest.json $OUT/; echo "full build rc $? $(( $(date +%s)-t0 )) s" >> $L) &
-BP=$!
+# QUICK=1 (a call of ~3 minutes): no full build; main against staged only, then the split test
+QUICK=${QUICK:-0}
+BP=
+if [ $QUICK != 1 ]; then
+  mkdir -p /tmp/nb && (bash scripts/build-cuda.sh /tmp/nb > /tmp/build.txt 2>&1 && cp /tmp/nb/kernels.fatbin /tmp/nb/kernels.manifest.json $OUT/; echo "full build rc $? $(( $(date +%s)-t0 )) s" >> $L) &
+  BP=$!
+fi
 [ -f /tmp/pt.upg ] || ( $U/upg synth --arch phi4 --codec trellis --target-bpw 3.2 --out /tmp/pt.upg -q > /tmp/synth.txt 2>&1; echo "synth rc $? $(( $(date +%s)-t0 )) s" >> $L ) &
 SP=$!
 mkdir -p /tmp/n90 && (cd backend/cuda/kernels && nvcc -fatbin -O3 -std=c++17 -lineinfo -gencode=arch=compute_90,code=sm_90 -Xptxas -v upg.cu -o $N > /tmp/n90.txt 2>&1); rc=$?
 echo "sm_90 build rc $rc $(( $(date +%s)-t0 )) s" >> $L
 grep -A4 "Compiling entry function 'upg_gemv_trellis1" /tmp/n90.txt | grep -E "Compiling|Used|spill" >> $L
-if [ $rc != 0 ]; then grep -E "error" /tmp/n90.txt | head -20 >> $L; kill $BP; cat $L; exit 0; fi
+if [ $rc != 0 ]; then grep -E "error" /tmp/n90.txt | head -20 >> $L; [ -n "$BP" ] && kill $BP; cat $L; exit 0; fi
 wait $SP
 b() { echo "$1 $(env "${@:3}" timeout -k 5 40 $U/upg bench --device cuda --model /tmp/pt.upg $2 2>&1 | grep -E '^(prefill|decode)|rror|cuda:|panic' | head -3 | tr -s ' ' | tr '\n' ' ')" >> $L; }
 A="--prompt-tokens 64 --gen-tokens 64"
+if [ $QUICK = 1 ]; then
+  for i in 1 2; do
+    left 14 && b "main-$i" "$A" UPG_CUDA_FATBIN=$F0 UPG_CUDA_TRELLIS1_STAGE=0 UPG_CUDA_TRELLIS1_SPLIT=0
+    left 14 && b "staged-$i" "$A" UPG_CUDA_FATBIN=$N UPG_CUDA_TRELLIS1_STAGE=1 UPG_CUDA_TRELLIS1_SPLIT=0
+  done
+  left 30 && (cd backend/cuda && UPG_CUDA_FATBIN=$N timeout $(( T - ($(date +%s)-t0) - 5 )) $U/cuda.test -test.count=1 -test.v -test.run 'TestGPUTrellis1Split|TestGPUTrellisGemv' > /tmp/t.txt 2>&1; echo "tests rc $? pass $(grep -c -- '--- PASS' /tmp/t.txt) fail $(grep -c -- '--- FAIL' /tmp/t.txt)" >> $L; grep -E -A3 -- '--- FAIL|^panic' /tmp/t.txt | grep -v -- '--- PASS' | head -12 >> $L)
+  note quick; cat $L; exit 0
+fi
 for i in 1 2; do
   left 14 && b "main-$i" "$A" UPG_CUDA_FATBIN=$F0 UPG_CUDA_TRELLIS1_STAGE=0 UPG_CUDA_TRELLIS1_SPLIT=0
   left 14 && b "staged-$i" "$A" UPG_CUDA_FATBIN=$N UPG_CUDA_TRELLIS1_STAGE=1 UPG_CUDA_TRELLIS1_SPLIT=0
