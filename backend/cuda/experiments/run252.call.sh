@@ -5,7 +5,7 @@
 # (N90) for the timings and tests while scripts/build-cuda.sh builds them whole (the fatbin to commit) beside it.
 # Decode of the Phi-4-shaped trellis file after 64 positions, alternated twice: committed kernels (stage 0, split
 # 0 = main), N90 staged, committed + auto, N90 staged + auto, N90 unstaged (the new kernel's old path).
-# Predictions (H100): staged +10-15% (103 → ~115); auto +10-15%; both ~125.
+# Predictions (H100): staged +10-15% (103 → ~115); auto +10-15%; both ~125; batch 32 as main's (~1,287).
 # Run it from branch trellis-stage (the staged kernel and its Go side; main keeps run 250's kernel until it is built).
 # Carry .cuda-carry/b: upg and cuda.test cross-built from that branch with kernels.fatbin emptied; the tokenizer.
 set -u
@@ -52,6 +52,11 @@ for i in 1 2; do
 done
 left 14 && b "n90-unstaged" "$A" UPG_CUDA_FATBIN=$N UPG_CUDA_TRELLIS1_STAGE=0 UPG_CUDA_TRELLIS1_SPLIT=0
 note b1
+# batch 32 (the GEMMs now share trellis_x4, the activation load run 249's branch shared with an 18% loss)
+for i in 1 2; do
+  left 14 && b "b32-main-$i" "--prompt-tokens 64 --gen-tokens 16 --batch 32" UPG_CUDA_FATBIN=$F0
+  left 14 && b "b32-n90-$i" "--prompt-tokens 64 --gen-tokens 16 --batch 32" UPG_CUDA_FATBIN=$N
+done
 left 80 && (cd backend/cuda && UPG_CUDA_FATBIN=$N timeout 150 $U/cuda.test -test.count=1 -test.v -test.run 'TestGPUTrellis|TestTrellis|TestPlanTrellis|TestGPUStreamK' > /tmp/t.txt 2>&1; echo "tests rc $? pass $(grep -c -- '--- PASS' /tmp/t.txt) fail $(grep -c -- '--- FAIL' /tmp/t.txt) skip $(grep -c -- '--- SKIP' /tmp/t.txt)" >> $L; grep -E -A3 -- '--- FAIL|^panic' /tmp/t.txt | grep -v -- '--- PASS' | head -16 >> $L)
 note tests
 left 60 && { (cd backend/cuda && UPG_CUDA_FATBIN=$N timeout 60 compute-sanitizer --tool memcheck $U/cuda.test -test.run 'TestGPUTrellis1Split/(7x5120|36000x160|64x512).*' > /tmp/mc.txt 2>&1; echo "memcheck rc $? $(grep -E 'ERROR SUMMARY' /tmp/mc.txt)" >> $L); grep -m5 -E "Invalid|Program hit|FAIL" /tmp/mc.txt >> $L; }
