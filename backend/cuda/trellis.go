@@ -52,17 +52,17 @@ type trellis1Plan struct {
 }
 
 // trellis1Split (UPG_CUDA_TRELLIS1_SPLIT) is how the one-token trellis
-// kernel's plan is chosen: 0 (the default) by planTrellis1's whole-band
-// estimate, no split-K; -1 ("auto") by planTrellis1Split's, which also
-// weighs split-K parts and the grid's last, partial round; n ≥ 2 that
-// estimate's best plan of n parts. A measurement and test switch: with 2
-// parts for every matrix the Phi-4-shaped file decoded 5% slower (97.4
-// against 103.0 tok/s, NOTES.md run 250), and "auto" is not yet measured.
+// kernel's plan is chosen: -1 ("auto", the default) by planTrellis1Split's
+// estimate, which weighs split-K parts and the grid's last, partial round;
+// 0 by planTrellis1's whole-band estimate, no split-K; n ≥ 2 the split
+// estimate's best plan of n parts. On an H100 the Phi-4-shaped file decoded
+// at 105.4 tok/s with "auto" against 103.0-103.3 with 0, and at 97.4 with 2
+// parts for every matrix (NOTES.md, runs 250 and 252).
 var trellis1Split = func() int {
 	if v := os.Getenv("UPG_CUDA_TRELLIS1_SPLIT"); v == "auto" || v == "-1" {
 		return -1
 	}
-	return envIntZero("UPG_CUDA_TRELLIS1_SPLIT", 0)
+	return envIntZero("UPG_CUDA_TRELLIS1_SPLIT", -1)
 }()
 
 // trellis1On (UPG_CUDA_TRELLIS1, on unless "0"): one-token steps on

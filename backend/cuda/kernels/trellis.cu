@@ -387,6 +387,23 @@ DEVI unsigned tf32_of(float v) {
   return r;
 }
 
+// trellis_x4 sets v to activations xt[0..3] of a token's row (columns
+// c..c+3 of C; zero past C), as one 16-byte load where rows are 16-byte aligned.
+// (Run 249's branch shared this load too, with two tile columns a stage,
+// and lost 18% at batch 32. This form leaves the GEMMs' instructions and
+// registers as with the load written out in each, in another order
+// (nvcc 11.8), and batch 32 as fast: 1,289-1,297 tok/s, NOTES.md run 252.)
+DEVI void trellis_x4(float4 &v, const float *xt, int c, int C, bool vec) {
+  if (vec) {
+    v = __ldg(reinterpret_cast<const float4 *>(xt));
+  } else {
+    v.x = __ldg(xt);
+    v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
+    v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
+    v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
+  }
+}
+
 template <int K>
 DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restrict__ scales,
                        const float *__restrict__ vtab, const float *__restrict__ xr, float *__restrict__ y,
@@ -418,17 +435,7 @@ DEVI void gemm_trellis(const unsigned *__restrict__ tiles, const __half *__restr
     for (int k = 0; k < 4; k++) {
       const int i = tid + 128 * k, tok = i >> 3, c = 32 * st + 4 * (i & 7);
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (tok < ntl && c < C) {
-        const float *xt = xr + (size_t)(t0 + tok) * C + c;
-        if (vec) {
-          v = __ldg(reinterpret_cast<const float4 *>(xt));
-        } else {
-          v.x = __ldg(xt);
-          v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
-          v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
-          v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
-        }
-      }
+      if (tok < ntl && c < C) trellis_x4(v, xr + (size_t)(t0 + tok) * C + c, c, C, vec);
       xv[k] = v;
     }
 #pragma unroll
@@ -583,17 +590,7 @@ DEVI void gemm_trellis_bf(const unsigned *__restrict__ tiles, const __half *__re
     for (int k = 0; k < XV; k++) {
       const int i = tid + NTH * k, tok = i >> 2, c = 16 * tc + 4 * (i & 3);
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
-      if (tok < ntl && c < C) {
-        const float *xt = xr + (size_t)(t0 + tok) * C + c;
-        if (vec) {
-          v = __ldg(reinterpret_cast<const float4 *>(xt));
-        } else {
-          v.x = __ldg(xt);
-          v.y = c + 1 < C ? __ldg(xt + 1) : 0.f;
-          v.z = c + 2 < C ? __ldg(xt + 2) : 0.f;
-          v.w = c + 3 < C ? __ldg(xt + 3) : 0.f;
-        }
-      }
+      if (tok < ntl && c < C) trellis_x4(v, xr + (size_t)(t0 + tok) * C + c, c, C, vec);
       xv[k] = v;
     }
     wv = lane < NW8 && b < bands ? __ldg(tiles + ((size_t)b * TC + tc) * NW8 + lane) : 0u;
