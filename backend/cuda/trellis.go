@@ -56,8 +56,8 @@ type trellis1Plan struct {
 // estimate, which weighs split-K parts and the grid's last, partial round;
 // 0 by planTrellis1's whole-band estimate, no split-K; n ≥ 2 the split
 // estimate's best plan of n parts. On an H100 the Phi-4-shaped file decoded
-// at 105.4 tok/s with "auto" against 103.0-103.3 with 0, and at 97.4 with 2
-// parts for every matrix (NOTES.md, runs 250 and 252).
+// at 105.3-105.4 tok/s with "auto" against 103.0-103.5 with 0, and at 97.4 with 2
+// parts for every matrix (NOTES.md, runs 250, 252 and 253).
 var trellis1Split = func() int {
 	if v := os.Getenv("UPG_CUDA_TRELLIS1_SPLIT"); v == "auto" || v == "-1" {
 		return -1
