@@ -515,17 +515,19 @@ func TestPlanTrellis1Split(t *testing.T) {
 	}
 }
 
-// TestGPUTrellis1Split: the one-token trellis kernel in split-K parts
-// (planTrellis1Split's choice, and 2 and 3 parts forced) matches the
+// TestGPUTrellis1Split: the one-token trellis kernel on each of its
+// plans — planTrellis1Split's choice (the default), 2 and 3 parts forced,
+// and planTrellis1's whole bands (UPG_CUDA_TRELLIS1_SPLIT=0) — matches the
 // codec's reference decoder within 1e-4, and its residual epilogue (the
-// parts' sum adding y to res) leaves res + y exactly.
+// parts' sum adding y to res) leaves res + y exactly. 36000x1024's blocks
+// go round many bands, so a lane's tiles span bands.
 func TestGPUTrellis1Split(t *testing.T) {
 	d := gpu(t)
 	rng := rand.New(rand.NewPCG(testSeed(t), 33))
 	defer func(v int) { trellis1Split = v }(trellis1Split)
-	for _, c := range trellisCases() {
+	for _, c := range append(trellisCases(), trellisCase{36000, 1024, 3, 128}) {
 		m := synthTrellis(t, rng, c.R, c.C, c.k, c.gs, 0x5eed)
-		for _, S := range []int{-1, 2, 3} {
+		for _, S := range []int{-1, 0, 2, 3} {
 			t.Run(fmt.Sprintf("%dx%d_k%d_g%d_split%d", c.R, c.C, c.k, c.gs, S), func(t *testing.T) {
 				trellis1Split = S
 				g, err := d.UploadMatrix(m)
@@ -533,8 +535,15 @@ func TestGPUTrellis1Split(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer g.Free(d)
-				if g.tr1s.name == "" || (S >= 2 && g.tr1s.splits != S) {
+				if S == 0 && (g.tr1s.name != "" || g.tr1.name == "" || g.tr1.splits != 1) {
+					t.Fatalf("plans %+v / %+v, want whole bands and no split plan", g.tr1, g.tr1s)
+				}
+				if S != 0 && (g.tr1s.name == "" || (S >= 2 && g.tr1s.splits != S)) {
 					t.Fatalf("split plan %+v, want %d parts", g.tr1s, S)
+				}
+				p := g.tr1s // the plan under test, for the messages
+				if S == 0 {
+					p = g.tr1
 				}
 				x, res, xd, yd, rd, s := oneTokenIO(t, d, rng, c.R, c.C)
 				if err := d.Do(func() error {
@@ -547,11 +556,11 @@ func TestGPUTrellis1Split(t *testing.T) {
 				}
 				y, res2 := readF32(t, d, yd, c.R), readF32(t, d, rd, c.R)
 				if e := relErr(y, refMatVec(m, x)); e > 1e-4 || math.IsNaN(e) {
-					t.Fatalf("plan %+v: relative error %.3g vs the reference decoder (want ≤ 1e-4)", g.tr1s, e)
+					t.Fatalf("plan %+v: relative error %.3g vs the reference decoder (want ≤ 1e-4)", p, e)
 				}
 				for i := range res {
 					if want := res[i] + y[i]; res2[i] != want {
-						t.Fatalf("plan %+v: row %d: residual %v, want %v + %v", g.tr1s, i, res2[i], res[i], y[i])
+						t.Fatalf("plan %+v: row %d: residual %v, want %v + %v", p, i, res2[i], res[i], y[i])
 					}
 				}
 			})
