@@ -22,7 +22,10 @@ func newSynthCmd() *cobra.Command {
 		Long: `synth writes a .upg model with a real architecture's shapes (Phi-4: 40 layers,
 hidden 5120, FFN 17920, 40/10 heads, vocab 100352) and random Gaussian weights
 encoded with the dense codec at the target bits per weight, tensor by tensor
-(bounded memory), with the cl100k_base tokenizer embedded.`,
+(bounded memory). It embeds the cl100k_base tokenizer from --tokenizer, or from
+the project's shared data where that exists; elsewhere a byte-level tokenizer
+(256 byte tokens), so that run, chat, serve and bench open the file on any
+machine. The weights are random: the text is noise with either.`,
 		Example: `  upg synth --arch phi4 --target-bpw 3.2 --out /tmp/phi4-synth.upg
   upg synth --arch phi4 --layers 4 --out /tmp/phi4-4l.upg`,
 		Args: cobra.NoArgs,
@@ -69,6 +72,7 @@ encoded with the dense codec at the target bits per weight, tensor by tensor
 	f.Uint64Var(&opts.Seed, "seed", 1, "random seed")
 	f.StringVar(&opts.Codec, "codec", "dense", "weight codec: dense (scalar Lloyd codes) or trellis (trellis codes)")
 	f.BoolVar(&opts.RotateResidual, "rotate-residual", true, "write the file as upg compress does by default for a model with a head of its own (Phi-4): a rotated residual stream, the matrices that read the norms without an input rotation, every norm gain 1 (--rotate-residual=false: the plain stream)")
+	f.StringVar(&opts.TokenizerPath, "tokenizer", "", "cl100k_base.tiktoken rank file to embed (default: "+synth.DefaultTokenizer+" where it exists, else a byte-level tokenizer)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }

@@ -20,13 +20,16 @@
 package synth
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/upg-ai/upg/codec"
@@ -57,9 +60,9 @@ type Options struct {
 	// gate/up, the head) without an input rotation, every norm gain 1.
 	RotateResidual bool
 	Seed           uint64
-	// Tokenizer is the cl100k_base.tiktoken rank file to embed (default:
-	// /work/shared/tokenizers/tiktoken/cl100k_base.tiktoken); empty data and
-	// a missing file mean no tokenizer.
+	// TokenizerPath is the cl100k_base.tiktoken rank file to embed; a
+	// missing file is an error. Empty means DefaultTokenizer where that
+	// file exists, else a byte-level tokenizer (see tokenizerFiles).
 	TokenizerPath string
 	// Progress, if set, is called after each tensor with the weights
 	// written so far, the total and the tensor's name.
@@ -68,6 +71,44 @@ type Options struct {
 
 // DefaultTokenizer is where the shared cl100k_base rank file lives.
 const DefaultTokenizer = "/work/shared/tokenizers/tiktoken/cl100k_base.tiktoken"
+
+// defaultTokenizer is what Write reads for DefaultTokenizer (tests point it
+// at a missing file to take the byte-level fallback).
+var defaultTokenizer = DefaultTokenizer
+
+// byteSpecialsEnd is one past cl100k's last special token (<|endofprompt|>
+// 100276): a vocabulary that small or larger holds the byte-level
+// tokenizer's ids.
+const byteSpecialsEnd = 100277
+
+// tokenizerFiles returns the tokenizer files to embed. path, when set, must
+// be a rank file. Otherwise def is used where it exists; where it does not
+// (any machine without the project's shared data), a byte-level rank file
+// is made instead — the 256 bytes as ranks 0-255, with cl100k's split
+// pattern and special tokens — so that run, chat, serve and bench open the
+// file anywhere. The weights are random, so its text is noise with either.
+func tokenizerFiles(path, def string, vocab int) (map[string][]byte, error) {
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("synth: tokenizer: %w", err)
+		}
+		return map[string][]byte{"cl100k_base.tiktoken": data}, nil
+	}
+	if data, err := os.ReadFile(def); err == nil {
+		return map[string][]byte{"cl100k_base.tiktoken": data}, nil
+	}
+	if vocab < byteSpecialsEnd {
+		slog.Warn("synth: no tokenizer embedded: the vocabulary is too small for cl100k's special tokens; pass one with --tokenizer", "vocab", vocab, "want", byteSpecialsEnd)
+		return nil, nil
+	}
+	slog.Info("synth: embedding a byte-level tokenizer (256 byte tokens); --tokenizer FILE embeds a rank file instead", "missing", def)
+	var b strings.Builder
+	for i := range 256 {
+		fmt.Fprintf(&b, "%s %d\n", base64.StdEncoding.EncodeToString([]byte{byte(i)}), i)
+	}
+	return map[string][]byte{"bytes.tiktoken": []byte(b.String())}, nil
+}
 
 func (o *Options) defaults() {
 	def := func(v *int, d int) {
@@ -222,14 +263,8 @@ func Write(path string, opts Options) error {
 	if f := p.Requires(); f != "" {
 		meta.Requires = []string{f}
 	}
-	tokPath := opts.TokenizerPath
-	if tokPath == "" {
-		tokPath = DefaultTokenizer
-	}
-	if data, err := os.ReadFile(tokPath); err == nil {
-		meta.Tokenizer = map[string][]byte{"cl100k_base.tiktoken": data}
-	} else if opts.TokenizerPath != "" {
-		return fmt.Errorf("synth: tokenizer: %w", err)
+	if meta.Tokenizer, err = tokenizerFiles(opts.TokenizerPath, defaultTokenizer, opts.Vocab); err != nil {
+		return err
 	}
 	w, err := upgfile.Create(path)
 	if err != nil {

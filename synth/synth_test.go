@@ -1,14 +1,20 @@
 package synth
 
 import (
+	"context"
 	"encoding/json"
-	"github.com/upg-ai/upg/checkpoint"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/tokenizer"
 	"github.com/upg-ai/upg/upgfile"
 )
 
@@ -47,8 +53,8 @@ func TestWriteOpensThroughCodec(t *testing.T) {
 	if bpw := float64(bytes) * 8 / float64(n); bpw > 3.2 {
 		t.Errorf("%.3f bits per weight > 3.2", bpw)
 	}
-	if _, ok := f.Meta.Tokenizer["cl100k_base.tiktoken"]; !ok {
-		t.Skip("shared tokenizer not available; tokenizer not embedded")
+	if len(f.Meta.Tokenizer) != 1 {
+		t.Errorf("embedded tokenizer files %d, want 1 (cl100k_base or the byte-level fallback)", len(f.Meta.Tokenizer))
 	}
 	// Every matrix decodes through the real codec to a Gaussian of std ≈ 0.02.
 	te, data, err := f.Tensor("model.layers.1.mlp.down_proj.weight")
@@ -254,5 +260,66 @@ func TestRotateResidualSynth(t *testing.T) {
 				t.Fatalf("%s[%d] = %g, want 1", name, i, g)
 			}
 		}
+	}
+}
+
+// TestTokenizerFallback: without the shared rank file, synth embeds a
+// byte-level tokenizer that round-trips any text and fits the vocabulary;
+// an explicit path that is missing is an error; a vocabulary too small for
+// cl100k's special tokens gets none.
+func TestTokenizerFallback(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none.tiktoken")
+	files, err := tokenizerFiles("", missing, 100352)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, ok := files["bytes.tiktoken"]
+	if !ok || len(files) != 1 {
+		t.Fatalf("files %v, want only bytes.tiktoken", slices.Collect(maps.Keys(files)))
+	}
+	tok, err := tokenizer.FromTiktoken(data, "s.upg:bytes.tiktoken")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.VocabSize() != byteSpecialsEnd {
+		t.Errorf("vocab %d, want %d", tok.VocabSize(), byteSpecialsEnd)
+	}
+	text := "héllo, wörld\n\x00<|endoftext|>"
+	ids := tok.Encode(text, false, false)
+	if len(ids) != len(text) {
+		t.Errorf("%d ids for %d bytes: want one a byte (%v)", len(ids), len(text), ids)
+	}
+	if got := tok.Decode(ids); got != text {
+		t.Errorf("round trip %q, want %q", got, text)
+	}
+	if _, err := tokenizerFiles(missing, missing, 100352); err == nil || !strings.Contains(err.Error(), "none.tiktoken") {
+		t.Errorf("missing --tokenizer: err %v, want one naming the file", err)
+	}
+	if files, err := tokenizerFiles("", missing, 1000); err != nil || files != nil {
+		t.Errorf("vocab 1000: %v, %v; want no tokenizer and no error", files, err)
+	}
+}
+
+// TestByteTokenizerFileRuns: a file written where the shared rank file is
+// missing opens in the engine and generates (the bench and run path).
+func TestByteTokenizerFileRuns(t *testing.T) {
+	old := defaultTokenizer
+	defaultTokenizer = filepath.Join(t.TempDir(), "none.tiktoken")
+	t.Cleanup(func() { defaultTokenizer = old })
+	path := filepath.Join(t.TempDir(), "b.upg")
+	if err := Write(path, small); err != nil {
+		t.Fatal(err)
+	}
+	l, err := engine.Load(path, engine.Options{Device: "cpu", Threads: 1, Ctx: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	st, err := l.Generate(context.Background(), engine.Request{Prompt: []int{104, 105, 33}, MaxTokens: 4, IgnoreEOS: true}, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GeneratedTokens != 4 {
+		t.Errorf("generated %d tokens, want 4", st.GeneratedTokens)
 	}
 }
