@@ -178,6 +178,12 @@ func TestFlagValidation(t *testing.T) {
 	wantFail(t, upg(t, "bench", "--model", demoUPG, "--prompt-tokens", "0"), exitUsage, "--prompt-tokens 0")
 	wantFail(t, upg(t, "synth", "--out", filepath.Join(t.TempDir(), "s.upg"), "--target-bpw", "-2"), exitUsage, "--target-bpw -2")
 	wantFail(t, upg(t, "synth", "--out", filepath.Join(t.TempDir(), "s.upg"), "--layers", "-1"), exitUsage, "--layers -1")
+	missing := filepath.Join(t.TempDir(), "none.tiktoken")
+	out := filepath.Join(t.TempDir(), "s.upg")
+	wantFail(t, upg(t, "synth", "--out", out, "--layers", "1", "--quiet", "--tokenizer", missing), exitError, "none.tiktoken")
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("synth with a missing --tokenizer left %s (stat: %v)", out, err)
+	}
 	wantFail(t, upg(t, greedyArgs("2", "--stop", `\q`, "hi")...), exitUsage, "--stop")
 	many := runtime.NumCPU() + 3
 	r := upg(t, greedyArgs("2", "--threads", strconv.Itoa(many), "hi")...)
