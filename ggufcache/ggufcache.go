@@ -198,7 +198,7 @@ func Open(path string, o Options) (*checkpoint.Checkpoint, error) {
 		"disk", "about "+human(int64(target*float64(params)/8)),
 		"time", fmt.Sprintf("roughly %s with %d thread%s (an estimate; the progress display refines it)", roundDur(est), threads, plural(threads)))
 	start := time.Now()
-	if err := convertInto(path, dst, prefix, compress.Options{TargetBPW: target, Threads: threads}); err != nil {
+	if err := convertInto(path, dst, prefix, compress.Options{TargetBPW: target, Threads: threads, Residual: residual}); err != nil {
 		return nil, err
 	}
 	c, err := checkpoint.Open(dst)
@@ -209,6 +209,14 @@ func Open(path string, o Options) (*checkpoint.Checkpoint, error) {
 		"elapsed", time.Since(start).Round(time.Second))
 	return c, nil
 }
+
+// residual is the conversions' residual stream: rotated where the model
+// can take it, as `upg compress` writes by default (compress.ResidualAuto:
+// the same quality on miniphi-29m, the norms need no rotation at run time,
+// GPU decode ~1% faster; docs/benchmarks.md, "The rotated residual
+// stream"). It is part of the cache key, so a conversion made before it
+// (plain) is made again.
+const residual = compress.ResidualAuto
 
 // TargetBPW is the bits per weight a conversion aims at: the source's own
 // all-in rate, clamped to [MinBPW, MaxBPW] and rounded to 0.01.
@@ -239,7 +247,7 @@ func cacheFile(dir, src string, target float64) (path, prefix string, err error)
 		return "", "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%.2f\x00", abs, st.Size(), st.ModTime().UnixNano(), compress.Version, target)
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%s\x00%.2f\x00%d\x00", abs, st.Size(), st.ModTime().UnixNano(), compress.Version, target, residual)
 	if _, err := io.Copy(h, io.LimitReader(f, 1<<20)); err != nil {
 		return "", "", fmt.Errorf("%s: %w", src, err)
 	}
