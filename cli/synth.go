@@ -72,7 +72,7 @@ machine. The weights are random: the text is noise with either.`,
 	f.Uint64Var(&opts.Seed, "seed", 1, "random seed")
 	f.StringVar(&opts.Codec, "codec", "dense", "weight codec: dense (scalar Lloyd codes) or trellis (trellis codes)")
 	f.BoolVar(&opts.RotateResidual, "rotate-residual", true, "write the file as upg compress does by default for a model with a head of its own (Phi-4): a rotated residual stream, the matrices that read the norms without an input rotation, every norm gain 1 (--rotate-residual=false: the plain stream)")
-	f.StringVar(&opts.TokenizerPath, "tokenizer", "", "cl100k_base.tiktoken rank file to embed (default: "+synth.DefaultTokenizer+" where it exists, else a byte-level tokenizer)")
+	f.StringVar(&opts.TokenizerPath, "tokenizer", "", "tiktoken rank file to embed, e.g. cl100k_base.tiktoken (default: "+synth.DefaultTokenizer+" where it exists, else a byte-level tokenizer)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return cmd
 }

@@ -28,6 +28,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ import (
 	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
+	"github.com/upg-ai/upg/tokenizer"
 	"github.com/upg-ai/upg/upgfile"
 )
 
@@ -60,8 +62,9 @@ type Options struct {
 	// gate/up, the head) without an input rotation, every norm gain 1.
 	RotateResidual bool
 	Seed           uint64
-	// TokenizerPath is the cl100k_base.tiktoken rank file to embed; a
-	// missing file is an error. Empty means DefaultTokenizer where that
+	// TokenizerPath is a tiktoken rank file to embed (cl100k_base's for
+	// Phi-4); a missing or unreadable file, or one with more tokens than
+	// Vocab, is an error. Empty means DefaultTokenizer where that
 	// file exists, else a byte-level tokenizer (see tokenizerFiles).
 	TokenizerPath string
 	// Progress, if set, is called after each tensor with the weights
@@ -82,7 +85,9 @@ var defaultTokenizer = DefaultTokenizer
 const byteSpecialsEnd = 100277
 
 // tokenizerFiles returns the tokenizer files to embed. path, when set, must
-// be a rank file. Otherwise def is used where it exists; where it does not
+// be a tiktoken rank file whose tokens fit vocab (embedded under its own
+// name where that ends in .tiktoken, since the name picks the split
+// pattern; else as cl100k_base.tiktoken). Otherwise def is used where it exists; where it does not
 // (any machine without the project's shared data), a byte-level rank file
 // is made instead — the 256 bytes as ranks 0-255, with cl100k's split
 // pattern and special tokens — so that run, chat, serve and bench open the
@@ -93,7 +98,19 @@ func tokenizerFiles(path, def string, vocab int) (map[string][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("synth: tokenizer: %w", err)
 		}
-		return map[string][]byte{"cl100k_base.tiktoken": data}, nil
+		// the name picks the split pattern and special tokens (o200k, r50k, ...)
+		name := filepath.Base(path)
+		if !strings.HasSuffix(name, ".tiktoken") {
+			name = "cl100k_base.tiktoken"
+		}
+		tok, err := tokenizer.FromTiktoken(data, path)
+		if err != nil {
+			return nil, fmt.Errorf("synth: tokenizer %s: %w", path, err)
+		}
+		if tok.VocabSize() > vocab {
+			return nil, fmt.Errorf("synth: tokenizer %s has %d tokens, more than the model's vocabulary of %d", path, tok.VocabSize(), vocab)
+		}
+		return map[string][]byte{name: data}, nil
 	}
 	if data, err := os.ReadFile(def); err == nil {
 		return map[string][]byte{"cl100k_base.tiktoken": data}, nil

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -297,6 +298,25 @@ func TestTokenizerFallback(t *testing.T) {
 	}
 	if files, err := tokenizerFiles("", missing, 1000); err != nil || files != nil {
 		t.Errorf("vocab 1000: %v, %v; want no tokenizer and no error", files, err)
+	}
+	// an explicit rank file: checked, and embedded under its own name
+	dir := t.TempDir()
+	ranks := filepath.Join(dir, "r50k_base.tiktoken")
+	if err := os.WriteFile(ranks, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if files, err := tokenizerFiles(ranks, missing, 100352); err != nil || len(files["r50k_base.tiktoken"]) != len(data) {
+		t.Errorf("--tokenizer %s: files %v, err %v; want it under its own name", ranks, slices.Collect(maps.Keys(files)), err)
+	}
+	if _, err := tokenizerFiles(ranks, missing, 1000); err == nil || !strings.Contains(err.Error(), "more than the model's vocabulary of 1000") {
+		t.Errorf("a tokenizer larger than the vocabulary: err %v", err)
+	}
+	bad := filepath.Join(dir, "bad.tiktoken")
+	if err := os.WriteFile(bad, []byte("not a rank file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tokenizerFiles(bad, missing, 100352); err == nil || !strings.Contains(err.Error(), "bad.tiktoken") {
+		t.Errorf("a file that is not a rank file: err %v, want one naming it", err)
 	}
 }
 
