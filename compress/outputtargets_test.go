@@ -18,7 +18,11 @@ import (
 // 0.3254 before the planner estimated errors after GPTQ; 0.2040 and
 // 0.3366 before the header was planned to the byte, with 8 KB fewer bytes;
 // with 8192 tokens of calibration the same model improves,
-// docs/benchmarks.md).
+// docs/benchmarks.md). The overfit maps follow the CPU kernels' rounding
+// of the calibration passes: on an AVX2-only AMD EPYC the same run gives
+// 0.1638 and 0.2539 (UPG_KERNEL=generic: 0.1591 and 0.3082), so the test
+// asks for the overfitting (at least 1.4 times the default's KLD), not for
+// one machine's value.
 func TestOutputTargetsTinyStories(t *testing.T) {
 	run := func(ot bool) *compress.Report {
 		rep, _ := tinyStoriesRun(t, compress.Options{TargetBPW: 4.6, OutputTargets: ot})
@@ -34,8 +38,8 @@ func TestOutputTargetsTinyStories(t *testing.T) {
 	if k := def.Quality.KLDMean; k < 0.13 || k > 0.18 {
 		t.Errorf("default path: held-out KLD %.4f, measured 0.1540", k)
 	}
-	if k := ot.Quality.KLDMean; k < 0.31 || k > 0.39 || k <= def.Quality.KLDMean {
-		t.Errorf("output targets: held-out KLD %.4f, measured 0.3529 (worse than without: overfitting)", k)
+	if k := ot.Quality.KLDMean; k < 1.4*def.Quality.KLDMean || k > 0.45 {
+		t.Errorf("output targets: held-out KLD %.4f, want at least 1.4x the default's %.4f and at most 0.45 (measured 0.2539-0.3529 by kernel path: overfitting)", k, def.Quality.KLDMean)
 	}
 }
 
