@@ -79,52 +79,51 @@ const DefaultTokenizer = "/work/shared/tokenizers/tiktoken/cl100k_base.tiktoken"
 // at a missing file to take the byte-level fallback).
 var defaultTokenizer = DefaultTokenizer
 
-// byteSpecialsEnd is one past cl100k's last special token (<|endofprompt|>
-// 100276): a vocabulary that small or larger holds the byte-level
-// tokenizer's ids.
-const byteSpecialsEnd = 100277
-
 // tokenizerFiles returns the tokenizer files to embed. path, when set, must
 // be a tiktoken rank file whose tokens fit vocab (embedded under its own
 // name where that ends in .tiktoken, since the name picks the split
-// pattern; else as cl100k_base.tiktoken). Otherwise def is used where it exists; where it does not
-// (any machine without the project's shared data), a byte-level rank file
-// is made instead — the 256 bytes as ranks 0-255, with cl100k's split
-// pattern and special tokens — so that run, chat, serve and bench open the
-// file anywhere. The weights are random, so its text is noise with either.
+// pattern; else as cl100k_base.tiktoken). Otherwise def is used where it
+// exists; where it does not (any machine without the project's shared
+// data), a byte-level rank file is made instead — the 256 bytes as ranks
+// 0-255, with cl100k's split pattern and special tokens — so that run,
+// chat, serve and bench open the file anywhere, or none where its tokens do
+// not fit vocab. The weights are random, so the text is noise with either.
 func tokenizerFiles(path, def string, vocab int) (map[string][]byte, error) {
+	name := "bytes.tiktoken"
+	var data []byte
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
+		var err error
+		if data, err = os.ReadFile(path); err != nil {
 			return nil, fmt.Errorf("synth: tokenizer: %w", err)
 		}
 		// the name picks the split pattern and special tokens (o200k, r50k, ...)
-		name := filepath.Base(path)
-		if !strings.HasSuffix(name, ".tiktoken") {
+		if name = filepath.Base(path); !strings.HasSuffix(name, ".tiktoken") {
 			name = "cl100k_base.tiktoken"
 		}
-		tok, err := tokenizer.FromTiktoken(data, path)
-		if err != nil {
-			return nil, fmt.Errorf("synth: tokenizer %s: %w", path, err)
+	} else if d, err := os.ReadFile(def); err == nil {
+		return map[string][]byte{"cl100k_base.tiktoken": d}, nil
+	} else {
+		var b strings.Builder
+		for i := range 256 {
+			fmt.Fprintf(&b, "%s %d\n", base64.StdEncoding.EncodeToString([]byte{byte(i)}), i)
 		}
-		if tok.VocabSize() > vocab {
-			return nil, fmt.Errorf("synth: tokenizer %s has %d tokens, more than the model's vocabulary of %d", path, tok.VocabSize(), vocab)
+		data = []byte(b.String())
+	}
+	tok, err := tokenizer.FromTiktoken(data, name)
+	if err != nil {
+		return nil, fmt.Errorf("synth: tokenizer %s: %w", path, err)
+	}
+	if n := tok.VocabSize(); n > vocab {
+		if path == "" {
+			slog.Warn("synth: no tokenizer embedded: the vocabulary is too small for the byte-level tokenizer's special tokens; pass one with --tokenizer", "vocab", vocab, "want", n)
+			return nil, nil
 		}
-		return map[string][]byte{name: data}, nil
+		return nil, fmt.Errorf("synth: tokenizer %s has %d tokens, more than the model's vocabulary of %d", path, n, vocab)
 	}
-	if data, err := os.ReadFile(def); err == nil {
-		return map[string][]byte{"cl100k_base.tiktoken": data}, nil
+	if path == "" {
+		slog.Info("synth: embedding a byte-level tokenizer (256 byte tokens); --tokenizer FILE embeds a rank file instead", "missing", def)
 	}
-	if vocab < byteSpecialsEnd {
-		slog.Warn("synth: no tokenizer embedded: the vocabulary is too small for cl100k's special tokens; pass one with --tokenizer", "vocab", vocab, "want", byteSpecialsEnd)
-		return nil, nil
-	}
-	slog.Info("synth: embedding a byte-level tokenizer (256 byte tokens); --tokenizer FILE embeds a rank file instead", "missing", def)
-	var b strings.Builder
-	for i := range 256 {
-		fmt.Fprintf(&b, "%s %d\n", base64.StdEncoding.EncodeToString([]byte{byte(i)}), i)
-	}
-	return map[string][]byte{"bytes.tiktoken": []byte(b.String())}, nil
+	return map[string][]byte{name: data}, nil
 }
 
 func (o *Options) defaults() {

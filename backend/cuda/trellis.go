@@ -58,12 +58,8 @@ type trellis1Plan struct {
 // estimate's best plan of n parts. On an H100 the Phi-4-shaped file decoded
 // at 105.3-105.4 tok/s with "auto" against 103.0-103.5 with 0, and at 97.4 with 2
 // parts for every matrix (NOTES.md, runs 250, 252 and 253).
-var trellis1Split = func() int {
-	if v := os.Getenv("UPG_CUDA_TRELLIS1_SPLIT"); v == "auto" || v == "-1" {
-		return -1
-	}
-	return envIntZero("UPG_CUDA_TRELLIS1_SPLIT", -1)
-}()
+// ("auto", "-1" and anything else not a count ≥ 0 keep the default.)
+var trellis1Split = envIntZero("UPG_CUDA_TRELLIS1_SPLIT", -1)
 
 // trellis1On (UPG_CUDA_TRELLIS1, on unless "0"): one-token steps on
 // upg_gemv_trellis1_k* rather than upg_gemv_trellis_k*_t1 (NOTES.md, run
