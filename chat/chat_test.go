@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 // conv is a system+user+assistant+user conversation; the assistant turn has
@@ -92,10 +94,8 @@ func TestLlamaCppVectors(t *testing.T) {
 // optional generation prompt) and compares with the phi4 template.
 func TestMiniphiTemplateFile(t *testing.T) {
 	const path = "../../shared/models/miniphi-29m/chat_template.jinja"
+	testutil.NeedData(t, path)
 	raw, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		t.Skipf("%s not present: shared test data missing", path)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ interrupted run never leaves a partial FILE.`,
 			defer removePartialOnSignal()()
 			rep, err := compress.Run(args[0], out, opts)
 			if bar != nil {
-				bar.finish()
+				bar.finish(err)
 			}
 			if err != nil {
 				return err

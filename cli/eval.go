@@ -87,7 +87,7 @@ that run, chat, bench and serve use for large ones.`,
 				bar.set(int64(d), int64(t), "")
 			})
 			if bar != nil {
-				bar.finish()
+				bar.finish(err)
 			}
 			if err != nil {
 				return err

@@ -51,7 +51,7 @@ machine. The weights are random: the text is noise with either.`,
 			}
 			err := synth.Write(out, opts)
 			if bar != nil {
-				bar.finish()
+				bar.finish(err)
 			}
 			if err != nil {
 				return err

@@ -91,7 +91,7 @@ type progress struct {
 // reached through engine.Load) shows this progress display and cleans up
 // after Ctrl-C.
 func init() {
-	ggufcache.NewProgress = func(desc, unit string) (func(done, total int64, stage string), func()) {
+	ggufcache.NewProgress = func(desc, unit string) (func(done, total int64, stage string), func(error)) {
 		p := newProgress(desc, unit, 100)
 		return p.set, p.finish
 	}
@@ -163,14 +163,25 @@ func (p *progress) line(stage string) {
 	fmt.Fprintln(os.Stderr, msg)
 }
 
-// finish ends the bar, or prints the final line.
-func (p *progress) finish() {
+// finish ends the display of work that ended with err: the bar filled, or
+// a final line saying "done"; after a failure the bar is cleared, or the
+// line says "failed", so that nothing reads as a success before the error.
+func (p *progress) finish(err error) {
 	if p.bar != nil {
+		if err != nil {
+			p.bar.Clear()
+			p.bar.Exit()
+			return
+		}
 		p.bar.Finish()
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err != nil {
+		p.line("failed")
+		return
+	}
 	p.line("done")
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/upg-ai/upg/internal/testutil"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -119,7 +120,8 @@ func TestReport(t *testing.T) {
 	}
 	ws, shp, err := loadSafetensors(miniphiDir, names)
 	if err != nil {
-		t.Skipf("miniphi weights not available: %v", err)
+		testutil.NeedData(t, miniphiDir)
+		t.Fatal(err)
 	}
 	configs := []Params{
 		{Codec: "dense", Bits: 3, GroupSize: 64},

@@ -163,6 +163,11 @@ func Run(src, out string, opts Options) (*Report, error) {
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 	}
+	// An impossible target fails here, before calibration and planning
+	// (on a 14B model, minutes to hours of work) rather than after them.
+	if err := checkReachable(ck.Tensors, opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", src, err)
+	}
 	tok, err := ck.Tokenizer()
 	if err != nil {
 		return nil, err
@@ -437,6 +442,66 @@ func allRequires(plans []*tensorPlan) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// minimumBytes is a lower bound on the size of any file Run can write from
+// tensors: every matrix at the smallest encoding of its family's ladder,
+// every other tensor in float32, and the 32-byte preamble; the header and
+// the alignment padding are left out. It also returns the parameter count.
+func minimumBytes(tensors checkpoint.Source, family Family) (minBytes, params int64, err error) {
+	minBytes = 32
+	for _, n := range tensors.Names() {
+		shape, ok := tensors.Shape(n)
+		if !ok {
+			return 0, 0, fmt.Errorf("tensor %s: no shape", n)
+		}
+		k, ok := tensor.NumElements(shape)
+		if !ok {
+			return 0, 0, fmt.Errorf("tensor %s: bad shape %v", n, shape)
+		}
+		params += int64(k)
+		if len(shape) != 2 {
+			minBytes += int64(4 * k)
+			continue
+		}
+		cands, err := Ladder(family, shape[1])
+		if err != nil {
+			return 0, 0, err
+		}
+		least := int64(-1)
+		for _, cp := range cands {
+			size, err := codec.EncodedSize(cp, shape[0], shape[1])
+			if err != nil {
+				return 0, 0, fmt.Errorf("%s: %w", n, err)
+			}
+			if least < 0 || size < least {
+				least = size
+			}
+		}
+		minBytes += least
+	}
+	return minBytes, params, nil
+}
+
+// checkReachable fails when the target is below minimumBytes, naming the
+// least target that could be asked for.
+func checkReachable(tensors checkpoint.Source, opts Options) error {
+	least, params, err := minimumBytes(tensors, opts.Family)
+	if err != nil {
+		return err
+	}
+	if params == 0 {
+		return fmt.Errorf("no tensors to compress")
+	}
+	target := targetBytes(opts, params)
+	if target >= least {
+		return nil
+	}
+	bpw := float64(least) * 8 / float64(params)
+	if opts.TargetBytes > 0 {
+		return fmt.Errorf("the smallest encodings need at least %d bytes (%.3f bits per weight), over the %d-byte target: raise --target-size", least, bpw, target)
+	}
+	return fmt.Errorf("the smallest encodings need at least %.3f bits per weight (%d bytes), over the %.3f asked: raise --target-bpw", bpw, least, opts.TargetBPW)
 }
 
 // targetBytes is the largest size of the output file: Options.TargetBytes

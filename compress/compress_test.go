@@ -5,20 +5,21 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/upg-ai/upg/compress"
 	"github.com/upg-ai/upg/engine"
 	"github.com/upg-ai/upg/eval"
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 const miniphi = "../../shared/models/miniphi-29m"
 
+// need skips a test whose shared data is absent, and fails it under CI=true.
 func need(t *testing.T, path string) {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("shared test data not available: %v", err)
-	}
+	testutil.NeedData(t, path)
 }
 
 // TestCompressEvalMiniphi is the end-to-end check of issue 3: compress the
@@ -98,15 +99,28 @@ func TestCompressEvalMiniphi(t *testing.T) {
 	}
 }
 
-// TestCompressFailureLeavesNoFile: a run that cannot succeed leaves no output
-// file and keeps an existing one intact.
+// TestCompressFailureLeavesNoFile: a target below what the smallest
+// encodings need fails before any work (no progress reported), names the
+// least rate that could be asked for, leaves no output file and keeps an
+// existing one intact. (TestLateFailureKeepsOutput fails a run after its
+// planning.)
 func TestCompressFailureLeavesNoFile(t *testing.T) {
 	need(t, miniphi)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "m.upg")
-	_, err := compress.Run(miniphi, out, compress.Options{TargetBPW: 0.5})
+	worked := false
+	opts := compress.Options{TargetBPW: 0.5, Progress: func(int64, int64, string) { worked = true }}
+	_, err := compress.Run(miniphi, out, opts)
 	if err == nil {
 		t.Fatal("compressing to 0.5 bits per weight succeeded")
+	}
+	// miniphi's smallest encodings (2-bit Lloyd codes in groups of 256)
+	// with its float32 norms: 7,461,312 bytes, 2.070 bits per weight
+	if want := "need at least 2.070 bits per weight (7461312 bytes), over the 0.500 asked: raise --target-bpw"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if worked {
+		t.Error("the run reported progress before refusing its target")
 	}
 	if _, statErr := os.Stat(out); !errors.Is(statErr, os.ErrNotExist) {
 		t.Errorf("a failed run left %s behind (%v)", out, statErr)
@@ -114,8 +128,8 @@ func TestCompressFailureLeavesNoFile(t *testing.T) {
 	if err := os.WriteFile(out, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := compress.Run(miniphi, out, compress.Options{TargetBPW: 0.5}); err == nil {
-		t.Fatal("compressing to 0.5 bits per weight succeeded")
+	if _, err := compress.Run(miniphi, out, compress.Options{TargetBytes: 1 << 20}); err == nil || !strings.Contains(err.Error(), "over the 1048576-byte target: raise --target-size") {
+		t.Errorf("a 1 MiB target: %v", err)
 	}
 	if b, _ := os.ReadFile(out); string(b) != "precious" {
 		t.Errorf("a failed run clobbered the existing output: %q", b)

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 const stories260K = "../../shared/models/stories260K/stories260K.gguf"
@@ -208,9 +210,7 @@ func TestLyingCounts(t *testing.T) {
 }
 
 func TestOpenStories260K(t *testing.T) {
-	if _, err := os.Stat(stories260K); err != nil {
-		t.Skipf("shared data absent: %v", err)
-	}
+	testutil.NeedData(t, stories260K)
 	f, err := Open(stories260K)
 	if err != nil {
 		t.Fatal(err)

@@ -88,8 +88,9 @@ type Options struct {
 }
 
 // NewProgress, when set, makes the progress display of a conversion (the
-// command line sets it to its progress bar).
-var NewProgress func(desc, unit string) (set func(done, total int64, stage string), finish func())
+// command line sets it to its progress bar); finish gets the conversion's
+// error, nil when it succeeded.
+var NewProgress func(desc, unit string) (set func(done, total int64, stage string), finish func(err error))
 
 // HandleSignals, when set, makes a conversion catch Ctrl-C and SIGTERM,
 // delete its partial file and exit with 130 (143 for SIGTERM), as the
@@ -305,7 +306,7 @@ func convertInto(src, dst, prefix string, opts compress.Options) (err error) {
 	if NewProgress != nil {
 		set, finish := NewProgress("converting", "parameters")
 		opts.Progress = set
-		defer finish()
+		defer func() { finish(err) }()
 	}
 	tmp := filepath.Join(tmpDir, filepath.Base(dst))
 	if err := convert(src, tmp, opts); err != nil {

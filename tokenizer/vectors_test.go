@@ -9,15 +9,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/upg-ai/upg/internal/testutil"
 )
 
 const shared = "../../shared"
 
+// requireShared skips a test whose shared data is absent, and fails it
+// under CI=true.
 func requireShared(t testing.TB, path string) {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("shared test data absent: %v", err)
-	}
+	testutil.NeedData(t, path)
 }
 
 // readVocabTests reads llama.cpp's test-tokenizer-0 format: inputs separated
