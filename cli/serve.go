@@ -166,18 +166,29 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 	if budget == 0 {
 		budget = -1 // from the memory left after the weights: the GPU's, or the host's
 	}
+	name := sf.name
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(filepath.Clean(path)), filepath.Ext(path))
+	}
+	// The port before the model: one in use fails now, not after a load of
+	// seconds to minutes, and until the model is ready every request is
+	// answered 503 "loading".
+	ln, err := net.Listen("tcp", net.JoinHostPort(sf.host, sf.port))
+	if err != nil {
+		return err
+	}
+	stopLoading := serve.ServeLoading(ln, name)
+	slog.Info("loading", "url", "http://"+ln.Addr().String(), "model", path)
 	start := time.Now()
 	l, err := engine.Load(path, engine.Options{Threads: mf.threads, Device: device, GPULayers: gpuLayers, Ctx: ctxLen, KVCache: kvType, AllowLongCtx: mf.longCtx,
 		MaxSeqs: sf.maxBatch, StepTokens: sf.stepTokens, KVBudget: budget, PrefixCache: !sf.noPrefixCache,
 		Lookup: mf.lookup})
 	if err != nil {
+		stopLoading()
+		ln.Close()
 		return err
 	}
 	defer l.Close()
-	name := sf.name
-	if name == "" {
-		name = strings.TrimSuffix(filepath.Base(filepath.Clean(path)), filepath.Ext(path))
-	}
 	pool := l.Pool
 	positions := pool.Blocks() * pool.BlockSize()
 	slog.Info("model loaded", "model", name, "path", path, "arch", c.Arch, "backend", engine.BackendName(l.Model), "gpu_layers", l.GPULayers, "context", l.Capacity(),
@@ -188,11 +199,7 @@ func runServe(ctx context.Context, mf *modelFlags, sf *serveFlags) error {
 
 	srv := serve.New(l.Engine, serve.Config{ModelName: name, APIKey: apiKey, CORSOrigins: sf.cors, MaxQueue: sf.maxQueue,
 		MaxBatch: sf.maxBatch, MaxBodyBytes: maxBody, RequestTimeout: sf.timeout, Logger: slog.Default()})
-	ln, err := net.Listen("tcp", net.JoinHostPort(sf.host, sf.port))
-	if err != nil {
-		srv.Close()
-		return err
-	}
+	stopLoading()
 	slog.Info("listening", "url", "http://"+ln.Addr().String(), "max_batch", sf.maxBatch, "step_tokens", l.Config().StepTokens,
 		"api_key", apiKey != "", "cors", sf.cors)
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -184,4 +185,17 @@ func TestServeFlags(t *testing.T) {
 	} {
 		wantFail(t, upg(t, append([]string{"serve", "--model", demoUpg}, c.args...)...), 2, c.frag)
 	}
+}
+
+// TestServePortInUse: a port already taken fails at once, before the model
+// loads (no "loading" or "model loaded" line), with the system's reason.
+func TestServePortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	r := upg(t, "serve", "--model", demoUpg, "--port", port)
+	wantFail(t, r, 1, "127.0.0.1:"+port, "address already in use")
 }
