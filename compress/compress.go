@@ -168,6 +168,13 @@ func Run(src, out string, opts Options) (*Report, error) {
 	if err := checkReachable(ck.Tensors, opts); err != nil {
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
+	// The output's temporary file now too, so that an output directory
+	// that is missing or not writable fails before the work.
+	w, err := upgfile.Create(out)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
 	tok, err := ck.Tokenizer()
 	if err != nil {
 		return nil, err
@@ -340,11 +347,6 @@ func Run(src, out string, opts Options) (*Report, error) {
 		"codecs", FamilyNote(opts.Family))
 
 	// 3. Encode layer by layer and write.
-	w, err := upgfile.Create(out)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Abort()
 	c.w = w
 	c.planOf = planOf
 	if err := c.encodeAll(names); err != nil {

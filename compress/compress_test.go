@@ -139,3 +139,18 @@ func TestCompressFailureLeavesNoFile(t *testing.T) {
 		t.Errorf("temporary files left behind: %v", entries)
 	}
 }
+
+// TestCompressMissingDirFailsFirst: an output directory that does not exist
+// fails before any work (no progress reported), naming the output.
+func TestCompressMissingDirFailsFirst(t *testing.T) {
+	need(t, miniphi)
+	out := filepath.Join(t.TempDir(), "missing", "m.upg")
+	worked := false
+	_, err := compress.Run(miniphi, out, compress.Options{TargetBPW: 3.2, Progress: func(int64, int64, string) { worked = true }})
+	if err == nil || !strings.Contains(err.Error(), out) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("compressing into a missing directory: %v", err)
+	}
+	if worked {
+		t.Error("the run reported progress before finding its output directory missing")
+	}
+}
