@@ -212,6 +212,14 @@ func Run(src, out string, opts Options) (*Report, error) {
 		if i := len(seqs) * opts.CalibCtx; i+opts.CalibCtx <= len(ids) {
 			holdout = ids[i : i+opts.CalibCtx]
 		}
+		if used := len(seqs) * opts.CalibCtx; used < opts.CalibTokens {
+			slog.Warn("the calibration text is shorter than asked: calibrating on fewer tokens", "tokens_used", used,
+				"tokens_asked", opts.CalibTokens, "text_tokens", len(ids), "sequence", opts.CalibCtx)
+		}
+		if holdout == nil {
+			slog.Warn("the calibration text has no sequence left to hold out: the file's quality will not be measured",
+				"text_tokens", len(ids), "needed", (len(seqs)+1)*opts.CalibCtx)
+		}
 	}
 	names := ck.Tensors.Names()
 	sort.Strings(names)

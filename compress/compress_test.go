@@ -131,13 +131,7 @@ func TestCompressFailureLeavesNoFile(t *testing.T) {
 	if _, err := compress.Run(miniphi, out, compress.Options{TargetBytes: 1 << 20}); err == nil || !strings.Contains(err.Error(), "over the 1048576-byte target: raise --target-size") {
 		t.Errorf("a 1 MiB target: %v", err)
 	}
-	if b, _ := os.ReadFile(out); string(b) != "precious" {
-		t.Errorf("a failed run clobbered the existing output: %q", b)
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("temporary files left behind: %v", entries)
-	}
+	compress.KeptOutput(t, dir, out)
 }
 
 // TestCompressMissingDirFailsFirst: an output directory that does not exist

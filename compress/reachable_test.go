@@ -90,6 +90,13 @@ func TestLateFailureKeepsOutput(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "-byte budget: raise --target-size") {
 		t.Fatalf("a target one byte over the lower bound: %v", err)
 	}
+	KeptOutput(t, dir, out)
+}
+
+// KeptOutput checks what a failed run leaves: out as the test wrote it
+// ("precious") and no other file in dir. (compress_test uses it too.)
+func KeptOutput(t *testing.T, dir, out string) {
+	t.Helper()
 	if b, _ := os.ReadFile(out); string(b) != "precious" {
 		t.Errorf("a failed run clobbered the existing output: %q", b)
 	}
