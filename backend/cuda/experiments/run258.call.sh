@@ -1,7 +1,7 @@
 #!/bin/bash
 # Run 258 (2026-12-07, thirty-fifth stop), on any card: the trellis split tests on HEAD's cuda.test (the review mend
 # of 40f2dbc, `trellis1Split` as envIntZero's default, had not run on a GPU), the greedy-vs-CPU test, `upg serve
-# --device cuda` answering 503 "loading" on its port before the model is up and serving once it is (daa9597's
+# --device cuda` answering 503 "loading" on its port before the model is up and serving once it is (840ecc5's
 # listen-first start), then HEAD's decode on the bar's file. Carry .cuda-carry/h: upg and cuda.test cross-built
 # from 530d0e3 with kernels.fatbin emptied (UPG_CUDA_FATBIN: the committed one), the tokenizer, the corpus.
 set -u
