@@ -3,32 +3,24 @@ package compress_test
 import (
 	"bytes"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/upg-ai/upg/compress"
-	"github.com/upg-ai/upg/internal/testutil"
 )
 
 // TestShortCalibrationWarns: a calibration text with fewer tokens than
 // --calib-tokens asks, and none left over to hold out, is said so in the
 // log (how many tokens were used of how many asked), and the run goes on.
 func TestShortCalibrationWarns(t *testing.T) {
-	model := "../../shared/models/TinyStories-656K"
-	textPath := "../../shared/corpus/cs336_tinystories_sample.txt"
-	testutil.NeedData(t, model, textPath)
-	text, err := os.ReadFile(textPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	text := tinyStoriesText(t)
 	var log bytes.Buffer
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	defer slog.SetDefault(old)
-	opts := compress.Options{TargetBPW: 5, CalibText: string(text), CalibTokens: 1 << 20, CalibCtx: 256, Threads: 2}
-	rep, err := compress.Run(model, filepath.Join(t.TempDir(), "ts.upg"), opts)
+	opts := compress.Options{TargetBPW: 5, CalibText: text, CalibTokens: 1 << 20, CalibCtx: 256, Threads: 2}
+	rep, err := compress.Run(tinyStories, filepath.Join(t.TempDir(), "ts.upg"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,16 +49,10 @@ func TestOutputTargetsTinyStories(t *testing.T) {
 // opts' rate and switches, and returns the report and the file.
 func tinyStoriesRun(t *testing.T, opts compress.Options) (*compress.Report, string) {
 	t.Helper()
-	model := "../../shared/models/TinyStories-656K"
-	textPath := "../../shared/corpus/cs336_tinystories_sample.txt"
-	testutil.NeedData(t, model, textPath)
-	text, err := os.ReadFile(textPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	text := tinyStoriesText(t)
 	opts.CalibText, opts.CalibTokens, opts.CalibCtx, opts.Family, opts.Threads = string(text), 512, 256, "trellis", 2
 	out := filepath.Join(t.TempDir(), "ts.upg")
-	rep, err := compress.Run(model, out, opts)
+	rep, err := compress.Run(tinyStories, out, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,4 +60,19 @@ func tinyStoriesRun(t *testing.T, opts compress.Options) (*compress.Report, stri
 		t.Fatal("no held-out measurement")
 	}
 	return rep, out
+}
+
+// tinyStories is TinyStories-656K; tinyStoriesText returns the five shared
+// TinyStories its compression tests calibrate on (both required).
+const tinyStories = "../../shared/models/TinyStories-656K"
+
+func tinyStoriesText(t *testing.T) string {
+	t.Helper()
+	const path = "../../shared/corpus/cs336_tinystories_sample.txt"
+	testutil.NeedData(t, tinyStories, path)
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(text)
 }

@@ -14,12 +14,11 @@ import (
 // and the byte count that a bits-per-weight target stands for gives the
 // same file as that target.
 func TestTargetBytes(t *testing.T) {
-	model := "../../shared/models/TinyStories-656K"
-	testutil.NeedData(t, model)
+	testutil.NeedData(t, tinyStories)
 	dir := t.TempDir()
 	run := func(name string, opts compress.Options) (*compress.Report, error) {
 		opts.Family, opts.Threads = "trellis", 2
-		return compress.Run(model, filepath.Join(dir, name), opts)
+		return compress.Run(tinyStories, filepath.Join(dir, name), opts)
 	}
 	byBPW, err := run("bpw.upg", compress.Options{TargetBPW: 5.0})
 	if err != nil {
