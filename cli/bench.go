@@ -21,21 +21,18 @@ func newBenchCmd() *cobra.Command {
 		gpu     string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench --model FILE",
+		Use:   "bench [--model FILE]",
 		Short: "Measure memory bandwidth, prefill and decode speed of a model",
 		Long: `bench first measures this machine's streaming read bandwidth, then loads the
 model, prefills a random prompt and decodes tokens one at a time. Decoding
 reads every weight once per token, so the effective GB/s (weight bytes per
 token × tokens/s) against the read bandwidth shows how close the kernels come
-to the memory roofline.`,
+to the memory roofline. Without --model, the bundled demo model runs.`,
 		Example: `  upg bench --model /tmp/phi4-synth.upg
   upg bench --model model.upg --threads 2 --json
   upg bench --model model.upg --prompt-tokens 256 --gen-tokens 64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if path == "" {
-				return usagef("--model is required")
-			}
 			if err := checkThreads(opts.Threads); err != nil {
 				return err
 			}
@@ -56,6 +53,11 @@ to the memory roofline.`,
 			}
 			if path, err = modelPath(path); err != nil {
 				return err
+			}
+			if path == "" {
+				if path, err = demoModelPath(); err != nil {
+					return err
+				}
 			}
 			if _, err := sample.New(opts.Sampling); err != nil {
 				return usagef("%v", err)
@@ -148,7 +150,7 @@ to the memory roofline.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&path, "model", "m", "", "model: .upg file, Hugging Face directory or .gguf")
+	f.StringVarP(&path, "model", "m", "", "model: .upg file, Hugging Face directory, .gguf, or a name in the models directory (upg list) (default: the bundled demo model)")
 	f.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	f.StringVar(&opts.Device, "device", "auto", "where to run: auto (an NVIDIA GPU when one is usable, else the CPU), cpu or cuda; on a GPU the roofline is its copy bandwidth")
 	f.IntVar(&opts.PromptTokens, "prompt-tokens", 512, "prefill prompt length")

@@ -570,3 +570,28 @@ func TestQuantizedGGUFEvalMatchesLlamaCpp(t *testing.T) {
 		t.Errorf("upg: PPL ratio %.4f, KLD %.5f, top-1 %.2f%%; llama.cpp: 1.0075, 0.00806, 95.29%%", res.PPLRatio, res.KLDMean, 100*res.Top1)
 	}
 }
+
+// TestBenchDefaultsToDemo: bench without --model measures the bundled demo
+// model, as run, chat, serve, eval and inspect do (it said "--model is
+// required").
+func TestBenchDefaultsToDemo(t *testing.T) {
+	testutil.NeedData(t, demoUPG)
+	demo, err := filepath.Abs(demoUPG)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := upgEnv(t, []string{"UPG_DEMO_MODEL=" + demo}, "bench", "--device", "cpu", "--prompt-tokens", "8", "--gen-tokens", "2", "--json")
+	wantOK(t, r, -1)
+	var j struct {
+		Model      string  `json:"model"`
+		DecodeTokS float64 `json:"decode_tok_s"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &j); err != nil {
+		t.Fatalf("bench --json: %v\n%s", err, r)
+	}
+	if j.Model != demo || !(j.DecodeTokS > 0) {
+		t.Errorf("bench without --model: model %q, decode %v tok/s; want %q and a speed\n%s", j.Model, j.DecodeTokS, demo, r.stdout)
+	}
+	r = upgEnv(t, nil, "bench", "--prompt-tokens", "8", "--gen-tokens", "2")
+	wantFail(t, r, exitError, "no --model given", "UPG_DEMO_MODEL=/nonexistent/demo.upg", "no such file")
+}

@@ -198,6 +198,9 @@ const DemoModel = "models/miniphi-29m.upg"
 // models/ under the working directory or its parents, then beside the binary.
 func demoModelPath() (string, error) {
 	if p := os.Getenv("UPG_DEMO_MODEL"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("no --model given and the demo model UPG_DEMO_MODEL=%s cannot be read: %w", p, errors.Unwrap(err))
+		}
 		return p, nil
 	}
 	var dirs []string
