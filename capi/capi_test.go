@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/upg-ai/upg/backend/cuda"
+	"github.com/upg-ai/upg/engine"
 )
 
 const demoModel = "../models/miniphi-29m.upg"
@@ -209,5 +213,73 @@ func TestHandles(t *testing.T) {
 	}
 	if liveHandles() != n {
 		t.Fatal("handle leaked")
+	}
+}
+
+// TestPlacement: the load options' device and gpu_layers map onto the
+// engine's as upg run's --device and --gpu-layers do, and bad values are
+// argument errors naming the option.
+func TestPlacement(t *testing.T) {
+	for _, c := range []struct {
+		device, layers string // layers: gpu_layers' JSON ("" = absent)
+		wantDev        string
+		wantN          int
+		wantErr        string
+	}{
+		{"", "", "auto", 0, ""},
+		{"CUDA", "", "cuda", 0, ""},
+		{"cpu", "null", "cpu", 0, ""},
+		{"cuda", "0", "cpu", 0, ""}, // no layer on the GPU: the CPU, no driver needed
+		{"auto", "5", "auto", 5, ""},
+		{"cuda", `"auto"`, "cuda", engine.GPULayersAuto, ""},
+		{"tpu", "", "", 0, `device must be "auto", "cpu" or "cuda", not "tpu"`},
+		{"cpu", "3", "", 0, `gpu_layers 3 needs device "cuda" or "auto"`},
+		{"cpu", `"auto"`, "", 0, `gpu_layers "auto" needs device`},
+		{"cuda", "-1", "", 0, "gpu_layers must be None (every layer), a number of layers ≥ 0 or \"auto\", not -1"},
+		{"cuda", `"most"`, "", 0, `not "most"`},
+		{"cuda", "1.5", "", 0, "not 1.5"},
+	} {
+		o := loadOptions{Device: c.device}
+		if c.layers != "" {
+			o.GPULayers = []byte(c.layers)
+		}
+		dev, n, err := o.placement()
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) || classify(err, codeFormat) != codeArgument {
+				t.Errorf("%q, %s: %v, want an argument error with %q", c.device, c.layers, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || dev != c.wantDev || n != c.wantN {
+			t.Errorf("%q, %s: %q, %d, %v; want %q, %d", c.device, c.layers, dev, n, err, c.wantDev, c.wantN)
+		}
+	}
+}
+
+// TestDeviceUnusable: a GPU asked for on a machine without one is its own
+// code (UPG_ERR_DEVICE, Python's DeviceError), message the backend's.
+func TestDeviceUnusable(t *testing.T) {
+	if cuda.Probe() == nil {
+		t.Skip("an NVIDIA GPU is usable here: the no-GPU error cannot be produced")
+	}
+	_, err := loadModel(demoModel, loadOptions{Device: "cuda", Threads: 1})
+	if err == nil || classify(err, codeFormat) != codeDevice || !strings.Contains(err.Error(), "cuda: ") {
+		t.Fatalf("device cuda without a GPU: %v (code %d), want code %d", err, classify(err, codeFormat), codeDevice)
+	}
+	m, err := loadModel(demoModel, loadOptions{Device: "auto", Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	if info, _ := m.info(); !strings.HasPrefix(info.Device, "cpu/") || info.GPULayers != 0 {
+		t.Errorf("auto without a GPU: device %q, %d GPU layers", info.Device, info.GPULayers)
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	for v, want := range map[string]slog.Level{"": slog.LevelWarn, "debug": slog.LevelDebug, "INFO": slog.LevelInfo, "error": slog.LevelError, "loud": slog.LevelWarn} {
+		if got := logLevel(v); got != want {
+			t.Errorf("%s=%q: %v, want %v", LogEnv, v, got, want)
+		}
 	}
 }

@@ -25,7 +25,8 @@
 //
 // Codes: 1 error, 2 bad argument, 3 not found, 4 bad model file (corrupt,
 // unsupported), 5 closed or unknown handle, 6 cancelled, 7 other I/O error,
-// 8 buffer too small.
+// 8 buffer too small, 9 the GPU asked for is not usable (no NVIDIA driver or
+// GPU, a driver too old, too little device memory).
 package main
 
 // main is required of a c-shared library and never runs. It lives apart from

@@ -19,6 +19,7 @@ const (
 	codeCancelled = 6 // the operation was cancelled
 	codeIO        = 7 // another operating-system error (permissions, disk full)
 	codeTooSmall  = 8 // the caller's buffer is too small (the size needed is returned)
+	codeDevice    = 9 // the GPU asked for is not usable: no NVIDIA driver or GPU, a driver too old, too little device memory
 )
 
 // apiError carries an error code chosen where the error is made.

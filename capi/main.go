@@ -74,7 +74,8 @@ func upg_version(out **C.char) C.int32_t {
 }
 
 // upg_model_load loads a model (.upg, GGUF or Hugging Face directory) with
-// options {"device","ctx","threads","kv_cache","lookup"} (JSON, may be NULL).
+// options {"device","gpu_layers","ctx","threads","kv_cache","lookup"} (JSON,
+// may be NULL). A GPU that cannot be used fails with UPG_ERR_DEVICE (9).
 //
 //export upg_model_load
 func upg_model_load(path, optsJSON *C.char, out *C.uint64_t, errOut **C.char) (rc C.int32_t) {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,11 +14,54 @@ import (
 
 // loadOptions are upg_model_load's options (JSON).
 type loadOptions struct {
-	Device  string `json:"device"`   // "auto" or "cpu" ("" = auto)
+	Device  string `json:"device"`   // "auto" (the GPU when one is usable, else the CPU), "cpu" or "cuda" ("" = auto)
 	Ctx     int    `json:"ctx"`      // 0 = the model's, at most 4096
 	Threads int    `json:"threads"`  // 0 = all cores
 	KVCache string `json:"kv_cache"` // "f16" (default), "f32" or "q8"
 	Lookup  int    `json:"lookup"`   // prompt-lookup draft tokens per step (0 = off)
+	// GPULayers is how many decoder layers run on the GPU, the last ones
+	// (upg run --gpu-layers): null or absent = every layer, N ≥ 0 = the last
+	// N (0: none, the CPU alone), "auto" = as many as fit the free device
+	// memory with a KV cache of the context.
+	GPULayers json.RawMessage `json:"gpu_layers"`
+}
+
+// placement resolves the device and the engine's GPU layer count from o.
+func (o loadOptions) placement() (device string, gpuLayers int, err error) {
+	device = strings.ToLower(o.Device)
+	switch device {
+	case "":
+		device = "auto"
+	case "auto", "cpu", "cuda":
+	default:
+		return "", 0, argErrorf("device must be \"auto\", \"cpu\" or \"cuda\", not %q", o.Device)
+	}
+	raw := strings.TrimSpace(string(o.GPULayers))
+	if raw == "" || raw == "null" {
+		return device, 0, nil
+	}
+	var n int
+	if raw == `"auto"` {
+		n = engine.GPULayersAuto
+	} else if err := json.Unmarshal(o.GPULayers, &n); err != nil || n < 0 {
+		return "", 0, argErrorf("gpu_layers must be None (every layer), a number of layers ≥ 0 or \"auto\", not %s", raw)
+	}
+	switch {
+	case n == 0:
+		return "cpu", 0, nil
+	case device == "cpu":
+		return "", 0, argErrorf("gpu_layers %s needs device \"cuda\" or \"auto\" (with device \"cpu\" every layer runs on the CPU)", raw)
+	}
+	return device, n, nil
+}
+
+// deviceError gives the GPU's failures to start their own code: a machine
+// without the NVIDIA driver or a GPU, a driver too old, too little memory.
+func deviceError(err error) error {
+	if errors.Is(err, engine.ErrDevice) {
+		return &apiError{codeDevice, err}
+	}
+	return err
 }
 
 // modelObj is a loaded model behind a handle. Every call holds life for
@@ -41,10 +86,9 @@ type modelObj struct {
 }
 
 func loadModel(path string, o loadOptions) (*modelObj, error) {
-	switch strings.ToLower(o.Device) {
-	case "", "auto", "cpu":
-	default:
-		return nil, argErrorf("device %q is not available: this build runs on the CPU only (use \"auto\" or \"cpu\")", o.Device)
+	device, gpuLayers, err := o.placement()
+	if err != nil {
+		return nil, err
 	}
 	if o.Ctx < 0 {
 		return nil, argErrorf("ctx %d must be ≥ 0 (0 = the model's context, at most 4096)", o.Ctx)
@@ -65,9 +109,9 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if path == "" {
 		return nil, argErrorf("no model path given")
 	}
-	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Ctx: o.Ctx, KVCache: kv, Lookup: o.Lookup})
+	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Device: device, GPULayers: gpuLayers, Ctx: o.Ctx, KVCache: kv, Lookup: o.Lookup})
 	if err != nil {
-		return nil, err
+		return nil, deviceError(err)
 	}
 	return &modelObj{l: l, gen: make(chan struct{}, 1), gens: map[*genObj]bool{}}, nil
 }
@@ -99,6 +143,8 @@ func (m *modelObj) close() error {
 type modelInfo struct {
 	Path      string `json:"path"`
 	Format    string `json:"format"`
+	Device    string `json:"device"`     // the backends it runs on: "cpu/avx2", "cuda/NVIDIA H100 80GB HBM3", or a split's stages
+	GPULayers int    `json:"gpu_layers"` // decoder layers on the GPU (0: the CPU alone)
 	Arch      string `json:"architecture"`
 	Vocab     int    `json:"vocab_size"` // logits per position
 	TokVocab  int    `json:"tokenizer_vocab_size"`
@@ -138,7 +184,7 @@ func (m *modelObj) info() (modelInfo, error) {
 	if t, ok := l.Model.Backend().(interface{ Threads() int }); ok {
 		threads = t.Threads()
 	}
-	return modelInfo{Path: l.Checkpoint.Path, Format: l.Checkpoint.Format, Arch: c.HFArchitecture, Vocab: c.Vocab,
+	return modelInfo{Path: l.Checkpoint.Path, Format: l.Checkpoint.Format, Device: engine.BackendName(l.Model), GPULayers: l.GPULayers, Arch: c.HFArchitecture, Vocab: c.Vocab,
 		TokVocab: l.Tokenizer.VocabSize(), Ctx: l.Capacity(), Threads: threads, KVCache: kv, Lookup: l.Config().Lookup,
 		Template: l.Template.Name, BOS: l.Tokenizer.BOS(), EOS: l.Tokenizer.EOS(), Params: l.Checkpoint.NumParams(),
 		Layers: c.Layers, Hidden: c.Hidden, MaxPos: c.MaxPositions, StepLimit: l.Config().StepTokens}, nil

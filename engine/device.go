@@ -39,6 +39,18 @@ func NewBackend(device string, threads int) (backend.Backend, error) {
 	return nil, fmt.Errorf("unknown device %q (want auto, cpu or cuda)", device)
 }
 
+// ErrDevice is matched (errors.Is) by Load's errors for a GPU that was
+// asked for and cannot be used: no NVIDIA driver or GPU, a driver too old,
+// too little free device memory for the model. Their messages are the
+// backend's own.
+var ErrDevice = errors.New("the GPU cannot be used")
+
+// deviceError marks err as ErrDevice without changing its message.
+type deviceError struct{ err error }
+
+func (e deviceError) Error() string   { return e.err.Error() }
+func (e deviceError) Unwrap() []error { return []error{e.err, ErrDevice} }
+
 // weightSizer is a backend whose weights live in device memory (the GPU's):
 // it says how much a matrix takes there before it is uploaded.
 type weightSizer interface {

@@ -130,7 +130,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	}
 	be, err := newBackend(device, opts.Threads)
 	if err != nil {
-		return fail(err)
+		return fail(deviceError{err})
 	}
 	// One context's KV cache per layer: what --gpu-layers auto and the
 	// "fits" hint leave room for.
@@ -140,7 +140,7 @@ func Load(path string, opts Options) (*Loaded, error) {
 	if err != nil {
 		be.Close()
 		if !strings.EqualFold(device, "auto") {
-			return fail(fmt.Errorf("%s: %w", path, err))
+			return fail(fmt.Errorf("%s: %w", path, deviceError{err}))
 		}
 		slog.Warn("running on the CPU", "reason", err.Error())
 		be, plan = cpu.New(opts.Threads), gpuPlan{layers: c.Layers}

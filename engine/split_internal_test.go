@@ -2,13 +2,17 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/backend/cpu"
+	"github.com/upg-ai/upg/backend/cuda"
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/internal/decodetest"
 	"github.com/upg-ai/upg/internal/testutil"
@@ -187,8 +191,8 @@ func TestGPULayersFit(t *testing.T) {
 	withFakeGPU(t, free)
 	_, err := Load(demoModel, Options{Device: "cuda", Ctx: ctx, Threads: 1})
 	hint := fmt.Sprintf("--gpu-layers %d fits", k)
-	if err == nil || !strings.Contains(err.Error(), hint) || !strings.Contains(err.Error(), "GiB is free on fake-gpu") {
-		t.Fatalf("whole model on a small device: %v, want an error with %q", err, hint)
+	if err == nil || !strings.Contains(err.Error(), hint) || !strings.Contains(err.Error(), "GiB is free on fake-gpu") || !errors.Is(err, ErrDevice) {
+		t.Fatalf("whole model on a small device: %v, want an ErrDevice with %q", err, hint)
 	}
 	t.Log(err)
 	if _, err := Load(demoModel, Options{Device: "cuda", GPULayers: L - 1, Ctx: ctx, Threads: 1}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("the last %d of its %d layers need", L-1, L)) {
@@ -228,5 +232,29 @@ func TestGPULayersFit(t *testing.T) {
 	}
 	if _, err := Load(demoModel, Options{Device: "cpu", GPULayers: -2, Threads: 1}); err == nil || !strings.Contains(err.Error(), "GPULayers -2") {
 		t.Errorf("GPULayers -2: %v", err)
+	}
+}
+
+// TestLoadDeviceError: Load's errors for a GPU that cannot be used match
+// ErrDevice (the C ABI's UPG_ERR_DEVICE) and keep the backend's own cause
+// and message; a bad file does not.
+func TestLoadDeviceError(t *testing.T) {
+	testutil.NeedData(t, demoModel)
+	t.Cleanup(func() { newBackend = NewBackend })
+	noDriver := fmt.Errorf("cuda: %w: cannot load libcuda.so.1", cuda.ErrNoDriver)
+	newBackend = func(device string, threads int) (backend.Backend, error) {
+		if strings.EqualFold(device, "cpu") {
+			return cpu.New(threads), nil
+		}
+		return nil, noDriver
+	}
+	_, err := Load(demoModel, Options{Device: "cuda", Threads: 1})
+	if !errors.Is(err, ErrDevice) || !errors.Is(err, cuda.ErrNoDriver) || err.Error() != noDriver.Error() {
+		t.Errorf("no driver: %v, want ErrDevice with the backend's message %q", err, noDriver)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.upg")
+	os.WriteFile(bad, []byte("not a model"), 0o644)
+	if _, err := Load(bad, Options{Device: "cuda", Threads: 1}); err == nil || errors.Is(err, ErrDevice) {
+		t.Errorf("a bad file: %v, want an error that is not ErrDevice", err)
 	}
 }

@@ -27,11 +27,18 @@ def pytest_report_header(config: Any) -> str:
     return f"upg {upg.__version__} from {Path(upg.__file__).parent}; shared data {SHARED}"
 
 
+def _missing(why: str) -> None:
+    """A missing fixture skips the test, and fails it under CI=true (where every fixture must be there)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def cli() -> Path:
     p = os.environ.get("UPG_CLI")
     if not p:
-        pytest.skip("UPG_CLI (an upg binary) is not set; python/tests/run.sh sets it")
+        _missing("UPG_CLI (an upg binary) is not set; python/tests/run.sh sets it")
     return Path(p)
 
 
@@ -42,7 +49,7 @@ def run_cli(cli: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def shared() -> Path:
     if not MODELS.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED}")
+        _missing(f"shared test data not found at {SHARED}")
     return SHARED
 
 

@@ -11,7 +11,7 @@ from conftest import MODELS, reference
 
 @pytest.mark.parametrize("name", ["miniphi-29m", "TinyStories-656K", "tiny-qwen2-random"])
 def test_logits_equal_transformers(shared, name: str) -> None:
-    with upg.Model(MODELS / name, kv_cache="f32") as m:
+    with upg.Model(MODELS / name, device="cpu", kv_cache="f32") as m:
         for c in reference(name)["cases"]:
             last = m.logits(c["input_ids"])
             assert last.dtype == np.float32 and last.shape == (m.vocab_size,)

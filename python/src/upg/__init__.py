@@ -19,6 +19,7 @@ from ._tools import compress, evaluate, evaluate_many, inspect
 from .errors import (
     CancelledError,
     ClosedError,
+    DeviceError,
     InvalidArgumentError,
     ModelFormatError,
     ModelNotFoundError,
@@ -43,5 +44,6 @@ __all__ = [
     "ClosedError",
     "CancelledError",
     "UpgIOError",
+    "DeviceError",
     "__version__",
 ]

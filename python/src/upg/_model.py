@@ -144,7 +144,13 @@ class Model:
 
     `path` is a .upg file, a Hugging Face checkpoint directory or an F16/F32/BF16
     GGUF file; None loads the bundled demo model (miniphi-29m). `device` is "auto"
-    or "cpu" (this build runs on the CPU). `ctx` is the context window in tokens
+    (an NVIDIA GPU when one is usable, else the CPU), "cpu" or "cuda" (the first
+    NVIDIA GPU; DeviceError when there is none, its driver is too old or the
+    model does not fit its free memory). `gpu_layers` is how many decoder layers
+    run on the GPU, the last ones (`upg run --gpu-layers`): None = every layer,
+    N = the last N with the layers before them on the CPU (a model larger than
+    the card), 0 = none, "auto" = as many as fit the free device memory.
+    `info["device"]` and `info["gpu_layers"]` say where it runs. `ctx` is the context window in tokens
     (None: the model's, at most 4096), `threads` the CPU worker threads (None: one
     per core), `kv_cache` the type of cached keys and values ("f16", "f32" for an
     exact cache, or "q8": int8 with a scale per 32 values, about half of f16's
@@ -164,6 +170,7 @@ class Model:
         path: Optional[PathLike] = None,
         *,
         device: str = "auto",
+        gpu_layers: Union[int, str, None] = None,
         ctx: Optional[int] = None,
         threads: Optional[int] = None,
         kv_cache: str = "f16",
@@ -177,8 +184,14 @@ class Model:
         for name, v in (("device", device), ("kv_cache", kv_cache)):
             if not isinstance(v, str):
                 raise TypeError(f"{name} must be a str, not {type(v).__name__}")
+        if isinstance(gpu_layers, str):
+            if gpu_layers != "auto":
+                raise InvalidArgumentError(f'gpu_layers must be None (every layer), a number of layers ≥ 0 or "auto", not {gpu_layers!r}')
+        elif gpu_layers is not None:
+            gpu_layers = _int_opt("gpu_layers", gpu_layers, minimum=0, allow_none=False)
         opts = {
             "device": device,
+            "gpu_layers": gpu_layers,
             "ctx": _int_opt("ctx", ctx, minimum=1),
             "threads": _int_opt("threads", threads, minimum=1),
             "kv_cache": kv_cache,

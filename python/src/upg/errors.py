@@ -33,6 +33,11 @@ class UpgIOError(UpgError, OSError):
     """An operating-system error other than a missing file (permissions, a full disk)."""
 
 
+class DeviceError(UpgError):
+    """The GPU asked for cannot be used: no NVIDIA driver or GPU, a driver too old, too little free device memory
+    for the model (the message names what is needed and what is free)."""
+
+
 # The C ABI's error codes (capi/handles.go).
 _BY_CODE: dict[int, type[UpgError]] = {
     1: UpgError,
@@ -42,6 +47,7 @@ _BY_CODE: dict[int, type[UpgError]] = {
     5: ClosedError,
     6: CancelledError,
     7: UpgIOError,
+    9: DeviceError,
 }
 
 

@@ -1,0 +1,71 @@
+"""Where a model runs: device="auto", "cpu" or "cuda", gpu_layers, and the errors for a GPU that cannot be used.
+
+On a machine with an NVIDIA driver, device="cuda" must run and agree with the CPU (greedy text, last-position logits
+within 2e-2, issue 11's bar); without one it must raise DeviceError naming the driver, and "auto" must run on the CPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+
+import upg
+
+
+def _has_driver() -> bool:
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def test_cpu_placement(demo: upg.Model) -> None:
+    with upg.Model(demo.path, device="cpu") as m:
+        assert m.info["device"].startswith("cpu/") and m.info["gpu_layers"] == 0
+    # No layer on the GPU is the CPU, whatever the device: no driver is needed.
+    with upg.Model(demo.path, device="cuda", gpu_layers=0) as m:
+        assert m.info["device"].startswith("cpu/") and m.info["gpu_layers"] == 0
+
+
+def test_bad_placement_options(demo: upg.Model) -> None:
+    with pytest.raises(upg.InvalidArgumentError, match='device must be "auto", "cpu" or "cuda", not "tpu"'):
+        upg.Model(demo.path, device="tpu")
+    with pytest.raises(upg.InvalidArgumentError, match="gpu_layers -1 must be ≥ 0"):
+        upg.Model(demo.path, gpu_layers=-1)
+    with pytest.raises(upg.InvalidArgumentError, match="gpu_layers must be None"):
+        upg.Model(demo.path, gpu_layers="most")
+    with pytest.raises(upg.InvalidArgumentError, match='gpu_layers 2 needs device "cuda" or "auto"'):
+        upg.Model(demo.path, device="cpu", gpu_layers=2)
+    with pytest.raises(TypeError, match="gpu_layers must be an int"):
+        upg.Model(demo.path, gpu_layers=1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(_has_driver(), reason="an NVIDIA driver is installed: test_cuda_agrees_with_cpu runs instead")
+def test_no_driver(demo: upg.Model) -> None:
+    with pytest.raises(upg.DeviceError, match="NVIDIA driver"):
+        upg.Model(demo.path, device="cuda")
+    with pytest.raises(upg.DeviceError):
+        upg.Model(demo.path, device="cuda", gpu_layers=3)
+    for gpu_layers in (None, "auto", 3):
+        with upg.Model(demo.path, device="auto", gpu_layers=gpu_layers) as m:
+            assert m.info["device"].startswith("cpu/") and m.info["gpu_layers"] == 0
+            assert m.generate("package main", temperature=0, max_tokens=8)
+
+
+@pytest.mark.skipif(not _has_driver(), reason="no NVIDIA driver (libcuda.so.1): the GPU path is tested on a GPU machine")
+def test_cuda_agrees_with_cpu(demo: upg.Model) -> None:
+    with upg.Model(demo.path, device="cpu") as cpu, upg.Model(demo.path, device="cuda") as gpu:
+        layers = gpu.info["layers"]
+        assert gpu.info["device"].startswith("cuda/") and gpu.info["gpu_layers"] == layers
+        for prompt in ("package main", "It was a bright cold day"):
+            assert gpu.generate(prompt, temperature=0, max_tokens=32) == cpu.generate(prompt, temperature=0, max_tokens=32)
+            ids = cpu.tokenize(prompt)
+            assert np.abs(gpu.logits(ids) - cpu.logits(ids)).max() < 2e-2
+        with upg.Model(demo.path, device="cuda", gpu_layers=2) as split:
+            assert split.info["gpu_layers"] == 2 and "layers" in split.info["device"]
+            assert split.generate("package main", temperature=0, max_tokens=32) == cpu.generate(
+                "package main", temperature=0, max_tokens=32
+            )
