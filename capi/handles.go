@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+
+	"github.com/upg-ai/upg/engine"
 )
 
 // Error codes returned by every upg_* function (0 = success). The Python
@@ -48,6 +50,8 @@ func classify(err error, fallback int) int {
 	switch {
 	case errors.As(err, &ae):
 		return ae.code
+	case errors.Is(err, engine.ErrDevice):
+		return codeDevice
 	case errors.Is(err, fs.ErrNotExist):
 		return codeNotFound
 	case errors.As(err, &pe) && fallback != codeFormat:

@@ -195,6 +195,11 @@ type evalOptions struct {
 	Ctx      int      `json:"ctx"`
 	Threads  int      `json:"threads"`
 	KVCache  string   `json:"kv_cache"` // the scored models' KV cache: "f32" (default, ""), "f16" or "q8"
+	// Device and GPULayers place the scored models (and the reference,
+	// unless RefDevice names another device) as upg_model_load's options do.
+	Device    string          `json:"device"`
+	GPULayers json.RawMessage `json:"gpu_layers"`
+	RefDevice string          `json:"ref_device"` // "" = Device; "cpu" with Device "cuda" measures the GPU's divergence from the CPU
 }
 
 // startEvaluate scores as `upg eval --json` does; the job's result is the
@@ -215,6 +220,16 @@ func startEvaluate(o evalOptions) (*jobObj, error) {
 			return nil, argErrorf("kv_cache must be %s, not %q", backend.KVTypeNames(), o.KVCache)
 		}
 	}
+	device, gpuLayers, err := loadOptions{Device: o.Device, GPULayers: o.GPULayers}.placement()
+	if err != nil {
+		return nil, err
+	}
+	refDevice := ""
+	if o.RefDevice != "" {
+		if refDevice, _, err = (loadOptions{Device: o.RefDevice}).placement(); err != nil {
+			return nil, argErrorf("ref_device must be \"auto\", \"cpu\" or \"cuda\", not %q", o.RefDevice)
+		}
+	}
 	for _, p := range append([]string{o.Model, o.Ref}, o.Compare...) {
 		if p == "" {
 			continue
@@ -232,7 +247,8 @@ func startEvaluate(o evalOptions) (*jobObj, error) {
 		text = string(b)
 	}
 	return startJob(func(progress func(int64, int64, string), _ func() bool) (any, error) {
-		return cli.Evaluate(cli.EvalOptions{Model: o.Model, Ref: o.Ref, Compare: o.Compare, Text: text, Ctx: o.Ctx, Threads: o.Threads, KVCache: o.KVCache},
+		return cli.Evaluate(cli.EvalOptions{Model: o.Model, Ref: o.Ref, Compare: o.Compare, Text: text, Ctx: o.Ctx, Threads: o.Threads, KVCache: o.KVCache,
+			Device: device, GPULayers: gpuLayers, RefDevice: refDevice},
 			func(done, total int) { progress(int64(done), int64(total), "evaluating") })
 	}), nil
 }

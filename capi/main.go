@@ -339,8 +339,10 @@ func upg_compress_start(src, out, optsJSON *C.char, job *C.uint64_t, errOut **C.
 
 // upg_evaluate_start starts scoring a model as `upg eval` does, with
 // options (JSON) {"model", "ref", "compare", "text" or "text_file", "ctx",
-// "threads", "kv_cache" (the scored models': "f32" by default, "f16", "q8")}. Its result is a JSON list of the objects `upg eval --json`
-// prints, one per model.
+// "threads", "kv_cache" (the scored models': "f32" by default, "f16", "q8"),
+// "device", "gpu_layers" (as upg_model_load's), "ref_device" (the
+// reference's, default "device")}. Its result is a JSON list of the objects
+// `upg eval --json` prints, one per model.
 //
 //export upg_evaluate_start
 func upg_evaluate_start(optsJSON *C.char, job *C.uint64_t, errOut **C.char) (rc C.int32_t) {

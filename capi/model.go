@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -55,14 +54,6 @@ func (o loadOptions) placement() (device string, gpuLayers int, err error) {
 	return device, n, nil
 }
 
-// deviceError gives the GPU's failures to start their own code: a machine
-// without the NVIDIA driver or a GPU, a driver too old, too little memory.
-func deviceError(err error) error {
-	if errors.Is(err, engine.ErrDevice) {
-		return &apiError{codeDevice, err}
-	}
-	return err
-}
 
 // modelObj is a loaded model behind a handle. Every call holds life for
 // reading (closing waits for them and unmaps the file). The engine's
@@ -111,7 +102,7 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	}
 	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Device: device, GPULayers: gpuLayers, Ctx: o.Ctx, KVCache: kv, Lookup: o.Lookup})
 	if err != nil {
-		return nil, deviceError(err)
+		return nil, err // engine.ErrDevice: codeDevice (classify)
 	}
 	return &modelObj{l: l, gen: make(chan struct{}, 1), gens: map[*genObj]bool{}}, nil
 }

@@ -43,8 +43,25 @@ def test_bad_placement_options(demo: upg.Model) -> None:
         upg.Model(demo.path, gpu_layers=1.5)  # type: ignore[arg-type]
 
 
+TEXT = "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tfmt.Println(os.Args)\n}\n" * 12
+
+
+def test_evaluate_placement_options(demo: upg.Model) -> None:
+    with pytest.raises(upg.InvalidArgumentError, match="device must be"):
+        upg.evaluate(demo, TEXT, device="tpu")
+    with pytest.raises(upg.InvalidArgumentError, match='ref_device must be "auto", "cpu" or "cuda", not "gpu0"'):
+        upg.evaluate(demo, TEXT, ref=demo, ref_device="gpu0")
+    with pytest.raises(upg.InvalidArgumentError, match='gpu_layers 2 needs device "cuda" or "auto"'):
+        upg.evaluate(demo, TEXT, device="cpu", gpu_layers=2)
+    # The same file as its own reference on the same device: no divergence at all.
+    r = upg.evaluate(demo, TEXT, ref=demo, device="cpu", ctx=64)
+    assert r["kld_mean"] == 0 and r["top1_agreement"] == 1 and r["scored_tokens"] > 0
+
+
 @pytest.mark.skipif(_has_driver(), reason="an NVIDIA driver is installed: test_cuda_agrees_with_cpu runs instead")
 def test_no_driver(demo: upg.Model) -> None:
+    with pytest.raises(upg.DeviceError, match="NVIDIA driver"):
+        upg.evaluate(demo, TEXT, device="cuda", ctx=64)
     with pytest.raises(upg.DeviceError, match="NVIDIA driver"):
         upg.Model(demo.path, device="cuda")
     with pytest.raises(upg.DeviceError):
@@ -64,6 +81,8 @@ def test_cuda_agrees_with_cpu(demo: upg.Model) -> None:
             assert gpu.generate(prompt, temperature=0, max_tokens=32) == cpu.generate(prompt, temperature=0, max_tokens=32)
             ids = cpu.tokenize(prompt)
             assert np.abs(gpu.logits(ids) - cpu.logits(ids)).max() < 2e-2
+        r = upg.evaluate(demo, TEXT, ref=demo, device="cuda", ref_device="cpu", ctx=64)
+        assert 0 < r["kld_mean"] < 1e-3 and r["top1_agreement"] > 0.97, r
         with upg.Model(demo.path, device="cuda", gpu_layers=2) as split:
             assert split.info["gpu_layers"] == 2 and "layers" in split.info["device"]
             assert split.generate("package main", temperature=0, max_tokens=32) == cpu.generate(

@@ -49,6 +49,17 @@ def _int_opt(name: str, v: Any, *, minimum: int, allow_none: bool = True) -> int
     return v
 
 
+def _gpu_layers_opt(v: Any) -> Union[int, str, None]:
+    """gpu_layers: None (every layer), a number of layers ≥ 0, or "auto"."""
+    if isinstance(v, str):
+        if v != "auto":
+            raise InvalidArgumentError(f'gpu_layers must be None (every layer), a number of layers ≥ 0 or "auto", not {v!r}')
+        return v
+    if v is None:
+        return None
+    return _int_opt("gpu_layers", v, minimum=0, allow_none=False)
+
+
 def _float_opt(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(v).__name__}")
@@ -184,14 +195,9 @@ class Model:
         for name, v in (("device", device), ("kv_cache", kv_cache)):
             if not isinstance(v, str):
                 raise TypeError(f"{name} must be a str, not {type(v).__name__}")
-        if isinstance(gpu_layers, str):
-            if gpu_layers != "auto":
-                raise InvalidArgumentError(f'gpu_layers must be None (every layer), a number of layers ≥ 0 or "auto", not {gpu_layers!r}')
-        elif gpu_layers is not None:
-            gpu_layers = _int_opt("gpu_layers", gpu_layers, minimum=0, allow_none=False)
         opts = {
             "device": device,
-            "gpu_layers": gpu_layers,
+            "gpu_layers": _gpu_layers_opt(gpu_layers),
             "ctx": _int_opt("ctx", ctx, minimum=1),
             "threads": _int_opt("threads", threads, minimum=1),
             "kv_cache": kv_cache,

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from . import _lib
 from ._lib import lib
-from ._model import Model, PathLike, _float_opt, _int_opt, demo_model_path
+from ._model import Model, PathLike, _float_opt, _gpu_layers_opt, _int_opt, demo_model_path
 
 Progress = Callable[[int, int, str], object]
 """progress(done, total, stage): compress counts parameters encoded, evaluate chunks scored."""
@@ -121,6 +121,9 @@ def evaluate(
     ctx: int = 512,
     threads: Optional[int] = None,
     kv_cache: str = "f32",
+    device: str = "auto",
+    gpu_layers: Union[int, str, None] = None,
+    ref_device: Optional[str] = None,
     progress: Optional[Progress] = None,
 ) -> dict[str, Any]:
     """Scores model (a path, a Model's file, or None for the demo model) on text (or text_file) as
@@ -130,10 +133,22 @@ def evaluate(
     Returns the object `upg eval --json` prints: model, ppl, ref_ppl, ppl_ratio, kld_mean, kld_p99,
     top1_agreement, bpw, file_bytes, scored_tokens, chunks, ctx, kv_cache. kv_cache is the scored
     model's KV cache ("f32", exact, measures the weights alone; "f16" or "q8" add the cache's rounding);
-    the reference's is f32. progress(done, total, "evaluating") is called after each chunk.
+    the reference's is f32. device and gpu_layers place the models as Model's do (`upg eval --device`); ref_device
+    runs the reference elsewhere (None: on device), e.g. the same file with device="cuda", ref_device="cpu" to
+    measure the GPU's divergence from the CPU. progress(done, total, "evaluating") is called after each chunk.
     """
     return evaluate_many(
-        [model], text, text_file=text_file, ref=ref, ctx=ctx, threads=threads, kv_cache=kv_cache, progress=progress
+        [model],
+        text,
+        text_file=text_file,
+        ref=ref,
+        ctx=ctx,
+        threads=threads,
+        kv_cache=kv_cache,
+        device=device,
+        gpu_layers=gpu_layers,
+        ref_device=ref_device,
+        progress=progress,
     )[0]
 
 
@@ -146,6 +161,9 @@ def evaluate_many(
     ctx: int = 512,
     threads: Optional[int] = None,
     kv_cache: str = "f32",
+    device: str = "auto",
+    gpu_layers: Union[int, str, None] = None,
+    ref_device: Optional[str] = None,
     progress: Optional[Progress] = None,
 ) -> list[dict[str, Any]]:
     """evaluate for several models in one pass (the reference runs once): one result each, in order."""
@@ -153,8 +171,9 @@ def evaluate_many(
         raise TypeError("give text or text_file (one of them)")
     if text is not None and not isinstance(text, str):
         raise TypeError(f"text must be a str, not {type(text).__name__}")
-    if not isinstance(kv_cache, str):
-        raise TypeError(f"kv_cache must be a str, not {type(kv_cache).__name__}")
+    for name, v in (("kv_cache", kv_cache), ("device", device), ("ref_device", ref_device or "")):
+        if not isinstance(v, str):
+            raise TypeError(f"{name} must be a str, not {type(v).__name__}")
     paths = [_model_path(m) for m in models]
     if not paths:
         raise TypeError("no models to evaluate")
@@ -167,6 +186,9 @@ def evaluate_many(
         "ctx": _int_opt("ctx", ctx, minimum=4, allow_none=False),
         "threads": _int_opt("threads", threads, minimum=1),
         "kv_cache": kv_cache,
+        "device": device,
+        "gpu_layers": _gpu_layers_opt(gpu_layers),
+        "ref_device": ref_device or "",
     }
     job = c_uint64()
     _lib.call(lib.upg_evaluate_start, _lib.json_bytes(opts), byref(job))
