@@ -1,6 +1,6 @@
 #!/bin/bash
-# Run 259 (2026-12-07, thirty-sixth stop): the Python package on the GPU (b5759e6: upg.Model(device="cuda"),
-# gpu_layers, DeviceError), any card. Carry .cuda-carry/p: libupg.so built by `pip wheel ./python` from b5759e6 (xz;
+# Run 259 (2026-12-07, thirty-sixth stop): the Python package on the GPU (eff4418: upg.Model(device="cuda"), evaluate(device=, ref_device=),
+# gpu_layers, DeviceError), any card. Carry .cuda-carry/p: libupg.so built by `pip wheel ./python` from eff4418 (xz;
 # its kernels embedded), and upg cross-built from 530d0e3 (xz; its fatbin emptied, so UPG_CUDA_FATBIN names the
 # tree's) as the command line the package is compared with.
 #   1. python/tests/test_device.py (GPU branch: greedy text and last logits against the CPU, a 2-layer split),
