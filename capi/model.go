@@ -54,7 +54,6 @@ func (o loadOptions) placement() (device string, gpuLayers int, err error) {
 	return device, n, nil
 }
 
-
 // modelObj is a loaded model behind a handle. Every call holds life for
 // reading (closing waits for them and unmaps the file). The engine's
 // conversation belongs to one generation at a time, from its first poll to
