@@ -32,5 +32,15 @@ go build -o "$tmp/upg" ./cmd/upg
 echo "wheel $(basename "$tmp"/dist/upg-*.whl) built and installed, upg built: $((SECONDS - start))s"
 
 cd "$tmp"
-PATH=/usr/bin:/bin UPG_TEST_NO_GO=1 UPG_REPO="$repo" UPG_CLI="$tmp/upg" \
-  "$tmp/venv/bin/python" -m pytest -p no:cacheprovider -q -rs --durations=8 "$@" "$repo/python/tests"
+# test_device.py sees the machine's GPUs (on one with an NVIDIA driver, the GPU against the CPU); the rest
+# assert the CPU's properties (bit-identical tokens however a prompt is split into steps, so one seed gives one
+# text with prompt lookup or a reused prefix; transformers' logits within 1e-4), so they run with the GPUs
+# hidden from the driver (CUDA_VISIBLE_DEVICES=): device "auto" is the CPU there, and the command line's too.
+run_pytest() { # pytest's 5 ("no tests collected": a -k that selects none of this half) is not a failure
+  local rc=0
+  PATH=/usr/bin:/bin UPG_TEST_NO_GO=1 UPG_REPO="$repo" UPG_CLI="$tmp/upg" \
+    "$tmp/venv/bin/python" -m pytest -p no:cacheprovider -q -rs --durations=8 "$@" || rc=$?
+  [ $rc = 0 ] || [ $rc = 5 ]
+}
+run_pytest "$@" "$repo/python/tests/test_device.py"
+CUDA_VISIBLE_DEVICES= run_pytest "$@" --ignore="$repo/python/tests/test_device.py" "$repo/python/tests"

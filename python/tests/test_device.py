@@ -1,12 +1,19 @@
 """Where a model runs: device="auto", "cpu" or "cuda", gpu_layers, and the errors for a GPU that cannot be used.
 
 On a machine with an NVIDIA driver, device="cuda" must run and agree with the CPU (greedy text, last-position logits
-within 2e-2, issue 11's bar); without one it must raise DeviceError naming the driver, and "auto" must run on the CPU.
+within 2e-2, issue 11's bar); without one (or with CUDA_VISIBLE_DEVICES= hiding its GPUs) it must raise DeviceError
+naming what is missing, and "auto" must run on the CPU.
+
+The GPU's one-token and multi-token kernels round differently, so on a GPU a token's logits depend slightly on how its
+prompt was split into steps: a seed gives one sampled text for one request on a fresh model (asserted below), but a
+prefix reused from the model's last conversation, or prompt lookup, can change sampled text (greedy text only at a
+near-tie). The CPU's kernels are bit-identical however the tokens are split (the other test files assert it).
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 
 import numpy as np
 import pytest
@@ -15,6 +22,9 @@ import upg
 
 
 def _has_driver() -> bool:
+    """An NVIDIA driver with its GPUs visible (CUDA_VISIBLE_DEVICES= hides them from it)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return False
     try:
         ctypes.CDLL("libcuda.so.1")
     except OSError:
@@ -62,7 +72,7 @@ def test_evaluate_placement_options(demo: upg.Model) -> None:
 def test_no_driver(demo: upg.Model) -> None:
     with pytest.raises(upg.DeviceError, match="NVIDIA driver"):
         upg.evaluate(demo, TEXT, device="cuda", ctx=64)
-    with pytest.raises(upg.DeviceError, match="NVIDIA driver"):
+    with pytest.raises(upg.DeviceError, match="no NVIDIA driver|no CUDA GPU found"):
         upg.Model(demo.path, device="cuda")
     with pytest.raises(upg.DeviceError):
         upg.Model(demo.path, device="cuda", gpu_layers=3)
@@ -81,6 +91,9 @@ def test_cuda_agrees_with_cpu(demo: upg.Model) -> None:
             assert gpu.generate(prompt, temperature=0, max_tokens=32) == cpu.generate(prompt, temperature=0, max_tokens=32)
             ids = cpu.tokenize(prompt)
             assert np.abs(gpu.logits(ids) - cpu.logits(ids)).max() < 2e-2
+        with upg.Model(demo.path, device="cuda") as fresh:
+            sampled = dict(temperature=0.9, top_p=0.95, seed=42, max_tokens=48)
+            assert fresh.generate("It was", **sampled) == upg.Model(demo.path, device="cuda").generate("It was", **sampled)
         r = upg.evaluate(demo, TEXT, ref=demo, device="cuda", ref_device="cpu", ctx=64)
         assert 0 < r["kld_mean"] < 1e-3 and r["top1_agreement"] > 0.97, r
         with upg.Model(demo.path, device="cuda", gpu_layers=2) as split:
