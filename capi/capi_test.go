@@ -266,6 +266,10 @@ func TestDeviceUnusable(t *testing.T) {
 	if err == nil || classify(err, codeFormat) != codeDevice || !strings.Contains(err.Error(), "cuda: ") {
 		t.Fatalf("device cuda without a GPU: %v (code %d), want code %d", err, classify(err, codeFormat), codeDevice)
 	}
+	// The backend's advice in the C ABI's option names, not the command line's flags.
+	if msg := err.Error(); !strings.Contains(msg, `use device "cpu"`) || strings.Contains(msg, "--") {
+		t.Errorf("device cuda without a GPU: %q, want the advice as `use device \"cpu\"`", msg)
+	}
 	m, err := loadModel(demoModel, loadOptions{Device: "auto", Threads: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -273,6 +277,17 @@ func TestDeviceUnusable(t *testing.T) {
 	defer m.close()
 	if info, _ := m.info(); !strings.HasPrefix(info.Device, "cpu/") || info.GPULayers != 0 {
 		t.Errorf("auto without a GPU: device %q, %d GPU layers", info.Device, info.GPULayers)
+	}
+}
+
+func TestOptionNames(t *testing.T) {
+	err := abiError{fmt.Errorf("wrapped: %w", engine.ErrDevice)}
+	if !errors.Is(err, engine.ErrDevice) || classify(err, codeFormat) != codeDevice {
+		t.Errorf("abiError hides its cause: %v", err)
+	}
+	in := "needs 9.1 GiB; --gpu-layers 26 fits (...), or try --device cpu; or use --kv-cache f16"
+	if got, want := (abiError{errors.New(in)}).Error(), `needs 9.1 GiB; gpu_layers 26 fits (...), or try device "cpu"; or use kv_cache f16`; got != want {
+		t.Errorf("%q\nwant %q", got, want)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/upg-ai/upg/engine"
@@ -41,6 +42,18 @@ var (
 	errClosed    = &apiError{codeClosed, errors.New("the model was closed")}
 	errCancelled = &apiError{codeCancelled, errors.New("cancelled")}
 )
+
+// optionNames says the command line's flags in the backends' and the
+// engine's advice ("use --device cpu", "--gpu-layers 26 fits") as the C
+// ABI's options, which its callers set.
+var optionNames = strings.NewReplacer("--device cpu", `device "cpu"`, "--gpu-layers ", "gpu_layers ", "--kv-cache ", "kv_cache ")
+
+// abiError is err with its message in the C ABI's option names; errors.Is
+// and errors.As still see err.
+type abiError struct{ err error }
+
+func (e abiError) Error() string { return optionNames.Replace(e.err.Error()) }
+func (e abiError) Unwrap() error { return e.err }
 
 // classify picks the code of err; fallback is the code of errors that name
 // no class themselves (codeFormat for operations that open a model file).

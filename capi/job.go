@@ -62,7 +62,7 @@ func startJob(fn func(progress func(done, total int64, stage string), cancelled 
 		}()
 		res, err := fn(progress, j.cancel.Load)
 		if err != nil {
-			j.err = err
+			j.err = abiError{err}
 			return
 		}
 		if j.result, err = json.Marshal(res); err != nil {

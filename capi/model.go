@@ -101,7 +101,7 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	}
 	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Device: device, GPULayers: gpuLayers, Ctx: o.Ctx, KVCache: kv, Lookup: o.Lookup})
 	if err != nil {
-		return nil, err // engine.ErrDevice: codeDevice (classify)
+		return nil, abiError{err} // engine.ErrDevice: codeDevice (classify)
 	}
 	return &modelObj{l: l, gen: make(chan struct{}, 1), gens: map[*genObj]bool{}}, nil
 }
