@@ -208,7 +208,7 @@ class Model:
         self._h = h.value
         self._finalizer = weakref.finalize(self, _free_model, self._h)
         self.info: dict[str, Any] = _lib.call_json(lib.upg_model_info, self._h)
-        """What the library reports about the model: path, format, architecture, vocab_size, ctx, threads,
+        """What the library reports about the model: path, format, device, gpu_layers, architecture, vocab_size, ctx, threads,
         kv_cache, chat_template, bos_token_id, eos_token_ids, parameters, ..."""
         self._streams: weakref.WeakSet[Stream] = weakref.WeakSet()
         self.last_stats: Optional[dict[str, Any]] = None
