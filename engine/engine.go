@@ -91,6 +91,12 @@ type Engine struct {
 
 	conv   *Sequence // Generate's conversation (sequence ConversationID)
 	nextID int
+	// onDevice: some layers run on a device backend, whose one-token and
+	// multi-token kernels round differently, so a token's results depend on
+	// how its positions were split into steps (the CPU's do not: its
+	// kernels are batch-invariant). Converse then reuses a cached prefix
+	// only up to where a step of the previous conversation began.
+	onDevice bool
 
 	// pending is a decoding step queued on the device's tokens whose own
 	// tokens the next Step collects (overlap.go); inP indexes its rows
@@ -173,10 +179,10 @@ func New(m *model.Model, tok tokenizer.Tokenizer, tmpl *chat.Template, cfg Confi
 		return nil, err
 	}
 	e := &Engine{Model: m, Tokenizer: tok, Template: tmpl, Pool: pool, cfg: cfg, ctx: ctx, maxOut: maxOut, eos: map[int]bool{},
-		nextID: ConversationID + 1}
+		nextID: ConversationID + 1, onDevice: slices.ContainsFunc(m.Stages(), func(s model.Stage) bool { return isDevice(s.Backend) })}
 	if cfg.Lookup > 0 && !cfg.LookupWhole {
 		e.planner = NewDraftPlanner(cfg.StepTokens)
-		if !slices.ContainsFunc(m.Stages(), func(s model.Stage) bool { return isDevice(s.Backend) }) {
+		if !e.onDevice {
 			e.planner.SetWarmUp(0) // no step graphs to set up
 		}
 	}

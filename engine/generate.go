@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/upg-ai/upg/backend/cuda"
 )
@@ -51,6 +52,7 @@ func (e *Engine) Converse(req Request) (*Sequence, error) {
 	// Reuse the longest common prefix of the cached conversation (keep ≥ 1
 	// prompt token to compute, so that there are logits to sample from).
 	keep := 0
+	var starts []int // how the kept positions were fed
 	if e.conv != nil {
 		// the previous conversation's row of a pending step (overlap.go)
 		// is not wanted: the id is about to be reused
@@ -59,6 +61,19 @@ func (e *Engine) Converse(req Request) (*Sequence, error) {
 		for keep < len(cached) && keep < len(req.Prompt)-1 && cached[keep] == req.Prompt[keep] {
 			keep++
 		}
+		if e.onDevice {
+			// feed the rest from where a step began, so that a request
+			// that repeats the last one's prompt (or extends it) feeds
+			// the positions after keep as that request did, and a seed
+			// gives the same text again
+			i, _ := slices.BinarySearch(e.conv.starts, keep+1)
+			keep = 0
+			if i > 0 {
+				keep = e.conv.starts[i-1]
+			}
+		}
+		i, _ := slices.BinarySearch(e.conv.starts, keep)
+		starts = e.conv.starts[:i]
 	}
 	e.Pool.Truncate(ConversationID, keep)
 	s, err := e.newSequence(ConversationID, req)
@@ -68,6 +83,7 @@ func (e *Engine) Converse(req Request) (*Sequence, error) {
 		return nil, err
 	}
 	e.conv = s
+	s.starts = append(s.starts[:0], starts...)
 	s.stats.ReusedTokens = keep
 	return s, nil
 }

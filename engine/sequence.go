@@ -67,9 +67,20 @@ type Sequence struct {
 	draft   []int       // this step's draft (prompt lookup)
 	drafts  DraftRecord // how its drafts fared (DraftPlanner)
 	hist    []int       // the tokens, then the draft: the fed positions' sampling histories (prefixes of it)
+	starts  []int       // the positions where its steps began, ascending (Converse on a device)
 	stats   Stats
 	start   time.Time
 	first   time.Time
+}
+
+// began records that a step fed the sequence's positions from pos on
+// (after a draft's rejected tail was dropped, a later step may begin
+// below an earlier one's start: those starts are dropped).
+func (s *Sequence) began(pos int) {
+	for len(s.starts) > 0 && s.starts[len(s.starts)-1] >= pos {
+		s.starts = s.starts[:len(s.starts)-1]
+	}
+	s.starts = append(s.starts, pos)
 }
 
 // NewSequence makes a sequence for req with a fresh id. Its KV cache
@@ -284,6 +295,7 @@ func (e *Engine) plainStep(seqs []*Sequence, budget int) ([]Output, error) {
 	for _, sc := range e.sel {
 		s := sc.seq
 		e.Pool.Commit(s.ID, sc.n+len(sc.draft))
+		s.began(sc.from)
 		if len(sc.draft) == 0 {
 			e.Pool.Register(s.ID, s.tokens)
 		}

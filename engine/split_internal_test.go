@@ -258,3 +258,64 @@ func TestLoadDeviceError(t *testing.T) {
 		t.Errorf("a bad file: %v, want an error that is not ErrDevice", err)
 	}
 }
+
+// TestConverseReuseOnDevice: on a device backend (whose one-token and
+// multi-token kernels round differently) Converse reuses a cached prefix
+// only up to where a step of the last conversation began, so a repeated
+// prompt is fed as before; on the CPU (batch-invariant) it keeps all but
+// the prompt's last token. The fake GPU computes as the CPU, so the texts
+// agree either way: what differs is how much is reused.
+func TestConverseReuseOnDevice(t *testing.T) {
+	testutil.NeedData(t, demoModel)
+	withFakeGPU(t, 1<<40)
+	converse := func(l *Loaded, prompt []int, o sample.Options) ([]int, Stats) {
+		t.Helper()
+		s, err := l.Converse(Request{Prompt: prompt, MaxTokens: 6, IgnoreEOS: true, Sampling: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for !s.Done() {
+			if _, err := l.Step([]*Sequence{s}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return slices.Clone(s.Tokens()), s.Stats()
+	}
+	sampled := sample.Options{Temperature: 0.9, TopP: 0.95, Seed: 3}
+	for _, dev := range []string{"cpu", "cuda"} {
+		const step = 5
+		l := mustLoad(t, Options{Device: dev, Ctx: 256, StepTokens: step})
+		prompt := l.EncodePrompt("package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() {\n\tfmt.Println(os.Args[1:])\n}\n\nfunc add(a, b int) int {")
+		n := len(prompt)
+		if n <= 2*step || (n-1)%step == 0 {
+			t.Fatalf("a prompt of %d tokens: want more than two steps of %d, the last one partial", n, step)
+		}
+		first, st := converse(l, prompt, sampled)
+		again, st2 := converse(l, prompt, sampled)
+		if !slices.Equal(first, again) || st.ReusedTokens != 0 {
+			t.Errorf("%s: the same request twice: %v then %v (reused %d, %d)", dev, first[n:], again[n:], st.ReusedTokens, st2.ReusedTokens)
+		}
+		// a step began every `step` prompt positions, then at each generated one
+		want := (n - 1) / step * step
+		if dev == "cpu" {
+			want = n - 1
+		}
+		if st2.ReusedTokens != want {
+			t.Errorf("%s: repeating a prompt of %d tokens reused %d, want %d", dev, n, st2.ReusedTokens, want)
+		}
+		// extending the last conversation (its prompt and 4 of its tokens):
+		// all of it, since each generated token was fed by a step of its own
+		ext := append(slices.Clone(first[:n+4]), prompt[1:4]...)
+		_, st3 := converse(l, ext, sampled)
+		if st3.ReusedTokens != n+4 {
+			t.Errorf("%s: extending the conversation reused %d, want %d", dev, st3.ReusedTokens, n+4)
+		}
+		// and the first request again: from the step at the largest start
+		// within its prompt, which the previous conversation kept
+		_, st4 := converse(l, prompt, sampled)
+		if st4.ReusedTokens != want && dev == "cuda" {
+			t.Errorf("%s: the first prompt again reused %d, want %d", dev, st4.ReusedTokens, want)
+		}
+		l.Close()
+	}
+}

@@ -5,8 +5,9 @@ within 2e-2, issue 11's bar); without one (or with CUDA_VISIBLE_DEVICES= hiding 
 naming what is missing, and "auto" must run on the CPU.
 
 The GPU's one-token and multi-token kernels round differently, so on a GPU a token's logits depend slightly on how its
-prompt was split into steps: a seed gives one sampled text for one request on a fresh model (asserted below), but a
-prefix reused from the model's last conversation, or prompt lookup, can change sampled text (greedy text only at a
+prompt was split into steps. A Model reuses its last conversation's cache only from where one of its steps began, so a
+seed gives one sampled text for one request on a fresh model and for the same request again (asserted below); a
+conversation continued past generated text, or prompt lookup, can still change sampled text (greedy text only at a
 near-tie). The CPU's kernels are bit-identical however the tokens are split (the other test files assert it).
 """
 
@@ -93,7 +94,11 @@ def test_cuda_agrees_with_cpu(demo: upg.Model) -> None:
             assert np.abs(gpu.logits(ids) - cpu.logits(ids)).max() < 2e-2
         with upg.Model(demo.path, device="cuda") as fresh:
             sampled = dict(temperature=0.9, top_p=0.95, seed=42, max_tokens=48)
-            assert fresh.generate("It was", **sampled) == upg.Model(demo.path, device="cuda").generate("It was", **sampled)
+            text = fresh.generate("It was", **sampled)
+            assert text == upg.Model(demo.path, device="cuda").generate("It was", **sampled)
+            fresh.generate("package main", temperature=0, max_tokens=8)
+            assert fresh.generate("It was", **sampled) == text  # after another request
+            assert fresh.generate("It was", **sampled) == text  # the same request again: its prefix reused
         r = upg.evaluate(demo, TEXT, ref=demo, device="cuda", ref_device="cpu", ctx=64)
         assert 0 < r["kld_mean"] < 1e-3 and r["top1_agreement"] > 0.97, r
         with upg.Model(demo.path, device="cuda", gpu_layers=2) as split:
