@@ -285,9 +285,14 @@ func TestOptionNames(t *testing.T) {
 	if !errors.Is(err, engine.ErrDevice) || classify(err, codeFormat) != codeDevice {
 		t.Errorf("abiError hides its cause: %v", err)
 	}
-	in := "needs 9.1 GiB; --gpu-layers 26 fits (...), or try --device cpu; or use --kv-cache f16"
-	if got, want := (abiError{errors.New(in)}).Error(), `needs 9.1 GiB; gpu_layers 26 fits (...), or try device "cpu"; or use kv_cache f16`; got != want {
-		t.Errorf("%q\nwant %q", got, want)
+	for in, want := range map[string]string{
+		"needs 9.1 GiB; --gpu-layers 26 fits (...), or try --device cpu; or use --kv-cache f16": `needs 9.1 GiB; gpu_layers 26 fits (...), or try device "cpu"; or use kv_cache f16`,
+		"2.070 bits per weight, over the 0.500 asked: raise --target-bpw":                       "2.070 bits per weight, over the 0.500 asked: raise target_bpw",
+		"--calib-tokens 100 with --calib x.txt (--ctx 64)":                                      "calib_tokens 100 with calib x.txt (ctx 64)",
+	} {
+		if got := (abiError{errors.New(in)}).Error(); got != want {
+			t.Errorf("%q\nwant %q", got, want)
+		}
 	}
 }
 

@@ -43,10 +43,15 @@ var (
 	errCancelled = &apiError{codeCancelled, errors.New("cancelled")}
 )
 
-// optionNames says the command line's flags in the backends' and the
-// engine's advice ("use --device cpu", "--gpu-layers 26 fits") as the C
-// ABI's options, which its callers set.
-var optionNames = strings.NewReplacer("--device cpu", `device "cpu"`, "--gpu-layers ", "gpu_layers ", "--kv-cache ", "kv_cache ")
+// optionNames says the command line's flags in the library's advice
+// ("use --device cpu", "--gpu-layers 26 fits", "raise --target-bpw") as
+// the C ABI's options, which its callers set (the longer of two flags
+// that start alike first).
+var optionNames = strings.NewReplacer("--device cpu", `device "cpu"`,
+	"--gpu-layers", "gpu_layers", "--kv-cache", "kv_cache", "--ref-device", "ref_device",
+	"--target-bpw", "target_bpw", "--target-size", "target_size", "--calib-tokens", "calib_tokens", "--calib-ctx", "calib_ctx",
+	"--calib", "calib", "--token-weights", "token_weights", "--output-targets", "output_targets",
+	"--rotate-residual", "rotate_residual", "--codec", "codec", "--ctx", "ctx", "--threads", "threads", "--lookup", "lookup")
 
 // abiError is err with its message in the C ABI's option names; errors.Is
 // and errors.As still see err.
