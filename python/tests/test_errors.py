@@ -166,7 +166,7 @@ def test_bad_tool_arguments(tmp_path: Path, shared) -> None:
         upg.compress(upg.demo_model_path(), tmp_path / "x.upg")
     with pytest.raises(upg.UpgError, match="ties them"):
         upg.compress(src, tmp_path / "x.upg", rotate_residual=True)  # TinyStories ties its embedding and head
-    with pytest.raises(upg.UpgError, match="raise --target-bpw"):
+    with pytest.raises(upg.UpgError, match="raise target_bpw"):
         upg.compress(MODELS / "stories260K" / "stories260K.gguf", tmp_path / "x.upg", target_bpw=1)
     assert not (tmp_path / "x.upg").exists()
     with pytest.raises(TypeError):
