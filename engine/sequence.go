@@ -73,9 +73,10 @@ type Sequence struct {
 	first   time.Time
 }
 
-// began records that a step fed the sequence's positions from pos on
-// (after a draft's rejected tail was dropped, a later step may begin
-// below an earlier one's start: those starts are dropped).
+// began records that a step fed the sequence's positions from pos on. A
+// step whose committed positions were dropped again (an overlapped step
+// that failed) is followed by one that begins at or below its start: the
+// starts from there on go.
 func (s *Sequence) began(pos int) {
 	for len(s.starts) > 0 && s.starts[len(s.starts)-1] >= pos {
 		s.starts = s.starts[:len(s.starts)-1]
