@@ -36,22 +36,21 @@ func (o loadOptions) placement() (device string, gpuLayers int, err error) {
 		return "", 0, argErrorf("device must be \"auto\", \"cpu\" or \"cuda\", not %q", o.Device)
 	}
 	raw := strings.TrimSpace(string(o.GPULayers))
-	if raw == "" || raw == "null" {
-		return device, 0, nil
-	}
-	var n int
-	if raw == `"auto"` {
-		n = engine.GPULayersAuto
-	} else if err := json.Unmarshal(o.GPULayers, &n); err != nil || n < 0 {
-		return "", 0, argErrorf("gpu_layers must be None (every layer), a number of layers ≥ 0 or \"auto\", not %s", raw)
-	}
+	req := engine.GPULayersAll
 	switch {
-	case n == 0:
-		return "cpu", 0, nil
-	case device == "cpu":
+	case raw == "" || raw == "null":
+	case raw == `"auto"`:
+		req = engine.GPULayersAuto
+	default:
+		if err := json.Unmarshal(o.GPULayers, &req); err != nil || req < 0 {
+			return "", 0, argErrorf("gpu_layers must be None (every layer), a number of layers ≥ 0 or \"auto\", not %s", raw)
+		}
+	}
+	dev, n, ok := engine.PlaceLayers(device, req)
+	if !ok {
 		return "", 0, argErrorf("gpu_layers %s needs device \"cuda\" or \"auto\" (with device \"cpu\" every layer runs on the CPU)", raw)
 	}
-	return device, n, nil
+	return dev, n, nil
 }
 
 // modelObj is a loaded model behind a handle. Every call holds life for

@@ -71,24 +71,22 @@ const gpuLayersUsage = "decoder layers on the GPU, the last ones (llama.cpp's -n
 // with --device auto and no GPU the count is moot (the CPU runs it all).
 func placement(device, gpuLayers string) (string, int, error) {
 	s := strings.TrimSpace(gpuLayers)
-	if strings.EqualFold(s, "auto") {
-		if strings.EqualFold(device, "cpu") {
-			return "", 0, usagef("--gpu-layers auto needs --device cuda or auto (with --device cpu every layer runs on the CPU)")
+	req := engine.GPULayersAuto
+	if !strings.EqualFold(s, "auto") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < -1 {
+			return "", 0, usagef("--gpu-layers must be a number of layers ≥ 0, -1 (all) or auto, not %q", gpuLayers)
 		}
-		return device, engine.GPULayersAuto, nil
+		req = n
+		if n == -1 {
+			req = engine.GPULayersAll
+		}
 	}
-	n, err := strconv.Atoi(s)
-	switch {
-	case err != nil || n < -1:
-		return "", 0, usagef("--gpu-layers must be a number of layers ≥ 0, -1 (all) or auto, not %q", gpuLayers)
-	case n == -1:
-		return device, 0, nil
-	case n == 0:
-		return "cpu", 0, nil
-	case strings.EqualFold(device, "cpu"):
-		return "", 0, usagef("--gpu-layers %d needs --device cuda or auto (with --device cpu every layer runs on the CPU)", n)
+	dev, n, ok := engine.PlaceLayers(device, req)
+	if !ok {
+		return "", 0, usagef("--gpu-layers %s needs --device cuda or auto (with --device cpu every layer runs on the CPU)", strings.ToLower(s))
 	}
-	return device, n, nil
+	return dev, n, nil
 }
 
 // checkDevice validates a --device value.

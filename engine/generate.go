@@ -52,7 +52,7 @@ func (e *Engine) Converse(req Request) (*Sequence, error) {
 	// Reuse the longest common prefix of the cached conversation (keep ≥ 1
 	// prompt token to compute, so that there are logits to sample from).
 	keep := 0
-	var starts []int // how the kept positions were fed
+	var starts []int // how the kept positions were fed (on a device)
 	if e.conv != nil {
 		// the previous conversation's row of a pending step (overlap.go)
 		// is not wanted: the id is about to be reused

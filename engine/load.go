@@ -62,6 +62,28 @@ type Options struct {
 // GPULayersAuto asks Load to put as many layers on the GPU as fit.
 const GPULayersAuto = -1
 
+// GPULayersAll, in a request to PlaceLayers, asks for every layer on the
+// GPU (Options.GPULayers 0).
+const GPULayersAll = -2
+
+// PlaceLayers resolves a front end's request for GPU layers (GPULayersAll,
+// GPULayersAuto, or n ≥ 0, where 0 is none: the CPU, whatever the device)
+// into Options' Device and GPULayers, as upg run's --device and
+// --gpu-layers and the C ABI's device and gpu_layers mean them. ok is false
+// for layers asked of device "cpu", which the caller words as its own
+// options' error.
+func PlaceLayers(device string, req int) (dev string, gpuLayers int, ok bool) {
+	switch {
+	case req == GPULayersAll:
+		return device, 0, true
+	case req == 0:
+		return "cpu", 0, true
+	case strings.EqualFold(device, "cpu"):
+		return "", 0, false
+	}
+	return device, req, true
+}
+
 // Loaded is an engine together with the files it maps.
 type Loaded struct {
 	*Engine

@@ -207,7 +207,7 @@ func (e *Engine) launchNext(p *inflight) (*inflight, error) {
 	e.overlapped++
 	next := &inflight{wait: wait, rows: make([]flightRow, len(p.rows))}
 	for i, r := range p.rows {
-		r.seq.began(e.Pool.Len(r.seq.ID))
+		e.began(r.seq, e.Pool.Len(r.seq.ID))
 		e.Pool.Commit(r.seq.ID, 1)
 		next.rows[i].seq = r.seq
 	}

@@ -67,17 +67,22 @@ type Sequence struct {
 	draft   []int       // this step's draft (prompt lookup)
 	drafts  DraftRecord // how its drafts fared (DraftPlanner)
 	hist    []int       // the tokens, then the draft: the fed positions' sampling histories (prefixes of it)
-	starts  []int       // the positions where its steps began, ascending (Converse on a device)
+	starts  []int       // the positions where its steps began, ascending (the conversation on a device: Engine.began)
 	stats   Stats
 	start   time.Time
 	first   time.Time
 }
 
-// began records that a step fed the sequence's positions from pos on. A
-// step whose committed positions were dropped again (an overlapped step
-// that failed) is followed by one that begins at or below its start: the
-// starts from there on go.
-func (s *Sequence) began(pos int) {
+// began records that a step fed s's positions from pos on, for
+// Converse, the one reader: only for the conversation, and only on a
+// device (whose kernels are not batch-invariant). A step whose committed
+// positions were dropped again (an overlapped step that failed) is
+// followed by one that begins at or below its start: the starts from
+// there on go.
+func (e *Engine) began(s *Sequence, pos int) {
+	if !e.onDevice || s.ID != ConversationID {
+		return
+	}
 	for len(s.starts) > 0 && s.starts[len(s.starts)-1] >= pos {
 		s.starts = s.starts[:len(s.starts)-1]
 	}
@@ -296,7 +301,7 @@ func (e *Engine) plainStep(seqs []*Sequence, budget int) ([]Output, error) {
 	for _, sc := range e.sel {
 		s := sc.seq
 		e.Pool.Commit(s.ID, sc.n+len(sc.draft))
-		s.began(sc.from)
+		e.began(s, sc.from)
 		if len(sc.draft) == 0 {
 			e.Pool.Register(s.ID, s.tokens)
 		}

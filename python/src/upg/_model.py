@@ -50,13 +50,9 @@ def _int_opt(name: str, v: Any, *, minimum: int, allow_none: bool = True) -> int
 
 
 def _gpu_layers_opt(v: Any) -> Union[int, str, None]:
-    """gpu_layers: None (every layer), a number of layers ≥ 0, or "auto"."""
-    if isinstance(v, str):
-        if v != "auto":
-            raise InvalidArgumentError(f'gpu_layers must be None (every layer), a number of layers ≥ 0 or "auto", not {v!r}')
+    """gpu_layers: None (every layer), a number of layers ≥ 0, or "auto" (a string the library checks)."""
+    if v is None or isinstance(v, str):
         return v
-    if v is None:
-        return None
     return _int_opt("gpu_layers", v, minimum=0, allow_none=False)
 
 
