@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -301,5 +302,175 @@ func TestLogLevel(t *testing.T) {
 		if got := logLevel(v); got != want {
 			t.Errorf("%s=%q: %v, want %v", LogEnv, v, got, want)
 		}
+	}
+}
+
+// finish waits for a job and decodes its result into v.
+func finish(t *testing.T, j *jobObj, v any) error {
+	t.Helper()
+	for !j.wait(time.Second).Finished {
+	}
+	res, err := j.outcome()
+	if err == nil {
+		err = json.Unmarshal(res, v)
+	}
+	return err
+}
+
+// A batch generation gives each request the text a generation of it alone
+// gives (greedy, and sampled with its own seed), in the requests' order,
+// with more requests than max_batch (the rest join as others end); it
+// counts tokens and frees every block; it takes its turn after a
+// running generation, and a chat turn after it starts afresh.
+func TestBatchEqualsAlone(t *testing.T) {
+	m, err := loadModel(demoModel, loadOptions{Threads: 1, MaxBatch: 3, Ctx: 256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	if info, _ := m.info(); info.MaxBatch != 3 || info.KVTokens < 3*256 {
+		t.Fatalf("max_batch %d, kv_positions %d: want 3 and at least 3 contexts", info.MaxBatch, info.KVTokens)
+	}
+	prompts := []string{"package main", "It was a dark and stormy night", "func (b *Buffer) Write(", "The old man", "type Reader interface {"}
+	var reqs []genRequest
+	for i, p := range prompts {
+		r := greedy(p, 20+5*i)
+		if i%2 == 1 {
+			temp, seed := float32(0.9), uint64(40+i)
+			r.Temperature, r.Seed = &temp, &seed
+		}
+		reqs = append(reqs, r)
+	}
+	var want []string
+	for _, r := range reqs {
+		g, err := m.startGen(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, poll(t, g, 1<<16, 0))
+	}
+	// a generation holds the model when the batch starts: the batch waits for it
+	g, err := m.startGen(greedy("In the beginning", 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<16)
+	if _, _, err := g.next(time.Second, 1, buf); err != nil {
+		t.Fatal(err)
+	}
+	j, err := m.startBatch(batchRequest{Requests: reqs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := j.wait(200 * time.Millisecond); st.Finished || st.Stage != "waiting for another generation" {
+		t.Errorf("the batch while a generation holds the model: %+v", st)
+	}
+	poll(t, g, 1<<16, 0)
+	var res batchResult
+	if err := finish(t, j, &res); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i, r := range res.Results {
+		if r.Text != want[i] {
+			t.Errorf("request %d: batched %q, alone %q", i, r.Text, want[i])
+		}
+		if r.Stats.GeneratedTokens != *reqs[i].MaxTokens && r.Stats.StopReason != "eos" {
+			t.Errorf("request %d: %d tokens, stopped by %q", i, r.Stats.GeneratedTokens, r.Stats.StopReason)
+		}
+		total += r.Stats.GeneratedTokens
+	}
+	if len(res.Results) != len(reqs) || res.GeneratedTokens != total || res.MostTogether != 3 || res.TokS <= 0 {
+		t.Errorf("result: %d results, %d tokens (requests' sum %d), %d together (want 3), %.1f tok/s", len(res.Results), res.GeneratedTokens, total, res.MostTogether, res.TokS)
+	}
+	if st := j.wait(0); st.Done != int64(total) || st.Total != int64(total) || st.Stage != "generating" {
+		t.Errorf("last progress %+v, want done = total = %d", st, total)
+	}
+	if p := m.l.Pool; p.FreeBlocks() != p.Blocks() {
+		t.Errorf("%d of %d blocks free after the batch", p.FreeBlocks(), p.Blocks())
+	}
+	g, err = m.startGen(reqs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := poll(t, g, 1<<16, 0); got != want[0] {
+		t.Errorf("a generation after the batch: %q, want %q", got, want[0])
+	}
+}
+
+// A batch's bad request is refused before anything runs, named by its
+// index; a cancelled batch ends "cancelled" with every block free; closing
+// the model stops a running batch.
+func TestBatchErrors(t *testing.T) {
+	m := loadDemo(t)
+	bad := greedy("x", 4)
+	k := -1
+	bad.TopK = &k
+	_, err := m.startBatch(batchRequest{Requests: []genRequest{greedy("a", 4), bad}})
+	if classify(err, codeError) != codeArgument || !strings.Contains(err.Error(), "request 1: top_k -1") {
+		t.Errorf("bad request: code %d, %v", classify(err, codeError), err)
+	}
+	if _, err := m.startBatch(batchRequest{}); classify(err, codeError) != codeArgument {
+		t.Errorf("no requests: %v", err)
+	}
+	long := greedy("package main", 2000)
+	j, err := m.startBatch(batchRequest{Requests: []genRequest{long, long}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j.wait(50*time.Millisecond).Done == 0 {
+	}
+	j.cancel.Store(true)
+	var res batchResult
+	if err := finish(t, j, &res); !errors.Is(err, errCancelled) {
+		t.Errorf("cancelled batch: %v", err)
+	}
+	if p := m.l.Pool; p.FreeBlocks() != p.Blocks() {
+		t.Errorf("%d of %d blocks free after the cancelled batch", p.FreeBlocks(), p.Blocks())
+	}
+	j, err = m.startBatch(batchRequest{Requests: []genRequest{long}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j.wait(50*time.Millisecond).Done == 0 {
+	}
+	if err := m.close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := finish(t, j, &res); !errors.Is(err, errCancelled) {
+		t.Errorf("batch of a closed model: %v", err)
+	}
+	if _, err := m.startBatch(batchRequest{Requests: []genRequest{long}}); !errors.Is(err, errClosed) {
+		t.Errorf("batch on a closed model: %v", err)
+	}
+}
+
+// A batch on a model loaded for one sequence (max_batch 1: a pool of one
+// context) runs after a chat turn whose cached conversation fills that
+// pool: the batch takes the whole pool.
+func TestBatchAfterConversation(t *testing.T) {
+	m, err := loadModel(demoModel, loadOptions{Threads: 1, Ctx: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	g, err := m.startGen(greedy("It was a dark and stormy night", 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, g, 1<<16, 0)
+	if p := m.l.Pool; p.FreeBlocks() != 0 {
+		t.Fatalf("%d of %d blocks free after the chat turn: the test wants the conversation to hold them all", p.FreeBlocks(), p.Blocks())
+	}
+	j, err := m.startBatch(batchRequest{Requests: []genRequest{greedy("package main", 40), greedy("The old man", 40)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res batchResult
+	if err := finish(t, j, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.GeneratedTokens == 0 || res.MostTogether != 1 {
+		t.Errorf("%d tokens, %d together", res.GeneratedTokens, res.MostTogether)
 	}
 }

@@ -20,7 +20,9 @@
 //     are started, then polled with a timeout, so that the caller can report
 //     progress and notice Ctrl-C between polls, and cancel. A generation runs
 //     on the polling thread itself (no thread hands text to another);
-//     compress and evaluate run on Go's threads.
+//     compress, evaluate and batch generations (upg_batch_start: many
+//     requests stepped together, up to the model's max_batch) are jobs that
+//     run on Go's threads.
 //   - Go panics in the calling goroutine become UPG_ERR (1) errors.
 //
 // Codes: 1 error, 2 bad argument, 3 not found, 4 bad model file (corrupt,

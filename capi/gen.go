@@ -384,10 +384,13 @@ func (g *genObj) finishedStats() (statsJSON, error) {
 	if !g.ended {
 		return statsJSON{}, argErrorf("the generation has not finished")
 	}
-	st := g.stats
+	return newStats(g.stats), nil
+}
+
+func newStats(st engine.Stats) statsJSON {
 	return statsJSON{PromptTokens: st.PromptTokens, ReusedTokens: st.ReusedTokens, GeneratedTokens: st.GeneratedTokens,
 		PrefillSeconds: st.Prefill.Seconds(), DecodeSeconds: st.Decode.Seconds(), PrefillTokS: st.PrefillTokS(),
-		DecodeTokS: st.DecodeTokS(), StopReason: st.StopReason, LookupDrafted: st.Drafted, LookupAccepted: st.Accepted}, nil
+		DecodeTokS: st.DecodeTokS(), StopReason: st.StopReason, LookupDrafted: st.Drafted, LookupAccepted: st.Accepted}
 }
 
 // randomSeed is a seed for requests that give none (as upg run does).

@@ -315,6 +315,34 @@ func upg_gen_free(h C.uint64_t) C.int32_t {
 	return codeOK
 }
 
+// upg_batch_start starts generating several requests together on one
+// model: JSON {"requests": [...]}, each request as upg_gen_start's. Up to
+// the model's max_batch (upg_model_load) run at a time, the others joining
+// as those finish; it waits for another generation on the model to end
+// first. Poll it with upg_job_wait (done and total count generated tokens
+// against the most the requests may still generate); its result is
+// {"results": [{"text", "stats"}] in the requests' order, "generated_tokens",
+// "seconds", "tok_s", "max_running", "preemptions"}.
+//
+//export upg_batch_start
+func upg_batch_start(h C.uint64_t, reqJSON *C.char, job *C.uint64_t, errOut **C.char) (rc C.int32_t) {
+	defer guard(&rc, errOut)
+	m, err := lookup[*modelObj](uint64(h))
+	if err != nil {
+		return fail(errOut, err, codeError)
+	}
+	var r batchRequest
+	if err := decodeJSON(reqJSON, &r, "batch request"); err != nil {
+		return fail(errOut, err, codeArgument)
+	}
+	j, err := m.startBatch(r)
+	if err != nil {
+		return fail(errOut, err, codeError)
+	}
+	*job = C.uint64_t(newHandle(j))
+	return codeOK
+}
+
 // upg_compress_start starts compressing src into out with options (JSON)
 // {"target_bpw" or "target_size" (bytes, or with a unit: "9.4MB"), "calib"
 // (a file) or "calib_text", "calib_tokens", "calib_ctx", "codec",

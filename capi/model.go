@@ -18,12 +18,21 @@ type loadOptions struct {
 	Threads int    `json:"threads"`  // 0 = all cores
 	KVCache string `json:"kv_cache"` // "f16" (default), "f32" or "q8"
 	Lookup  int    `json:"lookup"`   // prompt-lookup draft tokens per step (0 = off)
+	// MaxBatch is the most sequences a batch generation steps together
+	// (upg serve --max-batch; 0 = 1). Above 1 the KV cache is sized as
+	// upg serve sizes it: half the memory left after the weights, at most
+	// MaxBatch full contexts.
+	MaxBatch int `json:"max_batch"`
 	// GPULayers is how many decoder layers run on the GPU, the last ones
 	// (upg run --gpu-layers): null or absent = every layer, N ≥ 0 = the last
 	// N (0: none, the CPU alone), "auto" = as many as fit the free device
 	// memory with a KV cache of the context.
 	GPULayers json.RawMessage `json:"gpu_layers"`
 }
+
+// maxBatchLimit bounds load's max_batch (upg serve's --max-batch has no
+// bound; 256 sequences is past where a batch step gains anything).
+const maxBatchLimit = 256
 
 // placement resolves the device and the engine's GPU layer count from o.
 func (o loadOptions) placement() (device string, gpuLayers int, err error) {
@@ -71,6 +80,7 @@ type modelObj struct {
 
 	gensMu  sync.Mutex
 	gens    map[*genObj]bool // started and not yet finished
+	batches map[*jobObj]bool // batch generations running
 	closing bool             // under gensMu: no new generations
 }
 
@@ -85,6 +95,9 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if o.Threads < 0 {
 		return nil, argErrorf("threads %d must be ≥ 0 (0 = all cores)", o.Threads)
 	}
+	if o.MaxBatch < 0 || o.MaxBatch > maxBatchLimit {
+		return nil, argErrorf("max_batch %d must be in [1, %d] (0 = 1)", o.MaxBatch, maxBatchLimit)
+	}
 	if o.Lookup < 0 || o.Lookup > engine.MaxLookup {
 		return nil, argErrorf("lookup %d must be in [0, %d] (0 = off)", o.Lookup, engine.MaxLookup)
 	}
@@ -98,21 +111,28 @@ func loadModel(path string, o loadOptions) (*modelObj, error) {
 	if path == "" {
 		return nil, argErrorf("no model path given")
 	}
-	l, err := engine.Load(path, engine.Options{Threads: o.Threads, Device: device, GPULayers: gpuLayers, Ctx: o.Ctx, KVCache: kv, Lookup: o.Lookup})
+	opts := engine.Options{Threads: o.Threads, Device: device, GPULayers: gpuLayers, Ctx: o.Ctx, KVCache: kv, Lookup: o.Lookup}
+	if o.MaxBatch > 1 {
+		opts.MaxSeqs, opts.KVBudget = o.MaxBatch, -1
+	}
+	l, err := engine.Load(path, opts)
 	if err != nil {
 		return nil, abiError{err} // engine.ErrDevice: codeDevice (classify)
 	}
-	return &modelObj{l: l, gen: make(chan struct{}, 1), gens: map[*genObj]bool{}}, nil
+	return &modelObj{l: l, gen: make(chan struct{}, 1), gens: map[*genObj]bool{}, batches: map[*jobObj]bool{}}, nil
 }
 
-// close ends the model's generations (waiting for polls in progress) and
-// unmaps the model.
+// close ends the model's generations and batch generations (waiting for
+// polls and steps in progress) and unmaps the model.
 func (m *modelObj) close() error {
 	m.gensMu.Lock()
 	m.closing = true
 	var gens []*genObj
 	for g := range m.gens {
 		gens = append(gens, g)
+	}
+	for j := range m.batches { // they stop after their step; life.Lock below waits for them
+		j.cancel.Store(true)
 	}
 	m.gensMu.Unlock()
 	for _, g := range gens {
@@ -141,6 +161,8 @@ type modelInfo struct {
 	Threads   int    `json:"threads"`
 	KVCache   string `json:"kv_cache"`
 	Lookup    int    `json:"lookup"`
+	MaxBatch  int    `json:"max_batch"`    // sequences a batch generation steps together
+	KVTokens  int    `json:"kv_positions"` // positions the KV cache holds, over all sequences
 	Template  string `json:"chat_template"`
 	BOS       int    `json:"bos_token_id"`
 	EOS       []int  `json:"eos_token_ids"`
@@ -175,6 +197,7 @@ func (m *modelObj) info() (modelInfo, error) {
 	}
 	return modelInfo{Path: l.Checkpoint.Path, Format: l.Checkpoint.Format, Device: engine.BackendName(l.Model), GPULayers: l.GPULayers, Arch: c.HFArchitecture, Vocab: c.Vocab,
 		TokVocab: l.Tokenizer.VocabSize(), Ctx: l.Capacity(), Threads: threads, KVCache: kv, Lookup: l.Config().Lookup,
+		MaxBatch: l.Config().MaxSeqs, KVTokens: l.Pool.Blocks() * l.Pool.BlockSize(),
 		Template: l.Template.Name, BOS: l.Tokenizer.BOS(), EOS: l.Tokenizer.EOS(), Params: l.Checkpoint.NumParams(),
 		Layers: c.Layers, Hidden: c.Hidden, MaxPos: c.MaxPositions, StepLimit: l.Config().StepTokens}, nil
 }

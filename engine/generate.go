@@ -87,3 +87,12 @@ func (e *Engine) Converse(req Request) (*Sequence, error) {
 	s.stats.ReusedTokens = keep
 	return s, nil
 }
+
+// EndConversation frees the conversation's cache entries, so that other
+// sequences can have the whole pool; the next Converse starts afresh.
+func (e *Engine) EndConversation() {
+	if e.conv != nil {
+		e.Release(e.conv)
+		e.conv = nil
+	}
+}

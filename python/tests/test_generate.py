@@ -212,3 +212,42 @@ def test_leaving_a_stream_early_cancels_it(demo: upg.Model) -> None:
     s.cancel()
     rest = list(s)
     assert s.stats is not None and s.stats["stop_reason"] == "cancelled" and len(rest) < 50
+
+
+def test_generate_batch_equals_generate(demo: upg.Model) -> None:
+    """A batch gives each prompt generate's text (greedy; sampled with seed + i), in order, with more prompts than max_batch."""
+    prompts = PROMPTS[:3] + ["package main", "It was a dark and stormy night", [1, 450, 2030]]
+    with upg.Model(demo.path, max_batch=4, ctx=512) as m:
+        assert m.info["max_batch"] == 4 and m.info["kv_positions"] >= 4 * 512
+        assert "max_batch=4" in repr(m)
+        want = [m.generate(p, temperature=0, max_tokens=32) for p in prompts]
+        seen = []
+        got = m.generate_batch(prompts, temperature=0, max_tokens=32, progress=lambda d, t, s: seen.append((d, t, s)))
+        assert got == want
+        stats = m.last_stats
+        assert stats is not None and stats["max_running"] == 4 and len(stats["requests"]) == len(prompts)
+        assert stats["generated_tokens"] == sum(r["generated_tokens"] for r in stats["requests"]) > 0
+        assert seen and seen[-1] == (stats["generated_tokens"], stats["generated_tokens"], "generating")
+        sampled = m.generate_batch(prompts[:3], temperature=1.0, seed=11, max_tokens=24)
+        assert sampled == [m.generate(p, temperature=1.0, seed=11 + i, max_tokens=24) for i, p in enumerate(prompts[:3])]
+        assert len(set(sampled)) == 3
+        convs = [[{"role": "user", "content": "Tell me a story."}], [{"role": "user", "content": "Write some Go."}]]
+        assert m.chat_batch(convs, temperature=0, max_tokens=16) == [m.chat(c, temperature=0, max_tokens=16) for c in convs]
+        assert m.generate_batch([]) == []
+
+
+def test_generate_batch_errors(demo: upg.Model) -> None:
+    with pytest.raises(TypeError, match="use generate for one"):
+        demo.generate_batch("package main")  # type: ignore[arg-type]
+    with pytest.raises(upg.InvalidArgumentError, match="request 1: prompt token id 99999999"):
+        demo.generate_batch(["a", [99999999]])
+    with pytest.raises(upg.InvalidArgumentError, match="max_batch"):
+        upg.Model(demo.path, max_batch=0)
+
+    def stop(done: int, total: int, stage: str) -> None:
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        demo.generate_batch(["package main"] * 3, max_tokens=400, ignore_eos=True, progress=stop)
+    assert demo.generate("package main", temperature=0, max_tokens=8)  # the model is usable after the cancelled batch

@@ -2,8 +2,8 @@
 
 ctypes releases the GIL during each foreign call, so other Python threads run
 while Go works. A generation's steps run on the calling thread (with the
-model's worker threads); compress and evaluate run on Go's threads and are
-polled.
+model's worker threads); compress, evaluate and batch generations run on Go's
+threads and are polled (run_job).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import sys
 from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_int64, c_uint64, c_void_p
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from .errors import UpgError, _error
 
@@ -60,6 +60,7 @@ def _load() -> ctypes.CDLL:
         "upg_gen_stats": (c_int32, [c_uint64, POINTER(c_void_p), POINTER(c_void_p)]),
         "upg_gen_cancel": (c_int32, [c_uint64]),
         "upg_gen_free": (c_int32, [c_uint64]),
+        "upg_batch_start": (c_int32, [c_uint64, c_char_p, POINTER(c_uint64), POINTER(c_void_p)]),
         "upg_compress_start": (c_int32, [c_char_p, c_char_p, c_char_p, POINTER(c_uint64), POINTER(c_void_p)]),
         "upg_evaluate_start": (c_int32, [c_char_p, POINTER(c_uint64), POINTER(c_void_p)]),
         "upg_job_wait": (
@@ -137,4 +138,42 @@ def version() -> str:
     return take_string(out)
 
 
-__all__ = ["lib", "call", "call_json", "check", "take_string", "path_bytes", "json_bytes", "version", "UpgError", "CODE_TOO_SMALL"]
+Progress = Callable[[int, int, str], object]
+"""progress(done, total, stage): compress counts parameters encoded, evaluate chunks scored, a batch
+generation tokens generated (against the most its requests may still generate)."""
+
+_JOB_POLL_MS = 100
+
+
+def run_job(handle: int, progress: Optional[Progress]) -> Any:
+    """Polls a job until it finishes, calling progress on this thread whenever it moved.
+    Ctrl-C (or an exception from progress) cancels the job and waits for it to stop."""
+    done, total, updates, fin = c_int64(), c_int64(), c_int64(), c_int32()
+    stage = ctypes.create_string_buffer(256)
+    seen = -1
+
+    def poll() -> bool:
+        call(lib.upg_job_wait, handle, _JOB_POLL_MS, byref(done), byref(total), byref(updates), stage, len(stage), byref(fin))
+        return bool(fin.value)
+
+    try:
+        while True:
+            finished = poll()
+            if progress is not None and updates.value != seen:
+                seen = updates.value
+                progress(done.value, total.value, stage.value.decode("utf-8", errors="replace"))
+            if finished:
+                return call_json(lib.upg_job_result, handle)
+    except BaseException:
+        lib.upg_job_cancel(handle)
+        try:  # it stops at its next progress report and cleans up (a compression's temporary file)
+            while not poll():
+                pass
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+            pass
+        raise
+    finally:
+        lib.upg_job_free(handle)
+
+
+__all__ = ["lib", "call", "call_json", "check", "take_string", "path_bytes", "json_bytes", "version", "run_job", "Progress", "UpgError", "CODE_TOO_SMALL"]

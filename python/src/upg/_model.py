@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from . import _lib
-from ._lib import lib
+from ._lib import Progress, lib
 from .errors import ClosedError, InvalidArgumentError, ModelNotFoundError, UpgError
 
 if TYPE_CHECKING:
@@ -166,6 +166,9 @@ class Model:
     tokens where they occurred before, and keeps those the model picks
     itself — the same text, greedy or sampled with a seed, faster where the output repeats its input; how many a step
     feeds follows the step times the engine measures (last_stats counts lookup_drafted and lookup_accepted).
+    `max_batch` is how many sequences `generate_batch` and `chat_batch` step together (`upg serve
+    --max-batch`); above 1 the KV cache is sized as `upg serve` sizes it (half the memory left after the
+    weights, at most max_batch full contexts; `info["kv_positions"]`).
 
     A Model may be used from several threads; calls that run it (generations,
     logits) take turns, while different Models run in parallel. Use it as a
@@ -182,6 +185,7 @@ class Model:
         threads: Optional[int] = None,
         kv_cache: str = "f16",
         lookup: int = 0,
+        max_batch: int = 1,
     ) -> None:
         self._h = 0
         if path is None:
@@ -198,6 +202,7 @@ class Model:
             "threads": _int_opt("threads", threads, minimum=1),
             "kv_cache": kv_cache,
             "lookup": _int_opt("lookup", lookup, minimum=0, allow_none=False),
+            "max_batch": _int_opt("max_batch", max_batch, minimum=1, allow_none=False),
         }
         h = c_uint64()
         _lib.call(lib.upg_model_load, _lib.path_bytes(path), _lib.json_bytes(opts), byref(h))
@@ -234,7 +239,12 @@ class Model:
         return self._h
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"ctx={self.info['ctx']}, kv_cache={self.info['kv_cache']!r}"
+        state = (
+            "closed"
+            if self.closed
+            else f"device={self.info['device']!r}, ctx={self.info['ctx']}, kv_cache={self.info['kv_cache']!r}"
+            + (f", max_batch={self.info['max_batch']}" if self.info.get("max_batch", 1) > 1 else "")
+        )
         return f"upg.Model({self.info['path']!r}, {state})"
 
     # -- properties -------------------------------------------------------
@@ -469,6 +479,111 @@ class Model:
             format,
         )
         return self._start(req, max_pieces=1)
+
+    def generate_batch(
+        self,
+        prompts: Sequence[Union[str, Sequence[int]]],
+        *,
+        max_tokens: Optional[int] = 128,
+        temperature: float = 0.7,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        logit_bias: Optional[Mapping[int, float]] = None,
+        seed: Optional[int] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        ignore_eos: bool = False,
+        format: Union[str, Mapping[str, Any], None] = None,
+        progress: Optional[Progress] = None,
+    ) -> list[str]:
+        """Completions of many prompts, generated together: returns their texts in the prompts' order.
+
+        Up to the model's `max_batch` sequences are stepped together (load the model with
+        `max_batch=N`), the others joining as those finish, so the weights are read once a step for
+        all of them: on a GPU many times one prompt's tokens a second. Each text is the one
+        `generate` gives its prompt with the same options (on the CPU token for token; on a GPU,
+        greedy text up to near-ties); with a seed, prompt i draws with seed + i, as the server's
+        `n` choices do. progress(done, total, stage) is called on this thread as tokens are generated
+        (total: the most the prompts may still generate). `last_stats` then holds the batch's
+        counts: generated_tokens, seconds, tok_s, max_running, preemptions, and each prompt's stats.
+        """
+        if isinstance(prompts, (str, bytes)) or not isinstance(prompts, Sequence):
+            raise TypeError("prompts must be a list of prompts (str, or a list of token ids); use generate for one")
+        return self._batch(
+            [_prompt(p) for p in prompts],
+            progress,
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            frequency_penalty,
+            presence_penalty,
+            logit_bias,
+            seed,
+            stop,
+            ignore_eos,
+            format,
+        )
+
+    def chat_batch(
+        self,
+        conversations: Sequence[Sequence[Message]],
+        *,
+        max_tokens: Optional[int] = 512,
+        temperature: float = 0.7,
+        top_k: int = 40,
+        top_p: float = 0.95,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        frequency_penalty: float = 0.0,
+        presence_penalty: float = 0.0,
+        logit_bias: Optional[Mapping[int, float]] = None,
+        seed: Optional[int] = None,
+        stop: Union[str, Sequence[str], None] = None,
+        ignore_eos: bool = False,
+        format: Union[str, Mapping[str, Any], None] = None,
+        progress: Optional[Progress] = None,
+    ) -> list[str]:
+        """The assistant's answers to many conversations (each as `chat` takes it), generated together
+        as `generate_batch` generates prompts."""
+        if isinstance(conversations, (str, bytes)) or not isinstance(conversations, Sequence):
+            raise TypeError("conversations must be a list of message lists; use chat for one")
+        return self._batch(
+            [{"messages": _messages(c)} for c in conversations],
+            progress,
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            frequency_penalty,
+            presence_penalty,
+            logit_bias,
+            seed,
+            stop,
+            ignore_eos,
+            format,
+        )
+
+    def _batch(self, bases: list[dict[str, Any]], progress: Optional[Progress], *options: Any) -> list[str]:
+        if not bases:
+            return []
+        reqs = [_request(base, *options) for base in bases]
+        for i, req in enumerate(reqs):
+            if req.get("seed"):  # 0 and None: a random seed each
+                req["seed"] = (req["seed"] + i) % (1 << 64) or 1
+        job = c_uint64()
+        _lib.call(lib.upg_batch_start, self._handle(), _lib.json_bytes({"requests": reqs}), byref(job))
+        res = _lib.run_job(job.value, progress)
+        self.last_stats = {k: v for k, v in res.items() if k != "results"}
+        self.last_stats["requests"] = [r["stats"] for r in res["results"]]
+        return [r["text"] for r in res["results"]]
 
     def _start(self, req: dict[str, Any], max_pieces: int) -> Stream:
         handle = self._handle()

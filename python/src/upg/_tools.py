@@ -8,44 +8,8 @@ from ctypes import byref, c_int32, c_int64, c_uint64
 from typing import Any, Callable, Optional, Sequence, Union
 
 from . import _lib
-from ._lib import lib
+from ._lib import Progress, lib
 from ._model import Model, PathLike, _float_opt, _gpu_layers_opt, _int_opt, demo_model_path
-
-Progress = Callable[[int, int, str], object]
-"""progress(done, total, stage): compress counts parameters encoded, evaluate chunks scored."""
-
-_POLL_MS = 100
-
-
-def _run_job(handle: int, progress: Optional[Progress]) -> Any:
-    """Polls a job until it finishes, calling progress on this thread whenever it moved.
-    Ctrl-C (or an exception from progress) cancels the job and waits for it to stop."""
-    done, total, updates, fin = c_int64(), c_int64(), c_int64(), c_int32()
-    stage = ctypes.create_string_buffer(256)
-    seen = -1
-
-    def poll() -> bool:
-        _lib.call(lib.upg_job_wait, handle, _POLL_MS, byref(done), byref(total), byref(updates), stage, len(stage), byref(fin))
-        return bool(fin.value)
-
-    try:
-        while True:
-            finished = poll()
-            if progress is not None and updates.value != seen:
-                seen = updates.value
-                progress(done.value, total.value, stage.value.decode("utf-8", errors="replace"))
-            if finished:
-                return _lib.call_json(lib.upg_job_result, handle)
-    except BaseException:
-        lib.upg_job_cancel(handle)
-        try:  # it stops at its next progress report and cleans up (a compression's temporary file)
-            while not poll():
-                pass
-        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
-            pass
-        raise
-    finally:
-        lib.upg_job_free(handle)
 
 
 def compress(
@@ -109,7 +73,7 @@ def compress(
     }
     job = c_uint64()
     _lib.call(lib.upg_compress_start, _lib.path_bytes(src), _lib.path_bytes(out), _lib.json_bytes(opts), byref(job))
-    return _run_job(job.value, progress)  # type: ignore[no-any-return]
+    return _lib.run_job(job.value, progress)  # type: ignore[no-any-return]
 
 
 def evaluate(
@@ -192,7 +156,7 @@ def evaluate_many(
     }
     job = c_uint64()
     _lib.call(lib.upg_evaluate_start, _lib.json_bytes(opts), byref(job))
-    return _run_job(job.value, progress)  # type: ignore[no-any-return]
+    return _lib.run_job(job.value, progress)  # type: ignore[no-any-return]
 
 
 def inspect(path: Optional[PathLike] = None) -> dict[str, Any]:
