@@ -106,3 +106,14 @@ def test_cuda_agrees_with_cpu(demo: upg.Model) -> None:
             assert split.generate("package main", temperature=0, max_tokens=32) == cpu.generate(
                 "package main", temperature=0, max_tokens=32
             )
+
+
+@pytest.mark.skipif(not _has_driver(), reason="no NVIDIA driver (libcuda.so.1): the GPU path is tested on a GPU machine")
+def test_cuda_batch_agrees_with_cpu(demo: upg.Model) -> None:
+    """generate_batch on the GPU (its batched kernels) gives the CPU's greedy text, with more prompts than max_batch."""
+    prompts = ["package main", "It was a bright cold day", "func (b *Buffer) Write(", "The old man", "type Reader interface {"]
+    with upg.Model(demo.path, device="cpu") as cpu, upg.Model(demo.path, device="cuda", max_batch=4, ctx=512) as gpu:
+        want = [cpu.generate(p, temperature=0, max_tokens=32) for p in prompts]
+        assert gpu.generate_batch(prompts, temperature=0, max_tokens=32) == want
+        assert gpu.last_stats is not None and gpu.last_stats["max_running"] == 4
+        assert gpu.generate(prompts[0], temperature=0, max_tokens=32) == want[0]  # a generation after the batch
