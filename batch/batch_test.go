@@ -1,7 +1,6 @@
 package batch_test
 
 import (
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -9,35 +8,16 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/batch"
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/internal/enginetest"
 )
 
-// demo is the bundled demo model (a real trained Phi-3-architecture model).
-const demo = "../models/miniphi-29m.upg"
-
+// load loads the demo model on the CPU with an exact (f32) cache.
 func load(t *testing.T, o engine.Options) *engine.Loaded {
-	t.Helper()
-	if _, err := os.Stat(demo); err != nil {
-		t.Fatalf("demo model missing: %v", err)
-	}
-	o.Threads, o.Device, o.KVCache = 2, "cpu", backend.KVF32
-	l, err := engine.Load(demo, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
+	o.Device, o.KVCache = "cpu", backend.KVF32
+	return enginetest.Load(t, o)
 }
 
-var prompts = []string{
-	"package main\n\nimport \"fmt\"\n\nfunc main() {",
-	"It was a dark and stormy night; the rain fell in torrents",
-	"func (b *Buffer) Write(p []byte) (n int, err error) {",
-	"The old man looked at the sea and",
-	"// Copyright 2009 The Go Authors. All rights reserved.",
-	"She had never seen so many people in one room, and",
-	"type Reader interface {",
-	"In the beginning",
-}
+var prompts = enginetest.Prompts
 
 type job struct {
 	slot     batch.Slot
@@ -47,26 +27,6 @@ type job struct {
 }
 
 func (j *job) Slot() *batch.Slot { return &j.slot }
-
-// alone decodes each request by itself, greedily, and returns its tokens.
-func alone(t *testing.T, l *engine.Loaded, reqs []engine.Request) [][]int {
-	t.Helper()
-	out := make([][]int, len(reqs))
-	for i, r := range reqs {
-		s, err := l.NewSequence(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for !s.Done() {
-			if _, err := l.Step([]*engine.Sequence{s}, 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out[i] = slices.Clone(s.Tokens())
-		l.Release(s)
-	}
-	return out
-}
 
 // drive runs jobs through a Batcher to the end, as serve's scheduler and
 // the C ABI do, and returns how many preemptions and the most jobs that
@@ -129,7 +89,7 @@ func TestBatcherEqualsAlone(t *testing.T) {
 		reqs[i] = engine.Request{Prompt: ref.EncodePrompt(p), MaxTokens: 30 + 7*i, IgnoreEOS: true}
 		jobs[i] = &job{slot: batch.Slot{Req: reqs[i]}}
 	}
-	want := alone(t, ref, reqs)
+	want := enginetest.Alone(t, ref, reqs)
 	preempted, widest := drive(t, small, 4, jobs)
 	for i, j := range jobs {
 		switch {

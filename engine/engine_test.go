@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,58 +12,20 @@ import (
 	"github.com/upg-ai/upg/backend"
 	"github.com/upg-ai/upg/constrain"
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/internal/enginetest"
 	"github.com/upg-ai/upg/sample"
 )
 
-// demo is the bundled demo model (a real trained Phi-3-architecture model).
-const demo = "../models/miniphi-29m.upg"
+const demo = enginetest.Demo
 
-func load(t *testing.T, o engine.Options) *engine.Loaded {
-	t.Helper()
-	if _, err := os.Stat(demo); err != nil {
-		t.Fatalf("demo model missing: %v", err)
-	}
-	if o.Threads == 0 {
-		o.Threads = 2
-	}
-	l, err := engine.Load(demo, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
+func load(t *testing.T, o engine.Options) *engine.Loaded { return enginetest.Load(t, o) }
 
-var prompts = []string{
-	"package main\n\nimport \"fmt\"\n\nfunc main() {",
-	"It was a dark and stormy night; the rain fell in torrents",
-	"func (b *Buffer) Write(p []byte) (n int, err error) {",
-	"The old man looked at the sea and",
-	"// Copyright 2009 The Go Authors. All rights reserved.",
-	"She had never seen so many people in one room, and",
-	"type Reader interface {",
-	"In the beginning",
-}
+var prompts = enginetest.Prompts
 
 // alone decodes each request by itself, greedily, in a fresh engine
 // sequence, and returns its tokens.
 func alone(t *testing.T, l *engine.Loaded, reqs []engine.Request) [][]int {
-	t.Helper()
-	out := make([][]int, len(reqs))
-	for i, r := range reqs {
-		s, err := l.NewSequence(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for !s.Done() {
-			if _, err := l.Step([]*engine.Sequence{s}, 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out[i] = slices.Clone(s.Tokens())
-		l.Release(s)
-	}
-	return out
+	return enginetest.Alone(t, l, reqs)
 }
 
 // TestBatchedEqualsAlone decodes N sequences with different prompts in one

@@ -12,21 +12,13 @@ import (
 	"time"
 
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/internal/enginetest"
 	"github.com/upg-ai/upg/internal/sysmem"
 	"github.com/upg-ai/upg/sample"
 	"github.com/upg-ai/upg/serve"
 )
 
-var loadPrompts = []string{
-	"package main\n\nimport \"fmt\"\n\nfunc main() {",
-	"It was a dark and stormy night; the rain fell in torrents",
-	"func (b *Buffer) Write(p []byte) (n int, err error) {",
-	"The old man looked at the sea and",
-	"// Copyright 2009 The Go Authors. All rights reserved.",
-	"She had never seen so many people in one room, and",
-	"type Reader interface {",
-	"In the beginning",
-}
+var loadPrompts = enginetest.Prompts
 
 type streamResult struct {
 	text       string
