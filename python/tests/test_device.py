@@ -108,12 +108,38 @@ def test_cuda_agrees_with_cpu(demo: upg.Model) -> None:
             )
 
 
+def _greedy_with_gaps(cpu: upg.Model, prompt: str, n: int) -> tuple[list[int], list[float]]:
+    """The CPU's greedy tokens after prompt, from its logits, and each step's gap between its top two logits."""
+    ids = cpu.tokenize(prompt)
+    toks, gaps = [], []
+    for _ in range(n):
+        logits = cpu.logits(ids + toks)
+        top2 = np.sort(logits)[-2:]
+        toks.append(int(np.argmax(logits)))
+        gaps.append(float(top2[1] - top2[0]))
+    return toks, gaps
+
+
 @pytest.mark.skipif(not _has_driver(), reason="no NVIDIA driver (libcuda.so.1): the GPU path is tested on a GPU machine")
 def test_cuda_batch_agrees_with_cpu(demo: upg.Model) -> None:
-    """generate_batch on the GPU (its batched kernels) gives the CPU's greedy text, with more prompts than max_batch."""
+    """generate_batch on the GPU (its multi-token kernels, which round unlike the one-token ones) gives the CPU's
+    greedy text up to a near-tie: where a text first leaves the CPU's, the CPU's top two logits are closer than the
+    GPU's logits may differ from its (2 × 2e-2). More prompts than max_batch; a generation after the batch."""
     prompts = ["package main", "It was a bright cold day", "func (b *Buffer) Write(", "The old man", "type Reader interface {"]
-    with upg.Model(demo.path, device="cpu") as cpu, upg.Model(demo.path, device="cuda", max_batch=4, ctx=512) as gpu:
-        want = [cpu.generate(p, temperature=0, max_tokens=32) for p in prompts]
-        assert gpu.generate_batch(prompts, temperature=0, max_tokens=32) == want
+    n = 32
+    with upg.Model(demo.path, device="cpu", kv_cache="f32") as cpu, upg.Model(demo.path, device="cuda", max_batch=4, ctx=512) as gpu:
+        got = gpu.generate_batch(prompts, temperature=0, max_tokens=n, ignore_eos=True)
         assert gpu.last_stats is not None and gpu.last_stats["max_running"] == 4
-        assert gpu.generate(prompts[0], temperature=0, max_tokens=32) == want[0]  # a generation after the batch
+        same = 0
+        for prompt, text in zip(prompts, got):
+            toks, gaps = _greedy_with_gaps(cpu, prompt, n)
+            assert cpu.detokenize(toks) == cpu.generate(prompt, temperature=0, max_tokens=n, ignore_eos=True)
+            k = 0
+            while k < n and text.startswith(cpu.detokenize(toks[: k + 1])):
+                k += 1
+            if k < n:
+                assert gaps[k] < 4e-2, f"{prompt!r}: the GPU's batch text leaves the CPU's at token {k}, top-2 gap {gaps[k]:.3g}"
+                print(f"{prompt!r}: the GPU's batch text leaves the CPU's at token {k}, a near-tie (top-2 gap {gaps[k]:.3g})")
+            same += k == n
+        assert same >= len(prompts) - 2, f"only {same} of {len(prompts)} texts are the CPU's to the end"
+        assert gpu.generate(prompts[0], temperature=0, max_tokens=n) == cpu.generate(prompts[0], temperature=0, max_tokens=n)

@@ -216,7 +216,8 @@ def test_leaving_a_stream_early_cancels_it(demo: upg.Model) -> None:
 
 def test_generate_batch_equals_generate(demo: upg.Model) -> None:
     """A batch gives each prompt generate's text (greedy; sampled with seed + i), in order, with more prompts than max_batch."""
-    prompts = PROMPTS[:3] + ["package main", "It was a dark and stormy night", [1, 450, 2030]]
+    prompts = ["func (b *Buffer) Write(", "The old man looked at the sea and", "type Reader interface {"]
+    prompts += ["package main", "It was a dark and stormy night", [1, 450, 2030]]
     with upg.Model(demo.path, max_batch=4, ctx=512) as m:
         assert m.info["max_batch"] == 4 and m.info["kv_positions"] >= 4 * 512
         assert "max_batch=4" in repr(m)
