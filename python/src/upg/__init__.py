@@ -7,6 +7,9 @@
         for piece in m.stream("func main() {"):
             print(piece, end="", flush=True)
 
+    with upg.Model(max_batch=8) as m:           # many prompts stepped together
+        texts = m.generate_batch(["package main", "It was"], temperature=0, max_tokens=32)
+
 Everything runs in UPG's Go library (loaded with ctypes; the GIL is released
 while it works). Errors raise upg.UpgError subclasses with the library's message.
 """
