@@ -43,7 +43,8 @@ func (j *batchJob) Slot() *batch.Slot { return &j.slot }
 // starts a job that generates them together: up to the model's max_batch
 // at a time, the rest joining as others finish (package batch), each
 // request's text the same as it would be alone (on the CPU; on a GPU,
-// greedy text up to near-ties).
+// whose multi-token kernels round unlike its one-token ones, greedy text
+// may part at a near-tie).
 func (m *modelObj) startBatch(r batchRequest) (*jobObj, error) {
 	if len(r.Requests) == 0 {
 		return nil, argErrorf("a batch needs at least one request")

@@ -505,7 +505,8 @@ class Model:
         `max_batch=N`), the others joining as those finish, so the weights are read once a step for
         all of them: on a GPU many times one prompt's tokens a second. Each text is the one
         `generate` gives its prompt with the same options (on the CPU token for token; on a GPU,
-        greedy text up to near-ties); with a seed, prompt i draws with seed + i, as the server's
+        whose multi-token kernels round unlike its one-token ones, greedy text may part at a
+        near-tie); with a seed, prompt i draws with seed + i, as the server's
         `n` choices do. progress(done, total, stage) is called on this thread as tokens are generated
         (total: the most the prompts may still generate). `last_stats` then holds the batch's
         counts: generated_tokens, seconds, tok_s, max_running, preemptions, and each prompt's stats.
