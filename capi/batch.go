@@ -144,20 +144,14 @@ func (m *modelObj) runBatch(jobs []*batchJob, progress func(int64, int64, string
 	for _, j := range jobs {
 		total += int64(j.limit)
 	}
-	start := time.Now()
-	for !b.Idle() {
-		if cancelled() {
-			return nil, errCancelled
-		}
-		b.Admit()
+	// step runs one engine step and takes its text; a finished request's
+	// blocks go back at once, under the same hold of the backend
+	step := func() error {
 		m.run.Lock()
+		defer m.run.Unlock()
 		outs, err := b.Step()
-		m.run.Unlock()
-		if err == nil {
-			err = failed
-		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, o := range outs {
 			j, ok := b.Owner(o.Seq)
@@ -169,10 +163,19 @@ func (m *modelObj) runBatch(jobs []*batchJob, progress func(int64, int64, string
 				n := o.Seq.Stats().GeneratedTokens
 				total -= int64(j.limit - n)
 				done += int64(n)
-				m.run.Lock()
 				b.Release(j)
-				m.run.Unlock()
 			}
+		}
+		return failed
+	}
+	start := time.Now()
+	for !b.Idle() {
+		if cancelled() {
+			return nil, errCancelled
+		}
+		b.Admit()
+		if err := step(); err != nil {
+			return nil, err
 		}
 		b.Retire()
 		running := int64(0)

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/upg-ai/upg/engine"
+	"github.com/upg-ai/upg/internal/enginetest"
 	"github.com/upg-ai/upg/serve"
 )
 
-// demo is the bundled demo model (a real trained Phi-3-architecture model).
-const demo = "../models/miniphi-29m.upg"
+const demo = enginetest.Demo
 
 type testServer struct {
 	*serve.Server
@@ -29,20 +29,9 @@ type testServer struct {
 	errc chan error
 }
 
-func load(t testing.TB, o engine.Options) *engine.Loaded {
-	t.Helper()
-	if _, err := os.Stat(demo); err != nil {
-		t.Fatalf("demo model missing: %v", err)
-	}
-	if o.Threads == 0 {
-		o.Threads = 2
-	}
-	l, err := engine.Load(demo, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
+// load loads the demo model; a server started on it closes it, other
+// callers leave it to the process's end.
+func load(t testing.TB, o engine.Options) *engine.Loaded { return enginetest.Open(t, o) }
 
 // start loads the demo model and serves it on 127.0.0.1; the cleanup shuts
 // it down and checks that no goroutine was left behind.

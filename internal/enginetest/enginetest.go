@@ -16,9 +16,8 @@ import (
 // model), from a top-level package's directory.
 const Demo = "../models/miniphi-29m.upg"
 
-// Load loads the demo model with o (Threads 0: 2), closed when the test
-// ends.
-func Load(t testing.TB, o engine.Options) *engine.Loaded {
+// Open loads the demo model with o (Threads 0: 2); the caller closes it.
+func Open(t testing.TB, o engine.Options) *engine.Loaded {
 	t.Helper()
 	if _, err := os.Stat(Demo); err != nil {
 		t.Fatalf("demo model missing: %v", err)
@@ -30,6 +29,13 @@ func Load(t testing.TB, o engine.Options) *engine.Loaded {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l
+}
+
+// Load is Open, the model closed when the test ends.
+func Load(t testing.TB, o engine.Options) *engine.Loaded {
+	t.Helper()
+	l := Open(t, o)
 	t.Cleanup(func() { l.Close() })
 	return l
 }
