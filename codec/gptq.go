@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/upg-ai/upg/linalg"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -69,11 +70,16 @@ func prepareHessian(h []float64, cols int, damp float64) (*prepared, error) {
 				a[(n-1-j)*n+ri] = h[i*n+j]
 			}
 		}
-		if !cholesky(a, n) {
+		if !linalg.Cholesky(a, n, n) {
 			damp *= 10
 			continue
 		}
-		x := invLower(a, n)
+		for i := 0; i < n; i++ { // the factorisation's scratch above the diagonal
+			clear(a[i*n+i+1 : (i+1)*n])
+		}
+		x := make([]float64, n*n)
+		linalg.InvertLower(a, n, n, x, n)
+		a = nil
 		p := &prepared{U: make([]float32, n*n), Ucc: make([]float32, n), Imp: imp}
 		for i := 0; i < n; i++ {
 			for j := i; j < n; j++ {
@@ -84,62 +90,6 @@ func prepareHessian(h []float64, cols int, damp float64) (*prepared, error) {
 		return p, nil
 	}
 	return nil, fmt.Errorf("hessian is not positive definite even with dampening")
-}
-
-// cholesky factorises the symmetric positive definite n×n matrix whose
-// lower triangle is in a, in place, into L (lower). It reports false if a
-// is not positive definite. Column j's entries below the diagonal are
-// computed in parallel.
-func cholesky(a []float64, n int) bool {
-	workers := runtime.GOMAXPROCS(0)
-	for j := 0; j < n; j++ {
-		lj := a[j*n : j*n+j]
-		d := a[j*n+j] - tensor.Dot(lj, lj)
-		if !(d > 0) {
-			return false
-		}
-		d = math.Sqrt(d)
-		a[j*n+j] = d
-		inv := 1 / d
-		rest := n - j - 1
-		if rest < 256 || workers == 1 {
-			for i := j + 1; i < n; i++ {
-				a[i*n+j] = (a[i*n+j] - tensor.Dot(a[i*n:i*n+j], lj)) * inv
-			}
-			continue
-		}
-		var wg sync.WaitGroup
-		chunk := (rest + workers - 1) / workers
-		for s := j + 1; s < n; s += chunk {
-			e := min(s+chunk, n)
-			wg.Add(1)
-			go func(s, e int) {
-				defer wg.Done()
-				for i := s; i < e; i++ {
-					a[i*n+j] = (a[i*n+j] - tensor.Dot(a[i*n:i*n+j], lj)) * inv
-				}
-			}(s, e)
-		}
-		wg.Wait()
-	}
-	return true
-}
-
-// invLower returns X = L⁻¹ (lower triangular, row-major n×n) for the lower
-// triangular L in l, solving column by column in parallel.
-func invLower(l []float64, n int) []float64 {
-	x := make([]float64, n*n)
-	parallelFor(n, func(j int) {
-		col := make([]float64, n)
-		col[j] = 1 / l[j*n+j]
-		for i := j + 1; i < n; i++ {
-			col[i] = -tensor.Dot(l[i*n+j:i*n+i], col[j:i]) / l[i*n+i]
-		}
-		for i := j; i < n; i++ {
-			x[i*n+j] = col[i]
-		}
-	})
-	return x
 }
 
 // parallelFor runs f(0..n-1) on GOMAXPROCS goroutines, interleaved.
@@ -179,7 +129,7 @@ func axpy(y []float32, s float32, x []float32) {
 // batched updates in blocks of `block` columns, rows in batches processed in
 // parallel.
 func runQuant(w []float32, rows, cols int, p *prepared, block int, q colQuant) {
-	const batch = 16
+	const batch = 32
 	nb := (rows + batch - 1) / batch
 	parallelFor(nb, func(b int) {
 		r0, r1 := b*batch, min((b+1)*batch, rows)
@@ -212,14 +162,8 @@ func runQuant(w []float32, rows, cols int, p *prepared, block int, q colQuant) {
 			if b1 == cols {
 				break
 			}
-			for k := b0; k < b1; k++ {
-				u := p.U[k*cols+b1 : (k+1)*cols]
-				for r := r0; r < r1; r++ {
-					if d := errs[(r-r0)*block+k-b0]; d != 0 {
-						axpy(w[r*cols+b1:(r+1)*cols], -d, u)
-					}
-				}
-			}
+			// the columns after the block: W[r0:r1, b1:] −= E·U[b0:b1, b1:]
+			linalg.SubProduct(w[r0*cols+b1:], cols, errs, block, p.U[b0*cols+b1:], cols, r1-r0, cols-b1, b1-b0)
 		}
 	})
 }
@@ -232,20 +176,29 @@ func OutputError(w, wq []float32, rows, cols int, h *Hessian) float64 {
 		h = nil
 	}
 	var total float64
-	d := make([]float64, cols)
-	for r := 0; r < rows; r++ {
-		for j := range d {
-			d[j] = float64(w[r*cols+j]) - float64(wq[r*cols+j])
-		}
-		if h == nil {
-			total += tensor.Dot(d, d)
-			continue
-		}
-		for i := 0; i < cols; i++ {
-			if d[i] != 0 {
-				total += d[i] * tensor.Dot(h.H[i*cols:(i+1)*cols], d)
+	if h == nil {
+		d := make([]float64, cols)
+		for r := 0; r < rows; r++ {
+			for j := range d {
+				d[j] = float64(w[r*cols+j]) - float64(wq[r*cols+j])
 			}
+			total += tensor.Dot(d, d)
 		}
+		return total
+	}
+	// 64 rows at a time: Y = D·H by the blocked multiply, then Σ D∘Y
+	const chunk = 64
+	n := min(rows, chunk)
+	d := make([]float64, n*cols)
+	y := make([]float64, n*cols)
+	for r0 := 0; r0 < rows; r0 += chunk {
+		m := min(chunk, rows-r0)
+		for i := range d[:m*cols] {
+			d[i] = float64(w[r0*cols+i]) - float64(wq[r0*cols+i])
+		}
+		clear(y)
+		linalg.MulAdd(m, cols, cols, 1, d, cols, h.H, cols, y, cols)
+		total += tensor.Dot(d[:m*cols], y[:m*cols])
 	}
 	return total
 }

@@ -3,6 +3,7 @@ package codec
 import (
 	"math"
 
+	"github.com/upg-ai/upg/linalg"
 	"github.com/upg-ai/upg/tensor"
 )
 
@@ -72,7 +73,7 @@ func solveSPD(a, b []float64, n int) ([]float64, bool) {
 	for i := 0; i < n; i++ { // a whisper of ridge for groups of near-zero codes
 		a[i*n+i] *= 1 + 1e-9
 	}
-	if !cholesky(a, n) {
+	if !linalg.Cholesky(a, n, n) {
 		return nil, false
 	}
 	x := b

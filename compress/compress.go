@@ -704,7 +704,7 @@ func (c *compressor) collectDiag() error {
 					if accs[p] == nil {
 						accs[p] = newPair(len(act) / n)
 					}
-					accs[p][r].add(act, n, c.opts.Threads)
+					accs[p][r].add(act, n)
 				}
 			})
 		})
@@ -748,7 +748,7 @@ func (c *compressor) collectDiag() error {
 		c.lr.ctx.FinalNorm(hn, x, n)
 		accumulate("head", hn[:n*d], n)
 		if r := role(s); headAcc != nil && r >= 0 {
-			headAcc[r].add(hn[:n*d], n, c.opts.Threads)
+			headAcc[r].add(hn[:n*d], n)
 		}
 		count += n
 		if c.tokenProb != nil {

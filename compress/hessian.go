@@ -1,10 +1,10 @@
 package compress
 
 import (
-	"math"
 	"sync"
 
 	"github.com/upg-ai/upg/codec"
+	"github.com/upg-ai/upg/linalg"
 )
 
 // hessianAcc accumulates H = (1/N) Σ x xᵀ over activation rows x (cols wide).
@@ -20,49 +20,9 @@ func newHessianAcc(cols int) *hessianAcc {
 }
 
 // add accumulates the n×cols activations act; only the upper triangle.
-func (a *hessianAcc) add(act []float32, n, threads int) {
+func (a *hessianAcc) add(act []float32, n int) {
 	a.n += n
-	addOuter(a.h, act, act, n, a.cols, threads, true)
-}
-
-// addOuter adds Σ_t x_t y_tᵀ (x, y: n rows of c values) to dst (c×c, row
-// major), only the upper triangle (j ≥ i) when upper. Rows of dst are
-// interleaved across threads so each gets a similar share of a triangle;
-// each call's sums are kept in float32 (callers pass one calibration
-// sequence at a time), then folded into the float64 total.
-func addOuter(dst []float64, x, y []float32, n, c, threads int, upper bool) {
-	threads = max(threads, 1)
-	var wg sync.WaitGroup
-	for w := 0; w < threads; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			acc := make([]float32, c)
-			for i := w; i < c; i += threads {
-				j0 := 0
-				if upper {
-					j0 = i
-				}
-				row := acc[j0:]
-				clear(row)
-				for t := 0; t < n; t++ {
-					xi := x[t*c+i]
-					if xi == 0 {
-						continue
-					}
-					ys := y[t*c+j0 : (t+1)*c]
-					for j := range row {
-						row[j] += xi * ys[j]
-					}
-				}
-				out := dst[i*c+j0 : (i+1)*c]
-				for j, v := range row {
-					out[j] += float64(v)
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
+	linalg.AddGram(a.h, a.cols, act, act, n, a.cols, true)
 }
 
 // hessian returns the averaged, symmetric matrix. It reuses the
@@ -97,9 +57,9 @@ func newCrossAcc(cols int) *crossAcc {
 }
 
 // add accumulates n pairs of rows (x, xq: n×cols each).
-func (a *crossAcc) add(x, xq []float32, n, threads int) {
+func (a *crossAcc) add(x, xq []float32, n int) {
 	a.n += n
-	addOuter(a.c, x, xq, n, a.cols, threads, false)
+	linalg.AddGram(a.c, a.cols, x, xq, n, a.cols, false)
 }
 
 // outputTarget returns the weights the compressed layer should approximate
@@ -132,7 +92,7 @@ func outputTarget(w []float32, rows, cols int, c *crossAcc, hq *codec.Hessian, d
 		copy(l[i*n:i*n+i+1], hq.H[i*n:i*n+i+1])
 		l[i*n+i] += lambda
 	}
-	if !choleskyLower(l, n) {
+	if !linalg.Cholesky(l, n, n) {
 		return false
 	}
 	// M = (C + λI)·(H̃ + λI)⁻¹ row by row: (H̃ + λI) mᵢ = cᵢ + λeᵢ (H̃
@@ -179,31 +139,6 @@ func outputTarget(w []float32, rows, cols int, c *crossAcc, hq *codec.Hessian, d
 		}
 		copy(src, out)
 	})
-	return true
-}
-
-// choleskyLower factorises the symmetric positive definite matrix whose
-// lower triangle is in a (n×n, row-major) in place into L, L·Lᵀ = A.
-func choleskyLower(a []float64, n int) bool {
-	for j := 0; j < n; j++ {
-		d := a[j*n+j]
-		for k := 0; k < j; k++ {
-			d -= a[j*n+k] * a[j*n+k]
-		}
-		if !(d > 0) {
-			return false
-		}
-		d = math.Sqrt(d)
-		a[j*n+j] = d
-		for i := j + 1; i < n; i++ {
-			s := a[i*n+j]
-			ri, rj := a[i*n:i*n+j], a[j*n:j*n+j]
-			for k, v := range rj {
-				s -= ri[k] * v
-			}
-			a[i*n+j] = s / d
-		}
-	}
 	return true
 }
 

@@ -32,8 +32,8 @@ func TestOutputTarget(t *testing.T) {
 		w[i] = float32(rng.NormFloat64())
 	}
 	hacc, cacc := newHessianAcc(cols), newCrossAcc(cols)
-	hacc.add(xq, n, 2)
-	cacc.add(x, xq, n, 3)
+	hacc.add(xq, n)
+	cacc.add(x, xq, n)
 	h := hacc.hessian()
 	wt := append([]float32(nil), w...)
 	const damp = 1e-6
@@ -92,8 +92,8 @@ func TestOutputTarget(t *testing.T) {
 	}
 	// x̃ = x: the target is W (dampening 1e-6 moves it by ~1e-6 relative).
 	hacc, cacc = newHessianAcc(cols), newCrossAcc(cols)
-	hacc.add(x, n, 1)
-	cacc.add(x, x, n, 1)
+	hacc.add(x, n)
+	cacc.add(x, x, n)
 	ws := append([]float32(nil), w...)
 	if !outputTarget(ws, rows, cols, cacc, hacc.hessian(), 0.5, 1) { // a strong ridge: still W
 		t.Fatal("outputTarget failed")
@@ -121,8 +121,8 @@ func TestAddOuter(t *testing.T) {
 	}
 	hacc, cacc := newHessianAcc(cols), newCrossAcc(cols)
 	for k := 0; k < 2; k++ {
-		hacc.add(x[k*n*cols:(k+1)*n*cols], n, 3)
-		cacc.add(x[k*n*cols:(k+1)*n*cols], y[k*n*cols:(k+1)*n*cols], n, 2)
+		hacc.add(x[k*n*cols:(k+1)*n*cols], n)
+		cacc.add(x[k*n*cols:(k+1)*n*cols], y[k*n*cols:(k+1)*n*cols], n)
 	}
 	h := hacc.hessian()
 	for i := 0; i < cols; i++ {

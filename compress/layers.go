@@ -118,7 +118,7 @@ func (c *compressor) encodeAll(names []string) error {
 						if accs[tp] == nil {
 							accs[tp] = newHessianAcc(len(act) / n)
 						}
-						accs[tp].add(act, n, c.opts.Threads)
+						accs[tp].add(act, n)
 					})
 				})
 				if err != nil {
@@ -187,12 +187,12 @@ func (c *compressor) encodeAll(names []string) error {
 							if acc == nil {
 								acc = newHessianAcc(len(act) / n)
 							}
-							acc.add(act, n, c.opts.Threads)
+							acc.add(act, n)
 							if asym && len(xorig) == len(act) {
 								if cross == nil {
 									cross = newCrossAcc(len(act) / n)
 								}
-								cross.add(xorig, act, n, c.opts.Threads)
+								cross.add(xorig, act, n)
 							}
 						})
 					})
@@ -272,10 +272,10 @@ func (c *compressor) encodeAll(names []string) error {
 			for s, x := range xs {
 				n := len(c.seqs[s])
 				c.lr.ctx.FinalNorm(hn, x, n)
-				acc.add(hn[:n*d], n, c.opts.Threads)
+				acc.add(hn[:n*d], n)
 				if asym {
 					c.lr.ctx.FinalNorm(ho, xo[s], n)
-					cross.add(ho[:n*d], hn[:n*d], n, c.opts.Threads)
+					cross.add(ho[:n*d], hn[:n*d], n)
 				}
 			}
 			h = acc.hessian()

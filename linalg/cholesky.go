@@ -1,0 +1,129 @@
+package linalg
+
+import (
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/upg-ai/upg/tensor"
+)
+
+// panel is the block width of Cholesky and InvertLower: the k of their
+// multiplies. 96 keeps the unblocked parts (diagonal blocks, the panel's
+// substitution) small while the multiplies' tiles still run at the
+// micro-kernel's speed.
+const panel = 96
+
+// Cholesky factorises the symmetric positive definite n×n matrix whose
+// lower triangle (diagonal included) is in a (leading dimension lda) in
+// place into L, lower triangular with A = L·Lᵀ. It reads only the lower
+// triangle; the strictly upper triangle within 64 columns of the diagonal
+// is used as scratch (the multiplies' diagonal tiles). It reports false,
+// leaving a partly overwritten, if A is not positive definite (a pivot
+// ≤ 0, infinite or NaN).
+//
+// Blocked right-looking: a panel of columns is factorised (its diagonal
+// block unblocked, the rows below by substitution), then the trailing
+// lower triangle is updated by one multiply, A₂₂ −= P·Pᵀ.
+func Cholesky(a []float64, n, lda int) bool {
+	for j0 := 0; j0 < n; j0 += panel {
+		jb := min(panel, n-j0)
+		if !cholUnblocked(a[j0*lda+j0:], jb, lda) {
+			return false
+		}
+		rest := n - j0 - jb
+		if rest == 0 {
+			break
+		}
+		// rows below the diagonal block: solve X·L_JJᵀ = A_IJ row by row
+		parallelRows(rest, func(i0, i1 int) {
+			for i := j0 + jb + i0; i < j0+jb+i1; i++ {
+				row := a[i*lda+j0 : i*lda+j0+jb]
+				for c := 0; c < jb; c++ {
+					lc := a[(j0+c)*lda+j0 : (j0+c)*lda+j0+c+1]
+					row[c] = (row[c] - tensor.Dot(row[:c], lc[:c])) / lc[c]
+				}
+			}
+		})
+		p := a[(j0+jb)*lda+j0:]
+		mulAdd(shape{bT: true, lowerC: true}, rest, rest, jb, -1, p, lda, p, lda, a[(j0+jb)*lda+j0+jb:], lda)
+	}
+	return true
+}
+
+// cholUnblocked factorises the n×n block at a in place (column by column).
+func cholUnblocked(a []float64, n, lda int) bool {
+	for j := 0; j < n; j++ {
+		lj := a[j*lda : j*lda+j]
+		d := a[j*lda+j] - tensor.Dot(lj, lj)
+		if !(d > 0) || math.IsInf(d, 0) {
+			return false
+		}
+		d = math.Sqrt(d)
+		a[j*lda+j] = d
+		for i := j + 1; i < n; i++ {
+			a[i*lda+j] = (a[i*lda+j] - tensor.Dot(a[i*lda:i*lda+j], lj)) / d
+		}
+	}
+	return true
+}
+
+// InvertLower writes X = L⁻¹ into x (leading dimension ldx; lower
+// triangular, its strictly upper part must be zero on entry and stays so)
+// for the n×n lower triangular L at l (nonzero diagonal; only its lower
+// triangle is read).
+//
+// Blocked by rows: for block row I, X_II = L_II⁻¹ (unblocked) and
+// X_I,<I = −X_II·(L_I,<I · X_<I,<I), two multiplies, the first
+// skipping X's upper zeros.
+func InvertLower(l []float64, n, ldl int, x []float64, ldx int) {
+	var t []float64
+	for i0 := 0; i0 < n; i0 += panel {
+		ib := min(panel, n-i0)
+		invUnblocked(l[i0*ldl+i0:], ib, ldl, x[i0*ldx+i0:], ldx)
+		if i0 == 0 {
+			continue
+		}
+		if cap(t) < ib*i0 {
+			t = make([]float64, ib*(n-ib))
+		}
+		t = t[:ib*i0]
+		clear(t)
+		mulAdd(shape{lowerB: true}, ib, i0, i0, 1, l[i0*ldl:], ldl, x, ldx, t, i0)
+		mulAdd(shape{}, ib, i0, ib, -1, x[i0*ldx+i0:], ldx, t, i0, x[i0*ldx:], ldx)
+	}
+}
+
+// invUnblocked writes the inverse of the n×n lower triangular block at l
+// into the block at x (whose upper part is zero).
+func invUnblocked(l []float64, n, ldl int, x []float64, ldx int) {
+	for j := 0; j < n; j++ {
+		x[j*ldx+j] = 1 / l[j*ldl+j]
+		for i := j + 1; i < n; i++ {
+			var s float64
+			for k := j; k < i; k++ {
+				s += l[i*ldl+k] * x[k*ldx+j]
+			}
+			x[i*ldx+j] = -s / l[i*ldl+i]
+		}
+	}
+}
+
+// parallelRows runs f over [0, n) cut into GOMAXPROCS contiguous ranges.
+func parallelRows(n int, f func(i0, i1 int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	per := (n + workers - 1) / workers
+	for s := 0; s < n; s += per {
+		wg.Add(1)
+		go func(s, e int) {
+			defer wg.Done()
+			f(s, e)
+		}(s, min(s+per, n))
+	}
+	wg.Wait()
+}
