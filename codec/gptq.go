@@ -74,12 +74,8 @@ func prepareHessian(h []float64, cols int, damp float64) (*prepared, error) {
 			damp *= 10
 			continue
 		}
-		for i := 0; i < n; i++ { // the factorisation's scratch above the diagonal
-			clear(a[i*n+i+1 : (i+1)*n])
-		}
-		x := make([]float64, n*n)
-		linalg.InvertLower(a, n, n, x, n)
-		a = nil
+		linalg.InvertLower(a, n, n)
+		x := a // L⁻¹, lower
 		p := &prepared{U: make([]float32, n*n), Ucc: make([]float32, n), Imp: imp}
 		for i := 0; i < n; i++ {
 			for j := i; j < n; j++ {

@@ -68,43 +68,48 @@ func cholUnblocked(a []float64, n, lda int) bool {
 	return true
 }
 
-// InvertLower writes X = L⁻¹ into x (leading dimension ldx; lower
-// triangular, its strictly upper part must be zero on entry and stays so)
-// for the n×n lower triangular L at l (nonzero diagonal; only its lower
-// triangle is read).
+// InvertLower replaces the n×n lower triangular L in a (leading dimension
+// lda; nonzero diagonal) by X = L⁻¹, in place; only the lower triangle is
+// read or written.
 //
-// Blocked by rows: for block row I, X_II = L_II⁻¹ (unblocked) and
-// X_I,<I = −X_II·(L_I,<I · X_<I,<I), two multiplies, the first
-// skipping X's upper zeros.
-func InvertLower(l []float64, n, ldl int, x []float64, ldx int) {
+// Blocked by rows, top to bottom: for block row I, T = L_I,<I · X_<I,<I
+// (one multiply, skipping X's upper zeros, into scratch), then X_II =
+// L_II⁻¹ in place and X_I,<I = −X_II·T (a second multiply into the block
+// row, whose L values T no longer needs).
+func InvertLower(a []float64, n, lda int) {
 	var t []float64
 	for i0 := 0; i0 < n; i0 += panel {
 		ib := min(panel, n-i0)
-		invUnblocked(l[i0*ldl+i0:], ib, ldl, x[i0*ldx+i0:], ldx)
-		if i0 == 0 {
-			continue
+		if i0 > 0 {
+			if cap(t) < ib*i0 {
+				t = make([]float64, ib*(n-ib))
+			}
+			t = t[:ib*i0]
+			clear(t)
+			mulAdd(shape{lowerB: true}, ib, i0, i0, 1, a[i0*lda:], lda, a, lda, t, i0)
 		}
-		if cap(t) < ib*i0 {
-			t = make([]float64, ib*(n-ib))
+		invUnblocked(a[i0*lda+i0:], ib, lda)
+		if i0 > 0 {
+			for i := i0; i < i0+ib; i++ {
+				clear(a[i*lda : i*lda+i0])
+			}
+			mulAdd(shape{lowerA: true}, ib, i0, ib, -1, a[i0*lda+i0:], lda, t, i0, a[i0*lda:], lda)
 		}
-		t = t[:ib*i0]
-		clear(t)
-		mulAdd(shape{lowerB: true}, ib, i0, i0, 1, l[i0*ldl:], ldl, x, ldx, t, i0)
-		mulAdd(shape{}, ib, i0, ib, -1, x[i0*ldx+i0:], ldx, t, i0, x[i0*ldx:], ldx)
 	}
 }
 
-// invUnblocked writes the inverse of the n×n lower triangular block at l
-// into the block at x (whose upper part is zero).
-func invUnblocked(l []float64, n, ldl int, x []float64, ldx int) {
+// invUnblocked inverts the n×n lower triangular block at a in place,
+// column by column from the left (column j of the inverse needs L's
+// columns ≥ j and the inverse's rows above in column j).
+func invUnblocked(a []float64, n, lda int) {
 	for j := 0; j < n; j++ {
-		x[j*ldx+j] = 1 / l[j*ldl+j]
+		a[j*lda+j] = 1 / a[j*lda+j]
 		for i := j + 1; i < n; i++ {
 			var s float64
 			for k := j; k < i; k++ {
-				s += l[i*ldl+k] * x[k*ldx+j]
+				s += a[i*lda+k] * a[k*lda+j]
 			}
-			x[i*ldx+j] = -s / l[i*ldl+i]
+			a[i*lda+j] = -s / a[i*lda+i]
 		}
 	}
 }

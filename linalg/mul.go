@@ -34,9 +34,13 @@ type shape struct {
 	// upperC: only tiles that reach on or above C's diagonal, the
 	// diagonal tiles whole.
 	upperC bool
-	// lowerB: B (k×n) is lower triangular, B[k][j] = 0 for k < j, so a
-	// tile of columns from j0 on takes k from j0.
+	// lowerB: B (k×n) is lower triangular and only its lower triangle may
+	// be read: a tile of columns from j0 on takes k from j0, and entries
+	// with k < j are packed as zeros.
 	lowerB bool
+	// lowerA: A (m×k, not transposed) is lower triangular and only its
+	// lower triangle may be read: its upper part is packed as zeros.
+	lowerA bool
 	// serial: on the calling goroutine alone (a caller that is itself
 	// one of many workers).
 	serial bool
@@ -95,14 +99,20 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 				}
 				for k0 := kFrom; k0 < k; k0 += kcBlock {
 					kb := min(kcBlock, k-k0)
-					if s.aT {
+					switch {
+					case s.aT:
 						packAT(ap, a[k0*lda+i0:], lda, mb, kb)
-					} else {
+					case s.lowerA:
+						packALower(ap, a[i0*lda+k0:], lda, mb, kb, i0-k0)
+					default:
 						packA(ap, a[i0*lda+k0:], lda, mb, kb)
 					}
-					if s.bT {
+					switch {
+					case s.bT:
 						packBT(bp, b[j0*ldb+k0:], ldb, nb, kb)
-					} else {
+					case s.lowerB:
+						packBLower(bp, b[k0*ldb+j0:], ldb, nb, kb, k0-j0)
+					default:
 						packB(bp, b[k0*ldb+j0:], ldb, nb, kb)
 					}
 					for jj := 0; jj < nb; jj += nr {
@@ -154,6 +164,28 @@ func packA[T float32 | float64](dst []float64, a []T, lda, mb, kb int) {
 	}
 }
 
+// packALower is packA for the block of a lower triangular A at row i0,
+// column k0 of it (off = i0 − k0): entries above A's diagonal (kk > i +
+// off) are packed as zeros, unread.
+func packALower[T float32 | float64](dst []float64, a []T, lda, mb, kb, off int) {
+	for p := 0; p*mr < mb; p++ {
+		d := dst[p*mr*kb : (p+1)*mr*kb]
+		for r := 0; r < mr; r++ {
+			i := p*mr + r
+			last := min(kb, max(0, i+off+1)) // columns < last are in the triangle
+			if i >= mb {
+				last = 0
+			}
+			for kk := 0; kk < last; kk++ {
+				d[kk*mr+r] = float64(a[i*lda+kk])
+			}
+			for kk := last; kk < kb; kk++ {
+				d[kk*mr+r] = 0
+			}
+		}
+	}
+}
+
 // packAT is packA for A given as Aᵀ (kb rows of mb values).
 func packAT[T float32 | float64](dst []float64, at []T, lda, mb, kb int) {
 	for p := 0; p*mr < mb; p++ {
@@ -185,6 +217,25 @@ func packB[T float32 | float64](dst []float64, b []T, ldb, nb, kb int) {
 				o[q] = float64(v)
 			}
 			for q := w; q < nr; q++ {
+				o[q] = 0
+			}
+		}
+	}
+}
+
+// packBLower is packB for the block of a lower triangular B at row k0,
+// column j0 of it (off = k0 − j0): entries above B's diagonal (q > kk +
+// off) are packed as zeros, unread.
+func packBLower[T float32 | float64](dst []float64, b []T, ldb, nb, kb, off int) {
+	for p := 0; p*nr < nb; p++ {
+		d := dst[p*nr*kb : (p+1)*nr*kb]
+		for kk := 0; kk < kb; kk++ {
+			o := d[kk*nr : kk*nr+nr]
+			last := min(nr, nb-p*nr, max(0, kk+off+1-p*nr)) // columns < last are in the triangle
+			for q := 0; q < last; q++ {
+				o[q] = float64(b[kk*ldb+p*nr+q])
+			}
+			for q := last; q < nr; q++ {
 				o[q] = 0
 			}
 		}
