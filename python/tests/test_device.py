@@ -123,14 +123,17 @@ def _greedy_with_gaps(cpu: upg.Model, prompt: str, n: int) -> tuple[list[int], l
 @pytest.mark.skipif(not _has_driver(), reason="no NVIDIA driver (libcuda.so.1): the GPU path is tested on a GPU machine")
 def test_cuda_batch_agrees_with_cpu(demo: upg.Model) -> None:
     """generate_batch on the GPU (its multi-token kernels, which round unlike the one-token ones) gives the CPU's
-    greedy text up to a near-tie: where a text first leaves the CPU's, the CPU's top two logits are closer than the
-    GPU's logits may differ from its (2 × 2e-2). More prompts than max_batch; a generation after the batch."""
+    greedy text up to a near-tie: where a text first leaves the CPU's, the CPU's top two logits are closer than
+    6e-2, about twice the most the CPU's own two kernel paths move a gap on these steps. (Run 263, an H100: "The old man" left at a gap of 0.0423, above the 4e-2 this test first
+    allowed; on the CPU itself, the AVX2 int8 path and the generic one move that step's gap by 0.004, the step
+    before by 0.017 and the step after by 0.032, where they pick different tokens: backend/cuda/NOTES.md.)
+    More prompts than max_batch; a generation after the batch."""
     prompts = ["package main", "It was a bright cold day", "func (b *Buffer) Write(", "The old man", "type Reader interface {"]
     n = 32
     with upg.Model(demo.path, device="cpu", kv_cache="f32") as cpu, upg.Model(demo.path, device="cuda", max_batch=4, ctx=512) as gpu:
         got = gpu.generate_batch(prompts, temperature=0, max_tokens=n, ignore_eos=True)
         assert gpu.last_stats is not None and gpu.last_stats["max_running"] == 4
-        same = 0
+        same, far = 0, []
         for prompt, text in zip(prompts, got):
             toks, gaps = _greedy_with_gaps(cpu, prompt, n)
             assert cpu.detokenize(toks) == cpu.generate(prompt, temperature=0, max_tokens=n, ignore_eos=True)
@@ -138,8 +141,10 @@ def test_cuda_batch_agrees_with_cpu(demo: upg.Model) -> None:
             while k < n and text.startswith(cpu.detokenize(toks[: k + 1])):
                 k += 1
             if k < n:
-                assert gaps[k] < 4e-2, f"{prompt!r}: the GPU's batch text leaves the CPU's at token {k}, top-2 gap {gaps[k]:.3g}"
-                print(f"{prompt!r}: the GPU's batch text leaves the CPU's at token {k}, a near-tie (top-2 gap {gaps[k]:.3g})")
+                print(f"{prompt!r}: the GPU's batch text leaves the CPU's at token {k}, top-2 gap {gaps[k]:.3g}")
+                if gaps[k] >= 6e-2:
+                    far.append((prompt, k, gaps[k]))
             same += k == n
+        assert not far, f"texts that leave the CPU's away from a near-tie: {far}"
         assert same >= len(prompts) - 2, f"only {same} of {len(prompts)} texts are the CPU's to the end"
         assert gpu.generate(prompts[0], temperature=0, max_tokens=n) == cpu.generate(prompts[0], temperature=0, max_tokens=n)
