@@ -122,28 +122,31 @@ func axpy(y []float32, s float32, x []float32) {
 // runQuant quantizes w (rows×cols, modified in place: on return row r holds
 // the values it is represented by) with q. With p == nil every column is
 // rounded independently; otherwise GPTQ error compensation with lazy
-// batched updates in blocks of `block` columns, rows in batches processed in
-// parallel.
+// batched updates in blocks of `block` columns: each block's columns are
+// quantized row batch by row batch in parallel (the block's own columns
+// compensated as they go), then the columns after the block get the
+// block's errors in one blocked multiply over all rows.
 func runQuant(w []float32, rows, cols int, p *prepared, block int, q colQuant) {
-	const batch = 32
+	const batch = 16
 	nb := (rows + batch - 1) / batch
-	parallelFor(nb, func(b int) {
-		r0, r1 := b*batch, min((b+1)*batch, rows)
-		if p == nil {
-			for r := r0; r < r1; r++ {
+	if p == nil {
+		parallelFor(nb, func(b int) {
+			for r := b * batch; r < min((b+1)*batch, rows); r++ {
 				row := w[r*cols : (r+1)*cols]
 				for c := range row {
 					row[c] = q.quant(r, row, c)
 				}
 			}
-			return
-		}
-		errs := make([]float32, batch*block)
-		for b0 := 0; b0 < cols; b0 += block {
-			b1 := min(b0+block, cols)
-			for r := r0; r < r1; r++ {
+		})
+		return
+	}
+	errs := make([]float32, rows*block) // row r's errors in the block: errs[r·block+c−b0]
+	for b0 := 0; b0 < cols; b0 += block {
+		b1 := min(b0+block, cols)
+		parallelFor(nb, func(b int) {
+			for r := b * batch; r < min((b+1)*batch, rows); r++ {
 				row := w[r*cols : (r+1)*cols]
-				e := errs[(r-r0)*block:]
+				e := errs[r*block : (r+1)*block]
 				for c := b0; c < b1; c++ {
 					v := row[c]
 					qv := q.quant(r, row, c)
@@ -155,13 +158,11 @@ func runQuant(w []float32, rows, cols int, p *prepared, block int, q colQuant) {
 					}
 				}
 			}
-			if b1 == cols {
-				break
-			}
-			// the columns after the block: W[r0:r1, b1:] −= E·U[b0:b1, b1:]
-			linalg.SubProduct(w[r0*cols+b1:], cols, errs, block, p.U[b0*cols+b1:], cols, r1-r0, cols-b1, b1-b0)
+		})
+		if b1 < cols { // W[:, b1:] −= E·U[b0:b1, b1:]
+			linalg.SubProduct(w[b1:], cols, errs, block, p.U[b0*cols+b1:], cols, rows, cols-b1, b1-b0)
 		}
-	})
+	}
 }
 
 // OutputError returns tr((W-Ŵ) H (W-Ŵ)ᵀ) for the decoded matrix wq, the

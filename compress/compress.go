@@ -46,6 +46,7 @@ import (
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/internal/sysmem"
+	"github.com/upg-ai/upg/linalg"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
 	"github.com/upg-ai/upg/upgfile"
@@ -1058,58 +1059,35 @@ func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe in
 
 // outputRelErr is the relative output error of an encoding,
 // Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ / Σ_r rowW[r]·w_r H w_rᵀ (H cols×cols;
-// rows unweighted where rowW is nil). Rows go four at a time, so H (up to
-// tens of MB, more than the caches) is read once per four rows, and each
-// of its rows is multiplied into the four rows' differences and weights in
-// one pass (eight independent sums).
+// rows unweighted where rowW is nil). Up to 64 rows at a time, their
+// differences and weights are multiplied by H in one blocked multiply
+// (linalg.MulAdd: on every core, H read once per 128 rows).
 func outputRelErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
-	const B = 4
-	d := make([]float64, B*cols)
-	x := make([]float64, B*cols)
+	const chunk = 64
+	m := min(rows, chunk)
+	a := make([]float64, 2*m*cols) // a chunk's rows of w − wq, then its rows of w
+	y := make([]float64, 2*m*cols) // the same rows times H
 	var num, den float64
-	for r0 := 0; r0 < rows; r0 += B {
-		nb := min(B, rows-r0)
-		clear(d)
-		clear(x)
+	for r0 := 0; r0 < rows; r0 += chunk {
+		nb := min(chunk, rows-r0)
 		for b := 0; b < nb; b++ {
 			r := r0 + b
-			for j := 0; j < cols; j++ {
-				x[b*cols+j] = float64(w[r*cols+j])
-				d[b*cols+j] = x[b*cols+j] - float64(wq[r*cols+j])
+			d, x := a[b*cols:(b+1)*cols], a[(nb+b)*cols:(nb+b+1)*cols]
+			for j := range x {
+				x[j] = float64(w[r*cols+j])
+				d[j] = x[j] - float64(wq[r*cols+j])
 			}
 		}
-		d0, d1, d2, d3 := d[:cols], d[cols:2*cols], d[2*cols:3*cols], d[3*cols:]
-		x0, x1, x2, x3 := x[:cols], x[cols:2*cols], x[2*cols:3*cols], x[3*cols:]
-		var e, s [B]float64
-		for i := 0; i < cols; i++ {
-			hr := H[i*cols : (i+1)*cols]
-			var a0, a1, a2, a3, b0, b1, b2, b3 float64
-			for j, h := range hr {
-				a0 += h * d0[j]
-				a1 += h * d1[j]
-				a2 += h * d2[j]
-				a3 += h * d3[j]
-				b0 += h * x0[j]
-				b1 += h * x1[j]
-				b2 += h * x2[j]
-				b3 += h * x3[j]
-			}
-			e[0] += d0[i] * a0
-			e[1] += d1[i] * a1
-			e[2] += d2[i] * a2
-			e[3] += d3[i] * a3
-			s[0] += x0[i] * b0
-			s[1] += x1[i] * b1
-			s[2] += x2[i] * b2
-			s[3] += x3[i] * b3
-		}
-		for b := 0; b < nb; b++ { // (a last block's missing rows are zero in d and x)
+		y := y[:2*nb*cols]
+		clear(y)
+		linalg.MulAdd(2*nb, cols, cols, 1, a, cols, H, cols, y, cols)
+		for b := 0; b < nb; b++ {
 			rw := 1.0
 			if rowW != nil {
 				rw = float64(rowW[r0+b])
 			}
-			num += rw * e[b]
-			den += rw * s[b]
+			num += rw * tensor.Dot(a[b*cols:(b+1)*cols], y[b*cols:(b+1)*cols])
+			den += rw * tensor.Dot(a[(nb+b)*cols:(nb+b+1)*cols], y[(nb+b)*cols:(nb+b+1)*cols])
 		}
 	}
 	if den == 0 {

@@ -8,17 +8,22 @@ import (
 	"github.com/upg-ai/upg/tensor"
 )
 
-// panel is the block width of Cholesky and InvertLower: the k of their
-// multiplies. 96 keeps the unblocked parts (diagonal blocks, the panel's
-// substitution) small while the multiplies' tiles still run at the
+// panel is the block width of Cholesky: the k of its trailing updates. 96
+// keeps its unblocked parts (the diagonal blocks, the panel's substitution,
+// ~n²·96/4 scalar multiply-adds) small while the updates still run at the
 // micro-kernel's speed.
 const panel = 96
+
+// invPanel is InvertLower's block height, the m of its multiplies: every
+// packed value of B serves invPanel rows (the unblocked inversions of the
+// diagonal blocks cost only ~n·invPanel²/6).
+const invPanel = 256
 
 // Cholesky factorises the symmetric positive definite n×n matrix whose
 // lower triangle (diagonal included) is in a (leading dimension lda) in
 // place into L, lower triangular with A = L·Lᵀ. It reads only the lower
-// triangle; the strictly upper triangle within 64 columns of the diagonal
-// is used as scratch (the multiplies' diagonal tiles). It reports false,
+// triangle; entries up to 7 columns above the diagonal are used as
+// scratch (the multiplies' micro-tiles on the diagonal). It reports false,
 // leaving a partly overwritten, if A is not positive definite (a pivot
 // ≤ 0, infinite or NaN).
 //
@@ -78,8 +83,8 @@ func cholUnblocked(a []float64, n, lda int) bool {
 // row, whose L values T no longer needs).
 func InvertLower(a []float64, n, lda int) {
 	var t []float64
-	for i0 := 0; i0 < n; i0 += panel {
-		ib := min(panel, n-i0)
+	for i0 := 0; i0 < n; i0 += invPanel {
+		ib := min(invPanel, n-i0)
 		if i0 > 0 {
 			if cap(t) < ib*i0 {
 				t = make([]float64, ib*(n-ib))

@@ -4,18 +4,19 @@ package linalg
 // for the n rows x_t, y_t of x and y (n×c each, row-major; x and y may be
 // the same slice): dst[i][j] += Σ_t x[t][i]·y[t][j], summed in float64.
 // With upper, only the upper triangle (j ≥ i) is promised: blocks wholly
-// below the diagonal are skipped, and entries within 64 below it may be
+// below the diagonal are skipped, and entries up to 3 rows below it may be
 // written.
 func AddGram(dst []float64, ldd int, x, y []float32, n, c int, upper bool) {
 	mulAdd(shape{aT: true, upperC: upper}, c, c, n, 1, x, c, y, c, dst, ldd)
 }
 
 // SubProduct computes C −= A·B for the float32 m×n C (leading dimension
-// ldc), m×k A and k×n B (lda, ldb), on the calling goroutine: the GPTQ
-// encoder's lazy update of a batch of rows by a block's errors. The sums
-// are float64, rounded into C once a 256-long stretch of k.
+// ldc), m×k A and k×n B (lda, ldb), on GOMAXPROCS goroutines: the GPTQ
+// encoder's lazy update of the columns after a block by the block's
+// errors. The sums are float64, rounded into C once a 256-long stretch of
+// k.
 func SubProduct(c []float32, ldc int, a []float32, lda int, b []float32, ldb int, m, n, k int) {
-	mulAdd(shape{serial: true}, m, n, k, -1, a, lda, b, ldb, c, ldc)
+	mulAdd(shape{}, m, n, k, -1, a, lda, b, ldb, c, ldc)
 }
 
 // MulAdd computes C += alpha·A·B for the float64 m×n C, m×k A and k×n B

@@ -6,44 +6,44 @@ import (
 	"sync/atomic"
 )
 
-// Blocking of mulAdd: C is cut into mcTile×ncTile tiles, one goroutine's
-// work item each; a tile's k range is taken kcBlock at a time, its slices
-// of A and B packed into micro-panels (mr rows, nr columns, interleaved
-// along k) that stay in L2 while the micro-kernel runs over them. Each tile
-// adds its k blocks in order, so the result does not depend on the number
-// of goroutines.
+// Blocking of mulAdd (after GotoBLAS): k is taken kcBlock at a time; for
+// each k block, B's rows are packed once into micro-panels of nr columns
+// (interleaved along k) shared by every goroutine, then the work items —
+// mcTile rows × ncChunk columns of C — are shared out: each packs its rows
+// of A into micro-panels of mr rows (kept in L2) and runs the micro-kernel
+// over them, one B micro-panel (in L1) against all its row panels at a
+// time. Every packed value is used by a whole chunk's or a whole column's
+// worth of multiply-adds. Each element of C gets its k blocks' sums in
+// order, so the result does not depend on the number of goroutines.
 const (
 	mr      = 4   // micro-kernel rows
 	nr      = 8   // micro-kernel columns
-	mcTile  = 64  // tile rows (a multiple of mr)
-	ncTile  = 64  // tile columns (a multiple of nr)
+	mcTile  = 64  // rows of C a work item takes (a multiple of mr)
+	ncChunk = 512 // columns of C a work item takes (a multiple of nr)
 	kcBlock = 256 // k values a packed block holds
 )
 
-// shape selects how mulAdd reads A and B and which tiles of C it computes.
+// shape selects how mulAdd reads A and B and which parts of C it computes.
 type shape struct {
 	// aT: A is given as Aᵀ, a k×m matrix (C += Aᵀ·B, "TN").
 	aT bool
 	// bT: B is given as Bᵀ, an n×k matrix (C += A·Bᵀ, "NT"); otherwise B
 	// is k×n.
 	bT bool
-	// lowerC: only tiles that reach on or below C's diagonal (tile column
-	// start ≤ tile row end); the tiles on the diagonal are computed whole,
-	// so the strictly upper part inside them is written too.
+	// lowerC: only the micro-tiles (mr×nr) of C that reach on or below its
+	// diagonal; those on it are computed whole, so entries up to nr−1
+	// columns above the diagonal are written too.
 	lowerC bool
-	// upperC: only tiles that reach on or above C's diagonal, the
-	// diagonal tiles whole.
+	// upperC: only the micro-tiles that reach on or above C's diagonal,
+	// those on it whole (entries up to mr−1 rows below it written).
 	upperC bool
-	// lowerB: B (k×n) is lower triangular and only its lower triangle may
-	// be read: a tile of columns from j0 on takes k from j0, and entries
-	// with k < j are packed as zeros.
-	lowerB bool
 	// lowerA: A (m×k, not transposed) is lower triangular and only its
 	// lower triangle may be read: its upper part is packed as zeros.
 	lowerA bool
-	// serial: on the calling goroutine alone (a caller that is itself
-	// one of many workers).
-	serial bool
+	// lowerB: B (k×n, not transposed) is lower triangular and only its
+	// lower triangle may be read: a k block skips the columns past its
+	// end, and entries with k < j are packed as zeros.
+	lowerB bool
 }
 
 // mulAdd computes C += alpha·op(A)·op(B) for m×n C, m×k op(A) and k×n
@@ -55,92 +55,143 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 	if m <= 0 || n <= 0 || k <= 0 {
 		return
 	}
-	tm, tn := (m+mcTile-1)/mcTile, (n+ncTile-1)/ncTile
-	type tile struct{ i, j int }
-	tiles := make([]tile, 0, tm*tn)
-	for i := 0; i < tm; i++ {
-		for j := 0; j < tn; j++ {
-			if s.lowerC && j*ncTile > i*mcTile+mcTile-1 {
-				break
-			}
-			if s.upperC && j*ncTile+ncTile-1 < i*mcTile {
-				continue
-			}
-			if s.lowerB && j*ncTile >= k {
-				break
-			}
-			tiles = append(tiles, tile{i, j})
-		}
-	}
 	c64, _ := any(c).([]float64)
-	workers := min(runtime.GOMAXPROCS(0), len(tiles))
-	if s.serial {
-		workers = 1
+	workers := runtime.GOMAXPROCS(0)
+	type item struct{ i0, j0 int }
+	var items []item
+	bp := getBuf(((n + nr - 1) / nr) * nr * min(k, kcBlock))
+	defer putBuf(bp)
+	aps := make([]*[]float64, workers) // each goroutine's packed rows of A
+	for g := range aps {
+		aps[g] = getBuf(mcTile * min(k, kcBlock))
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ap := make([]float64, mcTile*kcBlock)
-			bp := make([]float64, ncTile*kcBlock)
+	defer func() {
+		for _, ap := range aps {
+			putBuf(ap)
+		}
+	}()
+	for k0 := 0; k0 < k; k0 += kcBlock {
+		kb := min(kcBlock, k-k0)
+		nk := n // the columns this k block reaches
+		if s.lowerB {
+			nk = min(n, k0+kb)
+		}
+		panels := (nk + nr - 1) / nr
+		bpk := *bp
+		parallel(min(workers, panels), panels, func(p int) {
+			j0, w := p*nr, min(nr, nk-p*nr)
+			d := bpk[p*nr*kb : (p+1)*nr*kb]
+			switch {
+			case s.bT:
+				packBT(d, b[j0*ldb+k0:], ldb, w, kb)
+			case s.lowerB:
+				packBLower(d, b[k0*ldb+j0:], ldb, w, kb, k0-j0)
+			default:
+				packB(d, b[k0*ldb+j0:], ldb, w, kb)
+			}
+		})
+		items = items[:0]
+		for i0 := 0; i0 < m; i0 += mcTile {
+			for j0 := 0; j0 < nk; j0 += ncChunk {
+				if s.lowerC && j0 > i0+mcTile-1 || s.upperC && j0+ncChunk-1 < i0 {
+					continue
+				}
+				items = append(items, item{i0, j0})
+			}
+		}
+		var next atomic.Int64
+		parallel(min(workers, len(items)), 0, func(g int) {
+			ap := *aps[g]
 			var tmp [mr * nr]float64
 			for {
 				t := int(next.Add(1) - 1)
-				if t >= len(tiles) {
+				if t >= len(items) {
 					return
 				}
-				i0, j0 := tiles[t].i*mcTile, tiles[t].j*ncTile
-				mb, nb := min(mcTile, m-i0), min(ncTile, n-j0)
-				kFrom := 0
-				if s.lowerB {
-					kFrom = j0
+				i0, j0 := items[t].i0, items[t].j0
+				mb, jn := min(mcTile, m-i0), min(ncChunk, nk-j0)
+				switch {
+				case s.aT:
+					packAT(ap, a[k0*lda+i0:], lda, mb, kb)
+				case s.lowerA:
+					packALower(ap, a[i0*lda+k0:], lda, mb, kb, i0-k0)
+				default:
+					packA(ap, a[i0*lda+k0:], lda, mb, kb)
 				}
-				for k0 := kFrom; k0 < k; k0 += kcBlock {
-					kb := min(kcBlock, k-k0)
-					switch {
-					case s.aT:
-						packAT(ap, a[k0*lda+i0:], lda, mb, kb)
-					case s.lowerA:
-						packALower(ap, a[i0*lda+k0:], lda, mb, kb, i0-k0)
-					default:
-						packA(ap, a[i0*lda+k0:], lda, mb, kb)
-					}
-					switch {
-					case s.bT:
-						packBT(bp, b[j0*ldb+k0:], ldb, nb, kb)
-					case s.lowerB:
-						packBLower(bp, b[k0*ldb+j0:], ldb, nb, kb, k0-j0)
-					default:
-						packB(bp, b[k0*ldb+j0:], ldb, nb, kb)
-					}
-					for jj := 0; jj < nb; jj += nr {
-						bs := bp[jj*kb : (jj+nr)*kb]
-						for ii := 0; ii < mb; ii += mr {
-							as := ap[ii*kb : (ii+mr)*kb]
-							off := (i0+ii)*ldc + j0 + jj
-							if c64 != nil && ii+mr <= mb && jj+nr <= nb {
-								kern(kb, as, bs, c64[off:], ldc, alpha)
-								continue
-							}
-							// an edge or a float32 C: the kernel into tmp,
-							// then the valid part
-							tmp = [mr * nr]float64{}
-							kern(kb, as, bs, tmp[:], nr, alpha)
-							for r := 0; r < min(mr, mb-ii); r++ {
-								for q := 0; q < min(nr, nb-jj); q++ {
-									c[off+r*ldc+q] += TC(tmp[r*nr+q])
-								}
+				for jj := 0; jj < jn; jj += nr {
+					j := j0 + jj
+					bs := bpk[j*kb : (j+nr)*kb]
+					for ii := 0; ii < mb; ii += mr {
+						i := i0 + ii
+						if s.lowerC && j > i+mr-1 || s.upperC && j+nr-1 < i {
+							continue
+						}
+						as := ap[ii*kb : (ii+mr)*kb]
+						off := i*ldc + j
+						if c64 != nil && ii+mr <= mb && jj+nr <= jn {
+							kern(kb, as, bs, c64[off:], ldc, alpha)
+							continue
+						}
+						// an edge or a float32 C: the kernel into tmp,
+						// then the valid part
+						tmp = [mr * nr]float64{}
+						kern(kb, as, bs, tmp[:], nr, alpha)
+						for r := 0; r < min(mr, mb-ii); r++ {
+							for q := 0; q < min(nr, jn-jj); q++ {
+								c[off+r*ldc+q] += TC(tmp[r*nr+q])
 							}
 						}
 					}
 				}
 			}
+		})
+	}
+}
+
+// parallel runs f on w goroutines (on the caller's alone when w ≤ 1):
+// with n > 0, f(0..n−1) interleaved over them; with n = 0, f(g) on each,
+// g its index (f takes its own work).
+func parallel(w, n int, f func(i int)) {
+	run := func(g int) {
+		if n == 0 {
+			f(g)
+			return
+		}
+		for i := g; i < n; i += max(w, 1) {
+			f(i)
+		}
+	}
+	if w <= 1 {
+		run(0)
+		return
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < w; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(g)
 		}()
 	}
 	wg.Wait()
 }
+
+// bufs keeps packing buffers between calls: the GPTQ preparation runs
+// hundreds of multiplies a matrix, and fresh buffers of tens of MB each
+// cost their page faults every time.
+var bufs sync.Pool
+
+// getBuf returns a buffer of at least n values from bufs, or a new one.
+func getBuf(n int) *[]float64 {
+	if p, ok := bufs.Get().(*[]float64); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	b := make([]float64, n)
+	return &b
+}
+
+func putBuf(p *[]float64) { bufs.Put(p) }
 
 // packA copies the mb×kb block of A at a into micro-panels of mr rows:
 // panel p holds rows mr·p.. interleaved along k (dst[p·mr·kb + kk·mr + r]),
