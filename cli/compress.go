@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"text/tabwriter"
 	"time"
 
@@ -58,6 +59,11 @@ interrupted run never leaves a partial FILE.`,
 			}
 			if err := checkThreads(opts.Threads); err != nil {
 				return err
+			}
+			if opts.Threads > 0 {
+				// the encoders' algebra (codec, linalg) runs on GOMAXPROCS
+				// goroutines; this process does nothing else
+				runtime.GOMAXPROCS(opts.Threads)
 			}
 			opts.Family = compress.Family(family)
 			var asked *bool // not given: rotated where the model can take it
