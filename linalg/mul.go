@@ -83,11 +83,11 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 			d := bpk[p*nr*kb : (p+1)*nr*kb]
 			switch {
 			case s.bT:
-				packBT(d, b[j0*ldb+k0:], ldb, w, kb)
+				packRows(d, b[j0*ldb+k0:], ldb, w, kb, nr)
 			case s.lowerB:
 				packBLower(d, b[k0*ldb+j0:], ldb, w, kb, k0-j0)
 			default:
-				packB(d, b[k0*ldb+j0:], ldb, w, kb)
+				packCols(d, b[k0*ldb+j0:], ldb, w, kb, nr)
 			}
 		})
 		items = items[:0]
@@ -112,11 +112,11 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 				mb, jn := min(mcTile, m-i0), min(ncChunk, nk-j0)
 				switch {
 				case s.aT:
-					packAT(ap, a[k0*lda+i0:], lda, mb, kb)
+					packCols(ap, a[k0*lda+i0:], lda, mb, kb, mr)
 				case s.lowerA:
 					packALower(ap, a[i0*lda+k0:], lda, mb, kb, i0-k0)
 				default:
-					packA(ap, a[i0*lda+k0:], lda, mb, kb)
+					packRows(ap, a[i0*lda+k0:], lda, mb, kb, mr)
 				}
 				for jj := 0; jj < jn; jj += nr {
 					j := j0 + jj
@@ -193,29 +193,46 @@ func getBuf(n int) *[]float64 {
 
 func putBuf(p *[]float64) { bufs.Put(p) }
 
-// packA copies the mb×kb block of A at a into micro-panels of mr rows:
-// panel p holds rows mr·p.. interleaved along k (dst[p·mr·kb + kk·mr + r]),
-// rows past mb as zeros.
-func packA[T float32 | float64](dst []float64, a []T, lda, mb, kb int) {
-	for p := 0; p*mr < mb; p++ {
-		d := dst[p*mr*kb : (p+1)*mr*kb]
-		for r := 0; r < mr; r++ {
-			i := p*mr + r
-			if i >= mb {
+// packRows copies count rows of kb values (src, leading dimension ld)
+// into micro-panels of w rows interleaved along k (panel p:
+// dst[p·w·kb + kk·w + r] = row p·w + r, value kk), rows past count as
+// zeros: A's rows (w = mr) or Bᵀ's (w = nr).
+func packRows[T float32 | float64](dst []float64, src []T, ld, count, kb, w int) {
+	for p := 0; p*w < count; p++ {
+		d := dst[p*w*kb : (p+1)*w*kb]
+		for r := 0; r < w; r++ {
+			i := p*w + r
+			if i >= count {
 				for kk := 0; kk < kb; kk++ {
-					d[kk*mr+r] = 0
+					d[kk*w+r] = 0
 				}
 				continue
 			}
-			row := a[i*lda : i*lda+kb]
-			for kk, v := range row {
-				d[kk*mr+r] = float64(v)
+			for kk, v := range src[i*ld : i*ld+kb] {
+				d[kk*w+r] = float64(v)
 			}
 		}
 	}
 }
 
-// packALower is packA for the block of a lower triangular A at row i0,
+// packCols is packRows for a source given the other way round: kb rows
+// (along k) of count values, w of them a panel: B's columns (w = nr) or
+// Aᵀ's (w = mr).
+func packCols[T float32 | float64](dst []float64, src []T, ld, count, kb, w int) {
+	for p := 0; p*w < count; p++ {
+		d := dst[p*w*kb : (p+1)*w*kb]
+		n := min(w, count-p*w)
+		for kk := 0; kk < kb; kk++ {
+			o := d[kk*w : kk*w+w]
+			for q, v := range src[kk*ld+p*w : kk*ld+p*w+n] {
+				o[q] = float64(v)
+			}
+			clear(o[n:])
+		}
+	}
+}
+
+// packALower is packRows (w = mr) for the block of a lower triangular A at row i0,
 // column k0 of it (off = i0 − k0): entries above A's diagonal (kk > i +
 // off) are packed as zeros, unread.
 func packALower[T float32 | float64](dst []float64, a []T, lda, mb, kb, off int) {
@@ -237,44 +254,7 @@ func packALower[T float32 | float64](dst []float64, a []T, lda, mb, kb, off int)
 	}
 }
 
-// packAT is packA for A given as Aᵀ (kb rows of mb values).
-func packAT[T float32 | float64](dst []float64, at []T, lda, mb, kb int) {
-	for p := 0; p*mr < mb; p++ {
-		d := dst[p*mr*kb : (p+1)*mr*kb]
-		w := min(mr, mb-p*mr)
-		for kk := 0; kk < kb; kk++ {
-			row := at[kk*lda+p*mr : kk*lda+p*mr+w]
-			o := d[kk*mr : kk*mr+mr]
-			for r, v := range row {
-				o[r] = float64(v)
-			}
-			for r := w; r < mr; r++ {
-				o[r] = 0
-			}
-		}
-	}
-}
-
-// packB copies the kb×nb block of B at b (rows along k) into micro-panels
-// of nr columns (dst[p·nr·kb + kk·nr + q]), columns past nb as zeros.
-func packB[T float32 | float64](dst []float64, b []T, ldb, nb, kb int) {
-	for p := 0; p*nr < nb; p++ {
-		d := dst[p*nr*kb : (p+1)*nr*kb]
-		w := min(nr, nb-p*nr)
-		for kk := 0; kk < kb; kk++ {
-			row := b[kk*ldb+p*nr : kk*ldb+p*nr+w]
-			o := d[kk*nr : kk*nr+nr]
-			for q, v := range row {
-				o[q] = float64(v)
-			}
-			for q := w; q < nr; q++ {
-				o[q] = 0
-			}
-		}
-	}
-}
-
-// packBLower is packB for the block of a lower triangular B at row k0,
+// packBLower is packCols (w = nr) for the block of a lower triangular B at row k0,
 // column j0 of it (off = k0 − j0): entries above B's diagonal (q > kk +
 // off) are packed as zeros, unread.
 func packBLower[T float32 | float64](dst []float64, b []T, ldb, nb, kb, off int) {
@@ -288,26 +268,6 @@ func packBLower[T float32 | float64](dst []float64, b []T, ldb, nb, kb, off int)
 			}
 			for q := last; q < nr; q++ {
 				o[q] = 0
-			}
-		}
-	}
-}
-
-// packBT is packB for B given as Bᵀ (nb rows of kb values).
-func packBT[T float32 | float64](dst []float64, bt []T, ldb, nb, kb int) {
-	for p := 0; p*nr < nb; p++ {
-		d := dst[p*nr*kb : (p+1)*nr*kb]
-		for q := 0; q < nr; q++ {
-			j := p*nr + q
-			if j >= nb {
-				for kk := 0; kk < kb; kk++ {
-					d[kk*nr+q] = 0
-				}
-				continue
-			}
-			row := bt[j*ldb : j*ldb+kb]
-			for kk, v := range row {
-				d[kk*nr+q] = float64(v)
 			}
 		}
 	}
