@@ -105,11 +105,12 @@ func TestOutputTarget(t *testing.T) {
 	}
 }
 
-// TestAddOuter checks the accumulators against plain sums: the Hessian's
-// upper triangle (mirrored and averaged by hessian) and the full cross
-// product, over two calls and with zero activations skipped.
-func TestAddOuter(t *testing.T) {
-	const cols, n = 13, 7
+// TestAccumulators checks the accumulators against plain sums: the
+// Hessian's upper triangle (mirrored and averaged by hessian, across its
+// 64-wide blocks) and the full cross product, over two calls and with zero
+// activations.
+func TestAccumulators(t *testing.T) {
+	const cols, n = 150, 7
 	rng := rand.New(rand.NewPCG(5, 6))
 	x := make([]float32, 2*n*cols)
 	y := make([]float32, 2*n*cols)
