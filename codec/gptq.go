@@ -183,19 +183,14 @@ func OutputError(w, wq []float32, rows, cols int, h *Hessian) float64 {
 		}
 		return total
 	}
-	// 64 rows at a time: Y = D·H by the blocked multiply, then Σ D∘Y
-	const chunk = 64
-	n := min(rows, chunk)
-	d := make([]float64, n*cols)
-	y := make([]float64, n*cols)
-	for r0 := 0; r0 < rows; r0 += chunk {
-		m := min(chunk, rows-r0)
-		for i := range d[:m*cols] {
-			d[i] = float64(w[r0*cols+i]) - float64(wq[r0*cols+i])
-		}
-		clear(y)
-		linalg.MulAdd(m, cols, cols, 1, d, cols, h.H, cols, y, cols)
-		total += tensor.Dot(d[:m*cols], y[:m*cols])
+	d := make([]float64, rows*cols)
+	for i := range d {
+		d[i] = float64(w[i]) - float64(wq[i])
+	}
+	forms := make([]float64, rows)
+	linalg.QuadForms(forms, d, rows, cols, h.H)
+	for _, f := range forms {
+		total += f
 	}
 	return total
 }

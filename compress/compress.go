@@ -1059,36 +1059,25 @@ func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe in
 
 // outputRelErr is the relative output error of an encoding,
 // Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ / Σ_r rowW[r]·w_r H w_rᵀ (H cols×cols;
-// rows unweighted where rowW is nil). Up to 64 rows at a time, their
-// differences and weights are multiplied by H in one blocked multiply
-// (linalg.MulAdd: on every core, H read once per 128 rows).
+// rows unweighted where rowW is nil), the quadratic forms taken by
+// linalg.QuadForms (blocked, on every core).
 func outputRelErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
-	const chunk = 64
-	m := min(rows, chunk)
-	a := make([]float64, 2*m*cols) // a chunk's rows of w − wq, then its rows of w
-	y := make([]float64, 2*m*cols) // the same rows times H
+	a := make([]float64, 2*rows*cols) // the rows of w − wq, then the rows of w
+	d, x := a[:rows*cols], a[rows*cols:]
+	for i := range x {
+		x[i] = float64(w[i])
+		d[i] = x[i] - float64(wq[i])
+	}
+	forms := make([]float64, 2*rows)
+	linalg.QuadForms(forms, a, 2*rows, cols, H)
 	var num, den float64
-	for r0 := 0; r0 < rows; r0 += chunk {
-		nb := min(chunk, rows-r0)
-		for b := 0; b < nb; b++ {
-			r := r0 + b
-			d, x := a[b*cols:(b+1)*cols], a[(nb+b)*cols:(nb+b+1)*cols]
-			for j := range x {
-				x[j] = float64(w[r*cols+j])
-				d[j] = x[j] - float64(wq[r*cols+j])
-			}
+	for r := 0; r < rows; r++ {
+		rw := 1.0
+		if rowW != nil {
+			rw = float64(rowW[r])
 		}
-		y := y[:2*nb*cols]
-		clear(y)
-		linalg.MulAdd(2*nb, cols, cols, 1, a, cols, H, cols, y, cols)
-		for b := 0; b < nb; b++ {
-			rw := 1.0
-			if rowW != nil {
-				rw = float64(rowW[r0+b])
-			}
-			num += rw * tensor.Dot(a[b*cols:(b+1)*cols], y[b*cols:(b+1)*cols])
-			den += rw * tensor.Dot(a[(nb+b)*cols:(nb+b+1)*cols], y[(nb+b)*cols:(nb+b+1)*cols])
-		}
+		num += rw * forms[r]
+		den += rw * forms[rows+r]
 	}
 	if den == 0 {
 		return 0

@@ -3,7 +3,6 @@ package linalg
 import (
 	"math"
 	"runtime"
-	"sync"
 
 	"github.com/upg-ai/upg/tensor"
 )
@@ -41,13 +40,12 @@ func Cholesky(a []float64, n, lda int) bool {
 			break
 		}
 		// rows below the diagonal block: solve X·L_JJᵀ = A_IJ row by row
-		parallelRows(rest, func(i0, i1 int) {
-			for i := j0 + jb + i0; i < j0+jb+i1; i++ {
-				row := a[i*lda+j0 : i*lda+j0+jb]
-				for c := 0; c < jb; c++ {
-					lc := a[(j0+c)*lda+j0 : (j0+c)*lda+j0+c+1]
-					row[c] = (row[c] - tensor.Dot(row[:c], lc[:c])) / lc[c]
-				}
+		parallel(min(runtime.GOMAXPROCS(0), rest), rest, func(r int) {
+			i := j0 + jb + r
+			row := a[i*lda+j0 : i*lda+j0+jb]
+			for c := 0; c < jb; c++ {
+				lc := a[(j0+c)*lda+j0 : (j0+c)*lda+j0+c+1]
+				row[c] = (row[c] - tensor.Dot(row[:c], lc[:c])) / lc[c]
 			}
 		})
 		p := a[(j0+jb)*lda+j0:]
@@ -117,23 +115,4 @@ func invUnblocked(a []float64, n, lda int) {
 			a[i*lda+j] = -s / a[i*lda+i]
 		}
 	}
-}
-
-// parallelRows runs f over [0, n) cut into GOMAXPROCS contiguous ranges.
-func parallelRows(n int, f func(i0, i1 int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	per := (n + workers - 1) / workers
-	for s := 0; s < n; s += per {
-		wg.Add(1)
-		go func(s, e int) {
-			defer wg.Done()
-			f(s, e)
-		}(s, min(s+per, n))
-	}
-	wg.Wait()
 }

@@ -314,3 +314,22 @@ func TestSubProduct(t *testing.T) {
 		}
 	})
 }
+
+func TestQuadForms(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	m, n := 70, 37 // past one 64-row chunk
+	a, h := randMat(r, m, n), randMat(r, n, n)
+	got := make([]float64, m)
+	QuadForms(got, a, m, n, h)
+	for row := 0; row < m; row++ {
+		var want float64
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				want += a[row*n+i] * h[i*n+j] * a[row*n+j]
+			}
+		}
+		if math.Abs(got[row]-want) > 1e-10*(1+math.Abs(want)) {
+			t.Fatalf("row %d: %v, want %v", row, got[row], want)
+		}
+	}
+}
