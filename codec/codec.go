@@ -82,11 +82,10 @@ type Hessian struct {
 	memo *hessianMemo // set by Memoize
 }
 
-// hessianMemo keeps what the codecs derive from one Hessian: its rotations
-// and their GPTQ factors.
+// hessianMemo keeps what the codecs derive from one Hessian: the GPTQ
+// factor of each rotation, padded width and dampening.
 type hessianMemo struct {
 	mu   sync.Mutex
-	rot  map[uint64][]float64
 	prep map[prepKey]*prepared
 }
 
@@ -96,38 +95,25 @@ type prepKey struct {
 	damp   float64
 }
 
-// Memoize makes the codecs keep the rotated Hessian and its GPTQ factor for
-// each rotation, padded width and dampening they encode with, so that
-// encoding one tensor's rows (or a sample of them) with several candidate
-// parameter sets, as the compressor's planner does, rotates and factorises
-// H once instead of once a candidate. h.H must not change afterwards. It
-// returns h.
+// Memoize makes the codecs keep the GPTQ factor of H for each rotation,
+// padded width and dampening they encode with, so that encoding one
+// tensor's rows (or a sample of them) with several candidate parameter
+// sets, as the compressor's planner does, rotates and factorises H once
+// instead of once a candidate. Only the factor is kept (float32, half of
+// H's bytes): the rotated H is a factorisation's scratch. h.H must not
+// change afterwards. It returns h.
 func (h *Hessian) Memoize() *Hessian {
-	h.memo = &hessianMemo{rot: map[uint64][]float64{}, prep: map[prepKey]*prepared{}}
+	h.memo = &hessianMemo{prep: map[prepKey]*prepared{}}
 	return h
 }
 
-// rotated returns h.H rotated with the signs of seed (rotateHessian),
-// memoised when h is.
-func (h *Hessian) rotated(seed uint64, signs []float32) []float64 {
+// factor returns prepareHessian of h.H rotated with the signs of seed (0:
+// not rotated), padded to n ≥ h.Cols columns (the padding independent,
+// with unit energy), memoised when h is.
+func (h *Hessian) factor(seed uint64, n int, damp float64) (*prepared, error) {
+	fill := func(a []float64) { fillHessian(a, n, h.H, h.Cols, seed) }
 	if h.memo == nil {
-		return rotateHessian(h.H, h.Cols, signs)
-	}
-	h.memo.mu.Lock()
-	defer h.memo.mu.Unlock()
-	if r, ok := h.memo.rot[seed]; ok {
-		return r
-	}
-	r := rotateHessian(h.H, h.Cols, signs)
-	h.memo.rot[seed] = r
-	return r
-}
-
-// prepare returns prepareHessian(hm, n, damp), where hm is h.H as rotated
-// with seed (0: not rotated) and padded to n columns, memoised when h is.
-func (h *Hessian) prepare(seed uint64, hm []float64, n int, damp float64) (*prepared, error) {
-	if h == nil || h.memo == nil {
-		return prepareHessian(hm, n, damp)
+		return prepareHessian(n, damp, fill)
 	}
 	h.memo.mu.Lock()
 	defer h.memo.mu.Unlock()
@@ -135,7 +121,7 @@ func (h *Hessian) prepare(seed uint64, hm []float64, n int, damp float64) (*prep
 	if p, ok := h.memo.prep[k]; ok {
 		return p, nil
 	}
-	p, err := prepareHessian(hm, n, damp)
+	p, err := prepareHessian(n, damp, fill)
 	if err == nil {
 		h.memo.prep[k] = p
 	}

@@ -558,7 +558,7 @@ func bitsLen(x int) int {
 	return n
 }
 
-// TestMemoizedHessian: a memoised Hessian (its rotations and factors kept
+// TestMemoizedHessian: a memoised Hessian (its factors kept
 // across calls) encodes every codec to the same bytes as a fresh one, for
 // several parameter sets in a row and with row weights.
 func TestMemoizedHessian(t *testing.T) {

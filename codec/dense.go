@@ -157,21 +157,14 @@ func encodeDense(w []float32, rows, cols int, p Params, h *Hessian, pick func(w,
 	if err != nil {
 		return nil, nil, err
 	}
-	var hm []float64
-	if h != nil {
-		hm = h.H
-	}
 	if p.Rotate != 0 {
 		signs := RotationSigns(p.Rotate, cols)
 		parallelFor(rows, func(r int) { RotateForward(w[r*cols:(r+1)*cols], signs) })
-		if hm != nil {
-			hm = h.rotated(p.Rotate, signs)
-		}
 	}
 	var prep *prepared
 	var imp []float32
-	if hm != nil {
-		if prep, err = h.prepare(p.Rotate, hm, cols, p.Damp); err != nil {
+	if h != nil && h.H != nil {
+		if prep, err = h.factor(p.Rotate, cols, p.Damp); err != nil {
 			return nil, nil, err
 		}
 		imp = prep.Imp

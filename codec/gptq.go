@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/upg-ai/upg/linalg"
@@ -36,53 +37,56 @@ type prepared struct {
 	Imp []float32 // diag of the dampened H: per-column importance
 }
 
-// prepareHessian dampens H (adding damp·mean(diag H) to the diagonal, dead
-// columns get diagonal 1) and computes the upper Cholesky factor of H⁻¹
-// via H = M·Mᵀ with M upper (a Cholesky of the index-reversed H), U = M⁻¹.
-func prepareHessian(h []float64, cols int, damp float64) (*prepared, error) {
+// prepareHessian computes GPTQ's factor of the n×n H that fill writes
+// into its argument: H dampened (damp·mean(diag H) added to the diagonal,
+// dead columns given diagonal 1), then the upper Cholesky factor U of H⁻¹
+// (H⁻¹ = UᵀU) via H = M·Mᵀ with M upper (a Cholesky of the index-reversed
+// H), U = M⁻¹. Everything runs in place in one n×n float64 buffer; fill is
+// called again, with the dampening ten times larger, when H is not
+// positive definite.
+func prepareHessian(n int, damp float64, fill func(a []float64)) (*prepared, error) {
 	if damp <= 0 {
 		damp = 0.01
 	}
-	var mean float64
-	for i := 0; i < cols; i++ {
-		mean += h[i*cols+i]
-	}
-	mean /= float64(cols)
-	if !(mean > 0) || math.IsInf(mean, 0) {
-		mean = 1
-	}
-	n := cols
+	a := make([]float64, n*n)
 	for try := 0; try < 6; try++ {
-		// A = P·H·P + λI (P reverses indices), lower triangle only.
-		a := make([]float64, n*n)
+		fill(a)
+		var mean float64
+		for i := 0; i < n; i++ {
+			mean += a[i*n+i]
+		}
+		mean /= float64(n)
+		if !(mean > 0) || math.IsInf(mean, 0) {
+			mean = 1
+		}
 		imp := make([]float32, n)
 		for i := 0; i < n; i++ {
-			d := h[i*n+i]
+			d := a[i*n+i]
 			if !(d > 0) {
 				d = 1
 			}
 			d += damp * mean
 			imp[i] = float32(d)
-			ri := n - 1 - i
-			a[ri*n+ri] = d
-			for j := 0; j < i; j++ {
-				// (P H P)[n-1-i][n-1-j] = H[i][j]; store at row max(ri,rj).
-				a[(n-1-j)*n+ri] = h[i*n+j]
-			}
+			a[i*n+i] = d
 		}
+		// P·H·P (P reverses indices) is the flat array reversed:
+		// element (i, j) moves to (n−1−i, n−1−j).
+		slices.Reverse(a)
 		if !linalg.Cholesky(a, n, n) {
 			damp *= 10
 			continue
 		}
-		linalg.InvertLower(a, n, n)
-		x := a // L⁻¹, lower
+		linalg.InvertLower(a, n, n) // L⁻¹, lower
 		p := &prepared{U: make([]float32, n*n), Ucc: make([]float32, n), Imp: imp}
-		for i := 0; i < n; i++ {
+		parallelFor(n, func(i int) {
+			// U[i][j] = L⁻¹[n−1−i][n−1−j] for j ≥ i
+			src := a[(n-1-i)*n : (n-i)*n]
+			dst := p.U[i*n : (i+1)*n]
 			for j := i; j < n; j++ {
-				p.U[i*n+j] = float32(x[(n-1-i)*n+(n-1-j)])
+				dst[j] = float32(src[n-1-j])
 			}
-			p.Ucc[i] = p.U[i*n+i]
-		}
+			p.Ucc[i] = dst[i]
+		})
 		return p, nil
 	}
 	return nil, fmt.Errorf("hessian is not positive definite even with dampening")

@@ -19,7 +19,7 @@ import (
 // the columns after it are quantized, so the optimum moves once all the
 // codes are known; this step is the exact minimiser over the scales alone.
 // w and q are rows of ld floats (the first cols used); hf is the Hessian
-// restricted to the first cols rows and columns (hessianF32: padding
+// restricted to the first cols rows and columns (rotatedF32: padding
 // columns meet zero inputs).
 // apply(r, g, s) is called for each multiplier worth applying: finite,
 // within [0.5, 2] (a wilder one means a degenerate group: keep the scale).
@@ -54,15 +54,18 @@ func refineScales(w, q []float32, hf []float32, ld, rows, cols, gs int, apply fu
 	})
 }
 
-// hessianF32 is the first cols rows and columns of the ld×ld Hessian h in
-// float32, the form the refits multiply with.
-func hessianF32(h []float64, ld, cols int) []float32 {
-	hf := make([]float32, cols*cols)
-	for i := 0; i < cols; i++ {
-		for j := 0; j < cols; j++ {
-			hf[i*cols+j] = float32(h[i*ld+j])
+// rotatedF32 is h.H rotated with the signs of seed (0: not rotated), in
+// float32: the form the refits multiply with.
+func (h *Hessian) rotatedF32(seed uint64) []float32 {
+	n := h.Cols
+	a := make([]float64, n*n)
+	fillHessian(a, n, h.H, n, seed)
+	hf := make([]float32, n*n)
+	parallelFor(n, func(i int) {
+		for j, v := range a[i*n : (i+1)*n] {
+			hf[i*n+j] = float32(v)
 		}
-	}
+	})
 	return hf
 }
 

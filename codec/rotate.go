@@ -52,27 +52,49 @@ func rotateBackward(x, signs []float32) {
 	}
 }
 
-// rotateHessian returns Q·H·Qᵀ for a cols×cols matrix H.
-func rotateHessian(h []float64, cols int, signs []float32) []float64 {
-	out := make([]float64, len(h))
-	// Work in float64 for accuracy.
-	row := make([]float64, cols)
-	for r := 0; r < cols; r++ {
-		copy(row, h[r*cols:(r+1)*cols])
-		rotateForward64(row, signs)
-		copy(out[r*cols:], row)
-	}
-	col := make([]float64, cols)
-	for c := 0; c < cols; c++ {
-		for r := 0; r < cols; r++ {
-			col[r] = out[r*cols+c]
+// fillHessian sets the n×n a to the cols×cols h rotated with the signs of
+// seed (0: not rotated), Q·H·Qᵀ, padded with unit diagonal past cols. H is
+// symmetric, so Q·H·Qᵀ is its rows rotated (H·Qᵀ), transposed (Q·H) and
+// its rows rotated again: every pass runs along rows, in place.
+func fillHessian(a []float64, n int, h []float64, cols int, seed uint64) {
+	for i := 0; i < n; i++ {
+		row := a[i*n : (i+1)*n]
+		if i < cols {
+			copy(row, h[i*cols:(i+1)*cols])
+			clear(row[cols:])
+			continue
 		}
-		rotateForward64(col, signs)
-		for r := 0; r < cols; r++ {
-			out[r*cols+c] = col[r]
-		}
+		clear(row)
+		row[i] = 1
 	}
-	return out
+	if seed == 0 {
+		return
+	}
+	signs := RotationSigns(seed, cols)
+	rows := func() {
+		parallelFor(cols, func(r int) { rotateForward64(a[r*n:r*n+cols], signs) })
+	}
+	rows()
+	transposeSquare(a, cols, n)
+	rows()
+}
+
+// transposeSquare transposes the m×m top-left block of a (leading
+// dimension ld) in place, in 64×64 tiles so that both sides of each swap
+// stay in cache.
+func transposeSquare(a []float64, m, ld int) {
+	const bs = 64
+	tiles := (m + bs - 1) / bs
+	parallelFor(tiles, func(ti int) {
+		i0 := ti * bs
+		for j0 := i0; j0 < m; j0 += bs {
+			for i := i0; i < min(i0+bs, m); i++ {
+				for j := max(j0, i+1); j < min(j0+bs, m); j++ {
+					a[i*ld+j], a[j*ld+i] = a[j*ld+i], a[i*ld+j]
+				}
+			}
+		}
+	})
 }
 
 func rotateForward64(x []float64, signs []float32) {

@@ -274,8 +274,8 @@ func (sparseCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([]
 	var prep *prepared
 	sq := &sparseQuant{l: l, cols: cols, kept: make([][]int32, rows), codes: make([][]uint8, rows),
 		cursor: make([]int, rows), scales: make([]float32, rows*l.groups), mark: make([][]bool, rows)}
-	if h != nil {
-		if prep, err = prepareHessian(h.H, cols, p.Damp); err != nil {
+	if h != nil && h.H != nil {
+		if prep, err = h.factor(0, cols, p.Damp); err != nil {
 			return nil, fmt.Errorf("codec sparse: %v", err)
 		}
 		sq.imp, sq.ucc = prep.Imp, prep.Ucc

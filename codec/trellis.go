@@ -528,36 +528,19 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 	for r := 0; r < rows; r++ {
 		copy(work[r*cp:r*cp+cols], w[r*cols:(r+1)*cols])
 	}
-	var hm []float64
 	var rw []float32 // row weights over the padded rows, or nil
-	if h != nil {
-		hm = h.H
-		if h.RowWeights != nil {
-			rw = make([]float32, rp)
-			copy(rw, h.RowWeights)
-		}
+	if h != nil && h.RowWeights != nil {
+		rw = make([]float32, rp)
+		copy(rw, h.RowWeights)
 	}
 	if p.Rotate != 0 {
 		signs := RotationSigns(p.Rotate, cols)
 		parallelFor(rows, func(r int) { RotateForward(work[r*cp:r*cp+cols], signs) })
-		if hm != nil {
-			hm = h.rotated(p.Rotate, signs)
-		}
 	}
 	var prep *prepared
-	if hm != nil {
-		if cp != cols {
-			// Padding columns are independent of the rest, with unit energy.
-			hp := make([]float64, cp*cp)
-			for i := 0; i < cols; i++ {
-				copy(hp[i*cp:i*cp+cols], hm[i*cols:(i+1)*cols])
-			}
-			for i := cols; i < cp; i++ {
-				hp[i*cp+i] = 1
-			}
-			hm = hp
-		}
-		if prep, err = h.prepare(p.Rotate, hm, cp, p.Damp); err != nil {
+	if h != nil && h.H != nil {
+		// Padding columns are independent of the rest, with unit energy.
+		if prep, err = h.factor(p.Rotate, cp, p.Damp); err != nil {
 			return nil, fmt.Errorf("codec trellis: %v", err)
 		}
 	}
@@ -640,14 +623,14 @@ func (trellisCodec) Encode(w []float32, rows, cols int, p Params, h *Hessian) ([
 	})
 	if orig != nil {
 		// The codes are final: refit the codebook to them, then each row's
-		// group scales (hm is the rotated, padded Hessian).
+		// group scales, with the rotated Hessian.
 		index := func(r, c int) int {
 			b, t := r/16, c/16
 			tile := tiles[(b*l.tcols+t)*l.tileBytes : (b*l.tcols+t+1)*l.tileBytes]
 			return TrellisIndex(TrellisWindow(tile, TrellisPos(r%16, c%16), l.k))
 		}
 		scale := func(r, c int) float32 { return scales[(r/16*l.groups+c/l.gs)*16+r%16] }
-		hf := hessianF32(hm, cp, cols)
+		hf := h.rotatedF32(p.Rotate)
 		if ncb, ok := refitCodebook(orig, hf, cp, rows, cols, cb, index, scale, rw); ok && refitTrellisCodebook {
 			cb = ncb
 			for i, v := range cb {
