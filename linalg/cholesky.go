@@ -21,7 +21,7 @@ const invPanel = 256
 // Cholesky factorises the symmetric positive definite n×n matrix whose
 // lower triangle (diagonal included) is in a (leading dimension lda) in
 // place into L, lower triangular with A = L·Lᵀ. It reads only the lower
-// triangle; entries up to 7 columns above the diagonal are used as
+// triangle; entries up to 15 columns above the diagonal (the widest micro-tile) are used as
 // scratch (the multiplies' micro-tiles on the diagonal). It reports false,
 // leaving a partly overwritten, if A is not positive definite (a pivot
 // ≤ 0, infinite or NaN).

@@ -1,6 +1,6 @@
 // Package linalg holds the dense float64 algebra the compressor's GPTQ
 // encoder runs on a layer's Hessians: a blocked, packed matrix multiply
-// (an AVX2/FMA micro-kernel on amd64, portable Go elsewhere), and on it a
+// (AVX-512 or AVX2/FMA micro-kernels on amd64, portable Go elsewhere), and on it a
 // blocked Cholesky factorisation and a blocked inverse of a lower
 // triangular matrix.
 //

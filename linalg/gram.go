@@ -6,7 +6,7 @@ import "github.com/upg-ai/upg/tensor"
 // for the n rows x_t, y_t of x and y (n×c each, row-major; x and y may be
 // the same slice): dst[i][j] += Σ_t x[t][i]·y[t][j], summed in float64.
 // With upper, only the upper triangle (j ≥ i) is promised: blocks wholly
-// below the diagonal are skipped, and entries up to 3 rows below it may be
+// below the diagonal are skipped, and entries up to 7 rows below it (the tallest micro-tile) may be
 // written.
 func AddGram(dst []float64, ldd int, x, y []float32, n, c int, upper bool) {
 	mulAdd(shape{aT: true, upperC: upper}, c, c, n, 1, x, c, y, c, dst, ldd)

@@ -10,13 +10,11 @@ import (
 // kernels runs f once with each micro-kernel this machine has.
 func kernels(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
-	saved := useAVX2
-	defer func() { useAVX2 = saved }()
-	useAVX2 = false
-	t.Run("go", f)
-	if saved {
-		useAVX2 = true
-		t.Run("avx2", f)
+	saved := active
+	defer func() { active = saved }()
+	for _, k := range available() {
+		active = k
+		t.Run(k.name, f)
 	}
 }
 
@@ -31,7 +29,7 @@ func randMat(r *rand.Rand, rows, cols int) []float64 {
 func TestMulAddMatchesNaive(t *testing.T) {
 	kernels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, 2))
-		for _, sz := range [][3]int{{1, 1, 1}, {4, 8, 1}, {5, 9, 3}, {64, 64, 256}, {67, 130, 257}, {130, 67, 600}, {3, 200, 17}} {
+		for _, sz := range [][3]int{{1, 1, 1}, {4, 8, 1}, {5, 9, 3}, {64, 64, 256}, {67, 130, 257}, {130, 67, 600}, {3, 200, 17}, {203, 203, 300}} {
 			m, n, k := sz[0], sz[1], sz[2]
 			for _, s := range []shape{{}, {bT: true}, {lowerC: true, bT: true}, {lowerB: true}, {aT: true}, {aT: true, upperC: true}, {lowerA: true}} {
 				if (s.lowerC || s.upperC) && m != n || s.lowerB && n != k || s.lowerA && m != k {
@@ -92,6 +90,7 @@ func TestMulAddMatchesNaive(t *testing.T) {
 							// outside C, or on the skipped side of its
 							// diagonal: untouched outside the micro-tiles
 							// on the diagonal
+							mr, nr := active.mr, active.nr
 							i0, j0 := i/mr*mr, j/nr*nr // the micro-tile's corner
 							written := j < n && (s.lowerC && j0 <= i0+mr-1 || s.upperC && j0+nr-1 >= i0)
 							if !written && got != orig[i*ldc+j] {
@@ -330,6 +329,26 @@ func TestQuadForms(t *testing.T) {
 		}
 		if math.Abs(got[row]-want) > 1e-10*(1+math.Abs(want)) {
 			t.Fatalf("row %d: %v, want %v", row, got[row], want)
+		}
+	}
+}
+
+// BenchmarkMulAdd: C += A·B at square sizes, each kernel this machine has
+// (MB/s reads as Mflop/s).
+func BenchmarkMulAdd(b *testing.B) {
+	saved := active
+	defer func() { active = saved }()
+	for _, k := range available() {
+		for _, n := range []int{512, 2048} {
+			b.Run(fmt.Sprintf("%s/%d", k.name, n), func(b *testing.B) {
+				active = k
+				r := rand.New(rand.NewPCG(11, 12))
+				x, y, c := randMat(r, n, n), randMat(r, n, n), make([]float64, n*n)
+				b.SetBytes(2 * int64(n) * int64(n) * int64(n))
+				for b.Loop() {
+					MulAdd(n, n, n, 1, x, n, y, n, c, n)
+				}
+			})
 		}
 	}
 }

@@ -16,12 +16,28 @@ import (
 // worth of multiply-adds. Each element of C gets its k blocks' sums in
 // order, so the result does not depend on the number of goroutines.
 const (
-	mr      = 4   // micro-kernel rows
-	nr      = 8   // micro-kernel columns
-	mcTile  = 64  // rows of C a work item takes (a multiple of mr)
-	ncChunk = 512 // columns of C a work item takes (a multiple of nr)
+	mcTile  = 96  // rows of C a work item takes (a multiple of every kernel's mr)
+	ncChunk = 512 // columns of C a work item takes (a multiple of every kernel's nr)
 	kcBlock = 256 // k values a packed block holds
+	maxMR   = 8   // the largest mr of any micro-kernel
+	maxNR   = 16  // the largest nr
 )
+
+// microKernel adds alpha times the product of two packed micro-panels to an
+// mr×nr tile of C: c[r·ldc+q] += alpha·Σ_kk a[kk·mr+r]·b[kk·nr+q], the sum
+// over kk = 0..kb−1 in order.
+type microKernel struct {
+	name   string
+	mr, nr int
+	run    func(kb int, a, b, c []float64, ldc int, alpha float64)
+}
+
+// goKernel is the portable micro-kernel.
+var goKernel = microKernel{"go", goMR, goNR, kernGo}
+
+// active is the micro-kernel mulAdd runs: the first (fastest) this machine
+// has (a variable so that tests run every kernel on one machine).
+var active = available()[0]
 
 // shape selects how mulAdd reads A and B and which parts of C it computes.
 type shape struct {
@@ -56,6 +72,8 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 		return
 	}
 	c64, _ := any(c).([]float64)
+	kn := active
+	mr, nr := kn.mr, kn.nr
 	workers := runtime.GOMAXPROCS(0)
 	type item struct{ i0, j0 int }
 	var items []item
@@ -85,7 +103,7 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 			case s.bT:
 				packRows(d, b[j0*ldb+k0:], ldb, w, kb, nr)
 			case s.lowerB:
-				packBLower(d, b[k0*ldb+j0:], ldb, w, kb, k0-j0)
+				packBLower(d, b[k0*ldb+j0:], ldb, w, kb, nr, k0-j0)
 			default:
 				packCols(d, b[k0*ldb+j0:], ldb, w, kb, nr)
 			}
@@ -102,7 +120,7 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 		var next atomic.Int64
 		parallel(min(workers, len(items)), 0, func(g int) {
 			ap := *aps[g]
-			var tmp [mr * nr]float64
+			var tmp [maxMR * maxNR]float64
 			for {
 				t := int(next.Add(1) - 1)
 				if t >= len(items) {
@@ -114,7 +132,7 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 				case s.aT:
 					packCols(ap, a[k0*lda+i0:], lda, mb, kb, mr)
 				case s.lowerA:
-					packALower(ap, a[i0*lda+k0:], lda, mb, kb, i0-k0)
+					packALower(ap, a[i0*lda+k0:], lda, mb, kb, mr, i0-k0)
 				default:
 					packRows(ap, a[i0*lda+k0:], lda, mb, kb, mr)
 				}
@@ -129,13 +147,13 @@ func mulAdd[TA, TB float32 | float64, TC float32 | float64](s shape, m, n, k int
 						as := ap[ii*kb : (ii+mr)*kb]
 						off := i*ldc + j
 						if c64 != nil && ii+mr <= mb && jj+nr <= jn {
-							kern(kb, as, bs, c64[off:], ldc, alpha)
+							kn.run(kb, as, bs, c64[off:], ldc, alpha)
 							continue
 						}
 						// an edge or a float32 C: the kernel into tmp,
 						// then the valid part
-						tmp = [mr * nr]float64{}
-						kern(kb, as, bs, tmp[:], nr, alpha)
+						tmp = [maxMR * maxNR]float64{}
+						kn.run(kb, as, bs, tmp[:], nr, alpha)
 						for r := 0; r < min(mr, mb-ii); r++ {
 							for q := 0; q < min(nr, jn-jj); q++ {
 								c[off+r*ldc+q] += TC(tmp[r*nr+q])
@@ -232,64 +250,69 @@ func packCols[T float32 | float64](dst []float64, src []T, ld, count, kb, w int)
 	}
 }
 
-// packALower is packRows (w = mr) for the block of a lower triangular A at row i0,
+// packALower is packRows for the block of a lower triangular A at row i0,
 // column k0 of it (off = i0 − k0): entries above A's diagonal (kk > i +
 // off) are packed as zeros, unread.
-func packALower[T float32 | float64](dst []float64, a []T, lda, mb, kb, off int) {
-	for p := 0; p*mr < mb; p++ {
-		d := dst[p*mr*kb : (p+1)*mr*kb]
-		for r := 0; r < mr; r++ {
-			i := p*mr + r
+func packALower[T float32 | float64](dst []float64, a []T, lda, mb, kb, w, off int) {
+	for p := 0; p*w < mb; p++ {
+		d := dst[p*w*kb : (p+1)*w*kb]
+		for r := 0; r < w; r++ {
+			i := p*w + r
 			last := min(kb, max(0, i+off+1)) // columns < last are in the triangle
 			if i >= mb {
 				last = 0
 			}
 			for kk := 0; kk < last; kk++ {
-				d[kk*mr+r] = float64(a[i*lda+kk])
+				d[kk*w+r] = float64(a[i*lda+kk])
 			}
 			for kk := last; kk < kb; kk++ {
-				d[kk*mr+r] = 0
+				d[kk*w+r] = 0
 			}
 		}
 	}
 }
 
-// packBLower is packCols (w = nr) for the block of a lower triangular B at row k0,
+// packBLower is packCols for the block of a lower triangular B at row k0,
 // column j0 of it (off = k0 − j0): entries above B's diagonal (q > kk +
 // off) are packed as zeros, unread.
-func packBLower[T float32 | float64](dst []float64, b []T, ldb, nb, kb, off int) {
-	for p := 0; p*nr < nb; p++ {
-		d := dst[p*nr*kb : (p+1)*nr*kb]
+func packBLower[T float32 | float64](dst []float64, b []T, ldb, nb, kb, w, off int) {
+	for p := 0; p*w < nb; p++ {
+		d := dst[p*w*kb : (p+1)*w*kb]
 		for kk := 0; kk < kb; kk++ {
-			o := d[kk*nr : kk*nr+nr]
-			last := min(nr, nb-p*nr, max(0, kk+off+1-p*nr)) // columns < last are in the triangle
+			o := d[kk*w : kk*w+w]
+			last := min(w, nb-p*w, max(0, kk+off+1-p*w)) // columns < last are in the triangle
 			for q := 0; q < last; q++ {
-				o[q] = float64(b[kk*ldb+p*nr+q])
+				o[q] = float64(b[kk*ldb+p*w+q])
 			}
-			for q := last; q < nr; q++ {
+			for q := last; q < w; q++ {
 				o[q] = 0
 			}
 		}
 	}
 }
 
-// kernGo is the portable micro-kernel: c[r·ldc+q] += alpha·Σ_kk
-// a[kk·mr+r]·b[kk·nr+q] for the mr×nr tile (the packed panels of kb values).
+// The portable micro-kernel's tile.
+const (
+	goMR = 4
+	goNR = 8
+)
+
+// kernGo is the portable micro-kernel (goMR×goNR).
 func kernGo(kb int, a, b, c []float64, ldc int, alpha float64) {
-	var acc [mr][nr]float64
-	a, b = a[:kb*mr], b[:kb*nr]
+	var acc [goMR][goNR]float64
+	a, b = a[:kb*goMR], b[:kb*goNR]
 	for kk := 0; kk < kb; kk++ {
-		av := a[kk*mr : kk*mr+mr]
-		bv := b[kk*nr : kk*nr+nr]
-		for r := 0; r < mr; r++ {
+		av := a[kk*goMR : kk*goMR+goMR]
+		bv := b[kk*goNR : kk*goNR+goNR]
+		for r := 0; r < goMR; r++ {
 			x := av[r]
-			for q := 0; q < nr; q++ {
+			for q := 0; q < goNR; q++ {
 				acc[r][q] += x * bv[q]
 			}
 		}
 	}
-	for r := 0; r < mr; r++ {
-		row := c[r*ldc : r*ldc+nr]
+	for r := 0; r < goMR; r++ {
+		row := c[r*ldc : r*ldc+goNR]
 		for q := range row {
 			row[q] += alpha * acc[r][q]
 		}
