@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"text/tabwriter"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 
 func newCompressCmd() *cobra.Command {
 	var opts compress.Options
-	var out, calib, family, size string
+	var out, calib, family, size, profile string
 	var asJSON, quiet, rotate bool
 	cmd := &cobra.Command{
 		Use:   "compress SRC --out FILE (--target-bpw B | --target-size BYTES) [--calib TEXTFILE]",
@@ -77,6 +78,17 @@ interrupted run never leaves a partial FILE.`,
 				opts.Progress = bar.set
 			}
 			defer removePartialOnSignal()()
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			rep, err := compress.Run(args[0], out, opts)
 			if bar != nil {
 				bar.finish(err)
@@ -108,6 +120,7 @@ interrupted run never leaves a partial FILE.`,
 	fl.IntVarP(&opts.Threads, "threads", "t", 0, "CPU threads (default: all cores)")
 	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fl.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	fl.StringVar(&profile, "cpuprofile", "", "write a CPU profile (pprof) of the whole compression to this file")
 	return cmd
 }
 

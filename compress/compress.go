@@ -37,6 +37,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -140,6 +141,13 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	if opts.Progress == nil {
 		opts.Progress = func(int64, int64, string) {}
+	}
+	if os.Getenv("GOGC") == "" {
+		// The heap is a few huge pointer-free matrices (Hessians, factors,
+		// float copies of weights), cheap to mark: collect at 25% growth,
+		// not at Go's default 100%, which would keep as much garbage
+		// resident as there is live data (gigabytes at Phi-4's widths).
+		defer debug.SetGCPercent(debug.SetGCPercent(25))
 	}
 	ck, err := checkpoint.Open(src)
 	if err != nil {
