@@ -352,3 +352,33 @@ func BenchmarkMulAdd(b *testing.B) {
 		}
 	}
 }
+
+// TestFMAKernelsAgree: the vector kernels sum each element over k in the
+// same order with fused multiply-adds, so their results are the same bits
+// (the portable kernel rounds each product: close, not equal).
+func TestFMAKernelsAgree(t *testing.T) {
+	saved := active
+	defer func() { active = saved }()
+	r := rand.New(rand.NewPCG(13, 14))
+	const m, n, k = 203, 150, 600
+	a, b, c0 := randMat(r, m, k), randMat(r, k, n), randMat(r, m, n)
+	var first []float64
+	var firstName string
+	for _, kn := range available() {
+		if kn.name == "go" {
+			continue
+		}
+		active = kn
+		c := append([]float64(nil), c0...)
+		MulAdd(m, n, k, -0.5, a, k, b, n, c, n)
+		if first == nil {
+			first, firstName = c, kn.name
+			continue
+		}
+		for i := range c {
+			if math.Float64bits(c[i]) != math.Float64bits(first[i]) {
+				t.Fatalf("%s and %s differ at %d: %v against %v", kn.name, firstName, i, c[i], first[i])
+			}
+		}
+	}
+}
