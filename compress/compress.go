@@ -735,6 +735,11 @@ func (c *compressor) collectDiag() error {
 					return err
 				}
 			}
+			// This stage's Hessians and factors are garbage now: collect
+			// them before the next stage allocates its own (at Phi-4's
+			// FFN width each is 2.6 GB; at 25% growth the GC would
+			// otherwise carry the smaller stages' into the largest's peak).
+			debug.FreeOSMemory()
 		}
 		c.ck.Release()
 		c.opts.Progress(0, c.totalParams, fmt.Sprintf("calibration statistics layer %d/%d", li+1, cfg.Layers))
@@ -1036,7 +1041,7 @@ func rtnPlanEncode(sample []float32, sr, cols int, cp codec.Params, rowW []float
 }
 
 // gptqPlanErrs estimates each candidate's relative output error
-// (outputRelErr with the Hessian meas) when the sr sampled rows are encoded
+// (outputErr(w, wq)/outputErr(w, nil) with the Hessian meas) when the sr sampled rows are encoded
 // with GPTQ on h, and the round-to-nearest error of candidate probe in the
 // same metric.
 // GPTQ's result for a row depends on that row and H alone, so a sample of
@@ -1044,6 +1049,17 @@ func rtnPlanEncode(sample []float32, sr, cols int, cp codec.Params, rowW []float
 // is factorised once for all candidates.
 func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe int, h *codec.Hessian, meas []float64, rowW []float32) (errs []float64, probeErr float64, err error) {
 	errs = make([]float64, len(cands))
+	// The sampled rows' own output energy, the denominator, once
+	// for each set of rows: planSample gives one set for each row count.
+	dens := map[int]float64{}
+	relErr := func(x, dec []float32, n int) float64 {
+		den, ok := dens[n]
+		if !ok {
+			den = outputErr(x[:n*cols], nil, n, cols, meas, rowW)
+			dens[n] = den
+		}
+		return relTo(outputErr(x[:n*cols], dec, n, cols, meas, rowW), den)
+	}
 	for i, cp := range cands {
 		x, n := planSample(sample, sr, cols, cp, rowW)
 		hi := h
@@ -1056,37 +1072,42 @@ func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe in
 		if err != nil {
 			return nil, 0, err
 		}
-		errs[i] = outputRelErr(x[:n*cols], dec, n, cols, meas, rowW)
+		errs[i] = relErr(x, dec, n)
 	}
 	x, n, dec, err := rtnPlanEncode(sample, sr, cols, cands[probe], rowW)
 	if err != nil {
 		return nil, 0, err
 	}
-	return errs, outputRelErr(x[:n*cols], dec, n, cols, meas, rowW), nil
+	return errs, relErr(x, dec, n), nil
 }
 
-// outputRelErr is the relative output error of an encoding,
-// Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ / Σ_r rowW[r]·w_r H w_rᵀ (H cols×cols;
-// rows unweighted where rowW is nil), the quadratic forms taken by
-// linalg.QuadForms (blocked, on every core).
-func outputRelErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
-	a := make([]float64, 2*rows*cols) // the rows of w − wq, then the rows of w
-	d, x := a[:rows*cols], a[rows*cols:]
-	for i := range x {
-		x[i] = float64(w[i])
-		d[i] = x[i] - float64(wq[i])
+// outputErr is Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ (H cols×cols; rows
+// unweighted where rowW is nil), of w itself where wq is nil, the quadratic
+// forms taken by linalg.QuadForms (blocked, on every core). The planner's
+// relative output error is outputErr(w, wq)/outputErr(w, nil).
+func outputErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
+	d := make([]float64, rows*cols)
+	for i := range d {
+		d[i] = float64(w[i])
+		if wq != nil {
+			d[i] -= float64(wq[i])
+		}
 	}
-	forms := make([]float64, 2*rows)
-	linalg.QuadForms(forms, a, 2*rows, cols, H)
-	var num, den float64
-	for r := 0; r < rows; r++ {
+	forms := make([]float64, rows)
+	linalg.QuadForms(forms, d, rows, cols, H)
+	var sum float64
+	for r, f := range forms {
 		rw := 1.0
 		if rowW != nil {
 			rw = float64(rowW[r])
 		}
-		num += rw * forms[r]
-		den += rw * forms[rows+r]
+		sum += rw * f
 	}
+	return sum
+}
+
+// relTo is num/den, 0 where den is 0.
+func relTo(num, den float64) float64 {
 	if den == 0 {
 		return 0
 	}
