@@ -28,10 +28,11 @@ func MulAdd(m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb i
 }
 
 // QuadForms sets dst[r] = a_r·H·a_rᵀ for the m rows a_r of a (n values
-// each, row-major) and the n×n H: Y = A·H by MulAdd, 64 rows at a time,
-// then each row's dot product with its Y row.
+// each, row-major) and the n×n H: Y = A·H by MulAdd, 256 rows at a time,
+// then each row's dot product with its Y row. Each MulAdd packs all of H:
+// with 64-row chunks that packing took a third as long as the multiply.
 func QuadForms(dst, a []float64, m, n int, h []float64) {
-	const chunk = 64
+	const chunk = 256
 	y := make([]float64, min(m, chunk)*n)
 	for r0 := 0; r0 < m; r0 += chunk {
 		mb := min(chunk, m-r0)

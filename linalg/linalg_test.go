@@ -316,7 +316,7 @@ func TestSubProduct(t *testing.T) {
 
 func TestQuadForms(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	m, n := 70, 37 // past one 64-row chunk
+	m, n := 270, 37 // past one 256-row chunk
 	a, h := randMat(r, m, n), randMat(r, n, n)
 	got := make([]float64, m)
 	QuadForms(got, a, m, n, h)
