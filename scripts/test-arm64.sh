@@ -4,7 +4,9 @@
 # Armv8.2 dot product (the SDOT kernels); `-cpu cortex-a72` does not (the
 # SMULL/SMLAL2/SADALP fallback). Every NEON kernel is checked: the matrix
 # kernels against the codec's reference decoder, the attention and RMSNorm
-# kernels against the Go loops, and the golden logits through the arm64 build.
+# kernels against the Go loops, linalg's float64 micro-kernel (the
+# compressor's) against its portable one, and the golden logits through the
+# arm64 build.
 # Needs qemu-user-static and, since main's CUDA backend links the system's
 # driver dynamically on linux/arm64 (dynamic test binaries), the arm64
 # dynamic loader (Debian: apt-get install qemu-user-static
@@ -19,10 +21,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/cpu.test" ./backend/cpu
 GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/model.test" ./model
+GOARCH=arm64 CGO_ENABLED=0 go test -c -o "$tmp/linalg.test" ./linalg
 kernels='^(TestKernelsMatchOracle|TestTrellisKernels|TestTrellisNEONWithoutDotProd|TestArgOffsets|TestDecodeRow|TestMatMulAllocs|TestKernelEnv|TestRotateMatchesCodec|TestParallelForCovers|TestQuantQ8|TestAttnKernelsQ8|TestKVQ8Attention|TestAttnKernels|TestRMSNormKernel|TestQuantizeKernel)$'
 for c in max cortex-a72; do
   echo "-- qemu -cpu $c: backend/cpu kernels"
   (cd backend/cpu && "$QEMU" -cpu "$c" "$tmp/cpu.test" -test.run "$kernels")
 done
+echo "-- qemu -cpu max: linalg (the compressor's NEON micro-kernel against the portable one and the triple loop)"
+(cd linalg && "$QEMU" -cpu max "$tmp/linalg.test")
 echo "-- qemu -cpu max: model golden logits"
 (cd model && "$QEMU" -cpu max "$tmp/model.test" -test.run '^(TestGoldenLogits|TestCompressedDecodeEveryLevel)$')
