@@ -132,21 +132,33 @@ func (q *quantizer) fit(x, a []float32, codes []uint8) (d, m float32) {
 		return 0, 0
 	}
 	best, bestD := math.Inf(1), float32(0)
+	var sxx float64 // Σ a x², the same for every scale tried
+	for i, v := range x {
+		w := float64(1)
+		if a != nil {
+			w = float64(a[i])
+		}
+		sxx += w * float64(v) * float64(v)
+	}
 	try := func(d float32) {
 		if d == 0 || math.IsInf(float64(d), 0) || d != d {
 			return
 		}
-		var sxl, sll, sxx float64
+		var sxl, sll float64
 		inv := 1 / d
-		for i, v := range x {
-			w := float64(1)
-			if a != nil {
-				w = float64(a[i])
+		if a == nil { // the weights' loop with w = 1: the same sums
+			for _, v := range x {
+				l := float64(q.L[q.nearest(v*inv)])
+				sxl += float64(v) * l
+				sll += l * l
 			}
-			l := float64(q.L[q.nearest(v*inv)])
-			sxl += w * float64(v) * l
-			sll += w * l * l
-			sxx += w * float64(v) * float64(v)
+		} else {
+			for i, v := range x {
+				w := float64(a[i])
+				l := float64(q.L[q.nearest(v*inv)])
+				sxl += w * float64(v) * l
+				sll += w * l * l
+			}
 		}
 		if sll == 0 {
 			return

@@ -120,3 +120,23 @@ func BenchmarkNearestLinear(b *testing.B) {
 	}
 	_ = s
 }
+
+// BenchmarkFit times the scale search of one 128-value group with column
+// importances, 3-bit learned levels: `go test -run X -bench Fit ./codec`.
+func BenchmarkFit(b *testing.B) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	L := make([]float32, 8)
+	for i := range L {
+		L[i] = float32(rng.NormFloat64())
+	}
+	sort.Slice(L, func(i, j int) bool { return L[i] < L[j] })
+	q := newQuantizer("lloyd", 3, L)
+	x, a := make([]float32, 128), make([]float32, 128)
+	for i := range x {
+		x[i], a[i] = float32(rng.NormFloat64()), float32(0.5+rng.Float64())
+	}
+	codes := make([]uint8, 128)
+	for b.Loop() {
+		q.fit(x, a, codes)
+	}
+}
