@@ -144,10 +144,12 @@ func Run(src, out string, opts Options) (*Report, error) {
 	}
 	if os.Getenv("GOGC") == "" {
 		// The heap is a few huge pointer-free matrices (Hessians, factors,
-		// float copies of weights), cheap to mark: collect at 25% growth,
+		// float copies of weights), cheap to mark: collect at 10% growth,
 		// not at Go's default 100%, which would keep as much garbage
-		// resident as there is live data (gigabytes at Phi-4's widths).
-		defer debug.SetGCPercent(debug.SetGCPercent(25))
+		// resident as there is live data (gigabytes at Phi-4's widths; a
+		// Phi-4-wide layer peaked at 13.3 GB with 100%, 11.1 with 25%,
+		// 10.1 with 10%, no slower: docs/benchmarks.md).
+		defer debug.SetGCPercent(debug.SetGCPercent(10))
 	}
 	ck, err := checkpoint.Open(src)
 	if err != nil {
