@@ -187,14 +187,31 @@ func OutputError(w, wq []float32, rows, cols int, h *Hessian) float64 {
 		}
 		return total
 	}
+	return WeightedOutputError(w, wq, rows, cols, h.H, nil)
+}
+
+// WeightedOutputError returns Σ_r rowW[r]·(w−wq)_r·H·(w−wq)_rᵀ for the
+// rows×cols w and wq and the cols×cols H (rows unweighted where rowW is
+// nil; of w itself, Σ_r rowW[r]·w_r·H·w_rᵀ, where wq is nil), the
+// quadratic forms taken by linalg.QuadForms (blocked, on every core). The
+// compressor's planner ranks encodings by its ratio with wq and without.
+func WeightedOutputError(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
 	d := make([]float64, rows*cols)
 	for i := range d {
-		d[i] = float64(w[i]) - float64(wq[i])
+		d[i] = float64(w[i])
+		if wq != nil {
+			d[i] -= float64(wq[i])
+		}
 	}
 	forms := make([]float64, rows)
-	linalg.QuadForms(forms, d, rows, cols, h.H)
-	for _, f := range forms {
-		total += f
+	linalg.QuadForms(forms, d, rows, cols, H)
+	var sum float64
+	for r, f := range forms {
+		rw := 1.0
+		if rowW != nil {
+			rw = float64(rowW[r])
+		}
+		sum += rw * f
 	}
-	return total
+	return sum
 }

@@ -47,7 +47,6 @@ import (
 	"github.com/upg-ai/upg/checkpoint"
 	"github.com/upg-ai/upg/codec"
 	"github.com/upg-ai/upg/internal/sysmem"
-	"github.com/upg-ai/upg/linalg"
 	"github.com/upg-ai/upg/model"
 	"github.com/upg-ai/upg/tensor"
 	"github.com/upg-ai/upg/upgfile"
@@ -739,8 +738,8 @@ func (c *compressor) collectDiag() error {
 			}
 			// This stage's Hessians and factors are garbage now: collect
 			// them before the next stage allocates its own (at Phi-4's
-			// FFN width each is 2.6 GB; at 25% growth the GC would
-			// otherwise carry the smaller stages' into the largest's peak).
+			// FFN width each is 2.6 GB; left to the GC's growth target
+			// they could be carried into the largest stage's peak).
 			debug.FreeOSMemory()
 		}
 		c.ck.Release()
@@ -1043,9 +1042,9 @@ func rtnPlanEncode(sample []float32, sr, cols int, cp codec.Params, rowW []float
 }
 
 // gptqPlanErrs estimates each candidate's relative output error
-// (outputErr(w, wq)/outputErr(w, nil) with the Hessian meas) when the sr sampled rows are encoded
-// with GPTQ on h, and the round-to-nearest error of candidate probe in the
-// same metric.
+// (codec.WeightedOutputError with wq over it without, on the Hessian meas)
+// when the sr sampled rows are encoded with GPTQ on h, and the
+// round-to-nearest error of candidate probe in the same metric.
 // GPTQ's result for a row depends on that row and H alone, so a sample of
 // rows estimates the whole tensor's. A memoised h (codec.Hessian.Memoize)
 // is factorised once for all candidates.
@@ -1057,10 +1056,10 @@ func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe in
 	relErr := func(x, dec []float32, n int) float64 {
 		den, ok := dens[n]
 		if !ok {
-			den = outputErr(x[:n*cols], nil, n, cols, meas, rowW)
+			den = codec.WeightedOutputError(x[:n*cols], nil, n, cols, meas, rowW)
 			dens[n] = den
 		}
-		return relTo(outputErr(x[:n*cols], dec, n, cols, meas, rowW), den)
+		return relTo(codec.WeightedOutputError(x[:n*cols], dec, n, cols, meas, rowW), den)
 	}
 	for i, cp := range cands {
 		x, n := planSample(sample, sr, cols, cp, rowW)
@@ -1081,31 +1080,6 @@ func gptqPlanErrs(sample []float32, sr, cols int, cands []codec.Params, probe in
 		return nil, 0, err
 	}
 	return errs, relErr(x, dec, n), nil
-}
-
-// outputErr is Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ (H cols×cols; rows
-// unweighted where rowW is nil), of w itself where wq is nil, the quadratic
-// forms taken by linalg.QuadForms (blocked, on every core). The planner's
-// relative output error is outputErr(w, wq)/outputErr(w, nil).
-func outputErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
-	d := make([]float64, rows*cols)
-	for i := range d {
-		d[i] = float64(w[i])
-		if wq != nil {
-			d[i] -= float64(wq[i])
-		}
-	}
-	forms := make([]float64, rows)
-	linalg.QuadForms(forms, d, rows, cols, H)
-	var sum float64
-	for r, f := range forms {
-		rw := 1.0
-		if rowW != nil {
-			rw = float64(rowW[r])
-		}
-		sum += rw * f
-	}
-	return sum
 }
 
 // relTo is num/den, 0 where den is 0.

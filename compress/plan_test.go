@@ -312,5 +312,5 @@ func gaussian(rng *rand.Rand, n int) []float32 {
 // outputRelErr is the planner's relative output error of an encoding,
 // Σ_r rowW[r]·(w−wq)_r H (w−wq)_rᵀ / Σ_r rowW[r]·w_r H w_rᵀ.
 func outputRelErr(w, wq []float32, rows, cols int, H []float64, rowW []float32) float64 {
-	return relTo(outputErr(w, wq, rows, cols, H, rowW), outputErr(w, nil, rows, cols, H, rowW))
+	return relTo(codec.WeightedOutputError(w, wq, rows, cols, H, rowW), codec.WeightedOutputError(w, nil, rows, cols, H, rowW))
 }

@@ -362,6 +362,15 @@ func TestFMAKernelsAgree(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
 	const m, n, k = 203, 150, 600
 	a, b, c0 := randMat(r, m, k), randMat(r, k, n), randMat(r, m, n)
+	fma := 0
+	for _, kn := range available() {
+		if kn.name != "go" {
+			fma++
+		}
+	}
+	if fma < 2 {
+		t.Skipf("%d vector kernel on this machine: nothing to compare", fma)
+	}
 	var first []float64
 	var firstName string
 	for _, kn := range available() {
